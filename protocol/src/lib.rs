@@ -1,0 +1,1 @@
+//! rill-protocol: sans-IO codec for the NATS client protocol.

@@ -1,0 +1,1 @@
+//! rill-server.
