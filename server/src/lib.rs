@@ -1,1 +1,3 @@
-//! rill-server.
+//! rill-server: a NATS-compatible event bus with JetStream-style persistence.
+
+pub mod jetstream;
