@@ -116,7 +116,12 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { debug: false, trace: false, logtime: true, log_file: None }
+        Self {
+            debug: false,
+            trace: false,
+            logtime: true,
+            log_file: None,
+        }
     }
 }
 
