@@ -1,1 +1,3 @@
 //! e2e tests.
+
+mod cli;
