@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -169,6 +169,28 @@ impl Server {
             tokio::time::sleep(step.min(Duration::from_secs(1))).await;
         }
     }
+}
+
+/// Binds the client listener with a deep accept backlog: std's default of 128
+/// drops SYNs when hundreds of clients connect at once (nats-server, through Go,
+/// gets the kernel's `somaxconn`).
+async fn bind_clients(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(4096),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 async fn self_wait(rx: &mut mpsc::Receiver<()>) {

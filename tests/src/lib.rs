@@ -366,3 +366,17 @@ fn bin_path(name: &str, env: &str) -> PathBuf {
     );
     path
 }
+
+/// Waits until the server has processed everything `client` sent so far.
+///
+/// async-nats's `flush` only writes the client's buffer; it does not wait for the
+/// server. A request to a subject nobody serves comes back as a no-responders
+/// status after the server handled every earlier op of this connection (it also
+/// works for `echo: false` clients).
+pub async fn sync(client: &async_nats::Client) {
+    let subject = format!("_rill_sync.{}", client.new_inbox().replace('.', "_"));
+    match client.request(subject, bytes::Bytes::new()).await {
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {}
+        other => panic!("sync round trip: {other:?}"),
+    }
+}
