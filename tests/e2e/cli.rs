@@ -83,3 +83,744 @@ async fn harness_config_file_is_passed() {
     let conn = raw::Conn::connect(srv.port()).await;
     assert_eq!(conn.info()["max_payload"], 2048);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The `rill` CLI against a live server.
+// ---------------------------------------------------------------------------------------------------
+
+use rill_tests::cli::{Cli, redact};
+
+/// Binds insta to `tests/snapshots/` for the rest of the test (names get a `cli__` prefix via [`snap!`]).
+fn snapshots() -> insta::internals::SettingsBindDropGuard {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind_to_scope()
+}
+
+/// `assert_snapshot!` with the file named `tests/snapshots/cli__<name>.snap`.
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::assert_snapshot!(format!("cli__{}", $name), $value)
+    };
+}
+
+/// A server of `kind` and a CLI runner pointed at it.
+async fn setup(kind: ServerKind) -> (TestServer, Cli) {
+    let srv = server(kind).await;
+    let cli = Cli::new(srv.url());
+    (srv, cli)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+#[tokio::test]
+async fn cli_help() {
+    let _g = snapshots();
+    let cli = Cli::bare();
+    snap!("help", cli.ok(&["--help"]).await);
+    snap!("help_stream", cli.ok(&["stream", "--help"]).await);
+    snap!(
+        "help_stream_add",
+        cli.ok(&["stream", "add", "--help"]).await
+    );
+    snap!(
+        "help_consumer_add",
+        cli.ok(&["consumer", "add", "--help"]).await
+    );
+    snap!("help_sub", cli.ok(&["sub", "--help"]).await);
+    snap!("help_pub", cli.ok(&["pub", "--help"]).await);
+    snap!("help_server", cli.ok(&["help", "server"]).await);
+}
+
+#[tokio::test]
+async fn cli_bad_arguments_exit_2_with_clap_errors() {
+    let _g = snapshots();
+    let cli = Cli::bare();
+    for (name, args) in [
+        ("bad_unknown_command", vec!["frobnicate"]),
+        ("bad_missing_arg", vec!["stream", "add"]),
+        (
+            "bad_enum_value",
+            vec!["stream", "add", "S", "--storage", "tape"],
+        ),
+        (
+            "bad_duration",
+            vec!["stream", "add", "S", "--max-age", "5 fortnights"],
+        ),
+        ("bad_header", vec!["pub", "a", "b", "-H", "novalue"]),
+        (
+            "bad_deliver_conflict",
+            vec!["sub", "x", "--stream", "S", "--all", "--new"],
+        ),
+    ] {
+        let out = cli.run(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        snap!(name, out.stderr);
+    }
+}
+
+#[tokio::test]
+async fn cli_connection_refused_is_a_clear_error() {
+    let port = rill_tests::free_port();
+    let cli = Cli::new(format!("nats://127.0.0.1:{port}"));
+    let err = cli.fail(&["pub", "a", "b"]).await;
+    assert!(
+        err.starts_with(&format!(
+            "rill: error: cannot connect to nats://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+}
+
+/// `sub --raw --count` prints exactly the payloads and exits; works on any server kind.
+async fn pub_sub_raw(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
+    let sub = cli
+        .spawn(
+            &["sub", "greet.>", "--count", "3", "--raw"],
+            "Subscribing on",
+        )
+        .await;
+    cli.ok(&["pub", "greet.a", "hello"]).await;
+    cli.ok(&["pub", "greet.b", "n={{Count}}", "--count", "2"])
+        .await;
+    let out = sub.finish().await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout, "hello\nn=1\nn=2\n");
+}
+
+#[tokio::test]
+async fn cli_pub_sub_raw() {
+    pub_sub_raw(KIND).await;
+}
+
+/// Queue subscribers share messages; headers print with `--headers`; body comes from stdin.
+async fn queue_headers_stdin(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
+    let sub = cli
+        .spawn(
+            &[
+                "sub",
+                "q.x",
+                "--queue",
+                "workers",
+                "--count",
+                "1",
+                "--raw",
+                "--headers",
+            ],
+            "Subscribing on",
+        )
+        .await;
+    let out = cli
+        .run_with_stdin(
+            &["pub", "q.x", "-H", "Trace:abc", "-H", "a:1"],
+            b"from stdin",
+        )
+        .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stderr, "Published 10 bytes to \"q.x\"\n");
+    let out = sub.finish().await;
+    assert_eq!(out.stdout, "Trace: abc\na: 1\nfrom stdin\n");
+}
+
+#[tokio::test]
+async fn cli_queue_headers_and_stdin_body() {
+    queue_headers_stdin(KIND).await;
+}
+
+/// `reply` answers with a template; `request --raw` prints only the reply; no responders fail.
+async fn request_reply(kind: ServerKind) {
+    let _g = snapshots();
+    let (srv, cli) = setup(kind).await;
+    let replier = cli
+        .spawn(
+            &[
+                "reply",
+                "svc.echo",
+                "echo:{{Request}}:{{Count}}",
+                "--count",
+                "2",
+            ],
+            "Listening on",
+        )
+        .await;
+    let raw = cli
+        .ok(&["request", "svc.echo", "ping", "--timeout", "2s", "--raw"])
+        .await;
+    assert_eq!(raw, "echo:ping:1\n");
+    let human = cli.ok(&["request", "svc.echo", "pong"]).await;
+    snap!("request_human", redact(&human, srv.port()));
+    assert!(replier.finish().await.status.success());
+
+    let err = cli
+        .fail(&["request", "svc.nobody", "x", "--timeout", "1s"])
+        .await;
+    assert_eq!(err, "rill: error: no responders on \"svc.nobody\"\n");
+}
+
+#[tokio::test]
+async fn cli_request_reply() {
+    request_reply(KIND).await;
+}
+
+#[tokio::test]
+async fn cli_stream_lifecycle() {
+    let _g = snapshots();
+    let (srv, cli) = setup(KIND).await;
+    let port = srv.port();
+    let add = cli
+        .ok(&[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.*,returns.>",
+            "--storage",
+            "memory",
+            "--max-msgs",
+            "1000",
+            "--max-age",
+            "1h",
+            "--retention",
+            "limits",
+            "--defaults",
+        ])
+        .await;
+    snap!("stream_add", redact(&add, port));
+
+    let info = json(&cli.ok(&["stream", "info", "ORDERS", "--json"]).await);
+    assert_eq!(info["config"]["name"], "ORDERS");
+    assert_eq!(
+        info["config"]["subjects"],
+        serde_json::json!(["orders.*", "returns.>"])
+    );
+    assert_eq!(info["config"]["storage"], "memory");
+    assert_eq!(info["config"]["max_msgs"], 1000);
+    assert_eq!(info["config"]["max_age"], 3_600_000_000_000u64);
+    assert_eq!(
+        info["type"],
+        "io.nats.jetstream.api.v1.stream_info_response"
+    );
+
+    for n in 1..=3 {
+        cli.ok(&["pub", &format!("orders.{n}"), &format!("order {n}")])
+            .await;
+    }
+    cli.ok(&["pub", "returns.x.y", "r1", "-H", "Why:broken"])
+        .await;
+    cli.ok(&[
+        "stream",
+        "add",
+        "AUDIT",
+        "--subjects",
+        "audit",
+        "--defaults",
+    ])
+    .await;
+
+    let ls = json(&cli.ok(&["stream", "ls", "--json"]).await);
+    assert_eq!(ls["total"], 2);
+    assert_eq!(ls["streams"][0]["config"]["name"], "AUDIT");
+    assert_eq!(ls["streams"][1]["state"]["messages"], 4);
+    snap!("stream_ls", cli.ok(&["stream", "ls"]).await);
+    snap!(
+        "stream_ls_names",
+        cli.ok(&["stream", "ls", "--names"]).await
+    );
+    snap!("stream_report", cli.ok(&["stream", "report"]).await);
+    let info = cli.ok(&["stream", "info", "ORDERS"]).await;
+    snap!("stream_info", redact(&info, port));
+
+    let get = cli.ok(&["stream", "get", "ORDERS", "4"]).await;
+    snap!("stream_get", redact(&get, port));
+    let last = cli
+        .ok(&["stream", "get", "ORDERS", "--last-for", "orders.2", "--raw"])
+        .await;
+    assert_eq!(last, "order 2\n");
+    let got = json(&cli.ok(&["stream", "get", "ORDERS", "1", "--json"]).await);
+    assert_eq!(got["message"]["subject"], "orders.1");
+    let view = cli.ok(&["stream", "view", "ORDERS", "--raw"]).await;
+    assert_eq!(view, "order 1\norder 2\norder 3\nr1\n");
+    let view = cli
+        .ok(&[
+            "stream",
+            "view",
+            "ORDERS",
+            "--subject",
+            "orders.*",
+            "--start-seq",
+            "2",
+            "--count",
+            "1",
+            "--raw",
+        ])
+        .await;
+    assert_eq!(view, "order 2\n");
+
+    let edited = json(
+        &cli.ok(&[
+            "stream",
+            "edit",
+            "ORDERS",
+            "--max-msgs",
+            "50",
+            "--description",
+            "all orders",
+            "--json",
+        ])
+        .await,
+    );
+    assert_eq!(edited["config"]["max_msgs"], 50);
+    assert_eq!(edited["config"]["description"], "all orders");
+    assert_eq!(
+        edited["config"]["max_age"], 3_600_000_000_000u64,
+        "edit keeps other fields"
+    );
+
+    let purged = cli
+        .ok(&["stream", "purge", "ORDERS", "--subject", "orders.1"])
+        .await;
+    assert_eq!(purged, "Purged 1 messages from ORDERS\n");
+    let purged = cli
+        .ok(&["stream", "purge", "ORDERS", "--keep", "1", "-f"])
+        .await;
+    assert_eq!(purged, "Purged 2 messages from ORDERS\n");
+    assert_eq!(
+        cli.ok(&["stream", "rm", "AUDIT", "-f"]).await,
+        "Deleted stream AUDIT\n"
+    );
+    assert_eq!(cli.ok(&["stream", "ls", "--names"]).await, "ORDERS\n");
+}
+
+#[tokio::test]
+async fn cli_stream_errors_name_the_server_code() {
+    let _g = snapshots();
+    let (_srv, cli) = setup(KIND).await;
+    let err = cli.fail(&["stream", "info", "NOPE"]).await;
+    snap!("stream_info_missing", err);
+    cli.ok(&["stream", "add", "S1", "--subjects", "same.>"])
+        .await;
+    let err = cli
+        .fail(&["stream", "add", "S2", "--subjects", "same.>"])
+        .await;
+    snap!("stream_add_overlap", err);
+    let err = cli.fail(&["stream", "get", "S1", "9"]).await;
+    snap!("stream_get_missing", err);
+}
+
+#[tokio::test]
+async fn cli_consumer_lifecycle() {
+    let _g = snapshots();
+    let (srv, cli) = setup(KIND).await;
+    let port = srv.port();
+    cli.ok(&["stream", "add", "JOBS", "--subjects", "jobs.>"])
+        .await;
+    for n in 1..=4 {
+        cli.ok(&[
+            "pub",
+            &format!("jobs.{}", if n % 2 == 0 { "even" } else { "odd" }),
+            &format!("job {n}"),
+        ])
+        .await;
+    }
+    let add = cli
+        .ok(&[
+            "consumer",
+            "add",
+            "JOBS",
+            "worker",
+            "--pull",
+            "--ack",
+            "explicit",
+            "--deliver",
+            "all",
+        ])
+        .await;
+    snap!("consumer_add", redact(&add, port));
+    cli.ok(&[
+        "consumer",
+        "add",
+        "JOBS",
+        "evens",
+        "--pull",
+        "--ack",
+        "explicit",
+        "--deliver",
+        "all",
+        "--filter",
+        "jobs.even",
+    ])
+    .await;
+
+    let got = cli
+        .ok(&[
+            "consumer", "next", "JOBS", "worker", "--count", "3", "--raw",
+        ])
+        .await;
+    assert_eq!(got, "job 1\njob 2\njob 3\n");
+    let got = cli
+        .ok(&["consumer", "next", "JOBS", "evens", "--count", "2", "--raw"])
+        .await;
+    assert_eq!(got, "job 2\njob 4\n");
+    let human = cli.ok(&["consumer", "next", "JOBS", "worker"]).await;
+    snap!("consumer_next", human);
+    let err = cli
+        .fail(&["consumer", "next", "JOBS", "worker", "--timeout", "500ms"])
+        .await;
+    assert!(
+        err.contains("only 0 of 1 messages from JOBS > worker"),
+        "{err}"
+    );
+
+    let info = json(
+        &cli.ok(&["consumer", "info", "JOBS", "worker", "--json"])
+            .await,
+    );
+    assert_eq!(info["num_pending"], 0);
+    check_for(Duration::from_secs(5), || {
+        let cli = &cli;
+        async move {
+            let info = json(
+                &cli.ok(&["consumer", "info", "JOBS", "worker", "--json"])
+                    .await,
+            );
+            info["ack_floor"]["stream_seq"] == 4
+        }
+    })
+    .await;
+    snap!(
+        "consumer_info",
+        redact(&cli.ok(&["consumer", "info", "JOBS", "evens"]).await, port)
+    );
+    let ls = json(&cli.ok(&["consumer", "ls", "JOBS", "--json"]).await);
+    assert_eq!(ls["total"], 2);
+    assert_eq!(ls["consumers"][0]["name"], "evens");
+    snap!("consumer_ls", cli.ok(&["consumer", "ls", "JOBS"]).await);
+
+    let edited = json(
+        &cli.ok(&[
+            "consumer",
+            "edit",
+            "JOBS",
+            "worker",
+            "--max-deliver",
+            "5",
+            "--description",
+            "w",
+            "--json",
+        ])
+        .await,
+    );
+    assert_eq!(edited["config"]["max_deliver"], 5);
+
+    let paused = json(
+        &cli.ok(&[
+            "consumer", "pause", "JOBS", "worker", "--until", "10m", "--json",
+        ])
+        .await,
+    );
+    assert_eq!(paused["paused"], true);
+    let resumed = cli
+        .ok(&["consumer", "pause", "JOBS", "worker", "--resume"])
+        .await;
+    assert_eq!(resumed, "Resumed JOBS > worker\n");
+    let reset = cli
+        .ok(&["consumer", "reset", "JOBS", "worker", "--seq", "2"])
+        .await;
+    assert_eq!(reset, "Reset JOBS > worker: next stream sequence 2\n");
+    let again = cli
+        .ok(&["consumer", "next", "JOBS", "worker", "--raw"])
+        .await;
+    assert_eq!(again, "job 2\n");
+
+    assert_eq!(
+        cli.ok(&["consumer", "rm", "JOBS", "evens", "-f"]).await,
+        "Deleted consumer JOBS > evens\n"
+    );
+    let err = cli.fail(&["consumer", "info", "JOBS", "evens"]).await;
+    snap!("consumer_info_missing", err);
+}
+
+#[tokio::test]
+async fn cli_sub_replays_streams() {
+    let (_srv, cli) = setup(KIND).await;
+    cli.ok(&["stream", "add", "EV", "--subjects", "ev.>"]).await;
+    for (subject, body) in [
+        ("ev.a", "a1"),
+        ("ev.b", "b1"),
+        ("ev.a", "a2"),
+        ("ev.b", "b2"),
+    ] {
+        cli.ok(&["pub", subject, body]).await;
+    }
+    let replay = |args: &'static [&'static str]| {
+        let cli = &cli;
+        async move {
+            let mut full = vec!["sub", "--stream", "EV", "--raw"];
+            full.extend_from_slice(args);
+            cli.ok(&full).await
+        }
+    };
+    assert_eq!(replay(&["--all", "--count", "4"]).await, "a1\nb1\na2\nb2\n");
+    assert_eq!(replay(&["--count", "2"]).await, "a1\nb1\n");
+    assert_eq!(
+        replay(&["--start-seq", "3", "--count", "2"]).await,
+        "a2\nb2\n"
+    );
+    assert_eq!(replay(&["--last", "--count", "1"]).await, "b2\n");
+    assert_eq!(
+        replay(&["--last-per-subject", "--count", "2"]).await,
+        "a2\nb2\n"
+    );
+    assert_eq!(replay(&["--since", "1h", "--count", "1"]).await, "a1\n");
+    assert_eq!(
+        cli.ok(&["sub", "ev.b", "--stream", "EV", "--raw", "--count", "2"])
+            .await,
+        "b1\nb2\n"
+    );
+
+    let live = cli
+        .spawn(
+            &["sub", "--stream", "EV", "--new", "--count", "1", "--raw"],
+            "Replaying stream EV",
+        )
+        .await;
+    // The ordered consumer is created before the ready line, so this message is "new".
+    cli.ok(&["pub", "ev.c", "fresh"]).await;
+    assert_eq!(live.finish().await.stdout, "fresh\n");
+
+    let human = cli.ok(&["sub", "--stream", "EV", "--count", "1"]).await;
+    assert!(
+        human.starts_with(
+            "[#1] Received JetStream message: stream: EV seq 1 / subject: ev.a / time: "
+        ),
+        "{human}"
+    );
+}
+
+#[tokio::test]
+async fn cli_kv() {
+    let _g = snapshots();
+    let (srv, cli) = setup(KIND).await;
+    let port = srv.port();
+    let add = cli.ok(&["kv", "add", "CONFIG", "--history", "5"]).await;
+    snap!("kv_add", add);
+    assert_eq!(
+        cli.ok(&["kv", "put", "CONFIG", "color", "blue"]).await,
+        "blue\n"
+    );
+    cli.ok(&["kv", "put", "CONFIG", "color", "green"]).await;
+    let out = cli
+        .run_with_stdin(&["kv", "put", "CONFIG", "size"], b"XL")
+        .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        cli.ok(&["kv", "get", "CONFIG", "color", "--raw"]).await,
+        "green\n"
+    );
+    assert_eq!(
+        cli.ok(&["kv", "get", "CONFIG", "color", "--revision", "1", "--raw"])
+            .await,
+        "blue\n"
+    );
+    snap!(
+        "kv_get",
+        redact(&cli.ok(&["kv", "get", "CONFIG", "color"]).await, port)
+    );
+    snap!(
+        "kv_history",
+        cli.ok(&["kv", "history", "CONFIG", "color"]).await
+    );
+    assert_eq!(cli.ok(&["kv", "ls", "CONFIG"]).await, "color\nsize\n");
+    assert_eq!(
+        json(&cli.ok(&["kv", "ls", "--json"]).await),
+        serde_json::json!(["CONFIG"])
+    );
+    snap!("kv_ls", cli.ok(&["kv", "ls"]).await);
+
+    let watch = cli.ok(&["kv", "watch", "CONFIG", "--count", "2"]).await;
+    assert_eq!(
+        watch,
+        "[2] PUT CONFIG > color: green\n[3] PUT CONFIG > size: XL\n"
+    );
+
+    cli.ok(&["kv", "del", "CONFIG", "color"]).await;
+    let err = cli.fail(&["kv", "get", "CONFIG", "color"]).await;
+    assert_eq!(
+        err,
+        "rill: error: key \"color\" not found in bucket CONFIG\n"
+    );
+    let err = cli.fail(&["kv", "get", "NOBUCKET", "k"]).await;
+    assert!(err.starts_with("rill: error: bucket NOBUCKET"), "{err}");
+    assert_eq!(
+        cli.ok(&["kv", "del", "CONFIG"]).await,
+        "Deleted bucket CONFIG\n"
+    );
+    assert_eq!(
+        json(&cli.ok(&["kv", "ls", "--json"]).await),
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn cli_object_store() {
+    let _g = snapshots();
+    let (_srv, cli) = setup(KIND).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("blob.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&src, &data).unwrap();
+
+    cli.ok(&["object", "add", "FILES"]).await;
+    let put = cli
+        .ok(&["object", "put", "FILES", src.to_str().unwrap()])
+        .await;
+    assert!(put.starts_with("Stored 293.0 KiB (SHA-256="), "{put}");
+    let out = cli
+        .run_with_stdin(
+            &["object", "put", "FILES", "-", "--name", "small.txt"],
+            b"tiny",
+        )
+        .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    snap!("object_ls", cli.ok(&["object", "ls", "FILES"]).await);
+    snap!("object_buckets", cli.ok(&["object", "ls"]).await);
+
+    let dst = dir.path().join("copy.bin");
+    cli.ok(&[
+        "object",
+        "get",
+        "FILES",
+        "blob.bin",
+        "-O",
+        dst.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+    assert_eq!(
+        cli.ok(&["object", "get", "FILES", "small.txt"]).await,
+        "tiny"
+    );
+
+    assert_eq!(
+        cli.ok(&["object", "rm", "FILES", "blob.bin"]).await,
+        "Deleted FILES > blob.bin\n"
+    );
+    let err = cli.fail(&["object", "get", "FILES", "blob.bin"]).await;
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[tokio::test]
+async fn cli_contexts() {
+    let _g = snapshots();
+    let (srv, _) = setup(KIND).await;
+    let port = srv.port();
+    let cli = Cli::bare();
+    assert_eq!(cli.ok(&["context", "ls"]).await, "No contexts defined\n");
+    let url = srv.url();
+    cli.ok(&[
+        "context",
+        "add",
+        "dev",
+        "-s",
+        &url,
+        "--description",
+        "test server",
+        "--select",
+    ])
+    .await;
+    cli.ok(&[
+        "context",
+        "add",
+        "nowhere",
+        "-s",
+        "nats://127.0.0.1:1",
+        "--user",
+        "u",
+        "--password",
+        "p",
+    ])
+    .await;
+    snap!(
+        "context_ls",
+        redact(&cli.ok(&["context", "ls"]).await, port)
+    );
+    let shown = json(&cli.ok(&["context", "show", "nowhere", "--json"]).await);
+    assert_eq!(shown["password"], "*********");
+    assert_eq!(shown["user"], "u");
+
+    // The selected context supplies the server; --context and -s override it.
+    cli.ok(&["stream", "add", "CTX", "--subjects", "ctx"]).await;
+    assert_eq!(cli.ok(&["stream", "ls", "--names"]).await, "CTX\n");
+    let err = cli.fail(&["--context", "nowhere", "stream", "ls"]).await;
+    assert!(
+        err.contains("cannot connect to nats://127.0.0.1:1"),
+        "{err}"
+    );
+    cli.ok(&["context", "select", "nowhere"]).await;
+    assert_eq!(
+        cli.ok(&["-s", &url, "stream", "ls", "--names"]).await,
+        "CTX\n"
+    );
+
+    cli.ok(&["context", "rm", "nowhere"]).await;
+    let err = cli.fail(&["context", "select", "nowhere"]).await;
+    assert!(
+        err.starts_with("rill: error: unknown context \"nowhere\""),
+        "{err}"
+    );
+    let ls = json(&cli.ok(&["context", "ls", "--json"]).await);
+    assert_eq!(
+        ls,
+        serde_json::json!({"selected": null, "contexts": ["dev"]})
+    );
+    assert!(cli.config_dir().join("context/dev.json").exists());
+}
+
+#[tokio::test]
+async fn cli_events_show_advisories() {
+    let (_srv, cli) = setup(KIND).await;
+    let events = cli
+        .spawn(
+            &[
+                "events",
+                "--count",
+                "1",
+                "--json",
+                "--subject",
+                "$JS.EVENT.ADVISORY.STREAM.>",
+            ],
+            "Listening",
+        )
+        .await;
+    cli.ok(&["stream", "add", "WATCHED", "--subjects", "w"])
+        .await;
+    let out = events.finish().await;
+    let event = json(out.stdout.trim());
+    assert_eq!(event["type"], "io.nats.jetstream.advisory.v1.stream_action");
+    assert_eq!(event["stream"], "WATCHED");
+    assert_eq!(event["action"], "create");
+}
+
+#[tokio::test]
+async fn cli_pub_jetstream_acks() {
+    let (_srv, cli) = setup(KIND).await;
+    cli.ok(&["stream", "add", "ACKS", "--subjects", "acks"])
+        .await;
+    let out = cli
+        .ok(&["pub", "acks", "x", "--jetstream", "--count", "2"])
+        .await;
+    assert_eq!(
+        out,
+        "Stored in ACKS sequence 1\nStored in ACKS sequence 2\n"
+    );
+    let err = cli.fail(&["pub", "nostream", "x", "--jetstream"]).await;
+    assert!(
+        err.contains("no responders") || err.contains("no stream"),
+        "{err}"
+    );
+}

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
+pub mod cli;
 pub mod raw;
 
 /// How long a server may take to answer its first `INFO` before the test fails.
