@@ -208,12 +208,11 @@ impl Running {
     }
 }
 
-/// Makes CLI output snapshot-stable: the port becomes `[PORT]`, RFC 3339 times `[TIME]`, and the
+/// Makes CLI output snapshot-stable: `:<port>` becomes `:[PORT]`, RFC 3339 times `[TIME]`, and the
 /// request round-trip time `[RTT]`.
 pub fn redact(text: &str, port: u16) -> String {
-    let text = text.replace(&port.to_string(), "[PORT]");
     let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
+    let mut rest = text;
     while !rest.is_empty() {
         let len = timestamp_len(rest);
         if len > 0 {
@@ -225,6 +224,7 @@ pub fn redact(text: &str, port: u16) -> String {
             rest = &rest[ch.len_utf8()..];
         }
     }
+    let out = out.replace(&format!(":{port}"), ":[PORT]");
     out.lines()
         .map(|line| match line.find("rtt ") {
             Some(at) => format!("{}rtt [RTT]", &line[..at]),
