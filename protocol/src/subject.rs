@@ -247,7 +247,10 @@ mod tests {
         assert!(validate_filter("foo.*.bar").is_ok());
         assert!(validate_filter("foo.>").is_ok());
         assert!(validate_filter(">").is_ok());
-        assert_eq!(validate_filter("foo.>.bar"), Err(SubjectError::MisplacedWildcard));
+        assert_eq!(
+            validate_filter("foo.>.bar"),
+            Err(SubjectError::MisplacedWildcard)
+        );
         assert_eq!(validate_filter("foo..bar"), Err(SubjectError::EmptyToken));
     }
 

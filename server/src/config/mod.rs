@@ -1,0 +1,309 @@
+//! The typed server configuration.
+//!
+//! `Config` is data: built once from the config file and the command line (flags
+//! win), validated up front, then shared read-only as `Arc<Config>`. Every
+//! `Default` equals nats-server's default, so an empty config behaves like an
+//! empty nats-server config. Nothing deeper in the server reads settings ad hoc.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Size of one mebibyte.
+const MIB: usize = 1024 * 1024;
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Client listen host (`0.0.0.0` by default).
+    pub host: String,
+    /// Client port; 0 picks a random free port (`-p -1` on the command line).
+    pub port: u16,
+    /// Server name, reported in INFO; defaults to the server id.
+    pub server_name: Option<String>,
+    /// Address advertised to clients instead of the listen address.
+    pub client_advertise: Option<String>,
+    /// Largest message payload accepted (headers included).
+    pub max_payload: usize,
+    /// Outbound bytes buffered per client before it is a slow consumer.
+    pub max_pending: usize,
+    /// Longest protocol control line accepted.
+    pub max_control_line: usize,
+    /// Most concurrent client connections.
+    pub max_connections: usize,
+    /// Most subscriptions per connection; 0 is unlimited.
+    pub max_subscriptions: usize,
+    /// Interval between server PINGs.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs before the connection is stale.
+    pub ping_max: u32,
+    /// How long a write to a client may block before it is a slow consumer.
+    pub write_deadline: Duration,
+    /// Lame-duck mode: time over which clients are closed.
+    pub lame_duck_duration: Duration,
+    /// Lame-duck mode: wait before the first client is closed.
+    pub lame_duck_grace_period: Duration,
+    /// How long a new client has to send CONNECT when authentication is required.
+    pub auth_timeout: Duration,
+    /// Logging options.
+    pub logging: LogConfig,
+    /// Where to write the pid file.
+    pub pid_file: Option<PathBuf>,
+    /// Directory for the `<exe>_<pid>.ports` file.
+    pub ports_file_dir: Option<PathBuf>,
+    /// HTTP monitoring listener.
+    pub http: Option<HttpListen>,
+    /// HTTPS monitoring listener (served with the `tls` settings).
+    pub https: Option<HttpListen>,
+    /// Single-user, token or multi-user authorization.
+    pub authorization: Authorization,
+    /// Named accounts with their users, exports and imports.
+    pub accounts: Vec<AccountConfig>,
+    /// User assumed by clients that send no credentials.
+    pub no_auth_user: Option<String>,
+    /// TLS for client connections.
+    pub tls: Option<TlsConfig>,
+    /// JetStream; `None` when disabled.
+    pub jetstream: Option<JetStreamConfig>,
+    /// The config file this was loaded from, for reload.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 4222,
+            server_name: None,
+            client_advertise: None,
+            max_payload: MIB,
+            max_pending: 64 * MIB,
+            max_control_line: 4096,
+            max_connections: 64 * 1024,
+            max_subscriptions: 0,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            write_deadline: Duration::from_secs(10),
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(2),
+            logging: LogConfig::default(),
+            pid_file: None,
+            ports_file_dir: None,
+            http: None,
+            https: None,
+            authorization: Authorization::default(),
+            accounts: Vec::new(),
+            no_auth_user: None,
+            tls: None,
+            jetstream: None,
+            config_file: None,
+        }
+    }
+}
+
+/// Logging options (`-D`, `-V`, `-T`, `-l`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Debug messages (`-D`).
+    pub debug: bool,
+    /// Protocol trace (`-V`).
+    pub trace: bool,
+    /// Timestamps on log lines (`-T`, on by default).
+    pub logtime: bool,
+    /// Log to this file instead of stderr.
+    pub log_file: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            debug: false,
+            trace: false,
+            logtime: true,
+            log_file: None,
+        }
+    }
+}
+
+/// An HTTP(S) monitoring listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListen {
+    /// Host to bind; defaults to the client host.
+    pub host: String,
+    /// Port; 0 picks a random free port.
+    pub port: u16,
+}
+
+/// The `authorization {}` block and `--user/--pass/--auth`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Authorization {
+    /// Single user name.
+    pub user: Option<String>,
+    /// Single user password (plain or bcrypt).
+    pub password: Option<String>,
+    /// Token (plain or bcrypt).
+    pub token: Option<String>,
+    /// Multiple users.
+    pub users: Vec<UserConfig>,
+    /// Permissions applied to users that have none of their own.
+    pub default_permissions: Option<Permissions>,
+    /// Overrides `auth_timeout` when set.
+    pub timeout: Option<Duration>,
+}
+
+impl Authorization {
+    /// True when any form of authentication is configured.
+    pub fn is_configured(&self) -> bool {
+        self.user.is_some() || self.token.is_some() || !self.users.is_empty()
+    }
+}
+
+/// One user in `users: [...]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserConfig {
+    /// User name (absent for nkey users).
+    pub user: Option<String>,
+    /// Password, plain or bcrypt (`$2a$…`).
+    pub password: Option<String>,
+    /// Public nkey (`U…`).
+    pub nkey: Option<String>,
+    /// Per-user permissions.
+    pub permissions: Option<Permissions>,
+    /// The account the user belongs to (set when listed under `accounts`).
+    pub account: Option<String>,
+}
+
+/// Publish and subscribe permissions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Permissions {
+    /// Publish rules.
+    pub publish: Option<PermissionRules>,
+    /// Subscribe rules.
+    pub subscribe: Option<PermissionRules>,
+    /// Allow publishing to reply subjects of received requests.
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+/// Allow and deny lists of subjects (deny wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionRules {
+    /// Subjects allowed; empty means everything not denied.
+    pub allow: Vec<String>,
+    /// Subjects denied.
+    pub deny: Vec<String>,
+}
+
+/// `allow_responses: true` or `{ max, expires }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponsePermission {
+    /// Responses allowed per request.
+    pub max: usize,
+    /// How long the permission lasts; zero is unlimited.
+    pub expires: Duration,
+}
+
+/// One entry under `accounts {}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountConfig {
+    /// Account name.
+    pub name: String,
+    /// Users of this account.
+    pub users: Vec<UserConfig>,
+    /// Stream and service exports.
+    pub exports: Vec<ExportConfig>,
+    /// Stream and service imports.
+    pub imports: Vec<ImportConfig>,
+    /// JetStream enabled for the account.
+    pub jetstream: bool,
+}
+
+/// An export: `{ stream: subj }` or `{ service: subj }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportConfig {
+    /// Stream or service.
+    pub kind: ExportKind,
+    /// Exported subject (may hold wildcards).
+    pub subject: String,
+    /// Accounts allowed to import; empty is public.
+    pub accounts: Vec<String>,
+}
+
+/// What an export or import carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Messages flow from exporter to importer.
+    Stream,
+    /// Requests flow to the exporter, replies back.
+    Service,
+}
+
+/// An import: `{ stream: { account, subject }, prefix/to }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// Stream or service.
+    pub kind: ExportKind,
+    /// The exporting account.
+    pub account: String,
+    /// The exported subject.
+    pub subject: String,
+    /// Local subject it is mapped to (`to`), or a `prefix` for streams.
+    pub to: Option<String>,
+}
+
+/// The `tls {}` block and `--tls*` flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Private key (PEM).
+    pub key_file: PathBuf,
+    /// CA bundle for client certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify client certificates.
+    pub verify: bool,
+    /// Map the client certificate's identity to a user.
+    pub verify_and_map: bool,
+    /// Handshake timeout.
+    pub timeout: Duration,
+    /// TLS before INFO.
+    pub handshake_first: bool,
+    /// Lowest accepted TLS version, "1.2" or "1.3".
+    pub min_version: Option<String>,
+}
+
+/// The `jetstream {}` block and `-js`/`-sd`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JetStreamConfig {
+    /// Root directory of the file store.
+    pub store_dir: PathBuf,
+    /// Memory storage limit in bytes; -1 unlimited.
+    pub max_memory_store: i64,
+    /// File storage limit in bytes; -1 unlimited.
+    pub max_file_store: i64,
+    /// When appended data is flushed to disk.
+    pub sync: SyncInterval,
+    /// JetStream domain.
+    pub domain: Option<String>,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        Self {
+            store_dir: std::env::temp_dir().join("nats").join("jetstream"),
+            max_memory_store: -1,
+            max_file_store: -1,
+            sync: SyncInterval::Always,
+            domain: None,
+        }
+    }
+}
+
+/// `sync_interval`: rill's durable default is `Always` (fsync before the ack, with group
+/// commit); a duration selects nats-server's lazy mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncInterval {
+    /// Acknowledge only what is on disk.
+    Always,
+    /// Flush on this interval; acknowledged data may be lost on power loss.
+    Every(Duration),
+}
