@@ -14,7 +14,16 @@ async fn server(kind: ServerKind) -> TestServer {
 
 #[tokio::test]
 async fn harness_pub_sub_and_raw_frames() {
-    let srv = server(KIND).await;
+    harness_pub_sub(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn harness_pub_sub_and_raw_frames_rill() {
+    harness_pub_sub(ServerKind::Rill).await;
+}
+
+async fn harness_pub_sub(kind: ServerKind) {
+    let srv = server(kind).await;
     assert!(srv.url().ends_with(&srv.port().to_string()));
     let client = srv.client().await;
     let mut sub = client.subscribe("smoke.>").await.unwrap();
@@ -194,7 +203,12 @@ async fn pub_sub_raw(kind: ServerKind) {
 
 #[tokio::test]
 async fn cli_pub_sub_raw() {
-    pub_sub_raw(KIND).await;
+    pub_sub_raw(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn cli_pub_sub_raw_rill() {
+    pub_sub_raw(ServerKind::Rill).await;
 }
 
 /// Queue subscribers share messages; headers print with `--headers`; body comes from stdin.
@@ -229,7 +243,12 @@ async fn queue_headers_stdin(kind: ServerKind) {
 
 #[tokio::test]
 async fn cli_queue_headers_and_stdin_body() {
-    queue_headers_stdin(KIND).await;
+    queue_headers_stdin(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn cli_queue_headers_and_stdin_body_rill() {
+    queue_headers_stdin(ServerKind::Rill).await;
 }
 
 /// `reply` answers with a template; `request --raw` prints only the reply; no responders fail.
@@ -264,7 +283,12 @@ async fn request_reply(kind: ServerKind) {
 
 #[tokio::test]
 async fn cli_request_reply() {
-    request_reply(KIND).await;
+    request_reply(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn cli_request_reply_rill() {
+    request_reply(ServerKind::Rill).await;
 }
 
 #[tokio::test]
@@ -823,4 +847,42 @@ async fn cli_pub_jetstream_acks() {
         err.contains("no responders") || err.contains("no stream"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn cli_server_execs_rill_server() {
+    let port = rill_tests::free_port();
+    let cli = Cli::bare();
+    let mut child = cli
+        .command(&["server", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    check_for(Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let conn = raw::Conn::connect(port).await;
+    assert_eq!(conn.info()["port"], port);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn harness_restart_and_kill_rill() {
+    let mut srv = server(ServerKind::Rill).await;
+    let port = srv.port();
+    srv.restart().await;
+    assert_eq!(srv.port(), port);
+    assert!(
+        srv.logs().contains("Trapped \"terminated\" signal"),
+        "{}",
+        srv.logs()
+    );
+    srv.kill();
+    srv.restart().await;
+    let client = srv.client().await;
+    client.flush().await.unwrap();
 }
