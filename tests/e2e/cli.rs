@@ -5,7 +5,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use rill_tests::{ServerKind, ServerOpts, TestServer, check_for, raw};
 
-/// The server kind the CLI tests run against (flip to `Rill` once its JetStream lands).
+/// The server kind the JetStream CLI tests run against (flip to `Rill` once its JetStream lands; each
+/// test body is a `fn(kind)` so single tests can also get a `_rill` twin).
 const KIND: ServerKind = ServerKind::Nats;
 
 async fn server(kind: ServerKind) -> TestServer {
@@ -293,8 +294,12 @@ async fn cli_request_reply_rill() {
 
 #[tokio::test]
 async fn cli_stream_lifecycle() {
+    stream_lifecycle(KIND).await;
+}
+
+async fn stream_lifecycle(kind: ServerKind) {
     let _g = snapshots();
-    let (srv, cli) = setup(KIND).await;
+    let (srv, cli) = setup(kind).await;
     let port = srv.port();
     let add = cli
         .ok(&[
@@ -422,8 +427,12 @@ async fn cli_stream_lifecycle() {
 
 #[tokio::test]
 async fn cli_stream_errors_name_the_server_code() {
+    stream_errors_name_the_server_code(KIND).await;
+}
+
+async fn stream_errors_name_the_server_code(kind: ServerKind) {
     let _g = snapshots();
-    let (_srv, cli) = setup(KIND).await;
+    let (_srv, cli) = setup(kind).await;
     let err = cli.fail(&["stream", "info", "NOPE"]).await;
     snap!("stream_info_missing", err);
     cli.ok(&["stream", "add", "S1", "--subjects", "same.>"])
@@ -438,8 +447,12 @@ async fn cli_stream_errors_name_the_server_code() {
 
 #[tokio::test]
 async fn cli_consumer_lifecycle() {
+    consumer_lifecycle(KIND).await;
+}
+
+async fn consumer_lifecycle(kind: ServerKind) {
     let _g = snapshots();
-    let (srv, cli) = setup(KIND).await;
+    let (srv, cli) = setup(kind).await;
     let port = srv.port();
     cli.ok(&["stream", "add", "JOBS", "--subjects", "jobs.>"])
         .await;
@@ -571,7 +584,11 @@ async fn cli_consumer_lifecycle() {
 
 #[tokio::test]
 async fn cli_sub_replays_streams() {
-    let (_srv, cli) = setup(KIND).await;
+    sub_replays_streams(KIND).await;
+}
+
+async fn sub_replays_streams(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
     cli.ok(&["stream", "add", "EV", "--subjects", "ev.>"]).await;
     for (subject, body) in [
         ("ev.a", "a1"),
@@ -628,8 +645,12 @@ async fn cli_sub_replays_streams() {
 
 #[tokio::test]
 async fn cli_kv() {
+    kv(KIND).await;
+}
+
+async fn kv(kind: ServerKind) {
     let _g = snapshots();
-    let (srv, cli) = setup(KIND).await;
+    let (srv, cli) = setup(kind).await;
     let port = srv.port();
     let add = cli.ok(&["kv", "add", "CONFIG", "--history", "5"]).await;
     snap!("kv_add", add);
@@ -692,8 +713,12 @@ async fn cli_kv() {
 
 #[tokio::test]
 async fn cli_object_store() {
+    object_store(KIND).await;
+}
+
+async fn object_store(kind: ServerKind) {
     let _g = snapshots();
-    let (_srv, cli) = setup(KIND).await;
+    let (_srv, cli) = setup(kind).await;
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("blob.bin");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -740,8 +765,12 @@ async fn cli_object_store() {
 
 #[tokio::test]
 async fn cli_contexts() {
+    contexts(KIND).await;
+}
+
+async fn contexts(kind: ServerKind) {
     let _g = snapshots();
-    let (srv, _) = setup(KIND).await;
+    let (srv, _) = setup(kind).await;
     let port = srv.port();
     let cli = Cli::bare();
     assert_eq!(cli.ok(&["context", "ls"]).await, "No contexts defined\n");
@@ -807,7 +836,11 @@ async fn cli_contexts() {
 
 #[tokio::test]
 async fn cli_events_show_advisories() {
-    let (_srv, cli) = setup(KIND).await;
+    events_show_advisories(KIND).await;
+}
+
+async fn events_show_advisories(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
     let events = cli
         .spawn(
             &[
@@ -832,7 +865,11 @@ async fn cli_events_show_advisories() {
 
 #[tokio::test]
 async fn cli_pub_jetstream_acks() {
-    let (_srv, cli) = setup(KIND).await;
+    pub_jetstream_acks(KIND).await;
+}
+
+async fn pub_jetstream_acks(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
     cli.ok(&["stream", "add", "ACKS", "--subjects", "acks"])
         .await;
     let out = cli
