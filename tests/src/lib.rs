@@ -100,7 +100,8 @@ impl TestServer {
         TestServer::start_with(ServerOpts::default()).await
     }
 
-    /// Starts a server with the given options and waits until it sends `INFO`.
+    /// Starts a server with the given options and waits until it sends `INFO` (for a config with
+    /// `handshake_first`, until it accepts TCP connections).
     pub async fn start_with(opts: ServerOpts) -> TestServer {
         let dir = tempfile::tempdir().expect("create temp dir for the server");
         let mut server = TestServer {
@@ -248,7 +249,7 @@ impl TestServer {
                     self.logs()
                 );
             }
-            if first_line_is_info(self.port).await {
+            if self.probe().await {
                 return;
             }
             if Instant::now() > deadline {
@@ -259,6 +260,23 @@ impl TestServer {
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl TestServer {
+    /// One readiness probe: the first line is `INFO `, or (for a TLS-first server, which waits for the
+    /// client's hello before saying anything) the TCP connect alone.
+    async fn probe(&self) -> bool {
+        let tls_first = self
+            .opts
+            .config
+            .as_deref()
+            .is_some_and(|c| c.contains("handshake_first"));
+        if tls_first {
+            TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+        } else {
+            first_line_is_info(self.port).await
         }
     }
 }
