@@ -1109,3 +1109,71 @@ async fn cli_mutual_tls_rill() {
 async fn cli_tls_first_rill() {
     tls_first(ServerKind::Rill).await;
 }
+
+async fn jetstream_disabled(kind: ServerKind) {
+    let srv = TestServer::start_with(ServerOpts {
+        kind,
+        jetstream: false,
+        ..ServerOpts::default()
+    })
+    .await;
+    let cli = Cli::new(srv.url());
+    let err = cli.fail(&["stream", "ls"]).await;
+    assert_eq!(
+        err,
+        "rill: error: no responders for $JS.API.STREAM.LIST: is JetStream enabled on this server?\n"
+    );
+}
+
+#[tokio::test]
+async fn cli_jetstream_disabled() {
+    jetstream_disabled(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn cli_jetstream_disabled_rill() {
+    jetstream_disabled(ServerKind::Rill).await;
+}
+
+async fn push_consumer(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
+    cli.ok(&["stream", "add", "PUSH", "--subjects", "push.>"])
+        .await;
+    cli.ok(&["pub", "push.1", "p1"]).await;
+    let sub = cli
+        .spawn(
+            &["sub", "deliver.push", "--count", "1", "--raw"],
+            "Subscribing on",
+        )
+        .await;
+    let info = json(
+        &cli.ok(&[
+            "consumer",
+            "add",
+            "PUSH",
+            "pusher",
+            "--target",
+            "deliver.push",
+            "--ack",
+            "none",
+            "--deliver",
+            "all",
+            "--heartbeat",
+            "5s",
+            "--json",
+        ])
+        .await,
+    );
+    assert_eq!(info["config"]["deliver_subject"], "deliver.push");
+    assert_eq!(info["config"]["idle_heartbeat"], 5_000_000_000u64);
+    assert_eq!(sub.finish().await.stdout, "p1\n");
+    let err = cli
+        .fail(&["consumer", "next", "PUSH", "pusher", "--timeout", "1s"])
+        .await;
+    assert!(err.contains("409"), "{err}");
+}
+
+#[tokio::test]
+async fn cli_push_consumer() {
+    push_consumer(KIND).await;
+}
