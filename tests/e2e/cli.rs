@@ -1177,3 +1177,22 @@ async fn push_consumer(kind: ServerKind) {
 async fn cli_push_consumer() {
     push_consumer(KIND).await;
 }
+
+async fn account_info(kind: ServerKind) {
+    let (srv, cli) = setup(kind).await;
+    cli.ok(&["stream", "add", "ACC", "--subjects", "acc"]).await;
+    let info = json(&cli.ok(&["account", "info", "--json"]).await);
+    assert_eq!(info["streams"], 1);
+    assert_eq!(
+        info["type"],
+        "io.nats.jetstream.api.v1.account_info_response"
+    );
+    let human = cli.ok(&["account", "info"]).await;
+    assert!(human.contains("Streams: 1"), "{human}");
+    drop(srv);
+}
+
+#[tokio::test]
+async fn cli_account_info() {
+    account_info(KIND).await;
+}

@@ -148,6 +148,11 @@ impl TestServer {
         }
     }
 
+    /// A JetStream context on a fresh client connection.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client().await)
+    }
+
     /// Stops the server gracefully (SIGTERM, waiting for exit) and starts it again on the same port and
     /// store directory.
     pub async fn restart(&mut self) {
