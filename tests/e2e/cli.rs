@@ -200,6 +200,25 @@ async fn pub_sub_raw(kind: ServerKind) {
     let out = sub.finish().await;
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(out.stdout, "hello\nn=1\nn=2\n");
+
+    let _g = snapshots();
+    let sub = cli
+        .spawn(&["sub", "human.*", "--count", "2"], "Subscribing on")
+        .await;
+    cli.ok(&["pub", "human.a", "plain"]).await;
+    cli.ok(&[
+        "pub",
+        "human.b",
+        "with headers",
+        "-H",
+        "B:2",
+        "-H",
+        "A:1",
+        "--reply",
+        "r.1",
+    ])
+    .await;
+    snap!("sub_human", sub.finish().await.stdout);
 }
 
 #[tokio::test]
@@ -372,6 +391,8 @@ async fn stream_lifecycle(kind: ServerKind) {
     assert_eq!(last, "order 2\n");
     let got = json(&cli.ok(&["stream", "get", "ORDERS", "1", "--json"]).await);
     assert_eq!(got["message"]["subject"], "orders.1");
+    let view = cli.ok(&["stream", "view", "ORDERS", "--count", "1"]).await;
+    snap!("stream_view", redact(&view, port));
     let view = cli.ok(&["stream", "view", "ORDERS", "--raw"]).await;
     assert_eq!(view, "order 1\norder 2\norder 3\nr1\n");
     let view = cli
@@ -802,6 +823,9 @@ async fn contexts(kind: ServerKind) {
         "context_ls",
         redact(&cli.ok(&["context", "ls"]).await, port)
     );
+    let shown = cli.ok(&["context", "show", "nowhere"]).await;
+    let dir = cli.config_dir().display().to_string();
+    snap!("context_show", shown.replace(&dir, "[DIR]"));
     let shown = json(&cli.ok(&["context", "show", "nowhere", "--json"]).await);
     assert_eq!(shown["password"], "*********");
     assert_eq!(shown["user"], "u");
