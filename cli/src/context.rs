@@ -19,6 +19,7 @@ pub(crate) const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
 /// Connection flags accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Connection options")]
 pub(crate) struct ConnOpts {
     /// Server URL(s), comma separated
     #[arg(short = 's', long, env = "NATS_URL", global = true, value_name = "URL")]

@@ -14,7 +14,7 @@ use clap::Parser;
 
 /// Command-line tool for rill and any NATS server.
 #[derive(Parser, Debug)]
-#[command(name = "rill", version, about, long_about = None, propagate_version = true)]
+#[command(name = "rill", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     conn: context::ConnOpts,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
+pub mod cli;
 pub mod raw;
 
 /// How long a server may take to answer its first `INFO` before the test fails.
@@ -99,7 +100,8 @@ impl TestServer {
         TestServer::start_with(ServerOpts::default()).await
     }
 
-    /// Starts a server with the given options and waits until it sends `INFO`.
+    /// Starts a server with the given options and waits until it sends `INFO` (for a config with
+    /// `handshake_first`, until it accepts TCP connections).
     pub async fn start_with(opts: ServerOpts) -> TestServer {
         let dir = tempfile::tempdir().expect("create temp dir for the server");
         let mut server = TestServer {
@@ -144,6 +146,11 @@ impl TestServer {
             Ok(client) => client,
             Err(e) => panic!("connect to {}: {e}\n{}", self.url(), self.logs()),
         }
+    }
+
+    /// A JetStream context on a fresh client connection.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client().await)
     }
 
     /// Stops the server gracefully (SIGTERM, waiting for exit) and starts it again on the same port and
@@ -247,7 +254,7 @@ impl TestServer {
                     self.logs()
                 );
             }
-            if first_line_is_info(self.port).await {
+            if self.probe().await {
                 return;
             }
             if Instant::now() > deadline {
@@ -258,6 +265,23 @@ impl TestServer {
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl TestServer {
+    /// One readiness probe: the first line is `INFO `, or (for a TLS-first server, which waits for the
+    /// client's hello before saying anything) the TCP connect alone.
+    async fn probe(&self) -> bool {
+        let tls_first = self
+            .opts
+            .config
+            .as_deref()
+            .is_some_and(|c| c.contains("handshake_first"));
+        if tls_first {
+            TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+        } else {
+            first_line_is_info(self.port).await
         }
     }
 }

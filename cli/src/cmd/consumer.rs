@@ -270,41 +270,27 @@ fn show_info(info: &Value, json: bool) {
             ("Max Waiting Pulls", s(c, "max_waiting")),
         ],
     );
-    let delivered = &info["delivered"];
-    let floor = &info["ack_floor"];
-    output::section(
-        "State",
-        &[
-            (
-                "Last Delivered",
-                format!(
-                    "consumer seq {} / stream seq {}",
-                    i(delivered, "consumer_seq"),
-                    i(delivered, "stream_seq")
-                ),
-            ),
-            (
-                "Ack Floor",
-                format!(
-                    "consumer seq {} / stream seq {}",
-                    i(floor, "consumer_seq"),
-                    i(floor, "stream_seq")
-                ),
-            ),
-            ("Outstanding Acks", i(info, "num_ack_pending").to_string()),
-            ("Redelivered", i(info, "num_redelivered").to_string()),
-            ("Unprocessed", i(info, "num_pending").to_string()),
-            ("Waiting Pulls", i(info, "num_waiting").to_string()),
-            (
-                "Paused",
-                if info["paused"].as_bool() == Some(true) {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ),
-        ],
-    );
+    output::section("State", &state_rows(info));
+}
+
+fn seq_pair(v: &Value) -> String {
+    format!(
+        "consumer seq {} / stream seq {}",
+        i(v, "consumer_seq"),
+        i(v, "stream_seq")
+    )
+}
+
+fn state_rows(info: &Value) -> Vec<(&'static str, String)> {
+    vec![
+        ("Last Delivered", seq_pair(&info["delivered"])),
+        ("Ack Floor", seq_pair(&info["ack_floor"])),
+        ("Outstanding Acks", i(info, "num_ack_pending").to_string()),
+        ("Redelivered", i(info, "num_redelivered").to_string()),
+        ("Unprocessed", i(info, "num_pending").to_string()),
+        ("Waiting Pulls", i(info, "num_waiting").to_string()),
+        ("Paused", output::yes_no(info, "paused")),
+    ]
 }
 
 async fn ls(api: &Api, stream: &str, json: bool, names: bool) -> anyhow::Result<()> {

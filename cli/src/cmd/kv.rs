@@ -300,11 +300,11 @@ async fn watch(
     count: Option<u64>,
 ) -> anyhow::Result<()> {
     let store = open(js, bucket).await?;
-    let mut updates = match &key {
-        Some(key) => store.watch_with_history(key).await,
-        None => store.watch_all().await,
-    }
-    .context("watch")?;
+    // Like natscli: the current value of every matching key first, then changes as they happen.
+    let mut updates = store
+        .watch_with_history(key.as_deref().unwrap_or(">"))
+        .await
+        .context("watch")?;
     eprintln!("Watching {bucket} > {}", key.as_deref().unwrap_or(">"));
     let mut n = 0u64;
     let run = async {

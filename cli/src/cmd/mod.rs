@@ -1,6 +1,7 @@
 //! The command tree and its dispatch. Each command family is one module with its own clap types and a
 //! `run` function; adding a family (e.g. `bench`) means one variant here and one arm in [`run`].
 
+mod account;
 mod consumer;
 mod consumer_flags;
 mod context;
@@ -47,6 +48,9 @@ pub(crate) enum Command {
     /// Object store buckets
     #[command(subcommand, alias = "obj")]
     Object(object::Cmd),
+    /// JetStream account usage and limits
+    #[command(subcommand)]
+    Account(account::Cmd),
     /// Show JetStream advisories ($JS.EVENT.>) as they happen
     Events(events::Args),
     /// Manage saved connection contexts
@@ -67,6 +71,7 @@ pub(crate) async fn run(conn: ConnOpts, command: Command) -> anyhow::Result<()> 
         Command::Consumer(cmd) => consumer::run(&conn, cmd).await,
         Command::Kv(cmd) => kv::run(&conn, cmd).await,
         Command::Object(cmd) => object::run(&conn, cmd).await,
+        Command::Account(cmd) => account::run(&conn, cmd).await,
         Command::Events(args) => events::run(&conn, args).await,
         Command::Context(cmd) => context::run(&conn, cmd),
         Command::Server(args) => server::run(args),

@@ -200,7 +200,6 @@ fn show_info(info: &Value, json: bool) {
         return;
     }
     let c = &info["config"];
-    let st = &info["state"];
     println!(
         "Information for Stream {} created {}\n",
         s(c, "name"),
@@ -240,18 +239,19 @@ fn show_info(info: &Value, json: bool) {
             ("Sealed", yes_no(c, "sealed")),
         ],
     );
-    output::section(
-        "State",
-        &[
-            ("Messages", i(st, "messages").to_string()),
-            ("Bytes", output::bytes(i(st, "bytes"))),
-            ("First Sequence", i(st, "first_seq").to_string()),
-            ("Last Sequence", i(st, "last_seq").to_string()),
-            ("Deleted Messages", i(st, "num_deleted").to_string()),
-            ("Subjects", i(st, "num_subjects").to_string()),
-            ("Active Consumers", i(st, "consumer_count").to_string()),
-        ],
-    );
+    output::section("State", &state_rows(&info["state"]));
+}
+
+fn state_rows(st: &Value) -> Vec<(&'static str, String)> {
+    vec![
+        ("Messages", i(st, "messages").to_string()),
+        ("Bytes", output::bytes(i(st, "bytes"))),
+        ("First Sequence", i(st, "first_seq").to_string()),
+        ("Last Sequence", i(st, "last_seq").to_string()),
+        ("Deleted Messages", i(st, "num_deleted").to_string()),
+        ("Subjects", i(st, "num_subjects").to_string()),
+        ("Active Consumers", i(st, "consumer_count").to_string()),
+    ]
 }
 
 async fn list_streams(api: &Api) -> anyhow::Result<Vec<Value>> {

@@ -149,8 +149,13 @@ async fn replay(client: async_nats::Client, stream: &str, args: &Args) -> anyhow
         .get_stream(stream)
         .await
         .with_context(|| format!("stream {stream}"))?;
+    // Some deliver policies (last per subject) need a filter: default to all the stream's subjects.
+    let filter_subjects = match &args.subject {
+        Some(subject) => vec![subject.clone()],
+        None => stream_handle.cached_info().config.subjects.clone(),
+    };
     let config = OrderedConfig {
-        filter_subject: args.subject.clone().unwrap_or_default(),
+        filter_subjects,
         deliver_policy: args.deliver.policy()?,
         ..OrderedConfig::default()
     };
