@@ -1,0 +1,1 @@
+//! Tests of the stores: one suite for every implementation, property tests, crash and corruption tests.
