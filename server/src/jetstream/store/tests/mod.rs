@@ -1,1 +1,3 @@
 //! Tests of the stores: one suite for every implementation, property tests, crash and corruption tests.
+
+mod suite;
