@@ -160,6 +160,9 @@ impl VFile for SimFile {
         Ok(lock(&self.inode).data.len() as u64)
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
         let i = lock(&self.inode);
         let start = usize::try_from(off).map_err(io::Error::other)?;
         let end = start

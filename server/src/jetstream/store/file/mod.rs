@@ -91,9 +91,9 @@ use super::vfs::SharedVfs;
 /// Where a message's record is: block id, offset and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileLoc {
-    blk: u32,
-    off: u32,
-    len: u32,
+    pub(crate) blk: u32,
+    pub(crate) off: u32,
+    pub(crate) len: u32,
 }
 
 #[derive(Debug, Clone, Copy)]

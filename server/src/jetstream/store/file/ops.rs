@@ -189,7 +189,7 @@ impl FileBackend {
             let b = &self.blocks[i];
             if b.live_msgs == 0 {
                 self.remove_block(i)?;
-            } else if b.dead_bytes() > 2 * b.live_bytes && b.dead_bytes() >= 4096 {
+            } else if b.dead_bytes() > 2 * b.live_bytes && b.dead_bytes() >= self.block_size / 4 {
                 self.compact_block(i, core)?;
             }
         }

@@ -59,6 +59,10 @@ impl FileBackend {
     /// Recovers the index from the snapshot if usable, otherwise by scanning every block.
     pub(super) fn recover(&mut self) -> Result<Core<FileLoc>, StoreError> {
         self.vfs.create_dir_all(&self.dir)?;
+        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the store directory's own entry durable.
+            self.vfs.sync_dir(parent)?;
+        }
         let mut ids = Vec::new();
         for name in self.vfs.list_dir(&self.dir)? {
             if let Some(id) = parse_block_name(&name) {
@@ -141,7 +145,9 @@ impl FileBackend {
         let start = b.len;
         let flen = b.file.len()?;
         let mut data = vec![0; usize::try_from(flen.saturating_sub(start)).unwrap_or(0)];
-        b.file.read_at(start, &mut data)?;
+        if !data.is_empty() {
+            b.file.read_at(start, &mut data)?;
+        }
         let s = scan(&data, 0, core.last_seq());
         for &(from, to, before, after) in &s.lost {
             warn!(
@@ -155,7 +161,8 @@ impl FileBackend {
         for (at, v) in &s.records {
             let off = start + *at as u64;
             if v.state == STATE_LIVE {
-                let subj = std::str::from_utf8(&data[v.subj.clone()]).unwrap_or_default();
+                let rec = &data[*at..*at + v.len];
+                let subj = std::str::from_utf8(&rec[v.subj.clone()]).unwrap_or_default();
                 let size = file_msg_size(v.subj.len(), v.hdr.len(), v.payload.len());
                 let loc = FileLoc {
                     blk: b.id,
@@ -180,7 +187,7 @@ impl FileBackend {
         if good_end < flen {
             self.handle_tail(&b, good_end, flen, core.last_seq(), is_last)?;
         }
-        b.len = if is_last { good_end } else { flen };
+        b.len = if is_last { good_end } else { flen.max(start) };
         b.flushed = b.len;
         self.blocks.push(b);
         Ok(())
