@@ -309,7 +309,12 @@ impl FileConsumerStore {
     pub fn open(dir: &Path, vfs: SharedVfs) -> Result<Self, StoreError> {
         vfs.create_dir_all(dir)?;
         let path = dir.join(LOG_NAME);
+        let existed = vfs.exists(&path);
         let file = vfs.open(&path, true)?;
+        if !existed {
+            file.sync()?;
+            vfs.sync_dir(dir)?;
+        }
         let flen = file.len()?;
         let mut data = vec![0; usize::try_from(flen).unwrap_or(0)];
         file.read_at(0, &mut data)?;

@@ -64,6 +64,16 @@ impl SimDisk {
 
     /// Power loss: everything not made durable is gone.
     pub fn crash(&self) {
+        self.crash_inner(None);
+    }
+
+    /// Power loss where each file also keeps a seed-chosen part of its unsynced
+    /// appended bytes (a torn write), as a real disk may.
+    pub fn crash_torn(&self, seed: u64) {
+        self.crash_inner(Some(seed));
+    }
+
+    fn crash_inner(&self, torn: Option<u64>) {
         let mut st = lock(&self.state);
         let durable_dirs = st.durable_dirs.clone();
         let known = st.known_dirs.clone();
@@ -78,9 +88,24 @@ impl SimDisk {
             .filter(|(p, _)| dir_ok(p))
             .map(|(p, i)| (p.clone(), i.clone()))
             .collect();
-        for inode in files.values() {
+        for (n, inode) in files.values().enumerate() {
             let mut i = lock(inode);
-            i.data = i.durable.clone();
+            let keep = match torn {
+                Some(seed) if i.data.starts_with(&i.durable) => {
+                    let extra = (i.data.len() - i.durable.len()) as u64;
+                    let mix = seed
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add(n as u64);
+                    i.durable.len() + (mix % (extra + 1)) as usize
+                }
+                _ => i.durable.len(),
+            };
+            let mut data = i.durable.clone();
+            if keep > i.durable.len() {
+                data.extend_from_slice(&i.data[i.durable.len()..keep]);
+            }
+            i.data = data.clone();
+            i.durable = data;
         }
         st.durable_files = files.clone();
         st.files = files;
@@ -267,7 +292,8 @@ impl Vfs for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
         for a in dir.ancestors() {
-            if a.as_os_str().is_empty() {
+            if a.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+                // The root (or a relative path's base) always exists.
                 continue;
             }
             st.dirs.insert(a.to_path_buf());
