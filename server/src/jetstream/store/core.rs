@@ -291,6 +291,11 @@ impl<L> Core<L> {
         self.bytes += u64::from(size);
     }
 
+    /// Reserves room for `n` more slots.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+    }
+
     /// Interns a subject name, returning its id.
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
         self.subjects.intern(name)

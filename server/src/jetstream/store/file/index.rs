@@ -12,6 +12,8 @@ use crate::jetstream::store::types::StoreError;
 /// File name of the snapshot.
 pub(super) const SNAPSHOT_NAME: &str = "index.snap";
 const MAGIC: &[u8; 8] = b"RILLIDX\x01";
+/// Bytes per message entry.
+const ENTRY: usize = 36;
 
 struct BlockMeta {
     id: u32,
@@ -231,19 +233,23 @@ fn read_core(r: &mut Reader<'_>, metas: &[BlockMeta]) -> Result<Core<FileLoc>, S
             return Err("duplicate subject in snapshot".into());
         }
     }
-    let nmsgs = r.u64()?;
+    let nmsgs = usize::try_from(r.u64()?).map_err(|_| "message count")?;
+    let entries = r.take(nmsgs.checked_mul(ENTRY).ok_or("message count")?)?;
+    core.reserve(nmsgs);
     let mut prev = 0u64;
-    for _ in 0..nmsgs {
-        let seq = r.u64()?;
-        let subj = r.u32()?;
-        let ts = r.u64()? as i64;
-        let (size, blk, off, len) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
-        let meta = metas
-            .binary_search_by_key(&blk, |m| m.id)
-            .ok()
-            .map(|i| &metas[i]);
-        let in_range = meta
-            .is_some_and(|m| u64::from(off) + u64::from(len) <= m.len && off >= BLOCK_HDR as u32);
+    let mut meta_i = 0usize;
+    for e in entries.chunks_exact(ENTRY) {
+        let u32_at = |i: usize| u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+        let u64_at = |i: usize| u64::from(u32_at(i)) | (u64::from(u32_at(i + 4)) << 32);
+        let (seq, subj, ts) = (u64_at(0), u32_at(8), u64_at(12) as i64);
+        let (size, blk, off, len) = (u32_at(20), u32_at(24), u32_at(28), u32_at(32));
+        // Entries are in sequence order, hence in block order: advance, never search.
+        while metas.get(meta_i).is_some_and(|m| m.id < blk) {
+            meta_i += 1;
+        }
+        let in_range = metas.get(meta_i).is_some_and(|m| {
+            m.id == blk && u64::from(off) + u64::from(len) <= m.len && off >= BLOCK_HDR as u32
+        });
         if seq <= prev || subj >= nsubj || !in_range {
             return Err(format!("snapshot entry for seq {seq} is inconsistent"));
         }

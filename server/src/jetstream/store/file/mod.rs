@@ -198,6 +198,16 @@ impl FileBackend {
     }
 }
 
+impl Drop for FileBackend {
+    /// Best effort: hand buffered appends and deletes to the OS (not fsynced).
+    /// Durability is only ever promised by `sync()`.
+    fn drop(&mut self) {
+        if let Err(e) = self.apply_pending().and_then(|()| self.flush()) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "file store dropped with unwritten data");
+        }
+    }
+}
+
 impl Backend for FileBackend {
     type Loc = FileLoc;
 

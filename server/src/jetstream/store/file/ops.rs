@@ -65,6 +65,9 @@ impl FileBackend {
         };
         if roll {
             self.new_block(seq)?;
+        } else if self.wbuf.len() + len > WBUF_FLUSH {
+            // Flush before encoding, so an I/O error leaves no half-added record.
+            self.flush()?;
         }
         let parts = [subj.as_bytes(), hdr, payload];
         record::encode(&mut self.wbuf, STATE_LIVE, seq, ts, parts);
@@ -79,9 +82,6 @@ impl FileBackend {
         b.live_bytes += len as u64;
         b.last_seq = seq;
         self.dirty.insert(b.id);
-        if self.wbuf.len() >= WBUF_FLUSH {
-            self.flush()?;
-        }
         Ok(loc)
     }
 
