@@ -154,6 +154,18 @@ pub struct StreamInfo {
     pub ts: Timestamp,
 }
 
+/// `STREAM.CREATE` / `STREAM.UPDATE` request: the config plus the `pedantic` flag
+/// (reject instead of silently adjusting values).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConfigRequest {
+    /// The config.
+    #[serde(flatten)]
+    pub config: StreamConfig,
+    /// Pedantic mode.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pedantic: bool,
+}
+
 /// `STREAM.CREATE` reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamCreateResponse {

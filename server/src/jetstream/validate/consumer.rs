@@ -33,31 +33,32 @@ pub struct CreateTarget {
 }
 
 impl CreateTarget {
-    /// Parses the request subject. `None` when it is not a consumer-create subject;
-    /// `Some(Err)` for `DURABLE.CREATE` with a wrong token count.
-    pub fn parse(subject: &str) -> Option<Result<CreateTarget, ApiError>> {
+    /// Parses the request subject. `None` when it is not a consumer-create subject, including
+    /// `DURABLE.CREATE` without exactly stream and durable tokens (nats-server does not answer
+    /// those at all).
+    pub fn parse(subject: &str) -> Option<CreateTarget> {
         let rest = subject.strip_prefix("$JS.API.CONSUMER.")?;
         if let Some(rest) = rest.strip_prefix("DURABLE.CREATE.") {
             let parts: Vec<&str> = rest.split('.').collect();
             let [stream, consumer] = parts[..] else {
-                return Some(Err(ErrorCode::CONSUMER_DURABLE_NAME_NOT_IN_SUBJECT.error()));
+                return None;
             };
-            return Some(Ok(CreateTarget::new(
+            return Some(CreateTarget::new(
                 CreateKind::LegacyDurable,
                 stream,
                 consumer,
                 "",
-            )));
+            ));
         }
         let rest = rest.strip_prefix("CREATE.")?;
         let mut parts = rest.splitn(3, '.');
         let stream = parts.next().filter(|s| !s.is_empty())?;
-        Some(Ok(match (parts.next(), parts.next()) {
+        Some(match (parts.next(), parts.next()) {
             (None, _) => CreateTarget::new(CreateKind::LegacyEphemeral, stream, "", ""),
             (Some(consumer), filter) => {
                 CreateTarget::new(CreateKind::Named, stream, consumer, filter.unwrap_or(""))
             }
-        }))
+        })
     }
 
     fn new(kind: CreateKind, stream: &str, consumer: &str, filter: &str) -> CreateTarget {

@@ -208,39 +208,86 @@ pub(super) fn check_transform_and_republish(cfg: &mut StreamConfig, pedantic: bo
     Ok(())
 }
 
-/// The part of nats-server's mapping check rill implements: the destination is a valid
-/// subject and every `$N` / `{{wildcard(N)}}` refers to an existing `*` of the source.
-fn check_mapping(src: &str, dest: &str) -> Result<(), String> {
-    let wildcards = if src.is_empty() {
-        0
-    } else {
-        src.split('.').filter(|t| *t == "*").count()
-    };
-    for token in dest.split('.') {
-        let index = if let Some(n) = token.strip_prefix('$') {
-            n.parse::<usize>().ok()
-        } else if token.starts_with("{{") && token.ends_with("}}") {
-            wildcard_arg(token)
-        } else {
-            None
-        };
-        if let Some(i) = index.filter(|i| *i == 0 || *i > wildcards) {
-            return Err(format!(
-                "invalid mapping destination: wildcard index out of range in {token}: [{i}]"
-            ));
+const MAPPING_FUNCTIONS: [&str; 8] = [
+    "wildcard",
+    "partition",
+    "splitfromleft",
+    "splitfromright",
+    "slicefromleft",
+    "slicefromright",
+    "split",
+    "random",
+];
+
+/// nats-server's subject-mapping destination check, for what rill needs: token syntax,
+/// known `{{function(...)}}` names, matching `>` use, and `$N` / `{{wildcard(N)}}` indexes
+/// within the source's `*` count. Error texts are nats-server's.
+pub(super) fn check_mapping(src: &str, dest: &str) -> Result<(), String> {
+    const BAD: &str = "invalid mapping destination";
+    if dest.is_empty() {
+        return Ok(());
+    }
+    let mut after_fwc = false;
+    for t in dest.split('.') {
+        if t.is_empty() || after_fwc {
+            return Err(format!("{BAD}: invalid transform in {t}"));
+        }
+        if t.len() > 4 && t.starts_with("{{") && t.ends_with("}}") {
+            if function_call(t).is_none() {
+                return Err(format!("{BAD}: unknown function in {t}"));
+            }
+            continue;
+        }
+        if t == ">" {
+            after_fwc = true;
+        } else if t.contains(['\t', '\n', '\u{c}', '\r', ' ']) {
+            return Err(format!("{BAD}: invalid transform"));
         }
     }
-    if !dest.is_empty() && !is_valid_subject(dest) {
-        return Err(format!(
-            "invalid mapping destination: invalid subject {dest}"
-        ));
+    let src = if src.is_empty() { ">" } else { src };
+    let pwcs = src.split('.').filter(|t| *t == "*").count();
+    let fwc = |s: &str| s.split('.').any(|t| t == ">");
+    let dest_pwcs = dest.split('.').any(|t| t == "*");
+    if !is_valid_subject(src) || !is_valid_subject(dest) || dest_pwcs || fwc(src) != fwc(dest) {
+        return Err("invalid subject".to_owned());
+    }
+    for t in dest.split('.') {
+        let Some((name, index)) = placeholder(t) else {
+            continue;
+        };
+        if pwcs == 0 && !matches!(name.as_str(), "random" | "partition") {
+            return Err(format!("{BAD}: wildcard index out of range in {t}"));
+        }
+        if let Some(i) = index.filter(|i| pwcs > 0 && (*i == 0 || *i > pwcs)) {
+            return Err(format!("{BAD}: wildcard index out of range in {t}: [{i}]"));
+        }
     }
     Ok(())
 }
 
-fn wildcard_arg(token: &str) -> Option<usize> {
-    let inner = token.trim_start_matches("{{").trim_end_matches("}}").trim();
-    let lower = inner.to_ascii_lowercase();
-    let arg = lower.strip_prefix("wildcard(")?.strip_suffix(')')?;
-    arg.trim().parse().ok()
+/// `{{name(args)}}` → (lower-case name, args) when `name` is a known mapping function.
+fn function_call(token: &str) -> Option<(String, String)> {
+    let inner = token.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let (name, rest) = inner.split_once('(')?;
+    let args = rest.strip_suffix(')')?;
+    let name = name.trim().to_ascii_lowercase();
+    MAPPING_FUNCTIONS
+        .contains(&name.as_str())
+        .then(|| (name, args.to_owned()))
+}
+
+/// A destination token that refers to source wildcards: `$N` or a mapping function, with
+/// the wildcard index it names first (if any).
+fn placeholder(token: &str) -> Option<(String, Option<usize>)> {
+    if let Some(n) = token.strip_prefix('$') {
+        return n.parse().ok().map(|i| ("wildcard".to_owned(), Some(i)));
+    }
+    let (name, args) = function_call(token)?;
+    let first = args.split(',').next().and_then(|a| a.trim().parse().ok());
+    let index = if name == "random" || name == "partition" {
+        None
+    } else {
+        first
+    };
+    Some((name, index))
 }
