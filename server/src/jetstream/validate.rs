@@ -209,6 +209,129 @@ mod tests {
         v
     }
 
+    /// Every error the probes produce, keyed by probe label, as the JSON rill sends.
+    #[test]
+    fn probe_errors_snapshot() {
+        let probes: Vec<Value> = serde_json::from_str(PROBES).expect("probes");
+        let mut model = Model::default();
+        let mut errors = BTreeMap::new();
+        for p in &probes {
+            let subject = p["subject"].as_str().expect("subject");
+            if p["reply"].get("exception").is_some() {
+                continue;
+            }
+            if let Err(e) = model.request(subject, &body_bytes(&p["body"])) {
+                let label = p["label"].as_str().expect("label").to_owned();
+                errors.insert(label, e);
+            }
+        }
+        insta::assert_json_snapshot!(errors, {
+            ".*.description" => insta::dynamic_redaction(|value, _| {
+                // Go's JSON parser texts and 4 KiB inputs are not worth pinning.
+                let text = value.as_str().unwrap_or_default().to_owned();
+                if text.starts_with("invalid JSON") {
+                    "[invalid JSON: ...]".to_owned()
+                } else {
+                    text
+                }
+            }),
+        });
+    }
+
+    #[test]
+    fn create_subjects_parse() {
+        let t = CreateTarget::parse("$JS.API.CONSUMER.CREATE.S.c.orders.>").expect("named");
+        assert_eq!(
+            (
+                t.kind,
+                t.stream.as_str(),
+                t.consumer.as_str(),
+                t.filter.as_str()
+            ),
+            (CreateKind::Named, "S", "c", "orders.>")
+        );
+        let t = CreateTarget::parse("$JS.API.CONSUMER.CREATE.S").expect("legacy");
+        assert_eq!(t.kind, CreateKind::LegacyEphemeral);
+        let t = CreateTarget::parse("$JS.API.CONSUMER.DURABLE.CREATE.S.d").expect("durable");
+        assert_eq!(
+            (t.kind, t.consumer.as_str()),
+            (CreateKind::LegacyDurable, "d")
+        );
+        for no_reply in [
+            "$JS.API.CONSUMER.DURABLE.CREATE.S",
+            "$JS.API.CONSUMER.DURABLE.CREATE.S.d.x",
+            "$JS.API.CONSUMER.INFO.S.c",
+        ] {
+            assert_eq!(CreateTarget::parse(no_reply), None, "{no_reply}");
+        }
+    }
+
+    #[test]
+    fn mapping_destinations() {
+        use super::stream_subjects::check_mapping;
+        let cases = [
+            ("a.*", "b.$1", Ok(())),
+            ("a.*.*", "b.{{wildcard(2)}}.{{Wildcard(1)}}", Ok(())),
+            ("a.>", "b.>", Ok(())),
+            ("", "", Ok(())),
+            (
+                "a.*",
+                "b.$2",
+                Err("invalid mapping destination: wildcard index out of range in $2: [2]"),
+            ),
+            (
+                "a",
+                "b.$1",
+                Err("invalid mapping destination: wildcard index out of range in $1"),
+            ),
+            ("a.*", "b.>", Err("invalid subject")),
+            ("a.*", "b.*", Err("invalid subject")),
+            (
+                "a.*",
+                "b..c",
+                Err("invalid mapping destination: invalid transform in "),
+            ),
+            (
+                "a.*",
+                "b.{{nope(1)}}",
+                Err("invalid mapping destination: unknown function in {{nope(1)}}"),
+            ),
+            ("a.*", "b.{{random(5)}}", Ok(())),
+        ];
+        for (src, dest, want) in cases {
+            assert_eq!(
+                check_mapping(src, dest),
+                want.map_err(str::to_owned),
+                "{src} -> {dest}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_api_levels() {
+        let s = |f: fn(&mut StreamConfig)| {
+            let mut c = StreamConfig::named("S");
+            f(&mut c);
+            stream_required_level(&c)
+        };
+        assert_eq!(s(|_| {}), 0);
+        assert_eq!(s(|c| c.allow_msg_ttl = true), 1);
+        assert_eq!(s(|c| c.allow_msg_counter = true), 2);
+        assert_eq!(s(|c| c.allow_batched = true), 4);
+        let mut c = ConsumerConfig::default();
+        assert_eq!(consumer_required_level(&c), 0);
+        c.priority_policy = rill_protocol::jsapi::PriorityPolicy::Overflow;
+        assert_eq!(consumer_required_level(&c), 1);
+    }
+
+    #[test]
+    fn names() {
+        for bad in ["", "a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_name("ORDERS-1_x"));
+    }
+
     #[test]
     fn replays_every_nats_server_probe() {
         let probes: Vec<Value> = serde_json::from_str(PROBES).expect("probes");
