@@ -324,6 +324,24 @@ impl Flags {
         if self.store_dir.is_some() {
             d.store_dir = self.store_dir.clone();
         }
+        self.forget_overridden_origins(d);
+    }
+
+    /// Errors about a setting a flag overrode must not point into the config file.
+    fn forget_overridden_origins(&self, d: &mut Draft) {
+        let overridden = [
+            ("host", self.addr.is_some()),
+            ("port", self.port.is_some()),
+            ("server_name", self.server_name.is_some()),
+            ("http", self.http_port.is_some()),
+            ("https", self.https_port.is_some()),
+            ("store_dir", self.store_dir.is_some()),
+        ];
+        for (setting, given) in overridden {
+            if given {
+                d.origins.remove(setting);
+            }
+        }
     }
 
     fn apply_logging(&self, d: &mut Draft) {
@@ -396,6 +414,7 @@ impl Flags {
         set_opt(&mut tls.ca_file, &self.tlscacert);
         tls.verify |= verify;
         d.config.tls = Some(tls);
+        d.origins.remove("tls");
         Ok(())
     }
 

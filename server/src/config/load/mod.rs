@@ -17,6 +17,7 @@ mod tls;
 mod validate;
 mod value;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::conf::{ConfMap, ConfValue, Pos, parse_file};
@@ -40,6 +41,9 @@ pub struct Draft {
     pub jetstream: Option<bool>,
     /// `store_dir` given at the top level, in the block or by `-sd`.
     pub store_dir: Option<PathBuf>,
+    /// Where settings checked by `finish` were written in the file, so its errors can
+    /// point there; a flag that overrides a setting removes its entry.
+    pub origins: BTreeMap<&'static str, Pos>,
 }
 
 impl Draft {
@@ -74,6 +78,9 @@ impl Draft {
         variable: bool,
     ) -> Result<(), ConfigError> {
         let lower = key.to_ascii_lowercase();
+        for setting in origin_settings(&lower) {
+            self.origins.insert(setting, v.pos.clone());
+        }
         if self.server_key(&lower, v)? || self.auth_key(&lower, v)? {
             return Ok(());
         }
@@ -126,6 +133,23 @@ impl Draft {
         } else {
             self.config.jetstream = None;
         }
+    }
+}
+
+/// The settings `finish` validates that a top-level key sets.
+fn origin_settings(lower: &str) -> &'static [&'static str] {
+    match lower {
+        "listen" => &["host", "port"],
+        "host" | "net" => &["host"],
+        "port" => &["port"],
+        "server_name" => &["server_name"],
+        "http" | "http_port" | "monitor_port" => &["http"],
+        "https" | "https_port" => &["https"],
+        "tls" => &["tls"],
+        "jetstream" | "store_dir" | "storedir" => &["store_dir"],
+        "max_payload" | "max_pending" => &["max_payload"],
+        "no_auth_user" => &["no_auth_user"],
+        _ => &[],
     }
 }
 

@@ -1,9 +1,11 @@
 //! The last step of loading: ports and hosts resolved, everything checked up front so the
 //! server never starts half-configured.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::super::conf::Pos;
 use super::super::error::{ConfigError, Warning};
 use super::super::{Config, HttpListen};
 use super::Draft;
@@ -13,6 +15,19 @@ const DEFAULT_PORT: u16 = 4222;
 /// Payloads above this are allowed but discouraged (nats-server warns too).
 const LARGE_PAYLOAD: usize = 8 * 1024 * 1024;
 
+/// Where settings came from: an error about one points at the file when it was written
+/// there, and is a plain message when it came from a flag.
+struct Origins(BTreeMap<&'static str, Pos>);
+
+impl Origins {
+    fn error(&self, setting: &str, message: String) -> ConfigError {
+        match self.0.get(setting) {
+            Some(pos) => ConfigError::at(pos, message),
+            None => ConfigError::Validation(message),
+        }
+    }
+}
+
 /// Resolves and validates a draft.
 pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError> {
     let Draft {
@@ -21,32 +36,34 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
         port,
         http,
         https,
+        origins,
         ..
     } = draft;
-    config.port = client_port(port)?;
-    check_host(&config.host, "client listen host")?;
-    config.http = monitor(http, &config.host, "http")?;
-    config.https = monitor(https, &config.host, "https")?;
+    let o = Origins(origins);
+    config.port = client_port(port).map_err(|m| o.error("port", m))?;
+    check_host(&config.host, "client listen host").map_err(|m| o.error("host", m))?;
+    config.http = monitor(http, &config.host, "http").map_err(|m| o.error("http", m))?;
+    config.https = monitor(https, &config.host, "https").map_err(|m| o.error("https", m))?;
     if config.https.is_some() && config.tls.is_none() {
-        return Err(ConfigError::Validation(
+        return Err(o.error(
+            "https",
             "https monitoring requires a tls {} configuration".into(),
         ));
     }
-    check_server_name(&config)?;
-    check_limits(&config, &mut warnings)?;
-    check_tls(&config)?;
-    check_store_dir(&config)?;
-    check_no_auth_user(&config)?;
+    check_server_name(&config).map_err(|m| o.error("server_name", m))?;
+    check_limits(&config, &mut warnings).map_err(|m| o.error("max_payload", m))?;
+    check_tls(&config).map_err(|m| o.error("tls", m))?;
+    check_store_dir(&config).map_err(|m| o.error("store_dir", m))?;
+    check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
     Ok((config, warnings))
 }
 
 /// `-1` is a random free port (0 in `Config`), `0` or absent the default 4222.
-fn client_port(port: Option<i64>) -> Result<u16, ConfigError> {
+fn client_port(port: Option<i64>) -> Result<u16, String> {
     match port {
         None | Some(0) => Ok(DEFAULT_PORT),
         Some(-1) => Ok(0),
-        Some(p) => u16::try_from(p)
-            .map_err(|_| ConfigError::Validation(format!("invalid client port {p}"))),
+        Some(p) => u16::try_from(p).map_err(|_| format!("invalid client port {p}")),
     }
 }
 
@@ -55,15 +72,14 @@ fn monitor(
     spec: Option<(Option<String>, i64)>,
     client_host: &str,
     what: &str,
-) -> Result<Option<HttpListen>, ConfigError> {
+) -> Result<Option<HttpListen>, String> {
     let Some((host, port)) = spec else {
         return Ok(None);
     };
     let port = match port {
         0 => return Ok(None),
         -1 => 0,
-        p => u16::try_from(p)
-            .map_err(|_| ConfigError::Validation(format!("invalid {what} monitoring port {p}")))?,
+        p => u16::try_from(p).map_err(|_| format!("invalid {what} monitoring port {p}"))?,
     };
     let host = host.unwrap_or_else(|| client_host.to_string());
     check_host(&host, &format!("{what} monitoring host"))?;
@@ -73,7 +89,7 @@ fn monitor(
 /// A host must be an IP address or a syntactically valid host name. Names are resolved
 /// when the listener binds; an all-numeric dotted name that is not an IPv4 address (like
 /// `1.2.3.999`) is refused here.
-pub(crate) fn check_host(host: &str, what: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_host(host: &str, what: &str) -> Result<(), String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if bare.parse::<IpAddr>().is_ok() {
         return Ok(());
@@ -95,25 +111,23 @@ pub(crate) fn check_host(host: &str, what: &str) -> Result<(), ConfigError> {
     if name_ok {
         Ok(())
     } else {
-        Err(ConfigError::Validation(format!("invalid {what} {host:?}")))
+        Err(format!("invalid {what} {host:?}"))
     }
 }
 
-fn check_server_name(config: &Config) -> Result<(), ConfigError> {
+fn check_server_name(config: &Config) -> Result<(), String> {
     match &config.server_name {
-        Some(name) if name.contains(' ') => Err(ConfigError::Validation(
-            "server name cannot contain spaces".into(),
-        )),
+        Some(name) if name.contains(' ') => Err("server name cannot contain spaces".into()),
         _ => Ok(()),
     }
 }
 
-fn check_limits(config: &Config, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+fn check_limits(config: &Config, warnings: &mut Vec<Warning>) -> Result<(), String> {
     if config.max_payload > config.max_pending {
-        return Err(ConfigError::Validation(format!(
+        return Err(format!(
             "max_payload ({}) cannot be higher than max_pending ({})",
             config.max_payload, config.max_pending
-        )));
+        ));
     }
     if config.max_payload > LARGE_PAYLOAD {
         warnings.push(Warning::flag(format!(
@@ -124,7 +138,7 @@ fn check_limits(config: &Config, warnings: &mut Vec<Warning>) -> Result<(), Conf
     Ok(())
 }
 
-fn check_tls(config: &Config) -> Result<(), ConfigError> {
+fn check_tls(config: &Config) -> Result<(), String> {
     let Some(tls) = &config.tls else {
         return Ok(());
     };
@@ -140,31 +154,28 @@ fn check_tls(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_readable(file: &Path, what: &str) -> Result<(), ConfigError> {
-    std::fs::File::open(file).map(drop).map_err(|e| {
-        ConfigError::Validation(format!(
-            "error opening TLS {what} file {}: {e}",
-            file.display()
-        ))
-    })
+fn check_readable(file: &Path, what: &str) -> Result<(), String> {
+    std::fs::File::open(file)
+        .map(drop)
+        .map_err(|e| format!("error opening TLS {what} file {}: {e}", file.display()))
 }
 
 /// JetStream's store directory may not exist yet, but must not be a file.
-fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
+fn check_store_dir(config: &Config) -> Result<(), String> {
     let Some(js) = &config.jetstream else {
         return Ok(());
     };
     if js.store_dir.exists() && !js.store_dir.is_dir() {
-        return Err(ConfigError::Validation(format!(
+        return Err(format!(
             "Can't start JetStream: storage directory {} is not a directory",
             js.store_dir.display()
-        )));
+        ));
     }
     Ok(())
 }
 
 /// `no_auth_user` must name a configured user.
-fn check_no_auth_user(config: &Config) -> Result<(), ConfigError> {
+fn check_no_auth_user(config: &Config) -> Result<(), String> {
     let Some(name) = &config.no_auth_user else {
         return Ok(());
     };
@@ -177,8 +188,8 @@ fn check_no_auth_user(config: &Config) -> Result<(), ConfigError> {
     if known {
         Ok(())
     } else {
-        Err(ConfigError::Validation(format!(
+        Err(format!(
             "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
-        )))
+        ))
     }
 }
