@@ -140,6 +140,7 @@ fn go_bool(s: &str) -> Result<bool, String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "rill-server",
+    rename_all = "snake_case",
     no_binary_name = true,
     disable_help_flag = true,
     disable_version_flag = true

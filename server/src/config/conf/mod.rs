@@ -173,12 +173,22 @@ impl ConfMap {
 
 /// A syntax error, unresolved variable or unreadable include, with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pos}: {message}")]
 pub struct ParseError {
     /// Where the problem is.
     pub pos: Pos,
     /// What is wrong.
     pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0 is "no position" (e.g. the top-level file could not be read).
+        if self.pos.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.pos, self.message)
+        }
+    }
 }
 
 impl ParseError {
