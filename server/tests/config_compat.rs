@@ -74,30 +74,48 @@ const REJECT: &[&str] = &[
 ];
 
 fn nats_server_accepts(file: &Path) -> Option<bool> {
-    let out = Command::new("nats-server").arg("-c").arg(file).arg("-t").output().ok()?;
+    let out = Command::new("nats-server")
+        .arg("-c")
+        .arg(file)
+        .arg("-t")
+        .output()
+        .ok()?;
     Some(out.status.success())
 }
 
 fn rill_accepts(file: &Path) -> Result<(), String> {
     let args: Vec<OsString> = vec!["-c".into(), file.into(), "-t".into()];
-    rill_server::config::load(args).map(drop).map_err(|e| e.to_string())
+    rill_server::config::load(args)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
 fn rill_and_nats_server_agree_on_accept_and_reject() {
-    if Command::new("nats-server").arg("--version").output().is_err() {
+    if Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("nats-server is not on PATH: skipping the differential config check");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut disagreements = Vec::new();
-    for (i, (text, want)) in ACCEPT.iter().map(|t| (t, true)).chain(REJECT.iter().map(|t| (t, false))).enumerate() {
+    for (i, (text, want)) in ACCEPT
+        .iter()
+        .map(|t| (t, true))
+        .chain(REJECT.iter().map(|t| (t, false)))
+        .enumerate()
+    {
         let file = dir.path().join(format!("c{i}.conf"));
         std::fs::write(&file, text).expect("write");
         let nats = nats_server_accepts(&file).expect("run nats-server");
         let rill = rill_accepts(&file);
         if nats != want || rill.is_ok() != want {
-            disagreements.push(format!("{text:?}: expected accept={want}, nats-server={nats}, rill={rill:?}"));
+            disagreements.push(format!(
+                "{text:?}: expected accept={want}, nats-server={nats}, rill={rill:?}"
+            ));
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));

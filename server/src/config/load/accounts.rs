@@ -11,6 +11,19 @@ pub(super) fn parse(
     v: &ConfValue,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<AccountConfig>, ConfigError> {
+    if let ValueKind::Array(names) = &v.kind {
+        // The old list form, `accounts: [A, B]`: names only.
+        return names
+            .iter()
+            .map(|n| {
+                let name = string(n, "accounts")?;
+                Ok(AccountConfig {
+                    name,
+                    ..AccountConfig::default()
+                })
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for e in map(v, "accounts")?.entries() {
         out.push(account(&e.key, &e.value, warnings)?);

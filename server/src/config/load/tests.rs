@@ -126,6 +126,16 @@ fn accounts_with_users_exports_imports_and_jetstream() {
 }
 
 #[test]
+fn accounts_list_form() {
+    let names: Vec<String> = ok("accounts: [A, B]")
+        .accounts
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["A", "B"]);
+}
+
+#[test]
 fn jetstream_forms() {
     assert!(ok("jetstream: true").jetstream.is_some());
     assert!(ok("jetstream: enabled").jetstream.is_some());
@@ -228,6 +238,7 @@ fn errors() {
         "accounts { A { exports: [{accounts: [B]}] } }",
         "accounts { A { imports: [{stream: {account: B}}] } }",
         "authorization { users: [{user: a, permissions: {publish: {allow: 1}}}] }",
+        "authorization { users: [{user: a}] }\naccounts { A { users: [{user: a}] } }",
     ];
     let rendered: Vec<String> = cases
         .iter()

@@ -55,6 +55,7 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_tls(&config).map_err(|m| o.error("tls", m))?;
     check_store_dir(&config).map_err(|m| o.error("store_dir", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
+    check_duplicate_users(&config)?;
     Ok((config, warnings))
 }
 
@@ -170,6 +171,25 @@ fn check_store_dir(config: &Config) -> Result<(), String> {
             "Can't start JetStream: storage directory {} is not a directory",
             js.store_dir.display()
         ));
+    }
+    Ok(())
+}
+
+/// A user name or nkey may appear once across `authorization` and all accounts.
+fn check_duplicate_users(config: &Config) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    let all = config
+        .authorization
+        .users
+        .iter()
+        .chain(config.accounts.iter().flat_map(|a| a.users.iter()));
+    for u in all {
+        let id = u.user.as_deref().or(u.nkey.as_deref()).unwrap_or_default();
+        if !seen.insert(id) {
+            return Err(ConfigError::Validation(format!(
+                "Duplicate user {id:?} detected"
+            )));
+        }
     }
     Ok(())
 }
