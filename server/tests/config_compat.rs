@@ -120,3 +120,68 @@ fn rill_and_nats_server_agree_on_accept_and_reject() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// Every `*.conf` under `$RILL_CONF_CORPUS` (e.g. client libraries' test configs), loaded
+/// by both servers with the working directory set to the file's grandparent (where test
+/// suites usually start the server, so relative certificate paths resolve). Run with
+/// `RILL_CONF_CORPUS=/path cargo test -p rill-server --test config_compat -- --ignored`;
+/// prints every file where the two disagree, with rill's error or warnings.
+#[test]
+#[ignore = "needs RILL_CONF_CORPUS and nats-server"]
+fn corpus() {
+    let Ok(root) = std::env::var("RILL_CONF_CORPUS") else {
+        eprintln!("RILL_CONF_CORPUS is not set");
+        return;
+    };
+    let mut files = Vec::new();
+    collect_confs(Path::new(&root), &mut files);
+    files.sort();
+    let mut report = Vec::new();
+    for file in &files {
+        let cwd = file
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        std::env::set_current_dir(cwd).expect("chdir");
+        let nats = Command::new("nats-server")
+            .arg("-c")
+            .arg(file)
+            .arg("-t")
+            .output()
+            .expect("run nats-server");
+        let args: Vec<OsString> = vec!["-c".into(), file.into(), "-t".into()];
+        let rill = rill_server::config::load(args);
+        let verdict = match (&rill, nats.status.success()) {
+            (Ok(_), true) | (Err(_), false) => "agree",
+            _ => "DISAGREE",
+        };
+        let detail = match &rill {
+            Ok(l) => l
+                .warnings
+                .iter()
+                .map(|w| format!("\n    warn: {w}"))
+                .collect::<String>(),
+            Err(e) => format!("\n    rill: {e}"),
+        };
+        let nats_err = String::from_utf8_lossy(&nats.stderr).trim().to_string();
+        report.push(format!(
+            "{verdict} {}{detail}\n    nats: {nats_err}",
+            file.display()
+        ));
+    }
+    println!("{}", report.join("\n"));
+}
+
+fn collect_confs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_confs(&p, out);
+        } else if p.extension().is_some_and(|x| x == "conf") {
+            out.push(p);
+        }
+    }
+}

@@ -77,7 +77,7 @@ fn account(
                     ),
                 ))
             }
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     Ok(acc)
@@ -104,7 +104,7 @@ fn export(v: &ConfValue) -> Result<ExportConfig, ConfigError> {
             | "latency"
             | "account_token_position"
             | "allow_trace" => {}
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     let (kind, subject) = kind_subject.ok_or_else(|| {
@@ -129,7 +129,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
             "service" => source = Some((ExportKind::Service, import_source(&e.value, &key)?)),
             "prefix" | "to" => to = Some(string(&e.value, &key)?),
             "share" | "allow_trace" => {}
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     let (kind, (account, subject)) = source.ok_or_else(|| {
@@ -152,7 +152,7 @@ fn import_source(v: &ConfValue, key: &str) -> Result<(String, String), ConfigErr
         match k.as_str() {
             "account" => account = Some(string(&e.value, &k)?),
             "subject" => subject = Some(string(&e.value, &k)?),
-            _ => return Err(value::unknown(&e.key_pos, &k)),
+            _ => value::unknown(e)?,
         }
     }
     match (account, subject) {
@@ -205,7 +205,7 @@ fn account_js_limits(m: &ConfMap) -> Result<AccountJetStreamLimits, ConfigError>
             | "disk_max_stream_bytes"
             | "store_max_stream_bytes"
             | "cluster_traffic" => {}
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     Ok(l)

@@ -54,7 +54,7 @@ fn authorization(m: &ConfMap, warnings: &mut Vec<Warning>) -> Result<Authorizati
                 ));
             }
             "proxy_required" => warnings.push(unsupported(&e.key_pos, &key)),
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     if let Some(pos) = users_pos {
@@ -105,7 +105,7 @@ fn user(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<UserConfig, Config
             "allowed_connection_types" | "connection_types" | "clients" | "proxy_required" => {
                 warnings.push(unsupported(&e.key_pos, &key));
             }
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     if u.user.is_none() && u.nkey.is_none() {
@@ -141,7 +141,7 @@ pub(super) fn permissions(v: &ConfValue, key: &str) -> Result<Permissions, Confi
             "publish_allow_responses" | "allow_responses" => {
                 p.allow_responses = allow_responses(v, &key)?
             }
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     Ok(p)
@@ -156,7 +156,7 @@ fn rules(v: &ConfValue, key: &str) -> Result<PermissionRules, ConfigError> {
                 match k.as_str() {
                     "allow" => r.allow = strings(&e.value, &k)?,
                     "deny" => r.deny = strings(&e.value, &k)?,
-                    _ => return Err(value::unknown(&e.key_pos, &k)),
+                    _ => value::unknown(e)?,
                 }
             }
         }
@@ -180,7 +180,7 @@ fn allow_responses(v: &ConfValue, key: &str) -> Result<Option<ResponsePermission
                         rp.max = count(&e.value, &k)?
                     }
                     "expires" | "expiration" | "ttl" => rp.expires = timeout(&e.value, &k)?,
-                    _ => return Err(value::unknown(&e.key_pos, &k)),
+                    _ => value::unknown(e)?,
                 }
             }
         }

@@ -94,7 +94,7 @@ impl Draft {
                 format!("config key \"{key}\" is not supported by rill yet and is ignored"),
             )),
             _ if variable => {}
-            _ => return Err(value::unknown(key_pos, key)),
+            _ => return Err(value::unknown_at(key_pos, key)),
         }
         Ok(())
     }

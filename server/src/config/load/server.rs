@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::super::conf::{ConfValue, ValueKind};
+use super::super::conf::{ConfValue, Entry, ValueKind};
 use super::super::error::{ConfigError, Warning};
 use super::super::units::parse_duration;
 use super::super::{JetStreamConfig, SyncInterval};
@@ -131,7 +131,7 @@ pub(super) fn jetstream(
                 match key.as_str() {
                     "enable" | "enabled" => enabled = boolean(v, &key)?,
                     "store" | "store_dir" | "storedir" => store_dir = Some(path(v, &key)?),
-                    _ => jetstream_setting(&mut js, &key, &e.key_pos, v, warnings)?,
+                    _ => jetstream_setting(&mut js, &key, e, warnings)?,
                 }
             }
             Ok((enabled, Some(js), store_dir))
@@ -146,10 +146,10 @@ pub(super) fn jetstream(
 fn jetstream_setting(
     js: &mut JetStreamConfig,
     key: &str,
-    key_pos: &super::super::conf::Pos,
-    v: &ConfValue,
+    e: &Entry,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ConfigError> {
+    let (key_pos, v) = (&e.key_pos, &e.value);
     match key {
         "max_memory_store" | "max_mem_store" | "max_mem" => {
             js.max_memory_store = size(v, key, true)?
@@ -188,7 +188,7 @@ fn jetstream_setting(
             key_pos,
             format!("jetstream setting \"{key}\" is not supported by rill yet and is ignored"),
         )),
-        _ => return Err(value::unknown(key_pos, key)),
+        _ => value::unknown(e)?,
     }
     Ok(())
 }
@@ -209,7 +209,7 @@ fn jetstream_limits(
                 &e.key_pos,
                 format!("jetstream limit \"{key}\" is not supported by rill yet and is ignored"),
             )),
-            _ => return Err(value::unknown(&e.key_pos, &key)),
+            _ => value::unknown(e)?,
         }
     }
     Ok(())

@@ -202,6 +202,21 @@ fn unsupported_features_warn_and_name_the_key() {
 #[test]
 fn variables_defined_but_unknown_are_not_errors() {
     assert_eq!(ok("P: 4333\nport: $P").port, 4333);
+    // The role-permissions pattern of client test suites: a variable defined inside
+    // `authorization` and used in a user entry.
+    let c = ok(
+        "authorization {\n  user_perms = { publish = { deny = \"foo\" } }\n  \
+        users = [{ user: \"derek\", password: \"s3cr3t!\", permissions: $user_perms }]\n}",
+    );
+    let perms = c.authorization.users[0]
+        .permissions
+        .clone()
+        .expect("permissions");
+    assert_eq!(perms.publish.map(|p| p.deny), Some(vec!["foo".to_string()]));
+    assert!(
+        err("authorization { user_perms = { publish = \"a\" } }")
+            .contains("unknown field \"user_perms\"")
+    );
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsCon
                     format!("tls setting \"{k}\" is not supported by rill yet and is ignored"),
                 ));
             }
-            _ => return Err(value::unknown(&e.key_pos, &k)),
+            _ => value::unknown(e)?,
         }
     }
     let missing =

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::conf::{ConfMap, ConfValue, ValueKind, parse_size_str};
+use super::super::conf::{ConfMap, ConfValue, Entry, Pos, ValueKind, parse_size_str};
 use super::super::error::{ConfigError, Warning};
 use super::super::units::{parse_duration, seconds};
 
@@ -142,7 +142,17 @@ pub(super) fn strings(v: &ConfValue, key: &str) -> Result<Vec<String>, ConfigErr
     }
 }
 
-/// An error for a key nats-server does not know in this block.
-pub(super) fn unknown(pos: &super::super::conf::Pos, key: &str) -> ConfigError {
+/// A key nats-server does not know in this block: an error, unless the key only defines
+/// a `$variable` used elsewhere (nats-server skips those too).
+pub(super) fn unknown(e: &Entry) -> Result<(), ConfigError> {
+    if e.used_as_variable {
+        Ok(())
+    } else {
+        Err(unknown_at(&e.key_pos, &e.key))
+    }
+}
+
+/// The error for an unknown key at `pos`.
+pub(super) fn unknown_at(pos: &Pos, key: &str) -> ConfigError {
     ConfigError::at(pos, format!("unknown field \"{key}\""))
 }
