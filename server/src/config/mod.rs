@@ -41,7 +41,8 @@ pub struct Config {
     pub max_pending: usize,
     /// Longest protocol control line accepted.
     pub max_control_line: usize,
-    /// Most concurrent client connections.
+    /// Most concurrent client connections (`usize::MAX` when the config says 0 or less:
+    /// unlimited, as in nats-server).
     pub max_connections: usize,
     /// Most subscriptions per connection; 0 is unlimited.
     pub max_subscriptions: usize,

@@ -149,6 +149,7 @@ fn origin_settings(lower: &str) -> &'static [&'static str] {
         "jetstream" | "store_dir" | "storedir" => &["store_dir"],
         "max_payload" | "max_pending" => &["max_payload"],
         "no_auth_user" => &["no_auth_user"],
+        "lame_duck_duration" | "lame_duck_grace_period" => &["lame_duck"],
         _ => &[],
     }
 }

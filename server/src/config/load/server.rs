@@ -21,10 +21,10 @@ impl Draft {
             "host" | "net" => c.host = string(v, lower)?,
             "server_name" => c.server_name = Some(string(v, lower)?),
             "client_advertise" => c.client_advertise = Some(string(v, lower)?),
-            "max_payload" => c.max_payload = positive_size(v, lower)?,
+            "max_payload" => c.max_payload = int32_size(v, lower)?,
             "max_pending" => c.max_pending = positive_size(v, lower)?,
-            "max_control_line" => c.max_control_line = positive_size(v, lower)?,
-            "max_connections" | "max_conn" => c.max_connections = count(v, lower)?,
+            "max_control_line" => c.max_control_line = int32_size(v, lower)?,
+            "max_connections" | "max_conn" => c.max_connections = max_connections(v, lower)?,
             "max_subscriptions" | "max_subs" => c.max_subscriptions = count(v, lower)?,
             "ping_interval" => c.ping_interval = duration(v, lower, w)?,
             "ping_max" => {
@@ -86,6 +86,24 @@ fn host_port(v: &ConfValue, key: &str) -> Result<(Option<String>, i64), ConfigEr
     let port: i64 = port.parse().map_err(|_| bad())?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok(((!host.is_empty()).then(|| host.to_string()), port))
+}
+
+/// A positive size that nats-server stores in an `int32`.
+fn int32_size(v: &ConfValue, key: &str) -> Result<usize, ConfigError> {
+    let n = positive_size(v, key)?;
+    if n > i32::MAX as usize {
+        return Err(ConfigError::at(&v.pos, format!("{key} value is too big")));
+    }
+    Ok(n)
+}
+
+/// `max_connections`: 0 or negative is unlimited, as in nats-server.
+fn max_connections(v: &ConfValue, key: &str) -> Result<usize, ConfigError> {
+    let n = int(v, key)?;
+    Ok(usize::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(usize::MAX))
 }
 
 fn positive_size(v: &ConfValue, key: &str) -> Result<usize, ConfigError> {

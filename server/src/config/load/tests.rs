@@ -126,6 +126,12 @@ fn accounts_with_users_exports_imports_and_jetstream() {
 }
 
 #[test]
+fn max_connections_zero_is_unlimited() {
+    assert_eq!(ok("max_connections: 0").max_connections, usize::MAX);
+    assert_eq!(ok("max_conn: 5").max_connections, 5);
+}
+
+#[test]
 fn accounts_list_form() {
     let names: Vec<String> = ok("accounts: [A, B]")
         .accounts
@@ -254,6 +260,8 @@ fn errors() {
         "accounts { A { imports: [{stream: {account: B}}] } }",
         "authorization { users: [{user: a, permissions: {publish: {allow: 1}}}] }",
         "authorization { users: [{user: a}] }\naccounts { A { users: [{user: a}] } }",
+        "max_payload: 3GB",
+        "lame_duck_duration: \"10s\"\nlame_duck_grace_period: \"10s\"",
     ];
     let rendered: Vec<String> = cases
         .iter()

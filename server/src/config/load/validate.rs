@@ -52,6 +52,7 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     }
     check_server_name(&config).map_err(|m| o.error("server_name", m))?;
     check_limits(&config, &mut warnings).map_err(|m| o.error("max_payload", m))?;
+    check_lame_duck(&config).map_err(|m| o.error("lame_duck", m))?;
     check_tls(&config).map_err(|m| o.error("tls", m))?;
     check_store_dir(&config).map_err(|m| o.error("store_dir", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
@@ -135,6 +136,16 @@ fn check_limits(config: &Config, warnings: &mut Vec<Warning>) -> Result<(), Stri
             "max_payload of {} bytes is over 8MB, which is generally discouraged",
             config.max_payload
         )));
+    }
+    Ok(())
+}
+
+fn check_lame_duck(config: &Config) -> Result<(), String> {
+    let (duration, grace) = (config.lame_duck_duration, config.lame_duck_grace_period);
+    if !duration.is_zero() && grace >= duration {
+        return Err(format!(
+            "lame duck grace period ({grace:?}) should be strictly lower than lame duck duration ({duration:?})"
+        ));
     }
     Ok(())
 }
