@@ -329,3 +329,19 @@ fn reload_rereads_the_file_and_keeps_the_flags() {
 fn help_text() {
     insta::assert_snapshot!(rill_server::config::flags::USAGE);
 }
+
+#[test]
+fn flag_error_messages() {
+    let lines: &[&[&str]] = &[
+        &["--bogus"],
+        &["-p", "abc"],
+        &["-T=maybe"],
+        &["-p"],
+        &["stray"],
+    ];
+    let out: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{l:?}\n{}", fail(l)))
+        .collect();
+    insta::assert_snapshot!(out.join("\n---\n"));
+}

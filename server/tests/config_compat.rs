@@ -10,7 +10,11 @@ use std::process::Command;
 ///
 /// Not listed: `ping_interval: 5` (a bare number for a duration). nats-server runs with it
 /// (seconds, plus a warning) but its `-t` check fails on the warning; rill accepts it with
-/// the same warning in both modes.
+/// the same warning in both modes. Likewise an empty or comment-only file: nats-server
+/// runs with it but `-t` reports "config has no values or is empty"; rill accepts it.
+///
+/// Deliberate difference: a stray `}` at the top level (`port: 4222\n}`) is ignored by
+/// nats-server and a syntax error in rill.
 const ACCEPT: &[&str] = &[
     "port: 4222",
     "port = 4222; debug = true",
@@ -48,6 +52,15 @@ const ACCEPT: &[&str] = &[
     "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"5s\"\nwrite_deadline: \"3s\"",
     "# comment\n// other comment\nport: 4222 # trailing",
     "a: [\"x\", \"y\"]\nport: 4222\nserver_tags: $a",
+    "server_tags: [\"a\", \"b\",]",
+    "PORT: 4222\nDebug: true",
+    "port: 4222 ; debug: true",
+    "authorization = { user = a, password = b }",
+    "authorization {\n\tuser: a\n\tpassword: b\n}",
+    "authorization { token: (\nabc\n)\n}",
+    "jetstream { max_mem: 1G; max_file: 2G }",
+    "server_name: rill\r\nport: 4222\r\n",
+    "authorization { users: [\n  {user: a, password: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG}\n] }",
 ];
 
 /// Snippets both servers reject.
@@ -71,6 +84,13 @@ const REJECT: &[&str] = &[
     "accounts { A { users: [{user: a, password: a}] } }\nauthorization { user: x, password: y, users: [{user: b, password: c}] }",
     "port: 4222\ninclude \"nope.conf\"",
     "a: 1\na: 2",
+    "\"port with space\": 1",
+    "authorization {user: a password: b}",
+    "port: 4222 4223",
+    "server_tags: [\"a\",, \"b\"]",
+    "port: .5",
+    "authorization { user: a, password: b",
+    "authorization { token: (\nabc\n) }",
 ];
 
 fn nats_server_accepts(file: &Path) -> Option<bool> {

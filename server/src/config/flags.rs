@@ -286,8 +286,7 @@ impl Flags {
     /// # Errors
     /// `ConfigError::Flags` with clap's message for an unknown flag or a bad value.
     pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Self, ConfigError> {
-        Flags::try_parse_from(normalize_args(args))
-            .map_err(|e| ConfigError::Flags(e.render().to_string()))
+        Flags::try_parse_from(normalize_args(args)).map_err(|e| ConfigError::Flags(flag_error(&e)))
     }
 
     /// Lays the flags over the config file's settings.
@@ -443,6 +442,29 @@ impl Flags {
             }
         }
     }
+}
+
+/// One line saying what is wrong, nats-server style, plus where to find the options
+/// (clap's own tips would suggest unrelated flags, its usage line is not ours).
+fn flag_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ErrorKind};
+    let what = match e.kind() {
+        ErrorKind::UnknownArgument => match e.get(ContextKind::InvalidArg) {
+            Some(arg) if arg.to_string().starts_with('-') => {
+                format!("flag provided but not defined: {arg}")
+            }
+            Some(arg) => format!("unexpected argument {arg:?}: rill-server takes only flags"),
+            None => first_line(e),
+        },
+        _ => first_line(e),
+    };
+    format!("{what}\nrun 'rill-server --help' for the options")
+}
+
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
