@@ -5,8 +5,21 @@
 //! `Default` equals nats-server's default, so an empty config behaves like an
 //! empty nats-server config. Nothing deeper in the server reads settings ad hoc.
 
-use std::path::PathBuf;
+pub mod conf;
+mod error;
+pub mod flags;
+pub mod load;
+pub mod signal;
+pub mod units;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use error::{ConfigError, Warning};
+pub use flags::Flags;
+pub use load::Draft;
+pub use signal::SignalRequest;
 
 /// Size of one mebibyte.
 const MIB: usize = 1024 * 1024;
@@ -28,7 +41,8 @@ pub struct Config {
     pub max_pending: usize,
     /// Longest protocol control line accepted.
     pub max_control_line: usize,
-    /// Most concurrent client connections.
+    /// Most concurrent client connections (`usize::MAX` when the config says 0 or less:
+    /// unlimited, as in nats-server).
     pub max_connections: usize,
     /// Most subscriptions per connection; 0 is unlimited.
     pub max_subscriptions: usize,
@@ -215,6 +229,40 @@ pub struct AccountConfig {
     pub imports: Vec<ImportConfig>,
     /// JetStream enabled for the account.
     pub jetstream: bool,
+    /// Account JetStream limits, when `jetstream {}` is a map.
+    pub jetstream_limits: Option<AccountJetStreamLimits>,
+    /// Permissions for the account's users that have none of their own.
+    pub default_permissions: Option<Permissions>,
+}
+
+/// `accounts { A { jetstream { max_mem, max_file, max_streams, … } } }`; -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountJetStreamLimits {
+    /// Memory storage in bytes.
+    pub max_memory: i64,
+    /// File storage in bytes.
+    pub max_store: i64,
+    /// Number of streams.
+    pub max_streams: i64,
+    /// Number of consumers.
+    pub max_consumers: i64,
+    /// Largest consumer `max_ack_pending`.
+    pub max_ack_pending: i64,
+    /// Streams must set `max_bytes`.
+    pub max_bytes_required: bool,
+}
+
+impl Default for AccountJetStreamLimits {
+    fn default() -> Self {
+        Self {
+            max_memory: -1,
+            max_store: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            max_bytes_required: false,
+        }
+    }
 }
 
 /// An export: `{ stream: subj }` or `{ service: subj }`.
@@ -267,6 +315,9 @@ pub struct TlsConfig {
     pub timeout: Duration,
     /// TLS before INFO.
     pub handshake_first: bool,
+    /// With `handshake_first`: wait this long for the client's TLS hello, then fall back
+    /// to INFO first (`handshake_first: auto` or a duration). `None` is strict TLS-first.
+    pub handshake_first_fallback: Option<Duration>,
     /// Lowest accepted TLS version, "1.2" or "1.3".
     pub min_version: Option<String>,
 }
@@ -284,6 +335,21 @@ pub struct JetStreamConfig {
     pub sync: SyncInterval,
     /// JetStream domain.
     pub domain: Option<String>,
+    /// Strict API request checking (nats-server's default since 2.11).
+    pub strict: bool,
+    /// Server-wide limits from `jetstream { limits {} }`.
+    pub limits: JetStreamLimits,
+}
+
+/// `jetstream { limits { … } }`: caps applied to every stream and consumer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    /// Largest pull request batch.
+    pub max_request_batch: Option<usize>,
+    /// Largest consumer `max_ack_pending`.
+    pub max_ack_pending: Option<usize>,
+    /// Largest stream `duplicate_window`.
+    pub duplicate_window: Option<Duration>,
 }
 
 impl Default for JetStreamConfig {
@@ -294,6 +360,8 @@ impl Default for JetStreamConfig {
             max_file_store: -1,
             sync: SyncInterval::Always,
             domain: None,
+            strict: true,
+            limits: JetStreamLimits::default(),
         }
     }
 }
@@ -306,4 +374,98 @@ pub enum SyncInterval {
     Always,
     /// Flush on this interval; acknowledged data may be lost on power loss.
     Every(Duration),
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the server.
+    Run,
+    /// `-t`: the configuration is valid; print [`check_message`] and exit 0.
+    CheckConfig,
+    /// `-v`: print [`version_line`] and exit 0.
+    PrintVersion,
+    /// `-h`: print [`flags::USAGE`] and exit 0.
+    PrintHelp,
+    /// `--signal`: call [`SignalRequest::send`] and exit.
+    Signal(SignalRequest),
+}
+
+/// The result of [`load`].
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration (defaults for the print/signal actions).
+    pub config: Config,
+    /// Accepted-but-ignored settings; log each with `tracing::warn!`.
+    pub warnings: Vec<Warning>,
+    /// What to do.
+    pub action: Action,
+    /// The parsed command line, kept for [`reload`].
+    pub flags: Flags,
+}
+
+/// Parses the command line (without the program name), reads the config file it names,
+/// applies the flags over it and validates the result.
+///
+/// # Errors
+/// A bad command line ([`ConfigError::exit_code`] 2), or a config file that cannot be
+/// read, parsed or validated (exit code 1). The text is ready to print.
+pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Loaded, ConfigError> {
+    let flags = Flags::parse_args(args)?;
+    let early = if flags.help == Some(true) || flags.help_tls == Some(true) {
+        Some(Action::PrintHelp)
+    } else if flags.version == Some(true) {
+        Some(Action::PrintVersion)
+    } else if let Some(spec) = &flags.signal {
+        Some(Action::Signal(SignalRequest::parse(spec)?))
+    } else {
+        None
+    };
+    if let Some(action) = early {
+        return Ok(Loaded {
+            config: Config::default(),
+            warnings: Vec::new(),
+            action,
+            flags,
+        });
+    }
+    let (config, warnings) = reload(flags.config.as_deref(), &flags)?;
+    let action = if flags.test_config == Some(true) {
+        Action::CheckConfig
+    } else {
+        Action::Run
+    };
+    Ok(Loaded {
+        config,
+        warnings,
+        action,
+        flags,
+    })
+}
+
+/// Builds the configuration from `path` (if any) and `flags`: used at start-up and again
+/// on SIGHUP, with the original flags, so flags keep winning after a reload.
+///
+/// # Errors
+/// As [`load`].
+pub fn reload(path: Option<&Path>, flags: &Flags) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let mut draft = match path {
+        Some(p) => Draft::from_file(p)?,
+        None => Draft::default(),
+    };
+    flags.apply(&mut draft)?;
+    draft.finish()
+}
+
+/// `rill-server: v<version>`, the `-v` output (nats-server prints `nats-server: v2.x.y`).
+pub fn version_line() -> String {
+    format!("rill-server: v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `-t` success line, as nats-server words it.
+pub fn check_message(config: &Config) -> String {
+    match &config.config_file {
+        Some(f) => format!("rill-server: configuration file {} is valid", f.display()),
+        None => "rill-server: configuration is valid".to_string(),
+    }
 }

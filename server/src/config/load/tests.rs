@@ -1,0 +1,280 @@
+use std::time::Duration;
+
+use super::super::conf::parse_str;
+use super::super::{Config, ExportKind, HttpListen, SyncInterval};
+use super::*;
+
+fn load(text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let map = parse_str(text)?;
+    Draft::from_map(&map)?.finish()
+}
+
+fn ok(text: &str) -> Config {
+    load(text).unwrap_or_else(|e| panic!("{e}\n{text}")).0
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    load(text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .1
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn err(text: &str) -> String {
+    match load(text) {
+        Ok((c, _)) => panic!("expected an error for {text:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn empty_config_is_the_default() {
+    assert_eq!(ok(""), Config::default());
+}
+
+#[test]
+fn server_keys() {
+    let c = ok(
+        "listen: 127.0.0.1:4333\nserver_name: rill-a\nclient_advertise: \"ext:4222\"\n\
+        max_payload: 128KB\nmax_pending: 64MB\nmax_control_line: 2KB\nmax_connections: 100\nmax_subs: 10\n\
+        ping_interval: \"100ms\"\nping_max: 3\nwrite_deadline: \"5s\"\nlame_duck_duration: \"30s\"\n\
+        lame_duck_grace_period: 2s\ndebug: true\ntrace: on\nlogtime: false\nlog_file: /tmp/r.log\n\
+        pid_file: /tmp/r.pid\nports_file_dir: /tmp\nhttp: 8222\n",
+    );
+    insta::assert_debug_snapshot!(c);
+}
+
+#[test]
+fn listen_forms() {
+    let table: &[(&str, &str, u16)] = &[
+        ("listen: 127.0.0.1:4333", "127.0.0.1", 4333),
+        ("listen: \"[::1]:4333\"", "::1", 4333),
+        ("listen: 4333", "0.0.0.0", 4333),
+        ("listen: localhost:4333", "localhost", 4333),
+        ("host: ::1\nport: 5000", "::1", 5000),
+        ("net: 127.0.0.1", "127.0.0.1", 4222),
+        ("port: -1", "0.0.0.0", 0),
+        ("port: 0", "0.0.0.0", 4222),
+    ];
+    for (text, host, port) in table {
+        let c = ok(text);
+        assert_eq!((c.host.as_str(), c.port), (*host, *port), "{text}");
+    }
+}
+
+#[test]
+fn monitoring_ports() {
+    let c = ok("host: 127.0.0.1\nhttp_port: 8222");
+    assert_eq!(
+        c.http,
+        Some(HttpListen {
+            host: "127.0.0.1".into(),
+            port: 8222
+        })
+    );
+    let c = ok("http: \"0.0.0.0:9000\"");
+    assert_eq!(
+        c.http,
+        Some(HttpListen {
+            host: "0.0.0.0".into(),
+            port: 9000
+        })
+    );
+    assert_eq!(ok("monitor_port: -1").http.map(|h| h.port), Some(0));
+    assert_eq!(ok("http_port: 0").http, None);
+}
+
+#[test]
+fn durations_given_as_numbers_are_seconds_with_a_warning() {
+    let text = "ping_interval: 5";
+    assert_eq!(ok(text).ping_interval, Duration::from_secs(5));
+    insta::assert_debug_snapshot!(warnings(text));
+}
+
+#[test]
+fn authorization_forms() {
+    let single = ok("authorization { user: a, password: b, timeout: 0.5 }");
+    assert_eq!(single.authorization.user.as_deref(), Some("a"));
+    assert_eq!(
+        single.authorization.timeout,
+        Some(Duration::from_millis(500))
+    );
+    let token = ok("authorization { token: \"s3cr3t\", timeout: \"3s\" }");
+    assert_eq!(token.authorization.token.as_deref(), Some("s3cr3t"));
+    let users = ok(
+        "authorization {\n  default_permissions { subscribe: \"_INBOX.>\" }\n  users = [\n\
+        {user: a, password: \"$2a$11$abcdefghijklmnopqrstuv\"}\n\
+        {user: b, password: c, permissions: {publish: {allow: [\"x.>\"], deny: \"x.y\"}, subscribe: [\"a\", \"b\"], allow_responses: {max: 5, expires: \"1m\"}}}\n\
+        {nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4}\n]}",
+    );
+    insta::assert_debug_snapshot!(users.authorization);
+}
+
+#[test]
+fn accounts_with_users_exports_imports_and_jetstream() {
+    let c = ok("accounts {\n\
+        A: { jetstream: enabled, users: [{user: a, password: a}], exports: [{stream: \"a.>\"}, {service: \"svc\", accounts: [B]}] }\n\
+        B { jetstream { max_mem: 1G, max_file: \"10GB\", max_streams: 5, max_consumers: 10 }\n\
+            users [ {user: b, password: b, permissions: {publish: \"b.>\", allow_responses: true}} ]\n\
+            imports [ {stream: {account: A, subject: \"a.>\"}, prefix: from_a}, {service: {account: A, subject: svc}, to: asvc} ] }\n\
+        }\nno_auth_user: a\n");
+    assert_eq!(c.accounts[0].exports[1].kind, ExportKind::Service);
+    assert_eq!(c.accounts[1].users[0].account.as_deref(), Some("B"));
+    insta::assert_debug_snapshot!(c.accounts);
+}
+
+#[test]
+fn max_connections_zero_is_unlimited() {
+    assert_eq!(ok("max_connections: 0").max_connections, usize::MAX);
+    assert_eq!(ok("max_conn: 5").max_connections, 5);
+}
+
+#[test]
+fn accounts_list_form() {
+    let names: Vec<String> = ok("accounts: [A, B]")
+        .accounts
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["A", "B"]);
+}
+
+#[test]
+fn jetstream_forms() {
+    assert!(ok("jetstream: true").jetstream.is_some());
+    assert!(ok("jetstream: enabled").jetstream.is_some());
+    assert!(ok("jetstream: \"enabled\"").jetstream.is_some());
+    assert!(ok("jetstream: false").jetstream.is_none());
+    assert!(ok("jetstream: disabled").jetstream.is_none());
+    assert!(ok("jetstream {}").jetstream.is_some());
+    assert!(ok("jetstream { enabled: false }").jetstream.is_none());
+    assert!(ok("store_dir: /tmp/x").jetstream.is_none());
+    let c = ok(
+        "jetstream {\n  store_dir: /tmp/rill-js\n  max_memory_store: 64MiB\n  max_file_store: 10GiB\n  \
+        sync_interval: \"2m\"\n  domain: hub\n  strict: false\n  limits { max_request_batch: 100, duplicate_window: \"1m\" }\n}",
+    );
+    insta::assert_debug_snapshot!(c.jetstream);
+    let js = ok("jetstream { max_mem: \"1G\", store: /x, sync: always }")
+        .jetstream
+        .expect("enabled");
+    assert_eq!(
+        (js.max_memory_store, js.store_dir.to_str(), js.sync),
+        (1_000_000_000, Some("/x"), SyncInterval::Always)
+    );
+    let js = ok("jetstream: enabled\nstore_dir: /y")
+        .jetstream
+        .expect("enabled");
+    assert_eq!(js.store_dir.to_str(), Some("/y"));
+}
+
+#[test]
+fn tls_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        std::fs::write(dir.path().join(f), "x").expect("write");
+    }
+    let d = dir.path().display();
+    let c = ok(&format!(
+        "tls {{\n  cert_file: \"{d}/cert.pem\"\n  key_file: \"{d}/key.pem\"\n  ca_file: \"{d}/ca.pem\"\n  verify: true\n  \
+         timeout: 3\n  handshake_first: \"300ms\"\n  min_version: \"1.3\"\n}}"
+    ));
+    let tls = c.tls.expect("tls");
+    assert!(tls.verify && tls.handshake_first);
+    assert_eq!(
+        tls.handshake_first_fallback,
+        Some(Duration::from_millis(300))
+    );
+    assert_eq!(tls.timeout, Duration::from_secs(3));
+    let strict = ok(&format!(
+        "tls {{ cert_file: \"{d}/cert.pem\", key_file: \"{d}/key.pem\", handshake_first: true }}"
+    ));
+    assert_eq!(
+        strict
+            .tls
+            .map(|t| (t.handshake_first, t.handshake_first_fallback)),
+        Some((true, None))
+    );
+}
+
+#[test]
+fn unsupported_features_warn_and_name_the_key() {
+    let text = "cluster { port: 6222 }\nleafnodes { listen: \"0.0.0.0:7422\" }\nwebsocket { port: 8080, no_tls: true }\n\
+        mqtt { port: 1883 }\nserver_tags: [\"a\"]\nsystem_account: SYS\nmappings { a: b }\n";
+    insta::assert_debug_snapshot!(warnings(text));
+}
+
+#[test]
+fn variables_defined_but_unknown_are_not_errors() {
+    assert_eq!(ok("P: 4333\nport: $P").port, 4333);
+    // The role-permissions pattern of client test suites: a variable defined inside
+    // `authorization` and used in a user entry.
+    let c = ok(
+        "authorization {\n  user_perms = { publish = { deny = \"foo\" } }\n  \
+        users = [{ user: \"derek\", password: \"s3cr3t!\", permissions: $user_perms }]\n}",
+    );
+    let perms = c.authorization.users[0]
+        .permissions
+        .clone()
+        .expect("permissions");
+    assert_eq!(perms.publish.map(|p| p.deny), Some(vec!["foo".to_string()]));
+    assert!(
+        err("authorization { user_perms = { publish = \"a\" } }")
+            .contains("unknown field \"user_perms\"")
+    );
+}
+
+#[test]
+fn errors() {
+    let cases = [
+        "foo_bar_baz: 1",
+        "port: \"abc\"",
+        "max_payload: \"abc\"",
+        "debug: \"true\"",
+        "debug: 1",
+        "ping_interval: \"abc\"",
+        "authorization { user: a, password: b, foo: 1 }",
+        "authorization { user: a, users: [{user: b, password: c}] }",
+        "authorization { users: [{password: c}] }",
+        "authorization { users: [{nkey: \"not-a-key\"}] }",
+        "authorization { auth_callout { issuer: X } }",
+        "operator: \"/some/op.jwt\"",
+        "resolver: MEMORY",
+        "resolver_preload { A: B }",
+        "jetstream: foo",
+        "jetstream { key: \"s3cr3t\" }",
+        "jetstream { bogus: 1 }",
+        "tls { cert_file: x }",
+        "tls { cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem }",
+        "server_name: \"a b\"",
+        "listen: \"nonsense\"",
+        "host: 1.2.3.999",
+        "port: 70000",
+        "max_payload: 2MB\nmax_pending: 1MB",
+        "max_payload: 0",
+        "no_auth_user: ghost",
+        "https_port: 8443",
+        "accounts { A: 1 }",
+        "accounts { A { exports: [{accounts: [B]}] } }",
+        "accounts { A { imports: [{stream: {account: B}}] } }",
+        "authorization { users: [{user: a, permissions: {publish: {allow: 1}}}] }",
+        "authorization { users: [{user: a}] }\naccounts { A { users: [{user: a}] } }",
+        "max_payload: 3GB",
+        "lame_duck_duration: \"10s\"\nlame_duck_grace_period: \"10s\"",
+    ];
+    let rendered: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{c:?}\n  => {}", err(c)))
+        .collect();
+    insta::assert_snapshot!(rendered.join("\n"));
+}
+
+#[test]
+fn store_dir_that_is_a_file_fails_only_with_jetstream() {
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    let p = file.path().display();
+    assert!(ok(&format!("store_dir: \"{p}\"")).jetstream.is_none());
+    let e = err(&format!("jetstream {{ store_dir: \"{p}\" }}"));
+    assert!(e.contains("is not a directory"), "{e}");
+}
