@@ -11,6 +11,7 @@
 pub mod account;
 pub mod client;
 pub mod config;
+mod files;
 pub mod jetstream;
 pub mod listener;
 pub mod logging;
@@ -18,7 +19,7 @@ pub mod router;
 pub mod server;
 pub mod stats;
 
-use std::future::Future;
+use std::path::Path;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,6 +36,16 @@ use crate::server::{ServerState, VERSION};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The pid or ports file could not be written.
+    #[error("Could not write {what} file {path}: {source}")]
+    File {
+        /// Which file.
+        what: &'static str,
+        /// Where.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The client listener could not be bound.
     #[error("Error listening on port: {addr}, \"{source}\"")]
     Listen {
@@ -73,8 +84,7 @@ impl Server {
         let config = Arc::new(config);
         let state = ServerState::new(Arc::clone(&config));
         log_banner(&state);
-        let bind = (config.host.as_str(), config.port);
-        let listener = TcpListener::bind(bind)
+        let listener = bind_clients(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {
                 addr: format!("{}:{}", config.host, config.port),
@@ -109,6 +119,11 @@ impl Server {
     /// The bound client address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound monitoring address, when monitoring is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        None
     }
 
     /// The shared state.
@@ -204,41 +219,85 @@ fn log_banner(state: &ServerState) {
     info!("  ID:       {}", state.server_id);
 }
 
-/// Runs a server until `stop` resolves or a signal arrives.
+/// Re-reads the configuration on SIGHUP: given the config file, returns the new config.
+pub trait Reload: Send + 'static {
+    /// Builds the configuration again from `path` (and the original flags).
+    ///
+    /// # Errors
+    /// The configuration error, which the server logs and survives.
+    fn reload(&self, path: Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError>;
+}
+
+impl<F> Reload for F
+where
+    F: Fn(Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError> + Send + 'static,
+{
+    fn reload(&self, path: Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError> {
+        self(path)
+    }
+}
+
+/// Runs a server until SIGINT/SIGTERM (graceful) or SIGUSR2 (lame duck); SIGHUP reloads.
 ///
 /// # Errors
 /// [`StartError`] when the server cannot start.
-pub async fn run(config: Config, stop: impl Future<Output = Stop>) -> Result<(), StartError> {
+pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> {
+    let pid_file = config.pid_file.clone();
     let server = Server::start(config).await?;
-    let how = tokio::select! {
-        how = stop => how,
-        how = signals() => how,
-    };
+    if let Some(path) = &pid_file {
+        files::write_pid(path)?;
+    }
+    files::write_ports(&server)?;
+    let how = signals(&server, &reload).await;
+    let config = server.state().config();
     server.shutdown(how).await;
+    files::remove_ports(&config);
     Ok(())
 }
 
-/// Waits for SIGINT/SIGTERM (graceful) or SIGUSR2 (lame duck).
+/// Applies what can change at run time; logs what cannot.
+fn apply_reload(server: &Server, reload: &impl Reload) {
+    let current = server.state().config();
+    match reload.reload(current.config_file.as_deref()) {
+        Ok((mut new, warnings)) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+            // The listener stays where it is.
+            new.host = current.host.clone();
+            new.port = current.port;
+            server.state().set_config(Arc::new(new));
+            info!("Reloaded server configuration");
+        }
+        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+    }
+}
+
+/// Waits for a stopping signal, reloading on SIGHUP meanwhile.
 #[cfg(unix)]
-async fn signals() -> Stop {
+async fn signals(server: &Server, reload: &impl Reload) -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut usr2)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::user_defined2()),
+        signal(SignalKind::hangup()),
     ) else {
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = int.recv() => { info!("Trapped \"interrupt\" signal"); Stop::Graceful }
-        _ = term.recv() => { info!("Trapped \"terminated\" signal"); Stop::Graceful }
-        _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); Stop::LameDuck }
+    loop {
+        tokio::select! {
+            _ = int.recv() => { info!("Trapped \"interrupt\" signal"); return Stop::Graceful }
+            _ = term.recv() => { info!("Trapped \"terminated\" signal"); return Stop::Graceful }
+            _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); return Stop::LameDuck }
+            _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload) }
+        }
     }
 }
 
 /// Waits for Ctrl-C.
 #[cfg(not(unix))]
-async fn signals() -> Stop {
+async fn signals(_server: &Server, _reload: &impl Reload) -> Stop {
     let _ = tokio::signal::ctrl_c().await;
     Stop::Graceful
 }

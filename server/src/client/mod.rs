@@ -27,9 +27,12 @@ use rill_protocol::{
 pub use outbound::{CloseReason, Outbound, Pushed};
 
 use crate::account::Account;
-use crate::router::{Msg, Subscriber, Subscription};
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
+
+/// How long a publisher pauses when a subscriber is near `max_pending`.
+const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -91,7 +94,7 @@ impl Subscriber for ClientLink {
         self.cid
     }
 
-    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> bool {
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         // A client that did not ask for headers gets the payload alone, as nats-server does.
         let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
         let reply = msg.reply.map(|r| &r[..]);
@@ -99,11 +102,14 @@ impl Subscriber for ClientLink {
             .outbound
             .push_msg(msg.subject, &sub.sid, reply, headers, msg.payload)
         {
-            Pushed::Queued => {
+            pushed @ (Pushed::Queued | Pushed::Pressure) => {
                 self.out_msgs.fetch_add(1, Ordering::Relaxed);
                 self.out_bytes
                     .fetch_add(msg.size() as u64, Ordering::Relaxed);
-                true
+                match pushed {
+                    Pushed::Pressure => Delivery::Pressure,
+                    _ => Delivery::Queued,
+                }
             }
             Pushed::SlowConsumer => {
                 Stats::add(&self.state.stats.slow_consumers, 1);
@@ -112,9 +118,9 @@ impl Subscriber for ClientLink {
                     self.log_prefix(),
                     self.state.config().max_pending
                 );
-                false
+                Delivery::Dropped
             }
-            Pushed::Closed => false,
+            Pushed::Closed => Delivery::Dropped,
         }
     }
 
@@ -138,6 +144,8 @@ struct Connection {
     connected: bool,
     decoder: ClientDecoder,
     pings_out: u32,
+    /// A delivery in the last batch found a subscriber near `max_pending`.
+    stall: bool,
 }
 
 /// Serves one accepted connection until it closes.
@@ -183,6 +191,7 @@ where
         connected: false,
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
+        stall: false,
     };
     conn.send_info();
     let reason = conn.read_loop(reader).await;
@@ -221,6 +230,12 @@ impl Connection {
                     Ok(_) => {
                         if let Err(reason) = self.process(&mut buf) {
                             return reason;
+                        }
+                        if std::mem::take(&mut self.stall) {
+                            // Fast-producer stall, as nats-server: give a subscriber near its
+                            // limit a moment to drain before reading more from this publisher.
+                            // Bounded, so a stuck reader delays others only briefly.
+                            tokio::time::sleep(FAST_PRODUCER_STALL).await;
                         }
                     }
                     Err(e) => {
@@ -408,7 +423,9 @@ impl Connection {
         Stats::add(&self.state.stats.in_msgs, 1);
         Stats::add(&self.state.stats.in_bytes, size);
         let echo = self.link.echo.load(Ordering::Relaxed);
-        let delivered = self.account.router.publish(self.link.cid, echo, &msg);
+        let fanout = self.account.router.publish(self.link.cid, echo, &msg);
+        self.stall |= fanout.pressure;
+        let delivered = fanout.delivered;
         if delivered > 0 {
             Stats::add(&self.state.stats.out_msgs, delivered as u64);
             Stats::add(&self.state.stats.out_bytes, delivered as u64 * size);

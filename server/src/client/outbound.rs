@@ -140,6 +140,8 @@ pub struct Outbound {
 pub enum Pushed {
     /// Queued.
     Queued,
+    /// Queued, and the queue is past 3/4 of `max_pending`.
+    Pressure,
     /// The connection is closing; nothing was queued.
     Closed,
     /// Queueing it would pass `max_pending`: the client is now a slow consumer.
@@ -215,13 +217,14 @@ impl Outbound {
         let was_empty = q.is_empty();
         let queued = write(&mut q);
         q.pending += queued;
+        let pressure = q.pending > self.max_pending / 4 * 3;
         drop(q);
         if was_empty {
             // The writer drains everything before it waits, so one wake-up per
             // empty-to-non-empty transition is enough.
             self.data.notify_one();
         }
-        Pushed::Queued
+        if pressure { Pushed::Pressure } else { Pushed::Queued }
     }
 
     /// Bytes queued and not yet written.

@@ -37,13 +37,43 @@ impl Msg<'_> {
     }
 }
 
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Not delivered: the subscriber is gone or dropped it.
+    Dropped,
+    /// Queued.
+    Queued,
+    /// Queued, but the subscriber's outbound queue is past 3/4 of its limit: the
+    /// publisher should pause briefly (nats-server's fast-producer stall).
+    Pressure,
+}
+
+/// The outcome of routing one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fanout {
+    /// Subscriptions that got the message.
+    pub delivered: usize,
+    /// Some subscriber is close to being a slow consumer.
+    pub pressure: bool,
+}
+
+impl Fanout {
+    fn add(&mut self, d: Delivery) -> bool {
+        self.pressure |= d == Delivery::Pressure;
+        let ok = d != Delivery::Dropped;
+        self.delivered += usize::from(ok);
+        ok
+    }
+}
+
 /// Whoever owns subscriptions: a connection or an internal service.
 pub trait Subscriber: Send + Sync + fmt::Debug {
     /// Identity used for `echo: false` and no-responders (a connection's cid; 0 for internal).
     fn owner_id(&self) -> u64;
 
-    /// Delivers `msg` for `sub`. Returns false when the subscriber is gone or dropped it.
-    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> bool;
+    /// Delivers `msg` for `sub`.
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery;
 
     /// Called once when `sub` auto-unsubscribed after its last allowed delivery.
     fn auto_unsubscribed(&self, _sub: &Subscription) {}
@@ -164,25 +194,23 @@ impl Router {
     }
 
     /// Routes `msg` from the publisher `from` (its owner id; `echo` says whether it
-    /// wants its own messages). Returns the number of deliveries.
-    pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> usize {
+    /// wants its own messages).
+    pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> Fanout {
         let result = self.subs.matches(msg.subject);
+        let mut fanout = Fanout::default();
         if result.is_empty() {
-            return 0;
+            return fanout;
         }
         let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
-        let mut delivered = 0;
         for SubRef(sub) in &result.plain {
-            if !skip_own(sub) && self.deliver_one(sub, msg) {
-                delivered += 1;
+            if !skip_own(sub) {
+                fanout.add(self.deliver_one(sub, msg));
             }
         }
         for (_, members) in &result.queues {
-            if self.deliver_queue(members, msg, &skip_own) {
-                delivered += 1;
-            }
+            self.deliver_queue(members, msg, &skip_own, &mut fanout);
         }
-        delivered
+        fanout
     }
 
     /// Delivers `msg` only to subscriptions of `owner` that match its subject
@@ -194,7 +222,7 @@ impl Router {
             .iter()
             .chain(result.queues.iter().flat_map(|(_, m)| m));
         mine.filter(|SubRef(s)| s.owner.owner_id() == owner)
-            .filter(|SubRef(s)| self.deliver_one(s, msg))
+            .filter(|SubRef(s)| self.deliver_one(s, msg) != Delivery::Dropped)
             .count()
     }
 
@@ -204,7 +232,8 @@ impl Router {
         members: &[SubRef],
         msg: &Msg<'_>,
         skip: &impl Fn(&Subscription) -> bool,
-    ) -> bool {
+        fanout: &mut Fanout,
+    ) {
         let n = members.len();
         let start = if n > 1 {
             rand::rng().random_range(0..n)
@@ -213,17 +242,18 @@ impl Router {
         };
         (0..n)
             .map(|i| &members[(start + i) % n].0)
-            .any(|sub| !skip(sub) && sub.owner.is_alive() && self.deliver_one(sub, msg))
+            .filter(|sub| !skip(sub) && sub.owner.is_alive())
+            .any(|sub| fanout.add(self.deliver_one(sub, msg)));
     }
 
-    fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> bool {
+    fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> Delivery {
         if sub.removed.load(Ordering::Acquire) {
-            return false;
+            return Delivery::Dropped;
         }
         let max = sub.max.load(Ordering::Acquire);
         let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
         if max > 0 && n > max {
-            return false;
+            return Delivery::Dropped;
         }
         let ok = sub.owner.deliver(sub, msg);
         if max > 0 && n == max && self.unsubscribe(sub) {
