@@ -94,8 +94,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Response<T> {
     }
 }
 
-/// Parses a request body the way nats-server does: empty (or whitespace) = `{}`,
-/// `null` members = absent, unknown members ignored.
+/// Parses a request body the way nats-server does: empty (or whitespace) or `null` = `{}`
+/// (async-nats sends `null` for `STREAM.INFO`), `null` members = absent, unknown members
+/// ignored.
 ///
 /// # Errors
 /// Malformed JSON or a wrongly typed member; the server answers
@@ -107,6 +108,9 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> 
     } else {
         serde_json::from_slice(body)?
     };
+    if value.is_null() {
+        value = Value::Object(serde_json::Map::new());
+    }
     strip_nulls(&mut value);
     T::deserialize(value)
 }
