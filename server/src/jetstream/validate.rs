@@ -78,8 +78,10 @@ pub use consumer_lifecycle::{
     consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
 };
 pub use stream::{
-    check_stream_config, consumer_required_level, stream_create, stream_exists_same,
-    stream_required_level, stream_update, stream_update_request, subjects_overlap,
+    REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_stream_config,
+    consumer_required_level, reply_metadata, stamp_consumer_metadata, stamp_stream_metadata,
+    stream_create, stream_exists_same, stream_required_level, stream_update, stream_update_request,
+    subjects_overlap,
 };
 
 #[cfg(test)]
@@ -137,6 +139,8 @@ mod tests {
                 return Ok(json(existing));
             }
             subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            let mut cfg = cfg;
+            stamp_stream_metadata(&mut cfg);
             self.streams
                 .insert(name.to_owned(), (cfg.clone(), Vec::new()));
             Ok(json(&cfg))
@@ -149,8 +153,9 @@ mod tests {
                 .streams
                 .get(name)
                 .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
-            let cfg = stream_update(old, cfg)?;
+            let mut cfg = stream_update(old, cfg)?;
             subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            stamp_stream_metadata(&mut cfg);
             if let Some(entry) = self.streams.get_mut(name) {
                 entry.0 = cfg.clone();
             }
@@ -175,7 +180,8 @@ mod tests {
                 .iter()
                 .position(|c| !name.is_empty() && c.name == *name);
             let Some(i) = existing else {
-                let cfg = consumer_new(req.action, cfg, stream, consumers.iter())?;
+                let mut cfg = consumer_new(req.action, cfg, stream, consumers.iter())?;
+                stamp_consumer_metadata(&mut cfg);
                 consumers.push(cfg.clone());
                 return Ok(json(&cfg));
             };
@@ -188,7 +194,8 @@ mod tests {
                     .map(|(_, c)| c);
                 workqueue_unique(&cfg, others)?;
             }
-            let cfg = consumer_update(&consumers[i], cfg)?;
+            let mut cfg = consumer_update(&consumers[i], cfg)?;
+            stamp_consumer_metadata(&mut cfg);
             consumers[i] = cfg.clone();
             Ok(json(&cfg))
         }
@@ -202,9 +209,11 @@ mod tests {
         }
     }
 
-    fn without_metadata(mut v: Value) -> Value {
-        if let Value::Object(m) = &mut v {
-            m.remove("metadata");
+    /// The config as stored: the reply minus the reply-only `_nats.ver` / `_nats.level`.
+    fn stored_form(mut v: Value) -> Value {
+        if let Some(Value::Object(m)) = v.get_mut("metadata") {
+            m.remove(SERVER_VERSION_KEY);
+            m.remove(SERVER_LEVEL_KEY);
         }
         v
     }
@@ -351,9 +360,7 @@ mod tests {
             let ok = match (&got, want.get("error")) {
                 (Err(e), Some(w)) if e.is(ErrorCode::INVALID_JSON) => w["err_code"] == 10025,
                 (Err(e), Some(w)) => json(e) == *w,
-                (Ok(cfg), None) => {
-                    without_metadata(cfg.clone()) == without_metadata(want["config"].clone())
-                }
+                (Ok(cfg), None) => stored_form(cfg.clone()) == stored_form(want["config"].clone()),
                 _ => false,
             };
             if !ok {
