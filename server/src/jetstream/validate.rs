@@ -7,17 +7,30 @@
 //! the raw replies are `protocol/tests/fixtures/validation_probes.json`, and the tests below
 //! replay every probe through these functions.
 //!
-//! Call order for the API handlers (each step returns the first error):
-//! * stream create: [`stream_create`] → (exists?) [`stream_exists_same`] → [`subjects_overlap`];
-//! * stream update: [`stream_update_request`] → lookup (else `STREAM_NOT_FOUND`) →
-//!   [`stream_update`] → [`subjects_overlap`];
-//! * consumer create: [`CreateTarget::parse`] → [`consumer_create_request`] → lookup stream →
-//!   [`consumer_config`] → existing? ([`consumer_action_create_same`], [`workqueue_unique`],
-//!   [`consumer_update`]) : ([`consumer_new`]).
+//! Call order for the API handlers (each step returns the first error; bodies are read with
+//! `rill_protocol::jsapi::parse_request`, a parse failure is `ErrorCode::INVALID_JSON.err(e)`):
+//! * stream create (`StreamConfigRequest` body): [`stream_create`] → [`check_origins`] →
+//!   if the name exists,
+//!   [`stream_exists_same`] and reply with the existing stream (nats-server still says
+//!   `did_create: true`) → [`subjects_overlap`] against the other streams →
+//!   [`stamp_stream_metadata`] → store;
+//! * stream update: [`stream_update_request`] → [`check_origins`] → lookup (else
+//!   `STREAM_NOT_FOUND`) →
+//!   [`stream_update`] → [`subjects_overlap`] → [`stamp_stream_metadata`] → store;
+//! * consumer create: [`CreateTarget::parse`] (`None`: send no reply at all) →
+//!   [`consumer_create_request`] → lookup stream (else `STREAM_NOT_FOUND`) →
+//!   [`consumer_config`] → if the name exists: [`consumer_action_create_same`], on work-queue
+//!   streams [`workqueue_unique`], then [`consumer_update`]; else [`consumer_new`] (assign a
+//!   random name when `name` is empty) → [`stamp_consumer_metadata`] → store.
+//! * replies carry [`reply_metadata`] (stored metadata + `_nats.ver` + `_nats.level`) in
+//!   CREATE/UPDATE/INFO, the stored metadata in LIST.
 //!
-//! Deliberately not modelled (rill is single-node): clustered checks, account limits and
-//! tiers, `external` mirror/source prefixes, the full subject-mapping function language (only
-//! wildcard references are checked), `direct`/`sourcing` internal consumers.
+//! Not modelled (rill is single-node): clustered checks, account/server limits and tiers,
+//! `external` mirror/source prefixes, the argument syntax of subject mapping functions (names
+//! and wildcard indexes are checked), `direct`/`sourcing` internal consumers, "consumer
+//! already exists and is still active" for bound push durables, and stream-limit updates that
+//! would violate existing consumers. [`check_origins`] runs after the pure config checks,
+//! where nats-server interleaves them; only a config with two faults can tell the difference.
 
 use rill_protocol::jsapi::{ApiError, ErrorCode, Metadata, Nanos};
 use rill_protocol::subject::validate_filter;
@@ -78,7 +91,7 @@ pub use consumer_lifecycle::{
     consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
 };
 pub use stream::{
-    REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_stream_config,
+    REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_origins, check_stream_config,
     consumer_required_level, reply_metadata, stamp_consumer_metadata, stamp_stream_metadata,
     stream_create, stream_exists_same, stream_required_level, stream_update, stream_update_request,
     subjects_overlap,
@@ -134,6 +147,7 @@ mod tests {
         fn stream_create(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
             let req: StreamConfigRequest = parse(body)?;
             let cfg = stream_create(name, req.config, req.pedantic)?;
+            let cfg = check_origins(cfg, |n| self.streams.get(n).map(|(c, _)| c))?;
             if let Some((existing, _)) = self.streams.get(name) {
                 stream_exists_same(existing, &cfg)?;
                 return Ok(json(existing));
@@ -149,6 +163,7 @@ mod tests {
         fn stream_update(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
             let req: StreamConfigRequest = parse(body)?;
             let cfg = stream_update_request(name, req.config, req.pedantic)?;
+            let cfg = check_origins(cfg, |n| self.streams.get(n).map(|(c, _)| c))?;
             let (old, _) = self
                 .streams
                 .get(name)
@@ -331,6 +346,32 @@ mod tests {
         assert_eq!(consumer_required_level(&c), 0);
         c.priority_policy = rill_protocol::jsapi::PriorityPolicy::Overflow;
         assert_eq!(consumer_required_level(&c), 1);
+    }
+
+    #[test]
+    fn origins_set_mirror_direct_and_bound_msg_size() {
+        let mut origin = StreamConfig::named("O");
+        (origin.allow_direct, origin.max_msg_size) = (true, 1024);
+        let lookup = |n: &str| (n == "O").then_some(&origin);
+        let mut mirror = StreamConfig::named("M");
+        mirror.mirror = Some(rill_protocol::jsapi::StreamSource {
+            name: "O".into(),
+            ..Default::default()
+        });
+        let got = check_origins(mirror.clone(), lookup).expect("mirror ok");
+        assert!(got.mirror_direct);
+        mirror.max_msg_size = 10;
+        let err = check_origins(mirror, lookup).expect_err("too small");
+        assert!(err.is(ErrorCode::MIRROR_MAX_MESSAGE_SIZE_TOO_BIG));
+        let mut src = StreamConfig::named("S");
+        src.max_msg_size = 10;
+        src.sources = vec![rill_protocol::jsapi::StreamSource {
+            name: "O".into(),
+            ..Default::default()
+        }];
+        let err = check_origins(src, lookup).expect_err("too small");
+        assert!(err.is(ErrorCode::SOURCE_MAX_MESSAGE_SIZE_TOO_BIG));
+        assert!(check_origins(StreamConfig::named("X"), lookup).is_ok());
     }
 
     #[test]

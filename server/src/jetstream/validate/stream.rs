@@ -468,3 +468,36 @@ pub fn reply_metadata(stored: &Metadata, server_version: &str, api_level: u32) -
     m.insert(SERVER_LEVEL_KEY.to_owned(), api_level.to_string());
     m
 }
+
+/// The checks nats-server makes against *existing* origin streams of a mirror/sources
+/// (`origin` looks a stream up by name): a mirror inherits `mirror_direct` from its origin's
+/// `allow_direct`, and `max_msg_size` may not be smaller than an origin's. Run it right after
+/// [`stream_create`] / [`stream_update_request`]; origins that do not exist are fine.
+///
+/// # Errors
+/// `MIRROR_MAX_MESSAGE_SIZE_TOO_BIG`, `SOURCE_MAX_MESSAGE_SIZE_TOO_BIG`.
+pub fn check_origins<'a>(
+    mut cfg: StreamConfig,
+    origin: impl Fn(&str) -> Option<&'a StreamConfig>,
+) -> Result<StreamConfig, ApiError> {
+    let too_small = |o: &StreamConfig| {
+        cfg.max_msg_size > 0 && o.max_msg_size > 0 && cfg.max_msg_size < o.max_msg_size
+    };
+    let local = |s: &&rill_protocol::jsapi::StreamSource| s.external.is_none();
+    if let Some(o) = cfg
+        .mirror
+        .as_ref()
+        .filter(local)
+        .and_then(|m| origin(&m.name))
+    {
+        if too_small(o) {
+            return Err(ErrorCode::MIRROR_MAX_MESSAGE_SIZE_TOO_BIG.error());
+        }
+        cfg.mirror_direct = o.allow_direct;
+    }
+    let sources = cfg.sources.iter().filter(local);
+    if sources.filter_map(|s| origin(&s.name)).any(too_small) {
+        return Err(ErrorCode::SOURCE_MAX_MESSAGE_SIZE_TOO_BIG.error());
+    }
+    Ok(cfg)
+}
