@@ -10,11 +10,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::paging::Paged;
 
 /// A response body type and its `type` string.
 pub trait ApiBody {
     /// The `type` field, e.g. `io.nats.jetstream.api.v1.stream_info_response`.
     const TYPE: &'static str;
+    /// nats-server also puts zero `total/offset/limit` in the *error* form of this reply
+    /// (true for `STREAM.INFO` only).
+    const PAGED_ERRORS: bool = false;
 }
 
 /// A reply: the body or an error, always tagged with the body's `type`.
@@ -62,6 +66,8 @@ struct Envelope<'a, T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a ApiError>,
     #[serde(flatten)]
+    paged: Option<Paged>,
+    #[serde(flatten)]
     body: Option<&'a T>,
 }
 
@@ -71,9 +77,11 @@ impl<T: ApiBody + Serialize> Serialize for Response<T> {
             Response::Ok(b) => (None, Some(b)),
             Response::Err(e) => (Some(e), None),
         };
+        let paged = (error.is_some() && T::PAGED_ERRORS).then(Paged::default);
         Envelope {
             kind: T::TYPE,
             error,
+            paged,
             body,
         }
         .serialize(s)
@@ -94,8 +102,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Response<T> {
     }
 }
 
-/// Parses a request body the way nats-server does: empty (or whitespace) = `{}`,
-/// `null` members = absent, unknown members ignored.
+/// Parses a request body the way nats-server does: empty (or whitespace) or `null` = `{}`
+/// (async-nats sends `null` for `STREAM.INFO`), `null` members = absent, unknown members
+/// ignored.
 ///
 /// # Errors
 /// Malformed JSON or a wrongly typed member; the server answers
@@ -107,6 +116,9 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> 
     } else {
         serde_json::from_slice(body)?
     };
+    if value.is_null() {
+        value = Value::Object(serde_json::Map::new());
+    }
     strip_nulls(&mut value);
     T::deserialize(value)
 }

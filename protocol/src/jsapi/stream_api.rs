@@ -1,8 +1,5 @@
 //! Stream API requests and replies: StreamInfo/StreamState and the CREATE, UPDATE, INFO,
 //! DELETE, NAMES, LIST and PURGE bodies.
-//!
-//! Not modelled: the `total/offset/limit` fields nats-server also puts in a *failed*
-//! `STREAM.INFO` reply (always zero there; clients ignore them).
 
 use std::collections::BTreeMap;
 
@@ -221,6 +218,7 @@ pub struct StreamInfoResponse {
 
 impl ApiBody for StreamInfoResponse {
     const TYPE: &'static str = "io.nats.jetstream.api.v1.stream_info_response";
+    const PAGED_ERRORS: bool = true;
 }
 
 /// `STREAM.NAMES` reply.

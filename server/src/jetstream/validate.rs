@@ -7,17 +7,30 @@
 //! the raw replies are `protocol/tests/fixtures/validation_probes.json`, and the tests below
 //! replay every probe through these functions.
 //!
-//! Call order for the API handlers (each step returns the first error):
-//! * stream create: [`stream_create`] → (exists?) [`stream_exists_same`] → [`subjects_overlap`];
-//! * stream update: [`stream_update_request`] → lookup (else `STREAM_NOT_FOUND`) →
-//!   [`stream_update`] → [`subjects_overlap`];
-//! * consumer create: [`CreateTarget::parse`] → [`consumer_create_request`] → lookup stream →
-//!   [`consumer_config`] → existing? ([`consumer_action_create_same`], [`workqueue_unique`],
-//!   [`consumer_update`]) : ([`consumer_new`]).
+//! Call order for the API handlers (each step returns the first error; bodies are read with
+//! `rill_protocol::jsapi::parse_request`, a parse failure is `ErrorCode::INVALID_JSON.err(e)`):
+//! * stream create (`StreamConfigRequest` body): [`stream_create`] → [`check_origins`] →
+//!   if the name exists,
+//!   [`stream_exists_same`] and reply with the existing stream (nats-server still says
+//!   `did_create: true`) → [`subjects_overlap`] against the other streams →
+//!   [`stamp_stream_metadata`] → store;
+//! * stream update: [`stream_update_request`] → [`check_origins`] → lookup (else
+//!   `STREAM_NOT_FOUND`) →
+//!   [`stream_update`] → [`subjects_overlap`] → [`stamp_stream_metadata`] → store;
+//! * consumer create: [`CreateTarget::parse`] (`None`: send no reply at all) →
+//!   [`consumer_create_request`] → lookup stream (else `STREAM_NOT_FOUND`) →
+//!   [`consumer_config`] → if the name exists: [`consumer_action_create_same`], on work-queue
+//!   streams [`workqueue_unique`], then [`consumer_update`]; else [`consumer_new`] (assign a
+//!   random name when `name` is empty) → [`stamp_consumer_metadata`] → store.
+//! * replies carry [`reply_metadata`] (stored metadata + `_nats.ver` + `_nats.level`) in
+//!   CREATE/UPDATE/INFO, the stored metadata in LIST.
 //!
-//! Deliberately not modelled (rill is single-node): clustered checks, account limits and
-//! tiers, `external` mirror/source prefixes, the full subject-mapping function language (only
-//! wildcard references are checked), `direct`/`sourcing` internal consumers.
+//! Not modelled (rill is single-node): clustered checks, account/server limits and tiers,
+//! `external` mirror/source prefixes, the argument syntax of subject mapping functions (names
+//! and wildcard indexes are checked), `direct`/`sourcing` internal consumers, "consumer
+//! already exists and is still active" for bound push durables, and stream-limit updates that
+//! would violate existing consumers. [`check_origins`] runs after the pure config checks,
+//! where nats-server interleaves them; only a config with two faults can tell the difference.
 
 use rill_protocol::jsapi::{ApiError, ErrorCode, Metadata, Nanos};
 use rill_protocol::subject::validate_filter;
@@ -78,8 +91,10 @@ pub use consumer_lifecycle::{
     consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
 };
 pub use stream::{
-    check_stream_config, consumer_required_level, stream_create, stream_exists_same,
-    stream_required_level, stream_update, stream_update_request, subjects_overlap,
+    REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_origins, check_stream_config,
+    consumer_required_level, reply_metadata, stamp_consumer_metadata, stamp_stream_metadata,
+    stream_create, stream_exists_same, stream_required_level, stream_update, stream_update_request,
+    subjects_overlap,
 };
 
 #[cfg(test)]
@@ -132,11 +147,14 @@ mod tests {
         fn stream_create(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
             let req: StreamConfigRequest = parse(body)?;
             let cfg = stream_create(name, req.config, req.pedantic)?;
+            let cfg = check_origins(cfg, |n| self.streams.get(n).map(|(c, _)| c))?;
             if let Some((existing, _)) = self.streams.get(name) {
                 stream_exists_same(existing, &cfg)?;
                 return Ok(json(existing));
             }
             subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            let mut cfg = cfg;
+            stamp_stream_metadata(&mut cfg);
             self.streams
                 .insert(name.to_owned(), (cfg.clone(), Vec::new()));
             Ok(json(&cfg))
@@ -145,12 +163,14 @@ mod tests {
         fn stream_update(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
             let req: StreamConfigRequest = parse(body)?;
             let cfg = stream_update_request(name, req.config, req.pedantic)?;
+            let cfg = check_origins(cfg, |n| self.streams.get(n).map(|(c, _)| c))?;
             let (old, _) = self
                 .streams
                 .get(name)
                 .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
-            let cfg = stream_update(old, cfg)?;
+            let mut cfg = stream_update(old, cfg)?;
             subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            stamp_stream_metadata(&mut cfg);
             if let Some(entry) = self.streams.get_mut(name) {
                 entry.0 = cfg.clone();
             }
@@ -175,7 +195,8 @@ mod tests {
                 .iter()
                 .position(|c| !name.is_empty() && c.name == *name);
             let Some(i) = existing else {
-                let cfg = consumer_new(req.action, cfg, stream, consumers.iter())?;
+                let mut cfg = consumer_new(req.action, cfg, stream, consumers.iter())?;
+                stamp_consumer_metadata(&mut cfg);
                 consumers.push(cfg.clone());
                 return Ok(json(&cfg));
             };
@@ -188,7 +209,8 @@ mod tests {
                     .map(|(_, c)| c);
                 workqueue_unique(&cfg, others)?;
             }
-            let cfg = consumer_update(&consumers[i], cfg)?;
+            let mut cfg = consumer_update(&consumers[i], cfg)?;
+            stamp_consumer_metadata(&mut cfg);
             consumers[i] = cfg.clone();
             Ok(json(&cfg))
         }
@@ -202,9 +224,11 @@ mod tests {
         }
     }
 
-    fn without_metadata(mut v: Value) -> Value {
-        if let Value::Object(m) = &mut v {
-            m.remove("metadata");
+    /// The config as stored: the reply minus the reply-only `_nats.ver` / `_nats.level`.
+    fn stored_form(mut v: Value) -> Value {
+        if let Some(Value::Object(m)) = v.get_mut("metadata") {
+            m.remove(SERVER_VERSION_KEY);
+            m.remove(SERVER_LEVEL_KEY);
         }
         v
     }
@@ -325,6 +349,32 @@ mod tests {
     }
 
     #[test]
+    fn origins_set_mirror_direct_and_bound_msg_size() {
+        let mut origin = StreamConfig::named("O");
+        (origin.allow_direct, origin.max_msg_size) = (true, 1024);
+        let lookup = |n: &str| (n == "O").then_some(&origin);
+        let mut mirror = StreamConfig::named("M");
+        mirror.mirror = Some(rill_protocol::jsapi::StreamSource {
+            name: "O".into(),
+            ..Default::default()
+        });
+        let got = check_origins(mirror.clone(), lookup).expect("mirror ok");
+        assert!(got.mirror_direct);
+        mirror.max_msg_size = 10;
+        let err = check_origins(mirror, lookup).expect_err("too small");
+        assert!(err.is(ErrorCode::MIRROR_MAX_MESSAGE_SIZE_TOO_BIG));
+        let mut src = StreamConfig::named("S");
+        src.max_msg_size = 10;
+        src.sources = vec![rill_protocol::jsapi::StreamSource {
+            name: "O".into(),
+            ..Default::default()
+        }];
+        let err = check_origins(src, lookup).expect_err("too small");
+        assert!(err.is(ErrorCode::SOURCE_MAX_MESSAGE_SIZE_TOO_BIG));
+        assert!(check_origins(StreamConfig::named("X"), lookup).is_ok());
+    }
+
+    #[test]
     fn names() {
         for bad in ["", "a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"] {
             assert!(!is_valid_name(bad), "{bad:?}");
@@ -351,9 +401,7 @@ mod tests {
             let ok = match (&got, want.get("error")) {
                 (Err(e), Some(w)) if e.is(ErrorCode::INVALID_JSON) => w["err_code"] == 10025,
                 (Err(e), Some(w)) => json(e) == *w,
-                (Ok(cfg), None) => {
-                    without_metadata(cfg.clone()) == without_metadata(want["config"].clone())
-                }
+                (Ok(cfg), None) => stored_form(cfg.clone()) == stored_form(want["config"].clone()),
                 _ => false,
             };
             if !ok {

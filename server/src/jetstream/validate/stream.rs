@@ -1,8 +1,8 @@
 //! Stream config: defaults, the config checks, create/update rules and the required API level.
 
 use rill_protocol::jsapi::{
-    ApiError, ConsumerConfig, DiscardPolicy, ErrorCode, Nanos, PersistMode, PriorityPolicy,
-    RetentionPolicy, StorageType, StreamConfig,
+    AckPolicy, ApiError, ConsumerConfig, DiscardPolicy, ErrorCode, Metadata, Nanos, PersistMode,
+    PriorityPolicy, RetentionPolicy, StorageType, StreamConfig,
 };
 use rill_protocol::subject::filters_overlap;
 
@@ -424,7 +424,80 @@ pub fn stream_required_level(cfg: &StreamConfig) -> u32 {
 
 /// The `_nats.req.level` nats-server stamps on a consumer.
 pub fn consumer_required_level(cfg: &ConsumerConfig) -> u32 {
-    let uses_priority =
-        cfg.priority_policy != PriorityPolicy::None || !cfg.priority_groups.is_empty();
-    u32::from(cfg.pause_until.is_some() || uses_priority)
+    if cfg.ack_policy == AckPolicy::FlowControl {
+        return 4;
+    }
+    let paused = cfg.pause_until.is_some_and(|t| !t.is_zero());
+    let uses_priority = cfg.priority_policy != PriorityPolicy::None
+        || !cfg.priority_timeout.is_zero()
+        || !cfg.priority_groups.is_empty();
+    u32::from(paused || uses_priority)
+}
+
+/// Metadata key of the API level a stream/consumer needs (stored with the config).
+pub const REQUIRED_LEVEL_KEY: &str = "_nats.req.level";
+/// Metadata key of the server version (added to replies only).
+pub const SERVER_VERSION_KEY: &str = "_nats.ver";
+/// Metadata key of the server's API level (added to replies only).
+pub const SERVER_LEVEL_KEY: &str = "_nats.level";
+
+/// What nats-server stores on create/update: the dynamic keys removed and
+/// `_nats.req.level` set from the config's features.
+pub fn stamp_stream_metadata(cfg: &mut StreamConfig) {
+    let level = stream_required_level(cfg);
+    stamp(&mut cfg.metadata, level);
+}
+
+/// Consumer counterpart of [`stamp_stream_metadata`] (also applied on pause).
+pub fn stamp_consumer_metadata(cfg: &mut ConsumerConfig) {
+    let level = consumer_required_level(cfg);
+    stamp(&mut cfg.metadata, level);
+}
+
+fn stamp(metadata: &mut Metadata, level: u32) {
+    metadata.remove(SERVER_VERSION_KEY);
+    metadata.remove(SERVER_LEVEL_KEY);
+    metadata.insert(REQUIRED_LEVEL_KEY.to_owned(), level.to_string());
+}
+
+/// The metadata nats-server puts in CREATE/UPDATE/INFO replies (not in LIST): the stored
+/// metadata plus `_nats.ver` and `_nats.level`.
+pub fn reply_metadata(stored: &Metadata, server_version: &str, api_level: u32) -> Metadata {
+    let mut m = stored.clone();
+    m.insert(SERVER_VERSION_KEY.to_owned(), server_version.to_owned());
+    m.insert(SERVER_LEVEL_KEY.to_owned(), api_level.to_string());
+    m
+}
+
+/// The checks nats-server makes against *existing* origin streams of a mirror/sources
+/// (`origin` looks a stream up by name): a mirror inherits `mirror_direct` from its origin's
+/// `allow_direct`, and `max_msg_size` may not be smaller than an origin's. Run it right after
+/// [`stream_create`] / [`stream_update_request`]; origins that do not exist are fine.
+///
+/// # Errors
+/// `MIRROR_MAX_MESSAGE_SIZE_TOO_BIG`, `SOURCE_MAX_MESSAGE_SIZE_TOO_BIG`.
+pub fn check_origins<'a>(
+    mut cfg: StreamConfig,
+    origin: impl Fn(&str) -> Option<&'a StreamConfig>,
+) -> Result<StreamConfig, ApiError> {
+    let too_small = |o: &StreamConfig| {
+        cfg.max_msg_size > 0 && o.max_msg_size > 0 && cfg.max_msg_size < o.max_msg_size
+    };
+    let local = |s: &&rill_protocol::jsapi::StreamSource| s.external.is_none();
+    if let Some(o) = cfg
+        .mirror
+        .as_ref()
+        .filter(local)
+        .and_then(|m| origin(&m.name))
+    {
+        if too_small(o) {
+            return Err(ErrorCode::MIRROR_MAX_MESSAGE_SIZE_TOO_BIG.error());
+        }
+        cfg.mirror_direct = o.allow_direct;
+    }
+    let sources = cfg.sources.iter().filter(local);
+    if sources.filter_map(|s| origin(&s.name)).any(too_small) {
+        return Err(ErrorCode::SOURCE_MAX_MESSAGE_SIZE_TOO_BIG.error());
+    }
+    Ok(cfg)
 }
