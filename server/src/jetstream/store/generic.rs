@@ -145,34 +145,41 @@ impl<B: Backend> Store<B> {
         self.remove_one(first, false)
     }
 
+    /// nats-server's discard-new checks, including its `>=` on bytes and the
+    /// "at the subject limit the new message replaces the oldest" allowance.
     fn check_discard_new(&self, subj: &str, size: u64) -> Result<(), StoreError> {
-        let at_subject_limit = match self.cfg.per_subject_limit() {
-            Some(max) => self.core.subject_state(subj).is_some_and(|s| s.msgs >= max),
-            None => false,
-        };
         if self.cfg.discard != Discard::New {
             return Ok(());
         }
+        let subj_state = self.core.subject_state(subj);
+        let at_subject_limit = match self.cfg.per_subject_limit() {
+            Some(max) => subj_state.is_some_and(|s| s.msgs >= max),
+            None => false,
+        };
         if self.cfg.discard_new_per_subject && at_subject_limit {
             return Err(StoreError::MaxMsgsPerSubject);
         }
-        if at_subject_limit {
-            // The new message replaces one of its subject, so totals do not grow.
-            return Ok(());
-        }
-        if self
-            .cfg
-            .msgs_limit()
-            .is_some_and(|max| self.core.msgs() >= max)
+        if !at_subject_limit
+            && self
+                .cfg
+                .msgs_limit()
+                .is_some_and(|max| self.core.msgs() >= max)
         {
             return Err(StoreError::MaxMsgs);
         }
         if self
             .cfg
             .bytes_limit()
-            .is_some_and(|max| self.core.bytes() + size > max)
+            .is_some_and(|max| self.core.bytes() + size >= max)
         {
-            return Err(StoreError::MaxBytes);
+            // At the subject limit the oldest of the subject goes: enough room if it is as big.
+            let replaced = subj_state
+                .filter(|_| at_subject_limit)
+                .and_then(|s| self.core.get(s.first))
+                .map_or(0, |slot| u64::from(slot.size));
+            if replaced < size {
+                return Err(StoreError::MaxBytes);
+            }
         }
         Ok(())
     }

@@ -384,8 +384,9 @@ pub(crate) fn limit_max_bytes(h: &mut dyn Harness) {
         s.append("x", None, &[0; 200]),
         Err(StoreError::MaxBytes)
     ));
+    // Like nats-server, discard new refuses when the new total would reach the limit.
     let mut s = h.open(StoreConfig {
-        max_bytes: (one * 2) as i64,
+        max_bytes: (one * 2 + 1) as i64,
         discard: Discard::New,
         ..cfg()
     });
