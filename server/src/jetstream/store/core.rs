@@ -179,6 +179,7 @@ pub struct Core<L> {
     base: u64,
     slots: VecDeque<Option<Slot<L>>>,
     last_seq: u64,
+    last_ts: i64,
     msgs: u64,
     bytes: u64,
     pub(crate) subjects: SubjectTable,
@@ -192,6 +193,7 @@ impl<L> Core<L> {
             base: first,
             slots: VecDeque::new(),
             last_seq: first - 1,
+            last_ts: 0,
             msgs: 0,
             bytes: 0,
             subjects: SubjectTable::default(),
@@ -203,6 +205,14 @@ impl<L> Core<L> {
     }
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+    /// Timestamp of the message with the last sequence (kept after it is deleted,
+    /// like nats-server's `LastTime`).
+    pub(crate) fn last_ts(&self) -> i64 {
+        self.last_ts
+    }
+    pub(crate) fn set_last_ts(&mut self, ts: i64) {
+        self.last_ts = ts;
     }
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
@@ -261,6 +271,7 @@ impl<L> Core<L> {
             loc,
         }));
         self.last_seq = seq;
+        self.last_ts = ts;
         self.msgs += 1;
         self.bytes += u64::from(size);
     }
@@ -286,7 +297,10 @@ impl<L> Core<L> {
             ts,
             loc,
         }));
-        self.last_seq = self.last_seq.max(seq);
+        if seq >= self.last_seq {
+            self.last_seq = seq;
+            self.last_ts = ts;
+        }
         self.msgs += 1;
         self.bytes += u64::from(size);
     }

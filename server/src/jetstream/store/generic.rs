@@ -421,14 +421,13 @@ impl<B: Backend> StreamStore for Store<B> {
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
         let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
-        let last_live = self.core.last_matching(&Matcher::new(&[]));
         StreamState {
             msgs: self.core.msgs(),
             bytes: self.core.bytes(),
             first_seq,
             first_ts: ts_of(first_seq),
             last_seq: self.core.last_seq(),
-            last_ts: last_live.map_or(0, ts_of),
+            last_ts: self.core.last_ts(),
             num_deleted: self.core.num_deleted(),
             num_subjects: self.core.subjects.len() as u64,
         }
