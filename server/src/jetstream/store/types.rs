@@ -204,7 +204,7 @@ pub enum StoreError {
     #[error("no message found")]
     NotFound,
     /// The message was deleted (or purged).
-    #[error("message deleted")]
+    #[error("deleted message")]
     Deleted,
     /// Stored data failed validation; the text says where.
     #[error("corrupt data: {0}")]
