@@ -463,7 +463,7 @@ impl<B: Backend> StreamStore for Store<B> {
         self.backend.sync()
     }
 
-    fn close(&mut self) -> Result<(), StoreError> {
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.backend.close(&self.core)
     }
 }

@@ -162,15 +162,6 @@ impl FileStore {
         Ok(store)
     }
 
-    /// Writes an index snapshot now (the owner may call this from time to time).
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.backend.sync()?;
-        self.backend.write_snapshot(&self.core)
-    }
-
     /// Number of block files (for tests and monitoring).
     pub fn block_count(&self) -> usize {
         self.backend.blocks.len()
