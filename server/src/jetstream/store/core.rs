@@ -174,7 +174,6 @@ impl<'a> Matcher<'a> {
 }
 
 /// The shared sequence/subject index. See the module docs for invariants.
-#[derive(Debug)]
 pub struct Core<L> {
     base: u64,
     slots: VecDeque<Option<Slot<L>>>,
@@ -183,6 +182,19 @@ pub struct Core<L> {
     msgs: u64,
     bytes: u64,
     pub(crate) subjects: SubjectTable,
+}
+
+impl<L> std::fmt::Debug for Core<L> {
+    /// A summary: the index itself can hold millions of entries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("msgs", &self.msgs)
+            .field("bytes", &self.bytes)
+            .field("first_seq", &self.first_seq())
+            .field("last_seq", &self.last_seq)
+            .field("subjects", &self.subjects.len())
+            .finish()
+    }
 }
 
 impl<L> Core<L> {

@@ -108,7 +108,6 @@ struct PendingDelete {
 }
 
 /// Backend that keeps messages in block files.
-#[derive(Debug)]
 pub struct FileBackend {
     vfs: SharedVfs,
     dir: PathBuf,
@@ -194,6 +193,17 @@ impl FileBackend {
         let mut buf = vec![0; len];
         b.file.read_at(off, &mut buf)?;
         Ok(Bytes::from(buf))
+    }
+}
+
+impl std::fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("dir", &self.dir)
+            .field("blocks", &self.blocks.len())
+            .field("buffered", &self.wbuf.len())
+            .field("pending_deletes", &self.pending.len())
+            .finish()
     }
 }
 
