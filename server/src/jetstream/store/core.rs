@@ -174,14 +174,27 @@ impl<'a> Matcher<'a> {
 }
 
 /// The shared sequence/subject index. See the module docs for invariants.
-#[derive(Debug)]
 pub struct Core<L> {
     base: u64,
     slots: VecDeque<Option<Slot<L>>>,
     last_seq: u64,
+    last_ts: i64,
     msgs: u64,
     bytes: u64,
     pub(crate) subjects: SubjectTable,
+}
+
+impl<L> std::fmt::Debug for Core<L> {
+    /// A summary: the index itself can hold millions of entries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("msgs", &self.msgs)
+            .field("bytes", &self.bytes)
+            .field("first_seq", &self.first_seq())
+            .field("last_seq", &self.last_seq)
+            .field("subjects", &self.subjects.len())
+            .finish()
+    }
 }
 
 impl<L> Core<L> {
@@ -192,6 +205,7 @@ impl<L> Core<L> {
             base: first,
             slots: VecDeque::new(),
             last_seq: first - 1,
+            last_ts: 0,
             msgs: 0,
             bytes: 0,
             subjects: SubjectTable::default(),
@@ -203,6 +217,14 @@ impl<L> Core<L> {
     }
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+    /// Timestamp of the message with the last sequence (kept after it is deleted,
+    /// like nats-server's `LastTime`).
+    pub(crate) fn last_ts(&self) -> i64 {
+        self.last_ts
+    }
+    pub(crate) fn set_last_ts(&mut self, ts: i64) {
+        self.last_ts = ts;
     }
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
@@ -261,6 +283,7 @@ impl<L> Core<L> {
             loc,
         }));
         self.last_seq = seq;
+        self.last_ts = ts;
         self.msgs += 1;
         self.bytes += u64::from(size);
     }
@@ -286,7 +309,10 @@ impl<L> Core<L> {
             ts,
             loc,
         }));
-        self.last_seq = self.last_seq.max(seq);
+        if seq >= self.last_seq {
+            self.last_seq = seq;
+            self.last_ts = ts;
+        }
         self.msgs += 1;
         self.bytes += u64::from(size);
     }

@@ -145,34 +145,41 @@ impl<B: Backend> Store<B> {
         self.remove_one(first, false)
     }
 
+    /// nats-server's discard-new checks, including its `>=` on bytes and the
+    /// "at the subject limit the new message replaces the oldest" allowance.
     fn check_discard_new(&self, subj: &str, size: u64) -> Result<(), StoreError> {
-        let at_subject_limit = match self.cfg.per_subject_limit() {
-            Some(max) => self.core.subject_state(subj).is_some_and(|s| s.msgs >= max),
-            None => false,
-        };
         if self.cfg.discard != Discard::New {
             return Ok(());
         }
+        let subj_state = self.core.subject_state(subj);
+        let at_subject_limit = match self.cfg.per_subject_limit() {
+            Some(max) => subj_state.is_some_and(|s| s.msgs >= max),
+            None => false,
+        };
         if self.cfg.discard_new_per_subject && at_subject_limit {
             return Err(StoreError::MaxMsgsPerSubject);
         }
-        if at_subject_limit {
-            // The new message replaces one of its subject, so totals do not grow.
-            return Ok(());
-        }
-        if self
-            .cfg
-            .msgs_limit()
-            .is_some_and(|max| self.core.msgs() >= max)
+        if !at_subject_limit
+            && self
+                .cfg
+                .msgs_limit()
+                .is_some_and(|max| self.core.msgs() >= max)
         {
             return Err(StoreError::MaxMsgs);
         }
         if self
             .cfg
             .bytes_limit()
-            .is_some_and(|max| self.core.bytes() + size > max)
+            .is_some_and(|max| self.core.bytes() + size >= max)
         {
-            return Err(StoreError::MaxBytes);
+            // At the subject limit the oldest of the subject goes: enough room if it is as big.
+            let replaced = subj_state
+                .filter(|_| at_subject_limit)
+                .and_then(|s| self.core.get(s.first))
+                .map_or(0, |slot| u64::from(slot.size));
+            if replaced < size {
+                return Err(StoreError::MaxBytes);
+            }
         }
         Ok(())
     }
@@ -414,14 +421,13 @@ impl<B: Backend> StreamStore for Store<B> {
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
         let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
-        let last_live = self.core.last_matching(&Matcher::new(&[]));
         StreamState {
             msgs: self.core.msgs(),
             bytes: self.core.bytes(),
             first_seq,
             first_ts: ts_of(first_seq),
             last_seq: self.core.last_seq(),
-            last_ts: last_live.map_or(0, ts_of),
+            last_ts: self.core.last_ts(),
             num_deleted: self.core.num_deleted(),
             num_subjects: self.core.subjects.len() as u64,
         }
@@ -457,7 +463,7 @@ impl<B: Backend> StreamStore for Store<B> {
         self.backend.sync()
     }
 
-    fn close(&mut self) -> Result<(), StoreError> {
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.backend.close(&self.core)
     }
 }

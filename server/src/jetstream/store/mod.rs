@@ -167,8 +167,17 @@ pub trait StreamStore: Send + std::fmt::Debug {
     fn sync(&mut self) -> Result<(), StoreError>;
 
     /// Syncs and writes what makes the next open fast (the index snapshot).
+    /// The store stays usable; the JetStream layer may call it from time to time.
     ///
     /// # Errors
     /// I/O errors.
-    fn close(&mut self) -> Result<(), StoreError>;
+    fn checkpoint(&mut self) -> Result<(), StoreError>;
+
+    /// Like [`StreamStore::checkpoint`]; call it on clean shutdown before dropping.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn close(&mut self) -> Result<(), StoreError> {
+        self.checkpoint()
+    }
 }

@@ -162,7 +162,8 @@ pub struct StreamState {
     pub first_ts: i64,
     /// Last sequence ever assigned (kept across deletes and purges).
     pub last_seq: u64,
-    /// Timestamp of the last message still stored (0 when empty).
+    /// Timestamp of the message with `last_seq`, kept after it is deleted or
+    /// purged (nats-server's `LastTime`); 0 if never known.
     pub last_ts: i64,
     /// Number of interior deleted sequences between first and last.
     pub num_deleted: u64,
@@ -203,7 +204,7 @@ pub enum StoreError {
     #[error("no message found")]
     NotFound,
     /// The message was deleted (or purged).
-    #[error("message deleted")]
+    #[error("deleted message")]
     Deleted,
     /// Stored data failed validation; the text says where.
     #[error("corrupt data: {0}")]

@@ -11,7 +11,7 @@ use crc32fast::hash;
 use super::super::vfs::VFile;
 
 /// Size of the block header.
-pub(crate) const BLOCK_HDR: usize = 32;
+pub(crate) const BLOCK_HDR: usize = 40;
 /// Magic at the start of every block file.
 pub(crate) const BLOCK_MAGIC: &[u8; 8] = b"RILLBLK\0";
 /// Block format version.
@@ -37,26 +37,29 @@ pub(crate) fn parse_block_name(name: &str) -> Option<u32> {
         .flatten()
 }
 
-/// Encodes a block header.
-pub(crate) fn encode_header(first_seq: u64) -> [u8; BLOCK_HDR] {
+/// Encodes a block header: first sequence and the timestamp of the message before it.
+pub(crate) fn encode_header(first_seq: u64, prev_ts: i64) -> [u8; BLOCK_HDR] {
     let mut h = [0u8; BLOCK_HDR];
     h[..8].copy_from_slice(BLOCK_MAGIC);
     h[8..12].copy_from_slice(&BLOCK_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&first_seq.to_le_bytes());
-    let crc = hash(&h[..24]);
-    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h[24..32].copy_from_slice(&prev_ts.to_le_bytes());
+    let crc = hash(&h[..32]);
+    h[32..36].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Decodes a block header: its first sequence, or `None` when damaged.
-pub(crate) fn decode_header(h: &[u8]) -> Option<u64> {
+/// Decodes a block header: (first sequence, previous timestamp), or `None` when damaged.
+pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, i64)> {
     let h = h.get(..BLOCK_HDR)?;
-    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
+    let crc = u32::from_le_bytes(h[32..36].try_into().ok()?);
     let version = u32::from_le_bytes(h[8..12].try_into().ok()?);
-    if &h[..8] != BLOCK_MAGIC || version != BLOCK_VERSION || crc != hash(&h[..24]) {
+    if &h[..8] != BLOCK_MAGIC || version != BLOCK_VERSION || crc != hash(&h[..32]) {
         return None;
     }
-    Some(u64::from_le_bytes(h[16..24].try_into().ok()?))
+    let first = u64::from_le_bytes(h[16..24].try_into().ok()?);
+    let prev_ts = i64::from_le_bytes(h[24..32].try_into().ok()?);
+    Some((first, prev_ts))
 }
 
 /// One block: an open file plus accounting.
@@ -65,6 +68,8 @@ pub(crate) struct Block {
     pub(crate) id: u32,
     /// First sequence the block was created for (from its header).
     pub(crate) first_seq: u64,
+    /// Timestamp of the last message before `first_seq` (from its header).
+    pub(crate) prev_ts: i64,
     /// Highest sequence recorded in it (`first_seq - 1` when none).
     pub(crate) last_seq: u64,
     /// Logical length, including bytes still in the write buffer.

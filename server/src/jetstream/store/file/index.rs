@@ -18,6 +18,7 @@ const ENTRY: usize = 36;
 struct BlockMeta {
     id: u32,
     first_seq: u64,
+    prev_ts: i64,
     len: u64,
     live_msgs: u64,
     live_bytes: u64,
@@ -58,9 +59,18 @@ fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
     out.extend_from_slice(&core.last_seq().to_le_bytes());
+    out.extend_from_slice(&core.last_ts().to_le_bytes());
     for b in blocks {
         out.extend_from_slice(&b.id.to_le_bytes());
-        for v in [b.first_seq, b.len, b.live_msgs, b.live_bytes, b.last_seq] {
+        let prev_ts = b.prev_ts as u64;
+        for v in [
+            b.first_seq,
+            prev_ts,
+            b.len,
+            b.live_msgs,
+            b.live_bytes,
+            b.last_seq,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
@@ -128,9 +138,11 @@ impl FileBackend {
         if r.take(8)? != MAGIC {
             return Err("snapshot magic".into());
         }
-        let metas = read_blocks(&mut r)?;
+        let (metas, last_seq, last_ts) = read_blocks(&mut r)?;
         self.check_blocks(&metas, ids)?;
-        let core = read_core(&mut r, &metas)?;
+        let mut core = read_core(&mut r, &metas)?;
+        core.skip_to(last_seq);
+        core.set_last_ts(last_ts);
         self.snapshot_on_disk = true;
         self.adopt(core, metas, ids).map(Some)
     }
@@ -154,7 +166,7 @@ impl FileBackend {
             }
             let mut h = [0; BLOCK_HDR];
             f.read_at(0, &mut h).map_err(|e| e.to_string())?;
-            if decode_header(&h) != Some(m.first_seq) {
+            if decode_header(&h) != Some((m.first_seq, m.prev_ts)) {
                 return Err(format!("block {} header changed", m.id));
             }
         }
@@ -177,6 +189,7 @@ impl FileBackend {
             self.blocks.push(Block {
                 id: m.id,
                 first_seq: m.first_seq,
+                prev_ts: m.prev_ts,
                 last_seq: m.last_seq,
                 len: m.len,
                 flushed: m.len,
@@ -206,21 +219,24 @@ impl FileBackend {
     }
 }
 
-fn read_blocks(r: &mut Reader<'_>) -> Result<Vec<BlockMeta>, String> {
+/// Block entries, plus the snapshot's (last_seq, last_ts).
+fn read_blocks(r: &mut Reader<'_>) -> Result<(Vec<BlockMeta>, u64, i64), String> {
     let n = r.u32()? as usize;
-    let _last_seq = r.u64()?;
+    let last_seq = r.u64()?;
+    let last_ts = r.u64()? as i64;
     let mut metas = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
         metas.push(BlockMeta {
             id: r.u32()?,
             first_seq: r.u64()?,
+            prev_ts: r.u64()? as i64,
             len: r.u64()?,
             live_msgs: r.u64()?,
             live_bytes: r.u64()?,
             last_seq: r.u64()?,
         });
     }
-    Ok(metas)
+    Ok((metas, last_seq, last_ts))
 }
 
 fn read_core(r: &mut Reader<'_>, metas: &[BlockMeta]) -> Result<Core<FileLoc>, String> {

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! ## Block file
-//! A 32-byte header, then records back to back. A block is rolled over when the
+//! A 40-byte header, then records back to back. A block is rolled over when the
 //! next record would take it past `block_size` (a block holds at least one record).
 //! ```text
 //! off len field
@@ -23,8 +23,10 @@
 //!  12   4 reserved = 0
 //!  16   8 first_seq: the sequence the block was started for. An empty block
 //!         still records that every sequence below first_seq was assigned.
-//!  24   4 crc32 of bytes 0..24
-//!  28   4 reserved = 0
+//!  24   8 prev_ts: timestamp of the message at first_seq - 1 (0 if none), so
+//!         the last timestamp survives purges like the last sequence does
+//!  32   4 crc32 of bytes 0..32
+//!  36   4 reserved = 0
 //! ```
 //!
 //! ## Record (`L` = 32 + S + H + P bytes)
@@ -44,14 +46,17 @@
 //!  L-4    4 crc32 of bytes 0..4 and 5..L-4
 //! ```
 //! A deleted record may also be *erased*: subject, headers and payload zeroed and
-//! the crc recomputed. A marker (S = H = P = 0) records a `skip_msgs` up to `seq`.
+//! the crc recomputed. A marker (S = H = P = 0) records a `skip_msgs` up to `seq`;
+//! its ts is the last message's timestamp.
 //!
 //! ## Index snapshot (`index.snap`)
 //! ```text
 //!   0   8 magic "RILLIDX\x01"
 //!   8   4 number of blocks B
 //!  12   8 last_seq
-//!  20  B× { id u32, first_seq u64, len u64, live_msgs u64, live_bytes u64, last_seq u64 } (44 bytes)
+//!  20   8 last_ts
+//!  28  B× { id u32, first_seq u64, prev_ts i64, len u64, live_msgs u64, live_bytes u64,
+//!          last_seq u64 } (52 bytes)
 //!   .   4 number of subjects N, then N× { u16 length, bytes }
 //!   .   8 number of messages M, then M× { seq u64, subject index u32, ts i64,
 //!         size u32, block id u32, offset u32, record length u32 } (36 bytes)
@@ -103,7 +108,6 @@ struct PendingDelete {
 }
 
 /// Backend that keeps messages in block files.
-#[derive(Debug)]
 pub struct FileBackend {
     vfs: SharedVfs,
     dir: PathBuf,
@@ -115,6 +119,7 @@ pub struct FileBackend {
     dirty: BTreeSet<u32>,
     dir_dirty: bool,
     snapshot_on_disk: bool,
+    last_ts: i64,
 }
 
 /// A stream store on disk.
@@ -147,20 +152,13 @@ impl FileStore {
             dirty: BTreeSet::new(),
             dir_dirty: false,
             snapshot_on_disk: false,
+            last_ts: 0,
         };
         let core = backend.recover()?;
+        backend.last_ts = core.last_ts();
         let mut store = Store::from_parts(core, backend, cfg);
         store.enforce_after_open()?;
         Ok(store)
-    }
-
-    /// Writes an index snapshot now (the owner may call this from time to time).
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.backend.sync()?;
-        self.backend.write_snapshot(&self.core)
     }
 
     /// Number of block files (for tests and monitoring).
@@ -198,6 +196,17 @@ impl FileBackend {
     }
 }
 
+impl std::fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("dir", &self.dir)
+            .field("blocks", &self.blocks.len())
+            .field("buffered", &self.wbuf.len())
+            .field("pending_deletes", &self.pending.len())
+            .finish()
+    }
+}
+
 impl Drop for FileBackend {
     /// Best effort: hand buffered appends and deletes to the OS (not fsynced).
     /// Durability is only ever promised by `sync()`.
@@ -223,7 +232,9 @@ impl Backend for FileBackend {
         hdr: &[u8],
         payload: &[u8],
     ) -> Result<FileLoc, StoreError> {
-        self.append_record(seq, ts, subj, hdr, payload)
+        let loc = self.append_record(seq, ts, subj, hdr, payload)?;
+        self.last_ts = ts;
+        Ok(loc)
     }
 
     fn read(

@@ -31,10 +31,14 @@ impl FileBackend {
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, true)?;
         file.set_len(0)?;
-        file.write_at(0, &encode_header(first_seq))?;
+        file.write_at(0, &encode_header(first_seq, self.last_ts))?;
+        // The header carries the last sequence across purges and lost tails: it must
+        // be durable whenever the file's directory entry is (any later dir sync).
+        file.sync()?;
         self.blocks.push(Block {
             id,
             first_seq,
+            prev_ts: self.last_ts,
             last_seq: first_seq.saturating_sub(1),
             len: BLOCK_HDR as u64,
             flushed: BLOCK_HDR as u64,
@@ -89,7 +93,13 @@ impl FileBackend {
         if self.blocks.is_empty() {
             return self.new_block(seq + 1);
         }
-        let n = record::encode(&mut self.wbuf, STATE_MARK, seq, 0, [&[], &[], &[]]);
+        let n = record::encode(
+            &mut self.wbuf,
+            STATE_MARK,
+            seq,
+            self.last_ts,
+            [&[], &[], &[]],
+        );
         let b = self.blocks.last_mut().ok_or_else(no_active)?;
         b.len += n as u64;
         b.last_seq = seq;
@@ -209,14 +219,15 @@ impl FileBackend {
     /// Rewrites block `i` with only its live records and repoints the index.
     fn compact_block(&mut self, i: usize, core: &mut Core<FileLoc>) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
-        let (id, first_seq, len) = {
+        let (id, first_seq, prev_ts, len) = {
             let b = &self.blocks[i];
-            (b.id, b.first_seq, b.len)
+            (b.id, b.first_seq, b.prev_ts, b.len)
         };
         let mut data = vec![0; usize::try_from(len).unwrap_or(0)];
         self.blocks[i].file.read_at(0, &mut data)?;
-        let mut out = encode_header(first_seq).to_vec();
+        let mut out = encode_header(first_seq, prev_ts).to_vec();
         let mut moved = Vec::new();
+        let mut newest = None;
         for (at, v) in super::recovery::records(&data, BLOCK_HDR) {
             let live = core
                 .get(v.seq)
@@ -225,6 +236,11 @@ impl FileBackend {
                 moved.push((v.seq, out.len()));
                 out.extend_from_slice(&data[at..at + v.len]);
             }
+            newest = Some((v.seq, v.ts, live));
+        }
+        if let Some((seq, ts, false)) = newest {
+            // Keep the block's highest sequence on disk, so it is never reused.
+            record::encode(&mut out, STATE_MARK, seq, ts, [&[], &[], &[]]);
         }
         let path = block_path(&self.dir, id);
         let tmp = path.with_extension("tmp");
@@ -234,16 +250,18 @@ impl FileBackend {
         f.sync()?;
         self.vfs.rename(&tmp, &path)?;
         self.vfs.sync_dir(&self.dir)?;
+        let mut moved_bytes = 0;
         for (seq, off) in moved {
             if let Some(s) = core.get_mut(seq) {
                 s.loc.off = off as u32;
+                moved_bytes += u64::from(s.loc.len);
             }
         }
         let b = &mut self.blocks[i];
         b.file = self.vfs.open(&path, false)?;
         b.len = out.len() as u64;
         b.flushed = b.len;
-        b.live_bytes = b.len - BLOCK_HDR as u64;
+        b.live_bytes = moved_bytes;
         self.pending.retain(|p| p.loc.blk != id);
         self.dirty.remove(&id);
         Ok(())

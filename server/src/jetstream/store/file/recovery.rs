@@ -106,25 +106,29 @@ impl FileBackend {
         } else {
             None
         };
-        let first_seq = match header {
-            Some(f) => f,
+        let (first_seq, prev_ts) = match header {
+            Some(h) => h,
             None if flen < BLOCK_HDR as u64 && is_last => {
                 warn!(block = %path.display(), "torn block header rewritten");
-                let first = core.last_seq() + 1;
+                let h = (core.last_seq() + 1, core.last_ts());
                 file.set_len(0)?;
-                file.write_at(0, &encode_header(first))?;
+                file.write_at(0, &encode_header(h.0, h.1))?;
                 file.sync()?;
-                first
+                h
             }
             None => {
                 warn!(block = %path.display(), "damaged block header; scanning records anyway");
-                core.last_seq() + 1
+                (core.last_seq() + 1, core.last_ts())
             }
         };
-        core.skip_to(first_seq.saturating_sub(1));
+        if first_seq > core.last_seq() {
+            core.skip_to(first_seq - 1);
+            core.set_last_ts(prev_ts);
+        }
         let b = Block {
             id,
             first_seq,
+            prev_ts,
             last_seq: first_seq.saturating_sub(1),
             len: BLOCK_HDR as u64,
             flushed: BLOCK_HDR as u64,
@@ -180,6 +184,7 @@ impl FileBackend {
                 b.live_bytes += v.len as u64;
             } else {
                 core.skip_to(v.seq);
+                core.set_last_ts(v.ts);
             }
             b.last_seq = v.seq;
         }

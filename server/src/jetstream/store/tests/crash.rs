@@ -13,6 +13,8 @@ enum Op {
     Append { subj: u8, len: usize },
     Sync,
     Remove(u64),
+    Erase(u64),
+    Skip(u64),
     PurgeAll,
     Compact(u64),
     Close,
@@ -25,6 +27,8 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (0..3u8, 0..300usize).prop_map(|(subj, len)| Op::Append { subj, len }),
         4 => Just(Op::Sync),
         3 => (0..30u64).prop_map(Op::Remove),
+        1 => (0..30u64).prop_map(Op::Erase),
+        1 => (1..4u64).prop_map(Op::Skip),
         1 => Just(Op::PurgeAll),
         1 => (0..30u64).prop_map(Op::Compact),
         1 => Just(Op::Close),
@@ -43,6 +47,8 @@ struct Model {
     maybe_deleted: BTreeSet<u64>,
     unsynced: BTreeMap<u64, Vec<u8>>,
     streams: BTreeSet<String>,
+    /// Last sequence at the last sync: it must never go back.
+    synced_last: u64,
 }
 
 const ROOT: &str = "/sim/js";
@@ -81,9 +87,10 @@ fn check_after_crash(s: &FileStore, m: &mut Model, disk: &SimDisk) -> Result<(),
             seq
         );
     }
-    if let Some((&last, _)) = m.acked.last_key_value() {
-        prop_assert!(s.state().last_seq >= last);
-    }
+    prop_assert!(
+        s.state().last_seq >= m.synced_last,
+        "last sequence went back"
+    );
     let listed = meta::list_streams(disk, Path::new(ROOT)).expect("list");
     for name in &m.streams {
         let found = listed.iter().find(|(n, _)| n == name);
@@ -112,16 +119,24 @@ fn step(s: &mut FileStore, m: &mut Model, op: &Op, disk: &SimDisk) {
         }
         Op::Sync => {
             s.sync().expect("sync");
+            m.synced_last = s.state().last_seq;
             m.acked.append(&mut m.unsynced);
             for d in std::mem::take(&mut m.maybe_deleted) {
                 m.acked.remove(&d);
             }
         }
-        Op::Remove(r) => {
+        Op::Remove(r) | Op::Erase(r) => {
             let seq = s.state().first_seq + r;
-            if s.remove(seq).is_ok() {
+            let res = match op {
+                Op::Erase(_) => s.erase(seq),
+                _ => s.remove(seq),
+            };
+            if res.is_ok() {
                 m.maybe_deleted.insert(seq);
             }
+        }
+        Op::Skip(n) => {
+            s.skip_msgs(*n).expect("skip");
         }
         Op::PurgeAll | Op::Compact(_) => {
             let before: Vec<u64> = present(s).into_keys().collect();
@@ -157,6 +172,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::Close => {
                 s.close().expect("close");
+                m.synced_last = s.state().last_seq;
                 m.acked.append(&mut m.unsynced);
                 for d in std::mem::take(&mut m.maybe_deleted) {
                     m.acked.remove(&d);

@@ -191,8 +191,8 @@ fn damage() -> impl Strategy<Value = Damage> {
 }
 
 /// Applies damage to one block file; returns the damaged byte range.
-fn apply_damage(disk: &SimDisk, path: &Path, d: &Damage) -> (u64, u64) {
-    let f = disk.open(path, false).expect("open");
+fn apply_damage(vfs: &dyn Vfs, path: &Path, d: &Damage) -> (u64, u64) {
+    let f = vfs.open(path, false).expect("open");
     let len = f.len().expect("len");
     match *d {
         Damage::Flip { at, mask } => {
@@ -216,48 +216,90 @@ fn apply_damage(disk: &SimDisk, path: &Path, d: &Damage) -> (u64, u64) {
     }
 }
 
+fn block_files_of(vfs: &dyn Vfs, dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = vfs
+        .list_dir(dir)
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(".blk"))
+        .map(|n| dir.join(n))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fills a store, damages its block files, reopens: checks what survives.
+fn damage_case(vfs: SharedVfs, dir: &Path, dmg: &[(usize, Damage)]) -> Result<(), TestCaseError> {
+    let cfg = StoreConfig {
+        block_size: 1500,
+        ..StoreConfig::default()
+    };
+    let mut s = FileStore::open(dir, cfg.clone(), vfs.clone()).expect("open");
+    fill(&mut s, 120);
+    let locs: Vec<(u64, FileLoc)> = s.core.iter_from(0).map(|(q, sl)| (q, sl.loc)).collect();
+    s.remove(33).expect("remove");
+    s.sync().expect("sync");
+    drop(s);
+    let files = block_files_of(vfs.as_ref(), dir);
+    let mut hit: Vec<(u32, u64, u64)> = Vec::new();
+    for (i, d) in dmg {
+        let path = &files[i % files.len()];
+        let id: u32 = path
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .expect("id");
+        let (a, b) = apply_damage(vfs.as_ref(), path, d);
+        hit.push((id, a, b));
+    }
+    let s = FileStore::open(dir, cfg.clone(), vfs.clone()).expect("reopen");
+    for (seq, loc) in locs {
+        let (start, end) = (u64::from(loc.off), u64::from(loc.off) + u64::from(loc.len));
+        let damaged = hit
+            .iter()
+            .any(|&(id, a, b)| id == loc.blk && a < end && start < b)
+            || hit.iter().any(|&(id, a, _)| id == loc.blk && a < 40);
+        match s.load(seq) {
+            // A flipped state byte can turn a deleted record live again: the
+            // state byte is outside the checksum. Its content is still intact.
+            Ok(m) => {
+                prop_assert!(seq != 33 || damaged, "deleted message came back");
+                prop_assert_eq!(&m.payload[..], &body(seq)[..]);
+            }
+            Err(e) => prop_assert!(
+                damaged || seq == 33,
+                "seq {} lost without damage: {}",
+                seq,
+                e
+            ),
+        }
+    }
+    // The store stays usable.
+    drop(s);
+    let mut s = FileStore::open(dir, cfg, vfs).expect("reopen");
+    let (seq, _) = s.append("after", None, b"x").expect("append");
+    prop_assert_eq!(&s.load(seq).expect("load").payload[..], b"x");
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     /// Damage anywhere: no panic, nothing damaged served, everything outside the
     /// damaged records recovered.
     #[test]
     fn recovery_survives_random_damage(dmg in proptest::collection::vec((0..8usize, damage()), 1..4)) {
-        let disk = SimDisk::new();
-        let dir = Path::new("/d/s");
-        let mut s = open(dir, &disk, 1500);
-        fill(&mut s, 120);
-        let locs: Vec<(u64, FileLoc)> = s.core.iter_from(0).map(|(q, sl)| (q, sl.loc)).collect();
-        s.remove(33).expect("remove");
-        s.sync().expect("sync");
-        drop(s);
-        let files = block_files(&disk, dir);
-        let mut hit: Vec<(u32, u64, u64)> = Vec::new();
-        for (i, d) in &dmg {
-            let path = &files[i % files.len()];
-            let id: u32 = path.file_stem().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).expect("id");
-            let (a, b) = apply_damage(&disk, path, d);
-            hit.push((id, a, b));
-        }
-        let s = open(dir, &disk, 1500);
-        for (seq, loc) in locs {
-            let (start, end) = (u64::from(loc.off), u64::from(loc.off) + u64::from(loc.len));
-            let damaged = hit.iter().any(|&(id, a, b)| id == loc.blk && a < end && start < b)
-                || hit.iter().any(|&(id, a, _)| id == loc.blk && a < 32);
-            match s.load(seq) {
-                // A flipped state byte can turn a deleted record live again: the
-                // state byte is outside the checksum. Its content is still intact.
-                Ok(m) => {
-                    prop_assert!(seq != 33 || damaged, "deleted message came back");
-                    prop_assert_eq!(&m.payload[..], &body(seq)[..]);
-                }
-                Err(e) => prop_assert!(damaged || seq == 33, "seq {} lost without damage: {}", seq, e),
-            }
-        }
-        // The store stays usable.
-        drop(s);
-        let mut s = open(dir, &disk, 1500);
-        let (seq, _) = s.append("after", None, b"x").expect("append");
-        prop_assert!(seq >= 1);
-        prop_assert_eq!(&s.load(seq).expect("load").payload[..], b"x");
+        damage_case(SimDisk::new().shared(), Path::new("/d/s"), &dmg)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// The same on real files.
+    #[test]
+    fn recovery_survives_random_damage_to_real_files(
+        dmg in proptest::collection::vec((0..8usize, damage()), 1..4)
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        damage_case(StdFs::shared(), dir.path(), &dmg)?;
     }
 }

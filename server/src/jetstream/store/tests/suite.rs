@@ -146,7 +146,9 @@ pub(crate) fn remove_and_deleted(h: &mut dyn Harness) {
     assert_eq!(s.deleted(), vec![2, 4]);
     s.remove(1).expect("remove");
     assert_eq!(s.state().first_seq, 3);
+    let ts5 = s.load(5).expect("load").ts;
     s.remove(5).expect("remove last");
+    assert_eq!(s.state().last_ts, ts5);
     let st = s.state();
     assert_eq!((st.msgs, st.last_seq, st.num_deleted), (1, 5, 2));
     assert_eq!(s.deleted(), vec![4, 5]);
@@ -265,7 +267,10 @@ pub(crate) fn load_last_and_subjects(h: &mut dyn Harness) {
 
 pub(crate) fn purge_all(h: &mut dyn Harness) {
     let mut s = filter_fixture(h);
+    let last_ts = s.load(6).expect("load").ts;
     let purged = s.purge(&PurgeRequest::default()).expect("purge");
+    // Like nats-server, the last timestamp survives the purge.
+    assert_eq!(s.state().last_ts, last_ts);
     assert_eq!(purged, 6);
     let st = s.state();
     assert_eq!(
@@ -384,8 +389,9 @@ pub(crate) fn limit_max_bytes(h: &mut dyn Harness) {
         s.append("x", None, &[0; 200]),
         Err(StoreError::MaxBytes)
     ));
+    // Like nats-server, discard new refuses when the new total would reach the limit.
     let mut s = h.open(StoreConfig {
-        max_bytes: (one * 2) as i64,
+        max_bytes: (one * 2 + 1) as i64,
         discard: Discard::New,
         ..cfg()
     });
