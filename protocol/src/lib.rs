@@ -22,6 +22,7 @@ pub mod encode;
 pub mod error;
 pub mod headers;
 pub mod info;
+pub mod jsapi;
 pub mod limits;
 pub mod op;
 pub mod subject;

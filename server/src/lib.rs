@@ -1,4 +1,244 @@
 //! rill-server: a NATS-compatible event bus with JetStream-style persistence.
+//!
+//! [`run`] starts a server from a [`config::Config`] and serves until a signal
+//! (or the given shutdown future) stops it. Task ownership:
+//!
+//! ```text
+//! run ──┬── accept_loop ── one task per connection ── its writer task
+//!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload)
+//! ```
 
+pub mod account;
+pub mod client;
 pub mod config;
 pub mod jetstream;
+pub mod listener;
+pub mod logging;
+pub mod router;
+pub mod server;
+pub mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::client::CloseReason;
+use crate::config::Config;
+use crate::server::{ServerState, VERSION};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The client listener could not be bound.
+    #[error("Error listening on port: {addr}, \"{source}\"")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// What stops a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Close clients now (flushing what is queued) and exit.
+    Graceful,
+    /// Lame-duck mode: stop accepting, announce `ldm`, close clients over time, exit.
+    LameDuck,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<ServerState>,
+    stop_accepting: watch::Sender<bool>,
+    done_tx: mpsc::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listener and starts accepting clients.
+    ///
+    /// # Errors
+    /// [`StartError`] when the listener cannot be bound.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let state = ServerState::new(Arc::clone(&config));
+        log_banner(&state);
+        let bind = (config.host.as_str(), config.port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: format!("{}:{}", config.host, config.port),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.host.clone(),
+            source,
+        })?;
+        state
+            .client_port
+            .store(u64::from(addr.port()), Ordering::Relaxed);
+        info!("Listening for client connections on {addr}");
+        let (stop_accepting, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        tokio::spawn(listener::accept_loop(
+            Arc::clone(&state),
+            listener,
+            stop_rx,
+            done_tx.clone(),
+        ));
+        info!("Server is ready");
+        Ok(Self {
+            state,
+            stop_accepting,
+            done_tx,
+            done_rx,
+            addr,
+        })
+    }
+
+    /// The bound client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Stops the server and waits for every connection to finish.
+    pub async fn shutdown(self, how: Stop) {
+        let _ = self.stop_accepting.send(true);
+        if how == Stop::LameDuck {
+            self.lame_duck().await;
+        }
+        info!("Initiating Shutdown...");
+        for client in self.state.clients() {
+            client.outbound.close_with(CloseReason::ServerShutdown);
+        }
+        let Self {
+            mut done_rx,
+            done_tx,
+            ..
+        } = self;
+        drop(done_tx);
+        let wait = self_wait(&mut done_rx);
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            warn!("Some connections did not close in time");
+        }
+        info!("Server Exiting..");
+    }
+
+    /// Lame-duck mode: announce it, wait the grace period, then close clients
+    /// spread evenly over the lame-duck duration.
+    async fn lame_duck(&self) {
+        let config = self.state.config();
+        info!("Entering lame duck mode, stop accepting new clients");
+        self.state.set_lame_duck();
+        let clients = self.state.clients();
+        let mut info = self.state.info_template();
+        info.ldm = true;
+        let mut buf = bytes::BytesMut::new();
+        rill_protocol::encode::info(&mut buf, &info);
+        for client in &clients {
+            client.outbound.push_raw(&buf);
+        }
+        tokio::time::sleep(config.lame_duck_grace_period).await;
+        if clients.is_empty() {
+            return;
+        }
+        let spread = config
+            .lame_duck_duration
+            .saturating_sub(config.lame_duck_grace_period);
+        let step = spread / u32::try_from(clients.len()).unwrap_or(u32::MAX);
+        for client in clients {
+            client.outbound.close_with(CloseReason::ServerShutdown);
+            tokio::time::sleep(step.min(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+/// Binds the client listener with a deep accept backlog: std's default of 128
+/// drops SYNs when hundreds of clients connect at once (nats-server, through Go,
+/// gets the kernel's `somaxconn`).
+async fn bind_clients(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(4096),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
+async fn self_wait(rx: &mut mpsc::Receiver<()>) {
+    while rx.recv().await.is_some() {}
+}
+
+fn log_banner(state: &ServerState) {
+    info!("Starting rill-server");
+    info!("  Version:  {VERSION}");
+    info!("  Name:     {}", state.server_name);
+    info!("  ID:       {}", state.server_id);
+}
+
+/// Runs a server until `stop` resolves or a signal arrives.
+///
+/// # Errors
+/// [`StartError`] when the server cannot start.
+pub async fn run(config: Config, stop: impl Future<Output = Stop>) -> Result<(), StartError> {
+    let server = Server::start(config).await?;
+    let how = tokio::select! {
+        how = stop => how,
+        how = signals() => how,
+    };
+    server.shutdown(how).await;
+    Ok(())
+}
+
+/// Waits for SIGINT/SIGTERM (graceful) or SIGUSR2 (lame duck).
+#[cfg(unix)]
+async fn signals() -> Stop {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut usr2)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined2()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => { info!("Trapped \"interrupt\" signal"); Stop::Graceful }
+        _ = term.recv() => { info!("Trapped \"terminated\" signal"); Stop::Graceful }
+        _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); Stop::LameDuck }
+    }
+}
+
+/// Waits for Ctrl-C.
+#[cfg(not(unix))]
+async fn signals() -> Stop {
+    let _ = tokio::signal::ctrl_c().await;
+    Stop::Graceful
+}

@@ -1,1 +1,5 @@
-//! e2e tests.
+//! End-to-end tests: one binary that starts the real servers and talks to them with real clients.
+
+mod cli;
+mod core_protocol;
+mod core_pubsub;

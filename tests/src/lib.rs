@@ -1,1 +1,406 @@
-//! Test harness.
+//! End-to-end test harness: starts a real server process (`rill-server`, or the reference `nats-server`
+//! on PATH for comparison) on a free loopback port with a temporary store directory, and gives tests
+//! clients, restarts, crash kills and captured logs.
+//!
+//! The server is a black box here: this crate only talks to it over sockets and signals. Logs (stdout and
+//! stderr of the child) are captured in the background and printed only when a test panics, so passing
+//! tests stay quiet (the iggy habit).
+//!
+//! It does not own any test scenarios; those live in `tests/e2e/`.
+
+use std::future::Future;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+
+pub mod cli;
+pub mod raw;
+
+/// How long a server may take to answer its first `INFO` before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a graceful stop may take before the harness falls back to SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which server binary a [`TestServer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// The `rill-server` binary built by this workspace.
+    Rill,
+    /// The reference `nats-server` found on PATH.
+    Nats,
+}
+
+impl ServerKind {
+    /// The executable to spawn for this kind.
+    pub fn bin(self) -> PathBuf {
+        match self {
+            ServerKind::Rill => rill_server_bin(),
+            ServerKind::Nats => PathBuf::from("nats-server"),
+        }
+    }
+}
+
+/// Options for [`TestServer::start_with`].
+#[derive(Debug, Clone)]
+pub struct ServerOpts {
+    /// Which binary to run.
+    pub kind: ServerKind,
+    /// Pass `-js -sd <store dir>`.
+    pub jetstream: bool,
+    /// Extra command-line arguments, appended after the harness's own.
+    pub args: Vec<String>,
+    /// Config file text; written to a temp file and passed with `-c`.
+    pub config: Option<String>,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        ServerOpts {
+            kind: ServerKind::Rill,
+            jetstream: true,
+            args: Vec::new(),
+            config: None,
+        }
+    }
+}
+
+impl ServerOpts {
+    /// Default options for the given server kind.
+    pub fn kind(kind: ServerKind) -> Self {
+        ServerOpts {
+            kind,
+            ..ServerOpts::default()
+        }
+    }
+}
+
+/// A running server process with its own port and store directory.
+///
+/// # Invariants
+/// `port` and the store directory stay the same across [`TestServer::restart`]. The child is killed when
+/// the value is dropped; if the test is panicking, the captured logs are printed to stderr.
+#[derive(Debug)]
+pub struct TestServer {
+    opts: ServerOpts,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<u8>>>,
+}
+
+impl TestServer {
+    /// Starts a `rill-server` with default options (JetStream on).
+    pub async fn start() -> TestServer {
+        TestServer::start_with(ServerOpts::default()).await
+    }
+
+    /// Starts a server with the given options and waits until it sends `INFO` (for a config with
+    /// `handshake_first`, until it accepts TCP connections).
+    pub async fn start_with(opts: ServerOpts) -> TestServer {
+        let dir = tempfile::tempdir().expect("create temp dir for the server");
+        let mut server = TestServer {
+            opts,
+            port: free_port(),
+            dir,
+            child: None,
+            logs: Arc::new(Mutex::new(Vec::new())),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The temporary directory that holds the store (`<dir>/store`) and config file.
+    pub fn store_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The options this server was started with.
+    pub fn opts(&self) -> &ServerOpts {
+        &self.opts
+    }
+
+    /// The process id of the running child, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Connects an async-nats client to this server.
+    pub async fn client(&self) -> async_nats::Client {
+        match async_nats::connect(self.url()).await {
+            Ok(client) => client,
+            Err(e) => panic!("connect to {}: {e}\n{}", self.url(), self.logs()),
+        }
+    }
+
+    /// A JetStream context on a fresh client connection.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client().await)
+    }
+
+    /// Stops the server gracefully (SIGTERM, waiting for exit) and starts it again on the same port and
+    /// store directory.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.append_log("--- rill-tests: restarting server ---\n");
+        self.spawn().await;
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush), for crash tests. [`TestServer::restart`] brings
+    /// it back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM), falling back to SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.append_log("--- rill-tests: graceful stop timed out, killing ---\n");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        let buf = self.logs.lock().expect("log buffer lock");
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn append_log(&self, line: &str) {
+        self.logs
+            .lock()
+            .expect("log buffer lock")
+            .extend_from_slice(line.as_bytes());
+    }
+
+    fn command_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-a".to_string(),
+            "127.0.0.1".to_string(),
+            "-p".to_string(),
+            self.port.to_string(),
+        ];
+        if self.opts.jetstream {
+            let store = self.dir.path().join("store");
+            args.extend(["-js".to_string(), "-sd".to_string()]);
+            args.push(store.display().to_string());
+        }
+        if let Some(config) = &self.opts.config {
+            let path = self.dir.path().join("server.conf");
+            std::fs::write(&path, config).expect("write server config file");
+            args.extend(["-c".to_string(), path.display().to_string()]);
+        }
+        args.extend(self.opts.args.iter().cloned());
+        args
+    }
+
+    async fn spawn(&mut self) {
+        let bin = self.opts.kind.bin();
+        let mut child = Command::new(&bin)
+            .args(self.command_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        if let Some(out) = child.stdout.take() {
+            capture(out, Arc::clone(&self.logs));
+        }
+        if let Some(err) = child.stderr.take() {
+            capture(err, Arc::clone(&self.logs));
+        }
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "server exited early with {status}\n--- server logs ---\n{}",
+                    self.logs()
+                );
+            }
+            if self.probe().await {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "server on port {} did not send INFO within {READY_TIMEOUT:?}\n--- server logs ---\n{}",
+                    self.port,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl TestServer {
+    /// One readiness probe: the first line is `INFO `, or (for a TLS-first server, which waits for the
+    /// client's hello before saying anything) the TCP connect alone.
+    async fn probe(&self) -> bool {
+        let tls_first = self
+            .opts
+            .config
+            .as_deref()
+            .is_some_and(|c| c.contains("handshake_first"));
+        if tls_first {
+            TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+        } else {
+            first_line_is_info(self.port).await
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {:?} server logs (port {}) ---\n{}--- end of server logs ---",
+                self.opts.kind,
+                self.port,
+                self.logs()
+            );
+        }
+    }
+}
+
+/// Copies a child's output pipe into the shared log buffer on a background thread (ends at EOF).
+fn capture(mut pipe: impl Read + Send + 'static, logs: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => logs
+                    .lock()
+                    .expect("log buffer lock")
+                    .extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+}
+
+/// Connects once and checks that the first line the server sends starts with `INFO `.
+async fn first_line_is_info(port: u16) -> bool {
+    let attempt = async {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).await.ok()?;
+        Some(line.starts_with("INFO "))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), attempt).await,
+        Ok(Some(true))
+    )
+}
+
+/// A port that was free a moment ago: bind `127.0.0.1:0` and release it.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Polls `f` every 20 ms until it returns true; panics when `timeout` passes first.
+pub async fn check_for<F, Fut>(timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The directory holding the workspace's built binaries (`target/<profile>`), found like assert_cmd's
+/// `cargo_bin`: the test executable lives in `target/<profile>/deps`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let mut dir = exe
+        .parent()
+        .expect("test executable directory")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of the built `rill-server` binary (override with `RILL_SERVER_BIN`).
+pub fn rill_server_bin() -> PathBuf {
+    bin_path("rill-server", "RILL_SERVER_BIN")
+}
+
+/// Path of the built `rill` CLI binary (override with `RILL_CLI_BIN`).
+pub fn rill_cli_bin() -> PathBuf {
+    bin_path("rill", "RILL_CLI_BIN")
+}
+
+fn bin_path(name: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} not found; build it first (cargo build -p rill-cli -p rill-server)",
+        path.display()
+    );
+    path
+}
+
+/// Waits until the server has processed everything `client` sent so far.
+///
+/// async-nats's `flush` only writes the client's buffer; it does not wait for the
+/// server. A request to a subject nobody serves comes back as a no-responders
+/// status after the server handled every earlier op of this connection (it also
+/// works for `echo: false` clients).
+pub async fn sync(client: &async_nats::Client) {
+    let subject = format!("_rill_sync.{}", client.new_inbox().replace('.', "_"));
+    match client.request(subject, bytes::Bytes::new()).await {
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {}
+        other => panic!("sync round trip: {other:?}"),
+    }
+}

@@ -1,3 +1,4 @@
 //! JetStream: streams, consumers and their storage.
 
 pub mod store;
+pub mod validate;

@@ -1,0 +1,500 @@
+//! `rill consumer`: add, edit, info, ls, rm, next, pause and reset, as raw `$JS.API.CONSUMER.*`
+//! requests (pause and reset are 2.11/2.14 APIs async-nats does not wrap).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+use super::consumer_flags::ConsumerFlags;
+use crate::context::ConnOpts;
+use crate::jsapi::Api;
+use crate::output::{self, Table, i, list, s};
+use crate::parse;
+
+/// `rill consumer` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Cmd {
+    /// Create a durable consumer (never prompts)
+    #[command(alias = "create", alias = "new")]
+    Add {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        #[command(flatten)]
+        flags: ConsumerFlags,
+        /// Accepted for nats CLI compatibility: rill never prompts
+        #[arg(long)]
+        defaults: bool,
+        /// Print the server's JSON reply
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a consumer's configuration
+    #[command(alias = "update")]
+    Edit {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        #[command(flatten)]
+        flags: ConsumerFlags,
+        /// Print the server's JSON reply
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a consumer's configuration and state
+    Info {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        /// Print the server's JSON reply
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a stream's consumers
+    #[command(alias = "list")]
+    Ls {
+        /// Stream name
+        stream: String,
+        /// Print the server's consumer infos as JSON
+        #[arg(long)]
+        json: bool,
+        /// Print only the names, one per line
+        #[arg(long, short = 'n')]
+        names: bool,
+    },
+    /// Delete a consumer
+    #[command(alias = "delete", alias = "del")]
+    Rm {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        /// Accepted for nats CLI compatibility: rill never prompts
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Fetch messages from a pull consumer, acknowledging each
+    Next {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        /// How many messages to fetch
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Do not acknowledge the messages
+        #[arg(long)]
+        no_ack: bool,
+        /// Print only payloads, one per line
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Pause delivery until a time, or resume it (server 2.11+)
+    Pause {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        /// Pause for this long (e.g. 10m) or until this RFC 3339 time
+        #[arg(long, required_unless_present = "resume", value_name = "DURATION|TIME")]
+        until: Option<String>,
+        /// Resume a paused consumer
+        #[arg(long, conflicts_with = "until")]
+        resume: bool,
+        /// Print the server's JSON reply
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewind a consumer to its ack floor, or to a stream sequence (server 2.14+)
+    Reset {
+        /// Stream name
+        stream: String,
+        /// Consumer name
+        name: String,
+        /// Stream sequence to deliver next
+        #[arg(long)]
+        seq: Option<u64>,
+        /// Print the server's JSON reply
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `rill consumer` subcommand.
+pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
+    let api = Api::new(conn.connect().await?);
+    match cmd {
+        Cmd::Add {
+            stream,
+            name,
+            flags,
+            json,
+            ..
+        } => add(&api, &stream, &name, &flags, json).await,
+        Cmd::Edit {
+            stream,
+            name,
+            flags,
+            json,
+        } => edit(&api, &stream, &name, &flags, json).await,
+        Cmd::Info { stream, name, json } => {
+            let info = api
+                .request(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
+                .await?;
+            show_info(&info, json);
+            Ok(())
+        }
+        Cmd::Ls {
+            stream,
+            json,
+            names,
+        } => ls(&api, &stream, json, names).await,
+        Cmd::Rm { stream, name, .. } => {
+            api.request(&format!("CONSUMER.DELETE.{stream}.{name}"), &Value::Null)
+                .await?;
+            println!("Deleted consumer {stream} > {name}");
+            Ok(())
+        }
+        Cmd::Next {
+            stream,
+            name,
+            count,
+            no_ack,
+            raw,
+        } => next(&api, conn.timeout, &stream, &name, count, !no_ack, raw).await,
+        Cmd::Pause {
+            stream,
+            name,
+            until,
+            json,
+            ..
+        } => pause(&api, &stream, &name, until, json).await,
+        Cmd::Reset {
+            stream,
+            name,
+            seq,
+            json,
+        } => reset(&api, &stream, &name, seq, json).await,
+    }
+}
+
+async fn add(
+    api: &Api,
+    stream: &str,
+    name: &str,
+    flags: &ConsumerFlags,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut cfg = json!({
+        "durable_name": name,
+        "name": name,
+        "deliver_policy": "all",
+        "ack_policy": "explicit",
+        "replay_policy": "instant",
+    });
+    flags.apply(&mut cfg)?;
+    let body = json!({ "stream_name": stream, "config": cfg, "action": "create" });
+    let info = api
+        .request(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
+        .await?;
+    show_info(&info, json);
+    Ok(())
+}
+
+async fn edit(
+    api: &Api,
+    stream: &str,
+    name: &str,
+    flags: &ConsumerFlags,
+    json: bool,
+) -> anyhow::Result<()> {
+    let current = api
+        .request(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
+        .await?;
+    let mut cfg = current["config"].clone();
+    flags.apply(&mut cfg)?;
+    let body = json!({ "stream_name": stream, "config": cfg, "action": "update" });
+    let info = api
+        .request(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
+        .await?;
+    show_info(&info, json);
+    Ok(())
+}
+
+fn filters(c: &Value) -> String {
+    let many = list(c, "filter_subjects");
+    if many.is_empty() {
+        s(c, "filter_subject")
+    } else {
+        many
+    }
+}
+
+fn show_info(info: &Value, json: bool) {
+    if json {
+        output::json(info);
+        return;
+    }
+    let c = &info["config"];
+    println!(
+        "Information for Consumer {} > {} created {}\n",
+        s(info, "stream_name"),
+        s(info, "name"),
+        s(info, "created")
+    );
+    let mode = match c["deliver_subject"].as_str() {
+        Some(subject) => format!("push to {subject}"),
+        None => "pull".to_string(),
+    };
+    output::section(
+        "Configuration",
+        &[
+            ("Name", s(info, "name")),
+            ("Description", s(c, "description")),
+            ("Mode", mode),
+            ("Deliver Group", s(c, "deliver_group")),
+            ("Filter Subjects", filters(c)),
+            ("Deliver Policy", s(c, "deliver_policy")),
+            ("Start Sequence", s(c, "opt_start_seq")),
+            ("Ack Policy", s(c, "ack_policy")),
+            ("Ack Wait", output::nanos(i(c, "ack_wait"))),
+            ("Replay Policy", s(c, "replay_policy")),
+            ("Max Deliver", output::limit(i(c, "max_deliver"))),
+            ("Max Ack Pending", output::limit(i(c, "max_ack_pending"))),
+            ("Max Waiting Pulls", s(c, "max_waiting")),
+        ],
+    );
+    output::section("State", &state_rows(info));
+}
+
+fn seq_pair(v: &Value) -> String {
+    format!(
+        "consumer seq {} / stream seq {}",
+        i(v, "consumer_seq"),
+        i(v, "stream_seq")
+    )
+}
+
+fn state_rows(info: &Value) -> Vec<(&'static str, String)> {
+    vec![
+        ("Last Delivered", seq_pair(&info["delivered"])),
+        ("Ack Floor", seq_pair(&info["ack_floor"])),
+        ("Outstanding Acks", i(info, "num_ack_pending").to_string()),
+        ("Redelivered", i(info, "num_redelivered").to_string()),
+        ("Unprocessed", i(info, "num_pending").to_string()),
+        ("Waiting Pulls", i(info, "num_waiting").to_string()),
+        ("Paused", output::yes_no(info, "paused")),
+    ]
+}
+
+async fn ls(api: &Api, stream: &str, json: bool, names: bool) -> anyhow::Result<()> {
+    let mut consumers = api
+        .list_all(&format!("CONSUMER.LIST.{stream}"), "consumers", json!({}))
+        .await?;
+    consumers.sort_by_key(|c| s(c, "name"));
+    if json {
+        output::json(&json!({ "total": consumers.len(), "consumers": consumers }));
+    } else if names {
+        for c in &consumers {
+            println!("{}", s(c, "name"));
+        }
+    } else if consumers.is_empty() {
+        println!("No consumers on stream {stream}");
+    } else {
+        let mut table = Table::new(&[
+            "Name",
+            "Mode",
+            "Filter",
+            "Ack Pending",
+            "Unprocessed",
+            "Redelivered",
+        ]);
+        for c in &consumers {
+            let cfg = &c["config"];
+            let mode = if cfg["deliver_subject"].is_string() {
+                "push"
+            } else {
+                "pull"
+            };
+            table.row(vec![
+                s(c, "name"),
+                mode.to_string(),
+                filters(cfg),
+                i(c, "num_ack_pending").to_string(),
+                i(c, "num_pending").to_string(),
+                i(c, "num_redelivered").to_string(),
+            ]);
+        }
+        table
+            .title(format!("Consumers on {stream}: {}", consumers.len()))
+            .print();
+    }
+    Ok(())
+}
+
+/// Fetches `count` messages with one pull request on a private inbox (JetStream deliveries keep their
+/// original subject, so async-nats's request muxer cannot route them), waiting up to `timeout`.
+async fn next(
+    api: &Api,
+    timeout: Duration,
+    stream: &str,
+    name: &str,
+    count: u64,
+    ack: bool,
+    raw: bool,
+) -> anyhow::Result<()> {
+    let client = api.client();
+    let inbox = client.new_inbox();
+    let mut sub = client
+        .subscribe(inbox.clone())
+        .await
+        .context("subscribe to inbox")?;
+    let expires = timeout.max(Duration::from_millis(100));
+    let body = json!({ "batch": count, "expires": expires.as_nanos() as u64 }).to_string();
+    let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}");
+    client
+        .publish_with_reply(subject, inbox, Bytes::from(body))
+        .await
+        .context("send pull request")?;
+    client.flush().await.context("flush pull request")?;
+    let deadline = tokio::time::Instant::now() + expires + Duration::from_millis(500);
+    let mut n = 0u64;
+    while n < count {
+        let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(msg)) => msg,
+            _ => bail!("only {n} of {count} messages from {stream} > {name} within {expires:?}"),
+        };
+        if let Some(status) = msg.status {
+            let code = u16::from(status);
+            if code == 100 {
+                continue;
+            }
+            if code == 503 {
+                bail!(
+                    "no responders for {stream} > {name}: does the consumer exist and is JetStream enabled?"
+                );
+            }
+            let text = msg.description.clone().unwrap_or_default();
+            bail!("only {n} of {count} messages from {stream} > {name}: {code} {text}");
+        }
+        n += 1;
+        print_next(n, &msg, raw)?;
+        if ack && let Some(reply) = msg.reply.clone() {
+            client
+                .publish(reply, Bytes::from_static(b"+ACK"))
+                .await
+                .context("ack")?;
+            client.flush().await.context("flush ack")?;
+            if !raw {
+                println!("Acknowledged message\n");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_next(n: u64, msg: &async_nats::Message, raw: bool) -> anyhow::Result<()> {
+    if raw {
+        return Ok(output::raw_line(&msg.payload)?);
+    }
+    let meta = msg.reply.as_deref().and_then(ack_meta).unwrap_or_default();
+    println!("[#{n}] subject: {}{meta}", msg.subject);
+    if let Some(h) = &msg.headers {
+        output::headers(h);
+    }
+    println!("\n{}\n", String::from_utf8_lossy(&msg.payload));
+    Ok(())
+}
+
+/// " / stream seq N / delivered D" from a v1 or v2 `$JS.ACK` reply subject.
+fn ack_meta(reply: &str) -> Option<String> {
+    let tokens: Vec<&str> = reply.split('.').collect();
+    let base = match tokens.len() {
+        9 => 4,
+        n if n >= 11 => 6,
+        _ => return None,
+    };
+    Some(format!(
+        " / stream seq {} / delivered {}",
+        tokens.get(base + 1)?,
+        tokens.get(base)?
+    ))
+}
+
+async fn pause(
+    api: &Api,
+    stream: &str,
+    name: &str,
+    until: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = match &until {
+        Some(until) => {
+            json!({ "pause_until": parse::rfc3339(parse::time_or_duration(until, true)?) })
+        }
+        None => json!({}),
+    };
+    let reply = api
+        .request(&format!("CONSUMER.PAUSE.{stream}.{name}"), &body)
+        .await?;
+    if json {
+        output::json(&reply);
+    } else if reply["paused"].as_bool() == Some(true) {
+        println!(
+            "Paused {stream} > {name} until {}",
+            s(&reply, "pause_until")
+        );
+    } else {
+        println!("Resumed {stream} > {name}");
+    }
+    Ok(())
+}
+
+async fn reset(
+    api: &Api,
+    stream: &str,
+    name: &str,
+    seq: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = match seq {
+        Some(seq) => json!({ "seq": seq }),
+        None => Value::Null,
+    };
+    let reply = api
+        .request(&format!("CONSUMER.RESET.{stream}.{name}"), &body)
+        .await?;
+    if json {
+        output::json(&reply);
+    } else {
+        println!(
+            "Reset {stream} > {name}: next stream sequence {}",
+            i(&reply, "reset_seq")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subject_forms() {
+        assert_eq!(
+            ack_meta("$JS.ACK.S.C.1.7.7.123.0").unwrap(),
+            " / stream seq 7 / delivered 1"
+        );
+        assert_eq!(
+            ack_meta("$JS.ACK._.HASH.S.C.2.9.9.123.0.tok").unwrap(),
+            " / stream seq 9 / delivered 2"
+        );
+        assert!(ack_meta("_INBOX.x").is_none());
+    }
+}

@@ -1,0 +1,132 @@
+//! Store benchmarks: append (group commit and lazy sync), load by sequence,
+//! next-by-filter over 1M messages, and open/recover time with and without the
+//! index snapshot.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rill_server::jetstream::store::{FileStore, PurgeRequest, StdFs, StoreConfig, StreamStore};
+
+const BIG: u64 = 1_000_000;
+
+fn open(dir: &Path) -> FileStore {
+    FileStore::open(dir, StoreConfig::default(), StdFs::shared()).expect("open")
+}
+
+fn bench_append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    g.measurement_time(Duration::from_secs(3));
+    for size in [16usize, 1024] {
+        let payload = vec![0xabu8; size];
+        for (mode, every) in [("group_commit_100", 100u64), ("lazy", 0)] {
+            g.throughput(Throughput::Bytes(size as u64));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut s = open(dir.path());
+            let mut n = 0u64;
+            g.bench_with_input(BenchmarkId::new(mode, size), &payload, |b, p| {
+                b.iter(|| {
+                    s.append("bench.append", None, p).expect("append");
+                    n += 1;
+                    if every > 0 && n.is_multiple_of(every) {
+                        s.sync().expect("sync");
+                    }
+                    if n.is_multiple_of(500_000) {
+                        // Keep the disk footprint bounded; amortised over 500k appends.
+                        s.purge(&PurgeRequest::default()).expect("purge");
+                    }
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn filled(n: u64, payload: usize) -> (tempfile::TempDir, FileStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    let body = vec![7u8; payload];
+    for i in 0..n {
+        let subj = if i % 100_000 == 99_999 {
+            "rare.x".to_string()
+        } else {
+            format!("s.{}", i % 100)
+        };
+        s.append(&subj, None, &body).expect("append");
+    }
+    s.sync().expect("sync");
+    (dir, s)
+}
+
+fn bench_load(c: &mut Criterion) {
+    let (_dir, s) = filled(100_000, 128);
+    let mut g = c.benchmark_group("load");
+    g.throughput(Throughput::Bytes(128));
+    let mut x = 1u64;
+    g.bench_function("by_seq_128B_of_100k", |b| {
+        b.iter(|| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            black_box(s.load(1 + (x >> 33) % 100_000).expect("load"));
+        })
+    });
+    g.finish();
+}
+
+fn bench_next_by_filter(c: &mut Criterion) {
+    let (_dir, s) = filled(BIG, 16);
+    let mut g = c.benchmark_group("next_by_filter_1M");
+    let mut x = 1u64;
+    let mut start = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        1 + (x >> 33) % (BIG - 200_000)
+    };
+    for filter in ["s.42", "s.*", "rare.>", "rare.x"] {
+        g.bench_function(filter, |b| {
+            b.iter(|| black_box(s.load_next(start(), filter).expect("next")))
+        });
+    }
+    g.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let (dir, mut s) = filled(BIG, 16);
+    s.close().expect("close");
+    drop(s);
+    let mut g = c.benchmark_group("open_1M_msgs");
+    g.sample_size(10);
+    g.bench_function("with_index_snapshot", |b| {
+        b.iter(|| {
+            let s = open(dir.path());
+            assert_eq!(s.state().msgs, BIG);
+        })
+    });
+    std::fs::remove_file(dir.path().join("index.snap")).expect("rm snapshot");
+    g.bench_function("full_scan", |b| {
+        b.iter(|| {
+            let s = open(dir.path());
+            assert_eq!(s.state().msgs, BIG);
+        })
+    });
+    g.finish();
+    let t = Instant::now();
+    let s = open(dir.path());
+    eprintln!(
+        "one full-scan open: {:?} ({} blocks)",
+        t.elapsed(),
+        s.block_count()
+    );
+}
+
+criterion_group!(
+    benches,
+    bench_append,
+    bench_load,
+    bench_next_by_filter,
+    bench_open
+);
+criterion_main!(benches);

@@ -1,0 +1,577 @@
+//! One client connection: INFO → CONNECT → the read loop that decodes and
+//! dispatches ops, plus the writer task that drains its [`Outbound`] queue.
+//!
+//! The read loop owns the connection's private state (decoder, CONNECT options,
+//! ping bookkeeping). What other tasks need to reach — the outbound queue, the
+//! subscription table and the counters — lives in the shared [`ClientLink`].
+
+pub mod outbound;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, error, info, trace, warn};
+
+use rill_protocol::headers::HeaderMap;
+use rill_protocol::{
+    ClientDecoder, ClientOp, Connect, DecoderLimits, ProtocolError, encode, subject,
+};
+
+pub use outbound::{CloseReason, Outbound, Pushed};
+
+use crate::account::Account;
+use crate::router::{Msg, Subscriber, Subscription};
+use crate::server::ServerState;
+use crate::stats::Stats;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What a client told us in CONNECT, kept for monitoring.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Client name.
+    pub name: String,
+    /// Client library language.
+    pub lang: String,
+    /// Client library version.
+    pub version: String,
+    /// Authenticated user, if any.
+    pub user: Option<String>,
+}
+
+/// The part of a connection other tasks can reach.
+#[derive(Debug)]
+pub struct ClientLink {
+    /// Client id.
+    pub cid: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// When the connection was accepted.
+    pub started: SystemTime,
+    /// Outbound queue.
+    pub outbound: Outbound,
+    /// Subscriptions by sid.
+    pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+    /// CONNECT details.
+    pub info: RwLock<ClientInfo>,
+    echo: AtomicBool,
+    headers: AtomicBool,
+    /// Messages received from this client.
+    pub in_msgs: AtomicU64,
+    /// Payload bytes received from this client.
+    pub in_bytes: AtomicU64,
+    /// Messages delivered to this client.
+    pub out_msgs: AtomicU64,
+    /// Payload bytes delivered to this client.
+    pub out_bytes: AtomicU64,
+    state: Arc<ServerState>,
+}
+
+impl ClientLink {
+    fn log_prefix(&self) -> String {
+        format!("{} - cid:{}", self.addr, self.cid)
+    }
+
+    /// Number of subscriptions.
+    pub fn num_subs(&self) -> usize {
+        self.subs.lock().map(|s| s.len()).unwrap_or_default()
+    }
+}
+
+impl Subscriber for ClientLink {
+    fn owner_id(&self) -> u64 {
+        self.cid
+    }
+
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> bool {
+        // A client that did not ask for headers gets the payload alone, as nats-server does.
+        let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
+        let reply = msg.reply.map(|r| &r[..]);
+        match self
+            .outbound
+            .push_msg(msg.subject, &sub.sid, reply, headers, msg.payload)
+        {
+            Pushed::Queued => {
+                self.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.out_bytes
+                    .fetch_add(msg.size() as u64, Ordering::Relaxed);
+                true
+            }
+            Pushed::SlowConsumer => {
+                Stats::add(&self.state.stats.slow_consumers, 1);
+                warn!(
+                    "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                    self.log_prefix(),
+                    self.state.config().max_pending
+                );
+                false
+            }
+            Pushed::Closed => false,
+        }
+    }
+
+    fn auto_unsubscribed(&self, sub: &Subscription) {
+        if let Ok(mut subs) = self.subs.lock() {
+            subs.remove(&sub.sid);
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.outbound.is_closed()
+    }
+}
+
+/// The read-loop side of a connection.
+struct Connection {
+    link: Arc<ClientLink>,
+    state: Arc<ServerState>,
+    account: Arc<Account>,
+    connect: Connect,
+    connected: bool,
+    decoder: ClientDecoder,
+    pings_out: u32,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve<R, W>(state: Arc<ServerState>, reader: R, writer: W, addr: SocketAddr)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let config = state.config();
+    let link = Arc::new(ClientLink {
+        cid: state.next_cid(),
+        addr,
+        started: SystemTime::now(),
+        outbound: Outbound::new(config.max_pending),
+        subs: Mutex::new(HashMap::new()),
+        info: RwLock::new(ClientInfo::default()),
+        echo: AtomicBool::new(true),
+        headers: AtomicBool::new(false),
+        in_msgs: AtomicU64::new(0),
+        in_bytes: AtomicU64::new(0),
+        out_msgs: AtomicU64::new(0),
+        out_bytes: AtomicU64::new(0),
+        state: Arc::clone(&state),
+    });
+    Stats::add(&state.stats.total_connections, 1);
+    state.register(Arc::clone(&link));
+    debug!("{} - Client connection created", link.log_prefix());
+
+    let writer_link = Arc::clone(&link);
+    let deadline = config.write_deadline;
+    let writer_task =
+        tokio::spawn(async move { writer_link.outbound.run_writer(writer, deadline).await });
+
+    let limits = DecoderLimits {
+        max_control_line: config.max_control_line,
+        max_payload: config.max_payload,
+    };
+    let mut conn = Connection {
+        account: Arc::clone(&state.global),
+        link: Arc::clone(&link),
+        state: Arc::clone(&state),
+        connect: Connect::default(),
+        connected: false,
+        decoder: ClientDecoder::new(limits),
+        pings_out: 0,
+    };
+    conn.send_info();
+    let reason = conn.read_loop(reader).await;
+    conn.close(reason, writer_task).await;
+}
+
+impl Connection {
+    fn send_info(&self) {
+        let mut info = self.state.info_template();
+        info.client_id = Some(self.link.cid);
+        info.client_ip = Some(self.link.addr.ip().to_string());
+        let mut buf = BytesMut::with_capacity(512);
+        encode::info(&mut buf, &info);
+        self.link.outbound.push_raw(&buf);
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut reader: R) -> CloseReason {
+        let config = self.state.config();
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let start = Instant::now() + config.ping_interval;
+        let mut ping = tokio::time::interval_at(start, config.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let auth_required = self.state.info_template().auth_required;
+        let auth_deadline =
+            tokio::time::sleep(config.authorization.timeout.unwrap_or(config.auth_timeout));
+        let mut auth_deadline = pin!(auth_deadline);
+        let link = Arc::clone(&self.link);
+        loop {
+            let want = self.decoder.bytes_needed(buf.len()).unwrap_or(0).max(4096);
+            if buf.capacity() - buf.len() < want {
+                buf.reserve(want.max(READ_CHUNK));
+            }
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => return CloseReason::ClientClosed,
+                    Ok(_) => {
+                        if let Err(reason) = self.process(&mut buf) {
+                            return reason;
+                        }
+                    }
+                    Err(e) => {
+                        debug!("{} - read error: {e}", link.log_prefix());
+                        return CloseReason::ReadError;
+                    }
+                },
+                _ = ping.tick() => {
+                    if let Err(reason) = self.on_ping_timer() {
+                        return reason;
+                    }
+                }
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    self.fail(&ProtocolError::AuthenticationTimeout);
+                    return CloseReason::AuthenticationViolation;
+                }
+                _ = link.outbound.close.notified() => return link.outbound.reason(),
+            }
+        }
+    }
+
+    fn on_ping_timer(&mut self) -> Result<(), CloseReason> {
+        if self.pings_out >= self.state.config().ping_max {
+            self.fail(&ProtocolError::StaleConnection);
+            return Err(CloseReason::StaleConnection);
+        }
+        self.pings_out += 1;
+        self.link.outbound.push_raw(b"PING\r\n");
+        Ok(())
+    }
+
+    /// Decodes and handles every whole op in `buf`.
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        loop {
+            match self.decoder.decode(buf) {
+                Ok(Some(op)) => self.handle(op)?,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.fail(&e);
+                    return Err(CloseReason::ProtocolViolation);
+                }
+            }
+            if self.link.outbound.is_closed() {
+                return Err(self.link.outbound.reason());
+            }
+        }
+    }
+
+    fn handle(&mut self, op: ClientOp) -> Result<(), CloseReason> {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            trace!("{} - <<- [{}]", self.link.log_prefix(), describe(&op));
+        }
+        let auth_required = !self.connected && self.state.info_template().auth_required;
+        if auth_required && !matches!(op, ClientOp::Connect(_)) {
+            self.fail(&ProtocolError::AuthorizationViolation);
+            return Err(CloseReason::AuthenticationViolation);
+        }
+        match op {
+            ClientOp::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.on_pub(subject, reply, None, payload),
+            ClientOp::HPub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => {
+                if !self.connect.headers {
+                    self.fail(&ProtocolError::HeadersNotSupported);
+                    return Err(CloseReason::ProtocolViolation);
+                }
+                self.on_pub(subject, reply, Some(headers), payload);
+            }
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.on_sub(subject, queue, sid),
+            ClientOp::Unsub { sid, max } => self.on_unsub(&sid, max),
+            ClientOp::Ping => {
+                self.link.outbound.push_raw(b"PONG\r\n");
+            }
+            ClientOp::Pong => self.pings_out = 0,
+            ClientOp::Connect(connect) => return self.on_connect(*connect),
+            ClientOp::Info | ClientOp::Ok => {}
+        }
+        Ok(())
+    }
+
+    fn ok(&self) {
+        if self.connect.verbose {
+            self.link.outbound.push_raw(b"+OK\r\n");
+        }
+    }
+
+    fn on_connect(&mut self, connect: Connect) -> Result<(), CloseReason> {
+        trace!(
+            "{} - <<- [CONNECT {}]",
+            self.link.log_prefix(),
+            serde_json::to_string(&connect).unwrap_or_default()
+        );
+        if connect.protocol > 1 || connect.protocol < 0 {
+            self.fail(&ProtocolError::InvalidClientProtocol);
+            return Err(CloseReason::ProtocolViolation);
+        }
+        if connect.no_responders && !connect.headers {
+            self.fail(&ProtocolError::NoRespondersRequiresHeaders);
+            return Err(CloseReason::ProtocolViolation);
+        }
+        if let Err(e) = self.authenticate(&connect) {
+            self.fail(&e);
+            return Err(CloseReason::AuthenticationViolation);
+        }
+        self.link.echo.store(connect.echo, Ordering::Relaxed);
+        self.link.headers.store(connect.headers, Ordering::Relaxed);
+        if let Ok(mut info) = self.link.info.write() {
+            info.name = connect.name.clone().unwrap_or_default();
+            info.lang = connect.lang.clone().unwrap_or_default();
+            info.version = connect.version.clone().unwrap_or_default();
+            info.user = connect.user.clone();
+        }
+        self.connect = connect;
+        self.connected = true;
+        self.ok();
+        Ok(())
+    }
+
+    /// Checks credentials against the single-user/token settings.
+    fn authenticate(&self, connect: &Connect) -> Result<(), ProtocolError> {
+        let config = self.state.config();
+        let auth = &config.authorization;
+        if !auth.is_configured() {
+            return Ok(());
+        }
+        let ok = match (&auth.token, &auth.user) {
+            (Some(token), _) => connect.auth_token.as_deref() == Some(token.as_str()),
+            (None, Some(user)) => {
+                connect.user.as_deref() == Some(user.as_str())
+                    && connect.pass.as_deref() == auth.password.as_deref()
+            }
+            (None, None) => auth.users.iter().any(|u| {
+                u.user.is_some()
+                    && u.user == connect.user
+                    && u.password.as_deref() == connect.pass.as_deref()
+            }),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ProtocolError::AuthorizationViolation)
+        }
+    }
+
+    fn on_pub(
+        &mut self,
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let text = std::str::from_utf8(&subject).unwrap_or("");
+        let valid = match self.connect.pedantic {
+            true => subject::validate_publish(text).is_ok(),
+            false => !subject::has_wildcard(text),
+        };
+        // Verbose clients get +OK before any delivery, also after a refused subject
+        // (nats-server acknowledges the PUB frame itself).
+        if !valid {
+            self.fail(&ProtocolError::InvalidPublishSubject);
+            self.ok();
+            return;
+        }
+        self.ok();
+        let msg = Msg {
+            subject: &subject,
+            reply: reply.as_ref(),
+            headers: headers.as_ref(),
+            payload: &payload,
+        };
+        let size = msg.size() as u64;
+        self.link.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.link.in_bytes.fetch_add(size, Ordering::Relaxed);
+        Stats::add(&self.state.stats.in_msgs, 1);
+        Stats::add(&self.state.stats.in_bytes, size);
+        let echo = self.link.echo.load(Ordering::Relaxed);
+        let delivered = self.account.router.publish(self.link.cid, echo, &msg);
+        if delivered > 0 {
+            Stats::add(&self.state.stats.out_msgs, delivered as u64);
+            Stats::add(&self.state.stats.out_bytes, delivered as u64 * size);
+        } else if let Some(reply) = &reply
+            && self.connect.no_responders
+            && self.connect.headers
+        {
+            self.no_responders(&subject, reply);
+        }
+    }
+
+    /// Sends the 503 status to the requester's own inbox subscription.
+    fn no_responders(&self, subject: &Bytes, reply: &Bytes) {
+        let mut headers = HeaderMap::with_status(503, None);
+        headers.append("Nats-Subject", String::from_utf8_lossy(subject));
+        let headers = headers.to_bytes();
+        let empty = Bytes::new();
+        let msg = Msg {
+            subject: reply,
+            reply: None,
+            headers: Some(&headers),
+            payload: &empty,
+        };
+        self.account.router.publish_to_owner(self.link.cid, &msg);
+    }
+
+    fn on_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        let text = std::str::from_utf8(&subject).unwrap_or("");
+        let queue_ok = queue
+            .as_ref()
+            .is_none_or(|q| std::str::from_utf8(q).is_ok());
+        if subject::validate_filter(text).is_err() || !queue_ok {
+            // nats-server sends no +OK after a refused SUB.
+            self.fail(&ProtocolError::InvalidSubject);
+            return;
+        }
+        let max_subs = self.state.config().max_subscriptions;
+        let Ok(mut subs) = self.link.subs.lock() else {
+            return;
+        };
+        if subs.contains_key(&sid) {
+            // nats-server keeps the first subscription for a reused sid.
+            drop(subs);
+            self.ok();
+            return;
+        }
+        if max_subs > 0 && subs.len() >= max_subs {
+            drop(subs);
+            self.fail(&ProtocolError::MaxSubscriptions);
+            return;
+        }
+        let owner: Arc<dyn Subscriber> = Arc::clone(&self.link) as Arc<dyn Subscriber>;
+        let sub = Subscription::new(sid.clone(), subject, queue, owner);
+        subs.insert(sid, Arc::clone(&sub));
+        drop(subs);
+        self.account.router.subscribe(&sub);
+        self.ok();
+    }
+
+    fn on_unsub(&mut self, sid: &Bytes, max: Option<u64>) {
+        let sub = self.link.subs.lock().ok().and_then(|s| s.get(sid).cloned());
+        if let Some(sub) = sub {
+            let removed = match max {
+                Some(max) if max > 0 => self.account.router.auto_unsubscribe(&sub, max),
+                _ => self.account.router.unsubscribe(&sub),
+            };
+            if removed && let Ok(mut subs) = self.link.subs.lock() {
+                subs.remove(sid);
+            }
+        }
+        self.ok();
+    }
+
+    /// Reports a protocol error: the `-ERR` line (if nats-server sends one) and a log
+    /// line; the caller closes the connection when the error says so.
+    fn fail(&self, err: &ProtocolError) {
+        let prefix = self.link.log_prefix();
+        match err {
+            ProtocolError::AuthorizationViolation | ProtocolError::AuthenticationTimeout => {
+                error!("{prefix} - {err}");
+            }
+            e if e.closes_connection() => error!("{prefix} - {err}"),
+            _ => debug!("{prefix} - {err}"),
+        }
+        if let Some(text) = err.err_text() {
+            let mut buf = BytesMut::with_capacity(text.len() + 10);
+            encode::err(&mut buf, &text);
+            self.link.outbound.push_raw(&buf);
+        }
+    }
+
+    async fn close(self, reason: CloseReason, writer: tokio::task::JoinHandle<()>) {
+        self.link.outbound.close_with(reason);
+        let subs: Vec<Arc<Subscription>> = self
+            .link
+            .subs
+            .lock()
+            .map(|mut s| s.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for sub in &subs {
+            self.account.router.unsubscribe(sub);
+        }
+        self.state.unregister(self.link.cid);
+        let deadline = self.state.config().write_deadline + Duration::from_millis(100);
+        if tokio::time::timeout(deadline, writer).await.is_err() {
+            warn!("{} - writer did not finish in time", self.link.log_prefix());
+        }
+        let reason = self.link.outbound.reason();
+        match reason {
+            r if r.is_slow_consumer() => {
+                info!("{} - Slow Consumer: {}", self.link.log_prefix(), r.as_str())
+            }
+            _ => debug!(
+                "{} - Client connection closed: {}",
+                self.link.log_prefix(),
+                reason.as_str()
+            ),
+        }
+    }
+}
+
+/// A one-line rendering of an op for `-V` protocol traces.
+fn describe(op: &ClientOp) -> String {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let opt = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|r| format!(" {}", text(r)))
+            .unwrap_or_default()
+    };
+    match op {
+        ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
+        ClientOp::Pub {
+            subject,
+            reply,
+            payload,
+        } => format!("PUB {}{} {}", text(subject), opt(reply), payload.len()),
+        ClientOp::HPub {
+            subject,
+            reply,
+            headers,
+            payload,
+        } => {
+            format!(
+                "HPUB {}{} {} {}",
+                text(subject),
+                opt(reply),
+                headers.len(),
+                headers.len() + payload.len()
+            )
+        }
+        ClientOp::Sub {
+            subject,
+            queue,
+            sid,
+        } => format!("SUB {}{} {}", text(subject), opt(queue), text(sid)),
+        ClientOp::Unsub { sid, max } => format!(
+            "UNSUB {}{}",
+            text(sid),
+            max.map(|m| format!(" {m}")).unwrap_or_default()
+        ),
+        ClientOp::Ping => "PING".into(),
+        ClientOp::Pong => "PONG".into(),
+        ClientOp::Info => "INFO".into(),
+        ClientOp::Ok => "+OK".into(),
+    }
+}

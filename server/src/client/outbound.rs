@@ -1,0 +1,340 @@
+//! A client's outbound queue: bounded by `max_pending`, drained by one writer task.
+//!
+//! Producers (any connection's read loop, JetStream actors) append frames under a
+//! short `std` mutex and never wait for the socket: when the queue would exceed
+//! `max_pending` the client is marked a slow consumer and closed instead, so one
+//! slow reader never holds up the others. Small payloads are copied into a
+//! contiguous tail buffer (one `write` carries many messages); payloads of
+//! [`SHARE_THRESHOLD`] bytes or more are queued as shared `Bytes` (no copy per
+//! subscriber on fan-out) and written with vectored I/O.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use rill_protocol::encode;
+
+/// Payloads at least this large are shared, not copied, into the queue. Below it a
+/// copy is cheaper than an extra iovec and refcount.
+pub const SHARE_THRESHOLD: usize = 4096;
+
+/// Most iovecs handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Why a connection was closed; also what monitoring reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// Still open.
+    Open = 0,
+    /// The client closed the socket.
+    ClientClosed,
+    /// Outbound queue over `max_pending`.
+    SlowConsumerPendingBytes,
+    /// A write took longer than `write_deadline`.
+    SlowConsumerWriteDeadline,
+    /// Protocol error.
+    ProtocolViolation,
+    /// Too many unanswered PINGs.
+    StaleConnection,
+    /// Server shutting down.
+    ServerShutdown,
+    /// Authentication failed or timed out.
+    AuthenticationViolation,
+    /// Write error on the socket.
+    WriteError,
+    /// Read error on the socket.
+    ReadError,
+}
+
+impl CloseReason {
+    fn from_u8(v: u8) -> Self {
+        use CloseReason::*;
+        [
+            Open,
+            ClientClosed,
+            SlowConsumerPendingBytes,
+            SlowConsumerWriteDeadline,
+            ProtocolViolation,
+            StaleConnection,
+            ServerShutdown,
+            AuthenticationViolation,
+            WriteError,
+            ReadError,
+        ]
+        .get(usize::from(v))
+        .copied()
+        .unwrap_or(Open)
+    }
+
+    /// The reason as nats-server names it in `/connz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "",
+            Self::ClientClosed => "Client Closed",
+            Self::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            Self::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            Self::ProtocolViolation => "Protocol Violation",
+            Self::StaleConnection => "Stale Connection",
+            Self::ServerShutdown => "Server Shutdown",
+            Self::AuthenticationViolation => "Authentication Failure",
+            Self::WriteError => "Write Error",
+            Self::ReadError => "Read Error",
+        }
+    }
+
+    /// True for both slow-consumer reasons.
+    pub fn is_slow_consumer(self) -> bool {
+        matches!(
+            self,
+            Self::SlowConsumerPendingBytes | Self::SlowConsumerWriteDeadline
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Frames ready to write, in order, before `tail`.
+    chunks: VecDeque<Bytes>,
+    /// Small frames being appended.
+    tail: BytesMut,
+    /// Bytes queued and not yet written.
+    pending: usize,
+    /// Set once closing: producers stop queueing.
+    closing: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.tail.is_empty()
+    }
+
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let sealed = self.tail.split().freeze();
+            self.chunks.push_back(sealed);
+        }
+    }
+}
+
+/// The outbound side of one connection, shared by every producer and its writer task.
+#[derive(Debug)]
+pub struct Outbound {
+    queue: Mutex<Queue>,
+    data: Notify,
+    max_pending: usize,
+    reason: AtomicU8,
+    closed: AtomicBool,
+    /// Wakes the connection's read loop when the connection must close.
+    pub close: Notify,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// The connection is closing; nothing was queued.
+    Closed,
+    /// Queueing it would pass `max_pending`: the client is now a slow consumer.
+    SlowConsumer,
+}
+
+impl Outbound {
+    /// An empty queue bounded by `max_pending` bytes.
+    pub fn new(max_pending: usize) -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            data: Notify::new(),
+            max_pending,
+            reason: AtomicU8::new(CloseReason::Open as u8),
+            closed: AtomicBool::new(false),
+            close: Notify::new(),
+        }
+    }
+
+    /// Queues raw protocol bytes (INFO, PING, PONG, +OK, -ERR).
+    pub fn push_raw(&self, bytes: &[u8]) -> Pushed {
+        self.push_with(bytes.len(), |q| {
+            q.tail.put_slice(bytes);
+            bytes.len()
+        })
+    }
+
+    /// Queues a `MSG`/`HMSG` frame.
+    pub fn push_msg(
+        &self,
+        subject: &[u8],
+        sid: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) -> Pushed {
+        let hdr_len = headers.map(Bytes::len);
+        let total = hdr_len.unwrap_or(0) + payload.len();
+        let estimate = subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + total + 32;
+        self.push_with(estimate, |q| {
+            let before = q.tail.len();
+            encode::msg_head(&mut q.tail, subject, sid, reply, hdr_len, total);
+            let head = q.tail.len() - before;
+            if total >= SHARE_THRESHOLD {
+                q.seal_tail();
+                q.chunks.extend(headers.cloned());
+                q.chunks.push_back(payload.clone());
+            } else {
+                if let Some(h) = headers {
+                    q.tail.put_slice(h);
+                }
+                q.tail.put_slice(payload);
+            }
+            q.tail.put_slice(b"\r\n");
+            head + total + 2
+        })
+    }
+
+    /// Queues what `write` appends; `size` is an upper bound checked against
+    /// `max_pending` first, and `write` returns the bytes it actually queued.
+    fn push_with(&self, size: usize, write: impl FnOnce(&mut Queue) -> usize) -> Pushed {
+        let Ok(mut q) = self.queue.lock() else {
+            return Pushed::Closed;
+        };
+        if q.closing {
+            return Pushed::Closed;
+        }
+        if q.pending + size > self.max_pending {
+            drop(q);
+            self.close_with(CloseReason::SlowConsumerPendingBytes);
+            return Pushed::SlowConsumer;
+        }
+        let was_empty = q.is_empty();
+        let queued = write(&mut q);
+        q.pending += queued;
+        drop(q);
+        if was_empty {
+            // The writer drains everything before it waits, so one wake-up per
+            // empty-to-non-empty transition is enough.
+            self.data.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.queue.lock().map(|q| q.pending).unwrap_or_default()
+    }
+
+    /// Marks the connection closed for `reason` (the first reason wins) and wakes
+    /// the read loop and the writer. Frames already queued are still flushed.
+    pub fn close_with(&self, reason: CloseReason) {
+        let _ = self.reason.compare_exchange(
+            CloseReason::Open as u8,
+            reason as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            if let Ok(mut q) = self.queue.lock() {
+                q.closing = true;
+            }
+            self.close.notify_one();
+            self.data.notify_one();
+        }
+    }
+
+    /// True once [`Outbound::close_with`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Why the connection closed ([`CloseReason::Open`] while open).
+    pub fn reason(&self) -> CloseReason {
+        CloseReason::from_u8(self.reason.load(Ordering::Acquire))
+    }
+
+    /// Takes everything queued, in order.
+    fn take(&self) -> (Vec<Bytes>, bool) {
+        let Ok(mut q) = self.queue.lock() else {
+            return (Vec::new(), true);
+        };
+        if self.reason().is_slow_consumer() {
+            // A slow consumer is cut off at once, as nats-server does: its backlog is dropped.
+            q.chunks.clear();
+            q.tail.clear();
+            q.pending = 0;
+            return (Vec::new(), true);
+        }
+        q.seal_tail();
+        let chunks: Vec<Bytes> = q.chunks.drain(..).collect();
+        (chunks, q.closing)
+    }
+
+    fn written(&self, n: usize) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.pending = q.pending.saturating_sub(n);
+        }
+    }
+
+    /// The writer task: drains the queue into `io` until the connection closes,
+    /// then flushes what is left and shuts the socket down.
+    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut io: W, write_deadline: Duration) {
+        loop {
+            let (chunks, closing) = self.take();
+            if !chunks.is_empty() {
+                let size: usize = chunks.iter().map(Bytes::len).sum();
+                match tokio::time::timeout(write_deadline, write_all(&mut io, &chunks)).await {
+                    Ok(Ok(())) => self.written(size),
+                    Ok(Err(_)) => {
+                        self.close_with(CloseReason::WriteError);
+                        break;
+                    }
+                    Err(_) => {
+                        self.close_with(CloseReason::SlowConsumerWriteDeadline);
+                        break;
+                    }
+                }
+                continue;
+            }
+            if closing {
+                break;
+            }
+            self.data.notified().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), io.shutdown()).await;
+    }
+}
+
+/// Writes every chunk, in vectored batches.
+async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+    let mut idx = 0;
+    let mut offset = 0;
+    while idx < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[idx..]
+            .iter()
+            .take(MAX_IOVECS)
+            .enumerate()
+            .map(|(i, c)| IoSlice::new(if i == 0 { &c[offset..] } else { c }))
+            .collect();
+        let mut n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && idx < chunks.len() {
+            let left = chunks[idx].len() - offset;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    io.flush().await
+}

@@ -1,0 +1,406 @@
+//! Consumer state: delivered and ack-floor sequences, pending acks and
+//! redelivery counts, kept in memory or persisted as a small append-only log.
+//!
+//! Owns `state.log` in a consumer directory. Does not own the consumer's config
+//! (see `meta`) nor its delivery logic.
+//!
+//! # Why a log
+//! Every delivery and ack changes the state. Rewriting the whole state file
+//! atomically costs O(pending) bytes plus two fsyncs per update; appending a
+//! 30-byte record costs O(1) and is made durable by the owner's `sync()`
+//! together with everything else in the batch. When the log grows past
+//! `max(64 KiB, 4 × full state)`, it is rewritten as one full-state record
+//! (tmp, fsync, rename, fsync dir).
+//!
+//! # `state.log` format (little-endian)
+//! Records back to back: `len u32` (whole record), `kind u8`, body, `crc32 u32`
+//! of everything before it in the record.
+//! - kind 1, delivered: `dseq u64, sseq u64, delivery_count u64, ts i64`
+//! - kind 2, ack: `dseq u64, sseq u64`
+//! - kind 3, full state: `delivered (dseq u64, sseq u64), ack_floor (dseq u64,
+//!   sseq u64), n u64, n × (sseq u64, dseq u64, ts i64), m u64, m × (sseq u64, count u64)`
+//!
+//! Replay stops at the first record that does not validate (a torn tail); what
+//! follows it is truncated and logged. Losing the newest acks only means redelivery.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use super::types::StoreError;
+use super::vfs::{SharedVfs, VFile};
+
+/// A (consumer sequence, stream sequence) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SequencePair {
+    /// Consumer (delivery) sequence.
+    pub consumer: u64,
+    /// Stream sequence.
+    pub stream: u64,
+}
+
+/// A delivered, not yet acknowledged message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingAck {
+    /// Consumer sequence of its last delivery.
+    pub consumer_seq: u64,
+    /// Time of its last delivery (ns since the epoch).
+    pub ts: i64,
+}
+
+/// Everything a consumer needs to resume after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerState {
+    /// Highest delivered pair.
+    pub delivered: SequencePair,
+    /// Everything at or below this pair is acknowledged.
+    pub ack_floor: SequencePair,
+    /// Pending acks by stream sequence.
+    pub pending: BTreeMap<u64, PendingAck>,
+    /// Redelivery counts by stream sequence (deliveries beyond the first).
+    pub redelivered: BTreeMap<u64, u64>,
+}
+
+impl ConsumerState {
+    /// Records a delivery (`dc` = delivery count, 1 for the first).
+    pub fn apply_delivered(&mut self, dseq: u64, sseq: u64, dc: u64, ts: i64) {
+        if dseq > self.delivered.consumer {
+            self.delivered.consumer = dseq;
+        }
+        if sseq > self.delivered.stream {
+            self.delivered.stream = sseq;
+        }
+        if sseq <= self.ack_floor.stream {
+            return;
+        }
+        self.pending.insert(
+            sseq,
+            PendingAck {
+                consumer_seq: dseq,
+                ts,
+            },
+        );
+        if dc > 1 {
+            self.redelivered.insert(sseq, dc - 1);
+        }
+    }
+
+    /// Records an ack of stream sequence `sseq` (delivered as `dseq`).
+    pub fn apply_ack(&mut self, _dseq: u64, sseq: u64) {
+        if self.pending.remove(&sseq).is_none() {
+            return;
+        }
+        self.redelivered.remove(&sseq);
+        let floor = match self.pending.iter().next() {
+            None => self.delivered,
+            Some((&s, p)) => SequencePair {
+                consumer: p.consumer_seq.saturating_sub(1),
+                stream: s - 1,
+            },
+        };
+        self.ack_floor.consumer = self.ack_floor.consumer.max(floor.consumer);
+        self.ack_floor.stream = self.ack_floor.stream.max(floor.stream);
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let d = self.delivered;
+        let a = self.ack_floor;
+        for v in [
+            d.consumer,
+            d.stream,
+            a.consumer,
+            a.stream,
+            self.pending.len() as u64,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (s, p) in &self.pending {
+            for v in [*s, p.consumer_seq, p.ts as u64] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.redelivered.len() as u64).to_le_bytes());
+        for (s, c) in &self.redelivered {
+            out.extend_from_slice(&s.to_le_bytes());
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+
+    fn decode(body: &[u8]) -> Option<Self> {
+        let mut it = body.chunks_exact(8).map(|c| {
+            let mut a = [0; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        });
+        let mut st = ConsumerState {
+            delivered: SequencePair {
+                consumer: it.next()?,
+                stream: it.next()?,
+            },
+            ack_floor: SequencePair {
+                consumer: it.next()?,
+                stream: it.next()?,
+            },
+            ..Self::default()
+        };
+        for _ in 0..it.next()? {
+            let (s, c, ts) = (it.next()?, it.next()?, it.next()? as i64);
+            st.pending.insert(
+                s,
+                PendingAck {
+                    consumer_seq: c,
+                    ts,
+                },
+            );
+        }
+        for _ in 0..it.next()? {
+            st.redelivered.insert(it.next()?, it.next()?);
+        }
+        (it.next().is_none() && body.len().is_multiple_of(8)).then_some(st)
+    }
+}
+
+/// Storage for one consumer's state.
+pub trait ConsumerStore: Send + Debug {
+    /// Records a delivery (`dc` = delivery count, 1 for the first).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn update_delivered(
+        &mut self,
+        dseq: u64,
+        sseq: u64,
+        dc: u64,
+        ts: i64,
+    ) -> Result<(), StoreError>;
+    /// Records an ack.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn update_ack(&mut self, dseq: u64, sseq: u64) -> Result<(), StoreError>;
+    /// Replaces the whole state (consumer reset, ack-all).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn set_state(&mut self, state: ConsumerState) -> Result<(), StoreError>;
+    /// The current state.
+    fn state(&self) -> &ConsumerState;
+    /// Makes every update so far durable.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
+
+/// Consumer state kept in memory only (for memory streams).
+#[derive(Debug, Default)]
+pub struct MemConsumerStore {
+    state: ConsumerState,
+}
+
+impl MemConsumerStore {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl ConsumerStore for MemConsumerStore {
+    fn update_delivered(
+        &mut self,
+        dseq: u64,
+        sseq: u64,
+        dc: u64,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        self.state.apply_delivered(dseq, sseq, dc, ts);
+        Ok(())
+    }
+    fn update_ack(&mut self, dseq: u64, sseq: u64) -> Result<(), StoreError> {
+        self.state.apply_ack(dseq, sseq);
+        Ok(())
+    }
+    fn set_state(&mut self, state: ConsumerState) -> Result<(), StoreError> {
+        self.state = state;
+        Ok(())
+    }
+    fn state(&self) -> &ConsumerState {
+        &self.state
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+const KIND_DELIVERED: u8 = 1;
+const KIND_ACK: u8 = 2;
+const KIND_FULL: u8 = 3;
+const LOG_NAME: &str = "state.log";
+const COMPACT_MIN: u64 = 64 * 1024;
+
+/// Consumer state persisted as an append-only log in the consumer directory.
+#[derive(Debug)]
+pub struct FileConsumerStore {
+    vfs: SharedVfs,
+    dir: PathBuf,
+    file: Box<dyn VFile>,
+    len: u64,
+    buf: Vec<u8>,
+    dirty: bool,
+    state: ConsumerState,
+}
+
+fn push_record(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
+    let start = out.len();
+    let len = (body.len() + 9) as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(body);
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+fn u64s(vals: &[u64]) -> Vec<u8> {
+    vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Replays a log; returns the state and the length of its valid prefix.
+fn replay(data: &[u8]) -> (ConsumerState, usize) {
+    let mut st = ConsumerState::default();
+    let mut pos = 0;
+    while let Some(h) = data.get(pos..pos + 4) {
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let Some(rec) = data.get(pos..pos + len).filter(|_| len >= 9) else {
+            break;
+        };
+        let crc = u32::from_le_bytes([rec[len - 4], rec[len - 3], rec[len - 2], rec[len - 1]]);
+        if crc32fast::hash(&rec[..len - 4]) != crc || !apply(&mut st, rec[4], &rec[5..len - 4]) {
+            break;
+        }
+        pos += len;
+    }
+    (st, pos)
+}
+
+fn apply(st: &mut ConsumerState, kind: u8, body: &[u8]) -> bool {
+    let v: Vec<u64> = body
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    match (kind, v.as_slice()) {
+        (KIND_DELIVERED, [d, s, dc, ts]) => st.apply_delivered(*d, *s, *dc, *ts as i64),
+        (KIND_ACK, [d, s]) => st.apply_ack(*d, *s),
+        (KIND_FULL, _) => match ConsumerState::decode(body) {
+            Some(full) => *st = full,
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+impl FileConsumerStore {
+    /// Opens (or creates) the state log in `dir`, replaying it.
+    ///
+    /// # Errors
+    /// I/O errors. A damaged tail is truncated and logged, not an error.
+    pub fn open(dir: &Path, vfs: SharedVfs) -> Result<Self, StoreError> {
+        vfs.create_dir_all(dir)?;
+        let path = dir.join(LOG_NAME);
+        let existed = vfs.exists(&path);
+        let file = vfs.open(&path, true)?;
+        if !existed {
+            file.sync()?;
+            vfs.sync_dir(dir)?;
+        }
+        let flen = file.len()?;
+        let mut data = vec![0; usize::try_from(flen).unwrap_or(0)];
+        file.read_at(0, &mut data)?;
+        let (state, good) = replay(&data);
+        if (good as u64) < flen {
+            warn!(log = %path.display(), at = good, bytes = flen - good as u64,
+                "damaged consumer state tail truncated; recent acks may be redelivered");
+            file.set_len(good as u64)?;
+            file.sync()?;
+        }
+        Ok(Self {
+            vfs,
+            dir: dir.to_path_buf(),
+            file,
+            len: good as u64,
+            buf: Vec::new(),
+            dirty: false,
+            state,
+        })
+    }
+
+    fn full_record(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        self.state.encode(&mut body);
+        let mut out = Vec::new();
+        push_record(&mut out, KIND_FULL, &body);
+        out
+    }
+
+    fn rewrite(&mut self) -> Result<(), StoreError> {
+        let data = self.full_record();
+        let path = self.dir.join(LOG_NAME);
+        super::meta::write_atomic(self.vfs.as_ref(), &path, &data)?;
+        self.file = self.vfs.open(&path, false)?;
+        self.len = data.len() as u64;
+        self.buf.clear();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl ConsumerStore for FileConsumerStore {
+    fn update_delivered(
+        &mut self,
+        dseq: u64,
+        sseq: u64,
+        dc: u64,
+        ts: i64,
+    ) -> Result<(), StoreError> {
+        self.state.apply_delivered(dseq, sseq, dc, ts);
+        push_record(
+            &mut self.buf,
+            KIND_DELIVERED,
+            &u64s(&[dseq, sseq, dc, ts as u64]),
+        );
+        Ok(())
+    }
+    fn update_ack(&mut self, dseq: u64, sseq: u64) -> Result<(), StoreError> {
+        self.state.apply_ack(dseq, sseq);
+        push_record(&mut self.buf, KIND_ACK, &u64s(&[dseq, sseq]));
+        Ok(())
+    }
+    fn set_state(&mut self, state: ConsumerState) -> Result<(), StoreError> {
+        self.state = state;
+        let rec = self.full_record();
+        self.buf.extend_from_slice(&rec);
+        Ok(())
+    }
+    fn state(&self) -> &ConsumerState {
+        &self.state
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if !self.buf.is_empty() {
+            self.file.write_at(self.len, &self.buf)?;
+            self.len += self.buf.len() as u64;
+            self.buf.clear();
+            self.dirty = true;
+        }
+        let full_len = 64 + 24 * (self.state.pending.len() + self.state.redelivered.len()) as u64;
+        if self.len > COMPACT_MIN.max(4 * full_len) {
+            return self.rewrite();
+        }
+        if self.dirty {
+            self.file.sync()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Block files: naming, the 32-byte header, and the in-memory state of one block.
+//!
+//! Owns a block's file handle and accounting; the index of which sequence lives
+//! where is in the shared core.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crc32fast::hash;
+
+use super::super::vfs::VFile;
+
+/// Size of the block header.
+pub(crate) const BLOCK_HDR: usize = 32;
+/// Magic at the start of every block file.
+pub(crate) const BLOCK_MAGIC: &[u8; 8] = b"RILLBLK\0";
+/// Block format version.
+pub(crate) const BLOCK_VERSION: u32 = 1;
+/// Suffix of block files.
+pub(crate) const BLOCK_EXT: &str = ".blk";
+
+/// File name of block `id`.
+pub(crate) fn block_name(id: u32) -> String {
+    format!("{id:010}{BLOCK_EXT}")
+}
+
+/// Path of block `id` in `dir`.
+pub(crate) fn block_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(block_name(id))
+}
+
+/// The block id in a file name, if it is a block file.
+pub(crate) fn parse_block_name(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(BLOCK_EXT)?;
+    (stem.len() == 10 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// Encodes a block header.
+pub(crate) fn encode_header(first_seq: u64) -> [u8; BLOCK_HDR] {
+    let mut h = [0u8; BLOCK_HDR];
+    h[..8].copy_from_slice(BLOCK_MAGIC);
+    h[8..12].copy_from_slice(&BLOCK_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = hash(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Decodes a block header: its first sequence, or `None` when damaged.
+pub(crate) fn decode_header(h: &[u8]) -> Option<u64> {
+    let h = h.get(..BLOCK_HDR)?;
+    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
+    let version = u32::from_le_bytes(h[8..12].try_into().ok()?);
+    if &h[..8] != BLOCK_MAGIC || version != BLOCK_VERSION || crc != hash(&h[..24]) {
+        return None;
+    }
+    Some(u64::from_le_bytes(h[16..24].try_into().ok()?))
+}
+
+/// One block: an open file plus accounting.
+pub(crate) struct Block {
+    /// Block id (also its file name).
+    pub(crate) id: u32,
+    /// First sequence the block was created for (from its header).
+    pub(crate) first_seq: u64,
+    /// Highest sequence recorded in it (`first_seq - 1` when none).
+    pub(crate) last_seq: u64,
+    /// Logical length, including bytes still in the write buffer.
+    pub(crate) len: u64,
+    /// Bytes written to the file.
+    pub(crate) flushed: u64,
+    /// Live messages in it.
+    pub(crate) live_msgs: u64,
+    /// Record bytes of live messages.
+    pub(crate) live_bytes: u64,
+    /// The open file.
+    pub(crate) file: Box<dyn VFile>,
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("id", &self.id)
+            .field("first_seq", &self.first_seq)
+            .field("last_seq", &self.last_seq)
+            .field("len", &self.len)
+            .field("live_msgs", &self.live_msgs)
+            .finish()
+    }
+}
+
+impl Block {
+    /// Bytes of records that are no longer live.
+    pub(crate) fn dead_bytes(&self) -> u64 {
+        self.len
+            .saturating_sub(BLOCK_HDR as u64)
+            .saturating_sub(self.live_bytes)
+    }
+}

@@ -1,0 +1,268 @@
+//! The index snapshot (`index.snap`): writing it, and loading it only when it
+//! provably matches the block files (format in the parent module docs).
+//!
+//! Owns the snapshot file; removal before non-append changes is in `ops`.
+
+use super::block::{BLOCK_HDR, Block, block_path, decode_header};
+use super::record::{self, STATE_LIVE};
+use super::{FileBackend, FileLoc};
+use crate::jetstream::store::core::Core;
+use crate::jetstream::store::types::StoreError;
+
+/// File name of the snapshot.
+pub(super) const SNAPSHOT_NAME: &str = "index.snap";
+const MAGIC: &[u8; 8] = b"RILLIDX\x01";
+/// Bytes per message entry.
+const ENTRY: usize = 36;
+
+struct BlockMeta {
+    id: u32,
+    first_seq: u64,
+    len: u64,
+    live_msgs: u64,
+    live_bytes: u64,
+    last_seq: u64,
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or_else(|| "snapshot truncated".to_string())?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let mut a = [0; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut a = [0; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + core.msgs() as usize * 36);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+    out.extend_from_slice(&core.last_seq().to_le_bytes());
+    for b in blocks {
+        out.extend_from_slice(&b.id.to_le_bytes());
+        for v in [b.first_seq, b.len, b.live_msgs, b.live_bytes, b.last_seq] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut remap = vec![u32::MAX; core.subjects.capacity()];
+    let live: Vec<(u32, bytes::Bytes)> = core
+        .subjects
+        .iter()
+        .map(|(id, name, _)| (id, name.clone()))
+        .collect();
+    out.extend_from_slice(&(live.len() as u32).to_le_bytes());
+    for (i, (id, name)) in live.iter().enumerate() {
+        remap[*id as usize] = i as u32;
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+    }
+    out.extend_from_slice(&core.msgs().to_le_bytes());
+    for (seq, s) in core.iter_from(0) {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&remap[s.subj as usize].to_le_bytes());
+        out.extend_from_slice(&s.ts.to_le_bytes());
+        for v in [s.size, s.loc.blk, s.loc.off, s.loc.len] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+impl FileBackend {
+    /// Writes the snapshot atomically (tmp, fsync, rename, fsync dir). Call after `sync_all`.
+    pub(super) fn write_snapshot(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
+        let data = encode(core, &self.blocks);
+        let path = self.dir.join(SNAPSHOT_NAME);
+        let tmp = self.dir.join(format!("{SNAPSHOT_NAME}.tmp"));
+        let f = self.vfs.open(&tmp, true)?;
+        f.set_len(0)?;
+        f.write_at(0, &data)?;
+        f.sync()?;
+        self.vfs.rename(&tmp, &path)?;
+        self.vfs.sync_dir(&self.dir)?;
+        self.snapshot_on_disk = true;
+        Ok(())
+    }
+
+    /// Loads the snapshot if present and consistent with `ids` (the block files on
+    /// disk), then scans what was appended after it. `Ok(None)`: no snapshot.
+    /// `Err(why)`: unusable, the caller rebuilds.
+    pub(super) fn load_snapshot(&mut self, ids: &[u32]) -> Result<Option<Core<FileLoc>>, String> {
+        let path = self.dir.join(SNAPSHOT_NAME);
+        if !self.vfs.exists(&path) {
+            return Ok(None);
+        }
+        let data = self.vfs.read_file(&path).map_err(|e| e.to_string())?;
+        let body_len = data.len().checked_sub(4).ok_or("snapshot too short")?;
+        let mut crc = [0; 4];
+        crc.copy_from_slice(&data[body_len..]);
+        if crc32fast::hash(&data[..body_len]) != u32::from_le_bytes(crc) {
+            return Err("snapshot checksum mismatch".into());
+        }
+        let mut r = Reader {
+            buf: &data[..body_len],
+            pos: 0,
+        };
+        if r.take(8)? != MAGIC {
+            return Err("snapshot magic".into());
+        }
+        let metas = read_blocks(&mut r)?;
+        self.check_blocks(&metas, ids)?;
+        let core = read_core(&mut r, &metas)?;
+        self.snapshot_on_disk = true;
+        self.adopt(core, metas, ids).map(Some)
+    }
+
+    fn check_blocks(&self, metas: &[BlockMeta], ids: &[u32]) -> Result<(), String> {
+        if metas.is_empty() || metas.len() > ids.len() {
+            return Err("snapshot block list does not match the files".into());
+        }
+        for (i, m) in metas.iter().enumerate() {
+            if ids[i] != m.id {
+                return Err(format!("block {} not where the snapshot says", m.id));
+            }
+            let f = self
+                .vfs
+                .open(&block_path(&self.dir, m.id), false)
+                .map_err(|e| e.to_string())?;
+            let flen = f.len().map_err(|e| e.to_string())?;
+            let last = i + 1 == metas.len();
+            if flen < m.len || (!last && flen != m.len) {
+                return Err(format!("block {} length changed", m.id));
+            }
+            let mut h = [0; BLOCK_HDR];
+            f.read_at(0, &mut h).map_err(|e| e.to_string())?;
+            if decode_header(&h) != Some(m.first_seq) {
+                return Err(format!("block {} header changed", m.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the checked snapshot as the state, verifies its newest record, scans the rest.
+    fn adopt(
+        &mut self,
+        mut core: Core<FileLoc>,
+        metas: Vec<BlockMeta>,
+        ids: &[u32],
+    ) -> Result<Core<FileLoc>, String> {
+        self.blocks.clear();
+        for m in &metas {
+            let file = self
+                .vfs
+                .open(&block_path(&self.dir, m.id), false)
+                .map_err(|e| e.to_string())?;
+            self.blocks.push(Block {
+                id: m.id,
+                first_seq: m.first_seq,
+                last_seq: m.last_seq,
+                len: m.len,
+                flushed: m.len,
+                live_msgs: m.live_msgs,
+                live_bytes: m.live_bytes,
+                file,
+            });
+        }
+        if let Some(seq) = core.last_matching(&crate::jetstream::store::core::Matcher::new(&[])) {
+            let loc = core.get(seq).map(|s| s.loc).ok_or("index hole")?;
+            let rec = self.read_record(loc).map_err(|e| e.to_string())?;
+            match record::parse(&rec) {
+                Ok(v) if v.seq == seq && v.state == STATE_LIVE => {}
+                _ => return Err(format!("newest record (seq {seq}) does not validate")),
+            }
+        }
+        let tail = self.blocks.pop().ok_or("no blocks")?;
+        let n = ids.len();
+        let is_last = metas.len() == n;
+        self.scan_into(tail, &mut core, is_last)
+            .map_err(|e| e.to_string())?;
+        for (i, &id) in ids.iter().enumerate().skip(metas.len()) {
+            self.load_block(id, &mut core, i + 1 == n)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(core)
+    }
+}
+
+fn read_blocks(r: &mut Reader<'_>) -> Result<Vec<BlockMeta>, String> {
+    let n = r.u32()? as usize;
+    let _last_seq = r.u64()?;
+    let mut metas = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        metas.push(BlockMeta {
+            id: r.u32()?,
+            first_seq: r.u64()?,
+            len: r.u64()?,
+            live_msgs: r.u64()?,
+            live_bytes: r.u64()?,
+            last_seq: r.u64()?,
+        });
+    }
+    Ok(metas)
+}
+
+fn read_core(r: &mut Reader<'_>, metas: &[BlockMeta]) -> Result<Core<FileLoc>, String> {
+    let mut core = Core::new(1);
+    let nsubj = r.u32()?;
+    for i in 0..nsubj {
+        let len = usize::from(r.u16()?);
+        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "subject not utf-8")?;
+        if core.intern(name) != i {
+            return Err("duplicate subject in snapshot".into());
+        }
+    }
+    let nmsgs = usize::try_from(r.u64()?).map_err(|_| "message count")?;
+    let entries = r.take(nmsgs.checked_mul(ENTRY).ok_or("message count")?)?;
+    core.reserve(nmsgs);
+    let mut prev = 0u64;
+    let mut meta_i = 0usize;
+    for e in entries.chunks_exact(ENTRY) {
+        let u32_at = |i: usize| u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+        let u64_at = |i: usize| u64::from(u32_at(i)) | (u64::from(u32_at(i + 4)) << 32);
+        let (seq, subj, ts) = (u64_at(0), u32_at(8), u64_at(12) as i64);
+        let (size, blk, off, len) = (u32_at(20), u32_at(24), u32_at(28), u32_at(32));
+        // Entries are in sequence order, hence in block order: advance, never search.
+        while metas.get(meta_i).is_some_and(|m| m.id < blk) {
+            meta_i += 1;
+        }
+        let in_range = metas.get(meta_i).is_some_and(|m| {
+            m.id == blk && u64::from(off) + u64::from(len) <= m.len && off >= BLOCK_HDR as u32
+        });
+        if seq <= prev || subj >= nsubj || !in_range {
+            return Err(format!("snapshot entry for seq {seq} is inconsistent"));
+        }
+        prev = seq;
+        core.insert_known(seq, subj, size, ts, FileLoc { blk, off, len });
+    }
+    if r.pos != r.buf.len() {
+        return Err("trailing bytes in snapshot".into());
+    }
+    let last_seq = metas.iter().map(|m| m.last_seq).max().unwrap_or(0);
+    core.skip_to(last_seq);
+    for m in metas {
+        core.skip_to(m.first_seq.saturating_sub(1));
+    }
+    Ok(core)
+}

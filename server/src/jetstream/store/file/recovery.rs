@@ -1,0 +1,229 @@
+//! Opening a file store: the block scan with resynchronisation past damage,
+//! torn-tail truncation, and the choice between the index snapshot and a full scan.
+//!
+//! Owns nothing after open; everything it finds goes into the core and the blocks.
+
+use tracing::{info, warn};
+
+use super::block::{BLOCK_HDR, Block, block_path, decode_header, encode_header, parse_block_name};
+use super::record::{self, RecordView, STATE_LIVE};
+use super::{FileBackend, FileLoc};
+use crate::jetstream::store::core::Core;
+use crate::jetstream::store::types::{StoreError, file_msg_size};
+
+/// Result of scanning a byte range for records.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// Valid records in order, with their offsets in the scanned buffer.
+    pub(super) records: Vec<(usize, RecordView)>,
+    /// End of the last valid record (the scan start if none).
+    pub(super) good_end: usize,
+    /// Skipped damaged ranges: (start, end, last good seq before, next good seq after).
+    pub(super) lost: Vec<(usize, usize, u64, u64)>,
+}
+
+/// Scans `data` from `from`, skipping damage, keeping sequences strictly above `min_seq`.
+pub(super) fn scan(data: &[u8], from: usize, min_seq: u64) -> Scan {
+    let mut out = Scan {
+        good_end: from,
+        ..Scan::default()
+    };
+    let mut pos = from;
+    let mut last = min_seq;
+    while pos < data.len() {
+        match record::parse(&data[pos..]) {
+            Ok(v) if v.seq > last => {
+                last = v.seq;
+                pos += v.len;
+                out.good_end = pos;
+                out.records.push((pos - v.len, v));
+            }
+            _ => match record::resync(data, pos + 1, last) {
+                Some((at, v)) => {
+                    out.lost.push((pos, at, last, v.seq));
+                    pos = at;
+                }
+                None => break,
+            },
+        }
+    }
+    out
+}
+
+/// The valid records of a whole block buffer, from offset `from`.
+pub(super) fn records(data: &[u8], from: usize) -> Vec<(usize, RecordView)> {
+    scan(data, from, 0).records
+}
+
+impl FileBackend {
+    /// Recovers the index from the snapshot if usable, otherwise by scanning every block.
+    pub(super) fn recover(&mut self) -> Result<Core<FileLoc>, StoreError> {
+        self.vfs.create_dir_all(&self.dir)?;
+        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the store directory's own entry durable.
+            self.vfs.sync_dir(parent)?;
+        }
+        let mut ids = Vec::new();
+        for name in self.vfs.list_dir(&self.dir)? {
+            if let Some(id) = parse_block_name(&name) {
+                ids.push(id);
+            } else if name.ends_with(".tmp") {
+                self.vfs.remove_file(&self.dir.join(&name))?;
+            }
+        }
+        ids.sort_unstable();
+        match self.load_snapshot(&ids) {
+            Ok(Some(core)) => return Ok(core),
+            Ok(None) => {}
+            Err(why) => {
+                warn!(dir = %self.dir.display(), %why, "index snapshot ignored, rebuilding")
+            }
+        }
+        self.blocks.clear();
+        let mut core = Core::new(1);
+        let n = ids.len();
+        for (i, id) in ids.into_iter().enumerate() {
+            self.load_block(id, &mut core, i + 1 == n)?;
+        }
+        info!(dir = %self.dir.display(), msgs = core.msgs(), "file store recovered by scan");
+        Ok(core)
+    }
+
+    /// Opens block `id` and scans all of it.
+    pub(super) fn load_block(
+        &mut self,
+        id: u32,
+        core: &mut Core<FileLoc>,
+        is_last: bool,
+    ) -> Result<(), StoreError> {
+        let path = block_path(&self.dir, id);
+        let file = self.vfs.open(&path, false)?;
+        let flen = file.len()?;
+        let mut hdr = [0u8; BLOCK_HDR];
+        let header = if flen >= BLOCK_HDR as u64 {
+            file.read_at(0, &mut hdr)?;
+            decode_header(&hdr)
+        } else {
+            None
+        };
+        let first_seq = match header {
+            Some(f) => f,
+            None if flen < BLOCK_HDR as u64 && is_last => {
+                warn!(block = %path.display(), "torn block header rewritten");
+                let first = core.last_seq() + 1;
+                file.set_len(0)?;
+                file.write_at(0, &encode_header(first))?;
+                file.sync()?;
+                first
+            }
+            None => {
+                warn!(block = %path.display(), "damaged block header; scanning records anyway");
+                core.last_seq() + 1
+            }
+        };
+        core.skip_to(first_seq.saturating_sub(1));
+        let b = Block {
+            id,
+            first_seq,
+            last_seq: first_seq.saturating_sub(1),
+            len: BLOCK_HDR as u64,
+            flushed: BLOCK_HDR as u64,
+            live_msgs: 0,
+            live_bytes: 0,
+            file,
+        };
+        self.scan_into(b, core, is_last)
+    }
+
+    /// Scans block `b` from `b.len` to the end of its file, adds what it finds, and keeps it.
+    pub(super) fn scan_into(
+        &mut self,
+        mut b: Block,
+        core: &mut Core<FileLoc>,
+        is_last: bool,
+    ) -> Result<(), StoreError> {
+        let start = b.len;
+        let flen = b.file.len()?;
+        let mut data = vec![0; usize::try_from(flen.saturating_sub(start)).unwrap_or(0)];
+        if !data.is_empty() {
+            b.file.read_at(start, &mut data)?;
+        }
+        let s = scan(&data, 0, core.last_seq());
+        for &(from, to, before, after) in &s.lost {
+            warn!(
+                block = b.id,
+                bytes = to - from,
+                lost_after_seq = before,
+                lost_before_seq = after,
+                "damaged records skipped; sequences in between are lost"
+            );
+        }
+        for (at, v) in &s.records {
+            let off = start + *at as u64;
+            if v.state == STATE_LIVE {
+                let rec = &data[*at..*at + v.len];
+                let subj = std::str::from_utf8(&rec[v.subj.clone()]).unwrap_or_default();
+                let size = file_msg_size(v.subj.len(), v.hdr.len(), v.payload.len());
+                let loc = FileLoc {
+                    blk: b.id,
+                    off: u32::try_from(off).map_err(|_| bad("offset"))?,
+                    len: v.len as u32,
+                };
+                core.insert(
+                    v.seq,
+                    subj,
+                    u32::try_from(size).map_err(|_| bad("size"))?,
+                    v.ts,
+                    loc,
+                );
+                b.live_msgs += 1;
+                b.live_bytes += v.len as u64;
+            } else {
+                core.skip_to(v.seq);
+            }
+            b.last_seq = v.seq;
+        }
+        let good_end = start + s.good_end as u64;
+        if good_end < flen {
+            self.handle_tail(&b, good_end, flen, core.last_seq(), is_last)?;
+        }
+        b.len = if is_last { good_end } else { flen.max(start) };
+        b.flushed = b.len;
+        self.blocks.push(b);
+        Ok(())
+    }
+
+    fn handle_tail(
+        &self,
+        b: &Block,
+        good_end: u64,
+        flen: u64,
+        last_seq: u64,
+        is_last: bool,
+    ) -> Result<(), StoreError> {
+        if is_last {
+            warn!(
+                block = b.id,
+                at = good_end,
+                bytes = flen - good_end,
+                after_seq = last_seq,
+                "torn tail truncated at the last whole record"
+            );
+            b.file.set_len(good_end)?;
+            b.file.sync()?;
+        } else {
+            warn!(
+                block = b.id,
+                at = good_end,
+                bytes = flen - good_end,
+                after_seq = last_seq,
+                "unreadable bytes at the end of a block; messages there are lost"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("record {what} out of range"))
+}

@@ -1,0 +1,463 @@
+//! [`Store`]: the stream-store semantics (limits, discard, purge, filters, expiry)
+//! written once over a [`Backend`] that only keeps message bytes.
+//!
+//! Both [`super::MemStore`] and [`super::FileStore`] are this type, so the two
+//! cannot drift apart in behaviour; the shared test suite and the property test
+//! then check the backends (persistence, recovery) rather than two copies of
+//! the limit logic.
+
+use std::fmt::Debug;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rill_protocol::subject;
+
+use super::StreamStore;
+use super::core::{Core, Matcher, Slot};
+use super::types::{
+    Discard, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
+};
+
+/// Where a store keeps message bytes. Implemented by the memory and file backends.
+///
+/// The backend is told about every write and removal; [`Core`] (owned by
+/// [`Store`]) keeps the index.
+pub trait Backend: Send + Debug {
+    /// Location of one message's bytes.
+    type Loc: Send + Debug;
+
+    /// Accounted size of a message (nats-server's formula for this kind of store).
+    fn msg_size(&self, subj: usize, hdr: usize, payload: usize) -> u64;
+
+    /// Stores a message and returns where.
+    ///
+    /// # Errors
+    /// I/O errors, or `MessageTooLarge` when the record format cannot hold it.
+    fn write(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        subj: &str,
+        hdr: &[u8],
+        payload: &[u8],
+    ) -> Result<Self::Loc, StoreError>;
+
+    /// Loads a message's bytes, verifying them.
+    ///
+    /// # Errors
+    /// `Corrupt` when the bytes fail their checksum; I/O errors.
+    fn read(
+        &self,
+        seq: u64,
+        subject: Bytes,
+        slot: &Slot<Self::Loc>,
+    ) -> Result<StoredMsg, StoreError>;
+
+    /// A message left the index (deleted, purged, expired, or trimmed by a limit).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn remove(&mut self, seq: u64, loc: &Self::Loc, erase: bool) -> Result<(), StoreError>;
+
+    /// Called after a batch of removals: reclaim space (drop empty blocks, compact).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn after_removals(&mut self, core: &mut Core<Self::Loc>) -> Result<(), StoreError>;
+
+    /// Everything was removed; `next_seq` is the next sequence to be assigned.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn reset(&mut self, next_seq: u64) -> Result<(), StoreError>;
+
+    /// The last sequence advanced to `last` without a message.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn skip(&mut self, last: u64) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync(&mut self) -> Result<(), StoreError>;
+
+    /// Flushes and writes whatever makes the next open fast.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn close(&mut self, core: &Core<Self::Loc>) -> Result<(), StoreError>;
+}
+
+/// A stream store: the shared index and limit logic over a backend.
+#[derive(Debug)]
+pub struct Store<B: Backend> {
+    pub(crate) core: Core<B::Loc>,
+    pub(crate) backend: B,
+    pub(crate) cfg: StoreConfig,
+}
+
+/// Current time in nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl<B: Backend> Store<B> {
+    pub(crate) fn from_parts(core: Core<B::Loc>, backend: B, cfg: StoreConfig) -> Self {
+        Self { core, backend, cfg }
+    }
+
+    fn load_slot(&self, seq: u64) -> Result<StoredMsg, StoreError> {
+        let Some(slot) = self.core.get(seq) else {
+            return Err(self.missing(seq));
+        };
+        let subject = self.core.subjects.name(slot.subj);
+        self.backend.read(seq, subject, slot)
+    }
+
+    fn missing(&self, seq: u64) -> StoreError {
+        if seq == 0 || seq > self.core.last_seq() {
+            StoreError::NotFound
+        } else {
+            StoreError::Deleted
+        }
+    }
+
+    fn remove_one(&mut self, seq: u64, erase: bool) -> Result<bool, StoreError> {
+        match self.core.remove(seq) {
+            Some(slot) => {
+                self.backend.remove(seq, &slot.loc, erase)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn remove_first(&mut self) -> Result<bool, StoreError> {
+        if self.core.msgs() == 0 {
+            return Ok(false);
+        }
+        let first = self.core.first_seq();
+        self.remove_one(first, false)
+    }
+
+    fn check_discard_new(&self, subj: &str, size: u64) -> Result<(), StoreError> {
+        let at_subject_limit = match self.cfg.per_subject_limit() {
+            Some(max) => self.core.subject_state(subj).is_some_and(|s| s.msgs >= max),
+            None => false,
+        };
+        if self.cfg.discard != Discard::New {
+            return Ok(());
+        }
+        if self.cfg.discard_new_per_subject && at_subject_limit {
+            return Err(StoreError::MaxMsgsPerSubject);
+        }
+        if at_subject_limit {
+            // The new message replaces one of its subject, so totals do not grow.
+            return Ok(());
+        }
+        if self
+            .cfg
+            .msgs_limit()
+            .is_some_and(|max| self.core.msgs() >= max)
+        {
+            return Err(StoreError::MaxMsgs);
+        }
+        if self
+            .cfg
+            .bytes_limit()
+            .is_some_and(|max| self.core.bytes() + size > max)
+        {
+            return Err(StoreError::MaxBytes);
+        }
+        Ok(())
+    }
+
+    /// Removes messages until every limit holds (discard old), then lets the backend reclaim.
+    fn enforce_limits(&mut self, subject: Option<&str>) -> Result<(), StoreError> {
+        if let Some(max) = self.cfg.per_subject_limit() {
+            match subject {
+                Some(s) => self.trim_subject(s, max)?,
+                None => {
+                    let over: Vec<String> = self
+                        .core
+                        .subjects
+                        .iter()
+                        .filter(|(_, _, st)| st.msgs > max)
+                        .filter_map(|(_, n, _)| std::str::from_utf8(n).ok().map(str::to_owned))
+                        .collect();
+                    for s in over {
+                        self.trim_subject(&s, max)?;
+                    }
+                }
+            }
+        }
+        if self.cfg.discard == Discard::Old {
+            if let Some(max) = self.cfg.msgs_limit() {
+                while self.core.msgs() > max && self.remove_first()? {}
+            }
+            if let Some(max) = self.cfg.bytes_limit() {
+                while self.core.bytes() > max && self.remove_first()? {}
+            }
+        }
+        self.backend.after_removals(&mut self.core)
+    }
+
+    fn trim_subject(&mut self, subj: &str, max: u64) -> Result<(), StoreError> {
+        while let Some(st) = self.core.subject_state(subj) {
+            if st.msgs <= max {
+                break;
+            }
+            self.remove_one(st.first, false)?;
+        }
+        Ok(())
+    }
+
+    fn expire_inner(&mut self, now: i64) -> Result<u64, StoreError> {
+        let Some(age) = self.cfg.age_limit_ns() else {
+            return Ok(0);
+        };
+        let cutoff = now.saturating_sub(age);
+        let mut n = 0;
+        loop {
+            let first = self.core.iter_from(0).next().map(|(q, s)| (q, s.ts));
+            let Some((seq, ts)) = first else { break };
+            if ts > cutoff {
+                break;
+            }
+            self.remove_one(seq, false)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn purge_all(&mut self) -> Result<u64, StoreError> {
+        let n = self.core.msgs();
+        let next = self.core.last_seq() + 1;
+        self.core.reset(next);
+        self.backend.reset(next)?;
+        Ok(n)
+    }
+
+    fn purge_filtered(&mut self, filter: &str, req: &PurgeRequest) -> Result<u64, StoreError> {
+        let mut m = Matcher::new(&[filter]);
+        let total = match m.literal() {
+            Some(lit) => self.core.subject_state(lit).map_or(0, |s| s.msgs),
+            None => self
+                .core
+                .subjects_matching(&m)
+                .iter()
+                .map(|(_, s)| s.msgs)
+                .sum(),
+        };
+        let budget = match req.keep {
+            Some(keep) if keep > 0 => total.saturating_sub(keep),
+            _ => u64::MAX,
+        };
+        let below = req.seq.filter(|&s| s > 1).unwrap_or(u64::MAX);
+        let seqs = self.core.matching_seqs(&mut m, below);
+        let mut n = 0;
+        for seq in seqs
+            .into_iter()
+            .take(usize::try_from(budget).unwrap_or(usize::MAX))
+        {
+            if self.remove_one(seq, false)? {
+                n += 1;
+            }
+        }
+        self.backend.after_removals(&mut self.core)?;
+        Ok(n)
+    }
+
+    fn compact_inner(&mut self, seq: u64) -> Result<u64, StoreError> {
+        if seq > self.core.last_seq() + 1 {
+            let n = self.core.msgs();
+            self.core.reset(seq);
+            self.backend.reset(seq)?;
+            return Ok(n);
+        }
+        let mut n = 0;
+        while self.core.msgs() > 0 && self.core.first_seq() < seq {
+            self.remove_first()?;
+            n += 1;
+        }
+        self.backend.after_removals(&mut self.core)?;
+        Ok(n)
+    }
+
+    fn delete(&mut self, seq: u64, erase: bool) -> Result<(), StoreError> {
+        if !self.remove_one(seq, erase)? {
+            return Err(self.missing(seq));
+        }
+        self.backend.after_removals(&mut self.core)
+    }
+}
+
+impl<B: Backend> StreamStore for Store<B> {
+    fn append(
+        &mut self,
+        subj: &str,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(u64, i64), StoreError> {
+        self.append_at(subj, hdr, payload, now_ns())
+    }
+
+    fn append_at(
+        &mut self,
+        subj: &str,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+        ts: i64,
+    ) -> Result<(u64, i64), StoreError> {
+        subject::validate_publish(subj).map_err(|_| StoreError::InvalidSubject)?;
+        let hdr = hdr.unwrap_or_default();
+        if self
+            .cfg
+            .msg_size_limit()
+            .is_some_and(|max| (hdr.len() + payload.len()) as u64 > max)
+        {
+            return Err(StoreError::MessageTooLarge);
+        }
+        self.expire_inner(ts)?;
+        let size = self.backend.msg_size(subj.len(), hdr.len(), payload.len());
+        if self.cfg.bytes_limit().is_some_and(|max| size > max) {
+            return Err(StoreError::MaxBytes);
+        }
+        self.check_discard_new(subj, size)?;
+        let size32 = u32::try_from(size).map_err(|_| StoreError::MessageTooLarge)?;
+        let seq = self.core.last_seq() + 1;
+        let loc = self.backend.write(seq, ts, subj, hdr, payload)?;
+        self.core.insert(seq, subj, size32, ts, loc);
+        self.enforce_limits(Some(subj))?;
+        Ok((seq, ts))
+    }
+
+    fn load(&self, seq: u64) -> Result<StoredMsg, StoreError> {
+        self.load_slot(seq)
+    }
+
+    fn load_next(&self, start: u64, filter: &str) -> Result<StoredMsg, StoreError> {
+        self.load_next_multi(start, &[filter])
+    }
+
+    fn load_next_multi(&self, start: u64, filters: &[&str]) -> Result<StoredMsg, StoreError> {
+        let mut m = Matcher::new(filters);
+        match self.core.next_matching(start, &mut m) {
+            Some(seq) => self.load_slot(seq),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    fn load_last(&self, filter: &str) -> Result<StoredMsg, StoreError> {
+        let m = Matcher::new(&[filter]);
+        match self.core.last_matching(&m) {
+            Some(seq) => self.load_slot(seq),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    fn subject_state(&self, subj: &str) -> Option<SubjectState> {
+        self.core.subject_state(subj)
+    }
+
+    fn subjects(&self, filter: &str) -> Vec<(String, SubjectState)> {
+        self.core.subjects_matching(&Matcher::new(&[filter]))
+    }
+
+    fn remove(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.delete(seq, false)
+    }
+
+    fn erase(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.delete(seq, true)
+    }
+
+    fn purge(&mut self, req: &PurgeRequest) -> Result<u64, StoreError> {
+        let filter = req.filter.as_deref().unwrap_or_default();
+        if !(filter.is_empty() || filter == ">") {
+            return self.purge_filtered(filter, req);
+        }
+        let keep = req.keep.unwrap_or(0);
+        match req.seq {
+            Some(seq) if seq > 1 => self.compact_inner(seq),
+            _ if keep == 0 => self.purge_all(),
+            _ if keep >= self.core.msgs() => Ok(0),
+            _ => {
+                let skip = usize::try_from(self.core.msgs() - keep).unwrap_or(usize::MAX);
+                let cut = self.core.iter_from(0).nth(skip).map(|(s, _)| s);
+                self.compact_inner(cut.unwrap_or(0))
+            }
+        }
+    }
+
+    fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
+        self.compact_inner(seq)
+    }
+
+    fn skip_msgs(&mut self, n: u64) -> Result<u64, StoreError> {
+        let last = self.core.last_seq() + n;
+        if self.core.msgs() == 0 {
+            self.core.reset(last + 1);
+            self.backend.reset(last + 1)?;
+        } else {
+            self.core.skip_to(last);
+            self.backend.skip(last)?;
+        }
+        Ok(last)
+    }
+
+    fn state(&self) -> StreamState {
+        let first_seq = self.core.first_seq();
+        let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
+        let last_live = self.core.last_matching(&Matcher::new(&[]));
+        StreamState {
+            msgs: self.core.msgs(),
+            bytes: self.core.bytes(),
+            first_seq,
+            first_ts: ts_of(first_seq),
+            last_seq: self.core.last_seq(),
+            last_ts: last_live.map_or(0, ts_of),
+            num_deleted: self.core.num_deleted(),
+            num_subjects: self.core.subjects.len() as u64,
+        }
+    }
+
+    fn deleted(&self) -> Vec<u64> {
+        self.core.deleted()
+    }
+
+    fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    fn update_config(&mut self, cfg: StoreConfig) -> Result<(), StoreError> {
+        self.cfg = cfg;
+        self.expire_inner(now_ns())?;
+        self.enforce_limits(None)
+    }
+
+    fn expire(&mut self, now: i64) -> Result<u64, StoreError> {
+        let n = self.expire_inner(now)?;
+        self.backend.after_removals(&mut self.core)?;
+        Ok(n)
+    }
+
+    fn next_expiry(&self) -> Option<i64> {
+        let age = self.cfg.age_limit_ns()?;
+        let (_, slot) = self.core.iter_from(0).next()?;
+        Some(slot.ts.saturating_add(age))
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.backend.sync()
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        self.backend.close(&self.core)
+    }
+}

@@ -1,0 +1,316 @@
+//! Durable metadata: the directory tree of streams and consumers and their
+//! configuration files (opaque bytes, the JetStream layer's JSON), written atomically.
+//!
+//! Owns directory layout and `meta.cfg` files; message blocks belong to the file
+//! store, consumer state to the consumer store.
+//!
+//! ```text
+//! <root>/streams/<stream>/meta.cfg                       stream config
+//! <root>/streams/<stream>/msgs/                           file store (see `file`)
+//! <root>/streams/<stream>/consumers/<consumer>/meta.cfg   consumer config
+//! <root>/streams/<stream>/consumers/<consumer>/state.log  consumer state (see `consumer`)
+//! <root>/streams/.trash-*                                 a stream being deleted
+//! ```
+//!
+//! `meta.cfg`: magic `"RILLMETA"` (8), version u32 = 1, length u32, the bytes, crc32
+//! (u32) of everything before. Written as `meta.cfg.tmp`, fsync, rename, fsync of
+//! the directory. Deleting renames the directory into trash first, so a crash
+//! never leaves half a stream that looks whole.
+
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use super::types::StoreError;
+use super::vfs::Vfs;
+
+const MAGIC: &[u8; 8] = b"RILLMETA";
+const VERSION: u32 = 1;
+/// Name of a configuration file.
+pub const META_NAME: &str = "meta.cfg";
+const TRASH_PREFIX: &str = ".trash-";
+
+/// What listing found for one stream or consumer: its config bytes, or why not.
+pub type Listed = (String, Result<Vec<u8>, StoreError>);
+
+/// Checks that a stream or consumer name is safe as a directory name.
+///
+/// # Errors
+/// `InvalidName` for empty names, names starting with `.`, and names with path
+/// separators, whitespace, control characters or `*` / `>`.
+pub fn validate_name(name: &str) -> Result<(), StoreError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.starts_with('.')
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '*' | '>'));
+    if bad {
+        return Err(StoreError::InvalidName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// `<root>/streams`.
+pub fn streams_dir(root: &Path) -> PathBuf {
+    root.join("streams")
+}
+
+/// The directory of one stream.
+pub fn stream_dir(root: &Path, stream: &str) -> PathBuf {
+    streams_dir(root).join(stream)
+}
+
+/// The directory holding a stream's message blocks (pass it to `FileStore::open`).
+pub fn stream_msgs_dir(root: &Path, stream: &str) -> PathBuf {
+    stream_dir(root, stream).join("msgs")
+}
+
+/// The directory of one consumer (pass it to `FileConsumerStore::open`).
+pub fn consumer_dir(root: &Path, stream: &str, consumer: &str) -> PathBuf {
+    stream_dir(root, stream).join("consumers").join(consumer)
+}
+
+fn encode(config: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(config.len() + 20);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(config.len() as u32).to_le_bytes());
+    out.extend_from_slice(config);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn decode(path: &Path, data: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |why: &str| StoreError::Corrupt(format!("{}: {why}", path.display()));
+    if data.len() < 20 || &data[..8] != MAGIC {
+        return Err(corrupt("not a config file"));
+    }
+    let n = data.len() - 4;
+    let crc = u32::from_le_bytes([data[n], data[n + 1], data[n + 2], data[n + 3]]);
+    if crc32fast::hash(&data[..n]) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    let len = u32::from_le_bytes([data[12], data[13], data[14], data[15]]) as usize;
+    if version != VERSION || 16 + len != n {
+        return Err(corrupt("bad version or length"));
+    }
+    Ok(data[16..n].to_vec())
+}
+
+/// Writes `data` to `path` atomically and durably (tmp, fsync, rename, fsync dir).
+///
+/// # Errors
+/// I/O errors.
+pub fn write_atomic(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let f = vfs.open(&tmp, true)?;
+    f.set_len(0)?;
+    f.write_at(0, data)?;
+    f.sync()?;
+    drop(f);
+    vfs.rename(&tmp, path)?;
+    vfs.sync_dir(dir)?;
+    Ok(())
+}
+
+/// Writes a config file (with magic and checksum) atomically.
+///
+/// # Errors
+/// I/O errors.
+pub fn write_config(vfs: &dyn Vfs, dir: &Path, config: &[u8]) -> Result<(), StoreError> {
+    write_atomic(vfs, &dir.join(META_NAME), &encode(config))
+}
+
+/// Reads and verifies a config file.
+///
+/// # Errors
+/// `Corrupt` naming the file when it fails validation; I/O errors (`NotFound`).
+pub fn read_config(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, StoreError> {
+    let path = dir.join(META_NAME);
+    let data = vfs.read_file(&path)?;
+    decode(&path, &data)
+}
+
+/// Creates `dir` and makes its entry and those of its parents up to `root` durable.
+fn create_dir_durable(vfs: &dyn Vfs, root: &Path, dir: &Path) -> Result<(), StoreError> {
+    vfs.create_dir_all(dir)?;
+    for a in dir.ancestors() {
+        if let Some(parent) = a.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Directories above the store root may not be ours to sync: best effort there.
+            match vfs.sync_dir(parent) {
+                Err(e) if a.starts_with(root) => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_entry(
+    vfs: &dyn Vfs,
+    root: &Path,
+    dir: &Path,
+    config: &[u8],
+    subdirs: &[&str],
+) -> Result<(), StoreError> {
+    if vfs.exists(&dir.join(META_NAME)) {
+        return Err(StoreError::AlreadyExists(dir.display().to_string()));
+    }
+    for sub in subdirs {
+        vfs.create_dir_all(&dir.join(sub))?;
+    }
+    create_dir_durable(vfs, root, dir)?;
+    for sub in subdirs {
+        vfs.sync_dir(&dir.join(sub))?;
+    }
+    write_config(vfs, dir, config)
+}
+
+/// Creates a stream's directories and durable config. Returns the stream directory.
+///
+/// # Errors
+/// `InvalidName`, `AlreadyExists`, I/O errors.
+pub fn create_stream(
+    vfs: &dyn Vfs,
+    root: &Path,
+    name: &str,
+    config: &[u8],
+) -> Result<PathBuf, StoreError> {
+    validate_name(name)?;
+    let dir = stream_dir(root, name);
+    create_entry(vfs, root, &dir, config, &["msgs", "consumers"])?;
+    Ok(dir)
+}
+
+/// Replaces a stream's config (stream update).
+///
+/// # Errors
+/// `InvalidName`, I/O errors.
+pub fn update_stream_config(
+    vfs: &dyn Vfs,
+    root: &Path,
+    name: &str,
+    config: &[u8],
+) -> Result<(), StoreError> {
+    validate_name(name)?;
+    write_config(vfs, &stream_dir(root, name), config)
+}
+
+fn list_entries(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Listed>, StoreError> {
+    let names = match vfs.list_dir(dir) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if name.starts_with(TRASH_PREFIX) {
+            // Our own interrupted delete: finish it.
+            vfs.remove_dir_all(&dir.join(&name))?;
+            vfs.sync_dir(dir)?;
+            continue;
+        }
+        if validate_name(&name).is_err() {
+            warn!(dir = %dir.display(), %name, "ignoring unexpected entry");
+            continue;
+        }
+        let cfg = read_config(vfs, &dir.join(&name));
+        if let Err(e) = &cfg {
+            warn!(dir = %dir.display(), %name, error = %e, "stored configuration unreadable");
+        }
+        out.push((name, cfg));
+    }
+    Ok(out)
+}
+
+/// Every stored stream with its config bytes (or the error that names the damage).
+///
+/// # Errors
+/// I/O errors listing the directory.
+pub fn list_streams(vfs: &dyn Vfs, root: &Path) -> Result<Vec<Listed>, StoreError> {
+    list_entries(vfs, &streams_dir(root))
+}
+
+fn delete_entry(vfs: &dyn Vfs, parent: &Path, name: &str) -> Result<(), StoreError> {
+    validate_name(name)?;
+    let dir = parent.join(name);
+    if !vfs.exists(&dir) {
+        return Err(StoreError::NotFound);
+    }
+    let trash = parent.join(format!("{TRASH_PREFIX}{name}-{}", super::generic::now_ns()));
+    vfs.rename(&dir, &trash)?;
+    vfs.sync_dir(parent)?;
+    vfs.remove_dir_all(&trash)?;
+    vfs.sync_dir(parent)?;
+    Ok(())
+}
+
+/// Deletes a stream with all its messages and consumers.
+///
+/// # Errors
+/// `NotFound`, `InvalidName`, I/O errors.
+pub fn delete_stream(vfs: &dyn Vfs, root: &Path, name: &str) -> Result<(), StoreError> {
+    delete_entry(vfs, &streams_dir(root), name)
+}
+
+/// Creates a consumer's directory and durable config. Returns the consumer directory.
+///
+/// # Errors
+/// `InvalidName`, `AlreadyExists`, I/O errors.
+pub fn create_consumer(
+    vfs: &dyn Vfs,
+    root: &Path,
+    stream: &str,
+    name: &str,
+    config: &[u8],
+) -> Result<PathBuf, StoreError> {
+    validate_name(stream)?;
+    validate_name(name)?;
+    let dir = consumer_dir(root, stream, name);
+    create_entry(vfs, root, &dir, config, &[])?;
+    Ok(dir)
+}
+
+/// Replaces a consumer's config.
+///
+/// # Errors
+/// `InvalidName`, I/O errors.
+pub fn update_consumer_config(
+    vfs: &dyn Vfs,
+    root: &Path,
+    stream: &str,
+    name: &str,
+    config: &[u8],
+) -> Result<(), StoreError> {
+    validate_name(name)?;
+    write_config(vfs, &consumer_dir(root, stream, name), config)
+}
+
+/// Every stored consumer of a stream with its config bytes (or the error).
+///
+/// # Errors
+/// I/O errors listing the directory.
+pub fn list_consumers(vfs: &dyn Vfs, root: &Path, stream: &str) -> Result<Vec<Listed>, StoreError> {
+    validate_name(stream)?;
+    list_entries(vfs, &stream_dir(root, stream).join("consumers"))
+}
+
+/// Deletes a consumer and its state.
+///
+/// # Errors
+/// `NotFound`, `InvalidName`, I/O errors.
+pub fn delete_consumer(
+    vfs: &dyn Vfs,
+    root: &Path,
+    stream: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    validate_name(stream)?;
+    delete_entry(vfs, &stream_dir(root, stream).join("consumers"), name)
+}

@@ -1,0 +1,207 @@
+//! Metadata and consumer-state tests: atomic configs, stream/consumer
+//! directories, damaged configs reported by name, consumer state logs.
+
+use std::path::Path;
+
+use super::super::*;
+
+fn root() -> &'static Path {
+    Path::new("/sim/js")
+}
+
+#[test]
+fn streams_and_consumers_are_created_listed_and_deleted() {
+    let disk = SimDisk::new();
+    let vfs: &dyn Vfs = &disk;
+    meta::create_stream(vfs, root(), "ORDERS", b"{\"name\":\"ORDERS\"}").expect("create");
+    meta::create_stream(vfs, root(), "KV_x", b"kv").expect("create");
+    assert!(matches!(
+        meta::create_stream(vfs, root(), "ORDERS", b"again"),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    for bad in ["", ".hidden", "a/b", "a b", "a*", "..", "x>"] {
+        assert!(matches!(
+            meta::create_stream(vfs, root(), bad, b""),
+            Err(StoreError::InvalidName(_))
+        ));
+    }
+    meta::update_stream_config(vfs, root(), "KV_x", b"kv2").expect("update");
+    meta::create_consumer(vfs, root(), "ORDERS", "c1", b"c1").expect("consumer");
+    meta::create_consumer(vfs, root(), "ORDERS", "c2", b"c2").expect("consumer");
+    disk.crash();
+    let streams = meta::list_streams(vfs, root()).expect("list");
+    let names: Vec<(&str, Vec<u8>)> = streams
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_ref().expect("config").clone()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("KV_x", b"kv2".to_vec()),
+            ("ORDERS", b"{\"name\":\"ORDERS\"}".to_vec())
+        ]
+    );
+    let consumers = meta::list_consumers(vfs, root(), "ORDERS").expect("list");
+    assert_eq!(consumers.len(), 2);
+    meta::delete_consumer(vfs, root(), "ORDERS", "c1").expect("delete");
+    assert_eq!(
+        meta::list_consumers(vfs, root(), "ORDERS")
+            .expect("list")
+            .len(),
+        1
+    );
+    meta::delete_stream(vfs, root(), "ORDERS").expect("delete");
+    assert!(matches!(
+        meta::delete_stream(vfs, root(), "ORDERS"),
+        Err(StoreError::NotFound)
+    ));
+    disk.crash();
+    let streams = meta::list_streams(vfs, root()).expect("list");
+    assert_eq!(streams.len(), 1);
+    assert!(
+        disk.paths()
+            .iter()
+            .all(|p| !p.starts_with("/sim/js/streams/ORDERS"))
+    );
+}
+
+#[test]
+fn damaged_config_is_reported_by_name_and_kept() {
+    let disk = SimDisk::new();
+    let vfs: &dyn Vfs = &disk;
+    meta::create_stream(vfs, root(), "A", b"config-a").expect("create");
+    meta::create_stream(vfs, root(), "B", b"config-b").expect("create");
+    let path = meta::stream_dir(root(), "B").join(meta::META_NAME);
+    disk.open(&path, false)
+        .expect("open")
+        .write_at(17, b"X")
+        .expect("damage");
+    let listed = meta::list_streams(vfs, root()).expect("list");
+    assert!(listed[0].1.is_ok());
+    assert_eq!(listed[1].0, "B");
+    assert!(matches!(&listed[1].1, Err(StoreError::Corrupt(why)) if why.contains("B")));
+    assert!(disk.exists(&path), "never deleted");
+    // A stream directory without its config is reported too.
+    disk.remove_file(&path).expect("rm");
+    let listed = meta::list_streams(vfs, root()).expect("list");
+    assert!(matches!(&listed[1].1, Err(StoreError::Io(_))));
+}
+
+#[test]
+fn stream_store_lives_in_its_directory() {
+    let disk = SimDisk::new();
+    meta::create_stream(&disk, root(), "S", b"s").expect("create");
+    let dir = meta::stream_msgs_dir(root(), "S");
+    let mut s = FileStore::open(&dir, StoreConfig::default(), disk.shared()).expect("open");
+    s.append("a", None, b"1").expect("append");
+    s.sync().expect("sync");
+    drop(s);
+    disk.crash();
+    let s = FileStore::open(&dir, StoreConfig::default(), disk.shared()).expect("open");
+    assert_eq!(s.state().msgs, 1);
+}
+
+fn consumer_script(c: &mut dyn ConsumerStore) {
+    for (d, s) in [(1, 10), (2, 11), (3, 12), (4, 14)] {
+        c.update_delivered(d, s, 1, 100 + d as i64)
+            .expect("delivered");
+    }
+    c.update_delivered(5, 11, 2, 200).expect("redelivered");
+    c.update_ack(1, 10).expect("ack");
+    c.update_ack(3, 12).expect("ack");
+    let st = c.state();
+    assert_eq!(
+        st.delivered,
+        SequencePair {
+            consumer: 5,
+            stream: 14
+        }
+    );
+    assert_eq!(
+        st.ack_floor,
+        SequencePair {
+            consumer: 4,
+            stream: 10
+        }
+    );
+    assert_eq!(st.pending.keys().copied().collect::<Vec<_>>(), vec![11, 14]);
+    assert_eq!(
+        st.pending[&11],
+        PendingAck {
+            consumer_seq: 5,
+            ts: 200
+        }
+    );
+    assert_eq!(st.redelivered.get(&11), Some(&1));
+    c.update_ack(5, 11).expect("ack");
+    c.update_ack(4, 14).expect("ack");
+    let st = c.state();
+    assert!(st.pending.is_empty() && st.redelivered.is_empty());
+    assert_eq!(st.ack_floor, st.delivered);
+}
+
+#[test]
+fn memory_consumer_state() {
+    consumer_script(&mut MemConsumerStore::new());
+}
+
+#[test]
+fn file_consumer_state_survives_reopen_crash_and_torn_tail() {
+    let disk = SimDisk::new();
+    let dir = meta::create_consumer(&disk, root(), "S", "C", b"c").expect("create");
+    let mut c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    consumer_script(&mut c);
+    c.update_delivered(6, 20, 1, 300).expect("delivered");
+    c.sync().expect("sync");
+    let want = c.state().clone();
+    c.update_delivered(7, 21, 1, 301).expect("not synced");
+    drop(c);
+    disk.crash();
+    let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert_eq!(c.state(), &want);
+    drop(c);
+    // A torn tail: append garbage after the valid log.
+    let log = dir.join("state.log");
+    let f = disk.open(&log, false).expect("log");
+    let len = f.len().expect("len");
+    f.write_at(len, &[40, 0, 0, 0, 1, 9, 9]).expect("garbage");
+    let mut c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert_eq!(c.state(), &want);
+    c.update_ack(6, 20).expect("ack");
+    c.sync().expect("sync");
+    drop(c);
+    let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert!(c.state().pending.is_empty());
+}
+
+#[test]
+fn file_consumer_log_is_compacted() {
+    let disk = SimDisk::new();
+    let dir = meta::create_consumer(&disk, root(), "S", "C", b"c").expect("create");
+    let mut c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    for i in 1..=5000u64 {
+        c.update_delivered(i, i, 1, i as i64).expect("delivered");
+        if i > 3 {
+            c.update_ack(i - 3, i - 3).expect("ack");
+        }
+        if i % 100 == 0 {
+            c.sync().expect("sync");
+        }
+    }
+    c.sync().expect("sync");
+    let want = c.state().clone();
+    assert_eq!(want.pending.len(), 3);
+    let size = disk.read_file(&dir.join("state.log")).expect("read").len();
+    assert!(size < 128 * 1024, "log compacted, {size} bytes");
+    drop(c);
+    let mut c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert_eq!(c.state(), &want);
+    let mut reset = want.clone();
+    reset.pending.clear();
+    reset.ack_floor = reset.delivered;
+    c.set_state(reset.clone()).expect("set");
+    c.sync().expect("sync");
+    drop(c);
+    let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert_eq!(c.state(), &reset);
+}

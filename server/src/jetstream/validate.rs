@@ -1,0 +1,372 @@
+//! Stream and consumer config defaulting and validation, as nats-server 2.15.1 does it on
+//! `STREAM.CREATE/UPDATE` and `CONSUMER.CREATE` (pure functions: no I/O, no clock, no locks).
+//!
+//! Each failure is a row of the single error table ([`ErrorCode`]) with nats-server's exact
+//! description; the checks run in nats-server's order, so the *first* error matches too.
+//! Every rule was checked against a real nats-server 2.15.1 (standalone, `-js`) with nats-py;
+//! the raw replies are `protocol/tests/fixtures/validation_probes.json`, and the tests below
+//! replay every probe through these functions.
+//!
+//! Call order for the API handlers (each step returns the first error):
+//! * stream create: [`stream_create`] → (exists?) [`stream_exists_same`] → [`subjects_overlap`];
+//! * stream update: [`stream_update_request`] → lookup (else `STREAM_NOT_FOUND`) →
+//!   [`stream_update`] → [`subjects_overlap`];
+//! * consumer create: [`CreateTarget::parse`] → [`consumer_create_request`] → lookup stream →
+//!   [`consumer_config`] → existing? ([`consumer_action_create_same`], [`workqueue_unique`],
+//!   [`consumer_update`]) : ([`consumer_new`]).
+//!
+//! Deliberately not modelled (rill is single-node): clustered checks, account limits and
+//! tiers, `external` mirror/source prefixes, the full subject-mapping function language (only
+//! wildcard references are checked), `direct`/`sourcing` internal consumers.
+
+use rill_protocol::jsapi::{ApiError, ErrorCode, Metadata, Nanos};
+use rill_protocol::subject::validate_filter;
+
+/// Longest stream/consumer name.
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest description.
+pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
+/// Largest metadata (sum of key and value lengths).
+pub const MAX_METADATA_LEN: usize = 128 * 1024;
+/// nats-server's maximum replica count (rill itself supports only 1).
+pub const MAX_REPLICAS: i64 = 5;
+/// Default `duplicate_window`.
+pub const DEFAULT_DUPLICATE_WINDOW: Nanos = Nanos::from_secs(120);
+/// Default `ack_wait` for `explicit`/`all`.
+pub const DEFAULT_ACK_WAIT: Nanos = Nanos::from_secs(30);
+/// Default `max_waiting` of pull consumers.
+pub const DEFAULT_MAX_WAITING: i64 = 512;
+/// Default `max_ack_pending` when acks are required.
+pub const DEFAULT_MAX_ACK_PENDING: i64 = 1000;
+/// Default `inactive_threshold` of non-durable consumers.
+pub const DEFAULT_INACTIVE_THRESHOLD: Nanos = Nanos::from_secs(5);
+/// Default `priority_timeout` for `pinned_client`.
+pub const DEFAULT_PINNED_TTL: Nanos = Nanos::from_secs(120);
+/// Heartbeat forced by `ack_policy: flow_control`.
+pub const FLOW_CONTROL_ACK_HEARTBEAT: Nanos = Nanos::from_secs(1);
+
+type Check = Result<(), ApiError>;
+
+fn invalid(text: impl std::fmt::Display) -> ApiError {
+    ErrorCode::STREAM_INVALID_CONFIG.err(text)
+}
+
+fn pedantic_err(text: &str) -> ApiError {
+    ErrorCode::PEDANTIC.err(text)
+}
+
+/// nats-server's "asset name" rule: non-empty, none of ` \t\r\n\f.*>\/`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains([' ', '\t', '\r', '\n', '\u{c}', '.', '*', '>', '\\', '/'])
+}
+
+fn is_valid_subject(s: &str) -> bool {
+    validate_filter(s).is_ok()
+}
+
+fn metadata_len(m: &Metadata) -> usize {
+    m.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+mod consumer;
+mod consumer_lifecycle;
+mod stream;
+mod stream_subjects;
+
+pub use consumer::{CreateKind, CreateTarget, consumer_config, consumer_create_request};
+pub use consumer_lifecycle::{
+    consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
+};
+pub use stream::{
+    check_stream_config, consumer_required_level, stream_create, stream_exists_same,
+    stream_required_level, stream_update, stream_update_request, subjects_overlap,
+};
+
+#[cfg(test)]
+mod tests {
+    //! Two kinds of tests:
+    //! * `replays_every_nats_server_probe`: every request in
+    //!   `validation_probes.json` (sent to nats-server 2.15.1 with nats-py) is replayed, in
+    //!   order, through these functions over a tiny in-memory stream/consumer model; errors
+    //!   must equal nats-server's `{code, err_code, description}` exactly (INVALID_JSON: the
+    //!   code only, the text is Go's JSON parser) and accepted configs must equal the config
+    //!   nats-server returned (ignoring its `_nats.*` metadata).
+    //! * table-driven unit tests per rule, with insta snapshots of the error JSON.
+
+    use std::collections::BTreeMap;
+
+    use rill_protocol::jsapi::{
+        ConsumerConfig, CreateConsumerRequest, RetentionPolicy, StreamConfig, StreamConfigRequest,
+        parse_request,
+    };
+    use serde_json::Value;
+
+    use super::*;
+
+    const PROBES: &str = include_str!("../../../protocol/tests/fixtures/validation_probes.json");
+
+    #[derive(Default)]
+    struct Model {
+        streams: BTreeMap<String, (StreamConfig, Vec<ConsumerConfig>)>,
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        parse_request(body).map_err(|e| ErrorCode::INVALID_JSON.err(e))
+    }
+
+    fn json<T: serde::Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).expect("serialisable")
+    }
+
+    impl Model {
+        fn request(&mut self, subject: &str, body: &[u8]) -> Result<Value, ApiError> {
+            if let Some(name) = subject.strip_prefix("$JS.API.STREAM.CREATE.") {
+                self.stream_create(name, body)
+            } else if let Some(name) = subject.strip_prefix("$JS.API.STREAM.UPDATE.") {
+                self.stream_update(name, body)
+            } else {
+                self.consumer_create(subject, body)
+            }
+        }
+
+        fn stream_create(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
+            let req: StreamConfigRequest = parse(body)?;
+            let cfg = stream_create(name, req.config, req.pedantic)?;
+            if let Some((existing, _)) = self.streams.get(name) {
+                stream_exists_same(existing, &cfg)?;
+                return Ok(json(existing));
+            }
+            subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            self.streams
+                .insert(name.to_owned(), (cfg.clone(), Vec::new()));
+            Ok(json(&cfg))
+        }
+
+        fn stream_update(&mut self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
+            let req: StreamConfigRequest = parse(body)?;
+            let cfg = stream_update_request(name, req.config, req.pedantic)?;
+            let (old, _) = self
+                .streams
+                .get(name)
+                .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+            let cfg = stream_update(old, cfg)?;
+            subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            if let Some(entry) = self.streams.get_mut(name) {
+                entry.0 = cfg.clone();
+            }
+            Ok(json(&cfg))
+        }
+
+        fn consumer_create(&mut self, subject: &str, body: &[u8]) -> Result<Value, ApiError> {
+            let target = CreateTarget::parse(subject).expect("consumer subject");
+            let mut req: CreateConsumerRequest = parse(body)?;
+            consumer_create_request(&target, &mut req)?;
+            let (stream, consumers) = self
+                .streams
+                .get_mut(&req.stream_name)
+                .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+            let cfg = consumer_config(req.config, stream, req.pedantic)?;
+            let name = if cfg.is_durable() {
+                &cfg.durable_name
+            } else {
+                &cfg.name
+            };
+            let existing = consumers
+                .iter()
+                .position(|c| !name.is_empty() && c.name == *name);
+            let Some(i) = existing else {
+                let cfg = consumer_new(req.action, cfg, stream, consumers.iter())?;
+                consumers.push(cfg.clone());
+                return Ok(json(&cfg));
+            };
+            consumer_action_create_same(req.action, &consumers[i], &cfg)?;
+            if stream.retention == RetentionPolicy::WorkQueue {
+                let others = consumers
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, c)| c);
+                workqueue_unique(&cfg, others)?;
+            }
+            let cfg = consumer_update(&consumers[i], cfg)?;
+            consumers[i] = cfg.clone();
+            Ok(json(&cfg))
+        }
+    }
+
+    fn body_bytes(body: &Value) -> Vec<u8> {
+        match body {
+            Value::Null => Vec::new(),
+            Value::String(s) => s.clone().into_bytes(),
+            other => serde_json::to_vec(other).expect("json"),
+        }
+    }
+
+    fn without_metadata(mut v: Value) -> Value {
+        if let Value::Object(m) = &mut v {
+            m.remove("metadata");
+        }
+        v
+    }
+
+    /// Every error the probes produce, keyed by probe label, as the JSON rill sends.
+    #[test]
+    fn probe_errors_snapshot() {
+        let probes: Vec<Value> = serde_json::from_str(PROBES).expect("probes");
+        let mut model = Model::default();
+        let mut errors = BTreeMap::new();
+        for p in &probes {
+            let subject = p["subject"].as_str().expect("subject");
+            if p["reply"].get("exception").is_some() {
+                continue;
+            }
+            if let Err(e) = model.request(subject, &body_bytes(&p["body"])) {
+                let label = p["label"].as_str().expect("label").to_owned();
+                errors.insert(label, e);
+            }
+        }
+        insta::assert_json_snapshot!(errors, {
+            ".*.description" => insta::dynamic_redaction(|value, _| {
+                // Go's JSON parser texts and 4 KiB inputs are not worth pinning.
+                let text = value.as_str().unwrap_or_default().to_owned();
+                if text.starts_with("invalid JSON") {
+                    "[invalid JSON: ...]".to_owned()
+                } else {
+                    text
+                }
+            }),
+        });
+    }
+
+    #[test]
+    fn create_subjects_parse() {
+        let t = CreateTarget::parse("$JS.API.CONSUMER.CREATE.S.c.orders.>").expect("named");
+        assert_eq!(
+            (
+                t.kind,
+                t.stream.as_str(),
+                t.consumer.as_str(),
+                t.filter.as_str()
+            ),
+            (CreateKind::Named, "S", "c", "orders.>")
+        );
+        let t = CreateTarget::parse("$JS.API.CONSUMER.CREATE.S").expect("legacy");
+        assert_eq!(t.kind, CreateKind::LegacyEphemeral);
+        let t = CreateTarget::parse("$JS.API.CONSUMER.DURABLE.CREATE.S.d").expect("durable");
+        assert_eq!(
+            (t.kind, t.consumer.as_str()),
+            (CreateKind::LegacyDurable, "d")
+        );
+        for no_reply in [
+            "$JS.API.CONSUMER.DURABLE.CREATE.S",
+            "$JS.API.CONSUMER.DURABLE.CREATE.S.d.x",
+            "$JS.API.CONSUMER.INFO.S.c",
+        ] {
+            assert_eq!(CreateTarget::parse(no_reply), None, "{no_reply}");
+        }
+    }
+
+    #[test]
+    fn mapping_destinations() {
+        use super::stream_subjects::check_mapping;
+        let cases = [
+            ("a.*", "b.$1", Ok(())),
+            ("a.*.*", "b.{{wildcard(2)}}.{{Wildcard(1)}}", Ok(())),
+            ("a.>", "b.>", Ok(())),
+            ("", "", Ok(())),
+            (
+                "a.*",
+                "b.$2",
+                Err("invalid mapping destination: wildcard index out of range in $2: [2]"),
+            ),
+            (
+                "a",
+                "b.$1",
+                Err("invalid mapping destination: wildcard index out of range in $1"),
+            ),
+            ("a.*", "b.>", Err("invalid subject")),
+            ("a.*", "b.*", Err("invalid subject")),
+            (
+                "a.*",
+                "b..c",
+                Err("invalid mapping destination: invalid transform in "),
+            ),
+            (
+                "a.*",
+                "b.{{nope(1)}}",
+                Err("invalid mapping destination: unknown function in {{nope(1)}}"),
+            ),
+            ("a.*", "b.{{random(5)}}", Ok(())),
+        ];
+        for (src, dest, want) in cases {
+            assert_eq!(
+                check_mapping(src, dest),
+                want.map_err(str::to_owned),
+                "{src} -> {dest}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_api_levels() {
+        let s = |f: fn(&mut StreamConfig)| {
+            let mut c = StreamConfig::named("S");
+            f(&mut c);
+            stream_required_level(&c)
+        };
+        assert_eq!(s(|_| {}), 0);
+        assert_eq!(s(|c| c.allow_msg_ttl = true), 1);
+        assert_eq!(s(|c| c.allow_msg_counter = true), 2);
+        assert_eq!(s(|c| c.allow_batched = true), 4);
+        let mut c = ConsumerConfig::default();
+        assert_eq!(consumer_required_level(&c), 0);
+        c.priority_policy = rill_protocol::jsapi::PriorityPolicy::Overflow;
+        assert_eq!(consumer_required_level(&c), 1);
+    }
+
+    #[test]
+    fn names() {
+        for bad in ["", "a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_name("ORDERS-1_x"));
+    }
+
+    #[test]
+    fn replays_every_nats_server_probe() {
+        let probes: Vec<Value> = serde_json::from_str(PROBES).expect("probes");
+        let mut model = Model::default();
+        let mut failures = Vec::new();
+        for p in &probes {
+            let label = p["label"].as_str().expect("label");
+            let subject = p["subject"].as_str().expect("subject");
+            if p["reply"].get("exception").is_some() {
+                if CreateTarget::parse(subject).is_some() {
+                    failures.push(format!("{label}: nats-server did not answer, rill would"));
+                }
+                continue;
+            }
+            let got = model.request(subject, &body_bytes(&p["body"]));
+            let want = &p["reply"];
+            let ok = match (&got, want.get("error")) {
+                (Err(e), Some(w)) if e.is(ErrorCode::INVALID_JSON) => w["err_code"] == 10025,
+                (Err(e), Some(w)) => json(e) == *w,
+                (Ok(cfg), None) => {
+                    without_metadata(cfg.clone()) == without_metadata(want["config"].clone())
+                }
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{label}: got {got:?}\n   want {want}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} probes differ:\n{}",
+            failures.len(),
+            probes.len(),
+            failures.join("\n")
+        );
+        assert!(probes.len() >= 253, "probe file shrank");
+    }
+}

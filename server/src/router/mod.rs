@@ -1,0 +1,234 @@
+//! Message routing: subscriptions in a [`Sublist`], and delivery of a published
+//! message to every matching plain subscription plus one member of each queue group.
+//!
+//! The router does not know what a connection is: a subscription belongs to a
+//! [`Subscriber`] (a client connection, or an internal service such as the
+//! JetStream API), which the router calls to deliver. Delivery never blocks:
+//! subscribers queue the message or drop themselves as slow consumers.
+
+pub mod sublist;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use rand::RngExt;
+
+pub use sublist::{MatchResult, Sublist};
+
+/// A message as it is routed: borrowed parts of the published frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Msg<'a> {
+    /// The literal subject it was published to.
+    pub subject: &'a Bytes,
+    /// Reply subject, if any.
+    pub reply: Option<&'a Bytes>,
+    /// Raw header block, if any.
+    pub headers: Option<&'a Bytes>,
+    /// Payload.
+    pub payload: &'a Bytes,
+}
+
+impl Msg<'_> {
+    /// Payload plus header bytes, as nats-server counts message size.
+    pub fn size(&self) -> usize {
+        self.payload.len() + self.headers.map_or(0, Bytes::len)
+    }
+}
+
+/// Whoever owns subscriptions: a connection or an internal service.
+pub trait Subscriber: Send + Sync + fmt::Debug {
+    /// Identity used for `echo: false` and no-responders (a connection's cid; 0 for internal).
+    fn owner_id(&self) -> u64;
+
+    /// Delivers `msg` for `sub`. Returns false when the subscriber is gone or dropped it.
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> bool;
+
+    /// Called once when `sub` auto-unsubscribed after its last allowed delivery.
+    fn auto_unsubscribed(&self, _sub: &Subscription) {}
+
+    /// False while the owner is closing: queue groups then pick another member.
+    fn is_alive(&self) -> bool {
+        true
+    }
+}
+
+/// One subscription.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The subscriber's id for it.
+    pub sid: Bytes,
+    /// Filter subject.
+    pub subject: Bytes,
+    /// Queue group, if any.
+    pub queue: Option<Bytes>,
+    /// Who receives its messages.
+    pub owner: Arc<dyn Subscriber>,
+    /// Deliveries after which it auto-unsubscribes; 0 for none.
+    max: AtomicU64,
+    delivered: AtomicU64,
+    removed: AtomicBool,
+}
+
+impl Subscription {
+    /// A new subscription (not yet in any sublist).
+    pub fn new(
+        sid: Bytes,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        owner: Arc<dyn Subscriber>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            sid,
+            subject,
+            queue,
+            owner,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        })
+    }
+
+    /// The filter subject as text (validated before the subscription was made).
+    pub fn subject_str(&self) -> &str {
+        std::str::from_utf8(&self.subject).unwrap_or_default()
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Auto-unsubscribe limit (0 = none).
+    pub fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+/// Subscriptions compare by identity in the sublist.
+#[derive(Debug, Clone)]
+pub struct SubRef(pub Arc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The routing table of one account.
+#[derive(Debug, Default)]
+pub struct Router {
+    subs: Sublist<SubRef>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The subscription trie (for monitoring).
+    pub fn sublist(&self) -> &Sublist<SubRef> {
+        &self.subs
+    }
+
+    /// Adds a subscription.
+    pub fn subscribe(&self, sub: &Arc<Subscription>) {
+        self.subs.insert(
+            sub.subject_str(),
+            sub.queue.as_ref(),
+            SubRef(Arc::clone(sub)),
+        );
+    }
+
+    /// Removes a subscription; returns whether it was present.
+    pub fn unsubscribe(&self, sub: &Arc<Subscription>) -> bool {
+        sub.removed.store(true, Ordering::Release);
+        self.subs.remove(
+            sub.subject_str(),
+            sub.queue.as_ref(),
+            &SubRef(Arc::clone(sub)),
+        )
+    }
+
+    /// Sets the auto-unsubscribe limit; removes the subscription at once when it
+    /// has already delivered that many (as nats-server does). Returns true when removed.
+    pub fn auto_unsubscribe(&self, sub: &Arc<Subscription>, max: u64) -> bool {
+        sub.max.store(max, Ordering::Release);
+        if max > 0 && sub.delivered() >= max {
+            self.unsubscribe(sub);
+            return true;
+        }
+        false
+    }
+
+    /// Routes `msg` from the publisher `from` (its owner id; `echo` says whether it
+    /// wants its own messages). Returns the number of deliveries.
+    pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> usize {
+        let result = self.subs.matches(msg.subject);
+        if result.is_empty() {
+            return 0;
+        }
+        let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
+        let mut delivered = 0;
+        for SubRef(sub) in &result.plain {
+            if !skip_own(sub) && self.deliver_one(sub, msg) {
+                delivered += 1;
+            }
+        }
+        for (_, members) in &result.queues {
+            if self.deliver_queue(members, msg, &skip_own) {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Delivers `msg` only to subscriptions of `owner` that match its subject
+    /// (no-responders status messages go back to the requester alone).
+    pub fn publish_to_owner(&self, owner: u64, msg: &Msg<'_>) -> usize {
+        let result = self.subs.matches(msg.subject);
+        let mine = result
+            .plain
+            .iter()
+            .chain(result.queues.iter().flat_map(|(_, m)| m));
+        mine.filter(|SubRef(s)| s.owner.owner_id() == owner)
+            .filter(|SubRef(s)| self.deliver_one(s, msg))
+            .count()
+    }
+
+    /// One random live member of a queue group; the next ones if it refuses.
+    fn deliver_queue(
+        &self,
+        members: &[SubRef],
+        msg: &Msg<'_>,
+        skip: &impl Fn(&Subscription) -> bool,
+    ) -> bool {
+        let n = members.len();
+        let start = if n > 1 {
+            rand::rng().random_range(0..n)
+        } else {
+            0
+        };
+        (0..n)
+            .map(|i| &members[(start + i) % n].0)
+            .any(|sub| !skip(sub) && sub.owner.is_alive() && self.deliver_one(sub, msg))
+    }
+
+    fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> bool {
+        if sub.removed.load(Ordering::Acquire) {
+            return false;
+        }
+        let max = sub.max.load(Ordering::Acquire);
+        let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        if max > 0 && n > max {
+            return false;
+        }
+        let ok = sub.owner.deliver(sub, msg);
+        if max > 0 && n == max && self.unsubscribe(sub) {
+            sub.owner.auto_unsubscribed(sub);
+        }
+        ok
+    }
+}
