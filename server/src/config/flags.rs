@@ -453,7 +453,7 @@ fn flag_error(e: &clap::Error) -> String {
             Some(arg) if arg.to_string().starts_with('-') => {
                 format!("flag provided but not defined: {arg}")
             }
-            Some(arg) => format!("unexpected argument {arg:?}: rill-server takes only flags"),
+            Some(arg) => format!("unexpected argument '{arg}': rill-server takes only flags"),
             None => first_line(e),
         },
         _ => first_line(e),

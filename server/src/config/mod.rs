@@ -1,9 +1,19 @@
-//! The typed server configuration.
+//! The typed server configuration and how it is built.
 //!
 //! `Config` is data: built once from the config file and the command line (flags
 //! win), validated up front, then shared read-only as `Arc<Config>`. Every
 //! `Default` equals nats-server's default, so an empty config behaves like an
 //! empty nats-server config. Nothing deeper in the server reads settings ad hoc.
+//!
+//! The pipeline, one module per step:
+//! ```text
+//! argv ──flags::normalize_args──> clap `Flags` ─────────────────┐
+//! file ──conf::parse_file──> ConfMap ──Draft::from_map──> Draft ─┴─Flags::apply──> Draft::finish ──> (Config, warnings)
+//! ```
+//! `main` calls [`load()`], logs each [`Warning`] with `tracing::warn!`, and acts on the
+//! [`Action`]: run, `-t` check, print version/help, or [`SignalRequest::send`]. On
+//! SIGHUP it calls [`reload()`] with the kept [`Flags`]. A [`ConfigError`] prints as
+//! `file:line:col: message` and carries its exit code.
 
 pub mod conf;
 mod error;
@@ -391,7 +401,7 @@ pub enum Action {
     Signal(SignalRequest),
 }
 
-/// The result of [`load`].
+/// The result of [`load()`].
 #[derive(Debug, Clone)]
 pub struct Loaded {
     /// The configuration (defaults for the print/signal actions).
@@ -447,7 +457,7 @@ pub fn load(args: impl IntoIterator<Item = OsString>) -> Result<Loaded, ConfigEr
 /// on SIGHUP, with the original flags, so flags keep winning after a reload.
 ///
 /// # Errors
-/// As [`load`].
+/// As [`load()`].
 pub fn reload(path: Option<&Path>, flags: &Flags) -> Result<(Config, Vec<Warning>), ConfigError> {
     let mut draft = match path {
         Some(p) => Draft::from_file(p)?,

@@ -291,3 +291,26 @@ mod files {
         assert!(e.message.contains("/nonexistent/rill.conf"), "{e}");
     }
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any text made of the language's special characters parses or fails cleanly.
+        #[test]
+        fn parser_never_panics(text in "[a-z0-9 \t\r\n{}\\[\\]:=,;#/\"'()$.\\\\xKMGBi-]{0,80}") {
+            let _ = parse_str(&text);
+        }
+
+        /// Keys and values of any content round-trip through a quoted string.
+        #[test]
+        fn quoted_values_are_kept(value in "[^\"\\\\\n]{0,20}") {
+            let m = parse_str(&format!("k: \"{value}\"")).expect("parses");
+            prop_assert_eq!(m.get("k").map(|v| v.kind.clone()), Some(ValueKind::String(value)));
+        }
+    }
+}
