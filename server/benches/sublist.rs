@@ -33,7 +33,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for n in [10_000usize, 100_000] {
         let list = build(n);
-        let subjects: Vec<Bytes> = (0..4096).map(|i| Bytes::from(format!("svc.r{}.n{}.events", i % 16, i * 7 % n))).collect();
+        let subjects: Vec<Bytes> = (0..4096)
+            .map(|i| Bytes::from(format!("svc.r{}.n{}.events", i % 16, i * 7 % n)))
+            .collect();
         group.bench_with_input(BenchmarkId::new("match_cached", n), &n, |b, _| {
             let mut i = 0;
             b.iter(|| {

@@ -18,7 +18,11 @@ pub(crate) fn write_pid(path: &Path) -> Result<(), StartError> {
 fn ports_path(config: &Config) -> Option<PathBuf> {
     let dir = config.ports_file_dir.as_ref()?;
     let exe = std::env::current_exe().ok();
-    let name = exe.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()).unwrap_or("rill-server");
+    let name = exe
+        .as_deref()
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+        .unwrap_or("rill-server");
     Some(dir.join(format!("{name}_{}.ports", std::process::id())))
 }
 
@@ -35,12 +39,22 @@ fn url_hosts(host: &str) -> Vec<String> {
 /// Writes `{"nats": [urls], "monitoring": [urls]}` like nats-server, when `--ports_file_dir` is set.
 pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
     let config = server.state().config();
-    let Some(path) = ports_path(&config) else { return Ok(()) };
+    let Some(path) = ports_path(&config) else {
+        return Ok(());
+    };
     let port = server.addr().port();
-    let nats: Vec<String> = url_hosts(&config.host).iter().map(|h| format!("nats://{h}:{port}")).collect();
+    let nats: Vec<String> = url_hosts(&config.host)
+        .iter()
+        .map(|h| format!("nats://{h}:{port}"))
+        .collect();
     let monitoring: Vec<String> = server
         .monitor_addr()
-        .map(|addr| url_hosts(&addr.ip().to_string()).iter().map(|h| format!("http://{h}:{}", addr.port())).collect())
+        .map(|addr| {
+            url_hosts(&addr.ip().to_string())
+                .iter()
+                .map(|h| format!("http://{h}:{}", addr.port()))
+                .collect()
+        })
         .unwrap_or_default();
     let json = serde_json::json!({ "nats": nats, "monitoring": monitoring });
     std::fs::write(&path, json.to_string()).map_err(|source| StartError::File {

@@ -19,8 +19,8 @@ pub mod router;
 pub mod server;
 pub mod stats;
 
-use std::path::Path;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -225,14 +225,22 @@ pub trait Reload: Send + 'static {
     ///
     /// # Errors
     /// The configuration error, which the server logs and survives.
-    fn reload(&self, path: Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError>;
+    fn reload(
+        &self,
+        path: Option<&Path>,
+    ) -> Result<(Config, Vec<config::Warning>), config::ConfigError>;
 }
 
 impl<F> Reload for F
 where
-    F: Fn(Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError> + Send + 'static,
+    F: Fn(Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError>
+        + Send
+        + 'static,
 {
-    fn reload(&self, path: Option<&Path>) -> Result<(Config, Vec<config::Warning>), config::ConfigError> {
+    fn reload(
+        &self,
+        path: Option<&Path>,
+    ) -> Result<(Config, Vec<config::Warning>), config::ConfigError> {
         self(path)
     }
 }

@@ -10,18 +10,25 @@ use rill_protocol::subject::matches;
 use rill_server::router::Sublist;
 
 fn token() -> impl Strategy<Value = String> + Clone {
-    prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("c".to_string()), Just("dd".to_string())]
+    prop_oneof![
+        Just("a".to_string()),
+        Just("b".to_string()),
+        Just("c".to_string()),
+        Just("dd".to_string())
+    ]
 }
 
 fn filter() -> impl Strategy<Value = String> {
-    (prop::collection::vec(prop_oneof![4 => token(), 1 => Just("*".to_string())], 1..4), any::<bool>()).prop_map(
-        |(mut tokens, tail)| {
+    (
+        prop::collection::vec(prop_oneof![4 => token(), 1 => Just("*".to_string())], 1..4),
+        any::<bool>(),
+    )
+        .prop_map(|(mut tokens, tail)| {
             if tail {
                 tokens.push(">".into());
             }
             tokens.join(".")
-        },
-    )
+        })
 }
 
 fn subject() -> impl Strategy<Value = String> {

@@ -224,7 +224,11 @@ impl Outbound {
             // empty-to-non-empty transition is enough.
             self.data.notify_one();
         }
-        if pressure { Pushed::Pressure } else { Pushed::Queued }
+        if pressure {
+            Pushed::Pressure
+        } else {
+            Pushed::Queued
+        }
     }
 
     /// Bytes queued and not yet written.
