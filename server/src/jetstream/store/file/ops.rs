@@ -31,10 +31,10 @@ impl FileBackend {
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, true)?;
         file.set_len(0)?;
-        file.write_at(0, &encode_header(first_seq, self.last_ts))?;
         // The header carries the last sequence across purges and lost tails: it must
-        // be durable whenever the file's directory entry is (any later dir sync).
-        file.sync()?;
+        // be durable whenever the file's directory entry is, so every directory
+        // sync goes through `sync_dir`, which syncs dirty blocks first.
+        file.write_at(0, &encode_header(first_seq, self.last_ts))?;
         self.blocks.push(Block {
             id,
             first_seq,
@@ -130,7 +130,7 @@ impl FileBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        self.vfs.sync_dir(&self.dir)?;
+        self.sync_dir()?;
         self.snapshot_on_disk = false;
         Ok(())
     }
@@ -249,7 +249,7 @@ impl FileBackend {
         f.write_at(0, &out)?;
         f.sync()?;
         self.vfs.rename(&tmp, &path)?;
-        self.vfs.sync_dir(&self.dir)?;
+        self.sync_dir()?;
         let mut moved_bytes = 0;
         for (seq, off) in moved {
             if let Some(s) = core.get_mut(seq) {
@@ -273,17 +273,32 @@ impl FileBackend {
         self.pending.clear();
         self.touched.clear();
         self.new_block(next_seq)?;
-        let b = self.blocks.last().ok_or_else(no_active)?;
-        b.file.sync()?;
-        self.vfs.sync_dir(&self.dir)?;
         let old: Vec<u32> = self.blocks[..self.blocks.len() - 1]
             .iter()
             .map(|b| b.id)
             .collect();
         self.blocks.drain(..self.blocks.len() - 1);
+        for id in &old {
+            self.dirty.remove(id);
+        }
+        // The new block (header with next_seq) is durable before any old one goes.
+        self.sync_dir()?;
         for id in old {
-            self.dirty.remove(&id);
             self.vfs.remove_file(&block_path(&self.dir, id))?;
+        }
+        self.sync_dir()?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+
+    /// Syncs the directory, after every dirty block (so a new block's entry never
+    /// becomes durable before its header).
+    pub(super) fn sync_dir(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(i) = self.block_index(id) {
+                self.blocks[i].file.sync()?;
+            }
         }
         self.vfs.sync_dir(&self.dir)?;
         self.dir_dirty = false;
@@ -296,15 +311,14 @@ impl FileBackend {
             return Ok(());
         }
         self.apply_pending()?;
+        if self.dir_dirty {
+            return self.sync_dir();
+        }
         self.flush()?;
         for id in std::mem::take(&mut self.dirty) {
             if let Some(i) = self.block_index(id) {
                 self.blocks[i].file.sync()?;
             }
-        }
-        if self.dir_dirty {
-            self.vfs.sync_dir(&self.dir)?;
-            self.dir_dirty = false;
         }
         Ok(())
     }
