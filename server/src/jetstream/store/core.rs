@@ -12,6 +12,13 @@
 //! - `last_seq >= base + slots.len() - 1`; `last_seq` never goes down.
 //! - `msgs`/`bytes` equal the count/sum of sizes of `Some` slots; each live
 //!   subject's `SubjectState` is exact (count, first and last sequence).
+//!
+//! # Costs
+//! One slot (32 bytes for the file store) per sequence between first and last,
+//! deleted or not, so interior gaps cost memory like messages; deleted runs at
+//! either end cost nothing. Lookups by sequence are O(1); literal-subject
+//! `next` is bounded by the subject's first/last; wildcard `next` scans slots
+//! (in memory, a few ns each) with a per-subject-id match cache.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -265,7 +272,7 @@ impl<L> Core<L> {
         if self.slots.is_empty() {
             self.base = seq;
         } else {
-            let gap = seq - (self.base + self.slots.len() as u64);
+            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
             self.slots.extend((0..gap).map(|_| None));
         }
         let subj = self.subjects.intern(subject);
@@ -293,7 +300,7 @@ impl<L> Core<L> {
         if self.slots.is_empty() {
             self.base = seq;
         } else {
-            let gap = seq - (self.base + self.slots.len() as u64);
+            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
             self.slots.extend((0..gap).map(|_| None));
         }
         if let Some(e) = self.subjects.entry_mut(subj) {

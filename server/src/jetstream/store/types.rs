@@ -215,7 +215,9 @@ pub enum StoreError {
     /// The stream or consumer already exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
-    /// An I/O error from the file system.
+    /// An I/O error from the file system. The operation may have been partly
+    /// applied: the owner should stop using the store and reopen it, which
+    /// rebuilds the index from what is on disk.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -303,3 +303,34 @@ proptest! {
         damage_case(StdFs::shared(), dir.path(), &dmg)?;
     }
 }
+
+#[test]
+fn io_errors_are_reported_and_the_store_recovers() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 1024);
+    fill(&mut s, 20);
+    disk.set_fail_writes(true);
+    let mut failed = false;
+    for i in 0..100 {
+        match s.append("x", None, format!("during-{i}").as_bytes()) {
+            Ok(_) => {}
+            Err(StoreError::Io(_)) => {
+                failed = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(failed || s.sync().is_err(), "a failing disk is reported");
+    assert!(s.purge(&PurgeRequest::default()).is_err());
+    disk.set_fail_writes(false);
+    s.sync().expect("sync after the disk recovers");
+    let st = s.state();
+    drop(s);
+    let s = open(dir, &disk, 1024);
+    assert_eq!(s.state().last_seq, st.last_seq);
+    for seq in 1..=20 {
+        assert_eq!(&s.load(seq).expect("load").payload[..], &body(seq)[..]);
+    }
+}
