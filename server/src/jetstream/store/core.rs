@@ -127,6 +127,7 @@ pub(crate) struct Matcher<'a> {
     filters: Vec<&'a str>,
     all: bool,
     cache: Vec<u8>,
+    sparse: HashMap<u32, u8>,
 }
 
 impl<'a> Matcher<'a> {
@@ -137,6 +138,7 @@ impl<'a> Matcher<'a> {
             filters: filters.to_vec(),
             all,
             cache: Vec::new(),
+            sparse: HashMap::new(),
         }
     }
 
@@ -162,23 +164,36 @@ impl<'a> Matcher<'a> {
             return true;
         }
         let i = id as usize;
-        if self.cache.len() < table.capacity() {
+        // A dense cache for up to 64 Ki subjects; beyond that (large KV buckets) a
+        // map, so one call never allocates in proportion to the whole subject table.
+        if table.capacity() <= DENSE_CACHE_MAX && self.cache.len() < table.capacity() {
             self.cache.resize(table.capacity(), 0);
         }
-        match self.cache.get(i).copied() {
-            Some(1) => true,
-            Some(2) => false,
+        let cached = match self.cache.get(i) {
+            Some(&c) => c,
+            None => self.sparse.get(&id).copied().unwrap_or(0),
+        };
+        match cached {
+            1 => true,
+            2 => false,
             _ => {
                 let name = table.entry(id).map(|e| e.name.clone()).unwrap_or_default();
                 let yes = self.matches_name(std::str::from_utf8(&name).unwrap_or_default());
-                if let Some(c) = self.cache.get_mut(i) {
-                    *c = if yes { 1 } else { 2 };
+                let v = if yes { 1 } else { 2 };
+                match self.cache.get_mut(i) {
+                    Some(c) => *c = v,
+                    None => {
+                        self.sparse.insert(id, v);
+                    }
                 }
                 yes
             }
         }
     }
 }
+
+/// Subject tables up to this size get a dense match cache.
+const DENSE_CACHE_MAX: usize = 64 * 1024;
 
 /// The shared sequence/subject index. See the module docs for invariants.
 pub struct Core<L> {
