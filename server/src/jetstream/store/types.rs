@@ -115,7 +115,9 @@ impl StoreConfig {
     }
 }
 
-/// One stored message, as loaded. The parts are cheap `Bytes` views.
+/// One stored message, as loaded. The parts are cheap `Bytes` views; a file-store
+/// message may share its buffer with neighbours read ahead with it (up to 64 KiB),
+/// so copy the parts if the message is kept for long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMsg {
     /// Stream sequence.

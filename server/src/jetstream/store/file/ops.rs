@@ -141,10 +141,13 @@ impl FileBackend {
             return Ok(());
         }
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
             self.apply_one(p)?;
         }
+        // Erased bytes may have been read ahead while erasing.
+        self.drop_cache();
         Ok(())
     }
 
@@ -208,6 +211,7 @@ impl FileBackend {
 
     fn remove_block(&mut self, i: usize) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let b = self.blocks.remove(i);
         self.pending.retain(|p| p.loc.blk != b.id);
         self.dirty.remove(&b.id);
@@ -219,6 +223,7 @@ impl FileBackend {
     /// Rewrites block `i` with only its live records and repoints the index.
     fn compact_block(&mut self, i: usize, core: &mut Core<FileLoc>) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let (id, first_seq, prev_ts, len) = {
             let b = &self.blocks[i];
             (b.id, b.first_seq, b.prev_ts, b.len)
@@ -270,6 +275,7 @@ impl FileBackend {
     /// Everything was removed: start a fresh block for `next_seq`, then drop the old ones.
     pub(super) fn reset_blocks(&mut self, next_seq: u64) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         self.pending.clear();
         self.touched.clear();
         self.new_block(next_seq)?;
