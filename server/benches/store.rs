@@ -72,6 +72,13 @@ fn bench_load(c: &mut Criterion) {
             black_box(s.load(1 + (x >> 33) % 100_000).expect("load"));
         })
     });
+    let mut seq = 0u64;
+    g.bench_function("sequential_128B_of_100k", |b| {
+        b.iter(|| {
+            seq = seq % 100_000 + 1;
+            black_box(s.load(seq).expect("load"));
+        })
+    });
     g.finish();
 }
 
