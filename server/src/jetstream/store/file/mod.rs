@@ -176,6 +176,8 @@ impl FileStore {
         };
         let core = backend.recover()?;
         backend.last_ts = core.last_ts();
+        // Reclaim blocks a crash left empty or thin (done by the limit pass below).
+        backend.touched = backend.blocks.iter().map(|b| b.id).collect();
         let mut store = Store::from_parts(core, backend, cfg);
         store.enforce_after_open()?;
         Ok(store)

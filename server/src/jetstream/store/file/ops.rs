@@ -27,6 +27,10 @@ impl FileBackend {
     /// Creates a new empty block for `first_seq` and makes it the active one.
     pub(super) fn new_block(&mut self, first_seq: u64) -> Result<(), StoreError> {
         self.flush()?;
+        if let Some(prev) = self.blocks.last() {
+            // No longer active: reclaim it if deletes emptied or thinned it.
+            self.touched.insert(prev.id);
+        }
         let id = self.blocks.last().map_or(1, |b| b.id + 1);
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, true)?;
