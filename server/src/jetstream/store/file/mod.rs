@@ -212,14 +212,24 @@ impl FileBackend {
             })?;
             return Ok(Bytes::copy_from_slice(rec));
         }
-        if let Some(rec) = self.cache.borrow().get(loc) {
-            return Ok(rec);
-        }
-        // Read ahead: sequential loads (consumer delivery, replay) then cost one
-        // read per window instead of one per message.
-        let window = (len as u64)
-            .max(READ_WINDOW)
-            .min(b.flushed.saturating_sub(off));
+        let sequential = {
+            let c = self.cache.borrow();
+            if let Some(rec) = c.get(loc) {
+                return Ok(rec);
+            }
+            let end = c.off + c.buf.len() as u64;
+            c.blk == loc.blk && off >= end && off - end <= READ_WINDOW
+        };
+        // Read ahead only when loads walk forward (consumer delivery, replay):
+        // one read per window instead of one per message. Random loads read
+        // just the record.
+        let window = if sequential {
+            (len as u64)
+                .max(READ_WINDOW)
+                .min(b.flushed.saturating_sub(off))
+        } else {
+            len as u64
+        };
         let mut buf = vec![0; usize::try_from(window).unwrap_or(len).max(len)];
         b.file.read_at(off, &mut buf)?;
         let buf = Bytes::from(buf);
