@@ -43,6 +43,30 @@ fn bench_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// KV-style: 100k keys, history 1, updates round robin (each append replaces one).
+fn bench_kv_update(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig {
+        max_msgs_per_subject: 1,
+        ..StoreConfig::default()
+    };
+    let mut s = FileStore::open(dir.path(), cfg, StdFs::shared()).expect("open");
+    let keys: Vec<String> = (0..100_000).map(|i| format!("$KV.b.k{i}")).collect();
+    for k in &keys {
+        s.append(k, None, b"v0").expect("append");
+    }
+    let mut g = c.benchmark_group("append_kv");
+    g.throughput(Throughput::Bytes(64));
+    let mut i = 0usize;
+    g.bench_function("update_100k_keys_history_1", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            s.append(&keys[i], None, &[1u8; 64]).expect("append");
+        })
+    });
+    g.finish();
+}
+
 fn filled(n: u64, payload: usize) -> (tempfile::TempDir, FileStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = open(dir.path());

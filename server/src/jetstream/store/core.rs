@@ -398,11 +398,20 @@ impl<L> Core<L> {
             msgs: st.msgs - 1,
             ..st
         };
+        // One left (the common KV case, history 1): it is the other end, no scan.
         if seq == st.first {
-            st.first = self.scan(seq + 1, st.last, id, true).unwrap_or(st.last);
+            st.first = if st.msgs == 1 {
+                st.last
+            } else {
+                self.scan(seq + 1, st.last, id, true).unwrap_or(st.last)
+            };
         }
         if seq == st.last {
-            st.last = self.scan(st.first, seq - 1, id, false).unwrap_or(st.first);
+            st.last = if st.msgs == 1 {
+                st.first
+            } else {
+                self.scan(st.first, seq - 1, id, false).unwrap_or(st.first)
+            };
         }
         if let Some(e) = self.subjects.entry_mut(id) {
             e.state = st;

@@ -61,7 +61,7 @@ pub struct StoreConfig {
     pub discard_new_per_subject: bool,
     /// File or memory.
     pub storage: StorageKind,
-    /// Size at which a file-store block is rolled over (bytes).
+    /// Size at which a file-store block is rolled over (bytes); read when the store is opened.
     pub block_size: u64,
     /// When the owner makes appends durable.
     pub sync: SyncPolicy,
