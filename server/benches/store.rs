@@ -156,6 +156,7 @@ fn bench_open(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_append,
+    bench_kv_update,
     bench_load,
     bench_next_by_filter,
     bench_open
