@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::Publish;
+use async_nats::jetstream::message::PublishMessage;
 use rill_tests::TestServer;
 use serde_json::{Value, json};
 
@@ -59,7 +59,10 @@ async fn msg_id_dedupes_within_window_and_across_restart() {
     assert_eq!(dup, json!({"stream": "D", "seq": 1, "duplicate": true}));
     let js = async_nats::jetstream::new(c.clone());
     let ack = js
-        .send_publish("d.b", Publish::build().message_id("m2").payload("y".into()))
+        .send_publish(
+            "d.b",
+            PublishMessage::build().message_id("m2").payload("y".into()),
+        )
         .await
         .expect("publish")
         .await
