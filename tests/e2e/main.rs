@@ -4,4 +4,7 @@ mod cli;
 mod core_protocol;
 mod core_pubsub;
 mod js_dedupe;
+mod js_limits;
 mod js_streams;
+mod kv;
+mod object_store;

@@ -341,7 +341,7 @@ impl StreamCore {
         } else {
             self.store.erase(seq)
         };
-        r.map_err(|e| error::delete_error(&e, seq))?;
+        r.map_err(|e| error::delete_error(&e))?;
         self.dirty = true;
         Ok(())
     }
