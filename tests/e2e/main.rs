@@ -3,6 +3,7 @@
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod durability;
 mod js_dedupe;
 mod js_limits;
 mod js_streams;
