@@ -324,3 +324,64 @@ async fn without_jetstream_the_api_has_no_responders() {
         assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
     }
 }
+
+#[tokio::test]
+async fn server_limits_domain_and_api_level() {
+    let server = TestServer::start_with(ServerOpts {
+        config: Some(
+            "jetstream { max_file_store: 1MB, max_memory_store: 1MB, domain: hub }".into(),
+        ),
+        ..ServerOpts::default()
+    })
+    .await;
+    let c = server.client().await;
+    let big = create(
+        &c,
+        json!({"name": "B", "subjects": ["b"], "max_bytes": 2_000_000}),
+    )
+    .await;
+    insta::assert_json_snapshot!("create_storage_exceeded", big);
+    let bigm = create(
+        &c,
+        json!({"name": "M", "subjects": ["m"], "max_bytes": 2_000_000, "storage": "memory"}),
+    )
+    .await;
+    assert_eq!(bigm["error"]["err_code"], 10028);
+    create(&c, json!({"name": "S", "subjects": ["s"]})).await;
+    let ack = publish(&c, "s", &[], "x").await;
+    assert_eq!(ack, json!({"stream": "S", "seq": 1, "domain": "hub"}));
+    let chunk = "x".repeat(100_000);
+    let mut last = Value::Null;
+    for _ in 0..12 {
+        last = publish(&c, "s", &[], &chunk).await;
+    }
+    insta::assert_json_snapshot!("publish_insufficient_resources", last);
+    let info = api(&c, "$JS.API.INFO", "").await;
+    assert_eq!(info["domain"], "hub");
+    assert_eq!(info["api"]["errors"], 2);
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Required-Api-Level", "9");
+    let msg = c
+        .request_with_headers("$JS.API.STREAM.INFO.S", h, "".into())
+        .await
+        .expect("request");
+    let level: Value = serde_json::from_slice(&msg.payload).expect("json");
+    insta::assert_json_snapshot!("required_api_level", level);
+}
+
+#[tokio::test]
+async fn lazy_sync_interval_mode_acks_and_persists() {
+    let mut server = TestServer::start_with(ServerOpts {
+        config: Some("jetstream { sync_interval: \"100ms\" }".into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let c = server.client().await;
+    create(&c, json!({"name": "L", "subjects": ["l"]})).await;
+    for i in 1..=100 {
+        assert_eq!(publish(&c, "l", &[], "x").await["seq"], i);
+    }
+    server.restart().await;
+    let c = server.client().await;
+    assert_eq!(state(&c, "L").await["messages"], 100);
+}
