@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! run ──┬── accept_loop ── one task per connection ── its writer task
+//!       ├── JetStream (when enabled): API task, one thread per stream
 //!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload)
 //! ```
 
@@ -74,6 +75,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
+    jetstream: Option<Arc<jetstream::JetStream>>,
 }
 
 impl Server {
@@ -113,6 +115,7 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        let jetstream = jetstream::JetStream::start(&state).await;
         info!("Listening for client connections on {addr}");
         let (done_tx, done_rx) = mpsc::channel(1);
         tokio::spawn(listener::accept_loop(
@@ -128,6 +131,7 @@ impl Server {
             done_tx,
             done_rx,
             addr,
+            jetstream,
         })
     }
 
@@ -139,6 +143,11 @@ impl Server {
     /// The bound monitoring address, when monitoring is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.state.monitor_addr()
+    }
+
+    /// The JetStream service, when enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+        self.jetstream.as_ref()
     }
 
     /// The shared state.
@@ -159,6 +168,7 @@ impl Server {
         let Self {
             mut done_rx,
             done_tx,
+            jetstream,
             ..
         } = self;
         drop(done_tx);
@@ -168,6 +178,9 @@ impl Server {
             .is_err()
         {
             warn!("Some connections did not close in time");
+        }
+        if let Some(js) = jetstream {
+            js.shutdown().await;
         }
         info!("Server Exiting..");
     }

@@ -3,4 +3,11 @@
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod durability;
+mod js_dedupe;
+mod js_exactly_once;
+mod js_limits;
+mod js_streams;
+mod kv;
 mod monitoring;
+mod object_store;
