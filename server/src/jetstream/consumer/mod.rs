@@ -24,12 +24,14 @@
 
 pub mod ack;
 mod actor;
+mod admin;
 mod deliver;
 mod events;
 mod outbox;
 mod pull;
 mod push;
 mod source;
+mod start;
 pub mod status;
 mod tracker;
 
@@ -47,10 +49,10 @@ use rill_protocol::jsapi::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::actor::{StartSpec, StoredConsumer, start};
 pub use self::events::DEAD_LETTER_KEY;
 pub use self::outbox::Outbox;
 pub use self::source::{Source, StoreSource};
+pub use self::start::{StartSpec, StoredConsumer, start};
 use crate::jetstream::store::SharedVfs;
 
 /// Where durable consumers keep their config and state.

@@ -406,14 +406,14 @@ impl Tracker {
         Ok(dropped)
     }
 
-    /// Forgets every pending ack and sets delivered and ack floor to `floor` (reset).
+    /// Forgets every pending ack and sets delivered and ack floor to `(0, sseq_floor)`,
+    /// as nats-server's reset does.
     ///
     /// # Errors
     /// Store I/O errors.
     pub(crate) fn reset_to(&mut self, sseq_floor: u64, now: Instant) -> Result<(), StoreError> {
-        let dseq = self.store.state().delivered.consumer;
         let pair = SequencePair {
-            consumer: dseq,
+            consumer: 0,
             stream: sseq_floor,
         };
         self.set_state(
