@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! run ──┬── accept_loop ── one task per connection ── its writer task
+//!       ├── JetStream (when enabled): API task, one thread per stream
 //!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload)
 //! ```
 
@@ -73,6 +74,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
+    jetstream: Option<Arc<jetstream::JetStream>>,
 }
 
 impl Server {
@@ -97,6 +99,7 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        let jetstream = jetstream::JetStream::start(&state).await;
         info!("Listening for client connections on {addr}");
         let (stop_accepting, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
@@ -113,6 +116,7 @@ impl Server {
             done_tx,
             done_rx,
             addr,
+            jetstream,
         })
     }
 
@@ -124,6 +128,11 @@ impl Server {
     /// The bound monitoring address, when monitoring is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         None
+    }
+
+    /// The JetStream service, when enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+        self.jetstream.as_ref()
     }
 
     /// The shared state.
@@ -144,6 +153,7 @@ impl Server {
         let Self {
             mut done_rx,
             done_tx,
+            jetstream,
             ..
         } = self;
         drop(done_tx);
@@ -153,6 +163,9 @@ impl Server {
             .is_err()
         {
             warn!("Some connections did not close in time");
+        }
+        if let Some(js) = jetstream {
+            js.shutdown().await;
         }
         info!("Server Exiting..");
     }

@@ -3,3 +3,4 @@
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod js_streams;

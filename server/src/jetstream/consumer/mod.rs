@@ -30,6 +30,7 @@ mod events;
 mod outbox;
 mod pull;
 mod push;
+pub(crate) mod service;
 mod source;
 mod start;
 pub mod status;
