@@ -38,11 +38,10 @@ enum Target {
 impl<S: Source> Actor<S> {
     /// Delivers as much as the targets, limits and stream allow right now.
     pub(super) async fn pump(&mut self) {
-        if self.is_paused() {
-            return;
-        }
         let now = Instant::now();
-        while let Some(target) = self.next_target(now) {
+        while !self.is_paused()
+            && let Some(target) = self.next_target(now)
+        {
             let Some((msg, origin)) = self.next_msg().await else {
                 self.put_back_target(target, false);
                 break;
