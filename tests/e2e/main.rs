@@ -4,4 +4,5 @@ mod cli;
 mod core_protocol;
 mod core_pubsub;
 mod js_consumers;
+mod js_consumers_push;
 mod js_streams;
