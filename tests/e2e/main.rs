@@ -4,6 +4,7 @@ mod cli;
 mod core_protocol;
 mod core_pubsub;
 mod js_consumers;
+mod js_consumers_bench;
 mod js_consumers_examples;
 mod js_consumers_push;
 mod js_streams;
