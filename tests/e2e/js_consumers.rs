@@ -520,3 +520,43 @@ async fn ephemeral_consumer_goes_away_when_inactive() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn acks_sent_as_requests_survive_a_crash() {
+    let mut server = TestServer::start().await;
+    {
+        let js = setup(&server, stream::RetentionPolicy::Limits).await;
+        publish(&js, 6).await;
+        let c = durable(&js, explicit("D")).await;
+        for m in fetch(&c, 3).await {
+            m.double_ack().await.expect("ack recorded before the reply");
+        }
+    }
+    server.kill();
+    server.restart().await;
+    let js = server.jetstream().await;
+    let stream = js.get_stream("S").await.expect("stream after crash");
+    let mut c: PullConsumer = stream.get_consumer("D").await.expect("consumer restored");
+    assert_eq!(c.info().await.expect("info").ack_floor.stream_sequence, 3);
+    assert_eq!(payloads(&fetch(&c, 10).await), ["m4", "m5", "m6"]);
+}
+
+#[tokio::test]
+async fn update_changes_filter_and_limits() {
+    let server = TestServer::start().await;
+    let js = setup(&server, stream::RetentionPolicy::Limits).await;
+    publish(&js, 6).await;
+    let c = durable(&js, explicit("U")).await;
+    assert_eq!(payloads(&fetch(&c, 1).await), ["m1"]);
+    let stream = js.get_stream("S").await.expect("stream");
+    let c: PullConsumer = stream
+        .update_consumer(pull::Config {
+            filter_subjects: vec!["s.0".into()],
+            max_ack_pending: 50,
+            ..explicit("U")
+        })
+        .await
+        .expect("update");
+    assert_eq!(c.cached_info().config.max_ack_pending, 50);
+    assert_eq!(payloads(&fetch(&c, 10).await), ["m3", "m6"]);
+}

@@ -142,6 +142,15 @@ impl<S: Source> Actor<S> {
                 .is_push()
                 .then(|| Push::new(&cfg, &self.stream, &self.name, now));
         }
+        let filters: Vec<String> = cfg.filters().into_iter().map(str::to_owned).collect();
+        if filters != self.filters {
+            // New filters: forget what was read ahead under the old ones.
+            if let Some(first) = self.buf.front() {
+                self.read_pos = first.seq;
+            }
+            self.buf.clear();
+            self.filters = filters;
+        }
         self.paused_until = cfg.pause_until;
         self.cfg = cfg;
         self.write_config();
