@@ -14,6 +14,7 @@
 //! Creates, updates and deletes all run on the one API task, so they never race.
 
 pub mod api;
+pub mod consumer;
 pub mod error;
 pub mod store;
 pub mod stream;
@@ -57,6 +58,8 @@ pub struct JetStream {
     api_total: AtomicU64,
     /// `$JS.API` requests answered with an error.
     api_errors: AtomicU64,
+    /// Running consumers (issue 8; see `consumer`).
+    consumers: consumer::Registry,
 }
 
 impl JetStream {
@@ -84,6 +87,7 @@ impl JetStream {
             api_subs: Mutex::new(Vec::new()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
+            consumers: consumer::Registry::new(),
         });
         js.restore().await;
         let subs = api::start(&js);
@@ -101,6 +105,7 @@ impl JetStream {
         {
             self.account.router.unsubscribe(&s);
         }
+        consumer::service::shutdown(self).await;
         let entries: Vec<Entry> = {
             let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *map).into_values().collect()
@@ -140,7 +145,7 @@ impl JetStream {
                 Err(e) => stream::log_restore_error(&name, &e),
             }
         }
-        // Consumers are restored by jetstream/consumer (issue 8) once streams exist.
+        consumer::service::restore(self).await;
     }
 
     fn sync_policy(&self) -> SyncPolicy {
