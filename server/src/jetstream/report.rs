@@ -160,9 +160,9 @@ impl JetStream {
             };
             let values = [
                 ci.num_pending,
-                ci.num_ack_pending as u64,
-                ci.num_redelivered as u64,
-                ci.num_waiting as u64,
+                ci.num_ack_pending,
+                ci.num_redelivered,
+                ci.num_waiting,
                 ci.delivered.stream_seq,
                 ci.ack_floor.stream_seq,
             ];
