@@ -278,6 +278,20 @@ impl ConnOpts {
             .with_context(|| format!("cannot connect to {url}"))
     }
 
+    /// Connects with exactly these options, without looking at saved contexts (for servers the
+    /// caller started itself, such as `rill bench compare`'s).
+    pub(crate) async fn connect_direct(&self) -> anyhow::Result<async_nats::Client> {
+        let url = self
+            .server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_URL.to_string());
+        let connect = self.connect_options().await?;
+        connect
+            .connect(url.as_str())
+            .await
+            .with_context(|| format!("cannot connect to {url}"))
+    }
+
     async fn connect_options(&self) -> anyhow::Result<async_nats::ConnectOptions> {
         let mut o = async_nats::ConnectOptions::new()
             .name("rill")
