@@ -121,7 +121,6 @@ struct Contender {
 
 impl Contender {
     async fn start(side: Side, name: Option<String>, template: String) -> anyhow::Result<Self> {
-        server::check_program(&template)?;
         let server = Server::start(&template)
             .await
             .with_context(|| format!("start server {side:?}"))?;
@@ -169,6 +168,8 @@ pub(crate) async fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
     let scenarios = scenario::select(&args.scenarios)?;
     let template_a = args.server_a.clone().unwrap_or_else(default_a);
+    server::check_program(&template_a)?;
+    server::check_program(&args.server_b)?;
     let mut a = Contender::start(Side::A, args.name_a.clone(), template_a).await?;
     let mut b = Contender::start(Side::B, args.name_b.clone(), args.server_b.clone()).await?;
     let mut results = Results::default();
