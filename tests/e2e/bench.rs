@@ -242,7 +242,7 @@ async fn bench_compare_quick_table() {
     | pub-16 | N | N |
     | pubsub-1k | N | N |
     | request-16 | N | N |
-    | idle-conns | N | N |
+    | idle-conns (fresh server, 20 open) | N | N |
     | js-pub-sync | N | N |
     | peak (VmHWM) at end | N | N |
     ");

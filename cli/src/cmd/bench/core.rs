@@ -4,9 +4,12 @@
 //! Honesty rules: every publisher, subscriber and client has its own connection; a publisher's time
 //! ends only after a server round trip proves all its messages were processed; subscribers count only
 //! messages they actually received; every loop stops at its message count or its deadline, whichever
-//! comes first. In `pubsub`, one message in [`STAMP_EVERY`] carries its send time, so subscribers also
+//! comes first. A `sub` phase's `errors` counts the client's slow-consumer events (messages dropped
+//! in async-nats because the subscriber fell more than its queue behind). In `pubsub`, one message in [`STAMP_EVERY`] carries its send time, so subscribers also
 //! report end-to-end latency (under full load, so it includes queueing).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -25,6 +28,9 @@ use super::run::{self, Bound, Common, Progress, Target};
 pub(crate) const STAMP_EVERY: u64 = 32;
 /// A subscriber that got nothing for this long after the publishers finished stops waiting.
 const IDLE: Duration = Duration::from_millis(500);
+/// Smallest and largest client-side queue of a subscriber, in messages.
+const MIN_QUEUE: u64 = 64 * 1024;
+const MAX_QUEUE: u64 = 4 * 1024 * 1024;
 /// How long subscribers and responders may run past the publishers' deadline to drain.
 pub(crate) const DRAIN: Duration = Duration::from_secs(5);
 
@@ -80,7 +86,8 @@ pub(crate) async fn publish(target: &Target, args: &PubArgs) -> anyhow::Result<R
 /// Runs `rill bench pubsub`.
 pub(crate) async fn pubsub(target: &Target, args: &PubSubArgs) -> anyhow::Result<Report> {
     let c = &args.common;
-    let subs = subscribe_all(target, args).await?;
+    let drops = Arc::new(AtomicU64::new(0));
+    let subs = subscribe_all(target, args, &drops).await?;
     let pubs = connect_all(target, args.pubs).await?;
     let (own, total) = match args.queue {
         Some(_) => (u64::MAX, c.msgs),
@@ -128,7 +135,9 @@ pub(crate) async fn pubsub(target: &Target, args: &PubSubArgs) -> anyhow::Result
             "queue": args.queue, "msgs": c.msgs, "size": c.size}),
         phases: vec![
             Phase::new("pub", sent, c.msgs, c.size, pub_elapsed),
-            Phase::new("sub", received, total, c.size, sub_elapsed).latency(&hist),
+            Phase::new("sub", received, total, c.size, sub_elapsed)
+                .errors(drops.load(Ordering::Relaxed))
+                .latency(&hist),
         ],
     })
 }
@@ -212,14 +221,19 @@ async fn publisher(client: Client, job: PubJob, progress: Progress) -> anyhow::R
 }
 
 /// Subscribes every subscriber of `args` on its own connection and makes sure the server has the
-/// subscription before any message is published.
+/// subscription before any message is published. Each subscriber's client queue holds the whole run
+/// (up to [`MAX_QUEUE`]), so a subscriber that falls behind the publisher buffers rather than drops.
 async fn subscribe_all(
     target: &Target,
     args: &PubSubArgs,
+    drops: &Arc<AtomicU64>,
 ) -> anyhow::Result<Vec<async_nats::Subscriber>> {
+    let capacity = args.common.msgs.clamp(MIN_QUEUE, MAX_QUEUE) as usize;
     let mut subs = Vec::with_capacity(args.subs);
     for _ in 0..args.subs.max(1) {
-        let client = target.connect().await?;
+        let client = target
+            .connect_subscriber(capacity, Arc::clone(drops))
+            .await?;
         let sub = match &args.queue {
             Some(group) => {
                 client

@@ -98,11 +98,27 @@ impl Target {
 
     /// A new connection (every publisher, subscriber and client gets its own).
     pub(crate) async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        if self.direct {
-            self.conn.connect_direct().await
-        } else {
-            self.conn.connect().await
-        }
+        self.conn.connect_tuned(self.direct, |o| o).await
+    }
+
+    /// A subscriber's connection: its message queue holds `capacity` messages (so a subscriber that
+    /// falls behind buffers instead of dropping), and every async-nats slow-consumer event (one or
+    /// more messages dropped in the client) is counted in `drops`.
+    pub(crate) async fn connect_subscriber(
+        &self,
+        capacity: usize,
+        drops: Arc<AtomicU64>,
+    ) -> anyhow::Result<async_nats::Client> {
+        let tune = move |o: async_nats::ConnectOptions| {
+            o.subscription_capacity(capacity)
+                .event_callback(move |event| {
+                    if let async_nats::Event::SlowConsumer(_) = event {
+                        drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::future::ready(())
+                })
+        };
+        self.conn.connect_tuned(self.direct, tune).await
     }
 
     /// The request timeout.

@@ -212,21 +212,25 @@ async fn run_one(
     failed: &mut HashSet<(&'static str, String)>,
 ) -> String {
     let side = who.side;
+    let template = who.template.clone();
     let Some(server) = who.alive(&mut results.notes).await else {
         return "n/a (server not running)".into();
     };
     let outcome = match s.kind {
-        Kind::IdleConns => idle(server, plan).await.map(|kib| {
+        Kind::IdleConns => idle(&template, plan).await.map(|(per_conn, rss)| {
             let key = (s.name, "KiB per idle conn");
-            results.push(key, Unit::Kib, Better::Lower, side, kib);
-            format!("{kib:.1} KiB per connection")
+            results.push(key, Unit::Kib, Better::Lower, side, per_conn);
+            results.push_memory(&idle_label(plan), side, rss);
+            format!("{per_conn:.1} KiB per connection")
         }),
         _ => scenario_run(server, s, plan).await.map(|report| {
             record(results, s, side, &report);
             summary(s, &report)
         }),
     };
-    if let Ok(kib) = server.rss_kib(false) {
+    if !matches!(s.kind, Kind::IdleConns)
+        && let Ok(kib) = server.rss_kib(false)
+    {
         results.push_memory(s.name, side, kib);
     }
     match outcome {
@@ -244,9 +248,16 @@ async fn run_one(
     }
 }
 
-async fn idle(server: &Server, plan: &Plan) -> anyhow::Result<f64> {
+/// Memory per idle connection, measured on a freshly started server of the same command (so garbage
+/// left by earlier scenarios neither inflates nor hides the growth).
+async fn idle(template: &str, plan: &Plan) -> anyhow::Result<(f64, u64)> {
+    let fresh = Server::start(template).await?;
     let deadline = Instant::now() + plan.run_timeout();
-    server.idle_conn_kib(plan.idle_conns, deadline).await
+    fresh.idle_conn_kib(plan.idle_conns, deadline).await
+}
+
+fn idle_label(plan: &Plan) -> String {
+    format!("idle-conns (fresh server, {} open)", plan.idle_conns)
 }
 
 async fn scenario_run(server: &Server, s: &Scenario, plan: &Plan) -> anyhow::Result<Report> {

@@ -84,8 +84,12 @@ impl Server {
     }
 
     /// Opens `n` idle client connections (CONNECT + PING/PONG each) and returns the growth of the
-    /// server's resident memory per connection in KiB.
-    pub(crate) async fn idle_conn_kib(&self, n: u64, deadline: Instant) -> anyhow::Result<f64> {
+    /// server's resident memory per connection in KiB, and the resident memory with them open.
+    pub(crate) async fn idle_conn_kib(
+        &self,
+        n: u64,
+        deadline: Instant,
+    ) -> anyhow::Result<(f64, u64)> {
         tokio::time::sleep(SETTLE).await;
         let before = self.rss_kib(false)?;
         let mut conns = Vec::with_capacity(n as usize);
@@ -99,7 +103,7 @@ impl Server {
         let after = self.rss_kib(false)?;
         drop(conns);
         tokio::time::sleep(SETTLE).await;
-        Ok(after.saturating_sub(before) as f64 / n.max(1) as f64)
+        Ok((after.saturating_sub(before) as f64 / n.max(1) as f64, after))
     }
 
     /// Stops the server: SIGTERM, then SIGKILL after a grace period.
