@@ -229,14 +229,18 @@ async fn bench_compare_quick_table() {
     | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
     |---|---|---:|---:|---:|---:|---:|
     | pub-16 | msgs/s | N | N | N (A/B) | N | N |
+    | pub-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
     | pubsub-1k | msgs/s received | N | N | N (A/B) | N | N |
+    | pubsub-1k | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
     | request-16 | requests/s | N | N | N (A/B) | N | N |
     | request-16 | p50 µs | N | N | N (B/A) | N | N |
     | request-16 | p99 µs | N | N | N (B/A) | N | N |
     | request-16 | p99.9 µs | N | N | N (B/A) | N | N |
+    | request-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
     | idle-conns | KiB per idle conn | N | N | N (B/A) | N | N |
     | js-pub-sync | p50 µs | n/a | N | n/a | n/a | N |
     | js-pub-sync | p99 µs | n/a | N | n/a | n/a | N |
+    | js-pub-sync | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
     | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
     |---|---:|---:|
     | pub-16 | N | N |

@@ -223,10 +223,16 @@ async fn run_one(
             results.push_memory(&idle_label(plan), side, rss);
             format!("{per_conn:.1} KiB per connection")
         }),
-        _ => scenario_run(server, s, plan).await.map(|report| {
-            record(results, s, side, &report);
-            summary(s, &report)
-        }),
+        _ => {
+            let cpu_before = server.cpu_time().ok();
+            let run = scenario_run(server, s, plan).await;
+            let cpu = cpu_before.zip(server.cpu_time().ok()).map(|(b, a)| a - b);
+            run.map(|report| {
+                record(results, s, side, &report);
+                record_cpu(results, s, side, &report, cpu);
+                summary(s, &report)
+            })
+        }
     };
     if !matches!(s.kind, Kind::IdleConns)
         && let Ok(kib) = server.rss_kib(false)
@@ -268,12 +274,41 @@ async fn scenario_run(server: &Server, s: &Scenario, plan: &Plan) -> anyhow::Res
         .with_context(|| format!("no result within {:?}", plan.run_timeout()))?
 }
 
+/// Label of the server CPU row.
+const CPU: &str = "server CPU ns/msg";
+/// Runs that used less server CPU than this (20 clock ticks) are too short to measure it to 10%.
+const MIN_CPU: Duration = Duration::from_millis(200);
+
 fn reserve_rows(results: &mut Results, s: &Scenario) {
     if matches!(s.kind, Kind::IdleConns) {
         results.reserve((s.name, "KiB per idle conn"), Unit::Kib, Better::Lower);
+        return;
     }
     for m in scenario::metrics(s.kind) {
         results.reserve((s.name, m.label), unit(m.field), m.better());
+    }
+    results.reserve((s.name, CPU), Unit::Nanos, Better::Lower);
+}
+
+/// Server CPU time (user + system) of the whole run, per message of its headline phase: the cost
+/// of the work, which unlike rates hardly depends on what else the machine is doing. Not recorded
+/// for runs shorter than [`MIN_CPU`].
+fn record_cpu(
+    results: &mut Results,
+    s: &Scenario,
+    side: Side,
+    report: &Report,
+    cpu: Option<Duration>,
+) {
+    let msgs = report
+        .phase(scenario::headline_phase(s.kind))
+        .map_or(0, |p| p.msgs);
+    if let Some(cpu) = cpu
+        && msgs > 0
+        && cpu >= MIN_CPU
+    {
+        let ns = cpu.as_nanos() as f64 / msgs as f64;
+        results.push((s.name, CPU), Unit::Nanos, Better::Lower, side, ns);
     }
 }
 

@@ -15,6 +15,9 @@ use tokio::net::TcpStream;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a graceful stop may take before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Linux's `USER_HZ`, the unit of the CPU times in `/proc/<pid>/stat` (100 on every mainstream
+/// architecture).
+const CLOCK_TICKS_PER_SEC: u64 = 100;
 /// Time for the server's memory to settle before an RSS sample.
 const SETTLE: Duration = Duration::from_millis(500);
 
@@ -81,6 +84,22 @@ impl Server {
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .with_context(|| format!("no {key} in {path}"))
+    }
+
+    /// CPU time the server has used so far (user + system, from `/proc/<pid>/stat`).
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        // Fields after the `(comm)` one, which may itself contain spaces: state is field 3, utime 14.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (utime, stime) = ticks(11)
+            .zip(ticks(12))
+            .with_context(|| format!("bad {path}"))?;
+        Ok(Duration::from_millis(
+            (utime + stime) * 1000 / CLOCK_TICKS_PER_SEC,
+        ))
     }
 
     /// Opens `n` idle client connections (CONNECT + PING/PONG each) and returns the growth of the

@@ -27,6 +27,8 @@ pub(crate) enum Unit {
     PerSec,
     /// Microseconds.
     Micros,
+    /// Nanoseconds.
+    Nanos,
     /// KiB.
     Kib,
     /// MiB.
@@ -212,6 +214,7 @@ fn cell(x: Option<f64>, unit: Unit) -> String {
         Some(x) => match unit {
             Unit::PerSec => thousands(x),
             Unit::Micros => micros(x),
+            Unit::Nanos => format!("{x:.0} ns"),
             Unit::Kib => format!("{x:.1} KiB"),
             Unit::Mib => format!("{x:.1}"),
         },
