@@ -4,8 +4,9 @@
 //! Honesty rules: every publisher, subscriber and client has its own connection; a publisher's time
 //! ends only after a server round trip proves all its messages were processed; subscribers count only
 //! messages they actually received; every loop stops at its message count or its deadline, whichever
-//! comes first. A `sub` phase's `errors` counts the client's slow-consumer events (messages dropped
-//! in async-nats because the subscriber fell more than its queue behind). In `pubsub`, one message in [`STAMP_EVERY`] carries its send time, so subscribers also
+//! comes first. A `sub` phase's `errors` counts the events that lose messages: the client's
+//! slow-consumer events (async-nats dropped messages because the subscriber fell more than its queue
+//! behind) and disconnections (for example the server cutting the subscriber off as a slow consumer). In `pubsub`, one message in [`STAMP_EVERY`] carries its send time, so subscribers also
 //! report end-to-end latency (under full load, so it includes queueing).
 
 use std::sync::Arc;

@@ -102,8 +102,9 @@ impl Target {
     }
 
     /// A subscriber's connection: its message queue holds `capacity` messages (so a subscriber that
-    /// falls behind buffers instead of dropping), and every async-nats slow-consumer event (one or
-    /// more messages dropped in the client) is counted in `drops`.
+    /// falls behind buffers instead of dropping), and every event that loses messages is counted in
+    /// `drops`: an async-nats slow-consumer event (messages dropped in the client) or a disconnection
+    /// (e.g. the server cut the subscriber off as a slow consumer).
     pub(crate) async fn connect_subscriber(
         &self,
         capacity: usize,
@@ -112,7 +113,9 @@ impl Target {
         let tune = move |o: async_nats::ConnectOptions| {
             o.subscription_capacity(capacity)
                 .event_callback(move |event| {
-                    if let async_nats::Event::SlowConsumer(_) = event {
+                    if let async_nats::Event::SlowConsumer(_) | async_nats::Event::Disconnected =
+                        event
+                    {
                         drops.fetch_add(1, Ordering::Relaxed);
                     }
                     std::future::ready(())
