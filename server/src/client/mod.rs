@@ -34,6 +34,9 @@ use crate::stats::Stats;
 /// How long a publisher pauses when a subscriber is near `max_pending`.
 const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
 
+/// Free space guaranteed before each read.
+const READ_MIN_FREE: usize = 16 * 1024;
+
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -146,6 +149,40 @@ struct Connection {
     pings_out: u32,
     /// A delivery in the last batch found a subscriber near `max_pending`.
     stall: bool,
+    /// Counters of the current read pass, added to the shared atomics once per pass.
+    tally: Tally,
+}
+
+/// Message counters gathered over one read pass: one atomic add per counter per
+/// pass instead of four per message (they showed up at ~8% of CPU in profiles).
+#[derive(Debug, Default)]
+struct Tally {
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+impl Tally {
+    fn record(&mut self, size: u64, delivered: u64) {
+        self.in_msgs += 1;
+        self.in_bytes += size;
+        self.out_msgs += delivered;
+        self.out_bytes += delivered * size;
+    }
+
+    fn flush(&mut self, link: &ClientLink, stats: &Stats) {
+        if self.in_msgs == 0 {
+            return;
+        }
+        let t = std::mem::take(self);
+        link.in_msgs.fetch_add(t.in_msgs, Ordering::Relaxed);
+        link.in_bytes.fetch_add(t.in_bytes, Ordering::Relaxed);
+        Stats::add(&stats.in_msgs, t.in_msgs);
+        Stats::add(&stats.in_bytes, t.in_bytes);
+        Stats::add(&stats.out_msgs, t.out_msgs);
+        Stats::add(&stats.out_bytes, t.out_bytes);
+    }
 }
 
 /// Serves one accepted connection until it closes.
@@ -192,6 +229,7 @@ where
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
         stall: false,
+        tally: Tally::default(),
     };
     conn.send_info();
     let reason = conn.read_loop(reader).await;
@@ -220,7 +258,13 @@ impl Connection {
         let mut auth_deadline = pin!(auth_deadline);
         let link = Arc::clone(&self.link);
         loop {
-            let want = self.decoder.bytes_needed(buf.len()).unwrap_or(0).max(4096);
+            // Keep a large free tail so each read takes what the socket has (fewer
+            // reads and wake-ups); a payload in flight reserves its whole size.
+            let want = self
+                .decoder
+                .bytes_needed(buf.len())
+                .unwrap_or(0)
+                .max(READ_MIN_FREE);
             if buf.capacity() - buf.len() < want {
                 buf.reserve(want.max(READ_CHUNK));
             }
@@ -270,6 +314,12 @@ impl Connection {
 
     /// Decodes and handles every whole op in `buf`.
     fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        let result = self.process_ops(buf);
+        self.tally.flush(&self.link, &self.state.stats);
+        result
+    }
+
+    fn process_ops(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
         loop {
             match self.decoder.decode(buf) {
                 Ok(Some(op)) => self.handle(op)?,
@@ -399,10 +449,11 @@ impl Connection {
         headers: Option<Bytes>,
         payload: Bytes,
     ) {
-        let text = std::str::from_utf8(&subject).unwrap_or("");
         let valid = match self.connect.pedantic {
-            true => subject::validate_publish(text).is_ok(),
-            false => !subject::has_wildcard(text),
+            true => {
+                std::str::from_utf8(&subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
+            }
+            false => !subject::has_wildcard_bytes(&subject),
         };
         // Verbose clients get +OK before any delivery, also after a refused subject
         // (nats-server acknowledges the PUB frame itself).
@@ -419,18 +470,13 @@ impl Connection {
             payload: &payload,
         };
         let size = msg.size() as u64;
-        self.link.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.link.in_bytes.fetch_add(size, Ordering::Relaxed);
-        Stats::add(&self.state.stats.in_msgs, 1);
-        Stats::add(&self.state.stats.in_bytes, size);
         let echo = self.link.echo.load(Ordering::Relaxed);
         let fanout = self.account.router.publish(self.link.cid, echo, &msg);
         self.stall |= fanout.pressure;
-        let delivered = fanout.delivered;
-        if delivered > 0 {
-            Stats::add(&self.state.stats.out_msgs, delivered as u64);
-            Stats::add(&self.state.stats.out_bytes, delivered as u64 * size);
-        } else if let Some(reply) = &reply
+        let delivered = fanout.delivered as u64;
+        self.tally.record(size, delivered);
+        if delivered == 0
+            && let Some(reply) = &reply
             && self.connect.no_responders
             && self.connect.headers
         {

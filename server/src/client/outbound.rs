@@ -24,6 +24,11 @@ use rill_protocol::encode;
 /// copy is cheaper than an extra iovec and refcount.
 pub const SHARE_THRESHOLD: usize = 4096;
 
+/// The small-frame tail is sealed into a chunk once it holds this much, so a
+/// backlog grows by appending chunks rather than by reallocating (and copying)
+/// one ever larger buffer.
+const TAIL_CHUNK: usize = 64 * 1024;
+
 /// Most iovecs handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -217,6 +222,9 @@ impl Outbound {
         let was_empty = q.is_empty();
         let queued = write(&mut q);
         q.pending += queued;
+        if q.tail.len() >= TAIL_CHUNK {
+            q.seal_tail();
+        }
         let pressure = q.pending > self.max_pending / 4 * 3;
         drop(q);
         if was_empty {
