@@ -14,7 +14,7 @@ mod accounts;
 mod auth;
 mod server;
 mod tls;
-mod validate;
+pub(crate) mod validate;
 mod value;
 
 use std::collections::BTreeMap;

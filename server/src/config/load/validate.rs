@@ -54,7 +54,6 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_limits(&config, &mut warnings).map_err(|m| o.error("max_payload", m))?;
     check_lame_duck(&config).map_err(|m| o.error("lame_duck", m))?;
     check_tls(&config).map_err(|m| o.error("tls", m))?;
-    check_store_dir(&config).map_err(|m| o.error("store_dir", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
     check_duplicate_users(&config)?;
     Ok((config, warnings))
@@ -172,16 +171,15 @@ fn check_readable(file: &Path, what: &str) -> Result<(), String> {
         .map_err(|e| format!("error opening TLS {what} file {}: {e}", file.display()))
 }
 
-/// JetStream's store directory may not exist yet, but must not be a file.
-fn check_store_dir(config: &Config) -> Result<(), String> {
+/// JetStream's store directory may not exist yet, but must not be a file. Checked when
+/// the server starts rather than when the file is read, so that it fails as nats-server
+/// does: logged with `[FTL]` (and `-t` passes).
+pub(crate) fn check_store_dir(config: &Config) -> Result<(), String> {
     let Some(js) = &config.jetstream else {
         return Ok(());
     };
     if js.store_dir.exists() && !js.store_dir.is_dir() {
-        return Err(format!(
-            "Can't start JetStream: storage directory {} is not a directory",
-            js.store_dir.display()
-        ));
+        return Err("Can't start JetStream: storage directory is not a directory".into());
     }
     Ok(())
 }
