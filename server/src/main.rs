@@ -51,7 +51,8 @@ fn check(loaded: &Loaded) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    println!("{}", config::check_message(&loaded.config));
+    // nats-server prints this on stderr too.
+    eprintln!("{}", config::check_message(&loaded.config));
     ExitCode::SUCCESS
 }
 

@@ -3,4 +3,5 @@
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod drop_in;
 mod monitoring;
