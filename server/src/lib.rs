@@ -56,6 +56,14 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// The HTTP monitoring listener could not be bound.
+    #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
+    Monitor {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
 }
 
 /// A listen error worded as nats-server's (Go's) are, which harnesses match on:
@@ -105,7 +113,7 @@ impl Server {
             };
             let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
                 .await
-                .map_err(|source| StartError::Listen {
+                .map_err(|source| StartError::Monitor {
                     addr: format!("{host}:{}", http.port),
                     source,
                 })?;

@@ -373,6 +373,47 @@ fn busy_port_is_fatal_like_nats_server() {
 }
 
 #[test]
+fn busy_monitoring_port_is_fatal_like_nats_server() {
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let dir = tempdir();
+    let want = format!(
+        "[FTL] Can't start monitoring: can't listen to the monitor port: \
+         listen tcp 127.0.0.1:{port}: bind: address already in use"
+    );
+    for kind in BOTH {
+        let out = run(
+            kind,
+            dir.path(),
+            &["-a", "127.0.0.1", "-p", "-1", "-m", &port],
+        );
+        assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
+        let lines = messages(&out.stderr);
+        assert_eq!(lines.last(), Some(&want), "{kind:?}:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn missing_tls_files_fail_like_nats_server() {
+    let dir = tempdir();
+    let conf =
+        "listen: 127.0.0.1:4222\ntls {\n  cert_file: \"nope.pem\"\n  key_file: \"nope.key\"\n}\n";
+    write(dir.path(), "tls.conf", conf);
+    let mut texts = Vec::new();
+    for kind in BOTH {
+        let out = run(kind, dir.path(), &["-c", "tls.conf"]);
+        assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
+        texts.push(out.stderr.trim().replace(exe_name(kind), "<server>"));
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(
+        texts[0],
+        "<server>: tls.conf:2:1: error parsing X509 certificate/key pair: \
+         open nope.pem: no such file or directory"
+    );
+}
+
+#[test]
 fn store_dir_that_is_a_file_is_fatal() {
     let dir = tempdir();
     write(dir.path(), "afile", "not a directory");

@@ -165,10 +165,17 @@ fn check_tls(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Worded as nats-server's: `error parsing X509 certificate/key pair: open c.pem: no such
+/// file or directory` for the pair, `open ca.pem: …` for the CA.
 fn check_readable(file: &Path, what: &str) -> Result<(), String> {
-    std::fs::File::open(file)
-        .map(drop)
-        .map_err(|e| format!("error opening TLS {what} file {}: {e}", file.display()))
+    std::fs::File::open(file).map(drop).map_err(|e| {
+        let open = format!("open {}: {}", file.display(), super::super::go_error(&e));
+        if what == "CA" {
+            open
+        } else {
+            format!("error parsing X509 certificate/key pair: {open}")
+        }
+    })
 }
 
 /// JetStream's store directory may not exist yet, but must not be a file. Checked when
