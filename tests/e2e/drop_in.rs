@@ -76,17 +76,27 @@ struct Running {
 }
 
 impl Running {
-    /// Starts `kind` in `dir` with `args` (plus `-l`, `-P`) and `envs`, and waits for
-    /// `Server is ready` in the log file.
+    /// Starts `kind` in `dir` with `args` (plus `-l server.log`, `-P`) and `envs`, and
+    /// waits for `Server is ready` in the log file.
     fn start(kind: ServerKind, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
-        let log = dir.join("server.log");
-        let pid = dir.join("server.pid");
+        let mut all = args.to_vec();
+        all.extend(["-l", "server.log"]);
+        Running::spawn(kind, dir, &all, envs, "server.log")
+    }
+
+    /// Starts `kind` with `args` (plus `-P`) whose config logs to `log` (relative to
+    /// `dir`), and waits for `Server is ready` there.
+    fn spawn(
+        kind: ServerKind,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &str,
+    ) -> Running {
         let child = Command::new(kind.bin())
             .args(args)
-            .arg("-l")
-            .arg(&log)
             .arg("-P")
-            .arg(&pid)
+            .arg(dir.join("server.pid"))
             .envs(envs.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -98,7 +108,7 @@ impl Running {
             kind,
             child,
             dir: dir.to_path_buf(),
-            log,
+            log: dir.join(log),
         };
         running.wait_log("Server is ready");
         running
@@ -453,6 +463,42 @@ fn signal_reload_turns_on_debug_logging() {
             .lines()
             .find(|l| l.contains("Client connection created"));
         assert!(dbg.is_some_and(|l| l.contains("[DBG]")), "{log}");
+    }
+}
+
+#[test]
+fn reload_moves_the_log_file() {
+    for kind in BOTH {
+        let dir = tempdir();
+        let port = free_port();
+        let conf = format!("listen: 127.0.0.1:{port}\nlog_file: first.log\n");
+        write(dir.path(), "s.conf", &conf);
+        let server = Running::spawn(kind, dir.path(), &["-c", "s.conf"], &[], "first.log");
+        let conf = format!("listen: 127.0.0.1:{port}\nlog_file: second.log\n");
+        write(dir.path(), "s.conf", &conf);
+        server.signal("reload");
+        let second = wait_file(
+            &dir.path().join("second.log"),
+            "Reloaded server configuration",
+        );
+        assert!(!second.contains("Server is ready"), "{kind:?}: {second}");
+        let first = server.wait_log("Reloaded: log_file = second.log");
+        assert!(first.contains("Server is ready"), "{kind:?}: {first}");
+    }
+}
+
+#[test]
+fn reload_with_a_broken_file_keeps_the_server_running() {
+    for kind in BOTH {
+        let dir = tempdir();
+        let port = free_port();
+        let conf = format!("listen: 127.0.0.1:{port}\nmax_payload: 2000\n");
+        write(dir.path(), "s.conf", &conf);
+        let server = Running::start(kind, dir.path(), &["-c", "s.conf"], &[]);
+        write(dir.path(), "s.conf", &format!("{conf}foo {{\n"));
+        server.signal("reload");
+        server.wait_log("[ERR] Failed to reload server configuration: ");
+        assert_eq!(info(port)["max_payload"], 2000, "{kind:?}");
     }
 }
 
