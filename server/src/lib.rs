@@ -251,6 +251,9 @@ fn log_banner(state: &ServerState) {
     info!("  Version:  {VERSION}");
     info!("  Name:     {}", state.server_name);
     info!("  ID:       {}", state.server_id);
+    if let Some(file) = &state.config().config_file {
+        info!("Using configuration file: {}", file.display());
+    }
 }
 
 /// Re-reads the configuration on SIGHUP: given the config file, returns the new config.

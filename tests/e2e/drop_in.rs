@@ -235,6 +235,8 @@ fn config_with_include_and_variables_from_file_and_environment() {
         let log = server.log_text();
         let listening = format!("Listening for client connections on 127.0.0.1:{port}");
         assert!(log.contains(&listening), "{kind:?}:\n{log}");
+        let using = "[INF] Using configuration file: main.conf";
+        assert!(log.contains(using), "{kind:?}:\n{log}");
     }
 }
 
