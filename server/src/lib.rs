@@ -39,7 +39,7 @@ use crate::server::{ServerState, VERSION};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The pid or ports file could not be written.
-    #[error("Could not write {what} file {path}: {source}")]
+    #[error("Could not write {what}: open {path}: {}", config::go_error(.source))]
     File {
         /// Which file.
         what: &'static str,
@@ -288,11 +288,12 @@ where
 /// # Errors
 /// [`StartError`] when the server cannot start.
 pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> {
-    let pid_file = config.pid_file.clone();
-    let server = Server::start(config).await?;
-    if let Some(path) = &pid_file {
+    // Before the listener, as nats-server does: a harness that sees `Server is ready`
+    // finds the pid file already there.
+    if let Some(path) = &config.pid_file {
         files::write_pid(path)?;
     }
+    let server = Server::start(config).await?;
     files::write_ports(&server)?;
     let how = signals(&server, &reload).await;
     let config = server.state().config();

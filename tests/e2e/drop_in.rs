@@ -426,6 +426,27 @@ fn missing_tls_files_fail_like_nats_server() {
 }
 
 #[test]
+fn unwritable_pid_file_is_fatal_like_nats_server() {
+    let dir = tempdir();
+    let want =
+        "[FTL] Could not write pidfile: open /nonexistent/rill/s.pid: no such file or directory";
+    for kind in BOTH {
+        let args = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-P",
+            "/nonexistent/rill/s.pid",
+        ];
+        let out = run(kind, dir.path(), &args);
+        assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
+        let lines = messages(&out.stderr);
+        assert_eq!(lines.last().map(String::as_str), Some(want), "{out:?}");
+    }
+}
+
+#[test]
 fn store_dir_that_is_a_file_is_fatal() {
     let dir = tempdir();
     write(dir.path(), "afile", "not a directory");
