@@ -307,7 +307,13 @@ pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> 
 /// and are logged as not reloadable, while the rest still applies.
 fn apply_reload(server: &Server, reload: &impl Reload) {
     let current = server.state().config();
-    let (mut new, warnings) = match reload.reload(current.config_file.as_deref()) {
+    let Some(file) = current.config_file.as_deref() else {
+        tracing::error!(
+            "Failed to reload server configuration: can only reload config when a file is provided using -c or --config"
+        );
+        return;
+    };
+    let (mut new, warnings) = match reload.reload(Some(file)) {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!("Failed to reload server configuration: {e}");

@@ -526,6 +526,20 @@ fn reload_with_a_broken_file_keeps_the_server_running() {
 }
 
 #[test]
+fn reload_without_a_config_file_is_refused() {
+    for kind in BOTH {
+        let dir = tempdir();
+        let port = free_port().to_string();
+        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", &port], &[]);
+        server.signal("reload");
+        server.wait_log(
+            "[ERR] Failed to reload server configuration: \
+             can only reload config when a file is provided using -c or --config",
+        );
+    }
+}
+
+#[test]
 fn reload_keeps_fixed_settings_and_applies_the_rest() {
     let dir = tempdir();
     let port = free_port();
