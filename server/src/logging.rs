@@ -3,7 +3,9 @@
 //!
 //! Levels map as nats-server's: `-D` enables DBG, `-V` enables TRC; ERROR is `[ERR]`,
 //! WARN `[WRN]`, and [`fatal`] is `[FTL]`. `-T=false` drops the timestamp. `-l` writes to
-//! a file instead of stderr.
+//! a file instead of stderr. Timestamps are UTC (nats-server uses local time unless
+//! `--logtime_utc`; the two agree on UTC machines, and UTC needs no time-zone lookup in a
+//! multi-threaded process).
 //!
 //! Everything can change while the server runs: [`apply`] (called on reload) swaps the
 //! level filter through tracing-subscriber's `reload` layer, flips the timestamp flag and
