@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rill_tests::{ServerKind, free_port};
+use futures::StreamExt;
+use rill_tests::{ServerKind, ServerOpts, TestServer, free_port};
 use serde_json::Value;
 
 /// How long a server may take to say it is ready, or a command to exit.
@@ -254,6 +255,31 @@ fn flags_override_the_config_file() {
         let info = info(port.parse().expect("port"));
         assert_eq!(info["port"].to_string(), port, "{kind:?}");
         assert_eq!(info["max_payload"], 4096, "{kind:?}");
+    }
+}
+
+/// The harness's own way: `-a 127.0.0.1 -p <port>` on the command line and a config that
+/// says `port: 4443`; a real client works and sees the file's other settings.
+#[tokio::test]
+async fn harness_port_wins_over_the_file() {
+    for kind in BOTH {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: false,
+            config: Some("port: 4443\nmax_payload: 4KB\n".into()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let client = server.client().await;
+        assert_eq!(client.server_info().port, server.port(), "{kind:?}");
+        assert_eq!(client.server_info().max_payload, 4096, "{kind:?}");
+        let mut sub = client.subscribe("drop.in").await.expect("subscribe");
+        client
+            .publish("drop.in", "hi".into())
+            .await
+            .expect("publish");
+        let msg = sub.next().await.expect("message");
+        assert_eq!(&msg.payload[..], b"hi");
     }
 }
 
