@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! run ──┬── accept_loop ── one task per connection ── its writer task
+//!       ├── JetStream (when enabled): API task, one thread per stream
 //!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload,
 //!                        SIGUSR1 log file re-open)
 //! ```
@@ -93,6 +94,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
+    jetstream: Option<Arc<jetstream::JetStream>>,
 }
 
 impl Server {
@@ -132,6 +134,10 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        let jetstream = jetstream::JetStream::start(&state).await;
+        if let Some(js) = &jetstream {
+            state.set_js_report(Arc::clone(js) as Arc<dyn monitoring::JsReport>);
+        }
         info!("Listening for client connections on {addr}");
         let (done_tx, done_rx) = mpsc::channel(1);
         tokio::spawn(listener::accept_loop(
@@ -147,6 +153,7 @@ impl Server {
             done_tx,
             done_rx,
             addr,
+            jetstream,
         })
     }
 
@@ -158,6 +165,11 @@ impl Server {
     /// The bound monitoring address, when monitoring is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.state.monitor_addr()
+    }
+
+    /// The JetStream service, when enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+        self.jetstream.as_ref()
     }
 
     /// The shared state.
@@ -178,6 +190,7 @@ impl Server {
         let Self {
             mut done_rx,
             done_tx,
+            jetstream,
             ..
         } = self;
         drop(done_tx);
@@ -187,6 +200,9 @@ impl Server {
             .is_err()
         {
             warn!("Some connections did not close in time");
+        }
+        if let Some(js) = jetstream {
+            js.shutdown().await;
         }
         info!("Server Exiting..");
     }

@@ -478,12 +478,14 @@ fn store_dir_that_is_a_file_is_fatal() {
     write(dir.path(), "afile", "not a directory");
     let port = free_port().to_string();
     for kind in BOTH {
-        let args = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", "afile"];
-        let out = run(kind, dir.path(), &args);
-        assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
-        let lines = messages(&out.stderr);
-        let want = "[FTL] Can't start JetStream: storage directory is not a directory";
-        assert_eq!(lines.last().map(String::as_str), Some(want), "{out:?}");
+        for store in ["afile", "afile/sub"] {
+            let args = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", store];
+            let out = run(kind, dir.path(), &args);
+            assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
+            let lines = messages(&out.stderr);
+            let want = "[FTL] Can't start JetStream: storage directory is not a directory";
+            assert_eq!(lines.last().map(String::as_str), Some(want), "{out:?}");
+        }
     }
 }
 

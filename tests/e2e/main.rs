@@ -1,7 +1,19 @@
 //! End-to-end tests: one binary that starts the real servers and talks to them with real clients.
 
+mod bench;
 mod cli;
 mod core_protocol;
 mod core_pubsub;
 mod drop_in;
+mod durability;
+mod js_consumers;
+mod js_consumers_bench;
+mod js_consumers_examples;
+mod js_consumers_push;
+mod js_dedupe;
+mod js_exactly_once;
+mod js_limits;
+mod js_streams;
+mod kv;
 mod monitoring;
+mod object_store;

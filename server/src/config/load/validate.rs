@@ -178,17 +178,31 @@ fn check_readable(file: &Path, what: &str) -> Result<(), String> {
     })
 }
 
-/// JetStream's store directory may not exist yet, but must not be a file. Checked when
-/// the server starts rather than when the file is read, so that it fails as nats-server
-/// does: logged with `[FTL]` (and `-t` passes).
+/// JetStream's store directory is created when missing, and must not be (under) a file.
+/// Checked when the server starts rather than when the file is read, so that it fails as
+/// nats-server does: logged with `[FTL]` (and `-t` passes).
 pub(crate) fn check_store_dir(config: &Config) -> Result<(), String> {
     let Some(js) = &config.jetstream else {
         return Ok(());
     };
-    if js.store_dir.exists() && !js.store_dir.is_dir() {
-        return Err("Can't start JetStream: storage directory is not a directory".into());
+    let not_a_dir = || "Can't start JetStream: storage directory is not a directory".to_string();
+    if js.store_dir.is_dir() {
+        return Ok(());
     }
-    Ok(())
+    if js.store_dir.exists() {
+        return Err(not_a_dir());
+    }
+    std::fs::create_dir_all(&js.store_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotADirectory {
+            not_a_dir()
+        } else {
+            format!(
+                "Can't start JetStream: could not create storage directory - mkdir {}: {}",
+                js.store_dir.display(),
+                super::super::go_error(&e)
+            )
+        }
+    })
 }
 
 /// A user name or nkey may appear once across `authorization` and all accounts.
