@@ -4,7 +4,9 @@
 //! for Port: old=4222, new=4223`).
 //!
 //! nats-server refuses the whole reload when one setting cannot change; rill keeps the
-//! running value of each such setting, says so, and applies the rest.
+//! running value of each such setting, says so, and applies the rest. Listen addresses,
+//! the server name and all of JetStream's settings (its service keeps its own copy) need
+//! a restart.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -40,11 +42,18 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
     fixed(&mut d, "HTTPSPort", &https(old), &https(new));
     let js = |c: &Config| c.jetstream.is_some();
     fixed(&mut d, "JetStream", &js(old), &js(new));
-    if let (Some(a), Some(b)) = (&old.jetstream, &new.jetstream)
-        && a.store_dir != b.store_dir
-    {
-        d.not_reloadable
-            .push("config reload not supported for jetstream storage directory".into());
+    if let (Some(a), Some(b)) = (&old.jetstream, &new.jetstream) {
+        if a.store_dir != b.store_dir {
+            d.not_reloadable
+                .push("config reload not supported for jetstream storage directory".into());
+        }
+        let mut rest = b.clone();
+        rest.store_dir.clone_from(&a.store_dir);
+        if *a != rest {
+            // The running JetStream service holds its own copy of these.
+            d.not_reloadable
+                .push("config reload not supported for jetstream limits".into());
+        }
     }
     logging(&mut d, old, new);
     limits(&mut d, old, new);
@@ -67,10 +76,7 @@ pub fn keep_fixed(old: &Config, new: &mut Config) {
     new.server_name.clone_from(&old.server_name);
     new.http.clone_from(&old.http);
     new.https.clone_from(&old.https);
-    match (&old.jetstream, &mut new.jetstream) {
-        (Some(a), Some(b)) => b.store_dir.clone_from(&a.store_dir),
-        (a, b) => b.clone_from(a),
-    }
+    new.jetstream.clone_from(&old.jetstream);
     new.pid_file.clone_from(&old.pid_file);
     new.ports_file_dir.clone_from(&old.ports_file_dir);
 }
@@ -223,6 +229,7 @@ mod tests {
         new.max_payload = 10;
         if let Some(js) = &mut new.jetstream {
             js.store_dir = "/elsewhere".into();
+            js.max_file_store = 1024;
         }
         let d = diff(&old, &new);
         assert_eq!(
@@ -232,6 +239,7 @@ mod tests {
                 "config reload not supported for Port: old=4222, new=4995",
                 "config reload not supported for HTTPPort: old=0, new=8222",
                 "config reload not supported for jetstream storage directory",
+                "config reload not supported for jetstream limits",
             ]
         );
         keep_fixed(&old, &mut new);
