@@ -9,7 +9,7 @@ use crate::{Server, StartError};
 /// Writes the process id to `path`.
 pub(crate) fn write_pid(path: &Path) -> Result<(), StartError> {
     std::fs::write(path, std::process::id().to_string()).map_err(|source| StartError::File {
-        what: "pid",
+        what: "pidfile",
         path: path.display().to_string(),
         source,
     })
@@ -58,7 +58,7 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
         .unwrap_or_default();
     let json = serde_json::json!({ "nats": nats, "monitoring": monitoring });
     std::fs::write(&path, json.to_string()).map_err(|source| StartError::File {
-        what: "ports",
+        what: "ports file",
         path: path.display().to_string(),
         source,
     })

@@ -6,7 +6,8 @@
 //! ```text
 //! run ──┬── accept_loop ── one task per connection ── its writer task
 //!       ├── JetStream (when enabled): API task, one thread per stream
-//!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload)
+//!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload,
+//!                        SIGUSR1 log file re-open)
 //! ```
 
 pub mod account;
@@ -39,7 +40,7 @@ use crate::server::{ServerState, VERSION};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The pid or ports file could not be written.
-    #[error("Could not write {what} file {path}: {source}")]
+    #[error("Could not write {what}: open {path}: {}", config::go_error(.source))]
     File {
         /// Which file.
         what: &'static str,
@@ -49,13 +50,31 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The client listener could not be bound.
-    #[error("Error listening on port: {addr}, \"{source}\"")]
+    #[error("Error listening on port: {addr}, \"{}\"", listen_error(.addr, .source))]
     Listen {
         /// The address asked for.
         addr: String,
         /// The bind error.
         source: std::io::Error,
     },
+    /// The HTTP monitoring listener could not be bound.
+    #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
+    Monitor {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// A listen error worded as nats-server's (Go's) are, which harnesses match on:
+/// `listen tcp 127.0.0.1:4222: bind: address already in use`.
+fn listen_error(addr: &str, e: &std::io::Error) -> String {
+    if e.to_string().starts_with("failed to lookup address") {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        return format!("listen tcp: lookup {host}: no such host");
+    }
+    format!("listen tcp {addr}: bind: {}", config::go_error(e))
 }
 
 /// What stops a running server.
@@ -96,7 +115,7 @@ impl Server {
             };
             let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
                 .await
-                .map_err(|source| StartError::Listen {
+                .map_err(|source| StartError::Monitor {
                     addr: format!("{host}:{}", http.port),
                     source,
                 })?;
@@ -248,6 +267,9 @@ fn log_banner(state: &ServerState) {
     info!("  Version:  {VERSION}");
     info!("  Name:     {}", state.server_name);
     info!("  ID:       {}", state.server_id);
+    if let Some(file) = &state.config().config_file {
+        info!("Using configuration file: {}", file.display());
+    }
 }
 
 /// Re-reads the configuration on SIGHUP: given the config file, returns the new config.
@@ -276,16 +298,18 @@ where
     }
 }
 
-/// Runs a server until SIGINT/SIGTERM (graceful) or SIGUSR2 (lame duck); SIGHUP reloads.
+/// Runs a server until SIGINT/SIGTERM (graceful) or SIGUSR2 (lame duck); SIGHUP reloads,
+/// SIGUSR1 re-opens the log file.
 ///
 /// # Errors
 /// [`StartError`] when the server cannot start.
 pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> {
-    let pid_file = config.pid_file.clone();
-    let server = Server::start(config).await?;
-    if let Some(path) = &pid_file {
+    // Before the listener, as nats-server does: a harness that sees `Server is ready`
+    // finds the pid file already there.
+    if let Some(path) = &config.pid_file {
         files::write_pid(path)?;
     }
+    let server = Server::start(config).await?;
     files::write_ports(&server)?;
     let how = signals(&server, &reload).await;
     let config = server.state().config();
@@ -294,21 +318,47 @@ pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> 
     Ok(())
 }
 
-/// Applies what can change at run time; logs what cannot.
+/// Applies what can change at run time and logs each change as nats-server does
+/// (`Reloaded: debug = true`); settings that need a restart keep their running value
+/// and are logged as not reloadable, while the rest still applies.
 fn apply_reload(server: &Server, reload: &impl Reload) {
     let current = server.state().config();
-    match reload.reload(current.config_file.as_deref()) {
-        Ok((mut new, warnings)) => {
-            for w in warnings {
-                warn!("{w}");
-            }
-            // The listener stays where it is.
-            new.host = current.host.clone();
-            new.port = current.port;
-            server.state().set_config(Arc::new(new));
-            info!("Reloaded server configuration");
+    let Some(file) = current.config_file.as_deref() else {
+        tracing::error!(
+            "Failed to reload server configuration: can only reload config when a file is provided using -c or --config"
+        );
+        return;
+    };
+    let (mut new, warnings) = match reload.reload(Some(file)) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!("Failed to reload server configuration: {e}");
+            return;
         }
-        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+    };
+    for w in warnings {
+        warn!("{w}");
+    }
+    let diff = config::diff(&current, &new);
+    for line in &diff.not_reloadable {
+        warn!("{line} (keeping the running value until restart)");
+    }
+    config::keep_fixed(&current, &mut new);
+    for line in &diff.changed {
+        info!("Reloaded: {line}");
+    }
+    if let Err(e) = logging::apply(&new.logging) {
+        tracing::error!("Failed to reload logging: {e}");
+        new.logging = current.logging.clone();
+    }
+    server.state().set_config(Arc::new(new));
+    info!("Reloaded server configuration");
+}
+
+/// SIGUSR1: re-open the log file (log rotation).
+fn reopen_log() {
+    if let Err(e) = logging::reopen() {
+        tracing::error!("Failed to re-open log file: {e}");
     }
 }
 
@@ -316,9 +366,10 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
 #[cfg(unix)]
 async fn signals(server: &Server, reload: &impl Reload) -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut usr2), Ok(mut hup)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
         signal(SignalKind::hangup()),
     ) else {
@@ -328,6 +379,7 @@ async fn signals(server: &Server, reload: &impl Reload) -> Stop {
         tokio::select! {
             _ = int.recv() => { info!("Trapped \"interrupt\" signal"); return Stop::Graceful }
             _ = term.recv() => { info!("Trapped \"terminated\" signal"); return Stop::Graceful }
+            _ = usr1.recv() => { info!("Trapped \"user defined signal 1\" signal"); reopen_log() }
             _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); return Stop::LameDuck }
             _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload) }
         }

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod drop_in;
 mod durability;
 mod js_consumers;
 mod js_consumers_bench;

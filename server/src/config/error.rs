@@ -1,6 +1,6 @@
 //! `ConfigError` and `Warning`: what loading the configuration reports.
 
-use std::fmt;
+use std::{fmt, io};
 
 use super::conf::{ParseError, Pos};
 
@@ -83,5 +83,35 @@ impl fmt::Display for Warning {
             Some(pos) => write!(f, "{pos}: {}", self.message),
             None => f.write_str(&self.message),
         }
+    }
+}
+
+/// An OS error worded as Go words it (`address already in use`), which is how
+/// nats-server's messages read: the C library text with a lower-case first letter and
+/// no `(os error N)` suffix.
+pub fn go_error(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_like_go() {
+        let e = io::Error::from_raw_os_error(98);
+        assert_eq!(go_error(&e), "address already in use");
+        let e = io::Error::from_raw_os_error(2);
+        assert_eq!(go_error(&e), "no such file or directory");
+        assert_eq!(go_error(&io::Error::other("Custom")), "custom");
     }
 }

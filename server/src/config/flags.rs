@@ -185,7 +185,7 @@ pub struct Flags {
     /// `-T`: timestamps on log lines.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     pub logtime: Option<bool>,
-    /// UTC timestamps (not supported).
+    /// UTC timestamps: rill always logs in UTC, so this is accepted as is.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     pub logtime_utc: Option<bool>,
     /// `-s`: syslog (not supported).
@@ -422,7 +422,6 @@ impl Flags {
         let ignored = [
             ("--syslog", self.syslog == Some(true)),
             ("--remote_syslog", self.remote_syslog.is_some()),
-            ("--logtime_utc", self.logtime_utc.is_some()),
             ("--log_size_limit", self.log_size_limit.is_some()),
             ("--max_traced_msg_len", self.max_traced_msg_len.is_some()),
             ("--profile", self.profile.is_some()),

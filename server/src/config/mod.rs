@@ -16,6 +16,7 @@
 //! `file:line:col: message` and carries its exit code.
 
 pub mod conf;
+pub mod diff;
 mod error;
 pub mod flags;
 pub mod load;
@@ -26,7 +27,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, Warning};
+pub use diff::{ReloadDiff, diff, keep_fixed};
+pub use error::{ConfigError, Warning, go_error};
 pub use flags::Flags;
 pub use load::Draft;
 pub use signal::SignalRequest;
@@ -465,6 +467,15 @@ pub fn reload(path: Option<&Path>, flags: &Flags) -> Result<(Config, Vec<Warning
     };
     flags.apply(&mut draft)?;
     draft.finish()
+}
+
+/// Checks what only matters when the server starts (the JetStream store directory is
+/// not a file). An error is fatal: log it with [`crate::logging::fatal`] and exit 1.
+///
+/// # Errors
+/// The message, worded as nats-server's.
+pub fn startup_check(config: &Config) -> Result<(), String> {
+    load::validate::check_store_dir(config)
 }
 
 /// `rill-server: v<version>`, the `-v` output (nats-server prints `nats-server: v2.x.y`).

@@ -63,7 +63,10 @@ impl SignalRequest {
         if out.status.success() {
             Ok(pid)
         } else {
-            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            // `kill: (42): No such process` reads as nats-server's `no such process`.
+            let text = String::from_utf8_lossy(&out.stderr);
+            let last = text.trim().rsplit(": ").next().unwrap_or_default();
+            let why = super::go_error(&std::io::Error::other(last.to_string()));
             Err(ConfigError::Signal(format!(
                 "signal \"{}\" {pid}: {why}",
                 self.command
@@ -166,5 +169,11 @@ mod tests {
         assert_eq!(req.send(), Ok(child.id()));
         let status = child.wait().expect("wait");
         assert!(!status.success());
+        let gone = SignalRequest::parse(&format!("reload={}", child.id())).expect("parses");
+        let e = gone.send().expect_err("the process is gone");
+        assert_eq!(
+            e.to_string(),
+            format!("signal \"reload\" {}: no such process", child.id())
+        );
     }
 }

@@ -40,7 +40,7 @@ fn parse_file_at(
     let text = std::fs::read_to_string(path).map_err(|e| {
         ParseError::new(
             at,
-            format!("cannot read config file {}: {e}", path.display()),
+            format!("open {}: {}", path.display(), crate::config::go_error(&e)),
         )
     })?;
     let file: Arc<Path> = Arc::from(path);

@@ -14,7 +14,7 @@ mod accounts;
 mod auth;
 mod server;
 mod tls;
-mod validate;
+pub(crate) mod validate;
 mod value;
 
 use std::collections::BTreeMap;
@@ -79,7 +79,8 @@ impl Draft {
     ) -> Result<(), ConfigError> {
         let lower = key.to_ascii_lowercase();
         for setting in origin_settings(&lower) {
-            self.origins.insert(setting, v.pos.clone());
+            // nats-server reports a bad setting at its key.
+            self.origins.insert(setting, key_pos.clone());
         }
         if self.server_key(&lower, v)? || self.auth_key(&lower, v)? {
             return Ok(());

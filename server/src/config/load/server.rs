@@ -36,6 +36,8 @@ impl Draft {
             "debug" => c.logging.debug = boolean(v, lower)?,
             "trace" | "trace_verbose" | "trace_headers" => c.logging.trace = boolean(v, lower)?,
             "logtime" => c.logging.logtime = boolean(v, lower)?,
+            // rill's timestamps are always UTC, which is what this asks for.
+            "logtime_utc" => drop(boolean(v, lower)?),
             "logfile" | "log_file" => c.logging.log_file = Some(path(v, lower)?),
             "pidfile" | "pid_file" => c.pid_file = Some(path(v, lower)?),
             "ports_file_dir" => c.ports_file_dir = Some(path(v, lower)?),

@@ -275,6 +275,10 @@ fn store_dir_that_is_a_file_fails_only_with_jetstream() {
     let file = tempfile::NamedTempFile::new().expect("tempfile");
     let p = file.path().display();
     assert!(ok(&format!("store_dir: \"{p}\"")).jetstream.is_none());
-    let e = err(&format!("jetstream {{ store_dir: \"{p}\" }}"));
-    assert!(e.contains("is not a directory"), "{e}");
+    let config = ok(&format!("jetstream {{ store_dir: \"{p}\" }}"));
+    let e = crate::config::startup_check(&config).expect_err("a file is no store dir");
+    assert_eq!(
+        e,
+        "Can't start JetStream: storage directory is not a directory"
+    );
 }

@@ -54,7 +54,6 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_limits(&config, &mut warnings).map_err(|m| o.error("max_payload", m))?;
     check_lame_duck(&config).map_err(|m| o.error("lame_duck", m))?;
     check_tls(&config).map_err(|m| o.error("tls", m))?;
-    check_store_dir(&config).map_err(|m| o.error("store_dir", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
     check_duplicate_users(&config)?;
     Ok((config, warnings))
@@ -166,24 +165,44 @@ fn check_tls(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Worded as nats-server's: `error parsing X509 certificate/key pair: open c.pem: no such
+/// file or directory` for the pair, `open ca.pem: …` for the CA.
 fn check_readable(file: &Path, what: &str) -> Result<(), String> {
-    std::fs::File::open(file)
-        .map(drop)
-        .map_err(|e| format!("error opening TLS {what} file {}: {e}", file.display()))
+    std::fs::File::open(file).map(drop).map_err(|e| {
+        let open = format!("open {}: {}", file.display(), super::super::go_error(&e));
+        if what == "CA" {
+            open
+        } else {
+            format!("error parsing X509 certificate/key pair: {open}")
+        }
+    })
 }
 
-/// JetStream's store directory may not exist yet, but must not be a file.
-fn check_store_dir(config: &Config) -> Result<(), String> {
+/// JetStream's store directory is created when missing, and must not be (under) a file.
+/// Checked when the server starts rather than when the file is read, so that it fails as
+/// nats-server does: logged with `[FTL]` (and `-t` passes).
+pub(crate) fn check_store_dir(config: &Config) -> Result<(), String> {
     let Some(js) = &config.jetstream else {
         return Ok(());
     };
-    if js.store_dir.exists() && !js.store_dir.is_dir() {
-        return Err(format!(
-            "Can't start JetStream: storage directory {} is not a directory",
-            js.store_dir.display()
-        ));
+    let not_a_dir = || "Can't start JetStream: storage directory is not a directory".to_string();
+    if js.store_dir.is_dir() {
+        return Ok(());
     }
-    Ok(())
+    if js.store_dir.exists() {
+        return Err(not_a_dir());
+    }
+    std::fs::create_dir_all(&js.store_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotADirectory {
+            not_a_dir()
+        } else {
+            format!(
+                "Can't start JetStream: could not create storage directory - mkdir {}: {}",
+                js.store_dir.display(),
+                super::super::go_error(&e)
+            )
+        }
+    })
 }
 
 /// A user name or nkey may appear once across `authorization` and all accounts.
