@@ -9,6 +9,7 @@
 //! ```
 
 pub mod account;
+pub mod auth;
 pub mod client;
 pub mod config;
 mod files;
@@ -18,6 +19,7 @@ pub mod logging;
 pub mod router;
 pub mod server;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,6 +56,9 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What stops a running server.
@@ -84,6 +89,10 @@ impl Server {
         let config = Arc::new(config);
         let state = ServerState::new(Arc::clone(&config));
         log_banner(&state);
+        if let Some(tls) = &config.tls {
+            state.set_tls_acceptor(Some(tls::acceptor(tls)?));
+        }
+        account::wire(&state, &config);
         let listener = bind_clients(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {
@@ -274,6 +283,14 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
             // The listener stays where it is.
             new.host = current.host.clone();
             new.port = current.port;
+            let acceptor = match new.tls.as_ref().map(tls::acceptor).transpose() {
+                Ok(acceptor) => acceptor,
+                Err(e) => {
+                    tracing::error!("Failed to reload server configuration: {e}");
+                    return;
+                }
+            };
+            server.state().set_tls_acceptor(acceptor);
             server.state().set_config(Arc::new(new));
             info!("Reloaded server configuration");
         }

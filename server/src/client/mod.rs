@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +27,7 @@ use rill_protocol::{
 pub use outbound::{CloseReason, Outbound, Pushed};
 
 use crate::account::Account;
+use crate::auth::{CertIdentity, Permissions};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -36,6 +37,48 @@ const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Publish-permission results kept per connection before the cache is cleared.
+const PERM_CACHE_MAX: usize = 1024;
+
+/// How a connection was reached, as the listener knows it before the client task starts.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Client id, allocated by whoever sends INFO.
+    pub cid: u64,
+    /// The nonce sent in INFO (nkey users).
+    pub nonce: Option<String>,
+    /// INFO was already sent (TLS upgrade after INFO).
+    pub info_sent: bool,
+    /// The client certificate's identities, for `verify_and_map`.
+    pub cert: Option<CertIdentity>,
+}
+
+impl Peer {
+    /// A plain connection whose INFO is still to be sent.
+    pub fn new(state: &ServerState, addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            cid: state.next_cid(),
+            nonce: state.authenticator().nonce(),
+            info_sent: false,
+            cert: None,
+        }
+    }
+}
+
+/// The INFO line for a client.
+pub fn info_line(state: &ServerState, peer: &Peer) -> BytesMut {
+    let mut info = state.info_template();
+    info.client_id = Some(peer.cid);
+    info.client_ip = Some(peer.addr.ip().to_string());
+    info.nonce = peer.nonce.clone();
+    let mut buf = BytesMut::with_capacity(512);
+    encode::info(&mut buf, &info);
+    buf
+}
 
 /// What a client told us in CONNECT, kept for monitoring.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +118,10 @@ pub struct ClientLink {
     pub out_msgs: AtomicU64,
     /// Payload bytes delivered to this client.
     pub out_bytes: AtomicU64,
+    /// Permissions of the authenticated user (unset: anything goes).
+    perms: OnceLock<Arc<Permissions>>,
+    /// `allow_responses` grants: reply subject → (replies left, expiry).
+    responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
     state: Arc<ServerState>,
 }
 
@@ -87,6 +134,40 @@ impl ClientLink {
     pub fn num_subs(&self) -> usize {
         self.subs.lock().map(|s| s.len()).unwrap_or_default()
     }
+
+    /// Applies subscribe denies to a delivery and records an `allow_responses` grant for
+    /// its reply subject. False when the message must not be delivered.
+    fn permit_delivery(&self, perms: &Permissions, msg: &Msg<'_>) -> bool {
+        if perms.filters_deliveries()
+            && perms.denies_delivery(std::str::from_utf8(msg.subject).unwrap_or_default())
+        {
+            return false;
+        }
+        if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply)
+            && let Ok(mut responses) = self.responses.lock()
+        {
+            let expires = grant.expires.map(|d| Instant::now() + d);
+            responses.insert(reply.clone(), (grant.max, expires));
+        }
+        true
+    }
+
+    /// Uses one `allow_responses` grant for `subject`; false when there is none.
+    fn take_response(&self, subject: &Bytes) -> bool {
+        let Ok(mut responses) = self.responses.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        responses.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+        let Some((left, _)) = responses.get_mut(subject) else {
+            return false;
+        };
+        *left -= 1;
+        if *left == 0 {
+            responses.remove(subject);
+        }
+        true
+    }
 }
 
 impl Subscriber for ClientLink {
@@ -95,6 +176,11 @@ impl Subscriber for ClientLink {
     }
 
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        if let Some(perms) = self.perms.get()
+            && !self.permit_delivery(perms, msg)
+        {
+            return Delivery::Dropped;
+        }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
         let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
         let reply = msg.reply.map(|r| &r[..]);
@@ -146,18 +232,34 @@ struct Connection {
     pings_out: u32,
     /// A delivery in the last batch found a subscriber near `max_pending`.
     stall: bool,
+    /// INFO nonce and client certificate, for authentication.
+    peer: Peer,
+    /// The user's permissions; `None` keeps the publish path free of checks.
+    perms: Option<Arc<Permissions>>,
+    /// Publish-permission results by subject.
+    pub_cache: HashMap<Bytes, bool>,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted plain connection until it closes.
 pub async fn serve<R, W>(state: Arc<ServerState>, reader: R, writer: W, addr: SocketAddr)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = Peer::new(&state, addr);
+    serve_peer(state, reader, writer, peer).await;
+}
+
+/// Serves one connection (plain or TLS) described by `peer` until it closes.
+pub async fn serve_peer<R, W>(state: Arc<ServerState>, reader: R, writer: W, peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = state.config();
     let link = Arc::new(ClientLink {
-        cid: state.next_cid(),
-        addr,
+        cid: peer.cid,
+        addr: peer.addr,
         started: SystemTime::now(),
         outbound: Outbound::new(config.max_pending),
         subs: Mutex::new(HashMap::new()),
@@ -168,6 +270,8 @@ where
         in_bytes: AtomicU64::new(0),
         out_msgs: AtomicU64::new(0),
         out_bytes: AtomicU64::new(0),
+        perms: OnceLock::new(),
+        responses: Mutex::new(HashMap::new()),
         state: Arc::clone(&state),
     });
     Stats::add(&state.stats.total_connections, 1);
@@ -192,20 +296,22 @@ where
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
         stall: false,
+        peer,
+        perms: None,
+        pub_cache: HashMap::new(),
     };
-    conn.send_info();
+    if !conn.peer.info_sent {
+        conn.send_info();
+    }
     let reason = conn.read_loop(reader).await;
     conn.close(reason, writer_task).await;
 }
 
 impl Connection {
     fn send_info(&self) {
-        let mut info = self.state.info_template();
-        info.client_id = Some(self.link.cid);
-        info.client_ip = Some(self.link.addr.ip().to_string());
-        let mut buf = BytesMut::with_capacity(512);
-        encode::info(&mut buf, &info);
-        self.link.outbound.push_raw(&buf);
+        self.link
+            .outbound
+            .push_raw(&info_line(&self.state, &self.peer));
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut reader: R) -> CloseReason {
@@ -347,48 +453,36 @@ impl Connection {
             self.fail(&ProtocolError::NoRespondersRequiresHeaders);
             return Err(CloseReason::ProtocolViolation);
         }
-        if let Err(e) = self.authenticate(&connect) {
-            self.fail(&e);
-            return Err(CloseReason::AuthenticationViolation);
+        let auth = self.state.authenticator();
+        let identity = match auth.authenticate(
+            &connect,
+            self.peer.nonce.as_deref(),
+            self.peer.cert.as_ref(),
+        ) {
+            Ok(identity) => identity,
+            Err(e) => {
+                error!("{} - authentication error: {e}", self.link.log_prefix());
+                self.fail(&ProtocolError::AuthorizationViolation);
+                return Err(CloseReason::AuthenticationViolation);
+            }
+        };
+        self.account = self.state.account(&identity.account);
+        if let Some(perms) = &identity.permissions {
+            let _ = self.link.perms.set(Arc::clone(perms));
         }
+        self.perms = identity.permissions;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
         if let Ok(mut info) = self.link.info.write() {
             info.name = connect.name.clone().unwrap_or_default();
             info.lang = connect.lang.clone().unwrap_or_default();
             info.version = connect.version.clone().unwrap_or_default();
-            info.user = connect.user.clone();
+            info.user = identity.user;
         }
         self.connect = connect;
         self.connected = true;
         self.ok();
         Ok(())
-    }
-
-    /// Checks credentials against the single-user/token settings.
-    fn authenticate(&self, connect: &Connect) -> Result<(), ProtocolError> {
-        let config = self.state.config();
-        let auth = &config.authorization;
-        if !auth.is_configured() {
-            return Ok(());
-        }
-        let ok = match (&auth.token, &auth.user) {
-            (Some(token), _) => connect.auth_token.as_deref() == Some(token.as_str()),
-            (None, Some(user)) => {
-                connect.user.as_deref() == Some(user.as_str())
-                    && connect.pass.as_deref() == auth.password.as_deref()
-            }
-            (None, None) => auth.users.iter().any(|u| {
-                u.user.is_some()
-                    && u.user == connect.user
-                    && u.password.as_deref() == connect.pass.as_deref()
-            }),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(ProtocolError::AuthorizationViolation)
-        }
     }
 
     fn on_pub(
@@ -408,6 +502,10 @@ impl Connection {
         if !valid {
             self.fail(&ProtocolError::InvalidPublishSubject);
             self.ok();
+            return;
+        }
+        if self.perms.is_some() && !self.can_publish(&subject) {
+            self.fail(&ProtocolError::PublishViolation(text.to_string()));
             return;
         }
         self.ok();
@@ -437,6 +535,25 @@ impl Connection {
         }
     }
 
+    /// Checks publish permissions (cached per subject) and `allow_responses` grants.
+    fn can_publish(&mut self, subject: &Bytes) -> bool {
+        let Some(perms) = &self.perms else {
+            return true;
+        };
+        let allowed = match self.pub_cache.get(subject) {
+            Some(&ok) => ok,
+            None => {
+                let ok = perms.can_publish(std::str::from_utf8(subject).unwrap_or_default());
+                if self.pub_cache.len() >= PERM_CACHE_MAX {
+                    self.pub_cache.clear();
+                }
+                self.pub_cache.insert(subject.clone(), ok);
+                ok
+            }
+        };
+        allowed || (perms.responses().is_some() && self.link.take_response(subject))
+    }
+
     /// Sends the 503 status to the requester's own inbox subscription.
     fn no_responders(&self, subject: &Bytes, reply: &Bytes) {
         let mut headers = HeaderMap::with_status(503, None);
@@ -461,6 +578,16 @@ impl Connection {
             // nats-server sends no +OK after a refused SUB.
             self.fail(&ProtocolError::InvalidSubject);
             return;
+        }
+        if let Some(perms) = &self.perms {
+            let q = queue.as_ref().and_then(|q| std::str::from_utf8(q).ok());
+            if !perms.can_subscribe(text, q) {
+                self.fail(&ProtocolError::SubscribeViolation {
+                    subject: text.to_string(),
+                    queue: q.map(str::to_string),
+                });
+                return;
+            }
         }
         let max_subs = self.state.config().max_subscriptions;
         let Ok(mut subs) = self.link.subs.lock() else {
