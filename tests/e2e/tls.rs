@@ -191,10 +191,10 @@ async fn handshake_first_serves_tls_first_clients() {
 async fn verify_and_map_maps_certificates_to_users_like_nats_server() {
     let certs = Certs::generate();
     let config = format!(
-        "{}\nauthorization {{ users: [ {{ user: \"device-42@iot.example\" }}, {{ user: \"CN=device-7,O=rill\", permissions: {{ publish: \"devices.7.>\" }} }} ] }}\n",
+        "{}\nauthorization {{ users: [ {{ user: \"device-42@iot.example\" }}, {{ user: \"CN=device-7,O=rill\", permissions: {{ publish: [\"devices.7.>\", \"_rill_sync.>\"] }} }} ] }}\n",
         certs.tls_block("verify_and_map: true")
     );
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
+    for kind in [ServerKind::Nats, ServerKind::Rill] {
         let server = tls_server(kind, config.clone()).await;
         let mapped = connects(&server, certs.client_cert_opts("client"))
             .await

@@ -122,6 +122,30 @@ fn attribute(atv: &x509_cert::attr::AttributeTypeAndValue) -> String {
     }
 }
 
+/// The attributes of a DN string as a sorted list, for order-insensitive comparison
+/// (splits on unescaped `,` and `+`).
+pub fn rdn_set(dn: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut escaped = false;
+    for c in dn.chars() {
+        match (escaped, c) {
+            (false, '\\') => {
+                escaped = true;
+                current.push(c);
+            }
+            (false, ',' | '+') => parts.push(std::mem::take(&mut current).trim().to_string()),
+            _ => {
+                escaped = false;
+                current.push(c);
+            }
+        }
+    }
+    parts.push(current.trim().to_string());
+    parts.sort();
+    parts
+}
+
 /// RFC 2253 escaping as Go does it.
 fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -141,6 +165,12 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rdn_sets_ignore_order() {
+        assert_eq!(rdn_set("CN=a,O=b"), rdn_set("O=b, CN=a"));
+        assert_ne!(rdn_set("CN=a\\,O=b"), rdn_set("O=b,CN=a"));
+    }
 
     #[test]
     fn escapes_like_go() {

@@ -269,8 +269,14 @@ impl Authenticator {
 
     fn by_certificate(&self, cert: Option<&CertIdentity>) -> Result<Identity, AuthError> {
         let cert = cert.ok_or(AuthError::CertNotMapped)?;
-        cert.candidates()
-            .find_map(|name| self.users.get(name))
+        if let Some(user) = cert.candidates().find_map(|name| self.users.get(name)) {
+            return Ok(user.identity());
+        }
+        // nats-server also accepts the subject's RDNs in any order.
+        let subject = cert::rdn_set(&cert.subject);
+        self.users
+            .values()
+            .find(|u| u.name.contains('=') && cert::rdn_set(&u.name) == subject)
             .map(User::identity)
             .ok_or(AuthError::CertNotMapped)
     }
