@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A CA, a server certificate for 127.0.0.1, and client certificates, as PEM files.
 #[derive(Debug)]
-pub struct Certs {
+pub(crate) struct Certs {
     dir: tempfile::TempDir,
 }
 
@@ -55,7 +55,7 @@ fn leaf(
 
 impl Certs {
     /// Generates everything into a fresh temp dir.
-    pub fn generate() -> Certs {
+    pub(crate) fn generate() -> Certs {
         let dir = tempfile::tempdir().expect("cert dir");
         let (params, key, pem) = ca("rill test CA");
         std::fs::write(dir.path().join("ca.pem"), pem).expect("write CA");
@@ -73,12 +73,12 @@ impl Certs {
     }
 
     /// Path of a generated file (`ca.pem`, `server-cert.pem`, `client-key.pem`, …).
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// A `tls {}` block for the server certificate, with extra settings.
-    pub fn tls_block(&self, extra: &str) -> String {
+    pub(crate) fn tls_block(&self, extra: &str) -> String {
         format!(
             "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  timeout: 2\n  {extra}\n}}\n",
             self.path("server-cert.pem").display(),
@@ -88,14 +88,14 @@ impl Certs {
     }
 
     /// Client options trusting the test CA.
-    pub fn client_opts(&self) -> ConnectOptions {
+    pub(crate) fn client_opts(&self) -> ConnectOptions {
         ConnectOptions::new()
             .require_tls(true)
             .add_root_certificates(self.path("ca.pem"))
     }
 
     /// Client options with the client certificate `name` (`client`, `unmapped`, `rogue`).
-    pub fn client_cert_opts(&self, name: &str) -> ConnectOptions {
+    pub(crate) fn client_cert_opts(&self, name: &str) -> ConnectOptions {
         self.client_opts().add_client_certificate(
             self.path(&format!("{name}-cert.pem")),
             self.path(&format!("{name}-key.pem")),
