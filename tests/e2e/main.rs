@@ -4,4 +4,5 @@ mod auth;
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod examples_iot;
 mod tls;
