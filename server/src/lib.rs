@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! run ──┬── accept_loop ── one task per connection ── its writer task
+//!       ├── JetStream (when enabled): API task, one thread per stream
 //!       └── signal loop (SIGINT/SIGTERM stop, SIGUSR2 lame duck, SIGHUP reload)
 //! ```
 
@@ -16,6 +17,7 @@ mod files;
 pub mod jetstream;
 pub mod listener;
 pub mod logging;
+pub mod monitoring;
 pub mod router;
 pub mod server;
 pub mod stats;
@@ -78,6 +80,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
+    jetstream: Option<Arc<jetstream::JetStream>>,
 }
 
 impl Server {
@@ -93,6 +96,21 @@ impl Server {
             state.set_tls_acceptor(Some(tls::acceptor(tls)?));
         }
         account::wire(&state, &config);
+        let (stop_accepting, stop_rx) = watch::channel(false);
+        if let Some(http) = &config.http {
+            let host = if http.host.is_empty() {
+                &config.host
+            } else {
+                &http.host
+            };
+            let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: format!("{host}:{}", http.port),
+                    source,
+                })?;
+            state.set_monitor_addr(addr);
+        }
         let listener = bind_clients(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {
@@ -106,8 +124,11 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        let jetstream = jetstream::JetStream::start(&state).await;
+        if let Some(js) = &jetstream {
+            state.set_js_report(Arc::clone(js) as Arc<dyn monitoring::JsReport>);
+        }
         info!("Listening for client connections on {addr}");
-        let (stop_accepting, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),
@@ -122,6 +143,7 @@ impl Server {
             done_tx,
             done_rx,
             addr,
+            jetstream,
         })
     }
 
@@ -132,7 +154,12 @@ impl Server {
 
     /// The bound monitoring address, when monitoring is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
-        None
+        self.state.monitor_addr()
+    }
+
+    /// The JetStream service, when enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+        self.jetstream.as_ref()
     }
 
     /// The shared state.
@@ -153,6 +180,7 @@ impl Server {
         let Self {
             mut done_rx,
             done_tx,
+            jetstream,
             ..
         } = self;
         drop(done_tx);
@@ -162,6 +190,9 @@ impl Server {
             .is_err()
         {
             warn!("Some connections did not close in time");
+        }
+        if let Some(js) = jetstream {
+            js.shutdown().await;
         }
         info!("Server Exiting..");
     }

@@ -1,4 +1,317 @@
-//! JetStream: streams, consumers and their storage.
+//! JetStream: persistent streams behind the `$JS.API`.
+//!
+//! [`JetStream`] is the service started by `Server::start` when JetStream is
+//! enabled. It owns the stream registry (name → [`StreamHandle`] plus the cached
+//! config and router subscriptions), restores every stored stream on start, and
+//! closes every store on shutdown. Task/thread shape:
+//!
+//! ```text
+//! router ── $JS.API.{INFO,STREAM.>,CONSUMER.>} ── api task (one, sequential)
+//!        ── stream subjects, DIRECT.GET ─────────── stream thread (one per stream, owns its store)
+//! ```
+//!
+//! The registry is a `std` `RwLock` held only for short, await-free sections.
+//! Creates, updates and deletes all run on the one API task, so they never race.
 
+pub mod api;
+pub mod consumer;
+pub mod error;
+mod report;
 pub mod store;
+pub mod stream;
 pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rill_protocol::jsapi::{ApiError, ErrorCode, StorageType, StreamConfig};
+use tracing::{info, warn};
+
+use self::store::{StdFs, SyncPolicy, meta};
+use self::stream::{AccountUsage, Spawn, StreamHandle, StreamSubs};
+use crate::account::Account;
+use crate::config::{JetStreamConfig, SyncInterval};
+use crate::router::Subscription;
+use crate::server::{GLOBAL_ACCOUNT, ServerState};
+
+/// One registered stream.
+#[derive(Debug)]
+struct Entry {
+    handle: StreamHandle,
+    cfg: StreamConfig,
+    subs: StreamSubs,
+}
+
+/// The JetStream service of a server (the `$G` account).
+#[derive(Debug)]
+pub struct JetStream {
+    config: JetStreamConfig,
+    account: Arc<Account>,
+    server_id: String,
+    root: PathBuf,
+    streams: RwLock<BTreeMap<String, Entry>>,
+    file_usage: AccountUsage,
+    mem_usage: AccountUsage,
+    api_subs: Mutex<Vec<Arc<Subscription>>>,
+    /// `$JS.API` requests answered.
+    api_total: AtomicU64,
+    /// `$JS.API` requests answered with an error.
+    api_errors: AtomicU64,
+    /// Running consumers (issue 8; see `consumer`).
+    consumers: consumer::Registry,
+}
+
+impl JetStream {
+    /// Starts JetStream when the config enables it: restores stored streams and
+    /// subscribes the API. `None` when JetStream is off.
+    pub async fn start(state: &Arc<ServerState>) -> Option<Arc<JetStream>> {
+        let config = state.config().jetstream.clone()?;
+        let root = config.store_dir.join("jetstream").join(GLOBAL_ACCOUNT);
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            warn!(
+                "Could not create JetStream store directory {}: {e}",
+                root.display()
+            );
+        }
+        info!("Starting JetStream");
+        info!("    Store Directory: \"{}\"", config.store_dir.display());
+        let js = Arc::new(JetStream {
+            file_usage: usage(config.max_file_store),
+            mem_usage: usage(config.max_memory_store),
+            config,
+            account: Arc::clone(&state.global),
+            server_id: state.server_id.clone(),
+            root,
+            streams: RwLock::new(BTreeMap::new()),
+            api_subs: Mutex::new(Vec::new()),
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+            consumers: consumer::Registry::new(),
+        });
+        js.restore().await;
+        let subs = api::start(&js);
+        *js.api_subs.lock().unwrap_or_else(PoisonError::into_inner) = subs;
+        Some(js)
+    }
+
+    /// Stops the API, then flushes and closes every stream.
+    pub async fn shutdown(&self) {
+        for s in self
+            .api_subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            self.account.router.unsubscribe(&s);
+        }
+        consumer::service::shutdown(self).await;
+        let entries: Vec<Entry> = {
+            let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *map).into_values().collect()
+        };
+        for mut e in entries {
+            e.subs.remove(&self.account);
+            close(&e.handle).await;
+        }
+        info!("JetStream stopped");
+    }
+
+    async fn restore(&self) {
+        let listed = match meta::list_streams(StdFs::shared().as_ref(), &self.root) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("Could not list streams: {e}");
+                return;
+            }
+        };
+        for (name, cfg) in listed {
+            let doc = match cfg
+                .map_err(|e| e.to_string())
+                .and_then(|b| stream::decode_stored(&b).map_err(|e| e.to_string()))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    stream::log_restore_error(&name, &e);
+                    continue;
+                }
+            };
+            let cfg = doc.config.clone();
+            match stream::spawn(self.spawn_params(cfg.clone(), doc.created, false)).await {
+                Ok((handle, subs)) => {
+                    info!("  Restored stream \"{name}\"");
+                    self.insert(Entry { handle, cfg, subs });
+                }
+                Err(e) => stream::log_restore_error(&name, &e),
+            }
+        }
+        consumer::service::restore(self).await;
+    }
+
+    fn sync_policy(&self) -> SyncPolicy {
+        match self.config.sync {
+            SyncInterval::Always => SyncPolicy::Always,
+            SyncInterval::Every(d) => SyncPolicy::Interval(d),
+        }
+    }
+
+    fn spawn_params(
+        &self,
+        cfg: StreamConfig,
+        created: rill_protocol::jsapi::Timestamp,
+        create: bool,
+    ) -> Spawn {
+        let usage = match cfg.storage {
+            StorageType::File => self.file_usage.clone(),
+            StorageType::Memory => self.mem_usage.clone(),
+        };
+        Spawn {
+            usage,
+            cfg,
+            created,
+            root: Some(self.root.clone()),
+            create,
+            account: Arc::clone(&self.account),
+            domain: self.domain().to_owned(),
+            server_id: self.server_id.clone(),
+            sync: self.sync_policy(),
+        }
+    }
+
+    fn insert(&self, entry: Entry) {
+        let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
+        map.insert(entry.cfg.name.clone(), entry);
+    }
+
+    /// The JetStream domain, `""` when none.
+    pub fn domain(&self) -> &str {
+        self.config.domain.as_deref().unwrap_or_default()
+    }
+
+    /// The handle of stream `name`.
+    pub fn stream(&self, name: &str) -> Option<StreamHandle> {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(name).map(|e| e.handle.clone())
+    }
+
+    /// Every stream's cached config, by name.
+    pub fn stream_configs(&self) -> BTreeMap<String, StreamConfig> {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .map(|(k, e)| (k.clone(), e.cfg.clone()))
+            .collect()
+    }
+
+    /// Every stream's handle, sorted by name.
+    pub fn streams(&self) -> Vec<StreamHandle> {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(|e| e.handle.clone()).collect()
+    }
+
+    /// The server's JetStream settings.
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.config
+    }
+
+    /// Creates a stream with a validated, stamped config.
+    async fn create_stream(&self, cfg: StreamConfig) -> Result<StreamHandle, ApiError> {
+        let created = stream::timestamp(store::now_ns());
+        let (handle, subs) = stream::spawn(self.spawn_params(cfg.clone(), created, true)).await?;
+        self.insert(Entry {
+            handle: handle.clone(),
+            cfg,
+            subs,
+        });
+        Ok(handle)
+    }
+
+    /// Re-subscribes a stream after an update changed its subjects or direct setting.
+    fn replace_config(&self, cfg: StreamConfig) {
+        let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = map.get_mut(&cfg.name) {
+            e.subs.remove(&self.account);
+            e.subs = StreamSubs::install(&self.account, &cfg, &e.handle.sender());
+            e.cfg = cfg;
+        }
+    }
+
+    /// Deletes a stream: stops its consumers, closes its store, removes its files.
+    async fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let entry = {
+            let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
+            map.remove(name)
+        };
+        let Some(mut entry) = entry else {
+            return Err(ErrorCode::STREAM_NOT_FOUND.error());
+        };
+        entry.subs.remove(&self.account);
+        for c in entry.handle.consumers() {
+            c.stop();
+        }
+        close(&entry.handle).await;
+        let usage = match entry.cfg.storage {
+            StorageType::File => &self.file_usage,
+            StorageType::Memory => &self.mem_usage,
+        };
+        usage.adjust(entry.handle.usage_bytes(), 0);
+        if entry.cfg.storage == StorageType::File {
+            let root = self.root.clone();
+            let name = name.to_owned();
+            let r = tokio::task::spawn_blocking(move || {
+                meta::delete_stream(StdFs::shared().as_ref(), &root, &name)
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                return Err(error::general(&e));
+            }
+        }
+        Ok(())
+    }
+
+    /// nats-server's create-time check: the reserved bytes (`max_bytes`) of every
+    /// stream of the kind, plus this one's, must fit the server's limit.
+    fn check_resources(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        let Ok(want) = u64::try_from(cfg.max_bytes) else {
+            return Ok(());
+        };
+        let (usage, err) = match cfg.storage {
+            StorageType::File => (&self.file_usage, ErrorCode::STORAGE_RESOURCES_EXCEEDED),
+            StorageType::Memory => (&self.mem_usage, ErrorCode::MEMORY_RESOURCES_EXCEEDED),
+        };
+        let Some(limit) = usage.limit else {
+            return Ok(());
+        };
+        let reserved: u64 = self
+            .stream_configs()
+            .values()
+            .filter(|c| c.storage == cfg.storage && c.name != cfg.name)
+            .filter_map(|c| u64::try_from(c.max_bytes).ok())
+            .sum();
+        if reserved + want > limit {
+            return Err(err.error());
+        }
+        Ok(())
+    }
+
+    fn count(&self, error: bool) {
+        self.api_total.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.api_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn usage(limit: i64) -> AccountUsage {
+    AccountUsage {
+        bytes: Arc::new(AtomicU64::new(0)),
+        limit: u64::try_from(limit).ok(),
+    }
+}
+
+async fn close(handle: &StreamHandle) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if handle.send(stream::Command::Close(tx)).await.is_ok() {
+        let _ = rx.await;
+    }
+}

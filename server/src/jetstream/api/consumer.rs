@@ -1,0 +1,242 @@
+//! `$JS.API.CONSUMER.*`: CREATE (all three subject forms), DURABLE.CREATE, INFO, DELETE,
+//! NAMES, LIST, PAUSE, RESET, and MSG.NEXT for consumers that do not exist.
+//!
+//! Validation follows the call order documented in `jetstream::validate`. Pull requests
+//! to an existing consumer reach its actor through the actor's own subscription; this
+//! file only answers `503` when there is no such consumer, as nats-server does.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::RngExt;
+use rill_protocol::jsapi::{
+    API_LEVEL, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
+    ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
+    ConsumerResetRequest, CreateConsumerRequest, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
+    Paged, PagedRequest, RetentionPolicy,
+};
+
+use super::{Reply, Request};
+use crate::jetstream::consumer::{self, ConsumerHandle, service, status};
+use crate::jetstream::stream::StreamHandle;
+use crate::jetstream::{JetStream, validate};
+use crate::router::Msg;
+use crate::server::VERSION;
+
+/// Handles `$JS.API.CONSUMER.<op>`; `None` = no reply.
+pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
+    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
+    if op.starts_with("CREATE.") || op.starts_with("DURABLE.CREATE.") {
+        let target = validate::CreateTarget::parse(subject)?;
+        return Some(Reply::from(create(js, target, req).await));
+    }
+    if let Some(rest) = op.strip_prefix("MSG.NEXT.") {
+        next_missing(js, rest, req);
+        return None;
+    }
+    let (verb, rest) = op.split_once('.')?;
+    match verb {
+        "NAMES" => Some(Reply::from(names(js, rest, req).await)),
+        "LIST" => Some(Reply::from(list(js, rest, req).await)),
+        "INFO" => Some(Reply::from(info(js, pair(rest)?).await)),
+        "DELETE" => Some(Reply::from(delete(js, pair(rest)?).await)),
+        "PAUSE" => Some(Reply::from(pause(js, pair(rest)?, req).await)),
+        "RESET" => Some(Reply::from(reset(js, pair(rest)?, req).await)),
+        _ => None,
+    }
+}
+
+fn pair(rest: &str) -> Option<(&str, &str)> {
+    let (s, c) = rest.split_once('.')?;
+    (!s.is_empty() && !c.is_empty() && !c.contains('.')).then_some((s, c))
+}
+
+fn stream_of(js: &JetStream, name: &str) -> Result<StreamHandle, ApiError> {
+    js.stream(name)
+        .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())
+}
+
+fn lookup(js: &JetStream, (s, c): (&str, &str)) -> Result<ConsumerHandle, ApiError> {
+    stream_of(js, s)?;
+    js.consumers
+        .get(s, c)
+        .ok_or_else(|| ErrorCode::CONSUMER_NOT_FOUND.error())
+}
+
+/// The info as replies show it (stored metadata plus `_nats.ver` / `_nats.level`).
+fn shown(mut info: ConsumerInfo) -> ConsumerInfo {
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    info
+}
+
+fn random_name() -> String {
+    const ALPHA: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| char::from(ALPHA[rng.random_range(0..ALPHA.len())]))
+        .collect()
+}
+
+async fn configs_of(
+    js: &JetStream,
+    stream: &str,
+    except: &str,
+) -> Vec<rill_protocol::jsapi::ConsumerConfig> {
+    let mut out = Vec::new();
+    for (name, h) in js.consumers.list(stream) {
+        if name != except
+            && let Ok(i) = h.info().await
+        {
+            out.push(i.config);
+        }
+    }
+    out
+}
+
+async fn create(
+    js: &Arc<JetStream>,
+    target: validate::CreateTarget,
+    req: &Request,
+) -> Result<ConsumerCreateResponse, ApiError> {
+    let mut body: CreateConsumerRequest = req.parse()?;
+    validate::consumer_create_request(&target, &mut body)?;
+    let stream = stream_of(js, &target.stream)?;
+    let scfg = stream.config().await?;
+    let cfg = validate::consumer_config(body.config, &scfg, body.pedantic)?;
+    let name = if cfg.name.is_empty() {
+        random_name()
+    } else {
+        cfg.name.clone()
+    };
+    let others = configs_of(js, &scfg.name, &name).await;
+    if let Some(existing) = js.consumers.get(&scfg.name, &name) {
+        let old = existing.info().await?.config;
+        validate::consumer_action_create_same(body.action, &old, &cfg)?;
+        if scfg.retention == RetentionPolicy::WorkQueue {
+            validate::workqueue_unique(&cfg, others.iter())?;
+        }
+        let mut new = validate::consumer_update(&old, cfg)?;
+        validate::stamp_consumer_metadata(&mut new);
+        let info = existing.update(new).await?;
+        return Ok(ConsumerCreateResponse { info: shown(info) });
+    }
+    let mut cfg = validate::consumer_new(body.action, cfg, &scfg, others.iter())?;
+    cfg.name = name;
+    validate::stamp_consumer_metadata(&mut cfg);
+    let created = crate::jetstream::stream::timestamp(crate::jetstream::store::now_ns());
+    let spec = service::spec(js, stream, &scfg, cfg, created, false);
+    let handle = consumer::start(spec).await?;
+    let info = handle.info().await?;
+    Ok(ConsumerCreateResponse { info: shown(info) })
+}
+
+async fn info(js: &JetStream, at: (&str, &str)) -> Result<ConsumerInfoResponse, ApiError> {
+    let h = lookup(js, at)?;
+    Ok(ConsumerInfoResponse {
+        info: shown(h.info().await?),
+    })
+}
+
+async fn delete(js: &JetStream, at: (&str, &str)) -> Result<ConsumerDeleteResponse, ApiError> {
+    let h = lookup(js, at)?;
+    h.stop(true).await;
+    if let Some(s) = js.stream(at.0) {
+        s.unregister_consumer(at.1).await?;
+    }
+    Ok(ConsumerDeleteResponse { success: true })
+}
+
+fn page<T: Clone>(items: &[T], offset: usize, limit: usize) -> (Vec<T>, Paged) {
+    let start = offset.min(items.len());
+    let end = (start + limit).min(items.len());
+    let paged = Paged {
+        total: items.len(),
+        offset,
+        limit,
+    };
+    (items[start..end].to_vec(), paged)
+}
+
+async fn names(
+    js: &JetStream,
+    stream: &str,
+    req: &Request,
+) -> Result<ConsumerNamesResponse, ApiError> {
+    let body: PagedRequest = req.parse()?;
+    stream_of(js, stream)?;
+    let all: Vec<String> = js
+        .consumers
+        .list(stream)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let (consumers, paged) = page(&all, body.offset, NAMES_PAGE_LIMIT);
+    Ok(ConsumerNamesResponse { paged, consumers })
+}
+
+async fn list(
+    js: &JetStream,
+    stream: &str,
+    req: &Request,
+) -> Result<ConsumerListResponse, ApiError> {
+    let body: PagedRequest = req.parse()?;
+    stream_of(js, stream)?;
+    let all = js.consumers.list(stream);
+    let (chosen, paged) = page(&all, body.offset, LIST_PAGE_LIMIT);
+    let mut consumers = Vec::with_capacity(chosen.len());
+    let mut missing = Vec::new();
+    for (name, h) in chosen {
+        match h.info().await {
+            Ok(i) => consumers.push(i),
+            Err(_) => missing.push(name),
+        }
+    }
+    Ok(ConsumerListResponse {
+        paged,
+        consumers,
+        missing,
+    })
+}
+
+async fn pause(
+    js: &JetStream,
+    at: (&str, &str),
+    req: &Request,
+) -> Result<rill_protocol::jsapi::ConsumerPauseResponse, ApiError> {
+    let body: ConsumerPauseRequest = req.parse()?;
+    let h = lookup(js, at)?;
+    h.pause(body.pause_until).await
+}
+
+async fn reset(
+    js: &JetStream,
+    at: (&str, &str),
+    req: &Request,
+) -> Result<rill_protocol::jsapi::ConsumerResetResponse, ApiError> {
+    let body: ConsumerResetRequest = req.parse()?;
+    let h = lookup(js, at)?;
+    let mut r = h.reset(body.seq).await?;
+    r.info = shown(r.info);
+    Ok(r)
+}
+
+/// A pull to a consumer that does not exist gets no-responders, as from nats-server.
+fn next_missing(js: &JetStream, rest: &str, req: &Request) {
+    let Some(at) = pair(rest) else { return };
+    if js.consumers.get(at.0, at.1).is_some() {
+        return;
+    }
+    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
+    let headers = status::no_responders(subject);
+    let empty = Bytes::new();
+    js.account.router.publish(
+        0,
+        true,
+        &Msg {
+            subject: &req.reply,
+            reply: None,
+            headers: Some(&headers),
+            payload: &empty,
+        },
+    );
+}

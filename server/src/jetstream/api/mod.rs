@@ -1,0 +1,205 @@
+//! The `$JS.API` front door: internal subscriptions feeding one bounded channel
+//! and one task that dispatches by subject to a file per API family.
+//!
+//! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`.
+//! Direct gets are subscribed per stream (only with `allow_direct`), so a direct
+//! get on any other stream gets no-responders, as from nats-server. Requests
+//! without a reply subject and unknown API subjects get no answer.
+//!
+//! Each family handler returns `Option<Reply>` (`None` = send nothing); the
+//! dispatcher publishes it and counts `api.total` / `api.errors`.
+//! `consumer.rs` belongs to the consumers work (issue 8) and has the signature
+//! `pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply>`.
+
+mod account;
+mod consumer;
+mod msg;
+mod stream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rill_protocol::headers::find;
+use rill_protocol::jsapi::{API_LEVEL, ApiBody, ApiError, ErrorCode, Response, parse_request};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::JetStream;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+/// Queue depth of API requests waiting for the dispatcher.
+const QUEUE: usize = 4096;
+
+/// One API request, copied out of the router.
+#[derive(Debug)]
+pub struct Request {
+    /// Full subject (`$JS.API.STREAM.INFO.S`).
+    pub subject: Bytes,
+    /// Reply subject.
+    pub reply: Bytes,
+    /// Header block, if any.
+    pub headers: Option<Bytes>,
+    /// Body.
+    pub payload: Bytes,
+}
+
+impl Request {
+    /// Parses the body like nats-server (empty or `null` = `{}`).
+    ///
+    /// # Errors
+    /// `INVALID_JSON`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_request(&self.payload).map_err(|e| ErrorCode::INVALID_JSON.err(e))
+    }
+
+    /// `Nats-Required-Api-Level`: the client needs at least this API level.
+    ///
+    /// # Errors
+    /// `REQUIRED_API_LEVEL` when the header asks for more than [`API_LEVEL`].
+    pub fn check_level(&self) -> Result<(), ApiError> {
+        let Some(value) = self
+            .headers
+            .as_deref()
+            .and_then(|h| find(h, "Nats-Required-Api-Level"))
+        else {
+            return Ok(());
+        };
+        match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            Some(level) if level <= API_LEVEL => Ok(()),
+            _ => Err(ErrorCode::REQUIRED_API_LEVEL.error()),
+        }
+    }
+
+    /// nats-server's check for requests that take no body.
+    ///
+    /// # Errors
+    /// `NOT_EMPTY_REQUEST`.
+    pub fn expect_empty(&self) -> Result<(), ApiError> {
+        let body = self.payload.trim_ascii();
+        if body.is_empty() || body == b"{}" || body == b"null" {
+            Ok(())
+        } else {
+            Err(ErrorCode::NOT_EMPTY_REQUEST.error())
+        }
+    }
+}
+
+/// An encoded reply and whether it is an error.
+#[derive(Debug)]
+pub struct Reply {
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// Counts towards `api.errors`.
+    pub is_error: bool,
+}
+
+impl Reply {
+    /// Encodes a handler result with its `type`.
+    pub fn from<T: ApiBody + Serialize>(r: Result<T, ApiError>) -> Reply {
+        let is_error = r.is_err();
+        let body = Response::from(r).to_json().unwrap_or_default();
+        Reply { body, is_error }
+    }
+}
+
+#[derive(Debug)]
+struct ApiSubscriber {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Subscriber for ApiSubscriber {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let Some(reply) = msg.reply.filter(|r| !r.is_empty()) else {
+            return Delivery::Queued;
+        };
+        let req = Request {
+            subject: msg.subject.clone(),
+            reply: reply.clone(),
+            headers: msg.headers.cloned(),
+            payload: msg.payload.clone(),
+        };
+        match self.tx.try_send(req) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// Subscribes the API subjects and starts the dispatcher. Returns the subscriptions.
+pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let owner: Arc<dyn Subscriber> = Arc::new(ApiSubscriber { tx });
+    let subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
+        .into_iter()
+        .map(|s| {
+            Subscription::new(
+                Bytes::from_static(b"jsapi"),
+                Bytes::from_static(s.as_bytes()),
+                None,
+                Arc::clone(&owner),
+            )
+        })
+        .collect();
+    for s in &subs {
+        js.account.router.subscribe(s);
+    }
+    let weak = Arc::downgrade(js);
+    tokio::spawn(async move {
+        while let Some(req) = rx.recv().await {
+            let Some(js) = weak.upgrade() else { break };
+            dispatch(&js, &req).await;
+        }
+    });
+    subs
+}
+
+#[tracing::instrument(skip_all, fields(subject = %String::from_utf8_lossy(&req.subject)))]
+async fn dispatch(js: &Arc<JetStream>, req: &Request) {
+    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
+    let Some(op) = subject.strip_prefix("$JS.API.") else {
+        return;
+    };
+    let reply = if op == "INFO" {
+        Some(account::info(js, req))
+    } else if let Some(op) = op.strip_prefix("STREAM.MSG.") {
+        msg::handle(js, op, req).await
+    } else if let Some(op) = op.strip_prefix("STREAM.") {
+        stream::handle(js, op, req).await
+    } else if let Some(op) = op.strip_prefix("CONSUMER.") {
+        consumer::handle(js, op, req).await
+    } else {
+        None
+    };
+    let Some(reply) = reply else {
+        debug!("no reply");
+        return;
+    };
+    js.count(reply.is_error);
+    let payload = Bytes::from(reply.body);
+    js.account.router.publish(
+        0,
+        true,
+        &Msg {
+            subject: &req.reply,
+            reply: None,
+            headers: None,
+            payload: &payload,
+        },
+    );
+}
+
+/// Splits `"<VERB>.<name>"` into the name when the verb matches.
+fn named<'a>(op: &'a str, verb: &str) -> Option<&'a str> {
+    op.strip_prefix(verb)?
+        .strip_prefix('.')
+        .filter(|n| !n.is_empty())
+}

@@ -1,0 +1,60 @@
+//! `$JS.API.STREAM.MSG.GET.<stream>` and `$JS.API.STREAM.MSG.DELETE.<stream>`.
+
+use std::sync::Arc;
+
+use rill_protocol::jsapi::{
+    ApiError, ErrorCode, MsgDeleteRequest, MsgDeleteResponse, MsgGetRequest, MsgGetResponse,
+    StoredMsg,
+};
+
+use super::{Reply, Request, named};
+use crate::jetstream::JetStream;
+use crate::jetstream::stream::timestamp;
+
+/// Dispatches `$JS.API.STREAM.MSG.<op>`.
+pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
+    if let Some(name) = named(op, "GET") {
+        return Some(Reply::from(get(js, name, req).await));
+    }
+    if let Some(name) = named(op, "DELETE") {
+        return Some(Reply::from(delete(js, name, req).await));
+    }
+    None
+}
+
+async fn get(js: &Arc<JetStream>, name: &str, req: &Request) -> Result<MsgGetResponse, ApiError> {
+    req.check_level()?;
+    let handle = js
+        .stream(name)
+        .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+    if req.payload.trim_ascii().is_empty() {
+        return Err(ErrorCode::BAD_REQUEST.error());
+    }
+    let body: MsgGetRequest = req.parse()?;
+    let m = handle.call(move |core| core.msg_get(&body)).await?;
+    Ok(MsgGetResponse {
+        message: StoredMsg {
+            subject: m.subject_str().to_owned(),
+            seq: m.seq,
+            hdrs: m.headers.map(|h| h.to_vec()),
+            data: (!m.payload.is_empty()).then(|| m.payload.to_vec()),
+            time: timestamp(m.ts),
+        },
+    })
+}
+
+async fn delete(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<MsgDeleteResponse, ApiError> {
+    req.check_level()?;
+    let handle = js
+        .stream(name)
+        .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+    let body: MsgDeleteRequest = req.parse()?;
+    handle
+        .call(move |core| core.delete_msg(body.seq, body.no_erase))
+        .await?;
+    Ok(MsgDeleteResponse { success: true })
+}

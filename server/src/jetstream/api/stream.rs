@@ -1,0 +1,213 @@
+//! `$JS.API.STREAM.{CREATE,UPDATE,INFO,DELETE,NAMES,LIST,PURGE}`.
+//!
+//! Validation follows the call order documented in `jetstream::validate`.
+
+use std::sync::Arc;
+
+use rill_protocol::jsapi::{
+    API_LEVEL, ApiError, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged, StreamConfig,
+    StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo, StreamInfoRequest,
+    StreamInfoResponse, StreamListResponse, StreamNamesRequest, StreamNamesResponse,
+    StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
+};
+use rill_protocol::subject::filters_overlap;
+
+use super::{Reply, Request, named};
+use crate::jetstream::{JetStream, validate};
+use crate::server::VERSION;
+
+/// Dispatches `$JS.API.STREAM.<op>`; `None` for unknown operations.
+pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
+    if let Some(name) = named(op, "CREATE") {
+        return Some(Reply::from(create(js, name, req).await));
+    }
+    if let Some(name) = named(op, "UPDATE") {
+        return Some(Reply::from(update(js, name, req).await));
+    }
+    if let Some(name) = named(op, "INFO") {
+        return Some(Reply::from(info(js, name, req).await));
+    }
+    if let Some(name) = named(op, "DELETE") {
+        return Some(Reply::from(delete(js, name, req).await));
+    }
+    if let Some(name) = named(op, "PURGE") {
+        return Some(Reply::from(purge(js, name, req).await));
+    }
+    match op {
+        "NAMES" => Some(Reply::from(names(js, req))),
+        "LIST" => Some(Reply::from(list(js, req).await)),
+        _ => None,
+    }
+}
+
+/// The config as replies show it (stored metadata plus `_nats.ver` / `_nats.level`).
+fn reply_info(mut info: StreamInfo) -> StreamInfo {
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    info.cluster = None;
+    info
+}
+
+async fn create(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<StreamCreateResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamConfigRequest = req.parse()?;
+    let cfg = validate::stream_create(name, body.config, body.pedantic)?;
+    let configs = js.stream_configs();
+    let mut cfg = validate::check_origins(cfg, |n| configs.get(n))?;
+    if let Some(existing) = configs.get(name) {
+        validate::stream_exists_same(existing, &cfg)?;
+        let handle = js
+            .stream(name)
+            .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+        let info = handle.info().await?;
+        return Ok(StreamCreateResponse {
+            info: reply_info(info),
+            did_create: true,
+        });
+    }
+    validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_resources(&cfg)?;
+    validate::stamp_stream_metadata(&mut cfg);
+    let handle = js.create_stream(cfg).await?;
+    let info = handle.info().await?;
+    Ok(StreamCreateResponse {
+        info: reply_info(info),
+        did_create: true,
+    })
+}
+
+async fn update(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<StreamUpdateResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamConfigRequest = req.parse()?;
+    let cfg = validate::stream_update_request(name, body.config, body.pedantic)?;
+    let configs = js.stream_configs();
+    let cfg = validate::check_origins(cfg, |n| configs.get(n))?;
+    let (Some(old), Some(handle)) = (configs.get(name), js.stream(name)) else {
+        return Err(ErrorCode::STREAM_NOT_FOUND.error());
+    };
+    let mut cfg = validate::stream_update(old, cfg)?;
+    validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_resources(&cfg)?;
+    validate::stamp_stream_metadata(&mut cfg);
+    let new = cfg.clone();
+    let info = handle.call(move |core| core.update(new)).await?;
+    js.replace_config(cfg);
+    Ok(StreamUpdateResponse {
+        info: reply_info(info),
+    })
+}
+
+async fn info(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<StreamInfoResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamInfoRequest = req.parse()?;
+    let handle = js
+        .stream(name)
+        .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+    let (mut info, paged) = handle
+        .call(move |core| {
+            let subjects = (!body.subjects_filter.is_empty())
+                .then_some((body.subjects_filter.as_str(), body.offset));
+            Ok(core.info(body.deleted_details, subjects))
+        })
+        .await?;
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    Ok(StreamInfoResponse { paged, info })
+}
+
+async fn delete(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<StreamDeleteResponse, ApiError> {
+    req.check_level()?;
+    req.expect_empty()?;
+    js.delete_stream(name).await?;
+    Ok(StreamDeleteResponse { success: true })
+}
+
+async fn purge(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<StreamPurgeResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamPurgeRequest = req.parse()?;
+    let handle = js
+        .stream(name)
+        .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+    let purged = handle.call(move |core| core.purge(&body)).await?;
+    Ok(StreamPurgeResponse {
+        success: true,
+        purged,
+    })
+}
+
+/// Stream configs matching the optional subject filter of a NAMES/LIST request.
+fn matching(js: &JetStream, subject: &str) -> Vec<StreamConfig> {
+    js.stream_configs()
+        .into_values()
+        .filter(|c| subject.is_empty() || c.subjects.iter().any(|s| filters_overlap(s, subject)))
+        .collect()
+}
+
+fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamNamesRequest = req.parse()?;
+    let all = matching(js, &body.subject);
+    let total = all.len();
+    Ok(StreamNamesResponse {
+        paged: Paged {
+            total,
+            offset: body.offset,
+            limit: NAMES_PAGE_LIMIT,
+        },
+        streams: all
+            .into_iter()
+            .skip(body.offset)
+            .take(NAMES_PAGE_LIMIT)
+            .map(|c| c.name)
+            .collect(),
+    })
+}
+
+async fn list(js: &Arc<JetStream>, req: &Request) -> Result<StreamListResponse, ApiError> {
+    req.check_level()?;
+    let body: StreamNamesRequest = req.parse()?;
+    let all = matching(js, &body.subject);
+    let total = all.len();
+    let mut streams = Vec::new();
+    let mut missing = Vec::new();
+    for cfg in all.into_iter().skip(body.offset).take(LIST_PAGE_LIMIT) {
+        match js.stream(&cfg.name) {
+            Some(h) => match h.info().await {
+                Ok(mut info) => {
+                    info.cluster = None;
+                    streams.push(info);
+                }
+                Err(_) => missing.push(cfg.name),
+            },
+            None => missing.push(cfg.name),
+        }
+    }
+    Ok(StreamListResponse {
+        paged: Paged {
+            total,
+            offset: body.offset,
+            limit: LIST_PAGE_LIMIT,
+        },
+        streams,
+        missing,
+        ..StreamListResponse::default()
+    })
+}

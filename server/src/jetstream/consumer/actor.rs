@@ -1,0 +1,380 @@
+//! The consumer actor: start-up (new or restored), the event loop, commands, acks and
+//! timers. Delivery itself is in `deliver`.
+//!
+//! Owns one consumer's mutable state; nobody else touches it. Everything arrives over
+//! bounded channels: commands from the API, and (through internal subscriptions) pull
+//! requests, acks and flow-control answers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_protocol::jsapi::{ConsumerConfig, NextRequest, Timestamp};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::ack::{AckKind, parse_ack_subject};
+use super::outbox::{Inbound, InternalSub, Outbox};
+use super::pull::{PullRequest, WaitQueue, check};
+use super::push::Push;
+use super::source::Source;
+use super::tracker::{Dropped, Tracker};
+use super::{Command, Persist, Registry, Shared, events, status};
+use crate::jetstream::store::{StoredMsg, meta, now_ns};
+
+/// Inbound messages handled before the next delivery round.
+const INBOUND_BATCH: usize = 1024;
+
+/// The actor.
+#[derive(Debug)]
+pub(super) struct Actor<S: Source> {
+    pub(super) stream: String,
+    pub(super) name: String,
+    pub(super) cfg: ConsumerConfig,
+    pub(super) created: Timestamp,
+    pub(super) src: S,
+    pub(super) out: Outbox,
+    pub(super) tracker: Tracker,
+    pub(super) filters: Vec<String>,
+    /// Next stream sequence to read into `buf`.
+    pub(super) read_pos: u64,
+    /// Prefetched messages not yet delivered.
+    pub(super) buf: VecDeque<StoredMsg>,
+    /// Matching messages after `read_pos`, as of the last read.
+    pub(super) pending_after: u64,
+    /// `last_per_subject` start sequences still to deliver.
+    pub(super) lps: VecDeque<u64>,
+    pub(super) waiting: WaitQueue,
+    pub(super) push: Option<Push>,
+    pub(super) paused_until: Option<Timestamp>,
+    pub(super) last_seq: watch::Receiver<u64>,
+    pub(super) last_activity: Instant,
+    pub(super) shared: Arc<Shared>,
+    pub(super) registry: Registry,
+    pub(super) persist: Option<Persist>,
+    pub(super) interest: bool,
+    pub(super) remove_acked: bool,
+    pub(super) to_remove: Vec<u64>,
+    pub(super) sync_always: bool,
+    /// `replay_policy: original`: (first delivered message's ts, when it was sent).
+    pub(super) replay_anchor: Option<(i64, Instant)>,
+    pub(super) replay_wake: Option<Instant>,
+    /// Messages given up on by acks, handled (advisory, dead letter) after the batch.
+    pub(super) dropped_later: Vec<Dropped>,
+    pub(super) _subs: Vec<InternalSub>,
+}
+
+pub(super) fn tracker_pending(t: &Tracker) -> std::collections::BTreeSet<u64> {
+    t.state().pending.keys().copied().collect()
+}
+
+pub(super) fn ts(ns: i64) -> Option<Timestamp> {
+    (ns > 0).then(|| Timestamp::from_unix_nanos(i128::from(ns)).ok())?
+}
+
+pub(super) enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<S: Source> Actor<S> {
+    pub(super) async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Command>,
+        mut inbound: mpsc::Receiver<Inbound>,
+    ) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            self.pump().await;
+            self.flush().await;
+            let wake = self.next_wake();
+            tokio::select! {
+                biased;
+                () = shared.stop.notified() => break,
+                c = cmds.recv() => match c {
+                    Some(c) => if let Flow::Stop = self.command(c).await { return },
+                    None => break,
+                },
+                m = inbound.recv() => match m {
+                    Some(m) => self.inbound_batch(m, &mut inbound),
+                    None => break,
+                },
+                r = self.last_seq.changed() => if r.is_err() { break },
+                () = tokio::time::sleep_until(wake) => self.tick().await,
+            }
+        }
+        if let Err(e) = self.tracker.sync() {
+            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+        }
+        self.registry
+            .remove_if(&self.stream, &self.name, self.shared.id);
+    }
+
+    /// Syncs state and removes acked messages from interest / work-queue streams.
+    pub(super) async fn flush(&mut self) {
+        for d in std::mem::take(&mut self.dropped_later) {
+            self.on_dropped(d).await;
+        }
+        if self.sync_always
+            && let Err(e) = self.tracker.sync()
+        {
+            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+        }
+        if !self.to_remove.is_empty() {
+            let seqs = std::mem::take(&mut self.to_remove);
+            if self.remove_acked
+                && let Err(e) = self.src.remove_acked(seqs).await
+            {
+                debug!(error = %e.description, "remove_acked failed");
+            }
+        }
+    }
+
+    pub(super) fn next_wake(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        [
+            self.tracker.next_deadline(),
+            self.waiting.next_deadline(),
+            self.push.as_ref().and_then(Push::next_deadline),
+            self.replay_wake,
+            self.inactive_deadline(),
+            self.pause_deadline(),
+            self.interest_poll(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
+    }
+
+    /// A push consumer without a subscriber looks again soon: subscribing does not
+    /// notify the actor.
+    pub(super) fn interest_poll(&self) -> Option<Instant> {
+        let p = self.push.as_ref()?;
+        (!self.out.has_interest(&p.subject)).then(|| Instant::now() + Duration::from_millis(100))
+    }
+
+    pub(super) fn inactive_threshold(&self) -> Option<Duration> {
+        self.cfg
+            .inactive_threshold
+            .to_duration()
+            .filter(|d| !d.is_zero())
+    }
+
+    pub(super) fn inactive_deadline(&self) -> Option<Instant> {
+        let t = self.inactive_threshold()?;
+        (self.push.is_some() || self.waiting.is_empty()).then_some(self.last_activity + t)
+    }
+
+    pub(super) fn pause_deadline(&self) -> Option<Instant> {
+        let until = self.paused_until?;
+        let left = until.unix_nanos() - i128::from(now_ns());
+        let left = u64::try_from(left.max(0)).unwrap_or(u64::MAX);
+        Some(Instant::now() + Duration::from_nanos(left))
+    }
+
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused_until
+            .is_some_and(|u| u.unix_nanos() > i128::from(now_ns()))
+    }
+
+    pub(super) async fn tick(&mut self) {
+        let now = Instant::now();
+        self.replay_wake = None;
+        if self.paused_until.is_some() && !self.is_paused() {
+            self.paused_until = None;
+        }
+        match self.tracker.expire(now) {
+            Ok(dropped) => {
+                for d in dropped {
+                    self.on_dropped(d).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "consumer state update failed"),
+        }
+        let (dseq, sseq) = self.last_pair();
+        for (reply, st) in self
+            .waiting
+            .tick(now, || status::idle_heartbeat(dseq, sseq, None))
+        {
+            self.out.deliver(&reply, &status_msg(&reply, st, None));
+        }
+        self.push_heartbeat(now);
+        self.check_inactive(now).await;
+    }
+
+    pub(super) fn push_heartbeat(&mut self, now: Instant) {
+        let (dseq, sseq) = self.last_pair();
+        let Some(p) = self.push.as_mut() else { return };
+        if p.heartbeat_due(now) {
+            let st = status::idle_heartbeat(dseq, sseq, p.stalled_on());
+            let subj = p.subject.clone();
+            self.out.deliver(&subj, &status_msg(&subj, st, None));
+        }
+    }
+
+    pub(super) async fn check_inactive(&mut self, now: Instant) {
+        let Some(t) = self.inactive_threshold() else {
+            return;
+        };
+        if let Some(p) = &self.push
+            && self.out.has_interest(&p.subject)
+        {
+            self.last_activity = now;
+            return;
+        }
+        if !self.waiting.is_empty() || now < self.last_activity + t {
+            return;
+        }
+        debug!(stream = %self.stream, consumer = %self.name, "consumer inactive, deleting");
+        self.delete_self().await;
+    }
+
+    pub(super) async fn delete_self(&mut self) {
+        self.registry
+            .remove_if(&self.stream, &self.name, self.shared.id);
+        self.src.unregister(self.name.clone()).await;
+        self.remove_files();
+        self.shared.request_stop();
+    }
+
+    pub(super) fn remove_files(&self) {
+        if let Some(p) = self.persist.as_ref().filter(|_| !self.cfg.mem_storage)
+            && let Err(e) = meta::delete_consumer(p.vfs.as_ref(), &p.root, &self.stream, &self.name)
+        {
+            debug!(error = %e, "consumer files not removed");
+        }
+    }
+
+    pub(super) fn last_pair(&self) -> (u64, u64) {
+        let d = self.tracker.state().delivered;
+        (d.consumer, d.stream)
+    }
+
+    /// Handles `first` and whatever else is already queued (up to a batch), then syncs
+    /// and answers acks sent as requests.
+    pub(super) fn inbound_batch(&mut self, first: Inbound, rx: &mut mpsc::Receiver<Inbound>) {
+        let mut replies = Vec::new();
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(m) = next {
+            self.inbound(m, &mut replies);
+            n += 1;
+            next = if n < INBOUND_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !replies.is_empty() {
+            if let Err(e) = self.tracker.sync() {
+                warn!(error = %e, "consumer state sync failed");
+            }
+            for r in replies {
+                self.out.reply(&r);
+            }
+        }
+    }
+
+    pub(super) fn inbound(&mut self, m: Inbound, replies: &mut Vec<Bytes>) {
+        let now = Instant::now();
+        self.last_activity = now;
+        if m.subject.starts_with(b"$JS.ACK.") {
+            self.on_ack(m, now, replies);
+        } else if m.subject.starts_with(b"$JS.FC.") {
+            if let Some(p) = self.push.as_mut() {
+                p.fc_answered(&m.subject);
+            }
+        } else if let Some(reply) = m.reply {
+            self.on_pull(reply, &m.payload, now);
+        }
+    }
+
+    pub(super) fn on_pull(&mut self, reply: Bytes, body: &[u8], now: Instant) {
+        let req = match NextRequest::parse(body) {
+            Ok(r) => r,
+            Err(_) => NextRequest {
+                batch: 1,
+                ..NextRequest::default()
+            },
+        };
+        if let Err(st) = check(&self.cfg, &req) {
+            self.out.deliver(&reply, &status_msg(&reply, st, None));
+            return;
+        }
+        if let Err((reply, st)) = self.waiting.push(PullRequest::new(reply, &req, now), now) {
+            self.out.deliver(&reply, &status_msg(&reply, st, None));
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, m: Inbound, now: Instant, replies: &mut Vec<Bytes>) {
+        let Some(meta) = parse_ack_subject(&m.subject) else {
+            return;
+        };
+        let kind = AckKind::parse(&m.payload);
+        let fx = match self.tracker.on_ack(kind, meta, now) {
+            Ok(fx) => fx,
+            Err(e) => {
+                warn!(error = %e, "consumer state update failed");
+                return;
+            }
+        };
+        self.note_acked(&fx.acked);
+        if let Some(n) = fx.naked {
+            events::naked(&self.out, &self.stream, &self.name, n);
+        }
+        if let Some(d) = fx.dropped {
+            self.dropped_later.push(d);
+        }
+        match (fx.next, m.reply) {
+            (Some(body), Some(reply)) => self.on_pull(reply, &body, now),
+            (None, Some(reply)) => replies.push(reply),
+            _ => {}
+        }
+    }
+
+    pub(super) fn note_acked(&mut self, seqs: &[u64]) {
+        if seqs.is_empty() {
+            return;
+        }
+        if self.interest {
+            let mut p = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for s in seqs {
+                p.remove(s);
+            }
+        }
+        self.to_remove.extend_from_slice(seqs);
+    }
+
+    /// Advisory, dead letter, and removal for a message given up on.
+    pub(super) async fn on_dropped(&mut self, d: Dropped) {
+        events::dropped(&self.out, &self.stream, &self.name, &d);
+        if let Some(subject) = self.cfg.metadata.get(events::DEAD_LETTER_KEY).cloned() {
+            let seq = d.sseq;
+            if let Ok(Some(msg)) = self.src.read(move |s| s.load(seq).ok()).await {
+                events::dead_letter(&self.out, &subject, &self.stream, &self.name, &d, &msg);
+            }
+        }
+        self.note_acked(&[d.sseq]);
+    }
+}
+
+/// A header-only status message routed to (and shown as) `subject`.
+pub(super) fn status_msg(
+    subject: &Bytes,
+    headers: Bytes,
+    reply: Option<Bytes>,
+) -> super::outbox::OutMsg {
+    super::outbox::OutMsg {
+        subject: subject.clone(),
+        reply,
+        headers: Some(headers),
+        payload: Bytes::new(),
+    }
+}

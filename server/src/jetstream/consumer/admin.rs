@@ -1,0 +1,214 @@
+//! The consumer actor's commands: info, update, pause, reset and stop.
+//!
+//! Owns nothing; these are methods on the actor, split out of `actor` for size.
+
+use rill_protocol::jsapi::{
+    ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse, Nanos,
+    SequenceInfo, Timestamp,
+};
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::Command;
+use super::actor::{Actor, Flow, status_msg, tracker_pending, ts};
+use super::push::Push;
+use super::source::{Source, count_pending};
+use super::start::{StoredConsumer, store_err};
+use super::status;
+use crate::jetstream::store::{meta, now_ns};
+
+impl<S: Source> Actor<S> {
+    pub(super) async fn command(&mut self, c: Command) -> Flow {
+        match c {
+            Command::Info(tx) => {
+                let info = self.info().await;
+                let _ = tx.send(info);
+            }
+            Command::Update(cfg, tx) => {
+                let _ = tx.send(self.update(*cfg).await);
+            }
+            Command::Pause(until, tx) => {
+                let _ = tx.send(self.pause(until));
+            }
+            Command::Reset(seq, tx) => {
+                let _ = tx.send(self.reset(seq).await);
+            }
+            Command::Stop(delete, tx) => {
+                self.stop(delete);
+                let _ = tx.send(());
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn stop(&mut self, delete: bool) {
+        if delete {
+            let st = status::conflict("Consumer Deleted");
+            for (reply, st) in self.waiting.drain(&st) {
+                self.out.deliver(&reply, &status_msg(&reply, st, None));
+            }
+            self.registry
+                .remove_if(&self.stream, &self.name, self.shared.id);
+            self.remove_files();
+        } else if let Err(e) = self.tracker.sync() {
+            warn!(error = %e, "consumer state sync failed");
+        }
+    }
+
+    /// Recounts the pending messages (one read).
+    pub(super) async fn refresh_pending(&mut self) {
+        let (start, filters) = (self.read_pos, self.filters.clone());
+        if let Ok(n) = self
+            .src
+            .read(move |s| count_pending(s, start, &filters))
+            .await
+        {
+            self.pending_after = n;
+        }
+    }
+
+    pub(super) fn num_pending(&self) -> u64 {
+        self.buf.len() as u64 + self.pending_after + self.lps.len() as u64
+    }
+
+    pub(super) async fn info(&mut self) -> ConsumerInfo {
+        self.refresh_pending().await;
+        let st = self.tracker.state();
+        let now = now_ns();
+        let remaining = self.paused_until.map_or(0, |u| {
+            i64::try_from(u.unix_nanos() - i128::from(now)).unwrap_or(0)
+        });
+        let mut cfg = self.cfg.clone();
+        cfg.pause_until = self.paused_until;
+        ConsumerInfo {
+            stream_name: self.stream.clone(),
+            name: self.name.clone(),
+            created: self.created,
+            config: cfg,
+            delivered: SequenceInfo {
+                consumer_seq: st.delivered.consumer,
+                stream_seq: st.delivered.stream,
+                last_active: ts(self.tracker.last_delivered_ns),
+            },
+            ack_floor: SequenceInfo {
+                consumer_seq: st.ack_floor.consumer,
+                stream_seq: st.ack_floor.stream,
+                last_active: ts(self.tracker.last_ack_ns),
+            },
+            num_ack_pending: self.tracker.num_ack_pending() as u64,
+            num_redelivered: self.tracker.num_redelivered() as u64,
+            num_waiting: self.waiting.len() as u64,
+            num_pending: self.num_pending(),
+            push_bound: self
+                .push
+                .as_ref()
+                .is_some_and(|p| self.out.has_interest(&p.subject)),
+            paused: remaining > 0,
+            pause_remaining: Nanos(remaining.max(0)),
+            ts: ts(now).unwrap_or_default(),
+            ..ConsumerInfo::default()
+        }
+    }
+
+    pub(super) fn write_config(&self) {
+        let Some(p) = self.persist.as_ref().filter(|_| !self.cfg.mem_storage) else {
+            return;
+        };
+        let mut cfg = self.cfg.clone();
+        cfg.pause_until = self.paused_until;
+        let stored = StoredConsumer {
+            config: cfg,
+            created: self.created,
+        };
+        let Ok(json) = serde_json::to_vec(&stored) else {
+            return;
+        };
+        if let Err(e) =
+            meta::update_consumer_config(p.vfs.as_ref(), &p.root, &self.stream, &self.name, &json)
+        {
+            warn!(error = %e, "consumer config not saved");
+        }
+    }
+
+    pub(super) async fn update(&mut self, cfg: ConsumerConfig) -> Result<ConsumerInfo, ApiError> {
+        self.tracker.reconfigure(&cfg);
+        self.waiting.set_max_waiting(cfg.max_waiting);
+        let now = Instant::now();
+        if cfg.deliver_subject != self.cfg.deliver_subject
+            || cfg.flow_control != self.cfg.flow_control
+        {
+            self.push = cfg
+                .is_push()
+                .then(|| Push::new(&cfg, &self.stream, &self.name, now));
+        }
+        let filters: Vec<String> = cfg.filters().into_iter().map(str::to_owned).collect();
+        if filters != self.filters {
+            // New filters: forget what was read ahead under the old ones.
+            if let Some(first) = self.buf.front() {
+                self.read_pos = first.seq;
+            }
+            self.buf.clear();
+            self.filters = filters;
+        }
+        self.paused_until = cfg.pause_until;
+        self.cfg = cfg;
+        self.write_config();
+        Ok(self.info().await)
+    }
+
+    pub(super) fn pause(&mut self, until: Option<Timestamp>) -> ConsumerPauseResponse {
+        let now = i128::from(now_ns());
+        self.paused_until = until.filter(|u| u.unix_nanos() > now);
+        self.write_config();
+        let remaining = self
+            .paused_until
+            .map_or(0, |u| i64::try_from(u.unix_nanos() - now).unwrap_or(0));
+        ConsumerPauseResponse {
+            paused: self.paused_until.is_some(),
+            pause_until: self.paused_until.unwrap_or_default(),
+            pause_remaining: Nanos(remaining),
+        }
+    }
+
+    pub(super) async fn reset(&mut self, seq: u64) -> Result<ConsumerResetResponse, ApiError> {
+        let next = if seq == 0 {
+            self.tracker.state().ack_floor.stream + 1
+        } else {
+            seq
+        };
+        let now = Instant::now();
+        self.tracker.reset_to(next - 1, now).map_err(store_err)?;
+        self.tracker.sync().map_err(store_err)?;
+        self.buf.clear();
+        self.lps.clear();
+        self.read_pos = next;
+        self.replay_anchor = None;
+        self.sync_shared();
+        Ok(ConsumerResetResponse {
+            info: self.info().await,
+            reset_seq: next,
+        })
+    }
+
+    /// Publishes the interest view (next unread sequence, pending set).
+    pub(super) fn sync_shared(&self) {
+        let next = self
+            .lps
+            .front()
+            .copied()
+            .or_else(|| self.buf.front().map(|m| m.seq))
+            .unwrap_or(self.read_pos);
+        self.shared
+            .next_unread
+            .store(next, std::sync::atomic::Ordering::Release);
+        if self.interest {
+            *self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                tracker_pending(&self.tracker);
+        }
+    }
+}

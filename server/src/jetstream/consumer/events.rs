@@ -1,0 +1,133 @@
+//! Advisories a consumer publishes (`MAX_DELIVERIES`, `MSG_TERMINATED`, `MSG_NAKED`, as
+//! nats-server 2.15.1 words them) and rill's dead-letter republish (see `DEAD_LETTERS.md`).
+//!
+//! Owns the event JSON and the dead-letter message layout; the tracker decides when.
+
+use bytes::Bytes;
+use rand::RngExt;
+use rill_protocol::HeaderMap;
+use rill_protocol::jsapi::{
+    CONSUMER_MAX_DELIVERIES_PRE, CONSUMER_MSG_TERMINATED_PRE, EventHeader, MAX_DELIVER_TYPE,
+    MaxDeliveriesAdvisory, TERMINATED_TYPE, TerminatedAdvisory, Timestamp, consumer_subject,
+};
+use serde::Serialize;
+
+use super::ack::AckMeta;
+use super::outbox::Outbox;
+use super::tracker::Dropped;
+use crate::jetstream::store::{StoredMsg, now_ns};
+
+/// Consumer `metadata` key naming the dead-letter subject.
+pub const DEAD_LETTER_KEY: &str = "rill.dead_letter_subject";
+const NAKED_PRE: &str = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED";
+const NAK_TYPE: &str = "io.nats.jetstream.advisory.v1.nak";
+
+fn event_id() -> String {
+    const ALPHA: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..22)
+        .map(|_| char::from(ALPHA[rng.random_range(0..ALPHA.len())]))
+        .collect()
+}
+
+fn header(kind: &str) -> EventHeader {
+    EventHeader {
+        kind: kind.to_owned(),
+        id: event_id(),
+        timestamp: Timestamp::from_unix_nanos(i128::from(now_ns())).unwrap_or_default(),
+    }
+}
+
+fn publish_json(out: &Outbox, subject: &str, body: &impl Serialize) {
+    if let Ok(json) = serde_json::to_vec(body) {
+        out.publish(subject, None, Bytes::from(json));
+    }
+}
+
+#[derive(Serialize)]
+struct NakAdvisory<'a> {
+    #[serde(flatten)]
+    header: EventHeader,
+    stream: &'a str,
+    consumer: &'a str,
+    consumer_seq: u64,
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+/// Publishes the `MSG_NAKED` advisory.
+pub(crate) fn naked(out: &Outbox, stream: &str, consumer: &str, m: AckMeta) {
+    let body = NakAdvisory {
+        header: header(NAK_TYPE),
+        stream,
+        consumer,
+        consumer_seq: m.consumer_seq,
+        stream_seq: m.stream_seq,
+        deliveries: m.deliveries,
+    };
+    publish_json(out, &consumer_subject(NAKED_PRE, stream, consumer), &body);
+}
+
+/// Publishes the advisory for a message given up on.
+pub(crate) fn dropped(out: &Outbox, stream: &str, consumer: &str, d: &Dropped) {
+    match &d.term {
+        Some(reason) => {
+            let body = TerminatedAdvisory {
+                header: header(TERMINATED_TYPE),
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                consumer_seq: d.dseq,
+                stream_seq: d.sseq,
+                deliveries: d.deliveries,
+                reason: reason.clone(),
+                domain: String::new(),
+            };
+            let subj = consumer_subject(CONSUMER_MSG_TERMINATED_PRE, stream, consumer);
+            publish_json(out, &subj, &body);
+        }
+        None => {
+            let body = MaxDeliveriesAdvisory {
+                header: header(MAX_DELIVER_TYPE),
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                stream_seq: d.sseq,
+                deliveries: d.deliveries,
+                domain: String::new(),
+            };
+            let subj = consumer_subject(CONSUMER_MAX_DELIVERIES_PRE, stream, consumer);
+            publish_json(out, &subj, &body);
+        }
+    }
+}
+
+/// Republishes `msg` to the dead-letter subject with the original headers plus
+/// `Rill-Dead-Letter-Reason`, `Nats-Stream`, `Nats-Consumer`, `Nats-Sequence`,
+/// `Nats-Subject` and `Rill-Deliveries`.
+pub(crate) fn dead_letter(
+    out: &Outbox,
+    subject: &str,
+    stream: &str,
+    consumer: &str,
+    d: &Dropped,
+    msg: &StoredMsg,
+) {
+    let mut h = msg
+        .headers
+        .as_ref()
+        .and_then(|b| HeaderMap::parse(b).ok())
+        .unwrap_or_default();
+    let reason = match &d.term {
+        Some(r) if r.is_empty() => "terminated".to_owned(),
+        Some(r) => format!("terminated: {r}"),
+        None => "max_deliveries".to_owned(),
+    };
+    h.status = None;
+    h.description = None;
+    h.insert("Rill-Dead-Letter-Reason", reason);
+    h.insert("Nats-Stream", stream);
+    h.insert("Nats-Consumer", consumer);
+    h.insert("Nats-Sequence", d.sseq.to_string());
+    h.insert("Nats-Subject", msg.subject_str());
+    h.insert("Rill-Deliveries", d.deliveries.to_string());
+    out.publish(subject, Some(h.to_bytes()), msg.payload.clone());
+}

@@ -1,0 +1,264 @@
+//! Consumers: one actor (a tokio task) per consumer owning its delivery cursor,
+//! filters, pending acks, redelivery timers, pull waiting queue / push state and its
+//! [`ConsumerStore`](crate::jetstream::store::ConsumerStore).
+//!
+//! ```text
+//!  $JS.API.CONSUMER.MSG.NEXT.<s>.<c> ─┐  internal subs → bounded channel
+//!  $JS.ACK.<s>.<c>.>                 ─┤                                   ┌─ router (deliveries,
+//!  $JS.FC.<s>.<c>.>                  ─┘                                   │  statuses, advisories)
+//!  API handlers ── Command (mpsc) ──────────► actor task ─────────────────┤
+//!  stream last_seq watch ───────────────────►   │  Source::read (one hop ├─ Source::remove_acked
+//!                                               ▼  per batch)            │  (interest / work queue)
+//!                                          Tracker ── ConsumerStore      └─ Registry (self-removal)
+//! ```
+//!
+//! Owns: everything about delivery and acks. Does not own: the stream's messages (read
+//! through a [`Source`]), config validation (`jetstream::validate`), API replies
+//! (`jetstream::api::consumer`).
+//!
+//! Modules: [`ack`] (subjects and payloads), `tracker` (pending/redelivery state),
+//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), `status`
+//! (status-message texts), `outbox` (routing), `source` (reads), `actor` (the loop),
+//! `deliver` (the delivery pump), `events` (advisories and dead letters; see
+//! `DEAD_LETTERS.md`).
+
+pub mod ack;
+mod actor;
+mod admin;
+mod deliver;
+mod events;
+mod outbox;
+mod pull;
+mod push;
+pub(crate) mod service;
+mod source;
+mod start;
+pub mod status;
+mod tracker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rill_protocol::jsapi::{
+    ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse,
+    ErrorCode, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::events::DEAD_LETTER_KEY;
+pub use self::outbox::Outbox;
+pub use self::source::{Source, StoreSource};
+pub use self::start::{StartSpec, StoredConsumer, start};
+use crate::jetstream::store::SharedVfs;
+
+/// Where durable consumers keep their config and state.
+#[derive(Debug, Clone)]
+pub struct Persist {
+    /// File system.
+    pub vfs: SharedVfs,
+    /// The JetStream store root (the `meta` layout's `<root>`).
+    pub root: PathBuf,
+}
+
+/// A request to a consumer actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Info(oneshot::Sender<ConsumerInfo>),
+    Update(
+        Box<ConsumerConfig>,
+        oneshot::Sender<Result<ConsumerInfo, ApiError>>,
+    ),
+    Pause(Option<Timestamp>, oneshot::Sender<ConsumerPauseResponse>),
+    Reset(
+        u64,
+        oneshot::Sender<Result<ConsumerResetResponse, ApiError>>,
+    ),
+    /// Stop; `true` also deletes the state and answers waiting pulls `409 Consumer Deleted`.
+    Stop(bool, oneshot::Sender<()>),
+}
+
+/// The part of a consumer others may read without asking the actor.
+#[derive(Debug)]
+pub struct Shared {
+    /// Stream name.
+    pub stream: String,
+    /// Consumer name.
+    pub name: String,
+    /// Filters (empty = all).
+    pub filters: Vec<String>,
+    /// Next stream sequence not yet read, for interest retention.
+    next_unread: AtomicU64,
+    /// Pending stream sequences, tracked only for interest retention.
+    pending: Mutex<std::collections::BTreeSet<u64>>,
+    stopped: AtomicBool,
+    stop: tokio::sync::Notify,
+    id: u64,
+}
+
+impl Shared {
+    /// True while `seq` is not yet delivered or not yet acked.
+    pub fn needs(&self, seq: u64) -> bool {
+        seq >= self.next_unread.load(Ordering::Acquire)
+            || self
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&seq)
+    }
+
+    /// Asks the actor to stop (the stream is going away).
+    pub fn request_stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+}
+
+/// A cloneable handle to a running consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerHandle {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+fn gone() -> ApiError {
+    ErrorCode::CONSUMER_NOT_FOUND.error()
+}
+
+impl ConsumerHandle {
+    /// The shared, lock-light part (name, filters, interest answers).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// ConsumerInfo now.
+    ///
+    /// # Errors
+    /// `CONSUMER_NOT_FOUND` when the actor is gone.
+    pub async fn info(&self) -> Result<ConsumerInfo, ApiError> {
+        self.ask(Command::Info).await
+    }
+
+    /// Applies an updated (validated) config.
+    ///
+    /// # Errors
+    /// `CONSUMER_NOT_FOUND`, store errors.
+    pub async fn update(&self, cfg: ConsumerConfig) -> Result<ConsumerInfo, ApiError> {
+        self.ask(|tx| Command::Update(Box::new(cfg), tx)).await?
+    }
+
+    /// Pauses until `until` (a past or absent time resumes).
+    ///
+    /// # Errors
+    /// `CONSUMER_NOT_FOUND`.
+    pub async fn pause(&self, until: Option<Timestamp>) -> Result<ConsumerPauseResponse, ApiError> {
+        self.ask(|tx| Command::Pause(until, tx)).await
+    }
+
+    /// Rewinds to the ack floor (`seq` = 0) or to stream sequence `seq`.
+    ///
+    /// # Errors
+    /// `CONSUMER_NOT_FOUND`, `CONSUMER_INVALID_RESET`.
+    pub async fn reset(&self, seq: u64) -> Result<ConsumerResetResponse, ApiError> {
+        self.ask(|tx| Command::Reset(seq, tx)).await?
+    }
+
+    /// Stops the actor; with `delete` its state is removed too.
+    pub async fn stop(&self, delete: bool) {
+        let _ = self.ask(|tx| Command::Stop(delete, tx)).await;
+    }
+
+    /// True once the actor has exited.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The running consumers by stream and name. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<BTreeMap<String, BTreeMap<String, ConsumerHandle>>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, ConsumerHandle>>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The consumer `name` of `stream`.
+    pub fn get(&self, stream: &str, name: &str) -> Option<ConsumerHandle> {
+        self.lock().get(stream)?.get(name).cloned()
+    }
+
+    /// Every consumer of `stream`, by name.
+    pub fn list(&self, stream: &str) -> Vec<(String, ConsumerHandle)> {
+        self.lock()
+            .get(stream)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds (or replaces) a consumer.
+    pub fn insert(&self, handle: ConsumerHandle) {
+        let s = &handle.shared;
+        self.lock()
+            .entry(s.stream.clone())
+            .or_default()
+            .insert(s.name.clone(), handle.clone());
+    }
+
+    /// Removes a consumer (only the instance with this id, so a replacement survives).
+    pub(crate) fn remove_if(&self, stream: &str, name: &str, id: u64) {
+        let mut map = self.lock();
+        if let Some(m) = map.get_mut(stream) {
+            if m.get(name).is_some_and(|h| h.shared.id == id) {
+                m.remove(name);
+            }
+            if m.is_empty() {
+                map.remove(stream);
+            }
+        }
+    }
+
+    /// Removes every consumer of `stream` from the registry, returning them.
+    pub fn take_stream(&self, stream: &str) -> Vec<ConsumerHandle> {
+        self.lock()
+            .remove(stream)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every consumer of every stream.
+    pub fn all(&self) -> Vec<ConsumerHandle> {
+        self.lock()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+}
+
+/// A unique id per actor instance.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,155 @@
+//! The bridge between consumer actors and the JetStream service: a stream's
+//! [`StreamHandle`] as a [`Source`], the stream-side [`ConsumerLink`], and starting,
+//! restoring and stopping consumers.
+//!
+//! Owns no state: the consumers live in `JetStream::consumers` (a [`Registry`]) and in
+//! each stream's link registry.
+
+use std::sync::Arc;
+
+use rill_protocol::jsapi::{
+    ApiError, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig, Timestamp,
+};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{ConsumerHandle, Outbox, Persist, Shared, Source, StartSpec, StoredConsumer, start};
+use crate::config::SyncInterval;
+use crate::jetstream::JetStream;
+use crate::jetstream::store::{StdFs, StreamStore, meta};
+use crate::jetstream::stream::{ConsumerLink, StreamHandle};
+
+impl Source for StreamHandle {
+    async fn read<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
+    {
+        self.call(move |core| Ok(f(core.store()))).await
+    }
+
+    fn last_seq_watch(&self) -> watch::Receiver<u64> {
+        StreamHandle::last_seq_watch(self)
+    }
+
+    async fn remove_acked(&self, seqs: Vec<u64>) -> Result<u64, ApiError> {
+        StreamHandle::remove_acked(self, seqs).await
+    }
+
+    fn register(&self, shared: Arc<Shared>) {
+        self.register_consumer(Arc::new(Link(shared)));
+    }
+
+    async fn unregister(&self, name: String) {
+        let _ = self.unregister_consumer(&name).await;
+    }
+}
+
+/// A consumer as its stream sees it.
+#[derive(Debug)]
+struct Link(Arc<Shared>);
+
+impl ConsumerLink for Link {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn filters(&self) -> Vec<String> {
+        self.0.filters.clone()
+    }
+
+    fn needs_ack(&self, seq: u64) -> bool {
+        self.0.needs(seq)
+    }
+
+    fn stop(&self) {
+        self.0.request_stop();
+    }
+}
+
+/// Builds the start spec of consumer `name` on `stream` for `js`.
+pub(crate) fn spec(
+    js: &JetStream,
+    stream: StreamHandle,
+    scfg: &StreamConfig,
+    config: ConsumerConfig,
+    created: Timestamp,
+    restored: bool,
+) -> StartSpec<StreamHandle> {
+    let durable = config.is_durable();
+    let persist = (scfg.storage == StorageType::File && durable).then(|| Persist {
+        vfs: StdFs::shared(),
+        root: js.root.clone(),
+    });
+    StartSpec {
+        stream: scfg.name.clone(),
+        name: config.name.clone(),
+        config,
+        created,
+        source: stream,
+        outbox: Outbox::new(Arc::clone(&js.account)),
+        persist,
+        registry: js.consumers.clone(),
+        interest: scfg.retention == RetentionPolicy::Interest,
+        remove_acked: scfg.retention != RetentionPolicy::Limits,
+        sync_always: matches!(js.config().sync, SyncInterval::Always),
+        restored,
+    }
+}
+
+/// Restores every stored consumer of every file stream (call after the streams).
+pub(crate) async fn restore(js: &JetStream) {
+    for handle in js.streams() {
+        let Ok(scfg) = handle.config().await else {
+            continue;
+        };
+        if scfg.storage != StorageType::File {
+            continue;
+        }
+        let listed = match meta::list_consumers(StdFs::shared().as_ref(), &js.root, &scfg.name) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("Could not list consumers of stream \"{}\": {e}", scfg.name);
+                continue;
+            }
+        };
+        for (name, bytes) in listed {
+            let stored = bytes.map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<StoredConsumer>(&b).map_err(|e| e.to_string())
+            });
+            let stored = match stored {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(
+                        "Could not restore consumer \"{}\" > \"{name}\": {e}",
+                        scfg.name
+                    );
+                    continue;
+                }
+            };
+            let spec = spec(
+                js,
+                handle.clone(),
+                &scfg,
+                stored.config,
+                stored.created,
+                true,
+            );
+            match start(spec).await {
+                Ok(_) => info!("  Restored consumer \"{}\" > \"{name}\"", scfg.name),
+                Err(e) => warn!(
+                    "Could not restore consumer \"{}\" > \"{name}\": {}",
+                    scfg.name, e.description
+                ),
+            }
+        }
+    }
+}
+
+/// Stops every consumer, flushing its state (server shutdown).
+pub(crate) async fn shutdown(js: &JetStream) {
+    let all: Vec<ConsumerHandle> = js.consumers.all();
+    for h in all {
+        h.stop(false).await;
+    }
+}

@@ -1,0 +1,264 @@
+//! Where a consumer reads messages from: the [`Source`] trait (the stream, through its
+//! handle, or a bare store in unit tests) and the pure read helpers that run *on* the
+//! stream's side of it: batch reads, pending counts and deliver-policy start positions.
+//!
+//! Owns no state. Every helper takes `&dyn StreamStore`, so one closure per batch
+//! crosses to the stream thread and does all its reads in one hop.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rill_protocol::jsapi::{ApiError, ConsumerConfig, DeliverPolicy, ErrorCode};
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::jetstream::store::{StoreError, StoredMsg, StreamStore};
+
+/// A stream as a consumer sees it.
+pub trait Source: Clone + Send + Sync + 'static {
+    /// Runs `f` against the stream's store on the stream's side and returns its result.
+    fn read<R, F>(&self, f: F) -> impl Future<Output = Result<R, ApiError>> + Send
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static;
+
+    /// The stream's last sequence; changes after every durable append.
+    fn last_seq_watch(&self) -> watch::Receiver<u64>;
+
+    /// Interest / work-queue retention: these sequences were acked by this consumer.
+    fn remove_acked(&self, seqs: Vec<u64>) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// Adds the consumer to the stream's registry (consumer count, interest, stop).
+    fn register(&self, shared: Arc<Shared>);
+
+    /// Removes the consumer from the stream's registry.
+    fn unregister(&self, name: String) -> impl Future<Output = ()> + Send;
+}
+
+/// Filters as the store wants them (empty = everything).
+pub(crate) fn filter_refs(filters: &[String]) -> Vec<&str> {
+    filters.iter().map(String::as_str).collect()
+}
+
+/// Up to `max` messages at or after `start` matching `filters`, stopping after
+/// `max_bytes` of payload (0 = no limit; at least one message).
+pub(crate) fn read_batch(
+    store: &dyn StreamStore,
+    start: u64,
+    filters: &[String],
+    max: usize,
+    max_bytes: usize,
+) -> Vec<StoredMsg> {
+    let f = filter_refs(filters);
+    let mut out = Vec::new();
+    let mut next = start;
+    let mut bytes = 0;
+    while out.len() < max && (max_bytes == 0 || bytes < max_bytes) {
+        match store.load_next_multi(next, &f) {
+            Ok(m) => {
+                next = m.seq + 1;
+                bytes += m.payload.len() + m.headers.as_ref().map_or(0, |h| h.len());
+                out.push(m);
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Matching messages at or after `start`.
+pub(crate) fn count_pending(store: &dyn StreamStore, start: u64, filters: &[String]) -> u64 {
+    let st = store.state();
+    if start > st.last_seq || st.msgs == 0 {
+        return 0;
+    }
+    let all = filters.is_empty() || filters.iter().any(|f| f.is_empty() || f == ">");
+    if all {
+        if start <= st.first_seq {
+            return st.msgs;
+        }
+        let gone = store.deleted().iter().filter(|&&d| d >= start).count() as u64;
+        return (st.last_seq - start + 1).saturating_sub(gone);
+    }
+    let mut n = 0;
+    for f in filters {
+        for (subj, ss) in store.subjects(f) {
+            n += if ss.first >= start {
+                ss.msgs
+            } else if ss.last < start {
+                0
+            } else {
+                count_scan(store, start, &subj)
+            };
+        }
+    }
+    n
+}
+
+fn count_scan(store: &dyn StreamStore, start: u64, subject: &str) -> u64 {
+    let mut n = 0;
+    let mut next = start;
+    while let Ok(m) = store.load_next(next, subject) {
+        n += 1;
+        next = m.seq + 1;
+    }
+    n
+}
+
+/// Where a new consumer starts: its first stream sequence, and for
+/// `last_per_subject` the sequences to deliver before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StartPos {
+    /// Next stream sequence the cursor reads.
+    pub next: u64,
+    /// `last_per_subject`: the last sequence of every matching subject, ascending.
+    pub last_per_subject: Vec<u64>,
+}
+
+/// Computes the start position for `cfg`'s deliver policy.
+///
+/// # Errors
+/// Store read failures other than "no message".
+pub(crate) fn start_position(
+    store: &dyn StreamStore,
+    cfg: &ConsumerConfig,
+) -> Result<StartPos, StoreError> {
+    let st = store.state();
+    let filters: Vec<String> = cfg.filters().into_iter().map(str::to_owned).collect();
+    let next = match cfg.deliver_policy {
+        DeliverPolicy::All => st.first_seq.max(1),
+        DeliverPolicy::New => st.last_seq + 1,
+        DeliverPolicy::ByStartSequence => cfg.opt_start_seq.max(1),
+        DeliverPolicy::ByStartTime => {
+            let t = cfg.opt_start_time.map_or(0, |t| t.unix_nanos());
+            seq_at_time(store, i64::try_from(t).unwrap_or(i64::MAX))
+        }
+        DeliverPolicy::Last => last_matching(store, &filters).unwrap_or(st.last_seq + 1),
+        DeliverPolicy::LastPerSubject => {
+            let mut seqs: Vec<u64> = all_or(&filters)
+                .iter()
+                .flat_map(|f| store.subjects(f))
+                .map(|(_, ss)| ss.last)
+                .collect();
+            seqs.sort_unstable();
+            seqs.dedup();
+            return Ok(StartPos {
+                next: st.last_seq + 1,
+                last_per_subject: seqs,
+            });
+        }
+    };
+    Ok(StartPos {
+        next,
+        last_per_subject: Vec::new(),
+    })
+}
+
+fn all_or(filters: &[String]) -> Vec<String> {
+    if filters.is_empty() {
+        vec![">".to_owned()]
+    } else {
+        filters.to_vec()
+    }
+}
+
+fn last_matching(store: &dyn StreamStore, filters: &[String]) -> Option<u64> {
+    all_or(filters)
+        .iter()
+        .filter_map(|f| store.load_last(f).ok().map(|m| m.seq))
+        .max()
+}
+
+/// First sequence stored at or after `t` (ns since the epoch); binary search, as
+/// timestamps never decrease with the sequence.
+fn seq_at_time(store: &dyn StreamStore, t: i64) -> u64 {
+    let st = store.state();
+    let (mut lo, mut hi) = (st.first_seq.max(1), st.last_seq + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match store.load_next(mid, ">") {
+            Ok(m) if m.ts >= t => hi = mid,
+            Ok(m) => lo = m.seq + 1,
+            Err(_) => hi = mid,
+        }
+    }
+    lo
+}
+
+/// A bare [`MemStore`](crate::jetstream::store::MemStore) as a source, for unit tests and
+/// for tools that have no stream thread. Appends bump the watch like a stream would.
+#[derive(Debug, Clone)]
+pub struct StoreSource {
+    store: Arc<Mutex<Box<dyn StreamStore>>>,
+    last: Arc<watch::Sender<u64>>,
+    remove_on_ack: bool,
+}
+
+impl StoreSource {
+    /// Wraps `store`; with `remove_on_ack` acked messages are removed (work queue).
+    pub fn new(store: Box<dyn StreamStore>, remove_on_ack: bool) -> Self {
+        let last = store.state().last_seq;
+        Self {
+            store: Arc::new(Mutex::new(store)),
+            last: Arc::new(watch::channel(last).0),
+            remove_on_ack,
+        }
+    }
+
+    /// Appends a message and announces it.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn append(
+        &self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<u64, StoreError> {
+        let mut s = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let (seq, _) = s.append(subject, headers, payload)?;
+        self.last.send_replace(seq);
+        Ok(seq)
+    }
+
+    /// Number of stored messages.
+    pub fn msgs(&self) -> u64 {
+        let s = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        s.state().msgs
+    }
+}
+
+impl Source for StoreSource {
+    async fn read<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
+    {
+        let s = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(f(s.as_ref()))
+    }
+
+    fn last_seq_watch(&self) -> watch::Receiver<u64> {
+        self.last.subscribe()
+    }
+
+    fn register(&self, _shared: Arc<Shared>) {}
+
+    async fn unregister(&self, _name: String) {}
+
+    async fn remove_acked(&self, seqs: Vec<u64>) -> Result<u64, ApiError> {
+        if !self.remove_on_ack {
+            return Ok(0);
+        }
+        let mut s = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for seq in seqs {
+            match s.remove(seq) {
+                Ok(()) => n += 1,
+                Err(StoreError::NotFound | StoreError::Deleted) => {}
+                Err(e) => return Err(ErrorCode::STREAM_STORE_FAILED.err(e)),
+            }
+        }
+        Ok(n)
+    }
+}

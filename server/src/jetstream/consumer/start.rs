@@ -1,0 +1,198 @@
+//! Starting a consumer: its store (memory, or files for durables of file streams), the
+//! deliver-policy start position for a new one, its subscriptions, and the actor task.
+//!
+//! Owns the `meta.cfg` document of a durable consumer ([`StoredConsumer`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use rill_protocol::jsapi::{ApiError, ConsumerConfig, ErrorCode, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::ack::ACK_PREFIX;
+use super::actor::{Actor, tracker_pending};
+use super::outbox::Outbox;
+use super::pull::WaitQueue;
+use super::push::Push;
+use super::source::{Source, start_position};
+use super::tracker::Tracker;
+use super::{ConsumerHandle, Persist, Registry, Shared, next_id};
+use crate::jetstream::store::{
+    ConsumerState, ConsumerStore, FileConsumerStore, MemConsumerStore, SequencePair, StoreError,
+    meta,
+};
+
+/// Commands queued per consumer.
+const COMMAND_QUEUE: usize = 64;
+/// Inbound messages (acks, pulls, flow control) queued per consumer.
+const INBOUND_QUEUE: usize = 8192;
+
+/// What a durable consumer's `meta.cfg` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredConsumer {
+    /// The effective config.
+    pub config: ConsumerConfig,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+/// Everything needed to start a consumer actor.
+#[derive(Debug)]
+pub struct StartSpec<S> {
+    /// Stream name.
+    pub stream: String,
+    /// Consumer name.
+    pub name: String,
+    /// Validated, defaulted config.
+    pub config: ConsumerConfig,
+    /// Creation time (kept across restarts).
+    pub created: Timestamp,
+    /// Where messages come from.
+    pub source: S,
+    /// Where deliveries go.
+    pub outbox: Outbox,
+    /// Durable storage (`None`: memory only).
+    pub persist: Option<Persist>,
+    /// The registry the actor removes itself from when it expires.
+    pub registry: Registry,
+    /// The stream uses interest retention: track what is still needed.
+    pub interest: bool,
+    /// The stream removes acked messages (interest or work queue).
+    pub remove_acked: bool,
+    /// Sync state after every batch of acks (rill's durable default).
+    pub sync_always: bool,
+    /// Restoring an existing consumer (state and config already stored).
+    pub restored: bool,
+}
+
+pub(super) fn store_err(e: StoreError) -> ApiError {
+    ErrorCode::CONSUMER_STORE_FAILED.err(e)
+}
+
+fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, ApiError> {
+    let Some(p) = spec.persist.as_ref().filter(|_| !spec.config.mem_storage) else {
+        return Ok(Box::new(MemConsumerStore::new()));
+    };
+    let stored = StoredConsumer {
+        config: spec.config.clone(),
+        created: spec.created,
+    };
+    let json =
+        serde_json::to_vec(&stored).map_err(|e| store_err(StoreError::Corrupt(e.to_string())))?;
+    let dir = meta::consumer_dir(&p.root, &spec.stream, &spec.name);
+    if !spec.restored {
+        if p.vfs.exists(&dir.join(meta::META_NAME)) {
+            meta::delete_consumer(p.vfs.as_ref(), &p.root, &spec.stream, &spec.name)
+                .map_err(store_err)?;
+        }
+        meta::create_consumer(p.vfs.as_ref(), &p.root, &spec.stream, &spec.name, &json)
+            .map_err(store_err)?;
+    }
+    let store = FileConsumerStore::open(&dir, Arc::clone(&p.vfs)).map_err(store_err)?;
+    Ok(Box::new(store))
+}
+
+/// Starts a consumer actor (creating its stored state unless `restored`) and returns its handle.
+///
+/// # Errors
+/// `CONSUMER_STORE_FAILED` when its files cannot be written; stream read errors.
+pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiError> {
+    let now = Instant::now();
+    let store = open_store(&spec)?;
+    let mut tracker = Tracker::new(&spec.config, store, now);
+    let mut lps = VecDeque::new();
+    if !spec.restored {
+        let cfg = spec.config.clone();
+        let pos = spec
+            .source
+            .read(move |s| start_position(s, &cfg))
+            .await?
+            .map_err(store_err)?;
+        let floor = SequencePair {
+            consumer: 0,
+            stream: pos.next.saturating_sub(1),
+        };
+        let st = ConsumerState {
+            delivered: floor,
+            ack_floor: floor,
+            ..ConsumerState::default()
+        };
+        tracker.set_state(st, now).map_err(store_err)?;
+        tracker.sync().map_err(store_err)?;
+        lps = pos.last_per_subject.into();
+    }
+    let filters: Vec<String> = spec
+        .config
+        .filters()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let read_pos = tracker.state().delivered.stream + 1;
+    let shared = Arc::new(Shared {
+        stream: spec.stream.clone(),
+        name: spec.name.clone(),
+        filters: filters.clone(),
+        next_unread: AtomicU64::new(lps.front().copied().unwrap_or(read_pos)),
+        pending: Mutex::new(tracker_pending(&tracker)),
+        stopped: AtomicBool::new(false),
+        stop: tokio::sync::Notify::new(),
+        id: next_id(),
+    });
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let mut subs = vec![
+        spec.outbox.subscribe(
+            &format!("{ACK_PREFIX}.{}.{}.>", spec.stream, spec.name),
+            in_tx.clone(),
+        ),
+        spec.outbox.subscribe(
+            &format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name),
+            in_tx.clone(),
+        ),
+    ];
+    let push = spec
+        .config
+        .is_push()
+        .then(|| Push::new(&spec.config, &spec.stream, &spec.name, now));
+    if let Some(p) = push.as_ref().filter(|p| p.flow_control()) {
+        subs.push(spec.outbox.subscribe(&p.fc_filter(), in_tx.clone()));
+    }
+    let actor = Actor {
+        stream: spec.stream,
+        name: spec.name,
+        created: spec.created,
+        waiting: WaitQueue::new(spec.config.max_waiting),
+        paused_until: spec.config.pause_until,
+        cfg: spec.config,
+        last_seq: spec.source.last_seq_watch(),
+        src: spec.source,
+        out: spec.outbox,
+        tracker,
+        filters,
+        read_pos,
+        buf: VecDeque::new(),
+        pending_after: 0,
+        lps,
+        push,
+        last_activity: now,
+        shared: Arc::clone(&shared),
+        registry: spec.registry.clone(),
+        persist: spec.persist,
+        interest: spec.interest,
+        remove_acked: spec.remove_acked,
+        to_remove: Vec::new(),
+        sync_always: spec.sync_always,
+        replay_anchor: None,
+        replay_wake: None,
+        dropped_later: Vec::new(),
+        _subs: subs,
+    };
+    let handle = ConsumerHandle { tx: cmd_tx, shared };
+    spec.registry.insert(handle.clone());
+    actor.src.register(Arc::clone(&handle.shared));
+    tokio::spawn(actor.run(cmd_rx, in_rx));
+    Ok(handle)
+}

@@ -1,0 +1,137 @@
+//! `$JS.API.DIRECT.GET.<stream>` (JSON request) and `.<stream>.<subject>` (last
+//! message on a subject): the stored message is sent back raw with `Nats-Stream`,
+//! `Nats-Subject`, `Nats-Sequence` and `Nats-Time-Stamp` headers, or a status
+//! (`404 Message Not Found`, `408 Empty Request` / `Malformed Request`). With
+//! `batch`, up to that many messages follow with `Nats-Num-Pending` and
+//! `Nats-Last-Sequence`, then a `204 EOB` status.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rill_protocol::headers::HeaderMap;
+use rill_protocol::jsapi::{MsgGetRequest, parse_request};
+
+use super::core::{StreamCore, timestamp};
+use crate::jetstream::store::StoredMsg;
+
+const PREFIX: &str = "$JS.API.DIRECT.GET.";
+
+fn status(code: u16, text: &str) -> Bytes {
+    HeaderMap::with_status(code, Some(text)).to_bytes()
+}
+
+impl StreamCore {
+    /// Answers one direct get.
+    pub(super) fn direct_get(&mut self, subject: &Bytes, reply: Option<&Bytes>, body: &Bytes) {
+        let Some(reply) = reply else { return };
+        let subject = std::str::from_utf8(subject).unwrap_or_default();
+        let rest = subject
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.strip_prefix(self.name.as_str()))
+            .unwrap_or_default();
+        let req = if let Some(subj) = rest.strip_prefix('.') {
+            MsgGetRequest {
+                last_by_subj: subj.to_owned(),
+                ..MsgGetRequest::default()
+            }
+        } else if body.trim_ascii().is_empty() {
+            return self.send_status(reply, 408, "Empty Request");
+        } else {
+            match parse_request::<MsgGetRequest>(body) {
+                Ok(r) => r,
+                Err(_) => return self.send_status(reply, 408, "Malformed Request"),
+            }
+        };
+        if req.batch > 0 {
+            return self.direct_batch(reply, &req);
+        }
+        match self.msg_get(&req) {
+            Ok(m) => self.send_msg(reply, &m, &[]),
+            Err(_) => self.send_status(reply, 404, "Message Not Found"),
+        }
+    }
+
+    fn send_status(&self, reply: &Bytes, code: u16, text: &str) {
+        self.send(reply, Some(&status(code, text)), &Bytes::new());
+    }
+
+    fn direct_batch(&self, reply: &Bytes, req: &MsgGetRequest) {
+        let filter = if req.next_by_subj.is_empty() {
+            ">"
+        } else {
+            req.next_by_subj.as_str()
+        };
+        let limit = usize::try_from(req.batch).unwrap_or(0);
+        let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+        let mut seq = req.seq.max(1);
+        let mut sent = Vec::new();
+        let mut bytes = 0;
+        while sent.len() < limit {
+            let Ok(m) = self.store.load_next(seq, filter) else {
+                break;
+            };
+            let size = m.payload.len() + m.headers.as_ref().map_or(0, Bytes::len);
+            if max_bytes > 0 && !sent.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            seq = m.seq + 1;
+            sent.push(m);
+        }
+        if sent.is_empty() {
+            return self.send_status(reply, 404, "Message Not Found");
+        }
+        let mut prev = 0;
+        for m in &sent {
+            let pending = self.pending_after(m.seq, filter);
+            let extra = [
+                ("Nats-Num-Pending", pending.to_string()),
+                ("Nats-Last-Sequence", prev.to_string()),
+            ];
+            prev = m.seq;
+            self.send_msg(reply, m, &extra);
+        }
+        let mut eob = HeaderMap::with_status(204, Some("EOB"));
+        eob.insert(
+            "Nats-Num-Pending",
+            self.pending_after(prev, filter).to_string(),
+        );
+        eob.insert("Nats-Last-Sequence", prev.to_string());
+        self.send(reply, Some(&eob.to_bytes()), &Bytes::new());
+    }
+
+    /// Messages matching `filter` after `seq`.
+    fn pending_after(&self, seq: u64, filter: &str) -> u64 {
+        let mut n = 0;
+        let mut s = seq + 1;
+        while let Ok(m) = self.store.load_next(s, filter) {
+            n += 1;
+            s = m.seq + 1;
+        }
+        n
+    }
+
+    fn send_msg(&self, reply: &Bytes, m: &StoredMsg, extra: &[(&str, String)]) {
+        let mut h = BytesMut::with_capacity(128 + m.headers.as_ref().map_or(0, Bytes::len));
+        match &m.headers {
+            Some(block) if block.ends_with(b"\r\n\r\n") => h.put_slice(&block[..block.len() - 2]),
+            _ => h.put_slice(b"NATS/1.0\r\n"),
+        }
+        let seq = m.seq.to_string();
+        let time = timestamp(m.ts).to_string();
+        let name = self.name.as_str();
+        let fields = [
+            ("Nats-Stream", name),
+            ("Nats-Subject", m.subject_str()),
+            ("Nats-Sequence", seq.as_str()),
+            ("Nats-Time-Stamp", time.as_str()),
+        ];
+        let extra = extra.iter().map(|(k, v)| (*k, v.as_str()));
+        for (k, v) in fields.into_iter().chain(extra) {
+            h.put_slice(k.as_bytes());
+            h.put_slice(b": ");
+            h.put_slice(v.as_bytes());
+            h.put_slice(b"\r\n");
+        }
+        h.put_slice(b"\r\n");
+        self.send(reply, Some(&h.freeze()), &m.payload);
+    }
+}

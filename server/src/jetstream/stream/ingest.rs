@@ -1,0 +1,174 @@
+//! Publishing into a stream: the `Nats-*` publish headers, the duplicate window,
+//! roll-ups, interest retention on store, and the PubAck.
+//!
+//! Checks run in nats-server's order: sealed → duplicate `Nats-Msg-Id` →
+//! `Nats-Expected-Stream` → `Nats-Expected-Last-Sequence` →
+//! `Nats-Expected-Last-Msg-Id` → `Nats-Expected-Last-Subject-Sequence` →
+//! `Nats-Rollup` permission/value → store (size, discard-new limits).
+
+use bytes::Bytes;
+use rill_protocol::headers::find;
+use rill_protocol::jsapi::RetentionPolicy;
+use rill_protocol::jsapi::{ApiError, ErrorCode, PubAck, PubAckResponse};
+
+use super::core::StreamCore;
+use super::dedupe::MSG_ID;
+use crate::jetstream::error::publish_error;
+use crate::jetstream::store::{PurgeRequest, StoreError, now_ns};
+
+const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
+const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+const EXPECTED_LAST_SUBJ_SEQ_SUBJ: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+const ROLLUP: &str = "Nats-Rollup";
+
+fn text(v: &[u8]) -> &str {
+    std::str::from_utf8(v).unwrap_or_default()
+}
+
+enum Rollup {
+    Subject,
+    All,
+}
+
+impl StreamCore {
+    /// Handles one message published on the stream's subjects; queues or sends the ack.
+    pub(super) fn publish(
+        &mut self,
+        subject: &Bytes,
+        reply: Option<Bytes>,
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) {
+        let result = self.ingest(subject, headers.map(|h| &h[..]), payload);
+        let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) else {
+            return;
+        };
+        let ack = match result {
+            Ok(ack) => PubAckResponse { error: None, ack },
+            Err(e) => PubAckResponse::err(self.name.clone(), e),
+        };
+        if self.dirty && self.sync == crate::jetstream::store::SyncPolicy::Always {
+            self.pending.push((reply, ack));
+        } else {
+            let body = serde_json::to_vec(&ack).unwrap_or_default();
+            self.send(&reply, None, &Bytes::from(body));
+        }
+    }
+
+    fn ack(&self, seq: u64, duplicate: bool) -> PubAck {
+        PubAck {
+            stream: self.name.clone(),
+            seq,
+            domain: self.domain.clone(),
+            duplicate,
+            ..PubAck::default()
+        }
+    }
+
+    fn ingest(
+        &mut self,
+        subject: &[u8],
+        hdrs: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<PubAck, ApiError> {
+        if self.cfg.sealed {
+            return Err(ErrorCode::STREAM_SEALED.error());
+        }
+        let subject =
+            std::str::from_utf8(subject).map_err(|_| publish_error(&StoreError::InvalidSubject))?;
+        let msg_id = hdrs
+            .and_then(|h| find(h, MSG_ID))
+            .map(text)
+            .filter(|s| !s.is_empty());
+        if let Some(seq) = msg_id.and_then(|id| self.dedupe.check(id, now_ns())) {
+            return Ok(self.ack(seq, true));
+        }
+        let rollup = match hdrs {
+            Some(h) => {
+                self.check_expected(h, subject)?;
+                self.check_rollup(h)?
+            }
+            None => None,
+        };
+        if self.account.exhausted() {
+            return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
+        }
+        let (seq, ts) = self
+            .store
+            .append(subject, hdrs, payload)
+            .map_err(|e| publish_error(&e))?;
+        self.dirty = true;
+        self.last_msg_id = msg_id.unwrap_or_default().to_owned();
+        if let Some(id) = msg_id {
+            self.dedupe.insert(id.to_owned(), seq, ts);
+        }
+        self.apply_rollup(rollup, subject);
+        if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest_in(subject) {
+            let _ = self.store.remove(seq);
+        }
+        Ok(self.ack(seq, false))
+    }
+
+    fn check_expected(&self, h: &[u8], subject: &str) -> Result<(), ApiError> {
+        if find(h, EXPECTED_STREAM).is_some_and(|s| text(s) != self.name) {
+            return Err(ErrorCode::STREAM_NOT_MATCH.error());
+        }
+        let last = self.store.state().last_seq;
+        if find(h, EXPECTED_LAST_SEQ).is_some_and(|v| text(v).parse::<u64>().ok() != Some(last)) {
+            return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE.with(&[("seq", &last)]));
+        }
+        if find(h, EXPECTED_LAST_MSG_ID).is_some_and(|v| text(v) != self.last_msg_id) {
+            let id = self.last_msg_id.as_str();
+            return Err(ErrorCode::STREAM_WRONG_LAST_MSG_ID.with(&[("id", &id)]));
+        }
+        if let Some(v) = find(h, EXPECTED_LAST_SUBJ_SEQ) {
+            let subj = find(h, EXPECTED_LAST_SUBJ_SEQ_SUBJ).map_or(subject, text);
+            let current = self.last_subject_seq(subj);
+            if text(v).parse::<u64>().ok() != Some(current) {
+                return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE.with(&[("seq", &current)]));
+            }
+        }
+        Ok(())
+    }
+
+    fn last_subject_seq(&self, subject: &str) -> u64 {
+        if rill_protocol::subject::has_wildcard(subject) {
+            return self.store.load_last(subject).map_or(0, |m| m.seq);
+        }
+        self.store.subject_state(subject).map_or(0, |s| s.last)
+    }
+
+    fn check_rollup(&self, h: &[u8]) -> Result<Option<Rollup>, ApiError> {
+        let Some(v) = find(h, ROLLUP) else {
+            return Ok(None);
+        };
+        if !self.cfg.allow_rollup_hdrs {
+            return Err(ErrorCode::STREAM_ROLLUP_FAILED.err("rollup not permitted"));
+        }
+        match text(v) {
+            "sub" => Ok(Some(Rollup::Subject)),
+            "all" => Ok(Some(Rollup::All)),
+            other => {
+                Err(ErrorCode::STREAM_ROLLUP_FAILED.err(format!("rollup value invalid: {other:?}")))
+            }
+        }
+    }
+
+    fn apply_rollup(&mut self, rollup: Option<Rollup>, subject: &str) {
+        let filter = match rollup {
+            None => return,
+            Some(Rollup::Subject) => Some(subject.to_owned()),
+            Some(Rollup::All) => None,
+        };
+        let req = PurgeRequest {
+            filter,
+            seq: None,
+            keep: Some(1),
+        };
+        if let Err(e) = self.store.purge(&req) {
+            tracing::error!(stream = %self.name, error = %e, "rollup purge failed");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The stream actor: one std thread per stream owns its store ([`StreamCore`]).
+//!
+//! Inbound is one bounded channel of [`Command`]s: publishes (from the stream's
+//! subscriptions on its subjects, see `subs`), direct gets, and closures sent by
+//! [`StreamHandle`] for everything else. The loop drains what is queued, applies
+//! it in order, then makes the batch durable with one `sync()` (group commit,
+//! `SyncPolicy::Always`) before sending the batch's PubAcks. Any non-publish
+//! command first flushes the batch so reads only see durable messages.
+//!
+//! Lazy mode (`sync_interval`) acks at once and syncs on a timer. Message expiry
+//! (`max_age`) runs on the same loop, woken by `store.next_expiry()`.
+
+mod core;
+mod dedupe;
+mod direct;
+mod handle;
+mod ingest;
+mod subs;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_protocol::jsapi::{ApiError, DiscardPolicy, StorageType, StreamConfig, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+use tracing::error;
+
+pub use self::core::StreamCore;
+pub(crate) use self::core::{AccountUsage, Persist, timestamp};
+use self::dedupe::Dedupe;
+pub use self::handle::{Batch, ConsumerLink, StreamHandle};
+pub(crate) use self::subs::StreamSubs;
+use crate::account::Account;
+use crate::jetstream::error;
+use crate::jetstream::store::{
+    Discard, FileStore, MemStore, StdFs, StorageKind, StoreConfig, StreamStore, SyncPolicy, meta,
+    now_ns,
+};
+
+/// Commands queued to a stream thread.
+pub(crate) enum Command {
+    /// A message published on one of the stream's subjects.
+    Publish {
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    },
+    /// A `$JS.API.DIRECT.GET.<stream>[.<subject>]` request.
+    Direct {
+        subject: Bytes,
+        reply: Option<Bytes>,
+        payload: Bytes,
+    },
+    /// Work for the stream thread (see `StreamHandle::call`).
+    Call(Box<dyn FnOnce(&mut StreamCore) + Send>),
+    /// Flush, close the store and end the thread.
+    Close(oneshot::Sender<()>),
+}
+
+/// Queue depth of a stream's command channel.
+const QUEUE: usize = 8192;
+/// Most commands applied before one group commit.
+const MAX_BATCH: usize = 4096;
+
+/// What a file stream persists in its `meta.cfg`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredStream {
+    pub(crate) config: StreamConfig,
+    pub(crate) created: Timestamp,
+}
+
+/// The store's view of a stream config.
+pub(crate) fn store_config(cfg: &StreamConfig, sync: SyncPolicy) -> StoreConfig {
+    StoreConfig {
+        max_msgs: cfg.max_msgs,
+        max_bytes: cfg.max_bytes,
+        max_age: cfg.max_age.to_duration().unwrap_or(Duration::ZERO),
+        max_msgs_per_subject: cfg.max_msgs_per_subject,
+        max_msg_size: cfg.max_msg_size,
+        discard: match cfg.discard {
+            DiscardPolicy::Old => Discard::Old,
+            DiscardPolicy::New => Discard::New,
+        },
+        discard_new_per_subject: cfg.discard_new_per_subject,
+        storage: match cfg.storage {
+            StorageType::File => StorageKind::File,
+            StorageType::Memory => StorageKind::Memory,
+        },
+        sync,
+        ..StoreConfig::default()
+    }
+}
+
+/// Everything needed to start a stream thread.
+#[derive(Debug)]
+pub(crate) struct Spawn {
+    pub(crate) cfg: StreamConfig,
+    pub(crate) created: Timestamp,
+    /// The account's JetStream root; `None` for memory streams.
+    pub(crate) root: Option<PathBuf>,
+    /// Create the directory and config (new stream) rather than open them.
+    pub(crate) create: bool,
+    pub(crate) account: Arc<Account>,
+    /// The account's usage of this stream's storage kind.
+    pub(crate) usage: AccountUsage,
+    pub(crate) domain: String,
+    pub(crate) server_id: String,
+    pub(crate) sync: SyncPolicy,
+}
+
+/// Starts a stream thread; resolves once the store is open.
+///
+/// # Errors
+/// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
+pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiError> {
+    let (tx, rx) = sync_channel(QUEUE);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let name = p.cfg.name.clone();
+    let (seq_tx, seq_rx) = watch::channel(0);
+    let consumers = Arc::new(RwLock::new(Default::default()));
+    let usage = Arc::new(AtomicU64::new(0));
+    let handle = StreamHandle::new(
+        name.clone(),
+        tx.clone(),
+        seq_rx,
+        Arc::clone(&consumers),
+        Arc::clone(&usage),
+    );
+    let account = Arc::clone(&p.account);
+    let thread = std::thread::Builder::new()
+        .name(format!("stream-{name}"))
+        .spawn(move || match open(p, consumers, usage, seq_tx) {
+            Ok(core) => {
+                let _ = ready_tx.send(Ok(()));
+                run(core, &rx);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        });
+    if let Err(e) = thread {
+        return Err(rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err(e));
+    }
+    ready_rx
+        .await
+        .map_err(|_| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err("stream thread ended"))??;
+    let cfg = handle.config().await?;
+    let subs = StreamSubs::install(&account, &cfg, &tx);
+    Ok((handle, subs))
+}
+
+fn open(
+    p: Spawn,
+    consumers: handle::Consumers,
+    usage: Arc<AtomicU64>,
+    last_seq_tx: watch::Sender<u64>,
+) -> Result<StreamCore, ApiError> {
+    let name = p.cfg.name.clone();
+    let store_cfg = store_config(&p.cfg, p.sync);
+    let mut store: Box<dyn StreamStore> = match (&p.root, p.cfg.storage) {
+        (Some(root), StorageType::File) => {
+            let vfs = StdFs::shared();
+            if p.create {
+                let doc = StoredStream {
+                    config: p.cfg.clone(),
+                    created: p.created,
+                };
+                let bytes = serde_json::to_vec(&doc)
+                    .map_err(|e| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err(e))?;
+                meta::create_stream(vfs.as_ref(), root, &name, &bytes)
+                    .map_err(|e| error::create_error(&e))?;
+            }
+            let dir = meta::stream_msgs_dir(root, &name);
+            Box::new(FileStore::open(&dir, store_cfg, vfs).map_err(|e| error::create_error(&e))?)
+        }
+        _ => Box::new(MemStore::new(store_cfg)),
+    };
+    if p.create && p.cfg.first_seq > 1 {
+        store
+            .compact(p.cfg.first_seq)
+            .map_err(|e| error::create_error(&e))?;
+        store.sync().map_err(|e| error::create_error(&e))?;
+    }
+    let now = now_ns();
+    let mut dedupe = Dedupe::new(p.cfg.duplicate_window.0);
+    dedupe
+        .rebuild(store.as_ref(), now)
+        .map_err(|e| error::create_error(&e))?;
+    let last_msg_id = last_msg_id(store.as_ref());
+    let _ = last_seq_tx.send(store.state().last_seq);
+    let persist = match (p.root, p.cfg.storage) {
+        (Some(root), StorageType::File) => Some(Persist { root }),
+        _ => None,
+    };
+    Ok(StreamCore {
+        name,
+        cfg: p.cfg,
+        created: p.created,
+        store,
+        dedupe,
+        last_msg_id,
+        consumers,
+        usage,
+        account: p.usage,
+        router: p.account,
+        domain: p.domain,
+        server_id: p.server_id,
+        sync: p.sync,
+        dirty: false,
+        pending: Vec::new(),
+        last_seq_tx,
+        persist,
+        last_sync_ns: now,
+    })
+}
+
+fn last_msg_id(store: &dyn StreamStore) -> String {
+    let last = store.state().last_seq;
+    store
+        .load(last)
+        .ok()
+        .and_then(|m| m.headers)
+        .and_then(|h| {
+            rill_protocol::headers::find(&h, dedupe::MSG_ID)
+                .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
+        })
+        .unwrap_or_default()
+}
+
+/// The thread's loop; returns after `Close` or when every sender is gone.
+fn run(mut core: StreamCore, rx: &Receiver<Command>) {
+    let mut wait = core.on_timer();
+    loop {
+        let timeout = wait.map_or(Duration::from_secs(3600), |ns| {
+            Duration::from_nanos(u64::try_from(ns).unwrap_or(1))
+        });
+        let first = match rx.recv_timeout(timeout) {
+            Ok(cmd) => cmd,
+            Err(RecvTimeoutError::Timeout) => {
+                wait = core.on_timer();
+                core.flush();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(cmd) = next.take() {
+            if let Some(done) = apply(&mut core, cmd) {
+                core.close();
+                let _ = done.send(());
+                return;
+            }
+            n += 1;
+            if n < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        core.flush();
+        wait = core.on_timer();
+    }
+    core.close();
+}
+
+/// Applies one command; returns the close acknowledgement when asked to stop.
+fn apply(core: &mut StreamCore, cmd: Command) -> Option<oneshot::Sender<()>> {
+    match cmd {
+        Command::Publish {
+            subject,
+            reply,
+            headers,
+            payload,
+        } => core.publish(&subject, reply, headers.as_ref(), &payload),
+        Command::Direct {
+            subject,
+            reply,
+            payload,
+        } => {
+            core.flush();
+            core.direct_get(&subject, reply.as_ref(), &payload);
+        }
+        Command::Call(job) => {
+            core.flush();
+            job(core);
+        }
+        Command::Close(done) => return Some(done),
+    }
+    None
+}
+
+/// Reads a stored stream's config document.
+pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredStream, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// Logs a failure to restore a stream.
+pub(crate) fn log_restore_error(name: &str, e: &dyn std::fmt::Display) {
+    error!(stream = %name, error = %e, "could not restore stream");
+}

@@ -1,0 +1,98 @@
+//! A stream's subscriptions in the router: its subjects (ingest) and, with
+//! `allow_direct`, `$JS.API.DIRECT.GET.<stream>` and `.<stream>.>`.
+//!
+//! Delivery runs on the publisher's thread, so [`StreamSubscriber::deliver`] only
+//! copies the (refcounted) parts into the stream's bounded queue. A full queue
+//! drops the message (the publisher's request then times out, as it would with a
+//! slow nats-server).
+
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+
+use bytes::Bytes;
+use rill_protocol::jsapi::StreamConfig;
+
+use super::Command;
+use crate::account::Account;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+const DIRECT_PREFIX: &str = "$JS.API.DIRECT.GET.";
+
+/// Receives a stream's messages from the router.
+#[derive(Debug)]
+struct StreamSubscriber {
+    tx: SyncSender<Command>,
+}
+
+impl Subscriber for StreamSubscriber {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let cmd = if sub.sid.starts_with(b"direct") {
+            Command::Direct {
+                subject: msg.subject.clone(),
+                reply: msg.reply.cloned(),
+                payload: msg.payload.clone(),
+            }
+        } else {
+            Command::Publish {
+                subject: msg.subject.clone(),
+                reply: msg.reply.cloned(),
+                headers: msg.headers.cloned(),
+                payload: msg.payload.clone(),
+            }
+        };
+        match self.tx.try_send(cmd) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// The live subscriptions of one stream.
+#[derive(Debug, Default)]
+pub(crate) struct StreamSubs {
+    subs: Vec<Arc<Subscription>>,
+}
+
+impl StreamSubs {
+    /// Subscribes the stream's subjects (and direct-get subjects) in `account`.
+    pub(crate) fn install(account: &Account, cfg: &StreamConfig, tx: &SyncSender<Command>) -> Self {
+        let owner: Arc<dyn Subscriber> = Arc::new(StreamSubscriber { tx: tx.clone() });
+        let mut subs = Vec::new();
+        for (i, subject) in cfg.subjects.iter().enumerate() {
+            subs.push(Subscription::new(
+                Bytes::from(format!("ingest{i}")),
+                Bytes::from(subject.clone()),
+                None,
+                Arc::clone(&owner),
+            ));
+        }
+        if cfg.allow_direct {
+            for subject in [
+                format!("{DIRECT_PREFIX}{}", cfg.name),
+                format!("{DIRECT_PREFIX}{}.>", cfg.name),
+            ] {
+                subs.push(Subscription::new(
+                    Bytes::from_static(b"direct"),
+                    Bytes::from(subject),
+                    None,
+                    Arc::clone(&owner),
+                ));
+            }
+        }
+        for s in &subs {
+            account.router.subscribe(s);
+        }
+        Self { subs }
+    }
+
+    /// Removes every subscription.
+    pub(crate) fn remove(&mut self, account: &Account) {
+        for s in self.subs.drain(..) {
+            account.router.unsubscribe(&s);
+        }
+    }
+}
