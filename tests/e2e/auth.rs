@@ -364,3 +364,35 @@ async fn accounts_are_isolated_and_imports_connect_them() {
     assert!(tokio::time::timeout(QUIET, b_plain.next()).await.is_err());
     assert!(tokio::time::timeout(QUIET, c_all.next()).await.is_err());
 }
+
+#[tokio::test]
+async fn no_auth_user_places_anonymous_clients_in_its_account() {
+    let config = format!("{ACCOUNTS}\nno_auth_user: c\n");
+    let server = server(ServerKind::Rill, &config).await;
+    let c = connect(
+        &server,
+        ConnectOptions::with_user_and_password("c".into(), "c".into()),
+    )
+    .await;
+    let a = connect(
+        &server,
+        ConnectOptions::with_user_and_password("a".into(), "a".into()),
+    )
+    .await;
+    let mut in_c = c.subscribe("hello").await.expect("sub");
+    let mut in_a = a.subscribe("hello").await.expect("sub");
+    sync(&c).await;
+    sync(&a).await;
+    let anonymous = connect(&server, ConnectOptions::new()).await;
+    anonymous
+        .publish("hello", "anon".into())
+        .await
+        .expect("pub");
+    anonymous.flush().await.expect("flush");
+    let msg = tokio::time::timeout(WAIT, in_c.next())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(&msg.payload[..], b"anon");
+    assert!(tokio::time::timeout(QUIET, in_a.next()).await.is_err());
+}
