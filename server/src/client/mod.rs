@@ -6,6 +6,9 @@
 //! subscription table and the counters — lives in the shared [`ClientLink`].
 
 pub mod outbound;
+mod peer;
+mod perms;
+mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,9 +28,11 @@ use rill_protocol::{
 };
 
 pub use outbound::{CloseReason, Outbound, Pushed};
+pub use peer::{Peer, info_line};
+use trace::describe;
 
 use crate::account::Account;
-use crate::auth::{CertIdentity, Permissions};
+use crate::auth::Permissions;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -40,45 +45,6 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Publish-permission results kept per connection before the cache is cleared.
 const PERM_CACHE_MAX: usize = 1024;
-
-/// How a connection was reached, as the listener knows it before the client task starts.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Peer address.
-    pub addr: SocketAddr,
-    /// Client id, allocated by whoever sends INFO.
-    pub cid: u64,
-    /// The nonce sent in INFO (nkey users).
-    pub nonce: Option<String>,
-    /// INFO was already sent (TLS upgrade after INFO).
-    pub info_sent: bool,
-    /// The client certificate's identities, for `verify_and_map`.
-    pub cert: Option<CertIdentity>,
-}
-
-impl Peer {
-    /// A plain connection whose INFO is still to be sent.
-    pub fn new(state: &ServerState, addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            cid: state.next_cid(),
-            nonce: state.authenticator().nonce(),
-            info_sent: false,
-            cert: None,
-        }
-    }
-}
-
-/// The INFO line for a client.
-pub fn info_line(state: &ServerState, peer: &Peer) -> BytesMut {
-    let mut info = state.info_template();
-    info.client_id = Some(peer.cid);
-    info.client_ip = Some(peer.addr.ip().to_string());
-    info.nonce = peer.nonce.clone();
-    let mut buf = BytesMut::with_capacity(512);
-    encode::info(&mut buf, &info);
-    buf
-}
 
 /// What a client told us in CONNECT, kept for monitoring.
 #[derive(Debug, Clone, Default)]
@@ -133,40 +99,6 @@ impl ClientLink {
     /// Number of subscriptions.
     pub fn num_subs(&self) -> usize {
         self.subs.lock().map(|s| s.len()).unwrap_or_default()
-    }
-
-    /// Applies subscribe denies to a delivery and records an `allow_responses` grant for
-    /// its reply subject. False when the message must not be delivered.
-    fn permit_delivery(&self, perms: &Permissions, msg: &Msg<'_>) -> bool {
-        if perms.filters_deliveries()
-            && perms.denies_delivery(std::str::from_utf8(msg.subject).unwrap_or_default())
-        {
-            return false;
-        }
-        if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply)
-            && let Ok(mut responses) = self.responses.lock()
-        {
-            let expires = grant.expires.map(|d| Instant::now() + d);
-            responses.insert(reply.clone(), (grant.max, expires));
-        }
-        true
-    }
-
-    /// Uses one `allow_responses` grant for `subject`; false when there is none.
-    fn take_response(&self, subject: &Bytes) -> bool {
-        let Ok(mut responses) = self.responses.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        responses.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
-        let Some((left, _)) = responses.get_mut(subject) else {
-            return false;
-        };
-        *left -= 1;
-        if *left == 0 {
-            responses.remove(subject);
-        }
-        true
     }
 }
 
@@ -672,51 +604,5 @@ impl Connection {
                 reason.as_str()
             ),
         }
-    }
-}
-
-/// A one-line rendering of an op for `-V` protocol traces.
-fn describe(op: &ClientOp) -> String {
-    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-    let opt = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|r| format!(" {}", text(r)))
-            .unwrap_or_default()
-    };
-    match op {
-        ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
-        ClientOp::Pub {
-            subject,
-            reply,
-            payload,
-        } => format!("PUB {}{} {}", text(subject), opt(reply), payload.len()),
-        ClientOp::HPub {
-            subject,
-            reply,
-            headers,
-            payload,
-        } => {
-            format!(
-                "HPUB {}{} {} {}",
-                text(subject),
-                opt(reply),
-                headers.len(),
-                headers.len() + payload.len()
-            )
-        }
-        ClientOp::Sub {
-            subject,
-            queue,
-            sid,
-        } => format!("SUB {}{} {}", text(subject), opt(queue), text(sid)),
-        ClientOp::Unsub { sid, max } => format!(
-            "UNSUB {}{}",
-            text(sid),
-            max.map(|m| format!(" {m}")).unwrap_or_default()
-        ),
-        ClientOp::Ping => "PING".into(),
-        ClientOp::Pong => "PONG".into(),
-        ClientOp::Info => "INFO".into(),
-        ClientOp::Ok => "+OK".into(),
     }
 }
