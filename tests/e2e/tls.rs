@@ -229,3 +229,17 @@ async fn malformed_certificate_file_stops_startup_naming_the_file() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("garbage.pem"), "{stderr}");
 }
+
+#[tokio::test]
+async fn handshake_first_auto_also_serves_clients_that_wait_for_info() {
+    let certs = Certs::generate();
+    let server = tls_server(ServerKind::Rill, certs.tls_block("handshake_first: auto")).await;
+    let first = connects(&server, certs.client_opts().tls_first())
+        .await
+        .unwrap_or_else(|| panic!("TLS-first client refused\n{}", server.logs()));
+    let classic = connects(&server, certs.client_opts())
+        .await
+        .unwrap_or_else(|| panic!("INFO-first client refused\n{}", server.logs()));
+    round_trip(&first, "auto.first").await;
+    round_trip(&classic, "auto.classic").await;
+}

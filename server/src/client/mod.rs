@@ -559,6 +559,18 @@ impl Connection {
         self.ok();
     }
 
+    /// `"<account>/user:<name>"`, as nats-server names a client in violation logs.
+    fn who(&self) -> String {
+        let user = self
+            .link
+            .info
+            .read()
+            .ok()
+            .and_then(|i| i.user.clone())
+            .unwrap_or_default();
+        format!("\"{}/user:{user}\"", self.account.name)
+    }
+
     /// Reports a protocol error: the `-ERR` line (if nats-server sends one) and a log
     /// line; the caller closes the connection when the error says so.
     fn fail(&self, err: &ProtocolError) {
@@ -566,6 +578,19 @@ impl Connection {
         match err {
             ProtocolError::AuthorizationViolation | ProtocolError::AuthenticationTimeout => {
                 error!("{prefix} - {err}");
+            }
+            // nats-server logs permission violations as errors, naming the user.
+            ProtocolError::PublishViolation(subject) => {
+                error!(
+                    "{prefix} - {} - Publish Violation - Subject \"{subject}\"",
+                    self.who()
+                );
+            }
+            ProtocolError::SubscribeViolation { subject, .. } => {
+                error!(
+                    "{prefix} - {} - Subscription Violation - Subject \"{subject}\"",
+                    self.who()
+                );
             }
             e if e.closes_connection() => error!("{prefix} - {err}"),
             _ => debug!("{prefix} - {err}"),
