@@ -1,9 +1,44 @@
-//! Accounts: isolated subject spaces, each with its own routing table.
+//! Accounts: isolated subject spaces, each with its own routing table, and the exports and
+//! imports that connect them.
 //!
-//! Every client belongs to exactly one account; messages never cross accounts
-//! except through exports and imports (see the security issue).
+//! Every client belongs to exactly one account; messages never cross accounts except
+//! through an import of a matching export. Imports are wired once at start by [`wire`] as
+//! internal subscriptions (owner id 0):
+//! - a **stream** import subscribes in the exporting account and republishes each message
+//!   into the importing account under the mapped subject;
+//! - a **service** import subscribes in the importing account on the local subject and
+//!   republishes the request into the exporter with a fresh `_R_.` reply subject, whose
+//!   one-shot subscription carries the response back to the requester's own reply subject
+//!   (so the exporter never sees the importer's inboxes). Unanswered response routes expire
+//!   after two minutes, nats-server's default response threshold.
+//!
+//! Subject mapping: `to` with wildcards maps token by token (`a.*` → `b.*`); without
+//! wildcards it is a prefix for a wildcard import (`a.>` with `from_a` → `from_a.a.>`) and
+//! the whole new subject for a literal one.
 
-use crate::router::Router;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rill_protocol::subject;
+use tracing::warn;
+
+use crate::config::{Config, ExportKind, ImportConfig};
+use crate::router::{Delivery, Msg, Router, Subscriber, Subscription};
+use crate::server::ServerState;
+
+/// How long a service response route waits for its response.
+const RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+
+/// Deepest chain of cross-account forwards (guards against import cycles).
+const MAX_HOPS: u32 = 8;
+
+thread_local! {
+    static HOPS: Cell<u32> = const { Cell::new(0) };
+}
 
 /// One account.
 #[derive(Debug)]
@@ -21,5 +56,255 @@ impl Account {
             name: name.to_string(),
             router: Router::new(),
         }
+    }
+
+    /// Publishes an internal message (owner 0) into this account, counting the hop.
+    fn forward(&self, msg: &Msg<'_>) -> Delivery {
+        let hops = HOPS.with(|h| h.get());
+        if hops >= MAX_HOPS {
+            return Delivery::Dropped;
+        }
+        HOPS.with(|h| h.set(hops + 1));
+        let fanout = self.router.publish(0, true, msg);
+        HOPS.with(|h| h.set(hops));
+        match (fanout.delivered, fanout.pressure) {
+            (0, _) => Delivery::Dropped,
+            (_, true) => Delivery::Pressure,
+            _ => Delivery::Queued,
+        }
+    }
+}
+
+/// Creates every configured account and wires its imports.
+pub fn wire(state: &ServerState, config: &Config) {
+    for acc in &config.accounts {
+        state.account(&acc.name);
+    }
+    for acc in &config.accounts {
+        for import in &acc.imports {
+            if !exported(config, import, &acc.name) {
+                warn!(
+                    "Account \"{}\": import of {:?} \"{}\" from \"{}\" has no matching export; ignored",
+                    acc.name, import.kind, import.subject, import.account
+                );
+                continue;
+            }
+            let exporter = state.account(&import.account);
+            let importer = state.account(&acc.name);
+            match import.kind {
+                ExportKind::Stream => wire_stream(&exporter, importer, import),
+                ExportKind::Service => wire_service(&importer, exporter, import),
+            }
+        }
+    }
+}
+
+/// True when `import` names an export of its account that `importer` may use.
+fn exported(config: &Config, import: &ImportConfig, importer: &str) -> bool {
+    let Some(acc) = config.accounts.iter().find(|a| a.name == import.account) else {
+        return false;
+    };
+    acc.exports.iter().any(|e| {
+        e.kind == import.kind
+            && subject::is_subset(&import.subject, &e.subject)
+            && (e.accounts.is_empty() || e.accounts.iter().any(|a| a == importer))
+    })
+}
+
+fn internal_sub(router: &Router, subject: &str, owner: Arc<dyn Subscriber>) -> Arc<Subscription> {
+    let sub = Subscription::new(
+        Bytes::from_static(b"0"),
+        Bytes::from(subject.to_string()),
+        None,
+        owner,
+    );
+    router.subscribe(&sub);
+    sub
+}
+
+fn wire_stream(exporter: &Account, importer: Arc<Account>, import: &ImportConfig) {
+    let to = import
+        .to
+        .clone()
+        .map(|to| local_pattern(&import.subject, &to));
+    let owner = Arc::new(StreamForward {
+        from: import.subject.clone(),
+        to,
+        target: importer,
+    });
+    internal_sub(&exporter.router, &import.subject, owner);
+}
+
+fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, import: &ImportConfig) {
+    let local = import
+        .to
+        .clone()
+        .map(|to| local_pattern(&import.subject, &to))
+        .unwrap_or_else(|| import.subject.clone());
+    let owner = Arc::new(ServiceForward {
+        local: local.clone(),
+        remote: import.subject.clone(),
+        origin: Arc::downgrade(importer),
+        target: exporter,
+        pending: Mutex::new(VecDeque::new()),
+        next: AtomicU64::new(1),
+    });
+    internal_sub(&importer.router, &local, owner);
+}
+
+/// The local pattern of an import: `to` itself when it has wildcards or the import is
+/// literal, otherwise `to` as a prefix.
+fn local_pattern(subject: &str, to: &str) -> String {
+    if subject::has_wildcard(to) || !subject::has_wildcard(subject) {
+        to.to_string()
+    } else {
+        format!("{to}.{subject}")
+    }
+}
+
+/// Maps `subj` (matched by `from`) onto `to`, filling `to`'s wildcards with the tokens
+/// `from`'s wildcards matched, in order. A literal `to` is returned as is.
+pub fn map_subject(from: &str, to: &str, subj: &str) -> String {
+    let mut captured: Vec<String> = Vec::new();
+    let mut s = subject::tokens(subj);
+    for f in subject::tokens(from) {
+        match f {
+            "*" => captured.push(s.next().unwrap_or_default().to_string()),
+            ">" => {
+                captured.push(s.by_ref().collect::<Vec<_>>().join("."));
+                break;
+            }
+            _ => {
+                s.next();
+            }
+        }
+    }
+    let mut caps = captured.into_iter();
+    subject::tokens(to)
+        .map(|t| match t {
+            "*" | ">" => caps.next().unwrap_or_default(),
+            lit => lit.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Carries a stream export into the importing account.
+#[derive(Debug)]
+struct StreamForward {
+    from: String,
+    to: Option<String>,
+    target: Arc<Account>,
+}
+
+impl Subscriber for StreamForward {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let Some(to) = &self.to else {
+            return self.target.forward(msg);
+        };
+        let text = std::str::from_utf8(msg.subject).unwrap_or_default();
+        let mapped = Bytes::from(map_subject(&self.from, to, text));
+        self.target.forward(&Msg {
+            subject: &mapped,
+            ..*msg
+        })
+    }
+}
+
+/// Carries requests from the importing account to the exporter.
+#[derive(Debug)]
+struct ServiceForward {
+    local: String,
+    remote: String,
+    origin: Weak<Account>,
+    target: Arc<Account>,
+    pending: Mutex<VecDeque<(Instant, Arc<Subscription>)>>,
+    next: AtomicU64,
+}
+
+impl ServiceForward {
+    /// Drops response routes older than the threshold.
+    fn expire(&self) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        while let Some((at, sub)) = pending.front() {
+            if at.elapsed() < RESPONSE_THRESHOLD {
+                break;
+            }
+            self.target.router.unsubscribe(sub);
+            pending.pop_front();
+        }
+    }
+}
+
+impl Subscriber for ServiceForward {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let text = std::str::from_utf8(msg.subject).unwrap_or_default();
+        let remote = Bytes::from(map_subject(&self.local, &self.remote, text));
+        let Some(reply) = msg.reply else {
+            return self.target.forward(&Msg {
+                subject: &remote,
+                ..*msg
+            });
+        };
+        self.expire();
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let route = Bytes::from(format!("_R_.{}.{}", nonce_token(sub), n));
+        let back = Arc::new(ResponseForward {
+            reply: reply.clone(),
+            origin: Weak::clone(&self.origin),
+        });
+        let route_sub = internal_sub(&self.target.router, &String::from_utf8_lossy(&route), back);
+        self.target.router.auto_unsubscribe(&route_sub, 1);
+        let delivered = self.target.forward(&Msg {
+            subject: &remote,
+            reply: Some(&route),
+            ..*msg
+        });
+        if delivered == Delivery::Dropped {
+            self.target.router.unsubscribe(&route_sub);
+        } else if let Ok(mut pending) = self.pending.lock() {
+            pending.push_back((Instant::now(), route_sub));
+        }
+        delivered
+    }
+}
+
+/// A random token that keeps response routes of different imports apart.
+fn nonce_token(sub: &Subscription) -> String {
+    let base = std::ptr::from_ref(sub) as usize as u64;
+    format!("{:x}{:x}", base, rand::random::<u32>())
+}
+
+/// Carries one service response back to the requester's reply subject.
+#[derive(Debug)]
+struct ResponseForward {
+    reply: Bytes,
+    origin: Weak<Account>,
+}
+
+impl Subscriber for ResponseForward {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let Some(origin) = self.origin.upgrade() else {
+            return Delivery::Dropped;
+        };
+        origin.forward(&Msg {
+            subject: &self.reply,
+            reply: None,
+            ..*msg
+        })
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod account;
+pub mod auth;
 pub mod client;
 pub mod config;
 mod files;
@@ -21,6 +22,7 @@ pub mod monitoring;
 pub mod router;
 pub mod server;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -57,6 +59,9 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -106,6 +111,10 @@ impl Server {
         let config = Arc::new(config);
         let state = ServerState::new(Arc::clone(&config));
         log_banner(&state);
+        if let Some(tls) = &config.tls {
+            state.set_tls_acceptor(Some(tls::acceptor(tls)?));
+        }
+        account::wire(&state, &config);
         let (stop_accepting, stop_rx) = watch::channel(false);
         if let Some(http) = &config.http {
             let host = if http.host.is_empty() {
@@ -344,6 +353,13 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
         warn!("{line} (keeping the running value until restart)");
     }
     config::keep_fixed(&current, &mut new);
+    let acceptor = match new.tls.as_ref().map(tls::acceptor).transpose() {
+        Ok(acceptor) => acceptor,
+        Err(e) => {
+            tracing::error!("Failed to reload server configuration: {e}");
+            return;
+        }
+    };
     for line in &diff.changed {
         info!("Reloaded: {line}");
     }
@@ -351,6 +367,7 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
         tracing::error!("Failed to reload logging: {e}");
         new.logging = current.logging.clone();
     }
+    server.state().set_tls_acceptor(acceptor);
     server.state().set_config(Arc::new(new));
     info!("Reloaded server configuration");
 }

@@ -1,6 +1,13 @@
-//! The client listener: accepts connections, enforces `max_connections`, and
-//! spawns one task per connection. Each task holds a clone of `done` so that
-//! shutdown can wait for every connection to finish (the mini-redis pattern).
+//! The client listener: accepts connections, enforces `max_connections`, runs the TLS
+//! handshake, and spawns one task per connection. Each task holds a clone of `done` so
+//! that shutdown can wait for every connection to finish (the mini-redis pattern).
+//!
+//! TLS follows nats-server: INFO (with `tls_required`) goes out in plain text and the
+//! client then starts the handshake; with `handshake_first` the handshake comes first and
+//! INFO is the first thing sent over TLS (with a fallback delay, a client that stays
+//! silent gets INFO first after all). A failed or timed-out handshake — a plain-text
+//! client, a missing or untrusted client certificate — closes that connection alone,
+//! with an error log line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,9 +15,12 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tracing::{error, warn};
 
-use crate::client;
+use crate::auth::CertIdentity;
+use crate::client::{self, Peer};
+use crate::config::TlsConfig;
 use crate::server::ServerState;
 
 /// Accepts clients until `stop` turns true.
@@ -59,8 +69,65 @@ fn on_accept(
     let _ = stream.set_nodelay(true);
     let state = Arc::clone(state);
     tokio::spawn(async move {
-        let (reader, writer) = stream.into_split();
-        client::serve(state, reader, writer, addr).await;
+        let config = state.config();
+        match (state.tls_acceptor(), &config.tls) {
+            (Some(acceptor), Some(tls)) => serve_tls(state, acceptor, tls, stream, addr).await,
+            _ => {
+                let (reader, writer) = stream.into_split();
+                client::serve(state, reader, writer, addr).await;
+            }
+        }
         drop(done);
     });
+}
+
+/// Handshakes (before or after INFO) and serves a TLS client.
+async fn serve_tls(
+    state: Arc<ServerState>,
+    acceptor: TlsAcceptor,
+    tls: &TlsConfig,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+) {
+    let mut peer = Peer::new(&state, addr);
+    let prefix = format!("{addr} - cid:{}", peer.cid);
+    let info_first = match (tls.handshake_first, tls.handshake_first_fallback) {
+        (false, _) => true,
+        (true, None) => false,
+        (true, Some(wait)) => client_silent(&stream, wait).await,
+    };
+    if info_first {
+        if let Err(e) = stream.write_all(&client::info_line(&state, &peer)).await {
+            tracing::debug!("{prefix} - write error: {e}");
+            return;
+        }
+        peer.info_sent = true;
+    }
+    let tls_stream = match tokio::time::timeout(tls.timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            error!("{prefix} - TLS handshake error: {e}");
+            return;
+        }
+        Err(_) => {
+            error!("{prefix} - TLS handshake timeout");
+            return;
+        }
+    };
+    peer.cert = tls_stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| CertIdentity::from_der(c));
+    let (reader, writer) = tokio::io::split(tls_stream);
+    client::serve_peer(state, reader, writer, peer).await;
+}
+
+/// True when the client sends nothing within `wait` (`handshake_first` fallback).
+async fn client_silent(stream: &TcpStream, wait: std::time::Duration) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(wait, stream.peek(&mut byte))
+        .await
+        .is_err()
 }

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use rill_protocol::Info;
 
 use crate::account::Account;
+use crate::auth::Authenticator;
 use crate::client::ClientLink;
 use crate::config::Config;
 use crate::monitoring::JsReport;
@@ -25,6 +26,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug)]
 pub struct ServerState {
     config: RwLock<Arc<Config>>,
+    auth: RwLock<Arc<Authenticator>>,
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// The server's unique id (an nkey-style public key).
     pub server_id: String,
     /// The server's name (the id unless configured).
@@ -57,6 +60,8 @@ impl ServerState {
         let accounts = HashMap::from([(GLOBAL_ACCOUNT.to_string(), Arc::clone(&global))]);
         Arc::new(Self {
             client_port: AtomicU64::new(u64::from(config.port)),
+            auth: RwLock::new(Arc::new(Authenticator::new(&config))),
+            tls: RwLock::new(None),
             config: RwLock::new(config),
             server_id,
             server_name,
@@ -80,10 +85,34 @@ impl ServerState {
             .unwrap_or_default()
     }
 
-    /// Replaces the configuration (reload).
+    /// Replaces the configuration (reload) and the authenticator built from it.
     pub fn set_config(&self, config: Arc<Config>) {
+        if let Ok(mut a) = self.auth.write() {
+            *a = Arc::new(Authenticator::new(&config));
+        }
         if let Ok(mut c) = self.config.write() {
             *c = config;
+        }
+    }
+
+    /// The authenticator of the configuration in force.
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.auth.read().map(|a| Arc::clone(&a)).unwrap_or_default()
+    }
+
+    /// The TLS acceptor for client connections, when TLS is configured.
+    pub fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls
+            .read()
+            .ok()
+            .and_then(|t| t.clone())
+            .map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    /// Installs the TLS acceptor (at start and on reload).
+    pub fn set_tls_acceptor(&self, acceptor: Option<Arc<rustls::ServerConfig>>) {
+        if let Ok(mut t) = self.tls.write() {
+            *t = acceptor;
         }
     }
 
@@ -192,7 +221,7 @@ impl ServerState {
             headers: true,
             max_payload: i64::try_from(config.max_payload).unwrap_or(i64::MAX),
             jetstream: config.jetstream.is_some(),
-            auth_required: config.authorization.is_configured() || !config.accounts.is_empty(),
+            auth_required: self.authenticator().required(),
             tls_required: tls.is_some(),
             tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
             domain: config.jetstream.as_ref().and_then(|j| j.domain.clone()),

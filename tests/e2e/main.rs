@@ -1,11 +1,13 @@
 //! End-to-end tests: one binary that starts the real servers and talks to them with real clients.
 
+mod auth;
 mod bench;
 mod cli;
 mod core_protocol;
 mod core_pubsub;
 mod drop_in;
 mod durability;
+mod examples_iot;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;
@@ -17,3 +19,4 @@ mod js_streams;
 mod kv;
 mod monitoring;
 mod object_store;
+mod tls;

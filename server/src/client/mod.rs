@@ -6,12 +6,15 @@
 //! subscription table and the counters — lives in the shared [`ClientLink`].
 
 pub mod outbound;
+mod peer;
+mod perms;
+mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -25,8 +28,11 @@ use rill_protocol::{
 };
 
 pub use outbound::{CloseReason, Outbound, Pushed};
+pub use peer::{Peer, info_line};
+use trace::describe;
 
 use crate::account::Account;
+use crate::auth::Permissions;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -39,6 +45,9 @@ const READ_MIN_FREE: usize = 16 * 1024;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Publish-permission results kept per connection before the cache is cleared.
+const PERM_CACHE_MAX: usize = 1024;
 
 /// What a client told us in CONNECT, kept for monitoring.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +87,10 @@ pub struct ClientLink {
     pub out_msgs: AtomicU64,
     /// Payload bytes delivered to this client.
     pub out_bytes: AtomicU64,
+    /// Permissions of the authenticated user (unset: anything goes).
+    perms: OnceLock<Arc<Permissions>>,
+    /// `allow_responses` grants: reply subject → (replies left, expiry).
+    responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
     state: Arc<ServerState>,
 }
 
@@ -98,6 +111,11 @@ impl Subscriber for ClientLink {
     }
 
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        if let Some(perms) = self.perms.get()
+            && !self.permit_delivery(perms, msg)
+        {
+            return Delivery::Dropped;
+        }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
         let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
         let reply = msg.reply.map(|r| &r[..]);
@@ -151,6 +169,12 @@ struct Connection {
     stall: bool,
     /// Counters of the current read pass, added to the shared atomics once per pass.
     tally: Tally,
+    /// INFO nonce and client certificate, for authentication.
+    peer: Peer,
+    /// The user's permissions; `None` keeps the publish path free of checks.
+    perms: Option<Arc<Permissions>>,
+    /// Publish-permission results by subject.
+    pub_cache: HashMap<Bytes, bool>,
 }
 
 /// Message counters gathered over one read pass: one atomic add per counter per
@@ -185,16 +209,26 @@ impl Tally {
     }
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted plain connection until it closes.
 pub async fn serve<R, W>(state: Arc<ServerState>, reader: R, writer: W, addr: SocketAddr)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = Peer::new(&state, addr);
+    serve_peer(state, reader, writer, peer).await;
+}
+
+/// Serves one connection (plain or TLS) described by `peer` until it closes.
+pub async fn serve_peer<R, W>(state: Arc<ServerState>, reader: R, writer: W, peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = state.config();
     let link = Arc::new(ClientLink {
-        cid: state.next_cid(),
-        addr,
+        cid: peer.cid,
+        addr: peer.addr,
         started: SystemTime::now(),
         outbound: Outbound::new(config.max_pending),
         subs: Mutex::new(HashMap::new()),
@@ -205,6 +239,8 @@ where
         in_bytes: AtomicU64::new(0),
         out_msgs: AtomicU64::new(0),
         out_bytes: AtomicU64::new(0),
+        perms: OnceLock::new(),
+        responses: Mutex::new(HashMap::new()),
         state: Arc::clone(&state),
     });
     Stats::add(&state.stats.total_connections, 1);
@@ -230,20 +266,22 @@ where
         pings_out: 0,
         stall: false,
         tally: Tally::default(),
+        peer,
+        perms: None,
+        pub_cache: HashMap::new(),
     };
-    conn.send_info();
+    if !conn.peer.info_sent {
+        conn.send_info();
+    }
     let reason = conn.read_loop(reader).await;
     conn.close(reason, writer_task).await;
 }
 
 impl Connection {
     fn send_info(&self) {
-        let mut info = self.state.info_template();
-        info.client_id = Some(self.link.cid);
-        info.client_ip = Some(self.link.addr.ip().to_string());
-        let mut buf = BytesMut::with_capacity(512);
-        encode::info(&mut buf, &info);
-        self.link.outbound.push_raw(&buf);
+        self.link
+            .outbound
+            .push_raw(&info_line(&self.state, &self.peer));
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut reader: R) -> CloseReason {
@@ -398,48 +436,36 @@ impl Connection {
             self.fail(&ProtocolError::NoRespondersRequiresHeaders);
             return Err(CloseReason::ProtocolViolation);
         }
-        if let Err(e) = self.authenticate(&connect) {
-            self.fail(&e);
-            return Err(CloseReason::AuthenticationViolation);
+        let auth = self.state.authenticator();
+        let identity = match auth.authenticate(
+            &connect,
+            self.peer.nonce.as_deref(),
+            self.peer.cert.as_ref(),
+        ) {
+            Ok(identity) => identity,
+            Err(e) => {
+                error!("{} - authentication error: {e}", self.link.log_prefix());
+                self.fail(&ProtocolError::AuthorizationViolation);
+                return Err(CloseReason::AuthenticationViolation);
+            }
+        };
+        self.account = self.state.account(&identity.account);
+        if let Some(perms) = &identity.permissions {
+            let _ = self.link.perms.set(Arc::clone(perms));
         }
+        self.perms = identity.permissions;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
         if let Ok(mut info) = self.link.info.write() {
             info.name = connect.name.clone().unwrap_or_default();
             info.lang = connect.lang.clone().unwrap_or_default();
             info.version = connect.version.clone().unwrap_or_default();
-            info.user = connect.user.clone();
+            info.user = identity.user;
         }
         self.connect = connect;
         self.connected = true;
         self.ok();
         Ok(())
-    }
-
-    /// Checks credentials against the single-user/token settings.
-    fn authenticate(&self, connect: &Connect) -> Result<(), ProtocolError> {
-        let config = self.state.config();
-        let auth = &config.authorization;
-        if !auth.is_configured() {
-            return Ok(());
-        }
-        let ok = match (&auth.token, &auth.user) {
-            (Some(token), _) => connect.auth_token.as_deref() == Some(token.as_str()),
-            (None, Some(user)) => {
-                connect.user.as_deref() == Some(user.as_str())
-                    && connect.pass.as_deref() == auth.password.as_deref()
-            }
-            (None, None) => auth.users.iter().any(|u| {
-                u.user.is_some()
-                    && u.user == connect.user
-                    && u.password.as_deref() == connect.pass.as_deref()
-            }),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(ProtocolError::AuthorizationViolation)
-        }
     }
 
     fn on_pub(
@@ -462,6 +488,12 @@ impl Connection {
             self.ok();
             return;
         }
+        if self.perms.is_some() && !self.can_publish(&subject) {
+            self.fail(&ProtocolError::PublishViolation(
+                String::from_utf8_lossy(&subject).into_owned(),
+            ));
+            return;
+        }
         self.ok();
         let msg = Msg {
             subject: &subject,
@@ -482,6 +514,25 @@ impl Connection {
         {
             self.no_responders(&subject, reply);
         }
+    }
+
+    /// Checks publish permissions (cached per subject) and `allow_responses` grants.
+    fn can_publish(&mut self, subject: &Bytes) -> bool {
+        let Some(perms) = &self.perms else {
+            return true;
+        };
+        let allowed = match self.pub_cache.get(subject) {
+            Some(&ok) => ok,
+            None => {
+                let ok = perms.can_publish(std::str::from_utf8(subject).unwrap_or_default());
+                if self.pub_cache.len() >= PERM_CACHE_MAX {
+                    self.pub_cache.clear();
+                }
+                self.pub_cache.insert(subject.clone(), ok);
+                ok
+            }
+        };
+        allowed || (perms.responses().is_some() && self.link.take_response(subject))
     }
 
     /// Sends the 503 status to the requester's own inbox subscription.
@@ -508,6 +559,16 @@ impl Connection {
             // nats-server sends no +OK after a refused SUB.
             self.fail(&ProtocolError::InvalidSubject);
             return;
+        }
+        if let Some(perms) = &self.perms {
+            let q = queue.as_ref().and_then(|q| std::str::from_utf8(q).ok());
+            if !perms.can_subscribe(text, q) {
+                self.fail(&ProtocolError::SubscribeViolation {
+                    subject: text.to_string(),
+                    queue: q.map(str::to_string),
+                });
+                return;
+            }
         }
         let max_subs = self.state.config().max_subscriptions;
         let Ok(mut subs) = self.link.subs.lock() else {
@@ -546,6 +607,18 @@ impl Connection {
         self.ok();
     }
 
+    /// `"<account>/user:<name>"`, as nats-server names a client in violation logs.
+    fn who(&self) -> String {
+        let user = self
+            .link
+            .info
+            .read()
+            .ok()
+            .and_then(|i| i.user.clone())
+            .unwrap_or_default();
+        format!("\"{}/user:{user}\"", self.account.name)
+    }
+
     /// Reports a protocol error: the `-ERR` line (if nats-server sends one) and a log
     /// line; the caller closes the connection when the error says so.
     fn fail(&self, err: &ProtocolError) {
@@ -553,6 +626,19 @@ impl Connection {
         match err {
             ProtocolError::AuthorizationViolation | ProtocolError::AuthenticationTimeout => {
                 error!("{prefix} - {err}");
+            }
+            // nats-server logs permission violations as errors, naming the user.
+            ProtocolError::PublishViolation(subject) => {
+                error!(
+                    "{prefix} - {} - Publish Violation - Subject \"{subject}\"",
+                    self.who()
+                );
+            }
+            ProtocolError::SubscribeViolation { subject, .. } => {
+                error!(
+                    "{prefix} - {} - Subscription Violation - Subject \"{subject}\"",
+                    self.who()
+                );
             }
             e if e.closes_connection() => error!("{prefix} - {err}"),
             _ => debug!("{prefix} - {err}"),
@@ -591,51 +677,5 @@ impl Connection {
                 reason.as_str()
             ),
         }
-    }
-}
-
-/// A one-line rendering of an op for `-V` protocol traces.
-fn describe(op: &ClientOp) -> String {
-    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-    let opt = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|r| format!(" {}", text(r)))
-            .unwrap_or_default()
-    };
-    match op {
-        ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
-        ClientOp::Pub {
-            subject,
-            reply,
-            payload,
-        } => format!("PUB {}{} {}", text(subject), opt(reply), payload.len()),
-        ClientOp::HPub {
-            subject,
-            reply,
-            headers,
-            payload,
-        } => {
-            format!(
-                "HPUB {}{} {} {}",
-                text(subject),
-                opt(reply),
-                headers.len(),
-                headers.len() + payload.len()
-            )
-        }
-        ClientOp::Sub {
-            subject,
-            queue,
-            sid,
-        } => format!("SUB {}{} {}", text(subject), opt(queue), text(sid)),
-        ClientOp::Unsub { sid, max } => format!(
-            "UNSUB {}{}",
-            text(sid),
-            max.map(|m| format!(" {m}")).unwrap_or_default()
-        ),
-        ClientOp::Ping => "PING".into(),
-        ClientOp::Pong => "PONG".into(),
-        ClientOp::Info => "INFO".into(),
-        ClientOp::Ok => "+OK".into(),
     }
 }

@@ -1,0 +1,45 @@
+//! The delivery side of permissions on a connection: subscribe denies that filter
+//! wildcard deliveries, and the `allow_responses` grants a delivered request creates.
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::ClientLink;
+use crate::auth::Permissions;
+use crate::router::Msg;
+
+impl ClientLink {
+    /// Applies subscribe denies to a delivery and records an `allow_responses` grant for
+    /// its reply subject. False when the message must not be delivered.
+    pub(super) fn permit_delivery(&self, perms: &Permissions, msg: &Msg<'_>) -> bool {
+        if perms.filters_deliveries()
+            && perms.denies_delivery(std::str::from_utf8(msg.subject).unwrap_or_default())
+        {
+            return false;
+        }
+        if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply)
+            && let Ok(mut responses) = self.responses.lock()
+        {
+            let expires = grant.expires.map(|d| Instant::now() + d);
+            responses.insert(reply.clone(), (grant.max, expires));
+        }
+        true
+    }
+
+    /// Uses one `allow_responses` grant for `subject`; false when there is none.
+    pub(super) fn take_response(&self, subject: &Bytes) -> bool {
+        let Ok(mut responses) = self.responses.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        responses.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+        let Some((left, _)) = responses.get_mut(subject) else {
+            return false;
+        };
+        *left -= 1;
+        if *left == 0 {
+            responses.remove(subject);
+        }
+        true
+    }
+}

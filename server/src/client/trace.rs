@@ -1,0 +1,50 @@
+//! One-line renderings of client ops for `-V` protocol traces.
+
+use bytes::Bytes;
+use rill_protocol::ClientOp;
+
+/// A one-line rendering of an op for `-V` protocol traces.
+pub(super) fn describe(op: &ClientOp) -> String {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let opt = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|r| format!(" {}", text(r)))
+            .unwrap_or_default()
+    };
+    match op {
+        ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
+        ClientOp::Pub {
+            subject,
+            reply,
+            payload,
+        } => format!("PUB {}{} {}", text(subject), opt(reply), payload.len()),
+        ClientOp::HPub {
+            subject,
+            reply,
+            headers,
+            payload,
+        } => {
+            format!(
+                "HPUB {}{} {} {}",
+                text(subject),
+                opt(reply),
+                headers.len(),
+                headers.len() + payload.len()
+            )
+        }
+        ClientOp::Sub {
+            subject,
+            queue,
+            sid,
+        } => format!("SUB {}{} {}", text(subject), opt(queue), text(sid)),
+        ClientOp::Unsub { sid, max } => format!(
+            "UNSUB {}{}",
+            text(sid),
+            max.map(|m| format!(" {m}")).unwrap_or_default()
+        ),
+        ClientOp::Ping => "PING".into(),
+        ClientOp::Pong => "PONG".into(),
+        ClientOp::Info => "INFO".into(),
+        ClientOp::Ok => "+OK".into(),
+    }
+}
