@@ -9,6 +9,7 @@ mod js_consumers_bench;
 mod js_consumers_examples;
 mod js_consumers_push;
 mod js_dedupe;
+mod js_direct;
 mod js_exactly_once;
 mod js_limits;
 mod js_streams;
