@@ -12,6 +12,7 @@ mod js_dedupe;
 mod js_direct;
 mod js_exactly_once;
 mod js_limits;
+mod js_nats_py;
 mod js_streams;
 mod kv;
 mod monitoring;
