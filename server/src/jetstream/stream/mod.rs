@@ -16,6 +16,7 @@ mod direct;
 mod handle;
 mod ingest;
 mod subs;
+mod ttl;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -192,6 +193,11 @@ fn open(
         .rebuild(store.as_ref(), now)
         .map_err(|e| error::create_error(&e))?;
     let last_msg_id = last_msg_id(store.as_ref());
+    let mut ttls = ttl::TtlSchedule::default();
+    if p.cfg.allow_msg_ttl {
+        ttls.rebuild(store.as_ref())
+            .map_err(|e| error::create_error(&e))?;
+    }
     let _ = last_seq_tx.send(store.state().last_seq);
     let persist = match (p.root, p.cfg.storage) {
         (Some(root), StorageType::File) => Some(Persist { root }),
@@ -204,6 +210,7 @@ fn open(
         store,
         dedupe,
         last_msg_id,
+        ttls,
         consumers,
         usage,
         account: p.usage,
