@@ -15,12 +15,13 @@ mod dedupe;
 mod direct;
 mod handle;
 mod ingest;
+mod queue;
 mod subs;
 mod ttl;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ pub(crate) struct Spawn {
 /// # Errors
 /// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
 pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiError> {
-    let (tx, rx) = sync_channel(QUEUE);
+    let (tx, rx) = queue::queue(QUEUE);
     let (ready_tx, ready_rx) = oneshot::channel();
     let name = p.cfg.name.clone();
     let (seq_tx, seq_rx) = watch::channel(0);
@@ -240,7 +241,7 @@ fn last_msg_id(store: &dyn StreamStore) -> String {
 }
 
 /// The thread's loop; returns after `Close` or when every sender is gone.
-fn run(mut core: StreamCore, rx: &Receiver<Command>) {
+fn run(mut core: StreamCore, rx: &queue::QueueRx) {
     let mut wait = core.on_timer();
     loop {
         let timeout = wait.map_or(Duration::from_secs(3600), |ns| {
