@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// The fields of `CONNECT {json}` that real clients send.
 ///
-/// Defaults follow nats-server: a client that omits `verbose` is verbose, and one
-/// that omits `echo` sees its own messages.
+/// Defaults follow nats-server: a client that omits `verbose` or `pedantic` gets
+/// them on, and one that omits `echo` sees its own messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Connect {
@@ -56,7 +56,7 @@ impl Default for Connect {
     fn default() -> Self {
         Self {
             verbose: true,
-            pedantic: false,
+            pedantic: true,
             tls_required: false,
             auth_token: None,
             user: None,

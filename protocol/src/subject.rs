@@ -102,6 +102,15 @@ pub fn has_wildcard_bytes(subject: &[u8]) -> bool {
         .any(|t| t == b"*" || t == b">")
 }
 
+/// True when a subject has an empty token (`a..b`, `.a`, `a.`) or is empty: such a
+/// subject matches nothing. A byte scan, for the publish hot path.
+pub fn has_empty_token(subject: &[u8]) -> bool {
+    subject.is_empty()
+        || subject[0] == b'.'
+        || subject[subject.len() - 1] == b'.'
+        || memchr::memmem::find(subject, b"..").is_some()
+}
+
 /// The reference matcher: does `filter` (which may hold wildcards) match the literal `subject`?
 ///
 /// Both arguments are assumed valid; invalid input gives an unspecified but non-panicking answer.
@@ -263,6 +272,15 @@ mod tests {
             Err(SubjectError::MisplacedWildcard)
         );
         assert_eq!(validate_filter("foo..bar"), Err(SubjectError::EmptyToken));
+    }
+
+    #[test]
+    fn empty_tokens() {
+        assert!(has_empty_token(b""));
+        assert!(has_empty_token(b"a..b"));
+        assert!(has_empty_token(b".a"));
+        assert!(has_empty_token(b"a."));
+        assert!(!has_empty_token(b"a.b.*"));
     }
 
     #[test]

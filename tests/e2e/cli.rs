@@ -1122,13 +1122,11 @@ async fn cli_user_password_and_token_rill() {
 }
 
 #[tokio::test]
-#[ignore = "needs rill-server TLS (issue 5)"]
 async fn cli_mutual_tls_rill() {
     mutual_tls(ServerKind::Rill).await;
 }
 
 #[tokio::test]
-#[ignore = "needs rill-server TLS (issue 5)"]
 async fn cli_tls_first_rill() {
     tls_first(ServerKind::Rill).await;
 }

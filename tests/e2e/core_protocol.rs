@@ -301,3 +301,29 @@ async fn graceful_shutdown_flushes_queued_messages() {
         server.logs()
     );
 }
+
+#[tokio::test]
+async fn wildcard_publish_subjects_are_routed_literally_as_nats_server() {
+    let server = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        ..ServerOpts::default()
+    })
+    .await;
+    let input = b"SUB a.> 1\r\nPUB a.* 1\r\ny\r\nPUB a..b 1\r\nz\r\n";
+    let lax = exchange(
+        &server,
+        b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n",
+        input,
+    )
+    .await;
+    let strict = exchange(
+        &server,
+        b"CONNECT {\"verbose\":false,\"pedantic\":true}\r\n",
+        input,
+    )
+    .await;
+    let default = exchange(&server, b"CONNECT {\"verbose\":false}\r\n", input).await;
+    insta::assert_snapshot!(format!(
+        "pedantic false: {lax}\npedantic true: {strict}\npedantic omitted: {default}"
+    ));
+}

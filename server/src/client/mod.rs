@@ -475,18 +475,14 @@ impl Connection {
         headers: Option<Bytes>,
         payload: Bytes,
     ) {
-        let valid = match self.connect.pedantic {
-            true => {
-                std::str::from_utf8(&subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
-            }
-            false => !subject::has_wildcard_bytes(&subject),
-        };
-        // Verbose clients get +OK before any delivery, also after a refused subject
-        // (nats-server acknowledges the PUB frame itself).
-        if !valid {
+        // As nats-server: a `*` or `>` token in a publish subject is routed literally
+        // (it reaches only wildcard subscriptions) and is an error only in pedantic
+        // mode; the error does not stop delivery. A subject with an empty token is
+        // never delivered. Verbose clients get +OK after the -ERR, before delivery.
+        if self.connect.pedantic
+            && !std::str::from_utf8(&subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
+        {
             self.fail(&ProtocolError::InvalidPublishSubject);
-            self.ok();
-            return;
         }
         if self.perms.is_some() && !self.can_publish(&subject) {
             self.fail(&ProtocolError::PublishViolation(
@@ -495,6 +491,9 @@ impl Connection {
             return;
         }
         self.ok();
+        if subject::has_empty_token(&subject) {
+            return;
+        }
         let msg = Msg {
             subject: &subject,
             reply: reply.as_ref(),
