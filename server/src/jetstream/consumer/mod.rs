@@ -26,7 +26,7 @@ pub mod ack;
 mod actor;
 mod admin;
 mod deliver;
-mod events;
+pub mod events;
 mod outbox;
 mod pull;
 mod push;

@@ -102,7 +102,8 @@ fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, A
 pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiError> {
     let now = Instant::now();
     let store = open_store(&spec)?;
-    let mut tracker = Tracker::new(&spec.config, store, now);
+    let file_backed = spec.persist.is_some() && !spec.config.mem_storage;
+    let mut tracker = Tracker::new(&spec.config, store, file_backed, now);
     let mut lps = VecDeque::new();
     if !spec.restored {
         let cfg = spec.config.clone();
