@@ -3,8 +3,14 @@
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod durability;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;
 mod js_consumers_push;
+mod js_dedupe;
+mod js_exactly_once;
+mod js_limits;
 mod js_streams;
+mod kv;
+mod object_store;

@@ -25,14 +25,15 @@ pub fn load_error(e: &StoreError) -> ApiError {
     }
 }
 
-/// A store failure while deleting one message (`STREAM.MSG.DELETE`).
-pub fn delete_error(e: &StoreError, seq: u64) -> ApiError {
-    match e {
-        StoreError::NotFound | StoreError::Deleted => {
-            ErrorCode::SEQUENCE_NOT_FOUND.with(&[("seq", &seq)])
-        }
-        other => ErrorCode::STREAM_MSG_DELETE_FAILED.err(other),
-    }
+/// A store failure while deleting one message (`STREAM.MSG.DELETE`), worded as
+/// nats-server words it.
+pub fn delete_error(e: &StoreError) -> ApiError {
+    let text = match e {
+        StoreError::Deleted => "no message found".to_owned(),
+        StoreError::NotFound => "stream store EOF".to_owned(),
+        other => other.to_string(),
+    };
+    ErrorCode::STREAM_MSG_DELETE_FAILED.err(text)
 }
 
 /// Any other store failure, in an admin request.

@@ -25,11 +25,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use rill_protocol::jsapi::{ApiError, StreamConfig};
+use rill_protocol::jsapi::{ApiError, ErrorCode, StorageType, StreamConfig};
 use tracing::{info, warn};
 
 use self::store::{StdFs, SyncPolicy, meta};
-use self::stream::{Spawn, StreamHandle, StreamSubs};
+use self::stream::{AccountUsage, Spawn, StreamHandle, StreamSubs};
 use crate::account::Account;
 use crate::config::{JetStreamConfig, SyncInterval};
 use crate::router::Subscription;
@@ -51,6 +51,8 @@ pub struct JetStream {
     server_id: String,
     root: PathBuf,
     streams: RwLock<BTreeMap<String, Entry>>,
+    file_usage: AccountUsage,
+    mem_usage: AccountUsage,
     api_subs: Mutex<Vec<Arc<Subscription>>>,
     /// `$JS.API` requests answered.
     api_total: AtomicU64,
@@ -75,6 +77,8 @@ impl JetStream {
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", config.store_dir.display());
         let js = Arc::new(JetStream {
+            file_usage: usage(config.max_file_store),
+            mem_usage: usage(config.max_memory_store),
             config,
             account: Arc::clone(&state.global),
             server_id: state.server_id.clone(),
@@ -157,7 +161,12 @@ impl JetStream {
         created: rill_protocol::jsapi::Timestamp,
         create: bool,
     ) -> Spawn {
+        let usage = match cfg.storage {
+            StorageType::File => self.file_usage.clone(),
+            StorageType::Memory => self.mem_usage.clone(),
+        };
         Spawn {
+            usage,
             cfg,
             created,
             root: Some(self.root.clone()),
@@ -233,14 +242,19 @@ impl JetStream {
             map.remove(name)
         };
         let Some(mut entry) = entry else {
-            return Err(rill_protocol::jsapi::ErrorCode::STREAM_NOT_FOUND.error());
+            return Err(ErrorCode::STREAM_NOT_FOUND.error());
         };
         entry.subs.remove(&self.account);
         for c in entry.handle.consumers() {
             c.stop();
         }
         close(&entry.handle).await;
-        if entry.cfg.storage == rill_protocol::jsapi::StorageType::File {
+        let usage = match entry.cfg.storage {
+            StorageType::File => &self.file_usage,
+            StorageType::Memory => &self.mem_usage,
+        };
+        usage.adjust(entry.handle.usage_bytes(), 0);
+        if entry.cfg.storage == StorageType::File {
             let root = self.root.clone();
             let name = name.to_owned();
             let r = tokio::task::spawn_blocking(move || {
@@ -254,11 +268,43 @@ impl JetStream {
         Ok(())
     }
 
+    /// nats-server's create-time check: the reserved bytes (`max_bytes`) of every
+    /// stream of the kind, plus this one's, must fit the server's limit.
+    fn check_resources(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        let Ok(want) = u64::try_from(cfg.max_bytes) else {
+            return Ok(());
+        };
+        let (usage, err) = match cfg.storage {
+            StorageType::File => (&self.file_usage, ErrorCode::STORAGE_RESOURCES_EXCEEDED),
+            StorageType::Memory => (&self.mem_usage, ErrorCode::MEMORY_RESOURCES_EXCEEDED),
+        };
+        let Some(limit) = usage.limit else {
+            return Ok(());
+        };
+        let reserved: u64 = self
+            .stream_configs()
+            .values()
+            .filter(|c| c.storage == cfg.storage && c.name != cfg.name)
+            .filter_map(|c| u64::try_from(c.max_bytes).ok())
+            .sum();
+        if reserved + want > limit {
+            return Err(err.error());
+        }
+        Ok(())
+    }
+
     fn count(&self, error: bool) {
         self.api_total.fetch_add(1, Ordering::Relaxed);
         if error {
             self.api_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+fn usage(limit: i64) -> AccountUsage {
+    AccountUsage {
+        bytes: Arc::new(AtomicU64::new(0)),
+        limit: u64::try_from(limit).ok(),
     }
 }
 

@@ -7,12 +7,15 @@ use rill_protocol::jsapi::{
     API_LEVEL, AccountInfo, AccountLimits, AccountTier, ApiStats, StorageType,
 };
 
-use super::Reply;
+use super::{Reply, Request};
 use crate::jetstream::JetStream;
 
 /// Builds the `$JS.API.INFO` reply from the registry's cached configs and the
 /// streams' byte counts (read without a hop: see `StreamHandle::usage`).
-pub(super) fn info(js: &Arc<JetStream>) -> Reply {
+pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
+    if let Err(e) = req.check_level() {
+        return Reply::from(Err::<AccountInfo, _>(e));
+    }
     let mut usage = AccountTier {
         limits: AccountLimits::default(),
         ..AccountTier::default()

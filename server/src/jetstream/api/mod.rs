@@ -19,7 +19,8 @@ mod stream;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rill_protocol::jsapi::{ApiBody, ApiError, ErrorCode, Response, parse_request};
+use rill_protocol::headers::find;
+use rill_protocol::jsapi::{API_LEVEL, ApiBody, ApiError, ErrorCode, Response, parse_request};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -51,6 +52,27 @@ impl Request {
     /// `INVALID_JSON`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse_request(&self.payload).map_err(|e| ErrorCode::INVALID_JSON.err(e))
+    }
+
+    /// `Nats-Required-Api-Level`: the client needs at least this API level.
+    ///
+    /// # Errors
+    /// `REQUIRED_API_LEVEL` when the header asks for more than [`API_LEVEL`].
+    pub fn check_level(&self) -> Result<(), ApiError> {
+        let Some(value) = self
+            .headers
+            .as_deref()
+            .and_then(|h| find(h, "Nats-Required-Api-Level"))
+        else {
+            return Ok(());
+        };
+        match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            Some(level) if level <= API_LEVEL => Ok(()),
+            _ => Err(ErrorCode::REQUIRED_API_LEVEL.error()),
+        }
     }
 
     /// nats-server's check for requests that take no body.
@@ -147,7 +169,7 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
         return;
     };
     let reply = if op == "INFO" {
-        Some(account::info(js))
+        Some(account::info(js, req))
     } else if let Some(op) = op.strip_prefix("STREAM.MSG.") {
         msg::handle(js, op, req).await
     } else if let Some(op) = op.strip_prefix("STREAM.") {

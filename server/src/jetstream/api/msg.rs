@@ -23,6 +23,7 @@ pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Opti
 }
 
 async fn get(js: &Arc<JetStream>, name: &str, req: &Request) -> Result<MsgGetResponse, ApiError> {
+    req.check_level()?;
     let handle = js
         .stream(name)
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
@@ -47,6 +48,7 @@ async fn delete(
     name: &str,
     req: &Request,
 ) -> Result<MsgDeleteResponse, ApiError> {
+    req.check_level()?;
     let handle = js
         .stream(name)
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;

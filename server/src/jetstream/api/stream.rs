@@ -52,6 +52,7 @@ async fn create(
     name: &str,
     req: &Request,
 ) -> Result<StreamCreateResponse, ApiError> {
+    req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_create(name, body.config, body.pedantic)?;
     let configs = js.stream_configs();
@@ -68,6 +69,7 @@ async fn create(
         });
     }
     validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let handle = js.create_stream(cfg).await?;
     let info = handle.info().await?;
@@ -82,6 +84,7 @@ async fn update(
     name: &str,
     req: &Request,
 ) -> Result<StreamUpdateResponse, ApiError> {
+    req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_update_request(name, body.config, body.pedantic)?;
     let configs = js.stream_configs();
@@ -91,6 +94,7 @@ async fn update(
     };
     let mut cfg = validate::stream_update(old, cfg)?;
     validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let new = cfg.clone();
     let info = handle.call(move |core| core.update(new)).await?;
@@ -105,6 +109,7 @@ async fn info(
     name: &str,
     req: &Request,
 ) -> Result<StreamInfoResponse, ApiError> {
+    req.check_level()?;
     let body: StreamInfoRequest = req.parse()?;
     let handle = js
         .stream(name)
@@ -125,6 +130,7 @@ async fn delete(
     name: &str,
     req: &Request,
 ) -> Result<StreamDeleteResponse, ApiError> {
+    req.check_level()?;
     req.expect_empty()?;
     js.delete_stream(name).await?;
     Ok(StreamDeleteResponse { success: true })
@@ -135,6 +141,7 @@ async fn purge(
     name: &str,
     req: &Request,
 ) -> Result<StreamPurgeResponse, ApiError> {
+    req.check_level()?;
     let body: StreamPurgeRequest = req.parse()?;
     let handle = js
         .stream(name)
@@ -155,6 +162,7 @@ fn matching(js: &JetStream, subject: &str) -> Vec<StreamConfig> {
 }
 
 fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiError> {
+    req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
     let all = matching(js, &body.subject);
     let total = all.len();
@@ -174,6 +182,7 @@ fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiE
 }
 
 async fn list(js: &Arc<JetStream>, req: &Request) -> Result<StreamListResponse, ApiError> {
+    req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
     let all = matching(js, &body.subject);
     let total = all.len();

@@ -30,6 +30,33 @@ use crate::jetstream::store::{
 };
 use crate::router::Msg;
 
+/// The account-wide byte count of one storage kind, shared by its streams, and the
+/// server's limit for it (`max_file_store` / `max_memory_store`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccountUsage {
+    /// Bytes stored by every stream of the kind.
+    pub(crate) bytes: Arc<AtomicU64>,
+    /// The limit, `None` when unlimited.
+    pub(crate) limit: Option<u64>,
+}
+
+impl AccountUsage {
+    /// Moves this stream's share from `old` to `new` bytes.
+    pub(crate) fn adjust(&self, old: u64, new: u64) {
+        if new >= old {
+            self.bytes.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_sub(old - new, Ordering::Relaxed);
+        }
+    }
+
+    /// True when the kind is already at or over its limit.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.limit
+            .is_some_and(|l| self.bytes.load(Ordering::Relaxed) > l)
+    }
+}
+
 /// Where a file stream keeps its config (memory streams have none).
 #[derive(Debug, Clone)]
 pub(crate) struct Persist {
@@ -48,7 +75,9 @@ pub struct StreamCore {
     pub(super) last_msg_id: String,
     pub(super) consumers: Consumers,
     pub(super) usage: Arc<AtomicU64>,
-    pub(super) account: Arc<Account>,
+    /// Bytes used by every stream of this storage kind, and the server's limit.
+    pub(super) account: AccountUsage,
+    pub(super) router: Arc<Account>,
     pub(super) domain: String,
     pub(super) server_id: String,
     pub(super) sync: SyncPolicy,
@@ -86,7 +115,7 @@ impl StreamCore {
 
     /// Publishes `body` to `subject` from the server (acks, API replies).
     pub(super) fn send(&self, subject: &Bytes, headers: Option<&Bytes>, body: &Bytes) {
-        self.account.router.publish(
+        self.router.router.publish(
             0,
             true,
             &Msg {
@@ -109,7 +138,8 @@ impl StreamCore {
             self.send(&reply, None, &Bytes::from(body));
         }
         let state = self.store.state();
-        self.usage.store(state.bytes, Ordering::Relaxed);
+        let old = self.usage.swap(state.bytes, Ordering::Relaxed);
+        self.account.adjust(old, state.bytes);
         let last = state.last_seq;
         self.last_seq_tx.send_if_modified(|v| {
             let changed = *v != last;
@@ -341,7 +371,7 @@ impl StreamCore {
         } else {
             self.store.erase(seq)
         };
-        r.map_err(|e| error::delete_error(&e, seq))?;
+        r.map_err(|e| error::delete_error(&e))?;
         self.dirty = true;
         Ok(())
     }

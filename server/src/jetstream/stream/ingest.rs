@@ -92,6 +92,9 @@ impl StreamCore {
             }
             None => None,
         };
+        if self.account.exhausted() {
+            return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
+        }
         let (seq, ts) = self
             .store
             .append(subject, hdrs, payload)

@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::error;
 
 pub use self::core::StreamCore;
-pub(crate) use self::core::{Persist, timestamp};
+pub(crate) use self::core::{AccountUsage, Persist, timestamp};
 use self::dedupe::Dedupe;
 pub use self::handle::{Batch, ConsumerLink, StreamHandle};
 pub(crate) use self::subs::StreamSubs;
@@ -106,6 +106,8 @@ pub(crate) struct Spawn {
     /// Create the directory and config (new stream) rather than open them.
     pub(crate) create: bool,
     pub(crate) account: Arc<Account>,
+    /// The account's usage of this stream's storage kind.
+    pub(crate) usage: AccountUsage,
     pub(crate) domain: String,
     pub(crate) server_id: String,
     pub(crate) sync: SyncPolicy,
@@ -204,7 +206,8 @@ fn open(
         last_msg_id,
         consumers,
         usage,
-        account: p.account,
+        account: p.usage,
+        router: p.account,
         domain: p.domain,
         server_id: p.server_id,
         sync: p.sync,
