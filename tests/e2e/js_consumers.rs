@@ -562,3 +562,34 @@ async fn update_changes_filter_and_limits() {
     assert_eq!(c.cached_info().config.max_ack_pending, 50);
     assert_eq!(payloads(&fetch(&c, 10).await), ["m3", "m6"]);
 }
+
+#[tokio::test]
+async fn interest_stream_keeps_messages_until_every_consumer_acked() {
+    let server = TestServer::start().await;
+    let js = setup(&server, stream::RetentionPolicy::Interest).await;
+    let a = durable(&js, explicit("A")).await;
+    let b = durable(&js, explicit("B")).await;
+    publish(&js, 3).await;
+    let mut s = js.get_stream("S").await.expect("stream");
+    for m in fetch(&a, 3).await {
+        m.double_ack().await.expect("ack");
+    }
+    assert_eq!(
+        s.info().await.expect("info").state.messages,
+        3,
+        "B still needs them"
+    );
+    for m in fetch(&b, 3).await {
+        m.double_ack().await.expect("ack");
+    }
+    rill_tests::check_for(WAIT, || {
+        let mut s = s.clone();
+        async move {
+            s.info()
+                .await
+                .map(|i| i.state.messages == 0)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+}
