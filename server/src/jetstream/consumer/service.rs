@@ -6,6 +6,7 @@
 //! each stream's link registry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rill_protocol::jsapi::{
     ApiError, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig, Timestamp,
@@ -67,6 +68,11 @@ impl ConsumerLink for Link {
     }
 }
 
+/// With `sync: always`, how long deliveries and plain acks (which nobody waits for) may
+/// stay unsynced: a crash in that window only means redelivery. Acks sent as requests
+/// are synced before they are answered.
+const ALWAYS_SYNC_WINDOW: Duration = Duration::from_millis(100);
+
 /// Builds the start spec of consumer `name` on `stream` for `js`.
 pub(crate) fn spec(
     js: &JetStream,
@@ -92,7 +98,10 @@ pub(crate) fn spec(
         registry: js.consumers.clone(),
         interest: scfg.retention == RetentionPolicy::Interest,
         remove_acked: scfg.retention != RetentionPolicy::Limits,
-        sync_always: matches!(js.config().sync, SyncInterval::Always),
+        sync_interval: match js.config().sync {
+            SyncInterval::Always => ALWAYS_SYNC_WINDOW,
+            SyncInterval::Every(d) => d,
+        },
         restored,
     }
 }

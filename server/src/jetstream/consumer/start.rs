@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rill_protocol::jsapi::{ApiError, ConsumerConfig, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -62,8 +63,9 @@ pub struct StartSpec<S> {
     pub interest: bool,
     /// The stream removes acked messages (interest or work queue).
     pub remove_acked: bool,
-    /// Sync state after every batch of acks (rill's durable default).
-    pub sync_always: bool,
+    /// How long deliveries and plain acks may stay unsynced; acks sent as requests
+    /// are always synced before the reply.
+    pub sync_interval: Duration,
     /// Restoring an existing consumer (state and config already stored).
     pub restored: bool,
 }
@@ -206,7 +208,8 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         interest: spec.interest,
         remove_acked: spec.remove_acked,
         to_remove: Vec::new(),
-        sync_always: spec.sync_always,
+        sync_interval: spec.sync_interval,
+        next_sync: None,
         replay_anchor: None,
         replay_wake: None,
         dropped_later: Vec::new(),

@@ -117,7 +117,7 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
         registry: Registry::new(),
         interest: false,
         remove_acked: workqueue,
-        sync_always: true,
+        sync_interval: Duration::from_millis(100),
         restored: false,
     })
     .await

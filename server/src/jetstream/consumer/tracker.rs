@@ -174,6 +174,11 @@ impl Tracker {
         }
     }
 
+    /// True when something changed since the last sync.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// How long to wait for an ack after delivery number `deliveries`.
     fn wait_for(&self, deliveries: u64) -> Duration {
         if self.backoff.is_empty() {
