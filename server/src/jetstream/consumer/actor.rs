@@ -43,7 +43,7 @@ pub(super) struct Actor<S: Source> {
     /// Prefetched messages not yet delivered.
     pub(super) buf: VecDeque<StoredMsg>,
     /// Matching messages after `read_pos`, as of the last read.
-    pub(super) pending_after: u64,
+    pub(super) count: Option<super::source::PendingCount>,
     /// `last_per_subject` start sequences still to deliver.
     pub(super) lps: VecDeque<u64>,
     pub(super) waiting: WaitQueue,

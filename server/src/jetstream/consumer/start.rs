@@ -198,7 +198,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         filters,
         read_pos,
         buf: VecDeque::new(),
-        pending_after: 0,
+        count: None,
         lps,
         push,
         last_activity: now,

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::account::Account;
-use crate::jetstream::store::{MemStore, StorageKind, StoreConfig};
+use crate::jetstream::store::{MemStore, StorageKind, StoreConfig, StreamStore};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 #[derive(Debug, Clone)]
@@ -360,4 +360,33 @@ async fn nak_with_delay_waits() {
     let again = recv(&mut rx).await;
     assert_eq!(again.payload, "m1");
     assert!(t0.elapsed() >= Duration::from_secs(5));
+}
+
+#[test]
+fn incremental_pending_count_matches_a_full_count() {
+    use super::source::{count_pending, read_more};
+    let mut store = MemStore::new(StoreConfig {
+        storage: StorageKind::Memory,
+        ..StoreConfig::default()
+    });
+    let cases: [Vec<String>; 3] = [vec![], vec!["a.*".into()], vec!["a.1".into(), "b.>".into()]];
+    for filters in cases {
+        let mut pos = 1;
+        let mut prev = None;
+        for round in 0..20u64 {
+            for i in 0..(round % 7 + 1) {
+                let subj = ["a.1", "a.2", "b.x.y", "c"][((round + i) % 4) as usize];
+                store.append(subj, None, b"x").expect("append");
+            }
+            let (msgs, after, count) = read_more(&store, pos, &filters, 3, prev);
+            assert!(msgs.iter().all(|m| m.seq >= pos));
+            assert_eq!(
+                count.pending,
+                count_pending(&store, after, &filters),
+                "{filters:?} round {round}"
+            );
+            pos = after;
+            prev = Some(count);
+        }
+    }
 }
