@@ -43,6 +43,30 @@ fn bench_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// KV-style: 100k keys, history 1, updates round robin (each append replaces one).
+fn bench_kv_update(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig {
+        max_msgs_per_subject: 1,
+        ..StoreConfig::default()
+    };
+    let mut s = FileStore::open(dir.path(), cfg, StdFs::shared()).expect("open");
+    let keys: Vec<String> = (0..100_000).map(|i| format!("$KV.b.k{i}")).collect();
+    for k in &keys {
+        s.append(k, None, b"v0").expect("append");
+    }
+    let mut g = c.benchmark_group("append_kv");
+    g.throughput(Throughput::Bytes(64));
+    let mut i = 0usize;
+    g.bench_function("update_100k_keys_history_1", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            s.append(&keys[i], None, &[1u8; 64]).expect("append");
+        })
+    });
+    g.finish();
+}
+
 fn filled(n: u64, payload: usize) -> (tempfile::TempDir, FileStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = open(dir.path());
@@ -70,6 +94,13 @@ fn bench_load(c: &mut Criterion) {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             black_box(s.load(1 + (x >> 33) % 100_000).expect("load"));
+        })
+    });
+    let mut seq = 0u64;
+    g.bench_function("sequential_128B_of_100k", |b| {
+        b.iter(|| {
+            seq = seq % 100_000 + 1;
+            black_box(s.load(seq).expect("load"));
         })
     });
     g.finish();
@@ -125,6 +156,7 @@ fn bench_open(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_append,
+    bench_kv_update,
     bench_load,
     bench_next_by_filter,
     bench_open

@@ -16,6 +16,7 @@ mod files;
 pub mod jetstream;
 pub mod listener;
 pub mod logging;
+pub mod monitoring;
 pub mod router;
 pub mod server;
 pub mod stats;
@@ -86,6 +87,21 @@ impl Server {
         let config = Arc::new(config);
         let state = ServerState::new(Arc::clone(&config));
         log_banner(&state);
+        let (stop_accepting, stop_rx) = watch::channel(false);
+        if let Some(http) = &config.http {
+            let host = if http.host.is_empty() {
+                &config.host
+            } else {
+                &http.host
+            };
+            let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: format!("{host}:{}", http.port),
+                    source,
+                })?;
+            state.set_monitor_addr(addr);
+        }
         let listener = bind_clients(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {
@@ -101,7 +117,6 @@ impl Server {
             .store(u64::from(addr.port()), Ordering::Relaxed);
         let jetstream = jetstream::JetStream::start(&state).await;
         info!("Listening for client connections on {addr}");
-        let (stop_accepting, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),
@@ -127,7 +142,7 @@ impl Server {
 
     /// The bound monitoring address, when monitoring is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
-        None
+        self.state.monitor_addr()
     }
 
     /// The JetStream service, when enabled.

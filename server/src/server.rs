@@ -2,8 +2,9 @@
 //! accounts and their routers, the live-client registry and the counters.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
@@ -11,6 +12,7 @@ use rill_protocol::Info;
 use crate::account::Account;
 use crate::client::ClientLink;
 use crate::config::Config;
+use crate::monitoring::JsReport;
 use crate::stats::Stats;
 
 /// The name of the default account, as nats-server calls it.
@@ -39,6 +41,8 @@ pub struct ServerState {
     lame_duck: AtomicBool,
     /// The port actually bound for clients (after `-p -1`).
     pub client_port: AtomicU64,
+    monitor_addr: OnceLock<SocketAddr>,
+    js_report: OnceLock<Arc<dyn JsReport>>,
 }
 
 impl ServerState {
@@ -63,6 +67,8 @@ impl ServerState {
             started: SystemTime::now(),
             next_cid: AtomicU64::new(1),
             lame_duck: AtomicBool::new(false),
+            monitor_addr: OnceLock::new(),
+            js_report: OnceLock::new(),
         })
     }
 
@@ -139,6 +145,26 @@ impl ServerState {
     /// Number of live clients.
     pub fn num_clients(&self) -> usize {
         self.clients.lock().map(|c| c.len()).unwrap_or_default()
+    }
+
+    /// Records where monitoring listens.
+    pub fn set_monitor_addr(&self, addr: SocketAddr) {
+        let _ = self.monitor_addr.set(addr);
+    }
+
+    /// Where monitoring listens, when it is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.monitor_addr.get().copied()
+    }
+
+    /// Registers JetStream's monitoring report (once, when JetStream starts).
+    pub fn set_js_report(&self, report: Arc<dyn JsReport>) {
+        let _ = self.js_report.set(report);
+    }
+
+    /// JetStream's monitoring report, when JetStream runs.
+    pub fn js_report(&self) -> Option<&Arc<dyn JsReport>> {
+        self.js_report.get()
     }
 
     /// Enters lame-duck mode.

@@ -15,6 +15,8 @@ pub struct Stats {
     pub out_bytes: AtomicU64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: AtomicU64,
+    /// Connections closed for not answering PINGs.
+    pub stale_connections: AtomicU64,
     /// Connections accepted since start.
     pub total_connections: AtomicU64,
 }

@@ -1117,19 +1117,18 @@ async fn cli_tls_first() {
 }
 
 #[tokio::test]
-#[ignore = "rill-server does not read config files (-c) yet; un-ignore when it does"]
 async fn cli_user_password_and_token_rill() {
     user_password_and_token(ServerKind::Rill).await;
 }
 
 #[tokio::test]
-#[ignore = "rill-server does not read config files (-c) yet; un-ignore when it does"]
+#[ignore = "needs rill-server TLS (issue 5)"]
 async fn cli_mutual_tls_rill() {
     mutual_tls(ServerKind::Rill).await;
 }
 
 #[tokio::test]
-#[ignore = "rill-server does not read config files (-c) yet; un-ignore when it does"]
+#[ignore = "needs rill-server TLS (issue 5)"]
 async fn cli_tls_first_rill() {
     tls_first(ServerKind::Rill).await;
 }

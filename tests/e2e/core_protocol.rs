@@ -239,3 +239,65 @@ async fn answered_pings_keep_the_connection() {
         .await
         .expect("still connected after several server PINGs");
 }
+
+#[tokio::test]
+async fn lame_duck_announces_ldm_then_closes_clients() {
+    let config = "lame_duck_duration: \"1s\"\nlame_duck_grace_period: \"200ms\"\n";
+    let mut server = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        config: Some(config.into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let mut conn = Conn::connect(server.port()).await;
+    conn.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
+        .await;
+    assert_eq!(conn.read_line().await, "PONG\r\n");
+    let pid = server.pid().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-USR2", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let line = conn.read_line().await;
+    let info: serde_json::Value =
+        serde_json::from_str(line.strip_prefix("INFO ").expect("async INFO").trim_end())
+            .expect("json");
+    assert_eq!(info["ldm"], true);
+    assert!(
+        conn.is_closed_within(Duration::from_secs(5)).await,
+        "client closed during lame duck"
+    );
+    // New clients are refused while the server winds down, then the process exits.
+    rill_tests::check_for(Duration::from_secs(10), || {
+        let logs = server.logs();
+        async move { logs.contains("Server Exiting") }
+    })
+    .await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_flushes_queued_messages() {
+    let mut server = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        ..ServerOpts::default()
+    })
+    .await;
+    let mut conn = Conn::connect(server.port()).await;
+    conn.send(
+        b"CONNECT {\"verbose\":false}\r\nSUB last.words 1\r\nPUB last.words 3\r\nbye\r\nPING\r\n",
+    )
+    .await;
+    let got = conn
+        .read_until_contains(b"PONG\r\n", Duration::from_secs(5))
+        .await;
+    assert!(String::from_utf8_lossy(&got).contains("MSG last.words 1 3\r\nbye\r\n"));
+    server.stop();
+    assert!(conn.is_closed_within(Duration::from_secs(5)).await);
+    assert!(
+        server.logs().contains("Server Exiting"),
+        "{}",
+        server.logs()
+    );
+}

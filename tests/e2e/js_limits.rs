@@ -385,3 +385,26 @@ async fn lazy_sync_interval_mode_acks_and_persists() {
     let c = server.client().await;
     assert_eq!(state(&c, "L").await["messages"], 100);
 }
+
+#[tokio::test]
+async fn metadata_is_stored_and_echoed() {
+    let mut server = TestServer::start().await;
+    let c = server.client().await;
+    let created = create(
+        &c,
+        json!({"name": "MD", "subjects": ["md"], "metadata": {"owner": "ops"}}),
+    )
+    .await;
+    assert_eq!(created["config"]["metadata"]["owner"], "ops");
+    assert_eq!(created["config"]["metadata"]["_nats.req.level"], "0");
+    server.restart().await;
+    let c = server.client().await;
+    let info = api(&c, "$JS.API.STREAM.INFO.MD", "").await;
+    assert_eq!(info["config"]["metadata"]["owner"], "ops");
+    assert!(info["config"]["metadata"]["_nats.ver"].is_string());
+    let list = api(&c, "$JS.API.STREAM.LIST", "").await;
+    assert_eq!(
+        list["streams"][0]["config"]["metadata"],
+        json!({"owner": "ops", "_nats.req.level": "0"})
+    );
+}

@@ -78,7 +78,6 @@ async fn history_is_bounded_and_purge_leaves_one_marker() {
 }
 
 #[tokio::test]
-#[ignore = "needs consumers (issue 8)"]
 async fn keys_history_and_watch() {
     let server = TestServer::start().await;
     let js = server.jetstream().await;

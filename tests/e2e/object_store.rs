@@ -52,7 +52,6 @@ async fn put_info_delete_multi_megabyte_object() {
 }
 
 #[tokio::test]
-#[ignore = "needs consumers (issue 8)"]
 async fn get_and_list_objects() {
     let server = TestServer::start().await;
     let js = server.jetstream().await;

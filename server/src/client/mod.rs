@@ -260,6 +260,7 @@ impl Connection {
     fn on_ping_timer(&mut self) -> Result<(), CloseReason> {
         if self.pings_out >= self.state.config().ping_max {
             self.fail(&ProtocolError::StaleConnection);
+            Stats::add(&self.state.stats.stale_connections, 1);
             return Err(CloseReason::StaleConnection);
         }
         self.pings_out += 1;

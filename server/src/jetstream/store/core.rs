@@ -12,6 +12,13 @@
 //! - `last_seq >= base + slots.len() - 1`; `last_seq` never goes down.
 //! - `msgs`/`bytes` equal the count/sum of sizes of `Some` slots; each live
 //!   subject's `SubjectState` is exact (count, first and last sequence).
+//!
+//! # Costs
+//! One slot (32 bytes for the file store) per sequence between first and last,
+//! deleted or not, so interior gaps cost memory like messages; deleted runs at
+//! either end cost nothing. Lookups by sequence are O(1); literal-subject
+//! `next` is bounded by the subject's first/last; wildcard `next` scans slots
+//! (in memory, a few ns each) with a per-subject-id match cache.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -120,6 +127,7 @@ pub(crate) struct Matcher<'a> {
     filters: Vec<&'a str>,
     all: bool,
     cache: Vec<u8>,
+    sparse: HashMap<u32, u8>,
 }
 
 impl<'a> Matcher<'a> {
@@ -130,6 +138,7 @@ impl<'a> Matcher<'a> {
             filters: filters.to_vec(),
             all,
             cache: Vec::new(),
+            sparse: HashMap::new(),
         }
     }
 
@@ -155,23 +164,36 @@ impl<'a> Matcher<'a> {
             return true;
         }
         let i = id as usize;
-        if self.cache.len() < table.capacity() {
+        // A dense cache for up to 64 Ki subjects; beyond that (large KV buckets) a
+        // map, so one call never allocates in proportion to the whole subject table.
+        if table.capacity() <= DENSE_CACHE_MAX && self.cache.len() < table.capacity() {
             self.cache.resize(table.capacity(), 0);
         }
-        match self.cache.get(i).copied() {
-            Some(1) => true,
-            Some(2) => false,
+        let cached = match self.cache.get(i) {
+            Some(&c) => c,
+            None => self.sparse.get(&id).copied().unwrap_or(0),
+        };
+        match cached {
+            1 => true,
+            2 => false,
             _ => {
                 let name = table.entry(id).map(|e| e.name.clone()).unwrap_or_default();
                 let yes = self.matches_name(std::str::from_utf8(&name).unwrap_or_default());
-                if let Some(c) = self.cache.get_mut(i) {
-                    *c = if yes { 1 } else { 2 };
+                let v = if yes { 1 } else { 2 };
+                match self.cache.get_mut(i) {
+                    Some(c) => *c = v,
+                    None => {
+                        self.sparse.insert(id, v);
+                    }
                 }
                 yes
             }
         }
     }
 }
+
+/// Subject tables up to this size get a dense match cache.
+const DENSE_CACHE_MAX: usize = 64 * 1024;
 
 /// The shared sequence/subject index. See the module docs for invariants.
 pub struct Core<L> {
@@ -265,7 +287,7 @@ impl<L> Core<L> {
         if self.slots.is_empty() {
             self.base = seq;
         } else {
-            let gap = seq - (self.base + self.slots.len() as u64);
+            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
             self.slots.extend((0..gap).map(|_| None));
         }
         let subj = self.subjects.intern(subject);
@@ -293,7 +315,7 @@ impl<L> Core<L> {
         if self.slots.is_empty() {
             self.base = seq;
         } else {
-            let gap = seq - (self.base + self.slots.len() as u64);
+            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
             self.slots.extend((0..gap).map(|_| None));
         }
         if let Some(e) = self.subjects.entry_mut(subj) {
@@ -376,11 +398,20 @@ impl<L> Core<L> {
             msgs: st.msgs - 1,
             ..st
         };
+        // One left (the common KV case, history 1): it is the other end, no scan.
         if seq == st.first {
-            st.first = self.scan(seq + 1, st.last, id, true).unwrap_or(st.last);
+            st.first = if st.msgs == 1 {
+                st.last
+            } else {
+                self.scan(seq + 1, st.last, id, true).unwrap_or(st.last)
+            };
         }
         if seq == st.last {
-            st.last = self.scan(st.first, seq - 1, id, false).unwrap_or(st.first);
+            st.last = if st.msgs == 1 {
+                st.first
+            } else {
+                self.scan(st.first, seq - 1, id, false).unwrap_or(st.first)
+            };
         }
         if let Some(e) = self.subjects.entry_mut(id) {
             e.state = st;

@@ -245,8 +245,8 @@ impl<B: Backend> Store<B> {
     fn purge_all(&mut self) -> Result<u64, StoreError> {
         let n = self.core.msgs();
         let next = self.core.last_seq() + 1;
-        self.core.reset(next);
         self.backend.reset(next)?;
+        self.core.reset(next);
         Ok(n)
     }
 
@@ -283,8 +283,8 @@ impl<B: Backend> Store<B> {
     fn compact_inner(&mut self, seq: u64) -> Result<u64, StoreError> {
         if seq > self.core.last_seq() + 1 {
             let n = self.core.msgs();
-            self.core.reset(seq);
             self.backend.reset(seq)?;
+            self.core.reset(seq);
             return Ok(n);
         }
         let mut n = 0;
@@ -408,12 +408,15 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn skip_msgs(&mut self, n: u64) -> Result<u64, StoreError> {
         let last = self.core.last_seq() + n;
+        if n == 0 {
+            return Ok(last);
+        }
         if self.core.msgs() == 0 {
-            self.core.reset(last + 1);
             self.backend.reset(last + 1)?;
+            self.core.reset(last + 1);
         } else {
-            self.core.skip_to(last);
             self.backend.skip(last)?;
+            self.core.skip_to(last);
         }
         Ok(last)
     }

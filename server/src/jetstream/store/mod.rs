@@ -181,3 +181,49 @@ pub trait StreamStore: Send + std::fmt::Debug {
         self.checkpoint()
     }
 }
+
+/// Opens the message store of stream `name` under the JetStream store `root`:
+/// a [`MemStore`] for `StorageKind::Memory`, else the [`FileStore`] in
+/// [`meta::stream_msgs_dir`]. Create the stream with [`meta::create_stream`] first.
+///
+/// # Errors
+/// `InvalidName`; I/O errors opening the file store.
+pub fn open_stream_store(
+    root: &std::path::Path,
+    name: &str,
+    cfg: StoreConfig,
+    vfs: SharedVfs,
+) -> Result<Box<dyn StreamStore>, StoreError> {
+    meta::validate_name(name)?;
+    Ok(match cfg.storage {
+        StorageKind::Memory => Box::new(MemStore::new(cfg)),
+        StorageKind::File => Box::new(FileStore::open(
+            &meta::stream_msgs_dir(root, name),
+            cfg,
+            vfs,
+        )?),
+    })
+}
+
+/// Opens the state store of a consumer: memory for memory streams, else the
+/// log in [`meta::consumer_dir`].
+///
+/// # Errors
+/// `InvalidName`; I/O errors opening the log.
+pub fn open_consumer_store(
+    root: &std::path::Path,
+    stream: &str,
+    consumer: &str,
+    storage: StorageKind,
+    vfs: SharedVfs,
+) -> Result<Box<dyn ConsumerStore>, StoreError> {
+    meta::validate_name(stream)?;
+    meta::validate_name(consumer)?;
+    Ok(match storage {
+        StorageKind::Memory => Box::new(MemConsumerStore::new()),
+        StorageKind::File => Box::new(FileConsumerStore::open(
+            &meta::consumer_dir(root, stream, consumer),
+            vfs,
+        )?),
+    })
+}

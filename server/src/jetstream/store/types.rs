@@ -61,7 +61,7 @@ pub struct StoreConfig {
     pub discard_new_per_subject: bool,
     /// File or memory.
     pub storage: StorageKind,
-    /// Size at which a file-store block is rolled over (bytes).
+    /// Size at which a file-store block is rolled over (bytes); read when the store is opened.
     pub block_size: u64,
     /// When the owner makes appends durable.
     pub sync: SyncPolicy,
@@ -115,7 +115,9 @@ impl StoreConfig {
     }
 }
 
-/// One stored message, as loaded. The parts are cheap `Bytes` views.
+/// One stored message, as loaded. The parts are cheap `Bytes` views; a file-store
+/// message may share its buffer with neighbours read ahead with it (up to 64 KiB),
+/// so copy the parts if the message is kept for long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMsg {
     /// Stream sequence.
@@ -215,7 +217,9 @@ pub enum StoreError {
     /// The stream or consumer already exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
-    /// An I/O error from the file system.
+    /// An I/O error from the file system. The operation may have been partly
+    /// applied: the owner should stop using the store and reopen it, which
+    /// rebuilds the index from what is on disk.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

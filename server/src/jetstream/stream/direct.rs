@@ -3,7 +3,8 @@
 //! `Nats-Subject`, `Nats-Sequence` and `Nats-Time-Stamp` headers, or a status
 //! (`404 Message Not Found`, `408 Empty Request` / `Malformed Request`). With
 //! `batch`, up to that many messages follow with `Nats-Num-Pending` and
-//! `Nats-Last-Sequence`, then a `204 EOB` status.
+//! `Nats-Last-Sequence`, then a `204 EOB` status; `multi_last` sends the last
+//! message of each matching subject (as of `up_to_seq`) the same way.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_protocol::headers::HeaderMap;
@@ -40,6 +41,9 @@ impl StreamCore {
                 Err(_) => return self.send_status(reply, 408, "Malformed Request"),
             }
         };
+        if !req.multi_last.is_empty() {
+            return self.direct_multi_last(reply, &req);
+        }
         if req.batch > 0 {
             return self.direct_batch(reply, &req);
         }
@@ -96,6 +100,61 @@ impl StreamCore {
         );
         eob.insert("Nats-Last-Sequence", prev.to_string());
         self.send(reply, Some(&eob.to_bytes()), &Bytes::new());
+    }
+
+    /// `multi_last`: the last message of every subject matching the filters, as of
+    /// `up_to_seq` (default: now), in sequence order, then `204 EOB`.
+    fn direct_multi_last(&self, reply: &Bytes, req: &MsgGetRequest) {
+        let up_to = if req.up_to_seq > 0 {
+            req.up_to_seq
+        } else {
+            self.store.state().last_seq
+        };
+        let mut seqs: Vec<u64> = req
+            .multi_last
+            .iter()
+            .flat_map(|f| self.store.subjects(f))
+            .filter_map(|(subject, st)| self.last_at_or_below(&subject, st.first, st.last, up_to))
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() {
+            return self.send_status(reply, 404, "Message Not Found");
+        }
+        let mut prev = 0;
+        for (i, &seq) in seqs.iter().enumerate() {
+            let Ok(m) = self.store.load(seq) else {
+                continue;
+            };
+            let extra = [
+                ("Nats-Num-Pending", (seqs.len() - i - 1).to_string()),
+                ("Nats-Last-Sequence", prev.to_string()),
+            ];
+            prev = seq;
+            self.send_msg(reply, &m, &extra);
+        }
+        let mut eob = HeaderMap::with_status(204, Some("EOB"));
+        eob.insert("Nats-Num-Pending", "0");
+        eob.insert("Nats-Last-Sequence", prev.to_string());
+        eob.insert("Nats-UpTo-Sequence", up_to.to_string());
+        self.send(reply, Some(&eob.to_bytes()), &Bytes::new());
+    }
+
+    /// The newest sequence of `subject` that is at most `up_to`.
+    fn last_at_or_below(&self, subject: &str, first: u64, last: u64, up_to: u64) -> Option<u64> {
+        if last <= up_to {
+            return Some(last);
+        }
+        let mut found = None;
+        let mut seq = first;
+        while let Ok(m) = self.store.load_next(seq, subject) {
+            if m.seq > up_to {
+                break;
+            }
+            found = Some(m.seq);
+            seq = m.seq + 1;
+        }
+        found
     }
 
     /// Messages matching `filter` after `seq`.

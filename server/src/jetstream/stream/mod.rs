@@ -302,3 +302,6 @@ pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredStream, serde_json::Er
 pub(crate) fn log_restore_error(name: &str, e: &dyn std::fmt::Display) {
     error!(stream = %name, error = %e, "could not restore stream");
 }
+
+#[cfg(test)]
+mod tests;

@@ -111,7 +111,7 @@ impl FileBackend {
         f.write_at(0, &data)?;
         f.sync()?;
         self.vfs.rename(&tmp, &path)?;
-        self.vfs.sync_dir(&self.dir)?;
+        self.sync_dir()?;
         self.snapshot_on_disk = true;
         Ok(())
     }

@@ -101,6 +101,22 @@ pub struct FileLoc {
     pub(crate) len: u32,
 }
 
+/// The last read-ahead window of one block.
+#[derive(Debug, Default)]
+struct ReadCache {
+    blk: u32,
+    off: u64,
+    buf: Bytes,
+}
+
+impl ReadCache {
+    fn get(&self, loc: FileLoc) -> Option<Bytes> {
+        let start = usize::try_from(u64::from(loc.off).checked_sub(self.off)?).ok()?;
+        let end = start.checked_add(loc.len as usize)?;
+        (loc.blk == self.blk && end <= self.buf.len()).then(|| self.buf.slice(start..end))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PendingDelete {
     loc: FileLoc,
@@ -120,6 +136,7 @@ pub struct FileBackend {
     dir_dirty: bool,
     snapshot_on_disk: bool,
     last_ts: i64,
+    cache: std::cell::RefCell<ReadCache>,
 }
 
 /// A stream store on disk.
@@ -131,6 +148,8 @@ const WBUF_FLUSH: usize = 1024 * 1024;
 const PENDING_MAX: usize = 4096;
 /// Largest block size honoured (offsets are 32-bit).
 const MAX_BLOCK_SIZE: u64 = 1 << 30;
+/// Read-ahead window for loads.
+const READ_WINDOW: u64 = 64 * 1024;
 /// Smallest block size honoured.
 const MIN_BLOCK_SIZE: u64 = 256;
 
@@ -153,9 +172,12 @@ impl FileStore {
             dir_dirty: false,
             snapshot_on_disk: false,
             last_ts: 0,
+            cache: Default::default(),
         };
         let core = backend.recover()?;
         backend.last_ts = core.last_ts();
+        // Reclaim blocks a crash left empty or thin (done by the limit pass below).
+        backend.touched = backend.blocks.iter().map(|b| b.id).collect();
         let mut store = Store::from_parts(core, backend, cfg);
         store.enforce_after_open()?;
         Ok(store)
@@ -190,9 +212,39 @@ impl FileBackend {
             })?;
             return Ok(Bytes::copy_from_slice(rec));
         }
-        let mut buf = vec![0; len];
+        let sequential = {
+            let c = self.cache.borrow();
+            if let Some(rec) = c.get(loc) {
+                return Ok(rec);
+            }
+            let end = c.off + c.buf.len() as u64;
+            c.blk == loc.blk && off >= end && off - end <= READ_WINDOW
+        };
+        // Read ahead only when loads walk forward (consumer delivery, replay):
+        // one read per window instead of one per message. Random loads read
+        // just the record.
+        let window = if sequential {
+            (len as u64)
+                .max(READ_WINDOW)
+                .min(b.flushed.saturating_sub(off))
+        } else {
+            len as u64
+        };
+        let mut buf = vec![0; usize::try_from(window).unwrap_or(len).max(len)];
         b.file.read_at(off, &mut buf)?;
-        Ok(Bytes::from(buf))
+        let buf = Bytes::from(buf);
+        let rec = buf.slice(..len);
+        *self.cache.borrow_mut() = ReadCache {
+            blk: loc.blk,
+            off,
+            buf,
+        };
+        Ok(rec)
+    }
+
+    /// Forgets cached block bytes (after a block is rewritten or removed).
+    fn drop_cache(&self) {
+        *self.cache.borrow_mut() = ReadCache::default();
     }
 }
 

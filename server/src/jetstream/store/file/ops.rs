@@ -27,14 +27,18 @@ impl FileBackend {
     /// Creates a new empty block for `first_seq` and makes it the active one.
     pub(super) fn new_block(&mut self, first_seq: u64) -> Result<(), StoreError> {
         self.flush()?;
+        if let Some(prev) = self.blocks.last() {
+            // No longer active: reclaim it if deletes emptied or thinned it.
+            self.touched.insert(prev.id);
+        }
         let id = self.blocks.last().map_or(1, |b| b.id + 1);
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, true)?;
         file.set_len(0)?;
-        file.write_at(0, &encode_header(first_seq, self.last_ts))?;
         // The header carries the last sequence across purges and lost tails: it must
-        // be durable whenever the file's directory entry is (any later dir sync).
-        file.sync()?;
+        // be durable whenever the file's directory entry is, so every directory
+        // sync goes through `sync_dir`, which syncs dirty blocks first.
+        file.write_at(0, &encode_header(first_seq, self.last_ts))?;
         self.blocks.push(Block {
             id,
             first_seq,
@@ -130,7 +134,7 @@ impl FileBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        self.vfs.sync_dir(&self.dir)?;
+        self.sync_dir()?;
         self.snapshot_on_disk = false;
         Ok(())
     }
@@ -141,10 +145,13 @@ impl FileBackend {
             return Ok(());
         }
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
             self.apply_one(p)?;
         }
+        // Erased bytes may have been read ahead while erasing.
+        self.drop_cache();
         Ok(())
     }
 
@@ -208,6 +215,7 @@ impl FileBackend {
 
     fn remove_block(&mut self, i: usize) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let b = self.blocks.remove(i);
         self.pending.retain(|p| p.loc.blk != b.id);
         self.dirty.remove(&b.id);
@@ -219,6 +227,7 @@ impl FileBackend {
     /// Rewrites block `i` with only its live records and repoints the index.
     fn compact_block(&mut self, i: usize, core: &mut Core<FileLoc>) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         let (id, first_seq, prev_ts, len) = {
             let b = &self.blocks[i];
             (b.id, b.first_seq, b.prev_ts, b.len)
@@ -249,7 +258,7 @@ impl FileBackend {
         f.write_at(0, &out)?;
         f.sync()?;
         self.vfs.rename(&tmp, &path)?;
-        self.vfs.sync_dir(&self.dir)?;
+        self.sync_dir()?;
         let mut moved_bytes = 0;
         for (seq, off) in moved {
             if let Some(s) = core.get_mut(seq) {
@@ -270,20 +279,36 @@ impl FileBackend {
     /// Everything was removed: start a fresh block for `next_seq`, then drop the old ones.
     pub(super) fn reset_blocks(&mut self, next_seq: u64) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.drop_cache();
         self.pending.clear();
         self.touched.clear();
         self.new_block(next_seq)?;
-        let b = self.blocks.last().ok_or_else(no_active)?;
-        b.file.sync()?;
-        self.vfs.sync_dir(&self.dir)?;
         let old: Vec<u32> = self.blocks[..self.blocks.len() - 1]
             .iter()
             .map(|b| b.id)
             .collect();
         self.blocks.drain(..self.blocks.len() - 1);
+        for id in &old {
+            self.dirty.remove(id);
+        }
+        // The new block (header with next_seq) is durable before any old one goes.
+        self.sync_dir()?;
         for id in old {
-            self.dirty.remove(&id);
             self.vfs.remove_file(&block_path(&self.dir, id))?;
+        }
+        self.sync_dir()?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+
+    /// Syncs the directory, after every dirty block (so a new block's entry never
+    /// becomes durable before its header).
+    pub(super) fn sync_dir(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(i) = self.block_index(id) {
+                self.blocks[i].file.sync()?;
+            }
         }
         self.vfs.sync_dir(&self.dir)?;
         self.dir_dirty = false;
@@ -296,15 +321,14 @@ impl FileBackend {
             return Ok(());
         }
         self.apply_pending()?;
+        if self.dir_dirty {
+            return self.sync_dir();
+        }
         self.flush()?;
         for id in std::mem::take(&mut self.dirty) {
             if let Some(i) = self.block_index(id) {
                 self.blocks[i].file.sync()?;
             }
-        }
-        if self.dir_dirty {
-            self.vfs.sync_dir(&self.dir)?;
-            self.dir_dirty = false;
         }
         Ok(())
     }

@@ -303,3 +303,56 @@ proptest! {
         damage_case(StdFs::shared(), dir.path(), &dmg)?;
     }
 }
+
+#[test]
+fn io_errors_are_reported_and_the_store_recovers() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 1024);
+    fill(&mut s, 20);
+    disk.set_fail_writes(true);
+    let mut failed = false;
+    for i in 0..100 {
+        match s.append("x", None, format!("during-{i}").as_bytes()) {
+            Ok(_) => {}
+            Err(StoreError::Io(_)) => {
+                failed = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(failed || s.sync().is_err(), "a failing disk is reported");
+    assert!(s.purge(&PurgeRequest::default()).is_err());
+    disk.set_fail_writes(false);
+    s.sync().expect("sync after the disk recovers");
+    let st = s.state();
+    drop(s);
+    let s = open(dir, &disk, 1024);
+    assert_eq!(s.state().last_seq, st.last_seq);
+    for seq in 1..=20 {
+        assert_eq!(&s.load(seq).expect("load").payload[..], &body(seq)[..]);
+    }
+}
+
+#[test]
+fn a_block_emptied_while_active_is_removed_after_rollover() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 1024);
+    s.append("x", None, &[1; 300]).expect("append");
+    s.append("x", None, &[2; 300]).expect("append");
+    s.remove(1).expect("remove");
+    s.remove(2).expect("remove");
+    assert_eq!(s.block_count(), 1, "still the active block");
+    for _ in 0..5 {
+        s.append("x", None, &[3; 300]).expect("append");
+    }
+    s.sync().expect("sync");
+    let files = block_files(&disk, dir);
+    assert!(
+        !files[0].ends_with("0000000001.blk"),
+        "emptied block removed: {files:?}"
+    );
+    assert_eq!(s.state().first_seq, 3);
+}

@@ -205,3 +205,25 @@ fn file_consumer_log_is_compacted() {
     let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
     assert_eq!(c.state(), &reset);
 }
+
+#[test]
+fn open_helpers_pick_the_storage_kind() {
+    let disk = SimDisk::new();
+    meta::create_stream(&disk, root(), "F", b"f").expect("create");
+    let cfg = StoreConfig::default();
+    let mut f = open_stream_store(root(), "F", cfg.clone(), disk.shared()).expect("file");
+    f.append("a", None, b"1").expect("append");
+    f.close().expect("close");
+    drop(f);
+    assert!(disk.exists(&meta::stream_msgs_dir(root(), "F").join("index.snap")));
+    let mem = StoreConfig {
+        storage: StorageKind::Memory,
+        ..cfg
+    };
+    let m = open_stream_store(root(), "M", mem, disk.shared()).expect("mem");
+    assert_eq!(m.state().msgs, 0);
+    let mut c = open_consumer_store(root(), "F", "c", StorageKind::File, disk.shared()).expect("c");
+    c.update_delivered(1, 1, 1, 1).expect("delivered");
+    c.sync().expect("sync");
+    assert!(open_stream_store(root(), "a/b", StoreConfig::default(), disk.shared()).is_err());
+}

@@ -562,6 +562,35 @@ pub(crate) fn sync_is_idempotent(h: &mut dyn Harness) {
     assert_eq!(s.state().msgs, 1);
 }
 
+pub(crate) fn wildcard_filters_with_many_subjects(h: &mut dyn Harness) {
+    let mut s = h.open(StoreConfig {
+        block_size: 1 << 20,
+        ..cfg()
+    });
+    for i in 0..70_000u64 {
+        let subj = if i % 1000 == 999 {
+            format!("o.{i}")
+        } else {
+            format!("k.{i}")
+        };
+        s.append(&subj, None, b"").expect("append");
+    }
+    assert_eq!(s.load_next(1, "o.*").expect("next").seq, 1000);
+    assert_eq!(s.load_next(1001, "o.>").expect("next").seq, 2000);
+    assert_eq!(s.load_next(69_001, "o.*").expect("next").seq, 70_000);
+    assert_eq!(s.load_next(5, "k.*").expect("next").seq, 5);
+    assert_eq!(s.load_last("o.*").expect("last").seq, 70_000);
+    assert_eq!(s.subjects("o.*").len(), 70);
+    let n = s
+        .purge(&PurgeRequest {
+            filter: Some("o.*".into()),
+            ..Default::default()
+        })
+        .expect("purge");
+    assert_eq!(n, 70);
+    assert!(matches!(s.load_next(1, "o.*"), Err(StoreError::NotFound)));
+}
+
 macro_rules! store_suite {
     ($($name:ident),* $(,)?) => {
         mod mem {
@@ -591,4 +620,5 @@ store_suite!(
     update_config_trims,
     many_messages_across_blocks,
     sync_is_idempotent,
+    wildcard_filters_with_many_subjects,
 );

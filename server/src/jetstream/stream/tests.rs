@@ -1,0 +1,178 @@
+//! The stream actor through its handle: publish → PubAck after the batch, reads,
+//! consumer registry and interest / work-queue removal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_protocol::jsapi::{RetentionPolicy, StorageType, StreamConfig, Timestamp};
+
+use super::*;
+use crate::jetstream::validate::check_stream_config;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+#[derive(Debug, Default)]
+struct Inbox(Mutex<Vec<Bytes>>);
+
+impl Subscriber for Inbox {
+    fn owner_id(&self) -> u64 {
+        7
+    }
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        self.0.lock().expect("lock").push(msg.payload.clone());
+        Delivery::Queued
+    }
+}
+
+#[derive(Debug)]
+struct Link {
+    filters: Vec<String>,
+    needs: AtomicBool,
+}
+
+impl ConsumerLink for Link {
+    fn name(&self) -> &str {
+        "c"
+    }
+    fn filters(&self) -> Vec<String> {
+        self.filters.clone()
+    }
+    fn needs_ack(&self, _seq: u64) -> bool {
+        self.needs.load(Ordering::Relaxed)
+    }
+    fn stop(&self) {}
+}
+
+async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<Inbox>) {
+    let cfg = StreamConfig {
+        name: "T".into(),
+        subjects: vec!["t.>".into()],
+        storage: StorageType::Memory,
+        retention,
+        ..StreamConfig::default()
+    };
+    let cfg = check_stream_config(cfg, false).expect("valid config");
+    let account = Arc::new(Account::new("$G"));
+    let inbox = Arc::new(Inbox::default());
+    let sub = Subscription::new(
+        Bytes::from_static(b"1"),
+        Bytes::from_static(b"inbox"),
+        None,
+        Arc::clone(&inbox) as Arc<dyn Subscriber>,
+    );
+    account.router.subscribe(&sub);
+    let (handle, _subs) = spawn(Spawn {
+        cfg,
+        created: Timestamp::ZERO,
+        root: None,
+        create: true,
+        account: Arc::clone(&account),
+        usage: AccountUsage::default(),
+        domain: String::new(),
+        server_id: "S".into(),
+        sync: SyncPolicy::Always,
+    })
+    .await
+    .expect("spawn");
+    (handle, account, inbox)
+}
+
+fn publish(account: &Account, subject: &'static str) {
+    let fanout = account.router.publish(
+        9,
+        true,
+        &Msg {
+            subject: &Bytes::from_static(subject.as_bytes()),
+            reply: Some(&Bytes::from_static(b"inbox")),
+            headers: None,
+            payload: &Bytes::from_static(b"x"),
+        },
+    );
+    assert_eq!(fanout.delivered, 1);
+}
+
+async fn wait_seq(handle: &StreamHandle, seq: u64) {
+    let mut w = handle.last_seq_watch();
+    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|&s| s >= seq))
+        .await
+        .expect("in time")
+        .expect("watch open");
+}
+
+#[tokio::test]
+async fn acks_and_batch_reads() {
+    let (handle, account, inbox) = start(RetentionPolicy::Limits).await;
+    for s in ["t.a", "t.b", "t.a"] {
+        publish(&account, s);
+    }
+    wait_seq(&handle, 3).await;
+    let state = handle.state().await.expect("state");
+    assert_eq!(state.msgs, 3);
+    let acks = inbox.0.lock().expect("lock").clone();
+    assert_eq!(acks.len(), 3);
+    assert_eq!(&acks[2][..], br#"{"stream":"T","seq":3}"#);
+    let batch = handle
+        .load_batch(1, vec!["t.a".into()], 10, 0)
+        .await
+        .expect("batch");
+    let seqs: Vec<u64> = batch.msgs.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 3]);
+    assert_eq!(batch.last_seq, 3);
+    let one = handle.load_batch(1, vec![], 10, 1).await.expect("batch");
+    assert_eq!(one.msgs.len(), 1, "max_bytes still returns one message");
+    let next = handle.load_next(2, vec![]).await.expect("next");
+    assert_eq!(next.map(|m| m.seq), Some(2));
+    assert!(handle.load(9).await.expect("load").is_none());
+    assert!(
+        handle
+            .load_last("t.b".into())
+            .await
+            .expect("last")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn workqueue_removes_acked_at_once() {
+    let (handle, account, _inbox) = start(RetentionPolicy::WorkQueue).await;
+    publish(&account, "t.a");
+    publish(&account, "t.b");
+    wait_seq(&handle, 2).await;
+    assert_eq!(handle.remove_acked(vec![1]).await.expect("remove"), 1);
+    assert_eq!(handle.state().await.expect("state").msgs, 1);
+}
+
+#[tokio::test]
+async fn interest_keeps_what_a_consumer_needs() {
+    let (handle, account, _inbox) = start(RetentionPolicy::Interest).await;
+    publish(&account, "t.a");
+    wait_seq(&handle, 1).await;
+    assert_eq!(
+        handle.state().await.expect("state").msgs,
+        0,
+        "no interest: dropped"
+    );
+    let link = Arc::new(Link {
+        filters: vec!["t.a".into()],
+        needs: AtomicBool::new(true),
+    });
+    handle.register_consumer(Arc::clone(&link) as Arc<dyn ConsumerLink>);
+    assert_eq!(handle.consumer_count(), 1);
+    publish(&account, "t.a");
+    publish(&account, "t.b");
+    wait_seq(&handle, 3).await;
+    assert_eq!(
+        handle.state().await.expect("state").msgs,
+        1,
+        "t.b has no interest"
+    );
+    assert_eq!(handle.remove_acked(vec![2]).await.expect("remove"), 0);
+    link.needs.store(false, Ordering::Relaxed);
+    assert_eq!(handle.remove_acked(vec![2]).await.expect("remove"), 1);
+    publish(&account, "t.a");
+    wait_seq(&handle, 4).await;
+    assert_eq!(handle.state().await.expect("state").msgs, 1);
+    handle.unregister_consumer("c").await.expect("unregister");
+    assert_eq!(handle.state().await.expect("state").msgs, 0);
+}

@@ -1,0 +1,171 @@
+//! `/connz` (open connections, with nats-server's limit/offset/sort/subs
+//! parameters) and `/subsz` (subscription totals and, with `subs=1`, the list).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::format::{rfc3339, uptime};
+use crate::client::ClientLink;
+use crate::server::ServerState;
+
+/// nats-server's default page size.
+const DEFAULT_LIMIT: usize = 1024;
+
+fn paging(q: &HashMap<String, String>) -> (usize, usize) {
+    let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(DEFAULT_LIMIT);
+    (offset, limit)
+}
+
+fn counter(v: &std::sync::atomic::AtomicU64) -> u64 {
+    v.load(Ordering::Relaxed)
+}
+
+/// Orders connections by the `sort` parameter (descending for counters, as nats-server).
+fn sort_clients(clients: &mut [Arc<ClientLink>], sort: &str) {
+    let key = |c: &Arc<ClientLink>| -> u64 {
+        match sort {
+            "subs" => c.num_subs() as u64,
+            "pending" => c.outbound.pending_bytes() as u64,
+            "msgs_to" => counter(&c.out_msgs),
+            "msgs_from" => counter(&c.in_msgs),
+            "bytes_to" => counter(&c.out_bytes),
+            "bytes_from" => counter(&c.in_bytes),
+            _ => 0,
+        }
+    };
+    match sort {
+        "subs" | "pending" | "msgs_to" | "msgs_from" | "bytes_to" | "bytes_from" => {
+            clients.sort_by_key(|c| std::cmp::Reverse(key(c)));
+        }
+        "start" => clients.sort_by_key(|c| c.started),
+        "uptime" => clients.sort_by_key(|c| c.started),
+        _ => clients.sort_by_key(|c| c.cid),
+    }
+}
+
+fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
+    let info = c.info.read().map(|i| i.clone()).unwrap_or_default();
+    let mut doc = json!({
+        "cid": c.cid,
+        "kind": "Client",
+        "type": "nats",
+        "ip": c.addr.ip().to_string(),
+        "port": c.addr.port(),
+        "start": rfc3339(c.started),
+        "uptime": uptime(now.duration_since(c.started).unwrap_or_default()),
+        "pending_bytes": c.outbound.pending_bytes(),
+        "in_msgs": counter(&c.in_msgs),
+        "out_msgs": counter(&c.out_msgs),
+        "in_bytes": counter(&c.in_bytes),
+        "out_bytes": counter(&c.out_bytes),
+        "subscriptions": c.num_subs(),
+    });
+    for (key, value) in [
+        ("name", info.name),
+        ("lang", info.lang),
+        ("version", info.version),
+    ] {
+        if !value.is_empty() {
+            doc[key] = json!(value);
+        }
+    }
+    if let Some(user) = info.user {
+        doc["authorized_user"] = json!(user);
+    }
+    if subs {
+        let mut list: Vec<String> = c
+            .subs
+            .lock()
+            .map(|s| {
+                s.values()
+                    .map(|sub| String::from_utf8_lossy(&sub.subject).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        list.sort();
+        doc["subscriptions_list"] = json!(list);
+    }
+    doc
+}
+
+/// The `/connz` document.
+pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
+    let (offset, limit) = paging(q);
+    let subs = q
+        .get("subs")
+        .is_some_and(|v| v == "1" || v == "true" || v == "detail");
+    let mut clients = state.clients();
+    sort_clients(&mut clients, q.get("sort").map_or("cid", String::as_str));
+    let now = SystemTime::now();
+    let page: Vec<Value> = clients
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|c| connection(c, now, subs))
+        .collect();
+    json!({
+        "server_id": state.server_id,
+        "now": rfc3339(now),
+        "num_connections": page.len(),
+        "total": clients.len(),
+        "offset": offset,
+        "limit": limit,
+        "connections": page,
+    })
+}
+
+/// The `/subsz` document.
+pub(super) fn subsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
+    let (offset, limit) = paging(q);
+    let accounts = state.accounts();
+    let total: usize = accounts.iter().map(|a| a.router.sublist().count()).sum();
+    let cache: usize = accounts
+        .iter()
+        .map(|a| a.router.sublist().cache_len())
+        .sum();
+    let mut doc = json!({
+        "server_id": state.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "num_subscriptions": total,
+        "num_cache": cache,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    });
+    if q.get("subs")
+        .is_some_and(|v| v == "1" || v == "true" || v == "detail")
+    {
+        let mut list = Vec::new();
+        for account in &accounts {
+            account.router.sublist().for_each(|sub| {
+                let sub = &sub.0;
+                let mut entry = json!({
+                    "account": account.name,
+                    "subject": String::from_utf8_lossy(&sub.subject),
+                    "sid": String::from_utf8_lossy(&sub.sid),
+                    "msgs": sub.delivered(),
+                    "cid": sub.owner.owner_id(),
+                });
+                if let Some(queue) = &sub.queue {
+                    entry["qgroup"] = json!(String::from_utf8_lossy(queue));
+                }
+                if sub.max() > 0 {
+                    entry["max"] = json!(sub.max());
+                }
+                list.push(entry);
+            });
+        }
+        let page: Vec<Value> = list.into_iter().skip(offset).take(limit).collect();
+        doc["subscriptions_list"] = json!(page);
+    }
+    doc
+}

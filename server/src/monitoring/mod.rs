@@ -1,0 +1,169 @@
+//! HTTP monitoring on `-m` / `http_port`: nats-server's `/varz`, `/connz`,
+//! `/subsz`, `/routez`, `/jsz`, `/healthz`, `/accountz` (same JSON field names
+//! and meanings, so prometheus-nats-exporter and the nats CLI can read them),
+//! plus `/metrics` in the Prometheus text format, which nats-server lacks.
+//!
+//! Served by hyper (HTTP/1 only) on its own accept loop; every handler reads
+//! the shared [`ServerState`] and never blocks the messaging path.
+
+mod connz;
+mod format;
+mod metrics;
+mod varz;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info};
+
+use crate::server::ServerState;
+
+pub use format::{go_duration, rfc3339, rss_bytes, uptime};
+
+/// What JetStream reports to monitoring; registered by the JetStream service.
+pub trait JsReport: Send + Sync + std::fmt::Debug {
+    /// The `/jsz` document (without `server_id` and `now`, which are added here).
+    fn jsz(&self, query: &HashMap<String, String>) -> serde_json::Value;
+    /// Appends per-stream and per-consumer gauges to a Prometheus exposition.
+    fn metrics(&self, out: &mut String);
+}
+
+/// Binds the monitoring listener and serves until `stop` turns true.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn start(
+    state: Arc<ServerState>,
+    host: &str,
+    port: u16,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    info!("Starting http monitor on {addr}");
+    tokio::spawn(accept_loop(state, listener, stop));
+    Ok(addr)
+}
+
+async fn accept_loop(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    debug!("monitoring accept error: {e}");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(route(&state, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                debug!("monitoring connection error: {e}");
+            }
+        });
+    }
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let q = query(req);
+    let path = req.uri().path().trim_end_matches('/');
+    match path {
+        "" => text(StatusCode::OK, "text/html; charset=utf-8", index()),
+        "/varz" => json(&varz::varz(state)),
+        "/connz" => json(&connz::connz(state, &q)),
+        "/subsz" | "/subscriptionsz" => json(&connz::subsz(state, &q)),
+        "/routez" => json(&varz::routez(state)),
+        "/accountz" => json(&varz::accountz(state)),
+        "/jsz" => json(&varz::jsz(state, &q)),
+        "/healthz" => healthz(state, &q),
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics::render(state),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404 page not found\n".into(),
+        ),
+    }
+}
+
+fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    let js_required = q.contains_key("js-enabled-only") || q.contains_key("js-server-only");
+    if js_required && state.config().jetstream.is_none() {
+        let body = serde_json::json!({
+            "status": "unavailable",
+            "status_code": 503,
+            "error": "JetStream not enabled",
+        });
+        return with_status(json(&body), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    json(&serde_json::json!({ "status": "ok" }))
+}
+
+fn index() -> String {
+    let links = [
+        "varz", "connz", "subsz", "routez", "accountz", "jsz", "healthz", "metrics",
+    ];
+    let items: String = links
+        .iter()
+        .map(|l| format!("<li><a href=\"/{l}\">/{l}</a></li>"))
+        .collect();
+    format!("<html><body><h1>rill monitoring</h1><ul>{items}</ul></body></html>\n")
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    with_status(resp, status)
+}
+
+fn with_status(mut resp: Response<Full<Bytes>>, status: StatusCode) -> Response<Full<Bytes>> {
+    *resp.status_mut() = status;
+    resp
+}

@@ -1,0 +1,174 @@
+//! `/varz`, `/routez`, `/accountz` and `/jsz`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::format::{rfc3339, rss_bytes, uptime};
+use crate::config::SyncInterval;
+use crate::server::{ServerState, VERSION};
+use crate::stats::Stats;
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Total subscriptions over every account.
+pub(super) fn num_subscriptions(state: &ServerState) -> usize {
+    state
+        .accounts()
+        .iter()
+        .map(|a| a.router.sublist().count())
+        .sum()
+}
+
+/// The `/varz` document.
+pub(super) fn varz(state: &Arc<ServerState>) -> Value {
+    let config = state.config();
+    let s = &state.stats;
+    let now = SystemTime::now();
+    let http = state.monitor_addr();
+    let mut doc = json!({
+        "server_id": state.server_id,
+        "server_name": state.server_name,
+        "version": VERSION,
+        "proto": 1,
+        "go": format!("rill {VERSION}"),
+        "host": config.host,
+        "port": state.info_template().port,
+        "max_connections": config.max_connections,
+        "ping_interval": nanos(config.ping_interval),
+        "ping_max": config.ping_max,
+        "http_host": http.map(|a| a.ip().to_string()).unwrap_or_default(),
+        "http_port": http.map(|a| a.port()).unwrap_or_default(),
+        "http_base_path": "",
+        "https_port": config.https.as_ref().map(|h| h.port).unwrap_or_default(),
+        "auth_timeout": config.auth_timeout.as_secs_f64(),
+        "max_control_line": config.max_control_line,
+        "max_payload": config.max_payload,
+        "max_pending": config.max_pending,
+        "cluster": {},
+        "gateway": {},
+        "leaf": {},
+        "mqtt": {},
+        "websocket": {},
+        "tls_timeout": config.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
+        "write_deadline": nanos(config.write_deadline),
+    });
+    let counters = json!({
+        "start": rfc3339(state.started),
+        "now": rfc3339(now),
+        "uptime": uptime(now.duration_since(state.started).unwrap_or_default()),
+        "mem": rss_bytes(),
+        "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        "cpu": 0,
+        "connections": state.num_clients(),
+        "total_connections": Stats::get(&s.total_connections),
+        "routes": 0,
+        "remotes": 0,
+        "leafnodes": 0,
+        "in_msgs": Stats::get(&s.in_msgs),
+        "in_bytes": Stats::get(&s.in_bytes),
+        "out_msgs": Stats::get(&s.out_msgs),
+        "out_bytes": Stats::get(&s.out_bytes),
+        "slow_consumers": Stats::get(&s.slow_consumers),
+        "stale_connections": Stats::get(&s.stale_connections),
+        "subscriptions": num_subscriptions(state),
+        "config_load_time": rfc3339(state.started),
+        "slow_consumer_stats": { "clients": Stats::get(&s.slow_consumers), "routes": 0, "gateways": 0, "leafs": 0 },
+        "stale_connection_stats": { "clients": Stats::get(&s.stale_connections), "routes": 0, "gateways": 0, "leafs": 0 },
+    });
+    if let (Some(doc), Value::Object(rest)) = (doc.as_object_mut(), counters) {
+        doc.extend(rest);
+    }
+    if let Some(js) = &config.jetstream {
+        doc["jetstream"] = json!({
+            "config": js_config(state),
+            "stats": jsz_stats(state),
+            "limits": {},
+        });
+        if let Some(domain) = &js.domain {
+            doc["jetstream"]["config"]["domain"] = json!(domain);
+        }
+    }
+    if let Some(name) = &config.server_name {
+        doc["server_name"] = json!(name);
+    }
+    doc
+}
+
+fn js_config(state: &ServerState) -> Value {
+    let config = state.config();
+    let Some(js) = &config.jetstream else {
+        return Value::Null;
+    };
+    let sync = match js.sync {
+        SyncInterval::Always => json!("always"),
+        SyncInterval::Every(d) => json!(nanos(d)),
+    };
+    json!({
+        "max_memory": js.max_memory_store,
+        "max_storage": js.max_file_store,
+        "store_dir": js.store_dir.join("jetstream").display().to_string(),
+        "sync_interval": sync,
+        "strict": js.strict,
+    })
+}
+
+fn jsz_stats(state: &ServerState) -> Value {
+    let report = state
+        .js_report()
+        .map(|r| r.jsz(&HashMap::new()))
+        .unwrap_or(Value::Null);
+    let pick = |k: &str| report.get(k).cloned().unwrap_or(json!(0));
+    json!({
+        "memory": pick("memory"),
+        "storage": pick("storage"),
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "accounts": 1,
+        "ha_assets": 0,
+        "api": report.get("api").cloned().unwrap_or(json!({"total": 0, "errors": 0})),
+    })
+}
+
+/// The `/jsz` document.
+pub(super) fn jsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
+    let now = rfc3339(SystemTime::now());
+    let Some(_) = state.config().jetstream else {
+        return json!({ "server_id": state.server_id, "now": now, "disabled": true, "config": {}, "memory": 0, "storage": 0 });
+    };
+    let mut doc = state
+        .js_report()
+        .map(|r| r.jsz(q))
+        .unwrap_or_else(|| json!({}));
+    doc["server_id"] = json!(state.server_id);
+    doc["now"] = json!(now);
+    doc["config"] = js_config(state);
+    doc
+}
+
+/// The `/routez` document (no cluster yet, so no routes).
+pub(super) fn routez(state: &Arc<ServerState>) -> Value {
+    json!({
+        "server_id": state.server_id,
+        "server_name": state.server_name,
+        "now": rfc3339(SystemTime::now()),
+        "num_routes": 0,
+        "routes": [],
+    })
+}
+
+/// The `/accountz` document.
+pub(super) fn accountz(state: &Arc<ServerState>) -> Value {
+    let mut names: Vec<String> = state.accounts().iter().map(|a| a.name.clone()).collect();
+    names.sort();
+    json!({
+        "server_id": state.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "system_account": "",
+        "accounts": names,
+    })
+}

@@ -1,0 +1,266 @@
+//! Drop-in surfaces: monitoring endpoints, the ports file with `-p -1`, and
+//! `--signal reload`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rill_tests::raw::Conn;
+use rill_tests::{ServerOpts, TestServer, check_for, free_port, rill_server_bin, sync};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A minimal HTTP/1.1 GET: status code and body.
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect monitor");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
+}
+
+async fn get_json(port: u16, path: &str) -> Value {
+    let (status, body) = get(port, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
+}
+
+async fn monitored() -> (TestServer, u16) {
+    let http = free_port();
+    let server = TestServer::start_with(ServerOpts {
+        args: vec!["-m".into(), http.to_string()],
+        ..Default::default()
+    })
+    .await;
+    (server, http)
+}
+
+#[tokio::test]
+async fn varz_reports_config_and_counters() {
+    let (server, http) = monitored().await;
+    let client = server.client().await;
+    let mut sub = client.subscribe("mon.test").await.expect("sub");
+    sync(&client).await;
+    client
+        .publish("mon.test", "12345".into())
+        .await
+        .expect("pub");
+    futures::StreamExt::next(&mut sub).await.expect("msg");
+    let varz = get_json(http, "/varz").await;
+    assert_eq!(varz["in_msgs"], 2, "the sync request and the publish");
+    assert_eq!(varz["in_bytes"], 5);
+    assert_eq!(varz["out_msgs"], 1);
+    assert_eq!(varz["connections"], 1);
+    assert_eq!(varz["port"], server.port());
+    assert_eq!(varz["http_port"], http);
+    assert_eq!(varz["max_payload"], 1_048_576);
+    assert_eq!(varz["ping_interval"], 120_000_000_000u64);
+    assert!(varz["mem"].as_u64().is_some_and(|m| m > 0));
+    let keys: Vec<&String> = varz.as_object().expect("object").keys().collect();
+    insta::assert_json_snapshot!(keys);
+}
+
+#[tokio::test]
+async fn connz_and_subsz_list_clients_and_subscriptions() {
+    let (server, http) = monitored().await;
+    let client = async_nats::ConnectOptions::new()
+        .name("monitor-me")
+        .connect(server.url())
+        .await
+        .expect("connect");
+    let _a = client.subscribe("orders.>").await.expect("sub");
+    let _b = client
+        .queue_subscribe("jobs", "workers".into())
+        .await
+        .expect("qsub");
+    sync(&client).await;
+    let connz = get_json(http, "/connz?subs=1").await;
+    let conn = connz["connections"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "monitor-me"))
+        .expect("our connection listed");
+    insta::assert_json_snapshot!(conn, {
+        ".cid" => "[cid]", ".port" => "[port]", ".start" => "[time]", ".uptime" => "[uptime]",
+        ".version" => "[version]", ".in_msgs" => "[n]", ".in_bytes" => "[n]", ".out_msgs" => "[n]",
+        ".out_bytes" => "[n]", ".subscriptions" => "[n]", ".subscriptions_list" => "[list]",
+    });
+    let list: Vec<&str> = conn["subscriptions_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        list.contains(&"orders.>") && list.contains(&"jobs"),
+        "{list:?}"
+    );
+    let page = get_json(http, "/connz?limit=1&offset=0&sort=subs").await;
+    assert_eq!(page["limit"], 1);
+    assert_eq!(page["connections"].as_array().map(Vec::len), Some(1));
+    let subsz = get_json(http, "/subsz?subs=1").await;
+    let subs = subsz["subscriptions_list"].as_array().expect("subs list");
+    assert!(
+        subs.iter()
+            .any(|s| s["subject"] == "jobs" && s["qgroup"] == "workers"),
+        "{subs:?}"
+    );
+    assert!(subsz["num_subscriptions"].as_u64().is_some_and(|n| n >= 2));
+}
+
+#[tokio::test]
+async fn health_routes_accounts_and_unknown_paths() {
+    let (_server, http) = monitored().await;
+    assert_eq!(get_json(http, "/healthz").await["status"], "ok");
+    assert_eq!(
+        get_json(http, "/healthz?js-enabled-only=true").await["status"],
+        "ok"
+    );
+    assert_eq!(get_json(http, "/routez").await["num_routes"], 0);
+    assert!(
+        get_json(http, "/accountz").await["accounts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert!(
+        get_json(http, "/jsz").await["config"]["store_dir"]
+            .as_str()
+            .is_some()
+    );
+    assert_eq!(get(http, "/nope").await.0, 404);
+
+    let plain_http = free_port();
+    let no_js = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        args: vec!["-m".into(), plain_http.to_string()],
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = get(plain_http, "/healthz?js-enabled-only=true").await;
+    assert_eq!(status, 503, "{body}");
+    drop(no_js);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (server, http) = monitored().await;
+    let client = server.client().await;
+    client.publish("m", "abc".into()).await.expect("pub");
+    sync(&client).await;
+    let (status, body) = get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let mut values = std::collections::HashMap::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("name value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad sample {line}"));
+        values.insert(name.to_string(), value);
+    }
+    assert!(
+        values["rill_in_msgs_total"] >= 2.0,
+        "publish + sync request counted"
+    );
+    assert_eq!(values["rill_connections"], 1.0);
+    assert!(values.contains_key("rill_slow_consumers_total"));
+}
+
+fn ports_file(dir: &Path) -> Option<Value> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))?;
+    serde_json::from_str(&std::fs::read_to_string(entry.path()).ok()?).ok()
+}
+
+#[tokio::test]
+async fn ports_file_with_random_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(rill_server_bin())
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-m",
+            "-1",
+            "--ports_file_dir",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let path = dir.path().to_path_buf();
+    check_for(Duration::from_secs(10), || {
+        let found = ports_file(&path).is_some();
+        async move { found }
+    })
+    .await;
+    let ports = ports_file(dir.path()).expect("ports file");
+    let url = ports["nats"][0].as_str().expect("nats url").to_string();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let conn = Conn::connect(port).await;
+    assert_eq!(conn.info()["port"], port);
+    let monitoring = ports["monitoring"][0].as_str().expect("monitoring url");
+    let http: u16 = monitoring
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("http port");
+    assert_eq!(get_json(http, "/varz").await["port"], port);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        ports_file(dir.path()).is_none(),
+        "ports file removed on shutdown"
+    );
+}
+
+#[tokio::test]
+async fn signal_reload_applies_new_values() {
+    let server = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        config: Some("max_payload: 1024\n".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        Conn::connect(server.port()).await.info()["max_payload"],
+        1024
+    );
+    let conf = server.store_dir().join("server.conf");
+    std::fs::write(&conf, "max_payload: 2048\n").expect("rewrite config");
+    let pid = server.pid().expect("pid");
+    let status = Command::new(rill_server_bin())
+        .arg("--signal")
+        .arg(format!("reload={pid}"))
+        .status()
+        .expect("signal");
+    assert!(status.success());
+    let port = server.port();
+    check_for(Duration::from_secs(5), || async move {
+        Conn::connect(port).await.info()["max_payload"] == 2048
+    })
+    .await;
+}
