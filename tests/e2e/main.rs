@@ -7,6 +7,7 @@ mod durability;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;
+mod js_consumers_nats_py;
 mod js_consumers_push;
 mod js_dedupe;
 mod js_direct;
