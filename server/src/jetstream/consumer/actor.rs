@@ -107,6 +107,16 @@ impl<S: Source> Actor<S> {
                 () = tokio::time::sleep_until(wake) => self.tick().await,
             }
         }
+        if self
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let st = status::conflict("Consumer Deleted");
+            for (reply, st) in self.waiting.drain(&st) {
+                self.out.deliver(&reply, &status_msg(&reply, st, None));
+            }
+        }
         if let Err(e) = self.tracker.sync() {
             warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
         }
