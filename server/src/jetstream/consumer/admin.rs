@@ -146,6 +146,7 @@ impl<S: Source> Actor<S> {
             }
             self.buf.clear();
             self.count = None;
+            self.shared.set_filters(filters.clone());
             self.filters = filters;
         }
         self.paused_until = cfg.pause_until;

@@ -89,8 +89,8 @@ pub struct Shared {
     pub stream: String,
     /// Consumer name.
     pub name: String,
-    /// Filters (empty = all).
-    pub filters: Vec<String>,
+    /// Filters (empty = all); replaced when an update changes them.
+    filters: Mutex<Vec<String>>,
     /// Next stream sequence not yet read, for interest retention.
     next_unread: AtomicU64,
     /// Pending stream sequences, tracked only for interest retention.
@@ -101,6 +101,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The filters (empty = the whole stream).
+    pub fn filters(&self) -> Vec<String> {
+        self.filters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_filters(&self, filters: Vec<String>) {
+        *self.filters.lock().unwrap_or_else(PoisonError::into_inner) = filters;
+    }
+
     /// True while `seq` is not yet delivered or not yet acked.
     pub fn needs(&self, seq: u64) -> bool {
         seq >= self.next_unread.load(Ordering::Acquire)

@@ -56,7 +56,7 @@ impl ConsumerLink for Link {
     }
 
     fn filters(&self) -> Vec<String> {
-        self.0.filters.clone()
+        self.0.filters()
     }
 
     fn needs_ack(&self, seq: u64) -> bool {
