@@ -17,10 +17,16 @@
 //! (`jetstream::api::consumer`).
 //!
 //! Modules: [`ack`] (subjects and payloads), `tracker` (pending/redelivery state),
-//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), `status`
-//! (status-message texts), `outbox` (routing), `source` (reads), `actor` (the loop),
-//! `deliver` (the delivery pump), `events` (advisories and dead letters; see
-//! `DEAD_LETTERS.md`).
+//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), [`status`]
+//! (status-message texts), `outbox` (routing), `source` (reads and pending counts),
+//! `start` (creation and restore of one actor), `actor` (the loop, acks, timers),
+//! `admin` (info/update/pause/reset/stop), `deliver` (the delivery pump), [`events`]
+//! (advisories and dead letters; see `DEAD_LETTERS.md`), `service` (the bridge to the
+//! JetStream service and `StreamHandle`).
+//!
+//! Durability: deliveries and plain acks are synced within a short window (100 ms with
+//! `sync: always`, else the configured interval), so a crash can only cause redelivery;
+//! an ack sent as a request is synced before it is answered; shutdown syncs everything.
 
 pub mod ack;
 mod actor;
