@@ -266,12 +266,27 @@ impl ConnOpts {
 
     /// Connects with these options (after context resolution).
     pub(crate) async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        let opts = self.resolved()?;
+        self.connect_tuned(false, |o| o).await
+    }
+
+    /// Connects after `tune` adjusted the client options (e.g. a benchmark subscriber's queue size).
+    /// `direct` uses exactly these options without looking at saved contexts (for servers the caller
+    /// started itself, such as `rill bench compare`'s).
+    pub(crate) async fn connect_tuned(
+        &self,
+        direct: bool,
+        tune: impl FnOnce(async_nats::ConnectOptions) -> async_nats::ConnectOptions,
+    ) -> anyhow::Result<async_nats::Client> {
+        let opts = if direct {
+            self.clone()
+        } else {
+            self.resolved()?
+        };
         let url = opts
             .server
             .clone()
             .unwrap_or_else(|| DEFAULT_URL.to_string());
-        let connect = opts.connect_options().await?;
+        let connect = tune(opts.connect_options().await?);
         connect
             .connect(url.as_str())
             .await

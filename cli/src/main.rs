@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes joined with `: `, skipping causes whose text the message already holds
 /// (async-nats errors repeat their source in their own message).
-fn error_text(err: &anyhow::Error) -> String {
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {
         let part = cause.to_string();

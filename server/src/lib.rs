@@ -116,6 +116,9 @@ impl Server {
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
         let jetstream = jetstream::JetStream::start(&state).await;
+        if let Some(js) = &jetstream {
+            state.set_js_report(Arc::clone(js) as Arc<dyn monitoring::JsReport>);
+        }
         info!("Listening for client connections on {addr}");
         let (done_tx, done_rx) = mpsc::channel(1);
         tokio::spawn(listener::accept_loop(

@@ -408,3 +408,49 @@ async fn metadata_is_stored_and_echoed() {
         json!({"owner": "ops", "_nats.req.level": "0"})
     );
 }
+
+#[tokio::test]
+async fn unimplemented_features_are_refused_not_ignored() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    create(&c, json!({"name": "O", "subjects": ["o"]})).await;
+    let mirror = create(&c, json!({"name": "MI", "mirror": {"name": "O"}})).await;
+    insta::assert_json_snapshot!("mirror_unsupported", mirror);
+    let ttl = create(
+        &c,
+        json!({"name": "T", "subjects": ["t"], "allow_msg_ttl": true, "subject_delete_marker_ttl": 1_000_000_000}),
+    )
+    .await;
+    assert_eq!(ttl["error"]["err_code"], 10049);
+}
+
+#[tokio::test]
+async fn per_message_ttl_expires_and_survives_restart() {
+    let mut server = TestServer::start().await;
+    let c = server.client().await;
+    create(
+        &c,
+        json!({"name": "T", "subjects": ["t"], "allow_msg_ttl": true}),
+    )
+    .await;
+    create(&c, json!({"name": "N", "subjects": ["n"]})).await;
+    let disabled = publish(&c, "n", &[("Nats-TTL", "1s")], "x").await;
+    assert_eq!(disabled["error"]["err_code"], 10166);
+    for bad in ["soon", "500ms"] {
+        let r = publish(&c, "t", &[("Nats-TTL", bad)], "x").await;
+        assert_eq!(r["error"]["err_code"], 10165, "{bad}");
+    }
+    assert_eq!(publish(&c, "t", &[("Nats-TTL", "1")], "x").await["seq"], 1);
+    assert_eq!(
+        publish(&c, "t", &[("Nats-TTL", "never")], "x").await["seq"],
+        2
+    );
+    assert_eq!(publish(&c, "t", &[("Nats-TTL", "2s")], "x").await["seq"], 3);
+    server.restart().await;
+    let c = server.client().await;
+    check_for(Duration::from_secs(10), || async {
+        state(&c, "T").await["messages"] == 1
+    })
+    .await;
+    assert_eq!(state(&c, "T").await["first_seq"], 2);
+}

@@ -183,3 +183,32 @@ async fn stream_api_json_replies() {
     let delete = api(&c, "$JS.API.STREAM.DELETE.S", "").await;
     insta::assert_json_snapshot!("stream_delete", delete);
 }
+
+#[tokio::test]
+async fn fire_and_forget_burst_is_stored_without_drops() {
+    const N: u64 = 50_000;
+    let server = TestServer::start().await;
+    let js = server.jetstream().await;
+    let mut s = js
+        .create_stream(stream_config(
+            "BURST",
+            &["burst"],
+            stream::StorageType::File,
+        ))
+        .await
+        .expect("create");
+    let client = server.client().await;
+    for _ in 0..N {
+        client
+            .publish("burst", "0123456789abcdef".into())
+            .await
+            .expect("publish");
+    }
+    rill_tests::sync(&client).await;
+    rill_tests::check_for(std::time::Duration::from_secs(30), || {
+        let mut s = s.clone();
+        async move { s.info().await.map(|i| i.state.messages).unwrap_or(0) == N }
+    })
+    .await;
+    assert_eq!(s.info().await.expect("info").state.last_sequence, N);
+}

@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary that starts the real servers and talks to them with real clients.
 
+mod bench;
 mod cli;
 mod core_protocol;
 mod core_pubsub;

@@ -264,3 +264,55 @@ async fn signal_reload_applies_new_values() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn jetstream_shows_in_jsz_and_metrics() {
+    let (server, http) = monitored().await;
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "MON".into(),
+            subjects: vec!["mon.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    for i in 0..3 {
+        js.publish("mon.x", i.to_string().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let jsz = get_json(http, "/jsz?streams=true&consumers=true").await;
+    assert_eq!(jsz["streams"], 1);
+    assert_eq!(jsz["consumers"], 1);
+    assert_eq!(jsz["messages"], 3);
+    let detail = &jsz["account_details"][0]["stream_detail"][0];
+    assert_eq!(detail["name"], "MON");
+    assert_eq!(detail["state"]["messages"], 3);
+    assert_eq!(detail["consumer_detail"][0]["name"], "C");
+    let varz = get_json(http, "/varz").await;
+    assert!(
+        varz["jetstream"]["stats"]["storage"]
+            .as_u64()
+            .is_some_and(|b| b > 0)
+    );
+    let (_, metrics) = get(http, "/metrics").await;
+    assert!(
+        metrics.contains("rill_stream_messages{stream=\"MON\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rill_consumer_num_pending{stream=\"MON\",consumer=\"C\"} 3"),
+        "{metrics}"
+    );
+}

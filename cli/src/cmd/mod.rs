@@ -2,6 +2,7 @@
 //! `run` function; adding a family (e.g. `bench`) means one variant here and one arm in [`run`].
 
 mod account;
+mod bench;
 mod consumer;
 mod consumer_flags;
 mod context;
@@ -56,6 +57,9 @@ pub(crate) enum Command {
     /// Manage saved connection contexts
     #[command(subcommand, alias = "ctx")]
     Context(context::Cmd),
+    /// Benchmark a server, or compare two servers side by side
+    #[command(subcommand)]
+    Bench(bench::Cmd),
     /// Run rill-server (execs the rill-server binary with the given arguments)
     Server(server::Args),
 }
@@ -74,6 +78,7 @@ pub(crate) async fn run(conn: ConnOpts, command: Command) -> anyhow::Result<()> 
         Command::Account(cmd) => account::run(&conn, cmd).await,
         Command::Events(args) => events::run(&conn, args).await,
         Command::Context(cmd) => context::run(&conn, cmd),
+        Command::Bench(cmd) => bench::run(&conn, cmd).await,
         Command::Server(args) => server::run(args),
     }
 }

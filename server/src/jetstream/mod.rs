@@ -16,6 +16,7 @@
 pub mod api;
 pub mod consumer;
 pub mod error;
+mod report;
 pub mod store;
 pub mod stream;
 pub mod validate;

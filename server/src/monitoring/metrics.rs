@@ -17,7 +17,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 }
 
 /// Renders every server metric, then JetStream's when it is enabled.
-pub(super) fn render(state: &Arc<ServerState>) -> String {
+pub(super) async fn render(state: &Arc<ServerState>) -> String {
     let s = &state.stats;
     let mut out = String::with_capacity(2048);
     metric(
@@ -91,7 +91,7 @@ pub(super) fn render(state: &Arc<ServerState>) -> String {
         rss_bytes(),
     );
     if let Some(js) = state.js_report() {
-        js.metrics(&mut out);
+        out.push_str(&js.metrics().await);
     }
     out
 }

@@ -30,12 +30,16 @@ use crate::server::ServerState;
 
 pub use format::{go_duration, rfc3339, rss_bytes, uptime};
 
+/// A boxed future, for the async methods of [`JsReport`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// What JetStream reports to monitoring; registered by the JetStream service.
+/// Async because stream state lives on each stream's own thread.
 pub trait JsReport: Send + Sync + std::fmt::Debug {
-    /// The `/jsz` document (without `server_id` and `now`, which are added here).
-    fn jsz(&self, query: &HashMap<String, String>) -> serde_json::Value;
-    /// Appends per-stream and per-consumer gauges to a Prometheus exposition.
-    fn metrics(&self, out: &mut String);
+    /// The `/jsz` document (without `server_id`, `now` and `config`, added here).
+    fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;
+    /// Per-stream and per-consumer gauges in the Prometheus text format.
+    fn metrics(&self) -> BoxFuture<'_, String>;
 }
 
 /// Binds the monitoring listener and serves until `stop` turns true.
@@ -75,7 +79,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move { Ok::<_, Infallible>(route(&state, &req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -99,22 +103,22 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
-fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let q = query(req);
     let path = req.uri().path().trim_end_matches('/');
     match path {
         "" => text(StatusCode::OK, "text/html; charset=utf-8", index()),
-        "/varz" => json(&varz::varz(state)),
+        "/varz" => json(&varz::varz(state).await),
         "/connz" => json(&connz::connz(state, &q)),
         "/subsz" | "/subscriptionsz" => json(&connz::subsz(state, &q)),
         "/routez" => json(&varz::routez(state)),
         "/accountz" => json(&varz::accountz(state)),
-        "/jsz" => json(&varz::jsz(state, &q)),
+        "/jsz" => json(&varz::jsz(state, &q).await),
         "/healthz" => healthz(state, &q),
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            metrics::render(state),
+            metrics::render(state).await,
         ),
         _ => text(
             StatusCode::NOT_FOUND,

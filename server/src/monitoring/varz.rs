@@ -25,7 +25,7 @@ pub(super) fn num_subscriptions(state: &ServerState) -> usize {
 }
 
 /// The `/varz` document.
-pub(super) fn varz(state: &Arc<ServerState>) -> Value {
+pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     let config = state.config();
     let s = &state.stats;
     let now = SystemTime::now();
@@ -86,7 +86,7 @@ pub(super) fn varz(state: &Arc<ServerState>) -> Value {
     if let Some(js) = &config.jetstream {
         doc["jetstream"] = json!({
             "config": js_config(state),
-            "stats": jsz_stats(state),
+            "stats": jsz_stats(state).await,
             "limits": {},
         });
         if let Some(domain) = &js.domain {
@@ -117,11 +117,12 @@ fn js_config(state: &ServerState) -> Value {
     })
 }
 
-fn jsz_stats(state: &ServerState) -> Value {
-    let report = state
-        .js_report()
-        .map(|r| r.jsz(&HashMap::new()))
-        .unwrap_or(Value::Null);
+async fn jsz_stats(state: &ServerState) -> Value {
+    let empty = HashMap::new();
+    let report = match state.js_report() {
+        Some(r) => r.jsz(&empty).await,
+        None => Value::Null,
+    };
     let pick = |k: &str| report.get(k).cloned().unwrap_or(json!(0));
     json!({
         "memory": pick("memory"),
@@ -135,15 +136,15 @@ fn jsz_stats(state: &ServerState) -> Value {
 }
 
 /// The `/jsz` document.
-pub(super) fn jsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
+pub(super) async fn jsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
     let now = rfc3339(SystemTime::now());
     let Some(_) = state.config().jetstream else {
         return json!({ "server_id": state.server_id, "now": now, "disabled": true, "config": {}, "memory": 0, "storage": 0 });
     };
-    let mut doc = state
-        .js_report()
-        .map(|r| r.jsz(q))
-        .unwrap_or_else(|| json!({}));
+    let mut doc = match state.js_report() {
+        Some(r) => r.jsz(q).await,
+        None => json!({}),
+    };
     doc["server_id"] = json!(state.server_id);
     doc["now"] = json!(now);
     doc["config"] = js_config(state);

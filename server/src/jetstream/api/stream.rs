@@ -47,6 +47,34 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
     info
 }
 
+/// Refuses config features rill accepts on the wire but does not implement yet, so a
+/// client is told instead of getting a stream that silently ignores them.
+///
+/// # Errors
+/// `STREAM_CREATE` naming the first unsupported feature.
+fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
+    let features = [
+        (cfg.mirror.is_some(), "mirror"),
+        (!cfg.sources.is_empty(), "sources"),
+        (cfg.republish.is_some(), "republish"),
+        (cfg.subject_transform.is_some(), "subject_transform"),
+        (
+            !cfg.subject_delete_marker_ttl.is_zero(),
+            "subject_delete_marker_ttl",
+        ),
+        (cfg.allow_msg_counter, "allow_msg_counter"),
+        (cfg.allow_atomic, "allow_atomic"),
+        (cfg.allow_msg_schedules, "allow_msg_schedules"),
+        (cfg.allow_batched, "allow_batched"),
+    ];
+    match features.iter().find(|(on, _)| *on) {
+        Some((_, name)) => {
+            Err(ErrorCode::STREAM_CREATE.err(format!("{name} is not supported by rill")))
+        }
+        None => Ok(()),
+    }
+}
+
 async fn create(
     js: &Arc<JetStream>,
     name: &str,
@@ -57,6 +85,7 @@ async fn create(
     let cfg = validate::stream_create(name, body.config, body.pedantic)?;
     let configs = js.stream_configs();
     let mut cfg = validate::check_origins(cfg, |n| configs.get(n))?;
+    unsupported(&cfg)?;
     if let Some(existing) = configs.get(name) {
         validate::stream_exists_same(existing, &cfg)?;
         let handle = js
@@ -93,6 +122,7 @@ async fn update(
         return Err(ErrorCode::STREAM_NOT_FOUND.error());
     };
     let mut cfg = validate::stream_update(old, cfg)?;
+    unsupported(&cfg)?;
     validate::subjects_overlap(&cfg, configs.values())?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);

@@ -73,6 +73,7 @@ pub struct StreamCore {
     pub(super) store: Box<dyn StreamStore>,
     pub(super) dedupe: Dedupe,
     pub(super) last_msg_id: String,
+    pub(super) ttls: super::ttl::TtlSchedule,
     pub(super) consumers: Consumers,
     pub(super) usage: Arc<AtomicU64>,
     /// Bytes used by every stream of this storage kind, and the server's limit.
@@ -428,7 +429,16 @@ impl StreamCore {
                 Err(e) => error!(stream = %self.name, error = %e, "expiry failed"),
             }
         }
-        let mut next = self.store.next_expiry().map(|t| t - now);
+        for seq in self.ttls.take_due(now) {
+            if self.store.remove(seq).is_ok() {
+                self.dirty = true;
+            }
+        }
+        let deadline = match (self.store.next_expiry(), self.ttls.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut next = deadline.map(|t| t - now);
         if let SyncPolicy::Interval(d) = self.sync {
             let every = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
             if self.dirty && now - self.last_sync_ns >= every {

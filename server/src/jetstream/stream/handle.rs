@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::Command;
 use super::core::StreamCore;
+use super::queue::QueueTx;
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, StoredMsg, StreamState};
 
@@ -68,7 +69,7 @@ pub struct StreamHandle {
 
 struct Inner {
     name: String,
-    tx: SyncSender<Command>,
+    tx: QueueTx,
     last_seq: watch::Receiver<u64>,
     consumers: Consumers,
     usage: Arc<AtomicU64>,
@@ -89,7 +90,7 @@ fn gone() -> ApiError {
 impl StreamHandle {
     pub(crate) fn new(
         name: String,
-        tx: SyncSender<Command>,
+        tx: QueueTx,
         last_seq: watch::Receiver<u64>,
         consumers: Consumers,
         usage: Arc<AtomicU64>,
@@ -106,7 +107,7 @@ impl StreamHandle {
     }
 
     /// The command queue (for the stream's router subscriptions).
-    pub(crate) fn sender(&self) -> SyncSender<Command> {
+    pub(crate) fn sender(&self) -> QueueTx {
         self.inner.tx.clone()
     }
 
@@ -127,7 +128,7 @@ impl StreamHandle {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(_)) => return Err(gone()),
                 Err(TrySendError::Full(back)) => {
-                    cmd = back;
+                    cmd = *back;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }

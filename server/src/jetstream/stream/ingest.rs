@@ -4,7 +4,7 @@
 //! Checks run in nats-server's order: sealed → duplicate `Nats-Msg-Id` →
 //! `Nats-Expected-Stream` → `Nats-Expected-Last-Sequence` →
 //! `Nats-Expected-Last-Msg-Id` → `Nats-Expected-Last-Subject-Sequence` →
-//! `Nats-Rollup` permission/value → store (size, discard-new limits).
+//! `Nats-Rollup` permission/value → `Nats-TTL` → store (size, discard-new limits).
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
@@ -13,6 +13,7 @@ use rill_protocol::jsapi::{ApiError, ErrorCode, PubAck, PubAckResponse};
 
 use super::core::StreamCore;
 use super::dedupe::MSG_ID;
+use super::ttl::{self, TTL_HEADER};
 use crate::jetstream::error::publish_error;
 use crate::jetstream::store::{PurgeRequest, StoreError, now_ns};
 
@@ -85,12 +86,12 @@ impl StreamCore {
         if let Some(seq) = msg_id.and_then(|id| self.dedupe.check(id, now_ns())) {
             return Ok(self.ack(seq, true));
         }
-        let rollup = match hdrs {
+        let (rollup, ttl) = match hdrs {
             Some(h) => {
                 self.check_expected(h, subject)?;
-                self.check_rollup(h)?
+                (self.check_rollup(h)?, self.check_ttl(h)?)
             }
-            None => None,
+            None => (None, None),
         };
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
@@ -103,6 +104,9 @@ impl StreamCore {
         self.last_msg_id = msg_id.unwrap_or_default().to_owned();
         if let Some(id) = msg_id {
             self.dedupe.insert(id.to_owned(), seq, ts);
+        }
+        if let Some(ns) = ttl {
+            self.ttls.add(seq, ts, ns);
         }
         self.apply_rollup(rollup, subject);
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest_in(subject) {
@@ -138,6 +142,17 @@ impl StreamCore {
             return self.store.load_last(subject).map_or(0, |m| m.seq);
         }
         self.store.subject_state(subject).map_or(0, |s| s.last)
+    }
+
+    /// `Nats-TTL`: nanoseconds to live, `None` without the header or for `never`.
+    fn check_ttl(&self, h: &[u8]) -> Result<Option<i64>, ApiError> {
+        let Some(v) = find(h, TTL_HEADER) else {
+            return Ok(None);
+        };
+        if !self.cfg.allow_msg_ttl {
+            return Err(ErrorCode::MESSAGE_TTL_DISABLED.error());
+        }
+        ttl::parse(text(v)).map_err(|()| ErrorCode::MESSAGE_TTL_INVALID.error())
     }
 
     fn check_rollup(&self, h: &[u8]) -> Result<Option<Rollup>, ApiError> {

@@ -15,11 +15,13 @@ mod dedupe;
 mod direct;
 mod handle;
 mod ingest;
+mod queue;
 mod subs;
+mod ttl;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -118,7 +120,7 @@ pub(crate) struct Spawn {
 /// # Errors
 /// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
 pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiError> {
-    let (tx, rx) = sync_channel(QUEUE);
+    let (tx, rx) = queue::queue(QUEUE);
     let (ready_tx, ready_rx) = oneshot::channel();
     let name = p.cfg.name.clone();
     let (seq_tx, seq_rx) = watch::channel(0);
@@ -192,6 +194,11 @@ fn open(
         .rebuild(store.as_ref(), now)
         .map_err(|e| error::create_error(&e))?;
     let last_msg_id = last_msg_id(store.as_ref());
+    let mut ttls = ttl::TtlSchedule::default();
+    if p.cfg.allow_msg_ttl {
+        ttls.rebuild(store.as_ref())
+            .map_err(|e| error::create_error(&e))?;
+    }
     let _ = last_seq_tx.send(store.state().last_seq);
     let persist = match (p.root, p.cfg.storage) {
         (Some(root), StorageType::File) => Some(Persist { root }),
@@ -204,6 +211,7 @@ fn open(
         store,
         dedupe,
         last_msg_id,
+        ttls,
         consumers,
         usage,
         account: p.usage,
@@ -233,7 +241,7 @@ fn last_msg_id(store: &dyn StreamStore) -> String {
 }
 
 /// The thread's loop; returns after `Close` or when every sender is gone.
-fn run(mut core: StreamCore, rx: &Receiver<Command>) {
+fn run(mut core: StreamCore, rx: &queue::QueueRx) {
     let mut wait = core.on_timer();
     loop {
         let timeout = wait.map_or(Duration::from_secs(3600), |ns| {

@@ -3,16 +3,16 @@
 //!
 //! Delivery runs on the publisher's thread, so [`StreamSubscriber::deliver`] only
 //! copies the (refcounted) parts into the stream's bounded queue. A full queue
-//! drops the message (the publisher's request then times out, as it would with a
-//! slow nats-server).
+//! drops the message; from three quarters full the router is told
+//! `Delivery::Pressure`, which stalls a fast publisher briefly instead.
 
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 use bytes::Bytes;
 use rill_protocol::jsapi::StreamConfig;
 
 use super::Command;
+use super::queue::QueueTx;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
@@ -21,7 +21,7 @@ const DIRECT_PREFIX: &str = "$JS.API.DIRECT.GET.";
 /// Receives a stream's messages from the router.
 #[derive(Debug)]
 struct StreamSubscriber {
-    tx: SyncSender<Command>,
+    tx: QueueTx,
 }
 
 impl Subscriber for StreamSubscriber {
@@ -45,6 +45,7 @@ impl Subscriber for StreamSubscriber {
             }
         };
         match self.tx.try_send(cmd) {
+            Ok(()) if self.tx.under_pressure() => Delivery::Pressure,
             Ok(()) => Delivery::Queued,
             Err(_) => Delivery::Dropped,
         }
@@ -59,7 +60,7 @@ pub(crate) struct StreamSubs {
 
 impl StreamSubs {
     /// Subscribes the stream's subjects (and direct-get subjects) in `account`.
-    pub(crate) fn install(account: &Account, cfg: &StreamConfig, tx: &SyncSender<Command>) -> Self {
+    pub(crate) fn install(account: &Account, cfg: &StreamConfig, tx: &QueueTx) -> Self {
         let owner: Arc<dyn Subscriber> = Arc::new(StreamSubscriber { tx: tx.clone() });
         let mut subs = Vec::new();
         for (i, subject) in cfg.subjects.iter().enumerate() {

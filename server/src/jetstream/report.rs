@@ -1,0 +1,195 @@
+//! What JetStream shows to monitoring: the `/jsz` document and per-stream and
+//! per-consumer Prometheus gauges. Reads state through the stream and consumer
+//! handles (one hop to each actor), so it never blocks the message path.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use rill_protocol::jsapi::{API_LEVEL, StorageType};
+use serde_json::{Value, json};
+
+use super::JetStream;
+use crate::monitoring::{BoxFuture, JsReport};
+use crate::server::GLOBAL_ACCOUNT;
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key)
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1")
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl JetStream {
+    async fn jsz_doc(&self, q: &HashMap<String, String>) -> Value {
+        let (mut memory, mut storage, mut messages, mut bytes, mut consumers) =
+            (0u64, 0u64, 0u64, 0u64, 0usize);
+        let mut details = Vec::new();
+        let want_streams = flag(q, "streams") || flag(q, "consumers") || flag(q, "config");
+        for (name, cfg) in self.stream_configs() {
+            let Some(handle) = self.stream(&name) else {
+                continue;
+            };
+            let Ok(info) = handle.info().await else {
+                continue;
+            };
+            let used = info.state.bytes;
+            match cfg.storage {
+                StorageType::Memory => memory += used,
+                StorageType::File => storage += used,
+            }
+            messages += info.state.messages;
+            bytes += used;
+            consumers += handle.consumer_count();
+            if want_streams {
+                let mut detail =
+                    json!({ "name": name, "created": info.created, "state": info.state });
+                if flag(q, "config") {
+                    detail["config"] = json!(cfg);
+                }
+                if flag(q, "consumers") {
+                    let mut list = Vec::new();
+                    for (_, consumer) in self.consumers.list(&name) {
+                        if let Ok(ci) = consumer.info().await {
+                            list.push(json!(ci));
+                        }
+                    }
+                    detail["consumer_detail"] = json!(list);
+                }
+                details.push(detail);
+            }
+        }
+        let api = json!({
+            "level": API_LEVEL,
+            "total": self.api_total.load(Ordering::Relaxed),
+            "errors": self.api_errors.load(Ordering::Relaxed),
+        });
+        let mut doc = json!({
+            "memory": memory,
+            "storage": storage,
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": 1,
+            "ha_assets": 0,
+            "api": api,
+            "streams": self.stream_configs().len(),
+            "consumers": consumers,
+            "messages": messages,
+            "bytes": bytes,
+            "total": 1,
+        });
+        if want_streams || flag(q, "accounts") {
+            doc["account_details"] = json!([{
+                "name": GLOBAL_ACCOUNT,
+                "id": GLOBAL_ACCOUNT,
+                "memory": memory,
+                "storage": storage,
+                "api": api,
+                "stream_detail": details,
+            }]);
+        }
+        doc
+    }
+
+    async fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let gauges = [
+            ("rill_stream_messages", "Messages stored in the stream."),
+            ("rill_stream_bytes", "Bytes stored in the stream."),
+            ("rill_stream_first_seq", "First sequence in the stream."),
+            ("rill_stream_last_seq", "Last sequence in the stream."),
+            ("rill_stream_consumers", "Consumers of the stream."),
+        ];
+        let mut rows: Vec<[u64; 5]> = Vec::new();
+        let mut names = Vec::new();
+        for (name, _) in self.stream_configs() {
+            let Some(handle) = self.stream(&name) else {
+                continue;
+            };
+            let Ok(info) = handle.info().await else {
+                continue;
+            };
+            let s = info.state;
+            rows.push([
+                s.messages,
+                s.bytes,
+                s.first_seq,
+                s.last_seq,
+                handle.consumer_count() as u64,
+            ]);
+            names.push(name);
+        }
+        for (i, (metric, help)) in gauges.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+            for (name, row) in names.iter().zip(&rows) {
+                let _ = writeln!(out, "{metric}{{stream=\"{}\"}} {}", label(name), row[i]);
+            }
+        }
+        let consumer_gauges = [
+            (
+                "rill_consumer_num_pending",
+                "Messages not yet delivered to the consumer.",
+            ),
+            (
+                "rill_consumer_num_ack_pending",
+                "Delivered messages awaiting acknowledgement.",
+            ),
+            (
+                "rill_consumer_num_redelivered",
+                "Messages delivered more than once.",
+            ),
+            ("rill_consumer_num_waiting", "Waiting pull requests."),
+            (
+                "rill_consumer_delivered_stream_seq",
+                "Last stream sequence delivered.",
+            ),
+            (
+                "rill_consumer_ack_floor_stream_seq",
+                "Stream sequence up to which all is acknowledged.",
+            ),
+        ];
+        let mut crow = Vec::new();
+        for handle in self.consumers.all() {
+            let Ok(ci) = handle.info().await else {
+                continue;
+            };
+            let values = [
+                ci.num_pending,
+                ci.num_ack_pending,
+                ci.num_redelivered,
+                ci.num_waiting,
+                ci.delivered.stream_seq,
+                ci.ack_floor.stream_seq,
+            ];
+            crow.push((ci.stream_name.clone(), ci.name.clone(), values));
+        }
+        for (i, (metric, help)) in consumer_gauges.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+            for (stream, consumer, values) in &crow {
+                let _ = writeln!(
+                    out,
+                    "{metric}{{stream=\"{}\",consumer=\"{}\"}} {}",
+                    label(stream),
+                    label(consumer),
+                    values[i]
+                );
+            }
+        }
+        out
+    }
+}
+
+impl JsReport for JetStream {
+    fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, Value> {
+        Box::pin(self.jsz_doc(query))
+    }
+
+    fn metrics(&self) -> BoxFuture<'_, String> {
+        Box::pin(self.metrics_text())
+    }
+}

