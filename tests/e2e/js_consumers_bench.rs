@@ -109,23 +109,32 @@ async fn ordered(js: &jetstream::Context, n: usize) -> f64 {
 }
 
 async fn run(kind: ServerKind) {
-    let n = msgs();
     let server = TestServer::start_with(ServerOpts::kind(kind)).await;
     let js = server.jetstream().await;
+    measure(&js, &format!("{kind:?}")).await;
+}
+
+async fn measure(js: &jetstream::Context, kind: &str) {
+    let n = msgs();
     let t0 = Instant::now();
-    fill(&js, n).await;
+    fill(js, n).await;
     let fill_rate = n as f64 / t0.elapsed().as_secs_f64();
-    let f100 = pull_fetch(&js, n, 100).await;
-    let f500 = pull_fetch(&js, n, 500).await;
-    let ord = ordered(&js, n).await;
+    let f100 = pull_fetch(js, n, 100).await;
+    let f500 = pull_fetch(js, n, 500).await;
+    let ord = ordered(js, n).await;
     println!(
-        "{kind:?}: {n} msgs of 128 B | publish (512 in flight) {fill_rate:.0}/s | pull fetch batch 100 + ack {f100:.0}/s | batch 500 + ack {f500:.0}/s | ordered replay {ord:.0}/s"
+        "{kind}: {n} msgs of 128 B | publish (512 in flight) {fill_rate:.0}/s | pull fetch batch 100 + ack {f100:.0}/s | batch 500 + ack {f500:.0}/s | ordered replay {ord:.0}/s"
     );
 }
 
 #[tokio::test]
 #[ignore = "benchmark; run with --release --ignored"]
 async fn js_consumers_bench() {
+    if let Ok(url) = std::env::var("RILL_BENCH_URL") {
+        // An already running server (e.g. under a profiler).
+        let js = jetstream::new(async_nats::connect(url).await.expect("connect"));
+        return measure(&js, "external").await;
+    }
     run(ServerKind::Nats).await;
     run(ServerKind::Rill).await;
 }

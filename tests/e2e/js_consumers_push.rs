@@ -327,3 +327,29 @@ async fn kv_watch_keys_history_and_object_store() {
     obj.read_to_end(&mut back).await.expect("read");
     assert_eq!(back, data);
 }
+
+#[tokio::test]
+async fn deleting_the_stream_ends_waiting_pulls() {
+    let server = TestServer::start().await;
+    let js = setup(&server, 0).await;
+    create(
+        &js,
+        serde_json::json!({"durable_name": "C", "ack_policy": "explicit"}),
+    )
+    .await;
+    let client = server.client().await;
+    let mut inbox = client.subscribe("in.>").await.expect("sub");
+    sync(&client).await;
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.S.C",
+            "in.1",
+            r#"{"batch":1,"expires":30000000000}"#.into(),
+        )
+        .await
+        .expect("pull");
+    sync(&client).await;
+    js.delete_stream("S").await.expect("delete stream");
+    let m = next(&mut inbox).await;
+    assert_eq!(m.description.as_deref(), Some("Consumer Deleted"));
+}

@@ -11,6 +11,7 @@ mod examples_iot;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;
+mod js_consumers_nats_py;
 mod js_consumers_push;
 mod js_dedupe;
 mod js_direct;

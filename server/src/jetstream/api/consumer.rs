@@ -10,14 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::jsapi::{
-    API_LEVEL, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
+    API_LEVEL, ActionKind, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
     ConsumerResetRequest, CreateConsumerRequest, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
     Paged, PagedRequest, RetentionPolicy,
 };
 
 use super::{Reply, Request};
-use crate::jetstream::consumer::{self, ConsumerHandle, service, status};
+use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, status};
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
 use crate::router::Msg;
@@ -127,6 +127,8 @@ async fn create(
     let spec = service::spec(js, stream, &scfg, cfg, created, false);
     let handle = consumer::start(spec).await?;
     let info = handle.info().await?;
+    let out = Outbox::new(Arc::clone(&js.account));
+    events::consumer_action(&out, &info.stream_name, &info.name, ActionKind::Create);
     Ok(ConsumerCreateResponse { info: shown(info) })
 }
 
@@ -143,6 +145,8 @@ async fn delete(js: &JetStream, at: (&str, &str)) -> Result<ConsumerDeleteRespon
     if let Some(s) = js.stream(at.0) {
         s.unregister_consumer(at.1).await?;
     }
+    let out = Outbox::new(Arc::clone(&js.account));
+    events::consumer_action(&out, at.0, at.1, ActionKind::Delete);
     Ok(ConsumerDeleteResponse { success: true })
 }
 
@@ -205,7 +209,10 @@ async fn pause(
 ) -> Result<rill_protocol::jsapi::ConsumerPauseResponse, ApiError> {
     let body: ConsumerPauseRequest = req.parse()?;
     let h = lookup(js, at)?;
-    h.pause(body.pause_until).await
+    let r = h.pause(body.pause_until).await?;
+    let out = Outbox::new(Arc::clone(&js.account));
+    events::paused(&out, at.0, at.1, r.paused, r.pause_until);
+    Ok(r)
 }
 
 async fn reset(

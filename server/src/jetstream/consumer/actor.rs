@@ -43,7 +43,7 @@ pub(super) struct Actor<S: Source> {
     /// Prefetched messages not yet delivered.
     pub(super) buf: VecDeque<StoredMsg>,
     /// Matching messages after `read_pos`, as of the last read.
-    pub(super) pending_after: u64,
+    pub(super) count: Option<super::source::PendingCount>,
     /// `last_per_subject` start sequences still to deliver.
     pub(super) lps: VecDeque<u64>,
     pub(super) waiting: WaitQueue,
@@ -57,7 +57,9 @@ pub(super) struct Actor<S: Source> {
     pub(super) interest: bool,
     pub(super) remove_acked: bool,
     pub(super) to_remove: Vec<u64>,
-    pub(super) sync_always: bool,
+    pub(super) sync_interval: Duration,
+    /// When unsynced state must be synced.
+    pub(super) next_sync: Option<Instant>,
     /// `replay_policy: original`: (first delivered message's ts, when it was sent).
     pub(super) replay_anchor: Option<(i64, Instant)>,
     pub(super) replay_wake: Option<Instant>,
@@ -105,6 +107,16 @@ impl<S: Source> Actor<S> {
                 () = tokio::time::sleep_until(wake) => self.tick().await,
             }
         }
+        if self
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let st = status::conflict("Consumer Deleted");
+            for (reply, st) in self.waiting.drain(&st) {
+                self.out.deliver(&reply, &status_msg(&reply, st, None));
+            }
+        }
         if let Err(e) = self.tracker.sync() {
             warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
         }
@@ -117,10 +129,11 @@ impl<S: Source> Actor<S> {
         for d in std::mem::take(&mut self.dropped_later) {
             self.on_dropped(d).await;
         }
-        if self.sync_always
-            && let Err(e) = self.tracker.sync()
-        {
-            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+        if self.tracker.is_dirty() && self.next_sync.is_none() {
+            self.next_sync = Some(Instant::now() + self.sync_interval);
+        }
+        if self.next_sync.is_some_and(|t| t <= Instant::now()) {
+            self.sync_state();
         }
         if !self.to_remove.is_empty() {
             let seqs = std::mem::take(&mut self.to_remove);
@@ -129,6 +142,14 @@ impl<S: Source> Actor<S> {
             {
                 debug!(error = %e.description, "remove_acked failed");
             }
+        }
+    }
+
+    /// Makes the consumer state durable now.
+    pub(super) fn sync_state(&mut self) {
+        self.next_sync = None;
+        if let Err(e) = self.tracker.sync() {
+            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
         }
     }
 
@@ -142,6 +163,7 @@ impl<S: Source> Actor<S> {
             self.inactive_deadline(),
             self.pause_deadline(),
             self.interest_poll(),
+            self.next_sync,
         ]
         .into_iter()
         .flatten()
@@ -269,9 +291,7 @@ impl<S: Source> Actor<S> {
             };
         }
         if !replies.is_empty() {
-            if let Err(e) = self.tracker.sync() {
-                warn!(error = %e, "consumer state sync failed");
-            }
+            self.sync_state();
             for r in replies {
                 self.out.reply(&r);
             }

@@ -12,7 +12,7 @@ use tracing::warn;
 use super::Command;
 use super::actor::{Actor, Flow, status_msg, tracker_pending, ts};
 use super::push::Push;
-use super::source::{Source, count_pending};
+use super::source::{Source, full_count};
 use super::start::{StoredConsumer, store_err};
 use super::status;
 use crate::jetstream::store::{meta, now_ns};
@@ -59,17 +59,13 @@ impl<S: Source> Actor<S> {
     /// Recounts the pending messages (one read).
     pub(super) async fn refresh_pending(&mut self) {
         let (start, filters) = (self.read_pos, self.filters.clone());
-        if let Ok(n) = self
-            .src
-            .read(move |s| count_pending(s, start, &filters))
-            .await
-        {
-            self.pending_after = n;
+        if let Ok(n) = self.src.read(move |s| full_count(s, start, &filters)).await {
+            self.count = Some(n);
         }
     }
 
     pub(super) fn num_pending(&self) -> u64 {
-        self.buf.len() as u64 + self.pending_after + self.lps.len() as u64
+        self.buf.len() as u64 + self.count.map_or(0, |c| c.pending) + self.lps.len() as u64
     }
 
     pub(super) async fn info(&mut self) -> ConsumerInfo {
@@ -149,6 +145,8 @@ impl<S: Source> Actor<S> {
                 self.read_pos = first.seq;
             }
             self.buf.clear();
+            self.count = None;
+            self.shared.set_filters(filters.clone());
             self.filters = filters;
         }
         self.paused_until = cfg.pause_until;
@@ -181,6 +179,7 @@ impl<S: Source> Actor<S> {
         self.tracker.reset_to(next - 1, now).map_err(store_err)?;
         self.tracker.sync().map_err(store_err)?;
         self.buf.clear();
+        self.count = None;
         self.lps.clear();
         self.read_pos = next;
         self.replay_anchor = None;

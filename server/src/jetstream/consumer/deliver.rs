@@ -15,7 +15,7 @@ use super::ack::ack_subject;
 use super::actor::{Actor, status_msg};
 use super::outbox::OutMsg;
 use super::pull::PullRequest;
-use super::source::{Source, count_pending, read_batch};
+use super::source::{Source, read_more};
 use super::status;
 use crate::jetstream::store::StoredMsg;
 
@@ -129,26 +129,21 @@ impl<S: Source> Actor<S> {
 
     async fn refill(&mut self) {
         if self.read_pos > *self.last_seq.borrow() {
-            self.pending_after = 0;
+            self.count = None;
             return;
         }
-        let (start, filters) = (self.read_pos, self.filters.clone());
+        let (start, filters, prev) = (self.read_pos, self.filters.clone(), self.count);
         let read = self
             .src
-            .read(move |s| {
-                let msgs = read_batch(s, start, &filters, READ_BATCH, 0);
-                let after = msgs.last().map_or(start, |m| m.seq + 1);
-                let pending = count_pending(s, after, &filters);
-                (msgs, after, pending)
-            })
+            .read(move |s| read_more(s, start, &filters, READ_BATCH, prev))
             .await;
-        if let Ok((msgs, after, pending)) = read {
+        if let Ok((msgs, after, count)) = read {
             self.buf.extend(msgs);
             self.read_pos = after.max(self.read_pos);
             if self.buf.is_empty() {
                 self.read_pos = self.read_pos.max(*self.last_seq.borrow() + 1);
             }
-            self.pending_after = pending;
+            self.count = Some(count);
         }
     }
 

@@ -7,8 +7,11 @@ use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::HeaderMap;
 use rill_protocol::jsapi::{
-    CONSUMER_MAX_DELIVERIES_PRE, CONSUMER_MSG_TERMINATED_PRE, EventHeader, MAX_DELIVER_TYPE,
-    MaxDeliveriesAdvisory, TERMINATED_TYPE, TerminatedAdvisory, Timestamp, consumer_subject,
+    ActionKind, CONSUMER_ACTION_TYPE, CONSUMER_CREATED_PRE, CONSUMER_DELETED_PRE,
+    CONSUMER_MAX_DELIVERIES_PRE, CONSUMER_MSG_TERMINATED_PRE, CONSUMER_PAUSE_PRE,
+    CONSUMER_PAUSE_TYPE, ConsumerActionAdvisory, ConsumerPauseAdvisory, EventHeader,
+    MAX_DELIVER_TYPE, MaxDeliveriesAdvisory, TERMINATED_TYPE, TerminatedAdvisory, Timestamp,
+    consumer_subject,
 };
 use serde::Serialize;
 
@@ -130,4 +133,37 @@ pub(crate) fn dead_letter(
     h.insert("Nats-Subject", msg.subject_str());
     h.insert("Rill-Deliveries", d.deliveries.to_string());
     out.publish(subject, Some(h.to_bytes()), msg.payload.clone());
+}
+
+/// Publishes `CONSUMER.CREATED` / `CONSUMER.DELETED`.
+pub fn consumer_action(out: &Outbox, stream: &str, consumer: &str, action: ActionKind) {
+    let pre = match action {
+        ActionKind::Delete => CONSUMER_DELETED_PRE,
+        _ => CONSUMER_CREATED_PRE,
+    };
+    let body = ConsumerActionAdvisory {
+        header: header(CONSUMER_ACTION_TYPE),
+        stream: stream.to_owned(),
+        consumer: consumer.to_owned(),
+        action,
+        domain: String::new(),
+    };
+    publish_json(out, &consumer_subject(pre, stream, consumer), &body);
+}
+
+/// Publishes `CONSUMER.PAUSE` (paused or resumed).
+pub fn paused(out: &Outbox, stream: &str, consumer: &str, paused: bool, until: Timestamp) {
+    let body = ConsumerPauseAdvisory {
+        header: header(CONSUMER_PAUSE_TYPE),
+        stream: stream.to_owned(),
+        consumer: consumer.to_owned(),
+        paused,
+        pause_until: until,
+        domain: String::new(),
+    };
+    publish_json(
+        out,
+        &consumer_subject(CONSUMER_PAUSE_PRE, stream, consumer),
+        &body,
+    );
 }

@@ -17,16 +17,22 @@
 //! (`jetstream::api::consumer`).
 //!
 //! Modules: [`ack`] (subjects and payloads), `tracker` (pending/redelivery state),
-//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), `status`
-//! (status-message texts), `outbox` (routing), `source` (reads), `actor` (the loop),
-//! `deliver` (the delivery pump), `events` (advisories and dead letters; see
-//! `DEAD_LETTERS.md`).
+//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), [`status`]
+//! (status-message texts), `outbox` (routing), `source` (reads and pending counts),
+//! `start` (creation and restore of one actor), `actor` (the loop, acks, timers),
+//! `admin` (info/update/pause/reset/stop), `deliver` (the delivery pump), [`events`]
+//! (advisories and dead letters; see `DEAD_LETTERS.md`), `service` (the bridge to the
+//! JetStream service and `StreamHandle`).
+//!
+//! Durability: deliveries and plain acks are synced within a short window (100 ms with
+//! `sync: always`, else the configured interval), so a crash can only cause redelivery;
+//! an ack sent as a request is synced before it is answered; shutdown syncs everything.
 
 pub mod ack;
 mod actor;
 mod admin;
 mod deliver;
-mod events;
+pub mod events;
 mod outbox;
 mod pull;
 mod push;
@@ -89,8 +95,8 @@ pub struct Shared {
     pub stream: String,
     /// Consumer name.
     pub name: String,
-    /// Filters (empty = all).
-    pub filters: Vec<String>,
+    /// Filters (empty = all); replaced when an update changes them.
+    filters: Mutex<Vec<String>>,
     /// Next stream sequence not yet read, for interest retention.
     next_unread: AtomicU64,
     /// Pending stream sequences, tracked only for interest retention.
@@ -101,6 +107,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The filters (empty = the whole stream).
+    pub fn filters(&self) -> Vec<String> {
+        self.filters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_filters(&self, filters: Vec<String>) {
+        *self.filters.lock().unwrap_or_else(PoisonError::into_inner) = filters;
+    }
+
     /// True while `seq` is not yet delivered or not yet acked.
     pub fn needs(&self, seq: u64) -> bool {
         seq >= self.next_unread.load(Ordering::Acquire)

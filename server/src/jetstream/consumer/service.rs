@@ -6,6 +6,7 @@
 //! each stream's link registry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rill_protocol::jsapi::{
     ApiError, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig, Timestamp,
@@ -55,7 +56,7 @@ impl ConsumerLink for Link {
     }
 
     fn filters(&self) -> Vec<String> {
-        self.0.filters.clone()
+        self.0.filters()
     }
 
     fn needs_ack(&self, seq: u64) -> bool {
@@ -66,6 +67,11 @@ impl ConsumerLink for Link {
         self.0.request_stop();
     }
 }
+
+/// With `sync: always`, how long deliveries and plain acks (which nobody waits for) may
+/// stay unsynced: a crash in that window only means redelivery. Acks sent as requests
+/// are synced before they are answered.
+const ALWAYS_SYNC_WINDOW: Duration = Duration::from_millis(100);
 
 /// Builds the start spec of consumer `name` on `stream` for `js`.
 pub(crate) fn spec(
@@ -92,7 +98,10 @@ pub(crate) fn spec(
         registry: js.consumers.clone(),
         interest: scfg.retention == RetentionPolicy::Interest,
         remove_acked: scfg.retention != RetentionPolicy::Limits,
-        sync_always: matches!(js.config().sync, SyncInterval::Always),
+        sync_interval: match js.config().sync {
+            SyncInterval::Always => ALWAYS_SYNC_WINDOW,
+            SyncInterval::Every(d) => d,
+        },
         restored,
     }
 }

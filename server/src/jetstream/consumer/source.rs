@@ -66,16 +66,85 @@ pub(crate) fn read_batch(
     out
 }
 
+/// Matching messages after a read position, counted up to the stream's `counted_to`
+/// sequence, so the next read only counts what was appended since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PendingCount {
+    /// Matching messages not yet read.
+    pub pending: u64,
+    /// The stream's last sequence when counted.
+    pub counted_to: u64,
+}
+
+/// Counts from scratch: matching messages at or after `start`.
+pub(crate) fn full_count(store: &dyn StreamStore, start: u64, filters: &[String]) -> PendingCount {
+    PendingCount {
+        pending: count_pending(store, start, filters),
+        counted_to: store.state().last_seq,
+    }
+}
+
+/// Reads the next batch at `start` and updates `prev` (the count at `start`) by what was
+/// read and what was appended since; recounts when messages at or after `start` were
+/// removed from the front (purge, limits) or there is no previous count.
+pub(crate) fn read_more(
+    store: &dyn StreamStore,
+    start: u64,
+    filters: &[String],
+    max: usize,
+    prev: Option<PendingCount>,
+) -> (Vec<StoredMsg>, u64, PendingCount) {
+    let msgs = read_batch(store, start, filters, max, 0);
+    let after = msgs.last().map_or(start, |m| m.seq + 1);
+    let st = store.state();
+    let count = match prev {
+        Some(p) if st.first_seq <= start && p.counted_to <= st.last_seq => PendingCount {
+            pending: (p.pending + count_between(store, p.counted_to + 1, st.last_seq, filters))
+                .saturating_sub(msgs.len() as u64),
+            counted_to: st.last_seq,
+        },
+        _ => full_count(store, after, filters),
+    };
+    (msgs, after, count)
+}
+
+fn is_all(filters: &[String]) -> bool {
+    filters.is_empty() || filters.iter().any(|f| f.is_empty() || f == ">")
+}
+
+/// Matching messages in `from..=to` (newly appended ones).
+fn count_between(store: &dyn StreamStore, from: u64, to: u64, filters: &[String]) -> u64 {
+    if from > to {
+        return 0;
+    }
+    if is_all(filters) {
+        return to - from + 1;
+    }
+    let f = filter_refs(filters);
+    let mut n = 0;
+    let mut next = from;
+    while let Ok(m) = store.load_next_multi(next, &f) {
+        if m.seq > to {
+            break;
+        }
+        n += 1;
+        next = m.seq + 1;
+    }
+    n
+}
+
 /// Matching messages at or after `start`.
 pub(crate) fn count_pending(store: &dyn StreamStore, start: u64, filters: &[String]) -> u64 {
     let st = store.state();
     if start > st.last_seq || st.msgs == 0 {
         return 0;
     }
-    let all = filters.is_empty() || filters.iter().any(|f| f.is_empty() || f == ">");
-    if all {
+    if is_all(filters) {
         if start <= st.first_seq {
             return st.msgs;
+        }
+        if st.num_deleted == 0 {
+            return st.last_seq - start + 1;
         }
         let gone = store.deleted().iter().filter(|&&d| d >= start).count() as u64;
         return (st.last_seq - start + 1).saturating_sub(gone);

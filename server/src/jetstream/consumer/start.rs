@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rill_protocol::jsapi::{ApiError, ConsumerConfig, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use super::ack::ACK_PREFIX;
 use super::actor::{Actor, tracker_pending};
-use super::outbox::Outbox;
+use super::outbox::{Inbound, InternalSub, Outbox};
 use super::pull::WaitQueue;
 use super::push::Push;
 use super::source::{Source, start_position};
@@ -62,8 +63,9 @@ pub struct StartSpec<S> {
     pub interest: bool,
     /// The stream removes acked messages (interest or work queue).
     pub remove_acked: bool,
-    /// Sync state after every batch of acks (rill's durable default).
-    pub sync_always: bool,
+    /// How long deliveries and plain acks may stay unsynced; acks sent as requests
+    /// are always synced before the reply.
+    pub sync_interval: Duration,
     /// Restoring an existing consumer (state and config already stored).
     pub restored: bool,
 }
@@ -95,6 +97,55 @@ fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, A
     Ok(Box::new(store))
 }
 
+/// A new consumer: its start position (stored as delivered = ack floor = start - 1) and
+/// the `last_per_subject` sequences to deliver first.
+async fn initial_state<S: Source>(
+    spec: &StartSpec<S>,
+    tracker: &mut Tracker,
+    now: Instant,
+) -> Result<VecDeque<u64>, ApiError> {
+    let cfg = spec.config.clone();
+    let pos = spec
+        .source
+        .read(move |s| start_position(s, &cfg))
+        .await?
+        .map_err(store_err)?;
+    let floor = SequencePair {
+        consumer: 0,
+        stream: pos.next.saturating_sub(1),
+    };
+    let st = ConsumerState {
+        delivered: floor,
+        ack_floor: floor,
+        ..ConsumerState::default()
+    };
+    tracker.set_state(st, now).map_err(store_err)?;
+    tracker.sync().map_err(store_err)?;
+    Ok(pos.last_per_subject.into())
+}
+
+/// The actor's internal subscriptions: acks, pull requests, flow-control answers.
+fn subscribe<S: Source>(
+    spec: &StartSpec<S>,
+    push: Option<&Push>,
+    tx: &mpsc::Sender<Inbound>,
+) -> Vec<InternalSub> {
+    let mut subs = vec![
+        spec.outbox.subscribe(
+            &format!("{ACK_PREFIX}.{}.{}.>", spec.stream, spec.name),
+            tx.clone(),
+        ),
+        spec.outbox.subscribe(
+            &format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name),
+            tx.clone(),
+        ),
+    ];
+    if let Some(p) = push.filter(|p| p.flow_control()) {
+        subs.push(spec.outbox.subscribe(&p.fc_filter(), tx.clone()));
+    }
+    subs
+}
+
 /// Starts a consumer actor (creating its stored state unless `restored`) and returns its handle.
 ///
 /// # Errors
@@ -102,28 +153,13 @@ fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, A
 pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiError> {
     let now = Instant::now();
     let store = open_store(&spec)?;
-    let mut tracker = Tracker::new(&spec.config, store, now);
-    let mut lps = VecDeque::new();
-    if !spec.restored {
-        let cfg = spec.config.clone();
-        let pos = spec
-            .source
-            .read(move |s| start_position(s, &cfg))
-            .await?
-            .map_err(store_err)?;
-        let floor = SequencePair {
-            consumer: 0,
-            stream: pos.next.saturating_sub(1),
-        };
-        let st = ConsumerState {
-            delivered: floor,
-            ack_floor: floor,
-            ..ConsumerState::default()
-        };
-        tracker.set_state(st, now).map_err(store_err)?;
-        tracker.sync().map_err(store_err)?;
-        lps = pos.last_per_subject.into();
-    }
+    let file_backed = spec.persist.is_some() && !spec.config.mem_storage;
+    let mut tracker = Tracker::new(&spec.config, store, file_backed, now);
+    let lps = if spec.restored {
+        VecDeque::new()
+    } else {
+        initial_state(&spec, &mut tracker, now).await?
+    };
     let filters: Vec<String> = spec
         .config
         .filters()
@@ -134,7 +170,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
     let shared = Arc::new(Shared {
         stream: spec.stream.clone(),
         name: spec.name.clone(),
-        filters: filters.clone(),
+        filters: Mutex::new(filters.clone()),
         next_unread: AtomicU64::new(lps.front().copied().unwrap_or(read_pos)),
         pending: Mutex::new(tracker_pending(&tracker)),
         stopped: AtomicBool::new(false),
@@ -143,23 +179,11 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
-    let mut subs = vec![
-        spec.outbox.subscribe(
-            &format!("{ACK_PREFIX}.{}.{}.>", spec.stream, spec.name),
-            in_tx.clone(),
-        ),
-        spec.outbox.subscribe(
-            &format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name),
-            in_tx.clone(),
-        ),
-    ];
     let push = spec
         .config
         .is_push()
         .then(|| Push::new(&spec.config, &spec.stream, &spec.name, now));
-    if let Some(p) = push.as_ref().filter(|p| p.flow_control()) {
-        subs.push(spec.outbox.subscribe(&p.fc_filter(), in_tx.clone()));
-    }
+    let subs = subscribe(&spec, push.as_ref(), &in_tx);
     let actor = Actor {
         stream: spec.stream,
         name: spec.name,
@@ -174,7 +198,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         filters,
         read_pos,
         buf: VecDeque::new(),
-        pending_after: 0,
+        count: None,
         lps,
         push,
         last_activity: now,
@@ -184,7 +208,8 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         interest: spec.interest,
         remove_acked: spec.remove_acked,
         to_remove: Vec::new(),
-        sync_always: spec.sync_always,
+        sync_interval: spec.sync_interval,
+        next_sync: None,
         replay_anchor: None,
         replay_wake: None,
         dropped_later: Vec::new(),

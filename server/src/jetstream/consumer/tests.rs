@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::account::Account;
-use crate::jetstream::store::{MemStore, StorageKind, StoreConfig};
+use crate::jetstream::store::{MemStore, StorageKind, StoreConfig, StreamStore};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
         registry: Registry::new(),
         interest: false,
         remove_acked: workqueue,
-        sync_always: true,
+        sync_interval: Duration::from_millis(100),
         restored: false,
     })
     .await
@@ -360,4 +360,106 @@ async fn nak_with_delay_waits() {
     let again = recv(&mut rx).await;
     assert_eq!(again.payload, "m1");
     assert!(t0.elapsed() >= Duration::from_secs(5));
+}
+
+#[test]
+fn incremental_pending_count_matches_a_full_count() {
+    use super::source::{count_pending, read_more};
+    let mut store = MemStore::new(StoreConfig {
+        storage: StorageKind::Memory,
+        ..StoreConfig::default()
+    });
+    let cases: [Vec<String>; 3] = [vec![], vec!["a.*".into()], vec!["a.1".into(), "b.>".into()]];
+    for filters in cases {
+        let mut pos = 1;
+        let mut prev = None;
+        for round in 0..20u64 {
+            for i in 0..(round % 7 + 1) {
+                let subj = ["a.1", "a.2", "b.x.y", "c"][((round + i) % 4) as usize];
+                store.append(subj, None, b"x").expect("append");
+            }
+            let (msgs, after, count) = read_more(&store, pos, &filters, 3, prev);
+            assert!(msgs.iter().all(|m| m.seq >= pos));
+            assert_eq!(
+                count.pending,
+                count_pending(&store, after, &filters),
+                "{filters:?} round {round}"
+            );
+            pos = after;
+            prev = Some(count);
+        }
+    }
+}
+
+async fn env_with(cfg: ConsumerConfig, store: MemStore) -> Env {
+    let account = Arc::new(Account::new("$G"));
+    let src = StoreSource::new(Box::new(store), false);
+    let handle = start(StartSpec {
+        stream: "S".into(),
+        name: "C".into(),
+        config: cfg,
+        created: Timestamp::default(),
+        source: src.clone(),
+        outbox: Outbox::new(Arc::clone(&account)),
+        persist: None,
+        registry: Registry::new(),
+        interest: false,
+        remove_acked: false,
+        sync_interval: Duration::from_millis(100),
+        restored: false,
+    })
+    .await
+    .expect("start");
+    Env {
+        account,
+        src,
+        handle,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn replay_original_keeps_the_publish_pace() {
+    let mut store = MemStore::new(StoreConfig {
+        storage: StorageKind::Memory,
+        ..StoreConfig::default()
+    });
+    let t0 = crate::jetstream::store::now_ns();
+    store.append_at("s.1", None, b"m1", t0).expect("append");
+    store
+        .append_at("s.1", None, b"m2", t0 + 2_000_000_000)
+        .expect("append");
+    let mut cfg = explicit();
+    cfg.replay_policy = rill_protocol::jsapi::ReplayPolicy::Original;
+    let e = env_with(cfg, store).await;
+    let mut rx = listen(&e.account, "in.>");
+    pull(&e, "in.1", r#"{"batch":2,"expires":60000000000}"#);
+    let start = tokio::time::Instant::now();
+    assert_eq!(recv(&mut rx).await.payload, "m1");
+    assert!(start.elapsed() < Duration::from_millis(100));
+    assert_eq!(recv(&mut rx).await.payload, "m2");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_rate_limit_paces_deliveries() {
+    let mut cfg = explicit();
+    cfg.deliver_subject = "dlv".into();
+    cfg.max_waiting = 0;
+    // 2 messages of ~50 bytes each at 400 bits/s: about a second apart.
+    cfg.rate_limit_bps = 400;
+    let e = env(cfg, 3, false).await;
+    let mut rx = listen(&e.account, "dlv");
+    let start = tokio::time::Instant::now();
+    for _ in 0..3 {
+        recv(&mut rx).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }

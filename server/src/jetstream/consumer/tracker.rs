@@ -69,6 +69,10 @@ pub(crate) struct Tracker {
     pub last_delivered_ns: i64,
     /// Last ack time (ns since the epoch).
     pub last_ack_ns: i64,
+    /// The store writes files (its sync blocks).
+    file_backed: bool,
+    /// Something changed since the last sync.
+    dirty: bool,
 }
 
 fn nanos(n: rill_protocol::jsapi::Nanos) -> Duration {
@@ -78,7 +82,12 @@ fn nanos(n: rill_protocol::jsapi::Nanos) -> Duration {
 impl Tracker {
     /// Wraps `store`, rebuilding pending acks from its state (deadlines restart from `now`
     /// minus the time already waited).
-    pub(crate) fn new(cfg: &ConsumerConfig, store: Box<dyn ConsumerStore>, now: Instant) -> Self {
+    pub(crate) fn new(
+        cfg: &ConsumerConfig,
+        store: Box<dyn ConsumerStore>,
+        file_backed: bool,
+        now: Instant,
+    ) -> Self {
         let mut t = Self {
             policy: cfg.ack_policy,
             ack_wait: nanos(cfg.ack_wait),
@@ -91,6 +100,8 @@ impl Tracker {
             rdq: BTreeSet::new(),
             last_delivered_ns: 0,
             last_ack_ns: 0,
+            file_backed,
+            dirty: false,
         };
         t.rebuild(now);
         t
@@ -136,6 +147,7 @@ impl Tracker {
     /// # Errors
     /// Store I/O errors.
     pub(crate) fn set_state(&mut self, st: ConsumerState, now: Instant) -> Result<(), StoreError> {
+        self.dirty = true;
         self.store.set_state(st)?;
         self.rebuild(now);
         Ok(())
@@ -146,7 +158,25 @@ impl Tracker {
     /// # Errors
     /// Store I/O errors.
     pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
-        self.store.sync()
+        // An fsync blocks: on the multi-threaded runtime, tell tokio so other tasks
+        // move off this worker meanwhile (the actor waits for it either way).
+        if !self.dirty {
+            return Ok(());
+        }
+        self.dirty = false;
+        let multi = self.file_backed
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| self.store.sync())
+        } else {
+            self.store.sync()
+        }
+    }
+
+    /// True when something changed since the last sync.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     /// How long to wait for an ack after delivery number `deliveries`.
@@ -189,6 +219,7 @@ impl Tracker {
         if let Some(p) = self.pending.remove(&sseq) {
             self.clear_timer(sseq, p);
             self.rdq.remove(&sseq);
+            self.dirty = true;
             self.store.update_ack(p.dseq, sseq)?;
         }
         Ok(())
@@ -219,6 +250,7 @@ impl Tracker {
         let deliveries = self.pending.get(&sseq).map_or(1, |p| p.deliveries + 1);
         let ts = now_ns();
         self.last_delivered_ns = ts;
+        self.dirty = true;
         self.store.update_delivered(dseq, sseq, deliveries, ts)?;
         if let Some(old) = self.pending.remove(&sseq) {
             self.clear_timer(sseq, old);
