@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use rill_protocol::jsapi::{
-    API_LEVEL, ApiError, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged, StreamConfig,
-    StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo, StreamInfoRequest,
-    StreamInfoResponse, StreamListResponse, StreamNamesRequest, StreamNamesResponse,
-    StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
+    API_LEVEL, ActionKind, ApiError, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged,
+    StreamConfig, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
+    StreamInfoRequest, StreamInfoResponse, StreamListResponse, StreamNamesRequest,
+    StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
 };
 use rill_protocol::subject::filters_overlap;
 
 use super::{Reply, Request, named};
+use crate::jetstream::consumer::events;
 use crate::jetstream::{JetStream, validate};
 use crate::server::VERSION;
 
@@ -101,6 +102,7 @@ async fn create(
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let handle = js.create_stream(cfg).await?;
+    events::stream_action(&js.account, name, ActionKind::Create);
     let info = handle.info().await?;
     Ok(StreamCreateResponse {
         info: reply_info(info),
@@ -129,6 +131,7 @@ async fn update(
     let new = cfg.clone();
     let info = handle.call(move |core| core.update(new)).await?;
     js.replace_config(cfg);
+    events::stream_action(&js.account, name, ActionKind::Modify);
     Ok(StreamUpdateResponse {
         info: reply_info(info),
     })
@@ -163,6 +166,7 @@ async fn delete(
     req.check_level()?;
     req.expect_empty()?;
     js.delete_stream(name).await?;
+    events::stream_action(&js.account, name, ActionKind::Delete);
     Ok(StreamDeleteResponse { success: true })
 }
 

@@ -10,14 +10,18 @@ use rill_protocol::jsapi::{
     ActionKind, CONSUMER_ACTION_TYPE, CONSUMER_CREATED_PRE, CONSUMER_DELETED_PRE,
     CONSUMER_MAX_DELIVERIES_PRE, CONSUMER_MSG_TERMINATED_PRE, CONSUMER_PAUSE_PRE,
     CONSUMER_PAUSE_TYPE, ConsumerActionAdvisory, ConsumerPauseAdvisory, EventHeader,
-    MAX_DELIVER_TYPE, MaxDeliveriesAdvisory, TERMINATED_TYPE, TerminatedAdvisory, Timestamp,
-    consumer_subject,
+    MAX_DELIVER_TYPE, MaxDeliveriesAdvisory, STREAM_ACTION_TYPE, STREAM_CREATED_PRE,
+    STREAM_DELETED_PRE, STREAM_UPDATED_PRE, StreamActionAdvisory, TERMINATED_TYPE,
+    TerminatedAdvisory, Timestamp, consumer_subject, stream_subject,
 };
 use serde::Serialize;
+
+use std::sync::Arc;
 
 use super::ack::AckMeta;
 use super::outbox::Outbox;
 use super::tracker::Dropped;
+use crate::account::Account;
 use crate::jetstream::store::{StoredMsg, now_ns};
 
 /// Consumer `metadata` key naming the dead-letter subject.
@@ -133,6 +137,26 @@ pub(crate) fn dead_letter(
     h.insert("Nats-Subject", msg.subject_str());
     h.insert("Rill-Deliveries", d.deliveries.to_string());
     out.publish(subject, Some(h.to_bytes()), msg.payload.clone());
+}
+
+/// Publishes `STREAM.CREATED` / `STREAM.UPDATED` / `STREAM.DELETED` for the stream API.
+pub(crate) fn stream_action(account: &Arc<Account>, stream: &str, action: ActionKind) {
+    let pre = match action {
+        ActionKind::Create => STREAM_CREATED_PRE,
+        ActionKind::Modify => STREAM_UPDATED_PRE,
+        ActionKind::Delete => STREAM_DELETED_PRE,
+    };
+    let body = StreamActionAdvisory {
+        header: header(STREAM_ACTION_TYPE),
+        stream: stream.to_owned(),
+        action,
+        domain: String::new(),
+    };
+    publish_json(
+        &Outbox::new(Arc::clone(account)),
+        &stream_subject(pre, stream),
+        &body,
+    );
 }
 
 /// Publishes `CONSUMER.CREATED` / `CONSUMER.DELETED`.
