@@ -6,8 +6,8 @@ use rill_tests::cli::Cli;
 use rill_tests::{ServerKind, ServerOpts, TestServer, rill_server_bin};
 use serde_json::Value;
 
-/// The server kind the JetStream bench tests run against (flip to `Rill` once its JetStream lands).
-const JS_KIND: ServerKind = ServerKind::Nats;
+/// The server kind the JetStream bench tests run against.
+const JS_KIND: ServerKind = ServerKind::Rill;
 
 async fn setup(kind: ServerKind) -> (TestServer, Cli) {
     let srv = TestServer::start_with(ServerOpts::kind(kind)).await;
