@@ -123,10 +123,7 @@ fn internal_sub(router: &Router, subject: &str, owner: Arc<dyn Subscriber>) -> A
 }
 
 fn wire_stream(exporter: &Account, importer: Arc<Account>, import: &ImportConfig) {
-    let to = import
-        .to
-        .clone()
-        .map(|to| local_pattern(&import.subject, &to));
+    let to = import.local_subject();
     let owner = Arc::new(StreamForward {
         from: import.subject.clone(),
         to,
@@ -137,9 +134,7 @@ fn wire_stream(exporter: &Account, importer: Arc<Account>, import: &ImportConfig
 
 fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, import: &ImportConfig) {
     let local = import
-        .to
-        .clone()
-        .map(|to| local_pattern(&import.subject, &to))
+        .local_subject()
         .unwrap_or_else(|| import.subject.clone());
     let owner = Arc::new(ServiceForward {
         local: local.clone(),
@@ -150,16 +145,6 @@ fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, import: &Import
         next: AtomicU64::new(1),
     });
     internal_sub(&importer.router, &local, owner);
-}
-
-/// The local pattern of an import: `to` itself when it has wildcards or the import is
-/// literal, otherwise `to` as a prefix.
-fn local_pattern(subject: &str, to: &str) -> String {
-    if subject::has_wildcard(to) || !subject::has_wildcard(subject) {
-        to.to_string()
-    } else {
-        format!("{to}.{subject}")
-    }
 }
 
 /// Maps `subj` (matched by `from`) onto `to`, filling `to`'s wildcards with the tokens

@@ -306,12 +306,13 @@ const ACCOUNTS: &str = r#"
 accounts {
   A: {
     users: [ { user: a, password: a } ]
-    exports: [ { stream: "telemetry.>" }, { service: "time.now" } ]
+    exports: [ { stream: "telemetry.>" }, { stream: "alerts.fire" }, { service: "time.now" } ]
   }
   B: {
     users: [ { user: b, password: b } ]
     imports: [
       { stream: { account: A, subject: "telemetry.>" }, prefix: "fromA" }
+      { stream: { account: A, subject: "alerts.fire" }, prefix: "fromA" }
       { service: { account: A, subject: "time.now" }, to: "a.time" }
     ]
   }
@@ -329,6 +330,7 @@ async fn accounts_are_isolated_and_imports_connect_them() {
 
     let mut b_plain = b.subscribe("telemetry.>").await.expect("sub");
     let mut b_imported = b.subscribe("fromA.telemetry.>").await.expect("sub");
+    let mut b_alerts = b.subscribe("fromA.alerts.fire").await.expect("sub");
     let mut c_all = c.subscribe("telemetry.>").await.expect("sub");
     let mut a_service = a.subscribe("time.now").await.expect("sub");
     sync(&b).await;
@@ -345,6 +347,14 @@ async fn accounts_are_isolated_and_imports_connect_them() {
         .expect("open");
     assert_eq!(msg.subject.as_str(), "fromA.telemetry.dev1");
     assert_eq!(&msg.payload[..], b"21.5");
+    // A literal import with a prefix keeps its subject under the prefix.
+    a.publish("alerts.fire", "hot".into()).await.expect("pub");
+    a.flush().await.expect("flush");
+    let alert = tokio::time::timeout(WAIT, b_alerts.next())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(alert.subject.as_str(), "fromA.alerts.fire");
 
     tokio::spawn(async move {
         if let Some(req) = a_service.next().await

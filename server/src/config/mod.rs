@@ -306,8 +306,21 @@ pub struct ImportConfig {
     pub account: String,
     /// The exported subject.
     pub subject: String,
-    /// Local subject it is mapped to (`to`), or a `prefix` for streams.
+    /// Local subject it is mapped to (`to`; wildcards are filled from the source).
     pub to: Option<String>,
+    /// Prefix put in front of the imported subject (`prefix`).
+    pub prefix: Option<String>,
+}
+
+impl ImportConfig {
+    /// The subject (pattern) the import appears under in the importing account,
+    /// when it is remapped: `prefix.<subject>` or `to`.
+    pub fn local_subject(&self) -> Option<String> {
+        match (&self.prefix, &self.to) {
+            (Some(prefix), _) => Some(format!("{prefix}.{}", self.subject)),
+            (None, to) => to.clone(),
+        }
+    }
 }
 
 /// The `tls {}` block and `--tls*` flags.

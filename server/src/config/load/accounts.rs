@@ -122,12 +122,14 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
     let m = map(v, "imports")?;
     let mut source = None;
     let mut to = None;
+    let mut prefix = None;
     for e in m.entries() {
         let key = e.key.to_ascii_lowercase();
         match key.as_str() {
             "stream" => source = Some((ExportKind::Stream, import_source(&e.value, &key)?)),
             "service" => source = Some((ExportKind::Service, import_source(&e.value, &key)?)),
-            "prefix" | "to" => to = Some(string(&e.value, &key)?),
+            "to" => to = Some(string(&e.value, &key)?),
+            "prefix" => prefix = Some(string(&e.value, &key)?),
             "share" | "allow_trace" => {}
             _ => value::unknown(e)?,
         }
@@ -140,6 +142,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
         account,
         subject,
         to,
+        prefix,
     })
 }
 
