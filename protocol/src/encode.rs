@@ -114,6 +114,17 @@ pub fn connect(buf: &mut BytesMut, connect: &Connect) {
     buf.put_slice(b"\r\n");
 }
 
+/// Writes `<op><subject> [reply] ` (the shared start of PUB and HPUB).
+fn put_op_subject_reply(buf: &mut BytesMut, op: &[u8], subject: &[u8], reply: Option<&[u8]>) {
+    buf.put_slice(op);
+    buf.put_slice(subject);
+    buf.put_u8(b' ');
+    if let Some(reply) = reply {
+        buf.put_slice(reply);
+        buf.put_u8(b' ');
+    }
+}
+
 /// Encodes a whole client op.
 pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
     match op {
@@ -123,13 +134,7 @@ pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
             reply,
             payload,
         } => {
-            buf.put_slice(b"PUB ");
-            buf.put_slice(subject);
-            buf.put_u8(b' ');
-            if let Some(reply) = reply {
-                buf.put_slice(reply);
-                buf.put_u8(b' ');
-            }
+            put_op_subject_reply(buf, b"PUB ", subject, reply.as_deref());
             put_usize(buf, payload.len());
             buf.put_slice(b"\r\n");
             buf.put_slice(payload);
@@ -141,13 +146,7 @@ pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
             headers,
             payload,
         } => {
-            buf.put_slice(b"HPUB ");
-            buf.put_slice(subject);
-            buf.put_u8(b' ');
-            if let Some(reply) = reply {
-                buf.put_slice(reply);
-                buf.put_u8(b' ');
-            }
+            put_op_subject_reply(buf, b"HPUB ", subject, reply.as_deref());
             put_usize(buf, headers.len());
             buf.put_u8(b' ');
             put_usize(buf, headers.len() + payload.len());
