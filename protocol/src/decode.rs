@@ -254,11 +254,16 @@ impl ClientDecoder {
         with_headers: bool,
     ) -> Result<PendingMsg, ProtocolError> {
         let op = if with_headers { "HPUB" } else { "PUB" };
-        let args = args.ok_or_else(|| ProtocolError::UnknownOp)?;
-        let fields = Fields::parse(args).ok_or_else(|| ProtocolError::BadArgs {
-            op,
-            detail: "too many arguments",
-        })?;
+        // let-else, not `ok_or`: an eagerly built error is dropped on the hot path.
+        let Some(args) = args else {
+            return Err(ProtocolError::UnknownOp);
+        };
+        let Some(fields) = Fields::parse(args) else {
+            return Err(ProtocolError::BadArgs {
+                op,
+                detail: "too many arguments",
+            });
+        };
         let f = fields.as_slice();
         let bad = |detail| ProtocolError::BadArgs { op, detail };
         let (subject, reply, sizes) = match (with_headers, f.len()) {
