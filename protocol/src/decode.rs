@@ -173,6 +173,91 @@ impl PendingMsg {
     }
 }
 
+/// The shape of a message op's arguments: `<subject> [sid] [reply] [hdr] <total>`.
+#[derive(Debug, Clone, Copy)]
+struct MsgOp {
+    name: &'static str,
+    /// Has a sid after the subject (server direction).
+    sid: bool,
+    /// Has a header size before the total size.
+    headers: bool,
+}
+
+impl MsgOp {
+    const PUB: Self = Self::new("PUB", false, false);
+    const HPUB: Self = Self::new("HPUB", false, true);
+    const MSG: Self = Self::new("MSG", true, false);
+    const HMSG: Self = Self::new("HMSG", true, true);
+
+    const fn new(name: &'static str, sid: bool, headers: bool) -> Self {
+        Self { name, sid, headers }
+    }
+}
+
+/// Parses the arguments of a message control line into a [`PendingMsg`].
+///
+/// Inlined so each call site folds its constant `op` away.
+#[inline(always)]
+fn parse_message(
+    buf: &[u8],
+    args: Option<&[u8]>,
+    line_len: usize,
+    op: MsgOp,
+    max_payload: usize,
+) -> Result<PendingMsg, ProtocolError> {
+    let bad = |detail| ProtocolError::BadArgs {
+        op: op.name,
+        detail,
+    };
+    // let-else and closures, not `ok_or(error)`: an eagerly built error is dropped
+    // on the hot path, which cost a fifth of the decode time of a small PUB.
+    let Some(args) = args else {
+        return Err(ProtocolError::UnknownOp);
+    };
+    let Some(fields) = Fields::parse(args) else {
+        return Err(bad("too many arguments"));
+    };
+    let f = fields.as_slice();
+    let required = 2 + usize::from(op.sid) + usize::from(op.headers);
+    let with_reply = match f.len().checked_sub(required) {
+        Some(0) => false,
+        Some(1) => true,
+        _ => return Err(bad("wrong number of arguments")),
+    };
+    let (subject, rest) = (f[0], &f[1..]);
+    let (sid, rest) = if op.sid {
+        (Some(rest[0]), &rest[1..])
+    } else {
+        (None, rest)
+    };
+    let (reply, sizes) = if with_reply {
+        (Some(rest[0]), &rest[1..])
+    } else {
+        (None, rest)
+    };
+    let total_len = parse_size(sizes[sizes.len() - 1]).ok_or_else(|| bad("bad or missing size"))?;
+    let hdr_len = if op.headers {
+        let h = parse_size(sizes[0]).ok_or_else(|| bad("bad or missing header size"))?;
+        if h > total_len {
+            return Err(bad("header size larger than total size"));
+        }
+        Some(h)
+    } else {
+        None
+    };
+    if total_len > max_payload {
+        return Err(ProtocolError::MaxPayload);
+    }
+    Ok(PendingMsg {
+        line_len,
+        subject: range_in(buf, subject),
+        reply: reply.map(|r| range_in(buf, r)),
+        sid: sid.map(|s| range_in(buf, s)),
+        hdr_len,
+        total_len,
+    })
+}
+
 struct SplitMsg {
     subject: Bytes,
     reply: Option<Bytes>,
@@ -232,7 +317,12 @@ impl ClientDecoder {
         };
         let (name, args) = split_op(line);
         if op_is(name, b"PUB") || op_is(name, b"HPUB") {
-            let pending = self.parse_pub(buf, args, line_len, name.len() == 4)?;
+            let op = if name.len() == 4 {
+                MsgOp::HPUB
+            } else {
+                MsgOp::PUB
+            };
+            let pending = parse_message(buf, args, line_len, op, self.limits.max_payload)?;
             return match pending.take(buf)? {
                 Some(msg) => Ok(Some(pending.to_client_op(msg))),
                 None => {
@@ -244,58 +334,6 @@ impl ClientDecoder {
         let args = args.map(|a| range_in(buf, a));
         let line = buf.split_to(line_len).freeze();
         parse_client_simple(&line, args).map(Some)
-    }
-
-    fn parse_pub(
-        &self,
-        buf: &[u8],
-        args: Option<&[u8]>,
-        line_len: usize,
-        with_headers: bool,
-    ) -> Result<PendingMsg, ProtocolError> {
-        let op = if with_headers { "HPUB" } else { "PUB" };
-        // let-else, not `ok_or`: an eagerly built error is dropped on the hot path.
-        let Some(args) = args else {
-            return Err(ProtocolError::UnknownOp);
-        };
-        let Some(fields) = Fields::parse(args) else {
-            return Err(ProtocolError::BadArgs {
-                op,
-                detail: "too many arguments",
-            });
-        };
-        let f = fields.as_slice();
-        let bad = |detail| ProtocolError::BadArgs { op, detail };
-        let (subject, reply, sizes) = match (with_headers, f.len()) {
-            (false, 2) => (f[0], None, &f[1..]),
-            (false, 3) => (f[0], Some(f[1]), &f[2..]),
-            (true, 3) => (f[0], None, &f[1..]),
-            (true, 4) => (f[0], Some(f[1]), &f[2..]),
-            _ => return Err(bad("wrong number of arguments")),
-        };
-        let total_len =
-            parse_size(sizes[sizes.len() - 1]).ok_or_else(|| bad("bad or missing size"))?;
-        let hdr_len = match with_headers {
-            true => {
-                let h = parse_size(sizes[0]).ok_or_else(|| bad("bad or missing header size"))?;
-                if h > total_len {
-                    return Err(bad("header size larger than total size"));
-                }
-                Some(h)
-            }
-            false => None,
-        };
-        if total_len > self.limits.max_payload {
-            return Err(ProtocolError::MaxPayload);
-        }
-        Ok(PendingMsg {
-            line_len,
-            subject: range_in(buf, subject),
-            reply: reply.map(|r| range_in(buf, r)),
-            sid: None,
-            hdr_len,
-            total_len,
-        })
     }
 }
 
@@ -431,7 +469,13 @@ impl ServerDecoder {
             };
             let (name, args) = split_op(line);
             if op_is(name, b"MSG") || op_is(name, b"HMSG") {
-                self.pending = Some(self.parse_msg(buf, args, line_len, name.len() == 4)?);
+                let op = if name.len() == 4 {
+                    MsgOp::HMSG
+                } else {
+                    MsgOp::MSG
+                };
+                let max_payload = self.limits.max_payload;
+                self.pending = Some(parse_message(buf, args, line_len, op, max_payload)?);
             } else {
                 let op = parse_server_simple(name, args)?;
                 buf.advance(line_len);
@@ -461,48 +505,6 @@ impl ServerDecoder {
                 payload: msg.payload,
             },
         }))
-    }
-
-    fn parse_msg(
-        &self,
-        buf: &[u8],
-        args: Option<&[u8]>,
-        line_len: usize,
-        with_headers: bool,
-    ) -> Result<PendingMsg, ProtocolError> {
-        let op = if with_headers { "HMSG" } else { "MSG" };
-        let bad = |detail| ProtocolError::BadArgs { op, detail };
-        let fields = Fields::parse(args.ok_or(ProtocolError::UnknownOp)?)
-            .ok_or_else(|| bad("too many arguments"))?;
-        let f = fields.as_slice();
-        let (subject, sid, reply, sizes) = match (with_headers, f.len()) {
-            (false, 3) => (f[0], f[1], None, &f[2..]),
-            (false, 4) => (f[0], f[1], Some(f[2]), &f[3..]),
-            (true, 4) => (f[0], f[1], None, &f[2..]),
-            (true, 5) => (f[0], f[1], Some(f[2]), &f[3..]),
-            _ => return Err(bad("wrong number of arguments")),
-        };
-        let total_len = parse_size(sizes[sizes.len() - 1]).ok_or_else(|| bad("bad size"))?;
-        let hdr_len = if with_headers {
-            Some(
-                parse_size(sizes[0])
-                    .filter(|h| *h <= total_len)
-                    .ok_or_else(|| bad("bad header size"))?,
-            )
-        } else {
-            None
-        };
-        if total_len > self.limits.max_payload {
-            return Err(ProtocolError::MaxPayload);
-        }
-        Ok(PendingMsg {
-            line_len,
-            subject: range_in(buf, subject),
-            reply: reply.map(|r| range_in(buf, r)),
-            sid: Some(range_in(buf, sid)),
-            hdr_len,
-            total_len,
-        })
     }
 }
 
