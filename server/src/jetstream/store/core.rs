@@ -284,30 +284,8 @@ impl<L> Core<L> {
     /// Adds a message. `seq` must be above `last_seq`.
     pub(crate) fn insert(&mut self, seq: u64, subject: &str, size: u32, ts: i64, loc: L) {
         debug_assert!(seq > self.last_seq);
-        if self.slots.is_empty() {
-            self.base = seq;
-        } else {
-            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
-            self.slots.extend((0..gap).map(|_| None));
-        }
         let subj = self.subjects.intern(subject);
-        if let Some(e) = self.subjects.entry_mut(subj) {
-            if e.state.msgs == 0 {
-                e.state.first = seq;
-            }
-            e.state.msgs += 1;
-            e.state.last = seq;
-        }
-        self.slots.push_back(Some(Slot {
-            subj,
-            size,
-            ts,
-            loc,
-        }));
-        self.last_seq = seq;
-        self.last_ts = ts;
-        self.msgs += 1;
-        self.bytes += u64::from(size);
+        self.insert_known(seq, subj, size, ts, loc);
     }
 
     /// Adds a message whose subject id is already interned (index-snapshot restore).
