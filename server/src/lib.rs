@@ -367,9 +367,27 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
         tracing::error!("Failed to reload logging: {e}");
         new.logging = current.logging.clone();
     }
-    server.state().set_tls_acceptor(acceptor);
-    server.state().set_config(Arc::new(new));
+    let auth_changed = auth_changed(&current, &new);
+    let new = Arc::new(new);
+    let state = server.state();
+    state.set_tls_acceptor(acceptor);
+    state.set_config(Arc::clone(&new));
+    if auth_changed {
+        account::wire(state, &new);
+        // Each connection re-checks its user, account and subscriptions in its own task.
+        state.notify_auth_reload();
+    }
     info!("Reloaded server configuration");
+}
+
+/// True when a reload changes who may connect, to which account, or with which
+/// permissions (nats-server re-checks clients only then).
+fn auth_changed(old: &Config, new: &Config) -> bool {
+    let map_certs = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
+    old.authorization != new.authorization
+        || old.accounts != new.accounts
+        || old.no_auth_user != new.no_auth_user
+        || map_certs(old) != map_certs(new)
 }
 
 /// SIGUSR1: re-open the log file (log rotation).

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
+use tokio::sync::watch;
 
 use crate::account::Account;
 use crate::auth::Authenticator;
@@ -46,6 +47,9 @@ pub struct ServerState {
     pub client_port: AtomicU64,
     monitor_addr: OnceLock<SocketAddr>,
     js_report: OnceLock<Arc<dyn JsReport>>,
+    /// Bumped when a reload changes users, accounts or permissions; every connection
+    /// watches it and checks itself against the new rules.
+    auth_reloads: watch::Sender<u64>,
 }
 
 impl ServerState {
@@ -74,6 +78,7 @@ impl ServerState {
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
             js_report: OnceLock::new(),
+            auth_reloads: watch::Sender::new(0),
         })
     }
 
@@ -93,6 +98,16 @@ impl ServerState {
         if let Ok(mut c) = self.config.write() {
             *c = config;
         }
+    }
+
+    /// Tells every connection that users, accounts or permissions were reloaded.
+    pub fn notify_auth_reload(&self) {
+        self.auth_reloads.send_modify(|generation| *generation += 1);
+    }
+
+    /// Watches authorization reloads (one receiver per connection).
+    pub fn auth_reloads(&self) -> watch::Receiver<u64> {
+        self.auth_reloads.subscribe()
     }
 
     /// The authenticator of the configuration in force.

@@ -22,4 +22,5 @@ mod js_streams;
 mod kv;
 mod monitoring;
 mod object_store;
+mod reload_auth;
 mod tls;

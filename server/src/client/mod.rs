@@ -8,13 +8,14 @@
 pub mod outbound;
 mod peer;
 mod perms;
+mod reload;
 mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -87,8 +88,11 @@ pub struct ClientLink {
     pub out_msgs: AtomicU64,
     /// Payload bytes delivered to this client.
     pub out_bytes: AtomicU64,
-    /// Permissions of the authenticated user (unset: anything goes).
-    perms: OnceLock<Arc<Permissions>>,
+    /// Permissions of the authenticated user (`None`: anything goes); replaced on reload.
+    perms: RwLock<Option<Arc<Permissions>>>,
+    /// True when `perms` has something to apply to deliveries (subscribe denies or reply
+    /// grants), so deliveries to everyone else skip the lock.
+    delivery_perms: AtomicBool,
     /// `allow_responses` grants: reply subject → (replies left, expiry).
     responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
     state: Arc<ServerState>,
@@ -111,9 +115,7 @@ impl Subscriber for ClientLink {
     }
 
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        if let Some(perms) = self.perms.get()
-            && !self.permit_delivery(perms, msg)
-        {
+        if self.delivery_perms.load(Ordering::Acquire) && !self.permits_delivery(msg) {
             return Delivery::Dropped;
         }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
@@ -239,7 +241,8 @@ where
         in_bytes: AtomicU64::new(0),
         out_msgs: AtomicU64::new(0),
         out_bytes: AtomicU64::new(0),
-        perms: OnceLock::new(),
+        perms: RwLock::new(None),
+        delivery_perms: AtomicBool::new(false),
         responses: Mutex::new(HashMap::new()),
         state: Arc::clone(&state),
     });
@@ -295,6 +298,7 @@ impl Connection {
             tokio::time::sleep(config.authorization.timeout.unwrap_or(config.auth_timeout));
         let mut auth_deadline = pin!(auth_deadline);
         let link = Arc::clone(&self.link);
+        let mut reloads = self.state.auth_reloads();
         loop {
             // Keep a large free tail so each read takes what the socket has (fewer
             // reads and wake-ups); a payload in flight reserves its whole size.
@@ -333,6 +337,11 @@ impl Connection {
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     self.fail(&ProtocolError::AuthenticationTimeout);
                     return CloseReason::AuthenticationViolation;
+                }
+                Ok(()) = reloads.changed() => {
+                    if let Err(reason) = self.on_reload() {
+                        return reason;
+                    }
                 }
                 _ = link.outbound.close.notified() => return link.outbound.reason(),
             }
@@ -450,9 +459,7 @@ impl Connection {
             }
         };
         self.account = self.state.account(&identity.account);
-        if let Some(perms) = &identity.permissions {
-            let _ = self.link.perms.set(Arc::clone(perms));
-        }
+        self.link.set_perms(identity.permissions.clone());
         self.perms = identity.permissions;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
