@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
-use tokio::sync::watch;
 
 use crate::account::Account;
 use crate::auth::Authenticator;
@@ -47,9 +46,6 @@ pub struct ServerState {
     pub client_port: AtomicU64,
     monitor_addr: OnceLock<SocketAddr>,
     js_report: OnceLock<Arc<dyn JsReport>>,
-    /// Bumped when a reload changes users, accounts or permissions; every connection
-    /// watches it and checks itself against the new rules.
-    auth_reloads: watch::Sender<u64>,
 }
 
 impl ServerState {
@@ -78,7 +74,6 @@ impl ServerState {
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
             js_report: OnceLock::new(),
-            auth_reloads: watch::Sender::new(0),
         })
     }
 
@@ -100,14 +95,12 @@ impl ServerState {
         }
     }
 
-    /// Tells every connection that users, accounts or permissions were reloaded.
+    /// Tells every connection that users, accounts or permissions were reloaded; each
+    /// checks itself against the new rules in its own task.
     pub fn notify_auth_reload(&self) {
-        self.auth_reloads.send_modify(|generation| *generation += 1);
-    }
-
-    /// Watches authorization reloads (one receiver per connection).
-    pub fn auth_reloads(&self) -> watch::Receiver<u64> {
-        self.auth_reloads.subscribe()
+        for client in self.clients() {
+            client.auth_reloaded();
+        }
     }
 
     /// The authenticator of the configuration in force.

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, trace, warn};
 
@@ -93,6 +94,9 @@ pub struct ClientLink {
     /// True when `perms` has something to apply to deliveries (subscribe denies or reply
     /// grants), so deliveries to everyone else skip the lock.
     delivery_perms: AtomicBool,
+    /// Wakes the read loop after a reload of users, accounts or permissions. One per
+    /// connection (not one shared watch) so waiting on it contends with no one.
+    reload: Notify,
     /// `allow_responses` grants: reply subject → (replies left, expiry).
     responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
     state: Arc<ServerState>,
@@ -101,6 +105,11 @@ pub struct ClientLink {
 impl ClientLink {
     fn log_prefix(&self) -> String {
         format!("{} - cid:{}", self.addr, self.cid)
+    }
+
+    /// Asks the connection to re-check itself against reloaded users and permissions.
+    pub fn auth_reloaded(&self) {
+        self.reload.notify_one();
     }
 
     /// Number of subscriptions.
@@ -243,6 +252,7 @@ where
         out_bytes: AtomicU64::new(0),
         perms: RwLock::new(None),
         delivery_perms: AtomicBool::new(false),
+        reload: Notify::new(),
         responses: Mutex::new(HashMap::new()),
         state: Arc::clone(&state),
     });
@@ -298,7 +308,7 @@ impl Connection {
             tokio::time::sleep(config.authorization.timeout.unwrap_or(config.auth_timeout));
         let mut auth_deadline = pin!(auth_deadline);
         let link = Arc::clone(&self.link);
-        let mut reloads = self.state.auth_reloads();
+        let mut reload = pin!(link.reload.notified());
         loop {
             // Keep a large free tail so each read takes what the socket has (fewer
             // reads and wake-ups); a payload in flight reserves its whole size.
@@ -338,7 +348,8 @@ impl Connection {
                     self.fail(&ProtocolError::AuthenticationTimeout);
                     return CloseReason::AuthenticationViolation;
                 }
-                Ok(()) = reloads.changed() => {
+                () = &mut reload => {
+                    reload.set(link.reload.notified());
                     if let Err(reason) = self.on_reload() {
                         return reason;
                     }

@@ -1,9 +1,9 @@
 //! What a configuration reload that changes users, accounts or permissions does to a
 //! connection that is already past CONNECT.
 //!
-//! The connection's own task does the work when the server's reload generation moves
-//! (see [`crate::server::ServerState::notify_auth_reload`]), so its private state (the
-//! CONNECT credentials, the publish-permission cache) stays owned by one task.
+//! The connection's own task does the work when the reload wakes it
+//! ([`crate::server::ServerState::notify_auth_reload`]), so its private state (the CONNECT
+//! credentials, the publish-permission cache) stays owned by one task.
 //!
 //! Behaviour, as observed on nats-server 2.15.1 (config file rewritten + SIGHUP):
 //! - the user was removed, or moved to another account (also when all authorization was
