@@ -99,7 +99,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
-    jetstream: Option<Arc<jetstream::JetStream>>,
+    jetstream: Option<Arc<jetstream::JetStreams>>,
 }
 
 impl Server {
@@ -143,7 +143,7 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
-        let jetstream = jetstream::JetStream::start(&state).await;
+        let jetstream = jetstream::JetStreams::start(&state).await;
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn monitoring::JsReport>);
         }
@@ -176,8 +176,8 @@ impl Server {
         self.state.monitor_addr()
     }
 
-    /// The JetStream service, when enabled.
-    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+    /// The JetStream services (one per account), when JetStream is enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStreams>> {
         self.jetstream.as_ref()
     }
 

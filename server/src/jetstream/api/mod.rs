@@ -13,6 +13,7 @@
 
 mod account;
 mod consumer;
+mod disabled;
 mod msg;
 mod stream;
 
@@ -168,7 +169,9 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     let Some(op) = subject.strip_prefix("$JS.API.") else {
         return;
     };
-    let reply = if op == "INFO" {
+    let reply = if !js.is_enabled() {
+        disabled::reply(op)
+    } else if op == "INFO" {
         Some(account::info(js, req))
     } else if let Some(op) = op.strip_prefix("STREAM.MSG.") {
         msg::handle(js, op, req).await
