@@ -8,6 +8,7 @@ mod core_pubsub;
 mod drop_in;
 mod durability;
 mod examples_iot;
+mod js_accounts;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;
