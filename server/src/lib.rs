@@ -330,7 +330,7 @@ pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> 
 /// Applies what can change at run time and logs each change as nats-server does
 /// (`Reloaded: debug = true`); settings that need a restart keep their running value
 /// and are logged as not reloadable, while the rest still applies.
-fn apply_reload(server: &Server, reload: &impl Reload) {
+async fn apply_reload(server: &Server, reload: &impl Reload) {
     let current = server.state().config();
     let Some(file) = current.config_file.as_deref() else {
         tracing::error!(
@@ -376,6 +376,9 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
         account::wire(state, &new);
         // Each connection re-checks its user, account and subscriptions in its own task.
         state.notify_auth_reload();
+        if let Some(js) = server.jetstream() {
+            js.reload(state, &new).await;
+        }
     }
     info!("Reloaded server configuration");
 }
@@ -416,7 +419,7 @@ async fn signals(server: &Server, reload: &impl Reload) -> Stop {
             _ = term.recv() => { info!("Trapped \"terminated\" signal"); return Stop::Graceful }
             _ = usr1.recv() => { info!("Trapped \"user defined signal 1\" signal"); reopen_log() }
             _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); return Stop::LameDuck }
-            _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload) }
+            _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload).await }
         }
     }
 }

@@ -165,3 +165,60 @@ async fn account_limits_apply_and_show_in_account_info() {
         }
     }
 }
+
+const ONLY_A: &str = r#"
+accounts {
+  A: { users: [{ user: a, password: p }], jetstream: enabled }
+  B: { users: [{ user: b, password: p }] }
+}
+"#;
+
+const ONLY_B: &str = r#"
+accounts {
+  A: { users: [{ user: a, password: p }] }
+  B: { users: [{ user: b, password: p }], jetstream: enabled }
+}
+"#;
+
+#[tokio::test]
+async fn reload_turns_jetstream_on_and_off_per_account() {
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: true,
+            config: Some(ONLY_A.to_string()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let (a, b) = (client(&server, "a").await, client(&server, "b").await);
+        let ja = jetstream::new(a.clone());
+        create(&ja, "KEPT").await;
+        ja.publish("kept.1", "x".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        let err = |v: Value| v["error"]["err_code"].as_u64();
+        assert_eq!(
+            err(api(&b, "$JS.API.INFO", "").await),
+            Some(10039),
+            "{kind:?}"
+        );
+
+        crate::reload_auth::reload(&server, ONLY_B).await;
+        assert_eq!(
+            err(api(&a, "$JS.API.INFO", "").await),
+            Some(10039),
+            "{kind:?}"
+        );
+        assert_eq!(err(api(&b, "$JS.API.INFO", "").await), None, "{kind:?}");
+
+        crate::reload_auth::reload(&server, ONLY_A).await;
+        assert_eq!(
+            err(api(&b, "$JS.API.INFO", "").await),
+            Some(10039),
+            "{kind:?}"
+        );
+        assert_eq!(messages(&ja, "KEPT").await, 1, "{kind:?}: stream back");
+    }
+}

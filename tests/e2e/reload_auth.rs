@@ -31,7 +31,7 @@ async fn server(kind: ServerKind, config: &str) -> TestServer {
 }
 
 /// Rewrites the config file, sends SIGHUP and waits for the reload to be logged.
-async fn reload(server: &TestServer, config: &str) {
+pub(crate) async fn reload(server: &TestServer, config: &str) {
     const DONE: &str = "Reloaded server configuration";
     let before = server.logs().matches(DONE).count();
     let conf = server.store_dir().join("server.conf");

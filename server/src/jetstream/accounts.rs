@@ -10,25 +10,52 @@
 //!
 //! [`JetStreams`] owns one [`JetStream`] per account (enabled or not) and is what
 //! monitoring reads: totals over the enabled accounts and one `account_details` entry
-//! each. Accounts added by a later reload get no JetStream until restart (JetStream's
-//! settings are not reloadable).
+//! each. On reload, accounts gain or lose JetStream as nats-server 2.15.1 does; the
+//! server-wide JetStream settings and an account's limits need a restart.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::JetStream;
 use super::report::MetricRows;
+use crate::config::{AccountJetStreamLimits, Config, JetStreamConfig};
 use crate::monitoring::{BoxFuture, JsReport};
-use crate::server::ServerState;
+use crate::server::{GLOBAL_ACCOUNT, ServerState};
+
+/// What one account is to have: JetStream with these limits, or the "not enabled" API.
+type Want = Option<Option<AccountJetStreamLimits>>;
+
+/// Which accounts have JetStream under `config`, by account name (see the module doc).
+fn plan(config: &Config) -> Vec<(String, Want)> {
+    if config.accounts.is_empty() {
+        return vec![(GLOBAL_ACCOUNT.to_string(), Some(None))];
+    }
+    let mut plan: Vec<(String, Want)> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            let want = a.jetstream.then(|| a.jetstream_limits.clone());
+            (a.name.clone(), want)
+        })
+        .collect();
+    if !plan.iter().any(|(name, _)| name == GLOBAL_ACCOUNT) {
+        plan.push((GLOBAL_ACCOUNT.to_string(), None));
+    }
+    plan.sort_by(|a, b| a.0.cmp(&b.0));
+    plan
+}
 
 /// The JetStream services of a server, one per account.
 #[derive(Debug)]
 pub struct JetStreams {
-    /// Every account's service, enabled ones first, each group by account name.
-    all: Vec<Arc<JetStream>>,
+    /// The server's JetStream settings (fixed until restart).
+    config: JetStreamConfig,
+    /// Every account's service, by account name. Replaced whole on reload; the lock is
+    /// held only to read or swap the list, never across an `.await`.
+    all: Mutex<Vec<Arc<JetStream>>>,
 }
 
 impl JetStreams {
@@ -39,46 +66,87 @@ impl JetStreams {
         let js_config = config.jetstream.clone()?;
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", js_config.store_dir.display());
+        let me = JetStreams {
+            config: js_config,
+            all: Mutex::new(Vec::new()),
+        };
         let mut all = Vec::new();
-        let mut disabled = Vec::new();
-        if config.accounts.is_empty() {
-            let global = Arc::clone(&state.global);
-            all.push(JetStream::start_account(state, js_config, global, None).await);
-            return Some(Arc::new(JetStreams { all }));
+        for (name, want) in plan(&config) {
+            all.push(me.start_one(state, &name, want).await);
         }
-        let mut accounts: Vec<_> = config.accounts.iter().collect();
-        accounts.sort_by(|a, b| a.name.cmp(&b.name));
-        for acc in accounts {
-            let account = state.account(&acc.name);
-            if acc.jetstream {
-                debug!("Enabled JetStream for account \"{}\"", acc.name);
-                let limits = acc.jetstream_limits.clone();
-                let js = JetStream::start_account(state, js_config.clone(), account, limits);
-                all.push(js.await);
-            } else {
-                disabled.push(account);
+        me.set(all);
+        Some(Arc::new(me))
+    }
+
+    async fn start_one(&self, state: &ServerState, name: &str, want: Want) -> Arc<JetStream> {
+        let account = state.account(name);
+        let config = self.config.clone();
+        match want {
+            Some(limits) => {
+                debug!("Enabled JetStream for account \"{name}\"");
+                JetStream::start_account(state, config, account, limits).await
+            }
+            None => JetStream::start_disabled(state, config, account),
+        }
+    }
+
+    /// Applies a reloaded configuration, as nats-server does: an account that gains
+    /// JetStream starts it (restoring what its directory holds), one that loses it stops
+    /// it (its files stay), new accounts get their API. Changed limits of an account
+    /// that keeps JetStream need a restart.
+    pub async fn reload(&self, state: &ServerState, config: &Config) {
+        let current = self.all();
+        let plan = plan(config);
+        for js in &current {
+            if !plan.iter().any(|(name, _)| name == js.account_name()) {
+                stop(js).await;
             }
         }
-        disabled.push(Arc::clone(&state.global));
-        for account in disabled {
-            all.push(JetStream::start_disabled(state, js_config.clone(), account));
+        let mut next = Vec::new();
+        for (name, want) in plan {
+            let running = current.iter().find(|js| js.account_name() == name);
+            if let Some(js) = running {
+                if js.is_enabled() == want.is_some() {
+                    warn_limits(js, want.as_ref());
+                    next.push(Arc::clone(js));
+                    continue;
+                }
+                // Stopped first, so the old and the new never both answer the API.
+                stop(js).await;
+            }
+            next.push(self.start_one(state, &name, want).await);
         }
-        Some(Arc::new(JetStreams { all }))
+        self.set(next);
+    }
+
+    fn set(&self, all: Vec<Arc<JetStream>>) {
+        *self.all.lock().unwrap_or_else(PoisonError::into_inner) = all;
+    }
+
+    fn all(&self) -> Vec<Arc<JetStream>> {
+        self.all
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The service of account `name`, if that account has JetStream.
-    pub fn account(&self, name: &str) -> Option<&Arc<JetStream>> {
-        self.enabled().find(|js| js.account_name() == name)
+    pub fn account(&self, name: &str) -> Option<Arc<JetStream>> {
+        self.enabled()
+            .into_iter()
+            .find(|js| js.account_name() == name)
     }
 
-    /// The services of the accounts that have JetStream.
-    pub fn enabled(&self) -> impl Iterator<Item = &Arc<JetStream>> {
-        self.all.iter().filter(|js| js.is_enabled())
+    /// The services of the accounts that have JetStream, by account name.
+    pub fn enabled(&self) -> Vec<Arc<JetStream>> {
+        let mut all = self.all();
+        all.retain(|js| js.is_enabled());
+        all
     }
 
     /// Stops every account's API, then flushes and closes every stream.
     pub async fn shutdown(&self) {
-        for js in &self.all {
+        for js in self.all() {
             js.shutdown().await;
         }
         info!("JetStream stopped");
@@ -90,7 +158,7 @@ impl JetStreams {
             docs.push(js.jsz_doc(q).await);
         }
         if let [only] = docs.as_slice()
-            && self.all.len() == 1
+            && self.all().len() == 1
         {
             // The `$G`-only server: the document as it always was.
             return only.clone();
@@ -105,7 +173,24 @@ impl JetStreams {
             rows.extend(js.metric_rows().await);
             accounts += 1;
         }
-        rows.text(accounts > 1 || self.all.len() > 1)
+        rows.text(accounts > 1 || self.all().len() > 1)
+    }
+}
+
+async fn stop(js: &JetStream) {
+    if js.is_enabled() {
+        info!("Disabled JetStream for account \"{}\"", js.account_name());
+    }
+    js.shutdown().await;
+}
+
+/// Says so when an account that keeps JetStream asks for other limits.
+fn warn_limits(js: &JetStream, want: Option<&Option<AccountJetStreamLimits>>) {
+    if want.is_some_and(|l| l.clone().unwrap_or_default() != *js.limits()) {
+        warn!(
+            "config reload not supported for jetstream limits of account \"{}\" (keeping the running value until restart)",
+            js.account_name()
+        );
     }
 }
 

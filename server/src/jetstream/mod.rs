@@ -143,6 +143,11 @@ impl JetStream {
         &self.account.name
     }
 
+    /// The account's JetStream limits (unlimited when it sets none).
+    pub fn limits(&self) -> &AccountJetStreamLimits {
+        &self.limits
+    }
+
     /// False for an account without JetStream (its API only says so).
     pub fn is_enabled(&self) -> bool {
         self.enabled
