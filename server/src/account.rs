@@ -91,6 +91,17 @@ impl Account {
         }
     }
 
+    /// True when one of this account's service imports takes requests on the literal
+    /// `subject` (so a local default answer, like "JetStream not enabled", stays quiet).
+    pub fn imports_service(&self, subject: &str) -> bool {
+        let Ok(imports) = self.imports.lock() else {
+            return false;
+        };
+        imports
+            .iter()
+            .any(|w| w.service.is_some() && subject::matches(w.sub.subject_str(), subject))
+    }
+
     /// Publishes an internal message (owner 0) into this account, counting the hop.
     fn forward(&self, msg: &Msg<'_>) -> Delivery {
         let hops = HOPS.with(|h| h.get());

@@ -4,7 +4,7 @@
 //! gets `503 / 10039 "JetStream not enabled for account"` from the API.
 
 use async_nats::jetstream;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rill_tests::{ServerKind, ServerOpts, TestServer};
 use serde_json::Value;
 
@@ -220,5 +220,42 @@ async fn reload_turns_jetstream_on_and_off_per_account() {
             "{kind:?}"
         );
         assert_eq!(messages(&ja, "KEPT").await, 1, "{kind:?}: stream back");
+    }
+}
+
+const JS_IMPORT: &str = r#"
+accounts {
+  A: { users: [{ user: a, password: p }], jetstream: enabled, exports: [{ service: "$JS.API.>" }] }
+  B: { users: [{ user: b, password: p }], imports: [{ service: { account: A, subject: "$JS.API.>" } }] }
+}
+"#;
+
+#[tokio::test]
+async fn an_imported_jetstream_api_answers_alone() {
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: true,
+            config: Some(JS_IMPORT.to_string()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let a = client(&server, "a").await;
+        create(&jetstream::new(a), "SHARED").await;
+        let b = client(&server, "b").await;
+        let inbox = b.new_inbox();
+        let mut replies = b.subscribe(inbox.clone()).await.expect("sub");
+        b.publish_with_reply("$JS.API.STREAM.NAMES", inbox, "".into())
+            .await
+            .expect("publish");
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), replies.next())
+            .await
+            .expect("a reply")
+            .expect("message");
+        let names: Value = serde_json::from_slice(&first.payload).expect("JSON");
+        assert_eq!(names["streams"], serde_json::json!(["SHARED"]), "{kind:?}");
+        let more =
+            tokio::time::timeout(std::time::Duration::from_millis(300), replies.next()).await;
+        assert!(more.is_err(), "{kind:?}: a second reply {more:?}");
     }
 }

@@ -6,7 +6,9 @@
 //! plus the zero fields its reply structs always carry (`total/offset/limit` and an empty
 //! list for the paged replies, `purged` for purge, `paused` for pause). Pull requests
 //! (`CONSUMER.MSG.NEXT`) and unknown operations get no reply, and direct gets
-//! no-responders, as there. This answers the operations the enabled API serves.
+//! no-responders, as there. This answers the operations the enabled API serves, and
+//! stays quiet on subjects the account imports as a service (another account's
+//! JetStream API), which then answer alone, as on nats-server.
 
 use rill_protocol::jsapi::ErrorCode;
 

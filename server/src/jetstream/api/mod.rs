@@ -170,6 +170,10 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
         return;
     };
     let reply = if !js.is_enabled() {
+        // An account may import another account's JetStream API instead.
+        if js.account.imports_service(subject) {
+            return;
+        }
         disabled::reply(op)
     } else if op == "INFO" {
         Some(account::info(js, req))
