@@ -234,3 +234,37 @@ impl JsReport for JetStreams {
         Box::pin(self.metrics_text())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AccountConfig;
+
+    fn account(name: &str, jetstream: bool) -> AccountConfig {
+        AccountConfig {
+            name: name.into(),
+            users: Vec::new(),
+            exports: Vec::new(),
+            imports: Vec::new(),
+            jetstream,
+            jetstream_limits: None,
+            default_permissions: None,
+        }
+    }
+
+    #[test]
+    fn global_account_has_jetstream_only_without_accounts() {
+        let mut config = Config::default();
+        assert_eq!(
+            plan(&config),
+            vec![(GLOBAL_ACCOUNT.to_string(), Some(None))]
+        );
+        config.accounts = vec![account("B", false), account("A", true)];
+        let plan = plan(&config);
+        let names: Vec<_> = plan
+            .iter()
+            .map(|(n, w)| (n.as_str(), w.is_some()))
+            .collect();
+        assert_eq!(names, [("$G", false), ("A", true), ("B", false)]);
+    }
+}
