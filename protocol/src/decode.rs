@@ -254,11 +254,16 @@ impl ClientDecoder {
         with_headers: bool,
     ) -> Result<PendingMsg, ProtocolError> {
         let op = if with_headers { "HPUB" } else { "PUB" };
-        let args = args.ok_or(ProtocolError::UnknownOp)?;
-        let fields = Fields::parse(args).ok_or(ProtocolError::BadArgs {
-            op,
-            detail: "too many arguments",
-        })?;
+        // let-else, not `ok_or`: an eagerly built error is dropped on the hot path.
+        let Some(args) = args else {
+            return Err(ProtocolError::UnknownOp);
+        };
+        let Some(fields) = Fields::parse(args) else {
+            return Err(ProtocolError::BadArgs {
+                op,
+                detail: "too many arguments",
+            });
+        };
         let f = fields.as_slice();
         let bad = |detail| ProtocolError::BadArgs { op, detail };
         let (subject, reply, sizes) = match (with_headers, f.len()) {
@@ -268,10 +273,11 @@ impl ClientDecoder {
             (true, 4) => (f[0], Some(f[1]), &f[2..]),
             _ => return Err(bad("wrong number of arguments")),
         };
-        let total_len = parse_size(sizes[sizes.len() - 1]).ok_or(bad("bad or missing size"))?;
+        let total_len =
+            parse_size(sizes[sizes.len() - 1]).ok_or_else(|| bad("bad or missing size"))?;
         let hdr_len = match with_headers {
             true => {
-                let h = parse_size(sizes[0]).ok_or(bad("bad or missing header size"))?;
+                let h = parse_size(sizes[0]).ok_or_else(|| bad("bad or missing header size"))?;
                 if h > total_len {
                     return Err(bad("header size larger than total size"));
                 }
@@ -467,7 +473,7 @@ impl ServerDecoder {
         let op = if with_headers { "HMSG" } else { "MSG" };
         let bad = |detail| ProtocolError::BadArgs { op, detail };
         let fields = Fields::parse(args.ok_or(ProtocolError::UnknownOp)?)
-            .ok_or(bad("too many arguments"))?;
+            .ok_or_else(|| bad("too many arguments"))?;
         let f = fields.as_slice();
         let (subject, sid, reply, sizes) = match (with_headers, f.len()) {
             (false, 3) => (f[0], f[1], None, &f[2..]),
@@ -476,12 +482,12 @@ impl ServerDecoder {
             (true, 5) => (f[0], f[1], Some(f[2]), &f[3..]),
             _ => return Err(bad("wrong number of arguments")),
         };
-        let total_len = parse_size(sizes[sizes.len() - 1]).ok_or(bad("bad size"))?;
+        let total_len = parse_size(sizes[sizes.len() - 1]).ok_or_else(|| bad("bad size"))?;
         let hdr_len = if with_headers {
             Some(
                 parse_size(sizes[0])
                     .filter(|h| *h <= total_len)
-                    .ok_or(bad("bad header size"))?,
+                    .ok_or_else(|| bad("bad header size"))?,
             )
         } else {
             None

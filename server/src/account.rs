@@ -111,9 +111,9 @@ impl Account {
         HOPS.with(|h| h.set(hops + 1));
         let fanout = self.router.publish(0, true, msg);
         HOPS.with(|h| h.set(hops));
-        match (fanout.delivered, fanout.pressure) {
+        match (fanout.delivered, fanout.backlogged) {
             (0, _) => Delivery::Dropped,
-            (_, true) => Delivery::Pressure,
+            (_, Some(_)) => Delivery::Pressure,
             _ => Delivery::Queued,
         }
     }

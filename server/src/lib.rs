@@ -38,6 +38,9 @@ use crate::client::CloseReason;
 use crate::config::Config;
 use crate::server::{ServerState, VERSION};
 
+/// A boxed `Send` future, for async methods of object-safe traits.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -33,13 +33,14 @@ pub use outbound::{CloseReason, Outbound, Pushed};
 pub use peer::{Peer, info_line};
 use trace::describe;
 
+use crate::BoxFuture;
 use crate::account::Account;
 use crate::auth::Permissions;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
 
-/// How long a publisher pauses when a subscriber is near `max_pending`.
+/// The longest a publisher waits, per read pass, for a backlogged subscriber to drain.
 const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
 
 /// Free space guaranteed before each read.
@@ -162,6 +163,10 @@ impl Subscriber for ClientLink {
         }
     }
 
+    fn drained(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.outbound.drained())
+    }
+
     fn is_alive(&self) -> bool {
         !self.outbound.is_closed()
     }
@@ -176,8 +181,9 @@ struct Connection {
     connected: bool,
     decoder: ClientDecoder,
     pings_out: u32,
-    /// A delivery in the last batch found a subscriber near `max_pending`.
-    stall: bool,
+    /// A subscriber whose backlog a delivery in this read pass pushed past its
+    /// stall threshold; the read loop waits (bounded) for it to drain.
+    stall: Option<Arc<dyn Subscriber>>,
     /// Counters of the current read pass, added to the shared atomics once per pass.
     tally: Tally,
     /// INFO nonce and client certificate, for authentication.
@@ -277,7 +283,7 @@ where
         connected: false,
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
-        stall: false,
+        stall: None,
         tally: Tally::default(),
         peer,
         perms: None,
@@ -327,11 +333,13 @@ impl Connection {
                         if let Err(reason) = self.process(&mut buf) {
                             return reason;
                         }
-                        if std::mem::take(&mut self.stall) {
-                            // Fast-producer stall, as nats-server: give a subscriber near its
-                            // limit a moment to drain before reading more from this publisher.
-                            // Bounded, so a stuck reader delays others only briefly.
-                            tokio::time::sleep(FAST_PRODUCER_STALL).await;
+                        if let Some(backlogged) = self.stall.take() {
+                            // Fast-producer stall, as nats-server: let a backlogged subscriber
+                            // drain before reading more from this publisher (TCP backpressure
+                            // then slows the publisher). Bounded, so a stuck reader delays
+                            // others only briefly and still ends up a slow consumer.
+                            let _ = tokio::time::timeout(FAST_PRODUCER_STALL, backlogged.drained())
+                                .await;
                         }
                     }
                     Err(e) => {
@@ -521,7 +529,9 @@ impl Connection {
         let size = msg.size() as u64;
         let echo = self.link.echo.load(Ordering::Relaxed);
         let fanout = self.account.router.publish(self.link.cid, echo, &msg);
-        self.stall |= fanout.pressure;
+        if self.stall.is_none() {
+            self.stall = fanout.backlogged;
+        }
         let delivered = fanout.delivered as u64;
         self.tally.record(size, delivered);
         if delivered == 0

@@ -29,6 +29,12 @@ pub const SHARE_THRESHOLD: usize = 4096;
 /// one ever larger buffer.
 const TAIL_CHUNK: usize = 64 * 1024;
 
+/// A backlog past this many bytes (or half of `max_pending`, if smaller) makes
+/// deliveries answer `Pressure`: the publisher then waits, bounded, until the writer
+/// drained it to half. The queue stays a few milliseconds of socket throughput deep
+/// instead of tens of MiB, without costing throughput.
+const STALL_CEILING: usize = 4 * 1024 * 1024;
+
 /// Most iovecs handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -133,7 +139,11 @@ impl Queue {
 pub struct Outbound {
     queue: Mutex<Queue>,
     data: Notify,
+    /// Wakes stalled publishers once the backlog fell to `stall_at / 2`.
+    drained: Notify,
     max_pending: usize,
+    /// Backlog at which deliveries answer [`Pushed::Pressure`].
+    stall_at: usize,
     reason: AtomicU8,
     closed: AtomicBool,
     /// Wakes the connection's read loop when the connection must close.
@@ -145,7 +155,8 @@ pub struct Outbound {
 pub enum Pushed {
     /// Queued.
     Queued,
-    /// Queued, and the queue is past 3/4 of `max_pending`.
+    /// Queued, and the backlog is past the stall threshold: the publisher should
+    /// wait for [`Outbound::drained`].
     Pressure,
     /// The connection is closing; nothing was queued.
     Closed,
@@ -159,7 +170,9 @@ impl Outbound {
         Self {
             queue: Mutex::new(Queue::default()),
             data: Notify::new(),
+            drained: Notify::new(),
             max_pending,
+            stall_at: (max_pending / 2).min(STALL_CEILING),
             reason: AtomicU8::new(CloseReason::Open as u8),
             closed: AtomicBool::new(false),
             close: Notify::new(),
@@ -225,7 +238,7 @@ impl Outbound {
         if q.tail.len() >= TAIL_CHUNK {
             q.seal_tail();
         }
-        let pressure = q.pending > self.max_pending / 4 * 3;
+        let pressure = q.pending > self.stall_at;
         drop(q);
         if was_empty {
             // The writer drains everything before it waits, so one wake-up per
@@ -244,6 +257,19 @@ impl Outbound {
         self.queue.lock().map(|q| q.pending).unwrap_or_default()
     }
 
+    /// Resolves once the backlog is at most half the stall threshold, or the
+    /// connection closed. Publishers bound the wait themselves.
+    pub async fn drained(&self) {
+        let notified = self.drained.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so a drain in between still wakes us.
+        notified.as_mut().enable();
+        if self.is_closed() || self.pending_bytes() <= self.stall_at / 2 {
+            return;
+        }
+        notified.await;
+    }
+
     /// Marks the connection closed for `reason` (the first reason wins) and wakes
     /// the read loop and the writer. Frames already queued are still flushed.
     pub fn close_with(&self, reason: CloseReason) {
@@ -259,6 +285,7 @@ impl Outbound {
             }
             self.close.notify_one();
             self.data.notify_one();
+            self.drained.notify_waiters();
         }
     }
 
@@ -289,9 +316,19 @@ impl Outbound {
         (chunks, q.closing)
     }
 
+    /// Accounts for `n` bytes written, waking stalled publishers when the backlog
+    /// falls to half the stall threshold.
     fn written(&self, n: usize) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.pending = q.pending.saturating_sub(n);
+        let resume_at = self.stall_at / 2;
+        let Ok(mut q) = self.queue.lock() else {
+            return;
+        };
+        let before = q.pending;
+        q.pending = before.saturating_sub(n);
+        let resumed = before > resume_at && q.pending <= resume_at;
+        drop(q);
+        if resumed {
+            self.drained.notify_waiters();
         }
     }
 
@@ -301,9 +338,9 @@ impl Outbound {
         loop {
             let (chunks, closing) = self.take();
             if !chunks.is_empty() {
-                let size: usize = chunks.iter().map(Bytes::len).sum();
-                match tokio::time::timeout(write_deadline, write_all(&mut io, &chunks)).await {
-                    Ok(Ok(())) => self.written(size),
+                let write = write_all(&mut io, &chunks, |n| self.written(n));
+                match tokio::time::timeout(write_deadline, write).await {
+                    Ok(Ok(())) => {}
                     Ok(Err(_)) => {
                         self.close_with(CloseReason::WriteError);
                         break;
@@ -324,8 +361,12 @@ impl Outbound {
     }
 }
 
-/// Writes every chunk, in vectored batches.
-async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+/// Writes every chunk, in vectored batches, reporting each write's progress.
+async fn write_all<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    chunks: &[Bytes],
+    mut progress: impl FnMut(usize),
+) -> std::io::Result<()> {
     let mut idx = 0;
     let mut offset = 0;
     while idx < chunks.len() {
@@ -339,6 +380,7 @@ async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, chunks: &[Bytes]) -> std::
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        progress(n);
         while n > 0 && idx < chunks.len() {
             let left = chunks[idx].len() - offset;
             if n >= left {

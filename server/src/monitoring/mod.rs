@@ -30,8 +30,7 @@ use crate::server::ServerState;
 
 pub use format::{go_duration, rfc3339, rss_bytes, uptime};
 
-/// A boxed future, for the async methods of [`JsReport`].
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// What JetStream reports to monitoring; registered by the JetStream service.
 /// Async because stream state lives on each stream's own thread.

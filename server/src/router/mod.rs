@@ -11,11 +11,14 @@ pub mod sublist;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::RngExt;
 
 pub use sublist::{MatchResult, Sublist};
+
+use crate::BoxFuture;
 
 /// A message as it is routed: borrowed parts of the published frame.
 #[derive(Debug, Clone, Copy)]
@@ -44,28 +47,34 @@ pub enum Delivery {
     Dropped,
     /// Queued.
     Queued,
-    /// Queued, but the subscriber's outbound queue is past 3/4 of its limit: the
-    /// publisher should pause briefly (nats-server's fast-producer stall).
+    /// Queued, but the subscriber's backlog is past its stall threshold: the
+    /// publisher should wait (bounded) for it to drain (nats-server's fast-producer stall).
     Pressure,
 }
 
 /// The outcome of routing one message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Fanout {
     /// Subscriptions that got the message.
     pub delivered: usize,
-    /// Some subscriber is close to being a slow consumer.
-    pub pressure: bool,
+    /// The first subscriber that answered [`Delivery::Pressure`]: its backlog is
+    /// past the stall threshold, and the publisher should wait for [`Subscriber::drained`].
+    pub backlogged: Option<Arc<dyn Subscriber>>,
 }
 
 impl Fanout {
-    fn add(&mut self, d: Delivery) -> bool {
-        self.pressure |= d == Delivery::Pressure;
+    fn add(&mut self, sub: &Subscription, d: Delivery) -> bool {
+        if d == Delivery::Pressure && self.backlogged.is_none() {
+            self.backlogged = Some(Arc::clone(&sub.owner));
+        }
         let ok = d != Delivery::Dropped;
         self.delivered += usize::from(ok);
         ok
     }
 }
+
+/// How long a subscriber without its own drain signal stalls a publisher.
+const DEFAULT_STALL: Duration = Duration::from_millis(5);
 
 /// Whoever owns subscriptions: a connection or an internal service.
 pub trait Subscriber: Send + Sync + fmt::Debug {
@@ -77,6 +86,13 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
 
     /// Called once when `sub` auto-unsubscribed after its last allowed delivery.
     fn auto_unsubscribed(&self, _sub: &Subscription) {}
+
+    /// Resolves once this subscriber's backlog is back under its stall threshold
+    /// (or it closed). The publisher bounds the wait. The default waits a fixed
+    /// moment, for subscribers without a drain signal.
+    fn drained(&self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(DEFAULT_STALL))
+    }
 
     /// False while the owner is closing: queue groups then pick another member.
     fn is_alive(&self) -> bool {
@@ -204,7 +220,7 @@ impl Router {
         let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
         for SubRef(sub) in &result.plain {
             if !skip_own(sub) {
-                fanout.add(self.deliver_one(sub, msg));
+                fanout.add(sub, self.deliver_one(sub, msg));
             }
         }
         for (_, members) in &result.queues {
@@ -243,7 +259,7 @@ impl Router {
         (0..n)
             .map(|i| &members[(start + i) % n].0)
             .filter(|sub| !skip(sub) && sub.owner.is_alive())
-            .any(|sub| fanout.add(self.deliver_one(sub, msg)));
+            .any(|sub| fanout.add(sub, self.deliver_one(sub, msg)));
     }
 
     fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> Delivery {
