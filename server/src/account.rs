@@ -2,8 +2,8 @@
 //! imports that connect them.
 //!
 //! Every client belongs to exactly one account; messages never cross accounts except
-//! through an import of a matching export. Imports are wired once at start by [`wire`] as
-//! internal subscriptions (owner id 0):
+//! through an import of a matching export. Imports are wired by [`wire`] as internal
+//! subscriptions (owner id 0), at start and again on every reload:
 //! - a **stream** import subscribes in the exporting account and republishes each message
 //!   into the importing account under the mapped subject;
 //! - a **service** import subscribes in the importing account on the local subject and
@@ -11,6 +11,11 @@
 //!   one-shot subscription carries the response back to the requester's own reply subject
 //!   (so the exporter never sees the importer's inboxes). Unanswered response routes expire
 //!   after two minutes, nats-server's default response threshold.
+//!
+//! On reload (checked against nats-server 2.15.1) an added import starts carrying messages
+//! to the running subscribers of the importing account at once, and a removed import (or
+//! one whose export went away) stops at once; imports that did not change stay wired, so
+//! nothing in flight through them is lost. Each account keeps the imports it has wired.
 //!
 //! Subject mapping: `to` with wildcards maps token by token (`a.*` → `b.*`); without
 //! wildcards it is a prefix for a wildcard import (`a.>` with `from_a` → `from_a.a.>`) and
@@ -47,6 +52,33 @@ pub struct Account {
     pub name: String,
     /// The account's routing table.
     pub router: Router,
+    /// The imports wired into this account, changed only by [`wire`] (start and reload).
+    imports: Mutex<Vec<WiredImport>>,
+}
+
+/// An import as wired: the configuration it came from and the internal subscription that
+/// carries it.
+#[derive(Debug)]
+struct WiredImport {
+    config: ImportConfig,
+    /// The account whose router holds `sub`: the exporter for a stream import, the
+    /// importer itself for a service import (weak, so an account never owns itself).
+    holder: Weak<Account>,
+    sub: Arc<Subscription>,
+    /// A service import's forwarder, whose unanswered response routes go with it.
+    service: Option<Arc<ServiceForward>>,
+}
+
+impl WiredImport {
+    /// Takes the import out of the routers.
+    fn unwire(&self) {
+        if let Some(holder) = self.holder.upgrade() {
+            holder.router.unsubscribe(&self.sub);
+        }
+        if let Some(service) = &self.service {
+            service.drop_routes();
+        }
+    }
 }
 
 impl Account {
@@ -55,7 +87,19 @@ impl Account {
         Self {
             name: name.to_string(),
             router: Router::new(),
+            imports: Mutex::new(Vec::new()),
         }
+    }
+
+    /// True when one of this account's service imports takes requests on the literal
+    /// `subject` (so a local default answer, like "JetStream not enabled", stays quiet).
+    pub fn imports_service(&self, subject: &str) -> bool {
+        let Ok(imports) = self.imports.lock() else {
+            return false;
+        };
+        imports
+            .iter()
+            .any(|w| w.service.is_some() && subject::matches(w.sub.subject_str(), subject))
     }
 
     /// Publishes an internal message (owner 0) into this account, counting the hop.
@@ -75,27 +119,58 @@ impl Account {
     }
 }
 
-/// Creates every configured account and wires its imports.
+/// Creates every configured account and brings its wired imports in line with `config`:
+/// imports no longer configured (or no longer exported to it) are removed, new ones are
+/// wired, unchanged ones are left alone. Called at start and on every reload.
 pub fn wire(state: &ServerState, config: &Config) {
     for acc in &config.accounts {
         state.account(&acc.name);
     }
-    for acc in &config.accounts {
-        for import in &acc.imports {
-            if !exported(config, import, &acc.name) {
-                warn!(
-                    "Account \"{}\": import of {:?} \"{}\" from \"{}\" has no matching export; ignored",
-                    acc.name, import.kind, import.subject, import.account
-                );
-                continue;
-            }
-            let exporter = state.account(&import.account);
-            let importer = state.account(&acc.name);
-            match import.kind {
-                ExportKind::Stream => wire_stream(&exporter, importer, import),
-                ExportKind::Service => wire_service(&importer, exporter, import),
-            }
+    for account in state.accounts() {
+        let wanted = wanted_imports(config, &account.name);
+        rewire(state, &account, &wanted);
+    }
+}
+
+/// The imports `config` gives the account `name` that a matching export allows.
+fn wanted_imports<'a>(config: &'a Config, name: &str) -> Vec<&'a ImportConfig> {
+    let Some(acc) = config.accounts.iter().find(|a| a.name == name) else {
+        return Vec::new();
+    };
+    let mut wanted: Vec<&ImportConfig> = Vec::new();
+    for import in &acc.imports {
+        if !exported(config, import, &acc.name) {
+            warn!(
+                "Account \"{}\": import of {:?} \"{}\" from \"{}\" has no matching export; ignored",
+                acc.name, import.kind, import.subject, import.account
+            );
+        } else if !wanted.contains(&import) {
+            wanted.push(import);
         }
+    }
+    wanted
+}
+
+fn rewire(state: &ServerState, importer: &Arc<Account>, wanted: &[&ImportConfig]) {
+    let Ok(mut wired) = importer.imports.lock() else {
+        return;
+    };
+    wired.retain(|w| {
+        let keep = wanted.contains(&&w.config);
+        if !keep {
+            w.unwire();
+        }
+        keep
+    });
+    for import in wanted {
+        if wired.iter().any(|w| w.config == **import) {
+            continue;
+        }
+        let exporter = state.account(&import.account);
+        wired.push(match import.kind {
+            ExportKind::Stream => wire_stream(&exporter, Arc::clone(importer), import),
+            ExportKind::Service => wire_service(importer, exporter, import),
+        });
     }
 }
 
@@ -122,17 +197,30 @@ fn internal_sub(router: &Router, subject: &str, owner: Arc<dyn Subscriber>) -> A
     sub
 }
 
-fn wire_stream(exporter: &Account, importer: Arc<Account>, import: &ImportConfig) {
+fn wire_stream(
+    exporter: &Arc<Account>,
+    importer: Arc<Account>,
+    import: &ImportConfig,
+) -> WiredImport {
     let to = import.local_subject();
     let owner = Arc::new(StreamForward {
         from: import.subject.clone(),
         to,
         target: importer,
     });
-    internal_sub(&exporter.router, &import.subject, owner);
+    WiredImport {
+        config: import.clone(),
+        holder: Arc::downgrade(exporter),
+        sub: internal_sub(&exporter.router, &import.subject, owner),
+        service: None,
+    }
 }
 
-fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, import: &ImportConfig) {
+fn wire_service(
+    importer: &Arc<Account>,
+    exporter: Arc<Account>,
+    import: &ImportConfig,
+) -> WiredImport {
     let local = import
         .local_subject()
         .unwrap_or_else(|| import.subject.clone());
@@ -144,7 +232,17 @@ fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, import: &Import
         pending: Mutex::new(VecDeque::new()),
         next: AtomicU64::new(1),
     });
-    internal_sub(&importer.router, &local, owner);
+    let sub = internal_sub(
+        &importer.router,
+        &local,
+        Arc::clone(&owner) as Arc<dyn Subscriber>,
+    );
+    WiredImport {
+        config: import.clone(),
+        holder: Arc::downgrade(importer),
+        sub,
+        service: Some(owner),
+    }
 }
 
 /// Maps `subj` (matched by `from`) onto `to`, filling `to`'s wildcards with the tokens
@@ -223,6 +321,16 @@ impl ServiceForward {
             }
             self.target.router.unsubscribe(sub);
             pending.pop_front();
+        }
+    }
+
+    /// Drops every pending response route (the import is being removed).
+    fn drop_routes(&self) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        for (_, sub) in pending.drain(..) {
+            self.target.router.unsubscribe(&sub);
         }
     }
 }

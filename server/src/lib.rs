@@ -102,7 +102,7 @@ pub struct Server {
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
-    jetstream: Option<Arc<jetstream::JetStream>>,
+    jetstream: Option<Arc<jetstream::JetStreams>>,
 }
 
 impl Server {
@@ -146,7 +146,7 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
-        let jetstream = jetstream::JetStream::start(&state).await;
+        let jetstream = jetstream::JetStreams::start(&state).await;
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn monitoring::JsReport>);
         }
@@ -179,8 +179,8 @@ impl Server {
         self.state.monitor_addr()
     }
 
-    /// The JetStream service, when enabled.
-    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+    /// The JetStream services (one per account), when JetStream is enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStreams>> {
         self.jetstream.as_ref()
     }
 
@@ -333,7 +333,7 @@ pub async fn run(config: Config, reload: impl Reload) -> Result<(), StartError> 
 /// Applies what can change at run time and logs each change as nats-server does
 /// (`Reloaded: debug = true`); settings that need a restart keep their running value
 /// and are logged as not reloadable, while the rest still applies.
-fn apply_reload(server: &Server, reload: &impl Reload) {
+async fn apply_reload(server: &Server, reload: &impl Reload) {
     let current = server.state().config();
     let Some(file) = current.config_file.as_deref() else {
         tracing::error!(
@@ -370,9 +370,30 @@ fn apply_reload(server: &Server, reload: &impl Reload) {
         tracing::error!("Failed to reload logging: {e}");
         new.logging = current.logging.clone();
     }
-    server.state().set_tls_acceptor(acceptor);
-    server.state().set_config(Arc::new(new));
+    let auth_changed = auth_changed(&current, &new);
+    let new = Arc::new(new);
+    let state = server.state();
+    state.set_tls_acceptor(acceptor);
+    state.set_config(Arc::clone(&new));
+    if auth_changed {
+        account::wire(state, &new);
+        // Each connection re-checks its user, account and subscriptions in its own task.
+        state.notify_auth_reload();
+        if let Some(js) = server.jetstream() {
+            js.reload(state, &new).await;
+        }
+    }
     info!("Reloaded server configuration");
+}
+
+/// True when a reload changes who may connect, to which account, or with which
+/// permissions (nats-server re-checks clients only then).
+fn auth_changed(old: &Config, new: &Config) -> bool {
+    let map_certs = |c: &Config| c.tls.as_ref().is_some_and(|t| t.verify_and_map);
+    old.authorization != new.authorization
+        || old.accounts != new.accounts
+        || old.no_auth_user != new.no_auth_user
+        || map_certs(old) != map_certs(new)
 }
 
 /// SIGUSR1: re-open the log file (log rotation).
@@ -401,7 +422,7 @@ async fn signals(server: &Server, reload: &impl Reload) -> Stop {
             _ = term.recv() => { info!("Trapped \"terminated\" signal"); return Stop::Graceful }
             _ = usr1.recv() => { info!("Trapped \"user defined signal 1\" signal"); reopen_log() }
             _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); return Stop::LameDuck }
-            _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload) }
+            _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload).await }
         }
     }
 }

@@ -95,6 +95,14 @@ impl ServerState {
         }
     }
 
+    /// Tells every connection that users, accounts or permissions were reloaded; each
+    /// checks itself against the new rules in its own task.
+    pub fn notify_auth_reload(&self) {
+        for client in self.clients() {
+            client.auth_reloaded();
+        }
+    }
+
     /// The authenticator of the configuration in force.
     pub fn authenticator(&self) -> Arc<Authenticator> {
         self.auth.read().map(|a| Arc::clone(&a)).unwrap_or_default()

@@ -184,6 +184,15 @@ impl Authenticator {
         !self.users.is_empty() || !self.nkeys.is_empty() || self.token.is_some()
     }
 
+    /// The account of the configured user (or nkey) `name`; `None` when there is no such
+    /// user. A reload closes connections whose user this no longer finds in their account.
+    pub fn account_of(&self, name: &str) -> Option<&str> {
+        self.users
+            .get(name)
+            .or_else(|| self.nkeys.get(name))
+            .map(|u| u.account.as_str())
+    }
+
     /// A fresh nonce for INFO when nkey users exist; `None` otherwise.
     pub fn nonce(&self) -> Option<String> {
         if self.nkeys.is_empty() {

@@ -8,17 +8,19 @@
 pub mod outbound;
 mod peer;
 mod perms;
+mod reload;
 mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, trace, warn};
 
@@ -88,8 +90,14 @@ pub struct ClientLink {
     pub out_msgs: AtomicU64,
     /// Payload bytes delivered to this client.
     pub out_bytes: AtomicU64,
-    /// Permissions of the authenticated user (unset: anything goes).
-    perms: OnceLock<Arc<Permissions>>,
+    /// Permissions of the authenticated user (`None`: anything goes); replaced on reload.
+    perms: RwLock<Option<Arc<Permissions>>>,
+    /// True when `perms` has something to apply to deliveries (subscribe denies or reply
+    /// grants), so deliveries to everyone else skip the lock.
+    delivery_perms: AtomicBool,
+    /// Wakes the read loop after a reload of users, accounts or permissions. One per
+    /// connection (not one shared watch) so waiting on it contends with no one.
+    reload: Notify,
     /// `allow_responses` grants: reply subject → (replies left, expiry).
     responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
     state: Arc<ServerState>,
@@ -98,6 +106,11 @@ pub struct ClientLink {
 impl ClientLink {
     fn log_prefix(&self) -> String {
         format!("{} - cid:{}", self.addr, self.cid)
+    }
+
+    /// Asks the connection to re-check itself against reloaded users and permissions.
+    pub fn auth_reloaded(&self) {
+        self.reload.notify_one();
     }
 
     /// Number of subscriptions.
@@ -112,9 +125,7 @@ impl Subscriber for ClientLink {
     }
 
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        if let Some(perms) = self.perms.get()
-            && !self.permit_delivery(perms, msg)
-        {
+        if self.delivery_perms.load(Ordering::Acquire) && !self.permits_delivery(msg) {
             return Delivery::Dropped;
         }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
@@ -245,7 +256,9 @@ where
         in_bytes: AtomicU64::new(0),
         out_msgs: AtomicU64::new(0),
         out_bytes: AtomicU64::new(0),
-        perms: OnceLock::new(),
+        perms: RwLock::new(None),
+        delivery_perms: AtomicBool::new(false),
+        reload: Notify::new(),
         responses: Mutex::new(HashMap::new()),
         state: Arc::clone(&state),
     });
@@ -301,6 +314,7 @@ impl Connection {
             tokio::time::sleep(config.authorization.timeout.unwrap_or(config.auth_timeout));
         let mut auth_deadline = pin!(auth_deadline);
         let link = Arc::clone(&self.link);
+        let mut reload = pin!(link.reload.notified());
         loop {
             // Keep a large free tail so each read takes what the socket has (fewer
             // reads and wake-ups); a payload in flight reserves its whole size.
@@ -341,6 +355,12 @@ impl Connection {
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     self.fail(&ProtocolError::AuthenticationTimeout);
                     return CloseReason::AuthenticationViolation;
+                }
+                () = &mut reload => {
+                    reload.set(link.reload.notified());
+                    if let Err(reason) = self.on_reload() {
+                        return reason;
+                    }
                 }
                 _ = link.outbound.close.notified() => return link.outbound.reason(),
             }
@@ -458,9 +478,7 @@ impl Connection {
             }
         };
         self.account = self.state.account(&identity.account);
-        if let Some(perms) = &identity.permissions {
-            let _ = self.link.perms.set(Arc::clone(perms));
-        }
+        self.link.set_perms(identity.permissions.clone());
         self.perms = identity.permissions;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! JetStream: persistent streams behind the `$JS.API`.
 //!
-//! [`JetStream`] is the service started by `Server::start` when JetStream is
-//! enabled. It owns the stream registry (name → [`StreamHandle`] plus the cached
+//! [`JetStream`] is the service of one account; [`JetStreams`] starts one per
+//! JetStream-enabled account (see `accounts`) when `Server::start` finds JetStream
+//! enabled. A [`JetStream`] owns its account's stream registry (name → [`StreamHandle`] plus the cached
 //! config and router subscriptions), restores every stored stream on start, and
 //! closes every store on shutdown. Task/thread shape:
 //!
@@ -13,6 +14,7 @@
 //! The registry is a `std` `RwLock` held only for short, await-free sections.
 //! Creates, updates and deletes all run on the one API task, so they never race.
 
+mod accounts;
 pub mod api;
 pub mod consumer;
 pub mod error;
@@ -32,9 +34,11 @@ use tracing::{info, warn};
 use self::store::{StdFs, SyncPolicy, meta};
 use self::stream::{AccountUsage, Spawn, StreamHandle, StreamSubs};
 use crate::account::Account;
-use crate::config::{JetStreamConfig, SyncInterval};
+use crate::config::{AccountJetStreamLimits, JetStreamConfig, SyncInterval};
 use crate::router::Subscription;
-use crate::server::{GLOBAL_ACCOUNT, ServerState};
+use crate::server::ServerState;
+
+pub use accounts::JetStreams;
 
 /// One registered stream.
 #[derive(Debug)]
@@ -44,10 +48,16 @@ struct Entry {
     subs: StreamSubs,
 }
 
-/// The JetStream service of a server (the `$G` account).
+/// The JetStream service of one account.
 #[derive(Debug)]
 pub struct JetStream {
     config: JetStreamConfig,
+    /// The account's own limits (`accounts { A { jetstream { … } } }`); unlimited when
+    /// the account sets none.
+    limits: AccountJetStreamLimits,
+    /// False for an account without JetStream: its API answers every request with
+    /// "JetStream not enabled for account" and it has no store.
+    enabled: bool,
     account: Arc<Account>,
     server_id: String,
     root: PathBuf,
@@ -64,36 +74,83 @@ pub struct JetStream {
 }
 
 impl JetStream {
-    /// Starts JetStream when the config enables it: restores stored streams and
-    /// subscribes the API. `None` when JetStream is off.
-    pub async fn start(state: &Arc<ServerState>) -> Option<Arc<JetStream>> {
-        let config = state.config().jetstream.clone()?;
-        let root = config.store_dir.join("jetstream").join(GLOBAL_ACCOUNT);
-        if let Err(e) = std::fs::create_dir_all(&root) {
+    /// Starts JetStream for `account` under `<store_dir>/jetstream/<account>`: restores
+    /// its stored streams and subscribes its API.
+    async fn start_account(
+        state: &ServerState,
+        config: JetStreamConfig,
+        account: Arc<Account>,
+        limits: Option<AccountJetStreamLimits>,
+    ) -> Arc<JetStream> {
+        let js = Arc::new(Self::new(state, config, account, limits, true));
+        if let Err(e) = std::fs::create_dir_all(&js.root) {
             warn!(
                 "Could not create JetStream store directory {}: {e}",
-                root.display()
+                js.root.display()
             );
         }
-        info!("Starting JetStream");
-        info!("    Store Directory: \"{}\"", config.store_dir.display());
-        let js = Arc::new(JetStream {
-            file_usage: usage(config.max_file_store),
-            mem_usage: usage(config.max_memory_store),
+        js.restore().await;
+        js.subscribe_api();
+        js
+    }
+
+    /// The API of an account without JetStream: every request gets
+    /// "JetStream not enabled for account".
+    fn start_disabled(
+        state: &ServerState,
+        config: JetStreamConfig,
+        account: Arc<Account>,
+    ) -> Arc<JetStream> {
+        let js = Arc::new(Self::new(state, config, account, None, false));
+        js.subscribe_api();
+        js
+    }
+
+    fn new(
+        state: &ServerState,
+        config: JetStreamConfig,
+        account: Arc<Account>,
+        limits: Option<AccountJetStreamLimits>,
+        enabled: bool,
+    ) -> Self {
+        let limits = limits.unwrap_or_default();
+        // An account limit, when set, replaces the server's.
+        let pick = |account: i64, server: i64| if account >= 0 { account } else { server };
+        JetStream {
+            file_usage: usage(pick(limits.max_store, config.max_file_store)),
+            mem_usage: usage(pick(limits.max_memory, config.max_memory_store)),
+            root: config.store_dir.join("jetstream").join(&account.name),
             config,
-            account: Arc::clone(&state.global),
+            limits,
+            enabled,
+            account,
             server_id: state.server_id.clone(),
-            root,
             streams: RwLock::new(BTreeMap::new()),
             api_subs: Mutex::new(Vec::new()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             consumers: consumer::Registry::new(),
-        });
-        js.restore().await;
-        let subs = api::start(&js);
-        *js.api_subs.lock().unwrap_or_else(PoisonError::into_inner) = subs;
-        Some(js)
+        }
+    }
+
+    fn subscribe_api(self: &Arc<Self>) {
+        let subs = api::start(self);
+        *self.api_subs.lock().unwrap_or_else(PoisonError::into_inner) = subs;
+    }
+
+    /// The account this service belongs to.
+    pub fn account_name(&self) -> &str {
+        &self.account.name
+    }
+
+    /// The account's JetStream limits (unlimited when it sets none).
+    pub fn limits(&self) -> &AccountJetStreamLimits {
+        &self.limits
+    }
+
+    /// False for an account without JetStream (its API only says so).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Stops the API, then flushes and closes every stream.
@@ -115,7 +172,6 @@ impl JetStream {
             e.subs.remove(&self.account);
             close(&e.handle).await;
         }
-        info!("JetStream stopped");
     }
 
     async fn restore(&self) {
@@ -294,12 +350,43 @@ impl JetStream {
         Ok(())
     }
 
+    /// The account's `max_streams` (0 or -1: none), checked before a new stream is made.
+    fn check_stream_limit(&self) -> Result<(), ApiError> {
+        let count = self
+            .streams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        match reached(self.limits.max_streams, count) {
+            true => Err(ErrorCode::MAXIMUM_STREAMS_LIMIT.error()),
+            false => Ok(()),
+        }
+    }
+
+    /// The account's `max_consumers` over all its streams, checked before a new consumer.
+    fn check_consumer_limit(&self) -> Result<(), ApiError> {
+        let count = self
+            .streams()
+            .iter()
+            .map(StreamHandle::consumer_count)
+            .sum();
+        match reached(self.limits.max_consumers, count) {
+            true => Err(ErrorCode::MAXIMUM_CONSUMERS_LIMIT.error()),
+            false => Ok(()),
+        }
+    }
+
     fn count(&self, error: bool) {
         self.api_total.fetch_add(1, Ordering::Relaxed);
         if error {
             self.api_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// True when a positive `limit` leaves no room next to `count`.
+fn reached(limit: i64, count: usize) -> bool {
+    limit > 0 && i64::try_from(count).unwrap_or(i64::MAX) >= limit
 }
 
 fn usage(limit: i64) -> AccountUsage {

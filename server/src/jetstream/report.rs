@@ -10,8 +10,6 @@ use rill_protocol::jsapi::{API_LEVEL, StorageType};
 use serde_json::{Value, json};
 
 use super::JetStream;
-use crate::monitoring::{BoxFuture, JsReport};
-use crate::server::GLOBAL_ACCOUNT;
 
 fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key)
@@ -26,7 +24,8 @@ fn label(v: &str) -> String {
 }
 
 impl JetStream {
-    async fn jsz_doc(&self, q: &HashMap<String, String>) -> Value {
+    /// This account's `/jsz` document (as a single-account server shows it).
+    pub(super) async fn jsz_doc(&self, q: &HashMap<String, String>) -> Value {
         let (mut memory, mut storage, mut messages, mut bytes, mut consumers) =
             (0u64, 0u64, 0u64, 0u64, 0usize);
         let mut details = Vec::new();
@@ -85,8 +84,8 @@ impl JetStream {
         });
         if want_streams || flag(q, "accounts") {
             doc["account_details"] = json!([{
-                "name": GLOBAL_ACCOUNT,
-                "id": GLOBAL_ACCOUNT,
+                "name": self.account.name,
+                "id": self.account.name,
                 "memory": memory,
                 "storage": storage,
                 "api": api,
@@ -96,17 +95,10 @@ impl JetStream {
         doc
     }
 
-    async fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        let gauges = [
-            ("rill_stream_messages", "Messages stored in the stream."),
-            ("rill_stream_bytes", "Bytes stored in the stream."),
-            ("rill_stream_first_seq", "First sequence in the stream."),
-            ("rill_stream_last_seq", "Last sequence in the stream."),
-            ("rill_stream_consumers", "Consumers of the stream."),
-        ];
-        let mut rows: Vec<[u64; 5]> = Vec::new();
-        let mut names = Vec::new();
+    /// This account's per-stream and per-consumer gauge rows.
+    pub(super) async fn metric_rows(&self) -> MetricRows {
+        let account = self.account.name.clone();
+        let mut rows = MetricRows::default();
         for (name, _) in self.stream_configs() {
             let Some(handle) = self.stream(&name) else {
                 continue;
@@ -115,45 +107,15 @@ impl JetStream {
                 continue;
             };
             let s = info.state;
-            rows.push([
+            let values = [
                 s.messages,
                 s.bytes,
                 s.first_seq,
                 s.last_seq,
                 handle.consumer_count() as u64,
-            ]);
-            names.push(name);
+            ];
+            rows.streams.push((account.clone(), name, values));
         }
-        for (i, (metric, help)) in gauges.iter().enumerate() {
-            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
-            for (name, row) in names.iter().zip(&rows) {
-                let _ = writeln!(out, "{metric}{{stream=\"{}\"}} {}", label(name), row[i]);
-            }
-        }
-        let consumer_gauges = [
-            (
-                "rill_consumer_num_pending",
-                "Messages not yet delivered to the consumer.",
-            ),
-            (
-                "rill_consumer_num_ack_pending",
-                "Delivered messages awaiting acknowledgement.",
-            ),
-            (
-                "rill_consumer_num_redelivered",
-                "Messages delivered more than once.",
-            ),
-            ("rill_consumer_num_waiting", "Waiting pull requests."),
-            (
-                "rill_consumer_delivered_stream_seq",
-                "Last stream sequence delivered.",
-            ),
-            (
-                "rill_consumer_ack_floor_stream_seq",
-                "Stream sequence up to which all is acknowledged.",
-            ),
-        ];
-        let mut crow = Vec::new();
         for handle in self.consumers.all() {
             let Ok(ci) = handle.info().await else {
                 continue;
@@ -166,14 +128,67 @@ impl JetStream {
                 ci.delivered.stream_seq,
                 ci.ack_floor.stream_seq,
             ];
-            crow.push((ci.stream_name.clone(), ci.name.clone(), values));
+            rows.consumers.push((
+                account.clone(),
+                ci.stream_name.clone(),
+                ci.name.clone(),
+                values,
+            ));
         }
-        for (i, (metric, help)) in consumer_gauges.iter().enumerate() {
+        rows
+    }
+}
+
+/// Gauge rows of one or more accounts: (account, stream, values) and
+/// (account, stream, consumer, values).
+#[derive(Debug, Default)]
+pub(super) struct MetricRows {
+    streams: Vec<(String, String, [u64; 5])>,
+    consumers: Vec<(String, String, String, [u64; 6])>,
+}
+
+impl MetricRows {
+    /// Adds another account's rows.
+    pub(super) fn extend(&mut self, other: MetricRows) {
+        self.streams.extend(other.streams);
+        self.consumers.extend(other.consumers);
+    }
+
+    /// The Prometheus text, one family per gauge. The `account` label is added only when
+    /// `by_account` (several accounts have JetStream), so a `$G`-only server's output is
+    /// as before.
+    pub(super) fn text(&self, by_account: bool) -> String {
+        let mut out = String::new();
+        let gauges = [
+            ("rill_stream_messages", "Messages stored in the stream."),
+            ("rill_stream_bytes", "Bytes stored in the stream."),
+            ("rill_stream_first_seq", "First sequence in the stream."),
+            ("rill_stream_last_seq", "Last sequence in the stream."),
+            ("rill_stream_consumers", "Consumers of the stream."),
+        ];
+        let acc = |a: &str| match by_account {
+            true => format!("account=\"{}\",", label(a)),
+            false => String::new(),
+        };
+        for (i, (metric, help)) in gauges.iter().enumerate() {
             let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
-            for (stream, consumer, values) in &crow {
+            for (account, name, row) in &self.streams {
                 let _ = writeln!(
                     out,
-                    "{metric}{{stream=\"{}\",consumer=\"{}\"}} {}",
+                    "{metric}{{{}stream=\"{}\"}} {}",
+                    acc(account),
+                    label(name),
+                    row[i]
+                );
+            }
+        }
+        for (i, (metric, help)) in CONSUMER_GAUGES.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+            for (account, stream, consumer, values) in &self.consumers {
+                let _ = writeln!(
+                    out,
+                    "{metric}{{{}stream=\"{}\",consumer=\"{}\"}} {}",
+                    acc(account),
                     label(stream),
                     label(consumer),
                     values[i]
@@ -184,12 +199,26 @@ impl JetStream {
     }
 }
 
-impl JsReport for JetStream {
-    fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, Value> {
-        Box::pin(self.jsz_doc(query))
-    }
-
-    fn metrics(&self) -> BoxFuture<'_, String> {
-        Box::pin(self.metrics_text())
-    }
-}
+const CONSUMER_GAUGES: [(&str, &str); 6] = [
+    (
+        "rill_consumer_num_pending",
+        "Messages not yet delivered to the consumer.",
+    ),
+    (
+        "rill_consumer_num_ack_pending",
+        "Delivered messages awaiting acknowledgement.",
+    ),
+    (
+        "rill_consumer_num_redelivered",
+        "Messages delivered more than once.",
+    ),
+    ("rill_consumer_num_waiting", "Waiting pull requests."),
+    (
+        "rill_consumer_delivered_stream_seq",
+        "Last stream sequence delivered.",
+    ),
+    (
+        "rill_consumer_ack_floor_stream_seq",
+        "Stream sequence up to which all is acknowledged.",
+    ),
+];

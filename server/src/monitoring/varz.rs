@@ -129,7 +129,7 @@ async fn jsz_stats(state: &ServerState) -> Value {
         "storage": pick("storage"),
         "reserved_memory": 0,
         "reserved_storage": 0,
-        "accounts": 1,
+        "accounts": report.get("accounts").cloned().unwrap_or(json!(1)),
         "ha_assets": 0,
         "api": report.get("api").cloned().unwrap_or(json!({"total": 0, "errors": 0})),
     })

@@ -16,8 +16,17 @@ pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
     if let Err(e) = req.check_level() {
         return Reply::from(Err::<AccountInfo, _>(e));
     }
+    let l = &js.limits;
     let mut usage = AccountTier {
-        limits: AccountLimits::default(),
+        limits: AccountLimits {
+            max_memory: l.max_memory,
+            max_storage: l.max_store,
+            max_streams: l.max_streams,
+            max_consumers: l.max_consumers,
+            max_ack_pending: l.max_ack_pending,
+            max_bytes_required: l.max_bytes_required,
+            ..AccountLimits::default()
+        },
         ..AccountTier::default()
     };
     for (_, cfg) in js.stream_configs() {

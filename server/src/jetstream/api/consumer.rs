@@ -121,6 +121,7 @@ async fn create(
         return Ok(ConsumerCreateResponse { info: shown(info) });
     }
     let mut cfg = validate::consumer_new(body.action, cfg, &scfg, others.iter())?;
+    js.check_consumer_limit()?;
     cfg.name = name;
     validate::stamp_consumer_metadata(&mut cfg);
     let created = crate::jetstream::stream::timestamp(crate::jetstream::store::now_ns());

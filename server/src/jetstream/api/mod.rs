@@ -13,6 +13,7 @@
 
 mod account;
 mod consumer;
+mod disabled;
 mod msg;
 mod stream;
 
@@ -168,7 +169,13 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     let Some(op) = subject.strip_prefix("$JS.API.") else {
         return;
     };
-    let reply = if op == "INFO" {
+    let reply = if !js.is_enabled() {
+        // An account may import another account's JetStream API instead.
+        if js.account.imports_service(subject) {
+            return;
+        }
+        disabled::reply(op)
+    } else if op == "INFO" {
         Some(account::info(js, req))
     } else if let Some(op) = op.strip_prefix("STREAM.MSG.") {
         msg::handle(js, op, req).await

@@ -99,6 +99,7 @@ async fn create(
         });
     }
     validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_stream_limit()?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let handle = js.create_stream(cfg).await?;
