@@ -5,6 +5,7 @@
 //! ping bookkeeping). What other tasks need to reach — the outbound queue, the
 //! subscription table and the counters — lives in the shared [`ClientLink`].
 
+mod link;
 pub mod outbound;
 mod peer;
 mod perms;
@@ -29,14 +30,14 @@ use rill_protocol::{
     ClientDecoder, ClientOp, Connect, DecoderLimits, ProtocolError, encode, subject,
 };
 
+pub use link::{ClientInfo, ClientLink};
 pub use outbound::{CloseReason, Outbound, Pushed};
 pub use peer::{Peer, info_line};
 use trace::describe;
 
-use crate::BoxFuture;
 use crate::account::Account;
 use crate::auth::Permissions;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
 
@@ -51,126 +52,6 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Publish-permission results kept per connection before the cache is cleared.
 const PERM_CACHE_MAX: usize = 1024;
-
-/// What a client told us in CONNECT, kept for monitoring.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    /// Client name.
-    pub name: String,
-    /// Client library language.
-    pub lang: String,
-    /// Client library version.
-    pub version: String,
-    /// Authenticated user, if any.
-    pub user: Option<String>,
-}
-
-/// The part of a connection other tasks can reach.
-#[derive(Debug)]
-pub struct ClientLink {
-    /// Client id.
-    pub cid: u64,
-    /// Peer address.
-    pub addr: SocketAddr,
-    /// When the connection was accepted.
-    pub started: SystemTime,
-    /// Outbound queue.
-    pub outbound: Outbound,
-    /// Subscriptions by sid.
-    pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
-    /// CONNECT details.
-    pub info: RwLock<ClientInfo>,
-    echo: AtomicBool,
-    headers: AtomicBool,
-    /// Messages received from this client.
-    pub in_msgs: AtomicU64,
-    /// Payload bytes received from this client.
-    pub in_bytes: AtomicU64,
-    /// Messages delivered to this client.
-    pub out_msgs: AtomicU64,
-    /// Payload bytes delivered to this client.
-    pub out_bytes: AtomicU64,
-    /// Permissions of the authenticated user (`None`: anything goes); replaced on reload.
-    perms: RwLock<Option<Arc<Permissions>>>,
-    /// True when `perms` has something to apply to deliveries (subscribe denies or reply
-    /// grants), so deliveries to everyone else skip the lock.
-    delivery_perms: AtomicBool,
-    /// Wakes the read loop after a reload of users, accounts or permissions. One per
-    /// connection (not one shared watch) so waiting on it contends with no one.
-    reload: Notify,
-    /// `allow_responses` grants: reply subject → (replies left, expiry).
-    responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
-    state: Arc<ServerState>,
-}
-
-impl ClientLink {
-    fn log_prefix(&self) -> String {
-        format!("{} - cid:{}", self.addr, self.cid)
-    }
-
-    /// Asks the connection to re-check itself against reloaded users and permissions.
-    pub fn auth_reloaded(&self) {
-        self.reload.notify_one();
-    }
-
-    /// Number of subscriptions.
-    pub fn num_subs(&self) -> usize {
-        self.subs.lock().map(|s| s.len()).unwrap_or_default()
-    }
-}
-
-impl Subscriber for ClientLink {
-    fn owner_id(&self) -> u64 {
-        self.cid
-    }
-
-    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        if self.delivery_perms.load(Ordering::Acquire) && !self.permits_delivery(msg) {
-            return Delivery::Dropped;
-        }
-        // A client that did not ask for headers gets the payload alone, as nats-server does.
-        let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
-        let reply = msg.reply.map(|r| &r[..]);
-        match self
-            .outbound
-            .push_msg(msg.subject, &sub.sid, reply, headers, msg.payload)
-        {
-            pushed @ (Pushed::Queued | Pushed::Pressure) => {
-                self.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.out_bytes
-                    .fetch_add(msg.size() as u64, Ordering::Relaxed);
-                match pushed {
-                    Pushed::Pressure => Delivery::Pressure,
-                    _ => Delivery::Queued,
-                }
-            }
-            Pushed::SlowConsumer => {
-                Stats::add(&self.state.stats.slow_consumers, 1);
-                warn!(
-                    "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                    self.log_prefix(),
-                    self.state.config().max_pending
-                );
-                Delivery::Dropped
-            }
-            Pushed::Closed => Delivery::Dropped,
-        }
-    }
-
-    fn auto_unsubscribed(&self, sub: &Subscription) {
-        if let Ok(mut subs) = self.subs.lock() {
-            subs.remove(&sub.sid);
-        }
-    }
-
-    fn drained(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.outbound.drained())
-    }
-
-    fn is_alive(&self) -> bool {
-        !self.outbound.is_closed()
-    }
-}
 
 /// The read-loop side of a connection.
 struct Connection {
