@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::connect::Connect;
 use crate::error::ProtocolError;
 use crate::limits::DecoderLimits;
-use crate::op::{ClientOp, ServerOp};
+use crate::op::{ClientOp, Publish, ServerOp};
 
 /// Most fields any op has (HMSG: subject sid reply hdr total).
 const MAX_ARGS: usize = 5;
@@ -145,7 +145,27 @@ impl PendingMsg {
         self.line_len + self.total_len + 2
     }
 
-    /// Splits the whole frame off `buf` once it is there.
+    /// Splits the whole frame off `buf` once it is there, as one [`Publish`].
+    fn take_publish(&self, buf: &mut BytesMut) -> Result<Option<Publish>, ProtocolError> {
+        let frame_len = self.frame_len();
+        if buf.len() < frame_len {
+            return Ok(None);
+        }
+        if &buf[frame_len - 2..frame_len] != b"\r\n" {
+            return Err(ProtocolError::UnknownOp);
+        }
+        let mut frame = buf.split_to(frame_len).freeze();
+        frame.truncate(frame_len - 2);
+        Ok(Some(Publish::from_frame(
+            frame,
+            self.subject.clone(),
+            self.reply.clone(),
+            self.line_len,
+            self.hdr_len,
+        )))
+    }
+
+    /// Splits the whole frame off `buf` once it is there, part by part.
     fn take(&self, buf: &mut BytesMut) -> Result<Option<SplitMsg>, ProtocolError> {
         let frame_len = self.frame_len();
         if buf.len() < frame_len {
@@ -303,11 +323,10 @@ impl ClientDecoder {
     /// an error the decoder's state is unspecified: close the connection.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
         if let Some(pending) = &self.pending {
-            return match pending.take(buf)? {
-                Some(msg) => {
-                    let op = pending.to_client_op(msg);
+            return match pending.take_publish(buf)? {
+                Some(publish) => {
                     self.pending = None;
-                    Ok(Some(op))
+                    Ok(Some(ClientOp::Pub(publish)))
                 }
                 None => Ok(None),
             };
@@ -323,8 +342,8 @@ impl ClientDecoder {
                 MsgOp::PUB
             };
             let pending = parse_message(buf, args, line_len, op, self.limits.max_payload)?;
-            return match pending.take(buf)? {
-                Some(msg) => Ok(Some(pending.to_client_op(msg))),
+            return match pending.take_publish(buf)? {
+                Some(publish) => Ok(Some(ClientOp::Pub(publish))),
                 None => {
                     self.pending = Some(pending);
                     Ok(None)
@@ -414,24 +433,6 @@ fn parse_client_simple(
         return Err(ProtocolError::ClientErr(text));
     }
     Err(ProtocolError::UnknownOp)
-}
-
-impl PendingMsg {
-    fn to_client_op(&self, msg: SplitMsg) -> ClientOp {
-        match msg.headers {
-            Some(headers) => ClientOp::HPub {
-                subject: msg.subject,
-                reply: msg.reply,
-                headers,
-                payload: msg.payload,
-            },
-            None => ClientOp::Pub {
-                subject: msg.subject,
-                reply: msg.reply,
-                payload: msg.payload,
-            },
-        }
-    }
 }
 
 /// Splits a control line into its op name and the rest (`None` when nothing follows the name).

@@ -129,32 +129,25 @@ fn put_op_subject_reply(buf: &mut BytesMut, op: &[u8], subject: &[u8], reply: Op
 pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
     match op {
         ClientOp::Connect(c) => connect(buf, c),
-        ClientOp::Pub {
-            subject,
-            reply,
-            payload,
-        } => {
-            put_op_subject_reply(buf, b"PUB ", subject, reply.as_deref());
-            put_usize(buf, payload.len());
-            buf.put_slice(b"\r\n");
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
-        }
-        ClientOp::HPub {
-            subject,
-            reply,
-            headers,
-            payload,
-        } => {
-            put_op_subject_reply(buf, b"HPUB ", subject, reply.as_deref());
-            put_usize(buf, headers.len());
-            buf.put_u8(b' ');
-            put_usize(buf, headers.len() + payload.len());
-            buf.put_slice(b"\r\n");
-            buf.put_slice(headers);
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
-        }
+        ClientOp::Pub(p) => match p.headers() {
+            None => {
+                put_op_subject_reply(buf, b"PUB ", p.subject(), p.reply());
+                put_usize(buf, p.payload().len());
+                buf.put_slice(b"\r\n");
+                buf.put_slice(p.payload());
+                buf.put_slice(b"\r\n");
+            }
+            Some(headers) => {
+                put_op_subject_reply(buf, b"HPUB ", p.subject(), p.reply());
+                put_usize(buf, headers.len());
+                buf.put_u8(b' ');
+                put_usize(buf, headers.len() + p.payload().len());
+                buf.put_slice(b"\r\n");
+                buf.put_slice(headers);
+                buf.put_slice(p.payload());
+                buf.put_slice(b"\r\n");
+            }
+        },
         ClientOp::Sub {
             subject,
             queue,

@@ -33,4 +33,4 @@ pub use error::ProtocolError;
 pub use headers::HeaderMap;
 pub use info::Info;
 pub use limits::DecoderLimits;
-pub use op::{ClientOp, ServerOp};
+pub use op::{ClientOp, Publish, ServerOp};

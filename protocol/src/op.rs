@@ -5,7 +5,10 @@
 //! subjects here: validation rules depend on the connection (pedantic mode,
 //! permissions), so the server applies them with [`crate::subject`].
 
-use bytes::Bytes;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::connect::Connect;
 
@@ -14,26 +17,9 @@ use crate::connect::Connect;
 pub enum ClientOp {
     /// `CONNECT {json}`.
     Connect(Box<Connect>),
-    /// `PUB <subject> [reply] <size>` and its payload.
-    Pub {
-        /// Where the message is published.
-        subject: Bytes,
-        /// Optional reply subject.
-        reply: Option<Bytes>,
-        /// The payload.
-        payload: Bytes,
-    },
-    /// `HPUB <subject> [reply] <hdr> <total>`, its header block and payload.
-    HPub {
-        /// Where the message is published.
-        subject: Bytes,
-        /// Optional reply subject.
-        reply: Option<Bytes>,
-        /// The raw header block, `NATS/1.0…\r\n\r\n` included.
-        headers: Bytes,
-        /// The payload after the header block.
-        payload: Bytes,
-    },
+    /// `PUB <subject> [reply] <size>` or `HPUB <subject> [reply] <hdr> <total>`
+    /// with its header block and payload.
+    Pub(Publish),
     /// `SUB <subject> [queue] <sid>`.
     Sub {
         /// Filter subject.
@@ -97,4 +83,115 @@ pub enum ServerOp {
     Ping,
     /// `PONG`.
     Pong,
+}
+
+/// A published message (`PUB` or `HPUB`) as it arrived: one shared buffer holding
+/// the control line and the body, with the parts located in it.
+///
+/// Reading a part borrows it; [`Publish::frame`] with `Bytes::slice_ref` hands a part
+/// out as `Bytes` without copying. Keeping one handle instead of one per part saves
+/// two atomic reference-count updates per message on the publish path.
+#[derive(Clone)]
+pub struct Publish {
+    /// Control line and body (without the final CRLF), or the parts of [`Publish::new`].
+    frame: Bytes,
+    subject: Range<usize>,
+    reply: Option<Range<usize>>,
+    /// Where the body (header block, then payload) starts in `frame`.
+    body: usize,
+    /// Header block length; `None` for `PUB`.
+    hdr_len: Option<usize>,
+}
+
+impl Publish {
+    /// A message from its parts (copied into one buffer): for tools and tests.
+    pub fn new(
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Self {
+        let reply_len = reply.map_or(0, <[u8]>::len);
+        let hdr_len = headers.map(<[u8]>::len);
+        let mut buf = BytesMut::with_capacity(
+            subject.len() + reply_len + hdr_len.unwrap_or(0) + payload.len(),
+        );
+        buf.put_slice(subject);
+        buf.put_slice(reply.unwrap_or_default());
+        buf.put_slice(headers.unwrap_or_default());
+        buf.put_slice(payload);
+        let body = subject.len() + reply_len;
+        Self {
+            frame: buf.freeze(),
+            subject: 0..subject.len(),
+            reply: reply.map(|_| subject.len()..body),
+            body,
+            hdr_len,
+        }
+    }
+
+    /// Locates the parts in a decoded frame: `frame` ends where the payload ends.
+    pub(crate) fn from_frame(
+        frame: Bytes,
+        subject: Range<usize>,
+        reply: Option<Range<usize>>,
+        body: usize,
+        hdr_len: Option<usize>,
+    ) -> Self {
+        Self {
+            frame,
+            subject,
+            reply,
+            body,
+            hdr_len,
+        }
+    }
+
+    /// The subject it was published to.
+    pub fn subject(&self) -> &[u8] {
+        &self.frame[self.subject.clone()]
+    }
+
+    /// The reply subject, if any.
+    pub fn reply(&self) -> Option<&[u8]> {
+        self.reply.clone().map(|r| &self.frame[r])
+    }
+
+    /// The raw header block (`NATS/1.0…\r\n\r\n`), for `HPUB`.
+    pub fn headers(&self) -> Option<&[u8]> {
+        self.hdr_len.map(|h| &self.frame[self.body..self.body + h])
+    }
+
+    /// The payload after the header block.
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[self.body + self.hdr_len.unwrap_or(0)..]
+    }
+
+    /// The buffer every part lives in, to share parts with `Bytes::slice_ref`.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+}
+
+impl PartialEq for Publish {
+    fn eq(&self, other: &Self) -> bool {
+        self.subject() == other.subject()
+            && self.reply() == other.reply()
+            && self.headers() == other.headers()
+            && self.payload() == other.payload()
+    }
+}
+
+impl fmt::Debug for Publish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Rendered like `Bytes` (b"..."), part by part.
+        let show = |b: &[u8]| Bytes::copy_from_slice(b);
+        let mut d = f.debug_struct("Publish");
+        d.field("subject", &show(self.subject()))
+            .field("reply", &self.reply().map(show));
+        if let Some(h) = self.headers() {
+            d.field("headers", &show(h));
+        }
+        d.field("payload", &show(self.payload())).finish()
+    }
 }

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rill_protocol::encode::{encode_client, encode_server};
 use rill_protocol::{
-    ClientDecoder, ClientOp, DecoderLimits, ProtocolError, ServerDecoder, ServerOp,
+    ClientDecoder, ClientOp, DecoderLimits, ProtocolError, Publish, ServerDecoder, ServerOp,
 };
 
 fn decode_all(input: &[u8]) -> (Vec<ClientOp>, Option<ProtocolError>, usize) {
@@ -63,24 +63,29 @@ fn partial_frames_need_more_bytes_and_consume_nothing() {
     assert_eq!(dec.decode(&mut buf), Ok(None));
     assert_eq!(dec.bytes_needed(buf.len()), Some(4));
     buf.extend_from_slice(b"lo\r\n");
-    assert!(matches!(
-        dec.decode(&mut buf),
-        Ok(Some(ClientOp::Pub { .. }))
-    ));
+    assert!(matches!(dec.decode(&mut buf), Ok(Some(ClientOp::Pub(_)))));
 }
 
 #[test]
 fn payload_is_a_slice_of_the_read_buffer() {
     let mut buf = BytesMut::from(&b"PUB foo 5\r\nhello\r\n"[..]);
     let base = buf.as_ptr() as usize;
-    let Ok(Some(ClientOp::Pub {
-        payload, subject, ..
-    })) = ClientDecoder::default().decode(&mut buf)
-    else {
+    let Ok(Some(ClientOp::Pub(publish))) = ClientDecoder::default().decode(&mut buf) else {
         panic!("expected PUB");
     };
+    let payload = publish.payload();
     assert_eq!(payload.as_ptr() as usize, base + 11, "payload was copied");
-    assert_eq!(subject.as_ptr() as usize, base + 4, "subject was copied");
+    assert_eq!(
+        publish.subject().as_ptr() as usize,
+        base + 4,
+        "subject was copied"
+    );
+    let shared = publish.frame().slice_ref(payload);
+    assert_eq!(
+        shared.as_ptr(),
+        payload.as_ptr(),
+        "sharing the payload copied it"
+    );
 }
 
 #[test]
@@ -213,11 +218,7 @@ fn client_op() -> impl Strategy<Value = ClientOp> {
     let reply = prop::option::of(subject());
     prop_oneof![
         (subject(), reply.clone(), payload.clone()).prop_map(|(subject, reply, payload)| {
-            ClientOp::Pub {
-                subject,
-                reply,
-                payload,
-            }
+            ClientOp::Pub(Publish::new(&subject, reply.as_deref(), None, &payload))
         }),
         (
             subject(),
@@ -230,12 +231,13 @@ fn client_op() -> impl Strategy<Value = ClientOp> {
                 for (k, v) in hdrs {
                     h.append(k, v.trim().to_string());
                 }
-                ClientOp::HPub {
-                    subject,
-                    reply,
-                    headers: h.to_bytes(),
-                    payload,
-                }
+                let headers = h.to_bytes();
+                ClientOp::Pub(Publish::new(
+                    &subject,
+                    reply.as_deref(),
+                    Some(&headers),
+                    &payload,
+                ))
             }),
         (subject(), prop::option::of(token()), "[0-9]{1,5}").prop_map(|(subject, queue, sid)| {
             ClientOp::Sub {

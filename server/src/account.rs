@@ -291,10 +291,7 @@ impl Subscriber for StreamForward {
         };
         let text = std::str::from_utf8(msg.subject).unwrap_or_default();
         let mapped = Bytes::from(map_subject(&self.from, to, text));
-        self.target.forward(&Msg {
-            subject: &mapped,
-            ..*msg
-        })
+        self.target.forward(&msg.with_subject(&mapped))
     }
 }
 
@@ -344,25 +341,20 @@ impl Subscriber for ServiceForward {
         let text = std::str::from_utf8(msg.subject).unwrap_or_default();
         let remote = Bytes::from(map_subject(&self.local, &self.remote, text));
         let Some(reply) = msg.reply else {
-            return self.target.forward(&Msg {
-                subject: &remote,
-                ..*msg
-            });
+            return self.target.forward(&msg.with_subject(&remote));
         };
         self.expire();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let route = Bytes::from(format!("_R_.{}.{}", nonce_token(sub), n));
         let back = Arc::new(ResponseForward {
-            reply: reply.clone(),
+            reply: Bytes::copy_from_slice(reply),
             origin: Weak::clone(&self.origin),
         });
         let route_sub = internal_sub(&self.target.router, &String::from_utf8_lossy(&route), back);
         self.target.router.auto_unsubscribe(&route_sub, 1);
-        let delivered = self.target.forward(&Msg {
-            subject: &remote,
-            reply: Some(&route),
-            ..*msg
-        });
+        let delivered = self
+            .target
+            .forward(&msg.with_subject(&remote).with_reply(Some(&route)));
         if delivered == Delivery::Dropped {
             self.target.router.unsubscribe(&route_sub);
         } else if let Ok(mut pending) = self.pending.lock() {
@@ -394,10 +386,6 @@ impl Subscriber for ResponseForward {
         let Some(origin) = self.origin.upgrade() else {
             return Delivery::Dropped;
         };
-        origin.forward(&Msg {
-            subject: &self.reply,
-            reply: None,
-            ..*msg
-        })
+        origin.forward(&msg.with_subject(&self.reply).with_reply(None))
     }
 }

@@ -97,12 +97,8 @@ impl Subscriber for ClientLink {
             return Delivery::Dropped;
         }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
-        let headers = msg.headers.filter(|_| self.headers.load(Ordering::Relaxed));
-        let reply = msg.reply.map(|r| &r[..]);
-        match self
-            .outbound
-            .push_msg(msg.subject, &sub.sid, reply, headers, msg.payload)
-        {
+        let with_headers = self.headers.load(Ordering::Relaxed);
+        match self.outbound.push_msg(&sub.sid, msg, with_headers) {
             pushed @ (Pushed::Queued | Pushed::Pressure) => {
                 self.out_msgs.fetch_add(1, Ordering::Relaxed);
                 self.out_bytes

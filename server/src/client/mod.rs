@@ -27,7 +27,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use rill_protocol::headers::HeaderMap;
 use rill_protocol::{
-    ClientDecoder, ClientOp, Connect, DecoderLimits, ProtocolError, encode, subject,
+    ClientDecoder, ClientOp, Connect, DecoderLimits, ProtocolError, Publish, encode, subject,
 };
 
 pub use link::{ClientInfo, ClientLink};
@@ -292,22 +292,12 @@ impl Connection {
             return Err(CloseReason::AuthenticationViolation);
         }
         match op {
-            ClientOp::Pub {
-                subject,
-                reply,
-                payload,
-            } => self.on_pub(subject, reply, None, payload),
-            ClientOp::HPub {
-                subject,
-                reply,
-                headers,
-                payload,
-            } => {
-                if !self.connect.headers {
+            ClientOp::Pub(publish) => {
+                if publish.headers().is_some() && !self.connect.headers {
                     self.fail(&ProtocolError::HeadersNotSupported);
                     return Err(CloseReason::ProtocolViolation);
                 }
-                self.on_pub(subject, reply, Some(headers), payload);
+                self.on_pub(&publish);
             }
             ClientOp::Sub {
                 subject,
@@ -375,38 +365,28 @@ impl Connection {
         Ok(())
     }
 
-    fn on_pub(
-        &mut self,
-        subject: Bytes,
-        reply: Option<Bytes>,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    ) {
+    fn on_pub(&mut self, publish: &Publish) {
+        let subject = publish.subject();
         // As nats-server: a `*` or `>` token in a publish subject is routed literally
         // (it reaches only wildcard subscriptions) and is an error only in pedantic
         // mode; the error does not stop delivery. A subject with an empty token is
         // never delivered. Verbose clients get +OK after the -ERR, before delivery.
         if self.connect.pedantic
-            && !std::str::from_utf8(&subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
+            && !std::str::from_utf8(subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
         {
             self.fail(&ProtocolError::InvalidPublishSubject);
         }
-        if self.perms.is_some() && !self.can_publish(&subject) {
+        if self.perms.is_some() && !self.can_publish(subject) {
             self.fail(&ProtocolError::PublishViolation(
-                String::from_utf8_lossy(&subject).into_owned(),
+                String::from_utf8_lossy(subject).into_owned(),
             ));
             return;
         }
         self.ok();
-        if subject::has_empty_token(&subject) {
+        if subject::has_empty_token(subject) {
             return;
         }
-        let msg = Msg {
-            subject: &subject,
-            reply: reply.as_ref(),
-            headers: headers.as_ref(),
-            payload: &payload,
-        };
+        let msg = Msg::from_publish(publish);
         let size = msg.size() as u64;
         let echo = self.link.echo.load(Ordering::Relaxed);
         let fanout = self.account.router.publish(self.link.cid, echo, &msg);
@@ -416,16 +396,16 @@ impl Connection {
         let delivered = fanout.delivered as u64;
         self.tally.record(size, delivered);
         if delivered == 0
-            && let Some(reply) = &reply
+            && let Some(reply) = msg.reply_bytes()
             && self.connect.no_responders
             && self.connect.headers
         {
-            self.no_responders(&subject, reply);
+            self.no_responders(subject, &reply);
         }
     }
 
     /// Checks publish permissions (cached per subject) and `allow_responses` grants.
-    fn can_publish(&mut self, subject: &Bytes) -> bool {
+    fn can_publish(&mut self, subject: &[u8]) -> bool {
         let Some(perms) = &self.perms else {
             return true;
         };
@@ -436,7 +416,7 @@ impl Connection {
                 if self.pub_cache.len() >= PERM_CACHE_MAX {
                     self.pub_cache.clear();
                 }
-                self.pub_cache.insert(subject.clone(), ok);
+                self.pub_cache.insert(Bytes::copy_from_slice(subject), ok);
                 ok
             }
         };
@@ -444,17 +424,12 @@ impl Connection {
     }
 
     /// Sends the 503 status to the requester's own inbox subscription.
-    fn no_responders(&self, subject: &Bytes, reply: &Bytes) {
+    fn no_responders(&self, subject: &[u8], reply: &Bytes) {
         let mut headers = HeaderMap::with_status(503, None);
         headers.append("Nats-Subject", String::from_utf8_lossy(subject));
         let headers = headers.to_bytes();
         let empty = Bytes::new();
-        let msg = Msg {
-            subject: reply,
-            reply: None,
-            headers: Some(&headers),
-            payload: &empty,
-        };
+        let msg = Msg::new(reply, None, Some(&headers), &empty);
         self.account.router.publish_to_owner(self.link.cid, &msg);
     }
 

@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 
 use rill_protocol::encode;
 
+use crate::router::Msg;
+
 /// Payloads at least this large are shared, not copied, into the queue. Below it a
 /// copy is cheaper than an extra iovec and refcount.
 pub const SHARE_THRESHOLD: usize = 4096;
@@ -187,31 +189,25 @@ impl Outbound {
         })
     }
 
-    /// Queues a `MSG`/`HMSG` frame.
-    pub fn push_msg(
-        &self,
-        subject: &[u8],
-        sid: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&Bytes>,
-        payload: &Bytes,
-    ) -> Pushed {
-        let hdr_len = headers.map(Bytes::len);
-        let total = hdr_len.unwrap_or(0) + payload.len();
-        let estimate = subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + total + 32;
+    /// Queues `msg` as a `MSG`/`HMSG` frame for subscription `sid`; `with_headers`
+    /// false drops its header block (a client that did not ask for headers).
+    pub fn push_msg(&self, sid: &[u8], msg: &Msg<'_>, with_headers: bool) -> Pushed {
+        let headers = msg.headers.filter(|_| with_headers);
+        let hdr_len = headers.map(<[u8]>::len);
+        let total = hdr_len.unwrap_or(0) + msg.payload.len();
+        let estimate =
+            msg.subject.len() + sid.len() + msg.reply.map_or(0, <[u8]>::len) + total + 32;
         self.push_with(estimate, |q| {
             let before = q.tail.len();
-            encode::msg_head(&mut q.tail, subject, sid, reply, hdr_len, total);
+            encode::msg_head(&mut q.tail, msg.subject, sid, msg.reply, hdr_len, total);
             let head = q.tail.len() - before;
+            q.tail.put_slice(headers.unwrap_or_default());
             if total >= SHARE_THRESHOLD {
+                // Shared, not copied: fan-out of a large payload costs a refcount each.
                 q.seal_tail();
-                q.chunks.extend(headers.cloned());
-                q.chunks.push_back(payload.clone());
+                q.chunks.push_back(msg.payload_bytes());
             } else {
-                if let Some(h) = headers {
-                    q.tail.put_slice(h);
-                }
-                q.tail.put_slice(payload);
+                q.tail.put_slice(msg.payload);
             }
             q.tail.put_slice(b"\r\n");
             head + total + 2

@@ -48,13 +48,13 @@ impl ClientLink {
             && let Ok(mut responses) = self.responses.lock()
         {
             let expires = grant.expires.map(|d| Instant::now() + d);
-            responses.insert(reply.clone(), (grant.max, expires));
+            responses.insert(Bytes::copy_from_slice(reply), (grant.max, expires));
         }
         true
     }
 
     /// Uses one `allow_responses` grant for `subject`; false when there is none.
-    pub(super) fn take_response(&self, subject: &Bytes) -> bool {
+    pub(super) fn take_response(&self, subject: &[u8]) -> bool {
         let Ok(mut responses) = self.responses.lock() else {
             return false;
         };

@@ -13,24 +13,20 @@ pub(super) fn describe(op: &ClientOp) -> String {
     };
     match op {
         ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
-        ClientOp::Pub {
-            subject,
-            reply,
-            payload,
-        } => format!("PUB {}{} {}", text(subject), opt(reply), payload.len()),
-        ClientOp::HPub {
-            subject,
-            reply,
-            headers,
-            payload,
-        } => {
-            format!(
-                "HPUB {}{} {} {}",
-                text(subject),
-                opt(reply),
-                headers.len(),
-                headers.len() + payload.len()
-            )
+        ClientOp::Pub(p) => {
+            let subject = String::from_utf8_lossy(p.subject());
+            let reply = p
+                .reply()
+                .map(|r| format!(" {}", String::from_utf8_lossy(r)))
+                .unwrap_or_default();
+            match p.headers() {
+                None => format!("PUB {subject}{reply} {}", p.payload().len()),
+                Some(h) => format!(
+                    "HPUB {subject}{reply} {} {}",
+                    h.len(),
+                    h.len() + p.payload().len()
+                ),
+            }
         }
         ClientOp::Sub {
             subject,

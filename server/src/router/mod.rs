@@ -15,29 +15,156 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::RngExt;
+use rill_protocol::Publish;
 
 pub use sublist::{MatchResult, Sublist};
 
 use crate::BoxFuture;
 
-/// A message as it is routed: borrowed parts of the published frame.
+/// A message as it is routed: borrowed parts, readable as slices and shareable as
+/// `Bytes` without copying.
 #[derive(Debug, Clone, Copy)]
 pub struct Msg<'a> {
     /// The literal subject it was published to.
-    pub subject: &'a Bytes,
+    pub subject: &'a [u8],
     /// Reply subject, if any.
-    pub reply: Option<&'a Bytes>,
+    pub reply: Option<&'a [u8]>,
     /// Raw header block, if any.
-    pub headers: Option<&'a Bytes>,
+    pub headers: Option<&'a [u8]>,
     /// Payload.
-    pub payload: &'a Bytes,
+    pub payload: &'a [u8],
+    source: Source<'a>,
 }
 
-impl Msg<'_> {
+/// Where a message's parts live, to hand them out as `Bytes`.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// Every part is a slice of this one buffer (a client's PUB frame): a message
+    /// costs one reference count, and parts are shared only when a subscriber keeps them.
+    Frame(&'a Bytes),
+    /// Each part is its own buffer (internal publishers).
+    Parts {
+        subject: &'a Bytes,
+        reply: Option<&'a Bytes>,
+        headers: Option<&'a Bytes>,
+        payload: &'a Bytes,
+    },
+}
+
+impl<'a> Msg<'a> {
+    /// A message from separately owned parts.
+    pub fn new(
+        subject: &'a Bytes,
+        reply: Option<&'a Bytes>,
+        headers: Option<&'a Bytes>,
+        payload: &'a Bytes,
+    ) -> Self {
+        Self {
+            subject,
+            reply: reply.map(|r| &r[..]),
+            headers: headers.map(|h| &h[..]),
+            payload,
+            source: Source::Parts {
+                subject,
+                reply,
+                headers,
+                payload,
+            },
+        }
+    }
+
+    /// A client's published message, every part in its frame.
+    pub fn from_publish(publish: &'a Publish) -> Self {
+        Self {
+            subject: publish.subject(),
+            reply: publish.reply(),
+            headers: publish.headers(),
+            payload: publish.payload(),
+            source: Source::Frame(publish.frame()),
+        }
+    }
+
+    /// The same message under another subject, as imports remap it.
+    pub fn with_subject(mut self, subject: &'a Bytes) -> Self {
+        self.subject = subject;
+        if let Source::Parts { subject: s, .. } = &mut self.source {
+            *s = subject;
+        }
+        self
+    }
+
+    /// The same message with another reply subject (or none).
+    pub fn with_reply(mut self, reply: Option<&'a Bytes>) -> Self {
+        self.reply = reply.map(|r| &r[..]);
+        if let Source::Parts { reply: r, .. } = &mut self.source {
+            *r = reply;
+        }
+        self
+    }
+
     /// Payload plus header bytes, as nats-server counts message size.
     pub fn size(&self) -> usize {
-        self.payload.len() + self.headers.map_or(0, Bytes::len)
+        self.payload.len() + self.headers.map_or(0, <[u8]>::len)
     }
+
+    /// The subject as text (subjects are validated UTF-8 where it matters).
+    pub fn subject_str(&self) -> &'a str {
+        std::str::from_utf8(self.subject).unwrap_or_default()
+    }
+
+    /// The subject, shared.
+    pub fn subject_bytes(&self) -> Bytes {
+        match self.source {
+            Source::Parts { subject, .. } => subject.clone(),
+            source => source.share(self.subject),
+        }
+    }
+
+    /// The reply subject, shared.
+    pub fn reply_bytes(&self) -> Option<Bytes> {
+        let reply = self.reply?;
+        Some(match self.source {
+            Source::Parts { reply: Some(r), .. } => r.clone(),
+            source => source.share(reply),
+        })
+    }
+
+    /// The header block, shared.
+    pub fn headers_bytes(&self) -> Option<Bytes> {
+        let headers = self.headers?;
+        Some(match self.source {
+            Source::Parts {
+                headers: Some(h), ..
+            } => h.clone(),
+            source => source.share(headers),
+        })
+    }
+
+    /// The payload, shared.
+    pub fn payload_bytes(&self) -> Bytes {
+        match self.source {
+            Source::Parts { payload, .. } => payload.clone(),
+            source => source.share(self.payload),
+        }
+    }
+}
+
+impl Source<'_> {
+    /// `part` as `Bytes`: a shared slice of the frame, or a copy when it is not in it
+    /// (a remapped subject).
+    fn share(self, part: &[u8]) -> Bytes {
+        match self {
+            Source::Frame(frame) if contains(frame, part) => frame.slice_ref(part),
+            _ => Bytes::copy_from_slice(part),
+        }
+    }
+}
+
+/// True when `part` lies inside `buf`'s memory.
+fn contains(buf: &[u8], part: &[u8]) -> bool {
+    let range = buf.as_ptr_range();
+    let start = part.as_ptr();
+    range.start <= start && start as usize + part.len() <= range.end as usize
 }
 
 /// What a delivery did.

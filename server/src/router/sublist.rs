@@ -224,7 +224,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
     }
 
     /// Everything the literal `subject` matches.
-    pub fn matches(&self, subject: &Bytes) -> Arc<MatchResult<T>> {
+    pub fn matches(&self, subject: &[u8]) -> Arc<MatchResult<T>> {
         if let Ok(cache) = self.cache.read()
             && let Some(hit) = cache.entries.get(subject)
         {
@@ -252,7 +252,10 @@ impl<T: Clone + PartialEq> Sublist<T> {
                     cache.entries.remove(&k);
                 }
             }
-            cache.entries.insert(subject.clone(), Arc::clone(&result));
+            // An owned copy: a slice of the publisher's frame would pin its read buffer.
+            cache
+                .entries
+                .insert(Bytes::copy_from_slice(subject), Arc::clone(&result));
         }
         result
     }

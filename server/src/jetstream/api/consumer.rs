@@ -237,14 +237,7 @@ fn next_missing(js: &JetStream, rest: &str, req: &Request) {
     let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
     let headers = status::no_responders(subject);
     let empty = Bytes::new();
-    js.account.router.publish(
-        0,
-        true,
-        &Msg {
-            subject: &req.reply,
-            reply: None,
-            headers: Some(&headers),
-            payload: &empty,
-        },
-    );
+    js.account
+        .router
+        .publish(0, true, &Msg::new(&req.reply, None, Some(&headers), &empty));
 }

@@ -119,14 +119,14 @@ impl Subscriber for ApiSubscriber {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let Some(reply) = msg.reply.filter(|r| !r.is_empty()) else {
+        let Some(reply) = msg.reply_bytes().filter(|r| !r.is_empty()) else {
             return Delivery::Queued;
         };
         let req = Request {
-            subject: msg.subject.clone(),
-            reply: reply.clone(),
-            headers: msg.headers.cloned(),
-            payload: msg.payload.clone(),
+            subject: msg.subject_bytes(),
+            reply,
+            headers: msg.headers_bytes(),
+            payload: msg.payload_bytes(),
         };
         match self.tx.try_send(req) {
             Ok(()) => Delivery::Queued,
@@ -192,16 +192,9 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     };
     js.count(reply.is_error);
     let payload = Bytes::from(reply.body);
-    js.account.router.publish(
-        0,
-        true,
-        &Msg {
-            subject: &req.reply,
-            reply: None,
-            headers: None,
-            payload: &payload,
-        },
-    );
+    js.account
+        .router
+        .publish(0, true, &Msg::new(&req.reply, None, None, &payload));
 }
 
 /// Splits `"<VERB>.<name>"` into the name when the verb matches.

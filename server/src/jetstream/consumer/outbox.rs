@@ -55,12 +55,12 @@ impl Outbox {
     /// group). Returns how many got it.
     pub(crate) fn deliver(&self, route: &Bytes, msg: &OutMsg) -> usize {
         let result = self.account.router.sublist().matches(route);
-        let m = Msg {
-            subject: &msg.subject,
-            reply: msg.reply.as_ref(),
-            headers: msg.headers.as_ref(),
-            payload: &msg.payload,
-        };
+        let m = Msg::new(
+            &msg.subject,
+            msg.reply.as_ref(),
+            msg.headers.as_ref(),
+            &msg.payload,
+        );
         let mut n = 0;
         for SubRef(sub) in &result.plain {
             n += usize::from(sub.owner.deliver(sub, &m) != Delivery::Dropped);
@@ -83,28 +83,16 @@ impl Outbox {
         self.account.router.publish(
             0,
             true,
-            &Msg {
-                subject: &subject,
-                reply: None,
-                headers: headers.as_ref(),
-                payload: &payload,
-            },
+            &Msg::new(&subject, None, headers.as_ref(), &payload),
         );
     }
 
     /// Answers an ack sent as a request: an empty message to `reply`.
     pub(crate) fn reply(&self, reply: &Bytes) {
         let empty = Bytes::new();
-        self.account.router.publish(
-            0,
-            true,
-            &Msg {
-                subject: reply,
-                reply: None,
-                headers: None,
-                payload: &empty,
-            },
-        );
+        self.account
+            .router
+            .publish(0, true, &Msg::new(reply, None, None, &empty));
     }
 
     /// True when someone subscribes to `subject`.
@@ -152,9 +140,9 @@ impl Subscriber for Forward {
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let m = Inbound {
-            subject: msg.subject.clone(),
-            reply: msg.reply.cloned(),
-            payload: msg.payload.clone(),
+            subject: msg.subject_bytes(),
+            reply: msg.reply_bytes(),
+            payload: msg.payload_bytes(),
         };
         match self.tx.try_send(m) {
             Ok(()) => Delivery::Queued,

@@ -39,8 +39,8 @@ impl Subscriber for Collect {
         let _ = self.0.send(Got {
             subject: String::from_utf8_lossy(m.subject).into_owned(),
             reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
-            headers: m.headers.cloned(),
-            payload: m.payload.clone(),
+            headers: m.headers_bytes(),
+            payload: m.payload_bytes(),
         });
         Delivery::Queued
     }
@@ -70,16 +70,9 @@ fn publish(account: &Account, subject: &str, reply: Option<&str>, payload: &[u8]
     let s = Bytes::copy_from_slice(subject.as_bytes());
     let r = reply.map(|r| Bytes::copy_from_slice(r.as_bytes()));
     let p = Bytes::copy_from_slice(payload);
-    account.router.publish(
-        1,
-        true,
-        &Msg {
-            subject: &s,
-            reply: r.as_ref(),
-            headers: None,
-            payload: &p,
-        },
-    );
+    account
+        .router
+        .publish(1, true, &Msg::new(&s, r.as_ref(), None, &p));
 }
 
 fn explicit() -> ConsumerConfig {

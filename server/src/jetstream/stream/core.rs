@@ -116,16 +116,9 @@ impl StreamCore {
 
     /// Publishes `body` to `subject` from the server (acks, API replies).
     pub(super) fn send(&self, subject: &Bytes, headers: Option<&Bytes>, body: &Bytes) {
-        self.router.router.publish(
-            0,
-            true,
-            &Msg {
-                subject,
-                reply: None,
-                headers,
-                payload: body,
-            },
-        );
+        self.router
+            .router
+            .publish(0, true, &Msg::new(subject, None, headers, body));
     }
 
     /// Makes the batch durable (SyncPolicy::Always), then sends its PubAcks and

@@ -32,16 +32,16 @@ impl Subscriber for StreamSubscriber {
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let cmd = if sub.sid.starts_with(b"direct") {
             Command::Direct {
-                subject: msg.subject.clone(),
-                reply: msg.reply.cloned(),
-                payload: msg.payload.clone(),
+                subject: msg.subject_bytes(),
+                reply: msg.reply_bytes(),
+                payload: msg.payload_bytes(),
             }
         } else {
             Command::Publish {
-                subject: msg.subject.clone(),
-                reply: msg.reply.cloned(),
-                headers: msg.headers.cloned(),
-                payload: msg.payload.clone(),
+                subject: msg.subject_bytes(),
+                reply: msg.reply_bytes(),
+                headers: msg.headers_bytes(),
+                payload: msg.payload_bytes(),
             }
         };
         match self.tx.try_send(cmd) {

@@ -20,7 +20,7 @@ impl Subscriber for Inbox {
         7
     }
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        self.0.lock().expect("lock").push(msg.payload.clone());
+        self.0.lock().expect("lock").push(msg.payload_bytes());
         Delivery::Queued
     }
 }
@@ -82,12 +82,12 @@ fn publish(account: &Account, subject: &'static str) {
     let fanout = account.router.publish(
         9,
         true,
-        &Msg {
-            subject: &Bytes::from_static(subject.as_bytes()),
-            reply: Some(&Bytes::from_static(b"inbox")),
-            headers: None,
-            payload: &Bytes::from_static(b"x"),
-        },
+        &Msg::new(
+            &Bytes::from_static(subject.as_bytes()),
+            Some(&Bytes::from_static(b"inbox")),
+            None,
+            &Bytes::from_static(b"x"),
+        ),
     );
     assert_eq!(fanout.delivered, 1);
 }
