@@ -62,11 +62,43 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
             d.changed.push(name.to_string());
         }
     };
-    section("authorization", old.authorization != new.authorization);
-    section("accounts", old.accounts != new.accounts);
+    let auth_changed = old.authorization != new.authorization;
+    section("authorization users", auth_changed);
+    // nats-server reports accounts with any change of users (users live in accounts).
+    section("accounts", auth_changed || old.accounts != new.accounts);
+    authorization(&mut d, old, new);
+    let mut section = |name: &str, changed: bool| {
+        if changed {
+            d.changed.push(name.to_string());
+        }
+    };
     section("no_auth_user", old.no_auth_user != new.no_auth_user);
     section("tls", old.tls != new.tls);
     d
+}
+
+/// The single-user, token and timeout settings of `authorization`, as nats-server
+/// words them (`Reloaded: authorization token`, `… timeout = 3`).
+fn authorization(d: &mut ReloadDiff, old: &Config, new: &Config) {
+    let (a, b) = (&old.authorization, &new.authorization);
+    let parts = [
+        ("authorization username", a.user != b.user),
+        ("authorization password", a.password != b.password),
+        ("authorization token", a.token != b.token),
+    ];
+    for (name, changed) in parts {
+        if changed {
+            d.changed.push(name.to_string());
+        }
+    }
+    let timeout = b.timeout.map_or(0.0, |t| t.as_secs_f64());
+    changed(
+        d,
+        "authorization timeout",
+        &a.timeout,
+        &b.timeout,
+        timeout.to_string(),
+    );
 }
 
 /// Puts back the running value of every setting that cannot change at run time.
@@ -211,6 +243,28 @@ mod tests {
             ]
         );
         assert!(d.not_reloadable.is_empty());
+    }
+
+    /// As nats-server 2.15.1 logs a move from a token to a single user with a timeout.
+    #[test]
+    fn authorization_changes_are_listed_part_by_part() {
+        let mut old = Config::default();
+        old.authorization.token = Some("xyz".into());
+        let mut new = Config::default();
+        new.authorization.user = Some("u".into());
+        new.authorization.password = Some("p".into());
+        new.authorization.timeout = Some(Duration::from_secs(3));
+        assert_eq!(
+            diff(&old, &new).changed,
+            [
+                "authorization users",
+                "accounts",
+                "authorization username",
+                "authorization password",
+                "authorization token",
+                "authorization timeout = 3",
+            ]
+        );
     }
 
     #[test]
