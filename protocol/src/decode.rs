@@ -156,9 +156,9 @@ impl PendingMsg {
         self.line_len + self.total_len + 2
     }
 
-    /// Splits the whole frame off `buf` once it is there, as one [`Publish`].
+    /// Splits the whole frame (its final CRLF checked) off `buf` once it is there.
     #[inline(always)]
-    fn take_publish(&self, buf: &mut BytesMut) -> Result<Option<Publish>, ProtocolError> {
+    fn split_frame(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
         let frame_len = self.frame_len();
         if buf.len() < frame_len {
             return Ok(None);
@@ -166,8 +166,16 @@ impl PendingMsg {
         if &buf[frame_len - 2..frame_len] != b"\r\n" {
             return Err(ProtocolError::UnknownOp);
         }
-        let mut frame = buf.split_to(frame_len).freeze();
-        frame.truncate(frame_len - 2);
+        Ok(Some(buf.split_to(frame_len).freeze()))
+    }
+
+    /// Splits the whole frame off `buf` once it is there, as one [`Publish`].
+    #[inline(always)]
+    fn take_publish(&self, buf: &mut BytesMut) -> Result<Option<Publish>, ProtocolError> {
+        let Some(mut frame) = self.split_frame(buf)? else {
+            return Ok(None);
+        };
+        frame.truncate(frame.len() - 2);
         Ok(Some(Publish::from_frame(
             frame,
             self.subject.clone(),
@@ -179,14 +187,10 @@ impl PendingMsg {
 
     /// Splits the whole frame off `buf` once it is there, part by part.
     fn take(&self, buf: &mut BytesMut) -> Result<Option<SplitMsg>, ProtocolError> {
-        let frame_len = self.frame_len();
-        if buf.len() < frame_len {
+        let Some(mut frame) = self.split_frame(buf)? else {
             return Ok(None);
-        }
-        if &buf[frame_len - 2..frame_len] != b"\r\n" {
-            return Err(ProtocolError::UnknownOp);
-        }
-        let mut frame = buf.split_to(frame_len).freeze();
+        };
+        let frame_len = frame.len();
         let subject = frame.slice(self.subject.clone());
         let reply = self.reply.clone().map(|r| frame.slice(r));
         let sid = self.sid.clone().map(|r| frame.slice(r));

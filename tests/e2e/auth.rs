@@ -12,13 +12,7 @@ const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
 
 async fn server(kind: ServerKind, config: &str) -> TestServer {
-    TestServer::start_with(ServerOpts {
-        kind,
-        jetstream: false,
-        config: Some(config.to_string()),
-        ..ServerOpts::default()
-    })
-    .await
+    TestServer::with_config(kind, config).await
 }
 
 async fn connect(server: &TestServer, opts: ConnectOptions) -> async_nats::Client {

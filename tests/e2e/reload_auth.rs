@@ -14,20 +14,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rill_tests::raw::Conn;
-use rill_tests::{ServerKind, ServerOpts, TestServer, check_for, sync};
+use rill_tests::{ServerKind, TestServer, check_for, sync};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(500);
 const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
 
 async fn server(kind: ServerKind, config: &str) -> TestServer {
-    TestServer::start_with(ServerOpts {
-        kind,
-        jetstream: false,
-        config: Some(config.to_string()),
-        ..ServerOpts::default()
-    })
-    .await
+    TestServer::with_config(kind, config).await
 }
 
 /// Rewrites the config file, sends SIGHUP and waits for the reload to be logged.

@@ -100,6 +100,17 @@ impl TestServer {
         TestServer::start_with(ServerOpts::default()).await
     }
 
+    /// Starts a server of `kind` from a config file holding `config`, without JetStream.
+    pub async fn with_config(kind: ServerKind, config: &str) -> TestServer {
+        TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: false,
+            config: Some(config.to_string()),
+            ..ServerOpts::default()
+        })
+        .await
+    }
+
     /// Starts a server with the given options and waits until it sends `INFO` (for a config with
     /// `handshake_first`, until it accepts TCP connections).
     pub async fn start_with(opts: ServerOpts) -> TestServer {

@@ -76,6 +76,15 @@ impl ClientLink {
         format!("{} - cid:{}", self.addr, self.cid)
     }
 
+    /// The authenticated user's name (empty without one).
+    pub(super) fn user_name(&self) -> String {
+        self.info
+            .read()
+            .ok()
+            .and_then(|i| i.user.clone())
+            .unwrap_or_default()
+    }
+
     /// Asks the connection to re-check itself against reloaded users and permissions.
     pub fn auth_reloaded(&self) {
         self.reload.notify_one();

@@ -492,13 +492,7 @@ impl Connection {
 
     /// `"<account>/user:<name>"`, as nats-server names a client in violation logs.
     fn who(&self) -> String {
-        let user = self
-            .link
-            .info
-            .read()
-            .ok()
-            .and_then(|i| i.user.clone())
-            .unwrap_or_default();
+        let user = self.link.user_name();
         format!("\"{}/user:{user}\"", self.account.name)
     }
 

@@ -108,13 +108,7 @@ impl Connection {
         };
         // Numeric sids in numeric order, as a client would list them.
         refused.sort_by(|a, b| (a.sid.len(), &a.sid).cmp(&(b.sid.len(), &b.sid)));
-        let user = self
-            .link
-            .info
-            .read()
-            .ok()
-            .and_then(|i| i.user.clone())
-            .unwrap_or_default();
+        let user = self.link.user_name();
         for sub in refused {
             self.account.router.unsubscribe(&sub);
             let what = describe(&sub);
