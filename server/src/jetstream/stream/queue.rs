@@ -1,6 +1,7 @@
 //! The stream thread's bounded command queue, with a depth counter so the router
 //! can slow a fast publisher down (`Delivery::Pressure`) before the queue is full
-//! and messages would be dropped.
+//! and messages would be dropped, and a drain signal that ends the publisher's wait
+//! as soon as the thread has worked the queue down to half.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,8 @@ use std::sync::mpsc::{
     Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
 };
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::Command;
 
@@ -17,6 +20,7 @@ pub(crate) struct QueueTx {
     tx: SyncSender<Command>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
+    drained: Arc<Notify>,
 }
 
 /// Receiving side, owned by the stream thread.
@@ -24,19 +28,28 @@ pub(crate) struct QueueTx {
 pub(crate) struct QueueRx {
     rx: Receiver<Command>,
     depth: Arc<AtomicUsize>,
+    capacity: usize,
+    drained: Arc<Notify>,
 }
 
 /// A queue of `capacity` commands.
 pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
     let (tx, rx) = sync_channel(capacity);
     let depth = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(Notify::new());
     (
         QueueTx {
             tx,
             depth: Arc::clone(&depth),
             capacity,
+            drained: Arc::clone(&drained),
         },
-        QueueRx { rx, depth },
+        QueueRx {
+            rx,
+            depth,
+            capacity,
+            drained,
+        },
     )
 }
 
@@ -59,20 +72,40 @@ impl QueueTx {
     pub(crate) fn under_pressure(&self) -> bool {
         self.depth.load(Ordering::Relaxed).saturating_mul(4) > self.capacity * 3
     }
+
+    /// Resolves once the queue is at most half full. Publishers bound the wait.
+    pub(crate) async fn drained(&self) {
+        let notified = self.drained.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so a drain in between still wakes us.
+        notified.as_mut().enable();
+        if self.depth.load(Ordering::Relaxed) <= self.capacity / 2 {
+            return;
+        }
+        notified.await;
+    }
 }
 
 impl QueueRx {
     /// Waits up to `timeout` for the next command.
     pub(crate) fn recv_timeout(&self, timeout: Duration) -> Result<Command, RecvTimeoutError> {
         let cmd = self.rx.recv_timeout(timeout)?;
-        self.depth.fetch_sub(1, Ordering::Relaxed);
+        self.taken();
         Ok(cmd)
     }
 
     /// The next command if one is queued.
     pub(crate) fn try_recv(&self) -> Result<Command, TryRecvError> {
         let cmd = self.rx.try_recv()?;
-        self.depth.fetch_sub(1, Ordering::Relaxed);
+        self.taken();
         Ok(cmd)
+    }
+
+    /// Counts a command taken; wakes stalled publishers when the queue falls to half.
+    fn taken(&self) {
+        let before = self.depth.fetch_sub(1, Ordering::Relaxed);
+        if before == self.capacity / 2 + 1 {
+            self.drained.notify_waiters();
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! Delivery runs on the publisher's thread, so [`StreamSubscriber::deliver`] only
 //! copies the (refcounted) parts into the stream's bounded queue. A full queue
 //! drops the message; from three quarters full the router is told
-//! `Delivery::Pressure`, which stalls a fast publisher briefly instead.
+//! `Delivery::Pressure`, and the publisher waits (bounded) until the stream thread
+//! has drained the queue to half.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use rill_protocol::jsapi::StreamConfig;
 
 use super::Command;
 use super::queue::QueueTx;
+use crate::BoxFuture;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
@@ -49,6 +51,10 @@ impl Subscriber for StreamSubscriber {
             Ok(()) => Delivery::Queued,
             Err(_) => Delivery::Dropped,
         }
+    }
+
+    fn drained(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.tx.drained())
     }
 }
 
