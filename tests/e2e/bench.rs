@@ -278,3 +278,48 @@ async fn bench_compare_lists_scenarios_and_checks_programs() {
     let err = cli.fail(&["bench", "compare", "--scenarios", "nope"]).await;
     assert!(err.contains("unknown scenario \"nope\""), "{err}");
 }
+
+/// `--tlsca` (and the other connection flags) apply to the servers `compare` starts: both
+/// contenders run with the same `tls {}` config and every scenario connects over TLS.
+#[tokio::test]
+async fn bench_compare_over_tls() {
+    let certs = crate::tls::Certs::generate();
+    let conf = certs.path("tls.conf");
+    std::fs::write(&conf, certs.tls_block("")).expect("write config");
+    let server = |bin: &str| format!("{bin} -a 127.0.0.1 -p {{port}} -c {}", conf.display());
+    let rill = server(&rill_server_bin().display().to_string());
+    let nats = server("nats-server");
+    let ca = certs.path("ca.pem").display().to_string();
+    let cli = Cli::bare();
+    let args = [
+        "bench",
+        "compare",
+        "--quick",
+        "--msgs",
+        "300",
+        "--duration",
+        "3s",
+        "--scenarios",
+        "pubsub-16,request-16",
+        "--tlsca",
+        &ca,
+        "--server-a",
+        &rill,
+        "--server-b",
+        &nats,
+    ];
+    let out = cli.run(&args).await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("failed"), "{}", out.stderr);
+    for row in [
+        "| pubsub-16 | msgs/s received |",
+        "| request-16 | requests/s |",
+    ] {
+        let line = out.stdout.lines().find(|l| l.starts_with(row));
+        let line = line.unwrap_or_else(|| panic!("no {row} row in\n{}", out.stdout));
+        assert!(
+            !line.contains("n/a"),
+            "both servers measured over TLS: {line}"
+        );
+    }
+}

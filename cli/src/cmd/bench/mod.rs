@@ -43,7 +43,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Request(args) => (request::request(&target, args).await?, args.common.json),
         Cmd::Js(js_cmd) => (js::run(&target, js_cmd).await?, js_cmd.common().json),
         Cmd::Kv(args) => (kv::run(&target, args).await?, args.common.json),
-        Cmd::Compare(args) => return compare::run(args).await,
+        Cmd::Compare(args) => return compare::run(args, conn).await,
     };
     report.print(json);
     Ok(())

@@ -76,13 +76,14 @@ impl Target {
         }
     }
 
-    /// Exactly `url`, ignoring saved contexts (the comparison talks to servers it started itself).
-    pub(crate) fn url(url: &str) -> Target {
+    /// Exactly `url` with the credentials and TLS settings of `template`, ignoring saved
+    /// contexts (the comparison talks to servers it started itself).
+    pub(crate) fn started(url: &str, template: &ConnOpts) -> Target {
         Target {
             conn: ConnOpts {
                 server: Some(url.to_string()),
-                timeout: Duration::from_secs(5),
-                ..ConnOpts::default()
+                context: None,
+                ..template.clone()
             },
             direct: true,
         }

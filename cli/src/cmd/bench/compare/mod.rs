@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::report::{Report, micros, thousands};
 use super::run::Target;
+use crate::context::ConnOpts;
 use crate::output::{self, Table};
 use crate::parse;
 use scenario::{Better, Field, Kind, Scenario};
@@ -72,8 +73,11 @@ pub(crate) struct CompareArgs {
 }
 
 /// The settings a comparison runs with, after defaults and `--quick`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
+    /// Credentials and TLS settings from the command line, used with each started
+    /// server's URL (so both servers can be compared over TLS or with auth).
+    conn: ConnOpts,
     rounds: usize,
     duration: Duration,
     msgs: Option<u64>,
@@ -82,9 +86,10 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &CompareArgs) -> Plan {
+    fn new(args: &CompareArgs, conn: &ConnOpts) -> Plan {
         let quick = args.quick;
         Plan {
+            conn: conn.clone(),
             rounds: args.rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
             duration: args
                 .duration
@@ -160,12 +165,12 @@ impl Contender {
 }
 
 /// Runs `rill bench compare`.
-pub(crate) async fn run(args: &CompareArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: &CompareArgs, conn: &ConnOpts) -> anyhow::Result<()> {
     if args.list {
         list();
         return Ok(());
     }
-    let plan = Plan::new(args);
+    let plan = Plan::new(args, conn);
     let scenarios = scenario::select(&args.scenarios)?;
     let template_a = args.server_a.clone().unwrap_or_else(default_a);
     server::check_program(&template_a)?;
@@ -267,7 +272,7 @@ fn idle_label(plan: &Plan) -> String {
 }
 
 async fn scenario_run(server: &Server, s: &Scenario, plan: &Plan) -> anyhow::Result<Report> {
-    let target = Target::url(&server.url());
+    let target = Target::started(&server.url(), &plan.conn);
     let run = scenario::run(s, &target, plan.msgs(s), plan.duration);
     tokio::time::timeout(plan.run_timeout(), run)
         .await
