@@ -259,3 +259,52 @@ async fn an_imported_jetstream_api_answers_alone() {
         assert!(more.is_err(), "{kind:?}: a second reply {more:?}");
     }
 }
+
+const LIMITS_ONE: &str = r#"
+accounts {
+  C: { users: [{ user: c, password: p }], jetstream: { max_file: 10M, max_streams: 1 } }
+}
+"#;
+
+const LIMITS_TWO: &str = r#"
+accounts {
+  C: { users: [{ user: c, password: p }], jetstream: { max_file: 20M, max_streams: 2 } }
+}
+"#;
+
+/// A reload that changes an account's JetStream limits applies them to what comes next;
+/// the streams it has stay.
+#[tokio::test]
+async fn reload_applies_changed_account_limits() {
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: true,
+            config: Some(LIMITS_ONE.to_string()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let c = client(&server, "c").await;
+        let create = |name: &'static str| {
+            let c = c.clone();
+            async move {
+                let body = format!(r#"{{"name":"{name}","subjects":["{name}"]}}"#);
+                let reply = api(&c, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
+                reply["error"]["err_code"].as_u64()
+            }
+        };
+        assert_eq!(create("S1").await, None, "{kind:?}");
+        assert_eq!(create("S2").await, Some(10027), "{kind:?}");
+
+        crate::reload_auth::reload(&server, LIMITS_TWO).await;
+        let info = api(&c, "$JS.API.INFO", "").await;
+        assert_eq!(info["limits"]["max_streams"], 2, "{kind:?}: {info}");
+        assert_eq!(
+            info["limits"]["max_storage"], 20_000_000,
+            "{kind:?}: {info}"
+        );
+        assert_eq!(info["streams"], 1, "{kind:?}: {info}");
+        assert_eq!(create("S2").await, None, "{kind:?}");
+        assert_eq!(create("S3").await, Some(10027), "{kind:?}");
+    }
+}

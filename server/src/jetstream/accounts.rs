@@ -11,13 +11,13 @@
 //! [`JetStreams`] owns one [`JetStream`] per account (enabled or not) and is what
 //! monitoring reads: totals over the enabled accounts and one `account_details` entry
 //! each. On reload, accounts gain or lose JetStream as nats-server 2.15.1 does; the
-//! server-wide JetStream settings and an account's limits need a restart.
+//! server-wide JetStream settings need a restart, an account's limits do not.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::JetStream;
 use super::report::MetricRows;
@@ -92,8 +92,8 @@ impl JetStreams {
 
     /// Applies a reloaded configuration, as nats-server does: an account that gains
     /// JetStream starts it (restoring what its directory holds), one that loses it stops
-    /// it (its files stay), new accounts get their API. Changed limits of an account
-    /// that keeps JetStream need a restart.
+    /// it (its files stay), new accounts get their API, and an account that keeps it
+    /// gets its new limits.
     pub async fn reload(&self, state: &ServerState, config: &Config) {
         let current = self.all();
         let plan = plan(config);
@@ -107,7 +107,9 @@ impl JetStreams {
             let running = current.iter().find(|js| js.account_name() == name);
             if let Some(js) = running {
                 if js.is_enabled() == want.is_some() {
-                    warn_limits(js, want.as_ref());
+                    if let Some(limits) = want {
+                        js.set_limits(limits);
+                    }
                     next.push(Arc::clone(js));
                     continue;
                 }
@@ -182,16 +184,6 @@ async fn stop(js: &JetStream) {
         info!("Disabled JetStream for account \"{}\"", js.account_name());
     }
     js.shutdown().await;
-}
-
-/// Says so when an account that keeps JetStream asks for other limits.
-fn warn_limits(js: &JetStream, want: Option<&Option<AccountJetStreamLimits>>) {
-    if want.is_some_and(|l| l.clone().unwrap_or_default() != *js.limits()) {
-        warn!(
-            "config reload not supported for jetstream limits of account \"{}\" (keeping the running value until restart)",
-            js.account_name()
-        );
-    }
 }
 
 /// Sums the per-account documents and lists each account's details.

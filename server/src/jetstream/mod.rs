@@ -53,8 +53,8 @@ struct Entry {
 pub struct JetStream {
     config: JetStreamConfig,
     /// The account's own limits (`accounts { A { jetstream { … } } }`); unlimited when
-    /// the account sets none.
-    limits: AccountJetStreamLimits,
+    /// the account sets none. Replaced on reload.
+    limits: RwLock<AccountJetStreamLimits>,
     /// False for an account without JetStream: its API answers every request with
     /// "JetStream not enabled for account" and it has no store.
     enabled: bool,
@@ -114,14 +114,13 @@ impl JetStream {
         enabled: bool,
     ) -> Self {
         let limits = limits.unwrap_or_default();
-        // An account limit, when set, replaces the server's.
-        let pick = |account: i64, server: i64| if account >= 0 { account } else { server };
+        let (file, mem) = byte_limits(&limits, &config);
         JetStream {
-            file_usage: usage(pick(limits.max_store, config.max_file_store)),
-            mem_usage: usage(pick(limits.max_memory, config.max_memory_store)),
+            file_usage: AccountUsage::new(file),
+            mem_usage: AccountUsage::new(mem),
             root: config.store_dir.join("jetstream").join(&account.name),
             config,
-            limits,
+            limits: RwLock::new(limits),
             enabled,
             account,
             server_id: state.server_id.clone(),
@@ -144,8 +143,21 @@ impl JetStream {
     }
 
     /// The account's JetStream limits (unlimited when it sets none).
-    pub fn limits(&self) -> &AccountJetStreamLimits {
-        &self.limits
+    pub fn limits(&self) -> AccountJetStreamLimits {
+        self.limits
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies reloaded limits: to new streams and consumers, and to what running
+    /// streams may still store. Streams and consumers already over them stay.
+    pub fn set_limits(&self, limits: Option<AccountJetStreamLimits>) {
+        let limits = limits.unwrap_or_default();
+        let (file, mem) = byte_limits(&limits, &self.config);
+        self.file_usage.set_limit(file);
+        self.mem_usage.set_limit(mem);
+        *self.limits.write().unwrap_or_else(PoisonError::into_inner) = limits;
     }
 
     /// False for an account without JetStream (its API only says so).
@@ -335,7 +347,7 @@ impl JetStream {
             StorageType::File => (&self.file_usage, ErrorCode::STORAGE_RESOURCES_EXCEEDED),
             StorageType::Memory => (&self.mem_usage, ErrorCode::MEMORY_RESOURCES_EXCEEDED),
         };
-        let Some(limit) = usage.limit else {
+        let Some(limit) = usage.limit() else {
             return Ok(());
         };
         let reserved: u64 = self
@@ -357,7 +369,7 @@ impl JetStream {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
-        match reached(self.limits.max_streams, count) {
+        match reached(self.limits().max_streams, count) {
             true => Err(ErrorCode::MAXIMUM_STREAMS_LIMIT.error()),
             false => Ok(()),
         }
@@ -370,7 +382,7 @@ impl JetStream {
             .iter()
             .map(StreamHandle::consumer_count)
             .sum();
-        match reached(self.limits.max_consumers, count) {
+        match reached(self.limits().max_consumers, count) {
             true => Err(ErrorCode::MAXIMUM_CONSUMERS_LIMIT.error()),
             false => Ok(()),
         }
@@ -389,11 +401,18 @@ fn reached(limit: i64, count: usize) -> bool {
     limit > 0 && i64::try_from(count).unwrap_or(i64::MAX) >= limit
 }
 
-fn usage(limit: i64) -> AccountUsage {
-    AccountUsage {
-        bytes: Arc::new(AtomicU64::new(0)),
-        limit: u64::try_from(limit).ok(),
-    }
+/// The file and memory byte limits: the account's when set, else the server's
+/// (`None`: unlimited).
+fn byte_limits(
+    limits: &AccountJetStreamLimits,
+    config: &JetStreamConfig,
+) -> (Option<u64>, Option<u64>) {
+    let pick =
+        |account: i64, server: i64| u64::try_from(if account >= 0 { account } else { server }).ok();
+    (
+        pick(limits.max_store, config.max_file_store),
+        pick(limits.max_memory, config.max_memory_store),
+    )
 }
 
 async fn close(handle: &StreamHandle) {

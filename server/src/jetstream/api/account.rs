@@ -16,7 +16,7 @@ pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
     if let Err(e) = req.check_level() {
         return Reply::from(Err::<AccountInfo, _>(e));
     }
-    let l = &js.limits;
+    let l = js.limits();
     let mut usage = AccountTier {
         limits: AccountLimits {
             max_memory: l.max_memory,

@@ -31,16 +31,42 @@ use crate::jetstream::store::{
 use crate::router::Msg;
 
 /// The account-wide byte count of one storage kind, shared by its streams, and the
-/// server's limit for it (`max_file_store` / `max_memory_store`).
-#[derive(Debug, Clone, Default)]
+/// limit for it (the account's, else the server's `max_file_store` / `max_memory_store`),
+/// which a reload may change while streams run.
+#[derive(Debug, Clone)]
 pub(crate) struct AccountUsage {
     /// Bytes stored by every stream of the kind.
     pub(crate) bytes: Arc<AtomicU64>,
-    /// The limit, `None` when unlimited.
-    pub(crate) limit: Option<u64>,
+    /// The limit; `u64::MAX` when unlimited.
+    limit: Arc<AtomicU64>,
+}
+
+impl Default for AccountUsage {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl AccountUsage {
+    /// A zero count under `limit` (`None`: unlimited).
+    pub(crate) fn new(limit: Option<u64>) -> Self {
+        Self {
+            bytes: Arc::new(AtomicU64::new(0)),
+            limit: Arc::new(AtomicU64::new(limit.unwrap_or(u64::MAX))),
+        }
+    }
+
+    /// The limit, `None` when unlimited.
+    pub(crate) fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&l| l != u64::MAX)
+    }
+
+    /// Replaces the limit (reload), for every stream sharing this count.
+    pub(crate) fn set_limit(&self, limit: Option<u64>) {
+        self.limit
+            .store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     /// Moves this stream's share from `old` to `new` bytes.
     pub(crate) fn adjust(&self, old: u64, new: u64) {
         if new >= old {
@@ -52,7 +78,7 @@ impl AccountUsage {
 
     /// True when the kind is already at or over its limit.
     pub(crate) fn exhausted(&self) -> bool {
-        self.limit
+        self.limit()
             .is_some_and(|l| self.bytes.load(Ordering::Relaxed) > l)
     }
 }
