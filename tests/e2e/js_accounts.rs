@@ -308,3 +308,42 @@ async fn reload_applies_changed_account_limits() {
         assert_eq!(create("S3").await, Some(10027), "{kind:?}");
     }
 }
+
+const SHARED_BUDGET: &str = r#"
+jetstream { max_file_store: 10MB }
+accounts {
+  A: { users: [{ user: a, password: p }], jetstream: enabled }
+  B: { users: [{ user: b, password: p }], jetstream: enabled }
+}
+"#;
+
+/// The server's `max_file_store` is one budget for every account: what one account
+/// reserved (`max_bytes`) is not there for another.
+#[tokio::test]
+async fn accounts_share_the_servers_storage_budget() {
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: true,
+            config: Some(SHARED_BUDGET.to_string()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let create = |user: &'static str, mb: u64| {
+            let server = &server;
+            async move {
+                let c = client(server, user).await;
+                let name = format!("S{user}{mb}");
+                let body = format!(
+                    r#"{{"name":"{name}","subjects":["{name}"],"max_bytes":{}}}"#,
+                    mb * 1_000_000
+                );
+                let reply = api(&c, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
+                reply["error"]["err_code"].as_u64()
+            }
+        };
+        assert_eq!(create("a", 8).await, None, "{kind:?}");
+        assert_eq!(create("b", 8).await, Some(10047), "{kind:?}");
+        assert_eq!(create("b", 2).await, None, "{kind:?}: what is left fits");
+    }
+}

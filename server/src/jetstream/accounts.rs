@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-use super::JetStream;
 use super::report::MetricRows;
+use super::{JetStream, ServerShare};
 use crate::config::{AccountJetStreamLimits, Config, JetStreamConfig};
 use crate::monitoring::{BoxFuture, JsReport};
 use crate::server::{GLOBAL_ACCOUNT, ServerState};
@@ -53,6 +53,8 @@ fn plan(config: &Config) -> Vec<(String, Want)> {
 pub struct JetStreams {
     /// The server's JetStream settings (fixed until restart).
     config: JetStreamConfig,
+    /// The server-wide byte budgets every account counts against.
+    share: Arc<ServerShare>,
     /// Every account's service, by account name. Replaced whole on reload; the lock is
     /// held only to read or swap the list, never across an `.await`.
     all: Mutex<Vec<Arc<JetStream>>>,
@@ -67,6 +69,7 @@ impl JetStreams {
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", js_config.store_dir.display());
         let me = JetStreams {
+            share: ServerShare::new(&js_config),
             config: js_config,
             all: Mutex::new(Vec::new()),
         };
@@ -80,13 +83,13 @@ impl JetStreams {
 
     async fn start_one(&self, state: &ServerState, name: &str, want: Want) -> Arc<JetStream> {
         let account = state.account(name);
-        let config = self.config.clone();
+        let setup = (self.config.clone(), &self.share);
         match want {
             Some(limits) => {
                 debug!("Enabled JetStream for account \"{name}\"");
-                JetStream::start_account(state, config, account, limits).await
+                JetStream::start_account(state, setup, account, limits).await
             }
-            None => JetStream::start_disabled(state, config, account),
+            None => JetStream::start_disabled(state, setup, account),
         }
     }
 
@@ -122,6 +125,7 @@ impl JetStreams {
     }
 
     fn set(&self, all: Vec<Arc<JetStream>>) {
+        self.share.set_services(&all);
         *self.all.lock().unwrap_or_else(PoisonError::into_inner) = all;
     }
 

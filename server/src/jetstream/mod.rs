@@ -26,13 +26,13 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use rill_protocol::jsapi::{ApiError, ErrorCode, StorageType, StreamConfig};
 use tracing::{info, warn};
 
 use self::store::{StdFs, SyncPolicy, meta};
-use self::stream::{AccountUsage, Spawn, StreamHandle, StreamSubs};
+use self::stream::{AccountUsage, Budget, Spawn, StreamHandle, StreamSubs};
 use crate::account::Account;
 use crate::config::{AccountJetStreamLimits, JetStreamConfig, SyncInterval};
 use crate::router::Subscription;
@@ -46,6 +46,41 @@ struct Entry {
     handle: StreamHandle,
     cfg: StreamConfig,
     subs: StreamSubs,
+}
+
+/// What every account's JetStream shares: the server's byte budgets
+/// (`max_file_store`, `max_memory_store`) and the services whose reservations count
+/// against them.
+#[derive(Debug)]
+pub(crate) struct ServerShare {
+    file: Arc<Budget>,
+    mem: Arc<Budget>,
+    services: Mutex<Vec<Weak<JetStream>>>,
+}
+
+impl ServerShare {
+    pub(crate) fn new(config: &JetStreamConfig) -> Arc<Self> {
+        Arc::new(Self {
+            file: Budget::new(u64::try_from(config.max_file_store).ok()),
+            mem: Budget::new(u64::try_from(config.max_memory_store).ok()),
+            services: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Records the running services (start and reload).
+    pub(crate) fn set_services(&self, all: &[Arc<JetStream>]) {
+        *self.services.lock().unwrap_or_else(PoisonError::into_inner) =
+            all.iter().map(Arc::downgrade).collect();
+    }
+
+    fn services(&self) -> Vec<Arc<JetStream>> {
+        self.services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
 }
 
 /// The JetStream service of one account.
@@ -64,6 +99,7 @@ pub struct JetStream {
     streams: RwLock<BTreeMap<String, Entry>>,
     file_usage: AccountUsage,
     mem_usage: AccountUsage,
+    share: Arc<ServerShare>,
     api_subs: Mutex<Vec<Arc<Subscription>>>,
     /// `$JS.API` requests answered.
     api_total: AtomicU64,
@@ -78,11 +114,11 @@ impl JetStream {
     /// its stored streams and subscribes its API.
     async fn start_account(
         state: &ServerState,
-        config: JetStreamConfig,
+        (config, share): (JetStreamConfig, &Arc<ServerShare>),
         account: Arc<Account>,
         limits: Option<AccountJetStreamLimits>,
     ) -> Arc<JetStream> {
-        let js = Arc::new(Self::new(state, config, account, limits, true));
+        let js = Arc::new(Self::new(state, (config, share), account, limits, true));
         if let Err(e) = std::fs::create_dir_all(&js.root) {
             warn!(
                 "Could not create JetStream store directory {}: {e}",
@@ -98,26 +134,33 @@ impl JetStream {
     /// "JetStream not enabled for account".
     fn start_disabled(
         state: &ServerState,
-        config: JetStreamConfig,
+        (config, share): (JetStreamConfig, &Arc<ServerShare>),
         account: Arc<Account>,
     ) -> Arc<JetStream> {
-        let js = Arc::new(Self::new(state, config, account, None, false));
+        let js = Arc::new(Self::new(state, (config, share), account, None, false));
         js.subscribe_api();
         js
     }
 
     fn new(
         state: &ServerState,
-        config: JetStreamConfig,
+        (config, share): (JetStreamConfig, &Arc<ServerShare>),
         account: Arc<Account>,
         limits: Option<AccountJetStreamLimits>,
         enabled: bool,
     ) -> Self {
         let limits = limits.unwrap_or_default();
-        let (file, mem) = byte_limits(&limits, &config);
+        let (file, mem) = byte_limits(&limits);
         JetStream {
-            file_usage: AccountUsage::new(file),
-            mem_usage: AccountUsage::new(mem),
+            file_usage: AccountUsage {
+                account: Budget::new(file),
+                server: Arc::clone(&share.file),
+            },
+            mem_usage: AccountUsage {
+                account: Budget::new(mem),
+                server: Arc::clone(&share.mem),
+            },
+            share: Arc::clone(share),
             root: config.store_dir.join("jetstream").join(&account.name),
             config,
             limits: RwLock::new(limits),
@@ -154,9 +197,9 @@ impl JetStream {
     /// streams may still store. Streams and consumers already over them stay.
     pub fn set_limits(&self, limits: Option<AccountJetStreamLimits>) {
         let limits = limits.unwrap_or_default();
-        let (file, mem) = byte_limits(&limits, &self.config);
-        self.file_usage.set_limit(file);
-        self.mem_usage.set_limit(mem);
+        let (file, mem) = byte_limits(&limits);
+        self.file_usage.account.set_limit(file);
+        self.mem_usage.account.set_limit(mem);
         *self.limits.write().unwrap_or_else(PoisonError::into_inner) = limits;
     }
 
@@ -337,8 +380,9 @@ impl JetStream {
         Ok(())
     }
 
-    /// nats-server's create-time check: the reserved bytes (`max_bytes`) of every
-    /// stream of the kind, plus this one's, must fit the server's limit.
+    /// nats-server's create-time check: the reserved bytes (`max_bytes`) of the kind,
+    /// plus this stream's, must fit the account's limit (its own streams) and the
+    /// server's (every account's streams).
     fn check_resources(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
         let Ok(want) = u64::try_from(cfg.max_bytes) else {
             return Ok(());
@@ -347,19 +391,32 @@ impl JetStream {
             StorageType::File => (&self.file_usage, ErrorCode::STORAGE_RESOURCES_EXCEEDED),
             StorageType::Memory => (&self.mem_usage, ErrorCode::MEMORY_RESOURCES_EXCEEDED),
         };
-        let Some(limit) = usage.limit() else {
-            return Ok(());
-        };
-        let reserved: u64 = self
-            .stream_configs()
-            .values()
-            .filter(|c| c.storage == cfg.storage && c.name != cfg.name)
-            .filter_map(|c| u64::try_from(c.max_bytes).ok())
-            .sum();
-        if reserved + want > limit {
+        let own = self.reserved(cfg.storage, Some(&cfg.name));
+        if usage.account.limit().is_some_and(|l| own + want > l) {
             return Err(err.error());
         }
+        if let Some(limit) = usage.server.limit() {
+            let others: u64 = self
+                .share
+                .services()
+                .iter()
+                .filter(|js| !std::ptr::eq(js.as_ref(), self))
+                .map(|js| js.reserved(cfg.storage, None))
+                .sum();
+            if own + others + want > limit {
+                return Err(err.error());
+            }
+        }
         Ok(())
+    }
+
+    /// The `max_bytes` reserved by this account's streams of `storage`, but `except`.
+    fn reserved(&self, storage: StorageType, except: Option<&str>) -> u64 {
+        self.stream_configs()
+            .values()
+            .filter(|c| c.storage == storage && Some(c.name.as_str()) != except)
+            .filter_map(|c| u64::try_from(c.max_bytes).ok())
+            .sum()
     }
 
     /// The account's `max_streams` (0 or -1: none), checked before a new stream is made.
@@ -401,17 +458,12 @@ fn reached(limit: i64, count: usize) -> bool {
     limit > 0 && i64::try_from(count).unwrap_or(i64::MAX) >= limit
 }
 
-/// The file and memory byte limits: the account's when set, else the server's
-/// (`None`: unlimited).
-fn byte_limits(
-    limits: &AccountJetStreamLimits,
-    config: &JetStreamConfig,
-) -> (Option<u64>, Option<u64>) {
-    let pick =
-        |account: i64, server: i64| u64::try_from(if account >= 0 { account } else { server }).ok();
+/// The account's own file and memory byte limits (`None`: unlimited; the server's
+/// budget applies on top).
+fn byte_limits(limits: &AccountJetStreamLimits) -> (Option<u64>, Option<u64>) {
     (
-        pick(limits.max_store, config.max_file_store),
-        pick(limits.max_memory, config.max_memory_store),
+        u64::try_from(limits.max_store).ok(),
+        u64::try_from(limits.max_memory).ok(),
     )
 }
 

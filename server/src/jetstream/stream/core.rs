@@ -30,30 +30,22 @@ use crate::jetstream::store::{
 };
 use crate::router::Msg;
 
-/// The account-wide byte count of one storage kind, shared by its streams, and the
-/// limit for it (the account's, else the server's `max_file_store` / `max_memory_store`),
-/// which a reload may change while streams run.
-#[derive(Debug, Clone)]
-pub(crate) struct AccountUsage {
-    /// Bytes stored by every stream of the kind.
-    pub(crate) bytes: Arc<AtomicU64>,
-    /// The limit; `u64::MAX` when unlimited.
-    limit: Arc<AtomicU64>,
+/// A byte count and its limit, shared by the streams it covers; a reload may change
+/// the limit while they run.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    bytes: AtomicU64,
+    /// `u64::MAX` when unlimited.
+    limit: AtomicU64,
 }
 
-impl Default for AccountUsage {
-    fn default() -> Self {
-        Self::new(None)
-    }
-}
-
-impl AccountUsage {
+impl Budget {
     /// A zero count under `limit` (`None`: unlimited).
-    pub(crate) fn new(limit: Option<u64>) -> Self {
-        Self {
-            bytes: Arc::new(AtomicU64::new(0)),
-            limit: Arc::new(AtomicU64::new(limit.unwrap_or(u64::MAX))),
-        }
+    pub(crate) fn new(limit: Option<u64>) -> Arc<Self> {
+        Arc::new(Self {
+            bytes: AtomicU64::new(0),
+            limit: AtomicU64::new(limit.unwrap_or(u64::MAX)),
+        })
     }
 
     /// The limit, `None` when unlimited.
@@ -61,14 +53,13 @@ impl AccountUsage {
         Some(self.limit.load(Ordering::Relaxed)).filter(|&l| l != u64::MAX)
     }
 
-    /// Replaces the limit (reload), for every stream sharing this count.
+    /// Replaces the limit (reload).
     pub(crate) fn set_limit(&self, limit: Option<u64>) {
         self.limit
             .store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// Moves this stream's share from `old` to `new` bytes.
-    pub(crate) fn adjust(&self, old: u64, new: u64) {
+    fn adjust(&self, old: u64, new: u64) {
         if new >= old {
             self.bytes.fetch_add(new - old, Ordering::Relaxed);
         } else {
@@ -76,10 +67,40 @@ impl AccountUsage {
         }
     }
 
-    /// True when the kind is already at or over its limit.
-    pub(crate) fn exhausted(&self) -> bool {
+    fn over(&self) -> bool {
         self.limit()
             .is_some_and(|l| self.bytes.load(Ordering::Relaxed) > l)
+    }
+}
+
+/// What one storage kind (file or memory) of a stream counts against: its account's
+/// budget (the account's `max_file`/`max_mem`) and the server's, shared by every
+/// account (`max_file_store` / `max_memory_store`).
+#[derive(Debug, Clone)]
+pub(crate) struct AccountUsage {
+    pub(crate) account: Arc<Budget>,
+    pub(crate) server: Arc<Budget>,
+}
+
+impl Default for AccountUsage {
+    fn default() -> Self {
+        Self {
+            account: Budget::new(None),
+            server: Budget::new(None),
+        }
+    }
+}
+
+impl AccountUsage {
+    /// Moves this stream's share from `old` to `new` bytes, in both budgets.
+    pub(crate) fn adjust(&self, old: u64, new: u64) {
+        self.account.adjust(old, new);
+        self.server.adjust(old, new);
+    }
+
+    /// True when the account or the server is already at or over its limit.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.account.over() || self.server.over()
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::error;
 
 pub use self::core::StreamCore;
-pub(crate) use self::core::{AccountUsage, Persist, timestamp};
+pub(crate) use self::core::{AccountUsage, Budget, Persist, timestamp};
 use self::dedupe::Dedupe;
 pub use self::handle::{Batch, ConsumerLink, StreamHandle};
 pub(crate) use self::subs::StreamSubs;
