@@ -391,3 +391,67 @@ async fn write_all<W: AsyncWrite + Unpin>(
     }
     io.flush().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use tokio::io::AsyncReadExt;
+
+    const KIB: usize = 1024;
+
+    fn push_kib(out: &Outbound) -> Pushed {
+        let subject = Bytes::from_static(b"foo");
+        let payload = Bytes::from(vec![b'x'; KIB]);
+        out.push_msg(b"1", &Msg::new(&subject, None, None, &payload), true)
+    }
+
+    #[tokio::test]
+    async fn pressure_from_the_stall_threshold_until_the_writer_drains_half() {
+        let out = Arc::new(Outbound::new(1024 * KIB));
+        let mut pushed = 0;
+        while push_kib(&out) == Pushed::Queued {
+            pushed += 1;
+        }
+        // Past half of max_pending (the threshold below the 4 MiB ceiling), not before.
+        assert!((500..=512).contains(&pushed), "pressure after {pushed} KiB");
+        let waiter = tokio::spawn({
+            let out = Arc::clone(&out);
+            async move { out.drained().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "nothing was written yet");
+        let (client, server) = tokio::io::duplex(64 * KIB);
+        let writer = tokio::spawn({
+            let out = Arc::clone(&out);
+            async move { out.run_writer(server, Duration::from_secs(5)).await }
+        });
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut sink = vec![0u8; 64 * KIB];
+            while client.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("drained once the writer caught up")
+            .expect("task");
+        assert!(out.pending_bytes() <= out.stall_at / 2 + 2 * KIB);
+        out.close_with(CloseReason::ServerShutdown);
+        writer.await.expect("writer");
+        reader.await.expect("reader");
+    }
+
+    #[tokio::test]
+    async fn a_queue_past_max_pending_is_a_slow_consumer_and_frees_waiters() {
+        let out = Outbound::new(64 * KIB);
+        let outcome = std::iter::repeat_with(|| push_kib(&out))
+            .find(|p| !matches!(p, Pushed::Queued | Pushed::Pressure));
+        assert_eq!(outcome, Some(Pushed::SlowConsumer));
+        assert_eq!(out.reason(), CloseReason::SlowConsumerPendingBytes);
+        assert_eq!(push_kib(&out), Pushed::Closed);
+        tokio::time::timeout(Duration::from_secs(1), out.drained())
+            .await
+            .expect("a closed queue never stalls a publisher");
+    }
+}
