@@ -405,3 +405,46 @@ impl Router {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_published_message_shares_its_frame_and_copies_only_remapped_parts() {
+        let publish = Publish::new(
+            b"orders.new",
+            Some(b"_INBOX.1"),
+            Some(b"NATS/1.0\r\n\r\n"),
+            b"hi",
+        );
+        let frame = publish.frame().as_ptr_range();
+        let msg = Msg::from_publish(&publish);
+        assert_eq!(msg.subject_str(), "orders.new");
+        assert_eq!(msg.size(), 2 + 12);
+        for shared in [msg.subject_bytes(), msg.payload_bytes()] {
+            assert!(frame.contains(&shared.as_ptr()), "{shared:?} was copied");
+        }
+        assert_eq!(msg.reply_bytes().as_deref(), Some(&b"_INBOX.1"[..]));
+        assert_eq!(
+            msg.headers_bytes().as_deref(),
+            Some(&b"NATS/1.0\r\n\r\n"[..])
+        );
+
+        let remapped = Bytes::from_static(b"billing.orders.new");
+        let moved = msg.with_subject(&remapped).with_reply(None);
+        assert_eq!(moved.subject_bytes(), remapped);
+        assert!(!frame.contains(&moved.subject_bytes().as_ptr()));
+        assert_eq!(moved.reply_bytes(), None);
+        assert!(frame.contains(&moved.payload_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn a_message_from_parts_hands_out_those_parts() {
+        let (subject, payload) = (Bytes::from_static(b"a.b"), Bytes::from(vec![7u8; 8]));
+        let msg = Msg::new(&subject, None, None, &payload);
+        assert_eq!(msg.payload_bytes().as_ptr(), payload.as_ptr());
+        assert_eq!(msg.subject_bytes().as_ptr(), subject.as_ptr());
+        assert_eq!((msg.reply_bytes(), msg.headers_bytes()), (None, None));
+    }
+}
