@@ -189,27 +189,34 @@ fn redact_table(text: &str) -> String {
     out
 }
 
-#[tokio::test]
-async fn bench_compare_quick_table() {
-    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
-    let cli = Cli::bare();
-    let args = [
+/// `rill bench compare` cut down to a few hundred messages and seconds, plus `extra`.
+fn quick_compare<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
         "bench",
         "compare",
         "--quick",
         "--msgs",
         "300",
-        "--idle-conns",
-        "20",
         "--duration",
         "3s",
+    ];
+    base.iter().chain(extra).copied().collect()
+}
+
+#[tokio::test]
+async fn bench_compare_quick_table() {
+    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
+    let cli = Cli::bare();
+    let args = quick_compare(&[
+        "--idle-conns",
+        "20",
         "--scenarios",
         "pub-16,pubsub-1k,request-16,idle-conns,js-pub-sync",
         "--server-a",
         &rill,
         "--server-b",
         "nats-server -a 127.0.0.1 -p {port} -js -sd {store}",
-    ];
+    ]);
     let out = cli.run(&args).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("- machine: "), "{}", out.stdout);
@@ -291,14 +298,7 @@ async fn bench_compare_over_tls() {
     let nats = server("nats-server");
     let ca = certs.path("ca.pem").display().to_string();
     let cli = Cli::bare();
-    let args = [
-        "bench",
-        "compare",
-        "--quick",
-        "--msgs",
-        "300",
-        "--duration",
-        "3s",
+    let args = quick_compare(&[
         "--scenarios",
         "pubsub-16,request-16",
         "--tlsca",
@@ -307,7 +307,7 @@ async fn bench_compare_over_tls() {
         &rill,
         "--server-b",
         &nats,
-    ];
+    ]);
     let out = cli.run(&args).await;
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("failed"), "{}", out.stderr);
