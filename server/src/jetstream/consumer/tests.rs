@@ -88,7 +88,6 @@ fn explicit() -> ConsumerConfig {
 }
 
 async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
-    let account = Arc::new(Account::new("$G"));
     let store = MemStore::new(StoreConfig {
         storage: StorageKind::Memory,
         ..StoreConfig::default()
@@ -99,6 +98,12 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
         src.append(&subj, None, format!("m{}", i + 1).as_bytes())
             .expect("append");
     }
+    start_env(cfg, src, workqueue).await
+}
+
+/// Starts consumer `C` on stream `S` over `src`, in a fresh `$G` account.
+async fn start_env(cfg: ConsumerConfig, src: StoreSource, remove_acked: bool) -> Env {
+    let account = Arc::new(Account::new("$G"));
     let handle = start(StartSpec {
         stream: "S".into(),
         name: "C".into(),
@@ -109,7 +114,7 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
         persist: None,
         registry: Registry::new(),
         interest: false,
-        remove_acked: workqueue,
+        remove_acked,
         sync_interval: Duration::from_millis(100),
         restored: false,
     })
@@ -385,29 +390,8 @@ fn incremental_pending_count_matches_a_full_count() {
 }
 
 async fn env_with(cfg: ConsumerConfig, store: MemStore) -> Env {
-    let account = Arc::new(Account::new("$G"));
     let src = StoreSource::new(Box::new(store), false);
-    let handle = start(StartSpec {
-        stream: "S".into(),
-        name: "C".into(),
-        config: cfg,
-        created: Timestamp::default(),
-        source: src.clone(),
-        outbox: Outbox::new(Arc::clone(&account)),
-        persist: None,
-        registry: Registry::new(),
-        interest: false,
-        remove_acked: false,
-        sync_interval: Duration::from_millis(100),
-        restored: false,
-    })
-    .await
-    .expect("start");
-    Env {
-        account,
-        src,
-        handle,
-    }
+    start_env(cfg, src, false).await
 }
 
 #[tokio::test(start_paused = true)]
