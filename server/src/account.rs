@@ -2,7 +2,8 @@
 //! imports that connect them.
 //!
 //! Every client belongs to exactly one account; messages never cross accounts except
-//! through an import of a matching export. Imports are wired by [`wire`] as internal
+//! through an import of a matching export. [`Accounts`] is the table of all accounts.
+//! Imports are wired by [`Accounts::wire`] as internal
 //! subscriptions (owner id 0), at start and again on every reload:
 //! - a **stream** import subscribes in the exporting account and republishes each message
 //!   into the importing account under the mapped subject;
@@ -22,9 +23,9 @@
 //! the whole new subject for a literal one.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +34,7 @@ use tracing::warn;
 
 use crate::config::{Config, ExportKind, ImportConfig};
 use crate::router::{Delivery, Msg, Router, Subscriber, Subscription};
-use crate::server::ServerState;
+use crate::shared::GLOBAL_ACCOUNT;
 
 /// How long a service response route waits for its response.
 const RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
@@ -52,7 +53,8 @@ pub struct Account {
     pub name: String,
     /// The account's routing table.
     pub router: Router,
-    /// The imports wired into this account, changed only by [`wire`] (start and reload).
+    /// The imports wired into this account, changed only by [`Accounts::wire`] (start and
+    /// reload).
     imports: Mutex<Vec<WiredImport>>,
 }
 
@@ -119,16 +121,65 @@ impl Account {
     }
 }
 
-/// Creates every configured account and brings its wired imports in line with `config`:
-/// imports no longer configured (or no longer exported to it) are removed, new ones are
-/// wired, unchanged ones are left alone. Called at start and on every reload.
-pub fn wire(state: &ServerState, config: &Config) {
-    for acc in &config.accounts {
-        state.account(&acc.name);
+/// The account table: every account by name, the default account (`$G`) always among them.
+/// Accounts are created on first use (a configured account at start or reload, or an
+/// account a user joins) and never removed while the server runs.
+#[derive(Debug)]
+pub struct Accounts {
+    global: Arc<Account>,
+    by_name: RwLock<HashMap<String, Arc<Account>>>,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        let global = Arc::new(Account::new(GLOBAL_ACCOUNT));
+        let by_name = HashMap::from([(GLOBAL_ACCOUNT.to_string(), Arc::clone(&global))]);
+        Self {
+            global,
+            by_name: RwLock::new(by_name),
+        }
     }
-    for account in state.accounts() {
-        let wanted = wanted_imports(config, &account.name);
-        rewire(state, &account, &wanted);
+}
+
+impl Accounts {
+    /// The default account (`$G`).
+    pub fn global(&self) -> &Arc<Account> {
+        &self.global
+    }
+
+    /// The account called `name`, created on first use.
+    pub fn get(&self, name: &str) -> Arc<Account> {
+        if let Some(acc) = crate::locks::read(&self.by_name).get(name) {
+            return Arc::clone(acc);
+        }
+        let mut by_name = crate::locks::write(&self.by_name);
+        Arc::clone(
+            by_name
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(Account::new(name))),
+        )
+    }
+
+    /// Every account.
+    pub fn all(&self) -> Vec<Arc<Account>> {
+        crate::locks::read(&self.by_name)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Creates every configured account and brings its wired imports in line with
+    /// `config`: imports no longer configured (or no longer exported to it) are removed,
+    /// new ones are wired, unchanged ones are left alone. Called at start and on every
+    /// reload.
+    pub fn wire(&self, config: &Config) {
+        for acc in &config.accounts {
+            self.get(&acc.name);
+        }
+        for account in self.all() {
+            let wanted = wanted_imports(config, &account.name);
+            rewire(self, &account, &wanted);
+        }
     }
 }
 
@@ -151,7 +202,7 @@ fn wanted_imports<'a>(config: &'a Config, name: &str) -> Vec<&'a ImportConfig> {
     wanted
 }
 
-fn rewire(state: &ServerState, importer: &Arc<Account>, wanted: &[&ImportConfig]) {
+fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[&ImportConfig]) {
     let Ok(mut wired) = importer.imports.lock() else {
         return;
     };
@@ -166,7 +217,7 @@ fn rewire(state: &ServerState, importer: &Arc<Account>, wanted: &[&ImportConfig]
         if wired.iter().any(|w| w.config == **import) {
             continue;
         }
-        let exporter = state.account(&import.account);
+        let exporter = accounts.get(&import.account);
         wired.push(match import.kind {
             ExportKind::Stream => wire_stream(&exporter, Arc::clone(importer), import),
             ExportKind::Service => wire_service(importer, exporter, import),

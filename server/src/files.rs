@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::{Server, StartError};
+use crate::lifecycle::{Server, StartError};
 
 /// Writes the process id to `path`.
 pub(crate) fn write_pid(path: &Path) -> Result<(), StartError> {

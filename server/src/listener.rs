@@ -52,7 +52,7 @@ fn on_accept(
     done: mpsc::Sender<()>,
 ) {
     let config = state.config();
-    if state.num_clients() >= config.max_connections {
+    if state.clients.len() >= config.max_connections {
         warn!(
             "{addr} - maximum connections exceeded ({})",
             config.max_connections

@@ -1,26 +1,26 @@
-//! The state every connection and service shares: configuration, identity,
-//! accounts and their routers, the live-client registry and the counters.
+//! The state every connection and service shares: configuration, identity, the
+//! authenticator, the account table ([`Accounts`]), the live-client table ([`Clients`])
+//! and the counters.
+//!
+//! It sits in the middle of the house: it holds the registries (which import nothing
+//! from here) and is used by the connection tasks, JetStream, monitoring and the
+//! server's lifecycle above it. It never imports any of those.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
 
-use crate::account::Account;
+use crate::account::Accounts;
 use crate::auth::Authenticator;
-use crate::client::ClientLink;
+use crate::client::registry::Clients;
 use crate::config::Config;
-use crate::monitoring::JsReport;
+use crate::shared::JsReport;
 use crate::stats::Stats;
 
-/// The name of the default account, as nats-server calls it.
-pub const GLOBAL_ACCOUNT: &str = "$G";
-
-/// rill's version, reported where nats-server reports its own.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
 
 /// Shared server state. Cheap to reach through an `Arc` from any task.
 #[derive(Debug)]
@@ -32,15 +32,14 @@ pub struct ServerState {
     pub server_id: String,
     /// The server's name (the id unless configured).
     pub server_name: String,
-    /// The default account.
-    pub global: Arc<Account>,
-    accounts: RwLock<HashMap<String, Arc<Account>>>,
-    clients: Mutex<HashMap<u64, Arc<ClientLink>>>,
-    /// Server-wide counters.
-    pub stats: Stats,
+    /// Every account, `$G` among them.
+    pub accounts: Accounts,
+    /// Every connected client.
+    pub clients: Clients,
+    /// Server-wide counters (shared with each client's [`crate::client::ClientLink`]).
+    pub stats: Arc<Stats>,
     /// When the server started.
     pub started: SystemTime,
-    next_cid: AtomicU64,
     lame_duck: AtomicBool,
     /// The port actually bound for clients (after `-p -1`).
     pub client_port: AtomicU64,
@@ -56,8 +55,6 @@ impl ServerState {
             .server_name
             .clone()
             .unwrap_or_else(|| server_id.clone());
-        let global = Arc::new(Account::new(GLOBAL_ACCOUNT));
-        let accounts = HashMap::from([(GLOBAL_ACCOUNT.to_string(), Arc::clone(&global))]);
         Arc::new(Self {
             client_port: AtomicU64::new(u64::from(config.port)),
             auth: RwLock::new(Arc::new(Authenticator::new(&config))),
@@ -65,12 +62,10 @@ impl ServerState {
             config: RwLock::new(config),
             server_id,
             server_name,
-            global,
-            accounts: RwLock::new(accounts),
-            clients: Mutex::new(HashMap::new()),
-            stats: Stats::default(),
+            accounts: Accounts::default(),
+            clients: Clients::default(),
+            stats: Arc::default(),
             started: SystemTime::now(),
-            next_cid: AtomicU64::new(1),
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
             js_report: OnceLock::new(),
@@ -95,14 +90,6 @@ impl ServerState {
         }
     }
 
-    /// Tells every connection that users, accounts or permissions were reloaded; each
-    /// checks itself against the new rules in its own task.
-    pub fn notify_auth_reload(&self) {
-        for client in self.clients() {
-            client.auth_reloaded();
-        }
-    }
-
     /// The authenticator of the configuration in force.
     pub fn authenticator(&self) -> Arc<Authenticator> {
         self.auth.read().map(|a| Arc::clone(&a)).unwrap_or_default()
@@ -122,66 +109,6 @@ impl ServerState {
         if let Ok(mut t) = self.tls.write() {
             *t = acceptor;
         }
-    }
-
-    /// The account called `name`, created on first use.
-    pub fn account(&self, name: &str) -> Arc<Account> {
-        if let Ok(accounts) = self.accounts.read()
-            && let Some(acc) = accounts.get(name)
-        {
-            return Arc::clone(acc);
-        }
-        let Ok(mut accounts) = self.accounts.write() else {
-            return Arc::clone(&self.global);
-        };
-        Arc::clone(
-            accounts
-                .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Account::new(name))),
-        )
-    }
-
-    /// Every account.
-    pub fn accounts(&self) -> Vec<Arc<Account>> {
-        self.accounts
-            .read()
-            .map(|a| a.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Allocates the next client id.
-    pub fn next_cid(&self) -> u64 {
-        self.next_cid.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Registers a live client.
-    pub fn register(&self, link: Arc<ClientLink>) {
-        if let Ok(mut clients) = self.clients.lock() {
-            clients.insert(link.cid, link);
-        }
-    }
-
-    /// Forgets a closed client.
-    pub fn unregister(&self, cid: u64) {
-        if let Ok(mut clients) = self.clients.lock() {
-            clients.remove(&cid);
-        }
-    }
-
-    /// Snapshot of the live clients, ordered by cid.
-    pub fn clients(&self) -> Vec<Arc<ClientLink>> {
-        let mut v: Vec<_> = self
-            .clients
-            .lock()
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default();
-        v.sort_by_key(|c| c.cid);
-        v
-    }
-
-    /// Number of live clients.
-    pub fn num_clients(&self) -> usize {
-        self.clients.lock().map(|c| c.len()).unwrap_or_default()
     }
 
     /// Records where monitoring listens.

@@ -25,7 +25,7 @@ use rand::RngExt;
 use rill_protocol::Connect;
 
 use crate::config::{self, Config, UserConfig};
-use crate::server::GLOBAL_ACCOUNT;
+use crate::shared::GLOBAL_ACCOUNT;
 
 pub use cert::CertIdentity;
 pub use permissions::Permissions;

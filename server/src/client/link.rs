@@ -14,10 +14,9 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::outbound::{Outbound, Pushed};
-use crate::BoxFuture;
 use crate::auth::Permissions;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
-use crate::server::ServerState;
+use crate::shared::BoxFuture;
 use crate::stats::Stats;
 
 /// What a client told us in CONNECT, kept for monitoring.
@@ -68,10 +67,35 @@ pub struct ClientLink {
     pub(super) reload: Notify,
     /// `allow_responses` grants: reply subject → (replies left, expiry).
     pub(super) responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
-    pub(super) state: Arc<ServerState>,
+    /// The server's counters (slow consumers are counted at delivery).
+    stats: Arc<Stats>,
 }
 
 impl ClientLink {
+    /// The shared side of a new connection: an outbound queue bounded by `max_pending`
+    /// bytes, no subscriptions, no permissions yet.
+    pub(super) fn new(cid: u64, addr: SocketAddr, max_pending: usize, stats: Arc<Stats>) -> Self {
+        Self {
+            cid,
+            addr,
+            started: SystemTime::now(),
+            outbound: Outbound::new(max_pending),
+            subs: Mutex::new(HashMap::new()),
+            info: RwLock::new(ClientInfo::default()),
+            echo: AtomicBool::new(true),
+            headers: AtomicBool::new(false),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            perms: RwLock::new(None),
+            delivery_perms: AtomicBool::new(false),
+            reload: Notify::new(),
+            responses: Mutex::new(HashMap::new()),
+            stats,
+        }
+    }
+
     pub(super) fn log_prefix(&self) -> String {
         format!("{} - cid:{}", self.addr, self.cid)
     }
@@ -118,11 +142,11 @@ impl Subscriber for ClientLink {
                 }
             }
             Pushed::SlowConsumer => {
-                Stats::add(&self.state.stats.slow_consumers, 1);
+                Stats::add(&self.stats.slow_consumers, 1);
                 warn!(
                     "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
                     self.log_prefix(),
-                    self.state.config().max_pending
+                    self.outbound.max_pending()
                 );
                 Delivery::Dropped
             }

@@ -3,25 +3,46 @@
 //!
 //! The read loop owns the connection's private state (decoder, CONNECT options,
 //! ping bookkeeping). What other tasks need to reach — the outbound queue, the
-//! subscription table and the counters — lives in the shared [`ClientLink`].
+//! subscription table and the counters — lives in the shared [`ClientLink`], which the
+//! live-client table ([`Clients`], in `ServerState`) lists for monitoring, reload and
+//! shutdown.
+//!
+//! # Connection kinds: where a new one plugs in
+//! - A **client** speaks the NATS client protocol, belongs to one account, and is listed
+//!   in `/connz`. The byte stream does not matter: the listener hands [`serve_peer`] any
+//!   `AsyncRead`/`AsyncWrite` pair and a [`Peer`] (plain TCP, TLS after INFO or
+//!   handshake-first; a WebSocket transport plugs in the same way, with its own accept
+//!   loop in its own module).
+//! - A **route** or **leaf-node link** is not a client: it has its own module with its
+//!   own listener, read loop and table (`/routez`, `/leafz`). What it shares with
+//!   clients: a connection id from [`Clients::next_cid`], an [`Outbound`] queue and
+//!   writer task for what it sends, and [`crate::router::Subscriber`] — anything the
+//!   router delivers to (clients, routes, leaf links, account imports, JetStream) is a
+//!   `Subscriber`, so a new kind receives messages by implementing it.
+//! - An **MQTT** connection speaks its own protocol in its own module, reaching accounts
+//!   and JetStream through the same public handles, and delivers through a `Subscriber`
+//!   of its own.
+//!
+//! Every connection task is spawned by an accept loop that holds a clone of the
+//! server's `done` sender, so shutdown waits for it ([`crate::lifecycle`]).
 
-mod link;
+pub mod link;
 pub mod outbound;
 mod peer;
 mod perms;
+pub mod registry;
 mod reload;
 mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, trace, warn};
 
@@ -33,6 +54,7 @@ use rill_protocol::{
 pub use link::{ClientInfo, ClientLink};
 pub use outbound::{CloseReason, Outbound, Pushed};
 pub use peer::{Peer, info_line};
+pub use registry::Clients;
 use trace::describe;
 
 use crate::account::Account;
@@ -124,27 +146,14 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = state.config();
-    let link = Arc::new(ClientLink {
-        cid: peer.cid,
-        addr: peer.addr,
-        started: SystemTime::now(),
-        outbound: Outbound::new(config.max_pending),
-        subs: Mutex::new(HashMap::new()),
-        info: RwLock::new(ClientInfo::default()),
-        echo: AtomicBool::new(true),
-        headers: AtomicBool::new(false),
-        in_msgs: AtomicU64::new(0),
-        in_bytes: AtomicU64::new(0),
-        out_msgs: AtomicU64::new(0),
-        out_bytes: AtomicU64::new(0),
-        perms: RwLock::new(None),
-        delivery_perms: AtomicBool::new(false),
-        reload: Notify::new(),
-        responses: Mutex::new(HashMap::new()),
-        state: Arc::clone(&state),
-    });
+    let link = Arc::new(ClientLink::new(
+        peer.cid,
+        peer.addr,
+        config.max_pending,
+        Arc::clone(&state.stats),
+    ));
     Stats::add(&state.stats.total_connections, 1);
-    state.register(Arc::clone(&link));
+    state.clients.register(Arc::clone(&link));
     debug!("{} - Client connection created", link.log_prefix());
 
     let writer_link = Arc::clone(&link);
@@ -157,7 +166,7 @@ where
         max_payload: config.max_payload,
     };
     let mut conn = Connection {
-        account: Arc::clone(&state.global),
+        account: Arc::clone(state.accounts.global()),
         link: Arc::clone(&link),
         state: Arc::clone(&state),
         connect: Connect::default(),
@@ -348,7 +357,7 @@ impl Connection {
                 return Err(CloseReason::AuthenticationViolation);
             }
         };
-        self.account = self.state.account(&identity.account);
+        self.account = self.state.accounts.get(&identity.account);
         self.link.set_perms(identity.permissions.clone());
         self.perms = identity.permissions;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
@@ -538,7 +547,7 @@ impl Connection {
         for sub in &subs {
             self.account.router.unsubscribe(sub);
         }
-        self.state.unregister(self.link.cid);
+        self.state.clients.unregister(self.link.cid);
         let deadline = self.state.config().write_deadline + Duration::from_millis(100);
         if tokio::time::timeout(deadline, writer).await.is_err() {
             warn!("{} - writer did not finish in time", self.link.log_prefix());

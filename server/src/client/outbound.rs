@@ -167,6 +167,11 @@ pub enum Pushed {
 }
 
 impl Outbound {
+    /// The most bytes this queue holds before its client is a slow consumer.
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     /// An empty queue bounded by `max_pending` bytes.
     pub fn new(max_pending: usize) -> Self {
         Self {

@@ -29,7 +29,7 @@ impl Peer {
     pub fn new(state: &ServerState, addr: SocketAddr) -> Self {
         Self {
             addr,
-            cid: state.next_cid(),
+            cid: state.clients.next_cid(),
             nonce: state.authenticator().nonce(),
             info_sent: false,
             cert: None,

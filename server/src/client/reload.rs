@@ -2,7 +2,7 @@
 //! connection that is already past CONNECT.
 //!
 //! The connection's own task does the work when the reload wakes it
-//! ([`crate::server::ServerState::notify_auth_reload`]), so its private state (the CONNECT
+//! ([`super::Clients::notify_auth_reload`]), so its private state (the CONNECT
 //! credentials, the publish-permission cache) stays owned by one task.
 //!
 //! Behaviour, as observed on nats-server 2.15.1 (config file rewritten + SIGHUP):

@@ -22,8 +22,8 @@ use tracing::{debug, info};
 use super::report::MetricRows;
 use super::{JetStream, ServerShare};
 use crate::config::{AccountJetStreamLimits, Config, JetStreamConfig};
-use crate::monitoring::{BoxFuture, JsReport};
-use crate::server::{GLOBAL_ACCOUNT, ServerState};
+use crate::server::ServerState;
+use crate::shared::{BoxFuture, GLOBAL_ACCOUNT, JsReport};
 
 /// What one account is to have: JetStream with these limits, or the "not enabled" API.
 type Want = Option<Option<AccountJetStreamLimits>>;
@@ -82,7 +82,7 @@ impl JetStreams {
     }
 
     async fn start_one(&self, state: &ServerState, name: &str, want: Want) -> Arc<JetStream> {
-        let account = state.account(name);
+        let account = state.accounts.get(name);
         let setup = (self.config.clone(), &self.share);
         match want {
             Some(limits) => {

@@ -103,7 +103,7 @@ pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Va
     let subs = q
         .get("subs")
         .is_some_and(|v| v == "1" || v == "true" || v == "detail");
-    let mut clients = state.clients();
+    let mut clients = state.clients.all();
     sort_clients(&mut clients, q.get("sort").map_or("cid", String::as_str));
     let now = SystemTime::now();
     let page: Vec<Value> = clients
@@ -126,7 +126,7 @@ pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Va
 /// The `/subsz` document.
 pub(super) fn subsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
     let (offset, limit) = paging(q);
-    let accounts = state.accounts();
+    let accounts = state.accounts.all();
     let total: usize = accounts.iter().map(|a| a.router.sublist().count()).sum();
     let cache: usize = accounts
         .iter()

@@ -25,7 +25,7 @@ pub(super) async fn render(state: &Arc<ServerState>) -> String {
         "rill_connections",
         "gauge",
         "Open client connections.",
-        state.num_clients() as u64,
+        state.clients.len() as u64,
     );
     metric(
         &mut out,

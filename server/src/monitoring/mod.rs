@@ -30,16 +30,7 @@ use crate::server::ServerState;
 
 pub use format::{go_duration, rfc3339, rss_bytes, uptime};
 
-pub use crate::BoxFuture;
-
-/// What JetStream reports to monitoring; registered by the JetStream service.
-/// Async because stream state lives on each stream's own thread.
-pub trait JsReport: Send + Sync + std::fmt::Debug {
-    /// The `/jsz` document (without `server_id`, `now` and `config`, added here).
-    fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;
-    /// Per-stream and per-consumer gauges in the Prometheus text format.
-    fn metrics(&self) -> BoxFuture<'_, String>;
-}
+pub use crate::shared::{BoxFuture, JsReport};
 
 /// Binds the monitoring listener and serves until `stop` turns true.
 ///

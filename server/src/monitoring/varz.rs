@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::format::{rfc3339, rss_bytes, uptime};
 use crate::config::SyncInterval;
-use crate::server::{ServerState, VERSION};
+use crate::server::ServerState;
+use crate::shared::VERSION;
 use crate::stats::Stats;
 
 fn nanos(d: std::time::Duration) -> u64 {
@@ -18,7 +19,8 @@ fn nanos(d: std::time::Duration) -> u64 {
 /// Total subscriptions over every account.
 pub(super) fn num_subscriptions(state: &ServerState) -> usize {
     state
-        .accounts()
+        .accounts
+        .all()
         .iter()
         .map(|a| a.router.sublist().count())
         .sum()
@@ -64,7 +66,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "mem": rss_bytes(),
         "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
         "cpu": 0,
-        "connections": state.num_clients(),
+        "connections": state.clients.len(),
         "total_connections": Stats::get(&s.total_connections),
         "routes": 0,
         "remotes": 0,
@@ -164,7 +166,12 @@ pub(super) fn routez(state: &Arc<ServerState>) -> Value {
 
 /// The `/accountz` document.
 pub(super) fn accountz(state: &Arc<ServerState>) -> Value {
-    let mut names: Vec<String> = state.accounts().iter().map(|a| a.name.clone()).collect();
+    let mut names: Vec<String> = state
+        .accounts
+        .all()
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     names.sort();
     json!({
         "server_id": state.server_id,

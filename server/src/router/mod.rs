@@ -19,7 +19,7 @@ use rill_protocol::Publish;
 
 pub use sublist::{MatchResult, Sublist};
 
-use crate::BoxFuture;
+use crate::shared::BoxFuture;
 
 /// A message as it is routed: borrowed parts, readable as slices and shareable as
 /// `Bytes` without copying.

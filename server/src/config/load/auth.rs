@@ -1,5 +1,5 @@
-//! `authorization {}`, users and permissions, plus the top-level `accounts` and
-//! `no_auth_user` keys.
+//! `authorization {}`, users and permissions (also used by `accounts`), plus the
+//! top-level `no_auth_user` key.
 
 use std::time::Duration;
 
@@ -21,7 +21,6 @@ impl Draft {
             "authorization" => {
                 self.config.authorization = authorization(map(v, lower)?, &mut self.warnings)?
             }
-            "accounts" => self.config.accounts = super::accounts::parse(v, &mut self.warnings)?,
             "no_auth_user" => self.config.no_auth_user = Some(string(v, lower)?),
             _ => return Ok(false),
         }

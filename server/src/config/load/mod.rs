@@ -87,6 +87,7 @@ impl Draft {
         }
         match lower.as_str() {
             "tls" => self.config.tls = Some(tls::parse(v, &mut self.warnings)?),
+            "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
             "jetstream" => self.jetstream_key(v)?,
             "store_dir" | "storedir" => self.store_dir = Some(value::path(v, key)?),
             k if REFUSED.contains(&k) => return Err(refused(key, key_pos)),

@@ -21,7 +21,7 @@ use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, 
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
 use crate::router::Msg;
-use crate::server::VERSION;
+use crate::shared::VERSION;
 
 /// Handles `$JS.API.CONSUMER.<op>`; `None` = no reply.
 pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {

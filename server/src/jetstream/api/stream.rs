@@ -15,7 +15,7 @@ use rill_protocol::subject::filters_overlap;
 use super::{Reply, Request, named};
 use crate::jetstream::consumer::events;
 use crate::jetstream::{JetStream, validate};
-use crate::server::VERSION;
+use crate::shared::VERSION;
 
 /// Dispatches `$JS.API.STREAM.<op>`; `None` for unknown operations.
 pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::error;
 
 use super::dedupe::Dedupe;
-use super::handle::{Batch, Consumers};
+use super::link::{Batch, Consumers};
 use super::{StoredStream, store_config};
 use crate::account::Account;
 use crate::jetstream::error;

@@ -16,11 +16,10 @@
 //! Every method returns an [`ApiError`] ready for the wire: `STREAM_NOT_FOUND` once
 //! the stream is gone, store failures mapped by `jetstream::error`.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::TrySendError;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rill_protocol::jsapi::{ApiError, ErrorCode, StreamConfig, StreamInfo};
@@ -28,38 +27,10 @@ use tokio::sync::{oneshot, watch};
 
 use super::Command;
 use super::core::StreamCore;
+use super::link::{Batch, ConsumerLink, Consumers};
 use super::queue::QueueTx;
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, StoredMsg, StreamState};
-
-/// What a stream knows about one of its consumers. Implemented by the consumer
-/// actor's shared part; every method must be cheap and must not block (the stream
-/// thread calls them while it holds no lock but may be in the middle of a batch).
-pub trait ConsumerLink: Send + Sync + fmt::Debug {
-    /// The consumer's name.
-    fn name(&self) -> &str;
-    /// Its filter subjects (empty = the whole stream).
-    fn filters(&self) -> Vec<String>;
-    /// Interest retention: does this consumer still need `seq` (not yet acked, or
-    /// not yet delivered)? A consumer whose filters do not match the message's
-    /// subject is not asked.
-    fn needs_ack(&self, seq: u64) -> bool;
-    /// The stream is being deleted: stop delivering and release resources.
-    /// Must not call back into the stream.
-    fn stop(&self);
-}
-
-/// The stream's consumers, shared by the handle and the stream thread.
-pub(crate) type Consumers = Arc<RwLock<BTreeMap<String, Arc<dyn ConsumerLink>>>>;
-
-/// A message batch from [`StreamHandle::load_batch`].
-#[derive(Debug, Clone, Default)]
-pub struct Batch {
-    /// Messages in sequence order.
-    pub msgs: Vec<StoredMsg>,
-    /// The stream's last sequence when the batch was read.
-    pub last_seq: u64,
-}
 
 /// A cloneable, thread-safe handle to one stream's thread.
 #[derive(Clone)]

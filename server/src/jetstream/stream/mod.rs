@@ -15,6 +15,7 @@ mod dedupe;
 mod direct;
 mod handle;
 mod ingest;
+mod link;
 mod queue;
 mod subs;
 mod ttl;
@@ -34,7 +35,8 @@ use tracing::error;
 pub use self::core::StreamCore;
 pub(crate) use self::core::{AccountUsage, Budget, Persist, timestamp};
 use self::dedupe::Dedupe;
-pub use self::handle::{Batch, ConsumerLink, StreamHandle};
+pub use self::handle::StreamHandle;
+pub use self::link::{Batch, ConsumerLink};
 pub(crate) use self::subs::StreamSubs;
 use crate::account::Account;
 use crate::jetstream::error;
@@ -158,7 +160,7 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
 
 fn open(
     p: Spawn,
-    consumers: handle::Consumers,
+    consumers: link::Consumers,
     usage: Arc<AtomicU64>,
     last_seq_tx: watch::Sender<u64>,
 ) -> Result<StreamCore, ApiError> {

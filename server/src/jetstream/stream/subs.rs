@@ -14,9 +14,9 @@ use rill_protocol::jsapi::StreamConfig;
 
 use super::Command;
 use super::queue::QueueTx;
-use crate::BoxFuture;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::shared::BoxFuture;
 
 const DIRECT_PREFIX: &str = "$JS.API.DIRECT.GET.";
 

@@ -1,0 +1,272 @@
+//! The server's lifecycle: [`Server::start`] binds the listeners and starts the services,
+//! [`Server::shutdown`] stops them (at once, or spread over the lame-duck period).
+//!
+//! Task ownership:
+//!
+//! ```text
+//! Server::start ──┬── listener::accept_loop ── one task per connection ── its writer task
+//!                 ├── monitoring::start (when `-m`): HTTP accept loop, one task per request
+//!                 └── JetStream (when enabled): one API task per account, one thread per stream
+//! ```
+//!
+//! A new listener (routes, leaf nodes, WebSocket, MQTT) is bound in [`Server::start`]
+//! next to the client listener, shares the `stop_accepting` signal and hands its
+//! connection tasks a clone of `done_tx`, so [`Server::shutdown`] waits for them too.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::client::CloseReason;
+use crate::config::{self, Config};
+use crate::server::ServerState;
+use crate::shared::{JsReport, VERSION};
+use crate::{jetstream, listener, monitoring, tls};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The pid or ports file could not be written.
+    #[error("Could not write {what}: open {path}: {}", config::go_error(.source))]
+    File {
+        /// Which file.
+        what: &'static str,
+        /// Where.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The client listener could not be bound.
+    #[error("Error listening on port: {addr}, \"{}\"", listen_error(.addr, .source))]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate, key or CA could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    /// The HTTP monitoring listener could not be bound.
+    #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
+    Monitor {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// A listen error worded as nats-server's (Go's) are, which harnesses match on:
+/// `listen tcp 127.0.0.1:4222: bind: address already in use`.
+fn listen_error(addr: &str, e: &std::io::Error) -> String {
+    if e.to_string().starts_with("failed to lookup address") {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        return format!("listen tcp: lookup {host}: no such host");
+    }
+    format!("listen tcp {addr}: bind: {}", config::go_error(e))
+}
+
+/// What stops a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Close clients now (flushing what is queued) and exit.
+    Graceful,
+    /// Lame-duck mode: stop accepting, announce `ldm`, close clients over time, exit.
+    LameDuck,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<ServerState>,
+    stop_accepting: watch::Sender<bool>,
+    done_tx: mpsc::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+    addr: SocketAddr,
+    jetstream: Option<Arc<jetstream::JetStreams>>,
+}
+
+impl Server {
+    /// Binds the listener and starts accepting clients.
+    ///
+    /// # Errors
+    /// [`StartError`] when the listener cannot be bound.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let state = ServerState::new(Arc::clone(&config));
+        log_banner(&state);
+        if let Some(tls) = &config.tls {
+            state.set_tls_acceptor(Some(tls::acceptor(tls)?));
+        }
+        state.accounts.wire(&config);
+        let (stop_accepting, stop_rx) = watch::channel(false);
+        if let Some(http) = &config.http {
+            let host = if http.host.is_empty() {
+                &config.host
+            } else {
+                &http.host
+            };
+            let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
+                .await
+                .map_err(|source| StartError::Monitor {
+                    addr: format!("{host}:{}", http.port),
+                    source,
+                })?;
+            state.set_monitor_addr(addr);
+        }
+        let listener = bind_clients(&config.host, config.port)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: format!("{}:{}", config.host, config.port),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.host.clone(),
+            source,
+        })?;
+        state
+            .client_port
+            .store(u64::from(addr.port()), Ordering::Relaxed);
+        let jetstream = jetstream::JetStreams::start(&state).await;
+        if let Some(js) = &jetstream {
+            state.set_js_report(Arc::clone(js) as Arc<dyn JsReport>);
+        }
+        info!("Listening for client connections on {addr}");
+        let (done_tx, done_rx) = mpsc::channel(1);
+        tokio::spawn(listener::accept_loop(
+            Arc::clone(&state),
+            listener,
+            stop_rx,
+            done_tx.clone(),
+        ));
+        info!("Server is ready");
+        Ok(Self {
+            state,
+            stop_accepting,
+            done_tx,
+            done_rx,
+            addr,
+            jetstream,
+        })
+    }
+
+    /// The bound client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound monitoring address, when monitoring is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.state.monitor_addr()
+    }
+
+    /// The JetStream services (one per account), when JetStream is enabled.
+    pub fn jetstream(&self) -> Option<&Arc<jetstream::JetStreams>> {
+        self.jetstream.as_ref()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Stops the server and waits for every connection to finish.
+    pub async fn shutdown(self, how: Stop) {
+        let _ = self.stop_accepting.send(true);
+        if how == Stop::LameDuck {
+            self.lame_duck().await;
+        }
+        info!("Initiating Shutdown...");
+        for client in self.state.clients.all() {
+            client.outbound.close_with(CloseReason::ServerShutdown);
+        }
+        let Self {
+            mut done_rx,
+            done_tx,
+            jetstream,
+            ..
+        } = self;
+        drop(done_tx);
+        let wait = self_wait(&mut done_rx);
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            warn!("Some connections did not close in time");
+        }
+        if let Some(js) = jetstream {
+            js.shutdown().await;
+        }
+        info!("Server Exiting..");
+    }
+
+    /// Lame-duck mode: announce it, wait the grace period, then close clients
+    /// spread evenly over the lame-duck duration.
+    async fn lame_duck(&self) {
+        let config = self.state.config();
+        info!("Entering lame duck mode, stop accepting new clients");
+        self.state.set_lame_duck();
+        let clients = self.state.clients.all();
+        let mut info = self.state.info_template();
+        info.ldm = true;
+        let mut buf = bytes::BytesMut::new();
+        rill_protocol::encode::info(&mut buf, &info);
+        for client in &clients {
+            client.outbound.push_raw(&buf);
+        }
+        tokio::time::sleep(config.lame_duck_grace_period).await;
+        if clients.is_empty() {
+            return;
+        }
+        let spread = config
+            .lame_duck_duration
+            .saturating_sub(config.lame_duck_grace_period);
+        let step = spread / u32::try_from(clients.len()).unwrap_or(u32::MAX);
+        for client in clients {
+            client.outbound.close_with(CloseReason::ServerShutdown);
+            tokio::time::sleep(step.min(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+/// Binds the client listener with a deep accept backlog: std's default of 128
+/// drops SYNs when hundreds of clients connect at once (nats-server, through Go,
+/// gets the kernel's `somaxconn`).
+async fn bind_clients(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(4096),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
+async fn self_wait(rx: &mut mpsc::Receiver<()>) {
+    while rx.recv().await.is_some() {}
+}
+
+fn log_banner(state: &ServerState) {
+    info!("Starting rill-server");
+    info!("  Version:  {VERSION}");
+    info!("  Name:     {}", state.server_name);
+    info!("  ID:       {}", state.server_id);
+    if let Some(file) = &state.config().config_file {
+        info!("Using configuration file: {}", file.display());
+    }
+}

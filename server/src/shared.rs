@@ -1,0 +1,23 @@
+//! Constants and small types every layer of the server shares. A leaf: it imports nothing
+//! from the crate, so anything may import it without closing a loop.
+
+use std::collections::HashMap;
+
+/// The name of the default account, as nats-server calls it.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// rill's version, reported where nats-server reports its own.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A boxed `Send` future, for async methods of object-safe traits.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What JetStream reports to monitoring. JetStream registers it with the server state when
+/// it starts ([`crate::server::ServerState::set_js_report`]); monitoring reads it. Async
+/// because stream state lives on each stream's own thread.
+pub trait JsReport: Send + Sync + std::fmt::Debug {
+    /// The `/jsz` document (without `server_id`, `now` and `config`, added here).
+    fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;
+    /// Per-stream and per-consumer gauges in the Prometheus text format.
+    fn metrics(&self) -> BoxFuture<'_, String>;
+}
