@@ -274,7 +274,7 @@ async fn lame_duck_announces_ldm_then_closes_clients() {
         async move { logs.contains("Server Exiting") }
     })
     .await;
-    server.stop();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -293,7 +293,7 @@ async fn graceful_shutdown_flushes_queued_messages() {
         .read_until_contains(b"PONG\r\n", Duration::from_secs(5))
         .await;
     assert!(String::from_utf8_lossy(&got).contains("MSG last.words 1 3\r\nbye\r\n"));
-    server.stop();
+    server.stop().await;
     assert!(conn.is_closed_within(Duration::from_secs(5)).await);
     assert!(
         server.logs().contains("Server Exiting"),

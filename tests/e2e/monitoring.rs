@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rill_tests::raw::Conn;
-use rill_tests::{ServerOpts, TestServer, check_for, free_port, rill_server_bin, sync};
+use rill_tests::{Ports, ServerOpts, TestServer, check_for, rill_server_bin, sync};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,12 +39,12 @@ async fn get_json(port: u16, path: &str) -> Value {
 }
 
 async fn monitored() -> (TestServer, u16) {
-    let http = free_port();
     let server = TestServer::start_with(ServerOpts {
-        args: vec!["-m".into(), http.to_string()],
+        monitoring: true,
         ..Default::default()
     })
     .await;
+    let http = server.monitoring_port();
     (server, http)
 }
 
@@ -141,13 +141,13 @@ async fn health_routes_accounts_and_unknown_paths() {
     );
     assert_eq!(get(http, "/nope").await.0, 404);
 
-    let plain_http = free_port();
     let no_js = TestServer::start_with(ServerOpts {
         jetstream: false,
-        args: vec!["-m".into(), plain_http.to_string()],
+        monitoring: true,
         ..Default::default()
     })
     .await;
+    let plain_http = no_js.monitoring_port();
     let (status, body) = get(plain_http, "/healthz?js-enabled-only=true").await;
     assert_eq!(status, 503, "{body}");
     drop(no_js);
@@ -180,12 +180,12 @@ async fn metrics_are_prometheus_text() {
     assert!(values.contains_key("rill_slow_consumers_total"));
 }
 
-fn ports_file(dir: &Path) -> Option<Value> {
-    let entry = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))?;
-    serde_json::from_str(&std::fs::read_to_string(entry.path()).ok()?).ok()
+fn has_ports_file(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+    })
 }
 
 #[tokio::test]
@@ -205,34 +205,18 @@ async fn ports_file_with_random_port() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let path = dir.path().to_path_buf();
-    check_for(Duration::from_secs(10), || {
-        let found = ports_file(&path).is_some();
-        async move { found }
-    })
-    .await;
-    let ports = ports_file(dir.path()).expect("ports file");
-    let url = ports["nats"][0].as_str().expect("nats url").to_string();
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let ports = Ports::wait_file(dir.path(), child.id(), Duration::from_secs(10)).await;
+    let port = ports.client;
     let conn = Conn::connect(port).await;
     assert_eq!(conn.info()["port"], port);
-    let monitoring = ports["monitoring"][0].as_str().expect("monitoring url");
-    let http: u16 = monitoring
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("http port");
+    let http = ports.monitoring.expect("monitoring url in the ports file");
     assert_eq!(get_json(http, "/varz").await["port"], port);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
     assert!(
-        ports_file(dir.path()).is_none(),
+        !has_ports_file(dir.path()),
         "ports file removed on shutdown"
     );
 }

@@ -1,6 +1,13 @@
 //! End-to-end test harness: starts a real server process (`rill-server`, or the reference `nats-server`
-//! on PATH for comparison) on a free loopback port with a temporary store directory, and gives tests
-//! clients, restarts, crash kills and captured logs.
+//! on PATH for comparison) with a temporary store directory, and gives tests clients, restarts, crash
+//! kills and captured logs.
+//!
+//! Ports: every server picks its own (`-p -1`, and `-m -1` for monitoring when asked) and writes them to
+//! a ports file (`--ports_file_dir`), which the harness reads back ([`Ports`]); nothing is bound and
+//! released in between, so tests running in parallel never race for a port. A restart keeps the client
+//! port (clients reconnect to the same URL). Multi-server tests start several at once with
+//! [`TestServer::start_all`] and find each listener (client, monitoring, cluster, leaf nodes, WebSocket,
+//! MQTT) in [`TestServer::ports`].
 //!
 //! The server is a black box here: this crate only talks to it over sockets and signals. Logs (stdout and
 //! stderr of the child) are captured in the background and printed only when a test panics, so passing
@@ -57,6 +64,8 @@ pub struct ServerOpts {
     pub args: Vec<String>,
     /// Config file text; written to a temp file and passed with `-c`.
     pub config: Option<String>,
+    /// Serve HTTP monitoring on a port of the server's choosing (`-m -1`); see [`Ports::monitoring`].
+    pub monitoring: bool,
 }
 
 impl Default for ServerOpts {
@@ -66,6 +75,76 @@ impl Default for ServerOpts {
             jetstream: true,
             args: Vec::new(),
             config: None,
+            monitoring: false,
+        }
+    }
+}
+
+/// The ports a server bound, as its ports file lists them (`{"nats": ["nats://127.0.0.1:4222"], ...}`,
+/// the same file for rill and nats-server). A listener that is not configured is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ports {
+    /// Client connections (`nats`).
+    pub client: u16,
+    /// HTTP monitoring (`monitoring`).
+    pub monitoring: Option<u16>,
+    /// Routes between cluster members (`cluster`).
+    pub cluster: Option<u16>,
+    /// Leaf-node connections (`leafnodes`).
+    pub leafnodes: Option<u16>,
+    /// WebSocket clients (`websocket`).
+    pub websocket: Option<u16>,
+    /// MQTT clients (`mqtt`).
+    pub mqtt: Option<u16>,
+}
+
+impl Ports {
+    /// Parses a ports file; `None` until it holds a client URL (it may be half-written).
+    pub fn parse(text: &str) -> Option<Ports> {
+        let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+        let port = |key: &str| -> Option<u16> {
+            let url = doc.get(key)?.as_array()?.first()?.as_str()?;
+            url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+        };
+        Some(Ports {
+            client: port("nats")?,
+            monitoring: port("monitoring"),
+            cluster: port("cluster"),
+            leafnodes: port("leafnodes"),
+            websocket: port("websocket"),
+            mqtt: port("mqtt"),
+        })
+    }
+
+    /// Reads the ports file that the process `pid` wrote into `dir` (`<executable>_<pid>.ports`);
+    /// `None` when it is not (completely) there yet.
+    pub fn read_file(dir: &Path, pid: u32) -> Option<Ports> {
+        let suffix = format!("_{pid}.ports");
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let name = e.file_name();
+            if !name.to_str()?.ends_with(&suffix) {
+                return None;
+            }
+            Ports::parse(&std::fs::read_to_string(e.path()).ok()?)
+        })
+    }
+
+    /// Waits (up to `timeout`) for the ports file of the process `pid` in `dir` and reads it.
+    ///
+    /// # Panics
+    /// When no readable ports file appears in time.
+    pub async fn wait_file(dir: &Path, pid: u32, timeout: Duration) -> Ports {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(ports) = Ports::read_file(dir, pid) {
+                return ports;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ports file for pid {pid} in {} within {timeout:?}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -88,7 +167,7 @@ impl ServerOpts {
 #[derive(Debug)]
 pub struct TestServer {
     opts: ServerOpts,
-    port: u16,
+    ports: Ports,
     dir: tempfile::TempDir,
     child: Option<Child>,
     logs: Arc<Mutex<Vec<u8>>>,
@@ -117,7 +196,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("create temp dir for the server");
         let mut server = TestServer {
             opts,
-            port: free_port(),
+            ports: Ports::default(),
             dir,
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
@@ -126,14 +205,34 @@ impl TestServer {
         server
     }
 
+    /// Starts one server per options, all at once (for multi-server tests), in the given order.
+    pub async fn start_all(opts: impl IntoIterator<Item = ServerOpts>) -> Vec<TestServer> {
+        futures::future::join_all(opts.into_iter().map(TestServer::start_with)).await
+    }
+
     /// The client port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.ports.client
+    }
+
+    /// Every port the server bound (from its ports file).
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The monitoring port.
+    ///
+    /// # Panics
+    /// When the server was started without [`ServerOpts::monitoring`] (or an `-m`/`http` setting).
+    pub fn monitoring_port(&self) -> u16 {
+        self.ports
+            .monitoring
+            .expect("server started without monitoring (ServerOpts::monitoring)")
     }
 
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.port())
     }
 
     /// The temporary directory that holds the store (`<dir>/store`) and config file.
@@ -164,10 +263,10 @@ impl TestServer {
         async_nats::jetstream::new(self.client().await)
     }
 
-    /// Stops the server gracefully (SIGTERM, waiting for exit) and starts it again on the same port and
-    /// store directory.
+    /// Stops the server gracefully (SIGTERM, waiting for exit) and starts it again on the same client port
+    /// and store directory (other listeners may get new ports: read [`TestServer::ports`] again).
     pub async fn restart(&mut self) {
-        self.stop();
+        self.stop().await;
         self.append_log("--- rill-tests: restarting server ---\n");
         self.spawn().await;
     }
@@ -181,20 +280,22 @@ impl TestServer {
         }
     }
 
-    /// Stops the server gracefully (SIGTERM), falling back to SIGKILL after 10 s.
-    pub fn stop(&mut self) {
+    /// Stops the server gracefully (SIGTERM), falling back to SIGKILL after 10 s. Waits without blocking
+    /// the test's runtime.
+    pub async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
+        let _ = tokio::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
-            .status();
+            .status()
+            .await;
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.append_log("--- rill-tests: graceful stop timed out, killing ---\n");
         let _ = child.kill();
@@ -214,13 +315,31 @@ impl TestServer {
             .extend_from_slice(line.as_bytes());
     }
 
+    /// The directory the server writes its ports file into.
+    fn ports_dir(&self) -> PathBuf {
+        self.dir.path().join("ports")
+    }
+
     fn command_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "-a".to_string(),
-            "127.0.0.1".to_string(),
-            "-p".to_string(),
-            self.port.to_string(),
-        ];
+        // The first start picks a port; a restart keeps it, so clients find the server again.
+        let port = match self.ports.client {
+            0 => "-1".to_string(),
+            p => p.to_string(),
+        };
+        let ports_dir = self.ports_dir().display().to_string();
+        let mut args: Vec<String> = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--ports_file_dir",
+            &ports_dir,
+        ]
+        .map(String::from)
+        .to_vec();
+        if self.opts.monitoring {
+            args.extend(["-m".to_string(), "-1".to_string()]);
+        }
         if self.opts.jetstream {
             let store = self.dir.path().join("store");
             args.extend(["-js".to_string(), "-sd".to_string()]);
@@ -237,6 +356,7 @@ impl TestServer {
 
     async fn spawn(&mut self) {
         let bin = self.opts.kind.bin();
+        std::fs::create_dir_all(self.ports_dir()).expect("create the ports file directory");
         let mut child = Command::new(&bin)
             .args(self.command_args())
             .stdin(Stdio::null())
@@ -250,28 +370,52 @@ impl TestServer {
         if let Some(err) = child.stderr.take() {
             capture(err, Arc::clone(&self.logs));
         }
+        let pid = child.id();
         self.child = Some(child);
+        self.wait_ports(pid).await;
         self.wait_ready().await;
+    }
+
+    /// Reads the ports file the child writes once its listeners are bound.
+    async fn wait_ports(&mut self, pid: u32) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(ports) = Ports::read_file(&self.ports_dir(), pid) {
+                self.ports = ports;
+                return;
+            }
+            self.fail_if_exited();
+            assert!(
+                Instant::now() < deadline,
+                "server wrote no ports file within {READY_TIMEOUT:?}\n--- server logs ---\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn fail_if_exited(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "server exited early with {status}\n--- server logs ---\n{}",
+                self.logs()
+            );
+        }
     }
 
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "server exited early with {status}\n--- server logs ---\n{}",
-                    self.logs()
-                );
-            }
+            self.fail_if_exited();
             if self.probe().await {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
                     "server on port {} did not send INFO within {READY_TIMEOUT:?}\n--- server logs ---\n{}",
-                    self.port,
+                    self.port(),
                     self.logs()
                 );
             }
@@ -290,9 +434,9 @@ impl TestServer {
             .as_deref()
             .is_some_and(|c| c.contains("handshake_first"));
         if tls_first {
-            TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+            TcpStream::connect(("127.0.0.1", self.port())).await.is_ok()
         } else {
-            first_line_is_info(self.port).await
+            first_line_is_info(self.port()).await
         }
     }
 }
@@ -304,7 +448,7 @@ impl Drop for TestServer {
             eprintln!(
                 "--- {:?} server logs (port {}) ---\n{}--- end of server logs ---",
                 self.opts.kind,
-                self.port,
+                self.port(),
                 self.logs()
             );
         }
@@ -341,7 +485,9 @@ async fn first_line_is_info(port: u16) -> bool {
     )
 }
 
-/// A port that was free a moment ago: bind `127.0.0.1:0` and release it.
+/// A port that was free a moment ago: bind `127.0.0.1:0` and release it. Racy by nature (another
+/// process may take it before it is used): only for a port nobody is meant to listen on, or a test of an
+/// explicit port setting. Servers under test pick their own ports (see [`Ports`]).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()

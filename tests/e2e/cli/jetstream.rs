@@ -603,20 +603,21 @@ async fn pub_jetstream_acks(kind: ServerKind) {
 
 #[tokio::test]
 async fn cli_server_execs_rill_server() {
-    let port = rill_tests::free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports_dir = dir.path().display().to_string();
     let cli = Cli::bare();
+    let args = ["server", "-a", "127.0.0.1", "-p", "-1"];
     let mut child = cli
-        .command(&["server", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .command(&args)
+        .args(["--ports_file_dir", &ports_dir])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    check_for(Duration::from_secs(10), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
+    let pid = child.id().expect("pid");
+    let port = rill_tests::Ports::wait_file(dir.path(), pid, Duration::from_secs(10))
+        .await
+        .client;
     let conn = raw::Conn::connect(port).await;
     assert_eq!(conn.info()["port"], port);
     child.kill().await.unwrap();
