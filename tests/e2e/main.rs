@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod core_protocol;
 mod core_pubsub;
+mod damage;
 mod drop_in;
 mod durability;
 mod examples_iot;
