@@ -78,4 +78,8 @@ pub struct Info {
     /// JetStream API level.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_lvl: Option<i64>,
+    /// rill's own version, beside the nats-server `version` it implements (a field of
+    /// rill's; clients ignore fields they do not know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rill_version: Option<String>,
 }

@@ -16,6 +16,7 @@
 //! `HMSG <subject> <sid> [reply] <#hdr> <#total>`, `+OK`, `-ERR '<text>'`, `PING`, `PONG`.
 //! Op names are case-insensitive; fields are separated by runs of spaces or tabs.
 
+pub mod compat;
 pub mod connect;
 pub mod decode;
 pub mod encode;

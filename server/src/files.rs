@@ -1,4 +1,4 @@
-//! The pid file and the ports file (`<exe>_<pid>.ports`) that harnesses read to
+//! The pid file and the ports file (`<program>_<pid>.ports`) that harnesses read to
 //! find a server started on a random port.
 
 use std::path::{Path, PathBuf};
@@ -15,15 +15,24 @@ pub(crate) fn write_pid(path: &Path) -> Result<(), StartError> {
     })
 }
 
+/// `<dir>/<program>_<pid>.ports`, where `<program>` is the base name the server was
+/// invoked as (`argv[0]`), as nats-server names it: started through a link or copy named
+/// `nats-server` (the usual drop-in install), it writes `nats-server_<pid>.ports`, which
+/// is the file a launcher written for nats-server waits for.
 fn ports_path(config: &Config) -> Option<PathBuf> {
     let dir = config.ports_file_dir.as_ref()?;
-    let exe = std::env::current_exe().ok();
-    let name = exe
-        .as_deref()
-        .and_then(Path::file_stem)
-        .and_then(|s| s.to_str())
-        .unwrap_or("rill-server");
+    let arg0 = std::env::args_os().next();
+    let name = program_name(arg0.as_deref().map(Path::new));
     Some(dir.join(format!("{name}_{}.ports", std::process::id())))
+}
+
+/// The base name of the invoked program, extension included (`./my.server` →
+/// `my.server`); `rill-server` when there is none.
+fn program_name(arg0: Option<&Path>) -> String {
+    arg0.and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "rill-server".to_string())
 }
 
 /// The hosts a listener on `host` can be reached at, as URLs need them.
@@ -68,5 +77,19 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
 pub(crate) fn remove_ports(config: &Config) {
     if let Some(path) = ports_path(config) {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ports_file_is_named_after_the_invoked_program() {
+        let name = |p: &str| program_name(Some(Path::new(p)));
+        assert_eq!(name("/usr/local/bin/nats-server"), "nats-server");
+        assert_eq!(name("./my.server"), "my.server");
+        assert_eq!(name("rill-server"), "rill-server");
+        assert_eq!(program_name(None), "rill-server");
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
+use rill_protocol::compat::{NATS_VERSION, info_api_level};
 
 use crate::account::Accounts;
 use crate::auth::Authenticator;
@@ -148,7 +149,11 @@ impl ServerState {
         Info {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
-            version: VERSION.to_string(),
+            version: NATS_VERSION.to_string(),
+            rill_version: Some(VERSION.to_string()),
+            api_lvl: info_api_level()
+                .filter(|_| config.jetstream.is_some())
+                .map(i64::from),
             proto: 1,
             go: Some(format!("rill {VERSION}")),
             host: config.host.clone(),

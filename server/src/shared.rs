@@ -6,7 +6,9 @@ use std::collections::HashMap;
 /// The name of the default account, as nats-server calls it.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
-/// rill's version, reported where nats-server reports its own.
+/// rill's own version (`--version`, the log banner, `rill_version` in INFO and `/varz`).
+/// Where nats-server reports its version, rill reports
+/// [`NATS_VERSION`](rill_protocol::compat::NATS_VERSION), the release it implements.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A boxed `Send` future, for async methods of object-safe traits.

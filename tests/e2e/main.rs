@@ -3,13 +3,12 @@
 mod auth;
 mod bench;
 mod cli;
+mod compat;
 mod core_protocol;
 mod core_pubsub;
-mod damage;
 mod drop_in;
 mod durability;
 mod examples_iot;
-mod full_disk;
 mod js_accounts;
 mod js_consumers;
 mod js_consumers_bench;

@@ -10,12 +10,13 @@ use rill_tests::{Ports, ServerOpts, TestServer, check_for, rill_server_bin, sync
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A minimal HTTP/1.1 GET: status code and body.
-async fn get(port: u16, path: &str) -> (u16, String) {
+/// A minimal HTTP/1.0 GET: status code and body.
+pub(crate) async fn get(port: u16, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect monitor");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    // HTTP/1.0, so nats-server answers with a plain body rather than chunks.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -32,7 +33,7 @@ async fn get(port: u16, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
-async fn get_json(port: u16, path: &str) -> Value {
+pub(crate) async fn get_json(port: u16, path: &str) -> Value {
     let (status, body) = get(port, path).await;
     assert_eq!(status, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))

@@ -58,8 +58,7 @@ pub use stream_api::{
 };
 pub use time::{Nanos, Timestamp};
 
-/// The JetStream API level rill reports (`api.level`); nats-server 2.15.1 reports 5.
-pub const API_LEVEL: u32 = 5;
+pub use crate::compat::API_LEVEL;
 
 /// `$JS.API.` prefix.
 pub const API_PREFIX: &str = "$JS.API";

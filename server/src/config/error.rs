@@ -8,8 +8,10 @@ use super::conf::{ParseError, Pos};
 /// after `nats-server: `-style prefixes; positions read `file:line:col`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The config file is not valid config-language text.
-    #[error(transparent)]
+    /// The config file is not valid config-language text. Worded as nats-server words it,
+    /// `Parse error on line N: `, which launchers look for, then rill's own detail
+    /// (`file:line:col: what is wrong`).
+    #[error("{}", parse_text(.0))]
     Parse(#[from] ParseError),
     /// A value has the wrong type or an invalid value.
     #[error("{pos}: {message}")]
@@ -47,6 +49,16 @@ impl ConfigError {
             ConfigError::Flags(_) => 2,
             _ => 1,
         }
+    }
+}
+
+/// `Parse error on line N: <detail>` for an error at a position; the bare detail for one
+/// without (the file could not be read: nats-server prints `open <file>: ...` alone).
+fn parse_text(e: &ParseError) -> String {
+    if e.pos.line == 0 {
+        e.to_string()
+    } else {
+        format!("Parse error on line {}: {e}", e.pos.line)
     }
 }
 

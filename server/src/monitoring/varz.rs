@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::format::{rfc3339, rss_bytes, uptime};
 use crate::config::SyncInterval;
+use rill_protocol::compat::NATS_VERSION;
+
 use crate::server::ServerState;
 use crate::shared::VERSION;
 use crate::stats::Stats;
@@ -35,7 +37,8 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     let mut doc = json!({
         "server_id": state.server_id,
         "server_name": state.server_name,
-        "version": VERSION,
+        "version": NATS_VERSION,
+        "rill_version": VERSION,
         "proto": 1,
         "go": format!("rill {VERSION}"),
         "host": config.host,

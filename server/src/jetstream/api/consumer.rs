@@ -21,7 +21,7 @@ use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, 
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
 use crate::router::Msg;
-use crate::shared::VERSION;
+use rill_protocol::compat::NATS_VERSION;
 
 /// Handles `$JS.API.CONSUMER.<op>`; `None` = no reply.
 pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
@@ -65,7 +65,7 @@ fn lookup(js: &JetStream, (s, c): (&str, &str)) -> Result<ConsumerHandle, ApiErr
 
 /// The info as replies show it (stored metadata plus `_nats.ver` / `_nats.level`).
 fn shown(mut info: ConsumerInfo) -> ConsumerInfo {
-    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
     info
 }
 

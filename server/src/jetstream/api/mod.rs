@@ -1,7 +1,8 @@
 //! The `$JS.API` front door: internal subscriptions feeding one bounded channel
 //! and one task that dispatches by subject to a file per API family.
 //!
-//! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`.
+//! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`, and
+//! with a JetStream domain `$JS.<domain>.API.>`, mapped onto those (`domain.rs`).
 //! Direct gets are subscribed per stream (only with `allow_direct`), so a direct
 //! get on any other stream gets no-responders, as from nats-server. Requests
 //! without a reply subject and unknown API subjects get no answer.
@@ -14,6 +15,7 @@
 mod account;
 mod consumer;
 mod disabled;
+mod domain;
 mod msg;
 mod stream;
 
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
-use rill_protocol::jsapi::{API_LEVEL, ApiBody, ApiError, ErrorCode, Response, parse_request};
+use rill_protocol::jsapi::{ApiBody, ApiError, ErrorCode, Response, parse_request};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -58,7 +60,7 @@ impl Request {
     /// `Nats-Required-Api-Level`: the client needs at least this API level.
     ///
     /// # Errors
-    /// `REQUIRED_API_LEVEL` when the header asks for more than [`API_LEVEL`].
+    /// `REQUIRED_API_LEVEL` when the header asks for more than [`rill_protocol::compat::API_LEVEL`].
     pub fn check_level(&self) -> Result<(), ApiError> {
         let Some(value) = self
             .headers
@@ -71,7 +73,7 @@ impl Request {
             .ok()
             .and_then(|v| v.trim().parse::<u32>().ok())
         {
-            Some(level) if level <= API_LEVEL => Ok(()),
+            Some(level) if rill_protocol::compat::serves_level(level) => Ok(()),
             _ => Err(ErrorCode::REQUIRED_API_LEVEL.error()),
         }
     }
@@ -139,7 +141,7 @@ impl Subscriber for ApiSubscriber {
 pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let owner: Arc<dyn Subscriber> = Arc::new(ApiSubscriber { tx });
-    let subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
+    let mut subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
         .into_iter()
         .map(|s| {
             Subscription::new(
@@ -153,6 +155,7 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
     for s in &subs {
         js.account.router.subscribe(s);
     }
+    subs.extend(domain::subscribe(&js.account, js.domain()));
     let weak = Arc::downgrade(js);
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {

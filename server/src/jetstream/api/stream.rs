@@ -15,7 +15,7 @@ use rill_protocol::subject::filters_overlap;
 use super::{Reply, Request, named};
 use crate::jetstream::consumer::events;
 use crate::jetstream::{JetStream, validate};
-use crate::shared::VERSION;
+use rill_protocol::compat::NATS_VERSION;
 
 /// Dispatches `$JS.API.STREAM.<op>`; `None` for unknown operations.
 pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
@@ -43,7 +43,7 @@ pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Opti
 
 /// The config as replies show it (stored metadata plus `_nats.ver` / `_nats.level`).
 fn reply_info(mut info: StreamInfo) -> StreamInfo {
-    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
     info.cluster = None;
     info
 }
@@ -155,7 +155,7 @@ async fn info(
             Ok(core.info(body.deleted_details, subjects))
         })
         .await?;
-    info.config.metadata = validate::reply_metadata(&info.config.metadata, VERSION, API_LEVEL);
+    info.config.metadata = validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
     Ok(StreamInfoResponse { paged, info })
 }
 

@@ -14,7 +14,6 @@ use rill_protocol::subject;
 
 use super::StreamStore;
 use super::core::{Core, Matcher, Slot};
-use super::damage::Damage;
 use super::types::{
     Discard, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
 };
@@ -89,22 +88,6 @@ pub trait Backend: Send + Debug {
     /// # Errors
     /// I/O errors.
     fn close(&mut self, core: &Core<Self::Loc>) -> Result<(), StoreError>;
-
-    /// Called before every append: fails while the backend cannot take writes
-    /// (a failed flush or fsync that a retry does not fix). Default: always fine.
-    ///
-    /// # Errors
-    /// The I/O error that still stands.
-    fn writable(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Verifies, the first time any message of it is read, the storage unit that
-    /// holds `slot` (a file block trusted from the index snapshot): returns the
-    /// indexed sequences in it that do not validate. Default: nothing to verify.
-    fn verify(&self, _core: &Core<Self::Loc>, _slot: &Slot<Self::Loc>) -> Vec<u64> {
-        Vec::new()
-    }
 }
 
 /// A stream store: the shared index and limit logic over a backend.
@@ -113,8 +96,6 @@ pub struct Store<B: Backend> {
     pub(crate) core: Core<B::Loc>,
     pub(crate) backend: B,
     pub(crate) cfg: StoreConfig,
-    /// Damaged messages found so far (see `damage`).
-    pub(crate) damage: Damage,
 }
 
 /// Current time in nanoseconds since the Unix epoch.
@@ -127,48 +108,15 @@ pub fn now_ns() -> i64 {
 
 impl<B: Backend> Store<B> {
     pub(crate) fn from_parts(core: Core<B::Loc>, backend: B, cfg: StoreConfig) -> Self {
-        Self {
-            core,
-            backend,
-            cfg,
-            damage: Damage::default(),
-        }
+        Self { core, backend, cfg }
     }
 
-    /// Loads one indexed message. A damaged one is reported and skipped from
-    /// then on: the load says `Deleted` (it is gone, like a deleted message).
     fn load_slot(&self, seq: u64) -> Result<StoredMsg, StoreError> {
-        let Some(slot) = self.core.get(seq).filter(|_| !self.damage.is_pending(seq)) else {
+        let Some(slot) = self.core.get(seq) else {
             return Err(self.missing(seq));
         };
-        for bad in self.backend.verify(&self.core, slot) {
-            let size = self.core.get(bad).map_or(0, |s| u64::from(s.size));
-            self.damage.found(bad, size, "record does not validate");
-        }
-        if self.damage.is_pending(seq) {
-            return Err(StoreError::Deleted);
-        }
         let subject = self.core.subjects.name(slot.subj);
-        match self.backend.read(seq, subject, slot) {
-            Err(StoreError::Corrupt(why)) => {
-                self.damage.found(seq, u64::from(slot.size), &why);
-                Err(StoreError::Deleted)
-            }
-            r => r,
-        }
-    }
-
-    /// Takes the damaged messages found by loads out of the index (they are
-    /// already reported lost). Runs before every change.
-    fn settle_damage(&mut self) -> Result<(), StoreError> {
-        let seqs = self.damage.take_pending();
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        for seq in seqs {
-            self.remove_one(seq, false)?;
-        }
-        self.backend.after_removals(&mut self.core)
+        self.backend.read(seq, subject, slot)
     }
 
     fn missing(&self, seq: u64) -> StoreError {
@@ -349,7 +297,6 @@ impl<B: Backend> Store<B> {
     }
 
     fn delete(&mut self, seq: u64, erase: bool) -> Result<(), StoreError> {
-        self.settle_damage()?;
         if !self.remove_one(seq, erase)? {
             return Err(self.missing(seq));
         }
@@ -374,8 +321,6 @@ impl<B: Backend> StreamStore for Store<B> {
         payload: &[u8],
         ts: i64,
     ) -> Result<(u64, i64), StoreError> {
-        self.settle_damage()?;
-        self.backend.writable()?;
         subject::validate_publish(subj).map_err(|_| StoreError::InvalidSubject)?;
         let hdr = hdr.unwrap_or_default();
         if self
@@ -409,28 +354,18 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn load_next_multi(&self, start: u64, filters: &[&str]) -> Result<StoredMsg, StoreError> {
         let mut m = Matcher::new(filters);
-        let mut from = start;
-        while let Some(seq) = self.core.next_matching(from, &mut m) {
-            match self.load_slot(seq) {
-                Err(StoreError::Deleted) if self.damage.is_pending(seq) => from = seq + 1,
-                r => return r,
-            }
+        match self.core.next_matching(start, &mut m) {
+            Some(seq) => self.load_slot(seq),
+            None => Err(StoreError::NotFound),
         }
-        Err(StoreError::NotFound)
     }
 
     fn load_last(&self, filter: &str) -> Result<StoredMsg, StoreError> {
-        let mut m = Matcher::new(&[filter]);
-        let mut next = self.core.last_matching(&m);
-        while let Some(seq) = next {
-            match self.load_slot(seq) {
-                Err(StoreError::Deleted) if self.damage.is_pending(seq) => {
-                    next = self.core.prev_matching(seq - 1, &mut m);
-                }
-                r => return r,
-            }
+        let m = Matcher::new(&[filter]);
+        match self.core.last_matching(&m) {
+            Some(seq) => self.load_slot(seq),
+            None => Err(StoreError::NotFound),
         }
-        Err(StoreError::NotFound)
     }
 
     fn subject_state(&self, subj: &str) -> Option<SubjectState> {
@@ -450,7 +385,6 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64, StoreError> {
-        self.settle_damage()?;
         let filter = req.filter.as_deref().unwrap_or_default();
         if !(filter.is_empty() || filter == ">") {
             return self.purge_filtered(filter, req);
@@ -469,12 +403,10 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
-        self.settle_damage()?;
         self.compact_inner(seq)
     }
 
     fn skip_msgs(&mut self, n: u64) -> Result<u64, StoreError> {
-        self.settle_damage()?;
         let last = self.core.last_seq() + n;
         if n == 0 {
             return Ok(last);
@@ -492,17 +424,15 @@ impl<B: Backend> StreamStore for Store<B> {
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
         let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
-        let (bad_msgs, bad_bytes) = self.damage.pending_totals();
         StreamState {
-            msgs: self.core.msgs().saturating_sub(bad_msgs),
-            bytes: self.core.bytes().saturating_sub(bad_bytes),
+            msgs: self.core.msgs(),
+            bytes: self.core.bytes(),
             first_seq,
             first_ts: ts_of(first_seq),
             last_seq: self.core.last_seq(),
             last_ts: self.core.last_ts(),
             num_deleted: self.core.num_deleted(),
             num_subjects: self.core.subjects.len() as u64,
-            lost: self.damage.lost(),
         }
     }
 
@@ -515,14 +445,12 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn update_config(&mut self, cfg: StoreConfig) -> Result<(), StoreError> {
-        self.settle_damage()?;
         self.cfg = cfg;
         self.expire_inner(now_ns())?;
         self.enforce_limits(None)
     }
 
     fn expire(&mut self, now: i64) -> Result<u64, StoreError> {
-        self.settle_damage()?;
         let n = self.expire_inner(now)?;
         self.backend.after_removals(&mut self.core)?;
         Ok(n)
@@ -535,12 +463,10 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.settle_damage()?;
         self.backend.sync()
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.settle_damage()?;
         self.backend.close(&self.core)
     }
 }

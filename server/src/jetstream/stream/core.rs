@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ErrorCode, LostStreamData, MsgGetRequest, Paged, PubAckResponse,
-    RetentionPolicy, STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamPurgeRequest,
-    StreamState, Timestamp,
+    ApiError, ClusterInfo, ErrorCode, MsgGetRequest, Paged, PubAckResponse, RetentionPolicy,
+    STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamPurgeRequest, StreamState,
+    Timestamp,
 };
 use rill_protocol::subject::matches;
 use tokio::sync::watch;
@@ -194,7 +194,7 @@ impl StreamCore {
         self.last_sync_ns = now_ns();
         if let Err(e) = self.store.sync() {
             error!(stream = %self.name, error = %e, "sync failed");
-            let err = error::publish_error(&e);
+            let err = ErrorCode::STREAM_STORE_FAILED.err(&e);
             for (_, ack) in &mut self.pending {
                 *ack = PubAckResponse::err(self.name.clone(), err.clone());
             }
@@ -224,10 +224,6 @@ impl StreamCore {
             num_subjects: st.num_subjects,
             num_deleted: st.num_deleted,
             consumer_count: self.consumers.read().map_or(0, |m| m.len() as u64),
-            lost: st.lost.map(|l| LostStreamData {
-                msgs: l.msgs,
-                bytes: l.bytes,
-            }),
             ..StreamState::default()
         };
         if deleted {

@@ -49,7 +49,6 @@ impl FileBackend {
             live_msgs: 0,
             live_bytes: 0,
             file,
-            verified: std::cell::Cell::new(true),
         });
         self.dirty.insert(id);
         self.dir_dirty = true;
@@ -118,13 +117,9 @@ impl FileBackend {
             return Ok(());
         }
         let b = self.blocks.last_mut().ok_or_else(no_active)?;
-        if let Err(e) = b.file.write_at(b.flushed, &self.wbuf) {
-            self.note_flush_failed();
-            return Err(e.into());
-        }
-        let (id, off) = (b.id, b.flushed);
+        b.file.write_at(b.flushed, &self.wbuf)?;
         b.flushed += self.wbuf.len() as u64;
-        self.note_flushed(id, off);
+        self.wbuf.clear();
         Ok(())
     }
 
@@ -160,7 +155,7 @@ impl FileBackend {
         Ok(())
     }
 
-    pub(super) fn apply_one(&mut self, p: PendingDelete) -> Result<(), StoreError> {
+    fn apply_one(&mut self, p: PendingDelete) -> Result<(), StoreError> {
         let Some(i) = self.block_index(p.loc.blk) else {
             return Ok(());
         };
@@ -192,7 +187,6 @@ impl FileBackend {
             }
         } else {
             b.file.write_at(at, &bytes)?;
-            self.note_delete_written(p);
         }
         self.dirty.insert(p.loc.blk);
         Ok(())
@@ -224,7 +218,6 @@ impl FileBackend {
         self.drop_cache();
         let b = self.blocks.remove(i);
         self.pending.retain(|p| p.loc.blk != b.id);
-        self.forget_unsynced(b.id);
         self.dirty.remove(&b.id);
         self.vfs.remove_file(&block_path(&self.dir, b.id))?;
         self.dir_dirty = true;
@@ -280,7 +273,6 @@ impl FileBackend {
         b.live_bytes = moved_bytes;
         self.pending.retain(|p| p.loc.blk != id);
         self.dirty.remove(&id);
-        self.forget_unsynced(id);
         Ok(())
     }
 
@@ -298,7 +290,6 @@ impl FileBackend {
         self.blocks.drain(..self.blocks.len() - 1);
         for id in &old {
             self.dirty.remove(id);
-            self.forget_unsynced(*id);
         }
         // The new block (header with next_seq) is durable before any old one goes.
         self.sync_dir()?;
@@ -314,33 +305,19 @@ impl FileBackend {
     /// becomes durable before its header).
     pub(super) fn sync_dir(&mut self) -> Result<(), StoreError> {
         self.flush()?;
-        self.sync_dirty()?;
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(i) = self.block_index(id) {
+                self.blocks[i].file.sync()?;
+            }
+        }
         self.vfs.sync_dir(&self.dir)?;
         self.dir_dirty = false;
         Ok(())
     }
 
-    /// Fsyncs every dirty block; then everything written so far is durable.
-    fn sync_dirty(&mut self) -> Result<(), StoreError> {
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(i) = self.block_index(id) else {
-                continue;
-            };
-            if let Err(e) = self.blocks[i].file.sync() {
-                self.dirty.insert(id);
-                return Err(self.fsync_failed(id, &e));
-            }
-        }
-        self.note_synced();
-        Ok(())
-    }
-
-    /// Makes everything durable: deferred deletes, buffered appends, directory
-    /// entries. After a failed fsync, first writes again what it may have lost.
+    /// Makes everything durable: deferred deletes, buffered appends, directory entries.
     pub(super) fn sync_all(&mut self) -> Result<(), StoreError> {
-        self.rewrite_unsynced()?;
-        let clean = self.pending.is_empty() && self.dirty.is_empty() && !self.dir_dirty;
-        if clean && !self.needs_retry() {
+        if self.pending.is_empty() && self.dirty.is_empty() && !self.dir_dirty {
             return Ok(());
         }
         self.apply_pending()?;
@@ -348,7 +325,12 @@ impl FileBackend {
             return self.sync_dir();
         }
         self.flush()?;
-        self.sync_dirty()
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(i) = self.block_index(id) {
+                self.blocks[i].file.sync()?;
+            }
+        }
+        Ok(())
     }
 }
 

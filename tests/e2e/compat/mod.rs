@@ -1,0 +1,16 @@
+//! Client compatibility (issue 14): what clients read to decide what a server can do, and
+//! the edge cases real client test suites hit. Each check runs against rill and the
+//! reference nats-server side by side where both apply.
+//!
+//! - `version`: the nats-server version and JetStream API level in INFO, `/varz` and
+//!   `$JS.API.INFO`, the ports file named after the invoked program, config parse errors
+//!   worded as nats-server words them.
+//! - `domain`: the JetStream API under `$JS.<domain>.API.>`.
+
+mod domain;
+mod version;
+
+use rill_tests::ServerKind;
+
+/// Both servers, rill first.
+pub(crate) const BOTH: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
