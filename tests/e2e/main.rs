@@ -6,6 +6,7 @@ mod cli;
 mod compat;
 mod core_protocol;
 mod core_pubsub;
+mod damage;
 mod drop_in;
 mod durability;
 mod examples_iot;

@@ -113,6 +113,7 @@ impl JetStream {
                 s.first_seq,
                 s.last_seq,
                 handle.consumer_count() as u64,
+                s.lost.as_ref().map_or(0, |l| l.msgs.len() as u64),
             ];
             rows.streams.push((account.clone(), name, values));
         }
@@ -143,7 +144,7 @@ impl JetStream {
 /// (account, stream, consumer, values).
 #[derive(Debug, Default)]
 pub(super) struct MetricRows {
-    streams: Vec<(String, String, [u64; 5])>,
+    streams: Vec<(String, String, [u64; 6])>,
     consumers: Vec<(String, String, String, [u64; 6])>,
 }
 
@@ -165,6 +166,10 @@ impl MetricRows {
             ("rill_stream_first_seq", "First sequence in the stream."),
             ("rill_stream_last_seq", "Last sequence in the stream."),
             ("rill_stream_consumers", "Consumers of the stream."),
+            (
+                "rill_stream_lost_messages",
+                "Messages lost to damaged storage since the stream was opened.",
+            ),
         ];
         let acc = |a: &str| match by_account {
             true => format!("account=\"{}\",", label(a)),

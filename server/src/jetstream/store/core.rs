@@ -434,6 +434,29 @@ impl<L> Core<L> {
             .map(|(s, _)| s)
     }
 
+    /// Last live sequence at or below `at` whose subject the matcher accepts.
+    pub(crate) fn prev_matching(&self, at: u64, m: &mut Matcher<'_>) -> Option<u64> {
+        if let Some(lit) = m.literal() {
+            let id = self.subjects.id(lit)?;
+            let st = self.subjects.entry(id)?.state;
+            return match at {
+                s if s >= st.last => Some(st.last),
+                s if s < st.first => None,
+                s => self.scan(st.first, s, id, false),
+            };
+        }
+        let hi = usize::try_from(at.checked_sub(self.base)?).ok()?;
+        let hi = hi.min(self.slots.len().checked_sub(1)?);
+        let table = &self.subjects;
+        (0..=hi)
+            .rev()
+            .find(|&i| match self.slots.get(i) {
+                Some(Some(s)) => m.matches_id(table, s.subj),
+                _ => false,
+            })
+            .map(|i| self.base + i as u64)
+    }
+
     /// Last live sequence whose subject the matcher accepts.
     pub(crate) fn last_matching(&self, m: &Matcher<'_>) -> Option<u64> {
         if m.is_all() {

@@ -14,6 +14,7 @@ use rill_protocol::subject;
 
 use super::StreamStore;
 use super::core::{Core, Matcher, Slot};
+use super::damage::Damage;
 use super::types::{
     Discard, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
 };
@@ -88,6 +89,13 @@ pub trait Backend: Send + Debug {
     /// # Errors
     /// I/O errors.
     fn close(&mut self, core: &Core<Self::Loc>) -> Result<(), StoreError>;
+
+    /// Verifies, the first time any message of it is read, the storage unit that
+    /// holds `slot` (a file block trusted from the index snapshot): returns the
+    /// indexed sequences in it that do not validate. Default: nothing to verify.
+    fn verify(&self, _core: &Core<Self::Loc>, _slot: &Slot<Self::Loc>) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// A stream store: the shared index and limit logic over a backend.
@@ -96,6 +104,8 @@ pub struct Store<B: Backend> {
     pub(crate) core: Core<B::Loc>,
     pub(crate) backend: B,
     pub(crate) cfg: StoreConfig,
+    /// Damaged messages found so far (see `damage`).
+    pub(crate) damage: Damage,
 }
 
 /// Current time in nanoseconds since the Unix epoch.
@@ -108,15 +118,48 @@ pub fn now_ns() -> i64 {
 
 impl<B: Backend> Store<B> {
     pub(crate) fn from_parts(core: Core<B::Loc>, backend: B, cfg: StoreConfig) -> Self {
-        Self { core, backend, cfg }
+        Self {
+            core,
+            backend,
+            cfg,
+            damage: Damage::default(),
+        }
     }
 
+    /// Loads one indexed message. A damaged one is reported and skipped from
+    /// then on: the load says `Deleted` (it is gone, like a deleted message).
     fn load_slot(&self, seq: u64) -> Result<StoredMsg, StoreError> {
-        let Some(slot) = self.core.get(seq) else {
+        let Some(slot) = self.core.get(seq).filter(|_| !self.damage.is_pending(seq)) else {
             return Err(self.missing(seq));
         };
+        for bad in self.backend.verify(&self.core, slot) {
+            let size = self.core.get(bad).map_or(0, |s| u64::from(s.size));
+            self.damage.found(bad, size, "record does not validate");
+        }
+        if self.damage.is_pending(seq) {
+            return Err(StoreError::Deleted);
+        }
         let subject = self.core.subjects.name(slot.subj);
-        self.backend.read(seq, subject, slot)
+        match self.backend.read(seq, subject, slot) {
+            Err(StoreError::Corrupt(why)) => {
+                self.damage.found(seq, u64::from(slot.size), &why);
+                Err(StoreError::Deleted)
+            }
+            r => r,
+        }
+    }
+
+    /// Takes the damaged messages found by loads out of the index (they are
+    /// already reported lost). Runs before every change.
+    fn settle_damage(&mut self) -> Result<(), StoreError> {
+        let seqs = self.damage.take_pending();
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        for seq in seqs {
+            self.remove_one(seq, false)?;
+        }
+        self.backend.after_removals(&mut self.core)
     }
 
     fn missing(&self, seq: u64) -> StoreError {
@@ -297,6 +340,7 @@ impl<B: Backend> Store<B> {
     }
 
     fn delete(&mut self, seq: u64, erase: bool) -> Result<(), StoreError> {
+        self.settle_damage()?;
         if !self.remove_one(seq, erase)? {
             return Err(self.missing(seq));
         }
@@ -321,6 +365,7 @@ impl<B: Backend> StreamStore for Store<B> {
         payload: &[u8],
         ts: i64,
     ) -> Result<(u64, i64), StoreError> {
+        self.settle_damage()?;
         subject::validate_publish(subj).map_err(|_| StoreError::InvalidSubject)?;
         let hdr = hdr.unwrap_or_default();
         if self
@@ -354,18 +399,28 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn load_next_multi(&self, start: u64, filters: &[&str]) -> Result<StoredMsg, StoreError> {
         let mut m = Matcher::new(filters);
-        match self.core.next_matching(start, &mut m) {
-            Some(seq) => self.load_slot(seq),
-            None => Err(StoreError::NotFound),
+        let mut from = start;
+        while let Some(seq) = self.core.next_matching(from, &mut m) {
+            match self.load_slot(seq) {
+                Err(StoreError::Deleted) if self.damage.is_pending(seq) => from = seq + 1,
+                r => return r,
+            }
         }
+        Err(StoreError::NotFound)
     }
 
     fn load_last(&self, filter: &str) -> Result<StoredMsg, StoreError> {
-        let m = Matcher::new(&[filter]);
-        match self.core.last_matching(&m) {
-            Some(seq) => self.load_slot(seq),
-            None => Err(StoreError::NotFound),
+        let mut m = Matcher::new(&[filter]);
+        let mut next = self.core.last_matching(&m);
+        while let Some(seq) = next {
+            match self.load_slot(seq) {
+                Err(StoreError::Deleted) if self.damage.is_pending(seq) => {
+                    next = self.core.prev_matching(seq - 1, &mut m);
+                }
+                r => return r,
+            }
         }
+        Err(StoreError::NotFound)
     }
 
     fn subject_state(&self, subj: &str) -> Option<SubjectState> {
@@ -385,6 +440,7 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64, StoreError> {
+        self.settle_damage()?;
         let filter = req.filter.as_deref().unwrap_or_default();
         if !(filter.is_empty() || filter == ">") {
             return self.purge_filtered(filter, req);
@@ -403,10 +459,12 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
+        self.settle_damage()?;
         self.compact_inner(seq)
     }
 
     fn skip_msgs(&mut self, n: u64) -> Result<u64, StoreError> {
+        self.settle_damage()?;
         let last = self.core.last_seq() + n;
         if n == 0 {
             return Ok(last);
@@ -424,15 +482,17 @@ impl<B: Backend> StreamStore for Store<B> {
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
         let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
+        let (bad_msgs, bad_bytes) = self.damage.pending_totals();
         StreamState {
-            msgs: self.core.msgs(),
-            bytes: self.core.bytes(),
+            msgs: self.core.msgs().saturating_sub(bad_msgs),
+            bytes: self.core.bytes().saturating_sub(bad_bytes),
             first_seq,
             first_ts: ts_of(first_seq),
             last_seq: self.core.last_seq(),
             last_ts: self.core.last_ts(),
             num_deleted: self.core.num_deleted(),
             num_subjects: self.core.subjects.len() as u64,
+            lost: self.damage.lost(),
         }
     }
 
@@ -445,12 +505,14 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn update_config(&mut self, cfg: StoreConfig) -> Result<(), StoreError> {
+        self.settle_damage()?;
         self.cfg = cfg;
         self.expire_inner(now_ns())?;
         self.enforce_limits(None)
     }
 
     fn expire(&mut self, now: i64) -> Result<u64, StoreError> {
+        self.settle_damage()?;
         let n = self.expire_inner(now)?;
         self.backend.after_removals(&mut self.core)?;
         Ok(n)
@@ -463,10 +525,12 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.settle_damage()?;
         self.backend.sync()
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.settle_damage()?;
         self.backend.close(&self.core)
     }
 }

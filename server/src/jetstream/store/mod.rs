@@ -19,6 +19,7 @@
 
 pub mod consumer;
 mod core;
+mod damage;
 mod file;
 mod generic;
 mod memory;
@@ -34,6 +35,7 @@ pub use self::consumer::{
     ConsumerState, ConsumerStore, FileConsumerStore, MemConsumerStore, PendingAck, SequencePair,
 };
 pub use self::core::{Core, Slot};
+pub use self::damage::{LOST_LIST_MAX, LostData};
 pub use self::file::{FileBackend, FileLoc, FileStore};
 pub use self::generic::{Backend, Store, now_ns};
 pub use self::memory::{MemBackend, MemMsg, MemStore};

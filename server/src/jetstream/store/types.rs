@@ -171,6 +171,8 @@ pub struct StreamState {
     pub num_deleted: u64,
     /// Number of distinct subjects.
     pub num_subjects: u64,
+    /// Messages lost to damage since the store was opened (`None`: none).
+    pub lost: Option<super::damage::LostData>,
 }
 
 /// A purge request, like nats-server's `{filter, seq, keep}`.

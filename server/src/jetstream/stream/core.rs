@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ErrorCode, MsgGetRequest, Paged, PubAckResponse, RetentionPolicy,
-    STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamPurgeRequest, StreamState,
-    Timestamp,
+    ApiError, ClusterInfo, ErrorCode, LostStreamData, MsgGetRequest, Paged, PubAckResponse,
+    RetentionPolicy, STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamPurgeRequest,
+    StreamState, Timestamp,
 };
 use rill_protocol::subject::matches;
 use tokio::sync::watch;
@@ -224,6 +224,10 @@ impl StreamCore {
             num_subjects: st.num_subjects,
             num_deleted: st.num_deleted,
             consumer_count: self.consumers.read().map_or(0, |m| m.len() as u64),
+            lost: st.lost.map(|l| LostStreamData {
+                msgs: l.msgs,
+                bytes: l.bytes,
+            }),
             ..StreamState::default()
         };
         if deleted {

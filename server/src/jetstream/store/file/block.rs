@@ -82,6 +82,9 @@ pub(crate) struct Block {
     pub(crate) live_bytes: u64,
     /// The open file.
     pub(crate) file: Box<dyn VFile>,
+    /// False while the block's records are trusted from the index snapshot but
+    /// not yet read: the first load from the block verifies all of them.
+    pub(crate) verified: std::cell::Cell<bool>,
 }
 
 impl fmt::Debug for Block {

@@ -139,12 +139,23 @@ impl FileBackend {
             return Err("snapshot magic".into());
         }
         let (metas, last_seq, last_ts) = read_blocks(&mut r)?;
-        self.check_blocks(&metas, ids)?;
+        // The checksum holds: these were the last sequence and time at the clean
+        // stop, even if the blocks no longer match.
+        self.snapshot_floor = Some((last_seq, last_ts));
         let mut core = read_core(&mut r, &metas)?;
         core.skip_to(last_seq);
         core.set_last_ts(last_ts);
+        let checked = self
+            .check_blocks(&metas, ids)
+            .and_then(|()| self.install_blocks(&metas))
+            .and_then(|()| self.check_newest(&core));
+        if let Err(why) = checked {
+            // What it lists tells the rebuild which messages the damage cost.
+            self.rejected_snapshot = Some(core);
+            return Err(why);
+        }
         self.snapshot_on_disk = true;
-        self.adopt(core, metas, ids).map(Some)
+        self.scan_rest(core, &metas, ids).map(Some)
     }
 
     fn check_blocks(&self, metas: &[BlockMeta], ids: &[u32]) -> Result<(), String> {
@@ -173,15 +184,10 @@ impl FileBackend {
         Ok(())
     }
 
-    /// Takes the checked snapshot as the state, verifies its newest record, scans the rest.
-    fn adopt(
-        &mut self,
-        mut core: Core<FileLoc>,
-        metas: Vec<BlockMeta>,
-        ids: &[u32],
-    ) -> Result<Core<FileLoc>, String> {
+    /// Opens the blocks the snapshot lists, as it describes them (not yet verified).
+    fn install_blocks(&mut self, metas: &[BlockMeta]) -> Result<(), String> {
         self.blocks.clear();
-        for m in &metas {
+        for m in metas {
             let file = self
                 .vfs
                 .open(&block_path(&self.dir, m.id), false)
@@ -196,16 +202,34 @@ impl FileBackend {
                 live_msgs: m.live_msgs,
                 live_bytes: m.live_bytes,
                 file,
+                verified: std::cell::Cell::new(false),
             });
         }
-        if let Some(seq) = core.last_matching(&crate::jetstream::store::core::Matcher::new(&[])) {
-            let loc = core.get(seq).map(|s| s.loc).ok_or("index hole")?;
-            let rec = self.read_record(loc).map_err(|e| e.to_string())?;
-            match record::parse(&rec) {
-                Ok(v) if v.seq == seq && v.state == STATE_LIVE => {}
-                _ => return Err(format!("newest record (seq {seq}) does not validate")),
-            }
+        Ok(())
+    }
+
+    /// The newest record the snapshot lists must be where it says: a cheap check
+    /// that the snapshot belongs to these blocks (the rest is verified lazily).
+    fn check_newest(&self, core: &Core<FileLoc>) -> Result<(), String> {
+        let Some(seq) = core.last_matching(&crate::jetstream::store::core::Matcher::new(&[]))
+        else {
+            return Ok(());
+        };
+        let loc = core.get(seq).map(|s| s.loc).ok_or("index hole")?;
+        let rec = self.read_record(loc).map_err(|e| e.to_string())?;
+        match record::parse(&rec) {
+            Ok(v) if v.seq == seq && v.state == STATE_LIVE => Ok(()),
+            _ => Err(format!("newest record (seq {seq}) does not validate")),
         }
+    }
+
+    /// Scans what was appended to the last listed block and the blocks after it.
+    fn scan_rest(
+        &mut self,
+        mut core: Core<FileLoc>,
+        metas: &[BlockMeta],
+        ids: &[u32],
+    ) -> Result<Core<FileLoc>, String> {
         let tail = self.blocks.pop().ok_or("no blocks")?;
         let n = ids.len();
         let is_last = metas.len() == n;
@@ -216,6 +240,29 @@ impl FileBackend {
                 .map_err(|e| e.to_string())?;
         }
         Ok(core)
+    }
+
+    /// After a rebuild: every message a checksummed but rejected snapshot listed
+    /// that the scan did not find is lost (reported, its sequence never reused).
+    pub(super) fn report_missing(&mut self, core: &Core<FileLoc>) {
+        let Some(snap) = self.rejected_snapshot.take() else {
+            return;
+        };
+        let mut run: Option<(u64, u64)> = None;
+        for (seq, _) in snap.iter_from(0) {
+            if core.get(seq).is_some() {
+                continue;
+            }
+            run = match run {
+                Some((a, b)) if b + 1 == seq => Some((a, seq)),
+                Some(r) => {
+                    self.lost.push(r);
+                    Some((seq, seq))
+                }
+                None => Some((seq, seq)),
+            };
+        }
+        self.lost.extend(run);
     }
 }
 

@@ -67,20 +67,38 @@
 //! lengths (the last listed one may have grown), and the newest record it lists
 //! validates. Bytes appended after it are scanned. Before any change that is not
 //! an append (delete, purge, compaction), the snapshot file is removed durably,
-//! so a stale snapshot is never trusted.
+//! so a stale snapshot is never trusted. A snapshot that is not used is removed.
 //!
-//! # Recovery
-//! Without a usable snapshot every block is scanned. A record that fails
-//! validation is skipped by searching forward for the next offset holding a
-//! valid record with a higher sequence; lost sequences become deleted gaps and
-//! are logged. An unreadable tail of the last block (a torn write) is truncated.
-//! Nothing is deleted because it looks odd.
+//! # What is read at open
+//! With a usable snapshot: the snapshot, each listed block's header and length,
+//! the newest listed record, and the bytes appended after the snapshot. The
+//! records of the listed blocks are trusted for *where* they are, not for their
+//! bytes: the first load from a block reads the whole block once and checks every
+//! record the index places in it (`verify`). Without a usable snapshot (after a
+//! crash) every block is scanned and every record checked.
+//!
+//! # Damage
+//! A record that fails validation costs that record only:
+//! - in a scan, the next valid record with a higher sequence is found by
+//!   resynchronising byte by byte; the sequences in between are lost;
+//! - found by a load (block verification, or bit rot while running), the message
+//!   is skipped by every load from then on and taken out of the index at the next
+//!   change.
+//!
+//! Either way the loss is logged once and reported in `StreamState::lost`. A
+//! checksummed snapshot that does not match the blocks still tells the rebuild
+//! which listed messages are gone (all reported) and the last sequence (never
+//! reused, kept on disk by a marker record). An unreadable tail of the last block
+//! after a crash is a torn write and is truncated (not reported: it was never
+//! acknowledged, or cannot be told apart from such a write). Damaged block
+//! headers are scanned past. Nothing is deleted because it looks odd.
 
 mod block;
 mod index;
 mod ops;
 pub(crate) mod record;
 mod recovery;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -136,6 +154,17 @@ pub struct FileBackend {
     dir_dirty: bool,
     snapshot_on_disk: bool,
     last_ts: i64,
+    /// Sequence ranges the scan at open found lost (handed to the store's damage report).
+    lost: Vec<(u64, u64)>,
+    /// A block's unreadable tail was skipped after this sequence; the next
+    /// block's first sequence closes the lost range.
+    lost_tail_after: Option<u64>,
+    /// Last sequence and time recorded by a checksummed index snapshot, even one
+    /// that no longer matches the blocks: sequences never go back below it.
+    snapshot_floor: Option<(u64, i64)>,
+    /// The index of a checksummed snapshot that did not match the blocks, kept
+    /// until the rebuild to tell which messages were lost.
+    rejected_snapshot: Option<Core<FileLoc>>,
     cache: std::cell::RefCell<ReadCache>,
 }
 
@@ -172,13 +201,21 @@ impl FileStore {
             dir_dirty: false,
             snapshot_on_disk: false,
             last_ts: 0,
+            lost: Vec::new(),
+            lost_tail_after: None,
+            snapshot_floor: None,
+            rejected_snapshot: None,
             cache: Default::default(),
         };
         let core = backend.recover()?;
         backend.last_ts = core.last_ts();
         // Reclaim blocks a crash left empty or thin (done by the limit pass below).
         backend.touched = backend.blocks.iter().map(|b| b.id).collect();
+        let lost = std::mem::take(&mut backend.lost);
         let mut store = Store::from_parts(core, backend, cfg);
+        for (first, last) in lost {
+            store.damage.lost_range(first, last);
+        }
         store.enforce_after_open()?;
         Ok(store)
     }
@@ -186,6 +223,12 @@ impl FileStore {
     /// Number of block files (for tests and monitoring).
     pub fn block_count(&self) -> usize {
         self.backend.blocks.len()
+    }
+
+    /// Forgets read-ahead bytes, so the next load reads the file (tests).
+    #[cfg(test)]
+    pub(crate) fn drop_read_cache(&self) {
+        self.backend.drop_cache();
     }
 
     fn enforce_after_open(&mut self) -> Result<(), StoreError> {
@@ -347,5 +390,9 @@ impl Backend for FileBackend {
     fn close(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
         self.sync_all()?;
         self.write_snapshot(core)
+    }
+
+    fn verify(&self, core: &Core<FileLoc>, slot: &Slot<FileLoc>) -> Vec<u64> {
+        self.verify_block(core, slot.loc.blk)
     }
 }

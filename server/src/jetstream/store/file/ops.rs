@@ -49,6 +49,7 @@ impl FileBackend {
             live_msgs: 0,
             live_bytes: 0,
             file,
+            verified: std::cell::Cell::new(true),
         });
         self.dirty.insert(id);
         self.dir_dirty = true;

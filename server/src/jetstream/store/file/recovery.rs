@@ -76,7 +76,11 @@ impl FileBackend {
             Ok(Some(core)) => return Ok(core),
             Ok(None) => {}
             Err(why) => {
-                warn!(dir = %self.dir.display(), %why, "index snapshot ignored, rebuilding")
+                warn!(dir = %self.dir.display(), %why, "index snapshot ignored, rebuilding");
+                // It is derived data and will not match again; a later append could
+                // make a stale one look current.
+                self.snapshot_on_disk = true;
+                self.invalidate_snapshot()?;
             }
         }
         self.blocks.clear();
@@ -85,8 +89,31 @@ impl FileBackend {
         for (i, id) in ids.into_iter().enumerate() {
             self.load_block(id, &mut core, i + 1 == n)?;
         }
+        self.report_missing(&core);
+        self.apply_snapshot_floor(&mut core)?;
         info!(dir = %self.dir.display(), msgs = core.msgs(), "file store recovered by scan");
         Ok(core)
+    }
+
+    /// A clean stop recorded a higher last sequence than the blocks hold now (the
+    /// newest records were damaged or cut): those sequences are lost, never reused.
+    fn apply_snapshot_floor(&mut self, core: &mut Core<FileLoc>) -> Result<(), StoreError> {
+        let Some((last, ts)) = self.snapshot_floor.take() else {
+            return Ok(());
+        };
+        if last <= core.last_seq() {
+            return Ok(());
+        }
+        warn!(dir = %self.dir.display(), first = core.last_seq() + 1, last,
+            "newest messages lost; their sequences are not reused");
+        if !self.lost.iter().any(|&(_, b)| b >= last) {
+            self.lost.push((core.last_seq() + 1, last));
+        }
+        core.skip_to(last);
+        core.set_last_ts(ts);
+        self.last_ts = ts;
+        self.append_marker(last)?;
+        self.sync_all()
     }
 
     /// Opens block `id` and scans all of it.
@@ -121,6 +148,11 @@ impl FileBackend {
                 (core.last_seq() + 1, core.last_ts())
             }
         };
+        if let Some(after) = self.lost_tail_after.take()
+            && first_seq > after + 1
+        {
+            self.lost.push((after + 1, first_seq - 1));
+        }
         if first_seq > core.last_seq() {
             core.skip_to(first_seq - 1);
             core.set_last_ts(prev_ts);
@@ -135,8 +167,14 @@ impl FileBackend {
             live_msgs: 0,
             live_bytes: 0,
             file,
+            verified: std::cell::Cell::new(true),
         };
-        self.scan_into(b, core, is_last)
+        self.scan_into(b, core, is_last)?;
+        if header.is_none() && !is_last {
+            // Where its records ended is unknown: up to the next block's first.
+            self.lost_tail_after = Some(core.last_seq());
+        }
+        Ok(())
     }
 
     /// Scans block `b` from `b.len` to the end of its file, adds what it finds, and keeps it.
@@ -161,6 +199,9 @@ impl FileBackend {
                 lost_before_seq = after,
                 "damaged records skipped; sequences in between are lost"
             );
+            if after > before + 1 {
+                self.lost.push((before + 1, after - 1));
+            }
         }
         for (at, v) in &s.records {
             let off = start + *at as u64;
@@ -199,7 +240,7 @@ impl FileBackend {
     }
 
     fn handle_tail(
-        &self,
+        &mut self,
         b: &Block,
         good_end: u64,
         flen: u64,
@@ -224,6 +265,7 @@ impl FileBackend {
                 after_seq = last_seq,
                 "unreadable bytes at the end of a block; messages there are lost"
             );
+            self.lost_tail_after = Some(last_seq);
         }
         Ok(())
     }
