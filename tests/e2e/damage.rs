@@ -160,7 +160,7 @@ async fn damaged_store_keeps_the_stream(crash: bool) {
     if crash {
         server.kill();
     } else {
-        server.stop();
+        server.stop().await;
     }
     let damaged = damage(&server);
     assert!(damaged.len() >= 5, "{damaged:?}");
