@@ -52,6 +52,9 @@ pub enum StartError {
     /// The TLS certificate, key or CA could not be loaded.
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
+    /// The JetStream store directory cannot be created or written.
+    #[error("Can't start JetStream: {0}")]
+    JetStream(String),
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -133,6 +136,11 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        if let Some(js) = &config.jetstream {
+            let vfs = jetstream::store::StdFs;
+            jetstream::store::meta::check_store_dir(&vfs, &js.store_dir)
+                .map_err(StartError::JetStream)?;
+        }
         let jetstream = jetstream::JetStreams::start(&state).await;
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn JsReport>);

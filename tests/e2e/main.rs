@@ -10,6 +10,7 @@ mod damage;
 mod drop_in;
 mod durability;
 mod examples_iot;
+mod full_disk;
 mod js_accounts;
 mod js_consumers;
 mod js_consumers_bench;

@@ -12,9 +12,18 @@ use super::store::StoreError;
 pub fn publish_error(e: &StoreError) -> ApiError {
     match e {
         StoreError::MessageTooLarge => ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM.error(),
+        // A full disk or quota: nats-server answers with insufficient resources.
+        StoreError::Io(io) if out_of_space(io) => ErrorCode::INSUFFICIENT_RESOURCES.error(),
         // nats-server: `{"code":503,"err_code":10077,"description":"maximum messages exceeded"}`.
         other => ErrorCode::STREAM_STORE_FAILED.err(other),
     }
+}
+
+fn out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// A store failure while reading one message (`STREAM.MSG.GET`).

@@ -90,6 +90,15 @@ pub trait Backend: Send + Debug {
     /// I/O errors.
     fn close(&mut self, core: &Core<Self::Loc>) -> Result<(), StoreError>;
 
+    /// Called before every append: fails while the backend cannot take writes
+    /// (a failed flush or fsync that a retry does not fix). Default: always fine.
+    ///
+    /// # Errors
+    /// The I/O error that still stands.
+    fn writable(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Verifies, the first time any message of it is read, the storage unit that
     /// holds `slot` (a file block trusted from the index snapshot): returns the
     /// indexed sequences in it that do not validate. Default: nothing to verify.
@@ -366,6 +375,7 @@ impl<B: Backend> StreamStore for Store<B> {
         ts: i64,
     ) -> Result<(u64, i64), StoreError> {
         self.settle_damage()?;
+        self.backend.writable()?;
         subject::validate_publish(subj).map_err(|_| StoreError::InvalidSubject)?;
         let hdr = hdr.unwrap_or_default();
         if self

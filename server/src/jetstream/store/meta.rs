@@ -51,6 +51,37 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks at start that JetStream can use `store_dir`: creates `<store_dir>/jetstream`
+/// and writes, syncs and removes a probe file there.
+///
+/// # Errors
+/// A message naming the path, in nats-server's words where it has them
+/// (`could not create storage directory - mkdir <path>: read-only file system`).
+pub fn check_store_dir(vfs: &dyn Vfs, store_dir: &Path) -> Result<(), String> {
+    let dir = store_dir.join("jetstream");
+    let go = crate::config::go_error;
+    vfs.create_dir_all(&dir).map_err(|e| {
+        format!(
+            "could not create storage directory - mkdir {}: {}",
+            dir.display(),
+            go(&e)
+        )
+    })?;
+    let probe = dir.join(".rill-write-probe");
+    let written = vfs.open(&probe, true).and_then(|f| {
+        f.write_at(0, b"probe")?;
+        f.sync()
+    });
+    let _ = vfs.remove_file(&probe);
+    written.map_err(|e| {
+        format!(
+            "storage directory {} is not writable: {}",
+            dir.display(),
+            go(&e)
+        )
+    })
+}
+
 /// `<root>/streams`.
 pub fn streams_dir(root: &Path) -> PathBuf {
     root.join("streams")

@@ -20,6 +20,9 @@ use super::vfs::{SharedVfs, VFile, Vfs};
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// After a failed fsync: the ranges written since. Like Linux, the pages
+    /// dirty at the failure are then clean, so a later fsync persists only these.
+    since_failed_sync: Option<Vec<(usize, usize)>>,
 }
 
 type InodeRef = Arc<Mutex<Inode>>;
@@ -32,6 +35,7 @@ struct State {
     durable_dirs: BTreeSet<PathBuf>,
     known_dirs: BTreeSet<PathBuf>,
     fail_writes: bool,
+    fail_syncs: bool,
 }
 
 /// An in-memory disk with durable and pending state, for crash tests.
@@ -118,6 +122,11 @@ impl SimDisk {
         let mut v: Vec<PathBuf> = lock(&self.state).files.keys().cloned().collect();
         v.sort();
         v
+    }
+
+    /// Makes every later file fsync fail (and forget the dirty data, as Linux does).
+    pub fn set_fail_syncs(&self, fail: bool) {
+        lock(&self.state).fail_syncs = fail;
     }
 
     /// Makes every later write fail (a full or dying disk).
@@ -209,6 +218,9 @@ impl VFile for SimFile {
             i.data.resize(end, 0);
         }
         i.data[start..end].copy_from_slice(data);
+        if let Some(r) = i.since_failed_sync.as_mut() {
+            r.push((start, end));
+        }
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -219,8 +231,26 @@ impl VFile for SimFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.check_writable()?;
+        let fail = lock(&self.disk.state).fail_syncs;
         let mut i = lock(&self.inode);
-        i.durable = i.data.clone();
+        if fail {
+            i.since_failed_sync = Some(Vec::new());
+            return Err(io::Error::other("simulated fsync failure"));
+        }
+        match i.since_failed_sync.take() {
+            None => i.durable = i.data.clone(),
+            Some(ranges) => {
+                let mut durable = std::mem::take(&mut i.durable);
+                durable.resize(i.data.len(), 0);
+                for (a, b) in ranges {
+                    let b = b.min(i.data.len());
+                    if a < b {
+                        durable[a..b].copy_from_slice(&i.data[a..b]);
+                    }
+                }
+                i.durable = durable;
+            }
+        }
         Ok(())
     }
 }

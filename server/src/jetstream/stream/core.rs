@@ -194,7 +194,7 @@ impl StreamCore {
         self.last_sync_ns = now_ns();
         if let Err(e) = self.store.sync() {
             error!(stream = %self.name, error = %e, "sync failed");
-            let err = ErrorCode::STREAM_STORE_FAILED.err(&e);
+            let err = error::publish_error(&e);
             for (_, ack) in &mut self.pending {
                 *ack = PubAckResponse::err(self.name.clone(), err.clone());
             }

@@ -94,6 +94,7 @@
 //! headers are scanned past. Nothing is deleted because it looks odd.
 
 mod block;
+mod durable;
 mod index;
 mod ops;
 pub(crate) mod record;
@@ -165,6 +166,8 @@ pub struct FileBackend {
     /// The index of a checksummed snapshot that did not match the blocks, kept
     /// until the rebuild to tell which messages were lost.
     rejected_snapshot: Option<Core<FileLoc>>,
+    /// Written but not yet proven durable (see `durable`).
+    unsynced: durable::Unsynced,
     cache: std::cell::RefCell<ReadCache>,
 }
 
@@ -205,6 +208,7 @@ impl FileStore {
             lost_tail_after: None,
             snapshot_floor: None,
             rejected_snapshot: None,
+            unsynced: durable::Unsynced::default(),
             cache: Default::default(),
         };
         let core = backend.recover()?;
@@ -390,6 +394,13 @@ impl Backend for FileBackend {
     fn close(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
         self.sync_all()?;
         self.write_snapshot(core)
+    }
+
+    fn writable(&mut self) -> Result<(), StoreError> {
+        if self.needs_retry() {
+            self.sync_all()?;
+        }
+        Ok(())
     }
 
     fn verify(&self, core: &Core<FileLoc>, slot: &Slot<FileLoc>) -> Vec<u64> {

@@ -118,9 +118,13 @@ impl FileBackend {
             return Ok(());
         }
         let b = self.blocks.last_mut().ok_or_else(no_active)?;
-        b.file.write_at(b.flushed, &self.wbuf)?;
+        if let Err(e) = b.file.write_at(b.flushed, &self.wbuf) {
+            self.note_flush_failed();
+            return Err(e.into());
+        }
+        let (id, off) = (b.id, b.flushed);
         b.flushed += self.wbuf.len() as u64;
-        self.wbuf.clear();
+        self.note_flushed(id, off);
         Ok(())
     }
 
@@ -156,7 +160,7 @@ impl FileBackend {
         Ok(())
     }
 
-    fn apply_one(&mut self, p: PendingDelete) -> Result<(), StoreError> {
+    pub(super) fn apply_one(&mut self, p: PendingDelete) -> Result<(), StoreError> {
         let Some(i) = self.block_index(p.loc.blk) else {
             return Ok(());
         };
@@ -188,6 +192,7 @@ impl FileBackend {
             }
         } else {
             b.file.write_at(at, &bytes)?;
+            self.note_delete_written(p);
         }
         self.dirty.insert(p.loc.blk);
         Ok(())
@@ -219,6 +224,7 @@ impl FileBackend {
         self.drop_cache();
         let b = self.blocks.remove(i);
         self.pending.retain(|p| p.loc.blk != b.id);
+        self.forget_unsynced(b.id);
         self.dirty.remove(&b.id);
         self.vfs.remove_file(&block_path(&self.dir, b.id))?;
         self.dir_dirty = true;
@@ -274,6 +280,7 @@ impl FileBackend {
         b.live_bytes = moved_bytes;
         self.pending.retain(|p| p.loc.blk != id);
         self.dirty.remove(&id);
+        self.forget_unsynced(id);
         Ok(())
     }
 
@@ -291,6 +298,7 @@ impl FileBackend {
         self.blocks.drain(..self.blocks.len() - 1);
         for id in &old {
             self.dirty.remove(id);
+            self.forget_unsynced(*id);
         }
         // The new block (header with next_seq) is durable before any old one goes.
         self.sync_dir()?;
@@ -306,19 +314,33 @@ impl FileBackend {
     /// becomes durable before its header).
     pub(super) fn sync_dir(&mut self) -> Result<(), StoreError> {
         self.flush()?;
-        for id in std::mem::take(&mut self.dirty) {
-            if let Some(i) = self.block_index(id) {
-                self.blocks[i].file.sync()?;
-            }
-        }
+        self.sync_dirty()?;
         self.vfs.sync_dir(&self.dir)?;
         self.dir_dirty = false;
         Ok(())
     }
 
-    /// Makes everything durable: deferred deletes, buffered appends, directory entries.
+    /// Fsyncs every dirty block; then everything written so far is durable.
+    fn sync_dirty(&mut self) -> Result<(), StoreError> {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(i) = self.block_index(id) else {
+                continue;
+            };
+            if let Err(e) = self.blocks[i].file.sync() {
+                self.dirty.insert(id);
+                return Err(self.fsync_failed(id, &e));
+            }
+        }
+        self.note_synced();
+        Ok(())
+    }
+
+    /// Makes everything durable: deferred deletes, buffered appends, directory
+    /// entries. After a failed fsync, first writes again what it may have lost.
     pub(super) fn sync_all(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() && self.dirty.is_empty() && !self.dir_dirty {
+        self.rewrite_unsynced()?;
+        let clean = self.pending.is_empty() && self.dirty.is_empty() && !self.dir_dirty;
+        if clean && !self.needs_retry() {
             return Ok(());
         }
         self.apply_pending()?;
@@ -326,12 +348,7 @@ impl FileBackend {
             return self.sync_dir();
         }
         self.flush()?;
-        for id in std::mem::take(&mut self.dirty) {
-            if let Some(i) = self.block_index(id) {
-                self.blocks[i].file.sync()?;
-            }
-        }
-        Ok(())
+        self.sync_dirty()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the stores: one suite for every implementation, property tests, crash and corruption tests.
 
 mod crash;
+mod disk;
 mod file;
 mod meta;
 mod prop;
