@@ -24,6 +24,7 @@ pub mod listener;
 pub mod locks;
 pub mod logging;
 pub mod monitoring;
+pub mod mqtt;
 pub mod reload;
 pub mod router;
 pub mod server;

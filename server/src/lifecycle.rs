@@ -93,6 +93,7 @@ pub struct Server {
     done_rx: mpsc::Receiver<()>,
     addr: SocketAddr,
     jetstream: Option<Arc<jetstream::JetStreams>>,
+    mqtt: Option<Arc<crate::mqtt::MqttService>>,
 }
 
 impl Server {
@@ -145,8 +146,11 @@ impl Server {
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn JsReport>);
         }
-        info!("Listening for client connections on {addr}");
         let (done_tx, done_rx) = mpsc::channel(1);
+        let mqtt = crate::mqtt::MqttService::start(&state, stop_rx.clone(), done_tx.clone())
+            .await?
+            .map(|(service, _)| service);
+        info!("Listening for client connections on {addr}");
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),
             listener,
@@ -161,6 +165,7 @@ impl Server {
             done_rx,
             addr,
             jetstream,
+            mqtt,
         })
     }
 
@@ -191,6 +196,9 @@ impl Server {
             self.lame_duck().await;
         }
         info!("Initiating Shutdown...");
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.shutdown();
+        }
         for client in self.state.clients.all() {
             client.outbound.close_with(CloseReason::ServerShutdown);
         }
@@ -225,7 +233,8 @@ impl Server {
         info.ldm = true;
         let mut buf = bytes::BytesMut::new();
         rill_protocol::encode::info(&mut buf, &info);
-        for client in &clients {
+        // MQTT devices have no INFO: they hear nothing until their connection closes.
+        for client in clients.iter().filter(|c| !c.is_mqtt()) {
             client.outbound.push_raw(&buf);
         }
         tokio::time::sleep(config.lame_duck_grace_period).await;

@@ -25,6 +25,7 @@ mod js_nats_py;
 mod js_streams;
 mod kv;
 mod monitoring;
+mod mqtt;
 mod object_store;
 mod reload_auth;
 mod tls;

@@ -30,6 +30,9 @@ pub struct ClientInfo {
     pub version: String,
     /// Authenticated user, if any.
     pub user: Option<String>,
+    /// The MQTT client identifier, for an MQTT connection (`/connz` shows it and
+    /// `"type": "mqtt"`).
+    pub mqtt_client: Option<String>,
 }
 
 /// The part of a connection other tasks can reach.
@@ -74,7 +77,8 @@ pub struct ClientLink {
 impl ClientLink {
     /// The shared side of a new connection: an outbound queue bounded by `max_pending`
     /// bytes, no subscriptions, no permissions yet.
-    pub(super) fn new(cid: u64, addr: SocketAddr, max_pending: usize, stats: Arc<Stats>) -> Self {
+    /// Every kind of client connection has one (NATS clients and MQTT devices).
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize, stats: Arc<Stats>) -> Self {
         Self {
             cid,
             addr,
@@ -96,12 +100,13 @@ impl ClientLink {
         }
     }
 
-    pub(super) fn log_prefix(&self) -> String {
+    /// The `<addr> - cid:<n>` prefix of this connection's log lines.
+    pub fn log_prefix(&self) -> String {
         format!("{} - cid:{}", self.addr, self.cid)
     }
 
     /// The authenticated user's name (empty without one).
-    pub(super) fn user_name(&self) -> String {
+    pub fn user_name(&self) -> String {
         self.info
             .read()
             .ok()
@@ -112,6 +117,11 @@ impl ClientLink {
     /// Asks the connection to re-check itself against reloaded users and permissions.
     pub fn auth_reloaded(&self) {
         self.reload.notify_one();
+    }
+
+    /// True for an MQTT device's connection (it speaks MQTT, not the NATS protocol).
+    pub fn is_mqtt(&self) -> bool {
+        self.info.read().is_ok_and(|i| i.mqtt_client.is_some())
     }
 
     /// Number of subscriptions.

@@ -111,6 +111,11 @@ pub fn keep_fixed(old: &Config, new: &mut Config) {
     new.jetstream.clone_from(&old.jetstream);
     new.pid_file.clone_from(&old.pid_file);
     new.ports_file_dir.clone_from(&old.ports_file_dir);
+    // The MQTT listener stays where it was bound (its other settings reload).
+    if let (Some(old), Some(new)) = (&old.mqtt, &mut new.mqtt) {
+        new.host.clone_from(&old.host);
+        new.port = old.port;
+    }
 }
 
 fn fixed<T: PartialEq + Display>(d: &mut ReloadDiff, name: &str, old: &T, new: &T) {

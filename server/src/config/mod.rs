@@ -90,6 +90,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// JetStream; `None` when disabled.
     pub jetstream: Option<JetStreamConfig>,
+    /// The MQTT listener (`mqtt {}`); `None` when not configured.
+    pub mqtt: Option<MqttConfig>,
     /// The config file this was loaded from, for reload.
     pub config_file: Option<PathBuf>,
 }
@@ -122,6 +124,7 @@ impl Default for Config {
             no_auth_user: None,
             tls: None,
             jetstream: None,
+            mqtt: None,
             config_file: None,
         }
     }
@@ -319,6 +322,64 @@ impl ImportConfig {
         match (&self.prefix, &self.to) {
             (Some(prefix), _) => Some(format!("{prefix}.{}", self.subject)),
             (None, to) => to.clone(),
+        }
+    }
+}
+
+/// The `mqtt {}` block, with nats-server's keys and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    /// Listen host (`0.0.0.0` by default, whatever the client host is, as nats-server).
+    pub host: String,
+    /// Listen port; 0 picks a random free port (`port: -1`).
+    pub port: u16,
+    /// TLS for MQTT connections.
+    pub tls: Option<TlsConfig>,
+    /// Credentials only MQTT clients use (`user`/`password` or `token`, `timeout`);
+    /// when none is set, MQTT clients authenticate like NATS clients.
+    pub authorization: Authorization,
+    /// The user an MQTT client without credentials becomes (overrides the top-level one).
+    pub no_auth_user: Option<String>,
+    /// How long a QoS 1 delivery waits for its PUBACK before it is sent again.
+    pub ack_wait: Duration,
+    /// QoS 1 deliveries in flight per subscription (at most 65535).
+    pub max_ack_pending: u16,
+    /// JetStream domain whose API stores the MQTT state.
+    pub js_domain: Option<String>,
+    /// Replicas of the MQTT streams (accepted; a single server stores one copy).
+    pub stream_replicas: i64,
+    /// Replicas of the MQTT consumers (accepted; a single server stores one copy).
+    pub consumer_replicas: i64,
+    /// Keep the QoS 1 consumers in memory.
+    pub consumer_memory_storage: bool,
+    /// Remove durable QoS 1 consumers of sessions gone for this long (zero: never).
+    pub consumer_inactive_threshold: Duration,
+    /// How long an internal JetStream request may take.
+    pub js_api_timeout: Duration,
+    /// Refuse QoS 2 publishes (close the connection) instead of accepting them.
+    pub reject_qos2_publish: bool,
+    /// Grant QoS 1 to QoS 2 subscriptions.
+    pub downgrade_qos2_subscribe: bool,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 1883,
+            tls: None,
+            authorization: Authorization::default(),
+            no_auth_user: None,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+            js_domain: None,
+            stream_replicas: 0,
+            consumer_replicas: 0,
+            consumer_memory_storage: false,
+            consumer_inactive_threshold: Duration::ZERO,
+            js_api_timeout: Duration::from_secs(5),
+            reject_qos2_publish: false,
+            downgrade_qos2_subscribe: false,
         }
     }
 }

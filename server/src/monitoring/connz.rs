@@ -69,6 +69,10 @@ fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
         "out_bytes": counter(&c.out_bytes),
         "subscriptions": c.num_subs(),
     });
+    if let Some(id) = &info.mqtt_client {
+        doc["type"] = json!("mqtt");
+        doc["mqtt_client"] = json!(id);
+    }
     for (key, value) in [
         ("name", info.name),
         ("lang", info.lang),
@@ -78,7 +82,7 @@ fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
             doc[key] = json!(value);
         }
     }
-    if let Some(user) = info.user {
+    if let Some(user) = info.user.clone() {
         doc["authorized_user"] = json!(user);
     }
     if subs {

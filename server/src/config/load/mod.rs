@@ -12,6 +12,7 @@
 
 mod accounts;
 mod auth;
+mod mqtt;
 mod server;
 mod tls;
 pub(crate) mod validate;
@@ -89,6 +90,7 @@ impl Draft {
             "tls" => self.config.tls = Some(tls::parse(v, &mut self.warnings)?),
             "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
             "jetstream" => self.jetstream_key(v)?,
+            "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
             "store_dir" | "storedir" => self.store_dir = Some(value::path(v, key)?),
             k if REFUSED.contains(&k) => return Err(refused(key, key_pos)),
             k if UNSUPPORTED.contains(&k) => self.warnings.push(Warning::at(
@@ -151,6 +153,7 @@ fn origin_settings(lower: &str) -> &'static [&'static str] {
         "jetstream" | "store_dir" | "storedir" => &["store_dir"],
         "max_payload" | "max_pending" => &["max_payload"],
         "no_auth_user" => &["no_auth_user"],
+        "mqtt" => &["mqtt"],
         "lame_duck_duration" | "lame_duck_grace_period" => &["lame_duck"],
         _ => &[],
     }
@@ -190,7 +193,6 @@ const UNSUPPORTED: &[&str] = &[
     "leafnodes",
     "websocket",
     "ws",
-    "mqtt",
     "mappings",
     "maps",
     "server_tags",

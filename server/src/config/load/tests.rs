@@ -201,7 +201,7 @@ fn tls_block() {
 #[test]
 fn unsupported_features_warn_and_name_the_key() {
     let text = "cluster { port: 6222 }\nleafnodes { listen: \"0.0.0.0:7422\" }\nwebsocket { port: 8080, no_tls: true }\n\
-        mqtt { port: 1883 }\nserver_tags: [\"a\"]\nsystem_account: SYS\nmappings { a: b }\n";
+        gateway { port: 7222 }\nserver_tags: [\"a\"]\nsystem_account: SYS\nmappings { a: b }\n";
     insta::assert_debug_snapshot!(warnings(text));
 }
 
@@ -281,4 +281,23 @@ fn store_dir_that_is_a_file_fails_only_with_jetstream() {
         e,
         "Can't start JetStream: storage directory is not a directory"
     );
+}
+
+#[test]
+fn the_mqtt_block_takes_nats_server_keys() {
+    let c = ok(
+        "jetstream: true\nmqtt {\n  listen: \"127.0.0.1:-1\"\n  ack_wait: \"2s\"\n  \
+        max_inflight: 10\n  no_auth_user: dev\n  authorization { user: m, password: p }\n  \
+        js_domain: hub\n  stream_replicas: 3\n}\nauthorization { users: [{user: dev}] }",
+    );
+    let m = c.mqtt.expect("mqtt configured");
+    assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 0));
+    assert_eq!(m.ack_wait, std::time::Duration::from_secs(2));
+    assert_eq!(m.max_ack_pending, 10);
+    assert_eq!(m.no_auth_user.as_deref(), Some("dev"));
+    assert_eq!(m.authorization.user.as_deref(), Some("m"));
+    assert_eq!(m.js_domain.as_deref(), Some("hub"));
+    assert!(err("mqtt { port: 1883 }").contains("mqtt requires JetStream"));
+    assert!(err("jetstream: true\nmqtt { max_ack_pending: 70000 }").contains("[0..65535]"));
+    assert!(err("jetstream: true\nmqtt { bogus: 1 }").contains("unknown field \"bogus\""));
 }

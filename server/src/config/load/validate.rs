@@ -55,6 +55,7 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_lame_duck(&config).map_err(|m| o.error("lame_duck", m))?;
     check_tls(&config).map_err(|m| o.error("tls", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
+    check_mqtt(&config).map_err(|m| o.error("mqtt", m))?;
     check_duplicate_users(&config)?;
     Ok((config, warnings))
 }
@@ -150,9 +151,13 @@ fn check_lame_duck(config: &Config) -> Result<(), String> {
 }
 
 fn check_tls(config: &Config) -> Result<(), String> {
-    let Some(tls) = &config.tls else {
-        return Ok(());
-    };
+    match &config.tls {
+        Some(tls) => check_tls_files(tls),
+        None => Ok(()),
+    }
+}
+
+fn check_tls_files(tls: &super::super::TlsConfig) -> Result<(), String> {
     for (what, file) in [
         ("certificate", Some(&tls.cert_file)),
         ("key", Some(&tls.key_file)),
@@ -225,10 +230,34 @@ fn check_duplicate_users(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// `no_auth_user` must name a configured user.
-fn check_no_auth_user(config: &Config) -> Result<(), String> {
-    let Some(name) = &config.no_auth_user else {
+/// nats-server's checks of the `mqtt {}` block: JetStream on, a known `no_auth_user`,
+/// TLS files present, a valid host.
+fn check_mqtt(config: &Config) -> Result<(), String> {
+    let Some(mqtt) = &config.mqtt else {
         return Ok(());
     };
+    if config.jetstream.is_none() {
+        return Err("mqtt requires JetStream to be enabled if running in standalone mode".into());
+    }
+    check_host(&mqtt.host, "mqtt listen host")?;
+    if let Some(tls) = &mqtt.tls {
+        check_tls_files(tls)?;
+    }
+    if let Some(name) = &mqtt.no_auth_user {
+        known_user(config, name).map_err(|e| format!("mqtt {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_no_auth_user(config: &Config) -> Result<(), String> {
+    match &config.no_auth_user {
+        Some(name) => known_user(config, name),
+        None => Ok(()),
+    }
+}
+
+/// `name` is a configured user or nkey (as `no_auth_user` must be).
+fn known_user(config: &Config, name: &str) -> Result<(), String> {
     let known = config
         .authorization
         .users

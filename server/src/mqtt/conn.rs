@@ -1,0 +1,298 @@
+//! One MQTT connection: CONNECT (see `connect`), then the read loop that decodes packets
+//! and dispatches them, with the keep-alive deadline (1.5 × the client's keep-alive, as
+//! MQTT says), and the close path that publishes the will and releases the session.
+//!
+//! The read loop owns the connection's private state: its subscriptions, incoming topic
+//! aliases, QoS 2 packet ids awaiting PUBREL, and the will. What deliveries from other
+//! tasks need is in the shared [`Outlet`].
+
+use std::collections::{HashMap, HashSet};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tracing::debug;
+
+use super::MqttService;
+use super::connect::{self, Accepted};
+use super::outlet::Outlet;
+use super::packet::{self, CodecError, Version, v5};
+use crate::account::Account;
+use crate::auth::Permissions;
+use crate::client::{ClientLink, CloseReason, Peer};
+use crate::router::Subscription;
+use crate::stats::Stats;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Topic aliases a client may set on its publishes (MQTT 5).
+pub(super) const TOPIC_ALIAS_MAX: u16 = 64;
+
+/// An MQTT subscription as the connection keeps it.
+#[derive(Debug)]
+pub(super) struct Held {
+    /// Its router subscriptions (two for a filter ending in `/#`).
+    pub subs: Vec<Arc<Subscription>>,
+}
+
+/// The read-loop side of an MQTT connection.
+#[derive(Debug)]
+pub(super) struct MqttConn {
+    pub service: Arc<MqttService>,
+    pub link: Arc<ClientLink>,
+    pub outlet: Arc<Outlet>,
+    pub account: Arc<Account>,
+    pub perms: Option<Arc<Permissions>>,
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub will: Option<v5::LastWill>,
+    /// Subscriptions by MQTT filter.
+    pub subs: HashMap<String, Held>,
+    /// Incoming topic aliases (MQTT 5).
+    pub aliases: HashMap<u16, Bytes>,
+    /// QoS 2 packet ids received and not yet released.
+    pub qos2: HashSet<u16>,
+    /// Largest packet accepted.
+    pub max_packet: usize,
+}
+
+/// Serves one accepted connection (plain or TLS) until it closes.
+pub(super) async fn serve<R, W>(service: Arc<MqttService>, mut reader: R, writer: W, peer: Peer)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::clone(&service.state);
+    let config = state.config();
+    let link = Arc::new(ClientLink::new(
+        peer.cid,
+        peer.addr,
+        config.max_pending,
+        Arc::clone(&state.stats),
+    ));
+    let writer_link = Arc::clone(&link);
+    let deadline = config.write_deadline;
+    let writer_task =
+        tokio::spawn(async move { writer_link.outbound.run_writer(writer, deadline).await });
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let Some(accepted) = connect::accept(&service, &link, &peer, &mut reader, &mut buf).await
+    else {
+        link.outbound
+            .close_with(CloseReason::AuthenticationViolation);
+        let _ = tokio::time::timeout(config.write_deadline, writer_task).await;
+        return;
+    };
+    let mut conn = MqttConn::start(service, link, accepted, config.max_payload);
+    let reason = conn.read_loop(&mut reader, &mut buf).await;
+    conn.close(reason, writer_task).await;
+}
+
+impl MqttConn {
+    /// Registers the connection, takes over an older one with the same client id, and
+    /// answers CONNACK.
+    fn start(service: Arc<MqttService>, link: Arc<ClientLink>, a: Accepted, max: usize) -> Self {
+        let state = Arc::clone(&service.state);
+        let account = state.accounts.get(&a.identity.account);
+        let outlet = Arc::new(Outlet::new(Arc::clone(&link), a.version, a.limits));
+        if let Ok(mut info) = link.info.write() {
+            info.user = a.identity.user.clone();
+            info.mqtt_client = Some(a.client_id.clone());
+        }
+        Stats::add(&state.stats.total_connections, 1);
+        state.clients.register(Arc::clone(&link));
+        if let Some(old) = service.claim(&account.name, &a.client_id, &outlet) {
+            old.disconnect(v5::DisconnectReasonCode::SessionTakenOver);
+            old.link.outbound.close_with(CloseReason::ClientClosed);
+        }
+        debug!(
+            "{} - MQTT client connected: {}",
+            link.log_prefix(),
+            a.client_id
+        );
+        let conn = Self {
+            service,
+            link,
+            outlet,
+            account,
+            perms: a.identity.permissions.clone(),
+            client_id: a.client_id.clone(),
+            keep_alive: a.keep_alive,
+            will: a.will.clone(),
+            subs: HashMap::new(),
+            aliases: HashMap::new(),
+            qos2: HashSet::new(),
+            max_packet: max,
+        };
+        conn.connack(&a, false);
+        conn
+    }
+
+    fn connack(&self, a: &Accepted, session_present: bool) {
+        let properties = (a.version == Version::V5).then(|| v5::ConnAckProperties {
+            session_expiry_interval: None,
+            receive_max: None,
+            max_qos: Some(1),
+            retain_available: Some(1),
+            max_packet_size: u32::try_from(self.max_packet).ok(),
+            assigned_client_identifier: a.assigned.then(|| a.client_id.clone()),
+            topic_alias_max: Some(TOPIC_ALIAS_MAX),
+            reason_string: None,
+            user_properties: Vec::new(),
+            wildcard_subscription_available: Some(1),
+            subscription_identifiers_available: Some(1),
+            shared_subscription_available: Some(1),
+            server_keep_alive: None,
+            response_information: None,
+            server_reference: None,
+            authentication_method: None,
+            authentication_data: None,
+        });
+        self.outlet.send(&v5::Packet::ConnAck(v5::ConnAck {
+            session_present,
+            code: v5::ConnectReturnCode::Success,
+            properties,
+        }));
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        buf: &mut BytesMut,
+    ) -> Ended {
+        // Packets that came with CONNECT.
+        if let Err(end) = self.process(buf) {
+            return end;
+        }
+        let grace = self.keep_alive + self.keep_alive / 2;
+        let link = Arc::clone(&self.link);
+        let idle = tokio::time::sleep(grace);
+        let mut idle = pin!(idle);
+        loop {
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                read = reader.read_buf(buf) => match read {
+                    Ok(0) => return Ended::Lost(CloseReason::ClientClosed),
+                    Ok(_) => {
+                        if !grace.is_zero() {
+                            idle.as_mut().reset(tokio::time::Instant::now() + grace);
+                        }
+                        if let Err(end) = self.process(buf) {
+                            return end;
+                        }
+                    }
+                    Err(e) => {
+                        debug!("{} - read error: {e}", link.log_prefix());
+                        return Ended::Lost(CloseReason::ReadError);
+                    }
+                },
+                () = &mut idle, if !grace.is_zero() => {
+                    debug!("{} - MQTT keep-alive expired", link.log_prefix());
+                    self.outlet.disconnect(v5::DisconnectReasonCode::KeepAliveTimeout);
+                    return Ended::Lost(CloseReason::StaleConnection);
+                }
+                _ = link.outbound.close.notified() => return Ended::Lost(link.outbound.reason()),
+            }
+        }
+    }
+
+    /// Decodes and handles every whole packet in `buf`.
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), Ended> {
+        loop {
+            match packet::decode(self.outlet.version, buf, self.max_packet) {
+                Ok(Some(p)) => self.handle(p)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.malformed(&e)),
+            }
+        }
+    }
+
+    fn malformed(&self, e: &CodecError) -> Ended {
+        debug!("{} - MQTT: {e}", self.link.log_prefix());
+        let reason = match e {
+            CodecError::TooLarge => v5::DisconnectReasonCode::PacketTooLarge,
+            _ => v5::DisconnectReasonCode::MalformedPacket,
+        };
+        self.outlet.disconnect(reason);
+        Ended::Lost(CloseReason::ProtocolViolation)
+    }
+
+    fn handle(&mut self, p: v5::Packet) -> Result<(), Ended> {
+        match p {
+            v5::Packet::Publish(p) => self.on_publish(p)?,
+            v5::Packet::PubAck(a) => self.on_puback(a.pkid),
+            v5::Packet::PubRel(r) => {
+                self.qos2.remove(&r.pkid);
+                self.outlet
+                    .send(&v5::Packet::PubComp(v5::PubComp::new(r.pkid, None)));
+            }
+            v5::Packet::Subscribe(s) => self.on_subscribe(s),
+            v5::Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            v5::Packet::PingReq(_) => {
+                self.outlet.send(&v5::Packet::PingResp(v5::PingResp));
+            }
+            v5::Packet::Disconnect(d) => return Err(Ended::Disconnected(d)),
+            // QoS 2 deliveries are never sent (subscriptions are granted QoS 1 at most).
+            v5::Packet::PubRec(_) | v5::Packet::PubComp(_) => {}
+            _ => {
+                self.outlet
+                    .disconnect(v5::DisconnectReasonCode::ProtocolError);
+                return Err(Ended::Lost(CloseReason::ProtocolViolation));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client acknowledged a QoS 1 delivery: settle it in JetStream.
+    fn on_puback(&mut self, pkid: u16) {
+        if let Some(ack) = self.outlet.acked(pkid) {
+            super::jsa::ack(&self.account, &ack);
+        }
+    }
+
+    async fn close(mut self, ended: Ended, writer: tokio::task::JoinHandle<()>) {
+        let (reason, will) = match &ended {
+            Ended::Disconnected(d) => (
+                CloseReason::ClientClosed,
+                d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
+            ),
+            Ended::Lost(r) => (*r, true),
+        };
+        if will && let Some(w) = self.will.take() {
+            self.publish_will(w);
+        }
+        self.link.outbound.close_with(reason);
+        for (_, held) in self.subs.drain() {
+            for sub in &held.subs {
+                self.account.router.unsubscribe(sub);
+            }
+        }
+        if let Ok(mut subs) = self.link.subs.lock() {
+            subs.clear();
+        }
+        let state = &self.service.state;
+        state.clients.unregister(self.link.cid);
+        self.service
+            .release(&self.account.name, &self.client_id, self.link.cid);
+        let deadline = state.config().write_deadline + Duration::from_millis(100);
+        let _ = tokio::time::timeout(deadline, writer).await;
+        debug!(
+            "{} - MQTT client connection closed: {}",
+            self.link.log_prefix(),
+            self.link.outbound.reason().as_str()
+        );
+    }
+}
+
+/// How the read loop ended.
+#[derive(Debug)]
+pub(super) enum Ended {
+    /// The client sent DISCONNECT.
+    Disconnected(v5::Disconnect),
+    /// The connection was lost or closed by the server.
+    Lost(CloseReason),
+}

@@ -1,0 +1,182 @@
+//! The first packet of an MQTT connection: reading CONNECT (whose protocol level picks
+//! the codec), checking the client id and the credentials against the same users and
+//! accounts NATS clients have, and answering CONNACK.
+//!
+//! Credentials: the MQTT user name and password are a NATS user and password; a
+//! password alone is also tried as a token; a client certificate mapped with
+//! `verify_and_map` and `no_auth_user` work as for NATS clients. Refusals are CONNACK
+//! 0x05 "not authorized" (MQTT 5: 0x87), as from nats-server.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rand::RngExt;
+use rill_protocol::Connect;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tracing::{debug, error};
+
+use super::MqttService;
+use super::outlet::ClientLimits;
+use super::packet::{self, CodecError, Version, v5};
+use crate::auth::Identity;
+use crate::client::{ClientLink, Peer};
+
+/// What a valid CONNECT settled.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    pub version: Version,
+    pub client_id: String,
+    /// True when the server made the id up (MQTT 5 returns it in CONNACK).
+    pub assigned: bool,
+    pub keep_alive: Duration,
+    pub will: Option<v5::LastWill>,
+    pub identity: Identity,
+    pub limits: ClientLimits,
+}
+
+/// Reads CONNECT within the authentication timeout and checks it. Refusals are answered
+/// with their CONNACK here; `None` means the connection must close.
+pub(super) async fn accept<R: AsyncRead + Unpin>(
+    service: &MqttService,
+    link: &ClientLink,
+    peer: &Peer,
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> Option<Accepted> {
+    let config = service.state.config();
+    let timeout = config
+        .mqtt
+        .as_ref()
+        .and_then(|m| m.authorization.timeout)
+        .or(config.authorization.timeout)
+        .unwrap_or(config.auth_timeout);
+    let read = read_connect(link, reader, buf, config.max_payload);
+    let (version, connect, will, login) = match tokio::time::timeout(timeout, read).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(_) => {
+            error!("{} - MQTT CONNECT timeout", link.log_prefix());
+            return None;
+        }
+    };
+    let refuse = |code| {
+        refuse(link, version, code);
+        None
+    };
+    let (client_id, assigned) = match connect.client_id.as_str() {
+        "" if !connect.clean_start && version == Version::V4 => {
+            return refuse(v5::ConnectReturnCode::ClientIdentifierNotValid);
+        }
+        "" => (generated_id(), true),
+        id => (id.to_string(), false),
+    };
+    let identity = match authenticate(service, peer, login.as_ref()) {
+        Some(identity) => identity,
+        None => {
+            error!("{} - MQTT authentication error", link.log_prefix());
+            return refuse(v5::ConnectReturnCode::NotAuthorized);
+        }
+    };
+    let props = connect.properties.unwrap_or_default();
+    Some(Accepted {
+        version,
+        client_id,
+        assigned,
+        keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
+        will,
+        identity,
+        limits: ClientLimits {
+            max_packet: props.max_packet_size,
+            alias_max: props.topic_alias_max.unwrap_or(0),
+        },
+    })
+}
+
+type ConnectParts = (
+    Version,
+    v5::Connect,
+    Option<v5::LastWill>,
+    Option<v5::Login>,
+);
+
+/// Reads bytes until a whole CONNECT is decoded.
+async fn read_connect<R: AsyncRead + Unpin>(
+    link: &ClientLink,
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Option<ConnectParts> {
+    let mut version = None;
+    loop {
+        if version.is_none() {
+            match packet::peek_connect(buf) {
+                Ok(v) => version = v,
+                Err(CodecError::Protocol(name, level)) => {
+                    debug!(
+                        "{} - MQTT protocol {name:?} level {level}",
+                        link.log_prefix()
+                    );
+                    refuse(
+                        link,
+                        Version::V4,
+                        v5::ConnectReturnCode::UnsupportedProtocolVersion,
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    debug!("{} - MQTT: {e}", link.log_prefix());
+                    return None;
+                }
+            }
+        }
+        if let Some(v) = version {
+            match packet::decode(v, buf, max) {
+                Ok(Some(v5::Packet::Connect(c, will, login))) => return Some((v, c, will, login)),
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return None,
+            }
+        }
+        match reader.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Sends a refusing CONNACK (the caller closes the connection).
+fn refuse(link: &ClientLink, version: Version, code: v5::ConnectReturnCode) {
+    let ack = v5::ConnAck {
+        session_present: false,
+        code,
+        properties: None,
+    };
+    let mut buf = BytesMut::new();
+    if packet::encode(version, &v5::Packet::ConnAck(ack), &mut buf).is_ok() {
+        link.outbound.push_raw(&buf);
+    }
+}
+
+/// Checks the credentials as a NATS CONNECT carrying the same user, password (also
+/// tried as a token) and certificate.
+fn authenticate(service: &MqttService, peer: &Peer, login: Option<&v5::Login>) -> Option<Identity> {
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let connect = Connect {
+        user: login.and_then(|l| nonempty(&l.username)),
+        pass: login.and_then(|l| nonempty(&l.password)),
+        auth_token: login.and_then(|l| nonempty(&l.password)),
+        ..Connect::default()
+    };
+    service
+        .authenticator()
+        .authenticate(&connect, None, peer.cert.as_ref())
+        .ok()
+}
+
+/// A client id for a client that sent none (MQTT 5 returns it in CONNACK).
+fn generated_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..22)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! The MQTT listener: binds `mqtt { host, port }`, logs `Listening for MQTT clients on
+//! mqtt://host:port` as nats-server does, accepts connections (TLS first when `mqtt { tls
+//! {} }` is set: MQTT has no plain-text preamble), and spawns one task per connection.
+//! Each task holds a clone of `done`, so shutdown waits for every connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use super::MqttService;
+use super::conn;
+use crate::auth::CertIdentity;
+use crate::client::Peer;
+use crate::config::MqttConfig;
+
+/// Binds the MQTT listener and starts accepting; returns the bound address.
+///
+/// # Errors
+/// The bind error.
+pub(crate) async fn start(
+    service: Arc<MqttService>,
+    mqtt: &MqttConfig,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind((mqtt.host.as_str(), mqtt.port)).await?;
+    let addr = listener.local_addr()?;
+    let shown = match addr {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+    };
+    info!("Listening for MQTT clients on mqtt://{shown}");
+    tokio::spawn(accept_loop(service, listener, stop, done));
+    Ok(addr)
+}
+
+async fn accept_loop(
+    service: Arc<MqttService>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => on_accept(&service, stream, addr, done.clone()),
+                Err(e) => {
+                    error!("Error accepting MQTT client connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn on_accept(
+    service: &Arc<MqttService>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    done: mpsc::Sender<()>,
+) {
+    let state = Arc::clone(&service.state);
+    let config = state.config();
+    if state.clients.len() >= config.max_connections {
+        warn!(
+            "{addr} - maximum connections exceeded ({})",
+            config.max_connections
+        );
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let service = Arc::clone(service);
+    tokio::spawn(async move {
+        let peer = Peer::new(&state, addr);
+        match service.tls_acceptor() {
+            Some((acceptor, timeout)) => serve_tls(service, acceptor, timeout, stream, peer).await,
+            None => {
+                let (reader, writer) = stream.into_split();
+                conn::serve(service, reader, writer, peer).await;
+            }
+        }
+        drop(done);
+    });
+}
+
+async fn serve_tls(
+    service: Arc<MqttService>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: std::time::Duration,
+    stream: TcpStream,
+    mut peer: Peer,
+) {
+    let prefix = format!("{} - mid:{}", peer.addr, peer.cid);
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            error!("{prefix} - TLS handshake error: {e}");
+            return;
+        }
+        Err(_) => {
+            error!("{prefix} - TLS handshake timeout");
+            return;
+        }
+    };
+    peer.cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| CertIdentity::from_der(c));
+    let (reader, writer) = tokio::io::split(tls);
+    conn::serve(service, reader, writer, peer).await;
+}
