@@ -17,8 +17,10 @@ use tracing::debug;
 
 use super::MqttService;
 use super::connect::{self, Accepted};
+use super::deliver::ack_now;
 use super::outlet::Outlet;
-use super::packet::{self, CodecError, Version, v5};
+use super::packet::{self, CodecError, QoS, Version, v5};
+use super::session::Session;
 use crate::account::Account;
 use crate::auth::Permissions;
 use crate::client::{ClientLink, CloseReason, Peer};
@@ -34,6 +36,8 @@ pub(super) const TOPIC_ALIAS_MAX: u16 = 64;
 /// An MQTT subscription as the connection keeps it.
 #[derive(Debug)]
 pub(super) struct Held {
+    /// The QoS granted.
+    pub qos: QoS,
     /// Its router subscriptions (two for a filter ending in `/#`).
     pub subs: Vec<Arc<Subscription>>,
 }
@@ -57,6 +61,8 @@ pub(super) struct MqttConn {
     pub qos2: HashSet<u16>,
     /// Largest packet accepted.
     pub max_packet: usize,
+    /// The stored session (subscriptions, QoS 1 consumers).
+    pub session: Option<Session>,
 }
 
 /// Serves one accepted connection (plain or TLS) until it closes.
@@ -85,17 +91,35 @@ where
         let _ = tokio::time::timeout(config.write_deadline, writer_task).await;
         return;
     };
-    let mut conn = MqttConn::start(service, link, accepted, config.max_payload);
+    let Some(mut conn) = MqttConn::start(service, link, accepted, config.max_payload).await else {
+        let _ = tokio::time::timeout(config.write_deadline, writer_task).await;
+        return;
+    };
     let reason = conn.read_loop(&mut reader, &mut buf).await;
     conn.close(reason, writer_task).await;
 }
 
 impl MqttConn {
-    /// Registers the connection, takes over an older one with the same client id, and
-    /// answers CONNACK.
-    fn start(service: Arc<MqttService>, link: Arc<ClientLink>, a: Accepted, max: usize) -> Self {
+    /// Registers the connection, takes over an older one with the same client id, opens
+    /// its session and answers CONNACK; `None` (after a refusing CONNACK) when the
+    /// account's JetStream cannot hold MQTT state.
+    async fn start(
+        service: Arc<MqttService>,
+        link: Arc<ClientLink>,
+        a: Accepted,
+        max: usize,
+    ) -> Option<Self> {
         let state = Arc::clone(&service.state);
         let account = state.accounts.get(&a.identity.account);
+        let store = match service.store(&account).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{} - MQTT state unavailable: {e}", link.log_prefix());
+                connect::refuse(&link, a.version, v5::ConnectReturnCode::ServerUnavailable);
+                link.outbound.close_with(CloseReason::ServerShutdown);
+                return None;
+            }
+        };
         let outlet = Arc::new(Outlet::new(Arc::clone(&link), a.version, a.limits));
         if let Ok(mut info) = link.info.write() {
             info.user = a.identity.user.clone();
@@ -112,7 +136,9 @@ impl MqttConn {
             link.log_prefix(),
             a.client_id
         );
-        let conn = Self {
+        let (session, present) =
+            Session::open(store, &a.client_id, a.clean_start, a.session_expiry).await;
+        let mut conn = Self {
             service,
             link,
             outlet,
@@ -125,9 +151,11 @@ impl MqttConn {
             aliases: HashMap::new(),
             qos2: HashSet::new(),
             max_packet: max,
+            session: Some(session),
         };
-        conn.connack(&a, false);
-        conn
+        conn.connack(&a, present);
+        conn.restore_subscriptions().await;
+        Some(conn)
     }
 
     fn connack(&self, a: &Accepted, session_present: bool) {
@@ -163,7 +191,7 @@ impl MqttConn {
         buf: &mut BytesMut,
     ) -> Ended {
         // Packets that came with CONNECT.
-        if let Err(end) = self.process(buf) {
+        if let Err(end) = self.process(buf).await {
             return end;
         }
         let grace = self.keep_alive + self.keep_alive / 2;
@@ -181,7 +209,7 @@ impl MqttConn {
                         if !grace.is_zero() {
                             idle.as_mut().reset(tokio::time::Instant::now() + grace);
                         }
-                        if let Err(end) = self.process(buf) {
+                        if let Err(end) = self.process(buf).await {
                             return end;
                         }
                     }
@@ -201,10 +229,10 @@ impl MqttConn {
     }
 
     /// Decodes and handles every whole packet in `buf`.
-    fn process(&mut self, buf: &mut BytesMut) -> Result<(), Ended> {
+    async fn process(&mut self, buf: &mut BytesMut) -> Result<(), Ended> {
         loop {
             match packet::decode(self.outlet.version, buf, self.max_packet) {
-                Ok(Some(p)) => self.handle(p)?,
+                Ok(Some(p)) => self.handle(p).await?,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.malformed(&e)),
             }
@@ -221,7 +249,7 @@ impl MqttConn {
         Ended::Lost(CloseReason::ProtocolViolation)
     }
 
-    fn handle(&mut self, p: v5::Packet) -> Result<(), Ended> {
+    async fn handle(&mut self, p: v5::Packet) -> Result<(), Ended> {
         match p {
             v5::Packet::Publish(p) => self.on_publish(p)?,
             v5::Packet::PubAck(a) => self.on_puback(a.pkid),
@@ -230,8 +258,8 @@ impl MqttConn {
                 self.outlet
                     .send(&v5::Packet::PubComp(v5::PubComp::new(r.pkid, None)));
             }
-            v5::Packet::Subscribe(s) => self.on_subscribe(s),
-            v5::Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            v5::Packet::Subscribe(s) => self.on_subscribe(s).await,
+            v5::Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
             v5::Packet::PingReq(_) => {
                 self.outlet.send(&v5::Packet::PingResp(v5::PingResp));
             }
@@ -250,7 +278,7 @@ impl MqttConn {
     /// The client acknowledged a QoS 1 delivery: settle it in JetStream.
     fn on_puback(&mut self, pkid: u16) {
         if let Some(ack) = self.outlet.acked(pkid) {
-            super::jsa::ack(&self.account, &ack);
+            ack_now(&self.account, &ack);
         }
     }
 
@@ -274,6 +302,7 @@ impl MqttConn {
         if let Ok(mut subs) = self.link.subs.lock() {
             subs.clear();
         }
+        self.close_session().await;
         let state = &self.service.state;
         state.clients.unregister(self.link.cid);
         self.service

@@ -28,10 +28,14 @@ pub(super) struct Accepted {
     pub client_id: String,
     /// True when the server made the id up (MQTT 5 returns it in CONNACK).
     pub assigned: bool,
+    pub clean_start: bool,
     pub keep_alive: Duration,
     pub will: Option<v5::LastWill>,
     pub identity: Identity,
     pub limits: ClientLimits,
+    /// Seconds the session outlives the connection: MQTT 5's session expiry interval;
+    /// 3.1.1: 0 for a clean session, for ever (`u32::MAX`) otherwise.
+    pub session_expiry: u32,
 }
 
 /// Reads CONNECT within the authentication timeout and checks it. Refusals are answered
@@ -78,17 +82,25 @@ pub(super) async fn accept<R: AsyncRead + Unpin>(
         }
     };
     let props = connect.properties.unwrap_or_default();
+    let session_expiry = match version {
+        Version::V5 => props.session_expiry_interval.unwrap_or(0),
+        Version::V4 if connect.clean_start => 0,
+        Version::V4 => u32::MAX,
+    };
     Some(Accepted {
         version,
         client_id,
         assigned,
+        clean_start: connect.clean_start,
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
         will,
         identity,
         limits: ClientLimits {
+            receive_max: props.receive_maximum.filter(|m| *m > 0).unwrap_or(u16::MAX),
             max_packet: props.max_packet_size,
             alias_max: props.topic_alias_max.unwrap_or(0),
         },
+        session_expiry,
     })
 }
 
@@ -144,7 +156,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
 }
 
 /// Sends a refusing CONNACK (the caller closes the connection).
-fn refuse(link: &ClientLink, version: Version, code: v5::ConnectReturnCode) {
+pub(super) fn refuse(link: &ClientLink, version: Version, code: v5::ConnectReturnCode) {
     let ack = v5::ConnAck {
         session_present: false,
         code,

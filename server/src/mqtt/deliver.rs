@@ -10,12 +10,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rill_protocol::headers::find;
 
 use super::outlet::{Outlet, Sent, publish_packet};
 use super::packet::QoS;
 use super::props;
 use super::topic::{is_reserved, subject_to_topic};
+use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 /// The header carrying the QoS an MQTT client published a message with.
@@ -75,4 +77,88 @@ impl Subscriber for MqttSub {
     fn is_alive(&self) -> bool {
         !self.outlet.link.outbound.is_closed()
     }
+}
+
+/// The delivery side of a QoS 1 subscription: its JetStream consumer pushes the stored
+/// messages to `$MQTT.sub.<id>`, and each goes out as a QoS 1 PUBLISH whose packet id is
+/// tied to the message's `$JS.ACK…` subject until the client's PUBACK settles it. A
+/// redelivery of a message still in flight reuses its packet id with DUP set.
+#[derive(Debug)]
+pub(crate) struct JsSub {
+    /// The connection it delivers to.
+    pub(crate) outlet: Arc<Outlet>,
+    /// The MQTT filter as the client sent it.
+    pub(crate) filter: String,
+    /// MQTT 5 subscription identifier.
+    pub(crate) sub_id: Option<usize>,
+    /// Where acknowledgements are published.
+    pub(crate) account: Arc<Account>,
+}
+
+impl Subscriber for JsSub {
+    fn owner_id(&self) -> u64 {
+        self.outlet.link.cid
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let (Some(subject), Some(ack)) = (stored_subject(msg.subject), msg.reply_bytes()) else {
+            return Delivery::Dropped;
+        };
+        let topic = subject_to_topic(subject);
+        if is_reserved(&topic) && !is_reserved(&self.filter) {
+            ack_now(&self.account, &ack);
+            return Delivery::Queued;
+        }
+        let Some((pkid, dup)) = self.outlet.track(ack_key(&ack), ack.clone()) else {
+            // The client's receive maximum is used up: JetStream sends it again later.
+            return Delivery::Dropped;
+        };
+        let mut p = publish_packet(&topic, QoS::AtLeastOnce, false, msg.payload_bytes());
+        p.pkid = pkid;
+        p.dup = dup;
+        p.properties = props::to_mqtt(&self.outlet, msg, self.sub_id);
+        match self.outlet.publish(p) {
+            Sent::Queued => Delivery::Queued,
+            Sent::Discarded => {
+                // Too large for the client: settled as if delivered (MQTT 5 says drop it).
+                self.outlet.acked(pkid);
+                ack_now(&self.account, &ack);
+                Delivery::Queued
+            }
+            Sent::Refused => Delivery::Dropped,
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.outlet.link.outbound.is_closed()
+    }
+}
+
+/// Acknowledges a JetStream delivery: an empty message to its `$JS.ACK…` subject.
+pub(crate) fn ack_now(account: &Account, ack: &Bytes) {
+    if ack.is_empty() {
+        return;
+    }
+    let empty = Bytes::new();
+    account
+        .router
+        .publish(0, true, &Msg::new(ack, None, None, &empty));
+}
+
+/// A stored message's identity across redeliveries, from its ack subject
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…`: consumer and stream sequence.
+fn ack_key(ack: &[u8]) -> String {
+    let text = String::from_utf8_lossy(ack);
+    let t: Vec<&str> = text.split('.').collect();
+    match t.as_slice() {
+        ["$JS", "ACK", _stream, consumer, _delivered, sseq, ..] => format!("{consumer}.{sseq}"),
+        _ => text.into_owned(),
+    }
+}
+
+/// The subject a stored QoS 1 message was published on, without the `$MQTT.msgs.` prefix.
+fn stored_subject(subject: &[u8]) -> Option<&str> {
+    std::str::from_utf8(subject)
+        .ok()?
+        .strip_prefix(super::store::MSGS_PREFIX)
 }

@@ -36,6 +36,8 @@ mod outlet;
 mod packet;
 mod props;
 mod publish;
+mod session;
+mod store;
 mod subscribe;
 pub mod topic;
 
@@ -46,10 +48,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::account::Account;
 use crate::auth::Authenticator;
 use crate::config::{Config, MqttConfig};
 use crate::server::ServerState;
+use jsa::JsaError;
 use outlet::Outlet;
+use store::MqttStore;
 
 /// The MQTT side of a server: its listener's TLS, and the live connections by client id.
 #[derive(Debug)]
@@ -59,6 +64,9 @@ pub struct MqttService {
     /// Live connections by (account, client id): a new connection with the same id
     /// takes the session over and the old one is closed (MQTT 3.1.4).
     live: Mutex<HashMap<(String, String), Arc<Outlet>>>,
+    /// Each account's MQTT state, made on the account's first CONNECT. An async mutex:
+    /// making it waits for JetStream, and connections of the account wait for that.
+    stores: tokio::sync::Mutex<HashMap<String, Arc<MqttStore>>>,
 }
 
 impl MqttService {
@@ -83,6 +91,7 @@ impl MqttService {
             state: Arc::clone(state),
             tls,
             live: Mutex::new(HashMap::new()),
+            stores: tokio::sync::Mutex::new(HashMap::new()),
         });
         let addr = listener::start(Arc::clone(&service), mqtt, stop, done)
             .await
@@ -126,6 +135,21 @@ impl MqttService {
             return Arc::new(Authenticator::new(&own));
         }
         self.state.authenticator()
+    }
+
+    /// The MQTT state of `account`, made (streams ensured, retained messages loaded) on
+    /// first use.
+    ///
+    /// # Errors
+    /// [`JsaError`] when the account's JetStream cannot hold it.
+    async fn store(&self, account: &Arc<Account>) -> Result<Arc<MqttStore>, JsaError> {
+        let mut stores = self.stores.lock().await;
+        if let Some(s) = stores.get(&account.name) {
+            return Ok(Arc::clone(s));
+        }
+        let store = Arc::new(MqttStore::open(Arc::clone(account), self.config()).await?);
+        stores.insert(account.name.clone(), Arc::clone(&store));
+        Ok(store)
     }
 
     /// Registers `outlet` as the live connection of `client_id`; returns the one it

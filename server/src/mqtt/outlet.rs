@@ -41,6 +41,7 @@ struct Inflight {
 
 #[derive(Debug, Default)]
 struct OutState {
+    next_pkid: u16,
     inflight: HashMap<u16, Inflight>,
     by_key: HashMap<String, u16>,
     /// Outgoing topic aliases (MQTT 5), by topic.
@@ -50,6 +51,8 @@ struct OutState {
 /// The MQTT 5 limits the client announced in CONNECT.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ClientLimits {
+    /// Most QoS 1 messages in flight (receive maximum); 65535 when unset.
+    pub receive_max: u16,
     /// Largest packet the client accepts; `None` when unset.
     pub max_packet: Option<u32>,
     /// Most topic aliases the client accepts from the server.
@@ -76,7 +79,10 @@ impl Outlet {
             link,
             version,
             limits,
-            state: Mutex::new(OutState::default()),
+            state: Mutex::new(OutState {
+                next_pkid: 1,
+                ..OutState::default()
+            }),
             disconnected: AtomicBool::new(false),
         }
     }
@@ -151,6 +157,34 @@ impl Outlet {
         }
     }
 
+    /// A packet id for a QoS 1 delivery identified by `key` that `ack` settles: the same
+    /// id (and `dup`) when it is a redelivery of a message still in flight; `None` when
+    /// the client's receive maximum (or the 16-bit id space) is used up.
+    pub(crate) fn track(&self, key: String, ack: Bytes) -> Option<(u16, bool)> {
+        let mut st = self.lock();
+        if let Some(&pkid) = st.by_key.get(&key) {
+            if let Some(f) = st.inflight.get_mut(&pkid) {
+                f.ack = ack;
+            }
+            return Some((pkid, true));
+        }
+        let max = usize::from(self.limits.receive_max.max(1));
+        if st.inflight.len() >= max {
+            return None;
+        }
+        let mut pkid = st.next_pkid;
+        for _ in 0..=u16::MAX {
+            if pkid != 0 && !st.inflight.contains_key(&pkid) {
+                break;
+            }
+            pkid = pkid.wrapping_add(1);
+        }
+        st.next_pkid = pkid.wrapping_add(1);
+        st.by_key.insert(key.clone(), pkid);
+        st.inflight.insert(pkid, Inflight { ack, key });
+        Some((pkid, false))
+    }
+
     /// The client acknowledged `pkid`: the JetStream ack subject to settle, if it was
     /// in flight.
     pub(crate) fn acked(&self, pkid: u16) -> Option<Bytes> {
@@ -158,6 +192,11 @@ impl Outlet {
         let f = st.inflight.remove(&pkid)?;
         st.by_key.remove(&f.key);
         Some(f.ack)
+    }
+
+    /// The client's receive maximum (QoS 1 messages in flight at once).
+    pub(crate) fn receive_max(&self) -> u16 {
+        self.limits.receive_max
     }
 }
 

@@ -1,7 +1,9 @@
 //! MQTT → NATS: a PUBLISH (or a will) becomes a message on the converted subject, with
 //! `Nmqtt-Pub: <qos>` and the MQTT 5 properties as headers (see `props`) and the
 //! response topic as its reply subject, routed through the account's router like any
-//! NATS publish.
+//! NATS publish. A QoS 1 message is also stored in `$MQTT_msgs` for the QoS 1
+//! subscriptions' consumers, and its PUBACK goes out once it is stored; a retained one
+//! replaces its topic's retained message.
 
 use std::sync::atomic::Ordering;
 
@@ -37,7 +39,15 @@ impl MqttConn {
         }
         let allowed = self.perms.as_ref().is_none_or(|x| x.can_publish(&subject));
         if allowed {
-            self.route(&subject, &p);
+            let headers = self.route(&subject, &p);
+            if p.qos == QoS::AtLeastOnce
+                && let Some(session) = &self.session
+            {
+                let stored = super::store::MqttStore::msgs_subject(&subject);
+                let jsa = &session.store.jsa;
+                jsa.store_then_puback(&stored, &headers, &p.payload, &self.outlet, p.pkid);
+                return Ok(());
+            }
         } else {
             error!(
                 "{} - \"{}/user:{}\" - Publish Violation - Subject \"{subject}\"",
@@ -96,8 +106,9 @@ impl MqttConn {
         Ended::Lost(CloseReason::ProtocolViolation)
     }
 
-    /// Publishes the message on `subject` to NATS subscribers (MQTT ones included).
-    fn route(&self, subject: &str, p: &v5::Publish) {
+    /// Publishes the message on `subject` to NATS subscribers (MQTT ones included) and
+    /// keeps it when it is retained; returns its header block.
+    fn route(&self, subject: &str, p: &v5::Publish) -> Bytes {
         let headers = props::to_nats(p.qos as u8, p.properties.as_ref());
         let reply = p
             .properties
@@ -116,6 +127,14 @@ impl MqttConn {
         Stats::add(&stats.in_bytes, size);
         Stats::add(&stats.out_msgs, fanout.delivered as u64);
         Stats::add(&stats.out_bytes, fanout.delivered as u64 * size);
+        if p.retain
+            && let Some(session) = &self.session
+        {
+            let topic = String::from_utf8_lossy(&p.topic);
+            let store = &session.store;
+            store.retain(msg.subject_str(), &topic, p.qos as u8, &headers, &p.payload);
+        }
+        headers
     }
 
     /// Publishes the will of a connection that ended without DISCONNECT.
@@ -139,6 +158,15 @@ impl MqttConn {
             payload: w.message,
             properties: None,
         };
-        self.route(&subject, &p);
+        let headers = self.route(&subject, &p);
+        if p.qos != QoS::AtMostOnce
+            && let Some(session) = &self.session
+        {
+            let stored = super::store::MqttStore::msgs_subject(&subject);
+            session
+                .store
+                .jsa
+                .publish(&stored, None, Some(&headers), &p.payload);
+        }
     }
 }

@@ -1,0 +1,163 @@
+//! MQTT sessions, QoS 1, retained messages and wills, stored in JetStream: the same
+//! MQTT 3.1.1 scenarios against rill and nats-server 2.15.1 (with paho-mqtt), and what
+//! MQTT publishes look like to a JetStream stream.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rill_tests::ServerKind;
+use serde_json::{Value, json};
+
+use crate::mqtt::{mqtt_port, msgs, paho, scenario, start};
+
+/// Session settings of the test servers: quick redelivery so a lost PUBACK shows up.
+const MQTT: &str = "ack_wait: \"2s\"";
+
+/// `msgs` without the fields that differ by timing only (dup on a redelivery).
+fn plain(list: Vec<Value>) -> Vec<Value> {
+    list.into_iter()
+        .map(|mut m| {
+            if let Some(o) = m.as_object_mut() {
+                o.remove("dup");
+            }
+            m
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_persistent_session_gets_its_qos1_messages_after_disconnect_and_restart() {
+    if !paho() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let (mut server, port) = start(kind, MQTT, "").await;
+        let before = json!([
+            {"op": "connect", "name": "dev", "id": "dev-1", "v": 4, "clean": false},
+            {"op": "sub", "name": "dev", "filter": "orders/#", "qos": 1},
+            {"op": "disconnect", "name": "dev"},
+            {"op": "connect", "name": "shop", "v": 4},
+            {"op": "pub", "name": "shop", "topic": "orders/1", "payload": "one", "qos": 1},
+            {"op": "pub", "name": "shop", "topic": "orders/2", "payload": "two", "qos": 1},
+            {"op": "pub", "name": "shop", "topic": "orders", "payload": "root", "qos": 1},
+            {"op": "pub", "name": "shop", "topic": "status/shop", "payload": "open", "qos": 1, "retain": true},
+        ]);
+        let first = scenario(port, &before).await;
+        assert_eq!(first["dev"]["subacks"], json!([[1]]), "{kind:?}: {first}");
+        assert_eq!(
+            first["shop"]["pubacks"].as_array().map(Vec::len),
+            Some(4),
+            "{kind:?}"
+        );
+        server.restart().await;
+        let port = mqtt_port(&server).await;
+        let after = json!([
+            {"op": "connect", "name": "dev", "id": "dev-1", "v": 4, "clean": false},
+            {"op": "wait_msgs", "name": "dev", "count": 3},
+            {"op": "connect", "name": "late", "v": 4},
+            {"op": "sub", "name": "late", "filter": "status/+", "qos": 1},
+            {"op": "wait_msgs", "name": "late", "count": 1},
+            {"op": "sleep", "secs": 0.3},
+        ]);
+        let second = scenario(port, &after).await;
+        seen.push(json!({
+            "session_present": second["dev"]["session_present"],
+            "dev_got": plain(msgs(&second, "dev")),
+            "late_got": plain(msgs(&second, "late")),
+        }));
+        drop(server);
+    }
+    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
+    insta::assert_json_snapshot!("mqtt_session_restart", seen[0]);
+}
+
+#[tokio::test]
+async fn wills_retained_messages_and_clean_sessions_match_nats_server() {
+    if !paho() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let (server, port) = start(kind, MQTT, "").await;
+        let steps = json!([
+            {"op": "connect", "name": "watch", "v": 4},
+            {"op": "sub", "name": "watch", "filter": "wills/#", "qos": 1},
+            {"op": "connect", "name": "dev", "id": "dev-w", "v": 4,
+             "will": {"topic": "wills/dev-w", "payload": "gone", "qos": 1, "retain": true}},
+            {"op": "connect", "name": "tidy", "id": "dev-t", "v": 4,
+             "will": {"topic": "wills/dev-t", "payload": "never sent"}},
+            {"op": "disconnect", "name": "tidy"},
+            {"op": "drop", "name": "dev"},
+            {"op": "wait_msgs", "name": "watch", "count": 1},
+            {"op": "connect", "name": "later", "v": 4},
+            {"op": "sub", "name": "later", "filter": "wills/+", "qos": 0},
+            {"op": "wait_msgs", "name": "later", "count": 1},
+            {"op": "pub", "name": "later", "topic": "wills/dev-w", "payload": "", "retain": true, "qos": 1},
+            {"op": "connect", "name": "last", "v": 4, "clean": true},
+            {"op": "sub", "name": "last", "filter": "wills/#"},
+            {"op": "sleep", "secs": 0.5},
+            {"op": "connect", "name": "fresh", "id": "dev-1", "v": 4, "clean": true},
+        ]);
+        let out = scenario(port, &steps).await;
+        seen.push(json!({
+            "watch_got": plain(msgs(&out, "watch")),
+            "later_got": plain(msgs(&out, "later")),
+            "last_got": plain(msgs(&out, "last")),
+            "fresh_session_present": out["fresh"]["session_present"],
+        }));
+        drop(server);
+    }
+    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
+    insta::assert_json_snapshot!("mqtt_will_retained", seen[0]);
+}
+
+#[tokio::test]
+async fn qos1_mqtt_publishes_land_in_a_jetstream_stream() {
+    if !paho() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let (server, port) = start(kind, MQTT, "").await;
+        let js = server.jetstream().await;
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "DEVICES".into(),
+            subjects: vec!["telemetry.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+        let steps = json!([
+            {"op": "connect", "name": "dev", "v": 4},
+            {"op": "pub", "name": "dev", "topic": "telemetry/boiler/temp", "payload": "71", "qos": 1},
+            {"op": "pub", "name": "dev", "topic": "telemetry/boiler/state", "payload": "on", "qos": 0},
+        ]);
+        scenario(port, &steps).await;
+        let stream = js.get_stream("DEVICES").await.expect("stream");
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await
+            .expect("consumer");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(2)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = batch.next().await {
+            let qos = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nmqtt-Pub"))
+                .map(|v| v.to_string());
+            got.push(json!({"subject": m.subject.as_str(), "payload": String::from_utf8_lossy(&m.payload), "Nmqtt-Pub": qos}));
+        }
+        seen.push(got);
+        drop(server);
+    }
+    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
+    insta::assert_json_snapshot!("mqtt_into_stream", seen[0]);
+}
