@@ -26,6 +26,7 @@ mod js_streams;
 mod kv;
 mod monitoring;
 mod mqtt;
+mod mqtt5;
 mod mqtt_sessions;
 mod object_store;
 mod reload_auth;

@@ -93,7 +93,12 @@ impl MqttConn {
             );
             return R::NotAuthorized;
         }
-        let qos = qos_of(f.qos as u8);
+        // A shared subscription is a queue group of plain subscriptions: granted QoS 0,
+        // since one consumer per member would hand every member every QoS 1 message.
+        let qos = match group {
+            Some(_) => QoS::AtMostOnce,
+            None => qos_of(f.qos as u8),
+        };
         let old = self.detach(&f.path);
         if qos == QoS::AtMostOnce
             && let (Some(old), Some(session)) = (&old, &self.session)
