@@ -1,5 +1,5 @@
-//! `/connz` (open connections, with nats-server's limit/offset/sort/subs
-//! parameters) and `/subsz` (subscription totals and, with `subs=1`, the list).
+//! `/connz` (open connections, with nats-server's limit/offset/sort/cid/subs
+//! parameters, `subs=detail` included) and `/subsz` (subscription totals and, with `subs=1`, the list).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +52,55 @@ fn sort_clients(clients: &mut [Arc<ClientLink>], sort: &str) {
     }
 }
 
-fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
+/// What `subs=` asks for: nothing, the subjects (`1`/`true`), or one object per
+/// subscription (`detail`), as nats-server's `subscriptions_list_detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subs {
+    None,
+    List,
+    Detail,
+}
+
+impl Subs {
+    fn from_query(q: &HashMap<String, String>) -> Self {
+        match q.get("subs").map(String::as_str) {
+            Some("detail") => Subs::Detail,
+            Some("1" | "true") => Subs::List,
+            _ => Subs::None,
+        }
+    }
+}
+
+/// `subscriptions_list_detail` entries: subject, queue group, sid, delivered count, cid.
+fn subs_detail(c: &ClientLink) -> Value {
+    let mut list: Vec<Value> = c
+        .subs
+        .lock()
+        .map(|s| {
+            s.values()
+                .map(|sub| {
+                    let mut entry = json!({
+                        "subject": String::from_utf8_lossy(&sub.subject),
+                        "sid": String::from_utf8_lossy(&sub.sid),
+                        "msgs": sub.delivered(),
+                        "cid": c.cid,
+                    });
+                    if let Some(queue) = &sub.queue {
+                        entry["qgroup"] = json!(String::from_utf8_lossy(queue));
+                    }
+                    if sub.max() > 0 {
+                        entry["max"] = json!(sub.max());
+                    }
+                    entry
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort_by(|a, b| a["sid"].as_str().cmp(&b["sid"].as_str()));
+    json!(list)
+}
+
+fn connection(c: &ClientLink, now: SystemTime, subs: Subs) -> Value {
     let info = c.info.read().map(|i| i.clone()).unwrap_or_default();
     let mut doc = json!({
         "cid": c.cid,
@@ -85,7 +133,9 @@ fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
     if let Some(user) = info.user.clone() {
         doc["authorized_user"] = json!(user);
     }
-    if subs {
+    if subs == Subs::Detail {
+        doc["subscriptions_list_detail"] = subs_detail(c);
+    } else if subs == Subs::List {
         let mut list: Vec<String> = c
             .subs
             .lock()
@@ -104,10 +154,12 @@ fn connection(c: &ClientLink, now: SystemTime, subs: bool) -> Value {
 /// The `/connz` document.
 pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
     let (offset, limit) = paging(q);
-    let subs = q
-        .get("subs")
-        .is_some_and(|v| v == "1" || v == "true" || v == "detail");
+    let subs = Subs::from_query(q);
     let mut clients = state.clients.all();
+    // `cid=N`: that connection alone (nats.js and the nats CLI ask for one client).
+    if let Some(cid) = q.get("cid").and_then(|v| v.parse::<u64>().ok()) {
+        clients.retain(|c| c.cid == cid);
+    }
     sort_clients(&mut clients, q.get("sort").map_or("cid", String::as_str));
     let now = SystemTime::now();
     let page: Vec<Value> = clients

@@ -6,8 +6,12 @@
 //!   `$JS.API.INFO`, the ports file named after the invoked program, config parse errors
 //!   worded as nats-server words them.
 //! - `domain`: the JetStream API under `$JS.<domain>.API.>`.
+//! - `pull`: pull requests nats-server refuses at once, `no_wait` with `expires`.
+//! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
 
 mod domain;
+mod pull;
+mod resub;
 mod version;
 
 use rill_tests::ServerKind;

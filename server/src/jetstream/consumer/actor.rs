@@ -315,10 +315,11 @@ impl<S: Source> Actor<S> {
     pub(super) fn on_pull(&mut self, reply: Bytes, body: &[u8], now: Instant) {
         let req = match NextRequest::parse(body) {
             Ok(r) => r,
-            Err(_) => NextRequest {
-                batch: 1,
-                ..NextRequest::default()
-            },
+            Err(e) => {
+                let st = super::status::bad_request(&e.to_string());
+                self.out.deliver(&reply, &status_msg(&reply, st, None));
+                return;
+            }
         };
         if let Err(st) = check(&self.cfg, &req) {
             self.out.deliver(&reply, &status_msg(&reply, st, None));

@@ -191,14 +191,7 @@ impl<S: Source> Actor<S> {
         match target {
             Target::Pull(mut req) => {
                 self.out.deliver(&req.reply, &out);
-                req.batch -= 1;
-                if let Some(b) = req.bytes.as_mut() {
-                    *b -= size as i64;
-                }
-                if let (Some(h), Some(_)) = (req.heartbeat, req.next_hb) {
-                    req.next_hb = Some(now + h);
-                }
-                if req.batch > 0 && req.bytes.is_none_or(|b| b > 0) {
+                if req.delivered(size, now) {
                     self.waiting.requeue(req, true);
                 }
             }

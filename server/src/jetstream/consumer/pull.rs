@@ -1,9 +1,18 @@
 //! Pull consumers: the queue of waiting `CONSUMER.MSG.NEXT` requests with their batch,
-//! byte budget, expiry, `no_wait` and idle heartbeats, and the `409` checks against
-//! the consumer's `max_waiting` / `max_batch` / `max_expires` / `max_bytes`.
+//! byte budget, expiry, `no_wait` and idle heartbeats, the `400` checks of the request
+//! itself and the `409` checks against the consumer's `max_waiting` / `max_batch` /
+//! `max_expires` / `max_bytes`.
 //!
 //! Owns the waiting requests. Requests are served round-robin, one message at a
 //! time, so several workers share a busy consumer fairly.
+//!
+//! As nats-server 2.15.1 (each checked over the wire): a body that is not valid JSON, or
+//! a number that does not fit (`batch` = 2^64), gets `400 Bad Request - <why>` instead
+//! of being read as batch 1; an idle heartbeat above half the expiry (or without one)
+//! gets `400 Bad Request - heartbeat value too large` at once; `min_pending` /
+//! `min_ack_pending` and a pin `id` get `400` on a consumer without those priority
+//! policies (rill has none yet). `no_wait` with `expires` waits for the first message
+//! until it expires (then `408`), and ends with `404` once nothing more is pending.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -31,6 +40,9 @@ pub(crate) struct PullRequest {
     pub heartbeat: Option<Duration>,
     /// Next heartbeat due.
     pub next_hb: Option<Instant>,
+    /// `no_wait` with `expires`: waits for a first message (until it expires) before
+    /// `no_wait` applies.
+    pub waits_for_first: bool,
 }
 
 impl PullRequest {
@@ -49,7 +61,21 @@ impl PullRequest {
             no_wait: req.no_wait,
             heartbeat,
             next_hb: heartbeat.map(|h| now + h),
+            waits_for_first: req.no_wait && !req.expires.is_zero(),
         }
+    }
+
+    /// Counts a message of `size` bytes sent to it at `now`; true while it wants more.
+    pub(crate) fn delivered(&mut self, size: usize, now: Instant) -> bool {
+        self.batch -= 1;
+        if let Some(b) = self.bytes.as_mut() {
+            *b -= i64::try_from(size).unwrap_or(i64::MAX);
+        }
+        if let (Some(h), Some(_)) = (self.heartbeat, self.next_hb) {
+            self.next_hb = Some(now + h);
+        }
+        self.waits_for_first = false;
+        self.batch > 0 && self.bytes.is_none_or(|b| b > 0)
     }
 
     /// The `Nats-Pending-Bytes` figure.
@@ -58,10 +84,20 @@ impl PullRequest {
     }
 }
 
-/// Checks a request against the consumer's limits; `Err` is the `409` to answer.
+/// Checks a request against the consumer's limits; `Err` is the `400` or `409` to answer.
 pub(crate) fn check(cfg: &ConsumerConfig, req: &NextRequest) -> Result<(), Bytes> {
     if cfg.is_push() {
         return Err(status::conflict("Consumer is push based"));
+    }
+    let hb = req.idle_heartbeat.0;
+    if hb > 0 && (req.expires.0 <= 0 || hb > req.expires.0 / 2) {
+        return Err(status::bad_request("heartbeat value too large"));
+    }
+    if req.min_pending > 0 || req.min_ack_pending > 0 {
+        return Err(status::bad_request("Not a Overflow Priority consumer"));
+    }
+    if !req.id.is_empty() {
+        return Err(status::bad_request("Not a Pinned Client Priority consumer"));
     }
     if cfg.max_batch > 0 && req.batch > cfg.max_batch {
         let text = format!("Exceeded MaxRequestBatch of {}", cfg.max_batch);
@@ -145,14 +181,16 @@ impl WaitQueue {
             .collect()
     }
 
-    /// `no_wait` requests that cannot be served now get `404 No Messages`.
+    /// `no_wait` requests that cannot be served now get `404 No Messages` (those with
+    /// `expires` only once they had a message).
     pub(crate) fn finish_no_wait(&mut self) -> Vec<Reply> {
         let mut out = Vec::new();
         self.reqs.retain(|r| {
-            if r.no_wait {
+            let done = r.no_wait && !r.waits_for_first;
+            if done {
                 out.push((r.reply.clone(), status::no_messages()));
             }
-            !r.no_wait
+            !done
         });
         out
     }

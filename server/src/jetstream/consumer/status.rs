@@ -50,6 +50,12 @@ pub(crate) fn conflict(text: &str) -> Bytes {
     HeaderMap::with_status(409, Some(text)).to_bytes()
 }
 
+/// `400 Bad Request - <detail>` (a pull request nats-server refuses: malformed JSON, a
+/// heartbeat too large for its expiry, priority fields the consumer has no use for).
+pub(crate) fn bad_request(detail: &str) -> Bytes {
+    HeaderMap::with_status(400, Some(&format!("Bad Request - {detail}"))).to_bytes()
+}
+
 /// `503` no responders, as nats-server answers a pull to a missing consumer.
 pub fn no_responders(subject: &str) -> Bytes {
     let mut h = HeaderMap::with_status(503, None);
