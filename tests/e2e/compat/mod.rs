@@ -5,10 +5,12 @@
 //! - `version`: the nats-server version and JetStream API level in INFO, `/varz` and
 //!   `$JS.API.INFO`, the ports file named after the invoked program, config parse errors
 //!   worded as nats-server words them.
+//! - `api`: known `$JS.API` requests rill does not serve, refused at once.
 //! - `domain`: the JetStream API under `$JS.<domain>.API.>`.
 //! - `pull`: pull requests nats-server refuses at once, `no_wait` with `expires`.
 //! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
 
+mod api;
 mod domain;
 mod pull;
 mod resub;

@@ -18,6 +18,7 @@ mod disabled;
 mod domain;
 mod msg;
 mod stream;
+mod unsupported;
 
 use std::sync::Arc;
 
@@ -189,6 +190,8 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     } else {
         None
     };
+    // Known requests rill does not serve get nats-server's refusal at once.
+    let reply = reply.or_else(|| js.is_enabled().then(|| unsupported::reply(op)).flatten());
     let Some(reply) = reply else {
         debug!("no reply");
         return;
