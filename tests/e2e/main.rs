@@ -11,6 +11,7 @@ mod drop_in;
 mod durability;
 mod examples_iot;
 mod full_disk;
+mod golden;
 mod js_accounts;
 mod js_consumers;
 mod js_consumers_bench;

@@ -267,7 +267,7 @@ fn u64s(vals: &[u64]) -> Vec<u8> {
 }
 
 /// Replays a log; returns the state and the length of its valid prefix.
-fn replay(data: &[u8]) -> (ConsumerState, usize) {
+pub(crate) fn replay(data: &[u8]) -> (ConsumerState, usize) {
     let mut st = ConsumerState::default();
     let mut pos = 0;
     while let Some(h) = data.get(pos..pos + 4) {

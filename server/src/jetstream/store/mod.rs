@@ -14,6 +14,14 @@
 //! - All file I/O goes through [`Vfs`]: [`StdFs`] in production, [`SimDisk`]
 //!   in crash tests.
 //!
+//! # Format version
+//! Everything on disk is format version 1: the block header's version field,
+//! the `index.snap` magic (`RILLIDX\x01`), `meta.cfg`'s version field, and the
+//! record kinds 1–3 of a consumer's `state.log`. A store written by this version
+//! is kept in `tests/golden/store-v1/`, and the e2e tests `golden_store_v1_*`
+//! start a real server on a copy of it (with and without its snapshot): a later
+//! format must keep opening it.
+//!
 //! Byte counts follow nats-server so clients see the same figures (see
 //! [`StreamState::bytes`]).
 
@@ -21,6 +29,8 @@ pub mod consumer;
 mod core;
 mod damage;
 mod file;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod generic;
 mod memory;
 pub mod meta;

@@ -15,7 +15,7 @@ const MAGIC: &[u8; 8] = b"RILLIDX\x01";
 /// Bytes per message entry.
 const ENTRY: usize = 36;
 
-struct BlockMeta {
+pub(super) struct BlockMeta {
     id: u32,
     first_seq: u64,
     prev_ts: i64,
@@ -125,26 +125,11 @@ impl FileBackend {
             return Ok(None);
         }
         let data = self.vfs.read_file(&path).map_err(|e| e.to_string())?;
-        let body_len = data.len().checked_sub(4).ok_or("snapshot too short")?;
-        let mut crc = [0; 4];
-        crc.copy_from_slice(&data[body_len..]);
-        if crc32fast::hash(&data[..body_len]) != u32::from_le_bytes(crc) {
-            return Err("snapshot checksum mismatch".into());
-        }
-        let mut r = Reader {
-            buf: &data[..body_len],
-            pos: 0,
-        };
-        if r.take(8)? != MAGIC {
-            return Err("snapshot magic".into());
-        }
-        let (metas, last_seq, last_ts) = read_blocks(&mut r)?;
-        // The checksum holds: these were the last sequence and time at the clean
-        // stop, even if the blocks no longer match.
-        self.snapshot_floor = Some((last_seq, last_ts));
-        let mut core = read_core(&mut r, &metas)?;
-        core.skip_to(last_seq);
-        core.set_last_ts(last_ts);
+        let (metas, _, _, core) = decode(&data, |floor| {
+            // The checksum holds: these were the last sequence and time at the
+            // clean stop, even if the blocks no longer match.
+            self.snapshot_floor = Some(floor);
+        })?;
         let checked = self
             .check_blocks(&metas, ids)
             .and_then(|()| self.install_blocks(&metas))
@@ -264,6 +249,33 @@ impl FileBackend {
         }
         self.lost.extend(run);
     }
+}
+
+/// A decoded snapshot: its blocks, last sequence and time, and index.
+pub(super) type Decoded = (Vec<BlockMeta>, u64, i64, Core<FileLoc>);
+
+/// Decodes and checks a snapshot file (checksum, magic, every entry within its
+/// block). `on_floor` gets (last_seq, last_ts) as soon as the checksum and header hold.
+pub(super) fn decode(data: &[u8], on_floor: impl FnOnce((u64, i64))) -> Result<Decoded, String> {
+    let body_len = data.len().checked_sub(4).ok_or("snapshot too short")?;
+    let mut crc = [0; 4];
+    crc.copy_from_slice(&data[body_len..]);
+    if crc32fast::hash(&data[..body_len]) != u32::from_le_bytes(crc) {
+        return Err("snapshot checksum mismatch".into());
+    }
+    let mut r = Reader {
+        buf: &data[..body_len],
+        pos: 0,
+    };
+    if r.take(8)? != MAGIC {
+        return Err("snapshot magic".into());
+    }
+    let (metas, last_seq, last_ts) = read_blocks(&mut r)?;
+    on_floor((last_seq, last_ts));
+    let mut core = read_core(&mut r, &metas)?;
+    core.skip_to(last_seq);
+    core.set_last_ts(last_ts);
+    Ok((metas, last_seq, last_ts, core))
 }
 
 /// Block entries, plus the snapshot's (last_seq, last_ts).

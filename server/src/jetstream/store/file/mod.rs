@@ -95,6 +95,8 @@
 
 mod block;
 mod durable;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod index;
 mod ops;
 pub(crate) mod record;
