@@ -9,7 +9,7 @@
 //! router                                              per-account subject routing
 //! account, auth                                       the account table, who may connect
 //! client::{link, registry}, server                    what other tasks reach; ServerState
-//! client, jetstream, monitoring                       connection tasks and services
+//! client, jetstream, monitoring, system               connection tasks and services
 //! listener, lifecycle, reload, signals                accept loops, start/stop, SIGHUP
 //! ```
 
@@ -31,6 +31,7 @@ pub mod server;
 pub mod shared;
 mod signals;
 pub mod stats;
+pub mod system;
 pub mod tls;
 
 pub use lifecycle::{Server, StartError, Stop};

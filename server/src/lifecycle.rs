@@ -26,7 +26,7 @@ use crate::client::CloseReason;
 use crate::config::{self, Config};
 use crate::server::ServerState;
 use crate::shared::{JsReport, VERSION};
-use crate::{jetstream, listener, monitoring, tls};
+use crate::{auth, jetstream, listener, monitoring, system, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,9 @@ pub enum StartError {
     /// The JetStream store directory cannot be created or written.
     #[error("Can't start JetStream: {0}")]
     JetStream(String),
+    /// The operator or a preloaded account JWT is invalid.
+    #[error("{0}")]
+    Operator(String),
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -94,6 +97,8 @@ pub struct Server {
     addr: SocketAddr,
     jetstream: Option<Arc<jetstream::JetStreams>>,
     mqtt: Option<Arc<crate::mqtt::MqttService>>,
+    /// The system account task (ends when accepting stops).
+    system_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -103,7 +108,14 @@ impl Server {
     /// [`StartError`] when the listener cannot be bound.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let config = Arc::new(config);
-        let state = ServerState::new(Arc::clone(&config));
+        let jwt = match &config.operator {
+            Some(op) => Some(
+                auth::jwt::JwtAuth::new(op, config.system_account.as_deref())
+                    .map_err(StartError::Operator)?,
+            ),
+            None => None,
+        };
+        let state = ServerState::with_jwt(Arc::clone(&config), jwt);
         log_banner(&state);
         if let Some(tls) = &config.tls {
             state.set_tls_acceptor(Some(tls::acceptor(tls)?));
@@ -142,6 +154,10 @@ impl Server {
             jetstream::store::meta::check_store_dir(&vfs, &js.store_dir)
                 .map_err(StartError::JetStream)?;
         }
+        let system_task = system::System::start(&state, stop_rx.clone()).map(|(sys, task)| {
+            state.set_system(sys);
+            task
+        });
         let jetstream = jetstream::JetStreams::start(&state).await;
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn JsReport>);
@@ -166,6 +182,7 @@ impl Server {
             addr,
             jetstream,
             mqtt,
+            system_task,
         })
     }
 
@@ -206,8 +223,12 @@ impl Server {
             mut done_rx,
             done_tx,
             jetstream,
+            system_task,
             ..
         } = self;
+        if let Some(task) = system_task {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
         drop(done_tx);
         let wait = self_wait(&mut done_rx);
         if tokio::time::timeout(Duration::from_secs(5), wait)

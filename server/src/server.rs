@@ -16,10 +16,12 @@ use rill_protocol::compat::{NATS_VERSION, info_api_level};
 
 use crate::account::Accounts;
 use crate::auth::Authenticator;
+use crate::auth::jwt::JwtAuth;
 use crate::client::registry::Clients;
 use crate::config::Config;
 use crate::shared::JsReport;
 use crate::stats::Stats;
+use crate::system::System;
 
 pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
 
@@ -46,11 +48,19 @@ pub struct ServerState {
     pub client_port: AtomicU64,
     monitor_addr: OnceLock<SocketAddr>,
     js_report: OnceLock<Arc<dyn JsReport>>,
+    /// Operator mode (kept across reloads: it holds the resolved account JWTs).
+    jwt: Option<Arc<JwtAuth>>,
+    system: OnceLock<Arc<System>>,
 }
 
 impl ServerState {
     /// Fresh state for `config`.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Self::with_jwt(config, None)
+    }
+
+    /// Fresh state for `config`, with operator mode when `jwt` is given.
+    pub fn with_jwt(config: Arc<Config>, jwt: Option<Arc<JwtAuth>>) -> Arc<Self> {
         let server_id = nkeys::KeyPair::new_server().public_key();
         let server_name = config
             .server_name
@@ -58,7 +68,7 @@ impl ServerState {
             .unwrap_or_else(|| server_id.clone());
         Arc::new(Self {
             client_port: AtomicU64::new(u64::from(config.port)),
-            auth: RwLock::new(Arc::new(Authenticator::new(&config))),
+            auth: RwLock::new(Arc::new(Authenticator::new(&config).with_jwt(jwt.clone()))),
             tls: RwLock::new(None),
             config: RwLock::new(config),
             server_id,
@@ -70,7 +80,24 @@ impl ServerState {
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
             js_report: OnceLock::new(),
+            jwt,
+            system: OnceLock::new(),
         })
+    }
+
+    /// Operator mode, when configured.
+    pub fn jwt(&self) -> Option<&Arc<JwtAuth>> {
+        self.jwt.as_ref()
+    }
+
+    /// Registers the system account service (once, at start).
+    pub fn set_system(&self, system: Arc<System>) {
+        let _ = self.system.set(system);
+    }
+
+    /// The system account service, when there is a system account.
+    pub fn system(&self) -> Option<&Arc<System>> {
+        self.system.get()
     }
 
     /// The configuration in force (replaced on reload).
@@ -84,7 +111,7 @@ impl ServerState {
     /// Replaces the configuration (reload) and the authenticator built from it.
     pub fn set_config(&self, config: Arc<Config>) {
         if let Ok(mut a) = self.auth.write() {
-            *a = Arc::new(Authenticator::new(&config));
+            *a = Arc::new(Authenticator::new(&config).with_jwt(self.jwt.clone()));
         }
         if let Ok(mut c) = self.config.write() {
             *c = config;

@@ -24,6 +24,8 @@ mod js_exactly_once;
 mod js_limits;
 mod js_nats_py;
 mod js_streams;
+mod jwt_auth;
+mod jwt_system;
 mod kv;
 mod monitoring;
 mod mqtt;

@@ -27,6 +27,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
 pub mod cli;
+pub mod jwt;
 pub mod raw;
 
 /// How long a server may take to answer its first `INFO` before the test fails.

@@ -16,6 +16,7 @@ mod server;
 mod stream;
 mod stream_flags;
 mod subscribe;
+mod system;
 
 use std::io::Read as _;
 
@@ -79,7 +80,7 @@ pub(crate) async fn run(conn: ConnOpts, command: Command) -> anyhow::Result<()> 
         Command::Events(args) => events::run(&conn, args).await,
         Command::Context(cmd) => context::run(&conn, cmd),
         Command::Bench(cmd) => bench::run(&conn, cmd).await,
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(&conn, args).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `rill server`: runs the rill server by executing the `rill-server` binary found next to this `rill`
+//! `rill server`: `ping`, `ls` and `info` ask running servers over the system account
+//! (see `system.rs`); otherwise it runs the rill server by executing the `rill-server` binary found next to this `rill`
 //! binary (or on PATH) with the given arguments. The CLI deliberately does not link the server crate.
 
 use std::ffi::OsString;
@@ -11,8 +12,9 @@ use anyhow::Context as _;
 #[derive(clap::Args, Debug)]
 #[command(
     disable_help_flag = true,
-    after_help = "rill server execs the rill-server binary found next to rill (or on PATH) and passes every \
-                  argument through unchanged, so `rill server --help` shows rill-server's own flags."
+    after_help = "rill server ping|ls|info ask the running servers over the system account. Anything else \
+                  execs the rill-server binary found next to rill (or on PATH) with every argument passed \
+                  through unchanged, so `rill server --help` shows rill-server's own flags."
 )]
 pub(crate) struct Args {
     /// Arguments for rill-server (e.g. -p 4222 -js -sd ./data)
@@ -29,8 +31,20 @@ fn server_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Replaces this process with rill-server (on Unix; elsewhere runs it and passes its exit code on).
-pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+/// `rill server ping|ls|info` ask the running servers over the system account; anything else
+/// replaces this process with rill-server (on Unix; elsewhere runs it and passes its exit code on).
+pub(crate) async fn run(conn: &crate::context::ConnOpts, args: Args) -> anyhow::Result<()> {
+    let first = args.args.first().and_then(|a| a.to_str());
+    if matches!(first, Some("ping" | "ls" | "info")) {
+        use clap::Parser as _;
+        let argv = std::iter::once(OsString::from("rill server")).chain(args.args);
+        let cmd = super::system::Cmd::try_parse_from(argv).unwrap_or_else(|e| e.exit());
+        return super::system::run(conn, cmd).await;
+    }
+    exec(args)
+}
+
+fn exec(args: Args) -> anyhow::Result<()> {
     let bin = server_binary();
     let mut command = Command::new(&bin);
     command.args(&args.args);

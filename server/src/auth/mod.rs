@@ -14,6 +14,7 @@
 //! set. Passwords and tokens starting with `$2` are bcrypt hashes.
 
 pub mod cert;
+pub mod jwt;
 pub mod permissions;
 
 use std::collections::HashMap;
@@ -43,10 +44,13 @@ pub enum AuthError {
     /// A certificate was required for `verify_and_map` but none mapped to a user.
     #[error("client certificate does not map to a user")]
     CertNotMapped,
+    /// A user JWT was refused (operator mode); the text says why.
+    #[error("{0}")]
+    Jwt(String),
 }
 
 /// The outcome of a successful authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     /// The user name (or nkey, or mapped certificate name); `None` without auth.
     pub user: Option<String>,
@@ -54,6 +58,8 @@ pub struct Identity {
     pub account: String,
     /// Compiled permissions, `None` when the user may do anything.
     pub permissions: Option<Arc<Permissions>>,
+    /// The JWT user (operator mode): limits, expiry, revocation data.
+    pub jwt: Option<Arc<jwt::JwtUser>>,
 }
 
 impl Identity {
@@ -62,6 +68,19 @@ impl Identity {
             user: None,
             account: GLOBAL_ACCOUNT.to_string(),
             permissions: None,
+            jwt: None,
+        }
+    }
+
+    fn from_jwt(user: jwt::JwtUser) -> Self {
+        Self {
+            user: Some(user.key.clone()),
+            account: user.account.clone(),
+            permissions: user
+                .permissions
+                .as_ref()
+                .map(|p| Arc::new(Permissions::compile(p))),
+            jwt: Some(Arc::new(user)),
         }
     }
 }
@@ -109,6 +128,7 @@ impl User {
             user: Some(self.name.clone()),
             account: self.account.clone(),
             permissions: self.permissions.clone(),
+            jwt: None,
         }
     }
 }
@@ -121,6 +141,8 @@ pub struct Authenticator {
     token: Option<(Secret, Option<Arc<Permissions>>)>,
     no_auth_user: Option<String>,
     verify_and_map: bool,
+    /// Operator mode: users are JWTs checked against resolved accounts.
+    jwt: Option<Arc<jwt::JwtAuth>>,
 }
 
 impl Authenticator {
@@ -179,9 +201,25 @@ impl Authenticator {
         }
     }
 
+    /// Switches to operator mode (the configured users are then empty, as nats-server
+    /// requires).
+    #[must_use]
+    pub fn with_jwt(mut self, jwt: Option<Arc<jwt::JwtAuth>>) -> Self {
+        self.jwt = jwt;
+        self
+    }
+
+    /// Operator mode, when configured.
+    pub fn jwt(&self) -> Option<&Arc<jwt::JwtAuth>> {
+        self.jwt.as_ref()
+    }
+
     /// True when clients must authenticate (INFO `auth_required`).
     pub fn required(&self) -> bool {
-        !self.users.is_empty() || !self.nkeys.is_empty() || self.token.is_some()
+        !self.users.is_empty()
+            || !self.nkeys.is_empty()
+            || self.token.is_some()
+            || self.jwt.is_some()
     }
 
     /// The account of the configured user (or nkey) `name`; `None` when there is no such
@@ -195,12 +233,38 @@ impl Authenticator {
 
     /// A fresh nonce for INFO when nkey users exist; `None` otherwise.
     pub fn nonce(&self) -> Option<String> {
-        if self.nkeys.is_empty() {
+        if self.nkeys.is_empty() && self.jwt.is_none() {
             return None;
         }
         let mut bytes = [0u8; 16];
         rand::rng().fill(&mut bytes);
         Some(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Checks a client's CONNECT: by its user JWT in operator mode, else as
+    /// [`Authenticator::authenticate`] does.
+    ///
+    /// # Errors
+    /// [`AuthError`] when the credentials are refused.
+    pub fn authenticate_client(
+        &self,
+        connect: &Connect,
+        nonce: Option<&str>,
+        cert: Option<&CertIdentity>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Identity, AuthError> {
+        let Some(jwt) = &self.jwt else {
+            return self.authenticate(connect, nonce, cert);
+        };
+        let check = jwt::UserCheck {
+            connect,
+            nonce,
+            ip,
+            conn_type: "STANDARD",
+        };
+        jwt.authenticate(&check)
+            .map(Identity::from_jwt)
+            .map_err(|e| AuthError::Jwt(e.0))
     }
 
     /// Checks a CONNECT (with the nonce sent in INFO and the client certificate, if any).

@@ -33,6 +33,8 @@ pub struct ClientInfo {
     /// The MQTT client identifier, for an MQTT connection (`/connz` shows it and
     /// `"type": "mqtt"`).
     pub mqtt_client: Option<String>,
+    /// The account the client joined (empty before CONNECT).
+    pub account: String,
 }
 
 /// The part of a connection other tasks can reach.

@@ -26,6 +26,7 @@
 //! Every connection task is spawned by an accept loop that holds a clone of the
 //! server's `done` sender, so shutdown waits for it ([`crate::lifecycle`]).
 
+mod jwt;
 pub mod link;
 pub mod outbound;
 mod peer;
@@ -95,6 +96,8 @@ struct Connection {
     perms: Option<Arc<Permissions>>,
     /// Publish-permission results by subject.
     pub_cache: HashMap<Bytes, bool>,
+    /// The JWT user's limits and expiry (operator mode).
+    jwt: Option<jwt::JwtSession>,
 }
 
 /// Message counters gathered over one read pass: one atomic add per counter per
@@ -178,6 +181,7 @@ where
         peer,
         perms: None,
         pub_cache: HashMap::new(),
+        jwt: None,
     };
     if !conn.peer.info_sent {
         conn.send_info();
@@ -306,6 +310,7 @@ impl Connection {
                     self.fail(&ProtocolError::HeadersNotSupported);
                     return Err(CloseReason::ProtocolViolation);
                 }
+                self.check_jwt_payload(&publish)?;
                 self.on_pub(&publish);
             }
             ClientOp::Sub {
@@ -345,14 +350,16 @@ impl Connection {
             return Err(CloseReason::ProtocolViolation);
         }
         let auth = self.state.authenticator();
-        let identity = match auth.authenticate(
+        let identity = match auth.authenticate_client(
             &connect,
             self.peer.nonce.as_deref(),
             self.peer.cert.as_ref(),
+            Some(self.peer.addr.ip()),
         ) {
             Ok(identity) => identity,
             Err(e) => {
                 error!("{} - authentication error: {e}", self.link.log_prefix());
+                crate::system::events::auth_error(&self.state, &self.link, &self.account.name);
                 self.fail(&ProtocolError::AuthorizationViolation);
                 return Err(CloseReason::AuthenticationViolation);
             }
@@ -360,6 +367,7 @@ impl Connection {
         self.account = self.state.accounts.get(&identity.account);
         self.link.set_perms(identity.permissions.clone());
         self.perms = identity.permissions;
+        self.start_jwt(identity.jwt);
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
         if let Ok(mut info) = self.link.info.write() {
@@ -367,10 +375,12 @@ impl Connection {
             info.lang = connect.lang.clone().unwrap_or_default();
             info.version = connect.version.clone().unwrap_or_default();
             info.user = identity.user;
+            info.account = identity.account;
         }
         self.connect = connect;
         self.connected = true;
         self.ok();
+        crate::system::events::client_connected(&self.state, &self.link, &self.account.name);
         Ok(())
     }
 
@@ -472,7 +482,7 @@ impl Connection {
             self.ok();
             return;
         }
-        if max_subs > 0 && subs.len() >= max_subs {
+        if self.subs_at_limit(max_subs, subs.len()) {
             drop(subs);
             self.fail(&ProtocolError::MaxSubscriptions);
             return;
@@ -553,6 +563,10 @@ impl Connection {
             warn!("{} - writer did not finish in time", self.link.log_prefix());
         }
         let reason = self.link.outbound.reason();
+        if self.connected {
+            let (state, link, account) = (&self.state, &self.link, &self.account.name);
+            crate::system::events::client_disconnected(state, link, account, reason.as_str());
+        }
         match reason {
             r if r.is_slow_consumer() => {
                 info!("{} - Slow Consumer: {}", self.link.log_prefix(), r.as_str())

@@ -64,6 +64,10 @@ pub enum CloseReason {
     WriteError,
     /// Read error on the socket.
     ReadError,
+    /// The user JWT expired (or its connect-time window ended).
+    AuthenticationExpired,
+    /// The user was revoked by an account JWT update.
+    Revocation,
 }
 
 impl CloseReason {
@@ -80,6 +84,8 @@ impl CloseReason {
             AuthenticationViolation,
             WriteError,
             ReadError,
+            AuthenticationExpired,
+            Revocation,
         ]
         .get(usize::from(v))
         .copied()
@@ -99,6 +105,8 @@ impl CloseReason {
             Self::AuthenticationViolation => "Authentication Failure",
             Self::WriteError => "Write Error",
             Self::ReadError => "Read Error",
+            Self::AuthenticationExpired => "Authentication Expired",
+            Self::Revocation => "Credentials Revoked",
         }
     }
 

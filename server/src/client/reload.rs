@@ -42,6 +42,10 @@ impl Connection {
             // CONNECT has not come yet; it will meet the new rules.
             return Ok(());
         }
+        if self.jwt.is_some() {
+            // Operator mode: the account's claims changed, not the config's users.
+            return self.recheck_jwt();
+        }
         let auth = self.state.authenticator();
         let user = self.link.info.read().ok().and_then(|i| i.user.clone());
         if let Some(name) = &user
@@ -49,10 +53,11 @@ impl Connection {
         {
             return Err(CloseReason::ClientClosed);
         }
-        let identity = match auth.authenticate(
+        let identity = match auth.authenticate_client(
             &self.connect,
             self.peer.nonce.as_deref(),
             self.peer.cert.as_ref(),
+            Some(self.peer.addr.ip()),
         ) {
             Ok(identity) => identity,
             Err(_) => {

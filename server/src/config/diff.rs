@@ -55,6 +55,11 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
                 .push("config reload not supported for jetstream limits".into());
         }
     }
+    if old.operator != new.operator || old.system_account != new.system_account {
+        // Operator mode keeps its resolved accounts for the server's life.
+        d.not_reloadable
+            .push("config reload not supported for TrustedOperators".into());
+    }
     logging(&mut d, old, new);
     limits(&mut d, old, new);
     let mut section = |name: &str, changed: bool| {

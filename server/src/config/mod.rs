@@ -20,6 +20,7 @@ pub mod diff;
 mod error;
 pub mod flags;
 pub mod load;
+pub mod operator;
 pub mod signal;
 pub mod units;
 
@@ -31,6 +32,7 @@ pub use diff::{ReloadDiff, diff, keep_fixed};
 pub use error::{ConfigError, Warning, go_error};
 pub use flags::Flags;
 pub use load::Draft;
+pub use operator::{DirResolver, OperatorConfig, ResolverConfig};
 pub use signal::SignalRequest;
 
 /// Size of one mebibyte.
@@ -92,6 +94,12 @@ pub struct Config {
     pub jetstream: Option<JetStreamConfig>,
     /// The MQTT listener (`mqtt {}`); `None` when not configured.
     pub mqtt: Option<MqttConfig>,
+    /// Operator (JWT) mode; `None` without `operator`/`trusted_keys`.
+    pub operator: Option<OperatorConfig>,
+    /// The system account (`system_account`): a name, or a public key in operator mode.
+    pub system_account: Option<String>,
+    /// `no_system_account`: run without a system account.
+    pub no_system_account: bool,
     /// The config file this was loaded from, for reload.
     pub config_file: Option<PathBuf>,
 }
@@ -125,6 +133,9 @@ impl Default for Config {
             tls: None,
             jetstream: None,
             mqtt: None,
+            operator: None,
+            system_account: None,
+            no_system_account: false,
             config_file: None,
         }
     }

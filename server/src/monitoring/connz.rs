@@ -160,6 +160,9 @@ pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Va
     if let Some(cid) = q.get("cid").and_then(|v| v.parse::<u64>().ok()) {
         clients.retain(|c| c.cid == cid);
     }
+    if let Some(acc) = q.get("acc") {
+        clients.retain(|c| c.info.read().is_ok_and(|i| &i.account == acc));
+    }
     sort_clients(&mut clients, q.get("sort").map_or("cid", String::as_str));
     let now = SystemTime::now();
     let page: Vec<Value> = clients
@@ -182,7 +185,10 @@ pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Va
 /// The `/subsz` document.
 pub(super) fn subsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Value {
     let (offset, limit) = paging(q);
-    let accounts = state.accounts.all();
+    let mut accounts = state.accounts.all();
+    if let Some(acc) = q.get("acc") {
+        accounts.retain(|a| &a.name == acc);
+    }
     let total: usize = accounts.iter().map(|a| a.router.sublist().count()).sum();
     let cache: usize = accounts
         .iter()

@@ -118,6 +118,24 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
     }
 }
 
+/// The monitoring document `kind` (`VARZ`, `CONNZ`, `SUBSZ`, `JSZ`, `ACCOUNTZ`, `ROUTEZ`)
+/// with query options `q`, for the system account's requests; `None` for other kinds.
+pub async fn document(
+    state: &Arc<ServerState>,
+    kind: &str,
+    q: &HashMap<String, String>,
+) -> Option<serde_json::Value> {
+    Some(match kind {
+        "VARZ" => varz::varz(state).await,
+        "CONNZ" => connz::connz(state, q),
+        "SUBSZ" => connz::subsz(state, q),
+        "JSZ" => varz::jsz(state, q).await,
+        "ACCOUNTZ" => varz::accountz(state),
+        "ROUTEZ" => varz::routez(state),
+        _ => return None,
+    })
+}
+
 fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
     let js_required = q.contains_key("js-enabled-only") || q.contains_key("js-server-only");
     if js_required && state.config().jetstream.is_none() {

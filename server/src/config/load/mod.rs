@@ -3,8 +3,8 @@
 //! Keys follow nats-server (case-insensitive, with its aliases). A key nats-server knows
 //! for a feature rill does not have yet becomes a [`Warning`]; a key nats-server does not
 //! know at all is an error, as in nats-server 2.15 (`unknown field "x"`), unless it was
-//! only used as a `$variable`. Authentication that rill cannot enforce (operator/JWT,
-//! auth callout) is an error: rill never falls back to no authentication.
+//! only used as a `$variable`. Authentication that rill cannot enforce (a resolver over TLS,
+//! pinned accounts, auth callout) is an error: rill never falls back to no authentication.
 //!
 //! The command line is applied to the [`Draft`] between reading the file and
 //! [`Draft::finish`], which resolves defaults that depend on other settings and
@@ -13,6 +13,7 @@
 mod accounts;
 mod auth;
 mod mqtt;
+mod operator;
 mod server;
 mod tls;
 pub(crate) mod validate;
@@ -42,6 +43,10 @@ pub struct Draft {
     pub jetstream: Option<bool>,
     /// `store_dir` given at the top level, in the block or by `-sd`.
     pub store_dir: Option<PathBuf>,
+    /// `resolver`, attached to the operator settings by `finish`.
+    pub resolver: Option<super::ResolverConfig>,
+    /// `resolver_preload`, attached to the operator settings by `finish`.
+    pub preload: BTreeMap<String, String>,
     /// Where settings checked by `finish` were written in the file, so its errors can
     /// point there; a flag that overrides a setting removes its entry.
     pub origins: BTreeMap<&'static str, Pos>,
@@ -83,7 +88,10 @@ impl Draft {
             // nats-server reports a bad setting at its key.
             self.origins.insert(setting, key_pos.clone());
         }
-        if self.server_key(&lower, v)? || self.auth_key(&lower, v)? {
+        if self.server_key(&lower, v)?
+            || self.auth_key(&lower, v)?
+            || self.operator_key(&lower, v)?
+        {
             return Ok(());
         }
         match lower.as_str() {
@@ -122,6 +130,7 @@ impl Draft {
     /// inconsistent settings.
     pub fn finish(mut self) -> Result<(Config, Vec<Warning>), ConfigError> {
         self.resolve_jetstream();
+        self.finish_operator()?;
         validate::finish(self)
     }
 
@@ -167,20 +176,8 @@ pub(crate) fn tls_default_timeout() -> std::time::Duration {
 /// Top-level keys that configure authentication rill cannot enforce: refusing to start is
 /// the only safe answer.
 const REFUSED: &[&str] = &[
-    "operator",
-    "operators",
-    "roots",
-    "root",
-    "root_operators",
-    "root_operator",
-    "resolver",
-    "account_resolver",
-    "accounts_resolver",
-    "resolver_preload",
     "resolver_tls",
     "resolver_pinned_accounts",
-    "trusted",
-    "trusted_keys",
     "default_sentinel",
 ];
 
@@ -197,11 +194,6 @@ const UNSUPPORTED: &[&str] = &[
     "maps",
     "server_tags",
     "server_metadata",
-    "system_account",
-    "system",
-    "no_system_account",
-    "no_system",
-    "no_sys_acc",
     "syslog",
     "remote_syslog",
     "prof_port",
@@ -239,7 +231,7 @@ fn refused(key: &str, pos: &Pos) -> ConfigError {
     ConfigError::at(
         pos,
         format!(
-            "\"{key}\" configures operator/JWT authentication, which rill does not support yet; \
+            "\"{key}\" configures authentication rill does not support yet; \
              refusing to start rather than run without it"
         ),
     )

@@ -1,0 +1,59 @@
+//! Operator mode (decentralized authentication): an operator signs accounts, accounts sign
+//! users, and a client proves it holds a user's key by signing the INFO nonce.
+//!
+//! [`JwtAuth`] is built once at start from the `operator`/`trusted_keys`/`resolver`
+//! settings and kept for the server's life (a reload does not replace it: the accounts it
+//! resolved, and the updates pushed to it, stay). It owns:
+//! - [`trust::Trust`]: the trusted operator keys, which every account JWT must be signed
+//!   by;
+//! - [`resolver::Resolver`]: the account JWTs known to this server (preloaded, read from
+//!   the resolver directory, or pushed as claim updates);
+//! - [`user`]: the check of a CONNECT's user JWT against its account, in nats-server's
+//!   order.
+//!
+//! It does not own connections: a claim update tells the server, which wakes the
+//! connections of that account to re-check themselves (revocations, bearer rules).
+
+pub mod claims;
+pub mod resolver;
+pub mod token;
+pub mod trust;
+pub mod user;
+
+use std::sync::Arc;
+
+pub use claims::{AccountClaims, UserClaims};
+pub use resolver::{Resolver, UpdateError};
+pub use token::{JwtError, Kind, decode, encode};
+pub use trust::Trust;
+pub use user::{JwtUser, UserCheck};
+
+use crate::config::OperatorConfig;
+
+/// Operator mode: the trusted operators and the accounts this server can resolve.
+#[derive(Debug)]
+pub struct JwtAuth {
+    /// Who may sign accounts.
+    pub trust: Trust,
+    /// The account JWTs known here.
+    pub resolver: Resolver,
+}
+
+impl JwtAuth {
+    /// Builds operator mode from its settings: decodes the operators, then loads the
+    /// preloaded and stored account JWTs.
+    ///
+    /// # Errors
+    /// A message naming the bad operator or preloaded account JWT; the server does not
+    /// start.
+    pub fn new(config: &OperatorConfig, system_account: Option<&str>) -> Result<Arc<Self>, String> {
+        let trust = Trust::new(config, system_account)?;
+        let resolver = Resolver::new(config, &trust)?;
+        Ok(Arc::new(Self { trust, resolver }))
+    }
+
+    /// The system account's public key, from the config or the operator JWT.
+    pub fn system_account(&self) -> Option<&str> {
+        self.trust.system_account()
+    }
+}

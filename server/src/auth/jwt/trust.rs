@@ -1,0 +1,86 @@
+//! The trusted operators: which keys may sign account JWTs, and the system account they
+//! name.
+//!
+//! Trusted keys are each operator JWT's own key and its signing keys, plus the
+//! `trusted_keys` of the config. An operator with `strict_signing_key_usage` accepts
+//! accounts signed by its signing keys only.
+
+use std::collections::HashSet;
+
+use super::claims::{AccountClaims, Claims, Operator};
+use super::token::{self, JwtError, Kind};
+use crate::config::OperatorConfig;
+
+/// The trusted operators.
+#[derive(Debug, Default)]
+pub struct Trust {
+    operators: Vec<Claims<Operator>>,
+    keys: HashSet<String>,
+    /// Operator identity keys that may not sign accounts themselves (strict mode).
+    strict_identities: HashSet<String>,
+    system_account: Option<String>,
+}
+
+impl Trust {
+    /// Decodes the configured operators.
+    ///
+    /// # Errors
+    /// A message naming the bad operator JWT.
+    pub fn new(config: &OperatorConfig, system_account: Option<&str>) -> Result<Self, String> {
+        let mut me = Self {
+            system_account: system_account.map(str::to_string),
+            ..Self::default()
+        };
+        for jwt in &config.operators {
+            let op = token::decode::<Operator>(jwt, Kind::Operator)
+                .map_err(|e| format!("error parsing operator JWT: {e}"))?
+                .claims;
+            if op.data.expired(token::now()) {
+                return Err(format!("operator \"{}\" JWT has expired", op.data.name));
+            }
+            me.keys.insert(op.data.sub.clone());
+            me.keys.extend(op.nats.signing_keys.iter().cloned());
+            if op.nats.strict_signing_key_usage {
+                me.strict_identities.insert(op.data.sub.clone());
+            }
+            if me.system_account.is_none() && !op.nats.system_account.is_empty() {
+                me.system_account = Some(op.nats.system_account.clone());
+            }
+            me.operators.push(op);
+        }
+        me.keys.extend(config.trusted_keys.iter().cloned());
+        Ok(me)
+    }
+
+    /// The operator claims, in configured order.
+    pub fn operators(&self) -> &[Claims<Operator>] {
+        &self.operators
+    }
+
+    /// The system account's public key.
+    pub fn system_account(&self) -> Option<&str> {
+        self.system_account.as_deref()
+    }
+
+    /// True when `key` may sign accounts.
+    pub fn trusts(&self, key: &str) -> bool {
+        self.keys.contains(key) && !self.strict_identities.contains(key)
+    }
+
+    /// Decodes an account JWT and checks that a trusted operator signed it.
+    ///
+    /// # Errors
+    /// [`JwtError`] for a bad token; [`JwtError::Signature`] for an untrusted issuer.
+    pub fn verify_account(&self, jwt: &str) -> Result<AccountClaims, JwtError> {
+        let claims = token::decode(jwt, Kind::Account)?.claims;
+        if !self.trusts(&claims.data.iss) {
+            return Err(JwtError::Untrusted);
+        }
+        if !claims.data.sub.starts_with('A')
+            || nkeys::KeyPair::from_public_key(&claims.data.sub).is_err()
+        {
+            return Err(JwtError::Claims("subject is not an account key".into()));
+        }
+        Ok(claims)
+    }
+}

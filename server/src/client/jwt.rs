@@ -1,0 +1,104 @@
+//! A JWT user's connection (operator mode): the user's subscription and payload limits,
+//! the timer that ends the connection when the JWT expires (or its connect-time window
+//! closes), and the re-check after an account JWT update (revocations, bearer rules).
+//!
+//! As nats-server 2.15.1: an expired user gets `-ERR 'User Authentication Expired'`, a
+//! revoked one `-ERR 'User Authentication Revoked'`, and both are closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rill_protocol::{ProtocolError, Publish};
+use tracing::debug;
+
+use super::{CloseReason, Connection};
+use crate::auth::jwt::claims::NO_LIMIT;
+use crate::auth::jwt::{JwtUser, user::Revocation};
+
+/// The JWT side of a connection.
+#[derive(Debug)]
+pub(super) struct JwtSession {
+    user: Arc<JwtUser>,
+    /// Ends the connection at expiry; aborted with the session.
+    expiry: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for JwtSession {
+    fn drop(&mut self) {
+        if let Some(task) = self.expiry.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Starts the JWT session of a user that just authenticated.
+    pub(super) fn start_jwt(&mut self, user: Option<Arc<JwtUser>>) {
+        self.jwt = user.map(|user| {
+            let expiry = user.expires.map(|at| self.expiry_timer(at));
+            JwtSession { user, expiry }
+        });
+    }
+
+    fn expiry_timer(&self, at: i64) -> tokio::task::JoinHandle<()> {
+        let left = u64::try_from(at - crate::auth::jwt::token::now()).unwrap_or(0);
+        let link = Arc::clone(&self.link);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(left)).await;
+            debug!("{} - User Authentication Expired", link.log_prefix());
+            link.outbound
+                .push_raw(b"-ERR 'User Authentication Expired'\r\n");
+            link.outbound.close_with(CloseReason::AuthenticationExpired);
+        })
+    }
+
+    /// True when one more subscription would pass the user's limit (or the server's
+    /// `max_subscriptions`, 0 being unlimited).
+    pub(super) fn subs_at_limit(&self, server_max: usize, current: usize) -> bool {
+        if server_max > 0 && current >= server_max {
+            return true;
+        }
+        self.jwt.as_ref().is_some_and(|s| {
+            s.user.subs != NO_LIMIT && i64::try_from(current).unwrap_or(i64::MAX) >= s.user.subs
+        })
+    }
+
+    /// Refuses a publish over the user's payload limit, as nats-server does (the
+    /// connection is closed).
+    pub(super) fn check_jwt_payload(&self, publish: &Publish) -> Result<(), CloseReason> {
+        let Some(s) = &self.jwt else {
+            return Ok(());
+        };
+        let size = publish.payload().len() + publish.headers().map_or(0, <[u8]>::len);
+        if s.user.payload != NO_LIMIT && i64::try_from(size).unwrap_or(i64::MAX) > s.user.payload {
+            self.fail(&ProtocolError::MaxPayload);
+            return Err(CloseReason::ProtocolViolation);
+        }
+        Ok(())
+    }
+
+    /// Re-checks a JWT user after its account's claims changed.
+    ///
+    /// # Errors
+    /// The close reason when the user was revoked or no longer passes.
+    pub(super) fn recheck_jwt(&mut self) -> Result<(), CloseReason> {
+        let (Some(session), Some(auth)) = (&self.jwt, self.state.jwt()) else {
+            return Ok(());
+        };
+        let bearer = self.connect.sig.is_none();
+        match auth.recheck(&session.user, bearer) {
+            Ok(()) => Ok(()),
+            Err(Revocation::Revoked) => {
+                debug!("{} - User Authentication Revoked", self.link.log_prefix());
+                self.link
+                    .outbound
+                    .push_raw(b"-ERR 'User Authentication Revoked'\r\n");
+                Err(CloseReason::Revocation)
+            }
+            Err(Revocation::Violation) => {
+                self.fail(&ProtocolError::AuthorizationViolation);
+                Err(CloseReason::AuthenticationViolation)
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The system account: the `$SYS` subjects that tools (natscli's `server ls/ping/report`,
+//! monitoring collectors, `nsc push`) use to reach servers over NATS itself.
+//!
+//! [`System`] subscribes internally in the system account and feeds one bounded channel
+//! read by one task ([`System::start`]), which answers:
+//! - `$SYS.REQ.SERVER.PING` (statsz) and `$SYS.REQ.SERVER.PING.<KIND>`, and
+//!   `$SYS.REQ.SERVER.<id>.<KIND>` for this server's id (`VARZ`, `CONNZ`, `SUBSZ`, `JSZ`,
+//!   `HEALTHZ`, `ACCOUNTZ`, `ROUTEZ`, `STATSZ`), see [`requests`];
+//! - `$SYS.REQ.ACCOUNT.<account>.<KIND>` (`CONNZ`, `SUBSZ`, `JSZ`, `INFO`, `CONNS`) and
+//!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, see
+//!   [`claims`].
+//!
+//! It also publishes events ([`events`]): client connect/disconnect, auth errors, and the
+//! `$SYS.SERVER.<id>.STATSZ` heartbeat every 10 s.
+//!
+//! Each server answers for itself, from its own state, and only to subjects it was asked
+//! on: with routes, a ping that reaches every server is answered by every server, and a
+//! request for one server id only by that server. Replies and events use nats-server's
+//! JSON layout (`{"server": {...}, "data": {...}}`).
+
+pub mod claims;
+pub mod events;
+pub mod requests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::account::Account;
+use crate::monitoring::rfc3339;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::server::{ServerState, VERSION};
+
+/// Requests waiting for the system task.
+const QUEUE: usize = 1024;
+
+/// How often the statsz heartbeat goes out (nats-server's `statsHBInterval`).
+const STATSZ_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A message copied out of the router for the system task.
+#[derive(Debug)]
+pub struct Request {
+    /// Subject.
+    pub subject: String,
+    /// Reply subject, if any.
+    pub reply: Option<Bytes>,
+    /// Body.
+    pub payload: Bytes,
+}
+
+/// The `server` object of every reply and event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    /// Server name.
+    pub name: String,
+    /// Client listen host.
+    pub host: String,
+    /// Server id.
+    pub id: String,
+    /// Version.
+    pub ver: String,
+    /// JetStream enabled.
+    pub jetstream: bool,
+    /// Flags (nats-server: bit 1 JetStream, bit 2 binary stream snapshots...).
+    pub flags: u64,
+    /// Sequence number of this message from this server.
+    pub seq: u64,
+    /// When the message was sent.
+    pub time: String,
+}
+
+/// The system account service.
+#[derive(Debug)]
+pub struct System {
+    /// The system account.
+    pub account: Arc<Account>,
+    seq: AtomicU64,
+    tx: mpsc::Sender<Request>,
+}
+
+#[derive(Debug)]
+struct SysSubscriber {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Subscriber for SysSubscriber {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let req = Request {
+            subject: String::from_utf8_lossy(msg.subject).into_owned(),
+            reply: msg.reply.map(Bytes::copy_from_slice),
+            payload: Bytes::copy_from_slice(msg.payload),
+        };
+        match self.tx.try_send(req) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// The subjects the system task listens on. `$SYS.REQ.CLAIMS.*` only with a directory
+/// resolver: nats-server's MEMORY resolver takes updates per account only.
+fn subjects(state: &ServerState) -> Vec<String> {
+    let mut v = vec![
+        "$SYS.REQ.SERVER.PING".into(),
+        "$SYS.REQ.SERVER.PING.*".into(),
+        format!("$SYS.REQ.SERVER.{}.*", state.server_id),
+        "$SYS.REQ.ACCOUNT.*.*".into(),
+        "$SYS.REQ.ACCOUNT.*.CLAIMS.*".into(),
+        "$SYS.ACCOUNT.*.CLAIMS.UPDATE".into(),
+    ];
+    if state.jwt().is_some_and(|j| j.resolver.has_dir()) {
+        v.push("$SYS.REQ.CLAIMS.*".into());
+    }
+    v
+}
+
+impl System {
+    /// The system account's name: `system_account` (a public key in operator mode) or the
+    /// operator JWT's; `None` with `no_system_account` or when none is configured (unlike
+    /// nats-server, rill creates no `$SYS` account of its own then).
+    pub fn account_name(state: &ServerState) -> Option<String> {
+        let config = state.config();
+        if config.no_system_account {
+            return None;
+        }
+        config.system_account.clone().or_else(|| {
+            state
+                .jwt()
+                .and_then(|j| j.system_account().map(str::to_string))
+        })
+    }
+
+    /// Subscribes the system subjects and starts the task that answers them and sends the
+    /// statsz heartbeat, until `stop` turns true. `None` without a system account.
+    pub fn start(
+        state: &Arc<ServerState>,
+        stop: watch::Receiver<bool>,
+    ) -> Option<(Arc<Self>, tokio::task::JoinHandle<()>)> {
+        let name = Self::account_name(state)?;
+        let account = state.accounts.get(&name);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let owner: Arc<dyn Subscriber> = Arc::new(SysSubscriber { tx: tx.clone() });
+        for (i, subject) in subjects(state).into_iter().enumerate() {
+            let sub = Subscription::new(
+                Bytes::from(format!("sys{i}")),
+                Bytes::from(subject),
+                None,
+                Arc::clone(&owner),
+            );
+            account.router.subscribe(&sub);
+        }
+        let system = Arc::new(Self {
+            account,
+            seq: AtomicU64::new(1),
+            tx,
+        });
+        let task = tokio::spawn(run(Arc::clone(state), Arc::clone(&system), rx, stop));
+        Some((system, task))
+    }
+
+    /// The `server` object for the next message.
+    pub fn server_info(&self, state: &ServerState) -> ServerInfo {
+        let config = state.config();
+        let jetstream = config.jetstream.is_some();
+        ServerInfo {
+            name: state.server_name.clone(),
+            host: config.host.clone(),
+            id: state.server_id.clone(),
+            ver: VERSION.to_string(),
+            jetstream,
+            flags: u64::from(jetstream),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            time: rfc3339(SystemTime::now()),
+        }
+    }
+
+    /// Publishes `body` as JSON on `subject` in the system account.
+    pub fn send(&self, subject: &str, body: &impl Serialize) {
+        let Ok(json) = serde_json::to_vec(body) else {
+            return;
+        };
+        let subject = Bytes::from(subject.to_string());
+        let payload = Bytes::from(json);
+        let msg = Msg::new(&subject, None, None, &payload);
+        self.account.router.publish(0, true, &msg);
+    }
+
+    /// True when the system task still takes requests (for tests of shutdown).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+async fn run(
+    state: Arc<ServerState>,
+    system: Arc<System>,
+    mut rx: mpsc::Receiver<Request>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut heartbeat = tokio::time::interval(STATSZ_INTERVAL);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            req = rx.recv() => match req {
+                Some(req) => handle(&state, &system, req).await,
+                None => return,
+            },
+            _ = heartbeat.tick() => events::statsz_heartbeat(&state, &system),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {
+    debug!("system request on {}", req.subject);
+    let tokens: Vec<&str> = req.subject.split('.').collect();
+    match tokens.as_slice() {
+        ["$SYS", "REQ", "SERVER", ..] => {
+            requests::server(state, system, &tokens[3..], &req).await;
+        }
+        ["$SYS", "REQ", "ACCOUNT", acc, "CLAIMS", op] => {
+            claims::account_op(state, system, acc, op, &req);
+        }
+        ["$SYS", "REQ", "ACCOUNT", acc, kind] => {
+            requests::account(state, system, acc, kind, &req).await;
+        }
+        ["$SYS", "REQ", "CLAIMS", op] => claims::claims_op(state, system, op, &req),
+        ["$SYS", "ACCOUNT", acc, "CLAIMS", "UPDATE"] => {
+            claims::account_op(state, system, acc, "UPDATE", &req);
+        }
+        _ => {}
+    }
+}
+
+/// Answers `req` (when it has a reply subject) with `body` plus the `server` object.
+pub(crate) fn respond(
+    state: &ServerState,
+    system: &System,
+    req: &Request,
+    mut body: serde_json::Map<String, serde_json::Value>,
+) {
+    let Some(reply) = &req.reply else {
+        return;
+    };
+    let server = serde_json::to_value(system.server_info(state)).unwrap_or_default();
+    body.insert("server".into(), server);
+    let Ok(json) = serde_json::to_vec(&body) else {
+        return;
+    };
+    let payload = Bytes::from(json);
+    let msg = Msg::new(reply, None, None, &payload);
+    system.account.router.publish(0, true, &msg);
+}
+
+/// Answers `req` with `{"server": ..., "data": data}`.
+pub(crate) fn respond_data(
+    state: &ServerState,
+    system: &System,
+    req: &Request,
+    data: serde_json::Value,
+) {
+    let mut body = serde_json::Map::new();
+    body.insert("data".into(), data);
+    respond(state, system, req, body);
+}
