@@ -13,7 +13,7 @@ use rill_protocol::jsapi::{
     API_LEVEL, ActionKind, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
     ConsumerResetRequest, CreateConsumerRequest, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
-    Paged, PagedRequest, RetentionPolicy,
+    Paged, PagedRequest, PriorityPolicy, RetentionPolicy,
 };
 
 use super::{Reply, Request};
@@ -103,6 +103,12 @@ async fn create(
     let stream = stream_of(js, &target.stream)?;
     let scfg = stream.config().await?;
     let cfg = validate::consumer_config(body.config, &scfg, body.pedantic)?;
+    // Priority groups (2.11) are not implemented yet: refused at once rather than
+    // accepted and ignored, which leaves a pinned or overflow client waiting forever.
+    if cfg.priority_policy != PriorityPolicy::None {
+        let text = "priority groups are not supported by rill yet";
+        return Err(ErrorCode::CONSUMER_CREATE.err(text));
+    }
     let name = if cfg.name.is_empty() {
         random_name()
     } else {
