@@ -9,6 +9,7 @@ use std::fmt;
 use anyhow::Context as _;
 use async_nats::{Client, RequestErrorKind};
 use bytes::Bytes;
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 /// A JetStream API error reply.
@@ -51,13 +52,13 @@ impl Api {
         &self.client
     }
 
-    /// Sends `body` (nothing when `Null`) to `$JS.API.<api>` and returns the reply JSON.
+    /// Sends `body` (nothing when `Null`) to the `api` subject and returns the reply JSON.
     ///
     /// # Errors
     /// [`ApiError`] when the server replied with an error object; otherwise a message naming the
     /// subject for timeouts, no responders (JetStream disabled) and non-JSON replies.
-    pub(crate) async fn request(&self, api: &str, body: &Value) -> anyhow::Result<Value> {
-        let subject = format!("$JS.API.{api}");
+    pub(crate) async fn request(&self, api: ApiSubject<'_>, body: &Value) -> anyhow::Result<Value> {
+        let subject = api.to_string();
         let payload = if body.is_null() {
             Bytes::new()
         } else {
@@ -85,7 +86,7 @@ impl Api {
     /// concatenated `key` arrays.
     pub(crate) async fn list_all(
         &self,
-        api: &str,
+        api: ApiSubject<'_>,
         key: &str,
         mut body: Value,
     ) -> anyhow::Result<Vec<Value>> {

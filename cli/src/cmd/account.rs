@@ -1,5 +1,6 @@
 //! `rill account info`: the JetStream account summary from `$JS.API.INFO` (usage, limits, API level).
 
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::Value;
 
 use crate::context::ConnOpts;
@@ -21,7 +22,7 @@ pub(crate) enum Cmd {
 pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
     let Cmd::Info { json } = cmd;
     let api = Api::new(conn.connect().await?);
-    let info = api.request("INFO", &Value::Null).await?;
+    let info = api.request(ApiSubject::Info, &Value::Null).await?;
     if json {
         output::json(&info);
         return Ok(());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::StreamExt as _;
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::consumer_flags::ConsumerFlags;
@@ -145,7 +146,13 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         } => edit(&api, &stream, &name, &flags, json).await,
         Cmd::Info { stream, name, json } => {
             let info = api
-                .request(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
+                .request(
+                    ApiSubject::ConsumerInfo {
+                        stream: &stream,
+                        consumer: &name,
+                    },
+                    &Value::Null,
+                )
                 .await?;
             show_info(&info, json);
             Ok(())
@@ -156,8 +163,14 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
             names,
         } => ls(&api, &stream, json, names).await,
         Cmd::Rm { stream, name, .. } => {
-            api.request(&format!("CONSUMER.DELETE.{stream}.{name}"), &Value::Null)
-                .await?;
+            api.request(
+                ApiSubject::ConsumerDelete {
+                    stream: &stream,
+                    consumer: &name,
+                },
+                &Value::Null,
+            )
+            .await?;
             println!("Deleted consumer {stream} > {name}");
             Ok(())
         }
@@ -201,7 +214,14 @@ async fn add(
     flags.apply(&mut cfg)?;
     let body = json!({ "stream_name": stream, "config": cfg, "action": "create" });
     let info = api
-        .request(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
+        .request(
+            ApiSubject::ConsumerCreate {
+                stream,
+                consumer: Some(name),
+                filter: None,
+            },
+            &body,
+        )
         .await?;
     show_info(&info, json);
     Ok(())
@@ -215,13 +235,26 @@ async fn edit(
     json: bool,
 ) -> anyhow::Result<()> {
     let current = api
-        .request(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
+        .request(
+            ApiSubject::ConsumerInfo {
+                stream,
+                consumer: name,
+            },
+            &Value::Null,
+        )
         .await?;
     let mut cfg = current["config"].clone();
     flags.apply(&mut cfg)?;
     let body = json!({ "stream_name": stream, "config": cfg, "action": "update" });
     let info = api
-        .request(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
+        .request(
+            ApiSubject::ConsumerCreate {
+                stream,
+                consumer: Some(name),
+                filter: None,
+            },
+            &body,
+        )
         .await?;
     show_info(&info, json);
     Ok(())
@@ -295,7 +328,7 @@ fn state_rows(info: &Value) -> Vec<(&'static str, String)> {
 
 async fn ls(api: &Api, stream: &str, json: bool, names: bool) -> anyhow::Result<()> {
     let mut consumers = api
-        .list_all(&format!("CONSUMER.LIST.{stream}"), "consumers", json!({}))
+        .list_all(ApiSubject::ConsumerList(stream), "consumers", json!({}))
         .await?;
     consumers.sort_by_key(|c| s(c, "name"));
     if json {
@@ -357,7 +390,11 @@ async fn next(
         .context("subscribe to inbox")?;
     let expires = timeout.max(Duration::from_millis(100));
     let body = json!({ "batch": count, "expires": expires.as_nanos() as u64 }).to_string();
-    let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}");
+    let subject = ApiSubject::ConsumerNext {
+        stream,
+        consumer: name,
+    }
+    .to_string();
     client
         .publish_with_reply(subject, inbox, Bytes::from(body))
         .await
@@ -441,7 +478,13 @@ async fn pause(
         None => json!({}),
     };
     let reply = api
-        .request(&format!("CONSUMER.PAUSE.{stream}.{name}"), &body)
+        .request(
+            ApiSubject::ConsumerPause {
+                stream,
+                consumer: name,
+            },
+            &body,
+        )
         .await?;
     if json {
         output::json(&reply);
@@ -468,7 +511,13 @@ async fn reset(
         None => Value::Null,
     };
     let reply = api
-        .request(&format!("CONSUMER.RESET.{stream}.{name}"), &body)
+        .request(
+            ApiSubject::ConsumerReset {
+                stream,
+                consumer: name,
+            },
+            &body,
+        )
         .await?;
     if json {
         output::json(&reply);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::stream_flags::Storage;
@@ -181,7 +182,10 @@ async fn add(js: &jetstream::Context, api: &Api, cmd: Cmd) -> anyhow::Result<()>
         .await
         .with_context(|| format!("create bucket {bucket}"))?;
     let info = api
-        .request(&format!("STREAM.INFO.KV_{bucket}"), &Value::Null)
+        .request(
+            ApiSubject::StreamInfo(&format!("KV_{bucket}")),
+            &Value::Null,
+        )
         .await?;
     show_bucket(&bucket, &info);
     Ok(())
@@ -349,7 +353,9 @@ async fn keys(js: &jetstream::Context, bucket: &str, json: bool) -> anyhow::Resu
 }
 
 async fn buckets(api: &Api, json: bool) -> anyhow::Result<()> {
-    let mut streams = api.list_all("STREAM.LIST", "streams", json!({})).await?;
+    let mut streams = api
+        .list_all(ApiSubject::StreamList, "streams", json!({}))
+        .await?;
     streams.retain(|st| s(&st["config"], "name").starts_with("KV_"));
     streams.sort_by_key(|st| s(&st["config"], "name"));
     if json {

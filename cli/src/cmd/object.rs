@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, object_store};
 use futures::StreamExt;
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::json;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -248,7 +249,9 @@ async fn objects(js: &jetstream::Context, bucket: &str, json_out: bool) -> anyho
 }
 
 async fn buckets(api: &Api, json_out: bool) -> anyhow::Result<()> {
-    let mut streams = api.list_all("STREAM.LIST", "streams", json!({})).await?;
+    let mut streams = api
+        .list_all(ApiSubject::StreamList, "streams", json!({}))
+        .await?;
     streams.retain(|st| s(&st["config"], "name").starts_with("OBJ_"));
     streams.sort_by_key(|st| s(&st["config"], "name"));
     let names: Vec<String> = streams

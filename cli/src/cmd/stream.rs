@@ -1,6 +1,7 @@
 //! `rill stream`: add, edit, info, ls, rm, purge, get, view and report, all as raw `$JS.API.STREAM.*`
 //! requests (see `jsapi`), printing the server's JSON with `--json`.
 
+use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::stream_flags::{StreamFlags, defaults};
@@ -134,7 +135,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Info { name, json } => info(&api, &name, json).await,
         Cmd::Ls { json, names } => ls(&api, json, names).await,
         Cmd::Rm { name, .. } => {
-            api.request(&format!("STREAM.DELETE.{name}"), &Value::Null)
+            api.request(ApiSubject::StreamDelete(&name), &Value::Null)
                 .await?;
             println!("Deleted stream {name}");
             Ok(())
@@ -170,25 +171,25 @@ async fn add(api: &Api, name: &str, flags: &StreamFlags, json: bool) -> anyhow::
     if cfg["subjects"].is_null() && cfg["mirror"].is_null() && cfg["sources"].is_null() {
         cfg["subjects"] = json!([name]);
     }
-    let reply = api.request(&format!("STREAM.CREATE.{name}"), &cfg).await?;
+    let reply = api.request(ApiSubject::StreamCreate(name), &cfg).await?;
     show_info(&reply, json);
     Ok(())
 }
 
 async fn edit(api: &Api, name: &str, flags: &StreamFlags, json: bool) -> anyhow::Result<()> {
     let current = api
-        .request(&format!("STREAM.INFO.{name}"), &Value::Null)
+        .request(ApiSubject::StreamInfo(name), &Value::Null)
         .await?;
     let mut cfg = current["config"].clone();
     flags.apply(&mut cfg);
-    let reply = api.request(&format!("STREAM.UPDATE.{name}"), &cfg).await?;
+    let reply = api.request(ApiSubject::StreamUpdate(name), &cfg).await?;
     show_info(&reply, json);
     Ok(())
 }
 
 async fn info(api: &Api, name: &str, json: bool) -> anyhow::Result<()> {
     let reply = api
-        .request(&format!("STREAM.INFO.{name}"), &Value::Null)
+        .request(ApiSubject::StreamInfo(name), &Value::Null)
         .await?;
     show_info(&reply, json);
     Ok(())
@@ -255,7 +256,9 @@ fn state_rows(st: &Value) -> Vec<(&'static str, String)> {
 }
 
 async fn list_streams(api: &Api) -> anyhow::Result<Vec<Value>> {
-    let mut streams = api.list_all("STREAM.LIST", "streams", json!({})).await?;
+    let mut streams = api
+        .list_all(ApiSubject::StreamList, "streams", json!({}))
+        .await?;
     streams.sort_by_key(|st| s(&st["config"], "name"));
     Ok(streams)
 }
@@ -351,7 +354,7 @@ async fn purge(
     if let Some(keep) = keep {
         body["keep"] = json!(keep);
     }
-    let reply = api.request(&format!("STREAM.PURGE.{name}"), &body).await?;
+    let reply = api.request(ApiSubject::StreamPurge(name), &body).await?;
     println!("Purged {} messages from {name}", i(&reply, "purged"));
     Ok(())
 }
@@ -368,9 +371,7 @@ async fn get(
         Some(subject) => json!({ "last_by_subj": subject }),
         None => json!({ "seq": seq }),
     };
-    let reply = api
-        .request(&format!("STREAM.MSG.GET.{name}"), &body)
-        .await?;
+    let reply = api.request(ApiSubject::StreamMsgGet(name), &body).await?;
     if json {
         output::json(&reply);
         return Ok(());
@@ -391,7 +392,7 @@ async fn view(
     let mut shown = 0u64;
     while count.is_none_or(|c| shown < c) {
         let body = json!({ "seq": next, "next_by_subj": filter });
-        let reply = match api.request(&format!("STREAM.MSG.GET.{name}"), &body).await {
+        let reply = match api.request(ApiSubject::StreamMsgGet(name), &body).await {
             Ok(reply) => reply,
             Err(e)
                 if e.downcast_ref::<ApiError>()

@@ -11,11 +11,13 @@
 //! * Read request bodies with [`parse_request`] (Go semantics for `null` and empty bodies);
 //!   write replies with [`Response`], which adds the `type` string and the `error` form.
 //!
-//! What does *not* live here: subject routing of `$JS.API.*`, handlers, and status-line
-//! messages (`NATS/1.0 408 ...`), which belong to the headers module.
+//! [`ApiSubject`] parses and formats every `$JS.API.*` request subject. What does *not*
+//! live here: the handlers, and status-line messages (`NATS/1.0 408 ...`), which belong
+//! to the headers module.
 
 mod account;
 mod advisory;
+mod api_subject;
 mod consumer;
 mod consumer_api;
 mod error;
@@ -30,6 +32,7 @@ mod time;
 
 pub use account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
 pub use advisory::*;
+pub use api_subject::{API_PREFIX, ApiSubject, ApiSubjectError};
 pub use consumer::{AckPolicy, ConsumerConfig, DeliverPolicy, PriorityPolicy, ReplayPolicy};
 pub use consumer_api::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
@@ -59,6 +62,3 @@ pub use stream_api::{
 pub use time::{Nanos, Timestamp};
 
 pub use crate::compat::API_LEVEL;
-
-/// `$JS.API.` prefix.
-pub const API_PREFIX: &str = "$JS.API";

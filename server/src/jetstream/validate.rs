@@ -111,8 +111,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use rill_protocol::jsapi::{
-        ConsumerConfig, CreateConsumerRequest, RetentionPolicy, StreamConfig, StreamConfigRequest,
-        parse_request,
+        ApiSubject, ConsumerConfig, CreateConsumerRequest, RetentionPolicy, StreamConfig,
+        StreamConfigRequest, parse_request,
     };
     use serde_json::Value;
 
@@ -135,12 +135,10 @@ mod tests {
 
     impl Model {
         fn request(&mut self, subject: &str, body: &[u8]) -> Result<Value, ApiError> {
-            if let Some(name) = subject.strip_prefix("$JS.API.STREAM.CREATE.") {
-                self.stream_create(name, body)
-            } else if let Some(name) = subject.strip_prefix("$JS.API.STREAM.UPDATE.") {
-                self.stream_update(name, body)
-            } else {
-                self.consumer_create(subject, body)
+            match ApiSubject::parse(subject) {
+                Ok(ApiSubject::StreamCreate(name)) => self.stream_create(name, body),
+                Ok(ApiSubject::StreamUpdate(name)) => self.stream_update(name, body),
+                _ => self.consumer_create(subject, body),
             }
         }
 

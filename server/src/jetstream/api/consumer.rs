@@ -16,40 +16,12 @@ use rill_protocol::jsapi::{
     Paged, PagedRequest, PriorityPolicy, RetentionPolicy,
 };
 
-use super::{Reply, Request};
+use super::Request;
 use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, status};
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
 use crate::router::Msg;
 use rill_protocol::compat::NATS_VERSION;
-
-/// Handles `$JS.API.CONSUMER.<op>`; `None` = no reply.
-pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
-    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
-    if op.starts_with("CREATE.") || op.starts_with("DURABLE.CREATE.") {
-        let target = validate::CreateTarget::parse(subject)?;
-        return Some(Reply::from(create(js, target, req).await));
-    }
-    if let Some(rest) = op.strip_prefix("MSG.NEXT.") {
-        next_missing(js, rest, req);
-        return None;
-    }
-    let (verb, rest) = op.split_once('.')?;
-    match verb {
-        "NAMES" => Some(Reply::from(names(js, rest, req).await)),
-        "LIST" => Some(Reply::from(list(js, rest, req).await)),
-        "INFO" => Some(Reply::from(info(js, pair(rest)?).await)),
-        "DELETE" => Some(Reply::from(delete(js, pair(rest)?).await)),
-        "PAUSE" => Some(Reply::from(pause(js, pair(rest)?, req).await)),
-        "RESET" => Some(Reply::from(reset(js, pair(rest)?, req).await)),
-        _ => None,
-    }
-}
-
-fn pair(rest: &str) -> Option<(&str, &str)> {
-    let (s, c) = rest.split_once('.')?;
-    (!s.is_empty() && !c.is_empty() && !c.contains('.')).then_some((s, c))
-}
 
 fn stream_of(js: &JetStream, name: &str) -> Result<StreamHandle, ApiError> {
     js.stream(name)
@@ -93,7 +65,7 @@ async fn configs_of(
     out
 }
 
-async fn create(
+pub(super) async fn create(
     js: &Arc<JetStream>,
     target: validate::CreateTarget,
     req: &Request,
@@ -139,14 +111,20 @@ async fn create(
     Ok(ConsumerCreateResponse { info: shown(info) })
 }
 
-async fn info(js: &JetStream, at: (&str, &str)) -> Result<ConsumerInfoResponse, ApiError> {
+pub(super) async fn info(
+    js: &JetStream,
+    at: (&str, &str),
+) -> Result<ConsumerInfoResponse, ApiError> {
     let h = lookup(js, at)?;
     Ok(ConsumerInfoResponse {
         info: shown(h.info().await?),
     })
 }
 
-async fn delete(js: &JetStream, at: (&str, &str)) -> Result<ConsumerDeleteResponse, ApiError> {
+pub(super) async fn delete(
+    js: &JetStream,
+    at: (&str, &str),
+) -> Result<ConsumerDeleteResponse, ApiError> {
     let h = lookup(js, at)?;
     h.stop(true).await;
     if let Some(s) = js.stream(at.0) {
@@ -168,7 +146,7 @@ fn page<T: Clone>(items: &[T], offset: usize, limit: usize) -> (Vec<T>, Paged) {
     (items[start..end].to_vec(), paged)
 }
 
-async fn names(
+pub(super) async fn names(
     js: &JetStream,
     stream: &str,
     req: &Request,
@@ -185,7 +163,7 @@ async fn names(
     Ok(ConsumerNamesResponse { paged, consumers })
 }
 
-async fn list(
+pub(super) async fn list(
     js: &JetStream,
     stream: &str,
     req: &Request,
@@ -209,7 +187,7 @@ async fn list(
     })
 }
 
-async fn pause(
+pub(super) async fn pause(
     js: &JetStream,
     at: (&str, &str),
     req: &Request,
@@ -222,7 +200,7 @@ async fn pause(
     Ok(r)
 }
 
-async fn reset(
+pub(super) async fn reset(
     js: &JetStream,
     at: (&str, &str),
     req: &Request,
@@ -235,8 +213,7 @@ async fn reset(
 }
 
 /// A pull to a consumer that does not exist gets no-responders, as from nats-server.
-fn next_missing(js: &JetStream, rest: &str, req: &Request) {
-    let Some(at) = pair(rest) else { return };
+pub(super) fn next_missing(js: &JetStream, at: (&str, &str), req: &Request) {
     if js.consumers.get(at.0, at.1).is_some() {
         return;
     }

@@ -10,16 +10,22 @@
 //! stays quiet on subjects the account imports as a service (another account's
 //! JetStream API), which then answer alone, as on nats-server.
 
-use rill_protocol::jsapi::ErrorCode;
+use rill_protocol::jsapi::{ApiSubject, ErrorCode};
 
 use super::Reply;
 
 /// Zero paging fields of a paged reply's error form.
 const PAGED: &str = r#","total":0,"offset":0,"limit":0"#;
+/// The error form of `STREAM.NAMES`.
+const PAGED_NAMES: &str = r#","total":0,"offset":0,"limit":0,"streams":null"#;
+/// The error form of `STREAM.LIST`.
+const PAGED_STREAMS: &str = r#","total":0,"offset":0,"limit":0,"streams":[]"#;
+/// The error form of `CONSUMER.NAMES` and `CONSUMER.LIST`.
+const PAGED_CONSUMERS: &str = r#","total":0,"offset":0,"limit":0,"consumers":[]"#;
 
-/// The "not enabled" reply to `$JS.API.<op>`, or `None` for no reply.
-pub(super) fn reply(op: &str) -> Option<Reply> {
-    let (kind, extra) = kind(op)?;
+/// The "not enabled" reply to `api`, or `None` for no reply.
+pub(super) fn reply(api: &ApiSubject<'_>) -> Option<Reply> {
+    let (kind, extra) = kind(api)?;
     let error = serde_json::to_string(&ErrorCode::NOT_ENABLED_FOR_ACCOUNT.error()).ok()?;
     let body = format!(r#"{{"type":"io.nats.jetstream.api.v1.{kind}","error":{error}{extra}}}"#);
     Some(Reply {
@@ -28,76 +34,44 @@ pub(super) fn reply(op: &str) -> Option<Reply> {
     })
 }
 
-/// The reply type of `op` and the fields its error form adds.
-fn kind(op: &str) -> Option<(&'static str, String)> {
-    let none = String::new;
-    if op == "INFO" {
-        return Some(("account_info_response", none()));
-    }
-    if let Some(rest) = op.strip_prefix("STREAM.MSG.") {
-        return match verb(rest)? {
-            "GET" => Some(("stream_msg_get_response", none())),
-            "DELETE" => Some(("stream_msg_delete_response", none())),
-            _ => None,
-        };
-    }
-    if let Some(rest) = op.strip_prefix("STREAM.") {
-        return stream(rest);
-    }
-    consumer(op.strip_prefix("CONSUMER.")?)
-}
-
-fn stream(op: &str) -> Option<(&'static str, String)> {
-    let none = String::new;
-    match op {
-        "NAMES" => {
-            return Some((
-                "stream_names_response",
-                format!(r#"{PAGED},"streams":null"#),
-            ));
+/// The reply type of `api` and the fields its error form adds.
+fn kind(api: &ApiSubject<'_>) -> Option<(&'static str, &'static str)> {
+    use ApiSubject as A;
+    Some(match api {
+        A::Info => ("account_info_response", ""),
+        A::StreamMsgGet(_) => ("stream_msg_get_response", ""),
+        A::StreamMsgDelete(_) => ("stream_msg_delete_response", ""),
+        A::StreamNames => ("stream_names_response", PAGED_NAMES),
+        A::StreamList => ("stream_list_response", PAGED_STREAMS),
+        A::StreamCreate(_) => ("stream_create_response", ""),
+        A::StreamUpdate(_) => ("stream_update_response", ""),
+        A::StreamInfo(_) => ("stream_info_response", PAGED),
+        A::StreamDelete(_) => ("stream_delete_response", ""),
+        A::StreamPurge(_) => ("stream_purge_response", r#","purged":0"#),
+        A::ConsumerCreate { .. } | A::ConsumerDurableCreate { .. } => {
+            ("consumer_create_response", "")
         }
-        "LIST" => return Some(("stream_list_response", format!(r#"{PAGED},"streams":[]"#))),
-        _ => {}
-    }
-    match verb(op)? {
-        "CREATE" => Some(("stream_create_response", none())),
-        "UPDATE" => Some(("stream_update_response", none())),
-        "INFO" => Some(("stream_info_response", PAGED.to_string())),
-        "DELETE" => Some(("stream_delete_response", none())),
-        "PURGE" => Some(("stream_purge_response", r#","purged":0"#.to_string())),
-        _ => None,
-    }
-}
-
-fn consumer(op: &str) -> Option<(&'static str, String)> {
-    let none = String::new;
-    if op.starts_with("CREATE.") || op.starts_with("DURABLE.CREATE.") {
-        return Some(("consumer_create_response", none()));
-    }
-    let (verb, _) = op.split_once('.')?;
-    match verb {
-        "NAMES" => Some((
-            "consumer_names_response",
-            format!(r#"{PAGED},"consumers":[]"#),
-        )),
-        "LIST" => Some((
-            "consumer_list_response",
-            format!(r#"{PAGED},"consumers":[]"#),
-        )),
-        "INFO" => Some(("consumer_info_response", none())),
-        "DELETE" => Some(("consumer_delete_response", none())),
-        "PAUSE" => Some((
+        A::ConsumerNames(_) => ("consumer_names_response", PAGED_CONSUMERS),
+        A::ConsumerList(_) => ("consumer_list_response", PAGED_CONSUMERS),
+        A::ConsumerInfo { .. } => ("consumer_info_response", ""),
+        A::ConsumerDelete { .. } => ("consumer_delete_response", ""),
+        A::ConsumerPause { .. } => (
             "consumer_pause_response",
-            r#","paused":false,"pause_until":"0001-01-01T00:00:00Z""#.to_string(),
-        )),
-        _ => None,
-    }
-}
-
-/// `"<VERB>.<name>"` → `VERB` (a name is required).
-fn verb(op: &str) -> Option<&str> {
-    let (verb, name) = op.split_once('.')?;
-    (!name.is_empty()).then_some(verb)
+            r#","paused":false,"pause_until":"0001-01-01T00:00:00Z""#,
+        ),
+        A::ConsumerNext { .. }
+        | A::DirectGet { .. }
+        | A::ConsumerReset { .. }
+        | A::ConsumerUnpin { .. }
+        | A::ConsumerLeaderStepdown { .. }
+        | A::StreamSnapshot(_)
+        | A::StreamRestore(_)
+        | A::StreamLeaderStepdown(_)
+        | A::StreamPeerRemove(_)
+        | A::AccountPurge(_)
+        | A::ServerRemove
+        | A::MetaLeaderStepdown => return None,
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +79,8 @@ mod tests {
     use super::*;
 
     fn text(op: &str) -> Option<String> {
-        reply(op).map(|r| String::from_utf8(r.body).expect("utf-8"))
+        let api = ApiSubject::parse_op(op).ok()?;
+        reply(&api).map(|r| String::from_utf8(r.body).expect("utf-8"))
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The `$JS.API` front door: internal subscriptions feeding one bounded channel
-//! and one task that dispatches by subject to a file per API family.
+//! and one task that parses each subject into an [`ApiSubject`] and dispatches it, in
+//! one exhaustive `match` ([`handle`]), to a handler in the file of its API family
+//! (`account.rs`, `stream.rs`, `msg.rs`, `consumer.rs`; `disabled.rs` answers for an
+//! account without JetStream).
 //!
 //! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`, and
 //! with a JetStream domain `$JS.<domain>.API.>`, mapped onto those (`domain.rs`).
 //! Direct gets are subscribed per stream (only with `allow_direct`), so a direct
 //! get on any other stream gets no-responders, as from nats-server. Requests
-//! without a reply subject and unknown API subjects get no answer.
+//! without a reply subject, unknown operations and subjects with missing or extra
+//! name tokens get no answer, as from nats-server.
 //!
-//! Each family handler returns `Option<Reply>` (`None` = send nothing); the
-//! dispatcher publishes it and counts `api.total` / `api.errors`.
-//! `consumer.rs` belongs to the consumers work (issue 8) and has the signature
-//! `pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply>`.
+//! The dispatcher publishes a handler's [`Reply`] (`None` = send nothing) and counts
+//! `api.total` / `api.errors`.
 
 mod account;
 mod consumer;
@@ -24,13 +26,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
-use rill_protocol::jsapi::{ApiBody, ApiError, ErrorCode, Response, parse_request};
+use rill_protocol::jsapi::{ApiBody, ApiError, ApiSubject, ErrorCode, Response, parse_request};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::JetStream;
+use super::{JetStream, validate};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 /// Queue depth of API requests waiting for the dispatcher.
@@ -170,25 +172,21 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
 #[tracing::instrument(skip_all, fields(subject = %String::from_utf8_lossy(&req.subject)))]
 async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
-    let Some(op) = subject.strip_prefix("$JS.API.") else {
-        return;
+    let api = match ApiSubject::parse(subject) {
+        Ok(api) => api,
+        Err(e) => {
+            debug!("no reply: {e}");
+            return;
+        }
     };
     let reply = if !js.is_enabled() {
         // An account may import another account's JetStream API instead.
         if js.account.imports_service(subject) {
             return;
         }
-        disabled::reply(op)
-    } else if op == "INFO" {
-        Some(account::info(js, req))
-    } else if let Some(op) = op.strip_prefix("STREAM.MSG.") {
-        msg::handle(js, op, req).await
-    } else if let Some(op) = op.strip_prefix("STREAM.") {
-        stream::handle(js, op, req).await
-    } else if let Some(op) = op.strip_prefix("CONSUMER.") {
-        consumer::handle(js, op, req).await
+        disabled::reply(&api)
     } else {
-        None
+        handle(js, api, req).await
     };
     // Known requests rill does not serve get nats-server's refusal at once.
     let reply = reply.or_else(|| js.is_enabled().then(|| unsupported::reply(op)).flatten());
@@ -203,9 +201,54 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
         .publish(0, true, &Msg::new(&req.reply, None, None, &payload));
 }
 
-/// Splits `"<VERB>.<name>"` into the name when the verb matches.
-fn named<'a>(op: &'a str, verb: &str) -> Option<&'a str> {
-    op.strip_prefix(verb)?
-        .strip_prefix('.')
-        .filter(|n| !n.is_empty())
+/// Runs the handler of `api`; `None` sends no reply.
+async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Option<Reply> {
+    use ApiSubject as A;
+    Some(match api {
+        A::Info => account::info(js, req),
+        A::StreamCreate(name) => Reply::from(stream::create(js, name, req).await),
+        A::StreamUpdate(name) => Reply::from(stream::update(js, name, req).await),
+        A::StreamInfo(name) => Reply::from(stream::info(js, name, req).await),
+        A::StreamDelete(name) => Reply::from(stream::delete(js, name, req).await),
+        A::StreamPurge(name) => Reply::from(stream::purge(js, name, req).await),
+        A::StreamNames => Reply::from(stream::names(js, req)),
+        A::StreamList => Reply::from(stream::list(js, req).await),
+        A::StreamMsgGet(name) => Reply::from(msg::get(js, name, req).await),
+        A::StreamMsgDelete(name) => Reply::from(msg::delete(js, name, req).await),
+        A::ConsumerCreate { .. } | A::ConsumerDurableCreate { .. } => {
+            let target = validate::CreateTarget::from_api(&api)?;
+            Reply::from(consumer::create(js, target, req).await)
+        }
+        A::ConsumerNames(stream) => Reply::from(consumer::names(js, stream, req).await),
+        A::ConsumerList(stream) => Reply::from(consumer::list(js, stream, req).await),
+        A::ConsumerInfo { stream, consumer } => {
+            Reply::from(consumer::info(js, (stream, consumer)).await)
+        }
+        A::ConsumerDelete { stream, consumer } => {
+            Reply::from(consumer::delete(js, (stream, consumer)).await)
+        }
+        A::ConsumerPause { stream, consumer } => {
+            Reply::from(consumer::pause(js, (stream, consumer), req).await)
+        }
+        A::ConsumerReset { stream, consumer } => {
+            Reply::from(consumer::reset(js, (stream, consumer), req).await)
+        }
+        A::ConsumerNext { stream, consumer } => {
+            // An existing consumer takes its pulls on its own subscription.
+            consumer::next_missing(js, (stream, consumer), req);
+            return None;
+        }
+        // Served by each stream's own subscription (`allow_direct`), never sent here.
+        A::DirectGet { .. } => return None,
+        // Not implemented by rill (single server, no snapshots): no reply.
+        A::StreamSnapshot(_)
+        | A::StreamRestore(_)
+        | A::StreamLeaderStepdown(_)
+        | A::StreamPeerRemove(_)
+        | A::ConsumerUnpin { .. }
+        | A::ConsumerLeaderStepdown { .. }
+        | A::AccountPurge(_)
+        | A::ServerRemove
+        | A::MetaLeaderStepdown => return None,
+    })
 }

@@ -7,22 +7,15 @@ use rill_protocol::jsapi::{
     StoredMsg,
 };
 
-use super::{Reply, Request, named};
+use super::Request;
 use crate::jetstream::JetStream;
 use crate::jetstream::stream::timestamp;
 
-/// Dispatches `$JS.API.STREAM.MSG.<op>`.
-pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
-    if let Some(name) = named(op, "GET") {
-        return Some(Reply::from(get(js, name, req).await));
-    }
-    if let Some(name) = named(op, "DELETE") {
-        return Some(Reply::from(delete(js, name, req).await));
-    }
-    None
-}
-
-async fn get(js: &Arc<JetStream>, name: &str, req: &Request) -> Result<MsgGetResponse, ApiError> {
+pub(super) async fn get(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+) -> Result<MsgGetResponse, ApiError> {
     req.check_level()?;
     let handle = js
         .stream(name)
@@ -43,7 +36,7 @@ async fn get(js: &Arc<JetStream>, name: &str, req: &Request) -> Result<MsgGetRes
     })
 }
 
-async fn delete(
+pub(super) async fn delete(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,

@@ -12,34 +12,10 @@ use rill_protocol::jsapi::{
 };
 use rill_protocol::subject::filters_overlap;
 
-use super::{Reply, Request, named};
+use super::Request;
 use crate::jetstream::consumer::events;
 use crate::jetstream::{JetStream, validate};
 use rill_protocol::compat::NATS_VERSION;
-
-/// Dispatches `$JS.API.STREAM.<op>`; `None` for unknown operations.
-pub(super) async fn handle(js: &Arc<JetStream>, op: &str, req: &Request) -> Option<Reply> {
-    if let Some(name) = named(op, "CREATE") {
-        return Some(Reply::from(create(js, name, req).await));
-    }
-    if let Some(name) = named(op, "UPDATE") {
-        return Some(Reply::from(update(js, name, req).await));
-    }
-    if let Some(name) = named(op, "INFO") {
-        return Some(Reply::from(info(js, name, req).await));
-    }
-    if let Some(name) = named(op, "DELETE") {
-        return Some(Reply::from(delete(js, name, req).await));
-    }
-    if let Some(name) = named(op, "PURGE") {
-        return Some(Reply::from(purge(js, name, req).await));
-    }
-    match op {
-        "NAMES" => Some(Reply::from(names(js, req))),
-        "LIST" => Some(Reply::from(list(js, req).await)),
-        _ => None,
-    }
-}
 
 /// The config as replies show it (stored metadata plus `_nats.ver` / `_nats.level`).
 fn reply_info(mut info: StreamInfo) -> StreamInfo {
@@ -76,7 +52,7 @@ fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
     }
 }
 
-async fn create(
+pub(super) async fn create(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,
@@ -111,7 +87,7 @@ async fn create(
     })
 }
 
-async fn update(
+pub(super) async fn update(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,
@@ -138,7 +114,7 @@ async fn update(
     })
 }
 
-async fn info(
+pub(super) async fn info(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,
@@ -159,7 +135,7 @@ async fn info(
     Ok(StreamInfoResponse { paged, info })
 }
 
-async fn delete(
+pub(super) async fn delete(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,
@@ -171,7 +147,7 @@ async fn delete(
     Ok(StreamDeleteResponse { success: true })
 }
 
-async fn purge(
+pub(super) async fn purge(
     js: &Arc<JetStream>,
     name: &str,
     req: &Request,
@@ -196,7 +172,7 @@ fn matching(js: &JetStream, subject: &str) -> Vec<StreamConfig> {
         .collect()
 }
 
-fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiError> {
+pub(super) fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiError> {
     req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
     let all = matching(js, &body.subject);
@@ -216,7 +192,10 @@ fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiE
     })
 }
 
-async fn list(js: &Arc<JetStream>, req: &Request) -> Result<StreamListResponse, ApiError> {
+pub(super) async fn list(
+    js: &Arc<JetStream>,
+    req: &Request,
+) -> Result<StreamListResponse, ApiError> {
     req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
     let all = matching(js, &body.subject);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rill_protocol::jsapi::{ApiError, ConsumerConfig, ErrorCode, Timestamp};
+use rill_protocol::jsapi::{ApiError, ApiSubject, ConsumerConfig, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -136,7 +136,11 @@ fn subscribe<S: Source>(
             tx.clone(),
         ),
         spec.outbox.subscribe(
-            &format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", spec.stream, spec.name),
+            &ApiSubject::ConsumerNext {
+                stream: &spec.stream,
+                consumer: &spec.name,
+            }
+            .to_string(),
             tx.clone(),
         ),
     ];

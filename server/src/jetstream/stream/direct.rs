@@ -8,12 +8,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_protocol::headers::HeaderMap;
-use rill_protocol::jsapi::{MsgGetRequest, parse_request};
+use rill_protocol::jsapi::{ApiSubject, MsgGetRequest, parse_request};
 
 use super::core::{StreamCore, timestamp};
 use crate::jetstream::store::StoredMsg;
-
-const PREFIX: &str = "$JS.API.DIRECT.GET.";
 
 fn status(code: u16, text: &str) -> Bytes {
     HeaderMap::with_status(code, Some(text)).to_bytes()
@@ -23,12 +21,13 @@ impl StreamCore {
     /// Answers one direct get.
     pub(super) fn direct_get(&mut self, subject: &Bytes, reply: Option<&Bytes>, body: &Bytes) {
         let Some(reply) = reply else { return };
+        // The stream subscribes only its own `DIRECT.GET.<name>[.>]`.
         let subject = std::str::from_utf8(subject).unwrap_or_default();
-        let rest = subject
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.strip_prefix(self.name.as_str()))
-            .unwrap_or_default();
-        let req = if let Some(subj) = rest.strip_prefix('.') {
+        let last_by_subj = match ApiSubject::parse(subject) {
+            Ok(ApiSubject::DirectGet { subject, .. }) => subject,
+            _ => None,
+        };
+        let req = if let Some(subj) = last_by_subj {
             MsgGetRequest {
                 last_by_subj: subj.to_owned(),
                 ..MsgGetRequest::default()

@@ -10,15 +10,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rill_protocol::jsapi::StreamConfig;
+use rill_protocol::jsapi::{ApiSubject, StreamConfig};
 
 use super::Command;
 use super::queue::QueueTx;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
-
-const DIRECT_PREFIX: &str = "$JS.API.DIRECT.GET.";
 
 /// Receives a stream's messages from the router.
 #[derive(Debug)]
@@ -78,10 +76,12 @@ impl StreamSubs {
             ));
         }
         if cfg.allow_direct {
-            for subject in [
-                format!("{DIRECT_PREFIX}{}", cfg.name),
-                format!("{DIRECT_PREFIX}{}.>", cfg.name),
-            ] {
+            for subject in [None, Some(">")] {
+                let subject = ApiSubject::DirectGet {
+                    stream: &cfg.name,
+                    subject,
+                }
+                .to_string();
                 subs.push(Subscription::new(
                     Bytes::from_static(b"direct"),
                     Bytes::from(subject),

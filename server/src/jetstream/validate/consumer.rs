@@ -1,8 +1,8 @@
 //! Consumer create requests (the three subject forms) and consumer config defaults/checks.
 
 use rill_protocol::jsapi::{
-    AckPolicy, ApiError, ConsumerConfig, CreateConsumerRequest, DeliverPolicy, ErrorCode, Nanos,
-    PriorityPolicy, RetentionPolicy, StreamConfig,
+    AckPolicy, ApiError, ApiSubject, ConsumerConfig, CreateConsumerRequest, DeliverPolicy,
+    ErrorCode, Nanos, PriorityPolicy, RetentionPolicy, StreamConfig,
 };
 use rill_protocol::subject::{has_wildcard, is_subset, validate_publish};
 
@@ -37,27 +37,26 @@ impl CreateTarget {
     /// `DURABLE.CREATE` without exactly stream and durable tokens (nats-server does not answer
     /// those at all).
     pub fn parse(subject: &str) -> Option<CreateTarget> {
-        let rest = subject.strip_prefix("$JS.API.CONSUMER.")?;
-        if let Some(rest) = rest.strip_prefix("DURABLE.CREATE.") {
-            let parts: Vec<&str> = rest.split('.').collect();
-            let [stream, consumer] = parts[..] else {
-                return None;
-            };
-            return Some(CreateTarget::new(
-                CreateKind::LegacyDurable,
-                stream,
-                consumer,
-                "",
-            ));
-        }
-        let rest = rest.strip_prefix("CREATE.")?;
-        let mut parts = rest.splitn(3, '.');
-        let stream = parts.next().filter(|s| !s.is_empty())?;
-        Some(match (parts.next(), parts.next()) {
-            (None, _) => CreateTarget::new(CreateKind::LegacyEphemeral, stream, "", ""),
-            (Some(consumer), filter) => {
-                CreateTarget::new(CreateKind::Named, stream, consumer, filter.unwrap_or(""))
+        CreateTarget::from_api(&ApiSubject::parse(subject).ok()?)
+    }
+
+    /// The target of a consumer-create [`ApiSubject`]; `None` for any other.
+    pub fn from_api(api: &ApiSubject<'_>) -> Option<CreateTarget> {
+        Some(match *api {
+            ApiSubject::ConsumerDurableCreate { stream, durable } => {
+                CreateTarget::new(CreateKind::LegacyDurable, stream, durable, "")
             }
+            ApiSubject::ConsumerCreate {
+                stream,
+                consumer: None,
+                ..
+            } => CreateTarget::new(CreateKind::LegacyEphemeral, stream, "", ""),
+            ApiSubject::ConsumerCreate {
+                stream,
+                consumer: Some(consumer),
+                filter,
+            } => CreateTarget::new(CreateKind::Named, stream, consumer, filter.unwrap_or("")),
+            _ => return None,
         })
     }
 
