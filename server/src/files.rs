@@ -65,7 +65,14 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
                 .collect()
         })
         .unwrap_or_default();
-    let json = serde_json::json!({ "nats": nats, "monitoring": monitoring });
+    let mut json = serde_json::json!({ "nats": nats, "monitoring": monitoring });
+    if let (Some(addr), Some(ws)) = (server.state().websocket_addr(), &config.websocket) {
+        let scheme = if ws.tls.is_some() { "wss" } else { "ws" };
+        json["websocket"] = url_hosts(&ws.host)
+            .iter()
+            .map(|h| format!("{scheme}://{h}:{}", addr.port()))
+            .collect();
+    }
     std::fs::write(&path, json.to_string()).map_err(|source| StartError::File {
         what: "ports file",
         path: path.display().to_string(),

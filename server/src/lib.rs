@@ -33,6 +33,7 @@ mod signals;
 pub mod stats;
 pub mod system;
 pub mod tls;
+pub mod websocket;
 
 pub use lifecycle::{Server, StartError, Stop};
 pub use reload::Reload;

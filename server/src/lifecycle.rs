@@ -26,7 +26,7 @@ use crate::client::CloseReason;
 use crate::config::{self, Config};
 use crate::server::ServerState;
 use crate::shared::{JsReport, VERSION};
-use crate::{auth, jetstream, listener, monitoring, system, tls};
+use crate::{auth, jetstream, listener, monitoring, system, tls, websocket};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,9 @@ pub enum StartError {
     /// The operator or a preloaded account JWT is invalid.
     #[error("{0}")]
     Operator(String),
+    /// The WebSocket listener could not start.
+    #[error("{0}")]
+    Websocket(#[from] crate::websocket::WsStartError),
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -166,6 +169,10 @@ impl Server {
         let mqtt = crate::mqtt::MqttService::start(&state, stop_rx.clone(), done_tx.clone())
             .await?
             .map(|(service, _)| service);
+        if let Some(ws) = &config.websocket {
+            let ws_addr = websocket::start(&state, ws, stop_rx.clone(), done_tx.clone()).await?;
+            state.set_websocket_addr(ws_addr);
+        }
         info!("Listening for client connections on {addr}");
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),

@@ -47,6 +47,7 @@ pub struct ServerState {
     /// The port actually bound for clients (after `-p -1`).
     pub client_port: AtomicU64,
     monitor_addr: OnceLock<SocketAddr>,
+    websocket_addr: OnceLock<SocketAddr>,
     js_report: OnceLock<Arc<dyn JsReport>>,
     /// Operator mode (kept across reloads: it holds the resolved account JWTs).
     jwt: Option<Arc<JwtAuth>>,
@@ -79,6 +80,7 @@ impl ServerState {
             started: SystemTime::now(),
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
+            websocket_addr: OnceLock::new(),
             js_report: OnceLock::new(),
             jwt,
             system: OnceLock::new(),
@@ -147,6 +149,16 @@ impl ServerState {
     /// Where monitoring listens, when it is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor_addr.get().copied()
+    }
+
+    /// Records where the WebSocket listener listens.
+    pub fn set_websocket_addr(&self, addr: SocketAddr) {
+        let _ = self.websocket_addr.set(addr);
+    }
+
+    /// Where the WebSocket listener listens, when it is on.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.websocket_addr.get().copied()
     }
 
     /// Registers JetStream's monitoring report (once, when JetStream starts).

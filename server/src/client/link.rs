@@ -44,6 +44,8 @@ pub struct ClientLink {
     pub cid: u64,
     /// Peer address.
     pub addr: SocketAddr,
+    /// Came through the WebSocket listener (`/connz` says `"type": "websocket"`).
+    pub websocket: bool,
     /// When the connection was accepted.
     pub started: SystemTime,
     /// Outbound queue.
@@ -84,6 +86,7 @@ impl ClientLink {
         Self {
             cid,
             addr,
+            websocket: false,
             started: SystemTime::now(),
             outbound: Outbound::new(max_pending),
             subs: Mutex::new(HashMap::new()),

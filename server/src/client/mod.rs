@@ -132,11 +132,24 @@ impl Tally {
     }
 }
 
+/// A connection's write side: the bytes out, and a last word when it closes.
+pub trait ClientWriter: AsyncWrite + Unpin + Send + 'static {
+    /// Called once, before the shutdown, with why the connection closes (a WebSocket
+    /// puts it in its close frame; a socket has nothing to say).
+    fn closing(&mut self, _reason: CloseReason) {}
+}
+
+impl ClientWriter for tokio::net::tcp::OwnedWriteHalf {}
+
+impl<T: AsyncRead + AsyncWrite + Send + 'static> ClientWriter for tokio::io::WriteHalf<T> {}
+
+impl ClientWriter for tokio::io::DuplexStream {}
+
 /// Serves one accepted plain connection until it closes.
 pub async fn serve<R, W>(state: Arc<ServerState>, reader: R, writer: W, addr: SocketAddr)
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: ClientWriter,
 {
     let peer = Peer::new(&state, addr);
     serve_peer(state, reader, writer, peer).await;
@@ -146,15 +159,17 @@ where
 pub async fn serve_peer<R, W>(state: Arc<ServerState>, reader: R, writer: W, peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: ClientWriter,
 {
     let config = state.config();
-    let link = Arc::new(ClientLink::new(
+    let mut link = ClientLink::new(
         peer.cid,
         peer.addr,
         config.max_pending,
         Arc::clone(&state.stats),
-    ));
+    );
+    link.websocket = peer.websocket.is_some();
+    let link = Arc::new(link);
     Stats::add(&state.stats.total_connections, 1);
     state.clients.register(Arc::clone(&link));
     debug!("{} - Client connection created", link.log_prefix());
@@ -203,9 +218,8 @@ impl Connection {
         let start = Instant::now() + config.ping_interval;
         let mut ping = tokio::time::interval_at(start, config.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let auth_required = self.state.info_template().auth_required;
-        let auth_deadline =
-            tokio::time::sleep(config.authorization.timeout.unwrap_or(config.auth_timeout));
+        let auth_required = self.peer.authenticator(&self.state).required();
+        let auth_deadline = tokio::time::sleep(self.peer.auth_timeout(&config));
         let mut auth_deadline = pin!(auth_deadline);
         let link = Arc::clone(&self.link);
         let mut reload = pin!(link.reload.notified());
@@ -299,7 +313,7 @@ impl Connection {
         if tracing::enabled!(tracing::Level::TRACE) {
             trace!("{} - <<- [{}]", self.link.log_prefix(), describe(&op));
         }
-        let auth_required = !self.connected && self.state.info_template().auth_required;
+        let auth_required = !self.connected && self.peer.authenticator(&self.state).required();
         if auth_required && !matches!(op, ClientOp::Connect(_)) {
             self.fail(&ProtocolError::AuthorizationViolation);
             return Err(CloseReason::AuthenticationViolation);
@@ -335,12 +349,13 @@ impl Connection {
         }
     }
 
-    fn on_connect(&mut self, connect: Connect) -> Result<(), CloseReason> {
+    fn on_connect(&mut self, mut connect: Connect) -> Result<(), CloseReason> {
         trace!(
             "{} - <<- [CONNECT {}]",
             self.link.log_prefix(),
             serde_json::to_string(&connect).unwrap_or_default()
         );
+        self.peer.complete_connect(&mut connect);
         if connect.protocol > 1 || connect.protocol < 0 {
             self.fail(&ProtocolError::InvalidClientProtocol);
             return Err(CloseReason::ProtocolViolation);
@@ -349,7 +364,7 @@ impl Connection {
             self.fail(&ProtocolError::NoRespondersRequiresHeaders);
             return Err(CloseReason::ProtocolViolation);
         }
-        let auth = self.state.authenticator();
+        let auth = self.peer.authenticator(&self.state);
         let identity = match auth.authenticate_client(
             &connect,
             self.peer.nonce.as_deref(),

@@ -343,7 +343,7 @@ impl Outbound {
 
     /// The writer task: drains the queue into `io` until the connection closes,
     /// then flushes what is left and shuts the socket down.
-    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut io: W, write_deadline: Duration) {
+    pub async fn run_writer<W: super::ClientWriter>(&self, mut io: W, write_deadline: Duration) {
         loop {
             let (chunks, closing) = self.take();
             if !chunks.is_empty() {
@@ -366,6 +366,7 @@ impl Outbound {
             }
             self.data.notified().await;
         }
+        io.closing(self.reason());
         let _ = tokio::time::timeout(Duration::from_millis(200), io.shutdown()).await;
     }
 }

@@ -1,13 +1,18 @@
 //! What the listener knows about a connection before its client task starts (client id,
-//! INFO nonce, TLS client certificate), and the INFO line built from it.
+//! INFO nonce, TLS client certificate, the WebSocket session it came through), and the
+//! INFO line built from it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use rill_protocol::encode;
+use rill_protocol::{Connect, encode};
 
-use crate::auth::CertIdentity;
+use crate::auth::{Authenticator, CertIdentity};
+use crate::config::Config;
 use crate::server::ServerState;
+use crate::websocket::Session;
 
 /// How a connection was reached, as the listener knows it before the client task starts.
 #[derive(Debug, Clone)]
@@ -22,6 +27,8 @@ pub struct Peer {
     pub info_sent: bool,
     /// The client certificate's identities, for `verify_and_map`.
     pub cert: Option<CertIdentity>,
+    /// The WebSocket session, for a client that came through the WebSocket listener.
+    pub websocket: Option<Arc<Session>>,
 }
 
 impl Peer {
@@ -33,6 +40,30 @@ impl Peer {
             nonce: state.authenticator().nonce(),
             info_sent: false,
             cert: None,
+            websocket: None,
+        }
+    }
+
+    /// The rules this client authenticates against: the WebSocket block's own when it
+    /// overrides the server's, the server's otherwise.
+    pub fn authenticator(&self, state: &ServerState) -> Arc<Authenticator> {
+        match self.websocket.as_ref().and_then(|ws| ws.auth.clone()) {
+            Some(auth) => auth,
+            None => state.authenticator(),
+        }
+    }
+
+    /// How long this client has to authenticate.
+    pub fn auth_timeout(&self, config: &Config) -> Duration {
+        let own = self.websocket.as_ref().and_then(|ws| ws.auth_timeout);
+        own.or(config.authorization.timeout)
+            .unwrap_or(config.auth_timeout)
+    }
+
+    /// Fills the credentials CONNECT left empty from the WebSocket request's cookies.
+    pub fn complete_connect(&self, connect: &mut Connect) {
+        if let Some(ws) = &self.websocket {
+            ws.cookies.complete(connect);
         }
     }
 }
@@ -40,6 +71,12 @@ impl Peer {
 /// The INFO line for a client.
 pub fn info_line(state: &ServerState, peer: &Peer) -> BytesMut {
     let mut info = state.info_template();
+    if let Some(ws) = &peer.websocket {
+        info.port = ws.port;
+        info.tls_required = false;
+        info.tls_verify = false;
+        info.auth_required = peer.authenticator(state).required();
+    }
     info.client_id = Some(peer.cid);
     info.client_ip = Some(peer.addr.ip().to_string());
     info.nonce = peer.nonce.clone();

@@ -46,7 +46,7 @@ impl Connection {
             // Operator mode: the account's claims changed, not the config's users.
             return self.recheck_jwt();
         }
-        let auth = self.state.authenticator();
+        let auth = self.peer.authenticator(&self.state);
         let user = self.link.info.read().ok().and_then(|i| i.user.clone());
         if let Some(name) = &user
             && auth.account_of(name) != Some(self.account.name.as_str())

@@ -40,6 +40,10 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
     let https = |c: &Config| c.https.as_ref().map_or(0, |h| h.port);
     fixed(&mut d, "HTTPPort", &http(old), &http(new));
     fixed(&mut d, "HTTPSPort", &https(old), &https(new));
+    if old.websocket != new.websocket {
+        d.not_reloadable
+            .push("config reload not supported for websocket".into());
+    }
     let js = |c: &Config| c.jetstream.is_some();
     fixed(&mut d, "JetStream", &js(old), &js(new));
     if let (Some(a), Some(b)) = (&old.jetstream, &new.jetstream) {
@@ -114,6 +118,7 @@ pub fn keep_fixed(old: &Config, new: &mut Config) {
     new.http.clone_from(&old.http);
     new.https.clone_from(&old.https);
     new.jetstream.clone_from(&old.jetstream);
+    new.websocket.clone_from(&old.websocket);
     new.pid_file.clone_from(&old.pid_file);
     new.ports_file_dir.clone_from(&old.ports_file_dir);
     // The MQTT listener stays where it was bound (its other settings reload).

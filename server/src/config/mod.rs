@@ -23,6 +23,7 @@ pub mod load;
 pub mod operator;
 pub mod signal;
 pub mod units;
+mod websocket;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use flags::Flags;
 pub use load::Draft;
 pub use operator::{DirResolver, OperatorConfig, ResolverConfig};
 pub use signal::SignalRequest;
+pub use websocket::{DEFAULT_HANDSHAKE_TIMEOUT as WEBSOCKET_HANDSHAKE_TIMEOUT, WebsocketConfig};
 
 /// Size of one mebibyte.
 const MIB: usize = 1024 * 1024;
@@ -100,6 +102,8 @@ pub struct Config {
     pub system_account: Option<String>,
     /// `no_system_account`: run without a system account.
     pub no_system_account: bool,
+    /// The WebSocket listener; `None` when not configured.
+    pub websocket: Option<WebsocketConfig>,
     /// The config file this was loaded from, for reload.
     pub config_file: Option<PathBuf>,
 }
@@ -136,6 +140,7 @@ impl Default for Config {
             operator: None,
             system_account: None,
             no_system_account: false,
+            websocket: None,
             config_file: None,
         }
     }

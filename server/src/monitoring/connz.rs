@@ -105,7 +105,7 @@ fn connection(c: &ClientLink, now: SystemTime, subs: Subs) -> Value {
     let mut doc = json!({
         "cid": c.cid,
         "kind": "Client",
-        "type": "nats",
+        "type": if c.websocket { "websocket" } else { "nats" },
         "ip": c.addr.ip().to_string(),
         "port": c.addr.port(),
         "start": rfc3339(c.started),

@@ -58,7 +58,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "gateway": {},
         "leaf": {},
         "mqtt": {},
-        "websocket": {},
+        "websocket": websocket(state, &config),
         "tls_timeout": config.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
         "write_deadline": nanos(config.write_deadline),
     });
@@ -100,6 +100,40 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     }
     if let Some(name) = &config.server_name {
         doc["server_name"] = json!(name);
+    }
+    doc
+}
+
+/// The `websocket` block: empty without a listener, as nats-server shows it.
+fn websocket(state: &ServerState, config: &crate::config::Config) -> Value {
+    let (Some(ws), Some(addr)) = (&config.websocket, state.websocket_addr()) else {
+        return json!({});
+    };
+    let mut doc = json!({ "host": ws.host, "port": addr.port() });
+    let flags = [
+        ("no_tls", ws.no_tls),
+        ("same_origin", ws.same_origin),
+        ("compression", ws.compression),
+    ];
+    for (key, on) in flags {
+        if on {
+            doc[key] = json!(true);
+        }
+    }
+    if let Some(advertise) = &ws.advertise {
+        doc["advertise"] = json!(advertise);
+    }
+    if !ws.allowed_origins.is_empty() {
+        doc["allowed_origins"] = json!(ws.allowed_origins);
+    }
+    if ws.tls.as_ref().is_some_and(|t| t.verify_and_map) {
+        doc["tls_map"] = json!(true);
+    }
+    if let Some(cookie) = &ws.jwt_cookie {
+        doc["jwt_cookie"] = json!(cookie);
+    }
+    if ws.handshake_timeout != crate::config::WEBSOCKET_HANDSHAKE_TIMEOUT {
+        doc["handshake_timeout"] = json!(nanos(ws.handshake_timeout));
     }
     doc
 }

@@ -18,6 +18,7 @@ mod server;
 mod tls;
 pub(crate) mod validate;
 mod value;
+mod websocket;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,6 +100,7 @@ impl Draft {
             "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
             "jetstream" => self.jetstream_key(v)?,
             "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
+            "websocket" | "ws" => self.config.websocket = websocket::parse(v, &mut self.warnings)?,
             "store_dir" | "storedir" => self.store_dir = Some(value::path(v, key)?),
             k if REFUSED.contains(&k) => return Err(refused(key, key_pos)),
             k if UNSUPPORTED.contains(&k) => self.warnings.push(Warning::at(
@@ -160,6 +162,7 @@ fn origin_settings(lower: &str) -> &'static [&'static str] {
         "https" | "https_port" => &["https"],
         "tls" => &["tls"],
         "jetstream" | "store_dir" | "storedir" => &["store_dir"],
+        "websocket" | "ws" => &["websocket"],
         "max_payload" | "max_pending" => &["max_payload"],
         "no_auth_user" => &["no_auth_user"],
         "mqtt" => &["mqtt"],
@@ -188,8 +191,6 @@ const UNSUPPORTED: &[&str] = &[
     "gateway",
     "leaf",
     "leafnodes",
-    "websocket",
-    "ws",
     "mappings",
     "maps",
     "server_tags",

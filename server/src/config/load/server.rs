@@ -67,7 +67,7 @@ fn monitor_listen(v: &ConfValue, key: &str) -> Result<(Option<String>, i64), Con
 }
 
 /// Splits `host:port` (IPv6 in brackets), or takes a bare port number.
-fn host_port(v: &ConfValue, key: &str) -> Result<(Option<String>, i64), ConfigError> {
+pub(super) fn host_port(v: &ConfValue, key: &str) -> Result<(Option<String>, i64), ConfigError> {
     let text = match &v.kind {
         ValueKind::Int(n) => return Ok((None, *n)),
         ValueKind::String(s) => s,

@@ -56,6 +56,7 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_tls(&config).map_err(|m| o.error("tls", m))?;
     check_no_auth_user(&config).map_err(|m| o.error("no_auth_user", m))?;
     check_mqtt(&config).map_err(|m| o.error("mqtt", m))?;
+    super::websocket::check(&config).map_err(|m| o.error("websocket", m))?;
     check_duplicate_users(&config)?;
     Ok((config, warnings))
 }

@@ -1,0 +1,121 @@
+//! The `websocket {}` block (alias `ws`), with nats-server's keys and checks.
+
+use super::super::conf::{ConfValue, Entry};
+use super::super::error::{ConfigError, Warning};
+use super::super::{Config, WebsocketConfig};
+use super::server::host_port;
+use super::tls;
+use super::value::{self, boolean, int, map, string, strings, timeout};
+
+/// Parses `websocket { … }`. `None` when no port is set (or it is 0): nats-server starts
+/// the listener only once a port is given, `-1` picking a free one.
+///
+/// # Errors
+/// Unknown keys, wrong types, a port out of range, and a listener without TLS that does
+/// not say `no_tls: true` ("websocket requires TLS configuration").
+pub(super) fn parse(
+    v: &ConfValue,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<WebsocketConfig>, ConfigError> {
+    let m = map(v, "websocket")?;
+    let mut ws = WebsocketConfig {
+        host: "0.0.0.0".into(),
+        ..WebsocketConfig::default()
+    };
+    let mut port = None;
+    for e in m.entries() {
+        let k = e.key.to_ascii_lowercase();
+        let v = &e.value;
+        match k.as_str() {
+            "listen" => {
+                let (host, p) = host_port(v, &k)?;
+                if let Some(host) = host {
+                    ws.host = host;
+                }
+                port = Some((p, v));
+            }
+            "port" => port = Some((int(v, &k)?, v)),
+            "host" | "net" => ws.host = string(v, &k)?,
+            "advertise" => ws.advertise = Some(string(v, &k)?),
+            "tls" => ws.tls = Some(tls::parse(v, warnings)?),
+            "no_tls" => ws.no_tls = boolean(v, &k)?,
+            "same_origin" => ws.same_origin = boolean(v, &k)?,
+            "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin" | "origins"
+            | "origin" => ws.allowed_origins = strings(v, &k)?,
+            "compression" => ws.compression = boolean(v, &k)?,
+            "handshake_timeout" => ws.handshake_timeout = timeout(v, &k)?,
+            "jwt_cookie" => ws.jwt_cookie = Some(string(v, &k)?),
+            "user_cookie" => ws.user_cookie = Some(string(v, &k)?),
+            "pass_cookie" => ws.pass_cookie = Some(string(v, &k)?),
+            "token_cookie" => ws.token_cookie = Some(string(v, &k)?),
+            "no_auth_user" => ws.no_auth_user = Some(string(v, &k)?),
+            "authorization" | "authentication" => authorization(&mut ws, v)?,
+            "headers" => warnings.push(Warning::at(
+                &e.key_pos,
+                "websocket setting \"headers\" is not supported by rill yet and is ignored",
+            )),
+            _ => value::unknown(e)?,
+        }
+    }
+    let Some((port, at)) = port else {
+        return Ok(None);
+    };
+    ws.port = match port {
+        -1 => 0,
+        0 => return Ok(None),
+        p => u16::try_from(p)
+            .map_err(|_| ConfigError::at(&at.pos, format!("websocket port {p} is out of range")))?,
+    };
+    if ws.tls.is_none() && !ws.no_tls {
+        return Err(ConfigError::at(
+            &v.pos,
+            "websocket requires TLS configuration",
+        ));
+    }
+    Ok(Some(ws))
+}
+
+/// `authorization { username, password, token, timeout }` inside the block.
+fn authorization(ws: &mut WebsocketConfig, v: &ConfValue) -> Result<(), ConfigError> {
+    for e in map(v, "authorization")?.entries() {
+        let k = e.key.to_ascii_lowercase();
+        auth_key(ws, &k, e)?;
+    }
+    Ok(())
+}
+
+fn auth_key(ws: &mut WebsocketConfig, k: &str, e: &Entry) -> Result<(), ConfigError> {
+    let v = &e.value;
+    match k {
+        "username" | "user" => ws.username = Some(string(v, k)?),
+        "password" | "pass" => ws.password = Some(string(v, k)?),
+        "token" => ws.token = Some(string(v, k)?),
+        "timeout" => ws.auth_timeout = Some(timeout(v, k)?),
+        _ => value::unknown(e)?,
+    }
+    Ok(())
+}
+
+/// The block's `no_auth_user` must name a configured user, as the server's must.
+pub(super) fn check(config: &Config) -> Result<(), String> {
+    let Some(name) = config
+        .websocket
+        .as_ref()
+        .and_then(|w| w.no_auth_user.as_ref())
+    else {
+        return Ok(());
+    };
+    let known = config
+        .authorization
+        .users
+        .iter()
+        .chain(config.accounts.iter().flat_map(|a| a.users.iter()))
+        .any(|u| u.user.as_deref() == Some(name) || u.nkey.as_deref() == Some(name));
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "no_auth_user: \"{name}\" present, but users/nkeys are not defined"
+        ))
+    }
+}
