@@ -34,3 +34,6 @@ mod mqtt_sessions;
 mod object_store;
 mod reload_auth;
 mod tls;
+mod websocket;
+mod websocket_browser;
+mod websocket_frames;

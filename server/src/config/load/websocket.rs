@@ -96,26 +96,92 @@ fn auth_key(ws: &mut WebsocketConfig, k: &str, e: &Entry) -> Result<(), ConfigEr
     Ok(())
 }
 
-/// The block's `no_auth_user` must name a configured user, as the server's must.
+/// The block's own credentials, checked as nats-server checks them at start-up: a
+/// user name or token only where the server has no users, and a `no_auth_user` that
+/// names a configured user.
 pub(super) fn check(config: &Config) -> Result<(), String> {
-    let Some(name) = config
-        .websocket
-        .as_ref()
-        .and_then(|w| w.no_auth_user.as_ref())
-    else {
+    let Some(ws) = &config.websocket else {
         return Ok(());
     };
-    let known = config
+    let mut users = config
         .authorization
         .users
         .iter()
-        .chain(config.accounts.iter().flat_map(|a| a.users.iter()))
-        .any(|u| u.user.as_deref() == Some(name) || u.nkey.as_deref() == Some(name));
-    if known {
+        .chain(config.accounts.iter().flat_map(|a| a.users.iter()));
+    let has_users = users.clone().next().is_some();
+    for (what, set) in [("username", ws.username.is_some()), ("token", ws.token.is_some())] {
+        if set && has_users {
+            return Err(format!(
+                "websocket authentication {what} not compatible with presence of users/nkeys"
+            ));
+        }
+    }
+    let Some(name) = &ws.no_auth_user else {
+        return Ok(());
+    };
+    if users.any(|u| u.user.as_deref() == Some(name) || u.nkey.as_deref() == Some(name)) {
         Ok(())
     } else {
         Err(format!(
             "no_auth_user: \"{name}\" present, but users/nkeys are not defined"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::super::conf::parse_str;
+    use super::super::Draft;
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let map = parse_str(text).map_err(|e| e.to_string())?;
+        let draft = Draft::from_map(&map).map_err(|e| e.to_string())?;
+        draft.finish().map(|(c, _)| c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_block_reads_nats_servers_keys() {
+        let c = load(
+            "websocket {\n listen: \"127.0.0.1:-1\"\n no_tls: true\n compression: true\n \
+             same_origin: true\n allowed_origins: [\"http://a.example\"]\n handshake_timeout: \"5s\"\n \
+             jwt_cookie: jwt\n token_cookie: tok\n authorization { token: s3cret, timeout: 3 }\n}",
+        )
+        .expect("valid");
+        let ws = c.websocket.expect("websocket on");
+        assert_eq!((ws.host.as_str(), ws.port), ("127.0.0.1", 0));
+        assert!(ws.no_tls && ws.compression && ws.same_origin);
+        assert_eq!(ws.allowed_origins, vec!["http://a.example".to_string()]);
+        assert_eq!(ws.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(ws.jwt_cookie.as_deref(), Some("jwt"));
+        assert_eq!(ws.token.as_deref(), Some("s3cret"));
+        assert_eq!(ws.auth_timeout, Some(Duration::from_secs(3)));
+        assert!(ws.overrides_auth());
+    }
+
+    #[test]
+    fn no_port_means_no_listener_and_tls_is_required() {
+        assert_eq!(load("ws { no_tls: true }").expect("valid").websocket, None);
+        let zero = load("websocket { port: 0, no_tls: true }").expect("valid");
+        assert_eq!(zero.websocket, None);
+        let errors = [
+            ("websocket { port: 8080 }", "websocket requires TLS configuration"),
+            ("websocket { port: 8080, no_tls: true, bogus: 1 }", "unknown field \"bogus\""),
+            (
+                "authorization { users: [{user: a, password: b}] }\n\
+                 websocket { port: 8080, no_tls: true, authorization { username: u, password: p } }",
+                "websocket authentication username not compatible with presence of users/nkeys",
+            ),
+            (
+                "websocket { port: 8080, no_tls: true, no_auth_user: bob }",
+                "no_auth_user: \"bob\" present, but users/nkeys are not defined",
+            ),
+        ];
+        for (text, want) in errors {
+            let e = load(text).expect_err(text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 }
