@@ -25,68 +25,25 @@ pub(crate) fn nats_py_ws_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A server with `websocket { <block> }` and the directory of its ports file.
-#[derive(Debug)]
-pub(crate) struct WsServer {
-    server: TestServer,
-    ports_dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for WsServer {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.server
-    }
-}
-
-impl std::ops::DerefMut for WsServer {
-    fn deref_mut(&mut self) -> &mut TestServer {
-        &mut self.server
-    }
-}
-
 /// Starts a server of `kind` with `websocket { <block> }` and `extra` top-level config.
-pub(crate) async fn ws_server(kind: ServerKind, block: &str, extra: &str) -> WsServer {
-    let ports_dir = tempfile::tempdir().expect("ports dir");
+pub(crate) async fn ws_server(kind: ServerKind, block: &str, extra: &str) -> TestServer {
     let config = format!("{extra}\nwebsocket {{\n{block}\n}}\n");
-    let server = TestServer::start_with(ServerOpts {
+    TestServer::start_with(ServerOpts {
         kind,
         jetstream: false,
         config: Some(config),
-        args: vec![
-            "--ports_file_dir".into(),
-            ports_dir.path().display().to_string(),
-        ],
+        ..ServerOpts::default()
     })
-    .await;
-    WsServer { server, ports_dir }
+    .await
 }
 
-/// The WebSocket URL the server wrote to its ports file (`websocket` list).
-pub(crate) async fn ws_url(server: &WsServer) -> String {
-    let ports = ports_file(server).await;
-    ports["websocket"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("no websocket URL in {ports}\n{}", server.logs()))
-        .to_string()
-}
-
-/// The server's ports file (`<exe>_<pid>.ports`), waiting for it to be written (nats-server
-/// writes it just after it starts answering clients).
-pub(crate) async fn ports_file(server: &WsServer) -> Value {
-    let pid = server.pid().expect("server running");
-    let suffix = format!("_{pid}.ports");
-    let find = || {
-        std::fs::read_dir(server.ports_dir.path())
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with(&suffix))
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    };
-    rill_tests::check_for(WAIT, || async { find().is_some() }).await;
-    find().unwrap_or_else(|| panic!("no ports file for {pid}\n{}", server.logs()))
+/// `ws://127.0.0.1:<port>` of the WebSocket port the server wrote to its ports file.
+pub(crate) fn ws_url(server: &TestServer) -> String {
+    let port = server
+        .ports()
+        .websocket
+        .unwrap_or_else(|| panic!("no websocket port\n{}", server.logs()));
+    format!("ws://127.0.0.1:{port}")
 }
 
 async fn python(script: &str, args: &[&str]) -> String {
@@ -122,9 +79,9 @@ async fn nats_py_over_ws_and_wss_matches_nats_server() {
     let mut outputs = Vec::new();
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let plain = ws_server(kind, "port: -1\nno_tls: true", "").await;
-        let ws = python(SCRIPT, &[&ws_url(&plain).await]).await;
+        let ws = python(SCRIPT, &[&ws_url(&plain)]).await;
         let secure = ws_server(kind, &wss, "").await;
-        let url = ws_url(&secure).await.replace("wss://127.0.0.1", "wss://localhost");
+        let url = ws_url(&secure).replace("ws://127.0.0.1", "wss://localhost");
         let ca = certs.path("ca.pem");
         let wss_out = python(SCRIPT, &[&url, &ca.display().to_string()]).await;
         outputs.push(format!("{ws}---\n{wss_out}"));
@@ -142,7 +99,7 @@ async fn permessage_deflate_is_negotiated_and_carries_messages_like_nats_server(
     let mut outputs = Vec::new();
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let server = ws_server(kind, "port: -1\nno_tls: true\ncompression: true", "").await;
-        outputs.push(python(COMPRESS_SCRIPT, &[&ws_url(&server).await]).await);
+        outputs.push(python(COMPRESS_SCRIPT, &[&ws_url(&server)]).await);
     }
     assert_eq!(outputs[0], outputs[1], "rill vs nats-server");
     insta::assert_snapshot!("permessage_deflate", outputs[0]);
@@ -178,10 +135,15 @@ async fn nats_py_reconnects_over_websocket_after_a_restart() {
     };
     assert_eq!(next().await, "before 1");
     server.restart().await;
-    stdin.write_all(b"restarted\n").await.expect("tell the script");
+    stdin
+        .write_all(b"restarted\n")
+        .await
+        .expect("tell the script");
     assert_eq!(next().await, "reconnected");
     assert_eq!(next().await, "after 1");
-    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("script ended");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("script ended");
     assert!(status.expect("wait").success(), "{}", server.logs());
 }
 
@@ -223,7 +185,7 @@ accounts {
 }
 "#;
     let server = ws_server(ServerKind::Rill, "port: -1\nno_tls: true", accounts).await;
-    let url = ws_url(&server).await;
+    let url = ws_url(&server);
     let web = async_nats::ConnectOptions::with_user_and_password("web".into(), "pw".into())
         .connect(&url)
         .await
@@ -241,16 +203,24 @@ accounts {
     sync(&tcp).await;
     sync(&other).await;
     web.publish("ui.click", "x".into()).await.expect("publish");
-    web.publish("admin.reset", "x".into()).await.expect("publish");
+    web.publish("admin.reset", "x".into())
+        .await
+        .expect("publish");
     web.flush().await.expect("flush");
-    let msg = tokio::time::timeout(WAIT, from_tcp.next()).await.expect("delivered");
+    let msg = tokio::time::timeout(WAIT, from_tcp.next())
+        .await
+        .expect("delivered");
     assert_eq!(msg.expect("message").subject.as_str(), "ui.click");
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), other_sub.next()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), other_sub.next())
+            .await
+            .is_err(),
         "account B must not see account A's messages"
     );
     rill_tests::check_for(WAIT, || async {
-        server.logs().contains("Publish Violation - Subject \"admin.reset\"")
+        server
+            .logs()
+            .contains("Publish Violation - Subject \"admin.reset\"")
     })
     .await;
 }
@@ -263,7 +233,7 @@ async fn websocket_authorization_overrides_the_servers_for_websocket_clients() {
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let block = "port: -1\nno_tls: true\nauthorization { username: wsu, password: wsp }";
         let server = ws_server(kind, block, "authorization { user: tcpu, password: tcpp }").await;
-        let url = ws_url(&server).await;
+        let url = ws_url(&server);
         let try_connect = async |url: &str, user: &str, pass: &str| {
             async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
                 .max_reconnects(0)
@@ -271,20 +241,36 @@ async fn websocket_authorization_overrides_the_servers_for_websocket_clients() {
                 .await
                 .is_ok()
         };
-        assert!(try_connect(&url, "wsu", "wsp").await, "{kind:?}: ws user over ws");
-        assert!(!try_connect(&url, "tcpu", "tcpp").await, "{kind:?}: tcp user over ws");
-        assert!(try_connect(&server.url(), "tcpu", "tcpp").await, "{kind:?}: tcp user over tcp");
-        assert!(!try_connect(&server.url(), "wsu", "wsp").await, "{kind:?}: ws user over tcp");
+        assert!(
+            try_connect(&url, "wsu", "wsp").await,
+            "{kind:?}: ws user over ws"
+        );
+        assert!(
+            !try_connect(&url, "tcpu", "tcpp").await,
+            "{kind:?}: tcp user over ws"
+        );
+        assert!(
+            try_connect(&server.url(), "tcpu", "tcpp").await,
+            "{kind:?}: tcp user over tcp"
+        );
+        assert!(
+            !try_connect(&server.url(), "wsu", "wsp").await,
+            "{kind:?}: ws user over tcp"
+        );
 
-        let users = "authorization { users: [ {user: bob, password: x}, {user: carol, password: y} ] }";
+        let users =
+            "authorization { users: [ {user: bob, password: x}, {user: carol, password: y} ] }";
         let server = ws_server(kind, "port: -1\nno_tls: true\nno_auth_user: carol", users).await;
-        let anonymous = async_nats::connect(ws_url(&server).await).await;
+        let anonymous = async_nats::connect(ws_url(&server)).await;
         assert!(anonymous.is_ok(), "{kind:?}: no_auth_user over ws");
         let tcp = async_nats::ConnectOptions::new()
             .max_reconnects(0)
             .connect(server.url())
             .await;
-        assert!(tcp.is_err(), "{kind:?}: no_auth_user of the websocket block is not the server's");
+        assert!(
+            tcp.is_err(),
+            "{kind:?}: no_auth_user of the websocket block is not the server's"
+        );
     }
 }
 
@@ -305,8 +291,13 @@ async fn a_restarted_server_gets_async_nats_back_over_websocket() {
     })
     .await;
     client.flush().await.expect("flush after reconnect");
-    client.publish("ws.after", "back".into()).await.expect("publish");
-    let msg = tokio::time::timeout(WAIT, sub.next()).await.expect("delivered after reconnect");
+    client
+        .publish("ws.after", "back".into())
+        .await
+        .expect("publish");
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("delivered after reconnect");
     assert_eq!(msg.expect("message").payload, "back");
 }
 
@@ -317,15 +308,21 @@ async fn monitoring_and_ports_file_show_the_websocket_listener_like_nats_server(
     let mut docs = Vec::new();
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let block = "port: -1\nno_tls: true\ncompression: true\nsame_origin: true";
-        let server = ws_server(kind, block, "http: -1").await;
-        let url = ws_url(&server).await;
-        let client = async_nats::connect(&url).await.expect("connect over websocket");
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: false,
+            monitoring: true,
+            config: Some(format!("websocket {{\n{block}\n}}\n")),
+            ..ServerOpts::default()
+        })
+        .await;
+        let url = ws_url(&server);
+        let client = async_nats::connect(&url)
+            .await
+            .expect("connect over websocket");
         let _tcp = server.client().await;
         sync(&client).await;
-        let monitor = ports_file(&server).await["monitoring"][0]
-            .as_str()
-            .expect("monitoring url")
-            .to_string();
+        let monitor = format!("http://127.0.0.1:{}", server.monitoring_port());
         let varz = get_json(&format!("{monitor}/varz")).await;
         let connz = get_json(&format!("{monitor}/connz")).await;
         let mut block = varz["websocket"].clone();
@@ -352,7 +349,9 @@ async fn get_json(url: &str) -> Value {
         .trim_start_matches("http://")
         .split_once('/')
         .expect("url with path");
-    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect monitor");
+    let mut conn = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect monitor");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let req = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
     conn.write_all(req.as_bytes()).await.expect("send");

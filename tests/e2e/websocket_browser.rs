@@ -51,17 +51,23 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
         eprintln!("chromium not installed (apt-get install chromium); skipping the browser test");
         return;
     };
-    let web = TcpListener::bind("127.0.0.1:0").await.expect("bind page server");
-    let origin = format!("http://127.0.0.1:{}", web.local_addr().expect("addr").port());
+    let web = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind page server");
+    let origin = format!(
+        "http://127.0.0.1:{}",
+        web.local_addr().expect("addr").port()
+    );
     let page_server = tokio::spawn(serve_page(web));
-    let block = format!("port: -1\nno_tls: true\ncompression: true\nallowed_origins: [\"{origin}\"]");
+    let block =
+        format!("port: -1\nno_tls: true\ncompression: true\nallowed_origins: [\"{origin}\"]");
     let server = ws_server(ServerKind::Rill, &block, "").await;
     let client = server.client().await;
     let mut events = client.subscribe("dashboard.>").await.expect("subscribe");
     sync(&client).await;
 
     let profile = tempfile::tempdir().expect("profile dir");
-    let page = format!("{origin}/?ws={}", ws_url(&server).await);
+    let page = format!("{origin}/?ws={}", ws_url(&server));
     let mut browser = tokio::process::Command::new(chromium)
         .args([
             "--headless",
@@ -86,7 +92,10 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
             .await
             .unwrap_or_else(|_| panic!("no word from the page\n{}", server.logs()))
             .expect("subscription open");
-        (msg.subject.to_string(), String::from_utf8_lossy(&msg.payload).into_owned())
+        (
+            msg.subject.to_string(),
+            String::from_utf8_lossy(&msg.payload).into_owned(),
+        )
     };
     assert_eq!(next().await, ("dashboard.ready".into(), "ok".into()));
     for (sensor, value) in [("temp", "21.5"), ("humidity", "40"), ("temp", "22.0")] {
@@ -98,7 +107,10 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
     let (subject, report) = next().await;
     assert_eq!(subject, "dashboard.result");
     let report: Value = serde_json::from_str(&report).expect("report json");
-    assert_eq!(report["readings"], serde_json::json!(["21.5", "40", "22.0"]));
+    assert_eq!(
+        report["readings"],
+        serde_json::json!(["21.5", "40", "22.0"])
+    );
     assert_eq!(report["rendered"], 3, "the page rendered each reading");
     // Chromium always offers permessage-deflate; the listener accepted it.
     let extensions = report["extensions"].as_str().unwrap_or_default();

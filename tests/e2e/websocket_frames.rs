@@ -48,7 +48,10 @@ impl RawWs {
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
         );
-        stream.write_all(req.as_bytes()).await.expect("send upgrade");
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("send upgrade");
         let mut ws = RawWs {
             stream,
             buf: Vec::new(),
@@ -127,7 +130,10 @@ fn parse(buf: &[u8]) -> Option<(Frame, usize)> {
     assert_eq!(b1 & 0x80, 0, "server frames are not masked");
     let (len, mut at) = match b1 & 0x7f {
         126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as usize, 4),
-        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
         n => (n as usize, 2),
     };
     let payload = buf.get(at..at + len)?.to_vec();
@@ -171,20 +177,27 @@ fn contains(data: &[u8], needle: &[u8]) -> bool {
 async fn protocol_split_across_fragments_and_messages_with_a_ping_between() {
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let server = ws_server(kind, "port: -1\nno_tls: true", "").await;
-        let (mut ws, head) = RawWs::connect(&ws_url(&server).await, None).await;
+        let (mut ws, head) = RawWs::connect(&ws_url(&server), None).await;
         assert!(!head.contains("permessage-deflate"), "{kind:?}: {head}");
         let info = ws.recv().await;
         assert_eq!(info.opcode, BINARY, "{kind:?}");
         assert!(info.payload.starts_with(b"INFO {"), "{kind:?}");
 
-        ws.send(false, false, BINARY, b"CONNECT {\"verbose\":false}\r\nSU").await;
+        ws.send(false, false, BINARY, b"CONNECT {\"verbose\":false}\r\nSU")
+            .await;
         ws.send(true, false, PING, b"hb").await;
-        ws.send(false, false, CONTINUATION, b"B t 1\r\nPUB t 5\r\nhel").await;
+        ws.send(false, false, CONTINUATION, b"B t 1\r\nPUB t 5\r\nhel")
+            .await;
         ws.send(true, false, CONTINUATION, b"lo\r\nPING\r\n").await;
         let (data, control) = ws.data_until(b"PONG\r\n").await;
-        assert!(contains(&data, b"MSG t 1 5\r\nhello\r\n"), "{kind:?}: {data:?}");
         assert!(
-            control.iter().any(|f| f.opcode == PONG && f.payload == b"hb"),
+            contains(&data, b"MSG t 1 5\r\nhello\r\n"),
+            "{kind:?}: {data:?}"
+        );
+        assert!(
+            control
+                .iter()
+                .any(|f| f.opcode == PONG && f.payload == b"hb"),
             "{kind:?}: {control:?}"
         );
 
@@ -210,7 +223,11 @@ async fn protocol_split_across_fragments_and_messages_with_a_ping_between() {
                 break f;
             }
         };
-        assert_eq!(reply.payload.get(..2), Some(&[0x03, 0xe8][..]), "{kind:?}: 1000");
+        assert_eq!(
+            reply.payload.get(..2),
+            Some(&[0x03, 0xe8][..]),
+            "{kind:?}: 1000"
+        );
     }
 }
 
@@ -219,10 +236,13 @@ async fn compressed_frames_flow_both_ways_when_negotiated() {
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let server = ws_server(kind, "port: -1\nno_tls: true\ncompression: true", "").await;
         let offer = "permessage-deflate; client_max_window_bits";
-        let (mut ws, head) = RawWs::connect(&ws_url(&server).await, Some(offer)).await;
+        let (mut ws, head) = RawWs::connect(&ws_url(&server), Some(offer)).await;
         let agreed = head
             .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("sec-websocket-extensions:"))
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("sec-websocket-extensions:")
+            })
             .unwrap_or_default()
             .to_string();
         assert!(
@@ -245,19 +265,27 @@ async fn compressed_frames_flow_both_ways_when_negotiated() {
         ws.send(true, true, BINARY, &compressed).await;
         let (data, _) = ws.data_until(b"PONG\r\n").await;
         let expected = format!("MSG dash 1 {}\r\n{text}\r\n", text.len());
-        assert!(contains(&data, expected.as_bytes()), "{kind:?}: message lost");
+        assert!(
+            contains(&data, expected.as_bytes()),
+            "{kind:?}: message lost"
+        );
     }
 }
 
 #[tokio::test]
 async fn refused_upgrades_get_nats_servers_status_and_log_line() {
     let cases = [
-        ("Origin: http://evil.example\r\n", "GET", "403", "origin not allowed: not same origin"),
+        (
+            "Origin: http://evil.example\r\n",
+            "GET",
+            "403",
+            "origin not allowed: not same origin",
+        ),
         ("", "POST", "405", "request method must be GET"),
     ];
     for kind in [ServerKind::Rill, ServerKind::Nats] {
         let server = ws_server(kind, "port: -1\nno_tls: true\nsame_origin: true", "").await;
-        let url = ws_url(&server).await;
+        let url = ws_url(&server);
         let addr = url.trim_start_matches("ws://");
         for (header, method, status, log) in cases {
             let mut stream = TcpStream::connect(addr).await.expect("connect");

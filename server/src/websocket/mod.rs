@@ -167,7 +167,7 @@ impl Listener {
         let Some(ws) = config.websocket.clone() else {
             return;
         };
-        if self.state.num_clients() >= config.max_connections {
+        if self.state.clients.len() >= config.max_connections {
             warn!(
                 "{addr} - maximum connections exceeded ({})",
                 config.max_connections

@@ -109,7 +109,10 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
         .iter()
         .chain(config.accounts.iter().flat_map(|a| a.users.iter()));
     let has_users = users.clone().next().is_some();
-    for (what, set) in [("username", ws.username.is_some()), ("token", ws.token.is_some())] {
+    for (what, set) in [
+        ("username", ws.username.is_some()),
+        ("token", ws.token.is_some()),
+    ] {
         if set && has_users {
             return Err(format!(
                 "websocket authentication {what} not compatible with presence of users/nkeys"
@@ -167,8 +170,14 @@ mod tests {
         let zero = load("websocket { port: 0, no_tls: true }").expect("valid");
         assert_eq!(zero.websocket, None);
         let errors = [
-            ("websocket { port: 8080 }", "websocket requires TLS configuration"),
-            ("websocket { port: 8080, no_tls: true, bogus: 1 }", "unknown field \"bogus\""),
+            (
+                "websocket { port: 8080 }",
+                "websocket requires TLS configuration",
+            ),
+            (
+                "websocket { port: 8080, no_tls: true, bogus: 1 }",
+                "unknown field \"bogus\"",
+            ),
             (
                 "authorization { users: [{user: a, password: b}] }\n\
                  websocket { port: 8080, no_tls: true, authorization { username: u, password: p } }",
