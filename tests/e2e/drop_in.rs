@@ -611,9 +611,7 @@ fn sigusr1_reopens_the_log_file() {
 fn unsupported_feature_warns_and_the_server_runs() {
     let dir = tempdir();
     let port = free_port();
-    let conf = format!(
-        "listen: 127.0.0.1:{port}\nwebsocket {{\n  port: 8443\n  no_tls: true\n}}\ncluster {{}}\n"
-    );
+    let conf = format!("listen: 127.0.0.1:{port}\ngateway {{\n  port: 7222\n}}\ncluster {{}}\n");
     write(dir.path(), "s.conf", &conf);
     let server = Running::start(ServerKind::Rill, dir.path(), &["-c", "s.conf"], &[]);
     let log = server.log_text();
