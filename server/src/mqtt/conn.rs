@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::debug;
 
 use super::MqttService;
@@ -69,7 +69,7 @@ pub(super) struct MqttConn {
 pub(super) async fn serve<R, W>(service: Arc<MqttService>, mut reader: R, writer: W, peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: crate::client::ClientWriter,
 {
     let state = Arc::clone(&service.state);
     let config = state.config();
