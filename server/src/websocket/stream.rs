@@ -170,6 +170,8 @@ fn close_code(reason: CloseReason) -> CloseCode {
     match reason {
         CloseReason::ClientClosed | CloseReason::Open => CloseCode::Normal,
         CloseReason::AuthenticationViolation
+        | CloseReason::AuthenticationExpired
+        | CloseReason::Revocation
         | CloseReason::SlowConsumerPendingBytes
         | CloseReason::SlowConsumerWriteDeadline => CloseCode::Policy,
         CloseReason::ProtocolViolation => CloseCode::Protocol,
