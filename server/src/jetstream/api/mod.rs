@@ -188,8 +188,6 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     } else {
         handle(js, api, req).await
     };
-    // Known requests rill does not serve get nats-server's refusal at once.
-    let reply = reply.or_else(|| js.is_enabled().then(|| unsupported::reply(op)).flatten());
     let Some(reply) = reply else {
         debug!("no reply");
         return;
@@ -240,15 +238,15 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         }
         // Served by each stream's own subscription (`allow_direct`), never sent here.
         A::DirectGet { .. } => return None,
-        // Not implemented by rill (single server, no snapshots): no reply.
+        // Known requests rill does not serve get nats-server's refusal at once.
         A::StreamSnapshot(_)
         | A::StreamRestore(_)
         | A::StreamLeaderStepdown(_)
         | A::StreamPeerRemove(_)
-        | A::ConsumerUnpin { .. }
-        | A::ConsumerLeaderStepdown { .. }
-        | A::AccountPurge(_)
-        | A::ServerRemove
-        | A::MetaLeaderStepdown => return None,
+        | A::ConsumerLeaderStepdown { .. } => return unsupported::reply(&api),
+        // Not implemented by rill: no reply.
+        A::ConsumerUnpin { .. } | A::AccountPurge(_) | A::ServerRemove | A::MetaLeaderStepdown => {
+            return None;
+        }
     })
 }

@@ -9,13 +9,13 @@
 //! its `snapshot failed` / `restore failed` errors (500 / 10064, 10062) saying so.
 //! Subjects nobody knows stay unanswered, as on nats-server.
 
-use rill_protocol::jsapi::{ApiError, ErrorCode};
+use rill_protocol::jsapi::{ApiError, ApiSubject, ErrorCode};
 
 use super::Reply;
 
-/// The reply to `$JS.API.<op>` when `op` is one of the above; `None` otherwise.
-pub(super) fn reply(op: &str) -> Option<Reply> {
-    let (kind, error, extra) = classify(op)?;
+/// The reply to `api` when it is one of the above; `None` otherwise.
+pub(super) fn reply(api: &ApiSubject<'_>) -> Option<Reply> {
+    let (kind, error, extra) = classify(api)?;
     let error = serde_json::to_string(&error).ok()?;
     let body = format!(r#"{{"type":"io.nats.jetstream.api.v1.{kind}","error":{error}{extra}}}"#);
     Some(Reply {
@@ -25,32 +25,28 @@ pub(super) fn reply(op: &str) -> Option<Reply> {
 }
 
 /// The reply type, the error and the fields its error form adds.
-fn classify(op: &str) -> Option<(&'static str, ApiError, &'static str)> {
-    let one_name = |rest: &str| !rest.is_empty() && !rest.contains('.');
-    let two_names = |rest: &str| {
-        rest.split_once('.')
-            .is_some_and(|(s, c)| !s.is_empty() && one_name(c))
-    };
+fn classify(api: &ApiSubject<'_>) -> Option<(&'static str, ApiError, &'static str)> {
     let clustering = || ErrorCode::CLUSTER_REQUIRED.error();
-    if let Some(rest) = op.strip_prefix("STREAM.LEADER.STEPDOWN.") {
-        return one_name(rest).then(|| ("stream_leader_stepdown_response", clustering(), ""));
-    }
-    if let Some(rest) = op.strip_prefix("STREAM.PEER.REMOVE.") {
-        return one_name(rest).then(|| ("stream_remove_peer_response", clustering(), ""));
-    }
-    if let Some(rest) = op.strip_prefix("CONSUMER.LEADER.STEPDOWN.") {
-        return two_names(rest).then(|| ("consumer_leader_stepdown_response", clustering(), ""));
-    }
-    if let Some(rest) = op.strip_prefix("STREAM.SNAPSHOT.") {
-        let error = ErrorCode::STREAM_SNAPSHOT.err("snapshots are not supported by rill yet");
-        return one_name(rest).then_some(("stream_snapshot_response", error, ""));
-    }
-    if let Some(rest) = op.strip_prefix("STREAM.RESTORE.") {
-        let error = ErrorCode::STREAM_RESTORE.err("restores are not supported by rill yet");
-        let extra = r#","deliver_subject":"""#;
-        return one_name(rest).then_some(("stream_restore_response", error, extra));
-    }
-    None
+    Some(match api {
+        ApiSubject::StreamLeaderStepdown(_) => {
+            ("stream_leader_stepdown_response", clustering(), "")
+        }
+        ApiSubject::StreamPeerRemove(_) => ("stream_remove_peer_response", clustering(), ""),
+        ApiSubject::ConsumerLeaderStepdown { .. } => {
+            ("consumer_leader_stepdown_response", clustering(), "")
+        }
+        ApiSubject::StreamSnapshot(_) => (
+            "stream_snapshot_response",
+            ErrorCode::STREAM_SNAPSHOT.err("snapshots are not supported by rill yet"),
+            "",
+        ),
+        ApiSubject::StreamRestore(_) => (
+            "stream_restore_response",
+            ErrorCode::STREAM_RESTORE.err("restores are not supported by rill yet"),
+            r#","deliver_subject":"""#,
+        ),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +54,8 @@ mod tests {
     use super::*;
 
     fn text(op: &str) -> Option<String> {
-        reply(op).map(|r| String::from_utf8(r.body).expect("utf-8"))
+        let api = ApiSubject::parse_op(op).ok()?;
+        reply(&api).map(|r| String::from_utf8(r.body).expect("utf-8"))
     }
 
     #[test]
