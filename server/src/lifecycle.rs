@@ -158,7 +158,7 @@ impl Server {
                 .map_err(StartError::JetStream)?;
         }
         let system_task = system::System::start(&state, stop_rx.clone()).map(|(sys, task)| {
-            state.set_system(sys);
+            state.set_event_sink(sys);
             task
         });
         let jetstream = jetstream::JetStreams::start(&state).await;

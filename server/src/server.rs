@@ -17,11 +17,11 @@ use rill_protocol::compat::{NATS_VERSION, info_api_level};
 use crate::account::Accounts;
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtAuth;
+use crate::client::events::{EventSink, NoEvents};
 use crate::client::registry::Clients;
 use crate::config::Config;
 use crate::shared::JsReport;
 use crate::stats::Stats;
-use crate::system::System;
 
 pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
 
@@ -51,7 +51,7 @@ pub struct ServerState {
     js_report: OnceLock<Arc<dyn JsReport>>,
     /// Operator mode (kept across reloads: it holds the resolved account JWTs).
     jwt: Option<Arc<JwtAuth>>,
-    system: OnceLock<Arc<System>>,
+    event_sink: OnceLock<Arc<dyn EventSink>>,
 }
 
 impl ServerState {
@@ -83,7 +83,7 @@ impl ServerState {
             websocket_addr: OnceLock::new(),
             js_report: OnceLock::new(),
             jwt,
-            system: OnceLock::new(),
+            event_sink: OnceLock::new(),
         })
     }
 
@@ -92,14 +92,28 @@ impl ServerState {
         self.jwt.as_ref()
     }
 
-    /// Registers the system account service (once, at start).
-    pub fn set_system(&self, system: Arc<System>) {
-        let _ = self.system.set(system);
+    /// Registers who is told of client connects, disconnects and refusals (the system
+    /// account, once, at start).
+    pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.event_sink.set(sink);
     }
 
-    /// The system account service, when there is a system account.
-    pub fn system(&self) -> Option<&Arc<System>> {
-        self.system.get()
+    /// Who is told of client events: the system account, or no one without one.
+    pub fn events(&self) -> &dyn EventSink {
+        self.event_sink.get().map_or(&NoEvents, |s| s.as_ref())
+    }
+
+    /// The system account's name: `system_account` (a public key in operator mode) or the
+    /// operator JWT's; `None` with `no_system_account` or when none is configured.
+    pub fn system_account(&self) -> Option<String> {
+        let config = self.config();
+        if config.no_system_account {
+            return None;
+        }
+        config.system_account.clone().or_else(|| {
+            self.jwt()
+                .and_then(|j| j.system_account().map(str::to_string))
+        })
     }
 
     /// The configuration in force (replaced on reload).

@@ -26,6 +26,7 @@
 //! Every connection task is spawned by an accept loop that holds a clone of the
 //! server's `done` sender, so shutdown waits for it ([`crate::lifecycle`]).
 
+pub mod events;
 mod jwt;
 pub mod link;
 pub mod outbound;
@@ -374,7 +375,9 @@ impl Connection {
             Ok(identity) => identity,
             Err(e) => {
                 error!("{} - authentication error: {e}", self.link.log_prefix());
-                crate::system::events::auth_error(&self.state, &self.link, &self.account.name);
+                self.state
+                    .events()
+                    .auth_error(&self.link, &self.account.name);
                 self.fail(&ProtocolError::AuthorizationViolation);
                 return Err(CloseReason::AuthenticationViolation);
             }
@@ -395,7 +398,9 @@ impl Connection {
         self.connect = connect;
         self.connected = true;
         self.ok();
-        crate::system::events::client_connected(&self.state, &self.link, &self.account.name);
+        self.state
+            .events()
+            .client_connected(&self.link, &self.account.name);
         Ok(())
     }
 
@@ -579,8 +584,8 @@ impl Connection {
         }
         let reason = self.link.outbound.reason();
         if self.connected {
-            let (state, link, account) = (&self.state, &self.link, &self.account.name);
-            crate::system::events::client_disconnected(state, link, account, reason.as_str());
+            let events = self.state.events();
+            events.client_disconnected(&self.link, &self.account.name, reason.as_str());
         }
         match reason {
             r if r.is_slow_consumer() => {

@@ -213,7 +213,7 @@ pub(super) fn accountz(state: &Arc<ServerState>) -> Value {
     json!({
         "server_id": state.server_id,
         "now": rfc3339(SystemTime::now()),
-        "system_account": crate::system::System::account_name(state).unwrap_or_default(),
+        "system_account": state.system_account().unwrap_or_default(),
         "accounts": names,
     })
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::System;
 use super::requests::{account_conns, account_name, statsz};
 use crate::client::ClientLink;
+use crate::client::events::EventSink;
 use crate::monitoring::rfc3339;
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -69,38 +70,37 @@ fn client_info(state: &ServerState, link: &ClientLink, account: &str, stop: bool
     c
 }
 
-/// A client finished CONNECT in `account`.
-pub fn client_connected(state: &ServerState, link: &ClientLink, account: &str) {
-    let Some(system) = state.system() else {
-        return;
-    };
-    let mut event = header(state, system, CONNECT_TYPE);
-    event["client"] = client_info(state, link, account, false);
-    system.send(&format!("$SYS.ACCOUNT.{account}.CONNECT"), &event);
-    conns_changed(state, system, account);
-}
+impl EventSink for System {
+    fn client_connected(&self, link: &ClientLink, account: &str) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let mut event = header(&state, self, CONNECT_TYPE);
+        event["client"] = client_info(&state, link, account, false);
+        self.send(&format!("$SYS.ACCOUNT.{account}.CONNECT"), &event);
+        conns_changed(&state, self, account);
+    }
 
-/// A connected client closed, for `reason`.
-pub fn client_disconnected(state: &ServerState, link: &ClientLink, account: &str, reason: &str) {
-    let Some(system) = state.system() else {
-        return;
-    };
-    let event = disconnect_event(state, system, link, account, reason);
-    system.send(&format!("$SYS.ACCOUNT.{account}.DISCONNECT"), &event);
-    conns_changed(state, system, account);
-}
+    fn client_disconnected(&self, link: &ClientLink, account: &str, reason: &str) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let event = disconnect_event(&state, self, link, account, reason);
+        self.send(&format!("$SYS.ACCOUNT.{account}.DISCONNECT"), &event);
+        conns_changed(&state, self, account);
+    }
 
-/// A CONNECT was refused.
-pub fn auth_error(state: &ServerState, link: &ClientLink, account: &str) {
-    let Some(system) = state.system() else {
-        return;
-    };
-    let event = disconnect_event(state, system, link, account, "Authentication Failure");
-    system.send(
-        &format!("$SYS.SERVER.{}.CLIENT.AUTH.ERR", state.server_id),
-        &event,
-    );
-    system.send("$SYS.ACCOUNT.CLIENT.AUTH.ERR", &event);
+    fn auth_error(&self, link: &ClientLink, account: &str) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let event = disconnect_event(&state, self, link, account, "Authentication Failure");
+        self.send(
+            &format!("$SYS.SERVER.{}.CLIENT.AUTH.ERR", state.server_id),
+            &event,
+        );
+        self.send("$SYS.ACCOUNT.CLIENT.AUTH.ERR", &event);
+    }
 }
 
 fn disconnect_event(

@@ -10,8 +10,9 @@
 //!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, see
 //!   [`claims`].
 //!
-//! It also publishes events ([`events`]): client connect/disconnect, auth errors, and the
-//! `$SYS.SERVER.<id>.STATSZ` heartbeat every 10 s.
+//! It also publishes events ([`events`]): client connect/disconnect and auth errors (it is
+//! the server's [`crate::client::events::EventSink`]), and the `$SYS.SERVER.<id>.STATSZ`
+//! heartbeat every 10 s.
 //!
 //! Each server answers for itself, from its own state, and only to subjects it was asked
 //! on: with routes, a ping that reaches every server is answered by every server, and a
@@ -22,8 +23,8 @@ pub mod claims;
 pub mod events;
 pub mod requests;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -79,6 +80,9 @@ pub struct ServerInfo {
 pub struct System {
     /// The system account.
     pub account: Arc<Account>,
+    /// The server, for the events connections report through [`crate::client::events`]
+    /// (weak: the state holds this service as its event sink).
+    state: Weak<ServerState>,
     seq: AtomicU64,
     tx: mpsc::Sender<Request>,
 }
@@ -124,28 +128,13 @@ fn subjects(state: &ServerState) -> Vec<String> {
 }
 
 impl System {
-    /// The system account's name: `system_account` (a public key in operator mode) or the
-    /// operator JWT's; `None` with `no_system_account` or when none is configured (unlike
-    /// nats-server, rill creates no `$SYS` account of its own then).
-    pub fn account_name(state: &ServerState) -> Option<String> {
-        let config = state.config();
-        if config.no_system_account {
-            return None;
-        }
-        config.system_account.clone().or_else(|| {
-            state
-                .jwt()
-                .and_then(|j| j.system_account().map(str::to_string))
-        })
-    }
-
     /// Subscribes the system subjects and starts the task that answers them and sends the
     /// statsz heartbeat, until `stop` turns true. `None` without a system account.
     pub fn start(
         state: &Arc<ServerState>,
         stop: watch::Receiver<bool>,
     ) -> Option<(Arc<Self>, tokio::task::JoinHandle<()>)> {
-        let name = Self::account_name(state)?;
+        let name = state.system_account()?;
         let account = state.accounts.get(&name);
         let (tx, rx) = mpsc::channel(QUEUE);
         let owner: Arc<dyn Subscriber> = Arc::new(SysSubscriber { tx: tx.clone() });
@@ -160,6 +149,7 @@ impl System {
         }
         let system = Arc::new(Self {
             account,
+            state: Arc::downgrade(state),
             seq: AtomicU64::new(1),
             tx,
         });

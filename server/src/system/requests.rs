@@ -215,7 +215,7 @@ pub(super) fn account_name(state: &ServerState, account: &str) -> String {
 fn account_info(state: &ServerState, account: &str) -> Value {
     let resolved = state.jwt().and_then(|j| j.resolver.lookup(account));
     let conns = account_conns(state, account);
-    let is_system = super::System::account_name(state).as_deref() == Some(account);
+    let is_system = state.system_account().as_deref() == Some(account);
     let mut info = json!({
         "account_name": account,
         "update_time": rfc3339(SystemTime::now()),
