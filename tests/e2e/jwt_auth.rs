@@ -59,7 +59,12 @@ impl Setup {
 /// A raw connection that sends CONNECT with `user`'s JWT (signing the nonce unless
 /// `sign` is false), then `then`, and returns what came back within [`QUIET`] plus
 /// whether the server closed the connection.
-async fn attempt(server: &TestServer, user: &User, sign: bool, then: &str) -> (Vec<String>, bool) {
+pub(crate) async fn attempt(
+    server: &TestServer,
+    user: &User,
+    sign: bool,
+    then: &str,
+) -> (Vec<String>, bool) {
     let mut conn = Conn::connect(server.port()).await;
     let nonce = conn.info()["nonce"]
         .as_str()

@@ -25,6 +25,7 @@ mod js_limits;
 mod js_nats_py;
 mod js_streams;
 mod jwt_auth;
+mod jwt_limits;
 mod jwt_system;
 mod kv;
 mod monitoring;

@@ -87,6 +87,16 @@ impl Operator {
 
     /// An account JWT for `account`, signed by the operator, with `nats` extras.
     pub fn account_jwt(&self, account: &Account, extra: Value) -> String {
+        self.account_jwt_signed_by(&self.key, account, extra)
+    }
+
+    /// An account JWT signed by `signer` (the operator key or one of its signing keys).
+    pub fn account_jwt_signed_by(
+        &self,
+        signer: &KeyPair,
+        account: &Account,
+        extra: Value,
+    ) -> String {
         let mut nats = json!({
             "type": "account", "version": 2,
             "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
@@ -94,7 +104,7 @@ impl Operator {
         });
         merge(&mut nats, extra);
         sign(
-            &self.key,
+            signer,
             json!({"sub": account.key.public_key(), "name": account.name, "nats": nats}),
         )
     }

@@ -33,11 +33,45 @@ impl Drop for JwtSession {
 
 impl Connection {
     /// Starts the JWT session of a user that just authenticated.
-    pub(super) fn start_jwt(&mut self, user: Option<Arc<JwtUser>>) {
+    ///
+    /// # Errors
+    /// When the account JWT's `conn` limit is reached (as nats-server: `-ERR 'maximum
+    /// account active connections exceeded'` and the connection closes).
+    pub(super) fn start_jwt(&mut self, user: Option<Arc<JwtUser>>) -> Result<(), CloseReason> {
+        if let Some(user) = &user
+            && self.account_full(&user.account)
+        {
+            debug!(
+                "{} - maximum account active connections exceeded",
+                self.link.log_prefix()
+            );
+            self.link
+                .outbound
+                .push_raw(b"-ERR 'maximum account active connections exceeded'\r\n");
+            return Err(CloseReason::MaxAccountConnectionsExceeded);
+        }
         self.jwt = user.map(|user| {
             let expiry = user.expires.map(|at| self.expiry_timer(at));
             JwtSession { user, expiry }
         });
+        Ok(())
+    }
+
+    /// True when `account`'s JWT limits its connections and other clients of this server
+    /// already use them all.
+    fn account_full(&self, account: &str) -> bool {
+        let limit = self
+            .state
+            .jwt()
+            .and_then(|j| j.resolver.lookup(account))
+            .map_or(NO_LIMIT, |a| a.claims.nats.limits.conn);
+        let Ok(limit) = usize::try_from(limit) else {
+            return false;
+        };
+        let others = self.state.clients.all().into_iter().filter(|c| {
+            c.cid != self.link.cid && c.info.read().is_ok_and(|i| i.account == account)
+        });
+        others.count() >= limit
     }
 
     fn expiry_timer(&self, at: i64) -> tokio::task::JoinHandle<()> {

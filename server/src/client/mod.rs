@@ -385,7 +385,7 @@ impl Connection {
         self.account = self.state.accounts.get(&identity.account);
         self.link.set_perms(identity.permissions.clone());
         self.perms = identity.permissions;
-        self.start_jwt(identity.jwt);
+        self.start_jwt(identity.jwt)?;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
         if let Ok(mut info) = self.link.info.write() {

@@ -68,6 +68,8 @@ pub enum CloseReason {
     AuthenticationExpired,
     /// The user was revoked by an account JWT update.
     Revocation,
+    /// The account JWT's `conn` limit was reached.
+    MaxAccountConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -86,6 +88,7 @@ impl CloseReason {
             ReadError,
             AuthenticationExpired,
             Revocation,
+            MaxAccountConnectionsExceeded,
         ]
         .get(usize::from(v))
         .copied()
@@ -107,6 +110,7 @@ impl CloseReason {
             Self::ReadError => "Read Error",
             Self::AuthenticationExpired => "Authentication Expired",
             Self::Revocation => "Credentials Revoked",
+            Self::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
         }
     }
 

@@ -172,6 +172,7 @@ fn close_code(reason: CloseReason) -> CloseCode {
         CloseReason::AuthenticationViolation
         | CloseReason::AuthenticationExpired
         | CloseReason::Revocation
+        | CloseReason::MaxAccountConnectionsExceeded
         | CloseReason::SlowConsumerPendingBytes
         | CloseReason::SlowConsumerWriteDeadline => CloseCode::Policy,
         CloseReason::ProtocolViolation => CloseCode::Protocol,

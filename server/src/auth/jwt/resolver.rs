@@ -65,9 +65,19 @@ impl Resolver {
     pub fn new(config: &OperatorConfig, trust: &Trust) -> Result<Self, String> {
         let mut accounts = HashMap::new();
         for (key, jwt) in &config.preload {
-            let claims = trust
-                .verify_account(jwt)
-                .map_err(|e| format!("resolver_preload account \"{key}\": {e}"))?;
+            let claims = match trust.verify_account(jwt) {
+                Ok(claims) => claims,
+                // As nats-server: an account no trusted key signed is stored nowhere (its
+                // users are refused), unless it is the system account.
+                Err(JwtError::Untrusted) if trust.system_account() != Some(key.as_str()) => {
+                    warn!("resolver_preload account \"{key}\": not signed by a trusted key");
+                    continue;
+                }
+                Err(JwtError::Untrusted) => {
+                    return Err("error resolving system account: account validation failed".into());
+                }
+                Err(e) => return Err(format!("resolver_preload account \"{key}\": {e}")),
+            };
             if &claims.data.sub != key {
                 return Err(format!(
                     "resolver_preload account \"{key}\": the JWT is for \"{}\"",

@@ -3,7 +3,8 @@
 //!
 //! Trusted keys are each operator JWT's own key and its signing keys, plus the
 //! `trusted_keys` of the config. An operator with `strict_signing_key_usage` accepts
-//! accounts signed by its signing keys only.
+//! accounts signed by its signing keys only (and users signed by account signing keys
+//! only, see [`super::user`]).
 
 use std::collections::HashSet;
 
@@ -60,6 +61,12 @@ impl Trust {
     /// The system account's public key.
     pub fn system_account(&self) -> Option<&str> {
         self.system_account.as_deref()
+    }
+
+    /// True when an operator has `strict_signing_key_usage`: then only signing keys sign,
+    /// accounts (the operator's own key may not) and users (the account's may not).
+    pub fn strict(&self) -> bool {
+        !self.strict_identities.is_empty()
     }
 
     /// True when `key` may sign accounts.

@@ -108,7 +108,7 @@ impl JwtAuth {
                 uc.account()
             ))
         })?;
-        apply_issuer(&mut uc, &account)?;
+        apply_issuer(&mut uc, &account, self.trust.strict())?;
         let ac = &account.claims;
         if ac.data.expired(now) {
             return Err(deny("Account JWT has expired"));
@@ -160,11 +160,21 @@ pub enum Revocation {
     Violation,
 }
 
-/// The issuer must be the account or one of its signing keys; a scoped key replaces the
-/// user's permissions and limits with its template.
-fn apply_issuer(uc: &mut UserClaims, account: &ResolvedAccount) -> Result<(), Denied> {
+/// The issuer must be the account or one of its signing keys (only a signing key under
+/// `strict` signing key usage); a scoped key replaces the user's permissions and limits
+/// with its template.
+fn apply_issuer(
+    uc: &mut UserClaims,
+    account: &ResolvedAccount,
+    strict: bool,
+) -> Result<(), Denied> {
     let ac = &account.claims;
     if uc.data.iss == ac.data.sub {
+        if strict {
+            return Err(deny(
+                "User JWT signed by the account's identity key (strict signing key usage)",
+            ));
+        }
         return Ok(());
     }
     match ac.signing_key(&uc.data.iss) {

@@ -1,0 +1,171 @@
+//! Account JWT limits and who may sign accounts, run against rill and nats-server 2.15.1
+//! side by side:
+//! - `conn`: the account's clients on this server; one more gets `-ERR 'maximum account
+//!   active connections exceeded'` and is closed, and a freed slot takes a new client;
+//! - operator signing keys: an account JWT signed by a signing key listed in the operator
+//!   JWT is trusted; one signed by a key the operator does not list is not, and its users
+//!   are refused (the server still starts, unless that account is the system account);
+//!   with `strict_signing_key_usage` only signing keys sign: neither the operator's key
+//!   (accounts) nor an account's own key (users).
+
+use std::time::Duration;
+
+use rill_tests::jwt::{Account, Operator, User};
+use rill_tests::raw::Conn;
+use rill_tests::{ServerKind, TestServer};
+use serde_json::json;
+
+use crate::jwt_auth::{Setup, attempt};
+
+const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
+const AUTH_VIOLATION: &str = "-ERR 'Authorization Violation'";
+
+/// A connection of `user` that stays open (CONNECT answered by PONG).
+async fn hold(server: &TestServer, user: &User) -> Conn {
+    let mut conn = Conn::connect(server.port()).await;
+    let nonce = conn.info()["nonce"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let connect = json!({"verbose": false, "jwt": user.jwt, "sig": user.sign_nonce(&nonce)});
+    conn.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+        .await;
+    let got = conn
+        .read_until_contains(b"PONG\r\n", Duration::from_secs(5))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&got).contains("PONG"),
+        "connect: {}",
+        String::from_utf8_lossy(&got)
+    );
+    conn
+}
+
+#[tokio::test]
+async fn account_conn_limit_refuses_the_next_client() {
+    for kind in KINDS {
+        let setup = Setup::new(json!({"limits": {"conn": 2}}));
+        let server = TestServer::with_config(kind, &setup.config()).await;
+        let user = setup.app.user("alice", json!({}));
+        let first = hold(&server, &user).await;
+        let _second = hold(&server, &user).await;
+        let (lines, closed) = attempt(&server, &user, true, "").await;
+        assert_eq!(
+            lines,
+            ["-ERR 'maximum account active connections exceeded'"],
+            "{kind:?}"
+        );
+        assert!(closed, "{kind:?}");
+        // Another account is not limited by APP's count.
+        let sys_user = setup.sys.user("admin", json!({}));
+        let _sys = hold(&server, &sys_user).await;
+        // A closed connection frees its slot (once the server has seen it go).
+        drop(first);
+        let mut freed = false;
+        for _ in 0..50 {
+            let (lines, closed) = attempt(&server, &user, true, "").await;
+            if lines.iter().any(|l| l == "PONG") && !closed {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(freed, "{kind:?}: no slot after a client left");
+    }
+}
+
+/// The MEMORY-resolver config for `operator` (its JWT given) and preloaded accounts.
+fn config(operator_jwt: &str, sys: &Account, accounts: &[(&Account, String)]) -> String {
+    let mut preload = String::new();
+    for (account, jwt) in accounts {
+        preload.push_str(&format!("  {}: {jwt}\n", account.public()));
+    }
+    format!(
+        "operator: {operator_jwt}\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n{preload}}}\n",
+        sys.public()
+    )
+}
+
+#[tokio::test]
+async fn operator_signing_keys_sign_accounts() {
+    for kind in KINDS {
+        let operator = Operator::new();
+        let signing = nkeys::KeyPair::new_operator();
+        let stranger = nkeys::KeyPair::new_operator();
+        let op_jwt = operator.jwt(json!({"signing_keys": [signing.public_key()]}));
+        let (sys, good, bad) = (
+            Account::new("SYS"),
+            Account::new("GOOD"),
+            Account::new("BAD"),
+        );
+        let accounts = [
+            (&sys, operator.account_jwt(&sys, json!({}))),
+            (
+                &good,
+                operator.account_jwt_signed_by(&signing, &good, json!({})),
+            ),
+            (
+                &bad,
+                operator.account_jwt_signed_by(&stranger, &bad, json!({})),
+            ),
+        ];
+        let server = TestServer::with_config(kind, &config(&op_jwt, &sys, &accounts)).await;
+        let (lines, closed) = attempt(&server, &good.user("g", json!({})), true, "").await;
+        assert_eq!(lines, ["PONG"], "{kind:?}: signed by a signing key");
+        assert!(!closed, "{kind:?}");
+        let (lines, closed) = attempt(&server, &bad.user("b", json!({})), true, "").await;
+        assert_eq!(lines, [AUTH_VIOLATION], "{kind:?}: signed by a stranger");
+        assert!(closed, "{kind:?}");
+    }
+}
+
+/// With `strict_signing_key_usage`, neither the operator's key may sign accounts nor an
+/// account's own key its users: only signing keys.
+#[tokio::test]
+async fn strict_signing_key_usage_refuses_identity_keys() {
+    for kind in KINDS {
+        let operator = Operator::new();
+        let signing = nkeys::KeyPair::new_operator();
+        let op_jwt = operator.jwt(json!({
+            "signing_keys": [signing.public_key()], "strict_signing_key_usage": true
+        }));
+        let (sys, good, app) = (
+            Account::new("SYS"),
+            Account::new("GOOD"),
+            Account::new("APP"),
+        );
+        let user_signer = nkeys::KeyPair::new_account();
+        let keys = json!({"signing_keys": [user_signer.public_key()]});
+        let accounts = [
+            (
+                &sys,
+                operator.account_jwt_signed_by(&signing, &sys, json!({})),
+            ),
+            (
+                &good,
+                operator.account_jwt_signed_by(&signing, &good, keys.clone()),
+            ),
+            (&app, operator.account_jwt(&app, keys)),
+        ];
+        let server = TestServer::with_config(kind, &config(&op_jwt, &sys, &accounts)).await;
+        let by_signing_keys = good.user_signed_by(&user_signer, "g", json!({}));
+        let (lines, closed) = attempt(&server, &by_signing_keys, true, "").await;
+        assert_eq!(
+            (lines, closed),
+            (vec!["PONG".to_string()], false),
+            "{kind:?}"
+        );
+        let refused = [
+            ("user signed by the account key", good.user("g2", json!({}))),
+            (
+                "account signed by the operator key",
+                app.user_signed_by(&user_signer, "a", json!({})),
+            ),
+        ];
+        for (what, user) in refused {
+            let (lines, closed) = attempt(&server, &user, true, "").await;
+            assert_eq!(lines, [AUTH_VIOLATION], "{kind:?}: {what}");
+            assert!(closed, "{kind:?}: {what}");
+        }
+    }
+}
