@@ -294,11 +294,13 @@ fn damage_case(
                     e
                 );
                 // Reported, unless only its state byte changed (outside the
-                // checksum) or a cut left no trace of it.
+                // checksum) or a cut left no trace of it. A cut through the
+                // record hides any other damage to it: it is a torn tail then.
                 let state_byte = start + 4;
-                let silent = hit.iter().filter(|h| overlaps(h)).all(|&(_, a, b, cut)| {
-                    (a <= state_byte && state_byte < b && b - a == 1) || (cut && !snapshot_intact)
-                });
+                let mut on_it = hit.iter().filter(|h| overlaps(h));
+                let cut = !snapshot_intact && on_it.clone().any(|h| h.3);
+                let silent = cut
+                    || on_it.all(|&(_, a, b, _)| a <= state_byte && state_byte < b && b - a == 1);
                 if seq != 33 && !silent {
                     unserved.push(seq);
                 }
