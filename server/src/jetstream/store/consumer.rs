@@ -20,14 +20,20 @@
 //! - kind 3, full state: `delivered (dseq u64, sseq u64), ack_floor (dseq u64,
 //!   sseq u64), n u64, n × (sseq u64, dseq u64, ts i64), m u64, m × (sseq u64, count u64)`
 //!
-//! Replay stops at the first record that does not validate (a torn tail); what
-//! follows it is truncated and logged. Losing the newest acks only means redelivery.
+//! Replay stops at the first record that does not validate. Records are deltas,
+//! so nothing after that point can be applied safely; the state before it is at
+//! or behind the real one, and resuming from it only means redelivery (acks and
+//! deliveries after it are forgotten; an unacknowledged message is never skipped).
+//! A torn tail (nothing valid follows) is truncated; damage (whole, checksummed
+//! records follow) keeps the file as `state.log.damaged`, starts a new log from
+//! the state before the damage, and is logged as an error with that state. A
+//! checksummed record of an unknown kind (a newer format) refuses the open.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::types::StoreError;
 use super::vfs::{SharedVfs, VFile};
@@ -266,22 +272,63 @@ fn u64s(vals: &[u64]) -> Vec<u8> {
     vals.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Replays a log; returns the state and the length of its valid prefix.
-pub(crate) fn replay(data: &[u8]) -> (ConsumerState, usize) {
-    let mut st = ConsumerState::default();
+/// What replaying a state log found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Replayed {
+    /// The state of the valid prefix.
+    pub(crate) state: ConsumerState,
+    /// Length of the valid prefix.
+    pub(crate) good: usize,
+    /// Whole, checksummed records follow the first invalid one: the log was
+    /// damaged where it stops, not torn by a crash while appending.
+    pub(crate) damaged: bool,
+    /// A whole, checksummed record of a kind this version does not know (a
+    /// newer format) stopped the replay.
+    pub(crate) newer_kind: Option<u8>,
+}
+
+/// A checksummed record at the start of `data`: (length, kind, body).
+fn record_at(data: &[u8]) -> Option<(usize, u8, &[u8])> {
+    let h = data.get(..4)?;
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let rec = data.get(..len).filter(|_| len >= 9)?;
+    let crc = u32::from_le_bytes([rec[len - 4], rec[len - 3], rec[len - 2], rec[len - 1]]);
+    (crc32fast::hash(&rec[..len - 4]) == crc).then(|| (len, rec[4], &rec[5..len - 4]))
+}
+
+/// Replays a log up to its first record that does not validate.
+pub(crate) fn replay(data: &[u8]) -> Replayed {
+    let mut out = Replayed::default();
     let mut pos = 0;
-    while let Some(h) = data.get(pos..pos + 4) {
-        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let Some(rec) = data.get(pos..pos + len).filter(|_| len >= 9) else {
+    while let Some((len, kind, body)) = record_at(&data[pos..]) {
+        if kind > KIND_FULL {
+            out.newer_kind = Some(kind);
             break;
-        };
-        let crc = u32::from_le_bytes([rec[len - 4], rec[len - 3], rec[len - 2], rec[len - 1]]);
-        if crc32fast::hash(&rec[..len - 4]) != crc || !apply(&mut st, rec[4], &rec[5..len - 4]) {
+        }
+        if !apply(&mut out.state, kind, body) {
             break;
         }
         pos += len;
     }
-    (st, pos)
+    out.good = pos;
+    out.damaged = out.newer_kind.is_none() && (pos + 1..data.len()).any(|at| whole_record_at(&data[at..]));
+    out
+}
+
+/// A cheap look for a whole, checksummed record of a known kind at the start of
+/// `data` (the lengths of the fixed-size kinds are checked before the checksum).
+fn whole_record_at(data: &[u8]) -> bool {
+    let (Some(h), Some(&kind)) = (data.get(..4), data.get(4)) else {
+        return false;
+    };
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let plausible = match kind {
+        KIND_DELIVERED => len == 9 + 32,
+        KIND_ACK => len == 9 + 16,
+        KIND_FULL => len >= 9 + 48 && len <= data.len(),
+        _ => false,
+    };
+    plausible && record_at(data).is_some()
 }
 
 fn apply(st: &mut ConsumerState, kind: u8, body: &[u8]) -> bool {
@@ -318,22 +365,57 @@ impl FileConsumerStore {
         let flen = file.len()?;
         let mut data = vec![0; usize::try_from(flen).unwrap_or(0)];
         file.read_at(0, &mut data)?;
-        let (state, good) = replay(&data);
-        if (good as u64) < flen {
-            warn!(log = %path.display(), at = good, bytes = flen - good as u64,
-                "damaged consumer state tail truncated; recent acks may be redelivered");
-            file.set_len(good as u64)?;
-            file.sync()?;
+        let r = replay(&data);
+        if let Some(kind) = r.newer_kind {
+            return Err(StoreError::Corrupt(format!(
+                "{} holds a record of kind {kind}, from a newer format version than this \
+                 server's; left untouched: run a rill version that reads it",
+                path.display()
+            )));
         }
-        Ok(Self {
+        let mut store = Self {
             vfs,
             dir: dir.to_path_buf(),
             file,
-            len: good as u64,
+            len: r.good as u64,
             buf: Vec::new(),
             dirty: false,
-            state,
-        })
+            state: r.state,
+        };
+        if (r.good as u64) < flen {
+            store.recover_from_damage(&path, r.good as u64, flen, r.damaged)?;
+        }
+        Ok(store)
+    }
+
+    /// The log stops being valid at `good`: a torn tail is cut; damage (valid
+    /// records after it) keeps the file as `state.log.damaged` and starts a new
+    /// log from the state before the damage. Either way the consumer resumes from
+    /// a state that is at or before the real one: what follows is delivered
+    /// again, nothing unacknowledged is skipped.
+    fn recover_from_damage(
+        &mut self,
+        path: &Path,
+        good: u64,
+        flen: u64,
+        damaged: bool,
+    ) -> Result<(), StoreError> {
+        let st = &self.state;
+        let (floor, delivered) = (st.ack_floor.stream, st.delivered.stream);
+        if !damaged {
+            warn!(log = %path.display(), at = good, bytes = flen - good, ack_floor = floor,
+                delivered,
+                "torn consumer state tail truncated; recent acks may be redelivered");
+            self.file.set_len(good)?;
+            return Ok(self.file.sync()?);
+        }
+        let keep = self.dir.join(format!("{LOG_NAME}.damaged"));
+        error!(log = %path.display(), at = good, bytes = flen - good, kept_as = %keep.display(),
+            ack_floor = floor, delivered,
+            "consumer state damaged; the consumer is reset to its state before the damage: \
+             messages after the ack floor that are not acked there are delivered again");
+        self.vfs.rename(path, &keep)?;
+        self.rewrite()
     }
 
     fn full_record(&self) -> Vec<u8> {

@@ -19,8 +19,9 @@ pub fn index_snapshot(data: &[u8]) {
 /// The consumer state log replay: the valid prefix it reports replays to the
 /// same state, and never extends past the data.
 pub fn consumer_log(data: &[u8]) {
-    let (state, good) = super::consumer::replay(data);
-    assert!(good <= data.len());
-    let (again, good2) = super::consumer::replay(&data[..good]);
-    assert_eq!((again, good2), (state, good));
+    let r = super::consumer::replay(data);
+    assert!(r.good <= data.len());
+    let again = super::consumer::replay(&data[..r.good]);
+    assert_eq!((&again.state, again.good), (&r.state, r.good));
+    assert!(!again.damaged && again.newer_kind.is_none());
 }

@@ -16,6 +16,16 @@
 //! (u32) of everything before. Written as `meta.cfg.tmp`, fsync, rename, fsync of
 //! the directory. Deleting renames the directory into trash first, so a crash
 //! never leaves half a stream that looks whole.
+//!
+//! # A second copy
+//! Every config is written twice, each copy atomically and one after the other:
+//! `meta.cfg`, then the same bytes as `meta.bak`. At every moment at least one
+//! copy holds a whole, checksummed config, and `meta.cfg` is never older than
+//! `meta.bak`. Reading takes `meta.cfg` when it validates, else `meta.bak`, logs
+//! the damaged file by name and writes `meta.cfg` again from the copy. A store
+//! from before the copy existed gets its `meta.bak` the first time it is read.
+//! Only when both copies are damaged is the entry not restored; its directory is
+//! kept as it is, and the error names both files.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +38,8 @@ const MAGIC: &[u8; 8] = b"RILLMETA";
 const VERSION: u32 = 1;
 /// Name of a configuration file.
 pub const META_NAME: &str = "meta.cfg";
+/// Name of the second copy of a configuration file.
+pub const META_BACKUP: &str = "meta.bak";
 const TRASH_PREFIX: &str = ".trash-";
 
 /// What listing found for one stream or consumer: its config bytes, or why not.
@@ -125,6 +137,12 @@ fn decode(path: &Path, data: &[u8]) -> Result<Vec<u8>, StoreError> {
     }
     let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
     let len = u32::from_le_bytes([data[12], data[13], data[14], data[15]]) as usize;
+    if version > VERSION {
+        return Err(corrupt(&format!(
+            "written in format version {version}, newer than this server's ({VERSION}); \
+             left untouched: run a rill version that reads it"
+        )));
+    }
     if version != VERSION || 16 + len != n {
         return Err(corrupt("bad version or length"));
     }
@@ -150,22 +168,63 @@ pub fn write_atomic(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> Result<(), Store
     Ok(())
 }
 
-/// Writes a config file (with magic and checksum) atomically.
+/// Writes a config file (with magic and checksum) atomically, then its second copy.
 ///
 /// # Errors
 /// I/O errors.
 pub fn write_config(vfs: &dyn Vfs, dir: &Path, config: &[u8]) -> Result<(), StoreError> {
-    write_atomic(vfs, &dir.join(META_NAME), &encode(config))
+    let data = encode(config);
+    write_atomic(vfs, &dir.join(META_NAME), &data)?;
+    write_atomic(vfs, &dir.join(META_BACKUP), &data)
 }
 
-/// Reads and verifies a config file.
+/// A copy's config, or the error and whether the copy is of a newer format.
+fn read_copy(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, (StoreError, bool)> {
+    let data = vfs.read_file(path).map_err(|e| (e.into(), false))?;
+    decode(path, &data).map_err(|e| {
+        let newer = data.len() >= 20
+            && crc32fast::hash(&data[..data.len() - 4]).to_le_bytes()[..] == data[data.len() - 4..]
+            && u32::from_le_bytes([data[8], data[9], data[10], data[11]]) > VERSION;
+        (e, newer)
+    })
+}
+
+/// Reads and verifies a config file, falling back to its second copy (see the
+/// module docs); a damaged or missing `meta.cfg` is logged by name and repaired.
 ///
 /// # Errors
-/// `Corrupt` naming the file when it fails validation; I/O errors (`NotFound`).
+/// `Corrupt` naming both files when neither validates; I/O errors (`NotFound`).
 pub fn read_config(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, StoreError> {
     let path = dir.join(META_NAME);
-    let data = vfs.read_file(&path)?;
-    decode(&path, &data)
+    let backup = dir.join(META_BACKUP);
+    let primary = match read_copy(vfs, &path) {
+        Err((e, true)) => return Err(e),
+        r => r.map_err(|(e, _)| e),
+    };
+    if let Ok(config) = &primary {
+        if !vfs.exists(&backup)
+            && let Err(e) = write_atomic(vfs, &backup, &encode(config))
+        {
+            warn!(file = %backup.display(), error = %e, "could not write the second copy of a config");
+        }
+        return primary;
+    }
+    let Ok(config) = read_copy(vfs, &backup) else {
+        return match primary {
+            Err(StoreError::Corrupt(why)) => Err(StoreError::Corrupt(format!(
+                "{why}; its copy {} is damaged or missing too",
+                backup.display()
+            ))),
+            other => other,
+        };
+    };
+    let why = primary.err().map(|e| e.to_string()).unwrap_or_default();
+    warn!(file = %path.display(), error = %why,
+        "configuration file damaged; restored from its copy {}", backup.display());
+    if let Err(e) = write_atomic(vfs, &path, &encode(&config)) {
+        warn!(file = %path.display(), error = %e, "could not rewrite a damaged config from its copy");
+    }
+    Ok(config)
 }
 
 /// Creates `dir` and makes its entry and those of its parents up to `root` durable.

@@ -36,6 +36,7 @@ struct State {
     known_dirs: BTreeSet<PathBuf>,
     fail_writes: bool,
     fail_syncs: bool,
+    fail_dir_syncs: bool,
 }
 
 /// An in-memory disk with durable and pending state, for crash tests.
@@ -127,6 +128,11 @@ impl SimDisk {
     /// Makes every later file fsync fail (and forget the dirty data, as Linux does).
     pub fn set_fail_syncs(&self, fail: bool) {
         lock(&self.state).fail_syncs = fail;
+    }
+
+    /// Makes every later directory fsync fail (nothing in the directory becomes durable).
+    pub fn set_fail_dir_syncs(&self, fail: bool) {
+        lock(&self.state).fail_dir_syncs = fail;
     }
 
     /// Makes every later write fail (a full or dying disk).
@@ -343,6 +349,9 @@ impl Vfs for SimDisk {
         let mut st = lock(&self.state);
         if st.fail_writes {
             return Err(io::Error::other("simulated write failure"));
+        }
+        if st.fail_dir_syncs {
+            return Err(io::Error::other("simulated directory fsync failure"));
         }
         let in_dir = |p: &PathBuf| p.parent() == Some(dir);
         let names: BTreeSet<PathBuf> = st

@@ -49,17 +49,42 @@ pub(crate) fn encode_header(first_seq: u64, prev_ts: i64) -> [u8; BLOCK_HDR] {
     h
 }
 
-/// Decodes a block header: (first sequence, previous timestamp), or `None` when damaged.
-pub(crate) fn decode_header(h: &[u8]) -> Option<(u64, i64)> {
-    let h = h.get(..BLOCK_HDR)?;
-    let crc = u32::from_le_bytes(h[32..36].try_into().ok()?);
-    let version = u32::from_le_bytes(h[8..12].try_into().ok()?);
-    if &h[..8] != BLOCK_MAGIC || version != BLOCK_VERSION || crc != hash(&h[..32]) {
-        return None;
+/// What a block's first [`BLOCK_HDR`] bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// A valid header of this format: (first sequence, previous timestamp).
+    Valid(u64, i64),
+    /// Not a valid header (damage, or too short): the records are scanned anyway.
+    Damaged,
+    /// A whole, checksummed header of a newer format version: the block is not
+    /// this server's to read or write.
+    Newer(u32),
+}
+
+/// Decodes a block header.
+pub(crate) fn decode_header(h: &[u8]) -> Header {
+    let Some(h) = h.get(..BLOCK_HDR) else {
+        return Header::Damaged;
+    };
+    let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let long = |at: usize| u64::from(word(at)) | (u64::from(word(at + 4)) << 32);
+    if &h[..8] != BLOCK_MAGIC || word(32) != hash(&h[..32]) {
+        return Header::Damaged;
     }
-    let first = u64::from_le_bytes(h[16..24].try_into().ok()?);
-    let prev_ts = i64::from_le_bytes(h[24..32].try_into().ok()?);
-    Some((first, prev_ts))
+    match word(8) {
+        BLOCK_VERSION => Header::Valid(long(16), long(24) as i64),
+        v if v > BLOCK_VERSION => Header::Newer(v),
+        _ => Header::Damaged,
+    }
+}
+
+/// The error for a block written by a newer format version.
+pub(crate) fn newer_format(path: &Path, version: u32) -> super::super::types::StoreError {
+    super::super::types::StoreError::Corrupt(format!(
+        "{} was written in store format version {version}, newer than this server's \
+         ({BLOCK_VERSION}); it is left untouched: run a rill version that reads it",
+        path.display()
+    ))
 }
 
 /// One block: an open file plus accounting.

@@ -90,6 +90,20 @@ impl FileBackend {
         StoreError::Io(std::io::Error::new(e.kind(), why))
     }
 
+    /// An fsync of the store directory failed: a block file created, removed or
+    /// renamed since the last good one may not survive a crash. Writes are
+    /// refused until a directory fsync (after fsyncing every dirty block again)
+    /// succeeds.
+    pub(super) fn dir_sync_failed(&mut self, e: &std::io::Error) -> StoreError {
+        let why = format!(
+            "fsync of the directory {} failed ({e}); writes are refused until it succeeds",
+            self.dir.display()
+        );
+        error!(dir = %self.dir.display(), error = %e, "directory fsync failed; refusing writes");
+        self.unsynced.failed = Some(why.clone());
+        StoreError::Io(std::io::Error::new(e.kind(), why))
+    }
+
     /// True when appends must first retry the failed flush or prove the state.
     pub(super) fn needs_retry(&self) -> bool {
         self.unsynced.failed.is_some() || self.unsynced.behind

@@ -3,7 +3,7 @@
 //!
 //! Owns the snapshot file; removal before non-append changes is in `ops`.
 
-use super::block::{BLOCK_HDR, Block, block_path, decode_header};
+use super::block::{BLOCK_HDR, Block, Header, block_path, decode_header};
 use super::record::{self, STATE_LIVE};
 use super::{FileBackend, FileLoc};
 use crate::jetstream::store::core::Core;
@@ -162,7 +162,7 @@ impl FileBackend {
             }
             let mut h = [0; BLOCK_HDR];
             f.read_at(0, &mut h).map_err(|e| e.to_string())?;
-            if decode_header(&h) != Some((m.first_seq, m.prev_ts)) {
+            if decode_header(&h) != Header::Valid(m.first_seq, m.prev_ts) {
                 return Err(format!("block {} header changed", m.id));
             }
         }

@@ -315,7 +315,10 @@ impl FileBackend {
     pub(super) fn sync_dir(&mut self) -> Result<(), StoreError> {
         self.flush()?;
         self.sync_dirty()?;
-        self.vfs.sync_dir(&self.dir)?;
+        if let Err(e) = self.vfs.sync_dir(&self.dir) {
+            self.dir_dirty = true;
+            return Err(self.dir_sync_failed(&e));
+        }
         self.dir_dirty = false;
         Ok(())
     }

@@ -5,7 +5,10 @@
 
 use tracing::{info, warn};
 
-use super::block::{BLOCK_HDR, Block, block_path, decode_header, encode_header, parse_block_name};
+use super::block::{
+    BLOCK_HDR, Block, Header, block_path, decode_header, encode_header, newer_format,
+    parse_block_name,
+};
 use super::record::{self, RecordView, STATE_LIVE};
 use super::{FileBackend, FileLoc};
 use crate::jetstream::store::core::Core;
@@ -129,7 +132,11 @@ impl FileBackend {
         let mut hdr = [0u8; BLOCK_HDR];
         let header = if flen >= BLOCK_HDR as u64 {
             file.read_at(0, &mut hdr)?;
-            decode_header(&hdr)
+            match decode_header(&hdr) {
+                Header::Valid(first, prev_ts) => Some((first, prev_ts)),
+                Header::Newer(v) => return Err(newer_format(&path, v)),
+                Header::Damaged => None,
+            }
         } else {
             None
         };

@@ -66,23 +66,42 @@ fn streams_and_consumers_are_created_listed_and_deleted() {
 }
 
 #[test]
-fn damaged_config_is_reported_by_name_and_kept() {
+fn damaged_config_is_restored_from_its_copy_and_repaired() {
     let disk = SimDisk::new();
     let vfs: &dyn Vfs = &disk;
     meta::create_stream(vfs, root(), "A", b"config-a").expect("create");
     meta::create_stream(vfs, root(), "B", b"config-b").expect("create");
-    let path = meta::stream_dir(root(), "B").join(meta::META_NAME);
-    disk.open(&path, false)
-        .expect("open")
-        .write_at(17, b"X")
-        .expect("damage");
+    let dir = meta::stream_dir(root(), "B");
+    let path = dir.join(meta::META_NAME);
+    let copy = dir.join(meta::META_BACKUP);
+    let flip = |p: &Path| {
+        disk.open(p, false)
+            .expect("open")
+            .write_at(17, b"X")
+            .expect("damage");
+    };
+    flip(&path);
     let listed = meta::list_streams(vfs, root()).expect("list");
     assert!(listed[0].1.is_ok());
     assert_eq!(listed[1].0, "B");
-    assert!(matches!(&listed[1].1, Err(StoreError::Corrupt(why)) if why.contains("B")));
-    assert!(disk.exists(&path), "never deleted");
-    // A stream directory without its config is reported too.
+    assert_eq!(listed[1].1.as_ref().expect("from the copy"), b"config-b");
+    // meta.cfg was written again from the copy: it validates on its own now.
+    disk.remove_file(&copy).expect("rm copy");
+    assert_eq!(meta::read_config(vfs, &dir).expect("repaired"), b"config-b");
+    assert!(disk.exists(&copy), "the copy is written again when missing");
+    // Missing meta.cfg: the copy serves too.
     disk.remove_file(&path).expect("rm");
+    assert_eq!(meta::read_config(vfs, &dir).expect("copy"), b"config-b");
+    // Both damaged: an error naming both files; nothing is deleted.
+    flip(&path);
+    flip(&copy);
+    let listed = meta::list_streams(vfs, root()).expect("list");
+    assert!(matches!(&listed[1].1, Err(StoreError::Corrupt(why))
+        if why.contains("B/meta.cfg") && why.contains("B/meta.bak")), "{:?}", listed[1].1);
+    assert!(disk.exists(&path) && disk.exists(&copy), "never deleted");
+    // A stream directory without any config is reported too.
+    disk.remove_file(&path).expect("rm");
+    disk.remove_file(&copy).expect("rm");
     let listed = meta::list_streams(vfs, root()).expect("list");
     assert!(matches!(&listed[1].1, Err(StoreError::Io(_))));
 }
@@ -172,6 +191,55 @@ fn file_consumer_state_survives_reopen_crash_and_torn_tail() {
     drop(c);
     let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
     assert!(c.state().pending.is_empty());
+}
+
+/// Damage inside the log (valid records after it): the consumer resumes from
+/// the state before the damage, which is never ahead of the real one, and the
+/// damaged file is kept. A record of an unknown kind with a valid checksum (a
+/// newer format) refuses the open and changes nothing.
+#[test]
+fn damaged_consumer_log_resets_to_a_safe_state() {
+    let disk = SimDisk::new();
+    let dir = meta::create_consumer(&disk, root(), "S", "C", b"c").expect("create");
+    let mut c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    for i in 1..=3u64 {
+        c.update_delivered(i, i, 1, 10).expect("delivered");
+    }
+    c.update_ack(1, 1).expect("ack");
+    c.sync().expect("sync");
+    let before = c.state().clone();
+    c.update_ack(2, 2).expect("ack");
+    c.update_delivered(4, 4, 1, 10).expect("delivered");
+    c.update_ack(3, 3).expect("ack");
+    c.sync().expect("sync");
+    drop(c);
+    let log = dir.join("state.log");
+    let data = disk.read_file(&log).expect("read");
+    // Flip a bit in the ack of 2 (the first record after `before`).
+    let ack2 = data.len() - 25 - 41 - 25;
+    let f = disk.open(&log, false).expect("log");
+    f.write_at(ack2 as u64 + 10, &[data[ack2 + 10] ^ 4]).expect("flip");
+    drop(f);
+    let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    assert_eq!(c.state(), &before, "the state before the damage");
+    assert!(c.state().pending.contains_key(&2) && c.state().pending.contains_key(&3));
+    assert_eq!(c.state().delivered.stream, 3, "4 is delivered again");
+    assert!(disk.exists(&dir.join("state.log.damaged")), "damaged log kept");
+    drop(c);
+    let c = FileConsumerStore::open(&dir, disk.shared()).expect("reopen");
+    assert_eq!(c.state(), &before, "the new log holds that state");
+    drop(c);
+    // A checksummed record of kind 9.
+    let mut rec = vec![13, 0, 0, 0, 9, 1, 2, 3, 4];
+    let crc = crc32fast::hash(&rec);
+    rec.extend_from_slice(&crc.to_le_bytes());
+    let f = disk.open(&log, false).expect("log");
+    let len = f.len().expect("len");
+    f.write_at(len, &rec).expect("append");
+    drop(f);
+    let err = FileConsumerStore::open(&dir, disk.shared()).expect_err("newer format refused");
+    assert!(err.to_string().contains("newer format"), "{err}");
+    assert_eq!(disk.read_file(&log).expect("read").len() as u64, len + 13, "untouched");
 }
 
 #[test]
