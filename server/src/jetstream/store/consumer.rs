@@ -243,7 +243,7 @@ impl ConsumerStore for MemConsumerStore {
 const KIND_DELIVERED: u8 = 1;
 const KIND_ACK: u8 = 2;
 const KIND_FULL: u8 = 3;
-const LOG_NAME: &str = "state.log";
+pub(crate) const LOG_NAME: &str = "state.log";
 const COMPACT_MIN: u64 = 64 * 1024;
 
 /// Consumer state persisted as an append-only log in the consumer directory.
@@ -311,7 +311,8 @@ pub(crate) fn replay(data: &[u8]) -> Replayed {
         pos += len;
     }
     out.good = pos;
-    out.damaged = out.newer_kind.is_none() && (pos + 1..data.len()).any(|at| whole_record_at(&data[at..]));
+    out.damaged =
+        out.newer_kind.is_none() && (pos + 1..data.len()).any(|at| whole_record_at(&data[at..]));
     out
 }
 

@@ -25,7 +25,12 @@
 //! the damaged file by name and writes `meta.cfg` again from the copy. A store
 //! from before the copy existed gets its `meta.bak` the first time it is read.
 //! Only when both copies are damaged is the entry not restored; its directory is
-//! kept as it is, and the error names both files.
+//! kept as it is, and the error names both files. Creating the stream again
+//! (same name, any config) then adopts what is stored there: its messages are
+//! kept and served, and both copies are written anew. A consumer created again
+//! over damaged copies starts fresh: its old `state.log` is set aside as
+//! `state.log.damaged`, since the old positions need not fit the new config. A
+//! copy of a newer format version is never overwritten.
 
 use std::path::{Path, PathBuf};
 
@@ -193,12 +198,19 @@ fn read_copy(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, (StoreError, bool)> 
 /// module docs); a damaged or missing `meta.cfg` is logged by name and repaired.
 ///
 /// # Errors
-/// `Corrupt` naming both files when neither validates; I/O errors (`NotFound`).
+/// `Corrupt` naming both files when neither validates, or naming the file of a
+/// newer format version; I/O errors (`NotFound`).
 pub fn read_config(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, StoreError> {
+    read_checked(vfs, dir).map_err(|(e, _)| e)
+}
+
+/// [`read_config`], with whether the failure is a newer format version (never
+/// to be overwritten).
+fn read_checked(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, (StoreError, bool)> {
     let path = dir.join(META_NAME);
     let backup = dir.join(META_BACKUP);
     let primary = match read_copy(vfs, &path) {
-        Err((e, true)) => return Err(e),
+        Err((e, true)) => return Err((e, true)),
         r => r.map_err(|(e, _)| e),
     };
     if let Ok(config) = &primary {
@@ -207,16 +219,21 @@ pub fn read_config(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, StoreError> {
         {
             warn!(file = %backup.display(), error = %e, "could not write the second copy of a config");
         }
-        return primary;
+        return primary.map_err(|e| (e, false));
     }
-    let Ok(config) = read_copy(vfs, &backup) else {
-        return match primary {
-            Err(StoreError::Corrupt(why)) => Err(StoreError::Corrupt(format!(
-                "{why}; its copy {} is damaged or missing too",
-                backup.display()
-            ))),
-            other => other,
-        };
+    let config = match read_copy(vfs, &backup) {
+        Ok(c) => c,
+        Err((e, true)) => return Err((e, true)),
+        Err(_) => {
+            let e = match primary {
+                Err(StoreError::Corrupt(why)) => StoreError::Corrupt(format!(
+                    "{why}; its copy {} is damaged or missing too",
+                    backup.display()
+                )),
+                other => other.err().unwrap_or(StoreError::NotFound),
+            };
+            return Err((e, false));
+        }
     };
     let why = primary.err().map(|e| e.to_string()).unwrap_or_default();
     warn!(file = %path.display(), error = %why,
@@ -242,15 +259,38 @@ fn create_dir_durable(vfs: &dyn Vfs, root: &Path, dir: &Path) -> Result<(), Stor
     Ok(())
 }
 
+/// Renames `path` (when it exists) to `<path>.damaged`, durably.
+fn set_aside_damaged(vfs: &dyn Vfs, path: &Path) -> Result<(), StoreError> {
+    if !vfs.exists(path) {
+        return Ok(());
+    }
+    let mut to = path.as_os_str().to_owned();
+    to.push(".damaged");
+    vfs.rename(path, Path::new(&to))?;
+    Ok(vfs.sync_dir(path.parent().unwrap_or(Path::new(".")))?)
+}
+
 fn create_entry(
     vfs: &dyn Vfs,
     root: &Path,
     dir: &Path,
     config: &[u8],
     subdirs: &[&str],
+    set_aside: &[&str],
 ) -> Result<(), StoreError> {
-    if vfs.exists(&dir.join(META_NAME)) {
-        return Err(StoreError::AlreadyExists(dir.display().to_string()));
+    if vfs.exists(&dir.join(META_NAME)) || vfs.exists(&dir.join(META_BACKUP)) {
+        match read_checked(vfs, dir) {
+            Ok(_) => return Err(StoreError::AlreadyExists(dir.display().to_string())),
+            Err((e, true)) => return Err(e),
+            Err((e, false)) => {
+                for name in set_aside {
+                    set_aside_damaged(vfs, &dir.join(name))?;
+                }
+                warn!(dir = %dir.display(), error = %e, kept = ?set_aside,
+                    "created again over a configuration that could not be read: the data stored \
+                     there is kept and now belongs to the new configuration");
+            }
+        }
     }
     for sub in subdirs {
         vfs.create_dir_all(&dir.join(sub))?;
@@ -274,7 +314,7 @@ pub fn create_stream(
 ) -> Result<PathBuf, StoreError> {
     validate_name(name)?;
     let dir = stream_dir(root, name);
-    create_entry(vfs, root, &dir, config, &["msgs", "consumers"])?;
+    create_entry(vfs, root, &dir, config, &["msgs", "consumers"], &[])?;
     Ok(dir)
 }
 
@@ -363,7 +403,7 @@ pub fn create_consumer(
     validate_name(stream)?;
     validate_name(name)?;
     let dir = consumer_dir(root, stream, name);
-    create_entry(vfs, root, &dir, config, &[])?;
+    create_entry(vfs, root, &dir, config, &[], &[super::consumer::LOG_NAME])?;
     Ok(dir)
 }
 

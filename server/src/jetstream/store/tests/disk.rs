@@ -85,3 +85,40 @@ fn a_full_disk_refuses_appends_and_resumes_by_itself() {
     let want: Vec<(u64, Vec<u8>)> = (1..=7u8).map(|i| (u64::from(i), vec![i; 100])).collect();
     assert_eq!(payloads(&s), want);
 }
+
+/// A failed directory fsync (the entry of a new block may not survive a crash)
+/// is reported, refuses writes until a directory fsync succeeds, and loses
+/// nothing acknowledged across a power loss.
+#[test]
+fn a_failed_directory_fsync_refuses_writes_until_it_succeeds() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let cfg = StoreConfig {
+        block_size: 1024,
+        ..StoreConfig::default()
+    };
+    drop(open(dir, &disk));
+    let mut s = FileStore::open(dir, cfg.clone(), disk.shared()).expect("open");
+    for i in 1..=5u8 {
+        s.append("x", None, &[i; 100]).expect("append");
+    }
+    s.sync().expect("sync");
+    disk.set_fail_dir_syncs(true);
+    // Enough to roll into a new block, whose directory entry needs the fsync.
+    for i in 6..=15u8 {
+        s.append("x", None, &[i; 100]).expect("append");
+    }
+    let err = s.sync().expect_err("a failed directory fsync is reported");
+    assert!(err.to_string().contains("directory"), "{err}");
+    let refused = s.append("x", None, &[99; 100]).expect_err("refused");
+    assert!(refused.to_string().contains("directory"), "{refused}");
+    disk.set_fail_dir_syncs(false);
+    let (seq, _) = s.append("x", None, &[16; 100]).expect("resumes");
+    assert_eq!(seq, 16);
+    s.sync().expect("sync");
+    drop(s);
+    disk.crash();
+    let s = FileStore::open(dir, cfg, disk.shared()).expect("reopen");
+    let want: Vec<(u64, Vec<u8>)> = (1..=16u8).map(|i| (u64::from(i), vec![i; 100])).collect();
+    assert_eq!(payloads(&s), want);
+}

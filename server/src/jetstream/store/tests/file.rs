@@ -464,3 +464,55 @@ fn a_block_emptied_while_active_is_removed_after_rollover() {
     );
     assert_eq!(s.state().first_seq, 3);
 }
+
+/// A block whose whole, checksummed header carries a newer format version is
+/// refused with an error naming the file and the version, with and without the
+/// index snapshot, and nothing on disk is changed.
+#[test]
+fn a_block_of_a_newer_format_version_is_refused_by_name() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/s");
+    let mut s = open(dir, &disk, 4096);
+    fill(&mut s, 50);
+    drop(s);
+    let blocks = block_files(&disk, dir);
+    let path = &blocks[blocks.len() / 2];
+    let mut h = disk.read_file(path).expect("read")[..36].to_vec();
+    h[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32fast::hash(&h[..32]);
+    h[32..36].copy_from_slice(&crc.to_le_bytes());
+    disk.open(path, false)
+        .expect("open")
+        .write_at(0, &h)
+        .expect("write header");
+    let before: Vec<Vec<u8>> = disk
+        .paths()
+        .iter()
+        .map(|p| disk.read_file(p).expect("read"))
+        .collect();
+    for snapshot in [true, false] {
+        if !snapshot {
+            let _ = disk.remove_file(&dir.join("index.snap"));
+        }
+        let cfg = StoreConfig {
+            block_size: 4096,
+            ..StoreConfig::default()
+        };
+        let Err(err) = FileStore::open(dir, cfg, disk.shared()) else {
+            panic!("a newer block must be refused (snapshot: {snapshot})");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("version 2"),
+            "{msg}"
+        );
+        if snapshot {
+            let now: Vec<Vec<u8>> = disk
+                .paths()
+                .iter()
+                .map(|p| disk.read_file(p).expect("read"))
+                .collect();
+            assert_eq!(now, before, "nothing changed on disk");
+        }
+    }
+}

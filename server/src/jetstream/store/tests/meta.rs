@@ -96,8 +96,12 @@ fn damaged_config_is_restored_from_its_copy_and_repaired() {
     flip(&path);
     flip(&copy);
     let listed = meta::list_streams(vfs, root()).expect("list");
-    assert!(matches!(&listed[1].1, Err(StoreError::Corrupt(why))
-        if why.contains("B/meta.cfg") && why.contains("B/meta.bak")), "{:?}", listed[1].1);
+    assert!(
+        matches!(&listed[1].1, Err(StoreError::Corrupt(why))
+        if why.contains("B/meta.cfg") && why.contains("B/meta.bak")),
+        "{:?}",
+        listed[1].1
+    );
     assert!(disk.exists(&path) && disk.exists(&copy), "never deleted");
     // A stream directory without any config is reported too.
     disk.remove_file(&path).expect("rm");
@@ -218,13 +222,17 @@ fn damaged_consumer_log_resets_to_a_safe_state() {
     // Flip a bit in the ack of 2 (the first record after `before`).
     let ack2 = data.len() - 25 - 41 - 25;
     let f = disk.open(&log, false).expect("log");
-    f.write_at(ack2 as u64 + 10, &[data[ack2 + 10] ^ 4]).expect("flip");
+    f.write_at(ack2 as u64 + 10, &[data[ack2 + 10] ^ 4])
+        .expect("flip");
     drop(f);
     let c = FileConsumerStore::open(&dir, disk.shared()).expect("open");
     assert_eq!(c.state(), &before, "the state before the damage");
     assert!(c.state().pending.contains_key(&2) && c.state().pending.contains_key(&3));
     assert_eq!(c.state().delivered.stream, 3, "4 is delivered again");
-    assert!(disk.exists(&dir.join("state.log.damaged")), "damaged log kept");
+    assert!(
+        disk.exists(&dir.join("state.log.damaged")),
+        "damaged log kept"
+    );
     drop(c);
     let c = FileConsumerStore::open(&dir, disk.shared()).expect("reopen");
     assert_eq!(c.state(), &before, "the new log holds that state");
@@ -239,7 +247,11 @@ fn damaged_consumer_log_resets_to_a_safe_state() {
     drop(f);
     let err = FileConsumerStore::open(&dir, disk.shared()).expect_err("newer format refused");
     assert!(err.to_string().contains("newer format"), "{err}");
-    assert_eq!(disk.read_file(&log).expect("read").len() as u64, len + 13, "untouched");
+    assert_eq!(
+        disk.read_file(&log).expect("read").len() as u64,
+        len + 13,
+        "untouched"
+    );
 }
 
 #[test]
@@ -294,4 +306,61 @@ fn open_helpers_pick_the_storage_kind() {
     c.update_delivered(1, 1, 1, 1).expect("delivered");
     c.sync().expect("sync");
     assert!(open_stream_store(root(), "a/b", StoreConfig::default(), disk.shared()).is_err());
+}
+
+/// Both copies damaged: creating the entry again adopts its directory (a
+/// stream keeps its stored data; a consumer's old state log is set aside), and
+/// a config of a newer format version is refused and never overwritten.
+#[test]
+fn creating_again_over_damaged_copies_keeps_the_data() {
+    let disk = SimDisk::new();
+    let vfs: &dyn Vfs = &disk;
+    let dir = meta::create_stream(vfs, root(), "S", b"old").expect("create");
+    let blk = dir.join("msgs").join("0000000001.blk");
+    meta::write_atomic(vfs, &blk, b"stored messages").expect("write");
+    let cdir = meta::create_consumer(vfs, root(), "S", "C", b"c").expect("consumer");
+    meta::write_atomic(vfs, &cdir.join("state.log"), b"old state").expect("write");
+    let flip = |p: &Path| {
+        disk.open(p, false)
+            .expect("open")
+            .write_at(17, b"X")
+            .expect("damage");
+    };
+    for d in [&dir, &cdir] {
+        flip(&d.join(meta::META_NAME));
+        flip(&d.join(meta::META_BACKUP));
+    }
+    assert!(meta::read_config(vfs, &dir).is_err());
+    meta::create_stream(vfs, root(), "S", b"new").expect("created again");
+    assert_eq!(meta::read_config(vfs, &dir).expect("new config"), b"new");
+    assert_eq!(disk.read_file(&blk).expect("kept"), b"stored messages");
+    meta::create_consumer(vfs, root(), "S", "C", b"c2").expect("consumer again");
+    assert_eq!(meta::read_config(vfs, &cdir).expect("new config"), b"c2");
+    assert!(!disk.exists(&cdir.join("state.log")), "starts fresh");
+    assert_eq!(
+        disk.read_file(&cdir.join("state.log.damaged"))
+            .expect("kept"),
+        b"old state"
+    );
+    // Valid now: a second create is refused as before.
+    assert!(matches!(
+        meta::create_stream(vfs, root(), "S", b"x"),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    // A newer format version: refused by name, never overwritten.
+    let path = dir.join(meta::META_NAME);
+    let mut data = disk.read_file(&path).expect("read");
+    data[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let n = data.len() - 4;
+    let crc = crc32fast::hash(&data[..n]);
+    data[n..].copy_from_slice(&crc.to_le_bytes());
+    meta::write_atomic(vfs, &path, &data).expect("write");
+    let err = meta::read_config(vfs, &dir).expect_err("newer");
+    assert!(
+        err.to_string().contains("version 2") && err.to_string().contains("S/meta.cfg"),
+        "{err}"
+    );
+    let err = meta::create_stream(vfs, root(), "S", b"y").expect_err("never overwritten");
+    assert!(err.to_string().contains("version 2"), "{err}");
+    assert_eq!(disk.read_file(&path).expect("read"), data, "untouched");
 }
