@@ -7,6 +7,7 @@ mod compat;
 mod core_protocol;
 mod core_pubsub;
 mod damage;
+mod damage_files;
 mod drop_in;
 mod durability;
 mod examples_iot;
