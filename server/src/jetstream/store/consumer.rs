@@ -240,8 +240,8 @@ impl ConsumerStore for MemConsumerStore {
     }
 }
 
-const KIND_DELIVERED: u8 = 1;
-const KIND_ACK: u8 = 2;
+pub(super) const KIND_DELIVERED: u8 = 1;
+pub(super) const KIND_ACK: u8 = 2;
 const KIND_FULL: u8 = 3;
 pub(crate) const LOG_NAME: &str = "state.log";
 const COMPACT_MIN: u64 = 64 * 1024;
@@ -258,7 +258,7 @@ pub struct FileConsumerStore {
     state: ConsumerState,
 }
 
-fn push_record(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
+pub(super) fn push_record(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
     let start = out.len();
     let len = (body.len() + 9) as u32;
     out.extend_from_slice(&len.to_le_bytes());
@@ -268,7 +268,7 @@ fn push_record(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-fn u64s(vals: &[u64]) -> Vec<u8> {
+pub(super) fn u64s(vals: &[u64]) -> Vec<u8> {
     vals.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 

@@ -29,7 +29,7 @@ pub mod consumer;
 mod core;
 mod damage;
 mod file;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 mod generic;
 mod memory;

@@ -95,7 +95,7 @@
 
 mod block;
 mod durable;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
 mod index;
 mod ops;

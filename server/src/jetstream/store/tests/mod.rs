@@ -3,6 +3,7 @@
 mod crash;
 mod disk;
 mod file;
+mod fuzz;
 mod meta;
 mod prop;
 mod suite;
