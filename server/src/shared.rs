@@ -22,4 +22,6 @@ pub trait JsReport: Send + Sync + std::fmt::Debug {
     fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;
     /// Per-stream and per-consumer gauges in the Prometheus text format.
     fn metrics(&self) -> BoxFuture<'_, String>;
+    /// The account JWTs changed (operator mode): accounts gain, lose or change JetStream.
+    fn accounts_changed(&self) -> BoxFuture<'_, ()>;
 }

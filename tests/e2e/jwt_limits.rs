@@ -6,14 +6,16 @@
 //!   JWT is trusted; one signed by a key the operator does not list is not, and its users
 //!   are refused (the server still starts, unless that account is the system account);
 //!   with `strict_signing_key_usage` only signing keys sign: neither the operator's key
-//!   (accounts) nor an account's own key (users).
+//!   (accounts) nor an account's own key (users);
+//! - JetStream: the account JWT's limits (streams, storage, consumers, max ack pending)
+//!   are the account's, and a claim update changes them without a restart.
 
 use std::time::Duration;
 
 use rill_tests::jwt::{Account, Operator, User};
 use rill_tests::raw::Conn;
-use rill_tests::{ServerKind, TestServer};
-use serde_json::json;
+use rill_tests::{ServerKind, ServerOpts, TestServer};
+use serde_json::{Value, json};
 
 use crate::jwt_auth::{Setup, attempt};
 
@@ -167,5 +169,87 @@ async fn strict_signing_key_usage_refuses_identity_keys() {
             assert_eq!(lines, [AUTH_VIOLATION], "{kind:?}: {what}");
             assert!(closed, "{kind:?}: {what}");
         }
+    }
+}
+
+/// A client connected with `user`'s credentials.
+async fn client(server: &TestServer, user: &User) -> async_nats::Client {
+    async_nats::ConnectOptions::with_credentials(&user.creds())
+        .expect("creds")
+        .connect(server.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.logs()))
+}
+
+/// The JSON reply to a request.
+async fn request(nc: &async_nats::Client, subject: String, body: String) -> Value {
+    let msg = tokio::time::timeout(Duration::from_secs(5), nc.request(subject, body.into()))
+        .await
+        .expect("reply in time")
+        .expect("reply");
+    serde_json::from_slice(&msg.payload).expect("JSON reply")
+}
+
+async fn create_stream(nc: &async_nats::Client, name: &str) -> Value {
+    let body = json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+                      "storage": "file", "max_bytes": 1024});
+    request(
+        nc,
+        format!("$JS.API.STREAM.CREATE.{name}"),
+        body.to_string(),
+    )
+    .await
+}
+
+/// The account JWT's JetStream limits are the account's: JetStream on for an account
+/// whose JWT allows storage (and not for the others), its stream count and storage
+/// limits enforced, and raised by a claim update without a restart.
+#[tokio::test]
+async fn account_jwt_jetstream_limits_apply() {
+    let js = |streams: i64| {
+        json!({"limits": {"mem_storage": -1, "disk_storage": 1_048_576, "streams": streams,
+                          "consumer": 4, "max_ack_pending": 100}})
+    };
+    for kind in KINDS {
+        let setup = Setup::new(js(1));
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: true,
+            config: Some(setup.config()),
+            ..ServerOpts::default()
+        })
+        .await;
+        let app = client(&server, &setup.app.user("alice", json!({}))).await;
+        let info = request(&app, "$JS.API.INFO".into(), String::new()).await;
+        let limits = &info["limits"];
+        assert_eq!(
+            (
+                &limits["max_streams"],
+                &limits["max_storage"],
+                &limits["max_consumers"]
+            ),
+            (&json!(1), &json!(1_048_576), &json!(4)),
+            "{kind:?}: {info}"
+        );
+        assert_eq!(limits["max_ack_pending"], json!(100), "{kind:?}: {info}");
+        let sys = client(&server, &setup.sys.user("admin", json!({}))).await;
+        let info = request(&sys, "$JS.API.INFO".into(), String::new()).await;
+        assert_eq!(info["error"]["err_code"], json!(10039), "{kind:?}: {info}");
+
+        let first = create_stream(&app, "S1").await;
+        assert!(first.get("error").is_none(), "{kind:?}: {first}");
+        let second = create_stream(&app, "S2").await;
+        assert_eq!(
+            second["error"]["err_code"],
+            json!(10027),
+            "{kind:?}: {second}"
+        );
+
+        let update = setup.operator.account_jwt(&setup.app, js(2));
+        let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", setup.app.public());
+        let reply = request(&sys, subject, update).await;
+        assert_eq!(reply["data"]["code"], json!(200), "{kind:?}: {reply}");
+        let second = create_stream(&app, "S2").await;
+        assert!(second.get("error").is_none(), "{kind:?}: {second}");
     }
 }

@@ -12,15 +12,20 @@
 //! monitoring reads: totals over the enabled accounts and one `account_details` entry
 //! each. On reload, accounts gain or lose JetStream as nats-server 2.15.1 does; the
 //! server-wide JetStream settings need a restart, an account's limits do not.
+//!
+//! In operator mode the account JWTs decide instead (their `jetstream` limits, or the
+//! `R1` tier): the plan is made again when a claim update arrives
+//! ([`JsReport::accounts_changed`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use super::report::MetricRows;
 use super::{JetStream, ServerShare};
+use crate::auth::jwt::JwtAuth;
 use crate::config::{AccountJetStreamLimits, Config, JetStreamConfig};
 use crate::server::ServerState;
 use crate::shared::{BoxFuture, GLOBAL_ACCOUNT, JsReport};
@@ -29,7 +34,17 @@ use crate::shared::{BoxFuture, GLOBAL_ACCOUNT, JsReport};
 type Want = Option<Option<AccountJetStreamLimits>>;
 
 /// Which accounts have JetStream under `config`, by account name (see the module doc).
-fn plan(config: &Config) -> Vec<(String, Want)> {
+/// In operator mode, the account JWTs decide (`$G` has none).
+fn plan(config: &Config, jwt: Option<&JwtAuth>) -> Vec<(String, Want)> {
+    if let Some(jwt) = jwt {
+        let mut plan = vec![(GLOBAL_ACCOUNT.to_string(), None)];
+        plan.extend(
+            jwt.jetstream_accounts()
+                .into_iter()
+                .map(|(k, l)| (k, l.map(Some))),
+        );
+        return plan;
+    }
     if config.accounts.is_empty() {
         return vec![(GLOBAL_ACCOUNT.to_string(), Some(None))];
     }
@@ -58,6 +73,9 @@ pub struct JetStreams {
     /// Every account's service, by account name. Replaced whole on reload; the lock is
     /// held only to read or swap the list, never across an `.await`.
     all: Mutex<Vec<Arc<JetStream>>>,
+    /// The server (weak: the state holds this as its [`JsReport`]), to re-plan when
+    /// account JWTs change.
+    state: Weak<ServerState>,
 }
 
 impl JetStreams {
@@ -72,9 +90,10 @@ impl JetStreams {
             share: ServerShare::new(&js_config),
             config: js_config,
             all: Mutex::new(Vec::new()),
+            state: Arc::downgrade(state),
         };
         let mut all = Vec::new();
-        for (name, want) in plan(&config) {
+        for (name, want) in plan(&config, state.jwt().map(AsRef::as_ref)) {
             all.push(me.start_one(state, &name, want).await);
         }
         me.set(all);
@@ -99,7 +118,7 @@ impl JetStreams {
     /// gets its new limits.
     pub async fn reload(&self, state: &ServerState, config: &Config) {
         let current = self.all();
-        let plan = plan(config);
+        let plan = plan(config, state.jwt().map(AsRef::as_ref));
         for js in &current {
             if !plan.iter().any(|(name, _)| name == js.account_name()) {
                 stop(js).await;
@@ -229,6 +248,14 @@ impl JsReport for JetStreams {
     fn metrics(&self) -> BoxFuture<'_, String> {
         Box::pin(self.metrics_text())
     }
+
+    fn accounts_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(state) = self.state.upgrade() {
+                self.reload(&state, &state.config()).await;
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -252,11 +279,11 @@ mod tests {
     fn global_account_has_jetstream_only_without_accounts() {
         let mut config = Config::default();
         assert_eq!(
-            plan(&config),
+            plan(&config, None),
             vec![(GLOBAL_ACCOUNT.to_string(), Some(None))]
         );
         config.accounts = vec![account("B", false), account("A", true)];
-        let plan = plan(&config);
+        let plan = plan(&config, None);
         let names: Vec<_> = plan
             .iter()
             .map(|(n, w)| (n.as_str(), w.is_some()))

@@ -2,7 +2,8 @@
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE` and `$SYS.REQ.CLAIMS.UPDATE` (what `nsc push`
 //!   sends), and the older `$SYS.ACCOUNT.<acc>.CLAIMS.UPDATE` event: the JWT in the body
 //!   replaces the account's claims without a restart; the account's connections then
-//!   re-check themselves (revocations take effect at once);
+//!   re-check themselves (revocations take effect at once) and JetStream takes the
+//!   account's new limits;
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: the account JWT, as the body (full resolver);
 //! - `$SYS.REQ.CLAIMS.LIST`: the known account keys.
 //!
@@ -22,7 +23,7 @@ use crate::router::Msg;
 use crate::server::ServerState;
 
 /// `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.<op>` (and the older update event).
-pub(super) fn account_op(
+pub(super) async fn account_op(
     state: &Arc<ServerState>,
     system: &System,
     acc: &str,
@@ -30,16 +31,16 @@ pub(super) fn account_op(
     req: &Request,
 ) {
     match op {
-        "UPDATE" => update(state, system, Some(acc), req),
+        "UPDATE" => update(state, system, Some(acc), req).await,
         "LOOKUP" => lookup(state, system, acc, req),
         _ => {}
     }
 }
 
 /// `$SYS.REQ.CLAIMS.<op>`.
-pub(super) fn claims_op(state: &Arc<ServerState>, system: &System, op: &str, req: &Request) {
+pub(super) async fn claims_op(state: &Arc<ServerState>, system: &System, op: &str, req: &Request) {
     match op {
-        "UPDATE" => update(state, system, None, req),
+        "UPDATE" => update(state, system, None, req).await,
         "LIST" => {
             let Some(jwt) = state.jwt() else {
                 return;
@@ -52,7 +53,7 @@ pub(super) fn claims_op(state: &Arc<ServerState>, system: &System, op: &str, req
     }
 }
 
-fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, req: &Request) {
+async fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, req: &Request) {
     let Some(jwt) = state.jwt() else {
         return;
     };
@@ -76,6 +77,9 @@ fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, req: &Re
             // Every connection re-checks itself; those of other accounts find nothing
             // changed.
             state.clients.notify_auth_reload();
+            if let Some(js) = state.js_report() {
+                js.accounts_changed().await;
+            }
             body.insert(
                 "data".into(),
                 json!({"account": key, "code": 200, "message": "jwt updated"}),

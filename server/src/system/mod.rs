@@ -218,14 +218,14 @@ async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {
             requests::server(state, system, &tokens[3..], &req).await;
         }
         ["$SYS", "REQ", "ACCOUNT", acc, "CLAIMS", op] => {
-            claims::account_op(state, system, acc, op, &req);
+            claims::account_op(state, system, acc, op, &req).await;
         }
         ["$SYS", "REQ", "ACCOUNT", acc, kind] => {
             requests::account(state, system, acc, kind, &req).await;
         }
-        ["$SYS", "REQ", "CLAIMS", op] => claims::claims_op(state, system, op, &req),
+        ["$SYS", "REQ", "CLAIMS", op] => claims::claims_op(state, system, op, &req).await,
         ["$SYS", "ACCOUNT", acc, "CLAIMS", "UPDATE"] => {
-            claims::account_op(state, system, acc, "UPDATE", &req);
+            claims::account_op(state, system, acc, "UPDATE", &req).await;
         }
         _ => {}
     }

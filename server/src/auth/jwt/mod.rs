@@ -28,7 +28,7 @@ pub use token::{JwtError, Kind, decode, encode};
 pub use trust::Trust;
 pub use user::{JwtUser, UserCheck};
 
-use crate::config::OperatorConfig;
+use crate::config::{AccountJetStreamLimits, OperatorConfig};
 
 /// Operator mode: the trusted operators and the accounts this server can resolve.
 #[derive(Debug)]
@@ -55,5 +55,36 @@ impl JwtAuth {
     /// The system account's public key, from the config or the operator JWT.
     pub fn system_account(&self) -> Option<&str> {
         self.trust.system_account()
+    }
+
+    /// Every known account with its JetStream limits, `None` for an account whose JWT does
+    /// not enable JetStream. As nats-server: JetStream is on when the JWT allows some
+    /// storage or has tiers; a single server takes the `R1` tier.
+    pub fn jetstream_accounts(&self) -> Vec<(String, Option<AccountJetStreamLimits>)> {
+        let keys = self.resolver.keys();
+        keys.into_iter()
+            .filter_map(|key| {
+                let account = self.resolver.lookup(&key)?;
+                let limits = &account.claims.nats.limits;
+                let tier = if limits.tiered_limits.is_empty() {
+                    Some(&limits.jetstream).filter(|l| l.enabled())
+                } else {
+                    limits.tiered_limits.get("R1")
+                };
+                Some((key, tier.map(js_limits)))
+            })
+            .collect()
+    }
+}
+
+/// A JWT's JetStream limits as an account's configured ones.
+fn js_limits(l: &claims::JetStreamLimits) -> AccountJetStreamLimits {
+    AccountJetStreamLimits {
+        max_memory: l.mem_storage,
+        max_store: l.disk_storage,
+        max_streams: l.streams,
+        max_consumers: l.consumer,
+        max_ack_pending: l.max_ack_pending,
+        max_bytes_required: l.max_bytes_required,
     }
 }
