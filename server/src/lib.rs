@@ -17,6 +17,7 @@ pub mod account;
 pub mod auth;
 pub mod client;
 pub mod config;
+mod fault;
 mod files;
 pub mod jetstream;
 pub mod lifecycle;

@@ -67,6 +67,9 @@ pub struct ServerOpts {
     pub config: Option<String>,
     /// Serve HTTP monitoring on a port of the server's choosing (`-m -1`); see [`Ports::monitoring`].
     pub monitoring: bool,
+    /// Extra environment variables for the server process (e.g. `RILL_FAULTS`, which a
+    /// debug `rill-server` reads to inject failures; see its `fault` module).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOpts {
@@ -77,6 +80,7 @@ impl Default for ServerOpts {
             args: Vec::new(),
             config: None,
             monitoring: false,
+            env: Vec::new(),
         }
     }
 }
@@ -360,6 +364,7 @@ impl TestServer {
         std::fs::create_dir_all(self.ports_dir()).expect("create the ports file directory");
         let mut child = Command::new(&bin)
             .args(self.command_args())
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -23,6 +23,7 @@ mod consumer_api;
 mod error;
 mod error_table;
 mod msg;
+mod name;
 mod paging;
 mod pubs;
 mod response;
@@ -42,6 +43,7 @@ pub use consumer_api::{
 };
 pub use error::{ApiError, ErrorCode};
 pub use msg::{MsgDeleteRequest, MsgDeleteResponse, MsgGetRequest, MsgGetResponse, StoredMsg};
+pub use name::{MAX_NAME_LEN, has_control_or_space, is_valid_name};
 pub use paging::{
     LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged, PagedRequest, STREAM_INFO_SUBJECTS_LIMIT,
     StreamNamesRequest,

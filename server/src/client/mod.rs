@@ -409,7 +409,8 @@ impl Connection {
         // As nats-server: a `*` or `>` token in a publish subject is routed literally
         // (it reaches only wildcard subscriptions) and is an error only in pedantic
         // mode; the error does not stop delivery. A subject with an empty token is
-        // never delivered. Verbose clients get +OK after the -ERR, before delivery.
+        // never delivered; a request to one gets no-responders, as from nats-server.
+        // Verbose clients get +OK after the -ERR, before delivery.
         if self.connect.pedantic
             && !std::str::from_utf8(subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
         {
@@ -422,10 +423,11 @@ impl Connection {
             return;
         }
         self.ok();
+        let msg = Msg::from_publish(publish);
         if subject::has_empty_token(subject) {
+            self.answer_unrouted(subject, &msg);
             return;
         }
-        let msg = Msg::from_publish(publish);
         let size = msg.size() as u64;
         let echo = self.link.echo.load(Ordering::Relaxed);
         let fanout = self.account.router.publish(self.link.cid, echo, &msg);
@@ -434,8 +436,14 @@ impl Connection {
         }
         let delivered = fanout.delivered as u64;
         self.tally.record(size, delivered);
-        if delivered == 0
-            && let Some(reply) = msg.reply_bytes()
+        if delivered == 0 {
+            self.answer_unrouted(subject, &msg);
+        }
+    }
+
+    /// A request nobody received gets no-responders when the client asked for them.
+    fn answer_unrouted(&self, subject: &[u8], msg: &Msg<'_>) {
+        if let Some(reply) = msg.reply_bytes()
             && self.connect.no_responders
             && self.connect.headers
         {

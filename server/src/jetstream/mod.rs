@@ -7,12 +7,18 @@
 //! closes every store on shutdown. Task/thread shape:
 //!
 //! ```text
-//! router ── $JS.API.{INFO,STREAM.>,CONSUMER.>} ── api task (one, sequential)
+//! router ── $JS.API.{INFO,STREAM.>,CONSUMER.>} ── api dispatchers (writes, reads; a task per request)
 //!        ── stream subjects, DIRECT.GET ─────────── stream thread (one per stream, owns its store)
 //! ```
 //!
 //! The registry is a `std` `RwLock` held only for short, await-free sections.
-//! Creates, updates and deletes all run on the one API task, so they never race.
+//! Creates, updates and deletes of streams hold the API's admin lock (`api::ApiLocks`),
+//! so they never race; consumer changes hold their stream's lock.
+//!
+//! Deleting is all or nothing: the stream's (or consumer's) directory is first renamed
+//! into the trash, durably; only when that worked does the stream stop and leave the
+//! registry, and the client hear of success. A failed rename leaves everything running
+//! and answers the error. Files left in the trash are removed on the next start.
 
 mod accounts;
 pub mod api;
@@ -35,6 +41,7 @@ use self::store::{StdFs, SyncPolicy, meta};
 use self::stream::{AccountUsage, Budget, Spawn, StreamHandle, StreamSubs};
 use crate::account::Account;
 use crate::config::{AccountJetStreamLimits, JetStreamConfig, SyncInterval};
+use crate::fault;
 use crate::router::Subscription;
 use crate::server::ServerState;
 
@@ -107,6 +114,8 @@ pub struct JetStream {
     api_errors: AtomicU64,
     /// Running consumers (issue 8; see `consumer`).
     consumers: consumer::Registry,
+    /// What keeps concurrent API changes apart.
+    api_locks: api::ApiLocks,
 }
 
 impl JetStream {
@@ -172,6 +181,7 @@ impl JetStream {
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             consumers: consumer::Registry::new(),
+            api_locks: api::ApiLocks::default(),
         }
     }
 
@@ -225,7 +235,7 @@ impl JetStream {
         };
         for mut e in entries {
             e.subs.remove(&self.account);
-            close(&e.handle).await;
+            close(&e.handle, false).await;
         }
     }
 
@@ -347,37 +357,75 @@ impl JetStream {
         }
     }
 
-    /// Deletes a stream: stops its consumers, closes its store, removes its files.
+    /// Deletes a stream: moves its files into the trash (the commit point: on failure
+    /// nothing changed), then stops its consumers and the stream, then removes the files.
     async fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let storage = {
+            let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+            map.get(name).map(|e| e.cfg.storage)
+        };
+        let Some(storage) = storage else {
+            return Err(ErrorCode::STREAM_NOT_FOUND.error());
+        };
+        let trash = match storage {
+            StorageType::File => Some(self.trash_stream(name).await?),
+            StorageType::Memory => None,
+        };
         let entry = {
             let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
             map.remove(name)
         };
-        let Some(mut entry) = entry else {
-            return Err(ErrorCode::STREAM_NOT_FOUND.error());
-        };
-        entry.subs.remove(&self.account);
-        for c in entry.handle.consumers() {
-            c.stop();
-        }
-        close(&entry.handle).await;
-        let usage = match entry.cfg.storage {
-            StorageType::File => &self.file_usage,
-            StorageType::Memory => &self.mem_usage,
-        };
-        usage.adjust(entry.handle.usage_bytes(), 0);
-        if entry.cfg.storage == StorageType::File {
-            let root = self.root.clone();
-            let name = name.to_owned();
-            let r = tokio::task::spawn_blocking(move || {
-                meta::delete_stream(StdFs::shared().as_ref(), &root, &name)
-            })
-            .await;
-            if let Ok(Err(e)) = r {
-                return Err(error::general(&e));
+        if let Some(mut entry) = entry {
+            entry.subs.remove(&self.account);
+            for c in entry.handle.consumers() {
+                c.stop();
             }
+            close(&entry.handle, trash.is_some()).await;
+            let usage = match storage {
+                StorageType::File => &self.file_usage,
+                StorageType::Memory => &self.mem_usage,
+            };
+            usage.adjust(entry.handle.usage_bytes(), 0);
+        }
+        if let Some(trash) = trash {
+            self.remove_trash(trash).await;
         }
         Ok(())
+    }
+
+    async fn trash_stream(&self, name: &str) -> Result<meta::Trash, ApiError> {
+        let (root, name) = (self.root.clone(), name.to_owned());
+        blocking(move || {
+            fault::io_if_armed("stream.delete", &name)?;
+            meta::trash_stream(StdFs::shared().as_ref(), &root, &name)
+        })
+        .await
+    }
+
+    /// Moves a durable consumer's files into the trash; `None` when it has none
+    /// (memory stream, ephemeral consumer).
+    async fn trash_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<meta::Trash>, ApiError> {
+        let (root, stream, name) = (self.root.clone(), stream.to_owned(), name.to_owned());
+        let r = blocking(move || {
+            fault::io_if_armed("consumer.delete", &name)?;
+            match meta::trash_consumer(StdFs::shared().as_ref(), &root, &stream, &name) {
+                Ok(t) => Ok(Some(t)),
+                Err(store::StoreError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        r.await
+    }
+
+    /// Removes trashed files; a failure only leaves them for the next start to remove.
+    async fn remove_trash(&self, trash: meta::Trash) {
+        if let Err(e) = blocking(move || trash.remove(StdFs::shared().as_ref())).await {
+            warn!("Could not remove deleted files (removed at the next start): {e}");
+        }
     }
 
     /// nats-server's create-time check: the reserved bytes (`max_bytes`) of the kind,
@@ -467,9 +515,25 @@ fn byte_limits(limits: &AccountJetStreamLimits) -> (Option<u64>, Option<u64>) {
     )
 }
 
-async fn close(handle: &StreamHandle) {
+/// Stops a stream; `deleted`: its files are already in the trash, so the store is
+/// dropped without its closing checkpoint.
+async fn close(handle: &StreamHandle, deleted: bool) {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if handle.send(stream::Command::Close(tx)).await.is_ok() {
+    let cmd = stream::Command::Close {
+        done: tx,
+        discard: deleted,
+    };
+    if handle.send(cmd).await.is_ok() {
         let _ = rx.await;
+    }
+}
+
+/// Runs store I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| error::general(&e)),
+        Err(e) => Err(ErrorCode::STREAM_GENERAL.err(e)),
     }
 }

@@ -35,8 +35,8 @@
 use rill_protocol::jsapi::{ApiError, ErrorCode, Metadata, Nanos};
 use rill_protocol::subject::validate_filter;
 
-/// Longest stream/consumer name.
-pub const MAX_NAME_LEN: usize = 255;
+use rill_protocol::jsapi::has_control_or_space;
+pub use rill_protocol::jsapi::{MAX_NAME_LEN, is_valid_name};
 /// Longest description.
 pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
 /// Largest metadata (sum of key and value lengths).
@@ -68,9 +68,21 @@ fn pedantic_err(text: &str) -> ApiError {
     ErrorCode::PEDANTIC.err(text)
 }
 
-/// nats-server's "asset name" rule: non-empty, none of ` \t\r\n\f.*>\/`.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains([' ', '\t', '\r', '\n', '\u{c}', '.', '*', '>', '\\', '/'])
+/// Checks a stream or consumer name: nats-server's message (`nats_text`) for what
+/// nats-server refuses too, rill's own for the control characters and whitespace only
+/// rill refuses (see `rill_protocol::jsapi::is_valid_name`).
+fn check_name(name: &str, what: &str, nats_text: &str) -> Check {
+    if is_valid_name(name) {
+        return Ok(());
+    }
+    let nats_refuses = name.is_empty()
+        || name.contains([' ', '\t', '\r', '\n', '\u{c}', '.', '*', '>', '\\', '/']);
+    if nats_refuses || !has_control_or_space(name) {
+        return Err(invalid(nats_text));
+    }
+    Err(invalid(format!(
+        "{what} name can not contain whitespace or control characters"
+    )))
 }
 
 fn is_valid_subject(s: &str) -> bool {
@@ -376,6 +388,15 @@ mod tests {
     fn names() {
         for bad in ["", "a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"] {
             assert!(!is_valid_name(bad), "{bad:?}");
+            let err = check_name(bad, "stream", "nats text").expect_err("refused");
+            assert_eq!(err.description, "nats text");
+        }
+        for bad in ["a\0b", "a\u{1}b", "a\u{a0}b"] {
+            let err = check_name(bad, "stream", "nats text").expect_err("refused");
+            assert_eq!(
+                err.description,
+                "stream name can not contain whitespace or control characters"
+            );
         }
         assert!(is_valid_name("ORDERS-1_x"));
     }

@@ -72,6 +72,7 @@ pub(super) async fn create(
 ) -> Result<ConsumerCreateResponse, ApiError> {
     let mut body: CreateConsumerRequest = req.parse()?;
     validate::consumer_create_request(&target, &mut body)?;
+    let _locked = js.api_locks.stream(&target.stream).await;
     let stream = stream_of(js, &target.stream)?;
     let scfg = stream.config().await?;
     let cfg = validate::consumer_config(body.config, &scfg, body.pedantic)?;
@@ -121,14 +122,21 @@ pub(super) async fn info(
     })
 }
 
+/// Deletes a consumer: its files go to the trash first (the commit point; if that fails
+/// the consumer keeps running and the client gets the error), then it stops.
 pub(super) async fn delete(
     js: &JetStream,
     at: (&str, &str),
 ) -> Result<ConsumerDeleteResponse, ApiError> {
+    let _locked = js.api_locks.stream(at.0).await;
     let h = lookup(js, at)?;
+    let trash = js.trash_consumer(at.0, at.1).await?;
     h.stop(true).await;
     if let Some(s) = js.stream(at.0) {
         s.unregister_consumer(at.1).await?;
+    }
+    if let Some(trash) = trash {
+        js.remove_trash(trash).await;
     }
     let out = Outbox::new(Arc::clone(&js.account));
     events::consumer_action(&out, at.0, at.1, ActionKind::Delete);
@@ -193,6 +201,7 @@ pub(super) async fn pause(
     req: &Request,
 ) -> Result<rill_protocol::jsapi::ConsumerPauseResponse, ApiError> {
     let body: ConsumerPauseRequest = req.parse()?;
+    let _locked = js.api_locks.stream(at.0).await;
     let h = lookup(js, at)?;
     let r = h.pause(body.pause_until).await?;
     let out = Outbox::new(Arc::clone(&js.account));
@@ -206,6 +215,7 @@ pub(super) async fn reset(
     req: &Request,
 ) -> Result<rill_protocol::jsapi::ConsumerResetResponse, ApiError> {
     let body: ConsumerResetRequest = req.parse()?;
+    let _locked = js.api_locks.stream(at.0).await;
     let h = lookup(js, at)?;
     let mut r = h.reset(body.seq).await?;
     r.info = shown(r.info);

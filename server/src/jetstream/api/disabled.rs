@@ -9,8 +9,11 @@
 //! no-responders, as there. This answers the operations the enabled API serves, and
 //! stays quiet on subjects the account imports as a service (another account's
 //! JetStream API), which then answer alone, as on nats-server.
+//!
+//! The same table gives the error form of any API reply of an enabled account
+//! ([`error_reply`]: malformed subjects, failed handlers).
 
-use rill_protocol::jsapi::{ApiSubject, ErrorCode};
+use rill_protocol::jsapi::{ApiError, ApiSubject, ErrorCode};
 
 use super::Reply;
 
@@ -26,12 +29,29 @@ const PAGED_CONSUMERS: &str = r#","total":0,"offset":0,"limit":0,"consumers":[]"
 /// The "not enabled" reply to `api`, or `None` for no reply.
 pub(super) fn reply(api: &ApiSubject<'_>) -> Option<Reply> {
     let (kind, extra) = kind(api)?;
-    let error = serde_json::to_string(&ErrorCode::NOT_ENABLED_FOR_ACCOUNT.error()).ok()?;
+    Some(encode(
+        kind,
+        &ErrorCode::NOT_ENABLED_FOR_ACCOUNT.error(),
+        extra,
+    ))
+}
+
+/// An error reply to `api` of an enabled account: typed as the operation's reply (with
+/// the zero fields nats-server's error form of it carries), or as a plain
+/// `error_response` for `None` (a subject that is no operation) and operations without
+/// a typed error form.
+pub(super) fn error_reply(api: Option<&ApiSubject<'_>>, e: &ApiError) -> Reply {
+    let (kind, extra) = api.and_then(kind).unwrap_or(("error_response", ""));
+    encode(kind, e, extra)
+}
+
+fn encode(kind: &str, e: &ApiError, extra: &str) -> Reply {
+    let error = serde_json::to_string(e).unwrap_or_default();
     let body = format!(r#"{{"type":"io.nats.jetstream.api.v1.{kind}","error":{error}{extra}}}"#);
-    Some(Reply {
+    Reply {
         body: body.into_bytes(),
         is_error: true,
-    })
+    }
 }
 
 /// The reply type of `api` and the fields its error form adds.

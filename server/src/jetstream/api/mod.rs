@@ -1,15 +1,25 @@
-//! The `$JS.API` front door: internal subscriptions feeding one bounded channel
-//! and one task that parses each subject into an [`ApiSubject`] and dispatches it, in
-//! one exhaustive `match` ([`handle`]), to a handler in the file of its API family
-//! (`account.rs`, `stream.rs`, `msg.rs`, `consumer.rs`; `disabled.rs` answers for an
-//! account without JetStream).
+//! The `$JS.API` front door: internal subscriptions feeding two bounded queues, one for
+//! requests that change something and one for reads, each served by a dispatcher that
+//! runs every request as its own task. A task parses the subject into an
+//! [`ApiSubject`] and dispatches it, in one exhaustive `match` ([`handle`]), to a
+//! handler in the file of its API family (`account.rs`, `stream.rs`, `msg.rs`,
+//! `consumer.rs`; `disabled.rs` answers for an account without JetStream).
 //!
 //! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`, and
 //! with a JetStream domain `$JS.<domain>.API.>`, mapped onto those (`domain.rs`).
 //! Direct gets are subscribed per stream (only with `allow_direct`), so a direct
 //! get on any other stream gets no-responders, as from nats-server. Requests
-//! without a reply subject, unknown operations and subjects with missing or extra
-//! name tokens get no answer, as from nats-server.
+//! without a reply subject get no answer; an API subject that names no operation, or
+//! a known one with missing or extra name tokens, gets `400 bad request` (nats-server
+//! stays silent and the client times out).
+//!
+//! No single request can take the API down or hold up the others:
+//! * requests run concurrently (up to [`IN_FLIGHT`] per queue), so a slow request on
+//!   one stream delays neither requests on other streams nor reads; changes that must
+//!   not interleave take the locks in `locks` (stream create/update/delete one at a
+//!   time; consumer changes one at a time per stream);
+//! * a handler that panics is answered with `500` (`STREAM_GENERAL`), logged, and the
+//!   dispatcher carries on.
 //!
 //! The dispatcher publishes a handler's [`Reply`] (`None` = send nothing) and counts
 //! `api.total` / `api.errors`.
@@ -18,25 +28,34 @@ mod account;
 mod consumer;
 mod disabled;
 mod domain;
+mod locks;
 mod msg;
 mod stream;
 mod unsupported;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
-use rill_protocol::jsapi::{ApiBody, ApiError, ApiSubject, ErrorCode, Response, parse_request};
+use rill_protocol::jsapi::{
+    ApiBody, ApiError, ApiSubject, ApiSubjectError, ErrorCode, Response, parse_request,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tokio::task::{JoinError, JoinSet};
+use tracing::{debug, error};
 
+pub(crate) use self::locks::ApiLocks;
 use super::{JetStream, validate};
+use crate::fault;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
-/// Queue depth of API requests waiting for the dispatcher.
+/// Queue depth of API requests waiting for a dispatcher (per queue).
 const QUEUE: usize = 4096;
+/// Requests one dispatcher runs at once.
+pub const IN_FLIGHT: usize = 64;
 
 /// One API request, copied out of the router.
 #[derive(Debug)]
@@ -111,11 +130,45 @@ impl Reply {
         let body = Response::from(r).to_json().unwrap_or_default();
         Reply { body, is_error }
     }
+
+    /// An error reply to `api`, typed as that operation's reply (a plain
+    /// `error_response` for `None`, a subject that is no operation).
+    pub fn error(api: Option<&ApiSubject<'_>>, e: &ApiError) -> Reply {
+        disabled::error_reply(api, e)
+    }
+
+    /// `400 bad request` for an API subject that names no operation.
+    pub fn malformed() -> Reply {
+        Reply::error(None, &ErrorCode::BAD_REQUEST.error())
+    }
 }
 
+/// The two queues: reads never wait behind changes.
 #[derive(Debug)]
 struct ApiSubscriber {
-    tx: mpsc::Sender<Request>,
+    writes: mpsc::Sender<Request>,
+    reads: mpsc::Sender<Request>,
+}
+
+/// True for requests that change streams or consumers (they queue apart from reads).
+fn is_write(subject: &[u8]) -> bool {
+    use ApiSubject as A;
+    let Ok(api) = std::str::from_utf8(subject).map(ApiSubject::parse) else {
+        return false;
+    };
+    matches!(
+        api,
+        Ok(A::StreamCreate(_)
+            | A::StreamUpdate(_)
+            | A::StreamDelete(_)
+            | A::StreamPurge(_)
+            | A::StreamMsgDelete(_)
+            | A::ConsumerCreate { .. }
+            | A::ConsumerDurableCreate { .. }
+            | A::ConsumerDelete { .. }
+            | A::ConsumerPause { .. }
+            | A::ConsumerReset { .. })
+    )
 }
 
 impl Subscriber for ApiSubscriber {
@@ -133,17 +186,23 @@ impl Subscriber for ApiSubscriber {
             headers: msg.headers_bytes(),
             payload: msg.payload_bytes(),
         };
-        match self.tx.try_send(req) {
+        let queue = if is_write(&req.subject) {
+            &self.writes
+        } else {
+            &self.reads
+        };
+        match queue.try_send(req) {
             Ok(()) => Delivery::Queued,
             Err(_) => Delivery::Dropped,
         }
     }
 }
 
-/// Subscribes the API subjects and starts the dispatcher. Returns the subscriptions.
+/// Subscribes the API subjects and starts the dispatchers. Returns the subscriptions.
 pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
-    let (tx, mut rx) = mpsc::channel(QUEUE);
-    let owner: Arc<dyn Subscriber> = Arc::new(ApiSubscriber { tx });
+    let (writes, writes_rx) = mpsc::channel(QUEUE);
+    let (reads, reads_rx) = mpsc::channel(QUEUE);
+    let owner: Arc<dyn Subscriber> = Arc::new(ApiSubscriber { writes, reads });
     let mut subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
         .into_iter()
         .map(|s| {
@@ -159,23 +218,63 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
         js.account.router.subscribe(s);
     }
     subs.extend(domain::subscribe(&js.account, js.domain()));
-    let weak = Arc::downgrade(js);
-    tokio::spawn(async move {
-        while let Some(req) = rx.recv().await {
-            let Some(js) = weak.upgrade() else { break };
-            dispatch(&js, &req).await;
-        }
-    });
+    // Each dispatcher ends when the subscriptions (and so the senders) are dropped.
+    tokio::spawn(serve(Arc::downgrade(js), writes_rx));
+    tokio::spawn(serve(Arc::downgrade(js), reads_rx));
     subs
+}
+
+/// One dispatcher: runs up to [`IN_FLIGHT`] requests as tasks it owns; answers a task
+/// that panicked with `500`. Aborts what is still running when the queue closes.
+async fn serve(js: Weak<JetStream>, mut rx: mpsc::Receiver<Request>) {
+    let mut tasks = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (Bytes, Bytes)> = HashMap::new();
+    loop {
+        tokio::select! {
+            req = rx.recv(), if tasks.len() < IN_FLIGHT => {
+                let (Some(req), Some(js)) = (req, js.upgrade()) else { break };
+                let ids = (req.subject.clone(), req.reply.clone());
+                let id = tasks.spawn(async move { dispatch(&js, &req).await }).id();
+                running.insert(id, ids);
+            }
+            Some(done) = tasks.join_next_with_id() => match done {
+                Ok((id, ())) => {
+                    running.remove(&id);
+                }
+                Err(e) => {
+                    if let (Some(ids), Some(js)) = (running.remove(&e.id()), js.upgrade()) {
+                        failed(&js, ids, &e);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Answers a request whose handler panicked (or was cancelled) with `500`.
+fn failed(js: &JetStream, (subject, reply): (Bytes, Bytes), e: &JoinError) {
+    let subject = String::from_utf8_lossy(&subject);
+    error!(%subject, error = %e, "JetStream API request failed");
+    let err = ErrorCode::STREAM_GENERAL.err("internal error handling the request");
+    send(
+        js,
+        &reply,
+        Reply::error(ApiSubject::parse(&subject).ok().as_ref(), &err),
+    );
 }
 
 #[tracing::instrument(skip_all, fields(subject = %String::from_utf8_lossy(&req.subject)))]
 async fn dispatch(js: &Arc<JetStream>, req: &Request) {
     let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
+    fault::panic_if_armed("api.panic", subject);
     let api = match ApiSubject::parse(subject) {
         Ok(api) => api,
+        Err(ApiSubjectError::NotApi) => return,
         Err(e) => {
-            debug!("no reply: {e}");
+            debug!("malformed: {e}");
+            if js.is_enabled() {
+                send(js, &req.reply, Reply::malformed());
+            }
             return;
         }
     };
@@ -192,11 +291,16 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
         debug!("no reply");
         return;
     };
+    send(js, &req.reply, reply);
+}
+
+/// Publishes a reply and counts it.
+fn send(js: &JetStream, to: &Bytes, reply: Reply) {
     js.count(reply.is_error);
     let payload = Bytes::from(reply.body);
     js.account
         .router
-        .publish(0, true, &Msg::new(&req.reply, None, None, &payload));
+        .publish(0, true, &Msg::new(to, None, None, &payload));
 }
 
 /// Runs the handler of `api`; `None` sends no reply.

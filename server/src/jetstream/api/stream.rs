@@ -60,6 +60,7 @@ pub(super) async fn create(
     req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_create(name, body.config, body.pedantic)?;
+    let _locked = js.api_locks.admin(name).await;
     let configs = js.stream_configs();
     let mut cfg = validate::check_origins(cfg, |n| configs.get(n))?;
     unsupported(&cfg)?;
@@ -95,6 +96,7 @@ pub(super) async fn update(
     req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_update_request(name, body.config, body.pedantic)?;
+    let _locked = js.api_locks.admin(name).await;
     let configs = js.stream_configs();
     let cfg = validate::check_origins(cfg, |n| configs.get(n))?;
     let (Some(old), Some(handle)) = (configs.get(name), js.stream(name)) else {
@@ -126,6 +128,7 @@ pub(super) async fn info(
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
     let (mut info, paged) = handle
         .call(move |core| {
+            crate::fault::panic_if_armed("stream.panic", &core.config().name);
             let subjects = (!body.subjects_filter.is_empty())
                 .then_some((body.subjects_filter.as_str(), body.offset));
             Ok(core.info(body.deleted_details, subjects))
@@ -142,6 +145,7 @@ pub(super) async fn delete(
 ) -> Result<StreamDeleteResponse, ApiError> {
     req.check_level()?;
     req.expect_empty()?;
+    let _locked = js.api_locks.admin(name).await;
     js.delete_stream(name).await?;
     events::stream_action(&js.account, name, ActionKind::Delete);
     Ok(StreamDeleteResponse { success: true })

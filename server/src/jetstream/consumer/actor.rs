@@ -22,7 +22,7 @@ use super::push::Push;
 use super::source::Source;
 use super::tracker::{Dropped, Tracker};
 use super::{Command, Persist, Registry, Shared, events, status};
-use crate::jetstream::store::{StoredMsg, meta, now_ns};
+use crate::jetstream::store::{StoreError, StoredMsg, meta, now_ns};
 
 /// Inbound messages handled before the next delivery round.
 const INBOUND_BATCH: usize = 1024;
@@ -262,11 +262,19 @@ impl<S: Source> Actor<S> {
         self.shared.request_stop();
     }
 
+    /// Removes the consumer's files. An API delete has moved them into the trash
+    /// already (then there is nothing here); an ephemeral consumer that expired removes
+    /// its own, and a failure is logged (the files would bring it back after a restart).
     pub(super) fn remove_files(&self) {
-        if let Some(p) = self.persist.as_ref().filter(|_| !self.cfg.mem_storage)
-            && let Err(e) = meta::delete_consumer(p.vfs.as_ref(), &p.root, &self.stream, &self.name)
-        {
-            debug!(error = %e, "consumer files not removed");
+        let Some(p) = self.persist.as_ref().filter(|_| !self.cfg.mem_storage) else {
+            return;
+        };
+        match meta::delete_consumer(p.vfs.as_ref(), &p.root, &self.stream, &self.name) {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(e) => warn!(
+                stream = %self.stream, consumer = %self.name, error = %e,
+                "consumer files not removed"
+            ),
         }
     }
 

@@ -16,7 +16,7 @@ use super::StreamStore;
 use super::core::{Core, Matcher, Slot};
 use super::damage::Damage;
 use super::types::{
-    Discard, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
+    Discard, LAST_SEQ, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
 };
 
 /// Where a store keeps message bytes. Implemented by the memory and file backends.
@@ -393,6 +393,9 @@ impl<B: Backend> StreamStore for Store<B> {
         self.check_discard_new(subj, size)?;
         let size32 = u32::try_from(size).map_err(|_| StoreError::MessageTooLarge)?;
         let seq = self.core.last_seq() + 1;
+        if seq > LAST_SEQ {
+            return Err(StoreError::SequenceExhausted);
+        }
         let loc = self.backend.write(seq, ts, subj, hdr, payload)?;
         self.core.insert(seq, subj, size32, ts, loc);
         self.enforce_limits(Some(subj))?;
@@ -475,7 +478,12 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn skip_msgs(&mut self, n: u64) -> Result<u64, StoreError> {
         self.settle_damage()?;
-        let last = self.core.last_seq() + n;
+        let last = self
+            .core
+            .last_seq()
+            .checked_add(n)
+            .filter(|&l| l <= LAST_SEQ)
+            .ok_or(StoreError::SequenceExhausted)?;
         if n == 0 {
             return Ok(last);
         }

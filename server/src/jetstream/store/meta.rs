@@ -367,18 +367,76 @@ pub fn list_streams(vfs: &dyn Vfs, root: &Path) -> Result<Vec<Listed>, StoreErro
     list_entries(vfs, &streams_dir(root))
 }
 
-fn delete_entry(vfs: &dyn Vfs, parent: &Path, name: &str) -> Result<(), StoreError> {
+/// A stream or consumer directory renamed into the trash: gone for every reader and for
+/// a restart (which finishes the removal), its files not yet removed.
+#[derive(Debug)]
+#[must_use = "remove the trash, or leave it for the next start"]
+pub struct Trash {
+    parent: PathBuf,
+    path: PathBuf,
+}
+
+impl Trash {
+    /// Removes the trashed directory and its files.
+    ///
+    /// # Errors
+    /// I/O errors (the next start retries).
+    pub fn remove(self, vfs: &dyn Vfs) -> Result<(), StoreError> {
+        vfs.remove_dir_all(&self.path)?;
+        vfs.sync_dir(&self.parent)?;
+        Ok(())
+    }
+}
+
+/// A trash name that never contains the (up to 255 bytes long) entry name, so it is
+/// always a valid file name: `.trash-<ns>-<n>`.
+fn trash_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{TRASH_PREFIX}{:x}-{n}", super::generic::now_ns())
+}
+
+/// The commit point of a delete: renames `parent/name` into the trash, durably.
+fn trash_entry(vfs: &dyn Vfs, parent: &Path, name: &str) -> Result<Trash, StoreError> {
     validate_name(name)?;
     let dir = parent.join(name);
     if !vfs.exists(&dir) {
         return Err(StoreError::NotFound);
     }
-    let trash = parent.join(format!("{TRASH_PREFIX}{name}-{}", super::generic::now_ns()));
+    let trash = parent.join(trash_name());
     vfs.rename(&dir, &trash)?;
     vfs.sync_dir(parent)?;
-    vfs.remove_dir_all(&trash)?;
-    vfs.sync_dir(parent)?;
-    Ok(())
+    Ok(Trash {
+        parent: parent.to_path_buf(),
+        path: trash,
+    })
+}
+
+fn delete_entry(vfs: &dyn Vfs, parent: &Path, name: &str) -> Result<(), StoreError> {
+    trash_entry(vfs, parent, name)?.remove(vfs)
+}
+
+/// Moves a stream's directory into the trash: after `Ok` the stream is deleted for
+/// every restart, even if removing the files ([`Trash::remove`]) fails.
+///
+/// # Errors
+/// `NotFound`, `InvalidName`, I/O errors (then nothing changed).
+pub fn trash_stream(vfs: &dyn Vfs, root: &Path, name: &str) -> Result<Trash, StoreError> {
+    trash_entry(vfs, &streams_dir(root), name)
+}
+
+/// Moves a consumer's directory into the trash (see [`trash_stream`]).
+///
+/// # Errors
+/// `NotFound`, `InvalidName`, I/O errors (then nothing changed).
+pub fn trash_consumer(
+    vfs: &dyn Vfs,
+    root: &Path,
+    stream: &str,
+    name: &str,
+) -> Result<Trash, StoreError> {
+    validate_name(stream)?;
+    trash_entry(vfs, &stream_dir(root, stream).join("consumers"), name)
 }
 
 /// Deletes a stream with all its messages and consumers.

@@ -51,8 +51,8 @@ pub use self::generic::{Backend, Store, now_ns};
 pub use self::memory::{MemBackend, MemMsg, MemStore};
 pub use self::simdisk::SimDisk;
 pub use self::types::{
-    DEFAULT_BLOCK_SIZE, Discard, PurgeRequest, StorageKind, StoreConfig, StoreError, StoredMsg,
-    StreamState, SubjectState, SyncPolicy, file_msg_size, mem_msg_size,
+    DEFAULT_BLOCK_SIZE, Discard, LAST_SEQ, PurgeRequest, StorageKind, StoreConfig, StoreError,
+    StoredMsg, StreamState, SubjectState, SyncPolicy, file_msg_size, mem_msg_size,
 };
 pub use self::vfs::{SharedVfs, StdFs, VFile, Vfs};
 

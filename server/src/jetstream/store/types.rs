@@ -186,6 +186,10 @@ pub struct PurgeRequest {
     pub keep: Option<u64>,
 }
 
+/// The highest sequence a store assigns. One below `u64::MAX`, so "the sequence after
+/// the last" (the first sequence of an empty stream) always exists.
+pub const LAST_SEQ: u64 = u64::MAX - 1;
+
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -204,6 +208,9 @@ pub enum StoreError {
     /// The subject is not a valid literal subject.
     #[error("invalid subject")]
     InvalidSubject,
+    /// The stream has used its last sequence ([`LAST_SEQ`]): nothing more can be stored.
+    #[error("stream sequence space exhausted")]
+    SequenceExhausted,
     /// No message with that sequence (never stored, or beyond the last one).
     #[error("no message found")]
     NotFound,

@@ -496,9 +496,13 @@ impl StreamCore {
         next.map(|n| n.max(1))
     }
 
-    /// Clean shutdown: sync and checkpoint.
-    pub(super) fn close(&mut self) {
+    /// Clean shutdown: sync and checkpoint. `discard`: the stream's files are already in
+    /// the trash, so no checkpoint is written (the store is only dropped).
+    pub(super) fn close(&mut self, discard: bool) {
         self.flush();
+        if discard {
+            return;
+        }
         if let Err(e) = self.store.close() {
             error!(stream = %self.name, error = %e, "close failed");
         }

@@ -117,7 +117,10 @@ impl StreamHandle {
             let _ = tx.send(f(core));
         });
         self.send(Command::Call(job)).await?;
-        rx.await.map_err(|_| gone())?
+        // The stream took the command but dropped its answer: the command failed
+        // (panicked) on the stream, or the stream closed before running it.
+        rx.await
+            .map_err(|_| ErrorCode::STREAM_GENERAL.err("stream request failed"))?
     }
 
     /// Current config and state, like `STREAM.INFO` without details.

@@ -1,7 +1,8 @@
 //! Publishing into a stream: the `Nats-*` publish headers, the duplicate window,
 //! roll-ups, interest retention on store, and the PubAck.
 //!
-//! Checks run in nats-server's order: sealed → duplicate `Nats-Msg-Id` →
+//! Checks run in nats-server's order: sealed → header size (at most 65535 bytes,
+//! `10097`) → duplicate `Nats-Msg-Id` →
 //! `Nats-Expected-Stream` → `Nats-Expected-Last-Sequence` →
 //! `Nats-Expected-Last-Msg-Id` → `Nats-Expected-Last-Subject-Sequence` →
 //! `Nats-Rollup` permission/value → `Nats-TTL` → store (size, discard-new limits).
@@ -23,6 +24,8 @@ const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 const EXPECTED_LAST_SUBJ_SEQ_SUBJ: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 const ROLLUP: &str = "Nats-Rollup";
+/// nats-server's limit on a stored message's header block (`math.MaxUint16`).
+pub(crate) const MAX_HEADER_LEN: usize = u16::MAX as usize;
 
 fn text(v: &[u8]) -> &str {
     std::str::from_utf8(v).unwrap_or_default()
@@ -76,6 +79,9 @@ impl StreamCore {
     ) -> Result<PubAck, ApiError> {
         if self.cfg.sealed {
             return Err(ErrorCode::STREAM_SEALED.error());
+        }
+        if hdrs.is_some_and(|h| h.len() > MAX_HEADER_LEN) {
+            return Err(ErrorCode::STREAM_HEADER_EXCEEDS_MAXIMUM.error());
         }
         let subject =
             std::str::from_utf8(subject).map_err(|_| publish_error(&StoreError::InvalidSubject))?;

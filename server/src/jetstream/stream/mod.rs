@@ -62,8 +62,12 @@ pub(crate) enum Command {
     },
     /// Work for the stream thread (see `StreamHandle::call`).
     Call(Box<dyn FnOnce(&mut StreamCore) + Send>),
-    /// Flush, close the store and end the thread.
-    Close(oneshot::Sender<()>),
+    /// Flush, close the store and end the thread. With `discard` (the stream was
+    /// deleted) the store is dropped without its closing checkpoint.
+    Close {
+        done: oneshot::Sender<()>,
+        discard: bool,
+    },
 }
 
 /// Queue depth of a stream's command channel.
@@ -137,7 +141,8 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
     );
     let account = Arc::clone(&p.account);
     let thread = std::thread::Builder::new()
-        .name(format!("stream-{name}"))
+        // Never the stream's name: a user's string must not name a thread.
+        .name("stream".to_owned())
         .spawn(move || match open(p, consumers, usage, seq_tx) {
             Ok(core) => {
                 let _ = ready_tx.send(Ok(()));
@@ -261,8 +266,8 @@ fn run(mut core: StreamCore, rx: &queue::QueueRx) {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(cmd) = next.take() {
-            if let Some(done) = apply(&mut core, cmd) {
-                core.close();
+            if let Some((done, discard)) = apply_guarded(&mut core, cmd) {
+                core.close(discard);
                 let _ = done.send(());
                 return;
             }
@@ -274,11 +279,21 @@ fn run(mut core: StreamCore, rx: &queue::QueueRx) {
         core.flush();
         wait = core.on_timer();
     }
-    core.close();
+    core.close(false);
+}
+
+/// [`apply`], surviving a panic: the failed command's caller sees its reply dropped
+/// (an error), the stream carries on with the next command.
+fn apply_guarded(core: &mut StreamCore, cmd: Command) -> Option<(oneshot::Sender<()>, bool)> {
+    let run = std::panic::AssertUnwindSafe(|| apply(core, cmd));
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        error!(stream = %core.name, "stream command failed (panicked); the stream carries on");
+        None
+    })
 }
 
 /// Applies one command; returns the close acknowledgement when asked to stop.
-fn apply(core: &mut StreamCore, cmd: Command) -> Option<oneshot::Sender<()>> {
+fn apply(core: &mut StreamCore, cmd: Command) -> Option<(oneshot::Sender<()>, bool)> {
     match cmd {
         Command::Publish {
             subject,
@@ -298,7 +313,7 @@ fn apply(core: &mut StreamCore, cmd: Command) -> Option<oneshot::Sender<()>> {
             core.flush();
             job(core);
         }
-        Command::Close(done) => return Some(done),
+        Command::Close { done, discard } => return Some((done, discard)),
     }
     None
 }

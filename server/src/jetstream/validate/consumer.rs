@@ -223,15 +223,13 @@ fn stream_limit_defaults(cfg: &mut ConsumerConfig, stream: &StreamConfig, pedant
 }
 
 fn check_consumer_identity(cfg: &ConsumerConfig) -> Check {
-    if !cfg.name.is_empty() && !is_valid_name(&cfg.name) {
-        return Err(invalid(
-            "consumer name can not contain '.', '*', '>', '\\', '/'",
-        ));
+    if !cfg.name.is_empty() {
+        let text = "consumer name can not contain '.', '*', '>', '\\', '/'";
+        check_name(&cfg.name, "consumer", text)?;
     }
-    if !cfg.durable_name.is_empty() && !is_valid_name(&cfg.durable_name) {
-        return Err(invalid(
-            "consumer durable name can not contain '.', '*', '>', '\\', '/'",
-        ));
+    if !cfg.durable_name.is_empty() {
+        let text = "consumer durable name can not contain '.', '*', '>', '\\', '/'";
+        check_name(&cfg.durable_name, "consumer durable", text)?;
     }
     // The stream is always R1 in rill, so "exceeds parent stream" equals "more than one".
     if cfg.num_replicas > 1 {

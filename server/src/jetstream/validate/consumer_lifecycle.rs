@@ -172,7 +172,9 @@ pub fn consumer_new<'a>(
         }
         workqueue_unique(&cfg, others.iter().copied())?;
     }
-    if cfg.durable_name.len() > MAX_NAME_LEN {
+    // nats-server checks only the durable name here; a longer `name` fails there later,
+    // when the store cannot create its directory (500 "error creating store for consumer").
+    if cfg.durable_name.len() > MAX_NAME_LEN || cfg.name.len() > MAX_NAME_LEN {
         return Err(ErrorCode::CONSUMER_NAME_TOO_LONG.with(&[("max", &MAX_NAME_LEN)]));
     }
     if !cfg.is_durable() && cfg.inactive_threshold.is_zero() {

@@ -139,11 +139,11 @@ pub fn check_stream_config(
 }
 
 fn check_stream_identity(cfg: &StreamConfig) -> Check {
-    if !is_valid_name(&cfg.name) {
-        return Err(invalid(
-            "stream name is required and can not contain '.', '*', '>', '\\', '/'",
-        ));
-    }
+    check_name(
+        &cfg.name,
+        "stream",
+        "stream name is required and can not contain '.', '*', '>', '\\', '/'",
+    )?;
     if cfg.name.len() > MAX_NAME_LEN {
         return Err(invalid(format!(
             "stream name is too long, maximum allowed is {MAX_NAME_LEN}"

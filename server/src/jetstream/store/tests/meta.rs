@@ -65,6 +65,38 @@ fn streams_and_consumers_are_created_listed_and_deleted() {
     );
 }
 
+/// On a real file system: a 255-byte name (the longest a directory may have) is created,
+/// trashed and removed; a trashed stream stays gone when the files are left behind.
+#[test]
+fn longest_names_are_deleted_on_a_real_file_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vfs = StdFs::shared();
+    let vfs = vfs.as_ref();
+    let long = "s".repeat(255);
+    let consumer = "c".repeat(255);
+    meta::create_stream(vfs, dir.path(), &long, b"cfg").expect("create");
+    meta::create_consumer(vfs, dir.path(), &long, &consumer, b"c").expect("consumer");
+    meta::delete_consumer(vfs, dir.path(), &long, &consumer).expect("delete consumer");
+    meta::delete_stream(vfs, dir.path(), &long).expect("delete stream");
+    assert!(
+        meta::list_streams(vfs, dir.path())
+            .expect("list")
+            .is_empty()
+    );
+    meta::create_stream(vfs, dir.path(), &long, b"cfg").expect("create again");
+    let trash = meta::trash_stream(vfs, dir.path(), &long).expect("trash");
+    assert!(
+        meta::list_streams(vfs, dir.path())
+            .expect("list")
+            .is_empty()
+    );
+    drop(trash);
+    let left: Vec<_> = std::fs::read_dir(meta::streams_dir(dir.path()))
+        .expect("read")
+        .collect();
+    assert!(left.is_empty(), "listing finished the removal: {left:?}");
+}
+
 #[test]
 fn damaged_config_is_restored_from_its_copy_and_repaired() {
     let disk = SimDisk::new();

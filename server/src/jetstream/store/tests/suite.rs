@@ -591,6 +591,36 @@ pub(crate) fn wildcard_filters_with_many_subjects(h: &mut dyn Harness) {
     assert!(matches!(s.load_next(1, "o.*"), Err(StoreError::NotFound)));
 }
 
+/// The last sequence is [`LAST_SEQ`]; after it every append and skip is refused, and
+/// nothing wraps (not across a reopen, not after a purge).
+pub(crate) fn sequence_space_ends_without_wrapping(h: &mut dyn Harness) {
+    let mut s = h.open(cfg());
+    s.compact(LAST_SEQ).expect("compact");
+    assert_eq!(put(s.as_mut(), "a", "last"), LAST_SEQ);
+    for _ in 0..2 {
+        assert!(matches!(
+            s.append("a", None, b"x"),
+            Err(StoreError::SequenceExhausted)
+        ));
+    }
+    assert!(matches!(s.skip_msgs(1), Err(StoreError::SequenceExhausted)));
+    s.sync().expect("sync");
+    let mut s = h.reopen(s);
+    let st = s.state();
+    assert_eq!(
+        (st.msgs, st.first_seq, st.last_seq),
+        (1, LAST_SEQ, LAST_SEQ)
+    );
+    assert_eq!(payload(s.as_ref(), LAST_SEQ), "last");
+    assert_eq!(s.purge(&PurgeRequest::default()).expect("purge"), 1);
+    let st = s.state();
+    assert_eq!((st.msgs, st.last_seq, st.num_deleted), (0, LAST_SEQ, 0));
+    assert!(matches!(
+        s.append("a", None, b"x"),
+        Err(StoreError::SequenceExhausted)
+    ));
+}
+
 macro_rules! store_suite {
     ($($name:ident),* $(,)?) => {
         mod mem {
@@ -621,4 +651,5 @@ store_suite!(
     many_messages_across_blocks,
     sync_is_idempotent,
     wildcard_filters_with_many_subjects,
+    sequence_space_ends_without_wrapping,
 );
