@@ -65,9 +65,6 @@ use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
 
-/// The longest a publisher waits, per read pass, for a backlogged subscriber to drain.
-const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
-
 /// Free space guaranteed before each read.
 const READ_MIN_FREE: usize = 16 * 1024;
 
@@ -245,10 +242,15 @@ impl Connection {
                         if let Some(backlogged) = self.stall.take() {
                             // Fast-producer stall, as nats-server: let a backlogged subscriber
                             // drain before reading more from this publisher (TCP backpressure
-                            // then slows the publisher). Bounded, so a stuck reader delays
-                            // others only briefly and still ends up a slow consumer.
-                            let _ = tokio::time::timeout(FAST_PRODUCER_STALL, backlogged.drained())
-                                .await;
+                            // then slows the publisher), for at most its `max_stall`.
+                            let wait = tokio::time::timeout(
+                                backlogged.max_stall(),
+                                backlogged.drained(),
+                            );
+                            tokio::select! {
+                                _ = wait => {}
+                                _ = link.outbound.close.notified() => return link.outbound.reason(),
+                            }
                         }
                     }
                     Err(e) => {

@@ -200,8 +200,11 @@ impl Fanout {
     }
 }
 
-/// How long a subscriber without its own drain signal stalls a publisher.
-const DEFAULT_STALL: Duration = Duration::from_millis(5);
+/// How long a subscriber without its own drain signal stalls a publisher, and the
+/// longest a publisher waits for a backlogged connection (nats-server's fast-producer
+/// stall): bounded, so a stuck reader delays others only briefly and still ends up a
+/// slow consumer.
+pub const FAST_PRODUCER_STALL: Duration = Duration::from_millis(5);
 
 /// Whoever owns subscriptions: a connection or an internal service.
 pub trait Subscriber: Send + Sync + fmt::Debug {
@@ -218,7 +221,14 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
     /// (or it closed). The publisher bounds the wait. The default waits a fixed
     /// moment, for subscribers without a drain signal.
     fn drained(&self) -> BoxFuture<'_, ()> {
-        Box::pin(tokio::time::sleep(DEFAULT_STALL))
+        Box::pin(tokio::time::sleep(FAST_PRODUCER_STALL))
+    }
+
+    /// The longest a publisher waits for [`Subscriber::drained`] before it reads on.
+    /// Connections keep nats-server's short stall; a stream, which stores what it is
+    /// sent instead of dropping it, holds its publishers back for longer.
+    fn max_stall(&self) -> Duration {
+        FAST_PRODUCER_STALL
     }
 
     /// False while the owner is closing: queue groups then pick another member.

@@ -4,10 +4,11 @@
 //! Delivery runs on the publisher's thread, so [`StreamSubscriber::deliver`] only
 //! copies the (refcounted) parts into the stream's bounded queue. A full queue
 //! drops the message; from three quarters full the router is told
-//! `Delivery::Pressure`, and the publisher waits (bounded) until the stream thread
-//! has drained the queue to half.
+//! `Delivery::Pressure`, and the publisher waits (up to [`PUBLISHER_STALL`]) until the
+//! stream thread has drained the queue to half.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use rill_protocol::jsapi::{ApiSubject, StreamConfig};
@@ -17,6 +18,10 @@ use super::queue::QueueTx;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
+
+/// How long a publisher into a backlogged stream waits for it to drain before it
+/// reads on: long, so a fire-and-forget burst is stored whole instead of dropped.
+const PUBLISHER_STALL: Duration = Duration::from_secs(10);
 
 /// Receives a stream's messages from the router.
 #[derive(Debug)]
@@ -53,6 +58,10 @@ impl Subscriber for StreamSubscriber {
 
     fn drained(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.tx.drained())
+    }
+
+    fn max_stall(&self) -> Duration {
+        PUBLISHER_STALL
     }
 }
 
