@@ -5,18 +5,24 @@
 //! [`Subscriber`] (a client connection, or an internal service such as the
 //! JetStream API), which the router calls to deliver. Delivery never blocks:
 //! subscribers queue the message or drop themselves as slow consumers.
+//!
+//! Links to other servers (routes, leaf nodes) attach through [`remote`]: the router
+//! reports subscription changes to them and hands them each message after local
+//! delivery; without one attached it costs one atomic load.
 
+pub mod remote;
 pub mod sublist;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::Publish;
 
+pub use remote::{Origin, Remote};
 pub use sublist::{MatchResult, Sublist};
 
 use crate::shared::BoxFuture;
@@ -182,7 +188,7 @@ pub enum Delivery {
 /// The outcome of routing one message.
 #[derive(Debug, Default)]
 pub struct Fanout {
-    /// Subscriptions that got the message.
+    /// Subscriptions that got the message, plus links to other servers that took it.
     pub delivered: usize,
     /// The first subscriber that answered [`Delivery::Pressure`]: its backlog is
     /// past the stall threshold, and the publisher should wait for [`Subscriber::drained`].
@@ -248,6 +254,8 @@ pub struct Subscription {
     pub queue: Option<Bytes>,
     /// Who receives its messages.
     pub owner: Arc<dyn Subscriber>,
+    /// Answers this server's clients only: not reported to links to other servers.
+    local: bool,
     /// Deliveries after which it auto-unsubscribes; 0 for none.
     max: AtomicU64,
     delivered: AtomicU64,
@@ -262,11 +270,34 @@ impl Subscription {
         queue: Option<Bytes>,
         owner: Arc<dyn Subscriber>,
     ) -> Arc<Self> {
+        Self::build(sid, subject, queue, owner, false)
+    }
+
+    /// A subscription that serves this server's clients only: other servers are not
+    /// told about it (a per-server service such as the JetStream API while JetStream
+    /// is not clustered).
+    pub fn new_local(
+        sid: Bytes,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        owner: Arc<dyn Subscriber>,
+    ) -> Arc<Self> {
+        Self::build(sid, subject, queue, owner, true)
+    }
+
+    fn build(
+        sid: Bytes,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        owner: Arc<dyn Subscriber>,
+        local: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             sid,
             subject,
             queue,
             owner,
+            local,
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             removed: AtomicBool::new(false),
@@ -287,6 +318,11 @@ impl Subscription {
     pub fn max(&self) -> u64 {
         self.max.load(Ordering::Relaxed)
     }
+
+    /// True when other servers are not told about it.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
 }
 
 /// Subscriptions compare by identity in the sublist.
@@ -303,6 +339,8 @@ impl PartialEq for SubRef {
 #[derive(Debug, Default)]
 pub struct Router {
     subs: Sublist<SubRef>,
+    /// Links to other servers, attached once.
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 impl Router {
@@ -316,6 +354,17 @@ impl Router {
         &self.subs
     }
 
+    /// Attaches the links to other servers; false when one was attached already
+    /// (the first stays).
+    pub fn attach(&self, remote: Arc<dyn Remote>) -> bool {
+        self.remote.set(remote).is_ok()
+    }
+
+    /// The attached links to other servers, if any.
+    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get()
+    }
+
     /// Adds a subscription.
     pub fn subscribe(&self, sub: &Arc<Subscription>) {
         self.subs.insert(
@@ -323,16 +372,29 @@ impl Router {
             sub.queue.as_ref(),
             SubRef(Arc::clone(sub)),
         );
+        self.tell_remote(sub, true);
     }
 
     /// Removes a subscription; returns whether it was present.
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) -> bool {
         sub.removed.store(true, Ordering::Release);
-        self.subs.remove(
+        let removed = self.subs.remove(
             sub.subject_str(),
             sub.queue.as_ref(),
             &SubRef(Arc::clone(sub)),
-        )
+        );
+        if removed {
+            self.tell_remote(sub, false);
+        }
+        removed
+    }
+
+    fn tell_remote(&self, sub: &Subscription, added: bool) {
+        if let Some(remote) = self.remote.get()
+            && !sub.local
+        {
+            remote.interest(sub, added);
+        }
     }
 
     /// Sets the auto-unsubscribe limit; removes the subscription at once when it
@@ -347,21 +409,48 @@ impl Router {
     }
 
     /// Routes `msg` from the publisher `from` (its owner id; `echo` says whether it
-    /// wants its own messages).
+    /// wants its own messages), then hands it to the attached links to other servers.
     pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> Fanout {
-        let result = self.subs.matches(msg.subject);
-        let mut fanout = Fanout::default();
-        if result.is_empty() {
-            return fanout;
-        }
         let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
+        self.route(msg, Origin::Local, None, &skip_own)
+    }
+
+    /// Routes `msg` that came from another server over a link of kind `origin`:
+    /// every matching plain subscription gets it, and one member of each queue group
+    /// in `queues` (all groups when `None`), as the sending server chose them. The
+    /// attached links get it afterwards and apply their own forwarding rules (a
+    /// message from a route goes to no other route).
+    pub fn publish_from(&self, origin: Origin, msg: &Msg<'_>, queues: Option<&[&[u8]]>) -> Fanout {
+        self.route(msg, origin, queues, &|_| false)
+    }
+
+    fn route(
+        &self,
+        msg: &Msg<'_>,
+        origin: Origin,
+        queues: Option<&[&[u8]]>,
+        skip: &impl Fn(&Subscription) -> bool,
+    ) -> Fanout {
+        let result = self.subs.matches(msg.subject);
+        let remote = self.remote.get();
+        let mut fanout = Fanout::default();
+        // Queue groups a local member got it for; only gathered for the links.
+        let mut served: Vec<&[u8]> = Vec::new();
         for SubRef(sub) in &result.plain {
-            if !skip_own(sub) {
+            if !skip(sub) {
                 fanout.add(sub, self.deliver_one(sub, msg));
             }
         }
-        for (_, members) in &result.queues {
-            self.deliver_queue(members, msg, &skip_own, &mut fanout);
+        for (name, members) in &result.queues {
+            if queues.is_some_and(|q| !q.contains(&&name[..])) {
+                continue;
+            }
+            if self.deliver_queue(members, msg, skip, &mut fanout) && remote.is_some() {
+                served.push(name);
+            }
+        }
+        if let Some(remote) = remote {
+            fanout.delivered += remote.forward(msg, origin, &served);
         }
         fanout
     }
@@ -379,14 +468,15 @@ impl Router {
             .count()
     }
 
-    /// One random live member of a queue group; the next ones if it refuses.
+    /// One random live member of a queue group; the next ones if it refuses. True
+    /// when one took it.
     fn deliver_queue(
         &self,
         members: &[SubRef],
         msg: &Msg<'_>,
         skip: &impl Fn(&Subscription) -> bool,
         fanout: &mut Fanout,
-    ) {
+    ) -> bool {
         let n = members.len();
         let start = if n > 1 {
             rand::rng().random_range(0..n)
@@ -396,7 +486,7 @@ impl Router {
         (0..n)
             .map(|i| &members[(start + i) % n].0)
             .filter(|sub| !skip(sub) && sub.owner.is_alive())
-            .any(|sub| fanout.add(sub, self.deliver_one(sub, msg)));
+            .any(|sub| fanout.add(sub, self.deliver_one(sub, msg)))
     }
 
     fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> Delivery {

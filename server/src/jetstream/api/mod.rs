@@ -206,7 +206,9 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
     let mut subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
         .into_iter()
         .map(|s| {
-            Subscription::new(
+            // Local: each server's JetStream answers its own clients until JetStream is
+            // clustered (issue 20), instead of every server in a cluster answering.
+            Subscription::new_local(
                 Bytes::from_static(b"jsapi"),
                 Bytes::from_static(s.as_bytes()),
                 None,

@@ -91,7 +91,8 @@ impl StreamSubs {
                     subject,
                 }
                 .to_string();
-                subs.push(Subscription::new(
+                // Local, like the API: streams are per server until issue 20.
+                subs.push(Subscription::new_local(
                     Bytes::from_static(b"direct"),
                     Bytes::from(subject),
                     None,

@@ -1,0 +1,232 @@
+//! The hooks through which links to other servers (cluster routes; leaf nodes later)
+//! follow an account's local interest and carry its messages away.
+//!
+//! A [`Router`](super::Router) has at most one [`Remote`] attached, once, for the
+//! account's lifetime (a server running several kinds of links attaches one value that
+//! fans out to each). The router calls it:
+//! - [`Remote::interest`] after each subscription it adds or removes, outside its locks,
+//!   so the link layer can keep its own per-subject counts and tell peers (`RS+`/`RS-`);
+//!   subscriptions made with [`Subscription::new_local`](super::Subscription::new_local)
+//!   are not reported (they answer only this server's clients);
+//! - [`Remote::forward`] after delivering a message locally, with where the message
+//!   entered this server ([`Origin`]) and which queue groups a local member already
+//!   served, so the link layer sends it to peers with interest and picks one member
+//!   cluster-wide for the other queue groups (local members are preferred, as
+//!   nats-server does).
+//!
+//! Remote interest itself is not in the router's trie: the link layer keeps it, so
+//! local delivery and `/subsz` see local subscriptions only, and a message that came
+//! from a route is never matched against other routes' interest by accident.
+//!
+//! # Cost
+//! Without a remote attached, a publish and a subscription change each cost one atomic
+//! load (the `OnceLock` check); nothing is allocated.
+
+use std::fmt;
+
+use super::{Msg, Subscription};
+
+/// Where a message entered this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of this server, or an internal publisher.
+    Local,
+    /// A cluster route: it goes to no other route (one hop).
+    Route,
+    /// A leaf-node connection, by its connection id.
+    Leaf(u64),
+}
+
+/// Links to other servers, attached to one account's router.
+pub trait Remote: Send + Sync + fmt::Debug {
+    /// `sub` was added to (`added`) or removed from the account's router. Called once
+    /// per change, after the router changed, with no router lock held.
+    fn interest(&self, sub: &Subscription, added: bool);
+
+    /// Sends `msg` to the servers that want it. `served` names the queue groups a
+    /// local member already got it for; every other queue group with remote members
+    /// gets it once. Returns how many links took it.
+    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::router::{Delivery, Router, Subscriber};
+
+    /// Records what the router tells it; takes every message.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        interest: Mutex<Vec<(String, Option<String>, bool)>>,
+        forwarded: Mutex<Vec<(String, Origin, Vec<String>)>>,
+    }
+
+    impl Remote for Recorder {
+        fn interest(&self, sub: &Subscription, added: bool) {
+            let queue = sub
+                .queue
+                .as_ref()
+                .map(|q| String::from_utf8_lossy(q).into());
+            self.interest
+                .lock()
+                .unwrap()
+                .push((sub.subject_str().into(), queue, added));
+        }
+
+        fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> usize {
+            let served = served
+                .iter()
+                .map(|q| String::from_utf8_lossy(q).into())
+                .collect();
+            self.forwarded
+                .lock()
+                .unwrap()
+                .push((msg.subject_str().into(), origin, served));
+            1
+        }
+    }
+
+    /// A subscriber that counts deliveries.
+    #[derive(Debug, Default)]
+    struct Counter {
+        id: u64,
+        got: Mutex<usize>,
+    }
+
+    impl Subscriber for Counter {
+        fn owner_id(&self) -> u64 {
+            self.id
+        }
+
+        fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
+            *self.got.lock().unwrap() += 1;
+            Delivery::Queued
+        }
+    }
+
+    fn sub(
+        owner: &Arc<Counter>,
+        subject: &'static str,
+        queue: Option<&'static str>,
+    ) -> Arc<Subscription> {
+        Subscription::new(
+            Bytes::from_static(b"1"),
+            Bytes::from_static(subject.as_bytes()),
+            queue.map(|q| Bytes::from_static(q.as_bytes())),
+            Arc::clone(owner) as Arc<dyn Subscriber>,
+        )
+    }
+
+    fn attached() -> (Router, Arc<Recorder>) {
+        let router = Router::new();
+        let recorder = Arc::new(Recorder::default());
+        assert!(router.attach(Arc::clone(&recorder) as Arc<dyn Remote>));
+        assert!(
+            !router.attach(Arc::new(Recorder::default())),
+            "attached twice"
+        );
+        (router, recorder)
+    }
+
+    #[test]
+    fn subscription_changes_are_reported_once_each_except_local_ones() {
+        let (router, recorder) = attached();
+        let owner = Arc::new(Counter {
+            id: 7,
+            ..Counter::default()
+        });
+        let plain = sub(&owner, "a.>", None);
+        let queued = sub(&owner, "a.b", Some("q"));
+        let local = Subscription::new_local(
+            Bytes::from_static(b"2"),
+            Bytes::from_static(b"$JS.API.>"),
+            None,
+            Arc::clone(&owner) as Arc<dyn Subscriber>,
+        );
+        router.subscribe(&plain);
+        router.subscribe(&queued);
+        router.subscribe(&local);
+        assert!(router.unsubscribe(&plain));
+        assert!(!router.unsubscribe(&plain), "second removal");
+        router.unsubscribe(&local);
+        // An auto-unsubscribe after the last allowed delivery is a removal too.
+        router.auto_unsubscribe(&queued, 1);
+        let body = Bytes::from_static(b"x");
+        let subject = Bytes::from_static(b"a.b");
+        router.publish(0, true, &Msg::new(&subject, None, None, &body));
+        let seen = recorder.interest.lock().unwrap().clone();
+        let q = Some("q".to_string());
+        assert_eq!(
+            seen,
+            vec![
+                ("a.>".into(), None, true),
+                ("a.b".into(), q.clone(), true),
+                ("a.>".into(), None, false),
+                ("a.b".into(), q, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn local_publish_names_the_queue_groups_served_here() {
+        let (router, recorder) = attached();
+        let (me, other) = (
+            Arc::new(Counter {
+                id: 1,
+                ..Counter::default()
+            }),
+            Arc::new(Counter {
+                id: 2,
+                ..Counter::default()
+            }),
+        );
+        router.subscribe(&sub(&other, "orders.*", Some("served")));
+        // The publisher's own member does not count with echo off: the group is not served.
+        router.subscribe(&sub(&me, "orders.*", Some("own")));
+        let subject = Bytes::from_static(b"orders.new");
+        let body = Bytes::from_static(b"x");
+        let fanout = router.publish(1, false, &Msg::new(&subject, None, None, &body));
+        assert_eq!(fanout.delivered, 2, "one local member plus the links");
+        assert_eq!(
+            recorder.forwarded.lock().unwrap().clone(),
+            vec![("orders.new".into(), Origin::Local, vec!["served".into()])]
+        );
+    }
+
+    #[test]
+    fn a_message_from_a_route_reaches_plain_subs_and_the_named_queue_groups() {
+        let (router, recorder) = attached();
+        let owner = Arc::new(Counter {
+            id: 3,
+            ..Counter::default()
+        });
+        router.subscribe(&sub(&owner, "x", None));
+        router.subscribe(&sub(&owner, "x", Some("named")));
+        router.subscribe(&sub(&owner, "x", Some("other")));
+        let subject = Bytes::from_static(b"x");
+        let body = Bytes::from_static(b"x");
+        let msg = Msg::new(&subject, None, None, &body);
+        router.publish_from(Origin::Route, &msg, Some(&[b"named"]));
+        assert_eq!(*owner.got.lock().unwrap(), 2);
+        router.publish_from(Origin::Route, &msg, Some(&[]));
+        assert_eq!(*owner.got.lock().unwrap(), 3, "plain only");
+        let forwarded = recorder.forwarded.lock().unwrap();
+        assert!(forwarded.iter().all(|(_, o, _)| *o == Origin::Route));
+    }
+
+    #[test]
+    fn without_a_remote_nothing_is_forwarded_or_counted() {
+        let router = Router::new();
+        let owner = Arc::new(Counter::default());
+        router.subscribe(&sub(&owner, "x", Some("q")));
+        let subject = Bytes::from_static(b"x");
+        let body = Bytes::from_static(b"x");
+        let fanout = router.publish(0, true, &Msg::new(&subject, None, None, &body));
+        assert_eq!(fanout.delivered, 1);
+        assert!(router.remote().is_none());
+    }
+}
