@@ -26,6 +26,8 @@ pub mod info;
 pub mod jsapi;
 pub mod limits;
 pub mod op;
+pub mod route;
+pub mod route_info;
 pub mod subject;
 
 pub use connect::Connect;
@@ -35,3 +37,5 @@ pub use headers::HeaderMap;
 pub use info::Info;
 pub use limits::DecoderLimits;
 pub use op::{ClientOp, Publish, ServerOp};
+pub use route::{RouteDecoder, RouteMsg, RouteOp, RouteSub};
+pub use route_info::{RouteConnect, RouteInfo};
