@@ -25,7 +25,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +33,7 @@ use rill_protocol::subject;
 use tracing::warn;
 
 use crate::config::{Config, ExportKind, ImportConfig};
-use crate::router::{Delivery, Msg, Router, Subscriber, Subscription};
+use crate::router::{Delivery, Msg, RemoteFactory, Router, Subscriber, Subscription};
 use crate::shared::GLOBAL_ACCOUNT;
 
 /// How long a service response route waits for its response.
@@ -128,6 +128,8 @@ impl Account {
 pub struct Accounts {
     global: Arc<Account>,
     by_name: RwLock<HashMap<String, Arc<Account>>>,
+    /// Links to other servers, attached to each account's router (see [`Accounts::link`]).
+    remotes: OnceLock<Arc<dyn RemoteFactory>>,
 }
 
 impl Default for Accounts {
@@ -137,6 +139,7 @@ impl Default for Accounts {
         Self {
             global,
             by_name: RwLock::new(by_name),
+            remotes: OnceLock::new(),
         }
     }
 }
@@ -153,11 +156,34 @@ impl Accounts {
             return Arc::clone(acc);
         }
         let mut by_name = crate::locks::write(&self.by_name);
-        Arc::clone(
-            by_name
-                .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Account::new(name))),
-        )
+        let mut created = None;
+        let acc = Arc::clone(by_name.entry(name.to_string()).or_insert_with(|| {
+            let acc = Arc::new(Account::new(name));
+            created = Some(Arc::clone(&acc));
+            acc
+        }));
+        drop(by_name);
+        if let (Some(acc), Some(remotes)) = (created, self.remotes.get()) {
+            acc.router.attach(remotes.remote_for(&acc.name));
+        }
+        acc
+    }
+
+    /// The account called `name`, if it exists (never creates one: a name that came
+    /// from another server must not conjure up an account here).
+    pub fn find(&self, name: &str) -> Option<Arc<Account>> {
+        crate::locks::read(&self.by_name).get(name).cloned()
+    }
+
+    /// Attaches links to other servers to every account, and to each account created
+    /// later. Called once, when the cluster starts; a second call is ignored.
+    pub fn link(&self, remotes: Arc<dyn RemoteFactory>) {
+        if self.remotes.set(Arc::clone(&remotes)).is_err() {
+            return;
+        }
+        for acc in self.all() {
+            acc.router.attach(remotes.remote_for(&acc.name));
+        }
     }
 
     /// Every account.

@@ -45,7 +45,7 @@ fn url_hosts(host: &str) -> Vec<String> {
     }
 }
 
-/// Writes `{"nats": [urls], "monitoring": [urls]}` like nats-server, when `--ports_file_dir` is set.
+/// Writes `{"nats": [urls], "monitoring": [urls], "cluster": [urls]}` like nats-server, when `--ports_file_dir` is set.
 pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
     let config = server.state().config();
     let Some(path) = ports_path(&config) else {
@@ -72,6 +72,14 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
             .iter()
             .map(|h| format!("{scheme}://{h}:{}", addr.port()))
             .collect();
+    }
+    if let Some(cluster) = server.cluster() {
+        let addr = cluster.listen_addr();
+        let urls: Vec<String> = url_hosts(&addr.ip().to_string())
+            .iter()
+            .map(|h| format!("nats://{h}:{}", addr.port()))
+            .collect();
+        json["cluster"] = serde_json::json!(urls);
     }
     std::fs::write(&path, json.to_string()).map_err(|source| StartError::File {
         what: "ports file",

@@ -27,6 +27,7 @@ pub mod logging;
 pub mod monitoring;
 pub mod mqtt;
 pub mod reload;
+pub mod route;
 pub mod router;
 pub mod server;
 pub mod shared;

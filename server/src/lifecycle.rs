@@ -6,6 +6,8 @@
 //! ```text
 //! Server::start ──┬── listener::accept_loop ── one task per connection ── its writer task
 //!                 ├── monitoring::start (when `-m`): HTTP accept loop, one task per request
+//!                 ├── route::Cluster (when `cluster {}`): route accept loop, seed dialers,
+//!                 │   one task per route ── its writer task
 //!                 └── JetStream (when enabled): one API task per account, one thread per stream
 //! ```
 //!
@@ -26,7 +28,7 @@ use crate::client::CloseReason;
 use crate::config::{self, Config};
 use crate::server::ServerState;
 use crate::shared::{JsReport, VERSION};
-use crate::{auth, jetstream, listener, monitoring, system, tls, websocket};
+use crate::{auth, jetstream, listener, monitoring, route, system, tls, websocket};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,14 @@ pub enum StartError {
     /// The WebSocket listener could not start.
     #[error("{0}")]
     Websocket(#[from] crate::websocket::WsStartError),
+    /// The route listener could not be bound.
+    #[error("Error listening on router port: {addr}, \"{}\"", listen_error(.addr, .source))]
+    Routes {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -102,6 +112,7 @@ pub struct Server {
     mqtt: Option<Arc<crate::mqtt::MqttService>>,
     /// The system account task (ends when accepting stops).
     system_task: Option<tokio::task::JoinHandle<()>>,
+    cluster: Option<Arc<route::Cluster>>,
 }
 
 impl Server {
@@ -173,6 +184,17 @@ impl Server {
             let ws_addr = websocket::start(&state, ws, stop_rx.clone(), done_tx.clone()).await?;
             state.set_websocket_addr(ws_addr);
         }
+        let cluster = route::Cluster::start(&state, stop_rx.clone(), done_tx.clone())
+            .await
+            .map_err(|source| {
+                let c = config.cluster.as_ref();
+                StartError::Routes {
+                    addr: c
+                        .map(|c| format!("{}:{}", c.host, c.port))
+                        .unwrap_or_default(),
+                    source,
+                }
+            })?;
         info!("Listening for client connections on {addr}");
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),
@@ -190,7 +212,13 @@ impl Server {
             jetstream,
             mqtt,
             system_task,
+            cluster,
         })
+    }
+
+    /// The cluster membership, when this server has a `cluster` block.
+    pub fn cluster(&self) -> Option<&Arc<route::Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// The bound client address.
@@ -222,6 +250,9 @@ impl Server {
         info!("Initiating Shutdown...");
         if let Some(mqtt) = &self.mqtt {
             mqtt.shutdown();
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown();
         }
         for client in self.state.clients.all() {
             client.outbound.close_with(CloseReason::ServerShutdown);
@@ -256,6 +287,9 @@ impl Server {
         let config = self.state.config();
         info!("Entering lame duck mode, stop accepting new clients");
         self.state.set_lame_duck();
+        if let Some(cluster) = &self.cluster {
+            cluster.lame_duck();
+        }
         let clients = self.state.clients.all();
         let mut info = self.state.info_template();
         info.ldm = true;

@@ -20,7 +20,7 @@ use crate::auth::jwt::JwtAuth;
 use crate::client::events::{EventSink, NoEvents};
 use crate::client::registry::Clients;
 use crate::config::Config;
-use crate::shared::JsReport;
+use crate::shared::{ClusterReport, JsReport};
 use crate::stats::Stats;
 
 pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
@@ -52,6 +52,7 @@ pub struct ServerState {
     /// Operator mode (kept across reloads: it holds the resolved account JWTs).
     jwt: Option<Arc<JwtAuth>>,
     event_sink: OnceLock<Arc<dyn EventSink>>,
+    cluster: OnceLock<Arc<dyn ClusterReport>>,
 }
 
 impl ServerState {
@@ -84,6 +85,7 @@ impl ServerState {
             js_report: OnceLock::new(),
             jwt,
             event_sink: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -185,6 +187,16 @@ impl ServerState {
         self.js_report.get()
     }
 
+    /// Registers the cluster's report (once, when the routes start).
+    pub fn set_cluster(&self, cluster: Arc<dyn ClusterReport>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster's report, when this server is a cluster member.
+    pub fn cluster(&self) -> Option<&Arc<dyn ClusterReport>> {
+        self.cluster.get()
+    }
+
     /// Enters lame-duck mode.
     pub fn set_lame_duck(&self) {
         self.lame_duck.store(true, Ordering::Release);
@@ -219,6 +231,8 @@ impl ServerState {
             tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
             domain: config.jetstream.as_ref().and_then(|j| j.domain.clone()),
             ldm: self.is_lame_duck(),
+            cluster: self.cluster().map(|c| c.name()),
+            connect_urls: self.cluster().map(|c| c.connect_urls()).unwrap_or_default(),
             ..Info::default()
         }
     }

@@ -14,6 +14,22 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A boxed `Send` future, for async methods of object-safe traits.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// What the cluster (routes) tells clients and monitoring. The route layer registers it
+/// with the server state when it starts ([`crate::server::ServerState::set_cluster`]).
+pub trait ClusterReport: Send + Sync + std::fmt::Debug {
+    /// The cluster's name.
+    fn name(&self) -> String;
+    /// `host:port` of every server clients may connect to, this one first; empty while
+    /// no other server is connected (as nats-server), or with `no_advertise`.
+    fn connect_urls(&self) -> Vec<String>;
+    /// Live routes.
+    fn num_routes(&self) -> usize;
+    /// The `routes` array of `/routez` (`subs`: each route's subscriptions too).
+    fn routez(&self, subs: bool) -> serde_json::Value;
+    /// The `cluster` object of `/varz`.
+    fn varz(&self) -> serde_json::Value;
+}
+
 /// What JetStream reports to monitoring. JetStream registers it with the server state when
 /// it starts ([`crate::server::ServerState::set_js_report`]); monitoring reads it. Async
 /// because stream state lives on each stream's own thread.

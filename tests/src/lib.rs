@@ -28,6 +28,8 @@ use tokio::net::TcpStream;
 
 pub mod cli;
 pub mod jwt;
+pub mod cluster;
+pub mod proxy;
 pub mod raw;
 
 /// How long a server may take to answer its first `INFO` before the test fails.
@@ -462,7 +464,7 @@ impl Drop for TestServer {
 }
 
 /// Copies a child's output pipe into the shared log buffer on a background thread (ends at EOF).
-fn capture(mut pipe: impl Read + Send + 'static, logs: Arc<Mutex<Vec<u8>>>) {
+pub(crate) fn capture(mut pipe: impl Read + Send + 'static, logs: Arc<Mutex<Vec<u8>>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {

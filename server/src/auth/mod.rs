@@ -109,6 +109,12 @@ impl Secret {
     }
 }
 
+/// True when `given` matches the configured `stored` secret (plain, or a bcrypt hash
+/// starting with `$2`), as user passwords are checked; route authorization uses it.
+pub fn check_secret(stored: &str, given: &str) -> bool {
+    Secret::new(stored).check(given)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

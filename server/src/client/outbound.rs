@@ -70,6 +70,10 @@ pub enum CloseReason {
     Revocation,
     /// The account JWT's `conn` limit was reached.
     MaxAccountConnectionsExceeded,
+    /// A route to a server already connected by another route.
+    DuplicateRoute,
+    /// A route from a server of another cluster.
+    ClusterNameConflict,
 }
 
 impl CloseReason {
@@ -89,6 +93,8 @@ impl CloseReason {
             AuthenticationExpired,
             Revocation,
             MaxAccountConnectionsExceeded,
+            DuplicateRoute,
+            ClusterNameConflict,
         ]
         .get(usize::from(v))
         .copied()
@@ -111,6 +117,8 @@ impl CloseReason {
             Self::AuthenticationExpired => "Authentication Expired",
             Self::Revocation => "Credentials Revoked",
             Self::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            Self::DuplicateRoute => "Duplicate Route",
+            Self::ClusterNameConflict => "Cluster Name Conflict",
         }
     }
 
@@ -212,11 +220,28 @@ impl Outbound {
         let headers = msg.headers.filter(|_| with_headers);
         let hdr_len = headers.map(<[u8]>::len);
         let total = hdr_len.unwrap_or(0) + msg.payload.len();
-        let estimate =
-            msg.subject.len() + sid.len() + msg.reply.map_or(0, <[u8]>::len) + total + 32;
-        self.push_with(estimate, |q| {
+        let head = msg.subject.len() + sid.len() + msg.reply.map_or(0, <[u8]>::len) + 32;
+        self.push_frame(head, msg, with_headers, |tail| {
+            encode::msg_head(tail, msg.subject, sid, msg.reply, hdr_len, total);
+        })
+    }
+
+    /// Queues a message frame whose control line `head` writes (at most `head_len`
+    /// bytes: `MSG`, a route's `RMSG`, …), followed by the header block (unless
+    /// `with_headers` is false), the payload and `\r\n`. Large payloads are shared,
+    /// not copied.
+    pub fn push_frame(
+        &self,
+        head_len: usize,
+        msg: &Msg<'_>,
+        with_headers: bool,
+        head: impl FnOnce(&mut BytesMut),
+    ) -> Pushed {
+        let headers = msg.headers.filter(|_| with_headers);
+        let total = headers.map_or(0, <[u8]>::len) + msg.payload.len();
+        self.push_with(head_len + total + 2, |q| {
             let before = q.tail.len();
-            encode::msg_head(&mut q.tail, msg.subject, sid, msg.reply, hdr_len, total);
+            head(&mut q.tail);
             let head = q.tail.len() - before;
             q.tail.put_slice(headers.unwrap_or_default());
             if total >= SHARE_THRESHOLD {

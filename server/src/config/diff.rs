@@ -44,6 +44,10 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
         d.not_reloadable
             .push("config reload not supported for websocket".into());
     }
+    if old.cluster != new.cluster {
+        d.not_reloadable
+            .push("config reload not supported for cluster".into());
+    }
     let js = |c: &Config| c.jetstream.is_some();
     fixed(&mut d, "JetStream", &js(old), &js(new));
     if let (Some(a), Some(b)) = (&old.jetstream, &new.jetstream) {
@@ -126,6 +130,7 @@ pub fn keep_fixed(old: &Config, new: &mut Config) {
         new.host.clone_from(&old.host);
         new.port = old.port;
     }
+    new.cluster.clone_from(&old.cluster);
 }
 
 fn fixed<T: PartialEq + Display>(d: &mut ReloadDiff, name: &str, old: &T, new: &T) {

@@ -245,25 +245,25 @@ pub struct Flags {
     /// CA for client certificates.
     #[arg(long)]
     pub tlscacert: Option<PathBuf>,
-    /// Cluster routes (not supported).
+    /// Routes to dial (`url,url`).
     #[arg(long)]
     pub routes: Option<String>,
-    /// Cluster URL (not supported).
+    /// Cluster listen URL (`nats://[user:pass@]host:port`).
     #[arg(long)]
     pub cluster: Option<String>,
-    /// Cluster name (not supported).
+    /// Cluster name.
     #[arg(long)]
     pub cluster_name: Option<String>,
-    /// Cluster advertise switch (not supported).
+    /// Do not advertise other servers' client URLs to clients.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
     pub no_advertise: Option<bool>,
-    /// Cluster advertise URL (not supported).
+    /// Route URL advertised to peers.
     #[arg(long)]
     pub cluster_advertise: Option<String>,
-    /// Route connect retries (not supported).
+    /// Attempts for routes learned by gossip.
     #[arg(long)]
     pub connect_retries: Option<String>,
-    /// Cluster listen URL (not supported).
+    /// Same as `--cluster`.
     #[arg(long)]
     pub cluster_listen: Option<String>,
     /// Profiling port (not supported).
@@ -298,6 +298,7 @@ impl Flags {
         self.apply_logging(d);
         self.apply_auth(d);
         self.apply_tls(d)?;
+        super::load::cluster::apply_flags(self, d)?;
         self.warn_unsupported(d);
         Ok(())
     }
@@ -425,13 +426,6 @@ impl Flags {
             ("--log_size_limit", self.log_size_limit.is_some()),
             ("--max_traced_msg_len", self.max_traced_msg_len.is_some()),
             ("--profile", self.profile.is_some()),
-            ("--cluster", self.cluster.is_some()),
-            ("--cluster_listen", self.cluster_listen.is_some()),
-            ("--routes", self.routes.is_some()),
-            ("--cluster_name", self.cluster_name.is_some()),
-            ("--cluster_advertise", self.cluster_advertise.is_some()),
-            ("--no_advertise", self.no_advertise.is_some()),
-            ("--connect_retries", self.connect_retries.is_some()),
         ];
         for (flag, given) in ignored {
             if given {
@@ -520,8 +514,14 @@ TLS Options:
         --tlsverify                  Enable TLS, verify client certificates
         --tlscacert <file>           Client certificate CA for verification
 
-Cluster Options (accepted, not supported yet):
-        --routes, --cluster, --cluster_name, --cluster_listen, --cluster_advertise, --no_advertise
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_listen <url>       Cluster url from which members can solicit routes
 
 Common Options:
     -h, --help                       Show this message

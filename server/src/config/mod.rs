@@ -15,6 +15,7 @@
 //! SIGHUP it calls [`reload()`] with the kept [`Flags`]. A [`ConfigError`] prints as
 //! `file:line:col: message` and carries its exit code.
 
+pub mod cluster;
 pub mod conf;
 pub mod diff;
 mod error;
@@ -29,6 +30,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use cluster::{ClusterConfig, RouteAuth, RouteUrl};
 pub use diff::{ReloadDiff, diff, keep_fixed};
 pub use error::{ConfigError, Warning, go_error};
 pub use flags::Flags;
@@ -104,6 +106,8 @@ pub struct Config {
     pub no_system_account: bool,
     /// The WebSocket listener; `None` when not configured.
     pub websocket: Option<WebsocketConfig>,
+    /// Clustering (routes); `None` when this server is not a cluster member.
+    pub cluster: Option<ClusterConfig>,
     /// The config file this was loaded from, for reload.
     pub config_file: Option<PathBuf>,
 }
@@ -141,6 +145,7 @@ impl Default for Config {
             system_account: None,
             no_system_account: false,
             websocket: None,
+            cluster: None,
             config_file: None,
         }
     }

@@ -7,7 +7,7 @@
 //! the shared [`ServerState`] and never blocks the messaging path.
 
 mod connz;
-mod format;
+pub(crate) mod format;
 mod metrics;
 mod varz;
 
@@ -101,7 +101,7 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
         "/varz" => json(&varz::varz(state).await),
         "/connz" => json(&connz::connz(state, &q)),
         "/subsz" | "/subscriptionsz" => json(&connz::subsz(state, &q)),
-        "/routez" => json(&varz::routez(state)),
+        "/routez" => json(&varz::routez(state, routez_subs(&q))),
         "/accountz" => json(&varz::accountz(state)),
         "/jsz" => json(&varz::jsz(state, &q).await),
         "/healthz" => healthz(state, &q),
@@ -131,9 +131,15 @@ pub async fn document(
         "SUBSZ" => connz::subsz(state, q),
         "JSZ" => varz::jsz(state, q).await,
         "ACCOUNTZ" => varz::accountz(state),
-        "ROUTEZ" => varz::routez(state),
+        "ROUTEZ" => varz::routez(state, routez_subs(q)),
         _ => return None,
     })
+}
+
+/// `subs=1` (or `true`, `detail`): list each route's subscriptions.
+fn routez_subs(q: &HashMap<String, String>) -> bool {
+    q.get("subs")
+        .is_some_and(|v| v == "1" || v == "true" || v == "detail")
 }
 
 fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {

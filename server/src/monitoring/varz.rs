@@ -54,7 +54,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "max_control_line": config.max_control_line,
         "max_payload": config.max_payload,
         "max_pending": config.max_pending,
-        "cluster": {},
+        "cluster": state.cluster().map_or_else(|| json!({}), |c| c.varz()),
         "gateway": {},
         "leaf": {},
         "mqtt": {},
@@ -71,8 +71,8 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "cpu": 0,
         "connections": state.clients.len(),
         "total_connections": Stats::get(&s.total_connections),
-        "routes": 0,
-        "remotes": 0,
+        "routes": state.cluster().map_or(0, |c| c.num_routes()),
+        "remotes": state.cluster().map_or(0, |c| c.num_routes()),
         "leafnodes": 0,
         "in_msgs": Stats::get(&s.in_msgs),
         "in_bytes": Stats::get(&s.in_bytes),
@@ -190,14 +190,15 @@ pub(super) async fn jsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -
     doc
 }
 
-/// The `/routez` document (no cluster yet, so no routes).
-pub(super) fn routez(state: &Arc<ServerState>) -> Value {
+/// The `/routez` document (`subs`: each route's subscriptions listed too).
+pub(super) fn routez(state: &Arc<ServerState>, subs: bool) -> Value {
+    let cluster = state.cluster();
     json!({
         "server_id": state.server_id,
         "server_name": state.server_name,
         "now": rfc3339(SystemTime::now()),
-        "num_routes": 0,
-        "routes": [],
+        "num_routes": cluster.map_or(0, |c| c.num_routes()),
+        "routes": cluster.map_or_else(|| json!([]), |c| c.routez(subs)),
     })
 }
 

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::Publish;
 
-pub use remote::{Origin, Remote};
+pub use remote::{Forwarded, Origin, Remote, RemoteFactory};
 pub use sublist::{MatchResult, Sublist};
 
 use crate::shared::BoxFuture;
@@ -450,7 +450,11 @@ impl Router {
             }
         }
         if let Some(remote) = remote {
-            fanout.delivered += remote.forward(msg, origin, &served);
+            let forwarded = remote.forward(msg, origin, &served);
+            fanout.delivered += forwarded.links;
+            if fanout.backlogged.is_none() {
+                fanout.backlogged = forwarded.backlogged;
+            }
         }
         fanout
     }

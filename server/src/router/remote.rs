@@ -23,8 +23,9 @@
 //! load (the `OnceLock` check); nothing is allocated.
 
 use std::fmt;
+use std::sync::Arc;
 
-use super::{Msg, Subscription};
+use super::{Msg, Subscriber, Subscription};
 
 /// Where a message entered this server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,18 +46,35 @@ pub trait Remote: Send + Sync + fmt::Debug {
 
     /// Sends `msg` to the servers that want it. `served` names the queue groups a
     /// local member already got it for; every other queue group with remote members
-    /// gets it once. Returns how many links took it.
-    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> usize;
+    /// gets it once.
+    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded;
+}
+
+/// What [`Remote::forward`] did.
+#[derive(Debug, Default)]
+pub struct Forwarded {
+    /// Links that took the message.
+    pub links: usize,
+    /// A link whose backlog is past its stall threshold: the publisher waits for it
+    /// (bounded), as for a backlogged local subscriber.
+    pub backlogged: Option<Arc<dyn Subscriber>>,
+}
+
+/// Makes the [`Remote`] of each account: the link layer registers one with the account
+/// table, which attaches it to every account, present and future.
+pub trait RemoteFactory: Send + Sync + fmt::Debug {
+    /// The links of the account called `account`.
+    fn remote_for(&self, account: &str) -> Arc<dyn Remote>;
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use bytes::Bytes;
 
     use super::*;
-    use crate::router::{Delivery, Router, Subscriber};
+    use crate::router::{Delivery, Router};
 
     /// Records what the router tells it; takes every message.
     #[derive(Debug, Default)]
@@ -77,7 +95,7 @@ mod tests {
                 .push((sub.subject_str().into(), queue, added));
         }
 
-        fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> usize {
+        fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
             let served = served
                 .iter()
                 .map(|q| String::from_utf8_lossy(q).into())
@@ -86,7 +104,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((msg.subject_str().into(), origin, served));
-            1
+            Forwarded {
+                links: 1,
+                backlogged: None,
+            }
         }
     }
 

@@ -179,6 +179,8 @@ fn close_code(reason: CloseReason) -> CloseCode {
         CloseReason::WriteError
         | CloseReason::ReadError
         | CloseReason::StaleConnection
-        | CloseReason::ServerShutdown => CloseCode::Away,
+        | CloseReason::ServerShutdown
+        | CloseReason::DuplicateRoute
+        | CloseReason::ClusterNameConflict => CloseCode::Away,
     }
 }

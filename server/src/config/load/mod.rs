@@ -14,6 +14,7 @@ mod accounts;
 mod auth;
 mod mqtt;
 mod operator;
+pub(crate) mod cluster;
 mod server;
 mod tls;
 pub(crate) mod validate;
@@ -101,6 +102,7 @@ impl Draft {
             "jetstream" => self.jetstream_key(v)?,
             "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
             "websocket" | "ws" => self.config.websocket = websocket::parse(v, &mut self.warnings)?,
+            "cluster" => self.cluster_key(v)?,
             "store_dir" | "storedir" => self.store_dir = Some(value::path(v, key)?),
             k if REFUSED.contains(&k) => return Err(refused(key, key_pos)),
             k if UNSUPPORTED.contains(&k) => self.warnings.push(Warning::at(
@@ -187,7 +189,6 @@ const REFUSED: &[&str] = &[
 /// Top-level keys nats-server knows for features rill does not have yet: warned about
 /// and ignored.
 const UNSUPPORTED: &[&str] = &[
-    "cluster",
     "gateway",
     "leaf",
     "leafnodes",

@@ -1,0 +1,231 @@
+//! The `cluster {}` block and the clustering flags.
+
+use super::super::cluster::{ClusterConfig, DEFAULT_ROUTE_AUTH_TIMEOUT, RouteAuth, RouteUrl};
+use super::super::conf::{ConfValue, ValueKind};
+use super::super::error::{ConfigError, Warning};
+use super::super::flags::Flags;
+use super::Draft;
+use super::value::{self, boolean, duration, int, map, string, strings, timeout};
+
+/// Keys nats-server knows in `cluster {}` that rill accepts and ignores.
+const IGNORED: &[&str] = &[
+    "accounts",
+    "permissions",
+    "pool_size_warning",
+    "disable_repeat_connect_errors",
+];
+
+impl Draft {
+    /// Reads the `cluster {}` block.
+    pub(super) fn cluster_key(&mut self, v: &ConfValue) -> Result<(), ConfigError> {
+        let m = map(v, "cluster")?;
+        let mut c = self.config.cluster.take().unwrap_or_default();
+        for e in m.entries() {
+            let k = e.key.to_ascii_lowercase();
+            let v = &e.value;
+            match k.as_str() {
+                "name" => c.name = Some(string(v, &k)?),
+                "listen" => listen(&mut c, v)?,
+                "host" | "net" => c.host = string(v, &k)?,
+                "port" => c.port = port(v, &k)?,
+                "advertise" | "cluster_advertise" => c.advertise = Some(string(v, &k)?),
+                "no_advertise" => c.no_advertise = boolean(v, &k)?,
+                "routes" => c.routes = routes(v)?,
+                "authorization" => c.authorization = Some(authorization(v)?),
+                "tls" => c.tls = Some(super::tls::parse(v, &mut self.warnings)?),
+                "connect_retries" => {
+                    c.connect_retries = u32::try_from(int(v, &k)?).unwrap_or_default()
+                }
+                "ping_interval" => c.ping_interval = Some(duration(v, &k, &mut self.warnings)?),
+                "ping_max" => c.ping_max = Some(u32::try_from(int(v, &k)?).unwrap_or(2)),
+                "pool_size" => c.pool_size = int(v, &k)?,
+                "compression" => c.compression = Some(compression(v)),
+                k if IGNORED.contains(&k) => self.warnings.push(Warning::at(
+                    &e.key_pos,
+                    format!("cluster setting \"{k}\" is not supported by rill yet and is ignored"),
+                )),
+                _ => value::unknown(e)?,
+            }
+        }
+        self.config.cluster = Some(c);
+        Ok(())
+    }
+}
+
+/// `listen: host:port` or a port.
+fn listen(c: &mut ClusterConfig, v: &ConfValue) -> Result<(), ConfigError> {
+    match &v.kind {
+        ValueKind::Int(_) => c.port = port(v, "listen")?,
+        _ => {
+            let text = string(v, "listen")?;
+            let (host, p) = split_host_port(&text).ok_or_else(|| {
+                ConfigError::at(
+                    &v.pos,
+                    format!("could not parse address string {text:?} for 'listen'"),
+                )
+            })?;
+            if let Some(host) = host {
+                c.host = host;
+            }
+            c.port = p;
+        }
+    }
+    Ok(())
+}
+
+/// A port: `-1` (or 0 after `-1`) picks a free one.
+fn port(v: &ConfValue, key: &str) -> Result<u16, ConfigError> {
+    let n = int(v, key)?;
+    if n == -1 {
+        return Ok(0);
+    }
+    u16::try_from(n)
+        .map_err(|_| ConfigError::at(&v.pos, format!("'{key}' is not a valid port: {n}")))
+}
+
+/// `host:port` (host optional, `[v6]` allowed); port `-1` is 0.
+fn split_host_port(text: &str) -> Option<(Option<String>, u16)> {
+    let text = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let text = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
+    let text = text.trim_end_matches('/');
+    let (host, port) = text.rsplit_once(':')?;
+    let port = match port {
+        "-1" => 0,
+        p => p.parse().ok()?,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some(((!host.is_empty()).then(|| host.to_string()), port))
+}
+
+fn routes(v: &ConfValue) -> Result<Vec<RouteUrl>, ConfigError> {
+    strings(v, "routes")?
+        .iter()
+        .map(|r| RouteUrl::parse(r).map_err(|e| ConfigError::at(&v.pos, e)))
+        .collect()
+}
+
+fn authorization(v: &ConfValue) -> Result<RouteAuth, ConfigError> {
+    let m = map(v, "authorization")?;
+    let mut auth = RouteAuth {
+        user: String::new(),
+        password: String::new(),
+        timeout: DEFAULT_ROUTE_AUTH_TIMEOUT,
+    };
+    for e in m.entries() {
+        let k = e.key.to_ascii_lowercase();
+        match k.as_str() {
+            "user" | "username" => auth.user = string(&e.value, &k)?,
+            "password" | "pass" => auth.password = string(&e.value, &k)?,
+            "timeout" => auth.timeout = timeout(&e.value, &k)?,
+            _ => value::unknown(e)?,
+        }
+    }
+    Ok(auth)
+}
+
+/// `compression: off | accept | s2_fast | …` or a boolean, kept as written.
+fn compression(v: &ConfValue) -> String {
+    match &v.kind {
+        ValueKind::Bool(true) => "s2_fast".into(),
+        ValueKind::Bool(false) => "off".into(),
+        ValueKind::String(s) => s.clone(),
+        ValueKind::Map(_) => "accept".into(),
+        _ => "off".into(),
+    }
+}
+
+/// Applies `--cluster`, `--cluster_listen`, `--cluster_name`, `--routes`,
+/// `--cluster_advertise`, `--no_advertise` and `--connect_retries` (flags win over the
+/// file). `--cluster nats://user:pass@host:port` also sets the route credentials, as in
+/// nats-server.
+pub(crate) fn apply_flags(flags: &Flags, d: &mut Draft) -> Result<(), ConfigError> {
+    let given = flags.cluster.is_some()
+        || flags.cluster_listen.is_some()
+        || flags.routes.is_some()
+        || flags.cluster_name.is_some();
+    if !given && d.config.cluster.is_none() {
+        return Ok(());
+    }
+    let c = d.config.cluster.get_or_insert_with(ClusterConfig::default);
+    if let Some(url) = flags.cluster.as_ref().or(flags.cluster_listen.as_ref()) {
+        let bad = || ConfigError::Validation(format!("could not parse cluster URL {url:?}"));
+        let (host, port) = split_host_port(url).ok_or_else(bad)?;
+        if let Some(host) = host {
+            c.host = host;
+        }
+        c.port = port;
+        if let Ok(parsed) = RouteUrl::parse(&url.replace(":-1", ":1"))
+            && let (Some(user), Some(password)) = (parsed.user, parsed.pass)
+        {
+            c.authorization = Some(RouteAuth {
+                user,
+                password,
+                timeout: DEFAULT_ROUTE_AUTH_TIMEOUT,
+            });
+        }
+    }
+    if let Some(routes) = &flags.routes {
+        c.routes = routes
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| RouteUrl::parse(r).map_err(ConfigError::Validation))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(name) = &flags.cluster_name {
+        c.name = Some(name.clone());
+    }
+    if let Some(advertise) = &flags.cluster_advertise {
+        c.advertise = Some(advertise.clone());
+    }
+    if let Some(no) = flags.no_advertise {
+        c.no_advertise = no;
+    }
+    if let Some(retries) = &flags.connect_retries {
+        c.connect_retries = retries.parse().map_err(|_| {
+            ConfigError::Validation(format!("invalid value {retries:?} for --connect_retries"))
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::conf::parse_str;
+
+    #[test]
+    fn the_block_nats_server_users_write_is_read() {
+        let map = parse_str(
+            "server_name: n1\ncluster { name: C1, listen: 0.0.0.0:6222, routes: [nats-route://n2:6222, nats-route://ruser:pw@n3:6222]\n\
+             authorization { user: route, password: pw, timeout: 0.5 }, pool_size: 3, compression: s2_auto, ping_interval: \"1s\" }",
+        )
+        .expect("parse");
+        let draft = Draft::from_map(&map).expect("draft");
+        let c = draft.config.cluster.expect("cluster");
+        assert_eq!(c.name.as_deref(), Some("C1"));
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 6222));
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[1].user.as_deref(), Some("ruser"));
+        let auth = c.authorization.expect("auth");
+        assert_eq!(
+            (auth.user.as_str(), auth.password.as_str()),
+            ("route", "pw")
+        );
+        assert_eq!(auth.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(c.ping_interval, Some(std::time::Duration::from_secs(1)));
+        assert_eq!(c.compression.as_deref(), Some("s2_auto"));
+    }
+
+    #[test]
+    fn random_ports_and_unknown_keys() {
+        let map = parse_str("cluster { listen: \"127.0.0.1:-1\" }").expect("parse");
+        let c = Draft::from_map(&map)
+            .expect("draft")
+            .config
+            .cluster
+            .expect("cluster");
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 0));
+        let map = parse_str("cluster { bogus: 1 }").expect("parse");
+        assert!(Draft::from_map(&map).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Interest across the cluster, per account ([`AccountLinks`], the account router's
+//! [`Remote`]):
+//! - **local interest**, what we tell peers: a count per `(subject, queue)` of this
+//!   server's subscriptions. A plain subject is announced (`RS+`) when its count leaves 0
+//!   and withdrawn (`RS-`) when it returns there; a queue group is re-announced with its
+//!   new weight (member count) on every change, and withdrawn at 0, as nats-server does.
+//!   A new route gets every entry at once ([`AccountLinks::announce_to`]).
+//! - **remote interest**, what peers told us: a [`Sublist`] of [`RemoteSub`] entries, each
+//!   naming the route that wants the subject (and a queue group's weight there).
+//!
+//! Forwarding a message from a client or an internal publisher: every route with plain
+//! interest gets one `RMSG`; each queue group that no local member served goes to one
+//! route, picked at random in proportion to the group's weight on each peer, and its
+//! name rides in that route's `RMSG` (so the receiver hands it to one of its members).
+//! A message that arrived over a route is never forwarded to another route: the mesh is
+//! full, one hop reaches everyone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use rand::RngExt;
+use rill_protocol::route::{self, MsgHead};
+
+use super::link::{RemoteSub, RouteLink};
+use super::peers::Peers;
+use crate::client::Pushed;
+use crate::locks;
+use crate::router::{
+    Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscriber, Subscription,
+};
+
+/// One account's side of the cluster.
+#[derive(Debug)]
+pub(crate) struct AccountLinks {
+    account: Bytes,
+    peers: Arc<Peers>,
+    /// This server's subscriptions per `(subject, queue)`.
+    local: Mutex<HashMap<(Bytes, Option<Bytes>), u32>>,
+    /// What peers asked for.
+    remote: Sublist<RemoteSub>,
+}
+
+impl AccountLinks {
+    pub(crate) fn new(account: &str, peers: Arc<Peers>) -> Self {
+        Self {
+            account: Bytes::copy_from_slice(account.as_bytes()),
+            peers,
+            local: Mutex::new(HashMap::new()),
+            remote: Sublist::new(),
+        }
+    }
+
+    /// The frame announcing `(subject, queue)` with `count` local subscriptions.
+    fn frame(&self, subject: &[u8], queue: Option<&[u8]>, count: u32) -> BytesMut {
+        let mut buf = BytesMut::new();
+        match (queue, count) {
+            (_, 0) => route::unsub(&mut buf, &self.account, subject, queue),
+            (Some(q), n) => route::sub(&mut buf, &self.account, subject, Some((q, n))),
+            (None, _) => route::sub(&mut buf, &self.account, subject, None),
+        }
+        buf
+    }
+
+    /// Sends every local interest entry to a new route.
+    pub(crate) fn announce_to(&self, link: &RouteLink) {
+        let local = locks::lock(&self.local);
+        let mut buf = BytesMut::new();
+        for ((subject, queue), count) in local.iter() {
+            buf.extend_from_slice(&self.frame(subject, queue.as_deref(), *count));
+        }
+        if !buf.is_empty() {
+            link.send(&buf);
+        }
+    }
+
+    /// The peer behind `link` wants `subject` (for `queue`, with `weight` members).
+    pub(crate) fn add_remote(
+        &self,
+        link: &Arc<RouteLink>,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        weight: u32,
+    ) {
+        let Ok(text) = std::str::from_utf8(&subject) else {
+            return;
+        };
+        if rill_protocol::subject::validate_filter(text).is_err() {
+            return;
+        }
+        let key = (self.account.clone(), subject.clone(), queue.clone());
+        let mut subs = locks::lock(&link.subs);
+        if let Some(existing) = subs.get(&key) {
+            existing.weight.store(weight.max(1), Ordering::Relaxed);
+            return;
+        }
+        let entry = RemoteSub {
+            link: Arc::clone(link),
+            weight: Arc::new(AtomicU32::new(weight.max(1))),
+        };
+        self.remote.insert(text, queue.as_ref(), entry.clone());
+        subs.insert(key, entry);
+    }
+
+    /// The peer behind `link` no longer wants `subject` (for `queue`).
+    pub(crate) fn remove_remote(&self, link: &RouteLink, subject: Bytes, queue: Option<Bytes>) {
+        let key = (self.account.clone(), subject, queue);
+        let removed = locks::lock(&link.subs).remove(&key);
+        if let Some(entry) = removed {
+            self.remote_drop(&key.1, key.2.as_ref(), &entry);
+        }
+    }
+
+    /// Takes one entry out of the remote interest (the route closed or withdrew it).
+    pub(crate) fn remote_drop(&self, subject: &[u8], queue: Option<&Bytes>, entry: &RemoteSub) {
+        let text = std::str::from_utf8(subject).unwrap_or_default();
+        self.remote.remove(text, queue, entry);
+    }
+
+    /// Queues `msg` on `link` with the queue groups it carries.
+    fn send_msg(&self, link: &RouteLink, msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
+        let head = MsgHead {
+            account: &self.account,
+            subject: msg.subject,
+            reply: msg.reply,
+            queues,
+            hdr_len: msg.headers.map(<[u8]>::len),
+            total_len: msg.size(),
+        };
+        let pushed = link
+            .outbound
+            .push_frame(head.len_estimate(), msg, true, |tail| {
+                route::msg_head(tail, &head)
+            });
+        if matches!(pushed, Pushed::Queued | Pushed::Pressure) {
+            link.out_msgs.fetch_add(1, Ordering::Relaxed);
+            link.out_bytes
+                .fetch_add(msg.size() as u64, Ordering::Relaxed);
+        }
+        pushed
+    }
+}
+
+/// The index of `link`'s entry in `targets`, added if missing.
+fn slot<'a>(
+    targets: &mut Vec<(&'a Arc<RouteLink>, Vec<&'a [u8]>)>,
+    link: &'a Arc<RouteLink>,
+) -> usize {
+    if let Some(i) = targets.iter().position(|(l, _)| Arc::ptr_eq(l, link)) {
+        return i;
+    }
+    targets.push((link, Vec::new()));
+    targets.len() - 1
+}
+
+/// One member of `members` (live routes only), drawn in proportion to its weight.
+fn pick_weighted(members: &[RemoteSub]) -> Option<&RemoteSub> {
+    let live = || members.iter().filter(|m| !m.link.is_closed());
+    let total: u64 = live()
+        .map(|m| u64::from(m.weight.load(Ordering::Relaxed)))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = rand::rng().random_range(0..total);
+    live().find(|m| {
+        let w = u64::from(m.weight.load(Ordering::Relaxed));
+        if at < w {
+            return true;
+        }
+        at -= w;
+        false
+    })
+}
+
+impl Remote for AccountLinks {
+    fn interest(&self, sub: &Subscription, added: bool) {
+        let key = (sub.subject.clone(), sub.queue.clone());
+        let mut local = locks::lock(&self.local);
+        let count = local.entry(key).or_insert(0);
+        let before = *count;
+        *count = if added {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        let after = *count;
+        if after == 0 {
+            local.remove(&(sub.subject.clone(), sub.queue.clone()));
+        }
+        let announce = match sub.queue {
+            None => (before == 0) != (after == 0),
+            Some(_) => before != after,
+        };
+        if announce {
+            let frame = self.frame(&sub.subject, sub.queue.as_deref(), after);
+            // Sent while holding `local`, so two changes of one subject reach every
+            // route in the order they happened.
+            self.peers.for_each(|link| link.send(&frame));
+        }
+    }
+
+    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+        let mut forwarded = Forwarded::default();
+        if origin == Origin::Route {
+            return forwarded;
+        }
+        let result = self.remote.matches(msg.subject);
+        if result.is_empty() {
+            return forwarded;
+        }
+        // Each route gets the message once, with the queue groups it serves.
+        let mut targets: Vec<(&Arc<RouteLink>, Vec<&[u8]>)> = Vec::new();
+        for entry in &result.plain {
+            slot(&mut targets, &entry.link);
+        }
+        for (name, members) in &result.queues {
+            if served.contains(&&name[..]) {
+                continue;
+            }
+            if let Some(entry) = pick_weighted(members) {
+                let i = slot(&mut targets, &entry.link);
+                targets[i].1.push(name);
+            }
+        }
+        for (link, queues) in &targets {
+            match self.send_msg(link, msg, queues) {
+                Pushed::Queued => forwarded.links += 1,
+                Pushed::Pressure => {
+                    forwarded.links += 1;
+                    if forwarded.backlogged.is_none() {
+                        forwarded.backlogged = Some(Arc::clone(link) as Arc<dyn Subscriber>);
+                    }
+                }
+                Pushed::Closed | Pushed::SlowConsumer => {}
+            }
+        }
+        forwarded
+    }
+}
+
+/// Makes each account's [`AccountLinks`] and keeps them by name (the read loops of routes
+/// look them up for `RS+`, `RS-` and `RMSG`).
+#[derive(Debug)]
+pub(crate) struct Hub {
+    peers: Arc<Peers>,
+    accounts: Mutex<HashMap<String, Arc<AccountLinks>>>,
+}
+
+impl Hub {
+    pub(crate) fn new(peers: Arc<Peers>) -> Self {
+        Self {
+            peers,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The links of `account`, if it has any (every existing account does).
+    pub(crate) fn get(&self, account: &[u8]) -> Option<Arc<AccountLinks>> {
+        let name = std::str::from_utf8(account).ok()?;
+        locks::lock(&self.accounts).get(name).cloned()
+    }
+
+    /// Every account's links.
+    pub(crate) fn all(&self) -> Vec<Arc<AccountLinks>> {
+        locks::lock(&self.accounts).values().cloned().collect()
+    }
+}
+
+impl RemoteFactory for Hub {
+    fn remote_for(&self, account: &str) -> Arc<dyn Remote> {
+        let mut accounts = locks::lock(&self.accounts);
+        let links = accounts
+            .entry(account.to_string())
+            .or_insert_with(|| Arc::new(AccountLinks::new(account, Arc::clone(&self.peers))));
+        Arc::clone(links) as Arc<dyn Remote>
+    }
+}

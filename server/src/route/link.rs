@@ -1,0 +1,171 @@
+//! The part of a route other tasks reach ([`RouteLink`]): its outbound queue, the peer's
+//! INFO, the interest the peer registered with us, and the counters `/routez` shows.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use rill_protocol::RouteInfo;
+
+use crate::client::Outbound;
+use crate::locks;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::shared::BoxFuture;
+
+/// What the peer asked for: `(account, subject, queue)`.
+pub(crate) type SubKey = (Bytes, Bytes, Option<Bytes>);
+
+/// One entry of an account's remote interest: this route wants messages on a subject
+/// (for a queue group: with this weight, the group's member count on the peer).
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteSub {
+    pub(crate) link: Arc<RouteLink>,
+    pub(crate) weight: Arc<AtomicU32>,
+}
+
+/// Entries compare by identity (a sublist removes exactly the entry it was given).
+impl PartialEq for RemoteSub {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.link, &other.link) && Arc::ptr_eq(&self.weight, &other.weight)
+    }
+}
+
+/// A route to one peer, shared by its read loop, the accounts' forwarding, and monitoring.
+#[derive(Debug)]
+pub(crate) struct RouteLink {
+    /// Route id (drawn from the client ids, as nats-server numbers `rid`s and `cid`s alike).
+    pub(crate) rid: u64,
+    /// The peer's socket address.
+    pub(crate) addr: SocketAddr,
+    /// Our own address on this connection (the peer reaches us there).
+    pub(crate) local: SocketAddr,
+    /// When the connection was made.
+    pub(crate) started: SystemTime,
+    /// What we send.
+    pub(crate) outbound: Outbound,
+    /// We dialled it.
+    pub(crate) solicited: bool,
+    /// It was dialled from a configured (seed) route URL.
+    pub(crate) configured: bool,
+    /// The peer's INFO (its id, name, route and client URLs); replaced by updates.
+    peer: RwLock<RouteInfo>,
+    /// In the peers table (after the handshake and duplicate check).
+    registered: AtomicBool,
+    /// What the peer asked for, to update weights and clean up when the route goes.
+    pub(crate) subs: Mutex<HashMap<SubKey, RemoteSub>>,
+    /// Messages and payload bytes received from the peer.
+    pub(crate) in_msgs: AtomicU64,
+    /// See `in_msgs`.
+    pub(crate) in_bytes: AtomicU64,
+    /// Messages and payload bytes sent to the peer.
+    pub(crate) out_msgs: AtomicU64,
+    /// See `out_msgs`.
+    pub(crate) out_bytes: AtomicU64,
+    /// Last round-trip time measured with PING/PONG, in microseconds.
+    pub(crate) rtt_us: AtomicU64,
+}
+
+impl RouteLink {
+    /// A link for a connection whose handshake is done.
+    pub(crate) fn new(
+        rid: u64,
+        addrs: (SocketAddr, SocketAddr),
+        max_pending: usize,
+        solicited: bool,
+        configured: bool,
+        peer: RouteInfo,
+    ) -> Self {
+        Self {
+            rid,
+            addr: addrs.0,
+            local: addrs.1,
+            started: SystemTime::now(),
+            outbound: Outbound::new(max_pending),
+            solicited,
+            configured,
+            peer: RwLock::new(peer),
+            registered: AtomicBool::new(false),
+            subs: Mutex::new(HashMap::new()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            rtt_us: AtomicU64::new(0),
+        }
+    }
+
+    /// `"<addr> - rid:<n>"`, as nats-server prefixes route log lines.
+    pub(crate) fn log_prefix(&self) -> String {
+        format!("{} - rid:{}", self.addr, self.rid)
+    }
+
+    /// A copy of the peer's INFO.
+    pub(crate) fn peer(&self) -> RouteInfo {
+        locks::read(&self.peer).clone()
+    }
+
+    /// The peer's server id.
+    pub(crate) fn peer_id(&self) -> String {
+        locks::read(&self.peer).server_id.clone()
+    }
+
+    /// Replaces the peer's INFO (an update it sent about itself).
+    pub(crate) fn set_peer(&self, info: RouteInfo) {
+        *locks::write(&self.peer) = info;
+    }
+
+    /// Marks it registered in the peers table.
+    pub(crate) fn set_registered(&self) {
+        self.registered.store(true, Ordering::Release);
+    }
+
+    /// True while it is in the peers table.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Acquire)
+    }
+
+    /// The id of the server that dialled this connection (the duplicate rule keeps the
+    /// route dialled by the greater id).
+    pub(crate) fn dialler_id<'a>(&self, own_id: &'a str, peer_id: &'a str) -> &'a str {
+        if self.solicited { own_id } else { peer_id }
+    }
+
+    /// True once closing.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.outbound.is_closed()
+    }
+
+    /// Last measured round trip.
+    pub(crate) fn rtt(&self) -> Duration {
+        Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
+    }
+
+    /// Queues protocol bytes (RS+, RS-, INFO, PING, PONG).
+    pub(crate) fn send(&self, bytes: &[u8]) {
+        self.outbound.push_raw(bytes);
+    }
+}
+
+/// A route is what a backlogged publisher waits on when the route's queue is past its
+/// stall threshold (the router reports it like a backlogged subscriber). Nothing is
+/// delivered to it through a subscription: remote interest lives in the route layer.
+impl Subscriber for RouteLink {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
+        Delivery::Dropped
+    }
+
+    fn drained(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.outbound.drained())
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.outbound.is_closed()
+    }
+}

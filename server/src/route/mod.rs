@@ -1,0 +1,416 @@
+//! Cluster routes: this server as one member of a full mesh of servers that share
+//! subscriptions and forward messages for each other (core NATS; JetStream stays per
+//! server until it is clustered, issue 20).
+//!
+//! # The wire, as nats-server 2.15.1 speaks it (recorded through a proxy on a route port)
+//! - The server that accepts a route sends its route `INFO` at once. The server that
+//!   dialled sends `CONNECT {"echo":true,"verbose":false,"pedantic":false,
+//!   "tls_required":false,"headers":true,"name":<its id>,"cluster":<its cluster>}`
+//!   (plus `user`/`pass`) and its own `INFO`. Both INFOs carry `server_id`, `server_name`,
+//!   `proto` 3, the cluster listen `host`/`port`, `cluster`, `connect_urls` (the server's
+//!   client `host:port`s) and `compression`.
+//! - Then each side sends `RS+ <account> <subject>[ <queue> <weight>]` for every local
+//!   subscription (nats-server logs "Sent local subscriptions to route"), and keeps
+//!   sending `RS+`/`RS-` as they change; a queue group's `RS+` is re-sent with the new
+//!   member count on every change (`RS+ $G foo.bar q1 1`, `… q1 2`, back to `… q1 1`,
+//!   then `RS- $G foo.bar q1`).
+//! - Messages travel as `RMSG <account> <subject> [reply] <size>` and `HMSG … <hdr>
+//!   <total>`; with queue groups `RMSG $G foo.bar | q1 5` or `RMSG $G foo.bar + r.1 q1 5`
+//!   (see `rill_protocol::route`). A request with no interest anywhere gets its 503 from
+//!   the publisher's own server: nothing crosses the route.
+//! - `PING`/`PONG` keep the route alive (nats-server pings a new route about a second
+//!   after it is up, then every `ping_interval`).
+//! - Pooling (nats-server 2.10+): a server whose INFO carries `route_pool_size: N` opens N
+//!   routes per peer, each with `route_pool_idx`, and one more pinned to `$SYS`
+//!   (`route_account`, no account token on the wire). When the accepting side's INFO has
+//!   no `route_pool_size`, nats-server gives up the pinned route (it sends `-ERR 'Not
+//!   possible to have a dedicated route for account "$SYS" between those servers'` on it)
+//!   and keeps **one route per peer carrying every account**, in both directions. rill
+//!   takes that path: one route per peer, `route_pool_size` never sent.
+//! - Compression: nats-server's default is `accept`. A side that sends `compression: off`
+//!   declines it and the route stays uncompressed, even against `s2_fast`; rill always
+//!   sends `off`.
+//! - Gossip: when a server gains a route to a new peer, it sends each of its other routes
+//!   an INFO describing the newcomer (its `server_id`, `connect_urls`, `ip:
+//!   "nats-route://host:port/"`, `gossip_mode: 1`); the receiver dials that URL unless it
+//!   already has a route to that id. Only existing members dial the newcomer, so the
+//!   mesh completes without both sides dialling each other.
+//! - A duplicate route (two connections between the same pair) is closed by one side;
+//!   rill keeps the route dialled by the server with the greater id (both ends of a race
+//!   reach the same answer). A configured route is redialled when it goes away (nats-
+//!   server: about every second); a route learned by gossip is not.
+//! - Refusals: a mismatched cluster name gets `-ERR 'Rejecting connection, cluster name
+//!   "C1" does not match "C2"'` and the log lines `Rejecting connection, cluster name …`
+//!   and `Router connection closed: Cluster Name Conflict`; bad route credentials get
+//!   `-ERR 'Authorization Violation'`.
+//! - Clients: INFO to clients carries `cluster` and, once another server is connected,
+//!   `connect_urls` (this server's client URL first, then the peers'); every client is
+//!   sent a fresh INFO (with its `client_id`) whenever that list changes.
+//!
+//! # Design
+//! ```text
+//! accept loop ─┐                       ┌─ Peers: the live route per server id
+//! dialers ─────┴─ conn (handshake, ────┤
+//!                 read loop, writer)   └─ Hub: per account, AccountLinks = the router's Remote
+//!                                             (local interest counts, peers' interest sublist)
+//! ```
+//! A client's message is delivered locally by the account's router, which then hands it
+//! to the account's [`AccountLinks`](interest::AccountLinks) (the router's `Remote` hook):
+//! one `RMSG` per interested route. A route's read loop hands `RMSG`s to the router with
+//! [`Origin::Route`](crate::router::Origin), so they reach local subscribers and go to no
+//! other route. Subscription changes reach `AccountLinks` through the same hook and become
+//! `RS+`/`RS-` on every route. Without a `cluster` block none of this exists and the
+//! router's hook costs one atomic load.
+
+mod conn;
+mod dial;
+mod interest;
+mod link;
+mod peers;
+mod report;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use bytes::BytesMut;
+use rill_protocol::{RouteInfo, encode};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info};
+
+use crate::client::CloseReason;
+use crate::config::ClusterConfig;
+use crate::locks;
+use crate::server::ServerState;
+use crate::shared::{ClusterReport, VERSION};
+
+use interest::Hub;
+use link::RouteLink;
+use peers::Peers;
+
+/// The route protocol level rill speaks (as nats-server 2.15).
+const ROUTE_PROTO: i64 = 3;
+
+/// This server's membership in a cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    state: Weak<ServerState>,
+    config: ClusterConfig,
+    server_id: String,
+    server_name: String,
+    /// The cluster's name (adopted from the first peer when not configured).
+    name: RwLock<String>,
+    dynamic: bool,
+    /// Where routes are accepted.
+    listen: SocketAddr,
+    peers: Arc<Peers>,
+    hub: Arc<Hub>,
+    /// Route URLs learned by gossip that are being dialled now.
+    dialing: Mutex<HashSet<String>>,
+    stop: watch::Receiver<bool>,
+    /// Held by every route task, so shutdown waits for them.
+    done: mpsc::Sender<()>,
+}
+
+impl Cluster {
+    /// Binds the route listener and starts accepting and dialling routes, when the
+    /// configuration has a `cluster` block.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub async fn start(
+        state: &Arc<ServerState>,
+        stop: watch::Receiver<bool>,
+        done: mpsc::Sender<()>,
+    ) -> std::io::Result<Option<Arc<Cluster>>> {
+        let config = state.config();
+        let Some(cfg) = config.cluster.clone() else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port)).await?;
+        let listen = listener.local_addr()?;
+        let (name, dynamic) = match &cfg.name {
+            Some(name) => (name.clone(), false),
+            None => (nuid_like(), true),
+        };
+        let peers = Arc::new(Peers::default());
+        let cluster = Arc::new(Cluster {
+            state: Arc::downgrade(state),
+            server_id: state.server_id.clone(),
+            server_name: state.server_name.clone(),
+            name: RwLock::new(name.clone()),
+            dynamic,
+            listen,
+            hub: Arc::new(Hub::new(Arc::clone(&peers))),
+            peers,
+            dialing: Mutex::new(HashSet::new()),
+            stop,
+            done,
+            config: cfg,
+        });
+        state
+            .accounts
+            .link(Arc::clone(&cluster.hub) as Arc<dyn crate::router::RemoteFactory>);
+        state.set_cluster(Arc::clone(&cluster) as Arc<dyn ClusterReport>);
+        info!("Cluster name is {name}");
+        info!("Listening for route connections on {listen}");
+        tokio::spawn(conn::accept_loop(Arc::clone(&cluster), listener));
+        for url in cluster.config.routes.clone() {
+            tokio::spawn(dial::keep_dialing(Arc::clone(&cluster), url));
+        }
+        Ok(Some(cluster))
+    }
+
+    /// The bound route address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    fn state(&self) -> Option<Arc<ServerState>> {
+        self.state.upgrade()
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// The route INFO this server sends on a connection whose local end is `local`.
+    fn own_info(&self, local: Option<SocketAddr>) -> RouteInfo {
+        let state = self.state();
+        let config = state.as_ref().map(|s| s.config()).unwrap_or_default();
+        let tls = self.config.tls.as_ref();
+        let (host, port) = self.advertised(local);
+        RouteInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: VERSION.to_string(),
+            proto: ROUTE_PROTO,
+            go: Some(format!("rill {VERSION}")),
+            host,
+            port,
+            headers: true,
+            auth_required: self.config.authorization.is_some(),
+            tls_required: tls.is_some(),
+            tls_verify: tls.is_some_and(|t| t.verify),
+            max_payload: i64::try_from(config.max_payload).unwrap_or(i64::MAX),
+            cluster: Some(locks::read(&self.name).clone()),
+            connect_urls: if self.config.no_advertise {
+                Vec::new()
+            } else {
+                self.own_client_urls(local)
+            },
+            compression: Some("off".into()),
+            jetstream: config.jetstream.is_some(),
+            ldm: state.is_some_and(|s| s.is_lame_duck()),
+            ..RouteInfo::default()
+        }
+    }
+
+    /// The route `host`/`port` peers should dial: `cluster.advertise`, else the listen
+    /// address (an unspecified host is replaced by our address on `local`).
+    fn advertised(&self, local: Option<SocketAddr>) -> (String, u16) {
+        if let Some(adv) = &self.config.advertise
+            && let Some((host, port)) = adv.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            return (host.trim_matches(['[', ']']).to_string(), port);
+        }
+        (
+            concrete_host(&self.listen.ip().to_string(), local),
+            self.listen.port(),
+        )
+    }
+
+    /// This server's client `host:port`s: `client_advertise`, else the client listen
+    /// address (an unspecified host is replaced by our address on `local`).
+    fn own_client_urls(&self, local: Option<SocketAddr>) -> Vec<String> {
+        let Some(state) = self.state() else {
+            return Vec::new();
+        };
+        let config = state.config();
+        if let Some(adv) = &config.client_advertise {
+            return vec![adv.clone()];
+        }
+        let port = u16::try_from(state.client_port.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or_default();
+        let local = local.or_else(|| self.peers.all().first().map(|l| l.local));
+        let host = concrete_host(&config.host, local);
+        vec![join_host_port(&host, port)]
+    }
+
+    /// Registers a route whose handshake is done: settles duplicates, announces our
+    /// interest on it, tells the other peers about the newcomer and clients about the new
+    /// URLs. False when `link` lost to a route already there (the caller closes it).
+    fn register(&self, link: &Arc<RouteLink>) -> bool {
+        let peer = link.peer();
+        let own = self.server_id.as_str();
+        let new_dialler = link.dialler_id(own, &peer.server_id).to_string();
+        let lost = self.peers.insert(&peer.server_id, link, |old| {
+            // The route dialled by the greater id wins; between equals the older stays.
+            old.dialler_id(own, &peer.server_id) >= new_dialler.as_str()
+        });
+        if let Some(loser) = lost {
+            debug!(
+                "{} - Detected duplicate remote route {:?}",
+                loser.log_prefix(),
+                peer.server_id
+            );
+            if Arc::ptr_eq(&loser, link) {
+                return false;
+            }
+            loser.outbound.close_with(CloseReason::DuplicateRoute);
+        }
+        debug!(
+            "{} - Registering remote route {:?}",
+            link.log_prefix(),
+            peer.server_id
+        );
+        for account in self.hub.all() {
+            account.announce_to(link);
+        }
+        debug!("{} - Sent local subscriptions to route", link.log_prefix());
+        self.gossip(link, &peer);
+        self.tell_clients();
+        true
+    }
+
+    /// Tells every other route about `peer`, reached over `link`.
+    fn gossip(&self, link: &Arc<RouteLink>, peer: &RouteInfo) {
+        let mut about = peer.clone();
+        let host = concrete_host(&peer.host, Some(link.addr));
+        about.ip = Some(format!(
+            "nats-route://{}/",
+            join_host_port(&host, peer.port)
+        ));
+        about.gossip_mode = Some(1);
+        let mut frame = BytesMut::new();
+        encode_route_info(&mut frame, &about);
+        self.peers.for_each(|other| {
+            if !Arc::ptr_eq(other, link) {
+                other.send(&frame);
+            }
+        });
+    }
+
+    /// A route closed: forget it and the interest it carried.
+    fn unregister(&self, link: &Arc<RouteLink>) {
+        let peer_id = link.peer_id();
+        let was_live = link.is_registered() && self.peers.remove(&peer_id, link);
+        let subs: Vec<_> = locks::lock(&link.subs).drain().collect();
+        for ((account, subject, queue), entry) in subs {
+            if let Some(links) = self.hub.get(&account) {
+                links.remote_drop(&subject, queue.as_ref(), &entry);
+            }
+        }
+        if was_live {
+            self.tell_clients();
+        }
+    }
+
+    /// An INFO on an established route: the peer updating itself, or gossip about
+    /// another member (dialled unless already connected).
+    fn on_info(self: &Arc<Self>, link: &Arc<RouteLink>, info: RouteInfo) {
+        if info.server_id == link.peer_id() {
+            let urls_changed = {
+                let old = link.peer();
+                old.connect_urls != info.connect_urls || old.ldm != info.ldm
+            };
+            link.set_peer(info);
+            if urls_changed {
+                self.tell_clients();
+            }
+            return;
+        }
+        if info.server_id == self.server_id || self.peers.get(&info.server_id).is_some() {
+            return;
+        }
+        let Some(url) = info
+            .ip
+            .as_deref()
+            .and_then(|ip| crate::config::RouteUrl::parse(ip).ok())
+        else {
+            return;
+        };
+        if locks::lock(&self.dialing).insert(url.addr()) {
+            debug!("Connecting to implicit route {url} ({})", info.server_name);
+            tokio::spawn(dial::dial_implicit(Arc::clone(self), url));
+        }
+    }
+
+    /// Sends every client a fresh INFO (the cluster's client URLs changed).
+    fn tell_clients(&self) {
+        let Some(state) = self.state() else {
+            return;
+        };
+        let template = state.info_template();
+        for client in state.clients.all() {
+            let mut info = template.clone();
+            info.client_id = Some(client.cid);
+            info.client_ip = Some(client.addr.ip().to_string());
+            let mut buf = BytesMut::new();
+            encode::info(&mut buf, &info);
+            client.outbound.push_raw(&buf);
+        }
+    }
+
+    /// Lame-duck mode: tells every peer (their clients stop being pointed here).
+    pub fn lame_duck(&self) {
+        self.peers.for_each(|link| {
+            let mut frame = BytesMut::new();
+            encode_route_info(&mut frame, &self.own_info(Some(link.local)));
+            link.send(&frame);
+        });
+    }
+
+    /// Closes every route (server shutdown).
+    pub fn shutdown(&self) {
+        self.peers
+            .for_each(|link| link.outbound.close_with(CloseReason::ServerShutdown));
+    }
+
+    /// Adopts `name` when ours was made up (no `cluster.name` configured).
+    fn adopt_name(&self, name: &str) {
+        if self.dynamic && !name.is_empty() {
+            let mut ours = locks::write(&self.name);
+            if *ours != name {
+                info!("Cluster name updated to {name}");
+                *ours = name.to_string();
+            }
+        }
+    }
+
+    /// Logs a route refused before it was registered.
+    fn refused(&self, prefix: &str, why: &str) {
+        error!("{prefix} - {why}");
+    }
+}
+
+use rill_protocol::route_info::encode_info as encode_route_info;
+
+/// `host`, or our address on `local` when `host` is unspecified (`0.0.0.0`, `::`).
+fn concrete_host(host: &str, local: Option<SocketAddr>) -> String {
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => {
+            local.map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
+        }
+        h => h.to_string(),
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A random cluster name, for a server without `cluster.name`.
+fn nuid_like() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
+}
