@@ -24,8 +24,9 @@ pub trait ClusterReport: Send + Sync + std::fmt::Debug {
     fn connect_urls(&self) -> Vec<String>;
     /// Live routes.
     fn num_routes(&self) -> usize;
-    /// The `routes` array of `/routez` (`subs`: each route's subscriptions too).
-    fn routez(&self, subs: bool) -> serde_json::Value;
+    /// The `routes` array of `/routez`; `subs` is the query's `subs` value (`1`: each
+    /// route's subjects too, `detail`: with queue groups and accounts).
+    fn routez(&self, subs: &str) -> serde_json::Value;
     /// The `cluster` object of `/varz`.
     fn varz(&self) -> serde_json::Value;
 }

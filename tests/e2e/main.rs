@@ -3,6 +3,7 @@
 mod auth;
 mod bench;
 mod cli;
+mod cluster;
 mod compat;
 mod core_protocol;
 mod core_pubsub;

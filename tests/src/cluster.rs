@@ -173,6 +173,72 @@ impl Node {
         ids.len()
     }
 
+    /// The subjects each route of this node carries interest in, by peer name
+    /// (`/routez?subs=1`).
+    pub async fn route_interest(&self) -> Vec<(String, Vec<String>)> {
+        let Some(body) = http_get(self.ports.monitor, "/routez?subs=1").await else {
+            return Vec::new();
+        };
+        let routez: Value = serde_json::from_str(&body).unwrap_or_default();
+        let routes = routez["routes"].as_array().cloned().unwrap_or_default();
+        routes
+            .iter()
+            .map(|r| {
+                let name = r["remote_name"].as_str().unwrap_or_default().to_string();
+                let subs = r["subscriptions_list"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (name, subs)
+            })
+            .collect()
+    }
+
+    /// Waits until this node's route to `peer` carries interest in `subject` (the peer
+    /// announced a subscription), so a message published here reaches it.
+    pub async fn wait_interest(&self, peer: &str, subject: &str) {
+        let has = |routes: &[(String, Vec<String>)]| {
+            routes
+                .iter()
+                .any(|(name, subs)| name == peer && subs.iter().any(|s| s == subject))
+        };
+        self.wait_routes(&format!("interest of {peer} in {subject}"), has)
+            .await;
+    }
+
+    /// Waits until no route of this node carries interest in `subject`.
+    pub async fn wait_no_interest(&self, subject: &str) {
+        let none = |routes: &[(String, Vec<String>)]| {
+            routes
+                .iter()
+                .all(|(_, subs)| subs.iter().all(|s| s != subject))
+        };
+        self.wait_routes(&format!("no interest in {subject}"), none)
+            .await;
+    }
+
+    async fn wait_routes(&self, what: &str, done: impl Fn(&[(String, Vec<String>)]) -> bool) {
+        let deadline = Instant::now() + MESH_TIMEOUT;
+        loop {
+            let routes = self.route_interest().await;
+            if done(&routes) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: no {what} within {MESH_TIMEOUT:?}: {routes:?}\n{}",
+                    self.name(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Everything it logged so far.
     pub fn logs(&self) -> String {
         String::from_utf8_lossy(&self.logs.lock().expect("log lock")).into_owned()

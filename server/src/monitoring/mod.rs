@@ -136,10 +136,9 @@ pub async fn document(
     })
 }
 
-/// `subs=1` (or `true`, `detail`): list each route's subscriptions.
-fn routez_subs(q: &HashMap<String, String>) -> bool {
-    q.get("subs")
-        .is_some_and(|v| v == "1" || v == "true" || v == "detail")
+/// `subs=1` (or `true`) lists each route's subscriptions, `subs=detail` with details.
+fn routez_subs(q: &HashMap<String, String>) -> &str {
+    q.get("subs").map_or("", String::as_str)
 }
 
 fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {

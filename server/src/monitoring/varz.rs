@@ -190,8 +190,8 @@ pub(super) async fn jsz(state: &Arc<ServerState>, q: &HashMap<String, String>) -
     doc
 }
 
-/// The `/routez` document (`subs`: each route's subscriptions listed too).
-pub(super) fn routez(state: &Arc<ServerState>, subs: bool) -> Value {
+/// The `/routez` document (`subs`: the query's `subs`, `1` or `detail`).
+pub(super) fn routez(state: &Arc<ServerState>, subs: &str) -> Value {
     let cluster = state.cluster();
     json!({
         "server_id": state.server_id,

@@ -55,10 +55,15 @@ impl ClusterReport for Cluster {
         self.peers.len()
     }
 
-    fn routez(&self, subs: bool) -> Value {
+    fn routez(&self, subs: &str) -> Value {
+        let detail = match subs {
+            "1" | "true" => SubsDetail::List,
+            "detail" => SubsDetail::Detail,
+            _ => SubsDetail::None,
+        };
         let mut links = self.peers.all();
         links.sort_by_key(|l| l.rid);
-        Value::Array(links.iter().map(|l| route_entry(l, subs)).collect())
+        Value::Array(links.iter().map(|l| route_entry(l, detail)).collect())
     }
 
     fn varz(&self) -> Value {
@@ -75,22 +80,30 @@ impl ClusterReport for Cluster {
     }
 }
 
+/// How much of each route's interest `/routez` lists (`subs=1`, `subs=detail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubsDetail {
+    /// Counts only.
+    None,
+    /// `subscriptions_list`: the subjects.
+    List,
+    /// `subscriptions_list_detail`: subject, queue group and account.
+    Detail,
+}
+
 /// One route in `/routez`.
-fn route_entry(link: &RouteLink, subs: bool) -> Value {
+fn route_entry(link: &RouteLink, subs: SubsDetail) -> Value {
     let peer = link.peer();
     let now = SystemTime::now();
     let up = now.duration_since(link.started).unwrap_or_default();
-    let sub_list: Vec<String> = locks::lock(&link.subs)
+    let mut interest: Vec<(String, String, Option<String>)> = locks::lock(&link.subs)
         .keys()
-        .map(|(_, subject, queue)| match queue {
-            Some(q) => format!(
-                "{} {}",
-                String::from_utf8_lossy(subject),
-                String::from_utf8_lossy(q)
-            ),
-            None => String::from_utf8_lossy(subject).into_owned(),
+        .map(|(account, subject, queue)| {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (text(subject), text(account), queue.as_deref().map(text))
         })
         .collect();
+    interest.sort();
     let mut entry = json!({
         "rid": link.rid,
         "remote_id": peer.server_id,
@@ -109,13 +122,28 @@ fn route_entry(link: &RouteLink, subs: bool) -> Value {
         "out_msgs": link.out_msgs.load(Ordering::Relaxed),
         "in_bytes": link.in_bytes.load(Ordering::Relaxed),
         "out_bytes": link.out_bytes.load(Ordering::Relaxed),
-        "subscriptions": sub_list.len(),
+        "subscriptions": interest.len(),
         "compression": "off",
     });
-    if subs {
-        let mut sorted = sub_list;
-        sorted.sort();
-        entry["subscriptions_list"] = json!(sorted);
+    match subs {
+        SubsDetail::None => {}
+        SubsDetail::List => {
+            let list: Vec<&str> = interest.iter().map(|(s, _, _)| s.as_str()).collect();
+            entry["subscriptions_list"] = json!(list);
+        }
+        SubsDetail::Detail => {
+            let detail: Vec<Value> = interest
+                .iter()
+                .map(|(subject, account, queue)| {
+                    let mut d = json!({ "account": account, "subject": subject, "msgs": 0, "cid": link.rid });
+                    if let Some(q) = queue {
+                        d["qgroup"] = json!(q);
+                    }
+                    d
+                })
+                .collect();
+            entry["subscriptions_list_detail"] = json!(detail);
+        }
     }
     entry
 }
