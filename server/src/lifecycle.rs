@@ -190,7 +190,7 @@ impl Server {
                 let c = config.cluster.as_ref();
                 StartError::Routes {
                     addr: c
-                        .map(|c| format!("{}:{}", c.host, c.port))
+                        .map(|c| format!("{}:{}", c.host, c.port.unwrap_or_default()))
                         .unwrap_or_default(),
                     source,
                 }

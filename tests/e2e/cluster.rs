@@ -165,7 +165,7 @@ async fn three_rill_servers_share_interest_queue_groups_and_requests() {
     let varz = n1.monitor("/varz").await;
     assert_eq!(varz["routes"], 2);
     assert_eq!(varz["cluster"]["name"], "C1");
-    assert_eq!(varz["cluster"]["cluster_port"], n1.ports().cluster);
+    assert_eq!(varz["cluster"]["cluster_port"], n1.cluster_port());
     assert!(
         n1.logs()
             .contains("Listening for route connections on 127.0.0.1:")
@@ -278,7 +278,7 @@ async fn mismatched_cluster_names_and_bad_route_credentials_are_refused() {
         ..NodeSpec::new(Rill, "n1")
     })
     .await;
-    let port = n1.ports().cluster;
+    let port = n1.cluster_port();
     let other = Node::start(NodeSpec {
         cluster: "C2".into(),
         ..NodeSpec::new(Rill, "other").routes([format!("nats://route:s3cret@127.0.0.1:{port}")])
@@ -319,7 +319,7 @@ async fn routes_recover_from_cuts_partitions_and_delay() {
         ..NodeSpec::new(Rill, "n1")
     })
     .await;
-    let target = format!("127.0.0.1:{}", n1.ports().cluster)
+    let target = format!("127.0.0.1:{}", n1.cluster_port())
         .parse()
         .expect("addr");
     let proxy = FaultProxy::start(target).await;

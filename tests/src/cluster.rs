@@ -14,24 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{ServerKind, capture};
+use crate::{Ports, ServerKind, capture};
 
 /// How long a node may take to write its ports file.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a cluster may take to form a full mesh.
 pub const MESH_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The ports a running node listens on, as its ports file says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ports {
-    /// Client port.
-    pub client: u16,
-    /// HTTP monitoring port.
-    pub monitor: u16,
-    /// Cluster (route) port.
-    pub cluster: u16,
-}
 
 /// How to start one node.
 #[derive(Debug, Clone)]
@@ -92,19 +81,25 @@ impl Node {
             dir,
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
-            ports: Ports {
-                client: 0,
-                monitor: 0,
-                cluster: 0,
-            },
+            ports: Ports::default(),
         };
         node.spawn(None).await;
         node
     }
 
     /// Its ports.
-    pub fn ports(&self) -> Ports {
-        self.ports
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Its HTTP monitoring port.
+    pub fn monitor_port(&self) -> u16 {
+        self.ports.monitoring.unwrap_or_default()
+    }
+
+    /// Its cluster (route) port.
+    pub fn cluster_port(&self) -> u16 {
+        self.ports.cluster.unwrap_or_default()
     }
 
     /// Its name.
@@ -124,7 +119,7 @@ impl Node {
 
     /// `nats://127.0.0.1:<cluster port>`, for other nodes' `--routes`.
     pub fn route_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.ports.cluster)
+        format!("nats://127.0.0.1:{}", self.cluster_port())
     }
 
     /// The process id, while it runs.
@@ -151,7 +146,7 @@ impl Node {
 
     /// `GET <path>` on its monitoring port, as JSON.
     pub async fn monitor(&self, path: &str) -> Value {
-        let body = http_get(self.ports.monitor, path)
+        let body = http_get(self.monitor_port(), path)
             .await
             .unwrap_or_else(|| panic!("GET {path} on {}\n{}", self.name(), self.logs()));
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
@@ -160,7 +155,7 @@ impl Node {
     /// The number of distinct servers it has a route to, from `/routez`; 0 when it does not
     /// answer.
     pub async fn peers(&self) -> usize {
-        let Some(body) = http_get(self.ports.monitor, "/routez").await else {
+        let Some(body) = http_get(self.monitor_port(), "/routez").await else {
             return 0;
         };
         let routez: Value = serde_json::from_str(&body).unwrap_or_default();
@@ -176,7 +171,7 @@ impl Node {
     /// The subjects each route of this node carries interest in, by peer name
     /// (`/routez?subs=1`).
     pub async fn route_interest(&self) -> Vec<(String, Vec<String>)> {
-        let Some(body) = http_get(self.ports.monitor, "/routez?subs=1").await else {
+        let Some(body) = http_get(self.monitor_port(), "/routez?subs=1").await else {
             return Vec::new();
         };
         let routez: Value = serde_json::from_str(&body).unwrap_or_default();
@@ -272,7 +267,7 @@ impl Node {
     pub async fn restart(&mut self) {
         self.kill();
         self.append_log("--- rill-tests: restarting node ---\n");
-        let ports = self.ports;
+        let ports = self.ports.clone();
         self.spawn(Some(ports)).await;
     }
 
@@ -289,15 +284,18 @@ impl Node {
             "-a".into(),
             "127.0.0.1".into(),
             "-p".into(),
-            port(ports.map(|p| p.client)),
+            port(ports.as_ref().map(|p| p.client)),
             "-m".into(),
-            port(ports.map(|p| p.monitor)),
+            port(ports.as_ref().and_then(|p| p.monitoring)),
             "-n".into(),
             self.spec.name.clone(),
             "--cluster_name".into(),
             self.spec.cluster.clone(),
             "--cluster".into(),
-            format!("nats://127.0.0.1:{}", port(ports.map(|p| p.cluster))),
+            format!(
+                "nats://127.0.0.1:{}",
+                port(ports.as_ref().and_then(|p| p.cluster))
+            ),
             "--ports_file_dir".into(),
             self.ports_dir().display().to_string(),
         ];
@@ -351,7 +349,9 @@ impl Node {
             if self.exited() {
                 panic!("{} exited at start\n{}", self.name(), self.logs());
             }
-            if let Some(ports) = ports_file(&self.ports_dir(), pid) {
+            if let Some(ports) = Ports::read_file(&self.ports_dir(), pid)
+                .filter(|p| p.monitoring.is_some() && p.cluster.is_some())
+            {
                 return ports;
             }
             if Instant::now() > deadline {
@@ -379,25 +379,6 @@ impl Drop for Node {
             );
         }
     }
-}
-
-/// Reads `<dir>/<exe>_<pid>.ports` once it holds client, monitoring and cluster URLs.
-fn ports_file(dir: &Path, pid: u32) -> Option<Ports> {
-    let suffix = format!("_{pid}.ports");
-    let entry = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).ok()?).ok()?;
-    let port = |key: &str| -> Option<u16> {
-        let url = json[key].as_array()?.first()?.as_str()?;
-        url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
-    };
-    Some(Ports {
-        client: port("nats")?,
-        monitor: port("monitoring")?,
-        cluster: port("cluster")?,
-    })
 }
 
 /// A minimal HTTP/1.1 GET: the body of a 200 answer.

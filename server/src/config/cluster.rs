@@ -17,8 +17,9 @@ pub struct ClusterConfig {
     pub name: Option<String>,
     /// Route listen host.
     pub host: String,
-    /// Route listen port; 0 picks a free one (`-1` in config and flags).
-    pub port: u16,
+    /// Route listen port; 0 picks a free one (`-1` in config and flags). `None` (a block
+    /// without `listen` or `port`): no route listener and no routes, as nats-server.
+    pub port: Option<u16>,
     /// `host:port` advertised to peers instead of the listen address.
     pub advertise: Option<String>,
     /// Do not advertise this server's client URLs to clients of other servers.
@@ -47,7 +48,7 @@ impl Default for ClusterConfig {
         Self {
             name: None,
             host: "0.0.0.0".into(),
-            port: 6222,
+            port: None,
             advertise: None,
             no_advertise: false,
             routes: Vec::new(),

@@ -75,7 +75,7 @@ pub(super) async fn keep_dialing(cluster: Arc<Cluster>, url: RouteUrl) {
             Err(e) => {
                 // Every failure at debug level, the first and then every 60th as errors
                 // (a peer that is down for long does not flood the log).
-                if attempt == 1 || attempt % 60 == 0 {
+                if attempt == 1 || attempt.is_multiple_of(60) {
                     error!("Error trying to connect to route (attempt {attempt}): {e}");
                 } else {
                     debug!("Error trying to connect to route (attempt {attempt}): {e}");

@@ -125,10 +125,10 @@ impl Cluster {
         done: mpsc::Sender<()>,
     ) -> std::io::Result<Option<Arc<Cluster>>> {
         let config = state.config();
-        let Some(cfg) = config.cluster.clone() else {
+        let Some((cfg, port)) = config.cluster.clone().and_then(|c| c.port.map(|p| (c, p))) else {
             return Ok(None);
         };
-        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port)).await?;
+        let listener = TcpListener::bind((cfg.host.as_str(), port)).await?;
         let listen = listener.local_addr()?;
         let (name, dynamic) = match &cfg.name {
             Some(name) => (name.clone(), false),

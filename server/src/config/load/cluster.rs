@@ -27,7 +27,7 @@ impl Draft {
                 "name" => c.name = Some(string(v, &k)?),
                 "listen" => listen(&mut c, v)?,
                 "host" | "net" => c.host = string(v, &k)?,
-                "port" => c.port = port(v, &k)?,
+                "port" => c.port = Some(port(v, &k)?),
                 "advertise" | "cluster_advertise" => c.advertise = Some(string(v, &k)?),
                 "no_advertise" => c.no_advertise = boolean(v, &k)?,
                 "routes" => c.routes = routes(v)?,
@@ -55,7 +55,7 @@ impl Draft {
 /// `listen: host:port` or a port.
 fn listen(c: &mut ClusterConfig, v: &ConfValue) -> Result<(), ConfigError> {
     match &v.kind {
-        ValueKind::Int(_) => c.port = port(v, "listen")?,
+        ValueKind::Int(_) => c.port = Some(port(v, "listen")?),
         _ => {
             let text = string(v, "listen")?;
             let (host, p) = split_host_port(&text).ok_or_else(|| {
@@ -67,7 +67,7 @@ fn listen(c: &mut ClusterConfig, v: &ConfValue) -> Result<(), ConfigError> {
             if let Some(host) = host {
                 c.host = host;
             }
-            c.port = p;
+            c.port = Some(p);
         }
     }
     Ok(())
@@ -153,7 +153,7 @@ pub(crate) fn apply_flags(flags: &Flags, d: &mut Draft) -> Result<(), ConfigErro
         if let Some(host) = host {
             c.host = host;
         }
-        c.port = port;
+        c.port = Some(port);
         if let Ok(parsed) = RouteUrl::parse(&url.replace(":-1", ":1"))
             && let (Some(user), Some(password)) = (parsed.user, parsed.pass)
         {
@@ -203,7 +203,7 @@ mod tests {
         let draft = Draft::from_map(&map).expect("draft");
         let c = draft.config.cluster.expect("cluster");
         assert_eq!(c.name.as_deref(), Some("C1"));
-        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 6222));
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", Some(6222)));
         assert_eq!(c.routes.len(), 2);
         assert_eq!(c.routes[1].user.as_deref(), Some("ruser"));
         let auth = c.authorization.expect("auth");
@@ -224,7 +224,7 @@ mod tests {
             .config
             .cluster
             .expect("cluster");
-        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 0));
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", Some(0)));
         let map = parse_str("cluster { bogus: 1 }").expect("parse");
         assert!(Draft::from_map(&map).is_err());
     }
