@@ -27,8 +27,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
 pub mod cli;
-pub mod jwt;
 pub mod cluster;
+pub mod jwt;
 pub mod proxy;
 pub mod raw;
 

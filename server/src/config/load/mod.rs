@@ -12,9 +12,9 @@
 
 mod accounts;
 mod auth;
-mod operator;
 pub(crate) mod cluster;
 mod mqtt;
+mod operator;
 mod server;
 mod tls;
 pub(crate) mod validate;
