@@ -53,6 +53,8 @@ pub struct ServerState {
     jwt: Option<Arc<JwtAuth>>,
     event_sink: OnceLock<Arc<dyn EventSink>>,
     cluster: OnceLock<Arc<dyn ClusterReport>>,
+    /// Rung by `$SYS.REQ.SERVER.<id>.RELOAD`; the signal loop reloads as on SIGHUP.
+    reload: tokio::sync::Notify,
 }
 
 impl ServerState {
@@ -86,6 +88,7 @@ impl ServerState {
             jwt,
             event_sink: OnceLock::new(),
             cluster: OnceLock::new(),
+            reload: tokio::sync::Notify::new(),
         })
     }
 
@@ -103,6 +106,16 @@ impl ServerState {
     /// Who is told of client events: the system account, or no one without one.
     pub fn events(&self) -> &dyn EventSink {
         self.event_sink.get().map_or(&NoEvents, |s| s.as_ref())
+    }
+
+    /// Asks for a configuration reload (as SIGHUP).
+    pub fn request_reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Waits until a reload is asked for.
+    pub async fn reload_requested(&self) {
+        self.reload.notified().await;
     }
 
     /// The system account's name: `system_account` (a public key in operator mode) or the

@@ -1,6 +1,6 @@
 //! [`run`]: a server from start to exit, steered by signals — SIGINT/SIGTERM stop it,
-//! SIGUSR2 puts it in lame-duck mode, SIGHUP reloads the configuration, SIGUSR1 re-opens
-//! the log file.
+//! SIGUSR2 puts it in lame-duck mode, SIGHUP (or `$SYS.REQ.SERVER.<id>.RELOAD`) reloads
+//! the configuration, SIGUSR1 re-opens the log file.
 
 use tracing::info;
 
@@ -56,6 +56,7 @@ async fn signals(server: &Server, reload: &impl Reload) -> Stop {
             _ = usr1.recv() => { info!("Trapped \"user defined signal 1\" signal"); reopen_log() }
             _ = usr2.recv() => { info!("Trapped \"user defined signal 2\" signal"); return Stop::LameDuck }
             _ = hup.recv() => { info!("Trapped \"hangup\" signal"); apply_reload(server, reload).await }
+            () = server.state().reload_requested() => apply_reload(server, reload).await,
         }
     }
 }

@@ -37,6 +37,7 @@ mod mqtt5;
 mod mqtt_sessions;
 mod object_store;
 mod reload_auth;
+mod sys_admin;
 mod tls;
 mod websocket;
 mod websocket_browser;

@@ -35,6 +35,9 @@ pub struct ClientInfo {
     pub mqtt_client: Option<String>,
     /// The account the client joined (empty before CONNECT).
     pub account: String,
+    /// CONNECT's `protocol`: 1 or more takes asynchronous INFO (cluster and lame-duck
+    /// updates).
+    pub protocol: i64,
 }
 
 /// The part of a connection other tasks can reach.

@@ -396,6 +396,7 @@ impl Connection {
             info.version = connect.version.clone().unwrap_or_default();
             info.user = identity.user;
             info.account = identity.account;
+            info.protocol = connect.protocol;
         }
         self.connect = connect;
         self.connected = true;

@@ -74,6 +74,8 @@ pub enum CloseReason {
     DuplicateRoute,
     /// A route from a server of another cluster.
     ClusterNameConflict,
+    /// Closed by `$SYS.REQ.SERVER.<id>.KICK`.
+    Kicked,
 }
 
 impl CloseReason {
@@ -95,6 +97,7 @@ impl CloseReason {
             MaxAccountConnectionsExceeded,
             DuplicateRoute,
             ClusterNameConflict,
+            Kicked,
         ]
         .get(usize::from(v))
         .copied()
@@ -119,6 +122,7 @@ impl CloseReason {
             Self::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
             Self::DuplicateRoute => "Duplicate Route",
             Self::ClusterNameConflict => "Cluster Name Conflict",
+            Self::Kicked => "Kicked",
         }
     }
 

@@ -5,7 +5,8 @@
 //! read by one task ([`System::start`]), which answers:
 //! - `$SYS.REQ.SERVER.PING` (statsz) and `$SYS.REQ.SERVER.PING.<KIND>`, and
 //!   `$SYS.REQ.SERVER.<id>.<KIND>` for this server's id (`VARZ`, `CONNZ`, `SUBSZ`, `JSZ`,
-//!   `HEALTHZ`, `ACCOUNTZ`, `ROUTEZ`, `STATSZ`), see [`requests`];
+//!   `HEALTHZ`, `ACCOUNTZ`, `ROUTEZ`, `STATSZ`), see [`requests`], and the
+//!   administrative `KICK`, `LDM` and `RELOAD`, see [`admin`];
 //! - `$SYS.REQ.ACCOUNT.<account>.<KIND>` (`CONNZ`, `SUBSZ`, `JSZ`, `INFO`, `CONNS`) and
 //!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, see
 //!   [`claims`].
@@ -19,6 +20,7 @@
 //! request for one server id only by that server. Replies and events use nats-server's
 //! JSON layout (`{"server": {...}, "data": {...}}`).
 
+pub mod admin;
 pub mod claims;
 pub mod events;
 pub mod requests;
@@ -184,6 +186,17 @@ impl System {
         self.account.router.publish(0, true, &msg);
     }
 
+    /// Answers `req` (when it has a reply subject) with `body` as JSON, as is.
+    pub fn reply(&self, req: &Request, body: &impl Serialize) {
+        let (Some(reply), Ok(json)) = (&req.reply, serde_json::to_vec(body)) else {
+            return;
+        };
+        let payload = Bytes::from(json);
+        self.account
+            .router
+            .publish(0, true, &Msg::new(reply, None, None, &payload));
+    }
+
     /// True when the system task still takes requests (for tests of shutdown).
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
@@ -238,17 +251,12 @@ pub(crate) fn respond(
     req: &Request,
     mut body: serde_json::Map<String, serde_json::Value>,
 ) {
-    let Some(reply) = &req.reply else {
+    if req.reply.is_none() {
         return;
-    };
+    }
     let server = serde_json::to_value(system.server_info(state)).unwrap_or_default();
     body.insert("server".into(), server);
-    let Ok(json) = serde_json::to_vec(&body) else {
-        return;
-    };
-    let payload = Bytes::from(json);
-    let msg = Msg::new(reply, None, None, &payload);
-    system.account.router.publish(0, true, &msg);
+    system.reply(req, &body);
 }
 
 /// Answers `req` with `{"server": ..., "data": data}`.

@@ -34,6 +34,9 @@ pub(super) async fn server(
         [_, kind] => kind,
         _ => return,
     };
+    if rest.len() == 2 && super::admin::server(state, system, kind, req) {
+        return;
+    }
     match kind {
         "STATSZ" => {
             let mut reply = Map::new();
@@ -46,12 +49,12 @@ pub(super) async fn server(
             req,
             json!({"status": "ok", "status_code": 200}),
         ),
-        "IDZ" => respond_data(
-            state,
-            system,
-            req,
-            json!({"server_id": state.server_id, "server_name": state.server_name}),
-        ),
+        // As nats-server: the bare `server` identity, no wrapper.
+        "IDZ" => {
+            let config = state.config();
+            let id = json!({"name": state.server_name, "host": config.host, "id": state.server_id});
+            system.reply(req, &id);
+        }
         kind => {
             if let Some(doc) = monitoring::document(state, kind, &query(&body)).await {
                 respond_data(state, system, req, doc);
@@ -73,6 +76,7 @@ pub(super) async fn account(
     let data = match kind {
         "CONNZ" | "SUBSZ" | "JSZ" => monitoring::document(state, kind, &q).await,
         "INFO" => Some(account_info(state, account)),
+        "STATZ" => account_statz(state, account, &body_of(req)),
         "CONNS" => Some(account_conns(state, account)),
         _ => None,
     };
@@ -199,6 +203,45 @@ pub(super) fn account_conns(state: &ServerState, account: &str) -> Value {
         "received": zero,
         "slow_consumers": 0,
     })
+}
+
+/// `$SYS.REQ.ACCOUNT.<acc>.STATZ` and `$SYS.REQ.ACCOUNT.PING.STATZ` (`{"accounts": [..],
+/// "include_unused": bool}`): the connection counts of the named accounts, or of every
+/// account with clients here. A ping none of whose accounts has clients here is not
+/// answered (unless `include_unused`), as nats-server.
+fn account_statz(state: &ServerState, account: &str, body: &Map<String, Value>) -> Option<Value> {
+    let unused = body.get("include_unused").and_then(Value::as_bool) == Some(true);
+    let named: Vec<String> = match body.get("accounts").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        None if account == "PING" => {
+            let mut all: Vec<String> = state
+                .accounts
+                .all()
+                .iter()
+                .map(|a| a.name.clone())
+                .collect();
+            all.sort();
+            all
+        }
+        None => vec![account.to_string()],
+    };
+    let statz: Vec<Value> = named
+        .iter()
+        .map(|a| account_conns(state, a))
+        .filter(|c| unused || c["conns"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    if statz.is_empty() && account == "PING" && !unused {
+        return None;
+    }
+    Some(json!({
+        "server_id": state.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "account_statz": statz,
+    }))
 }
 
 /// The account's display name: the JWT's `name` in operator mode, else the account name.

@@ -181,6 +181,7 @@ fn close_code(reason: CloseReason) -> CloseCode {
         | CloseReason::StaleConnection
         | CloseReason::ServerShutdown
         | CloseReason::DuplicateRoute
-        | CloseReason::ClusterNameConflict => CloseCode::Away,
+        | CloseReason::ClusterNameConflict
+        | CloseReason::Kicked => CloseCode::Away,
     }
 }
