@@ -168,10 +168,6 @@ impl Server {
             jetstream::store::meta::check_store_dir(&vfs, &js.store_dir)
                 .map_err(StartError::JetStream)?;
         }
-        let system_task = system::System::start(&state, stop_rx.clone()).map(|(sys, task)| {
-            state.set_event_sink(sys);
-            task
-        });
         let jetstream = jetstream::JetStreams::start(&state).await;
         if let Some(js) = &jetstream {
             state.set_js_report(Arc::clone(js) as Arc<dyn JsReport>);
@@ -195,6 +191,12 @@ impl Server {
                     source,
                 }
             })?;
+        // After the routes are linked: subscriptions made before are not announced to
+        // other servers, and every server of a cluster answers the system requests.
+        let system_task = system::System::start(&state, stop_rx.clone()).map(|(sys, task)| {
+            state.set_event_sink(sys);
+            task
+        });
         info!("Listening for client connections on {addr}");
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),

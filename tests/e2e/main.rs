@@ -38,6 +38,7 @@ mod mqtt_sessions;
 mod object_store;
 mod reload_auth;
 mod sys_admin;
+mod sys_cluster;
 mod tls;
 mod websocket;
 mod websocket_browser;

@@ -1,0 +1,62 @@
+//! System requests in a cluster: a ping sent to one server of a two-server rill cluster
+//! reaches both over the route, and both answer (`rill server ping` counts them).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rill_tests::ServerKind::Rill;
+use rill_tests::cluster::Cluster;
+use serde_json::Value;
+
+const CONFIG: &str = "accounts {\n  SYS { users [{user: sys, password: sys}] }\n  APP { users [{user: app, password: app}] }\n}\nsystem_account: SYS\n";
+
+/// The names of the servers that answer one `$SYS.REQ.SERVER.PING` within `window`.
+async fn ping(sys: &async_nats::Client, window: Duration) -> BTreeSet<String> {
+    let inbox = sys.new_inbox();
+    let mut replies = sys.subscribe(inbox.clone()).await.expect("subscribe inbox");
+    sys.publish_with_reply("$SYS.REQ.SERVER.PING", inbox, "".into())
+        .await
+        .expect("ping");
+    let mut names = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        let reply: Value = serde_json::from_slice(&msg.payload).expect("JSON reply");
+        names.insert(
+            reply["server"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_server_of_a_cluster_answers_a_ping() {
+    let cluster = Cluster::start_with(&[Rill, Rill], |mut spec| {
+        spec.config = Some(CONFIG.to_string());
+        spec
+    })
+    .await;
+    let n1 = cluster.node(0);
+    let sys = async_nats::ConnectOptions::with_user_and_password("sys".into(), "sys".into())
+        .connect(n1.url())
+        .await
+        .expect("sys connects");
+    // The second server's interest in the ping subject travels over the route.
+    let want: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
+    let mut got = BTreeSet::new();
+    for _ in 0..20 {
+        got = ping(&sys, Duration::from_millis(500)).await;
+        if got == want {
+            break;
+        }
+    }
+    assert_eq!(got, want, "{}", cluster.node(1).logs());
+    let cli = rill_tests::cli::Cli::new(n1.url());
+    let out = cli
+        .ok(&["--user", "sys", "--password", "sys", "server", "ping"])
+        .await;
+    assert!(out.contains("2 server(s) answered"), "{out}");
+}
