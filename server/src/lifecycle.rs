@@ -180,7 +180,13 @@ impl Server {
             let ws_addr = websocket::start(&state, ws, stop_rx.clone(), done_tx.clone()).await?;
             state.set_websocket_addr(ws_addr);
         }
-        let cluster = route::Cluster::start(&state, stop_rx.clone(), done_tx.clone())
+        let route_tls = config
+            .cluster
+            .as_ref()
+            .and_then(|c| c.tls.as_ref())
+            .map(route::RouteTls::new)
+            .transpose()?;
+        let cluster = route::Cluster::start(&state, route_tls, stop_rx.clone(), done_tx.clone())
             .await
             .map_err(|source| {
                 let c = config.cluster.as_ref();

@@ -42,7 +42,11 @@ fn file_err(what: &'static str, path: &Path, reason: impl ToString) -> TlsError 
     }
 }
 
-fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of the PEM file at `path` (`what` names it in errors).
+pub(crate) fn load_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(what, path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -53,8 +57,14 @@ fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The ring crypto provider every TLS config uses.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The private key of the PEM file at `path`.
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| file_err("private key", path, e))
 }
 
 /// Builds the rustls server configuration for `tls`.
@@ -63,8 +73,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// [`TlsError`] naming the file that is missing or malformed, or the setting rustls refused.
 pub fn acceptor(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs("certificate", &tls.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-        .map_err(|e| file_err("private key", &tls.key_file, e))?;
+    let key = load_key(&tls.key_file)?;
     let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version.as_deref() {
         Some("1.3") => &[&rustls::version::TLS13],
         _ => rustls::ALL_VERSIONS,

@@ -310,6 +310,52 @@ async fn mismatched_cluster_names_and_bad_route_credentials_are_refused() {
     assert_eq!((other.peers().await, wrong.peers().await), (0, 0));
 }
 
+/// A `cluster { tls {} }` block with `cert` (`server`, `rogue`) from `certs`, verifying peers.
+fn route_tls(certs: &crate::tls::Certs, cert: &str) -> String {
+    format!(
+        "cluster {{ tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true, timeout: 2 }} }}\n",
+        certs.path(&format!("{cert}-cert.pem")).display(),
+        certs.path(&format!("{cert}-key.pem")).display(),
+        certs.path("ca.pem").display(),
+    )
+}
+
+#[tokio::test]
+async fn routes_over_mutual_tls_mixed_with_nats_server_refuse_untrusted_peers() {
+    let certs = crate::tls::Certs::generate();
+    let block = route_tls(&certs, "server");
+    // rill seeds, nats-server joins through it, the second rill dials both: TLS routes
+    // accepted and dialled by each kind.
+    let cluster = Cluster::start_with(&[Rill, Nats, Rill], |mut spec| {
+        spec.config = Some(block.clone());
+        spec
+    })
+    .await;
+    let (n1, nats, n3) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    exchange(nats, n3).await;
+    exchange(n3, nats).await;
+    exchange(n1, n3).await;
+
+    // A server whose certificate the cluster's CA did not sign gets no route.
+    let rogue = Node::start(NodeSpec {
+        config: Some(route_tls(&certs, "rogue")),
+        ..NodeSpec::new(Rill, "rogue").routes([n1.route_url()])
+    })
+    .await;
+    check_for(WAIT, || async {
+        n1.logs().contains("TLS route handshake error")
+    })
+    .await;
+    assert_eq!((rogue.peers().await, n1.peers().await), (0, 2));
+    // A plain route to a TLS cluster is refused too.
+    let plain = Node::start(NodeSpec::new(Rill, "plain").routes([n1.route_url()])).await;
+    check_for(WAIT, || async {
+        plain.logs().contains("Error trying to connect to route")
+    })
+    .await;
+    assert_eq!((plain.peers().await, n1.peers().await), (0, 2));
+}
+
 #[tokio::test]
 async fn routes_recover_from_cuts_partitions_and_delay() {
     // Short route pings, so a silent partition is noticed within a second.

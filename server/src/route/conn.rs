@@ -148,7 +148,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(json: &Bytes) -> Result<T, Handsha
     serde_json::from_slice(json).map_err(|e| HandshakeError::Unexpected(e.to_string()))
 }
 
-/// The accepting side: INFO out, then the peer's CONNECT (checked) and INFO.
+/// The accepting side: TLS first when configured (as nats-server, before any INFO),
+/// then [`accept_on`].
 async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
     let Some(state) = cluster.state() else {
         return;
@@ -158,7 +159,52 @@ async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
     let prefix = format!("{addr} - rid:{rid}");
     info!("{prefix} - Route connection created");
     let local = stream.local_addr().unwrap_or(addr);
-    let (mut reader, mut writer) = stream.into_split();
+    let accepted = Accepted {
+        state,
+        rid,
+        addrs: (addr, local),
+        prefix,
+    };
+    let Some(tls) = &cluster.tls else {
+        let (reader, writer) = stream.into_split();
+        return accept_on(&cluster, accepted, reader, writer).await;
+    };
+    debug!("{} - Starting TLS route server handshake", accepted.prefix);
+    match tls.accept(stream).await {
+        Ok(stream) => {
+            let (reader, writer) = tokio::io::split(stream);
+            accept_on(&cluster, accepted, reader, writer).await;
+        }
+        Err(e) => {
+            let prefix = &accepted.prefix;
+            error!("{prefix} - TLS route handshake error: {e}");
+            info!("{prefix} - Router connection closed: TLS Handshake Failure");
+        }
+    }
+}
+
+/// An accepted route connection, before its handshake.
+struct Accepted {
+    state: Arc<ServerState>,
+    rid: u64,
+    /// Peer address, our address.
+    addrs: (SocketAddr, SocketAddr),
+    prefix: String,
+}
+
+/// The accepting side's route handshake: INFO out, then the peer's CONNECT (checked)
+/// and INFO; then the route runs.
+async fn accept_on<R, W>(cluster: &Arc<Cluster>, accepted: Accepted, mut reader: R, mut writer: W)
+where
+    R: AsyncRead + Unpin + Send,
+    W: crate::client::ClientWriter,
+{
+    let Accepted {
+        state,
+        rid,
+        addrs: (addr, local),
+        prefix,
+    } = accepted;
     let mut frame = BytesMut::new();
     encode_route_info(&mut frame, &cluster.own_info(Some(local)));
     if writer.write_all(&frame).await.is_err() {
@@ -171,7 +217,7 @@ async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
         .map_or(state.config().auth_timeout, |a| a.timeout);
     let deadline = Instant::now() + timeout.max(Duration::from_secs(2));
     let mut hs = Handshake::new(&state);
-    let peer = match accept_handshake(&cluster, &mut hs, &mut reader, deadline).await {
+    let peer = match accept_handshake(cluster, &mut hs, &mut reader, deadline).await {
         Ok(peer) => peer,
         Err((reason, text)) => {
             if let Some(text) = text {
@@ -185,7 +231,7 @@ async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
         }
     };
     let end = Route {
-        cluster: &cluster,
+        cluster,
         state: &state,
         rid,
         addrs: (addr, local),

@@ -3,24 +3,28 @@
 //!
 //! A seed (configured) route is redialled whenever no route to the server behind it is
 //! up: after a failure a second later (nats-server's route reconnect delay), and after a
-//! route closes at once. Once a seed's server id is known, its dialler sleeps while any
+//! route closes at once. With `cluster { tls {} }` the TLS handshake comes first, before
+//! the peer's INFO (as nats-server), verifying the peer for the route URL's host. Once a seed's server id is known, its dialler sleeps while any
 //! route to that server is up (even one the peer dialled) and wakes when it goes away.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use rill_protocol::RouteConnect;
 use rill_protocol::route_info::encode_connect as encode_route_connect;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::conn::{Ended, Handshake, HandshakeError, Route};
 use super::{Cluster, encode_route_info};
+use crate::client::ClientWriter;
 use crate::config::RouteUrl;
 use crate::locks;
+use crate::server::ServerState;
 
 /// Wait between attempts to dial a route.
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -128,10 +132,55 @@ async fn dial(
         Err(_) => return Err(HandshakeError::Timeout),
     };
     let _ = stream.set_nodelay(true);
-    let peer_addr = stream.peer_addr()?;
-    let local = stream.local_addr()?;
-    let (mut reader, mut writer) = stream.into_split();
-    let mut hs = Handshake::new(&state);
+    let addrs = (stream.peer_addr()?, stream.local_addr()?);
+    let to = Target {
+        url,
+        configured,
+        addrs,
+    };
+    match &cluster.tls {
+        None => {
+            let (reader, writer) = stream.into_split();
+            dial_on(cluster, &state, to, reader, writer).await
+        }
+        Some(tls) => {
+            debug!("Starting TLS route client handshake with {url}");
+            let stream = tls.connect(&url.host, stream).await.map_err(|e| {
+                HandshakeError::Unexpected(format!("TLS route handshake error: {e}"))
+            })?;
+            let (reader, writer) = tokio::io::split(stream);
+            dial_on(cluster, &state, to, reader, writer).await
+        }
+    }
+}
+
+/// Where a dialled connection goes.
+struct Target<'a> {
+    url: &'a RouteUrl,
+    configured: bool,
+    /// Peer address, our address.
+    addrs: (SocketAddr, SocketAddr),
+}
+
+/// The dialling side's handshake on a connected (and, with TLS, secured) stream, then
+/// the route until it closes.
+async fn dial_on<R, W>(
+    cluster: &Arc<Cluster>,
+    state: &Arc<ServerState>,
+    to: Target<'_>,
+    mut reader: R,
+    mut writer: W,
+) -> Result<Dialed, HandshakeError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: ClientWriter,
+{
+    let Target {
+        url,
+        configured,
+        addrs: (peer_addr, local),
+    } = to;
+    let mut hs = Handshake::new(state);
     let info = hs
         .info(&mut reader, Instant::now() + CONNECT_TIMEOUT)
         .await?;
@@ -154,7 +203,7 @@ async fn dial(
     info!("{prefix} - Route connection created");
     let ended = Route {
         cluster,
-        state: &state,
+        state,
         rid,
         addrs: (peer_addr, local),
         solicited: true,

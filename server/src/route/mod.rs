@@ -68,6 +68,9 @@ mod interest;
 mod link;
 mod peers;
 mod report;
+mod tls;
+
+pub use tls::RouteTls;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -104,6 +107,8 @@ pub struct Cluster {
     dynamic: bool,
     /// Where routes are accepted.
     listen: SocketAddr,
+    /// TLS on every route (`cluster { tls {} }`).
+    tls: Option<RouteTls>,
     peers: Arc<Peers>,
     hub: Arc<Hub>,
     /// Route URLs learned by gossip that are being dialled now.
@@ -115,12 +120,13 @@ pub struct Cluster {
 
 impl Cluster {
     /// Binds the route listener and starts accepting and dialling routes, when the
-    /// configuration has a `cluster` block.
+    /// configuration has a `cluster` block (`tls`: built from its `tls {}` block).
     ///
     /// # Errors
     /// The bind error.
     pub async fn start(
         state: &Arc<ServerState>,
+        tls: Option<RouteTls>,
         stop: watch::Receiver<bool>,
         done: mpsc::Sender<()>,
     ) -> std::io::Result<Option<Arc<Cluster>>> {
@@ -142,6 +148,7 @@ impl Cluster {
             name: RwLock::new(name.clone()),
             dynamic,
             listen,
+            tls,
             hub: Arc::new(Hub::new(Arc::clone(&peers))),
             peers,
             dialing: Mutex::new(HashSet::new()),

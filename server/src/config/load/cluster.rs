@@ -32,14 +32,7 @@ impl Draft {
                 "no_advertise" => c.no_advertise = boolean(v, &k)?,
                 "routes" => c.routes = routes(v)?,
                 "authorization" => c.authorization = Some(authorization(v)?),
-                // Until routes speak TLS, a TLS block must not quietly leave them plain.
-                "tls" => {
-                    return Err(ConfigError::at(
-                        &e.key_pos,
-                        "route TLS (cluster { tls {} }) is not supported by rill yet; \
-                         refusing to start rather than run routes in plain text",
-                    ));
-                }
+                "tls" => c.tls = Some(super::tls::parse(v, &mut self.warnings)?),
                 "connect_retries" => {
                     c.connect_retries = u32::try_from(int(v, &k)?).unwrap_or_default()
                 }
