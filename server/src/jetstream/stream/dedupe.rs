@@ -1,13 +1,19 @@
 //! The `Nats-Msg-Id` duplicate window of one stream.
 //!
 //! Owned by the stream thread. Ids map to the sequence that stored them; entries
-//! older than `duplicate_window` are dropped in insertion (= time) order. On open
-//! the window is rebuilt from the stored messages' headers, so a publisher that
-//! retries across a restart still gets `duplicate: true`.
+//! older than `duplicate_window` are dropped in insertion (= time) order. After
+//! open the window is rebuilt from the stored messages' headers, so a publisher
+//! that retries across a restart still gets `duplicate: true`. The rebuild reads
+//! every message inside the window, so it is deferred until the first publish
+//! that carries a `Nats-Msg-Id` (the only thing that needs it): a stream answers
+//! right after a restart however many recent messages it holds, and a stream
+//! whose publishers never set ids never pays for the scan. The scan covers the
+//! messages stored at open that are still there when it runs.
 
 use std::collections::{HashMap, VecDeque};
 
 use rill_protocol::headers;
+use tracing::warn;
 
 use crate::jetstream::store::{StoreError, StreamStore};
 
@@ -20,6 +26,9 @@ pub(crate) struct Dedupe {
     window_ns: i64,
     ids: HashMap<String, (u64, i64)>,
     order: VecDeque<(i64, String)>,
+    /// The last sequence stored at open, while the messages up to it are not
+    /// scanned yet.
+    unscanned: Option<u64>,
 }
 
 impl Dedupe {
@@ -36,8 +45,18 @@ impl Dedupe {
         self.window_ns = window_ns;
     }
 
-    /// The sequence that stored `id`, if it is still inside the window at `now`.
-    pub(crate) fn check(&mut self, id: &str, now: i64) -> Option<u64> {
+    /// Defers the rebuild from `store` (opened with messages up to `last_seq`)
+    /// to the first [`Dedupe::check`].
+    pub(crate) fn rebuild_later(&mut self, last_seq: u64) {
+        self.unscanned = (last_seq > 0).then_some(last_seq);
+    }
+
+    /// The sequence that stored `id`, if it is still inside the window at `now`;
+    /// the first call after open rebuilds the window from `store`.
+    pub(crate) fn check(&mut self, id: &str, now: i64, store: &dyn StreamStore) -> Option<u64> {
+        if let Some(last) = self.unscanned.take() {
+            self.rebuild(store, last, now);
+        }
         self.expire(now);
         self.ids.get(id).map(|&(seq, _)| seq)
     }
@@ -66,58 +85,85 @@ impl Dedupe {
         }
     }
 
-    /// Rebuilds the window from the newest stored messages younger than the window.
-    ///
-    /// # Errors
-    /// Store read errors other than deleted/missing sequences.
-    pub(crate) fn rebuild(&mut self, store: &dyn StreamStore, now: i64) -> Result<(), StoreError> {
+    /// Rebuilds the window from the stored messages up to `last` younger than
+    /// the window, newest first, before any id stored since open. A message
+    /// that cannot be read (damaged, reported by the store) carries no id.
+    fn rebuild(&mut self, store: &dyn StreamStore, last: u64, now: i64) {
         if self.window_ns <= 0 {
-            return Ok(());
+            return;
         }
-        let state = store.state();
+        let first = store.state().first_seq;
         let horizon = now.saturating_sub(self.window_ns);
         let mut found = Vec::new();
-        let mut seq = state.last_seq;
-        while seq >= state.first_seq && seq > 0 {
+        let mut seq = last;
+        while seq >= first && seq > 0 {
             match store.load(seq) {
                 Ok(m) if m.ts < horizon => break,
                 Ok(m) => {
                     let id = m.headers.as_deref().and_then(|h| headers::find(h, MSG_ID));
                     if let Some(id) = id.and_then(|v| std::str::from_utf8(v).ok()) {
-                        found.push((id.to_owned(), m.seq, m.ts));
+                        found.push((m.ts, id.to_owned(), m.seq));
                     }
                 }
                 Err(StoreError::NotFound | StoreError::Deleted) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    warn!(seq, error = %e, "message unreadable while rebuilding the duplicate window")
+                }
             }
             seq -= 1;
         }
-        for (id, seq, ts) in found.into_iter().rev() {
-            self.insert(id, seq, ts);
+        for (ts, id, seq) in found {
+            self.order.push_front((ts, id.clone()));
+            self.ids.entry(id).or_insert((seq, ts));
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jetstream::store::{MemStore, StoreConfig, now_ns};
 
     #[test]
     fn window_expires_in_order() {
+        let store = MemStore::new(StoreConfig::default());
         let mut d = Dedupe::new(100);
         d.insert("a".into(), 1, 10);
         d.insert("b".into(), 2, 50);
-        assert_eq!(d.check("a", 100), Some(1));
-        assert_eq!(d.check("a", 111), None);
-        assert_eq!(d.check("b", 111), Some(2));
-        assert_eq!(d.check("b", 151), None);
+        assert_eq!(d.check("a", 100, &store), Some(1));
+        assert_eq!(d.check("a", 111, &store), None);
+        assert_eq!(d.check("b", 111, &store), Some(2));
+        assert_eq!(d.check("b", 151, &store), None);
     }
 
     #[test]
     fn zero_window_never_dedupes() {
+        let store = MemStore::new(StoreConfig::default());
         let mut d = Dedupe::new(0);
         d.insert("a".into(), 1, 10);
-        assert_eq!(d.check("a", 10), None);
+        assert_eq!(d.check("a", 10, &store), None);
+    }
+
+    /// The deferred rebuild finds the newest sequence of every id stored
+    /// inside the window, and only on the first check.
+    #[test]
+    fn the_window_is_rebuilt_at_the_first_check() {
+        let mut store = MemStore::new(StoreConfig::default());
+        for (i, id) in ["a", "b", "a", ""].iter().enumerate() {
+            let hdr = format!("NATS/1.0\r\nNats-Msg-Id: {id}\r\n\r\n");
+            let hdr = (!id.is_empty()).then_some(hdr.as_bytes());
+            assert_eq!(
+                store.append("s", hdr, b"x").expect("append").0,
+                i as u64 + 1
+            );
+        }
+        let mut d = Dedupe::new(60_000_000_000);
+        d.rebuild_later(store.state().last_seq);
+        let now = now_ns();
+        assert_eq!(d.check("a", now, &store), Some(3));
+        assert_eq!(d.check("b", now, &store), Some(2));
+        assert_eq!(d.check("c", now, &store), None);
+        // Expiry still works on the rebuilt entries.
+        assert_eq!(d.check("a", now + 61_000_000_000, &store), None);
     }
 }

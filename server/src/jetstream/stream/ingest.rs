@@ -89,7 +89,9 @@ impl StreamCore {
             .and_then(|h| find(h, MSG_ID))
             .map(text)
             .filter(|s| !s.is_empty());
-        if let Some(seq) = msg_id.and_then(|id| self.dedupe.check(id, now_ns())) {
+        if let Some(seq) =
+            msg_id.and_then(|id| self.dedupe.check(id, now_ns(), self.store.as_ref()))
+        {
             return Ok(self.ack(seq, true));
         }
         let (rollup, ttl) = match hdrs {

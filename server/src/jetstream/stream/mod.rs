@@ -197,9 +197,7 @@ fn open(
     }
     let now = now_ns();
     let mut dedupe = Dedupe::new(p.cfg.duplicate_window.0);
-    dedupe
-        .rebuild(store.as_ref(), now)
-        .map_err(|e| error::create_error(&e))?;
+    dedupe.rebuild_later(store.state().last_seq);
     let last_msg_id = last_msg_id(store.as_ref());
     let mut ttls = ttl::TtlSchedule::default();
     if p.cfg.allow_msg_ttl {
