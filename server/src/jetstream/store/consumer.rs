@@ -353,7 +353,8 @@ impl FileConsumerStore {
     /// Opens (or creates) the state log in `dir`, replaying it.
     ///
     /// # Errors
-    /// I/O errors. A damaged tail is truncated and logged, not an error.
+    /// I/O errors; `Corrupt` naming the file for a record of a newer format.
+    /// Damage is repaired and logged, not an error (see the module docs).
     pub fn open(dir: &Path, vfs: SharedVfs) -> Result<Self, StoreError> {
         vfs.create_dir_all(dir)?;
         let path = dir.join(LOG_NAME);
