@@ -80,6 +80,27 @@ pub(crate) async fn attempt(
     collect(&mut conn).await
 }
 
+/// A connection of `user` that stays open (CONNECT answered by PONG).
+pub(crate) async fn hold(server: &TestServer, user: &User) -> Conn {
+    let mut conn = Conn::connect(server.port()).await;
+    let nonce = conn.info()["nonce"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let connect = json!({"verbose": false, "jwt": user.jwt, "sig": user.sign_nonce(&nonce)});
+    conn.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+        .await;
+    let got = conn
+        .read_until_contains(b"PONG\r\n", Duration::from_secs(5))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&got).contains("PONG"),
+        "connect: {}",
+        String::from_utf8_lossy(&got)
+    );
+    conn
+}
+
 async fn collect(conn: &mut Conn) -> (Vec<String>, bool) {
     let got = conn.read_until(QUIET).await;
     let closed = conn.is_closed_within(Duration::from_millis(200)).await;
@@ -316,15 +337,7 @@ async fn user_jwt_expiring_on_a_live_connection_ends_it() {
         let setup = Setup::new(json!({}));
         let server = TestServer::with_config(kind, &setup.config()).await;
         let user = setup.app.user("short", json!({"exp": now() + 2}));
-        let mut conn = Conn::connect(server.port()).await;
-        let nonce = conn.info()["nonce"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let connect = json!({"verbose": false, "jwt": user.jwt, "sig": user.sign_nonce(&nonce)});
-        conn.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
-            .await;
-        conn.read_until_contains(b"PONG\r\n", WAIT).await;
+        let mut conn = hold(&server, &user).await;
         let got = conn
             .read_until_contains(b"User Authentication Expired", Duration::from_secs(6))
             .await;

@@ -13,35 +13,13 @@
 use std::time::Duration;
 
 use rill_tests::jwt::{Account, Operator, User};
-use rill_tests::raw::Conn;
 use rill_tests::{ServerKind, ServerOpts, TestServer};
 use serde_json::{Value, json};
 
-use crate::jwt_auth::{Setup, attempt};
+use crate::jwt_auth::{Setup, attempt, hold};
 
 const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
 const AUTH_VIOLATION: &str = "-ERR 'Authorization Violation'";
-
-/// A connection of `user` that stays open (CONNECT answered by PONG).
-async fn hold(server: &TestServer, user: &User) -> Conn {
-    let mut conn = Conn::connect(server.port()).await;
-    let nonce = conn.info()["nonce"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let connect = json!({"verbose": false, "jwt": user.jwt, "sig": user.sign_nonce(&nonce)});
-    conn.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
-        .await;
-    let got = conn
-        .read_until_contains(b"PONG\r\n", Duration::from_secs(5))
-        .await;
-    assert!(
-        String::from_utf8_lossy(&got).contains("PONG"),
-        "connect: {}",
-        String::from_utf8_lossy(&got)
-    );
-    conn
-}
 
 #[tokio::test]
 async fn account_conn_limit_refuses_the_next_client() {

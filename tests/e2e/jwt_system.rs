@@ -12,11 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use rill_tests::jwt::{Account, now};
-use rill_tests::raw::Conn;
 use rill_tests::{ServerKind, TestServer};
 use serde_json::{Value, json};
 
-use crate::jwt_auth::Setup;
+use crate::jwt_auth::{Setup, hold};
 
 const WAIT: Duration = Duration::from_secs(5);
 const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
@@ -199,15 +198,7 @@ async fn claim_update_revokes_a_live_user() {
         let setup = Setup::new(json!({}));
         let server = TestServer::with_config(kind, &setup.config()).await;
         let user = setup.app.user("victim", json!({}));
-        let mut conn = Conn::connect(server.port()).await;
-        let nonce = conn.info()["nonce"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let connect = json!({"verbose": false, "jwt": user.jwt, "sig": user.sign_nonce(&nonce)});
-        conn.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
-            .await;
-        conn.read_until_contains(b"PONG\r\n", WAIT).await;
+        let mut conn = hold(&server, &user).await;
 
         let (jwt, seed) = sys_client_opts(&setup);
         let sys = connect_jwt(&server, jwt, seed).await;
