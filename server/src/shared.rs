@@ -29,6 +29,25 @@ pub trait ClusterReport: Send + Sync + std::fmt::Debug {
     fn routez(&self, subs: &str) -> serde_json::Value;
     /// The `cluster` object of `/varz`.
     fn varz(&self) -> serde_json::Value;
+    /// Route traffic and closes since start (closed routes included).
+    fn totals(&self) -> RouteTotals;
+}
+
+/// What every route since start added up to (for `/varz` and `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTotals {
+    /// Messages received from routes.
+    pub in_msgs: u64,
+    /// Payload bytes received from routes.
+    pub in_bytes: u64,
+    /// Messages sent to routes.
+    pub out_msgs: u64,
+    /// Payload bytes sent to routes.
+    pub out_bytes: u64,
+    /// Routes closed as slow consumers.
+    pub slow_consumers: u64,
+    /// Routes closed as stale (unanswered PINGs).
+    pub stale: u64,
 }
 
 /// What JetStream reports to monitoring. JetStream registers it with the server state when

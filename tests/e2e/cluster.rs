@@ -164,6 +164,16 @@ async fn three_rill_servers_share_interest_queue_groups_and_requests() {
     insta::assert_json_snapshot!("routez_route_keys", keys);
     let varz = n1.monitor("/varz").await;
     assert_eq!(varz["routes"], 2);
+    assert_eq!(varz["slow_consumer_stats"]["routes"], 0);
+    let metrics = rill_tests::cluster::http_get(n1.monitor_port(), "/metrics")
+        .await
+        .expect("/metrics");
+    assert!(metrics.contains("\nrill_routes 2\n"), "{metrics}");
+    let sent = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rill_route_out_msgs_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(sent.is_some_and(|n| n >= 20), "{metrics}");
     assert_eq!(varz["cluster"]["name"], "C1");
     assert_eq!(varz["cluster"]["cluster_port"], n1.cluster_port());
     assert!(
@@ -411,6 +421,12 @@ async fn routes_recover_from_cuts_partitions_and_delay() {
     deliver(n2, &c2, &mut sub, "delayed").await;
     proxy.heal();
     assert!(n1.logs().contains("Stale Connection") || n2.logs().contains("Stale Connection"));
+    let stale = |v: serde_json::Value| v["stale_connection_stats"]["routes"].as_u64();
+    let (s1, s2) = (
+        stale(n1.monitor("/varz").await),
+        stale(n2.monitor("/varz").await),
+    );
+    assert!(s1.unwrap_or(0) + s2.unwrap_or(0) >= 1, "{s1:?} {s2:?}");
 }
 
 /// The ids of `node`'s routes.

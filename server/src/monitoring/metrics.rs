@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::format::rss_bytes;
 use super::varz::num_subscriptions;
 use crate::server::ServerState;
+use crate::shared::RouteTotals;
 use crate::stats::Stats;
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
@@ -90,8 +91,53 @@ pub(super) async fn render(state: &Arc<ServerState>) -> String {
         "Resident memory of the server process.",
         rss_bytes(),
     );
+    if let Some(cluster) = state.cluster() {
+        route_metrics(&mut out, cluster.num_routes() as u64, cluster.totals());
+    }
     if let Some(js) = state.js_report() {
         out.push_str(&js.metrics().await);
     }
     out
+}
+
+/// The cluster's routes: how many are up, and what all routes since start carried.
+fn route_metrics(out: &mut String, routes: u64, t: RouteTotals) {
+    metric(
+        out,
+        "rill_routes",
+        "gauge",
+        "Routes to other servers.",
+        routes,
+    );
+    let counters = [
+        (
+            "rill_route_in_msgs_total",
+            "Messages received from routes.",
+            t.in_msgs,
+        ),
+        (
+            "rill_route_in_bytes_total",
+            "Payload bytes received from routes.",
+            t.in_bytes,
+        ),
+        (
+            "rill_route_out_msgs_total",
+            "Messages sent to routes.",
+            t.out_msgs,
+        ),
+        (
+            "rill_route_out_bytes_total",
+            "Payload bytes sent to routes.",
+            t.out_bytes,
+        ),
+        (
+            "rill_route_slow_consumers_total",
+            "Routes closed as slow consumers.",
+            t.slow_consumers,
+        ),
+        ("rill_route_stale_total", "Routes closed as stale.", t.stale),
+    ];
+    for (name, help, value) in counters {
+        metric(out, name, "counter", help, value);
+    }
 }

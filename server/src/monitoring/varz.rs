@@ -31,6 +31,7 @@ pub(super) fn num_subscriptions(state: &ServerState) -> usize {
 /// The `/varz` document.
 pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     let config = state.config();
+    let routes = state.cluster().map(|c| c.totals()).unwrap_or_default();
     let s = &state.stats;
     let now = SystemTime::now();
     let http = state.monitor_addr();
@@ -82,8 +83,8 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "stale_connections": Stats::get(&s.stale_connections),
         "subscriptions": num_subscriptions(state),
         "config_load_time": rfc3339(state.started),
-        "slow_consumer_stats": { "clients": Stats::get(&s.slow_consumers), "routes": 0, "gateways": 0, "leafs": 0 },
-        "stale_connection_stats": { "clients": Stats::get(&s.stale_connections), "routes": 0, "gateways": 0, "leafs": 0 },
+        "slow_consumer_stats": { "clients": Stats::get(&s.slow_consumers).saturating_sub(routes.slow_consumers), "routes": routes.slow_consumers, "gateways": 0, "leafs": 0 },
+        "stale_connection_stats": { "clients": Stats::get(&s.stale_connections), "routes": routes.stale, "gateways": 0, "leafs": 0 },
     });
     if let (Some(doc), Value::Object(rest)) = (doc.as_object_mut(), counters) {
         doc.extend(rest);

@@ -371,6 +371,7 @@ impl Route<'_> {
         let wait = config.write_deadline + Duration::from_millis(100);
         let _ = tokio::time::timeout(wait, writer_task).await;
         let reason = link.outbound.reason();
+        self.cluster.closed.add(&link, reason);
         if reason.is_slow_consumer() {
             warn!(
                 "{} - Slow Consumer Detected: route closed ({})",

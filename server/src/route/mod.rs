@@ -109,6 +109,8 @@ pub struct Cluster {
     listen: SocketAddr,
     /// TLS on every route (`cluster { tls {} }`).
     tls: Option<RouteTls>,
+    /// Counters of the routes that closed.
+    closed: report::Closed,
     peers: Arc<Peers>,
     hub: Arc<Hub>,
     /// Route URLs learned by gossip that are being dialled now.
@@ -149,6 +151,7 @@ impl Cluster {
             dynamic,
             listen,
             tls,
+            closed: report::Closed::default(),
             hub: Arc::new(Hub::new(Arc::clone(&peers))),
             peers,
             dialing: Mutex::new(HashSet::new()),

@@ -1,16 +1,47 @@
 //! What the cluster tells clients (`connect_urls`) and monitoring (`/routez`, the
 //! `cluster` block of `/varz`), with nats-server's field names.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use super::Cluster;
 use super::link::RouteLink;
+use crate::client::CloseReason;
 use crate::locks;
 use crate::monitoring::format::{go_duration, rfc3339, uptime};
-use crate::shared::ClusterReport;
+use crate::shared::{ClusterReport, RouteTotals};
+
+/// The counters of routes that closed, so totals outlive them.
+#[derive(Debug, Default)]
+pub(super) struct Closed {
+    in_msgs: AtomicU64,
+    in_bytes: AtomicU64,
+    out_msgs: AtomicU64,
+    out_bytes: AtomicU64,
+    slow_consumers: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl Closed {
+    /// Adds a route that closed for `reason`.
+    pub(super) fn add(&self, link: &RouteLink, reason: CloseReason) {
+        let add = |to: &AtomicU64, from: &AtomicU64| {
+            to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        };
+        add(&self.in_msgs, &link.in_msgs);
+        add(&self.in_bytes, &link.in_bytes);
+        add(&self.out_msgs, &link.out_msgs);
+        add(&self.out_bytes, &link.out_bytes);
+        if reason.is_slow_consumer() {
+            self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+        if reason == CloseReason::StaleConnection {
+            self.stale.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl Cluster {
     /// The cluster's name.
@@ -64,6 +95,26 @@ impl ClusterReport for Cluster {
         let mut links = self.peers.all();
         links.sort_by_key(|l| l.rid);
         Value::Array(links.iter().map(|l| route_entry(l, detail)).collect())
+    }
+
+    fn totals(&self) -> RouteTotals {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let c = &self.closed;
+        let mut t = RouteTotals {
+            in_msgs: get(&c.in_msgs),
+            in_bytes: get(&c.in_bytes),
+            out_msgs: get(&c.out_msgs),
+            out_bytes: get(&c.out_bytes),
+            slow_consumers: get(&c.slow_consumers),
+            stale: get(&c.stale),
+        };
+        for link in self.peers.all() {
+            t.in_msgs += get(&link.in_msgs);
+            t.in_bytes += get(&link.in_bytes);
+            t.out_msgs += get(&link.out_msgs);
+            t.out_bytes += get(&link.out_bytes);
+        }
+        t
     }
 
     fn varz(&self) -> Value {
