@@ -454,11 +454,7 @@ async fn deliver(
 
 #[tokio::test]
 async fn nats_py_discovers_the_cluster_and_exchanges_messages() {
-    if !std::process::Command::new("python3")
-        .args(["-c", "import nats"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if !crate::js_nats_py::nats_py_available() {
         eprintln!("nats-py not installed; skipping");
         return;
     }

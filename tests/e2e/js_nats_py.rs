@@ -8,7 +8,8 @@ use rill_tests::TestServer;
 
 const SCRIPT: &str = include_str!("py/js_kv_obj.py");
 
-fn nats_py_available() -> bool {
+/// True when python3 can import nats-py (tests that need it skip without it).
+pub(crate) fn nats_py_available() -> bool {
     Command::new("python3")
         .args(["-c", "import nats"])
         .output()
