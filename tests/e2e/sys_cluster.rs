@@ -1,5 +1,6 @@
 //! System requests in a cluster: a ping sent to one server of a two-server rill cluster
-//! reaches both over the route, and both answer (`rill server ping` counts them).
+//! reaches both over the route, and both answer, each counting two active servers
+//! (`rill server ping` counts them).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use serde_json::Value;
 
 const CONFIG: &str = "accounts {\n  SYS { users [{user: sys, password: sys}] }\n  APP { users [{user: app, password: app}] }\n}\nsystem_account: SYS\n";
 
-/// The names of the servers that answer one `$SYS.REQ.SERVER.PING` within `window`.
-async fn ping(sys: &async_nats::Client, window: Duration) -> BTreeSet<String> {
+/// The names of the servers that answer one `$SYS.REQ.SERVER.PING` within `window`, with
+/// the `active_servers` each counts.
+async fn ping(sys: &async_nats::Client, window: Duration) -> BTreeSet<(String, u64)> {
     let inbox = sys.new_inbox();
     let mut replies = sys.subscribe(inbox.clone()).await.expect("subscribe inbox");
     sys.publish_with_reply("$SYS.REQ.SERVER.PING", inbox, "".into())
@@ -22,12 +24,14 @@ async fn ping(sys: &async_nats::Client, window: Duration) -> BTreeSet<String> {
     let deadline = tokio::time::Instant::now() + window;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
         let reply: Value = serde_json::from_slice(&msg.payload).expect("JSON reply");
-        names.insert(
-            reply["server"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        let name = reply["server"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let active = reply["statsz"]["active_servers"]
+            .as_u64()
+            .unwrap_or_default();
+        names.insert((name, active));
     }
     names
 }
@@ -45,7 +49,7 @@ async fn every_server_of_a_cluster_answers_a_ping() {
         .await
         .expect("sys connects");
     // The second server's interest in the ping subject travels over the route.
-    let want: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
+    let want: BTreeSet<(String, u64)> = [("n1".to_string(), 2), ("n2".to_string(), 2)].into();
     let mut got = BTreeSet::new();
     for _ in 0..20 {
         got = ping(&sys, Duration::from_millis(500)).await;

@@ -178,7 +178,7 @@ pub(super) fn statsz(state: &ServerState) -> Value {
         "sent": {"msgs": Stats::get(&s.out_msgs), "bytes": Stats::get(&s.out_bytes)},
         "received": {"msgs": Stats::get(&s.in_msgs), "bytes": Stats::get(&s.in_bytes)},
         "slow_consumers": Stats::get(&s.slow_consumers),
-        "active_servers": 1,
+        "active_servers": 1 + state.cluster().map_or(0, |c| c.num_routes()),
     })
 }
 
