@@ -24,6 +24,7 @@ pub mod load;
 pub mod operator;
 pub mod signal;
 pub mod units;
+mod leaf;
 mod websocket;
 
 use std::ffi::OsString;
@@ -37,6 +38,7 @@ pub use flags::Flags;
 pub use load::Draft;
 pub use operator::{DirResolver, OperatorConfig, ResolverConfig};
 pub use signal::SignalRequest;
+pub use leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
 pub use websocket::{DEFAULT_HANDSHAKE_TIMEOUT as WEBSOCKET_HANDSHAKE_TIMEOUT, WebsocketConfig};
 
 /// Size of one mebibyte.
@@ -108,6 +110,8 @@ pub struct Config {
     pub websocket: Option<WebsocketConfig>,
     /// Clustering (routes); `None` when this server is not a cluster member.
     pub cluster: Option<ClusterConfig>,
+    /// Leaf nodes (`leafnodes {}`): the hub listener and the remotes this server dials.
+    pub leafnodes: Option<LeafConfig>,
     /// The config file this was loaded from, for reload.
     pub config_file: Option<PathBuf>,
 }
@@ -146,6 +150,7 @@ impl Default for Config {
             no_system_account: false,
             websocket: None,
             cluster: None,
+            leafnodes: None,
             config_file: None,
         }
     }

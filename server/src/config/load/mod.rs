@@ -13,6 +13,7 @@
 mod accounts;
 mod auth;
 pub(crate) mod cluster;
+mod leaf;
 mod mqtt;
 mod operator;
 mod server;
@@ -103,6 +104,9 @@ impl Draft {
             "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
             "websocket" | "ws" => self.config.websocket = websocket::parse(v, &mut self.warnings)?,
             "cluster" => self.cluster_key(v)?,
+            "leafnodes" | "leaf" => {
+                self.config.leafnodes = Some(leaf::parse(v, &mut self.warnings)?)
+            }
             "store_dir" | "storedir" => self.store_dir = Some(value::path(v, key)?),
             k if REFUSED.contains(&k) => return Err(refused(key, key_pos)),
             k if UNSUPPORTED.contains(&k) => self.warnings.push(Warning::at(
@@ -190,8 +194,6 @@ const REFUSED: &[&str] = &[
 /// and ignored.
 const UNSUPPORTED: &[&str] = &[
     "gateway",
-    "leaf",
-    "leafnodes",
     "mappings",
     "maps",
     "server_tags",

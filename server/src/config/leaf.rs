@@ -1,0 +1,187 @@
+//! The `leafnodes {}` block: where this server accepts leaf-node connections (the hub
+//! role), who may connect and to which account each is bound, and which hubs this
+//! server dials as a leaf (`remotes`).
+
+use std::time::Duration;
+
+/// nats-server's delay between attempts to reach a remote hub.
+pub const DEFAULT_RECONNECT: Duration = Duration::from_secs(1);
+
+/// nats-server's leaf authorization timeout.
+pub const DEFAULT_LEAF_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `leafnodes { … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeafConfig {
+    /// Listen host.
+    pub host: String,
+    /// Listen port; 0 picks a free one (`-1` in the file). `None`: no listener (a block
+    /// with only `remotes`).
+    pub port: Option<u16>,
+    /// `host:port` advertised to leafs (`leafnode_urls`) instead of the listen address.
+    pub advertise: Option<String>,
+    /// Leave `leafnode_urls` out of the INFO.
+    pub no_advertise: bool,
+    /// Who may connect, and the account each credential is bound to. `None`: leafs
+    /// connect without credentials and are bound to the global account.
+    pub authorization: Option<LeafAuth>,
+    /// Hubs this server dials.
+    pub remotes: Vec<RemoteLeaf>,
+    /// Wait between attempts to reach a remote hub.
+    pub reconnect: Duration,
+    /// `compression` as configured; rill does not compress leaf links and says so
+    /// (`off`), which nats-server accepts.
+    pub compression: Option<String>,
+}
+
+impl Default for LeafConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: None,
+            advertise: None,
+            no_advertise: false,
+            authorization: None,
+            remotes: Vec::new(),
+            reconnect: DEFAULT_RECONNECT,
+            compression: None,
+        }
+    }
+}
+
+/// `leafnodes { authorization { user, password, account, timeout, users: [...] } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeafAuth {
+    /// Accepted credentials: the single `user`/`password` first, then `users`.
+    pub users: Vec<LeafUser>,
+    /// How long a leaf has to send CONNECT.
+    pub timeout: Option<Duration>,
+}
+
+/// One leaf credential and the local account its connection is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafUser {
+    /// User name.
+    pub user: String,
+    /// Password (plain or bcrypt).
+    pub password: String,
+    /// Account the leaf's interest and messages live in (global when `None`).
+    pub account: Option<String>,
+}
+
+/// One `remotes` entry: a hub this server connects to as a leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteLeaf {
+    /// Hub URLs, tried in turn (`nats-leaf://[user:pass@]host:port`, `nats://…`, `ws://…`).
+    pub urls: Vec<LeafUrl>,
+    /// Local account bound to this link (global when `None`).
+    pub account: Option<String>,
+    /// A `.creds` file: its user JWT is sent and its seed signs the hub's nonce.
+    pub credentials: Option<std::path::PathBuf>,
+    /// Subjects whose messages this leaf does not take from the hub (nor asks for).
+    pub deny_imports: Vec<String>,
+    /// Subjects this leaf does not send to the hub (nor announces interest in).
+    pub deny_exports: Vec<String>,
+}
+
+/// A hub URL of a remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafUrl {
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User from the URL.
+    pub user: Option<String>,
+    /// Password from the URL.
+    pub pass: Option<String>,
+}
+
+impl LeafUrl {
+    /// Parses `nats-leaf://[user:pass@]host[:port]` (also `nats://`, `leafnode://`);
+    /// the port defaults to 7422.
+    ///
+    /// # Errors
+    /// A message naming what is wrong (an unsupported scheme, a bad port).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let rest = match text.split_once("://") {
+            Some((scheme, rest)) => {
+                if !matches!(
+                    scheme.to_ascii_lowercase().as_str(),
+                    "nats-leaf" | "nats" | "leafnode" | "leaf"
+                ) {
+                    return Err(format!(
+                        "leafnode remote URL scheme {scheme:?} is not supported by rill yet"
+                    ));
+                }
+                rest
+            }
+            None => text,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (creds, hostport) = match rest.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, rest),
+        };
+        let (user, pass) = match creds.map(|c| c.split_once(':').unwrap_or((c, ""))) {
+            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+            None => (None, None),
+        };
+        let bad = || format!("could not parse leafnode remote URL {text:?}");
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+                (h, p.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (hostport, 7422),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            user,
+            pass,
+        })
+    }
+
+    /// `host:port`, with brackets around an IPv6 host.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for LeafUrl {
+    /// The URL without its password (for logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "nats-leaf://{}", self.addr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_parse_with_default_port_and_credentials() {
+        let u = LeafUrl::parse("nats-leaf://a:b@127.0.0.1:7423").expect("url");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_deref(), u.pass.as_deref()),
+            ("127.0.0.1", 7423, Some("a"), Some("b"))
+        );
+        assert_eq!(LeafUrl::parse("nats://hub").expect("url").port, 7422);
+        assert_eq!(LeafUrl::parse("[::1]:9").expect("url").host, "::1");
+        assert!(LeafUrl::parse("http://x:1").is_err());
+        assert!(LeafUrl::parse("nats-leaf://x:notaport").is_err());
+        assert_eq!(
+            LeafUrl::parse("nats-leaf://u:p@h:1").expect("url").to_string(),
+            "nats-leaf://h:1"
+        );
+    }
+}
