@@ -23,6 +23,14 @@
 //! follows, `|` that there is none. On a route pinned to one account (pooling, which
 //! rill does not use) the account field is left out; rill never negotiates one, so its
 //! decoder always expects it.
+//!
+//! # Leaf nodes
+//! A leaf-node link speaks the same grammar without the account field (one link carries
+//! one account on each side) and with its own op names: `LS+ <subject>[ <queue>
+//! <weight>]`, `LS- <subject>[ <queue>]`, `LMSG <subject> [reply | + reply queues… |
+//! | queues…] <#bytes>`, and `HMSG` with headers (recorded between two nats-server 2.15.1
+//! through a proxy). [`RouteDecoder::leaf`] decodes it (the account of each op is
+//! empty); the encoders write it when given an empty account.
 
 use std::ops::Range;
 
@@ -87,6 +95,7 @@ pub struct RouteMsg {
 #[derive(Debug, Clone)]
 struct Pending {
     line_len: usize,
+    /// Empty for the leaf dialect.
     account: Range<usize>,
     subject: Range<usize>,
     reply: Option<Range<usize>>,
@@ -133,6 +142,8 @@ impl Pending {
 pub struct RouteDecoder {
     limits: DecoderLimits,
     pending: Option<Pending>,
+    /// The leaf-node dialect: no account field, `LS+`/`LS-`/`LMSG`.
+    leaf: bool,
 }
 
 impl RouteDecoder {
@@ -141,6 +152,15 @@ impl RouteDecoder {
         Self {
             limits,
             pending: None,
+            leaf: false,
+        }
+    }
+
+    /// A decoder of the leaf-node dialect (see the module docs), enforcing `limits`.
+    pub fn leaf(limits: DecoderLimits) -> Self {
+        Self {
+            leaf: true,
+            ..Self::new(limits)
         }
     }
 
@@ -163,9 +183,10 @@ impl RouteDecoder {
             };
             let (name, args) = split_op(line);
             let headers = op_is(name, b"HMSG");
-            if headers || op_is(name, b"RMSG") {
+            let msg_op: &[u8] = if self.leaf { b"LMSG" } else { b"RMSG" };
+            if headers || op_is(name, msg_op) {
                 let args = args.ok_or(ProtocolError::UnknownOp)?;
-                let pending = parse_msg(buf, args, line_len, headers)?;
+                let pending = parse_msg(buf, args, line_len, headers, !self.leaf)?;
                 if pending.total_len > self.limits.max_payload {
                     return Err(ProtocolError::MaxPayload);
                 }
@@ -173,7 +194,7 @@ impl RouteDecoder {
             } else {
                 let args = args.map(|a| range_in(buf, a));
                 let line = buf.split_to(line_len).freeze();
-                return parse_simple(&line, args).map(Some);
+                return parse_simple(&line, args, self.leaf).map(Some);
             }
         }
         let Some(pending) = &self.pending else {
@@ -205,21 +226,31 @@ fn bad(op: &'static str, detail: &'static str) -> ProtocolError {
     ProtocolError::BadArgs { op, detail }
 }
 
-/// Parses `<account> <subject> [reply | + reply queues… | | queues…] [hdr] <total>`.
+/// Parses `<account> <subject> [reply | + reply queues… | | queues…] [hdr] <total>`
+/// (without `<account>` when `with_account` is false).
 fn parse_msg(
     buf: &[u8],
     args: &[u8],
     line_len: usize,
     headers: bool,
+    with_account: bool,
 ) -> Result<Pending, ProtocolError> {
-    let op = if headers { "HMSG" } else { "RMSG" };
+    let op = match (headers, with_account) {
+        (true, _) => "HMSG",
+        (false, true) => "RMSG",
+        (false, false) => "LMSG",
+    };
     let sizes = 1 + usize::from(headers);
+    let named = 1 + usize::from(with_account);
     let f = fields(args, MAX_QUEUES + 4 + sizes).ok_or_else(|| bad(op, "too many arguments"))?;
-    if f.len() < 2 + sizes {
+    if f.len() < named + sizes {
         return Err(bad(op, "wrong number of arguments"));
     }
-    let (account, subject) = (f[0], f[1]);
-    let middle = &f[2..f.len() - sizes];
+    let (account, subject) = match with_account {
+        true => (f[0], f[1]),
+        false => (&f[0][..0], f[0]),
+    };
+    let middle = &f[named..f.len() - sizes];
     let (reply, queues): (Option<&[u8]>, &[&[u8]]) = match middle {
         [] => (None, &[]),
         [reply] => (Some(reply), &[]),
@@ -251,7 +282,11 @@ fn parse_msg(
 }
 
 /// Parses an op without a body from its frozen control line.
-fn parse_simple(line: &Bytes, args: Option<Range<usize>>) -> Result<RouteOp, ProtocolError> {
+fn parse_simple(
+    line: &Bytes,
+    args: Option<Range<usize>>,
+    leaf: bool,
+) -> Result<RouteOp, ProtocolError> {
     let text = line.trim_ascii_end();
     let (name, _) = split_op(text);
     let args = args.map(|r| line.slice(r));
@@ -265,8 +300,10 @@ fn parse_simple(line: &Bytes, args: Option<Range<usize>>) -> Result<RouteOp, Pro
         () if op_is(name, b"+OK") => Ok(RouteOp::Ok),
         () if op_is(name, b"INFO") => Ok(RouteOp::Info(json(args)?)),
         () if op_is(name, b"CONNECT") => Ok(RouteOp::Connect(json(args)?)),
-        () if op_is(name, b"RS+") => parse_sub(args, true).map(RouteOp::Sub),
-        () if op_is(name, b"RS-") => parse_sub(args, false).map(RouteOp::Unsub),
+        () if !leaf && op_is(name, b"RS+") => parse_sub(args, true, true).map(RouteOp::Sub),
+        () if !leaf && op_is(name, b"RS-") => parse_sub(args, false, true).map(RouteOp::Unsub),
+        () if leaf && op_is(name, b"LS+") => parse_sub(args, true, false).map(RouteOp::Sub),
+        () if leaf && op_is(name, b"LS-") => parse_sub(args, false, false).map(RouteOp::Unsub),
         () if op_is(name, b"-ERR") => {
             let args = args.unwrap_or_default();
             let text = args.trim_ascii();
@@ -280,11 +317,25 @@ fn parse_simple(line: &Bytes, args: Option<Range<usize>>) -> Result<RouteOp, Pro
     }
 }
 
-/// `RS+ <account> <subject> [<queue> <weight>]` or `RS- <account> <subject> [<queue>]`.
-fn parse_sub(args: Option<Bytes>, plus: bool) -> Result<RouteSub, ProtocolError> {
-    let op = if plus { "RS+" } else { "RS-" };
+/// `RS+ <account> <subject> [<queue> <weight>]` or `RS- <account> <subject> [<queue>]`;
+/// `LS+`/`LS-` without `<account>` when `with_account` is false.
+fn parse_sub(
+    args: Option<Bytes>,
+    plus: bool,
+    with_account: bool,
+) -> Result<RouteSub, ProtocolError> {
+    let op = match (plus, with_account) {
+        (true, true) => "RS+",
+        (false, true) => "RS-",
+        (true, false) => "LS+",
+        (false, false) => "LS-",
+    };
     let args = args.ok_or_else(|| bad(op, "wrong number of arguments"))?;
-    let f = fields(&args, 4).ok_or_else(|| bad(op, "too many arguments"))?;
+    let mut f = fields(&args, 4).ok_or_else(|| bad(op, "too many arguments"))?;
+    if !with_account {
+        // An empty account in front keeps one shape for both dialects.
+        f.insert(0, &args[..0]);
+    }
     let part = |p: &[u8]| args.slice_ref(p);
     let (account, subject, queue, weight) = match (f.as_slice(), plus) {
         ([a, s], _) => (a, s, None, 1),
@@ -306,9 +357,10 @@ fn parse_sub(args: Option<Bytes>, plus: bool) -> Result<RouteSub, ProtocolError>
     })
 }
 
-/// Writes `RS+ <account> <subject>[ <queue> <weight>]\r\n`.
+/// Writes `RS+ <account> <subject>[ <queue> <weight>]\r\n`; with an empty `account`,
+/// the leaf form `LS+ <subject>[ <queue> <weight>]\r\n`.
 pub fn sub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
-    buf.put_slice(b"RS+ ");
+    buf.put_slice(if account.is_empty() { b"LS+ " } else { b"RS+ " });
     put_account_subject(buf, account, subject);
     if let Some((queue, weight)) = queue {
         buf.put_u8(b' ');
@@ -319,9 +371,10 @@ pub fn sub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[
     buf.put_slice(b"\r\n");
 }
 
-/// Writes `RS- <account> <subject>[ <queue>]\r\n`.
+/// Writes `RS- <account> <subject>[ <queue>]\r\n`; with an empty `account`, the leaf
+/// form `LS- <subject>[ <queue>]\r\n`.
 pub fn unsub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
-    buf.put_slice(b"RS- ");
+    buf.put_slice(if account.is_empty() { b"LS- " } else { b"RS- " });
     put_account_subject(buf, account, subject);
     if let Some(queue) = queue {
         buf.put_u8(b' ');
@@ -332,8 +385,10 @@ pub fn unsub(buf: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<&
 
 fn put_account_subject(buf: &mut BytesMut, account: &[u8], subject: &[u8]) {
     buf.reserve(account.len() + subject.len() + 32);
-    buf.put_slice(account);
-    buf.put_u8(b' ');
+    if !account.is_empty() {
+        buf.put_slice(account);
+        buf.put_u8(b' ');
+    }
     buf.put_slice(subject);
 }
 
@@ -363,13 +418,14 @@ impl MsgHead<'_> {
 }
 
 /// Writes the control line of an `RMSG` (no headers) or `HMSG`; the caller appends
-/// the header block, the payload and `\r\n`.
+/// the header block, the payload and `\r\n`. With an empty account, the leaf form
+/// (`LMSG <subject> …`, `HMSG <subject> …`).
 pub fn msg_head(buf: &mut BytesMut, head: &MsgHead<'_>) {
     buf.reserve(head.len_estimate());
-    buf.put_slice(if head.hdr_len.is_some() {
-        b"HMSG "
-    } else {
-        b"RMSG "
+    buf.put_slice(match (head.hdr_len.is_some(), head.account.is_empty()) {
+        (true, _) => b"HMSG ",
+        (false, false) => b"RMSG ",
+        (false, true) => b"LMSG ",
     });
     put_account_subject(buf, head.account, head.subject);
     buf.put_u8(b' ');
@@ -552,6 +608,69 @@ PING\r\nPONG\r\n-ERR 'Rejecting connection, cluster name \"C1\" does not match \
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// Frames exactly as nats-server 2.15.1 sent them on a leaf-node link (captured with
+    /// a proxy between a hub and a leaf).
+    const LEAF_CAPTURED: &[u8] = b"LS+ baz.>\r\nLS+ qq lq 1\r\nLS- qq lq\r\n\
+HMSG baz.1 18 21\r\nNATS/1.0\r\nA: b\r\n\r\nhdr\r\n\
+LMSG qq + r2 lq 7\r\ntoleafq\r\nLMSG qq | lq 8\r\ntoleafq2\r\n\
+LMSG foo 5\r\nhello\r\nLMSG bar.x + rep.1 q1 4\r\nqmsg\r\n";
+
+    #[test]
+    fn captured_leaf_frames_decode_at_every_split_and_encode_back() {
+        let decode = |chunk: usize| {
+            let mut decoder = RouteDecoder::leaf(DecoderLimits::default());
+            let mut buf = BytesMut::new();
+            let mut ops = Vec::new();
+            for piece in LEAF_CAPTURED.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                while let Some(op) = decoder.decode(&mut buf).expect("valid leaf frames") {
+                    ops.push(op);
+                }
+            }
+            ops
+        };
+        let whole = decode(LEAF_CAPTURED.len());
+        assert_eq!(whole.len(), 8);
+        for chunk in 1..LEAF_CAPTURED.len() {
+            assert_eq!(decode(chunk), whole, "split every {chunk} bytes");
+        }
+        let mut buf = BytesMut::new();
+        for op in &whole {
+            match op {
+                RouteOp::Sub(s) => sub(
+                    &mut buf,
+                    b"",
+                    &s.subject,
+                    s.queue.as_deref().map(|q| (q, s.weight)),
+                ),
+                RouteOp::Unsub(s) => unsub(&mut buf, b"", &s.subject, s.queue.as_deref()),
+                RouteOp::Msg(m) => {
+                    assert!(m.account.is_empty());
+                    let queues: Vec<&[u8]> = m.queues.iter().map(|q| &q[..]).collect();
+                    let head = MsgHead {
+                        account: b"",
+                        subject: m.publish.subject(),
+                        reply: m.publish.reply(),
+                        queues: &queues,
+                        hdr_len: m.publish.headers().map(<[u8]>::len),
+                        total_len: m.publish.headers().map_or(0, <[u8]>::len)
+                            + m.publish.payload().len(),
+                    };
+                    msg(&mut buf, &head, m.publish.headers(), m.publish.payload());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(&buf[..], LEAF_CAPTURED);
+        // The route ops are not leaf ops, and the other way round.
+        let mut decoder = RouteDecoder::leaf(DecoderLimits::default());
+        assert!(
+            decoder
+                .decode(&mut BytesMut::from(&b"RS+ $G a\r\n"[..]))
+                .is_err()
+        );
     }
 
     #[test]
