@@ -25,7 +25,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -129,7 +129,7 @@ pub struct Accounts {
     global: Arc<Account>,
     by_name: RwLock<HashMap<String, Arc<Account>>>,
     /// Links to other servers, attached to each account's router (see [`Accounts::link`]).
-    remotes: OnceLock<Arc<dyn RemoteFactory>>,
+    remotes: RwLock<Vec<Arc<dyn RemoteFactory>>>,
 }
 
 impl Default for Accounts {
@@ -139,7 +139,7 @@ impl Default for Accounts {
         Self {
             global,
             by_name: RwLock::new(by_name),
-            remotes: OnceLock::new(),
+            remotes: RwLock::new(Vec::new()),
         }
     }
 }
@@ -163,8 +163,10 @@ impl Accounts {
             acc
         }));
         drop(by_name);
-        if let (Some(acc), Some(remotes)) = (created, self.remotes.get()) {
-            acc.router.attach(remotes.remote_for(&acc.name));
+        if let Some(acc) = created {
+            for remotes in crate::locks::read(&self.remotes).iter() {
+                acc.router.attach(remotes.remote_for(&acc.name));
+            }
         }
         acc
     }
@@ -175,12 +177,10 @@ impl Accounts {
         crate::locks::read(&self.by_name).get(name).cloned()
     }
 
-    /// Attaches links to other servers to every account, and to each account created
-    /// later. Called once, when the cluster starts; a second call is ignored.
+    /// Attaches one kind of link to other servers to every account, and to each account
+    /// created later. Called once per kind (routes, leaf nodes), when it starts.
     pub fn link(&self, remotes: Arc<dyn RemoteFactory>) {
-        if self.remotes.set(Arc::clone(&remotes)).is_err() {
-            return;
-        }
+        crate::locks::write(&self.remotes).push(Arc::clone(&remotes));
         for acc in self.all() {
             acc.router.attach(remotes.remote_for(&acc.name));
         }

@@ -81,6 +81,14 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
             .collect();
         json["cluster"] = serde_json::json!(urls);
     }
+    if let Some(addr) = server.leafs().and_then(|l| l.listen_addr()) {
+        // Not in nats-server's ports file; an extra key readers of it ignore.
+        let urls: Vec<String> = url_hosts(&addr.ip().to_string())
+            .iter()
+            .map(|h| format!("nats-leaf://{h}:{}", addr.port()))
+            .collect();
+        json["leafnodes"] = serde_json::json!(urls);
+    }
     std::fs::write(&path, json.to_string()).map_err(|source| StartError::File {
         what: "ports file",
         path: path.display().to_string(),

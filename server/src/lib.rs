@@ -20,6 +20,7 @@ pub mod config;
 mod fault;
 mod files;
 pub mod jetstream;
+pub mod leaf;
 pub mod lifecycle;
 pub mod listener;
 pub mod locks;

@@ -8,6 +8,8 @@
 //!                 ├── monitoring::start (when `-m`): HTTP accept loop, one task per request
 //!                 ├── route::Cluster (when `cluster {}`): route accept loop, seed dialers,
 //!                 │   one task per route ── its writer task
+//!                 ├── leaf::LeafNodes (when `leafnodes {}`): leaf accept loop, one dialer
+//!                 │   per remote, one task per leaf link ── its writer task
 //!                 └── JetStream (when enabled): one API task per account, one thread per stream
 //! ```
 //!
@@ -71,6 +73,14 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// The leaf-node listener could not be bound.
+    #[error("Error listening on leafnode port: {addr}, \"{}\"", listen_error(.addr, .source))]
+    Leafnodes {
+        /// The address asked for.
+        addr: String,
+        /// The bind error.
+        source: std::io::Error,
+    },
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -113,6 +123,7 @@ pub struct Server {
     /// The system account task (ends when accepting stops).
     system_task: Option<tokio::task::JoinHandle<()>>,
     cluster: Option<Arc<route::Cluster>>,
+    leafs: Option<Arc<crate::leaf::LeafNodes>>,
 }
 
 impl Server {
@@ -197,6 +208,17 @@ impl Server {
                     source,
                 }
             })?;
+        let leafs = crate::leaf::LeafNodes::start(&state, stop_rx.clone(), done_tx.clone())
+            .await
+            .map_err(|source| {
+                let l = config.leafnodes.as_ref();
+                StartError::Leafnodes {
+                    addr: l
+                        .map(|l| format!("{}:{}", l.host, l.port.unwrap_or_default()))
+                        .unwrap_or_default(),
+                    source,
+                }
+            })?;
         // After the routes are linked: subscriptions made before are not announced to
         // other servers, and every server of a cluster answers the system requests.
         let system_task = system::System::start(&state, stop_rx.clone()).map(|(sys, task)| {
@@ -221,7 +243,13 @@ impl Server {
             mqtt,
             system_task,
             cluster,
+            leafs,
         })
+    }
+
+    /// The leaf-node links, when this server has a `leafnodes` block.
+    pub fn leafs(&self) -> Option<&Arc<crate::leaf::LeafNodes>> {
+        self.leafs.as_ref()
     }
 
     /// The cluster membership, when this server has a `cluster` block.
@@ -261,6 +289,9 @@ impl Server {
         }
         if let Some(cluster) = &self.cluster {
             cluster.shutdown();
+        }
+        if let Some(leafs) = &self.leafs {
+            leafs.shutdown();
         }
         for client in self.state.clients.all() {
             client.outbound.close_with(CloseReason::ServerShutdown);

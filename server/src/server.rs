@@ -20,7 +20,7 @@ use crate::auth::jwt::JwtAuth;
 use crate::client::events::{EventSink, NoEvents};
 use crate::client::registry::Clients;
 use crate::config::Config;
-use crate::shared::{ClusterReport, JsReport};
+use crate::shared::{ClusterReport, JsReport, LeafReport};
 use crate::stats::Stats;
 
 pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
@@ -55,6 +55,7 @@ pub struct ServerState {
     cluster: OnceLock<Arc<dyn ClusterReport>>,
     /// Rung by `$SYS.REQ.SERVER.<id>.RELOAD`; the signal loop reloads as on SIGHUP.
     reload: tokio::sync::Notify,
+    leafs: OnceLock<Arc<dyn LeafReport>>,
 }
 
 impl ServerState {
@@ -89,6 +90,7 @@ impl ServerState {
             event_sink: OnceLock::new(),
             cluster: OnceLock::new(),
             reload: tokio::sync::Notify::new(),
+            leafs: OnceLock::new(),
         })
     }
 
@@ -208,6 +210,16 @@ impl ServerState {
     /// The cluster's report, when this server is a cluster member.
     pub fn cluster(&self) -> Option<&Arc<dyn ClusterReport>> {
         self.cluster.get()
+    }
+
+    /// Registers the leaf nodes' report (once, when they start).
+    pub fn set_leafs(&self, leafs: Arc<dyn LeafReport>) {
+        let _ = self.leafs.set(leafs);
+    }
+
+    /// The leaf nodes' report, when this server has a `leafnodes` block.
+    pub fn leafs(&self) -> Option<&Arc<dyn LeafReport>> {
+        self.leafs.get()
     }
 
     /// Enters lame-duck mode.

@@ -50,6 +50,18 @@ pub struct RouteTotals {
     pub stale: u64,
 }
 
+/// What leaf nodes tell monitoring. The leaf layer registers it with the server state
+/// when it starts ([`crate::server::ServerState::set_leafs`]).
+pub trait LeafReport: Send + Sync + std::fmt::Debug {
+    /// Live leaf-node links.
+    fn num_leafs(&self) -> usize;
+    /// The `leafnodes` count and `leafs` array of `/leafz` (`subs`: each link's
+    /// subscriptions too).
+    fn leafz(&self, subs: bool) -> serde_json::Value;
+    /// The `leaf` object of `/varz`.
+    fn varz(&self) -> serde_json::Value;
+}
+
 /// What JetStream reports to monitoring. JetStream registers it with the server state when
 /// it starts ([`crate::server::ServerState::set_js_report`]); monitoring reads it. Async
 /// because stream state lives on each stream's own thread.

@@ -31,6 +31,7 @@ mod jwt_auth;
 mod jwt_limits;
 mod jwt_system;
 mod kv;
+mod leaf;
 mod monitoring;
 mod mqtt;
 mod mqtt5;

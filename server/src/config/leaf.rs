@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 /// nats-server's delay between attempts to reach a remote hub.
-pub const DEFAULT_RECONNECT: Duration = Duration::from_secs(1);
-
-/// nats-server's leaf authorization timeout.
-pub const DEFAULT_LEAF_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RECONNECT: Duration = Duration::from_secs(1);
 
 /// `leafnodes { … }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +169,12 @@ mod tests {
     fn remote_urls_parse_with_default_port_and_credentials() {
         let u = LeafUrl::parse("nats-leaf://a:b@127.0.0.1:7423").expect("url");
         assert_eq!(
-            (u.host.as_str(), u.port, u.user.as_deref(), u.pass.as_deref()),
+            (
+                u.host.as_str(),
+                u.port,
+                u.user.as_deref(),
+                u.pass.as_deref()
+            ),
             ("127.0.0.1", 7423, Some("a"), Some("b"))
         );
         assert_eq!(LeafUrl::parse("nats://hub").expect("url").port, 7422);
@@ -180,7 +182,9 @@ mod tests {
         assert!(LeafUrl::parse("http://x:1").is_err());
         assert!(LeafUrl::parse("nats-leaf://x:notaport").is_err());
         assert_eq!(
-            LeafUrl::parse("nats-leaf://u:p@h:1").expect("url").to_string(),
+            LeafUrl::parse("nats-leaf://u:p@h:1")
+                .expect("url")
+                .to_string(),
             "nats-leaf://h:1"
         );
     }

@@ -20,11 +20,11 @@ pub mod conf;
 pub mod diff;
 mod error;
 pub mod flags;
+mod leaf;
 pub mod load;
 pub mod operator;
 pub mod signal;
 pub mod units;
-mod leaf;
 mod websocket;
 
 use std::ffi::OsString;
@@ -35,10 +35,10 @@ pub use cluster::{ClusterConfig, RouteAuth, RouteUrl};
 pub use diff::{ReloadDiff, diff, keep_fixed};
 pub use error::{ConfigError, Warning, go_error};
 pub use flags::Flags;
+pub use leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
 pub use load::Draft;
 pub use operator::{DirResolver, OperatorConfig, ResolverConfig};
 pub use signal::SignalRequest;
-pub use leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
 pub use websocket::{DEFAULT_HANDSHAKE_TIMEOUT as WEBSOCKET_HANDSHAKE_TIMEOUT, WebsocketConfig};
 
 /// Size of one mebibyte.

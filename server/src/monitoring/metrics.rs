@@ -30,6 +30,13 @@ pub(super) async fn render(state: &Arc<ServerState>) -> String {
     );
     metric(
         &mut out,
+        "rill_leafnodes",
+        "gauge",
+        "Open leaf-node connections.",
+        state.leafs().map_or(0, |l| l.num_leafs()) as u64,
+    );
+    metric(
+        &mut out,
         "rill_connections_total",
         "counter",
         "Client connections accepted since start.",

@@ -103,6 +103,7 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
         "/subsz" | "/subscriptionsz" => json(&connz::subsz(state, &q)),
         "/routez" => json(&varz::routez(state, routez_subs(&q))),
         "/accountz" => json(&varz::accountz(state)),
+        "/leafz" => json(&varz::leafz(state, leafz_subs(&q))),
         "/jsz" => json(&varz::jsz(state, &q).await),
         "/healthz" => healthz(state, &q),
         "/metrics" => text(
@@ -132,6 +133,7 @@ pub async fn document(
         "JSZ" => varz::jsz(state, q).await,
         "ACCOUNTZ" => varz::accountz(state),
         "ROUTEZ" => varz::routez(state, routez_subs(q)),
+        "LEAFZ" => varz::leafz(state, leafz_subs(q)),
         _ => return None,
     })
 }
@@ -139,6 +141,11 @@ pub async fn document(
 /// `subs=1` (or `true`) lists each route's subscriptions, `subs=detail` with details.
 fn routez_subs(q: &HashMap<String, String>) -> &str {
     q.get("subs").map_or("", String::as_str)
+}
+
+/// `subs=1` (or `true`) lists each leaf link's subscriptions.
+fn leafz_subs(q: &HashMap<String, String>) -> bool {
+    q.get("subs").is_some_and(|v| v == "1" || v == "true")
 }
 
 fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
@@ -156,7 +163,7 @@ fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Fu
 
 fn index() -> String {
     let links = [
-        "varz", "connz", "subsz", "routez", "accountz", "jsz", "healthz", "metrics",
+        "varz", "connz", "subsz", "routez", "leafz", "accountz", "jsz", "healthz", "metrics",
     ];
     let items: String = links
         .iter()

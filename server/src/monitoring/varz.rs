@@ -57,7 +57,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "max_pending": config.max_pending,
         "cluster": state.cluster().map_or_else(|| json!({}), |c| c.varz()),
         "gateway": {},
-        "leaf": {},
+        "leaf": state.leafs().map_or_else(|| json!({}), |l| l.varz()),
         "mqtt": {},
         "websocket": websocket(state, &config),
         "tls_timeout": config.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
@@ -74,7 +74,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "total_connections": Stats::get(&s.total_connections),
         "routes": state.cluster().map_or(0, |c| c.num_routes()),
         "remotes": state.cluster().map_or(0, |c| c.num_routes()),
-        "leafnodes": 0,
+        "leafnodes": state.leafs().map_or(0, |l| l.num_leafs()),
         "in_msgs": Stats::get(&s.in_msgs),
         "in_bytes": Stats::get(&s.in_bytes),
         "out_msgs": Stats::get(&s.out_msgs),
@@ -201,6 +201,16 @@ pub(super) fn routez(state: &Arc<ServerState>, subs: &str) -> Value {
         "num_routes": cluster.map_or(0, |c| c.num_routes()),
         "routes": cluster.map_or_else(|| json!([]), |c| c.routez(subs)),
     })
+}
+
+/// The `/leafz` document (`subs`: each link's subscriptions too).
+pub(super) fn leafz(state: &Arc<ServerState>, subs: bool) -> Value {
+    let mut doc = state
+        .leafs()
+        .map_or_else(|| json!({ "leafnodes": 0, "leafs": [] }), |l| l.leafz(subs));
+    doc["server_id"] = json!(state.server_id);
+    doc["now"] = json!(rfc3339(SystemTime::now()));
+    doc
 }
 
 /// The `/accountz` document.

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::Publish;
 
-pub use remote::{Forwarded, Origin, Remote, RemoteFactory};
+pub use remote::{Forwarded, Links, Origin, Remote, RemoteFactory};
 pub use sublist::{MatchResult, Sublist};
 
 use crate::shared::BoxFuture;
@@ -339,8 +339,8 @@ impl PartialEq for SubRef {
 #[derive(Debug, Default)]
 pub struct Router {
     subs: Sublist<SubRef>,
-    /// Links to other servers, attached once.
-    remote: OnceLock<Arc<dyn Remote>>,
+    /// Links to other servers (routes, leaf nodes), created when the first attaches.
+    remote: OnceLock<Links>,
 }
 
 impl Router {
@@ -354,14 +354,14 @@ impl Router {
         &self.subs
     }
 
-    /// Attaches the links to other servers; false when one was attached already
-    /// (the first stays).
-    pub fn attach(&self, remote: Arc<dyn Remote>) -> bool {
-        self.remote.set(remote).is_ok()
+    /// Attaches one kind of link to other servers (each kind once: routes, leaf nodes);
+    /// each attached kind hears every subscription change and every message.
+    pub fn attach(&self, remote: Arc<dyn Remote>) {
+        self.remote.get_or_init(Links::default).add(remote);
     }
 
     /// The attached links to other servers, if any.
-    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+    pub fn remote(&self) -> Option<&Links> {
         self.remote.get()
     }
 

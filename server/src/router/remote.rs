@@ -1,9 +1,9 @@
 //! The hooks through which links to other servers (cluster routes; leaf nodes later)
 //! follow an account's local interest and carry its messages away.
 //!
-//! A [`Router`](super::Router) has at most one [`Remote`] attached, once, for the
-//! account's lifetime (a server running several kinds of links attaches one value that
-//! fans out to each). The router calls it:
+//! Each kind of link (routes, leaf nodes) attaches one [`Remote`] to a
+//! [`Router`](super::Router) for the account's lifetime; the router keeps them in
+//! [`Links`], which hands every call to each in turn. The router calls them:
 //! - [`Remote::interest`] after each subscription it adds or removes, outside its locks,
 //!   so the link layer can keep its own per-subject counts and tell peers (`RS+`/`RS-`);
 //!   subscriptions made with [`Subscription::new_local`](super::Subscription::new_local)
@@ -23,7 +23,7 @@
 //! load (the `OnceLock` check); nothing is allocated.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use super::{Msg, Subscriber, Subscription};
 
@@ -58,6 +58,50 @@ pub struct Forwarded {
     /// A link whose backlog is past its stall threshold: the publisher waits for it
     /// (bounded), as for a backlogged local subscriber.
     pub backlogged: Option<Arc<dyn Subscriber>>,
+}
+
+/// Every kind of link attached to one router; itself a [`Remote`] that fans each call
+/// out to them (the first backlogged link is reported).
+#[derive(Debug, Default)]
+pub struct Links {
+    parts: RwLock<Vec<Arc<dyn Remote>>>,
+}
+
+impl Links {
+    /// Adds one kind of link.
+    pub fn add(&self, remote: Arc<dyn Remote>) {
+        crate::locks::write(&self.parts).push(remote);
+    }
+
+    /// How many kinds of link are attached.
+    pub fn len(&self) -> usize {
+        crate::locks::read(&self.parts).len()
+    }
+
+    /// True when none is attached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Remote for Links {
+    fn interest(&self, sub: &Subscription, added: bool) {
+        for part in crate::locks::read(&self.parts).iter() {
+            part.interest(sub, added);
+        }
+    }
+
+    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+        let mut total = Forwarded::default();
+        for part in crate::locks::read(&self.parts).iter() {
+            let one = part.forward(msg, origin, served);
+            total.links += one.links;
+            if total.backlogged.is_none() {
+                total.backlogged = one.backlogged;
+            }
+        }
+        total
+    }
 }
 
 /// Makes the [`Remote`] of each account: the link layer registers one with the account
@@ -145,11 +189,7 @@ mod tests {
     fn attached() -> (Router, Arc<Recorder>) {
         let router = Router::new();
         let recorder = Arc::new(Recorder::default());
-        assert!(router.attach(Arc::clone(&recorder) as Arc<dyn Remote>));
-        assert!(
-            !router.attach(Arc::new(Recorder::default())),
-            "attached twice"
-        );
+        router.attach(Arc::clone(&recorder) as Arc<dyn Remote>);
         (router, recorder)
     }
 
@@ -237,6 +277,24 @@ mod tests {
         assert_eq!(*owner.got.lock().unwrap(), 3, "plain only");
         let forwarded = recorder.forwarded.lock().unwrap();
         assert!(forwarded.iter().all(|(_, o, _)| *o == Origin::Route));
+    }
+
+    #[test]
+    fn two_kinds_of_link_each_hear_everything() {
+        let (router, first) = attached();
+        let second = Arc::new(Recorder::default());
+        router.attach(Arc::clone(&second) as Arc<dyn Remote>);
+        assert_eq!(router.remote().map(Links::len), Some(2));
+        let owner = Arc::new(Counter::default());
+        router.subscribe(&sub(&owner, "x", None));
+        let subject = Bytes::from_static(b"y");
+        let body = Bytes::from_static(b"x");
+        let fanout = router.publish(0, true, &Msg::new(&subject, None, None, &body));
+        assert_eq!(fanout.delivered, 2, "one per link kind");
+        for r in [&first, &second] {
+            assert_eq!(r.interest.lock().unwrap().len(), 1);
+            assert_eq!(r.forwarded.lock().unwrap().len(), 1);
+        }
     }
 
     #[test]

@@ -1,0 +1,410 @@
+//! Interest over leaf-node links, per account ([`LeafAccount`], the account router's
+//! [`Remote`] for leaf nodes).
+//!
+//! A link is told (`LS+`/`LS-`) about every subscription on this side of it: this
+//! server's own (reported by the router) and those of the **other** leaf links of the
+//! account, so a hub joins its leafs into one subject space (nats-server does the same).
+//! The counts are kept per `(subject, queue)` as "local" plus one count per link; a link
+//! sees the sum without its own part. A plain subject is announced when that sum leaves 0
+//! and withdrawn when it returns there; a queue group is re-announced with its new
+//! weight on every change, as nats-server does.
+//!
+//! Loop detection: each server announces `$LDS.<its loop id>` on every link; the id
+//! travels on like any interest, so a server that hears its own id back is in a loop
+//! and closes that link (`Loop detected`).
+//!
+//! Forwarding a message (after local delivery): every link with plain interest gets one
+//! `LMSG`; each queue group no local member served goes to one link, drawn in proportion
+//! to its weight there. A message never goes back over the link it came in on; one that
+//! came from a leaf goes on only for the queue groups it named; one from a route goes
+//! to plain interest only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use rand::RngExt;
+use rill_protocol::route::{self, MsgHead};
+
+use super::link::{LeafLink, LeafSub};
+use crate::client::Pushed;
+use crate::locks;
+use crate::router::{
+    Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscriber, Subscription,
+};
+
+/// Subscription counts of one `(subject, queue)`.
+#[derive(Debug, Default)]
+struct Counts {
+    /// This server's subscriptions (queue: members).
+    local: u32,
+    /// Each link's announced interest (queue: weight), by link id.
+    links: HashMap<u64, u32>,
+}
+
+impl Counts {
+    /// What link `lid` is told: everything but its own part.
+    fn seen_by(&self, lid: u64) -> u32 {
+        let others: u32 = self
+            .links
+            .iter()
+            .filter(|(id, _)| **id != lid)
+            .map(|(_, n)| *n)
+            .sum();
+        self.local + others
+    }
+
+    fn is_empty(&self) -> bool {
+        self.local == 0 && self.links.is_empty()
+    }
+}
+
+/// One account's side of the leaf-node links.
+#[derive(Debug)]
+pub(crate) struct LeafAccount {
+    /// Counts per `(subject, queue)`; changes are sent while it is held, so every link
+    /// sees them in order.
+    counts: Mutex<HashMap<(Bytes, Option<Bytes>), Counts>>,
+    /// The links bound to this account.
+    links: RwLock<Vec<Arc<LeafLink>>>,
+    /// What the links asked for.
+    remote: Sublist<LeafSub>,
+}
+
+/// The `LS+` / `LS-` frame telling a link that `(subject, queue)` now has `count`.
+fn frame(subject: &[u8], queue: Option<&[u8]>, count: u32) -> BytesMut {
+    let mut buf = BytesMut::new();
+    match (queue, count) {
+        (_, 0) => route::unsub(&mut buf, b"", subject, queue),
+        (Some(q), n) => route::sub(&mut buf, b"", subject, Some((q, n))),
+        (None, _) => route::sub(&mut buf, b"", subject, None),
+    }
+    buf
+}
+
+impl LeafAccount {
+    /// An account's leaf side, announcing `loop_subject` (`$LDS.<id>`) as its own.
+    pub(crate) fn new(loop_subject: &str) -> Self {
+        let mut counts = HashMap::new();
+        counts.insert(
+            (Bytes::copy_from_slice(loop_subject.as_bytes()), None),
+            Counts {
+                local: 1,
+                links: HashMap::new(),
+            },
+        );
+        Self {
+            counts: Mutex::new(counts),
+            links: RwLock::new(Vec::new()),
+            remote: Sublist::new(),
+        }
+    }
+
+    /// Counts a subscription that existed before the leaf layer was attached.
+    pub(crate) fn seed(&self, sub: &Subscription) {
+        let key = (sub.subject.clone(), sub.queue.clone());
+        locks::lock(&self.counts).entry(key).or_default().local += 1;
+    }
+
+    /// Adds a link whose handshake is done and sends it everything it should know.
+    pub(crate) fn join(&self, link: &Arc<LeafLink>) {
+        let counts = locks::lock(&self.counts);
+        locks::write(&self.links).push(Arc::clone(link));
+        let mut buf = BytesMut::new();
+        for ((subject, queue), c) in counts.iter() {
+            let n = c.seen_by(link.lid);
+            if n > 0 && link.may_ask(subject) {
+                buf.extend_from_slice(&frame(subject, queue.as_deref(), n));
+            }
+        }
+        if !buf.is_empty() {
+            link.send(&buf);
+        }
+    }
+
+    /// Removes a closed link and the interest it carried (the other links are told).
+    pub(crate) fn leave(&self, link: &Arc<LeafLink>) {
+        locks::write(&self.links).retain(|l| !Arc::ptr_eq(l, link));
+        let subs: Vec<_> = locks::lock(&link.subs).drain().collect();
+        for ((subject, queue), entry) in subs {
+            self.drop_entry(&subject, queue.as_ref(), &entry);
+            self.change(link.lid, &subject, queue.as_ref(), 0);
+        }
+    }
+
+    /// The link `link` wants `subject` (for `queue`, with `weight` members).
+    pub(crate) fn add_remote(
+        &self,
+        link: &Arc<LeafLink>,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        weight: u32,
+    ) {
+        let Ok(text) = std::str::from_utf8(&subject) else {
+            return;
+        };
+        if rill_protocol::subject::validate_filter(text).is_err() || !link.may_serve(&subject) {
+            return;
+        }
+        let weight = weight.max(1);
+        {
+            let mut subs = locks::lock(&link.subs);
+            match subs.get(&(subject.clone(), queue.clone())) {
+                Some(existing) => existing.weight.store(weight, Ordering::Relaxed),
+                None => {
+                    let entry = LeafSub {
+                        link: Arc::clone(link),
+                        weight: Arc::new(AtomicU32::new(weight)),
+                    };
+                    self.remote.insert(text, queue.as_ref(), entry.clone());
+                    subs.insert((subject.clone(), queue.clone()), entry);
+                }
+            }
+        }
+        self.change(link.lid, &subject, queue.as_ref(), weight);
+    }
+
+    /// The link `link` no longer wants `subject` (for `queue`).
+    pub(crate) fn remove_remote(&self, link: &LeafLink, subject: Bytes, queue: Option<Bytes>) {
+        let removed = locks::lock(&link.subs).remove(&(subject.clone(), queue.clone()));
+        if let Some(entry) = removed {
+            self.drop_entry(&subject, queue.as_ref(), &entry);
+            self.change(link.lid, &subject, queue.as_ref(), 0);
+        }
+    }
+
+    fn drop_entry(&self, subject: &[u8], queue: Option<&Bytes>, entry: &LeafSub) {
+        let text = std::str::from_utf8(subject).unwrap_or_default();
+        self.remote.remove(text, queue, entry);
+    }
+
+    /// Sets link `from`'s part of `(subject, queue)` to `n` and tells the other links
+    /// what changed for them.
+    fn change(&self, from: u64, subject: &Bytes, queue: Option<&Bytes>, n: u32) {
+        let key = (subject.clone(), queue.cloned());
+        let mut counts = locks::lock(&self.counts);
+        let entry = counts.entry(key.clone()).or_default();
+        let links = locks::read(&self.links);
+        let before: Vec<u32> = links.iter().map(|l| entry.seen_by(l.lid)).collect();
+        if n == 0 {
+            entry.links.remove(&from);
+        } else {
+            entry.links.insert(from, n);
+        }
+        self.tell(&links, &before, entry, subject, queue);
+        if entry.is_empty() {
+            counts.remove(&key);
+        }
+    }
+
+    /// Sends each link whose view of `(subject, queue)` changed from `before` its new one.
+    fn tell(
+        &self,
+        links: &[Arc<LeafLink>],
+        before: &[u32],
+        entry: &Counts,
+        subject: &[u8],
+        queue: Option<&Bytes>,
+    ) {
+        for (link, old) in links.iter().zip(before) {
+            let new = entry.seen_by(link.lid);
+            let announce = match queue {
+                None => (*old == 0) != (new == 0),
+                Some(_) => *old != new,
+            };
+            if announce && link.may_ask(subject) {
+                link.send(&frame(subject, queue.map(|q| &q[..]), new));
+            }
+        }
+    }
+
+    /// The link with id `lid`, if it is bound here.
+    fn link(&self, lid: u64) -> Option<Arc<LeafLink>> {
+        locks::read(&self.links)
+            .iter()
+            .find(|l| l.lid == lid)
+            .cloned()
+    }
+
+    /// Queues `msg` on `link` with the queue groups it carries.
+    fn send_msg(link: &LeafLink, msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
+        let head = MsgHead {
+            account: b"",
+            subject: msg.subject,
+            reply: msg.reply,
+            queues,
+            hdr_len: msg.headers.map(<[u8]>::len),
+            total_len: msg.size(),
+        };
+        let pushed = link
+            .outbound
+            .push_frame(head.len_estimate(), msg, true, |tail| {
+                route::msg_head(tail, &head)
+            });
+        if matches!(pushed, Pushed::Queued | Pushed::Pressure) {
+            link.out_msgs.fetch_add(1, Ordering::Relaxed);
+            link.out_bytes
+                .fetch_add(msg.size() as u64, Ordering::Relaxed);
+        }
+        pushed
+    }
+}
+
+/// One member of `members` (live links other than `skip`), drawn in proportion to its
+/// weight.
+fn pick_weighted(members: &[LeafSub], skip: u64) -> Option<&LeafSub> {
+    let live = || {
+        members
+            .iter()
+            .filter(move |m| m.link.lid != skip && !m.link.outbound.is_closed())
+    };
+    let total: u64 = live()
+        .map(|m| u64::from(m.weight.load(Ordering::Relaxed)))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = rand::rng().random_range(0..total);
+    live().find(|m| {
+        let w = u64::from(m.weight.load(Ordering::Relaxed));
+        if at < w {
+            return true;
+        }
+        at -= w;
+        false
+    })
+}
+
+impl Remote for LeafAccount {
+    fn interest(&self, sub: &Subscription, added: bool) {
+        let key = (sub.subject.clone(), sub.queue.clone());
+        let mut counts = locks::lock(&self.counts);
+        let entry = counts.entry(key.clone()).or_default();
+        let links = locks::read(&self.links);
+        let before: Vec<u32> = links.iter().map(|l| entry.seen_by(l.lid)).collect();
+        entry.local = if added {
+            entry.local + 1
+        } else {
+            entry.local.saturating_sub(1)
+        };
+        self.tell(&links, &before, entry, &sub.subject, sub.queue.as_ref());
+        if entry.is_empty() {
+            counts.remove(&key);
+        }
+    }
+
+    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+        let mut forwarded = Forwarded::default();
+        let result = self.remote.matches(msg.subject);
+        if result.is_empty() {
+            return forwarded;
+        }
+        let (skip, named): (u64, Option<Vec<Bytes>>) = match origin {
+            Origin::Local => (0, None),
+            Origin::Route => (0, Some(Vec::new())),
+            Origin::Leaf(lid) => (
+                lid,
+                Some(
+                    self.link(lid)
+                        .map(|l| locks::lock(&l.inbound_queues).clone())
+                        .unwrap_or_default(),
+                ),
+            ),
+        };
+        let mut targets: Vec<(&Arc<LeafLink>, Vec<&[u8]>)> = Vec::new();
+        for entry in &result.plain {
+            if entry.link.lid != skip && entry.link.may_send(msg.subject) {
+                slot(&mut targets, &entry.link);
+            }
+        }
+        for (name, members) in &result.queues {
+            let wanted = named.as_ref().is_none_or(|n| n.iter().any(|q| q == name));
+            if !wanted || served.contains(&&name[..]) {
+                continue;
+            }
+            if let Some(entry) = pick_weighted(members, skip)
+                && entry.link.may_send(msg.subject)
+            {
+                let i = slot(&mut targets, &entry.link);
+                targets[i].1.push(name);
+            }
+        }
+        for (link, queues) in &targets {
+            match Self::send_msg(link, msg, queues) {
+                Pushed::Queued => forwarded.links += 1,
+                Pushed::Pressure => {
+                    forwarded.links += 1;
+                    if forwarded.backlogged.is_none() {
+                        forwarded.backlogged = Some(Arc::clone(link) as Arc<dyn Subscriber>);
+                    }
+                }
+                Pushed::Closed | Pushed::SlowConsumer => {}
+            }
+        }
+        forwarded
+    }
+}
+
+/// The index of `link`'s entry in `targets`, added if missing.
+fn slot<'a>(
+    targets: &mut Vec<(&'a Arc<LeafLink>, Vec<&'a [u8]>)>,
+    link: &'a Arc<LeafLink>,
+) -> usize {
+    if let Some(i) = targets.iter().position(|(l, _)| Arc::ptr_eq(l, link)) {
+        return i;
+    }
+    targets.push((link, Vec::new()));
+    targets.len() - 1
+}
+
+/// Makes each account's [`LeafAccount`] and keeps them by name.
+#[derive(Debug)]
+pub(crate) struct LeafAccounts {
+    loop_subject: String,
+    accounts: Mutex<HashMap<String, Arc<LeafAccount>>>,
+}
+
+impl LeafAccounts {
+    pub(crate) fn new(loop_subject: String) -> Self {
+        Self {
+            loop_subject,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The leaf side of `account`, made (and seeded with `existing` subscriptions) on
+    /// first use.
+    fn make(&self, account: &str) -> (Arc<LeafAccount>, bool) {
+        let mut accounts = locks::lock(&self.accounts);
+        if let Some(a) = accounts.get(account) {
+            return (Arc::clone(a), false);
+        }
+        let a = Arc::new(LeafAccount::new(&self.loop_subject));
+        accounts.insert(account.to_string(), Arc::clone(&a));
+        (a, true)
+    }
+
+    /// The leaf side of `account`, if it exists.
+    pub(crate) fn get(&self, account: &str) -> Option<Arc<LeafAccount>> {
+        locks::lock(&self.accounts).get(account).cloned()
+    }
+
+    /// Attaches to `router` the leaf side of its account, counting the subscriptions it
+    /// already has.
+    pub(crate) fn attach(&self, account: &crate::account::Account) {
+        let (leaf, _) = self.make(&account.name);
+        account.router.sublist().for_each(|s| {
+            if !s.0.is_local() {
+                leaf.seed(&s.0);
+            }
+        });
+    }
+}
+
+impl RemoteFactory for LeafAccounts {
+    fn remote_for(&self, account: &str) -> Arc<dyn Remote> {
+        let (leaf, _) = self.make(account);
+        leaf as Arc<dyn Remote>
+    }
+}

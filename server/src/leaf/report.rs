@@ -1,0 +1,71 @@
+//! What leaf nodes show in monitoring: `/leafz`, the `leaf` block and `leafnodes`
+//! count of `/varz`, and the Prometheus gauge.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use super::LeafNodes;
+use crate::locks;
+
+pub use crate::shared::LeafReport;
+
+impl LeafReport for LeafNodes {
+    fn num_leafs(&self) -> usize {
+        self.links().len()
+    }
+
+    fn leafz(&self, subs: bool) -> Value {
+        let links = self.links();
+        let leafs: Vec<Value> = links
+            .iter()
+            .map(|l| {
+                let interest = locks::lock(&l.subs);
+                let mut doc = json!({
+                    "id": l.lid,
+                    "name": l.peer.name,
+                    "is_spoke": l.solicited,
+                    "account": l.account,
+                    "ip": l.addr.ip().to_string(),
+                    "port": l.addr.port(),
+                    "rtt": format!("{:?}", l.rtt()),
+                    "in_msgs": l.in_msgs.load(Ordering::Relaxed),
+                    "out_msgs": l.out_msgs.load(Ordering::Relaxed),
+                    "in_bytes": l.in_bytes.load(Ordering::Relaxed),
+                    "out_bytes": l.out_bytes.load(Ordering::Relaxed),
+                    "subscriptions": interest.len(),
+                    "compression": "off",
+                });
+                if subs {
+                    let mut list: Vec<String> = interest
+                        .keys()
+                        .map(|(s, q)| match q {
+                            Some(q) => format!(
+                                "{} {}",
+                                String::from_utf8_lossy(s),
+                                String::from_utf8_lossy(q)
+                            ),
+                            None => String::from_utf8_lossy(s).into_owned(),
+                        })
+                        .collect();
+                    list.sort();
+                    doc["subscriptions_list"] = json!(list);
+                }
+                doc
+            })
+            .collect();
+        json!({ "leafnodes": leafs.len(), "leafs": leafs })
+    }
+
+    fn varz(&self) -> Value {
+        let Some(listen) = self.listen else {
+            return json!({});
+        };
+        json!({
+            "host": self.config.host,
+            "port": listen.port(),
+            "auth_timeout": self.auth_timeout().as_secs(),
+            "tls_timeout": 2,
+        })
+    }
+}
