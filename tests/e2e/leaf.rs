@@ -454,3 +454,66 @@ async fn a_cut_leaf_link_reconnects_and_interest_is_resent() {
             >= 2
     );
 }
+
+/// JetStream at the edge: the leaf runs JetStream in domain `edge`; a client of the hub
+/// uses a JetStream context scoped to that domain (`$JS.edge.API.>`) to create a stream
+/// on the leaf, publishes into it through the link, and reads it back.
+#[tokio::test]
+async fn hub_clients_reach_the_leafs_jetstream_domain() {
+    let hub = hub(Rill, "hub", "").await;
+    let port = leaf_port(&hub).await;
+    let leaf = TestServer::start_with(ServerOpts {
+        kind: Rill,
+        jetstream: true,
+        monitoring: true,
+        config: Some(format!(
+            "server_name: edge\njetstream {{ domain: edge }}\n\
+             leafnodes {{ reconnect: \"200ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{port}\" }} ] }}\n"
+        )),
+        ..ServerOpts::default()
+    })
+    .await;
+    wait_linked(&hub, 1).await;
+    let h = hub.client().await;
+    let l = leaf.client().await;
+    // The hub knows the domain's API once probes from the hub reach the leaf.
+    wait_interest(&l, &h).await;
+    let js = async_nats::jetstream::with_domain(h.clone(), "edge");
+    let stream = tokio::time::timeout(
+        WAIT,
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "SENSORS".into(),
+            subjects: vec!["sensor.>".into()],
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("stream create in time")
+    .expect("stream created on the leaf");
+    assert_eq!(stream.cached_info().config.name, "SENSORS");
+    // Published on the leaf, and by the hub through the link (acked by the leaf).
+    for i in 0..5 {
+        l.publish(format!("sensor.{i}"), Bytes::from_static(b"21.5"))
+            .await
+            .expect("pub");
+    }
+    sync(&l).await;
+    let ack = tokio::time::timeout(WAIT, async {
+        js.publish("sensor.hub", Bytes::from_static(b"from hub"))
+            .await
+            .expect("publish")
+            .await
+    })
+    .await
+    .expect("ack in time")
+    .expect("ack");
+    assert_eq!(ack.stream, "SENSORS");
+    let mut stream = js.get_stream("SENSORS").await.expect("stream info");
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.state.messages, 6);
+    let last = stream
+        .get_last_raw_message_by_subject("sensor.hub")
+        .await
+        .expect("last message");
+    assert_eq!(last.payload, Bytes::from_static(b"from hub"));
+}
