@@ -1,8 +1,9 @@
-//! A real browser as a WebSocket client: headless Chromium (Debian's `chromium`) loads a
+//! A real browser as a WebSocket client: headless Chromium (Debian's
+//! `chromium-headless-shell`, or the full `chromium`) loads a
 //! small dashboard page served here (`browser/dashboard.html`), which connects to rill's
 //! WebSocket listener with compression on and an origin allow-list, subscribes to sensor
 //! readings, renders them, answers a request, and reports back over NATS. Skipped, with
-//! one line, when `chromium` is not installed.
+//! one line, when neither is installed.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,14 +20,17 @@ const PAGE: &str = include_str!("browser/dashboard.html");
 const WAIT: Duration = Duration::from_secs(30);
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|bin| {
-        std::process::Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    // The headless shell first: it is all the test needs, and far lighter to install.
+    ["chromium-headless-shell", "chromium", "chromium-browser"]
+        .into_iter()
+        .find(|bin| {
+            std::process::Command::new(bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
 }
 
 /// Serves the page at `/` to every request until the task is dropped.
@@ -48,7 +52,10 @@ async fn serve_page(listener: TcpListener) {
 #[tokio::test]
 async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
     let Some(chromium) = chromium() else {
-        eprintln!("chromium not installed (apt-get install chromium); skipping the browser test");
+        eprintln!(
+            "chromium not installed (apt-get install --no-install-recommends \
+             chromium-headless-shell); skipping the browser test"
+        );
         return;
     };
     let web = TcpListener::bind("127.0.0.1:0")
