@@ -73,6 +73,8 @@ pub struct RemoteLeaf {
     pub urls: Vec<LeafUrl>,
     /// Local account bound to this link (global when `None`).
     pub account: Option<String>,
+    /// A `.creds` file: its user JWT is sent and its seed signs the hub's nonce.
+    pub credentials: Option<std::path::PathBuf>,
     /// Subjects whose messages this leaf does not take from the hub (nor asks for).
     pub deny_imports: Vec<String>,
     /// Subjects this leaf does not send to the hub (nor announces interest in).

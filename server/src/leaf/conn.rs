@@ -213,7 +213,12 @@ pub(super) async fn solicit(
         .account
         .clone()
         .unwrap_or_else(|| crate::shared::GLOBAL_ACCOUNT.to_string());
-    let connect = leafs.own_connect(&account, url);
+    let mut connect = leafs.own_connect(&account, url);
+    if let Some(path) = &remote.credentials {
+        let (jwt, sig) =
+            super::creds::connect_fields(path, hub.nonce.as_deref().unwrap_or_default())?;
+        (connect.jwt, connect.sig) = (Some(jwt), Some(sig));
+    }
     encode_connect(&mut out, &connect);
     writer.write_all(&out).await.map_err(|e| e.to_string())?;
     let lid = state.clients.next_cid();

@@ -33,6 +33,7 @@
 //! `Origin::Leaf(lid)`, so they reach local subscribers, routes and the other leafs.
 
 mod conn;
+mod creds;
 mod dial;
 mod interest;
 mod link;

@@ -4,7 +4,7 @@ use super::super::conf::{ConfValue, ValueKind};
 use super::super::error::{ConfigError, Warning};
 use super::super::leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
 use super::server::host_port;
-use super::value::{self, boolean, duration, int, map, string, strings, timeout};
+use super::value::{self, boolean, duration, int, map, path, string, strings, timeout};
 
 /// Keys nats-server knows in `leafnodes {}` that rill accepts and ignores.
 const IGNORED: &[&str] = &["min_version", "isolate_leafnode_interest", "write_deadline"];
@@ -24,7 +24,7 @@ const REMOTE_IGNORED: &[&str] = &[
 ///
 /// # Errors
 /// Unknown keys, wrong types, bad ports and URLs, and settings rill cannot honour yet
-/// (TLS, WebSocket remotes, `.creds` credentials): refusing to start beats running a link other than the one
+/// (TLS, WebSocket remotes): refusing to start beats running a link other than the one
 /// configured.
 pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafConfig, ConfigError> {
     let m = map(v, "leafnodes")?;
@@ -154,9 +154,7 @@ fn remote(v: &ConfValue) -> Result<RemoteLeaf, ConfigError> {
                 }
             }
             "account" | "local" => r.account = Some(string(v, &k)?),
-            "credentials" | "creds" => {
-                return Err(unsupported(v, "leafnode remote credentials (.creds)"));
-            }
+            "credentials" | "creds" => r.credentials = Some(path(v, &k)?),
             "deny_imports" | "deny_import" => r.deny_imports = strings(v, &k)?,
             "deny_exports" | "deny_export" => r.deny_exports = strings(v, &k)?,
             "tls" => return Err(unsupported(v, "leafnode TLS (remotes [{ tls {} }])")),
