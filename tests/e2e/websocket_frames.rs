@@ -313,3 +313,41 @@ async fn refused_upgrades_get_nats_servers_status_and_log_line() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_payload_over_max_payload_closes_with_1009_as_nats_server() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = ws_server(kind, "port: -1\nno_tls: true", "max_payload: 1024").await;
+        let (mut ws, _) = RawWs::connect(&ws_url(&server), None).await;
+        let info = ws.recv().await;
+        assert!(info.payload.starts_with(b"INFO {"), "{kind:?}");
+        let mut publish = b"CONNECT {\"verbose\":false}\r\nPUB t 2000\r\n".to_vec();
+        publish.extend_from_slice(&[b'x'; 2000]);
+        publish.extend_from_slice(b"\r\n");
+        ws.send(true, false, BINARY, &publish).await;
+        let (data, control) = ws.data_until(b"-ERR").await;
+        assert!(
+            contains(&data, b"-ERR 'Maximum Payload Violation'"),
+            "{kind:?}: {data:?}"
+        );
+        let close = match control.into_iter().find(|f| f.opcode == CLOSE) {
+            Some(f) => f,
+            None => loop {
+                let f = ws.recv().await;
+                if f.opcode == CLOSE {
+                    break f;
+                }
+            },
+        };
+        assert_eq!(
+            close.payload.get(..2),
+            Some(&1009u16.to_be_bytes()[..]),
+            "{kind:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&close.payload[2..]),
+            "Maximum Message Payload Exceeded",
+            "{kind:?}"
+        );
+    }
+}

@@ -106,7 +106,7 @@ impl Connection {
         let size = publish.payload().len() + publish.headers().map_or(0, <[u8]>::len);
         if s.user.payload != NO_LIMIT && i64::try_from(size).unwrap_or(i64::MAX) > s.user.payload {
             self.fail(&ProtocolError::MaxPayload);
-            return Err(CloseReason::ProtocolViolation);
+            return Err(CloseReason::MaxPayloadExceeded);
         }
         Ok(())
     }

@@ -303,7 +303,10 @@ impl Connection {
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     self.fail(&e);
-                    return Err(CloseReason::ProtocolViolation);
+                    return Err(match e {
+                        ProtocolError::MaxPayload => CloseReason::MaxPayloadExceeded,
+                        _ => CloseReason::ProtocolViolation,
+                    });
                 }
             }
             if self.link.outbound.is_closed() {

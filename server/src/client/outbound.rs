@@ -76,6 +76,8 @@ pub enum CloseReason {
     ClusterNameConflict,
     /// Closed by `$SYS.REQ.SERVER.<id>.KICK`.
     Kicked,
+    /// A message over `max_payload`.
+    MaxPayloadExceeded,
 }
 
 impl CloseReason {
@@ -98,6 +100,7 @@ impl CloseReason {
             DuplicateRoute,
             ClusterNameConflict,
             Kicked,
+            MaxPayloadExceeded,
         ]
         .get(usize::from(v))
         .copied()
@@ -123,6 +126,7 @@ impl CloseReason {
             Self::DuplicateRoute => "Duplicate Route",
             Self::ClusterNameConflict => "Cluster Name Conflict",
             Self::Kicked => "Kicked",
+            Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
         }
     }
 

@@ -176,6 +176,7 @@ fn close_code(reason: CloseReason) -> CloseCode {
         | CloseReason::SlowConsumerPendingBytes
         | CloseReason::SlowConsumerWriteDeadline => CloseCode::Policy,
         CloseReason::ProtocolViolation => CloseCode::Protocol,
+        CloseReason::MaxPayloadExceeded => CloseCode::Size,
         CloseReason::WriteError
         | CloseReason::ReadError
         | CloseReason::StaleConnection
