@@ -351,3 +351,20 @@ async fn a_payload_over_max_payload_closes_with_1009_as_nats_server() {
         );
     }
 }
+
+#[tokio::test]
+async fn configured_headers_come_with_the_upgrade_answer() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = ws_server(
+            kind,
+            "port: -1\nno_tls: true\nheaders { \"X-Edge\": \"yes\", \"Cache-Control\": \"no-store\" }",
+            "",
+        )
+        .await;
+        let (_ws, head) = RawWs::connect(&ws_url(&server), None).await;
+        let lines: Vec<String> = head.lines().map(str::to_ascii_lowercase).collect();
+        for want in ["x-edge: yes", "cache-control: no-store"] {
+            assert!(lines.iter().any(|l| l == want), "{kind:?}: {head}");
+        }
+    }
+}

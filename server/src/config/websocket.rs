@@ -47,6 +47,8 @@ pub struct WebsocketConfig {
     pub auth_timeout: Option<Duration>,
     /// User assumed by WebSocket clients that send no credentials.
     pub no_auth_user: Option<String>,
+    /// Extra HTTP headers sent with the `101` upgrade answer (`headers {}`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for WebsocketConfig {
@@ -70,6 +72,7 @@ impl Default for WebsocketConfig {
             token: None,
             auth_timeout: None,
             no_auth_user: None,
+            headers: Vec::new(),
         }
     }
 }

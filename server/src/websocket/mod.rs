@@ -331,8 +331,17 @@ fn answer(
 ) -> Result<(Response<http_body_util::Empty<bytes::Bytes>>, Answer), handshake::Refused> {
     handshake::check(req, ws, tls)?;
     let cookies = Cookies::from_request(req, ws);
-    let (response, upgrade) =
+    let (mut response, upgrade) =
         WebSocket::upgrade_with_options(&mut *req, options).map_err(|_| handshake::Refused::Key)?;
+    // `headers {}`: checked when the configuration was loaded.
+    for (name, value) in &ws.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     Ok((response, Ok((upgrade, cookies))))
 }
 

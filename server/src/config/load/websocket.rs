@@ -50,10 +50,7 @@ pub(super) fn parse(
             "token_cookie" => ws.token_cookie = Some(string(v, &k)?),
             "no_auth_user" => ws.no_auth_user = Some(string(v, &k)?),
             "authorization" | "authentication" => authorization(&mut ws, v)?,
-            "headers" => warnings.push(Warning::at(
-                &e.key_pos,
-                "websocket setting \"headers\" is not supported by rill yet and is ignored",
-            )),
+            "headers" => ws.headers = headers(v)?,
             _ => value::unknown(e)?,
         }
     }
@@ -129,6 +126,26 @@ pub(super) fn check(config: &Config) -> Result<(), String> {
             "no_auth_user: \"{name}\" present, but users/nkeys are not defined"
         ))
     }
+}
+
+/// `headers { "Name": "value", … }`: extra headers of the upgrade answer, checked here
+/// so a bad name or value stops the server at start.
+fn headers(v: &ConfValue) -> Result<Vec<(String, String)>, ConfigError> {
+    let m = map(v, "headers")?;
+    let mut out = Vec::new();
+    for e in m.entries() {
+        let value = string(&e.value, &e.key)?;
+        let valid = hyper::header::HeaderName::from_bytes(e.key.as_bytes()).is_ok()
+            && hyper::header::HeaderValue::from_str(&value).is_ok();
+        if !valid {
+            return Err(ConfigError::at(
+                &e.key_pos,
+                format!("invalid websocket header {:?}: {value:?}", e.key),
+            ));
+        }
+        out.push((e.key.clone(), value));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
