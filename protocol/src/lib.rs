@@ -26,6 +26,7 @@ pub mod info;
 pub mod jsapi;
 pub mod leaf_info;
 pub mod limits;
+pub mod mapping;
 pub mod op;
 pub mod route;
 pub mod route_info;

@@ -196,8 +196,8 @@ impl Accounts {
 
     /// Creates every configured account and brings its wired imports in line with
     /// `config`: imports no longer configured (or no longer exported to it) are removed,
-    /// new ones are wired, unchanged ones are left alone. Called at start and on every
-    /// reload.
+    /// new ones are wired, unchanged ones are left alone; each account's `mappings {}`
+    /// are replaced. Called at start and on every reload that changes accounts.
     pub fn wire(&self, config: &Config) {
         for acc in &config.accounts {
             self.get(&acc.name);
@@ -206,7 +206,29 @@ impl Accounts {
             let wanted = wanted_imports(config, &account.name);
             rewire(self, &account, &wanted);
         }
+        self.set_mappings(config);
     }
+
+    /// Replaces every account's `mappings {}` with `config`'s (start and reload).
+    pub fn set_mappings(&self, config: &Config) {
+        let cluster = config.cluster.as_ref().and_then(|c| c.name.clone());
+        for account in self.all() {
+            let list = mappings_of(config, &account.name);
+            account.router.mappings().set(list, cluster.clone());
+        }
+    }
+}
+
+/// The `mappings {}` of account `name`: its own, after the top-level ones for `$G`.
+fn mappings_of(config: &Config, name: &str) -> Vec<rill_protocol::mapping::Mapping> {
+    let mut list = Vec::new();
+    if name == GLOBAL_ACCOUNT {
+        list.extend(config.mappings.iter().cloned());
+    }
+    if let Some(acc) = config.accounts.iter().find(|a| a.name == name) {
+        list.extend(acc.mappings.iter().cloned());
+    }
+    list
 }
 
 /// The imports `config` gives the account `name` that a matching export allows.

@@ -88,6 +88,8 @@ pub(crate) async fn apply_reload(server: &Server, reload: &impl Reload) {
         if let Some(js) = server.jetstream() {
             js.reload(state, &new).await;
         }
+    } else if current.mappings != new.mappings {
+        state.accounts.set_mappings(&new);
     }
     info!("Reloaded server configuration");
 }

@@ -411,17 +411,21 @@ impl Connection {
     }
 
     fn on_pub(&mut self, publish: &Publish) {
-        let subject = publish.subject();
         // As nats-server: a `*` or `>` token in a publish subject is routed literally
         // (it reaches only wildcard subscriptions) and is an error only in pedantic
         // mode; the error does not stop delivery. A subject with an empty token is
         // never delivered; a request to one gets no-responders, as from nats-server.
         // Verbose clients get +OK after the -ERR, before delivery.
         if self.connect.pedantic
-            && !std::str::from_utf8(subject).is_ok_and(|t| subject::validate_publish(t).is_ok())
+            && !std::str::from_utf8(publish.subject())
+                .is_ok_and(|t| subject::validate_publish(t).is_ok())
         {
             self.fail(&ProtocolError::InvalidPublishSubject);
         }
+        // The account's `mappings {}` rewrite the subject first; permissions and
+        // routing see only the new one (as nats-server).
+        let mapped = self.account.router.mappings().map(publish.subject());
+        let subject = mapped.as_deref().unwrap_or(publish.subject());
         if self.perms.is_some() && !self.can_publish(subject) {
             self.fail(&ProtocolError::PublishViolation(
                 String::from_utf8_lossy(subject).into_owned(),
@@ -429,7 +433,10 @@ impl Connection {
             return;
         }
         self.ok();
-        let msg = Msg::from_publish(publish);
+        let mut msg = Msg::from_publish(publish);
+        if let Some(mapped) = &mapped {
+            msg = msg.with_subject(mapped);
+        }
         if subject::has_empty_token(subject) {
             self.answer_unrouted(subject, &msg);
             return;

@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cluster::{ClusterConfig, RouteAuth, RouteUrl};
+use rill_protocol::mapping::Mapping;
+
 pub use diff::{ReloadDiff, diff, keep_fixed};
 pub use error::{ConfigError, Warning, go_error};
 pub use flags::Flags;
@@ -92,6 +94,8 @@ pub struct Config {
     pub authorization: Authorization,
     /// Named accounts with their users, exports and imports.
     pub accounts: Vec<AccountConfig>,
+    /// `mappings {}` of the default account (`$G`), applied when its clients publish.
+    pub mappings: Vec<Mapping>,
     /// User assumed by clients that send no credentials.
     pub no_auth_user: Option<String>,
     /// TLS for client connections.
@@ -141,6 +145,7 @@ impl Default for Config {
             https: None,
             authorization: Authorization::default(),
             accounts: Vec::new(),
+            mappings: Vec::new(),
             no_auth_user: None,
             tls: None,
             jetstream: None,
@@ -274,6 +279,8 @@ pub struct AccountConfig {
     pub jetstream_limits: Option<AccountJetStreamLimits>,
     /// Permissions for the account's users that have none of their own.
     pub default_permissions: Option<Permissions>,
+    /// `mappings {}`: subject transforms applied when the account's clients publish.
+    pub mappings: Vec<Mapping>,
 }
 
 /// `accounts { A { jetstream { max_mem, max_file, max_streams, … } } }`; -1 is unlimited.

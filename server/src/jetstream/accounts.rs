@@ -270,8 +270,7 @@ mod tests {
             exports: Vec::new(),
             imports: Vec::new(),
             jetstream,
-            jetstream_limits: None,
-            default_permissions: None,
+            ..AccountConfig::default()
         }
     }
 

@@ -25,6 +25,7 @@ pub mod api;
 pub mod consumer;
 pub mod error;
 mod report;
+pub(crate) mod republish;
 pub mod store;
 pub mod stream;
 pub mod validate;

@@ -116,7 +116,9 @@ impl MqttConn {
             .and_then(|x| x.response_topic.as_deref())
             .and_then(|t| topic_to_subject(t).ok())
             .map(Bytes::from);
-        let subject = Bytes::copy_from_slice(subject.as_bytes());
+        // The account's `mappings {}` apply to MQTT publishes too (as nats-server).
+        let subject = (self.account.router.mappings().map(subject.as_bytes()))
+            .unwrap_or_else(|| Bytes::copy_from_slice(subject.as_bytes()));
         let msg = Msg::new(&subject, reply.as_ref(), Some(&headers), &p.payload);
         let fanout = self.account.router.publish(self.link.cid, true, &msg);
         let size = msg.size() as u64;

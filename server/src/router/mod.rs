@@ -10,6 +10,7 @@
 //! reports subscription changes to them and hands them each message after local
 //! delivery; without one attached it costs one atomic load.
 
+pub mod mapping;
 pub mod remote;
 pub mod sublist;
 
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::Publish;
 
+pub use mapping::Mappings;
 pub use remote::{Forwarded, Links, Origin, Remote, RemoteFactory};
 pub use sublist::{MatchResult, Sublist};
 
@@ -341,12 +343,18 @@ pub struct Router {
     subs: Sublist<SubRef>,
     /// Links to other servers (routes, leaf nodes), created when the first attaches.
     remote: OnceLock<Links>,
+    mappings: Mappings,
 }
 
 impl Router {
     /// An empty router.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The account's subject mappings (applied by publishers before [`Router::publish`]).
+    pub fn mappings(&self) -> &Mappings {
+        &self.mappings
     }
 
     /// The subscription trie (for monitoring).

@@ -69,14 +69,11 @@ fn account(
             }
             "jetstream" => (acc.jetstream, acc.jetstream_limits) = account_jetstream(v)?,
             "default_permissions" => acc.default_permissions = Some(permissions(v, &key)?),
-            "nkey" | "mappings" | "maps" | "limits" | "msg_trace" | "trace_dest" => {
-                warnings.push(Warning::at(
-                    &e.key_pos,
-                    format!(
-                        "account setting \"{key}\" is not supported by rill yet and is ignored"
-                    ),
-                ))
-            }
+            "mappings" | "maps" => acc.mappings = super::mappings::parse(v, &key)?,
+            "nkey" | "limits" | "msg_trace" | "trace_dest" => warnings.push(Warning::at(
+                &e.key_pos,
+                format!("account setting \"{key}\" is not supported by rill yet and is ignored"),
+            )),
             _ => value::unknown(e)?,
         }
     }

@@ -14,6 +14,7 @@ mod accounts;
 mod auth;
 pub(crate) mod cluster;
 mod leaf;
+mod mappings;
 mod mqtt;
 mod operator;
 mod server;
@@ -100,6 +101,7 @@ impl Draft {
         match lower.as_str() {
             "tls" => self.config.tls = Some(tls::parse(v, &mut self.warnings)?),
             "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
+            "mappings" | "maps" => self.config.mappings = mappings::parse(v, key)?,
             "jetstream" => self.jetstream_key(v)?,
             "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
             "websocket" | "ws" => self.config.websocket = websocket::parse(v, &mut self.warnings)?,
@@ -194,8 +196,6 @@ const REFUSED: &[&str] = &[
 /// and ignored.
 const UNSUPPORTED: &[&str] = &[
     "gateway",
-    "mappings",
-    "maps",
     "server_tags",
     "server_metadata",
     "syslog",

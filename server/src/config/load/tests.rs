@@ -201,7 +201,7 @@ fn tls_block() {
 #[test]
 fn unsupported_features_warn_and_name_the_key() {
     let text = "cluster { port: 6222 }\nleafnodes { listen: \"0.0.0.0:7422\" }\nwebsocket { port: 8080, no_tls: true }\n\
-        gateway { port: 7222 }\nserver_tags: [\"a\"]\nsystem_account: SYS\nmappings { a: b }\n";
+        gateway { port: 7222 }\nserver_tags: [\"a\"]\nsystem_account: SYS\nsyslog: true\n";
     insta::assert_debug_snapshot!(warnings(text));
 }
 
@@ -300,4 +300,38 @@ fn the_mqtt_block_takes_nats_server_keys() {
     assert!(err("mqtt { port: 1883 }").contains("mqtt requires JetStream"));
     assert!(err("jetstream: true\nmqtt { max_ack_pending: 70000 }").contains("[0..65535]"));
     assert!(err("jetstream: true\nmqtt { bogus: 1 }").contains("unknown field \"bogus\""));
+}
+
+#[test]
+fn mappings_in_every_form_at_the_top_and_in_accounts() {
+    let c = ok(
+        "mappings {\n  a: b\n  \"c.*\": { destination: \"d.$1\", weight: 100% }\n  \
+        e: [ { destination: e.v1, weight: 80% }, { destination: e.v2, weight: \"20\" } ]\n}\n\
+        accounts { A { mappings { f: g } } }\n",
+    );
+    let srcs: Vec<&str> = c.mappings.iter().map(|m| m.src()).collect();
+    assert_eq!(srcs, ["a", "c.*", "e"]);
+    let weights: Vec<u8> = c.mappings[2].dests().iter().map(|d| d.weight).collect();
+    assert_eq!(weights, [80, 20]);
+    assert_eq!(c.accounts[0].mappings[0].src(), "f");
+}
+
+#[test]
+fn invalid_mappings_are_refused_with_nats_servers_reason() {
+    assert_eq!(
+        err("mappings { \"foo.*\": \"bar.$2\" }"),
+        "1:12: Error adding mapping for \"foo.*\" to \"bar.$2\" : invalid mapping destination: \
+         wildcard index out of range in $2: [2]"
+    );
+    assert_eq!(
+        err("mappings { foo: [{destination: a, weight: 60%}, {destination: b, weight: 50%}] }"),
+        "1:12: Error adding mapping for \"foo\" : total weight needs to be <= 100"
+    );
+    assert!(
+        err("mappings { foo: [{destination: a}] }")
+            .ends_with("Missing weight for mapping destination \"a\"")
+    );
+    assert!(
+        err("mappings { \"foo..x\": bar }").ends_with("Subject \"foo..x\" is not a valid subject")
+    );
 }

@@ -33,8 +33,6 @@ fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
     let features = [
         (cfg.mirror.is_some(), "mirror"),
         (!cfg.sources.is_empty(), "sources"),
-        (cfg.republish.is_some(), "republish"),
-        (cfg.subject_transform.is_some(), "subject_transform"),
         (
             !cfg.subject_delete_marker_ttl.is_zero(),
             "subject_delete_marker_ttl",

@@ -25,6 +25,7 @@ use super::link::{Batch, Consumers};
 use super::{StoredStream, store_config};
 use crate::account::Account;
 use crate::jetstream::error;
+use crate::jetstream::republish::Rewrites;
 use crate::jetstream::store::{
     PurgeRequest, StdFs, StoreError, StoredMsg, StreamStore, SyncPolicy, meta, now_ns,
 };
@@ -136,6 +137,8 @@ pub struct StreamCore {
     pub(super) last_seq_tx: watch::Sender<u64>,
     pub(super) persist: Option<Persist>,
     pub(super) last_sync_ns: i64,
+    /// `subject_transform` and `republish` (see `jetstream::republish`).
+    pub(super) rewrites: Rewrites,
 }
 
 fn ts(ns: i64) -> Timestamp {
@@ -173,6 +176,9 @@ impl StreamCore {
     pub(super) fn flush(&mut self) {
         if self.dirty && self.sync == SyncPolicy::Always {
             self.sync_now();
+        }
+        for m in self.rewrites.take() {
+            self.send(&m.subject, Some(&m.headers), &m.payload);
         }
         for (reply, ack) in std::mem::take(&mut self.pending) {
             let body = serde_json::to_vec(&ack).unwrap_or_default();
@@ -442,6 +448,7 @@ impl StreamCore {
             .update_config(store_cfg)
             .map_err(|e| error::general(&e))?;
         self.dedupe.set_window(cfg.duplicate_window.0);
+        self.rewrites = Rewrites::new(&cfg);
         self.cfg = cfg;
         self.dirty = true;
         self.write_meta()?;

@@ -16,6 +16,7 @@ use super::core::StreamCore;
 use super::dedupe::MSG_ID;
 use super::ttl::{self, TTL_HEADER};
 use crate::jetstream::error::publish_error;
+use crate::jetstream::republish::Stored;
 use crate::jetstream::store::{PurgeRequest, StoreError, now_ns};
 
 const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
@@ -85,6 +86,8 @@ impl StreamCore {
         }
         let subject =
             std::str::from_utf8(subject).map_err(|_| publish_error(&StoreError::InvalidSubject))?;
+        let stored_subject = self.rewrites.stored_subject(subject);
+        let subject = stored_subject.as_ref();
         let msg_id = hdrs
             .and_then(|h| find(h, MSG_ID))
             .map(text)
@@ -104,10 +107,26 @@ impl StreamCore {
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
+        let last_seq = if self.rewrites.republishes(subject) {
+            Some(self.last_subject_seq(subject))
+        } else {
+            None
+        };
         let (seq, ts) = self
             .store
             .append(subject, hdrs, payload)
             .map_err(|e| publish_error(&e))?;
+        if let Some(last_seq) = last_seq {
+            self.rewrites.stored(&Stored {
+                stream: &self.name,
+                subject,
+                seq,
+                ts,
+                last_seq,
+                headers: hdrs,
+                payload,
+            });
+        }
         self.dirty = true;
         self.last_msg_id = msg_id.unwrap_or_default().to_owned();
         if let Some(id) = msg_id {

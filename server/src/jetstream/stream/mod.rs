@@ -40,6 +40,7 @@ pub use self::link::{Batch, ConsumerLink};
 pub(crate) use self::subs::StreamSubs;
 use crate::account::Account;
 use crate::jetstream::error;
+use crate::jetstream::republish::Rewrites;
 use crate::jetstream::store::{
     Discard, FileStore, MemStore, StdFs, StorageKind, StoreConfig, StreamStore, SyncPolicy, meta,
     now_ns,
@@ -209,6 +210,7 @@ fn open(
         (Some(root), StorageType::File) => Some(Persist { root }),
         _ => None,
     };
+    let rewrites = Rewrites::new(&p.cfg);
     Ok(StreamCore {
         name,
         cfg: p.cfg,
@@ -229,6 +231,7 @@ fn open(
         last_seq_tx,
         persist,
         last_sync_ns: now,
+        rewrites,
     })
 }
 
