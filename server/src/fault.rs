@@ -11,6 +11,7 @@
 //! | `stream.panic` | a stream name | that stream's `STREAM.INFO` panics on the stream's own task |
 //! | `stream.delete` | a stream name | moving the stream's files into the trash fails |
 //! | `consumer.delete` | a consumer name | moving the consumer's files into the trash fails |
+//! | `stream.queue` | a stream name | that stream's ingest queue holds 4 commands (it overflows) |
 //!
 //! In release builds every check is a constant `false` and the variable is never read.
 

@@ -1,18 +1,25 @@
 //! TLS for client connections: the rustls `ServerConfig` built from the `tls {}` block
 //! (certificate chain, private key, client CA, `verify`/`verify_and_map`, `min_version`),
-//! with the ring provider.
+//! with the ring provider. `pinned_certs` wraps the client-certificate verifier: a
+//! certificate the CA accepts is still refused in the handshake unless the SHA-256 of its
+//! public key (DER SubjectPublicKeyInfo) is one of the pins.
 //!
 //! Files are read when the acceptor is built: at start (a missing or malformed file stops
 //! the server with an error naming it) and on reload (an error keeps the old acceptor).
 //! The handshake itself is driven by the listener.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::config::TlsConfig;
 
@@ -90,7 +97,13 @@ pub fn acceptor(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
             let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
                 .build()
                 .map_err(|e| TlsError::Config(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            match tls.pinned_certs.is_empty() {
+                true => builder.with_client_cert_verifier(verifier),
+                false => builder.with_client_cert_verifier(Arc::new(Pinned {
+                    inner: verifier,
+                    pins: tls.pinned_certs.iter().cloned().collect(),
+                })),
+            }
         }
         (None, true) => {
             return Err(TlsError::Config(
@@ -103,4 +116,79 @@ pub fn acceptor(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         .with_single_cert(certs, key)
         .map_err(|e| file_err("private key", &tls.key_file, e))?;
     Ok(Arc::new(config))
+}
+
+/// The hex SHA-256 of a certificate's DER SubjectPublicKeyInfo (`pinned_certs`' form);
+/// `None` when the certificate does not parse.
+pub fn spki_pin(cert_der: &[u8]) -> Option<String> {
+    use std::fmt::Write as _;
+    use x509_cert::der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    Some(hex)
+}
+
+/// A client-certificate verifier that also requires a pinned public key.
+#[derive(Debug)]
+struct Pinned {
+    inner: Arc<dyn ClientCertVerifier>,
+    pins: HashSet<String>,
+}
+
+impl ClientCertVerifier for Pinned {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match spki_pin(end_entity) {
+            Some(pin) if self.pins.contains(&pin) => Ok(verified),
+            _ => Err(rustls::Error::General(
+                "client certificate is not pinned".into(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

@@ -400,3 +400,47 @@ async fn no_auth_user_places_anonymous_clients_in_its_account() {
     assert_eq!(&msg.payload[..], b"anon");
     assert!(tokio::time::timeout(QUIET, in_a.next()).await.is_err());
 }
+
+/// Clients sending wrong passwords for a bcrypt user, many at once, are each refused as
+/// by nats-server, while another client keeps its round trips and the right password
+/// still logs in (rill checks bcrypt on the blocking pool, a few at a time, so the
+/// attack does not hold the async workers).
+#[tokio::test]
+async fn bcrypt_attack_is_refused_while_others_are_served() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = server(kind, USERS).await;
+        let alice = connect(
+            &server,
+            ConnectOptions::with_user_and_password("alice".into(), "secret".into()),
+        )
+        .await;
+        let attack = (0..8).map(|_| {
+            let port = server.port();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for _ in 0..3 {
+                    let mut conn = Conn::connect(port).await;
+                    conn.send(b"CONNECT {\"user\":\"bob\",\"pass\":\"wrong\"}\r\nPING\r\n")
+                        .await;
+                    let got = conn.read_until(QUIET).await;
+                    answers.push(String::from_utf8_lossy(&got).contains("Authorization Violation"));
+                }
+                answers
+            })
+        });
+        let attackers: Vec<_> = attack.collect();
+        for _ in 0..20 {
+            sync(&alice).await;
+        }
+        for a in attackers {
+            let answers = a.await.expect("attacker");
+            assert_eq!(answers, [true; 3], "{kind:?}: every wrong password refused");
+        }
+        let bob = connect(
+            &server,
+            ConnectOptions::with_user_and_password("bob".into(), "bob-pass".into()),
+        )
+        .await;
+        sync(&bob).await;
+    }
+}

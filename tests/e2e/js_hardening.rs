@@ -309,3 +309,51 @@ async fn sequence_space_ends_with_a_clear_error() {
     assert!(state.get("num_deleted").is_none(), "{info}");
     assert_eq!(err_code(&publish(&c, "p", HeaderMap::new()).await), 10077);
 }
+
+/// A stream whose ingest queue overflows (shrunk to 4 by an injected fault) may drop a
+/// burst's messages, but never silently: every message sent is either stored or counted
+/// in `/jsz` (stream detail `ingest_dropped`) and `/metrics`, and a drop is logged.
+#[tokio::test]
+async fn dropped_publishes_are_counted() {
+    const N: u64 = 3000;
+    let server = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        env: vec![("RILL_FAULTS".into(), "stream.queue=Q".into())],
+        ..ServerOpts::default()
+    })
+    .await;
+    let http = server.monitoring_port();
+    let c = server.client().await;
+    create(
+        &c,
+        json!({"name": "Q", "subjects": ["q"], "storage": "memory"}),
+    )
+    .await;
+    for _ in 0..N {
+        c.publish("q", "x".into()).await.expect("publish");
+    }
+    c.flush().await.expect("flush");
+    let counts = || async {
+        let jsz = crate::monitoring::get_json(http, "/jsz?streams=true").await;
+        let s = &jsz["account_details"][0]["stream_detail"][0];
+        let stored = s["state"]["messages"].as_u64().unwrap_or_default();
+        (stored, s["ingest_dropped"].as_u64().unwrap_or_default())
+    };
+    rill_tests::check_for(Duration::from_secs(30), || async {
+        let (stored, dropped) = counts().await;
+        stored + dropped == N
+    })
+    .await;
+    let (_, dropped) = counts().await;
+    let (_, metrics) = crate::monitoring::get(http, "/metrics").await;
+    let row = format!("rill_stream_dropped_messages{{stream=\"Q\"}} {dropped}");
+    assert!(metrics.contains(&row), "{metrics}");
+    if dropped > 0 {
+        assert!(
+            server.logs().contains("message dropped"),
+            "{}",
+            server.logs()
+        );
+    }
+    still_serving(&c, "AFTER").await;
+}

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_nats::ConnectOptions;
 use futures::StreamExt;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PublicKeyData, SanType,
 };
 use rill_tests::raw::Conn;
 use rill_tests::{ServerKind, ServerOpts, TestServer, sync};
@@ -242,4 +243,67 @@ async fn handshake_first_auto_also_serves_clients_that_wait_for_info() {
         .unwrap_or_else(|| panic!("INFO-first client refused\n{}", server.logs()));
     round_trip(&first, "auto.first").await;
     round_trip(&classic, "auto.classic").await;
+}
+
+/// `pinned_certs`: of two client certificates from the trusted CA, only the one whose
+/// public key (SHA-256 of its DER SubjectPublicKeyInfo) is pinned connects, on rill as on
+/// nats-server.
+#[tokio::test]
+async fn pinned_certs_admit_only_pinned_client_keys_like_nats_server() {
+    let certs = Certs::generate();
+    let pem = std::fs::read_to_string(certs.path("client-key.pem")).expect("key");
+    let spki = KeyPair::from_pem(&pem)
+        .expect("key")
+        .subject_public_key_info();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+    let pin: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let extra = format!("verify: true\n  pinned_certs: [\"{pin}\"]");
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = tls_server(kind, certs.tls_block(&extra)).await;
+        let good = connects(&server, certs.client_cert_opts("client"))
+            .await
+            .unwrap_or_else(|| panic!("{kind:?}: pinned client refused\n{}", server.logs()));
+        round_trip(&good, "pinned.ok").await;
+        let other = connects(&server, certs.client_cert_opts("unmapped")).await;
+        assert!(
+            other.is_none(),
+            "{kind:?}: a client key that is not pinned got in"
+        );
+        round_trip(&good, "pinned.still").await;
+    }
+}
+
+/// A TLS setting rill does not enforce (or `pinned_certs` without `verify`, where no
+/// client certificate is asked for) stops the server at start, naming the setting,
+/// instead of being ignored with a warning.
+#[tokio::test]
+async fn unenforced_tls_settings_stop_startup() {
+    let certs = Certs::generate();
+    for (extra, named) in [
+        ("verify: true\n  cert_match_by: subject", "cert_match_by"),
+        ("verify: true\n  ocsp_peer: true", "ocsp_peer"),
+        ("insecure: true", "insecure"),
+        ("cipher_suites: [TLS_AES_128_GCM_SHA256]", "cipher_suites"),
+        ("pinned_certs: [\"00\"]", "pinned_certs"),
+        (
+            "pinned_certs: [\"0000000000000000000000000000000000000000000000000000000000000000\"]",
+            "pinned_certs needs verify",
+        ),
+    ] {
+        let conf = certs.path("refused.conf");
+        std::fs::write(&conf, certs.tls_block(extra)).expect("write conf");
+        let run = tokio::process::Command::new(rill_tests::rill_server_bin())
+            .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+            .arg(&conf)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("{extra}: the server started and kept running"))
+            .expect("run server");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{extra}: started\n{text}");
+        assert!(text.contains(named), "{extra}: {text}");
+    }
 }

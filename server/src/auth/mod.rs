@@ -15,6 +15,7 @@
 
 pub mod cert;
 pub mod jwt;
+pub mod offload;
 pub mod permissions;
 
 use std::collections::HashMap;
@@ -226,6 +227,22 @@ impl Authenticator {
             || !self.nkeys.is_empty()
             || self.token.is_some()
             || self.jwt.is_some()
+    }
+
+    /// True when checking `connect` takes a bcrypt verification (slow on purpose): the
+    /// caller runs it off the async workers ([`offload::authenticate_client`]).
+    pub fn is_costly(&self, connect: &Connect) -> bool {
+        if self.jwt.is_some() || self.verify_and_map || connect.nkey.is_some() {
+            return false;
+        }
+        let bcrypt = |s: Option<&Secret>| matches!(s, Some(Secret::Bcrypt(_)));
+        if connect.auth_token.is_some() && self.token.is_some() {
+            return bcrypt(self.token.as_ref().map(|(s, _)| s));
+        }
+        connect
+            .user
+            .as_ref()
+            .is_some_and(|name| bcrypt(self.users.get(name).and_then(|u| u.secret.as_ref())))
     }
 
     /// The account of the configured user (or nkey) `name`; `None` when there is no such

@@ -60,7 +60,7 @@ pub use registry::Clients;
 use trace::describe;
 
 use crate::account::Account;
-use crate::auth::Permissions;
+use crate::auth::{Permissions, offload};
 use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -96,6 +96,8 @@ struct Connection {
     pub_cache: HashMap<Bytes, bool>,
     /// The JWT user's limits and expiry (operator mode).
     jwt: Option<jwt::JwtSession>,
+    /// A CONNECT being checked: ops after it wait until it is done.
+    pending_connect: Option<Box<Connect>>,
 }
 
 /// Message counters gathered over one read pass: one atomic add per counter per
@@ -190,6 +192,7 @@ where
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
         stall: None,
+        pending_connect: None,
         tally: Tally::default(),
         peer,
         perms: None,
@@ -236,7 +239,7 @@ impl Connection {
                 read = reader.read_buf(&mut buf) => match read {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
-                        if let Err(reason) = self.process(&mut buf) {
+                        if let Err(reason) = self.process_all(&mut buf).await {
                             return reason;
                         }
                         if let Some(backlogged) = self.stall.take() {
@@ -289,7 +292,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Decodes and handles every whole op in `buf`.
+    /// [`Connection::process`], checking a CONNECT (which may take a while: bcrypt runs
+    /// off the workers) before the ops after it.
+    async fn process_all(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        self.process(buf)?;
+        while let Some(connect) = self.pending_connect.take() {
+            self.on_connect(*connect).await?;
+            self.process(buf)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes and handles every whole op in `buf`, up to a CONNECT.
     fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
         let result = self.process_ops(buf);
         self.tally.flush(&self.link, &self.state.stats);
@@ -297,7 +311,7 @@ impl Connection {
     }
 
     fn process_ops(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
-        loop {
+        while self.pending_connect.is_none() {
             match self.decoder.decode(buf) {
                 Ok(Some(op)) => self.handle(op)?,
                 Ok(None) => return Ok(()),
@@ -313,6 +327,7 @@ impl Connection {
                 return Err(self.link.outbound.reason());
             }
         }
+        Ok(())
     }
 
     fn handle(&mut self, op: ClientOp) -> Result<(), CloseReason> {
@@ -343,7 +358,7 @@ impl Connection {
                 self.link.outbound.push_raw(b"PONG\r\n");
             }
             ClientOp::Pong => self.pings_out = 0,
-            ClientOp::Connect(connect) => return self.on_connect(*connect),
+            ClientOp::Connect(connect) => self.pending_connect = Some(connect),
             ClientOp::Info | ClientOp::Ok => {}
         }
         Ok(())
@@ -355,7 +370,7 @@ impl Connection {
         }
     }
 
-    fn on_connect(&mut self, mut connect: Connect) -> Result<(), CloseReason> {
+    async fn on_connect(&mut self, mut connect: Connect) -> Result<(), CloseReason> {
         trace!(
             "{} - <<- [CONNECT {}]",
             self.link.log_prefix(),
@@ -371,12 +386,15 @@ impl Connection {
             return Err(CloseReason::ProtocolViolation);
         }
         let auth = self.peer.authenticator(&self.state);
-        let identity = match auth.authenticate_client(
-            &connect,
-            self.peer.nonce.as_deref(),
-            self.peer.cert.as_ref(),
-            Some(self.peer.addr.ip()),
-        ) {
+        let costly = auth.is_costly(&connect);
+        let (creds, nonce, cert) = (
+            connect.clone(),
+            self.peer.nonce.clone(),
+            self.peer.cert.clone(),
+        );
+        let ip = Some(self.peer.addr.ip());
+        let check = move || auth.authenticate_client(&creds, nonce.as_deref(), cert.as_ref(), ip);
+        let identity = match offload::check(costly, check).await {
             Ok(identity) => identity,
             Err(e) => {
                 error!("{} - authentication error: {e}", self.link.log_prefix());

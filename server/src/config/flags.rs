@@ -409,6 +409,7 @@ impl Flags {
             handshake_first: false,
             handshake_first_fallback: None,
             min_version: None,
+            pinned_certs: Vec::new(),
         });
         tls.cert_file = cert_file;
         tls.key_file = key_file;

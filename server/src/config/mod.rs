@@ -439,6 +439,9 @@ pub struct TlsConfig {
     pub handshake_first_fallback: Option<Duration>,
     /// Lowest accepted TLS version, "1.2" or "1.3".
     pub min_version: Option<String>,
+    /// `pinned_certs`: lowercase hex SHA-256 of the client certificates' public keys
+    /// (DER SubjectPublicKeyInfo); when set, only these are accepted.
+    pub pinned_certs: Vec<String>,
 }
 
 /// The `jetstream {}` block and `-js`/`-sd`.

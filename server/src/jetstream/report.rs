@@ -46,8 +46,8 @@ impl JetStream {
             bytes += used;
             consumers += handle.consumer_count();
             if want_streams {
-                let mut detail =
-                    json!({ "name": name, "created": info.created, "state": info.state });
+                let mut detail = json!({ "name": name, "created": info.created,
+                    "state": info.state, "ingest_dropped": handle.dropped() });
                 if flag(q, "config") {
                     detail["config"] = json!(cfg);
                 }
@@ -114,6 +114,7 @@ impl JetStream {
                 s.last_seq,
                 handle.consumer_count() as u64,
                 s.lost.as_ref().map_or(0, |l| l.msgs.len() as u64),
+                handle.dropped(),
             ];
             rows.streams.push((account.clone(), name, values));
         }
@@ -144,7 +145,7 @@ impl JetStream {
 /// (account, stream, consumer, values).
 #[derive(Debug, Default)]
 pub(super) struct MetricRows {
-    streams: Vec<(String, String, [u64; 6])>,
+    streams: Vec<(String, String, [u64; 7])>,
     consumers: Vec<(String, String, String, [u64; 6])>,
 }
 
@@ -169,6 +170,10 @@ impl MetricRows {
             (
                 "rill_stream_lost_messages",
                 "Messages lost to damaged storage since the stream was opened.",
+            ),
+            (
+                "rill_stream_dropped_messages",
+                "Messages dropped on the way into the stream (its ingest queue was full) since it was opened.",
             ),
         ];
         let acc = |a: &str| match by_account {

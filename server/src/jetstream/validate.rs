@@ -95,6 +95,7 @@ fn metadata_len(m: &Metadata) -> usize {
 
 mod consumer;
 mod consumer_lifecycle;
+mod overlap;
 mod stream;
 mod stream_subjects;
 

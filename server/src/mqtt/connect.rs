@@ -18,7 +18,7 @@ use tracing::{debug, error};
 use super::MqttService;
 use super::outlet::ClientLimits;
 use super::packet::{self, CodecError, Version, v5};
-use crate::auth::Identity;
+use crate::auth::{Identity, offload};
 use crate::client::{ClientLink, Peer};
 
 /// What a valid CONNECT settled.
@@ -74,7 +74,7 @@ pub(super) async fn accept<R: AsyncRead + Unpin>(
         "" => (generated_id(), true),
         id => (id.to_string(), false),
     };
-    let identity = match authenticate(service, peer, login.as_ref()) {
+    let identity = match authenticate(service, peer, login.as_ref()).await {
         Some(identity) => identity,
         None => {
             error!("{} - MQTT authentication error", link.log_prefix());
@@ -170,7 +170,12 @@ pub(super) fn refuse(link: &ClientLink, version: Version, code: v5::ConnectRetur
 
 /// Checks the credentials as a NATS CONNECT carrying the same user, password (also
 /// tried as a token) and certificate.
-fn authenticate(service: &MqttService, peer: &Peer, login: Option<&v5::Login>) -> Option<Identity> {
+/// A bcrypt check runs off the async workers (`auth::offload`).
+async fn authenticate(
+    service: &MqttService,
+    peer: &Peer,
+    login: Option<&v5::Login>,
+) -> Option<Identity> {
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let connect = Connect {
         user: login.and_then(|l| nonempty(&l.username)),
@@ -178,10 +183,14 @@ fn authenticate(service: &MqttService, peer: &Peer, login: Option<&v5::Login>) -
         auth_token: login.and_then(|l| nonempty(&l.password)),
         ..Connect::default()
     };
-    service
-        .authenticator()
-        .authenticate(&connect, None, peer.cert.as_ref())
-        .ok()
+    let auth = service.authenticator();
+    let costly = auth.is_costly(&connect);
+    let cert = peer.cert.clone();
+    offload::check(costly, move || {
+        auth.authenticate(&connect, None, cert.as_ref())
+    })
+    .await
+    .ok()
 }
 
 /// A client id for a client that sent none (MQTT 5 returns it in CONNACK).

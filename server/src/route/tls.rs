@@ -42,6 +42,12 @@ impl RouteTls {
     /// [`TlsError`] naming the file that is missing or malformed; a block without
     /// `ca_file` (routes verify their peers against it).
     pub fn new(tls: &TlsConfig) -> Result<Self, TlsError> {
+        // The dialling side does not check pins yet: refuse rather than half-enforce.
+        if !tls.pinned_certs.is_empty() {
+            return Err(TlsError::Config(
+                "pinned_certs is not supported by rill for routes yet".into(),
+            ));
+        }
         let Some(ca) = &tls.ca_file else {
             return Err(TlsError::Config(
                 "route TLS needs a ca_file to verify the other servers".into(),

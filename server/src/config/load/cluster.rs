@@ -32,7 +32,7 @@ impl Draft {
                 "no_advertise" => c.no_advertise = boolean(v, &k)?,
                 "routes" => c.routes = routes(v)?,
                 "authorization" => c.authorization = Some(authorization(v)?),
-                "tls" => c.tls = Some(super::tls::parse(v, &mut self.warnings)?),
+                "tls" => c.tls = Some(super::tls::parse(v)?),
                 "connect_retries" => {
                     c.connect_retries = u32::try_from(int(v, &k)?).unwrap_or_default()
                 }

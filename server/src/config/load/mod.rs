@@ -99,12 +99,12 @@ impl Draft {
             return Ok(());
         }
         match lower.as_str() {
-            "tls" => self.config.tls = Some(tls::parse(v, &mut self.warnings)?),
+            "tls" => self.config.tls = Some(tls::parse(v)?),
             "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
             "mappings" | "maps" => self.config.mappings = mappings::parse(v, key)?,
             "jetstream" => self.jetstream_key(v)?,
             "mqtt" => self.config.mqtt = Some(mqtt::parse(v, &mut self.warnings)?),
-            "websocket" | "ws" => self.config.websocket = websocket::parse(v, &mut self.warnings)?,
+            "websocket" | "ws" => self.config.websocket = websocket::parse(v)?,
             "cluster" => self.cluster_key(v)?,
             "leafnodes" | "leaf" => {
                 self.config.leafnodes = Some(leaf::parse(v, &mut self.warnings)?)

@@ -19,7 +19,7 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<MqttCo
             "host" | "net" => mqtt.host = string(v, &k)?,
             "port" => mqtt.port = port(v)?,
             "listen" => listen(v, &mut mqtt)?,
-            "tls" => mqtt.tls = Some(super::tls::parse(v, warnings)?),
+            "tls" => mqtt.tls = Some(super::tls::parse(v)?),
             "authorization" | "authentication" => {
                 mqtt.authorization = authorization(map(v, &k)?)?;
             }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::super::TlsConfig;
 use super::super::conf::{ConfValue, ValueKind};
-use super::super::error::{ConfigError, Warning};
+use super::super::error::ConfigError;
 use super::super::units::parse_duration;
 use super::value::{self, boolean, map, path, string, timeout};
 
@@ -15,7 +15,7 @@ const DEFAULT_HANDSHAKE_FIRST_FALLBACK: Duration = Duration::from_millis(50);
 
 /// Parses `tls { cert_file, key_file, ca_file, verify, verify_and_map, timeout,
 /// handshake_first, min_version }`. File existence is checked in `validate`.
-pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsConfig, ConfigError> {
+pub(super) fn parse(v: &ConfValue) -> Result<TlsConfig, ConfigError> {
     let m = map(v, "tls")?;
     let mut cert = None;
     let mut key = None;
@@ -29,6 +29,7 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsCon
         handshake_first: false,
         handshake_first_fallback: None,
         min_version: None,
+        pinned_certs: Vec::new(),
     };
     for e in m.entries() {
         let k = e.key.to_ascii_lowercase();
@@ -47,13 +48,13 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsCon
                 (tls.handshake_first, tls.handshake_first_fallback) = handshake_first(v, &k)?;
             }
             "min_version" => tls.min_version = Some(min_version(v)?),
+            "pinned_certs" => tls.pinned_certs = pins(v)?,
             "insecure"
             | "verify_cert_and_check_known_urls"
             | "allow_insecure_cipher_suites"
             | "cipher_suites"
             | "curve_preferences"
             | "connection_rate_limit"
-            | "pinned_certs"
             | "cert_store"
             | "cert_match_by"
             | "cert_match"
@@ -62,9 +63,11 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsCon
             | "ocsp_peer"
             | "certs"
             | "certificates" => {
-                warnings.push(Warning::at(
+                return Err(ConfigError::at(
                     &e.key_pos,
-                    format!("tls setting \"{k}\" is not supported by rill yet and is ignored"),
+                    format!(
+                        "tls setting \"{k}\" is not supported by rill yet; refusing to start rather than ignore it"
+                    ),
                 ));
             }
             _ => value::unknown(e)?,
@@ -74,6 +77,12 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<TlsCon
         |what: &str| ConfigError::at(&v.pos, format!("missing '{what}' in TLS configuration"));
     tls.cert_file = cert.ok_or_else(|| missing("cert_file"))?;
     tls.key_file = key.ok_or_else(|| missing("key_file"))?;
+    if !tls.pinned_certs.is_empty() && !tls.verify {
+        return Err(ConfigError::at(
+            &v.pos,
+            "pinned_certs needs verify: true (client certificates are only asked for with verify)",
+        ));
+    }
     Ok(tls)
 }
 
@@ -95,6 +104,26 @@ fn handshake_first(v: &ConfValue, key: &str) -> Result<(bool, Option<Duration>),
             format!("'{key}' must be a boolean, \"auto\" or a duration"),
         )),
     }
+}
+
+/// A list of hex SHA-256 fingerprints (64 hex digits each; stored lowercase).
+fn pins(v: &ConfValue) -> Result<Vec<String>, ConfigError> {
+    let ValueKind::Array(items) = &v.kind else {
+        return Err(ConfigError::at(&v.pos, "pinned_certs must be a list"));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let pin = string(item, "pinned_certs")?.to_ascii_lowercase();
+            match pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                true => Ok(pin),
+                false => Err(ConfigError::at(
+                    &item.pos,
+                    format!("pinned_certs entry {pin:?} is not a hex SHA-256 (64 digits)"),
+                )),
+            }
+        })
+        .collect()
 }
 
 fn min_version(v: &ConfValue) -> Result<String, ConfigError> {

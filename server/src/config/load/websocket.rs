@@ -1,7 +1,7 @@
 //! The `websocket {}` block (alias `ws`), with nats-server's keys and checks.
 
 use super::super::conf::{ConfValue, Entry};
-use super::super::error::{ConfigError, Warning};
+use super::super::error::ConfigError;
 use super::super::{Config, WebsocketConfig};
 use super::server::host_port;
 use super::tls;
@@ -13,10 +13,7 @@ use super::value::{self, boolean, int, map, string, strings, timeout};
 /// # Errors
 /// Unknown keys, wrong types, a port out of range, and a listener without TLS that does
 /// not say `no_tls: true` ("websocket requires TLS configuration").
-pub(super) fn parse(
-    v: &ConfValue,
-    warnings: &mut Vec<Warning>,
-) -> Result<Option<WebsocketConfig>, ConfigError> {
+pub(super) fn parse(v: &ConfValue) -> Result<Option<WebsocketConfig>, ConfigError> {
     let m = map(v, "websocket")?;
     let mut ws = WebsocketConfig {
         host: "0.0.0.0".into(),
@@ -37,7 +34,7 @@ pub(super) fn parse(
             "port" => port = Some((int(v, &k)?, v)),
             "host" | "net" => ws.host = string(v, &k)?,
             "advertise" => ws.advertise = Some(string(v, &k)?),
-            "tls" => ws.tls = Some(tls::parse(v, warnings)?),
+            "tls" => ws.tls = Some(tls::parse(v)?),
             "no_tls" => ws.no_tls = boolean(v, &k)?,
             "same_origin" => ws.same_origin = boolean(v, &k)?,
             "allowed_origins" | "allowed_origin" | "allow_origins" | "allow_origin" | "origins"

@@ -56,49 +56,75 @@ impl StreamCore {
         self.send(reply, Some(&status(code, text)), &Bytes::new());
     }
 
+    /// A batch: each message is loaded and sent in turn (memory bounded by one
+    /// message), its `Nats-Num-Pending` counted down from one count of the matching
+    /// messages taken before the first is sent: linear in the batch.
     fn direct_batch(&self, reply: &Bytes, req: &MsgGetRequest) {
         let filter = if req.next_by_subj.is_empty() {
             ">"
         } else {
             req.next_by_subj.as_str()
         };
-        let limit = usize::try_from(req.batch).unwrap_or(0);
-        let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
-        let mut seq = req.seq.max(1);
-        let mut sent = Vec::new();
-        let mut bytes = 0;
-        while sent.len() < limit {
-            let Ok(m) = self.store.load_next(seq, filter) else {
-                break;
-            };
-            let size = m.payload.len() + m.headers.as_ref().map_or(0, Bytes::len);
-            if max_bytes > 0 && !sent.is_empty() && bytes + size > max_bytes {
+        let limit = usize::try_from(req.batch).unwrap_or(usize::MAX);
+        let max_bytes = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
+        let start = req.seq.max(1);
+        let Ok(first) = self.store.load_next(start, filter) else {
+            return self.send_status(reply, 404, "Message Not Found");
+        };
+        let mut pending = self.matching_from(first.seq, filter);
+        let (mut prev, mut sent, mut bytes) = (0, 0, 0);
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            // nats-server counts subject, headers and payload against `max_bytes`.
+            let size = m.subject.len() + m.payload.len() + m.headers.as_ref().map_or(0, Bytes::len);
+            if max_bytes > 0 && sent > 0 && bytes + size > max_bytes {
                 break;
             }
             bytes += size;
-            seq = m.seq + 1;
-            sent.push(m);
-        }
-        if sent.is_empty() {
-            return self.send_status(reply, 404, "Message Not Found");
-        }
-        let mut prev = 0;
-        for m in &sent {
-            let pending = self.pending_after(m.seq, filter);
+            sent += 1;
+            pending = pending.saturating_sub(1);
             let extra = [
                 ("Nats-Num-Pending", pending.to_string()),
                 ("Nats-Last-Sequence", prev.to_string()),
             ];
             prev = m.seq;
-            self.send_msg(reply, m, &extra);
+            self.send_msg(reply, &m, &extra);
+            if sent < limit {
+                next = self.store.load_next(prev + 1, filter).ok();
+            }
         }
         let mut eob = HeaderMap::with_status(204, Some("EOB"));
-        eob.insert(
-            "Nats-Num-Pending",
-            self.pending_after(prev, filter).to_string(),
-        );
+        eob.insert("Nats-Num-Pending", pending.to_string());
         eob.insert("Nats-Last-Sequence", prev.to_string());
         self.send(reply, Some(&eob.to_bytes()), &Bytes::new());
+    }
+
+    /// Messages matching `filter` at or after `start`: from the per-subject counts,
+    /// scanning only subjects that have messages on both sides of `start`.
+    fn matching_from(&self, start: u64, filter: &str) -> u64 {
+        if filter == ">" {
+            let st = self.store.state();
+            if start <= st.first_seq {
+                return st.msgs;
+            }
+            let gaps = self.store.deleted().iter().filter(|&&d| d >= start).count();
+            return (st.last_seq + 1)
+                .saturating_sub(start)
+                .saturating_sub(gaps as u64);
+        }
+        let mut n = 0;
+        for (subject, st) in self.store.subjects(filter) {
+            if st.first >= start {
+                n += st.msgs;
+            } else if st.last >= start {
+                let mut seq = start;
+                while let Ok(m) = self.store.load_next(seq, &subject) {
+                    n += 1;
+                    seq = m.seq + 1;
+                }
+            }
+        }
+        n
     }
 
     /// `multi_last`: the last message of every subject matching the filters, as of
@@ -154,17 +180,6 @@ impl StreamCore {
             seq = m.seq + 1;
         }
         found
-    }
-
-    /// Messages matching `filter` after `seq`.
-    fn pending_after(&self, seq: u64, filter: &str) -> u64 {
-        let mut n = 0;
-        let mut s = seq + 1;
-        while let Ok(m) = self.store.load_next(s, filter) {
-            n += 1;
-            s = m.seq + 1;
-        }
-        n
     }
 
     fn send_msg(&self, reply: &Bytes, m: &StoredMsg, extra: &[(&str, String)]) {

@@ -77,6 +77,12 @@ impl StreamHandle {
         }
     }
 
+    /// Messages dropped on the way into the stream (its queue was full) since it was
+    /// opened.
+    pub fn dropped(&self) -> u64 {
+        self.inner.tx.dropped()
+    }
+
     /// The command queue (for the stream's router subscriptions).
     pub(crate) fn sender(&self) -> QueueTx {
         self.inner.tx.clone()

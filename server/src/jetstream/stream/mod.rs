@@ -127,7 +127,12 @@ pub(crate) struct Spawn {
 /// # Errors
 /// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
 pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiError> {
-    let (tx, rx) = queue::queue(QUEUE);
+    // Tests shrink one stream's queue to make it overflow (`stream.queue` fault).
+    let depth = match crate::fault::armed("stream.queue", &p.cfg.name) {
+        true => 4,
+        false => QUEUE,
+    };
+    let (tx, rx) = queue::queue(depth);
     let (ready_tx, ready_rx) = oneshot::channel();
     let name = p.cfg.name.clone();
     let (seq_tx, seq_rx) = watch::channel(0);

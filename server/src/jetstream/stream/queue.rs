@@ -2,12 +2,14 @@
 //! can slow a fast publisher down (`Delivery::Pressure`) before the queue is full
 //! and messages would be dropped, and a drain signal that ends the publisher's wait
 //! as soon as the thread has worked the queue down to half.
+//!
+//! The queue holds at most `capacity` commands but allocates only for what it holds
+//! (a linked channel, bounded by the depth counter): an idle stream costs a few
+//! hundred bytes here, not `capacity` preallocated slots.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{
-    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
-};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, channel};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -17,10 +19,12 @@ use super::Command;
 /// Sending side (cloned into the handle and the router subscriptions).
 #[derive(Debug, Clone)]
 pub(crate) struct QueueTx {
-    tx: SyncSender<Command>,
+    tx: Sender<Command>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
     drained: Arc<Notify>,
+    /// Messages refused because the queue was full (counted by the subscriber).
+    dropped: Arc<AtomicU64>,
 }
 
 /// Receiving side, owned by the stream thread.
@@ -34,7 +38,7 @@ pub(crate) struct QueueRx {
 
 /// A queue of `capacity` commands.
 pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
-    let (tx, rx) = sync_channel(capacity);
+    let (tx, rx) = channel();
     let depth = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(Notify::new());
     (
@@ -43,6 +47,7 @@ pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
             depth: Arc::clone(&depth),
             capacity,
             drained: Arc::clone(&drained),
+            dropped: Arc::default(),
         },
         QueueRx {
             rx,
@@ -58,14 +63,24 @@ impl QueueTx {
     /// or the thread is gone.
     pub(crate) fn try_send(&self, cmd: Command) -> Result<(), TrySendError<Box<Command>>> {
         // Count first: the thread may take the command before this call returns.
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        self.tx.try_send(cmd).map_err(|e| {
+        if self.depth.fetch_add(1, Ordering::Relaxed) >= self.capacity {
             self.depth.fetch_sub(1, Ordering::Relaxed);
-            match e {
-                TrySendError::Full(c) => TrySendError::Full(Box::new(c)),
-                TrySendError::Disconnected(c) => TrySendError::Disconnected(Box::new(c)),
-            }
+            return Err(TrySendError::Full(Box::new(cmd)));
+        }
+        self.tx.send(cmd).map_err(|e| {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            TrySendError::Disconnected(Box::new(e.0))
         })
+    }
+
+    /// Counts one message dropped on a full queue; returns the count so far.
+    pub(crate) fn count_dropped(&self) -> u64 {
+        self.dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Messages dropped on a full queue since the stream was opened.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// True when the queue is more than three quarters full.

@@ -1,10 +1,10 @@
 //! Stream config: defaults, the config checks, create/update rules and the required API level.
 
+use super::overlap::OverlapIndex;
 use rill_protocol::jsapi::{
     AckPolicy, ApiError, ConsumerConfig, DiscardPolicy, ErrorCode, Metadata, Nanos, PersistMode,
     PriorityPolicy, RetentionPolicy, StorageType, StreamConfig,
 };
-use rill_protocol::subject::filters_overlap;
 
 use super::stream_subjects::{
     check_mirror, check_sources, check_transform_and_republish, stream_subjects,
@@ -84,19 +84,18 @@ pub fn subjects_overlap<'a>(
     cfg: &StreamConfig,
     others: impl IntoIterator<Item = &'a StreamConfig>,
 ) -> Check {
-    for other in others {
-        if other.name == cfg.name {
-            continue;
-        }
-        if cfg
-            .subjects
-            .iter()
-            .any(|s| other.subjects.iter().any(|o| filters_overlap(s, o)))
-        {
-            return Err(ErrorCode::STREAM_SUBJECT_OVERLAP.error());
-        }
+    let mut index = OverlapIndex::default();
+    for (i, s) in cfg.subjects.iter().enumerate() {
+        index.insert(s, i);
     }
-    Ok(())
+    let overlapping = others
+        .into_iter()
+        .filter(|other| other.name != cfg.name)
+        .any(|other| other.subjects.iter().any(|o| index.overlaps(o)));
+    match overlapping {
+        true => Err(ErrorCode::STREAM_SUBJECT_OVERLAP.error()),
+        false => Ok(()),
+    }
 }
 
 /// Fills nats-server's defaults and checks a stream config (its `checkStreamCfg`).

@@ -1,8 +1,11 @@
 //! Stream subjects, mirrors, sources, subject transforms and republish.
 
+use std::collections::HashSet;
+
 use rill_protocol::jsapi::{ErrorCode, StreamConfig, StreamSource};
 use rill_protocol::subject::{filters_overlap, has_wildcard, is_subset};
 
+use super::overlap::OverlapIndex;
 use super::*;
 
 pub(super) fn check_mirror(cfg: &StreamConfig, mirror: &StreamSource) -> Check {
@@ -122,17 +125,27 @@ pub(super) fn stream_subjects(cfg: &mut StreamConfig) -> Check {
         }
         return Ok(());
     }
-    for (i, subj) in cfg.subjects.iter().enumerate() {
-        check_stream_subject(cfg, i, subj)?;
+    // For each subject, the first later one it overlaps (one pass from the end over
+    // a token tree: no comparison of every pair).
+    let mut index = OverlapIndex::default();
+    let mut later = vec![None; cfg.subjects.len()];
+    for (i, subj) in cfg.subjects.iter().enumerate().rev() {
+        later[i] = index.lowest_overlap(subj);
+        index.insert(subj, i);
+    }
+    let mut seen = HashSet::with_capacity(cfg.subjects.len());
+    for (subj, later) in cfg.subjects.iter().zip(later) {
+        let later = later.map(|j| cfg.subjects[j].as_str());
+        check_stream_subject(cfg, subj, seen.insert(subj.as_str()), later)?;
     }
     Ok(())
 }
 
-fn check_stream_subject(cfg: &StreamConfig, i: usize, subj: &str) -> Check {
+fn check_stream_subject(cfg: &StreamConfig, subj: &str, first: bool, later: Option<&str>) -> Check {
     if !is_valid_subject(subj) {
         return Err(invalid("invalid subject"));
     }
-    if cfg.subjects[..i].iter().any(|s| s == subj) {
+    if !first {
         return Err(invalid("duplicate subjects detected"));
     }
     if subj == ">" {
@@ -157,10 +170,7 @@ fn check_stream_subject(cfg: &StreamConfig, i: usize, subj: &str) -> Check {
             ));
         }
     }
-    if let Some(later) = cfg.subjects[i + 1..]
-        .iter()
-        .find(|t| filters_overlap(t, subj))
-    {
+    if let Some(later) = later {
         return Err(invalid(format!("subject {subj:?} overlaps with {later:?}")));
     }
     Ok(())
