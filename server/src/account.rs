@@ -33,6 +33,7 @@ use rill_protocol::subject;
 use tracing::warn;
 
 use crate::config::{Config, ExportKind, ImportConfig};
+use crate::locks;
 use crate::router::{Delivery, Msg, RemoteFactory, Router, Subscriber, Subscription};
 use crate::shared::GLOBAL_ACCOUNT;
 
@@ -96,9 +97,7 @@ impl Account {
     /// True when one of this account's service imports takes requests on the literal
     /// `subject` (so a local default answer, like "JetStream not enabled", stays quiet).
     pub fn imports_service(&self, subject: &str) -> bool {
-        let Ok(imports) = self.imports.lock() else {
-            return false;
-        };
+        let imports = locks::lock(&self.imports);
         imports
             .iter()
             .any(|w| w.service.is_some() && subject::matches(w.sub.subject_str(), subject))
@@ -251,9 +250,7 @@ fn wanted_imports<'a>(config: &'a Config, name: &str) -> Vec<&'a ImportConfig> {
 }
 
 fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[&ImportConfig]) {
-    let Ok(mut wired) = importer.imports.lock() else {
-        return;
-    };
+    let mut wired = locks::lock(&importer.imports);
     wired.retain(|w| {
         let keep = wanted.contains(&&w.config);
         if !keep {
@@ -408,9 +405,7 @@ struct ServiceForward {
 impl ServiceForward {
     /// Drops response routes older than the threshold.
     fn expire(&self) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
+        let mut pending = locks::lock(&self.pending);
         while let Some((at, sub)) = pending.front() {
             if at.elapsed() < RESPONSE_THRESHOLD {
                 break;
@@ -422,9 +417,7 @@ impl ServiceForward {
 
     /// Drops every pending response route (the import is being removed).
     fn drop_routes(&self) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
+        let mut pending = locks::lock(&self.pending);
         for (_, sub) in pending.drain(..) {
             self.target.router.unsubscribe(&sub);
         }
@@ -456,8 +449,8 @@ impl Subscriber for ServiceForward {
             .forward(&msg.with_subject(&remote).with_reply(Some(&route)));
         if delivered == Delivery::Dropped {
             self.target.router.unsubscribe(&route_sub);
-        } else if let Ok(mut pending) = self.pending.lock() {
-            pending.push_back((Instant::now(), route_sub));
+        } else {
+            locks::lock(&self.pending).push_back((Instant::now(), route_sub));
         }
         delivered
     }

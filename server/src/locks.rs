@@ -36,6 +36,11 @@ pub fn read_checked<T: ?Sized>(l: &RwLock<T>) -> Option<RwLockReadGuard<'_, T>> 
     l.read().ok()
 }
 
+/// Locks `m` for an admission check: `None` when poisoned, and the caller refuses.
+pub fn lock_checked<T: ?Sized>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    m.lock().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +61,12 @@ mod tests {
         *write(&l) = 8;
         assert_eq!(*read(&l), 8);
         assert!(read_checked(&l).is_none());
+        let m = Mutex::new(1);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = m.lock();
+            panic!("poison");
+        }));
+        assert_eq!(*lock(&m), 1);
+        assert!(lock_checked(&m).is_none());
     }
 }

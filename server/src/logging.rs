@@ -17,7 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -29,6 +29,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Registry, reload};
 
 use crate::config::{LogConfig, go_error};
+use crate::locks;
 
 /// The target of [`fatal`] events, printed as `[FTL]`.
 const FATAL_TARGET: &str = "rill_server::fatal";
@@ -55,7 +56,7 @@ struct Shared {
 
 impl Shared {
     fn sink(&self) -> MutexGuard<'_, Sink> {
-        self.sink.lock().unwrap_or_else(PoisonError::into_inner)
+        locks::lock(&self.sink)
     }
 }
 

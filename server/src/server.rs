@@ -20,6 +20,7 @@ use crate::auth::jwt::JwtAuth;
 use crate::client::events::{EventSink, NoEvents};
 use crate::client::registry::Clients;
 use crate::config::Config;
+use crate::locks;
 use crate::shared::{ClusterReport, JsReport, LeafReport};
 use crate::stats::Stats;
 
@@ -135,41 +136,33 @@ impl ServerState {
 
     /// The configuration in force (replaced on reload).
     pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .map(|c| Arc::clone(&c))
-            .unwrap_or_default()
+        Arc::clone(&locks::read(&self.config))
     }
 
     /// Replaces the configuration (reload) and the authenticator built from it.
     pub fn set_config(&self, config: Arc<Config>) {
-        if let Ok(mut a) = self.auth.write() {
-            *a = Arc::new(Authenticator::new(&config).with_jwt(self.jwt.clone()));
-        }
-        if let Ok(mut c) = self.config.write() {
-            *c = config;
-        }
+        *locks::write(&self.auth) =
+            Arc::new(Authenticator::new(&config).with_jwt(self.jwt.clone()));
+        *locks::write(&self.config) = config;
     }
 
-    /// The authenticator of the configuration in force.
+    /// The authenticator of the configuration in force. Never a default: a poisoned lock
+    /// still holds the configured authenticator (see [`crate::locks`]), and a fallback
+    /// that asks for no credentials would admit anyone.
     pub fn authenticator(&self) -> Arc<Authenticator> {
-        self.auth.read().map(|a| Arc::clone(&a)).unwrap_or_default()
+        Arc::clone(&locks::read(&self.auth))
     }
 
     /// The TLS acceptor for client connections, when TLS is configured.
     pub fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
-        self.tls
-            .read()
-            .ok()
-            .and_then(|t| t.clone())
+        locks::read(&self.tls)
+            .clone()
             .map(tokio_rustls::TlsAcceptor::from)
     }
 
     /// Installs the TLS acceptor (at start and on reload).
     pub fn set_tls_acceptor(&self, acceptor: Option<Arc<rustls::ServerConfig>>) {
-        if let Ok(mut t) = self.tls.write() {
-            *t = acceptor;
-        }
+        *locks::write(&self.tls) = acceptor;
     }
 
     /// Records where monitoring listens.

@@ -14,6 +14,7 @@ use tracing::debug;
 use super::{CloseReason, Connection};
 use crate::auth::jwt::claims::NO_LIMIT;
 use crate::auth::jwt::{JwtUser, user::Revocation};
+use crate::locks;
 
 /// The JWT side of a connection.
 #[derive(Debug)]
@@ -68,9 +69,12 @@ impl Connection {
         let Ok(limit) = usize::try_from(limit) else {
             return false;
         };
-        let others = self.state.clients.all().into_iter().filter(|c| {
-            c.cid != self.link.cid && c.info.read().is_ok_and(|i| i.account == account)
-        });
+        let others = self
+            .state
+            .clients
+            .all()
+            .into_iter()
+            .filter(|c| c.cid != self.link.cid && locks::read(&c.info).account == account);
         others.count() >= limit
     }
 

@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::outbound::{Outbound, Pushed};
 use crate::auth::Permissions;
+use crate::locks;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
 use crate::stats::Stats;
@@ -115,11 +116,7 @@ impl ClientLink {
 
     /// The authenticated user's name (empty without one).
     pub fn user_name(&self) -> String {
-        self.info
-            .read()
-            .ok()
-            .and_then(|i| i.user.clone())
-            .unwrap_or_default()
+        locks::read(&self.info).user.clone().unwrap_or_default()
     }
 
     /// Asks the connection to re-check itself against reloaded users and permissions.
@@ -129,12 +126,12 @@ impl ClientLink {
 
     /// True for an MQTT device's connection (it speaks MQTT, not the NATS protocol).
     pub fn is_mqtt(&self) -> bool {
-        self.info.read().is_ok_and(|i| i.mqtt_client.is_some())
+        locks::read(&self.info).mqtt_client.is_some()
     }
 
     /// Number of subscriptions.
     pub fn num_subs(&self) -> usize {
-        self.subs.lock().map(|s| s.len()).unwrap_or_default()
+        locks::lock(&self.subs).len()
     }
 }
 
@@ -173,9 +170,7 @@ impl Subscriber for ClientLink {
     }
 
     fn auto_unsubscribed(&self, sub: &Subscription) {
-        if let Ok(mut subs) = self.subs.lock() {
-            subs.remove(&sub.sid);
-        }
+        locks::lock(&self.subs).remove(&sub.sid);
     }
 
     fn drained(&self) -> BoxFuture<'_, ()> {

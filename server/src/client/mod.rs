@@ -61,6 +61,7 @@ use trace::describe;
 
 use crate::account::Account;
 use crate::auth::{Permissions, offload};
+use crate::locks;
 use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -411,7 +412,8 @@ impl Connection {
         self.start_jwt(identity.jwt)?;
         self.link.echo.store(connect.echo, Ordering::Relaxed);
         self.link.headers.store(connect.headers, Ordering::Relaxed);
-        if let Ok(mut info) = self.link.info.write() {
+        {
+            let mut info = locks::write(&self.link.info);
             info.name = connect.name.clone().unwrap_or_default();
             info.lang = connect.lang.clone().unwrap_or_default();
             info.version = connect.version.clone().unwrap_or_default();
@@ -532,9 +534,7 @@ impl Connection {
             }
         }
         let max_subs = self.state.config().max_subscriptions;
-        let Ok(mut subs) = self.link.subs.lock() else {
-            return;
-        };
+        let mut subs = locks::lock(&self.link.subs);
         if subs.contains_key(&sid) {
             // nats-server keeps the first subscription for a reused sid.
             drop(subs);
@@ -555,14 +555,14 @@ impl Connection {
     }
 
     fn on_unsub(&mut self, sid: &Bytes, max: Option<u64>) {
-        let sub = self.link.subs.lock().ok().and_then(|s| s.get(sid).cloned());
+        let sub = locks::lock(&self.link.subs).get(sid).cloned();
         if let Some(sub) = sub {
             let removed = match max {
                 Some(max) if max > 0 => self.account.router.auto_unsubscribe(&sub, max),
                 _ => self.account.router.unsubscribe(&sub),
             };
-            if removed && let Ok(mut subs) = self.link.subs.lock() {
-                subs.remove(sid);
+            if removed {
+                locks::lock(&self.link.subs).remove(sid);
             }
         }
         self.ok();
@@ -607,12 +607,10 @@ impl Connection {
 
     async fn close(self, reason: CloseReason, writer: tokio::task::JoinHandle<()>) {
         self.link.outbound.close_with(reason);
-        let subs: Vec<Arc<Subscription>> = self
-            .link
-            .subs
-            .lock()
-            .map(|mut s| s.drain().map(|(_, v)| v).collect())
-            .unwrap_or_default();
+        let subs: Vec<Arc<Subscription>> = locks::lock(&self.link.subs)
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
         for sub in &subs {
             self.account.router.unsubscribe(sub);
         }

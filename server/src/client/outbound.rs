@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use rill_protocol::encode;
 
+use crate::locks;
 use crate::router::Msg;
 
 /// Payloads at least this large are shared, not copied, into the queue. Below it a
@@ -267,9 +268,7 @@ impl Outbound {
     /// Queues what `write` appends; `size` is an upper bound checked against
     /// `max_pending` first, and `write` returns the bytes it actually queued.
     fn push_with(&self, size: usize, write: impl FnOnce(&mut Queue) -> usize) -> Pushed {
-        let Ok(mut q) = self.queue.lock() else {
-            return Pushed::Closed;
-        };
+        let mut q = locks::lock(&self.queue);
         if q.closing {
             return Pushed::Closed;
         }
@@ -300,7 +299,7 @@ impl Outbound {
 
     /// Bytes queued and not yet written.
     pub fn pending_bytes(&self) -> usize {
-        self.queue.lock().map(|q| q.pending).unwrap_or_default()
+        locks::lock(&self.queue).pending
     }
 
     /// Resolves once the backlog is at most half the stall threshold, or the
@@ -326,9 +325,7 @@ impl Outbound {
             Ordering::Acquire,
         );
         if !self.closed.swap(true, Ordering::AcqRel) {
-            if let Ok(mut q) = self.queue.lock() {
-                q.closing = true;
-            }
+            locks::lock(&self.queue).closing = true;
             self.close.notify_one();
             self.data.notify_one();
             self.drained.notify_waiters();
@@ -347,9 +344,7 @@ impl Outbound {
 
     /// Takes everything queued, in order.
     fn take(&self) -> (Vec<Bytes>, bool) {
-        let Ok(mut q) = self.queue.lock() else {
-            return (Vec::new(), true);
-        };
+        let mut q = locks::lock(&self.queue);
         if self.reason().is_slow_consumer() {
             // A slow consumer is cut off at once, as nats-server does: its backlog is dropped.
             q.chunks.clear();
@@ -366,9 +361,7 @@ impl Outbound {
     /// falls to half the stall threshold.
     fn written(&self, n: usize) {
         let resume_at = self.stall_at / 2;
-        let Ok(mut q) = self.queue.lock() else {
-            return;
-        };
+        let mut q = locks::lock(&self.queue);
         let before = q.pending;
         q.pending = before.saturating_sub(n);
         let resumed = before > resume_at && q.pending <= resume_at;

@@ -12,7 +12,7 @@ use rill_protocol::{Connect, encode};
 use crate::auth::{Authenticator, CertIdentity};
 use crate::config::Config;
 use crate::server::ServerState;
-use crate::websocket::Session;
+use crate::websocket::handshake::Session;
 
 /// How a connection was reached, as the listener knows it before the client task starts.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::ClientLink;
 use crate::auth::Permissions;
+use crate::locks;
 use crate::router::Msg;
 
 impl ClientLink {
@@ -22,16 +23,15 @@ impl ClientLink {
         let checks = perms
             .as_ref()
             .is_some_and(|p| p.filters_deliveries() || p.responses().is_some());
-        if let Ok(mut slot) = self.perms.write() {
-            *slot = perms;
-        }
+        *locks::write(&self.perms) = perms;
         self.delivery_perms.store(checks, Ordering::Release);
     }
 
     /// [`Self::permit_delivery`] with the permissions in force; true when there are none.
+    /// An admission check: a poisoned lock refuses ([`locks::read_checked`]).
     pub(super) fn permits_delivery(&self, msg: &Msg<'_>) -> bool {
-        let Ok(perms) = self.perms.read() else {
-            return true;
+        let Some(perms) = locks::read_checked(&self.perms) else {
+            return false;
         };
         perms.as_ref().is_none_or(|p| self.permit_delivery(p, msg))
     }
@@ -44,18 +44,18 @@ impl ClientLink {
         {
             return false;
         }
-        if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply)
-            && let Ok(mut responses) = self.responses.lock()
-        {
+        if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply) {
             let expires = grant.expires.map(|d| Instant::now() + d);
-            responses.insert(Bytes::copy_from_slice(reply), (grant.max, expires));
+            locks::lock(&self.responses)
+                .insert(Bytes::copy_from_slice(reply), (grant.max, expires));
         }
         true
     }
 
-    /// Uses one `allow_responses` grant for `subject`; false when there is none.
+    /// Uses one `allow_responses` grant for `subject`; false when there is none. An
+    /// admission check: a poisoned lock refuses ([`locks::lock_checked`]).
     pub(super) fn take_response(&self, subject: &[u8]) -> bool {
-        let Ok(mut responses) = self.responses.lock() else {
+        let Some(mut responses) = locks::lock_checked(&self.responses) else {
             return false;
         };
         let now = Instant::now();

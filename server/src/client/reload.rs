@@ -30,6 +30,7 @@ use tracing::{error, info};
 
 use super::{CloseReason, Connection};
 use crate::auth::Permissions;
+use crate::locks;
 use crate::router::Subscription;
 
 impl Connection {
@@ -47,7 +48,7 @@ impl Connection {
             return self.recheck_jwt();
         }
         let auth = self.peer.authenticator(&self.state);
-        let user = self.link.info.read().ok().and_then(|i| i.user.clone());
+        let user = locks::read(&self.link.info).user.clone();
         if let Some(name) = &user
             && auth.account_of(name) != Some(self.account.name.as_str())
         {
@@ -100,16 +101,14 @@ impl Connection {
     }
 
     fn remove_refused_subs(&mut self, perms: &Permissions) {
-        let mut refused: Vec<Arc<Subscription>> = match self.link.subs.lock() {
-            Ok(mut subs) => {
-                let ids: Vec<_> = subs
-                    .iter()
-                    .filter(|(_, sub)| !allowed(perms, sub))
-                    .map(|(sid, _)| sid.clone())
-                    .collect();
-                ids.iter().filter_map(|sid| subs.remove(sid)).collect()
-            }
-            Err(_) => return,
+        let mut refused: Vec<Arc<Subscription>> = {
+            let mut subs = locks::lock(&self.link.subs);
+            let ids: Vec<_> = subs
+                .iter()
+                .filter(|(_, sub)| !allowed(perms, sub))
+                .map(|(sid, _)| sid.clone())
+                .collect();
+            ids.iter().filter_map(|sid| subs.remove(sid)).collect()
         };
         // Numeric sids in numeric order, as a client would list them.
         refused.sort_by(|a, b| (a.sid.len(), &a.sid).cmp(&(b.sid.len(), &b.sid)));

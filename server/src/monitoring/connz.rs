@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::format::{rfc3339, uptime};
 use crate::client::ClientLink;
+use crate::locks;
 use crate::server::ServerState;
 
 /// nats-server's default page size.
@@ -73,35 +74,30 @@ impl Subs {
 
 /// `subscriptions_list_detail` entries: subject, queue group, sid, delivered count, cid.
 fn subs_detail(c: &ClientLink) -> Value {
-    let mut list: Vec<Value> = c
-        .subs
-        .lock()
-        .map(|s| {
-            s.values()
-                .map(|sub| {
-                    let mut entry = json!({
-                        "subject": String::from_utf8_lossy(&sub.subject),
-                        "sid": String::from_utf8_lossy(&sub.sid),
-                        "msgs": sub.delivered(),
-                        "cid": c.cid,
-                    });
-                    if let Some(queue) = &sub.queue {
-                        entry["qgroup"] = json!(String::from_utf8_lossy(queue));
-                    }
-                    if sub.max() > 0 {
-                        entry["max"] = json!(sub.max());
-                    }
-                    entry
-                })
-                .collect()
+    let mut list: Vec<Value> = locks::lock(&c.subs)
+        .values()
+        .map(|sub| {
+            let mut entry = json!({
+                "subject": String::from_utf8_lossy(&sub.subject),
+                "sid": String::from_utf8_lossy(&sub.sid),
+                "msgs": sub.delivered(),
+                "cid": c.cid,
+            });
+            if let Some(queue) = &sub.queue {
+                entry["qgroup"] = json!(String::from_utf8_lossy(queue));
+            }
+            if sub.max() > 0 {
+                entry["max"] = json!(sub.max());
+            }
+            entry
         })
-        .unwrap_or_default();
+        .collect();
     list.sort_by(|a, b| a["sid"].as_str().cmp(&b["sid"].as_str()));
     json!(list)
 }
 
 fn connection(c: &ClientLink, now: SystemTime, subs: Subs) -> Value {
-    let info = c.info.read().map(|i| i.clone()).unwrap_or_default();
+    let info = locks::read(&c.info).clone();
     let mut doc = json!({
         "cid": c.cid,
         "kind": "Client",
@@ -136,15 +132,10 @@ fn connection(c: &ClientLink, now: SystemTime, subs: Subs) -> Value {
     if subs == Subs::Detail {
         doc["subscriptions_list_detail"] = subs_detail(c);
     } else if subs == Subs::List {
-        let mut list: Vec<String> = c
-            .subs
-            .lock()
-            .map(|s| {
-                s.values()
-                    .map(|sub| String::from_utf8_lossy(&sub.subject).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut list: Vec<String> = locks::lock(&c.subs)
+            .values()
+            .map(|sub| String::from_utf8_lossy(&sub.subject).into_owned())
+            .collect();
         list.sort();
         doc["subscriptions_list"] = json!(list);
     }
@@ -161,7 +152,7 @@ pub(super) fn connz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Va
         clients.retain(|c| c.cid == cid);
     }
     if let Some(acc) = q.get("acc") {
-        clients.retain(|c| c.info.read().is_ok_and(|i| &i.account == acc));
+        clients.retain(|c| locks::read(&c.info).account == *acc);
     }
     sort_clients(&mut clients, q.get("sort").map_or("cid", String::as_str));
     let now = SystemTime::now();

@@ -24,6 +24,7 @@ use super::session::Session;
 use crate::account::Account;
 use crate::auth::Permissions;
 use crate::client::{ClientLink, CloseReason, Peer};
+use crate::locks;
 use crate::router::Subscription;
 use crate::stats::Stats;
 
@@ -121,7 +122,8 @@ impl MqttConn {
             }
         };
         let outlet = Arc::new(Outlet::new(Arc::clone(&link), a.version, a.limits));
-        if let Ok(mut info) = link.info.write() {
+        {
+            let mut info = locks::write(&link.info);
             info.user = a.identity.user.clone();
             info.mqtt_client = Some(a.client_id.clone());
         }
@@ -299,10 +301,10 @@ impl MqttConn {
                 self.account.router.unsubscribe(sub);
             }
         }
-        if let Ok(mut subs) = self.link.subs.lock() {
-            subs.clear();
+        locks::lock(&self.link.subs).clear();
+        if let Some(session) = self.session.take() {
+            session.close().await;
         }
-        self.close_session().await;
         let state = &self.service.state;
         state.clients.unregister(self.link.cid);
         self.service

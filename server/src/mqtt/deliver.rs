@@ -15,13 +15,10 @@ use rill_protocol::headers::find;
 
 use super::outlet::{Outlet, Sent, publish_packet};
 use super::packet::QoS;
-use super::props;
+use super::props::{self, PUB_HEADER};
 use super::topic::{is_reserved, subject_to_topic};
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
-
-/// The header carrying the QoS an MQTT client published a message with.
-pub(crate) const PUB_HEADER: &str = "Nmqtt-Pub";
 
 /// One MQTT subscription's router side.
 #[derive(Debug)]

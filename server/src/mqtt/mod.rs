@@ -51,6 +51,7 @@ use tokio::sync::{mpsc, watch};
 use crate::account::Account;
 use crate::auth::Authenticator;
 use crate::config::{Config, MqttConfig};
+use crate::locks;
 use crate::server::ServerState;
 use jsa::JsaError;
 use outlet::Outlet;
@@ -155,7 +156,7 @@ impl MqttService {
     /// Registers `outlet` as the live connection of `client_id`; returns the one it
     /// takes over.
     fn claim(&self, account: &str, client_id: &str, outlet: &Arc<Outlet>) -> Option<Arc<Outlet>> {
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live = locks::lock(&self.live);
         live.insert(
             (account.to_string(), client_id.to_string()),
             Arc::clone(outlet),
@@ -164,7 +165,7 @@ impl MqttService {
 
     /// Forgets the connection `cid` of `client_id` (unless another took it over).
     fn release(&self, account: &str, client_id: &str, cid: u64) {
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live = locks::lock(&self.live);
         let key = (account.to_string(), client_id.to_string());
         if live.get(&key).is_some_and(|o| o.link.cid == cid) {
             live.remove(&key);

@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use super::packet::{self, QoS, Version, v5};
 use crate::client::{ClientLink, Pushed};
+use crate::locks;
 
 /// What a delivery became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl Outlet {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, OutState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        locks::lock(&self.state)
     }
 
     /// Encodes and queues `p`; [`Sent::Discarded`] when it is larger than the client's

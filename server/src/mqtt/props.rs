@@ -18,11 +18,13 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use rill_protocol::headers::HeaderMap;
 
-use super::deliver::PUB_HEADER;
 use super::outlet::Outlet;
 use super::packet::{Version, v5};
 use super::topic::subject_to_topic;
 use crate::router::Msg;
+
+/// The header carrying the QoS an MQTT client published a message with.
+pub(crate) const PUB_HEADER: &str = "Nmqtt-Pub";
 
 /// Header carrying MQTT 5 correlation data (base64).
 pub(crate) const CORR_HEADER: &str = "Nmqtt-Corr";

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
-use super::conn::MqttConn;
 use super::store::{MqttStore, SessionRecord, hash};
 
 /// A connection's handle on its stored session.
@@ -95,12 +94,10 @@ impl Session {
     }
 }
 
-impl MqttConn {
+impl Session {
     /// On close: keep the session for its expiry interval, or drop it and its consumers.
-    pub(super) async fn close_session(&mut self) {
-        let Some(mut session) = self.session.take() else {
-            return;
-        };
+    pub(super) async fn close(self) {
+        let mut session = self;
         if session.record.expiry == 0 {
             session.store.drop_session(&session.record).await;
             return;

@@ -14,7 +14,7 @@
 //! (loaded from the stream on start) to answer new subscriptions at once.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use super::jsa::{Jsa, JsaError};
 use crate::account::Account;
 use crate::config::MqttConfig;
+use crate::locks;
 
 /// Subject prefix of the QoS 1 messages stored in `$MQTT_msgs`.
 pub(crate) const MSGS_PREFIX: &str = "$MQTT.msgs.";
@@ -162,7 +163,7 @@ impl MqttStore {
 
     /// Records a retained message (an empty payload clears the topic).
     fn remember(&self, subject: &str, headers: Option<Bytes>, payload: Bytes) {
-        let mut map = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = locks::lock(&self.retained);
         if payload.is_empty() {
             map.remove(subject);
             return;
@@ -213,7 +214,7 @@ impl MqttStore {
 
     /// The retained messages a new subscription on the NATS filters `filters` gets.
     pub(crate) fn retained_for(&self, filters: &[String], reserved_ok: bool) -> Vec<Retained> {
-        let map = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = locks::lock(&self.retained);
         map.iter()
             .filter(|(subj, r)| {
                 filters.iter().any(|f| subject::matches(f, subj))

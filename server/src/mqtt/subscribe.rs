@@ -19,6 +19,7 @@ use super::packet::{QoS, Version, v5};
 use super::props;
 use super::store::StoredSub;
 use super::topic::{filter_to_subjects, is_reserved};
+use crate::locks;
 use crate::router::{Msg, Subscriber, Subscription};
 
 /// A filter split into its shared-subscription group (MQTT 5) and the filter proper.
@@ -175,9 +176,7 @@ impl MqttConn {
                     Arc::clone(&owner),
                 );
                 self.account.router.subscribe(&sub);
-                if let Ok(mut link_subs) = self.link.subs.lock() {
-                    link_subs.insert(sid, Arc::clone(&sub));
-                }
+                locks::lock(&self.link.subs).insert(sid, Arc::clone(&sub));
                 sub
             })
             .collect();
@@ -289,9 +288,7 @@ impl MqttConn {
         if let Some(held) = self.subs.remove(filter) {
             for sub in &held.subs {
                 self.account.router.unsubscribe(sub);
-                if let Ok(mut link_subs) = self.link.subs.lock() {
-                    link_subs.remove(&sub.sid);
-                }
+                locks::lock(&self.link.subs).remove(&sub.sid);
             }
         }
         self.session.as_mut()?.record.subs.remove(filter)

@@ -19,6 +19,8 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use rustc_hash::FxHasher;
 
+use crate::locks;
+
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Most cached subjects (as nats-server's sublist cache).
@@ -149,22 +151,17 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Number of subscriptions.
     pub fn count(&self) -> usize {
-        self.trie.read().map(|t| t.count).unwrap_or_default()
+        locks::read(&self.trie).count
     }
 
     /// Number of cached match results.
     pub fn cache_len(&self) -> usize {
-        self.cache
-            .read()
-            .map(|c| c.entries.len())
-            .unwrap_or_default()
+        locks::read(&self.cache).entries.len()
     }
 
     /// Adds `sub` under the (already validated) filter `subject`, in `queue` if given.
     pub fn insert(&self, subject: &str, queue: Option<&Bytes>, sub: T) {
-        let Ok(mut trie) = self.trie.write() else {
-            return;
-        };
+        let mut trie = locks::write(&self.trie);
         let mut level = &mut trie.root;
         let mut tokens = subject.split('.').peekable();
         let node = loop {
@@ -190,9 +187,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Removes `sub` from `subject`; returns whether it was there.
     pub fn remove(&self, subject: &str, queue: Option<&Bytes>, sub: &T) -> bool {
-        let Ok(mut trie) = self.trie.write() else {
-            return false;
-        };
+        let mut trie = locks::write(&self.trie);
         let tokens: Vec<&str> = subject.split('.').collect();
         let removed = remove_from(&mut trie.root, &tokens, queue, sub);
         if removed {
@@ -206,9 +201,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Drops cached results for subjects that `filter` matches; called with the trie write-locked.
     fn evict(&self, filter: &str, generation: u64) {
-        let Ok(mut cache) = self.cache.write() else {
-            return;
-        };
+        let mut cache = locks::write(&self.cache);
         cache.generation = generation;
         let literal = !rill_protocol::subject::has_wildcard(filter);
         if literal {
@@ -225,26 +218,21 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Everything the literal `subject` matches.
     pub fn matches(&self, subject: &[u8]) -> Arc<MatchResult<T>> {
-        if let Ok(cache) = self.cache.read()
-            && let Some(hit) = cache.entries.get(subject)
-        {
+        if let Some(hit) = locks::read(&self.cache).entries.get(subject) {
             return Arc::clone(hit);
         }
         let Ok(text) = std::str::from_utf8(subject) else {
             return Arc::default();
         };
         let (result, generation) = {
-            let Ok(trie) = self.trie.read() else {
-                return Arc::default();
-            };
+            let trie = locks::read(&self.trie);
             let mut result = MatchResult::default();
             let tokens: Vec<&str> = text.split('.').collect();
             collect(&trie.root, &tokens, &mut result);
             (Arc::new(result), trie.generation)
         };
-        if let Ok(mut cache) = self.cache.write()
-            && cache.generation == generation
-        {
+        let mut cache = locks::write(&self.cache);
+        if cache.generation == generation {
             if cache.entries.len() >= CACHE_MAX {
                 // Cheap bounded eviction: drop an arbitrary half rather than track recency.
                 let drop: Vec<Bytes> = cache.entries.keys().take(CACHE_MAX / 2).cloned().collect();
@@ -262,9 +250,7 @@ impl<T: Clone + PartialEq> Sublist<T> {
 
     /// Visits every subscription (for monitoring and shutdown).
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
-        if let Ok(trie) = self.trie.read() {
-            visit(&trie.root, &mut f);
-        }
+        visit(&locks::read(&self.trie).root, &mut f);
     }
 }
 

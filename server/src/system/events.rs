@@ -18,6 +18,7 @@ use super::System;
 use super::requests::{account_conns, account_name, statsz};
 use crate::client::ClientLink;
 use crate::client::events::EventSink;
+use crate::locks;
 use crate::monitoring::rfc3339;
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -46,7 +47,7 @@ fn header(state: &ServerState, system: &System, kind: &str) -> Value {
 
 /// The `client` object of connect and disconnect events.
 fn client_info(state: &ServerState, link: &ClientLink, account: &str, stop: bool) -> Value {
-    let info = link.info.read().map(|i| i.clone()).unwrap_or_default();
+    let info = locks::read(&link.info).clone();
     let mut c = json!({
         "start": rfc3339(link.started),
         "host": link.addr.ip().to_string(),

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use super::{Request, System, respond, respond_data};
+use crate::locks;
 use crate::monitoring::{self, rfc3339, rss_bytes};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -162,7 +163,7 @@ pub(super) fn statsz(state: &ServerState) -> Value {
         .clients
         .all()
         .iter()
-        .filter_map(|c| c.info.read().ok().map(|i| i.account.clone()))
+        .map(|c| locks::read(&c.info).account.clone())
         .collect::<std::collections::HashSet<_>>()
         .len();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -188,7 +189,7 @@ pub(super) fn account_conns(state: &ServerState, account: &str) -> Value {
         .clients
         .all()
         .iter()
-        .filter(|c| c.info.read().is_ok_and(|i| i.account == account))
+        .filter(|c| locks::read(&c.info).account == account)
         .count();
     let subs = state.accounts.get(account).router.sublist().count();
     let zero = json!({"msgs": 0, "bytes": 0});

@@ -1,10 +1,13 @@
 //! The HTTP side of a WebSocket connection: checking the upgrade request the way
 //! nats-server does (method, headers, key, version, origin), answering it, and taking
-//! credentials from its cookies.
+//! credentials from its cookies; and the [`Session`] the upgrade leaves to the client code.
 //!
 //! A refused request gets nats-server's answer (`403 Forbidden` for an origin, `405` for
 //! a method, `400 Bad Request` otherwise, with `Sec-Websocket-Version: 13`) and its log
 //! line, `<addr> - websocket handshake error: <reason>`.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,6 +16,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rill_protocol::Connect;
 
+use crate::auth::Authenticator;
 use crate::config::WebsocketConfig;
 
 /// Why an upgrade request was refused.
@@ -164,6 +168,19 @@ fn split_host_port(authority: &str, default: u16) -> (&str, u16) {
         Some((host, port)) if !host.contains(':') => (host, port.parse().unwrap_or(default)),
         _ => (authority, default),
     }
+}
+
+/// What the client code needs to know about a connection that came through WebSocket.
+#[derive(Debug)]
+pub struct Session {
+    /// The WebSocket port, which INFO reports to these clients (as nats-server does).
+    pub port: u16,
+    /// The block's own authentication, when it overrides the server's.
+    pub auth: Option<Arc<Authenticator>>,
+    /// The block's authentication timeout, when set.
+    pub auth_timeout: Option<Duration>,
+    /// Credentials from the upgrade request's cookies.
+    pub cookies: Cookies,
 }
 
 /// Credentials the upgrade request carried in cookies (`jwt_cookie`, `user_cookie`,

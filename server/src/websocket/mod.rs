@@ -26,7 +26,7 @@
 //! true` and only to a client that asks, with `server_no_context_takeover;
 //! client_no_context_takeover`, so every message inflates on its own.
 
-mod handshake;
+pub mod handshake;
 mod stream;
 
 use std::net::SocketAddr;
@@ -44,26 +44,14 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 use yawc::{DeflateOptions, Options, WebSocket};
 
-pub use handshake::Cookies;
+pub use handshake::{Cookies, Session};
 
 use crate::auth::{Authenticator, CertIdentity};
 use crate::client::{self, Peer};
 use crate::config::{Config, WebsocketConfig};
+use crate::locks;
 use crate::server::ServerState;
 use crate::tls;
-
-/// What the client code needs to know about a connection that came through WebSocket.
-#[derive(Debug)]
-pub struct Session {
-    /// The WebSocket port, which INFO reports to these clients (as nats-server does).
-    pub port: u16,
-    /// The block's own authentication, when it overrides the server's.
-    pub auth: Option<Arc<Authenticator>>,
-    /// The block's authentication timeout, when set.
-    pub auth_timeout: Option<Duration>,
-    /// Credentials from the upgrade request's cookies.
-    pub cookies: Cookies,
-}
 
 /// Why the WebSocket listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +222,7 @@ impl Listener {
         if !ws.overrides_auth() {
             return None;
         }
-        let mut cached = self.auth.lock().ok()?;
+        let mut cached = locks::lock(&self.auth);
         if let Some((for_config, auth)) = cached.as_ref()
             && Arc::ptr_eq(for_config, config)
         {
@@ -297,13 +285,13 @@ where
         let answer = answer(&mut req, ws, tls, options.clone());
         let response = match answer {
             Ok((response, upgrade)) => {
-                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                if let Some(tx) = locks::lock(&tx).take() {
                     let _ = tx.send(upgrade);
                 }
                 response
             }
             Err(refused) => {
-                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                if let Some(tx) = locks::lock(&tx).take() {
                     let _ = tx.send(Err(refused.clone()));
                 }
                 refused.response()

@@ -20,6 +20,7 @@ use super::claims::AccountClaims;
 use super::token::JwtError;
 use super::trust::Trust;
 use crate::config::{OperatorConfig, ResolverConfig};
+use crate::locks;
 
 /// An account JWT as kept: the token and its verified claims.
 #[derive(Debug, Clone)]
@@ -100,16 +101,12 @@ impl Resolver {
 
     /// The account JWT of `key`, when known.
     pub fn lookup(&self, key: &str) -> Option<Arc<ResolvedAccount>> {
-        self.accounts.read().ok()?.get(key).cloned()
+        locks::read(&self.accounts).get(key).cloned()
     }
 
     /// The public keys of every known account, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .accounts
-            .read()
-            .map(|a| a.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<String> = locks::read(&self.accounts).keys().cloned().collect();
         v.sort();
         v
     }
@@ -160,16 +157,16 @@ impl Resolver {
             jwt: jwt.trim().to_string(),
             claims,
         });
-        if let Ok(mut accounts) = self.accounts.write() {
-            if let ResolverConfig::Cache(c) = &self.config
-                && accounts.len() >= c.limit
-                && !accounts.contains_key(&key)
-                && let Some(evict) = accounts.keys().next().cloned()
-            {
-                accounts.remove(&evict);
-            }
-            accounts.insert(key, Arc::clone(&resolved));
+        let mut accounts = locks::write(&self.accounts);
+        if let ResolverConfig::Cache(c) = &self.config
+            && accounts.len() >= c.limit
+            && !accounts.contains_key(&key)
+            && let Some(evict) = accounts.keys().next().cloned()
+        {
+            accounts.remove(&evict);
         }
+        accounts.insert(key, Arc::clone(&resolved));
+        drop(accounts);
         Ok(resolved)
     }
 
@@ -192,9 +189,7 @@ impl Resolver {
         if path.exists() {
             std::fs::remove_file(&path).map_err(|e| UpdateError::Store(e.to_string()))?;
         }
-        if let Ok(mut accounts) = self.accounts.write() {
-            accounts.remove(key);
-        }
+        locks::write(&self.accounts).remove(key);
         Ok(())
     }
 }
