@@ -2,7 +2,7 @@
 //! the runtime and reports errors; each command family lives in `cmd/`.
 
 mod cmd;
-mod context;
+mod connect;
 mod jsapi;
 mod output;
 mod parse;
@@ -17,7 +17,7 @@ use clap::Parser;
 #[command(name = "rill", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
-    conn: context::ConnOpts,
+    conn: connect::ConnOpts,
     #[command(subcommand)]
     command: cmd::Command,
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of `rill bench`: each benchmark with tiny counts against a real server, its
 //! `--json` parsed back and checked for sane numbers, and `rill bench compare --quick` against two
-//! servers it starts itself, with the table's shape snapshotted (numbers redacted).
+//! servers it starts itself, with the table's shape snapshotted (numbers redacted). `rill bench mqtt`
+//! runs against the MQTT listener of both servers, and `compare`'s MQTT rows against both.
 
 use rill_tests::cli::Cli;
 use rill_tests::{ServerKind, ServerOpts, TestServer, rill_server_bin};
@@ -270,6 +271,9 @@ async fn bench_compare_lists_scenarios_and_checks_programs() {
         "idle-conns",
         "js-fetch",
         "kv",
+        "mqtt-q0-16",
+        "mqtt-q1-16",
+        "mqtt-idle-conns",
     ] {
         assert!(out.contains(name), "{out}");
     }
@@ -322,4 +326,63 @@ async fn bench_compare_over_tls() {
             "both servers measured over TLS: {line}"
         );
     }
+}
+
+/// `rill bench mqtt` at QoS 0 and QoS 1 against the MQTT listener of rill and of nats-server: every
+/// message published arrives, and the JSON report says so.
+#[tokio::test]
+async fn bench_mqtt_json_both_servers() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let (_srv, port) = crate::mqtt::start(kind, "", "").await;
+        let cli = Cli::bare();
+        let mqtt = format!("127.0.0.1:{port}");
+        for qos in ["0", "1"] {
+            let args = [
+                "mqtt", "--mqtt", &mqtt, "--qos", qos, "--msgs", "500", "--size", "16",
+            ];
+            let report = bench(&cli, &args).await;
+            assert_eq!(report["bench"], "mqtt", "{report}");
+            assert_eq!(report["params"]["qos"], qos.parse::<u64>().expect("qos"));
+            check_phase(phase(&report, "pub"), 500, 16);
+            check_phase(phase(&report, "sub"), 500, 16);
+        }
+    }
+}
+
+/// `rill bench compare`'s MQTT rows: throughput at QoS 0 and 1 and memory per idle MQTT
+/// connection, each on a fresh server of each command with an `mqtt {}` block added.
+#[tokio::test]
+async fn bench_compare_mqtt_rows() {
+    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
+    let cli = Cli::bare();
+    let args = quick_compare(&[
+        "--idle-conns",
+        "20",
+        "--scenarios",
+        "mqtt-q0-16,mqtt-q1-16,mqtt-idle-conns",
+        "--server-a",
+        &rill,
+        "--server-b",
+        "nats-server -a 127.0.0.1 -p {port} -js -sd {store}",
+    ]);
+    let out = cli.run(&args).await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        !out.stdout.contains("n/a: "),
+        "every MQTT scenario ran on both servers: {}",
+        out.stdout
+    );
+    insta::assert_snapshot!(redact_table(&out.stdout), @r"
+    | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
+    |---|---|---:|---:|---:|---:|---:|
+    | mqtt-q0-16 | msgs/s received | N | N | N (A/B) | N | N |
+    | mqtt-q0-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | mqtt-q1-16 | msgs/s received | N | N | N (A/B) | N | N |
+    | mqtt-q1-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | mqtt-idle-conns | KiB per idle conn | N | N | N (B/A) | N | N |
+    | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
+    |---|---:|---:|
+    | mqtt-idle-conns (fresh server, 20 open) | N | N |
+    | peak (VmHWM) at end | N | N |
+    ");
 }

@@ -3,7 +3,7 @@
 use rill_protocol::jsapi::ApiSubject;
 use serde_json::Value;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::jsapi::Api;
 use crate::output::{self, i, s};
 

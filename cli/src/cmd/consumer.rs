@@ -10,7 +10,7 @@ use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::consumer_flags::ConsumerFlags;
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::jsapi::Api;
 use crate::output::{self, Table, i, list, s};
 use crate::parse;

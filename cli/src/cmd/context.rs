@@ -1,9 +1,9 @@
 //! `rill context`: save, list, select, show and remove named connection settings (stored by
-//! [`crate::context::ContextStore`]).
+//! [`crate::connect::ContextStore`]).
 
 use serde_json::json;
 
-use crate::context::{ConnOpts, ContextStore, SavedContext};
+use crate::connect::{ConnOpts, ContextStore, SavedContext};
 use crate::output::{self, Table};
 
 /// `rill context` subcommands.

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::output;
 
 /// Arguments of `rill events`.

@@ -10,7 +10,7 @@ use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::stream_flags::Storage;
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::jsapi::Api;
 use crate::output::{self, Table, i, s};
 use crate::parse;

@@ -22,7 +22,7 @@ use std::io::Read as _;
 
 use clap::Subcommand;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 
 /// Every `rill` subcommand.
 #[derive(Subcommand, Debug)]

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::stream_flags::Storage;
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::jsapi::Api;
 use crate::output::{self, Table, i, s};
 use crate::parse;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::parse;
 use crate::template::{self, Vars};
 

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use futures::StreamExt;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::parse;
 use crate::template::{self, Vars};
 

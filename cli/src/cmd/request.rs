@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::bail;
 use async_nats::RequestErrorKind;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::output;
 use crate::parse;
 

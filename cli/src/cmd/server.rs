@@ -33,7 +33,7 @@ fn server_binary() -> PathBuf {
 
 /// `rill server ping|ls|info` ask the running servers over the system account; anything else
 /// replaces this process with rill-server (on Unix; elsewhere runs it and passes its exit code on).
-pub(crate) async fn run(conn: &crate::context::ConnOpts, args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(conn: &crate::connect::ConnOpts, args: Args) -> anyhow::Result<()> {
     let first = args.args.first().and_then(|a| a.to_str());
     if matches!(first, Some("ping" | "ls" | "info")) {
         use clap::Parser as _;

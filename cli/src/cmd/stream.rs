@@ -5,7 +5,7 @@ use rill_protocol::jsapi::ApiSubject;
 use serde_json::{Value, json};
 
 use super::stream_flags::{StreamFlags, defaults};
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::jsapi::{Api, ApiError};
 use crate::output::{self, Table, i, list, s, yes_no};
 use crate::parse;

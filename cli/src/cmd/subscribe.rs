@@ -5,7 +5,7 @@ use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures::StreamExt;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::output;
 use crate::parse;
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use serde_json::Value;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::output::{self, Table, i, s};
 
 /// How long answers are collected.

@@ -113,7 +113,7 @@ pub struct JetStream {
     api_total: AtomicU64,
     /// `$JS.API` requests answered with an error.
     api_errors: AtomicU64,
-    /// Running consumers (issue 8; see `consumer`).
+    /// Running consumers (see `consumer`).
     consumers: consumer::Registry,
     /// What keeps concurrent API changes apart.
     api_locks: api::ApiLocks,

@@ -3,17 +3,19 @@
 //! two servers and runs the same scenarios against both in alternation.
 //!
 //! Layout: `run.rs` shared flags, bounds and helpers; `report.rs` results and their output; one file
-//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`); `compare/` the side-by-side run.
+//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`, `mqtt.rs`); `compare/` the
+//! side-by-side run.
 
 mod compare;
 mod core;
 mod js;
 mod kv;
+mod mqtt;
 mod report;
 mod request;
 mod run;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 
 /// `rill bench` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -30,6 +32,8 @@ pub(crate) enum Cmd {
     Js(js::JsCmd),
     /// Key-value put and get
     Kv(kv::KvArgs),
+    /// MQTT publish to subscribe, QoS 0 or 1, on any MQTT server (--mqtt HOST:PORT)
+    Mqtt(mqtt::MqttArgs),
     /// Start two servers and compare them side by side on the same scenarios
     Compare(compare::CompareArgs),
 }
@@ -43,6 +47,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Request(args) => (request::request(&target, args).await?, args.common.json),
         Cmd::Js(js_cmd) => (js::run(&target, js_cmd).await?, js_cmd.common().json),
         Cmd::Kv(args) => (kv::run(&target, args).await?, args.common.json),
+        Cmd::Mqtt(args) => (mqtt::run(args).await?, args.common.json),
         Cmd::Compare(args) => return compare::run(args, conn).await,
     };
     report.print(json);

@@ -13,7 +13,7 @@ use async_nats::RequestErrorKind;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::parse;
 
 /// Flags shared by every `rill bench` subcommand.
@@ -94,7 +94,7 @@ impl Target {
         self.conn
             .server
             .clone()
-            .unwrap_or_else(|| crate::context::DEFAULT_URL.to_string())
+            .unwrap_or_else(|| crate::connect::DEFAULT_URL.to_string())
     }
 
     /// A new connection (every publisher, subscriber and client gets its own).

@@ -40,6 +40,8 @@ pub(crate) mod service;
 mod source;
 mod start;
 pub mod status;
+#[cfg(test)]
+mod store_source;
 mod tracker;
 
 #[cfg(test)]
@@ -58,8 +60,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::events::DEAD_LETTER_KEY;
 pub use self::outbox::Outbox;
-pub use self::source::{Source, StoreSource};
+pub use self::source::Source;
 pub use self::start::{StartSpec, StoredConsumer, start};
+#[cfg(test)]
+pub use self::store_source::StoreSource;
 use crate::jetstream::store::SharedVfs;
 
 /// Where durable consumers keep their config and state.

@@ -11,8 +11,8 @@
 //!   expiry) over a [`Backend`]; [`MemStore`] and [`FileStore`] are its two instances.
 //! - The on-disk format is specified byte by byte in the `file` module docs; the
 //!   directory layout and config files in [`meta`]; consumer state in [`consumer`].
-//! - All file I/O goes through [`Vfs`]: [`StdFs`] in production, [`SimDisk`]
-//!   in crash tests.
+//! - All file I/O goes through [`Vfs`]: [`StdFs`] in production, `SimDisk` (compiled for
+//!   tests only) in crash tests.
 //!
 //! # Format version
 //! Everything on disk is format version 1: the block header's version field,
@@ -34,6 +34,7 @@ pub mod fuzz;
 mod generic;
 mod memory;
 pub mod meta;
+#[cfg(test)]
 mod simdisk;
 mod types;
 mod vfs;
@@ -49,6 +50,7 @@ pub use self::damage::{LOST_LIST_MAX, LostData};
 pub use self::file::{FileBackend, FileLoc, FileStore};
 pub use self::generic::{Backend, Store, now_ns};
 pub use self::memory::{MemBackend, MemMsg, MemStore};
+#[cfg(test)]
 pub use self::simdisk::SimDisk;
 pub use self::types::{
     DEFAULT_BLOCK_SIZE, Discard, LAST_SEQ, PurgeRequest, StorageKind, StoreConfig, StoreError,

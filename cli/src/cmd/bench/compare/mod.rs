@@ -8,6 +8,7 @@
 //! port and store, with a note. Every run is bounded by its message count, its time cap, and an outer
 //! timeout.
 
+mod mqtt;
 mod scenario;
 mod server;
 mod table;
@@ -20,7 +21,7 @@ use serde_json::json;
 
 use super::report::{Report, micros, thousands};
 use super::run::Target;
-use crate::context::ConnOpts;
+use crate::connect::ConnOpts;
 use crate::output::{self, Table};
 use crate::parse;
 use scenario::{Better, Field, Kind, Scenario};
@@ -225,9 +226,28 @@ async fn run_one(
         Kind::IdleConns => idle(&template, plan).await.map(|(per_conn, rss)| {
             let key = (s.name, "KiB per idle conn");
             results.push(key, Unit::Kib, Better::Lower, side, per_conn);
-            results.push_memory(&idle_label(plan), side, rss);
+            results.push_memory(&idle_label(plan, s), side, rss);
             format!("{per_conn:.1} KiB per connection")
         }),
+        Kind::MqttIdle => {
+            let deadline = Instant::now() + plan.run_timeout();
+            let idle = mqtt::idle(&template, plan.idle_conns, deadline).await;
+            idle.map(|(per_conn, rss)| {
+                let key = (s.name, "KiB per idle conn");
+                results.push(key, Unit::Kib, Better::Lower, side, per_conn);
+                results.push_memory(&idle_label(plan, s), side, rss);
+                format!("{per_conn:.1} KiB per connection")
+            })
+        }
+        Kind::Mqtt { qos } => {
+            let (msgs, cap, timeout) = (plan.msgs(s), plan.duration, plan.run_timeout());
+            let run = mqtt::throughput(&template, s, qos, msgs, cap, timeout).await;
+            run.map(|(report, cpu)| {
+                record(results, s, side, &report);
+                record_cpu(results, s, side, &report, cpu);
+                summary(s, &report)
+            })
+        }
         _ => {
             let cpu_before = server.cpu_time().ok();
             let run = scenario_run(server, s, plan).await;
@@ -239,7 +259,7 @@ async fn run_one(
             })
         }
     };
-    if !matches!(s.kind, Kind::IdleConns)
+    if !s.kind.fresh_server()
         && let Ok(kib) = server.rss_kib(false)
     {
         results.push_memory(s.name, side, kib);
@@ -267,8 +287,8 @@ async fn idle(template: &str, plan: &Plan) -> anyhow::Result<(f64, u64)> {
     fresh.idle_conn_kib(plan.idle_conns, deadline).await
 }
 
-fn idle_label(plan: &Plan) -> String {
-    format!("idle-conns (fresh server, {} open)", plan.idle_conns)
+fn idle_label(plan: &Plan, s: &Scenario) -> String {
+    format!("{} (fresh server, {} open)", s.name, plan.idle_conns)
 }
 
 async fn scenario_run(server: &Server, s: &Scenario, plan: &Plan) -> anyhow::Result<Report> {
@@ -285,7 +305,7 @@ const CPU: &str = "server CPU ns/msg";
 const MIN_CPU: Duration = Duration::from_millis(200);
 
 fn reserve_rows(results: &mut Results, s: &Scenario) {
-    if matches!(s.kind, Kind::IdleConns) {
+    if matches!(s.kind, Kind::IdleConns | Kind::MqttIdle) {
         results.reserve((s.name, "KiB per idle conn"), Unit::Kib, Better::Lower);
         return;
     }
@@ -335,7 +355,7 @@ fn record(results: &mut Results, s: &Scenario, side: Side, report: &Report) {
     if let Some(p) = report.phase(scenario::headline_phase(s.kind)) {
         let want = match s.kind {
             Kind::PubSub { subs, queue: false } => sent * subs as u64,
-            Kind::PubSub { .. } => sent,
+            Kind::PubSub { .. } | Kind::Mqtt { .. } => sent,
             _ => p.msgs,
         };
         if p.errors > 0 || p.msgs < want {
@@ -366,7 +386,7 @@ fn list() {
     let mut table = Table::new(&["Scenario", "Full run", "Description"]);
     for s in scenario::ALL {
         let count = match s.kind {
-            Kind::IdleConns => "1000 conns".to_string(),
+            Kind::IdleConns | Kind::MqttIdle => "1000 conns".to_string(),
             _ => format!("{} msgs", s.msgs),
         };
         table.row(vec![s.name.to_string(), count, s.about.to_string()]);

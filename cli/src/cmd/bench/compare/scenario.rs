@@ -88,6 +88,17 @@ pub(crate) enum Kind {
     JsOrdered,
     /// `rill bench kv`.
     Kv,
+    /// `rill bench mqtt` at this QoS, on a fresh server with an MQTT listener.
+    Mqtt { qos: u8 },
+    /// Memory per idle MQTT connection, on a fresh server with an MQTT listener.
+    MqttIdle,
+}
+
+impl Kind {
+    /// True for the scenarios that run on a fresh server of their own rather than the shared one.
+    pub(crate) fn fresh_server(self) -> bool {
+        matches!(self, Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle)
+    }
 }
 
 /// One named scenario with its full-run message count and payload size.
@@ -213,6 +224,27 @@ pub(crate) const ALL: &[Scenario] = &[
         16,
     ),
     sc("kv", "KV put then get, file, 16 B", Kind::Kv, 5_000, 16),
+    sc(
+        "mqtt-q0-16",
+        "MQTT 1 publisher : 1 subscriber, QoS 0, 16 B",
+        Kind::Mqtt { qos: 0 },
+        200_000,
+        16,
+    ),
+    sc(
+        "mqtt-q1-16",
+        "MQTT 1 publisher : 1 subscriber, QoS 1, 16 B",
+        Kind::Mqtt { qos: 1 },
+        50_000,
+        16,
+    ),
+    sc(
+        "mqtt-idle-conns",
+        "memory per idle MQTT connection",
+        Kind::MqttIdle,
+        1000,
+        0,
+    ),
 ];
 
 /// The scenarios named in `names` (all when empty), in table order.
@@ -250,7 +282,8 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
             m!("p99 µs", "request", Field::P99),
             m!("p99.9 µs", "request", Field::P999),
         ],
-        Kind::IdleConns => &[],
+        Kind::IdleConns | Kind::MqttIdle => &[],
+        Kind::Mqtt { .. } => &[m!("msgs/s received", "sub", Field::Rate)],
         Kind::JsPubSync => &[
             m!("p50 µs", "pub", Field::P50),
             m!("p99 µs", "pub", Field::P99),
@@ -308,7 +341,9 @@ pub(crate) async fn run(
             };
             request::request(target, &args).await
         }
-        Kind::IdleConns => anyhow::bail!("idle-conns is measured by the comparison itself"),
+        Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle => {
+            anyhow::bail!("{} is run by the comparison itself", s.name)
+        }
         Kind::JsPubSync | Kind::JsPubAsync => {
             let sync = matches!(s.kind, Kind::JsPubSync);
             let args = JsPubArgs {
@@ -354,7 +389,8 @@ pub(crate) fn headline_phase(kind: Kind) -> &'static str {
         Kind::Pub => "pub",
         Kind::PubSub { .. } => "sub",
         Kind::Request => "request",
-        Kind::IdleConns => "",
+        Kind::IdleConns | Kind::MqttIdle => "",
+        Kind::Mqtt { .. } => "sub",
         Kind::JsPubSync | Kind::JsPubAsync => "pub",
         Kind::JsFetch => "fetch",
         Kind::JsOrdered => "ordered",

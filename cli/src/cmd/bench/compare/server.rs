@@ -34,13 +34,27 @@ pub(crate) struct Server {
 impl Server {
     /// Starts the command `template` on a free port with a fresh store and waits for its INFO.
     pub(crate) async fn start(template: &str) -> anyhow::Result<Server> {
+        Self::start_with_conf(template, None).await
+    }
+
+    /// [`Server::start`], with `conf` (where `{store}` is substituted too) written to a file in the
+    /// server's directory and added to the command as `-c <file>`.
+    pub(crate) async fn start_with_conf(
+        template: &str,
+        conf: Option<&str>,
+    ) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix("rill-bench-")
             .tempdir()
             .context("create a server directory")?;
         let store = dir.path().join("store");
         let port = free_port()?;
-        let cmd = substitute(template, port, &store);
+        let mut cmd = substitute(template, port, &store);
+        if let Some(conf) = conf {
+            let path = dir.path().join("extra.conf");
+            std::fs::write(&path, substitute(conf, port, &store)).context("write server config")?;
+            cmd = format!("{cmd} -c {}", path.display());
+        }
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let child = Command::new("sh")
             .arg("-c")
@@ -109,14 +123,29 @@ impl Server {
         n: u64,
         deadline: Instant,
     ) -> anyhow::Result<(f64, u64)> {
+        self.idle_kib_with(n, deadline, |_| idle_connection(self.port))
+            .await
+    }
+
+    /// Like [`Server::idle_conn_kib`], with the connections (number `i` of `n`) opened by `open`.
+    pub(crate) async fn idle_kib_with<F, Fut>(
+        &self,
+        n: u64,
+        deadline: Instant,
+        mut open: F,
+    ) -> anyhow::Result<(f64, u64)>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: Future<Output = anyhow::Result<TcpStream>>,
+    {
         tokio::time::sleep(SETTLE).await;
         let before = self.rss_kib(false)?;
         let mut conns = Vec::with_capacity(n as usize);
-        for _ in 0..n {
+        for i in 0..n {
             if Instant::now() > deadline {
                 bail!("opened only {} of {n} connections in time", conns.len());
             }
-            conns.push(idle_connection(self.port).await?);
+            conns.push(open(i).await?);
         }
         tokio::time::sleep(SETTLE).await;
         let after = self.rss_kib(false)?;
@@ -216,7 +245,7 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
     Ok(listener.local_addr()?.port())
 }
