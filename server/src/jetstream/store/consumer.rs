@@ -243,7 +243,7 @@ impl ConsumerStore for MemConsumerStore {
 pub(super) const KIND_DELIVERED: u8 = 1;
 pub(super) const KIND_ACK: u8 = 2;
 const KIND_FULL: u8 = 3;
-pub(crate) const LOG_NAME: &str = "state.log";
+pub(crate) use super::meta::LOG_NAME;
 const COMPACT_MIN: u64 = 64 * 1024;
 
 /// Consumer state persisted as an append-only log in the consumer directory.

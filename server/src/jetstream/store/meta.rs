@@ -45,6 +45,8 @@ const VERSION: u32 = 1;
 pub const META_NAME: &str = "meta.cfg";
 /// Name of the second copy of a configuration file.
 pub const META_BACKUP: &str = "meta.bak";
+/// A durable consumer's state log, in its directory (its format: the `consumer` module).
+pub const LOG_NAME: &str = "state.log";
 const TRASH_PREFIX: &str = ".trash-";
 
 /// What listing found for one stream or consumer: its config bytes, or why not.
@@ -461,7 +463,7 @@ pub fn create_consumer(
     validate_name(stream)?;
     validate_name(name)?;
     let dir = consumer_dir(root, stream, name);
-    create_entry(vfs, root, &dir, config, &[], &[super::consumer::LOG_NAME])?;
+    create_entry(vfs, root, &dir, config, &[], &[LOG_NAME])?;
     Ok(dir)
 }
 
