@@ -298,7 +298,16 @@ impl Flags {
         self.apply_logging(d);
         self.apply_auth(d);
         self.apply_tls(d)?;
-        super::load::cluster::apply_flags(self, d)?;
+        let cluster = super::load::cluster::ClusterFlags {
+            cluster: self.cluster.as_ref(),
+            cluster_listen: self.cluster_listen.as_ref(),
+            routes: self.routes.as_ref(),
+            cluster_name: self.cluster_name.as_ref(),
+            cluster_advertise: self.cluster_advertise.as_ref(),
+            no_advertise: self.no_advertise,
+            connect_retries: self.connect_retries.as_ref(),
+        };
+        super::load::cluster::apply_flags(&cluster, d)?;
         self.warn_unsupported(d);
         Ok(())
     }

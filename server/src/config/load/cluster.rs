@@ -3,7 +3,6 @@
 use super::super::cluster::{ClusterConfig, DEFAULT_ROUTE_AUTH_TIMEOUT, RouteAuth, RouteUrl};
 use super::super::conf::{ConfValue, ValueKind};
 use super::super::error::{ConfigError, Warning};
-use super::super::flags::Flags;
 use super::Draft;
 use super::value::{self, boolean, duration, int, map, string, strings, timeout};
 
@@ -134,11 +133,31 @@ fn compression(v: &ConfValue) -> String {
     }
 }
 
+/// The cluster flags of the command line (taken apart by `flags.rs`, which calls
+/// [`apply_flags`]; this module does not import the flags, so the two do not import each other).
+#[derive(Debug, Default)]
+pub(crate) struct ClusterFlags<'a> {
+    /// `--cluster`.
+    pub cluster: Option<&'a String>,
+    /// `--cluster_listen`.
+    pub cluster_listen: Option<&'a String>,
+    /// `--routes`.
+    pub routes: Option<&'a String>,
+    /// `--cluster_name`.
+    pub cluster_name: Option<&'a String>,
+    /// `--cluster_advertise`.
+    pub cluster_advertise: Option<&'a String>,
+    /// `--no_advertise`.
+    pub no_advertise: Option<bool>,
+    /// `--connect_retries`.
+    pub connect_retries: Option<&'a String>,
+}
+
 /// Applies `--cluster`, `--cluster_listen`, `--cluster_name`, `--routes`,
 /// `--cluster_advertise`, `--no_advertise` and `--connect_retries` (flags win over the
 /// file). `--cluster nats://user:pass@host:port` also sets the route credentials, as in
 /// nats-server.
-pub(crate) fn apply_flags(flags: &Flags, d: &mut Draft) -> Result<(), ConfigError> {
+pub(crate) fn apply_flags(flags: &ClusterFlags<'_>, d: &mut Draft) -> Result<(), ConfigError> {
     let given = flags.cluster.is_some()
         || flags.cluster_listen.is_some()
         || flags.routes.is_some()
@@ -147,7 +166,7 @@ pub(crate) fn apply_flags(flags: &Flags, d: &mut Draft) -> Result<(), ConfigErro
         return Ok(());
     }
     let c = d.config.cluster.get_or_insert_with(ClusterConfig::default);
-    if let Some(url) = flags.cluster.as_ref().or(flags.cluster_listen.as_ref()) {
+    if let Some(url) = flags.cluster.or(flags.cluster_listen) {
         let bad = || ConfigError::Validation(format!("could not parse cluster URL {url:?}"));
         let (host, port) = split_host_port(url).ok_or_else(bad)?;
         if let Some(host) = host {
@@ -164,23 +183,23 @@ pub(crate) fn apply_flags(flags: &Flags, d: &mut Draft) -> Result<(), ConfigErro
             });
         }
     }
-    if let Some(routes) = &flags.routes {
+    if let Some(routes) = flags.routes {
         c.routes = routes
             .split(',')
             .filter(|r| !r.trim().is_empty())
             .map(|r| RouteUrl::parse(r).map_err(ConfigError::Validation))
             .collect::<Result<_, _>>()?;
     }
-    if let Some(name) = &flags.cluster_name {
+    if let Some(name) = flags.cluster_name {
         c.name = Some(name.clone());
     }
-    if let Some(advertise) = &flags.cluster_advertise {
+    if let Some(advertise) = flags.cluster_advertise {
         c.advertise = Some(advertise.clone());
     }
     if let Some(no) = flags.no_advertise {
         c.no_advertise = no;
     }
-    if let Some(retries) = &flags.connect_retries {
+    if let Some(retries) = flags.connect_retries {
         c.connect_retries = retries.parse().map_err(|_| {
             ConfigError::Validation(format!("invalid value {retries:?} for --connect_retries"))
         })?;
