@@ -155,7 +155,10 @@ impl FileBackend {
                 (core.last_seq() + 1, core.last_ts())
             }
         };
-        if let Some(after) = self.lost_tail_after.take()
+        // Without a header the first sequence is only known from the records:
+        // `scan_into` checks the gap then.
+        if header.is_some()
+            && let Some(after) = self.lost_tail_after.take()
             && first_seq > after + 1
         {
             self.lost.push((after + 1, first_seq - 1));
@@ -198,6 +201,12 @@ impl FileBackend {
             b.file.read_at(start, &mut data)?;
         }
         let s = scan(&data, 0, core.last_seq());
+        if let Some(first) = s.records.first().map(|(_, v)| v.seq)
+            && let Some(after) = self.lost_tail_after.take()
+            && first > after + 1
+        {
+            self.lost.push((after + 1, first - 1));
+        }
         for &(from, to, before, after) in &s.lost {
             warn!(
                 block = b.id,
