@@ -65,6 +65,20 @@ pub fn validate_publish(subject: &str) -> Result<(), SubjectError> {
     Ok(())
 }
 
+/// Validates the subject of a message a stream stores: non-empty tokens without
+/// whitespace. Unlike [`validate_publish`], a `*` or `>` token is kept as a literal
+/// character, as nats-server stores a message published to `$KV.b.a.*` (a KV purge
+/// marker with `Nats-Rollup: sub`, which then purges every subject it matches).
+///
+/// # Errors
+/// The first rule the subject breaks.
+pub fn validate_stored(subject: &str) -> Result<(), SubjectError> {
+    if subject.is_empty() {
+        return Err(SubjectError::Empty);
+    }
+    tokens(subject).try_for_each(|t| check_token_bytes(t.as_bytes()))
+}
+
 /// Validates a filter subject: `*` only as a whole token, `>` only as the whole last token.
 ///
 /// Like nats-server, a `*` or `>` inside a longer token (`a.b*`) is a literal
@@ -247,6 +261,15 @@ impl fmt::Debug for FilterSubject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_subjects_keep_wildcards_as_literals() {
+        assert!(validate_stored("$KV.b.a.*").is_ok());
+        assert!(validate_stored("a.>.b").is_ok());
+        assert_eq!(validate_stored(""), Err(SubjectError::Empty));
+        assert_eq!(validate_stored("a..b"), Err(SubjectError::EmptyToken));
+        assert_eq!(validate_stored("a. b"), Err(SubjectError::InvalidChar));
+    }
 
     #[test]
     fn publish_subjects() {

@@ -344,6 +344,8 @@ pub struct Router {
     /// Links to other servers (routes, leaf nodes), created when the first attaches.
     remote: OnceLock<Links>,
     mappings: Mappings,
+    /// Woken on every new subscription (push consumers waiting for their subscriber).
+    subscribed: tokio::sync::Notify,
 }
 
 impl Router {
@@ -381,6 +383,13 @@ impl Router {
             SubRef(Arc::clone(sub)),
         );
         self.tell_remote(sub, true);
+        self.subscribed.notify_waiters();
+    }
+
+    /// Completes at the next subscription made after this call (not at earlier ones):
+    /// create it before checking interest, then await it.
+    pub fn subscribed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.subscribed.notified()
     }
 
     /// Removes a subscription; returns whether it was present.

@@ -9,11 +9,13 @@
 //! - `domain`: the JetStream API under `$JS.<domain>.API.>`.
 //! - `pull`: pull requests nats-server refuses at once, `no_wait` with `expires`.
 //! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
+//! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
 
 mod api;
 mod domain;
 mod pull;
 mod resub;
+mod stored;
 mod version;
 
 use rill_tests::ServerKind;

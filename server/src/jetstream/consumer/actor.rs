@@ -88,9 +88,13 @@ impl<S: Source> Actor<S> {
         mut inbound: mpsc::Receiver<Inbound>,
     ) {
         let shared = Arc::clone(&self.shared);
+        let account = Arc::clone(self.out.account());
         loop {
             self.pump().await;
             self.flush().await;
+            // Created before the interest check, so a subscription made in between counts.
+            let subscribed = account.router.subscribed();
+            let awaiting = self.interest_poll().is_some();
             let wake = self.next_wake();
             tokio::select! {
                 biased;
@@ -104,6 +108,7 @@ impl<S: Source> Actor<S> {
                     None => break,
                 },
                 r = self.last_seq.changed() => if r.is_err() { break },
+                () = subscribed, if awaiting => {},
                 () = tokio::time::sleep_until(wake) => self.tick().await,
             }
         }
@@ -171,8 +176,9 @@ impl<S: Source> Actor<S> {
         .unwrap_or(far)
     }
 
-    /// A push consumer without a subscriber looks again soon: subscribing does not
-    /// notify the actor.
+    /// A push consumer without a subscriber looks again soon (the router's
+    /// `subscribed` wakes it at once for subscriptions in its own account; the poll
+    /// covers the rest).
     pub(super) fn interest_poll(&self) -> Option<Instant> {
         let p = self.push.as_ref()?;
         (!self.out.has_interest(&p.subject)).then(|| Instant::now() + Duration::from_millis(100))

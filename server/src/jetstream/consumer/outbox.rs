@@ -95,6 +95,11 @@ impl Outbox {
             .publish(0, true, &Msg::new(reply, None, None, &empty));
     }
 
+    /// The account it publishes into.
+    pub(crate) fn account(&self) -> &Arc<Account> {
+        &self.account
+    }
+
     /// True when someone subscribes to `subject`.
     pub(crate) fn has_interest(&self, subject: &Bytes) -> bool {
         !self.account.router.sublist().matches(subject).is_empty()

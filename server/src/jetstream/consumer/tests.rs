@@ -325,6 +325,24 @@ async fn ack_all_and_workqueue_removal() {
     assert_eq!(e.src.msgs(), 0);
 }
 
+/// nats.py creates a push consumer, then subscribes its deliver subject: the
+/// subscription wakes the consumer at once, not its interest poll (the paused clock
+/// never moves).
+#[tokio::test(start_paused = true)]
+async fn subscribing_the_deliver_subject_wakes_a_push_consumer() {
+    let mut cfg = explicit();
+    cfg.deliver_subject = "dlv".into();
+    cfg.max_waiting = 0;
+    let e = env(cfg, 2, false).await;
+    settle().await;
+    let t0 = tokio::time::Instant::now();
+    let mut rx = listen(&e.account, "dlv");
+    settle().await;
+    assert_eq!(rx.try_recv().expect("delivered at once").payload, "m1");
+    assert_eq!(rx.try_recv().expect("delivered at once").payload, "m2");
+    assert_eq!(tokio::time::Instant::now(), t0, "no timer was needed");
+}
+
 #[tokio::test(start_paused = true)]
 async fn push_delivery_heartbeat_and_flow_control() {
     let mut cfg = explicit();
@@ -334,7 +352,6 @@ async fn push_delivery_heartbeat_and_flow_control() {
     cfg.max_waiting = 0;
     let e = env(cfg, 2, false).await;
     let mut rx = listen(&e.account, "dlv");
-    // Subscribing does not wake the actor; the heartbeat timer or a new message does.
     e.src.append("s.1", None, b"m3").expect("append");
     for want in ["m1", "m2", "m3"] {
         assert_eq!(recv(&mut rx).await.payload, want);

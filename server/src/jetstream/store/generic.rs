@@ -376,7 +376,7 @@ impl<B: Backend> StreamStore for Store<B> {
     ) -> Result<(u64, i64), StoreError> {
         self.settle_damage()?;
         self.backend.writable()?;
-        subject::validate_publish(subj).map_err(|_| StoreError::InvalidSubject)?;
+        subject::validate_stored(subj).map_err(|_| StoreError::InvalidSubject)?;
         let hdr = hdr.unwrap_or_default();
         if self
             .cfg

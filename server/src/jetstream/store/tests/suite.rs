@@ -96,7 +96,7 @@ pub(crate) fn append_and_load(h: &mut dyn Harness) {
     assert!(matches!(s.load(0), Err(StoreError::NotFound)));
     assert!(matches!(s.load(3), Err(StoreError::NotFound)));
     assert!(matches!(
-        s.append("a.*", None, b""),
+        s.append("a. b", None, b""),
         Err(StoreError::InvalidSubject)
     ));
     assert!(matches!(
