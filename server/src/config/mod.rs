@@ -298,6 +298,10 @@ pub struct AccountJetStreamLimits {
     pub max_ack_pending: i64,
     /// Streams must set `max_bytes`.
     pub max_bytes_required: bool,
+    /// Largest `max_bytes` of one memory stream (0 or -1: none).
+    pub memory_max_stream_bytes: i64,
+    /// Largest `max_bytes` of one file stream (0 or -1: none).
+    pub store_max_stream_bytes: i64,
 }
 
 impl Default for AccountJetStreamLimits {
@@ -309,6 +313,8 @@ impl Default for AccountJetStreamLimits {
             max_consumers: -1,
             max_ack_pending: -1,
             max_bytes_required: false,
+            memory_max_stream_bytes: -1,
+            store_max_stream_bytes: -1,
         }
     }
 }

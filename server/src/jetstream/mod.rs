@@ -433,6 +433,7 @@ impl JetStream {
     /// plus this stream's, must fit the account's limit (its own streams) and the
     /// server's (every account's streams).
     fn check_resources(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        self.check_stream_bytes(cfg)?;
         let Ok(want) = u64::try_from(cfg.max_bytes) else {
             return Ok(());
         };
@@ -455,6 +456,24 @@ impl JetStream {
             if own + others + want > limit {
                 return Err(err.error());
             }
+        }
+        Ok(())
+    }
+
+    /// The account's rules for one stream's `max_bytes` (create and update): set when
+    /// `max_bytes_required`, and within `memory_max_stream_bytes` /
+    /// `store_max_stream_bytes` of its storage kind.
+    fn check_stream_bytes(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        let l = self.limits();
+        if l.max_bytes_required && cfg.max_bytes <= 0 {
+            return Err(ErrorCode::STREAM_MAX_BYTES_REQUIRED.error());
+        }
+        let max = match cfg.storage {
+            StorageType::File => l.store_max_stream_bytes,
+            StorageType::Memory => l.memory_max_stream_bytes,
+        };
+        if max > 0 && cfg.max_bytes > max {
+            return Err(ErrorCode::STREAM_MAX_STREAM_BYTES_EXCEEDED.error());
         }
         Ok(())
     }

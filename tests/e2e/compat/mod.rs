@@ -8,11 +8,13 @@
 //! - `api`: known `$JS.API` requests rill does not serve, refused at once.
 //! - `domain`: the JetStream API under `$JS.<domain>.API.>`.
 //! - `pull`: pull requests nats-server refuses at once, `no_wait` with `expires`.
+//! - `limits`: an account's per-stream byte limits on stream create and update.
 //! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
 //! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
 
 mod api;
 mod domain;
+mod limits;
 mod pull;
 mod resub;
 mod stored;

@@ -86,5 +86,7 @@ fn js_limits(l: &claims::JetStreamLimits) -> AccountJetStreamLimits {
         max_consumers: l.consumer,
         max_ack_pending: l.max_ack_pending,
         max_bytes_required: l.max_bytes_required,
+        memory_max_stream_bytes: l.mem_max_stream_bytes,
+        store_max_stream_bytes: l.disk_max_stream_bytes,
     }
 }

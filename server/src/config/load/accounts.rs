@@ -200,11 +200,13 @@ fn account_js_limits(m: &ConfMap) -> Result<AccountJetStreamLimits, ConfigError>
             "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
                 l.max_bytes_required = value::boolean(v, &key)?
             }
-            "mem_max_stream_bytes"
-            | "memory_max_stream_bytes"
-            | "disk_max_stream_bytes"
-            | "store_max_stream_bytes"
-            | "cluster_traffic" => {}
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                l.memory_max_stream_bytes = size(v, &key, true)?
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                l.store_max_stream_bytes = size(v, &key, true)?
+            }
+            "cluster_traffic" => {}
             _ => value::unknown(e)?,
         }
     }

@@ -25,7 +25,8 @@ pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
             max_consumers: l.max_consumers,
             max_ack_pending: l.max_ack_pending,
             max_bytes_required: l.max_bytes_required,
-            ..AccountLimits::default()
+            memory_max_stream_bytes: l.memory_max_stream_bytes,
+            storage_max_stream_bytes: l.store_max_stream_bytes,
         },
         ..AccountTier::default()
     };
