@@ -293,6 +293,9 @@ impl Server {
         if let Some(leafs) = &self.leafs {
             leafs.shutdown();
         }
+        if let Some(js) = &self.jetstream {
+            js.release_pull_requests().await;
+        }
         for client in self.state.clients.all() {
             client.outbound.close_with(CloseReason::ServerShutdown);
         }

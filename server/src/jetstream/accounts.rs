@@ -169,6 +169,13 @@ impl JetStreams {
         all
     }
 
+    /// Every account's waiting pull requests get `409 Server Shutdown`.
+    pub async fn release_pull_requests(&self) {
+        for js in self.all() {
+            js.release_pull_requests().await;
+        }
+    }
+
     /// Stops every account's API, then flushes and closes every stream.
     pub async fn shutdown(&self) {
         for js in self.all() {

@@ -219,6 +219,12 @@ impl JetStream {
         self.enabled
     }
 
+    /// Answers waiting pull requests `409 Server Shutdown`, as nats-server does when it
+    /// stops (call before client connections close).
+    pub async fn release_pull_requests(&self) {
+        consumer::service::release_waiting(self).await;
+    }
+
     /// Stops the API, then flushes and closes every stream.
     pub async fn shutdown(&self) {
         for s in self

@@ -1,6 +1,7 @@
 //! Pull requests (issue 14 item 4, issue 16 item 10): what nats-server refuses at once
 //! with `400 Bad Request` instead of waiting, and `no_wait` with `expires`, which waits
-//! for a first message (the probe nats.py sends before its lingering request).
+//! for a first message (the probe nats.py sends before its lingering request), and the
+//! `409 Server Shutdown` a stopping server sends to waiting pulls.
 
 use std::time::Duration;
 
@@ -126,4 +127,52 @@ async fn no_wait_with_expires_waits_for_the_first_message() {
         publish.await.expect("publisher");
         assert_eq!(seen, ["msg late", "404 No Messages"], "{kind:?}");
     }
+}
+
+/// nats.py `test_ordered_consumer_messages_server_restart`: a stopping server answers
+/// waiting pulls `409 Server Shutdown` with what they still wanted, so the client pulls
+/// again once reconnected instead of waiting for an expiry the old server never sends.
+#[tokio::test]
+async fn a_stopping_server_releases_waiting_pulls_with_409_server_shutdown() {
+    let mut seen = Vec::new();
+    for kind in BOTH {
+        let (mut server, client) = setup(kind).await;
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(inbox.clone()).await.expect("sub");
+        client
+            .publish_with_reply(
+                "$JS.API.CONSUMER.MSG.NEXT.S.C",
+                inbox,
+                r#"{"batch":10,"max_bytes":4096,"expires":60000000000}"#.into(),
+            )
+            .await
+            .expect("pull");
+        let js = async_nats::jetstream::new(client.clone());
+        rill_tests::check_for(Duration::from_secs(10), || {
+            let js = js.clone();
+            async move {
+                let mut c: consumer::PullConsumer = js
+                    .get_consumer_from_stream("C", "S")
+                    .await
+                    .expect("consumer");
+                c.info().await.is_ok_and(|i| i.num_waiting == 1)
+            }
+        })
+        .await;
+        server.stop().await;
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: no status before the connection closed"))
+            .expect("a message");
+        let headers = msg.headers.as_ref().expect("status headers");
+        seen.push((
+            msg.status.map(u16::from),
+            msg.description.clone(),
+            headers.get("Nats-Pending-Messages").map(|v| v.to_string()),
+            headers.get("Nats-Pending-Bytes").map(|v| v.to_string()),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "rill vs nats-server");
+    assert_eq!(seen[0].0, Some(409));
+    assert_eq!(seen[0].1.as_deref(), Some("Server Shutdown"));
 }

@@ -33,6 +33,12 @@ impl<S: Source> Actor<S> {
             Command::Reset(seq, tx) => {
                 let _ = tx.send(self.reset(seq).await);
             }
+            Command::Release(tx) => {
+                for (reply, st) in self.waiting.drain_pending(status::server_shutdown) {
+                    self.out.deliver(&reply, &status_msg(&reply, st, None));
+                }
+                let _ = tx.send(());
+            }
             Command::Stop(delete, tx) => {
                 self.stop(delete);
                 let _ = tx.send(());

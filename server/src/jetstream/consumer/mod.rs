@@ -90,6 +90,9 @@ pub(crate) enum Command {
     ),
     /// Stop; `true` also deletes the state and answers waiting pulls `409 Consumer Deleted`.
     Stop(bool, oneshot::Sender<()>),
+    /// The server is stopping: waiting pulls get `409 Server Shutdown` now, while their
+    /// clients are still connected.
+    Release(oneshot::Sender<()>),
 }
 
 /// The part of a consumer others may read without asking the actor.
@@ -201,6 +204,11 @@ impl ConsumerHandle {
     /// Stops the actor; with `delete` its state is removed too.
     pub async fn stop(&self, delete: bool) {
         let _ = self.ask(|tx| Command::Stop(delete, tx)).await;
+    }
+
+    /// Answers the waiting pull requests `409 Server Shutdown` (server shutdown).
+    pub async fn release_waiting(&self) {
+        let _ = self.ask(Command::Release).await;
     }
 
     /// True once the actor has exited.

@@ -181,6 +181,17 @@ impl WaitQueue {
             .collect()
     }
 
+    /// Every request leaves with `status(batch_left, bytes_left)` (server shutdown).
+    pub(crate) fn drain_pending(&mut self, status: impl Fn(i64, i64) -> Bytes) -> Vec<Reply> {
+        self.reqs
+            .drain(..)
+            .map(|r| {
+                let st = status(r.batch, r.bytes_left());
+                (r.reply, st)
+            })
+            .collect()
+    }
+
     /// `no_wait` requests that cannot be served now get `404 No Messages` (those with
     /// `expires` only once they had a message).
     pub(crate) fn finish_no_wait(&mut self) -> Vec<Reply> {

@@ -155,6 +155,13 @@ pub(crate) async fn restore(js: &JetStream) {
     }
 }
 
+/// Answers every consumer's waiting pulls `409 Server Shutdown` (before clients close).
+pub(crate) async fn release_waiting(js: &JetStream) {
+    for h in js.consumers.all() {
+        h.release_waiting().await;
+    }
+}
+
 /// Stops every consumer, flushing its state (server shutdown).
 pub(crate) async fn shutdown(js: &JetStream) {
     let all: Vec<ConsumerHandle> = js.consumers.all();

@@ -38,6 +38,12 @@ pub(crate) fn size_exceeds_max_bytes(batch_left: i64, bytes_left: i64) -> Bytes 
     with_pending(409, "Message Size Exceeds MaxBytes", batch_left, bytes_left)
 }
 
+/// `409 Server Shutdown` with what the request still wanted: nats-server sends it to
+/// waiting pulls when it stops, and clients then pull again once reconnected.
+pub(crate) fn server_shutdown(batch_left: i64, bytes_left: i64) -> Bytes {
+    with_pending(409, "Server Shutdown", batch_left, bytes_left)
+}
+
 fn with_pending(code: u16, text: &str, batch_left: i64, bytes_left: i64) -> Bytes {
     let mut h = HeaderMap::with_status(code, Some(text));
     h.append("Nats-Pending-Messages", batch_left.to_string());
