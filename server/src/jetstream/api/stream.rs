@@ -102,6 +102,7 @@ pub(super) async fn update(
     };
     let mut cfg = validate::stream_update(old, cfg)?;
     unsupported(&cfg)?;
+    consumers_within_limits(js, name, &cfg).await?;
     validate::subjects_overlap(&cfg, configs.values())?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
@@ -112,6 +113,40 @@ pub(super) async fn update(
     Ok(StreamUpdateResponse {
         info: reply_info(info),
     })
+}
+
+/// nats-server refuses `consumer_limits` that an existing consumer is over (its
+/// `inactive_threshold` or `max_ack_pending` above a limit that is set): 500 / 10069
+/// naming them.
+async fn consumers_within_limits(
+    js: &JetStream,
+    name: &str,
+    cfg: &StreamConfig,
+) -> Result<(), ApiError> {
+    let limits = cfg.consumer_limits;
+    if limits.inactive_threshold.is_zero() && limits.max_ack_pending <= 0 {
+        return Ok(());
+    }
+    let mut over = Vec::new();
+    for (consumer, handle) in js.consumers.list(name) {
+        let Ok(info) = handle.info().await else {
+            continue;
+        };
+        let c = &info.config;
+        let idle = !limits.inactive_threshold.is_zero()
+            && c.inactive_threshold > limits.inactive_threshold;
+        let pending = limits.max_ack_pending > 0 && c.max_ack_pending > limits.max_ack_pending;
+        if idle || pending {
+            over.push(consumer);
+        }
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    Err(ErrorCode::STREAM_UPDATE.err(format!(
+        "change to limits violates consumers: {}",
+        over.join(", ")
+    )))
 }
 
 pub(super) async fn info(
