@@ -46,10 +46,14 @@ pub fn msg_head(
 
 /// Writes `INFO {json} \r\n` (nats-server puts a space before the line ending).
 pub fn info(buf: &mut BytesMut, info: &Info) {
+    info_json(buf, info);
+}
+
+/// Writes `INFO {json} \r\n` for any INFO body (client, route, leaf).
+pub fn info_json<T: serde::Serialize>(buf: &mut BytesMut, info: &T) {
     buf.put_slice(b"INFO ");
     // Serialising a struct of strings, numbers and bools cannot fail.
-    let json = serde_json::to_vec(info).unwrap_or_default();
-    buf.put_slice(&json);
+    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
     buf.put_slice(b" \r\n");
 }
 
@@ -108,9 +112,13 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
 
 /// Writes `CONNECT {json}\r\n`.
 pub fn connect(buf: &mut BytesMut, connect: &Connect) {
+    connect_json(buf, connect);
+}
+
+/// Writes `CONNECT {json}\r\n` for any CONNECT body (client, route, leaf).
+pub fn connect_json<T: serde::Serialize>(buf: &mut BytesMut, connect: &T) {
     buf.put_slice(b"CONNECT ");
-    let json = serde_json::to_vec(connect).unwrap_or_default();
-    buf.put_slice(&json);
+    buf.put_slice(&serde_json::to_vec(connect).unwrap_or_default());
     buf.put_slice(b"\r\n");
 }
 

@@ -116,19 +116,12 @@ pub struct LeafConnect {
 
 /// Writes `INFO {json} \r\n` (nats-server puts a space before the line ending).
 pub fn encode_info(buf: &mut bytes::BytesMut, info: &LeafInfo) {
-    use bytes::BufMut;
-    buf.put_slice(b"INFO ");
-    // Serialising a struct of strings, numbers and bools cannot fail.
-    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
-    buf.put_slice(b" \r\n");
+    crate::encode::info_json(buf, info);
 }
 
 /// Writes `CONNECT {json}\r\n`.
 pub fn encode_connect(buf: &mut bytes::BytesMut, connect: &LeafConnect) {
-    use bytes::BufMut;
-    buf.put_slice(b"CONNECT ");
-    buf.put_slice(&serde_json::to_vec(connect).unwrap_or_default());
-    buf.put_slice(b"\r\n");
+    crate::encode::connect_json(buf, connect);
 }
 
 #[cfg(test)]

@@ -107,19 +107,12 @@ pub struct RouteConnect {
 
 /// Writes `CONNECT {json}\r\n` for a route.
 pub fn encode_connect(buf: &mut bytes::BytesMut, connect: &RouteConnect) {
-    use bytes::BufMut;
-    buf.put_slice(b"CONNECT ");
-    // Serialising a struct of strings and bools cannot fail.
-    buf.put_slice(&serde_json::to_vec(connect).unwrap_or_default());
-    buf.put_slice(b"\r\n");
+    crate::encode::connect_json(buf, connect);
 }
 
 /// Writes `INFO {json} \r\n` for a route (nats-server puts a space before the line ending).
 pub fn encode_info(buf: &mut bytes::BytesMut, info: &RouteInfo) {
-    use bytes::BufMut;
-    buf.put_slice(b"INFO ");
-    buf.put_slice(&serde_json::to_vec(info).unwrap_or_default());
-    buf.put_slice(b" \r\n");
+    crate::encode::info_json(buf, info);
 }
 
 #[cfg(test)]
