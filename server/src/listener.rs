@@ -27,16 +27,35 @@ use crate::server::ServerState;
 pub async fn accept_loop(
     state: Arc<ServerState>,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
+    accept_each(listener, stop, done, "client", |stream, addr, done| {
+        on_accept(&state, stream, addr, done);
+    })
+    .await;
+}
+
+/// The accept loop every client-facing listener shares (NATS clients, MQTT devices):
+/// hands each accepted connection to `on_accept` with a clone of `done` (so shutdown
+/// waits for it) until `stop` turns true. An accept error (out of file descriptors and
+/// the like) is logged as `Error accepting <what> connection` and the loop backs off
+/// briefly and keeps serving.
+pub(crate) async fn accept_each<F>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+    what: &str,
+    mut on_accept: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, mpsc::Sender<()>),
+{
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => on_accept(&state, stream, addr, done.clone()),
+                Ok((stream, addr)) => on_accept(stream, addr, done.clone()),
                 Err(e) => {
-                    // Out of file descriptors and the like: back off briefly, keep serving.
-                    error!("Error accepting client connection: {e}");
+                    error!("Error accepting {what} connection: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
             },
@@ -45,18 +64,23 @@ pub async fn accept_loop(
     }
 }
 
+/// True (after a warning) when the server already has `max_connections` clients.
+pub(crate) fn at_capacity(state: &ServerState, addr: SocketAddr) -> bool {
+    let max = state.config().max_connections;
+    let full = state.clients.len() >= max;
+    if full {
+        warn!("{addr} - maximum connections exceeded ({max})");
+    }
+    full
+}
+
 fn on_accept(
     state: &Arc<ServerState>,
     mut stream: TcpStream,
     addr: SocketAddr,
     done: mpsc::Sender<()>,
 ) {
-    let config = state.config();
-    if state.clients.len() >= config.max_connections {
-        warn!(
-            "{addr} - maximum connections exceeded ({})",
-            config.max_connections
-        );
+    if at_capacity(state, addr) {
         tokio::spawn(async move {
             let _ = stream
                 .write_all(b"-ERR 'maximum connections exceeded'\r\n")

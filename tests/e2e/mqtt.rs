@@ -51,6 +51,22 @@ pub(crate) async fn start(kind: ServerKind, extra: &str, top: &str) -> (TestServ
     (server, port)
 }
 
+/// Runs one scenario against rill and then nats-server 2.15.1, each started by
+/// [`start`] with the same `extra` and `top`; asserts both saw the same and returns
+/// what they saw (for the snapshot).
+pub(crate) async fn on_both<F>(extra: &str, top: &str, mut run: F) -> Value
+where
+    F: AsyncFnMut(ServerKind, TestServer, u16) -> Value,
+{
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let (server, port) = start(kind, extra, top).await;
+        seen.push(run(kind, server, port).await);
+    }
+    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
+    seen.swap_remove(0)
+}
+
 /// The MQTT port from the `Listening for MQTT clients on mqtt://host:port` log line.
 pub(crate) async fn mqtt_port(server: &TestServer) -> u16 {
     const LINE: &str = "Listening for MQTT clients on mqtt://";
@@ -143,17 +159,14 @@ async fn mqtt_qos0_pubsub_and_topic_mapping_match_nats_server() {
     if !paho() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, "", "").await;
+    let seen = on_both("", "", async |kind, _server, port| {
         let out = scenario(port, &topic_mapping_steps()).await;
         assert_eq!(out["s"]["connack"], 0, "{kind:?}: {out}");
         assert_eq!(out["s"]["subacks"], json!([[0], [0], [0], [0]]), "{kind:?}");
-        seen.push(msgs(&out, "s"));
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_qos0_topic_mapping", seen[0]);
+        json!(msgs(&out, "s"))
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_qos0_topic_mapping", seen);
 }
 
 #[tokio::test]
@@ -161,9 +174,7 @@ async fn mqtt_and_nats_clients_meet_on_the_same_subjects() {
     if !paho() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, "", "").await;
+    let seen = on_both("", "", async |_kind, server, port| {
         let nats = server.client().await;
         let mut from_mqtt = nats.subscribe("sensors.>").await.expect("subscribe");
         rill_tests::sync(&nats).await;
@@ -205,11 +216,10 @@ async fn mqtt_and_nats_clients_meet_on_the_same_subjects() {
                 .map(|v| v.to_string());
             got.push(json!({"subject": m.subject.as_str(), "payload": String::from_utf8_lossy(&m.payload), "Nmqtt-Pub": qos}));
         }
-        seen.push(json!({"nats_got": got, "mqtt_got": msgs(&out, "dev")}));
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_nats_cross_protocol", seen[0]);
+        json!({"nats_got": got, "mqtt_got": msgs(&out, "dev")})
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_nats_cross_protocol", seen);
 }
 
 /// mosquitto_sub's output lines for a subscription that gets `count` messages while
@@ -247,19 +257,16 @@ async fn mosquitto_pub_and_sub_work_as_with_nats_server() {
     if !mosquitto() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, "", "").await;
+    let seen = on_both("", "", async |_kind, _server, port| {
         let pubs: &[&[&str]] = &[
             &["-t", "home/kitchen/temp", "-m", "20"],
             &["-t", "home/hall/temp", "-m", "19", "-q", "1"],
             &["-t", "home", "-m", "root", "-r"],
         ];
-        seen.push(mosquitto_round(port, "home/#", 3, pubs).await);
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_snapshot!("mosquitto_pub_sub", seen[0]);
+        json!(mosquitto_round(port, "home/#", 3, pubs).await)
+    })
+    .await;
+    insta::assert_snapshot!("mosquitto_pub_sub", seen.as_str().unwrap_or_default());
 }
 
 #[tokio::test]
@@ -267,9 +274,9 @@ async fn connz_lists_mqtt_clients_with_their_client_id() {
     if !paho() {
         return;
     }
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let http = rill_tests::free_port();
-        let (server, port) = start(kind, "", &format!("http: 127.0.0.1:{http}")).await;
+    let http = rill_tests::free_port();
+    let top = format!("http: 127.0.0.1:{http}");
+    on_both("", &top, async |kind, _server, port| {
         let steps = json!([
             {"op": "connect", "name": "d", "id": "boiler-7", "v": 4},
             {"op": "sub", "name": "d", "filter": "heat/#"},
@@ -293,8 +300,9 @@ async fn connz_lists_mqtt_clients_with_their_client_id() {
             serde_json::from_value(conn["subscriptions_list"].clone()).unwrap_or_default();
         subs.sort();
         assert_eq!(subs, ["heat", "heat.>"], "{kind:?}");
-        drop(server);
-    }
+        json!(subs)
+    })
+    .await;
 }
 
 /// GET `url` and parse the body as JSON (a bare HTTP/1.0 request; no client needed).
@@ -322,9 +330,7 @@ async fn mqtt_users_and_permissions_are_those_of_nats_clients() {
         { user: alice, password: wonder, permissions: { publish: "a.>", subscribe: ["a", "a.>"] } },
         { user: bob, password: builder }
     ] }"#;
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, "", top).await;
+    let seen = on_both("", top, async |_kind, _server, port| {
         let steps = json!([
             {"op": "connect", "name": "bad", "v": 4, "user": "alice", "password": "nope"},
             {"op": "connect", "name": "alice", "v": 4, "user": "alice", "password": "wonder"},
@@ -339,14 +345,13 @@ async fn mqtt_users_and_permissions_are_those_of_nats_clients() {
             {"op": "sleep", "secs": 0.3},
         ]);
         let out = scenario(port, &steps).await;
-        seen.push(json!({
+        json!({
             "bad_connack": out["bad"]["connack"],
             "alice_subacks": out["alice"]["subacks"],
             "alice_got": msgs(&out, "alice"),
             "bob_got": msgs(&out, "bob"),
-        }));
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_users_permissions", seen[0]);
+        })
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_users_permissions", seen);
 }

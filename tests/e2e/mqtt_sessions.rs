@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use rill_tests::ServerKind;
 use serde_json::{Value, json};
 
-use crate::mqtt::{mqtt_port, msgs, paho, scenario, start};
+use crate::mqtt::{mqtt_port, msgs, on_both, paho, scenario};
 
 /// Session settings of the test servers: quick redelivery so a lost PUBACK shows up.
 const MQTT: &str = "ack_wait: \"2s\"";
@@ -30,9 +29,7 @@ async fn a_persistent_session_gets_its_qos1_messages_after_disconnect_and_restar
     if !paho() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (mut server, port) = start(kind, MQTT, "").await;
+    let seen = on_both(MQTT, "", async |kind, mut server, port| {
         let before = json!([
             {"op": "connect", "name": "dev", "id": "dev-1", "v": 4, "clean": false},
             {"op": "sub", "name": "dev", "filter": "orders/#", "qos": 1},
@@ -61,15 +58,14 @@ async fn a_persistent_session_gets_its_qos1_messages_after_disconnect_and_restar
             {"op": "sleep", "secs": 0.3},
         ]);
         let second = scenario(port, &after).await;
-        seen.push(json!({
+        json!({
             "session_present": second["dev"]["session_present"],
             "dev_got": plain(msgs(&second, "dev")),
             "late_got": plain(msgs(&second, "late")),
-        }));
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_session_restart", seen[0]);
+        })
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_session_restart", seen);
 }
 
 #[tokio::test]
@@ -77,9 +73,7 @@ async fn wills_retained_messages_and_clean_sessions_match_nats_server() {
     if !paho() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, MQTT, "").await;
+    let seen = on_both(MQTT, "", async |_kind, _server, port| {
         let steps = json!([
             {"op": "connect", "name": "watch", "v": 4},
             {"op": "sub", "name": "watch", "filter": "wills/#", "qos": 1},
@@ -100,16 +94,15 @@ async fn wills_retained_messages_and_clean_sessions_match_nats_server() {
             {"op": "connect", "name": "fresh", "id": "dev-1", "v": 4, "clean": true},
         ]);
         let out = scenario(port, &steps).await;
-        seen.push(json!({
+        json!({
             "watch_got": plain(msgs(&out, "watch")),
             "later_got": plain(msgs(&out, "later")),
             "last_got": plain(msgs(&out, "last")),
             "fresh_session_present": out["fresh"]["session_present"],
-        }));
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_will_retained", seen[0]);
+        })
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_will_retained", seen);
 }
 
 #[tokio::test]
@@ -117,9 +110,7 @@ async fn qos1_mqtt_publishes_land_in_a_jetstream_stream() {
     if !paho() {
         return;
     }
-    let mut seen = Vec::new();
-    for kind in [ServerKind::Rill, ServerKind::Nats] {
-        let (server, port) = start(kind, MQTT, "").await;
+    let seen = on_both(MQTT, "", async |_kind, server, port| {
         let js = server.jetstream().await;
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "DEVICES".into(),
@@ -155,9 +146,8 @@ async fn qos1_mqtt_publishes_land_in_a_jetstream_stream() {
                 .map(|v| v.to_string());
             got.push(json!({"subject": m.subject.as_str(), "payload": String::from_utf8_lossy(&m.payload), "Nmqtt-Pub": qos}));
         }
-        seen.push(got);
-        drop(server);
-    }
-    assert_eq!(seen[0], seen[1], "rill and nats-server differ");
-    insta::assert_json_snapshot!("mqtt_into_stream", seen[0]);
+        json!(got)
+    })
+    .await;
+    insta::assert_json_snapshot!("mqtt_into_stream", seen);
 }

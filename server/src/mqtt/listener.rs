@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::MqttService;
 use super::conn;
@@ -33,28 +33,12 @@ pub(crate) async fn start(
         SocketAddr::V4(a) => a.to_string(),
     };
     info!("Listening for MQTT clients on mqtt://{shown}");
-    tokio::spawn(accept_loop(service, listener, stop, done));
+    let accept = async move {
+        let each = |stream, addr, done| on_accept(&service, stream, addr, done);
+        crate::listener::accept_each(listener, stop, done, "MQTT client", each).await;
+    };
+    tokio::spawn(accept);
     Ok(addr)
-}
-
-async fn accept_loop(
-    service: Arc<MqttService>,
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-    done: mpsc::Sender<()>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => on_accept(&service, stream, addr, done.clone()),
-                Err(e) => {
-                    error!("Error accepting MQTT client connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            },
-            _ = stop.changed() => return,
-        }
-    }
 }
 
 fn on_accept(
@@ -64,12 +48,7 @@ fn on_accept(
     done: mpsc::Sender<()>,
 ) {
     let state = Arc::clone(&service.state);
-    let config = state.config();
-    if state.clients.len() >= config.max_connections {
-        warn!(
-            "{addr} - maximum connections exceeded ({})",
-            config.max_connections
-        );
+    if crate::listener::at_capacity(&state, addr) {
         return;
     }
     let _ = stream.set_nodelay(true);
