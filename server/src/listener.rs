@@ -5,7 +5,8 @@
 //! TLS follows nats-server: INFO (with `tls_required`) goes out in plain text and the
 //! client then starts the handshake; with `handshake_first` the handshake comes first and
 //! INFO is the first thing sent over TLS (with a fallback delay, a client that stays
-//! silent gets INFO first after all). A failed or timed-out handshake — a plain-text
+//! silent gets INFO first after all). With `allow_non_tls` (INFO says `tls_available`),
+//! a client whose first bytes are not a TLS handshake is served in plain text. A failed or timed-out handshake — a plain-text
 //! client, a missing or untrusted client certificate — closes that connection alone,
 //! with an error log line.
 
@@ -126,6 +127,11 @@ async fn serve_tls(
             return;
         }
         peer.info_sent = true;
+        if state.config().allow_non_tls && !starts_tls(&stream, tls.timeout).await {
+            let (reader, writer) = stream.into_split();
+            client::serve_peer(state, reader, writer, peer).await;
+            return;
+        }
     }
     let tls_stream = match tokio::time::timeout(tls.timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
@@ -146,6 +152,17 @@ async fn serve_tls(
         .and_then(|c| CertIdentity::from_der(c));
     let (reader, writer) = tokio::io::split(tls_stream);
     client::serve_peer(state, reader, writer, peer).await;
+}
+
+/// `allow_non_tls`: true when the client's first byte opens a TLS handshake (a record
+/// of type 22); a plain client sends `CONNECT`, a silent one is left to the plain path's
+/// authentication timeout.
+async fn starts_tls(stream: &TcpStream, wait: std::time::Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(wait, stream.peek(&mut byte)).await,
+        Ok(Ok(1)) if byte[0] == 0x16
+    )
 }
 
 /// True when the client sends nothing within `wait` (`handshake_first` fallback).

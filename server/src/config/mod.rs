@@ -100,6 +100,9 @@ pub struct Config {
     pub no_auth_user: Option<String>,
     /// TLS for client connections.
     pub tls: Option<TlsConfig>,
+    /// `allow_non_tls`: with `tls {}`, clients may connect with or without TLS on the one
+    /// port (INFO says `tls_available` instead of `tls_required`).
+    pub allow_non_tls: bool,
     /// JetStream; `None` when disabled.
     pub jetstream: Option<JetStreamConfig>,
     /// The MQTT listener (`mqtt {}`); `None` when not configured.
@@ -148,6 +151,7 @@ impl Default for Config {
             mappings: Vec::new(),
             no_auth_user: None,
             tls: None,
+            allow_non_tls: false,
             jetstream: None,
             mqtt: None,
             operator: None,

@@ -10,6 +10,7 @@
 //! - `pull`: pull requests nats-server refuses at once, `no_wait` with `expires`.
 //! - `limits`: an account's per-stream byte limits on stream create and update.
 //! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
+//! - `tls_available`: `allow_non_tls`, clients with and without TLS on one port.
 //! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
 
 mod api;
@@ -18,6 +19,7 @@ mod limits;
 mod pull;
 mod resub;
 mod stored;
+mod tls_available;
 mod version;
 
 use rill_tests::ServerKind;

@@ -100,6 +100,7 @@ impl Draft {
         }
         match lower.as_str() {
             "tls" => self.config.tls = Some(tls::parse(v)?),
+            "allow_non_tls" => self.config.allow_non_tls = value::boolean(v, key)?,
             "accounts" => self.config.accounts = accounts::parse(v, &mut self.warnings)?,
             "mappings" | "maps" => self.config.mappings = mappings::parse(v, key)?,
             "jetstream" => self.jetstream_key(v)?,
@@ -228,7 +229,6 @@ const UNSUPPORTED: &[&str] = &[
     "mode",
     "urls",
     "url",
-    "allow_non_tls",
 ];
 
 fn refused(key: &str, pos: &Pos) -> ConfigError {
