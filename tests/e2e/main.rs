@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod compat;
+mod console;
 mod core_protocol;
 mod core_pubsub;
 mod damage;

@@ -19,7 +19,20 @@ use crate::websocket::{ws_server, ws_url};
 const PAGE: &str = include_str!("browser/dashboard.html");
 const WAIT: Duration = Duration::from_secs(30);
 
-fn chromium() -> Option<&'static str> {
+/// Flags for a quiet, throwaway headless Chromium (add a fresh `--user-data-dir`).
+pub(crate) const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+];
+
+/// The installed headless Chromium binary, if any (shared with the console test).
+pub(crate) fn chromium() -> Option<&'static str> {
     // The headless shell first: it is all the test needs, and far lighter to install.
     ["chromium-headless-shell", "chromium", "chromium-browser"]
         .into_iter()
@@ -76,16 +89,7 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
     let profile = tempfile::tempdir().expect("profile dir");
     let page = format!("{origin}/?ws={}", ws_url(&server));
     let mut browser = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(&page)
         .stdout(Stdio::null())

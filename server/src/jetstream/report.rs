@@ -51,6 +51,16 @@ impl JetStream {
                 if flag(q, "config") {
                     detail["config"] = json!(cfg);
                 }
+                // As nats-server's stream detail: placement, mirror and source lag.
+                if let Some(cluster) = &info.cluster {
+                    detail["cluster"] = json!(cluster);
+                }
+                if let Some(mirror) = &info.mirror {
+                    detail["mirror"] = json!(mirror);
+                }
+                if !info.sources.is_empty() {
+                    detail["sources"] = json!(info.sources);
+                }
                 if flag(q, "consumers") {
                     let mut list = Vec::new();
                     for (_, consumer) in self.consumers.list(&name) {

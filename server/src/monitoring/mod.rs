@@ -7,6 +7,7 @@
 //! the shared [`ServerState`] and never blocks the messaging path.
 
 mod connz;
+mod console;
 pub(crate) mod format;
 mod metrics;
 mod varz;
@@ -96,6 +97,9 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let q = query(req);
     let path = req.uri().path().trim_end_matches('/');
+    if let Some(page) = console::asset(path) {
+        return page;
+    }
     match path {
         "" => text(StatusCode::OK, "text/html; charset=utf-8", index()),
         "/varz" => json(&varz::varz(state).await),
@@ -114,7 +118,7 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "404 page not found\n".into(),
+            "404 page not found\n",
         ),
     }
 }
@@ -180,8 +184,12 @@ fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     resp
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     with_status(resp, status)
