@@ -1,7 +1,7 @@
 // rill console: polls the monitoring JSON (/varz, /jsz, /connz) while the page is open
 // and visible, keeps a few minutes of samples in memory, and draws tables and charts.
 // Every piece of server data reaches the page through textContent (see `el`), never
-// through innerHTML, so a subject, stream name or payload with markup in it is shown as text.
+// through an HTML parser, so a subject, stream name or payload with markup in it is shown as text.
 'use strict';
 
 const POLL_MS = 2000;           // one round of requests every two seconds
