@@ -28,6 +28,7 @@ mod js_hardening;
 mod js_limits;
 mod js_nats_py;
 mod js_republish;
+mod js_sources;
 mod js_streams;
 mod jwt_auth;
 mod jwt_limits;

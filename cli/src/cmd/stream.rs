@@ -238,9 +238,71 @@ fn show_info(info: &Value, json: bool) {
             ("Deny Delete", yes_no(c, "deny_delete")),
             ("Deny Purge", yes_no(c, "deny_purge")),
             ("Sealed", yes_no(c, "sealed")),
+            ("Mirror", s(&c["mirror"], "name")),
+            ("Sources", names(&c["sources"])),
+            (
+                "Subject Transform",
+                pair(&c["subject_transform"], "src", "dest"),
+            ),
+            ("Republish", pair(&c["republish"], "src", "dest")),
         ],
     );
     output::section("State", &state_rows(&info["state"]));
+    if info["mirror"].is_object() {
+        output::section("Mirror Information", &origin_rows(&info["mirror"]));
+    }
+    for src in info["sources"].as_array().into_iter().flatten() {
+        output::section("Source Information", &origin_rows(src));
+    }
+}
+
+/// A mirror's or source's progress: how far behind it is and when it last heard from
+/// its origin.
+fn origin_rows(o: &Value) -> Vec<(&'static str, String)> {
+    let transforms: Vec<String> = o["subject_transforms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| format!("{} to {}", s(t, "src"), s(t, "dest")))
+        .collect();
+    let active = i(o, "active");
+    vec![
+        ("Stream Name", s(o, "name")),
+        ("Filter", s(o, "filter_subject")),
+        ("Subject Transforms", transforms.join(", ")),
+        ("API Prefix", s(&o["external"], "api")),
+        ("Deliver Prefix", s(&o["external"], "deliver")),
+        ("Lag", i(o, "lag").to_string()),
+        (
+            "Last Seen",
+            if active < 0 {
+                "never".into()
+            } else {
+                output::nanos(active)
+            },
+        ),
+        ("Error", s(&o["error"], "description")),
+    ]
+}
+
+/// `a to b` for an object with both keys, else empty.
+fn pair(v: &Value, a: &str, b: &str) -> String {
+    if v.is_object() {
+        format!("{} to {}", s(v, a), s(v, b))
+    } else {
+        String::new()
+    }
+}
+
+/// The `name`s of a list of objects, comma separated.
+fn names(v: &Value) -> String {
+    let all: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| s(x, "name"))
+        .collect();
+    all.join(", ")
 }
 
 fn state_rows(st: &Value) -> Vec<(&'static str, String)> {

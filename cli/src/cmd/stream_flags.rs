@@ -126,9 +126,24 @@ pub(crate) struct StreamFlags {
     /// Mirror another stream
     #[arg(long, value_name = "STREAM")]
     mirror: Option<String>,
-    /// Source messages from another stream (repeatable)
-    #[arg(long, value_name = "STREAM")]
+    /// Source messages from another stream, optionally only those on FILTER (repeatable)
+    #[arg(long, value_name = "STREAM[:FILTER]")]
     source: Vec<String>,
+    /// Republish stored messages whose subject matches this filter (with --republish-destination)
+    #[arg(long, value_name = "SUBJECT")]
+    republish_source: Option<String>,
+    /// Subject (transform) stored messages are republished to
+    #[arg(long, value_name = "SUBJECT")]
+    republish_destination: Option<String>,
+    /// Republish only the headers (with Nats-Msg-Size)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    republish_headers: Option<bool>,
+    /// Store messages published on subjects matching this filter under a new subject (with --transform-destination)
+    #[arg(long, value_name = "SUBJECT")]
+    transform_source: Option<String>,
+    /// The subject transform's destination, e.g. 'orders.{{partition(4,1)}}.$1'
+    #[arg(long, value_name = "SUBJECT")]
+    transform_destination: Option<String>,
     /// Metadata as key=value (repeatable)
     #[arg(long, value_parser = parse::key_value)]
     metadata: Vec<(String, String)>,
@@ -205,8 +220,33 @@ impl StreamFlags {
 
     fn apply_lists(&self, cfg: &mut Value) {
         if !self.source.is_empty() {
-            let sources: Vec<Value> = self.source.iter().map(|s| json!({ "name": s })).collect();
+            let sources: Vec<Value> = self.source.iter().map(|s| source(s)).collect();
             cfg["sources"] = json!(sources);
+        }
+        if self.republish_source.is_some() || self.republish_destination.is_some() {
+            let mut rp = cfg["republish"].clone();
+            if !rp.is_object() {
+                rp = json!({ "src": ">" });
+            }
+            if let Some(src) = &self.republish_source {
+                rp["src"] = json!(src);
+            }
+            if let Some(dest) = &self.republish_destination {
+                rp["dest"] = json!(dest);
+            }
+            cfg["republish"] = rp;
+        }
+        if let Some(h) = self
+            .republish_headers
+            .filter(|_| cfg["republish"].is_object())
+        {
+            cfg["republish"]["headers_only"] = json!(h);
+        }
+        if self.transform_source.is_some() || self.transform_destination.is_some() {
+            cfg["subject_transform"] = json!({
+                "src": self.transform_source.as_deref().unwrap_or(">"),
+                "dest": self.transform_destination.as_deref().unwrap_or_default(),
+            });
         }
         if !self.metadata.is_empty() {
             if !cfg["metadata"].is_object() {
@@ -216,6 +256,16 @@ impl StreamFlags {
                 cfg["metadata"][k] = json!(v);
             }
         }
+    }
+}
+
+/// `STREAM` or `STREAM:FILTER` as a `StreamSource`.
+fn source(spec: &str) -> Value {
+    match spec.split_once(':') {
+        Some((name, filter)) if !filter.is_empty() => {
+            json!({ "name": name, "filter_subject": filter })
+        }
+        _ => json!({ "name": spec.trim_end_matches(':') }),
     }
 }
 
@@ -243,5 +293,31 @@ mod tests {
         assert_eq!(cfg["deny_delete"], true);
         assert_eq!(cfg["metadata"]["team"], "core");
         assert_eq!(cfg["max_msgs"], -1);
+    }
+
+    #[test]
+    fn sources_republish_and_transform_flags() {
+        let flags = StreamFlags {
+            source: vec!["A".into(), "B:b.>".into()],
+            republish_destination: Some("out.>".into()),
+            republish_headers: Some(true),
+            transform_source: Some("in.*".into()),
+            transform_destination: Some("st.$1".into()),
+            ..StreamFlags::default()
+        };
+        let mut cfg = defaults("S");
+        flags.apply(&mut cfg);
+        assert_eq!(
+            cfg["sources"],
+            json!([{"name": "A"}, {"name": "B", "filter_subject": "b.>"}])
+        );
+        assert_eq!(
+            cfg["republish"],
+            json!({"src": ">", "dest": "out.>", "headers_only": true})
+        );
+        assert_eq!(
+            cfg["subject_transform"],
+            json!({"src": "in.*", "dest": "st.$1"})
+        );
     }
 }

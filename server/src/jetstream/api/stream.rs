@@ -31,8 +31,6 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
 /// `STREAM_CREATE` naming the first unsupported feature.
 fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
     let features = [
-        (cfg.mirror.is_some(), "mirror"),
-        (!cfg.sources.is_empty(), "sources"),
         (
             !cfg.subject_delete_marker_ttl.is_zero(),
             "subject_delete_marker_ttl",

@@ -139,6 +139,8 @@ pub struct StreamCore {
     pub(super) last_sync_ns: i64,
     /// `subject_transform` and `republish` (see `jetstream::republish`).
     pub(super) rewrites: Rewrites,
+    /// Mirror/source progress for `STREAM.INFO` (see `source`).
+    pub(super) origins: super::source::Status,
 }
 
 fn ts(ns: i64) -> Timestamp {
@@ -265,6 +267,12 @@ impl StreamCore {
             }),
             ts: ts(now_ns()),
             ..StreamInfo::default()
+        };
+        let (mirror, sources) = self.origins.describe(&self.cfg);
+        let info = StreamInfo {
+            mirror,
+            sources,
+            ..info
         };
         (info, paged)
     }

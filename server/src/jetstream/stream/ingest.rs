@@ -107,27 +107,9 @@ impl StreamCore {
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
-        let last_seq = if self.rewrites.republishes(subject) {
-            Some(self.last_subject_seq(subject))
-        } else {
-            None
-        };
         let (seq, ts) = self
-            .store
-            .append(subject, hdrs, payload)
+            .append_stored(subject, hdrs, payload, now_ns())
             .map_err(|e| publish_error(&e))?;
-        if let Some(last_seq) = last_seq {
-            self.rewrites.stored(&Stored {
-                stream: &self.name,
-                subject,
-                seq,
-                ts,
-                last_seq,
-                headers: hdrs,
-                payload,
-            });
-        }
-        self.dirty = true;
         self.last_msg_id = msg_id.unwrap_or_default().to_owned();
         if let Some(id) = msg_id {
             self.dedupe.insert(id.to_owned(), seq, ts);
@@ -140,6 +122,35 @@ impl StreamCore {
             let _ = self.store.remove(seq);
         }
         Ok(self.ack(seq, false))
+    }
+
+    /// Appends a message stored at `ts` (published, mirrored or sourced) and queues its
+    /// `republish` copy; the one place a stream's store grows.
+    pub(super) fn append_stored(
+        &mut self,
+        subject: &str,
+        hdrs: Option<&[u8]>,
+        payload: &[u8],
+        ts: i64,
+    ) -> Result<(u64, i64), StoreError> {
+        let last_seq = self
+            .rewrites
+            .republishes(subject)
+            .then(|| self.last_subject_seq(subject));
+        let (seq, ts) = self.store.append_at(subject, hdrs, payload, ts)?;
+        self.dirty = true;
+        if let Some(last_seq) = last_seq {
+            self.rewrites.stored(&Stored {
+                stream: &self.name,
+                subject,
+                seq,
+                ts,
+                last_seq,
+                headers: hdrs,
+                payload,
+            });
+        }
+        Ok((seq, ts))
     }
 
     fn check_expected(&self, h: &[u8], subject: &str) -> Result<(), ApiError> {

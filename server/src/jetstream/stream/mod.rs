@@ -17,6 +17,7 @@ mod handle;
 mod ingest;
 mod link;
 mod queue;
+mod source;
 mod subs;
 mod ttl;
 
@@ -237,6 +238,7 @@ fn open(
         persist,
         last_sync_ns: now,
         rewrites,
+        origins: source::Status::default(),
     })
 }
 

@@ -17,6 +17,7 @@ use rill_protocol::jsapi::{ApiSubject, StreamConfig};
 
 use super::Command;
 use super::queue::QueueTx;
+use super::source::Origins;
 use crate::account::Account;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
@@ -77,15 +78,19 @@ impl Subscriber for StreamSubscriber {
     }
 }
 
-/// The live subscriptions of one stream.
+/// The queue group of direct-get subscriptions.
+const DIRECT_GROUP: &[u8] = b"_rill_dget";
+
+/// The live subscriptions of one stream, and its mirror/source tasks.
 #[derive(Debug, Default)]
 pub(crate) struct StreamSubs {
     subs: Vec<Arc<Subscription>>,
+    origins: Origins,
 }
 
 impl StreamSubs {
     /// Subscribes the stream's subjects (and direct-get subjects) in `account`.
-    pub(crate) fn install(account: &Account, cfg: &StreamConfig, tx: &QueueTx) -> Self {
+    pub(crate) fn install(account: &Arc<Account>, cfg: &StreamConfig, tx: &QueueTx) -> Self {
         let owner: Arc<dyn Subscriber> = Arc::new(StreamSubscriber {
             tx: tx.clone(),
             name: cfg.name.clone(),
@@ -99,18 +104,23 @@ impl StreamSubs {
                 Arc::clone(&owner),
             ));
         }
+        // A stream answers its own direct gets; with `mirror_direct`, a mirror answers
+        // its origin's too. One of them answers each request (a queue group).
+        let mut direct: Vec<&str> = Vec::new();
         if cfg.allow_direct {
+            direct.push(&cfg.name);
+        }
+        if let Some(m) = cfg.mirror.as_ref().filter(|_| cfg.mirror_direct) {
+            direct.push(&m.name);
+        }
+        for stream in direct {
             for subject in [None, Some(">")] {
-                let subject = ApiSubject::DirectGet {
-                    stream: &cfg.name,
-                    subject,
-                }
-                .to_string();
+                let subject = ApiSubject::DirectGet { stream, subject }.to_string();
                 // Local, like the API: streams are per server until issue 20.
                 subs.push(Subscription::new_local(
                     Bytes::from_static(b"direct"),
                     Bytes::from(subject),
-                    None,
+                    Some(Bytes::from_static(DIRECT_GROUP)),
                     Arc::clone(&owner),
                 ));
             }
@@ -118,7 +128,8 @@ impl StreamSubs {
         for s in &subs {
             account.router.subscribe(s);
         }
-        Self { subs }
+        let origins = Origins::start(account, cfg, tx);
+        Self { subs, origins }
     }
 
     /// Removes every subscription.
@@ -126,5 +137,6 @@ impl StreamSubs {
         for s in self.subs.drain(..) {
             account.router.unsubscribe(&s);
         }
+        self.origins = Origins::default();
     }
 }

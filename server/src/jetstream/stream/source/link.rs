@@ -1,0 +1,338 @@
+//! One origin's copy task: creates the consumer on the origin through the `$JS.API`,
+//! receives its messages, answers flow control, watches heartbeats, and hands the
+//! messages to the stream thread in batches. Any break (no reply, a gap in the
+//! consumer sequence, three missed heartbeats, a store error) ends the session; the
+//! next one starts from what the stream actually stored.
+
+use std::sync::Arc;
+use std::sync::mpsc::TrySendError;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_protocol::headers::status;
+use rill_protocol::jsapi::{ApiError, ErrorCode};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Origin;
+use super::store::{Incoming, Resume};
+use crate::account::Account;
+use crate::jetstream::stream::Command;
+use crate::jetstream::stream::core::StreamCore;
+use crate::jetstream::stream::queue::QueueTx;
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+/// Heartbeat asked of the origin's consumer.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which the session is restarted.
+const QUIET: Duration = Duration::from_secs(3);
+/// How long the origin may take to answer the consumer create.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between sessions.
+const RETRY: Duration = Duration::from_secs(1);
+/// Messages buffered between the router and the task.
+const BUFFER: usize = 8192;
+/// Most messages handed to the stream thread at once.
+const BATCH: usize = 512;
+
+/// What the router hands the task.
+#[derive(Debug)]
+struct Delivered {
+    subject: Bytes,
+    reply: Option<Bytes>,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Inbox {
+    tx: mpsc::Sender<Delivered>,
+}
+
+impl Subscriber for Inbox {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let d = Delivered {
+            subject: msg.subject_bytes(),
+            reply: msg.reply_bytes(),
+            headers: msg.headers_bytes(),
+            payload: msg.payload_bytes(),
+        };
+        match self.tx.try_send(d) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// Runs `f` on the stream thread; `None` once the stream is gone.
+async fn call<R, F>(tx: &QueueTx, f: F) -> Option<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut StreamCore) -> R + Send + 'static,
+{
+    let (done, rx) = oneshot::channel();
+    let mut cmd = Command::Call(Box::new(move |core: &mut StreamCore| {
+        let _ = done.send(f(core));
+    }));
+    loop {
+        match tx.try_send(cmd) {
+            Ok(()) => break,
+            Err(TrySendError::Disconnected(_)) => return None,
+            Err(TrySendError::Full(back)) => {
+                cmd = *back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    rx.await.ok()
+}
+
+/// The copy task of one origin: sessions, one after the other, until aborted.
+pub(super) async fn run(origin: Origin, account: Arc<Account>, tx: QueueTx) {
+    loop {
+        let o = origin.clone();
+        let Some(resume) = call(&tx, move |core| core.origin_resume(&o)).await else {
+            return;
+        };
+        let error = session(&origin, &account, &tx, resume).await;
+        tracing::debug!(stream = %origin.stream, origin = %origin.cfg.name, %error, "copy session ended");
+        let key = origin.iname.clone();
+        if call(&tx, move |core| core.origins.failed(&key, error))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// A private subscription in the account, removed on drop.
+struct Sub {
+    account: Arc<Account>,
+    sub: Arc<Subscription>,
+}
+
+impl Sub {
+    fn new(account: &Arc<Account>, subject: String, tx: mpsc::Sender<Delivered>) -> Self {
+        let sub = Subscription::new(
+            Bytes::from_static(b"origin"),
+            Bytes::from(subject),
+            None,
+            Arc::new(Inbox { tx }),
+        );
+        account.router.subscribe(&sub);
+        Self {
+            account: Arc::clone(account),
+            sub,
+        }
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        self.account.router.unsubscribe(&self.sub);
+    }
+}
+
+fn token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The consumer-create request for `resume`.
+fn create_request(o: &Origin, deliver: &str, resume: &Resume) -> (String, Value) {
+    let mut cfg = json!({
+        "deliver_subject": deliver,
+        "ack_policy": "none",
+        "ack_wait": 22 * 3600 * 1_000_000_000_i64,
+        "max_deliver": 1,
+        "idle_heartbeat": HEARTBEAT.as_nanos() as i64,
+        "flow_control": true,
+        "inactive_threshold": 10 * QUIET.as_nanos() as i64,
+        "mem_storage": true,
+        "num_replicas": 1,
+    });
+    match resume {
+        Resume::Seq(seq) => {
+            cfg["deliver_policy"] = json!("by_start_sequence");
+            cfg["opt_start_seq"] = json!(seq);
+        }
+        Resume::Time(t) => {
+            cfg["deliver_policy"] = json!("by_start_time");
+            cfg["opt_start_time"] = json!(t);
+        }
+        Resume::All => cfg["deliver_policy"] = json!("all"),
+    }
+    let filters: Vec<&str> = if o.cfg.subject_transforms.is_empty() {
+        Some(o.cfg.filter_subject.as_str())
+            .filter(|f| !f.is_empty())
+            .into_iter()
+            .collect()
+    } else {
+        o.cfg
+            .subject_transforms
+            .iter()
+            .map(|t| t.src.as_str())
+            .collect()
+    };
+    match filters.as_slice() {
+        [] => {}
+        [one] => cfg["filter_subject"] = json!(one),
+        many => cfg["filter_subjects"] = json!(many),
+    }
+    let api = o
+        .cfg
+        .external
+        .as_ref()
+        .map(|e| e.api.trim_end_matches('.').to_owned())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "$JS.API".to_owned());
+    let subject = format!("{api}.CONSUMER.CREATE.{}", o.cfg.name);
+    (subject, json!({"stream_name": o.cfg.name, "config": cfg}))
+}
+
+/// The deliver subject of a new session.
+fn deliver_subject(o: &Origin) -> String {
+    let id = token();
+    match o
+        .cfg
+        .external
+        .as_ref()
+        .map(|e| e.deliver.trim_end_matches('.'))
+    {
+        Some(prefix) if !prefix.is_empty() => format!("{prefix}.S.{id}"),
+        _ if o.mirror => format!("$JS.M.{id}"),
+        _ => format!("$JS.S.{id}"),
+    }
+}
+
+/// One consumer's life; returns why it ended.
+async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resume) -> ApiError {
+    let (dtx, mut rx) = mpsc::channel(BUFFER);
+    // A durable sourcing consumer (`consumer`) exists already: only listen to it.
+    let durable = o.cfg.consumer.as_ref().map(|c| c.deliver_subject.clone());
+    let deliver = durable.clone().unwrap_or_else(|| deliver_subject(o));
+    let _deliveries = Sub::new(account, deliver.clone(), dtx.clone());
+    let mut expect_cseq = None;
+    let mut early_msgs = Vec::new();
+    if durable.is_none() {
+        let reply = format!("$JS.S.R.{}", token());
+        let _replies = Sub::new(account, reply.clone(), dtx);
+        let (subject, body) = create_request(o, &deliver, &resume);
+        let body = Bytes::from(body.to_string());
+        let (subject, reply) = (Bytes::from(subject), Bytes::from(reply));
+        account
+            .router
+            .publish(0, true, &Msg::new(&subject, Some(&reply), None, &body));
+        match await_created(&mut rx, &reply).await {
+            Ok(early) => early_msgs = early,
+            Err(e) => return e,
+        }
+        expect_cseq = Some(1);
+    }
+    if !early_msgs.is_empty()
+        && let Err(e) = handle(o, account, tx, early_msgs, &mut expect_cseq).await
+    {
+        return e;
+    }
+    loop {
+        let first = match tokio::time::timeout(QUIET, rx.recv()).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return ErrorCode::STREAM_GENERAL.err("source subscription closed"),
+            Err(_) => return ErrorCode::STREAM_GENERAL.err("source heartbeat missed"),
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        match handle(o, account, tx, batch, &mut expect_cseq).await {
+            Ok(()) => {}
+            Err(e) => return e,
+        }
+    }
+}
+
+/// Waits for the consumer-create reply; an error reply is the session's error.
+/// Returns what the consumer delivered before its reply arrived.
+async fn await_created(
+    rx: &mut mpsc::Receiver<Delivered>,
+    reply: &Bytes,
+) -> Result<Vec<Delivered>, ApiError> {
+    let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
+    let mut early = Vec::new();
+    loop {
+        let d = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .map_err(|_| ErrorCode::STREAM_GENERAL.err("source consumer create timed out"))?
+            .ok_or_else(|| ErrorCode::STREAM_GENERAL.err("source subscription closed"))?;
+        if d.subject != *reply {
+            early.push(d);
+            continue;
+        }
+        if d.headers.as_deref().and_then(status) == Some(503) {
+            return Err(ErrorCode::STREAM_GENERAL.err("no responders for the source's API"));
+        }
+        let v: Value = serde_json::from_slice(&d.payload).unwrap_or(Value::Null);
+        return match v.get("error") {
+            Some(e) => Err(serde_json::from_value(e.clone()).unwrap_or_else(|_| {
+                ErrorCode::STREAM_GENERAL.err("source consumer create failed")
+            })),
+            None => Ok(early),
+        };
+    }
+}
+
+/// Handles one batch: stores the messages, then answers flow control and notes
+/// heartbeats (in arrival order, so a flow-control reply follows what it covers).
+async fn handle(
+    o: &Origin,
+    account: &Arc<Account>,
+    tx: &QueueTx,
+    batch: Vec<Delivered>,
+    expect_cseq: &mut Option<u64>,
+) -> Result<(), ApiError> {
+    let mut msgs = Vec::new();
+    let mut fc_replies = Vec::new();
+    let mut heartbeat = false;
+    for d in batch {
+        if d.headers.as_deref().and_then(status) == Some(100) {
+            match d.reply {
+                Some(r) if !r.is_empty() => fc_replies.push(r),
+                _ => heartbeat = true,
+            }
+            continue;
+        }
+        let Some(m) = Incoming::parse(d.subject, d.reply.as_deref(), d.headers, d.payload) else {
+            continue;
+        };
+        if expect_cseq.is_some_and(|want| m.cseq != want) {
+            return Err(ErrorCode::STREAM_GENERAL.err("source consumer sequence gap"));
+        }
+        *expect_cseq = Some(m.cseq + 1);
+        msgs.push(m);
+    }
+    let origin = o.clone();
+    let stored = call(tx, move |core| {
+        core.store_from_origin(&origin, msgs, heartbeat)
+    })
+    .await;
+    match stored {
+        None => return Err(ErrorCode::STREAM_NOT_FOUND.error()),
+        Some(Err(e)) => return Err(e),
+        Some(Ok(())) => {}
+    }
+    for r in fc_replies {
+        let empty = Bytes::new();
+        account
+            .router
+            .publish(0, true, &Msg::new(&r, None, None, &empty));
+    }
+    Ok(())
+}

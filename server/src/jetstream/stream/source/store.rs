@@ -1,0 +1,270 @@
+//! The stream-thread side of mirrors and sources: where each origin resumes, storing
+//! what arrives (mirror: under the origin's sequence; source: appended with the
+//! `Nats-Stream-Source` header and the source's transform), and the `mirror` /
+//! `sources` of `STREAM.INFO`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rill_protocol::HeaderMap;
+use rill_protocol::jsapi::{
+    ApiError, Nanos, StreamConfig, StreamSource, StreamSourceInfo, Timestamp,
+};
+use rill_protocol::mapping::SubjectTransform;
+
+use super::{Origin, SOURCE_HEADER};
+use crate::jetstream::error;
+use crate::jetstream::store::{StoreError, now_ns};
+use crate::jetstream::stream::core::StreamCore;
+
+/// Where a new consumer on the origin starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// At this origin sequence.
+    Seq(u64),
+    /// At this time (`opt_start_time`, nothing copied yet).
+    Time(Timestamp),
+    /// From the origin's first message.
+    All,
+}
+
+/// A message from the origin's consumer, with what its ack subject tells.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) subject: Bytes,
+    pub(crate) headers: Option<Bytes>,
+    pub(crate) payload: Bytes,
+    /// Origin sequence.
+    pub(crate) sseq: u64,
+    /// Consumer sequence (gaps mean lost deliveries).
+    pub(crate) cseq: u64,
+    /// Origin time stamp, ns.
+    pub(crate) ts: i64,
+    /// Messages still pending at the origin.
+    pub(crate) pending: u64,
+}
+
+impl Incoming {
+    /// Reads `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<cseq>.<ts>.<pending>` (or the
+    /// 12-token form with domain and account hash); `None` for anything else.
+    pub(crate) fn parse(
+        subject: Bytes,
+        reply: Option<&[u8]>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) -> Option<Self> {
+        let reply = std::str::from_utf8(reply?).ok()?;
+        let toks: Vec<&str> = reply.split('.').collect();
+        if toks.len() < 9 || toks[0] != "$JS" || toks[1] != "ACK" {
+            return None;
+        }
+        let at = if toks.len() >= 12 { 4 } else { 2 };
+        let num = |i: usize| toks.get(at + i).and_then(|t| t.parse::<u64>().ok());
+        Some(Self {
+            subject,
+            headers,
+            payload,
+            sseq: num(3)?,
+            cseq: num(4)?,
+            ts: i64::try_from(num(5)?).unwrap_or(i64::MAX),
+            pending: num(6)?,
+        })
+    }
+}
+
+/// What the copy tasks last reported, per origin.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    by_iname: HashMap<String, OriginStatus>,
+}
+
+#[derive(Debug, Default)]
+struct OriginStatus {
+    /// Last origin sequence stored (sources: found again after a restart).
+    seq: Option<u64>,
+    lag: u64,
+    active: Option<Instant>,
+    error: Option<ApiError>,
+}
+
+impl Status {
+    /// Records why a session ended (shown in `STREAM.INFO` until the next contact).
+    pub(crate) fn failed(&mut self, iname: &str, error: ApiError) {
+        self.by_iname.entry(iname.to_owned()).or_default().error = Some(error);
+    }
+
+    fn info(&self, cfg: &StreamSource, mirror: bool) -> StreamSourceInfo {
+        let s = self.by_iname.get(&super::iname(cfg));
+        let active = s.and_then(|s| s.active).map_or(Nanos(-1), |a| {
+            Nanos(i64::try_from(a.elapsed().as_nanos()).unwrap_or(i64::MAX))
+        });
+        StreamSourceInfo {
+            name: cfg.name.clone(),
+            external: cfg.external.clone(),
+            lag: s.map_or(0, |s| s.lag),
+            seq: if mirror {
+                0
+            } else {
+                s.and_then(|s| s.seq).unwrap_or(0)
+            },
+            active,
+            error: s.and_then(|s| s.error.clone()),
+            filter_subject: cfg.filter_subject.clone(),
+            subject_transforms: cfg.subject_transforms.clone(),
+        }
+    }
+
+    /// `mirror` and `sources` of `STREAM.INFO` for `cfg`.
+    pub(crate) fn describe(
+        &self,
+        cfg: &StreamConfig,
+    ) -> (Option<StreamSourceInfo>, Vec<StreamSourceInfo>) {
+        let mirror = cfg.mirror.as_ref().map(|m| self.info(m, true));
+        let sources = cfg.sources.iter().map(|s| self.info(s, false)).collect();
+        (mirror, sources)
+    }
+}
+
+/// The `Nats-Stream-Source` value for a message of `o`.
+fn source_header(o: &Origin, sseq: u64, subject: &str) -> String {
+    let (filter, dest) = Origin::filter_and_dest(&o.cfg);
+    let name = o.iname.split(' ').next().unwrap_or_default();
+    format!("{name} {sseq} {filter} {dest} {subject}")
+}
+
+/// (index name, origin sequence) of a `Nats-Stream-Source` value.
+fn parse_source_header(v: &str) -> Option<(String, u64)> {
+    let f: Vec<&str> = v.split(' ').collect();
+    if f.len() < 4 {
+        return None;
+    }
+    Some((format!("{} {} {}", f[0], f[2], f[3]), f[1].parse().ok()?))
+}
+
+/// The subject a message from the origin is stored under.
+fn transformed(cfg: &StreamSource, subject: &str) -> String {
+    for t in &cfg.subject_transforms {
+        let Ok(tr) = SubjectTransform::new(&t.src, &t.dest) else {
+            continue;
+        };
+        if let Some(s) = tr.apply_det(subject) {
+            return s;
+        }
+    }
+    subject.to_owned()
+}
+
+impl StreamCore {
+    /// Where `o`'s next consumer starts: after what is stored from it, else the
+    /// configured start.
+    pub(crate) fn origin_resume(&mut self, o: &Origin) -> Resume {
+        let last = if o.mirror {
+            Some(self.store.state().last_seq).filter(|&l| l > 0)
+        } else {
+            self.source_position(&o.iname)
+        };
+        match last {
+            Some(seq) => Resume::Seq(seq + 1),
+            None if o.cfg.opt_start_seq > 0 => Resume::Seq(o.cfg.opt_start_seq),
+            None => o.cfg.opt_start_time.map_or(Resume::All, Resume::Time),
+        }
+    }
+
+    /// The last origin sequence stored from source `iname`: remembered, or found by
+    /// reading the stream backwards for its `Nats-Stream-Source` header.
+    fn source_position(&mut self, iname: &str) -> Option<u64> {
+        if let Some(seq) = self.origins.by_iname.get(iname).and_then(|s| s.seq) {
+            return Some(seq);
+        }
+        let st = self.store.state();
+        let mut seq = st.last_seq;
+        while seq >= st.first_seq.max(1) {
+            if let Ok(m) = self.store.load(seq) {
+                let found = m
+                    .headers
+                    .as_deref()
+                    .and_then(|h| rill_protocol::headers::find(h, SOURCE_HEADER))
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(parse_source_header)
+                    .filter(|(name, _)| name == iname);
+                if let Some((_, sseq)) = found {
+                    self.origins
+                        .by_iname
+                        .entry(iname.to_owned())
+                        .or_default()
+                        .seq = Some(sseq);
+                    return Some(sseq);
+                }
+            }
+            seq -= 1;
+        }
+        None
+    }
+
+    /// Stores a batch from `o` (and notes the contact); a store error ends the session.
+    pub(crate) fn store_from_origin(
+        &mut self,
+        o: &Origin,
+        msgs: Vec<Incoming>,
+        heartbeat: bool,
+    ) -> Result<(), ApiError> {
+        let status = self.origins.by_iname.entry(o.iname.clone()).or_default();
+        if heartbeat || !msgs.is_empty() {
+            status.active = Some(Instant::now());
+            status.error = None;
+        }
+        for m in msgs {
+            let pending = m.pending;
+            let stored = if o.mirror {
+                self.store_mirrored(o, &m)
+            } else {
+                self.store_sourced(o, &m)
+            };
+            stored.map_err(|e| error::publish_error(&e))?;
+            let s = self.origins.by_iname.entry(o.iname.clone()).or_default();
+            s.lag = pending;
+        }
+        Ok(())
+    }
+
+    fn store_mirrored(&mut self, o: &Origin, m: &Incoming) -> Result<(), StoreError> {
+        let last = self.store.state().last_seq;
+        if m.sseq <= last {
+            return Ok(());
+        }
+        if m.sseq > last + 1 {
+            self.store.skip_msgs(m.sseq - last - 1)?;
+        }
+        let subject = transformed(&o.cfg, std::str::from_utf8(&m.subject).unwrap_or_default());
+        self.append_stored(&subject, m.headers.as_deref(), &m.payload, m.ts)?;
+        self.origins
+            .by_iname
+            .entry(o.iname.clone())
+            .or_default()
+            .seq = Some(m.sseq);
+        Ok(())
+    }
+
+    fn store_sourced(&mut self, o: &Origin, m: &Incoming) -> Result<(), StoreError> {
+        if self.source_position(&o.iname).is_some_and(|s| m.sseq <= s) {
+            return Ok(());
+        }
+        let orig = std::str::from_utf8(&m.subject).unwrap_or_default();
+        let subject = transformed(&o.cfg, orig);
+        let mut h = m
+            .headers
+            .as_deref()
+            .and_then(|b| HeaderMap::parse(b).ok())
+            .unwrap_or_default();
+        h.insert(SOURCE_HEADER, source_header(o, m.sseq, orig));
+        let headers = h.to_bytes();
+        self.append_stored(&subject, Some(&headers), &m.payload, now_ns())?;
+        self.origins
+            .by_iname
+            .entry(o.iname.clone())
+            .or_default()
+            .seq = Some(m.sseq);
+        Ok(())
+    }
+}

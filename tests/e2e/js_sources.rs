@@ -1,0 +1,315 @@
+//! Mirrors and sources against rill and nats-server side by side: a mirror copies with
+//! the origin's sequences and refuses publishes, sources aggregate with filters and
+//! transforms and mark each copy with `Nats-Stream-Source`, `STREAM.INFO` reports them,
+//! sources are added by `STREAM.UPDATE`, a mirror becomes a normal stream when its
+//! mirror config is removed; and (rill) copying survives restarts with no gap and no
+//! duplicate.
+
+use std::time::Duration;
+
+use rill_tests::{ServerKind, ServerOpts, TestServer, check_for};
+use serde_json::{Value, json};
+
+use crate::js_dedupe::publish;
+use crate::js_streams::api;
+
+const WAIT: Duration = Duration::from_secs(15);
+const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
+
+async fn create(c: &async_nats::Client, cfg: Value) -> Value {
+    let name = cfg["name"].as_str().expect("name").to_owned();
+    let r = api(
+        c,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        &cfg.to_string(),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    r
+}
+
+async fn info(c: &async_nats::Client, name: &str) -> Value {
+    api(c, &format!("$JS.API.STREAM.INFO.{name}"), "{}").await
+}
+
+/// Waits until stream `name` holds `n` messages.
+async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
+    check_for(WAIT, || async {
+        info(c, name).await["state"]["messages"] == json!(n)
+    })
+    .await;
+}
+
+/// (seq, subject, payload, Nats-Stream-Source) of every message of `name`.
+async fn messages(c: &async_nats::Client, name: &str) -> Vec<(u64, String, String, String)> {
+    let last = info(c, name).await["state"]["last_seq"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let r = api(
+            c,
+            &format!("$JS.API.STREAM.MSG.GET.{name}"),
+            &json!({"seq": seq}).to_string(),
+        )
+        .await;
+        let Some(m) = r.get("message") else { continue };
+        let b64 = |k: &str| {
+            use base64::Engine;
+            let text = m[k].as_str().unwrap_or_default();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&raw).to_string()
+        };
+        let hdrs = b64("hdrs");
+        let source = hdrs
+            .lines()
+            .find_map(|l| l.strip_prefix("Nats-Stream-Source: "))
+            .map(|v| v.split(' ').take(5).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        out.push((
+            seq,
+            m["subject"].as_str().unwrap_or_default().to_owned(),
+            b64("data"),
+            source,
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_mirror_copies_with_the_origins_sequences_as_nats_server() {
+    let mut seen = Vec::new();
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let c = server.client().await;
+        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..6 {
+            publish(&c, &format!("o.{}", i % 3), &[], &format!("m{i}")).await;
+        }
+        api(&c, "$JS.API.STREAM.MSG.DELETE.O", r#"{"seq":2}"#).await;
+        create(
+            &c,
+            json!({"name": "M", "mirror": {"name": "O", "opt_start_seq": 1}}),
+        )
+        .await;
+        wait_msgs(&c, "M", 5).await;
+        let copied = messages(&c, "M").await;
+        assert_eq!(copied, messages(&c, "O").await, "{kind:?}");
+        let i = info(&c, "M").await;
+        assert_eq!(i["mirror"]["name"], "O", "{kind:?}: {i}");
+        assert_eq!(i["mirror"]["lag"], 0, "{kind:?}: {i}");
+        assert!(
+            i["mirror"]["active"].as_i64().is_some_and(|a| a >= 0),
+            "{kind:?}: {i}"
+        );
+        // Later messages follow.
+        publish(&c, "o.new", &[], "late").await;
+        wait_msgs(&c, "M", 6).await;
+        // A mirror takes no subjects.
+        let r = api(
+            &c,
+            "$JS.API.STREAM.UPDATE.M",
+            &json!({"name": "M", "mirror": {"name": "O", "opt_start_seq": 1}, "subjects": ["m.>"]})
+                .to_string(),
+        )
+        .await;
+        seen.push((copied, r["error"].clone()));
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[tokio::test]
+async fn sources_aggregate_with_filters_and_transforms_as_nats_server() {
+    let mut seen = Vec::new();
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let c = server.client().await;
+        create(&c, json!({"name": "A", "subjects": ["a.>"]})).await;
+        create(&c, json!({"name": "B", "subjects": ["b.>"]})).await;
+        for i in 0..4 {
+            publish(&c, &format!("a.{}", i % 2), &[], &format!("a{i}")).await;
+            publish(&c, &format!("b.{i}"), &[], &format!("b{i}")).await;
+        }
+        create(&c, json!({"name": "S", "subjects": ["s.>"], "sources": [
+            {"name": "A", "filter_subject": "a.1"},
+            {"name": "B", "subject_transforms": [{"src": "b.*", "dest": "from-b.{{wildcard(1)}}"}]},
+        ]})).await;
+        wait_msgs(&c, "S", 6).await;
+        let mut got = messages(&c, "S").await;
+        // Sources interleave in any order; compare them sorted.
+        got.sort_by(|x, y| x.3.cmp(&y.3));
+        let got: Vec<(String, String, String)> =
+            got.into_iter().map(|(_, s, d, h)| (s, d, h)).collect();
+        // Both sources caught up (their last origin sequence is 4, nothing left).
+        check_for(WAIT, || async {
+            let i = info(&c, "S").await;
+            let caught_up = |s: &Value| s["seq"] == 4 && s["lag"] == 0;
+            i["sources"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(caught_up))
+        })
+        .await;
+        let i = info(&c, "S").await;
+        let sources: Vec<(Value, Value, Value)> = i["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .map(|s| (s["name"].clone(), s["lag"].clone(), s["seq"].clone()))
+            .collect();
+        // Adding a source with STREAM.UPDATE starts copying it.
+        create(&c, json!({"name": "C", "subjects": ["c.>"]})).await;
+        publish(&c, "c.x", &[], "c").await;
+        let mut cfg = i["config"].clone();
+        cfg["sources"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!({"name": "C"}));
+        let r = api(&c, "$JS.API.STREAM.UPDATE.S", &cfg.to_string()).await;
+        assert!(r.get("error").is_none(), "{kind:?}: {r}");
+        wait_msgs(&c, "S", 7).await;
+        seen.push((got, sources));
+    }
+    assert_eq!(seen[0], seen[1]);
+    insta::assert_debug_snapshot!(seen[0]);
+}
+
+#[tokio::test]
+async fn removing_the_mirror_config_makes_a_normal_stream() {
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let c = server.client().await;
+        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..3 {
+            publish(&c, "o.x", &[], &format!("{i}")).await;
+        }
+        let r = create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+        wait_msgs(&c, "M", 3).await;
+        let mut cfg = r["config"].clone();
+        cfg.as_object_mut().expect("object").remove("mirror");
+        cfg["subjects"] = json!(["m.>"]);
+        let r = api(&c, "$JS.API.STREAM.UPDATE.M", &cfg.to_string()).await;
+        assert!(r.get("error").is_none(), "{kind:?}: {r}");
+        assert!(r["config"].get("mirror").is_none(), "{kind:?}: {r}");
+        let ack = publish(&c, "m.own", &[], "mine").await;
+        assert_eq!(ack["seq"], 4, "{kind:?}: {ack}");
+        publish(&c, "o.x", &[], "not copied").await;
+        wait_msgs(&c, "O", 4).await;
+        assert_eq!(info(&c, "M").await["state"]["messages"], 4, "{kind:?}");
+    }
+}
+
+/// Origin sequences a source copied, from its `Nats-Stream-Source` headers.
+async fn sourced_seqs(c: &async_nats::Client, name: &str) -> Vec<u64> {
+    messages(c, name)
+        .await
+        .iter()
+        .filter_map(|m| m.3.split(' ').nth(1).and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+#[tokio::test]
+async fn mirrors_and_sources_resume_after_restarts_with_no_gap_and_no_duplicate() {
+    let mut server = TestServer::start().await;
+    let mut c = server.client().await;
+    create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+    create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+    create(&c, json!({"name": "S", "sources": [{"name": "O"}]})).await;
+    let mut published = 0u64;
+    for round in 0..3 {
+        for i in 0..40 {
+            publish(&c, &format!("o.{}", i % 4), &[], &format!("r{round}-{i}")).await;
+            published += 1;
+        }
+        if round == 1 {
+            // Restart while copies may still be in flight.
+            server.restart().await;
+            c = server.client().await;
+        }
+        wait_msgs(&c, "M", published).await;
+        wait_msgs(&c, "S", published).await;
+    }
+    server.restart().await;
+    c = server.client().await;
+    publish(&c, "o.last", &[], "after the last restart").await;
+    published += 1;
+    wait_msgs(&c, "M", published).await;
+    wait_msgs(&c, "S", published).await;
+    let origin = messages(&c, "O").await;
+    assert_eq!(messages(&c, "M").await, origin);
+    let want: Vec<u64> = (1..=published).collect();
+    assert_eq!(sourced_seqs(&c, "S").await, want);
+}
+
+/// "Last Seen" varies from run to run.
+fn steady(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("Last Seen: ") {
+            Some(at) => format!("{}Last Seen: [AGO]", &l[..at]),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn cli_adds_mirrors_sources_republish_and_transforms_and_shows_lag() {
+    let server = TestServer::start().await;
+    let cli = rill_tests::cli::Cli::new(server.url());
+    let port = server.port();
+    cli.ok(&["stream", "add", "O", "--subjects", "o.>", "--defaults"])
+        .await;
+    cli.ok(&["stream", "add", "P", "--subjects", "p.>", "--defaults"])
+        .await;
+    for s in ["o.a", "o.b", "p.a"] {
+        cli.ok(&["pub", s, "x"]).await;
+    }
+    cli.ok(&["stream", "add", "M", "--mirror", "O", "--defaults"])
+        .await;
+    cli.ok(&[
+        "stream",
+        "add",
+        "S",
+        "--source",
+        "O:o.a",
+        "--source",
+        "P",
+        "--subjects",
+        "in.*",
+        "--transform-source",
+        "in.*",
+        "--transform-destination",
+        "st.$1",
+        "--republish-source",
+        "st.>",
+        "--republish-destination",
+        "out.>",
+        "--republish-headers",
+        "--defaults",
+    ])
+    .await;
+    let c = server.client().await;
+    wait_msgs(&c, "M", 2).await;
+    wait_msgs(&c, "S", 2).await;
+    let m = cli.ok(&["stream", "info", "M"]).await;
+    insta::assert_snapshot!(
+        "cli_mirror_info",
+        steady(&rill_tests::cli::redact(&m, port))
+    );
+    let s = cli.ok(&["stream", "info", "S"]).await;
+    insta::assert_snapshot!(
+        "cli_sources_info",
+        steady(&rill_tests::cli::redact(&s, port))
+    );
+    let j: Value =
+        serde_json::from_str(&cli.ok(&["stream", "info", "S", "--json"]).await).expect("json");
+    assert_eq!(
+        j["config"]["republish"],
+        json!({"src": "st.>", "dest": "out.>", "headers_only": true})
+    );
+    assert_eq!(
+        j["config"]["subject_transform"],
+        json!({"src": "in.*", "dest": "st.$1"})
+    );
+}
