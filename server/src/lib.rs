@@ -22,6 +22,7 @@ mod files;
 pub mod jetstream;
 pub mod leaf;
 pub mod lifecycle;
+mod link;
 pub mod listener;
 pub mod locks;
 pub mod logging;

@@ -1,10 +1,10 @@
 //! The `cluster {}` block and the clustering flags (`--cluster`, `--routes`, …): where this
 //! server listens for routes, which servers it dials, and how routes authenticate.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::TlsConfig;
+use super::url::{LinkUrl, UrlKind};
 
 /// nats-server's default route authorization timeout.
 pub const DEFAULT_ROUTE_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,84 +74,19 @@ pub struct RouteAuth {
     pub timeout: Duration,
 }
 
+/// Route URLs: `nats-route://`, `nats://`, `tls://`, `route://` or none; the port is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteKind;
+
+impl UrlKind for RouteKind {
+    const SCHEMES: &'static [&'static str] = &["nats-route", "nats", "tls", "route"];
+    const DEFAULT_PORT: Option<u16> = None;
+    const SHOWN: &'static str = "nats-route";
+    const WHAT: &'static str = "route";
+}
+
 /// A route to dial: `nats-route://[user:pass@]host:port`, `nats://…` or `host:port`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RouteUrl {
-    /// Host name or address (IPv6 without brackets).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// User from the URL.
-    pub user: Option<String>,
-    /// Password from the URL.
-    pub pass: Option<String>,
-}
-
-impl RouteUrl {
-    /// Parses a route URL.
-    ///
-    /// # Errors
-    /// A message naming what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let rest = match text.split_once("://") {
-            Some((scheme, rest)) => {
-                if !matches!(scheme, "nats-route" | "nats" | "tls" | "route") {
-                    return Err(format!("unsupported route URL scheme {scheme:?}"));
-                }
-                rest
-            }
-            None => text,
-        };
-        let rest = rest.trim_end_matches('/');
-        let (creds, hostport) = match rest.rsplit_once('@') {
-            Some((c, h)) => (Some(c), h),
-            None => (None, rest),
-        };
-        let (user, pass) = match creds.map(|c| c.split_once(':').unwrap_or((c, ""))) {
-            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-            None => (None, None),
-        };
-        let bad = || format!("could not parse route URL {text:?}");
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
-        let port = port.parse::<u16>().map_err(|_| bad())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || port == 0 {
-            return Err(bad());
-        }
-        Ok(Self {
-            host: host.to_string(),
-            port,
-            user,
-            pass,
-        })
-    }
-
-    /// `host:port` to dial.
-    pub fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Shown without the password, as nats-server logs route URLs.
-impl fmt::Display for RouteUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.user {
-            Some(user) => write!(f, "nats-route://{user}:xxxxx@{}", self.addr()),
-            None => write!(f, "nats-route://{}", self.addr()),
-        }
-    }
-}
-
-impl fmt::Debug for RouteUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+pub type RouteUrl = LinkUrl<RouteKind>;
 
 #[cfg(test)]
 mod tests {

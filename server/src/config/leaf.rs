@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::url::{LinkUrl, UrlKind};
+
 /// nats-server's delay between attempts to reach a remote hub.
 const DEFAULT_RECONNECT: Duration = Duration::from_secs(1);
 
@@ -56,7 +58,7 @@ pub struct LeafAuth {
 }
 
 /// One leaf credential and the local account its connection is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LeafUser {
     /// User name.
     pub user: String,
@@ -81,85 +83,20 @@ pub struct RemoteLeaf {
     pub deny_exports: Vec<String>,
 }
 
-/// A hub URL of a remote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeafUrl {
-    /// Host name or address (IPv6 without brackets).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// User from the URL.
-    pub user: Option<String>,
-    /// Password from the URL.
-    pub pass: Option<String>,
+/// Leaf remote URLs: `nats-leaf://`, `nats://`, `leafnode://`, `leaf://` or none; the
+/// port defaults to 7422.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafKind;
+
+impl UrlKind for LeafKind {
+    const SCHEMES: &'static [&'static str] = &["nats-leaf", "nats", "leafnode", "leaf"];
+    const DEFAULT_PORT: Option<u16> = Some(7422);
+    const SHOWN: &'static str = "nats-leaf";
+    const WHAT: &'static str = "leafnode remote";
 }
 
-impl LeafUrl {
-    /// Parses `nats-leaf://[user:pass@]host[:port]` (also `nats://`, `leafnode://`);
-    /// the port defaults to 7422.
-    ///
-    /// # Errors
-    /// A message naming what is wrong (an unsupported scheme, a bad port).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let rest = match text.split_once("://") {
-            Some((scheme, rest)) => {
-                if !matches!(
-                    scheme.to_ascii_lowercase().as_str(),
-                    "nats-leaf" | "nats" | "leafnode" | "leaf"
-                ) {
-                    return Err(format!(
-                        "leafnode remote URL scheme {scheme:?} is not supported by rill yet"
-                    ));
-                }
-                rest
-            }
-            None => text,
-        };
-        let rest = rest.trim_end_matches('/');
-        let (creds, hostport) = match rest.rsplit_once('@') {
-            Some((c, h)) => (Some(c), h),
-            None => (None, rest),
-        };
-        let (user, pass) = match creds.map(|c| c.split_once(':').unwrap_or((c, ""))) {
-            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-            None => (None, None),
-        };
-        let bad = || format!("could not parse leafnode remote URL {text:?}");
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| bad())?)
-            }
-            _ => (hostport, 7422),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || port == 0 {
-            return Err(bad());
-        }
-        Ok(Self {
-            host: host.to_string(),
-            port,
-            user,
-            pass,
-        })
-    }
-
-    /// `host:port`, with brackets around an IPv6 host.
-    pub fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl std::fmt::Display for LeafUrl {
-    /// The URL without its password (for logs).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "nats-leaf://{}", self.addr())
-    }
-}
+/// A hub URL of a remote: `nats-leaf://[user:pass@]host[:port]`.
+pub type LeafUrl = LinkUrl<LeafKind>;
 
 #[cfg(test)]
 mod tests {
@@ -185,7 +122,7 @@ mod tests {
             LeafUrl::parse("nats-leaf://u:p@h:1")
                 .expect("url")
                 .to_string(),
-            "nats-leaf://h:1"
+            "nats-leaf://u:xxxxx@h:1"
         );
     }
 }

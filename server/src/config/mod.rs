@@ -25,6 +25,7 @@ pub mod load;
 pub mod operator;
 pub mod signal;
 pub mod units;
+mod url;
 mod websocket;
 
 use std::ffi::OsString;
@@ -41,6 +42,7 @@ pub use leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
 pub use load::Draft;
 pub use operator::{DirResolver, OperatorConfig, ResolverConfig};
 pub use signal::SignalRequest;
+pub use url::{LinkUrl, UrlKind};
 pub use websocket::{DEFAULT_HANDSHAKE_TIMEOUT as WEBSOCKET_HANDSHAKE_TIMEOUT, WebsocketConfig};
 
 /// Size of one mebibyte.

@@ -20,19 +20,16 @@
 //! to plain interest only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use rand::RngExt;
-use rill_protocol::route::{self, MsgHead};
+use rill_protocol::route;
 
 use super::link::{LeafLink, LeafSub};
-use crate::client::Pushed;
+use crate::link::Link;
+use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
 use crate::locks;
-use crate::router::{
-    Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscriber, Subscription,
-};
+use crate::router::{Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscription};
 
 /// Subscription counts of one `(subject, queue)`.
 #[derive(Debug, Default)]
@@ -147,22 +144,15 @@ impl LeafAccount {
         if rill_protocol::subject::validate_filter(text).is_err() || !link.may_serve(&subject) {
             return;
         }
-        let weight = weight.max(1);
-        {
-            let mut subs = locks::lock(&link.subs);
-            match subs.get(&(subject.clone(), queue.clone())) {
-                Some(existing) => existing.weight.store(weight, Ordering::Relaxed),
-                None => {
-                    let entry = LeafSub {
-                        link: Arc::clone(link),
-                        weight: Arc::new(AtomicU32::new(weight)),
-                    };
-                    self.remote.insert(text, queue.as_ref(), entry.clone());
-                    subs.insert((subject.clone(), queue.clone()), entry);
-                }
-            }
-        }
-        self.change(link.lid, &subject, queue.as_ref(), weight);
+        let key = (subject.clone(), queue.clone());
+        add_interest(
+            &self.remote,
+            &link.subs,
+            key,
+            link,
+            (text, queue.as_ref(), weight),
+        );
+        self.change(link.lid, &subject, queue.as_ref(), weight.max(1));
     }
 
     /// The link `link` no longer wants `subject` (for `queue`).
@@ -175,8 +165,7 @@ impl LeafAccount {
     }
 
     fn drop_entry(&self, subject: &[u8], queue: Option<&Bytes>, entry: &LeafSub) {
-        let text = std::str::from_utf8(subject).unwrap_or_default();
-        self.remote.remove(text, queue, entry);
+        drop_interest(&self.remote, subject, queue, entry);
     }
 
     /// Sets link `from`'s part of `(subject, queue)` to `n` and tells the other links
@@ -226,54 +215,6 @@ impl LeafAccount {
             .find(|l| l.lid == lid)
             .cloned()
     }
-
-    /// Queues `msg` on `link` with the queue groups it carries.
-    fn send_msg(link: &LeafLink, msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
-        let head = MsgHead {
-            account: b"",
-            subject: msg.subject,
-            reply: msg.reply,
-            queues,
-            hdr_len: msg.headers.map(<[u8]>::len),
-            total_len: msg.size(),
-        };
-        let pushed = link
-            .outbound
-            .push_frame(head.len_estimate(), msg, true, |tail| {
-                route::msg_head(tail, &head)
-            });
-        if matches!(pushed, Pushed::Queued | Pushed::Pressure) {
-            link.out_msgs.fetch_add(1, Ordering::Relaxed);
-            link.out_bytes
-                .fetch_add(msg.size() as u64, Ordering::Relaxed);
-        }
-        pushed
-    }
-}
-
-/// One member of `members` (live links other than `skip`), drawn in proportion to its
-/// weight.
-fn pick_weighted(members: &[LeafSub], skip: u64) -> Option<&LeafSub> {
-    let live = || {
-        members
-            .iter()
-            .filter(move |m| m.link.lid != skip && !m.link.outbound.is_closed())
-    };
-    let total: u64 = live()
-        .map(|m| u64::from(m.weight.load(Ordering::Relaxed)))
-        .sum();
-    if total == 0 {
-        return None;
-    }
-    let mut at = rand::rng().random_range(0..total);
-    live().find(|m| {
-        let w = u64::from(m.weight.load(Ordering::Relaxed));
-        if at < w {
-            return true;
-        }
-        at -= w;
-        false
-    })
 }
 
 impl Remote for LeafAccount {
@@ -295,10 +236,9 @@ impl Remote for LeafAccount {
     }
 
     fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
-        let mut forwarded = Forwarded::default();
         let result = self.remote.matches(msg.subject);
         if result.is_empty() {
-            return forwarded;
+            return Forwarded::default();
         }
         let (skip, named): (u64, Option<Vec<Bytes>>) = match origin {
             Origin::Local => (0, None),
@@ -312,10 +252,10 @@ impl Remote for LeafAccount {
                 ),
             ),
         };
-        let mut targets: Vec<(&Arc<LeafLink>, Vec<&[u8]>)> = Vec::new();
+        let mut targets = Targets::new();
         for entry in &result.plain {
             if entry.link.lid != skip && entry.link.may_send(msg.subject) {
-                slot(&mut targets, &entry.link);
+                targets.add(&entry.link);
             }
         }
         for (name, members) in &result.queues {
@@ -323,39 +263,14 @@ impl Remote for LeafAccount {
             if !wanted || served.contains(&&name[..]) {
                 continue;
             }
-            if let Some(entry) = pick_weighted(members, skip)
+            if let Some(entry) = pick_weighted(members, |l| l.lid == skip)
                 && entry.link.may_send(msg.subject)
             {
-                let i = slot(&mut targets, &entry.link);
-                targets[i].1.push(name);
+                targets.add_queue(&entry.link, name);
             }
         }
-        for (link, queues) in &targets {
-            match Self::send_msg(link, msg, queues) {
-                Pushed::Queued => forwarded.links += 1,
-                Pushed::Pressure => {
-                    forwarded.links += 1;
-                    if forwarded.backlogged.is_none() {
-                        forwarded.backlogged = Some(Arc::clone(link) as Arc<dyn Subscriber>);
-                    }
-                }
-                Pushed::Closed | Pushed::SlowConsumer => {}
-            }
-        }
-        forwarded
+        targets.send(b"", msg)
     }
-}
-
-/// The index of `link`'s entry in `targets`, added if missing.
-fn slot<'a>(
-    targets: &mut Vec<(&'a Arc<LeafLink>, Vec<&'a [u8]>)>,
-    link: &'a Arc<LeafLink>,
-) -> usize {
-    if let Some(i) = targets.iter().position(|(l, _)| Arc::ptr_eq(l, link)) {
-        return i;
-    }
-    targets.push((link, Vec::new()));
-    targets.len() - 1
 }
 
 /// Makes each account's [`LeafAccount`] and keeps them by name.

@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use rill_protocol::subject;
 
 use crate::client::Outbound;
+use crate::link::{Link, LinkCounters};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
 
@@ -20,18 +19,7 @@ pub(crate) type SubKey = (Bytes, Option<Bytes>);
 
 /// One entry of an account's leaf interest: this link wants messages on a subject (for
 /// a queue group: with this weight, the group's member count behind the link).
-#[derive(Debug, Clone)]
-pub(crate) struct LeafSub {
-    pub(crate) link: Arc<LeafLink>,
-    pub(crate) weight: Arc<AtomicU32>,
-}
-
-/// Entries compare by identity (a sublist removes exactly the entry it was given).
-impl PartialEq for LeafSub {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.link, &other.link) && Arc::ptr_eq(&self.weight, &other.weight)
-    }
-}
+pub(crate) type LeafSub = crate::link::forward::RemoteSub<LeafLink>;
 
 /// Who the other side is.
 #[derive(Debug, Clone, Default)]
@@ -67,16 +55,8 @@ pub(crate) struct LeafLink {
     /// the same task's forwarding, so a message from this link goes on to other links
     /// for those groups only).
     pub(crate) inbound_queues: Mutex<Vec<Bytes>>,
-    /// Messages and payload bytes received.
-    pub(crate) in_msgs: AtomicU64,
-    /// See `in_msgs`.
-    pub(crate) in_bytes: AtomicU64,
-    /// Messages and payload bytes sent.
-    pub(crate) out_msgs: AtomicU64,
-    /// See `out_msgs`.
-    pub(crate) out_bytes: AtomicU64,
-    /// Last round-trip time measured with PING/PONG, in microseconds.
-    pub(crate) rtt_us: AtomicU64,
+    /// Messages and bytes in and out, round-trip time.
+    pub(crate) counters: LinkCounters,
 }
 
 /// How a link is set up (everything but the socket).
@@ -106,27 +86,8 @@ impl LeafLink {
             deny_sub: setup.deny_imports,
             subs: Mutex::new(HashMap::new()),
             inbound_queues: Mutex::new(Vec::new()),
-            in_msgs: AtomicU64::new(0),
-            in_bytes: AtomicU64::new(0),
-            out_msgs: AtomicU64::new(0),
-            out_bytes: AtomicU64::new(0),
-            rtt_us: AtomicU64::new(0),
+            counters: LinkCounters::default(),
         }
-    }
-
-    /// `"<addr> - lid:<n>"`, as nats-server prefixes leaf-node log lines.
-    pub(crate) fn log_prefix(&self) -> String {
-        format!("{} - lid:{}", self.addr, self.lid)
-    }
-
-    /// Queues protocol bytes (LS+, LS-, PING, PONG).
-    pub(crate) fn send(&self, bytes: &[u8]) {
-        self.outbound.push_raw(bytes);
-    }
-
-    /// Last measured round trip.
-    pub(crate) fn rtt(&self) -> Duration {
-        Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
     }
 
     /// True when messages on `subject` may go out on this link.
@@ -166,6 +127,21 @@ fn denied(list: &[String], subject: &[u8]) -> bool {
         return true;
     };
     list.iter().any(|d| subject::matches(d, text))
+}
+
+impl Link for LeafLink {
+    fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    fn counters(&self) -> &LinkCounters {
+        &self.counters
+    }
+
+    /// `"<addr> - lid:<n>"`, as nats-server prefixes leaf-node log lines.
+    fn log_prefix(&self) -> String {
+        format!("{} - lid:{}", self.addr, self.lid)
+    }
 }
 
 /// A link is what a backlogged publisher waits on when its queue is past the stall

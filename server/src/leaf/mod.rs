@@ -46,7 +46,7 @@ use std::time::Duration;
 use rill_protocol::{LeafConnect, LeafInfo};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::info;
 
 use crate::client::CloseReason;
 use crate::config::{LeafConfig, LeafUrl};
@@ -107,7 +107,7 @@ impl LeafNodes {
             None => None,
         };
         let listen = listener.as_ref().map(|l| l.local_addr()).transpose()?;
-        let loop_subject = format!("$LDS.{}", random_id());
+        let loop_subject = format!("$LDS.{}", crate::link::random_id());
         let leafs = Arc::new(LeafNodes {
             state: Arc::downgrade(state),
             server_id: state.server_id.clone(),
@@ -133,7 +133,20 @@ impl LeafNodes {
             if let Some(addr) = listen {
                 info!("Listening for leafnode connections on {addr}");
             }
-            tokio::spawn(accept_loop(Arc::clone(&leafs), listener));
+            let accepting = Arc::clone(&leafs);
+            tokio::spawn(crate::listener::accept_each(
+                listener,
+                leafs.stop.clone(),
+                leafs.done.clone(),
+                "leafnode",
+                move |stream, addr, done| {
+                    let serving = conn::accept(Arc::clone(&accepting), stream, addr);
+                    tokio::spawn(async move {
+                        serving.await;
+                        drop(done);
+                    });
+                },
+            ));
         }
         for (i, remote) in leafs.config.remotes.iter().enumerate() {
             tokio::spawn(dial::keep_dialing(Arc::clone(&leafs), i, remote.clone()));
@@ -168,7 +181,7 @@ impl LeafNodes {
             leafnode_urls: if self.config.no_advertise {
                 Vec::new()
             } else {
-                vec![join_host_port(&host, port)]
+                vec![crate::link::join_host_port(&host, port)]
             },
             host,
             port,
@@ -187,20 +200,12 @@ impl LeafNodes {
     /// The `host`/`port` leafs should dial: `advertise`, else the listen address (an
     /// unspecified host is replaced by our address on `local`).
     fn advertised(&self, local: Option<SocketAddr>) -> (String, u16) {
-        if let Some(adv) = &self.config.advertise
-            && let Some((host, port)) = adv.rsplit_once(':')
-            && let Ok(port) = port.parse()
-        {
-            return (host.trim_matches(['[', ']']).to_string(), port);
-        }
-        let port = self.listen.map_or(0, |a| a.port());
-        let host = match self.config.host.as_str() {
-            "" | "0.0.0.0" | "::" => {
-                local.map_or_else(|| "127.0.0.1".into(), |a| a.ip().to_string())
-            }
-            h => h.to_string(),
-        };
-        (host, port)
+        crate::link::advertised(
+            self.config.advertise.as_deref(),
+            &self.config.host,
+            self.listen.map_or(0, |a| a.port()),
+            local,
+        )
     }
 
     /// The CONNECT a leaf sends for its local `account` to the hub at `url`.
@@ -304,45 +309,4 @@ impl LeafNodes {
             link.outbound.close_with(CloseReason::ServerShutdown);
         }
     }
-}
-
-/// Accepts leaf connections until the server stops accepting.
-async fn accept_loop(leafs: Arc<LeafNodes>, listener: TcpListener) {
-    let mut stop = leafs.stop.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let done = leafs.done.clone();
-                    let leafs = Arc::clone(&leafs);
-                    tokio::spawn(async move {
-                        conn::accept(leafs, stream, addr).await;
-                        drop(done);
-                    });
-                }
-                Err(e) => {
-                    error!("Error accepting leafnode connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 host.
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// A random id for the loop-detection subject.
-fn random_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..22)
-        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
-        .collect()
 }

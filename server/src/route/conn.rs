@@ -10,16 +10,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use rill_protocol::{
-    DecoderLimits, ProtocolError, RouteConnect, RouteDecoder, RouteInfo, RouteMsg, RouteOp, encode,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::time::{Instant, MissedTickBehavior};
+use bytes::Bytes;
+use rill_protocol::{RouteConnect, RouteDecoder, RouteInfo, RouteMsg, RouteOp};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::link::RouteLink;
@@ -27,130 +24,21 @@ use super::{Cluster, encode_route_info};
 use crate::account::Account;
 use crate::auth::check_secret;
 use crate::client::CloseReason;
-use crate::router::{Msg, Origin, Subscriber};
+use crate::link::Link;
+use crate::link::handshake::{Handshake, Refusal, parse_json, refuse};
+use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
+use crate::router::{Msg, Origin};
 use crate::server::ServerState;
 use crate::stats::Stats;
 
-/// Read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// Longest route control line (long subjects and many queue names).
-const ROUTE_CONTROL_LINE: usize = 64 * 1024;
-
-/// The longest a read pass waits for a backlogged local subscriber to drain.
-const STALL: Duration = Duration::from_millis(5);
-
-/// Accepts routes until the server stops accepting.
-pub(super) async fn accept_loop(cluster: Arc<Cluster>, listener: TcpListener) {
-    let mut stop = cluster.stop.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let done = cluster.done.clone();
-                    let cluster = Arc::clone(&cluster);
-                    tokio::spawn(async move {
-                        accept(cluster, stream, addr).await;
-                        drop(done);
-                    });
-                }
-                Err(e) => {
-                    error!("Error accepting route connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Why a handshake ended without a route.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum HandshakeError {
-    /// The peer said nothing in time.
-    #[error("timeout waiting for the route handshake")]
-    Timeout,
-    /// The peer closed the connection.
-    #[error("connection closed during the route handshake")]
-    Closed,
-    /// A socket error.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// Bytes that are not the route protocol.
-    #[error("{0}")]
-    Protocol(#[from] ProtocolError),
-    /// A well-formed op out of place, or bad JSON.
-    #[error("{0}")]
-    Unexpected(String),
-}
-
-/// The bytes read while handshaking and the decoder, handed on to the read loop (a
-/// peer may send `RS+` right behind its INFO).
-#[derive(Debug)]
-pub(super) struct Handshake {
-    buf: BytesMut,
-    decoder: RouteDecoder,
-}
-
-impl Handshake {
-    pub(super) fn new(state: &ServerState) -> Self {
-        let config = state.config();
-        let limits = DecoderLimits {
-            max_control_line: config.max_control_line.max(ROUTE_CONTROL_LINE),
-            max_payload: config.max_pending.max(config.max_payload),
-        };
-        Self {
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            decoder: RouteDecoder::new(limits),
-        }
-    }
-
-    /// The next op, read until `deadline`.
-    pub(super) async fn next<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-        deadline: Instant,
-    ) -> Result<RouteOp, HandshakeError> {
-        loop {
-            if let Some(op) = self.decoder.decode(&mut self.buf)? {
-                return Ok(op);
-            }
-            let read = tokio::time::timeout_at(deadline, reader.read_buf(&mut self.buf)).await;
-            match read {
-                Err(_) => return Err(HandshakeError::Timeout),
-                Ok(Ok(0)) => return Err(HandshakeError::Closed),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// The next op, which must be an INFO (PINGs before it are skipped).
-    pub(super) async fn info<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-        deadline: Instant,
-    ) -> Result<RouteInfo, HandshakeError> {
-        loop {
-            match self.next(reader, deadline).await? {
-                RouteOp::Info(json) => return parse_json(&json),
-                RouteOp::Err(text) => {
-                    return Err(HandshakeError::Unexpected(format!("-ERR '{text}'")));
-                }
-                RouteOp::Ping | RouteOp::Pong | RouteOp::Ok => {}
-                other => return Err(HandshakeError::Unexpected(format!("{other:?} before INFO"))),
-            }
-        }
-    }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(json: &Bytes) -> Result<T, HandshakeError> {
-    serde_json::from_slice(json).map_err(|e| HandshakeError::Unexpected(e.to_string()))
+/// A route handshake on `state`'s server.
+pub(super) fn handshake(state: &ServerState) -> Handshake {
+    Handshake::new(RouteDecoder::new(Handshake::limits(state)))
 }
 
 /// The accepting side: TLS first when configured (as nats-server, before any INFO),
 /// then [`accept_on`].
-async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
+pub(super) async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: SocketAddr) {
     let Some(state) = cluster.state() else {
         return;
     };
@@ -205,7 +93,7 @@ where
         addrs: (addr, local),
         prefix,
     } = accepted;
-    let mut frame = BytesMut::new();
+    let mut frame = bytes::BytesMut::new();
     encode_route_info(&mut frame, &cluster.own_info(Some(local)));
     if writer.write_all(&frame).await.is_err() {
         return;
@@ -216,19 +104,10 @@ where
         .as_ref()
         .map_or(state.config().auth_timeout, |a| a.timeout);
     let deadline = Instant::now() + timeout.max(Duration::from_secs(2));
-    let mut hs = Handshake::new(&state);
+    let mut hs = handshake(&state);
     let peer = match accept_handshake(cluster, &mut hs, &mut reader, deadline).await {
         Ok(peer) => peer,
-        Err((reason, text)) => {
-            if let Some(text) = text {
-                let mut buf = BytesMut::new();
-                encode::err(&mut buf, &text);
-                let _ = writer.write_all(&buf).await;
-                cluster.refused(&prefix, &text);
-            }
-            info!("{prefix} - Router connection closed: {}", reason.as_str());
-            return;
-        }
+        Err(refusal) => return refuse(&mut writer, &prefix, "Router", refusal).await,
     };
     let end = Route {
         cluster,
@@ -250,25 +129,8 @@ async fn accept_handshake<R: AsyncRead + Unpin>(
     hs: &mut Handshake,
     reader: &mut R,
     deadline: Instant,
-) -> Result<RouteInfo, (CloseReason, Option<String>)> {
-    let connect: RouteConnect = match hs.next(reader, deadline).await {
-        Ok(RouteOp::Connect(json)) => {
-            parse_json(&json).map_err(|_| (CloseReason::ProtocolViolation, None))?
-        }
-        Ok(_) => {
-            return Err((
-                CloseReason::ProtocolViolation,
-                Some("Authorization Violation".into()),
-            ));
-        }
-        Err(HandshakeError::Timeout) => {
-            return Err((
-                CloseReason::AuthenticationViolation,
-                Some("Authentication Timeout".into()),
-            ));
-        }
-        Err(_) => return Err((CloseReason::ClientClosed, None)),
-    };
+) -> Result<RouteInfo, Refusal> {
+    let connect: RouteConnect = hs.connect(reader, deadline).await?;
     if let Some(auth) = &cluster.config.authorization {
         let user_ok = connect.user.as_deref() == Some(auth.user.as_str());
         let pass_ok = connect
@@ -290,7 +152,7 @@ async fn accept_handshake<R: AsyncRead + Unpin>(
         );
         return Err((CloseReason::ClusterNameConflict, Some(text)));
     }
-    let peer = hs
+    let peer: RouteInfo = hs
         .info(reader, deadline)
         .await
         .map_err(|_| (CloseReason::ProtocolViolation, None))?;
@@ -354,18 +216,20 @@ impl Route<'_> {
             let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
             return Ended::Duplicate(peer_id);
         }
-        let mut reader_state = Reader {
+        let cfg = &self.cluster.config;
+        let pings = Pings {
+            interval: cfg.ping_interval.unwrap_or(config.ping_interval),
+            max: cfg.ping_max.unwrap_or(config.ping_max),
+        };
+        let reading = Reader {
             cluster: self.cluster,
             state: self.state,
             link: &link,
-            decoder: hs.decoder,
             account: None,
-            pings_out: 0,
-            ping_sent: None,
-            stall: None,
-            tally: (0, 0, 0),
         };
-        let reason = reader_state.run(reader, hs.buf).await;
+        let reason = ReadLoop::new(reading, self.state, "Route", hs.decoder)
+            .run(reader, hs.buf, pings)
+            .await;
         link.outbound.close_with(reason);
         self.cluster.unregister(&link);
         let wait = config.write_deadline + Duration::from_millis(100);
@@ -389,97 +253,25 @@ impl Route<'_> {
     }
 }
 
-/// The read loop's private state.
+/// What a route's read loop does with the ops it decodes.
 struct Reader<'a> {
     cluster: &'a Arc<Cluster>,
     state: &'a Arc<ServerState>,
     link: &'a Arc<RouteLink>,
-    decoder: RouteDecoder,
     /// The account of the last message (messages of one account come in runs).
     account: Option<(Bytes, Arc<Account>)>,
-    pings_out: u32,
-    ping_sent: Option<Instant>,
-    stall: Option<Arc<dyn Subscriber>>,
-    /// Messages in, bytes in, deliveries out in this read pass.
-    tally: (u64, u64, u64),
 }
 
-impl Reader<'_> {
-    async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: R, mut buf: BytesMut) -> CloseReason {
-        let cfg = &self.cluster.config;
-        let config = self.state.config();
-        let interval = cfg.ping_interval.unwrap_or(config.ping_interval);
-        let ping_max = cfg.ping_max.unwrap_or(config.ping_max);
-        // The first PING goes out soon, as nats-server's does, to measure the RTT.
-        let first = Instant::now() + interval.min(Duration::from_secs(1));
-        let mut ping = tokio::time::interval_at(first, interval);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let link = Arc::clone(self.link);
-        // Ops that arrived with the handshake.
-        if let Err(reason) = self.process(&mut buf) {
-            return reason;
-        }
-        loop {
-            let want = self
-                .decoder
-                .bytes_needed(buf.len())
-                .unwrap_or(0)
-                .max(16 * 1024);
-            if buf.capacity() - buf.len() < want {
-                buf.reserve(want.max(READ_CHUNK));
-            }
-            tokio::select! {
-                read = reader.read_buf(&mut buf) => match read {
-                    Ok(0) => return CloseReason::ClientClosed,
-                    Ok(_) => {
-                        if let Err(reason) = self.process(&mut buf) {
-                            return reason;
-                        }
-                        if let Some(backlogged) = self.stall.take() {
-                            let _ = tokio::time::timeout(STALL, backlogged.drained()).await;
-                        }
-                    }
-                    Err(e) => {
-                        debug!("{} - read error: {e}", link.log_prefix());
-                        return CloseReason::ReadError;
-                    }
-                },
-                _ = ping.tick() => {
-                    if self.pings_out >= ping_max {
-                        error!("{} - Stale Connection", link.log_prefix());
-                        return CloseReason::StaleConnection;
-                    }
-                    self.pings_out += 1;
-                    self.ping_sent = Some(Instant::now());
-                    link.send(b"PING\r\n");
-                }
-                _ = link.outbound.close.notified() => return link.outbound.reason(),
-            }
-        }
+impl Protocol for Reader<'_> {
+    type Link = RouteLink;
+
+    fn link(&self) -> &Arc<RouteLink> {
+        self.link
     }
 
-    /// Handles every whole op in `buf`.
-    fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
-        let result = loop {
-            match self.decoder.decode(buf) {
-                Ok(Some(op)) => self.handle(op),
-                Ok(None) => break Ok(()),
-                Err(e) => {
-                    error!("{} - Route protocol error: {e}", self.link.log_prefix());
-                    break Err(CloseReason::ProtocolViolation);
-                }
-            }
-            if self.link.outbound.is_closed() {
-                break Err(self.link.outbound.reason());
-            }
-        };
-        self.flush_tally();
-        result
-    }
-
-    fn handle(&mut self, op: RouteOp) {
+    fn handle(&mut self, op: RouteOp, tally: &mut Tally) {
         match op {
-            RouteOp::Msg(msg) => self.deliver(&msg),
+            RouteOp::Msg(msg) => self.deliver(&msg, tally),
             RouteOp::Sub(sub) => {
                 if let Some(links) = self.cluster.hub.get(&sub.account) {
                     links.add_remote(self.link, sub.subject, sub.queue, sub.weight);
@@ -490,25 +282,19 @@ impl Reader<'_> {
                     links.remove_remote(self.link, sub.subject, sub.queue);
                 }
             }
-            RouteOp::Ping => self.link.send(b"PONG\r\n"),
-            RouteOp::Pong => {
-                self.pings_out = 0;
-                if let Some(sent) = self.ping_sent.take() {
-                    let rtt = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    self.link.rtt_us.store(rtt, Ordering::Relaxed);
-                }
-            }
             RouteOp::Info(json) => match parse_json::<RouteInfo>(&json) {
                 Ok(info) => self.cluster.on_info(self.link, info),
                 Err(e) => debug!("{} - bad route INFO: {e}", self.link.log_prefix()),
             },
             RouteOp::Err(text) => error!("{} - Route error: '{text}'", self.link.log_prefix()),
-            RouteOp::Connect(_) | RouteOp::Ok => {}
+            RouteOp::Connect(_) | RouteOp::Ok | RouteOp::Ping | RouteOp::Pong => {}
         }
     }
+}
 
+impl Reader<'_> {
     /// Hands a routed message to its account's local subscribers.
-    fn deliver(&mut self, routed: &RouteMsg) {
+    fn deliver(&mut self, routed: &RouteMsg, tally: &mut Tally) {
         let Some(account) = self.account(&routed.account) else {
             return;
         };
@@ -517,13 +303,7 @@ impl Reader<'_> {
         let fanout = account
             .router
             .publish_from(Origin::Route, &msg, Some(&queues));
-        let size = msg.size() as u64;
-        self.tally.0 += 1;
-        self.tally.1 += size;
-        self.tally.2 += fanout.delivered as u64;
-        if self.stall.is_none() {
-            self.stall = fanout.backlogged;
-        }
+        tally.record(msg.size(), fanout);
     }
 
     /// The account called `name` (cached for runs of one account); `None` when this
@@ -537,19 +317,5 @@ impl Reader<'_> {
         let account = self.state.accounts.find(std::str::from_utf8(name).ok()?)?;
         self.account = Some((name.clone(), Arc::clone(&account)));
         Some(account)
-    }
-
-    fn flush_tally(&mut self) {
-        let (msgs, bytes, delivered) = std::mem::take(&mut self.tally);
-        if msgs == 0 {
-            return;
-        }
-        self.link.in_msgs.fetch_add(msgs, Ordering::Relaxed);
-        self.link.in_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let stats = &self.state.stats;
-        Stats::add(&stats.in_msgs, msgs);
-        Stats::add(&stats.in_bytes, bytes);
-        Stats::add(&stats.out_msgs, delivered);
-        Stats::add(&stats.out_bytes, delivered * (bytes / msgs));
     }
 }

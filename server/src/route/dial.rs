@@ -19,10 +19,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::conn::{Ended, Handshake, HandshakeError, Route};
+use super::conn::{Ended, Route, handshake};
 use super::{Cluster, encode_route_info};
 use crate::client::ClientWriter;
 use crate::config::RouteUrl;
+use crate::link::handshake::HandshakeError;
 use crate::locks;
 use crate::server::ServerState;
 
@@ -180,8 +181,8 @@ where
         configured,
         addrs: (peer_addr, local),
     } = to;
-    let mut hs = Handshake::new(state);
-    let info = hs
+    let mut hs = handshake(state);
+    let info: rill_protocol::RouteInfo = hs
         .info(&mut reader, Instant::now() + CONNECT_TIMEOUT)
         .await?;
     if info.server_id == cluster.server_id {

@@ -16,20 +16,17 @@
 //! full, one hop reaches everyone.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use rand::RngExt;
-use rill_protocol::route::{self, MsgHead};
+use rill_protocol::route;
 
 use super::link::{RemoteSub, RouteLink};
 use super::peers::Peers;
-use crate::client::Pushed;
+use crate::link::Link;
+use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
 use crate::locks;
-use crate::router::{
-    Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscriber, Subscription,
-};
+use crate::router::{Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscription};
 
 /// One account's side of the cluster.
 #[derive(Debug)]
@@ -90,17 +87,13 @@ impl AccountLinks {
             return;
         }
         let key = (self.account.clone(), subject.clone(), queue.clone());
-        let mut subs = locks::lock(&link.subs);
-        if let Some(existing) = subs.get(&key) {
-            existing.weight.store(weight.max(1), Ordering::Relaxed);
-            return;
-        }
-        let entry = RemoteSub {
-            link: Arc::clone(link),
-            weight: Arc::new(AtomicU32::new(weight.max(1))),
-        };
-        self.remote.insert(text, queue.as_ref(), entry.clone());
-        subs.insert(key, entry);
+        add_interest(
+            &self.remote,
+            &link.subs,
+            key,
+            link,
+            (text, queue.as_ref(), weight),
+        );
     }
 
     /// The peer behind `link` no longer wants `subject` (for `queue`).
@@ -114,64 +107,8 @@ impl AccountLinks {
 
     /// Takes one entry out of the remote interest (the route closed or withdrew it).
     pub(crate) fn remote_drop(&self, subject: &[u8], queue: Option<&Bytes>, entry: &RemoteSub) {
-        let text = std::str::from_utf8(subject).unwrap_or_default();
-        self.remote.remove(text, queue, entry);
+        drop_interest(&self.remote, subject, queue, entry);
     }
-
-    /// Queues `msg` on `link` with the queue groups it carries.
-    fn send_msg(&self, link: &RouteLink, msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
-        let head = MsgHead {
-            account: &self.account,
-            subject: msg.subject,
-            reply: msg.reply,
-            queues,
-            hdr_len: msg.headers.map(<[u8]>::len),
-            total_len: msg.size(),
-        };
-        let pushed = link
-            .outbound
-            .push_frame(head.len_estimate(), msg, true, |tail| {
-                route::msg_head(tail, &head)
-            });
-        if matches!(pushed, Pushed::Queued | Pushed::Pressure) {
-            link.out_msgs.fetch_add(1, Ordering::Relaxed);
-            link.out_bytes
-                .fetch_add(msg.size() as u64, Ordering::Relaxed);
-        }
-        pushed
-    }
-}
-
-/// The index of `link`'s entry in `targets`, added if missing.
-fn slot<'a>(
-    targets: &mut Vec<(&'a Arc<RouteLink>, Vec<&'a [u8]>)>,
-    link: &'a Arc<RouteLink>,
-) -> usize {
-    if let Some(i) = targets.iter().position(|(l, _)| Arc::ptr_eq(l, link)) {
-        return i;
-    }
-    targets.push((link, Vec::new()));
-    targets.len() - 1
-}
-
-/// One member of `members` (live routes only), drawn in proportion to its weight.
-fn pick_weighted(members: &[RemoteSub]) -> Option<&RemoteSub> {
-    let live = || members.iter().filter(|m| !m.link.is_closed());
-    let total: u64 = live()
-        .map(|m| u64::from(m.weight.load(Ordering::Relaxed)))
-        .sum();
-    if total == 0 {
-        return None;
-    }
-    let mut at = rand::rng().random_range(0..total);
-    live().find(|m| {
-        let w = u64::from(m.weight.load(Ordering::Relaxed));
-        if at < w {
-            return true;
-        }
-        at -= w;
-        false
-    })
 }
 
 impl Remote for AccountLinks {
@@ -202,41 +139,27 @@ impl Remote for AccountLinks {
     }
 
     fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
-        let mut forwarded = Forwarded::default();
         if origin == Origin::Route {
-            return forwarded;
+            return Forwarded::default();
         }
         let result = self.remote.matches(msg.subject);
         if result.is_empty() {
-            return forwarded;
+            return Forwarded::default();
         }
         // Each route gets the message once, with the queue groups it serves.
-        let mut targets: Vec<(&Arc<RouteLink>, Vec<&[u8]>)> = Vec::new();
+        let mut targets = Targets::new();
         for entry in &result.plain {
-            slot(&mut targets, &entry.link);
+            targets.add(&entry.link);
         }
         for (name, members) in &result.queues {
             if served.contains(&&name[..]) {
                 continue;
             }
-            if let Some(entry) = pick_weighted(members) {
-                let i = slot(&mut targets, &entry.link);
-                targets[i].1.push(name);
+            if let Some(entry) = pick_weighted(members, |_| false) {
+                targets.add_queue(&entry.link, name);
             }
         }
-        for (link, queues) in &targets {
-            match self.send_msg(link, msg, queues) {
-                Pushed::Queued => forwarded.links += 1,
-                Pushed::Pressure => {
-                    forwarded.links += 1;
-                    if forwarded.backlogged.is_none() {
-                        forwarded.backlogged = Some(Arc::clone(link) as Arc<dyn Subscriber>);
-                    }
-                }
-                Pushed::Closed | Pushed::SlowConsumer => {}
-            }
-        }
-        forwarded
+        targets.send(&self.account, msg)
     }
 }
 

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use rill_protocol::RouteInfo;
 
 use crate::client::Outbound;
+use crate::link::{Link, LinkCounters};
 use crate::locks;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
@@ -20,18 +21,7 @@ pub(crate) type SubKey = (Bytes, Bytes, Option<Bytes>);
 
 /// One entry of an account's remote interest: this route wants messages on a subject
 /// (for a queue group: with this weight, the group's member count on the peer).
-#[derive(Debug, Clone)]
-pub(crate) struct RemoteSub {
-    pub(crate) link: Arc<RouteLink>,
-    pub(crate) weight: Arc<AtomicU32>,
-}
-
-/// Entries compare by identity (a sublist removes exactly the entry it was given).
-impl PartialEq for RemoteSub {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.link, &other.link) && Arc::ptr_eq(&self.weight, &other.weight)
-    }
-}
+pub(crate) type RemoteSub = crate::link::forward::RemoteSub<RouteLink>;
 
 /// A route to one peer, shared by its read loop, the accounts' forwarding, and monitoring.
 #[derive(Debug)]
@@ -56,16 +46,8 @@ pub(crate) struct RouteLink {
     registered: AtomicBool,
     /// What the peer asked for, to update weights and clean up when the route goes.
     pub(crate) subs: Mutex<HashMap<SubKey, RemoteSub>>,
-    /// Messages and payload bytes received from the peer.
-    pub(crate) in_msgs: AtomicU64,
-    /// See `in_msgs`.
-    pub(crate) in_bytes: AtomicU64,
-    /// Messages and payload bytes sent to the peer.
-    pub(crate) out_msgs: AtomicU64,
-    /// See `out_msgs`.
-    pub(crate) out_bytes: AtomicU64,
-    /// Last round-trip time measured with PING/PONG, in microseconds.
-    pub(crate) rtt_us: AtomicU64,
+    /// Messages and bytes in and out, round-trip time.
+    pub(crate) counters: LinkCounters,
 }
 
 impl RouteLink {
@@ -89,17 +71,8 @@ impl RouteLink {
             peer: RwLock::new(peer),
             registered: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
-            in_msgs: AtomicU64::new(0),
-            in_bytes: AtomicU64::new(0),
-            out_msgs: AtomicU64::new(0),
-            out_bytes: AtomicU64::new(0),
-            rtt_us: AtomicU64::new(0),
+            counters: LinkCounters::default(),
         }
-    }
-
-    /// `"<addr> - rid:<n>"`, as nats-server prefixes route log lines.
-    pub(crate) fn log_prefix(&self) -> String {
-        format!("{} - rid:{}", self.addr, self.rid)
     }
 
     /// A copy of the peer's INFO.
@@ -132,20 +105,20 @@ impl RouteLink {
     pub(crate) fn dialler_id<'a>(&self, own_id: &'a str, peer_id: &'a str) -> &'a str {
         if self.solicited { own_id } else { peer_id }
     }
+}
 
-    /// True once closing.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.outbound.is_closed()
+impl Link for RouteLink {
+    fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
-    /// Last measured round trip.
-    pub(crate) fn rtt(&self) -> Duration {
-        Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
+    fn counters(&self) -> &LinkCounters {
+        &self.counters
     }
 
-    /// Queues protocol bytes (RS+, RS-, INFO, PING, PONG).
-    pub(crate) fn send(&self, bytes: &[u8]) {
-        self.outbound.push_raw(bytes);
+    /// `"<addr> - rid:<n>"`, as nats-server prefixes route log lines.
+    fn log_prefix(&self) -> String {
+        format!("{} - rid:{}", self.addr, self.rid)
     }
 }
 

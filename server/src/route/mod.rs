@@ -80,10 +80,11 @@ use bytes::BytesMut;
 use rill_protocol::{RouteInfo, encode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, error, info};
+use tracing::{debug, info};
 
 use crate::client::CloseReason;
 use crate::config::ClusterConfig;
+use crate::link::{Link, concrete_host, join_host_port};
 use crate::locks;
 use crate::server::ServerState;
 use crate::shared::{ClusterReport, VERSION};
@@ -140,7 +141,7 @@ impl Cluster {
         let listen = listener.local_addr()?;
         let (name, dynamic) = match &cfg.name {
             Some(name) => (name.clone(), false),
-            None => (nuid_like(), true),
+            None => (crate::link::random_id(), true),
         };
         let peers = Arc::new(Peers::default());
         let cluster = Arc::new(Cluster {
@@ -165,7 +166,20 @@ impl Cluster {
         state.set_cluster(Arc::clone(&cluster) as Arc<dyn ClusterReport>);
         info!("Cluster name is {name}");
         info!("Listening for route connections on {listen}");
-        tokio::spawn(conn::accept_loop(Arc::clone(&cluster), listener));
+        let accepting = Arc::clone(&cluster);
+        tokio::spawn(crate::listener::accept_each(
+            listener,
+            cluster.stop.clone(),
+            cluster.done.clone(),
+            "route",
+            move |stream, addr, done| {
+                let serving = conn::accept(Arc::clone(&accepting), stream, addr);
+                tokio::spawn(async move {
+                    serving.await;
+                    drop(done);
+                });
+            },
+        ));
         for url in cluster.config.routes.clone() {
             tokio::spawn(dial::keep_dialing(Arc::clone(&cluster), url));
         }
@@ -220,15 +234,11 @@ impl Cluster {
     /// The route `host`/`port` peers should dial: `cluster.advertise`, else the listen
     /// address (an unspecified host is replaced by our address on `local`).
     fn advertised(&self, local: Option<SocketAddr>) -> (String, u16) {
-        if let Some(adv) = &self.config.advertise
-            && let Some((host, port)) = adv.rsplit_once(':')
-            && let Ok(port) = port.parse()
-        {
-            return (host.trim_matches(['[', ']']).to_string(), port);
-        }
-        (
-            concrete_host(&self.listen.ip().to_string(), local),
+        crate::link::advertised(
+            self.config.advertise.as_deref(),
+            &self.listen.ip().to_string(),
             self.listen.port(),
+            local,
         )
     }
 
@@ -389,38 +399,6 @@ impl Cluster {
             }
         }
     }
-
-    /// Logs a route refused before it was registered.
-    fn refused(&self, prefix: &str, why: &str) {
-        error!("{prefix} - {why}");
-    }
 }
 
 use rill_protocol::route_info::encode_info as encode_route_info;
-
-/// `host`, or our address on `local` when `host` is unspecified (`0.0.0.0`, `::`).
-fn concrete_host(host: &str, local: Option<SocketAddr>) -> String {
-    match host {
-        "" | "0.0.0.0" | "::" | "[::]" => {
-            local.map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
-        }
-        h => h.to_string(),
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 host.
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// A random cluster name, for a server without `cluster.name`.
-fn nuid_like() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..22)
-        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
-        .collect()
-}

@@ -30,10 +30,10 @@ impl Closed {
         let add = |to: &AtomicU64, from: &AtomicU64| {
             to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
         };
-        add(&self.in_msgs, &link.in_msgs);
-        add(&self.in_bytes, &link.in_bytes);
-        add(&self.out_msgs, &link.out_msgs);
-        add(&self.out_bytes, &link.out_bytes);
+        add(&self.in_msgs, &link.counters.in_msgs);
+        add(&self.in_bytes, &link.counters.in_bytes);
+        add(&self.out_msgs, &link.counters.out_msgs);
+        add(&self.out_bytes, &link.counters.out_bytes);
         if reason.is_slow_consumer() {
             self.slow_consumers.fetch_add(1, Ordering::Relaxed);
         }
@@ -109,10 +109,10 @@ impl ClusterReport for Cluster {
             stale: get(&c.stale),
         };
         for link in self.peers.all() {
-            t.in_msgs += get(&link.in_msgs);
-            t.in_bytes += get(&link.in_bytes);
-            t.out_msgs += get(&link.out_msgs);
-            t.out_bytes += get(&link.out_bytes);
+            t.in_msgs += get(&link.counters.in_msgs);
+            t.in_bytes += get(&link.counters.in_bytes);
+            t.out_msgs += get(&link.counters.out_msgs);
+            t.out_bytes += get(&link.counters.out_bytes);
         }
         t
     }
@@ -165,14 +165,14 @@ fn route_entry(link: &RouteLink, subs: SubsDetail) -> Value {
         "port": link.addr.port(),
         "start": rfc3339(link.started),
         "last_activity": rfc3339(now),
-        "rtt": go_duration(link.rtt()),
+        "rtt": go_duration(link.counters.rtt()),
         "uptime": uptime(up),
         "idle": "0s",
         "pending_size": link.outbound.pending_bytes(),
-        "in_msgs": link.in_msgs.load(Ordering::Relaxed),
-        "out_msgs": link.out_msgs.load(Ordering::Relaxed),
-        "in_bytes": link.in_bytes.load(Ordering::Relaxed),
-        "out_bytes": link.out_bytes.load(Ordering::Relaxed),
+        "in_msgs": link.counters.in_msgs.load(Ordering::Relaxed),
+        "out_msgs": link.counters.out_msgs.load(Ordering::Relaxed),
+        "in_bytes": link.counters.in_bytes.load(Ordering::Relaxed),
+        "out_bytes": link.counters.out_bytes.load(Ordering::Relaxed),
         "subscriptions": interest.len(),
         "compression": "off",
     });

@@ -1,10 +1,11 @@
 //! The `cluster {}` block and the clustering flags.
 
 use super::super::cluster::{ClusterConfig, DEFAULT_ROUTE_AUTH_TIMEOUT, RouteAuth, RouteUrl};
-use super::super::conf::{ConfValue, ValueKind};
+use super::super::conf::ConfValue;
 use super::super::error::{ConfigError, Warning};
 use super::Draft;
-use super::value::{self, boolean, duration, int, map, string, strings, timeout};
+use super::link::{self, split_host_port};
+use super::value::{self, boolean, duration, int, map, string, strings};
 
 /// Keys nats-server knows in `cluster {}` that rill accepts and ignores.
 const IGNORED: &[&str] = &[
@@ -24,9 +25,15 @@ impl Draft {
             let v = &e.value;
             match k.as_str() {
                 "name" => c.name = Some(string(v, &k)?),
-                "listen" => listen(&mut c, v)?,
+                "listen" => {
+                    let (host, port) = link::listen(v, &k)?;
+                    if let Some(host) = host {
+                        c.host = host;
+                    }
+                    c.port = Some(port);
+                }
                 "host" | "net" => c.host = string(v, &k)?,
-                "port" => c.port = Some(port(v, &k)?),
+                "port" => c.port = Some(link::port(v, &k)?),
                 "advertise" | "cluster_advertise" => c.advertise = Some(string(v, &k)?),
                 "no_advertise" => c.no_advertise = boolean(v, &k)?,
                 "routes" => c.routes = routes(v)?,
@@ -38,7 +45,7 @@ impl Draft {
                 "ping_interval" => c.ping_interval = Some(duration(v, &k, &mut self.warnings)?),
                 "ping_max" => c.ping_max = Some(u32::try_from(int(v, &k)?).unwrap_or(2)),
                 "pool_size" => c.pool_size = int(v, &k)?,
-                "compression" => c.compression = Some(compression(v)),
+                "compression" => c.compression = Some(link::compression(v)),
                 k if IGNORED.contains(&k) => self.warnings.push(Warning::at(
                     &e.key_pos,
                     format!("cluster setting \"{k}\" is not supported by rill yet and is ignored"),
@@ -51,51 +58,6 @@ impl Draft {
     }
 }
 
-/// `listen: host:port` or a port.
-fn listen(c: &mut ClusterConfig, v: &ConfValue) -> Result<(), ConfigError> {
-    match &v.kind {
-        ValueKind::Int(_) => c.port = Some(port(v, "listen")?),
-        _ => {
-            let text = string(v, "listen")?;
-            let (host, p) = split_host_port(&text).ok_or_else(|| {
-                ConfigError::at(
-                    &v.pos,
-                    format!("could not parse address string {text:?} for 'listen'"),
-                )
-            })?;
-            if let Some(host) = host {
-                c.host = host;
-            }
-            c.port = Some(p);
-        }
-    }
-    Ok(())
-}
-
-/// A port: `-1` (or 0 after `-1`) picks a free one.
-fn port(v: &ConfValue, key: &str) -> Result<u16, ConfigError> {
-    let n = int(v, key)?;
-    if n == -1 {
-        return Ok(0);
-    }
-    u16::try_from(n)
-        .map_err(|_| ConfigError::at(&v.pos, format!("'{key}' is not a valid port: {n}")))
-}
-
-/// `host:port` (host optional, `[v6]` allowed); port `-1` is 0.
-fn split_host_port(text: &str) -> Option<(Option<String>, u16)> {
-    let text = text.split_once("://").map_or(text, |(_, rest)| rest);
-    let text = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
-    let text = text.trim_end_matches('/');
-    let (host, port) = text.rsplit_once(':')?;
-    let port = match port {
-        "-1" => 0,
-        p => p.parse().ok()?,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some(((!host.is_empty()).then(|| host.to_string()), port))
-}
-
 fn routes(v: &ConfValue) -> Result<Vec<RouteUrl>, ConfigError> {
     strings(v, "routes")?
         .iter()
@@ -104,33 +66,13 @@ fn routes(v: &ConfValue) -> Result<Vec<RouteUrl>, ConfigError> {
 }
 
 fn authorization(v: &ConfValue) -> Result<RouteAuth, ConfigError> {
-    let m = map(v, "authorization")?;
-    let mut auth = RouteAuth {
-        user: String::new(),
-        password: String::new(),
-        timeout: DEFAULT_ROUTE_AUTH_TIMEOUT,
-    };
-    for e in m.entries() {
-        let k = e.key.to_ascii_lowercase();
-        match k.as_str() {
-            "user" | "username" => auth.user = string(&e.value, &k)?,
-            "password" | "pass" => auth.password = string(&e.value, &k)?,
-            "timeout" => auth.timeout = timeout(&e.value, &k)?,
-            _ => value::unknown(e)?,
-        }
-    }
-    Ok(auth)
-}
-
-/// `compression: off | accept | s2_fast | …` or a boolean, kept as written.
-fn compression(v: &ConfValue) -> String {
-    match &v.kind {
-        ValueKind::Bool(true) => "s2_fast".into(),
-        ValueKind::Bool(false) => "off".into(),
-        ValueKind::String(s) => s.clone(),
-        ValueKind::Map(_) => "accept".into(),
-        _ => "off".into(),
-    }
+    let auth = link::authorization(v, false)?;
+    let single = auth.single.unwrap_or_default();
+    Ok(RouteAuth {
+        user: single.user,
+        password: single.password,
+        timeout: auth.timeout.unwrap_or(DEFAULT_ROUTE_AUTH_TIMEOUT),
+    })
 }
 
 /// The cluster flags of the command line (taken apart by `flags.rs`, which calls

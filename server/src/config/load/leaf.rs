@@ -2,9 +2,9 @@
 
 use super::super::conf::{ConfValue, ValueKind};
 use super::super::error::{ConfigError, Warning};
-use super::super::leaf::{LeafAuth, LeafConfig, LeafUrl, LeafUser, RemoteLeaf};
-use super::server::host_port;
-use super::value::{self, boolean, duration, int, map, path, string, strings, timeout};
+use super::super::leaf::{LeafAuth, LeafConfig, LeafUrl, RemoteLeaf};
+use super::link;
+use super::value::{self, boolean, duration, map, path, string, strings};
 
 /// Keys nats-server knows in `leafnodes {}` that rill accepts and ignores.
 const IGNORED: &[&str] = &["min_version", "isolate_leafnode_interest", "write_deadline"];
@@ -34,13 +34,13 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafCo
         let v = &e.value;
         match k.as_str() {
             "listen" => {
-                let (host, p) = host_port(v, &k)?;
+                let (host, port) = link::listen(v, &k)?;
                 if let Some(host) = host {
                     c.host = host;
                 }
-                c.port = Some(port(p, v, &k)?);
+                c.port = Some(port);
             }
-            "port" => c.port = Some(port(int(v, &k)?, v, &k)?),
+            "port" => c.port = Some(link::port(v, &k)?),
             "host" | "net" => c.host = string(v, &k)?,
             "advertise" => c.advertise = Some(string(v, &k)?),
             "no_advertise" => c.no_advertise = boolean(v, &k)?,
@@ -49,7 +49,7 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafCo
             "reconnect" | "reconnect_delay" | "reconnect_interval" => {
                 c.reconnect = duration(v, &k, warnings)?
             }
-            "compression" => c.compression = Some(string(v, &k).unwrap_or_else(|_| "off".into())),
+            "compression" => c.compression = Some(link::compression(v)),
             "tls" => return Err(unsupported(v, "leafnode TLS (leafnodes { tls {} })")),
             k if IGNORED.contains(&k) => warnings.push(Warning::at(
                 &e.key_pos,
@@ -68,65 +68,15 @@ fn unsupported(v: &ConfValue, what: &str) -> ConfigError {
     )
 }
 
-/// A port: `-1` picks a free one (0).
-fn port(n: i64, v: &ConfValue, key: &str) -> Result<u16, ConfigError> {
-    if n == -1 {
-        return Ok(0);
-    }
-    u16::try_from(n)
-        .map_err(|_| ConfigError::at(&v.pos, format!("'{key}' is not a valid port: {n}")))
-}
-
-/// `authorization { user, password, account, timeout, users: [ {user, password, account} ] }`.
+/// `authorization { user, password, account, timeout, users: [...] }`.
 fn authorization(v: &ConfValue) -> Result<LeafAuth, ConfigError> {
-    let m = map(v, "authorization")?;
-    let mut auth = LeafAuth::default();
-    let mut single = LeafUser {
-        user: String::new(),
-        password: String::new(),
-        account: None,
-    };
-    let mut users = Vec::new();
-    for e in m.entries() {
-        let k = e.key.to_ascii_lowercase();
-        let v = &e.value;
-        match k.as_str() {
-            "user" | "username" => single.user = string(v, &k)?,
-            "password" | "pass" => single.password = string(v, &k)?,
-            "account" => single.account = Some(string(v, &k)?),
-            "timeout" => auth.timeout = Some(timeout(v, &k)?),
-            "users" => {
-                for u in value::array(v, &k)? {
-                    users.push(user(u)?);
-                }
-            }
-            _ => value::unknown(e)?,
-        }
-    }
-    if !single.user.is_empty() {
-        auth.users.push(single);
-    }
-    auth.users.extend(users);
-    Ok(auth)
-}
-
-fn user(v: &ConfValue) -> Result<LeafUser, ConfigError> {
-    let m = map(v, "users")?;
-    let mut u = LeafUser {
-        user: String::new(),
-        password: String::new(),
-        account: None,
-    };
-    for e in m.entries() {
-        let k = e.key.to_ascii_lowercase();
-        match k.as_str() {
-            "user" | "username" => u.user = string(&e.value, &k)?,
-            "password" | "pass" => u.password = string(&e.value, &k)?,
-            "account" => u.account = Some(string(&e.value, &k)?),
-            _ => value::unknown(e)?,
-        }
-    }
-    Ok(u)
+    let parsed = link::authorization(v, true)?;
+    let mut users: Vec<_> = parsed.single.into_iter().collect();
+    users.extend(parsed.users);
+    Ok(LeafAuth {
+        users,
+        timeout: parsed.timeout,
+    })
 }
 
 fn remotes(v: &ConfValue) -> Result<Vec<RemoteLeaf>, ConfigError> {

@@ -14,6 +14,7 @@ mod accounts;
 mod auth;
 pub(crate) mod cluster;
 mod leaf;
+mod link;
 mod mappings;
 mod mqtt;
 mod operator;

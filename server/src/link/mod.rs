@@ -1,0 +1,127 @@
+//! What the two kinds of server-to-server links share: cluster routes
+//! ([`crate::route`]) and leaf-node connections ([`crate::leaf`]) speak the same framing
+//! (`rill_protocol::route`: `INFO`, `CONNECT`, `±S+`, `±MSG`, `PING`), keep the same
+//! counters and forward messages to the other side the same way; only their rules differ
+//! (full mesh and one hop for routes; account binding, loop detection and deny lists
+//! for leafs).
+//!
+//! - [`handshake`]: reading ops before the link runs (`INFO`, `CONNECT`), and refusals.
+//! - [`reader`]: the read loop a link runs once its handshake is done (PING/PONG, RTT,
+//!   stalls on a backlogged subscriber, counters), handing every other op to the kind's
+//!   [`Protocol`](reader::Protocol).
+//! - [`forward`]: the remote interest entries, the weighted pick of a queue group's
+//!   member, and queueing one message per target link.
+//! - here: the [`Link`] trait both link types implement, [`LinkCounters`], and host and
+//!   port helpers for what a listener advertises.
+
+pub(crate) mod forward;
+pub(crate) mod handshake;
+pub(crate) mod reader;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::client::Outbound;
+use crate::router::Subscriber;
+
+/// Messages and bytes in and out of one link, and its last round-trip time.
+#[derive(Debug, Default)]
+pub(crate) struct LinkCounters {
+    /// Messages received.
+    pub(crate) in_msgs: AtomicU64,
+    /// Payload bytes received.
+    pub(crate) in_bytes: AtomicU64,
+    /// Messages sent.
+    pub(crate) out_msgs: AtomicU64,
+    /// Payload bytes sent.
+    pub(crate) out_bytes: AtomicU64,
+    /// Last round-trip time measured with PING/PONG, in microseconds.
+    pub(crate) rtt_us: AtomicU64,
+}
+
+impl LinkCounters {
+    /// Last measured round trip.
+    pub(crate) fn rtt(&self) -> Duration {
+        Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
+    }
+
+    fn set_rtt(&self, rtt: Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.rtt_us.store(us, Ordering::Relaxed);
+    }
+
+    fn add_out(&self, bytes: u64) {
+        self.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn add_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A connection to another server, as the shared read loop and forwarding reach it.
+pub(crate) trait Link: Subscriber + Send + Sync + 'static {
+    /// What we send.
+    fn outbound(&self) -> &Outbound;
+    /// Its counters.
+    fn counters(&self) -> &LinkCounters;
+    /// `"<addr> - rid:<n>"` or `"<addr> - lid:<n>"`, as nats-server prefixes log lines.
+    fn log_prefix(&self) -> String;
+
+    /// Queues protocol bytes (`±S+`, `±S-`, INFO, PING, PONG).
+    fn send(&self, bytes: &[u8]) {
+        self.outbound().push_raw(bytes);
+    }
+
+    /// True once closing.
+    fn is_closed(&self) -> bool {
+        self.outbound().is_closed()
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `host`, or our address on `local` when `host` is unspecified (`0.0.0.0`, `::`).
+pub(crate) fn concrete_host(host: &str, local: Option<SocketAddr>) -> String {
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => {
+            local.map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
+        }
+        h => h.to_string(),
+    }
+}
+
+/// The `host`/`port` the other side should dial: `advertise` (`host:port`) when set,
+/// else the listen `host` (made concrete for `local`) and `port`.
+pub(crate) fn advertised(
+    advertise: Option<&str>,
+    host: &str,
+    port: u16,
+    local: Option<SocketAddr>,
+) -> (String, u16) {
+    if let Some(adv) = advertise
+        && let Some((host, port)) = adv.rsplit_once(':')
+        && let Ok(port) = port.parse()
+    {
+        return (host.trim_matches(['[', ']']).to_string(), port);
+    }
+    (concrete_host(host, local), port)
+}
+
+/// A random 22-character id (a made-up cluster name, a loop-detection subject).
+pub(crate) fn random_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
+}
