@@ -39,6 +39,7 @@ mod mappings;
 mod monitoring;
 mod mqtt;
 mod mqtt5;
+mod mqtt_qos2;
 mod mqtt_sessions;
 mod object_store;
 mod reload_auth;

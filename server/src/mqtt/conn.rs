@@ -6,7 +6,7 @@
 //! aliases, QoS 2 packet ids awaiting PUBREL, and the will. What deliveries from other
 //! tasks need is in the shared [`Outlet`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use super::deliver::ack_now;
 use super::outlet::Outlet;
 use super::packet::{self, CodecError, QoS, Version, v5};
 use super::session::Session;
+use super::store::Held2;
 use crate::account::Account;
 use crate::auth::Permissions;
 use crate::client::{ClientLink, CloseReason, Peer};
@@ -58,8 +59,8 @@ pub(super) struct MqttConn {
     pub subs: HashMap<String, Held>,
     /// Incoming topic aliases (MQTT 5).
     pub aliases: HashMap<u16, Bytes>,
-    /// QoS 2 packet ids received and not yet released.
-    pub qos2: HashSet<u16>,
+    /// QoS 2 publishes received and not yet released, by packet id.
+    pub qos2: HashMap<u16, Held2>,
     /// Largest packet accepted.
     pub max_packet: usize,
     /// The stored session (subscriptions, QoS 1 consumers).
@@ -151,12 +152,13 @@ impl MqttConn {
             will: a.will.clone(),
             subs: HashMap::new(),
             aliases: HashMap::new(),
-            qos2: HashSet::new(),
+            qos2: HashMap::new(),
             max_packet: max,
             session: Some(session),
         };
         conn.connack(&a, present);
         conn.restore_subscriptions().await;
+        conn.resend_pubrels().await;
         Some(conn)
     }
 
@@ -164,7 +166,8 @@ impl MqttConn {
         let properties = (a.version == Version::V5).then(|| v5::ConnAckProperties {
             session_expiry_interval: None,
             receive_max: None,
-            max_qos: Some(1),
+            // Absent means QoS 2.
+            max_qos: self.service.config().reject_qos2_publish.then_some(1),
             retain_available: Some(1),
             max_packet_size: u32::try_from(self.max_packet).ok(),
             assigned_client_identifier: a.assigned.then(|| a.client_id.clone()),
@@ -255,19 +258,15 @@ impl MqttConn {
         match p {
             v5::Packet::Publish(p) => self.on_publish(p)?,
             v5::Packet::PubAck(a) => self.on_puback(a.pkid),
-            v5::Packet::PubRel(r) => {
-                self.qos2.remove(&r.pkid);
-                self.outlet
-                    .send(&v5::Packet::PubComp(v5::PubComp::new(r.pkid, None)));
-            }
+            v5::Packet::PubRel(r) => self.on_pubrel(r.pkid).await,
+            v5::Packet::PubRec(r) => self.on_pubrec(r.pkid),
+            v5::Packet::PubComp(c) => self.on_pubcomp(c.pkid),
             v5::Packet::Subscribe(s) => self.on_subscribe(s).await,
             v5::Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
             v5::Packet::PingReq(_) => {
                 self.outlet.send(&v5::Packet::PingResp(v5::PingResp));
             }
             v5::Packet::Disconnect(d) => return Err(Ended::Disconnected(d)),
-            // QoS 2 deliveries are never sent (subscriptions are granted QoS 1 at most).
-            v5::Packet::PubRec(_) | v5::Packet::PubComp(_) => {}
             _ => {
                 self.outlet
                     .disconnect(v5::DisconnectReasonCode::ProtocolError);
@@ -281,6 +280,39 @@ impl MqttConn {
     fn on_puback(&mut self, pkid: u16) {
         if let Some(ack) = self.outlet.acked(pkid) {
             ack_now(&self.account, &ack);
+        }
+    }
+
+    /// The client received a QoS 2 delivery (PUBREC): settle it in JetStream, record
+    /// the PUBREL owed (sent again if the session resumes before PUBCOMP), send it.
+    fn on_pubrec(&mut self, pkid: u16) {
+        if let Some(ack) = self.outlet.received(pkid) {
+            ack_now(&self.account, &ack);
+            if let Some(session) = &self.session {
+                session.store.owe_pubrel(&self.client_id, pkid);
+            }
+        }
+        self.outlet
+            .send(&v5::Packet::PubRel(v5::PubRel::new(pkid, None)));
+    }
+
+    /// The client completed a QoS 2 delivery (PUBCOMP): its packet id is free again.
+    fn on_pubcomp(&mut self, pkid: u16) {
+        self.outlet.acked(pkid);
+        if let Some(session) = &self.session {
+            session.store.settle_pubrel(&self.client_id, pkid);
+        }
+    }
+
+    /// A resumed session's PUBRELs still owed (MQTT 4.4: sent again on reconnect).
+    async fn resend_pubrels(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        for pkid in session.store.owed_pubrels(&self.client_id).await {
+            self.outlet.hold_released(pkid);
+            self.outlet
+                .send(&v5::Packet::PubRel(v5::PubRel::new(pkid, None)));
         }
     }
 

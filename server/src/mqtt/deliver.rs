@@ -76,10 +76,11 @@ impl Subscriber for MqttSub {
     }
 }
 
-/// The delivery side of a QoS 1 subscription: its JetStream consumer pushes the stored
-/// messages to `$MQTT.sub.<id>`, and each goes out as a QoS 1 PUBLISH whose packet id is
-/// tied to the message's `$JS.ACK…` subject until the client's PUBACK settles it. A
-/// redelivery of a message still in flight reuses its packet id with DUP set.
+/// The delivery side of a QoS 1 or 2 subscription: its JetStream consumer pushes the
+/// stored messages to `$MQTT.sub.<id>`, and each goes out at the QoS it was published
+/// with, at most the granted one, with a packet id tied to the message's `$JS.ACK…`
+/// subject until the client's PUBACK (QoS 1) or PUBREC (QoS 2) settles it. A redelivery
+/// of a message still in flight reuses its packet id with DUP set.
 #[derive(Debug)]
 pub(crate) struct JsSub {
     /// The connection it delivers to.
@@ -88,6 +89,8 @@ pub(crate) struct JsSub {
     pub(crate) filter: String,
     /// MQTT 5 subscription identifier.
     pub(crate) sub_id: Option<usize>,
+    /// The QoS granted (1 or 2).
+    pub(crate) qos: QoS,
     /// Where acknowledgements are published.
     pub(crate) account: Arc<Account>,
 }
@@ -110,7 +113,12 @@ impl Subscriber for JsSub {
             // The client's receive maximum is used up: JetStream sends it again later.
             return Delivery::Dropped;
         };
-        let mut p = publish_packet(&topic, QoS::AtLeastOnce, false, msg.payload_bytes());
+        let published = msg.headers.and_then(|h| find(h, PUB_HEADER));
+        let qos = match published {
+            Some(b"2") if self.qos == QoS::ExactlyOnce => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        let mut p = publish_packet(&topic, qos, false, msg.payload_bytes());
         p.pkid = pkid;
         p.dup = dup;
         p.properties = props::to_mqtt(&self.outlet, msg, self.sub_id);

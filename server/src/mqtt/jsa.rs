@@ -5,8 +5,9 @@
 //! without breaking MQTT.
 //!
 //! A reply either wakes a waiting task (API requests) or, for the store acknowledgement
-//! of a QoS 1 publish, sends the device its PUBACK at once: the read loop never waits for
-//! the disk, and PUBACKs still go out in PUBLISH order (one stream answers in order).
+//! of a QoS 1 or 2 publish, sends the device its PUBACK, PUBREC or PUBCOMP at once: the
+//! read loop never waits for the disk, and acknowledgements still go out in packet order
+//! (one stream answers in order).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +47,21 @@ pub(crate) enum JsaError {
 enum Waiter {
     /// A task awaiting the reply body.
     Task(oneshot::Sender<Bytes>),
-    /// A QoS 1 publish whose PUBACK goes out when the stream stored it.
-    PubAck(Weak<Outlet>, u16),
+    /// A publish whose acknowledgement goes out when the stream stored it.
+    Ack(Weak<Outlet>, AckKind, u16),
+    /// A reply nobody waits for (fire-and-forget API requests).
+    Discard,
+}
+
+/// Which acknowledgement a stored publish gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AckKind {
+    /// PUBACK of a QoS 1 PUBLISH.
+    Ack,
+    /// PUBREC of a QoS 2 PUBLISH (held in `$MQTT_qos2in` until PUBREL).
+    Rec,
+    /// PUBCOMP of a PUBREL (the released message is stored in `$MQTT_msgs`).
+    Comp,
 }
 
 #[derive(Debug, Default)]
@@ -78,25 +92,40 @@ impl Subscriber for Replies {
             Some((_, Waiter::Task(tx))) => {
                 let _ = tx.send(msg.payload_bytes());
             }
-            Some((_, Waiter::PubAck(outlet, pkid))) => {
+            Some((_, Waiter::Ack(outlet, kind, pkid))) => {
                 if let Some(outlet) = outlet.upgrade() {
-                    puback(&outlet, pkid, &msg.payload_bytes());
+                    acknowledge(&outlet, kind, pkid, &msg.payload_bytes());
                 }
             }
+            Some((_, Waiter::Discard)) => {}
             None => return Delivery::Dropped,
         }
         Delivery::Queued
     }
 }
 
-/// Sends the PUBACK of a stored QoS 1 publish (MQTT 5: "quota exceeded" when the stream
-/// refused it).
-fn puback(outlet: &Outlet, pkid: u16, reply: &Bytes) {
-    let mut ack = v5::PubAck::new(pkid, None);
-    if error_of(reply).is_some() {
-        ack.reason = v5::PubAckReason::QuotaExceeded;
-    }
-    outlet.send(&v5::Packet::PubAck(ack));
+/// Sends the acknowledgement of a stored publish (MQTT 5: "quota exceeded" when the
+/// stream refused it).
+fn acknowledge(outlet: &Outlet, kind: AckKind, pkid: u16, reply: &Bytes) {
+    let refused = error_of(reply).is_some();
+    let packet = match kind {
+        AckKind::Ack => {
+            let mut ack = v5::PubAck::new(pkid, None);
+            if refused {
+                ack.reason = v5::PubAckReason::QuotaExceeded;
+            }
+            v5::Packet::PubAck(ack)
+        }
+        AckKind::Rec => {
+            let mut rec = v5::PubRec::new(pkid, None);
+            if refused {
+                rec.reason = v5::PubRecReason::QuotaExceeded;
+            }
+            v5::Packet::PubRec(rec)
+        }
+        AckKind::Comp => v5::Packet::PubComp(v5::PubComp::new(pkid, None)),
+    };
+    outlet.send(&packet);
 }
 
 /// The `error` of a JetStream reply, if it has one.
@@ -218,18 +247,25 @@ impl Jsa {
         Ok(serde_json::from_slice(&reply).unwrap_or(Value::Null))
     }
 
-    /// Stores a QoS 1 message; the device's PUBACK for `pkid` goes out when the stream
-    /// acknowledged it.
-    pub(crate) fn store_then_puback(
+    /// A `$JS.API.<op>` request whose reply nobody waits for.
+    pub(crate) fn api_nowait(&self, op: &str, body: &Value) {
+        let reply = self.wait(Waiter::Discard);
+        let subject = format!("{}.{op}", self.api);
+        self.publish(&subject, Some(&reply), None, &Bytes::from(body.to_string()));
+    }
+
+    /// Stores a message; the device's `kind` acknowledgement for `pkid` goes out when
+    /// the stream acknowledged it.
+    pub(crate) fn store_then_ack(
         &self,
         subject: &str,
-        headers: &Bytes,
+        headers: Option<&Bytes>,
         payload: &Bytes,
-        outlet: &Arc<Outlet>,
-        pkid: u16,
+        ack: (&Arc<Outlet>, AckKind, u16),
     ) {
-        let reply = self.wait(Waiter::PubAck(Arc::downgrade(outlet), pkid));
-        self.publish(subject, Some(&reply), Some(headers), payload);
+        let (outlet, kind, pkid) = ack;
+        let reply = self.wait(Waiter::Ack(Arc::downgrade(outlet), kind, pkid));
+        self.publish(subject, Some(&reply), headers, payload);
     }
 }
 

@@ -31,10 +31,10 @@ pub(crate) enum Sent {
     Refused,
 }
 
-/// One QoS 1 message sent and not yet acknowledged.
+/// One QoS 1 or 2 message sent and not yet acknowledged (PUBACK, PUBCOMP).
 #[derive(Debug, Clone)]
 struct Inflight {
-    /// The JetStream ack subject that settles it.
+    /// The JetStream ack subject that settles it (at PUBACK or PUBREC).
     ack: Bytes,
     /// Its identity across redeliveries: `<stream>.<consumer>.<stream seq>`.
     key: String,
@@ -186,13 +186,33 @@ impl Outlet {
         Some((pkid, false))
     }
 
-    /// The client acknowledged `pkid`: the JetStream ack subject to settle, if it was
-    /// in flight.
+    /// The client acknowledged `pkid` (PUBACK, PUBCOMP): the JetStream ack subject to
+    /// settle, if it was in flight; the packet id is free again.
     pub(crate) fn acked(&self, pkid: u16) -> Option<Bytes> {
         let mut st = self.lock();
         let f = st.inflight.remove(&pkid)?;
         st.by_key.remove(&f.key);
         Some(f.ack)
+    }
+
+    /// The client received QoS 2 delivery `pkid` (PUBREC): the JetStream ack subject to
+    /// settle, the first time; the packet id stays taken until PUBCOMP.
+    pub(crate) fn received(&self, pkid: u16) -> Option<Bytes> {
+        let mut st = self.lock();
+        let f = st.inflight.get_mut(&pkid)?;
+        let ack = std::mem::take(&mut f.ack);
+        let key = std::mem::take(&mut f.key);
+        st.by_key.remove(&key);
+        (!ack.is_empty()).then_some(ack)
+    }
+
+    /// Takes `pkid` for a PUBREL sent again on resume (freed by PUBCOMP).
+    pub(crate) fn hold_released(&self, pkid: u16) {
+        let f = Inflight {
+            ack: Bytes::new(),
+            key: String::new(),
+        };
+        self.lock().inflight.insert(pkid, f);
     }
 
     /// The client's receive maximum (QoS 1 messages in flight at once).

@@ -1,22 +1,92 @@
 //! MQTT → NATS: a PUBLISH (or a will) becomes a message on the converted subject, with
 //! `Nmqtt-Pub: <qos>` and the MQTT 5 properties as headers (see `props`) and the
 //! response topic as its reply subject, routed through the account's router like any
-//! NATS publish. A QoS 1 message is also stored in `$MQTT_msgs` for the QoS 1
-//! subscriptions' consumers, and its PUBACK goes out once it is stored; a retained one
-//! replaces its topic's retained message.
+//! NATS publish. A QoS 1 or 2 message is also stored in `$MQTT_msgs` for the QoS 1 and 2
+//! subscriptions' consumers; a retained one replaces its topic's retained message.
+//!
+//! QoS 1: the PUBACK goes out once the message is stored. QoS 2, as nats-server does it:
+//! the message is held in `$MQTT_qos2in` and answered PUBREC once held (a PUBLISH sent
+//! again with the same packet id before PUBREL is answered PUBREC and not held twice);
+//! the PUBREL delivers it, and PUBCOMP follows once it is in `$MQTT_msgs`. A PUBREL for
+//! a packet id held by an earlier connection of a persistent session finds it in the
+//! stream; one for an unknown id is answered PUBCOMP.
 
 use std::sync::atomic::Ordering;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use tracing::error;
 
 use super::conn::{Ended, MqttConn, TOPIC_ALIAS_MAX};
+use super::jsa::AckKind;
 use super::packet::{QoS, v5};
 use super::props;
+use super::store::{Held2, MqttStore};
 use super::topic::topic_to_subject;
 use crate::client::CloseReason;
 use crate::router::Msg;
 use crate::stats::Stats;
+
+/// A message an MQTT client published, converted for NATS.
+#[derive(Debug)]
+struct Inbound {
+    subject: String,
+    topic: String,
+    reply: Option<Bytes>,
+    headers: Bytes,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+}
+
+impl Inbound {
+    fn of(subject: String, p: &v5::Publish) -> Self {
+        let reply = p
+            .properties
+            .as_ref()
+            .and_then(|x| x.response_topic.as_deref())
+            .and_then(|t| topic_to_subject(t).ok())
+            .map(Bytes::from);
+        Self {
+            subject,
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            reply,
+            headers: props::to_nats(p.qos as u8, p.properties.as_ref()),
+            payload: p.payload.clone(),
+            qos: p.qos,
+            retain: p.retain,
+        }
+    }
+
+    fn held(&self, pkid: u16) -> Held2 {
+        Held2 {
+            pkid,
+            subject: self.subject.clone(),
+            topic: self.topic.clone(),
+            reply: self
+                .reply
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(r).into_owned()),
+            headers: STANDARD.encode(&self.headers),
+            payload: STANDARD.encode(&self.payload),
+            retain: self.retain,
+        }
+    }
+
+    fn released(h: Held2) -> Self {
+        let decode = |s: &str| Bytes::from(STANDARD.decode(s).unwrap_or_default());
+        Self {
+            headers: decode(&h.headers),
+            payload: decode(&h.payload),
+            reply: h.reply.map(Bytes::from),
+            subject: h.subject,
+            topic: h.topic,
+            qos: QoS::ExactlyOnce,
+            retain: h.retain,
+        }
+    }
+}
 
 impl MqttConn {
     /// Handles a PUBLISH from the client.
@@ -26,38 +96,73 @@ impl MqttConn {
             Ok(Ok(s)) => s,
             _ => return Err(self.violation(v5::DisconnectReasonCode::TopicNameInvalid)),
         };
-        if p.qos == QoS::ExactlyOnce {
-            if self.service.config().reject_qos2_publish {
-                return Err(self.violation(v5::DisconnectReasonCode::QoSNotSupported));
-            }
-            if !self.qos2.insert(p.pkid) {
-                // Sent again before PUBREL: acknowledged, not delivered twice.
-                self.outlet
-                    .send(&v5::Packet::PubRec(v5::PubRec::new(p.pkid, None)));
-                return Ok(());
-            }
+        if p.qos == QoS::ExactlyOnce && self.service.config().reject_qos2_publish {
+            return Err(self.violation(v5::DisconnectReasonCode::QoSNotSupported));
+        }
+        if p.qos == QoS::ExactlyOnce && self.qos2.contains_key(&p.pkid) {
+            // Sent again before PUBREL: acknowledged, not held twice.
+            self.outlet
+                .send(&v5::Packet::PubRec(v5::PubRec::new(p.pkid, None)));
+            return Ok(());
         }
         let allowed = self.perms.as_ref().is_none_or(|x| x.can_publish(&subject));
-        if allowed {
-            let headers = self.route(&subject, &p);
-            if p.qos == QoS::AtLeastOnce
-                && let Some(session) = &self.session
-            {
-                let stored = super::store::MqttStore::msgs_subject(&subject);
-                let jsa = &session.store.jsa;
-                jsa.store_then_puback(&stored, &headers, &p.payload, &self.outlet, p.pkid);
-                return Ok(());
-            }
-        } else {
+        if !allowed {
             error!(
                 "{} - \"{}/user:{}\" - Publish Violation - Subject \"{subject}\"",
                 self.link.log_prefix(),
                 self.account.name,
                 self.link.user_name()
             );
+            self.acknowledge(&p, false);
+            return Ok(());
         }
-        self.acknowledge(&p, allowed);
+        let m = Inbound::of(subject, &p);
+        match (p.qos, &self.session) {
+            (QoS::ExactlyOnce, Some(session)) => {
+                let held = m.held(p.pkid);
+                session
+                    .store
+                    .hold_qos2(&self.client_id, &held, &self.outlet);
+                self.qos2.insert(p.pkid, held);
+            }
+            (QoS::AtLeastOnce, Some(_)) => self.route_and_store(&m, AckKind::Ack, p.pkid),
+            _ => {
+                self.route(&m);
+                self.acknowledge(&p, true);
+            }
+        }
         Ok(())
+    }
+
+    /// PUBREL: delivers the held QoS 2 message (PUBCOMP once stored), or answers
+    /// PUBCOMP at once for an id that holds nothing.
+    pub(super) async fn on_pubrel(&mut self, pkid: u16) {
+        let held = match self.qos2.remove(&pkid) {
+            Some(h) => Some(h),
+            None => match &self.session {
+                Some(s) => s.store.held_qos2(&self.client_id, pkid).await,
+                None => None,
+            },
+        };
+        let Some(held) = held else {
+            self.outlet
+                .send(&v5::Packet::PubComp(v5::PubComp::new(pkid, None)));
+            return;
+        };
+        self.route_and_store(&Inbound::released(held), AckKind::Comp, pkid);
+        if let Some(session) = &self.session {
+            session.store.release_qos2(&self.client_id, pkid);
+        }
+    }
+
+    /// Routes `m` and stores it in `$MQTT_msgs`; `kind` for `pkid` goes out once stored.
+    fn route_and_store(&self, m: &Inbound, kind: AckKind, pkid: u16) {
+        self.route(m);
+        if let Some(session) = &self.session {
+            let stored = MqttStore::msgs_subject(&m.subject);
+            let ack = (&self.outlet, kind, pkid);
+            (session.store.jsa).store_then_ack(&stored, Some(&m.headers), &m.payload, ack);
+        }
     }
 
     /// PUBACK or PUBREC for a QoS 1 or 2 publish (MQTT 5: "not authorized" when refused).
@@ -106,20 +211,13 @@ impl MqttConn {
         Ended::Lost(CloseReason::ProtocolViolation)
     }
 
-    /// Publishes the message on `subject` to NATS subscribers (MQTT ones included) and
-    /// keeps it when it is retained; returns its header block.
-    fn route(&self, subject: &str, p: &v5::Publish) -> Bytes {
-        let headers = props::to_nats(p.qos as u8, p.properties.as_ref());
-        let reply = p
-            .properties
-            .as_ref()
-            .and_then(|x| x.response_topic.as_deref())
-            .and_then(|t| topic_to_subject(t).ok())
-            .map(Bytes::from);
+    /// Publishes `m` to NATS subscribers (MQTT ones included) and keeps it when it is
+    /// retained.
+    fn route(&self, m: &Inbound) {
         // The account's `mappings {}` apply to MQTT publishes too (as nats-server).
-        let subject = (self.account.router.mappings().map(subject.as_bytes()))
-            .unwrap_or_else(|| Bytes::copy_from_slice(subject.as_bytes()));
-        let msg = Msg::new(&subject, reply.as_ref(), Some(&headers), &p.payload);
+        let subject = (self.account.router.mappings().map(m.subject.as_bytes()))
+            .unwrap_or_else(|| Bytes::copy_from_slice(m.subject.as_bytes()));
+        let msg = Msg::new(&subject, m.reply.as_ref(), Some(&m.headers), &m.payload);
         let fanout = self.account.router.publish(self.link.cid, true, &msg);
         let size = msg.size() as u64;
         let stats = &self.service.state.stats;
@@ -129,14 +227,18 @@ impl MqttConn {
         Stats::add(&stats.in_bytes, size);
         Stats::add(&stats.out_msgs, fanout.delivered as u64);
         Stats::add(&stats.out_bytes, fanout.delivered as u64 * size);
-        if p.retain
+        if m.retain
             && let Some(session) = &self.session
         {
-            let topic = String::from_utf8_lossy(&p.topic);
             let store = &session.store;
-            store.retain(msg.subject_str(), &topic, p.qos as u8, &headers, &p.payload);
+            store.retain(
+                msg.subject_str(),
+                &m.topic,
+                m.qos as u8,
+                &m.headers,
+                &m.payload,
+            );
         }
-        headers
     }
 
     /// Publishes the will of a connection that ended without DISCONNECT.
@@ -160,15 +262,14 @@ impl MqttConn {
             payload: w.message,
             properties: None,
         };
-        let headers = self.route(&subject, &p);
+        let m = Inbound::of(subject, &p);
+        self.route(&m);
         if p.qos != QoS::AtMostOnce
             && let Some(session) = &self.session
         {
-            let stored = super::store::MqttStore::msgs_subject(&subject);
-            session
-                .store
-                .jsa
-                .publish(&stored, None, Some(&headers), &p.payload);
+            let stored = MqttStore::msgs_subject(&m.subject);
+            let jsa = &session.store.jsa;
+            jsa.publish(&stored, None, Some(&m.headers), &m.payload);
         }
     }
 }

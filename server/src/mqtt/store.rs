@@ -6,6 +6,8 @@
 //! | `$MQTT_sess` | `$MQTT.sess.<client id hash>` | one session record per client (JSON; `max_msgs_per_subject: 1`) |
 //! | `$MQTT_msgs` | `$MQTT.msgs.<subject>` | QoS 1 messages, kept while a QoS 1 subscription's consumer has not acknowledged them (interest retention) |
 //! | `$MQTT_rmsgs` | `$MQTT.rmsgs.<subject>` | the retained message of each topic (`max_msgs_per_subject: 1`; an empty payload clears it) |
+//! | `$MQTT_qos2in` | `$MQTT.qos2.in.<client id hash>.<packet id>` | QoS 2 publishes received (PUBREC sent) and not yet released by PUBREL |
+//! | `$MQTT_out` | `$MQTT.out.pubrel.<client id hash>.<packet id>` | QoS 2 deliveries the client received (PUBREC) and has not completed (PUBCOMP): their PUBREL is sent again when the session resumes |
 //!
 //! Each QoS 1 subscription of a session is a durable push consumer on `$MQTT_msgs`
 //! (explicit acks, `ack_wait`, `max_ack_pending`) delivering to `$MQTT.sub.<id>`; the
@@ -24,7 +26,8 @@ use rill_protocol::subject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::jsa::{Jsa, JsaError};
+use super::jsa::{AckKind, Jsa, JsaError};
+use super::outlet::Outlet;
 use crate::account::Account;
 use crate::config::MqttConfig;
 use crate::locks;
@@ -36,6 +39,10 @@ const SESS_PREFIX: &str = "$MQTT.sess.";
 const SESS_STREAM: &str = "$MQTT_sess";
 const MSGS_STREAM: &str = "$MQTT_msgs";
 const RMSGS_STREAM: &str = "$MQTT_rmsgs";
+const QOS2_PREFIX: &str = "$MQTT.qos2.in.";
+const QOS2_STREAM: &str = "$MQTT_qos2in";
+const PUBREL_PREFIX: &str = "$MQTT.out.pubrel.";
+const OUT_STREAM: &str = "$MQTT_out";
 const RETAINED_TOPIC: &str = "Nmqtt-RTopic";
 const RETAINED_FLAGS: &str = "Nmqtt-RFlags";
 
@@ -115,6 +122,8 @@ impl MqttStore {
             (SESS_STREAM, "$MQTT.sess.>", "limits", 1),
             (MSGS_STREAM, "$MQTT.msgs.>", "interest", -1),
             (RMSGS_STREAM, "$MQTT.rmsgs.>", "limits", 1),
+            (QOS2_STREAM, "$MQTT.qos2.in.>", "limits", 1),
+            (OUT_STREAM, "$MQTT.out.>", "limits", 1),
         ] {
             let cfg = json!({
                 "name": name, "subjects": [subjects], "retention": retention,
@@ -133,31 +142,43 @@ impl MqttStore {
 
     /// Reads every retained message from `$MQTT_rmsgs` into memory.
     async fn load_retained(&self) -> Result<(), JsaError> {
+        for m in self.scan(RMSGS_STREAM, &format!("{RMSGS_PREFIX}>")).await? {
+            if let Some(subj) = m.subject.strip_prefix(RMSGS_PREFIX) {
+                self.remember(subj, m.headers, m.payload);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message of `stream` on subjects matching `filter`, in stream order.
+    async fn scan(&self, stream: &str, filter: &str) -> Result<Vec<StoredMsg>, JsaError> {
         let mut seq = 1u64;
+        let mut out = Vec::new();
         loop {
-            let body = json!({"seq": seq, "next_by_subj": format!("{RMSGS_PREFIX}>")});
-            let reply = match self
-                .jsa
-                .api(&format!("STREAM.MSG.GET.{RMSGS_STREAM}"), &body)
-                .await
-            {
+            let body = json!({"seq": seq, "next_by_subj": filter});
+            let op = format!("STREAM.MSG.GET.{stream}");
+            let reply = match self.jsa.api(&op, &body).await {
                 Ok(r) => r,
-                Err(JsaError::Api { code: 10037, .. }) => return Ok(()),
+                Err(JsaError::Api { code: 10037, .. }) => return Ok(out),
                 Err(e) => return Err(e),
             };
-            let m = &reply["message"];
-            let decode = |k: &str| {
-                m.get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| STANDARD.decode(s).ok())
-            };
-            let subject = m["subject"].as_str().unwrap_or_default();
-            let headers = decode("hdrs").map(Bytes::from);
-            let payload = Bytes::from(decode("data").unwrap_or_default());
-            if let Some(subj) = subject.strip_prefix(RMSGS_PREFIX) {
-                self.remember(subj, headers, payload);
-            }
-            seq = m["seq"].as_u64().unwrap_or(seq) + 1;
+            let m = StoredMsg::from_reply(&reply);
+            seq = m.seq + 1;
+            out.push(m);
+        }
+    }
+
+    /// The last message on `subject` in `stream`, if any.
+    async fn last(&self, stream: &str, subject: &str) -> Result<Option<StoredMsg>, JsaError> {
+        let body = json!({"last_by_subj": subject});
+        match self
+            .jsa
+            .api(&format!("STREAM.MSG.GET.{stream}"), &body)
+            .await
+        {
+            Ok(r) => Ok(Some(StoredMsg::from_reply(&r))),
+            Err(JsaError::Api { code: 10037, .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -237,21 +258,11 @@ impl MqttStore {
         &self,
         client_id: &str,
     ) -> Result<Option<SessionRecord>, JsaError> {
-        let body = json!({"last_by_subj": Self::session_subject(client_id)});
-        let reply = match self
-            .jsa
-            .api(&format!("STREAM.MSG.GET.{SESS_STREAM}"), &body)
-            .await
-        {
-            Ok(r) => r,
-            Err(JsaError::Api { code: 10037, .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let subject = Self::session_subject(client_id);
+        let Some(m) = self.last(SESS_STREAM, &subject).await? else {
+            return Ok(None);
         };
-        let data = reply["message"]["data"]
-            .as_str()
-            .and_then(|s| STANDARD.decode(s).ok())
-            .unwrap_or_default();
-        Ok(serde_json::from_slice::<SessionRecord>(&data)
+        Ok(serde_json::from_slice::<SessionRecord>(&m.payload)
             .ok()
             .filter(|r| r.id == client_id))
     }
@@ -266,16 +277,66 @@ impl MqttStore {
         self.jsa.request(&subject, None, &body).await.map(drop)
     }
 
-    /// Forgets the client's session: its consumers and its record.
+    /// Forgets the client's session: its consumers, its record, and its QoS 2 state.
     pub(crate) async fn drop_session(&self, record: &SessionRecord) {
         for sub in record.subs.values() {
             self.delete_consumer(&sub.consumer).await;
         }
-        let body = json!({"filter": Self::session_subject(&record.id)});
-        let _ = self
-            .jsa
-            .api(&format!("STREAM.PURGE.{SESS_STREAM}"), &body)
-            .await;
+        let id = hash(&record.id);
+        for (stream, filter) in [
+            (SESS_STREAM, Self::session_subject(&record.id)),
+            (QOS2_STREAM, format!("{QOS2_PREFIX}{id}.>")),
+            (OUT_STREAM, format!("{PUBREL_PREFIX}{id}.>")),
+        ] {
+            let body = json!({"filter": filter});
+            let _ = self.jsa.api(&format!("STREAM.PURGE.{stream}"), &body).await;
+        }
+    }
+
+    /// Holds a QoS 2 publish of `client_id` until its PUBREL; the PUBREC goes out once
+    /// it is stored.
+    pub(crate) fn hold_qos2(&self, client_id: &str, held: &Held2, outlet: &Arc<Outlet>) {
+        let subject = format!("{QOS2_PREFIX}{}.{}", hash(client_id), held.pkid);
+        let body = Bytes::from(serde_json::to_vec(held).unwrap_or_default());
+        let ack = (outlet, AckKind::Rec, held.pkid);
+        self.jsa.store_then_ack(&subject, None, &body, ack);
+    }
+
+    /// The QoS 2 publish `pkid` of `client_id` held before its connection ended.
+    pub(crate) async fn held_qos2(&self, client_id: &str, pkid: u16) -> Option<Held2> {
+        let subject = format!("{QOS2_PREFIX}{}.{pkid}", hash(client_id));
+        let m = self.last(QOS2_STREAM, &subject).await.ok()??;
+        serde_json::from_slice(&m.payload).ok()
+    }
+
+    /// Forgets a released QoS 2 publish.
+    pub(crate) fn release_qos2(&self, client_id: &str, pkid: u16) {
+        let filter = format!("{QOS2_PREFIX}{}.{pkid}", hash(client_id));
+        let op = format!("STREAM.PURGE.{QOS2_STREAM}");
+        self.jsa.api_nowait(&op, &json!({ "filter": filter }));
+    }
+
+    /// Records that the client received QoS 2 delivery `pkid` (PUBREC): its PUBREL is
+    /// owed until PUBCOMP.
+    pub(crate) fn owe_pubrel(&self, client_id: &str, pkid: u16) {
+        let subject = format!("{PUBREL_PREFIX}{}.{pkid}", hash(client_id));
+        self.jsa.publish(&subject, None, None, &Bytes::new());
+    }
+
+    /// The client completed QoS 2 delivery `pkid` (PUBCOMP).
+    pub(crate) fn settle_pubrel(&self, client_id: &str, pkid: u16) {
+        let filter = format!("{PUBREL_PREFIX}{}.{pkid}", hash(client_id));
+        let op = format!("STREAM.PURGE.{OUT_STREAM}");
+        self.jsa.api_nowait(&op, &json!({ "filter": filter }));
+    }
+
+    /// The packet ids whose PUBREL `client_id` is owed (sent again on resume).
+    pub(crate) async fn owed_pubrels(&self, client_id: &str) -> Vec<u16> {
+        let prefix = format!("{PUBREL_PREFIX}{}.", hash(client_id));
+        let found = self.scan(OUT_STREAM, &format!("{prefix}>")).await;
+        let found = found.unwrap_or_default();
+        let ids = found.iter().filter_map(|m| m.subject.strip_prefix(&prefix));
+        ids.filter_map(|p| p.parse().ok()).collect()
     }
 
     /// Creates the durable consumer of a QoS 1 subscription on the NATS `filters`.
@@ -335,6 +396,55 @@ impl MqttStore {
     /// Stores a QoS 1 message so QoS 1 subscriptions' consumers deliver it.
     pub(crate) fn msgs_subject(subject: &str) -> String {
         format!("{MSGS_PREFIX}{subject}")
+    }
+}
+
+/// A QoS 2 publish held between PUBLISH and PUBREL (in memory, and in `$MQTT_qos2in`
+/// as JSON so that it survives the connection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Held2 {
+    /// Its packet id.
+    pub pkid: u16,
+    /// The NATS subject it goes to.
+    pub subject: String,
+    /// The MQTT topic it was published on.
+    pub topic: String,
+    /// Its reply subject (MQTT 5 response topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// Its header block, base64.
+    pub headers: String,
+    /// Its payload, base64.
+    pub payload: String,
+    /// The retain flag.
+    #[serde(default)]
+    pub retain: bool,
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Default)]
+struct StoredMsg {
+    seq: u64,
+    subject: String,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+impl StoredMsg {
+    /// From a `STREAM.MSG.GET` reply.
+    fn from_reply(reply: &Value) -> Self {
+        let m = &reply["message"];
+        let decode = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| STANDARD.decode(s).ok())
+        };
+        Self {
+            seq: m["seq"].as_u64().unwrap_or(u64::MAX - 1),
+            subject: m["subject"].as_str().unwrap_or_default().to_string(),
+            headers: decode("hdrs").map(Bytes::from),
+            payload: Bytes::from(decode("data").unwrap_or_default()),
+        }
     }
 }
 

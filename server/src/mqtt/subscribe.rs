@@ -3,7 +3,7 @@
 //! [`MqttSub`]; an MQTT 5 shared subscription `$share/<group>/<filter>` becomes a queue
 //! group named `<group>`, so MQTT devices and NATS queue subscribers can share work.
 //!
-//! A QoS 1 subscription also gets a durable JetStream consumer on `$MQTT_msgs` and a
+//! A QoS 1 or 2 subscription also gets a durable JetStream consumer on `$MQTT_msgs` and a
 //! [`JsSub`] on its deliver subject, recorded in the session so that it survives the
 //! connection. Matching retained messages follow the SUBACK, with the retain flag set.
 
@@ -41,7 +41,8 @@ fn shared(filter: &str, version: Version) -> Result<(Option<&str>, &str), ()> {
 fn qos_of(n: u8) -> QoS {
     match n {
         0 => QoS::AtMostOnce,
-        _ => QoS::AtLeastOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
     }
 }
 
@@ -98,7 +99,10 @@ impl MqttConn {
         // since one consumer per member would hand every member every QoS 1 message.
         let qos = match group {
             Some(_) => QoS::AtMostOnce,
-            None => qos_of(f.qos as u8),
+            None if f.qos == QoS::ExactlyOnce && self.service.config().downgrade_qos2_subscribe => {
+                QoS::AtLeastOnce
+            }
+            None => f.qos,
         };
         let old = self.detach(&f.path);
         if qos == QoS::AtMostOnce
@@ -111,7 +115,7 @@ impl MqttConn {
             sub_id,
             ..StoredSub::default()
         };
-        if qos == QoS::AtLeastOnce {
+        if qos != QoS::AtMostOnce {
             match self.qos1_consumer(old, &subjects).await {
                 Some((consumer, deliver)) => {
                     (stored.consumer, stored.deliver) = (consumer, deliver)
@@ -185,6 +189,7 @@ impl MqttConn {
                 outlet: Arc::clone(&self.outlet),
                 filter: bare.to_string(),
                 sub_id: s.sub_id,
+                qos: qos_of(s.qos),
                 account: Arc::clone(&self.account),
             });
             let sub = Subscription::new(
@@ -245,7 +250,7 @@ impl MqttConn {
             let subject = Bytes::copy_from_slice(r.topic.as_bytes());
             let msg = Msg::new(&subject, None, r.headers.as_ref(), &r.payload);
             p.properties = props::to_mqtt(&self.outlet, &msg, None);
-            if qos == QoS::AtLeastOnce {
+            if qos != QoS::AtMostOnce {
                 let key = format!("retained {}", r.topic);
                 let Some((pkid, _)) = self.outlet.track(key, Bytes::new()) else {
                     continue;
