@@ -222,20 +222,42 @@ async fn mqtt_and_nats_clients_meet_on_the_same_subjects() {
     insta::assert_json_snapshot!("mqtt_nats_cross_protocol", seen);
 }
 
-/// mosquitto_sub's output lines for a subscription that gets `count` messages while
-/// `publish` runs mosquitto_pub invocations.
-async fn mosquitto_round(port: u16, filter: &str, count: usize, pubs: &[&[&str]]) -> String {
+/// mosquitto_sub's output lines for a subscription on `filter` that gets `count`
+/// messages while mosquitto_pub runs with each of `pubs`. mosquitto_sub prints nothing
+/// once subscribed, so NATS publishes to `<filter root>/probe` go first until one comes
+/// out (its lines are left out of the result).
+async fn mosquitto_round(
+    server: &TestServer,
+    port: u16,
+    filter: &str,
+    count: usize,
+    pubs: &[&[&str]],
+) -> String {
     let p = port.to_string();
-    let sub = tokio::process::Command::new("mosquitto_sub")
-        .args(["-p", &p, "-h", "127.0.0.1", "-t", filter, "-v", "-C"])
-        .arg(count.to_string())
-        .args(["-W", "10", "-i", "msub"])
+    let mut sub = tokio::process::Command::new("mosquitto_sub")
+        .args(["-p", &p, "-h", "127.0.0.1", "-t", filter, "-v"])
+        .args(["-W", "30", "-i", "msub"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("run mosquitto_sub");
-    // mosquitto_sub prints nothing when subscribed: wait for its connection instead.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut lines = BufReader::new(sub.stdout.take().expect("stdout")).lines();
+    let root = filter.split('/').next().unwrap_or_default();
+    let probe = format!("{root}/probe");
+    let nats = server.client().await;
+    let subscribed = async {
+        loop {
+            let subject = format!("{root}.probe");
+            nats.publish(subject, "probe".into()).await.expect("probe");
+            nats.flush().await.expect("flush");
+            let next = tokio::time::timeout(Duration::from_millis(200), lines.next_line());
+            if let Ok(line) = next.await {
+                return line;
+            }
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(20), subscribed).await;
+    assert!(matches!(first, Ok(Ok(Some(_)))), "mosquitto_sub subscribed");
     for args in pubs {
         let status = tokio::process::Command::new("mosquitto_pub")
             .args(["-p", &p, "-h", "127.0.0.1"])
@@ -245,11 +267,20 @@ async fn mosquitto_round(port: u16, filter: &str, count: usize, pubs: &[&[&str]]
             .expect("run mosquitto_pub");
         assert!(status.success(), "mosquitto_pub {args:?}");
     }
-    let out = tokio::time::timeout(Duration::from_secs(15), sub.wait_with_output())
-        .await
-        .expect("mosquitto_sub finished")
-        .expect("mosquitto_sub output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut out = String::new();
+    let mut got = 0;
+    while got < count {
+        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await;
+        let Ok(Ok(Some(line))) = line else {
+            panic!("mosquitto_sub got {got} of {count} messages: {out}");
+        };
+        if !line.starts_with(&probe) {
+            out.push_str(&line);
+            out.push('\n');
+            got += 1;
+        }
+    }
+    out
 }
 
 #[tokio::test]
@@ -257,13 +288,13 @@ async fn mosquitto_pub_and_sub_work_as_with_nats_server() {
     if !mosquitto() {
         return;
     }
-    let seen = on_both("", "", async |_kind, _server, port| {
+    let seen = on_both("", "", async |_kind, server, port| {
         let pubs: &[&[&str]] = &[
             &["-t", "home/kitchen/temp", "-m", "20"],
             &["-t", "home/hall/temp", "-m", "19", "-q", "1"],
             &["-t", "home", "-m", "root", "-r"],
         ];
-        json!(mosquitto_round(port, "home/#", 3, pubs).await)
+        json!(mosquitto_round(&server, port, "home/#", 3, pubs).await)
     })
     .await;
     insta::assert_snapshot!("mosquitto_pub_sub", seen.as_str().unwrap_or_default());
