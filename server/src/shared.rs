@@ -72,4 +72,52 @@ pub trait JsReport: Send + Sync + std::fmt::Debug {
     fn metrics(&self) -> BoxFuture<'_, String>;
     /// The account JWTs changed (operator mode): accounts gain, lose or change JetStream.
     fn accounts_changed(&self) -> BoxFuture<'_, ()>;
+    /// A bounded, read-only page of one stream's messages for the web console's message
+    /// browser, read through the stream's handle as `DIRECT.GET` reads (`Err`: why not).
+    fn browse(&self, req: BrowseRequest) -> BoxFuture<'_, Result<BrowsePage, String>>;
+}
+
+/// Which messages the console's message browser asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowseRequest {
+    /// The stream's account (empty: the only account with JetStream).
+    pub account: String,
+    /// The stream's name.
+    pub stream: String,
+    /// The first sequence to look at (0 counts as 1).
+    pub start: u64,
+    /// Only messages on subjects matching this filter (empty: all).
+    pub subject: String,
+    /// At most this many messages.
+    pub limit: usize,
+    /// About this many bytes of headers and payload at most (at least one message).
+    pub max_bytes: usize,
+}
+
+/// A page of stored messages, with the stream's bounds when it was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowsePage {
+    /// The stream's first sequence.
+    pub first_seq: u64,
+    /// The stream's last sequence.
+    pub last_seq: u64,
+    /// Stored messages in the stream.
+    pub messages: u64,
+    /// The messages found, in sequence order.
+    pub msgs: Vec<BrowsedMsg>,
+}
+
+/// One stored message as the message browser gets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowsedMsg {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Time stored, nanoseconds since the Unix epoch.
+    pub ts: i64,
+    /// The subject.
+    pub subject: String,
+    /// The raw header block, if any.
+    pub headers: Option<bytes::Bytes>,
+    /// The payload.
+    pub payload: bytes::Bytes,
 }

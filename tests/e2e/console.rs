@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use rill_tests::{ServerOpts, TestServer, target_dir};
 use serde_json::{Value, json};
 
@@ -30,7 +32,7 @@ async fn browse(chromium: &str, url: &str, shot: Option<&Path>) -> String {
     let mut cmd = tokio::process::Command::new(chromium);
     cmd.args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--virtual-time-budget=5000")
+        .arg("--virtual-time-budget=3000")
         .arg("--window-size=1280,720");
     match shot {
         Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
@@ -80,6 +82,28 @@ fn cell(row: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} cell in {row}"))
         + marker.len();
     unescape(&row[start..start + row[start..].find("</td>").expect("cell end")])
+}
+
+/// The markup inside the cell `data-k="key"` in `row` (for cells holding elements).
+fn cell_html<'a>(row: &'a str, key: &str) -> &'a str {
+    let marker = format!("data-k=\"{key}\">");
+    let start = row.find(&marker).unwrap_or_else(|| panic!("no {key} cell")) + marker.len();
+    &row[start..start + row[start..].find("</td>").expect("cell end")]
+}
+
+/// `text` as the browser writes a text node.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The `/jsz` stream detail of `name`.
+fn details_of<'a>(jsz: &'a Value, name: &str) -> &'a Value {
+    jsz["account_details"][0]["stream_detail"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in /jsz"))
 }
 
 /// The row whose `key` cell reads `value`.
@@ -154,14 +178,46 @@ async fn busy_server() -> (TestServer, async_nats::Client) {
         .expect("publish")
         .await
         .expect("stored");
-    let orders = js.get_stream("ORDERS").await.expect("ORDERS");
-    orders
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("worker".into()),
-            ..Default::default()
-        })
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "BIN".into(),
+        subjects: vec!["bin.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create BIN");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("X-Evil", "<b id=pwned-hdr>bold</b>");
+    let raw = js
+        .publish_with_headers("bin.raw", headers, vec![0u8, 1, 2, 0xff].into())
         .await
-        .expect("consumer");
+        .expect("publish");
+    raw.await.expect("stored");
+    let big = js.publish("bin.big", "y".repeat(5000).into()).await;
+    big.expect("publish").await.expect("stored");
+    let orders = js.get_stream("ORDERS").await.expect("ORDERS");
+    // `worker` took 10 and acked 4; `slow` holds as many as it may (falling behind).
+    for (name, max_ack_pending, take, ack) in [("worker", 1000, 10, 4), ("slow", 5, 5, 0)] {
+        let consumer = orders
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(name.into()),
+                max_ack_pending,
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(take)
+            .messages()
+            .await
+            .expect("fetch");
+        for i in 0..take {
+            let msg = batch.next().await.expect("a message").expect("message");
+            if i < ack {
+                msg.double_ack().await.expect("ack");
+            }
+        }
+    }
     (server, client)
 }
 
@@ -215,7 +271,7 @@ async fn the_console_shows_what_varz_and_jsz_report_and_markup_as_text() {
     let details = jsz["account_details"][0]["stream_detail"]
         .as_array()
         .expect("stream detail");
-    assert_eq!(details.len(), 2);
+    assert_eq!(details.len(), 3);
     for detail in details {
         let name = detail["name"].as_str().expect("name");
         let row = row_with(&table, "name", name);
@@ -242,9 +298,93 @@ async fn the_console_shows_what_varz_and_jsz_report_and_markup_as_text() {
         "markup in a name became an element"
     );
 
+    // Consumers: pending and ack pending as /jsz has them; `slow` is flagged.
+    let page = browse(chromium, &format!("{base}#consumers"), None).await;
+    let jsz = get_json(http, "/jsz?consumers=1").await;
+    let table = rows(&page, "t-consumers");
+    let orders = details_of(&jsz, "ORDERS");
+    let consumers = orders["consumer_detail"].as_array().expect("consumers");
+    assert_eq!(consumers.len(), 2);
+    for consumer in consumers {
+        let name = consumer["name"].as_str().expect("name");
+        let row = row_with(&table, "name", name);
+        for key in ["num_pending", "num_ack_pending", "num_redelivered"] {
+            assert_eq!(cell(row, key), shown(&consumer[key]), "{name} {key}");
+        }
+        let state = if name == "slow" { "falling behind" } else { "" };
+        assert_eq!(cell(row, "behind"), state, "{name}");
+    }
+    assert_eq!(
+        cell(row_with(&table, "name", "worker"), "num_ack_pending"),
+        "6"
+    );
+
+    // The message browser: markup in a payload is text, binary is hex, headers shown.
+    let page = browse(
+        chromium,
+        &format!("{base}#messages?stream=%3Cscript&seq=1"),
+        None,
+    )
+    .await;
+    let table = rows(&page, "t-msgs");
+    let row = row_with(&table, "subject", "evil.msg");
+    assert!(
+        cell_html(row, "payload").contains(&escape(EVIL_PAYLOAD)),
+        "{row}"
+    );
+    assert!(
+        !page.contains("id=\"pwned-msg\""),
+        "markup in a payload became an element"
+    );
+    assert_eq!(
+        text_by_id(&page, "msg-info").split(';').next(),
+        Some("Stream <script: 1 messages, sequences 1 to 1")
+    );
+    assert!(
+        page.contains("<title>rill console</title>"),
+        "a script in the payload ran"
+    );
+    let page = browse(chromium, &format!("{base}#messages?stream=BIN"), None).await;
+    let table = rows(&page, "t-msgs");
+    let raw = cell_html(row_with(&table, "subject", "bin.raw"), "payload");
+    assert!(
+        raw.contains("<pre>00 01 02 ff</pre>") && raw.contains(">hex<"),
+        "{raw}"
+    );
+    let headers = cell_html(row_with(&table, "subject", "bin.raw"), "headers");
+    assert!(
+        headers.contains(&escape("X-Evil: <b id=pwned-hdr>bold</b>")),
+        "{headers}"
+    );
+    assert!(
+        !page.contains("id=\"pwned-hdr\""),
+        "markup in a header became an element"
+    );
+    let big = cell_html(row_with(&table, "subject", "bin.big"), "payload");
+    assert!(
+        big.contains(&format!("<pre>{}</pre>", "y".repeat(2048))) && big.contains(">truncated<")
+    );
+    // By subject, from a sequence: only that subject's messages.
+    let page = browse(
+        chromium,
+        &format!("{base}#messages?stream=ORDERS&subject=orders.2&seq=100"),
+        None,
+    )
+    .await;
+    let table = rows(&page, "t-msgs");
+    assert_eq!(table.len(), 25, "one page");
+    assert!(table.iter().all(|r| cell(r, "subject") == "orders.2"));
+    assert_eq!(cell(table[0], "seq"), "103");
+
     let dir = screenshot_dir();
-    for view in ["overview", "streams", "connections"] {
-        let path = dir.join(format!("{view}.png"));
+    for view in [
+        "overview",
+        "streams",
+        "consumers",
+        "connections",
+        "messages?stream=BIN",
+    ] {
+        let path = dir.join(format!("{}.png", view.split('?').next().unwrap_or(view)));
         let _ = std::fs::remove_file(&path);
         browse(chromium, &format!("{base}#{view}"), Some(&path)).await;
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{view} screenshot: {e}"));

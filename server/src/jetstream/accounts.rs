@@ -28,7 +28,7 @@ use super::{JetStream, ServerShare};
 use crate::auth::jwt::JwtAuth;
 use crate::config::{AccountJetStreamLimits, Config, JetStreamConfig};
 use crate::server::ServerState;
-use crate::shared::{BoxFuture, GLOBAL_ACCOUNT, JsReport};
+use crate::shared::{BoxFuture, BrowsePage, BrowseRequest, GLOBAL_ACCOUNT, JsReport};
 
 /// What one account is to have: JetStream with these limits, or the "not enabled" API.
 type Want = Option<Option<AccountJetStreamLimits>>;
@@ -254,6 +254,19 @@ impl JsReport for JetStreams {
 
     fn metrics(&self) -> BoxFuture<'_, String> {
         Box::pin(self.metrics_text())
+    }
+
+    fn browse(&self, req: BrowseRequest) -> BoxFuture<'_, Result<BrowsePage, String>> {
+        Box::pin(async move {
+            let mut enabled = self.enabled();
+            let js = if req.account.is_empty() && enabled.len() == 1 {
+                enabled.pop()
+            } else {
+                self.account(&req.account)
+            };
+            let js = js.ok_or_else(|| format!("no JetStream for account {:?}", req.account))?;
+            js.browse(req).await
+        })
     }
 
     fn accounts_changed(&self) -> BoxFuture<'_, ()> {

@@ -10,6 +10,7 @@ use rill_protocol::jsapi::{API_LEVEL, StorageType};
 use serde_json::{Value, json};
 
 use super::JetStream;
+use crate::shared::{BrowsePage, BrowseRequest, BrowsedMsg};
 
 fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key)
@@ -103,6 +104,41 @@ impl JetStream {
             }]);
         }
         doc
+    }
+
+    /// A page of one stream's messages for the console's message browser: one bounded
+    /// batch read through the stream's handle, as `DIRECT.GET` and consumers read.
+    pub(super) async fn browse(&self, req: BrowseRequest) -> Result<BrowsePage, String> {
+        let handle = self
+            .stream(&req.stream)
+            .ok_or_else(|| format!("stream {:?} not found", req.stream))?;
+        let state = handle.state().await.map_err(|e| e.description)?;
+        let filters = match req.subject.is_empty() {
+            true => Vec::new(),
+            false => vec![req.subject],
+        };
+        let start = req.start.max(1);
+        let batch = handle
+            .load_batch(start, filters, req.limit, req.max_bytes)
+            .await
+            .map_err(|e| e.description)?;
+        let msgs = batch
+            .msgs
+            .into_iter()
+            .map(|m| BrowsedMsg {
+                seq: m.seq,
+                ts: m.ts,
+                subject: m.subject_str().to_owned(),
+                headers: m.headers,
+                payload: m.payload,
+            })
+            .collect();
+        Ok(BrowsePage {
+            first_seq: state.first_seq,
+            last_seq: state.last_seq,
+            messages: state.msgs,
+            msgs,
+        })
     }
 
     /// This account's per-stream and per-consumer gauge rows.

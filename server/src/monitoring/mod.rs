@@ -97,7 +97,7 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let q = query(req);
     let path = req.uri().path().trim_end_matches('/');
-    if let Some(page) = console::asset(path) {
+    if let Some(page) = console::route(state, path, &q).await {
         return page;
     }
     match path {

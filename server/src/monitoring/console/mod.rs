@@ -8,12 +8,19 @@
 //! script and style (no inline script), a second guard behind the page's rule of
 //! putting server data into the document as text only.
 
+mod browse;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
+use serde_json::json;
 
-use super::text;
+use super::{json, text, with_status};
+use crate::server::ServerState;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/console.js");
@@ -24,9 +31,38 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// The console page, or one of its assets, for `path` (the request path without a
-/// trailing `/`); `None` for any other path.
-pub(super) fn asset(path: &str) -> Option<Response<Full<Bytes>>> {
+/// The console's answer to `path` (the request path without a trailing `/`) with query
+/// `q`: its page, assets or message-browser JSON; `None` for any other path.
+pub(super) async fn route(
+    state: &Arc<ServerState>,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> Option<Response<Full<Bytes>>> {
+    if path == "/console/api/msgs" {
+        return Some(secured(messages(state, q).await));
+    }
+    asset(path)
+}
+
+/// `/console/api/msgs`: a page of a stream's messages (see [`browse`]); 400 without a
+/// stream, 404 when JetStream, the account or the stream is not there.
+async fn messages(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    let req = match browse::request(q) {
+        Ok(req) => req,
+        Err(e) => return with_status(json(&json!({ "error": e })), StatusCode::BAD_REQUEST),
+    };
+    let Some(js) = state.js_report() else {
+        let body = json!({ "error": "JetStream not enabled" });
+        return with_status(json(&body), StatusCode::NOT_FOUND);
+    };
+    match js.browse(req.clone()).await {
+        Ok(page) => json(&browse::page_json(&req, &page)),
+        Err(e) => with_status(json(&json!({ "error": e })), StatusCode::NOT_FOUND),
+    }
+}
+
+/// The console page, or one of its assets, for `path`; `None` for any other path.
+fn asset(path: &str) -> Option<Response<Full<Bytes>>> {
     let (content_type, body) = match path {
         "" => ("text/html; charset=utf-8", INDEX),
         "/console/console.js" => ("text/javascript; charset=utf-8", SCRIPT),

@@ -104,7 +104,8 @@ function renderTable(table, columns, rows, onRow) {
   for (const r of rows) {
     const tr = el('tr', r._cls || '');
     for (const c of columns) {
-      const td = el('td', c.num ? 'num' : '', c.show ? c.show(r) : c.get(r));
+      const td = c.node ? el('td') : el('td', c.num ? 'num' : '', c.show ? c.show(r) : c.get(r));
+      if (c.node) td.appendChild(c.node(r));
       td.dataset.k = c.key;
       tr.appendChild(td);
     }
@@ -161,6 +162,7 @@ function record(now) {
     series('sm:' + key).push(now, s.state.messages);
     series('sl:' + key).push(now, s.state.last_seq);
   }
+  for (const c of consumersOf(data.jsz)) series('cp:' + consumerKey(c)).push(now, c.num_pending);
   for (const c of (data.connz && data.connz.connections) || []) {
     series('ci:' + c.cid).push(now, c.in_msgs); series('co:' + c.cid).push(now, c.out_msgs);
   }
@@ -176,7 +178,7 @@ function refreshView() {
     if (link) link.classList.toggle('active', v === view);
   }
   if (!data.varz) return;
-  const draw = { overview, streams, consumers: window.consumersView, connections, messages: window.messagesView }[view];
+  const draw = { overview, streams, consumers, connections, messages }[view];
   if (draw) draw();
 }
 
@@ -231,6 +233,7 @@ function streams() {
   byId('stream-detail').hidden = !sel;
   if (sel) {
     setText('stream-detail-name', sel.name);
+    byId('stream-browse').href = '#messages?' + new URLSearchParams({ account: sel.account, stream: sel.name });
     drawChart(byId('c-stream'), [{ color: '#2b7bb9', points: series('sm:' + selectedStream).points }], int);
   }
 }
@@ -265,11 +268,146 @@ function connections() {
   renderTable(byId('t-conns'), cols, rows);
 }
 
+function consumersOf(jsz) {
+  const out = [];
+  for (const s of streamsOf(jsz)) {
+    for (const c of s.consumer_detail || []) out.push(Object.assign({ account: s.account }, c));
+  }
+  return out;
+}
+function consumerKey(c) { return [c.account, c.stream_name, c.name].join('\u0000'); }
+// Falling behind: pending grew over the last three samples, or acks outstanding at the limit.
+function behind(c) {
+  const p = series('cp:' + consumerKey(c)).points.slice(-3);
+  const growing = p.length === 3 && p[0][1] < p[1][1] && p[1][1] < p[2][1];
+  const max = c.config.max_ack_pending || 0;
+  return growing || (max > 0 && c.num_ack_pending >= max);
+}
+function consumers() {
+  const rows = consumersOf(data.jsz).map(c => Object.assign({ _cls: behind(c) ? 'behind' : (c.paused ? 'paused' : '') }, c));
+  const dead = c => {
+    const subject = (c.config.metadata || {})['rill.dead_letter_subject'];
+    const max = c.config.max_deliver > 0 ? 'after ' + c.config.max_deliver + ' deliveries' : '';
+    return subject ? [subject, max].filter(Boolean).join(', ') : '';
+  };
+  const cols = [
+    { key: 'stream', label: 'Stream', get: c => c.stream_name },
+    { key: 'name', label: 'Consumer', get: c => c.name },
+    { key: 'kind', label: 'Kind', get: c => (c.config.deliver_subject ? 'push' : 'pull') + (c.config.durable_name ? ', durable' : '') },
+    { key: 'num_pending', label: 'Pending', num: 1, get: c => c.num_pending, show: c => int(c.num_pending) },
+    { key: 'num_ack_pending', label: 'Ack pending', num: 1, get: c => c.num_ack_pending, show: c => int(c.num_ack_pending) },
+    { key: 'max_ack_pending', label: 'Max ack pending', num: 1, get: c => c.config.max_ack_pending || 0, show: c => int(c.config.max_ack_pending) },
+    { key: 'num_redelivered', label: 'Redelivered', num: 1, get: c => c.num_redelivered, show: c => int(c.num_redelivered) },
+    { key: 'num_waiting', label: 'Waiting pulls', num: 1, get: c => c.num_waiting, show: c => int(c.num_waiting) },
+    { key: 'delivered', label: 'Delivered seq', num: 1, get: c => c.delivered.stream_seq, show: c => int(c.delivered.stream_seq) },
+    { key: 'ack_floor', label: 'Ack floor', num: 1, get: c => c.ack_floor.stream_seq, show: c => int(c.ack_floor.stream_seq) },
+    { key: 'paused', label: 'Paused', get: c => (c.paused ? 'paused' : '') },
+    { key: 'dead_letter', label: 'Dead letters to', get: dead },
+    { key: 'behind', label: 'State', get: c => (behind(c) ? 'falling behind' : '') },
+  ];
+  renderTable(byId('t-consumers'), cols, rows);
+}
+
+// ---------- message browser ----------
+let msgHash = null, msgStreams = null, msgToken = 0, msgLast = 0, msgBody = null;
+function hashParams() {
+  const i = location.hash.indexOf('?');
+  return new URLSearchParams(i < 0 ? '' : location.hash.slice(i + 1));
+}
+function messages() {
+  const list = streamsOf(data.jsz), sel = byId('msg-stream');
+  const names = list.map(s => s.account + '\u0000' + s.name).join('\u0001');
+  if (names !== msgStreams) {
+    const keep = sel.value;
+    msgStreams = names; clear(sel);
+    const accounts = new Set(list.map(s => s.account));
+    for (const s of list) {
+      const o = el('option', '', accounts.size > 1 ? s.name + ' (' + s.account + ')' : s.name);
+      o.value = s.account + '\u0000' + s.name;
+      sel.appendChild(o);
+    }
+    if (keep) sel.value = keep;
+  }
+  if (location.hash === msgHash) { drawMessages(); return; }
+  msgHash = location.hash;
+  const p = hashParams(), want = p.get('stream');
+  if (want !== null) {
+    const s = list.find(x => x.name === want && (!p.get('account') || x.account === p.get('account')));
+    if (s) sel.value = s.account + '\u0000' + s.name;
+  }
+  byId('msg-seq').value = p.get('seq') || '';
+  byId('msg-subject').value = p.get('subject') || '';
+  if (sel.value) loadMessages();
+}
+function msgQuery(seq) {
+  const [account, stream] = byId('msg-stream').value.split('\u0000');
+  const q = { account, stream };
+  if (seq) q.seq = seq;
+  const subject = byId('msg-subject').value.trim();
+  if (subject) q.subject = subject;
+  return new URLSearchParams(q);
+}
+function goMessages(seq) {
+  const hash = '#messages?' + msgQuery(seq);
+  if (location.hash === hash) loadMessages(); else location.hash = hash;
+}
+function dataCell(shown, extra) {
+  const box = el('div');
+  box.appendChild(el('pre', '', shown.data));
+  const notes = [shown.encoding === 'hex' ? 'hex' : '', shown.truncated ? 'truncated' : '', extra || ''].filter(Boolean);
+  if (notes.length) box.appendChild(el('span', 'tag', notes.join(', ')));
+  return box;
+}
+function headerCell(m) {
+  const h = m.headers;
+  if (!h) return el('span', 'muted', '');
+  if (h.raw) return dataCell(h.raw, 'unreadable header block');
+  const lines = (h.status ? ['status ' + h.status] : []).concat(h.pairs.map(([k, v]) => k + ': ' + v));
+  return el('pre', '', lines.join('\n'));
+}
+async function loadMessages() {
+  const token = ++msgToken, q = msgQuery(byId('msg-seq').value);
+  let r, body;
+  try {
+    r = await fetch('/console/api/msgs?' + q, { cache: 'no-store' });
+    body = await r.json();
+  } catch (e) { body = { error: e.message }; }
+  if (token !== msgToken) return;
+  msgBody = r && r.ok ? body : { error: body.error || 'HTTP ' + (r && r.status) };
+  drawMessages();
+}
+function drawMessages() {
+  const table = byId('t-msgs'), body = msgBody;
+  if (!body) return;
+  clear(table);
+  if (body.error) { setText('msg-info', 'Cannot show messages: ' + body.error); return; }
+  const shownSeqs = body.msgs.map(m => m.seq);
+  msgLast = shownSeqs.length ? shownSeqs[shownSeqs.length - 1] : 0;
+  setText('msg-info', 'Stream ' + body.stream + ': ' + int(body.messages) + ' messages, sequences ' +
+    int(body.first_seq) + ' to ' + int(body.last_seq) + '; showing ' + shownSeqs.length +
+    (shownSeqs.length ? ' (' + int(shownSeqs[0]) + ' to ' + int(msgLast) + ')' : '') +
+    (body.subject ? ' on ' + body.subject : ''));
+  renderTable(table, [
+    { key: 'seq', label: 'Seq', num: 1, get: m => m.seq, show: m => int(m.seq) },
+    { key: 'time', label: 'Stored', get: m => m.time },
+    { key: 'subject', label: 'Subject', get: m => m.subject },
+    { key: 'size', label: 'Size', num: 1, get: m => m.size, show: m => bytes(m.size) },
+    { key: 'headers', label: 'Headers', get: m => (m.headers ? 1 : 0), node: headerCell },
+    { key: 'payload', label: 'Payload', get: m => m.payload.data, node: m => dataCell(m.payload) },
+  ], body.msgs);
+}
+
 // ---------- start ----------
 window.addEventListener('hashchange', () => { refreshView(); poll(); });
 document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
 document.addEventListener('DOMContentLoaded', () => {
   byId('conn-filter').addEventListener('input', connections);
+  byId('msg-form').addEventListener('submit', e => { e.preventDefault(); goMessages(byId('msg-seq').value); });
+  byId('msg-newest').addEventListener('click', () => {
+    const s = streamsOf(data.jsz).find(x => x.account + '\u0000' + x.name === byId('msg-stream').value);
+    if (s) goMessages(Math.max(s.state.first_seq, s.state.last_seq - 24));
+  });
+  byId('msg-next').addEventListener('click', () => { if (msgLast) goMessages(msgLast + 1); });
   poll();
   setInterval(poll, POLL_MS);
 });
