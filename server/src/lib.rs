@@ -28,6 +28,7 @@ pub mod locks;
 pub mod logging;
 pub mod monitoring;
 pub mod mqtt;
+pub mod raft;
 pub mod reload;
 pub mod route;
 pub mod router;
