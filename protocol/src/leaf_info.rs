@@ -42,6 +42,9 @@ pub struct LeafInfo {
     /// TLS required.
     #[serde(skip_serializing_if = "is_false")]
     pub tls_required: bool,
+    /// Accepting side: client certificates are required (`tls { verify: true }`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
     /// Largest payload.
     pub max_payload: i64,
     /// The connection's id on the hub.

@@ -17,10 +17,10 @@ use rill_tests::proxy::FaultProxy;
 use rill_tests::{ServerOpts, TestServer, check_for, sync};
 
 /// How long a message or a link may take to show up.
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The leaf port of a hub: from its ports file (rill) or its log (nats-server).
-async fn leaf_port(server: &TestServer) -> u16 {
+pub(crate) async fn leaf_port(server: &TestServer) -> u16 {
     if let Some(port) = server.ports().leafnodes {
         return port;
     }
@@ -37,7 +37,7 @@ async fn leaf_port(server: &TestServer) -> u16 {
 }
 
 /// A hub of `kind` with `extra` inside its `leafnodes {}` block.
-async fn hub(kind: ServerKind, name: &str, extra: &str) -> TestServer {
+pub(crate) async fn hub(kind: ServerKind, name: &str, extra: &str) -> TestServer {
     TestServer::start_with(ServerOpts {
         kind,
         jetstream: false,
@@ -52,7 +52,7 @@ async fn hub(kind: ServerKind, name: &str, extra: &str) -> TestServer {
 
 /// A leaf of `kind` whose one remote is `remote` (the inside of a `remotes` entry),
 /// with `extra` at the top level of its config.
-async fn leaf(kind: ServerKind, name: &str, remote: &str, extra: &str) -> TestServer {
+pub(crate) async fn leaf(kind: ServerKind, name: &str, remote: &str, extra: &str) -> TestServer {
     TestServer::start_with(ServerOpts {
         kind,
         jetstream: false,
@@ -65,7 +65,7 @@ async fn leaf(kind: ServerKind, name: &str, remote: &str, extra: &str) -> TestSe
     .await
 }
 
-async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+pub(crate) async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(WAIT, sub.next())
         .await
         .expect("a message in time")
@@ -73,7 +73,7 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
 }
 
 /// The number of leaf links `/leafz` of `server` shows.
-async fn leafnodes(server: &TestServer) -> u64 {
+pub(crate) async fn leafnodes(server: &TestServer) -> u64 {
     let port = server.monitoring_port();
     let body = rill_tests::cluster::http_get(port, "/leafz").await;
     body.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
@@ -81,14 +81,14 @@ async fn leafnodes(server: &TestServer) -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_linked(server: &TestServer, n: u64) {
+pub(crate) async fn wait_linked(server: &TestServer, n: u64) {
     check_for(WAIT, || async { leafnodes(server).await == n }).await;
 }
 
 /// Waits until a subscription made on `sub_side` (after every earlier one of that
 /// client) is known on the other side: probes published from `pub_side` get through.
 /// Interest travels in order over one link, so earlier subscriptions are known too.
-async fn wait_interest(sub_side: &async_nats::Client, pub_side: &async_nats::Client) {
+pub(crate) async fn wait_interest(sub_side: &async_nats::Client, pub_side: &async_nats::Client) {
     let probe = format!("probe.{}", sub_side.new_inbox().replace('.', "_"));
     let mut sub = sub_side.subscribe(probe.clone()).await.expect("probe sub");
     sync(sub_side).await;

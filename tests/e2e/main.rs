@@ -35,6 +35,7 @@ mod jwt_limits;
 mod jwt_system;
 mod kv;
 mod leaf;
+mod leaf_tls;
 mod mappings;
 mod monitoring;
 mod mqtt;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::TlsConfig;
 use super::url::{LinkUrl, UrlKind};
 
 /// nats-server's delay between attempts to reach a remote hub.
@@ -31,6 +32,9 @@ pub struct LeafConfig {
     /// `compression` as configured; rill does not compress leaf links and says so
     /// (`off`), which nats-server accepts.
     pub compression: Option<String>,
+    /// TLS on accepted leaf connections (`tls {}`: after the INFO, or first with
+    /// `handshake_first`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for LeafConfig {
@@ -44,6 +48,7 @@ impl Default for LeafConfig {
             remotes: Vec::new(),
             reconnect: DEFAULT_RECONNECT,
             compression: None,
+            tls: None,
         }
     }
 }
@@ -69,7 +74,7 @@ pub struct LeafUser {
 }
 
 /// One `remotes` entry: a hub this server connects to as a leaf.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RemoteLeaf {
     /// Hub URLs, tried in turn (`nats-leaf://[user:pass@]host:port`, `nats://…`, `ws://…`).
     pub urls: Vec<LeafUrl>,
@@ -81,6 +86,9 @@ pub struct RemoteLeaf {
     pub deny_imports: Vec<String>,
     /// Subjects this leaf does not send to the hub (nor announces interest in).
     pub deny_exports: Vec<String>,
+    /// TLS to the hub (`tls {}`: the hub verified against `ca_file`, our certificate
+    /// presented when given; `handshake_first` as the hub's).
+    pub tls: Option<TlsConfig>,
 }
 
 /// Leaf remote URLs: `nats-leaf://`, `nats://`, `leafnode://`, `leaf://` or none; the

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rill_protocol::leaf_info::{encode_connect, encode_info};
 use rill_protocol::{LeafConnect, LeafInfo, RouteDecoder, RouteMsg, RouteOp, encode};
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -21,10 +21,11 @@ use super::LeafNodes;
 use super::interest::LeafAccount;
 use super::link::{LeafLink, LinkSetup, Peer};
 use crate::client::CloseReason;
-use crate::config::RemoteLeaf;
+use crate::config::{LeafUrl, RemoteLeaf};
 use crate::link::Link;
 use crate::link::handshake::{Handshake, HandshakeError, Refusal, refuse};
 use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
+use crate::link::tls::LinkTls;
 use crate::router::{Msg, Origin};
 use crate::server::ServerState;
 use crate::stats::Stats;
@@ -37,9 +38,20 @@ fn handshake(state: &ServerState) -> Handshake {
     Handshake::new(RouteDecoder::leaf(Handshake::limits(state)))
 }
 
-/// The hub's side: INFO out, CONNECT in (checked, which binds the account), INFO with
-/// `connect_info` out, then the link runs.
-pub(super) async fn accept(leafs: Arc<LeafNodes>, stream: TcpStream, addr: SocketAddr) {
+/// An accepted leaf connection before its handshake.
+struct Accepted {
+    state: Arc<ServerState>,
+    lid: u64,
+    addr: SocketAddr,
+    prefix: String,
+    /// The INFO we send (again, with `connect_info`, once CONNECT is accepted).
+    info: LeafInfo,
+}
+
+/// The hub's side of a new TCP connection: with `tls {}`, TLS before the INFO
+/// (`handshake_first`) or right after it (the leaf starts it on seeing
+/// `tls_required`), as nats-server; then [`hub_side`].
+pub(super) async fn accept(leafs: Arc<LeafNodes>, mut stream: TcpStream, addr: SocketAddr) {
     let Some(state) = leafs.state() else {
         return;
     };
@@ -48,17 +60,60 @@ pub(super) async fn accept(leafs: Arc<LeafNodes>, stream: TcpStream, addr: Socke
     let prefix = format!("{addr} - lid:{lid}");
     info!("{prefix} - Leafnode connection created");
     let local = stream.local_addr().unwrap_or(addr);
-    let (mut reader, mut writer) = stream.into_split();
     let mut info = leafs.own_info(Some(local));
     info.client_id = Some(lid);
+    let accepted = Accepted {
+        state,
+        lid,
+        addr,
+        prefix,
+        info,
+    };
+    let Some(tls) = leafs.tls.clone() else {
+        return hub_side(&leafs, accepted, stream, false).await;
+    };
+    if !tls.handshake_first && write_info(&mut stream, &accepted.info).await.is_err() {
+        return;
+    }
+    match tls.accept(stream).await {
+        Ok(stream) => hub_side(&leafs, accepted, stream, !tls.handshake_first).await,
+        Err(e) => {
+            error!("{} - TLS handshake error: {e}", accepted.prefix);
+            info!(
+                "{} - Leafnode connection closed: TLS Handshake Failure",
+                accepted.prefix
+            );
+        }
+    }
+}
+
+async fn write_info<W: AsyncWrite + Unpin>(writer: &mut W, info: &LeafInfo) -> std::io::Result<()> {
     let mut frame = BytesMut::new();
-    encode_info(&mut frame, &info);
-    if writer.write_all(&frame).await.is_err() {
+    encode_info(&mut frame, info);
+    writer.write_all(&frame).await
+}
+
+/// The hub's handshake on a connected (and, with TLS, secured) stream: INFO out unless
+/// `info_sent`, CONNECT in (checked, which binds the account), INFO with
+/// `connect_info` out, then the link runs.
+async fn hub_side<S>(leafs: &Arc<LeafNodes>, accepted: Accepted, stream: S, info_sent: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        state,
+        lid,
+        addr,
+        prefix,
+        mut info,
+    } = accepted;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    if !info_sent && write_info(&mut writer, &info).await.is_err() {
         return;
     }
     let timeout = leafs.auth_timeout().max(HANDSHAKE);
     let mut hs = handshake(&state);
-    let bound = match accept_connect(&leafs, &mut hs, &mut reader, Instant::now() + timeout).await {
+    let bound = match accept_connect(leafs, &mut hs, &mut reader, Instant::now() + timeout).await {
         Ok(bound) => bound,
         Err(refusal) => return refuse(&mut writer, &prefix, "Leafnode", refusal).await,
     };
@@ -66,9 +121,7 @@ pub(super) async fn accept(leafs: Arc<LeafNodes>, stream: TcpStream, addr: Socke
     info.connect_info = true;
     info.remote_account = Some(account.clone());
     info.nonce = None;
-    let mut frame = BytesMut::new();
-    encode_info(&mut frame, &info);
-    if writer.write_all(&frame).await.is_err() {
+    if write_info(&mut writer, &info).await.is_err() {
         return;
     }
     let setup = LinkSetup {
@@ -84,7 +137,7 @@ pub(super) async fn accept(leafs: Arc<LeafNodes>, stream: TcpStream, addr: Socke
         deny_exports: Vec::new(),
         deny_imports: Vec::new(),
     };
-    run(&leafs, &state, setup, reader, writer, hs).await;
+    run(leafs, &state, setup, reader, writer, hs).await;
 }
 
 /// Reads CONNECT and checks its credentials; the bound account's name.
@@ -107,24 +160,79 @@ async fn accept_connect<R: AsyncRead + Unpin>(
     Ok((account, connect))
 }
 
-/// The leaf's side after dialling `remote` at `addr`: INFO in (declining compression
-/// when the hub offers it), CONNECT out, then the link runs until it closes.
+/// A remote being dialled: its settings, the URL tried, its TLS.
+pub(super) struct Dialled<'a> {
+    pub(super) remote: &'a RemoteLeaf,
+    pub(super) url: &'a LeafUrl,
+    pub(super) tls: Option<&'a LinkTls>,
+}
+
+/// The leaf's side of a TCP connection to a hub: TLS first with the remote's
+/// `handshake_first`; else the hub's INFO, then TLS when either side asks for it (the
+/// hub's `tls_required`, the remote's `tls {}`); then [`leaf_side`]. The hub's id when
+/// a link ran.
 pub(super) async fn solicit(
     leafs: &Arc<LeafNodes>,
-    remote: &RemoteLeaf,
-    url: &crate::config::LeafUrl,
-    stream: TcpStream,
+    to: Dialled<'_>,
+    mut stream: TcpStream,
 ) -> Result<String, String> {
     let state = leafs.state().ok_or("server gone")?;
     let _ = stream.set_nodelay(true);
     let addr = stream.peer_addr().map_err(|e| e.to_string())?;
-    let (mut reader, mut writer) = stream.into_split();
     let mut hs = handshake(&state);
     let deadline = Instant::now() + HANDSHAKE;
-    let hub: LeafInfo = hs.info(&mut reader, deadline).await.map_err(|e| match e {
+    let host = to.url.host.clone();
+    if let Some(tls) = to.tls.filter(|t| t.handshake_first) {
+        let stream = tls.connect(&host, stream).await.map_err(tls_error)?;
+        return leaf_side(leafs, &state, to, (addr, stream), hs, None).await;
+    }
+    let hub = hub_info(&mut hs, &mut stream, deadline).await?;
+    match (to.tls, hub.tls_required) {
+        (None, false) => leaf_side(leafs, &state, to, (addr, stream), hs, Some(hub)).await,
+        (Some(tls), _) => {
+            let stream = tls.connect(&host, stream).await.map_err(tls_error)?;
+            leaf_side(leafs, &state, to, (addr, stream), hs, Some(hub)).await
+        }
+        (None, true) => Err("the hub requires TLS: the remote needs a tls {} block".into()),
+    }
+}
+
+fn tls_error(e: std::io::Error) -> String {
+    format!("TLS handshake error: {e}")
+}
+
+/// Reads the hub's INFO.
+async fn hub_info<R: AsyncRead + Unpin>(
+    hs: &mut Handshake,
+    reader: &mut R,
+    deadline: Instant,
+) -> Result<LeafInfo, String> {
+    hs.info(reader, deadline).await.map_err(|e| match e {
         HandshakeError::Refused(text) => text,
         e => format!("INFO from the hub: {e}"),
-    })?;
+    })
+}
+
+/// The leaf's handshake on a connected (and, with TLS, secured) stream to the hub at
+/// `addr`: the hub's INFO in (unless read already), declining compression when it
+/// offers it, CONNECT out, then the link runs until it closes.
+async fn leaf_side<S>(
+    leafs: &Arc<LeafNodes>,
+    state: &Arc<ServerState>,
+    to: Dialled<'_>,
+    (addr, stream): (SocketAddr, S),
+    mut hs: Handshake,
+    hub: Option<LeafInfo>,
+) -> Result<String, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let hub = match hub {
+        Some(hub) => hub,
+        None => hub_info(&mut hs, &mut reader, Instant::now() + HANDSHAKE).await?,
+    };
+    let (remote, url) = (to.remote, to.url);
     let mut out = BytesMut::new();
     if hub.compression.as_deref().is_some_and(|c| c != "off") {
         // nats-server negotiates S2 with an INFO of the leaf's own; `off` declines it.
@@ -165,7 +273,7 @@ pub(super) async fn solicit(
         setup.account
     );
     leafs.learn_urls(&hub.leafnode_urls);
-    run(leafs, &state, setup, reader, writer, hs).await;
+    run(leafs, state, setup, reader, writer, hs).await;
     Ok(hub.server_id)
 }
 

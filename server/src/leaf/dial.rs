@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, error, info};
 
 use super::LeafNodes;
+use super::conn::Dialled;
 use crate::config::RemoteLeaf;
 
 /// How long one dial may take.
@@ -29,6 +30,12 @@ pub(super) async fn keep_dialing(leafs: Arc<LeafNodes>, index: usize, remote: Re
     let delay = leafs.config.reconnect;
     let mut failures: u32 = 0;
     let mut attempt: usize = 0;
+    let tls = leafs.remote_tls.get(index).and_then(Option::as_ref);
+    let to = |url| Dialled {
+        remote: &remote,
+        url,
+        tls,
+    };
     while !leafs.stopping() {
         let url = &remote.urls[attempt % remote.urls.len()];
         attempt += 1;
@@ -37,7 +44,7 @@ pub(super) async fn keep_dialing(leafs: Arc<LeafNodes>, index: usize, remote: Re
             url.addr()
         );
         let wait = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(url.addr())).await {
-            Ok(Ok(stream)) => match super::conn::solicit(&leafs, &remote, url, stream).await {
+            Ok(Ok(stream)) => match super::conn::solicit(&leafs, to(url), stream).await {
                 Ok(hub) => {
                     failures = 0;
                     leafs.loop_wait(&hub).map_or(delay, |until| {

@@ -50,6 +50,7 @@ use tracing::info;
 
 use crate::client::CloseReason;
 use crate::config::{LeafConfig, LeafUrl};
+use crate::link::tls::LinkTls;
 use crate::locks;
 use crate::server::ServerState;
 use crate::shared::{GLOBAL_ACCOUNT, VERSION};
@@ -76,6 +77,10 @@ pub struct LeafNodes {
     loop_subject: String,
     /// Where leafs connect, when this server is a hub.
     listen: Option<SocketAddr>,
+    /// TLS on accepted leaf connections (`leafnodes { tls {} }`).
+    tls: Option<LinkTls>,
+    /// TLS to each remote's hub (`remotes [{ tls {} }]`), by remote index.
+    remote_tls: Vec<Option<LinkTls>>,
     accounts: Arc<LeafAccounts>,
     links: Mutex<Vec<Arc<LeafLink>>>,
     /// Hub leaf URLs learned from INFO (`leafnode_urls`).
@@ -92,7 +97,7 @@ impl LeafNodes {
     /// `leafnodes` block.
     ///
     /// # Errors
-    /// The bind error.
+    /// The bind error; a `tls {}` block whose files cannot be loaded.
     pub async fn start(
         state: &Arc<ServerState>,
         stop: watch::Receiver<bool>,
@@ -102,6 +107,18 @@ impl LeafNodes {
         let Some(cfg) = config.leafnodes.clone() else {
             return Ok(None);
         };
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(LinkTls::server)
+            .transpose()
+            .map_err(std::io::Error::other)?;
+        let remote_tls = cfg
+            .remotes
+            .iter()
+            .map(|r| r.tls.as_ref().map(LinkTls::client).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(std::io::Error::other)?;
         let listener = match cfg.port {
             Some(port) => Some(TcpListener::bind((cfg.host.as_str(), port)).await?),
             None => None,
@@ -115,6 +132,8 @@ impl LeafNodes {
             accounts: Arc::new(LeafAccounts::new(loop_subject.clone())),
             loop_subject,
             listen,
+            tls,
+            remote_tls,
             links: Mutex::new(Vec::new()),
             learned: Mutex::new(Vec::new()),
             loops: Mutex::new(Vec::new()),
@@ -186,7 +205,10 @@ impl LeafNodes {
             host,
             port,
             headers: true,
-            auth_required: self.config.authorization.is_some(),
+            auth_required: self.config.authorization.is_some()
+                || self.tls.as_ref().is_some_and(|t| t.verify),
+            tls_required: self.tls.is_some(),
+            tls_verify: self.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: i64::try_from(config.max_payload).unwrap_or(i64::MAX),
             compression: Some("off".into()),
             info_on_connect: true,

@@ -61,11 +61,16 @@ impl LeafReport for LeafNodes {
         let Some(listen) = self.listen else {
             return json!({});
         };
-        json!({
+        let mut doc = json!({
             "host": self.config.host,
             "port": listen.port(),
             "auth_timeout": self.auth_timeout().as_secs(),
-            "tls_timeout": 2,
-        })
+            "tls_timeout": self.config.tls.as_ref().map_or(2, |t| t.timeout.as_secs()),
+        });
+        if let Some(tls) = &self.tls {
+            doc["tls_required"] = json!(true);
+            doc["tls_verify"] = json!(tls.verify);
+        }
+        doc
     }
 }

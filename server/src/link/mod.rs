@@ -9,6 +9,7 @@
 //! - [`reader`]: the read loop a link runs once its handshake is done (PING/PONG, RTT,
 //!   stalls on a backlogged subscriber, counters), handing every other op to the kind's
 //!   [`Protocol`](reader::Protocol).
+//! - [`tls`]: TLS on links, accepting and dialling.
 //! - [`forward`]: the remote interest entries, the weighted pick of a queue group's
 //!   member, and queueing one message per target link.
 //! - here: the [`Link`] trait both link types implement, [`LinkCounters`], and host and
@@ -17,6 +18,7 @@
 pub(crate) mod forward;
 pub(crate) mod handshake;
 pub(crate) mod reader;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -68,9 +68,9 @@ mod interest;
 mod link;
 mod peers;
 mod report;
-mod tls;
 
-pub use tls::RouteTls;
+/// TLS on routes (`cluster { tls {} }`): both halves of [`crate::link::tls::LinkTls`].
+pub use crate::link::tls::LinkTls as RouteTls;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

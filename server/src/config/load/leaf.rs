@@ -50,7 +50,7 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafCo
                 c.reconnect = duration(v, &k, warnings)?
             }
             "compression" => c.compression = Some(link::compression(v)),
-            "tls" => return Err(unsupported(v, "leafnode TLS (leafnodes { tls {} })")),
+            "tls" => c.tls = Some(super::tls::parse(v)?),
             k if IGNORED.contains(&k) => warnings.push(Warning::at(
                 &e.key_pos,
                 format!("leafnodes setting \"{k}\" is not supported by rill yet and is ignored"),
@@ -107,7 +107,7 @@ fn remote(v: &ConfValue) -> Result<RemoteLeaf, ConfigError> {
             "credentials" | "creds" => r.credentials = Some(path(v, &k)?),
             "deny_imports" | "deny_import" => r.deny_imports = strings(v, &k)?,
             "deny_exports" | "deny_export" => r.deny_exports = strings(v, &k)?,
-            "tls" => return Err(unsupported(v, "leafnode TLS (remotes [{ tls {} }])")),
+            "tls" => r.tls = Some(super::tls::parse_dialling(v)?),
             "ws_compression" | "ws_no_masking" | "compression" => {}
             k if REMOTE_IGNORED.contains(&k) => {}
             _ => value::unknown(e)?,
@@ -146,8 +146,16 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_websocket_remotes_are_refused_not_ignored() {
+    fn tls_blocks_parse_and_websocket_remotes_are_refused_not_ignored() {
         assert!(parsed("leafnodes { port: 1, tls { cert_file: x } }").is_err());
+        let c = parsed(
+            "leafnodes { port: 1, tls { cert_file: c, key_file: k, handshake_first: true }, \
+             remotes: [ { url: \"nats://h:1\", tls { ca_file: ca } } ] }",
+        )
+        .expect("config");
+        assert!(c.tls.expect("hub tls").handshake_first);
+        let remote = c.remotes[0].tls.as_ref().expect("remote tls");
+        assert!(remote.cert_file.as_os_str().is_empty());
         assert!(parsed("leafnodes { remotes: [ { url: \"ws://h:1\" } ] }").is_err());
         assert!(parsed("leafnodes { remotes: [ { account: A } ] }").is_err());
     }

@@ -16,6 +16,16 @@ const DEFAULT_HANDSHAKE_FIRST_FALLBACK: Duration = Duration::from_millis(50);
 /// Parses `tls { cert_file, key_file, ca_file, verify, verify_and_map, timeout,
 /// handshake_first, min_version }`. File existence is checked in `validate`.
 pub(super) fn parse(v: &ConfValue) -> Result<TlsConfig, ConfigError> {
+    parse_block(v, true)
+}
+
+/// Parses the `tls {}` block of a connection this server dials (a leaf remote): the
+/// certificate is optional (presented when the other side asks for one).
+pub(super) fn parse_dialling(v: &ConfValue) -> Result<TlsConfig, ConfigError> {
+    parse_block(v, false)
+}
+
+fn parse_block(v: &ConfValue, need_cert: bool) -> Result<TlsConfig, ConfigError> {
     let m = map(v, "tls")?;
     let mut cert = None;
     let mut key = None;
@@ -75,8 +85,10 @@ pub(super) fn parse(v: &ConfValue) -> Result<TlsConfig, ConfigError> {
     }
     let missing =
         |what: &str| ConfigError::at(&v.pos, format!("missing '{what}' in TLS configuration"));
-    tls.cert_file = cert.ok_or_else(|| missing("cert_file"))?;
-    tls.key_file = key.ok_or_else(|| missing("key_file"))?;
+    if need_cert || cert.is_some() || key.is_some() {
+        tls.cert_file = cert.ok_or_else(|| missing("cert_file"))?;
+        tls.key_file = key.ok_or_else(|| missing("key_file"))?;
+    }
     if !tls.pinned_certs.is_empty() && !tls.verify {
         return Err(ConfigError::at(
             &v.pos,
