@@ -34,7 +34,7 @@ use tracing::warn;
 
 use crate::config::{Config, ExportKind, ImportConfig};
 use crate::locks;
-use crate::router::{Delivery, Msg, RemoteFactory, Router, Subscriber, Subscription};
+use crate::router::{Delivery, Msg, Origin, RemoteFactory, Router, Subscriber, Subscription};
 use crate::shared::GLOBAL_ACCOUNT;
 
 /// How long a service response route waits for its response.
@@ -103,14 +103,20 @@ impl Account {
             .any(|w| w.service.is_some() && subject::matches(w.sub.subject_str(), subject))
     }
 
-    /// Publishes an internal message (owner 0) into this account, counting the hop.
-    fn forward(&self, msg: &Msg<'_>) -> Delivery {
+    /// Publishes an internal message (owner 0) into this account, counting the hop;
+    /// `imported` for a stream import's copy, which goes to no route (see
+    /// [`Origin::Import`]).
+    fn forward(&self, msg: &Msg<'_>, imported: bool) -> Delivery {
         let hops = HOPS.with(|h| h.get());
         if hops >= MAX_HOPS {
             return Delivery::Dropped;
         }
         HOPS.with(|h| h.set(hops + 1));
-        let fanout = self.router.publish(0, true, msg);
+        let fanout = if imported {
+            self.router.publish_from(Origin::Import, msg, None)
+        } else {
+            self.router.publish(0, true, msg)
+        };
         HOPS.with(|h| h.set(hops));
         match (fanout.delivered, fanout.backlogged) {
             (0, _) => Delivery::Dropped,
@@ -282,8 +288,19 @@ fn exported(config: &Config, import: &ImportConfig, importer: &str) -> bool {
     })
 }
 
-fn internal_sub(router: &Router, subject: &str, owner: Arc<dyn Subscriber>) -> Arc<Subscription> {
-    let sub = Subscription::new(
+/// An internal subscription (owner 0) in `router`. `Scope::Server` ones are not
+/// announced to routes or leaf nodes.
+fn internal_sub(
+    router: &Router,
+    subject: &str,
+    owner: Arc<dyn Subscriber>,
+    scope: Scope,
+) -> Arc<Subscription> {
+    let make = match scope {
+        Scope::Cluster => Subscription::new,
+        Scope::Server => Subscription::new_local,
+    };
+    let sub = make(
         Bytes::from_static(b"0"),
         Bytes::from(subject.to_string()),
         None,
@@ -291,6 +308,17 @@ fn internal_sub(router: &Router, subject: &str, owner: Arc<dyn Subscriber>) -> A
     );
     router.subscribe(&sub);
     sub
+}
+
+/// Who hears of an internal subscription.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// Announced to routes and leaf nodes: a stream import pulls the exporter's
+    /// messages from other servers, a response route its response.
+    Cluster,
+    /// This server only: a service import takes the requests of this server's clients
+    /// (each server imports for its own clients, so a request is forwarded once).
+    Server,
 }
 
 fn wire_stream(
@@ -307,7 +335,7 @@ fn wire_stream(
     WiredImport {
         config: import.clone(),
         holder: Arc::downgrade(exporter),
-        sub: internal_sub(&exporter.router, &import.subject, owner),
+        sub: internal_sub(&exporter.router, &import.subject, owner, Scope::Cluster),
         service: None,
     }
 }
@@ -326,12 +354,14 @@ fn wire_service(
         origin: Arc::downgrade(importer),
         target: exporter,
         pending: Mutex::new(VecDeque::new()),
+        token: response_token(),
         next: AtomicU64::new(1),
     });
     let sub = internal_sub(
         &importer.router,
         &local,
         Arc::clone(&owner) as Arc<dyn Subscriber>,
+        Scope::Server,
     );
     WiredImport {
         config: import.clone(),
@@ -383,11 +413,11 @@ impl Subscriber for StreamForward {
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let Some(to) = &self.to else {
-            return self.target.forward(msg);
+            return self.target.forward(msg, true);
         };
         let text = std::str::from_utf8(msg.subject).unwrap_or_default();
         let mapped = Bytes::from(map_subject(&self.from, to, text));
-        self.target.forward(&msg.with_subject(&mapped))
+        self.target.forward(&msg.with_subject(&mapped), true)
     }
 }
 
@@ -399,6 +429,8 @@ struct ServiceForward {
     origin: Weak<Account>,
     target: Arc<Account>,
     pending: Mutex<VecDeque<(Instant, Arc<Subscription>)>>,
+    /// This import's random part of its `_R_.<token>.<n>` response subjects.
+    token: String,
     next: AtomicU64,
 }
 
@@ -429,24 +461,29 @@ impl Subscriber for ServiceForward {
         0
     }
 
-    fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let text = std::str::from_utf8(msg.subject).unwrap_or_default();
         let remote = Bytes::from(map_subject(&self.local, &self.remote, text));
         let Some(reply) = msg.reply else {
-            return self.target.forward(&msg.with_subject(&remote));
+            return self.target.forward(&msg.with_subject(&remote), false);
         };
         self.expire();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let route = Bytes::from(format!("_R_.{}.{}", nonce_token(sub), n));
+        let route = Bytes::from(format!("_R_.{}.{n}", self.token));
         let back = Arc::new(ResponseForward {
             reply: Bytes::copy_from_slice(reply),
             origin: Weak::clone(&self.origin),
         });
-        let route_sub = internal_sub(&self.target.router, &String::from_utf8_lossy(&route), back);
+        let route_sub = internal_sub(
+            &self.target.router,
+            &String::from_utf8_lossy(&route),
+            back,
+            Scope::Cluster,
+        );
         self.target.router.auto_unsubscribe(&route_sub, 1);
         let delivered = self
             .target
-            .forward(&msg.with_subject(&remote).with_reply(Some(&route)));
+            .forward(&msg.with_subject(&remote).with_reply(Some(&route)), false);
         if delivered == Delivery::Dropped {
             self.target.router.unsubscribe(&route_sub);
         } else {
@@ -456,10 +493,13 @@ impl Subscriber for ServiceForward {
     }
 }
 
-/// A random token that keeps response routes of different imports apart.
-fn nonce_token(sub: &Subscription) -> String {
-    let base = std::ptr::from_ref(sub) as usize as u64;
-    format!("{:x}{:x}", base, rand::random::<u32>())
+/// A random token that keeps the response routes of different imports (and servers)
+/// apart: 16 characters from `[0-9a-zA-Z]` (about 95 bits), nothing derived from memory.
+fn response_token() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..16)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Carries one service response back to the requester's reply subject.
@@ -478,6 +518,6 @@ impl Subscriber for ResponseForward {
         let Some(origin) = self.origin.upgrade() else {
             return Delivery::Dropped;
         };
-        origin.forward(&msg.with_subject(&self.reply).with_reply(None))
+        origin.forward(&msg.with_subject(&self.reply).with_reply(None), false)
     }
 }

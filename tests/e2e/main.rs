@@ -4,6 +4,7 @@ mod auth;
 mod bench;
 mod cli;
 mod cluster;
+mod cluster_accounts;
 mod compat;
 mod console;
 mod core_protocol;

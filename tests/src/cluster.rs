@@ -394,11 +394,36 @@ pub async fn http_get(port: u16, path: &str) -> Option<String> {
         stream.read_to_end(&mut raw).await.ok()?;
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        let chunked = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+        Some(if chunked {
+            dechunk(body)?
+        } else {
+            body.to_string()
+        })
     };
     tokio::time::timeout(Duration::from_secs(5), attempt)
         .await
         .ok()?
+}
+
+/// The body of a chunked HTTP answer (nats-server chunks larger monitoring pages, such
+/// as `/routez` with pooled routes).
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// A set of nodes started as one cluster: the first is the seed every other node routes to,

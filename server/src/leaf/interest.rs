@@ -98,12 +98,6 @@ impl LeafAccount {
         }
     }
 
-    /// Counts a subscription that existed before the leaf layer was attached.
-    pub(crate) fn seed(&self, sub: &Subscription) {
-        let key = (sub.subject.clone(), sub.queue.clone());
-        locks::lock(&self.counts).entry(key).or_default().local += 1;
-    }
-
     /// Adds a link whose handshake is done and sends it everything it should know.
     pub(crate) fn join(&self, link: &Arc<LeafLink>) {
         let counts = locks::lock(&self.counts);
@@ -241,7 +235,7 @@ impl Remote for LeafAccount {
             return Forwarded::default();
         }
         let (skip, named): (u64, Option<Vec<Bytes>>) = match origin {
-            Origin::Local => (0, None),
+            Origin::Local | Origin::Import => (0, None),
             Origin::Route => (0, Some(Vec::new())),
             Origin::Leaf(lid) => (
                 lid,
@@ -288,8 +282,8 @@ impl LeafAccounts {
         }
     }
 
-    /// The leaf side of `account`, made (and seeded with `existing` subscriptions) on
-    /// first use.
+    /// The leaf side of `account`, made on first use (the router tells it of the
+    /// subscriptions that existed before, when it is attached).
     fn make(&self, account: &str) -> (Arc<LeafAccount>, bool) {
         let mut accounts = locks::lock(&self.accounts);
         if let Some(a) = accounts.get(account) {
@@ -303,17 +297,6 @@ impl LeafAccounts {
     /// The leaf side of `account`, if it exists.
     pub(crate) fn get(&self, account: &str) -> Option<Arc<LeafAccount>> {
         locks::lock(&self.accounts).get(account).cloned()
-    }
-
-    /// Attaches to `router` the leaf side of its account, counting the subscriptions it
-    /// already has.
-    pub(crate) fn attach(&self, account: &crate::account::Account) {
-        let (leaf, _) = self.make(&account.name);
-        account.router.sublist().for_each(|s| {
-            if !s.0.is_local() {
-                leaf.seed(&s.0);
-            }
-        });
     }
 }
 

@@ -141,9 +141,6 @@ impl LeafNodes {
             done,
             config: cfg,
         });
-        for account in state.accounts.all() {
-            leafs.accounts.attach(&account);
-        }
         state
             .accounts
             .link(Arc::clone(&leafs.accounts) as Arc<dyn crate::router::RemoteFactory>);

@@ -111,8 +111,19 @@ impl AccountLinks {
     }
 }
 
+/// True for a JetStream subscription of this server's own (an internal one on a `$JS.`
+/// subject, such as a domain's `$JS.<domain>.API.>`): JetStream is not clustered yet,
+/// so each server answers its own clients' API requests and none is announced to routes
+/// (a request would otherwise be answered, and a stream created, on every server).
+fn per_server(sub: &Subscription) -> bool {
+    sub.owner.owner_id() == 0 && sub.subject.starts_with(b"$JS.")
+}
+
 impl Remote for AccountLinks {
     fn interest(&self, sub: &Subscription, added: bool) {
+        if per_server(sub) {
+            return;
+        }
         let key = (sub.subject.clone(), sub.queue.clone());
         let mut local = locks::lock(&self.local);
         let count = local.entry(key).or_insert(0);
@@ -139,7 +150,7 @@ impl Remote for AccountLinks {
     }
 
     fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
-        if origin == Origin::Route {
+        if matches!(origin, Origin::Route | Origin::Import) {
             return Forwarded::default();
         }
         let result = self.remote.matches(msg.subject);

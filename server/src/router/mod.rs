@@ -343,6 +343,10 @@ pub struct Router {
     subs: Sublist<SubRef>,
     /// Links to other servers (routes, leaf nodes), created when the first attaches.
     remote: OnceLock<Links>,
+    /// Held shared by every subscription change (trie and links together) and
+    /// exclusively while a link is attached, so a new link hears each existing
+    /// subscription exactly once.
+    changes: std::sync::RwLock<()>,
     mappings: Mappings,
     /// Woken on every new subscription (push consumers waiting for their subscriber).
     subscribed: tokio::sync::Notify,
@@ -364,10 +368,25 @@ impl Router {
         &self.subs
     }
 
-    /// Attaches one kind of link to other servers (each kind once: routes, leaf nodes);
-    /// each attached kind hears every subscription change and every message.
+    /// Attaches one kind of link to other servers (each kind once: routes, leaf nodes;
+    /// attaching the same one again does nothing); each attached kind hears every
+    /// subscription change and every message. It is told at once of the subscriptions
+    /// made before it came (internal ones too: imports, MQTT, the system account), so
+    /// interest that predates a cluster or leaf link still reaches its peers.
     pub fn attach(&self, remote: Arc<dyn Remote>) {
-        self.remote.get_or_init(Links::default).add(remote);
+        let _quiet = crate::locks::write(&self.changes);
+        if !self
+            .remote
+            .get_or_init(Links::default)
+            .add(Arc::clone(&remote))
+        {
+            return;
+        }
+        self.subs.for_each(|SubRef(sub)| {
+            if !sub.local {
+                remote.interest(sub, true);
+            }
+        });
     }
 
     /// The attached links to other servers, if any.
@@ -377,6 +396,7 @@ impl Router {
 
     /// Adds a subscription.
     pub fn subscribe(&self, sub: &Arc<Subscription>) {
+        let _change = crate::locks::read(&self.changes);
         self.subs.insert(
             sub.subject_str(),
             sub.queue.as_ref(),
@@ -395,6 +415,7 @@ impl Router {
     /// Removes a subscription; returns whether it was present.
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) -> bool {
         sub.removed.store(true, Ordering::Release);
+        let _change = crate::locks::read(&self.changes);
         let removed = self.subs.remove(
             sub.subject_str(),
             sub.queue.as_ref(),

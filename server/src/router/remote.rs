@@ -34,6 +34,10 @@ pub enum Origin {
     Local,
     /// A cluster route: it goes to no other route (one hop).
     Route,
+    /// Carried into this account by a stream import. It goes to no route: each peer
+    /// that wants it gets the exporter's message and imports it itself (as nats-server,
+    /// which delivers it once per subscriber). Leaf nodes get it as a local message.
+    Import,
     /// A leaf-node connection, by its connection id.
     Leaf(u64),
 }
@@ -68,9 +72,14 @@ pub struct Links {
 }
 
 impl Links {
-    /// Adds one kind of link.
-    pub fn add(&self, remote: Arc<dyn Remote>) {
-        crate::locks::write(&self.parts).push(remote);
+    /// Adds one kind of link; false when that very link is attached already.
+    pub fn add(&self, remote: Arc<dyn Remote>) -> bool {
+        let mut parts = crate::locks::write(&self.parts);
+        if parts.iter().any(|p| Arc::ptr_eq(p, &remote)) {
+            return false;
+        }
+        parts.push(remote);
+        true
     }
 
     /// How many kinds of link are attached.
@@ -295,6 +304,36 @@ mod tests {
             assert_eq!(r.interest.lock().unwrap().len(), 1);
             assert_eq!(r.forwarded.lock().unwrap().len(), 1);
         }
+    }
+
+    #[test]
+    fn a_link_attached_late_hears_the_subscriptions_made_before_it_once() {
+        let router = Router::new();
+        let owner = Arc::new(Counter::default());
+        router.subscribe(&sub(&owner, "early", None));
+        router.subscribe(&sub(&owner, "early", Some("q")));
+        router.subscribe(&Subscription::new_local(
+            Bytes::from_static(b"2"),
+            Bytes::from_static(b"$JS.API.>"),
+            None,
+            Arc::clone(&owner) as Arc<dyn Subscriber>,
+        ));
+        let recorder = Arc::new(Recorder::default());
+        router.attach(Arc::clone(&recorder) as Arc<dyn Remote>);
+        router.attach(Arc::clone(&recorder) as Arc<dyn Remote>);
+        router.subscribe(&sub(&owner, "late", None));
+        let mut seen = recorder.interest.lock().unwrap().clone();
+        seen.sort();
+        let q = Some("q".to_string());
+        assert_eq!(
+            seen,
+            vec![
+                ("early".into(), None, true),
+                ("early".into(), q, true),
+                ("late".into(), None, true),
+            ]
+        );
+        assert_eq!(router.remote().map(Links::len), Some(1));
     }
 
     #[test]
