@@ -13,6 +13,13 @@
 //!   (so the exporter never sees the importer's inboxes). Unanswered response routes expire
 //!   after two minutes, nats-server's default response threshold.
 //!
+//! Imports come from two places, wired apart: the config's `accounts {}` ([`Accounts::wire`],
+//! at start and reload) and account JWTs in operator mode ([`Accounts::wire_jwt`], when an
+//! account is first used and after claim updates); neither touches the other's.
+//! A service export answers once per request (`Singleton`, the default) or any number of
+//! times until its response threshold passes (`Stream`/`Chunked` response types of JWT
+//! exports), see [`Responses`].
+//!
 //! On reload (checked against nats-server 2.15.1) an added import starts carrying messages
 //! to the running subscribers of the importing account at once, and a removed import (or
 //! one whose export went away) stops at once; imports that did not change stay wired, so
@@ -37,7 +44,7 @@ use crate::locks;
 use crate::router::{Delivery, Msg, Origin, RemoteFactory, Router, Subscriber, Subscription};
 use crate::shared::GLOBAL_ACCOUNT;
 
-/// How long a service response route waits for its response.
+/// How long a service response route waits for its response, by default.
 const RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
 
 /// Deepest chain of cross-account forwards (guards against import cycles).
@@ -59,11 +66,49 @@ pub struct Account {
     imports: Mutex<Vec<WiredImport>>,
 }
 
+/// How a service export's responses travel back to the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Responses {
+    /// Several responses per request (`Stream`/`Chunked`), not one (`Singleton`).
+    pub stream: bool,
+    /// How long a request's response route stays open.
+    pub threshold: Duration,
+}
+
+impl Default for Responses {
+    fn default() -> Self {
+        Self {
+            stream: false,
+            threshold: RESPONSE_THRESHOLD,
+        }
+    }
+}
+
+/// An import to wire: what it carries and how a service's responses come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSpec {
+    /// The exporter, subjects and kind.
+    pub config: ImportConfig,
+    /// Response rules of the service export (ignored for streams).
+    pub responses: Responses,
+}
+
+impl From<&ImportConfig> for ImportSpec {
+    fn from(config: &ImportConfig) -> Self {
+        Self {
+            config: config.clone(),
+            responses: Responses::default(),
+        }
+    }
+}
+
 /// An import as wired: the configuration it came from and the internal subscription that
 /// carries it.
 #[derive(Debug)]
 struct WiredImport {
-    config: ImportConfig,
+    spec: ImportSpec,
+    /// Wired from an account JWT (else from the config).
+    from_jwt: bool,
     /// The account whose router holds `sub`: the exporter for a stream import, the
     /// importer itself for a service import (weak, so an account never owns itself).
     holder: Weak<Account>,
@@ -208,10 +253,21 @@ impl Accounts {
             self.get(&acc.name);
         }
         for account in self.all() {
-            let wanted = wanted_imports(config, &account.name);
-            rewire(self, &account, &wanted);
+            let wanted: Vec<ImportSpec> = wanted_imports(config, &account.name)
+                .into_iter()
+                .map(ImportSpec::from)
+                .collect();
+            rewire(self, &account, &wanted, false);
         }
         self.set_mappings(config);
+    }
+
+    /// Brings the JWT imports of account `name` in line with `wanted` (operator mode:
+    /// the imports its account JWT asks for that the exporters allow); the config's
+    /// imports are left alone.
+    pub fn wire_jwt(&self, name: &str, wanted: &[ImportSpec]) {
+        let account = self.get(name);
+        rewire(self, &account, wanted, true);
     }
 
     /// Replaces every account's `mappings {}` with `config`'s (start and reload).
@@ -255,24 +311,31 @@ fn wanted_imports<'a>(config: &'a Config, name: &str) -> Vec<&'a ImportConfig> {
     wanted
 }
 
-fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[&ImportConfig]) {
+/// Wires `wanted` into `importer`, replacing its imports of the same origin (JWT or
+/// config) that are no longer wanted and keeping those that are.
+fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[ImportSpec], from_jwt: bool) {
     let mut wired = locks::lock(&importer.imports);
     wired.retain(|w| {
-        let keep = wanted.contains(&&w.config);
+        let keep = w.from_jwt != from_jwt || wanted.contains(&w.spec);
         if !keep {
             w.unwire();
         }
         keep
     });
-    for import in wanted {
-        if wired.iter().any(|w| w.config == **import) {
+    for spec in wanted {
+        if wired
+            .iter()
+            .any(|w| w.from_jwt == from_jwt && w.spec == *spec)
+        {
             continue;
         }
-        let exporter = accounts.get(&import.account);
-        wired.push(match import.kind {
-            ExportKind::Stream => wire_stream(&exporter, Arc::clone(importer), import),
-            ExportKind::Service => wire_service(importer, exporter, import),
-        });
+        let exporter = accounts.get(&spec.config.account);
+        let mut w = match spec.config.kind {
+            ExportKind::Stream => wire_stream(&exporter, Arc::clone(importer), spec),
+            ExportKind::Service => wire_service(importer, exporter, spec),
+        };
+        w.from_jwt = from_jwt;
+        wired.push(w);
     }
 }
 
@@ -321,11 +384,8 @@ enum Scope {
     Server,
 }
 
-fn wire_stream(
-    exporter: &Arc<Account>,
-    importer: Arc<Account>,
-    import: &ImportConfig,
-) -> WiredImport {
+fn wire_stream(exporter: &Arc<Account>, importer: Arc<Account>, spec: &ImportSpec) -> WiredImport {
+    let import = &spec.config;
     let to = import.local_subject();
     let owner = Arc::new(StreamForward {
         from: import.subject.clone(),
@@ -333,18 +393,16 @@ fn wire_stream(
         target: importer,
     });
     WiredImport {
-        config: import.clone(),
+        spec: spec.clone(),
+        from_jwt: false,
         holder: Arc::downgrade(exporter),
         sub: internal_sub(&exporter.router, &import.subject, owner, Scope::Cluster),
         service: None,
     }
 }
 
-fn wire_service(
-    importer: &Arc<Account>,
-    exporter: Arc<Account>,
-    import: &ImportConfig,
-) -> WiredImport {
+fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, spec: &ImportSpec) -> WiredImport {
+    let import = &spec.config;
     let local = import
         .local_subject()
         .unwrap_or_else(|| import.subject.clone());
@@ -353,6 +411,7 @@ fn wire_service(
         remote: import.subject.clone(),
         origin: Arc::downgrade(importer),
         target: exporter,
+        responses: spec.responses,
         pending: Mutex::new(VecDeque::new()),
         token: response_token(),
         next: AtomicU64::new(1),
@@ -364,7 +423,8 @@ fn wire_service(
         Scope::Server,
     );
     WiredImport {
-        config: import.clone(),
+        spec: spec.clone(),
+        from_jwt: false,
         holder: Arc::downgrade(importer),
         sub,
         service: Some(owner),
@@ -428,6 +488,7 @@ struct ServiceForward {
     remote: String,
     origin: Weak<Account>,
     target: Arc<Account>,
+    responses: Responses,
     pending: Mutex<VecDeque<(Instant, Arc<Subscription>)>>,
     /// This import's random part of its `_R_.<token>.<n>` response subjects.
     token: String,
@@ -439,7 +500,7 @@ impl ServiceForward {
     fn expire(&self) {
         let mut pending = locks::lock(&self.pending);
         while let Some((at, sub)) = pending.front() {
-            if at.elapsed() < RESPONSE_THRESHOLD {
+            if at.elapsed() < self.responses.threshold {
                 break;
             }
             self.target.router.unsubscribe(sub);
@@ -480,7 +541,9 @@ impl Subscriber for ServiceForward {
             back,
             Scope::Cluster,
         );
-        self.target.router.auto_unsubscribe(&route_sub, 1);
+        if !self.responses.stream {
+            self.target.router.auto_unsubscribe(&route_sub, 1);
+        }
         let delivered = self
             .target
             .forward(&msg.with_subject(&remote).with_reply(Some(&route)), false);

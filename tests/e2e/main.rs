@@ -32,6 +32,7 @@ mod js_republish;
 mod js_sources;
 mod js_streams;
 mod jwt_auth;
+mod jwt_imports;
 mod jwt_limits;
 mod jwt_system;
 mod kv;

@@ -195,3 +195,20 @@ impl User {
         URL_SAFE_NO_PAD.encode(self.key.sign(nonce.as_bytes()).expect("sign nonce"))
     }
 }
+
+impl Account {
+    /// An activation token: this account (the exporter) lets `importer` import
+    /// `subject` of `kind` (`stream` or `service`), with top-level extras (`exp`, `iat`).
+    pub fn activation(
+        &self,
+        importer: &Account,
+        subject: &str,
+        kind: &str,
+        extra: Value,
+    ) -> String {
+        let nats = json!({"type": "activation", "version": 2, "subject": subject, "kind": kind});
+        let mut claims = json!({"sub": importer.public(), "name": subject, "nats": nats});
+        merge(&mut claims, extra);
+        sign(&self.key, claims)
+    }
+}

@@ -51,6 +51,9 @@ impl Connection {
                 .push_raw(b"-ERR 'maximum account active connections exceeded'\r\n");
             return Err(CloseReason::MaxAccountConnectionsExceeded);
         }
+        if let (Some(user), Some(jwt)) = (&user, self.state.jwt()) {
+            jwt.ensure_wired(&self.state.accounts, &user.account);
+        }
         self.jwt = user.map(|user| {
             let expiry = user.expires.map(|at| self.expiry_timer(at));
             JwtSession { user, expiry }

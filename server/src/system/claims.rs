@@ -77,6 +77,8 @@ async fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, re
             // Every connection re-checks itself; those of other accounts find nothing
             // changed.
             state.clients.notify_auth_reload();
+            // Imports follow: the importer's own, and those of accounts importing from it.
+            jwt.rewire_all(&state.accounts);
             if let Some(js) = state.js_report() {
                 js.accounts_changed().await;
             }

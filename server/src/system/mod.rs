@@ -211,16 +211,41 @@ async fn run(
 ) {
     let mut heartbeat = tokio::time::interval(STATSZ_INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let jwt = state.jwt().cloned();
     loop {
+        let expiry = activation_expiry(jwt.as_deref());
+        let sooner = async {
+            match &jwt {
+                Some(j) => j.wiring.sooner.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             req = rx.recv() => match req {
                 Some(req) => handle(&state, &system, req).await,
                 None => return,
             },
             _ = heartbeat.tick() => events::statsz_heartbeat(&state, &system),
+            () = expiry => {
+                if let Some(j) = &jwt {
+                    j.rewire_all(&state.accounts);
+                }
+            }
+            () = sooner => {}
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Sleeps until the first activation token of a wired import expires (operator mode), so
+/// that import stops then; forever when none expires.
+async fn activation_expiry(jwt: Option<&crate::auth::jwt::JwtAuth>) {
+    let Some(at) = jwt.and_then(|j| j.wiring.next_expiry()) else {
+        return std::future::pending().await;
+    };
+    let wait = u64::try_from(at - crate::auth::jwt::token::now()).unwrap_or(0);
+    // Past the second the token expires in, so it counts as expired when rechecked.
+    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(50)).await;
 }
 
 async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {

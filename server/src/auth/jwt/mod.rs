@@ -8,6 +8,8 @@
 //!   by;
 //! - [`resolver::Resolver`]: the account JWTs known to this server (preloaded, read from
 //!   the resolver directory, or pushed as claim updates);
+//! - [`imports`]: the imports account JWTs ask for that their exporters allow, wired into
+//!   the account table when an account is first used and again after claim updates;
 //! - [`user`]: the check of a CONNECT's user JWT against its account, in nats-server's
 //!   order.
 //!
@@ -15,6 +17,7 @@
 //! connections of that account to re-check themselves (revocations, bearer rules).
 
 pub mod claims;
+pub mod imports;
 pub mod resolver;
 pub mod token;
 pub mod trust;
@@ -37,6 +40,8 @@ pub struct JwtAuth {
     pub trust: Trust,
     /// The account JWTs known here.
     pub resolver: Resolver,
+    /// Which accounts have their JWT imports wired.
+    pub wiring: imports::Wiring,
 }
 
 impl JwtAuth {
@@ -49,7 +54,11 @@ impl JwtAuth {
     pub fn new(config: &OperatorConfig, system_account: Option<&str>) -> Result<Arc<Self>, String> {
         let trust = Trust::new(config, system_account)?;
         let resolver = Resolver::new(config, &trust)?;
-        Ok(Arc::new(Self { trust, resolver }))
+        Ok(Arc::new(Self {
+            trust,
+            resolver,
+            wiring: imports::Wiring::default(),
+        }))
     }
 
     /// The system account's public key, from the config or the operator JWT.

@@ -113,6 +113,11 @@ impl JwtAuth {
         if ac.data.expired(now) {
             return Err(deny("Account JWT has expired"));
         }
+        if let Err(e) = super::imports::validate(ac, now) {
+            return Err(deny(format!(
+                "Account JWT lookup error: account validation failed: {e}"
+            )));
+        }
         let limits = &uc.nats.limits;
         if limits.bearer_token && ac.nats.limits.disallow_bearer {
             return Err(deny("Account does not allow bearer tokens"));
