@@ -3,7 +3,7 @@
 //! two servers and runs the same scenarios against both in alternation.
 //!
 //! Layout: `run.rs` shared flags, bounds and helpers; `report.rs` results and their output; one file
-//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`, `mqtt.rs`); `compare/` the
+//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`, `streams.rs`, `mqtt.rs`); `compare/` the
 //! side-by-side run.
 
 mod compare;
@@ -14,6 +14,7 @@ mod mqtt;
 mod report;
 mod request;
 mod run;
+mod streams;
 
 use crate::connect::ConnOpts;
 
@@ -32,6 +33,8 @@ pub(crate) enum Cmd {
     Js(js::JsCmd),
     /// Key-value put and get
     Kv(kv::KvArgs),
+    /// Create many streams or KV buckets (create rate; memory and threads in `compare`)
+    Streams(streams::StreamsArgs),
     /// MQTT publish to subscribe, QoS 0 or 1, on any MQTT server (--mqtt HOST:PORT)
     Mqtt(mqtt::MqttArgs),
     /// Start two servers and compare them side by side on the same scenarios
@@ -47,6 +50,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Request(args) => (request::request(&target, args).await?, args.common.json),
         Cmd::Js(js_cmd) => (js::run(&target, js_cmd).await?, js_cmd.common().json),
         Cmd::Kv(args) => (kv::run(&target, args).await?, args.common.json),
+        Cmd::Streams(args) => (streams::run(&target, args).await?, args.common.json),
         Cmd::Mqtt(args) => (mqtt::run(args).await?, args.common.json),
         Cmd::Compare(args) => return compare::run(args, conn).await,
     };

@@ -1,21 +1,25 @@
-//! The stream actor: one std thread per stream owns its store ([`StreamCore`]).
+//! The stream actor: each stream's [`StreamCore`] owns its store and is run by the
+//! stream pool, a fixed set of OS threads shared by all streams (`pool`, `actor`), so
+//! thousands of streams cost no thread each.
 //!
 //! Inbound is one bounded channel of [`Command`]s: publishes (from the stream's
 //! subscriptions on its subjects, see `subs`), direct gets, and closures sent by
-//! [`StreamHandle`] for everything else. The loop drains what is queued, applies
+//! [`StreamHandle`] for everything else. A run drains what is queued, applies
 //! it in order, then makes the batch durable with one `sync()` (group commit,
 //! `SyncPolicy::Always`) before sending the batch's PubAcks. Any non-publish
 //! command first flushes the batch so reads only see durable messages.
 //!
 //! Lazy mode (`sync_interval`) acks at once and syncs on a timer. Message expiry
-//! (`max_age`) runs on the same loop, woken by `store.next_expiry()`.
+//! (`max_age`) and TTLs run on the same actor, on timers the pool keeps.
 
+mod actor;
 mod core;
 mod dedupe;
 mod direct;
 mod handle;
 mod ingest;
 mod link;
+mod pool;
 mod queue;
 mod source;
 mod subs;
@@ -23,7 +27,6 @@ mod ttl;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,6 +35,8 @@ use rill_protocol::jsapi::{ApiError, DiscardPolicy, StorageType, StreamConfig, T
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tracing::error;
+
+use self::actor::Actor;
 
 pub use self::core::StreamCore;
 pub(crate) use self::core::{AccountUsage, Budget, Persist, timestamp};
@@ -47,7 +52,7 @@ use crate::jetstream::store::{
     now_ns,
 };
 
-/// Commands queued to a stream thread.
+/// Commands queued to a stream.
 pub(crate) enum Command {
     /// A message published on one of the stream's subjects.
     Publish {
@@ -62,9 +67,9 @@ pub(crate) enum Command {
         reply: Option<Bytes>,
         payload: Bytes,
     },
-    /// Work for the stream thread (see `StreamHandle::call`).
+    /// Work for the stream (see `StreamHandle::call`).
     Call(Box<dyn FnOnce(&mut StreamCore) + Send>),
-    /// Flush, close the store and end the thread. With `discard` (the stream was
+    /// Flush, close the store and stop taking commands. With `discard` (the stream was
     /// deleted) the store is dropped without its closing checkpoint.
     Close {
         done: oneshot::Sender<()>,
@@ -75,7 +80,7 @@ pub(crate) enum Command {
 /// Queue depth of a stream's command channel.
 const QUEUE: usize = 8192;
 /// Most commands applied before one group commit.
-const MAX_BATCH: usize = 4096;
+pub(crate) const MAX_BATCH: usize = 4096;
 
 /// What a file stream persists in its `meta.cfg`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,7 +111,7 @@ pub(crate) fn store_config(cfg: &StreamConfig, sync: SyncPolicy) -> StoreConfig 
     }
 }
 
-/// Everything needed to start a stream thread.
+/// Everything needed to start a stream.
 #[derive(Debug)]
 pub(crate) struct Spawn {
     pub(crate) cfg: StreamConfig,
@@ -123,7 +128,7 @@ pub(crate) struct Spawn {
     pub(crate) sync: SyncPolicy,
 }
 
-/// Starts a stream thread; resolves once the store is open.
+/// Opens a stream and starts it on the stream pool; resolves once the store is open.
 ///
 /// # Errors
 /// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
@@ -133,8 +138,12 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
         true => 4,
         false => QUEUE,
     };
-    let (tx, rx) = queue::queue(depth);
-    let (ready_tx, ready_rx) = oneshot::channel();
+    let mut actor = None;
+    let tx = queue::queue(depth, |rx| {
+        let a = Arc::new(Actor::new(rx));
+        actor = Some(Arc::clone(&a));
+        a
+    });
     let name = p.cfg.name.clone();
     let (seq_tx, seq_rx) = watch::channel(0);
     let consumers = Arc::new(RwLock::new(Default::default()));
@@ -147,24 +156,13 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
         Arc::clone(&usage),
     );
     let account = Arc::clone(&p.account);
-    let thread = std::thread::Builder::new()
-        // Never the stream's name: a user's string must not name a thread.
-        .name("stream".to_owned())
-        .spawn(move || match open(p, consumers, usage, seq_tx) {
-            Ok(core) => {
-                let _ = ready_tx.send(Ok(()));
-                run(core, &rx);
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-            }
-        });
-    if let Err(e) = thread {
-        return Err(rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err(e));
-    }
-    ready_rx
+    // Opening reads the store: blocking work, off the async threads.
+    let core = tokio::task::spawn_blocking(move || open(p, consumers, usage, seq_tx))
         .await
-        .map_err(|_| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err("stream thread ended"))??;
+        .map_err(|_| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err("stream open failed"))??;
+    if let Some(actor) = actor {
+        actor.start(core);
+    }
     let cfg = handle.config().await?;
     let subs = StreamSubs::install(&account, &cfg, &tx);
     Ok((handle, subs))
@@ -253,77 +251,6 @@ fn last_msg_id(store: &dyn StreamStore) -> String {
                 .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
         })
         .unwrap_or_default()
-}
-
-/// The thread's loop; returns after `Close` or when every sender is gone.
-fn run(mut core: StreamCore, rx: &queue::QueueRx) {
-    let mut wait = core.on_timer();
-    loop {
-        let timeout = wait.map_or(Duration::from_secs(3600), |ns| {
-            Duration::from_nanos(u64::try_from(ns).unwrap_or(1))
-        });
-        let first = match rx.recv_timeout(timeout) {
-            Ok(cmd) => cmd,
-            Err(RecvTimeoutError::Timeout) => {
-                wait = core.on_timer();
-                core.flush();
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(cmd) = next.take() {
-            if let Some((done, discard)) = apply_guarded(&mut core, cmd) {
-                core.close(discard);
-                let _ = done.send(());
-                return;
-            }
-            n += 1;
-            if n < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        core.flush();
-        wait = core.on_timer();
-    }
-    core.close(false);
-}
-
-/// [`apply`], surviving a panic: the failed command's caller sees its reply dropped
-/// (an error), the stream carries on with the next command.
-fn apply_guarded(core: &mut StreamCore, cmd: Command) -> Option<(oneshot::Sender<()>, bool)> {
-    let run = std::panic::AssertUnwindSafe(|| apply(core, cmd));
-    std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        error!(stream = %core.name, "stream command failed (panicked); the stream carries on");
-        None
-    })
-}
-
-/// Applies one command; returns the close acknowledgement when asked to stop.
-fn apply(core: &mut StreamCore, cmd: Command) -> Option<(oneshot::Sender<()>, bool)> {
-    match cmd {
-        Command::Publish {
-            subject,
-            reply,
-            headers,
-            payload,
-        } => core.publish(&subject, reply, headers.as_ref(), &payload),
-        Command::Direct {
-            subject,
-            reply,
-            payload,
-        } => {
-            core.flush();
-            core.direct_get(&subject, reply.as_ref(), &payload);
-        }
-        Command::Call(job) => {
-            core.flush();
-            job(core);
-        }
-        Command::Close { done, discard } => return Some((done, discard)),
-    }
-    None
 }
 
 /// Reads a stored stream's config document.

@@ -1,7 +1,9 @@
-//! The stream thread's bounded command queue, with a depth counter so the router
+//! A stream's bounded command queue, with a depth counter so the router
 //! can slow a fast publisher down (`Delivery::Pressure`) before the queue is full
 //! and messages would be dropped, and a drain signal that ends the publisher's wait
-//! as soon as the thread has worked the queue down to half.
+//! as soon as the stream has worked the queue down to half.
+//!
+//! Sending a command wakes the stream's [`Job`] on the stream pool (see `pool`).
 //!
 //! The queue holds at most `capacity` commands but allocates only for what it holds
 //! (a linked channel, bounded by the depth counter): an idle stream costs a few
@@ -9,15 +11,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, channel};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, TrySendError, channel};
 
 use tokio::sync::Notify;
 
 use super::Command;
+use super::pool::{self, Job};
 
 /// Sending side (cloned into the handle and the router subscriptions).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct QueueTx {
     tx: Sender<Command>,
     depth: Arc<AtomicUsize>,
@@ -25,9 +27,20 @@ pub(crate) struct QueueTx {
     drained: Arc<Notify>,
     /// Messages refused because the queue was full (counted by the subscriber).
     dropped: Arc<AtomicU64>,
+    /// The stream that takes the commands.
+    job: Arc<dyn Job>,
 }
 
-/// Receiving side, owned by the stream thread.
+impl std::fmt::Debug for QueueTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueTx")
+            .field("depth", &self.depth)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Receiving side, owned by the stream's actor.
 #[derive(Debug)]
 pub(crate) struct QueueRx {
     rx: Receiver<Command>,
@@ -36,41 +49,44 @@ pub(crate) struct QueueRx {
     drained: Arc<Notify>,
 }
 
-/// A queue of `capacity` commands.
-pub(crate) fn queue(capacity: usize) -> (QueueTx, QueueRx) {
+/// A queue of `capacity` commands for the job `taker` makes from its receiving side.
+pub(crate) fn queue(capacity: usize, taker: impl FnOnce(QueueRx) -> Arc<dyn Job>) -> QueueTx {
     let (tx, rx) = channel();
     let depth = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(Notify::new());
-    (
-        QueueTx {
-            tx,
-            depth: Arc::clone(&depth),
-            capacity,
-            drained: Arc::clone(&drained),
-            dropped: Arc::default(),
-        },
-        QueueRx {
-            rx,
-            depth,
-            capacity,
-            drained,
-        },
-    )
+    let job = taker(QueueRx {
+        rx,
+        depth: Arc::clone(&depth),
+        capacity,
+        drained: Arc::clone(&drained),
+    });
+    QueueTx {
+        tx,
+        depth,
+        capacity,
+        drained,
+        dropped: Arc::default(),
+        job,
+    }
 }
 
 impl QueueTx {
     /// Queues `cmd` without blocking; gives it back (boxed) when the queue is full
-    /// or the thread is gone.
+    /// or the stream is gone.
     pub(crate) fn try_send(&self, cmd: Command) -> Result<(), TrySendError<Box<Command>>> {
-        // Count first: the thread may take the command before this call returns.
-        if self.depth.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+        // Count first: the stream may take the command before this call returns. The
+        // count is what the pool reads after a run to decide whether to run again, so it
+        // is sequentially consistent with the job's `scheduled` flag (see `pool`).
+        if self.depth.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(TrySendError::Full(Box::new(cmd)));
         }
         self.tx.send(cmd).map_err(|e| {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             TrySendError::Disconnected(Box::new(e.0))
-        })
+        })?;
+        pool::wake(&self.job);
+        Ok(())
     }
 
     /// Counts one message dropped on a full queue; returns the count so far.
@@ -102,11 +118,9 @@ impl QueueTx {
 }
 
 impl QueueRx {
-    /// Waits up to `timeout` for the next command.
-    pub(crate) fn recv_timeout(&self, timeout: Duration) -> Result<Command, RecvTimeoutError> {
-        let cmd = self.rx.recv_timeout(timeout)?;
-        self.taken();
-        Ok(cmd)
+    /// The count of queued commands (shared with the senders).
+    pub(crate) fn depth(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.depth)
     }
 
     /// The next command if one is queued.
@@ -118,7 +132,7 @@ impl QueueRx {
 
     /// Counts a command taken; wakes stalled publishers when the queue falls to half.
     fn taken(&self) {
-        let before = self.depth.fetch_sub(1, Ordering::Relaxed);
+        let before = self.depth.fetch_sub(1, Ordering::SeqCst);
         if before == self.capacity / 2 + 1 {
             self.drained.notify_waiters();
         }

@@ -11,6 +11,7 @@
 mod mqtt;
 mod scenario;
 mod server;
+mod streams;
 mod table;
 
 use std::collections::HashSet;
@@ -239,6 +240,38 @@ async fn run_one(
                 format!("{per_conn:.1} KiB per connection")
             })
         }
+        Kind::Streams { kv } => {
+            let (n, cap, timeout) = (plan.msgs(s), plan.duration * 20, plan.run_timeout() * 20);
+            let run = streams::run(&template, &plan.conn, kv, n, cap, timeout).await;
+            run.map(|m| {
+                record(results, s, side, &m.report);
+                let per = if kv {
+                    "KiB per bucket"
+                } else {
+                    "KiB per stream"
+                };
+                results.push(
+                    (s.name, per),
+                    Unit::Kib,
+                    Better::Lower,
+                    side,
+                    m.kib_per_stream,
+                );
+                let threads = (s.name, "threads added");
+                results.push(threads, Unit::Count, Better::Lower, side, m.threads_added);
+                results.push_memory(
+                    &format!("{} (fresh server, {n} created)", s.name),
+                    side,
+                    m.rss_kib,
+                );
+                format!(
+                    "{}, {:.1} KiB each, {:.0} threads added",
+                    summary(s, &m.report),
+                    m.kib_per_stream,
+                    m.threads_added
+                )
+            })
+        }
         Kind::Mqtt { qos } => {
             let (msgs, cap, timeout) = (plan.msgs(s), plan.duration, plan.run_timeout());
             let run = mqtt::throughput(&template, s, qos, msgs, cap, timeout).await;
@@ -307,6 +340,19 @@ const MIN_CPU: Duration = Duration::from_millis(200);
 fn reserve_rows(results: &mut Results, s: &Scenario) {
     if matches!(s.kind, Kind::IdleConns | Kind::MqttIdle) {
         results.reserve((s.name, "KiB per idle conn"), Unit::Kib, Better::Lower);
+        return;
+    }
+    if let Kind::Streams { kv } = s.kind {
+        for m in scenario::metrics(s.kind) {
+            results.reserve((s.name, m.label), unit(m.field), m.better());
+        }
+        let per = if kv {
+            "KiB per bucket"
+        } else {
+            "KiB per stream"
+        };
+        results.reserve((s.name, per), Unit::Kib, Better::Lower);
+        results.reserve((s.name, "threads added"), Unit::Count, Better::Lower);
         return;
     }
     for m in scenario::metrics(s.kind) {
@@ -387,6 +433,8 @@ fn list() {
     for s in scenario::ALL {
         let count = match s.kind {
             Kind::IdleConns | Kind::MqttIdle => "1000 conns".to_string(),
+            Kind::Streams { kv: false } => format!("{} streams", s.msgs),
+            Kind::Streams { kv: true } => format!("{} buckets", s.msgs),
             _ => format!("{} msgs", s.msgs),
         };
         table.row(vec![s.name.to_string(), count, s.about.to_string()]);

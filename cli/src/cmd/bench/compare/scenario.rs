@@ -92,12 +92,18 @@ pub(crate) enum Kind {
     Mqtt { qos: u8 },
     /// Memory per idle MQTT connection, on a fresh server with an MQTT listener.
     MqttIdle,
+    /// `rill bench streams` creating this many memory streams (KV buckets with `kv`) on a fresh
+    /// server: create rate, memory per stream and threads added.
+    Streams { kv: bool },
 }
 
 impl Kind {
     /// True for the scenarios that run on a fresh server of their own rather than the shared one.
     pub(crate) fn fresh_server(self) -> bool {
-        matches!(self, Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle)
+        matches!(
+            self,
+            Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle | Kind::Streams { .. }
+        )
     }
 }
 
@@ -245,6 +251,20 @@ pub(crate) const ALL: &[Scenario] = &[
         1000,
         0,
     ),
+    sc(
+        "streams-10k",
+        "create 10,000 memory streams: rate, memory per stream, threads",
+        Kind::Streams { kv: false },
+        10_000,
+        0,
+    ),
+    sc(
+        "kv-buckets-10k",
+        "create 10,000 memory KV buckets: rate, memory per bucket, threads",
+        Kind::Streams { kv: true },
+        10_000,
+        0,
+    ),
 ];
 
 /// The scenarios named in `names` (all when empty), in table order.
@@ -283,6 +303,10 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
             m!("p99.9 µs", "request", Field::P999),
         ],
         Kind::IdleConns | Kind::MqttIdle => &[],
+        Kind::Streams { .. } => &[
+            m!("creates/s", "create", Field::Rate),
+            m!("create p50 µs", "create", Field::P50),
+        ],
         Kind::Mqtt { .. } => &[m!("msgs/s received", "sub", Field::Rate)],
         Kind::JsPubSync => &[
             m!("p50 µs", "pub", Field::P50),
@@ -341,7 +365,7 @@ pub(crate) async fn run(
             };
             request::request(target, &args).await
         }
-        Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle => {
+        Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle | Kind::Streams { .. } => {
             anyhow::bail!("{} is run by the comparison itself", s.name)
         }
         Kind::JsPubSync | Kind::JsPubAsync => {
@@ -395,5 +419,6 @@ pub(crate) fn headline_phase(kind: Kind) -> &'static str {
         Kind::JsFetch => "fetch",
         Kind::JsOrdered => "ordered",
         Kind::Kv => "get",
+        Kind::Streams { .. } => "create",
     }
 }

@@ -100,6 +100,17 @@ impl Server {
             .with_context(|| format!("no {key} in {path}"))
     }
 
+    /// The server's OS thread count (`Threads:` in `/proc/<pid>/status`).
+    pub(crate) fn threads(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no Threads: in {path}"))
+    }
+
     /// CPU time the server has used so far (user + system, from `/proc/<pid>/stat`).
     pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
         let path = format!("/proc/{}/stat", self.child.id());

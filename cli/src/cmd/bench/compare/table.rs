@@ -33,6 +33,8 @@ pub(crate) enum Unit {
     Kib,
     /// MiB.
     Mib,
+    /// A plain count (e.g. threads).
+    Count,
 }
 
 /// The samples of one (scenario, metric) on both servers.
@@ -217,6 +219,7 @@ fn cell(x: Option<f64>, unit: Unit) -> String {
             Unit::Nanos => format!("{x:.0} ns"),
             Unit::Kib => format!("{x:.1} KiB"),
             Unit::Mib => format!("{x:.1}"),
+            Unit::Count => format!("{x:.0}"),
         },
     }
 }

@@ -1,0 +1,303 @@
+//! The stream pool: a fixed set of OS threads that run every stream's work.
+//!
+//! A stream is a [`Job`]: it has work when its command queue is not empty or one of its
+//! timers (message expiry, TTLs, lazy sync) is due. Sending a command [`wake`]s the job;
+//! a woken job waits in one FIFO ready queue until a pool thread takes it, drains a batch
+//! of its commands, makes the batch durable (group commit, one `fsync` per batch per
+//! stream) and hands it back. So:
+//!
+//! * the thread count does not grow with streams: an idle stream costs no thread, no
+//!   stack and no wake-up, only its state;
+//! * one stream's commands still run one at a time and in order (a job is never run by
+//!   two threads at once: its `scheduled` flag is set from the wake until the run ends);
+//! * streams share the threads fairly: a busy stream runs one batch and goes to the back
+//!   of the queue.
+//!
+//! The pool has `2 × cores` threads (at least 4, at most 16) so that a stream blocked in
+//! `fsync` leaves others running. Threads are started on first use and live as long as
+//! the process.
+//!
+//! # Waking without losing a wake-up
+//! A sender queues its command, then sets `scheduled` (pushing the job only if it was
+//! clear). A pool thread that finishes a run clears `scheduled` and then asks the job
+//! whether commands are pending, re-waking it if so. Both sides use sequentially
+//! consistent atomics, so either the sender sees the flag clear or the thread sees the
+//! command.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use tracing::error;
+
+use crate::locks;
+
+/// Work the pool runs; implemented by a stream.
+pub(crate) trait Job: Send + Sync + 'static {
+    /// The job's scheduling state.
+    fn slot(&self) -> &Slot;
+    /// Runs one batch of work; returns when the job next wants to run without being
+    /// woken (its earliest timer).
+    fn run(&self) -> Option<Instant>;
+    /// True when work is waiting (checked after each run, see the module doc).
+    fn pending(&self) -> bool;
+}
+
+/// Per-job scheduling state.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    /// Set from a wake until the end of the run it causes.
+    scheduled: AtomicBool,
+    /// The earliest armed timer, in nanoseconds since the pool's epoch; `u64::MAX` when
+    /// none is armed.
+    timer: AtomicU64,
+}
+
+impl Slot {
+    /// A job that is neither scheduled nor has a timer.
+    pub(crate) fn new() -> Self {
+        Self {
+            scheduled: AtomicBool::new(false),
+            timer: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+/// A timer entry: run `job` at `at`.
+struct Timer {
+    at: u64,
+    job: Weak<dyn Job>,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+#[derive(Default)]
+struct Sched {
+    ready: VecDeque<Arc<dyn Job>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+}
+
+struct Pool {
+    sched: Mutex<Sched>,
+    more: Condvar,
+    epoch: Instant,
+}
+
+static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+
+/// Pool threads: twice the cores, at least 4, at most 16.
+fn threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    (cores * 2).clamp(4, 16)
+}
+
+fn pool() -> &'static Arc<Pool> {
+    POOL.get_or_init(|| {
+        let pool = Arc::new(Pool {
+            sched: Mutex::new(Sched::default()),
+            more: Condvar::new(),
+            epoch: Instant::now(),
+        });
+        for _ in 0..threads() {
+            let p = Arc::clone(&pool);
+            let started = std::thread::Builder::new()
+                .name("stream-pool".to_owned())
+                .spawn(move || p.work());
+            if let Err(e) = started {
+                error!(error = %e, "could not start a stream pool thread");
+            }
+        }
+        pool
+    })
+}
+
+/// Marks `job` as having work; it runs on a pool thread soon.
+pub(crate) fn wake(job: &Arc<dyn Job>) {
+    if job.slot().scheduled.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let p = pool();
+    locks::lock(&p.sched).ready.push_back(Arc::clone(job));
+    p.more.notify_one();
+}
+
+impl Pool {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Arms `job`'s timer for `at` unless an earlier one is armed already.
+    fn arm(&self, job: &Arc<dyn Job>, at: Instant) {
+        let at = self.nanos(at);
+        if job.slot().timer.fetch_min(at, Ordering::SeqCst) <= at {
+            return;
+        }
+        let timer = Timer {
+            at,
+            job: Arc::downgrade(job),
+        };
+        locks::lock(&self.sched).timers.push(Reverse(timer));
+        self.more.notify_one();
+    }
+
+    /// A pool thread's loop.
+    fn work(&self) {
+        loop {
+            let job = self.next();
+            let run = std::panic::AssertUnwindSafe(|| job.run());
+            let timer = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                error!("a stream's batch failed (panicked); the stream carries on");
+                None
+            });
+            if let Some(at) = timer {
+                self.arm(&job, at);
+            }
+            job.slot().scheduled.store(false, Ordering::SeqCst);
+            if job.pending() {
+                wake(&job);
+            }
+        }
+    }
+
+    /// Waits for the next job to run: a woken one, or one whose timer is due.
+    fn next(&self) -> Arc<dyn Job> {
+        let mut s = locks::lock(&self.sched);
+        loop {
+            let now = self.nanos(Instant::now());
+            while s.timers.peek().is_some_and(|t| t.0.at <= now) {
+                let Some(Reverse(t)) = s.timers.pop() else {
+                    break;
+                };
+                let Some(job) = t.job.upgrade() else {
+                    continue;
+                };
+                let slot = job.slot();
+                let _ =
+                    slot.timer
+                        .compare_exchange(t.at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+                if !slot.scheduled.swap(true, Ordering::SeqCst) {
+                    s.ready.push_back(job);
+                }
+            }
+            if let Some(job) = s.ready.pop_front() {
+                return job;
+            }
+            s = match s.timers.peek() {
+                Some(t) => {
+                    let wait = Duration::from_nanos(t.0.at.saturating_sub(now));
+                    self.more
+                        .wait_timeout(s, wait)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .more
+                    .wait(s)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Counts its runs; wants to run again `again` after each run while `timers` > 0.
+    struct Counter {
+        slot: Slot,
+        runs: AtomicUsize,
+        queued: AtomicUsize,
+        timers: AtomicUsize,
+        again: Duration,
+    }
+
+    impl Job for Counter {
+        fn slot(&self) -> &Slot {
+            &self.slot
+        }
+        fn run(&self) -> Option<Instant> {
+            self.queued.store(0, Ordering::SeqCst);
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let left = self.timers.load(Ordering::SeqCst);
+            if left == 0 {
+                return None;
+            }
+            self.timers.store(left - 1, Ordering::SeqCst);
+            Some(Instant::now() + self.again)
+        }
+        fn pending(&self) -> bool {
+            self.queued.load(Ordering::SeqCst) > 0
+        }
+    }
+
+    fn counter(timers: usize) -> Arc<Counter> {
+        Arc::new(Counter {
+            slot: Slot::new(),
+            runs: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            timers: AtomicUsize::new(timers),
+            again: Duration::from_millis(5),
+        })
+    }
+
+    fn wait_for(what: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !what() {
+            assert!(Instant::now() < until, "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_woken_job_runs_and_timers_fire() {
+        let c = counter(3);
+        let job: Arc<dyn Job> = c.clone();
+        c.queued.store(1, Ordering::SeqCst);
+        wake(&job);
+        // One run for the wake, then one per timer.
+        wait_for(|| c.runs.load(Ordering::SeqCst) == 4);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.runs.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn many_wakes_while_scheduled_run_it_again_not_once_each() {
+        let jobs: Vec<Arc<Counter>> = (0..1000).map(|_| counter(0)).collect();
+        for _ in 0..5 {
+            for c in &jobs {
+                c.queued.fetch_add(1, Ordering::SeqCst);
+                let job: Arc<dyn Job> = c.clone();
+                wake(&job);
+            }
+        }
+        wait_for(|| {
+            jobs.iter().all(|c| {
+                c.queued.load(Ordering::SeqCst) == 0 && !c.slot.scheduled.load(Ordering::SeqCst)
+            })
+        });
+        for c in &jobs {
+            let runs = c.runs.load(Ordering::SeqCst);
+            assert!((1..=5).contains(&runs), "{runs} runs");
+        }
+    }
+}
