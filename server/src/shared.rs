@@ -64,7 +64,7 @@ pub trait LeafReport: Send + Sync + std::fmt::Debug {
 
 /// What JetStream reports to monitoring. JetStream registers it with the server state when
 /// it starts ([`crate::server::ServerState::set_js_report`]); monitoring reads it. Async
-/// because stream state lives on each stream's own thread.
+/// because stream state lives in each stream's actor (run on the stream pool).
 pub trait JsReport: Send + Sync + std::fmt::Debug {
     /// The `/jsz` document (without `server_id`, `now` and `config`, added here).
     fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! router ── $JS.API.{INFO,STREAM.>,CONSUMER.>} ── api dispatchers (writes, reads; a task per request)
-//!        ── stream subjects, DIRECT.GET ─────────── stream thread (one per stream, owns its store)
+//!        ── stream subjects, DIRECT.GET ─────────── stream actor (one per stream, owns its store;
+//!                                                  runs on the shared stream pool)
 //! ```
 //!
 //! The registry is a `std` `RwLock` held only for short, await-free sections.

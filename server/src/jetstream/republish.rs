@@ -17,7 +17,7 @@
 //! sync, just before the PubAcks), so a subscriber never sees a message a crash could
 //! lose.
 //!
-//! The stream thread owns a [`Rewrites`]; the ingest path calls
+//! The stream actor owns a [`Rewrites`]; the ingest path calls
 //! [`Rewrites::stored_subject`] and [`Rewrites::stored`], and the flush sends
 //! [`Rewrites::take`].
 

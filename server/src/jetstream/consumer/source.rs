@@ -3,7 +3,7 @@
 //! stream's side of it: batch reads, pending counts and deliver-policy start positions.
 //!
 //! Owns no state. Every helper takes `&dyn StreamStore`, so one closure per batch
-//! crosses to the stream thread and does all its reads in one hop.
+//! crosses to the stream's actor and does all its reads in one hop.
 
 use std::future::Future;
 use std::sync::Arc;

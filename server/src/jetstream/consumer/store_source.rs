@@ -1,5 +1,5 @@
 //! [`StoreSource`]: a bare store as a consumer's [`Source`], the test double the consumer actor
-//! tests run over instead of a stream thread. Compiled for tests only.
+//! tests run over instead of a stream actor. Compiled for tests only.
 
 use std::sync::{Arc, Mutex};
 

@@ -6,7 +6,7 @@
 //! checksums, per-block verification); the [`super::Store`] asks it and calls
 //! [`Damage::found`] with what it learned.
 //!
-//! Why a `RefCell`: loads take `&self` (the stream thread reads while it holds
+//! Why a `RefCell`: loads take `&self` (the stream's actor reads while it holds
 //! its store immutably), and damage found by a load must be remembered so the
 //! next load skips it without reading the bad bytes again. The store is owned by
 //! one thread at a time (`Send`, not `Sync`), so a `RefCell` is enough.

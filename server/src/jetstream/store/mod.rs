@@ -4,7 +4,7 @@
 //! Owns every byte JetStream keeps. Does not own JetStream semantics above the
 //! store (dedupe, retention other than limits, delivery): that is the stream and
 //! consumer actors' job. Everything here is synchronous `std` code: the stream
-//! actor runs its store on its own thread and does group commit by appending a
+//! actor runs its store on a stream-pool thread and does group commit by appending a
 //! batch and calling [`StreamStore::sync`] once before acknowledging it.
 //!
 //! - [`Store`] holds the semantics once (limits, discard, purge, filters,

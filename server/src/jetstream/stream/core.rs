@@ -3,7 +3,7 @@
 //! Owns the store, the effective config, the duplicate window, the pending
 //! PubAcks of the current batch and the last-sequence watch. Admin and read
 //! requests (info, purge, message get/delete, update, consumer reads) are
-//! methods here, run on the stream thread through `StreamHandle::call`.
+//! methods here, run on the stream's actor through `StreamHandle::call`.
 //! Publishing lives in `ingest`, direct gets in `direct`.
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The `Nats-Msg-Id` duplicate window of one stream.
 //!
-//! Owned by the stream thread. Ids map to the sequence that stored them; entries
+//! Owned by the stream's actor. Ids map to the sequence that stored them; entries
 //! older than `duplicate_window` are dropped in insertion (= time) order. After
 //! open the window is rebuilt from the stored messages' headers, so a publisher
 //! that retries across a restart still gets `duplicate: true`. The rebuild reads

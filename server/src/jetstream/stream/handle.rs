@@ -1,8 +1,9 @@
-//! [`StreamHandle`]: how everything outside the stream thread talks to a stream.
+//! [`StreamHandle`]: how everything outside the stream's actor talks to a stream.
 //!
 //! This is the interface between streams (this module's owner) and consumers
 //! (`jetstream/consumer/`). A handle is cheap to clone and `Send + Sync`; every
-//! async method sends one command to the stream thread and awaits its answer, so
+//! async method sends one command to the stream's actor (run in
+//! order on the stream pool, see `pool.rs`) and awaits its answer, so
 //! callers never touch the store. Consumers:
 //! * read with [`StreamHandle::load`], [`StreamHandle::load_next`] and
 //!   [`StreamHandle::load_batch`] (one hop for many messages);
@@ -32,7 +33,7 @@ use super::queue::QueueTx;
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, StoredMsg, StreamState};
 
-/// A cloneable, thread-safe handle to one stream's thread.
+/// A cloneable, thread-safe handle to one stream's actor.
 #[derive(Clone)]
 pub struct StreamHandle {
     inner: Arc<Inner>,
@@ -88,7 +89,7 @@ impl StreamHandle {
         self.inner.tx.clone()
     }
 
-    /// Bytes stored, as of the last batch (no hop to the stream thread).
+    /// Bytes stored, as of the last batch (no hop to the stream's actor).
     pub fn usage_bytes(&self) -> u64 {
         self.inner.usage.load(Ordering::Relaxed)
     }
@@ -112,7 +113,7 @@ impl StreamHandle {
         }
     }
 
-    /// Runs `f` on the stream thread (after the pending batch is durable) and returns its result.
+    /// Runs `f` on the stream's actor (after the pending batch is durable) and returns its result.
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, ApiError>
     where
         R: Send + 'static,

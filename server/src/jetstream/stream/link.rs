@@ -1,7 +1,7 @@
 //! The types a stream shares with its handle and its consumers: the [`ConsumerLink`] a
 //! consumer registers with its stream, the stream's consumer table, and the [`Batch`]
 //! that [`super::StreamHandle::load_batch`] answers with. A leaf of `stream/`: the
-//! stream thread (`core.rs`) and the handle (`handle.rs`) import it instead of each other.
+//! stream actor (`core.rs`) and the handle (`handle.rs`) import it instead of each other.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +26,7 @@ pub trait ConsumerLink: Send + Sync + fmt::Debug {
     fn stop(&self);
 }
 
-/// The stream's consumers, shared by the handle and the stream thread.
+/// The stream's consumers, shared by the handle and the stream's actor.
 pub(crate) type Consumers = Arc<RwLock<BTreeMap<String, Arc<dyn ConsumerLink>>>>;
 
 /// A message batch from [`super::StreamHandle::load_batch`].

@@ -6,7 +6,7 @@
 //! drops the message, counted (`/jsz` stream detail `ingest_dropped`, `/metrics`
 //! `rill_stream_dropped_messages`) and logged; from three quarters full the router is told
 //! `Delivery::Pressure`, and the publisher waits (up to [`PUBLISHER_STALL`]) until the
-//! stream thread has drained the queue to half.
+//! stream actor has drained the queue to half.
 
 use std::sync::Arc;
 use std::sync::mpsc::TrySendError;

@@ -1,5 +1,5 @@
 //! Per-message TTL (`allow_msg_ttl` streams, `Nats-TTL` header): deadlines of the
-//! messages that carry one, removed by the stream thread's timer.
+//! messages that carry one, removed by the stream's actor's timer.
 //!
 //! The schedule lives in memory; on open it is rebuilt from the stored messages'
 //! headers (only for streams with `allow_msg_ttl`). Not implemented: subject delete

@@ -1,6 +1,6 @@
 //! One origin's copy task: creates the consumer on the origin through the `$JS.API`,
 //! receives its messages, answers flow control, watches heartbeats, and hands the
-//! messages to the stream thread in batches. Any break (no reply, a gap in the
+//! messages to the stream's actor in batches. Any break (no reply, a gap in the
 //! consumer sequence, three missed heartbeats, a store error) ends the session; the
 //! next one starts from what the stream actually stored.
 
@@ -32,7 +32,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(1);
 /// Messages buffered between the router and the task.
 const BUFFER: usize = 8192;
-/// Most messages handed to the stream thread at once.
+/// Most messages handed to the stream's actor at once.
 const BATCH: usize = 512;
 
 /// What the router hands the task.
@@ -68,7 +68,7 @@ impl Subscriber for Inbox {
     }
 }
 
-/// Runs `f` on the stream thread; `None` once the stream is gone.
+/// Runs `f` on the stream's actor; `None` once the stream is gone.
 async fn call<R, F>(tx: &QueueTx, f: F) -> Option<R>
 where
     R: Send + 'static,

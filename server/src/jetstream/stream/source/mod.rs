@@ -22,7 +22,7 @@
 //!
 //! The tasks ([`Origins`]) live with the stream's router subscriptions and end with
 //! them (update, delete, shutdown). Everything that touches the store runs on the
-//! stream thread (`store`).
+//! stream actor (`store`).
 
 mod link;
 mod store;
