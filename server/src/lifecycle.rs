@@ -225,6 +225,13 @@ impl Server {
             state.set_event_sink(sys);
             task
         });
+        // After the routes and the system account: the meta group's Raft traffic
+        // travels on `$NRG` subjects over the routes.
+        if let Some(js) = &jetstream
+            && let Some(meta) = jetstream::cluster::MetaGroup::start(&state, stop_rx.clone()).await
+        {
+            js.set_meta(meta);
+        }
         info!("Listening for client connections on {addr}");
         tokio::spawn(listener::accept_loop(
             Arc::clone(&state),

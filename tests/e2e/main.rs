@@ -17,6 +17,7 @@ mod examples_iot;
 mod full_disk;
 mod golden;
 mod js_accounts;
+mod js_cluster;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;

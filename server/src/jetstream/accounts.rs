@@ -76,9 +76,16 @@ pub struct JetStreams {
     /// The server (weak: the state holds this as its [`JsReport`]), to re-plan when
     /// account JWTs change.
     state: Weak<ServerState>,
+    /// The cluster's meta group, once this server joined it (issue 20).
+    meta: std::sync::OnceLock<Arc<super::cluster::MetaGroup>>,
 }
 
 impl JetStreams {
+    /// Records this server's member of the meta group (shown in `/jsz`).
+    pub fn set_meta(&self, meta: Arc<super::cluster::MetaGroup>) {
+        let _ = self.meta.set(meta);
+    }
+
     /// Starts JetStream for the accounts that have it and the "not enabled" API for the
     /// others. `None` when the server runs without JetStream.
     pub async fn start(state: &Arc<ServerState>) -> Option<Arc<JetStreams>> {
@@ -87,6 +94,7 @@ impl JetStreams {
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", js_config.store_dir.display());
         let me = JetStreams {
+            meta: std::sync::OnceLock::new(),
             share: ServerShare::new(&js_config),
             config: js_config,
             all: Mutex::new(Vec::new()),
@@ -249,7 +257,13 @@ fn merge(docs: Vec<Value>) -> Value {
 
 impl JsReport for JetStreams {
     fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, Value> {
-        Box::pin(self.jsz_doc(query))
+        Box::pin(async move {
+            let mut doc = self.jsz_doc(query).await;
+            if let Some(meta) = self.meta.get() {
+                doc["meta_cluster"] = meta.report();
+            }
+            doc
+        })
     }
 
     fn metrics(&self) -> BoxFuture<'_, String> {

@@ -23,6 +23,7 @@
 
 mod accounts;
 pub mod api;
+pub mod cluster;
 pub mod consumer;
 pub mod error;
 mod report;

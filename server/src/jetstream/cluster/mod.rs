@@ -1,0 +1,306 @@
+//! JetStream clustering (issue 20): the meta group, on the [`crate::raft`] engine, its
+//! Raft traffic carried over the route connections ([`transport`]).
+//!
+//! # What runs today
+//! A server with a `cluster {}` block, JetStream and a `server_name` (required, as
+//! nats-server requires it: the name is the server's stable Raft identity) joins the
+//! cluster's **meta group** (`_meta_`, log under `<store_dir>/$SYS/_js_/_meta_`):
+//! - every half second each server announces itself on `$NRG.HELLO` (name, and whether
+//!   it is already a member of a formed group);
+//! - **forming**: a server that is not a member, has heard no member, and has heard at
+//!   least one peer (or has no configured routes and waited two seconds) initializes the
+//!   group with every server it has heard, but only if its name is the smallest of them;
+//!   the others wait to be added. A restarted member finds its membership in its log;
+//! - **growing**: the leader adds every announced server that is not yet a voter
+//!   (learner first, then voter), one per tick;
+//! - `/jsz` shows the group as nats-server's `meta_cluster` (name, leader, peer,
+//!   cluster_size, and the other members' `current`/`active` where the leader knows
+//!   them).
+//!
+//! The group's machine ([`meta::MetaMachine`]) holds stream assignments; nothing
+//! proposes them yet: streams with `num_replicas` > 1 are still refused with
+//! nats-server's "replicas > 1 not supported in non-clustered mode" (10074).
+//!
+//! # The path still to build (see issue 20)
+//! `STREAM.CREATE` with R3 → meta leader commits the assignment (any server forwards it
+//! through a `$NRG` call) → each assigned server creates the stream and its own group
+//! → a publish on a replica is proposed to the stream group's leader, which assigns the
+//! timestamp; every replica applies the entry through the stream's ordinary ingest path
+//! (`append_at` with the leader's timestamp, skipping entries at or below its stored
+//! watermark after a restart); the leader's apply answer becomes the PubAck, sent once
+//! a quorum has the entry on disk (the log's group commit).
+
+pub mod meta;
+mod transport;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::{BasicNode, ServerState as RaftState};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use self::meta::MetaMachine;
+use self::transport::{HELLO, Hello, RouteTransport};
+use crate::jetstream::store::StdFs;
+use crate::raft::{self, LogStore, MachineStore, Network, Raft, node_id};
+use crate::server::ServerState;
+
+/// The meta group's name on the wire and on disk.
+const GROUP: &str = "_meta_";
+/// How often a server announces itself (and the leader adds joiners).
+const TICK: Duration = Duration::from_millis(500);
+/// Ticks a server without configured routes waits before forming a group alone.
+const SETTLE_TICKS: u32 = 4;
+/// A peer not heard from for this long is not counted when forming the group.
+const PEER_GONE: Duration = Duration::from_secs(5);
+/// Snapshot the meta group every this many entries.
+const SNAPSHOT_EVERY: u64 = 1024;
+
+/// This server's member of the cluster's meta group.
+pub struct MetaGroup {
+    raft: Raft,
+    me: String,
+    cluster: String,
+    seeded: bool,
+    sm: MachineStore<MetaMachine>,
+    transport: Arc<RouteTransport>,
+    /// Servers heard on `$NRG.HELLO`: name → (member of a formed group, last heard).
+    peers: Mutex<BTreeMap<String, (bool, Instant)>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for MetaGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaGroup")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// nats-server's short peer id: 8 characters from the node id.
+fn peer_id(name: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut n = node_id(name);
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(n % 62) as usize];
+            n /= 62;
+            char::from(c)
+        })
+        .collect()
+}
+
+impl MetaGroup {
+    /// Joins the meta group when this server is a clustered JetStream server with a
+    /// `server_name`; `None` otherwise (or when its Raft state cannot be opened, logged).
+    pub async fn start(state: &Arc<ServerState>, stop: watch::Receiver<bool>) -> Option<Arc<Self>> {
+        let config = state.config();
+        let (Some(cluster), Some(js)) = (&config.cluster, &config.jetstream) else {
+            return None;
+        };
+        let Some(me) = config.server_name.clone() else {
+            warn!(
+                "JetStream clustering needs server_name; this server stays out of the meta group"
+            );
+            return None;
+        };
+        let account_name = state.system_account().unwrap_or_else(|| "$SYS".to_string());
+        let account = state.accounts.get(&account_name);
+        let (transport, hellos, serve_task) = RouteTransport::start(account, &me, stop.clone());
+        let dir = js.store_dir.join("$SYS").join("_js_").join(GROUP);
+        let cluster_name = cluster.name.clone().unwrap_or_default();
+        let opened = open_raft(&dir, &me, &cluster_name, &transport).await;
+        let (raft, sm) = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "could not open the JetStream meta group");
+                serve_task.abort();
+                return None;
+            }
+        };
+        transport.serve_group(GROUP, raft.clone());
+        let group = Arc::new(MetaGroup {
+            raft,
+            me,
+            cluster: cluster_name,
+            seeded: !cluster.routes.is_empty(),
+            sm,
+            transport,
+            peers: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(vec![serve_task]),
+        });
+        let task = tokio::spawn(membership(Arc::clone(&group), hellos, stop));
+        lock(&group.tasks).push(task);
+        Some(group)
+    }
+
+    /// The group's Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The committed assignments (for reports and tests).
+    pub async fn assignments(&self) -> BTreeMap<String, Value> {
+        self.sm.with(|m| m.assignments.clone()).await
+    }
+
+    fn heard(&self, hello: Hello) {
+        lock(&self.peers).insert(hello.name, (hello.member, Instant::now()));
+    }
+
+    /// Servers heard recently: name → member.
+    fn live_peers(&self) -> BTreeMap<String, bool> {
+        lock(&self.peers)
+            .iter()
+            .filter(|(_, (_, seen))| seen.elapsed() < PEER_GONE)
+            .map(|(name, (member, _))| (name.clone(), *member))
+            .collect()
+    }
+
+    async fn tick(&self, ticks: u32) {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: BTreeSet<u64> = metrics.membership_config.membership().voter_ids().collect();
+        let member = !voters.is_empty();
+        let hello = Hello {
+            name: self.me.clone(),
+            member,
+        };
+        if let Ok(body) = serde_json::to_vec(&hello) {
+            self.transport.publish(HELLO, None, Bytes::from(body));
+        }
+        if !member {
+            self.maybe_form(ticks).await;
+        } else if metrics.state == RaftState::Leader {
+            self.add_joiner(&voters).await;
+        }
+    }
+
+    /// Forms the group when this server is the one to (see the module doc).
+    async fn maybe_form(&self, ticks: u32) {
+        let peers = self.live_peers();
+        if peers.values().any(|member| *member) || ticks < SETTLE_TICKS {
+            return;
+        }
+        if (self.seeded && peers.is_empty()) || peers.keys().any(|p| *p < self.me) {
+            return;
+        }
+        let members: BTreeMap<u64, BasicNode> = peers
+            .keys()
+            .chain(std::iter::once(&self.me))
+            .map(|n| (node_id(n), BasicNode { addr: n.clone() }))
+            .collect();
+        info!(members = members.len(), "forming the JetStream meta group");
+        if let Err(e) = self.raft.initialize(members).await {
+            warn!(error = %e, "could not form the JetStream meta group");
+        }
+    }
+
+    /// Leader: adds one announced server that is not a voter yet.
+    async fn add_joiner(&self, voters: &BTreeSet<u64>) {
+        let Some(name) = self
+            .live_peers()
+            .into_keys()
+            .find(|n| !voters.contains(&node_id(n)))
+        else {
+            return;
+        };
+        let id = node_id(&name);
+        let node = BasicNode { addr: name.clone() };
+        if let Err(e) = self.raft.add_learner(id, node, true).await {
+            warn!(peer = %name, error = %e, "could not add a server to the JetStream meta group");
+            return;
+        }
+        let mut all = voters.clone();
+        all.insert(id);
+        match self.raft.change_membership(all, false).await {
+            Ok(_) => info!(peer = %name, "server joined the JetStream meta group"),
+            Err(e) => warn!(peer = %name, error = %e, "could not make a server a meta group voter"),
+        }
+    }
+
+    /// nats-server's `/jsz` `meta_cluster` object.
+    pub fn report(&self) -> Value {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
+        let leader = m.current_leader.as_ref().and_then(name_of);
+        let last = m.last_log_index.unwrap_or_default();
+        let replicas: Vec<Value> = membership
+            .nodes()
+            .filter(|(_, n)| n.addr != self.me)
+            .map(|(id, n)| {
+                let mut r = json!({ "name": n.addr, "peer": peer_id(&n.addr) });
+                if let Some(matched) = m.replication.as_ref().and_then(|rep| rep.get(id)) {
+                    let index = matched.map_or(0, |l| l.index);
+                    r["current"] = json!(index >= last);
+                    r["lag"] = json!(last.saturating_sub(index));
+                }
+                r
+            })
+            .collect();
+        let mut doc = json!({
+            "name": self.cluster,
+            "peer": peer_id(&self.me),
+            "cluster_size": membership.voter_ids().count(),
+            "pending": 0,
+        });
+        if let Some(leader) = leader {
+            doc["leader"] = json!(leader);
+        }
+        if !replicas.is_empty() {
+            doc["replicas"] = json!(replicas);
+        }
+        doc
+    }
+}
+
+async fn open_raft(
+    dir: &std::path::Path,
+    me: &str,
+    cluster: &str,
+    transport: &Arc<RouteTransport>,
+) -> Result<(Raft, MachineStore<MetaMachine>), String> {
+    let vfs = StdFs::shared();
+    let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
+    let sm = MachineStore::open(vfs, &dir.join("sm"), MetaMachine::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let cfg = Arc::new(raft::config(cluster, SNAPSHOT_EVERY)?);
+    let transport: Arc<dyn raft::Transport> = transport.clone();
+    let net = Network::new(GROUP, transport);
+    let raft = Raft::new(node_id(me), cfg, net, log, sm.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((raft, sm))
+}
+
+/// Announces this server, forms or grows the group, until `stop`; then stops Raft.
+async fn membership(
+    group: Arc<MetaGroup>,
+    mut hellos: mpsc::Receiver<Hello>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                ticks = ticks.saturating_add(1);
+                group.tick(ticks).await;
+            }
+            Some(hello) = hellos.recv() => group.heard(hello),
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = group.raft.shutdown().await;
+}

@@ -1,0 +1,243 @@
+//! Raft traffic between servers over the route connections, as nats-server's `$NRG.>`:
+//! internal subscriptions in the system account (routes carry every account, so route
+//! TLS and authorization apply, and a test's fault proxy cuts Raft traffic with the rest).
+//!
+//! Subjects (server names are single tokens):
+//! - `$NRG.<to>.<group>.<RPC>` with reply `$NRG.<from>.R.<n>`: one RPC of one group
+//!   ([`Rpc::as_str`]); the answer is published to the reply subject;
+//! - `$NRG.HELLO`: every server's [`Hello`], every half second (peer discovery).
+//!
+//! One task reads the bounded inbound queue; each RPC is served on a task of its own
+//! (held in a `JoinSet`), so a slow append never delays a vote.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::account::Account;
+use crate::raft::{Raft, Rpc, Transport, serve};
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+/// Inbound messages waiting for the transport task.
+const QUEUE: usize = 4096;
+/// The discovery subject.
+pub(super) const HELLO: &str = "$NRG.HELLO";
+
+/// What a server announces about itself on [`HELLO`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Hello {
+    /// Its `server_name`.
+    pub(super) name: String,
+    /// Whether it is a member of an initialized meta group.
+    pub(super) member: bool,
+}
+
+#[derive(Debug)]
+struct Inbound {
+    subject: String,
+    reply: Option<Bytes>,
+    payload: Bytes,
+}
+
+#[derive(Debug)]
+struct NrgSubscriber {
+    tx: mpsc::Sender<Inbound>,
+}
+
+impl Subscriber for NrgSubscriber {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let inbound = Inbound {
+            subject: String::from_utf8_lossy(msg.subject).into_owned(),
+            reply: msg.reply.map(Bytes::copy_from_slice),
+            payload: Bytes::copy_from_slice(msg.payload),
+        };
+        match self.tx.try_send(inbound) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// Calls waiting for their answer, by number.
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>>;
+
+/// The route transport of one server, shared by all its groups.
+pub(super) struct RouteTransport {
+    account: Arc<Account>,
+    me: String,
+    next: AtomicU64,
+    pending: Pending,
+    groups: Mutex<HashMap<String, Raft>>,
+    hellos: mpsc::Sender<Hello>,
+}
+
+impl std::fmt::Debug for RouteTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTransport")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RouteTransport {
+    /// Subscribes this server's `$NRG` subjects in `account` and starts the task that
+    /// serves them until `stop`. Hellos from other servers go to the returned receiver.
+    pub(super) fn start(
+        account: Arc<Account>,
+        me: &str,
+        stop: watch::Receiver<bool>,
+    ) -> (
+        Arc<RouteTransport>,
+        mpsc::Receiver<Hello>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (hellos, hello_rx) = mpsc::channel(64);
+        let owner: Arc<dyn Subscriber> = Arc::new(NrgSubscriber { tx });
+        for (i, subject) in [format!("$NRG.{me}.>"), HELLO.to_string()]
+            .into_iter()
+            .enumerate()
+        {
+            let sid = Bytes::from(format!("nrg{i}"));
+            let sub = Subscription::new(sid, Bytes::from(subject), None, Arc::clone(&owner));
+            account.router.subscribe(&sub);
+        }
+        let transport = Arc::new(RouteTransport {
+            account,
+            me: me.to_string(),
+            next: AtomicU64::new(1),
+            pending: Pending::default(),
+            groups: Mutex::new(HashMap::new()),
+            hellos,
+        });
+        let task = tokio::spawn(run(Arc::clone(&transport), rx, stop));
+        (transport, hello_rx, task)
+    }
+
+    /// Serves `group`'s RPCs addressed to this server with `raft`.
+    pub(super) fn serve_group(&self, group: &str, raft: Raft) {
+        lock(&self.groups).insert(group.to_string(), raft);
+    }
+
+    /// Publishes on `subject` in the transport's account.
+    pub(super) fn publish(&self, subject: &str, reply: Option<&str>, payload: Bytes) {
+        let subject = Bytes::from(subject.to_string());
+        let reply = reply.map(|r| Bytes::from(r.to_string()));
+        let msg = Msg::new(&subject, reply.as_ref(), None, &payload);
+        self.account.router.publish(0, true, &msg);
+    }
+
+    fn inbound(self: &Arc<Self>, msg: Inbound, tasks: &mut JoinSet<()>) {
+        let tokens: Vec<&str> = msg.subject.split('.').collect();
+        match tokens.as_slice() {
+            ["$NRG", "HELLO"] => {
+                if let Ok(hello) = serde_json::from_slice::<Hello>(&msg.payload)
+                    && hello.name != self.me
+                {
+                    let _ = self.hellos.try_send(hello);
+                }
+            }
+            ["$NRG", _, "R", n] => {
+                let waiter = n.parse().ok().and_then(|n| lock(&self.pending).remove(&n));
+                if let Some(tx) = waiter {
+                    let _ = tx.send(msg.payload);
+                }
+            }
+            ["$NRG", _, group, rpc] => {
+                let raft = lock(&self.groups).get(*group).cloned();
+                let (Some(raft), Some(rpc), Some(reply)) = (raft, Rpc::parse(rpc), msg.reply)
+                else {
+                    return;
+                };
+                let me = Arc::clone(self);
+                tasks.spawn(async move {
+                    let answer = serve(&raft, rpc, &msg.payload).await;
+                    let reply = String::from_utf8_lossy(&reply).into_owned();
+                    me.publish(&reply, None, answer);
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn run(
+    transport: Arc<RouteTransport>,
+    mut rx: mpsc::Receiver<Inbound>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => transport.inbound(msg, &mut tasks),
+                None => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tasks.shutdown().await;
+}
+
+impl Transport for RouteTransport {
+    fn call(
+        &self,
+        to: &str,
+        group: &str,
+        rpc: Rpc,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'static, io::Result<Bytes>> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(n, tx);
+        let subject = format!("$NRG.{to}.{group}.{}", rpc.as_str());
+        let reply = format!("$NRG.{}.R.{n}", self.me);
+        self.publish(&subject, Some(&reply), body);
+        let waiter = Waiter {
+            n,
+            rx,
+            pending: Arc::clone(&self.pending),
+        };
+        Box::pin(waiter.wait(timeout))
+    }
+}
+
+/// One outstanding call's answer.
+struct Waiter {
+    n: u64,
+    rx: oneshot::Receiver<Bytes>,
+    pending: Pending,
+}
+
+impl Waiter {
+    async fn wait(self, timeout: Duration) -> io::Result<Bytes> {
+        let answer = tokio::time::timeout(timeout, self.rx).await;
+        lock(&self.pending).remove(&self.n);
+        match answer {
+            Ok(Ok(answer)) if !answer.is_empty() => Ok(answer),
+            Ok(_) => Err(io::Error::other("raft peer gave no answer")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("raft call {} timed out", self.n),
+            )),
+        }
+    }
+}
