@@ -56,12 +56,17 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
         .iter()
         .map(|h| format!("nats://{h}:{port}"))
         .collect();
+    let scheme = if config.https.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let monitoring: Vec<String> = server
         .monitor_addr()
         .map(|addr| {
             url_hosts(&addr.ip().to_string())
                 .iter()
-                .map(|h| format!("http://{h}:{}", addr.port()))
+                .map(|h| format!("{scheme}://{h}:{}", addr.port()))
                 .collect()
         })
         .unwrap_or_default();

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Server::start ──┬── listener::accept_loop ── one task per connection ── its writer task
-//!                 ├── monitoring::start (when `-m`): HTTP accept loop, one task per request
+//!                 ├── monitoring::start (when `-m` or `https_port`): HTTP(S) accept loop, one task per request
 //!                 ├── route::Cluster (when `cluster {}`): route accept loop, seed dialers,
 //!                 │   one task per route ── its writer task
 //!                 ├── leaf::LeafNodes (when `leafnodes {}`): leaf accept loop, one dialer
@@ -81,6 +81,14 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// Both `http_port` and `https_port` are set.
+    #[error("Can't start monitoring: can't specify both HTTP ({http}) and HTTPs ({https}) ports")]
+    MonitorPorts {
+        /// The HTTP port.
+        http: u16,
+        /// The HTTPS port.
+        https: u16,
+    },
     /// The HTTP monitoring listener could not be bound.
     #[error("Can't start monitoring: can't listen to the monitor port: {}", listen_error(.addr, .source))]
     Monitor {
@@ -89,6 +97,38 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+}
+
+/// Starts HTTP or HTTPS monitoring when either is configured (not both, as nats-server).
+async fn start_monitoring(
+    state: &Arc<ServerState>,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    let (listen, https) = match (&config.http, &config.https) {
+        (Some(http), Some(https)) => {
+            return Err(StartError::MonitorPorts {
+                http: http.port,
+                https: https.port,
+            });
+        }
+        (Some(http), None) => (http, false),
+        (None, Some(https)) => (https, true),
+        (None, None) => return Ok(()),
+    };
+    let host = if listen.host.is_empty() {
+        &config.host
+    } else {
+        &listen.host
+    };
+    let addr = monitoring::start(Arc::clone(state), host, listen.port, https, stop)
+        .await
+        .map_err(|source| StartError::Monitor {
+            addr: format!("{host}:{}", listen.port),
+            source,
+        })?;
+    state.set_monitor_addr(addr);
+    Ok(())
 }
 
 /// A listen error worded as nats-server's (Go's) are, which harnesses match on:
@@ -147,20 +187,7 @@ impl Server {
         }
         state.accounts.wire(&config);
         let (stop_accepting, stop_rx) = watch::channel(false);
-        if let Some(http) = &config.http {
-            let host = if http.host.is_empty() {
-                &config.host
-            } else {
-                &http.host
-            };
-            let addr = monitoring::start(Arc::clone(&state), host, http.port, stop_rx.clone())
-                .await
-                .map_err(|source| StartError::Monitor {
-                    addr: format!("{host}:{}", http.port),
-                    source,
-                })?;
-            state.set_monitor_addr(addr);
-        }
+        start_monitoring(&state, &config, stop_rx.clone()).await?;
         let listener = bind_clients(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {

@@ -1,6 +1,10 @@
 //! Server-wide counters, updated with relaxed atomics by their producers and read by monitoring.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::locks;
 
 /// Message, byte and connection counters (nats-server's `/varz` figures).
 #[derive(Debug, Default)]
@@ -19,6 +23,25 @@ pub struct Stats {
     pub stale_connections: AtomicU64,
     /// Connections accepted since start.
     pub total_connections: AtomicU64,
+    /// Requests served per monitoring path.
+    pub http_requests: HttpReqStats,
+}
+
+/// Requests per monitoring path, counted as each is served (nats-server's
+/// `http_req_stats` in `/varz`: only paths asked for at least once appear).
+#[derive(Debug, Default)]
+pub struct HttpReqStats(Mutex<BTreeMap<&'static str, u64>>);
+
+impl HttpReqStats {
+    /// Counts one request for `path`.
+    pub fn count(&self, path: &'static str) {
+        *locks::lock(&self.0).entry(path).or_default() += 1;
+    }
+
+    /// The counts so far, by path.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        locks::lock(&self.0).clone()
+    }
 }
 
 impl Stats {

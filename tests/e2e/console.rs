@@ -11,11 +11,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
-
-use rill_tests::{ServerOpts, TestServer, target_dir};
+use rill_tests::{ServerKind, ServerOpts, TestServer, rill_server_bin, target_dir};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::monitoring::get_json;
+use crate::monitoring::{get, get_json};
+use crate::tls::Certs;
 use crate::websocket_browser::{HEADLESS, chromium};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -390,4 +391,378 @@ async fn the_console_shows_what_varz_and_jsz_report_and_markup_as_text() {
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{view} screenshot: {e}"));
         assert!(png.starts_with(b"\x89PNG"), "{view} screenshot is a PNG");
     }
+}
+
+#[tokio::test]
+async fn http_console_false_leaves_the_plain_index_and_no_console() {
+    let server = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        config: Some("http_console: false\n".into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let http = server.monitoring_port();
+    let (status, index) = get(http, "/").await;
+    assert_eq!(status, 200);
+    assert!(index.contains("<a href=\"/varz\">"), "{index}");
+    assert!(!index.contains("console.js"), "{index}");
+    for path in ["/console/console.js", "/console/api/msgs?stream=S"] {
+        assert_eq!(get(http, path).await.0, 404, "{path}");
+    }
+    // The JSON endpoints are still there.
+    assert_eq!(get_json(http, "/varz").await["connections"], 0);
+    // And on by default: the console page.
+    let on = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        ..ServerOpts::default()
+    })
+    .await;
+    let (status, page) = get(on.monitoring_port(), "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"/console/console.js\" defer></script>"));
+}
+
+#[tokio::test]
+async fn the_console_follows_https_port_and_its_tls() {
+    let Some(chromium) = chromium() else {
+        eprintln!("chromium not installed; skipping the console HTTPS test");
+        return;
+    };
+    let certs = Certs::generate();
+    let server = TestServer::start_with(ServerOpts {
+        config: Some(format!("{}https_port: -1\n", certs.tls_block(""))),
+        ..ServerOpts::default()
+    })
+    .await;
+    let port = server.monitoring_port();
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    plain
+        .write_all(b"GET /varz HTTP/1.0\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut answer)).await;
+    assert!(!answer.starts_with(b"HTTP/"), "plain HTTP was answered");
+    // Over TLS the console loads and reads the server's figures.
+    let client = certs
+        .client_opts()
+        .connect(server.url())
+        .await
+        .expect("connect over TLS");
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "TLS".into(),
+        subjects: vec!["tls.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let url = format!("https://127.0.0.1:{port}/#overview");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let out = tokio::process::Command::new(chromium)
+        .args(HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args([
+            "--ignore-certificate-errors",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("chromium finished")
+        .expect("run chromium");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text_by_id(&page, "v-connections"), "1", "{page}");
+    assert_eq!(text_by_id(&page, "v-js-streams"), "1");
+}
+
+#[tokio::test]
+async fn http_and_https_ports_together_are_refused_as_by_nats_server() {
+    let certs = Certs::generate();
+    let dir = tempfile::tempdir().expect("dir");
+    let conf = dir.path().join("both.conf");
+    let text = format!(
+        "{}port: -1\nhttp_port: -1\nhttps_port: -1\n",
+        certs.tls_block("")
+    );
+    std::fs::write(&conf, text).expect("write config");
+    for bin in [rill_server_bin(), PathBuf::from("nats-server")] {
+        let run = tokio::process::Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, run)
+            .await
+            .expect("exits")
+            .expect("run");
+        assert!(!out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains("Can't start monitoring: can't specify both HTTP (")
+                && log.contains(") and HTTPs ("),
+            "{}: {log}",
+            bin.display()
+        );
+    }
+}
+
+/// The attribute `name` of the element with `id`.
+fn attr(dom: &str, id: &str, name: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let tag_start = dom[..start].rfind('<').expect("tag start");
+    let tag = &dom[tag_start..start + dom[start..].find('>').expect("tag end")];
+    let marker = format!(" {name}=\"");
+    let at = tag
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} on #{id}: {tag}"))
+        + marker.len();
+    tag[at..at + tag[at..].find('"').expect("attribute end")].to_string()
+}
+
+/// Makes one slow consumer: a raw client subscribes to `flood` and never reads while
+/// 12 MiB are published to it (past `max_pending`); returns when `/varz` counts it.
+async fn make_slow_consumer(server: &TestServer) {
+    let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .expect("connect");
+    stuck
+        .write_all(b"CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n")
+        .await
+        .expect("write");
+    let publisher = server.client().await;
+    rill_tests::sync(&publisher).await;
+    let payload = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    for _ in 0..200 {
+        publisher
+            .publish("flood", payload.clone())
+            .await
+            .expect("pub");
+    }
+    publisher.flush().await.expect("flush");
+    let http = server.monitoring_port();
+    rill_tests::check_for(WAIT, || async move {
+        get_json(http, "/varz").await["slow_consumers"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    })
+    .await;
+    drop(stuck);
+}
+
+/// Waits until `/jsz` shows stream `name` holding `messages` with every origin's lag at 0.
+async fn copied(http: u16, name: &str, messages: u64) {
+    rill_tests::check_for(WAIT, || async move {
+        let jsz = get_json(http, "/jsz?streams=1").await;
+        let d = details_of(&jsz, name);
+        let origins: Vec<&Value> = d["mirror"]
+            .as_object()
+            .map(|_| &d["mirror"])
+            .into_iter()
+            .chain(d["sources"].as_array().into_iter().flatten())
+            .collect();
+        d["state"]["messages"] == messages
+            && !origins.is_empty()
+            && origins.iter().all(|o| o["lag"] == 0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_overview_shows_usage_against_limits_and_slow_consumers_and_streams_their_lag() {
+    let Some(chromium) = chromium() else {
+        eprintln!("chromium not installed; skipping the console limits test");
+        return;
+    };
+    let config = "max_connections: 50\nmax_pending: 1MB\nwrite_deadline: \"2s\"\n\
+                  jetstream { max_memory_store: 64MB, max_file_store: 1GB }\n";
+    let server = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        config: Some(config.into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let http = server.monitoring_port();
+    make_slow_consumer(&server).await;
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = |name: &str| async_nats::jetstream::stream::Config {
+        name: name.into(),
+        ..Default::default()
+    };
+    js.create_stream(async_nats::jetstream::stream::Config {
+        subjects: vec!["src.>".into()],
+        ..stream("SRC")
+    })
+    .await
+    .expect("SRC");
+    for i in 0..50 {
+        js.publish(format!("src.{i}"), "reading".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    js.create_stream(async_nats::jetstream::stream::Config {
+        mirror: Some(async_nats::jetstream::stream::Source {
+            name: "SRC".into(),
+            ..Default::default()
+        }),
+        ..stream("COPY")
+    })
+    .await
+    .expect("COPY mirrors SRC");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        sources: Some(vec![async_nats::jetstream::stream::Source {
+            name: "SRC".into(),
+            ..Default::default()
+        }]),
+        ..stream("MEM")
+    })
+    .await
+    .expect("MEM sources SRC");
+    copied(http, "COPY", 50).await;
+    copied(http, "MEM", 50).await;
+
+    // Overview: connections against max_connections, the slow consumer, store use
+    // against the JetStream limits.
+    let page = browse(
+        chromium,
+        &format!("http://127.0.0.1:{http}/#overview"),
+        None,
+    )
+    .await;
+    let varz = get_json(http, "/varz").await;
+    let jsz = get_json(http, "/jsz").await;
+    assert_eq!(
+        text_by_id(&page, "v-slow_consumers"),
+        shown(&varz["slow_consumers"])
+    );
+    let slow = &varz["slow_consumer_stats"];
+    assert_eq!(
+        text_by_id(&page, "v-slow-detail"),
+        format!(
+            "clients {}, routes {}, leafs {}",
+            slow["clients"], slow["routes"], slow["leafs"]
+        )
+    );
+    assert!(
+        page.contains("<div class=\"card warn\" id=\"card-slow\">"),
+        "slow consumers are highlighted"
+    );
+    assert_eq!(
+        attr(&page, "m-connections", "value"),
+        varz["connections"].to_string()
+    );
+    assert_eq!(attr(&page, "m-connections", "max"), "50");
+    assert_eq!(text_by_id(&page, "v-connections-max"), "of 50 allowed");
+    assert!(jsz["memory"].as_u64().is_some_and(|n| n > 0), "{jsz}");
+    for (key, max) in [("memory", 64u64 << 20), ("storage", 1 << 30)] {
+        let meter = format!("m-js-{key}");
+        assert_eq!(attr(&page, &meter, "value"), jsz[key].to_string(), "{key}");
+        assert_eq!(attr(&page, &meter, "max"), max.to_string(), "{key}");
+        assert_eq!(jsz["config"][format!("max_{key}")], max, "{key}");
+    }
+
+    // Streams: the mirror's and the source's lag as /jsz has them, replicas.
+    let page = browse(chromium, &format!("http://127.0.0.1:{http}/#streams"), None).await;
+    let jsz = get_json(http, "/jsz?streams=1").await;
+    let table = rows(&page, "t-streams");
+    let copy = details_of(&jsz, "COPY");
+    assert_eq!(
+        cell(row_with(&table, "name", "COPY"), "lag"),
+        format!("mirror SRC: {}", copy["mirror"]["lag"])
+    );
+    let mem = details_of(&jsz, "MEM");
+    assert_eq!(
+        cell(row_with(&table, "name", "MEM"), "lag"),
+        format!("SRC: {}", mem["sources"][0]["lag"])
+    );
+    assert_eq!(cell(row_with(&table, "name", "SRC"), "lag"), "");
+    for name in ["SRC", "COPY", "MEM"] {
+        assert_eq!(cell(row_with(&table, "name", name), "replicas"), "R1");
+    }
+    assert_eq!(cell(row_with(&table, "name", "MEM"), "storage"), "memory");
+}
+
+/// `http_req_stats` in `/varz` as nats-server keeps it: a count per path asked for,
+/// the `/varz` request that reads it included.
+#[tokio::test]
+async fn http_req_stats_count_requests_as_nats_server_does() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            monitoring: true,
+            ..ServerOpts::default()
+        })
+        .await;
+        let http = server.monitoring_port();
+        assert_eq!(get(http, "/").await.0, 200);
+        assert_eq!(get(http, "/connz").await.0, 200);
+        assert_eq!(get(http, "/nothing-here").await.0, 404);
+        let stats = &get_json(http, "/varz").await["http_req_stats"];
+        assert_eq!(
+            stats,
+            &json!({ "/": 1, "/connz": 1, "/varz": 1 }),
+            "{kind:?}"
+        );
+    }
+}
+
+/// The console costs nothing while no page is open: the page polls (one round of
+/// `/varz` and `/jsz` per two seconds of page time), the server never does, so once the
+/// browser is gone the request counts stand still.
+#[tokio::test]
+async fn the_console_polls_only_while_a_page_is_open() {
+    let Some(chromium) = chromium() else {
+        eprintln!("chromium not installed; skipping the console polling test");
+        return;
+    };
+    let server = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        ..ServerOpts::default()
+    })
+    .await;
+    let http = server.monitoring_port();
+    // 3 s of page time (--virtual-time-budget): the first round, and one after 2 s.
+    browse(
+        chromium,
+        &format!("http://127.0.0.1:{http}/#overview"),
+        None,
+    )
+    .await;
+    let count = |stats: &Value, path: &str| stats[path].as_u64().unwrap_or(0);
+    let open = get_json(http, "/varz").await["http_req_stats"].clone();
+    assert_eq!(count(&open, "/"), 1, "{open}");
+    assert_eq!(count(&open, "/console/console.js"), 1, "{open}");
+    let rounds = count(&open, "/jsz");
+    assert!((1..=3).contains(&rounds), "{rounds} rounds in 3 s: {open}");
+    assert_eq!(
+        count(&open, "/varz"),
+        rounds + 1,
+        "the page's and ours: {open}"
+    );
+    assert_eq!(
+        count(&open, "/connz"),
+        0,
+        "only the connections view reads /connz"
+    );
+    // No page open: nothing to wait for, so wait two polling periods and see that
+    // nothing came.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let closed = get_json(http, "/varz").await["http_req_stats"].clone();
+    assert_eq!(count(&closed, "/jsz"), rounds, "{closed}");
+    assert_eq!(count(&closed, "/varz"), rounds + 2, "only ours: {closed}");
 }

@@ -86,6 +86,7 @@ pub fn diff(old: &Config, new: &Config) -> ReloadDiff {
         }
     };
     section("no_auth_user", old.no_auth_user != new.no_auth_user);
+    section("http_console", old.http_console != new.http_console);
     section("mappings", old.mappings != new.mappings);
     section("tls", old.tls != new.tls);
     d

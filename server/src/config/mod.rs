@@ -92,6 +92,8 @@ pub struct Config {
     pub http: Option<HttpListen>,
     /// HTTPS monitoring listener (served with the `tls` settings).
     pub https: Option<HttpListen>,
+    /// `http_console`: the web console at `/` of the monitoring port (on unless set false).
+    pub http_console: bool,
     /// Single-user, token or multi-user authorization.
     pub authorization: Authorization,
     /// Named accounts with their users, exports and imports.
@@ -148,6 +150,7 @@ impl Default for Config {
             ports_file_dir: None,
             http: None,
             https: None,
+            http_console: true,
             authorization: Authorization::default(),
             accounts: Vec::new(),
             mappings: Vec::new(),

@@ -3,8 +3,10 @@
 //! and meanings, so prometheus-nats-exporter and the nats CLI can read them),
 //! plus `/metrics` in the Prometheus text format, which nats-server lacks.
 //!
-//! Served by hyper (HTTP/1 only) on its own accept loop; every handler reads
-//! the shared [`ServerState`] and never blocks the messaging path.
+//! Served by hyper (HTTP/1 only) on its own accept loop, in plain HTTP (`http_port`)
+//! or over TLS with the server's `tls {}` settings (`https_port`); every handler reads
+//! the shared [`ServerState`] and never blocks the messaging path. `/` is the web
+//! console ([`console`]) unless `http_console: false`.
 
 mod connz;
 mod console;
@@ -16,6 +18,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -33,7 +36,9 @@ pub use format::{go_duration, rfc3339, rss_bytes, uptime};
 
 pub use crate::shared::{BoxFuture, JsReport};
 
-/// Binds the monitoring listener and serves until `stop` turns true.
+/// Binds the monitoring listener and serves until `stop` turns true; with `https`,
+/// each connection first completes a TLS handshake with the server's current `tls {}`
+/// settings (as reloaded).
 ///
 /// # Errors
 /// When the address cannot be bound.
@@ -41,18 +46,21 @@ pub async fn start(
     state: Arc<ServerState>,
     host: &str,
     port: u16,
+    https: bool,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind((host, port)).await?;
     let addr = listener.local_addr()?;
-    info!("Starting http monitor on {addr}");
-    tokio::spawn(accept_loop(state, listener, stop));
+    let scheme = if https { "https" } else { "http" };
+    info!("Starting {scheme} monitor on {addr}");
+    tokio::spawn(accept_loop(state, listener, https, stop));
     Ok(addr)
 }
 
 async fn accept_loop(
     state: Arc<ServerState>,
     listener: TcpListener,
+    https: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -68,16 +76,39 @@ async fn accept_loop(
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(route(&state, &req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                debug!("monitoring connection error: {e}");
+            if !https {
+                return serve(state, stream).await;
+            }
+            let Some(acceptor) = state.tls_acceptor() else {
+                return;
+            };
+            let wait = state
+                .config()
+                .tls
+                .as_ref()
+                .map_or(Duration::from_secs(2), |t| t.timeout);
+            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve(state, tls).await,
+                Ok(Err(e)) => debug!("monitoring TLS handshake error: {e}"),
+                Err(_) => debug!("monitoring TLS handshake timeout"),
             }
         });
+    }
+}
+
+/// Serves HTTP/1 requests on one connection until it closes.
+async fn serve<S>(state: Arc<ServerState>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(route(&state, &req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = conn.await {
+        debug!("monitoring connection error: {e}");
     }
 }
 
@@ -94,10 +125,34 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
+/// The JSON and text endpoints, as nats-server names them (`/` is the console or the index).
+const PATHS: &[&str] = &[
+    "/",
+    "/varz",
+    "/connz",
+    "/subsz",
+    "/subscriptionsz",
+    "/routez",
+    "/accountz",
+    "/leafz",
+    "/jsz",
+    "/healthz",
+    "/metrics",
+];
+
 async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let q = query(req);
     let path = req.uri().path().trim_end_matches('/');
-    if let Some(page) = console::route(state, path, &q).await {
+    let console = state.config().http_console;
+    let known = if path.is_empty() { "/" } else { path };
+    if let Some(path) = PATHS
+        .iter()
+        .chain(if console { console::PATHS } else { &[] })
+        .find(|p| **p == known)
+    {
+        state.stats.http_requests.count(path);
+    }
+    if console && let Some(page) = console::route(state, path, &q).await {
         return page;
     }
     match path {

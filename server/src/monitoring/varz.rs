@@ -48,9 +48,9 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "ping_interval": nanos(config.ping_interval),
         "ping_max": config.ping_max,
         "http_host": http.map(|a| a.ip().to_string()).unwrap_or_default(),
-        "http_port": http.map(|a| a.port()).unwrap_or_default(),
+        "http_port": http.filter(|_| config.https.is_none()).map(|a| a.port()).unwrap_or_default(),
         "http_base_path": "",
-        "https_port": config.https.as_ref().map(|h| h.port).unwrap_or_default(),
+        "https_port": http.filter(|_| config.https.is_some()).map(|a| a.port()).unwrap_or_default(),
         "auth_timeout": config.auth_timeout.as_secs_f64(),
         "max_control_line": config.max_control_line,
         "max_payload": config.max_payload,
@@ -85,6 +85,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "config_load_time": rfc3339(state.started),
         "slow_consumer_stats": { "clients": Stats::get(&s.slow_consumers).saturating_sub(routes.slow_consumers), "routes": routes.slow_consumers, "gateways": 0, "leafs": 0 },
         "stale_connection_stats": { "clients": Stats::get(&s.stale_connections), "routes": routes.stale, "gateways": 0, "leafs": 0 },
+        "http_req_stats": s.http_requests.snapshot(),
     });
     if let (Some(doc), Value::Object(rest)) = (doc.as_object_mut(), counters) {
         doc.extend(rest);

@@ -45,6 +45,7 @@ impl Draft {
             "https" => self.https = Some(monitor_listen(v, lower)?),
             "http_port" | "monitor_port" => self.http = Some((None, int(v, lower)?)),
             "https_port" => self.https = Some((None, int(v, lower)?)),
+            "http_console" => c.http_console = boolean(v, lower)?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -31,6 +31,13 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
+/// The console's own paths (its page is `/`), counted in `/varz`'s `http_req_stats`.
+pub(super) const PATHS: &[&str] = &[
+    "/console/console.js",
+    "/console/console.css",
+    "/console/api/msgs",
+];
+
 /// The console's answer to `path` (the request path without a trailing `/`) with query
 /// `q`: its page, assets or message-browser JSON; `None` for any other path.
 pub(super) async fn route(

@@ -182,6 +182,13 @@ function refreshView() {
   if (draw) draw();
 }
 
+// The meter `m-<id>` at `used` of `max` (empty without a limit), and `note` under it.
+function gauge(id, used, max, note) {
+  const m = byId('m-' + id);
+  m.max = max > 0 ? max : 1; m.value = max > 0 ? used : 0;
+  m.high = m.max * 0.8; m.optimum = 0;
+  if (note !== undefined) setText('v-' + id + '-max', max > 0 ? note : '');
+}
 function overview() {
   const v = data.varz;
   setText('server-name', v.server_name);
@@ -189,6 +196,10 @@ function overview() {
   setText('v-uptime', v.uptime);
   for (const k of ['connections', 'subscriptions', 'slow_consumers', 'in_msgs', 'out_msgs']) setText('v-' + k, int(v[k]));
   setText('v-mem', bytes(v.mem));
+  gauge('connections', v.connections, v.max_connections, 'of ' + int(v.max_connections) + ' allowed');
+  const slow = v.slow_consumer_stats || {};
+  setText('v-slow-detail', ['clients', 'routes', 'leafs'].map(k => k + ' ' + int(slow[k])).join(', '));
+  byId('card-slow').classList.toggle('warn', v.slow_consumers > 0);
   drawChart(byId('c-msgs'), [{ color: '#2b7bb9', points: series('in_msgs').rates() }, { color: '#d9822b', points: series('out_msgs').rates() }], rate);
   drawChart(byId('c-bytes'), [{ color: '#2b7bb9', points: series('in_bytes').rates() }, { color: '#d9822b', points: series('out_bytes').rates() }], bytes);
   drawChart(byId('c-conns'), [{ color: '#3a9a5b', points: series('connections').points }], int);
@@ -200,7 +211,7 @@ function overview() {
   setText('v-js-messages', int(js.messages));
   for (const [k, max] of [['memory', js.config.max_memory], ['storage', js.config.max_storage]]) {
     setText('v-js-' + k, bytes(js[k]) + (max > 0 ? ' of ' + bytes(max) : ''));
-    const m = byId('m-js-' + k); m.max = max > 0 ? max : 1; m.value = max > 0 ? js[k] : 0;
+    gauge('js-' + k, js[k], max);
   }
   setText('v-js-api', int(js.api.total) + ' / ' + int(js.api.errors));
 }
