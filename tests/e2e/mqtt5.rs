@@ -49,10 +49,13 @@ async fn mqtt5_properties_travel_as_nats_headers_and_reply_subjects() {
     let h = first.headers.clone().unwrap_or_default();
     assert_eq!(first.subject.as_str(), "sensors.t1");
     assert_eq!(h.get("unit").map(|v| v.as_str()), Some("celsius"));
+    // The correlation data rides in the reply subject so a NATS responder's reply
+    // carries it back (see mqtt5_request_reply_through_a_nats_responder).
     assert_eq!(
         first.reply.as_ref().map(|r| r.as_str()),
-        Some("replies.dev")
+        Some("$MQTT.reply.cmVxLTE.replies.dev")
     );
+    assert_eq!(h.get("Nmqtt-Corr").map(|v| v.as_str()), Some("cmVxLTE="));
     let second = tokio::time::timeout(Duration::from_secs(5), seen.next())
         .await
         .expect("second, sent by topic alias")
@@ -148,5 +151,130 @@ async fn mqtt5_limits_expiry_and_disconnect_reasons() {
     assert_eq!(msgs(&out, "back")[0]["payload"], "kept");
     // 0x8E: session taken over.
     assert_eq!(out["back"]["disconnect"], 142, "{out}");
+    drop(server);
+}
+
+#[tokio::test]
+async fn mqtt5_request_reply_through_a_nats_responder() {
+    if !paho() {
+        return;
+    }
+    let (server, port) = start(ServerKind::Rill, "", "").await;
+    let nats = server.client().await;
+    let mut requests = nats.subscribe("svc.echo").await.expect("subscribe");
+    let responder = nats.clone();
+    let serve = tokio::spawn(async move {
+        let mut served = Vec::new();
+        while let Some(m) = requests.next().await {
+            let Some(reply) = m.reply.clone() else {
+                continue;
+            };
+            served.push(reply.to_string());
+            let answer = format!("echo {}", String::from_utf8_lossy(&m.payload));
+            responder
+                .publish(reply, answer.into())
+                .await
+                .expect("reply");
+            responder.flush().await.expect("flush");
+        }
+        served
+    });
+    rill_tests::sync(&nats).await;
+    let steps = json!([
+        {"op": "connect", "name": "req", "v": 5},
+        {"op": "sub", "name": "req", "filter": "resp/req"},
+        {"op": "connect", "name": "old", "v": 4},
+        {"op": "sub", "name": "old", "filter": "resp/#"},
+        {"op": "pub", "name": "req", "topic": "svc/echo", "payload": "one",
+         "props": {"response_topic": "resp/req", "correlation": "abc-1"}},
+        {"op": "wait_msgs", "name": "req", "count": 1},
+        {"op": "pub", "name": "req", "topic": "svc/echo", "payload": "two",
+         "props": {"response_topic": "resp/req"}},
+        {"op": "wait_msgs", "name": "req", "count": 2},
+        {"op": "wait_msgs", "name": "old", "count": 2},
+    ]);
+    let out = scenario(port, &steps).await;
+    let got = crate::mqtt::msgs(&out, "req");
+    let seen: Vec<_> = got
+        .iter()
+        .map(|m| json!([m["topic"], m["payload"], m["props"]]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            json!(["resp/req", "echo one", {"CorrelationData": "abc-1"}]),
+            json!(["resp/req", "echo two", {}]),
+        ],
+        "{out}"
+    );
+    let old: Vec<_> = msgs(&out, "old")
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
+    assert_eq!(
+        old,
+        ["echo one", "echo two"],
+        "3.1.1 subscribers get the reply too"
+    );
+    serve.abort();
+}
+
+#[tokio::test]
+async fn mqtt5_message_expiry_drops_stored_copies_and_sends_what_is_left() {
+    if !paho() {
+        return;
+    }
+    let (server, port) = start(ServerKind::Rill, "", "").await;
+    let steps = json!([
+        {"op": "connect", "name": "away", "id": "exp-1", "v": 5, "props": {"session_expiry": 60}},
+        {"op": "sub", "name": "away", "filter": "e/#", "qos": 1},
+        {"op": "disconnect", "name": "away"},
+        {"op": "connect", "name": "live", "v": 5},
+        {"op": "sub", "name": "live", "filter": "e/#"},
+        {"op": "connect", "name": "p", "v": 5},
+        {"op": "pub", "name": "p", "topic": "e/short", "payload": "s", "qos": 1, "props": {"expiry": 1}},
+        {"op": "pub", "name": "p", "topic": "e/long", "payload": "l", "qos": 1, "props": {"expiry": 100}},
+        {"op": "pub", "name": "p", "topic": "e/rshort", "payload": "rs", "retain": true, "props": {"expiry": 1}},
+        {"op": "pub", "name": "p", "topic": "e/rlong", "payload": "rl", "retain": true, "props": {"expiry": 100}},
+        {"op": "wait_msgs", "name": "live", "count": 4},
+        {"op": "sleep", "secs": 2.2},
+        {"op": "connect", "name": "away", "id": "exp-1", "v": 5, "clean": false, "props": {"session_expiry": 60}},
+        {"op": "wait_msgs", "name": "away", "count": 1},
+        {"op": "connect", "name": "late", "v": 5},
+        {"op": "sub", "name": "late", "filter": "e/#"},
+        {"op": "wait_msgs", "name": "late", "count": 1},
+        {"op": "sleep", "secs": 0.5},
+    ]);
+    let out = scenario(port, &steps).await;
+    let expiry = |m: &serde_json::Value| m["props"]["MessageExpiryInterval"].as_u64();
+    let live = msgs(&out, "live");
+    let live: Vec<_> = live
+        .iter()
+        .map(|m| (m["payload"].clone(), expiry(m)))
+        .collect();
+    assert_eq!(live.len(), 4, "{out}");
+    for (payload, left) in &live {
+        let full = if payload.as_str().is_some_and(|p| p.ends_with('s')) {
+            1
+        } else {
+            100
+        };
+        assert!(
+            left.is_some_and(|l| l > 0 && l <= full),
+            "{payload}: {left:?}"
+        );
+    }
+    // Over two seconds later: the 1 s messages are gone, the others carry what is left.
+    let away = msgs(&out, "away");
+    assert_eq!(away.len(), 1, "only the unexpired QoS 1 message: {out}");
+    assert_eq!(away[0]["payload"], "l");
+    assert!(expiry(&away[0]).is_some_and(|l| l < 100 && l > 90), "{out}");
+    let late = msgs(&out, "late");
+    assert_eq!(late.len(), 1, "only the unexpired retained message: {out}");
+    assert_eq!(
+        (late[0]["payload"].as_str(), late[0]["retain"].as_bool()),
+        (Some("rl"), Some(true))
+    );
+    assert!(expiry(&late[0]).is_some_and(|l| l < 100 && l > 90), "{out}");
     drop(server);
 }

@@ -56,7 +56,7 @@ impl Subscriber for MqttSub {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        if self.comes_by_jetstream(msg) {
+        if self.comes_by_jetstream(msg) || props::expiry_left(msg.headers) == Some(0) {
             return Delivery::Dropped;
         }
         let topic = subject_to_topic(msg.subject_str());
@@ -105,7 +105,8 @@ impl Subscriber for JsSub {
             return Delivery::Dropped;
         };
         let topic = subject_to_topic(subject);
-        if is_reserved(&topic) && !is_reserved(&self.filter) {
+        let expired = props::expiry_left(msg.headers) == Some(0);
+        if expired || (is_reserved(&topic) && !is_reserved(&self.filter)) {
             ack_now(&self.account, &ack);
             return Delivery::Queued;
         }

@@ -36,6 +36,7 @@ mod outlet;
 mod packet;
 mod props;
 mod publish;
+mod relay;
 mod session;
 mod store;
 mod subscribe;

@@ -42,12 +42,10 @@ struct Inbound {
 
 impl Inbound {
     fn of(subject: String, p: &v5::Publish) -> Self {
-        let reply = p
-            .properties
-            .as_ref()
-            .and_then(|x| x.response_topic.as_deref())
-            .and_then(|t| topic_to_subject(t).ok())
-            .map(Bytes::from);
+        let reply = p.properties.as_ref().and_then(|x| {
+            let response = topic_to_subject(x.response_topic.as_deref()?).ok()?;
+            Some(Bytes::from(props::reply_subject(response, x)))
+        });
         Self {
             subject,
             topic: String::from_utf8_lossy(&p.topic).into_owned(),

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use super::jsa::{AckKind, Jsa, JsaError};
 use super::outlet::Outlet;
+use super::relay::Relay;
 use crate::account::Account;
 use crate::config::MqttConfig;
 use crate::locks;
@@ -95,6 +96,8 @@ pub(crate) struct SessionRecord {
 #[derive(Debug)]
 pub(crate) struct MqttStore {
     pub(crate) jsa: Jsa,
+    /// Passes NATS replies to MQTT 5 requests on with their correlation data.
+    _relay: Relay,
     config: MqttConfig,
     retained: Mutex<BTreeMap<String, Retained>>,
 }
@@ -105,8 +108,13 @@ impl MqttStore {
     /// # Errors
     /// [`JsaError`] when the account's JetStream refuses (JetStream not enabled, limits).
     pub(crate) async fn open(account: Arc<Account>, config: MqttConfig) -> Result<Self, JsaError> {
-        let jsa = Jsa::new(account, config.js_domain.as_deref(), config.js_api_timeout);
+        let jsa = Jsa::new(
+            Arc::clone(&account),
+            config.js_domain.as_deref(),
+            config.js_api_timeout,
+        );
         let store = Self {
+            _relay: Relay::start(Arc::clone(&account)),
             jsa,
             config,
             retained: Mutex::new(BTreeMap::new()),

@@ -245,6 +245,9 @@ impl MqttConn {
             return;
         };
         for r in session.store.retained_for(&subjects, is_reserved(bare)) {
+            if props::expiry_left(r.headers.as_deref()) == Some(0) {
+                continue;
+            }
             let qos = qos_of(r.qos.min(held.qos as u8));
             let mut p = publish_packet(&r.topic, qos, true, r.payload.clone());
             let subject = Bytes::copy_from_slice(r.topic.as_bytes());
