@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rill_protocol::jsapi::{ConsumerConfig, NextRequest, Timestamp};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -60,12 +61,25 @@ pub(super) struct Actor<S: Source> {
     pub(super) sync_interval: Duration,
     /// When unsynced state must be synced.
     pub(super) next_sync: Option<Instant>,
+    /// The state log's fsync running on the blocking pool, so that deliveries and
+    /// acks go on meanwhile (at most one at a time).
+    pub(super) syncing: Option<JoinHandle<std::io::Result<()>>>,
     /// `replay_policy: original`: (first delivered message's ts, when it was sent).
     pub(super) replay_anchor: Option<(i64, Instant)>,
     pub(super) replay_wake: Option<Instant>,
     /// Messages given up on by acks, handled (advisory, dead letter) after the batch.
     pub(super) dropped_later: Vec<Dropped>,
     pub(super) _subs: Vec<InternalSub>,
+}
+
+/// Waits for the background fsync, if one runs (never resolves otherwise).
+async fn background_sync(
+    syncing: &mut Option<JoinHandle<std::io::Result<()>>>,
+) -> Result<std::io::Result<()>, tokio::task::JoinError> {
+    match syncing {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
 }
 
 pub(super) fn tracker_pending(t: &Tracker) -> std::collections::BTreeSet<u64> {
@@ -108,6 +122,7 @@ impl<S: Source> Actor<S> {
                     None => break,
                 },
                 r = self.last_seq.changed() => if r.is_err() { break },
+                r = background_sync(&mut self.syncing) => self.synced(r),
                 () = subscribed, if awaiting => {},
                 () = tokio::time::sleep_until(wake) => self.tick().await,
             }
@@ -137,8 +152,8 @@ impl<S: Source> Actor<S> {
         if self.tracker.is_dirty() && self.next_sync.is_none() {
             self.next_sync = Some(Instant::now() + self.sync_interval);
         }
-        if self.next_sync.is_some_and(|t| t <= Instant::now()) {
-            self.sync_state();
+        if self.syncing.is_none() && self.next_sync.is_some_and(|t| t <= Instant::now()) {
+            self.sync_in_background();
         }
         if !self.to_remove.is_empty() {
             let seqs = std::mem::take(&mut self.to_remove);
@@ -158,6 +173,36 @@ impl<S: Source> Actor<S> {
         }
     }
 
+    /// Writes the state log and starts its fsync on the blocking pool: deliveries
+    /// made meanwhile are at worst redelivered after a crash, the same window as
+    /// before the fsync started. (Acks sent as requests use [`Actor::sync_state`],
+    /// which waits.)
+    fn sync_in_background(&mut self) {
+        self.next_sync = None;
+        match self.tracker.write_out() {
+            Ok(Some(file)) => {
+                self.syncing = Some(tokio::task::spawn_blocking(move || file.sync()));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+            }
+        }
+    }
+
+    /// A background fsync ended.
+    fn synced(&mut self, r: Result<std::io::Result<()>, tokio::task::JoinError>) {
+        self.syncing = None;
+        let err = match r {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        warn!(stream = %self.stream, consumer = %self.name, error = %err, "consumer state sync failed");
+        // Nothing is lost: the next sync covers the same writes again.
+        self.tracker.mark_dirty();
+    }
+
     pub(super) fn next_wake(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         [
@@ -168,7 +213,7 @@ impl<S: Source> Actor<S> {
             self.inactive_deadline(),
             self.pause_deadline(),
             self.interest_poll(),
-            self.next_sync,
+            self.next_sync.filter(|_| self.syncing.is_none()),
         ]
         .into_iter()
         .flatten()

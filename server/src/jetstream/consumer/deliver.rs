@@ -15,7 +15,7 @@ use super::ack::ack_subject;
 use super::actor::{Actor, status_msg};
 use super::outbox::OutMsg;
 use super::pull::PullRequest;
-use super::source::{Source, read_more};
+use super::source::{ReadRange, Source, read_more};
 use super::status;
 use crate::jetstream::store::StoredMsg;
 
@@ -128,21 +128,28 @@ impl<S: Source> Actor<S> {
     }
 
     async fn refill(&mut self) {
-        if self.read_pos > *self.last_seq.borrow() {
+        let upto = *self.last_seq.borrow();
+        if self.read_pos > upto {
             self.count = None;
             return;
         }
         let (start, filters, prev) = (self.read_pos, self.filters.clone(), self.count);
         let read = self
             .src
-            .read(move |s| read_more(s, start, &filters, READ_BATCH, prev))
+            .read(move |s| {
+                let range = ReadRange {
+                    start,
+                    upto,
+                    filters: &filters,
+                    max: READ_BATCH,
+                    max_bytes: 0,
+                };
+                read_more(s, range, prev)
+            })
             .await;
         if let Ok((msgs, after, count)) = read {
             self.buf.extend(msgs);
             self.read_pos = after.max(self.read_pos);
-            if self.buf.is_empty() {
-                self.read_pos = self.read_pos.max(*self.last_seq.borrow() + 1);
-            }
             self.count = Some(count);
         }
     }

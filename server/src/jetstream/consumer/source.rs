@@ -40,27 +40,43 @@ pub(crate) fn filter_refs(filters: &[String]) -> Vec<&str> {
     filters.iter().map(String::as_str).collect()
 }
 
-/// Up to `max` messages at or after `start` matching `filters`, stopping after
-/// `max_bytes` of payload (0 = no limit; at least one message).
-pub(crate) fn read_batch(
-    store: &dyn StreamStore,
-    start: u64,
-    filters: &[String],
-    max: usize,
-    max_bytes: usize,
-) -> Vec<StoredMsg> {
+/// Which messages a read may return: sequences `start..=upto` matching `filters`, at
+/// most `max` of them and, when `max_bytes` is not 0, stopping once that much was
+/// read (at least one message).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadRange<'a> {
+    pub start: u64,
+    /// The last sequence the reader was told of (its `last_seq` watch). A read runs
+    /// in the stream's queue, possibly behind newer publishes: bounding it keeps each
+    /// message going out as soon as it is stored instead of paired with the next
+    /// one, and what the reader skips ahead to is what it read.
+    pub upto: u64,
+    pub filters: &'a [String],
+    pub max: usize,
+    pub max_bytes: usize,
+}
+
+/// The messages of `range`, in order.
+pub(crate) fn read_batch(store: &dyn StreamStore, range: ReadRange<'_>) -> Vec<StoredMsg> {
+    let ReadRange {
+        start,
+        upto,
+        filters,
+        max,
+        max_bytes,
+    } = range;
     let f = filter_refs(filters);
     let mut out = Vec::new();
     let mut next = start;
     let mut bytes = 0;
     while out.len() < max && (max_bytes == 0 || bytes < max_bytes) {
         match store.load_next_multi(next, &f) {
-            Ok(m) => {
+            Ok(m) if m.seq <= upto => {
                 next = m.seq + 1;
                 bytes += m.payload.len() + m.headers.as_ref().map_or(0, |h| h.len());
                 out.push(m);
             }
-            Err(_) => break,
+            Ok(_) | Err(_) => break,
         }
     }
     out
@@ -84,18 +100,21 @@ pub(crate) fn full_count(store: &dyn StreamStore, start: u64, filters: &[String]
     }
 }
 
-/// Reads the next batch at `start` and updates `prev` (the count at `start`) by what was
-/// read and what was appended since; recounts when messages at or after `start` were
-/// removed from the front (purge, limits) or there is no previous count.
+/// Reads the next batch of `range` and updates `prev` (the count at `range.start`) by
+/// what was read and what was appended since; recounts when messages at or after the
+/// start were removed from the front (purge, limits) or there is no previous count.
+/// The position after the read is past `range.upto` when nothing more matched there.
 pub(crate) fn read_more(
     store: &dyn StreamStore,
-    start: u64,
-    filters: &[String],
-    max: usize,
+    range: ReadRange<'_>,
     prev: Option<PendingCount>,
 ) -> (Vec<StoredMsg>, u64, PendingCount) {
-    let msgs = read_batch(store, start, filters, max, 0);
-    let after = msgs.last().map_or(start, |m| m.seq + 1);
+    let (start, filters) = (range.start, range.filters);
+    let msgs = read_batch(store, range);
+    let after = match msgs.last() {
+        Some(m) => m.seq + 1,
+        None => start.max(range.upto.saturating_add(1)),
+    };
     let st = store.state();
     let count = match prev {
         Some(p) if st.first_seq <= start && p.counted_to <= st.last_seq => PendingCount {

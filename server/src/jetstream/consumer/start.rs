@@ -214,6 +214,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         to_remove: Vec::new(),
         sync_interval: spec.sync_interval,
         next_sync: None,
+        syncing: None,
         replay_anchor: None,
         replay_wake: None,
         dropped_later: Vec::new(),

@@ -379,7 +379,7 @@ async fn nak_with_delay_waits() {
 
 #[test]
 fn incremental_pending_count_matches_a_full_count() {
-    use super::source::{count_pending, read_more};
+    use super::source::{ReadRange, count_pending, read_more};
     let mut store = MemStore::new(StoreConfig {
         storage: StorageKind::Memory,
         ..StoreConfig::default()
@@ -393,7 +393,14 @@ fn incremental_pending_count_matches_a_full_count() {
                 let subj = ["a.1", "a.2", "b.x.y", "c"][((round + i) % 4) as usize];
                 store.append(subj, None, b"x").expect("append");
             }
-            let (msgs, after, count) = read_more(&store, pos, &filters, 3, prev);
+            let range = ReadRange {
+                start: pos,
+                upto: store.state().last_seq,
+                filters: &filters,
+                max: 3,
+                max_bytes: 0,
+            };
+            let (msgs, after, count) = read_more(&store, range, prev);
             assert!(msgs.iter().all(|m| m.seq >= pos));
             assert_eq!(
                 count.pending,
@@ -404,6 +411,41 @@ fn incremental_pending_count_matches_a_full_count() {
             prev = Some(count);
         }
     }
+}
+
+/// A read stops at the last sequence the consumer was told of, even when the store
+/// already holds more (a read queued behind newer publishes), and skips ahead only
+/// as far as it looked.
+#[test]
+fn a_read_stops_at_the_sequence_the_consumer_knows() {
+    use super::source::{ReadRange, read_more};
+    let mut store = MemStore::new(StoreConfig {
+        storage: StorageKind::Memory,
+        ..StoreConfig::default()
+    });
+    for subj in ["a", "b", "b", "a", "a"] {
+        store.append(subj, None, b"x").expect("append");
+    }
+    fn range(start: u64, upto: u64, filters: &[String]) -> ReadRange<'_> {
+        ReadRange {
+            start,
+            upto,
+            filters,
+            max: 10,
+            max_bytes: 0,
+        }
+    }
+    let (msgs, after, _) = read_more(&store, range(1, 2, &[]), None);
+    assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(after, 3);
+    let only_a = ["a".to_owned()];
+    let (msgs, after, count) = read_more(&store, range(2, 3, &only_a), None);
+    assert!(msgs.is_empty(), "no `a` in 2..=3");
+    assert_eq!(
+        after, 4,
+        "skips to just past what it looked at, not to the store's end"
+    );
+    assert_eq!(count.pending, 2);
 }
 
 async fn env_with(cfg: ConsumerConfig, store: MemStore) -> Env {

@@ -12,13 +12,16 @@
 //! - `pending` equals the store's pending set (same keys) when acks are required.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rill_protocol::jsapi::{AckPolicy, ConsumerConfig};
 use tokio::time::Instant;
 
 use super::ack::{AckKind, AckMeta};
-use crate::jetstream::store::{ConsumerState, ConsumerStore, SequencePair, StoreError, now_ns};
+use crate::jetstream::store::{
+    ConsumerState, ConsumerStore, SequencePair, StoreError, VFile, now_ns,
+};
 
 #[derive(Debug, Clone, Copy)]
 struct Pend {
@@ -172,6 +175,22 @@ impl Tracker {
         } else {
             self.store.sync()
         }
+    }
+
+    /// Writes what changed since the last sync and hands back the file to fsync, so
+    /// the caller can make it durable off its own task (see
+    /// [`ConsumerStore::write_out`]).
+    pub(crate) fn write_out(&mut self) -> Result<Option<Arc<dyn VFile>>, StoreError> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.dirty = false;
+        self.store.write_out()
+    }
+
+    /// A background fsync failed: the next sync must cover its writes again.
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// True when something changed since the last sync.

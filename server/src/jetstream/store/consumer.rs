@@ -32,6 +32,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{error, warn};
 
@@ -198,6 +199,16 @@ pub trait ConsumerStore: Send + Debug {
     /// # Errors
     /// I/O errors.
     fn sync(&mut self) -> Result<(), StoreError>;
+    /// Writes every update so far to the file without waiting for the disk, and
+    /// hands back the file whose `sync` makes them durable (`None`: nothing is
+    /// owed). The caller fsyncs it off its own task, so delivery does not wait for
+    /// the disk; a later [`ConsumerStore::sync`] still waits for everything.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn write_out(&mut self) -> Result<Option<Arc<dyn VFile>>, StoreError> {
+        self.sync().map(|()| None)
+    }
 }
 
 /// Consumer state kept in memory only (for memory streams).
@@ -251,10 +262,15 @@ const COMPACT_MIN: u64 = 64 * 1024;
 pub struct FileConsumerStore {
     vfs: SharedVfs,
     dir: PathBuf,
-    file: Box<dyn VFile>,
+    file: Arc<dyn VFile>,
     len: u64,
     buf: Vec<u8>,
+    /// Written since the last fsync.
     dirty: bool,
+    /// Handed to a caller to fsync ([`ConsumerStore::write_out`]) since the last
+    /// [`ConsumerStore::sync`], which therefore fsyncs too, not knowing whether the
+    /// caller's has finished.
+    handed_out: bool,
     state: ConsumerState,
 }
 
@@ -359,7 +375,7 @@ impl FileConsumerStore {
         vfs.create_dir_all(dir)?;
         let path = dir.join(LOG_NAME);
         let existed = vfs.exists(&path);
-        let file = vfs.open(&path, true)?;
+        let file: Arc<dyn VFile> = Arc::from(vfs.open(&path, true)?);
         if !existed {
             file.sync()?;
             vfs.sync_dir(dir)?;
@@ -382,6 +398,7 @@ impl FileConsumerStore {
             len: r.good as u64,
             buf: Vec::new(),
             dirty: false,
+            handed_out: false,
             state: r.state,
         };
         if (r.good as u64) < flen {
@@ -432,11 +449,29 @@ impl FileConsumerStore {
         let data = self.full_record();
         let path = self.dir.join(LOG_NAME);
         super::meta::write_atomic(self.vfs.as_ref(), &path, &data)?;
-        self.file = self.vfs.open(&path, false)?;
+        self.file = Arc::from(self.vfs.open(&path, false)?);
         self.len = data.len() as u64;
         self.buf.clear();
         self.dirty = false;
+        self.handed_out = false;
         Ok(())
+    }
+
+    /// Appends the buffered records; true when the log was rewritten instead
+    /// (compaction, durable by itself).
+    fn append_buffered(&mut self) -> Result<bool, StoreError> {
+        if !self.buf.is_empty() {
+            self.file.write_at(self.len, &self.buf)?;
+            self.len += self.buf.len() as u64;
+            self.buf.clear();
+            self.dirty = true;
+        }
+        let full_len = 64 + 24 * (self.state.pending.len() + self.state.redelivered.len()) as u64;
+        if self.len > COMPACT_MIN.max(4 * full_len) {
+            self.rewrite()?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -471,20 +506,23 @@ impl ConsumerStore for FileConsumerStore {
         &self.state
     }
     fn sync(&mut self) -> Result<(), StoreError> {
-        if !self.buf.is_empty() {
-            self.file.write_at(self.len, &self.buf)?;
-            self.len += self.buf.len() as u64;
-            self.buf.clear();
-            self.dirty = true;
+        if self.append_buffered()? {
+            return Ok(());
         }
-        let full_len = 64 + 24 * (self.state.pending.len() + self.state.redelivered.len()) as u64;
-        if self.len > COMPACT_MIN.max(4 * full_len) {
-            return self.rewrite();
-        }
-        if self.dirty {
+        if self.dirty || self.handed_out {
             self.file.sync()?;
             self.dirty = false;
+            self.handed_out = false;
         }
         Ok(())
+    }
+    fn write_out(&mut self) -> Result<Option<Arc<dyn VFile>>, StoreError> {
+        // `handed_out`: an earlier handed-out fsync may have failed; fsync again.
+        if self.append_buffered()? || !(self.dirty || self.handed_out) {
+            return Ok(None);
+        }
+        self.dirty = false;
+        self.handed_out = true;
+        Ok(Some(Arc::clone(&self.file)))
     }
 }

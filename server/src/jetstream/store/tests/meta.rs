@@ -229,6 +229,46 @@ fn file_consumer_state_survives_reopen_crash_and_torn_tail() {
     assert!(c.state().pending.is_empty());
 }
 
+/// `write_out` writes without fsync and hands the file back: the state is
+/// durable only once that file's `sync` ran, and a later `sync` fsyncs again
+/// because it cannot know whether the handed-out one finished (or failed).
+#[test]
+fn consumer_state_written_out_is_durable_only_after_its_fsync() {
+    let disk = SimDisk::new();
+    let dir = meta::create_consumer(&disk, root(), "S", "C", b"c").expect("create");
+    let open = || FileConsumerStore::open(&dir, disk.shared()).expect("open");
+    // Written out, never fsynced: lost in a crash.
+    let mut c = open();
+    assert!(c.write_out().expect("nothing owed").is_none());
+    c.update_delivered(1, 10, 1, 100).expect("delivered");
+    let _unsynced = c.write_out().expect("write").expect("an fsync is owed");
+    drop(c);
+    disk.crash();
+    assert_eq!(open().state(), &ConsumerState::default());
+    // Written out and the handed-out file fsynced: durable.
+    let mut c = open();
+    c.update_delivered(1, 10, 1, 100).expect("delivered");
+    c.write_out()
+        .expect("write")
+        .expect("owed")
+        .sync()
+        .expect("fsync");
+    let first = c.state().clone();
+    drop(c);
+    disk.crash();
+    assert_eq!(open().state(), &first);
+    // Handed out, not yet fsynced, then `sync` with nothing new: it fsyncs anyway.
+    let mut c = open();
+    c.update_delivered(2, 11, 1, 101).expect("delivered");
+    let _pending = c.write_out().expect("write").expect("owed");
+    c.sync().expect("sync");
+    let second = c.state().clone();
+    drop(c);
+    disk.crash();
+    assert_eq!(open().state(), &second);
+    assert_ne!(second, first);
+}
+
 /// Damage inside the log (valid records after it): the consumer resumes from
 /// the state before the damage, which is never ahead of the real one, and the
 /// damaged file is kept. A record of an unknown kind with a valid checksum (a
