@@ -24,7 +24,7 @@ use crate::locks;
 use crate::shared::{ClusterReport, JsReport, LeafReport};
 use crate::stats::Stats;
 
-pub use crate::shared::{GLOBAL_ACCOUNT, VERSION};
+pub use crate::shared::{DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT, VERSION};
 
 /// Shared server state. Cheap to reach through an `Arc` from any task.
 #[derive(Debug)]
@@ -121,17 +121,21 @@ impl ServerState {
         self.reload.notified().await;
     }
 
-    /// The system account's name: `system_account` (a public key in operator mode) or the
-    /// operator JWT's; `None` with `no_system_account` or when none is configured.
+    /// The system account's name: `system_account` (a public key in operator mode), else
+    /// the operator JWT's, else (outside operator mode) `$SYS`, as nats-server;
+    /// `None` with `no_system_account` or in operator mode without one.
     pub fn system_account(&self) -> Option<String> {
         let config = self.config();
         if config.no_system_account {
             return None;
         }
-        config.system_account.clone().or_else(|| {
-            self.jwt()
-                .and_then(|j| j.system_account().map(str::to_string))
-        })
+        if let Some(name) = &config.system_account {
+            return Some(name.clone());
+        }
+        match self.jwt() {
+            Some(jwt) => jwt.system_account().map(str::to_string),
+            None => Some(DEFAULT_SYSTEM_ACCOUNT.to_string()),
+        }
     }
 
     /// The configuration in force (replaced on reload).

@@ -6,6 +6,10 @@ use std::collections::HashMap;
 /// The name of the default account, as nats-server calls it.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
+/// The system account's name when none is configured (outside operator mode), as
+/// nats-server's.
+pub const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
+
 /// rill's own version (`--version`, the log banner, `rill_version` in INFO and `/varz`).
 /// Where nats-server reports its version, rill reports
 /// [`NATS_VERSION`](rill_protocol::compat::NATS_VERSION), the release it implements.

@@ -35,6 +35,7 @@ mod js_streams;
 mod jwt_auth;
 mod jwt_imports;
 mod jwt_limits;
+mod jwt_resolver;
 mod jwt_system;
 mod kv;
 mod leaf;

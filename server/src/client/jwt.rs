@@ -140,6 +140,16 @@ impl Connection {
                 self.fail(&ProtocolError::AuthorizationViolation);
                 Err(CloseReason::AuthenticationViolation)
             }
+            Err(Revocation::AccountExpired) => {
+                debug!(
+                    "{} - Account Authentication Expired",
+                    self.link.log_prefix()
+                );
+                self.link
+                    .outbound
+                    .push_raw(b"-ERR 'Account Authentication Expired'\r\n");
+                Err(CloseReason::AuthenticationExpired)
+            }
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct DirResolver {
     pub dir: PathBuf,
     /// Accept `$SYS.REQ.CLAIMS.DELETE` (full only).
     pub allow_delete: bool,
+    /// `hard_delete`: a deleted JWT's file is removed (otherwise renamed to
+    /// `<account>.jwt.deleted`).
+    pub hard_delete: bool,
     /// How often servers compare their stores (full only).
     pub interval: Duration,
     /// Most JWTs kept (cache only).
@@ -58,6 +61,7 @@ impl Default for DirResolver {
         Self {
             dir: PathBuf::from("."),
             allow_delete: false,
+            hard_delete: false,
             interval: Duration::from_secs(120),
             limit: 1000,
             ttl: Duration::ZERO,

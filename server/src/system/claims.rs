@@ -5,7 +5,9 @@
 //!   re-check themselves (revocations take effect at once) and JetStream takes the
 //!   account's new limits;
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: the account JWT, as the body (full resolver);
-//! - `$SYS.REQ.CLAIMS.LIST`: the known account keys.
+//! - `$SYS.REQ.CLAIMS.LIST`: the known account keys;
+//! - `$SYS.REQ.CLAIMS.DELETE` (directory resolvers): an operator-signed list of accounts
+//!   to delete.
 //!
 //! Replies use nats-server's words: `{"data": {"account", "code": 200, "message": "jwt
 //! updated"}}`, or `{"error": {"account", "code": 500, "description": "jwt update resulted
@@ -41,6 +43,7 @@ pub(super) async fn account_op(
 pub(super) async fn claims_op(state: &Arc<ServerState>, system: &System, op: &str, req: &Request) {
     match op {
         "UPDATE" => update(state, system, None, req).await,
+        "DELETE" => delete(state, system, req).await,
         "LIST" => {
             let Some(jwt) = state.jwt() else {
                 return;
@@ -103,14 +106,80 @@ async fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, re
     respond(state, system, req, body);
 }
 
+/// `$SYS.REQ.CLAIMS.DELETE`: an operator's signed list of accounts to delete. Each is
+/// forgotten (its file removed or renamed), its clients get `Account Authentication
+/// Expired` and its JetStream stops, as nats-server.
+async fn delete(state: &Arc<ServerState>, system: &System, req: &Request) {
+    let Some(jwt) = state.jwt() else {
+        return;
+    };
+    let token = String::from_utf8_lossy(&req.payload);
+    let verified = jwt.trust.verify_delete(&token, jwt.resolver.deletes());
+    let (by, accounts) = match verified {
+        Ok(v) => v,
+        Err((by, why)) => {
+            let what = format!("delete accounts request by {by} failed");
+            error!("{what} - {why}");
+            return respond_status(state, system, req, &what, Some(&why));
+        }
+    };
+    let errors: Vec<String> = accounts
+        .iter()
+        .filter_map(|key| jwt.resolver.delete(key).err().map(|e| e.to_string()))
+        .collect();
+    let deleted = accounts.len() - errors.len();
+    debug!("{by} deleted {deleted} accounts");
+    state.clients.notify_auth_reload();
+    jwt.rewire_all(&state.accounts);
+    if let Some(js) = state.js_report() {
+        js.accounts_changed().await;
+    }
+    if errors.is_empty() {
+        respond_status(
+            state,
+            system,
+            req,
+            &format!("deleted {deleted} accounts"),
+            None,
+        );
+    } else {
+        let what = format!("deleted {deleted} accounts, failed for {}", errors.len());
+        respond_status(state, system, req, &what, Some(&errors.join("\n")));
+    }
+}
+
+/// A reply without an account: `{"data": {"code": 200, "message"}}` or `{"error": {"code":
+/// 500, "description": "<message> - <error>"}}`.
+fn respond_status(
+    state: &Arc<ServerState>,
+    system: &System,
+    req: &Request,
+    message: &str,
+    error: Option<&str>,
+) {
+    let mut body = Map::new();
+    match error {
+        None => body.insert("data".into(), json!({"code": 200, "message": message})),
+        Some(e) => body.insert(
+            "error".into(),
+            json!({"code": 500, "description": format!("{message} - {e}")}),
+        ),
+    };
+    respond(state, system, req, body);
+}
+
+/// `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: the JWT as the body; a directory resolver that
+/// does not hold the account answers with an empty body (so that a server asking its
+/// peers learns of the absence at once), as nats-server.
 fn lookup(state: &Arc<ServerState>, system: &System, acc: &str, req: &Request) {
     let (Some(jwt), Some(reply)) = (state.jwt(), &req.reply) else {
         return;
     };
-    let Some(resolved) = jwt.resolver.lookup(acc) else {
+    let found = jwt.resolver.lookup(acc);
+    if found.is_none() && !jwt.resolver.has_dir() {
         return;
-    };
-    let payload = Bytes::from(resolved.jwt.clone());
+    }
+    let payload = found.map_or_else(Bytes::new, |r| Bytes::from(r.jwt.clone()));
     let msg = Msg::new(reply, None, None, &payload);
     system.account.router.publish(0, true, &msg);
 }

@@ -170,24 +170,43 @@ impl Resolver {
         Ok(resolved)
     }
 
-    /// Deletes the account `key` (full resolver with `allow_delete` only).
+    /// True when this resolver deletes accounts on request: a full one with
+    /// `allow_delete`, or a cache (as nats-server).
+    pub fn deletes(&self) -> bool {
+        match &self.config {
+            ResolverConfig::Full(dir) => dir.allow_delete,
+            ResolverConfig::Cache(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Deletes the account `key`: its file is removed (`hard_delete`, and always for a
+    /// cache) or renamed to `<key>.jwt.deleted`, and the account is forgotten. A key not
+    /// held is no error.
     ///
     /// # Errors
-    /// [`UpdateError::NotAllowed`] otherwise.
+    /// [`UpdateError::NotAllowed`] when the resolver does not delete; a file that
+    /// could not be removed.
     pub fn delete(&self, key: &str) -> Result<(), UpdateError> {
-        let ResolverConfig::Full(dir) = &self.config else {
+        if !self.deletes() {
             return Err(UpdateError::NotAllowed(
-                "delete is only supported by the full resolver",
-            ));
-        };
-        if !dir.allow_delete {
-            return Err(UpdateError::NotAllowed(
-                "delete not enabled in server config",
+                "delete must be enabled in server config",
             ));
         }
-        let path = jwt_path(&dir.dir, key);
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| UpdateError::Store(e.to_string()))?;
+        if let Some(dir) = dir_of(&self.config) {
+            let path = jwt_path(dir, key);
+            let hard = !matches!(&self.config, ResolverConfig::Full(d) if !d.hard_delete);
+            let removed = if hard {
+                std::fs::remove_file(&path)
+            } else {
+                std::fs::rename(&path, dir.join(format!("{key}.jwt.deleted")))
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(UpdateError::Store(e.to_string()));
+                }
+                _ => {}
+            }
         }
         locks::write(&self.accounts).remove(key);
         Ok(())

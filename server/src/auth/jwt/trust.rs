@@ -90,4 +90,57 @@ impl Trust {
         }
         Ok(claims)
     }
+
+    /// Checks a claims delete request (`$SYS.REQ.CLAIMS.DELETE`, what `nsc` sends): a
+    /// generic JWT that a trusted operator key signed about itself, listing the account
+    /// keys to delete in `nats.accounts`. Returns the requester and the accounts;
+    /// `deletes` says whether the resolver deletes at all.
+    ///
+    /// # Errors
+    /// The requester (when the token decodes) and nats-server's reason, checked in its
+    /// order: `delete must be enabled in server config`, `not self signed`, `not
+    /// trusted`, `malformed request`, `not allowed to delete system account`.
+    pub fn verify_delete(
+        &self,
+        jwt: &str,
+        deletes: bool,
+    ) -> Result<(String, Vec<String>), (String, String)> {
+        let claims = token::decode::<DeleteRequest>(jwt, Kind::Generic)
+            .map_err(|e| (String::new(), e.to_string()))?
+            .claims;
+        let by = claims.data.sub.clone();
+        let fail = |why: &str| (by.clone(), why.to_string());
+        if !deletes {
+            return Err(fail("delete must be enabled in server config"));
+        }
+        if claims.data.sub != claims.data.iss {
+            return Err(fail("not self signed"));
+        }
+        if !self.trusts(&claims.data.iss) {
+            return Err(fail("not trusted"));
+        }
+        let Some(serde_json::Value::Array(list)) = &claims.nats.accounts else {
+            return Err(fail("malformed request"));
+        };
+        let mut accounts = Vec::with_capacity(list.len());
+        for entry in list {
+            let key = entry.as_str().unwrap_or_default();
+            if !key.starts_with('A') || nkeys::KeyPair::from_public_key(key).is_err() {
+                return Err(fail("malformed request"));
+            }
+            if self.system_account() == Some(key) {
+                return Err(fail("not allowed to delete system account"));
+            }
+            accounts.push(key.to_string());
+        }
+        Ok((by, accounts))
+    }
+}
+
+/// The `nats` part of a claims delete request.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DeleteRequest {
+    /// The account keys to delete (a list; anything else is a malformed request).
+    #[serde(default)]
+    accounts: Option<serde_json::Value>,
 }

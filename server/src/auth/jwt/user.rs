@@ -140,12 +140,15 @@ impl JwtAuth {
     /// update): `Err` says why it must go.
     ///
     /// # Errors
-    /// [`Revocation::Revoked`] or [`Revocation::Violation`].
+    /// [`Revocation`]: revoked, no longer allowed, or the account deleted or expired.
     pub fn recheck(&self, user: &JwtUser, bearer: bool) -> Result<(), Revocation> {
         let Some(account) = self.resolver.lookup(&user.account) else {
-            return Err(Revocation::Violation);
+            return Err(Revocation::AccountExpired);
         };
         let ac = &account.claims;
+        if ac.data.expired(super::token::now()) {
+            return Err(Revocation::AccountExpired);
+        }
         if bearer && ac.nats.limits.disallow_bearer {
             return Err(Revocation::Violation);
         }
@@ -163,6 +166,9 @@ pub enum Revocation {
     Revoked,
     /// `-ERR 'Authorization Violation'`.
     Violation,
+    /// `-ERR 'Account Authentication Expired'`: the account JWT was deleted
+    /// (`$SYS.REQ.CLAIMS.DELETE`) or has expired.
+    AccountExpired,
 }
 
 /// The issuer must be the account or one of its signing keys (only a signing key under

@@ -147,6 +147,7 @@ fn resolver(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<ResolverConfig
             "type" => kind = string(v, &key)?.to_ascii_lowercase(),
             "dir" => dir.dir = value::path(v, &key)?,
             "allow_delete" => dir.allow_delete = boolean(v, &key)?,
+            "hard_delete" => dir.hard_delete = boolean(v, &key)?,
             "interval" => dir.interval = duration(v, &key, warnings)?,
             "limit" => dir.limit = count(v, &key)?,
             "ttl" => dir.ttl = duration(v, &key, warnings)?,
@@ -183,7 +184,7 @@ mod tests {
         )
         .expect("write");
         let text = format!(
-            "operator: \"{}\"\nsystem_account: AXYZ\nresolver {{ type: full, dir: \"{}\", allow_delete: true, interval: \"2m\" }}\n",
+            "operator: \"{}\"\nsystem_account: AXYZ\nresolver {{ type: full, dir: \"{}\", allow_delete: true, hard_delete: true, interval: \"2m\" }}\n",
             file.display(),
             dir.path().display()
         );
@@ -193,7 +194,7 @@ mod tests {
         assert_eq!(c.system_account.as_deref(), Some("AXYZ"));
         match op.resolver {
             ResolverConfig::Full(d) => {
-                assert!(d.allow_delete);
+                assert!(d.allow_delete && d.hard_delete);
                 assert_eq!(d.interval, std::time::Duration::from_secs(120));
             }
             other => panic!("full resolver expected, got {other:?}"),
