@@ -54,8 +54,12 @@ pub struct RouteTotals {
     pub stale: u64,
 }
 
-/// What leaf nodes tell monitoring. The leaf layer registers it with the server state
-/// when it starts ([`crate::server::ServerState::set_leafs`]).
+/// An upgraded WebSocket connection, as the WebSocket listener hands it on.
+pub type WsSocket = yawc::WebSocket<yawc::HttpStream>;
+
+/// What other layers reach of the leaf nodes: monitoring's reports, and the WebSocket
+/// listener's hand-over of leaf connections. The leaf layer registers it with the server
+/// state when it starts ([`crate::server::ServerState::set_leafs`]).
 pub trait LeafReport: Send + Sync + std::fmt::Debug {
     /// Live leaf-node links.
     fn num_leafs(&self) -> usize;
@@ -64,6 +68,13 @@ pub trait LeafReport: Send + Sync + std::fmt::Debug {
     fn leafz(&self, subs: bool) -> serde_json::Value;
     /// The `leaf` object of `/varz`.
     fn varz(&self) -> serde_json::Value;
+    /// Serves a leaf connection that came in on the WebSocket port (its upgrade asked
+    /// for a path ending in `/leafnode`) until it closes.
+    fn accept_websocket(
+        self: std::sync::Arc<Self>,
+        socket: WsSocket,
+        addr: std::net::SocketAddr,
+    ) -> BoxFuture<'static, ()>;
 }
 
 /// What JetStream reports to monitoring. JetStream registers it with the server state when

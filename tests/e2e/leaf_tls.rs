@@ -50,7 +50,7 @@ async fn linked_over_tls(certs: &Certs, hub_kind: ServerKind, leaf_kind: ServerK
 }
 
 /// A message from the leaf to a hub subscriber and one from the hub to a leaf subscriber.
-async fn round_trip(hub: &TestServer, leaf: &TestServer) {
+pub(crate) async fn round_trip(hub: &TestServer, leaf: &TestServer) {
     let (h, l) = (hub.client().await, leaf.client().await);
     let mut up = h.subscribe("up").await.expect("hub sub");
     wait_interest(&h, &l).await;

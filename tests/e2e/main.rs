@@ -40,6 +40,7 @@ mod jwt_system;
 mod kv;
 mod leaf;
 mod leaf_tls;
+mod leaf_ws;
 mod mappings;
 mod monitoring;
 mod mqtt;

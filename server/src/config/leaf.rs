@@ -89,18 +89,39 @@ pub struct RemoteLeaf {
     /// TLS to the hub (`tls {}`: the hub verified against `ca_file`, our certificate
     /// presented when given; `handshake_first` as the hub's).
     pub tls: Option<TlsConfig>,
+    /// `ws_compression`: a WebSocket remote offers permessage-deflate.
+    pub ws_compression: bool,
+    /// `ws_no_masking`: accepted as nats-server's; rill always masks what it sends
+    /// (the hub must agree to unmasked frames anyway, and masking always works).
+    pub ws_no_masking: bool,
 }
 
-/// Leaf remote URLs: `nats-leaf://`, `nats://`, `leafnode://`, `leaf://` or none; the
-/// port defaults to 7422.
+impl RemoteLeaf {
+    /// True when the remote's URLs are `ws://` or `wss://` (all or none are).
+    pub fn is_websocket(&self) -> bool {
+        self.urls.first().is_some_and(LeafUrl::is_websocket)
+    }
+}
+
+/// Leaf remote URLs: `nats-leaf://`, `nats://`, `leafnode://`, `leaf://` or none (the
+/// port defaults to 7422), or `ws://` / `wss://` to a hub's WebSocket port (80 / 443).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeafKind;
 
 impl UrlKind for LeafKind {
-    const SCHEMES: &'static [&'static str] = &["nats-leaf", "nats", "leafnode", "leaf"];
+    const SCHEMES: &'static [&'static str] =
+        &["nats-leaf", "nats", "leafnode", "leaf", "ws", "wss"];
     const DEFAULT_PORT: Option<u16> = Some(7422);
     const SHOWN: &'static str = "nats-leaf";
     const WHAT: &'static str = "leafnode remote";
+
+    fn default_port(scheme: &str) -> Option<u16> {
+        match scheme {
+            "ws" => Some(80),
+            "wss" => Some(443),
+            _ => Self::DEFAULT_PORT,
+        }
+    }
 }
 
 /// A hub URL of a remote: `nats-leaf://[user:pass@]host[:port]`.
@@ -132,5 +153,17 @@ mod tests {
                 .to_string(),
             "nats-leaf://u:xxxxx@h:1"
         );
+    }
+
+    #[test]
+    fn websocket_urls_keep_their_path_and_default_to_web_ports() {
+        let u = LeafUrl::parse("ws://u:p@hub/edge/").expect("url");
+        assert!(u.is_websocket());
+        assert_eq!((u.port, u.path.as_str()), (80, "edge"));
+        assert_eq!(u.to_string(), "ws://u:xxxxx@hub:80");
+        let u = LeafUrl::parse("wss://hub:8443").expect("url");
+        assert_eq!((u.port, u.path.as_str()), (8443, ""));
+        assert_eq!(LeafUrl::parse("wss://hub").expect("url").port, 443);
+        assert!(!LeafUrl::parse("nats://hub").expect("url").is_websocket());
     }
 }

@@ -16,6 +16,12 @@ pub trait UrlKind {
     const SHOWN: &'static str;
     /// What the URL is, in error messages ("route", "leafnode remote").
     const WHAT: &'static str;
+
+    /// The port when a URL with `scheme` has none (`None`: required).
+    fn default_port(scheme: &str) -> Option<u16> {
+        let _ = scheme;
+        Self::DEFAULT_PORT
+    }
 }
 
 /// A URL of another server for link kind `K`.
@@ -31,6 +37,8 @@ pub struct LinkUrl<K> {
     pub user: Option<String>,
     /// Password from the URL.
     pub pass: Option<String>,
+    /// The path after `host:port`, without its leading and trailing `/` (often empty).
+    pub path: String,
     kind: PhantomData<K>,
 }
 
@@ -51,7 +59,8 @@ impl<K: UrlKind> LinkUrl<K> {
             }
             None => (String::new(), text),
         };
-        let rest = rest.trim_end_matches('/');
+        let (rest, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let path = path.trim_matches('/');
         let (creds, hostport) = match rest.rsplit_once('@') {
             Some((c, h)) => (Some(c), h),
             None => (None, rest),
@@ -61,11 +70,12 @@ impl<K: UrlKind> LinkUrl<K> {
             None => (None, None),
         };
         let bad = || format!("could not parse {} URL {text:?}", K::WHAT);
-        let (host, port) = match (hostport.rsplit_once(':'), K::DEFAULT_PORT) {
+        let default_port = K::default_port(&scheme);
+        let (host, port) = match (hostport.rsplit_once(':'), default_port) {
             // A colon inside `[v6]` is not a port separator.
             (Some((h, p)), _) if !h.ends_with(']') || hostport.starts_with('[') => {
                 if p.ends_with(']') {
-                    (hostport, K::DEFAULT_PORT.ok_or_else(bad)?)
+                    (hostport, default_port.ok_or_else(bad)?)
                 } else {
                     (h, p.parse::<u16>().map_err(|_| bad())?)
                 }
@@ -83,8 +93,14 @@ impl<K: UrlKind> LinkUrl<K> {
             port,
             user,
             pass,
+            path: path.to_string(),
             kind: PhantomData,
         })
+    }
+
+    /// True for `ws://` and `wss://` URLs.
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.scheme.as_str(), "ws" | "wss")
     }
 
     /// `host:port` to dial, with brackets around an IPv6 host.
@@ -105,6 +121,7 @@ impl<K> Clone for LinkUrl<K> {
             port: self.port,
             user: self.user.clone(),
             pass: self.pass.clone(),
+            path: self.path.clone(),
             kind: PhantomData,
         }
     }
@@ -112,14 +129,21 @@ impl<K> Clone for LinkUrl<K> {
 
 impl<K> PartialEq for LinkUrl<K> {
     fn eq(&self, other: &Self) -> bool {
-        (&self.scheme, &self.host, self.port, &self.user, &self.pass)
-            == (
-                &other.scheme,
-                &other.host,
-                other.port,
-                &other.user,
-                &other.pass,
-            )
+        (
+            &self.scheme,
+            &self.host,
+            self.port,
+            &self.user,
+            &self.pass,
+            &self.path,
+        ) == (
+            &other.scheme,
+            &other.host,
+            other.port,
+            &other.user,
+            &other.pass,
+            &other.path,
+        )
     }
 }
 
@@ -133,9 +157,14 @@ impl<K: UrlKind> fmt::Display for LinkUrl<K> {
         } else {
             format!("{}:{}", self.host, self.port)
         };
+        let scheme = if self.is_websocket() {
+            self.scheme.as_str()
+        } else {
+            K::SHOWN
+        };
         match &self.user {
-            Some(user) => write!(f, "{}://{user}:xxxxx@{host}", K::SHOWN),
-            None => write!(f, "{}://{host}", K::SHOWN),
+            Some(user) => write!(f, "{scheme}://{user}:xxxxx@{host}"),
+            None => write!(f, "{scheme}://{host}"),
         }
     }
 }

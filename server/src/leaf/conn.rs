@@ -70,13 +70,16 @@ pub(super) async fn accept(leafs: Arc<LeafNodes>, mut stream: TcpStream, addr: S
         info,
     };
     let Some(tls) = leafs.tls.clone() else {
-        return hub_side(&leafs, accepted, stream, false).await;
+        return hub_side(&leafs, accepted, tokio::io::split(stream), false).await;
     };
     if !tls.handshake_first && write_info(&mut stream, &accepted.info).await.is_err() {
         return;
     }
     match tls.accept(stream).await {
-        Ok(stream) => hub_side(&leafs, accepted, stream, !tls.handshake_first).await,
+        Ok(stream) => {
+            let halves = tokio::io::split(stream);
+            hub_side(&leafs, accepted, halves, !tls.handshake_first).await;
+        }
         Err(e) => {
             error!("{} - TLS handshake error: {e}", accepted.prefix);
             info!(
@@ -90,15 +93,50 @@ pub(super) async fn accept(leafs: Arc<LeafNodes>, mut stream: TcpStream, addr: S
 async fn write_info<W: AsyncWrite + Unpin>(writer: &mut W, info: &LeafInfo) -> std::io::Result<()> {
     let mut frame = BytesMut::new();
     encode_info(&mut frame, info);
-    writer.write_all(&frame).await
+    writer.write_all(&frame).await?;
+    // A WebSocket writer sends what it gathered as one message on flush.
+    writer.flush().await
 }
 
-/// The hub's handshake on a connected (and, with TLS, secured) stream: INFO out unless
-/// `info_sent`, CONNECT in (checked, which binds the account), INFO with
-/// `connect_info` out, then the link runs.
-async fn hub_side<S>(leafs: &Arc<LeafNodes>, accepted: Accepted, stream: S, info_sent: bool)
+/// The hub's side of a leaf connection that came in on the WebSocket port (path
+/// `/leafnode`): the upgrade is done (TLS with it, for `wss://`), so the INFO goes out
+/// as the first message; then [`hub_side`].
+pub(super) async fn accept_websocket<R, W>(leafs: Arc<LeafNodes>, halves: (R, W), addr: SocketAddr)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send,
+    W: crate::client::ClientWriter,
+{
+    let Some(state) = leafs.state() else {
+        return;
+    };
+    let lid = state.clients.next_cid();
+    let prefix = format!("{addr} - lid:{lid}");
+    info!("{prefix} - Leafnode connection created (websocket)");
+    let mut info = leafs.own_info(None);
+    info.client_id = Some(lid);
+    info.tls_required = false;
+    info.tls_verify = false;
+    let accepted = Accepted {
+        state,
+        lid,
+        addr,
+        prefix,
+        info,
+    };
+    hub_side(&leafs, accepted, halves, false).await;
+}
+
+/// The hub's handshake on a connected (and, with TLS, secured) stream's halves: INFO
+/// out unless `info_sent`, CONNECT in (checked, which binds the account), INFO with
+/// `connect_info` out, then the link runs.
+async fn hub_side<R, W>(
+    leafs: &Arc<LeafNodes>,
+    accepted: Accepted,
+    (mut reader, mut writer): (R, W),
+    info_sent: bool,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: crate::client::ClientWriter,
 {
     let Accepted {
         state,
@@ -107,7 +145,6 @@ where
         prefix,
         mut info,
     } = accepted;
-    let (mut reader, mut writer) = tokio::io::split(stream);
     if !info_sent && write_info(&mut writer, &info).await.is_err() {
         return;
     }
@@ -184,20 +221,41 @@ pub(super) async fn solicit(
     let host = to.url.host.clone();
     if let Some(tls) = to.tls.filter(|t| t.handshake_first) {
         let stream = tls.connect(&host, stream).await.map_err(tls_error)?;
-        return leaf_side(leafs, &state, to, (addr, stream), hs, None).await;
+        let halves = tokio::io::split(stream);
+        return leaf_side(leafs, &state, to, (addr, halves), hs, None).await;
     }
     let hub = hub_info(&mut hs, &mut stream, deadline).await?;
     match (to.tls, hub.tls_required) {
-        (None, false) => leaf_side(leafs, &state, to, (addr, stream), hs, Some(hub)).await,
+        (None, false) => {
+            let halves = tokio::io::split(stream);
+            leaf_side(leafs, &state, to, (addr, halves), hs, Some(hub)).await
+        }
         (Some(tls), _) => {
             let stream = tls.connect(&host, stream).await.map_err(tls_error)?;
-            leaf_side(leafs, &state, to, (addr, stream), hs, Some(hub)).await
+            let halves = tokio::io::split(stream);
+            leaf_side(leafs, &state, to, (addr, halves), hs, Some(hub)).await
         }
         (None, true) => Err("the hub requires TLS: the remote needs a tls {} block".into()),
     }
 }
 
-fn tls_error(e: std::io::Error) -> String {
+/// The leaf's side of a link to a hub's WebSocket port, once the upgrade is done: the
+/// hub's INFO comes as the first message; then [`leaf_side`].
+pub(super) async fn solicit_websocket<R, W>(
+    leafs: &Arc<LeafNodes>,
+    to: Dialled<'_>,
+    (addr, halves): (SocketAddr, (R, W)),
+) -> Result<String, String>
+where
+    R: AsyncRead + Unpin + Send,
+    W: crate::client::ClientWriter,
+{
+    let state = leafs.state().ok_or("server gone")?;
+    let hs = handshake(&state);
+    leaf_side(leafs, &state, to, (addr, halves), hs, None).await
+}
+
+pub(super) fn tls_error(e: std::io::Error) -> String {
     format!("TLS handshake error: {e}")
 }
 
@@ -213,21 +271,21 @@ async fn hub_info<R: AsyncRead + Unpin>(
     })
 }
 
-/// The leaf's handshake on a connected (and, with TLS, secured) stream to the hub at
-/// `addr`: the hub's INFO in (unless read already), declining compression when it
-/// offers it, CONNECT out, then the link runs until it closes.
-async fn leaf_side<S>(
+/// The leaf's handshake on a connected (and, with TLS, secured) stream's halves to the
+/// hub at `addr`: the hub's INFO in (unless read already), declining compression when
+/// it offers it, CONNECT out, then the link runs until it closes.
+async fn leaf_side<R, W>(
     leafs: &Arc<LeafNodes>,
     state: &Arc<ServerState>,
     to: Dialled<'_>,
-    (addr, stream): (SocketAddr, S),
+    (addr, (mut reader, mut writer)): (SocketAddr, (R, W)),
     mut hs: Handshake,
     hub: Option<LeafInfo>,
 ) -> Result<String, String>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send,
+    W: crate::client::ClientWriter,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let hub = match hub {
         Some(hub) => hub,
         None => hub_info(&mut hs, &mut reader, Instant::now() + HANDSHAKE).await?,
@@ -254,6 +312,7 @@ where
     }
     encode_connect(&mut out, &connect);
     writer.write_all(&out).await.map_err(|e| e.to_string())?;
+    writer.flush().await.map_err(|e| e.to_string())?;
     let lid = state.clients.next_cid();
     let setup = LinkSetup {
         lid,

@@ -44,7 +44,7 @@ pub(super) async fn keep_dialing(leafs: Arc<LeafNodes>, index: usize, remote: Re
             url.addr()
         );
         let wait = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(url.addr())).await {
-            Ok(Ok(stream)) => match super::conn::solicit(&leafs, to(url), stream).await {
+            Ok(Ok(stream)) => match solicit(&leafs, to(url), stream).await {
                 Ok(hub) => {
                     failures = 0;
                     leafs.loop_wait(&hub).map_or(delay, |until| {
@@ -83,6 +83,20 @@ pub(super) async fn keep_dialing(leafs: Arc<LeafNodes>, index: usize, remote: Re
         }
     }
     info!("Leafnode remote {index} stopped");
+}
+
+/// The leaf side of a link on a fresh connection: over WebSocket for `ws://` and
+/// `wss://` remotes, else the plain (or TLS) leaf protocol.
+async fn solicit(
+    leafs: &Arc<LeafNodes>,
+    to: Dialled<'_>,
+    stream: TcpStream,
+) -> Result<String, String> {
+    if to.url.is_websocket() {
+        super::ws::solicit(leafs, to, stream).await
+    } else {
+        super::conn::solicit(leafs, to, stream).await
+    }
 }
 
 /// The wait after `failures` failed attempts in a row.

@@ -38,6 +38,7 @@ mod dial;
 mod interest;
 mod link;
 mod report;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};

@@ -11,6 +11,14 @@ use crate::locks;
 pub use crate::shared::LeafReport;
 
 impl LeafReport for LeafNodes {
+    fn accept_websocket(
+        self: std::sync::Arc<Self>,
+        socket: crate::shared::WsSocket,
+        addr: std::net::SocketAddr,
+    ) -> crate::shared::BoxFuture<'static, ()> {
+        super::ws::accept(self, socket, addr)
+    }
+
     fn num_leafs(&self) -> usize {
         self.links().len()
     }

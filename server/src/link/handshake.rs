@@ -170,6 +170,7 @@ pub(crate) async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
         let mut buf = BytesMut::new();
         encode::err(&mut buf, &text);
         let _ = writer.write_all(&buf).await;
+        let _ = writer.flush().await;
         error!("{prefix} - {text}");
     }
     info!("{prefix} - {kind} connection closed: {}", reason.as_str());

@@ -29,6 +29,8 @@
 pub mod handshake;
 mod stream;
 
+pub(crate) use stream::{WsReader, WsWriter};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,7 +167,8 @@ impl Listener {
         let mut peer = Peer::new(&self.state, addr);
         let upgrade = tokio::time::timeout(ws.handshake_timeout, self.upgrade(stream, addr, &ws));
         let (socket, cookies, cert) = match upgrade.await {
-            Ok(Ok(upgraded)) => upgraded,
+            Ok(Ok((socket, Kind::Leaf, _))) => return self.hand_to_leafs(socket, addr).await,
+            Ok(Ok((socket, Kind::Client(cookies), cert))) => (socket, cookies, cert),
             Ok(Err(e)) => {
                 error!("{addr} - websocket handshake error: {e}");
                 return;
@@ -188,6 +191,14 @@ impl Listener {
         client::serve_peer(Arc::clone(&self.state), reader, writer, peer).await;
     }
 
+    /// A leaf node connected to the WebSocket port: the leaf layer serves it.
+    async fn hand_to_leafs(&self, socket: WebSocket<yawc::HttpStream>, addr: SocketAddr) {
+        match self.state.leafs() {
+            Some(leafs) => Arc::clone(leafs).accept_websocket(socket, addr).await,
+            None => error!("{addr} - Not configured to accept leaf node connections"),
+        }
+    }
+
     /// TLS (when configured) and the HTTP upgrade.
     async fn upgrade(
         &self,
@@ -196,8 +207,8 @@ impl Listener {
         ws: &WebsocketConfig,
     ) -> Result<Upgraded, UpgradeError> {
         let Some(tls) = &self.tls else {
-            let (socket, cookies) = http_upgrade(stream, ws, false, &self.state).await?;
-            return Ok((socket, cookies, None));
+            let (socket, kind) = http_upgrade(stream, ws, false, &self.state).await?;
+            return Ok((socket, kind, None));
         };
         let acceptor = TlsAcceptor::from(Arc::clone(tls));
         let tls_stream = acceptor.accept(stream).await.map_err(UpgradeError::Tls)?;
@@ -208,8 +219,8 @@ impl Listener {
             .and_then(|c| c.first())
             .and_then(|c| CertIdentity::from_der(c));
         debug!("{addr} - websocket TLS handshake complete");
-        let (socket, cookies) = http_upgrade(tls_stream, ws, true, &self.state).await?;
-        Ok((socket, cookies, cert))
+        let (socket, kind) = http_upgrade(tls_stream, ws, true, &self.state).await?;
+        Ok((socket, kind, cert))
     }
 
     /// The WebSocket-only authenticator when the block overrides the server's users,
@@ -250,8 +261,31 @@ fn override_config(config: &Config, ws: &WebsocketConfig) -> Config {
     c
 }
 
-/// An upgraded connection, the cookies of its request and its client certificate.
-type Upgraded = (WebSocket<yawc::HttpStream>, Cookies, Option<CertIdentity>);
+/// An upgraded connection, what it is and its client certificate.
+type Upgraded = (WebSocket<yawc::HttpStream>, Kind, Option<CertIdentity>);
+
+/// The path suffix that marks an upgrade request as a leaf-node connection (nats-server's
+/// leafs ask for `<url path>/leafnode`).
+pub(crate) const LEAF_PATH: &str = "/leafnode";
+
+/// What an upgrade request asked to become.
+#[derive(Debug)]
+enum Kind {
+    /// A client, with the cookies of its request.
+    Client(Cookies),
+    /// A leaf node (the path ends in [`LEAF_PATH`]).
+    Leaf,
+}
+
+impl Kind {
+    fn of<B>(req: &Request<B>, ws: &WebsocketConfig) -> Self {
+        if req.uri().path().ends_with(LEAF_PATH) {
+            Self::Leaf
+        } else {
+            Self::Client(Cookies::from_request(req, ws))
+        }
+    }
+}
 
 /// Why an upgrade failed.
 #[derive(Debug, thiserror::Error)]
@@ -274,7 +308,7 @@ async fn http_upgrade<IO>(
     ws: &WebsocketConfig,
     tls: bool,
     state: &ServerState,
-) -> Result<(WebSocket<yawc::HttpStream>, Cookies), UpgradeError>
+) -> Result<(WebSocket<yawc::HttpStream>, Kind), UpgradeError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -303,12 +337,12 @@ where
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades()
         .await?;
-    let (upgrade, cookies) = rx.await.map_err(|_| UpgradeError::Closed)??;
-    Ok((upgrade.await?, cookies))
+    let (upgrade, kind) = rx.await.map_err(|_| UpgradeError::Closed)??;
+    Ok((upgrade.await?, kind))
 }
 
-/// A pending upgrade and the request's cookies, or why the request was refused.
-type Answer = Result<(yawc::UpgradeFut, Cookies), handshake::Refused>;
+/// A pending upgrade and what it asked to become, or why the request was refused.
+type Answer = Result<(yawc::UpgradeFut, Kind), handshake::Refused>;
 
 /// Checks the request and builds the `101` answer.
 fn answer(
@@ -318,7 +352,7 @@ fn answer(
     options: Options,
 ) -> Result<(Response<http_body_util::Empty<bytes::Bytes>>, Answer), handshake::Refused> {
     handshake::check(req, ws, tls)?;
-    let cookies = Cookies::from_request(req, ws);
+    let kind = Kind::of(req, ws);
     let (mut response, upgrade) =
         WebSocket::upgrade_with_options(&mut *req, options).map_err(|_| handshake::Refused::Key)?;
     // `headers {}`: checked when the configuration was loaded.
@@ -330,15 +364,22 @@ fn answer(
             response.headers_mut().insert(name, value);
         }
     }
-    Ok((response, Ok((upgrade, cookies))))
+    Ok((response, Ok((upgrade, kind))))
 }
 
 /// yawc's settings for this listener: nats-server's compression offer, and a message
 /// size bound that fits a full `max_payload` publish with room for batched protocol.
 fn options(ws: &WebsocketConfig, config: &Config) -> Options {
-    let max_message = (2 * config.max_payload + 64 * 1024).max(8 * 1024 * 1024);
+    link_options(ws.compression, config.max_payload)
+}
+
+/// yawc's settings for one connection, either side: permessage-deflate offered or
+/// accepted as nats-server does it when `compression`, and a message size bound that
+/// fits a full `max_payload` publish with room for batched protocol.
+pub(crate) fn link_options(compression: bool, max_payload: usize) -> Options {
+    let max_message = (2 * max_payload + 64 * 1024).max(8 * 1024 * 1024);
     let options = Options::default().with_limits(max_message, 2 * max_message);
-    if !ws.compression {
+    if !compression {
         return options;
     }
     Options {

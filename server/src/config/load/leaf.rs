@@ -23,9 +23,8 @@ const REMOTE_IGNORED: &[&str] = &[
 /// Parses `leafnodes { … }`.
 ///
 /// # Errors
-/// Unknown keys, wrong types, bad ports and URLs, and settings rill cannot honour yet
-/// (TLS, WebSocket remotes): refusing to start beats running a link other than the one
-/// configured.
+/// Unknown keys, wrong types, bad ports and URLs, a remote mixing WebSocket and plain
+/// URLs, a `wss://` remote without a `tls {}` block to verify the hub with.
 pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafConfig, ConfigError> {
     let m = map(v, "leafnodes")?;
     let mut c = LeafConfig::default();
@@ -61,13 +60,6 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<LeafCo
     Ok(c)
 }
 
-fn unsupported(v: &ConfValue, what: &str) -> ConfigError {
-    ConfigError::at(
-        &v.pos,
-        format!("{what} is not supported by rill yet; refusing to start without it"),
-    )
-}
-
 /// `authorization { user, password, account, timeout, users: [...] }`.
 fn authorization(v: &ConfValue) -> Result<LeafAuth, ConfigError> {
     let parsed = link::authorization(v, true)?;
@@ -96,9 +88,6 @@ fn remote(v: &ConfValue) -> Result<RemoteLeaf, ConfigError> {
                     _ => strings(v, &k)?,
                 };
                 for url in list {
-                    if url.starts_with("ws://") || url.starts_with("wss://") {
-                        return Err(unsupported(v, "a WebSocket leafnode remote"));
-                    }
                     r.urls
                         .push(LeafUrl::parse(&url).map_err(|e| ConfigError::at(&v.pos, e))?);
                 }
@@ -108,13 +97,27 @@ fn remote(v: &ConfValue) -> Result<RemoteLeaf, ConfigError> {
             "deny_imports" | "deny_import" => r.deny_imports = strings(v, &k)?,
             "deny_exports" | "deny_export" => r.deny_exports = strings(v, &k)?,
             "tls" => r.tls = Some(super::tls::parse_dialling(v)?),
-            "ws_compression" | "ws_no_masking" | "compression" => {}
+            "ws_compression" => r.ws_compression = boolean(v, &k)?,
+            "ws_no_masking" => r.ws_no_masking = boolean(v, &k)?,
+            "compression" => {}
             k if REMOTE_IGNORED.contains(&k) => {}
             _ => value::unknown(e)?,
         }
     }
     if r.urls.is_empty() {
         return Err(ConfigError::at(&v.pos, "a leafnode remote needs a url"));
+    }
+    if r.urls.iter().any(|u| u.is_websocket() != r.is_websocket()) {
+        return Err(ConfigError::at(
+            &v.pos,
+            "remote leaf node configuration cannot have a mix of websocket and non-websocket urls",
+        ));
+    }
+    if r.tls.is_none() && r.urls.iter().any(|u| u.scheme == "wss") {
+        return Err(ConfigError::at(
+            &v.pos,
+            "a wss:// leafnode remote needs a tls {} block with the ca_file to verify the hub",
+        ));
     }
     Ok(r)
 }
@@ -146,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_blocks_parse_and_websocket_remotes_are_refused_not_ignored() {
+    fn tls_blocks_parse_and_websocket_remotes_are_checked() {
         assert!(parsed("leafnodes { port: 1, tls { cert_file: x } }").is_err());
         let c = parsed(
             "leafnodes { port: 1, tls { cert_file: c, key_file: k, handshake_first: true }, \
@@ -156,7 +159,13 @@ mod tests {
         assert!(c.tls.expect("hub tls").handshake_first);
         let remote = c.remotes[0].tls.as_ref().expect("remote tls");
         assert!(remote.cert_file.as_os_str().is_empty());
-        assert!(parsed("leafnodes { remotes: [ { url: \"ws://h:1\" } ] }").is_err());
+        let c = parsed("leafnodes { remotes: [ { url: \"ws://h:1/p\", ws_compression: true } ] }")
+            .expect("ws remote");
+        assert!(c.remotes[0].is_websocket() && c.remotes[0].ws_compression);
+        assert!(
+            parsed("leafnodes { remotes: [ { urls: [\"ws://h:1\", \"nats://h:2\"] } ] }").is_err()
+        );
+        assert!(parsed("leafnodes { remotes: [ { url: \"wss://h:1\" } ] }").is_err());
         assert!(parsed("leafnodes { remotes: [ { account: A } ] }").is_err());
     }
 }
