@@ -152,12 +152,20 @@ async fn sources_aggregate_with_filters_and_transforms_as_nats_server() {
         })
         .await;
         let i = info(&c, "S").await;
-        let sources: Vec<(Value, Value, Value)> = i["sources"]
+        // nats-server lists sources in no fixed order.
+        let mut sources: Vec<(String, Value, Value)> = i["sources"]
             .as_array()
             .expect("sources")
             .iter()
-            .map(|s| (s["name"].clone(), s["lag"].clone(), s["seq"].clone()))
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_owned(),
+                    s["lag"].clone(),
+                    s["seq"].clone(),
+                )
+            })
             .collect();
+        sources.sort_by(|x, y| x.0.cmp(&y.0));
         // Adding a source with STREAM.UPDATE starts copying it.
         create(&c, json!({"name": "C", "subjects": ["c.>"]})).await;
         publish(&c, "c.x", &[], "c").await;
@@ -312,4 +320,82 @@ async fn cli_adds_mirrors_sources_republish_and_transforms_and_shows_lag() {
         j["config"]["subject_transform"],
         json!({"src": "in.*", "dest": "st.$1"})
     );
+}
+
+/// A consumer-create request as the origin's account sees it, with the per-run parts
+/// (hash, deliver token) blanked.
+fn create_request_shape(m: &async_nats::Message) -> Value {
+    let subject = m.subject.to_string();
+    let body: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+    let cfg = &body["config"];
+    let name = cfg["name"].as_str().unwrap_or("<none>");
+    let kind = name.rsplit_once('_').map_or(name, |(k, _)| k);
+    json!({
+        "subject": subject.replace(name, "<name>"),
+        "reply_prefix": m.reply.as_ref().map(|r| r.split('.').take(2).collect::<Vec<_>>().join(".")),
+        "name_kind": kind,
+        "deliver_prefix": cfg["deliver_subject"].as_str().and_then(|d| d.rsplit_once('.')).map(|(p, _)| p),
+        "ack_policy": cfg["ack_policy"],
+        "max_deliver": cfg["max_deliver"],
+        "flow_control": cfg["flow_control"],
+        "idle_heartbeat": cfg["idle_heartbeat"],
+        "inactive_threshold": cfg["inactive_threshold"],
+        "filter_subject": cfg["filter_subject"],
+        "direct": cfg["direct"],
+        "sourcing": cfg["sourcing"],
+        "metadata": cfg["metadata"],
+    })
+}
+
+/// How the copies' consumers on the origin look to clients, against both servers: each
+/// is created through `$JS.API.CONSUMER.CREATE` as a `direct`, `sourcing` push consumer
+/// (`JS_MIRROR_…` / `JS_SRC_…`, the copying account and stream in its metadata), is left
+/// out of CONSUMER.NAMES, CONSUMER.LIST and the origin's `consumer_count`, and is
+/// counted in the account's `consumers`.
+#[tokio::test]
+async fn the_copies_consumers_on_the_origin_are_hidden_as_nats_server() {
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let c = server.client().await;
+        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        publish(&c, "o.x", &[], "one").await;
+        let mut creates = c
+            .subscribe("$JS.API.CONSUMER.CREATE.>")
+            .await
+            .expect("subscribe");
+        c.flush().await.expect("flush");
+        create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+        create(
+            &c,
+            json!({"name": "S", "sources": [{"name": "O", "filter_subject": "o.x"}]}),
+        )
+        .await;
+        wait_msgs(&c, "M", 1).await;
+        wait_msgs(&c, "S", 1).await;
+        let mut requests = Vec::new();
+        while requests.len() < 2 {
+            let m = tokio::time::timeout(WAIT, creates.next())
+                .await
+                .expect("consumer creates in time")
+                .expect("subscription open");
+            requests.push(create_request_shape(&m));
+        }
+        requests.sort_by_key(|r| r["name_kind"].to_string());
+        let names = api(&c, "$JS.API.CONSUMER.NAMES.O", "{}").await;
+        let list = api(&c, "$JS.API.CONSUMER.LIST.O", "{}").await;
+        let account = api(&c, "$JS.API.INFO", "").await;
+        seen.push(json!({
+            "requests": requests,
+            "names": names["consumers"],
+            "names_total": names["total"],
+            "list": list["consumers"],
+            "list_total": list["total"],
+            "consumer_count": info(&c, "O").await["state"]["consumer_count"],
+            "account_consumers": account["consumers"],
+        }));
+    }
+    assert_eq!(seen[0], seen[1]);
+    insta::assert_json_snapshot!(seen[0]);
 }

@@ -82,10 +82,11 @@ pub(super) async fn create(
         let text = "priority groups are not supported by rill yet";
         return Err(ErrorCode::CONSUMER_CREATE.err(text));
     }
-    let name = if cfg.name.is_empty() {
-        random_name()
-    } else {
-        cfg.name.clone()
+    let name = match cfg.name.as_str() {
+        "" => random_name(),
+        // A mirror's or source's consumer: each session's gets a fresh name.
+        n if cfg.direct => format!("{n}-{}", random_name()),
+        n => n.to_owned(),
     };
     let others = configs_of(js, &scfg.name, &name).await;
     if let Some(existing) = js.consumers.get(&scfg.name, &name) {
@@ -163,7 +164,7 @@ pub(super) async fn names(
     stream_of(js, stream)?;
     let all: Vec<String> = js
         .consumers
-        .list(stream)
+        .listed(stream)
         .into_iter()
         .map(|(n, _)| n)
         .collect();
@@ -178,7 +179,7 @@ pub(super) async fn list(
 ) -> Result<ConsumerListResponse, ApiError> {
     let body: PagedRequest = req.parse()?;
     stream_of(js, stream)?;
-    let all = js.consumers.list(stream);
+    let all = js.consumers.listed(stream);
     let (chosen, paged) = page(&all, body.offset, LIST_PAGE_LIMIT);
     let mut consumers = Vec::with_capacity(chosen.len());
     let mut missing = Vec::new();

@@ -102,6 +102,9 @@ pub struct Shared {
     pub stream: String,
     /// Consumer name.
     pub name: String,
+    /// A mirror's or source's internal consumer (`direct`): left out of CONSUMER.NAMES,
+    /// CONSUMER.LIST and the stream's `consumer_count`, as nats-server does.
+    pub direct: bool,
     /// Filters (empty = all); replaced when an update changes them.
     filters: Mutex<Vec<String>>,
     /// Next stream sequence not yet read, for interest retention.
@@ -246,6 +249,14 @@ impl Registry {
             .get(stream)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// The consumers of `stream` that CONSUMER.NAMES and CONSUMER.LIST show: all but
+    /// mirrors' and sources' internal (`direct`) ones.
+    pub fn listed(&self, stream: &str) -> Vec<(String, ConsumerHandle)> {
+        let mut all = self.list(stream);
+        all.retain(|(_, h)| !h.shared.direct);
+        all
     }
 
     /// Adds (or replaces) a consumer.

@@ -66,6 +66,10 @@ impl ConsumerLink for Link {
     fn stop(&self) {
         self.0.request_stop();
     }
+
+    fn internal(&self) -> bool {
+        self.0.direct
+    }
 }
 
 /// With `sync: always`, how long deliveries and plain acks (which nobody waits for) may

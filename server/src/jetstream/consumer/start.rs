@@ -174,6 +174,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
     let shared = Arc::new(Shared {
         stream: spec.stream.clone(),
         name: spec.name.clone(),
+        direct: spec.config.direct,
         filters: Mutex::new(filters.clone()),
         next_unread: AtomicU64::new(lps.front().copied().unwrap_or(read_pos)),
         pending: Mutex::new(tracker_pending(&tracker)),

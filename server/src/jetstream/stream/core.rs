@@ -231,7 +231,10 @@ impl StreamCore {
             last_ts: ts(st.last_ts),
             num_subjects: st.num_subjects,
             num_deleted: st.num_deleted,
-            consumer_count: self.consumers.read().map_or(0, |m| m.len() as u64),
+            consumer_count: self
+                .consumers
+                .read()
+                .map_or(0, |m| m.values().filter(|c| !c.internal()).count() as u64),
             lost: st.lost.map(|l| LostStreamData {
                 msgs: l.msgs,
                 bytes: l.bytes,

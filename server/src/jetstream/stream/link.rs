@@ -24,6 +24,10 @@ pub trait ConsumerLink: Send + Sync + fmt::Debug {
     /// The stream is being deleted: stop delivering and release resources.
     /// Must not call back into the stream.
     fn stop(&self);
+    /// A mirror's or source's internal consumer: not in the stream's `consumer_count`.
+    fn internal(&self) -> bool {
+        false
+    }
 }
 
 /// The stream's consumers, shared by the handle and the stream's actor.

@@ -26,6 +26,8 @@ use crate::router::{Delivery, Msg, Subscriber, Subscription};
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Silence after which the session is restarted.
 const QUIET: Duration = Duration::from_secs(3);
+/// The origin removes a consumer idle this long (a session that ended).
+const INACTIVE: Duration = Duration::from_secs(10);
 /// How long the origin may take to answer the consumer create.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between sessions.
@@ -143,18 +145,55 @@ fn token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// The consumer-create request for `resume`.
-fn create_request(o: &Origin, deliver: &str, resume: &Resume) -> (String, Value) {
+/// The consumer's name on the origin, as nats-server forms it: `JS_MIRROR_` or
+/// `JS_SRC_` and a hash of the copying account, stream and source (the origin adds a
+/// per-session suffix).
+fn consumer_name(o: &Origin, account: &str) -> String {
+    let kind = if o.mirror { "JS_MIRROR" } else { "JS_SRC" };
+    let key = format!("{account} {} {}", o.stream, o.iname);
+    format!("{kind}_{:08x}", crc32fast::hash(key.as_bytes()))
+}
+
+/// The origin's filters for `o`: its transforms' sources, else its filter subject.
+fn filters(o: &Origin) -> Vec<&str> {
+    if o.cfg.subject_transforms.is_empty() {
+        Some(o.cfg.filter_subject.as_str())
+            .filter(|f| !f.is_empty())
+            .into_iter()
+            .collect()
+    } else {
+        o.cfg
+            .subject_transforms
+            .iter()
+            .map(|t| t.src.as_str())
+            .collect()
+    }
+}
+
+/// The consumer-create request for `resume`: subject and body. Like nats-server's,
+/// the consumer is `direct` and `sourcing` (hidden from the origin's consumer lists),
+/// with the copying account and stream in its metadata, and a single filter is also
+/// put in the subject (`CONSUMER.CREATE.<origin>.<name>.<filter>`).
+fn create_request(o: &Origin, account: &str, deliver: &str, resume: &Resume) -> (String, Value) {
+    let name = consumer_name(o, account);
+    let (acc_key, stream_key) = if o.mirror {
+        ("_nats.mirror.acc", "_nats.mirror.stream")
+    } else {
+        ("_nats.src.acc", "_nats.src.stream")
+    };
     let mut cfg = json!({
+        "name": name,
         "deliver_subject": deliver,
         "ack_policy": "none",
         "ack_wait": 22 * 3600 * 1_000_000_000_i64,
         "max_deliver": 1,
         "idle_heartbeat": HEARTBEAT.as_nanos() as i64,
         "flow_control": true,
-        "inactive_threshold": 10 * QUIET.as_nanos() as i64,
+        "inactive_threshold": INACTIVE.as_nanos() as i64,
         "mem_storage": true,
-        "num_replicas": 1,
+        "direct": true,
+        "sourcing": true,
+        "metadata": {acc_key: account, stream_key: o.stream},
     });
     match resume {
         Resume::Seq(seq) => {
@@ -167,23 +206,6 @@ fn create_request(o: &Origin, deliver: &str, resume: &Resume) -> (String, Value)
         }
         Resume::All => cfg["deliver_policy"] = json!("all"),
     }
-    let filters: Vec<&str> = if o.cfg.subject_transforms.is_empty() {
-        Some(o.cfg.filter_subject.as_str())
-            .filter(|f| !f.is_empty())
-            .into_iter()
-            .collect()
-    } else {
-        o.cfg
-            .subject_transforms
-            .iter()
-            .map(|t| t.src.as_str())
-            .collect()
-    };
-    match filters.as_slice() {
-        [] => {}
-        [one] => cfg["filter_subject"] = json!(one),
-        many => cfg["filter_subjects"] = json!(many),
-    }
     let api = o
         .cfg
         .external
@@ -191,7 +213,15 @@ fn create_request(o: &Origin, deliver: &str, resume: &Resume) -> (String, Value)
         .map(|e| e.api.trim_end_matches('.').to_owned())
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "$JS.API".to_owned());
-    let subject = format!("{api}.CONSUMER.CREATE.{}", o.cfg.name);
+    let mut subject = format!("{api}.CONSUMER.CREATE.{}", o.cfg.name);
+    match filters(o).as_slice() {
+        [] => {}
+        [one] => {
+            cfg["filter_subject"] = json!(one);
+            subject = format!("{subject}.{name}.{one}");
+        }
+        many => cfg["filter_subjects"] = json!(many),
+    }
     (subject, json!({"stream_name": o.cfg.name, "config": cfg}))
 }
 
@@ -220,9 +250,9 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
     let mut expect_cseq = None;
     let mut early_msgs = Vec::new();
     if durable.is_none() {
-        let reply = format!("$JS.S.R.{}", token());
+        let reply = format!("$JSC.R.{}", token());
         let _replies = Sub::new(account, reply.clone(), dtx);
-        let (subject, body) = create_request(o, &deliver, &resume);
+        let (subject, body) = create_request(o, &account.name, &deliver, &resume);
         let body = Bytes::from(body.to_string());
         let (subject, reply) = (Bytes::from(subject), Bytes::from(reply));
         account
