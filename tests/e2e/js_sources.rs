@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::js_dedupe::publish;
 use crate::js_streams::api;
 
-const WAIT: Duration = Duration::from_secs(15);
-const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
 
-async fn create(c: &async_nats::Client, cfg: Value) -> Value {
+pub(crate) async fn create(c: &async_nats::Client, cfg: Value) -> Value {
     let name = cfg["name"].as_str().expect("name").to_owned();
     let r = api(
         c,
@@ -28,12 +28,12 @@ async fn create(c: &async_nats::Client, cfg: Value) -> Value {
     r
 }
 
-async fn info(c: &async_nats::Client, name: &str) -> Value {
+pub(crate) async fn info(c: &async_nats::Client, name: &str) -> Value {
     api(c, &format!("$JS.API.STREAM.INFO.{name}"), "{}").await
 }
 
 /// Waits until stream `name` holds `n` messages.
-async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
+pub(crate) async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
     check_for(WAIT, || async {
         info(c, name).await["state"]["messages"] == json!(n)
     })
@@ -41,7 +41,10 @@ async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
 }
 
 /// (seq, subject, payload, Nats-Stream-Source) of every message of `name`.
-async fn messages(c: &async_nats::Client, name: &str) -> Vec<(u64, String, String, String)> {
+pub(crate) async fn messages(
+    c: &async_nats::Client,
+    name: &str,
+) -> Vec<(u64, String, String, String)> {
     let last = info(c, name).await["state"]["last_seq"]
         .as_u64()
         .unwrap_or(0);

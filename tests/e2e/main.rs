@@ -28,6 +28,7 @@ mod js_direct;
 mod js_exactly_once;
 mod js_hardening;
 mod js_limits;
+mod js_mirrors;
 mod js_nats_py;
 mod js_republish;
 mod js_sources;

@@ -97,10 +97,23 @@ impl Origin {
 pub(crate) fn iname(cfg: &StreamSource) -> String {
     let (filter, dest) = Origin::filter_and_dest(cfg);
     let mut name = cfg.name.clone();
-    if let Some(ext) = cfg.external.as_ref().filter(|e| !e.api.is_empty()) {
-        name = format!("{name}:{}", ext.api);
+    if let Some(ext) = cfg.external.as_ref() {
+        name = format!("{name}:{}", short_hash(&ext.api));
     }
     format!("{name} {filter} {dest}")
+}
+
+/// nats-server's 8-character hash of a name (its `getHash`): the first 8 bytes of the
+/// SHA-256 digest, each taken modulo 62 as a digit of `0-9A-Za-z`. An external source's
+/// index name carries the hash of its API prefix, so `Nats-Stream-Source` headers read
+/// the same from both servers.
+fn short_hash(name: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| char::from(DIGITS[usize::from(b % 62)]))
+        .collect()
 }
 
 /// The running copy tasks of one stream; dropping it stops them.
@@ -135,5 +148,15 @@ impl Drop for Origins {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Recorded from nats-server 2.15.1: an external source with API prefix
+    /// `JS.origin.API` writes `Nats-Stream-Source: O:5TZTJMNT ...`.
+    #[test]
+    fn short_hash_is_nats_servers() {
+        assert_eq!(super::short_hash("JS.origin.API"), "5TZTJMNT");
     }
 }
