@@ -150,13 +150,23 @@ impl Account {
 
     /// Publishes an internal message (owner 0) into this account, counting the hop;
     /// `imported` for a stream import's copy, which goes to no route (see
-    /// [`Origin::Import`]).
+    /// [`Origin::Import`]). A push delivery (`routed_by`) reaches this server's
+    /// subscribers of its deliver subject only, as in the exporting account.
     fn forward(&self, msg: &Msg<'_>, imported: bool) -> Delivery {
         let hops = HOPS.with(|h| h.get());
         if hops >= MAX_HOPS {
             return Delivery::Dropped;
         }
         HOPS.with(|h| h.set(hops + 1));
+        if let Some(route) = msg.routed_by {
+            let n = self.router.deliver_routed(route, msg);
+            HOPS.with(|h| h.set(hops));
+            return if n == 0 {
+                Delivery::Dropped
+            } else {
+                Delivery::Queued
+            };
+        }
         let fanout = if imported {
             self.router.publish_from(Origin::Import, msg, None)
         } else {
@@ -475,9 +485,15 @@ impl Subscriber for StreamForward {
         let Some(to) = &self.to else {
             return self.target.forward(msg, true);
         };
-        let text = std::str::from_utf8(msg.subject).unwrap_or_default();
+        // A push delivery is mapped by the subject it is routed by, and keeps showing
+        // the stored message's subject.
+        let routed = msg.routed_by.unwrap_or(msg.subject);
+        let text = std::str::from_utf8(routed).unwrap_or_default();
         let mapped = Bytes::from(map_subject(&self.from, to, text));
-        self.target.forward(&msg.with_subject(&mapped), true)
+        match msg.routed_by {
+            Some(_) => self.target.forward(&msg.with_route(&mapped), true),
+            None => self.target.forward(&msg.with_subject(&mapped), true),
+        }
     }
 }
 

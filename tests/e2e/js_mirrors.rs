@@ -2,17 +2,18 @@
 //! (`opt_start_seq`, `opt_start_time`), filters and subject transforms on mirrors and
 //! sources, the configurations a mirror refuses, sources removed by `STREAM.UPDATE`, a
 //! KV bucket's mirror serving its direct gets (a read replica, read by async-nats and
-//! nats-py).
+//! nats-py), and a source and a mirror of a stream in another account (`external` API
+//! and deliver prefixes through exports and imports).
 
 use std::collections::BTreeSet;
 
 use async_nats::jetstream::{self, kv};
-use rill_tests::{ServerOpts, TestServer};
+use rill_tests::{ServerOpts, TestServer, check_for};
 use serde_json::{Value, json};
 
 use crate::js_dedupe::publish;
 use crate::js_nats_py::nats_py_available;
-use crate::js_sources::{KINDS, create, info, messages, wait_msgs};
+use crate::js_sources::{KINDS, WAIT, create, info, messages, wait_msgs};
 use crate::js_streams::api;
 
 /// `first_seq`, `last_seq` and `messages` of a stream.
@@ -286,5 +287,94 @@ async fn a_kv_mirror_is_a_read_replica_as_nats_server() {
         }));
     }
     assert_eq!(seen[0], seen[1]);
+    insta::assert_json_snapshot!(seen[0]);
+}
+
+/// Account ORIGIN holds stream O and lets COPY create consumers on it (service
+/// exports), answer their flow control, and receive their deliveries (a stream export).
+const ACCOUNTS: &str = r#"
+accounts {
+  ORIGIN {
+    jetstream: enabled
+    users: [{user: o, password: o}]
+    exports: [
+      {service: "$JS.API.CONSUMER.CREATE.O"}
+      {service: "$JS.API.CONSUMER.CREATE.O.>"}
+      {service: "$JS.FC.>"}
+      {stream: "deliver.copy.>"}
+    ]
+  }
+  COPY {
+    jetstream: enabled
+    users: [{user: c, password: c}]
+    imports: [
+      {service: {account: ORIGIN, subject: "$JS.API.CONSUMER.CREATE.O"}, to: "JS.origin.API.CONSUMER.CREATE.O"}
+      {service: {account: ORIGIN, subject: "$JS.API.CONSUMER.CREATE.O.>"}, to: "JS.origin.API.CONSUMER.CREATE.O.>"}
+      {service: {account: ORIGIN, subject: "$JS.FC.>"}}
+      {stream: {account: ORIGIN, subject: "deliver.copy.>"}}
+    ]
+  }
+}
+"#;
+
+async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
+        .connect(server.url())
+        .await
+        .expect("connect")
+}
+
+/// A source and a mirror in account COPY of stream O in account ORIGIN, through the
+/// `external` API prefix and deliver prefix that its imports provide.
+#[tokio::test]
+async fn a_source_and_a_mirror_from_another_account_as_nats_server() {
+    let mut seen = Vec::new();
+    for kind in KINDS {
+        let server = TestServer::start_with(ServerOpts {
+            config: Some(ACCOUNTS.to_owned()),
+            ..ServerOpts::kind(kind)
+        })
+        .await;
+        let o = connect_as(&server, "o").await;
+        let c = connect_as(&server, "c").await;
+        create(&o, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..5 {
+            publish(&o, "o.x", &[], &format!("m{i}")).await;
+        }
+        let external = json!({"api": "JS.origin.API", "deliver": "deliver.copy"});
+        create(
+            &c,
+            json!({"name": "S", "sources": [{"name": "O", "external": external, "filter_subject": "o.>"}]}),
+        )
+        .await;
+        create(
+            &c,
+            json!({"name": "M", "mirror": {"name": "O", "external": external}}),
+        )
+        .await;
+        wait_msgs(&c, "S", 5).await;
+        wait_msgs(&c, "M", 5).await;
+        for i in 5..8 {
+            publish(&o, "o.y", &[], &format!("m{i}")).await;
+        }
+        wait_msgs(&c, "S", 8).await;
+        wait_msgs(&c, "M", 8).await;
+        check_for(WAIT, || async {
+            let i = info(&c, "S").await;
+            i["sources"][0]["seq"] == 8 && i["sources"][0]["lag"] == 0
+        })
+        .await;
+        let i = info(&c, "S").await;
+        let m = info(&c, "M").await;
+        seen.push(json!({
+            "source": messages(&c, "S").await,
+            "mirror": messages(&c, "M").await,
+            "origin": messages(&o, "O").await,
+            "source_info": [i["sources"][0]["name"], i["sources"][0]["external"], i["sources"][0]["filter_subject"]],
+            "mirror_info": [m["mirror"]["name"], m["mirror"]["external"], m["mirror"]["lag"]],
+        }));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0]["mirror"], seen[0]["origin"]);
     insta::assert_json_snapshot!(seen[0]);
 }

@@ -41,6 +41,10 @@ pub struct Msg<'a> {
     pub headers: Option<&'a [u8]>,
     /// Payload.
     pub payload: &'a [u8],
+    /// The subject a JetStream push delivery is routed by (its deliver subject) while
+    /// it shows the stored message's subject; `None` for an ordinary publish, routed
+    /// by `subject`. A stream import maps and routes by it (see [`Router::deliver_routed`]).
+    pub routed_by: Option<&'a [u8]>,
     source: Source<'a>,
 }
 
@@ -72,6 +76,7 @@ impl<'a> Msg<'a> {
             reply: reply.map(|r| &r[..]),
             headers: headers.map(|h| &h[..]),
             payload,
+            routed_by: None,
             source: Source::Parts {
                 subject,
                 reply,
@@ -88,6 +93,7 @@ impl<'a> Msg<'a> {
             reply: publish.reply(),
             headers: publish.headers(),
             payload: publish.payload(),
+            routed_by: None,
             source: Source::Frame(publish.frame()),
         }
     }
@@ -98,6 +104,12 @@ impl<'a> Msg<'a> {
         if let Source::Parts { subject: s, .. } = &mut self.source {
             *s = subject;
         }
+        self
+    }
+
+    /// The same message, routed by `route` while it shows its own subject.
+    pub fn with_route(mut self, route: &'a [u8]) -> Self {
+        self.routed_by = Some(route);
         self
     }
 
@@ -451,6 +463,27 @@ impl Router {
     pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> Fanout {
         let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
         self.route(msg, Origin::Local, None, &skip_own)
+    }
+
+    /// Delivers `msg` to this server's subscriptions matching `route` (one member per
+    /// queue group, picked at random), presenting it with its own subject: a JetStream
+    /// push delivery, routed by its deliver subject. Links are not told (consumers
+    /// are per server until issue 20). Returns how many got it.
+    pub fn deliver_routed(&self, route: &[u8], msg: &Msg<'_>) -> usize {
+        let result = self.sublist().matches(route);
+        let mut n = 0;
+        for SubRef(sub) in &result.plain {
+            n += usize::from(sub.owner.deliver(sub, msg) != Delivery::Dropped);
+        }
+        for (_, members) in &result.queues {
+            let alive: Vec<&SubRef> = members.iter().filter(|s| s.0.owner.is_alive()).collect();
+            if alive.is_empty() {
+                continue;
+            }
+            let sub = &alive[rand::rng().random_range(0..alive.len())].0;
+            n += usize::from(sub.owner.deliver(sub, msg) != Delivery::Dropped);
+        }
+        n
     }
 
     /// Routes `msg` that came from another server over a link of kind `origin`:

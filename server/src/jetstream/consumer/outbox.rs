@@ -10,11 +10,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rand::RngExt;
 use tokio::sync::mpsc;
 
 use crate::account::Account;
-use crate::router::{Delivery, Msg, SubRef, Subscriber, Subscription};
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 /// Publishing side of a consumer, bound to one account.
 #[derive(Debug, Clone)]
@@ -54,27 +53,14 @@ impl Outbox {
     /// Delivers `msg` to the subscriptions matching `route` (one member per queue
     /// group). Returns how many got it.
     pub(crate) fn deliver(&self, route: &Bytes, msg: &OutMsg) -> usize {
-        let result = self.account.router.sublist().matches(route);
         let m = Msg::new(
             &msg.subject,
             msg.reply.as_ref(),
             msg.headers.as_ref(),
             &msg.payload,
-        );
-        let mut n = 0;
-        for SubRef(sub) in &result.plain {
-            n += usize::from(sub.owner.deliver(sub, &m) != Delivery::Dropped);
-        }
-        for (_, members) in &result.queues {
-            let alive: Vec<&SubRef> = members.iter().filter(|s| s.0.owner.is_alive()).collect();
-            if alive.is_empty() {
-                continue;
-            }
-            let pick = rand::rng().random_range(0..alive.len());
-            let sub = &alive[pick].0;
-            n += usize::from(sub.owner.deliver(sub, &m) != Delivery::Dropped);
-        }
-        n
+        )
+        .with_route(route);
+        self.account.router.deliver_routed(route, &m)
     }
 
     /// A plain publish (routed and presented by `subject`).
