@@ -1,4 +1,5 @@
-//! Runs the consumer examples (`work_queue`, `event_replay`) against a fresh server.
+//! Runs the consumer examples (`work_queue`, `event_replay`, `partitioned_workers`)
+//! against a fresh server.
 //! The example binaries are built with `cargo build -p rill-examples --examples` (CI
 //! does); when missing, this test builds them.
 
@@ -52,6 +53,19 @@ async fn event_replay_example() {
     let out = run_example("event_replay").await;
     assert!(
         out.contains("projections match the events published"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn partitioned_workers_example() {
+    let out = run_example("partitioned_workers").await;
+    assert!(
+        out.contains("3 workers processed 120 events of 12 keys"),
+        "{out}"
+    );
+    assert!(
+        out.contains("every key stayed in one partition and its events arrived in order"),
         "{out}"
     );
 }
