@@ -26,6 +26,7 @@ mod js_consumers_push;
 mod js_dedupe;
 mod js_direct;
 mod js_exactly_once;
+mod js_features;
 mod js_hardening;
 mod js_limits;
 mod js_mirrors;

@@ -249,6 +249,7 @@ pub struct ConsumerResetResponse {
 
 impl ApiBody for ConsumerResetResponse {
     const TYPE: &'static str = "io.nats.jetstream.api.v1.consumer_reset_response";
+    const ZERO_IN_ERRORS: &'static [&'static str] = &["reset_seq"];
 }
 
 /// `CONSUMER.UNPIN` request.

@@ -19,6 +19,9 @@ pub trait ApiBody {
     /// nats-server also puts zero `total/offset/limit` in the *error* form of this reply
     /// (true for `STREAM.INFO` only).
     const PAGED_ERRORS: bool = false;
+    /// Fields nats-server also puts, as zero, in the *error* form of this reply
+    /// (`reset_seq` for `CONSUMER.RESET`).
+    const ZERO_IN_ERRORS: &'static [&'static str] = &[];
 }
 
 /// A reply: the body or an error, always tagged with the body's `type`.
@@ -68,6 +71,8 @@ struct Envelope<'a, T> {
     #[serde(flatten)]
     paged: Option<Paged>,
     #[serde(flatten)]
+    zeros: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(flatten)]
     body: Option<&'a T>,
 }
 
@@ -78,10 +83,15 @@ impl<T: ApiBody + Serialize> Serialize for Response<T> {
             Response::Err(e) => (Some(e), None),
         };
         let paged = (error.is_some() && T::PAGED_ERRORS).then(Paged::default);
+        let zeros = match error {
+            Some(_) => T::ZERO_IN_ERRORS.iter().map(|&k| (k, 0)).collect(),
+            None => std::collections::BTreeMap::new(),
+        };
         Envelope {
             kind: T::TYPE,
             error,
             paged,
+            zeros,
             body,
         }
         .serialize(s)

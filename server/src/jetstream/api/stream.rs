@@ -31,11 +31,6 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
 /// `STREAM_CREATE` naming the first unsupported feature.
 fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
     let features = [
-        (
-            !cfg.subject_delete_marker_ttl.is_zero(),
-            "subject_delete_marker_ttl",
-        ),
-        (cfg.allow_msg_counter, "allow_msg_counter"),
         (cfg.allow_atomic, "allow_atomic"),
         (cfg.allow_msg_schedules, "allow_msg_schedules"),
         (cfg.allow_batched, "allow_batched"),

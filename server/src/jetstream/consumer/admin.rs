@@ -3,8 +3,8 @@
 //! Owns nothing; these are methods on the actor, split out of `actor` for size.
 
 use rill_protocol::jsapi::{
-    ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse, Nanos,
-    SequenceInfo, Timestamp,
+    ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse,
+    DeliverPolicy, ErrorCode, Nanos, SequenceInfo, Timestamp,
 };
 use tokio::time::Instant;
 use tracing::warn;
@@ -176,6 +176,13 @@ impl<S: Source> Actor<S> {
     }
 
     pub(super) async fn reset(&mut self, seq: u64) -> Result<ConsumerResetResponse, ApiError> {
+        let stored_ts = if seq > 0 && self.cfg.deliver_policy == DeliverPolicy::ByStartTime {
+            let ts = self.src.read(move |s| s.load_next(seq, ">").map(|m| m.ts));
+            ts.await?.ok()
+        } else {
+            None
+        };
+        check_reset(&self.cfg, seq, stored_ts)?;
         let next = if seq == 0 {
             self.tracker.state().ack_floor.stream + 1
         } else {
@@ -215,5 +222,75 @@ impl<S: Source> Actor<S> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 tracker_pending(&self.tracker);
         }
+    }
+}
+
+/// Whether a reset to stream sequence `seq` (0: the ack floor) is allowed, as
+/// nats-server 2.14 decides (ADR-60): only `all`, `by_start_sequence` (not below
+/// `opt_start_seq`) and `by_start_time` (not to a message stored before
+/// `opt_start_time`; `stored_ts` is the time of the first message at or after `seq`)
+/// consumers may be reset to a sequence.
+///
+/// # Errors
+/// `CONSUMER_INVALID_RESET` ("below start seq", "below start time", "not allowed").
+fn check_reset(cfg: &ConsumerConfig, seq: u64, stored_ts: Option<i64>) -> Result<(), ApiError> {
+    if seq == 0 {
+        return Ok(());
+    }
+    let why = match cfg.deliver_policy {
+        DeliverPolicy::All => return Ok(()),
+        DeliverPolicy::ByStartSequence if seq >= cfg.opt_start_seq => return Ok(()),
+        DeliverPolicy::ByStartSequence => "below start seq",
+        DeliverPolicy::ByStartTime => {
+            let start = cfg.opt_start_time.map_or(0, |t| t.unix_nanos());
+            match stored_ts {
+                Some(ts) if i128::from(ts) < start => "below start time",
+                _ => return Ok(()),
+            }
+        }
+        DeliverPolicy::Last | DeliverPolicy::New | DeliverPolicy::LastPerSubject => "not allowed",
+    };
+    Err(ErrorCode::CONSUMER_INVALID_RESET.with(&[("err", &why)]))
+}
+
+#[cfg(test)]
+mod reset_tests {
+    use super::*;
+
+    fn cfg(policy: DeliverPolicy) -> ConsumerConfig {
+        ConsumerConfig {
+            deliver_policy: policy,
+            opt_start_seq: 3,
+            ..ConsumerConfig::default()
+        }
+    }
+
+    fn text(r: Result<(), ApiError>) -> String {
+        r.err().map(|e| e.description).unwrap_or_default()
+    }
+
+    #[test]
+    fn resets_follow_the_deliver_policy() {
+        assert_eq!(text(check_reset(&cfg(DeliverPolicy::All), 1, None)), "");
+        let by_seq = cfg(DeliverPolicy::ByStartSequence);
+        assert_eq!(
+            text(check_reset(&by_seq, 2, None)),
+            "invalid reset: below start seq"
+        );
+        assert_eq!(text(check_reset(&by_seq, 3, None)), "");
+        assert_eq!(text(check_reset(&by_seq, 0, None)), "");
+        let new = cfg(DeliverPolicy::New);
+        assert_eq!(
+            text(check_reset(&new, 5, None)),
+            "invalid reset: not allowed"
+        );
+        let mut by_time = cfg(DeliverPolicy::ByStartTime);
+        by_time.opt_start_time = Timestamp::from_unix_nanos(100).ok();
+        assert_eq!(
+            text(check_reset(&by_time, 1, Some(50))),
+            "invalid reset: below start time"
+        );
+        assert_eq!(text(check_reset(&by_time, 1, Some(150))), "");
+        assert_eq!(text(check_reset(&by_time, 1, None)), "");
     }
 }

@@ -484,7 +484,9 @@ impl StreamCore {
     /// nanoseconds until the next one is due (`None`: nothing scheduled).
     pub(super) fn on_timer(&mut self) -> Option<i64> {
         let now = now_ns();
+        let mut emptied = Vec::new();
         if self.store.next_expiry().is_some_and(|t| t <= now) {
+            emptied = self.aged_subjects(now);
             match self.store.expire(now) {
                 Ok(n) if n > 0 => self.dirty = true,
                 Ok(_) => {}
@@ -492,14 +494,13 @@ impl StreamCore {
             }
         }
         for seq in self.ttls.take_due(now) {
-            if self.store.remove(seq).is_ok() {
-                self.dirty = true;
-            }
+            emptied.extend(self.remove_expired(seq));
         }
-        let deadline = match (self.store.next_expiry(), self.ttls.next()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.place_markers(emptied);
+        let deadline = [self.store.next_expiry(), self.ttls.next()]
+            .into_iter()
+            .flatten()
+            .min();
         let mut next = deadline.map(|t| t - now);
         if let SyncPolicy::Interval(d) = self.sync {
             let every = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);

@@ -2,10 +2,11 @@
 //! roll-ups, interest retention on store, and the PubAck.
 //!
 //! Checks run in nats-server's order: sealed → header size (at most 65535 bytes,
-//! `10097`) → duplicate `Nats-Msg-Id` →
+//! `10097`) → duplicate `Nats-Msg-Id` → `Nats-Incr` (see `counter`) →
 //! `Nats-Expected-Stream` → `Nats-Expected-Last-Sequence` →
 //! `Nats-Expected-Last-Msg-Id` → `Nats-Expected-Last-Subject-Sequence` →
-//! `Nats-Rollup` permission/value → `Nats-TTL` → store (size, discard-new limits).
+//! `Nats-Rollup` permission/value → `Nats-TTL` (raised to the subject delete
+//! marker TTL, see `markers`) → store (size, discard-new limits).
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
@@ -13,7 +14,9 @@ use rill_protocol::jsapi::RetentionPolicy;
 use rill_protocol::jsapi::{ApiError, ErrorCode, PubAck, PubAckResponse};
 
 use super::core::StreamCore;
+use super::counter;
 use super::dedupe::MSG_ID;
+use super::markers;
 use super::ttl::{self, TTL_HEADER};
 use crate::jetstream::error::publish_error;
 use crate::jetstream::republish::Stored;
@@ -36,6 +39,10 @@ enum Rollup {
     Subject,
     All,
 }
+
+/// What the header checks decided: the roll-up, the TTL (ns) and the header block to
+/// store instead of the published one.
+type Checked = (Option<Rollup>, Option<i64>, Option<Bytes>);
 
 impl StreamCore {
     /// Handles one message published on the stream's subjects; queues or sends the ack.
@@ -72,7 +79,9 @@ impl StreamCore {
         }
     }
 
-    fn ingest(
+    /// Checks and stores one message (a publish, or a message the stream makes itself:
+    /// a fired schedule).
+    pub(super) fn ingest(
         &mut self,
         subject: &[u8],
         hdrs: Option<&[u8]>,
@@ -97,13 +106,11 @@ impl StreamCore {
         {
             return Ok(self.ack(seq, true));
         }
-        let (rollup, ttl) = match hdrs {
-            Some(h) => {
-                self.check_expected(h, subject)?;
-                (self.check_rollup(h)?, self.check_ttl(h)?)
-            }
-            None => (None, None),
-        };
+        let counter = self.counter_value(subject, hdrs, payload)?;
+        let counted = counter.as_ref().map(counter::body);
+        let payload = counted.as_deref().unwrap_or(payload);
+        let (rollup, ttl, raised) = self.check_headers(hdrs, subject)?;
+        let hdrs = raised.as_deref().or(hdrs);
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
@@ -121,7 +128,28 @@ impl StreamCore {
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest_in(subject) {
             let _ = self.store.remove(seq);
         }
-        Ok(self.ack(seq, false))
+        let mut ack = self.ack(seq, false);
+        ack.val = counter.map(|v| v.to_string()).unwrap_or_default();
+        Ok(ack)
+    }
+
+    /// The `Nats-Expected-*`, `Nats-Rollup` and `Nats-TTL` checks: the roll-up, the TTL
+    /// and, when the TTL was raised to the delete marker TTL, the rewritten headers.
+    fn check_headers(&self, hdrs: Option<&[u8]>, subject: &str) -> Result<Checked, ApiError> {
+        let Some(h) = hdrs else {
+            return Ok((None, None, None));
+        };
+        self.check_expected(h, subject)?;
+        let rollup = self.check_rollup(h)?;
+        let ttl = self.check_ttl(h)?;
+        let raised = self
+            .marker_ttl()
+            .zip(ttl)
+            .and_then(|(min, ns)| Some((markers::raise_ttl(h, ns, min)?, min.0)));
+        Ok(match raised {
+            Some((block, ns)) => (rollup, Some(ns), Some(block)),
+            None => (rollup, ttl, None),
+        })
     }
 
     /// Appends a message stored at `ts` (published, mirrored or sourced) and queues its

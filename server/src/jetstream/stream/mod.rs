@@ -14,11 +14,13 @@
 
 mod actor;
 mod core;
+mod counter;
 mod dedupe;
 mod direct;
 mod handle;
 mod ingest;
 mod link;
+mod markers;
 mod pool;
 mod queue;
 mod source;

@@ -2,8 +2,8 @@
 //! messages that carry one, removed by the stream's actor's timer.
 //!
 //! The schedule lives in memory; on open it is rebuilt from the stored messages'
-//! headers (only for streams with `allow_msg_ttl`). Not implemented: subject delete
-//! markers (`subject_delete_marker_ttl`).
+//! headers (only for streams with `allow_msg_ttl`). Subject delete markers placed
+//! when a TTL removes a subject's last message live in `markers`.
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,168 @@
+//! Subject delete markers (ADR-43) and consumer reset rules (ADR-60), rill beside
+//! nats-server: the same stored messages (subjects, headers, payloads, sequences) after
+//! `Nats-TTL` and `max_age` removals, and the same reset answers per deliver policy.
+
+use std::time::Duration;
+
+use rill_tests::{ServerOpts, TestServer};
+use serde_json::{Value, json};
+
+use super::{BOTH, api, stored};
+
+const SECOND: u64 = 1_000_000_000;
+
+async fn publish(client: &async_nats::Client, subject: &str, hdrs: &[(&str, &str)], body: &str) {
+    let mut headers = async_nats::HeaderMap::new();
+    for (k, v) in hdrs {
+        headers.insert(*k, *v);
+    }
+    let ack = client
+        .request_with_headers(subject.to_owned(), headers, body.to_owned().into())
+        .await
+        .expect("publish");
+    let ack: Value = serde_json::from_slice(&ack.payload).expect("ack");
+    assert!(ack.get("error").is_none(), "{subject}: {ack}");
+}
+
+/// Waits (bounded) until `stream`'s stored messages satisfy `done`; returns them.
+async fn wait_stored(
+    client: &async_nats::Client,
+    stream: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..750 {
+        last = stored(client, stream).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{stream} never reached the expected state: {last:?}");
+}
+
+fn subjects(msgs: &[Value]) -> Vec<&str> {
+    msgs.iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default())
+        .collect()
+}
+
+fn is_marker(m: &Value) -> bool {
+    m["hdrs"]
+        .as_str()
+        .is_some_and(|h| h.contains("Nats-Marker-Reason"))
+}
+
+/// The observable story of one server: stored messages after publishing, once the
+/// TTLs ran out (markers in place), and once the markers expired.
+async fn ttl_story(kind: rill_tests::ServerKind) -> Value {
+    let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+    let client = server.client().await;
+    let cfg = json!({"name":"M","subjects":["m.>"],"allow_msg_ttl":true,
+        "subject_delete_marker_ttl": 2 * SECOND, "allow_rollup_hdrs": true});
+    let created = api(&client, "STREAM.CREATE.M", cfg).await;
+    assert!(created.get("error").is_none(), "{created}");
+    publish(&client, "m.purged", &[], "p").await;
+    let purged = api(&client, "STREAM.PURGE.M", json!({"filter":"m.purged"})).await;
+    assert_eq!(purged["purged"], 1, "{purged}");
+    publish(&client, "m.ttl", &[("Nats-TTL", "1s")], "x").await;
+    let kv_purge = [("KV-Operation", "PURGE"), ("Nats-TTL", "1s")];
+    publish(&client, "m.kv", &kv_purge, "").await;
+    publish(&client, "m.two", &[("Nats-TTL", "1s")], "a").await;
+    publish(&client, "m.two", &[], "b").await;
+    publish(&client, "m.keep", &[("Nats-TTL", "1h")], "k").await;
+    let published = stored(&client, "M").await;
+    let marked = wait_stored(&client, "M", |m| {
+        let s = subjects(m);
+        !s.contains(&"m.kv")
+            && m.iter().any(is_marker)
+            && s.iter().filter(|s| **s == "m.two").count() == 1
+    })
+    .await;
+    let after = wait_stored(&client, "M", |m| !m.iter().any(is_marker)).await;
+    let info = api(&client, "STREAM.INFO.M", json!({})).await;
+
+    let aged = json!({"name":"A","subjects":["a.>"],"max_age": SECOND,
+        "subject_delete_marker_ttl": SECOND});
+    let created = api(&client, "STREAM.CREATE.A", aged).await;
+    assert!(created.get("error").is_none(), "{created}");
+    publish(&client, "a.one", &[], "1").await;
+    let aged_marker = wait_stored(&client, "A", |m| m.iter().any(is_marker)).await;
+    wait_stored(&client, "A", <[Value]>::is_empty).await;
+    let aged_info = api(&client, "STREAM.INFO.A", json!({})).await;
+    json!({
+        "published": published,
+        "markers_in_place": marked,
+        "markers_expired": after,
+        "last_seq": info["state"]["last_seq"],
+        "max_age_marker": aged_marker,
+        "max_age_last_seq": aged_info["state"]["last_seq"],
+        "max_age_config": {
+            "allow_msg_ttl": created["config"]["allow_msg_ttl"],
+            "allow_rollup_hdrs": created["config"]["allow_rollup_hdrs"],
+        },
+    })
+}
+
+#[tokio::test]
+async fn ttl_and_max_age_removals_leave_subject_delete_markers_like_nats_server() {
+    let rill = ttl_story(rill_tests::ServerKind::Rill).await;
+    insta::assert_json_snapshot!(rill);
+    let nats = ttl_story(rill_tests::ServerKind::Nats).await;
+    assert_eq!(rill, nats);
+}
+
+#[tokio::test]
+async fn consumer_reset_follows_the_deliver_policy_like_nats_server() {
+    let consumers = [
+        ("all", json!({"deliver_policy":"all"})),
+        (
+            "byseq",
+            json!({"deliver_policy":"by_start_sequence","opt_start_seq":3}),
+        ),
+        (
+            "bytime",
+            json!({"deliver_policy":"by_start_time","opt_start_time":"2100-01-01T00:00:00Z"}),
+        ),
+        ("new", json!({"deliver_policy":"new"})),
+        ("last", json!({"deliver_policy":"last"})),
+    ];
+    let mut seen = Vec::new();
+    for kind in BOTH {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let client = server.client().await;
+        api(
+            &client,
+            "STREAM.CREATE.R",
+            json!({"name":"R","subjects":["r.>"]}),
+        )
+        .await;
+        for i in 0..5 {
+            publish(&client, &format!("r.{i}"), &[], "x").await;
+        }
+        let mut answers = Vec::new();
+        for (name, cfg) in &consumers {
+            let mut cfg = cfg.clone();
+            cfg["durable_name"] = json!(name);
+            cfg["ack_policy"] = json!("explicit");
+            let body = json!({"stream_name":"R","config":cfg});
+            let created = api(&client, &format!("CONSUMER.CREATE.R.{name}"), body).await;
+            assert!(created.get("error").is_none(), "{created}");
+            for seq in [0, 1, 2, 3, 4, 9] {
+                let r = api(
+                    &client,
+                    &format!("CONSUMER.RESET.R.{name}"),
+                    json!({"seq": seq}),
+                )
+                .await;
+                answers.push(json!({
+                    "consumer": name, "seq": seq,
+                    "error": r.get("error"), "reset_seq": r["reset_seq"],
+                }));
+            }
+        }
+        seen.push(Value::Array(answers));
+    }
+    insta::assert_json_snapshot!(seen[0]);
+    assert_eq!(seen[0], seen[1]);
+}
