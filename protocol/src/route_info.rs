@@ -55,6 +55,10 @@ pub struct RouteInfo {
     /// `host:port` URLs where clients can reach the described server.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connect_urls: Vec<String>,
+    /// `host:port` URLs where WebSocket clients can reach the described server (sent
+    /// when it has a `websocket {}` block).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ws_connect_urls: Vec<String>,
     /// Compression mode: rill sends `off`, which nats-server accepts as declining s2.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, warn};
 
 use crate::auth::CertIdentity;
+use crate::client::registry::Admission;
 use crate::client::{self, Peer};
 use crate::config::TlsConfig;
 use crate::server::ServerState;
@@ -65,14 +66,16 @@ pub(crate) async fn accept_each<F>(
     }
 }
 
-/// True (after a warning) when the server already has `max_connections` clients.
-pub(crate) fn at_capacity(state: &ServerState, addr: SocketAddr) -> bool {
+/// A place under `max_connections` for a connection from `addr`, or `None` (after a
+/// warning) when the server is full: clients, and connections still in their TLS
+/// handshake, WebSocket upgrade or MQTT CONNECT, count.
+pub(crate) fn admit(state: &ServerState, addr: SocketAddr) -> Option<Admission> {
     let max = state.config().max_connections;
-    let full = state.clients.len() >= max;
-    if full {
+    let admission = state.clients.admit(max);
+    if admission.is_none() {
         warn!("{addr} - maximum connections exceeded ({max})");
     }
-    full
+    admission
 }
 
 fn on_accept(
@@ -81,7 +84,7 @@ fn on_accept(
     addr: SocketAddr,
     done: mpsc::Sender<()>,
 ) {
-    if at_capacity(state, addr) {
+    let Some(admission) = admit(state, addr) else {
         tokio::spawn(async move {
             let _ = stream
                 .write_all(b"-ERR 'maximum connections exceeded'\r\n")
@@ -90,16 +93,18 @@ fn on_accept(
             drop(done);
         });
         return;
-    }
+    };
     let _ = stream.set_nodelay(true);
+    let mut peer = Peer::new(state, addr);
+    peer.admission = Some(admission);
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let config = state.config();
         match (state.tls_acceptor(), &config.tls) {
-            (Some(acceptor), Some(tls)) => serve_tls(state, acceptor, tls, stream, addr).await,
+            (Some(acceptor), Some(tls)) => serve_tls(state, acceptor, tls, stream, peer).await,
             _ => {
                 let (reader, writer) = stream.into_split();
-                client::serve(state, reader, writer, addr).await;
+                client::serve_peer(state, reader, writer, peer).await;
             }
         }
         drop(done);
@@ -112,9 +117,9 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     tls: &TlsConfig,
     mut stream: TcpStream,
-    addr: SocketAddr,
+    mut peer: Peer,
 ) {
-    let mut peer = Peer::new(&state, addr);
+    let addr = peer.addr;
     let prefix = format!("{addr} - cid:{}", peer.cid);
     let info_first = match (tls.handshake_first, tls.handshake_first_fallback) {
         (false, _) => true,

@@ -259,4 +259,24 @@ impl ServerState {
             ..Info::default()
         }
     }
+
+    /// [`Self::info_template`] for a plain or a WebSocket client: a WebSocket client is
+    /// told the WebSocket port, no TLS of the client port, and the cluster's WebSocket
+    /// URLs as its `connect_urls` (as nats-server).
+    pub fn client_info(&self, websocket: bool) -> Info {
+        let mut info = self.info_template();
+        if websocket {
+            if let Some(addr) = self.websocket_addr() {
+                info.port = addr.port();
+            }
+            info.tls_required = false;
+            info.tls_available = false;
+            info.tls_verify = false;
+            info.connect_urls = self
+                .cluster()
+                .map(|c| c.ws_connect_urls())
+                .unwrap_or_default();
+        }
+        info
+    }
 }

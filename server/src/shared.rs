@@ -26,6 +26,9 @@ pub trait ClusterReport: Send + Sync + std::fmt::Debug {
     /// `host:port` of every server clients may connect to, this one first; empty while
     /// no other server is connected (as nats-server), or with `no_advertise`.
     fn connect_urls(&self) -> Vec<String>;
+    /// The same for WebSocket clients (`ws_connect_urls` of the routes' INFOs): what a
+    /// WebSocket client's INFO carries as its `connect_urls`, as nats-server does.
+    fn ws_connect_urls(&self) -> Vec<String>;
     /// Live routes.
     fn num_routes(&self) -> usize;
     /// The `routes` array of `/routez`; `subs` is the query's `subs` value (`1`: each

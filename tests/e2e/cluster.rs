@@ -15,6 +15,8 @@ use rill_tests::proxy::FaultProxy;
 use rill_tests::raw::Conn;
 use rill_tests::{check_for, sync};
 
+use crate::websocket_frames::RawWs;
+
 /// How long a message may take to show up.
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -278,6 +280,75 @@ async fn lame_duck_tells_clients_and_peers() {
     assert!(
         seen.contains("connect_urls"),
         "no INFO without n1's URL: {seen:?}"
+    );
+}
+
+/// `127.0.0.1:<port>` of `node`'s WebSocket port.
+fn ws_host_port(node: &Node) -> String {
+    let port = node.ports().websocket.expect("a websocket port");
+    format!("127.0.0.1:{port}")
+}
+
+/// `connect_urls` of a fresh async-nats client of `node` over WebSocket.
+async fn ws_connect_urls(node: &Node) -> (async_nats::Client, Vec<String>) {
+    let url = format!("ws://{}", ws_host_port(node));
+    let client = async_nats::connect(&url).await.expect("connect over ws");
+    let mut urls = client.server_info().connect_urls;
+    urls.sort();
+    (client, urls)
+}
+
+#[tokio::test]
+async fn websocket_clients_are_told_the_clusters_websocket_urls_like_nats_server() {
+    // Route INFO carries ws_connect_urls both ways (rill <-> nats-server); a WebSocket
+    // client's INFO lists every server's WebSocket port as connect_urls, a plain
+    // client's only client ports; a server joining later reaches WebSocket clients too.
+    let ws = "websocket { host: 127.0.0.1, port: -1, no_tls: true }\n";
+    let with_ws = |mut spec: NodeSpec| {
+        spec.config = Some(ws.to_string());
+        spec
+    };
+    let cluster = Cluster::start_with(&[Rill, Nats], with_ws).await;
+    let (rill, nats) = (cluster.node(0), cluster.node(1));
+    let mut both = vec![ws_host_port(rill), ws_host_port(nats)];
+    both.sort();
+    let (on_rill, urls) = ws_connect_urls(rill).await;
+    assert_eq!(urls, both, "a WebSocket client of rill");
+    let (_on_nats, urls) = ws_connect_urls(nats).await;
+    assert_eq!(urls, both, "a WebSocket client of nats-server");
+    let plain = rill.client().await.server_info().connect_urls;
+    let mut clients = vec![
+        format!("127.0.0.1:{}", rill.ports().client),
+        format!("127.0.0.1:{}", nats.ports().client),
+    ];
+    clients.sort();
+    let mut plain_sorted = plain.clone();
+    plain_sorted.sort();
+    assert_eq!(plain_sorted, clients, "a plain client of rill");
+
+    // async-nats keeps the first INFO only: a raw WebSocket client sees the update.
+    drop(on_rill);
+    let ws_url = format!("ws://{}", ws_host_port(rill));
+    let (mut raw, _) = RawWs::connect(&ws_url, None).await;
+    let hello = b"CONNECT {\"protocol\":1,\"verbose\":false}\r\nPING\r\n";
+    raw.send(true, false, 2, hello).await;
+    raw.data_until(b"PONG\r\n").await;
+    let third = Node::start(with_ws(
+        NodeSpec::new(Rill, "n3").routes([rill.route_url()]),
+    ))
+    .await;
+    let joined = ws_host_port(&third);
+    let (told, _) = raw.data_until(joined.as_bytes()).await;
+    let told = String::from_utf8_lossy(&told);
+    let info = told
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("INFO "))
+        .unwrap_or_default();
+    assert!(!info.contains("ws_connect_urls"), "{info}");
+    assert!(
+        !info.contains(&format!(":{}", rill.ports().client)),
+        "{info}"
     );
 }
 

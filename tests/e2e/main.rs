@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod cluster_accounts;
+mod cluster_slow;
 mod compat;
 mod console;
 mod core_protocol;

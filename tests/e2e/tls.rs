@@ -307,3 +307,47 @@ async fn unenforced_tls_settings_stop_startup() {
         assert!(text.contains(named), "{extra}: {text}");
     }
 }
+
+/// What a connection to `port` is told before the server closes it or `WAIT` passes.
+async fn first_words(port: u16) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&seen).contains("-ERR") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn connections_in_the_tls_handshake_count_towards_max_connections_like_nats_server() {
+    let certs = Certs::generate();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let config = format!("max_connections: 2\n{}", certs.tls_block(""));
+        let server = tls_server(kind, config).await;
+        // Two connections read INFO and never start their handshake (2 s allowed).
+        let stalled = [
+            Conn::connect(server.port()).await,
+            Conn::connect(server.port()).await,
+        ];
+        let third = first_words(server.port()).await;
+        assert!(
+            third.contains("-ERR 'maximum connections exceeded'"),
+            "{kind:?}: {third:?}\n{}",
+            server.logs()
+        );
+        drop(stalled);
+        // Their places come back once they are gone.
+        rill_tests::check_for(WAIT, || async {
+            connects(&server, certs.client_opts()).await.is_some()
+        })
+        .await;
+    }
+}

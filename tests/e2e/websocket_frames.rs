@@ -24,21 +24,21 @@ const PONG: u8 = 10;
 
 /// One frame as read.
 #[derive(Debug)]
-struct Frame {
+pub(crate) struct Frame {
     rsv1: bool,
     opcode: u8,
     payload: Vec<u8>,
 }
 
 /// A hand-framing WebSocket client.
-struct RawWs {
+pub(crate) struct RawWs {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl RawWs {
     /// Upgrades, offering `extensions`; returns the client and the response head.
-    async fn connect(url: &str, extensions: Option<&str>) -> (RawWs, String) {
+    pub(crate) async fn connect(url: &str, extensions: Option<&str>) -> (RawWs, String) {
         let addr = url.trim_start_matches("ws://");
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let ext = extensions.map_or(String::new(), |e| {
@@ -79,7 +79,7 @@ impl RawWs {
     }
 
     /// Sends one masked frame.
-    async fn send(&mut self, fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) {
+    pub(crate) async fn send(&mut self, fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) {
         let mut frame = vec![(u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode];
         match payload.len() {
             n if n < 126 => frame.push(0x80 | n as u8),
@@ -111,7 +111,7 @@ impl RawWs {
 
     /// Reads data frames (inflating compressed ones) until `marker` has arrived; control
     /// frames are returned alongside.
-    async fn data_until(&mut self, marker: &[u8]) -> (Vec<u8>, Vec<Frame>) {
+    pub(crate) async fn data_until(&mut self, marker: &[u8]) -> (Vec<u8>, Vec<Frame>) {
         let (mut data, mut control) = (Vec::new(), Vec::new());
         while !data.windows(marker.len()).any(|w| w == marker) {
             let frame = self.recv().await;

@@ -12,7 +12,7 @@
 //!   `foo.>` in queue group `workers` (the queue may hold wildcards);
 //! - `allow_responses` turns an absent publish `allow` list into "nothing", so the user can
 //!   publish only to reply subjects of requests it received (at most `max` times each,
-//!   within `expires`).
+//!   within `expires`; zero `max` is 1 and zero `expires` two minutes, as nats-server).
 
 use std::time::Duration;
 
@@ -100,9 +100,14 @@ impl Rules {
 pub struct ResponseGrant {
     /// Replies allowed per request.
     pub max: usize,
-    /// Lifetime of the grant; `None` is unlimited.
-    pub expires: Option<Duration>,
+    /// Lifetime of the grant (never unlimited: zero in the configuration is
+    /// nats-server's default of two minutes).
+    pub expires: Duration,
 }
+
+/// The lifetime of a reply grant configured with `expires` zero or unset (nats-server's
+/// `DEFAULT_ALLOW_RESPONSE_EXPIRATION`).
+pub const DEFAULT_RESPONSE_EXPIRES: Duration = Duration::from_secs(2 * 60);
 
 /// A user's compiled permissions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,7 +122,11 @@ impl Permissions {
     pub fn compile(p: &config::Permissions) -> Self {
         let responses = p.allow_responses.as_ref().map(|r| ResponseGrant {
             max: r.max.max(1),
-            expires: (!r.expires.is_zero()).then_some(r.expires),
+            expires: if r.expires.is_zero() {
+                DEFAULT_RESPONSE_EXPIRES
+            } else {
+                r.expires
+            },
         });
         let mut publish = p.publish.as_ref().map(Rules::compile);
         if responses.is_some() {
@@ -214,7 +223,7 @@ mod tests {
             p.responses(),
             Some(ResponseGrant {
                 max: 1,
-                expires: None
+                expires: DEFAULT_RESPONSE_EXPIRES
             })
         );
     }

@@ -10,7 +10,6 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use tracing::warn;
 
 use super::outbound::{Outbound, Pushed};
@@ -76,8 +75,8 @@ pub struct ClientLink {
     /// Wakes the read loop after a reload of users, accounts or permissions. One per
     /// connection (not one shared watch) so waiting on it contends with no one.
     pub(super) reload: Notify,
-    /// `allow_responses` grants: reply subject → (replies left, expiry).
-    pub(super) responses: Mutex<HashMap<Bytes, (usize, Option<Instant>)>>,
+    /// `allow_responses` grants made by the requests delivered to this client.
+    pub(super) responses: Mutex<super::grants::ReplyGrants>,
     /// The server's counters (slow consumers are counted at delivery).
     stats: Arc<Stats>,
 }
@@ -104,7 +103,7 @@ impl ClientLink {
             perms: RwLock::new(None),
             delivery_perms: AtomicBool::new(false),
             reload: Notify::new(),
-            responses: Mutex::new(HashMap::new()),
+            responses: Mutex::new(super::grants::ReplyGrants::default()),
             stats,
         }
     }

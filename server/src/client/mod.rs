@@ -27,6 +27,7 @@
 //! server's `done` sender, so shutdown waits for it ([`crate::lifecycle`]).
 
 pub mod events;
+mod grants;
 mod jwt;
 pub mod link;
 pub mod outbound;
@@ -37,7 +38,6 @@ mod reload;
 mod trace;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -54,7 +54,7 @@ use rill_protocol::{
 };
 
 pub use link::{ClientInfo, ClientLink};
-pub use outbound::{CloseReason, Outbound, Pushed};
+pub use outbound::{CloseReason, Outbound, Pushed, SlowWrite};
 pub use peer::{Peer, info_line};
 pub use registry::Clients;
 use trace::describe;
@@ -146,18 +146,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> ClientWriter for tokio::io::Wri
 
 impl ClientWriter for tokio::io::DuplexStream {}
 
-/// Serves one accepted plain connection until it closes.
-pub async fn serve<R, W>(state: Arc<ServerState>, reader: R, writer: W, addr: SocketAddr)
-where
-    R: AsyncRead + Unpin + Send,
-    W: ClientWriter,
-{
-    let peer = Peer::new(&state, addr);
-    serve_peer(state, reader, writer, peer).await;
-}
-
 /// Serves one connection (plain or TLS) described by `peer` until it closes.
-pub async fn serve_peer<R, W>(state: Arc<ServerState>, reader: R, writer: W, peer: Peer)
+pub async fn serve_peer<R, W>(state: Arc<ServerState>, reader: R, writer: W, mut peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
     W: ClientWriter,
@@ -173,6 +163,7 @@ where
     let link = Arc::new(link);
     Stats::add(&state.stats.total_connections, 1);
     state.clients.register(Arc::clone(&link));
+    drop(peer.admission.take());
     debug!("{} - Client connection created", link.log_prefix());
 
     let writer_link = Arc::clone(&link);

@@ -371,24 +371,58 @@ impl Outbound {
         }
     }
 
-    /// The writer task: drains the queue into `io` until the connection closes,
-    /// then flushes what is left and shuts the socket down.
-    pub async fn run_writer<W: super::ClientWriter>(&self, mut io: W, write_deadline: Duration) {
-        loop {
+    /// The writer task of a client: drains the queue into `io` until the connection
+    /// closes, then flushes what is left and shuts the socket down. A write that passes
+    /// `write_deadline` closes the client as a slow consumer.
+    pub async fn run_writer<W: super::ClientWriter>(&self, io: W, write_deadline: Duration) {
+        self.write_loop(io, write_deadline, None).await;
+    }
+
+    /// The writer task of a route or leaf link. As nats-server treats links, a write
+    /// that passes `write_deadline` after writing something is reported to `slow`
+    /// ([`SlowWrite`]) and goes on; only a deadline that passes with nothing written
+    /// closes the link as a slow consumer.
+    pub async fn run_link_writer<W: super::ClientWriter>(
+        &self,
+        io: W,
+        write_deadline: Duration,
+        slow: &(dyn Fn(SlowWrite) + Send + Sync),
+    ) {
+        self.write_loop(io, write_deadline, Some(slow)).await;
+    }
+
+    async fn write_loop<W: super::ClientWriter>(
+        &self,
+        mut io: W,
+        write_deadline: Duration,
+        slow: Option<&(dyn Fn(SlowWrite) + Send + Sync)>,
+    ) {
+        'run: loop {
             let (chunks, closing) = self.take();
-            if !chunks.is_empty() {
-                let write = write_all(&mut io, &chunks, |n| self.written(n));
+            let mut at = WriteAt::default();
+            while at.idx < chunks.len() {
+                let before = at;
+                let write = write_all(&mut io, &chunks, &mut at, |n| self.written(n));
                 match tokio::time::timeout(write_deadline, write).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => {
                         self.close_with(CloseReason::WriteError);
-                        break;
+                        break 'run;
                     }
-                    Err(_) => {
-                        self.close_with(CloseReason::SlowConsumerWriteDeadline);
-                        break;
-                    }
+                    Err(_) => match slow {
+                        Some(report) if at != before => report(SlowWrite {
+                            deadline: write_deadline,
+                            chunks: chunks.len() - at.idx,
+                            bytes: at.left(&chunks),
+                        }),
+                        _ => {
+                            self.close_with(CloseReason::SlowConsumerWriteDeadline);
+                            break 'run;
+                        }
+                    },
                 }
+            }
+            if !chunks.is_empty() {
                 continue;
             }
             if closing {
@@ -401,37 +435,70 @@ impl Outbound {
     }
 }
 
-/// Writes every chunk, in vectored batches, reporting each write's progress.
+/// A link's write that passed the write deadline having written something (nats-server
+/// logs it as `Slow Consumer Detected: WriteDeadline of <d> exceeded with <n> chunks of
+/// <b> total bytes.` and counts a slow consumer, but keeps the link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowWrite {
+    /// The write deadline.
+    pub deadline: Duration,
+    /// Chunks still to write.
+    pub chunks: usize,
+    /// Bytes still to write.
+    pub bytes: usize,
+}
+
+/// How far a batch of chunks has been written: kept outside the write so a write cut
+/// off by the deadline resumes where it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct WriteAt {
+    idx: usize,
+    offset: usize,
+}
+
+impl WriteAt {
+    /// Bytes of `chunks` not written yet.
+    fn left(self, chunks: &[Bytes]) -> usize {
+        chunks[self.idx..].iter().map(Bytes::len).sum::<usize>() - self.offset
+    }
+
+    /// Moves past `n` written bytes.
+    fn advance(&mut self, chunks: &[Bytes], mut n: usize) {
+        while n > 0 && self.idx < chunks.len() {
+            let left = chunks[self.idx].len() - self.offset;
+            if n >= left {
+                n -= left;
+                self.idx += 1;
+                self.offset = 0;
+            } else {
+                self.offset += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// Writes the chunks from `at` on, in vectored batches, reporting each write's progress
+/// and moving `at` as it goes.
 async fn write_all<W: AsyncWrite + Unpin>(
     io: &mut W,
     chunks: &[Bytes],
+    at: &mut WriteAt,
     mut progress: impl FnMut(usize),
 ) -> std::io::Result<()> {
-    let mut idx = 0;
-    let mut offset = 0;
-    while idx < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = chunks[idx..]
+    while at.idx < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[at.idx..]
             .iter()
             .take(MAX_IOVECS)
             .enumerate()
-            .map(|(i, c)| IoSlice::new(if i == 0 { &c[offset..] } else { c }))
+            .map(|(i, c)| IoSlice::new(if i == 0 { &c[at.offset..] } else { c }))
             .collect();
-        let mut n = io.write_vectored(&slices).await?;
+        let n = io.write_vectored(&slices).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         progress(n);
-        while n > 0 && idx < chunks.len() {
-            let left = chunks[idx].len() - offset;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
-            }
-        }
+        at.advance(chunks, n);
     }
     io.flush().await
 }

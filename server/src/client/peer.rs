@@ -9,13 +9,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rill_protocol::{Connect, encode};
 
+use super::registry::Admission;
 use crate::auth::{Authenticator, CertIdentity};
 use crate::config::Config;
 use crate::server::ServerState;
 use crate::websocket::handshake::Session;
 
 /// How a connection was reached, as the listener knows it before the client task starts.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     /// Peer address.
     pub addr: SocketAddr,
@@ -29,6 +30,8 @@ pub struct Peer {
     pub cert: Option<CertIdentity>,
     /// The WebSocket session, for a client that came through the WebSocket listener.
     pub websocket: Option<Arc<Session>>,
+    /// Its place under `max_connections` until the connection is registered.
+    pub admission: Option<Admission>,
 }
 
 impl Peer {
@@ -41,6 +44,7 @@ impl Peer {
             info_sent: false,
             cert: None,
             websocket: None,
+            admission: None,
         }
     }
 
@@ -70,11 +74,9 @@ impl Peer {
 
 /// The INFO line for a client.
 pub fn info_line(state: &ServerState, peer: &Peer) -> BytesMut {
-    let mut info = state.info_template();
+    let mut info = state.client_info(peer.websocket.is_some());
     if let Some(ws) = &peer.websocket {
         info.port = ws.port;
-        info.tls_required = false;
-        info.tls_verify = false;
         info.auth_required = peer.authenticator(state).required();
     }
     info.client_id = Some(peer.cid);

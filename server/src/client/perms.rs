@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::ClientLink;
@@ -45,9 +44,8 @@ impl ClientLink {
             return false;
         }
         if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply) {
-            let expires = grant.expires.map(|d| Instant::now() + d);
-            locks::lock(&self.responses)
-                .insert(Bytes::copy_from_slice(reply), (grant.max, expires));
+            let expires = Instant::now() + grant.expires;
+            locks::lock(&self.responses).grant(reply, grant.max, expires);
         }
         true
     }
@@ -55,18 +53,7 @@ impl ClientLink {
     /// Uses one `allow_responses` grant for `subject`; false when there is none. An
     /// admission check: a poisoned lock refuses ([`locks::lock_checked`]).
     pub(super) fn take_response(&self, subject: &[u8]) -> bool {
-        let Some(mut responses) = locks::lock_checked(&self.responses) else {
-            return false;
-        };
-        let now = Instant::now();
-        responses.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
-        let Some((left, _)) = responses.get_mut(subject) else {
-            return false;
-        };
-        *left -= 1;
-        if *left == 0 {
-            responses.remove(subject);
-        }
-        true
+        locks::lock_checked(&self.responses)
+            .is_some_and(|mut grants| grants.take(subject, Instant::now()))
     }
 }

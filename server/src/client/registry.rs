@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::link::ClientLink;
 use crate::locks;
@@ -22,6 +22,10 @@ use crate::locks;
 pub struct Clients {
     by_cid: Mutex<HashMap<u64, Arc<ClientLink>>>,
     next_cid: AtomicU64,
+    /// Connections admitted but not registered yet (in the TLS handshake, the WebSocket
+    /// upgrade, or an MQTT device's CONNECT): they count towards `max_connections`, as
+    /// nats-server counts a client from accept on.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Default for Clients {
@@ -29,11 +33,36 @@ impl Default for Clients {
         Self {
             by_cid: Mutex::new(HashMap::new()),
             next_cid: AtomicU64::new(1),
+            pending: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
 
+/// One admitted connection not registered yet; dropping it (once the connection is
+/// registered, or gone) gives its place back.
+#[derive(Debug)]
+pub struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Clients {
+    /// Admits one more connection unless `max` connections (registered or still being
+    /// set up) are there already.
+    pub fn admit(&self, max: usize) -> Option<Admission> {
+        let pending = self.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        let admission = Admission(Arc::clone(&self.pending));
+        (self.len() + pending <= max).then_some(admission)
+    }
+
+    /// Connections admitted and not registered yet.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Allocates the next connection id (clients, and any other connection kind).
     pub fn next_cid(&self) -> u64 {
         self.next_cid.fetch_add(1, Ordering::Relaxed)

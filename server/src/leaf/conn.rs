@@ -15,7 +15,7 @@ use rill_protocol::{LeafConnect, LeafInfo, RouteDecoder, RouteMsg, RouteOp, enco
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::LeafNodes;
 use super::interest::LeafAccount;
@@ -28,7 +28,6 @@ use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
 use crate::link::tls::LinkTls;
 use crate::router::{Msg, Origin};
 use crate::server::ServerState;
-use crate::stats::Stats;
 
 /// How long the other side has to complete the handshake.
 const HANDSHAKE: Duration = Duration::from_secs(5);
@@ -354,10 +353,12 @@ async fn run<R, W>(
         return;
     };
     let link = Arc::new(LeafLink::new(setup));
-    let writer_link = Arc::clone(&link);
-    let deadline = config.write_deadline;
-    let writer_task =
-        tokio::spawn(async move { writer_link.outbound.run_writer(writer, deadline).await });
+    let writer_task = crate::link::spawn_writer(
+        &link,
+        writer,
+        config.write_deadline,
+        Arc::clone(&state.stats),
+    );
     leafs.register(&link);
     leaf_account.join(&link);
     let pings = Pings {
@@ -382,14 +383,7 @@ async fn run<R, W>(
     )
     .await;
     let reason = link.outbound.reason();
-    if reason.is_slow_consumer() {
-        warn!(
-            "{} - Slow Consumer Detected: leafnode closed ({})",
-            link.log_prefix(),
-            reason.as_str()
-        );
-        Stats::add(&state.stats.slow_consumers, 1);
-    }
+    crate::link::closed_slow(&*link, reason, &state.stats);
     info!(
         "{} - Leafnode connection closed: {}",
         link.log_prefix(),

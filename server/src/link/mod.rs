@@ -21,11 +21,16 @@ pub(crate) mod reader;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::client::Outbound;
+use tracing::{info, warn};
+
+use crate::client::{CloseReason, Outbound, SlowWrite};
+use crate::monitoring::format::go_duration;
 use crate::router::Subscriber;
+use crate::stats::Stats;
 
 /// Messages and bytes in and out of one link, and its last round-trip time.
 #[derive(Debug, Default)]
@@ -40,6 +45,9 @@ pub(crate) struct LinkCounters {
     pub(crate) out_bytes: AtomicU64,
     /// Last round-trip time measured with PING/PONG, in microseconds.
     pub(crate) rtt_us: AtomicU64,
+    /// Writes that passed the write deadline with the link kept up (the first makes the
+    /// link a slow consumer in nats-server's count).
+    pub(crate) slow_writes: AtomicU64,
 }
 
 impl LinkCounters {
@@ -56,6 +64,12 @@ impl LinkCounters {
     fn add_out(&self, bytes: u64) {
         self.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// True once the link was a slow consumer: a write passed the deadline, or it
+    /// closed as one (`reason`).
+    pub(crate) fn was_slow(&self, reason: CloseReason) -> bool {
+        self.slow_writes.load(Ordering::Relaxed) > 0 || reason.is_slow_consumer()
     }
 
     fn add_in(&self, msgs: u64, bytes: u64) {
@@ -81,6 +95,56 @@ pub(crate) trait Link: Subscriber + Send + Sync + 'static {
     /// True once closing.
     fn is_closed(&self) -> bool {
         self.outbound().is_closed()
+    }
+}
+
+/// Spawns the writer task of `link` (a route or leaf link): it drains the link's queue
+/// into `writer`; a write past `deadline` that wrote something is logged as nats-server
+/// logs it (`Slow Consumer Detected: WriteDeadline of 2s exceeded with 19 chunks of
+/// 63684 total bytes.`, later ones as `Slow Consumer State: …`) and counted, and the link
+/// stays up; one that wrote nothing closes it. A link counts once as a slow consumer,
+/// however often it falls behind (as nats-server counts it).
+pub(crate) fn spawn_writer<L: Link, W: crate::client::ClientWriter + 'static>(
+    link: &Arc<L>,
+    writer: W,
+    deadline: Duration,
+    stats: Arc<Stats>,
+) -> tokio::task::JoinHandle<()> {
+    let link = Arc::clone(link);
+    tokio::spawn(async move {
+        let slow = |w: SlowWrite| {
+            let first = link.counters().slow_writes.fetch_add(1, Ordering::Relaxed) == 0;
+            if first {
+                Stats::add(&stats.slow_consumers, 1);
+            }
+            let what = if first { "Detected" } else { "State" };
+            info!(
+                "{} - Slow Consumer {what}: WriteDeadline of {} exceeded with {} chunks of {} total bytes.",
+                link.log_prefix(),
+                go_duration(w.deadline),
+                w.chunks,
+                w.bytes
+            );
+        };
+        link.outbound()
+            .run_link_writer(writer, deadline, &slow)
+            .await;
+    })
+}
+
+/// Logs and counts a link that closed as a slow consumer (`reason`), unless a write past
+/// the deadline counted it already.
+pub(crate) fn closed_slow<L: Link>(link: &L, reason: CloseReason, stats: &Stats) {
+    if !reason.is_slow_consumer() {
+        return;
+    }
+    warn!(
+        "{} - Slow Consumer Detected: closed ({})",
+        link.log_prefix(),
+        reason.as_str()
+    );
+    if link.counters().slow_writes.load(Ordering::Relaxed) == 0 {
+        Stats::add(&stats.slow_consumers, 1);
     }
 }
 

@@ -68,7 +68,7 @@ pub(super) struct MqttConn {
 }
 
 /// Serves one accepted connection (plain or TLS) until it closes.
-pub(super) async fn serve<R, W>(service: Arc<MqttService>, mut reader: R, writer: W, peer: Peer)
+pub(super) async fn serve<R, W>(service: Arc<MqttService>, mut reader: R, writer: W, mut peer: Peer)
 where
     R: AsyncRead + Unpin + Send,
     W: crate::client::ClientWriter,
@@ -97,6 +97,8 @@ where
         let _ = tokio::time::timeout(config.write_deadline, writer_task).await;
         return;
     };
+    // Registered now: it counts as a client.
+    drop(peer.admission.take());
     let reason = conn.read_loop(&mut reader, &mut buf).await;
     conn.close(reason, writer_task).await;
 }

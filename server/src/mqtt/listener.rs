@@ -48,13 +48,14 @@ fn on_accept(
     done: mpsc::Sender<()>,
 ) {
     let state = Arc::clone(&service.state);
-    if crate::listener::at_capacity(&state, addr) {
+    let Some(admission) = crate::listener::admit(&state, addr) else {
         return;
-    }
+    };
     let _ = stream.set_nodelay(true);
     let service = Arc::clone(service);
+    let mut peer = Peer::new(&state, addr);
+    peer.admission = Some(admission);
     tokio::spawn(async move {
-        let peer = Peer::new(&state, addr);
         match service.tls_acceptor() {
             Some((acceptor, timeout)) => serve_tls(service, acceptor, timeout, stream, peer).await,
             None => {

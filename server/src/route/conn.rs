@@ -17,7 +17,7 @@ use rill_protocol::{RouteConnect, RouteDecoder, RouteInfo, RouteMsg, RouteOp};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use super::link::RouteLink;
 use super::{Cluster, encode_route_info};
@@ -29,7 +29,6 @@ use crate::link::handshake::{Handshake, Refusal, parse_json, refuse};
 use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
 use crate::router::{Msg, Origin};
 use crate::server::ServerState;
-use crate::stats::Stats;
 
 /// A route handshake on `state`'s server.
 pub(super) fn handshake(state: &ServerState) -> Handshake {
@@ -207,10 +206,12 @@ impl Route<'_> {
             self.configured,
             peer,
         ));
-        let writer_link = Arc::clone(&link);
-        let deadline = config.write_deadline;
-        let writer_task =
-            tokio::spawn(async move { writer_link.outbound.run_writer(writer, deadline).await });
+        let writer_task = crate::link::spawn_writer(
+            &link,
+            writer,
+            config.write_deadline,
+            Arc::clone(&self.state.stats),
+        );
         if !self.cluster.register(&link) {
             link.outbound.close_with(CloseReason::DuplicateRoute);
             let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
@@ -236,14 +237,7 @@ impl Route<'_> {
         let _ = tokio::time::timeout(wait, writer_task).await;
         let reason = link.outbound.reason();
         self.cluster.closed.add(&link, reason);
-        if reason.is_slow_consumer() {
-            warn!(
-                "{} - Slow Consumer Detected: route closed ({})",
-                link.log_prefix(),
-                reason.as_str()
-            );
-            Stats::add(&self.state.stats.slow_consumers, 1);
-        }
+        crate::link::closed_slow(&*link, reason, &self.state.stats);
         info!(
             "{} - Router connection closed: {}",
             link.log_prefix(),

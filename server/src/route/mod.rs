@@ -43,9 +43,21 @@
 //!   "C1" does not match "C2"'` and the log lines `Rejecting connection, cluster name …`
 //!   and `Router connection closed: Cluster Name Conflict`; bad route credentials get
 //!   `-ERR 'Authorization Violation'`.
+//! - Slow routes (recorded with a peer that stops reading, `write_deadline: 2s`): a write
+//!   that passes the deadline having written something is logged `Slow Consumer Detected:
+//!   WriteDeadline of 2s exceeded with 19 chunks of 63684 total bytes.` (then `Slow Consumer
+//!   State: …`), counted once in `/varz` `slow_consumer_stats.routes`, and the route stays;
+//!   once a deadline passes with nothing written it closes (`Router connection closed: Slow
+//!   Consumer (Write Deadline)`). Publishers feeding it are stalled ~10 ms at a time; nothing
+//!   else waits. nats-server puts no byte limit on a route's queue; rill closes one past
+//!   `max_pending` (memory stays bounded). See [`crate::link::spawn_writer`].
 //! - Clients: INFO to clients carries `cluster` and, once another server is connected,
 //!   `connect_urls` (this server's client URL first, then the peers'); every client is
 //!   sent a fresh INFO (with its `client_id`) whenever that list changes.
+//! - WebSocket: a server with a `websocket {}` block also puts `ws_connect_urls` (its
+//!   WebSocket `host:port`s) in its route INFO. A WebSocket client's INFO carries those
+//!   of the whole cluster as its `connect_urls`, and no `ws_connect_urls` field; a plain
+//!   client never sees the WebSocket URLs.
 //!
 //! # Design
 //! ```text
@@ -92,6 +104,14 @@ use crate::shared::{ClusterReport, VERSION};
 use interest::Hub;
 use link::RouteLink;
 use peers::Peers;
+
+/// Which of this server's client URLs: plain (`connect_urls`) or WebSocket
+/// (`ws_connect_urls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlKind {
+    Client,
+    Websocket,
+}
 
 /// The route protocol level rill speaks (as nats-server 2.15).
 const ROUTE_PROTO: i64 = 3;
@@ -219,11 +239,8 @@ impl Cluster {
             tls_verify: tls.is_some_and(|t| t.verify),
             max_payload: i64::try_from(config.max_payload).unwrap_or(i64::MAX),
             cluster: Some(locks::read(&self.name).clone()),
-            connect_urls: if self.config.no_advertise {
-                Vec::new()
-            } else {
-                self.own_client_urls(local)
-            },
+            connect_urls: self.own_urls(UrlKind::Client, local),
+            ws_connect_urls: self.own_urls(UrlKind::Websocket, local),
             compression: Some("off".into()),
             jetstream: config.jetstream.is_some(),
             ldm: state.is_some_and(|s| s.is_lame_duck()),
@@ -242,21 +259,35 @@ impl Cluster {
         )
     }
 
-    /// This server's client `host:port`s: `client_advertise`, else the client listen
-    /// address (an unspecified host is replaced by our address on `local`).
-    fn own_client_urls(&self, local: Option<SocketAddr>) -> Vec<String> {
+    /// Where this server's clients of `kind` connect (none with `no_advertise`, or for
+    /// WebSocket without a `websocket {}` block): the block's `advertise`, else its
+    /// listen address (an unspecified host is replaced by our address on `local`).
+    fn own_urls(&self, kind: UrlKind, local: Option<SocketAddr>) -> Vec<String> {
         let Some(state) = self.state() else {
             return Vec::new();
         };
-        let config = state.config();
-        if let Some(adv) = &config.client_advertise {
-            return vec![adv.clone()];
+        if self.config.no_advertise {
+            return Vec::new();
         }
-        let port = u16::try_from(state.client_port.load(std::sync::atomic::Ordering::Relaxed))
-            .unwrap_or_default();
+        let config = state.config();
+        let (advertise, host, port) = match kind {
+            UrlKind::Client => {
+                let port = state.client_port.load(std::sync::atomic::Ordering::Relaxed);
+                let port = u16::try_from(port).unwrap_or_default();
+                (config.client_advertise.clone(), config.host.clone(), port)
+            }
+            UrlKind::Websocket => {
+                let (Some(ws), Some(addr)) = (&config.websocket, state.websocket_addr()) else {
+                    return Vec::new();
+                };
+                (ws.advertise.clone(), ws.host.clone(), addr.port())
+            }
+        };
+        if let Some(adv) = advertise {
+            return vec![adv];
+        }
         let local = local.or_else(|| self.peers.all().first().map(|l| l.local));
-        let host = concrete_host(&config.host, local);
-        vec![join_host_port(&host, port)]
+        vec![join_host_port(&concrete_host(&host, local), port)]
     }
 
     /// Registers a route whose handshake is done: settles duplicates, announces our
@@ -334,7 +365,9 @@ impl Cluster {
         if info.server_id == link.peer_id() {
             let urls_changed = {
                 let old = link.peer();
-                old.connect_urls != info.connect_urls || old.ldm != info.ldm
+                old.connect_urls != info.connect_urls
+                    || old.ws_connect_urls != info.ws_connect_urls
+                    || old.ldm != info.ldm
             };
             link.set_peer(info);
             if urls_changed {
@@ -363,9 +396,15 @@ impl Cluster {
         let Some(state) = self.state() else {
             return;
         };
-        let template = state.info_template();
-        for client in state.clients.all() {
-            let mut info = template.clone();
+        let plain = state.client_info(false);
+        let websocket = state.client_info(true);
+        // MQTT devices have no INFO.
+        for client in state.clients.all().iter().filter(|c| !c.is_mqtt()) {
+            let mut info = if client.websocket {
+                websocket.clone()
+            } else {
+                plain.clone()
+            };
             info.client_id = Some(client.cid);
             info.client_ip = Some(client.addr.ip().to_string());
             let mut buf = BytesMut::new();

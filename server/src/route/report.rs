@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::Cluster;
 use super::link::RouteLink;
+use super::{Cluster, UrlKind};
 use crate::client::CloseReason;
 use crate::locks;
 use crate::monitoring::format::{go_duration, rfc3339, uptime};
@@ -34,7 +34,7 @@ impl Closed {
         add(&self.in_bytes, &link.counters.in_bytes);
         add(&self.out_msgs, &link.counters.out_msgs);
         add(&self.out_bytes, &link.counters.out_bytes);
-        if reason.is_slow_consumer() {
+        if link.counters.was_slow(reason) {
             self.slow_consumers.fetch_add(1, Ordering::Relaxed);
         }
         if reason == CloseReason::StaleConnection {
@@ -48,28 +48,23 @@ impl Cluster {
     pub(crate) fn name(&self) -> String {
         locks::read(&self.name).clone()
     }
-}
 
-impl ClusterReport for Cluster {
-    fn name(&self) -> String {
-        Cluster::name(self)
-    }
-
-    fn connect_urls(&self) -> Vec<String> {
+    /// Where clients of `kind` reach the cluster: ours first, then each peer's (by
+    /// name, lame-duck peers left out); empty while no route is up, as nats-server.
+    fn cluster_urls(&self, kind: UrlKind) -> Vec<String> {
         let links = self.peers.all();
         if links.is_empty() {
             return Vec::new();
         }
-        let mut urls = if self.config.no_advertise {
-            Vec::new()
-        } else {
-            self.own_client_urls(links.first().map(|l| l.local))
-        };
+        let mut urls = self.own_urls(kind, links.first().map(|l| l.local));
         let mut others: Vec<(String, Vec<String>)> = links
             .iter()
             .map(|l| l.peer())
             .filter(|p| !p.ldm)
-            .map(|p| (p.server_name, p.connect_urls))
+            .map(|p| match kind {
+                UrlKind::Client => (p.server_name, p.connect_urls),
+                UrlKind::Websocket => (p.server_name, p.ws_connect_urls),
+            })
             .collect();
         others.sort();
         for (_, peer_urls) in others {
@@ -80,6 +75,20 @@ impl ClusterReport for Cluster {
             }
         }
         urls
+    }
+}
+
+impl ClusterReport for Cluster {
+    fn name(&self) -> String {
+        Cluster::name(self)
+    }
+
+    fn connect_urls(&self) -> Vec<String> {
+        self.cluster_urls(UrlKind::Client)
+    }
+
+    fn ws_connect_urls(&self) -> Vec<String> {
+        self.cluster_urls(UrlKind::Websocket)
     }
 
     fn num_routes(&self) -> usize {
@@ -113,6 +122,7 @@ impl ClusterReport for Cluster {
             t.in_bytes += get(&link.counters.in_bytes);
             t.out_msgs += get(&link.counters.out_msgs);
             t.out_bytes += get(&link.counters.out_bytes);
+            t.slow_consumers += u64::from(link.counters.was_slow(CloseReason::Open));
         }
         t
     }

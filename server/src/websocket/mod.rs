@@ -157,14 +157,11 @@ impl Listener {
         let Some(ws) = config.websocket.clone() else {
             return;
         };
-        if self.state.clients.len() >= config.max_connections {
-            warn!(
-                "{addr} - maximum connections exceeded ({})",
-                config.max_connections
-            );
+        let Some(admission) = crate::listener::admit(&self.state, addr) else {
             return;
-        }
+        };
         let mut peer = Peer::new(&self.state, addr);
+        peer.admission = Some(admission);
         let upgrade = tokio::time::timeout(ws.handshake_timeout, self.upgrade(stream, addr, &ws));
         let (socket, cookies, cert) = match upgrade.await {
             Ok(Ok((socket, Kind::Leaf, _))) => return self.hand_to_leafs(socket, addr).await,
