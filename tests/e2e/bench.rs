@@ -386,3 +386,46 @@ async fn bench_compare_mqtt_rows() {
     | peak (VmHWM) at end | N | N |
     ");
 }
+
+/// `rill bench compare`'s cluster rows: a fresh three-server cluster of each command per run,
+/// the publisher on n1 and the subscribers on n2 and n3 (`rill bench pubsub --sub-server`), and
+/// every message arrives.
+#[tokio::test]
+async fn bench_compare_cluster_rows() {
+    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
+    let cli = Cli::bare();
+    let args = quick_compare(&[
+        "--scenarios",
+        "cluster-pubsub-16,cluster-queue-16",
+        "--server-a",
+        &rill,
+        "--server-b",
+        "nats-server -a 127.0.0.1 -p {port}",
+    ]);
+    // Four runs of three fresh servers each: longer than the harness's usual CLI timeout.
+    let run = cli.command(&args).output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("compare finished in time")
+        .expect("run rill");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("n/a: ") && !stdout.contains("messages arrived"),
+        "every cluster scenario ran and delivered on both: {stdout}"
+    );
+    insta::assert_snapshot!(redact_table(&stdout), @r"
+    | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
+    |---|---|---:|---:|---:|---:|---:|
+    | cluster-pubsub-16 | msgs/s received | N | N | N (A/B) | N | N |
+    | cluster-pubsub-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | cluster-queue-16 | msgs/s received | N | N | N (A/B) | N | N |
+    | cluster-queue-16 | server CPU ns/msg | n/a | n/a | n/a | n/a | n/a |
+    | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
+    |---|---:|---:|
+    | peak (VmHWM) at end | N | N |
+    ");
+}

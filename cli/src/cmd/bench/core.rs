@@ -1,5 +1,6 @@
 //! Core NATS benchmarks: `rill bench pub` (publish only), `rill bench pubsub` (N publishers, M
-//! subscribers, optionally one queue group). `rill bench request` is in `request.rs`.
+//! subscribers, optionally one queue group, optionally on other servers of a cluster with
+//! `--sub-server`). `rill bench request` is in `request.rs`.
 //!
 //! Honesty rules: every publisher, subscriber and client has its own connection; a publisher's time
 //! ends only after a server round trip proves all its messages were processed; subscribers count only
@@ -63,6 +64,10 @@ pub(crate) struct PubSubArgs {
     /// Put the subscribers in one queue group (each message goes to one of them)
     #[arg(long, num_args = 0..=1, default_missing_value = "rill-bench", value_name = "GROUP")]
     pub(crate) queue: Option<String>,
+    /// Connect the subscribers to these servers instead, in turn (other members of the
+    /// publishers' cluster: every message then crosses a route); comma separated
+    #[arg(long = "sub-server", value_delimiter = ',', value_name = "URL")]
+    pub(crate) sub_servers: Vec<String>,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -133,7 +138,7 @@ pub(crate) async fn pubsub(target: &Target, args: &PubSubArgs) -> anyhow::Result
         bench: "pubsub".into(),
         url: target.display(),
         params: json!({"subject": args.subject, "pubs": args.pubs, "subs": args.subs,
-            "queue": args.queue, "msgs": c.msgs, "size": c.size}),
+            "queue": args.queue, "sub_servers": args.sub_servers, "msgs": c.msgs, "size": c.size}),
         phases: vec![
             Phase::new("pub", sent, c.msgs, c.size, pub_elapsed),
             Phase::new("sub", received, total, c.size, sub_elapsed)
@@ -231,10 +236,16 @@ async fn subscribe_all(
 ) -> anyhow::Result<Vec<async_nats::Subscriber>> {
     let capacity = args.common.msgs.clamp(MIN_QUEUE, MAX_QUEUE) as usize;
     let mut subs = Vec::with_capacity(args.subs);
-    for _ in 0..args.subs.max(1) {
-        let client = target
-            .connect_subscriber(capacity, Arc::clone(drops))
-            .await?;
+    let prober = match args.sub_servers.is_empty() {
+        true => None,
+        false => Some(target.connect().await?),
+    };
+    for i in 0..args.subs.max(1) {
+        let own = match args.sub_servers.get(i % args.sub_servers.len().max(1)) {
+            Some(url) => target.at(url),
+            None => target.clone(),
+        };
+        let client = own.connect_subscriber(capacity, Arc::clone(drops)).await?;
         let sub = match &args.queue {
             Some(group) => {
                 client
@@ -245,9 +256,37 @@ async fn subscribe_all(
         };
         client.flush().await?;
         run::sync(&client, target.timeout()).await?;
+        if let Some(prober) = &prober {
+            wait_routed(prober, &client, target.timeout()).await?;
+        }
         subs.push(sub);
     }
     Ok(subs)
+}
+
+/// Waits until the publishers' server (where `prober` is connected) knows the interest of
+/// `client`, a subscriber on another server: `client` subscribes to a probe subject of its
+/// own after its bench subscription, so once a probe published through `prober` reaches it
+/// the bench subscription has crossed the route too (a route carries interest in order).
+async fn wait_routed(prober: &Client, client: &Client, timeout: Duration) -> anyhow::Result<()> {
+    let probe = format!("_rill_bench_probe.{}", client.new_inbox().replace('.', "_"));
+    let mut arrivals = client.subscribe(probe.clone()).await?;
+    client.flush().await?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        prober.publish(probe.clone(), Bytes::new()).await?;
+        prober.flush().await?;
+        if tokio::time::timeout(Duration::from_millis(50), arrivals.next())
+            .await
+            .is_ok_and(|m| m.is_some())
+        {
+            arrivals.unsubscribe().await?;
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "the subscription on another server did not reach the publishers' server within {timeout:?}"
+    )
 }
 
 /// When a subscriber stops: its own count, the count over all subscribers, or the deadline.

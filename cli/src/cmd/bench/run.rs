@@ -79,11 +79,16 @@ impl Target {
     /// Exactly `url` with the credentials and TLS settings of `template`, ignoring saved
     /// contexts (the comparison talks to servers it started itself).
     pub(crate) fn started(url: &str, template: &ConnOpts) -> Target {
+        Target::from_cli(template).at(url)
+    }
+
+    /// The same credentials and TLS settings at `url` (another server of a cluster).
+    pub(crate) fn at(&self, url: &str) -> Target {
         Target {
             conn: ConnOpts {
                 server: Some(url.to_string()),
                 context: None,
-                ..template.clone()
+                ..self.conn.clone()
             },
             direct: true,
         }

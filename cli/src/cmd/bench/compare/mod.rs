@@ -3,11 +3,15 @@
 //! round 2 A, B; ...), samples each server's resident memory after every run and with idle
 //! connections, and prints a markdown table of medians, ratios and spreads (or JSON).
 //!
+//! The cluster scenarios start three fresh servers of each command routed into one cluster
+//! (`cluster.rs`); the MQTT ones a fresh server with an MQTT listener (`mqtt.rs`).
+//!
 //! A run that fails (for example a JetStream scenario against a server without JetStream) becomes a
 //! note and an `n/a` cell; it never aborts the comparison. A server that dies is restarted on a fresh
 //! port and store, with a note. Every run is bounded by its message count, its time cap, and an outer
 //! timeout.
 
+mod cluster;
 mod mqtt;
 mod scenario;
 mod server;
@@ -281,6 +285,16 @@ async fn run_one(
                 summary(s, &report)
             })
         }
+        Kind::Cluster { subs, queue } => {
+            let limits = (plan.msgs(s), plan.duration, plan.run_timeout());
+            let shape = cluster::Shape { subs, queue };
+            let run = cluster::throughput(&template, &plan.conn, s, shape, limits).await;
+            run.map(|(report, cpu)| {
+                record(results, s, side, &report);
+                record_cpu(results, s, side, &report, cpu);
+                summary(s, &report)
+            })
+        }
         _ => {
             let cpu_before = server.cpu_time().ok();
             let run = scenario_run(server, s, plan).await;
@@ -400,8 +414,10 @@ fn record(results: &mut Results, s: &Scenario, side: Side, report: &Report) {
     let sent = report.phase("pub").map_or(0, |p| p.msgs);
     if let Some(p) = report.phase(scenario::headline_phase(s.kind)) {
         let want = match s.kind {
-            Kind::PubSub { subs, queue: false } => sent * subs as u64,
-            Kind::PubSub { .. } | Kind::Mqtt { .. } => sent,
+            Kind::PubSub { subs, queue: false } | Kind::Cluster { subs, queue: false } => {
+                sent * subs as u64
+            }
+            Kind::PubSub { .. } | Kind::Cluster { .. } | Kind::Mqtt { .. } => sent,
             _ => p.msgs,
         };
         if p.errors > 0 || p.msgs < want {

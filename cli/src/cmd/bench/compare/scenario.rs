@@ -95,6 +95,9 @@ pub(crate) enum Kind {
     /// `rill bench streams` creating this many memory streams (KV buckets with `kv`) on a fresh
     /// server: create rate, memory per stream and threads added.
     Streams { kv: bool },
+    /// `rill bench pubsub` on a fresh three-server cluster: the publisher on n1, this many
+    /// subscribers on n2 and n3 (in one queue group with `queue`).
+    Cluster { subs: usize, queue: bool },
 }
 
 impl Kind {
@@ -102,7 +105,11 @@ impl Kind {
     pub(crate) fn fresh_server(self) -> bool {
         matches!(
             self,
-            Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle | Kind::Streams { .. }
+            Kind::IdleConns
+                | Kind::Mqtt { .. }
+                | Kind::MqttIdle
+                | Kind::Streams { .. }
+                | Kind::Cluster { .. }
         )
     }
 }
@@ -231,6 +238,26 @@ pub(crate) const ALL: &[Scenario] = &[
     ),
     sc("kv", "KV put then get, file, 16 B", Kind::Kv, 5_000, 16),
     sc(
+        "cluster-pubsub-16",
+        "3-server cluster: 1 publisher on n1 : 1 subscriber on n2, 16 B",
+        Kind::Cluster {
+            subs: 1,
+            queue: false,
+        },
+        1_000_000,
+        16,
+    ),
+    sc(
+        "cluster-queue-16",
+        "3-server cluster: 1 publisher on n1 : 4 queue subscribers on n2 and n3, 16 B",
+        Kind::Cluster {
+            subs: 4,
+            queue: true,
+        },
+        1_000_000,
+        16,
+    ),
+    sc(
         "mqtt-q0-16",
         "MQTT 1 publisher : 1 subscriber, QoS 0, 16 B",
         Kind::Mqtt { qos: 0 },
@@ -295,7 +322,7 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
     }
     match kind {
         Kind::Pub => &[m!("msgs/s", "pub", Field::Rate)],
-        Kind::PubSub { .. } => &[m!("msgs/s received", "sub", Field::Rate)],
+        Kind::PubSub { .. } | Kind::Cluster { .. } => &[m!("msgs/s received", "sub", Field::Rate)],
         Kind::Request => &[
             m!("requests/s", "request", Field::Rate),
             m!("p50 µs", "request", Field::P50),
@@ -352,6 +379,7 @@ pub(crate) async fn run(
                 pubs: 1,
                 subs,
                 queue: queue.then(|| "rill-bench".to_string()),
+                sub_servers: Vec::new(),
                 common,
             };
             core::pubsub(target, &args).await
@@ -365,7 +393,11 @@ pub(crate) async fn run(
             };
             request::request(target, &args).await
         }
-        Kind::IdleConns | Kind::Mqtt { .. } | Kind::MqttIdle | Kind::Streams { .. } => {
+        Kind::IdleConns
+        | Kind::Mqtt { .. }
+        | Kind::MqttIdle
+        | Kind::Streams { .. }
+        | Kind::Cluster { .. } => {
             anyhow::bail!("{} is run by the comparison itself", s.name)
         }
         Kind::JsPubSync | Kind::JsPubAsync => {
@@ -411,7 +443,7 @@ pub(crate) async fn run(
 pub(crate) fn headline_phase(kind: Kind) -> &'static str {
     match kind {
         Kind::Pub => "pub",
-        Kind::PubSub { .. } => "sub",
+        Kind::PubSub { .. } | Kind::Cluster { .. } => "sub",
         Kind::Request => "request",
         Kind::IdleConns | Kind::MqttIdle => "",
         Kind::Mqtt { .. } => "sub",

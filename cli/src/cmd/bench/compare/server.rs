@@ -74,6 +74,13 @@ impl Server {
         Ok(server)
     }
 
+    /// The INFO a new connection is sent now.
+    pub(crate) async fn info(&self) -> anyhow::Result<serde_json::Value> {
+        tokio::time::timeout(Duration::from_secs(1), read_info(self.port))
+            .await
+            .context("no INFO within 1s")?
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -1,0 +1,127 @@
+//! The cluster scenarios of `rill bench compare`. Each run starts three fresh servers of the
+//! side's own command, routed into one cluster through a block added with `-c` (`server_name`
+//! and `cluster { name, listen, routes }`: n1 is the seed, n2 and n3 route to it and gossip
+//! completes the mesh), waits until every server's INFO lists the three client URLs, then runs
+//! `rill bench pubsub` with the publisher on n1 and the subscribers on n2 and n3 in turn, so
+//! every message crosses a route. Servers of a cluster prefer local queue members, so the
+//! queue scenario keeps the group off n1: otherwise n1's member would get every message. The
+//! CPU row adds up the three servers' CPU time.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::super::core::{self, PubSubArgs};
+use super::super::report::Report;
+use super::super::run::{Common, Target};
+use super::scenario::Scenario;
+use super::server::{Server, free_port};
+use crate::connect::ConnOpts;
+
+/// Servers in a cluster.
+const NODES: usize = 3;
+/// How long the routes may take to form a full mesh.
+const MESH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `-c` block of node `i` (0-based) whose route port is `ports[i]`.
+fn node_conf(i: usize, ports: &[u16]) -> String {
+    let routes = match i {
+        0 => String::new(),
+        _ => format!("  routes: [\"nats-route://127.0.0.1:{}\"]\n", ports[0]),
+    };
+    format!(
+        "server_name: bench-n{}\ncluster {{\n  name: rill-bench\n  listen: \"127.0.0.1:{}\"\n{routes}}}\n",
+        i + 1,
+        ports[i]
+    )
+}
+
+/// Three fresh servers of `template` in one cluster, once every one sees the others.
+pub(super) async fn start(template: &str) -> anyhow::Result<Vec<Server>> {
+    let ports = (0..NODES)
+        .map(|_| free_port())
+        .collect::<anyhow::Result<Vec<u16>>>()?;
+    let mut servers = Vec::with_capacity(NODES);
+    for i in 0..NODES {
+        let server = Server::start_with_conf(template, Some(&node_conf(i, &ports)))
+            .await
+            .with_context(|| format!("start cluster node n{}", i + 1))?;
+        servers.push(server);
+    }
+    let deadline = Instant::now() + MESH_TIMEOUT;
+    for (i, server) in servers.iter().enumerate() {
+        loop {
+            let urls = server.info().await.map_or(0, |info| {
+                info["connect_urls"].as_array().map_or(0, Vec::len)
+            });
+            if urls >= NODES {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "n{} lists {urls} of {NODES} servers after {MESH_TIMEOUT:?}",
+                    i + 1
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(servers)
+}
+
+/// The CPU time the servers used so far, added up.
+fn cpu(servers: &[Server]) -> Option<Duration> {
+    servers.iter().map(|s| s.cpu_time().ok()).sum()
+}
+
+/// What one cluster run does: `subs` subscribers (in one queue group with `queue`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shape {
+    pub(super) subs: usize,
+    pub(super) queue: bool,
+}
+
+/// One publisher on n1 and `shape`'s subscribers on n2 and n3 of a fresh cluster: the
+/// report and the servers' CPU time for the run.
+pub(super) async fn throughput(
+    template: &str,
+    conn: &ConnOpts,
+    s: &Scenario,
+    shape: Shape,
+    (msgs, duration, timeout): (u64, Duration, Duration),
+) -> anyhow::Result<(Report, Option<Duration>)> {
+    let servers = start(template).await?;
+    let target = Target::started(&servers[0].url(), conn);
+    let args = PubSubArgs {
+        subject: "rill.bench".into(),
+        pubs: 1,
+        subs: shape.subs,
+        queue: shape.queue.then(|| "rill-bench".to_string()),
+        sub_servers: servers[1..].iter().map(Server::url).collect(),
+        common: Common::quiet(msgs, s.size, duration),
+    };
+    let before = cpu(&servers);
+    let report = tokio::time::timeout(timeout, core::pubsub(&target, &args))
+        .await
+        .with_context(|| format!("no result within {timeout:?}"))??;
+    let used = before.zip(cpu(&servers)).map(|(b, a)| a - b);
+    Ok((report, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_has_no_routes_and_the_others_route_to_it() {
+        let ports = [7001, 7002, 7003];
+        assert_eq!(
+            node_conf(0, &ports),
+            "server_name: bench-n1\ncluster {\n  name: rill-bench\n  listen: \"127.0.0.1:7001\"\n}\n"
+        );
+        assert_eq!(
+            node_conf(2, &ports),
+            "server_name: bench-n3\ncluster {\n  name: rill-bench\n  listen: \"127.0.0.1:7003\"\n  routes: [\"nats-route://127.0.0.1:7001\"]\n}\n"
+        );
+    }
+}
