@@ -252,3 +252,53 @@ async fn service_import_reply_subjects_carry_a_random_token() {
     );
     assert_ne!(parts[0][2], parts[1][2], "{replies:?}");
 }
+
+/// Subscribes `user` on `to`, waits for the interest to reach `from`, publishes 50 numbered
+/// messages as `user` on `from` and checks they arrive complete and in order.
+async fn in_order(from: &Node, to: &Node, user: &str) {
+    let (tx, rx) = (login(from, user, user).await, login(to, user, user).await);
+    let subject = format!("pool.{user}.{}", from.name());
+    let mut sub = rx.subscribe(subject.clone()).await.expect("sub");
+    sync(&rx).await;
+    until_seen(&tx, &subject, &mut sub).await;
+    for i in 0..50 {
+        tx.publish(subject.clone(), i.to_string().into())
+            .await
+            .expect("publish");
+    }
+    for i in 0..50 {
+        let msg = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(msg.payload, i.to_string(), "{user} from {}", from.name());
+    }
+}
+
+/// Routes from `node` to the server called `peer`, from `/routez`.
+async fn routes_to(node: &Node, peer: &str) -> usize {
+    let routez = node.monitor("/routez").await;
+    routez["routes"]
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|r| r["remote_name"] == peer).count())
+}
+
+/// Route pooling (nats-server 2.10+, `pool_size: 3` by default): rill accepts the setting and
+/// declines the pool, and nats-server then keeps one route to it for every account, as with
+/// its own `pool_size: -1`; accounts A and B both travel it both ways, each in order.
+#[tokio::test]
+async fn a_pooling_nats_server_keeps_one_route_to_rill_for_every_account() {
+    let conf = format!("{ACCOUNTS}\ncluster {{ pool_size: 3 }}\n");
+    let cluster = Cluster::start_with(&[Rill, Nats], |mut spec| {
+        spec.config = Some(conf.clone());
+        spec
+    })
+    .await;
+    let (rill, nats) = (cluster.node(0), cluster.node(1));
+    for user in ["a", "b"] {
+        in_order(rill, nats, user).await;
+        in_order(nats, rill, user).await;
+    }
+    assert_eq!(routes_to(nats, "n1").await, 1, "{}", nats.logs());
+    assert_eq!(routes_to(rill, "n2").await, 1, "{}", rill.logs());
+}
