@@ -42,6 +42,7 @@ mod jwt_resolver;
 mod jwt_system;
 mod kv;
 mod leaf;
+mod leaf_cluster;
 mod leaf_tls;
 mod leaf_ws;
 mod mappings;

@@ -457,7 +457,6 @@ impl Reader<'_> {
             return;
         }
         let queues: Vec<&[u8]> = leaf_msg.queues.iter().map(|q| &q[..]).collect();
-        *crate::locks::lock(&self.link.inbound_queues) = leaf_msg.queues.clone();
         let fanout =
             self.account
                 .router

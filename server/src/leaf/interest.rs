@@ -16,11 +16,14 @@
 //! Forwarding a message (after local delivery): every link with plain interest gets one
 //! `LMSG`; each queue group no local member served goes to one link, drawn in proportion
 //! to its weight there. A message never goes back over the link it came in on; one that
-//! came from a leaf goes on only for the queue groups it named; one from a route goes
-//! to plain interest only.
+//! came from a leaf or a route goes on only for the queue groups the sender named.
+//!
+//! With routes too: what the links ask for is relayed to the cluster as this server's
+//! own interest, and what cluster peers ask for reaches the links the same way
+//! ([`crate::router::Relay`]), so a leaf of one cluster member hears the whole cluster.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use rill_protocol::route;
@@ -29,7 +32,7 @@ use super::link::{LeafLink, LeafSub};
 use crate::link::Link;
 use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
 use crate::locks;
-use crate::router::{Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscription};
+use crate::router::{Forwarded, Msg, Origin, Relay, Remote, RemoteFactory, Sublist, Subscription};
 
 /// Subscription counts of one `(subject, queue)`.
 #[derive(Debug, Default)]
@@ -67,6 +70,8 @@ pub(crate) struct LeafAccount {
     links: RwLock<Vec<Arc<LeafLink>>>,
     /// What the links asked for.
     remote: Sublist<LeafSub>,
+    /// Passes what the links ask for on to routes.
+    relay: OnceLock<Relay>,
 }
 
 /// The `LS+` / `LS-` frame telling a link that `(subject, queue)` now has `count`.
@@ -95,6 +100,7 @@ impl LeafAccount {
             counts: Mutex::new(counts),
             links: RwLock::new(Vec::new()),
             remote: Sublist::new(),
+            relay: OnceLock::new(),
         }
     }
 
@@ -121,6 +127,14 @@ impl LeafAccount {
         for ((subject, queue), entry) in subs {
             self.drop_entry(&subject, queue.as_ref(), &entry);
             self.change(link.lid, &subject, queue.as_ref(), 0);
+            self.relay(&subject, queue.as_ref(), false);
+        }
+    }
+
+    /// Tells the other kinds of link (routes) that a link's interest came or went.
+    fn relay(&self, subject: &Bytes, queue: Option<&Bytes>, added: bool) {
+        if let Some(relay) = self.relay.get() {
+            relay.interest(subject, queue, added);
         }
     }
 
@@ -139,7 +153,7 @@ impl LeafAccount {
             return;
         }
         let key = (subject.clone(), queue.clone());
-        add_interest(
+        let new = add_interest(
             &self.remote,
             &link.subs,
             key,
@@ -147,6 +161,9 @@ impl LeafAccount {
             (text, queue.as_ref(), weight),
         );
         self.change(link.lid, &subject, queue.as_ref(), weight.max(1));
+        if new {
+            self.relay(&subject, queue.as_ref(), true);
+        }
     }
 
     /// The link `link` no longer wants `subject` (for `queue`).
@@ -155,6 +172,7 @@ impl LeafAccount {
         if let Some(entry) = removed {
             self.drop_entry(&subject, queue.as_ref(), &entry);
             self.change(link.lid, &subject, queue.as_ref(), 0);
+            self.relay(&subject, queue.as_ref(), false);
         }
     }
 
@@ -201,14 +219,6 @@ impl LeafAccount {
             }
         }
     }
-
-    /// The link with id `lid`, if it is bound here.
-    fn link(&self, lid: u64) -> Option<Arc<LeafLink>> {
-        locks::read(&self.links)
-            .iter()
-            .find(|l| l.lid == lid)
-            .cloned()
-    }
 }
 
 impl Remote for LeafAccount {
@@ -229,22 +239,24 @@ impl Remote for LeafAccount {
         }
     }
 
-    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+    fn attached(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    fn forward(
+        &self,
+        msg: &Msg<'_>,
+        origin: Origin,
+        served: &[&[u8]],
+        named: Option<&[&[u8]]>,
+    ) -> Forwarded {
         let result = self.remote.matches(msg.subject);
         if result.is_empty() {
             return Forwarded::default();
         }
-        let (skip, named): (u64, Option<Vec<Bytes>>) = match origin {
-            Origin::Local | Origin::Import => (0, None),
-            Origin::Route => (0, Some(Vec::new())),
-            Origin::Leaf(lid) => (
-                lid,
-                Some(
-                    self.link(lid)
-                        .map(|l| locks::lock(&l.inbound_queues).clone())
-                        .unwrap_or_default(),
-                ),
-            ),
+        let skip = match origin {
+            Origin::Leaf(lid) => lid,
+            Origin::Local | Origin::Import | Origin::Route => 0,
         };
         let mut targets = Targets::new();
         for entry in &result.plain {
@@ -253,7 +265,7 @@ impl Remote for LeafAccount {
             }
         }
         for (name, members) in &result.queues {
-            let wanted = named.as_ref().is_none_or(|n| n.iter().any(|q| q == name));
+            let wanted = named.is_none_or(|n| n.contains(&&name[..]));
             if !wanted || served.contains(&&name[..]) {
                 continue;
             }

@@ -51,10 +51,6 @@ pub(crate) struct LeafLink {
     deny_sub: Vec<String>,
     /// What the other side asked for, to update weights and clean up when the link goes.
     pub(crate) subs: Mutex<HashMap<SubKey, LeafSub>>,
-    /// The queue groups named by the message being handed to the router now (read by
-    /// the same task's forwarding, so a message from this link goes on to other links
-    /// for those groups only).
-    pub(crate) inbound_queues: Mutex<Vec<Bytes>>,
     /// Messages and bytes in and out, round-trip time.
     pub(crate) counters: LinkCounters,
 }
@@ -85,7 +81,6 @@ impl LeafLink {
             deny_pub: setup.deny_exports,
             deny_sub: setup.deny_imports,
             subs: Mutex::new(HashMap::new()),
-            inbound_queues: Mutex::new(Vec::new()),
             counters: LinkCounters::default(),
         }
     }

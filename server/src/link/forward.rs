@@ -43,18 +43,19 @@ impl<L> PartialEq for RemoteSub<L> {
 
 /// Records that `link` wants `subject` (for `queue`, with `weight` members): a new entry
 /// goes into `remote` and the link's `subs` under `key`; a known one takes the new weight.
+/// True for a new entry.
 pub(crate) fn add_interest<K: Eq + Hash, L>(
     remote: &Sublist<RemoteSub<L>>,
     subs: &Mutex<HashMap<K, RemoteSub<L>>>,
     key: K,
     link: &Arc<L>,
     (subject, queue, weight): (&str, Option<&Bytes>, u32),
-) {
+) -> bool {
     let weight = weight.max(1);
     let mut subs = locks::lock(subs);
     if let Some(existing) = subs.get(&key) {
         existing.weight.store(weight, Ordering::Relaxed);
-        return;
+        return false;
     }
     let entry = RemoteSub {
         link: Arc::clone(link),
@@ -62,6 +63,7 @@ pub(crate) fn add_interest<K: Eq + Hash, L>(
     };
     remote.insert(subject, queue, entry.clone());
     subs.insert(key, entry);
+    true
 }
 
 /// Takes `entry` for `subject`/`queue` out of `remote`.

@@ -13,10 +13,14 @@
 //! route, picked at random in proportion to the group's weight on each peer, and its
 //! name rides in that route's `RMSG` (so the receiver hands it to one of its members).
 //! A message that arrived over a route is never forwarded to another route: the mesh is
-//! full, one hop reaches everyone.
+//! full, one hop reaches everyone. A message from a leaf node goes to the queue groups
+//! the leaf named only.
+//!
+//! What peers ask for is relayed to the other kinds of link (leaf nodes), and what those
+//! relay in counts as this server's own interest ([`crate::router::Relay`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use rill_protocol::route;
@@ -26,7 +30,7 @@ use super::peers::Peers;
 use crate::link::Link;
 use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
 use crate::locks;
-use crate::router::{Forwarded, Msg, Origin, Remote, RemoteFactory, Sublist, Subscription};
+use crate::router::{Forwarded, Msg, Origin, Relay, Remote, RemoteFactory, Sublist, Subscription};
 
 /// One account's side of the cluster.
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub(crate) struct AccountLinks {
     local: Mutex<HashMap<(Bytes, Option<Bytes>), u32>>,
     /// What peers asked for.
     remote: Sublist<RemoteSub>,
+    /// Passes what peers ask for on to leaf nodes.
+    relay: OnceLock<Relay>,
 }
 
 impl AccountLinks {
@@ -46,6 +52,7 @@ impl AccountLinks {
             peers,
             local: Mutex::new(HashMap::new()),
             remote: Sublist::new(),
+            relay: OnceLock::new(),
         }
     }
 
@@ -87,13 +94,16 @@ impl AccountLinks {
             return;
         }
         let key = (self.account.clone(), subject.clone(), queue.clone());
-        add_interest(
+        let new = add_interest(
             &self.remote,
             &link.subs,
             key,
             link,
             (text, queue.as_ref(), weight),
         );
+        if new && let Some(relay) = self.relay.get() {
+            relay.interest(&subject, queue.as_ref(), true);
+        }
     }
 
     /// The peer behind `link` no longer wants `subject` (for `queue`).
@@ -106,8 +116,11 @@ impl AccountLinks {
     }
 
     /// Takes one entry out of the remote interest (the route closed or withdrew it).
-    pub(crate) fn remote_drop(&self, subject: &[u8], queue: Option<&Bytes>, entry: &RemoteSub) {
+    pub(crate) fn remote_drop(&self, subject: &Bytes, queue: Option<&Bytes>, entry: &RemoteSub) {
         drop_interest(&self.remote, subject, queue, entry);
+        if let Some(relay) = self.relay.get() {
+            relay.interest(subject, queue, false);
+        }
     }
 }
 
@@ -149,7 +162,17 @@ impl Remote for AccountLinks {
         }
     }
 
-    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+    fn attached(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    fn forward(
+        &self,
+        msg: &Msg<'_>,
+        origin: Origin,
+        served: &[&[u8]],
+        named: Option<&[&[u8]]>,
+    ) -> Forwarded {
         if matches!(origin, Origin::Route | Origin::Import) {
             return Forwarded::default();
         }
@@ -163,7 +186,8 @@ impl Remote for AccountLinks {
             targets.add(&entry.link);
         }
         for (name, members) in &result.queues {
-            if served.contains(&&name[..]) {
+            let wanted = named.is_none_or(|n| n.contains(&&name[..]));
+            if !wanted || served.contains(&&name[..]) {
                 continue;
             }
             if let Some(entry) = pick_weighted(members, |_| false) {

@@ -24,7 +24,7 @@ use rand::RngExt;
 use rill_protocol::Publish;
 
 pub use mapping::Mappings;
-pub use remote::{Forwarded, Links, Origin, Remote, RemoteFactory};
+pub use remote::{Forwarded, Links, Origin, Relay, Remote, RemoteFactory};
 pub use sublist::{MatchResult, Sublist};
 
 use crate::shared::BoxFuture;
@@ -521,7 +521,7 @@ impl Router {
             }
         }
         if let Some(remote) = remote {
-            let forwarded = remote.forward(msg, origin, &served);
+            let forwarded = remote.forward(msg, origin, &served, queues);
             fanout.delivered += forwarded.links;
             if fanout.backlogged.is_none() {
                 fanout.backlogged = forwarded.backlogged;

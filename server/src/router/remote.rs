@@ -18,14 +18,24 @@
 //! local delivery and `/subsz` see local subscriptions only, and a message that came
 //! from a route is never matched against other routes' interest by accident.
 //!
+//! Interest one kind of link learns from its peers is passed on to the other kinds
+//! through the [`Relay`] each is given when attached: a leaf's `LS+` reaches the
+//! cluster as this server's own interest (`RS+`), and a route's `RS+` reaches the leaf
+//! nodes (`LS+`), so a leaf attached to one server of a cluster sees the interest of the
+//! whole cluster and the cluster sees the leaf's, as with nats-server. Relayed interest
+//! is told to the other kinds only, never back to the kind it came from, and a kind
+//! does not relay what it was told (so nothing circles).
+//!
 //! # Cost
 //! Without a remote attached, a publish and a subscription change each cost one atomic
 //! load (the `OnceLock` check); nothing is allocated.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
-use super::{Msg, Subscriber, Subscription};
+use bytes::Bytes;
+
+use super::{Delivery, Msg, Subscriber, Subscription};
 
 /// Where a message entered this server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +60,75 @@ pub trait Remote: Send + Sync + fmt::Debug {
 
     /// Sends `msg` to the servers that want it. `served` names the queue groups a
     /// local member already got it for; every other queue group with remote members
-    /// gets it once.
-    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded;
+    /// gets it once, of those `named` by the server the message came from (all when
+    /// `None`: a message published here).
+    fn forward(
+        &self,
+        msg: &Msg<'_>,
+        origin: Origin,
+        served: &[&[u8]],
+        named: Option<&[&[u8]]>,
+    ) -> Forwarded;
+
+    /// Called once when attached, with the way to pass interest learned from peers on
+    /// to the other kinds of link (see [`Relay`]). The default keeps nothing.
+    fn attached(&self, _relay: Relay) {}
+}
+
+/// The parts of one router's [`Links`], shared with the [`Relay`]s handed out.
+type Parts = RwLock<Vec<Arc<dyn Remote>>>;
+
+/// Passes interest one kind of link learned from its peers to the other kinds attached
+/// to the same router, as if it were a subscription of this server. Call it outside the
+/// link layer's own locks: the other kinds take theirs.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    parts: Weak<Parts>,
+    /// The address of the kind it was given to (told nothing of its own relays).
+    from: usize,
+}
+
+impl Relay {
+    /// A peer of the relaying kind now wants (`added`) or no longer wants `subject`
+    /// (for `queue`). Each peer entry counts once, however many members it stands for.
+    pub fn interest(&self, subject: &Bytes, queue: Option<&Bytes>, added: bool) {
+        let Some(parts) = self.parts.upgrade() else {
+            return;
+        };
+        let sub = Subscription::new(
+            Bytes::new(),
+            subject.clone(),
+            queue.cloned(),
+            Arc::new(Relayed) as Arc<dyn Subscriber>,
+        );
+        let others: Vec<_> = crate::locks::read(&parts)
+            .iter()
+            .filter(|p| address(p) != self.from)
+            .cloned()
+            .collect();
+        for part in others {
+            part.interest(&sub, added);
+        }
+    }
+}
+
+fn address(remote: &Arc<dyn Remote>) -> usize {
+    Arc::as_ptr(remote).cast::<()>() as usize
+}
+
+/// The owner of relayed interest: nothing is delivered to it (it never enters a
+/// router's trie), and its id is no connection's or internal service's.
+#[derive(Debug)]
+struct Relayed;
+
+impl Subscriber for Relayed {
+    fn owner_id(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
+        Delivery::Dropped
+    }
 }
 
 /// What [`Remote::forward`] did.
@@ -68,17 +145,24 @@ pub struct Forwarded {
 /// out to them (the first backlogged link is reported).
 #[derive(Debug, Default)]
 pub struct Links {
-    parts: RwLock<Vec<Arc<dyn Remote>>>,
+    parts: Arc<Parts>,
 }
 
 impl Links {
-    /// Adds one kind of link; false when that very link is attached already.
+    /// Adds one kind of link and gives it its [`Relay`]; false when that very link is
+    /// attached already.
     pub fn add(&self, remote: Arc<dyn Remote>) -> bool {
-        let mut parts = crate::locks::write(&self.parts);
-        if parts.iter().any(|p| Arc::ptr_eq(p, &remote)) {
-            return false;
+        {
+            let mut parts = crate::locks::write(&self.parts);
+            if parts.iter().any(|p| Arc::ptr_eq(p, &remote)) {
+                return false;
+            }
+            parts.push(Arc::clone(&remote));
         }
-        parts.push(remote);
+        remote.attached(Relay {
+            parts: Arc::downgrade(&self.parts),
+            from: address(&remote),
+        });
         true
     }
 
@@ -100,10 +184,16 @@ impl Remote for Links {
         }
     }
 
-    fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+    fn forward(
+        &self,
+        msg: &Msg<'_>,
+        origin: Origin,
+        served: &[&[u8]],
+        named: Option<&[&[u8]]>,
+    ) -> Forwarded {
         let mut total = Forwarded::default();
         for part in crate::locks::read(&self.parts).iter() {
-            let one = part.forward(msg, origin, served);
+            let one = part.forward(msg, origin, served, named);
             total.links += one.links;
             if total.backlogged.is_none() {
                 total.backlogged = one.backlogged;
@@ -148,7 +238,13 @@ mod tests {
                 .push((sub.subject_str().into(), queue, added));
         }
 
-        fn forward(&self, msg: &Msg<'_>, origin: Origin, served: &[&[u8]]) -> Forwarded {
+        fn forward(
+            &self,
+            msg: &Msg<'_>,
+            origin: Origin,
+            served: &[&[u8]],
+            _named: Option<&[&[u8]]>,
+        ) -> Forwarded {
             let served = served
                 .iter()
                 .map(|q| String::from_utf8_lossy(q).into())
