@@ -56,10 +56,10 @@ pub use stream::{
     StreamSource, SubjectTransform,
 };
 pub use stream_api::{
-    ClusterInfo, LostStreamData, PeerInfo, StreamConfigRequest, StreamCreateResponse,
-    StreamDeleteResponse, StreamInfo, StreamInfoRequest, StreamInfoResponse, StreamListResponse,
-    StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse, StreamSourceInfo, StreamState,
-    StreamUpdateResponse,
+    ClusterInfo, LostStreamData, MetaLeaderStepdownRequest, MetaLeaderStepdownResponse, PeerInfo,
+    StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo, StreamInfoRequest,
+    StreamInfoResponse, StreamListResponse, StreamNamesResponse, StreamPurgeRequest,
+    StreamPurgeResponse, StreamSourceInfo, StreamState, StreamUpdateResponse,
 };
 pub use time::{Nanos, Timestamp};
 

@@ -307,3 +307,25 @@ pub struct StreamPurgeResponse {
 impl ApiBody for StreamPurgeResponse {
     const TYPE: &'static str = "io.nats.jetstream.api.v1.stream_purge_response";
 }
+
+/// `META.LEADER.STEPDOWN` request (optional body): `placement.preferred` names the
+/// server to hand the meta leadership to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetaLeaderStepdownRequest {
+    /// Where the new leader should be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<super::stream::Placement>,
+}
+
+/// `META.LEADER.STEPDOWN` reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaLeaderStepdownResponse {
+    /// The leader stepped down.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub success: bool,
+}
+
+impl ApiBody for MetaLeaderStepdownResponse {
+    const TYPE: &'static str = "io.nats.jetstream.api.v1.meta_leader_stepdown_response";
+}

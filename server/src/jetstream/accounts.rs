@@ -76,14 +76,12 @@ pub struct JetStreams {
     /// The server (weak: the state holds this as its [`JsReport`]), to re-plan when
     /// account JWTs change.
     state: Weak<ServerState>,
-    /// The cluster's meta group, once this server joined it (issue 20).
-    meta: std::sync::OnceLock<Arc<super::cluster::MetaGroup>>,
 }
 
 impl JetStreams {
     /// Records this server's member of the meta group (shown in `/jsz`).
     pub fn set_meta(&self, meta: Arc<super::cluster::MetaGroup>) {
-        let _ = self.meta.set(meta);
+        self.share.set_meta(meta);
     }
 
     /// Starts JetStream for the accounts that have it and the "not enabled" API for the
@@ -94,7 +92,6 @@ impl JetStreams {
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", js_config.store_dir.display());
         let me = JetStreams {
-            meta: std::sync::OnceLock::new(),
             share: ServerShare::new(&js_config),
             config: js_config,
             all: Mutex::new(Vec::new()),
@@ -259,7 +256,7 @@ impl JsReport for JetStreams {
     fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, Value> {
         Box::pin(async move {
             let mut doc = self.jsz_doc(query).await;
-            if let Some(meta) = self.meta.get() {
+            if let Some(meta) = self.share.meta() {
                 doc["meta_cluster"] = meta.report();
             }
             doc

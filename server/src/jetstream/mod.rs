@@ -66,6 +66,8 @@ pub(crate) struct ServerShare {
     file: Arc<Budget>,
     mem: Arc<Budget>,
     services: Mutex<Vec<Weak<JetStream>>>,
+    /// The cluster's meta group, once this server joined it (issue 20).
+    meta: std::sync::OnceLock<Arc<cluster::MetaGroup>>,
 }
 
 impl ServerShare {
@@ -74,7 +76,18 @@ impl ServerShare {
             file: Budget::new(u64::try_from(config.max_file_store).ok()),
             mem: Budget::new(u64::try_from(config.max_memory_store).ok()),
             services: Mutex::new(Vec::new()),
+            meta: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records this server's member of the meta group.
+    pub(crate) fn set_meta(&self, meta: Arc<cluster::MetaGroup>) {
+        let _ = self.meta.set(meta);
+    }
+
+    /// This server's member of the meta group, when it is in a JetStream cluster.
+    pub(crate) fn meta(&self) -> Option<&Arc<cluster::MetaGroup>> {
+        self.meta.get()
     }
 
     /// Records the running services (start and reload).

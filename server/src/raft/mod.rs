@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::log::LogStore;
 pub use self::machine::{Machine, MachineStore};
-pub use self::net::{Network, Rpc, Transport, serve};
+pub use self::net::{Network, ProposeError, Rpc, Transport, propose, serve};
 
 /// A command proposed to a group: opaque bytes its [`Machine`] understands. Serialized
 /// as base64 inside the JSON records of the log and the network.

@@ -22,7 +22,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Raft, TypeConfig};
+use super::{Command, Raft, TypeConfig};
 
 /// The RPCs a group's members send each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +33,17 @@ pub enum Rpc {
     Vote,
     /// openraft InstallSnapshot (one chunk).
     Snapshot,
-    /// "Start an election now": how a leader hands leadership to an up-to-date follower
-    /// (stepdown); openraft 0.9 has no leadership transfer of its own.
+    /// "Start an election now, until you lead" (at most [`HOLD`]): with [`Rpc::Hold`]
+    /// on the other members, how leadership is handed to a chosen member (stepdown);
+    /// openraft 0.9 has no leadership transfer of its own.
     Elect,
+    /// "Send no heartbeats and start no elections for [`HOLD`]": the leader's
+    /// followers then grant a vote once its lease ran out, and only the member told to
+    /// [`Rpc::Elect`] asks for one.
+    Hold,
+    /// A command proposed on a member that is not the leader, forwarded to the leader
+    /// ([`propose`]); the answer is the leader's [`Machine`](super::Machine) response.
+    Propose,
 }
 
 impl Rpc {
@@ -46,6 +54,8 @@ impl Rpc {
             Rpc::Vote => "VOTE",
             Rpc::Snapshot => "SNAP",
             Rpc::Elect => "ELECT",
+            Rpc::Hold => "HOLD",
+            Rpc::Propose => "PROP",
         }
     }
 
@@ -56,6 +66,8 @@ impl Rpc {
             "VOTE" => Rpc::Vote,
             "SNAP" => Rpc::Snapshot,
             "ELECT" => Rpc::Elect,
+            "HOLD" => Rpc::Hold,
+            "PROP" => Rpc::Propose,
             _ => return None,
         })
     }
@@ -164,15 +176,64 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
-/// Asks the member named `to` to start an election (see [`Rpc::Elect`]).
+/// How long a leadership handover may take: [`Rpc::Hold`] lasts this long, and
+/// [`Rpc::Elect`] tries this long.
+pub const HOLD: Duration = Duration::from_secs(5);
+
+/// Pauses heartbeats and elections of this member for [`HOLD`].
+fn hold(raft: &Raft) {
+    raft.runtime_config().heartbeat(false);
+    raft.runtime_config().elect(false);
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(HOLD).await;
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+    });
+}
+
+/// Starts elections until this member leads (the others' leader lease must run out
+/// first), for at most [`HOLD`].
+async fn elect_until_leader(raft: &Raft) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + HOLD;
+    let mut metrics = raft.metrics();
+    loop {
+        raft.trigger().elect().await.map_err(|e| e.to_string())?;
+        let lead = metrics.wait_for(|m| m.state == openraft::ServerState::Leader);
+        if tokio::time::timeout(Duration::from_millis(300), lead)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("no election won".into());
+        }
+    }
+}
+
+/// Asks the member named `to` to hold its heartbeats and elections (see [`Rpc::Hold`]).
+///
+/// # Errors
+/// No answer from `to`.
+pub async fn hold_member(net: &Network, to: &str, timeout: Duration) -> io::Result<()> {
+    net.transport
+        .call(to, &net.group, Rpc::Hold, Bytes::new(), timeout)
+        .await
+        .map(|_| ())
+}
+
+/// Asks the member named `to` to start elections until it leads (see [`Rpc::Elect`]).
 ///
 /// # Errors
 /// No answer from `to`.
 pub async fn elect(net: &Network, to: &str, timeout: Duration) -> io::Result<()> {
-    net.transport
+    let reply = net
+        .transport
         .call(to, &net.group, Rpc::Elect, Bytes::new(), timeout)
-        .await
-        .map(|_| ())
+        .await?;
+    let won: Result<(), String> = serde_json::from_slice(&reply).map_err(io::Error::other)?;
+    won.map_err(io::Error::other)
 }
 
 fn answer<T: Serialize>(value: &T) -> Bytes {
@@ -196,9 +257,74 @@ pub async fn serve(raft: &Raft, rpc: Rpc, body: &[u8]) -> Bytes {
             Ok(req) => answer(&raft.install_snapshot(req).await),
             Err(_) => Bytes::new(),
         },
-        Rpc::Elect => {
-            let res = raft.trigger().elect().await;
-            answer(&res.map_err(|e| e.to_string()))
+        Rpc::Elect => answer(&elect_until_leader(raft).await),
+        Rpc::Hold => {
+            hold(raft);
+            answer(&Ok::<(), String>(()))
         }
+        Rpc::Propose => answer(&write(raft, Bytes::copy_from_slice(body)).await),
     }
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
+pub enum ProposeError {
+    /// The group has no leader this member knows of (an election is running, or no
+    /// quorum is reachable).
+    #[error("raft group has no leader")]
+    NoLeader,
+    /// The member named here is the leader, but it did not answer in time.
+    #[error("raft leader {0} did not answer")]
+    Unreachable(String),
+    /// The group stopped (shutdown or a storage failure).
+    #[error("raft group stopped: {0}")]
+    Stopped(String),
+}
+
+/// A local proposal's outcome: the leader's answer, or why not and where the leader is.
+type Written = Result<Command, (ProposeError, Option<String>)>;
+
+/// Proposes `cmd` on the local member; the leader's answer, or where the leader is.
+async fn write(raft: &Raft, cmd: Bytes) -> Written {
+    use openraft::error::{ClientWriteError, RaftError as Re};
+    match raft.client_write(Command(cmd)).await {
+        Ok(resp) => Ok(resp.data),
+        Err(Re::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err((ProposeError::NoLeader, f.leader_node.map(|n| n.addr)))
+        }
+        Err(Re::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err((ProposeError::Stopped(e.to_string()), None))
+        }
+        Err(Re::Fatal(f)) => Err((ProposeError::Stopped(f.to_string()), None)),
+    }
+}
+
+/// Proposes `cmd` to the group and returns the leader's [`Machine`](super::Machine)
+/// answer once the entry is committed (on disk on a quorum) and applied on the leader.
+/// A member that is not the leader forwards the command to the leader once
+/// ([`Rpc::Propose`]).
+///
+/// # Errors
+/// No leader known, the leader did not answer within `timeout`, the group stopped.
+pub async fn propose(
+    raft: &Raft,
+    net: &Network,
+    cmd: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, ProposeError> {
+    let local = tokio::time::timeout(timeout, write(raft, cmd.clone())).await;
+    let leader = match local {
+        Ok(Ok(answer)) => return Ok(answer.0),
+        Ok(Err((_, Some(leader)))) => leader,
+        Ok(Err((e, None))) => return Err(e),
+        Err(_) => return Err(ProposeError::Unreachable("self".into())),
+    };
+    let reply = net
+        .transport
+        .call(&leader, &net.group, Rpc::Propose, cmd, timeout)
+        .await
+        .map_err(|_| ProposeError::Unreachable(leader.clone()))?;
+    let answer: Written =
+        serde_json::from_slice(&reply).map_err(|_| ProposeError::Unreachable(leader.clone()))?;
+    answer.map(|c| c.0).map_err(|(e, _)| e)
 }

@@ -364,6 +364,26 @@ async fn three_nodes_replicate_fail_over_and_refuse_in_a_minority() {
     // Healed: the old leader follows and converges (its lone entry is discarded).
     mesh.cut.lock().unwrap().clear();
     totals_reach(&nodes, 500).await;
+
+    // A proposal made on a follower is forwarded to the leader and answered with the
+    // leader's result; a member cut off from everyone gets an error, not a hang.
+    let follower = names.iter().find(|n| **n != second).unwrap();
+    let net = |from: &str| {
+        let link = Arc::new(Link {
+            from: from.to_string(),
+            mesh: mesh.clone(),
+        });
+        Network::new("G", link)
+    };
+    let ttl = Duration::from_secs(3);
+    let cmd = || Bytes::from_static(b"5");
+    let answer = propose(&nodes[follower].raft, &net(follower), cmd(), ttl).await;
+    assert_eq!(answer, Ok(Bytes::from_static(b"505")));
+    totals_reach(&nodes, 505).await;
+    mesh.cut.lock().unwrap().insert((*follower).to_string());
+    let answer = propose(&nodes[follower].raft, &net(follower), cmd(), ttl).await;
+    assert!(answer.is_err(), "{answer:?}");
+    mesh.cut.lock().unwrap().clear();
     for n in nodes.values() {
         n.raft.shutdown().await.unwrap();
     }

@@ -5,7 +5,8 @@
 //! handler in the file of its API family (`account.rs`, `stream.rs`, `msg.rs`,
 //! `consumer.rs`; `disabled.rs` answers for an account without JetStream).
 //!
-//! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`, and
+//! Subscribed subjects: `$JS.API.INFO`, `$JS.API.STREAM.>`, `$JS.API.CONSUMER.>`,
+//! `$JS.API.META.LEADER.STEPDOWN` (answered for the system account only, `meta.rs`) and
 //! with a JetStream domain `$JS.<domain>.API.>`, mapped onto those (`domain.rs`).
 //! Direct gets are subscribed per stream (only with `allow_direct`), so a direct
 //! get on any other stream gets no-responders, as from nats-server. Requests
@@ -29,6 +30,7 @@ mod consumer;
 mod disabled;
 mod domain;
 mod locks;
+mod meta;
 mod msg;
 mod stream;
 mod unsupported;
@@ -203,19 +205,24 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
     let (writes, writes_rx) = mpsc::channel(QUEUE);
     let (reads, reads_rx) = mpsc::channel(QUEUE);
     let owner: Arc<dyn Subscriber> = Arc::new(ApiSubscriber { writes, reads });
-    let mut subs: Vec<_> = ["$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>"]
-        .into_iter()
-        .map(|s| {
-            // Local: each server's JetStream answers its own clients until JetStream is
-            // clustered (issue 20), instead of every server in a cluster answering.
-            Subscription::new_local(
-                Bytes::from_static(b"jsapi"),
-                Bytes::from_static(s.as_bytes()),
-                None,
-                Arc::clone(&owner),
-            )
-        })
-        .collect();
+    let mut subs: Vec<_> = [
+        "$JS.API.INFO",
+        "$JS.API.STREAM.>",
+        "$JS.API.CONSUMER.>",
+        "$JS.API.META.LEADER.STEPDOWN",
+    ]
+    .into_iter()
+    .map(|s| {
+        // Local: each server's JetStream answers its own clients until JetStream is
+        // clustered (issue 20), instead of every server in a cluster answering.
+        Subscription::new_local(
+            Bytes::from_static(b"jsapi"),
+            Bytes::from_static(s.as_bytes()),
+            None,
+            Arc::clone(&owner),
+        )
+    })
+    .collect();
     for s in &subs {
         js.account.router.subscribe(s);
     }
@@ -280,7 +287,10 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
             return;
         }
     };
-    let reply = if !js.is_enabled() {
+    let reply = if matches!(api, ApiSubject::MetaLeaderStepdown) {
+        // The system account's, enabled or not (see `meta`).
+        meta::stepdown(js, req).await
+    } else if !js.is_enabled() {
         // An account may import another account's JetStream API instead.
         if js.account.imports_service(subject) {
             return;
@@ -351,8 +361,8 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         | A::StreamPeerRemove(_)
         | A::ConsumerLeaderStepdown { .. } => return unsupported::reply(&api),
         // Not implemented by rill: no reply.
-        A::ConsumerUnpin { .. } | A::AccountPurge(_) | A::ServerRemove | A::MetaLeaderStepdown => {
-            return None;
-        }
+        A::ConsumerUnpin { .. } | A::AccountPurge(_) | A::ServerRemove => return None,
+        // Answered before the account's own API (see `dispatch`).
+        A::MetaLeaderStepdown => return None,
     })
 }

@@ -1,76 +1,151 @@
-//! The meta group's state machine: the cluster's JetStream assignments, keyed
-//! `<account>/<stream>`, each an opaque JSON document (config, peers) that the
-//! group's leader commits and every server applies in the same order.
+//! The meta group's state machine: the cluster's replicated-stream assignments, keyed
+//! `<account>/<stream>`, which the group's leader commits and every server applies in
+//! the same order.
 //!
 //! The state is small and rebuilt from the log (or the last snapshot) at every start,
 //! so applying an entry twice after a restart is harmless: an assignment is replaced by
-//! the same one.
+//! the same one. Each applied batch bumps [`MetaMachine::changes`], which the
+//! assignment reconciler (`assign`) watches.
 
 use std::collections::BTreeMap;
 use std::io;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use rill_protocol::jsapi::{StreamConfig, Timestamp};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::raft::Machine;
+
+/// Where a replicated stream lives: its config, its Raft group and the servers that
+/// hold a replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAssignment {
+    /// The account's name.
+    pub account: String,
+    /// The stream's config (validated and stamped by the server that took the request).
+    pub config: StreamConfig,
+    /// The stream's Raft group (`S-R<n><F|M>-<8 random characters>`, as nats-server
+    /// names them); a new group for every create, so a re-created stream never meets
+    /// an old log.
+    pub group: String,
+    /// The servers holding a replica (`server_name`s), `config.num_replicas` of them.
+    pub peers: Vec<String>,
+    /// When the stream was created.
+    pub created: Timestamp,
+}
+
+impl StreamAssignment {
+    /// The assignment's key.
+    pub fn key(&self) -> String {
+        key(&self.account, &self.config.name)
+    }
+}
+
+/// The key of `stream` in `account`.
+pub fn key(account: &str, stream: &str) -> String {
+    format!("{account}/{stream}")
+}
 
 /// One change to the assignments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MetaOp {
-    /// Sets `key` to `value`.
-    Assign {
-        /// `<account>/<stream>`.
-        key: String,
-        /// The assignment document.
-        value: serde_json::Value,
-    },
-    /// Removes `key`.
+    /// Creates a stream, or replaces its assignment when `group` is the same (an
+    /// update). A create for a name already assigned to another group is refused: the
+    /// answer carries the existing assignment.
+    Stream(Box<StreamAssignment>),
+    /// Removes the stream `key`.
     Remove {
         /// `<account>/<stream>`.
         key: String,
     },
 }
 
+/// The answer to one [`MetaOp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaAnswer {
+    /// Applied.
+    Done,
+    /// A different stream of that name is assigned.
+    Exists(Box<StreamAssignment>),
+    /// Nothing of that name to remove.
+    NotFound,
+    /// The entry did not parse.
+    Bad,
+}
+
 /// The assignments, as the meta group has committed them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MetaMachine {
     /// By key.
-    pub assignments: BTreeMap<String, serde_json::Value>,
+    pub streams: BTreeMap<String, StreamAssignment>,
+    /// Bumped after every applied batch and restore.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for MetaMachine {
+    fn default() -> Self {
+        MetaMachine {
+            streams: BTreeMap::new(),
+            changes: watch::channel(0).0,
+        }
+    }
 }
 
 impl MetaMachine {
-    fn apply_one(&mut self, cmd: &[u8]) -> Bytes {
+    /// A receiver that sees every change of the assignments.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn apply_one(&mut self, cmd: &[u8]) -> MetaAnswer {
         match serde_json::from_slice::<MetaOp>(cmd) {
-            Ok(MetaOp::Assign { key, value }) => {
-                self.assignments.insert(key, value);
-                Bytes::from_static(b"ok")
-            }
-            Ok(MetaOp::Remove { key }) => match self.assignments.remove(&key) {
-                Some(_) => Bytes::from_static(b"ok"),
-                None => Bytes::from_static(b"not found"),
+            Ok(MetaOp::Stream(a)) => match self.streams.get(&a.key()) {
+                Some(old) if old.group != a.group => MetaAnswer::Exists(Box::new(old.clone())),
+                _ => {
+                    self.streams.insert(a.key(), *a);
+                    MetaAnswer::Done
+                }
             },
-            Err(_) => Bytes::from_static(b"bad op"),
+            Ok(MetaOp::Remove { key }) => match self.streams.remove(&key) {
+                Some(_) => MetaAnswer::Done,
+                None => MetaAnswer::NotFound,
+            },
+            Err(_) => MetaAnswer::Bad,
         }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 }
 
 impl Machine for MetaMachine {
     fn apply(&mut self, batch: Vec<(u64, Bytes)>) -> BoxFuture<'_, io::Result<Vec<Bytes>>> {
-        let out = batch.iter().map(|(_, cmd)| self.apply_one(cmd)).collect();
+        let out = batch
+            .iter()
+            .map(|(_, cmd)| {
+                let answer = self.apply_one(cmd);
+                Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())
+            })
+            .collect();
+        self.changed();
         Box::pin(async move { Ok(out) })
     }
 
     fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
-        let data = serde_json::to_vec(&self.assignments).map_err(io::Error::other);
+        let data = serde_json::to_vec(&self.streams).map_err(io::Error::other);
         Box::pin(async move { data.map(Bytes::from) })
     }
 
     fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
         let parsed = serde_json::from_slice(&data).map_err(io::Error::other);
         Box::pin(async move {
-            self.assignments = parsed?;
+            self.streams = parsed?;
+            self.changed();
             Ok(())
         })
     }
@@ -84,31 +159,59 @@ mod tests {
         Bytes::from(serde_json::to_vec(op).unwrap())
     }
 
+    fn assignment(group: &str) -> StreamAssignment {
+        StreamAssignment {
+            account: "$G".into(),
+            config: StreamConfig {
+                name: "ORDERS".into(),
+                num_replicas: 3,
+                ..StreamConfig::default()
+            },
+            group: group.into(),
+            peers: vec!["n1".into(), "n2".into(), "n3".into()],
+            created: Timestamp::default(),
+        }
+    }
+
+    fn answer(b: &Bytes) -> MetaAnswer {
+        serde_json::from_slice(b).unwrap()
+    }
+
     #[tokio::test]
     async fn assignments_apply_in_order_and_survive_a_snapshot() {
         let mut m = MetaMachine::default();
-        let a = MetaOp::Assign {
-            key: "$G/ORDERS".into(),
-            value: serde_json::json!({"peers": ["n1", "n2", "n3"]}),
-        };
+        let mut changes = m.changes();
+        let a = MetaOp::Stream(Box::new(assignment("S-R3F-aaaaaaaa")));
+        let other = MetaOp::Stream(Box::new(assignment("S-R3F-bbbbbbbb")));
         let b = MetaOp::Remove {
             key: "$G/ORDERS".into(),
         };
         let out = m
             .apply(vec![
                 (1, op(&a)),
-                (2, op(&b)),
-                (3, op(&b)),
-                (4, Bytes::from_static(b"x")),
+                (2, op(&a)),
+                (3, op(&other)),
+                (4, op(&b)),
+                (5, op(&b)),
+                (6, Bytes::from_static(b"x")),
             ])
             .await
             .unwrap();
-        assert_eq!(out, vec!["ok", "ok", "not found", "bad op"]);
-        m.apply(vec![(5, op(&a))]).await.unwrap();
+        let out: Vec<MetaAnswer> = out.iter().map(answer).collect();
+        assert_eq!(out[0], MetaAnswer::Done);
+        assert_eq!(out[1], MetaAnswer::Done, "same group: an update");
+        assert!(matches!(&out[2], MetaAnswer::Exists(e) if e.group == "S-R3F-aaaaaaaa"));
+        assert_eq!(
+            out[3..],
+            [MetaAnswer::Done, MetaAnswer::NotFound, MetaAnswer::Bad]
+        );
+        assert!(changes.has_changed().unwrap());
+        changes.borrow_and_update();
+        m.apply(vec![(7, op(&other))]).await.unwrap();
         let snap = m.snapshot().await.unwrap();
         let mut back = MetaMachine::default();
         back.restore(snap).await.unwrap();
-        assert_eq!(back.assignments, m.assignments);
-        assert_eq!(back.assignments.len(), 1);
+        assert_eq!(back.streams, m.streams);
+        assert_eq!(back.streams["$G/ORDERS"].group, "S-R3F-bbbbbbbb");
     }
 }

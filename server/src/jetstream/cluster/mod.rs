@@ -17,9 +17,14 @@
 //!   cluster_size, and the other members' `current`/`active` where the leader knows
 //!   them).
 //!
-//! The group's machine ([`meta::MetaMachine`]) holds stream assignments; nothing
+//! - `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership to
+//!   another member ([`MetaGroup::step_down`], `api::meta`).
+//!
+//! The group's machine ([`meta::MetaMachine`]) holds typed stream assignments; nothing
 //! proposes them yet: streams with `num_replicas` > 1 are still refused with
-//! nats-server's "replicas > 1 not supported in non-clustered mode" (10074).
+//! nats-server's "replicas > 1 not supported in non-clustered mode" (10074). A member
+//! that is not the leader can already propose: [`raft::propose`] forwards the command
+//! to the leader over the same transport ([`raft::Rpc::Propose`]).
 //!
 //! # The path still to build (see issue 20)
 //! `STREAM.CREATE` with R3 → meta leader commits the assignment (any server forwards it
@@ -61,11 +66,26 @@ const PEER_GONE: Duration = Duration::from_secs(5);
 /// Snapshot the meta group every this many entries.
 const SNAPSHOT_EVERY: u64 = 1024;
 
+/// How long a stepdown waits for the chosen member to start its election.
+const STEPDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a meta leader stepdown did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stepdown {
+    /// No leader is known.
+    NoLeader,
+    /// The preferred server is not a member of the group.
+    Unknown(String),
+    /// The chosen member did not answer.
+    Failed,
+}
+
 /// This server's member of the cluster's meta group.
 pub struct MetaGroup {
     raft: Raft,
     me: String,
     cluster: String,
+    system_account: String,
     seeded: bool,
     sm: MachineStore<MetaMachine>,
     transport: Arc<RouteTransport>,
@@ -115,6 +135,7 @@ impl MetaGroup {
         };
         let account_name = state.system_account().unwrap_or_else(|| "$SYS".to_string());
         let account = state.accounts.get(&account_name);
+        let account_name = account.name.clone();
         let (transport, hellos, serve_task) = RouteTransport::start(account, &me, stop.clone());
         let dir = js.store_dir.join("$SYS").join("_js_").join(GROUP);
         let cluster_name = cluster.name.clone().unwrap_or_default();
@@ -132,6 +153,7 @@ impl MetaGroup {
             raft,
             me,
             cluster: cluster_name,
+            system_account: account_name,
             seeded: !cluster.routes.is_empty(),
             sm,
             transport,
@@ -148,9 +170,66 @@ impl MetaGroup {
         &self.raft
     }
 
-    /// The committed assignments (for reports and tests).
-    pub async fn assignments(&self) -> BTreeMap<String, Value> {
-        self.sm.with(|m| m.assignments.clone()).await
+    /// The committed stream assignments (for reports and tests).
+    pub async fn assignments(&self) -> BTreeMap<String, meta::StreamAssignment> {
+        self.sm.with(|m| m.streams.clone()).await
+    }
+
+    /// The account whose `$JS.API.META.*` requests this group serves (the system
+    /// account, whose routes also carry the group's traffic).
+    pub fn system_account(&self) -> &str {
+        &self.system_account
+    }
+
+    /// Hands the meta leadership to another member: `preferred` when given, else the
+    /// member the leader knows to be furthest along. The other members pause their
+    /// heartbeats and elections ([`raft::Rpc::Hold`]), and the chosen member starts
+    /// elections ([`raft::Rpc::Elect`]) until it wins, once the old leader's lease ran
+    /// out (about two seconds); the old leader follows when it sees the higher term.
+    ///
+    /// # Errors
+    /// - [`Stepdown::NoLeader`]: no leader known (an election is running): nats-server
+    ///   leaves the request unanswered then;
+    /// - [`Stepdown::Unknown`]: `preferred` is not a member;
+    /// - [`Stepdown::Failed`]: the chosen member did not answer.
+    pub async fn step_down(&self, preferred: Option<&str>) -> Result<String, Stepdown> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let leader = m.current_leader.ok_or(Stepdown::NoLeader)?;
+        let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+        let target = match preferred {
+            Some(p) => membership
+                .voter_ids()
+                .find(|id| name_of(*id).as_deref() == Some(p))
+                .ok_or_else(|| Stepdown::Unknown(p.to_string()))?,
+            None => {
+                let matched = |id: &u64| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).copied().flatten())
+                        .map_or(0, |l| l.index)
+                };
+                membership
+                    .voter_ids()
+                    .filter(|id| *id != leader)
+                    .max_by_key(matched)
+                    .ok_or(Stepdown::Failed)?
+            }
+        };
+        let name = name_of(target).ok_or(Stepdown::Failed)?;
+        let transport: Arc<dyn raft::Transport> = self.transport.clone();
+        let net = Network::new(GROUP, transport);
+        for other in membership.voter_ids().filter(|id| *id != target) {
+            if let Some(other) = name_of(other) {
+                // A member that does not answer is down: it neither leads nor votes.
+                let _ = raft::net::hold_member(&net, &other, STEPDOWN_WAIT).await;
+            }
+        }
+        raft::net::elect(&net, &name, raft::net::HOLD + STEPDOWN_WAIT)
+            .await
+            .map_err(|_| Stepdown::Failed)?;
+        info!(to = %name, "JetStream meta leader stepdown requested");
+        Ok(name)
     }
 
     fn heard(&self, hello: Hello) {
