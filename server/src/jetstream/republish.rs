@@ -29,7 +29,7 @@ use rill_protocol::jsapi::StreamConfig;
 use rill_protocol::mapping::SubjectTransform;
 use tracing::warn;
 
-use crate::jetstream::stream::timestamp;
+use crate::jetstream::store::timestamp;
 
 /// A message to publish on core NATS once the batch is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]

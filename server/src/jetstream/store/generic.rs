@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use rill_protocol::jsapi::Timestamp;
 use rill_protocol::subject;
 
 use super::StreamStore;
@@ -115,6 +116,15 @@ pub struct Store<B: Backend> {
     pub(crate) cfg: StoreConfig,
     /// Damaged messages found so far (see `damage`).
     pub(crate) damage: Damage,
+}
+
+/// A store timestamp (ns since the Unix epoch) as an API timestamp; 0 (none) is Go's
+/// zero time.
+pub fn timestamp(ns: i64) -> Timestamp {
+    if ns == 0 {
+        return Timestamp::ZERO;
+    }
+    Timestamp::from_unix_nanos(i128::from(ns)).unwrap_or(Timestamp::ZERO)
 }
 
 /// Current time in nanoseconds since the Unix epoch.

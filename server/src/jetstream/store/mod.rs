@@ -48,7 +48,7 @@ pub use self::consumer::{
 pub use self::core::{Core, Slot};
 pub use self::damage::{LOST_LIST_MAX, LostData};
 pub use self::file::{FileBackend, FileLoc, FileStore};
-pub use self::generic::{Backend, Store, now_ns};
+pub use self::generic::{Backend, Store, now_ns, timestamp};
 pub use self::memory::{MemBackend, MemMsg, MemStore};
 #[cfg(test)]
 pub use self::simdisk::SimDisk;

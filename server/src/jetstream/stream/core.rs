@@ -27,8 +27,9 @@ use crate::account::Account;
 use crate::jetstream::error;
 use crate::jetstream::republish::Rewrites;
 use crate::jetstream::store::{
-    PurgeRequest, StdFs, StoreError, StoredMsg, StreamStore, SyncPolicy, meta, now_ns,
+    PurgeRequest, StdFs, StoreError, StoredMsg, StreamStore, SyncPolicy, meta, now_ns, timestamp,
 };
+use crate::locks;
 use crate::router::Msg;
 
 /// A byte count and its limit, shared by the streams it covers; a reload may change
@@ -140,19 +141,7 @@ pub struct StreamCore {
     /// `subject_transform` and `republish` (see `jetstream::republish`).
     pub(super) rewrites: Rewrites,
     /// Mirror/source progress for `STREAM.INFO` (see `source`).
-    pub(super) origins: super::source::Status,
-}
-
-fn ts(ns: i64) -> Timestamp {
-    if ns == 0 {
-        return Timestamp::ZERO;
-    }
-    Timestamp::from_unix_nanos(i128::from(ns)).unwrap_or(Timestamp::ZERO)
-}
-
-/// A store timestamp (ns since the epoch) as an API timestamp.
-pub(crate) fn timestamp(ns: i64) -> Timestamp {
-    ts(ns)
+    pub(super) origins: super::source::status::Status,
 }
 
 impl StreamCore {
@@ -226,15 +215,15 @@ impl StreamCore {
             } else {
                 st.first_seq
             },
-            first_ts: ts(st.first_ts),
+            first_ts: timestamp(st.first_ts),
             last_seq: st.last_seq,
-            last_ts: ts(st.last_ts),
+            last_ts: timestamp(st.last_ts),
             num_subjects: st.num_subjects,
             num_deleted: st.num_deleted,
-            consumer_count: self
-                .consumers
-                .read()
-                .map_or(0, |m| m.values().filter(|c| !c.internal()).count() as u64),
+            consumer_count: locks::read(&self.consumers)
+                .values()
+                .filter(|c| !c.internal())
+                .count() as u64,
             lost: st.lost.map(|l| LostStreamData {
                 msgs: l.msgs,
                 bytes: l.bytes,
@@ -268,7 +257,7 @@ impl StreamCore {
                 leader: self.server_id.clone(),
                 ..ClusterInfo::default()
             }),
-            ts: ts(now_ns()),
+            ts: timestamp(now_ns()),
             ..StreamInfo::default()
         };
         let (mirror, sources) = self.origins.describe(&self.cfg);
@@ -325,10 +314,7 @@ impl StreamCore {
     }
 
     fn interested(&self, seq: u64, subject: &str) -> bool {
-        let map = self
-            .consumers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = locks::read(&self.consumers);
         map.values().any(|c| {
             let filters = c.filters();
             let hit = filters.is_empty() || filters.iter().any(|f| matches(f, subject));
@@ -338,10 +324,7 @@ impl StreamCore {
 
     /// Whether any registered consumer's filter matches `subject`.
     pub(super) fn has_interest_in(&self, subject: &str) -> bool {
-        let map = self
-            .consumers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = locks::read(&self.consumers);
         map.values().any(|c| {
             let filters = c.filters();
             filters.is_empty() || filters.iter().any(|f| matches(f, subject))

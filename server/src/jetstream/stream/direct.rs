@@ -10,8 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rill_protocol::headers::HeaderMap;
 use rill_protocol::jsapi::{ApiSubject, MsgGetRequest, parse_request};
 
-use super::core::{StreamCore, timestamp};
+use super::core::StreamCore;
 use crate::jetstream::store::StoredMsg;
+use crate::jetstream::store::timestamp;
 
 fn status(code: u16, text: &str) -> Bytes {
     HeaderMap::with_status(code, Some(text)).to_bytes()

@@ -32,6 +32,7 @@ use super::link::{Batch, ConsumerLink, Consumers};
 use super::queue::QueueTx;
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, StoredMsg, StreamState};
+use crate::locks;
 
 /// A cloneable, thread-safe handle to one stream's actor.
 #[derive(Clone)]
@@ -194,11 +195,7 @@ impl StreamHandle {
 
     /// Adds a consumer to the stream's registry (replacing one of the same name).
     pub fn register_consumer(&self, link: Arc<dyn ConsumerLink>) {
-        let mut map = self
-            .inner
-            .consumers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = locks::write(&self.inner.consumers);
         map.insert(link.name().to_owned(), link);
     }
 
@@ -206,11 +203,7 @@ impl StreamHandle {
     /// drops messages no remaining consumer needs.
     pub async fn unregister_consumer(&self, name: &str) -> Result<(), ApiError> {
         let removed = {
-            let mut map = self
-                .inner
-                .consumers
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = locks::write(&self.inner.consumers);
             map.remove(name).is_some()
         };
         if removed {
@@ -221,17 +214,13 @@ impl StreamHandle {
 
     /// The registered consumers.
     pub fn consumers(&self) -> Vec<Arc<dyn ConsumerLink>> {
-        let map = self
-            .inner
-            .consumers
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = locks::read(&self.inner.consumers);
         map.values().cloned().collect()
     }
 
     /// How many consumers are registered.
     pub fn consumer_count(&self) -> usize {
-        self.inner.consumers.read().map_or(0, |m| m.len())
+        locks::read(&self.inner.consumers).len()
     }
 }
 

@@ -41,7 +41,7 @@ use tracing::error;
 use self::actor::Actor;
 
 pub use self::core::StreamCore;
-pub(crate) use self::core::{AccountUsage, Budget, Persist, timestamp};
+pub(crate) use self::core::{AccountUsage, Budget, Persist};
 use self::dedupe::Dedupe;
 pub use self::handle::StreamHandle;
 pub use self::link::{Batch, ConsumerLink};
@@ -49,6 +49,7 @@ pub(crate) use self::subs::StreamSubs;
 use crate::account::Account;
 use crate::jetstream::error;
 use crate::jetstream::republish::Rewrites;
+pub(crate) use crate::jetstream::store::timestamp;
 use crate::jetstream::store::{
     Discard, FileStore, MemStore, StdFs, StorageKind, StoreConfig, StreamStore, SyncPolicy, meta,
     now_ns,
@@ -238,7 +239,7 @@ fn open(
         persist,
         last_sync_ns: now,
         rewrites,
-        origins: source::Status::default(),
+        origins: source::status::Status::default(),
     })
 }
 

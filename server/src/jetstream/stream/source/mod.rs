@@ -25,6 +25,7 @@
 //! stream actor (`store`).
 
 mod link;
+pub(super) mod status;
 mod store;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use rill_protocol::jsapi::{StreamConfig, StreamSource};
 use tokio::task::JoinHandle;
 
-pub(crate) use self::store::Status;
+use self::status::iname;
 use super::queue::QueueTx;
 use crate::account::Account;
 
@@ -60,60 +61,6 @@ impl Origin {
             cfg: cfg.clone(),
         }
     }
-
-    /// (filter, destination) as the header and the index name write them: `>` for
-    /// none; several transforms joined by form feeds.
-    pub(crate) fn filter_and_dest(cfg: &StreamSource) -> (String, String) {
-        if cfg.subject_transforms.is_empty() {
-            let filter = if cfg.filter_subject.is_empty() {
-                ">".to_owned()
-            } else {
-                cfg.filter_subject.clone()
-            };
-            return (filter, ">".to_owned());
-        }
-        let or_all = |s: &str| {
-            if s.is_empty() {
-                ">".to_owned()
-            } else {
-                s.to_owned()
-            }
-        };
-        let srcs: Vec<String> = cfg
-            .subject_transforms
-            .iter()
-            .map(|t| or_all(&t.src))
-            .collect();
-        let dests: Vec<String> = cfg
-            .subject_transforms
-            .iter()
-            .map(|t| or_all(&t.dest))
-            .collect();
-        (srcs.join("\u{c}"), dests.join("\u{c}"))
-    }
-}
-
-/// The index name of a source: origin, filter and destination.
-pub(crate) fn iname(cfg: &StreamSource) -> String {
-    let (filter, dest) = Origin::filter_and_dest(cfg);
-    let mut name = cfg.name.clone();
-    if let Some(ext) = cfg.external.as_ref() {
-        name = format!("{name}:{}", short_hash(&ext.api));
-    }
-    format!("{name} {filter} {dest}")
-}
-
-/// nats-server's 8-character hash of a name (its `getHash`): the first 8 bytes of the
-/// SHA-256 digest, each taken modulo 62 as a digit of `0-9A-Za-z`. An external source's
-/// index name carries the hash of its API prefix, so `Nats-Stream-Source` headers read
-/// the same from both servers.
-fn short_hash(name: &str) -> String {
-    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| char::from(DIGITS[usize::from(b % 62)]))
-        .collect()
 }
 
 /// The running copy tasks of one stream; dropping it stops them.
@@ -157,6 +104,6 @@ mod tests {
     /// `JS.origin.API` writes `Nats-Stream-Source: O:5TZTJMNT ...`.
     #[test]
     fn short_hash_is_nats_servers() {
-        assert_eq!(super::short_hash("JS.origin.API"), "5TZTJMNT");
+        assert_eq!(super::status::short_hash("JS.origin.API"), "5TZTJMNT");
     }
 }

@@ -3,16 +3,14 @@
 //! `Nats-Stream-Source` header and the source's transform), and the `mirror` /
 //! `sources` of `STREAM.INFO`.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rill_protocol::HeaderMap;
-use rill_protocol::jsapi::{
-    ApiError, Nanos, StreamConfig, StreamSource, StreamSourceInfo, Timestamp,
-};
+use rill_protocol::jsapi::{ApiError, StreamSource, Timestamp};
 use rill_protocol::mapping::SubjectTransform;
 
+use super::status::filter_and_dest;
 use super::{Origin, SOURCE_HEADER};
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, now_ns};
@@ -73,62 +71,9 @@ impl Incoming {
     }
 }
 
-/// What the copy tasks last reported, per origin.
-#[derive(Debug, Default)]
-pub(crate) struct Status {
-    by_iname: HashMap<String, OriginStatus>,
-}
-
-#[derive(Debug, Default)]
-struct OriginStatus {
-    /// Last origin sequence stored (sources: found again after a restart).
-    seq: Option<u64>,
-    lag: u64,
-    active: Option<Instant>,
-    error: Option<ApiError>,
-}
-
-impl Status {
-    /// Records why a session ended (shown in `STREAM.INFO` until the next contact).
-    pub(crate) fn failed(&mut self, iname: &str, error: ApiError) {
-        self.by_iname.entry(iname.to_owned()).or_default().error = Some(error);
-    }
-
-    fn info(&self, cfg: &StreamSource, mirror: bool) -> StreamSourceInfo {
-        let s = self.by_iname.get(&super::iname(cfg));
-        let active = s.and_then(|s| s.active).map_or(Nanos(-1), |a| {
-            Nanos(i64::try_from(a.elapsed().as_nanos()).unwrap_or(i64::MAX))
-        });
-        StreamSourceInfo {
-            name: cfg.name.clone(),
-            external: cfg.external.clone(),
-            lag: s.map_or(0, |s| s.lag),
-            seq: if mirror {
-                0
-            } else {
-                s.and_then(|s| s.seq).unwrap_or(0)
-            },
-            active,
-            error: s.and_then(|s| s.error.clone()),
-            filter_subject: cfg.filter_subject.clone(),
-            subject_transforms: cfg.subject_transforms.clone(),
-        }
-    }
-
-    /// `mirror` and `sources` of `STREAM.INFO` for `cfg`.
-    pub(crate) fn describe(
-        &self,
-        cfg: &StreamConfig,
-    ) -> (Option<StreamSourceInfo>, Vec<StreamSourceInfo>) {
-        let mirror = cfg.mirror.as_ref().map(|m| self.info(m, true));
-        let sources = cfg.sources.iter().map(|s| self.info(s, false)).collect();
-        (mirror, sources)
-    }
-}
-
 /// The `Nats-Stream-Source` value for a message of `o`.
 fn source_header(o: &Origin, sseq: u64, subject: &str) -> String {
-    let (filter, dest) = Origin::filter_and_dest(&o.cfg);
+    let (filter, dest) = filter_and_dest(&o.cfg);
     let name = o.iname.split(' ').next().unwrap_or_default();
     format!("{name} {sseq} {filter} {dest} {subject}")
 }
