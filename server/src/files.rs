@@ -45,7 +45,8 @@ fn url_hosts(host: &str) -> Vec<String> {
     }
 }
 
-/// Writes `{"nats": [urls], "monitoring": [urls], "cluster": [urls]}` like nats-server, when `--ports_file_dir` is set.
+/// Writes `{"nats": [urls], "monitoring": [urls], "cluster": [urls]}` like nats-server, when
+/// `--ports_file_dir` is set (plus rill's `leafnodes` and `mqtt`).
 pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
     let config = server.state().config();
     let Some(path) = ports_path(&config) else {
@@ -74,6 +75,15 @@ pub(crate) fn write_ports(server: &Server) -> Result<(), StartError> {
     if let (Some(addr), Some(ws)) = (server.state().websocket_addr(), &config.websocket) {
         let scheme = if ws.tls.is_some() { "wss" } else { "ws" };
         json["websocket"] = url_hosts(&ws.host)
+            .iter()
+            .map(|h| format!("{scheme}://{h}:{}", addr.port()))
+            .collect();
+    }
+    if let (Some(addr), Some(mqtt)) = (server.state().mqtt_addr(), &config.mqtt) {
+        // Not in nats-server's ports file (2.15.1 writes no MQTT entry); an extra key
+        // readers of it ignore, with the scheme of the `Listening for MQTT clients` line.
+        let scheme = if mqtt.tls.is_some() { "tls" } else { "mqtt" };
+        json["mqtt"] = url_hosts(&mqtt.host)
             .iter()
             .map(|h| format!("{scheme}://{h}:{}", addr.port()))
             .collect();

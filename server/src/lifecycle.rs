@@ -213,7 +213,10 @@ impl Server {
         let (done_tx, done_rx) = mpsc::channel(1);
         let mqtt = crate::mqtt::MqttService::start(&state, stop_rx.clone(), done_tx.clone())
             .await?
-            .map(|(service, _)| service);
+            .map(|(service, addr)| {
+                state.set_mqtt_addr(addr);
+                service
+            });
         if let Some(ws) = &config.websocket {
             let ws_addr = websocket::start(&state, ws, stop_rx.clone(), done_tx.clone()).await?;
             state.set_websocket_addr(ws_addr);

@@ -49,6 +49,7 @@ pub struct ServerState {
     pub client_port: AtomicU64,
     monitor_addr: OnceLock<SocketAddr>,
     websocket_addr: OnceLock<SocketAddr>,
+    mqtt_addr: OnceLock<SocketAddr>,
     js_report: OnceLock<Arc<dyn JsReport>>,
     /// Operator mode (kept across reloads: it holds the resolved account JWTs).
     jwt: Option<Arc<JwtAuth>>,
@@ -86,6 +87,7 @@ impl ServerState {
             lame_duck: AtomicBool::new(false),
             monitor_addr: OnceLock::new(),
             websocket_addr: OnceLock::new(),
+            mqtt_addr: OnceLock::new(),
             js_report: OnceLock::new(),
             jwt,
             event_sink: OnceLock::new(),
@@ -187,6 +189,16 @@ impl ServerState {
     /// Where the WebSocket listener listens, when it is on.
     pub fn websocket_addr(&self) -> Option<SocketAddr> {
         self.websocket_addr.get().copied()
+    }
+
+    /// Records where the MQTT listener listens.
+    pub fn set_mqtt_addr(&self, addr: SocketAddr) {
+        let _ = self.mqtt_addr.set(addr);
+    }
+
+    /// Where the MQTT listener listens, when it is on.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr.get().copied()
     }
 
     /// Registers JetStream's monitoring report (once, when JetStream starts).

@@ -49,6 +49,15 @@ fn file_err(what: &'static str, path: &Path, reason: impl ToString) -> TlsError 
     }
 }
 
+/// When the first certificate of the PEM file at `path` expires (`tls_cert_not_after`
+/// in `/varz`); `None` when it cannot be read.
+pub(crate) fn cert_not_after(path: &Path) -> Option<std::time::SystemTime> {
+    use x509_cert::der::Decode;
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let cert = x509_cert::Certificate::from_der(&der).ok()?;
+    Some(cert.tbs_certificate.validity.not_after.to_system_time())
+}
+
 /// The certificates of the PEM file at `path` (`what` names it in errors).
 pub(crate) fn load_certs(
     what: &'static str,

@@ -49,6 +49,8 @@ mod mappings;
 mod monitoring;
 mod mqtt;
 mod mqtt5;
+mod mqtt5_limits;
+mod mqtt_config;
 mod mqtt_qos2;
 mod mqtt_sessions;
 mod object_store;

@@ -67,9 +67,10 @@ where
     seen.swap_remove(0)
 }
 
-/// The MQTT port from the `Listening for MQTT clients on mqtt://host:port` log line.
+/// The MQTT port from the `Listening for MQTT clients on mqtt://host:port` log line
+/// (`tls://` with TLS).
 pub(crate) async fn mqtt_port(server: &TestServer) -> u16 {
-    const LINE: &str = "Listening for MQTT clients on mqtt://";
+    const LINE: &str = "Listening for MQTT clients on ";
     let find = || {
         let logs = server.logs();
         let at = logs.rfind(LINE)? + LINE.len();
@@ -301,7 +302,7 @@ async fn mosquitto_pub_and_sub_work_as_with_nats_server() {
 }
 
 #[tokio::test]
-async fn connz_lists_mqtt_clients_with_their_client_id() {
+async fn connz_and_metrics_list_mqtt_clients() {
     if !paho() {
         return;
     }
@@ -320,6 +321,13 @@ async fn connz_lists_mqtt_clients_with_their_client_id() {
             async move {
                 let got = http_get_json(&url).await;
                 *slot.lock().expect("slot") = got;
+                if kind == ServerKind::Rill {
+                    // nats-server has no /metrics; rill counts MQTT clients apart.
+                    let url = format!("http://127.0.0.1:{http}/metrics");
+                    let text = http_get_text(&url).await;
+                    assert!(text.contains("\nrill_mqtt_connections 1\n"), "{text}");
+                    assert!(text.contains("\nrill_connections 1\n"), "{text}");
+                }
             }
         })
         .await;
@@ -338,6 +346,11 @@ async fn connz_lists_mqtt_clients_with_their_client_id() {
 
 /// GET `url` and parse the body as JSON (a bare HTTP/1.0 request; no client needed).
 pub(crate) async fn http_get_json(url: &str) -> Value {
+    serde_json::from_str(&http_get_text(url).await).unwrap_or(Value::Null)
+}
+
+/// GET `url` and return the body (a bare HTTP/1.0 request; no client needed).
+pub(crate) async fn http_get_text(url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').expect("path");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
@@ -348,8 +361,10 @@ pub(crate) async fn http_get_json(url: &str) -> Value {
         .await
         .expect("read");
     let text = String::from_utf8_lossy(&body);
-    let json = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(json).unwrap_or(Value::Null)
+    text.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]

@@ -388,10 +388,12 @@ pub struct MqttConfig {
     pub authorization: Authorization,
     /// The user an MQTT client without credentials becomes (overrides the top-level one).
     pub no_auth_user: Option<String>,
-    /// How long a QoS 1 delivery waits for its PUBACK before it is sent again.
-    pub ack_wait: Duration,
-    /// QoS 1 deliveries in flight per subscription (at most 65535).
-    pub max_ack_pending: u16,
+    /// How long a QoS 1 delivery waits for its PUBACK before it is sent again; `None`
+    /// (also for `0`) is nats-server's default, 30 s (see [`MqttConfig::ack_wait`]).
+    pub ack_wait: Option<Duration>,
+    /// QoS 1 deliveries in flight per subscription (at most 65535); `None` (also for `0`)
+    /// is nats-server's default, 1024 (see [`MqttConfig::max_ack_pending`]).
+    pub max_ack_pending: Option<u16>,
     /// JetStream domain whose API stores the MQTT state.
     pub js_domain: Option<String>,
     /// Replicas of the MQTT streams (accepted; a single server stores one copy).
@@ -418,8 +420,8 @@ impl Default for MqttConfig {
             tls: None,
             authorization: Authorization::default(),
             no_auth_user: None,
-            ack_wait: Duration::from_secs(30),
-            max_ack_pending: 1024,
+            ack_wait: None,
+            max_ack_pending: None,
             js_domain: None,
             stream_replicas: 0,
             consumer_replicas: 0,
@@ -429,6 +431,18 @@ impl Default for MqttConfig {
             reject_qos2_publish: false,
             downgrade_qos2_subscribe: false,
         }
+    }
+}
+
+impl MqttConfig {
+    /// `ack_wait`, or nats-server's default (30 s).
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait.unwrap_or(Duration::from_secs(30))
+    }
+
+    /// `max_ack_pending`, or nats-server's default (1024).
+    pub fn max_ack_pending(&self) -> u16 {
+        self.max_ack_pending.unwrap_or(1024)
     }
 }
 

@@ -30,6 +30,13 @@ pub(super) async fn render(state: &Arc<ServerState>) -> String {
     );
     metric(
         &mut out,
+        "rill_mqtt_connections",
+        "gauge",
+        "Open MQTT client connections (also counted in rill_connections).",
+        state.clients.all().iter().filter(|c| c.is_mqtt()).count() as u64,
+    );
+    metric(
+        &mut out,
         "rill_leafnodes",
         "gauge",
         "Open leaf-node connections.",

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -58,7 +58,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "cluster": state.cluster().map_or_else(|| json!({}), |c| c.varz()),
         "gateway": {},
         "leaf": state.leafs().map_or_else(|| json!({}), |l| l.varz()),
-        "mqtt": {},
+        "mqtt": mqtt(state, &config),
         "websocket": websocket(state, &config),
         "tls_timeout": config.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
         "write_deadline": nanos(config.write_deadline),
@@ -104,6 +104,61 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         doc["server_name"] = json!(name);
     }
     doc
+}
+
+/// The `mqtt` block as nats-server 2.15 shows it: empty without a listener; settings left
+/// at zero (or unset) are left out, `tls_timeout` is there with or without TLS.
+fn mqtt(state: &ServerState, config: &crate::config::Config) -> Value {
+    let (Some(m), Some(addr)) = (&config.mqtt, state.mqtt_addr()) else {
+        return json!({});
+    };
+    let tls = m.tls.as_ref();
+    let mut doc = json!({ "host": m.host, "port": addr.port() });
+    let optional = [
+        ("no_auth_user", m.no_auth_user.as_ref().map(|u| json!(u))),
+        ("auth_timeout", (m.authorization.timeout).map(seconds)),
+        (
+            "tls_map",
+            tls.filter(|t| t.verify_and_map).map(|_| json!(true)),
+        ),
+        (
+            "tls_timeout",
+            Some(seconds(tls.map_or(Duration::from_secs(2), |t| t.timeout))),
+        ),
+        (
+            "tls_pinned_certs",
+            tls.filter(|t| !t.pinned_certs.is_empty())
+                .map(|t| json!(t.pinned_certs)),
+        ),
+        (
+            "js_domain",
+            m.js_domain
+                .as_ref()
+                .filter(|d| !d.is_empty())
+                .map(|d| json!(d)),
+        ),
+        ("ack_wait", m.ack_wait.map(|d| json!(nanos(d)))),
+        ("max_ack_pending", m.max_ack_pending.map(|n| json!(n))),
+        (
+            "tls_cert_not_after",
+            tls.and_then(|t| crate::tls::cert_not_after(&t.cert_file))
+                .map(|t| json!(rfc3339(t))),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            doc[key] = v;
+        }
+    }
+    doc
+}
+
+/// Seconds as Go writes a float64: `3` when whole, `1.5` otherwise.
+fn seconds(d: Duration) -> Value {
+    match d.subsec_nanos() {
+        0 => json!(d.as_secs()),
+        _ => json!(d.as_secs_f64()),
+    }
 }
 
 /// The `websocket` block: empty without a listener, as nats-server shows it.

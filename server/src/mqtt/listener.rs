@@ -1,5 +1,5 @@
 //! The MQTT listener: binds `mqtt { host, port }`, logs `Listening for MQTT clients on
-//! mqtt://host:port` as nats-server does, accepts connections (TLS first when `mqtt { tls
+//! mqtt://host:port` (`tls://` with `tls {}`) as nats-server does, accepts connections (TLS first when `mqtt { tls
 //! {} }` is set: MQTT has no plain-text preamble), and spawns one task per connection.
 //! Each task holds a clone of `done`, so shutdown waits for every connection.
 
@@ -32,7 +32,8 @@ pub(crate) async fn start(
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
     };
-    info!("Listening for MQTT clients on mqtt://{shown}");
+    let scheme = if mqtt.tls.is_some() { "tls" } else { "mqtt" };
+    info!("Listening for MQTT clients on {scheme}://{shown}");
     let accept = async move {
         let each = |stream, addr, done| on_accept(&service, stream, addr, done);
         crate::listener::accept_each(listener, stop, done, "MQTT client", each).await;

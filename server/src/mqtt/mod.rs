@@ -118,7 +118,8 @@ impl MqttService {
     }
 
     /// The authenticator MQTT clients meet: the server's, unless `mqtt {}` has its own
-    /// credentials or `no_auth_user`.
+    /// credentials or `no_auth_user`, or its `tls {}` maps client certificates to users
+    /// (`verify_and_map`) differently from the client port's.
     fn authenticator(&self) -> Arc<Authenticator> {
         let config = self.state.config();
         let Some(mqtt) = &config.mqtt else {
@@ -131,12 +132,18 @@ impl MqttService {
             };
             return Arc::new(Authenticator::new(&own));
         }
-        if let Some(user) = &mqtt.no_auth_user {
-            let mut own = (*config).clone();
-            own.no_auth_user = Some(user.clone());
-            return Arc::new(Authenticator::new(&own));
+        let maps =
+            |tls: &Option<crate::config::TlsConfig>| tls.as_ref().is_some_and(|t| t.verify_and_map);
+        if mqtt.no_auth_user.is_none() && maps(&mqtt.tls) == maps(&config.tls) {
+            return self.state.authenticator();
         }
-        self.state.authenticator()
+        let mut own = (*config).clone();
+        if let Some(user) = &mqtt.no_auth_user {
+            own.no_auth_user = Some(user.clone());
+        }
+        own.tls.clone_from(&mqtt.tls);
+        let jwt = self.state.jwt().cloned();
+        Arc::new(Authenticator::new(&own).with_jwt(jwt))
     }
 
     /// The MQTT state of `account`, made (streams ensured, retained messages loaded) on

@@ -367,7 +367,7 @@ impl MqttStore {
             "deliver_subject": deliver,
             "deliver_policy": "new",
             "ack_policy": "explicit",
-            "ack_wait": self.config.ack_wait.as_nanos() as u64,
+            "ack_wait": self.config.ack_wait().as_nanos() as u64,
             "max_ack_pending": max_ack_pending,
             "max_deliver": -1,
             "replay_policy": "instant",

@@ -143,7 +143,7 @@ impl MqttConn {
         let max = self
             .service
             .config()
-            .max_ack_pending
+            .max_ack_pending()
             .min(receive_max)
             .max(1);
         match session

@@ -6,7 +6,7 @@ Usage: python3 mqtt_scenario.py <port> '<steps as JSON>'
 Steps (each a JSON object with "op"):
   connect    name, id, v (4|5), clean (bool), user, password, keepalive, will {topic,
              payload, qos, retain}, props {session_expiry, receive_max, max_packet,
-             topic_alias_max}
+             topic_alias_max}, tls {ca, cert, key}, manual_ack (bool)
   sub        name, filter, qos, [no_local, sub_id]
   unsub      name, filter
   pub        name, topic, payload, qos, retain, [props {user, response_topic,
@@ -16,10 +16,14 @@ Steps (each a JSON object with "op"):
   pause      prints "PAUSE" and waits for a line on stdin (the test acts meanwhile)
   disconnect name, [reason]
   drop       name  (closes the socket without DISCONNECT, so the will is sent)
+  ack        name, count  (with manual_ack: PUBACKs the oldest `count` unacknowledged)
+  stall      name, secs  (stops the client's network loop, so no PINGREQ goes out)
+  wait_disconnect name, timeout  (waits until the server ended `name`'s connection)
+  mark       name, label  (records how many messages `name` has received so far)
 
 Output: {"<name>": {"connack": rc, "session_present": b, "subacks": [...],
-         "msgs": [{topic, payload, qos, retain, dup, props}], "pubacks": [...],
-         "disconnect": rc}}
+         "unsubacks": [...], "msgs": [{topic, payload, qos, retain, dup, props}],
+         "pubacks": [...], "disconnect": rc, "marks": {label: count}}}
 """
 
 import json
@@ -35,12 +39,14 @@ PORT = int(sys.argv[1])
 STEPS = json.loads(sys.argv[2])
 clients = {}
 seen = {}
+unacked = {}
 
 
 def record(name):
     return seen.setdefault(
         name,
-        {"connack": None, "session_present": None, "subacks": [], "msgs": [], "pubacks": [], "disconnect": None},
+        {"connack": None, "session_present": None, "subacks": [], "unsubacks": [], "msgs": [], "pubacks": [],
+         "disconnect": None},
     )
 
 
@@ -69,7 +75,10 @@ def make(step):
     kwargs = {"client_id": step.get("id", name), "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
     if not v5:
         kwargs["clean_session"] = step.get("clean", True)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, manual_ack=step.get("manual_ack", False), **kwargs)
+    if "tls" in step:
+        t = step["tls"]
+        c.tls_set(ca_certs=t["ca"], certfile=t.get("cert"), keyfile=t.get("key"))
     done = threading.Event()
 
     def on_connect(client, userdata, flags, rc, properties=None):
@@ -81,9 +90,14 @@ def make(step):
         rec["msgs"].append({"topic": m.topic, "payload": m.payload.decode("latin-1"), "qos": m.qos,
                             "retain": bool(m.retain), "dup": bool(m.dup),
                             "props": props_of(getattr(m, "properties", None)) if v5 else {}})
+        if m.qos > 0:
+            unacked.setdefault(name, []).append((m.mid, m.qos))
 
     def on_subscribe(client, userdata, mid, rcs, properties=None):
         rec["subacks"].append([rc_value(r) for r in rcs])
+
+    def on_unsubscribe(client, userdata, mid, rcs, properties=None):
+        rec["unsubacks"].append([rc_value(r) for r in rcs])
 
     def on_publish(client, userdata, mid, rc, properties=None):
         rec["pubacks"].append(rc_value(rc))
@@ -94,7 +108,7 @@ def make(step):
         done.set()
 
     c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe
-    c.on_publish, c.on_disconnect = on_publish, on_disconnect
+    c.on_publish, c.on_disconnect, c.on_unsubscribe = on_publish, on_disconnect, on_unsubscribe
     if "user" in step:
         c.username_pw_set(step["user"], step.get("password"))
     if "will" in step:
@@ -170,13 +184,34 @@ def run(step):
         while len(record(step["name"])["subacks"]) == n and time.time() < deadline:
             time.sleep(0.01)
     elif op == "unsub":
+        n = len(record(step["name"])["unsubacks"])
         clients[step["name"]].unsubscribe(step["filter"])
-        time.sleep(0.1)
+        deadline = time.time() + 5
+        while len(record(step["name"])["unsubacks"]) == n and time.time() < deadline:
+            time.sleep(0.01)
     elif op == "pub":
         publish(step)
     elif op == "wait_msgs":
         deadline = time.time() + step.get("timeout", 5)
         while len(record(step["name"])["msgs"]) < step["count"] and time.time() < deadline:
+            time.sleep(0.01)
+    elif op == "ack":
+        c = clients[step["name"]]
+        pending = unacked.get(step["name"], [])
+        for mid, qos in pending[: step["count"]]:
+            c.ack(mid, qos)
+        del pending[: step["count"]]
+    elif op == "mark":
+        rec = record(step["name"])
+        rec.setdefault("marks", {})[step["label"]] = len(rec["msgs"])
+    elif op == "stall":
+        c = clients[step["name"]]
+        c.loop_stop()
+        time.sleep(step["secs"])
+        c.loop_start()
+    elif op == "wait_disconnect":
+        deadline = time.time() + step.get("timeout", 5)
+        while record(step["name"])["disconnect"] is None and time.time() < deadline:
             time.sleep(0.01)
     elif op == "sleep":
         time.sleep(step["secs"])

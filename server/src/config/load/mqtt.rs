@@ -24,10 +24,12 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<MqttCo
                 mqtt.authorization = authorization(map(v, &k)?)?;
             }
             "no_auth_user" => mqtt.no_auth_user = Some(string(v, &k)?),
-            "ack_wait" | "ackwait" => mqtt.ack_wait = duration(v, &k, warnings)?,
+            "ack_wait" | "ackwait" => {
+                mqtt.ack_wait = Some(duration(v, &k, warnings)?).filter(|d| !d.is_zero());
+            }
             "max_ack_pending" | "max_pending" | "max_inflight" => {
                 let n = int(v, &k)?;
-                mqtt.max_ack_pending = u16::try_from(n)
+                let pending = u16::try_from(n)
                     .ok()
                     .filter(|n| i64::from(*n) <= MAX_ACK_PENDING)
                     .ok_or_else(|| {
@@ -36,10 +38,18 @@ pub(super) fn parse(v: &ConfValue, warnings: &mut Vec<Warning>) -> Result<MqttCo
                             format!("invalid value {n}, should be in [0..{MAX_ACK_PENDING}] range"),
                         )
                     })?;
+                mqtt.max_ack_pending = Some(pending).filter(|n| *n > 0);
             }
             "js_domain" => mqtt.js_domain = Some(string(v, &k)?),
             "stream_replicas" => mqtt.stream_replicas = int(v, &k)?,
-            "consumer_replicas" => mqtt.consumer_replicas = int(v, &k)?,
+            "consumer_replicas" => {
+                // nats-server 2.15 warns the same and ignores the value.
+                mqtt.consumer_replicas = int(v, &k)?;
+                warnings.push(Warning::at(
+                    &e.key_pos,
+                    "invalid use of field \"consumer_replicas\": consumer replicas setting ignored in this server version",
+                ));
+            }
             "consumer_memory_storage" => mqtt.consumer_memory_storage = boolean(v, &k)?,
             "consumer_inactive_threshold" | "consumer_auto_cleanup" => {
                 mqtt.consumer_inactive_threshold = duration(v, &k, warnings)?;

@@ -287,15 +287,28 @@ fn store_dir_that_is_a_file_fails_only_with_jetstream() {
 fn the_mqtt_block_takes_nats_server_keys() {
     let c = ok(
         "jetstream: true\nmqtt {\n  listen: \"127.0.0.1:-1\"\n  ack_wait: \"2s\"\n  \
-        max_inflight: 10\n  no_auth_user: dev\n  authorization { user: m, password: p }\n  \
+        max_inflight: 10\n  no_auth_user: dev\n  authorization { timeout: 3 }\n  \
         js_domain: hub\n  stream_replicas: 3\n}\nauthorization { users: [{user: dev}] }",
     );
     let m = c.mqtt.expect("mqtt configured");
     assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 0));
-    assert_eq!(m.ack_wait, std::time::Duration::from_secs(2));
-    assert_eq!(m.max_ack_pending, 10);
+    assert_eq!(m.ack_wait, Some(std::time::Duration::from_secs(2)));
+    assert_eq!(m.max_ack_pending, Some(10));
+    let zero = ok("jetstream: true\nmqtt { ack_wait: \"0s\", max_ack_pending: 0 }");
+    let zero = zero.mqtt.expect("mqtt configured");
+    assert_eq!((zero.ack_wait, zero.max_ack_pending), (None, None));
+    assert_eq!(zero.ack_wait(), std::time::Duration::from_secs(30));
+    assert_eq!(zero.max_ack_pending(), 1024);
+    let both = "jetstream: true\nauthorization { users: [{user: a}] }\n\
+                mqtt { authorization { user: m, password: p } }";
+    assert!(err(both).contains("username not compatible with presence of users"));
+    let w = warnings("jetstream: true\nmqtt { consumer_replicas: 1 }");
+    assert!(w[0].contains("consumer replicas setting ignored"), "{w:?}");
     assert_eq!(m.no_auth_user.as_deref(), Some("dev"));
-    assert_eq!(m.authorization.user.as_deref(), Some("m"));
+    assert_eq!(m.authorization.timeout, Some(Duration::from_secs(3)));
+    let own = ok("jetstream: true\nmqtt { authorization { user: m, password: p } }");
+    let own = own.mqtt.expect("mqtt configured").authorization;
+    assert_eq!(own.user.as_deref(), Some("m"));
     assert_eq!(m.js_domain.as_deref(), Some("hub"));
     assert!(err("mqtt { port: 1883 }").contains("mqtt requires JetStream"));
     assert!(err("jetstream: true\nmqtt { max_ack_pending: 70000 }").contains("[0..65535]"));

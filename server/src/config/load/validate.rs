@@ -232,7 +232,7 @@ fn check_duplicate_users(config: &Config) -> Result<(), ConfigError> {
 
 /// `no_auth_user` must name a configured user.
 /// nats-server's checks of the `mqtt {}` block: JetStream on, a known `no_auth_user`,
-/// TLS files present, a valid host.
+/// TLS files present, a valid host, no MQTT-only user beside configured users.
 fn check_mqtt(config: &Config) -> Result<(), String> {
     let Some(mqtt) = &config.mqtt else {
         return Ok(());
@@ -246,6 +246,12 @@ fn check_mqtt(config: &Config) -> Result<(), String> {
     }
     if let Some(name) = &mqtt.no_auth_user {
         known_user(config, name).map_err(|e| format!("mqtt {e}"))?;
+    }
+    let users = &config.authorization.users;
+    if mqtt.authorization.user.is_some() && !users.is_empty() {
+        return Err(
+            "mqtt authentication username not compatible with presence of users/nkeys".into(),
+        );
     }
     Ok(())
 }
