@@ -20,6 +20,14 @@ pub struct Conn {
 impl Conn {
     /// Connects to `127.0.0.1:<port>` and reads the `INFO` line (panics if it is not `INFO {json}`).
     pub async fn connect(port: u16) -> Conn {
+        Conn::try_connect(port)
+            .await
+            .unwrap_or_else(|line| panic!("expected INFO, got {line:?}"))
+    }
+
+    /// Connects and reads the first line: the connection if it is `INFO {json}`, else the line (for
+    /// example `-ERR 'maximum connections exceeded'`).
+    pub async fn try_connect(port: u16) -> Result<Conn, String> {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
@@ -28,12 +36,10 @@ impl Conn {
             info: serde_json::Value::Null,
         };
         let line = conn.read_line().await;
-        let json = line
-            .strip_prefix("INFO ")
-            .unwrap_or_else(|| panic!("expected INFO, got {line:?}"));
+        let json = line.strip_prefix("INFO ").ok_or_else(|| line.clone())?;
         conn.info = serde_json::from_str(json.trim_end())
             .unwrap_or_else(|e| panic!("INFO is not JSON ({e}): {json:?}"));
-        conn
+        Ok(conn)
     }
 
     /// The server's `INFO` JSON.
