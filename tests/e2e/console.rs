@@ -15,7 +15,7 @@ use rill_tests::{ServerKind, ServerOpts, TestServer, rill_server_bin, target_dir
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::monitoring::{get, get_json};
+use crate::monitoring::{get, get_at, get_json};
 use crate::tls::Certs;
 use crate::websocket_browser::{HEADLESS, chromium};
 
@@ -29,11 +29,16 @@ const EVIL_STREAM: &str = "<script";
 /// One headless Chromium run against `url`: the document after `budget_ms` of the page's
 /// (virtual) time, and a screenshot when `shot` is given.
 async fn browse(chromium: &str, url: &str, shot: Option<&Path>) -> String {
+    browse_for(chromium, url, shot, 3000).await
+}
+
+/// [`browse`] with `budget_ms` of the page's virtual time.
+async fn browse_for(chromium: &str, url: &str, shot: Option<&Path>, budget_ms: u32) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
     let mut cmd = tokio::process::Command::new(chromium);
     cmd.args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--virtual-time-budget=3000")
+        .arg(format!("--virtual-time-budget={budget_ms}"))
         .arg("--window-size=1280,720");
     match shot {
         Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
@@ -393,6 +398,75 @@ async fn the_console_shows_what_varz_and_jsz_report_and_markup_as_text() {
     }
 }
 
+/// Makes the README's picture of the overview (`docs/console-overview.png`): an edge gateway with
+/// JetStream limits, sensors publishing into a stream and a worker consuming it, seen by the page
+/// for a minute while the traffic runs. Run it with
+/// `cargo test -p rill-tests --test e2e console::readme_screenshot -- --ignored` (about a minute).
+#[tokio::test]
+#[ignore = "regenerates docs/console-overview.png"]
+async fn readme_screenshot() {
+    let chromium = chromium().expect("the screenshot needs chromium-headless-shell");
+    let config = "server_name: edge-gateway-1\nmax_connections: 1000\n\
+                  jetstream { max_memory_store: 256MB, max_file_store: 2GB }\n";
+    let server = TestServer::start_with(ServerOpts {
+        monitoring: true,
+        config: Some(config.into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let sensors = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "SENSORS".into(),
+            subjects: vec!["sensors.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("SENSORS");
+    let worker = sensors
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("worker".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("worker");
+    let traffic = tokio::spawn(async move {
+        let mut work = worker.messages().await.expect("worker messages");
+        for i in 0u64.. {
+            let burst = 5 + (i * 7919 % 13);
+            for n in 0..burst {
+                let subject = format!("sensors.line{}.temp", n % 4);
+                let ack = js.publish(subject, format!("{}", 20 + n).into()).await;
+                ack.expect("publish").await.expect("stored");
+            }
+            for _ in 0..burst / 2 {
+                if let Ok(Some(Ok(msg))) =
+                    tokio::time::timeout(Duration::from_millis(50), work.next()).await
+                {
+                    msg.ack().await.expect("ack");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // The page's clock is virtual (it runs ahead whenever the page waits for nothing): a slow
+    // path to the monitoring port makes each poll take real time, so the charts show real rates.
+    let http =
+        rill_tests::proxy::FaultProxy::start(([127, 0, 0, 1], server.monitoring_port()).into())
+            .await;
+    http.set_delay(Duration::from_millis(500));
+    let shot = screenshot_dir().join("readme-overview.png");
+    let url = format!("http://127.0.0.1:{}/#overview", http.port());
+    let page = browse_for(chromium, &url, Some(&shot), 60_000).await;
+    traffic.abort();
+    drop(page);
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let readme_png = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console-overview.png");
+    std::fs::write(&readme_png, png).expect("write docs/console-overview.png");
+}
+
 #[tokio::test]
 async fn http_console_false_leaves_the_plain_index_and_no_console() {
     let server = TestServer::start_with(ServerOpts {
@@ -420,6 +494,32 @@ async fn http_console_false_leaves_the_plain_index_and_no_console() {
     let (status, page) = get(on.monitoring_port(), "/").await;
     assert_eq!(status, 200);
     assert!(page.contains("<script src=\"/console/console.js\" defer></script>"));
+}
+
+/// The console is served where the monitoring listener is bound and nowhere else: with
+/// `http: "127.0.0.2:-1"` it answers on 127.0.0.2 and 127.0.0.1 has no listener on that port.
+#[tokio::test]
+async fn the_console_follows_the_monitoring_host_binding() {
+    let server = TestServer::start_with(ServerOpts {
+        config: Some("http: \"127.0.0.2:-1\"\n".into()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let http = server.monitoring_port();
+    let (status, page) = get_at("127.0.0.2", http, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("console.js"), "{page}");
+    let (status, script) = get_at("127.0.0.2", http, "/console/console.js").await;
+    assert_eq!(status, 200, "{script}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&get_at("127.0.0.2", http, "/varz").await.1).expect("varz")["http_host"],
+        "127.0.0.2"
+    );
+    let other = tokio::net::TcpStream::connect(("127.0.0.1", http)).await;
+    assert!(
+        other.is_err(),
+        "the console must not answer on 127.0.0.1:{http}"
+    );
 }
 
 #[tokio::test]

@@ -6,17 +6,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use rill_tests::raw::Conn;
-use rill_tests::{Ports, ServerOpts, TestServer, check_for, rill_server_bin, sync};
+use rill_tests::{Ports, ServerKind, ServerOpts, TestServer, check_for, rill_server_bin, sync};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A minimal HTTP/1.0 GET: status code and body.
 pub(crate) async fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    get_at("127.0.0.1", port, path).await
+}
+
+/// [`get`] from the monitoring listener at `host`.
+pub(crate) async fn get_at(host: &str, port: u16, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect((host, port))
         .await
         .expect("connect monitor");
     // HTTP/1.0, so nats-server answers with a plain body rather than chunks.
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -300,4 +305,37 @@ async fn jetstream_shows_in_jsz_and_metrics() {
         metrics.contains("rill_consumer_num_pending{stream=\"MON\",consumer=\"C\"} 3"),
         "{metrics}"
     );
+}
+
+/// `/varz` `cpu` is the process's CPU use in percent of one core over the last second or more, as
+/// nats-server samples it: high while clients keep it busy, back near zero when they stop.
+#[tokio::test]
+async fn varz_cpu_follows_the_load_like_nats_server() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            monitoring: true,
+            ..Default::default()
+        })
+        .await;
+        let http = server.monitoring_port();
+        let cpu = |varz: &Value| varz["cpu"].as_f64().expect("cpu is a number");
+        cpu(&get_json(http, "/varz").await);
+        let client = server.client().await;
+        let _sub = client.subscribe("load").await.expect("sub");
+        let busy = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while tokio::time::Instant::now() < busy {
+            for _ in 0..1000 {
+                client.publish("load", "x".into()).await.expect("pub");
+            }
+            sync(&client).await;
+        }
+        let loaded = cpu(&get_json(http, "/varz").await);
+        assert!(loaded > 0.0, "{kind:?}: cpu {loaded} under load");
+        drop(client);
+        check_for(Duration::from_secs(6), || async move {
+            cpu(&get_json(http, "/varz").await) < loaded
+        })
+        .await;
+    }
 }

@@ -38,16 +38,6 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
-/// Resident memory of this process in bytes (Linux `/proc/self/status`), 0 elsewhere.
-pub fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

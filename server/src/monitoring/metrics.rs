@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::format::rss_bytes;
+use super::process::rss_bytes;
 use super::varz::num_subscriptions;
 use crate::server::ServerState;
 use crate::shared::RouteTotals;

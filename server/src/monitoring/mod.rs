@@ -12,6 +12,7 @@ mod connz;
 mod console;
 pub(crate) mod format;
 mod metrics;
+mod process;
 mod varz;
 
 use std::collections::HashMap;
@@ -32,7 +33,8 @@ use tracing::{debug, info};
 
 use crate::server::ServerState;
 
-pub use format::{go_duration, rfc3339, rss_bytes, uptime};
+pub use format::{go_duration, rfc3339, uptime};
+pub use process::{cpu_percent, rss_bytes};
 
 pub use crate::shared::{BoxFuture, JsReport};
 

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::format::{rfc3339, rss_bytes, uptime};
+use super::format::{rfc3339, uptime};
+use super::process::{cpu_percent, rss_bytes};
 use crate::config::SyncInterval;
 use rill_protocol::compat::NATS_VERSION;
 
@@ -69,7 +70,7 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
         "uptime": uptime(now.duration_since(state.started).unwrap_or_default()),
         "mem": rss_bytes(),
         "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-        "cpu": 0,
+        "cpu": cpu_percent(),
         "connections": state.clients.len(),
         "total_connections": Stats::get(&s.total_connections),
         "routes": state.cluster().map_or(0, |c| c.num_routes()),

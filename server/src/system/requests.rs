@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Request, System, respond, respond_data};
 use crate::locks;
-use crate::monitoring::{self, rfc3339, rss_bytes};
+use crate::monitoring::{self, cpu_percent, rfc3339, rss_bytes};
 use crate::server::ServerState;
 use crate::stats::Stats;
 
@@ -171,7 +171,7 @@ pub(super) fn statsz(state: &ServerState) -> Value {
         "start": rfc3339(state.started),
         "mem": rss_bytes(),
         "cores": cores,
-        "cpu": 0,
+        "cpu": cpu_percent(),
         "connections": state.clients.len(),
         "total_connections": Stats::get(&s.total_connections),
         "active_accounts": active_accounts,

@@ -27,7 +27,7 @@ function bytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i === 0 ? String(n) : n.toFixed(1)) + ' ' + units[i];
+  return (i === 0 ? String(Math.round(n)) : n.toFixed(1)) + ' ' + units[i];
 }
 
 // ---------- history ----------
@@ -196,6 +196,7 @@ function overview() {
   setText('v-uptime', v.uptime);
   for (const k of ['connections', 'subscriptions', 'slow_consumers', 'in_msgs', 'out_msgs']) setText('v-' + k, int(v[k]));
   setText('v-mem', bytes(v.mem));
+  setText('v-cpu', 'CPU ' + Number(v.cpu).toFixed(1) + ' % of one core (' + int(v.cores) + ' cores)');
   gauge('connections', v.connections, v.max_connections, 'of ' + int(v.max_connections) + ' allowed');
   const slow = v.slow_consumer_stats || {};
   setText('v-slow-detail', ['clients', 'routes', 'leafs'].map(k => k + ' ' + int(slow[k])).join(', '));
