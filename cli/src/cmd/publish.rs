@@ -1,8 +1,15 @@
 //! `rill pub`: publish one or more messages, with body templates, headers and optional JetStream acks.
+//!
+//! Delayed delivery: `--at <RFC 3339 time>` or `--delay <duration>` stores the message
+//! as a one-shot schedule (`Nats-Schedule: @at <time>`, ADR-51) on
+//! `<--schedule-prefix>.<subject>.<unique id>`, targeting the subject; the stream (with
+//! `allow_msg_schedules` and both subjects) stores it on the subject at that time.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::connect::ConnOpts;
 use crate::parse;
@@ -31,15 +38,58 @@ pub(crate) struct Args {
     /// Publish to JetStream and wait for each acknowledgement
     #[arg(short = 'J', long = "jetstream")]
     jetstream: bool,
+    /// Deliver at this time (RFC 3339, e.g. 2026-12-24T18:00:00Z) through a stream schedule
+    #[arg(long, value_parser = parse_time, conflicts_with = "delay")]
+    at: Option<OffsetDateTime>,
+    /// Deliver after this long (e.g. 5m) through a stream schedule
+    #[arg(long, value_parser = parse::duration)]
+    delay: Option<Duration>,
+    /// Subject prefix the schedule of a delayed message is stored under
+    #[arg(long, default_value = "sched")]
+    schedule_prefix: String,
     /// Print nothing on success
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .with_context(|| format!("bad time {text:?} (use RFC 3339, e.g. 2026-12-24T18:00:00Z)"))
+}
+
+impl Args {
+    /// When a delayed message is due, if it is one.
+    fn due(&self) -> Option<OffsetDateTime> {
+        self.at
+            .or_else(|| self.delay.map(|d| OffsetDateTime::now_utc() + d))
+    }
+}
+
+/// Headers and subject of a delayed message: a one-shot schedule targeting the
+/// subject, stored under its own unique subject.
+fn scheduled(args: &Args, due: OffsetDateTime) -> anyhow::Result<(String, Vec<(String, String)>)> {
+    let at = due
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .context("due time")?
+        .format(&Rfc3339)
+        .context("due time")?;
+    let id: u64 = rand::random();
+    let subject = format!("{}.{}.{id:016x}", args.schedule_prefix, args.subject);
+    let mut headers = args.headers.clone();
+    headers.push(("Nats-Schedule".to_owned(), format!("@at {at}")));
+    headers.push(("Nats-Schedule-Target".to_owned(), args.subject.clone()));
+    Ok((subject, headers))
 }
 
 /// Runs `rill pub`.
 pub(crate) async fn run(conn: &ConnOpts, args: Args) -> anyhow::Result<()> {
     let template_body = super::body_or_stdin(args.body.clone())?;
     let client = conn.connect().await?;
+    if let Some(due) = args.due() {
+        let body = template::render(&template_body, &Vars::default());
+        return publish_delayed(&client, &args, due, body).await;
+    }
     let js = async_nats::jetstream::new(client.clone());
     for n in 1..=args.count {
         let body = template::render(
@@ -110,6 +160,32 @@ async fn publish_js(
     if !args.quiet {
         let dup = if ack.duplicate { " (duplicate)" } else { "" };
         println!("Stored in {} sequence {}{dup}", ack.stream, ack.sequence);
+    }
+    Ok(())
+}
+
+/// Stores one delayed message as a schedule (see the module doc).
+async fn publish_delayed(
+    client: &async_nats::Client,
+    args: &Args,
+    due: OffsetDateTime,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let (subject, headers) = scheduled(args, due)?;
+    let js = async_nats::jetstream::new(client.clone());
+    let headers = super::header_map(&headers).unwrap_or_default();
+    let ack = js
+        .publish_with_headers(subject.clone(), headers, body.into())
+        .await
+        .with_context(|| format!("publish to {subject}"))?
+        .await
+        .with_context(|| format!("schedule on {subject}"))?;
+    if !args.quiet {
+        let at = due.format(&Rfc3339).unwrap_or_default();
+        println!(
+            "Scheduled in {} sequence {} for {} at {at} (schedule {subject})",
+            ack.stream, ack.sequence, args.subject
+        );
     }
     Ok(())
 }

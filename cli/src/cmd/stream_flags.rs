@@ -111,6 +111,9 @@ pub(crate) struct StreamFlags {
     /// Allow per-message TTLs (Nats-TTL header)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     allow_msg_ttl: Option<bool>,
+    /// Allow message schedules (Nats-Schedule header, delayed delivery)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    allow_schedules: Option<bool>,
     /// Leave delete markers with this TTL when max age removes a subject's last message
     #[arg(long, value_parser = parse::duration)]
     marker_ttl: Option<Duration>,
@@ -210,6 +213,10 @@ impl StreamFlags {
         set("deny_purge", self.deny_purge.map(|b| json!(b)));
         set("allow_direct", self.allow_direct.map(|b| json!(b)));
         set("allow_msg_ttl", self.allow_msg_ttl.map(|b| json!(b)));
+        set(
+            "allow_msg_schedules",
+            self.allow_schedules.map(|b| json!(b)),
+        );
         set("subject_delete_marker_ttl", self.marker_ttl.map(nanos));
         set("sealed", self.sealed.map(|b| json!(b)));
         set("compression", self.compression.as_ref().map(lower));

@@ -639,3 +639,65 @@ async fn harness_restart_and_kill_rill() {
     let client = srv.client().await;
     client.flush().await.unwrap();
 }
+
+/// `rill pub --delay` stores a one-shot schedule; the stream stores the message on its
+/// subject once due (with the message's own headers) and drops the schedule.
+#[tokio::test]
+async fn cli_pub_delay_delivers_through_a_schedule() {
+    let (srv, cli) = setup(KIND).await;
+    cli.ok(&[
+        "stream",
+        "add",
+        "ORDERS",
+        "--subjects",
+        "orders.>,sched.>",
+        "--allow-schedules",
+        "--defaults",
+    ])
+    .await;
+    let out = cli
+        .ok(&[
+            "pub",
+            "orders.remind",
+            "later",
+            "--delay",
+            "1s",
+            "-H",
+            "X-Order:42",
+        ])
+        .await;
+    assert!(
+        out.starts_with("Scheduled in ORDERS sequence 1 for orders.remind at "),
+        "{out}"
+    );
+    let bad = cli
+        .fail(&["pub", "orders.remind", "x", "--at", "tomorrow"])
+        .await;
+    assert!(bad.contains("bad time"), "{bad}");
+    let js = srv.jetstream().await;
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    check_for(Duration::from_secs(10), || {
+        let stream = stream.clone();
+        async move {
+            stream
+                .get_last_raw_message_by_subject("orders.remind")
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let msg = stream
+        .get_last_raw_message_by_subject("orders.remind")
+        .await
+        .expect("delivered");
+    assert_eq!(&msg.payload[..], b"later");
+    let headers = msg.headers;
+    assert_eq!(headers.get("X-Order").map(|v| v.as_str()), Some("42"));
+    assert_eq!(
+        headers.get("Nats-Schedule-Next").map(|v| v.as_str()),
+        Some("purge")
+    );
+    let mut stream = stream;
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.state.messages, 1, "the schedule is removed once fired");
+}

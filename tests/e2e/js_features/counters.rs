@@ -4,24 +4,7 @@
 use rill_tests::{ServerKind, ServerOpts, TestServer};
 use serde_json::{Value, json};
 
-use super::{BOTH, api, stored};
-
-async fn publish(
-    client: &async_nats::Client,
-    subject: &str,
-    hdrs: &[(&str, &str)],
-    body: &str,
-) -> Value {
-    let mut headers = async_nats::HeaderMap::new();
-    for (k, v) in hdrs {
-        headers.append(*k, *v);
-    }
-    let ack = client
-        .request_with_headers(subject.to_owned(), headers, body.to_owned().into())
-        .await
-        .expect("publish");
-    serde_json::from_slice(&ack.payload).expect("ack")
-}
+use super::{BOTH, api, publish, stored};
 
 async fn story(kind: ServerKind) -> Value {
     let server = TestServer::start_with(ServerOpts::kind(kind)).await;

@@ -2,43 +2,16 @@
 //! nats-server: the same stored messages (subjects, headers, payloads, sequences) after
 //! `Nats-TTL` and `max_age` removals, and the same reset answers per deliver policy.
 
-use std::time::Duration;
-
 use rill_tests::{ServerOpts, TestServer};
 use serde_json::{Value, json};
 
-use super::{BOTH, api, stored};
+use super::{BOTH, api, stored, wait_stored};
 
 const SECOND: u64 = 1_000_000_000;
 
 async fn publish(client: &async_nats::Client, subject: &str, hdrs: &[(&str, &str)], body: &str) {
-    let mut headers = async_nats::HeaderMap::new();
-    for (k, v) in hdrs {
-        headers.insert(*k, *v);
-    }
-    let ack = client
-        .request_with_headers(subject.to_owned(), headers, body.to_owned().into())
-        .await
-        .expect("publish");
-    let ack: Value = serde_json::from_slice(&ack.payload).expect("ack");
+    let ack = super::publish(client, subject, hdrs, body).await;
     assert!(ack.get("error").is_none(), "{subject}: {ack}");
-}
-
-/// Waits (bounded) until `stream`'s stored messages satisfy `done`; returns them.
-async fn wait_stored(
-    client: &async_nats::Client,
-    stream: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let mut last = Vec::new();
-    for _ in 0..750 {
-        last = stored(client, stream).await;
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{stream} never reached the expected state: {last:?}");
 }
 
 fn subjects(msgs: &[Value]) -> Vec<&str> {

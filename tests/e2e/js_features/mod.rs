@@ -4,9 +4,12 @@
 //! - `markers`: subject delete markers (`subject_delete_marker_ttl`) placed when
 //!   `max_age` or a `Nats-TTL` removes a subject's last message; consumer reset rules.
 //! - `counters`: `Nats-Incr` publishes on counter streams.
+//! - `schedules`: message schedules (`Nats-Schedule`), their errors, firings and
+//!   restarts.
 
 mod counters;
 mod markers;
+mod schedules;
 
 use base64::Engine;
 use rill_tests::ServerKind;
@@ -25,6 +28,41 @@ pub(crate) async fn api(client: &async_nats::Client, subject: &str, body: Value)
     .unwrap_or_else(|_| panic!("{subject}: timed out"))
     .unwrap_or_else(|e| panic!("{subject}: {e}"));
     serde_json::from_slice(&reply.payload).expect("json reply")
+}
+
+/// Publishes `body` with `hdrs` as a request; the PubAck (or error) as JSON.
+pub(crate) async fn publish(
+    client: &async_nats::Client,
+    subject: &str,
+    hdrs: &[(&str, &str)],
+    body: &str,
+) -> Value {
+    let mut headers = async_nats::HeaderMap::new();
+    for (k, v) in hdrs {
+        headers.append(*k, *v);
+    }
+    let ack = client
+        .request_with_headers(subject.to_owned(), headers, body.to_owned().into())
+        .await
+        .expect("publish");
+    serde_json::from_slice(&ack.payload).expect("ack")
+}
+
+/// Waits (bounded, 15 s) until `stream`'s stored messages satisfy `done`; returns them.
+pub(crate) async fn wait_stored(
+    client: &async_nats::Client,
+    stream: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..750 {
+        last = stored(client, stream).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{stream} never reached the expected state: {last:?}");
 }
 
 /// Every stored message of `stream` as `{seq, subject, hdrs, data}` (headers and payload

@@ -32,7 +32,6 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
 fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
     let features = [
         (cfg.allow_atomic, "allow_atomic"),
-        (cfg.allow_msg_schedules, "allow_msg_schedules"),
         (cfg.allow_batched, "allow_batched"),
     ];
     match features.iter().find(|(on, _)| *on) {

@@ -142,6 +142,8 @@ pub struct StreamCore {
     pub(super) rewrites: Rewrites,
     /// Mirror/source progress for `STREAM.INFO` (see `source`).
     pub(super) origins: super::source::status::Status,
+    /// Due times of the stream's message schedules (see `schedule`).
+    pub(super) schedules: super::schedule::Schedules,
 }
 
 impl StreamCore {
@@ -463,7 +465,7 @@ impl StreamCore {
             .map_err(|e| error::general(&e))
     }
 
-    /// Timers: message expiry and, in lazy mode, the periodic sync. Returns the
+    /// Timers: message expiry, message schedules and, in lazy mode, the periodic sync. Returns the
     /// nanoseconds until the next one is due (`None`: nothing scheduled).
     pub(super) fn on_timer(&mut self) -> Option<i64> {
         let now = now_ns();
@@ -480,10 +482,15 @@ impl StreamCore {
             emptied.extend(self.remove_expired(seq));
         }
         self.place_markers(emptied);
-        let deadline = [self.store.next_expiry(), self.ttls.next()]
-            .into_iter()
-            .flatten()
-            .min();
+        self.fire_schedules(now);
+        let deadline = [
+            self.store.next_expiry(),
+            self.ttls.next(),
+            self.schedules.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let mut next = deadline.map(|t| t - now);
         if let SyncPolicy::Interval(d) = self.sync {
             let every = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);

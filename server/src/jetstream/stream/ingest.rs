@@ -5,6 +5,7 @@
 //! `10097`) → duplicate `Nats-Msg-Id` → `Nats-Incr` (see `counter`) →
 //! `Nats-Expected-Stream` → `Nats-Expected-Last-Sequence` →
 //! `Nats-Expected-Last-Msg-Id` → `Nats-Expected-Last-Subject-Sequence` →
+//! schedule headers (see `schedule`; a schedule is stored with `Nats-Rollup: sub`) →
 //! `Nats-Rollup` permission/value → `Nats-TTL` (raised to the subject delete
 //! marker TTL, see `markers`) → store (size, discard-new limits).
 
@@ -17,6 +18,7 @@ use super::core::StreamCore;
 use super::counter;
 use super::dedupe::MSG_ID;
 use super::markers;
+use super::schedule;
 use super::ttl::{self, TTL_HEADER};
 use crate::jetstream::error::publish_error;
 use crate::jetstream::republish::Stored;
@@ -40,9 +42,26 @@ enum Rollup {
     All,
 }
 
-/// What the header checks decided: the roll-up, the TTL (ns) and the header block to
-/// store instead of the published one.
-type Checked = (Option<Rollup>, Option<i64>, Option<Bytes>);
+/// What the header checks decided.
+#[derive(Default)]
+struct Checked {
+    rollup: Option<Rollup>,
+    /// The message's TTL (ns).
+    ttl: Option<i64>,
+    /// The header block to store instead of the published one.
+    headers: Option<Bytes>,
+    /// When the schedule the message holds fires first.
+    schedule: Option<i64>,
+}
+
+/// Who a message to store comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    /// A firing of one of the stream's schedules, which alone may carry
+    /// `Nats-Scheduler`.
+    Scheduler,
+}
 
 impl StreamCore {
     /// Handles one message published on the stream's subjects; queues or sends the ack.
@@ -79,10 +98,29 @@ impl StreamCore {
         }
     }
 
-    /// Checks and stores one message (a publish, or a message the stream makes itself:
-    /// a fired schedule).
+    /// Checks and stores one published message.
     pub(super) fn ingest(
         &mut self,
+        subject: &[u8],
+        hdrs: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<PubAck, ApiError> {
+        self.ingest_from(Origin::Client, subject, hdrs, payload)
+    }
+
+    /// Checks and stores the message a schedule fires.
+    pub(super) fn ingest_scheduled(
+        &mut self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+    ) -> Result<PubAck, ApiError> {
+        self.ingest_from(Origin::Scheduler, subject.as_bytes(), Some(hdrs), payload)
+    }
+
+    fn ingest_from(
+        &mut self,
+        from: Origin,
         subject: &[u8],
         hdrs: Option<&[u8]>,
         payload: &[u8],
@@ -109,8 +147,8 @@ impl StreamCore {
         let counter = self.counter_value(subject, hdrs, payload)?;
         let counted = counter.as_ref().map(counter::body);
         let payload = counted.as_deref().unwrap_or(payload);
-        let (rollup, ttl, raised) = self.check_headers(hdrs, subject)?;
-        let hdrs = raised.as_deref().or(hdrs);
+        let checked = self.check_headers(hdrs, subject, from)?;
+        let hdrs = checked.headers.as_deref().or(hdrs);
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
@@ -121,10 +159,13 @@ impl StreamCore {
         if let Some(id) = msg_id {
             self.dedupe.insert(id.to_owned(), seq, ts);
         }
-        if let Some(ns) = ttl {
+        if let Some(ns) = checked.ttl {
             self.ttls.add(seq, ts, ns);
         }
-        self.apply_rollup(rollup, subject);
+        if let Some(at) = checked.schedule {
+            self.schedules.add(seq, at);
+        }
+        self.apply_rollup(checked.rollup, subject);
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest_in(subject) {
             let _ = self.store.remove(seq);
         }
@@ -133,22 +174,44 @@ impl StreamCore {
         Ok(ack)
     }
 
-    /// The `Nats-Expected-*`, `Nats-Rollup` and `Nats-TTL` checks: the roll-up, the TTL
-    /// and, when the TTL was raised to the delete marker TTL, the rewritten headers.
-    fn check_headers(&self, hdrs: Option<&[u8]>, subject: &str) -> Result<Checked, ApiError> {
+    /// The `Nats-Expected-*`, schedule, `Nats-Rollup` and `Nats-TTL` checks: the
+    /// roll-up, the TTL, the schedule and, when the block changes (a schedule's roll-up,
+    /// a TTL raised to the delete marker TTL), the headers to store.
+    fn check_headers(
+        &self,
+        hdrs: Option<&[u8]>,
+        subject: &str,
+        from: Origin,
+    ) -> Result<Checked, ApiError> {
         let Some(h) = hdrs else {
-            return Ok((None, None, None));
+            return Ok(Checked::default());
         };
         self.check_expected(h, subject)?;
-        let rollup = self.check_rollup(h)?;
+        let schedule = match from {
+            Origin::Client => self.check_schedule(h, subject)?,
+            Origin::Scheduler => None,
+        };
+        let mut rollup = self.check_rollup(h)?;
         let ttl = self.check_ttl(h)?;
-        let raised = self
-            .marker_ttl()
-            .zip(ttl)
-            .and_then(|(min, ns)| Some((markers::raise_ttl(h, ns, min)?, min.0)));
-        Ok(match raised {
-            Some((block, ns)) => (rollup, Some(ns), Some(block)),
-            None => (rollup, ttl, None),
+        let mut block = None;
+        if schedule.is_some() {
+            block = Some(schedule::with_subject_rollup(h));
+            rollup = Some(Rollup::Subject);
+        }
+        let current = block.clone();
+        let raised = self.marker_ttl().zip(ttl).and_then(|(min, ns)| {
+            let h = current.as_deref().unwrap_or(h);
+            Some((markers::raise_ttl(h, ns, min)?, min.0))
+        });
+        let (ttl, headers) = match raised {
+            Some((raised, ns)) => (Some(ns), Some(raised)),
+            None => (ttl, block),
+        };
+        Ok(Checked {
+            rollup,
+            ttl,
+            headers,
+            schedule,
         })
     }
 

@@ -23,6 +23,7 @@ mod link;
 mod markers;
 mod pool;
 mod queue;
+mod schedule;
 mod source;
 mod subs;
 mod ttl;
@@ -218,7 +219,7 @@ fn open(
         _ => None,
     };
     let rewrites = Rewrites::new(&p.cfg);
-    Ok(StreamCore {
+    let mut core = StreamCore {
         name,
         cfg: p.cfg,
         created: p.created,
@@ -240,7 +241,13 @@ fn open(
         last_sync_ns: now,
         rewrites,
         origins: source::status::Status::default(),
-    })
+        schedules: schedule::Schedules::default(),
+    };
+    if core.cfg.allow_msg_schedules {
+        core.rebuild_schedules()
+            .map_err(|e| error::create_error(&e))?;
+    }
+    Ok(core)
 }
 
 fn last_msg_id(store: &dyn StreamStore) -> String {
