@@ -401,3 +401,39 @@ async fn mqtt_users_and_permissions_are_those_of_nats_clients() {
     .await;
     insta::assert_json_snapshot!("mqtt_users_permissions", seen);
 }
+
+/// Invalid topic filters (`#` not last or not a whole level) are refused one by one in the
+/// SUBACK (0x80 in MQTT 3.1.1) while the valid ones beside them are granted and work, as on
+/// nats-server. A `+` or `#` inside a level (`sport+`) is granted by nats-server 2.15.1 but never
+/// delivers anything (not even a NATS publish on the literal subject `sport+`); rill refuses it
+/// with 0x80 as the MQTT specification has it, so the device learns at once.
+#[tokio::test]
+async fn invalid_topic_filters_are_refused_in_the_suback_like_nats_server() {
+    if !paho() {
+        return;
+    }
+    let steps = |extra: &str| {
+        json!([
+            {"op": "connect", "name": "s"},
+            {"op": "sub", "name": "s", "filter": "a/#/b", "unchecked": true},
+            {"op": "sub", "name": "s", "filter": "#/a", "unchecked": true},
+            {"op": "sub", "name": "s", "filter": extra, "unchecked": true},
+            {"op": "sub", "name": "s", "filter": "ok/+", "qos": 1},
+            {"op": "connect", "name": "p"},
+            {"op": "pub", "name": "p", "topic": "ok/1", "payload": "still here"},
+            {"op": "wait_msgs", "name": "s", "count": 1},
+        ])
+    };
+    let seen = on_both("", "", async |_kind, _server, port| {
+        let out = scenario(port, &steps("a/#")).await;
+        json!({"subacks": out["s"]["subacks"], "msgs": msgs(&out, "s").len()})
+    })
+    .await;
+    assert_eq!(
+        seen,
+        json!({"subacks": [[128], [128], [0], [1]], "msgs": 1})
+    );
+    let (_server, port) = start(ServerKind::Rill, "", "").await;
+    let out = scenario(port, &steps("sport+")).await;
+    assert_eq!(out["s"]["subacks"], json!([[128], [128], [128], [1]]));
+}

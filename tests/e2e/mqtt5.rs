@@ -278,3 +278,32 @@ async fn mqtt5_message_expiry_drops_stored_copies_and_sends_what_is_left() {
     assert!(expiry(&late[0]).is_some_and(|l| l < 100 && l > 90), "{out}");
     drop(server);
 }
+
+/// MQTT 5 names why a filter is refused: 0x8F Topic Filter Invalid for a malformed filter or
+/// shared subscription, per filter, with the valid ones granted and delivering.
+#[tokio::test]
+async fn mqtt5_invalid_topic_filters_get_reason_0x8f() {
+    if !paho() {
+        return;
+    }
+    let (server, port) = start(ServerKind::Rill, "", "").await;
+    let steps = json!([
+        {"op": "connect", "name": "s", "v": 5},
+        {"op": "sub", "name": "s", "filter": "a/#/b", "unchecked": true},
+        {"op": "sub", "name": "s", "filter": "sport+", "unchecked": true},
+        {"op": "sub", "name": "s", "filter": "$share//t", "unchecked": true},
+        {"op": "sub", "name": "s", "filter": "$share/g+/t", "unchecked": true},
+        {"op": "sub", "name": "s", "filter": "ok/+", "qos": 1},
+        {"op": "connect", "name": "p", "v": 5},
+        {"op": "pub", "name": "p", "topic": "ok/1", "payload": "still here"},
+        {"op": "wait_msgs", "name": "s", "count": 1},
+    ]);
+    let out = scenario(port, &steps).await;
+    assert_eq!(
+        out["s"]["subacks"],
+        json!([[0x8F], [0x8F], [0x8F], [0x8F], [1]]),
+        "{out}"
+    );
+    assert_eq!(msgs(&out, "s")[0]["payload"], "still here");
+    drop(server);
+}

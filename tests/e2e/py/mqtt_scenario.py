@@ -172,7 +172,12 @@ def run(step):
         opts = mqtt.SubscribeOptions(qos=step.get("qos", 0), noLocal=step.get("no_local", False))
         c = clients[step["name"]]
         n = len(record(step["name"])["subacks"])
-        if c._protocol == mqtt.MQTTv5:
+        v5 = c._protocol == mqtt.MQTTv5
+        if step.get("unchecked"):
+            # As a device whose client does not check filters would send it: paho refuses
+            # malformed filters itself, so the packet is built without that check.
+            c._send_subscribe(False, [(step["filter"].encode(), opts if v5 else step.get("qos", 0))], None)
+        elif v5:
             props = None
             if "sub_id" in step:
                 props = Properties(PacketTypes.SUBSCRIBE)
