@@ -121,7 +121,9 @@ impl Subscriber for JsSub {
         };
         let mut p = publish_packet(&topic, qos, false, msg.payload_bytes());
         p.pkid = pkid;
-        p.dup = dup;
+        // Sent before on this connection, or by JetStream before (a redelivery, also one after a
+        // restart of the server or of the session), as nats-server marks it.
+        p.dup = dup || redelivered(&ack);
         p.properties = props::to_mqtt(&self.outlet, msg, self.sub_id);
         match self.outlet.publish(p) {
             Sent::Queued => Delivery::Queued,
@@ -159,6 +161,18 @@ fn ack_key(ack: &[u8]) -> String {
     match t.as_slice() {
         ["$JS", "ACK", _stream, consumer, _delivered, sseq, ..] => format!("{consumer}.{sseq}"),
         _ => text.into_owned(),
+    }
+}
+
+/// True when the JetStream ack subject says this is not the first delivery
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.…`).
+fn redelivered(ack: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(ack);
+    match text.split('.').collect::<Vec<_>>().as_slice() {
+        ["$JS", "ACK", _stream, _consumer, delivered, ..] => {
+            delivered.parse::<u64>().is_ok_and(|n| n > 1)
+        }
+        _ => false,
     }
 }
 

@@ -230,7 +230,9 @@ def run(step):
     elif op == "drop":
         c = clients.pop(step["name"])
         c.loop_stop()
-        c.socket().close()
+        sock = c.socket()
+        if sock is not None:  # None once the server has closed it
+            sock.close()
     else:
         raise SystemExit(f"unknown op {op}")
 
