@@ -150,8 +150,8 @@ impl Account {
 
     /// Publishes an internal message (owner 0) into this account, counting the hop;
     /// `imported` for a stream import's copy, which goes to no route (see
-    /// [`Origin::Import`]). A push delivery (`routed_by`) reaches this server's
-    /// subscribers of its deliver subject only, as in the exporting account.
+    /// [`Origin::Import`]). A push delivery (`routed_by`) reaches the subscribers
+    /// of its deliver subject, as in the exporting account.
     fn forward(&self, msg: &Msg<'_>, imported: bool) -> Delivery {
         let hops = HOPS.with(|h| h.get());
         if hops >= MAX_HOPS {
@@ -159,7 +159,12 @@ impl Account {
         }
         HOPS.with(|h| h.set(hops + 1));
         if let Some(route) = msg.routed_by {
-            let n = self.router.deliver_routed(route, msg);
+            let origin = if imported {
+                Origin::Import
+            } else {
+                Origin::Local
+            };
+            let n = self.router.deliver_routed(origin, route, msg);
             HOPS.with(|h| h.set(hops));
             return if n == 0 {
                 Delivery::Dropped

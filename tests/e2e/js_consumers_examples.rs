@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rill_tests::{TestServer, target_dir};
 
-fn example_bin(name: &str) -> std::path::PathBuf {
+pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
     let path = target_dir().join("examples").join(name);
     if !path.exists() {
         let status = Command::new(env!("CARGO"))

@@ -43,6 +43,7 @@ mod jwt_system;
 mod kv;
 mod leaf;
 mod leaf_cluster;
+mod leaf_sources;
 mod leaf_tls;
 mod leaf_ws;
 mod mappings;

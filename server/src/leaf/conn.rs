@@ -19,7 +19,7 @@ use tracing::{error, info};
 
 use super::LeafNodes;
 use super::interest::LeafAccount;
-use super::link::{LeafLink, LinkSetup, Peer};
+use super::link::{JsSides, LeafLink, LinkSetup, Peer, jetstream_denies};
 use crate::client::CloseReason;
 use crate::config::{LeafUrl, RemoteLeaf};
 use crate::link::Link;
@@ -173,7 +173,37 @@ async fn hub_side<R, W>(
         deny_exports: Vec::new(),
         deny_imports: Vec::new(),
     };
+    let setup = with_jetstream(&state, setup, connect.domain.as_deref());
     run(leafs, &state, setup, reader, writer, hs).await;
+}
+
+/// Adds what the link keeps out for JetStream ([`jetstream_denies`]) to its deny
+/// lists, given the other side's domain; logs the domains when they differ, as
+/// nats-server does.
+fn with_jetstream(state: &ServerState, mut setup: LinkSetup, theirs: Option<&str>) -> LinkSetup {
+    let config = state.config();
+    let js = config.jetstream.as_ref();
+    let ours = js.and_then(|j| j.domain.as_deref());
+    let system = state.system_account().is_some_and(|s| s == setup.account);
+    let sides = JsSides {
+        enabled: js.is_some(),
+        ours,
+        theirs,
+        system,
+    };
+    let (out, take, differ) = jetstream_denies(sides);
+    if differ && !system && (ours.is_some() || theirs.is_some()) {
+        info!(
+            "{} - lid:{} - JetStream using domains: local {:?}, remote {:?}",
+            setup.addr,
+            setup.lid,
+            ours.unwrap_or_default(),
+            theirs.unwrap_or_default()
+        );
+    }
+    setup.deny_exports.extend(out);
+    setup.deny_imports.extend(take);
+    setup
 }
 
 /// Reads CONNECT and checks its credentials; the bound account's name.
@@ -326,6 +356,7 @@ where
         deny_exports: remote.deny_exports.clone(),
         deny_imports: remote.deny_imports.clone(),
     };
+    let setup = with_jetstream(state, setup, hub.domain.as_deref());
     info!(
         "{addr} - lid:{lid} - Leafnode connection created for account: {}",
         setup.account
@@ -456,6 +487,7 @@ impl Reader<'_> {
         if !self.link.may_take(msg.subject) {
             return;
         }
+        let msg = crate::link::forward::arrived(msg);
         let queues: Vec<&[u8]> = leaf_msg.queues.iter().map(|q| &q[..]).collect();
         let fanout =
             self.account

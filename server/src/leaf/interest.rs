@@ -30,7 +30,7 @@ use rill_protocol::route;
 
 use super::link::{LeafLink, LeafSub};
 use crate::link::Link;
-use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
+use crate::link::forward::{add_interest, drop_interest, forward, wanted};
 use crate::locks;
 use crate::router::{Forwarded, Msg, Origin, Relay, Remote, RemoteFactory, Sublist, Subscription};
 
@@ -250,32 +250,21 @@ impl Remote for LeafAccount {
         served: &[&[u8]],
         named: Option<&[&[u8]]>,
     ) -> Forwarded {
-        let result = self.remote.matches(msg.subject);
-        if result.is_empty() {
-            return Forwarded::default();
-        }
-        let skip = match origin {
+        let came_in = match origin {
             Origin::Leaf(lid) => lid,
             Origin::Local | Origin::Import | Origin::Route => 0,
         };
-        let mut targets = Targets::new();
-        for entry in &result.plain {
-            if entry.link.lid != skip && entry.link.may_send(msg.subject) {
-                targets.add(&entry.link);
-            }
-        }
-        for (name, members) in &result.queues {
-            let wanted = named.is_none_or(|n| n.contains(&&name[..]));
-            if !wanted || served.contains(&&name[..]) {
-                continue;
-            }
-            if let Some(entry) = pick_weighted(members, |l| l.lid == skip)
-                && entry.link.may_send(msg.subject)
-            {
-                targets.add_queue(&entry.link, name);
-            }
-        }
-        targets.send(b"", msg)
+        forward(
+            &self.remote,
+            msg,
+            (served, named),
+            (|l: &LeafLink| l.lid == came_in, LeafLink::may_send),
+            b"",
+        )
+    }
+
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        wanted(&self.remote, subject, LeafLink::may_send)
     }
 }
 

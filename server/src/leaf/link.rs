@@ -114,6 +114,41 @@ impl LeafLink {
     }
 }
 
+/// The JetStream side of one link: is JetStream on here, our domain and the other
+/// side's (`None` or empty: none), and whether the link is bound to the system account.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JsSides<'a> {
+    pub(crate) enabled: bool,
+    pub(crate) ours: Option<&'a str>,
+    pub(crate) theirs: Option<&'a str>,
+    pub(crate) system: bool,
+}
+
+/// What a leaf link keeps out for JetStream, as nats-server 2.15.1 does: `(no sending,
+/// no taking)`. Each side's JetStream answers its own clients, so the client API
+/// (`$JS.API.>`, `$KV.>`, `$OBJ.>`) crosses no leaf link of an ordinary account; the
+/// other side's JetStream is reached through its domain (`$JS.<domain>.API.>`). When
+/// the domains differ, requests for our own domain do not go out (a hub and a leaf
+/// named alike would answer each other's), and the system account also keeps its
+/// JetStream internals (`$JSC.>`, `$NRG.>`) to itself. The third value says whether
+/// the domains differ.
+pub(crate) fn jetstream_denies(js: JsSides<'_>) -> (Vec<String>, Vec<String>, bool) {
+    let ours = js.ours.unwrap_or_default();
+    let theirs = js.theirs.unwrap_or_default();
+    let differ = ours != theirs || (!js.enabled && ours.is_empty());
+    let client = ["$JS.API.>", "$KV.>", "$OBJ.>"].map(String::from).to_vec();
+    let both = match (js.system, differ) {
+        (true, true) => [vec!["$JSC.>".to_owned(), "$NRG.>".to_owned()], client].concat(),
+        (true, false) => Vec::new(),
+        (false, _) => client,
+    };
+    let mut out = both.clone();
+    if differ && js.enabled && !ours.is_empty() && !js.system {
+        out.push(format!("$JS.{ours}.API.>"));
+    }
+    (out, both, differ)
+}
+
 fn denied(list: &[String], subject: &[u8]) -> bool {
     if list.is_empty() {
         return false;
@@ -157,5 +192,48 @@ impl Subscriber for LeafLink {
 
     fn is_alive(&self) -> bool {
         !self.outbound.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sides(ours: &str, theirs: &str, system: bool) -> JsSides<'static> {
+        let (ours, theirs) = (ours.to_owned().leak(), theirs.to_owned().leak());
+        JsSides {
+            enabled: true,
+            ours: Some(ours),
+            theirs: Some(theirs),
+            system,
+        }
+    }
+
+    #[test]
+    fn jetstream_denies_follow_nats_server() {
+        let (out, take, differ) = jetstream_denies(sides("hub", "edge", false));
+        assert!(differ);
+        assert_eq!(take, ["$JS.API.>", "$KV.>", "$OBJ.>"]);
+        assert_eq!(out, ["$JS.API.>", "$KV.>", "$OBJ.>", "$JS.hub.API.>"]);
+        // The same domain: the client API stays out all the same, our domain may go.
+        let (out, take, differ) = jetstream_denies(sides("x", "x", false));
+        assert!(!differ);
+        assert_eq!((out.len(), take.len()), (3, 3));
+        // The system account keeps JetStream internals in when the domains differ.
+        let (out, take, _) = jetstream_denies(sides("hub", "edge", true));
+        assert_eq!(out, take);
+        assert!(take.contains(&"$NRG.>".to_owned()) && take.contains(&"$JSC.>".to_owned()));
+        assert_eq!(
+            jetstream_denies(sides("x", "x", true)).1,
+            Vec::<String>::new()
+        );
+        // No JetStream and no domain here counts as different.
+        let off = JsSides {
+            enabled: false,
+            ours: None,
+            theirs: None,
+            system: false,
+        };
+        assert!(jetstream_denies(off).2);
     }
 }

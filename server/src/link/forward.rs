@@ -1,7 +1,14 @@
 //! Forwarding to links, shared by routes and leaf nodes: the entries of the remote
 //! interest sublists ([`RemoteSub`]: this link wants this subject, for a queue group
-//! with this weight), the weighted pick of one link for a queue group, and queueing one
-//! message per target link with the queue groups it serves ([`Targets`]).
+//! with this weight), the choice of links for one message ([`forward`]: every link with
+//! plain interest, one link per queue group drawn by weight), and queueing one message
+//! per target link with the queue groups it serves ([`Targets`]).
+//!
+//! A JetStream push delivery is routed by its deliver subject while it shows the stored
+//! message's subject ([`Msg::routing`]). Over a link it travels, as with nats-server,
+//! under its deliver subject with the stored subject after an `@` in its ack reply
+//! (`LMSG $JS.S.x $JS.ACK.<...>@orders.new`); the receiving side turns it back
+//! ([`arrived`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -16,6 +23,9 @@ use super::Link;
 use crate::client::Pushed;
 use crate::locks;
 use crate::router::{Forwarded, Msg, Sublist, Subscriber};
+
+/// The reply prefix of JetStream acks: only such replies carry a stored subject.
+const JS_ACK: &[u8] = b"$JS.ACK.";
 
 /// One entry of an account's remote interest: `link` wants messages on a subject (for
 /// a queue group: with this weight, the group's member count behind the link).
@@ -104,6 +114,78 @@ pub(crate) fn pick_weighted<L: Link>(
     })
 }
 
+/// Sends `msg` to the links of `remote` that want it: every link with plain interest,
+/// and for each queue group with members behind links, not `served` here and `named`
+/// by the sender (all when `None`), one link drawn by weight. Links `skip` says are
+/// left out (the one the message came in on); `may_send` filters by the link's deny
+/// lists. `account` is the account token of route frames (empty on leaf links).
+pub(crate) fn forward<L: Link>(
+    remote: &Sublist<RemoteSub<L>>,
+    msg: &Msg<'_>,
+    (served, named): (&[&[u8]], Option<&[&[u8]]>),
+    (skip, may_send): (impl Fn(&L) -> bool, impl Fn(&L, &[u8]) -> bool),
+    account: &[u8],
+) -> Forwarded {
+    let subject = msg.routing();
+    let result = remote.matches(subject);
+    if result.is_empty() {
+        return Forwarded::default();
+    }
+    let mut targets = Targets::new();
+    for entry in &result.plain {
+        if !skip(&entry.link) && may_send(&entry.link, subject) {
+            targets.add(&entry.link);
+        }
+    }
+    for (name, members) in &result.queues {
+        let wanted = named.is_none_or(|n| n.contains(&&name[..]));
+        if !wanted || served.contains(&&name[..]) {
+            continue;
+        }
+        if let Some(entry) = pick_weighted(members, &skip)
+            && may_send(&entry.link, subject)
+        {
+            targets.add_queue(&entry.link, name);
+        }
+    }
+    targets.send(account, msg)
+}
+
+/// True when a live link of `remote` wants messages on the literal `subject` and
+/// `may_send` lets them out.
+pub(crate) fn wanted<L: Link>(
+    remote: &Sublist<RemoteSub<L>>,
+    subject: &[u8],
+    may_send: impl Fn(&L, &[u8]) -> bool,
+) -> bool {
+    let result = remote.matches(subject);
+    let mut entries = result
+        .plain
+        .iter()
+        .chain(result.queues.iter().flat_map(|(_, m)| m));
+    entries.any(|e| !e.link.is_closed() && may_send(&e.link, subject))
+}
+
+/// A message as it came over a link: a JetStream push delivery (an ack reply with
+/// `@<subject>`) is routed by the subject it came on and shows the one after the `@`.
+/// Link messages are frames ([`Msg::from_publish`]), so every part stays in the frame.
+pub(crate) fn arrived(msg: Msg<'_>) -> Msg<'_> {
+    let Some(reply) = msg.reply.filter(|r| r.starts_with(JS_ACK)) else {
+        return msg;
+    };
+    let Some(at) = reply.iter().rposition(|&b| b == b'@') else {
+        return msg;
+    };
+    if at + 1 == reply.len() {
+        return msg;
+    }
+    let mut msg = msg;
+    msg.routed_by = Some(msg.subject);
+    msg.subject = &reply[at + 1..];
+    msg.reply = Some(&reply[..at]);
+    msg
+}
+
 /// The links one message goes to, each once, with the queue groups it serves there.
 pub(crate) struct Targets<'a, L> {
     list: Vec<(&'a Arc<L>, Vec<&'a [u8]>)>,
@@ -149,12 +231,22 @@ impl<'a, L: Link> Targets<'a, L> {
     }
 }
 
-/// Queues `msg` on `link` with the queue groups it carries.
+/// Queues `msg` on `link` with the queue groups it carries (a push delivery under its
+/// deliver subject, with its stored subject after the ack reply).
 fn send_msg<L: Link>(link: &L, account: &[u8], msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
+    let joined;
+    let (subject, reply) = match (msg.routed_by, msg.reply) {
+        (Some(route), Some(r)) if route != msg.subject && r.starts_with(JS_ACK) => {
+            joined = [r, b"@", msg.subject].concat();
+            (route, Some(&joined[..]))
+        }
+        (Some(route), reply) => (route, reply),
+        (None, reply) => (msg.subject, reply),
+    };
     let head = MsgHead {
         account,
-        subject: msg.subject,
-        reply: msg.reply,
+        subject,
+        reply,
         queues,
         hdr_len: msg.headers.map(<[u8]>::len),
         total_len: msg.size(),

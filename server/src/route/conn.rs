@@ -292,7 +292,7 @@ impl Reader<'_> {
         let Some(account) = self.account(&routed.account) else {
             return;
         };
-        let msg = Msg::from_publish(&routed.publish);
+        let msg = crate::link::forward::arrived(Msg::from_publish(&routed.publish));
         let queues: Vec<&[u8]> = routed.queues.iter().map(|q| &q[..]).collect();
         let fanout = account
             .router

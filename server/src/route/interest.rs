@@ -28,7 +28,7 @@ use rill_protocol::route;
 use super::link::{RemoteSub, RouteLink};
 use super::peers::Peers;
 use crate::link::Link;
-use crate::link::forward::{Targets, add_interest, drop_interest, pick_weighted};
+use crate::link::forward::{add_interest, drop_interest, forward, wanted};
 use crate::locks;
 use crate::router::{Forwarded, Msg, Origin, Relay, Remote, RemoteFactory, Sublist, Subscription};
 
@@ -176,25 +176,17 @@ impl Remote for AccountLinks {
         if matches!(origin, Origin::Route | Origin::Import) {
             return Forwarded::default();
         }
-        let result = self.remote.matches(msg.subject);
-        if result.is_empty() {
-            return Forwarded::default();
-        }
-        // Each route gets the message once, with the queue groups it serves.
-        let mut targets = Targets::new();
-        for entry in &result.plain {
-            targets.add(&entry.link);
-        }
-        for (name, members) in &result.queues {
-            let wanted = named.is_none_or(|n| n.contains(&&name[..]));
-            if !wanted || served.contains(&&name[..]) {
-                continue;
-            }
-            if let Some(entry) = pick_weighted(members, |_| false) {
-                targets.add_queue(&entry.link, name);
-            }
-        }
-        targets.send(&self.account, msg)
+        forward(
+            &self.remote,
+            msg,
+            (served, named),
+            (|_: &RouteLink| false, |_: &RouteLink, _: &[u8]| true),
+            &self.account,
+        )
+    }
+
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        wanted(&self.remote, subject, |_, _| true)
     }
 }
 

@@ -127,6 +127,12 @@ impl<'a> Msg<'a> {
         self.payload.len() + self.headers.map_or(0, <[u8]>::len)
     }
 
+    /// The subject it is routed by: its deliver subject for a push delivery, else its
+    /// own subject.
+    pub fn routing(&self) -> &'a [u8] {
+        self.routed_by.unwrap_or(self.subject)
+    }
+
     /// The subject as text (subjects are validated UTF-8 where it matters).
     pub fn subject_str(&self) -> &'a str {
         std::str::from_utf8(self.subject).unwrap_or_default()
@@ -465,25 +471,41 @@ impl Router {
         self.route(msg, Origin::Local, None, &skip_own)
     }
 
-    /// Delivers `msg` to this server's subscriptions matching `route` (one member per
-    /// queue group, picked at random), presenting it with its own subject: a JetStream
-    /// push delivery, routed by its deliver subject. Links are not told (consumers
-    /// are per server until issue 20). Returns how many got it.
-    pub fn deliver_routed(&self, route: &[u8], msg: &Msg<'_>) -> usize {
+    /// Delivers `msg` to the subscriptions matching `route` (one member per queue
+    /// group, picked at random), presenting it with its own subject: a JetStream push
+    /// delivery, routed by its deliver subject. The attached links get it too, routed by
+    /// `route` (`origin` as for [`Router::publish_from`]: an import's copy goes to no
+    /// route). Returns how many subscriptions and links got it.
+    pub fn deliver_routed(&self, origin: Origin, route: &[u8], msg: &Msg<'_>) -> usize {
+        let msg = msg.with_route(route);
         let result = self.sublist().matches(route);
         let mut n = 0;
         for SubRef(sub) in &result.plain {
-            n += usize::from(sub.owner.deliver(sub, msg) != Delivery::Dropped);
+            n += usize::from(sub.owner.deliver(sub, &msg) != Delivery::Dropped);
         }
-        for (_, members) in &result.queues {
+        let mut served: Vec<&[u8]> = Vec::new();
+        for (name, members) in &result.queues {
             let alive: Vec<&SubRef> = members.iter().filter(|s| s.0.owner.is_alive()).collect();
             if alive.is_empty() {
                 continue;
             }
             let sub = &alive[rand::rng().random_range(0..alive.len())].0;
-            n += usize::from(sub.owner.deliver(sub, msg) != Delivery::Dropped);
+            if sub.owner.deliver(sub, &msg) != Delivery::Dropped {
+                n += 1;
+                served.push(name);
+            }
+        }
+        if let Some(remote) = self.remote.get() {
+            n += remote.forward(&msg, origin, &served, None).links;
         }
         n
+    }
+
+    /// True when a subscription here, or a server over an attached link, wants
+    /// messages on the literal `subject`.
+    pub fn has_interest(&self, subject: &[u8]) -> bool {
+        !self.subs.matches(subject).is_empty()
+            || self.remote.get().is_some_and(|r| r.has_interest(subject))
     }
 
     /// Routes `msg` that came from another server over a link of kind `origin`:
@@ -502,7 +524,7 @@ impl Router {
         queues: Option<&[&[u8]]>,
         skip: &impl Fn(&Subscription) -> bool,
     ) -> Fanout {
-        let result = self.subs.matches(msg.subject);
+        let result = self.subs.matches(msg.routing());
         let remote = self.remote.get();
         let mut fanout = Fanout::default();
         // Queue groups a local member got it for; only gathered for the links.

@@ -8,7 +8,8 @@
 //!   so the link layer can keep its own per-subject counts and tell peers (`RS+`/`RS-`);
 //!   subscriptions made with [`Subscription::new_local`](super::Subscription::new_local)
 //!   are not reported (they answer only this server's clients);
-//! - [`Remote::forward`] after delivering a message locally, with where the message
+//! - [`Remote::forward`] after delivering a message locally (a JetStream push delivery
+//!   too, routed by its deliver subject: [`Msg::routing`]), with where the message
 //!   entered this server ([`Origin`]) and which queue groups a local member already
 //!   served, so the link layer sends it to peers with interest and picks one member
 //!   cluster-wide for the other queue groups (local members are preferred, as
@@ -73,6 +74,12 @@ pub trait Remote: Send + Sync + fmt::Debug {
     /// Called once when attached, with the way to pass interest learned from peers on
     /// to the other kinds of link (see [`Relay`]). The default keeps nothing.
     fn attached(&self, _relay: Relay) {}
+
+    /// True when a server behind these links wants messages on the literal `subject`
+    /// (a JetStream consumer delivers only while someone listens).
+    fn has_interest(&self, _subject: &[u8]) -> bool {
+        false
+    }
 }
 
 /// The parts of one router's [`Links`], shared with the [`Relay`]s handed out.
@@ -200,6 +207,12 @@ impl Remote for Links {
             }
         }
         total
+    }
+
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        crate::locks::read(&self.parts)
+            .iter()
+            .any(|p| p.has_interest(subject))
     }
 }
 

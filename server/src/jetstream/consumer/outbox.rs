@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::account::Account;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{Delivery, Msg, Origin, Subscriber, Subscription};
 
 /// Publishing side of a consumer, bound to one account.
 #[derive(Debug, Clone)]
@@ -51,16 +51,15 @@ impl Outbox {
     }
 
     /// Delivers `msg` to the subscriptions matching `route` (one member per queue
-    /// group). Returns how many got it.
+    /// group), here and over links to other servers. Returns how many got it.
     pub(crate) fn deliver(&self, route: &Bytes, msg: &OutMsg) -> usize {
         let m = Msg::new(
             &msg.subject,
             msg.reply.as_ref(),
             msg.headers.as_ref(),
             &msg.payload,
-        )
-        .with_route(route);
-        self.account.router.deliver_routed(route, &m)
+        );
+        self.account.router.deliver_routed(Origin::Local, route, &m)
     }
 
     /// A plain publish (routed and presented by `subject`).
@@ -86,9 +85,9 @@ impl Outbox {
         &self.account
     }
 
-    /// True when someone subscribes to `subject`.
+    /// True when someone subscribes to `subject`, here or on a server over a link.
     pub(crate) fn has_interest(&self, subject: &Bytes) -> bool {
-        !self.account.router.sublist().matches(subject).is_empty()
+        self.account.router.has_interest(subject)
     }
 
     /// Subscribes `subject` for an internal service; messages go to `tx` (dropped when full).

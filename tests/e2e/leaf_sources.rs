@@ -1,0 +1,322 @@
+//! JetStream at the edge across a leaf link: the edge server runs JetStream in domain
+//! `edge`, the hub in domain `hub`, and a hub stream sources (or mirrors) the edge's
+//! stream through the leaf connection with the external API prefix `$JS.edge.API`. The
+//! link runs through the fault-injecting proxy, which cuts it and refuses it for a while
+//! as the edge publishes; each server of the pair is restarted in turn. Every message
+//! published at the edge must reach the hub once: none lost, none twice, in order (the
+//! origin sequences in `Nats-Stream-Source`, a mirror's own sequences, are compared).
+//!
+//! Each scenario runs for every pairing with nats-server 2.15.1: both nats-server (the
+//! reference the scenario is checked against), both rill, a rill leaf under a
+//! nats-server hub and a nats-server leaf under a rill hub.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use rill_tests::ServerKind::{self, Nats, Rill};
+use rill_tests::proxy::FaultProxy;
+use rill_tests::{ServerOpts, TestServer, check_for, free_port};
+
+use crate::leaf::wait_linked;
+
+/// How long a copy may take to catch up after a cut or a restart.
+const CATCH_UP: Duration = Duration::from_secs(45);
+
+/// A hub in JetStream domain `hub` whose leaf port is `leaf_port` (fixed, so that the
+/// proxy in front of it still reaches it after a restart).
+async fn hub(kind: ServerKind, leaf_port: u16) -> TestServer {
+    TestServer::start_with(ServerOpts {
+        kind,
+        monitoring: true,
+        config: Some(format!(
+            "server_name: hub\njetstream {{ domain: hub }}\n\
+             leafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n"
+        )),
+        ..ServerOpts::default()
+    })
+    .await
+}
+
+/// An edge server in JetStream domain `edge`, a leaf of whatever listens at `url`.
+async fn edge(kind: ServerKind, url: &str) -> TestServer {
+    TestServer::start_with(ServerOpts {
+        kind,
+        monitoring: true,
+        config: Some(format!(
+            "server_name: edge\njetstream {{ domain: edge }}\n\
+             leafnodes {{ reconnect: \"200ms\", remotes: [ {{ url: \"{url}\" }} ] }}\n"
+        )),
+        ..ServerOpts::default()
+    })
+    .await
+}
+
+/// The edge's stream as a hub stream's origin, through the leaf link.
+fn from_edge() -> stream::Source {
+    stream::Source {
+        name: "EDGE".into(),
+        external: Some(stream::External {
+            api_prefix: "$JS.edge.API".into(),
+            delivery_prefix: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Everything the scenario needs: the two servers, the proxy between them and a
+/// JetStream context on each.
+struct Edge {
+    hub: TestServer,
+    edge: TestServer,
+    proxy: FaultProxy,
+    published: u32,
+}
+
+impl Edge {
+    /// Hub and edge linked through a proxy, the edge stream `EDGE` (`sensor.>`) created
+    /// on the edge, and on the hub `CENTRAL` sourcing it and `REPLICA` mirroring it.
+    async fn start(hub_kind: ServerKind, leaf_kind: ServerKind) -> Edge {
+        let port = free_port();
+        let hub = hub(hub_kind, port).await;
+        let proxy = FaultProxy::start(([127, 0, 0, 1], port).into()).await;
+        let edge = edge(leaf_kind, &proxy.url("nats-leaf")).await;
+        wait_linked(&hub, 1).await;
+        let e = Edge {
+            hub,
+            edge,
+            proxy,
+            published: 0,
+        };
+        e.edge_js()
+            .await
+            .create_stream(stream::Config {
+                name: "EDGE".into(),
+                subjects: vec!["sensor.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("edge stream");
+        let js = e.hub_js().await;
+        js.create_stream(stream::Config {
+            name: "CENTRAL".into(),
+            sources: Some(vec![from_edge()]),
+            ..Default::default()
+        })
+        .await
+        .expect("hub stream sourcing the edge");
+        js.create_stream(stream::Config {
+            name: "REPLICA".into(),
+            mirror: Some(from_edge()),
+            ..Default::default()
+        })
+        .await
+        .expect("hub mirror of the edge");
+        e
+    }
+
+    async fn edge_js(&self) -> jetstream::Context {
+        self.edge.jetstream().await
+    }
+
+    async fn hub_js(&self) -> jetstream::Context {
+        self.hub.jetstream().await
+    }
+
+    /// Publishes `n` more readings at the edge (each acked by the edge's own stream),
+    /// `gap` apart, running `during` halfway through.
+    async fn publish(&mut self, n: u32, gap: Duration, during: impl AsyncFnOnce(&Self)) {
+        let js = self.edge_js().await;
+        let mut during = Some(during);
+        for i in 0..n {
+            if i == n / 2
+                && let Some(f) = during.take()
+            {
+                f(self).await;
+            }
+            let k = self.published;
+            js.publish(format!("sensor.{}", k % 7), Bytes::from(k.to_string()))
+                .await
+                .expect("publish")
+                .await
+                .expect("ack from the edge stream");
+            self.published += 1;
+            tokio::time::sleep(gap).await;
+        }
+    }
+
+    /// Waits until `name` on the hub holds every message published so far.
+    async fn caught_up(&self, name: &str) {
+        let js = self.hub_js().await;
+        let want = u64::from(self.published);
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let held = match js.get_stream(name).await {
+                Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+                Err(_) => 0,
+            };
+            if held >= want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} holds {held} of the {want} messages published at the edge"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reads `name` on the hub whole and checks it holds message k at sequence k + 1 for
+    /// every k published, once, with the origin sequence k + 1 (sources: from the
+    /// `Nats-Stream-Source` header; a mirror keeps the origin's sequences).
+    async fn check(&self, name: &str, mirror: bool) {
+        let js = self.hub_js().await;
+        let stream = js.get_stream(name).await.expect("stream");
+        let info = stream.get_info().await.expect("info");
+        assert_eq!(
+            info.state.messages,
+            u64::from(self.published),
+            "{name}: no duplicates"
+        );
+        for k in 0..self.published {
+            let seq = u64::from(k) + 1;
+            let m = stream
+                .get_raw_message(seq)
+                .await
+                .unwrap_or_else(|e| panic!("{name} seq {seq}: {e}"));
+            assert_eq!(m.payload, Bytes::from(k.to_string()), "{name} seq {seq}");
+            assert_eq!(m.subject.as_str(), format!("sensor.{}", k % 7));
+            if !mirror {
+                let source = m
+                    .headers
+                    .get("Nats-Stream-Source")
+                    .map(|v| v.as_str().to_owned())
+                    .expect("Nats-Stream-Source");
+                let origin_seq = source.split(' ').nth(1).and_then(|s| s.parse::<u64>().ok());
+                assert_eq!(origin_seq, Some(seq), "{name} seq {seq}: {source}");
+            }
+        }
+    }
+
+    /// Both hub streams hold everything, once and in order.
+    async fn verify(&self) {
+        for (name, mirror) in [("CENTRAL", false), ("REPLICA", true)] {
+            self.caught_up(name).await;
+            self.check(name, mirror).await;
+        }
+    }
+}
+
+/// The link is cut while the edge publishes and refused for two seconds; the edge's
+/// stream goes on taking messages, and once the link is back the hub's source and
+/// mirror catch up: every message once.
+async fn cut_link(hub_kind: ServerKind, leaf_kind: ServerKind) {
+    let mut e = Edge::start(hub_kind, leaf_kind).await;
+    e.publish(120, Duration::from_millis(5), async |e: &Edge| {
+        e.proxy.set_refuse(true);
+        e.proxy.cut();
+        check_for(CATCH_UP, || async {
+            crate::leaf::leafnodes(&e.hub).await == 0
+        })
+        .await;
+    })
+    .await;
+    // Still cut: messages published now wait at the edge.
+    e.publish(40, Duration::from_millis(5), async |_: &Edge| {})
+        .await;
+    e.proxy.heal();
+    wait_linked(&e.hub, 1).await;
+    e.publish(40, Duration::from_millis(5), async |_: &Edge| {})
+        .await;
+    e.verify().await;
+}
+
+#[tokio::test]
+async fn hub_sources_the_edge_across_a_cut_link_nats_server_pair() {
+    cut_link(Nats, Nats).await;
+}
+
+#[tokio::test]
+async fn hub_sources_the_edge_across_a_cut_link_rill_pair() {
+    cut_link(Rill, Rill).await;
+}
+
+#[tokio::test]
+async fn hub_sources_the_edge_across_a_cut_link_rill_leaf_under_nats_server_hub() {
+    cut_link(Nats, Rill).await;
+}
+
+#[tokio::test]
+async fn hub_sources_the_edge_across_a_cut_link_nats_server_leaf_under_rill_hub() {
+    cut_link(Rill, Nats).await;
+}
+
+/// Origin and copy on separate servers, each restarted in turn while messages are
+/// published at the edge: the edge (the origin) goes down and comes back with its
+/// stream, then the hub (the copy) does; the copies resume where they stopped.
+async fn restarts(hub_kind: ServerKind, leaf_kind: ServerKind) {
+    let mut e = Edge::start(hub_kind, leaf_kind).await;
+    e.publish(50, Duration::from_millis(2), async |_: &Edge| {})
+        .await;
+    e.verify().await;
+    e.edge.restart().await;
+    wait_linked(&e.hub, 1).await;
+    e.publish(50, Duration::from_millis(2), async |_: &Edge| {})
+        .await;
+    e.hub.stop().await;
+    // The hub is down: the edge keeps storing.
+    e.publish(50, Duration::from_millis(2), async |_: &Edge| {})
+        .await;
+    e.hub.restart().await;
+    wait_linked(&e.hub, 1).await;
+    e.publish(50, Duration::from_millis(2), async |_: &Edge| {})
+        .await;
+    e.verify().await;
+}
+
+#[tokio::test]
+async fn origin_and_copy_restart_without_gap_or_duplicate_nats_server_pair() {
+    restarts(Nats, Nats).await;
+}
+
+#[tokio::test]
+async fn origin_and_copy_restart_without_gap_or_duplicate_rill_pair() {
+    restarts(Rill, Rill).await;
+}
+
+#[tokio::test]
+async fn origin_and_copy_restart_without_gap_or_duplicate_mixed_pairs() {
+    restarts(Nats, Rill).await;
+    restarts(Rill, Nats).await;
+}
+
+/// `examples/edge_gateway.rs` starts a hub and an edge itself, cuts its own uplink relay
+/// while the edge publishes and counts what reached the hub: a rill pair, and a rill
+/// edge under a nats-server hub.
+#[tokio::test]
+async fn edge_gateway_example() {
+    let bin = crate::js_consumers_examples::example_bin("edge_gateway");
+    let rill = rill_tests::rill_server_bin();
+    for hub in [rill.clone(), Nats.bin()] {
+        let out = tokio::process::Command::new(&bin)
+            .env("HUB_SERVER", &hub)
+            .env("EDGE_SERVER", &rill)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run the example");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "hub {}: {stdout}\n{}",
+            hub.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(
+                "300 readings published at the edge, 300 arrived at the hub: 0 lost, 0 twice"
+            ),
+            "{stdout}"
+        );
+    }
+}
