@@ -2,12 +2,14 @@
 //! cluster hears the interest of the whole cluster and the cluster hears the leaf's, so
 //! messages cross route and leaf link in both directions, queue groups included (a
 //! queue group whose members are all on the leaf gets each message from the far server
-//! once). Run with a rill leaf and with a nats-server leaf.
+//! once). Run with a rill leaf and with a nats-server leaf; and in a mixed cluster (a
+//! nats-server and a rill server) with a leaf on each member, of either kind.
 
 use bytes::Bytes;
 use futures::StreamExt;
 use rill_tests::ServerKind::{self, Nats, Rill};
 use rill_tests::cluster::{Cluster, NodeSpec};
+use rill_tests::free_port;
 
 use crate::leaf::{WAIT, leaf, next, wait_interest, wait_linked};
 
@@ -91,4 +93,118 @@ async fn a_rill_leaf_of_one_cluster_member_reaches_the_whole_cluster() {
 #[tokio::test]
 async fn a_nats_server_leaf_of_one_cluster_member_reaches_the_whole_cluster() {
     leaf_of_a_cluster(Nats).await;
+}
+
+/// A mixed cluster, a nats-server (n1) and a rill server (n2), with a leaf on each:
+/// messages go leaf -> member -> route -> member -> leaf both ways, request/reply with
+/// the service on one leaf and the requester on the other, and a queue group with
+/// members on both leafs gets each message published on n1 once.
+async fn leafs_of_a_mixed_cluster(on_nats: ServerKind, on_rill: ServerKind) {
+    let ports = [free_port(), free_port()];
+    let cluster = Cluster::start_with(&[Nats, Rill], |spec: NodeSpec| {
+        let port = if spec.name == "n1" {
+            ports[0]
+        } else {
+            ports[1]
+        };
+        NodeSpec {
+            config: Some(format!("leafnodes {{ listen: \"127.0.0.1:{port}\" }}\n")),
+            ..spec
+        }
+    })
+    .await;
+    let n1 = &cluster.nodes[0];
+    let remote = |port: u16| format!("url: \"nats-leaf://127.0.0.1:{port}\"");
+    let a = leaf(on_nats, "edge-a", &remote(ports[0]), "").await;
+    let b = leaf(on_rill, "edge-b", &remote(ports[1]), "").await;
+    wait_linked(&a, 1).await;
+    wait_linked(&b, 1).await;
+    let (ca, cb, c1) = (a.client().await, b.client().await, n1.client().await);
+
+    // Both ways between the two leafs, across both members and the route.
+    let mut on_b = cb.subscribe("b.in").await.expect("sub");
+    wait_interest(&cb, &ca).await;
+    ca.publish("b.in", Bytes::from_static(b"a to b"))
+        .await
+        .expect("pub");
+    assert_eq!(next(&mut on_b).await.payload, Bytes::from_static(b"a to b"));
+    let mut on_a = ca.subscribe("a.in").await.expect("sub");
+    wait_interest(&ca, &cb).await;
+    cb.publish("a.in", Bytes::from_static(b"b to a"))
+        .await
+        .expect("pub");
+    assert_eq!(next(&mut on_a).await.payload, Bytes::from_static(b"b to a"));
+
+    // A service on leaf a answers a requester on leaf b.
+    let mut service = ca.subscribe("svc.time").await.expect("service");
+    wait_interest(&ca, &cb).await;
+    let responder = {
+        let ca = ca.clone();
+        tokio::spawn(async move {
+            let req = next(&mut service).await;
+            let reply = req.reply.expect("a reply subject");
+            ca.publish(reply, Bytes::from_static(b"noon"))
+                .await
+                .expect("reply");
+            ca.flush().await.expect("flush");
+        })
+    };
+    let answer = tokio::time::timeout(WAIT, cb.request("svc.time", Bytes::new()))
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    assert_eq!(answer.payload, Bytes::from_static(b"noon"));
+    responder.await.expect("responder");
+
+    // A queue group with a member on each leaf: each message from n1 goes to one.
+    let mut qa = ca
+        .queue_subscribe("jobs", "workers".into())
+        .await
+        .expect("qsub");
+    let mut qb = cb
+        .queue_subscribe("jobs", "workers".into())
+        .await
+        .expect("qsub");
+    wait_interest(&ca, &c1).await;
+    wait_interest(&cb, &c1).await;
+    for i in 0..40 {
+        c1.publish("jobs", Bytes::from(format!("{i}")))
+            .await
+            .expect("pub");
+    }
+    c1.flush().await.expect("flush");
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen.values().sum::<u32>() < 40 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some(m) = qa.next() => *seen.entry(m.payload).or_insert(0) += 1,
+            Some(m) = qb.next() => *seen.entry(m.payload).or_insert(0) += 1,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+        }
+    }
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+        tokio::select! { m = qa.next() => m, m = qb.next() => m }
+    })
+    .await;
+    assert_eq!(seen.len(), 40, "every queued message reached a leaf");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a queued message arrived twice"
+    );
+    assert!(extra.is_err(), "a queued message arrived twice");
+}
+
+#[tokio::test]
+async fn rill_leafs_of_a_mixed_nats_server_and_rill_cluster() {
+    leafs_of_a_mixed_cluster(Rill, Rill).await;
+}
+
+#[tokio::test]
+async fn nats_server_leafs_of_a_mixed_nats_server_and_rill_cluster() {
+    leafs_of_a_mixed_cluster(Nats, Nats).await;
+}
+
+#[tokio::test]
+async fn crossed_leafs_of_a_mixed_nats_server_and_rill_cluster() {
+    leafs_of_a_mixed_cluster(Rill, Nats).await;
 }
