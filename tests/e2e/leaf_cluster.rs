@@ -3,7 +3,8 @@
 //! messages cross route and leaf link in both directions, queue groups included (a
 //! queue group whose members are all on the leaf gets each message from the far server
 //! once). Run with a rill leaf and with a nats-server leaf; and in a mixed cluster (a
-//! nats-server and a rill server) with a leaf on each member, of either kind.
+//! nats-server and a rill server) with a leaf on each member, of either kind. Also a
+//! JetStream push consumer's deliveries to a subscriber on another cluster member.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -207,4 +208,66 @@ async fn nats_server_leafs_of_a_mixed_nats_server_and_rill_cluster() {
 #[tokio::test]
 async fn crossed_leafs_of_a_mixed_nats_server_and_rill_cluster() {
     leafs_of_a_mixed_cluster(Rill, Nats).await;
+}
+
+/// A JetStream push consumer on a rill cluster member delivers to a subscriber on the
+/// other member, a nats-server or a rill server: over the route the delivery travels
+/// under its deliver subject with the stored subject after its ack reply, as
+/// nats-server sends it, and the subscriber sees the stored subject. (Acks do not cross
+/// routes yet: JetStream's own subscriptions stay per server until it is clustered.)
+async fn push_deliveries_cross_a_route(peer: ServerKind) {
+    let cluster = Cluster::start_with(&[Rill, peer], |spec: NodeSpec| NodeSpec {
+        jetstream: spec.name == "n1",
+        ..spec
+    })
+    .await;
+    let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (c1, c2) = (n1.client().await, n2.client().await);
+    let mut deliveries = c2.subscribe("deliver.orders").await.expect("sub");
+    wait_interest(&c2, &c1).await;
+    let js = async_nats::jetstream::new(c1);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::push::Config {
+            durable_name: Some("SHIP".into()),
+            deliver_subject: "deliver.orders".into(),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    for i in 0..5 {
+        js.publish(format!("orders.{i}"), Bytes::from(format!("order {i}")))
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    for i in 0..5 {
+        let m = next(&mut deliveries).await;
+        assert_eq!(m.subject.as_str(), format!("orders.{i}"));
+        assert_eq!(m.payload, Bytes::from(format!("order {i}")));
+        let reply = m.reply.expect("an ack reply");
+        assert!(
+            reply.starts_with("$JS.ACK.ORDERS.SHIP.") && !reply.contains('@'),
+            "{reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn push_deliveries_reach_a_nats_server_cluster_peer() {
+    push_deliveries_cross_a_route(Nats).await;
+}
+
+#[tokio::test]
+async fn push_deliveries_reach_a_rill_cluster_peer() {
+    push_deliveries_cross_a_route(Rill).await;
 }
