@@ -1,7 +1,7 @@
 //! Server and account `mappings {}`, run against rill and nats-server side by side: the
 //! subject a `>` subscriber receives for each published subject, weighted splits,
 //! per-account mappings, permissions on the mapped subject, mapped publishes into a
-//! stream, and a reload that replaces the mappings.
+//! stream, a reload that replaces the mappings, and cluster-scoped destinations.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -259,5 +259,38 @@ async fn a_reload_replaces_the_mappings() {
         );
         reload(&server, "mappings {}\n").await;
         assert_eq!(received(&client, &["m"]).await, ["m"], "{kind:?}");
+    }
+}
+
+/// Cluster-scoped destinations (`cluster:` in a mapping's weighted list): a server uses
+/// the destinations of its own cluster when the mapping has any, else the ones without
+/// a cluster; a mapping with none for its cluster leaves the subject as it is. Recorded
+/// from nats-server 2.15.1 and checked on both, for servers in clusters `east`, `west`
+/// and `north` and one outside any cluster.
+#[tokio::test]
+async fn cluster_scoped_mappings_follow_the_servers_cluster() {
+    let mappings = "mappings {\n\
+        \"orders\": [ {destination: \"orders.east\", weight: 100%, cluster: \"east\"},\n\
+                      {destination: \"orders.west\", weight: 100%, cluster: \"west\"},\n\
+                      {destination: \"orders.any\", weight: 100%} ]\n\
+        \"jobs\": [ {destination: \"jobs.east\", weight: 100%, cluster: \"east\"} ]\n\
+        }\n";
+    let subjects = ["orders", "jobs"];
+    let want = [
+        ("east", ["orders.east", "jobs.east"]),
+        ("west", ["orders.west", "jobs"]),
+        ("north", ["orders.any", "jobs"]),
+        ("", ["orders.any", "jobs"]),
+    ];
+    for kind in KINDS {
+        for (cluster, expected) in want {
+            let block = match cluster {
+                "" => String::new(),
+                name => format!("cluster {{ name: {name}, listen: \"127.0.0.1:-1\" }}\n"),
+            };
+            let server = TestServer::with_config(kind, &format!("{block}{mappings}")).await;
+            let got = received(&server.client().await, &subjects).await;
+            assert_eq!(got, expected, "{kind:?} in cluster {cluster:?}");
+        }
     }
 }
