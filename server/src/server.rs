@@ -34,6 +34,10 @@ pub struct ServerState {
     tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// The server's unique id (an nkey-style public key).
     pub server_id: String,
+    /// The key pair behind `server_id`: signs auth callout requests.
+    pub server_key: nkeys::KeyPair,
+    /// The server's curve key pair: encrypts auth callout requests to a service's xkey.
+    pub xkey: nkeys::XKey,
     /// The server's name (the id unless configured).
     pub server_name: String,
     /// Every account, `$G` among them.
@@ -68,7 +72,8 @@ impl ServerState {
 
     /// Fresh state for `config`, with operator mode when `jwt` is given.
     pub fn with_jwt(config: Arc<Config>, jwt: Option<Arc<JwtAuth>>) -> Arc<Self> {
-        let server_id = nkeys::KeyPair::new_server().public_key();
+        let server_key = nkeys::KeyPair::new_server();
+        let server_id = server_key.public_key();
         let server_name = config
             .server_name
             .clone()
@@ -79,6 +84,8 @@ impl ServerState {
             tls: RwLock::new(None),
             config: RwLock::new(config),
             server_id,
+            server_key,
+            xkey: nkeys::XKey::new(),
             server_name,
             accounts: Accounts::default(),
             clients: Clients::default(),

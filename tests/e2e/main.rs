@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary that starts the real servers and talks to them with real clients.
 
 mod auth;
+mod auth_callout;
 mod bench;
 mod cli;
 mod cluster;

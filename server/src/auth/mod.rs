@@ -11,8 +11,11 @@
 //! Checks, in nats-server's order: a TLS client certificate mapped to a user
 //! (`verify_and_map`), an nkey with its signature over the INFO nonce, a token, a user and
 //! password; a client that sends no credentials at all becomes `no_auth_user` when that is
-//! set. Passwords and tokens starting with `$2` are bcrypt hashes.
+//! set. Passwords and tokens starting with `$2` are bcrypt hashes. With an auth callout
+//! ([`callout`]) the client's task then asks the callout service, whose answer replaces
+//! the outcome ([`Authenticator::callout_plan`] says when).
 
+pub mod callout;
 pub mod cert;
 pub mod jwt;
 pub mod offload;
@@ -48,6 +51,9 @@ pub enum AuthError {
     /// A user JWT was refused (operator mode); the text says why.
     #[error("{0}")]
     Jwt(String),
+    /// The auth callout service refused the client or did not answer; the text says why.
+    #[error("{0}")]
+    Callout(String),
 }
 
 /// The outcome of a successful authentication.
@@ -150,6 +156,8 @@ pub struct Authenticator {
     verify_and_map: bool,
     /// Operator mode: users are JWTs checked against resolved accounts.
     jwt: Option<Arc<jwt::JwtAuth>>,
+    /// Server config mode auth callout: who is handed to the service.
+    callout: Option<config::AuthCallout>,
 }
 
 impl Authenticator {
@@ -160,6 +168,7 @@ impl Authenticator {
         let mut me = Self {
             no_auth_user: config.no_auth_user.clone(),
             verify_and_map: config.tls.as_ref().is_some_and(|t| t.verify_and_map),
+            callout: auth.auth_callout.clone(),
             ..Self::default()
         };
         if let Some(token) = &auth.token {

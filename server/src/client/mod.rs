@@ -60,7 +60,7 @@ pub use registry::Clients;
 use trace::describe;
 
 use crate::account::Account;
-use crate::auth::{Permissions, offload};
+use crate::auth::{AuthError, Identity, Permissions, callout, offload};
 use crate::locks;
 use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
@@ -385,8 +385,13 @@ impl Connection {
             self.peer.cert.clone(),
         );
         let ip = Some(self.peer.addr.ip());
+        let rules = Arc::clone(&auth);
         let check = move || auth.authenticate_client(&creds, nonce.as_deref(), cert.as_ref(), ip);
-        let identity = match offload::check(costly, check).await {
+        let mut outcome = offload::check(costly, check).await;
+        if let Some(plan) = rules.callout_plan(&connect, &outcome) {
+            outcome = self.callout(&plan, &connect).await;
+        }
+        let identity = match outcome {
             Ok(identity) => identity,
             Err(e) => {
                 error!("{} - authentication error: {e}", self.link.log_prefix());
@@ -419,6 +424,28 @@ impl Connection {
             .events()
             .client_connected(&self.link, &self.account.name);
         Ok(())
+    }
+
+    /// Hands the client's authentication to the auth callout service of `plan`.
+    async fn callout(
+        &self,
+        plan: &callout::Plan,
+        connect: &Connect,
+    ) -> Result<Identity, AuthError> {
+        let host = self.peer.addr.ip().to_string();
+        let client = callout::Client {
+            connect,
+            nonce: self.peer.nonce.as_deref(),
+            host: &host,
+            cid: self.link.cid,
+            conn_type: match self.peer.websocket {
+                Some(_) => "WEBSOCKET",
+                None => "STANDARD",
+            },
+        };
+        callout::authorize(&self.state, plan, &client)
+            .await
+            .map_err(AuthError::Callout)
     }
 
     fn on_pub(&mut self, publish: &Publish) {

@@ -218,6 +218,26 @@ pub struct Authorization {
     pub default_permissions: Option<Permissions>,
     /// Overrides `auth_timeout` when set.
     pub timeout: Option<Duration>,
+    /// Delegates authentication to a service (`auth_callout {}`, nats-server 2.10).
+    pub auth_callout: Option<AuthCallout>,
+}
+
+/// `authorization { auth_callout { issuer, auth_users, account, xkey, allowed_accounts } }`:
+/// clients other than `auth_users` are authenticated by a service answering
+/// `$SYS.REQ.USER.AUTH` in `account`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthCallout {
+    /// The account public key that signs the service's responses and user JWTs.
+    pub issuer: String,
+    /// The account the requests are sent in (`$G` when not set).
+    pub account: String,
+    /// Configured users (names or nkeys) the service connects as; they skip the callout.
+    pub auth_users: Vec<String>,
+    /// The service's curve public key: requests are encrypted to it when set.
+    pub xkey: Option<String>,
+    /// When set, only clients that authenticated into these accounts (or into none) are
+    /// handed to the service.
+    pub allowed_accounts: Vec<String>,
 }
 
 impl Authorization {

@@ -159,6 +159,66 @@ impl JwtAuth {
     }
 }
 
+/// Checks a user JWT an auth callout service issued (its signature, subject and response
+/// already checked) as nats-server does: current, connect times, connection type; in
+/// operator mode `account` is the target account, whose identity key or one of whose
+/// signing keys must have issued it (a scoped key's template replaces its permissions).
+/// The user gets the target account's limits and, when the JWT sets no permissions, the
+/// account's default ones (`defaults` in server config mode).
+///
+/// # Errors
+/// [`Denied`] with nats-server's reason, for the log.
+pub fn callout_user(
+    mut uc: UserClaims,
+    account: Option<&ResolvedAccount>,
+    account_name: &str,
+    defaults: Option<&config::Permissions>,
+    conn_type: &str,
+) -> Result<JwtUser, Denied> {
+    let now = token::now();
+    if uc.data.expired(now) || uc.data.not_yet_valid(now) {
+        return Err(deny(
+            "Error validating user JWT: claim is expired or not yet valid",
+        ));
+    }
+    let window_end = time_window(&uc.nats.limits).map_err(|_| {
+        deny(format!(
+            "Authorized user on account {account_name:?} outside of valid connect times"
+        ))
+    })?;
+    check_conn_type(&uc.nats.limits.allowed_connection_types, conn_type).map_err(|_| {
+        deny(format!(
+            "Authorized user on account {account_name:?} using invalid connection type"
+        ))
+    })?;
+    if let Some(account) = account {
+        apply_issuer(&mut uc, account, false)
+            .map_err(|_| deny(format!("User JWT issuer {:?} is not known", uc.data.iss)))?;
+    }
+    let mut user = match account {
+        Some(account) => build_user(&uc, account, now, window_end),
+        None => JwtUser {
+            key: uc.data.sub.clone(),
+            name: uc.data.name.clone(),
+            account: account_name.to_string(),
+            issued_at: uc.data.iat,
+            expires: [(uc.data.exp > 0).then_some(uc.data.exp), window_end]
+                .into_iter()
+                .flatten()
+                .min(),
+            subs: NO_LIMIT,
+            payload: NO_LIMIT,
+            permissions: convert(&uc.nats.limits.permissions).or_else(|| defaults.cloned()),
+        },
+    };
+    if let Some(account) = account {
+        // nats-server registers a callout user with its account's limits only.
+        let al = &account.claims.nats.limits;
+        (user.subs, user.payload) = (al.subs, al.payload);
+    }
+    Ok(user)
+}
+
 /// How a re-check ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use super::super::conf::{ConfMap, ConfValue, Pos, ValueKind};
 use super::super::error::{ConfigError, Warning};
-use super::super::{Authorization, PermissionRules, Permissions, ResponsePermission, UserConfig};
+use super::super::{
+    AuthCallout, Authorization, PermissionRules, Permissions, ResponsePermission, UserConfig,
+};
 use super::Draft;
 use super::value::{self, boolean, count, map, string, strings, timeout};
+use crate::shared::GLOBAL_ACCOUNT;
 
 /// Responses allowed per request when `allow_responses: true` (nats-server's default).
 const DEFAULT_RESPONSE_MAX: usize = 1;
@@ -46,12 +49,7 @@ fn authorization(m: &ConfMap, warnings: &mut Vec<Warning>) -> Result<Authorizati
             "default_permission" | "default_permissions" | "permissions" => {
                 auth.default_permissions = Some(permissions(v, &key)?);
             }
-            "auth_callout" | "auth_hook" => {
-                return Err(ConfigError::at(
-                    &e.key_pos,
-                    "auth callout is not supported by rill yet; refusing to start without the authentication it configures",
-                ));
-            }
+            "auth_callout" | "auth_hook" => auth.auth_callout = Some(auth_callout(v)?),
             "proxy_required" => warnings.push(unsupported(&e.key_pos, &key)),
             _ => value::unknown(e)?,
         }
@@ -71,6 +69,59 @@ fn authorization(m: &ConfMap, warnings: &mut Vec<Warning>) -> Result<Authorizati
         }
     }
     Ok(auth)
+}
+
+/// `auth_callout { issuer, auth_users, account, xkey, allowed_accounts }`, checked as
+/// nats-server checks it.
+fn auth_callout(v: &ConfValue) -> Result<AuthCallout, ConfigError> {
+    let mut ac = AuthCallout::default();
+    for e in map(v, "auth_callout")?.entries() {
+        let key = e.key.to_ascii_lowercase();
+        let v = &e.value;
+        match key.as_str() {
+            "issuer" => {
+                ac.issuer = string(v, &key)?;
+                if !ac.issuer.starts_with('A')
+                    || nkeys::KeyPair::from_public_key(&ac.issuer).is_err()
+                {
+                    let msg = format!(
+                        "Expected callout user to be a valid public account nkey, got {:?}",
+                        ac.issuer
+                    );
+                    return Err(ConfigError::at(&v.pos, msg));
+                }
+            }
+            "account" | "acc" => ac.account = string(v, &key)?,
+            "auth_users" | "users" => ac.auth_users = strings(v, &key)?,
+            "xkey" | "key" => {
+                let xkey = string(v, &key)?;
+                if !xkey.starts_with('X') || nkeys::XKey::from_public_key(&xkey).is_err() {
+                    let msg =
+                        format!("Expected callout xkey to be a valid public xkey, got {xkey:?}");
+                    return Err(ConfigError::at(&v.pos, msg));
+                }
+                ac.xkey = Some(xkey);
+            }
+            "allowed_accounts" => ac.allowed_accounts = strings(v, &key)?,
+            _ => value::unknown(e)?,
+        }
+    }
+    if ac.account.is_empty() {
+        ac.account = GLOBAL_ACCOUNT.to_string();
+    }
+    if ac.issuer.is_empty() {
+        return Err(ConfigError::at(
+            &v.pos,
+            "Authorization callouts require an issuer to be specified",
+        ));
+    }
+    if ac.auth_users.is_empty() {
+        return Err(ConfigError::at(
+            &v.pos,
+            "Authorization callouts require authorized users to be specified",
+        ));
+    }
+    Ok(ac)
 }
 
 /// `users: [ {user, password, permissions}, {nkey, permissions} ]`.

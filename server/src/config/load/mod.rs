@@ -4,7 +4,7 @@
 //! for a feature rill does not have yet becomes a [`Warning`]; a key nats-server does not
 //! know at all is an error, as in nats-server 2.15 (`unknown field "x"`), unless it was
 //! only used as a `$variable`. Authentication that rill cannot enforce (a resolver over TLS,
-//! pinned accounts, auth callout) is an error: rill never falls back to no authentication.
+//! pinned accounts) is an error: rill never falls back to no authentication.
 //!
 //! The command line is applied to the [`Draft`] between reading the file and
 //! [`Draft::finish`], which resolves defaults that depend on other settings and

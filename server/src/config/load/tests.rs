@@ -239,6 +239,8 @@ fn errors() {
         "authorization { users: [{password: c}] }",
         "authorization { users: [{nkey: \"not-a-key\"}] }",
         "authorization { auth_callout { issuer: X } }",
+        "authorization { users: [{user: a}], auth_callout { issuer: ABJHLOVMPA4CI6R5KLNGOB4GSLNIY7IOUPAJC4YFNDLQVIOBYQGUWVLA } }",
+        "authorization { users: [{user: a}], auth_callout { auth_users: [a] } }",
         "operator: \"/some/op.jwt\"",
         "resolver: MEMORY",
         "resolver_preload { A: B }",

@@ -58,6 +58,7 @@ pub(super) fn finish(draft: Draft) -> Result<(Config, Vec<Warning>), ConfigError
     check_mqtt(&config).map_err(|m| o.error("mqtt", m))?;
     super::websocket::check(&config).map_err(|m| o.error("websocket", m))?;
     check_duplicate_users(&config)?;
+    check_auth_callout(&config).map_err(ConfigError::Validation)?;
     Ok((config, warnings))
 }
 
@@ -277,5 +278,22 @@ fn known_user(config: &Config, name: &str) -> Result<(), String> {
         Err(format!(
             "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
         ))
+    }
+}
+
+/// An auth callout's `allowed_accounts` must be configured accounts (nats-server's check).
+fn check_auth_callout(config: &Config) -> Result<(), String> {
+    let Some(ac) = &config.authorization.auth_callout else {
+        return Ok(());
+    };
+    match ac
+        .allowed_accounts
+        .iter()
+        .find(|a| !config.accounts.iter().any(|c| &c.name == *a))
+    {
+        Some(a) => Err(format!(
+            "auth_callout allowed account {a:?} not found in configured accounts"
+        )),
+        None => Ok(()),
     }
 }
