@@ -304,3 +304,47 @@ async fn cli_server_ping_ls_info() {
         );
     }
 }
+
+/// `rill account limits` shows an account's JWT limits (tiers, counts) from
+/// `$SYS.REQ.ACCOUNT.<acc>.INFO`, the same against both servers.
+#[tokio::test]
+async fn cli_account_limits_as_nats_server() {
+    let mut outputs = Vec::new();
+    for kind in KINDS {
+        let revoked = nkeys::KeyPair::new_user().public_key();
+        let signer = nkeys::KeyPair::new_account().public_key();
+        let setup = Setup::new(json!({
+            "limits": {"conn": 5, "leaf": 2, "subs": 100, "payload": 4096, "imports": 3,
+                       "mem_storage": 1_048_576, "disk_storage": -1, "streams": 10,
+                       "consumer": -1, "max_ack_pending": 1000},
+            "signing_keys": [signer],
+            "revocations": {revoked: now()},
+            "exports": [{"name": "svc", "subject": "svc.>", "type": "service"}]
+        }));
+        let server = TestServer::with_config(kind, &setup.config()).await;
+        let _app_user = hold(&server, &setup.app.user("alice", json!({}))).await;
+        let admin = setup.sys.user("admin", json!({}));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let creds = dir.path().join("admin.creds");
+        std::fs::write(&creds, admin.creds()).expect("write creds");
+        let cli = rill_tests::cli::Cli::new(server.url());
+        let creds = creds.to_string_lossy().to_string();
+        let app = setup.app.public();
+        let out = cli
+            .ok(&["--creds", &creds, "account", "limits", &app])
+            .await
+            .replace(&app, "<APP>")
+            .replace(&setup.operator.key.public_key(), "<OPERATOR>");
+        let json = cli
+            .ok(&["--creds", &creds, "account", "limits", &app, "--json"])
+            .await;
+        assert!(json.contains("decoded_jwt"), "{kind:?}: {json}");
+        let missing = cli
+            .fail(&["--creds", &creds, "account", "limits", &signer])
+            .await;
+        assert!(missing.contains("has no JWT"), "{kind:?}: {missing}");
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1], "rill and nats-server differ");
+    insta::assert_snapshot!("cli_account_limits", outputs[0]);
+}
