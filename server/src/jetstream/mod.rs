@@ -26,13 +26,13 @@ pub mod api;
 pub mod cluster;
 pub mod consumer;
 pub mod error;
+mod registry;
 mod report;
 pub(crate) mod republish;
 pub mod store;
 pub mod stream;
 pub mod validate;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use rill_protocol::jsapi::{ApiError, ErrorCode, StorageType, StreamConfig};
 use tracing::{info, warn};
 
+use self::registry::{Entry, Registry};
 use self::store::{StdFs, SyncPolicy, meta};
 use self::stream::{AccountUsage, Budget, Spawn, StreamHandle, StreamSubs};
 use crate::account::Account;
@@ -49,14 +50,6 @@ use crate::router::Subscription;
 use crate::server::ServerState;
 
 pub use accounts::JetStreams;
-
-/// One registered stream.
-#[derive(Debug)]
-struct Entry {
-    handle: StreamHandle,
-    cfg: StreamConfig,
-    subs: StreamSubs,
-}
 
 /// What every account's JetStream shares: the server's byte budgets
 /// (`max_file_store`, `max_memory_store`) and the services whose reservations count
@@ -119,7 +112,7 @@ pub struct JetStream {
     account: Arc<Account>,
     server_id: String,
     root: PathBuf,
-    streams: RwLock<BTreeMap<String, Entry>>,
+    streams: RwLock<Registry>,
     file_usage: AccountUsage,
     mem_usage: AccountUsage,
     share: Arc<ServerShare>,
@@ -192,7 +185,7 @@ impl JetStream {
             enabled,
             account,
             server_id: state.server_id.clone(),
-            streams: RwLock::new(BTreeMap::new()),
+            streams: RwLock::new(Registry::default()),
             api_subs: Mutex::new(Vec::new()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
@@ -253,7 +246,7 @@ impl JetStream {
         consumer::service::shutdown(self).await;
         let entries: Vec<Entry> = {
             let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
-            std::mem::take(&mut *map).into_values().collect()
+            map.take_all()
         };
         for mut e in entries {
             e.subs.remove(&self.account);
@@ -280,8 +273,8 @@ impl JetStream {
                     continue;
                 }
             };
-            let cfg = doc.config.clone();
-            match stream::spawn(self.spawn_params(cfg.clone(), doc.created, false)).await {
+            let cfg = Arc::new(doc.config);
+            match stream::spawn(self.spawn_params((*cfg).clone(), doc.created, false)).await {
                 Ok((handle, subs)) => {
                     info!("  Restored stream \"{name}\"");
                     self.insert(Entry { handle, cfg, subs });
@@ -324,7 +317,7 @@ impl JetStream {
 
     fn insert(&self, entry: Entry) {
         let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
-        map.insert(entry.cfg.name.clone(), entry);
+        map.insert(entry);
     }
 
     /// The JetStream domain, `""` when none.
@@ -338,18 +331,38 @@ impl JetStream {
         map.get(name).map(|e| e.handle.clone())
     }
 
-    /// Every stream's cached config, by name.
-    pub fn stream_configs(&self) -> BTreeMap<String, StreamConfig> {
+    /// Every stream's cached config, sorted by name (shared, not copied).
+    pub fn stream_configs(&self) -> Vec<Arc<StreamConfig>> {
         let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
-        map.iter()
-            .map(|(k, e)| (k.clone(), e.cfg.clone()))
-            .collect()
+        map.entries().map(|e| Arc::clone(&e.cfg)).collect()
+    }
+
+    /// Stream `name`'s cached config.
+    pub fn stream_config(&self, name: &str) -> Option<Arc<StreamConfig>> {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(name).map(|e| Arc::clone(&e.cfg))
+    }
+
+    /// Adds the streams' usage, reservations and consumer counts to `usage`.
+    pub(crate) fn add_usage(&self, usage: &mut rill_protocol::jsapi::AccountTier) {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.add_usage(usage);
     }
 
     /// Every stream's handle, sorted by name.
     pub fn streams(&self) -> Vec<StreamHandle> {
         let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
-        map.values().map(|e| e.handle.clone()).collect()
+        map.entries().map(|e| e.handle.clone()).collect()
+    }
+
+    /// `subjects overlap with an existing stream`: one of `cfg`'s subjects overlaps a
+    /// subject of another stream of the account.
+    ///
+    /// # Errors
+    /// `STREAM_SUBJECT_OVERLAP`.
+    fn check_overlap(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        validate::subjects_overlap(cfg, map.subjects())
     }
 
     /// The server's JetStream settings.
@@ -363,7 +376,7 @@ impl JetStream {
         let (handle, subs) = stream::spawn(self.spawn_params(cfg.clone(), created, true)).await?;
         self.insert(Entry {
             handle: handle.clone(),
-            cfg,
+            cfg: Arc::new(cfg),
             subs,
         });
         Ok(handle)
@@ -372,10 +385,11 @@ impl JetStream {
     /// Re-subscribes a stream after an update changed its subjects or direct setting.
     fn replace_config(&self, cfg: StreamConfig) {
         let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = map.get_mut(&cfg.name) {
+        if let Some(mut e) = map.remove(&cfg.name) {
             e.subs.remove(&self.account);
             e.subs = StreamSubs::install(&self.account, &cfg, &e.handle.sender());
-            e.cfg = cfg;
+            e.cfg = Arc::new(cfg);
+            map.insert(e);
         }
     }
 
@@ -501,11 +515,8 @@ impl JetStream {
 
     /// The `max_bytes` reserved by this account's streams of `storage`, but `except`.
     fn reserved(&self, storage: StorageType, except: Option<&str>) -> u64 {
-        self.stream_configs()
-            .values()
-            .filter(|c| c.storage == storage && Some(c.name.as_str()) != except)
-            .filter_map(|c| u64::try_from(c.max_bytes).ok())
-            .sum()
+        let map = self.streams.read().unwrap_or_else(PoisonError::into_inner);
+        map.reserved(storage, except)
     }
 
     /// The account's `max_streams` (0 or -1: none), checked before a new stream is made.

@@ -31,8 +31,9 @@ impl JetStream {
             (0u64, 0u64, 0u64, 0u64, 0usize);
         let mut details = Vec::new();
         let want_streams = flag(q, "streams") || flag(q, "consumers") || flag(q, "config");
-        for (name, cfg) in self.stream_configs() {
-            let Some(handle) = self.stream(&name) else {
+        for cfg in self.stream_configs() {
+            let name = &cfg.name;
+            let Some(handle) = self.stream(name) else {
                 continue;
             };
             let Ok(info) = handle.info().await else {
@@ -64,7 +65,7 @@ impl JetStream {
                 }
                 if flag(q, "consumers") {
                     let mut list = Vec::new();
-                    for (_, consumer) in self.consumers.list(&name) {
+                    for (_, consumer) in self.consumers.list(name) {
                         if let Ok(ci) = consumer.info().await {
                             list.push(json!(ci));
                         }
@@ -145,8 +146,9 @@ impl JetStream {
     pub(super) async fn metric_rows(&self) -> MetricRows {
         let account = self.account.name.clone();
         let mut rows = MetricRows::default();
-        for (name, _) in self.stream_configs() {
-            let Some(handle) = self.stream(&name) else {
+        for cfg in self.stream_configs() {
+            let name = &cfg.name;
+            let Some(handle) = self.stream(name) else {
                 continue;
             };
             let Ok(info) = handle.info().await else {
@@ -162,7 +164,7 @@ impl JetStream {
                 s.lost.as_ref().map_or(0, |l| l.msgs.len() as u64),
                 handle.dropped(),
             ];
-            rows.streams.push((account.clone(), name, values));
+            rows.streams.push((account.clone(), name.clone(), values));
         }
         for handle in self.consumers.all() {
             let Ok(ci) = handle.info().await else {

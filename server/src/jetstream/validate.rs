@@ -103,6 +103,7 @@ pub use consumer::{CreateKind, CreateTarget, consumer_config, consumer_create_re
 pub use consumer_lifecycle::{
     consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
 };
+pub use overlap::OwnedFilters;
 pub use stream::{
     REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_origins, check_stream_config,
     consumer_required_level, reply_metadata, stamp_consumer_metadata, stamp_stream_metadata,
@@ -136,6 +137,7 @@ mod tests {
     #[derive(Default)]
     struct Model {
         streams: BTreeMap<String, (StreamConfig, Vec<ConsumerConfig>)>,
+        subjects: OwnedFilters,
     }
 
     fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -163,9 +165,10 @@ mod tests {
                 stream_exists_same(existing, &cfg)?;
                 return Ok(json(existing));
             }
-            subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            subjects_overlap(&cfg, &self.subjects)?;
             let mut cfg = cfg;
             stamp_stream_metadata(&mut cfg);
+            self.own_subjects(&cfg, OwnedFilters::insert);
             self.streams
                 .insert(name.to_owned(), (cfg.clone(), Vec::new()));
             Ok(json(&cfg))
@@ -180,12 +183,26 @@ mod tests {
                 .get(name)
                 .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
             let mut cfg = stream_update(old, cfg)?;
-            subjects_overlap(&cfg, self.streams.values().map(|(c, _)| c))?;
+            subjects_overlap(&cfg, &self.subjects)?;
             stamp_stream_metadata(&mut cfg);
             if let Some(entry) = self.streams.get_mut(name) {
-                entry.0 = cfg.clone();
+                let old = std::mem::replace(&mut entry.0, cfg.clone());
+                self.own_subjects(&old, |f, o, s| f.remove(o, s));
+                self.own_subjects(&cfg, OwnedFilters::insert);
             }
             Ok(json(&cfg))
+        }
+
+        /// Adds (or removes) `cfg`'s subjects to the overlap index.
+        fn own_subjects(
+            &mut self,
+            cfg: &StreamConfig,
+            f: impl Fn(&mut OwnedFilters, &std::sync::Arc<str>, &str),
+        ) {
+            let owner = std::sync::Arc::from(cfg.name.as_str());
+            for s in &cfg.subjects {
+                f(&mut self.subjects, &owner, s);
+            }
         }
 
         fn consumer_create(&mut self, subject: &str, body: &[u8]) -> Result<Value, ApiError> {

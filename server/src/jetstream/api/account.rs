@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rill_protocol::jsapi::{
-    API_LEVEL, AccountInfo, AccountLimits, AccountTier, ApiStats, StorageType,
-};
+use rill_protocol::jsapi::{API_LEVEL, AccountInfo, AccountLimits, AccountTier, ApiStats};
 
 use super::{Reply, Request};
 use crate::jetstream::JetStream;
 
 /// Builds the `$JS.API.INFO` reply from the registry's cached configs and the
-/// streams' byte counts (read without a hop: see `StreamHandle::usage`).
+/// streams' byte counts (read without a hop: see `StreamHandle::usage`), in one pass
+/// that copies nothing (clients such as async-nats ask for it before every KV bucket
+/// create).
 pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
     if let Err(e) = req.check_level() {
         return Reply::from(Err::<AccountInfo, _>(e));
@@ -30,19 +30,7 @@ pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
         },
         ..AccountTier::default()
     };
-    for (_, cfg) in js.stream_configs() {
-        usage.streams += 1;
-        let reserved = u64::try_from(cfg.max_bytes).unwrap_or(0);
-        let used = js.stream(&cfg.name).map_or(0, |h| h.usage_bytes());
-        if cfg.storage == StorageType::Memory {
-            usage.memory += used;
-            usage.reserved_memory += reserved;
-        } else {
-            usage.storage += used;
-            usage.reserved_storage += reserved;
-        }
-    }
-    usage.consumers = js.streams().iter().map(|h| h.consumer_count() as u64).sum();
+    js.add_usage(&mut usage);
     let body = AccountInfo {
         usage,
         domain: js.domain().to_owned(),

@@ -51,11 +51,10 @@ pub(super) async fn create(
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_create(name, body.config, body.pedantic)?;
     let _locked = js.api_locks.admin(name).await;
-    let configs = js.stream_configs();
-    let mut cfg = validate::check_origins(cfg, |n| configs.get(n))?;
+    let mut cfg = origins_checked(js, cfg)?;
     unsupported(&cfg)?;
-    if let Some(existing) = configs.get(name) {
-        validate::stream_exists_same(existing, &cfg)?;
+    if let Some(existing) = js.stream_config(name) {
+        validate::stream_exists_same(&existing, &cfg)?;
         let handle = js
             .stream(name)
             .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
@@ -65,7 +64,7 @@ pub(super) async fn create(
             did_create: true,
         });
     }
-    validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_overlap(&cfg)?;
     js.check_stream_limit()?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
@@ -87,15 +86,14 @@ pub(super) async fn update(
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_update_request(name, body.config, body.pedantic)?;
     let _locked = js.api_locks.admin(name).await;
-    let configs = js.stream_configs();
-    let cfg = validate::check_origins(cfg, |n| configs.get(n))?;
-    let (Some(old), Some(handle)) = (configs.get(name), js.stream(name)) else {
+    let cfg = origins_checked(js, cfg)?;
+    let (Some(old), Some(handle)) = (js.stream_config(name), js.stream(name)) else {
         return Err(ErrorCode::STREAM_NOT_FOUND.error());
     };
-    let mut cfg = validate::stream_update(old, cfg)?;
+    let mut cfg = validate::stream_update(&old, cfg)?;
     unsupported(&cfg)?;
     consumers_within_limits(js, name, &cfg).await?;
-    validate::subjects_overlap(&cfg, configs.values())?;
+    js.check_overlap(&cfg)?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let new = cfg.clone();
@@ -105,6 +103,14 @@ pub(super) async fn update(
     Ok(StreamUpdateResponse {
         info: reply_info(info),
     })
+}
+
+/// [`validate::check_origins`] against the account's streams (looked up by name, the
+/// mirror's and the sources' only).
+fn origins_checked(js: &JetStream, cfg: StreamConfig) -> Result<StreamConfig, ApiError> {
+    let names = cfg.mirror.iter().chain(&cfg.sources).map(|s| &s.name);
+    let origins: Vec<Arc<StreamConfig>> = names.filter_map(|n| js.stream_config(n)).collect();
+    validate::check_origins(cfg, |n| origins.iter().find(|o| o.name == n).map(|o| &**o))
 }
 
 /// nats-server refuses `consumer_limits` that an existing consumer is over (its
@@ -194,9 +200,9 @@ pub(super) async fn purge(
 }
 
 /// Stream configs matching the optional subject filter of a NAMES/LIST request.
-fn matching(js: &JetStream, subject: &str) -> Vec<StreamConfig> {
+fn matching(js: &JetStream, subject: &str) -> Vec<Arc<StreamConfig>> {
     js.stream_configs()
-        .into_values()
+        .into_iter()
         .filter(|c| subject.is_empty() || c.subjects.iter().any(|s| filters_overlap(s, subject)))
         .collect()
 }
@@ -216,7 +222,7 @@ pub(super) fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesRes
             .into_iter()
             .skip(body.offset)
             .take(NAMES_PAGE_LIMIT)
-            .map(|c| c.name)
+            .map(|c| c.name.clone())
             .collect(),
     })
 }
@@ -238,9 +244,9 @@ pub(super) async fn list(
                     info.cluster = None;
                     streams.push(info);
                 }
-                Err(_) => missing.push(cfg.name),
+                Err(_) => missing.push(cfg.name.clone()),
             },
-            None => missing.push(cfg.name),
+            None => missing.push(cfg.name.clone()),
         }
     }
     Ok(StreamListResponse {

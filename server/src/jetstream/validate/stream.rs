@@ -1,6 +1,6 @@
 //! Stream config: defaults, the config checks, create/update rules and the required API level.
 
-use super::overlap::OverlapIndex;
+use super::overlap::OwnedFilters;
 use rill_protocol::jsapi::{
     AckPolicy, ApiError, ConsumerConfig, DiscardPolicy, ErrorCode, Metadata, Nanos, PersistMode,
     PriorityPolicy, RetentionPolicy, StorageType, StreamConfig,
@@ -76,23 +76,17 @@ fn without_server_metadata(cfg: &StreamConfig) -> StreamConfig {
     c
 }
 
-/// `subjects overlap with an existing stream`: `others` are the other streams' configs.
+/// `subjects overlap with an existing stream`: `others` holds the subjects of every
+/// stream of the account, by stream name (`cfg`'s own are not counted).
 ///
 /// # Errors
 /// `STREAM_SUBJECT_OVERLAP`.
-pub fn subjects_overlap<'a>(
-    cfg: &StreamConfig,
-    others: impl IntoIterator<Item = &'a StreamConfig>,
-) -> Check {
-    let mut index = OverlapIndex::default();
-    for (i, s) in cfg.subjects.iter().enumerate() {
-        index.insert(s, i);
-    }
-    let overlapping = others
-        .into_iter()
-        .filter(|other| other.name != cfg.name)
-        .any(|other| other.subjects.iter().any(|o| index.overlaps(o)));
-    match overlapping {
+pub fn subjects_overlap(cfg: &StreamConfig, others: &OwnedFilters) -> Check {
+    match cfg
+        .subjects
+        .iter()
+        .any(|s| others.overlaps_other(s, &cfg.name))
+    {
         true => Err(ErrorCode::STREAM_SUBJECT_OVERLAP.error()),
         false => Ok(()),
     }
