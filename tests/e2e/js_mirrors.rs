@@ -8,12 +8,12 @@
 use std::collections::BTreeSet;
 
 use async_nats::jetstream::{self, kv};
-use rill_tests::{ServerOpts, TestServer, check_for};
+use rill_tests::{ServerOpts, TestServer, check_for, side_by_side, side_by_side_with};
 use serde_json::{Value, json};
 
 use crate::js_dedupe::publish;
 use crate::js_nats_py::nats_py_available;
-use crate::js_sources::{KINDS, WAIT, create, info, messages, wait_msgs};
+use crate::js_sources::{WAIT, create, info, messages, wait_msgs};
 use crate::js_streams::api;
 
 /// `first_seq`, `last_seq` and `messages` of a stream.
@@ -24,16 +24,13 @@ async fn seqs(c: &async_nats::Client, name: &str) -> Value {
 
 #[tokio::test]
 async fn start_positions_filters_and_transforms_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+    let seen = side_by_side(async |_, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
         for i in 0..8 {
             let subject = if i % 2 == 0 { "o.a" } else { "o.b" };
-            publish(&c, subject, &[], &format!("m{}", i + 1)).await;
+            publish(c, subject, &[], &format!("m{}", i + 1)).await;
         }
-        let sixth = api(&c, "$JS.API.STREAM.MSG.GET.O", r#"{"seq":6}"#).await;
+        let sixth = api(c, "$JS.API.STREAM.MSG.GET.O", r#"{"seq":6}"#).await;
         let t6 = sixth["message"]["time"].clone();
         let copies = [
             (
@@ -71,13 +68,13 @@ async fn start_positions_filters_and_transforms_as_nats_server() {
         let mut got = Vec::new();
         for (name, n, mut cfg) in copies {
             cfg["name"] = json!(name);
-            create(&c, cfg).await;
-            wait_msgs(&c, name, n).await;
-            got.push((name, messages(&c, name).await, seqs(&c, name).await));
+            create(c, cfg).await;
+            wait_msgs(c, name, n).await;
+            got.push((name, messages(c, name).await, seqs(c, name).await));
         }
         // What arrives later follows the same filters.
-        publish(&c, "o.a", &[], "m9").await;
-        publish(&c, "o.b", &[], "m10").await;
+        publish(c, "o.a", &[], "m9").await;
+        publish(c, "o.b", &[], "m10").await;
         for (name, n) in [
             ("MS", 7),
             ("MT", 5),
@@ -86,24 +83,21 @@ async fn start_positions_filters_and_transforms_as_nats_server() {
             ("SS", 3),
             ("ST", 5),
         ] {
-            wait_msgs(&c, name, n).await;
+            wait_msgs(c, name, n).await;
         }
-        got.push(("MF after", messages(&c, "MF").await, seqs(&c, "MF").await));
-        got.push(("MX after", messages(&c, "MX").await, seqs(&c, "MX").await));
-        seen.push(format!("{got:#?}"));
-    }
-    assert_eq!(seen[0], seen[1]);
-    insta::assert_snapshot!(seen[0]);
+        got.push(("MF after", messages(c, "MF").await, seqs(c, "MF").await));
+        got.push(("MX after", messages(c, "MX").await, seqs(c, "MX").await));
+        format!("{got:#?}")
+    })
+    .await;
+    insta::assert_snapshot!(seen);
 }
 
 #[tokio::test]
 async fn configurations_a_mirror_refuses_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
-        create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+    let seen = side_by_side(async |_, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        create(c, json!({"name": "M", "mirror": {"name": "O"}})).await;
         let refused = [
             json!({"name": "X1", "mirror": {"name": "O"}, "subjects": ["m.>"]}),
             json!({"name": "X2", "mirror": {"name": "O", "opt_start_seq": 2,
@@ -118,7 +112,7 @@ async fn configurations_a_mirror_refuses_as_nats_server() {
         for cfg in refused {
             let name = cfg["name"].as_str().unwrap_or_default().to_owned();
             let r = api(
-                &c,
+                c,
                 &format!("$JS.API.STREAM.CREATE.{name}"),
                 &cfg.to_string(),
             )
@@ -131,7 +125,7 @@ async fn configurations_a_mirror_refuses_as_nats_server() {
             json!({"name": "P"}),
         ] {
             let r = api(
-                &c,
+                c,
                 "$JS.API.STREAM.UPDATE.M",
                 &json!({"name": "M", "mirror": mirror}).to_string(),
             )
@@ -140,50 +134,47 @@ async fn configurations_a_mirror_refuses_as_nats_server() {
         }
         // A publish carrying the mirror's name as the expected stream is the origin's
         // to refuse: a mirror listens to no subject.
-        let ack = publish(&c, "o.a", &[("Nats-Expected-Stream", "M")], "x").await;
+        let ack = publish(c, "o.a", &[("Nats-Expected-Stream", "M")], "x").await;
         errors.push(ack["error"].clone());
-        seen.push(errors);
-    }
-    assert_eq!(seen[0], seen[1]);
-    insta::assert_json_snapshot!(seen[0]);
+        errors
+    })
+    .await;
+    insta::assert_json_snapshot!(seen);
 }
 
 #[tokio::test]
 async fn sources_removed_by_stream_update_stop_copying_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "A", "subjects": ["a.>"]})).await;
-        create(&c, json!({"name": "B", "subjects": ["b.>"]})).await;
+    let seen = side_by_side(async |kind, _, c| {
+        create(c, json!({"name": "A", "subjects": ["a.>"]})).await;
+        create(c, json!({"name": "B", "subjects": ["b.>"]})).await;
         let r = create(
-            &c,
+            c,
             json!({"name": "S", "sources": [{"name": "A"}, {"name": "B"}]}),
         )
         .await;
-        publish(&c, "a.1", &[], "a1").await;
-        publish(&c, "b.1", &[], "b1").await;
-        wait_msgs(&c, "S", 2).await;
+        publish(c, "a.1", &[], "a1").await;
+        publish(c, "b.1", &[], "b1").await;
+        wait_msgs(c, "S", 2).await;
         let mut cfg = r["config"].clone();
         cfg["sources"] = json!([{"name": "A"}]);
-        let u = api(&c, "$JS.API.STREAM.UPDATE.S", &cfg.to_string()).await;
+        let u = api(c, "$JS.API.STREAM.UPDATE.S", &cfg.to_string()).await;
         assert!(u.get("error").is_none(), "{kind:?}: {u}");
-        publish(&c, "b.2", &[], "b2").await;
-        publish(&c, "a.2", &[], "a2").await;
+        publish(c, "b.2", &[], "b2").await;
+        publish(c, "a.2", &[], "a2").await;
         // A's later message is copied; B's, published before it, never is.
-        wait_msgs(&c, "S", 3).await;
-        publish(&c, "a.3", &[], "a3").await;
-        wait_msgs(&c, "S", 4).await;
-        let mut subjects: Vec<String> = messages(&c, "S").await.into_iter().map(|m| m.1).collect();
+        wait_msgs(c, "S", 3).await;
+        publish(c, "a.3", &[], "a3").await;
+        wait_msgs(c, "S", 4).await;
+        let mut subjects: Vec<String> = messages(c, "S").await.into_iter().map(|m| m.1).collect();
         subjects.sort();
-        let names: Vec<Value> = info(&c, "S").await["sources"]
+        let names: Vec<Value> = info(c, "S").await["sources"]
             .as_array()
             .map(|a| a.iter().map(|s| s["name"].clone()).collect())
             .unwrap_or_default();
-        seen.push((subjects, names));
-    }
-    assert_eq!(seen[0], seen[1]);
-    assert_eq!(seen[0].0, ["a.1", "a.2", "a.3", "b.1"]);
+        (subjects, names)
+    })
+    .await;
+    assert_eq!(seen.0, ["a.1", "a.2", "a.3", "b.1"]);
 }
 
 /// Which streams answered `n` direct gets of `subject` in stream `stream`.
@@ -242,10 +233,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
 /// are served by the replica too, and it keeps answering when the origin is gone.
 #[tokio::test]
 async fn a_kv_mirror_is_a_read_replica_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
+    let seen = side_by_side(async |_, server, c| {
         let js = jetstream::new(c.clone());
         let bucket = js
             .create_key_value(kv::Config {
@@ -266,9 +254,9 @@ async fn a_kv_mirror_is_a_read_replica_as_nats_server() {
         })
         .await
         .expect("replica");
-        wait_msgs(&c, "KV_replica", 2).await;
-        let cfg = info(&c, "KV_replica").await["config"].clone();
-        let answerers = direct_answerers(&c, "KV_cfg", "$KV.cfg.k1", 40).await;
+        wait_msgs(c, "KV_replica", 2).await;
+        let cfg = info(c, "KV_replica").await["config"].clone();
+        let answerers = direct_answerers(c, "KV_cfg", "$KV.cfg.k1", 40).await;
         let value = bucket.get("k2").await.expect("get");
         let py = if nats_py_available() {
             nats_py_kv_read(&server.url(), "cfg", &["k1", "k2"]).await
@@ -276,18 +264,18 @@ async fn a_kv_mirror_is_a_read_replica_as_nats_server() {
             "k1=v1\nk2=v2\n".to_owned()
         };
         js.delete_stream("KV_cfg").await.expect("delete origin");
-        let after = direct_answerers(&c, "KV_cfg", "$KV.cfg.k1", 3).await;
-        seen.push(json!({
+        let after = direct_answerers(c, "KV_cfg", "$KV.cfg.k1", 3).await;
+        json!({
             "mirror": cfg["mirror"],
             "mirror_direct": cfg["mirror_direct"],
             "answered_by": answerers,
             "async_nats_k2": value.map(|v| String::from_utf8_lossy(&v).into_owned()),
             "nats_py": py,
             "answered_without_origin": after,
-        }));
-    }
-    assert_eq!(seen[0], seen[1]);
-    insta::assert_json_snapshot!(seen[0]);
+        })
+    })
+    .await;
+    insta::assert_json_snapshot!(seen);
 }
 
 /// Account ORIGIN holds stream O and lets COPY create consumers on it (service
@@ -328,15 +316,13 @@ async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
 /// `external` API prefix and deliver prefix that its imports provide.
 #[tokio::test]
 async fn a_source_and_a_mirror_from_another_account_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts {
-            config: Some(ACCOUNTS.to_owned()),
-            ..ServerOpts::kind(kind)
-        })
-        .await;
-        let o = connect_as(&server, "o").await;
-        let c = connect_as(&server, "c").await;
+    let opts = |kind| ServerOpts {
+        config: Some(ACCOUNTS.to_owned()),
+        ..ServerOpts::kind(kind)
+    };
+    let seen = side_by_side_with(opts, async |_, server| {
+        let o = connect_as(server, "o").await;
+        let c = connect_as(server, "c").await;
         create(&o, json!({"name": "O", "subjects": ["o.>"]})).await;
         for i in 0..5 {
             publish(&o, "o.x", &[], &format!("m{i}")).await;
@@ -366,15 +352,15 @@ async fn a_source_and_a_mirror_from_another_account_as_nats_server() {
         .await;
         let i = info(&c, "S").await;
         let m = info(&c, "M").await;
-        seen.push(json!({
+        json!({
             "source": messages(&c, "S").await,
             "mirror": messages(&c, "M").await,
             "origin": messages(&o, "O").await,
             "source_info": [i["sources"][0]["name"], i["sources"][0]["external"], i["sources"][0]["filter_subject"]],
             "mirror_info": [m["mirror"]["name"], m["mirror"]["external"], m["mirror"]["lag"]],
-        }));
-    }
-    assert_eq!(seen[0], seen[1]);
-    assert_eq!(seen[0]["mirror"], seen[0]["origin"]);
-    insta::assert_json_snapshot!(seen[0]);
+        })
+    })
+    .await;
+    assert_eq!(seen["mirror"], seen["origin"]);
+    insta::assert_json_snapshot!(seen);
 }

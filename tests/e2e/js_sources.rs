@@ -7,14 +7,13 @@
 
 use std::time::Duration;
 
-use rill_tests::{ServerKind, ServerOpts, TestServer, check_for};
+use rill_tests::{TestServer, check_for, side_by_side};
 use serde_json::{Value, json};
 
 use crate::js_dedupe::publish;
 use crate::js_streams::api;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(15);
-pub(crate) const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
 
 pub(crate) async fn create(c: &async_nats::Client, cfg: Value) -> Value {
     let name = cfg["name"].as_str().expect("name").to_owned();
@@ -83,24 +82,21 @@ pub(crate) async fn messages(
 
 #[tokio::test]
 async fn a_mirror_copies_with_the_origins_sequences_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+    side_by_side(async |kind, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
         for i in 0..6 {
-            publish(&c, &format!("o.{}", i % 3), &[], &format!("m{i}")).await;
+            publish(c, &format!("o.{}", i % 3), &[], &format!("m{i}")).await;
         }
-        api(&c, "$JS.API.STREAM.MSG.DELETE.O", r#"{"seq":2}"#).await;
+        api(c, "$JS.API.STREAM.MSG.DELETE.O", r#"{"seq":2}"#).await;
         create(
-            &c,
+            c,
             json!({"name": "M", "mirror": {"name": "O", "opt_start_seq": 1}}),
         )
         .await;
-        wait_msgs(&c, "M", 5).await;
-        let copied = messages(&c, "M").await;
-        assert_eq!(copied, messages(&c, "O").await, "{kind:?}");
-        let i = info(&c, "M").await;
+        wait_msgs(c, "M", 5).await;
+        let copied = messages(c, "M").await;
+        assert_eq!(copied, messages(c, "O").await, "{kind:?}");
+        let i = info(c, "M").await;
         assert_eq!(i["mirror"]["name"], "O", "{kind:?}: {i}");
         assert_eq!(i["mirror"]["lag"], 0, "{kind:?}: {i}");
         assert!(
@@ -108,53 +104,50 @@ async fn a_mirror_copies_with_the_origins_sequences_as_nats_server() {
             "{kind:?}: {i}"
         );
         // Later messages follow.
-        publish(&c, "o.new", &[], "late").await;
-        wait_msgs(&c, "M", 6).await;
+        publish(c, "o.new", &[], "late").await;
+        wait_msgs(c, "M", 6).await;
         // A mirror takes no subjects.
         let r = api(
-            &c,
+            c,
             "$JS.API.STREAM.UPDATE.M",
             &json!({"name": "M", "mirror": {"name": "O", "opt_start_seq": 1}, "subjects": ["m.>"]})
                 .to_string(),
         )
         .await;
-        seen.push((copied, r["error"].clone()));
-    }
-    assert_eq!(seen[0], seen[1]);
+        (copied, r["error"].clone())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn sources_aggregate_with_filters_and_transforms_as_nats_server() {
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "A", "subjects": ["a.>"]})).await;
-        create(&c, json!({"name": "B", "subjects": ["b.>"]})).await;
+    let seen = side_by_side(async |kind, _, c| {
+        create(c, json!({"name": "A", "subjects": ["a.>"]})).await;
+        create(c, json!({"name": "B", "subjects": ["b.>"]})).await;
         for i in 0..4 {
-            publish(&c, &format!("a.{}", i % 2), &[], &format!("a{i}")).await;
-            publish(&c, &format!("b.{i}"), &[], &format!("b{i}")).await;
+            publish(c, &format!("a.{}", i % 2), &[], &format!("a{i}")).await;
+            publish(c, &format!("b.{i}"), &[], &format!("b{i}")).await;
         }
-        create(&c, json!({"name": "S", "subjects": ["s.>"], "sources": [
+        create(c, json!({"name": "S", "subjects": ["s.>"], "sources": [
             {"name": "A", "filter_subject": "a.1"},
             {"name": "B", "subject_transforms": [{"src": "b.*", "dest": "from-b.{{wildcard(1)}}"}]},
         ]})).await;
-        wait_msgs(&c, "S", 6).await;
-        let mut got = messages(&c, "S").await;
+        wait_msgs(c, "S", 6).await;
+        let mut got = messages(c, "S").await;
         // Sources interleave in any order; compare them sorted.
         got.sort_by(|x, y| x.3.cmp(&y.3));
         let got: Vec<(String, String, String)> =
             got.into_iter().map(|(_, s, d, h)| (s, d, h)).collect();
         // Both sources caught up (their last origin sequence is 4, nothing left).
         check_for(WAIT, || async {
-            let i = info(&c, "S").await;
+            let i = info(c, "S").await;
             let caught_up = |s: &Value| s["seq"] == 4 && s["lag"] == 0;
             i["sources"]
                 .as_array()
                 .is_some_and(|a| a.len() == 2 && a.iter().all(caught_up))
         })
         .await;
-        let i = info(&c, "S").await;
+        let i = info(c, "S").await;
         // nats-server lists sources in no fixed order.
         let mut sources: Vec<(String, Value, Value)> = i["sources"]
             .as_array()
@@ -170,45 +163,44 @@ async fn sources_aggregate_with_filters_and_transforms_as_nats_server() {
             .collect();
         sources.sort_by(|x, y| x.0.cmp(&y.0));
         // Adding a source with STREAM.UPDATE starts copying it.
-        create(&c, json!({"name": "C", "subjects": ["c.>"]})).await;
-        publish(&c, "c.x", &[], "c").await;
+        create(c, json!({"name": "C", "subjects": ["c.>"]})).await;
+        publish(c, "c.x", &[], "c").await;
         let mut cfg = i["config"].clone();
         cfg["sources"]
             .as_array_mut()
             .expect("array")
             .push(json!({"name": "C"}));
-        let r = api(&c, "$JS.API.STREAM.UPDATE.S", &cfg.to_string()).await;
+        let r = api(c, "$JS.API.STREAM.UPDATE.S", &cfg.to_string()).await;
         assert!(r.get("error").is_none(), "{kind:?}: {r}");
-        wait_msgs(&c, "S", 7).await;
-        seen.push((got, sources));
-    }
-    assert_eq!(seen[0], seen[1]);
-    insta::assert_debug_snapshot!(seen[0]);
+        wait_msgs(c, "S", 7).await;
+        (got, sources)
+    })
+    .await;
+    insta::assert_debug_snapshot!(seen);
 }
 
 #[tokio::test]
 async fn removing_the_mirror_config_makes_a_normal_stream() {
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
+    side_by_side(async |kind, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
         for i in 0..3 {
-            publish(&c, "o.x", &[], &format!("{i}")).await;
+            publish(c, "o.x", &[], &format!("{i}")).await;
         }
-        let r = create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
-        wait_msgs(&c, "M", 3).await;
+        let r = create(c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+        wait_msgs(c, "M", 3).await;
         let mut cfg = r["config"].clone();
         cfg.as_object_mut().expect("object").remove("mirror");
         cfg["subjects"] = json!(["m.>"]);
-        let r = api(&c, "$JS.API.STREAM.UPDATE.M", &cfg.to_string()).await;
+        let r = api(c, "$JS.API.STREAM.UPDATE.M", &cfg.to_string()).await;
         assert!(r.get("error").is_none(), "{kind:?}: {r}");
         assert!(r["config"].get("mirror").is_none(), "{kind:?}: {r}");
-        let ack = publish(&c, "m.own", &[], "mine").await;
+        let ack = publish(c, "m.own", &[], "mine").await;
         assert_eq!(ack["seq"], 4, "{kind:?}: {ack}");
-        publish(&c, "o.x", &[], "not copied").await;
-        wait_msgs(&c, "O", 4).await;
-        assert_eq!(info(&c, "M").await["state"]["messages"], 4, "{kind:?}");
-    }
+        publish(c, "o.x", &[], "not copied").await;
+        wait_msgs(c, "O", 4).await;
+        assert_eq!(info(c, "M").await["state"]["messages"], 4, "{kind:?}");
+    })
+    .await;
 }
 
 /// Origin sequences a source copied, from its `Nats-Stream-Source` headers.
@@ -358,25 +350,22 @@ fn create_request_shape(m: &async_nats::Message) -> Value {
 #[tokio::test]
 async fn the_copies_consumers_on_the_origin_are_hidden_as_nats_server() {
     use futures::StreamExt;
-    let mut seen = Vec::new();
-    for kind in KINDS {
-        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
-        let c = server.client().await;
-        create(&c, json!({"name": "O", "subjects": ["o.>"]})).await;
-        publish(&c, "o.x", &[], "one").await;
+    let seen = side_by_side(async |_, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        publish(c, "o.x", &[], "one").await;
         let mut creates = c
             .subscribe("$JS.API.CONSUMER.CREATE.>")
             .await
             .expect("subscribe");
         c.flush().await.expect("flush");
-        create(&c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+        create(c, json!({"name": "M", "mirror": {"name": "O"}})).await;
         create(
-            &c,
+            c,
             json!({"name": "S", "sources": [{"name": "O", "filter_subject": "o.x"}]}),
         )
         .await;
-        wait_msgs(&c, "M", 1).await;
-        wait_msgs(&c, "S", 1).await;
+        wait_msgs(c, "M", 1).await;
+        wait_msgs(c, "S", 1).await;
         let mut requests = Vec::new();
         while requests.len() < 2 {
             let m = tokio::time::timeout(WAIT, creates.next())
@@ -386,19 +375,19 @@ async fn the_copies_consumers_on_the_origin_are_hidden_as_nats_server() {
             requests.push(create_request_shape(&m));
         }
         requests.sort_by_key(|r| r["name_kind"].to_string());
-        let names = api(&c, "$JS.API.CONSUMER.NAMES.O", "{}").await;
-        let list = api(&c, "$JS.API.CONSUMER.LIST.O", "{}").await;
-        let account = api(&c, "$JS.API.INFO", "").await;
-        seen.push(json!({
+        let names = api(c, "$JS.API.CONSUMER.NAMES.O", "{}").await;
+        let list = api(c, "$JS.API.CONSUMER.LIST.O", "{}").await;
+        let account = api(c, "$JS.API.INFO", "").await;
+        json!({
             "requests": requests,
             "names": names["consumers"],
             "names_total": names["total"],
             "list": list["consumers"],
             "list_total": list["total"],
-            "consumer_count": info(&c, "O").await["state"]["consumer_count"],
+            "consumer_count": info(c, "O").await["state"]["consumer_count"],
             "account_consumers": account["consumers"],
-        }));
-    }
-    assert_eq!(seen[0], seen[1]);
-    insta::assert_json_snapshot!(seen[0]);
+        })
+    })
+    .await;
+    insta::assert_json_snapshot!(seen);
 }

@@ -519,6 +519,36 @@ where
     }
 }
 
+/// Runs `scenario` against a fresh rill server, then against a fresh nats-server 2.15.1
+/// (each started from [`ServerOpts::kind`], with a client connected), asserts that both
+/// came to the same result and returns it: the shape of every side-by-side test.
+pub async fn side_by_side<T: PartialEq + std::fmt::Debug>(
+    mut scenario: impl AsyncFnMut(ServerKind, &TestServer, &async_nats::Client) -> T,
+) -> T {
+    side_by_side_with(ServerOpts::kind, async |kind, server| {
+        let client = server.client().await;
+        scenario(kind, server, &client).await
+    })
+    .await
+}
+
+/// [`side_by_side`] with servers started from `opts(kind)`, connected to by the
+/// scenario itself.
+pub async fn side_by_side_with<T: PartialEq + std::fmt::Debug>(
+    opts: impl Fn(ServerKind) -> ServerOpts,
+    mut scenario: impl AsyncFnMut(ServerKind, &TestServer) -> T,
+) -> T {
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = TestServer::start_with(opts(kind)).await;
+        seen.push(scenario(kind, &server).await);
+    }
+    let nats = seen.pop().expect("nats-server's result");
+    let rill = seen.pop().expect("rill's result");
+    assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
+    rill
+}
+
 /// The directory holding the workspace's built binaries (`target/<profile>`), found like assert_cmd's
 /// `cargo_bin`: the test executable lives in `target/<profile>/deps`.
 pub fn target_dir() -> PathBuf {

@@ -138,7 +138,7 @@ impl<S: Source> Actor<S> {
             }
         }
         if let Err(e) = self.tracker.sync() {
-            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+            self.sync_failed(&e);
         }
         self.registry
             .remove_if(&self.stream, &self.name, self.shared.id);
@@ -169,7 +169,7 @@ impl<S: Source> Actor<S> {
     pub(super) fn sync_state(&mut self) {
         self.next_sync = None;
         if let Err(e) = self.tracker.sync() {
-            warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+            self.sync_failed(&e);
         }
     }
 
@@ -185,7 +185,7 @@ impl<S: Source> Actor<S> {
             }
             Ok(None) => {}
             Err(e) => {
-                warn!(stream = %self.stream, consumer = %self.name, error = %e, "consumer state sync failed");
+                self.sync_failed(&e);
             }
         }
     }
@@ -198,9 +198,14 @@ impl<S: Source> Actor<S> {
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
-        warn!(stream = %self.stream, consumer = %self.name, error = %err, "consumer state sync failed");
+        self.sync_failed(&err);
         // Nothing is lost: the next sync covers the same writes again.
         self.tracker.mark_dirty();
+    }
+
+    /// Logs a failed sync of the consumer's state (the one place that says so).
+    fn sync_failed(&self, error: &dyn std::fmt::Display) {
+        warn!(stream = %self.stream, consumer = %self.name, error = %error, "consumer state sync failed");
     }
 
     pub(super) fn next_wake(&self) -> Instant {
