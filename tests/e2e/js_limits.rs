@@ -413,8 +413,9 @@ async fn metadata_is_stored_and_echoed() {
 async fn unimplemented_features_are_refused_not_ignored() {
     let server = TestServer::start().await;
     let c = server.client().await;
-    // Subject delete markers and message schedules are implemented now (js_features); these are not yet.
-    for feature in ["allow_atomic", "allow_batched"] {
+    // Subject delete markers, message schedules and atomic batches are implemented now
+    // (js_features); fast batches are not yet.
+    for feature in ["allow_batched"] {
         let r = create(&c, json!({"name": "T", "subjects": ["t"], feature: true})).await;
         assert_eq!(r["error"]["err_code"], 10049, "{feature}");
     }

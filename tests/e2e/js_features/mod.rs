@@ -4,9 +4,11 @@
 //! - `markers`: subject delete markers (`subject_delete_marker_ttl`) placed when
 //!   `max_age` or a `Nats-TTL` removes a subject's last message; consumer reset rules.
 //! - `counters`: `Nats-Incr` publishes on counter streams.
+//! - `batches`: atomic batch publish (`Nats-Batch-*`), its errors and limits.
 //! - `schedules`: message schedules (`Nats-Schedule`), their errors, firings and
 //!   restarts.
 
+mod batches;
 mod counters;
 mod markers;
 mod schedules;

@@ -30,10 +30,7 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
 /// # Errors
 /// `STREAM_CREATE` naming the first unsupported feature.
 fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
-    let features = [
-        (cfg.allow_atomic, "allow_atomic"),
-        (cfg.allow_batched, "allow_batched"),
-    ];
+    let features = [(cfg.allow_batched, "allow_batched")];
     match features.iter().find(|(on, _)| *on) {
         Some((_, name)) => {
             Err(ErrorCode::STREAM_CREATE.err(format!("{name} is not supported by rill")))

@@ -144,6 +144,8 @@ pub struct StreamCore {
     pub(super) origins: super::source::status::Status,
     /// Due times of the stream's message schedules (see `schedule`).
     pub(super) schedules: super::schedule::Schedules,
+    /// Atomic batches being staged (see `batch`).
+    pub(super) batches: super::batch::Batches,
 }
 
 impl StreamCore {
@@ -465,7 +467,7 @@ impl StreamCore {
             .map_err(|e| error::general(&e))
     }
 
-    /// Timers: message expiry, message schedules and, in lazy mode, the periodic sync. Returns the
+    /// Timers: message expiry, message schedules, atomic batch timeouts and, in lazy mode, the periodic sync. Returns the
     /// nanoseconds until the next one is due (`None`: nothing scheduled).
     pub(super) fn on_timer(&mut self) -> Option<i64> {
         let now = now_ns();
@@ -483,10 +485,12 @@ impl StreamCore {
         }
         self.place_markers(emptied);
         self.fire_schedules(now);
+        self.batches.expire(now);
         let deadline = [
             self.store.next_expiry(),
             self.ttls.next(),
             self.schedules.next(),
+            self.batches.next_timeout(),
         ]
         .into_iter()
         .flatten()

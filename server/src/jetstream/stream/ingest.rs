@@ -25,9 +25,9 @@ use crate::jetstream::republish::Stored;
 use crate::jetstream::store::{PurgeRequest, StoreError, now_ns};
 
 const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
-const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
+pub(super) const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
 const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
-const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+pub(super) const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 const EXPECTED_LAST_SUBJ_SEQ_SUBJ: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 const ROLLUP: &str = "Nats-Rollup";
 /// nats-server's limit on a stored message's header block (`math.MaxUint16`).
@@ -37,7 +37,7 @@ fn text(v: &[u8]) -> &str {
     std::str::from_utf8(v).unwrap_or_default()
 }
 
-enum Rollup {
+pub(super) enum Rollup {
     Subject,
     All,
 }
@@ -72,7 +72,14 @@ impl StreamCore {
         headers: Option<&Bytes>,
         payload: &Bytes,
     ) {
-        let result = self.ingest(subject, headers.map(|h| &h[..]), payload);
+        let result = match (super::batch::batch_id(headers), headers) {
+            (Some(id), Some(h)) => match self.stage(id, subject, h, payload) {
+                Ok(None) => return self.answer_staged(reply),
+                Ok(Some(ack)) => Ok(ack),
+                Err(e) => Err(e),
+            },
+            _ => self.ingest(subject, headers.map(|h| &h[..]), payload),
+        };
         let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) else {
             return;
         };
@@ -85,6 +92,13 @@ impl StreamCore {
         } else {
             let body = serde_json::to_vec(&ack).unwrap_or_default();
             self.send(&reply, None, &Bytes::from(body));
+        }
+    }
+
+    /// A staged batch message gets an empty reply.
+    fn answer_staged(&self, reply: Option<Bytes>) {
+        if let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) {
+            self.send(&reply, None, &Bytes::new());
         }
     }
 
@@ -274,7 +288,7 @@ impl StreamCore {
     }
 
     /// `Nats-TTL`: nanoseconds to live, `None` without the header or for `never`.
-    fn check_ttl(&self, h: &[u8]) -> Result<Option<i64>, ApiError> {
+    pub(super) fn check_ttl(&self, h: &[u8]) -> Result<Option<i64>, ApiError> {
         let Some(v) = find(h, TTL_HEADER) else {
             return Ok(None);
         };
@@ -284,7 +298,7 @@ impl StreamCore {
         ttl::parse(text(v)).map_err(|()| ErrorCode::MESSAGE_TTL_INVALID.error())
     }
 
-    fn check_rollup(&self, h: &[u8]) -> Result<Option<Rollup>, ApiError> {
+    pub(super) fn check_rollup(&self, h: &[u8]) -> Result<Option<Rollup>, ApiError> {
         let Some(v) = find(h, ROLLUP) else {
             return Ok(None);
         };

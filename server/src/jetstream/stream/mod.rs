@@ -13,6 +13,7 @@
 //! (`max_age`) and TTLs run on the same actor, on timers the pool keeps.
 
 mod actor;
+mod batch;
 mod core;
 mod counter;
 mod dedupe;
@@ -242,7 +243,11 @@ fn open(
         rewrites,
         origins: source::status::Status::default(),
         schedules: schedule::Schedules::default(),
+        batches: batch::Batches::default(),
     };
+    if batch::repair_torn(core.store.as_mut()).map_err(|e| error::create_error(&e))? > 0 {
+        core.dirty = true;
+    }
     if core.cfg.allow_msg_schedules {
         core.rebuild_schedules()
             .map_err(|e| error::create_error(&e))?;

@@ -1,0 +1,373 @@
+//! Atomic batch publish (`allow_atomic`, ADR-50): messages carrying
+//! `Nats-Batch-Id` and `Nats-Batch-Sequence` (1, 2, ...) are held by the stream until
+//! one carries `Nats-Batch-Commit`, then stored together or not at all.
+//!
+//! As nats-server 2.15.1 answers (learned by running it):
+//! - a staged message gets an empty reply; the commit gets the PubAck of the last
+//!   stored message with `batch` and `count`;
+//! - `Nats-Batch-Commit: 1` stores the batch with this message, `eob` without it (the
+//!   last stored message then carries `Nats-Batch-Commit: 1`); any other value
+//!   `10200`; a batch's messages are stored with their batch headers;
+//! - no `allow_atomic` `10174`; an id over 64 bytes `10179`; a missing or unreadable
+//!   sequence `10175`; a sequence over 1000 `10199`; a batch that does not start at 1,
+//!   has a gap, is unknown, has timed out (10 s without a message) or commits nothing
+//!   `10176`; more than 50 open batches on a stream `10210`;
+//!   `Nats-Expected-Last-Msg-Id` `10177`; a `Nats-Msg-Id` seen in the batch or the
+//!   duplicate window `10201`; an expected last subject sequence on a subject written
+//!   earlier in the batch `10164`; discard-new `max_msgs` the batch would pass `10077`;
+//! - every other check runs on each message as if the batch's earlier messages were
+//!   stored (`Nats-Expected-Last-Sequence`, counters), and any error drops the batch;
+//!   the checks are made before anything is stored, except the rarer ones made while
+//!   storing (counters, schedules, store limits), whose failure takes the stored part
+//!   back (its sequence numbers stay used).
+//!
+//! All or nothing: the stream stores a batch within one command, so nothing
+//! interleaves and consumers see it after the group commit. A crash in the middle of
+//! the commit can leave the batch's first messages on disk without its commit; on open
+//! [`repair_torn`] removes such a tail (its last message carries a `Nats-Batch-Id` and
+//! no `Nats-Batch-Commit`).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use rill_protocol::headers::{HeaderMap, find};
+use rill_protocol::jsapi::{ApiError, DiscardPolicy, ErrorCode, PubAck};
+
+use super::core::StreamCore;
+use super::dedupe::MSG_ID;
+use super::ingest::{EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ};
+use crate::jetstream::store::{StoreError, StreamStore, now_ns};
+
+/// The batch a message belongs to.
+pub(crate) const BATCH_ID: &str = "Nats-Batch-Id";
+const BATCH_SEQ: &str = "Nats-Batch-Sequence";
+const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+const MAX_ID_LEN: usize = 64;
+/// nats-server's largest batch.
+const MAX_SIZE: u64 = 1000;
+/// nats-server's open batches per stream.
+const MAX_OPEN: usize = 50;
+/// A batch without a message for this long is dropped.
+const TIMEOUT_NS: i64 = 10_000_000_000;
+
+/// One staged message.
+#[derive(Debug)]
+pub(super) struct Staged {
+    pub(super) subject: Bytes,
+    pub(super) headers: Bytes,
+    pub(super) payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Open {
+    msgs: Vec<Staged>,
+    touched: i64,
+}
+
+/// The stream's open batches.
+#[derive(Debug, Default)]
+pub(crate) struct Batches {
+    open: HashMap<String, Open>,
+}
+
+impl Batches {
+    /// When the oldest open batch times out.
+    pub(crate) fn next_timeout(&self) -> Option<i64> {
+        self.open.values().map(|b| b.touched + TIMEOUT_NS).min()
+    }
+
+    /// Drops the batches that timed out at `now`.
+    pub(crate) fn expire(&mut self, now: i64) {
+        self.open.retain(|_, b| b.touched + TIMEOUT_NS > now);
+    }
+}
+
+/// The batch id of a publish, when it is part of one (an empty id is not).
+pub(super) fn batch_id(headers: Option<&Bytes>) -> Option<String> {
+    let id = find(headers?, BATCH_ID)?;
+    (!id.is_empty()).then(|| String::from_utf8_lossy(id).into_owned())
+}
+
+fn text(v: &[u8]) -> &str {
+    std::str::from_utf8(v).unwrap_or_default()
+}
+
+/// What `Nats-Batch-Commit` asks for.
+#[derive(PartialEq, Eq)]
+enum Commit {
+    No,
+    /// Store the batch with this message.
+    With,
+    /// Store the batch without this message.
+    EndOfBatch,
+}
+
+fn commit_of(h: &[u8]) -> Result<Commit, ApiError> {
+    match find(h, BATCH_COMMIT).map(text) {
+        None => Ok(Commit::No),
+        Some("1") => Ok(Commit::With),
+        Some("eob") => Ok(Commit::EndOfBatch),
+        Some(_) => Err(ErrorCode::ATOMIC_PUBLISH_INVALID_BATCH_COMMIT.error()),
+    }
+}
+
+fn incomplete() -> ApiError {
+    ErrorCode::ATOMIC_PUBLISH_INCOMPLETE_BATCH.error()
+}
+
+impl StreamCore {
+    /// Takes one message of batch `id`: `Ok(None)` while staged, the batch's PubAck
+    /// once committed. Any error drops the batch.
+    pub(super) fn stage(
+        &mut self,
+        id: String,
+        subject: &Bytes,
+        headers: &Bytes,
+        payload: &Bytes,
+    ) -> Result<Option<PubAck>, ApiError> {
+        if !self.cfg.allow_atomic {
+            return Err(ErrorCode::ATOMIC_PUBLISH_DISABLED.error());
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(ErrorCode::ATOMIC_PUBLISH_INVALID_BATCH_ID.error());
+        }
+        let result = self.stage_checked(&id, subject, headers, payload);
+        if !matches!(result, Ok(None)) {
+            self.batches.open.remove(&id);
+        }
+        result
+    }
+
+    fn stage_checked(
+        &mut self,
+        id: &str,
+        subject: &Bytes,
+        headers: &Bytes,
+        payload: &Bytes,
+    ) -> Result<Option<PubAck>, ApiError> {
+        let seq = find(headers, BATCH_SEQ)
+            .and_then(|v| text(v).trim().parse::<u64>().ok())
+            .ok_or_else(|| ErrorCode::ATOMIC_PUBLISH_MISSING_SEQ.error())?;
+        if seq > MAX_SIZE {
+            let size = MAX_SIZE;
+            return Err(ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH.with(&[("size", &size)]));
+        }
+        let commit = commit_of(headers)?;
+        let now = now_ns();
+        if seq == 1 && !self.batches.open.contains_key(id) {
+            if self.batches.open.len() >= MAX_OPEN {
+                return Err(ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT.error());
+            }
+            let fresh = Open {
+                msgs: Vec::new(),
+                touched: now,
+            };
+            self.batches.open.insert(id.to_owned(), fresh);
+        }
+        let batch = self.batches.open.get_mut(id).ok_or_else(incomplete)?;
+        if seq != batch.msgs.len() as u64 + 1 {
+            return Err(incomplete());
+        }
+        if find(headers, EXPECTED_LAST_MSG_ID).is_some() {
+            let header = EXPECTED_LAST_MSG_ID;
+            return Err(
+                ErrorCode::ATOMIC_PUBLISH_UNSUPPORTED_HEADER_BATCH.with(&[("header", &header)])
+            );
+        }
+        batch.touched = now;
+        if commit != Commit::EndOfBatch {
+            batch.msgs.push(Staged {
+                subject: subject.clone(),
+                headers: headers.clone(),
+                payload: payload.clone(),
+            });
+        }
+        if commit == Commit::No {
+            return Ok(None);
+        }
+        let mut msgs = self
+            .batches
+            .open
+            .remove(id)
+            .map(|b| b.msgs)
+            .unwrap_or_default();
+        let last = msgs.last_mut().ok_or_else(incomplete)?;
+        if commit == Commit::EndOfBatch {
+            let mut h = HeaderMap::parse(&last.headers).unwrap_or_default();
+            h.append(BATCH_COMMIT, "1");
+            last.headers = h.to_bytes();
+        }
+        self.commit_batch(id, &msgs).map(Some)
+    }
+
+    /// Stores a committed batch, all of it or none.
+    fn commit_batch(&mut self, id: &str, msgs: &[Staged]) -> Result<PubAck, ApiError> {
+        self.check_batch(msgs)?;
+        let mut stored = Vec::with_capacity(msgs.len());
+        let mut last = None;
+        for m in msgs {
+            match self.ingest(&m.subject, Some(&m.headers), &m.payload) {
+                Ok(ack) => {
+                    stored.push(ack.seq);
+                    last = Some(ack);
+                }
+                Err(e) => {
+                    // A check that depends on the batch's earlier messages failed: take
+                    // them back.
+                    for seq in stored {
+                        let _ = self.store.remove(seq);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut ack = last.ok_or_else(incomplete)?;
+        ack.batch = id.to_owned();
+        ack.count = msgs.len() as u64;
+        Ok(ack)
+    }
+
+    /// The checks made on the batch as a whole before anything is stored (those that
+    /// depend on the batch's earlier messages as if they were stored, and the plain
+    /// header checks), so that a refused batch costs no sequence numbers.
+    fn check_batch(&mut self, msgs: &[Staged]) -> Result<(), ApiError> {
+        let mut ids = std::collections::HashSet::new();
+        let mut subjects = std::collections::HashSet::new();
+        let now = now_ns();
+        let last = self.store.state().last_seq;
+        for (i, m) in (0u64..).zip(msgs) {
+            self.check_rollup(&m.headers)?;
+            self.check_ttl(&m.headers)?;
+            let before = last + i;
+            if find(&m.headers, EXPECTED_LAST_SEQ)
+                .is_some_and(|v| text(v).parse::<u64>().ok() != Some(before))
+            {
+                return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE.with(&[("seq", &before)]));
+            }
+            if let Some(msg_id) = find(&m.headers, MSG_ID).map(text).filter(|s| !s.is_empty()) {
+                let seen = self
+                    .dedupe
+                    .check(msg_id, now, self.store.as_ref())
+                    .is_some();
+                if seen || !ids.insert(msg_id.to_owned()) {
+                    return Err(ErrorCode::ATOMIC_PUBLISH_CONTAINS_DUPLICATE_MESSAGE.error());
+                }
+            }
+            let subject = m.subject.clone();
+            if find(&m.headers, EXPECTED_LAST_SUBJ_SEQ).is_some() && subjects.contains(&subject) {
+                return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT.error());
+            }
+            subjects.insert(subject);
+        }
+        let state = self.store.state();
+        let max = u64::try_from(self.cfg.max_msgs).unwrap_or(u64::MAX);
+        if self.cfg.discard == DiscardPolicy::New && state.msgs + msgs.len() as u64 > max {
+            return Err(ErrorCode::STREAM_STORE_FAILED.err("maximum messages exceeded"));
+        }
+        Ok(())
+    }
+}
+
+/// Removes a batch a crash cut in the middle of its commit: the tail of messages of one
+/// batch whose last has no `Nats-Batch-Commit`. Returns how many were removed.
+///
+/// # Errors
+/// Store errors.
+pub(crate) fn repair_torn(store: &mut dyn StreamStore) -> Result<u64, StoreError> {
+    let last = store.state().last_seq;
+    let m = match store.load(last) {
+        Ok(m) => m,
+        Err(e @ StoreError::Io(_)) => return Err(e),
+        // Nothing stored, deleted or damaged: no batch to repair.
+        Err(_) => return Ok(0),
+    };
+    let Some(h) = m.headers.as_deref() else {
+        return Ok(0);
+    };
+    let (Some(id), None) = (find(h, BATCH_ID), find(h, BATCH_COMMIT)) else {
+        return Ok(0);
+    };
+    let id = id.to_vec();
+    let n = find(h, BATCH_SEQ)
+        .and_then(|v| text(v).parse::<u64>().ok())
+        .unwrap_or(1);
+    let mut removed = 0;
+    for seq in last.saturating_sub(n - 1).max(1)..=last {
+        let Ok(m) = store.load(seq) else { continue };
+        if m.headers.as_deref().and_then(|h| find(h, BATCH_ID)) == Some(&id[..]) {
+            store.remove(seq)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jetstream::store::{FileStore, SimDisk, StoreConfig};
+    use std::path::Path;
+
+    fn open(disk: &SimDisk) -> FileStore {
+        FileStore::open(Path::new("/s"), StoreConfig::default(), disk.shared()).expect("open")
+    }
+
+    fn batch_headers(id: &str, seq: u64, commit: bool) -> Vec<u8> {
+        let mut h = HeaderMap::new();
+        h.append(BATCH_ID, id);
+        h.append(BATCH_SEQ, seq.to_string());
+        if commit {
+            h.append(BATCH_COMMIT, "1");
+        }
+        h.to_bytes().to_vec()
+    }
+
+    /// A crash anywhere in a batch's commit leaves the whole batch or none of it once
+    /// the store is opened again and repaired.
+    #[test]
+    fn a_crash_mid_commit_keeps_all_of_a_batch_or_none() {
+        let mut torn = 0;
+        for seed in 0..64 {
+            let disk = SimDisk::new();
+            let mut store = open(&disk);
+            store.append("a.0", None, b"before").expect("append");
+            store.sync().expect("sync");
+            for i in 1..=5 {
+                let h = batch_headers("b", i, i == 5);
+                store.append("a.1", Some(&h), b"x").expect("append");
+            }
+            drop(store);
+            disk.crash_torn(seed);
+            let mut store = open(&disk);
+            torn += u32::from(repair_torn(&mut store).expect("repair") > 0);
+            let msgs = store.state().msgs;
+            assert!(msgs == 1 || msgs == 6, "seed {seed}: {msgs} messages");
+            assert_eq!(store.load(1).expect("first").payload, &b"before"[..]);
+            drop(store);
+            let store = open(&disk);
+            assert_eq!(store.state().msgs, msgs, "seed {seed}: repair not durable");
+        }
+        assert!(torn > 0, "no seed cut the batch");
+    }
+
+    #[test]
+    fn a_committed_or_plain_tail_is_left_alone() {
+        let disk = SimDisk::new();
+        let mut store = open(&disk);
+        store
+            .append("a", Some(&batch_headers("b", 1, true)), b"x")
+            .expect("append");
+        assert_eq!(repair_torn(&mut store).expect("repair"), 0);
+        store.append("a", None, b"y").expect("append");
+        assert_eq!(repair_torn(&mut store).expect("repair"), 0);
+        store
+            .append("a", Some(&batch_headers("c", 1, false)), b"x")
+            .expect("append");
+        store
+            .append("a", Some(&batch_headers("c", 2, false)), b"x")
+            .expect("append");
+        assert_eq!(repair_torn(&mut store).expect("repair"), 2);
+        assert_eq!(store.state().msgs, 2);
+    }
+}
