@@ -429,3 +429,52 @@ async fn bench_compare_cluster_rows() {
     | peak (VmHWM) at end | N | N |
     ");
 }
+
+/// `compare`'s restart rows: a file stream filled on a fresh server of each kind, killed with
+/// SIGKILL and restarted, stopped cleanly and restarted; every row has a number on both servers
+/// (a restarted server that answered with fewer messages than were acknowledged fails the run).
+#[tokio::test]
+async fn bench_compare_restart_rows() {
+    let rill = format!(
+        "{} -a 127.0.0.1 -p {{port}} -js -sd {{store}}",
+        rill_server_bin().display()
+    );
+    let cli = Cli::bare();
+    let args = quick_compare(&[
+        "--scenarios",
+        "restart-1m",
+        "--server-a",
+        &rill,
+        "--server-b",
+        "nats-server -a 127.0.0.1 -p {port} -js -sd {store}",
+    ]);
+    let run = cli.command(&args).output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("compare finished in time")
+        .expect("run rill");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("n/a: ") && !stdout.contains("the fill stored"),
+        "the scenario ran and stored every message on both: {stdout}"
+    );
+    assert!(stderr.contains("300 stored; restart "), "{stderr}");
+    insta::assert_snapshot!(redact_table(&stdout), @r"
+    | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
+    |---|---|---:|---:|---:|---:|---:|
+    | restart-1m | restart after SIGKILL (spawn → stream answers) | N | N | N (B/A) | N | N |
+    | restart-1m | restart after clean stop (spawn → stream answers) | N | N | N (B/A) | N | N |
+    | restart-1m | clean stop (SIGTERM → exit) | N | N | N (B/A) | N | N |
+    | restart-1m | clean stop of an empty server | N | N | N (B/A) | N | N |
+    | restart-1m | RSS MiB after crash recovery | N | N | N (B/A) | N | N |
+    | restart-1m | RSS MiB after clean restart | N | N | N (B/A) | N | N |
+    | restart-1m | RSS MiB of the empty server | N | N | N (B/A) | N | N |
+    | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
+    |---|---:|---:|
+    | peak (VmHWM) at end | N | N |
+    ");
+}

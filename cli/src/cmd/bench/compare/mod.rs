@@ -13,6 +13,7 @@
 
 mod cluster;
 mod mqtt;
+mod restart;
 mod scenario;
 mod server;
 mod streams;
@@ -276,6 +277,15 @@ async fn run_one(
                 )
             })
         }
+        Kind::Restart => {
+            let limits = ((plan.msgs(s), s.size), plan.duration * 20);
+            let run = restart::run(&template, &plan.conn, limits.0, limits.1);
+            let timeout = plan.run_timeout() * 20;
+            match tokio::time::timeout(timeout, run).await {
+                Ok(run) => run.map(|m| record_restart(results, s, side, &m)),
+                Err(_) => Err(anyhow::anyhow!("no result within {timeout:?}")),
+            }
+        }
         Kind::Mqtt { qos } => {
             let (msgs, cap, timeout) = (plan.msgs(s), plan.duration, plan.run_timeout());
             let run = mqtt::throughput(&template, s, qos, msgs, cap, timeout).await;
@@ -352,6 +362,12 @@ const CPU: &str = "server CPU ns/msg";
 const MIN_CPU: Duration = Duration::from_millis(200);
 
 fn reserve_rows(results: &mut Results, s: &Scenario) {
+    if matches!(s.kind, Kind::Restart) {
+        for (metric, unit) in RESTART_ROWS {
+            results.reserve((s.name, metric), unit, Better::Lower);
+        }
+        return;
+    }
     if matches!(s.kind, Kind::IdleConns | Kind::MqttIdle) {
         results.reserve((s.name, "KiB per idle conn"), Unit::Kib, Better::Lower);
         return;
@@ -373,6 +389,62 @@ fn reserve_rows(results: &mut Results, s: &Scenario) {
         results.reserve((s.name, m.label), unit(m.field), m.better());
     }
     results.reserve((s.name, CPU), Unit::Nanos, Better::Lower);
+}
+
+/// The rows of the restart scenario, in table order.
+const RESTART_ROWS: [(&str, Unit); 7] = [
+    (
+        "restart after SIGKILL (spawn → stream answers)",
+        Unit::Millis,
+    ),
+    (
+        "restart after clean stop (spawn → stream answers)",
+        Unit::Millis,
+    ),
+    ("clean stop (SIGTERM → exit)", Unit::Millis),
+    ("clean stop of an empty server", Unit::Millis),
+    ("RSS MiB after crash recovery", Unit::Mib),
+    ("RSS MiB after clean restart", Unit::Mib),
+    ("RSS MiB of the empty server", Unit::Mib),
+];
+
+/// Pushes the restart scenario's rows; returns the progress line.
+fn record_restart(
+    results: &mut Results,
+    s: &Scenario,
+    side: Side,
+    m: &restart::Measured,
+) -> String {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let values = [
+        m.kill_restart_ms,
+        m.clean_restart_ms,
+        m.stop_ms,
+        m.empty_stop_ms,
+        mib(m.kill_kib),
+        mib(m.clean_kib),
+        mib(m.idle_kib),
+    ];
+    for ((metric, unit), v) in RESTART_ROWS.into_iter().zip(values) {
+        results.push((s.name, metric), unit, Better::Lower, side, v);
+    }
+    if let Some(p) = m.fill.phase("pub")
+        && (p.errors > 0 || m.stored < p.expected)
+    {
+        results.notes.push(format!(
+            "{} on {side:?}: the fill stored {} of {} messages, {} errors",
+            s.name, m.stored, p.expected, p.errors
+        ));
+    }
+    format!(
+        "{} stored; restart {:.1} ms after SIGKILL, {:.1} ms after a {:.1} ms clean stop; RSS {:.1} / {:.1} MiB",
+        m.stored,
+        m.kill_restart_ms,
+        m.clean_restart_ms,
+        m.stop_ms,
+        mib(m.kill_kib),
+        mib(m.clean_kib)
+    )
 }
 
 /// Server CPU time (user + system) of the whole run, per message of its headline phase: the cost

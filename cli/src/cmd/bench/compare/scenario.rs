@@ -98,6 +98,9 @@ pub(crate) enum Kind {
     /// `rill bench pubsub` on a fresh three-server cluster: the publisher on n1, this many
     /// subscribers on n2 and n3 (in one queue group with `queue`).
     Cluster { subs: usize, queue: bool },
+    /// A file stream of N messages on a fresh server: restart time after SIGKILL and after a clean
+    /// stop, clean stop time, and memory after each restart.
+    Restart,
 }
 
 impl Kind {
@@ -110,6 +113,7 @@ impl Kind {
                 | Kind::MqttIdle
                 | Kind::Streams { .. }
                 | Kind::Cluster { .. }
+                | Kind::Restart
         )
     }
 }
@@ -238,6 +242,13 @@ pub(crate) const ALL: &[Scenario] = &[
     ),
     sc("kv", "KV put then get, file, 16 B", Kind::Kv, 5_000, 16),
     sc(
+        "restart-1m",
+        "1M stored 16 B messages: restart after SIGKILL / clean stop, stop time, RSS",
+        Kind::Restart,
+        1_000_000,
+        16,
+    ),
+    sc(
         "cluster-pubsub-16",
         "3-server cluster: 1 publisher on n1 : 1 subscriber on n2, 16 B",
         Kind::Cluster {
@@ -329,7 +340,7 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
             m!("p99 µs", "request", Field::P99),
             m!("p99.9 µs", "request", Field::P999),
         ],
-        Kind::IdleConns | Kind::MqttIdle => &[],
+        Kind::IdleConns | Kind::MqttIdle | Kind::Restart => &[],
         Kind::Streams { .. } => &[
             m!("creates/s", "create", Field::Rate),
             m!("create p50 µs", "create", Field::P50),
@@ -397,7 +408,8 @@ pub(crate) async fn run(
         | Kind::Mqtt { .. }
         | Kind::MqttIdle
         | Kind::Streams { .. }
-        | Kind::Cluster { .. } => {
+        | Kind::Cluster { .. }
+        | Kind::Restart => {
             anyhow::bail!("{} is run by the comparison itself", s.name)
         }
         Kind::JsPubSync | Kind::JsPubAsync => {
@@ -447,7 +459,7 @@ pub(crate) fn headline_phase(kind: Kind) -> &'static str {
         Kind::Request => "request",
         Kind::IdleConns | Kind::MqttIdle => "",
         Kind::Mqtt { .. } => "sub",
-        Kind::JsPubSync | Kind::JsPubAsync => "pub",
+        Kind::JsPubSync | Kind::JsPubAsync | Kind::Restart => "pub",
         Kind::JsFetch => "fetch",
         Kind::JsOrdered => "ordered",
         Kind::Kv => "get",

@@ -26,6 +26,8 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub(crate) struct Server {
     port: u16,
     dir: tempfile::TempDir,
+    /// The command line after substitution (run again by [`Server::respawn`]).
+    cmd: String,
     child: Child,
     /// The `version` from the server's INFO.
     pub(crate) version: String,
@@ -55,18 +57,11 @@ impl Server {
             std::fs::write(&path, substitute(conf, port, &store)).context("write server config")?;
             cmd = format!("{cmd} -c {}", path.display());
         }
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {cmd}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("start {cmd}"))?;
+        let child = spawn(&cmd, dir.path())?;
         let mut server = Server {
             port,
             dir,
+            cmd: cmd.clone(),
             child,
             version: String::new(),
         };
@@ -174,18 +169,39 @@ impl Server {
 
     /// Stops the server: SIGTERM, then SIGKILL after a grace period.
     pub(crate) fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
+        let _ = self.stop_timed();
+    }
+
+    /// Stops the server like [`Server::stop`] and returns how long it took from SIGTERM to the
+    /// process's exit (polled every millisecond), or `None` when it had to be killed.
+    pub(crate) fn stop_timed(&mut self) -> Option<Duration> {
+        let pid = self.child.id().to_string();
+        let started = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        while started.elapsed() < STOP_TIMEOUT {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return Some(started.elapsed());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
         }
+        self.kill();
+        None
+    }
+
+    /// Kills the server with SIGKILL (a crash) and reaps it.
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Runs the same command again, on the same port and store, after the process exited (its
+    /// output is appended to the same log). Returns at once: the caller waits for what it needs.
+    pub(crate) fn respawn(&mut self) -> anyhow::Result<()> {
+        if let Ok(None) = self.child.try_wait() {
+            bail!("the server is still running");
+        }
+        self.child = spawn(&self.cmd, self.dir.path())?;
+        Ok(())
     }
 
     fn log_tail(&self) -> String {
@@ -224,6 +240,22 @@ impl Drop for Server {
             self.stop();
         }
     }
+}
+
+/// Starts `sh -c 'exec <cmd>'` in the background, its output appended to `<dir>/server.log`.
+fn spawn(cmd: &str, dir: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {cmd}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {cmd}"))
 }
 
 /// The template with `{port}` and `{store}` filled in.

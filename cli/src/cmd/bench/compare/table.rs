@@ -27,6 +27,8 @@ pub(crate) enum Unit {
     PerSec,
     /// Microseconds.
     Micros,
+    /// Milliseconds.
+    Millis,
     /// Nanoseconds.
     Nanos,
     /// KiB.
@@ -216,6 +218,7 @@ fn cell(x: Option<f64>, unit: Unit) -> String {
         Some(x) => match unit {
             Unit::PerSec => thousands(x),
             Unit::Micros => micros(x),
+            Unit::Millis => format!("{x:.1} ms"),
             Unit::Nanos => format!("{x:.0} ns"),
             Unit::Kib => format!("{x:.1} KiB"),
             Unit::Mib => format!("{x:.1}"),
