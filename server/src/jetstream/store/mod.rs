@@ -15,9 +15,10 @@
 //!   tests only) in crash tests.
 //!
 //! # Format version
-//! Everything on disk is format version 1: the block header's version field,
-//! the `index.snap` magic (`RILLIDX\x01`), `meta.cfg`'s version field, and the
-//! record kinds 1–3 of a consumer's `state.log`. A store written by this version
+//! Everything on disk is format version 1 (the block header's version field,
+//! `meta.cfg`'s version field, the record kinds 1–3 of a consumer's
+//! `state.log`), except the index snapshot, which is written in version 2
+//! (`RILLIDX\x02`, delta-coded entries) and read in versions 1 and 2. A store written by this version
 //! is kept in `tests/golden/store-v1/`, and the e2e tests `golden_store_v1_*`
 //! start a real server on a copy of it (with and without its snapshot): a later
 //! format must keep opening it.

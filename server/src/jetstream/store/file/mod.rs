@@ -51,17 +51,24 @@
 //!
 //! ## Index snapshot (`index.snap`)
 //! ```text
-//!   0   8 magic "RILLIDX\x01"
+//!   0   8 magic "RILLIDX\x02" (version 2; "RILLIDX\x01", version 1, is still read)
 //!   8   4 number of blocks B
 //!  12   8 last_seq
 //!  20   8 last_ts
 //!  28  B× { id u32, first_seq u64, prev_ts i64, len u64, live_msgs u64, live_bytes u64,
 //!          last_seq u64 } (52 bytes)
 //!   .   4 number of subjects N, then N× { u16 length, bytes }
-//!   .   8 number of messages M, then M× { seq u64, subject index u32, ts i64,
-//!         size u32, block id u32, offset u32, record length u32 } (36 bytes)
+//!   .   8 number of messages M, then M entries in sequence order (below)
 //!   .   4 crc32 of everything before
 //! ```
+//! A version 2 entry is seven LEB128 varints, each relative to the entry before
+//! (all fields zero before the first), about 8 bytes for a small message:
+//! sequence increase, subject index, timestamp difference (zigzag), accounted
+//! size, block id increase, offset minus where the previous record ended in the
+//! same block (or minus 40, the header, in a new block; zigzag), and record
+//! length minus size (zigzag). A version 1 entry is fixed: { seq u64, subject
+//! index u32, ts i64, size u32, block id u32, offset u32, record length u32 }
+//! (36 bytes).
 //! It describes a prefix of the blocks. It is used only if its crc holds, its
 //! blocks are exactly the first block files on disk with the same headers and
 //! lengths (the last listed one may have grown), and the newest record it lists
@@ -115,7 +122,7 @@ use super::types::{StoreConfig, StoreError, StoredMsg, file_msg_size};
 use super::vfs::SharedVfs;
 
 /// Where a message's record is: block id, offset and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileLoc {
     pub(crate) blk: u32,
     pub(crate) off: u32,
@@ -229,6 +236,16 @@ impl FileStore {
     /// Number of block files (for tests and monitoring).
     pub fn block_count(&self) -> usize {
         self.backend.blocks.len()
+    }
+
+    /// Blocks adopted from the index snapshot and not yet verified (tests).
+    #[cfg(test)]
+    pub(crate) fn unverified_blocks(&self) -> usize {
+        self.backend
+            .blocks
+            .iter()
+            .filter(|b| !b.verified.get())
+            .count()
     }
 
     /// Forgets read-ahead bytes, so the next load reads the file (tests).
