@@ -20,12 +20,11 @@
 //! | release | API level | what it added that clients gate on | in rill |
 //! |---|---|---|---|
 //! | 2.10 | 0 | consumer `filter_subjects`, stream/consumer `metadata`, `first_seq`, compression, subject transforms, default consumer limits | yes (stream subject transforms are refused) |
-//! | 2.11 | 1 | per-message TTL, subject delete markers, consumer pause, priority groups (overflow, pinned client, `UNPIN`), batch direct get, message tracing, `Nats-Required-Api-Level` | TTL, pause, batch get; not yet: priority groups, delete markers, message tracing |
+//! | 2.11 | 1 | per-message TTL, subject delete markers, consumer pause, priority groups (overflow, pinned client, `UNPIN`), batch direct get, message tracing, `Nats-Required-Api-Level` | TTL, pause, batch get, priority groups, delete markers; not yet: message tracing |
 //! | 2.12 | 2 | counters, atomic batch publish, message schedules, async persist | no |
 //! | 2.14 | 4 | consumer reset, fast batch publish, ack flow control | reset only |
 //!
-//! So rill reports 2.10.0 and API level 0 today; priority groups, delete markers and
-//! message tracing bring it to 2.11.0 / level 1.
+//! So rill reports 2.10.0 and API level 0 today; message tracing brings it to 2.11.0 / level 1.
 
 /// The nats-server release whose behaviour rill implements (INFO `version`, `/varz`
 /// `version`, `_nats.ver` metadata). See the module doc before changing it.

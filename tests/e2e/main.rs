@@ -33,6 +33,7 @@ mod js_hardening;
 mod js_limits;
 mod js_mirrors;
 mod js_nats_py;
+mod js_priority;
 mod js_republish;
 mod js_sources;
 mod js_streams;

@@ -260,6 +260,14 @@ pub struct ConsumerUnpinRequest {
     pub group: String,
 }
 
+/// `CONSUMER.UNPIN` reply: nothing but its `type` (or an error).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerUnpinResponse {}
+
+impl ApiBody for ConsumerUnpinResponse {
+    const TYPE: &'static str = "io.nats.jetstream.api.v1.consumer_unpin_response";
+}
+
 /// `-NAK {"delay": <ns>}` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -39,7 +39,8 @@ pub use consumer_api::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
     ConsumerPauseResponse, ConsumerResetRequest, ConsumerResetResponse, ConsumerUnpinRequest,
-    CreateConsumerRequest, NakOptions, NextRequest, PriorityGroupState, SequenceInfo,
+    ConsumerUnpinResponse, CreateConsumerRequest, NakOptions, NextRequest, PriorityGroupState,
+    SequenceInfo,
 };
 pub use error::{ApiError, ErrorCode};
 pub use msg::{MsgDeleteRequest, MsgDeleteResponse, MsgGetRequest, MsgGetResponse, StoredMsg};

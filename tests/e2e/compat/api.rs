@@ -40,28 +40,3 @@ async fn clustering_requests_are_refused_like_a_standalone_nats_server() {
     assert_eq!(seen[0], seen[1], "rill vs nats-server");
     assert!(seen[0].iter().all(|r| r.contains(r#""err_code":10010"#)));
 }
-
-/// Priority groups are not implemented yet: a consumer asking for them is refused at
-/// once (500 / 10012) instead of being created and ignoring the policy.
-#[tokio::test]
-async fn a_consumer_with_priority_groups_is_refused_at_once() {
-    let server = TestServer::start().await;
-    let client = server.client().await;
-    client
-        .request("$JS.API.STREAM.CREATE.S", r#"{"name":"S"}"#.into())
-        .await
-        .expect("stream");
-    let body = r#"{"stream_name":"S","config":{"durable_name":"P","ack_policy":"explicit","priority_policy":"pinned_client","priority_groups":["g"]}}"#;
-    let reply = client
-        .request("$JS.API.CONSUMER.DURABLE.CREATE.S.P", body.into())
-        .await
-        .expect("an answer at once");
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
-    assert_eq!(reply["error"]["err_code"], 10012, "{reply}");
-    assert!(
-        reply["error"]["description"]
-            .as_str()
-            .is_some_and(|d| d.contains("priority groups")),
-        "{reply}"
-    );
-}

@@ -13,7 +13,7 @@ use rill_protocol::jsapi::{
     API_LEVEL, ActionKind, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
     ConsumerResetRequest, CreateConsumerRequest, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
-    Paged, PagedRequest, PriorityPolicy, RetentionPolicy,
+    Paged, PagedRequest, RetentionPolicy,
 };
 
 use super::Request;
@@ -76,12 +76,6 @@ pub(super) async fn create(
     let stream = stream_of(js, &target.stream)?;
     let scfg = stream.config().await?;
     let cfg = validate::consumer_config(body.config, &scfg, body.pedantic)?;
-    // Priority groups (2.11) are not implemented yet: refused at once rather than
-    // accepted and ignored, which leaves a pinned or overflow client waiting forever.
-    if cfg.priority_policy != PriorityPolicy::None {
-        let text = "priority groups are not supported by rill yet";
-        return Err(ErrorCode::CONSUMER_CREATE.err(text));
-    }
     let name = match cfg.name.as_str() {
         "" => random_name(),
         // A mirror's or source's consumer: each session's gets a fresh name.
@@ -221,6 +215,17 @@ pub(super) async fn reset(
     let mut r = h.reset(body.seq).await?;
     r.info = shown(r.info);
     Ok(r)
+}
+
+/// `CONSUMER.UNPIN`: the group's pinned client loses its pin (see `consumer::priority`).
+pub(super) async fn unpin(
+    js: &JetStream,
+    at: (&str, &str),
+    req: &Request,
+) -> Result<rill_protocol::jsapi::ConsumerUnpinResponse, ApiError> {
+    let body: rill_protocol::jsapi::ConsumerUnpinRequest = req.parse_required()?;
+    let h = lookup(js, at)?;
+    h.unpin(body.group).await
 }
 
 /// A pull to a consumer that does not exist gets no-responders, as from nats-server.

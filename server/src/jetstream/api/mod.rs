@@ -81,6 +81,18 @@ impl Request {
         parse_request(&self.payload).map_err(|e| ErrorCode::INVALID_JSON.err(e))
     }
 
+    /// Parses a body that must be there: an empty one is `invalid JSON: unexpected end of
+    /// JSON input`, as nats-server answers `CONSUMER.UNPIN` without one.
+    ///
+    /// # Errors
+    /// `INVALID_JSON`.
+    pub fn parse_required<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.payload.trim_ascii().is_empty() {
+            return Err(ErrorCode::INVALID_JSON.err("unexpected end of JSON input"));
+        }
+        self.parse()
+    }
+
     /// `Nats-Required-Api-Level`: the client needs at least this API level.
     ///
     /// # Errors
@@ -361,7 +373,10 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         | A::StreamPeerRemove(_)
         | A::ConsumerLeaderStepdown { .. } => return unsupported::reply(&api),
         // Not implemented by rill: no reply.
-        A::ConsumerUnpin { .. } | A::AccountPurge(_) | A::ServerRemove => return None,
+        A::ConsumerUnpin { stream, consumer } => {
+            Reply::from(consumer::unpin(js, (stream, consumer), req).await)
+        }
+        A::AccountPurge(_) | A::ServerRemove => return None,
         // Answered before the account's own API (see `dispatch`).
         A::MetaLeaderStepdown => return None,
     })

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::ack::{AckKind, parse_ack_subject};
 use super::outbox::{Inbound, InternalSub, Outbox};
+use super::priority::{PinEvent, Priority};
 use super::pull::{PullRequest, WaitQueue, check};
 use super::push::Push;
 use super::source::Source;
@@ -48,6 +49,8 @@ pub(super) struct Actor<S: Source> {
     /// `last_per_subject` start sequences still to deliver.
     pub(super) lps: VecDeque<u64>,
     pub(super) waiting: WaitQueue,
+    /// Priority groups: which waiting request may be served, and the pin.
+    pub(super) priority: Priority,
     pub(super) push: Option<Push>,
     pub(super) paused_until: Option<Timestamp>,
     pub(super) last_seq: watch::Receiver<u64>,
@@ -213,6 +216,7 @@ impl<S: Source> Actor<S> {
         [
             self.tracker.next_deadline(),
             self.waiting.next_deadline(),
+            self.priority.deadline(),
             self.push.as_ref().and_then(Push::next_deadline),
             self.replay_wake,
             self.inactive_deadline(),
@@ -280,7 +284,31 @@ impl<S: Source> Actor<S> {
             self.out.deliver(&reply, &status_msg(&reply, st, None));
         }
         self.push_heartbeat(now);
+        self.expire_pin(now);
         self.check_inactive(now).await;
+    }
+
+    /// `pinned_client`: a pinned client that stopped pulling loses its pin.
+    fn expire_pin(&mut self, now: Instant) {
+        let waiting = &self.waiting;
+        let expired = self
+            .priority
+            .expire(now, |id| waiting.any(|r| r.pin_id == id));
+        if let Some((old, event)) = expired {
+            self.unpinned(&old, &event);
+        }
+    }
+
+    /// After an unpin: requests still carrying `old` get `423 Nats-Wrong-Pin-Id`, and the
+    /// advisory goes out.
+    pub(super) fn unpinned(&mut self, old: &str, event: &PinEvent) {
+        let gone = self
+            .waiting
+            .remove_where(|r| r.pin_id == old, status::wrong_pin_id);
+        for (reply, st) in gone {
+            self.out.deliver(&reply, &status_msg(&reply, st, None));
+        }
+        events::pin(&self.out, &self.stream, &self.name, event);
     }
 
     pub(super) fn push_heartbeat(&mut self, now: Instant) {
@@ -389,7 +417,13 @@ impl<S: Source> Actor<S> {
             self.out.deliver(&reply, &status_msg(&reply, st, None));
             return;
         }
-        if let Err((reply, st)) = self.waiting.push(PullRequest::new(reply, &req, now), now) {
+        let req = PullRequest::new(reply, &req, now);
+        if let Err(st) = self.priority.admit(&req, now) {
+            self.out
+                .deliver(&req.reply, &status_msg(&req.reply, st, None));
+            return;
+        }
+        if let Err((reply, st)) = self.waiting.push(req, now) {
             self.out.deliver(&reply, &status_msg(&reply, st, None));
         }
     }

@@ -1,10 +1,10 @@
-//! The consumer actor's commands: info, update, pause, reset and stop.
+//! The consumer actor's commands: info, update, pause, reset, unpin and stop.
 //!
 //! Owns nothing; these are methods on the actor, split out of `actor` for size.
 
 use rill_protocol::jsapi::{
     ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse,
-    DeliverPolicy, ErrorCode, Nanos, SequenceInfo, Timestamp,
+    ConsumerUnpinResponse, DeliverPolicy, ErrorCode, Nanos, SequenceInfo, Timestamp,
 };
 use tokio::time::Instant;
 use tracing::warn;
@@ -32,6 +32,9 @@ impl<S: Source> Actor<S> {
             }
             Command::Reset(seq, tx) => {
                 let _ = tx.send(self.reset(seq).await);
+            }
+            Command::Unpin(group, tx) => {
+                let _ = tx.send(self.unpin(&group));
             }
             Command::Release(tx) => {
                 for (reply, st) in self.waiting.drain_pending(status::server_shutdown) {
@@ -108,6 +111,7 @@ impl<S: Source> Actor<S> {
                 .is_some_and(|p| self.out.has_interest(&p.subject)),
             paused: remaining > 0,
             pause_remaining: Nanos(remaining.max(0)),
+            priority_groups: self.priority.state(),
             ts: ts(now).unwrap_or_default(),
             ..ConsumerInfo::default()
         }
@@ -136,6 +140,7 @@ impl<S: Source> Actor<S> {
     pub(super) async fn update(&mut self, cfg: ConsumerConfig) -> Result<ConsumerInfo, ApiError> {
         self.tracker.reconfigure(&cfg);
         self.waiting.set_max_waiting(cfg.max_waiting);
+        self.priority.update(&cfg);
         let now = Instant::now();
         if cfg.deliver_subject != self.cfg.deliver_subject
             || cfg.flow_control != self.cfg.flow_control
@@ -173,6 +178,16 @@ impl<S: Source> Actor<S> {
             pause_until: self.paused_until.unwrap_or_default(),
             pause_remaining: Nanos(remaining),
         }
+    }
+
+    /// `CONSUMER.UNPIN` for `group`: `400 10160` when the consumer has no such group.
+    pub(super) fn unpin(&mut self, group: &str) -> Result<ConsumerUnpinResponse, ApiError> {
+        let (old, event) = self
+            .priority
+            .unpin(group)
+            .ok_or_else(|| ErrorCode::CONSUMER_INVALID_PRIORITY_GROUP.error())?;
+        self.unpinned(old.as_deref().unwrap_or_default(), &event);
+        Ok(ConsumerUnpinResponse {})
     }
 
     pub(super) async fn reset(&mut self, seq: u64) -> Result<ConsumerResetResponse, ApiError> {

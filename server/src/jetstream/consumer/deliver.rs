@@ -64,7 +64,10 @@ impl<S: Source> Actor<S> {
             let ok = p.may_send(now) && self.out.has_interest(&p.subject);
             return ok.then_some(Target::Push);
         }
-        while let Some(req) = self.waiting.pop() {
+        let (pending, ack_pending) = (self.num_pending(), self.tracker.num_ack_pending() as u64);
+        let priority = &self.priority;
+        let serve = |r: &PullRequest| priority.may_serve(r, pending, ack_pending);
+        while let Some(req) = self.waiting.take(priority.by_priority(), serve) {
             if self.out.has_interest(&req.reply) {
                 return Some(Target::Pull(req));
             }
@@ -197,6 +200,14 @@ impl<S: Source> Actor<S> {
         }
         match target {
             Target::Pull(mut req) => {
+                let (pin, event) = self.priority.serve(&mut req, now);
+                if let Some(event) = event {
+                    super::events::pin(&self.out, &self.stream, &self.name, &event);
+                }
+                let out = match pin {
+                    Some(id) => with_pin_id(out, &id),
+                    None => out,
+                };
                 self.out.deliver(&req.reply, &out);
                 if req.delivered(size, now) {
                     self.waiting.requeue(req, true);
@@ -216,4 +227,16 @@ impl<S: Source> Actor<S> {
             self.out.deliver(&subject, &m);
         }
     }
+}
+
+/// `msg` with the `Nats-Pin-Id` header of a `pinned_client` delivery.
+fn with_pin_id(mut msg: OutMsg, id: &str) -> OutMsg {
+    let mut h = msg
+        .headers
+        .as_ref()
+        .and_then(|b| HeaderMap::parse(b).ok())
+        .unwrap_or_default();
+    h.insert("Nats-Pin-Id", id);
+    msg.headers = Some(h.to_bytes());
+    msg
 }

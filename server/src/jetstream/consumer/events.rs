@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use super::ack::AckMeta;
 use super::outbox::Outbox;
+use super::priority::PinEvent;
 use super::tracker::Dropped;
 use crate::account::Account;
 use crate::jetstream::store::{StoredMsg, now_ns};
@@ -29,7 +30,8 @@ pub const DEAD_LETTER_KEY: &str = "rill.dead_letter_subject";
 const NAKED_PRE: &str = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED";
 const NAK_TYPE: &str = "io.nats.jetstream.advisory.v1.nak";
 
-fn event_id() -> String {
+/// A 22-character random id, as nats-server's (events, pin ids).
+pub(super) fn event_id() -> String {
     const ALPHA: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     (0..22)
@@ -60,6 +62,46 @@ struct NakAdvisory<'a> {
     consumer_seq: u64,
     stream_seq: u64,
     deliveries: u64,
+}
+
+const PINNED_PRE: &str = "$JS.EVENT.ADVISORY.CONSUMER.PINNED";
+const UNPINNED_PRE: &str = "$JS.EVENT.ADVISORY.CONSUMER.UNPINNED";
+const PINNED_TYPE: &str = "io.nats.jetstream.advisory.v1.consumer_group_pinned";
+const UNPINNED_TYPE: &str = "io.nats.jetstream.advisory.v1.consumer_group_unpinned";
+
+#[derive(Serialize)]
+struct PinAdvisory<'a> {
+    #[serde(flatten)]
+    header: EventHeader,
+    account: &'a str,
+    stream: &'a str,
+    consumer: &'a str,
+    group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// Publishes the `PINNED` or `UNPINNED` advisory of a priority group, as nats-server
+/// 2.15.1 words them (subjects `$JS.EVENT.ADVISORY.CONSUMER.PINNED|UNPINNED.<s>.<c>`).
+pub(super) fn pin(out: &Outbox, stream: &str, consumer: &str, event: &PinEvent) {
+    let (pre, kind, group, pinned_id, reason) = match event {
+        PinEvent::Pinned { group, id } => (PINNED_PRE, PINNED_TYPE, group, Some(id.as_str()), None),
+        PinEvent::Unpinned { group, reason } => {
+            (UNPINNED_PRE, UNPINNED_TYPE, group, None, Some(*reason))
+        }
+    };
+    let body = PinAdvisory {
+        header: header(kind),
+        account: &out.account().name,
+        stream,
+        consumer,
+        group,
+        pinned_id,
+        reason,
+    };
+    publish_json(out, &consumer_subject(pre, stream, consumer), &body);
 }
 
 /// Publishes the `MSG_NAKED` advisory.

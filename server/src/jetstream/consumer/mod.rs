@@ -17,10 +17,11 @@
 //! (`jetstream::api::consumer`).
 //!
 //! Modules: [`ack`] (subjects and payloads), `tracker` (pending/redelivery state),
-//! `pull` (waiting requests), `push` (heartbeats, flow control, rate limit), [`status`]
+//! `pull` (waiting requests), `priority` (priority groups: overflow, pinned client,
+//! prioritized), `push` (heartbeats, flow control, rate limit), [`status`]
 //! (status-message texts), `outbox` (routing), `source` (reads and pending counts),
 //! `start` (creation and restore of one actor), `actor` (the loop, acks, timers),
-//! `admin` (info/update/pause/reset/stop), `deliver` (the delivery pump), [`events`]
+//! `admin` (info/update/pause/reset/unpin/stop), `deliver` (the delivery pump), [`events`]
 //! (advisories and dead letters; see `DEAD_LETTERS.md`), `service` (the bridge to the
 //! JetStream service and `StreamHandle`).
 //!
@@ -34,6 +35,7 @@ mod admin;
 mod deliver;
 pub mod events;
 mod outbox;
+mod priority;
 mod pull;
 mod push;
 pub(crate) mod service;
@@ -54,7 +56,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rill_protocol::jsapi::{
     ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse,
-    ErrorCode, Timestamp,
+    ConsumerUnpinResponse, ErrorCode, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,6 +89,10 @@ pub(crate) enum Command {
     Reset(
         u64,
         oneshot::Sender<Result<ConsumerResetResponse, ApiError>>,
+    ),
+    Unpin(
+        String,
+        oneshot::Sender<Result<ConsumerUnpinResponse, ApiError>>,
     ),
     /// Stop; `true` also deletes the state and answers waiting pulls `409 Consumer Deleted`.
     Stop(bool, oneshot::Sender<()>),
@@ -202,6 +208,14 @@ impl ConsumerHandle {
     /// `CONSUMER_NOT_FOUND`, `CONSUMER_INVALID_RESET`.
     pub async fn reset(&self, seq: u64) -> Result<ConsumerResetResponse, ApiError> {
         self.ask(|tx| Command::Reset(seq, tx)).await?
+    }
+
+    /// `CONSUMER.UNPIN`: the group's pinned client, if any, loses its pin.
+    ///
+    /// # Errors
+    /// `CONSUMER_NOT_FOUND`, `CONSUMER_INVALID_PRIORITY_GROUP`.
+    pub async fn unpin(&self, group: String) -> Result<ConsumerUnpinResponse, ApiError> {
+        self.ask(|tx| Command::Unpin(group, tx)).await?
     }
 
     /// Stops the actor; with `delete` its state is removed too.

@@ -9,9 +9,8 @@
 //! As nats-server 2.15.1 (each checked over the wire): a body that is not valid JSON, or
 //! a number that does not fit (`batch` = 2^64), gets `400 Bad Request - <why>` instead
 //! of being read as batch 1; an idle heartbeat above half the expiry (or without one)
-//! gets `400 Bad Request - heartbeat value too large` at once; `min_pending` /
-//! `min_ack_pending` and a pin `id` get `400` on a consumer without those priority
-//! policies (rill has none yet). `no_wait` with `expires` waits for the first message
+//! gets `400 Bad Request - heartbeat value too large` at once; the priority-group fields
+//! are checked by `priority`. `no_wait` with `expires` waits for the first message
 //! until it expires (then `408`), and ends with `404` once nothing more is pending.
 
 use std::collections::VecDeque;
@@ -43,6 +42,16 @@ pub(crate) struct PullRequest {
     /// `no_wait` with `expires`: waits for a first message (until it expires) before
     /// `no_wait` applies.
     pub waits_for_first: bool,
+    /// Priority group (`group`).
+    pub group: String,
+    /// `pinned_client`: the pin id it carries (set once it is pinned).
+    pub pin_id: String,
+    /// `overflow`: served only with this many messages pending (0 = always).
+    pub min_pending: u64,
+    /// `overflow`: served only with this many messages awaiting ack (0 = always).
+    pub min_ack_pending: u64,
+    /// `prioritized`: 0 (first) to 9.
+    pub priority: i64,
 }
 
 impl PullRequest {
@@ -62,6 +71,11 @@ impl PullRequest {
             heartbeat,
             next_hb: heartbeat.map(|h| now + h),
             waits_for_first: req.no_wait && !req.expires.is_zero(),
+            group: req.group.clone(),
+            pin_id: req.id.clone(),
+            min_pending: u64::try_from(req.min_pending).unwrap_or(0),
+            min_ack_pending: u64::try_from(req.min_ack_pending).unwrap_or(0),
+            priority: req.priority,
         }
     }
 
@@ -93,12 +107,7 @@ pub(crate) fn check(cfg: &ConsumerConfig, req: &NextRequest) -> Result<(), Bytes
     if hb > 0 && (req.expires.0 <= 0 || hb > req.expires.0 / 2) {
         return Err(status::bad_request("heartbeat value too large"));
     }
-    if req.min_pending > 0 || req.min_ack_pending > 0 {
-        return Err(status::bad_request("Not a Overflow Priority consumer"));
-    }
-    if !req.id.is_empty() {
-        return Err(status::bad_request("Not a Pinned Client Priority consumer"));
-    }
+    super::priority::check(cfg, req)?;
     if cfg.max_batch > 0 && req.batch > cfg.max_batch {
         let text = format!("Exceeded MaxRequestBatch of {}", cfg.max_batch);
         return Err(status::conflict(&text));
@@ -158,9 +167,47 @@ impl WaitQueue {
         Ok(())
     }
 
-    /// Takes the next request to serve (round-robin); give it back with [`Self::requeue`].
-    pub(crate) fn pop(&mut self) -> Option<PullRequest> {
-        self.reqs.pop_front()
+    /// Takes the next request to serve: the first, in round-robin order, that `serve`
+    /// accepts, or with `by_priority` the first of the lowest `priority` among those.
+    /// Requests turned away keep their place. Give it back with [`Self::requeue`].
+    pub(crate) fn take(
+        &mut self,
+        by_priority: bool,
+        serve: impl Fn(&PullRequest) -> bool,
+    ) -> Option<PullRequest> {
+        let mut best: Option<(usize, i64)> = None;
+        for (i, r) in self.reqs.iter().enumerate() {
+            if !serve(r) || best.is_some_and(|(_, p)| p <= r.priority) {
+                continue;
+            }
+            best = Some((i, r.priority));
+            if !by_priority {
+                break;
+            }
+        }
+        self.reqs.remove(best?.0)
+    }
+
+    /// True when a waiting request matches.
+    pub(crate) fn any(&self, pred: impl Fn(&PullRequest) -> bool) -> bool {
+        self.reqs.iter().any(pred)
+    }
+
+    /// Removes the requests that match, answering each with `status(batch_left, bytes_left)`.
+    pub(crate) fn remove_where(
+        &mut self,
+        pred: impl Fn(&PullRequest) -> bool,
+        status: impl Fn(i64, i64) -> Bytes,
+    ) -> Vec<Reply> {
+        let mut out = Vec::new();
+        self.reqs.retain(|r| {
+            let gone = pred(r);
+            if gone {
+                out.push((r.reply.clone(), status(r.batch, r.bytes_left())));
+            }
+            !gone
+        });
+        out
     }
 
     /// Puts a request that still wants messages at the back (or the front, when it

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::ack::ACK_PREFIX;
 use super::actor::{Actor, tracker_pending};
 use super::outbox::{Inbound, InternalSub, Outbox};
+use super::priority::Priority;
 use super::pull::WaitQueue;
 use super::push::Push;
 use super::source::{Source, start_position};
@@ -194,6 +195,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         name: spec.name,
         created: spec.created,
         waiting: WaitQueue::new(spec.config.max_waiting),
+        priority: Priority::new(&spec.config),
         paused_until: spec.config.pause_until,
         cfg: spec.config,
         last_seq: spec.source.last_seq_watch(),

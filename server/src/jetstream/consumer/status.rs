@@ -51,6 +51,17 @@ fn with_pending(code: u16, text: &str, batch_left: i64, bytes_left: i64) -> Byte
     h.to_bytes()
 }
 
+/// `423 Nats-Pin-Id mismatch`: a pull with another pin id than the group's pinned client.
+pub(crate) fn pin_id_mismatch() -> Bytes {
+    HeaderMap::with_status(423, Some("Nats-Pin-Id mismatch")).to_bytes()
+}
+
+/// `423 Nats-Wrong-Pin-Id` with what the request still wanted: a pull carrying a pin id
+/// that is no longer pinned (unpinned, timed out).
+pub(crate) fn wrong_pin_id(batch_left: i64, bytes_left: i64) -> Bytes {
+    with_pending(423, "Nats-Wrong-Pin-Id", batch_left, bytes_left)
+}
+
 /// A `409` with a bare description (`Consumer Deleted`, `Exceeded MaxWaiting`, ...).
 pub(crate) fn conflict(text: &str) -> Bytes {
     HeaderMap::with_status(409, Some(text)).to_bytes()
