@@ -486,6 +486,22 @@ impl Subscriber for StreamForward {
         0
     }
 
+    fn reaches(&self, subject: &[u8]) -> bool {
+        let hops = HOPS.with(Cell::get);
+        if hops >= MAX_HOPS {
+            return false;
+        }
+        let text = std::str::from_utf8(subject).unwrap_or_default();
+        let mapped = match &self.to {
+            Some(to) => map_subject(&self.from, to, text),
+            None => text.to_owned(),
+        };
+        HOPS.with(|h| h.set(hops + 1));
+        let reached = self.target.router.has_interest(mapped.as_bytes());
+        HOPS.with(|h| h.set(hops));
+        reached
+    }
+
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let Some(to) = &self.to else {
             return self.target.forward(msg, true);

@@ -34,6 +34,7 @@ mod js_limits;
 mod js_mirrors;
 mod js_nats_py;
 mod js_priority;
+mod js_push_imports;
 mod js_republish;
 mod js_sources;
 mod js_streams;

@@ -261,6 +261,15 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
     fn is_alive(&self) -> bool {
         true
     }
+
+    /// True when a message on `subject` delivered to this subscriber would reach
+    /// someone. A forwarder into another account (a stream import) answers for the
+    /// subscribers there, as nats-server's shadow subscriptions exist only while the
+    /// importer has one: a push consumer then waits for the importing client instead
+    /// of pushing into an import nobody listens to yet.
+    fn reaches(&self, _subject: &[u8]) -> bool {
+        true
+    }
 }
 
 /// One subscription.
@@ -502,10 +511,17 @@ impl Router {
     }
 
     /// True when a subscription here, or a server over an attached link, wants
-    /// messages on the literal `subject`.
+    /// messages on the literal `subject` (a stream import into another account only
+    /// when that account wants them: [`Subscriber::reaches`]).
     pub fn has_interest(&self, subject: &[u8]) -> bool {
-        !self.subs.matches(subject).is_empty()
-            || self.remote.get().is_some_and(|r| r.has_interest(subject))
+        let m = self.subs.matches(subject);
+        let queued = m.queues.iter().flat_map(|(_, members)| members.iter());
+        let here = m
+            .plain
+            .iter()
+            .chain(queued)
+            .any(|s| s.0.owner.reaches(subject));
+        here || self.remote.get().is_some_and(|r| r.has_interest(subject))
     }
 
     /// Routes `msg` that came from another server over a link of kind `origin`:

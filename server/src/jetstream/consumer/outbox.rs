@@ -85,7 +85,8 @@ impl Outbox {
         &self.account
     }
 
-    /// True when someone subscribes to `subject`, here or on a server over a link.
+    /// True when someone subscribes to `subject`, here or on a server over a link (in
+    /// another account, through an import, only once that account's client has subscribed).
     pub(crate) fn has_interest(&self, subject: &Bytes) -> bool {
         self.account.router.has_interest(subject)
     }

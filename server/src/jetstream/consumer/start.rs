@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rill_protocol::jsapi::{ApiError, ApiSubject, ConsumerConfig, ErrorCode, Timestamp};
+use rill_protocol::jsapi::{
+    ApiError, ApiSubject, ConsumerConfig, ConsumerInfo, ErrorCode, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -98,22 +100,24 @@ fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, A
     Ok(Box::new(store))
 }
 
-/// A new consumer: its start position (stored as delivered = ack floor = start - 1) and
-/// the `last_per_subject` sequences to deliver first.
+/// A new consumer: its start position (stored as delivered = ack floor = start - 1, where
+/// the start of `last_per_subject` is its lowest sequence, as nats-server reports it), the
+/// `last_per_subject` sequences to deliver first, and the cursor's first sequence after them.
 async fn initial_state<S: Source>(
     spec: &StartSpec<S>,
     tracker: &mut Tracker,
     now: Instant,
-) -> Result<VecDeque<u64>, ApiError> {
+) -> Result<(VecDeque<u64>, u64), ApiError> {
     let cfg = spec.config.clone();
     let pos = spec
         .source
         .read(move |s| start_position(s, &cfg))
         .await?
         .map_err(store_err)?;
+    let start = pos.last_per_subject.first().copied().unwrap_or(pos.next);
     let floor = SequencePair {
         consumer: 0,
-        stream: pos.next.saturating_sub(1),
+        stream: start.saturating_sub(1),
     };
     let st = ConsumerState {
         delivered: floor,
@@ -122,7 +126,7 @@ async fn initial_state<S: Source>(
     };
     tracker.set_state(st, now).map_err(store_err)?;
     tracker.sync().map_err(store_err)?;
-    Ok(pos.last_per_subject.into())
+    Ok((pos.last_per_subject.into(), pos.next))
 }
 
 /// The actor's internal subscriptions: acks, pull requests, flow-control answers.
@@ -151,17 +155,24 @@ fn subscribe<S: Source>(
     subs
 }
 
-/// Starts a consumer actor (creating its stored state unless `restored`) and returns its handle.
+/// Starts a consumer actor (creating its stored state unless `restored`) and returns its
+/// handle with its info as it stood before the first delivery: the create reply reports
+/// that state, as nats-server's does (delivered `{0, start - 1}`, everything pending).
+/// Taken later, a push consumer may already have sent its first message, and a client
+/// whose reply travels a slower path (a service import) sees a delivered count ahead of
+/// the message it gets next, which an ordered consumer takes for a gap and resets.
 ///
 /// # Errors
 /// `CONSUMER_STORE_FAILED` when its files cannot be written; stream read errors.
-pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiError> {
+pub async fn start<S: Source>(
+    spec: StartSpec<S>,
+) -> Result<(ConsumerHandle, ConsumerInfo), ApiError> {
     let now = Instant::now();
     let store = open_store(&spec)?;
     let file_backed = spec.persist.is_some() && !spec.config.mem_storage;
     let mut tracker = Tracker::new(&spec.config, store, file_backed, now);
-    let lps = if spec.restored {
-        VecDeque::new()
+    let (lps, read_pos) = if spec.restored {
+        (VecDeque::new(), tracker.state().delivered.stream + 1)
     } else {
         initial_state(&spec, &mut tracker, now).await?
     };
@@ -171,7 +182,6 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let read_pos = tracker.state().delivered.stream + 1;
     let shared = Arc::new(Shared {
         stream: spec.stream.clone(),
         name: spec.name.clone(),
@@ -190,7 +200,7 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         .is_push()
         .then(|| Push::new(&spec.config, &spec.stream, &spec.name, now));
     let subs = subscribe(&spec, push.as_ref(), &in_tx);
-    let actor = Actor {
+    let mut actor = Actor {
         stream: spec.stream,
         name: spec.name,
         created: spec.created,
@@ -223,9 +233,10 @@ pub async fn start<S: Source>(spec: StartSpec<S>) -> Result<ConsumerHandle, ApiE
         dropped_later: Vec::new(),
         _subs: subs,
     };
+    let info = actor.info().await;
     let handle = ConsumerHandle { tx: cmd_tx, shared };
     spec.registry.insert(handle.clone());
     actor.src.register(Arc::clone(&handle.shared));
     tokio::spawn(actor.run(cmd_rx, in_rx));
-    Ok(handle)
+    Ok((handle, info))
 }

@@ -104,7 +104,7 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
 /// Starts consumer `C` on stream `S` over `src`, in a fresh `$G` account.
 async fn start_env(cfg: ConsumerConfig, src: StoreSource, remove_acked: bool) -> Env {
     let account = Arc::new(Account::new("$G"));
-    let handle = start(StartSpec {
+    let (handle, _) = start(StartSpec {
         stream: "S".into(),
         name: "C".into(),
         config: cfg,
