@@ -204,6 +204,28 @@ fn cases() -> Vec<Case> {
             "PUB a 10\r\n0123456789\r\n",
         ),
         (
+            "times now in Tokyo",
+            |s| s.app.user("u", tokyo_times(-3600, 3600)),
+            true,
+            "",
+        ),
+        (
+            "times later in Tokyo",
+            |s| s.app.user("u", tokyo_times(7200, 10800)),
+            true,
+            "",
+        ),
+        (
+            "times in an unknown zone",
+            |s| {
+                let mut t = tokyo_times(-3600, 3600);
+                t["times_location"] = json!("Mars/Olympus_Mons");
+                s.app.user("u", t)
+            },
+            true,
+            "",
+        ),
+        (
             "src refused",
             |s| s.app.user("u", json!({"src": ["10.0.0.0/8"]})),
             true,
@@ -322,6 +344,16 @@ async fn user_jwt_rules_match_nats_server() {
         "rill (left) and nats-server (right) differ"
     );
     insta::assert_snapshot!(outcomes[0].join("\n"));
+}
+
+/// Connect times from `from` to `to` seconds around the current time of day in Tokyo
+/// (UTC+9, no daylight saving), as `times` in `Asia/Tokyo`.
+fn tokyo_times(from: i64, to: i64) -> Value {
+    let hms = |offset: i64| {
+        let t = (now() + 9 * 3600 + offset).rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+    };
+    json!({"times": [{"start": hms(from), "end": hms(to)}], "times_location": "Asia/Tokyo"})
 }
 
 fn clone_user(u: &User) -> User {

@@ -392,21 +392,24 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
     Some(bits == 0 || (a >> shift) == (b >> shift))
 }
 
-/// Checks the time-of-day windows (UTC; other zones refuse the user, since this server
-/// carries no time zone database). Returns when the current window ends.
+/// Checks the time-of-day windows, in the user's `times_location` (an IANA zone; UTC when
+/// not set); an unknown zone refuses the user, as nats-server. Returns when the current
+/// window ends.
 fn time_window(limits: &UserPermissionLimits) -> Result<Option<i64>, Denied> {
     let l = &limits.limits;
     if l.times.is_empty() {
         return Ok(None);
     }
-    if !l.locale.is_empty() && !l.locale.eq_ignore_ascii_case("UTC") {
-        return Err(deny(format!(
-            "time zone \"{}\" of the user's connect times is not supported",
-            l.locale
-        )));
-    }
+    let zone = match l.locale.as_str() {
+        "" => chrono_tz::Tz::UTC,
+        name => name.parse::<chrono_tz::Tz>().map_err(|_| {
+            deny(format!(
+                "time zone \"{name}\" of the user's connect times is unknown"
+            ))
+        })?,
+    };
     let now = token::now();
-    let sod = now.rem_euclid(86_400);
+    let sod = local_seconds_of_day(now, zone);
     for range in &l.times {
         let (Some(s), Some(e)) = (seconds_of_day(&range.start), seconds_of_day(&range.end)) else {
             return Err(deny("User JWT time range is invalid"));
@@ -422,6 +425,16 @@ fn time_window(limits: &UserPermissionLimits) -> Result<Option<i64>, Denied> {
         }
     }
     Err(deny("Outside connect times"))
+}
+
+/// Seconds since midnight at unix time `now` in `zone`.
+fn local_seconds_of_day(now: i64, zone: chrono_tz::Tz) -> i64 {
+    use chrono::{TimeZone, Timelike};
+    zone.timestamp_opt(now, 0)
+        .single()
+        .map_or(now.rem_euclid(86_400), |t| {
+            i64::from(t.num_seconds_from_midnight())
+        })
 }
 
 fn seconds_of_day(hms: &str) -> Option<i64> {
@@ -515,6 +528,21 @@ mod tests {
         assert_eq!(min_limit(3, 5), 3);
         assert_eq!(min_limit(NO_LIMIT, NO_LIMIT), NO_LIMIT);
         assert_eq!(min_limit(0, NO_LIMIT), 0);
+    }
+
+    #[test]
+    fn seconds_of_day_in_a_zone() {
+        // 2026-01-01T00:00:00Z is 09:00 in Tokyo and 19:00 the day before in New York.
+        let t = 1_767_225_600;
+        assert_eq!(local_seconds_of_day(t, chrono_tz::Tz::UTC), 0);
+        assert_eq!(
+            local_seconds_of_day(t, chrono_tz::Tz::Asia__Tokyo),
+            9 * 3600
+        );
+        assert_eq!(
+            local_seconds_of_day(t, chrono_tz::Tz::America__New_York),
+            19 * 3600
+        );
     }
 
     #[test]
