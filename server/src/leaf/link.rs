@@ -11,8 +11,6 @@ use rill_protocol::subject;
 
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
-use crate::shared::BoxFuture;
 
 /// What the other side asked for: `(subject, queue)`.
 pub(crate) type SubKey = (Bytes, Option<Bytes>);
@@ -174,26 +172,7 @@ impl Link for LeafLink {
     }
 }
 
-/// A link is what a backlogged publisher waits on when its queue is past the stall
-/// threshold. Nothing is delivered to it through a subscription: leaf interest lives
-/// in the leaf layer.
-impl Subscriber for LeafLink {
-    fn owner_id(&self) -> u64 {
-        self.lid
-    }
-
-    fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
-        Delivery::Dropped
-    }
-
-    fn drained(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.outbound.drained())
-    }
-
-    fn is_alive(&self) -> bool {
-        !self.outbound.is_closed()
-    }
-}
+crate::link::link_subscriber!(LeafLink, |l| l.lid);
 
 #[cfg(test)]
 mod tests {

@@ -150,20 +150,13 @@ impl LeafNodes {
             if let Some(addr) = listen {
                 info!("Listening for leafnode connections on {addr}");
             }
-            let accepting = Arc::clone(&leafs);
-            tokio::spawn(crate::listener::accept_each(
+            crate::link::serve_listener(
                 listener,
-                leafs.stop.clone(),
-                leafs.done.clone(),
+                (leafs.stop.clone(), leafs.done.clone()),
                 "leafnode",
-                move |stream, addr, done| {
-                    let serving = conn::accept(Arc::clone(&accepting), stream, addr);
-                    tokio::spawn(async move {
-                        serving.await;
-                        drop(done);
-                    });
-                },
-            ));
+                Arc::clone(&leafs),
+                conn::accept,
+            );
         }
         for (i, remote) in leafs.config.remotes.iter().enumerate() {
             tokio::spawn(dial::keep_dialing(Arc::clone(&leafs), i, remote.clone()));

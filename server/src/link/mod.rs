@@ -12,8 +12,9 @@
 //! - [`tls`]: TLS on links, accepting and dialling.
 //! - [`forward`]: the remote interest entries, the weighted pick of a queue group's
 //!   member, and queueing one message per target link.
-//! - here: the [`Link`] trait both link types implement, [`LinkCounters`], and host and
-//!   port helpers for what a listener advertises.
+//! - here: the [`Link`] trait both link types implement (and their [`Subscriber`] side,
+//!   `link_subscriber!`), [`LinkCounters`], the accept loop both listeners run
+//!   ([`serve_listener`]), and host and port helpers for what a listener advertises.
 
 pub(crate) mod forward;
 pub(crate) mod handshake;
@@ -25,6 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::client::{CloseReason, Outbound, SlowWrite};
@@ -97,6 +100,68 @@ pub(crate) trait Link: Subscriber + Send + Sync + 'static {
         self.outbound().is_closed()
     }
 }
+
+/// Accepts connections of one kind of link on `listener` until `stop` turns true
+/// (`what` names them in accept errors), serving each with `serve(kind, stream,
+/// address)` in a task of its own that holds `done` until it ends, so shutdown waits
+/// for it. Routes and leaf nodes start up through it.
+pub(crate) fn serve_listener<K, F, Fut>(
+    listener: TcpListener,
+    (stop, done): (watch::Receiver<bool>, mpsc::Sender<()>),
+    what: &'static str,
+    kind: Arc<K>,
+    serve: F,
+) where
+    K: Send + Sync + 'static,
+    F: Fn(Arc<K>, TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(crate::listener::accept_each(
+        listener,
+        stop,
+        done,
+        what,
+        move |stream, addr, done| {
+            let serving = serve(Arc::clone(&kind), stream, addr);
+            tokio::spawn(async move {
+                serving.await;
+                drop(done);
+            });
+        },
+    ));
+}
+
+/// The [`Subscriber`] side of a link type (`$owner`: its owner id from `self`). A link
+/// is what a backlogged publisher waits on when the link's queue is past its stall
+/// threshold (the router reports it like a backlogged subscriber); nothing is delivered
+/// to it through a subscription, remote interest lives in the link layer.
+macro_rules! link_subscriber {
+    ($ty:ty, |$link:ident| $owner:expr) => {
+        impl $crate::router::Subscriber for $ty {
+            fn owner_id(&self) -> u64 {
+                let $link = self;
+                $owner
+            }
+
+            fn deliver(
+                &self,
+                _sub: &$crate::router::Subscription,
+                _msg: &$crate::router::Msg<'_>,
+            ) -> $crate::router::Delivery {
+                $crate::router::Delivery::Dropped
+            }
+
+            fn drained(&self) -> $crate::shared::BoxFuture<'_, ()> {
+                Box::pin(self.outbound.drained())
+            }
+
+            fn is_alive(&self) -> bool {
+                !self.outbound.is_closed()
+            }
+        }
+    };
+}
+pub(crate) use link_subscriber;
 
 /// Spawns the writer task of `link` (a route or leaf link): it drains the link's queue
 /// into `writer`; a write past `deadline` that wrote something is logged as nats-server

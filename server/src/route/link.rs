@@ -13,8 +13,6 @@ use rill_protocol::RouteInfo;
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
 use crate::locks;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
-use crate::shared::BoxFuture;
 
 /// What the peer asked for: `(account, subject, queue)`.
 pub(crate) type SubKey = (Bytes, Bytes, Option<Bytes>);
@@ -122,23 +120,4 @@ impl Link for RouteLink {
     }
 }
 
-/// A route is what a backlogged publisher waits on when the route's queue is past its
-/// stall threshold (the router reports it like a backlogged subscriber). Nothing is
-/// delivered to it through a subscription: remote interest lives in the route layer.
-impl Subscriber for RouteLink {
-    fn owner_id(&self) -> u64 {
-        0
-    }
-
-    fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
-        Delivery::Dropped
-    }
-
-    fn drained(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.outbound.drained())
-    }
-
-    fn is_alive(&self) -> bool {
-        !self.outbound.is_closed()
-    }
-}
+crate::link::link_subscriber!(RouteLink, |_l| 0);

@@ -186,20 +186,13 @@ impl Cluster {
         state.set_cluster(Arc::clone(&cluster) as Arc<dyn ClusterReport>);
         info!("Cluster name is {name}");
         info!("Listening for route connections on {listen}");
-        let accepting = Arc::clone(&cluster);
-        tokio::spawn(crate::listener::accept_each(
+        crate::link::serve_listener(
             listener,
-            cluster.stop.clone(),
-            cluster.done.clone(),
+            (cluster.stop.clone(), cluster.done.clone()),
             "route",
-            move |stream, addr, done| {
-                let serving = conn::accept(Arc::clone(&accepting), stream, addr);
-                tokio::spawn(async move {
-                    serving.await;
-                    drop(done);
-                });
-            },
-        ));
+            Arc::clone(&cluster),
+            conn::accept,
+        );
         for url in cluster.config.routes.clone() {
             tokio::spawn(dial::keep_dialing(Arc::clone(&cluster), url));
         }
