@@ -1,8 +1,8 @@
 //! JetStream clustering (issue 20): three rill servers with JetStream form one meta
 //! group over their routes (`/jsz` `meta_cluster`), elect a new leader when the leader
-//! is killed with SIGKILL, and take the restarted server back as a member. Streams with
-//! more than one replica are still refused (nats-server's 10074) until replicated
-//! streams land.
+//! is killed with SIGKILL, and take the restarted server back as a member; streams with
+//! three replicas are placed by the meta group, replicate every acknowledged publish to
+//! every server and go away everywhere when deleted, side by side with nats-server.
 
 use std::time::{Duration, Instant};
 
@@ -67,22 +67,6 @@ async fn three_servers_form_a_meta_group_that_survives_its_leader() {
     cluster.nodes[i].restart().await;
     cluster.wait_mesh().await;
     assert!(!agreed_leader(&cluster, 3, None).await.is_empty());
-
-    // Replicated streams are not there yet: refused, not silently kept as one copy.
-    let js = async_nats::jetstream::new(cluster.node(0).client().await);
-    let err = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "R3".into(),
-            subjects: vec!["r3".into()],
-            num_replicas: 3,
-            ..Default::default()
-        })
-        .await
-        .expect_err("R3 refused");
-    assert!(
-        err.to_string().contains("replicas > 1 not supported"),
-        "{err}"
-    );
 }
 
 /// Accounts for the stepdown test: `A` with JetStream, `SYS` the system account.
@@ -203,4 +187,136 @@ async fn wait_leader(cluster: &Cluster, not: Option<&str>) -> String {
 async fn meta_leader_stepdown_as_nats_server() {
     meta_stepdown_on(Nats).await;
     meta_stepdown_on(Rill).await;
+}
+
+/// A JetStream API request's JSON answer (retried while the cluster settles: no
+/// answer, or 503 while a leader is elected).
+async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let req = client.request(subject.to_string(), body.to_string().into());
+        if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), req).await {
+            let v: Value = serde_json::from_slice(&msg.payload).expect("JSON reply");
+            if v["error"]["code"] != 503 {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "no answer to {subject}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `done` holds for the STREAM.INFO answer of `node`; returns it.
+async fn info_until(node: &Node, stream: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let client = node.client().await;
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let info = api(&client, &format!("$JS.API.STREAM.INFO.{stream}"), "").await;
+        if done(&info) {
+            return info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: STREAM.INFO never matched: {info}",
+            node.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// num_replicas checked as nats-server 2.15.1 checks it on three servers, then an R3
+/// stream created on n2, published to on n3 with acks, holds every message on every
+/// server (STREAM.INFO and MSG.GET on each), shows its `cluster` block, and is gone
+/// from every server once deleted on n1.
+async fn r3_stream_on(kind: ServerKind) {
+    let cluster = Cluster::start_with(&[kind, kind, kind], |mut spec| {
+        spec.jetstream = true;
+        // nats-server wants a configured route on every JetStream cluster member.
+        if spec.name == "n1" {
+            spec.routes.push("nats://127.0.0.1:1".to_string());
+        }
+        spec
+    })
+    .await;
+    let first = cluster.node(1).client().await;
+    let create =
+        |replicas: u32| format!(r#"{{"name":"R","subjects":["r.>"],"num_replicas":{replicas}}}"#);
+    let r5 = api(&first, "$JS.API.STREAM.CREATE.R", &create(5)).await;
+    assert_eq!(
+        r5["error"],
+        serde_json::json!({"code": 400, "err_code": 10005,
+            "description": "no suitable peers for placement"}),
+        "{kind:?}: {r5}"
+    );
+    let r7 = api(&first, "$JS.API.STREAM.CREATE.R", &create(7)).await;
+    assert_eq!(
+        r7["error"],
+        serde_json::json!({"code": 500, "err_code": 10052,
+            "description": "maximum replicas is 5"}),
+        "{kind:?}: {r7}"
+    );
+    let created = api(&first, "$JS.API.STREAM.CREATE.R", &create(3)).await;
+    assert!(created["error"].is_null(), "{kind:?}: {created}");
+    assert_eq!(created["config"]["num_replicas"], 3);
+    let group = created["cluster"]["raft_group"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(group.starts_with("S-R3F-"), "{kind:?}: {created}");
+
+    let js = async_nats::jetstream::new(cluster.node(2).client().await);
+    const N: u64 = 50;
+    for i in 1..=N {
+        let deadline = Instant::now() + ELECTION;
+        let ack = loop {
+            let sent = js.publish(format!("r.{i}"), format!("m{i}").into()).await;
+            match sent {
+                Ok(ack) => match ack.await {
+                    Ok(ack) => break ack,
+                    Err(e) => assert!(Instant::now() < deadline, "{kind:?}: {e}"),
+                },
+                Err(e) => assert!(Instant::now() < deadline, "{kind:?}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(ack.sequence, i, "{kind:?}");
+        assert_eq!(ack.stream, "R");
+    }
+    for node in &cluster.nodes {
+        let info = info_until(node, "R", |i| i["state"]["messages"] == N).await;
+        let c = &info["cluster"];
+        assert_eq!(c["name"], "C1", "{kind:?}: {info}");
+        assert_eq!(c["raft_group"], group, "{kind:?}: {info}");
+        assert!(
+            !c["leader"].as_str().unwrap_or_default().is_empty(),
+            "{info}"
+        );
+        assert_eq!(c["replicas"].as_array().map(Vec::len), Some(2), "{info}");
+    }
+    for node in &cluster.nodes {
+        let client = node.client().await;
+        let got = api(&client, "$JS.API.STREAM.MSG.GET.R", r#"{"seq":25}"#).await;
+        assert_eq!(
+            got["message"]["subject"],
+            "r.25",
+            "{kind:?} {}",
+            node.name()
+        );
+    }
+
+    let deleted = api(
+        &cluster.node(0).client().await,
+        "$JS.API.STREAM.DELETE.R",
+        "",
+    )
+    .await;
+    assert_eq!(deleted["success"], true, "{kind:?}: {deleted}");
+    for node in &cluster.nodes {
+        info_until(node, "R", |i| i["error"]["err_code"] == 10059).await;
+    }
+}
+
+#[tokio::test]
+async fn r3_stream_replicates_as_nats_server() {
+    r3_stream_on(Nats).await;
+    r3_stream_on(Rill).await;
 }

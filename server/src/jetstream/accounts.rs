@@ -79,9 +79,11 @@ pub struct JetStreams {
 }
 
 impl JetStreams {
-    /// Records this server's member of the meta group (shown in `/jsz`).
-    pub fn set_meta(&self, meta: Arc<super::cluster::MetaGroup>) {
-        self.share.set_meta(meta);
+    /// Records this server's member of the meta group (shown in `/jsz`) and starts
+    /// carrying out its stream assignments here (`cluster::replica`).
+    pub fn set_meta(self: &Arc<Self>, meta: Arc<super::cluster::MetaGroup>) {
+        self.share.set_meta(Arc::clone(&meta));
+        super::cluster::replica::reconcile(meta, Arc::downgrade(self));
     }
 
     /// Starts JetStream for the accounts that have it and the "not enabled" API for the
@@ -92,7 +94,10 @@ impl JetStreams {
         info!("Starting JetStream");
         info!("    Store Directory: \"{}\"", js_config.store_dir.display());
         let me = JetStreams {
-            share: ServerShare::new(&js_config),
+            share: ServerShare::new(
+                &js_config,
+                config.cluster.is_some() && config.server_name.is_some(),
+            ),
             config: js_config,
             all: Mutex::new(Vec::new()),
             state: Arc::downgrade(state),

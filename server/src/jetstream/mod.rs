@@ -61,15 +61,20 @@ pub(crate) struct ServerShare {
     services: Mutex<Vec<Weak<JetStream>>>,
     /// The cluster's meta group, once this server joined it (issue 20).
     meta: std::sync::OnceLock<Arc<cluster::MetaGroup>>,
+    /// The server is configured for a JetStream cluster (`cluster {}` and
+    /// `server_name`): streams with replicas are opened by the meta group's
+    /// assignments, not restored at start.
+    clustered: bool,
 }
 
 impl ServerShare {
-    pub(crate) fn new(config: &JetStreamConfig) -> Arc<Self> {
+    pub(crate) fn new(config: &JetStreamConfig, clustered: bool) -> Arc<Self> {
         Arc::new(Self {
             file: Budget::new(u64::try_from(config.max_file_store).ok()),
             mem: Budget::new(u64::try_from(config.max_memory_store).ok()),
             services: Mutex::new(Vec::new()),
             meta: std::sync::OnceLock::new(),
+            clustered,
         })
     }
 
@@ -274,10 +279,19 @@ impl JetStream {
                 }
             };
             let cfg = Arc::new(doc.config);
+            if self.share.clustered && cfg.num_replicas > 1 {
+                // Opened when the meta group's assignments name this server.
+                continue;
+            }
             match stream::spawn(self.spawn_params((*cfg).clone(), doc.created, false)).await {
                 Ok((handle, subs)) => {
                     info!("  Restored stream \"{name}\"");
-                    self.insert(Entry { handle, cfg, subs });
+                    self.insert(Entry {
+                        handle,
+                        cfg,
+                        subs,
+                        replicated: false,
+                    });
                 }
                 Err(e) => stream::log_restore_error(&name, &e),
             }
@@ -312,6 +326,7 @@ impl JetStream {
             domain: self.domain().to_owned(),
             server_id: self.server_id.clone(),
             sync: self.sync_policy(),
+            replicated: false,
         }
     }
 
@@ -378,6 +393,35 @@ impl JetStream {
             handle: handle.clone(),
             cfg: Arc::new(cfg),
             subs,
+            replicated: false,
+        });
+        Ok(handle)
+    }
+
+    /// This server's replica of a replicated stream (`cluster::replica`): the running
+    /// one, or the stored one opened, or a new one created. Its subjects are left to
+    /// its group's leader.
+    ///
+    /// # Errors
+    /// The store could not be opened or created.
+    pub(crate) async fn open_replica(
+        &self,
+        cfg: StreamConfig,
+        created: rill_protocol::jsapi::Timestamp,
+    ) -> Result<StreamHandle, ApiError> {
+        if let Some(handle) = self.stream(&cfg.name) {
+            return Ok(handle);
+        }
+        let stored =
+            cfg.storage == StorageType::File && meta::stream_dir(&self.root, &cfg.name).exists();
+        let mut params = self.spawn_params(cfg.clone(), created, !stored);
+        params.replicated = true;
+        let (handle, subs) = stream::spawn(params).await?;
+        self.insert(Entry {
+            handle: handle.clone(),
+            cfg: Arc::new(cfg),
+            subs,
+            replicated: true,
         });
         Ok(handle)
     }
@@ -387,7 +431,7 @@ impl JetStream {
         let mut map = self.streams.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(mut e) = map.remove(&cfg.name) {
             e.subs.remove(&self.account);
-            e.subs = StreamSubs::install(&self.account, &cfg, &e.handle.sender());
+            e.subs = StreamSubs::install(&self.account, &cfg, &e.handle.sender(), !e.replicated);
             e.cfg = Arc::new(cfg);
             map.insert(e);
         }

@@ -19,6 +19,8 @@ pub(super) struct Entry {
     pub(super) handle: StreamHandle,
     pub(super) cfg: Arc<StreamConfig>,
     pub(super) subs: StreamSubs,
+    /// A replica of a replicated stream (its group's leader subscribes the subjects).
+    pub(super) replicated: bool,
 }
 
 /// The streams of one account, by name.

@@ -107,7 +107,8 @@ pub use overlap::OwnedFilters;
 pub use stream::{
     REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY, check_origins, check_stream_config,
     consumer_required_level, reply_metadata, stamp_consumer_metadata, stamp_stream_metadata,
-    stream_create, stream_exists_same, stream_required_level, stream_update, stream_update_request,
+    standalone_replicas, stream_create, stream_create_config, stream_exists_same,
+    stream_required_level, stream_update, stream_update_request, stream_update_rules,
     subjects_overlap,
 };
 

@@ -13,6 +13,8 @@ use rill_protocol::jsapi::{
 use rill_protocol::subject::filters_overlap;
 
 use super::Request;
+use crate::jetstream::cluster::meta::StreamAssignment;
+use crate::jetstream::cluster::{MetaGroup, replica};
 use crate::jetstream::consumer::events;
 use crate::jetstream::{JetStream, validate};
 use rill_protocol::compat::NATS_VERSION;
@@ -46,10 +48,17 @@ pub(super) async fn create(
 ) -> Result<StreamCreateResponse, ApiError> {
     req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
-    let cfg = validate::stream_create(name, body.config, body.pedantic)?;
+    let cfg = validate::stream_create_config(name, body.config, body.pedantic)?;
+    let meta = js.share.meta().filter(|_| cfg.num_replicas > 1).cloned();
+    if meta.is_none() {
+        validate::standalone_replicas(&cfg)?;
+    }
     let _locked = js.api_locks.admin(name).await;
     let mut cfg = origins_checked(js, cfg)?;
     unsupported(&cfg)?;
+    if let Some(meta) = &meta {
+        return replicated_create(js, meta, cfg).await;
+    }
     if let Some(existing) = js.stream_config(name) {
         validate::stream_exists_same(&existing, &cfg)?;
         let handle = js
@@ -74,6 +83,44 @@ pub(super) async fn create(
     })
 }
 
+/// `STREAM.CREATE` of a stream with replicas in a JetStream cluster: the local checks,
+/// then the meta group places and assigns it (`cluster::replica`).
+async fn replicated_create(
+    js: &Arc<JetStream>,
+    meta: &Arc<MetaGroup>,
+    mut cfg: StreamConfig,
+) -> Result<StreamCreateResponse, ApiError> {
+    if let Some(existing) = js.stream_config(&cfg.name) {
+        validate::stream_exists_same(&existing, &cfg)?;
+    }
+    js.check_overlap(&cfg)?;
+    js.check_resources(&cfg)?;
+    validate::stamp_stream_metadata(&mut cfg);
+    let name = cfg.name.clone();
+    let info = replica::create(js, meta, cfg).await?;
+    events::stream_action(&js.account, &name, ActionKind::Create);
+    Ok(StreamCreateResponse {
+        info: replicated_info(info),
+        did_create: true,
+    })
+}
+
+/// The config of a replicated stream's reply as [`reply_info`] shows it, with the
+/// `cluster` block.
+fn replicated_info(info: StreamInfo) -> StreamInfo {
+    let cluster = info.cluster.clone();
+    let mut info = reply_info(info);
+    info.cluster = cluster;
+    info
+}
+
+/// The assignment of `name` when it is a replicated stream of this account.
+async fn assigned(js: &JetStream, name: &str) -> Option<(Arc<MetaGroup>, StreamAssignment)> {
+    let meta = js.share.meta()?;
+    let a = meta.assignment(js.account_name(), name).await?;
+    Some((Arc::clone(meta), a))
+}
+
 pub(super) async fn update(
     js: &Arc<JetStream>,
     name: &str,
@@ -84,6 +131,17 @@ pub(super) async fn update(
     let cfg = validate::stream_update_request(name, body.config, body.pedantic)?;
     let _locked = js.api_locks.admin(name).await;
     let cfg = origins_checked(js, cfg)?;
+    if let Some((meta, old)) = assigned(js, name).await {
+        let mut cfg = validate::stream_update_rules(&old.config, cfg)?;
+        unsupported(&cfg)?;
+        js.check_overlap(&cfg)?;
+        validate::stamp_stream_metadata(&mut cfg);
+        let info = replica::update(js, &meta, &old, cfg).await?;
+        events::stream_action(&js.account, name, ActionKind::Modify);
+        return Ok(StreamUpdateResponse {
+            info: replicated_info(info),
+        });
+    }
     let (Some(old), Some(handle)) = (js.stream_config(name), js.stream(name)) else {
         return Err(ErrorCode::STREAM_NOT_FOUND.error());
     };
@@ -151,6 +209,15 @@ pub(super) async fn info(
 ) -> Result<StreamInfoResponse, ApiError> {
     req.check_level()?;
     let body: StreamInfoRequest = req.parse()?;
+    if let Some((meta, _)) = assigned(js, name).await {
+        let mut info = replica::info(js, &meta, name).await?;
+        info.config.metadata =
+            validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
+        return Ok(StreamInfoResponse {
+            paged: Paged::default(),
+            info,
+        });
+    }
     let handle = js
         .stream(name)
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
@@ -174,7 +241,10 @@ pub(super) async fn delete(
     req.check_level()?;
     req.expect_empty()?;
     let _locked = js.api_locks.admin(name).await;
-    js.delete_stream(name).await?;
+    match assigned(js, name).await {
+        Some((meta, a)) => replica::delete(&meta, &a).await?,
+        None => js.delete_stream(name).await?,
+    }
     events::stream_action(&js.account, name, ActionKind::Delete);
     Ok(StreamDeleteResponse { success: true })
 }

@@ -36,6 +36,7 @@
 //! a quorum has the entry on disk (the log's group commit).
 
 pub mod meta;
+pub mod replica;
 mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,6 +67,9 @@ const PEER_GONE: Duration = Duration::from_secs(5);
 /// Snapshot the meta group every this many entries.
 const SNAPSHOT_EVERY: u64 = 1024;
 
+/// How long a forwarded meta proposal may take.
+const PROPOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a stepdown waits for the chosen member to start its election.
 const STEPDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -92,6 +96,12 @@ pub struct MetaGroup {
     /// Servers heard on `$NRG.HELLO`: name → (member of a formed group, last heard).
     peers: Mutex<BTreeMap<String, (bool, Instant)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Where this server's Raft groups keep their logs (`<store_dir>/$SYS/_js_`).
+    raft_root: std::path::PathBuf,
+    /// Stops with the server.
+    stop: watch::Receiver<bool>,
+    /// This server's replicas of replicated streams ([`replica`]).
+    replicas: replica::Replicas,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -107,7 +117,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// nats-server's short peer id: 8 characters from the node id.
-fn peer_id(name: &str) -> String {
+pub(crate) fn peer_id(name: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut n = node_id(name);
     (0..8)
@@ -137,7 +147,8 @@ impl MetaGroup {
         let account = state.accounts.get(&account_name);
         let account_name = account.name.clone();
         let (transport, hellos, serve_task) = RouteTransport::start(account, &me, stop.clone());
-        let dir = js.store_dir.join("$SYS").join("_js_").join(GROUP);
+        let raft_root = js.store_dir.join("$SYS").join("_js_");
+        let dir = raft_root.join(GROUP);
         let cluster_name = cluster.name.clone().unwrap_or_default();
         let opened = open_raft(&dir, &me, &cluster_name, &transport).await;
         let (raft, sm) = match opened {
@@ -159,6 +170,9 @@ impl MetaGroup {
             transport,
             peers: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(vec![serve_task]),
+            raft_root,
+            stop: stop.clone(),
+            replicas: replica::Replicas::default(),
         });
         let task = tokio::spawn(membership(Arc::clone(&group), hellos, stop));
         lock(&group.tasks).push(task);
@@ -173,6 +187,80 @@ impl MetaGroup {
     /// The committed stream assignments (for reports and tests).
     pub async fn assignments(&self) -> BTreeMap<String, meta::StreamAssignment> {
         self.sm.with(|m| m.streams.clone()).await
+    }
+
+    /// A receiver that sees every applied change of the assignments.
+    pub async fn changes(&self) -> watch::Receiver<u64> {
+        self.sm.with(|m| m.changes()).await
+    }
+
+    /// The committed assignment of `stream` in `account`.
+    pub async fn assignment(&self, account: &str, stream: &str) -> Option<meta::StreamAssignment> {
+        let key = meta::key(account, stream);
+        self.sm.with(|m| m.streams.get(&key).cloned()).await
+    }
+
+    /// Waits (at most `timeout`) until this server applied assignments for which
+    /// `done` holds; whether it did.
+    pub async fn wait_applied(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&BTreeMap<String, meta::StreamAssignment>) -> bool,
+    ) -> bool {
+        let mut changes = self.changes().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(&self.assignments().await) {
+                return true;
+            }
+            let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return false;
+            }
+        }
+    }
+
+    /// Commits `op` through the meta group's leader (forwarded when this server does
+    /// not lead) and returns the machine's answer.
+    ///
+    /// # Errors
+    /// No leader, the leader did not answer, the group stopped.
+    pub async fn propose(&self, op: &meta::MetaOp) -> Result<meta::MetaAnswer, raft::ProposeError> {
+        let cmd = serde_json::to_vec(op).unwrap_or_default();
+        let transport: Arc<dyn raft::Transport> = self.transport.clone();
+        let net = Network::new(GROUP, transport);
+        let answer = raft::propose(&self.raft, &net, cmd.into(), PROPOSE_WAIT).await?;
+        Ok(serde_json::from_slice(&answer).unwrap_or(meta::MetaAnswer::Bad))
+    }
+
+    /// The servers a new stream of `replicas` copies goes on: this one and the
+    /// JetStream servers heard from recently, in random order. `None` when there are
+    /// not enough.
+    pub fn place(&self, replicas: usize) -> Option<Vec<String>> {
+        use rand::seq::SliceRandom as _;
+        let mut up: Vec<String> = self.live_peers().into_keys().collect();
+        up.push(self.me.clone());
+        if up.len() < replicas {
+            return None;
+        }
+        up.shuffle(&mut rand::rng());
+        up.truncate(replicas);
+        Some(up)
+    }
+
+    /// Whether the meta group has a leader this server knows of.
+    pub fn has_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// This server's `server_name`.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The cluster's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster
     }
 
     /// The account whose `$JS.API.META.*` requests this group serves (the system

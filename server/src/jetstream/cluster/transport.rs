@@ -135,6 +135,11 @@ impl RouteTransport {
         lock(&self.groups).insert(group.to_string(), raft);
     }
 
+    /// Stops serving `group` here.
+    pub(super) fn unserve_group(&self, group: &str) {
+        lock(&self.groups).remove(group);
+    }
+
     /// Publishes on `subject` in the transport's account.
     pub(super) fn publish(&self, subject: &str, reply: Option<&str>, payload: Bytes) {
         let subject = Bytes::from(subject.to_string());

@@ -119,7 +119,7 @@ impl StreamCore {
         hdrs: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<PubAck, ApiError> {
-        self.ingest_from(Origin::Client, subject, hdrs, payload)
+        self.ingest_from(Origin::Client, subject, hdrs, payload, now_ns())
     }
 
     /// Checks and stores the message a schedule fires.
@@ -129,7 +129,36 @@ impl StreamCore {
         hdrs: &[u8],
         payload: &[u8],
     ) -> Result<PubAck, ApiError> {
-        self.ingest_from(Origin::Scheduler, subject.as_bytes(), Some(hdrs), payload)
+        self.ingest_from(
+            Origin::Scheduler,
+            subject.as_bytes(),
+            Some(hdrs),
+            payload,
+            now_ns(),
+        )
+    }
+
+    /// A replicated stream's committed message (issue 20, see
+    /// `jetstream::cluster::replica`): checked and stored as a publish, at the time its
+    /// group's leader gave it (strictly later than every earlier entry of the group).
+    /// One at or before the stream's last time was stored before a restart and is
+    /// skipped (`None`).
+    pub fn apply_replicated(
+        &mut self,
+        subject: &[u8],
+        hdrs: Option<&[u8]>,
+        payload: &[u8],
+        ts: i64,
+    ) -> Option<PubAckResponse> {
+        if ts <= self.store.state().last_ts {
+            return None;
+        }
+        Some(
+            match self.ingest_from(Origin::Client, subject, hdrs, payload, ts) {
+                Ok(ack) => PubAckResponse { error: None, ack },
+                Err(e) => PubAckResponse::err(self.name.clone(), e),
+            },
+        )
     }
 
     fn ingest_from(
@@ -138,6 +167,7 @@ impl StreamCore {
         subject: &[u8],
         hdrs: Option<&[u8]>,
         payload: &[u8],
+        now: i64,
     ) -> Result<PubAck, ApiError> {
         if self.cfg.sealed {
             return Err(ErrorCode::STREAM_SEALED.error());
@@ -153,9 +183,7 @@ impl StreamCore {
             .and_then(|h| find(h, MSG_ID))
             .map(text)
             .filter(|s| !s.is_empty());
-        if let Some(seq) =
-            msg_id.and_then(|id| self.dedupe.check(id, now_ns(), self.store.as_ref()))
-        {
+        if let Some(seq) = msg_id.and_then(|id| self.dedupe.check(id, now, self.store.as_ref())) {
             return Ok(self.ack(seq, true));
         }
         let counter = self.counter_value(subject, hdrs, payload)?;
@@ -167,7 +195,7 @@ impl StreamCore {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
         let (seq, ts) = self
-            .append_stored(subject, hdrs, payload, now_ns())
+            .append_stored(subject, hdrs, payload, now)
             .map_err(|e| publish_error(&e))?;
         self.last_msg_id = msg_id.unwrap_or_default().to_owned();
         if let Some(id) = msg_id {

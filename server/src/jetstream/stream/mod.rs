@@ -131,6 +131,9 @@ pub(crate) struct Spawn {
     pub(crate) domain: String,
     pub(crate) server_id: String,
     pub(crate) sync: SyncPolicy,
+    /// A replica of a replicated stream: its subjects are not subscribed here (see
+    /// `StreamSubs::install`).
+    pub(crate) replicated: bool,
 }
 
 /// Opens a stream and starts it on the stream pool; resolves once the store is open.
@@ -150,6 +153,7 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
         a
     });
     let name = p.cfg.name.clone();
+    let ingest = !p.replicated;
     let (seq_tx, seq_rx) = watch::channel(0);
     let consumers = Arc::new(RwLock::new(Default::default()));
     let usage = Arc::new(AtomicU64::new(0));
@@ -169,7 +173,7 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
         actor.start(core);
     }
     let cfg = handle.config().await?;
-    let subs = StreamSubs::install(&account, &cfg, &tx);
+    let subs = StreamSubs::install(&account, &cfg, &tx, ingest);
     Ok((handle, subs))
 }
 

@@ -89,14 +89,21 @@ pub(crate) struct StreamSubs {
 }
 
 impl StreamSubs {
-    /// Subscribes the stream's subjects (and direct-get subjects) in `account`.
-    pub(crate) fn install(account: &Arc<Account>, cfg: &StreamConfig, tx: &QueueTx) -> Self {
+    /// Subscribes the stream's subjects (and direct-get subjects) in `account`. A
+    /// replicated stream's subjects are left out (`ingest` false): its group's leader
+    /// subscribes them and feeds the stream through the group (`cluster::replica`).
+    pub(crate) fn install(
+        account: &Arc<Account>,
+        cfg: &StreamConfig,
+        tx: &QueueTx,
+        ingest: bool,
+    ) -> Self {
         let owner: Arc<dyn Subscriber> = Arc::new(StreamSubscriber {
             tx: tx.clone(),
             name: cfg.name.clone(),
         });
         let mut subs = Vec::new();
-        for (i, subject) in cfg.subjects.iter().enumerate() {
+        for (i, subject) in cfg.subjects.iter().enumerate().filter(|_| ingest) {
             subs.push(Subscription::new(
                 Bytes::from(format!("ingest{i}")),
                 Bytes::from(subject.clone()),

@@ -72,6 +72,7 @@ async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<I
         domain: String::new(),
         server_id: "S".into(),
         sync: SyncPolicy::Always,
+        replicated: false,
     })
     .await
     .expect("spawn");

@@ -21,6 +21,21 @@ pub fn stream_create(
     cfg: StreamConfig,
     pedantic: bool,
 ) -> Result<StreamConfig, ApiError> {
+    let cfg = stream_create_config(subject_name, cfg, pedantic)?;
+    standalone_replicas(&cfg)?;
+    Ok(cfg)
+}
+
+/// [`stream_create`] without the standalone replica rule: a JetStream cluster places
+/// replicas (`jetstream::cluster`).
+///
+/// # Errors
+/// The first rule broken, in nats-server's order.
+pub fn stream_create_config(
+    subject_name: &str,
+    cfg: StreamConfig,
+    pedantic: bool,
+) -> Result<StreamConfig, ApiError> {
     if subject_name != cfg.name {
         return Err(ErrorCode::STREAM_MISMATCH.error());
     }
@@ -33,11 +48,19 @@ pub fn stream_create(
     if cfg.mirror_direct && cfg.mirror.is_none() {
         return Err(invalid("stream has no mirror but does have mirror direct"));
     }
-    let cfg = check_stream_config(cfg, pedantic)?;
+    check_stream_config(cfg, pedantic)
+}
+
+/// A server outside a JetStream cluster keeps one copy: more replicas are refused with
+/// nats-server's 10074.
+///
+/// # Errors
+/// `STREAM_REPLICAS_NOT_SUPPORTED`.
+pub fn standalone_replicas(cfg: &StreamConfig) -> Check {
     if cfg.num_replicas > 1 {
         return Err(ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED.error());
     }
-    Ok(cfg)
+    Ok(())
 }
 
 /// `STREAM.UPDATE.<name>` before the stream is looked up: config checks, then the name in
@@ -332,12 +355,24 @@ fn marker_ttl_rules(cfg: &mut StreamConfig, pedantic: bool) -> Check {
 ///
 /// # Errors
 /// The first rule broken (mostly `STREAM_INVALID_CONFIG` with the reason).
-pub fn stream_update(old: &StreamConfig, mut new: StreamConfig) -> Result<StreamConfig, ApiError> {
+pub fn stream_update(old: &StreamConfig, new: StreamConfig) -> Result<StreamConfig, ApiError> {
     if new.name != old.name {
         return Err(invalid("stream configuration name must match original"));
     }
-    if new.num_replicas > 1 {
-        return Err(ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED.error());
+    standalone_replicas(&new)?;
+    stream_update_rules(old, new)
+}
+
+/// [`stream_update`] in a JetStream cluster: any number of replicas it can place.
+///
+/// # Errors
+/// The first rule broken.
+pub fn stream_update_rules(
+    old: &StreamConfig,
+    mut new: StreamConfig,
+) -> Result<StreamConfig, ApiError> {
+    if new.name != old.name {
+        return Err(invalid("stream configuration name must match original"));
     }
     let wq = RetentionPolicy::WorkQueue;
     let rules = [

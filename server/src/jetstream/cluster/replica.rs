@@ -1,0 +1,758 @@
+//! Replicated streams (issue 20): one Raft group per stream with `num_replicas` > 1,
+//! whose log entries are the stream's messages.
+//!
+//! # From assignment to replicas
+//! `STREAM.CREATE` with R3 on any server ([`create`]): the server checks the config,
+//! picks the replicas' servers among the meta group's live members ([`MetaGroup::place`]),
+//! names a new Raft group (`S-R3F-<8 characters>`, as nats-server) and commits the
+//! assignment through the meta leader ([`MetaGroup::propose`]). Every server applies the
+//! committed assignments ([`reconcile`], on every change of the meta machine): a server
+//! named in one opens its replica (an ordinary stream store, whose subjects it does not
+//! subscribe, `JetStream::open_replica`) and its member of the stream's group (log
+//! under `<store_dir>/$SYS/_js_/<group>`); the first server named initializes the
+//! group. A removed assignment stops the member and deletes the replica and its log.
+//!
+//! # A publish, from client to quorum to ack
+//! ```text
+//! client ─PUB orders.1 (reply)─► any server ──route (interest of the leader)──┐
+//!                                                                              ▼
+//!  group leader's server: leader subscription on the stream's subjects (`Lead`)
+//!     └► ingest task: entry = (leader time ts, subject, headers, payload)
+//!          ts strictly after every earlier entry of the group
+//!        └► openraft client_write ──AppendEntries──► followers: log append + fsync
+//!                 (group commit, raft::log)            (answer after their fsync)
+//!        quorum has it on disk → committed → every member applies it, in log order:
+//!          StreamMachine::apply ─► stream actor: StreamCore::apply_replicated
+//!            (dedupe, Nats-Expected-*, roll-ups, TTLs, limits, at time ts: every
+//!             replica takes the same decision from the same state)
+//!        leader's apply answer (the PubAck, or the publish error) ─► reply subject
+//! ```
+//! Only the leader subscribes the stream's subjects (the subscription travels to the
+//! other servers as route interest, so a publish anywhere reaches it); it installs them
+//! once it has applied every entry of earlier terms (`ensure_linearizable`) and drops
+//! them when it loses the leadership. A publish the leader could not commit (it lost
+//! the leadership, or no quorum answered within [`COMMIT_WAIT`]) gets no reply: the
+//! client times out and may retry (with `Nats-Msg-Id` the duplicate window makes that
+//! safe), as with nats-server.
+//!
+//! # Restarts
+//! A restarted member's machine is applied the log again from its start: an entry at
+//! or before the stream's last stored time is already in the store and skipped
+//! (`StreamCore::apply_replicated`), which the leaders' strictly increasing times make
+//! exact.
+//!
+//! # Not yet
+//! Log compaction (the group takes no snapshots, so the log keeps every entry) and
+//! catch-up of a wiped replica from a snapshot; consumers are per server; purge and
+//! message delete act on the replica that serves the request; changing
+//! `num_replicas` is refused (10061).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
+use openraft::{BasicNode, ServerState as RaftState};
+use rill_protocol::jsapi::{
+    ApiError, ClusterInfo, ErrorCode, Nanos, PeerInfo, StorageType, StreamConfig, StreamInfo,
+    Timestamp,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::meta::{MetaAnswer, MetaOp, StreamAssignment};
+use super::{MetaGroup, lock, peer_id};
+use crate::account::Account;
+use crate::jetstream::store::{StdFs, now_ns};
+use crate::jetstream::stream::{StreamHandle, timestamp};
+use crate::jetstream::{JetStream, JetStreams};
+use crate::raft::{self, Command, LogStore, Machine, MachineStore, Network, Raft, node_id};
+use crate::router::{Delivery, Msg, Subscriber, Subscription};
+
+/// How long the leader waits for a publish to be committed before giving up on it
+/// (the client then times out).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(10);
+/// Publishes queued for the leader's ingest task.
+const INGEST_QUEUE: usize = 8192;
+/// How long an API request waits for this server to apply its committed assignment.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// This server's replicas, by assignment key.
+#[derive(Default)]
+pub struct Replicas {
+    map: tokio::sync::Mutex<BTreeMap<String, Arc<Replica>>>,
+    jetstreams: Mutex<Weak<JetStreams>>,
+}
+
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicas").finish_non_exhaustive()
+    }
+}
+
+/// This server's replica of one replicated stream and its member of the stream's group.
+struct Replica {
+    assignment: Mutex<StreamAssignment>,
+    raft: Raft,
+    handle: StreamHandle,
+    account: Arc<Account>,
+    lead: Arc<Lead>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the leader runs: its subscriptions on the stream's subjects and when it began.
+struct Lead {
+    subs: Mutex<Vec<Arc<Subscription>>>,
+    since: Mutex<Option<Timestamp>>,
+    owner: Arc<dyn Subscriber>,
+}
+
+/// Starts applying the meta group's assignments on this server: now, and after every
+/// change, until the server stops.
+pub fn reconcile(meta: Arc<MetaGroup>, jetstreams: Weak<JetStreams>) {
+    *lock(&meta.replicas.jetstreams) = jetstreams;
+    let task = tokio::spawn({
+        let meta = Arc::clone(&meta);
+        async move {
+            let mut changes = meta.changes().await;
+            let mut stop = meta.stop.clone();
+            loop {
+                apply_assignments(&meta).await;
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { break },
+                    _ = stop.changed() => break,
+                }
+            }
+            let all = std::mem::take(&mut *meta.replicas.map.lock().await);
+            for (_, r) in all {
+                r.stop(&meta).await;
+            }
+        }
+    });
+    lock(&meta.tasks).push(task);
+}
+
+/// Brings this server's replicas in line with the committed assignments.
+async fn apply_assignments(meta: &Arc<MetaGroup>) {
+    let Some(jetstreams) = lock(&meta.replicas.jetstreams).upgrade() else {
+        return;
+    };
+    let wanted: BTreeMap<String, StreamAssignment> = meta
+        .assignments()
+        .await
+        .into_iter()
+        .filter(|(_, a)| a.peers.iter().any(|p| p == meta.me()))
+        .collect();
+    let mut map = meta.replicas.map.lock().await;
+    let gone: Vec<String> = map
+        .iter()
+        .filter(|(k, r)| wanted.get(*k).is_none_or(|a| a.group != r.group()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in gone {
+        if let Some(r) = map.remove(&key) {
+            r.stop(meta).await;
+            r.remove(meta, &jetstreams).await;
+        }
+    }
+    for (key, a) in wanted {
+        match map.get(&key) {
+            Some(r) => r.update(a, &jetstreams).await,
+            None => match Replica::open(meta, &jetstreams, a).await {
+                Ok(r) => {
+                    map.insert(key, r);
+                }
+                Err(e) => warn!(stream = %key, error = %e, "could not open a stream replica"),
+            },
+        }
+    }
+}
+
+impl Replica {
+    fn group(&self) -> String {
+        lock(&self.assignment).group.clone()
+    }
+
+    async fn open(
+        meta: &Arc<MetaGroup>,
+        jetstreams: &JetStreams,
+        a: StreamAssignment,
+    ) -> Result<Arc<Replica>, String> {
+        let js = jetstreams
+            .account(&a.account)
+            .ok_or_else(|| format!("no JetStream for account {}", a.account))?;
+        let handle = js
+            .open_replica(a.config.clone(), a.created)
+            .await
+            .map_err(|e| e.description)?;
+        let dir = meta.raft_root.join(&a.group);
+        let vfs = StdFs::shared();
+        let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
+        let machine = StreamMachine {
+            handle: handle.clone(),
+        };
+        let sm = MachineStore::open(vfs, &dir.join("sm"), machine)
+            .await
+            .map_err(|e| e.to_string())?;
+        let cfg = Arc::new(raft::config(meta.cluster_name(), 0)?);
+        let transport: Arc<dyn raft::Transport> = meta.transport.clone();
+        let net = Network::new(&a.group, transport);
+        let raft = Raft::new(node_id(meta.me()), cfg, net, log, sm)
+            .await
+            .map_err(|e| e.to_string())?;
+        meta.transport.serve_group(&a.group, raft.clone());
+        if a.peers.first().map(String::as_str) == Some(meta.me())
+            && !raft.is_initialized().await.unwrap_or(true)
+        {
+            let members: BTreeMap<u64, BasicNode> = a
+                .peers
+                .iter()
+                .map(|p| (node_id(p), BasicNode { addr: p.clone() }))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                warn!(group = %a.group, error = %e, "could not form a stream group");
+            }
+        }
+        let (tx, rx) = mpsc::channel(INGEST_QUEUE);
+        let lead = Arc::new(Lead {
+            subs: Mutex::new(Vec::new()),
+            since: Mutex::new(None),
+            owner: Arc::new(LeaderIngest { tx }),
+        });
+        let account = Arc::clone(&js.account);
+        let last_ts = Arc::new(AtomicI64::new(0));
+        let ingest = Ingest {
+            raft: raft.clone(),
+            account: Arc::clone(&account),
+            no_ack: a.config.no_ack,
+            last_ts: Arc::clone(&last_ts),
+        };
+        let tasks = vec![
+            tokio::spawn(ingest.run(rx)),
+            tokio::spawn(lead_while_leader(
+                raft.clone(),
+                handle.clone(),
+                Arc::clone(&lead),
+                Arc::clone(&account),
+                a.config.clone(),
+                last_ts,
+            )),
+        ];
+        info!(stream = %a.config.name, group = %a.group, "stream replica opened");
+        Ok(Arc::new(Replica {
+            assignment: Mutex::new(a),
+            raft,
+            handle,
+            account,
+            lead,
+            tasks,
+        }))
+    }
+
+    /// Applies a changed config of the same group.
+    async fn update(&self, a: StreamAssignment, jetstreams: &JetStreams) {
+        let old = lock(&self.assignment).config.clone();
+        if old == a.config {
+            return;
+        }
+        let cfg = a.config.clone();
+        let new = cfg.clone();
+        if let Err(e) = self.handle.call(move |core| core.update(new)).await {
+            warn!(stream = %cfg.name, error = %e.description, "could not update a stream replica");
+            return;
+        }
+        if let Some(js) = jetstreams.account(&a.account) {
+            js.replace_config(cfg.clone());
+        }
+        if !lock(&self.lead.subs).is_empty() {
+            self.lead.unsubscribe(&self.account);
+            self.lead.subscribe(&self.account, &cfg);
+        }
+        *lock(&self.assignment) = a;
+    }
+
+    /// Stops the member (the replica's store stays).
+    async fn stop(&self, meta: &MetaGroup) {
+        self.lead.unsubscribe(&self.account);
+        for t in &self.tasks {
+            t.abort();
+        }
+        meta.transport.unserve_group(&self.group());
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// Deletes the replica and the group's log.
+    async fn remove(&self, meta: &MetaGroup, jetstreams: &JetStreams) {
+        let a = lock(&self.assignment).clone();
+        if let Some(js) = jetstreams.account(&a.account)
+            && let Err(e) = js.delete_stream(&a.config.name).await
+        {
+            warn!(stream = %a.config.name, error = %e.description, "could not delete a stream replica");
+        }
+        let dir = meta.raft_root.join(&a.group);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            warn!(dir = %dir.display(), error = %e, "could not remove a stream group's log");
+        }
+        info!(stream = %a.config.name, group = %a.group, "stream replica removed");
+    }
+
+    /// nats-server's `cluster` block of STREAM.INFO as this member sees it.
+    fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
+        let leader = m.current_leader.as_ref().and_then(name_of);
+        let last = m.last_log_index.unwrap_or_default();
+        let leading = m.state == RaftState::Leader;
+        let replicas = membership
+            .nodes()
+            .filter(|(_, n)| n.addr != leader.clone().unwrap_or_else(|| me.to_string()))
+            .map(|(id, n)| {
+                let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
+                let index = matched.flatten().map_or(0, |l| l.index);
+                PeerInfo {
+                    name: n.addr.clone(),
+                    current: leading && index >= last,
+                    offline: leading && matched.is_none(),
+                    active: Nanos(0),
+                    lag: if leading {
+                        last.saturating_sub(index)
+                    } else {
+                        0
+                    },
+                    peer: peer_id(&n.addr),
+                }
+            })
+            .collect();
+        ClusterInfo {
+            name: cluster.to_string(),
+            raft_group: self.group(),
+            leader: leader.unwrap_or_default(),
+            leader_since: if leading {
+                *lock(&self.lead.since)
+            } else {
+                None
+            },
+            replicas,
+        }
+    }
+}
+
+impl Lead {
+    fn subscribe(&self, account: &Account, cfg: &StreamConfig) {
+        let mut subs = lock(&self.subs);
+        for (i, subject) in cfg.subjects.iter().enumerate() {
+            let sub = Subscription::new(
+                Bytes::from(format!("lead{i}")),
+                Bytes::from(subject.clone()),
+                None,
+                Arc::clone(&self.owner),
+            );
+            account.router.subscribe(&sub);
+            subs.push(sub);
+        }
+    }
+
+    fn unsubscribe(&self, account: &Account) {
+        for s in lock(&self.subs).drain(..) {
+            account.router.unsubscribe(&s);
+        }
+        *lock(&self.since) = None;
+    }
+}
+
+/// Subscribes the stream's subjects while this member leads the group (after it
+/// applied every earlier entry), and drops them when it stops leading.
+async fn lead_while_leader(
+    raft: Raft,
+    handle: StreamHandle,
+    lead: Arc<Lead>,
+    account: Arc<Account>,
+    cfg: StreamConfig,
+    last_ts: Arc<AtomicI64>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        let leading = metrics.borrow_and_update().state == RaftState::Leader;
+        let subscribed = !lock(&lead.subs).is_empty();
+        if leading && !subscribed && raft.ensure_linearizable().await.is_ok() {
+            if let Ok(state) = handle.state().await {
+                last_ts.fetch_max(state.last_ts, Ordering::SeqCst);
+            }
+            let cfg = handle.config().await.unwrap_or_else(|_| cfg.clone());
+            lead.subscribe(&account, &cfg);
+            *lock(&lead.since) = Some(timestamp(now_ns()));
+            info!(stream = %cfg.name, "stream group leader: taking publishes");
+        } else if !leading && subscribed {
+            lead.unsubscribe(&account);
+        }
+        if metrics.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A publish the leader received, waiting to be proposed.
+#[derive(Debug)]
+struct Inbound {
+    subject: Bytes,
+    reply: Option<Bytes>,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+/// The leader's subscriber on the stream's subjects.
+#[derive(Debug)]
+struct LeaderIngest {
+    tx: mpsc::Sender<Inbound>,
+}
+
+impl Subscriber for LeaderIngest {
+    fn owner_id(&self) -> u64 {
+        0
+    }
+
+    fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let inbound = Inbound {
+            subject: msg.subject_bytes(),
+            reply: msg.reply_bytes(),
+            headers: msg.headers_bytes(),
+            payload: msg.payload_bytes(),
+        };
+        match self.tx.try_send(inbound) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
+        }
+    }
+}
+
+/// Proposes the leader's publishes in arrival order and sends each committed one's
+/// answer to its reply subject.
+struct Ingest {
+    raft: Raft,
+    account: Arc<Account>,
+    no_ack: bool,
+    last_ts: Arc<AtomicI64>,
+}
+
+impl Ingest {
+    async fn run(self, mut rx: mpsc::Receiver<Inbound>) {
+        while let Some(m) = rx.recv().await {
+            let ts = self.next_ts();
+            let entry = encode(ts, &m.subject, m.headers.as_deref(), &m.payload);
+            let Ok(answer) = self.raft.client_write_ff(Command(entry)).await else {
+                break;
+            };
+            let reply = m.reply.filter(|r| !r.is_empty() && !self.no_ack);
+            let account = Arc::clone(&self.account);
+            tokio::spawn(async move {
+                let Ok(Ok(Ok(done))) = tokio::time::timeout(COMMIT_WAIT, answer).await else {
+                    return;
+                };
+                if let Some(reply) = reply
+                    && !done.data.0.is_empty()
+                {
+                    let msg = Msg::new(&reply, None, None, &done.data.0);
+                    account.router.publish(0, true, &msg);
+                }
+            });
+        }
+    }
+
+    /// The leader's time for the next entry: now, but strictly after every earlier one.
+    fn next_ts(&self) -> i64 {
+        let now = now_ns();
+        let prev = self
+            .last_ts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or(now);
+        now.max(prev + 1)
+    }
+}
+
+/// One entry of a stream's log: `[ts i64][subject len u32][headers len u32, u32::MAX
+/// for none][subject][headers][payload]`, little-endian.
+fn encode(ts: i64, subject: &[u8], headers: Option<&[u8]>, payload: &[u8]) -> Bytes {
+    let hlen = headers.map_or(0, <[u8]>::len);
+    let mut b = BytesMut::with_capacity(16 + subject.len() + hlen + payload.len());
+    b.put_i64_le(ts);
+    b.put_u32_le(u32::try_from(subject.len()).unwrap_or(u32::MAX));
+    b.put_u32_le(headers.map_or(u32::MAX, |h| u32::try_from(h.len()).unwrap_or(0)));
+    b.put_slice(subject);
+    b.put_slice(headers.unwrap_or_default());
+    b.put_slice(payload);
+    b.freeze()
+}
+
+/// A decoded entry.
+struct Entry {
+    ts: i64,
+    subject: Bytes,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+fn decode(mut raw: Bytes) -> Option<Entry> {
+    if raw.len() < 16 {
+        return None;
+    }
+    let ts = raw.get_i64_le();
+    let slen = raw.get_u32_le() as usize;
+    let hlen = raw.get_u32_le();
+    let subject = raw.split_to(slen.min(raw.len()));
+    let headers = match hlen {
+        u32::MAX => None,
+        n => Some(raw.split_to((n as usize).min(raw.len()))),
+    };
+    Some(Entry {
+        ts,
+        subject,
+        headers,
+        payload: raw,
+    })
+}
+
+/// A stream group's machine: committed entries go into the stream's store.
+struct StreamMachine {
+    handle: StreamHandle,
+}
+
+impl Machine for StreamMachine {
+    fn apply(&mut self, batch: Vec<(u64, Bytes)>) -> BoxFuture<'_, io::Result<Vec<Bytes>>> {
+        let entries: Vec<Option<Entry>> = batch.into_iter().map(|(_, b)| decode(b)).collect();
+        Box::pin(async move {
+            let answers = self
+                .handle
+                .call(move |core| {
+                    Ok(entries
+                        .into_iter()
+                        .map(|e| {
+                            let ack = e.and_then(|e| {
+                                core.apply_replicated(
+                                    &e.subject,
+                                    e.headers.as_deref(),
+                                    &e.payload,
+                                    e.ts,
+                                )
+                            })?;
+                            serde_json::to_vec(&ack).ok().map(Bytes::from)
+                        })
+                        .map(Option::unwrap_or_default)
+                        .collect::<Vec<Bytes>>())
+                })
+                .await
+                .map_err(|e| io::Error::other(e.description))?;
+            Ok(answers)
+        })
+    }
+
+    fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
+        // The state is the stream's store; the group takes no snapshots (see the
+        // module doc).
+        Box::pin(async { Ok(Bytes::new()) })
+    }
+
+    fn restore(&mut self, _data: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The name of a new stream group: nats-server's `S-R<n><F|M>-<8 characters>`.
+fn group_name(cfg: &StreamConfig) -> String {
+    use rand::RngExt as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..8)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    let kind = match cfg.storage {
+        StorageType::File => 'F',
+        StorageType::Memory => 'M',
+    };
+    format!("S-R{}{kind}-{tail}", cfg.num_replicas)
+}
+
+fn unavailable() -> ApiError {
+    ErrorCode::CLUSTER_NOT_AVAIL.error()
+}
+
+/// Creates a replicated stream (the config checked and stamped): places it, commits
+/// the assignment and answers with this server's view once it applied it.
+///
+/// # Errors
+/// Not enough servers (400/10005 `no suitable peers for placement`), a different
+/// stream of that name (10058), no meta leader (503/10008).
+pub async fn create(
+    js: &JetStream,
+    meta: &Arc<MetaGroup>,
+    cfg: StreamConfig,
+) -> Result<StreamInfo, ApiError> {
+    let account = js.account_name().to_string();
+    if let Some(existing) = meta.assignment(&account, &cfg.name).await {
+        crate::jetstream::validate::stream_exists_same(&existing.config, &cfg)?;
+        return info(js, meta, &cfg.name).await;
+    }
+    if !meta.has_leader() {
+        return Err(unavailable());
+    }
+    let replicas = usize::try_from(cfg.num_replicas).unwrap_or(0);
+    let peers = meta
+        .place(replicas)
+        .ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
+    let a = StreamAssignment {
+        account: account.clone(),
+        group: group_name(&cfg),
+        peers,
+        created: timestamp(now_ns()),
+        config: cfg,
+    };
+    let (name, group) = (a.config.name.clone(), a.group.clone());
+    match meta.propose(&MetaOp::Stream(Box::new(a))).await {
+        Ok(MetaAnswer::Done) => {}
+        Ok(MetaAnswer::Exists(_)) => return Err(ErrorCode::STREAM_NAME_EXIST.error()),
+        _ => return Err(unavailable()),
+    }
+    let key = super::meta::key(&account, &name);
+    let applied = meta
+        .wait_applied(APPLY_WAIT, |all| {
+            all.get(&key).is_some_and(|a| a.group == group)
+        })
+        .await;
+    if !applied {
+        return Err(unavailable());
+    }
+    info(js, meta, &name).await
+}
+
+/// Updates a replicated stream (the new config checked against the old one).
+///
+/// # Errors
+/// A changed replica count (10061), no meta leader (503/10008).
+pub async fn update(
+    js: &JetStream,
+    meta: &Arc<MetaGroup>,
+    old: &StreamAssignment,
+    cfg: StreamConfig,
+) -> Result<StreamInfo, ApiError> {
+    if cfg.num_replicas != old.config.num_replicas {
+        return Err(ErrorCode::STREAM_REPLICAS_NOT_UPDATABLE.error());
+    }
+    let mut a = old.clone();
+    a.config = cfg;
+    let want = a.config.clone();
+    let key = a.key();
+    match meta.propose(&MetaOp::Stream(Box::new(a))).await {
+        Ok(MetaAnswer::Done) => {}
+        _ => return Err(unavailable()),
+    }
+    let applied = meta
+        .wait_applied(APPLY_WAIT, |all| {
+            all.get(&key).is_some_and(|a| a.config == want)
+        })
+        .await;
+    if !applied {
+        return Err(unavailable());
+    }
+    info(js, meta, &want.name).await
+}
+
+/// Deletes a replicated stream everywhere.
+///
+/// # Errors
+/// No meta leader (503/10008).
+pub async fn delete(meta: &Arc<MetaGroup>, a: &StreamAssignment) -> Result<(), ApiError> {
+    let key = a.key();
+    match meta.propose(&MetaOp::Remove { key: key.clone() }).await {
+        Ok(MetaAnswer::Done | MetaAnswer::NotFound) => {}
+        _ => return Err(unavailable()),
+    }
+    meta.wait_applied(APPLY_WAIT, |all| !all.contains_key(&key))
+        .await;
+    let gone = async {
+        while meta.replicas.map.lock().await.contains_key(&key) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(APPLY_WAIT, gone).await;
+    Ok(())
+}
+
+/// STREAM.INFO of a replicated stream as this server sees it: its replica's state and
+/// the group's `cluster` block (from the assignment alone when it holds no replica).
+///
+/// # Errors
+/// No such stream (10059).
+pub async fn info(
+    js: &JetStream,
+    meta: &Arc<MetaGroup>,
+    name: &str,
+) -> Result<StreamInfo, ApiError> {
+    let key = super::meta::key(js.account_name(), name);
+    // The reconciler may not have opened the replica yet: wait for it.
+    let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+    loop {
+        let a = meta
+            .assignment(js.account_name(), name)
+            .await
+            .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
+        let local = meta.replicas.map.lock().await.get(&key).cloned();
+        match local {
+            Some(r) => {
+                let mut info = r.handle.info().await?;
+                info.cluster = Some(r.cluster_info(meta.cluster_name(), meta.me()));
+                return Ok(info);
+            }
+            None if !a.peers.iter().any(|p| p == meta.me()) => {
+                return Ok(StreamInfo {
+                    config: a.config.clone(),
+                    created: a.created,
+                    cluster: Some(ClusterInfo {
+                        name: meta.cluster_name().to_string(),
+                        raft_group: a.group.clone(),
+                        ..ClusterInfo::default()
+                    }),
+                    ..StreamInfo::default()
+                });
+            }
+            None if tokio::time::Instant::now() > deadline => return Err(unavailable()),
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let raw = encode(42, b"orders.1", Some(b"NATS/1.0\r\n\r\n"), b"hello");
+        let e = decode(raw).expect("decodes");
+        assert_eq!(e.ts, 42);
+        assert_eq!(&e.subject[..], b"orders.1");
+        assert_eq!(e.headers.as_deref(), Some(&b"NATS/1.0\r\n\r\n"[..]));
+        assert_eq!(&e.payload[..], b"hello");
+        let e = decode(encode(7, b"a", None, b"")).expect("decodes");
+        assert!(e.headers.is_none());
+        assert!(e.payload.is_empty());
+        assert!(decode(Bytes::from_static(b"short")).is_none());
+    }
+
+    #[test]
+    fn group_names_follow_nats_server() {
+        let cfg = StreamConfig {
+            name: "S".into(),
+            num_replicas: 3,
+            ..StreamConfig::default()
+        };
+        let name = group_name(&cfg);
+        assert!(name.starts_with("S-R3F-"), "{name}");
+        assert_eq!(name.len(), 14);
+    }
+}
