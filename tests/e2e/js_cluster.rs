@@ -320,3 +320,141 @@ async fn r3_stream_replicates_as_nats_server() {
     r3_stream_on(Nats).await;
     r3_stream_on(Rill).await;
 }
+
+/// The name of the R3 stream's leader, as the first running node that knows one reports it.
+async fn stream_leader(cluster: &Cluster, stream: &str) -> String {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        for node in cluster.nodes.iter().filter(|n| n.pid().is_some()) {
+            let client = node.client().await;
+            let info = api(&client, &format!("$JS.API.STREAM.INFO.{stream}"), "").await;
+            if let Some(leader) = info["cluster"]["leader"].as_str()
+                && !leader.is_empty()
+            {
+                return leader.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no stream leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every message of `stream` on `node`, by sequence, once its last sequence is `last`.
+async fn contents(node: &Node, stream: &str, last: u64) -> Vec<(u64, String)> {
+    use base64::Engine as _;
+    let client = node.client().await;
+    info_until(node, stream, |i| i["state"]["last_seq"] == last).await;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let body = format!(r#"{{"seq":{seq}}}"#);
+        let got = api(&client, &format!("$JS.API.STREAM.MSG.GET.{stream}"), &body).await;
+        if let Some(data) = got["message"]["data"].as_str() {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("base64");
+            out.push((seq, String::from_utf8(raw).expect("utf8")));
+        }
+    }
+    out
+}
+
+/// SIGKILL the R3 stream's leader while a client publishes with acks, over randomized
+/// cycles; afterwards every acknowledged message is on every server exactly once, at
+/// the sequence its ack named, and the three replicas hold the same messages.
+#[tokio::test]
+async fn r3_stream_keeps_every_acked_message_when_its_leader_is_killed() {
+    let mut cluster = Cluster::start_with(&[Rill, Rill, Rill], |mut spec| {
+        spec.jetstream = true;
+        spec
+    })
+    .await;
+    let admin = cluster.node(0).client().await;
+    let created = api(
+        &admin,
+        "$JS.API.STREAM.CREATE.K",
+        r#"{"name":"K","subjects":["k.>"],"num_replicas":3}"#,
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+    let addrs: Vec<async_nats::ServerAddr> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.parse().expect("url"))
+        .collect();
+    let client = async_nats::connect(addrs.as_slice())
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build(client);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = tokio::spawn({
+        let (acked, stop) = (acked.clone(), stop.clone());
+        async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let payload = format!("p{i}");
+                let Ok(ack) = js.publish(format!("k.{i}"), payload.clone().into()).await else {
+                    continue;
+                };
+                if let Ok(ack) = ack.await {
+                    acked.lock().unwrap().push((ack.sequence, payload));
+                }
+            }
+        }
+    });
+    let count = || acked.lock().unwrap().len();
+    let wait_acks = |more: usize| {
+        let start = count();
+        async move {
+            let deadline = Instant::now() + ELECTION;
+            while count() < start + more {
+                assert!(Instant::now() < deadline, "publishing did not resume");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let started = Instant::now();
+    for cycle in 0..3u64 {
+        wait_acks(20).await;
+        let leader = stream_leader(&cluster, "K").await;
+        let i = cluster
+            .nodes
+            .iter()
+            .position(|n| n.name() == leader)
+            .expect("leader is a node");
+        // A random moment within the next 300 ms of publishing.
+        let jitter = (started.elapsed().as_nanos() as u64 ^ cycle.wrapping_mul(7919)) % 300;
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        cluster.nodes[i].kill();
+        wait_acks(20).await;
+        cluster.nodes[i].restart().await;
+        cluster.wait_mesh().await;
+    }
+    wait_acks(20).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    publisher.await.expect("publisher");
+    assert!(started.elapsed() < Duration::from_secs(60), "bounded");
+
+    let acked = acked.lock().unwrap().clone();
+    let last = acked.iter().map(|(s, _)| *s).max().expect("acks");
+    let leader = stream_leader(&cluster, "K").await;
+    let leader_node = cluster.nodes.iter().find(|n| n.name() == leader).unwrap();
+    let last = info_until(leader_node, "K", |i| {
+        i["state"]["last_seq"].as_u64() >= Some(last)
+    })
+    .await["state"]["last_seq"]
+        .as_u64()
+        .unwrap();
+    let first = contents(cluster.node(0), "K", last).await;
+    for (seq, payload) in &acked {
+        let found: Vec<_> = first.iter().filter(|(_, p)| p == payload).collect();
+        assert_eq!(found.len(), 1, "{payload} stored once: {found:?}");
+        assert_eq!(found[0].0, *seq, "{payload} at its acked sequence");
+    }
+    for node in &cluster.nodes[1..] {
+        assert_eq!(contents(node, "K", last).await, first, "{}", node.name());
+    }
+}
