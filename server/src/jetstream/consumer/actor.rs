@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::ack::{AckKind, parse_ack_subject};
+use super::events::PinEvent;
 use super::outbox::{Inbound, InternalSub, Outbox};
-use super::priority::{PinEvent, Priority};
+use super::priority::{self, Priority};
 use super::pull::{PullRequest, WaitQueue, check};
 use super::push::Push;
 use super::source::Source;
@@ -413,7 +414,7 @@ impl<S: Source> Actor<S> {
                 return;
             }
         };
-        if let Err(st) = check(&self.cfg, &req) {
+        if let Err(st) = check(&self.cfg, &req).and_then(|()| priority::check(&self.cfg, &req)) {
             self.out.deliver(&reply, &status_msg(&reply, st, None));
             return;
         }

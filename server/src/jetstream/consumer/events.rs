@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use super::ack::AckMeta;
 use super::outbox::Outbox;
-use super::priority::PinEvent;
 use super::tracker::Dropped;
 use crate::account::Account;
 use crate::jetstream::store::{StoredMsg, now_ns};
@@ -62,6 +61,15 @@ struct NakAdvisory<'a> {
     consumer_seq: u64,
     stream_seq: u64,
     deliveries: u64,
+}
+
+/// A change of pin, for the advisories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PinEvent {
+    /// `$JS.EVENT.ADVISORY.CONSUMER.PINNED`: a client of `group` was pinned as `id`.
+    Pinned { group: String, id: String },
+    /// `$JS.EVENT.ADVISORY.CONSUMER.UNPINNED`: `admin` or `timeout`.
+    Unpinned { group: String, reason: &'static str },
 }
 
 const PINNED_PRE: &str = "$JS.EVENT.ADVISORY.CONSUMER.PINNED";

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use rill_protocol::jsapi::{ConsumerConfig, NextRequest, PriorityGroupState, PriorityPolicy};
 use tokio::time::Instant;
 
+use super::events::PinEvent;
 use super::pull::PullRequest;
 use super::status;
 use crate::jetstream::store::now_ns;
@@ -51,15 +52,6 @@ pub(crate) fn check(cfg: &ConsumerConfig, req: &NextRequest) -> Result<(), Bytes
         return Err(status::bad_request("Priority must be between 0 and 9"));
     }
     Ok(())
-}
-
-/// A change of pin, for the advisories.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum PinEvent {
-    /// `$JS.EVENT.ADVISORY.CONSUMER.PINNED`: a client of `group` was pinned as `id`.
-    Pinned { group: String, id: String },
-    /// `$JS.EVENT.ADVISORY.CONSUMER.UNPINNED`: `admin` or `timeout`.
-    Unpinned { group: String, reason: &'static str },
 }
 
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 //! a number that does not fit (`batch` = 2^64), gets `400 Bad Request - <why>` instead
 //! of being read as batch 1; an idle heartbeat above half the expiry (or without one)
 //! gets `400 Bad Request - heartbeat value too large` at once; the priority-group fields
-//! are checked by `priority`. `no_wait` with `expires` waits for the first message
+//! are checked by `priority` (the actor asks both). `no_wait` with `expires` waits for the first message
 //! until it expires (then `408`), and ends with `404` once nothing more is pending.
 
 use std::collections::VecDeque;
@@ -107,7 +107,6 @@ pub(crate) fn check(cfg: &ConsumerConfig, req: &NextRequest) -> Result<(), Bytes
     if hb > 0 && (req.expires.0 <= 0 || hb > req.expires.0 / 2) {
         return Err(status::bad_request("heartbeat value too large"));
     }
-    super::priority::check(cfg, req)?;
     if cfg.max_batch > 0 && req.batch > cfg.max_batch {
         let text = format!("Exceeded MaxRequestBatch of {}", cfg.max_batch);
         return Err(status::conflict(&text));
