@@ -95,8 +95,12 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
+        // Debian's chromium-headless-shell is a script that runs the browser as its child: the
+        // browser gets a process group of its own, so that the whole of it can be stopped.
+        .process_group(0)
         .spawn()
         .expect("start chromium");
+    let _stop = StopGroup(browser.id());
 
     let mut next = async || {
         let msg = tokio::time::timeout(WAIT, events.next())
@@ -135,4 +139,17 @@ async fn a_browser_dashboard_subscribes_renders_and_answers_over_websocket() {
 
     let _ = browser.kill().await;
     page_server.abort();
+}
+
+/// Kills a process group when dropped (also when the test fails half-way).
+struct StopGroup(Option<u32>);
+
+impl Drop for StopGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+        }
+    }
 }
