@@ -167,13 +167,14 @@ fn ack_key(ack: &[u8]) -> String {
 /// True when the JetStream ack subject says this is not the first delivery
 /// (`$JS.ACK.<stream>.<consumer>.<delivered>.…`).
 fn redelivered(ack: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(ack);
-    match text.split('.').collect::<Vec<_>>().as_slice() {
-        ["$JS", "ACK", _stream, _consumer, delivered, ..] => {
-            delivered.parse::<u64>().is_ok_and(|n| n > 1)
-        }
-        _ => false,
-    }
+    let mut tokens = ack.split(|&b| b == b'.');
+    let delivered = match (tokens.next(), tokens.next()) {
+        (Some(b"$JS"), Some(b"ACK")) => tokens.nth(2),
+        _ => None,
+    };
+    delivered
+        .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > 1)
 }
 
 /// The subject a stored QoS 1 message was published on, without the `$MQTT.msgs.` prefix.
