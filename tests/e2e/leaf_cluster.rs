@@ -213,8 +213,8 @@ async fn crossed_leafs_of_a_mixed_nats_server_and_rill_cluster() {
 /// A JetStream push consumer on a rill cluster member delivers to a subscriber on the
 /// other member, a nats-server or a rill server: over the route the delivery travels
 /// under its deliver subject with the stored subject after its ack reply, as
-/// nats-server sends it, and the subscriber sees the stored subject. (Acks do not cross
-/// routes yet: JetStream's own subscriptions stay per server until it is clustered.)
+/// nats-server sends it, and the subscriber sees the stored subject. Its acks travel
+/// back over the route to the consumer: nothing stays pending, nothing is redelivered.
 async fn push_deliveries_cross_a_route(peer: ServerKind) {
     let cluster = Cluster::start_with(&[Rill, peer], |spec: NodeSpec| NodeSpec {
         jetstream: spec.name == "n1",
@@ -238,7 +238,8 @@ async fn push_deliveries_cross_a_route(peer: ServerKind) {
         .create_consumer(async_nats::jetstream::consumer::push::Config {
             durable_name: Some("SHIP".into()),
             deliver_subject: "deliver.orders".into(),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: std::time::Duration::from_secs(1),
             ..Default::default()
         })
         .await
@@ -259,6 +260,34 @@ async fn push_deliveries_cross_a_route(peer: ServerKind) {
             reply.starts_with("$JS.ACK.ORDERS.SHIP.") && !reply.contains('@'),
             "{reply}"
         );
+        c2.publish(reply, Bytes::new()).await.expect("ack");
+    }
+    c2.flush().await.expect("flush");
+    acks_reach_the_consumer(&js).await;
+    // Past ack_wait: an unacked delivery would come again.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(1500), deliveries.next());
+    assert!(quiet.await.is_err(), "an acked message was redelivered");
+}
+
+/// Waits (bounded) until the consumer SHIP has every one of its 5 deliveries acked.
+async fn acks_reach_the_consumer(js: &async_nats::jetstream::Context) {
+    let mut consumer: async_nats::jetstream::consumer::PushConsumer = js
+        .get_consumer_from_stream("SHIP", "ORDERS")
+        .await
+        .expect("consumer");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let info = consumer.info().await.expect("consumer info");
+        if info.ack_floor.stream_sequence == 5 && info.num_ack_pending == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acks did not reach the consumer: ack floor {:?}, {} pending",
+            info.ack_floor,
+            info.num_ack_pending
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -124,12 +124,18 @@ impl AccountLinks {
     }
 }
 
-/// True for a JetStream subscription of this server's own (an internal one on a `$JS.`
-/// subject, such as a domain's `$JS.<domain>.API.>`): JetStream is not clustered yet,
-/// so each server answers its own clients' API requests and none is announced to routes
-/// (a request would otherwise be answered, and a stream created, on every server).
+/// True for a JetStream subscription of this server's own that peers must not hear of:
+/// an internal one on a `$JS.` subject, such as a domain's `$JS.<domain>.API.>`. Each
+/// server answers its own clients' API requests, so none is announced to routes (a
+/// request would otherwise be answered, and a stream created, on every server). A
+/// consumer's ack and flow-control subjects (`$JS.ACK.<stream>.<consumer>.>`,
+/// `$JS.FC.…`) are announced: a subscriber on another member acks the deliveries it got
+/// over the route, and those acks must reach the consumer's server, as on nats-server.
 fn per_server(sub: &Subscription) -> bool {
-    sub.owner.owner_id() == 0 && sub.subject.starts_with(b"$JS.")
+    const CROSS_ROUTES: [&[u8]; 2] = [b"$JS.ACK.", b"$JS.FC."];
+    sub.owner.owner_id() == 0
+        && sub.subject.starts_with(b"$JS.")
+        && !CROSS_ROUTES.iter().any(|p| sub.subject.starts_with(p))
 }
 
 impl Remote for AccountLinks {
