@@ -26,17 +26,19 @@
 //! the commit can leave the batch's first messages on disk without its commit; on open
 //! [`repair_torn`] removes such a tail (its last message carries a `Nats-Batch-Id` and
 //! no `Nats-Batch-Commit`).
+//!
+//! This module holds the state the stream core keeps ([`Batches`]) and the header
+//! rules; the stream's side (staging, the whole-batch checks, the commit) is `stage`.
+
+mod stage;
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use rill_protocol::headers::{HeaderMap, find};
-use rill_protocol::jsapi::{ApiError, DiscardPolicy, ErrorCode, PubAck};
+use rill_protocol::headers::find;
+use rill_protocol::jsapi::{ApiError, ErrorCode};
 
-use super::core::StreamCore;
-use super::dedupe::MSG_ID;
-use super::ingest::{EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ};
-use crate::jetstream::store::{StoreError, StreamStore, now_ns};
+use crate::jetstream::store::{StoreError, StreamStore};
 
 /// The batch a message belongs to.
 pub(crate) const BATCH_ID: &str = "Nats-Batch-Id";
@@ -116,159 +118,6 @@ fn incomplete() -> ApiError {
     ErrorCode::ATOMIC_PUBLISH_INCOMPLETE_BATCH.error()
 }
 
-impl StreamCore {
-    /// Takes one message of batch `id`: `Ok(None)` while staged, the batch's PubAck
-    /// once committed. Any error drops the batch.
-    pub(super) fn stage(
-        &mut self,
-        id: String,
-        subject: &Bytes,
-        headers: &Bytes,
-        payload: &Bytes,
-    ) -> Result<Option<PubAck>, ApiError> {
-        if !self.cfg.allow_atomic {
-            return Err(ErrorCode::ATOMIC_PUBLISH_DISABLED.error());
-        }
-        if id.len() > MAX_ID_LEN {
-            return Err(ErrorCode::ATOMIC_PUBLISH_INVALID_BATCH_ID.error());
-        }
-        let result = self.stage_checked(&id, subject, headers, payload);
-        if !matches!(result, Ok(None)) {
-            self.batches.open.remove(&id);
-        }
-        result
-    }
-
-    fn stage_checked(
-        &mut self,
-        id: &str,
-        subject: &Bytes,
-        headers: &Bytes,
-        payload: &Bytes,
-    ) -> Result<Option<PubAck>, ApiError> {
-        let seq = find(headers, BATCH_SEQ)
-            .and_then(|v| text(v).trim().parse::<u64>().ok())
-            .ok_or_else(|| ErrorCode::ATOMIC_PUBLISH_MISSING_SEQ.error())?;
-        if seq > MAX_SIZE {
-            let size = MAX_SIZE;
-            return Err(ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH.with(&[("size", &size)]));
-        }
-        let commit = commit_of(headers)?;
-        let now = now_ns();
-        if seq == 1 && !self.batches.open.contains_key(id) {
-            if self.batches.open.len() >= MAX_OPEN {
-                return Err(ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT.error());
-            }
-            let fresh = Open {
-                msgs: Vec::new(),
-                touched: now,
-            };
-            self.batches.open.insert(id.to_owned(), fresh);
-        }
-        let batch = self.batches.open.get_mut(id).ok_or_else(incomplete)?;
-        if seq != batch.msgs.len() as u64 + 1 {
-            return Err(incomplete());
-        }
-        if find(headers, EXPECTED_LAST_MSG_ID).is_some() {
-            let header = EXPECTED_LAST_MSG_ID;
-            return Err(
-                ErrorCode::ATOMIC_PUBLISH_UNSUPPORTED_HEADER_BATCH.with(&[("header", &header)])
-            );
-        }
-        batch.touched = now;
-        if commit != Commit::EndOfBatch {
-            batch.msgs.push(Staged {
-                subject: subject.clone(),
-                headers: headers.clone(),
-                payload: payload.clone(),
-            });
-        }
-        if commit == Commit::No {
-            return Ok(None);
-        }
-        let mut msgs = self
-            .batches
-            .open
-            .remove(id)
-            .map(|b| b.msgs)
-            .unwrap_or_default();
-        let last = msgs.last_mut().ok_or_else(incomplete)?;
-        if commit == Commit::EndOfBatch {
-            let mut h = HeaderMap::parse(&last.headers).unwrap_or_default();
-            h.append(BATCH_COMMIT, "1");
-            last.headers = h.to_bytes();
-        }
-        self.commit_batch(id, &msgs).map(Some)
-    }
-
-    /// Stores a committed batch, all of it or none.
-    fn commit_batch(&mut self, id: &str, msgs: &[Staged]) -> Result<PubAck, ApiError> {
-        self.check_batch(msgs)?;
-        let mut stored = Vec::with_capacity(msgs.len());
-        let mut last = None;
-        for m in msgs {
-            match self.ingest(&m.subject, Some(&m.headers), &m.payload) {
-                Ok(ack) => {
-                    stored.push(ack.seq);
-                    last = Some(ack);
-                }
-                Err(e) => {
-                    // A check that depends on the batch's earlier messages failed: take
-                    // them back.
-                    for seq in stored {
-                        let _ = self.store.remove(seq);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        let mut ack = last.ok_or_else(incomplete)?;
-        ack.batch = id.to_owned();
-        ack.count = msgs.len() as u64;
-        Ok(ack)
-    }
-
-    /// The checks made on the batch as a whole before anything is stored (those that
-    /// depend on the batch's earlier messages as if they were stored, and the plain
-    /// header checks), so that a refused batch costs no sequence numbers.
-    fn check_batch(&mut self, msgs: &[Staged]) -> Result<(), ApiError> {
-        let mut ids = std::collections::HashSet::new();
-        let mut subjects = std::collections::HashSet::new();
-        let now = now_ns();
-        let last = self.store.state().last_seq;
-        for (i, m) in (0u64..).zip(msgs) {
-            self.check_rollup(&m.headers)?;
-            self.check_ttl(&m.headers)?;
-            let before = last + i;
-            if find(&m.headers, EXPECTED_LAST_SEQ)
-                .is_some_and(|v| text(v).parse::<u64>().ok() != Some(before))
-            {
-                return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE.with(&[("seq", &before)]));
-            }
-            if let Some(msg_id) = find(&m.headers, MSG_ID).map(text).filter(|s| !s.is_empty()) {
-                let seen = self
-                    .dedupe
-                    .check(msg_id, now, self.store.as_ref())
-                    .is_some();
-                if seen || !ids.insert(msg_id.to_owned()) {
-                    return Err(ErrorCode::ATOMIC_PUBLISH_CONTAINS_DUPLICATE_MESSAGE.error());
-                }
-            }
-            let subject = m.subject.clone();
-            if find(&m.headers, EXPECTED_LAST_SUBJ_SEQ).is_some() && subjects.contains(&subject) {
-                return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT.error());
-            }
-            subjects.insert(subject);
-        }
-        let state = self.store.state();
-        let max = u64::try_from(self.cfg.max_msgs).unwrap_or(u64::MAX);
-        if self.cfg.discard == DiscardPolicy::New && state.msgs + msgs.len() as u64 > max {
-            return Err(ErrorCode::STREAM_STORE_FAILED.err("maximum messages exceeded"));
-        }
-        Ok(())
-    }
-}
-
 /// Removes a batch a crash cut in the middle of its commit: the tail of messages of one
 /// batch whose last has no `Nats-Batch-Commit`. Returns how many were removed.
 ///
@@ -307,6 +156,7 @@ pub(crate) fn repair_torn(store: &mut dyn StreamStore) -> Result<u64, StoreError
 mod tests {
     use super::*;
     use crate::jetstream::store::{FileStore, SimDisk, StoreConfig};
+    use rill_protocol::headers::HeaderMap;
     use std::path::Path;
 
     fn open(disk: &SimDisk) -> FileStore {
