@@ -445,6 +445,9 @@ impl Protocol for Reader<'_> {
                     self.loop_detected();
                     return;
                 }
+                if self.subscription_violation(&sub.subject) {
+                    return;
+                }
                 self.leaf_account
                     .add_remote(self.link, sub.subject, sub.queue, sub.weight);
             }
@@ -479,6 +482,33 @@ impl Reader<'_> {
         self.link
             .outbound
             .close_with(CloseReason::ProtocolViolation);
+    }
+
+    /// A leaf asked for a literal subject this hub does not send it (its deny list, the
+    /// JetStream API of its account among them): as nats-server, the hub answers with a
+    /// permissions violation and closes the link. Wildcard interest is kept and
+    /// filtered message by message; a leaf does not police its hub (nats-server's
+    /// spokes ignore what they would not send).
+    fn subscription_violation(&self, subject: &[u8]) -> bool {
+        let wildcard = rill_protocol::subject::has_wildcard_bytes(subject);
+        if self.link.solicited || wildcard || self.link.may_send(subject) {
+            return false;
+        }
+        let subject = String::from_utf8_lossy(subject);
+        error!(
+            "{} - Subscription Violation on {subject:?} - Check other side configuration",
+            self.link.log_prefix()
+        );
+        let mut buf = BytesMut::new();
+        encode::err(
+            &mut buf,
+            &format!("Permissions Violation for Subscription to {subject:?}"),
+        );
+        self.link.send(&buf);
+        self.link
+            .outbound
+            .close_with(CloseReason::ProtocolViolation);
+        true
     }
 
     /// Hands a message from the other side to the bound account.
