@@ -47,26 +47,39 @@ struct Accepted {
     info: LeafInfo,
 }
 
+impl Accepted {
+    /// Numbers a connection from `addr` and logs it (`how` ends the log line: empty,
+    /// or ` (websocket)`); its INFO names `local` as the address it came in on.
+    fn new(
+        leafs: &LeafNodes,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        how: &str,
+    ) -> Option<Self> {
+        let state = leafs.state()?;
+        let lid = state.clients.next_cid();
+        let prefix = format!("{addr} - lid:{lid}");
+        info!("{prefix} - Leafnode connection created{how}");
+        let mut info = leafs.own_info(local);
+        info.client_id = Some(lid);
+        Some(Self {
+            state,
+            lid,
+            addr,
+            prefix,
+            info,
+        })
+    }
+}
+
 /// The hub's side of a new TCP connection: with `tls {}`, TLS before the INFO
 /// (`handshake_first`) or right after it (the leaf starts it on seeing
 /// `tls_required`), as nats-server; then [`hub_side`].
 pub(super) async fn accept(leafs: Arc<LeafNodes>, mut stream: TcpStream, addr: SocketAddr) {
-    let Some(state) = leafs.state() else {
-        return;
-    };
     let _ = stream.set_nodelay(true);
-    let lid = state.clients.next_cid();
-    let prefix = format!("{addr} - lid:{lid}");
-    info!("{prefix} - Leafnode connection created");
     let local = stream.local_addr().unwrap_or(addr);
-    let mut info = leafs.own_info(Some(local));
-    info.client_id = Some(lid);
-    let accepted = Accepted {
-        state,
-        lid,
-        addr,
-        prefix,
-        info,
+    let Some(accepted) = Accepted::new(&leafs, addr, Some(local), "") else {
+        return;
     };
     let Some(tls) = leafs.tls.clone() else {
         return hub_side(&leafs, accepted, tokio::io::split(stream), false).await;
@@ -105,23 +118,11 @@ where
     R: AsyncRead + Unpin + Send,
     W: crate::client::ClientWriter,
 {
-    let Some(state) = leafs.state() else {
+    let Some(mut accepted) = Accepted::new(&leafs, addr, None, " (websocket)") else {
         return;
     };
-    let lid = state.clients.next_cid();
-    let prefix = format!("{addr} - lid:{lid}");
-    info!("{prefix} - Leafnode connection created (websocket)");
-    let mut info = leafs.own_info(None);
-    info.client_id = Some(lid);
-    info.tls_required = false;
-    info.tls_verify = false;
-    let accepted = Accepted {
-        state,
-        lid,
-        addr,
-        prefix,
-        info,
-    };
+    accepted.info.tls_required = false;
+    accepted.info.tls_verify = false;
     hub_side(&leafs, accepted, halves, false).await;
 }
 
