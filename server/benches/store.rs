@@ -1,6 +1,8 @@
 //! Store benchmarks: append (group commit and lazy sync), load by sequence,
-//! next-by-filter over 1M messages, and open/recover time with and without the
-//! index snapshot.
+//! next-by-filter over 1M messages, open/recover time with every block indexed
+//! (after a clean stop), with the sealed ones indexed (after a crash) and with
+//! none, the clean stop itself, and the replay path (a consumer reading every
+//! message in order after a restart).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -124,19 +126,39 @@ fn bench_next_by_filter(c: &mut Criterion) {
     g.finish();
 }
 
+fn remove_block_indexes(dir: &Path) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "idx") {
+            std::fs::remove_file(p).expect("rm index");
+        }
+    }
+}
+
+/// Open of a 1M-message store: every block indexed (clean stop), only the
+/// sealed blocks indexed (a crash: the rotation checkpoint), and none.
 fn bench_open(c: &mut Criterion) {
     let (dir, mut s) = filled(BIG, 16);
-    s.close().expect("close");
+    s.sync().expect("sync");
     drop(s);
     let mut g = c.benchmark_group("open_1M_msgs");
     g.sample_size(10);
-    g.bench_function("with_index_snapshot", |b| {
+    g.bench_function("after_crash", |b| {
         b.iter(|| {
             let s = open(dir.path());
             assert_eq!(s.state().msgs, BIG);
         })
     });
-    std::fs::remove_file(dir.path().join("index.snap")).expect("rm snapshot");
+    let mut s = open(dir.path());
+    s.close().expect("close");
+    drop(s);
+    g.bench_function("with_block_indexes", |b| {
+        b.iter(|| {
+            let s = open(dir.path());
+            assert_eq!(s.state().msgs, BIG);
+        })
+    });
+    remove_block_indexes(dir.path());
     g.bench_function("full_scan", |b| {
         b.iter(|| {
             let s = open(dir.path());
@@ -153,12 +175,64 @@ fn bench_open(c: &mut Criterion) {
     );
 }
 
+/// The clean stop of a 1M-message store after a few appends: the indexes of
+/// the blocks that lack one (the active block's) are written.
+fn bench_close(c: &mut Criterion) {
+    let (dir, mut s) = filled(BIG, 16);
+    s.close().expect("close");
+    drop(s);
+    let mut g = c.benchmark_group("close_1M_msgs");
+    g.sample_size(10);
+    g.bench_function("after_100_appends", |b| {
+        b.iter_batched(
+            || {
+                let mut s = open(dir.path());
+                for _ in 0..100 {
+                    s.append("late", None, b"0123456789abcdef").expect("append");
+                }
+                s
+            },
+            |mut s| s.close().expect("close"),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+/// The replay path: `load_next` over every message in order, as a consumer
+/// replaying the stream does, on a store just reopened from its indexes (so
+/// each block is verified on its first load).
+fn bench_replay(c: &mut Criterion) {
+    let (dir, mut s) = filled(BIG, 16);
+    s.close().expect("close");
+    drop(s);
+    let mut g = c.benchmark_group("replay_1M_msgs");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(BIG));
+    g.bench_function("load_next_all", |b| {
+        b.iter_batched(
+            || open(dir.path()),
+            |s| {
+                let mut next = 1;
+                while let Ok(m) = s.load_next(next, ">") {
+                    next = m.seq + 1;
+                }
+                assert_eq!(next, BIG + 1);
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_append,
     bench_kv_update,
     bench_load,
     bench_next_by_filter,
-    bench_open
+    bench_open,
+    bench_close,
+    bench_replay
 );
 criterion_main!(benches);

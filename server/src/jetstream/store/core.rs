@@ -288,7 +288,7 @@ impl<L> Core<L> {
         self.insert_known(seq, subj, size, ts, loc);
     }
 
-    /// Adds a message whose subject id is already interned (index-snapshot restore).
+    /// Adds a message whose subject id is already interned (restored from an index).
     pub(crate) fn insert_known(&mut self, seq: u64, subj: u32, size: u32, ts: i64, loc: L) {
         if self.slots.is_empty() {
             self.base = seq;

@@ -11,9 +11,15 @@ pub fn block_scan(data: &[u8]) {
     super::file::fuzz::block_scan(data);
 }
 
-/// The index snapshot decoder.
+/// The legacy index snapshot decoder.
 pub fn index_snapshot(data: &[u8]) {
     super::file::fuzz::index_snapshot(data);
+}
+
+/// The block index decoder (`<id>.idx`): never panics; what it accepts is
+/// checksummed and lists no more messages than its bytes can hold.
+pub fn block_index(data: &[u8]) {
+    super::file::fuzz::block_index(data);
 }
 
 /// The consumer state log replay: the valid prefix it reports replays to the

@@ -79,11 +79,12 @@ pub trait Backend: Send + Debug {
     /// I/O errors.
     fn skip(&mut self, last: u64) -> Result<(), StoreError>;
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable (`core`: the index, for what the
+    /// backend writes to make the next open fast).
     ///
     /// # Errors
     /// I/O errors.
-    fn sync(&mut self) -> Result<(), StoreError>;
+    fn sync(&mut self, core: &Core<Self::Loc>) -> Result<(), StoreError>;
 
     /// Flushes and writes whatever makes the next open fast.
     ///
@@ -101,7 +102,7 @@ pub trait Backend: Send + Debug {
     }
 
     /// Verifies, the first time any message of it is read, the storage unit that
-    /// holds `slot` (a file block trusted from the index snapshot): returns the
+    /// holds `slot` (a file block trusted from its index): returns the
     /// indexed sequences in it that do not validate. Default: nothing to verify.
     fn verify(&self, _core: &Core<Self::Loc>, _slot: &Slot<Self::Loc>) -> Vec<u64> {
         Vec::new()
@@ -554,7 +555,7 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         self.settle_damage()?;
-        self.backend.sync()
+        self.backend.sync(&self.core)
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {

@@ -88,7 +88,7 @@ impl Backend for MemBackend {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&mut self, _core: &Core<MemMsg>) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -17,11 +17,12 @@
 //! # Format version
 //! Everything on disk is format version 1 (the block header's version field,
 //! `meta.cfg`'s version field, the record kinds 1–3 of a consumer's
-//! `state.log`), except the index snapshot, which is written in version 2
-//! (`RILLIDX\x02`, delta-coded entries) and read in versions 1 and 2. A store written by this version
-//! is kept in `tests/golden/store-v1/`, and the e2e tests `golden_store_v1_*`
-//! start a real server on a copy of it (with and without its snapshot): a later
-//! format must keep opening it.
+//! `state.log`, the block index files `RILLBIX\x01`), except the whole-store
+//! index snapshot of earlier releases, which is no longer written and is read in
+//! versions 1 and 2 (`RILLIDX\x02`, delta-coded entries). A store written by
+//! format version 1 is kept in `tests/golden/store-v1/`, and the e2e tests
+//! `golden_store_v1_*` start a real server on a copy of it (with and without
+//! its snapshot): a later format must keep opening it.
 //!
 //! Byte counts follow nats-server so clients see the same figures (see
 //! [`StreamState::bytes`]).
@@ -181,7 +182,8 @@ pub trait StreamStore: Send + std::fmt::Debug {
     /// I/O errors.
     fn sync(&mut self) -> Result<(), StoreError>;
 
-    /// Syncs and writes what makes the next open fast (the index snapshot).
+    /// Syncs and writes what makes the next open fast (the block indexes a
+    /// file store lacks).
     /// The store stays usable; the JetStream layer may call it from time to time.
     ///
     /// # Errors

@@ -97,6 +97,8 @@ pub(crate) struct Block {
     pub(crate) prev_ts: i64,
     /// Highest sequence recorded in it (`first_seq - 1` when none).
     pub(crate) last_seq: u64,
+    /// Timestamp of the record with `last_seq` (`prev_ts` when none).
+    pub(crate) last_ts: i64,
     /// Logical length, including bytes still in the write buffer.
     pub(crate) len: u64,
     /// Bytes written to the file.
@@ -110,6 +112,8 @@ pub(crate) struct Block {
     /// False while the block's records are trusted from the index snapshot but
     /// not yet read: the first load from the block verifies all of them.
     pub(crate) verified: std::cell::Cell<bool>,
+    /// Bytes of the block its index file (`<id>.idx`) describes; 0 when it has none.
+    pub(crate) indexed: u64,
 }
 
 impl fmt::Debug for Block {
@@ -125,6 +129,24 @@ impl fmt::Debug for Block {
 }
 
 impl Block {
+    /// A block with no records yet (header only), verified and without an index file.
+    pub(crate) fn empty(id: u32, first_seq: u64, prev_ts: i64, file: Box<dyn VFile>) -> Self {
+        Self {
+            id,
+            first_seq,
+            prev_ts,
+            last_seq: first_seq.saturating_sub(1),
+            last_ts: prev_ts,
+            len: BLOCK_HDR as u64,
+            flushed: BLOCK_HDR as u64,
+            live_msgs: 0,
+            live_bytes: 0,
+            file,
+            verified: std::cell::Cell::new(true),
+            indexed: 0,
+        }
+    }
+
     /// Bytes of records that are no longer live.
     pub(crate) fn dead_bytes(&self) -> u64 {
         self.len

@@ -1,9 +1,9 @@
 //! Fuzzing entry points for the file store's decoders (feature `fuzzing`).
 //! Each panics when a property fails, which is what the fuzzer looks for.
 
-use super::index;
 use super::record::{self, STATE_OFF};
 use super::recovery::scan;
+use super::{blockidx, index};
 
 /// The record parser: accepts only bytes that re-encode to themselves; a
 /// valid record with one byte changed (other than the unchecked state byte)
@@ -69,5 +69,18 @@ pub(crate) fn index_snapshot(data: &[u8]) {
         assert!(n >= 4);
         let crc = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
         assert_eq!(crc, crc32fast::hash(&data[..n - 4]));
+    }
+}
+
+/// The block index decoder: never panics; what it accepts is checksummed and
+/// lists no more messages than its bytes can hold (7 bytes each at least).
+pub(crate) fn block_index(data: &[u8]) {
+    if let Ok(idx) = blockidx::decode(data) {
+        let n = data.len();
+        assert!(n >= 4);
+        let crc = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
+        assert_eq!(crc, crc32fast::hash(&data[..n - 4]));
+        assert!(idx.msgs() <= n / 7);
+        assert!(idx.last_seq >= idx.msgs() as u64, "entries rise from 1");
     }
 }

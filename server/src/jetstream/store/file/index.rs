@@ -12,6 +12,7 @@ use super::block::{BLOCK_HDR, Block, Header, block_path, decode_header};
 use super::record::{self, STATE_LIVE};
 use super::{FileBackend, FileLoc};
 use crate::jetstream::store::core::Core;
+#[cfg(test)]
 use crate::jetstream::store::types::StoreError;
 
 /// File name of the snapshot.
@@ -33,35 +34,35 @@ pub(super) struct BlockMeta {
     last_seq: u64,
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| "snapshot truncated".to_string())?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
-    fn u16(&mut self) -> Result<u16, String> {
+    pub(super) fn u16(&mut self) -> Result<u16, String> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         let mut a = [0; 4];
         a.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(a))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         let mut a = [0; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(a))
     }
     /// An unsigned LEB128 varint of at most 10 bytes.
-    fn varint(&mut self) -> Result<u64, String> {
+    pub(super) fn varint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or("snapshot truncated")?;
@@ -74,13 +75,13 @@ impl<'a> Reader<'a> {
         Err("snapshot varint too long".into())
     }
     /// A zigzag-encoded signed varint.
-    fn svarint(&mut self) -> Result<i64, String> {
+    pub(super) fn svarint(&mut self) -> Result<i64, String> {
         let v = self.varint()?;
         Ok((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -94,19 +95,19 @@ fn put_svarint(out: &mut Vec<u8>, v: i64) {
 
 /// One message entry of the snapshot.
 #[derive(Debug, Clone, Copy, Default)]
-struct Entry {
-    seq: u64,
-    subj: u32,
-    ts: i64,
-    size: u32,
-    loc: FileLoc,
+pub(super) struct Entry {
+    pub(super) seq: u64,
+    pub(super) subj: u32,
+    pub(super) ts: i64,
+    pub(super) size: u32,
+    pub(super) loc: FileLoc,
 }
 
 /// Version 2's delta coding of one entry against the previous one (`prev`,
 /// all zero before the first): sequence and block as increases, the offset
 /// against where the previous record ended (the block header in a new block),
 /// the time against the previous time, the record length against the accounted size.
-fn put_entry(out: &mut Vec<u8>, prev: &Entry, e: &Entry) {
+pub(super) fn put_entry(out: &mut Vec<u8>, prev: &Entry, e: &Entry) {
     put_varint(out, e.seq.wrapping_sub(prev.seq));
     put_varint(out, u64::from(e.subj));
     put_svarint(out, e.ts.wrapping_sub(prev.ts));
@@ -116,7 +117,7 @@ fn put_entry(out: &mut Vec<u8>, prev: &Entry, e: &Entry) {
     put_svarint(out, i64::from(e.loc.len) - i64::from(e.size));
 }
 
-fn read_entry(r: &mut Reader<'_>, prev: &Entry) -> Result<Entry, String> {
+pub(super) fn read_entry(r: &mut Reader<'_>, prev: &Entry) -> Result<Entry, String> {
     let seq = prev
         .seq
         .checked_add(r.varint()?)
@@ -166,6 +167,8 @@ fn read_entry_v1(r: &mut Reader<'_>) -> Result<Entry, String> {
     })
 }
 
+/// Encodes a version 2 snapshot (written by earlier releases; tests write one).
+#[cfg(test)]
 fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + core.msgs() as usize * 10);
     out.extend_from_slice(MAGIC);
@@ -217,7 +220,9 @@ fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
 }
 
 impl FileBackend {
-    /// Writes the snapshot atomically (tmp, fsync, rename, fsync dir). Call after `sync_all`.
+    /// Writes the snapshot atomically (tmp, fsync, rename, fsync dir), as
+    /// earlier releases did at a clean stop. Call after `sync_all`.
+    #[cfg(test)]
     pub(super) fn write_snapshot(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
         let data = encode(core, &self.blocks);
         let path = self.dir.join(SNAPSHOT_NAME);
@@ -241,18 +246,18 @@ impl FileBackend {
             return Ok(None);
         }
         let data = self.vfs.read_file(&path).map_err(|e| e.to_string())?;
-        let (metas, _, _, core) = decode(&data, |floor| {
+        let (metas, last_seq, last_ts, core) = decode(&data, |floor| {
             // The checksum holds: these were the last sequence and time at the
             // clean stop, even if the blocks no longer match.
             self.snapshot_floor = Some(floor);
         })?;
         let checked = self
             .check_blocks(&metas, ids)
-            .and_then(|()| self.install_blocks(&metas))
+            .and_then(|()| self.install_blocks(&metas, (last_seq, last_ts)))
             .and_then(|()| self.check_newest(&core));
         if let Err(why) = checked {
             // What it lists tells the rebuild which messages the damage cost.
-            self.rejected_snapshot = Some(core);
+            self.rejected.extend(core.iter_from(0).map(|(seq, _)| seq));
             return Err(why);
         }
         self.snapshot_on_disk = true;
@@ -286,25 +291,26 @@ impl FileBackend {
     }
 
     /// Opens the blocks the snapshot lists, as it describes them (not yet verified).
-    fn install_blocks(&mut self, metas: &[BlockMeta]) -> Result<(), String> {
+    /// `last`: the snapshot's last sequence and time, the newest record's time
+    /// of the block that holds it.
+    fn install_blocks(&mut self, metas: &[BlockMeta], last: (u64, i64)) -> Result<(), String> {
         self.blocks.clear();
         for m in metas {
             let file = self
                 .vfs
                 .open(&block_path(&self.dir, m.id), false)
                 .map_err(|e| e.to_string())?;
-            self.blocks.push(Block {
-                id: m.id,
-                first_seq: m.first_seq,
-                prev_ts: m.prev_ts,
-                last_seq: m.last_seq,
-                len: m.len,
-                flushed: m.len,
-                live_msgs: m.live_msgs,
-                live_bytes: m.live_bytes,
-                file,
-                verified: std::cell::Cell::new(false),
-            });
+            let mut b = Block::empty(m.id, m.first_seq, m.prev_ts, file);
+            b.last_seq = m.last_seq;
+            b.len = m.len;
+            b.flushed = m.len;
+            b.live_msgs = m.live_msgs;
+            b.live_bytes = m.live_bytes;
+            b.verified.set(false);
+            if b.last_seq == last.0 {
+                b.last_ts = last.1;
+            }
+            self.blocks.push(b);
         }
         Ok(())
     }
@@ -343,14 +349,15 @@ impl FileBackend {
         Ok(core)
     }
 
-    /// After a rebuild: every message a checksummed but rejected snapshot listed
-    /// that the scan did not find is lost (reported, its sequence never reused).
+    /// After a rebuild: every message a checksummed but rejected index (the
+    /// snapshot or a block's) listed that the scan did not find is lost
+    /// (reported, its sequence never reused).
     pub(super) fn report_missing(&mut self, core: &Core<FileLoc>) {
-        let Some(snap) = self.rejected_snapshot.take() else {
-            return;
-        };
+        let mut listed = std::mem::take(&mut self.rejected);
+        listed.sort_unstable();
+        listed.dedup();
         let mut run: Option<(u64, u64)> = None;
-        for (seq, _) in snap.iter_from(0) {
+        for seq in listed {
             if core.get(seq).is_some() {
                 continue;
             }

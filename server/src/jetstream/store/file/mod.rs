@@ -1,16 +1,17 @@
 //! The file store: append-only block files with per-record checksums, an
-//! in-memory sequence index, crash recovery and an index snapshot for fast opens.
+//! in-memory sequence index, crash recovery and per-block index files for fast opens.
 //!
-//! Owns every file in its directory (`*.blk`, `index.snap`, `*.tmp`). Does not
-//! own stream/consumer configuration (see `meta`) or consumer state.
+//! Owns every file in its directory (`*.blk`, `*.idx`, `index.snap`, `*.tmp`).
+//! Does not own stream/consumer configuration (see `meta`) or consumer state.
 //!
 //! # On-disk format (all integers little-endian)
 //!
 //! ## Directory
 //! ```text
 //! <dir>/0000000001.blk   block files, ids increasing with sequence, 10-digit names
-//! <dir>/index.snap       optional index snapshot
-//! <dir>/*.tmp            leftovers of an interrupted compaction/snapshot (removed on open)
+//! <dir>/0000000001.idx   optional index of the block with the same id
+//! <dir>/index.snap       optional whole-store index snapshot (written by earlier releases)
+//! <dir>/*.tmp            leftovers of an interrupted compaction/index write (removed on open)
 //! ```
 //!
 //! ## Block file
@@ -49,7 +50,36 @@
 //! the crc recomputed. A marker (S = H = P = 0) records a `skip_msgs` up to `seq`;
 //! its ts is the last message's timestamp.
 //!
-//! ## Index snapshot (`index.snap`)
+//! ## Block index (`<id>.idx`)
+//! ```text
+//!   0   8 magic "RILLBIX\x01"
+//!   8   4 block id
+//!  12   8 first_seq, 20 8 prev_ts: the block's header, as it was
+//!  28   8 len: the bytes of the block it describes (a prefix if the block grew)
+//!  36   8 last_seq, 44 8 last_ts: the highest sequence recorded in those
+//!         bytes (markers and deleted records included) and its timestamp
+//!  52   4 number of subjects N, then N× { u16 length, bytes }
+//!   .   v number of messages M (LEB128), then M entries in sequence order:
+//!         the delta-coded entries of the snapshot below, block ids all equal
+//!   .   4 crc32 of everything before
+//! ```
+//! It lists the live messages in the first `len` bytes. It is written when the
+//! block is sealed (at the first sync after the store rolled over: the rotation
+//! checkpoint) and, for every block without a current one, at a clean stop; it is
+//! not fsynced (written only after the block's bytes were; a lost or torn one
+//! just means a scan). Before a delete is written into the bytes it describes,
+//! and before a compaction, it is removed and the directory synced, so a valid
+//! index never describes a changed block. It is adopted only if its crc holds,
+//! the block's header is the one it records, the block is at least `len` long,
+//! its first message continues the blocks before and its newest message
+//! validates; bytes after `len` are scanned. An index that is not adopted is
+//! removed (durably) at open.
+//!
+//! ## Index snapshot (`index.snap`, read only)
+//! Earlier releases wrote one whole-store snapshot at a clean stop instead of
+//! block indexes. It is still used when present (the checks below), and block
+//! indexes found beside it are removed; the next clean stop writes block indexes
+//! and removes it.
 //! ```text
 //!   0   8 magic "RILLIDX\x02" (version 2; "RILLIDX\x01", version 1, is still read)
 //!   8   4 number of blocks B
@@ -77,12 +107,18 @@
 //! so a stale snapshot is never trusted. A snapshot that is not used is removed.
 //!
 //! # What is read at open
-//! With a usable snapshot: the snapshot, each listed block's header and length,
-//! the newest listed record, and the bytes appended after the snapshot. The
-//! records of the listed blocks are trusted for *where* they are, not for their
-//! bytes: the first load from a block reads the whole block once and checks every
-//! record the index places in it (`verify`). Without a usable snapshot (after a
-//! crash) every block is scanned and every record checked.
+//! The directory listing; then per block, with a usable index: the index file,
+//! the block's header and length, its newest indexed record, and the bytes
+//! appended after what the index describes; without one, the whole block
+//! (every record checked). After a clean stop every block has a usable index;
+//! after a crash, every block sealed before the last sync does, so only the
+//! blocks written since the last rotation are scanned. The records of adopted
+//! blocks are trusted for *where* they are, not for their bytes: the first load
+//! from such a block reads the whole block once and checks every record the index
+//! places in it (`verify`). Every live message's index entry is held in memory
+//! (the `Core`), so the work of an open still grows with the number of messages,
+//! not only blocks: decoding ~8 bytes per message instead of reading and
+//! checking all of it.
 //!
 //! # Damage
 //! A record that fails validation costs that record only:
@@ -93,14 +129,15 @@
 //!   change.
 //!
 //! Either way the loss is logged once and reported in `StreamState::lost`. A
-//! checksummed snapshot that does not match the blocks still tells the rebuild
-//! which listed messages are gone (all reported) and the last sequence (never
-//! reused, kept on disk by a marker record). An unreadable tail of the last block
+//! checksummed block index (or snapshot) that does not match its block still
+//! tells the rebuild which listed messages are gone (all reported) and the last
+//! sequence (never reused, kept on disk by a marker record). An unreadable tail of the last block
 //! after a crash is a torn write and is truncated (not reported: it was never
 //! acknowledged, or cannot be told apart from such a write). Damaged block
 //! headers are scanned past. Nothing is deleted because it looks odd.
 
 mod block;
+mod blockidx;
 mod durable;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
@@ -169,12 +206,16 @@ pub struct FileBackend {
     /// A block's unreadable tail was skipped after this sequence; the next
     /// block's first sequence closes the lost range.
     lost_tail_after: Option<u64>,
-    /// Last sequence and time recorded by a checksummed index snapshot, even one
-    /// that no longer matches the blocks: sequences never go back below it.
+    /// Highest last sequence and time recorded by a checksummed index (the
+    /// snapshot or a block's), even one that no longer matches the blocks:
+    /// sequences never go back below it.
     snapshot_floor: Option<(u64, i64)>,
-    /// The index of a checksummed snapshot that did not match the blocks, kept
-    /// until the rebuild to tell which messages were lost.
-    rejected_snapshot: Option<Core<FileLoc>>,
+    /// Sequences listed by checksummed indexes (the snapshot, or a block's) that
+    /// did not match the blocks, kept until the rebuild to tell which were lost.
+    rejected: Vec<u64>,
+    /// Blocks sealed (no longer active) whose index file is not written yet:
+    /// the next sync writes them (the rotation checkpoint).
+    sealed: Vec<u32>,
     /// Written but not yet proven durable (see `durable`).
     unsynced: durable::Unsynced,
     cache: std::cell::RefCell<ReadCache>,
@@ -216,7 +257,8 @@ impl FileStore {
             lost: Vec::new(),
             lost_tail_after: None,
             snapshot_floor: None,
-            rejected_snapshot: None,
+            rejected: Vec::new(),
+            sealed: Vec::new(),
             unsynced: durable::Unsynced::default(),
             cache: Default::default(),
         };
@@ -238,13 +280,31 @@ impl FileStore {
         self.backend.blocks.len()
     }
 
-    /// Blocks adopted from the index snapshot and not yet verified (tests).
+    /// Blocks adopted from an index and not yet verified (tests).
     #[cfg(test)]
     pub(crate) fn unverified_blocks(&self) -> usize {
         self.backend
             .blocks
             .iter()
             .filter(|b| !b.verified.get())
+            .count()
+    }
+
+    /// Writes an index snapshot as earlier releases did at a clean stop (tests
+    /// of opening their stores).
+    #[cfg(test)]
+    pub(crate) fn write_legacy_snapshot(&mut self) -> Result<(), StoreError> {
+        self.backend.sync_all()?;
+        self.backend.write_snapshot(&self.core)
+    }
+
+    /// Blocks with a current index file (tests).
+    #[cfg(test)]
+    pub(crate) fn indexed_blocks(&self) -> usize {
+        self.backend
+            .blocks
+            .iter()
+            .filter(|b| b.indexed == b.len)
             .count()
     }
 
@@ -406,13 +466,19 @@ impl Backend for FileBackend {
         self.append_marker(last)
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
-        self.sync_all()
+    fn sync(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
+        self.sync_all()?;
+        self.index_sealed(core);
+        Ok(())
     }
 
     fn close(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
         self.sync_all()?;
-        self.write_snapshot(core)
+        for i in 0..self.blocks.len() {
+            self.write_block_index(i, core);
+        }
+        // An earlier release's snapshot: the block indexes replace it.
+        self.invalidate_snapshot()
     }
 
     fn writable(&mut self) -> Result<(), StoreError> {

@@ -9,7 +9,9 @@
 //!   fsyncs the directory, so either the old or the new block survives a crash;
 //! - reset (purge all) first makes a new empty block durable, whose header
 //!   carries the next sequence, then removes the old blocks;
-//! - the index snapshot is durably removed before any non-append change.
+//! - the legacy index snapshot is durably removed before any non-append change;
+//!   a block's index file is durably removed before a delete is written into the
+//!   bytes it describes and before the block is compacted (see `blockidx`).
 
 use tracing::warn;
 
@@ -28,8 +30,10 @@ impl FileBackend {
     pub(super) fn new_block(&mut self, first_seq: u64) -> Result<(), StoreError> {
         self.flush()?;
         if let Some(prev) = self.blocks.last() {
-            // No longer active: reclaim it if deletes emptied or thinned it.
+            // No longer active: reclaim it if deletes emptied or thinned it, and
+            // index it at the next sync.
             self.touched.insert(prev.id);
+            self.sealed.push(prev.id);
         }
         let id = self.blocks.last().map_or(1, |b| b.id + 1);
         let path = block_path(&self.dir, id);
@@ -39,18 +43,8 @@ impl FileBackend {
         // be durable whenever the file's directory entry is, so every directory
         // sync goes through `sync_dir`, which syncs dirty blocks first.
         file.write_at(0, &encode_header(first_seq, self.last_ts))?;
-        self.blocks.push(Block {
-            id,
-            first_seq,
-            prev_ts: self.last_ts,
-            last_seq: first_seq.saturating_sub(1),
-            len: BLOCK_HDR as u64,
-            flushed: BLOCK_HDR as u64,
-            live_msgs: 0,
-            live_bytes: 0,
-            file,
-            verified: std::cell::Cell::new(true),
-        });
+        self.blocks
+            .push(Block::empty(id, first_seq, self.last_ts, file));
         self.dirty.insert(id);
         self.dir_dirty = true;
         Ok(())
@@ -90,6 +84,7 @@ impl FileBackend {
         b.live_msgs += 1;
         b.live_bytes += len as u64;
         b.last_seq = seq;
+        b.last_ts = ts;
         self.dirty.insert(b.id);
         Ok(loc)
     }
@@ -108,6 +103,7 @@ impl FileBackend {
         let b = self.blocks.last_mut().ok_or_else(no_active)?;
         b.len += n as u64;
         b.last_seq = seq;
+        b.last_ts = self.last_ts;
         self.dirty.insert(b.id);
         Ok(())
     }
@@ -150,6 +146,16 @@ impl FileBackend {
             return Ok(());
         }
         self.invalidate_snapshot()?;
+        let stale: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|p| {
+                self.block_index(p.loc.blk)
+                    .is_some_and(|i| u64::from(p.loc.off) < self.blocks[i].indexed)
+            })
+            .map(|p| p.loc.blk)
+            .collect();
+        self.unindex(&stale, true)?;
         self.drop_cache();
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
@@ -221,6 +227,8 @@ impl FileBackend {
 
     fn remove_block(&mut self, i: usize) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        // An index left behind by a crash has no block: the next open removes it.
+        self.unindex(&[self.blocks[i].id], false)?;
         self.drop_cache();
         let b = self.blocks.remove(i);
         self.pending.retain(|p| p.loc.blk != b.id);
@@ -234,6 +242,7 @@ impl FileBackend {
     /// Rewrites block `i` with only its live records and repoints the index.
     fn compact_block(&mut self, i: usize, core: &mut Core<FileLoc>) -> Result<(), StoreError> {
         self.invalidate_snapshot()?;
+        self.unindex(&[self.blocks[i].id], true)?;
         self.drop_cache();
         let (id, first_seq, prev_ts, len) = {
             let b = &self.blocks[i];
@@ -290,6 +299,8 @@ impl FileBackend {
         self.drop_cache();
         self.pending.clear();
         self.touched.clear();
+        let ids: Vec<u32> = self.blocks.iter().map(|b| b.id).collect();
+        self.unindex(&ids, false)?;
         self.new_block(next_seq)?;
         let old: Vec<u32> = self.blocks[..self.blocks.len() - 1]
             .iter()

@@ -9,6 +9,8 @@ use super::block::{
     BLOCK_HDR, Block, Header, block_path, decode_header, encode_header, newer_format,
     parse_block_name,
 };
+use super::blockidx::{idx_path, parse_idx_name};
+use super::index::SNAPSHOT_NAME;
 use super::record::{self, RecordView, STATE_LIVE};
 use super::{FileBackend, FileLoc};
 use crate::jetstream::store::core::Core;
@@ -59,22 +61,33 @@ pub(super) fn records(data: &[u8], from: usize) -> Vec<(usize, RecordView)> {
 }
 
 impl FileBackend {
-    /// Recovers the index from the snapshot if usable, otherwise by scanning every block.
+    /// Recovers the index: from the legacy snapshot if there is one and it is
+    /// usable; otherwise block by block, adopting each block from its index file
+    /// when that matches and scanning it when not.
     pub(super) fn recover(&mut self) -> Result<Core<FileLoc>, StoreError> {
         self.vfs.create_dir_all(&self.dir)?;
         if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the store directory's own entry durable.
             self.vfs.sync_dir(parent)?;
         }
-        let mut ids = Vec::new();
+        let (mut ids, mut indexed) = (Vec::new(), Vec::new());
         for name in self.vfs.list_dir(&self.dir)? {
             if let Some(id) = parse_block_name(&name) {
                 ids.push(id);
+            } else if let Some(id) = parse_idx_name(&name) {
+                indexed.push(id);
             } else if name.ends_with(".tmp") {
                 self.vfs.remove_file(&self.dir.join(&name))?;
             }
         }
         ids.sort_unstable();
+        indexed.sort_unstable();
+        if self.vfs.exists(&self.dir.join(SNAPSHOT_NAME)) {
+            // Written by an earlier release, which kept no block indexes: any
+            // found are not this snapshot's and may be stale.
+            self.remove_indexes(&indexed)?;
+            indexed.clear();
+        }
         match self.load_snapshot(&ids) {
             Ok(Some(core)) => return Ok(core),
             Ok(None) => {}
@@ -89,13 +102,41 @@ impl FileBackend {
         self.blocks.clear();
         let mut core = Core::new(1);
         let n = ids.len();
-        for (i, id) in ids.into_iter().enumerate() {
-            self.load_block(id, &mut core, i + 1 == n)?;
+        let mut adopted = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            let is_last = i + 1 == n;
+            if indexed.binary_search(&id).is_ok() && self.adopt_block(id, &mut core, is_last)? {
+                adopted += 1;
+            } else {
+                self.load_block(id, &mut core, is_last)?;
+            }
         }
+        // Only adopted blocks keep an index file (see `blockidx`).
+        indexed.retain(|id| {
+            self.block_index(*id)
+                .is_none_or(|i| self.blocks[i].indexed == 0)
+        });
+        self.remove_indexes(&indexed)?;
         self.report_missing(&core);
         self.apply_snapshot_floor(&mut core)?;
-        info!(dir = %self.dir.display(), msgs = core.msgs(), "file store recovered by scan");
+        info!(dir = %self.dir.display(), msgs = core.msgs(), blocks = n, adopted,
+            "file store opened");
         Ok(core)
+    }
+
+    /// Removes the index files of `ids`, durably.
+    fn remove_indexes(&mut self, ids: &[u32]) -> Result<(), StoreError> {
+        for &id in ids {
+            match self.vfs.remove_file(&idx_path(&self.dir, id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !ids.is_empty() {
+            self.vfs.sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// A clean stop recorded a higher last sequence than the blocks hold now (the
@@ -167,19 +208,7 @@ impl FileBackend {
             core.skip_to(first_seq - 1);
             core.set_last_ts(prev_ts);
         }
-        let b = Block {
-            id,
-            first_seq,
-            prev_ts,
-            last_seq: first_seq.saturating_sub(1),
-            len: BLOCK_HDR as u64,
-            flushed: BLOCK_HDR as u64,
-            live_msgs: 0,
-            live_bytes: 0,
-            file,
-            verified: std::cell::Cell::new(true),
-        };
-        self.scan_into(b, core, is_last)?;
+        self.scan_into(Block::empty(id, first_seq, prev_ts, file), core, is_last)?;
         if header.is_none() && !is_last {
             // Where its records ended is unknown: up to the next block's first.
             self.lost_tail_after = Some(core.last_seq());
@@ -244,6 +273,7 @@ impl FileBackend {
                 core.set_last_ts(v.ts);
             }
             b.last_seq = v.seq;
+            b.last_ts = v.ts;
         }
         let good_end = start + s.good_end as u64;
         if good_end < flen {

@@ -1,4 +1,5 @@
-//! File-store specific tests: space reclamation, the index snapshot, erase,
+//! File-store specific tests: space reclamation, block indexes and the legacy
+//! index snapshot, erase,
 //! and damage (flipped bytes, zeroed ranges, truncation) at random places.
 
 use std::path::{Path, PathBuf};
@@ -69,27 +70,67 @@ fn empty_blocks_are_removed_and_sparse_blocks_compacted() {
     }
 }
 
+fn idx_files(disk: &SimDisk, dir: &Path) -> Vec<PathBuf> {
+    disk.paths()
+        .into_iter()
+        .filter(|p| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "idx"))
+        .collect()
+}
+
 #[test]
-fn snapshot_is_used_and_stale_snapshot_is_never_trusted() {
+fn block_indexes_are_used_and_a_stale_one_is_never_trusted() {
     let disk = SimDisk::new();
     let dir = Path::new("/d/s");
     let mut s = open(dir, &disk, 2048);
     fill(&mut s, 200);
     s.close().expect("close");
     let st = s.state();
+    let blocks = s.block_count();
     drop(s);
-    assert!(disk.exists(&dir.join("index.snap")));
+    assert_eq!(idx_files(&disk, dir).len(), blocks, "every block indexed");
     let mut s = open(dir, &disk, 2048);
     assert_eq!(s.state(), st);
-    // A delete after the snapshot, then a crash-like drop (synced, not closed).
+    assert_eq!(s.unverified_blocks(), blocks, "every block adopted");
+    // A delete after the clean stop, then a crash-like drop (synced, not closed):
+    // the block it touched loses its index, the others keep theirs.
     s.remove(10).expect("remove");
     s.append("s.x", None, b"after").expect("append");
     s.sync().expect("sync");
     let st = s.state();
     drop(s);
+    assert_eq!(idx_files(&disk, dir).len(), blocks - 1);
     let s = open(dir, &disk, 2048);
     assert_eq!(s.state(), st);
     assert!(matches!(s.load(10), Err(StoreError::Deleted)));
+}
+
+/// A store an earlier release stopped cleanly has one index snapshot: it is
+/// used, and replaced by block indexes at the next clean stop.
+#[test]
+fn a_legacy_snapshot_is_used_then_replaced_by_block_indexes() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 2048);
+    fill(&mut s, 200);
+    s.write_legacy_snapshot().expect("snapshot");
+    let st = s.state();
+    drop(s);
+    for idx in idx_files(&disk, dir) {
+        disk.remove_file(&idx).expect("rm idx");
+    }
+    let mut s = open(dir, &disk, 2048);
+    assert_eq!(s.state(), st);
+    assert!(
+        s.unverified_blocks() >= s.block_count() - 1,
+        "adopted from the snapshot"
+    );
+    s.close().expect("close");
+    drop(s);
+    assert!(!disk.exists(&dir.join("index.snap")));
+    assert!(!idx_files(&disk, dir).is_empty());
+    let s = open(dir, &disk, 2048);
+    assert_eq!(s.state(), st);
+    assert_eq!(s.unverified_blocks(), s.block_count());
 }
 
 #[test]
@@ -112,7 +153,7 @@ fn appends_after_a_checkpoint_are_scanned() {
 }
 
 #[test]
-fn damaged_snapshot_is_ignored() {
+fn damaged_block_index_is_ignored() {
     let disk = SimDisk::new();
     let dir = Path::new("/d/s");
     let mut s = open(dir, &disk, 1024);
@@ -120,12 +161,19 @@ fn damaged_snapshot_is_ignored() {
     s.close().expect("close");
     let st = s.state();
     drop(s);
-    let snap = dir.join("index.snap");
-    let f = disk.open(&snap, false).expect("snap");
-    f.write_at(100, &[0xff, 0xee]).expect("damage");
+    let idx = idx_files(&disk, dir)[1].clone();
+    let f = disk.open(&idx, false).expect("idx");
+    f.write_at(60, &[0xff, 0xee]).expect("damage");
     let s = open(dir, &disk, 1024);
     assert_eq!(s.state(), st);
-    // A snapshot that no longer matches the blocks (a block truncated) is also ignored.
+    assert_eq!(
+        s.unverified_blocks(),
+        s.block_count() - 1,
+        "that block scanned"
+    );
+    assert!(!disk.exists(&idx), "the damaged index is removed");
+    // An index that no longer matches its block (the block truncated) is also
+    // ignored, and what it listed that is gone is reported lost.
     drop(s);
     let mut s = open(dir, &disk, 1024);
     s.close().expect("close");
@@ -137,6 +185,7 @@ fn damaged_snapshot_is_ignored() {
     let s = open(dir, &disk, 1024);
     assert_eq!(s.state().last_seq, st.last_seq);
     assert!(s.state().msgs < st.msgs);
+    assert!(s.state().lost.is_some_and(|l| !l.msgs.is_empty()));
 }
 
 #[test]
@@ -224,22 +273,25 @@ fn files_of(vfs: &dyn Vfs, dir: &Path) -> Vec<PathBuf> {
         .list_dir(dir)
         .expect("list")
         .into_iter()
-        .filter(|n| n.ends_with(".blk") || n == "index.snap")
+        .filter(|n| n.ends_with(".blk") || n.ends_with(".idx"))
         .map(|n| dir.join(n))
         .collect();
     v.sort();
     v
 }
 
+/// The block id of a block file (`None` for an index file).
 fn block_id(path: &Path) -> Option<u32> {
-    path.file_stem()?.to_str()?.parse().ok()
+    (path.extension()? == "blk")
+        .then(|| path.file_stem()?.to_str()?.parse().ok())
+        .flatten()
 }
 
-/// A damaged byte range of one file: (block id, or None for the snapshot; start; end; cut).
+/// A damaged byte range of one file: (block id, or None for an index; start; end; cut).
 type Hit = (Option<u32>, u64, u64, bool);
 
-/// Fills a store, stops it (cleanly, with an index snapshot, or as after a
-/// crash), damages its files, reopens it and checks: every record the damage
+/// Fills a store, stops it (cleanly, with every block indexed, or as after a
+/// crash, with the sealed blocks indexed), damages its files, reopens it and checks: every record the damage
 /// does not touch is served intact, nothing damaged is served, what is lost is
 /// reported, and the store takes the next sequence.
 fn damage_case(
@@ -262,7 +314,9 @@ fn damage_case(
     }
     drop(s);
     let files = files_of(vfs.as_ref(), dir);
-    prop_assert_eq!(clean, files.iter().any(|p| p.ends_with("index.snap")));
+    let last_blk = files.iter().rfind(|p| block_id(p).is_some());
+    let last_idx = last_blk.map(|p| p.with_extension("idx"));
+    prop_assert_eq!(clean, last_idx.is_some_and(|p| files.contains(&p)));
     let mut hit: Vec<Hit> = Vec::new();
     for (i, d) in dmg {
         let path = &files[i % files.len()];
@@ -271,7 +325,7 @@ fn damage_case(
         // Damage reaching the end of a file looks like a torn write after a crash.
         hit.push((block_id(path), a, b, b >= len));
     }
-    // Without an intact snapshot, a cut at a record boundary leaves no trace.
+    // Without an intact index of every block, a cut at a record boundary leaves no trace.
     let snapshot_intact = clean && !hit.iter().any(|h| h.0.is_none());
     let mut s = FileStore::open(dir, cfg.clone(), vfs.clone()).expect("reopen");
     let mut unserved = Vec::new();
@@ -367,7 +421,7 @@ fn damage_after_a_clean_stop_loses_only_the_damaged_record() {
     f.write_at(u64::from(loc.off) + 30, &[0x55; 3])
         .expect("damage");
     let mut s = open(dir, &disk, 1 << 20);
-    // The snapshot is trusted for where records are; the first read checks the block.
+    // The block index is trusted for where records are; the first read checks the block.
     let seqs: Vec<u64> = std::iter::successors(s.load_next(1, ">").ok(), |m| {
         s.load_next(m.seq + 1, ">").ok()
     })
@@ -467,13 +521,14 @@ fn a_block_emptied_while_active_is_removed_after_rollover() {
 
 /// A block whose whole, checksummed header carries a newer format version is
 /// refused with an error naming the file and the version, with and without the
-/// index snapshot, and nothing on disk is changed.
+/// block indexes, and nothing on disk is changed.
 #[test]
 fn a_block_of_a_newer_format_version_is_refused_by_name() {
     let disk = SimDisk::new();
     let dir = Path::new("/s");
     let mut s = open(dir, &disk, 4096);
     fill(&mut s, 50);
+    s.close().expect("close");
     drop(s);
     let blocks = block_files(&disk, dir);
     let path = &blocks[blocks.len() / 2];
@@ -490,9 +545,15 @@ fn a_block_of_a_newer_format_version_is_refused_by_name() {
         .iter()
         .map(|p| disk.read_file(p).expect("read"))
         .collect();
+    assert!(
+        !idx_files(&disk, dir).is_empty(),
+        "the clean stop indexed the blocks"
+    );
     for snapshot in [true, false] {
         if !snapshot {
-            let _ = disk.remove_file(&dir.join("index.snap"));
+            for idx in idx_files(&disk, dir) {
+                disk.remove_file(&idx).expect("rm idx");
+            }
         }
         let cfg = StoreConfig {
             block_size: 4096,
@@ -517,10 +578,9 @@ fn a_block_of_a_newer_format_version_is_refused_by_name() {
     }
 }
 
-/// The snapshot is written in version 2 (delta-coded entries, a fraction of
-/// version 1's 36 bytes per message), and the next open uses it: same state,
-/// every message served as stored, the blocks adopted from it (not yet
-/// verified) rather than scanned.
+/// A snapshot in version 2 (delta-coded entries, as the last release wrote at a
+/// clean stop) is still used by an open: same state, every message served as
+/// stored, the blocks adopted from it (not yet verified) rather than scanned.
 #[test]
 fn snapshot_v2_is_compact_and_used() {
     let disk = SimDisk::new();
@@ -530,12 +590,15 @@ fn snapshot_v2_is_compact_and_used() {
     for seq in [5, 6, 7, 500, 999] {
         s.remove(seq).expect("remove");
     }
-    s.close().expect("close");
+    s.write_legacy_snapshot().expect("snapshot");
     let (st, msgs): (StreamState, Vec<StoredMsg>) = (
         s.state(),
         (1..=1000).filter_map(|q| s.load(q).ok()).collect(),
     );
     drop(s);
+    for idx in idx_files(&disk, dir) {
+        disk.remove_file(&idx).expect("rm idx");
+    }
     let snap = disk.read_file(&dir.join("index.snap")).expect("snapshot");
     assert_eq!(&snap[..8], b"RILLIDX\x02");
     assert!(
@@ -553,4 +616,112 @@ fn snapshot_v2_is_compact_and_used() {
     let again: Vec<StoredMsg> = (1..=1000).filter_map(|q| s.load(q).ok()).collect();
     assert_eq!(again, msgs);
     assert_eq!(s.state().lost, st.lost, "nothing reported damaged");
+}
+
+fn all_msgs(s: &FileStore, n: u64) -> Vec<StoredMsg> {
+    (1..=n).filter_map(|q| s.load(q).ok()).collect()
+}
+
+/// Block indexes are delta-coded like the snapshot was (under 20 bytes a small
+/// message), and the next open adopts every block from them: same state, every
+/// message served as stored, nothing reported damaged.
+#[test]
+fn block_indexes_are_compact_and_used_after_a_clean_stop() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 4096);
+    fill(&mut s, 1000);
+    for seq in [5, 6, 7, 500, 999] {
+        s.remove(seq).expect("remove");
+    }
+    s.skip_msgs(3).expect("skip");
+    s.close().expect("close");
+    let (st, msgs) = (s.state(), all_msgs(&s, 1003));
+    let blocks = s.block_count();
+    drop(s);
+    let bytes: usize = idx_files(&disk, dir)
+        .iter()
+        .map(|p| disk.read_file(p).expect("idx").len())
+        .sum();
+    assert!(bytes < 20 * 1000, "{bytes} bytes for 995 messages");
+    let mut s = open(dir, &disk, 4096);
+    assert_eq!(s.block_count(), blocks);
+    assert_eq!(
+        s.unverified_blocks(),
+        blocks,
+        "every block adopted, none scanned"
+    );
+    assert_eq!(s.state(), st);
+    assert_eq!(all_msgs(&s, 1003), msgs);
+    assert_eq!(s.state().lost, None, "nothing reported damaged");
+    assert_eq!(s.append("next", None, b"x").expect("append").0, 1004);
+}
+
+/// After a crash (no clean stop) every block sealed before the last sync was
+/// indexed by the rotation checkpoint: the open adopts those and scans only the
+/// active block, and finds everything acknowledged.
+#[test]
+fn after_a_crash_only_the_blocks_written_since_the_last_rotation_are_scanned() {
+    let disk = SimDisk::new();
+    let dir = Path::new("/d/s");
+    let mut s = open(dir, &disk, 4096);
+    fill(&mut s, 1000);
+    s.remove(500).expect("remove");
+    s.sync().expect("sync");
+    let (st, msgs) = (s.state(), all_msgs(&s, 1000));
+    let blocks = s.block_count();
+    assert_eq!(
+        s.indexed_blocks(),
+        blocks - 2,
+        "sealed blocks but 500's and the active one"
+    );
+    drop(s);
+    let s = open(dir, &disk, 4096);
+    assert_eq!(s.unverified_blocks(), blocks - 2, "only two blocks scanned");
+    assert_eq!(s.state(), st);
+    assert_eq!(all_msgs(&s, 1000), msgs);
+    assert_eq!(s.state().lost, None);
+}
+
+/// Damage in the middle of a block adopted from its index (verified on its
+/// first load, not at open) costs only the damaged record, after a clean stop
+/// and after a crash alike; the record is reported lost and the loads around it
+/// are served.
+#[test]
+fn damage_in_an_indexed_block_costs_only_that_record() {
+    for clean in [true, false] {
+        let disk = SimDisk::new();
+        let dir = Path::new("/d/s");
+        let mut s = open(dir, &disk, 4096);
+        fill(&mut s, 1000);
+        if clean {
+            s.close().expect("close");
+        }
+        let loc = s.core.get(300).expect("slot").loc;
+        let blocks = s.block_count();
+        drop(s);
+        let blk = block_files(&disk, dir)
+            .into_iter()
+            .find(|p| p.ends_with(format!("{:010}.blk", loc.blk)))
+            .expect("block of 300");
+        let f = disk.open(&blk, false).expect("blk");
+        f.write_at(u64::from(loc.off) + 30, &[0x55; 3])
+            .expect("damage");
+        let s = open(dir, &disk, 4096);
+        assert!(
+            s.unverified_blocks() >= blocks - 1,
+            "adopted (clean: {clean})"
+        );
+        assert_eq!(s.state().msgs, 1000, "not yet read");
+        let seqs: Vec<u64> = std::iter::successors(s.load_next(1, ">").ok(), |m| {
+            s.load_next(m.seq + 1, ">").ok()
+        })
+        .map(|m| m.seq)
+        .collect();
+        assert_eq!(seqs, (1..=1000).filter(|&q| q != 300).collect::<Vec<_>>());
+        assert_eq!(&s.load(301).expect("301").payload[..], &body(301)[..]);
+        let st = s.state();
+        assert_eq!(st.msgs, 999, "clean: {clean}");
+        assert_eq!(st.lost.expect("lost").msgs, vec![300]);
+    }
 }

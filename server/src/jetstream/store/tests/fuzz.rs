@@ -1,6 +1,6 @@
 //! The cargo-fuzz properties (`store::fuzz`, run for long by `server/fuzz/`)
 //! also run here on bounded random input, so every test run checks them:
-//! arbitrary bytes, and real store files (a block, an index snapshot, a
+//! arbitrary bytes, and real store files (a block, a block index, a
 //! consumer state log) with random bytes changed and random tails cut.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use super::super::consumer::FileConsumerStore;
 use super::super::fuzz;
 use super::super::*;
 
-/// A real block file, index snapshot and consumer log.
+/// A real block file, its index and a consumer log.
 fn real_files() -> &'static [Vec<u8>; 3] {
     static FILES: OnceLock<[Vec<u8>; 3]> = OnceLock::new();
     FILES.get_or_init(|| {
@@ -44,7 +44,7 @@ fn real_files() -> &'static [Vec<u8>; 3] {
         let read = |p: &Path| disk.read_file(p).expect("read");
         [
             read(&dir.join("0000000001.blk")),
-            read(&dir.join("index.snap")),
+            read(&dir.join("0000000001.idx")),
             read(&cdir.join("state.log")),
         ]
     })
@@ -72,6 +72,7 @@ proptest! {
         fuzz::record(&data);
         fuzz::block_scan(&data);
         fuzz::index_snapshot(&data);
+        fuzz::block_index(&data);
         fuzz::consumer_log(&data);
     }
 
@@ -84,7 +85,7 @@ proptest! {
         let block = mutated(0, &ch, cut);
         fuzz::block_scan(&block);
         fuzz::record(&block[(40 + skip).min(block.len())..]);
-        fuzz::index_snapshot(&mutated(1, &ch, cut));
+        fuzz::block_index(&mutated(1, &ch, cut));
         fuzz::consumer_log(&mutated(2, &ch, cut));
     }
 }
@@ -92,8 +93,8 @@ proptest! {
 /// The real files themselves pass, and a real record is accepted whole.
 #[test]
 fn real_store_files_pass_the_fuzz_properties() {
-    let [block, snap, log] = real_files();
+    let [block, idx, log] = real_files();
     fuzz::block_scan(block);
-    fuzz::index_snapshot(snap);
+    fuzz::block_index(idx);
     fuzz::consumer_log(log);
 }

@@ -367,7 +367,7 @@ fn open_helpers_pick_the_storage_kind() {
     f.append("a", None, b"1").expect("append");
     f.close().expect("close");
     drop(f);
-    assert!(disk.exists(&meta::stream_msgs_dir(root(), "F").join("index.snap")));
+    assert!(disk.exists(&meta::stream_msgs_dir(root(), "F").join("0000000001.idx")));
     let mem = StoreConfig {
         storage: StorageKind::Memory,
         ..cfg
