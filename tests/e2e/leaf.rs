@@ -574,3 +574,86 @@ async fn rill_leaf_with_creds_joins_an_operator_mode_nats_server_hub() {
         .expect("pub");
     assert_eq!(next(&mut sub).await.payload, Bytes::from_static(b"42"));
 }
+
+/// What a raw leaf connection reads until `until` appears or the link closes (`true`
+/// when it closed).
+async fn read_leaf(conn: &mut tokio::net::TcpStream, until: &str) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(WAIT, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+            if seen.contains(until) {
+                return false;
+            }
+        }
+    })
+    .await;
+    (seen, read.expect("the hub answered in time"))
+}
+
+/// A leaf that asks its hub for a literal subject the hub keeps to itself (the client
+/// JetStream API of a hub in its own domain) gets a permissions violation and the link
+/// is closed, as nats-server does; wildcard interest covering the same subjects is
+/// accepted (filtered message by message), and so is ordinary interest.
+async fn hub_closes_a_leaf_asking_for_its_jetstream_api(kind: ServerKind) {
+    use tokio::io::AsyncWriteExt;
+    let hub = TestServer::start_with(ServerOpts {
+        kind,
+        jetstream: true,
+        monitoring: true,
+        config: Some(
+            "server_name: hub\njetstream { domain: hub }\nleafnodes { listen: \"127.0.0.1:-1\" }\n"
+                .into(),
+        ),
+        ..ServerOpts::default()
+    })
+    .await;
+    let port = leaf_port(&hub).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("leaf port");
+    read_leaf(&mut conn, "\r\n").await;
+    let connect =
+        r#"CONNECT {"name":"probe","hub":false,"headers":true,"domain":"edge","jetstream":true}"#;
+    conn.write_all(format!("{connect}\r\nPING\r\n").as_bytes())
+        .await
+        .expect("connect");
+    assert!(read_leaf(&mut conn, "PONG").await.0.contains("PONG"));
+    for allowed in ["sensor.>", "$JS.API.>", "$KV.B.>", "$JS.edge.API.INFO"] {
+        conn.write_all(format!("LS+ {allowed}\r\nPING\r\n").as_bytes())
+            .await
+            .expect("LS+");
+        let (seen, closed) = read_leaf(&mut conn, "PONG").await;
+        assert!(!closed && !seen.contains("-ERR"), "{allowed}: {seen}");
+    }
+    conn.write_all(b"LS+ $JS.API.INFO\r\nPING\r\n")
+        .await
+        .expect("LS+");
+    let (seen, closed) = read_leaf(&mut conn, "never").await;
+    assert!(closed, "the link stays open: {seen}");
+    assert_eq!(
+        seen,
+        "-ERR 'Permissions Violation for Subscription to \"$JS.API.INFO\"'\r\n"
+    );
+    check_for(WAIT, || async {
+        let logs = hub.logs();
+        logs.contains("Subscription Violation on \"$JS.API.INFO\" - Check other side configuration")
+            && logs.contains("Leafnode connection closed: Protocol Violation")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rill_hub_closes_a_leaf_asking_for_its_jetstream_api() {
+    hub_closes_a_leaf_asking_for_its_jetstream_api(Rill).await;
+}
+
+#[tokio::test]
+async fn a_nats_server_hub_closes_a_leaf_asking_for_its_jetstream_api() {
+    hub_closes_a_leaf_asking_for_its_jetstream_api(Nats).await;
+}
