@@ -204,6 +204,31 @@ fn quick_compare<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(extra).copied().collect()
 }
 
+/// Runs `rill bench compare --quick` over `scenarios`, rill (with `flags`) as A and
+/// nats-server (with the same flags) as B, allowing the three minutes that scenarios
+/// starting fresh servers per run take; its stdout and stderr, once it succeeded.
+async fn long_compare(scenarios: &str, flags: &str) -> (String, String) {
+    let rill = format!("{} {flags}", rill_server_bin().display());
+    let nats = format!("nats-server {flags}");
+    let args = quick_compare(&[
+        "--scenarios",
+        scenarios,
+        "--server-a",
+        &rill,
+        "--server-b",
+        &nats,
+    ]);
+    let run = Cli::bare().command(&args).output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("compare finished in time")
+        .expect("run rill");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 #[tokio::test]
 async fn bench_compare_quick_table() {
     let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
@@ -392,27 +417,12 @@ async fn bench_compare_mqtt_rows() {
 /// every message arrives.
 #[tokio::test]
 async fn bench_compare_cluster_rows() {
-    let rill = format!("{} -a 127.0.0.1 -p {{port}}", rill_server_bin().display());
-    let cli = Cli::bare();
-    let args = quick_compare(&[
-        "--scenarios",
-        "cluster-pubsub-16,cluster-queue-16",
-        "--server-a",
-        &rill,
-        "--server-b",
-        "nats-server -a 127.0.0.1 -p {port}",
-    ]);
     // Four runs of three fresh servers each: longer than the harness's usual CLI timeout.
-    let run = cli.command(&args).output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("compare finished in time")
-        .expect("run rill");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = long_compare(
+        "cluster-pubsub-16,cluster-queue-16",
+        "-a 127.0.0.1 -p {port}",
+    )
+    .await;
     assert!(
         !stdout.contains("n/a: ") && !stdout.contains("messages arrived"),
         "every cluster scenario ran and delivered on both: {stdout}"
@@ -435,29 +445,8 @@ async fn bench_compare_cluster_rows() {
 /// (a restarted server that answered with fewer messages than were acknowledged fails the run).
 #[tokio::test]
 async fn bench_compare_restart_rows() {
-    let rill = format!(
-        "{} -a 127.0.0.1 -p {{port}} -js -sd {{store}}",
-        rill_server_bin().display()
-    );
-    let cli = Cli::bare();
-    let args = quick_compare(&[
-        "--scenarios",
-        "restart-1m",
-        "--server-a",
-        &rill,
-        "--server-b",
-        "nats-server -a 127.0.0.1 -p {port} -js -sd {store}",
-    ]);
-    let run = cli.command(&args).output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("compare finished in time")
-        .expect("run rill");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) =
+        long_compare("restart-1m", "-a 127.0.0.1 -p {port} -js -sd {store}").await;
     assert!(
         !stdout.contains("n/a: ") && !stdout.contains("the fill stored"),
         "the scenario ran and stored every message on both: {stdout}"
