@@ -11,7 +11,7 @@ use rill_tests::cluster::{Cluster, Node};
 use serde_json::Value;
 
 /// How long the group may take to form or to elect a leader.
-const ELECTION: Duration = Duration::from_secs(20);
+pub(crate) const ELECTION: Duration = Duration::from_secs(20);
 
 async fn meta(node: &Node) -> Value {
     node.monitor("/jsz").await["meta_cluster"].clone()
@@ -191,7 +191,7 @@ async fn meta_leader_stepdown_as_nats_server() {
 
 /// A JetStream API request's JSON answer (retried while the cluster settles: no
 /// answer, or 503 while a leader is elected).
-async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
+pub(crate) async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
     let deadline = Instant::now() + ELECTION;
     loop {
         let req = client.request(subject.to_string(), body.to_string().into());
@@ -207,7 +207,7 @@ async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
 }
 
 /// Waits until `done` holds for the STREAM.INFO answer of `node`; returns it.
-async fn info_until(node: &Node, stream: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn info_until(node: &Node, stream: &str, done: impl Fn(&Value) -> bool) -> Value {
     let client = node.client().await;
     let deadline = Instant::now() + ELECTION;
     loop {
@@ -322,7 +322,7 @@ async fn r3_stream_replicates_as_nats_server() {
 }
 
 /// The name of the R3 stream's leader, as the first running node that knows one reports it.
-async fn stream_leader(cluster: &Cluster, stream: &str) -> String {
+pub(crate) async fn stream_leader(cluster: &Cluster, stream: &str) -> String {
     let deadline = Instant::now() + ELECTION;
     loop {
         for node in cluster.nodes.iter().filter(|n| n.pid().is_some()) {

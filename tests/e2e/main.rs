@@ -20,6 +20,7 @@ mod full_disk;
 mod golden;
 mod js_accounts;
 mod js_cluster;
+mod js_cluster_leader;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;

@@ -59,8 +59,9 @@ pub use stream::{
 pub use stream_api::{
     ClusterInfo, LostStreamData, MetaLeaderStepdownRequest, MetaLeaderStepdownResponse, PeerInfo,
     StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo, StreamInfoRequest,
-    StreamInfoResponse, StreamListResponse, StreamNamesResponse, StreamPurgeRequest,
-    StreamPurgeResponse, StreamSourceInfo, StreamState, StreamUpdateResponse,
+    StreamInfoResponse, StreamLeaderStepdownRequest, StreamLeaderStepdownResponse,
+    StreamListResponse, StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse,
+    StreamSourceInfo, StreamState, StreamUpdateResponse,
 };
 pub use time::{Nanos, Timestamp};
 

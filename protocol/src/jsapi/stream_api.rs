@@ -329,3 +329,19 @@ pub struct MetaLeaderStepdownResponse {
 impl ApiBody for MetaLeaderStepdownResponse {
     const TYPE: &'static str = "io.nats.jetstream.api.v1.meta_leader_stepdown_response";
 }
+
+/// `STREAM.LEADER.STEPDOWN` request: the same body as the meta group's
+/// (`placement.preferred` names the server to hand the stream's leadership to).
+pub type StreamLeaderStepdownRequest = MetaLeaderStepdownRequest;
+
+/// `STREAM.LEADER.STEPDOWN` reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamLeaderStepdownResponse {
+    /// The leader stepped down.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub success: bool,
+}
+
+impl ApiBody for StreamLeaderStepdownResponse {
+    const TYPE: &'static str = "io.nats.jetstream.api.v1.stream_leader_stepdown_response";
+}

@@ -80,9 +80,15 @@ pub struct JetStreams {
 
 impl JetStreams {
     /// Records this server's member of the meta group (shown in `/jsz`) and starts
-    /// carrying out its stream assignments here (`cluster::replica`).
+    /// carrying out its stream assignments here (`cluster::replica`) and answering
+    /// the API requests other servers forward to its stream leaders (`api::forward`).
     pub fn set_meta(self: &Arc<Self>, meta: Arc<super::cluster::MetaGroup>) {
         self.share.set_meta(Arc::clone(&meta));
+        let weak = Arc::downgrade(self);
+        meta.serve_api(Arc::new(move |req| {
+            let js = weak.upgrade().and_then(|all| all.account(&req.account));
+            Box::pin(async move { super::api::forward::answer(js?, req).await })
+        }));
         super::cluster::replica::reconcile(meta, Arc::downgrade(self));
     }
 

@@ -29,6 +29,7 @@ mod account;
 mod consumer;
 mod disabled;
 mod domain;
+pub(crate) mod forward;
 mod locks;
 mod meta;
 mod msg;
@@ -309,7 +310,11 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
         }
         disabled::reply(&api)
     } else {
-        handle(js, api, req).await
+        match forward::to_leader(js, &api, req).await {
+            forward::Forwarding::Here => handle(js, api, req).await,
+            forward::Forwarding::Answered(reply) => Some(reply),
+            forward::Forwarding::Silent => return,
+        }
     };
     let Some(reply) = reply else {
         debug!("no reply");
@@ -367,9 +372,9 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         // Served by each stream's own subscription (`allow_direct`), never sent here.
         A::DirectGet { .. } => return None,
         // Known requests rill does not serve get nats-server's refusal at once.
+        A::StreamLeaderStepdown(name) => return stream::leader_stepdown(js, name, req, &api).await,
         A::StreamSnapshot(_)
         | A::StreamRestore(_)
-        | A::StreamLeaderStepdown(_)
         | A::StreamPeerRemove(_)
         | A::ConsumerLeaderStepdown { .. } => return unsupported::reply(&api),
         // Not implemented by rill: no reply.

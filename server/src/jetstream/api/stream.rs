@@ -1,18 +1,19 @@
-//! `$JS.API.STREAM.{CREATE,UPDATE,INFO,DELETE,NAMES,LIST,PURGE}`.
+//! `$JS.API.STREAM.{CREATE,UPDATE,INFO,DELETE,NAMES,LIST,PURGE,LEADER.STEPDOWN}`.
 //!
 //! Validation follows the call order documented in `jetstream::validate`.
 
 use std::sync::Arc;
 
 use rill_protocol::jsapi::{
-    API_LEVEL, ActionKind, ApiError, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged,
-    StreamConfig, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
-    StreamInfoRequest, StreamInfoResponse, StreamListResponse, StreamNamesRequest,
-    StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
+    API_LEVEL, ActionKind, ApiError, ApiSubject, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
+    Paged, StreamConfig, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse,
+    StreamInfo, StreamInfoRequest, StreamInfoResponse, StreamLeaderStepdownRequest,
+    StreamLeaderStepdownResponse, StreamListResponse, StreamNamesRequest, StreamNamesResponse,
+    StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
 };
 use rill_protocol::subject::filters_overlap;
 
-use super::Request;
+use super::{Reply, Request};
 use crate::jetstream::cluster::meta::StreamAssignment;
 use crate::jetstream::cluster::{MetaGroup, replica};
 use crate::jetstream::consumer::events;
@@ -326,4 +327,35 @@ pub(super) async fn list(
         missing,
         ..StreamListResponse::default()
     })
+}
+
+/// `STREAM.LEADER.STEPDOWN`: a replicated stream's leader (the request was forwarded
+/// to its server, see `forward`) hands its leadership over and answers at once;
+/// nats-server's errors otherwise (`None`: no answer, as during an election).
+pub(super) async fn leader_stepdown(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+    api: &ApiSubject<'_>,
+) -> Option<Reply> {
+    if js.share.meta().is_none() {
+        return super::unsupported::reply(api);
+    }
+    let result = match assigned(js, name).await {
+        None if js.stream(name).is_some() => return super::unsupported::reply(api),
+        None => Err(ErrorCode::STREAM_NOT_FOUND.error()),
+        Some((meta, a)) => match req.parse::<StreamLeaderStepdownRequest>() {
+            Err(e) => Err(e),
+            Ok(body) => {
+                let preferred = body
+                    .placement
+                    .map(|p| p.preferred)
+                    .filter(|p| !p.is_empty());
+                replica::step_down(&meta, &a.key(), preferred.as_deref()).await?
+            }
+        },
+    };
+    Some(Reply::from(
+        result.map(|()| StreamLeaderStepdownResponse { success: true }),
+    ))
 }

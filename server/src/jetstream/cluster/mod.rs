@@ -35,6 +35,7 @@
 //! watermark after a restart); the leader's apply answer becomes the PubAck, sent once
 //! a quorum has the entry on disk (the log's group commit).
 
+pub mod forward;
 pub mod meta;
 pub mod replica;
 mod transport;
@@ -102,6 +103,9 @@ pub struct MetaGroup {
     stop: watch::Receiver<bool>,
     /// This server's replicas of replicated streams ([`replica`]).
     replicas: replica::Replicas,
+    /// Answers `$JS.API` requests forwarded to this server's stream leaders
+    /// ([`forward`]).
+    api: std::sync::OnceLock<forward::ApiServer>,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -173,7 +177,18 @@ impl MetaGroup {
             raft_root,
             stop: stop.clone(),
             replicas: replica::Replicas::default(),
+            api: std::sync::OnceLock::new(),
         });
+        let weak = Arc::downgrade(&group);
+        group.transport.serve_api(Arc::new(move |name, body| {
+            let meta = weak.upgrade();
+            Box::pin(async move {
+                match meta {
+                    Some(meta) => forward::serve(meta, name, body).await,
+                    None => Bytes::new(),
+                }
+            })
+        }));
         let task = tokio::spawn(membership(Arc::clone(&group), hellos, stop));
         lock(&group.tasks).push(task);
         Some(group)
@@ -281,41 +296,9 @@ impl MetaGroup {
     /// - [`Stepdown::Unknown`]: `preferred` is not a member;
     /// - [`Stepdown::Failed`]: the chosen member did not answer.
     pub async fn step_down(&self, preferred: Option<&str>) -> Result<String, Stepdown> {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership().clone();
-        let leader = m.current_leader.ok_or(Stepdown::NoLeader)?;
-        let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
-        let target = match preferred {
-            Some(p) => membership
-                .voter_ids()
-                .find(|id| name_of(*id).as_deref() == Some(p))
-                .ok_or_else(|| Stepdown::Unknown(p.to_string()))?,
-            None => {
-                let matched = |id: &u64| {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(id).copied().flatten())
-                        .map_or(0, |l| l.index)
-                };
-                membership
-                    .voter_ids()
-                    .filter(|id| *id != leader)
-                    .max_by_key(matched)
-                    .ok_or(Stepdown::Failed)?
-            }
-        };
-        let name = name_of(target).ok_or(Stepdown::Failed)?;
+        let (target, name) = successor(&self.raft, preferred)?;
         let transport: Arc<dyn raft::Transport> = self.transport.clone();
-        let net = Network::new(GROUP, transport);
-        for other in membership.voter_ids().filter(|id| *id != target) {
-            if let Some(other) = name_of(other) {
-                // A member that does not answer is down: it neither leads nor votes.
-                let _ = raft::net::hold_member(&net, &other, STEPDOWN_WAIT).await;
-            }
-        }
-        raft::net::elect(&net, &name, raft::net::HOLD + STEPDOWN_WAIT)
-            .await
-            .map_err(|_| Stepdown::Failed)?;
+        hand_over(&self.raft, &Network::new(GROUP, transport), target, &name).await?;
         info!(to = %name, "JetStream meta leader stepdown requested");
         Ok(name)
     }
@@ -428,6 +411,65 @@ impl MetaGroup {
         }
         doc
     }
+}
+
+/// The member of `raft`'s group to hand the leadership to: `preferred` when given,
+/// else the voter the leader knows to be furthest along; `(node id, server name)`.
+///
+/// # Errors
+/// No leader known, `preferred` not a member, no other voter.
+pub(crate) fn successor(raft: &Raft, preferred: Option<&str>) -> Result<(u64, String), Stepdown> {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    let leader = m.current_leader.ok_or(Stepdown::NoLeader)?;
+    let name_of = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+    let target = match preferred {
+        Some(p) => membership
+            .voter_ids()
+            .find(|id| name_of(*id).as_deref() == Some(p))
+            .ok_or_else(|| Stepdown::Unknown(p.to_string()))?,
+        None => {
+            let matched = |id: &u64| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).copied().flatten())
+                    .map_or(0, |l| l.index)
+            };
+            membership
+                .voter_ids()
+                .filter(|id| *id != leader)
+                .max_by_key(matched)
+                .ok_or(Stepdown::Failed)?
+        }
+    };
+    Ok((target, name_of(target).ok_or(Stepdown::Failed)?))
+}
+
+/// Hands the leadership of `raft`'s group to the member `target` (named `name`): the
+/// other members pause their heartbeats and elections ([`raft::Rpc::Hold`]), and the
+/// chosen member starts elections ([`raft::Rpc::Elect`]) until it wins, once the old
+/// leader's lease ran out (about two seconds); the old leader follows when it sees the
+/// higher term.
+///
+/// # Errors
+/// The chosen member did not answer or did not win.
+pub(crate) async fn hand_over(
+    raft: &Raft,
+    net: &Network,
+    target: u64,
+    name: &str,
+) -> Result<(), Stepdown> {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    for other in membership.voter_ids().filter(|id| *id != target) {
+        if let Some(other) = membership.get_node(&other) {
+            // A member that does not answer is down: it neither leads nor votes.
+            let _ = raft::net::hold_member(net, &other.addr, STEPDOWN_WAIT).await;
+        }
+    }
+    raft::net::elect(net, name, raft::net::HOLD + STEPDOWN_WAIT)
+        .await
+        .map_err(|_| Stepdown::Failed)
 }
 
 async fn open_raft(

@@ -35,6 +35,16 @@
 //! client times out and may retry (with `Nats-Msg-Id` the duplicate window makes that
 //! safe), as with nats-server.
 //!
+//! # Requests, stepdowns, quorum loss
+//! `$JS.API` requests about the stream are answered by the leader wherever they arrive
+//! ([`super::forward`]). `STREAM.LEADER.STEPDOWN` ([`step_down`]) is answered at once;
+//! the leader then stops taking publishes and hands the leadership to the chosen
+//! member ([`super::hand_over`]); until it is done, requests get no answer (as from
+//! nats-server during the election). A leader checks every [`QUORUM_CHECK`] that a
+//! quorum still hears it; after [`QUORUM_LOST`] without one it drops its subscriptions,
+//! so publishes get no responders (nats-server's leader gives up after about 20 s,
+//! publishes timing out until then), and takes them again once a quorum answers.
+//!
 //! # Restarts
 //! A restarted member's machine is applied the log again from its start: an entry at
 //! or before the stream's last stored time is already in the store and skipped
@@ -49,7 +59,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -78,6 +88,10 @@ use crate::router::{Delivery, Msg, Subscriber, Subscription};
 pub const COMMIT_WAIT: Duration = Duration::from_secs(10);
 /// Publishes queued for the leader's ingest task.
 const INGEST_QUEUE: usize = 8192;
+/// How often the leader checks that a quorum still hears it.
+const QUORUM_CHECK: Duration = Duration::from_secs(1);
+/// A leader that has not heard from a quorum for this long stops taking publishes.
+const QUORUM_LOST: Duration = Duration::from_secs(3);
 /// How long an API request waits for this server to apply its committed assignment.
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
@@ -109,6 +123,35 @@ struct Lead {
     subs: Mutex<Vec<Arc<Subscription>>>,
     since: Mutex<Option<Timestamp>>,
     owner: Arc<dyn Subscriber>,
+    /// A stepdown is handing the leadership over: take no publishes, answer nothing.
+    stepping: AtomicBool,
+}
+
+/// Where this server stands in a stream's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Its replica leads (and is not handing over).
+    Leader,
+    /// Its replica leads and is handing the leadership over (a stepdown).
+    Stepping,
+    /// Its replica follows the named leader (`None`: no leader known).
+    Follower(Option<String>),
+    /// It holds no replica (or has not opened it yet).
+    Absent,
+}
+
+/// Where this server stands in the group of the stream `key` (`<account>/<stream>`).
+pub(super) async fn standing(meta: &MetaGroup, key: &str) -> Standing {
+    let replica = meta.replicas.map.lock().await.get(key).cloned();
+    replica.map_or(Standing::Absent, |r| r.standing())
+}
+
+/// Where this server stands in `group`.
+pub(super) async fn standing_in_group(meta: &MetaGroup, group: &str) -> Standing {
+    let map = meta.replicas.map.lock().await;
+    let replica = map.values().find(|r| r.group() == group).cloned();
+    drop(map);
+    replica.map_or(Standing::Absent, |r| r.standing())
 }
 
 /// Starts applying the meta group's assignments on this server: now, and after every
@@ -177,6 +220,23 @@ impl Replica {
         lock(&self.assignment).group.clone()
     }
 
+    fn standing(&self) -> Standing {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == RaftState::Leader {
+            return if self.lead.stepping.load(Ordering::SeqCst) {
+                Standing::Stepping
+            } else {
+                Standing::Leader
+            };
+        }
+        let membership = m.membership_config.membership();
+        Standing::Follower(
+            m.current_leader
+                .and_then(|id| membership.get_node(&id))
+                .map(|n| n.addr.clone()),
+        )
+    }
+
     async fn open(
         meta: &Arc<MetaGroup>,
         jetstreams: &JetStreams,
@@ -222,6 +282,7 @@ impl Replica {
             subs: Mutex::new(Vec::new()),
             since: Mutex::new(None),
             owner: Arc::new(LeaderIngest { tx }),
+            stepping: AtomicBool::new(false),
         });
         let account = Arc::clone(&js.account);
         let last_ts = Arc::new(AtomicI64::new(0));
@@ -366,7 +427,10 @@ impl Lead {
 }
 
 /// Subscribes the stream's subjects while this member leads the group (after it
-/// applied every earlier entry), and drops them when it stops leading.
+/// applied every earlier entry) and hears from a quorum; drops them when it stops
+/// leading, starts handing over (a stepdown) or has not heard from a quorum for
+/// [`QUORUM_LOST`] (publishes then get no responders, as from nats-server once its
+/// leader gave up; they come back when a quorum answers again).
 async fn lead_while_leader(
     raft: Raft,
     handle: StreamHandle,
@@ -376,24 +440,87 @@ async fn lead_while_leader(
     last_ts: Arc<AtomicI64>,
 ) {
     let mut metrics = raft.metrics();
+    let mut tick = tokio::time::interval(QUORUM_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     loop {
         let leading = metrics.borrow_and_update().state == RaftState::Leader;
         let subscribed = !lock(&lead.subs).is_empty();
-        if leading && !subscribed && raft.ensure_linearizable().await.is_ok() {
-            if let Ok(state) = handle.state().await {
-                last_ts.fetch_max(state.last_ts, Ordering::SeqCst);
-            }
-            let cfg = handle.config().await.unwrap_or_else(|_| cfg.clone());
-            lead.subscribe(&account, &cfg);
-            *lock(&lead.since) = Some(timestamp(now_ns()));
-            info!(stream = %cfg.name, "stream group leader: taking publishes");
-        } else if !leading && subscribed {
+        let stepping = lead.stepping.load(Ordering::SeqCst);
+        if (!leading || stepping) && subscribed {
             lead.unsubscribe(&account);
+        } else if leading && !stepping && !subscribed {
+            let ready = tokio::time::timeout(QUORUM_CHECK, raft.ensure_linearizable()).await;
+            if matches!(ready, Ok(Ok(_))) {
+                if let Ok(state) = handle.state().await {
+                    last_ts.fetch_max(state.last_ts, Ordering::SeqCst);
+                }
+                let cfg = handle.config().await.unwrap_or_else(|_| cfg.clone());
+                lead.subscribe(&account, &cfg);
+                *lock(&lead.since) = Some(timestamp(now_ns()));
+                heard = tokio::time::Instant::now();
+                info!(stream = %cfg.name, "stream group leader: taking publishes");
+            }
+        } else if leading && subscribed {
+            let quorum = tokio::time::timeout(QUORUM_CHECK, raft.ensure_linearizable()).await;
+            if matches!(quorum, Ok(Ok(_))) {
+                heard = tokio::time::Instant::now();
+            } else if heard.elapsed() >= QUORUM_LOST {
+                warn!(stream = %cfg.name, "stream group leader lost its quorum: no publishes taken");
+                lead.unsubscribe(&account);
+            }
         }
-        if metrics.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { break },
+            _ = tick.tick() => {}
         }
     }
+}
+
+/// `STREAM.LEADER.STEPDOWN` on the leader's server: hands the leadership of the
+/// stream's group to `preferred` (or the member furthest along) and answers at once,
+/// as nats-server does; until the handover ends this member takes no publishes and
+/// answers no forwarded request (nats-server answers nothing during the election).
+/// `None`: no answer (this member does not lead, or is handing over already).
+pub async fn step_down(
+    meta: &Arc<MetaGroup>,
+    key: &str,
+    preferred: Option<&str>,
+) -> Option<Result<(), ApiError>> {
+    let replica = meta.replicas.map.lock().await.get(key).cloned()?;
+    if replica.standing() != Standing::Leader {
+        return None;
+    }
+    let (target, name) = match super::successor(&replica.raft, preferred) {
+        Ok(t) => t,
+        Err(super::Stepdown::NoLeader) => return None,
+        Err(super::Stepdown::Unknown(p)) => {
+            return Some(Err(
+                ErrorCode::CLUSTER_NO_PEERS.err(format!("preferred server {p:?} not known"))
+            ));
+        }
+        Err(super::Stepdown::Failed) => return Some(Err(unavailable())),
+    };
+    if name == meta.me() {
+        return Some(Err(
+            ErrorCode::CLUSTER_NO_PEERS.err(format!("preferred server {name:?} is already leader"))
+        ));
+    }
+    if replica.lead.stepping.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    replica.lead.unsubscribe(&replica.account);
+    let transport: Arc<dyn raft::Transport> = meta.transport.clone();
+    let net = Network::new(&replica.group(), transport);
+    tokio::spawn(async move {
+        let done = super::hand_over(&replica.raft, &net, target, &name).await;
+        match done {
+            Ok(()) => info!(group = %replica.group(), to = %name, "stream leader stepped down"),
+            Err(_) => warn!(group = %replica.group(), to = %name, "stream leader stepdown failed"),
+        }
+        replica.lead.stepping.store(false, Ordering::SeqCst);
+    });
+    Some(Ok(()))
 }
 
 /// A publish the leader received, waiting to be proposed.

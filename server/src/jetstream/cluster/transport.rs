@@ -5,7 +5,10 @@
 //! Subjects (server names are single tokens):
 //! - `$NRG.<to>.<group>.<RPC>` with reply `$NRG.<from>.R.<n>`: one RPC of one group
 //!   ([`Rpc::as_str`]); the answer is published to the reply subject;
-//! - `$NRG.HELLO`: every server's [`Hello`], every half second (peer discovery).
+//! - `$NRG.HELLO`: every server's [`Hello`], every half second (peer discovery);
+//! - `$NRG.<to>.<group>.API` with the same reply form: a `$JS.API` request about a
+//!   replicated stream, forwarded to its group's leader ([`super::forward`]); served by
+//!   the hook set with [`RouteTransport::serve_api`].
 //!
 //! One task reads the bounded inbound queue; each RPC is served on a task of its own
 //! (held in a `JoinSet`), so a slow append never delays a vote.
@@ -70,6 +73,13 @@ impl Subscriber for NrgSubscriber {
     }
 }
 
+/// Serves a forwarded API request for a group: `(group, body)` → the answer (empty:
+/// none).
+pub(super) type ApiHook = Arc<dyn Fn(String, Bytes) -> BoxFuture<'static, Bytes> + Send + Sync>;
+
+/// The RPC token of a forwarded API request.
+pub(super) const API: &str = "API";
+
 /// Calls waiting for their answer, by number.
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>>;
 
@@ -81,6 +91,7 @@ pub(super) struct RouteTransport {
     pending: Pending,
     groups: Mutex<HashMap<String, Raft>>,
     hellos: mpsc::Sender<Hello>,
+    api: std::sync::OnceLock<ApiHook>,
 }
 
 impl std::fmt::Debug for RouteTransport {
@@ -125,6 +136,7 @@ impl RouteTransport {
             pending: Pending::default(),
             groups: Mutex::new(HashMap::new()),
             hellos,
+            api: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(run(Arc::clone(&transport), rx, stop));
         (transport, hello_rx, task)
@@ -133,6 +145,22 @@ impl RouteTransport {
     /// Serves `group`'s RPCs addressed to this server with `raft`.
     pub(super) fn serve_group(&self, group: &str, raft: Raft) {
         lock(&self.groups).insert(group.to_string(), raft);
+    }
+
+    /// Serves forwarded API requests with `hook` (set once).
+    pub(super) fn serve_api(&self, hook: ApiHook) {
+        let _ = self.api.set(hook);
+    }
+
+    /// Sends a forwarded API request for `group` to the server `to`; its answer.
+    pub(super) fn call_api(
+        &self,
+        to: &str,
+        group: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'static, io::Result<Bytes>> {
+        self.call_token(to, group, API, body, timeout)
     }
 
     /// Stops serving `group` here.
@@ -163,6 +191,16 @@ impl RouteTransport {
                 if let Some(tx) = waiter {
                     let _ = tx.send(msg.payload);
                 }
+            }
+            ["$NRG", _, group, API] => {
+                let (Some(hook), Some(reply)) = (self.api.get().cloned(), msg.reply) else {
+                    return;
+                };
+                let (me, group) = (Arc::clone(self), (*group).to_string());
+                tasks.spawn(async move {
+                    let answer = hook(group, msg.payload).await;
+                    me.publish(&String::from_utf8_lossy(&reply), None, answer);
+                });
             }
             ["$NRG", _, group, rpc] => {
                 let raft = lock(&self.groups).get(*group).cloned();
@@ -210,10 +248,24 @@ impl Transport for RouteTransport {
         body: Bytes,
         timeout: Duration,
     ) -> BoxFuture<'static, io::Result<Bytes>> {
+        self.call_token(to, group, rpc.as_str(), body, timeout)
+    }
+}
+
+impl RouteTransport {
+    /// One call: `body` to `$NRG.<to>.<group>.<token>`, its answer within `timeout`.
+    fn call_token(
+        &self,
+        to: &str,
+        group: &str,
+        token: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'static, io::Result<Bytes>> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(n, tx);
-        let subject = format!("$NRG.{to}.{group}.{}", rpc.as_str());
+        let subject = format!("$NRG.{to}.{group}.{token}");
         let reply = format!("$NRG.{}.R.{n}", self.me);
         self.publish(&subject, Some(&reply), body);
         let waiter = Waiter {

@@ -1,0 +1,78 @@
+//! Requests about a replicated stream go to its leader (`cluster::forward` has the
+//! rules): [`to_leader`] on the server that took the request, [`answer`] on the
+//! leader's server, which runs the request as if it had arrived there.
+//!
+//! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`. Creates,
+//! updates and deletes go through the meta group instead; consumers are still per
+//! server.
+
+use std::sync::Arc;
+
+use rill_protocol::jsapi::ApiSubject;
+
+use super::{Reply, Request, handle};
+use crate::jetstream::JetStream;
+use crate::jetstream::cluster::forward::{Answer, Forwarded, Route};
+use crate::raft::Command;
+
+/// What the server that took a request does with it.
+pub(super) enum Forwarding {
+    /// Answer it here.
+    Here,
+    /// The leader's answer.
+    Answered(Reply),
+    /// Send no answer.
+    Silent,
+}
+
+/// The stream a request about which the leader answers.
+fn leader_stream<'a>(api: &ApiSubject<'a>) -> Option<&'a str> {
+    use ApiSubject as A;
+    match *api {
+        A::StreamInfo(s) | A::StreamMsgGet(s) | A::StreamLeaderStepdown(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Sends `req` to the stream's leader when another server leads it.
+pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Request) -> Forwarding {
+    let (Some(meta), Some(stream)) = (js.share.meta(), leader_stream(api)) else {
+        return Forwarding::Here;
+    };
+    let (group, to) = match meta.route(js.account_name(), stream).await {
+        Route::Here => return Forwarding::Here,
+        Route::Silent => return Forwarding::Silent,
+        Route::There { group, to } => (group, to),
+    };
+    let forwarded = Forwarded {
+        account: js.account_name().to_string(),
+        subject: Command(req.subject.clone()),
+        headers: req.headers.clone().map(Command),
+        payload: Command(req.payload.clone()),
+    };
+    match meta.forward(&group, &to, &forwarded).await {
+        Some(answer) => Forwarding::Answered(Reply {
+            body: answer.body.0.to_vec(),
+            is_error: answer.is_error,
+        }),
+        None => Forwarding::Silent,
+    }
+}
+
+/// Runs a request forwarded to this server (its stream's leader); `None` for no
+/// answer.
+pub(crate) async fn answer(js: Arc<JetStream>, req: Forwarded) -> Option<Answer> {
+    let req = Request {
+        subject: req.subject.0,
+        reply: bytes::Bytes::new(),
+        headers: req.headers.map(|h| h.0),
+        payload: req.payload.0,
+    };
+    let subject = std::str::from_utf8(&req.subject).ok()?;
+    let api = ApiSubject::parse(subject).ok()?;
+    let reply = handle(&js, api, &req).await?;
+    Some(Answer {
+        body: Command(reply.body.into()),
+        is_error: reply.is_error,
+    })
+}

@@ -1,0 +1,259 @@
+//! An R3 stream's leader answers its `$JS.API` requests wherever they arrive, hands
+//! its leadership over on `STREAM.LEADER.STEPDOWN`, and the stream refuses publishes
+//! without a quorum and takes them again when a peer returns; three nats-server 2.15.1
+//! servers first, then three rill servers, with the same checks (issue 20).
+
+use std::time::{Duration, Instant};
+
+use rill_tests::ServerKind::{self, Nats, Rill};
+use rill_tests::cluster::{Cluster, Node};
+use serde_json::{Value, json};
+
+use crate::js_cluster::{ELECTION, api, info_until, stream_leader};
+
+/// Three JetStream servers of `kind` (nats-server wants a configured route on every
+/// member: the seed gets one that leads nowhere).
+async fn three(kind: ServerKind) -> Cluster {
+    Cluster::start_with(&[kind, kind, kind], |mut spec| {
+        spec.jetstream = true;
+        if spec.name == "n1" {
+            spec.routes.push("nats://127.0.0.1:1".to_string());
+        }
+        spec
+    })
+    .await
+}
+
+/// Creates the R3 stream `name` on `subject.>` and publishes `n` messages with acks.
+async fn r3_with_messages(cluster: &Cluster, name: &str, subject: &str, n: u64) {
+    let client = cluster.node(0).client().await;
+    let body = format!(r#"{{"name":"{name}","subjects":["{subject}.>"],"num_replicas":3}}"#);
+    let created = api(&client, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
+    assert!(created["error"].is_null(), "{created}");
+    for i in 1..=n {
+        assert_eq!(publish(&client, &format!("{subject}.{i}")).await, Some(i));
+    }
+}
+
+/// Publishes with an ack, retried while the stream elects a leader; the sequence.
+async fn publish(client: &async_nats::Client, subject: &str) -> Option<u64> {
+    let deadline = Instant::now() + ELECTION;
+    while Instant::now() < deadline {
+        let req = client.request(subject.to_string(), "m".into());
+        if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(2), req).await {
+            let ack: Value = serde_json::from_slice(&msg.payload).expect("JSON ack");
+            if let Some(seq) = ack["seq"].as_u64() {
+                return Some(seq);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn index(cluster: &Cluster, name: &str) -> usize {
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.name() == name)
+        .expect("a node of that name")
+}
+
+/// One stepdown request's answer; `None` when nothing answers within `wait`.
+async fn stepdown(node: &Node, stream: &str, body: &str, wait: Duration) -> Option<Value> {
+    let client = node.client().await;
+    let req = client.request(
+        format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+        body.to_string().into(),
+    );
+    let msg = tokio::time::timeout(wait, req).await.ok()?.ok()?;
+    Some(serde_json::from_slice(&msg.payload).expect("JSON reply"))
+}
+
+/// Waits until the stream's leader is not `old`; the new one.
+async fn new_leader(cluster: &Cluster, stream: &str, old: &str) -> String {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let leader = stream_leader(cluster, stream).await;
+        if leader != old {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "{old} still leads {stream}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn leader_answers_on(kind: ServerKind) {
+    let cluster = three(kind).await;
+    r3_with_messages(&cluster, "L", "l", 5).await;
+    let leader = stream_leader(&cluster, "L").await;
+
+    // Every server gives the leader's view: the same leader and leader_since, both
+    // followers current (a follower knows neither).
+    let mut views = Vec::new();
+    for node in &cluster.nodes {
+        let info = info_until(node, "L", |i| {
+            i["cluster"]["replicas"]
+                .as_array()
+                .is_some_and(|r| r.len() == 2 && r.iter().all(|p| p["current"] == true))
+        })
+        .await;
+        assert_eq!(info["state"]["messages"], 5, "{kind:?}: {info}");
+        views.push((
+            info["cluster"]["leader"].clone(),
+            info["cluster"]["leader_since"].clone(),
+        ));
+    }
+    assert!(views.iter().all(|v| *v == views[0]), "{kind:?}: {views:?}");
+    assert_eq!(views[0].0, leader.as_str());
+
+    let follower = cluster
+        .nodes
+        .iter()
+        .find(|n| n.name() != leader)
+        .expect("a follower");
+    let wait = Duration::from_secs(5);
+    let type_ = "io.nats.jetstream.api.v1.stream_leader_stepdown_response";
+    let bad = stepdown(follower, "L", "{bad", wait).await.expect("answer");
+    assert_eq!(bad["type"], type_, "{kind:?}");
+    assert_eq!(bad["error"]["err_code"], 10025, "{kind:?}: {bad}");
+    let missing = stepdown(follower, "NOPE", "", wait).await.expect("answer");
+    assert_eq!(
+        missing,
+        json!({"type": type_, "error": {"code": 404, "err_code": 10059,
+            "description": "stream not found"}}),
+        "{kind:?}"
+    );
+    let unknown = stepdown(follower, "L", r#"{"placement":{"preferred":"nX"}}"#, wait)
+        .await
+        .expect("answer");
+    assert_eq!(
+        unknown["error"],
+        json!({"code": 400, "err_code": 10005,
+            "description": "preferred server \"nX\" not known"}),
+        "{kind:?}"
+    );
+    let itself = format!(r#"{{"placement":{{"preferred":"{leader}"}}}}"#);
+    let itself = stepdown(follower, "L", &itself, wait)
+        .await
+        .expect("answer");
+    assert_eq!(
+        itself["error"],
+        json!({"code": 400, "err_code": 10005,
+            "description": format!("preferred server {leader:?} is already leader")}),
+        "{kind:?}"
+    );
+
+    // A stepdown is answered at once; a second one during the election is not.
+    let done = stepdown(follower, "L", "", wait).await.expect("answer");
+    assert_eq!(done, json!({"type": type_, "success": true}), "{kind:?}");
+    let during = stepdown(follower, "L", "", Duration::from_millis(500)).await;
+    assert_eq!(during, None, "{kind:?}: no answer during the election");
+    let second = new_leader(&cluster, "L", &leader).await;
+    let client = follower.client().await;
+    assert_eq!(publish(&client, "l.6").await, Some(6), "{kind:?}");
+
+    // To a preferred server.
+    let target = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| *n != second)
+        .expect("a non-leader");
+    let body = format!(r#"{{"placement":{{"preferred":"{target}"}}}}"#);
+    let deadline = Instant::now() + ELECTION;
+    let moved = loop {
+        // Retried while the last election settles (no answer then).
+        if let Some(v) = stepdown(cluster.node(0), "L", &body, wait).await {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{kind:?}: no stepdown answer");
+    };
+    assert_eq!(moved["success"], true, "{kind:?}: {moved}");
+    assert_eq!(new_leader(&cluster, "L", &second).await, target, "{kind:?}");
+    assert_eq!(publish(&client, "l.7").await, Some(7), "{kind:?}");
+    for node in &cluster.nodes {
+        info_until(node, "L", |i| i["state"]["messages"] == 7).await;
+    }
+}
+
+#[tokio::test]
+async fn r3_stream_leader_answers_and_steps_down_as_nats_server() {
+    leader_answers_on(Nats).await;
+    leader_answers_on(Rill).await;
+}
+
+/// What a publish gets: its sequence, no responders, or nothing in time.
+#[derive(Debug, PartialEq)]
+enum Published {
+    Acked,
+    NoResponders,
+    TimedOut,
+}
+
+async fn try_publish(client: &async_nats::Client, subject: &str) -> Published {
+    use async_nats::RequestErrorKind as K;
+    let req = client.request(subject.to_string(), "q".into());
+    match tokio::time::timeout(Duration::from_secs(2), req).await {
+        Ok(Ok(msg)) if msg.payload.starts_with(br#"{"stream""#) => Published::Acked,
+        Ok(Err(e)) if e.kind() == K::NoResponders => Published::NoResponders,
+        Ok(other) => panic!("unexpected answer: {other:?}"),
+        Err(_) => Published::TimedOut,
+    }
+}
+
+/// Publishes until the answer is `want` (at most `within`); every other answer seen
+/// on the way.
+async fn publish_until(
+    client: &async_nats::Client,
+    want: Published,
+    within: Duration,
+) -> Vec<Published> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let got = try_publish(client, "q.1").await;
+        if got == want {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} within {within:?}: {seen:?}"
+        );
+        seen.push(got);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// With two of three servers gone the stream's leader stops taking publishes (they
+/// time out, then get no responders: nats-server's leader gives up after about 20 s,
+/// rill's after 3 s), and the stream takes them again once one server returns.
+async fn quorum_loss_on(kind: ServerKind) {
+    let mut cluster = three(kind).await;
+    r3_with_messages(&cluster, "Q", "q", 3).await;
+    let leader = stream_leader(&cluster, "Q").await;
+    let keep = index(&cluster, &leader);
+    let client = cluster.nodes[keep].client().await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != keep).collect();
+    for i in &others {
+        cluster.nodes[*i].kill();
+    }
+    let lost = Instant::now();
+    let before = publish_until(&client, Published::NoResponders, Duration::from_secs(40)).await;
+    assert!(
+        before.iter().all(|p| *p == Published::TimedOut),
+        "{kind:?}: {before:?}"
+    );
+    let refused_after = lost.elapsed();
+    cluster.nodes[others[0]].restart().await;
+    let back = publish_until(&client, Published::Acked, ELECTION).await;
+    assert!(
+        back.iter().all(|p| *p == Published::NoResponders),
+        "{kind:?}: {back:?}"
+    );
+    eprintln!("{kind:?}: publishes refused {refused_after:?} after the quorum went");
+}
+
+#[tokio::test]
+async fn r3_stream_without_quorum_refuses_publishes_as_nats_server() {
+    quorum_loss_on(Nats).await;
+    quorum_loss_on(Rill).await;
+}
