@@ -35,7 +35,12 @@ async fn agreed_leader(cluster: &Cluster, size: u64, not: Option<&str>) -> Strin
         if agreed {
             return leader;
         }
-        assert!(Instant::now() < deadline, "no agreed meta leader: {seen:?}");
+        if Instant::now() > deadline {
+            for node in &cluster.nodes {
+                eprintln!("--- {} ---\n{}", node.name(), node.logs());
+            }
+            panic!("no agreed meta leader: {seen:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
