@@ -410,15 +410,19 @@ async fn metadata_is_stored_and_echoed() {
 }
 
 #[tokio::test]
-async fn unimplemented_features_are_refused_not_ignored() {
+async fn fast_batch_streams_are_created_at_api_level_4_not_refused() {
     let server = TestServer::start().await;
     let c = server.client().await;
-    // Subject delete markers, message schedules and atomic batches are implemented now
-    // (js_features); fast batches are not yet.
-    for feature in ["allow_batched"] {
-        let r = create(&c, json!({"name": "T", "subjects": ["t"], feature: true})).await;
-        assert_eq!(r["error"]["err_code"], 10049, "{feature}");
-    }
+    // Every stream feature rill accepts on the wire is implemented now; fast batches
+    // (allow_batched) were the last refused (10049) and need API level 4.
+    let r = create(
+        &c,
+        json!({"name": "T", "subjects": ["t"], "allow_batched": true}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    assert_eq!(r["config"]["allow_batched"], true);
+    assert_eq!(r["config"]["metadata"]["_nats.req.level"], "4");
 }
 
 #[tokio::test]

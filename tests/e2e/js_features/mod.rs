@@ -5,11 +5,13 @@
 //!   `max_age` or a `Nats-TTL` removes a subject's last message; consumer reset rules.
 //! - `counters`: `Nats-Incr` publishes on counter streams.
 //! - `batches`: atomic batch publish (`Nats-Batch-*`), its errors and limits.
+//! - `fast`: fast batch publish (`allow_batched`): flow acks, gaps, errors, limits.
 //! - `schedules`: message schedules (`Nats-Schedule`), their errors, firings and
 //!   restarts.
 
 mod batches;
 mod counters;
+mod fast;
 mod markers;
 mod schedules;
 

@@ -27,21 +27,6 @@ fn reply_info(mut info: StreamInfo) -> StreamInfo {
     info
 }
 
-/// Refuses config features rill accepts on the wire but does not implement yet, so a
-/// client is told instead of getting a stream that silently ignores them.
-///
-/// # Errors
-/// `STREAM_CREATE` naming the first unsupported feature.
-fn unsupported(cfg: &StreamConfig) -> Result<(), ApiError> {
-    let features = [(cfg.allow_batched, "allow_batched")];
-    match features.iter().find(|(on, _)| *on) {
-        Some((_, name)) => {
-            Err(ErrorCode::STREAM_CREATE.err(format!("{name} is not supported by rill")))
-        }
-        None => Ok(()),
-    }
-}
-
 pub(super) async fn create(
     js: &Arc<JetStream>,
     name: &str,
@@ -56,7 +41,6 @@ pub(super) async fn create(
     }
     let _locked = js.api_locks.admin(name).await;
     let mut cfg = origins_checked(js, cfg)?;
-    unsupported(&cfg)?;
     if let Some(meta) = &meta {
         return replicated_create(js, meta, cfg).await;
     }
@@ -134,7 +118,6 @@ pub(super) async fn update(
     let cfg = origins_checked(js, cfg)?;
     if let Some((meta, old)) = assigned(js, name).await {
         let mut cfg = validate::stream_update_rules(&old.config, cfg)?;
-        unsupported(&cfg)?;
         js.check_overlap(&cfg)?;
         validate::stamp_stream_metadata(&mut cfg);
         let info = replica::update(js, &meta, &old, cfg).await?;
@@ -147,7 +130,6 @@ pub(super) async fn update(
         return Err(ErrorCode::STREAM_NOT_FOUND.error());
     };
     let mut cfg = validate::stream_update(&old, cfg)?;
-    unsupported(&cfg)?;
     consumers_within_limits(js, name, &cfg).await?;
     js.check_overlap(&cfg)?;
     js.check_resources(&cfg)?;

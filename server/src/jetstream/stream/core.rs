@@ -146,6 +146,8 @@ pub struct StreamCore {
     pub(super) schedules: super::schedule::Schedules,
     /// Atomic batches being staged (see `batch`).
     pub(super) batches: super::batch::Batches,
+    /// Fast batches being received (see `fast`).
+    pub(super) fast: super::fast::FastBatches,
 }
 
 impl StreamCore {
@@ -486,11 +488,13 @@ impl StreamCore {
         self.place_markers(emptied);
         self.fire_schedules(now);
         self.batches.expire(now);
+        self.fast.expire(now);
         let deadline = [
             self.store.next_expiry(),
             self.ttls.next(),
             self.schedules.next(),
             self.batches.next_timeout(),
+            self.fast.next_timeout(),
         ]
         .into_iter()
         .flatten()

@@ -72,6 +72,9 @@ impl StreamCore {
         headers: Option<&Bytes>,
         payload: &Bytes,
     ) {
+        if let Some(reply) = reply.as_ref().filter(|r| super::fast::is_fast(r)) {
+            return self.fast_publish(reply, subject, headers, payload);
+        }
         let result = match (super::batch::batch_id(headers), headers) {
             (Some(id), Some(h)) => match self.stage(id, subject, h, payload) {
                 Ok(None) => return self.answer_staged(reply),
@@ -80,18 +83,23 @@ impl StreamCore {
             },
             _ => self.ingest(subject, headers.map(|h| &h[..]), payload),
         };
-        let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) else {
-            return;
-        };
+        if let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) {
+            self.answer(&reply, result);
+        }
+    }
+
+    /// Sends a publish's PubAck or error to `reply`, after the batch's sync when the
+    /// stream syncs every write.
+    pub(super) fn answer(&mut self, reply: &Bytes, result: Result<PubAck, ApiError>) {
         let ack = match result {
             Ok(ack) => PubAckResponse { error: None, ack },
             Err(e) => PubAckResponse::err(self.name.clone(), e),
         };
         if self.dirty && self.sync == crate::jetstream::store::SyncPolicy::Always {
-            self.pending.push((reply, ack));
+            self.pending.push((reply.clone(), ack));
         } else {
             let body = serde_json::to_vec(&ack).unwrap_or_default();
-            self.send(&reply, None, &Bytes::from(body));
+            self.send(reply, None, &Bytes::from(body));
         }
     }
 

@@ -18,6 +18,7 @@ mod core;
 mod counter;
 mod dedupe;
 mod direct;
+mod fast;
 mod handle;
 mod ingest;
 mod link;
@@ -248,6 +249,7 @@ fn open(
         origins: source::status::Status::default(),
         schedules: schedule::Schedules::default(),
         batches: batch::Batches::default(),
+        fast: fast::FastBatches::default(),
     };
     if batch::repair_torn(core.store.as_mut()).map_err(|e| error::create_error(&e))? > 0 {
         core.dirty = true;
