@@ -195,6 +195,28 @@ pub struct Accounts {
     by_name: RwLock<HashMap<String, Arc<Account>>>,
     /// Links to other servers, attached to each account's router (see [`Accounts::link`]).
     remotes: RwLock<Vec<Arc<dyn RemoteFactory>>>,
+    /// Run on each account as it is created (see [`Accounts::each_account`]).
+    hooks: RwLock<Vec<AccountHook>>,
+}
+
+/// Something every account gets when it is created, such as the system account's
+/// services each account imports ([`Accounts::each_account`]).
+#[derive(Clone)]
+pub struct AccountHook(Arc<HookFn>);
+
+type HookFn = dyn Fn(&Arc<Account>) + Send + Sync;
+
+impl AccountHook {
+    /// A hook that runs `f` on each account.
+    pub fn new(f: impl Fn(&Arc<Account>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for AccountHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountHook")
+    }
 }
 
 impl Default for Accounts {
@@ -205,6 +227,7 @@ impl Default for Accounts {
             global,
             by_name: RwLock::new(by_name),
             remotes: RwLock::new(Vec::new()),
+            hooks: RwLock::new(Vec::new()),
         }
     }
 }
@@ -232,8 +255,20 @@ impl Accounts {
             for remotes in crate::locks::read(&self.remotes).iter() {
                 acc.router.attach(remotes.remote_for(&acc.name));
             }
+            let hooks = crate::locks::read(&self.hooks).clone();
+            for hook in hooks {
+                (hook.0)(&acc);
+            }
         }
         acc
+    }
+
+    /// Runs `hook` on every account now and on each account created later.
+    pub fn each_account(&self, hook: AccountHook) {
+        crate::locks::write(&self.hooks).push(hook.clone());
+        for acc in self.all() {
+            (hook.0)(&acc);
+        }
     }
 
     /// The account called `name`, if it exists (never creates one: a name that came

@@ -348,3 +348,130 @@ async fn cli_account_limits_as_nats_server() {
     assert_eq!(outputs[0], outputs[1], "rill and nats-server differ");
     insta::assert_snapshot!("cli_account_limits", outputs[0]);
 }
+
+/// `$SYS.REQ.USER.INFO`'s `data` with its permission lists sorted (nats-server lists them
+/// in map order) and `expires` (nanoseconds left) checked against `exp_in` seconds and
+/// replaced by a placeholder.
+fn user_info_data(reply: &Value, exp_in: Option<i64>) -> Value {
+    let mut data = reply["data"].clone();
+    if let Some(perms) = data["permissions"].as_object_mut() {
+        for side in perms.values_mut() {
+            for list in side
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+            {
+                if let Some(items) = list.as_array_mut() {
+                    items.sort_by_key(Value::to_string);
+                }
+            }
+        }
+    }
+    if let Some(secs) = exp_in {
+        let left = data["expires"].as_i64().expect("expires") / 1_000_000_000;
+        assert!(left > secs - 30 && left <= secs, "expires {left}s: {data}");
+        data["expires"] = json!("<ns left>");
+    }
+    data
+}
+
+const INFO_CONFIG: &str = r#"accounts {
+  SYS { users [{user: sys, password: sys}] }
+  APP { users [
+    {user: app, password: app, permissions: {
+      publish: {allow: ["foo.>", "$SYS.REQ.>", "_INBOX.>"], deny: ["foo.secret"]},
+      subscribe: {allow: ["jobs.> workers", "_INBOX.>"]},
+      allow_responses: {max: 3, expires: "1m"}}}
+    {user: app2, password: app2}
+  ] }
+}
+system_account: SYS
+"#;
+
+/// Every account asks `$SYS.REQ.USER.INFO` about itself, and its own connections over
+/// `$SYS.REQ.SERVER.PING.CONNZ`, `$SYS.REQ.ACCOUNT.PING.CONNZ` and `.STATZ`, as
+/// nats-server imports them into each account; the system account asks an account's
+/// `LEAFZ`. The same answers (fields) on both servers.
+#[tokio::test]
+async fn user_info_and_account_pings_as_nats_server() {
+    let mut results = Vec::new();
+    for kind in KINDS {
+        let server = TestServer::with_config(kind, INFO_CONFIG).await;
+        let mut out = Vec::new();
+        let mut clients = Vec::new();
+        for user in ["app", "app2", "sys"] {
+            let client =
+                async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
+                    .connect(server.url())
+                    .await
+                    .expect("connects");
+            let reply = request(&client, "$SYS.REQ.USER.INFO".into(), "").await;
+            out.push(format!(
+                "{user} USER.INFO: {}",
+                user_info_data(&reply, None)
+            ));
+            clients.push(client);
+        }
+        let app2 = &clients[1];
+        for subject in [
+            "$SYS.REQ.SERVER.PING.CONNZ",
+            "$SYS.REQ.ACCOUNT.PING.CONNZ",
+            "$SYS.REQ.ACCOUNT.PING.STATZ",
+        ] {
+            let reply = request(app2, subject.into(), "").await;
+            let data = &reply["data"];
+            let counted = data["num_connections"]
+                .as_u64()
+                .or_else(|| data["account_statz"][0]["conns"].as_u64());
+            assert_eq!(counted, Some(2), "{kind:?} {subject}: {reply}");
+            // The envelope; a connection's own fields are /connz's (monitoring tests).
+            let envelope: Vec<String> = key_paths(&reply)
+                .into_iter()
+                .filter(|p| !p.starts_with("data.connections[]."))
+                .collect();
+            out.push(format!("app2 {subject}: {}", envelope.join(" ")));
+        }
+        let leafz = request(&clients[2], "$SYS.REQ.ACCOUNT.APP.LEAFZ".into(), "").await;
+        assert_eq!(leafz["data"]["leafnodes"], json!(0), "{kind:?}: {leafz}");
+        out.push(format!(
+            "sys ACCOUNT.APP.LEAFZ: {}",
+            key_paths(&leafz).join(" ")
+        ));
+        results.push(out);
+    }
+    assert_eq!(
+        results[0], results[1],
+        "rill (left) and nats-server (right) differ"
+    );
+    insta::assert_snapshot!(results[0].join("\n"));
+}
+
+/// A JWT user's `$SYS.REQ.USER.INFO`: its public key, the account's key and name, the
+/// JWT's permissions and the time left before the JWT expires, as nats-server.
+#[tokio::test]
+async fn jwt_user_info_as_nats_server() {
+    let mut results = Vec::new();
+    for kind in KINDS {
+        let setup = Setup::new(json!({}));
+        let server = TestServer::with_config(kind, &setup.config()).await;
+        let user = setup.app.user(
+            "dev",
+            json!({"exp": now() + 3600,
+                   "pub": {"allow": ["$SYS.REQ.USER.INFO", "dev.>"], "deny": ["dev.x"]},
+                   "sub": {"allow": ["_INBOX.>"]},
+                   "resp": {"max": 1, "ttl": 5_000_000_000_i64}}),
+        );
+        let client = connect_jwt(&server, user.jwt.clone(), user.key.seed().expect("seed")).await;
+        let reply = request(&client, "$SYS.REQ.USER.INFO".into(), "").await;
+        let data = user_info_data(&reply, Some(3600))
+            .to_string()
+            .replace(&user.public(), "<USER>")
+            .replace(&setup.app.public(), "<APP>");
+        results.push(data);
+    }
+    assert_eq!(
+        results[0], results[1],
+        "rill (left) and nats-server (right) differ"
+    );
+    insta::assert_snapshot!(results[0]);
+}

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use rill_protocol::subject;
+use serde_json::{Map, Value, json};
 
 use crate::config;
 
@@ -33,6 +34,14 @@ impl Rule {
         let subject = parts.next().unwrap_or_default().to_string();
         let queue = parts.next().map(str::to_string);
         Self { subject, queue }
+    }
+
+    /// The rule as configured: `subject` or `subject queue`.
+    fn text(&self) -> String {
+        match &self.queue {
+            Some(q) => format!("{} {q}", self.subject),
+            None => self.subject.clone(),
+        }
     }
 }
 
@@ -58,6 +67,22 @@ impl Rules {
             .as_ref()
             .is_none_or(|a| a.iter().any(|r| subject::matches(&r.subject, subj)));
         allowed && !self.denies(subj)
+    }
+
+    /// `{"allow": [..], "deny": [..]}`, empty lists left out (nats-server's layout).
+    fn to_json(&self) -> Value {
+        let mut doc = Map::new();
+        let lists = [
+            ("allow", self.allow.as_deref()),
+            ("deny", Some(&self.deny[..])),
+        ];
+        for (key, rules) in lists {
+            if let Some(rules) = rules.filter(|r| !r.is_empty()) {
+                let texts: Vec<String> = rules.iter().map(Rule::text).collect();
+                doc.insert(key.into(), json!(texts));
+            }
+        }
+        Value::Object(doc)
     }
 
     fn denies(&self, subj: &str) -> bool {
@@ -168,6 +193,23 @@ impl Permissions {
     pub fn responses(&self) -> Option<ResponseGrant> {
         self.responses
     }
+
+    /// The permissions in nats-server's JSON layout (`$SYS.REQ.USER.INFO`): `publish`
+    /// and `subscribe` with their `allow`/`deny` lists, `responses` with `max` and `ttl`
+    /// (nanoseconds).
+    pub fn to_json(&self) -> Value {
+        let mut doc = Map::new();
+        for (key, rules) in [("publish", &self.publish), ("subscribe", &self.subscribe)] {
+            if let Some(rules) = rules {
+                doc.insert(key.into(), rules.to_json());
+            }
+        }
+        if let Some(r) = self.responses {
+            let ttl = u64::try_from(r.expires.as_nanos()).unwrap_or(u64::MAX);
+            doc.insert("responses".into(), json!({"max": r.max, "ttl": ttl}));
+        }
+        Value::Object(doc)
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +267,24 @@ mod tests {
                 max: 1,
                 expires: DEFAULT_RESPONSE_EXPIRES
             })
+        );
+    }
+
+    #[test]
+    fn json_lists_rules_as_configured() {
+        let p = Permissions::compile(&config::Permissions {
+            publish: rules(&["a.>"], &[]),
+            subscribe: rules(&["jobs.> workers"], &["x"]),
+            allow_responses: Some(config::ResponsePermission {
+                max: 2,
+                expires: Duration::from_secs(1),
+            }),
+        });
+        assert_eq!(
+            p.to_json(),
+            json!({"publish": {"allow": ["a.>"]},
+                   "subscribe": {"allow": ["jobs.> workers"], "deny": ["x"]},
+                   "responses": {"max": 2, "ttl": 1_000_000_000_u64}})
         );
     }
 }

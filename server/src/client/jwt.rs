@@ -54,6 +54,14 @@ impl Connection {
         if let (Some(user), Some(jwt)) = (&user, self.state.jwt()) {
             jwt.ensure_wired(&self.state.accounts, &user.account);
         }
+        {
+            let mut info = locks::write(&self.link.info);
+            info.expires = user.as_ref().and_then(|u| u.expires);
+            info.user_name = user
+                .as_ref()
+                .map(|u| u.name.clone())
+                .filter(|n| !n.is_empty());
+        }
         self.jwt = user.map(|user| {
             let expiry = user.expires.map(|at| self.expiry_timer(at));
             JwtSession { user, expiry }

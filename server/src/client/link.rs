@@ -38,6 +38,11 @@ pub struct ClientInfo {
     /// CONNECT's `protocol`: 1 or more takes asynchronous INFO (cluster and lame-duck
     /// updates).
     pub protocol: i64,
+    /// When a JWT user's connection ends (JWT expiry or the end of its connect-time
+    /// window), unix seconds.
+    pub expires: Option<i64>,
+    /// A JWT user's `name` claim, if not empty.
+    pub user_name: Option<String>,
 }
 
 /// The part of a connection other tasks can reach.
@@ -121,6 +126,11 @@ impl ClientLink {
     /// Asks the connection to re-check itself against reloaded users and permissions.
     pub fn auth_reloaded(&self) {
         self.reload.notify_one();
+    }
+
+    /// The permissions in force (`None`: anything goes).
+    pub fn permissions(&self) -> Option<Arc<Permissions>> {
+        locks::read(&self.perms).clone()
     }
 
     /// True for an MQTT device's connection (it speaks MQTT, not the NATS protocol).

@@ -85,6 +85,11 @@ impl Clients {
         v
     }
 
+    /// The live client `cid`, if connected.
+    pub fn get(&self, cid: u64) -> Option<Arc<ClientLink>> {
+        locks::lock(&self.by_cid).get(&cid).cloned()
+    }
+
     /// Number of live clients.
     pub fn len(&self) -> usize {
         locks::lock(&self.by_cid).len()

@@ -164,7 +164,7 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
         "/subsz" | "/subscriptionsz" => json(&connz::subsz(state, &q)),
         "/routez" => json(&varz::routez(state, routez_subs(&q))),
         "/accountz" => json(&varz::accountz(state)),
-        "/leafz" => json(&varz::leafz(state, leafz_subs(&q))),
+        "/leafz" => json(&varz::leafz(state, leafz_subs(&q), acc_of(&q))),
         "/jsz" => json(&varz::jsz(state, &q).await),
         "/healthz" => healthz(state, &q),
         "/metrics" => text(
@@ -194,7 +194,7 @@ pub async fn document(
         "JSZ" => varz::jsz(state, q).await,
         "ACCOUNTZ" => varz::accountz(state),
         "ROUTEZ" => varz::routez(state, routez_subs(q)),
-        "LEAFZ" => varz::leafz(state, leafz_subs(q)),
+        "LEAFZ" => varz::leafz(state, leafz_subs(q), acc_of(q)),
         _ => return None,
     })
 }
@@ -202,6 +202,11 @@ pub async fn document(
 /// `subs=1` (or `true`) lists each route's subscriptions, `subs=detail` with details.
 fn routez_subs(q: &HashMap<String, String>) -> &str {
     q.get("subs").map_or("", String::as_str)
+}
+
+/// `acc=<name>`: one account only.
+fn acc_of(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("acc").map(String::as_str).filter(|a| !a.is_empty())
 }
 
 /// `subs=1` (or `true`) lists each leaf link's subscriptions.

@@ -261,10 +261,16 @@ pub(super) fn routez(state: &Arc<ServerState>, subs: &str) -> Value {
 }
 
 /// The `/leafz` document (`subs`: each link's subscriptions too).
-pub(super) fn leafz(state: &Arc<ServerState>, subs: bool) -> Value {
+/// The `/leafz` document; with `acc`, only that account's leaf connections (as
+/// `/leafz?acc=` and `$SYS.REQ.ACCOUNT.<acc>.LEAFZ`).
+pub(super) fn leafz(state: &Arc<ServerState>, subs: bool, acc: Option<&str>) -> Value {
     let mut doc = state
         .leafs()
         .map_or_else(|| json!({ "leafnodes": 0, "leafs": [] }), |l| l.leafz(subs));
+    if let (Some(acc), Some(leafs)) = (acc, doc["leafs"].as_array_mut()) {
+        leafs.retain(|l| l["account"] == acc);
+        doc["leafnodes"] = json!(leafs.len());
+    }
     doc["server_id"] = json!(state.server_id);
     doc["now"] = json!(rfc3339(SystemTime::now()));
     doc

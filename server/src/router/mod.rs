@@ -45,6 +45,10 @@ pub struct Msg<'a> {
     /// it shows the stored message's subject; `None` for an ordinary publish, routed
     /// by `subject`. A stream import maps and routes by it (see [`Router::deliver_routed`]).
     pub routed_by: Option<&'a [u8]>,
+    /// The owner id of the local connection that published it, as [`Router::publish`]
+    /// saw it (0 for internal publishers and messages from other servers): the system
+    /// account's `$SYS.REQ.USER.INFO` answers the requester with it.
+    pub publisher: u64,
     source: Source<'a>,
 }
 
@@ -77,6 +81,7 @@ impl<'a> Msg<'a> {
             headers: headers.map(|h| &h[..]),
             payload,
             routed_by: None,
+            publisher: 0,
             source: Source::Parts {
                 subject,
                 reply,
@@ -94,6 +99,7 @@ impl<'a> Msg<'a> {
             headers: publish.headers(),
             payload: publish.payload(),
             routed_by: None,
+            publisher: 0,
             source: Source::Frame(publish.frame()),
         }
     }
@@ -477,7 +483,11 @@ impl Router {
     /// wants its own messages), then hands it to the attached links to other servers.
     pub fn publish(&self, from: u64, echo: bool, msg: &Msg<'_>) -> Fanout {
         let skip_own = |s: &Subscription| !echo && from != 0 && s.owner.owner_id() == from;
-        self.route(msg, Origin::Local, None, &skip_own)
+        let msg = Msg {
+            publisher: from,
+            ..*msg
+        };
+        self.route(&msg, Origin::Local, None, &skip_own)
     }
 
     /// Delivers `msg` to the subscriptions matching `route` (one member per queue

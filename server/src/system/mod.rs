@@ -7,9 +7,16 @@
 //!   `$SYS.REQ.SERVER.<id>.<KIND>` for this server's id (`VARZ`, `CONNZ`, `SUBSZ`, `JSZ`,
 //!   `HEALTHZ`, `ACCOUNTZ`, `ROUTEZ`, `STATSZ`), see [`requests`], and the
 //!   administrative `KICK`, `LDM` and `RELOAD`, see [`admin`];
-//! - `$SYS.REQ.ACCOUNT.<account>.<KIND>` (`CONNZ`, `SUBSZ`, `JSZ`, `INFO`, `CONNS`) and
+//! - `$SYS.REQ.ACCOUNT.<account>.<KIND>` (`CONNZ`, `SUBSZ`, `LEAFZ`, `JSZ`, `INFO`,
+//!   `STATZ`, `CONNS`) and
 //!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, see
 //!   [`claims`].
+//!
+//! Every account also gets the requests nats-server imports into each account from the
+//! system account, answered in that account ([`imported`]): `$SYS.REQ.USER.INFO` (the
+//! requester's own user, account, permissions and expiry), `$SYS.REQ.SERVER.PING.CONNZ`
+//! and `$SYS.REQ.ACCOUNT.PING.CONNZ` (the account's connections) and
+//! `$SYS.REQ.ACCOUNT.PING.STATZ` (its connection counts).
 //!
 //! It also publishes events ([`events`]): client connect/disconnect and auth errors (it is
 //! the server's [`crate::client::events::EventSink`]), and the `$SYS.SERVER.<id>.STATSZ`
@@ -23,10 +30,12 @@
 pub mod admin;
 pub mod claims;
 pub mod events;
+pub mod imported;
 pub mod requests;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -34,7 +43,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
-use crate::account::Account;
+use crate::account::{Account, AccountHook};
 use crate::monitoring::rfc3339;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::{ServerState, VERSION};
@@ -54,6 +63,11 @@ pub struct Request {
     pub reply: Option<Bytes>,
     /// Body.
     pub payload: Bytes,
+    /// The account it was asked in, where the reply goes: the system account, or an
+    /// account asking one of the [`imported`] requests.
+    pub account: Arc<Account>,
+    /// The local connection that asked (0 when internal or from another server).
+    pub publisher: u64,
 }
 
 /// The `server` object of every reply and event.
@@ -92,6 +106,8 @@ pub struct System {
 #[derive(Debug)]
 struct SysSubscriber {
     tx: mpsc::Sender<Request>,
+    /// The account subscribed in (weak: the account's router holds this subscriber).
+    account: Weak<Account>,
 }
 
 impl Subscriber for SysSubscriber {
@@ -100,10 +116,15 @@ impl Subscriber for SysSubscriber {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
+        let Some(account) = self.account.upgrade() else {
+            return Delivery::Dropped;
+        };
         let req = Request {
             subject: String::from_utf8_lossy(msg.subject).into_owned(),
             reply: msg.reply.map(Bytes::copy_from_slice),
             payload: Bytes::copy_from_slice(msg.payload),
+            account,
+            publisher: msg.publisher,
         };
         match self.tx.try_send(req) {
             Ok(()) => Delivery::Queued,
@@ -129,6 +150,42 @@ fn subjects(state: &ServerState) -> Vec<String> {
     v
 }
 
+/// Subscribes `subjects` in `account` for the system task.
+fn subscribe(account: &Arc<Account>, tx: &mpsc::Sender<Request>, subjects: &[impl AsRef<str>]) {
+    let owner: Arc<dyn Subscriber> = Arc::new(SysSubscriber {
+        tx: tx.clone(),
+        account: Arc::downgrade(account),
+    });
+    for (i, subject) in subjects.iter().enumerate() {
+        let sub = Subscription::new(
+            Bytes::from(format!("sys{i}")),
+            Bytes::copy_from_slice(subject.as_ref().as_bytes()),
+            None,
+            Arc::clone(&owner),
+        );
+        account.router.subscribe(&sub);
+    }
+}
+
+/// Subscribes the [`imported`] requests in every account, once each (the system account
+/// itself takes only `USER.INFO`: it answers the others as system requests).
+fn imports_hook(system: &str, tx: &mpsc::Sender<Request>) -> AccountHook {
+    let system = system.to_string();
+    let tx = tx.clone();
+    let done = Mutex::new(HashSet::new());
+    AccountHook::new(move |account: &Arc<Account>| {
+        if !crate::locks::lock(&done).insert(account.name.clone()) {
+            return;
+        }
+        let subjects = if account.name == system {
+            &imported::SUBJECTS[..1]
+        } else {
+            &imported::SUBJECTS[..]
+        };
+        subscribe(account, &tx, subjects);
+    })
+}
+
 impl System {
     /// Subscribes the system subjects and starts the task that answers them and sends the
     /// statsz heartbeat, until `stop` turns true. `None` without a system account.
@@ -139,16 +196,8 @@ impl System {
         let name = state.system_account()?;
         let account = state.accounts.get(&name);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let owner: Arc<dyn Subscriber> = Arc::new(SysSubscriber { tx: tx.clone() });
-        for (i, subject) in subjects(state).into_iter().enumerate() {
-            let sub = Subscription::new(
-                Bytes::from(format!("sys{i}")),
-                Bytes::from(subject),
-                None,
-                Arc::clone(&owner),
-            );
-            account.router.subscribe(&sub);
-        }
+        subscribe(&account, &tx, &subjects(state));
+        state.accounts.each_account(imports_hook(&name, &tx));
         let system = Arc::new(Self {
             account,
             state: Arc::downgrade(state),
@@ -186,13 +235,14 @@ impl System {
         self.account.router.publish(0, true, &msg);
     }
 
-    /// Answers `req` (when it has a reply subject) with `body` as JSON, as is.
+    /// Answers `req` (when it has a reply subject) with `body` as JSON, as is, in the
+    /// account it was asked in.
     pub fn reply(&self, req: &Request, body: &impl Serialize) {
         let (Some(reply), Ok(json)) = (&req.reply, serde_json::to_vec(body)) else {
             return;
         };
         let payload = Bytes::from(json);
-        self.account
+        req.account
             .router
             .publish(0, true, &Msg::new(reply, None, None, &payload));
     }
@@ -249,7 +299,10 @@ async fn activation_expiry(jwt: Option<&crate::auth::jwt::JwtAuth>) {
 }
 
 async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {
-    debug!("system request on {}", req.subject);
+    debug!("system request on {} in {}", req.subject, req.account.name);
+    if !Arc::ptr_eq(&req.account, &system.account) || req.subject == imported::USER_INFO {
+        return imported::handle(state, system, &req).await;
+    }
     let tokens: Vec<&str> = req.subject.split('.').collect();
     match tokens.as_slice() {
         ["$SYS", "REQ", "SERVER", ..] => {

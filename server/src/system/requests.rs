@@ -75,7 +75,7 @@ pub(super) async fn account(
     let mut q = query(&body_of(req));
     q.insert("acc".into(), account.to_string());
     let data = match kind {
-        "CONNZ" | "SUBSZ" | "JSZ" => monitoring::document(state, kind, &q).await,
+        "CONNZ" | "SUBSZ" | "JSZ" | "LEAFZ" => monitoring::document(state, kind, &q).await,
         "INFO" => Some(account_info(state, account)),
         "STATZ" => account_statz(state, account, &body_of(req)),
         "CONNS" => Some(account_conns(state, account)),
