@@ -153,7 +153,7 @@ impl<B: Backend> Store<B> {
             return Err(self.missing(seq));
         };
         for bad in self.backend.verify(&self.core, slot) {
-            let size = self.core.get(bad).map_or(0, |s| u64::from(s.size));
+            let size = self.core.get(bad).map_or(0, |s| u64::from(s.size.get()));
             self.damage.found(bad, size, "record does not validate");
         }
         if self.damage.is_pending(seq) {
@@ -162,7 +162,7 @@ impl<B: Backend> Store<B> {
         let subject = self.core.subjects.name(slot.subj);
         match self.backend.read(seq, subject, slot) {
             Err(StoreError::Corrupt(why)) => {
-                self.damage.found(seq, u64::from(slot.size), &why);
+                self.damage.found(seq, u64::from(slot.size.get()), &why);
                 Err(StoreError::Deleted)
             }
             r => r,
@@ -239,7 +239,7 @@ impl<B: Backend> Store<B> {
             let replaced = subj_state
                 .filter(|_| at_subject_limit)
                 .and_then(|s| self.core.get(s.first))
-                .map_or(0, |slot| u64::from(slot.size));
+                .map_or(0, |slot| u64::from(slot.size.get()));
             if replaced < size {
                 return Err(StoreError::MaxBytes);
             }

@@ -92,7 +92,7 @@ fn encode(b: &Block, core: &Core<FileLoc>) -> Vec<u8> {
             seq,
             subj,
             ts: s.ts,
-            size: s.size,
+            size: s.size.get(),
             loc: s.loc,
         };
         put_entry(&mut body, &prev, &e);

@@ -208,7 +208,7 @@ fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
             seq,
             subj: remap[s.subj as usize],
             ts: s.ts,
-            size: s.size,
+            size: s.size.get(),
             loc: s.loc,
         };
         put_entry(&mut out, &prev, &e);
