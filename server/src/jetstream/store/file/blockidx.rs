@@ -48,8 +48,10 @@ pub(super) fn parse_idx_name(name: &str) -> Option<u32> {
         .flatten()
 }
 
-/// A decoded block index: the block as it was described, and its live messages
-/// (each entry's `subj` indexes `subjects`).
+/// A checked block index: the block as it was described, and its live messages
+/// (each entry's `subj` indexes `subjects`), kept encoded: they are decoded
+/// again straight into the store's index when the block is adopted, so an open
+/// holds no per-message buffer beside it.
 #[derive(Debug)]
 pub(crate) struct BlockIndex {
     pub(crate) id: u32,
@@ -59,14 +61,34 @@ pub(crate) struct BlockIndex {
     pub(crate) last_seq: u64,
     last_ts: i64,
     subjects: Vec<String>,
-    entries: Vec<Entry>,
+    /// Number of entries, the first and the newest.
+    n: usize,
+    first: Option<Entry>,
+    newest: Option<Entry>,
+    /// The file's bytes (without the crc) and where the entries start in them.
+    data: Vec<u8>,
+    entries_at: usize,
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 impl BlockIndex {
     /// Number of live messages it lists.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn msgs(&self) -> usize {
-        self.entries.len()
+        self.n
+    }
+
+    /// The entries in order (all checked by `decode`).
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        let mut r = Reader {
+            buf: &self.data,
+            pos: self.entries_at,
+        };
+        let mut prev = Entry::default();
+        (0..self.n).map_while(move |_| {
+            let e = read_entry(&mut r, &prev).ok()?;
+            prev = e;
+            Some(e)
+        })
     }
 }
 
@@ -125,58 +147,62 @@ fn encode(b: &Block, core: &Core<FileLoc>) -> Vec<u8> {
 
 /// Decodes and checks a block index file: checksum, magic, and every entry in
 /// sequence order, inside the block and the range it describes.
-pub(crate) fn decode(data: &[u8]) -> Result<BlockIndex, String> {
+pub(crate) fn decode(mut data: Vec<u8>) -> Result<BlockIndex, String> {
     let body_len = data.len().checked_sub(4).ok_or("index too short")?;
     let mut crc = [0; 4];
     crc.copy_from_slice(&data[body_len..]);
     if crc32fast::hash(&data[..body_len]) != u32::from_le_bytes(crc) {
         return Err("index checksum mismatch".into());
     }
-    let mut r = Reader {
-        buf: &data[..body_len],
-        pos: 0,
-    };
+    data.truncate(body_len);
+    let mut r = Reader { buf: &data, pos: 0 };
     if r.take(8)? != MAGIC {
         return Err("index magic".into());
     }
-    let mut idx = BlockIndex {
-        id: r.u32()?,
-        first_seq: r.u64()?,
-        prev_ts: r.u64()? as i64,
-        len: r.u64()?,
-        last_seq: r.u64()?,
-        last_ts: r.u64()? as i64,
-        subjects: Vec::new(),
-        entries: Vec::new(),
-    };
+    let (id, first_seq, prev_ts) = (r.u32()?, r.u64()?, r.u64()? as i64);
+    let (len, last_seq, last_ts) = (r.u64()?, r.u64()?, r.u64()? as i64);
+    let mut subjects = Vec::new();
     for _ in 0..r.u32()? {
         let len = usize::from(r.u16()?);
         let name = std::str::from_utf8(r.take(len)?).map_err(|_| "subject not utf-8")?;
-        idx.subjects.push(name.to_owned());
+        subjects.push(name.to_owned());
     }
     let n = usize::try_from(r.varint()?).map_err(|_| "message count")?;
     // Every entry takes at least 7 bytes: a count the rest cannot hold is damage.
     if n > (r.buf.len() - r.pos) / 7 {
         return Err("message count beyond the index".into());
     }
-    idx.entries.reserve(n);
-    let mut prev = Entry::default();
+    let entries_at = r.pos;
+    let (mut prev, mut first) = (Entry::default(), None);
     for _ in 0..n {
         let e = read_entry(&mut r, &prev)?;
-        let in_block = e.loc.blk == idx.id
+        let in_block = e.loc.blk == id
             && e.loc.off >= BLOCK_HDR as u32
-            && u64::from(e.loc.off) + u64::from(e.loc.len) <= idx.len;
-        let in_order = e.seq > prev.seq && e.seq >= idx.first_seq && e.seq <= idx.last_seq;
-        if !in_block || !in_order || e.subj as usize >= idx.subjects.len() {
+            && u64::from(e.loc.off) + u64::from(e.loc.len) <= len;
+        let in_order = e.seq > prev.seq && e.seq >= first_seq && e.seq <= last_seq;
+        if !in_block || !in_order || e.subj as usize >= subjects.len() {
             return Err(format!("index entry for seq {} is inconsistent", e.seq));
         }
-        idx.entries.push(e);
+        first.get_or_insert(e);
         prev = e;
     }
     if r.pos != r.buf.len() {
         return Err("trailing bytes in index".into());
     }
-    Ok(idx)
+    Ok(BlockIndex {
+        id,
+        first_seq,
+        prev_ts,
+        len,
+        last_seq,
+        last_ts,
+        subjects,
+        n,
+        first,
+        newest: (n > 0).then_some(prev),
+        data,
+        entries_at,
+    })
 }
 
 impl FileBackend {
@@ -253,7 +279,7 @@ impl FileBackend {
                 return None;
             }
         };
-        decode(&data)
+        decode(data)
             .inspect_err(|why| warn!(block = id, %why, "block index ignored; scanning the block"))
             .ok()
             .filter(|idx| idx.id == id)
@@ -296,7 +322,7 @@ impl FileBackend {
             if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
                 self.snapshot_floor = Some(floor);
             }
-            self.rejected.extend(idx.entries.iter().map(|e| e.seq));
+            self.rejected.extend(idx.entries().map(|e| e.seq));
             return Ok(false);
         }
         if let Some(after) = self.lost_tail_after.take()
@@ -322,7 +348,7 @@ fn check_entries(
     file: &dyn crate::jetstream::store::vfs::VFile,
     core: &Core<FileLoc>,
 ) -> Result<(), String> {
-    let (Some(first), Some(newest)) = (idx.entries.first(), idx.entries.last()) else {
+    let (Some(first), Some(newest)) = (idx.first, idx.newest) else {
         return Ok(());
     };
     if first.seq <= core.last_seq() {
@@ -353,9 +379,9 @@ fn install(
     }
     // Interned on first use: a subject with no message must not appear.
     let mut ids: Vec<Option<u32>> = vec![None; idx.subjects.len()];
-    core.reserve(idx.entries.len());
+    core.reserve(idx.n);
     let mut b = Block::empty(idx.id, idx.first_seq, idx.prev_ts, file);
-    for e in &idx.entries {
+    for e in idx.entries() {
         let i = e.subj as usize;
         let subj = *ids[i].get_or_insert_with(|| core.intern(&idx.subjects[i]));
         core.insert_known(e.seq, subj, e.size, e.ts, e.loc);

@@ -75,7 +75,7 @@ pub(crate) fn index_snapshot(data: &[u8]) {
 /// The block index decoder: never panics; what it accepts is checksummed and
 /// lists no more messages than its bytes can hold (7 bytes each at least).
 pub(crate) fn block_index(data: &[u8]) {
-    if let Ok(idx) = blockidx::decode(data) {
+    if let Ok(idx) = blockidx::decode(data.to_vec()) {
         let n = data.len();
         assert!(n >= 4);
         let crc = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
