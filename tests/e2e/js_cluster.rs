@@ -344,11 +344,10 @@ pub(crate) async fn stream_leader(cluster: &Cluster, stream: &str) -> String {
     }
 }
 
-/// Every message of `stream` on `node`, by sequence, once its last sequence is `last`.
-async fn contents(node: &Node, stream: &str, last: u64) -> Vec<(u64, String)> {
+/// Every message of `stream` up to `last`, by sequence, as the server `client` is
+/// connected to answers (the stream's leader, wherever the request arrives).
+async fn contents(client: async_nats::Client, stream: &str, last: u64) -> Vec<(u64, String)> {
     use base64::Engine as _;
-    let client = node.client().await;
-    info_until(node, stream, |i| i["state"]["last_seq"] == last).await;
     let mut out = Vec::new();
     for seq in 1..=last {
         let body = format!(r#"{{"seq":{seq}}}"#);
@@ -453,13 +452,16 @@ async fn r3_stream_keeps_every_acked_message_when_its_leader_is_killed() {
     .await["state"]["last_seq"]
         .as_u64()
         .unwrap();
-    let first = contents(cluster.node(0), "K", last).await;
+    // Each replica in turn leads and answers.
+    let views =
+        crate::js_cluster_leader::each_replica(&cluster, "K", |c| contents(c, "K", last)).await;
+    let first = &views[0];
     for (seq, payload) in &acked {
         let found: Vec<_> = first.iter().filter(|(_, p)| p == payload).collect();
         assert_eq!(found.len(), 1, "{payload} stored once: {found:?}");
         assert_eq!(found[0].0, *seq, "{payload} at its acked sequence");
     }
-    for node in &cluster.nodes[1..] {
-        assert_eq!(contents(node, "K", last).await, first, "{}", node.name());
+    for (node, view) in cluster.nodes.iter().zip(&views).skip(1) {
+        assert_eq!(view, first, "{}", node.name());
     }
 }

@@ -206,6 +206,7 @@ async fn publish_until(
     client: &async_nats::Client,
     want: Published,
     within: Duration,
+    what: &str,
 ) -> Vec<Published> {
     let deadline = Instant::now() + within;
     let mut seen = Vec::new();
@@ -216,7 +217,7 @@ async fn publish_until(
         }
         assert!(
             Instant::now() < deadline,
-            "no {want:?} within {within:?}: {seen:?}"
+            "{what}: no {want:?} within {within:?}: {seen:?}"
         );
         seen.push(got);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -237,14 +238,17 @@ async fn quorum_loss_on(kind: ServerKind) {
         cluster.nodes[*i].kill();
     }
     let lost = Instant::now();
-    let before = publish_until(&client, Published::NoResponders, Duration::from_secs(40)).await;
+    let what = format!("{kind:?} after the quorum went");
+    let within = Duration::from_secs(40);
+    let before = publish_until(&client, Published::NoResponders, within, &what).await;
     assert!(
         before.iter().all(|p| *p == Published::TimedOut),
         "{kind:?}: {before:?}"
     );
     let refused_after = lost.elapsed();
     cluster.nodes[others[0]].restart().await;
-    let back = publish_until(&client, Published::Acked, ELECTION).await;
+    let what = format!("{kind:?} after a peer returned");
+    let back = publish_until(&client, Published::Acked, Duration::from_secs(30), &what).await;
     assert!(
         back.iter().all(|p| *p == Published::NoResponders),
         "{kind:?}: {back:?}"
@@ -256,4 +260,108 @@ async fn quorum_loss_on(kind: ServerKind) {
 async fn r3_stream_without_quorum_refuses_publishes_as_nats_server() {
     quorum_loss_on(Nats).await;
     quorum_loss_on(Rill).await;
+}
+
+/// Makes each server in turn the stream's leader (a stepdown to it) and returns what
+/// `read` saw there: with every request answered by the leader, this is how a test
+/// sees each replica.
+pub(crate) async fn each_replica<F, Fut, T>(cluster: &Cluster, stream: &str, read: F) -> Vec<T>
+where
+    F: Fn(async_nats::Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut out = Vec::new();
+    for node in &cluster.nodes {
+        let want = node.name().to_string();
+        let body = format!(r#"{{"placement":{{"preferred":"{want}"}}}}"#);
+        let deadline = Instant::now() + ELECTION;
+        while stream_leader(cluster, stream).await != want {
+            // No answer while an election runs; "already leader" once it is done.
+            let _ = stepdown(node, stream, &body, Duration::from_secs(2)).await;
+            assert!(Instant::now() < deadline, "{want} never led {stream}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        out.push(read(node.client().await).await);
+    }
+    out
+}
+
+/// The stream's state with the deleted sequences, and every message left, as the
+/// leader reports them.
+async fn replica_view(client: async_nats::Client, stream: &str) -> (Value, Vec<Value>) {
+    let subject = format!("$JS.API.STREAM.INFO.{stream}");
+    let info = api(&client, &subject, r#"{"deleted_details":true}"#).await;
+    let mut state = info["state"].clone();
+    for time in ["first_ts", "last_ts"] {
+        state.as_object_mut().expect("state").remove(time);
+    }
+    let (first, last) = (
+        state["first_seq"].as_u64().unwrap_or_default(),
+        state["last_seq"].as_u64().unwrap_or_default(),
+    );
+    let mut msgs = Vec::new();
+    for seq in first..=last {
+        let subject = format!("$JS.API.STREAM.MSG.GET.{stream}");
+        let got = api(&client, &subject, &format!(r#"{{"seq":{seq}}}"#)).await;
+        let m = &got["message"];
+        if !m.is_null() {
+            msgs.push(json!([m["seq"], m["subject"], m["data"]]));
+        }
+    }
+    (state, msgs)
+}
+
+/// Deletes and purges (filter, keep, seq) sent to a follower's server: the answers,
+/// and each replica's state and messages afterwards.
+async fn purge_and_delete_on(kind: ServerKind) -> (Vec<Value>, (Value, Vec<Value>)) {
+    let cluster = three(kind).await;
+    let client = cluster.node(0).client().await;
+    let created = api(
+        &client,
+        "$JS.API.STREAM.CREATE.P",
+        r#"{"name":"P","subjects":["p.>"],"num_replicas":3}"#,
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+    for i in 1..=20u64 {
+        let subject = if i % 2 == 1 { "p.a" } else { "p.b" };
+        assert_eq!(publish(&client, subject).await, Some(i), "{kind:?}");
+    }
+    let leader = stream_leader(&cluster, "P").await;
+    let follower = cluster
+        .nodes
+        .iter()
+        .find(|n| n.name() != leader)
+        .expect("a follower");
+    let at = follower.client().await;
+    let mut answers = Vec::new();
+    for (op, body) in [
+        ("MSG.DELETE", r#"{"seq":3}"#),
+        ("MSG.DELETE", r#"{"seq":3}"#),
+        ("MSG.DELETE", r#"{"seq":99}"#),
+        ("MSG.DELETE", r#"{"seq":4,"no_erase":true}"#),
+        ("PURGE", r#"{"filter":"p.a","keep":2}"#),
+        ("PURGE", r#"{"seq":10}"#),
+        ("PURGE", r#"{"filter":"p.b","seq":16}"#),
+    ] {
+        answers.push(api(&at, &format!("$JS.API.STREAM.{op}.P"), body).await);
+    }
+    for i in 21..=23u64 {
+        assert_eq!(publish(&at, "p.b").await, Some(i), "{kind:?}");
+    }
+    answers.push(api(&at, "$JS.API.STREAM.PURGE.P", r#"{"filter":"p.a"}"#).await);
+    let views = each_replica(&cluster, "P", |c| replica_view(c, "P")).await;
+    for (node, view) in cluster.nodes.iter().zip(&views) {
+        assert_eq!(*view, views[0], "{kind:?}: {} differs", node.name());
+    }
+    (answers, views[0].clone())
+}
+
+#[tokio::test]
+async fn r3_purge_and_delete_reach_every_replica_as_nats_server() {
+    let nats = purge_and_delete_on(Nats).await;
+    let rill = purge_and_delete_on(Rill).await;
+    assert_eq!(rill.0, nats.0, "answers");
+    assert_eq!(rill.1, nats.1, "what is left");
+    assert!(!rill.1.1.is_empty(), "messages are left: {:?}", rill.1);
 }

@@ -2,7 +2,9 @@
 //! rules): [`to_leader`] on the server that took the request, [`answer`] on the
 //! leader's server, which runs the request as if it had arrived there.
 //!
-//! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`. Creates,
+//! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`, and
+//! `STREAM.PURGE` and `STREAM.MSG.DELETE`, which the leader proposes through the
+//! stream's group so every replica applies them in log order. Creates,
 //! updates and deletes go through the meta group instead; consumers are still per
 //! server.
 
@@ -29,7 +31,11 @@ pub(super) enum Forwarding {
 fn leader_stream<'a>(api: &ApiSubject<'a>) -> Option<&'a str> {
     use ApiSubject as A;
     match *api {
-        A::StreamInfo(s) | A::StreamMsgGet(s) | A::StreamLeaderStepdown(s) => Some(s),
+        A::StreamInfo(s)
+        | A::StreamMsgGet(s)
+        | A::StreamLeaderStepdown(s)
+        | A::StreamPurge(s)
+        | A::StreamMsgDelete(s) => Some(s),
         _ => None,
     }
 }

@@ -1,4 +1,5 @@
-//! `$JS.API.STREAM.MSG.GET.<stream>` and `$JS.API.STREAM.MSG.DELETE.<stream>`.
+//! `$JS.API.STREAM.MSG.GET.<stream>` and `$JS.API.STREAM.MSG.DELETE.<stream>` (of a
+//! replicated stream: proposed through its group on the leader, `cluster::replica`).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use rill_protocol::jsapi::{
 
 use super::Request;
 use crate::jetstream::JetStream;
+use crate::jetstream::cluster::replica;
 use crate::jetstream::stream::timestamp;
 
 pub(super) async fn get(
@@ -42,6 +44,14 @@ pub(super) async fn delete(
     req: &Request,
 ) -> Result<MsgDeleteResponse, ApiError> {
     req.check_level()?;
+    if let Some((meta, a)) = super::stream::assigned(js, name).await {
+        let body: MsgDeleteRequest = req.parse()?;
+        let done = replica::propose_op(&meta, &a.key(), replica::StreamOp::Delete(body)).await?;
+        return match done.error {
+            Some(e) => Err(e),
+            None => Ok(MsgDeleteResponse { success: true }),
+        };
+    }
     let handle = js
         .stream(name)
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;

@@ -100,7 +100,10 @@ fn replicated_info(info: StreamInfo) -> StreamInfo {
 }
 
 /// The assignment of `name` when it is a replicated stream of this account.
-async fn assigned(js: &JetStream, name: &str) -> Option<(Arc<MetaGroup>, StreamAssignment)> {
+pub(super) async fn assigned(
+    js: &JetStream,
+    name: &str,
+) -> Option<(Arc<MetaGroup>, StreamAssignment)> {
     let meta = js.share.meta()?;
     let a = meta.assignment(js.account_name(), name).await?;
     Some((Arc::clone(meta), a))
@@ -193,13 +196,10 @@ pub(super) async fn info(
     req.check_level()?;
     let body: StreamInfoRequest = req.parse()?;
     if let Some((meta, _)) = assigned(js, name).await {
-        let mut info = replica::info(js, &meta, name).await?;
+        let (mut info, paged) = replica::info(js, &meta, name, &body).await?;
         info.config.metadata =
             validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
-        return Ok(StreamInfoResponse {
-            paged: Paged::default(),
-            info,
-        });
+        return Ok(StreamInfoResponse { paged, info });
     }
     let handle = js
         .stream(name)
@@ -239,6 +239,16 @@ pub(super) async fn purge(
 ) -> Result<StreamPurgeResponse, ApiError> {
     req.check_level()?;
     let body: StreamPurgeRequest = req.parse()?;
+    if let Some((meta, a)) = assigned(js, name).await {
+        let done = replica::propose_op(&meta, &a.key(), replica::StreamOp::Purge(body)).await?;
+        if let Some(e) = done.error {
+            return Err(e);
+        }
+        return Ok(StreamPurgeResponse {
+            success: true,
+            purged: done.purged,
+        });
+    }
     let handle = js
         .stream(name)
         .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;

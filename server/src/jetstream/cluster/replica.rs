@@ -45,6 +45,13 @@
 //! so publishes get no responders (nats-server's leader gives up after about 20 s,
 //! publishes timing out until then), and takes them again once a quorum answers.
 //!
+//! # Purges and message deletes
+//! `STREAM.PURGE` and `STREAM.MSG.DELETE` reach the leader (forwarded), which queues
+//! them behind the publishes it already took ([`propose_op`]); the entry
+//! (a [`StreamOp`]) gets the leader's next time like a message, and every member
+//! applies it at the same place in the log, so the replicas stay identical; the
+//! leader's result is the API's answer.
+//!
 //! # Restarts
 //! A restarted member's machine is applied the log again from its start: an entry at
 //! or before the stream's last stored time is already in the store and skipped
@@ -53,8 +60,7 @@
 //!
 //! # Not yet
 //! Log compaction (the group takes no snapshots, so the log keeps every entry) and
-//! catch-up of a wiped replica from a snapshot; consumers are per server; purge and
-//! message delete act on the replica that serves the request; changing
+//! catch-up of a wiped replica from a snapshot; consumers are per server; changing
 //! `num_replicas` is refused (10061).
 
 use std::collections::BTreeMap;
@@ -67,9 +73,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use openraft::{BasicNode, ServerState as RaftState};
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ErrorCode, Nanos, PeerInfo, StorageType, StreamConfig, StreamInfo,
-    Timestamp,
+    ApiError, ClusterInfo, ErrorCode, MsgDeleteRequest, Nanos, Paged, PeerInfo, StorageType,
+    StreamConfig, StreamInfo, StreamInfoRequest, StreamPurgeRequest, Timestamp,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -78,7 +85,7 @@ use super::meta::{MetaAnswer, MetaOp, StreamAssignment};
 use super::{MetaGroup, lock, peer_id};
 use crate::account::Account;
 use crate::jetstream::store::{StdFs, now_ns};
-use crate::jetstream::stream::{StreamHandle, timestamp};
+use crate::jetstream::stream::{StreamCore, StreamHandle, timestamp};
 use crate::jetstream::{JetStream, JetStreams};
 use crate::raft::{self, Command, LogStore, Machine, MachineStore, Network, Raft, node_id};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
@@ -125,6 +132,8 @@ struct Lead {
     owner: Arc<dyn Subscriber>,
     /// A stepdown is handing the leadership over: take no publishes, answer nothing.
     stepping: AtomicBool,
+    /// The ingest task's queue, for purges and deletes proposed by the API.
+    ops: mpsc::Sender<Inbound>,
 }
 
 /// Where this server stands in a stream's group.
@@ -281,8 +290,9 @@ impl Replica {
         let lead = Arc::new(Lead {
             subs: Mutex::new(Vec::new()),
             since: Mutex::new(None),
-            owner: Arc::new(LeaderIngest { tx }),
+            owner: Arc::new(LeaderIngest { tx: tx.clone() }),
             stepping: AtomicBool::new(false),
+            ops: tx,
         });
         let account = Arc::clone(&js.account);
         let last_ts = Arc::new(AtomicI64::new(0));
@@ -523,13 +533,18 @@ pub async fn step_down(
     Some(Ok(()))
 }
 
-/// A publish the leader received, waiting to be proposed.
+/// What the leader's ingest task proposes, in arrival order.
 #[derive(Debug)]
-struct Inbound {
-    subject: Bytes,
-    reply: Option<Bytes>,
-    headers: Option<Bytes>,
-    payload: Bytes,
+enum Inbound {
+    /// A publish on the stream's subjects.
+    Publish {
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    },
+    /// A purge or message delete from the API; its answer once applied here.
+    Op(StreamOp, tokio::sync::oneshot::Sender<Bytes>),
 }
 
 /// The leader's subscriber on the stream's subjects.
@@ -544,7 +559,7 @@ impl Subscriber for LeaderIngest {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let inbound = Inbound {
+        let inbound = Inbound::Publish {
             subject: msg.subject_bytes(),
             reply: msg.reply_bytes(),
             headers: msg.headers_bytes(),
@@ -555,6 +570,14 @@ impl Subscriber for LeaderIngest {
             Err(_) => Delivery::Dropped,
         }
     }
+}
+
+/// Where a committed entry's answer goes.
+enum AnswerTo {
+    /// A publisher's reply subject (the PubAck).
+    Reply(Bytes),
+    /// The API request that proposed a purge or delete.
+    Api(tokio::sync::oneshot::Sender<Bytes>),
 }
 
 /// Proposes the leader's publishes in arrival order and sends each committed one's
@@ -570,21 +593,36 @@ impl Ingest {
     async fn run(self, mut rx: mpsc::Receiver<Inbound>) {
         while let Some(m) = rx.recv().await {
             let ts = self.next_ts();
-            let entry = encode(ts, &m.subject, m.headers.as_deref(), &m.payload);
+            let (entry, answer_to) = match m {
+                Inbound::Publish {
+                    subject,
+                    reply,
+                    headers,
+                    payload,
+                } => {
+                    let reply = reply.filter(|r| !r.is_empty() && !self.no_ack);
+                    let entry = encode(ts, &subject, headers.as_deref(), &payload);
+                    (entry, reply.map(AnswerTo::Reply))
+                }
+                Inbound::Op(op, tx) => (encode_op(ts, &op), Some(AnswerTo::Api(tx))),
+            };
             let Ok(answer) = self.raft.client_write_ff(Command(entry)).await else {
                 break;
             };
-            let reply = m.reply.filter(|r| !r.is_empty() && !self.no_ack);
             let account = Arc::clone(&self.account);
             tokio::spawn(async move {
                 let Ok(Ok(Ok(done))) = tokio::time::timeout(COMMIT_WAIT, answer).await else {
                     return;
                 };
-                if let Some(reply) = reply
-                    && !done.data.0.is_empty()
-                {
-                    let msg = Msg::new(&reply, None, None, &done.data.0);
-                    account.router.publish(0, true, &msg);
+                match answer_to {
+                    Some(AnswerTo::Reply(reply)) if !done.data.0.is_empty() => {
+                        let msg = Msg::new(&reply, None, None, &done.data.0);
+                        account.router.publish(0, true, &msg);
+                    }
+                    Some(AnswerTo::Api(tx)) => {
+                        let _ = tx.send(done.data.0);
+                    }
+                    _ => {}
                 }
             });
         }
@@ -603,13 +641,39 @@ impl Ingest {
     }
 }
 
-/// One entry of a stream's log: `[ts i64][subject len u32][headers len u32, u32::MAX
-/// for none][subject][headers][payload]`, little-endian.
+/// A change to a replicated stream other than a message, proposed by the API on the
+/// leader and applied by every member in log order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamOp {
+    /// `STREAM.PURGE` (filter, keep, seq).
+    Purge(StreamPurgeRequest),
+    /// `STREAM.MSG.DELETE`.
+    Delete(MsgDeleteRequest),
+}
+
+/// What applying a [`StreamOp`] gave: messages purged, or the error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpAnswer {
+    /// Messages removed (0 for a delete).
+    #[serde(default)]
+    pub purged: u64,
+    /// Why it was refused.
+    #[serde(default)]
+    pub error: Option<ApiError>,
+}
+
+/// The subject length that marks an entry holding a [`StreamOp`].
+const OP_MARKER: u32 = u32::MAX;
+
+/// One entry of a stream's log, little-endian: a message is `[ts i64][subject len
+/// u32][headers len u32, u32::MAX for none][subject][headers][payload]`; a
+/// [`StreamOp`] is `[ts i64][u32::MAX][0 u32][op JSON]`.
 fn encode(ts: i64, subject: &[u8], headers: Option<&[u8]>, payload: &[u8]) -> Bytes {
     let hlen = headers.map_or(0, <[u8]>::len);
     let mut b = BytesMut::with_capacity(16 + subject.len() + hlen + payload.len());
     b.put_i64_le(ts);
-    b.put_u32_le(u32::try_from(subject.len()).unwrap_or(u32::MAX));
+    b.put_u32_le(u32::try_from(subject.len()).unwrap_or(u32::MAX - 1));
     b.put_u32_le(headers.map_or(u32::MAX, |h| u32::try_from(h.len()).unwrap_or(0)));
     b.put_slice(subject);
     b.put_slice(headers.unwrap_or_default());
@@ -617,12 +681,28 @@ fn encode(ts: i64, subject: &[u8], headers: Option<&[u8]>, payload: &[u8]) -> By
     b.freeze()
 }
 
+fn encode_op(ts: i64, op: &StreamOp) -> Bytes {
+    let json = serde_json::to_vec(op).unwrap_or_default();
+    let mut b = BytesMut::with_capacity(16 + json.len());
+    b.put_i64_le(ts);
+    b.put_u32_le(OP_MARKER);
+    b.put_u32_le(0);
+    b.put_slice(&json);
+    b.freeze()
+}
+
 /// A decoded entry.
-struct Entry {
-    ts: i64,
-    subject: Bytes,
-    headers: Option<Bytes>,
-    payload: Bytes,
+enum Entry {
+    Msg {
+        ts: i64,
+        subject: Bytes,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    },
+    Op {
+        ts: i64,
+        op: StreamOp,
+    },
 }
 
 fn decode(mut raw: Bytes) -> Option<Entry> {
@@ -630,19 +710,63 @@ fn decode(mut raw: Bytes) -> Option<Entry> {
         return None;
     }
     let ts = raw.get_i64_le();
-    let slen = raw.get_u32_le() as usize;
+    let slen = raw.get_u32_le();
     let hlen = raw.get_u32_le();
-    let subject = raw.split_to(slen.min(raw.len()));
+    if slen == OP_MARKER {
+        let op = serde_json::from_slice(&raw).ok()?;
+        return Some(Entry::Op { ts, op });
+    }
+    let subject = raw.split_to((slen as usize).min(raw.len()));
     let headers = match hlen {
         u32::MAX => None,
         n => Some(raw.split_to((n as usize).min(raw.len()))),
     };
-    Some(Entry {
+    Some(Entry::Msg {
         ts,
         subject,
         headers,
         payload: raw,
     })
+}
+
+/// Applies one committed entry to the stream; its answer (empty: none, an entry
+/// applied before a restart).
+fn apply_entry(core: &mut StreamCore, entry: Entry) -> Option<Bytes> {
+    match entry {
+        Entry::Msg {
+            ts,
+            subject,
+            headers,
+            payload,
+        } => {
+            let ack = core.apply_replicated(&subject, headers.as_deref(), &payload, ts)?;
+            serde_json::to_vec(&ack).ok().map(Bytes::from)
+        }
+        // An op at or before the last stored message was applied before a restart
+        // (every later entry has a later time); one after it is applied again, which
+        // leaves the state as it is.
+        Entry::Op { ts, .. } if ts <= core.store().state().last_ts => None,
+        Entry::Op { op, .. } => {
+            let done = match op {
+                StreamOp::Purge(req) => core.purge(&req),
+                StreamOp::Delete(req) => core
+                    .delete_msg(req.seq, req.no_erase)
+                    .map(|()| 0)
+                    .map_err(|e| clustered_delete_error(e, req.seq)),
+            };
+            let answer = match done {
+                Ok(purged) => OpAnswer {
+                    purged,
+                    error: None,
+                },
+                Err(e) => OpAnswer {
+                    purged: 0,
+                    error: Some(e),
+                },
+            };
+            serde_json::to_vec(&answer).ok().map(Bytes::from)
+        }
+    }
 }
 
 /// A stream group's machine: committed entries go into the stream's store.
@@ -659,18 +783,7 @@ impl Machine for StreamMachine {
                 .call(move |core| {
                     Ok(entries
                         .into_iter()
-                        .map(|e| {
-                            let ack = e.and_then(|e| {
-                                core.apply_replicated(
-                                    &e.subject,
-                                    e.headers.as_deref(),
-                                    &e.payload,
-                                    e.ts,
-                                )
-                            })?;
-                            serde_json::to_vec(&ack).ok().map(Bytes::from)
-                        })
-                        .map(Option::unwrap_or_default)
+                        .map(|e| e.and_then(|e| apply_entry(core, e)).unwrap_or_default())
                         .collect::<Vec<Bytes>>())
                 })
                 .await
@@ -688,6 +801,44 @@ impl Machine for StreamMachine {
     fn restore(&mut self, _data: Bytes) -> BoxFuture<'_, io::Result<()>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// nats-server 2.15.1 in a cluster refuses deleting a sequence that is already gone
+/// with `400 / 10043 sequence <n> not found` (a standalone server: `500 / 10057 no
+/// message found`); past the last sequence both say `stream store EOF`.
+fn clustered_delete_error(e: ApiError, seq: u64) -> ApiError {
+    if e.err_code == ErrorCode::STREAM_MSG_DELETE_FAILED.err_code
+        && e.description == "no message found"
+    {
+        ErrorCode::SEQUENCE_NOT_FOUND.with(&[("seq", &seq)])
+    } else {
+        e
+    }
+}
+
+/// Proposes `op` on this server's replica of the stream `key`, which must lead its
+/// group (requests are forwarded to the leader, see `super::forward`), and returns
+/// what applying it gave.
+///
+/// # Errors
+/// No leading replica here, or the entry was not committed in time (503/10008).
+pub async fn propose_op(meta: &MetaGroup, key: &str, op: StreamOp) -> Result<OpAnswer, ApiError> {
+    let replica = meta.replicas.map.lock().await.get(key).cloned();
+    let replica = replica
+        .filter(|r| r.standing() == Standing::Leader)
+        .ok_or_else(unavailable)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    replica
+        .lead
+        .ops
+        .send(Inbound::Op(op, tx))
+        .await
+        .map_err(|_| unavailable())?;
+    let raw = tokio::time::timeout(COMMIT_WAIT, rx)
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(|_| unavailable())?;
+    serde_json::from_slice(&raw).map_err(|_| unavailable())
 }
 
 /// The name of a new stream group: nats-server's `S-R<n><F|M>-<8 characters>`.
@@ -723,7 +874,9 @@ pub async fn create(
     let account = js.account_name().to_string();
     if let Some(existing) = meta.assignment(&account, &cfg.name).await {
         crate::jetstream::validate::stream_exists_same(&existing.config, &cfg)?;
-        return info(js, meta, &cfg.name).await;
+        return Ok(info(js, meta, &cfg.name, &StreamInfoRequest::default())
+            .await?
+            .0);
     }
     if !meta.has_leader() {
         return Err(unavailable());
@@ -754,7 +907,9 @@ pub async fn create(
     if !applied {
         return Err(unavailable());
     }
-    info(js, meta, &name).await
+    Ok(info(js, meta, &name, &StreamInfoRequest::default())
+        .await?
+        .0)
 }
 
 /// Updates a replicated stream (the new config checked against the old one).
@@ -786,7 +941,9 @@ pub async fn update(
     if !applied {
         return Err(unavailable());
     }
-    info(js, meta, &want.name).await
+    Ok(info(js, meta, &want.name, &StreamInfoRequest::default())
+        .await?
+        .0)
 }
 
 /// Deletes a replicated stream everywhere.
@@ -819,7 +976,8 @@ pub async fn info(
     js: &JetStream,
     meta: &Arc<MetaGroup>,
     name: &str,
-) -> Result<StreamInfo, ApiError> {
+    req: &StreamInfoRequest,
+) -> Result<(StreamInfo, Paged), ApiError> {
     let key = super::meta::key(js.account_name(), name);
     // The reconciler may not have opened the replica yet: wait for it.
     let deadline = tokio::time::Instant::now() + APPLY_WAIT;
@@ -831,12 +989,20 @@ pub async fn info(
         let local = meta.replicas.map.lock().await.get(&key).cloned();
         match local {
             Some(r) => {
-                let mut info = r.handle.info().await?;
+                let req = req.clone();
+                let (mut info, paged) = r
+                    .handle
+                    .call(move |core| {
+                        let subjects = (!req.subjects_filter.is_empty())
+                            .then_some((req.subjects_filter.as_str(), req.offset));
+                        Ok(core.info(req.deleted_details, subjects))
+                    })
+                    .await?;
                 info.cluster = Some(r.cluster_info(meta.cluster_name(), meta.me()));
-                return Ok(info);
+                return Ok((info, paged));
             }
             None if !a.peers.iter().any(|p| p == meta.me()) => {
-                return Ok(StreamInfo {
+                let info = StreamInfo {
                     config: a.config.clone(),
                     created: a.created,
                     cluster: Some(ClusterInfo {
@@ -845,7 +1011,8 @@ pub async fn info(
                         ..ClusterInfo::default()
                     }),
                     ..StreamInfo::default()
-                });
+                };
+                return Ok((info, Paged::default()));
             }
             None if tokio::time::Instant::now() > deadline => return Err(unavailable()),
             None => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -860,15 +1027,37 @@ mod tests {
     #[test]
     fn entries_round_trip() {
         let raw = encode(42, b"orders.1", Some(b"NATS/1.0\r\n\r\n"), b"hello");
-        let e = decode(raw).expect("decodes");
-        assert_eq!(e.ts, 42);
-        assert_eq!(&e.subject[..], b"orders.1");
-        assert_eq!(e.headers.as_deref(), Some(&b"NATS/1.0\r\n\r\n"[..]));
-        assert_eq!(&e.payload[..], b"hello");
-        let e = decode(encode(7, b"a", None, b"")).expect("decodes");
-        assert!(e.headers.is_none());
-        assert!(e.payload.is_empty());
+        let Some(Entry::Msg {
+            ts,
+            subject,
+            headers,
+            payload,
+        }) = decode(raw)
+        else {
+            panic!("a message entry");
+        };
+        assert_eq!(ts, 42);
+        assert_eq!(&subject[..], b"orders.1");
+        assert_eq!(headers.as_deref(), Some(&b"NATS/1.0\r\n\r\n"[..]));
+        assert_eq!(&payload[..], b"hello");
+        let Some(Entry::Msg {
+            headers, payload, ..
+        }) = decode(encode(7, b"a", None, b""))
+        else {
+            panic!("a message entry");
+        };
+        assert!(headers.is_none());
+        assert!(payload.is_empty());
         assert!(decode(Bytes::from_static(b"short")).is_none());
+        let purge = StreamOp::Purge(StreamPurgeRequest {
+            filter: "a.>".into(),
+            keep: 2,
+            ..StreamPurgeRequest::default()
+        });
+        let Some(Entry::Op { ts, op }) = decode(encode_op(9, &purge)) else {
+            panic!("an op entry");
+        };
+        assert_eq!((ts, op), (9, purge));
     }
 
     #[test]
