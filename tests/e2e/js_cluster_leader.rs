@@ -28,10 +28,24 @@ async fn three(kind: ServerKind) -> Cluster {
 async fn r3_with_messages(cluster: &Cluster, name: &str, subject: &str, n: u64) {
     let client = cluster.node(0).client().await;
     let body = format!(r#"{{"name":"{name}","subjects":["{subject}.>"],"num_replicas":3}}"#);
-    let created = api(&client, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
-    assert!(created["error"].is_null(), "{created}");
+    create_r3(&client, name, &body).await;
     for i in 1..=n {
         assert_eq!(publish(&client, &format!("{subject}.{i}")).await, Some(i));
+    }
+}
+
+/// Creates an R3 stream, retried while the servers have not all heard of each other
+/// yet (both kinds answer `no suitable peers for placement` then).
+async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let created = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), body).await;
+        if created["error"].is_null() {
+            return;
+        }
+        let settling = created["error"]["err_code"] == 10005 && Instant::now() < deadline;
+        assert!(settling, "{created}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -316,13 +330,12 @@ async fn replica_view(client: async_nats::Client, stream: &str) -> (Value, Vec<V
 async fn purge_and_delete_on(kind: ServerKind) -> (Vec<Value>, (Value, Vec<Value>)) {
     let cluster = three(kind).await;
     let client = cluster.node(0).client().await;
-    let created = api(
+    create_r3(
         &client,
-        "$JS.API.STREAM.CREATE.P",
+        "P",
         r#"{"name":"P","subjects":["p.>"],"num_replicas":3}"#,
     )
     .await;
-    assert!(created["error"].is_null(), "{created}");
     for i in 1..=20u64 {
         let subject = if i % 2 == 1 { "p.a" } else { "p.b" };
         assert_eq!(publish(&client, subject).await, Some(i), "{kind:?}");
