@@ -8,7 +8,9 @@
 //!   with `strict_signing_key_usage` only signing keys sign: neither the operator's key
 //!   (accounts) nor an account's own key (users);
 //! - JetStream: the account JWT's limits (streams, storage, consumers, max ack pending)
-//!   are the account's, and a claim update changes them without a restart.
+//!   are the account's, and a claim update changes them without a restart; each limit,
+//!   untiered and per tier, refuses with nats-server's error at the same step, and
+//!   `$JS.API.INFO` shows the same limits and tiers.
 
 use std::time::Duration;
 
@@ -230,4 +232,219 @@ async fn account_jwt_jetstream_limits_apply() {
         let second = create_stream(&app, "S2").await;
         assert!(second.get("error").is_none(), "{kind:?}: {second}");
     }
+}
+
+/// One JetStream API step's outcome: `ok`, or the error's code, err_code and description.
+fn outcome(reply: &Value) -> String {
+    match reply.get("error") {
+        Some(e) => format!(
+            "{} {} {}",
+            e["code"],
+            e["err_code"],
+            e["description"].as_str().unwrap_or_default()
+        ),
+        None => "ok".into(),
+    }
+}
+
+/// `$JS.API.INFO`'s limits and tiers (usage left out: it differs with storage overhead).
+fn info_limits(info: &Value) -> String {
+    let mut shown = json!({"limits": info["limits"]});
+    if let Some(tiers) = info["tiers"].as_object() {
+        let limits: serde_json::Map<String, Value> = tiers
+            .iter()
+            .map(|(name, tier)| (name.clone(), tier["limits"].clone()))
+            .collect();
+        shown["tiers"] = Value::Object(limits);
+    }
+    shown.to_string()
+}
+
+/// The steps of a JetStream limits scenario against a server whose APP account JWT has
+/// `limits`: each request's outcome, in order.
+async fn limits_steps(
+    kind: ServerKind,
+    limits: Value,
+    steps: &[(&str, &str, Value)],
+) -> Vec<String> {
+    let setup = Setup::new(json!({ "limits": limits }));
+    let server = TestServer::start_with(ServerOpts {
+        kind,
+        jetstream: true,
+        config: Some(setup.config()),
+        ..ServerOpts::default()
+    })
+    .await;
+    let app = client(&server, &setup.app.user("alice", json!({}))).await;
+    let mut out = Vec::new();
+    for (label, subject, body) in steps {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let reply = request(&app, format!("$JS.API.{subject}"), body).await;
+        let shown = if *subject == "INFO" && reply.get("error").is_none() {
+            info_limits(&reply)
+        } else {
+            outcome(&reply)
+        };
+        out.push(format!("{label}: {shown}"));
+    }
+    out
+}
+
+fn stream(name: &str, storage: &str, max_bytes: Option<i64>) -> Value {
+    let mut cfg = json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+                         "storage": storage});
+    if let Some(b) = max_bytes {
+        cfg["max_bytes"] = json!(b);
+    }
+    cfg
+}
+
+fn consumer(stream: &str, name: &str, max_ack_pending: Option<i64>) -> (String, Value) {
+    let mut cfg = json!({"durable_name": name, "ack_policy": "explicit"});
+    if let Some(m) = max_ack_pending {
+        cfg["max_ack_pending"] = json!(m);
+    }
+    (
+        format!("CONSUMER.CREATE.{stream}.{name}"),
+        json!({"stream_name": stream, "config": cfg}),
+    )
+}
+
+/// The untiered JetStream limits of an account JWT, each refused with nats-server's error
+/// at the same step: max_bytes_required, the largest memory and file stream, the
+/// account's storage, stream and consumer counts, max_ack_pending.
+#[tokio::test]
+async fn untiered_jetstream_limits_refuse_as_nats_server() {
+    let limits = json!({"mem_storage": 8192, "disk_storage": 16384, "streams": 4, "consumer": 2,
+                        "max_ack_pending": 10, "max_bytes_required": true,
+                        "mem_max_stream_bytes": 4096, "disk_max_stream_bytes": 8192});
+    let c = |n: &str, m| consumer("A", n, m);
+    let (c1, c1b) = c("c1", Some(20));
+    let (c2, c2b) = c("c2", None);
+    let (c3, c3b) = c("c3", Some(5));
+    let (c4, c4b) = c("c4", Some(5));
+    let steps = [
+        ("info", "INFO", Value::Null),
+        ("no max_bytes", "STREAM.CREATE.A", stream("A", "file", None)),
+        (
+            "file over stream max",
+            "STREAM.CREATE.A",
+            stream("A", "file", Some(10_000)),
+        ),
+        (
+            "file at stream max",
+            "STREAM.CREATE.A",
+            stream("A", "file", Some(8192)),
+        ),
+        (
+            "memory over stream max",
+            "STREAM.CREATE.B",
+            stream("B", "memory", Some(5000)),
+        ),
+        (
+            "memory at stream max",
+            "STREAM.CREATE.B",
+            stream("B", "memory", Some(4096)),
+        ),
+        (
+            "memory past account",
+            "STREAM.CREATE.M",
+            stream("M", "memory", Some(4097)),
+        ),
+        (
+            "file to account max",
+            "STREAM.CREATE.C",
+            stream("C", "file", Some(8192)),
+        ),
+        (
+            "file past account",
+            "STREAM.CREATE.D",
+            stream("D", "file", Some(1)),
+        ),
+        (
+            "memory fourth",
+            "STREAM.CREATE.E",
+            stream("E", "memory", Some(1024)),
+        ),
+        (
+            "fifth stream",
+            "STREAM.CREATE.F",
+            stream("F", "memory", Some(1)),
+        ),
+        (
+            "update past stream max",
+            "STREAM.UPDATE.A",
+            stream("A", "file", Some(9000)),
+        ),
+        ("consumer ack pending over", c1.as_str(), c1b),
+        ("consumer", c2.as_str(), c2b),
+        ("consumer 2", c3.as_str(), c3b),
+        ("consumer 3", c4.as_str(), c4b),
+        ("info after", "INFO", Value::Null),
+    ];
+    let mut results = Vec::new();
+    for kind in KINDS {
+        results.push(limits_steps(kind, limits.clone(), &steps).await);
+    }
+    assert_eq!(
+        results[0], results[1],
+        "rill (left) and nats-server (right) differ"
+    );
+    insta::assert_snapshot!(results[0].join("\n"));
+}
+
+/// Tiered JetStream limits (`tiered_limits` R1 and R3): a single server uses the R1 tier,
+/// `$JS.API.INFO` lists the tiers, and an account with only an R3 tier gets nats-server's
+/// error for an R1 stream.
+#[tokio::test]
+async fn tiered_jetstream_limits_as_nats_server() {
+    let tier = |streams: i64, disk: i64| {
+        json!({"mem_storage": 4096, "disk_storage": disk, "streams": streams, "consumer": 1,
+               "max_ack_pending": 7})
+    };
+    let both = json!({"tiered_limits": {"R1": tier(2, 8192), "R3": tier(5, 65536)}});
+    let (c1, c1b) = consumer("A", "c1", None);
+    let (c2, c2b) = consumer("A", "c2", None);
+    let steps = [
+        ("info", "INFO", Value::Null),
+        ("first", "STREAM.CREATE.A", stream("A", "file", Some(4096))),
+        (
+            "too big",
+            "STREAM.CREATE.B",
+            stream("B", "file", Some(8192)),
+        ),
+        (
+            "second",
+            "STREAM.CREATE.B",
+            stream("B", "memory", Some(1024)),
+        ),
+        ("third", "STREAM.CREATE.C", stream("C", "memory", Some(1))),
+        ("consumer", c1.as_str(), c1b),
+        ("consumer 2", c2.as_str(), c2b),
+        ("info after", "INFO", Value::Null),
+    ];
+    let r3_only = json!({"tiered_limits": {"R3": tier(5, 65536)}});
+    let r3_steps = [
+        ("info", "INFO", Value::Null),
+        (
+            "R1 stream",
+            "STREAM.CREATE.A",
+            stream("A", "file", Some(4096)),
+        ),
+    ];
+    let mut results = Vec::new();
+    for kind in KINDS {
+        let mut out = limits_steps(kind, both.clone(), &steps).await;
+        out.extend(limits_steps(kind, r3_only.clone(), &r3_steps).await);
+        results.push(out);
+    }
+    assert_eq!(
+        results[0], results[1],
+        "rill (left) and nats-server (right) differ"
+    );
+    insta::assert_snapshot!(results[0].join("\n"));
 }

@@ -331,6 +331,11 @@ pub struct AccountJetStreamLimits {
     pub memory_max_stream_bytes: i64,
     /// Largest `max_bytes` of one file stream (0 or -1: none).
     pub store_max_stream_bytes: i64,
+    /// The tiers of an account JWT's `tiered_limits` (`R1`, `R3`), as `$JS.API.INFO`
+    /// lists them; empty for untiered limits. With tiers, the fields above are the `R1`
+    /// tier's (what a stream of one replica is held to), and a stream of a replica count
+    /// without a tier is refused (10120).
+    pub tiers: std::collections::BTreeMap<String, AccountJetStreamLimits>,
 }
 
 impl Default for AccountJetStreamLimits {
@@ -344,6 +349,7 @@ impl Default for AccountJetStreamLimits {
             max_bytes_required: false,
             memory_max_stream_bytes: -1,
             store_max_stream_bytes: -1,
+            tiers: std::collections::BTreeMap::new(),
         }
     }
 }

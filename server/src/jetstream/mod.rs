@@ -508,11 +508,41 @@ impl JetStream {
         }
     }
 
-    /// nats-server's create-time check: the reserved bytes (`max_bytes`) of the kind,
-    /// plus this stream's, must fit the account's limit (its own streams) and the
-    /// server's (every account's streams).
+    /// nats-server's create-time checks, in its order: a tier for the stream's replicas
+    /// (tiered limits), `max_bytes_required`, then the reserved bytes (`max_bytes`) of
+    /// the kind plus this stream's must fit the account's limit (its own streams) and the
+    /// server's (every account's streams), then the largest stream of the kind.
     fn check_resources(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
-        self.check_stream_bytes(cfg)?;
+        let limits = self.limits();
+        let tier = format!("R{}", cfg.num_replicas.max(1));
+        if !limits.tiers.is_empty() && !limits.tiers.contains_key(&tier) {
+            return Err(ErrorCode::NO_LIMITS.error());
+        }
+        if limits.max_bytes_required && cfg.max_bytes <= 0 {
+            return Err(ErrorCode::STREAM_MAX_BYTES_REQUIRED.error());
+        }
+        self.check_reserved(cfg)?;
+        self.check_stream_max_bytes(cfg)
+    }
+
+    /// The account's largest stream of `cfg`'s storage kind (`memory_max_stream_bytes`
+    /// / `store_max_stream_bytes`). An update checks it before the reserved bytes, a
+    /// create after them, as nats-server 2.15.1 answers.
+    pub(crate) fn check_stream_max_bytes(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
+        let limits = self.limits();
+        let max = match cfg.storage {
+            StorageType::File => limits.store_max_stream_bytes,
+            StorageType::Memory => limits.memory_max_stream_bytes,
+        };
+        if max > 0 && cfg.max_bytes > max {
+            return Err(ErrorCode::STREAM_MAX_STREAM_BYTES_EXCEEDED.error());
+        }
+        Ok(())
+    }
+
+    /// The reserved bytes of `cfg`'s storage kind with its `max_bytes` against the
+    /// account's and the server's limits.
+    fn check_reserved(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
         let Ok(want) = u64::try_from(cfg.max_bytes) else {
             return Ok(());
         };
@@ -535,24 +565,6 @@ impl JetStream {
             if own + others + want > limit {
                 return Err(err.error());
             }
-        }
-        Ok(())
-    }
-
-    /// The account's rules for one stream's `max_bytes` (create and update): set when
-    /// `max_bytes_required`, and within `memory_max_stream_bytes` /
-    /// `store_max_stream_bytes` of its storage kind.
-    fn check_stream_bytes(&self, cfg: &StreamConfig) -> Result<(), ApiError> {
-        let l = self.limits();
-        if l.max_bytes_required && cfg.max_bytes <= 0 {
-            return Err(ErrorCode::STREAM_MAX_BYTES_REQUIRED.error());
-        }
-        let max = match cfg.storage {
-            StorageType::File => l.store_max_stream_bytes,
-            StorageType::Memory => l.memory_max_stream_bytes,
-        };
-        if max > 0 && cfg.max_bytes > max {
-            return Err(ErrorCode::STREAM_MAX_STREAM_BYTES_EXCEEDED.error());
         }
         Ok(())
     }

@@ -214,7 +214,7 @@ mod tests {
                 .streams
                 .get_mut(&req.stream_name)
                 .ok_or_else(|| ErrorCode::STREAM_NOT_FOUND.error())?;
-            let cfg = consumer_config(req.config, stream, req.pedantic)?;
+            let cfg = consumer_config(req.config, stream, 0, req.pedantic)?;
             let name = if cfg.is_durable() {
                 &cfg.durable_name
             } else {

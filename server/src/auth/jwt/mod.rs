@@ -68,21 +68,66 @@ impl JwtAuth {
 
     /// Every known account with its JetStream limits, `None` for an account whose JWT does
     /// not enable JetStream. As nats-server: JetStream is on when the JWT allows some
-    /// storage or has tiers; a single server takes the `R1` tier.
+    /// storage or has tiers; streams of one replica are held to the `R1` tier.
     pub fn jetstream_accounts(&self) -> Vec<(String, Option<AccountJetStreamLimits>)> {
         let keys = self.resolver.keys();
         keys.into_iter()
             .filter_map(|key| {
                 let account = self.resolver.lookup(&key)?;
                 let limits = &account.claims.nats.limits;
-                let tier = if limits.tiered_limits.is_empty() {
-                    Some(&limits.jetstream).filter(|l| l.enabled())
+                let js = if limits.tiered_limits.is_empty() {
+                    Some(&limits.jetstream)
+                        .filter(|l| l.enabled())
+                        .map(js_limits)
                 } else {
-                    limits.tiered_limits.get("R1")
+                    Some(tiered(&limits.tiered_limits))
                 };
-                Some((key, tier.map(js_limits)))
+                Some((key, js))
             })
             .collect()
+    }
+}
+
+/// An account JWT's `tiered_limits`: the `R1` tier's limits in force (nothing allowed
+/// without one) and every tier listed. A tier's unset largest stream is unlimited (-1),
+/// as nats-server lists it.
+fn tiered(
+    tiers: &std::collections::BTreeMap<String, claims::JetStreamLimits>,
+) -> AccountJetStreamLimits {
+    let listed = tiers
+        .iter()
+        .map(|(name, l)| {
+            let mut limits = js_limits(l);
+            for max in [
+                &mut limits.memory_max_stream_bytes,
+                &mut limits.store_max_stream_bytes,
+            ] {
+                if *max == 0 {
+                    *max = -1;
+                }
+            }
+            (name.clone(), limits)
+        })
+        .collect();
+    let r1 = tiers.get("R1").map_or_else(no_storage, js_limits);
+    AccountJetStreamLimits {
+        tiers: listed,
+        ..r1
+    }
+}
+
+/// Limits that allow nothing (an account whose tiers have no `R1`).
+fn no_storage() -> AccountJetStreamLimits {
+    AccountJetStreamLimits {
+        max_memory: 0,
+        max_store: 0,
+        max_streams: 0,
+        max_consumers: 0,
+        max_ack_pending: 0,
+        max_bytes_required: false,
+        memory_max_stream_bytes: 0,
+        store_max_stream_bytes: 0,
+        tiers: std::collections::BTreeMap::new(),
     }
 }
 
@@ -97,5 +142,6 @@ fn js_limits(l: &claims::JetStreamLimits) -> AccountJetStreamLimits {
         max_bytes_required: l.max_bytes_required,
         memory_max_stream_bytes: l.mem_max_stream_bytes,
         store_max_stream_bytes: l.disk_max_stream_bytes,
+        tiers: std::collections::BTreeMap::new(),
     }
 }

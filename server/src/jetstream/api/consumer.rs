@@ -75,7 +75,8 @@ pub(super) async fn create(
     let _locked = js.api_locks.stream(&target.stream).await;
     let stream = stream_of(js, &target.stream)?;
     let scfg = stream.config().await?;
-    let cfg = validate::consumer_config(body.config, &scfg, body.pedantic)?;
+    let account_max = js.limits().max_ack_pending;
+    let cfg = validate::consumer_config(body.config, &scfg, account_max, body.pedantic)?;
     let name = match cfg.name.as_str() {
         "" => random_name(),
         // A mirror's or source's consumer: each session's gets a fresh name.

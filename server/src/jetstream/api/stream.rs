@@ -135,6 +135,7 @@ pub(super) async fn update(
     let mut cfg = validate::stream_update(&old, cfg)?;
     consumers_within_limits(js, name, &cfg).await?;
     js.check_overlap(&cfg)?;
+    js.check_stream_max_bytes(&cfg)?;
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let new = cfg.clone();

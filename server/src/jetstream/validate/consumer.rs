@@ -135,8 +135,17 @@ fn not_negative<T: Default + PartialOrd>(v: &mut T, field: &str, pedantic: bool)
 pub fn consumer_config(
     mut cfg: ConsumerConfig,
     stream: &StreamConfig,
+    account_max_ack_pending: i64,
     pedantic: bool,
 ) -> Result<ConsumerConfig, ApiError> {
+    if cfg.max_ack_pending == 0
+        && cfg.ack_policy != AckPolicy::None
+        && stream.consumer_limits.max_ack_pending <= 0
+        && (1..DEFAULT_MAX_ACK_PENDING).contains(&account_max_ack_pending)
+    {
+        // nats-server's default is the account's limit when that is lower.
+        cfg.max_ack_pending = account_max_ack_pending;
+    }
     consumer_defaults(&mut cfg, stream, pedantic)?;
     check_consumer_identity(&cfg)?;
     check_consumer_acks(&cfg)?;
@@ -146,6 +155,10 @@ pub fn consumer_config(
         check_pull(&cfg, stream)?;
     }
     check_consumer_limits(&cfg, stream)?;
+    if account_max_ack_pending > 0 && cfg.max_ack_pending > account_max_ack_pending {
+        let limit = account_max_ack_pending;
+        return Err(ErrorCode::CONSUMER_MAX_PENDING_ACK_EXCESS.with(&[("limit", &limit)]));
+    }
     check_filters(&cfg)?;
     check_deliver_policy(&cfg)?;
     check_consumer_misc(&cfg)?;
