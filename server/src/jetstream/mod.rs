@@ -65,6 +65,8 @@ pub(crate) struct ServerShare {
     /// `server_name`): streams with replicas are opened by the meta group's
     /// assignments, not restored at start.
     clustered: bool,
+    /// Open atomic batches on every stream (nats-server's limit is per server).
+    batches: Arc<stream::ServerBatches>,
 }
 
 impl ServerShare {
@@ -75,6 +77,7 @@ impl ServerShare {
             services: Mutex::new(Vec::new()),
             meta: std::sync::OnceLock::new(),
             clustered,
+            batches: Arc::default(),
         })
     }
 
@@ -327,6 +330,7 @@ impl JetStream {
             server_id: self.server_id.clone(),
             sync: self.sync_policy(),
             replicated: false,
+            batches: Arc::clone(&self.share.batches),
         }
     }
 

@@ -211,40 +211,51 @@ impl<B: Backend> Store<B> {
     /// nats-server's discard-new checks, including its `>=` on bytes and the
     /// "at the subject limit the new message replaces the oldest" allowance.
     fn check_discard_new(&self, subj: &str, size: u64) -> Result<(), StoreError> {
-        if self.cfg.discard != Discard::New {
-            return Ok(());
-        }
+        let held = self.held(subj);
+        self.discard_new(&held, size).map(drop)
+    }
+
+    /// What a new message on `subj` is checked against.
+    fn held(&self, subj: &str) -> Held {
         let subj_state = self.core.subject_state(subj);
-        let at_subject_limit = match self.cfg.per_subject_limit() {
-            Some(max) => subj_state.is_some_and(|s| s.msgs >= max),
-            None => false,
-        };
+        Held {
+            msgs: self.core.msgs(),
+            bytes: self.core.bytes(),
+            subj_msgs: subj_state.map_or(0, |s| s.msgs),
+            oldest: subj_state
+                .and_then(|s| self.core.get(s.first))
+                .map_or(0, |slot| u64::from(slot.size.get())),
+        }
+    }
+
+    /// The discard-new verdict for a message of `size` bytes; `Ok(true)` when it
+    /// replaces its subject's oldest (at the subject limit).
+    fn discard_new(&self, held: &Held, size: u64) -> Result<bool, StoreError> {
+        if self.cfg.discard != Discard::New {
+            return Ok(false);
+        }
+        let at_subject_limit = self
+            .cfg
+            .per_subject_limit()
+            .is_some_and(|max| held.subj_msgs >= max);
         if self.cfg.discard_new_per_subject && at_subject_limit {
             return Err(StoreError::MaxMsgsPerSubject);
         }
-        if !at_subject_limit
-            && self
-                .cfg
-                .msgs_limit()
-                .is_some_and(|max| self.core.msgs() >= max)
-        {
+        if !at_subject_limit && self.cfg.msgs_limit().is_some_and(|max| held.msgs >= max) {
             return Err(StoreError::MaxMsgs);
         }
         if self
             .cfg
             .bytes_limit()
-            .is_some_and(|max| self.core.bytes() + size >= max)
+            .is_some_and(|max| held.bytes + size >= max)
         {
             // At the subject limit the oldest of the subject goes: enough room if it is as big.
-            let replaced = subj_state
-                .filter(|_| at_subject_limit)
-                .and_then(|s| self.core.get(s.first))
-                .map_or(0, |slot| u64::from(slot.size.get()));
+            let replaced = if at_subject_limit { held.oldest } else { 0 };
             if replaced < size {
                 return Err(StoreError::MaxBytes);
             }
         }
-        Ok(())
+        Ok(at_subject_limit)
     }
 
     /// Removes messages until every limit holds (discard old), then lets the backend reclaim.
@@ -368,6 +379,16 @@ impl<B: Backend> Store<B> {
     }
 }
 
+/// What a new message is checked against under discard new: the stream's messages and
+/// bytes, its subject's messages and the size of the subject's oldest.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    msgs: u64,
+    bytes: u64,
+    subj_msgs: u64,
+    oldest: u64,
+}
+
 impl<B: Backend> StreamStore for Store<B> {
     fn append(
         &mut self,
@@ -411,6 +432,35 @@ impl<B: Backend> StreamStore for Store<B> {
         self.core.insert(seq, subj, size32, ts, loc);
         self.enforce_limits(Some(subj))?;
         Ok((seq, ts))
+    }
+
+    fn check_appends(&self, msgs: &[(&str, usize, usize)]) -> Result<(), StoreError> {
+        let mut subjects: std::collections::HashMap<&str, Held> = std::collections::HashMap::new();
+        let (mut msgs_added, mut bytes_added) = (0u64, 0i128);
+        for &(subj, hdr, payload) in msgs {
+            if self
+                .cfg
+                .msg_size_limit()
+                .is_some_and(|max| (hdr + payload) as u64 > max)
+            {
+                return Err(StoreError::MessageTooLarge);
+            }
+            let size = self.backend.msg_size(subj.len(), hdr, payload);
+            if self.cfg.bytes_limit().is_some_and(|max| size > max) {
+                return Err(StoreError::MaxBytes);
+            }
+            let held = subjects.entry(subj).or_insert_with(|| self.held(subj));
+            held.msgs = self.core.msgs() + msgs_added;
+            held.bytes = u64::try_from(i128::from(self.core.bytes()) + bytes_added).unwrap_or(0);
+            if self.discard_new(held, size)? {
+                bytes_added += i128::from(size) - i128::from(held.oldest);
+            } else {
+                msgs_added += 1;
+                bytes_added += i128::from(size);
+                held.subj_msgs += 1;
+            }
+        }
+        Ok(())
     }
 
     fn load(&self, seq: u64) -> Result<StoredMsg, StoreError> {

@@ -90,6 +90,14 @@ pub trait StreamStore: Send + std::fmt::Debug {
         ts: i64,
     ) -> Result<(u64, i64), StoreError>;
 
+    /// Checks that `msgs` (subject, header and payload lengths) could be appended one
+    /// after the other, each as if the earlier ones were stored: the size and
+    /// discard-new limits an atomic batch must pass before any of it is stored.
+    ///
+    /// # Errors
+    /// As [`StreamStore::append`] for those limits.
+    fn check_appends(&self, msgs: &[(&str, usize, usize)]) -> Result<(), StoreError>;
+
     /// Loads the message with sequence `seq`.
     ///
     /// # Errors

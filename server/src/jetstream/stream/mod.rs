@@ -42,6 +42,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::error;
 
 use self::actor::Actor;
+pub(crate) use self::batch::ServerBatches;
 
 pub use self::core::StreamCore;
 pub(crate) use self::core::{AccountUsage, Budget, Persist};
@@ -135,6 +136,8 @@ pub(crate) struct Spawn {
     /// A replica of a replicated stream: its subjects are not subscribed here (see
     /// `StreamSubs::install`).
     pub(crate) replicated: bool,
+    /// The server's open atomic batches (see `batch`).
+    pub(crate) batches: Arc<ServerBatches>,
 }
 
 /// Opens a stream and starts it on the stream pool; resolves once the store is open.
@@ -248,7 +251,7 @@ fn open(
         rewrites,
         origins: source::status::Status::default(),
         schedules: schedule::Schedules::default(),
-        batches: batch::Batches::default(),
+        batches: batch::Batches::new(p.batches),
         fast: fast::FastBatches::default(),
     };
     if batch::repair_torn(core.store.as_mut()).map_err(|e| error::create_error(&e))? > 0 {

@@ -73,6 +73,7 @@ async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<I
         server_id: "S".into(),
         sync: SyncPolicy::Always,
         replicated: false,
+        batches: Default::default(),
     })
     .await
     .expect("spawn");

@@ -11,15 +11,18 @@
 //! - no `allow_atomic` `10174`; an id over 64 bytes `10179`; a missing or unreadable
 //!   sequence `10175`; a sequence over 1000 `10199`; a batch that does not start at 1,
 //!   has a gap, is unknown, has timed out (10 s without a message) or commits nothing
-//!   `10176`; more than 50 open batches on a stream `10210`;
+//!   `10176`; more than 50 open batches on a stream or 1000 on the server `10210`;
 //!   `Nats-Expected-Last-Msg-Id` `10177`; a `Nats-Msg-Id` seen in the batch or the
 //!   duplicate window `10201`; an expected last subject sequence on a subject written
-//!   earlier in the batch `10164`; discard-new `max_msgs` the batch would pass `10077`;
+//!   earlier in the batch `10164`; a message over `max_msg_size` `10054` before its
+//!   batch is looked at (the batch stays open);
 //! - every other check runs on each message as if the batch's earlier messages were
-//!   stored (`Nats-Expected-Last-Sequence`, counters), and any error drops the batch;
-//!   the checks are made before anything is stored, except the rarer ones made while
-//!   storing (counters, schedules, store limits), whose failure takes the stored part
-//!   back (its sequence numbers stay used).
+//!   stored (`Nats-Expected-Last-Sequence`, counter increments, the discard-new
+//!   `max_msgs` / `max_bytes` / per-subject limits, through
+//!   `StreamStore::check_appends`), and any error drops the batch; they are made
+//!   before anything is stored, so a refused batch costs no sequence numbers, as on
+//!   nats-server. Only a store failure while storing (I/O) takes the stored part back,
+//!   its sequence numbers then staying used.
 //!
 //! All or nothing: the stream stores a batch within one command, so nothing
 //! interleaves and consumers see it after the group commit. A crash in the middle of
@@ -33,6 +36,8 @@
 mod stage;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use rill_protocol::headers::find;
@@ -50,6 +55,8 @@ const MAX_ID_LEN: usize = 64;
 const MAX_SIZE: u64 = 1000;
 /// nats-server's open batches per stream.
 const MAX_OPEN: usize = 50;
+/// nats-server's open batches per server.
+const MAX_OPEN_SERVER: usize = 1000;
 /// A batch without a message for this long is dropped.
 const TIMEOUT_NS: i64 = 10_000_000_000;
 
@@ -67,13 +74,40 @@ struct Open {
     touched: i64,
 }
 
-/// The stream's open batches.
+/// The open atomic batches of every stream of a server, against nats-server's limit.
+#[derive(Debug, Default)]
+pub(crate) struct ServerBatches(AtomicUsize);
+
+impl ServerBatches {
+    fn try_take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_OPEN_SERVER).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// The stream's open batches, counted in the server's.
 #[derive(Debug, Default)]
 pub(crate) struct Batches {
     open: HashMap<String, Open>,
+    server: Arc<ServerBatches>,
 }
 
 impl Batches {
+    /// No open batch; those opened count in `server`.
+    pub(crate) fn new(server: Arc<ServerBatches>) -> Self {
+        Self {
+            open: HashMap::new(),
+            server,
+        }
+    }
+
     /// When the oldest open batch times out.
     pub(crate) fn next_timeout(&self) -> Option<i64> {
         self.open.values().map(|b| b.touched + TIMEOUT_NS).min()
@@ -81,7 +115,34 @@ impl Batches {
 
     /// Drops the batches that timed out at `now`.
     pub(crate) fn expire(&mut self, now: i64) {
+        let before = self.open.len();
         self.open.retain(|_, b| b.touched + TIMEOUT_NS > now);
+        self.server.release(before - self.open.len());
+    }
+
+    /// Opens batch `id`, within the stream's and the server's limits.
+    fn insert(&mut self, id: &str, now: i64) -> Result<(), ApiError> {
+        if self.open.len() >= MAX_OPEN || !self.server.try_take() {
+            return Err(ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT.error());
+        }
+        let fresh = Open {
+            msgs: Vec::new(),
+            touched: now,
+        };
+        self.open.insert(id.to_owned(), fresh);
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Open> {
+        let b = self.open.remove(id)?;
+        self.server.release(1);
+        Some(b)
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        self.server.release(self.open.len());
     }
 }
 

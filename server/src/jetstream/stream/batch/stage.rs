@@ -6,12 +6,13 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use rill_protocol::headers::{HeaderMap, find};
-use rill_protocol::jsapi::{ApiError, DiscardPolicy, ErrorCode, PubAck};
+use rill_protocol::jsapi::{ApiError, ErrorCode, PubAck};
 
 use super::{
-    BATCH_COMMIT, BATCH_SEQ, Commit, EXPECTED_LAST_MSG_ID, MAX_ID_LEN, MAX_OPEN, MAX_SIZE, Open,
-    Staged, commit_of, incomplete, text,
+    BATCH_COMMIT, BATCH_SEQ, Commit, EXPECTED_LAST_MSG_ID, MAX_ID_LEN, MAX_SIZE, Staged, commit_of,
+    incomplete, text,
 };
+use crate::jetstream::error::publish_error;
 use crate::jetstream::store::now_ns;
 use crate::jetstream::stream::core::StreamCore;
 use crate::jetstream::stream::dedupe::MSG_ID;
@@ -27,6 +28,12 @@ impl StreamCore {
         headers: &Bytes,
         payload: &Bytes,
     ) -> Result<Option<PubAck>, ApiError> {
+        // nats-server refuses an oversized message before looking at its batch.
+        if u64::try_from(self.cfg.max_msg_size)
+            .is_ok_and(|max| (headers.len() + payload.len()) as u64 > max)
+        {
+            return Err(ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM.error());
+        }
         if !self.cfg.allow_atomic {
             return Err(ErrorCode::ATOMIC_PUBLISH_DISABLED.error());
         }
@@ -35,7 +42,7 @@ impl StreamCore {
         }
         let result = self.stage_checked(&id, subject, headers, payload);
         if !matches!(result, Ok(None)) {
-            self.batches.open.remove(&id);
+            self.batches.remove(&id);
         }
         result
     }
@@ -57,14 +64,7 @@ impl StreamCore {
         let commit = commit_of(headers)?;
         let now = now_ns();
         if seq == 1 && !self.batches.open.contains_key(id) {
-            if self.batches.open.len() >= MAX_OPEN {
-                return Err(ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT.error());
-            }
-            let fresh = Open {
-                msgs: Vec::new(),
-                touched: now,
-            };
-            self.batches.open.insert(id.to_owned(), fresh);
+            self.batches.insert(id, now)?;
         }
         let batch = self.batches.open.get_mut(id).ok_or_else(incomplete)?;
         if seq != batch.msgs.len() as u64 + 1 {
@@ -87,12 +87,7 @@ impl StreamCore {
         if commit == Commit::No {
             return Ok(None);
         }
-        let mut msgs = self
-            .batches
-            .open
-            .remove(id)
-            .map(|b| b.msgs)
-            .unwrap_or_default();
+        let mut msgs = self.batches.remove(id).map(|b| b.msgs).unwrap_or_default();
         let last = msgs.last_mut().ok_or_else(incomplete)?;
         if commit == Commit::EndOfBatch {
             let mut h = HeaderMap::parse(&last.headers).unwrap_or_default();
@@ -140,6 +135,7 @@ impl StreamCore {
         for (i, m) in (0u64..).zip(msgs) {
             self.check_rollup(&m.headers)?;
             self.check_ttl(&m.headers)?;
+            self.counter_value(text(&m.subject), Some(&m.headers), &m.payload)?;
             let before = last + i;
             if find(&m.headers, EXPECTED_LAST_SEQ)
                 .is_some_and(|v| text(v).parse::<u64>().ok() != Some(before))
@@ -161,11 +157,12 @@ impl StreamCore {
             }
             subjects.insert(subject);
         }
-        let state = self.store.state();
-        let max = u64::try_from(self.cfg.max_msgs).unwrap_or(u64::MAX);
-        if self.cfg.discard == DiscardPolicy::New && state.msgs + msgs.len() as u64 > max {
-            return Err(ErrorCode::STREAM_STORE_FAILED.err("maximum messages exceeded"));
-        }
-        Ok(())
+        let appends: Vec<(&str, usize, usize)> = msgs
+            .iter()
+            .map(|m| (text(&m.subject), m.headers.len(), m.payload.len()))
+            .collect();
+        self.store
+            .check_appends(&appends)
+            .map_err(|e| publish_error(&e))
     }
 }
