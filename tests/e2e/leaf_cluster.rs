@@ -210,30 +210,40 @@ async fn crossed_leafs_of_a_mixed_nats_server_and_rill_cluster() {
     leafs_of_a_mixed_cluster(Rill, Nats).await;
 }
 
-/// A JetStream push consumer on a rill cluster member delivers to a subscriber on the
-/// other member, a nats-server or a rill server: over the route the delivery travels
-/// under its deliver subject with the stored subject after its ack reply, as
+/// A JetStream push consumer on a rill cluster member delivers to a subscriber on a
+/// member without JetStream, a nats-server or a rill server: over the route the delivery
+/// travels under its deliver subject with the stored subject after its ack reply, as
 /// nats-server sends it, and the subscriber sees the stored subject. Its acks travel
 /// back over the route to the consumer: nothing stays pending, nothing is redelivered.
+/// (The two rill servers with JetStream form the meta group; JetStream in a cluster
+/// needs peers with JetStream, on nats-server too.)
 async fn push_deliveries_cross_a_route(peer: ServerKind) {
-    let cluster = Cluster::start_with(&[Rill, peer], |spec: NodeSpec| NodeSpec {
-        jetstream: spec.name == "n1",
+    let cluster = Cluster::start_with(&[Rill, Rill, peer], |spec: NodeSpec| NodeSpec {
+        jetstream: spec.name != "n3",
         ..spec
     })
     .await;
-    let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[2]);
     let (c1, c2) = (n1.client().await, n2.client().await);
     let mut deliveries = c2.subscribe("deliver.orders").await.expect("sub");
     wait_interest(&c2, &c1).await;
     let js = async_nats::jetstream::new(c1);
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
+    // The meta group elects its leader within seconds of the start.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stream = loop {
+        let config = async_nats::jetstream::stream::Config {
             name: "ORDERS".into(),
             subjects: vec!["orders.>".into()],
             ..Default::default()
-        })
-        .await
-        .expect("stream");
+        };
+        match js.create_stream(config).await {
+            Ok(stream) => break stream,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("stream create: {e}"),
+        }
+    };
     stream
         .create_consumer(async_nats::jetstream::consumer::push::Config {
             durable_name: Some("SHIP".into()),

@@ -282,8 +282,9 @@ impl JetStream {
                 }
             };
             let cfg = Arc::new(doc.config);
-            if self.share.clustered && cfg.num_replicas > 1 {
-                // Opened when the meta group's assignments name this server.
+            if self.share.clustered {
+                // Every stream of a clustered server is opened when the meta group's
+                // assignments name this server.
                 continue;
             }
             match stream::spawn(self.spawn_params((*cfg).clone(), doc.created, false)).await {

@@ -124,18 +124,37 @@ impl AccountLinks {
     }
 }
 
-/// True for a JetStream subscription of this server's own that peers must not hear of:
-/// an internal one on a `$JS.` subject, such as a domain's `$JS.<domain>.API.>`. Each
-/// server answers its own clients' API requests, so none is announced to routes (a
-/// request would otherwise be answered, and a stream created, on every server). A
-/// consumer's ack and flow-control subjects (`$JS.ACK.<stream>.<consumer>.>`,
-/// `$JS.FC.…`) are announced: a subscriber on another member acks the deliveries it got
-/// over the route, and those acks must reach the consumer's server, as on nats-server.
+/// True for a JetStream API subscription of this server's own, which peers must not
+/// hear of: `$JS.API.…` and a domain's `$JS.<domain>.API.>`. Every server answers its
+/// own clients' API requests (those about a stream another server holds travel to it,
+/// `jetstream::cluster::forward`), so none is announced to routes. The rest of
+/// JetStream's subscriptions are announced as nats-server announces them: a consumer's
+/// acks, flow-control answers and pull requests (`$JS.ACK.…`, `$JS.FC.…`,
+/// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`), a stream's direct gets
+/// (`$JS.API.DIRECT.GET.<stream>…`, a queue group of its replicas) and a source's
+/// deliveries (`$JS.S.…`, `$JS.M.…`) come from clients and consumers on other members.
 fn per_server(sub: &Subscription) -> bool {
-    const CROSS_ROUTES: [&[u8]; 2] = [b"$JS.ACK.", b"$JS.FC."];
+    const SERVED_WHERE_THEY_LIVE: [&[u8]; 2] =
+        [b"$JS.API.CONSUMER.MSG.NEXT.", b"$JS.API.DIRECT.GET."];
+    let subject = &sub.subject[..];
+    let Some(rest) = subject.strip_prefix(b"$JS.") else {
+        return false;
+    };
+    let api = rest.starts_with(b"API.") || domain_api(rest);
     sub.owner.owner_id() == 0
-        && sub.subject.starts_with(b"$JS.")
-        && !CROSS_ROUTES.iter().any(|p| sub.subject.starts_with(p))
+        && api
+        && !SERVED_WHERE_THEY_LIVE
+            .iter()
+            .any(|p| subject.starts_with(p))
+}
+
+/// `<domain>.API.…` (after `$JS.`), the first token not one of JetStream's own
+/// (a stream named `API` appears in the second token of its acks).
+fn domain_api(rest: &[u8]) -> bool {
+    const OWN: [&[u8]; 5] = [b"ACK", b"FC", b"S", b"M", b"EVENT"];
+    let mut tokens = rest.splitn(3, |b| *b == b'.');
+    let first = tokens.next().unwrap_or_default();
+    tokens.next() == Some(b"API") && !OWN.contains(&first)
 }
 
 impl Remote for AccountLinks {
@@ -231,5 +250,55 @@ impl RemoteFactory for Hub {
             .entry(account.to_string())
             .or_insert_with(|| Arc::new(AccountLinks::new(account, Arc::clone(&self.peers))));
         Arc::clone(links) as Arc<dyn Remote>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::{Delivery, Subscriber};
+
+    /// An internal (owner 0) or client subscriber.
+    #[derive(Debug)]
+    struct Owner(u64);
+
+    impl Subscriber for Owner {
+        fn owner_id(&self) -> u64 {
+            self.0
+        }
+
+        fn deliver(&self, _sub: &Subscription, _msg: &Msg<'_>) -> Delivery {
+            Delivery::Dropped
+        }
+    }
+
+    fn kept_here(subject: &'static str, owner: u64) -> bool {
+        let sub = Subscription::new(
+            Bytes::from_static(b"1"),
+            Bytes::from_static(subject.as_bytes()),
+            None,
+            Arc::new(Owner(owner)),
+        );
+        per_server(&sub)
+    }
+
+    #[test]
+    fn only_the_jetstream_api_stays_on_its_server() {
+        for api in ["$JS.API.>", "$JS.API.STREAM.>", "$JS.hub.API.>"] {
+            assert!(kept_here(api, 0), "{api}");
+            assert!(!kept_here(api, 7), "a client's {api}");
+        }
+        for announced in [
+            "$JS.ACK.ORDERS.SHIP.>",
+            "$JS.ACK.API.C.>",
+            "$JS.FC.ORDERS.PUSH.>",
+            "$JS.API.CONSUMER.MSG.NEXT.ORDERS.PULL",
+            "$JS.API.DIRECT.GET.KV_CFG",
+            "$JS.S.a1b2",
+            "$JS.M.a1b2",
+            "orders.>",
+        ] {
+            assert!(!kept_here(announced, 0), "{announced}");
+        }
     }
 }

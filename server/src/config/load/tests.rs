@@ -350,3 +350,18 @@ fn invalid_mappings_are_refused_with_nats_servers_reason() {
         err("mappings { \"foo..x\": bar }").ends_with("Subject \"foo..x\" is not a valid subject")
     );
 }
+
+#[test]
+fn clustered_jetstream_needs_a_server_name_as_nats_server() {
+    let cluster = "jetstream: true\ncluster { name: C, listen: \"127.0.0.1:-1\" }\n";
+    assert!(err(cluster).contains("jetstream cluster requires `server_name` to be set"));
+    assert_eq!(
+        ok(&format!("server_name: n1\n{cluster}"))
+            .server_name
+            .as_deref(),
+        Some("n1")
+    );
+    // Either alone needs no name.
+    ok("jetstream: true\n");
+    ok("cluster { name: C, listen: \"127.0.0.1:-1\" }\n");
+}

@@ -119,9 +119,14 @@ pub(crate) fn check_host(host: &str, what: &str) -> Result<(), String> {
     }
 }
 
+/// A server name without spaces; and one at all for a clustered JetStream server, which
+/// the meta group knows its members by (nats-server refuses to start without it).
 fn check_server_name(config: &Config) -> Result<(), String> {
     match &config.server_name {
         Some(name) if name.contains(' ') => Err("server name cannot contain spaces".into()),
+        None if config.jetstream.is_some() && config.cluster.is_some() => {
+            Err("jetstream cluster requires `server_name` to be set".into())
+        }
         _ => Ok(()),
     }
 }

@@ -2,20 +2,28 @@
 //! rules): [`to_leader`] on the server that took the request, [`answer`] on the
 //! leader's server, which runs the request as if it had arrived there.
 //!
-//! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`, and
+//! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`;
 //! `STREAM.PURGE` and `STREAM.MSG.DELETE`, which the leader proposes through the
-//! stream's group so every replica applies them in log order. Creates,
-//! updates and deletes go through the meta group instead; consumers are still per
-//! server.
+//! stream's group so every replica applies them in log order; and the consumer
+//! requests (create, info, names, list, delete, pause, reset, unpin: a consumer lives
+//! on its stream leader's server). Creates, updates and deletes of streams go through
+//! the meta group instead. A pull request (`CONSUMER.MSG.NEXT`) reaches the consumer
+//! on its own subscription, which routes carry; the other servers stay silent about it.
 
 use std::sync::Arc;
+
+use std::time::Duration;
 
 use rill_protocol::jsapi::ApiSubject;
 
 use super::{Reply, Request, handle};
 use crate::jetstream::JetStream;
+use crate::jetstream::cluster::MetaGroup;
 use crate::jetstream::cluster::forward::{Answer, Forwarded, Route};
 use crate::raft::Command;
+
+/// How long a request about a new stream of one replica waits for its group's leader.
+const FIRST_LEADER: Duration = Duration::from_secs(2);
 
 /// What the server that took a request does with it.
 pub(super) enum Forwarding {
@@ -36,6 +44,16 @@ fn leader_stream<'a>(api: &ApiSubject<'a>) -> Option<&'a str> {
         | A::StreamLeaderStepdown(s)
         | A::StreamPurge(s)
         | A::StreamMsgDelete(s) => Some(s),
+        A::ConsumerCreate { stream, .. }
+        | A::ConsumerDurableCreate { stream, .. }
+        | A::ConsumerNames(stream)
+        | A::ConsumerList(stream)
+        | A::ConsumerInfo { stream, .. }
+        | A::ConsumerDelete { stream, .. }
+        | A::ConsumerPause { stream, .. }
+        | A::ConsumerReset { stream, .. }
+        | A::ConsumerUnpin { stream, .. }
+        | A::ConsumerNext { stream, .. } => Some(stream),
         _ => None,
     }
 }
@@ -45,11 +63,14 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
     let (Some(meta), Some(stream)) = (js.share.meta(), leader_stream(api)) else {
         return Forwarding::Here;
     };
-    let (group, to) = match meta.route(js.account_name(), stream).await {
+    let (group, to) = match route(meta, js.account_name(), stream).await {
         Route::Here => return Forwarding::Here,
         Route::Silent => return Forwarding::Silent,
         Route::There { group, to } => (group, to),
     };
+    if matches!(api, ApiSubject::ConsumerNext { .. }) {
+        return Forwarding::Silent;
+    }
     let forwarded = Forwarded {
         account: js.account_name().to_string(),
         subject: Command(req.subject.clone()),
@@ -62,6 +83,24 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
             is_error: answer.is_error,
         }),
         None => Forwarding::Silent,
+    }
+}
+
+/// Who answers about `stream`. A stream of one replica has no election to wait out
+/// but its first: while its group forms (right after its create), the request waits
+/// for it (at most [`FIRST_LEADER`]) instead of going unanswered.
+async fn route(meta: &MetaGroup, account: &str, stream: &str) -> Route {
+    let deadline = tokio::time::Instant::now() + FIRST_LEADER;
+    loop {
+        let route = meta.route(account, stream).await;
+        let single = || async {
+            let a = meta.assignment(account, stream).await;
+            a.is_some_and(|a| a.peers.len() == 1)
+        };
+        if route != Route::Silent || tokio::time::Instant::now() > deadline || !single().await {
+            return route;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -35,7 +35,7 @@ pub(super) async fn create(
     req.check_level()?;
     let body: StreamConfigRequest = req.parse()?;
     let cfg = validate::stream_create_config(name, body.config, body.pedantic)?;
-    let meta = js.share.meta().filter(|_| cfg.num_replicas > 1).cloned();
+    let meta = js.share.meta().cloned();
     if meta.is_none() {
         validate::standalone_replicas(&cfg)?;
     }

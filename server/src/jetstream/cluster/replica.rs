@@ -1,5 +1,8 @@
-//! Replicated streams (issue 20): one Raft group per stream with `num_replicas` > 1,
-//! whose log entries are the stream's messages.
+//! Streams in a JetStream cluster (issue 20): one Raft group per stream, whose log
+//! entries are the stream's messages. Every stream of a clustered server is assigned
+//! through the meta group, one replica too (a group of one, kept on the server that
+//! took its create, with no group name or election shown, as nats-server shows its
+//! R1 streams), so its name is taken cluster-wide and every member's clients reach it.
 //!
 //! # From assignment to replicas
 //! `STREAM.CREATE` with R3 on any server ([`create`]): the server checks the config,
@@ -399,11 +402,13 @@ impl Replica {
                 }
             })
             .collect();
+        // A stream of one replica shows no group, as on nats-server (where it has none).
+        let single = membership.nodes().count() == 1;
         ClusterInfo {
             name: cluster.to_string(),
-            raft_group: self.group(),
+            raft_group: if single { String::new() } else { self.group() },
             leader: leader.unwrap_or_default(),
-            leader_since: if leading {
+            leader_since: if leading && !single {
                 *lock(&self.lead.since)
             } else {
                 None
@@ -874,6 +879,7 @@ pub async fn create(
     let account = js.account_name().to_string();
     if let Some(existing) = meta.assignment(&account, &cfg.name).await {
         crate::jetstream::validate::stream_exists_same(&existing.config, &cfg)?;
+        wait_leader(meta, &existing.key()).await;
         return Ok(info(js, meta, &cfg.name, &StreamInfoRequest::default())
             .await?
             .0);
@@ -882,9 +888,13 @@ pub async fn create(
         return Err(unavailable());
     }
     let replicas = usize::try_from(cfg.num_replicas).unwrap_or(0);
-    let peers = meta
-        .place(replicas)
-        .ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
+    // One replica stays where it was asked for, next to the client that made it.
+    let peers = match replicas {
+        1 => Some(vec![meta.me().to_string()]),
+        n => meta.place(n),
+    };
+    let peers =
+        peers.ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
     let a = StreamAssignment {
         account: account.clone(),
         group: group_name(&cfg),
@@ -907,9 +917,33 @@ pub async fn create(
     if !applied {
         return Err(unavailable());
     }
+    wait_leader(meta, &key).await;
     Ok(info(js, meta, &name, &StreamInfoRequest::default())
         .await?
         .0)
+}
+
+/// Waits (at most [`APPLY_WAIT`]) until this server's replica of `key` knows its
+/// group's leader, so that the create reply names it, as nats-server's does, and the
+/// requests that follow it find a leader to answer them. A server without a replica
+/// does not wait.
+async fn wait_leader(meta: &MetaGroup, key: &str) {
+    let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match standing(meta, key).await {
+            Standing::Leader | Standing::Follower(Some(_)) => return,
+            Standing::Absent if !names_me(meta, key).await => return,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Whether the assignment of `key` names this server.
+async fn names_me(meta: &MetaGroup, key: &str) -> bool {
+    let (key, me) = (key.to_string(), meta.me().to_string());
+    meta.sm
+        .with(move |m| m.streams.get(&key).is_some_and(|a| a.peers.contains(&me)))
+        .await
 }
 
 /// Updates a replicated stream (the new config checked against the old one).

@@ -112,7 +112,9 @@ impl StreamSubs {
             ));
         }
         // A stream answers its own direct gets; with `mirror_direct`, a mirror answers
-        // its origin's too. One of them answers each request (a queue group).
+        // its origin's too. One of them answers each request (a queue group, whose
+        // members on other servers of a cluster answer for clients here, as on
+        // nats-server: a direct get reaches wherever the stream is).
         let mut direct: Vec<&str> = Vec::new();
         if cfg.allow_direct {
             direct.push(&cfg.name);
@@ -123,8 +125,7 @@ impl StreamSubs {
         for stream in direct {
             for subject in [None, Some(">")] {
                 let subject = ApiSubject::DirectGet { stream, subject }.to_string();
-                // Local, like the API: streams are per server until issue 20.
-                subs.push(Subscription::new_local(
+                subs.push(Subscription::new(
                     Bytes::from_static(b"direct"),
                     Bytes::from(subject),
                     Some(Bytes::from_static(DIRECT_GROUP)),
