@@ -39,7 +39,7 @@ use bytes::Bytes;
 use rill_protocol::subject;
 use tracing::warn;
 
-use crate::config::{Config, ExportKind, ImportConfig};
+use crate::config::{Config, ExportConfig, ExportKind, ImportConfig, MsgTraceConfig};
 use crate::locks;
 use crate::router::{Delivery, Msg, Origin, RemoteFactory, Router, Subscriber, Subscription};
 use crate::shared::GLOBAL_ACCOUNT;
@@ -64,6 +64,8 @@ pub struct Account {
     /// The imports wired into this account, changed only by [`Accounts::wire`] (start and
     /// reload).
     imports: Mutex<Vec<WiredImport>>,
+    /// `msg_trace {}`: where sampled `traceparent` messages are traced.
+    msg_trace: RwLock<Option<MsgTraceConfig>>,
 }
 
 /// How a service export's responses travel back to the requester.
@@ -91,6 +93,9 @@ pub struct ImportSpec {
     pub config: ImportConfig,
     /// Response rules of the service export (ignored for streams).
     pub responses: Responses,
+    /// Message traces cross it: the import says `allow_trace` (streams), the export
+    /// does (services).
+    pub allow_trace: bool,
 }
 
 impl From<&ImportConfig> for ImportSpec {
@@ -98,6 +103,7 @@ impl From<&ImportConfig> for ImportSpec {
         Self {
             config: config.clone(),
             responses: Responses::default(),
+            allow_trace: config.allow_trace && config.kind == ExportKind::Stream,
         }
     }
 }
@@ -136,7 +142,13 @@ impl Account {
             name: name.to_string(),
             router: Router::new(),
             imports: Mutex::new(Vec::new()),
+            msg_trace: RwLock::new(None),
         }
+    }
+
+    /// The account's `msg_trace {}` setting, if any.
+    pub fn msg_trace(&self) -> Option<MsgTraceConfig> {
+        locks::read(&self.msg_trace).clone()
     }
 
     /// True when one of this account's service imports takes requests on the literal
@@ -305,7 +317,10 @@ impl Accounts {
         for account in self.all() {
             let wanted: Vec<ImportSpec> = wanted_imports(config, &account.name)
                 .into_iter()
-                .map(ImportSpec::from)
+                .map(|import| ImportSpec {
+                    allow_trace: allows_trace(config, import),
+                    ..ImportSpec::from(import)
+                })
                 .collect();
             rewire(self, &account, &wanted, false);
         }
@@ -320,12 +335,15 @@ impl Accounts {
         rewire(self, &account, wanted, true);
     }
 
-    /// Replaces every account's `mappings {}` with `config`'s (start and reload).
+    /// Replaces every account's `mappings {}` and `msg_trace {}` with `config`'s (start
+    /// and reload).
     pub fn set_mappings(&self, config: &Config) {
         let cluster = config.cluster.as_ref().and_then(|c| c.name.clone());
         for account in self.all() {
             let list = mappings_of(config, &account.name);
             account.router.mappings().set(list, cluster.clone());
+            let own = config.accounts.iter().find(|a| a.name == account.name);
+            *locks::write(&account.msg_trace) = own.and_then(|a| a.msg_trace.clone());
         }
     }
 }
@@ -391,14 +409,29 @@ fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[ImportSpec], f
 
 /// True when `import` names an export of its account that `importer` may use.
 fn exported(config: &Config, import: &ImportConfig, importer: &str) -> bool {
-    let Some(acc) = config.accounts.iter().find(|a| a.name == import.account) else {
-        return false;
-    };
-    acc.exports.iter().any(|e| {
-        e.kind == import.kind
-            && subject::is_subset(&import.subject, &e.subject)
-            && (e.accounts.is_empty() || e.accounts.iter().any(|a| a == importer))
-    })
+    exports_of(config, import)
+        .any(|e| e.accounts.is_empty() || e.accounts.iter().any(|a| a == importer))
+}
+
+/// The exports of `import`'s account that cover it.
+fn exports_of<'a>(
+    config: &'a Config,
+    import: &'a ImportConfig,
+) -> impl Iterator<Item = &'a ExportConfig> + 'a {
+    let acc = config.accounts.iter().find(|a| a.name == import.account);
+    acc.into_iter()
+        .flat_map(|acc| &acc.exports)
+        .filter(|e| e.kind == import.kind && subject::is_subset(&import.subject, &e.subject))
+}
+
+/// True when message traces cross `import`: a stream import that says `allow_trace`, a
+/// service import of an export that does (as nats-server: the side the message flows
+/// into decides).
+fn allows_trace(config: &Config, import: &ImportConfig) -> bool {
+    match import.kind {
+        ExportKind::Stream => import.allow_trace,
+        ExportKind::Service => exports_of(config, import).any(|e| e.allow_trace),
+    }
 }
 
 /// An internal subscription (owner 0) in `router`. `Scope::Server` ones are not
@@ -441,6 +474,7 @@ fn wire_stream(exporter: &Arc<Account>, importer: Arc<Account>, spec: &ImportSpe
         from: import.subject.clone(),
         to,
         target: importer,
+        allow_trace: spec.allow_trace,
     });
     WiredImport {
         spec: spec.clone(),
@@ -465,6 +499,7 @@ fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, spec: &ImportSp
         pending: Mutex::new(VecDeque::new()),
         token: response_token(),
         next: AtomicU64::new(1),
+        allow_trace: spec.allow_trace,
     });
     let sub = internal_sub(
         &importer.router,
@@ -514,6 +549,8 @@ struct StreamForward {
     from: String,
     to: Option<String>,
     target: Arc<Account>,
+    /// Message traces cross into the importer.
+    allow_trace: bool,
 }
 
 impl Subscriber for StreamForward {
@@ -538,18 +575,39 @@ impl Subscriber for StreamForward {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let Some(to) = &self.to else {
-            return self.target.forward(msg, true);
-        };
         // A push delivery is mapped by the subject it is routed by, and keeps showing
         // the stored message's subject.
         let routed = msg.routed_by.unwrap_or(msg.subject);
-        let text = std::str::from_utf8(routed).unwrap_or_default();
-        let mapped = Bytes::from(map_subject(&self.from, to, text));
-        match msg.routed_by {
-            Some(_) => self.target.forward(&msg.with_route(&mapped), true),
-            None => self.target.forward(&msg.with_subject(&mapped), true),
+        let mapped = self.to.as_ref().map(|to| {
+            let text = std::str::from_utf8(routed).unwrap_or_default();
+            Bytes::from(map_subject(&self.from, to, text))
+        });
+        if let Some(trace) = msg.trace {
+            trace.stream_export(&self.target.name, mapped.as_deref().unwrap_or(routed));
         }
+        let Some(msg) = crossing(msg, self.allow_trace) else {
+            return Delivery::Queued;
+        };
+        match (&mapped, msg.routed_by) {
+            (None, _) => self.target.forward(&msg, true),
+            (Some(mapped), Some(_)) => self.target.forward(&msg.with_route(mapped), true),
+            (Some(mapped), None) => self.target.forward(&msg.with_subject(mapped), true),
+        }
+    }
+
+    fn follows_traces(&self) -> bool {
+        true
+    }
+}
+
+/// `msg` as it crosses an import into another account, after the crossing event was
+/// recorded: with its trace when the import lets traces cross (`allow_trace`), else
+/// without it (delivered untraced, as nats-server); `None` when it goes no further
+/// (`Nats-Trace-Only` and the trace may not cross).
+fn crossing<'a>(msg: &Msg<'a>, allow_trace: bool) -> Option<Msg<'a>> {
+    match msg.trace {
+        Some(trace) if !allow_trace => (!trace.only()).then(|| msg.with_trace(None)),
+        _ => Some(*msg),
     }
 }
 
@@ -565,6 +623,8 @@ struct ServiceForward {
     /// This import's random part of its `_R_.<token>.<n>` response subjects.
     token: String,
     next: AtomicU64,
+    /// Message traces cross into the exporter.
+    allow_trace: bool,
 }
 
 impl ServiceForward {
@@ -597,6 +657,12 @@ impl Subscriber for ServiceForward {
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let text = std::str::from_utf8(msg.subject).unwrap_or_default();
         let remote = Bytes::from(map_subject(&self.local, &self.remote, text));
+        if let Some(trace) = msg.trace {
+            trace.service_import(&self.target.name, msg.subject, &remote);
+        }
+        let Some(msg) = crossing(msg, self.allow_trace) else {
+            return Delivery::Queued;
+        };
         let Some(reply) = msg.reply else {
             return self.target.forward(&msg.with_subject(&remote), false);
         };
@@ -625,6 +691,10 @@ impl Subscriber for ServiceForward {
             locks::lock(&self.pending).push_back((Instant::now(), route_sub));
         }
         delivered
+    }
+
+    fn follows_traces(&self) -> bool {
+        true
     }
 }
 

@@ -38,6 +38,7 @@ mod signals;
 pub mod stats;
 pub mod system;
 pub mod tls;
+pub mod trace;
 pub mod websocket;
 
 pub use lifecycle::{Server, StartError, Stop};

@@ -15,6 +15,31 @@ pub const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
 /// [`NATS_VERSION`](rill_protocol::compat::NATS_VERSION), the release it implements.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The `server` object of nats-server's events and `$SYS` replies (and of message
+/// trace reports).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    /// Server name.
+    pub name: String,
+    /// Client listen host.
+    pub host: String,
+    /// Server id.
+    pub id: String,
+    /// Cluster name, when in a cluster (left out of `$SYS` replies for now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Version.
+    pub ver: String,
+    /// JetStream enabled.
+    pub jetstream: bool,
+    /// Flags (nats-server: bit 1 JetStream, bit 2 binary stream snapshots...).
+    pub flags: u64,
+    /// Sequence number of this message from this server.
+    pub seq: u64,
+    /// When the message was sent.
+    pub time: String,
+}
+
 /// A boxed `Send` future, for async methods of object-safe traits.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 

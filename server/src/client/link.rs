@@ -18,6 +18,7 @@ use crate::locks;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::shared::BoxFuture;
 use crate::stats::Stats;
+use crate::trace::record::{Conn, Kind};
 
 /// What a client told us in CONNECT, kept for monitoring.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +154,14 @@ impl Subscriber for ClientLink {
         if self.delivery_perms.load(Ordering::Acquire) && !self.permits_delivery(msg) {
             return Delivery::Dropped;
         }
+        if let Some(trace) = msg.trace {
+            let info = locks::read(&self.info);
+            let conn = Conn::new(Kind::Client, self.cid, info.name.clone());
+            trace.egress_client(conn, &info.account, &sub.subject, sub.queue.as_deref());
+            if trace.only() {
+                return Delivery::Queued;
+            }
+        }
         // A client that did not ask for headers gets the payload alone, as nats-server does.
         let with_headers = self.headers.load(Ordering::Relaxed);
         match self.outbound.push_msg(&sub.sid, msg, with_headers) {
@@ -188,5 +197,9 @@ impl Subscriber for ClientLink {
 
     fn is_alive(&self) -> bool {
         !self.outbound.is_closed()
+    }
+
+    fn follows_traces(&self) -> bool {
+        true
     }
 }

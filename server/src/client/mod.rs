@@ -65,6 +65,8 @@ use crate::locks;
 use crate::router::{Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
+use crate::trace::record::{Conn, Kind};
+use crate::trace::start::Begun;
 
 /// Free space guaranteed before each read.
 const READ_MIN_FREE: usize = 16 * 1024;
@@ -464,16 +466,25 @@ impl Connection {
         // routing see only the new one (as nats-server).
         let mapped = self.account.router.mappings().map(publish.subject());
         let subject = mapped.as_deref().unwrap_or(publish.subject());
+        let begun = self.begin_trace(publish);
         if self.perms.is_some() && !self.can_publish(subject) {
-            self.fail(&ProtocolError::PublishViolation(
-                String::from_utf8_lossy(subject).into_owned(),
-            ));
+            let violation =
+                ProtocolError::PublishViolation(String::from_utf8_lossy(subject).into_owned());
+            if let Some(trace) = begun.trace() {
+                trace.refused(violation.to_string());
+            }
+            self.fail(&violation);
             return;
         }
         self.ok();
-        let mut msg = Msg::from_publish(publish);
+        if matches!(begun, Begun::Dropped) {
+            return;
+        }
+        let trace = begun.trace();
+        let mut msg = Msg::from_publish(publish).with_trace(trace);
         if let Some(mapped) = &mapped {
             msg = msg.with_subject(mapped);
+            trace.inspect(|t| t.mapped(mapped));
         }
         if subject::has_empty_token(subject) {
             self.answer_unrouted(subject, &msg);
@@ -490,6 +501,23 @@ impl Connection {
         if delivered == 0 {
             self.answer_unrouted(subject, &msg);
         }
+    }
+
+    /// Starts the trace of `publish` when its headers ask for one (see [`crate::trace`]).
+    fn begin_trace(&self, publish: &Publish) -> Begun {
+        if publish.headers().is_none() {
+            return Begun::Plain;
+        }
+        let conn = || {
+            let name = locks::read(&self.link.info).name.clone();
+            Conn::new(Kind::Client, self.link.cid, name)
+        };
+        crate::trace::start::begin(
+            &self.state,
+            &self.account,
+            conn,
+            &Msg::from_publish(publish),
+        )
     }
 
     /// A request nobody received gets no-responders when the client asked for them.

@@ -310,6 +310,24 @@ pub struct AccountConfig {
     pub default_permissions: Option<Permissions>,
     /// `mappings {}`: subject transforms applied when the account's clients publish.
     pub mappings: Vec<Mapping>,
+    /// `msg_trace { dest, sampling }`: where sampled `traceparent` messages are traced.
+    pub msg_trace: Option<MsgTraceConfig>,
+}
+
+/// `msg_trace { dest: subject, sampling: 1..100 }` of an account (nats-server 2.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgTraceConfig {
+    /// The trace subject of messages traced through `traceparent`.
+    pub dest: String,
+    /// The percentage of sampled `traceparent` messages traced (100 by default).
+    pub sampling: u8,
+}
+
+impl MsgTraceConfig {
+    /// True when sampling picks this message.
+    pub fn samples(&self) -> bool {
+        self.sampling >= 100 || rand::random_range(1..=100u8) <= self.sampling
+    }
 }
 
 /// `accounts { A { jetstream { max_mem, max_file, max_streams, … } } }`; -1 is unlimited.
@@ -363,6 +381,8 @@ pub struct ExportConfig {
     pub subject: String,
     /// Accounts allowed to import; empty is public.
     pub accounts: Vec<String>,
+    /// A service export lets message traces cross into it (`allow_trace`).
+    pub allow_trace: bool,
 }
 
 /// What an export or import carries.
@@ -387,6 +407,8 @@ pub struct ImportConfig {
     pub to: Option<String>,
     /// Prefix put in front of the imported subject (`prefix`).
     pub prefix: Option<String>,
+    /// A stream import lets message traces cross into the importer (`allow_trace`).
+    pub allow_trace: bool,
 }
 
 impl ImportConfig {

@@ -28,6 +28,7 @@ use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
 use crate::link::tls::LinkTls;
 use crate::router::{Msg, Origin};
 use crate::server::ServerState;
+use crate::trace;
 
 /// How long the other side has to complete the handshake.
 const HANDSHAKE: Duration = Duration::from_secs(5);
@@ -519,6 +520,13 @@ impl Reader<'_> {
             return;
         }
         let msg = crate::link::forward::arrived(msg);
+        let begun = match self.leafs.state() {
+            Some(state) => {
+                trace::start::begin(&state, self.account, || self.link.trace_conn(), &msg)
+            }
+            None => trace::start::Begun::Plain,
+        };
+        let msg = msg.with_trace(begun.trace());
         let queues: Vec<&[u8]> = leaf_msg.queues.iter().map(|q| &q[..]).collect();
         let fanout =
             self.account

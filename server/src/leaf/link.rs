@@ -11,6 +11,7 @@ use rill_protocol::subject;
 
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
+use crate::trace::record::{Conn, Kind};
 
 /// What the other side asked for: `(subject, queue)`.
 pub(crate) type SubKey = (Bytes, Option<Bytes>);
@@ -169,6 +170,10 @@ impl Link for LeafLink {
     /// `"<addr> - lid:<n>"`, as nats-server prefixes leaf-node log lines.
     fn log_prefix(&self) -> String {
         format!("{} - lid:{}", self.addr, self.lid)
+    }
+
+    fn trace_conn(&self) -> Conn {
+        Conn::new(Kind::Leaf, self.lid, self.peer.name.clone())
     }
 }
 

@@ -234,6 +234,15 @@ impl<'a, L: Link> Targets<'a, L> {
 /// Queues `msg` on `link` with the queue groups it carries (a push delivery under its
 /// deliver subject, with its stored subject after the ack reply).
 fn send_msg<L: Link>(link: &L, account: &[u8], msg: &Msg<'_>, queues: &[&[u8]]) -> Pushed {
+    // A traced message goes with the hop the other server receives it as.
+    let hopped;
+    let msg = &match msg.trace {
+        Some(trace) => {
+            hopped = trace.egress_link(link.trace_conn(), msg.headers.unwrap_or_default());
+            msg.with_headers(&hopped)
+        }
+        None => *msg,
+    };
     let joined;
     let (subject, reply) = match (msg.routed_by, msg.reply) {
         (Some(route), Some(r)) if route != msg.subject && r.starts_with(JS_ACK) => {

@@ -34,6 +34,7 @@ use crate::client::{CloseReason, Outbound, SlowWrite};
 use crate::monitoring::format::go_duration;
 use crate::router::Subscriber;
 use crate::stats::Stats;
+use crate::trace::record::Conn;
 
 /// Messages and bytes in and out of one link, and its last round-trip time.
 #[derive(Debug, Default)]
@@ -89,6 +90,9 @@ pub(crate) trait Link: Subscriber + Send + Sync + 'static {
     fn counters(&self) -> &LinkCounters;
     /// `"<addr> - rid:<n>"` or `"<addr> - lid:<n>"`, as nats-server prefixes log lines.
     fn log_prefix(&self) -> String;
+
+    /// How it appears in message trace events: kind, id and the peer server's name.
+    fn trace_conn(&self) -> Conn;
 
     /// Queues protocol bytes (`±S+`, `±S-`, INFO, PING, PONG).
     fn send(&self, bytes: &[u8]) {

@@ -29,6 +29,7 @@ use crate::link::handshake::{Handshake, Refusal, parse_json, refuse};
 use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
 use crate::router::{Msg, Origin};
 use crate::server::ServerState;
+use crate::trace;
 
 /// A route handshake on `state`'s server.
 pub(super) fn handshake(state: &ServerState) -> Handshake {
@@ -293,6 +294,8 @@ impl Reader<'_> {
             return;
         };
         let msg = crate::link::forward::arrived(Msg::from_publish(&routed.publish));
+        let begun = trace::start::begin(self.state, &account, || self.link.trace_conn(), &msg);
+        let msg = msg.with_trace(begun.trace());
         let queues: Vec<&[u8]> = routed.queues.iter().map(|q| &q[..]).collect();
         let fanout = account
             .router

@@ -13,6 +13,7 @@ use rill_protocol::RouteInfo;
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
 use crate::locks;
+use crate::trace::record::{Conn, Kind};
 
 /// What the peer asked for: `(account, subject, queue)`.
 pub(crate) type SubKey = (Bytes, Bytes, Option<Bytes>);
@@ -117,6 +118,11 @@ impl Link for RouteLink {
     /// `"<addr> - rid:<n>"`, as nats-server prefixes route log lines.
     fn log_prefix(&self) -> String {
         format!("{} - rid:{}", self.addr, self.rid)
+    }
+
+    fn trace_conn(&self) -> Conn {
+        let name = locks::read(&self.peer).server_name.clone();
+        Conn::new(Kind::Route, self.rid, name)
     }
 }
 

@@ -28,6 +28,7 @@ pub use remote::{Forwarded, Links, Origin, Relay, Remote, RemoteFactory};
 pub use sublist::{MatchResult, Sublist};
 
 use crate::shared::BoxFuture;
+use crate::trace::record::Trace;
 
 /// A message as it is routed: borrowed parts, readable as slices and shareable as
 /// `Bytes` without copying.
@@ -49,6 +50,9 @@ pub struct Msg<'a> {
     /// saw it (0 for internal publishers and messages from other servers): the system
     /// account's `$SYS.REQ.USER.INFO` answers the requester with it.
     pub publisher: u64,
+    /// The record of a traced message (`Nats-Trace-Dest`), which the subscribers and
+    /// links it reaches add their events to (see [`crate::trace`]).
+    pub trace: Option<&'a Arc<Trace>>,
     source: Source<'a>,
 }
 
@@ -82,6 +86,7 @@ impl<'a> Msg<'a> {
             payload,
             routed_by: None,
             publisher: 0,
+            trace: None,
             source: Source::Parts {
                 subject,
                 reply,
@@ -100,6 +105,7 @@ impl<'a> Msg<'a> {
             payload: publish.payload(),
             routed_by: None,
             publisher: 0,
+            trace: None,
             source: Source::Frame(publish.frame()),
         }
     }
@@ -116,6 +122,21 @@ impl<'a> Msg<'a> {
     /// The same message, routed by `route` while it shows its own subject.
     pub fn with_route(mut self, route: &'a [u8]) -> Self {
         self.routed_by = Some(route);
+        self
+    }
+
+    /// The same message, traced by `trace` (or no longer traced).
+    pub fn with_trace(mut self, trace: Option<&'a Arc<Trace>>) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The same message with another header block (a link's `Nats-Trace-Hop`).
+    pub fn with_headers(mut self, headers: &'a Bytes) -> Self {
+        self.headers = Some(headers);
+        if let Source::Parts { headers: h, .. } = &mut self.source {
+            *h = Some(headers);
+        }
         self
     }
 
@@ -275,6 +296,12 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
     /// of pushing into an import nobody listens to yet.
     fn reaches(&self, _subject: &[u8]) -> bool {
         true
+    }
+
+    /// True when it records its part in a traced message itself (an egress to a client,
+    /// an import, a stream). Other subscribers get no `Nats-Trace-Only` messages.
+    fn follows_traces(&self) -> bool {
+        false
     }
 }
 
@@ -615,6 +642,9 @@ impl Router {
     fn deliver_one(&self, sub: &Arc<Subscription>, msg: &Msg<'_>) -> Delivery {
         if sub.removed.load(Ordering::Acquire) {
             return Delivery::Dropped;
+        }
+        if msg.trace.is_some_and(|t| t.only()) && !sub.owner.follows_traces() {
+            return Delivery::Queued;
         }
         let max = sub.max.load(Ordering::Acquire);
         let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;

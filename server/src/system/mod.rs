@@ -70,26 +70,7 @@ pub struct Request {
     pub publisher: u64,
 }
 
-/// The `server` object of every reply and event.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerInfo {
-    /// Server name.
-    pub name: String,
-    /// Client listen host.
-    pub host: String,
-    /// Server id.
-    pub id: String,
-    /// Version.
-    pub ver: String,
-    /// JetStream enabled.
-    pub jetstream: bool,
-    /// Flags (nats-server: bit 1 JetStream, bit 2 binary stream snapshots...).
-    pub flags: u64,
-    /// Sequence number of this message from this server.
-    pub seq: u64,
-    /// When the message was sent.
-    pub time: String,
-}
+pub use crate::shared::ServerInfo;
 
 /// The system account service.
 #[derive(Debug)]
@@ -216,6 +197,7 @@ impl System {
             name: state.server_name.clone(),
             host: config.host.clone(),
             id: state.server_id.clone(),
+            cluster: None,
             ver: VERSION.to_string(),
             jetstream,
             flags: u64::from(jetstream),

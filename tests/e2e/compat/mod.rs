@@ -12,6 +12,7 @@
 //! - `resub`: `/connz?cid=N&subs=detail` after a subscription is replaced.
 //! - `tls_available`: `allow_non_tls`, clients with and without TLS on one port.
 //! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
+//! - `trace`: message tracing (`Nats-Trace-Dest`), one server and a route, as nats-server.
 
 mod api;
 mod domain;
@@ -20,6 +21,7 @@ mod pull;
 mod resub;
 mod stored;
 mod tls_available;
+mod trace;
 mod version;
 
 use rill_tests::ServerKind;

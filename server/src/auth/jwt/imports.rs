@@ -148,7 +148,14 @@ impl JwtAuth {
                 .filter(|&ns| ns > 0)
                 .map_or(Responses::default().threshold, Duration::from_nanos),
         };
-        Ok((ImportSpec { config, responses }, expires))
+        Ok((
+            ImportSpec {
+                config,
+                responses,
+                allow_trace: false,
+            },
+            expires,
+        ))
     }
 }
 
@@ -188,6 +195,7 @@ fn import_config(kind: ExportKind, import: &Import, remote: &str) -> ImportConfi
         subject: remote.to_string(),
         to,
         prefix,
+        allow_trace: false,
     }
 }
 

@@ -2,7 +2,9 @@
 
 use super::super::conf::{ConfMap, ConfValue, ValueKind};
 use super::super::error::{ConfigError, Warning};
-use super::super::{AccountConfig, AccountJetStreamLimits, ExportConfig, ExportKind, ImportConfig};
+use super::super::{
+    AccountConfig, AccountJetStreamLimits, ExportConfig, ExportKind, ImportConfig, MsgTraceConfig,
+};
 use super::auth::{permissions, users};
 use super::value::{self, map, size, string, strings};
 
@@ -70,7 +72,8 @@ fn account(
             "jetstream" => (acc.jetstream, acc.jetstream_limits) = account_jetstream(v)?,
             "default_permissions" => acc.default_permissions = Some(permissions(v, &key)?),
             "mappings" | "maps" => acc.mappings = super::mappings::parse(v, &key)?,
-            "nkey" | "limits" | "msg_trace" | "trace_dest" => warnings.push(Warning::at(
+            "msg_trace" => acc.msg_trace = Some(msg_trace(v)?),
+            "nkey" | "limits" => warnings.push(Warning::at(
                 &e.key_pos,
                 format!("account setting \"{key}\" is not supported by rill yet and is ignored"),
             )),
@@ -85,6 +88,7 @@ fn export(v: &ConfValue) -> Result<ExportConfig, ConfigError> {
     let m = map(v, "exports")?;
     let mut kind_subject = None;
     let mut accounts = Vec::new();
+    let mut allow_trace = false;
     for e in m.entries() {
         let key = e.key.to_ascii_lowercase();
         match key.as_str() {
@@ -99,8 +103,8 @@ fn export(v: &ConfValue) -> Result<ExportConfig, ConfigError> {
             | "response_max_time"
             | "response_time"
             | "latency"
-            | "account_token_position"
-            | "allow_trace" => {}
+            | "account_token_position" => {}
+            "allow_trace" => allow_trace = value::boolean(&e.value, &key)?,
             _ => value::unknown(e)?,
         }
     }
@@ -111,6 +115,7 @@ fn export(v: &ConfValue) -> Result<ExportConfig, ConfigError> {
         kind,
         subject,
         accounts,
+        allow_trace,
     })
 }
 
@@ -120,6 +125,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
     let mut source = None;
     let mut to = None;
     let mut prefix = None;
+    let mut allow_trace = false;
     for e in m.entries() {
         let key = e.key.to_ascii_lowercase();
         match key.as_str() {
@@ -127,7 +133,8 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
             "service" => source = Some((ExportKind::Service, import_source(&e.value, &key)?)),
             "to" => to = Some(string(&e.value, &key)?),
             "prefix" => prefix = Some(string(&e.value, &key)?),
-            "share" | "allow_trace" => {}
+            "share" => {}
+            "allow_trace" => allow_trace = value::boolean(&e.value, &key)?,
             _ => value::unknown(e)?,
         }
     }
@@ -140,7 +147,45 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
         subject,
         to,
         prefix,
+        allow_trace,
     })
+}
+
+/// `msg_trace { dest, sampling }`: `sampling` 1 to 100, as a number or `"N%"`.
+fn msg_trace(v: &ConfValue) -> Result<MsgTraceConfig, ConfigError> {
+    let mut dest = None;
+    let mut sampling = 100;
+    for e in map(v, "msg_trace")?.entries() {
+        let key = e.key.to_ascii_lowercase();
+        match key.as_str() {
+            "dest" => dest = Some(string(&e.value, &key)?),
+            "sampling" => sampling = percent(&e.value)?,
+            _ => value::unknown(e)?,
+        }
+    }
+    let dest = dest.ok_or_else(|| ConfigError::at(&v.pos, "msg_trace needs a \"dest\" subject"))?;
+    if rill_protocol::subject::validate_publish(&dest).is_err() {
+        return Err(ConfigError::at(
+            &v.pos,
+            format!("trace destination {dest:?} is not valid"),
+        ));
+    }
+    Ok(MsgTraceConfig { dest, sampling })
+}
+
+/// A sampling percentage: `50` or `"50%"`, from 1 to 100.
+fn percent(v: &ConfValue) -> Result<u8, ConfigError> {
+    let n = match &v.kind {
+        ValueKind::String(s) => s.trim().trim_end_matches('%').trim().parse::<i64>().ok(),
+        _ => Some(value::int(v, "sampling")?),
+    };
+    match n {
+        Some(n @ 1..=100) => Ok(u8::try_from(n).unwrap_or(100)),
+        _ => Err(ConfigError::at(
+            &v.pos,
+            "trace sampling value must be between 1 and 100",
+        )),
+    }
 }
 
 fn import_source(v: &ConfValue, key: &str) -> Result<(String, String), ConfigError> {

@@ -131,7 +131,17 @@ fn apply(core: &mut StreamCore, cmd: Command) -> Option<(oneshot::Sender<()>, bo
             reply,
             headers,
             payload,
-        } => core.publish(&subject, reply, headers.as_ref(), &payload),
+            trace: None,
+        } => {
+            core.publish(&subject, reply, headers.as_ref(), &payload);
+        }
+        Command::Publish {
+            subject,
+            reply,
+            headers,
+            payload,
+            trace: Some(trace),
+        } => core.publish_traced(&trace, &subject, reply, headers.as_ref(), &payload),
         Command::Direct {
             subject,
             reply,

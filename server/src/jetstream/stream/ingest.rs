@@ -65,27 +65,34 @@ enum Origin {
 
 impl StreamCore {
     /// Handles one message published on the stream's subjects; queues or sends the ack.
+    /// Returns why it was refused, if it was (for a message trace's `js` event).
     pub(super) fn publish(
         &mut self,
         subject: &Bytes,
         reply: Option<Bytes>,
         headers: Option<&Bytes>,
         payload: &Bytes,
-    ) {
+    ) -> Option<String> {
         if let Some(reply) = reply.as_ref().filter(|r| super::fast::is_fast(r)) {
-            return self.fast_publish(reply, subject, headers, payload);
+            self.fast_publish(reply, subject, headers, payload);
+            return None;
         }
         let result = match (super::batch::batch_id(headers), headers) {
             (Some(id), Some(h)) => match self.stage(id, subject, h, payload) {
-                Ok(None) => return self.answer_staged(reply),
+                Ok(None) => {
+                    self.answer_staged(reply);
+                    return None;
+                }
                 Ok(Some(ack)) => Ok(ack),
                 Err(e) => Err(e),
             },
             _ => self.ingest(subject, headers.map(|h| &h[..]), payload),
         };
+        let refused = result.as_ref().err().map(|e| e.description.clone());
         if let Some(reply) = reply.filter(|r| !r.is_empty() && !self.cfg.no_ack) {
             self.answer(&reply, result);
         }
+        refused
     }
 
     /// Sends a publish's PubAck or error to `reply`, after the batch's sync when the

@@ -28,6 +28,7 @@ mod queue;
 mod schedule;
 mod source;
 mod subs;
+mod traced;
 mod ttl;
 
 use std::path::PathBuf;
@@ -58,6 +59,7 @@ use crate::jetstream::store::{
     Discard, FileStore, MemStore, StdFs, StorageKind, StoreConfig, StreamStore, SyncPolicy, meta,
     now_ns,
 };
+use crate::trace::record::Trace;
 
 /// Commands queued to a stream.
 pub(crate) enum Command {
@@ -67,6 +69,8 @@ pub(crate) enum Command {
         reply: Option<Bytes>,
         headers: Option<Bytes>,
         payload: Bytes,
+        /// The record of a traced message (see `traced`).
+        trace: Option<Arc<Trace>>,
     },
     /// A `$JS.API.DIRECT.GET.<stream>[.<subject>]` request.
     Direct {

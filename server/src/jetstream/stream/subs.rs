@@ -40,7 +40,11 @@ impl Subscriber for StreamSubscriber {
     }
 
     fn deliver(&self, sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let cmd = if sub.sid.starts_with(b"direct") {
+        let direct = sub.sid.starts_with(b"direct");
+        if direct && msg.trace.is_some_and(|t| t.only()) {
+            return Delivery::Queued;
+        }
+        let cmd = if direct {
             Command::Direct {
                 subject: msg.subject_bytes(),
                 reply: msg.reply_bytes(),
@@ -52,6 +56,7 @@ impl Subscriber for StreamSubscriber {
                 reply: msg.reply_bytes(),
                 headers: msg.headers_bytes(),
                 payload: msg.payload_bytes(),
+                trace: msg.trace.cloned(),
             }
         };
         match self.tx.try_send(cmd) {
@@ -75,6 +80,10 @@ impl Subscriber for StreamSubscriber {
 
     fn max_stall(&self) -> Duration {
         PUBLISHER_STALL
+    }
+
+    fn follows_traces(&self) -> bool {
+        true
     }
 }
 
