@@ -19,20 +19,23 @@
 //!
 //! | release | API level | what it added that clients gate on | in rill |
 //! |---|---|---|---|
-//! | 2.10 | 0 | consumer `filter_subjects`, stream/consumer `metadata`, `first_seq`, compression, subject transforms, default consumer limits | yes (stream subject transforms are refused) |
-//! | 2.11 | 1 | per-message TTL, subject delete markers, consumer pause, priority groups (overflow, pinned client, `UNPIN`), batch direct get, message tracing, `Nats-Required-Api-Level` | TTL, pause, batch get, priority groups, delete markers; not yet: message tracing |
-//! | 2.12 | 2 | counters, atomic batch publish, message schedules, async persist | no |
-//! | 2.14 | 4 | consumer reset, fast batch publish, ack flow control | reset only |
+//! | 2.10 | 0 | consumer `filter_subjects`, stream/consumer `metadata`, `first_seq`, compression, subject transforms, default consumer limits | yes |
+//! | 2.11 | 1 | per-message TTL, subject delete markers, consumer pause, priority groups (overflow, pinned client, `UNPIN`), batch direct get, message tracing, `Nats-Required-Api-Level` | yes |
+//! | 2.12 | 2 | counters, atomic batch publish, message schedules, `prioritized` priority policy, async persist mode, mirror removal (a mirror becomes a normal stream) | yes (async persist is accepted and stored as synchronously as the default) |
+//! | 2.14 | 4 | consumer reset, fast batch publish, ack flow control | reset only (`allow_batched` is refused) |
 //!
-//! So rill reports 2.10.0 and API level 0 today; message tracing brings it to 2.11.0 / level 1.
+//! So rill reports 2.12.0 and API level 2. The clients' own gates were checked: nats.js
+//! switches on batch direct gets and priority groups at 2.11.0 and consumer reset at
+//! 2.14.0 (its `publish tracing` test at 2.11); nats.py skips TTL, pause and marker tests
+//! below 2.11 and schedules, atomic batch, mirror removal and `persist_mode` below 2.12.
 
 /// The nats-server release whose behaviour rill implements (INFO `version`, `/varz`
 /// `version`, `_nats.ver` metadata). See the module doc before changing it.
-pub const NATS_VERSION: &str = "2.10.0";
+pub const NATS_VERSION: &str = "2.12.0";
 
 /// The JetStream API level of [`NATS_VERSION`] (INFO `api_lvl`, `$JS.API.INFO`
 /// `api.level`, `_nats.level` metadata). See the module doc before changing it.
-pub const API_LEVEL: u32 = 0;
+pub const API_LEVEL: u32 = 2;
 
 /// The API level as INFO's `api_lvl` carries it: absent at level 0, as from a 2.10 server.
 pub const fn info_api_level() -> Option<u32> {
