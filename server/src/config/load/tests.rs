@@ -126,6 +126,23 @@ fn accounts_with_users_exports_imports_and_jetstream() {
 }
 
 #[test]
+fn msg_trace_and_allow_trace() {
+    let c = ok("accounts {\n\
+        A { msg_trace: { dest: \"t.d\", sampling: \"25%\" }, exports: [{service: s, allow_trace: true}] }\n\
+        B { msg_trace: { dest: t.b }, imports: [{stream: {account: A, subject: x}, allow_trace: true}] }\n\
+        }\n");
+    let trace = |i: usize| c.accounts[i].msg_trace.clone().expect("msg_trace");
+    assert_eq!((trace(0).dest.as_str(), trace(0).sampling), ("t.d", 25));
+    assert_eq!((trace(1).dest.as_str(), trace(1).sampling), ("t.b", 100));
+    assert!(c.accounts[0].exports[0].allow_trace);
+    assert!(c.accounts[1].imports[0].allow_trace);
+    assert!(
+        err("accounts { A { msg_trace: { dest: t, sampling: 0 } } }").contains("between 1 and 100")
+    );
+    assert!(err("accounts { A { msg_trace: { dest: \"t.*\" } } }").contains("not valid"));
+}
+
+#[test]
 fn max_connections_zero_is_unlimited() {
     assert_eq!(ok("max_connections: 0").max_connections, usize::MAX);
     assert_eq!(ok("max_conn: 5").max_connections, 5);
