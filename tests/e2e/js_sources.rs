@@ -39,11 +39,22 @@ pub(crate) async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
     .await;
 }
 
-/// (seq, subject, payload, Nats-Stream-Source) of every message of `name`.
+/// (seq, subject, payload, Nats-Stream-Source) of every message of `name`, the header
+/// without the origin's identity (its sixth field, which differs from run to run).
 pub(crate) async fn messages(
     c: &async_nats::Client,
     name: &str,
 ) -> Vec<(u64, String, String, String)> {
+    let cut = |v: String| v.split(' ').take(5).collect::<Vec<_>>().join(" ");
+    stored(c, name)
+        .await
+        .into_iter()
+        .map(|(seq, subject, data, source)| (seq, subject, data, cut(source)))
+        .collect()
+}
+
+/// (seq, subject, payload, whole Nats-Stream-Source) of every message of `name`.
+async fn stored(c: &async_nats::Client, name: &str) -> Vec<(u64, String, String, String)> {
     let last = info(c, name).await["state"]["last_seq"]
         .as_u64()
         .unwrap_or(0);
@@ -68,7 +79,7 @@ pub(crate) async fn messages(
         let source = hdrs
             .lines()
             .find_map(|l| l.strip_prefix("Nats-Stream-Source: "))
-            .map(|v| v.split(' ').take(5).collect::<Vec<_>>().join(" "))
+            .map(str::to_owned)
             .unwrap_or_default();
         out.push((
             seq,
@@ -177,6 +188,51 @@ async fn sources_aggregate_with_filters_and_transforms_as_nats_server() {
     })
     .await;
     insta::assert_debug_snapshot!(seen);
+}
+
+/// nats-server 2.15 writes the origin's identity as the sixth field of
+/// `Nats-Stream-Source` (it answers a sourcing consumer's create with
+/// `Nats-Stream-Identity`): the same for every message of one origin, another once the
+/// origin is deleted and made again under its name, whose messages are then copied from
+/// its first sequence (before, rill waited for the old origin's next sequence forever).
+#[tokio::test]
+async fn a_source_follows_its_origin_deleted_and_made_again_as_nats_server() {
+    side_by_side(async |kind, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..3 {
+            publish(c, &format!("o.{i}"), &[], "old").await;
+        }
+        create(c, json!({"name": "S", "sources": [{"name": "O"}]})).await;
+        wait_msgs(c, "S", 3).await;
+        api(c, "$JS.API.STREAM.DELETE.O", "").await;
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..2 {
+            publish(c, &format!("o.new{i}"), &[], "new").await;
+        }
+        wait_msgs(c, "S", 5).await;
+        let copies = stored(c, "S").await;
+        let identities: Vec<String> = copies
+            .iter()
+            .map(|(_, _, _, h)| h.split(' ').nth(5).unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            identities.iter().all(|id| id.len() == 8),
+            "{kind:?}: {copies:?}"
+        );
+        let (old, new) = (&identities[0], &identities[3]);
+        assert_ne!(
+            old, new,
+            "{kind:?}: the made-again origin has another identity"
+        );
+        assert!(
+            identities[..3].iter().all(|id| id == old)
+                && identities[3..].iter().all(|id| id == new),
+            "{kind:?}: {copies:?}"
+        );
+        let i = info(c, "S").await;
+        (messages(c, "S").await, i["sources"][0]["seq"].clone())
+    })
+    .await;
 }
 
 #[tokio::test]

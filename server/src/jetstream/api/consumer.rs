@@ -16,11 +16,12 @@ use rill_protocol::jsapi::{
     Paged, PagedRequest, RetentionPolicy,
 };
 
-use super::Request;
+use super::{Reply, Request};
 use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, status};
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
 use crate::router::Msg;
+use rill_protocol::HeaderMap;
 use rill_protocol::compat::NATS_VERSION;
 
 fn stream_of(js: &JetStream, name: &str) -> Result<StreamHandle, ApiError> {
@@ -63,6 +64,39 @@ async fn configs_of(
         }
     }
     out
+}
+
+/// The reply to a consumer create. A mirror's or source's consumer (`sourcing`) is
+/// answered with the stream's identity in `Nats-Stream-Identity`, as nats-server 2.15
+/// does: the copying stream writes it into each message's `Nats-Stream-Source` and
+/// notices from it when the origin was deleted and made again (its sequences restart).
+pub(super) async fn create_reply(
+    js: &Arc<JetStream>,
+    target: validate::CreateTarget,
+    req: &Request,
+) -> Reply {
+    let created = create(js, target, req).await;
+    let identity = match &created {
+        Ok(r) if r.info.config.sourcing => stream_identity(js, &r.info.stream_name).await,
+        _ => None,
+    };
+    let mut reply = Reply::from(created);
+    if let Some(identity) = identity {
+        let mut headers = HeaderMap::new();
+        headers.insert(crate::jetstream::stream::STREAM_IDENTITY, identity);
+        reply.headers = Some(headers.to_bytes());
+    }
+    reply
+}
+
+/// The identity of `stream`, if it exists.
+async fn stream_identity(js: &JetStream, stream: &str) -> Option<String> {
+    let created = js.stream(stream)?.info().await.ok()?.created;
+    Some(crate::jetstream::stream::stream_identity(
+        &js.account.name,
+        stream,
+        created.unix_nanos(),
+    ))
 }
 
 pub(super) async fn create(

@@ -51,6 +51,7 @@ fn encode(kind: &str, e: &ApiError, extra: &str) -> Reply {
     Reply {
         body: body.into_bytes(),
         is_error: true,
+        headers: None,
     }
 }
 

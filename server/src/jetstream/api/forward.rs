@@ -81,6 +81,7 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
         Some(answer) => Forwarding::Answered(Reply {
             body: answer.body.0.to_vec(),
             is_error: answer.is_error,
+            headers: None,
         }),
         None => Forwarding::Silent,
     }

@@ -136,6 +136,9 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Counts towards `api.errors`.
     pub is_error: bool,
+    /// Header block, for the few replies that carry one (a sourcing consumer's
+    /// `Nats-Stream-Identity`).
+    pub headers: Option<Bytes>,
 }
 
 impl Reply {
@@ -143,7 +146,11 @@ impl Reply {
     pub fn from<T: ApiBody + Serialize>(r: Result<T, ApiError>) -> Reply {
         let is_error = r.is_err();
         let body = Response::from(r).to_json().unwrap_or_default();
-        Reply { body, is_error }
+        Reply {
+            body,
+            is_error,
+            headers: None,
+        }
     }
 
     /// An error reply to `api`, typed as that operation's reply (a plain
@@ -327,9 +334,8 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
 fn send(js: &JetStream, to: &Bytes, reply: Reply) {
     js.count(reply.is_error);
     let payload = Bytes::from(reply.body);
-    js.account
-        .router
-        .publish(0, true, &Msg::new(to, None, None, &payload));
+    let msg = Msg::new(to, None, reply.headers.as_ref(), &payload);
+    js.account.router.publish(0, true, &msg);
 }
 
 /// Runs the handler of `api`; `None` sends no reply.
@@ -348,7 +354,7 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         A::StreamMsgDelete(name) => Reply::from(msg::delete(js, name, req).await),
         A::ConsumerCreate { .. } | A::ConsumerDurableCreate { .. } => {
             let target = validate::CreateTarget::from_api(&api)?;
-            Reply::from(consumer::create(js, target, req).await)
+            consumer::create_reply(js, target, req).await
         }
         A::ConsumerNames(stream) => Reply::from(consumer::names(js, stream, req).await),
         A::ConsumerList(stream) => Reply::from(consumer::list(js, stream, req).await),

@@ -21,6 +21,7 @@ pub(super) fn reply(api: &ApiSubject<'_>) -> Option<Reply> {
     Some(Reply {
         body: body.into_bytes(),
         is_error: true,
+        headers: None,
     })
 }
 

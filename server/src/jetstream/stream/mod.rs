@@ -50,6 +50,7 @@ pub(crate) use self::core::{AccountUsage, Budget, Persist};
 use self::dedupe::Dedupe;
 pub use self::handle::StreamHandle;
 pub use self::link::{Batch, ConsumerLink};
+pub(crate) use self::source::{STREAM_IDENTITY, stream_identity};
 pub(crate) use self::subs::StreamSubs;
 use crate::account::Account;
 use crate::jetstream::error;

@@ -9,13 +9,13 @@ use std::sync::mpsc::TrySendError;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rill_protocol::headers::status;
+use rill_protocol::headers::{find, status};
 use rill_protocol::jsapi::{ApiError, ErrorCode};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Origin;
 use super::store::{Incoming, Resume};
+use super::{Origin, STREAM_IDENTITY};
 use crate::account::Account;
 use crate::jetstream::stream::Command;
 use crate::jetstream::stream::core::StreamCore;
@@ -249,6 +249,7 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
     let _deliveries = Sub::new(account, deliver.clone(), dtx.clone());
     let mut expect_cseq = None;
     let mut early_msgs = Vec::new();
+    let mut session_origin = o.clone();
     if durable.is_none() {
         let reply = format!("$JSC.R.{}", token());
         let _replies = Sub::new(account, reply.clone(), dtx);
@@ -258,12 +259,23 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
         account
             .router
             .publish(0, true, &Msg::new(&subject, Some(&reply), None, &body));
-        match await_created(&mut rx, &reply).await {
-            Ok(early) => early_msgs = early,
+        let identity = match await_created(&mut rx, &reply).await {
+            Ok((early, identity)) => {
+                early_msgs = early;
+                identity
+            }
             Err(e) => return e,
+        };
+        if let Some(id) = identity {
+            let (origin, known) = (o.clone(), id.clone());
+            if call(tx, move |core| core.same_origin(&origin, &known)).await != Some(true) {
+                return ErrorCode::STREAM_GENERAL.err("source stream was deleted and made again");
+            }
+            session_origin.identity = Some(id);
         }
         expect_cseq = Some(1);
     }
+    let o = &session_origin;
     if !early_msgs.is_empty()
         && let Err(e) = handle(o, account, tx, early_msgs, &mut expect_cseq).await
     {
@@ -290,11 +302,12 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
 }
 
 /// Waits for the consumer-create reply; an error reply is the session's error.
-/// Returns what the consumer delivered before its reply arrived.
+/// Returns what the consumer delivered before its reply arrived, and the origin's
+/// identity (`Nats-Stream-Identity`) when it gave one.
 async fn await_created(
     rx: &mut mpsc::Receiver<Delivered>,
     reply: &Bytes,
-) -> Result<Vec<Delivered>, ApiError> {
+) -> Result<(Vec<Delivered>, Option<String>), ApiError> {
     let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
     let mut early = Vec::new();
     loop {
@@ -314,7 +327,15 @@ async fn await_created(
             Some(e) => Err(serde_json::from_value(e.clone()).unwrap_or_else(|_| {
                 ErrorCode::STREAM_GENERAL.err("source consumer create failed")
             })),
-            None => Ok(early),
+            None => {
+                let identity = d
+                    .headers
+                    .as_deref()
+                    .and_then(|h| find(h, STREAM_IDENTITY))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .filter(|v| !v.is_empty());
+                Ok((early, identity))
+            }
         };
     }
 }

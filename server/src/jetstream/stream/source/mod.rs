@@ -40,6 +40,18 @@ use crate::account::Account;
 /// The header a sourced message carries.
 pub(crate) const SOURCE_HEADER: &str = "Nats-Stream-Source";
 
+/// The header of a sourcing consumer's create reply that carries the origin's identity.
+pub(crate) const STREAM_IDENTITY: &str = "Nats-Stream-Identity";
+
+/// A stream's identity, as an origin gives it to its copies (`Nats-Stream-Identity` on
+/// a sourcing consumer's create reply, the sixth field of `Nats-Stream-Source`): eight
+/// characters that stay while the stream lives, across restarts, and change when it is
+/// deleted and created again under the same name (from its account, name and creation
+/// time).
+pub(crate) fn stream_identity(account: &str, name: &str, created_ns: i128) -> String {
+    status::short_hash(&format!("{account} {name} {created_ns}"))
+}
+
 /// One origin of a stream: its mirror or one of its sources.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
@@ -50,6 +62,8 @@ pub(crate) struct Origin {
     pub(crate) cfg: StreamSource,
     /// `<origin> <filter> <dest>`: the key that tells this source's messages apart.
     pub(crate) iname: String,
+    /// The origin's identity, as its consumer create answered (this session's).
+    pub(crate) identity: Option<String>,
 }
 
 impl Origin {
@@ -59,6 +73,7 @@ impl Origin {
             mirror,
             iname: iname(cfg),
             cfg: cfg.clone(),
+            identity: None,
         }
     }
 }

@@ -15,8 +15,11 @@ pub(crate) struct Status {
 
 #[derive(Debug, Default)]
 pub(super) struct OriginStatus {
-    /// Last origin sequence stored (sources: found again after a restart).
+    /// Last origin sequence stored (sources: found again after a restart); 0 once the
+    /// origin was made again, to start over.
     pub(super) seq: Option<u64>,
+    /// The identity of the origin `seq` belongs to (sources), when it gave one.
+    pub(super) identity: Option<String>,
     pub(super) lag: u64,
     pub(super) active: Option<Instant>,
     pub(super) error: Option<ApiError>,

@@ -71,20 +71,36 @@ impl Incoming {
     }
 }
 
-/// The `Nats-Stream-Source` value for a message of `o`.
+/// The `Nats-Stream-Source` value for a message of `o`:
+/// `<origin> <origin seq> <filter> <transform dest> <subject> [<origin identity>]`.
 fn source_header(o: &Origin, sseq: u64, subject: &str) -> String {
     let (filter, dest) = filter_and_dest(&o.cfg);
     let name = o.iname.split(' ').next().unwrap_or_default();
-    format!("{name} {sseq} {filter} {dest} {subject}")
+    match &o.identity {
+        Some(id) => format!("{name} {sseq} {filter} {dest} {subject} {id}"),
+        None => format!("{name} {sseq} {filter} {dest} {subject}"),
+    }
 }
 
-/// (index name, origin sequence) of a `Nats-Stream-Source` value.
-fn parse_source_header(v: &str) -> Option<(String, u64)> {
+/// What a `Nats-Stream-Source` value tells: index name, origin sequence and the
+/// origin's identity (written by nats-server 2.15 and rill; absent from older ones).
+#[derive(Debug, PartialEq, Eq)]
+struct SourceMark {
+    iname: String,
+    seq: u64,
+    identity: Option<String>,
+}
+
+fn parse_source_header(v: &str) -> Option<SourceMark> {
     let f: Vec<&str> = v.split(' ').collect();
     if f.len() < 4 {
         return None;
     }
-    Some((format!("{} {} {}", f[0], f[2], f[3]), f[1].parse().ok()?))
+    Some(SourceMark {
+        iname: format!("{} {} {}", f[0], f[2], f[3]),
+        seq: f[1].parse().ok()?,
+        identity: f.get(5).map(|s| (*s).to_owned()),
+    })
 }
 
 /// The subject a message from the origin is stored under.
@@ -109,7 +125,8 @@ impl StreamCore {
         } else {
             self.source_position(&o.iname)
         };
-        match last {
+        // 0: the origin was made again (see `same_origin`): its configured start.
+        match last.filter(|&seq| seq > 0) {
             Some(seq) => Resume::Seq(seq + 1),
             None if o.cfg.opt_start_seq > 0 => Resume::Seq(o.cfg.opt_start_seq),
             None => o.cfg.opt_start_time.map_or(Resume::All, Resume::Time),
@@ -132,19 +149,39 @@ impl StreamCore {
                     .and_then(|h| rill_protocol::headers::find(h, SOURCE_HEADER))
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(parse_source_header)
-                    .filter(|(name, _)| name == iname);
-                if let Some((_, sseq)) = found {
-                    self.origins
-                        .by_iname
-                        .entry(iname.to_owned())
-                        .or_default()
-                        .seq = Some(sseq);
-                    return Some(sseq);
+                    .filter(|mark| mark.iname == iname);
+                if let Some(mark) = found {
+                    let status = self.origins.by_iname.entry(iname.to_owned()).or_default();
+                    status.seq = Some(mark.seq);
+                    status.identity = mark.identity;
+                    return Some(mark.seq);
                 }
             }
             seq -= 1;
         }
         None
+    }
+
+    /// The origin of source `o` answered its consumer create with `identity`: false
+    /// when the position stored belongs to another origin of that name (deleted and
+    /// made again, its sequences restarted), which is then forgotten so the next
+    /// session starts over, as nats-server 2.15 does; true otherwise.
+    pub(crate) fn same_origin(&mut self, o: &Origin, identity: &str) -> bool {
+        if o.mirror {
+            return true;
+        }
+        self.source_position(&o.iname);
+        let status = self.origins.by_iname.entry(o.iname.clone()).or_default();
+        let changed = status.seq.is_some_and(|s| s > 0)
+            && status
+                .identity
+                .as_deref()
+                .is_some_and(|known| known != identity);
+        if changed {
+            status.seq = Some(0);
+        }
+        status.identity = Some(identity.to_owned());
+        !changed
     }
 
     /// Stores a batch from `o` (and notes the contact); a store error ends the session.
