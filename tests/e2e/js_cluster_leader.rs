@@ -49,11 +49,17 @@ async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
     }
 }
 
-/// Publishes with an ack, retried while the stream elects a leader; the sequence.
+/// Publishes with an ack, retried while the stream elects a leader (a `Nats-Msg-Id`
+/// makes a retry of a publish that was stored without an ack a duplicate); the
+/// sequence.
 async fn publish(client: &async_nats::Client, subject: &str) -> Option<u64> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{subject}-{id}").as_str());
     let deadline = Instant::now() + ELECTION;
     while Instant::now() < deadline {
-        let req = client.request(subject.to_string(), "m".into());
+        let req = client.request_with_headers(subject.to_string(), headers.clone(), "m".into());
         if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(2), req).await {
             let ack: Value = serde_json::from_slice(&msg.payload).expect("JSON ack");
             if let Some(seq) = ack["seq"].as_u64() {
