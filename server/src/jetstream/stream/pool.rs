@@ -20,9 +20,17 @@
 //! # Waking without losing a wake-up
 //! A sender queues its command, then sets `scheduled` (pushing the job only if it was
 //! clear). A pool thread that finishes a run clears `scheduled` and then asks the job
-//! whether commands are pending, re-waking it if so. Both sides use sequentially
+//! whether commands are pending, taking it again if so. Both sides use sequentially
 //! consistent atomics, so either the sender sees the flag clear or the thread sees the
 //! command.
+//!
+//! # Waking no more threads than needed
+//! Every wake-up of a sleeping thread is a system call and, on a busy host, a wait for
+//! a CPU; before the pool, a busy stream's thread simply went on with the next batch.
+//! So a thread whose job still has work runs it again itself, unless other jobs wait
+//! (then the job goes to the back of the ready queue and the thread takes the first);
+//! a sender wakes a thread only when one is idle; and arming a timer wakes one only
+//! when it is the new earliest (idle threads already wait for the earliest).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -92,6 +100,8 @@ impl Ord for Timer {
 struct Sched {
     ready: VecDeque<Arc<dyn Job>>,
     timers: BinaryHeap<Reverse<Timer>>,
+    /// Threads waiting in [`Pool::next`].
+    idle: usize,
 }
 
 struct Pool {
@@ -134,8 +144,14 @@ pub(crate) fn wake(job: &Arc<dyn Job>) {
         return;
     }
     let p = pool();
-    locks::lock(&p.sched).ready.push_back(Arc::clone(job));
-    p.more.notify_one();
+    let mut s = locks::lock(&p.sched);
+    s.ready.push_back(Arc::clone(job));
+    let idle = s.idle > 0;
+    drop(s);
+    // A busy thread takes the job when its run ends (`next`): no system call.
+    if idle {
+        p.more.notify_one();
+    }
 }
 
 impl Pool {
@@ -153,14 +169,21 @@ impl Pool {
             at,
             job: Arc::downgrade(job),
         };
-        locks::lock(&self.sched).timers.push(Reverse(timer));
-        self.more.notify_one();
+        let mut s = locks::lock(&self.sched);
+        let earliest = s.timers.peek().is_none_or(|t| at < t.0.at);
+        s.timers.push(Reverse(timer));
+        let idle = s.idle > 0;
+        drop(s);
+        // Idle threads wait for the earliest timer already; a later one changes nothing.
+        if earliest && idle {
+            self.more.notify_one();
+        }
     }
 
     /// A pool thread's loop.
     fn work(&self) {
+        let mut job = self.next();
         loop {
-            let job = self.next();
             let run = std::panic::AssertUnwindSafe(|| job.run());
             let timer = std::panic::catch_unwind(run).unwrap_or_else(|_| {
                 error!("a stream's batch failed (panicked); the stream carries on");
@@ -170,8 +193,49 @@ impl Pool {
                 self.arm(&job, at);
             }
             job.slot().scheduled.store(false, Ordering::SeqCst);
-            if job.pending() {
-                wake(&job);
+            // Work that came in during the run: this thread takes the job again, unless
+            // a sender set `scheduled` first (then the job is queued and a thread woken).
+            job = if job.pending() && !job.slot().scheduled.swap(true, Ordering::SeqCst) {
+                self.again(job)
+            } else {
+                self.next()
+            };
+        }
+    }
+
+    /// The job to run after `job`, which has more work: `job` itself unless others are
+    /// ready (then it queues behind them, so busy streams share the threads fairly).
+    fn again(&self, job: Arc<dyn Job>) -> Arc<dyn Job> {
+        let mut s = locks::lock(&self.sched);
+        self.take_due(&mut s);
+        let Some(first) = s.ready.pop_front() else {
+            return job;
+        };
+        s.ready.push_back(job);
+        let idle = s.idle > 0;
+        drop(s);
+        if idle {
+            self.more.notify_one();
+        }
+        first
+    }
+
+    /// Moves the jobs whose timer is due to the ready queue.
+    fn take_due(&self, s: &mut Sched) {
+        let now = self.nanos(Instant::now());
+        while s.timers.peek().is_some_and(|t| t.0.at <= now) {
+            let Some(Reverse(t)) = s.timers.pop() else {
+                break;
+            };
+            let Some(job) = t.job.upgrade() else {
+                continue;
+            };
+            let slot = job.slot();
+            let _ = slot
+                .timer
+                .compare_exchange(t.at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+            if !slot.scheduled.swap(true, Ordering::SeqCst) {
+                s.ready.push_back(job);
             }
         }
     }
@@ -180,28 +244,17 @@ impl Pool {
     fn next(&self) -> Arc<dyn Job> {
         let mut s = locks::lock(&self.sched);
         loop {
-            let now = self.nanos(Instant::now());
-            while s.timers.peek().is_some_and(|t| t.0.at <= now) {
-                let Some(Reverse(t)) = s.timers.pop() else {
-                    break;
-                };
-                let Some(job) = t.job.upgrade() else {
-                    continue;
-                };
-                let slot = job.slot();
-                let _ =
-                    slot.timer
-                        .compare_exchange(t.at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
-                if !slot.scheduled.swap(true, Ordering::SeqCst) {
-                    s.ready.push_back(job);
-                }
-            }
+            self.take_due(&mut s);
             if let Some(job) = s.ready.pop_front() {
                 return job;
             }
-            s = match s.timers.peek() {
-                Some(t) => {
-                    let wait = Duration::from_nanos(t.0.at.saturating_sub(now));
+            let wait = s
+                .timers
+                .peek()
+                .map(|t| Duration::from_nanos(t.0.at.saturating_sub(self.nanos(Instant::now()))));
+            s.idle += 1;
+            s = match wait {
+                Some(wait) => {
                     self.more
                         .wait_timeout(s, wait)
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -212,6 +265,7 @@ impl Pool {
                     .wait(s)
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             };
+            s.idle -= 1;
         }
     }
 }
@@ -278,6 +332,63 @@ mod tests {
         wait_for(|| c.runs.load(Ordering::SeqCst) == 4);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(c.runs.load(Ordering::SeqCst), 4);
+    }
+
+    /// Always has more work, for `left` runs.
+    struct Busy {
+        slot: Slot,
+        left: AtomicUsize,
+    }
+
+    impl Job for Busy {
+        fn slot(&self) -> &Slot {
+            &self.slot
+        }
+        fn run(&self) -> Option<Instant> {
+            std::thread::sleep(Duration::from_micros(200));
+            let _ = self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            None
+        }
+        fn pending(&self) -> bool {
+            self.left.load(Ordering::SeqCst) > 0
+        }
+    }
+
+    /// A thread runs a job with more work again itself, but not ahead of a job that
+    /// was woken meanwhile, even when every thread is busy.
+    #[test]
+    fn a_busy_job_runs_again_but_not_ahead_of_others() {
+        let busy: Vec<Arc<Busy>> = (0..threads())
+            .map(|_| {
+                Arc::new(Busy {
+                    slot: Slot::new(),
+                    left: AtomicUsize::new(20_000),
+                })
+            })
+            .collect();
+        for b in &busy {
+            let job: Arc<dyn Job> = b.clone();
+            wake(&job);
+        }
+        let c = counter(0);
+        c.queued.store(1, Ordering::SeqCst);
+        let job: Arc<dyn Job> = c.clone();
+        wake(&job);
+        wait_for(|| c.runs.load(Ordering::SeqCst) == 1);
+        let left: usize = busy.iter().map(|b| b.left.load(Ordering::SeqCst)).sum();
+        assert!(
+            left > 0,
+            "the woken job waited for every busy one to finish"
+        );
+        for b in &busy {
+            b.left.store(0, Ordering::SeqCst);
+        }
+        wait_for(|| {
+            busy.iter()
+                .all(|b| !b.slot.scheduled.load(Ordering::SeqCst))
+        });
     }
 
     #[test]
