@@ -44,7 +44,7 @@ pub use consumer_api::{
 };
 pub use error::{ApiError, ErrorCode};
 pub use msg::{MsgDeleteRequest, MsgDeleteResponse, MsgGetRequest, MsgGetResponse, StoredMsg};
-pub use name::{MAX_NAME_LEN, has_control_or_space, is_valid_name};
+pub use name::{ConsumerName, MAX_NAME_LEN, NameError, StreamName, check_name_chars};
 pub use paging::{
     LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged, PagedRequest, STREAM_INFO_SUBJECTS_LIMIT,
     StreamNamesRequest,

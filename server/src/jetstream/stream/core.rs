@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use rill_protocol::jsapi::{
     ApiError, ClusterInfo, ErrorCode, LostStreamData, MsgGetRequest, Paged, PubAckResponse,
-    RetentionPolicy, STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamPurgeRequest,
-    StreamState, Timestamp,
+    RetentionPolicy, STREAM_INFO_SUBJECTS_LIMIT, StreamConfig, StreamInfo, StreamName,
+    StreamPurgeRequest, StreamState, Timestamp,
 };
 use rill_protocol::subject::matches;
 use tokio::sync::watch;
@@ -116,7 +116,7 @@ pub(crate) struct Persist {
 /// The state of one stream, owned by its thread.
 #[derive(Debug)]
 pub struct StreamCore {
-    pub(super) name: String,
+    pub(super) name: StreamName,
     pub(super) cfg: StreamConfig,
     pub(super) created: Timestamp,
     pub(super) store: Box<dyn StreamStore>,

@@ -367,7 +367,7 @@ impl StreamCore {
         };
         let seq = b.stored.unwrap_or_else(|| self.store.state().last_seq);
         let ack = PubAck {
-            stream: self.name.clone(),
+            stream: self.name.as_str().to_owned(),
             seq,
             domain: self.domain.clone(),
             batch: id.to_owned(),

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::TrySendError;
 use std::time::Duration;
 
-use rill_protocol::jsapi::{ApiError, ErrorCode, StreamConfig, StreamInfo};
+use rill_protocol::jsapi::{ApiError, ErrorCode, StreamConfig, StreamInfo, StreamName};
 use tokio::sync::{oneshot, watch};
 
 use super::Command;
@@ -41,7 +41,7 @@ pub struct StreamHandle {
 }
 
 struct Inner {
-    name: String,
+    name: StreamName,
     tx: QueueTx,
     last_seq: watch::Receiver<u64>,
     consumers: Consumers,
@@ -62,7 +62,7 @@ fn gone() -> ApiError {
 
 impl StreamHandle {
     pub(crate) fn new(
-        name: String,
+        name: StreamName,
         tx: QueueTx,
         last_seq: watch::Receiver<u64>,
         consumers: Consumers,

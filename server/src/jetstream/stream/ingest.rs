@@ -119,7 +119,7 @@ impl StreamCore {
 
     fn ack(&self, seq: u64, duplicate: bool) -> PubAck {
         PubAck {
-            stream: self.name.clone(),
+            stream: self.name.as_str().to_owned(),
             seq,
             domain: self.domain.clone(),
             duplicate,
@@ -302,7 +302,7 @@ impl StreamCore {
     }
 
     fn check_expected(&self, h: &[u8], subject: &str) -> Result<(), ApiError> {
-        if find(h, EXPECTED_STREAM).is_some_and(|s| text(s) != self.name) {
+        if find(h, EXPECTED_STREAM).is_some_and(|s| text(s) != self.name.as_str()) {
             return Err(ErrorCode::STREAM_NOT_MATCH.error());
         }
         let last = self.store.state().last_seq;

@@ -37,7 +37,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rill_protocol::jsapi::{ApiError, DiscardPolicy, StorageType, StreamConfig, Timestamp};
+use rill_protocol::jsapi::{
+    ApiError, DiscardPolicy, StorageType, StreamConfig, StreamName, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tracing::error;
@@ -150,6 +152,10 @@ pub(crate) struct Spawn {
 /// # Errors
 /// `STREAM_CREATE` / `STREAM_GENERAL` with the store error.
 pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiError> {
+    // Validated by the API; checked again here because the name will name the stream's
+    // directory (a stored config read back from disk comes this way too).
+    let name = StreamName::new(p.cfg.name.clone())
+        .map_err(|e| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err(e))?;
     // Tests shrink one stream's queue to make it overflow (`stream.queue` fault).
     let depth = match crate::fault::armed("stream.queue", &p.cfg.name) {
         true => 4,
@@ -161,7 +167,6 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
         actor = Some(Arc::clone(&a));
         a
     });
-    let name = p.cfg.name.clone();
     let ingest = !p.replicated;
     let (seq_tx, seq_rx) = watch::channel(0);
     let consumers = Arc::new(RwLock::new(Default::default()));
@@ -175,7 +180,7 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
     );
     let account = Arc::clone(&p.account);
     // Opening reads the store: blocking work, off the async threads.
-    let core = tokio::task::spawn_blocking(move || open(p, consumers, usage, seq_tx))
+    let core = tokio::task::spawn_blocking(move || open(p, name, consumers, usage, seq_tx))
         .await
         .map_err(|_| rill_protocol::jsapi::ErrorCode::STREAM_CREATE.err("stream open failed"))??;
     if let Some(actor) = actor {
@@ -188,11 +193,11 @@ pub(crate) async fn spawn(p: Spawn) -> Result<(StreamHandle, StreamSubs), ApiErr
 
 fn open(
     p: Spawn,
+    name: StreamName,
     consumers: link::Consumers,
     usage: Arc<AtomicU64>,
     last_seq_tx: watch::Sender<u64>,
 ) -> Result<StreamCore, ApiError> {
-    let name = p.cfg.name.clone();
     let store_cfg = store_config(&p.cfg, p.sync);
     let mut store: Box<dyn StreamStore> = match (&p.root, p.cfg.storage) {
         (Some(root), StorageType::File) => {

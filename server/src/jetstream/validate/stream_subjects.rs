@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use rill_protocol::jsapi::{ErrorCode, StreamConfig, StreamSource};
+use rill_protocol::jsapi::{ErrorCode, StreamConfig, StreamSource, check_name_chars};
 use rill_protocol::subject::{filters_overlap, has_wildcard, is_subset};
 
 use super::overlap::OverlapIndex;
@@ -27,7 +27,10 @@ pub(super) fn check_mirror(cfg: &StreamConfig, mirror: &StreamSource) -> Check {
     if let Some(c) = &mirror.consumer {
         let bad_deliver = has_wildcard(&c.deliver_subject) || !is_valid_subject(&c.deliver_subject);
         let has_start = mirror.opt_start_seq != 0 || mirror.opt_start_time.is_some();
-        if !is_valid_name(&c.name) || bad_deliver || has_start || !mirror.filter_subject.is_empty()
+        if check_name_chars(&c.name).is_err()
+            || bad_deliver
+            || has_start
+            || !mirror.filter_subject.is_empty()
         {
             return Err(ErrorCode::MIRROR_DURABLE_CONSUMER_CFG_INVALID.error());
         }
@@ -59,7 +62,7 @@ pub(super) fn check_mirror(cfg: &StreamConfig, mirror: &StreamSource) -> Check {
             return Err(ErrorCode::MIRROR_OVERLAPPING_SUBJECT_FILTERS.error());
         }
     }
-    if mirror.external.is_none() && !is_valid_name(&mirror.name) {
+    if mirror.external.is_none() && check_name_chars(&mirror.name).is_err() {
         return Err(ErrorCode::MIRROR_INVALID_STREAM_NAME.error());
     }
     Ok(())
@@ -86,7 +89,7 @@ pub(super) fn check_sources(cfg: &StreamConfig) -> Check {
     }
     let mut seen = std::collections::HashSet::new();
     for src in &cfg.sources {
-        if !is_valid_name(&src.name) {
+        if check_name_chars(&src.name).is_err() {
             return Err(ErrorCode::SOURCE_INVALID_STREAM_NAME.error());
         }
         if !seen.insert(source_identity(src)) {
