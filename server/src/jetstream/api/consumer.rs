@@ -134,7 +134,7 @@ pub(super) async fn create(
     cfg.name = name;
     validate::stamp_consumer_metadata(&mut cfg);
     let created = crate::jetstream::stream::timestamp(crate::jetstream::store::now_ns());
-    let spec = service::spec(js, stream, &scfg, cfg, created, false);
+    let spec = service::spec(js, stream, &scfg, cfg, created, false)?;
     let (_, info) = consumer::start(spec).await?;
     let out = Outbox::new(Arc::clone(&js.account));
     events::consumer_action(&out, &info.stream_name, &info.name, ActionKind::Create);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rill_protocol::jsapi::{ConsumerConfig, NextRequest, Timestamp};
+use rill_protocol::jsapi::{ConsumerConfig, ConsumerName, NextRequest, StreamName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,8 +33,8 @@ const INBOUND_BATCH: usize = 1024;
 /// The actor.
 #[derive(Debug)]
 pub(super) struct Actor<S: Source> {
-    pub(super) stream: String,
-    pub(super) name: String,
+    pub(super) stream: StreamName,
+    pub(super) name: ConsumerName,
     pub(super) cfg: ConsumerConfig,
     pub(super) created: Timestamp,
     pub(super) src: S,
@@ -342,7 +342,7 @@ impl<S: Source> Actor<S> {
     pub(super) async fn delete_self(&mut self) {
         self.registry
             .remove_if(&self.stream, &self.name, self.shared.id);
-        self.src.unregister(self.name.clone()).await;
+        self.src.unregister(self.name.as_str().to_owned()).await;
         self.remove_files();
         self.shared.request_stop();
     }

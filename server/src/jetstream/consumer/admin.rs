@@ -87,8 +87,8 @@ impl<S: Source> Actor<S> {
         let mut cfg = self.cfg.clone();
         cfg.pause_until = self.paused_until;
         ConsumerInfo {
-            stream_name: self.stream.clone(),
-            name: self.name.clone(),
+            stream_name: self.stream.as_str().to_owned(),
+            name: self.name.as_str().to_owned(),
             created: self.created,
             config: cfg,
             delivered: SequenceInfo {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_protocol::jsapi::{
-    ApiError, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig, Timestamp,
+    ApiError, ConsumerConfig, ConsumerName, ErrorCode, RetentionPolicy, StorageType, StreamConfig,
+    Timestamp,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -77,7 +78,11 @@ impl ConsumerLink for Link {
 /// are synced before they are answered.
 const ALWAYS_SYNC_WINDOW: Duration = Duration::from_millis(100);
 
-/// Builds the start spec of consumer `name` on `stream` for `js`.
+/// Builds the start spec of consumer `config.name` on `stream` for `js`.
+///
+/// # Errors
+/// `CONSUMER_CREATE` when the name breaks the name rule (a create checked it already; a
+/// stored config read back from disk is checked here).
 pub(crate) fn spec(
     js: &JetStream,
     stream: StreamHandle,
@@ -85,15 +90,17 @@ pub(crate) fn spec(
     config: ConsumerConfig,
     created: Timestamp,
     restored: bool,
-) -> StartSpec<StreamHandle> {
+) -> Result<StartSpec<StreamHandle>, ApiError> {
+    let name =
+        ConsumerName::new(config.name.clone()).map_err(|e| ErrorCode::CONSUMER_CREATE.err(e))?;
     let durable = config.is_durable();
     let persist = (scfg.storage == StorageType::File && durable).then(|| Persist {
         vfs: StdFs::shared(),
         root: js.root.clone(),
     });
-    StartSpec {
-        stream: scfg.name.clone(),
-        name: config.name.clone(),
+    Ok(StartSpec {
+        stream: stream.name().clone(),
+        name,
         config,
         created,
         source: stream,
@@ -107,7 +114,7 @@ pub(crate) fn spec(
             SyncInterval::Every(d) => d,
         },
         restored,
-    }
+    })
 }
 
 /// Restores every stored consumer of every file stream (call after the streams).
@@ -148,7 +155,11 @@ pub(crate) async fn restore(js: &JetStream) {
                 stored.created,
                 true,
             );
-            match start(spec).await {
+            let started = match spec {
+                Ok(spec) => start(spec).await.map(drop),
+                Err(e) => Err(e),
+            };
+            match started {
                 Ok(_) => info!("  Restored consumer \"{}\" > \"{name}\"", scfg.name),
                 Err(e) => warn!(
                     "Could not restore consumer \"{}\" > \"{name}\": {}",

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rill_protocol::jsapi::{
-    ApiError, ApiSubject, ConsumerConfig, ConsumerInfo, ErrorCode, Timestamp,
+    ApiError, ApiSubject, ConsumerConfig, ConsumerInfo, ConsumerName, ErrorCode, StreamName,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -47,9 +48,9 @@ pub struct StoredConsumer {
 #[derive(Debug)]
 pub struct StartSpec<S> {
     /// Stream name.
-    pub stream: String,
-    /// Consumer name.
-    pub name: String,
+    pub stream: StreamName,
+    /// Consumer name: it names the consumer's directory and subjects.
+    pub name: ConsumerName,
     /// Validated, defaulted config.
     pub config: ConsumerConfig,
     /// Creation time (kept across restarts).
@@ -183,8 +184,8 @@ pub async fn start<S: Source>(
         .map(str::to_owned)
         .collect();
     let shared = Arc::new(Shared {
-        stream: spec.stream.clone(),
-        name: spec.name.clone(),
+        stream: spec.stream.as_str().to_owned(),
+        name: spec.name.as_str().to_owned(),
         direct: spec.config.direct,
         filters: Mutex::new(filters.clone()),
         next_unread: AtomicU64::new(lps.front().copied().unwrap_or(read_pos)),

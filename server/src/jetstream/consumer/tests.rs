@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_protocol::headers;
-use rill_protocol::jsapi::{AckPolicy, ConsumerConfig, DeliverPolicy, Nanos, Timestamp};
+use rill_protocol::jsapi::{
+    AckPolicy, ConsumerConfig, ConsumerName, DeliverPolicy, Nanos, StreamName, Timestamp,
+};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -105,8 +107,8 @@ async fn env(cfg: ConsumerConfig, msgs: usize, workqueue: bool) -> Env {
 async fn start_env(cfg: ConsumerConfig, src: StoreSource, remove_acked: bool) -> Env {
     let account = Arc::new(Account::new("$G"));
     let (handle, _) = start(StartSpec {
-        stream: "S".into(),
-        name: "C".into(),
+        stream: StreamName::new("S").expect("name"),
+        name: ConsumerName::new("C").expect("name"),
         config: cfg,
         created: Timestamp::default(),
         source: src.clone(),

@@ -96,7 +96,7 @@ impl StreamHandle {
     }
 
     /// The stream's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &StreamName {
         &self.inner.name
     }
 
