@@ -33,7 +33,12 @@ pub(crate) async fn info(c: &async_nats::Client, name: &str) -> Value {
 
 /// Waits until stream `name` holds `n` messages.
 pub(crate) async fn wait_msgs(c: &async_nats::Client, name: &str, n: u64) {
-    check_for(WAIT, || async {
+    wait_msgs_for(WAIT, c, name, n).await;
+}
+
+/// [`wait_msgs`] with a wait of its own, for copies that follow a retry timer.
+async fn wait_msgs_for(wait: Duration, c: &async_nats::Client, name: &str, n: u64) {
+    check_for(wait, || async {
         info(c, name).await["state"]["messages"] == json!(n)
     })
     .await;
@@ -209,7 +214,9 @@ async fn a_source_follows_its_origin_deleted_and_made_again_as_nats_server() {
         for i in 0..2 {
             publish(c, &format!("o.new{i}"), &[], "new").await;
         }
-        wait_msgs(c, "S", 5).await;
+        // nats-server 2.15.1 finds the new origin on its source retry timer: 12 s on a
+        // quiet machine, more under load (rill: 5 s).
+        wait_msgs_for(Duration::from_secs(45), c, "S", 5).await;
         let copies = stored(c, "S").await;
         let identities: Vec<String> = copies
             .iter()
