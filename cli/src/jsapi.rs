@@ -1,16 +1,20 @@
 //! Raw `$JS.API.*` requests: send JSON, get the server's JSON back untouched (so `--json` prints exactly
 //! what the server said), and turn `{"error": {code, err_code, description}}` replies into [`ApiError`].
 //!
-//! Stream and consumer commands use this rather than async-nats's typed JetStream API, so that every
-//! config field the server knows survives an `info`/`edit` round trip and errors keep their codes.
+//! Bodies and replies are the protocol crate's typed `$JS.API` structs: a command builds its request
+//! as a typed value, keeps the reply's raw JSON for `--json`, and reads it through [`typed`] for its
+//! own output. An edit keeps fields rill does not model through [`Kept`], so that every config field
+//! a newer server knows survives an `info`/`edit` round trip; errors keep their codes.
 
 use std::fmt;
 
 use anyhow::Context as _;
 use async_nats::{Client, RequestErrorKind};
 use bytes::Bytes;
-use rill_protocol::jsapi::ApiSubject;
-use serde_json::{Value, json};
+use rill_protocol::jsapi::{ApiSubject, StreamInfo};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 /// A JetStream API error reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +56,21 @@ impl Api {
         &self.client
     }
 
-    /// Sends `body` (nothing when `Null`) to the `api` subject and returns the reply JSON.
+    /// Sends `body` (nothing when it serialises to `null`, e.g. `&()`) to the `api` subject and
+    /// returns the reply JSON.
     ///
     /// # Errors
     /// [`ApiError`] when the server replied with an error object; otherwise a message naming the
     /// subject for timeouts, no responders (JetStream disabled) and non-JSON replies.
-    pub(crate) async fn request(&self, api: ApiSubject<'_>, body: &Value) -> anyhow::Result<Value> {
+    pub(crate) async fn request<B: Serialize + ?Sized>(
+        &self,
+        api: ApiSubject<'_>,
+        body: &B,
+    ) -> anyhow::Result<Value> {
         let subject = api.to_string();
-        let payload = if body.is_null() {
-            Bytes::new()
-        } else {
-            Bytes::from(serde_json::to_vec(body)?)
+        let payload = match serde_json::to_vec(body)? {
+            json if json == b"null" => Bytes::new(),
+            json => Bytes::from(json),
         };
         let reply = self
             .client
@@ -82,18 +90,16 @@ impl Api {
         check(value)
     }
 
-    /// Fetches every page of a paged list API (`STREAM.LIST`, `CONSUMER.NAMES.<s>`…) and returns the
+    /// Fetches every page of a paged list API (`STREAM.LIST`, `CONSUMER.LIST.<s>`…) and returns the
     /// concatenated `key` arrays.
     pub(crate) async fn list_all(
         &self,
         api: ApiSubject<'_>,
         key: &str,
-        mut body: Value,
     ) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();
         loop {
-            body["offset"] = json!(items.len());
-            let page = self.request(api, &body).await?;
+            let page = self.request(api, &json!({ "offset": items.len() })).await?;
             let batch = page[key].as_array().cloned().unwrap_or_default();
             let total = page["total"].as_u64().unwrap_or(0) as usize;
             let empty = batch.is_empty();
@@ -102,6 +108,49 @@ impl Api {
                 return Ok(items);
             }
         }
+    }
+}
+
+/// Reads a reply, or a part of one, as the protocol crate's type `T`.
+///
+/// # Errors
+/// When the JSON does not have `T`'s form (a field of the wrong type or an unknown enum value).
+pub(crate) fn typed<T: DeserializeOwned>(value: &Value) -> anyhow::Result<T> {
+    T::deserialize(value).with_context(|| {
+        format!(
+            "the server's reply is not a {}",
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("value")
+        )
+    })
+}
+
+/// A config read from the server for an edit: the fields the protocol crate models, typed, and every
+/// other field kept verbatim, so a server newer than rill gets its own fields back unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Kept<T> {
+    /// The modelled fields.
+    #[serde(flatten)]
+    pub(crate) known: T,
+    /// Everything else, as the server sent it.
+    #[serde(flatten)]
+    pub(crate) other: Map<String, Value>,
+}
+
+impl Api {
+    /// Every stream's info (`STREAM.LIST`, all pages), sorted by name: the raw JSON (for `--json`)
+    /// next to the typed form.
+    pub(crate) async fn streams(&self) -> anyhow::Result<Vec<(Value, StreamInfo)>> {
+        let mut streams = self
+            .list_all(ApiSubject::StreamList, "streams")
+            .await?
+            .into_iter()
+            .map(|raw| typed(&raw).map(|info| (raw, info)))
+            .collect::<anyhow::Result<Vec<(Value, StreamInfo)>>>()?;
+        streams.sort_by(|a, b| a.1.config.name.cmp(&b.1.config.name));
+        Ok(streams)
     }
 }
 
@@ -134,5 +183,30 @@ mod tests {
             "stream not found (err_code 10059, status 404)"
         );
         assert!(check(json!({"ok": true})).is_ok());
+    }
+
+    #[test]
+    fn an_edit_keeps_the_fields_rill_does_not_model() {
+        use rill_protocol::jsapi::StreamConfig;
+        let from_server = json!({
+            "name": "S", "subjects": ["a"], "max_msgs": 5, "retention": "limits",
+            "storage": "file", "future_knob": {"level": 3}, "another": true,
+        });
+        let mut cfg: Kept<StreamConfig> = typed(&from_server).unwrap();
+        assert_eq!(cfg.known.max_msgs, 5);
+        assert_eq!(cfg.other.len(), 2);
+        cfg.known.max_msgs = 7;
+        let sent = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(sent["max_msgs"], 7);
+        assert_eq!(sent["future_knob"], json!({"level": 3}));
+        assert_eq!(sent["another"], true);
+        assert_eq!(sent["name"], "S");
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_form_names_the_type() {
+        use rill_protocol::jsapi::StreamInfo;
+        let err = typed::<StreamInfo>(&json!({"config": {"max_msgs": "many"}})).unwrap_err();
+        assert!(err.to_string().contains("StreamInfo"), "{err}");
     }
 }

@@ -202,29 +202,17 @@ pub(crate) fn i(value: &serde_json::Value, key: &str) -> i64 {
     value[key].as_i64().unwrap_or(0)
 }
 
-/// A JSON array of strings joined with `, `.
-pub(crate) fn list(value: &serde_json::Value, key: &str) -> String {
-    value[key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+/// "yes"/"no".
+pub(crate) fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.into()
 }
 
-/// "yes"/"no" for a boolean JSON field.
-pub(crate) fn yes_no(value: &serde_json::Value, key: &str) -> String {
-    if value[key].as_bool().unwrap_or(false) {
-        "yes".into()
-    } else {
-        "no".into()
+/// The word a typed enum is on the wire (`file`, `workqueue`, `explicit`…).
+pub(crate) fn word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Parsers for command-line values: Go-style durations (`1h30m`, `500ms`), sizes (`1MB`, `64KiB`),
-//! `key:value` headers and RFC 3339 times, plus a small base64 decoder for `$JS.API` message bodies.
+//! `key:value` headers and RFC 3339 times.
 //!
 //! Everything here is pure and unit-tested; clap uses these as `value_parser`s.
 
@@ -114,34 +114,6 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-/// Decodes standard base64 (with or without padding), as used for `hdrs`/`data` in `STREAM.MSG.GET`.
-pub(crate) fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => bail!("invalid base64 character {:?}", c as char),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,13 +142,5 @@ mod tests {
         assert_eq!(header("a: b").unwrap(), ("a".into(), "b".into()));
         assert_eq!(header("k=v").unwrap(), ("k".into(), "v".into()));
         assert!(header("novalue").is_err());
-    }
-
-    #[test]
-    fn base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("!!").is_err());
     }
 }

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rill_protocol::jsapi::ApiSubject;
+use rill_protocol::jsapi::{AccountInfo, ApiSubject};
 use serde_json::Value;
 
 use crate::connect::ConnOpts;
-use crate::jsapi::Api;
+use crate::jsapi::{Api, typed};
 use crate::output::{self, i, s};
 
 /// `rill account` subcommands.
@@ -38,32 +38,34 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Limits { account, json } => return limits(conn, &account, json).await,
     };
     let api = Api::new(conn.connect().await?);
-    let info = api.request(ApiSubject::Info, &Value::Null).await?;
+    let reply = api.request(ApiSubject::Info, &()).await?;
     if json {
-        output::json(&info);
+        output::json(&reply);
         return Ok(());
     }
-    let limits = &info["limits"];
+    let info: AccountInfo = typed(&reply)?;
+    let (usage, limits) = (&info.usage, &info.usage.limits);
+    let size = |n: u64| output::bytes(i64::try_from(n).unwrap_or(i64::MAX));
     output::section(
         "JetStream Account Information",
         &[
-            ("Domain", s(&info, "domain")),
-            ("Memory", output::bytes(i(&info, "memory"))),
-            ("Storage", output::bytes(i(&info, "storage"))),
-            ("Streams", i(&info, "streams").to_string()),
-            ("Consumers", i(&info, "consumers").to_string()),
-            ("API Level", s(&info["api"], "level")),
-            ("API Requests", i(&info["api"], "total").to_string()),
-            ("API Errors", i(&info["api"], "errors").to_string()),
+            ("Domain", info.domain.clone()),
+            ("Memory", size(usage.memory)),
+            ("Storage", size(usage.storage)),
+            ("Streams", usage.streams.to_string()),
+            ("Consumers", usage.consumers.to_string()),
+            ("API Level", info.api.level.to_string()),
+            ("API Requests", info.api.total.to_string()),
+            ("API Errors", info.api.errors.to_string()),
         ],
     );
     output::section(
         "Account Limits",
         &[
-            ("Max Memory", output::bytes(i(limits, "max_memory"))),
-            ("Max Storage", output::bytes(i(limits, "max_storage"))),
-            ("Max Streams", output::limit(i(limits, "max_streams"))),
-            ("Max Consumers", output::limit(i(limits, "max_consumers"))),
+            ("Max Memory", output::bytes(limits.max_memory)),
+            ("Max Storage", output::bytes(limits.max_storage)),
+            ("Max Streams", output::limit(limits.max_streams)),
+            ("Max Consumers", output::limit(limits.max_consumers)),
         ],
     );
     Ok(())
@@ -98,8 +100,8 @@ async fn limits(conn: &ConnOpts, account: &str, json: bool) -> anyhow::Result<()
             ("Name", s(claims, "name")),
             ("Account", s(claims, "sub")),
             ("Issuer", s(claims, "iss")),
-            ("Expired", output::yes_no(data, "expired")),
-            ("System Account", output::yes_no(data, "is_system")),
+            ("Expired", flag(data, "expired")),
+            ("System Account", flag(data, "is_system")),
             ("Connections", i(data, "client_connections").to_string()),
             (
                 "Leaf Connections",
@@ -117,8 +119,8 @@ async fn limits(conn: &ConnOpts, account: &str, json: bool) -> anyhow::Result<()
             ("Max Data", output::bytes(i(l, "data"))),
             ("Max Imports", output::limit(i(l, "imports"))),
             ("Max Exports", output::limit(i(l, "exports"))),
-            ("Wildcard Exports", output::yes_no(l, "wildcards")),
-            ("Disallow Bearer", output::yes_no(l, "disallow_bearer")),
+            ("Wildcard Exports", flag(l, "wildcards")),
+            ("Disallow Bearer", flag(l, "disallow_bearer")),
         ],
     );
     jetstream_limits(l);
@@ -155,10 +157,7 @@ fn jetstream_limits(l: &Value) {
                 "Storage Max Stream Bytes",
                 stream_bytes(js, "disk_max_stream_bytes"),
             ),
-            (
-                "Max Bytes Required",
-                output::yes_no(js, "max_bytes_required"),
-            ),
+            ("Max Bytes Required", flag(js, "max_bytes_required")),
         ]
     };
     match l["tiered_limits"].as_object().filter(|t| !t.is_empty()) {
@@ -183,6 +182,11 @@ fn stream_bytes(js: &Value, key: &str) -> String {
 /// nats-server's rule: JetStream is on when the JWT allows some memory or disk storage.
 fn jetstream_enabled(l: &Value) -> bool {
     i(l, "mem_storage") != 0 || i(l, "disk_storage") != 0
+}
+
+/// "yes"/"no" for a boolean claim.
+fn flag(v: &Value, key: &str) -> String {
+    output::yes_no(v[key].as_bool() == Some(true))
 }
 
 /// The number of entries of an array or object field.

@@ -1,18 +1,23 @@
-//! `rill consumer`: add, edit, info, ls, rm, next, pause and reset, as raw `$JS.API.CONSUMER.*`
-//! requests (pause and reset are 2.11/2.14 APIs async-nats does not wrap).
+//! `rill consumer`: add, edit, info, ls, rm, next, pause and reset, as `$JS.API.CONSUMER.*` requests
+//! built from the protocol crate's types (pause and reset are 2.11/2.14 APIs async-nats does not wrap).
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use rill_protocol::jsapi::ApiSubject;
+use rill_protocol::jsapi::{
+    AckPolicy, ApiSubject, ConsumerAction, ConsumerConfig, ConsumerInfo, ConsumerPauseRequest,
+    ConsumerPauseResponse, ConsumerResetRequest, ConsumerResetResponse, Nanos, NextRequest,
+    SequenceInfo,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::consumer_flags::ConsumerFlags;
 use crate::connect::ConnOpts;
-use crate::jsapi::Api;
-use crate::output::{self, Table, i, list, s};
+use crate::jsapi::{Api, Kept, typed};
+use crate::output::{self, Table, word, yes_no};
 use crate::parse;
 
 /// `rill consumer` subcommands.
@@ -151,11 +156,10 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
                         stream: &stream,
                         consumer: &name,
                     },
-                    &Value::Null,
+                    &(),
                 )
                 .await?;
-            show_info(&info, json);
-            Ok(())
+            show_info(&info, json)
         }
         Cmd::Ls {
             stream,
@@ -168,7 +172,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
                     stream: &stream,
                     consumer: &name,
                 },
-                &Value::Null,
+                &(),
             )
             .await?;
             println!("Deleted consumer {stream} > {name}");
@@ -197,6 +201,36 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
     }
 }
 
+/// `CONSUMER.CREATE`'s body with a config that may carry fields rill does not model (an edit).
+#[derive(Serialize)]
+struct CreateRequest<'a> {
+    stream_name: &'a str,
+    config: &'a Kept<ConsumerConfig>,
+    action: ConsumerAction,
+}
+
+async fn create(
+    api: &Api,
+    stream: &str,
+    name: &str,
+    config: &Kept<ConsumerConfig>,
+    action: ConsumerAction,
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = CreateRequest {
+        stream_name: stream,
+        config,
+        action,
+    };
+    let subject = ApiSubject::ConsumerCreate {
+        stream,
+        consumer: Some(name),
+        filter: None,
+    };
+    let info = api.request(subject, &body).await?;
+    show_info(&info, json)
+}
+
 async fn add(
     api: &Api,
     stream: &str,
@@ -204,27 +238,17 @@ async fn add(
     flags: &ConsumerFlags,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut cfg = json!({
-        "durable_name": name,
-        "name": name,
-        "deliver_policy": "all",
-        "ack_policy": "explicit",
-        "replay_policy": "instant",
-    });
-    flags.apply(&mut cfg)?;
-    let body = json!({ "stream_name": stream, "config": cfg, "action": "create" });
-    let info = api
-        .request(
-            ApiSubject::ConsumerCreate {
-                stream,
-                consumer: Some(name),
-                filter: None,
-            },
-            &body,
-        )
-        .await?;
-    show_info(&info, json);
-    Ok(())
+    let mut config = Kept {
+        known: ConsumerConfig {
+            durable_name: name.into(),
+            name: name.into(),
+            ack_policy: AckPolicy::Explicit,
+            ..ConsumerConfig::default()
+        },
+        other: serde_json::Map::new(),
+    };
+    flags.apply(&mut config.known)?;
+    create(api, stream, name, &config, ConsumerAction::Create, json).await
 }
 
 async fn edit(
@@ -234,108 +258,107 @@ async fn edit(
     flags: &ConsumerFlags,
     json: bool,
 ) -> anyhow::Result<()> {
-    let current = api
-        .request(
-            ApiSubject::ConsumerInfo {
-                stream,
-                consumer: name,
-            },
-            &Value::Null,
-        )
-        .await?;
-    let mut cfg = current["config"].clone();
-    flags.apply(&mut cfg)?;
-    let body = json!({ "stream_name": stream, "config": cfg, "action": "update" });
-    let info = api
-        .request(
-            ApiSubject::ConsumerCreate {
-                stream,
-                consumer: Some(name),
-                filter: None,
-            },
-            &body,
-        )
-        .await?;
-    show_info(&info, json);
-    Ok(())
+    let subject = ApiSubject::ConsumerInfo {
+        stream,
+        consumer: name,
+    };
+    let current = api.request(subject, &()).await?;
+    let mut config: Kept<ConsumerConfig> = typed(&current["config"])?;
+    flags.apply(&mut config.known)?;
+    create(api, stream, name, &config, ConsumerAction::Update, json).await
 }
 
-fn filters(c: &Value) -> String {
-    let many = list(c, "filter_subjects");
-    if many.is_empty() {
-        s(c, "filter_subject")
+fn filters(c: &ConsumerConfig) -> String {
+    if c.filter_subjects.is_empty() {
+        c.filter_subject.clone()
     } else {
-        many
+        c.filter_subjects.join(", ")
     }
 }
 
-fn show_info(info: &Value, json: bool) {
-    if json {
-        output::json(info);
-        return;
+fn mode(c: &ConsumerConfig) -> String {
+    if c.deliver_subject.is_empty() {
+        "pull".to_string()
+    } else {
+        format!("push to {}", c.deliver_subject)
     }
-    let c = &info["config"];
+}
+
+fn show_info(reply: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(reply);
+        return Ok(());
+    }
+    let info: ConsumerInfo = typed(reply)?;
+    let c = &info.config;
     println!(
         "Information for Consumer {} > {} created {}\n",
-        s(info, "stream_name"),
-        s(info, "name"),
-        s(info, "created")
+        info.stream_name, info.name, info.created
     );
-    let mode = match c["deliver_subject"].as_str() {
-        Some(subject) => format!("push to {subject}"),
-        None => "pull".to_string(),
-    };
     output::section(
         "Configuration",
         &[
-            ("Name", s(info, "name")),
-            ("Description", s(c, "description")),
-            ("Mode", mode),
-            ("Deliver Group", s(c, "deliver_group")),
+            ("Name", info.name.clone()),
+            ("Description", c.description.clone()),
+            ("Mode", mode(c)),
+            ("Deliver Group", c.deliver_group.clone()),
             ("Filter Subjects", filters(c)),
-            ("Deliver Policy", s(c, "deliver_policy")),
-            ("Start Sequence", s(c, "opt_start_seq")),
-            ("Ack Policy", s(c, "ack_policy")),
-            ("Ack Wait", output::nanos(i(c, "ack_wait"))),
-            ("Replay Policy", s(c, "replay_policy")),
-            ("Max Deliver", output::limit(i(c, "max_deliver"))),
-            ("Max Ack Pending", output::limit(i(c, "max_ack_pending"))),
-            ("Max Waiting Pulls", s(c, "max_waiting")),
+            ("Deliver Policy", word(&c.deliver_policy)),
+            ("Start Sequence", shown(c.opt_start_seq)),
+            ("Ack Policy", word(&c.ack_policy)),
+            ("Ack Wait", output::nanos(c.ack_wait.0)),
+            ("Replay Policy", word(&c.replay_policy)),
+            ("Max Deliver", output::limit(c.max_deliver)),
+            ("Max Ack Pending", output::limit(c.max_ack_pending)),
+            ("Max Waiting Pulls", shown(c.max_waiting)),
         ],
     );
-    output::section("State", &state_rows(info));
+    output::section("State", &state_rows(&info));
+    Ok(())
 }
 
-fn seq_pair(v: &Value) -> String {
+/// A number the server omits when zero: empty then.
+fn shown<N: Default + PartialEq + ToString>(n: N) -> String {
+    if n == N::default() {
+        String::new()
+    } else {
+        n.to_string()
+    }
+}
+
+fn seq_pair(v: &SequenceInfo) -> String {
     format!(
         "consumer seq {} / stream seq {}",
-        i(v, "consumer_seq"),
-        i(v, "stream_seq")
+        v.consumer_seq, v.stream_seq
     )
 }
 
-fn state_rows(info: &Value) -> Vec<(&'static str, String)> {
+fn state_rows(info: &ConsumerInfo) -> Vec<(&'static str, String)> {
     vec![
-        ("Last Delivered", seq_pair(&info["delivered"])),
-        ("Ack Floor", seq_pair(&info["ack_floor"])),
-        ("Outstanding Acks", i(info, "num_ack_pending").to_string()),
-        ("Redelivered", i(info, "num_redelivered").to_string()),
-        ("Unprocessed", i(info, "num_pending").to_string()),
-        ("Waiting Pulls", i(info, "num_waiting").to_string()),
-        ("Paused", output::yes_no(info, "paused")),
+        ("Last Delivered", seq_pair(&info.delivered)),
+        ("Ack Floor", seq_pair(&info.ack_floor)),
+        ("Outstanding Acks", info.num_ack_pending.to_string()),
+        ("Redelivered", info.num_redelivered.to_string()),
+        ("Unprocessed", info.num_pending.to_string()),
+        ("Waiting Pulls", info.num_waiting.to_string()),
+        ("Paused", yes_no(info.paused)),
     ]
 }
 
 async fn ls(api: &Api, stream: &str, json: bool, names: bool) -> anyhow::Result<()> {
     let mut consumers = api
-        .list_all(ApiSubject::ConsumerList(stream), "consumers", json!({}))
-        .await?;
-    consumers.sort_by_key(|c| s(c, "name"));
+        .list_all(ApiSubject::ConsumerList(stream), "consumers")
+        .await?
+        .into_iter()
+        .map(|raw| typed::<ConsumerInfo>(&raw).map(|info| (raw, info)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    consumers.sort_by(|a, b| a.1.name.cmp(&b.1.name));
     if json {
-        output::json(&json!({ "total": consumers.len(), "consumers": consumers }));
+        let raw: Vec<&Value> = consumers.iter().map(|(raw, _)| raw).collect();
+        output::json(&json!({ "total": consumers.len(), "consumers": raw }));
     } else if names {
-        for c in &consumers {
-            println!("{}", s(c, "name"));
+        for (_, c) in &consumers {
+            println!("{}", c.name);
         }
     } else if consumers.is_empty() {
         println!("No consumers on stream {stream}");
@@ -348,20 +371,15 @@ async fn ls(api: &Api, stream: &str, json: bool, names: bool) -> anyhow::Result<
             "Unprocessed",
             "Redelivered",
         ]);
-        for c in &consumers {
-            let cfg = &c["config"];
-            let mode = if cfg["deliver_subject"].is_string() {
-                "push"
-            } else {
-                "pull"
-            };
+        for (_, c) in &consumers {
+            let push = !c.config.deliver_subject.is_empty();
             table.row(vec![
-                s(c, "name"),
-                mode.to_string(),
-                filters(cfg),
-                i(c, "num_ack_pending").to_string(),
-                i(c, "num_pending").to_string(),
-                i(c, "num_redelivered").to_string(),
+                c.name.clone(),
+                if push { "push" } else { "pull" }.to_string(),
+                filters(&c.config),
+                c.num_ack_pending.to_string(),
+                c.num_pending.to_string(),
+                c.num_redelivered.to_string(),
             ]);
         }
         table
@@ -389,7 +407,11 @@ async fn next(
         .await
         .context("subscribe to inbox")?;
     let expires = timeout.max(Duration::from_millis(100));
-    let body = json!({ "batch": count, "expires": expires.as_nanos() as u64 }).to_string();
+    let body = serde_json::to_vec(&NextRequest {
+        batch: i64::try_from(count).unwrap_or(i64::MAX),
+        expires: Nanos::from_duration(expires),
+        ..NextRequest::default()
+    })?;
     let subject = ApiSubject::ConsumerNext {
         stream,
         consumer: name,
@@ -471,28 +493,24 @@ async fn pause(
     until: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let body = match &until {
-        Some(until) => {
-            json!({ "pause_until": parse::rfc3339(parse::time_or_duration(until, true)?) })
-        }
-        None => json!({}),
+    let body = ConsumerPauseRequest {
+        pause_until: match &until {
+            Some(until) => Some(parse::time_or_duration(until, true)?.into()),
+            None => None,
+        },
     };
-    let reply = api
-        .request(
-            ApiSubject::ConsumerPause {
-                stream,
-                consumer: name,
-            },
-            &body,
-        )
-        .await?;
+    let subject = ApiSubject::ConsumerPause {
+        stream,
+        consumer: name,
+    };
+    let reply = api.request(subject, &body).await?;
     if json {
         output::json(&reply);
-    } else if reply["paused"].as_bool() == Some(true) {
-        println!(
-            "Paused {stream} > {name} until {}",
-            s(&reply, "pause_until")
-        );
+        return Ok(());
+    }
+    let paused: ConsumerPauseResponse = typed(&reply)?;
+    if paused.paused {
+        println!("Paused {stream} > {name} until {}", paused.pause_until);
     } else {
         println!("Resumed {stream} > {name}");
     }
@@ -506,25 +524,19 @@ async fn reset(
     seq: Option<u64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let body = match seq {
-        Some(seq) => json!({ "seq": seq }),
-        None => Value::Null,
+    let body = seq.map(|seq| ConsumerResetRequest { seq });
+    let subject = ApiSubject::ConsumerReset {
+        stream,
+        consumer: name,
     };
-    let reply = api
-        .request(
-            ApiSubject::ConsumerReset {
-                stream,
-                consumer: name,
-            },
-            &body,
-        )
-        .await?;
+    let reply = api.request(subject, &body).await?;
     if json {
         output::json(&reply);
     } else {
+        let reset: ConsumerResetResponse = typed(&reply)?;
         println!(
             "Reset {stream} > {name}: next stream sequence {}",
-            i(&reply, "reset_seq")
+            reset.reset_seq
         );
     }
     Ok(())

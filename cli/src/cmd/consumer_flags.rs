@@ -1,11 +1,11 @@
-//! Flags for every consumer config field, applied onto the server's `ConsumerConfig` JSON (shared by
-//! `consumer add` and `consumer edit`).
+//! Flags for every consumer config field, applied onto the protocol crate's typed `ConsumerConfig`
+//! (shared by `consumer add` and `consumer edit`).
 
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::ValueEnum;
-use serde_json::{Value, json};
+use rill_protocol::jsapi::{AckPolicy, ConsumerConfig, DeliverPolicy, Nanos, ReplayPolicy};
 
 use crate::parse;
 
@@ -27,6 +27,25 @@ pub(crate) enum Replay {
     Instant,
     /// At the rate the messages were published
     Original,
+}
+
+impl From<Ack> for AckPolicy {
+    fn from(a: Ack) -> Self {
+        match a {
+            Ack::None => AckPolicy::None,
+            Ack::All => AckPolicy::All,
+            Ack::Explicit => AckPolicy::Explicit,
+        }
+    }
+}
+
+impl From<Replay> for ReplayPolicy {
+    fn from(r: Replay) -> Self {
+        match r {
+            Replay::Instant => ReplayPolicy::Instant,
+            Replay::Original => ReplayPolicy::Original,
+        }
+    }
 }
 
 /// Every settable consumer config field. Unset flags leave the field as it was.
@@ -101,33 +120,33 @@ pub(crate) struct ConsumerFlags {
     metadata: Vec<(String, String)>,
 }
 
-fn nanos(d: Duration) -> Value {
-    json!(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// Overwrites `field` when the flag was given.
+fn set<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
+    }
 }
 
-fn lower<T: ValueEnum>(v: &T) -> Value {
-    json!(v.to_possible_value().map(|p| p.get_name().to_string()))
+fn nanos(d: Option<Duration>) -> Option<Nanos> {
+    d.map(Nanos::from_duration)
 }
 
 /// Writes a `--deliver` value into `cfg`.
-fn apply_deliver(cfg: &mut Value, text: &str) -> anyhow::Result<()> {
-    let obj = cfg
-        .as_object_mut()
-        .ok_or_else(|| anyhow::anyhow!("consumer config is not an object"))?;
-    obj.remove("opt_start_seq");
-    obj.remove("opt_start_time");
-    let policy = match text.to_ascii_lowercase().replace('-', "_").as_str() {
-        "all" => "all",
-        "new" => "new",
-        "last" => "last",
-        "last_per_subject" | "subject" => "last_per_subject",
+fn apply_deliver(cfg: &mut ConsumerConfig, text: &str) -> anyhow::Result<()> {
+    cfg.opt_start_seq = 0;
+    cfg.opt_start_time = None;
+    cfg.deliver_policy = match text.to_ascii_lowercase().replace('-', "_").as_str() {
+        "all" => DeliverPolicy::All,
+        "new" => DeliverPolicy::New,
+        "last" => DeliverPolicy::Last,
+        "last_per_subject" | "subject" => DeliverPolicy::LastPerSubject,
         other => {
             if let Ok(seq) = other.parse::<u64>() {
-                obj.insert("opt_start_seq".into(), json!(seq));
-                "by_start_sequence"
+                cfg.opt_start_seq = seq;
+                DeliverPolicy::ByStartSequence
             } else if let Ok(t) = parse::time_or_duration(text, false) {
-                obj.insert("opt_start_time".into(), json!(parse::rfc3339(t)));
-                "by_start_time"
+                cfg.opt_start_time = Some(t.into());
+                DeliverPolicy::ByStartTime
             } else {
                 bail!(
                     "--deliver {text:?}: use all, new, last, last-per-subject, a sequence, a duration or a time"
@@ -135,60 +154,56 @@ fn apply_deliver(cfg: &mut Value, text: &str) -> anyhow::Result<()> {
             }
         }
     };
-    obj.insert("deliver_policy".into(), json!(policy));
     Ok(())
 }
 
 impl ConsumerFlags {
-    /// Writes every given flag into `cfg` (a `ConsumerConfig` JSON object).
-    pub(crate) fn apply(&self, cfg: &mut Value) -> anyhow::Result<()> {
+    /// Writes every given flag into `cfg`.
+    pub(crate) fn apply(&self, cfg: &mut ConsumerConfig) -> anyhow::Result<()> {
         if let Some(deliver) = &self.deliver {
             apply_deliver(cfg, deliver)?;
         }
         match self.filter.as_slice() {
             [] => {}
-            [one] => cfg["filter_subject"] = json!(one),
-            many => cfg["filter_subjects"] = json!(many),
+            [one] => {
+                cfg.filter_subject.clone_from(one);
+                cfg.filter_subjects.clear();
+            }
+            many => {
+                cfg.filter_subject.clear();
+                cfg.filter_subjects = many.to_vec();
+            }
         }
         if !self.backoff.is_empty() {
-            cfg["backoff"] = json!(self.backoff.iter().map(|d| nanos(*d)).collect::<Vec<_>>());
+            cfg.backoff = self
+                .backoff
+                .iter()
+                .map(|d| Nanos::from_duration(*d))
+                .collect();
         }
-        for (k, v) in &self.metadata {
-            if !cfg["metadata"].is_object() {
-                cfg["metadata"] = json!({});
-            }
-            cfg["metadata"][k] = json!(v);
-        }
+        cfg.metadata.extend(self.metadata.iter().cloned());
         self.apply_scalars(cfg);
         Ok(())
     }
 
-    fn apply_scalars(&self, cfg: &mut Value) {
-        let mut set = |key: &str, value: Option<Value>| {
-            if let Some(v) = value {
-                cfg[key] = v;
-            }
-        };
-        set("deliver_subject", self.target.as_ref().map(|t| json!(t)));
-        set(
-            "deliver_group",
-            self.deliver_group.as_ref().map(|g| json!(g)),
-        );
-        set("ack_policy", self.ack.as_ref().map(lower));
-        set("ack_wait", self.ack_wait.map(nanos));
-        set("max_deliver", self.max_deliver.map(|n| json!(n)));
-        set("max_ack_pending", self.max_pending.map(|n| json!(n)));
-        set("max_waiting", self.max_waiting.map(|n| json!(n)));
-        set("max_batch", self.max_batch.map(|n| json!(n)));
-        set("max_expires", self.max_expires.map(nanos));
-        set("replay_policy", self.replay.as_ref().map(lower));
-        set("idle_heartbeat", self.heartbeat.map(nanos));
-        set("flow_control", self.flow_control.map(|b| json!(b)));
-        set("inactive_threshold", self.inactive_threshold.map(nanos));
-        set("headers_only", self.headers_only.map(|b| json!(b)));
-        set("description", self.description.as_ref().map(|d| json!(d)));
-        set("num_replicas", self.replicas.map(|n| json!(n)));
-        set("mem_storage", self.memory.map(|b| json!(b)));
+    fn apply_scalars(&self, cfg: &mut ConsumerConfig) {
+        set(&mut cfg.deliver_subject, self.target.clone());
+        set(&mut cfg.deliver_group, self.deliver_group.clone());
+        set(&mut cfg.ack_policy, self.ack.map(Into::into));
+        set(&mut cfg.ack_wait, nanos(self.ack_wait));
+        set(&mut cfg.max_deliver, self.max_deliver);
+        set(&mut cfg.max_ack_pending, self.max_pending);
+        set(&mut cfg.max_waiting, self.max_waiting);
+        set(&mut cfg.max_batch, self.max_batch);
+        set(&mut cfg.max_expires, nanos(self.max_expires));
+        set(&mut cfg.replay_policy, self.replay.map(Into::into));
+        set(&mut cfg.idle_heartbeat, nanos(self.heartbeat));
+        set(&mut cfg.flow_control, self.flow_control);
+        set(&mut cfg.inactive_threshold, nanos(self.inactive_threshold));
+        set(&mut cfg.headers_only, self.headers_only);
+        set(&mut cfg.description, self.description.clone());
+        set(&mut cfg.num_replicas, self.replicas.map(i64::from));
+        set(&mut cfg.mem_storage, self.memory);
     }
 }
 
@@ -198,15 +213,16 @@ mod tests {
 
     #[test]
     fn deliver_forms() {
-        let mut cfg = json!({});
+        let mut cfg = ConsumerConfig::default();
         apply_deliver(&mut cfg, "last-per-subject").unwrap();
-        assert_eq!(cfg["deliver_policy"], "last_per_subject");
+        assert_eq!(cfg.deliver_policy, DeliverPolicy::LastPerSubject);
         apply_deliver(&mut cfg, "42").unwrap();
-        assert_eq!(cfg["deliver_policy"], "by_start_sequence");
-        assert_eq!(cfg["opt_start_seq"], 42);
+        assert_eq!(cfg.deliver_policy, DeliverPolicy::ByStartSequence);
+        assert_eq!(cfg.opt_start_seq, 42);
         apply_deliver(&mut cfg, "1h").unwrap();
-        assert_eq!(cfg["deliver_policy"], "by_start_time");
-        assert!(cfg.get("opt_start_seq").is_none());
+        assert_eq!(cfg.deliver_policy, DeliverPolicy::ByStartTime);
+        assert_eq!(cfg.opt_start_seq, 0);
+        assert!(cfg.opt_start_time.is_some());
         assert!(apply_deliver(&mut cfg, "sometimes").is_err());
     }
 
@@ -217,9 +233,14 @@ mod tests {
             filter: vec!["a".into(), "b".into()],
             ..ConsumerFlags::default()
         };
-        let mut cfg = json!({});
+        let mut cfg = ConsumerConfig {
+            filter_subject: "old".into(),
+            ..ConsumerConfig::default()
+        };
         flags.apply(&mut cfg).unwrap();
-        assert_eq!(cfg["ack_policy"], "explicit");
-        assert_eq!(cfg["filter_subjects"], json!(["a", "b"]));
+        let sent = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(sent["ack_policy"], "explicit");
+        assert_eq!(sent["filter_subjects"], serde_json::json!(["a", "b"]));
+        assert!(sent.get("filter_subject").is_none(), "{sent}");
     }
 }

@@ -6,13 +6,13 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
-use rill_protocol::jsapi::ApiSubject;
-use serde_json::{Value, json};
+use rill_protocol::jsapi::{ApiSubject, StreamInfo};
+use serde_json::json;
 
 use super::stream_flags::Storage;
 use crate::connect::ConnOpts;
-use crate::jsapi::Api;
-use crate::output::{self, Table, i, s};
+use crate::jsapi::{Api, typed};
+use crate::output::{self, Table, word};
 use crate::parse;
 
 /// `rill kv` subcommands.
@@ -181,30 +181,29 @@ async fn add(js: &jetstream::Context, api: &Api, cmd: Cmd) -> anyhow::Result<()>
     js.create_key_value(config)
         .await
         .with_context(|| format!("create bucket {bucket}"))?;
-    let info = api
-        .request(
-            ApiSubject::StreamInfo(&format!("KV_{bucket}")),
-            &Value::Null,
-        )
+    let reply = api
+        .request(ApiSubject::StreamInfo(&format!("KV_{bucket}")), &())
         .await?;
-    show_bucket(&bucket, &info);
+    show_bucket(&bucket, &typed(&reply)?);
     Ok(())
 }
 
-fn show_bucket(bucket: &str, info: &Value) {
-    let c = &info["config"];
-    let st = &info["state"];
+fn show_bucket(bucket: &str, info: &StreamInfo) {
+    let (c, st) = (&info.config, &info.state);
     output::section(
         &format!("Information for Key-Value Store Bucket {bucket}"),
         &[
-            ("Description", s(c, "description")),
-            ("Values Stored", i(st, "messages").to_string()),
-            ("History Kept", i(c, "max_msgs_per_subject").to_string()),
-            ("Maximum Age", output::age(i(c, "max_age"))),
-            ("Maximum Value Size", output::bytes(i(c, "max_msg_size"))),
-            ("Maximum Bucket Size", output::bytes(i(c, "max_bytes"))),
-            ("Storage", s(c, "storage")),
-            ("Backing Stream", s(c, "name")),
+            ("Description", c.description.clone()),
+            ("Values Stored", st.messages.to_string()),
+            ("History Kept", c.max_msgs_per_subject.to_string()),
+            ("Maximum Age", output::age(c.max_age.0)),
+            (
+                "Maximum Value Size",
+                output::bytes(i64::from(c.max_msg_size)),
+            ),
+            ("Maximum Bucket Size", output::bytes(c.max_bytes)),
+            ("Storage", word(&c.storage)),
+            ("Backing Stream", c.name.clone()),
         ],
     );
 }
@@ -353,28 +352,26 @@ async fn keys(js: &jetstream::Context, bucket: &str, json: bool) -> anyhow::Resu
 }
 
 async fn buckets(api: &Api, json: bool) -> anyhow::Result<()> {
-    let mut streams = api
-        .list_all(ApiSubject::StreamList, "streams", json!({}))
-        .await?;
-    streams.retain(|st| s(&st["config"], "name").starts_with("KV_"));
-    streams.sort_by_key(|st| s(&st["config"], "name"));
+    let streams: Vec<(String, StreamInfo)> = api
+        .streams()
+        .await?
+        .into_iter()
+        .filter_map(|(_, st)| Some((st.config.name.strip_prefix("KV_")?.to_string(), st)))
+        .collect();
     if json {
-        let names: Vec<String> = streams
-            .iter()
-            .map(|st| s(&st["config"], "name")[3..].to_string())
-            .collect();
+        let names: Vec<&String> = streams.iter().map(|(name, _)| name).collect();
         output::json(&json!(names));
         return Ok(());
     }
     let mut table = Table::new(&["Bucket", "Values", "Size", "History", "TTL"]);
-    for st in &streams {
-        let (c, state) = (&st["config"], &st["state"]);
+    for (name, st) in &streams {
+        let (c, state) = (&st.config, &st.state);
         table.row(vec![
-            s(c, "name")[3..].to_string(),
-            i(state, "messages").to_string(),
-            output::bytes(i(state, "bytes")),
-            i(c, "max_msgs_per_subject").to_string(),
-            output::age(i(c, "max_age")),
+            name.clone(),
+            state.messages.to_string(),
+            output::bytes(i64::try_from(state.bytes).unwrap_or(i64::MAX)),
+            c.max_msgs_per_subject.to_string(),
+            output::age(c.max_age.0),
         ]);
     }
     table

@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, object_store};
 use futures::StreamExt;
-use rill_protocol::jsapi::ApiSubject;
+use rill_protocol::jsapi::StreamInfo;
 use serde_json::json;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::stream_flags::Storage;
 use crate::connect::ConnOpts;
 use crate::jsapi::Api;
-use crate::output::{self, Table, i, s};
+use crate::output::{self, Table};
 use crate::parse;
 
 /// `rill object` subcommands.
@@ -249,29 +249,27 @@ async fn objects(js: &jetstream::Context, bucket: &str, json_out: bool) -> anyho
 }
 
 async fn buckets(api: &Api, json_out: bool) -> anyhow::Result<()> {
-    let mut streams = api
-        .list_all(ApiSubject::StreamList, "streams", json!({}))
-        .await?;
-    streams.retain(|st| s(&st["config"], "name").starts_with("OBJ_"));
-    streams.sort_by_key(|st| s(&st["config"], "name"));
-    let names: Vec<String> = streams
-        .iter()
-        .map(|st| s(&st["config"], "name")[4..].to_string())
+    let streams: Vec<(String, StreamInfo)> = api
+        .streams()
+        .await?
+        .into_iter()
+        .filter_map(|(_, st)| Some((st.config.name.strip_prefix("OBJ_")?.to_string(), st)))
         .collect();
     if json_out {
+        let names: Vec<&String> = streams.iter().map(|(name, _)| name).collect();
         output::json(&json!(names));
         return Ok(());
     }
     let mut table = Table::new(&["Bucket", "Size", "Description"]);
-    for (name, st) in names.iter().zip(&streams) {
+    for (name, st) in &streams {
         table.row(vec![
             name.clone(),
-            output::bytes(i(&st["state"], "bytes")),
-            s(&st["config"], "description"),
+            output::bytes(i64::try_from(st.state.bytes).unwrap_or(i64::MAX)),
+            st.config.description.clone(),
         ]);
     }
     table
-        .title(format!("Object store buckets: {}", names.len()))
+        .title(format!("Object store buckets: {}", streams.len()))
         .print();
     Ok(())
 }

@@ -1,14 +1,18 @@
 //! `rill stream`: add, edit, info, ls, rm, purge, get, view and report, all as raw `$JS.API.STREAM.*`
 //! requests (see `jsapi`), printing the server's JSON with `--json`.
 
-use rill_protocol::jsapi::ApiSubject;
+use rill_protocol::jsapi::{
+    ApiSubject, MsgGetRequest, MsgGetResponse, RetentionPolicy, StorageType, StoredMsg,
+    StreamConfig, StreamInfo, StreamPurgeRequest, StreamPurgeResponse, StreamSource,
+    StreamSourceInfo, StreamState,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::stream_flags::{StreamFlags, defaults};
 use crate::connect::ConnOpts;
-use crate::jsapi::{Api, ApiError};
-use crate::output::{self, Table, i, list, s, yes_no};
-use crate::parse;
+use crate::jsapi::{Api, ApiError, Kept, typed};
+use crate::output::{self, Table, word, yes_no};
 
 /// `rill stream` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -135,8 +139,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Info { name, json } => info(&api, &name, json).await,
         Cmd::Ls { json, names } => ls(&api, json, names).await,
         Cmd::Rm { name, .. } => {
-            api.request(ApiSubject::StreamDelete(&name), &Value::Null)
-                .await?;
+            api.request(ApiSubject::StreamDelete(&name), &()).await?;
             println!("Deleted stream {name}");
             Ok(())
         }
@@ -168,183 +171,169 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
 async fn add(api: &Api, name: &str, flags: &StreamFlags, json: bool) -> anyhow::Result<()> {
     let mut cfg = defaults(name);
     flags.apply(&mut cfg);
-    if cfg["subjects"].is_null() && cfg["mirror"].is_null() && cfg["sources"].is_null() {
-        cfg["subjects"] = json!([name]);
+    if cfg.subjects.is_empty() && cfg.mirror.is_none() && cfg.sources.is_empty() {
+        cfg.subjects = vec![name.to_string()];
     }
     let reply = api.request(ApiSubject::StreamCreate(name), &cfg).await?;
-    show_info(&reply, json);
-    Ok(())
+    show_info(&reply, json)
 }
 
 async fn edit(api: &Api, name: &str, flags: &StreamFlags, json: bool) -> anyhow::Result<()> {
-    let current = api
-        .request(ApiSubject::StreamInfo(name), &Value::Null)
-        .await?;
-    let mut cfg = current["config"].clone();
-    flags.apply(&mut cfg);
+    let current = api.request(ApiSubject::StreamInfo(name), &()).await?;
+    let mut cfg: Kept<StreamConfig> = typed(&current["config"])?;
+    flags.apply(&mut cfg.known);
     let reply = api.request(ApiSubject::StreamUpdate(name), &cfg).await?;
-    show_info(&reply, json);
-    Ok(())
+    show_info(&reply, json)
 }
 
 async fn info(api: &Api, name: &str, json: bool) -> anyhow::Result<()> {
-    let reply = api
-        .request(ApiSubject::StreamInfo(name), &Value::Null)
-        .await?;
-    show_info(&reply, json);
+    let reply = api.request(ApiSubject::StreamInfo(name), &()).await?;
+    show_info(&reply, json)
+}
+
+fn show_info(reply: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(reply);
+        return Ok(());
+    }
+    let info: StreamInfo = typed(reply)?;
+    let c = &info.config;
+    println!(
+        "Information for Stream {} created {}\n",
+        c.name, info.created
+    );
+    output::section("Configuration", &config_rows(c));
+    output::section("State", &state_rows(&info.state));
+    if let Some(mirror) = &info.mirror {
+        output::section("Mirror Information", &origin_rows(mirror));
+    }
+    for src in &info.sources {
+        output::section("Source Information", &origin_rows(src));
+    }
     Ok(())
 }
 
-fn show_info(info: &Value, json: bool) {
-    if json {
-        output::json(info);
-        return;
-    }
-    let c = &info["config"];
-    println!(
-        "Information for Stream {} created {}\n",
-        s(c, "name"),
-        s(info, "created")
-    );
-    output::section(
-        "Configuration",
-        &[
-            ("Subjects", list(c, "subjects")),
-            ("Description", s(c, "description")),
-            ("Storage", s(c, "storage")),
-            ("Retention", s(c, "retention")),
-            ("Replicas", s(c, "num_replicas")),
-            (
-                "Acknowledgments",
-                if c["no_ack"].as_bool() == Some(true) {
-                    "no".into()
-                } else {
-                    "yes".into()
-                },
-            ),
-            ("Discard Policy", s(c, "discard")),
-            ("Duplicate Window", output::nanos(i(c, "duplicate_window"))),
-            ("Maximum Messages", output::limit(i(c, "max_msgs"))),
-            (
-                "Maximum Per Subject",
-                output::limit(i(c, "max_msgs_per_subject")),
-            ),
-            ("Maximum Bytes", output::bytes(i(c, "max_bytes"))),
-            ("Maximum Age", output::age(i(c, "max_age"))),
-            ("Maximum Message Size", output::bytes(i(c, "max_msg_size"))),
-            ("Maximum Consumers", output::limit(i(c, "max_consumers"))),
-            ("Allows Rollups", yes_no(c, "allow_rollup_hdrs")),
-            ("Allows Direct Get", yes_no(c, "allow_direct")),
-            ("Deny Delete", yes_no(c, "deny_delete")),
-            ("Deny Purge", yes_no(c, "deny_purge")),
-            ("Sealed", yes_no(c, "sealed")),
-            ("Mirror", s(&c["mirror"], "name")),
-            ("Sources", names(&c["sources"])),
-            (
-                "Subject Transform",
-                pair(&c["subject_transform"], "src", "dest"),
-            ),
-            ("Republish", pair(&c["republish"], "src", "dest")),
-        ],
-    );
-    output::section("State", &state_rows(&info["state"]));
-    if info["mirror"].is_object() {
-        output::section("Mirror Information", &origin_rows(&info["mirror"]));
-    }
-    for src in info["sources"].as_array().into_iter().flatten() {
-        output::section("Source Information", &origin_rows(src));
-    }
+fn config_rows(c: &StreamConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("Subjects", c.subjects.join(", ")),
+        ("Description", c.description.clone()),
+        ("Storage", word(&c.storage)),
+        ("Retention", word(&c.retention)),
+        ("Replicas", c.num_replicas.to_string()),
+        ("Acknowledgments", yes_no(!c.no_ack)),
+        ("Discard Policy", word(&c.discard)),
+        ("Duplicate Window", output::nanos(c.duplicate_window.0)),
+        ("Maximum Messages", output::limit(c.max_msgs)),
+        ("Maximum Per Subject", output::limit(c.max_msgs_per_subject)),
+        ("Maximum Bytes", output::bytes(c.max_bytes)),
+        ("Maximum Age", output::age(c.max_age.0)),
+        (
+            "Maximum Message Size",
+            output::bytes(i64::from(c.max_msg_size)),
+        ),
+        ("Maximum Consumers", output::limit(c.max_consumers)),
+        ("Allows Rollups", yes_no(c.allow_rollup_hdrs)),
+        ("Allows Direct Get", yes_no(c.allow_direct)),
+        ("Deny Delete", yes_no(c.deny_delete)),
+        ("Deny Purge", yes_no(c.deny_purge)),
+        ("Sealed", yes_no(c.sealed)),
+        (
+            "Mirror",
+            c.mirror
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+        ),
+        ("Sources", names(&c.sources)),
+        (
+            "Subject Transform",
+            c.subject_transform
+                .as_ref()
+                .map(|t| format!("{} to {}", t.src, t.dest))
+                .unwrap_or_default(),
+        ),
+        (
+            "Republish",
+            c.republish
+                .as_ref()
+                .map(|r| format!("{} to {}", r.src, r.dest))
+                .unwrap_or_default(),
+        ),
+    ]
 }
 
 /// A mirror's or source's progress: how far behind it is and when it last heard from
 /// its origin.
-fn origin_rows(o: &Value) -> Vec<(&'static str, String)> {
-    let transforms: Vec<String> = o["subject_transforms"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| format!("{} to {}", s(t, "src"), s(t, "dest")))
+fn origin_rows(o: &StreamSourceInfo) -> Vec<(&'static str, String)> {
+    let transforms: Vec<String> = o
+        .subject_transforms
+        .iter()
+        .map(|t| format!("{} to {}", t.src, t.dest))
         .collect();
-    let active = i(o, "active");
+    let external = o.external.clone().unwrap_or_default();
     vec![
-        ("Stream Name", s(o, "name")),
-        ("Filter", s(o, "filter_subject")),
+        ("Stream Name", o.name.clone()),
+        ("Filter", o.filter_subject.clone()),
         ("Subject Transforms", transforms.join(", ")),
-        ("API Prefix", s(&o["external"], "api")),
-        ("Deliver Prefix", s(&o["external"], "deliver")),
-        ("Lag", i(o, "lag").to_string()),
+        ("API Prefix", external.api),
+        ("Deliver Prefix", external.deliver),
+        ("Lag", o.lag.to_string()),
         (
             "Last Seen",
-            if active < 0 {
+            if o.active.0 < 0 {
                 "never".into()
             } else {
-                output::nanos(active)
+                output::nanos(o.active.0)
             },
         ),
-        ("Error", s(&o["error"], "description")),
+        (
+            "Error",
+            o.error
+                .as_ref()
+                .map(|e| e.description.clone())
+                .unwrap_or_default(),
+        ),
     ]
 }
 
-/// `a to b` for an object with both keys, else empty.
-fn pair(v: &Value, a: &str, b: &str) -> String {
-    if v.is_object() {
-        format!("{} to {}", s(v, a), s(v, b))
-    } else {
-        String::new()
-    }
-}
-
-/// The `name`s of a list of objects, comma separated.
-fn names(v: &Value) -> String {
-    let all: Vec<String> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|x| s(x, "name"))
-        .collect();
+/// The names of a stream's sources, comma separated.
+fn names(sources: &[StreamSource]) -> String {
+    let all: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     all.join(", ")
 }
 
-fn state_rows(st: &Value) -> Vec<(&'static str, String)> {
+fn state_rows(st: &StreamState) -> Vec<(&'static str, String)> {
     vec![
-        ("Messages", i(st, "messages").to_string()),
-        ("Bytes", output::bytes(i(st, "bytes"))),
-        ("First Sequence", i(st, "first_seq").to_string()),
-        ("Last Sequence", i(st, "last_seq").to_string()),
-        ("Deleted Messages", i(st, "num_deleted").to_string()),
-        ("Subjects", i(st, "num_subjects").to_string()),
-        ("Active Consumers", i(st, "consumer_count").to_string()),
+        ("Messages", st.messages.to_string()),
+        ("Bytes", output::bytes(count(st.bytes))),
+        ("First Sequence", st.first_seq.to_string()),
+        ("Last Sequence", st.last_seq.to_string()),
+        ("Deleted Messages", st.num_deleted.to_string()),
+        ("Subjects", st.num_subjects.to_string()),
+        ("Active Consumers", st.consumer_count.to_string()),
     ]
 }
 
-async fn list_streams(api: &Api) -> anyhow::Result<Vec<Value>> {
-    let mut streams = api
-        .list_all(ApiSubject::StreamList, "streams", json!({}))
-        .await?;
-    streams.sort_by_key(|st| s(&st["config"], "name"));
-    Ok(streams)
-}
-
 async fn ls(api: &Api, json: bool, names: bool) -> anyhow::Result<()> {
-    let streams = list_streams(api).await?;
+    let streams = api.streams().await?;
     if json {
-        output::json(&json!({ "total": streams.len(), "streams": streams }));
+        let raw: Vec<&Value> = streams.iter().map(|(raw, _)| raw).collect();
+        output::json(&json!({ "total": streams.len(), "streams": raw }));
     } else if names {
-        for st in &streams {
-            println!("{}", s(&st["config"], "name"));
+        for (_, st) in &streams {
+            println!("{}", st.config.name);
         }
     } else if streams.is_empty() {
         println!("No streams defined");
     } else {
         let mut table = Table::new(&["Name", "Subjects", "Messages", "Bytes", "Consumers"]);
-        for st in &streams {
-            let (c, state) = (&st["config"], &st["state"]);
+        for (_, st) in &streams {
             table.row(vec![
-                s(c, "name"),
-                list(c, "subjects"),
-                i(state, "messages").to_string(),
-                output::bytes(i(state, "bytes")),
-                i(state, "consumer_count").to_string(),
+                st.config.name.clone(),
+                st.config.subjects.join(", "),
+                st.state.messages.to_string(),
+                output::bytes(count(st.state.bytes)),
+                st.state.consumer_count.to_string(),
             ]);
         }
         table.title(format!("Streams: {}", streams.len())).print();
@@ -352,23 +341,46 @@ async fn ls(api: &Api, json: bool, names: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One row of `stream report` (also its `--json` form).
+#[derive(Serialize)]
+struct ReportRow<'a> {
+    name: &'a str,
+    storage: StorageType,
+    retention: RetentionPolicy,
+    replicas: i64,
+    subjects: &'a [String],
+    messages: u64,
+    bytes: u64,
+    consumers: u64,
+    first_seq: u64,
+    last_seq: u64,
+    deleted: u64,
+}
+
+impl<'a> ReportRow<'a> {
+    fn new(st: &'a StreamInfo) -> Self {
+        let (c, state) = (&st.config, &st.state);
+        ReportRow {
+            name: &c.name,
+            storage: c.storage,
+            retention: c.retention,
+            replicas: c.num_replicas,
+            subjects: &c.subjects,
+            messages: state.messages,
+            bytes: state.bytes,
+            consumers: state.consumer_count,
+            first_seq: state.first_seq,
+            last_seq: state.last_seq,
+            deleted: state.num_deleted,
+        }
+    }
+}
+
 async fn report(api: &Api, json: bool) -> anyhow::Result<()> {
-    let streams = list_streams(api).await?;
-    let rows: Vec<Value> = streams
-        .iter()
-        .map(|st| {
-            let (c, state) = (&st["config"], &st["state"]);
-            json!({
-                "name": c["name"], "storage": c["storage"], "retention": c["retention"],
-                "replicas": c["num_replicas"], "subjects": c["subjects"],
-                "messages": state["messages"], "bytes": state["bytes"],
-                "consumers": state["consumer_count"], "first_seq": state["first_seq"],
-                "last_seq": state["last_seq"], "deleted": state["num_deleted"],
-            })
-        })
-        .collect();
+    let streams = api.streams().await?;
+    let rows: Vec<ReportRow> = streams.iter().map(|(_, st)| ReportRow::new(st)).collect();
     if json {
-        output::json(&json!(rows));
+        output::json(&serde_json::to_value(&rows)?);
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -384,15 +396,15 @@ async fn report(api: &Api, json: bool) -> anyhow::Result<()> {
     ]);
     for r in &rows {
         table.row(vec![
-            s(r, "name"),
-            s(r, "storage"),
-            s(r, "retention"),
-            s(r, "replicas"),
-            i(r, "consumers").to_string(),
-            i(r, "messages").to_string(),
-            output::bytes(i(r, "bytes")),
-            i(r, "deleted").to_string(),
-            list(r, "subjects"),
+            r.name.to_string(),
+            word(&r.storage),
+            word(&r.retention),
+            r.replicas.to_string(),
+            r.consumers.to_string(),
+            r.messages.to_string(),
+            output::bytes(count(r.bytes)),
+            r.deleted.to_string(),
+            r.subjects.join(", "),
         ]);
     }
     table.title("Stream Report").print();
@@ -406,18 +418,14 @@ async fn purge(
     seq: Option<u64>,
     keep: Option<u64>,
 ) -> anyhow::Result<()> {
-    let mut body = json!({});
-    if let Some(subject) = subject {
-        body["filter"] = json!(subject);
-    }
-    if let Some(seq) = seq {
-        body["seq"] = json!(seq);
-    }
-    if let Some(keep) = keep {
-        body["keep"] = json!(keep);
-    }
+    let body = StreamPurgeRequest {
+        filter: subject.unwrap_or_default(),
+        seq: seq.unwrap_or_default(),
+        keep: keep.unwrap_or_default(),
+    };
     let reply = api.request(ApiSubject::StreamPurge(name), &body).await?;
-    println!("Purged {} messages from {name}", i(&reply, "purged"));
+    let purged: StreamPurgeResponse = typed(&reply)?;
+    println!("Purged {} messages from {name}", purged.purged);
     Ok(())
 }
 
@@ -429,16 +437,17 @@ async fn get(
     json: bool,
     raw: bool,
 ) -> anyhow::Result<()> {
-    let body = match last_for {
-        Some(subject) => json!({ "last_by_subj": subject }),
-        None => json!({ "seq": seq }),
+    let body = MsgGetRequest {
+        seq: seq.unwrap_or_default(),
+        last_by_subj: last_for.unwrap_or_default(),
+        ..MsgGetRequest::default()
     };
     let reply = api.request(ApiSubject::StreamMsgGet(name), &body).await?;
     if json {
         output::json(&reply);
         return Ok(());
     }
-    print_stored(name, &reply["message"], raw)
+    print_stored(name, &typed::<MsgGetResponse>(&reply)?.message, raw)
 }
 
 async fn view(
@@ -453,7 +462,11 @@ async fn view(
     let mut next = start_seq;
     let mut shown = 0u64;
     while count.is_none_or(|c| shown < c) {
-        let body = json!({ "seq": next, "next_by_subj": filter });
+        let body = MsgGetRequest {
+            seq: next,
+            next_by_subj: filter.clone(),
+            ..MsgGetRequest::default()
+        };
         let reply = match api.request(ApiSubject::StreamMsgGet(name), &body).await {
             Ok(reply) => reply,
             Err(e)
@@ -464,10 +477,10 @@ async fn view(
             }
             Err(e) => return Err(e),
         };
-        let msg = &reply["message"];
-        print_stored(name, msg, raw)?;
+        let msg = typed::<MsgGetResponse>(&reply)?.message;
+        print_stored(name, &msg, raw)?;
         shown += 1;
-        next = msg["seq"].as_u64().unwrap_or(next) + 1;
+        next = msg.seq + 1;
     }
     if !raw && shown == 0 {
         println!("No messages in {name}");
@@ -475,22 +488,19 @@ async fn view(
     Ok(())
 }
 
-/// Prints a `STREAM.MSG.GET` message (base64 `hdrs`/`data`).
-fn print_stored(stream: &str, msg: &Value, raw: bool) -> anyhow::Result<()> {
-    let data = parse::base64_decode(msg["data"].as_str().unwrap_or(""))?;
+/// Prints a `STREAM.MSG.GET` message.
+fn print_stored(stream: &str, msg: &StoredMsg, raw: bool) -> anyhow::Result<()> {
+    let data = msg.data.as_deref().unwrap_or_default();
     if raw {
-        output::raw_line(&data)?;
+        output::raw_line(data)?;
         return Ok(());
     }
     println!(
         "Item: {stream}#{} on subject {} received {}",
-        i(msg, "seq"),
-        s(msg, "subject"),
-        s(msg, "time")
+        msg.seq, msg.subject, msg.time
     );
-    if let Some(hdrs) = msg["hdrs"].as_str() {
-        let block = parse::base64_decode(hdrs)?;
-        let text = String::from_utf8_lossy(&block);
+    if let Some(hdrs) = &msg.hdrs {
+        let text = String::from_utf8_lossy(hdrs);
         let mut lines: Vec<&str> = text.lines().skip(1).filter(|l| !l.is_empty()).collect();
         lines.sort_unstable();
         println!("\nHeaders:\n");
@@ -498,6 +508,11 @@ fn print_stored(stream: &str, msg: &Value, raw: bool) -> anyhow::Result<()> {
             println!("  {line}");
         }
     }
-    println!("\n{}\n", String::from_utf8_lossy(&data));
+    println!("\n{}\n", String::from_utf8_lossy(data));
     Ok(())
+}
+
+/// A byte count for [`output::bytes`] (which shows negative sizes as unlimited).
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

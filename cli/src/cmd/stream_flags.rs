@@ -1,11 +1,14 @@
-//! Flags for every stream config field, applied onto the server's `StreamConfig` JSON, so `stream add`
-//! (onto defaults) and `stream edit` (onto the current config) share one code path and unknown fields
-//! survive an edit untouched.
+//! Flags for every stream config field, applied onto the protocol crate's typed `StreamConfig`, so
+//! `stream add` (onto defaults) and `stream edit` (onto the current config, whose unmodelled fields
+//! [`crate::jsapi::Kept`] carries) share one code path.
 
 use std::time::Duration;
 
 use clap::ValueEnum;
-use serde_json::{Value, json};
+use rill_protocol::jsapi::{
+    self, DiscardPolicy, Nanos, RePublish, RetentionPolicy, StorageType, StreamConfig,
+    StreamSource, SubjectTransform,
+};
 
 use crate::parse;
 
@@ -46,6 +49,43 @@ pub(crate) enum Compression {
     None,
     /// S2 compression
     S2,
+}
+
+impl From<Storage> for StorageType {
+    fn from(s: Storage) -> Self {
+        match s {
+            Storage::File => StorageType::File,
+            Storage::Memory => StorageType::Memory,
+        }
+    }
+}
+
+impl From<Retention> for RetentionPolicy {
+    fn from(r: Retention) -> Self {
+        match r {
+            Retention::Limits => RetentionPolicy::Limits,
+            Retention::Interest => RetentionPolicy::Interest,
+            Retention::Workqueue => RetentionPolicy::WorkQueue,
+        }
+    }
+}
+
+impl From<Discard> for DiscardPolicy {
+    fn from(d: Discard) -> Self {
+        match d {
+            Discard::Old => DiscardPolicy::Old,
+            Discard::New => DiscardPolicy::New,
+        }
+    }
+}
+
+impl From<Compression> for jsapi::Compression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::None => jsapi::Compression::None,
+            Compression::S2 => jsapi::Compression::S2,
+        }
+    }
 }
 
 /// Every settable stream config field. Unset flags leave the field as it was.
@@ -153,131 +193,111 @@ pub(crate) struct StreamFlags {
 }
 
 /// The config `stream add` starts from: nats-server's defaults, named `name`.
-pub(crate) fn defaults(name: &str) -> Value {
-    json!({
-        "name": name,
-        "retention": "limits",
-        "max_consumers": -1,
-        "max_msgs": -1,
-        "max_bytes": -1,
-        "max_age": 0,
-        "max_msgs_per_subject": -1,
-        "max_msg_size": -1,
-        "discard": "old",
-        "storage": "file",
-        "num_replicas": 1,
-    })
+pub(crate) fn defaults(name: &str) -> StreamConfig {
+    StreamConfig {
+        max_consumers: -1,
+        max_msgs: -1,
+        max_bytes: -1,
+        max_msgs_per_subject: -1,
+        max_msg_size: -1,
+        num_replicas: 1,
+        ..StreamConfig::named(name)
+    }
 }
 
-fn nanos(d: Duration) -> Value {
-    json!(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// Overwrites `field` when the flag was given.
+fn set<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
+    }
 }
 
-fn lower<T: ValueEnum>(v: &T) -> Value {
-    json!(v.to_possible_value().map(|p| p.get_name().to_string()))
+fn nanos(d: Option<Duration>) -> Option<Nanos> {
+    d.map(Nanos::from_duration)
 }
 
 impl StreamFlags {
-    /// Writes every given flag into `cfg` (a `StreamConfig` JSON object).
-    pub(crate) fn apply(&self, cfg: &mut Value) {
+    /// Writes every given flag into `cfg`.
+    pub(crate) fn apply(&self, cfg: &mut StreamConfig) {
         if !self.subjects.is_empty() {
-            cfg["subjects"] = json!(self.subjects);
+            cfg.subjects.clone_from(&self.subjects);
         }
-        let mut set = |key: &str, value: Option<Value>| {
-            if let Some(v) = value {
-                cfg[key] = v;
-            }
-        };
-        set("description", self.description.as_ref().map(|d| json!(d)));
-        set("storage", self.storage.as_ref().map(lower));
-        set("retention", self.retention.as_ref().map(lower));
-        set("discard", self.discard.as_ref().map(lower));
+        set(&mut cfg.description, self.description.clone());
+        set(&mut cfg.storage, self.storage.map(Into::into));
+        set(&mut cfg.retention, self.retention.map(Into::into));
+        set(&mut cfg.discard, self.discard.map(Into::into));
+        set(&mut cfg.discard_new_per_subject, self.discard_per_subject);
+        set(&mut cfg.max_msgs, self.max_msgs);
+        set(&mut cfg.max_bytes, self.max_bytes);
+        set(&mut cfg.max_age, nanos(self.max_age));
         set(
-            "discard_new_per_subject",
-            self.discard_per_subject.map(|b| json!(b)),
+            &mut cfg.max_msg_size,
+            self.max_msg_size
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
         );
-        set("max_msgs", self.max_msgs.map(|n| json!(n)));
-        set("max_bytes", self.max_bytes.map(|n| json!(n)));
-        set("max_age", self.max_age.map(nanos));
-        set("max_msg_size", self.max_msg_size.map(|n| json!(n)));
-        set(
-            "max_msgs_per_subject",
-            self.max_msgs_per_subject.map(|n| json!(n)),
-        );
-        set("max_consumers", self.max_consumers.map(|n| json!(n)));
-        set("num_replicas", self.replicas.map(|n| json!(n)));
-        set("duplicate_window", self.dupe_window.map(nanos));
-        set("no_ack", self.no_ack.map(|b| json!(b)));
-        set("allow_rollup_hdrs", self.allow_rollup.map(|b| json!(b)));
-        set("deny_delete", self.deny_delete.map(|b| json!(b)));
-        set("deny_purge", self.deny_purge.map(|b| json!(b)));
-        set("allow_direct", self.allow_direct.map(|b| json!(b)));
-        set("allow_msg_ttl", self.allow_msg_ttl.map(|b| json!(b)));
-        set(
-            "allow_msg_schedules",
-            self.allow_schedules.map(|b| json!(b)),
-        );
-        set("subject_delete_marker_ttl", self.marker_ttl.map(nanos));
-        set("sealed", self.sealed.map(|b| json!(b)));
-        set("compression", self.compression.as_ref().map(lower));
-        set("first_seq", self.first_seq.map(|n| json!(n)));
-        set("mirror", self.mirror.as_ref().map(|m| json!({ "name": m })));
+        set(&mut cfg.max_msgs_per_subject, self.max_msgs_per_subject);
+        set(&mut cfg.max_consumers, self.max_consumers);
+        set(&mut cfg.num_replicas, self.replicas.map(i64::from));
+        set(&mut cfg.duplicate_window, nanos(self.dupe_window));
+        set(&mut cfg.no_ack, self.no_ack);
+        set(&mut cfg.allow_rollup_hdrs, self.allow_rollup);
+        set(&mut cfg.deny_delete, self.deny_delete);
+        set(&mut cfg.deny_purge, self.deny_purge);
+        set(&mut cfg.allow_direct, self.allow_direct);
+        set(&mut cfg.allow_msg_ttl, self.allow_msg_ttl);
+        set(&mut cfg.allow_msg_schedules, self.allow_schedules);
+        set(&mut cfg.subject_delete_marker_ttl, nanos(self.marker_ttl));
+        set(&mut cfg.sealed, self.sealed);
+        set(&mut cfg.compression, self.compression.map(Into::into));
+        set(&mut cfg.first_seq, self.first_seq);
+        if let Some(origin) = &self.mirror {
+            cfg.mirror = Some(StreamSource {
+                name: origin.clone(),
+                ..StreamSource::default()
+            });
+        }
         self.apply_lists(cfg);
     }
 
-    fn apply_lists(&self, cfg: &mut Value) {
+    fn apply_lists(&self, cfg: &mut StreamConfig) {
         if !self.source.is_empty() {
-            let sources: Vec<Value> = self.source.iter().map(|s| source(s)).collect();
-            cfg["sources"] = json!(sources);
+            cfg.sources = self.source.iter().map(|s| source(s)).collect();
         }
         if self.republish_source.is_some() || self.republish_destination.is_some() {
-            let mut rp = cfg["republish"].clone();
-            if !rp.is_object() {
-                rp = json!({ "src": ">" });
-            }
-            if let Some(src) = &self.republish_source {
-                rp["src"] = json!(src);
-            }
-            if let Some(dest) = &self.republish_destination {
-                rp["dest"] = json!(dest);
-            }
-            cfg["republish"] = rp;
+            let rp = cfg.republish.get_or_insert_with(|| RePublish {
+                src: ">".into(),
+                ..RePublish::default()
+            });
+            set(&mut rp.src, self.republish_source.clone());
+            set(&mut rp.dest, self.republish_destination.clone());
         }
-        if let Some(h) = self
-            .republish_headers
-            .filter(|_| cfg["republish"].is_object())
-        {
-            cfg["republish"]["headers_only"] = json!(h);
+        if let Some(rp) = &mut cfg.republish {
+            set(&mut rp.headers_only, self.republish_headers);
         }
         if self.transform_source.is_some() || self.transform_destination.is_some() {
-            cfg["subject_transform"] = json!({
-                "src": self.transform_source.as_deref().unwrap_or(">"),
-                "dest": self.transform_destination.as_deref().unwrap_or_default(),
+            cfg.subject_transform = Some(SubjectTransform {
+                src: self.transform_source.clone().unwrap_or_else(|| ">".into()),
+                dest: self.transform_destination.clone().unwrap_or_default(),
             });
         }
-        if !self.metadata.is_empty() {
-            if !cfg["metadata"].is_object() {
-                cfg["metadata"] = json!({});
-            }
-            for (k, v) in &self.metadata {
-                cfg["metadata"][k] = json!(v);
-            }
-        }
+        cfg.metadata.extend(self.metadata.iter().cloned());
     }
 }
 
 /// `STREAM` or `STREAM:FILTER` as a `StreamSource`.
-fn source(spec: &str) -> Value {
-    match spec.split_once(':') {
-        Some((name, filter)) if !filter.is_empty() => {
-            json!({ "name": name, "filter_subject": filter })
-        }
-        _ => json!({ "name": spec.trim_end_matches(':') }),
+fn source(spec: &str) -> StreamSource {
+    let (name, filter) = spec.split_once(':').unwrap_or((spec, ""));
+    StreamSource {
+        name: name.into(),
+        filter_subject: filter.into(),
+        ..StreamSource::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -293,6 +313,7 @@ mod tests {
         };
         let mut cfg = defaults("S");
         flags.apply(&mut cfg);
+        let cfg = serde_json::to_value(&cfg).unwrap();
         assert_eq!(cfg["subjects"], json!(["a.>", "b"]));
         assert_eq!(cfg["storage"], "memory");
         assert_eq!(cfg["retention"], "workqueue");
@@ -300,12 +321,13 @@ mod tests {
         assert_eq!(cfg["deny_delete"], true);
         assert_eq!(cfg["metadata"]["team"], "core");
         assert_eq!(cfg["max_msgs"], -1);
+        assert_eq!(cfg["max_msg_size"], -1);
     }
 
     #[test]
     fn sources_republish_and_transform_flags() {
         let flags = StreamFlags {
-            source: vec!["A".into(), "B:b.>".into()],
+            source: vec!["A".into(), "B:b.>".into(), "C:".into()],
             republish_destination: Some("out.>".into()),
             republish_headers: Some(true),
             transform_source: Some("in.*".into()),
@@ -314,9 +336,10 @@ mod tests {
         };
         let mut cfg = defaults("S");
         flags.apply(&mut cfg);
+        let cfg = serde_json::to_value(&cfg).unwrap();
         assert_eq!(
             cfg["sources"],
-            json!([{"name": "A"}, {"name": "B", "filter_subject": "b.>"}])
+            json!([{"name": "A"}, {"name": "B", "filter_subject": "b.>"}, {"name": "C"}])
         );
         assert_eq!(
             cfg["republish"],
