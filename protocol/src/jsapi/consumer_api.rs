@@ -333,3 +333,16 @@ impl NextRequest {
         })
     }
 }
+
+/// `CONSUMER.LEADER.STEPDOWN` reply (the request is the stream stepdown's:
+/// `placement.preferred` names the server to hand the consumer's leadership to).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerLeaderStepdownResponse {
+    /// The leader stepped down.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub success: bool,
+}
+
+impl ApiBody for ConsumerLeaderStepdownResponse {
+    const TYPE: &'static str = "io.nats.jetstream.api.v1.consumer_leader_stepdown_response";
+}

@@ -37,10 +37,10 @@ pub use api_subject::{API_PREFIX, ApiSubject, ApiSubjectError};
 pub use consumer::{AckPolicy, ConsumerConfig, DeliverPolicy, PriorityPolicy, ReplayPolicy};
 pub use consumer_api::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
-    ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
-    ConsumerPauseResponse, ConsumerResetRequest, ConsumerResetResponse, ConsumerUnpinRequest,
-    ConsumerUnpinResponse, CreateConsumerRequest, NakOptions, NextRequest, PriorityGroupState,
-    SequenceInfo,
+    ConsumerInfoResponse, ConsumerLeaderStepdownResponse, ConsumerListResponse,
+    ConsumerNamesResponse, ConsumerPauseRequest, ConsumerPauseResponse, ConsumerResetRequest,
+    ConsumerResetResponse, ConsumerUnpinRequest, ConsumerUnpinResponse, CreateConsumerRequest,
+    NakOptions, NextRequest, PriorityGroupState, SequenceInfo,
 };
 pub use error::{ApiError, ErrorCode};
 pub use msg::{MsgDeleteRequest, MsgDeleteResponse, MsgGetRequest, MsgGetResponse, StoredMsg};

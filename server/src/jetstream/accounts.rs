@@ -89,7 +89,8 @@ impl JetStreams {
             let js = weak.upgrade().and_then(|all| all.account(&req.account));
             Box::pin(async move { super::api::forward::answer(js?, req).await })
         }));
-        super::cluster::replica::reconcile(meta, Arc::downgrade(self));
+        super::cluster::replica::reconcile(Arc::clone(&meta), Arc::downgrade(self));
+        super::cluster::consumer::reconcile(meta, Arc::downgrade(self));
     }
 
     /// Starts JetStream for the accounts that have it and the "not enabled" API for the

@@ -18,7 +18,8 @@
 //!   `STREAM_NOT_FOUND`) →
 //!   [`stream_update`] → [`subjects_overlap`] → [`stamp_stream_metadata`] → store;
 //! * consumer create: [`CreateTarget::parse`] (`None`: send no reply at all) →
-//!   [`consumer_create_request`] → lookup stream (else `STREAM_NOT_FOUND`) →
+//!   [`consumer_create_request`] → (outside a cluster) [`standalone_consumer_replicas`] →
+//!   lookup stream (else `STREAM_NOT_FOUND`) →
 //!   [`consumer_config`] → if the name exists: [`consumer_action_create_same`], on work-queue
 //!   streams [`workqueue_unique`], then [`consumer_update`]; else [`consumer_new`] (assign a
 //!   random name when `name` is empty) → [`stamp_consumer_metadata`] → store.
@@ -95,7 +96,10 @@ mod overlap;
 mod stream;
 mod stream_subjects;
 
-pub use consumer::{CreateKind, CreateTarget, consumer_config, consumer_create_request};
+pub use consumer::{
+    CreateKind, CreateTarget, consumer_config, consumer_create_request,
+    standalone_consumer_replicas,
+};
 pub use consumer_lifecycle::{
     consumer_action_create_same, consumer_new, consumer_update, workqueue_unique,
 };
@@ -206,6 +210,7 @@ mod tests {
             let target = CreateTarget::parse(subject).expect("consumer subject");
             let mut req: CreateConsumerRequest = parse(body)?;
             consumer_create_request(&target, &mut req)?;
+            standalone_consumer_replicas(&req.config)?;
             let (stream, consumers) = self
                 .streams
                 .get_mut(&req.stream_name)

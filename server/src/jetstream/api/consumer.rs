@@ -10,13 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::RngExt;
 use rill_protocol::jsapi::{
-    API_LEVEL, ActionKind, ApiError, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
-    ConsumerInfoResponse, ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest,
-    ConsumerResetRequest, CreateConsumerRequest, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
-    Paged, PagedRequest, RetentionPolicy,
+    API_LEVEL, ActionKind, ApiError, ApiSubject, ConsumerCreateResponse, ConsumerDeleteResponse,
+    ConsumerInfo, ConsumerInfoResponse, ConsumerLeaderStepdownResponse, ConsumerListResponse,
+    ConsumerNamesResponse, ConsumerPauseRequest, ConsumerResetRequest, CreateConsumerRequest,
+    ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT, Paged, PagedRequest, RetentionPolicy,
 };
 
 use super::{Reply, Request};
+use crate::jetstream::cluster;
 use crate::jetstream::consumer::{self, ConsumerHandle, Outbox, events, service, status};
 use crate::jetstream::stream::StreamHandle;
 use crate::jetstream::{JetStream, validate};
@@ -106,6 +107,9 @@ pub(super) async fn create(
 ) -> Result<ConsumerCreateResponse, ApiError> {
     let mut body: CreateConsumerRequest = req.parse()?;
     validate::consumer_create_request(&target, &mut body)?;
+    if js.share.meta().is_none() {
+        validate::standalone_consumer_replicas(&body.config)?;
+    }
     let _locked = js.api_locks.stream(&target.stream).await;
     let stream = stream_of(js, &target.stream)?;
     let scfg = stream.config().await?;
@@ -118,6 +122,14 @@ pub(super) async fn create(
         n => n.to_owned(),
     };
     let others = configs_of(js, &scfg.name, &name).await;
+    if let Some(meta) = js.share.meta()
+        && cluster::consumer::replicated(&cfg, &scfg)
+    {
+        let mut cfg = cfg;
+        cfg.name = name;
+        let info = cluster::consumer::create(js, meta, &scfg, cfg, body.action, &others).await?;
+        return Ok(ConsumerCreateResponse { info: shown(info) });
+    }
     if let Some(existing) = js.consumers.get(&scfg.name, &name) {
         let old = existing.info().await?.config;
         validate::consumer_action_create_same(body.action, &old, &cfg)?;
@@ -135,7 +147,11 @@ pub(super) async fn create(
     validate::stamp_consumer_metadata(&mut cfg);
     let created = crate::jetstream::stream::timestamp(crate::jetstream::store::now_ns());
     let spec = service::spec(js, stream, &scfg, cfg, created, false)?;
-    let (_, info) = consumer::start(spec).await?;
+    let (_, mut info) = consumer::start(spec).await?;
+    if let Some(meta) = js.share.meta() {
+        let (s, c) = (&info.stream_name, &info.name);
+        info.cluster = Some(cluster::consumer::cluster_info(meta, js.account_name(), s, c).await);
+    }
     let out = Outbox::new(Arc::clone(&js.account));
     events::consumer_action(&out, &info.stream_name, &info.name, ActionKind::Create);
     Ok(ConsumerCreateResponse { info: shown(info) })
@@ -146,9 +162,13 @@ pub(super) async fn info(
     at: (&str, &str),
 ) -> Result<ConsumerInfoResponse, ApiError> {
     let h = lookup(js, at)?;
-    Ok(ConsumerInfoResponse {
-        info: shown(h.info().await?),
-    })
+    let mut info = h.info().await?;
+    if let Some(meta) = js.share.meta() {
+        let (s, c) = at;
+        let block = cluster::consumer::cluster_info(meta, js.account_name(), s, c).await;
+        info.cluster = Some(block);
+    }
+    Ok(ConsumerInfoResponse { info: shown(info) })
 }
 
 /// Deletes a consumer: its files go to the trash first (the commit point; if that fails
@@ -159,6 +179,12 @@ pub(super) async fn delete(
 ) -> Result<ConsumerDeleteResponse, ApiError> {
     let _locked = js.api_locks.stream(at.0).await;
     let h = lookup(js, at)?;
+    if let Some(meta) = js.share.meta()
+        && let Some(a) = cluster::consumer::assignment(meta, js.account_name(), at.0, at.1).await
+    {
+        cluster::consumer::delete(js, meta, &a).await?;
+        return Ok(ConsumerDeleteResponse { success: true });
+    }
     let trash = js.trash_consumer(at.0, at.1).await?;
     h.stop(true).await;
     if let Some(s) = js.stream(at.0) {
@@ -190,12 +216,7 @@ pub(super) async fn names(
 ) -> Result<ConsumerNamesResponse, ApiError> {
     let body: PagedRequest = req.parse()?;
     stream_of(js, stream)?;
-    let all: Vec<String> = js
-        .consumers
-        .listed(stream)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let all = listed_names(js, stream).await;
     let (consumers, paged) = page(&all, body.offset, NAMES_PAGE_LIMIT);
     Ok(ConsumerNamesResponse { paged, consumers })
 }
@@ -207,14 +228,14 @@ pub(super) async fn list(
 ) -> Result<ConsumerListResponse, ApiError> {
     let body: PagedRequest = req.parse()?;
     stream_of(js, stream)?;
-    let all = js.consumers.listed(stream);
+    let all = listed_names(js, stream).await;
     let (chosen, paged) = page(&all, body.offset, LIST_PAGE_LIMIT);
     let mut consumers = Vec::with_capacity(chosen.len());
     let mut missing = Vec::new();
-    for (name, h) in chosen {
-        match h.info().await {
-            Ok(i) => consumers.push(i),
-            Err(_) => missing.push(name),
+    for name in chosen {
+        match listed_info(js, stream, &name).await {
+            Some(i) => consumers.push(i),
+            None => missing.push(name),
         }
     }
     Ok(ConsumerListResponse {
@@ -222,6 +243,43 @@ pub(super) async fn list(
         consumers,
         missing,
     })
+}
+
+/// The consumers CONSUMER.NAMES and LIST show: those running here and, in a cluster,
+/// the replicated ones led elsewhere; sorted.
+async fn listed_names(js: &JetStream, stream: &str) -> Vec<String> {
+    let mut all: Vec<String> = js
+        .consumers
+        .listed(stream)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if let Some(meta) = js.share.meta() {
+        let replicated = cluster::consumer::of_stream(meta, js.account_name(), stream).await;
+        all.extend(replicated.into_keys());
+        all.sort();
+        all.dedup();
+    }
+    all
+}
+
+/// The info of a listed consumer: from its actor here, else from its group's leader.
+async fn listed_info(js: &JetStream, stream: &str, name: &str) -> Option<ConsumerInfo> {
+    let mut info = match js.consumers.get(stream, name) {
+        Some(h) => h.info().await.ok()?,
+        None => {
+            let meta = js.share.meta()?;
+            let a = cluster::consumer::assignment(meta, js.account_name(), stream, name).await?;
+            cluster::consumer::leader_info(js, meta, &a).await.ok()?
+        }
+    };
+    if let Some(meta) = js.share.meta()
+        && info.cluster.is_none()
+    {
+        let block = cluster::consumer::cluster_info(meta, js.account_name(), stream, name).await;
+        info.cluster = Some(block);
+    }
+    Some(info)
 }
 
 pub(super) async fn pause(
@@ -273,4 +331,42 @@ pub(super) fn next_missing(js: &JetStream, at: (&str, &str), req: &Request) {
     js.account
         .router
         .publish(0, true, &Msg::new(&req.reply, None, Some(&headers), &empty));
+}
+
+/// `CONSUMER.LEADER.STEPDOWN` (on the consumer leader's server, `forward`): a
+/// replicated consumer's leader hands its group over (`cluster::consumer`); a consumer
+/// that lives on one server of a cluster answers success and stays, as nats-server's
+/// R1 consumers do; a server outside a cluster refuses. `None`: no answer (no leader
+/// now).
+pub(super) async fn leader_stepdown(
+    js: &Arc<JetStream>,
+    at: (&str, &str),
+    req: &Request,
+    api: &ApiSubject<'_>,
+) -> Option<Reply> {
+    let Some(meta) = js.share.meta() else {
+        return super::unsupported::reply(api);
+    };
+    let body = match req.parse::<rill_protocol::jsapi::StreamLeaderStepdownRequest>() {
+        Ok(b) => b,
+        Err(e) => return Some(stepdown_reply(Err(e))),
+    };
+    let done = match lookup(js, at) {
+        Err(e) => Err(e),
+        Ok(_) => match cluster::consumer::assignment(meta, js.account_name(), at.0, at.1).await {
+            None => Ok(()),
+            Some(a) => {
+                let preferred = body
+                    .placement
+                    .map(|p| p.preferred)
+                    .filter(|p| !p.is_empty());
+                cluster::consumer::step_down(meta, &a, preferred.as_deref()).await?
+            }
+        },
+    };
+    Some(stepdown_reply(done))
+}
+
+fn stepdown_reply(done: Result<(), ApiError>) -> Reply {
+    Reply::from(done.map(|()| ConsumerLeaderStepdownResponse { success: true }))
 }

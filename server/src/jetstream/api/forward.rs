@@ -5,8 +5,10 @@
 //! Forwarded: `STREAM.INFO`, `STREAM.MSG.GET`, `STREAM.LEADER.STEPDOWN`;
 //! `STREAM.PURGE` and `STREAM.MSG.DELETE`, which the leader proposes through the
 //! stream's group so every replica applies them in log order; and the consumer
-//! requests (create, info, names, list, delete, pause, reset, unpin: a consumer lives
-//! on its stream leader's server). Creates, updates and deletes of streams go through
+//! requests (create, info, names, list, delete, pause, reset, unpin, leader stepdown:
+//! a consumer lives on its stream leader's server), except that requests about a
+//! replicated consumer (`cluster::consumer`) other than its create go to the
+//! consumer's own leader. Creates, updates and deletes of streams go through
 //! the meta group instead. A pull request (`CONSUMER.MSG.NEXT`) reaches the consumer
 //! on its own subscription, which routes carry; the other servers stay silent about it.
 
@@ -18,8 +20,8 @@ use rill_protocol::jsapi::ApiSubject;
 
 use super::{Reply, Request, handle};
 use crate::jetstream::JetStream;
-use crate::jetstream::cluster::MetaGroup;
 use crate::jetstream::cluster::forward::{Answer, Forwarded, Route};
+use crate::jetstream::cluster::{MetaGroup, consumer};
 use crate::raft::Command;
 
 /// How long a request about a new stream of one replica waits for its group's leader.
@@ -53,7 +55,23 @@ fn leader_stream<'a>(api: &ApiSubject<'a>) -> Option<&'a str> {
         | A::ConsumerPause { stream, .. }
         | A::ConsumerReset { stream, .. }
         | A::ConsumerUnpin { stream, .. }
+        | A::ConsumerLeaderStepdown { stream, .. }
         | A::ConsumerNext { stream, .. } => Some(stream),
+        _ => None,
+    }
+}
+
+/// The consumer a request is about, which a replicated consumer's leader answers.
+fn leader_consumer<'a>(api: &ApiSubject<'a>) -> Option<(&'a str, &'a str)> {
+    use ApiSubject as A;
+    match *api {
+        A::ConsumerInfo { stream, consumer }
+        | A::ConsumerDelete { stream, consumer }
+        | A::ConsumerPause { stream, consumer }
+        | A::ConsumerReset { stream, consumer }
+        | A::ConsumerUnpin { stream, consumer }
+        | A::ConsumerLeaderStepdown { stream, consumer }
+        | A::ConsumerNext { stream, consumer } => Some((stream, consumer)),
         _ => None,
     }
 }
@@ -63,11 +81,20 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
     let (Some(meta), Some(stream)) = (js.share.meta(), leader_stream(api)) else {
         return Forwarding::Here;
     };
-    let (group, to) = match route(meta, js.account_name(), stream).await {
+    let replicated = match leader_consumer(api) {
+        Some((s, c)) => consumer::assignment(meta, js.account_name(), s, c).await,
+        None => None,
+    };
+    let route = match &replicated {
+        Some(a) => meta.route_consumer(a).await,
+        None => route(meta, js.account_name(), stream).await,
+    };
+    let (group, to) = match route {
         Route::Here => return Forwarding::Here,
         Route::Silent => return Forwarding::Silent,
         Route::There { group, to } => (group, to),
     };
+    // A pull reaches the consumer on its own subscription.
     if matches!(api, ApiSubject::ConsumerNext { .. }) {
         return Forwarding::Silent;
     }

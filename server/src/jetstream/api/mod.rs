@@ -379,10 +379,12 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         A::DirectGet { .. } => return None,
         // Known requests rill does not serve get nats-server's refusal at once.
         A::StreamLeaderStepdown(name) => return stream::leader_stepdown(js, name, req, &api).await,
-        A::StreamSnapshot(_)
-        | A::StreamRestore(_)
-        | A::StreamPeerRemove(_)
-        | A::ConsumerLeaderStepdown { .. } => return unsupported::reply(&api),
+        A::ConsumerLeaderStepdown { stream, consumer } => {
+            return consumer::leader_stepdown(js, (stream, consumer), req, &api).await;
+        }
+        A::StreamSnapshot(_) | A::StreamRestore(_) | A::StreamPeerRemove(_) => {
+            return unsupported::reply(&api);
+        }
         // Not implemented by rill: no reply.
         A::ConsumerUnpin { stream, consumer } => {
             Reply::from(consumer::unpin(js, (stream, consumer), req).await)

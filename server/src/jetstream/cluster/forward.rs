@@ -113,12 +113,15 @@ impl MetaGroup {
 }
 
 /// The transport's hook: a forwarded request for `group` answered here when this
-/// server's replica leads it; an empty answer otherwise.
+/// server's replica leads it (or its member of a replicated consumer's group, which
+/// runs the consumer); an empty answer otherwise.
 pub(super) async fn serve(meta: Arc<MetaGroup>, group: String, body: Bytes) -> Bytes {
     let Some(server) = meta.api.get().cloned() else {
         return Bytes::new();
     };
-    if replica::standing_in_group(&meta, &group).await != Standing::Leader {
+    if replica::standing_in_group(&meta, &group).await != Standing::Leader
+        && !super::consumer::leads_group(&meta, &group).await
+    {
         return Bytes::new();
     }
     let Ok(req) = serde_json::from_slice::<Forwarded>(&body) else {

@@ -1,6 +1,8 @@
 //! The meta group's state machine: the cluster's replicated-stream assignments, keyed
-//! `<account>/<stream>`, which the group's leader commits and every server applies in
-//! the same order.
+//! `<account>/<stream>`, and replicated-consumer assignments, keyed
+//! `<account>/<stream>/<consumer>` ([`super::consumer`]), which the group's leader
+//! commits and every server applies in the same order. Removing a stream removes its
+//! consumers' assignments with it.
 //!
 //! The state is small and rebuilt from the log (or the last snapshot) at every start,
 //! so applying an entry twice after a restart is harmless: an assignment is replaced by
@@ -16,6 +18,7 @@ use rill_protocol::jsapi::{StreamConfig, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::consumer::ConsumerAssignment;
 use crate::raft::Machine;
 
 /// Where a replicated stream lives: its config, its Raft group and the servers that
@@ -61,6 +64,15 @@ pub enum MetaOp {
         /// `<account>/<stream>`.
         key: String,
     },
+    /// Creates a replicated consumer, or replaces its assignment when `group` is the
+    /// same (an update); refused like [`MetaOp::Stream`] for another group, and when
+    /// its stream is not assigned.
+    Consumer(Box<ConsumerAssignment>),
+    /// Removes the consumer `key`.
+    RemoveConsumer {
+        /// `<account>/<stream>/<consumer>`.
+        key: String,
+    },
 }
 
 /// The answer to one [`MetaOp`].
@@ -71,6 +83,8 @@ pub enum MetaAnswer {
     Done,
     /// A different stream of that name is assigned.
     Exists(Box<StreamAssignment>),
+    /// A different consumer of that name is assigned.
+    ConsumerExists(Box<ConsumerAssignment>),
     /// Nothing of that name to remove.
     NotFound,
     /// The entry did not parse.
@@ -82,6 +96,8 @@ pub enum MetaAnswer {
 pub struct MetaMachine {
     /// By key.
     pub streams: BTreeMap<String, StreamAssignment>,
+    /// Replicated consumers, by key.
+    pub consumers: BTreeMap<String, ConsumerAssignment>,
     /// Bumped after every applied batch and restore.
     changes: watch::Sender<u64>,
 }
@@ -90,6 +106,7 @@ impl Default for MetaMachine {
     fn default() -> Self {
         MetaMachine {
             streams: BTreeMap::new(),
+            consumers: BTreeMap::new(),
             changes: watch::channel(0).0,
         }
     }
@@ -111,6 +128,24 @@ impl MetaMachine {
                 }
             },
             Ok(MetaOp::Remove { key }) => match self.streams.remove(&key) {
+                Some(_) => {
+                    let prefix = format!("{key}/");
+                    self.consumers.retain(|k, _| !k.starts_with(&prefix));
+                    MetaAnswer::Done
+                }
+                None => MetaAnswer::NotFound,
+            },
+            Ok(MetaOp::Consumer(c)) => match self.consumers.get(&c.key()) {
+                _ if !self.streams.contains_key(&c.stream_key()) => MetaAnswer::NotFound,
+                Some(old) if old.group != c.group => {
+                    MetaAnswer::ConsumerExists(Box::new(old.clone()))
+                }
+                _ => {
+                    self.consumers.insert(c.key(), *c);
+                    MetaAnswer::Done
+                }
+            },
+            Ok(MetaOp::RemoveConsumer { key }) => match self.consumers.remove(&key) {
                 Some(_) => MetaAnswer::Done,
                 None => MetaAnswer::NotFound,
             },
@@ -137,16 +172,44 @@ impl Machine for MetaMachine {
     }
 
     fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
-        let data = serde_json::to_vec(&self.streams).map_err(io::Error::other);
+        let snap = Snapshot {
+            streams: self.streams.clone(),
+            consumers: self.consumers.clone(),
+        };
+        let data = serde_json::to_vec(&snap).map_err(io::Error::other);
         Box::pin(async move { data.map(Bytes::from) })
     }
 
     fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        let parsed = serde_json::from_slice(&data).map_err(io::Error::other);
+        let parsed = Snapshot::parse(&data);
         Box::pin(async move {
-            self.streams = parsed?;
+            let snap = parsed?;
+            self.streams = snap.streams;
+            self.consumers = snap.consumers;
             self.changed();
             Ok(())
+        })
+    }
+}
+
+/// The machine's snapshot: `{"streams": .., "consumers": ..}`; a snapshot taken
+/// before consumers were replicated is the bare stream map.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    streams: BTreeMap<String, StreamAssignment>,
+    #[serde(default)]
+    consumers: BTreeMap<String, ConsumerAssignment>,
+}
+
+impl Snapshot {
+    fn parse(data: &[u8]) -> io::Result<Snapshot> {
+        if let Ok(snap) = serde_json::from_slice::<Snapshot>(data) {
+            return Ok(snap);
+        }
+        let streams = serde_json::from_slice(data).map_err(io::Error::other)?;
+        Ok(Snapshot {
+            streams,
+            consumers: BTreeMap::new(),
         })
     }
 }

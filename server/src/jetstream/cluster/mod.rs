@@ -35,6 +35,7 @@
 //! watermark after a restart); the leader's apply answer becomes the PubAck, sent once
 //! a quorum has the entry on disk (the log's group commit).
 
+pub mod consumer;
 pub mod forward;
 pub mod meta;
 pub mod replica;
@@ -103,6 +104,8 @@ pub struct MetaGroup {
     stop: watch::Receiver<bool>,
     /// This server's replicas of replicated streams ([`replica`]).
     replicas: replica::Replicas,
+    /// This server's members of replicated consumers' groups ([`consumer`]).
+    consumers: consumer::Members,
     /// Answers `$JS.API` requests forwarded to this server's stream leaders
     /// ([`forward`]).
     api: std::sync::OnceLock<forward::ApiServer>,
@@ -177,6 +180,7 @@ impl MetaGroup {
             raft_root,
             stop: stop.clone(),
             replicas: replica::Replicas::default(),
+            consumers: consumer::Members::default(),
             api: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&group);

@@ -383,10 +383,27 @@ impl<S: Source> Actor<S> {
                 None
             };
         }
-        if !replies.is_empty() {
-            self.sync_state();
-            for r in replies {
-                self.out.reply(&r);
+        if replies.is_empty() {
+            return;
+        }
+        // A replicated consumer answers once its group has the acks (nats-server 2.11+).
+        let committed = self.tracker.commit_wait();
+        self.sync_state();
+        match committed {
+            None => {
+                for r in replies {
+                    self.out.reply(&r);
+                }
+            }
+            Some(done) => {
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    if done.await.is_ok() {
+                        for r in replies {
+                            out.reply(&r);
+                        }
+                    }
+                });
             }
         }
     }

@@ -114,6 +114,7 @@ pub(crate) fn spec(
             SyncInterval::Every(d) => d,
         },
         restored,
+        store: None,
     })
 }
 

@@ -72,13 +72,20 @@ pub struct StartSpec<S> {
     pub sync_interval: Duration,
     /// Restoring an existing consumer (state and config already stored).
     pub restored: bool,
+    /// The consumer's state store when someone else keeps it (a replicated consumer's
+    /// group, `cluster::consumer`); `None`: memory or files, by `persist`.
+    pub store: Option<Box<dyn ConsumerStore + Sync>>,
 }
 
 pub(super) fn store_err(e: StoreError) -> ApiError {
     ErrorCode::CONSUMER_STORE_FAILED.err(e)
 }
 
-fn open_store(spec: &StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, ApiError> {
+fn open_store(spec: &mut StartSpec<impl Source>) -> Result<Box<dyn ConsumerStore>, ApiError> {
+    if let Some(store) = spec.store.take() {
+        let store: Box<dyn ConsumerStore> = store;
+        return Ok(store);
+    }
     let Some(p) = spec.persist.as_ref().filter(|_| !spec.config.mem_storage) else {
         return Ok(Box::new(MemConsumerStore::new()));
     };
@@ -166,10 +173,10 @@ fn subscribe<S: Source>(
 /// # Errors
 /// `CONSUMER_STORE_FAILED` when its files cannot be written; stream read errors.
 pub async fn start<S: Source>(
-    spec: StartSpec<S>,
+    mut spec: StartSpec<S>,
 ) -> Result<(ConsumerHandle, ConsumerInfo), ApiError> {
     let now = Instant::now();
-    let store = open_store(&spec)?;
+    let store = open_store(&mut spec)?;
     let file_backed = spec.persist.is_some() && !spec.config.mem_storage;
     let mut tracker = Tracker::new(&spec.config, store, file_backed, now);
     let (lps, read_pos) = if spec.restored {

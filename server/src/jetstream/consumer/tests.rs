@@ -119,6 +119,7 @@ async fn start_env(cfg: ConsumerConfig, src: StoreSource, remove_acked: bool) ->
         remove_acked,
         sync_interval: Duration::from_millis(100),
         restored: false,
+        store: None,
     })
     .await
     .expect("start");

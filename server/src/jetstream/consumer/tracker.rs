@@ -188,6 +188,15 @@ impl Tracker {
         self.store.write_out()
     }
 
+    /// Asks the store for a receiver that fires when the next sync is durable
+    /// ([`ConsumerStore::commit_wait`]); the next sync then happens even when
+    /// nothing changed.
+    pub(crate) fn commit_wait(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let rx = self.store.commit_wait()?;
+        self.dirty = true;
+        Some(rx)
+    }
+
     /// A background fsync failed: the next sync must cover its writes again.
     pub(crate) fn mark_dirty(&mut self) {
         self.dirty = true;

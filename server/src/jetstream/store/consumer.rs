@@ -209,6 +209,12 @@ pub trait ConsumerStore: Send + Debug {
     fn write_out(&mut self) -> Result<Option<Arc<dyn VFile>>, StoreError> {
         self.sync().map(|()| None)
     }
+    /// For a store whose sync only starts making the state durable elsewhere (a
+    /// replicated consumer's group): a receiver that fires once every update so far,
+    /// and those up to the next sync, is durable. `None`: a sync is enough.
+    fn commit_wait(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
 }
 
 /// Consumer state kept in memory only (for memory streams).

@@ -110,6 +110,15 @@ pub fn consumer_create_request(target: &CreateTarget, req: &mut CreateConsumerRe
     if !target.filter.is_empty() && cfg.filter_subject != target.filter {
         return Err(ErrorCode::CONSUMER_CREATE_FILTER_SUBJECT_MISMATCH.error());
     }
+    Ok(())
+}
+
+/// A server outside a JetStream cluster keeps one copy of a consumer: more replicas are
+/// refused with nats-server's 10074, before the stream is looked up.
+///
+/// # Errors
+/// `STREAM_REPLICAS_NOT_SUPPORTED`.
+pub fn standalone_consumer_replicas(cfg: &ConsumerConfig) -> Check {
     if cfg.num_replicas > 1 {
         return Err(ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED.error());
     }
@@ -147,7 +156,7 @@ pub fn consumer_config(
         cfg.max_ack_pending = account_max_ack_pending;
     }
     consumer_defaults(&mut cfg, stream, pedantic)?;
-    check_consumer_identity(&cfg)?;
+    check_consumer_identity(&cfg, stream.num_replicas.max(1))?;
     check_consumer_acks(&cfg)?;
     if cfg.is_push() {
         check_push(&cfg, stream)?;
@@ -235,7 +244,7 @@ fn stream_limit_defaults(cfg: &mut ConsumerConfig, stream: &StreamConfig, pedant
     Ok(())
 }
 
-fn check_consumer_identity(cfg: &ConsumerConfig) -> Check {
+fn check_consumer_identity(cfg: &ConsumerConfig, stream_replicas: i64) -> Check {
     if !cfg.name.is_empty() {
         let text = "consumer name can not contain '.', '*', '>', '\\', '/'";
         check_name(&cfg.name, "consumer", text)?;
@@ -244,8 +253,7 @@ fn check_consumer_identity(cfg: &ConsumerConfig) -> Check {
         let text = "consumer durable name can not contain '.', '*', '>', '\\', '/'";
         check_name(&cfg.durable_name, "consumer durable", text)?;
     }
-    // The stream is always R1 in rill, so "exceeds parent stream" equals "more than one".
-    if cfg.num_replicas > 1 {
+    if cfg.num_replicas > stream_replicas {
         return Err(ErrorCode::CONSUMER_REPLICAS_EXCEEDS_STREAM.error());
     }
     if cfg.num_replicas < 0 {

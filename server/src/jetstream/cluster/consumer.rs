@@ -1,0 +1,533 @@
+//! Replicated consumers (issue 20): a durable consumer of a replicated stream keeps its
+//! state in its own Raft group, as on nats-server, so it continues on another server
+//! when its leader dies, without redelivering what was acked.
+//!
+//! # Why a group per consumer (and not entries in the stream's group)
+//! nats-server gives every replicated consumer its own group (`C-R3F-<8 characters>`),
+//! and so does rill: a consumer's leader can then live on another server than its
+//! stream's leader (stepping one down leaves the other); acks, which come at the rate
+//! of deliveries, do not lengthen the stream's log, which keeps holding messages only
+//! (its restart skip-by-timestamp and its coming snapshots stay about messages); and a
+//! consumer's small state is compacted by ordinary snapshots of its own machine
+//! (every [`SNAPSHOT_EVERY`] entries) whatever the stream's log does. The cost, one more
+//! group (log, heartbeats) per durable, is what nats-server pays too.
+//!
+//! # Which consumers
+//! A durable consumer of a stream of more than one replica, with `num_replicas` 0 (the
+//! stream's count, nats-server's default) or more than 1 ([`replicas`]); at most the
+//! stream's count (10126). Ephemeral and R1 consumers live on their stream leader's
+//! server as before (nats-server makes ephemerals R1 too; an ordered consumer's client
+//! makes a new one after a failover).
+//!
+//! # From create to a running consumer
+//! `CONSUMER.CREATE` reaches the stream's leader (`api::forward`), which checks the
+//! config as for any consumer and commits a [`ConsumerAssignment`] through the meta
+//! group ([`assign::create`]): the config, the group's name, its peers (the stream's
+//! replicas' servers, or as many of them as asked). Every server applies the committed
+//! assignments ([`reconcile`]): a named server opens its member of the group (log
+//! under `<store_dir>/$SYS/_js_/<group>`); the first named forms the group. The
+//! member that leads runs the consumer's ordinary actor against its own replica of the
+//! stream, with a [`state::ReplicatedStore`] instead of files: every delivery and ack
+//! the actor records is committed through the group, and every member applies it to
+//! its [`state::ConsumerMachine`]. When another member takes over (the leader died or
+//! stepped down), it starts the actor from the committed state: acked messages stay
+//! acked, messages delivered but not acked are redelivered after `ack_wait`, as on
+//! nats-server; the member that lost the leadership stops its actor.
+//!
+//! Requests about the consumer (INFO, DELETE, PAUSE, RESET, UNPIN, LEADER.STEPDOWN)
+//! are answered by its leader wherever they arrive ([`super::forward`]); pulls and acks
+//! reach the actor on its own subscriptions, which routes carry. CONSUMER.NAMES and
+//! LIST, answered by the stream's leader, add the replicated consumers led elsewhere
+//! (their info asked of their leaders).
+//!
+//! # Not yet
+//! Interest and work-queue streams remove acked messages on the consumer leader's
+//! replica only; the stream's `consumer_count` counts the consumers its leader's server
+//! runs; `inactive_threshold` on a replicated consumer removes it on its leader only.
+
+mod assign;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use openraft::{BasicNode, ServerState as RaftState};
+use rill_protocol::jsapi::{
+    ApiError, ClusterInfo, ConsumerConfig, ErrorCode, Nanos, PeerInfo, StreamConfig, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use self::state::{ConsumerMachine, ReplicatedStore};
+use super::replica::Standing;
+use super::{MetaGroup, lock, peer_id};
+use crate::jetstream::JetStreams;
+use crate::jetstream::consumer::{self, ConsumerHandle, service};
+use crate::jetstream::store::{StdFs, now_ns};
+use crate::jetstream::stream::timestamp;
+use crate::raft::{self, LogStore, MachineStore, Network, Raft, node_id};
+
+pub use assign::{create, delete, leader_info, step_down};
+
+/// Snapshot a consumer's group every this many entries.
+const SNAPSHOT_EVERY: u64 = 1024;
+/// How often a member checks whether it should run or stop the consumer.
+const LEAD_CHECK: Duration = Duration::from_millis(250);
+
+/// Where a replicated consumer lives: its config, its Raft group and the servers that
+/// hold a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerAssignment {
+    /// The account's name.
+    pub account: String,
+    /// The stream's name.
+    pub stream: String,
+    /// The consumer's config (checked and stamped by the stream's leader).
+    pub config: ConsumerConfig,
+    /// The consumer's Raft group (`C-R<n><F|M>-<8 characters>`, as nats-server).
+    pub group: String,
+    /// The servers holding a member (a subset of the stream's replicas' servers).
+    pub peers: Vec<String>,
+    /// When the consumer was created.
+    pub created: Timestamp,
+}
+
+impl ConsumerAssignment {
+    /// The assignment's key.
+    pub fn key(&self) -> String {
+        key(&self.account, &self.stream, &self.config.name)
+    }
+
+    /// The key of its stream's assignment.
+    pub fn stream_key(&self) -> String {
+        super::meta::key(&self.account, &self.stream)
+    }
+}
+
+/// The key of consumer `consumer` of `stream` in `account`.
+pub fn key(account: &str, stream: &str, consumer: &str) -> String {
+    format!("{account}/{stream}/{consumer}")
+}
+
+/// How many replicas a consumer with `cfg` on a stream with `stream` has: its
+/// `num_replicas`, else the stream's for a durable and one for an ephemeral (as
+/// nats-server).
+pub fn replicas(cfg: &ConsumerConfig, stream: &StreamConfig) -> usize {
+    let n = match cfg.num_replicas {
+        n if n > 0 => n,
+        _ if cfg.is_durable() => stream.num_replicas,
+        _ => 1,
+    };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+/// Whether a consumer with `cfg` on `stream` is replicated (see the module doc).
+pub fn replicated(cfg: &ConsumerConfig, stream: &StreamConfig) -> bool {
+    cfg.is_durable() && stream.num_replicas > 1 && replicas(cfg, stream) > 1
+}
+
+/// This server's members of replicated consumers' groups, by assignment key.
+#[derive(Default)]
+pub struct Members {
+    map: tokio::sync::Mutex<BTreeMap<String, Arc<Member>>>,
+    jetstreams: Mutex<Weak<JetStreams>>,
+}
+
+impl std::fmt::Debug for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Members").finish_non_exhaustive()
+    }
+}
+
+/// This server's member of one consumer's group.
+struct Member {
+    assignment: Mutex<ConsumerAssignment>,
+    raft: Raft,
+    sm: MachineStore<ConsumerMachine>,
+    /// The consumer's actor while this member leads.
+    running: Mutex<Option<ConsumerHandle>>,
+    /// When this member started leading.
+    since: Mutex<Option<Timestamp>>,
+    /// A stepdown is handing the leadership over.
+    stepping: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Starts applying the meta group's consumer assignments on this server: now, and
+/// after every change, until the server stops.
+pub fn reconcile(meta: Arc<MetaGroup>, jetstreams: Weak<JetStreams>) {
+    *lock(&meta.consumers.jetstreams) = jetstreams;
+    let task = tokio::spawn({
+        let meta = Arc::clone(&meta);
+        async move {
+            let mut changes = meta.changes().await;
+            let mut stop = meta.stop.clone();
+            loop {
+                apply_assignments(&meta).await;
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { break },
+                    _ = stop.changed() => break,
+                }
+            }
+            let all = std::mem::take(&mut *meta.consumers.map.lock().await);
+            for (_, m) in all {
+                m.stop(&meta, false).await;
+            }
+        }
+    });
+    lock(&meta.tasks).push(task);
+}
+
+/// Brings this server's members in line with the committed consumer assignments.
+async fn apply_assignments(meta: &Arc<MetaGroup>) {
+    let me = meta.me().to_string();
+    let wanted: BTreeMap<String, ConsumerAssignment> = meta
+        .sm
+        .with(|m| m.consumers.clone())
+        .await
+        .into_iter()
+        .filter(|(_, a)| a.peers.contains(&me))
+        .collect();
+    let mut map = meta.consumers.map.lock().await;
+    let gone: Vec<String> = map
+        .iter()
+        .filter(|(k, m)| wanted.get(*k).is_none_or(|a| a.group != m.group()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in gone {
+        if let Some(m) = map.remove(&key) {
+            m.stop(meta, true).await;
+            m.remove(meta).await;
+        }
+    }
+    for (key, a) in wanted {
+        match map.get(&key) {
+            Some(m) => m.update(a).await,
+            None => match Member::open(meta, a).await {
+                Ok(m) => {
+                    map.insert(key, m);
+                }
+                Err(e) => warn!(consumer = %key, error = %e, "could not open a consumer's group"),
+            },
+        }
+    }
+}
+
+impl Member {
+    fn group(&self) -> String {
+        lock(&self.assignment).group.clone()
+    }
+
+    fn running(&self) -> Option<ConsumerHandle> {
+        let mut running = lock(&self.running);
+        if running.as_ref().is_some_and(ConsumerHandle::is_closed) {
+            *running = None;
+        }
+        running.clone()
+    }
+
+    fn standing(&self) -> Standing {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == RaftState::Leader {
+            return if self.running().is_some() && !self.stepping.load(Ordering::SeqCst) {
+                Standing::Leader
+            } else {
+                Standing::Stepping
+            };
+        }
+        let membership = m.membership_config.membership();
+        Standing::Follower(
+            m.current_leader
+                .and_then(|id| membership.get_node(&id))
+                .map(|n| n.addr.clone()),
+        )
+    }
+
+    async fn open(meta: &Arc<MetaGroup>, a: ConsumerAssignment) -> Result<Arc<Member>, String> {
+        let dir = meta.raft_root.join(&a.group);
+        let vfs = StdFs::shared();
+        let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
+        let sm = MachineStore::open(vfs, &dir.join("sm"), ConsumerMachine::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let cfg = Arc::new(raft::config(meta.cluster_name(), SNAPSHOT_EVERY)?);
+        let transport: Arc<dyn raft::Transport> = meta.transport.clone();
+        let net = Network::new(&a.group, transport);
+        let raft = Raft::new(node_id(meta.me()), cfg, net, log, sm.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        meta.transport.serve_group(&a.group, raft.clone());
+        if a.peers.first().map(String::as_str) == Some(meta.me())
+            && !raft.is_initialized().await.unwrap_or(true)
+        {
+            let members: BTreeMap<u64, BasicNode> = a
+                .peers
+                .iter()
+                .map(|p| (node_id(p), BasicNode { addr: p.clone() }))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                warn!(group = %a.group, error = %e, "could not form a consumer's group");
+            }
+        }
+        info!(consumer = %a.key(), group = %a.group, "consumer group member opened");
+        let member = Arc::new(Member {
+            assignment: Mutex::new(a),
+            raft,
+            sm,
+            running: Mutex::new(None),
+            since: Mutex::new(None),
+            stepping: AtomicBool::new(false),
+            task: Mutex::new(None),
+        });
+        let jetstreams = lock(&meta.consumers.jetstreams).clone();
+        let task = tokio::spawn(lead(Arc::clone(&member), jetstreams));
+        *lock(&member.task) = Some(task);
+        Ok(member)
+    }
+
+    /// Applies a changed config of the same group (to the actor when it runs here).
+    async fn update(&self, a: ConsumerAssignment) {
+        let changed = lock(&self.assignment).config != a.config;
+        if !changed {
+            return;
+        }
+        let cfg = a.config.clone();
+        *lock(&self.assignment) = a;
+        if let Some(h) = self.running()
+            && let Err(e) = h.update(cfg).await
+        {
+            warn!(error = %e.description, "could not update a replicated consumer");
+        }
+    }
+
+    /// Stops the member: its actor (`delete`: the consumer is gone, its waiting pulls
+    /// are told so and its stream forgets it) and its Raft node.
+    async fn stop(&self, meta: &MetaGroup, delete: bool) {
+        if let Some(t) = lock(&self.task).take() {
+            t.abort();
+        }
+        let running = lock(&self.running).take();
+        if let Some(h) = running {
+            h.stop(delete).await;
+        }
+        if delete {
+            let a = lock(&self.assignment).clone();
+            let js = lock(&meta.consumers.jetstreams).upgrade();
+            let stream = js.and_then(|all| all.account(&a.account)?.stream(&a.stream));
+            if let Some(stream) = stream {
+                let _ = stream.unregister_consumer(&a.config.name).await;
+            }
+        }
+        meta.transport.unserve_group(&self.group());
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// Deletes the group's log.
+    async fn remove(&self, meta: &MetaGroup) {
+        let group = self.group();
+        let dir = meta.raft_root.join(&group);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            warn!(dir = %dir.display(), error = %e, "could not remove a consumer group's log");
+        }
+        info!(group = %group, "consumer group member removed");
+    }
+
+    /// Starts the consumer's actor here from the committed state (the member leads
+    /// and has applied every earlier entry). Logged and retried by [`lead`] when the
+    /// stream's replica is not open yet.
+    async fn take_over(&self, jetstreams: &Weak<JetStreams>) -> Result<(), String> {
+        let ready = tokio::time::timeout(LEAD_CHECK * 4, self.raft.ensure_linearizable()).await;
+        if !matches!(ready, Ok(Ok(_))) {
+            return Err("no quorum yet".into());
+        }
+        let a = lock(&self.assignment).clone();
+        let js = jetstreams
+            .upgrade()
+            .and_then(|all| all.account(&a.account))
+            .ok_or("no JetStream for the account")?;
+        let stream = js
+            .stream(&a.stream)
+            .ok_or("the stream's replica is not open")?;
+        let scfg = stream.config().await.map_err(|e| e.description)?;
+        let (state, started) = self.sm.with(|m| (m.state.clone(), m.started)).await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(state::propose(self.raft.clone(), rx));
+        let mut spec = service::spec(&js, stream, &scfg, a.config.clone(), a.created, started)
+            .map_err(|e| e.description)?;
+        spec.persist = None;
+        spec.store = Some(Box::new(ReplicatedStore::new(state, tx)));
+        let (handle, _) = consumer::start(spec).await.map_err(|e| e.description)?;
+        *lock(&self.running) = Some(handle);
+        *lock(&self.since) = Some(timestamp(now_ns()));
+        info!(consumer = %a.key(), "consumer group leader: running the consumer");
+        Ok(())
+    }
+
+    /// Stops the actor of a member that no longer leads (its state stays in the group).
+    async fn hand_back(&self) {
+        let running = lock(&self.running).take();
+        *lock(&self.since) = None;
+        if let Some(h) = running {
+            h.stop(false).await;
+            info!(consumer = %lock(&self.assignment).key(), "consumer group member stopped leading");
+        }
+    }
+
+    /// nats-server's `cluster` block of CONSUMER.INFO as this member sees it.
+    fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
+        let since = *lock(&self.since);
+        group_info(&self.raft, cluster, me, &self.group(), since)
+    }
+}
+
+/// Runs the consumer while this member leads its group, stops it otherwise.
+async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>) {
+    let mut metrics = member.raft.metrics();
+    let mut tick = tokio::time::interval(LEAD_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut told = false;
+    loop {
+        let leading = metrics.borrow_and_update().state == RaftState::Leader
+            && !member.stepping.load(Ordering::SeqCst);
+        match (leading, member.running().is_some()) {
+            (true, false) => match member.take_over(&jetstreams).await {
+                Ok(()) => told = false,
+                Err(e) if !told => {
+                    told = true;
+                    info!(error = %e, "consumer group leader: not running the consumer yet");
+                }
+                Err(_) => {}
+            },
+            (false, true) => member.hand_back().await,
+            _ => {}
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { break },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
+/// leader, since when (on the leader), and the other members with `current` and `lag`
+/// (known on the leader).
+fn group_info(
+    raft: &Raft,
+    cluster: &str,
+    me: &str,
+    group: &str,
+    since: Option<Timestamp>,
+) -> ClusterInfo {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
+    let leader = m.current_leader.as_ref().and_then(name_of);
+    let last = m.last_log_index.unwrap_or_default();
+    let leading = m.state == RaftState::Leader;
+    let shown_leader = leader.clone().unwrap_or_else(|| me.to_string());
+    let replicas = membership
+        .nodes()
+        .filter(|(_, n)| n.addr != shown_leader)
+        .map(|(id, n)| {
+            let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
+            let index = matched.flatten().map_or(0, |l| l.index);
+            PeerInfo {
+                name: n.addr.clone(),
+                current: leading && index >= last,
+                offline: leading && matched.is_none(),
+                active: Nanos(0),
+                lag: if leading {
+                    last.saturating_sub(index)
+                } else {
+                    0
+                },
+                peer: peer_id(&n.addr),
+            }
+        })
+        .collect();
+    ClusterInfo {
+        name: cluster.to_string(),
+        raft_group: group.to_string(),
+        leader: leader.unwrap_or_default(),
+        leader_since: if leading { since } else { None },
+        replicas,
+    }
+}
+
+/// The committed assignment of consumer `consumer` of `stream` in `account`.
+pub async fn assignment(
+    meta: &MetaGroup,
+    account: &str,
+    stream: &str,
+    consumer: &str,
+) -> Option<ConsumerAssignment> {
+    let key = key(account, stream, consumer);
+    meta.sm.with(|m| m.consumers.get(&key).cloned()).await
+}
+
+/// The replicated consumers of `stream` in `account`: name → assignment.
+pub async fn of_stream(
+    meta: &MetaGroup,
+    account: &str,
+    stream: &str,
+) -> BTreeMap<String, ConsumerAssignment> {
+    let prefix = format!("{}/", super::meta::key(account, stream));
+    meta.sm
+        .with(|m| {
+            m.consumers
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, a)| (a.config.name.clone(), a.clone()))
+                .collect()
+        })
+        .await
+}
+
+/// Where this server stands in the group of the consumer `key`.
+pub(super) async fn standing(meta: &MetaGroup, key: &str) -> Standing {
+    let member = meta.consumers.map.lock().await.get(key).cloned();
+    member.map_or(Standing::Absent, |m| m.standing())
+}
+
+/// Whether this server's member of `group` leads it and runs its consumer (a
+/// forwarded request about it is answered here).
+pub(super) async fn leads_group(meta: &MetaGroup, group: &str) -> bool {
+    let map = meta.consumers.map.lock().await;
+    let member = map.values().find(|m| m.group() == group).cloned();
+    drop(map);
+    member.is_some_and(|m| m.standing() == Standing::Leader)
+}
+
+/// The `cluster` block of CONSUMER.INFO for a consumer of `account` answered here:
+/// the group's view for a replicated one; the cluster and this server as its leader
+/// for one that lives on this server alone (nats-server's R1 consumers).
+pub async fn cluster_info(
+    meta: &MetaGroup,
+    account: &str,
+    stream: &str,
+    consumer: &str,
+) -> ClusterInfo {
+    let member = meta
+        .consumers
+        .map
+        .lock()
+        .await
+        .get(&key(account, stream, consumer))
+        .cloned();
+    match member {
+        Some(m) => m.cluster_info(meta.cluster_name(), meta.me()),
+        None => ClusterInfo {
+            name: meta.cluster_name().to_string(),
+            leader: meta.me().to_string(),
+            ..ClusterInfo::default()
+        },
+    }
+}
+
+fn unavailable() -> ApiError {
+    ErrorCode::CLUSTER_NOT_AVAIL.error()
+}

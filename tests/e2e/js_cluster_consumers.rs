@@ -1,0 +1,304 @@
+//! Replicated consumers (issue 20): a durable consumer of an R3 stream keeps its state
+//! in its own group, so it continues on another server when its leader is killed with
+//! SIGKILL, without redelivering what was acked (in-flight messages may come again, as
+//! on nats-server); CONSUMER.INFO shows the group's `cluster` block and
+//! CONSUMER.LEADER.STEPDOWN moves it. Three nats-server 2.15.1 first, then three rill
+//! servers, with the same checks.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use futures::StreamExt;
+use rill_tests::ServerKind::{self, Nats, Rill};
+use rill_tests::cluster::{Cluster, Node};
+use serde_json::Value;
+
+use crate::js_cluster::{ELECTION, api};
+
+/// Three JetStream servers of `kind` (nats-server wants a configured route on every
+/// member: the seed gets one that leads nowhere).
+async fn three(kind: ServerKind) -> Cluster {
+    Cluster::start_with(&[kind, kind, kind], |mut spec| {
+        spec.jetstream = true;
+        if spec.name == "n1" {
+            spec.routes.push("nats://127.0.0.1:1".to_string());
+        }
+        spec
+    })
+    .await
+}
+
+/// Creates the R3 stream `name` on `<subject>.>` through `node` (retried while the
+/// servers have not all heard of each other: `no suitable peers` then) and publishes
+/// `n` messages with acks.
+async fn r3_stream(node: &Node, name: &str, subject: &str, n: u64) {
+    let client = node.client().await;
+    let body = format!(r#"{{"name":"{name}","subjects":["{subject}.>"],"num_replicas":3}}"#);
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let created = api(&client, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
+        if created["error"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{created}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    publish(&client, subject, 1..=n).await;
+}
+
+/// Publishes `<subject>.<i>` for each `i` with an ack, retried while the stream elects a
+/// leader (`Nats-Msg-Id` makes a retry a duplicate).
+async fn publish(client: &async_nats::Client, subject: &str, seqs: std::ops::RangeInclusive<u64>) {
+    let js = jetstream::new(client.clone());
+    for i in seqs {
+        let deadline = Instant::now() + ELECTION;
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("{subject}-{i}").as_str());
+            let ack = js
+                .publish_with_headers(format!("{subject}.{i}"), headers, "m".into())
+                .await;
+            let done = match ack {
+                Ok(ack) => tokio::time::timeout(Duration::from_secs(2), ack).await,
+                Err(_) => Ok(Err(async_nats::jetstream::context::PublishError::new(
+                    async_nats::jetstream::context::PublishErrorKind::TimedOut,
+                ))),
+            };
+            if matches!(done, Ok(Ok(_))) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "publish {subject}.{i}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The consumer's CONSUMER.INFO as `node` answers it, once `done` holds.
+async fn consumer_info(
+    node: &Node,
+    stream: &str,
+    name: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = node.client().await;
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let info = api(
+            &client,
+            &format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+            "",
+        )
+        .await;
+        if done(&info) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "{}: {info}", node.name());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn leader(info: &Value) -> String {
+    info["cluster"]["leader"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn index(cluster: &Cluster, name: &str) -> usize {
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.name() == name)
+        .expect("a node of that name")
+}
+
+/// The consumer `name` of `stream` through `client`, retried while its group elects a
+/// leader after a failover.
+async fn pull_consumer(
+    client: &async_nats::Client,
+    stream: &str,
+    name: &str,
+) -> consumer::Consumer<consumer::pull::Config> {
+    let js = jetstream::new(client.clone());
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        if let Ok(c) = js.get_consumer_from_stream(name, stream).await {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "consumer {name} never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fetches up to `n` messages (waiting at most `wait`), acking each with `ack` (the
+/// double ack waits for the server's answer); their stream sequences.
+async fn fetch(
+    c: &consumer::Consumer<consumer::pull::Config>,
+    n: usize,
+    wait: Duration,
+    ack: bool,
+) -> Vec<u64> {
+    let Ok(mut batch) = c.fetch().max_messages(n).expires(wait).messages().await else {
+        return Vec::new();
+    };
+    let mut seqs = Vec::new();
+    while let Some(Ok(msg)) = batch.next().await {
+        seqs.push(msg.info().expect("JetStream message").stream_sequence);
+        if ack {
+            msg.double_ack().await.expect("ack answered");
+        }
+    }
+    seqs
+}
+
+/// What one kind of server did, compared between the kinds.
+#[derive(Debug, PartialEq)]
+struct PullSeen {
+    group_prefix: String,
+    replicas: usize,
+    too_many: Value,
+    first: Vec<u64>,
+    in_flight: Vec<u64>,
+    floor_after: u64,
+    rest: BTreeSet<u64>,
+}
+
+async fn pull_failover_on(kind: ServerKind) -> PullSeen {
+    let mut cluster = three(kind).await;
+    r3_stream(cluster.node(0), "C", "c", 10).await;
+    let n1 = cluster.node(0).client().await;
+    let js = jetstream::new(n1.clone());
+    let too_many = api(
+        &n1,
+        "$JS.API.CONSUMER.DURABLE.CREATE.C.R5",
+        r#"{"stream_name":"C","config":{"durable_name":"R5","ack_policy":"explicit","num_replicas":5}}"#,
+    )
+    .await;
+    let stream = js.get_stream("C").await.expect("stream");
+    let config = consumer::pull::Config {
+        durable_name: Some("D".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.expect("consumer");
+    let info = consumer_info(cluster.node(0), "C", "D", |i| !leader(i).is_empty()).await;
+    let group = info["cluster"]["raft_group"].as_str().unwrap_or_default();
+    let replicas = info["cluster"]["replicas"].as_array().map_or(0, Vec::len);
+
+    // On n1's connection: four acked (each ack answered), two delivered and not acked.
+    let d = pull_consumer(&n1, "C", "D").await;
+    let first = fetch(&d, 4, Duration::from_secs(5), true).await;
+    let in_flight = fetch(&d, 2, Duration::from_secs(5), false).await;
+    let old = leader(&consumer_info(cluster.node(0), "C", "D", |_| true).await);
+    let victim = index(&cluster, &old);
+    cluster.nodes[victim].kill();
+
+    // Another server's client finds the consumer under a new leader, at the right place.
+    let other = (victim + 1) % 3;
+    let after = consumer_info(cluster.node(other), "C", "D", |i| {
+        !leader(i).is_empty() && leader(i) != old
+    })
+    .await;
+    let floor_after = after["ack_floor"]["stream_seq"]
+        .as_u64()
+        .unwrap_or_default();
+    let client = cluster.node(other).client().await;
+    let d = pull_consumer(&client, "C", "D").await;
+    let mut rest = BTreeSet::new();
+    let deadline = Instant::now() + ELECTION;
+    while !(5..=10).all(|s| rest.contains(&s)) && Instant::now() < deadline {
+        rest.extend(fetch(&d, 10, Duration::from_secs(2), true).await);
+    }
+    PullSeen {
+        group_prefix: group.chars().take(6).collect(),
+        replicas,
+        too_many: too_many["error"].clone(),
+        first,
+        in_flight,
+        floor_after,
+        rest,
+    }
+}
+
+#[tokio::test]
+async fn a_durable_pull_consumer_survives_its_leader_as_on_nats_server() {
+    let nats = pull_failover_on(Nats).await;
+    assert_eq!(nats.group_prefix, "C-R3F-", "{nats:?}");
+    assert_eq!(nats.replicas, 2, "{nats:?}");
+    assert_eq!(nats.first, [1, 2, 3, 4], "{nats:?}");
+    assert_eq!(nats.in_flight, [5, 6], "{nats:?}");
+    assert_eq!(nats.floor_after, 4, "{nats:?}");
+    // Nothing acked comes again; the in-flight two may, after ack_wait.
+    assert_eq!(nats.rest, (5..=10).collect(), "{nats:?}");
+    assert_eq!(nats.too_many["err_code"], 10126, "{nats:?}");
+    let rill = pull_failover_on(Rill).await;
+    assert_eq!(rill, nats);
+}
+
+/// A durable push consumer on a subscriber of a server that does not lead it: steps
+/// down on request (answered at once, another server leads), then its leader is
+/// killed and delivery goes on from where the acks were, every message once acked.
+async fn push_failover_on(kind: ServerKind) -> (Value, BTreeSet<u64>, BTreeSet<u64>) {
+    let mut cluster = three(kind).await;
+    r3_stream(cluster.node(0), "P", "p", 5).await;
+    let n1 = cluster.node(0).client().await;
+    let create = r#"{"stream_name":"P","config":{"durable_name":"PUSH","deliver_subject":"push.out","ack_policy":"explicit","ack_wait":2000000000}}"#;
+    let created = api(&n1, "$JS.API.CONSUMER.DURABLE.CREATE.P.PUSH", create).await;
+    assert!(created["error"].is_null(), "{kind:?}: {created}");
+    let first =
+        leader(&consumer_info(cluster.node(0), "P", "PUSH", |i| !leader(i).is_empty()).await);
+    let stepdown = api(&n1, "$JS.API.CONSUMER.LEADER.STEPDOWN.P.PUSH", "").await;
+    let second = leader(
+        &consumer_info(cluster.node(0), "P", "PUSH", |i| {
+            !leader(i).is_empty() && leader(i) != first
+        })
+        .await,
+    );
+    let victim = index(&cluster, &second);
+    let listener = (victim + 1) % 3;
+    let client = cluster.node(listener).client().await;
+    let mut sub = client.subscribe("push.out").await.expect("subscribe");
+
+    // The first five, each acked with an answer, then the leader dies.
+    let mut before = BTreeSet::new();
+    let mut after = BTreeSet::new();
+    let deadline = Instant::now() + ELECTION;
+    while before.len() < 5 && Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(1), sub.next()).await else {
+            continue;
+        };
+        let msg = jetstream::Message {
+            message: msg,
+            context: jetstream::new(client.clone()),
+        };
+        before.insert(msg.info().expect("JetStream message").stream_sequence);
+        msg.double_ack().await.expect("ack answered");
+    }
+    cluster.nodes[victim].kill();
+    publish(&client, "p", 6..=8).await;
+    let deadline = Instant::now() + ELECTION;
+    while !(6..=8).all(|s| after.contains(&s)) && Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(1), sub.next()).await else {
+            continue;
+        };
+        let msg = jetstream::Message {
+            message: msg,
+            context: jetstream::new(client.clone()),
+        };
+        after.insert(msg.info().expect("JetStream message").stream_sequence);
+        let _ = msg.ack_with(AckKind::Ack).await;
+    }
+    (stepdown, before, after)
+}
+
+#[tokio::test]
+async fn a_durable_push_consumer_steps_down_and_survives_its_leader_as_on_nats_server() {
+    let nats = push_failover_on(Nats).await;
+    assert_eq!(nats.0["success"], true, "{nats:?}");
+    assert_eq!(nats.1, (1..=5).collect(), "{nats:?}");
+    assert_eq!(nats.2, (6..=8).collect(), "{nats:?}");
+    let rill = push_failover_on(Rill).await;
+    assert_eq!(rill, nats);
+}
