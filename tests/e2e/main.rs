@@ -21,6 +21,7 @@ mod golden;
 mod js_accounts;
 mod js_cluster;
 mod js_cluster_consumers;
+mod js_cluster_kv;
 mod js_cluster_leader;
 mod js_cluster_r1;
 mod js_consumers;

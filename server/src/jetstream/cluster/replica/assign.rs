@@ -55,6 +55,7 @@ pub async fn create(
     if !meta.has_leader() {
         return Err(unavailable());
     }
+    let subjects = cfg.subjects.clone();
     let replicas = usize::try_from(cfg.num_replicas).unwrap_or(0);
     // One replica stays where it was asked for, next to the client that made it.
     let peers = match replicas {
@@ -86,6 +87,7 @@ pub async fn create(
         return Err(unavailable());
     }
     wait_leader(meta, &key).await;
+    wait_publishable(js, &subjects).await;
     Ok(info(js, meta, &name, &StreamInfoRequest::default())
         .await?
         .0)
@@ -103,6 +105,28 @@ async fn wait_leader(meta: &MetaGroup, key: &str) {
             Standing::Absent if !names_me(meta, key).await => return,
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// Waits (at most [`APPLY_WAIT`]) until the new stream's leader takes publishes on its
+/// subjects as this server's clients see it (its subscription, here or announced over
+/// a route), so that a publish right after the create reply is stored, as with
+/// nats-server (a KV put right after the bucket's create got no responders before).
+async fn wait_publishable(js: &JetStream, subjects: &[String]) {
+    let Some(subject) = subjects.first() else {
+        return;
+    };
+    // A literal subject the filter matches: every wildcard token made one token.
+    let literal: Vec<&str> = subject
+        .split('.')
+        .map(|t| if t == "*" || t == ">" { "_" } else { t })
+        .collect();
+    let literal = literal.join(".");
+    let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+    while !js.account.router.has_interest(literal.as_bytes())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
