@@ -75,6 +75,9 @@ pub use assign::{create, delete, leader_info, step_down};
 
 /// Snapshot a consumer's group every this many entries.
 const SNAPSHOT_EVERY: u64 = 1024;
+/// The longest a replicated consumer's deliveries and plain acks wait before they are
+/// proposed to its group.
+const REPLICATE_EVERY: Duration = Duration::from_millis(100);
 /// How often a member checks whether it should run or stop the consumer.
 const LEAD_CHECK: Duration = Duration::from_millis(250);
 
@@ -360,6 +363,9 @@ impl Member {
             .map_err(|e| e.description)?;
         spec.persist = None;
         spec.store = Some(Box::new(ReplicatedStore::new(state, tx)));
+        // A sync here is a proposal, not an fsync: keep the window short whatever the
+        // server's `sync_interval`, so a failover redelivers little.
+        spec.sync_interval = spec.sync_interval.min(REPLICATE_EVERY);
         let (handle, _) = consumer::start(spec).await.map_err(|e| e.description)?;
         *lock(&self.running) = Some(handle);
         *lock(&self.since) = Some(timestamp(now_ns()));
