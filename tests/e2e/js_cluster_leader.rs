@@ -13,7 +13,7 @@ use crate::js_cluster::{ELECTION, api, info_until, stream_leader};
 
 /// Three JetStream servers of `kind` (nats-server wants a configured route on every
 /// member: the seed gets one that leads nowhere).
-async fn three(kind: ServerKind) -> Cluster {
+pub(crate) async fn three(kind: ServerKind) -> Cluster {
     Cluster::start_with(&[kind, kind, kind], |mut spec| {
         spec.jetstream = true;
         if spec.name == "n1" {
@@ -36,7 +36,7 @@ async fn r3_with_messages(cluster: &Cluster, name: &str, subject: &str, n: u64) 
 
 /// Creates an R3 stream, retried while the servers have not all heard of each other
 /// yet (both kinds answer `no suitable peers for placement` then).
-async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
+pub(crate) async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
     let deadline = Instant::now() + ELECTION;
     loop {
         let created = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), body).await;
@@ -52,7 +52,7 @@ async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
 /// Publishes with an ack, retried while the stream elects a leader (a `Nats-Msg-Id`
 /// makes a retry of a publish that was stored without an ack a duplicate); the
 /// sequence.
-async fn publish(client: &async_nats::Client, subject: &str) -> Option<u64> {
+pub(crate) async fn publish(client: &async_nats::Client, subject: &str) -> Option<u64> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut headers = async_nats::HeaderMap::new();

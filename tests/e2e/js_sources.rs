@@ -59,7 +59,10 @@ pub(crate) async fn messages(
 }
 
 /// (seq, subject, payload, whole Nats-Stream-Source) of every message of `name`.
-async fn stored(c: &async_nats::Client, name: &str) -> Vec<(u64, String, String, String)> {
+pub(crate) async fn stored(
+    c: &async_nats::Client,
+    name: &str,
+) -> Vec<(u64, String, String, String)> {
     let last = info(c, name).await["state"]["last_seq"]
         .as_u64()
         .unwrap_or(0);
@@ -238,6 +241,32 @@ async fn a_source_follows_its_origin_deleted_and_made_again_as_nats_server() {
         );
         let i = info(c, "S").await;
         (messages(c, "S").await, i["sources"][0]["seq"].clone())
+    })
+    .await;
+}
+
+/// A mirror keeps its origin's sequences, so unlike a source it does not start over
+/// when the origin is deleted and made again: nats-server 2.15.1 (recorded) creates its
+/// next consumer from the sequence after the last it holds, whatever identity the new
+/// origin answers with, and copies the new origin's messages from that sequence on
+/// (here o.new3 and o.new4 at 4 and 5; the new origin's first three are never copied).
+#[tokio::test]
+async fn a_mirror_goes_on_at_its_next_sequence_when_its_origin_is_made_again_as_nats_server() {
+    side_by_side(async |_, _, c| {
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..3 {
+            publish(c, &format!("o.old{i}"), &[], "old").await;
+        }
+        create(c, json!({"name": "M", "mirror": {"name": "O"}})).await;
+        wait_msgs(c, "M", 3).await;
+        api(c, "$JS.API.STREAM.DELETE.O", "").await;
+        create(c, json!({"name": "O", "subjects": ["o.>"]})).await;
+        for i in 0..5 {
+            publish(c, &format!("o.new{i}"), &[], "new").await;
+        }
+        wait_msgs_for(Duration::from_secs(45), c, "M", 5).await;
+        let i = info(c, "M").await;
+        (messages(c, "M").await, i["mirror"]["lag"].clone())
     })
     .await;
 }

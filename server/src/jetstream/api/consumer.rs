@@ -67,10 +67,11 @@ async fn configs_of(
     out
 }
 
-/// The reply to a consumer create. A mirror's or source's consumer (`sourcing`) is
-/// answered with the stream's identity in `Nats-Stream-Identity`, as nats-server 2.15
-/// does: the copying stream writes it into each message's `Nats-Stream-Source` and
-/// notices from it when the origin was deleted and made again (its sequences restart).
+/// The reply to a consumer create. A mirror's or source's consumer (`sourcing`), or
+/// any `direct` one, is answered with the stream's identity in `Nats-Stream-Identity`,
+/// as nats-server 2.15.1 does (recorded: either flag alone gets it, neither does not):
+/// the copying stream writes it into each message's `Nats-Stream-Source` and notices
+/// from it when the origin was deleted and made again (its sequences restart).
 pub(super) async fn create_reply(
     js: &Arc<JetStream>,
     target: validate::CreateTarget,
@@ -78,7 +79,9 @@ pub(super) async fn create_reply(
 ) -> Reply {
     let created = create(js, target, req).await;
     let identity = match &created {
-        Ok(r) if r.info.config.sourcing => stream_identity(js, &r.info.stream_name).await,
+        Ok(r) if r.info.config.sourcing || r.info.config.direct => {
+            stream_identity(js, &r.info.stream_name).await
+        }
         _ => None,
     };
     let mut reply = Reply::from(created);

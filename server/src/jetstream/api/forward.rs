@@ -108,7 +108,7 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
         Some(answer) => Forwarding::Answered(Reply {
             body: answer.body.0.to_vec(),
             is_error: answer.is_error,
-            headers: None,
+            headers: answer.headers.map(|h| h.0),
         }),
         None => Forwarding::Silent,
     }
@@ -147,5 +147,6 @@ pub(crate) async fn answer(js: Arc<JetStream>, req: Forwarded) -> Option<Answer>
     Some(Answer {
         body: Command(reply.body.into()),
         is_error: reply.is_error,
+        headers: reply.headers.map(Command),
     })
 }

@@ -47,6 +47,10 @@ pub struct Answer {
     pub body: Command,
     /// Whether it is an error (for the API counters).
     pub is_error: bool,
+    /// The reply's header block, when it has one (a sourcing consumer create's
+    /// `Nats-Stream-Identity`); absent in answers from servers without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Command>,
 }
 
 /// Answers forwarded requests on the leader's server (set by JetStream at start).
