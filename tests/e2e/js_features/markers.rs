@@ -139,3 +139,77 @@ async fn consumer_reset_follows_the_deliver_policy_like_nats_server() {
     insta::assert_json_snapshot!(seen[0]);
     assert_eq!(seen[0], seen[1]);
 }
+
+/// What a KV watcher (async-nats) sees of a key that ages out of a bucket with
+/// `limit_markers`: its put, then the server's `MaxAge` marker as a purge; a get after
+/// it finds nothing, and the marker goes after its own TTL.
+async fn kv_watch_story(kind: rill_tests::ServerKind) -> Value {
+    use futures::StreamExt;
+    let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+    let js = async_nats::jetstream::new(server.client().await);
+    let kv = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "AGED".into(),
+            max_age: std::time::Duration::from_secs(1),
+            limit_markers: Some(std::time::Duration::from_secs(2)),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    let mut watch = kv.watch_all().await.expect("watch");
+    kv.put("k", "v".into()).await.expect("put");
+    let mut watched = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next()).await;
+        let entry = next.expect("an entry in time").expect("entry").expect("ok");
+        watched.push(json!({
+            "key": entry.key,
+            "op": format!("{:?}", entry.operation),
+            "value": String::from_utf8_lossy(&entry.value),
+            "revision": entry.revision,
+        }));
+    }
+    let after = kv.get("k").await.expect("get");
+    let after = after.map(|v| String::from_utf8_lossy(&v).into_owned());
+    let client = server.client().await;
+    let left = wait_stored(&client, "KV_AGED", <[Value]>::is_empty).await;
+    json!({"watched": watched, "get_after_expiry": after, "left_after_marker_ttl": left.len()})
+}
+
+#[tokio::test]
+async fn kv_watchers_see_the_max_age_marker_like_nats_server() {
+    let rill = kv_watch_story(rill_tests::ServerKind::Rill).await;
+    let nats = kv_watch_story(rill_tests::ServerKind::Nats).await;
+    assert_eq!(rill, nats);
+    insta::assert_json_snapshot!(rill);
+}
+
+/// nats-py's KV watcher on the same bucket (`tests/e2e/py/kv_markers.py`), skipped
+/// without nats-py.
+#[tokio::test]
+async fn nats_py_kv_watchers_see_the_max_age_marker_like_nats_server() {
+    if !crate::js_nats_py::nats_py_available() {
+        eprintln!("nats-py not installed; skipping");
+        return;
+    }
+    let mut seen = Vec::new();
+    for kind in BOTH {
+        let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+        let out = tokio::process::Command::new("python3")
+            .args(["-c", KV_MARKERS_PY, &server.port().to_string()])
+            .output()
+            .await
+            .expect("run python3");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind:?}: {stdout}\n{stderr}");
+        seen.push(stdout);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "rill (left) and nats-server (right) differ"
+    );
+    insta::assert_snapshot!(seen[0]);
+}
+
+const KV_MARKERS_PY: &str = include_str!("../py/kv_markers.py");

@@ -202,10 +202,12 @@ impl StreamCore {
             return Ok(self.ack(seq, true));
         }
         let counter = self.counter_value(subject, hdrs, payload)?;
-        let counted = counter.as_ref().map(counter::body);
+        let counted = counter.as_ref().map(|c| counter::body(&c.value));
         let payload = counted.as_deref().unwrap_or(payload);
         let checked = self.check_headers(hdrs, subject, from)?;
         let hdrs = checked.headers.as_deref().or(hdrs);
+        let carried = counter.as_ref().and_then(|c| c.headers(hdrs));
+        let hdrs = carried.as_deref().or(hdrs);
         if self.account.exhausted() {
             return Err(ErrorCode::INSUFFICIENT_RESOURCES.error());
         }
@@ -227,7 +229,7 @@ impl StreamCore {
             let _ = self.store.remove(seq);
         }
         let mut ack = self.ack(seq, false);
-        ack.val = counter.map(|v| v.to_string()).unwrap_or_default();
+        ack.val = counter.map(|c| c.value.to_string()).unwrap_or_default();
         Ok(ack)
     }
 

@@ -15,6 +15,7 @@ use super::{Origin, SOURCE_HEADER};
 use crate::jetstream::error;
 use crate::jetstream::store::{StoreError, now_ns};
 use crate::jetstream::stream::core::StreamCore;
+use crate::jetstream::stream::counter::{COUNTER_SOURCES, INCR};
 
 /// Where a new consumer on the origin starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,12 +199,12 @@ impl StreamCore {
         }
         for m in msgs {
             let pending = m.pending;
-            let stored = if o.mirror {
+            if o.mirror {
                 self.store_mirrored(o, &m)
+                    .map_err(|e| error::publish_error(&e))?;
             } else {
-                self.store_sourced(o, &m)
-            };
-            stored.map_err(|e| error::publish_error(&e))?;
+                self.store_sourced(o, &m)?;
+            }
             let s = self.origins.by_iname.entry(o.iname.clone()).or_default();
             s.lag = pending;
         }
@@ -228,7 +229,9 @@ impl StreamCore {
         Ok(())
     }
 
-    fn store_sourced(&mut self, o: &Origin, m: &Incoming) -> Result<(), StoreError> {
+    /// Appends a copy from source `o`; a counter stream adds the origin's counter to
+    /// the subject's value (`counter`).
+    fn store_sourced(&mut self, o: &Origin, m: &Incoming) -> Result<(), ApiError> {
         if self.source_position(&o.iname).is_some_and(|s| m.sseq <= s) {
             return Ok(());
         }
@@ -239,9 +242,24 @@ impl StreamCore {
             .as_deref()
             .and_then(|b| HeaderMap::parse(b).ok())
             .unwrap_or_default();
+        // In nats-server's order: Nats-Incr, Nats-Stream-Source, Nats-Counter-Sources.
+        let count = if self.cfg.allow_msg_counter {
+            let hdrs = m.headers.as_deref();
+            let count = self.sourced_count(&o.cfg.name, orig, &subject, hdrs, &m.payload)?;
+            h.insert(INCR, count.incr.clone());
+            Some(count)
+        } else {
+            None
+        };
         h.insert(SOURCE_HEADER, source_header(o, m.sseq, orig));
+        let counted = count.map(|c| {
+            h.insert(COUNTER_SOURCES, c.sources);
+            c.body
+        });
+        let payload = counted.as_deref().unwrap_or(&m.payload);
         let headers = h.to_bytes();
-        self.append_stored(&subject, Some(&headers), &m.payload, now_ns())?;
+        self.append_stored(&subject, Some(&headers), payload, now_ns())
+            .map_err(|e| error::publish_error(&e))?;
         self.origins
             .by_iname
             .entry(o.iname.clone())
