@@ -42,11 +42,22 @@ pub trait Machine: Send + Sync + 'static {
     /// # Errors
     /// When the state cannot be read.
     fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>>;
-    /// Replaces the machine's state with a snapshot's bytes.
+    /// Replaces the machine's state with the bytes of its own snapshot, read back from
+    /// the group's directory when the group opens.
     ///
     /// # Errors
     /// Bytes that do not parse; I/O errors.
     fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>>;
+    /// Installs a snapshot the group's leader sent (this member missed the entries it
+    /// covers); by default as [`Machine::restore`]. A machine whose state lives
+    /// outside the snapshot's bytes (a stream's messages) fetches what it lacks here;
+    /// openraft applies no later entry before this returns.
+    ///
+    /// # Errors
+    /// As [`Machine::restore`]; a failure stops the group.
+    fn install(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        self.restore(data)
+    }
 }
 
 type Meta = SnapshotMeta<u64, BasicNode>;
@@ -252,7 +263,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for MachineStore<M> {
         let mut inner = self.inner.lock().await;
         inner
             .machine
-            .restore(data.clone())
+            .install(data.clone())
             .await
             .map_err(|e| sm_err(&e))?;
         inner.applied = meta.last_log_id;

@@ -129,6 +129,10 @@ pub fn config(cluster: &str, snapshot_every: u64) -> Result<openraft::Config, St
         election_timeout_max: 2000,
         snapshot_policy: policy,
         max_in_snapshot_log_to_keep: 64,
+        // Sending a snapshot includes installing it, and a stream's install fetches
+        // the messages its replica lacks (in chunks): give it time. A timed-out send is
+        // retried, and the retry finds the snapshot installed or being installed.
+        install_snapshot_timeout: 10_000,
         ..Default::default()
     }
     .validate()

@@ -44,6 +44,9 @@ pub enum Rpc {
     /// A command proposed on a member that is not the leader, forwarded to the leader
     /// ([`propose`]); the answer is the leader's [`Machine`](super::Machine) response.
     Propose,
+    /// "Is your member of this group initialized?" ([`initialized_elsewhere`]); a
+    /// server without the group answers `false`.
+    Probe,
 }
 
 impl Rpc {
@@ -56,6 +59,7 @@ impl Rpc {
             Rpc::Elect => "ELECT",
             Rpc::Hold => "HOLD",
             Rpc::Propose => "PROP",
+            Rpc::Probe => "PROBE",
         }
     }
 
@@ -68,6 +72,7 @@ impl Rpc {
             "ELECT" => Rpc::Elect,
             "HOLD" => Rpc::Hold,
             "PROP" => Rpc::Propose,
+            "PROBE" => Rpc::Probe,
             _ => return None,
         })
     }
@@ -263,7 +268,30 @@ pub async fn serve(raft: &Raft, rpc: Rpc, body: &[u8]) -> Bytes {
             answer(&Ok::<(), String>(()))
         }
         Rpc::Propose => answer(&write(raft, Bytes::copy_from_slice(body)).await),
+        Rpc::Probe => answer(&raft.is_initialized().await.unwrap_or(false)),
     }
+}
+
+/// The answer to a [`Rpc::Probe`] for a group this server does not run.
+pub fn not_initialized() -> Bytes {
+    answer(&false)
+}
+
+/// Whether any of the members named in `peers` runs an initialized member of the
+/// group (asked at once, each for at most `timeout`). A member that restarts without
+/// its log (its store was wiped) asks before it initializes a group it was the first
+/// member of: initializing it again would start a second history beside the group's,
+/// and its elections would disturb the group's leader.
+pub async fn initialized_elsewhere(net: &Network, peers: &[String], timeout: Duration) -> bool {
+    let asks = peers.iter().map(|to| {
+        net.transport
+            .call(to, &net.group, Rpc::Probe, Bytes::new(), timeout)
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .any(|reply| serde_json::from_slice::<bool>(&reply).unwrap_or(false))
 }
 
 /// Why a proposal was not committed.

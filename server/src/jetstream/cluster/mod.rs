@@ -193,6 +193,16 @@ impl MetaGroup {
                 }
             })
         }));
+        let weak = Arc::downgrade(&group);
+        group.transport.serve_catchup(Arc::new(move |name, body| {
+            let meta = weak.upgrade();
+            Box::pin(async move {
+                match meta {
+                    Some(meta) => replica::catchup::serve(meta, name, body).await,
+                    None => Bytes::new(),
+                }
+            })
+        }));
         let task = tokio::spawn(membership(Arc::clone(&group), hellos, stop));
         lock(&group.tasks).push(task);
         Some(group)

@@ -55,16 +55,17 @@
 //! applies it at the same place in the log, so the replicas stay identical; the
 //! leader's result is the API's answer.
 //!
-//! # Restarts
-//! A restarted member's machine is applied the log again from its start: an entry at
-//! or before the stream's last stored time is already in the store and skipped
-//! (`StreamCore::apply_replicated`), which the leaders' strictly increasing times make
-//! exact.
+//! # Restarts, snapshots, catch-up
+//! A restarted member's machine is applied the log again from its last snapshot: an
+//! entry at or before the stream's last stored time is already in the store and
+//! skipped (`StreamCore::apply_replicated`), which the leaders' strictly increasing
+//! times make exact. Every [`catchup::SNAPSHOT_EVERY`] entries a member snapshots its
+//! group (the stream's synced position) and purges the log behind it; a member that
+//! needs purged entries (down meanwhile, or wiped) installs the leader's snapshot by
+//! copying the messages it lacks in bounded chunks ([`catchup`]).
 //!
 //! # Not yet
-//! Log compaction (the group takes no snapshots, so the log keeps every entry) and
-//! catch-up of a wiped replica from a snapshot; consumers are per server; changing
-//! `num_replicas` is refused (10061).
+//! Consumers are per server; changing `num_replicas` is refused (10061).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -94,6 +95,7 @@ use crate::raft::{self, Command, LogStore, Machine, MachineStore, Network, Raft,
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 mod assign;
+pub(super) mod catchup;
 
 pub use assign::{create, delete, info, update};
 
@@ -108,6 +110,16 @@ const QUORUM_CHECK: Duration = Duration::from_secs(1);
 const QUORUM_LOST: Duration = Duration::from_secs(3);
 /// How long an API request waits for this server to apply its committed assignment.
 const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a first member without a log waits for the others to say whether the
+/// group already runs.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// The network of `group` over this server's route transport.
+fn net_of(meta: &MetaGroup, group: &str) -> Network {
+    let transport: Arc<dyn raft::Transport> = meta.transport.clone();
+    Network::new(group, transport)
+}
 
 /// This server's replicas, by assignment key.
 #[derive(Default)]
@@ -268,21 +280,29 @@ impl Replica {
         let dir = meta.raft_root.join(&a.group);
         let vfs = StdFs::shared();
         let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
+        let source = catchup::Source::default();
         let machine = StreamMachine {
             handle: handle.clone(),
+            source: source.clone(),
         };
         let sm = MachineStore::open(vfs, &dir.join("sm"), machine)
             .await
             .map_err(|e| e.to_string())?;
-        let cfg = Arc::new(raft::config(meta.cluster_name(), 0)?);
-        let transport: Arc<dyn raft::Transport> = meta.transport.clone();
-        let net = Network::new(&a.group, transport);
-        let raft = Raft::new(node_id(meta.me()), cfg, net, log, sm)
+        let cfg = Arc::new(raft::config(meta.cluster_name(), catchup::SNAPSHOT_EVERY)?);
+        let others: Vec<String> = a
+            .peers
+            .iter()
+            .filter(|p| *p != meta.me())
+            .cloned()
+            .collect();
+        let raft = Raft::new(node_id(meta.me()), cfg, net_of(meta, &a.group), log, sm)
             .await
             .map_err(|e| e.to_string())?;
+        source.set(raft.clone(), meta.transport.clone(), &a.group, meta.me());
         meta.transport.serve_group(&a.group, raft.clone());
         if a.peers.first().map(String::as_str) == Some(meta.me())
             && !raft.is_initialized().await.unwrap_or(true)
+            && !raft::net::initialized_elsewhere(&net_of(meta, &a.group), &others, PROBE_WAIT).await
         {
             let members: BTreeMap<u64, BasicNode> = a
                 .peers
@@ -462,13 +482,20 @@ async fn lead_while_leader(
     let mut tick = tokio::time::interval(QUORUM_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
+    // Quorum checks run when the member becomes leader and then once per tick, never
+    // per metrics change: a check's own heartbeats change the metrics, and checking
+    // on every change sent thousands of RPCs a second, filling the route transport's
+    // queues so that a catching-up replica's reads and forwarded requests were lost.
+    let (mut ticked, mut was_leading) = (true, false);
     loop {
         let leading = metrics.borrow_and_update().state == RaftState::Leader;
+        let became = leading && !was_leading;
+        was_leading = leading;
         let subscribed = !lock(&lead.subs).is_empty();
         let stepping = lead.stepping.load(Ordering::SeqCst);
         if (!leading || stepping) && subscribed {
             lead.unsubscribe(&account);
-        } else if leading && !stepping && !subscribed {
+        } else if leading && !stepping && !subscribed && (became || ticked) {
             let ready = tokio::time::timeout(QUORUM_CHECK, raft.ensure_linearizable()).await;
             if matches!(ready, Ok(Ok(_))) {
                 if let Ok(state) = handle.state().await {
@@ -480,7 +507,7 @@ async fn lead_while_leader(
                 heard = tokio::time::Instant::now();
                 info!(stream = %cfg.name, "stream group leader: taking publishes");
             }
-        } else if leading && subscribed {
+        } else if leading && subscribed && ticked {
             let quorum = tokio::time::timeout(QUORUM_CHECK, raft.ensure_linearizable()).await;
             if matches!(quorum, Ok(Ok(_))) {
                 heard = tokio::time::Instant::now();
@@ -489,9 +516,10 @@ async fn lead_while_leader(
                 lead.unsubscribe(&account);
             }
         }
+        ticked = false;
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { break },
-            _ = tick.tick() => {}
+            _ = tick.tick() => ticked = true,
         }
     }
 }
@@ -529,8 +557,7 @@ pub async fn step_down(
         return None;
     }
     replica.lead.unsubscribe(&replica.account);
-    let transport: Arc<dyn raft::Transport> = meta.transport.clone();
-    let net = Network::new(&replica.group(), transport);
+    let net = net_of(meta, &replica.group());
     tokio::spawn(async move {
         let done = super::hand_over(&replica.raft, &net, target, &name).await;
         match done {
@@ -778,9 +805,11 @@ fn apply_entry(core: &mut StreamCore, entry: Entry) -> Option<Bytes> {
     }
 }
 
-/// A stream group's machine: committed entries go into the stream's store.
+/// A stream group's machine: committed entries go into the stream's store; its
+/// snapshot is the stream's position ([`catchup`]).
 struct StreamMachine {
     handle: StreamHandle,
+    source: catchup::Source,
 }
 
 impl Machine for StreamMachine {
@@ -802,13 +831,32 @@ impl Machine for StreamMachine {
     }
 
     fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
-        // The state is the stream's store; the group takes no snapshots (see the
-        // module doc).
-        Box::pin(async { Ok(Bytes::new()) })
+        Box::pin(async move {
+            let position = self
+                .handle
+                .call(StreamCore::durable_position)
+                .await
+                .map_err(|e| io::Error::other(e.description))?;
+            let snap = catchup::Snapshot::from(position);
+            Ok(Bytes::from(serde_json::to_vec(&snap)?))
+        })
     }
 
-    fn restore(&mut self, _data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async { Ok(()) })
+    fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        // The snapshot was taken from this store after a sync: the store holds it.
+        Box::pin(async move {
+            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
+            let last = self.handle.state().await.map_or(0, |s| s.last_seq);
+            catchup::check_restored(last, snap, self.handle.name().as_str());
+            Ok(())
+        })
+    }
+
+    fn install(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move {
+            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
+            catchup::catch_up(&self.handle, &self.source, snap).await
+        })
     }
 }
 

@@ -8,7 +8,10 @@
 //! - `$NRG.HELLO`: every server's [`Hello`], every half second (peer discovery);
 //! - `$NRG.<to>.<group>.API` with the same reply form: a `$JS.API` request about a
 //!   replicated stream, forwarded to its group's leader ([`super::forward`]); served by
-//!   the hook set with [`RouteTransport::serve_api`].
+//!   the hook set with [`RouteTransport::serve_api`];
+//! - `$NRG.<to>.<group>.CATCHUP` with the same reply form: a chunk of a stream's
+//!   messages for a replica installing a snapshot (`super::replica::catchup`), served
+//!   by the hook set with [`RouteTransport::serve_catchup`].
 //!
 //! One task reads the bounded inbound queue; each RPC is served on a task of its own
 //! (held in a `JoinSet`), so a slow append never delays a vote.
@@ -79,6 +82,8 @@ pub(super) type ApiHook = Arc<dyn Fn(String, Bytes) -> BoxFuture<'static, Bytes>
 
 /// The RPC token of a forwarded API request.
 pub(super) const API: &str = "API";
+/// The RPC token of a catch-up read.
+pub(super) const CATCHUP: &str = "CATCHUP";
 
 /// Calls waiting for their answer, by number.
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>>;
@@ -92,6 +97,7 @@ pub(super) struct RouteTransport {
     groups: Mutex<HashMap<String, Raft>>,
     hellos: mpsc::Sender<Hello>,
     api: std::sync::OnceLock<ApiHook>,
+    catchup: std::sync::OnceLock<ApiHook>,
 }
 
 impl std::fmt::Debug for RouteTransport {
@@ -137,6 +143,7 @@ impl RouteTransport {
             groups: Mutex::new(HashMap::new()),
             hellos,
             api: std::sync::OnceLock::new(),
+            catchup: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(run(Arc::clone(&transport), rx, stop));
         (transport, hello_rx, task)
@@ -150,6 +157,22 @@ impl RouteTransport {
     /// Serves forwarded API requests with `hook` (set once).
     pub(super) fn serve_api(&self, hook: ApiHook) {
         let _ = self.api.set(hook);
+    }
+
+    /// Serves catch-up reads with `hook` (set once).
+    pub(super) fn serve_catchup(&self, hook: ApiHook) {
+        let _ = self.catchup.set(hook);
+    }
+
+    /// Sends a catch-up read for `group` to the server `to`; its answer.
+    pub(super) fn call_catchup(
+        &self,
+        to: &str,
+        group: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'static, io::Result<Bytes>> {
+        self.call_token(to, group, CATCHUP, body, timeout)
     }
 
     /// Sends a forwarded API request for `group` to the server `to`; its answer.
@@ -192,8 +215,13 @@ impl RouteTransport {
                     let _ = tx.send(msg.payload);
                 }
             }
-            ["$NRG", _, group, API] => {
-                let (Some(hook), Some(reply)) = (self.api.get().cloned(), msg.reply) else {
+            ["$NRG", _, group, token @ (API | CATCHUP)] => {
+                let hook = if *token == API {
+                    self.api.get()
+                } else {
+                    self.catchup.get()
+                };
+                let (Some(hook), Some(reply)) = (hook.cloned(), msg.reply) else {
                     return;
                 };
                 let (me, group) = (Arc::clone(self), (*group).to_string());
@@ -204,6 +232,20 @@ impl RouteTransport {
             }
             ["$NRG", _, group, rpc] => {
                 let raft = lock(&self.groups).get(*group).cloned();
+                if raft.is_none()
+                    && let Some(reply) = &msg.reply
+                {
+                    // Not (yet) a member here: say so at once (a probe gets `false`,
+                    // anything else an empty answer the caller retries after its
+                    // backoff), rather than letting the caller wait out its timeout.
+                    let answer = if Rpc::parse(rpc) == Some(Rpc::Probe) {
+                        crate::raft::net::not_initialized()
+                    } else {
+                        Bytes::new()
+                    };
+                    self.publish(&String::from_utf8_lossy(reply), None, answer);
+                    return;
+                }
                 let (Some(raft), Some(rpc), Some(reply)) = (raft, Rpc::parse(rpc), msg.reply)
                 else {
                     return;

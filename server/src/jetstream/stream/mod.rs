@@ -14,6 +14,7 @@
 
 mod actor;
 mod batch;
+mod catchup;
 mod core;
 mod counter;
 mod dedupe;
@@ -47,6 +48,7 @@ use tracing::error;
 use self::actor::Actor;
 pub(crate) use self::batch::ServerBatches;
 
+pub use self::catchup::Position;
 pub use self::core::StreamCore;
 pub(crate) use self::core::{AccountUsage, Budget, Persist};
 use self::dedupe::Dedupe;
