@@ -1,30 +1,49 @@
-//! The in-memory index shared by both stores: one slot per sequence and a subject table.
+//! The in-memory index shared by both stores: the live sequences in segments,
+//! and a subject table.
 //!
 //! Owns sequence bookkeeping (first/last, counts, bytes, interior deletes) and
 //! per-subject state. It does not own message bytes: each slot carries a
 //! backend-defined location `L` (the message itself for memory, a block offset
 //! for files).
 //!
+//! # Segments
+//! The sequences are split into segments, one per file block (one in all for
+//! the memory store), each with a summary (live count, bytes, first and last
+//! live sequence) and its slots. A segment's slots may be out of memory: a
+//! segment the backend holds an index of (it is *saved*: the file store's block
+//! index file equals it) can be opened without its slots and dropped again; the
+//! first use reads them back through the [`SegLoader`]. At most
+//! [`Core::set_cache_max`] slots are held for saved segments (least recently
+//! used dropped first, never the one in use); segments changed since the
+//! backend indexed them stay in memory until it indexes them again.
+//!
 //! # Invariants
-//! - `slots[i]` describes sequence `base + i`; `None` is a deleted sequence.
-//! - When not empty, the first and last slots are `Some` (deleted runs at either
-//!   end are trimmed), so `base` is the first sequence.
-//! - `last_seq >= base + slots.len() - 1`; `last_seq` never goes down.
-//! - `msgs`/`bytes` equal the count/sum of sizes of `Some` slots; each live
+//! - Segments are in sequence order and do not overlap; each holds at least one
+//!   live message, and its summary's first and last sequence are live.
+//! - A loaded body holds one slot per sequence from the summary's first to its
+//!   last; `None` is a deleted sequence.
+//! - `last_seq >=` every segment's last; `last_seq` never goes down.
+//! - `msgs`/`bytes` equal the sums of the segment summaries; each live
 //!   subject's `SubjectState` is exact (count, first and last sequence).
+//! - A load that finds a segment different from its summary (damage to both the
+//!   index and the block) keeps what it found, reports the lost ranges, and the
+//!   counts are recomputed from the slots at the next change.
 //!
 //! # Costs
-//! One slot (32 bytes for the file store) per sequence between first and last,
-//! deleted or not, so interior gaps cost memory like messages; deleted runs at
-//! either end cost nothing. Lookups by sequence are O(1); literal-subject
-//! `next` is bounded by the subject's first/last; wildcard `next` scans slots
-//! (in memory, a few ns each) with a per-subject-id match cache.
+//! One slot (32 bytes for the file store) per sequence between a loaded
+//! segment's first and last, deleted or not; nothing per message for segments
+//! out of memory. Lookups by sequence are a binary search over segments, then
+//! O(1); literal-subject `next` is bounded by the subject's first/last; wildcard
+//! `next` scans slots (in memory, a few ns each) with a per-subject-id match
+//! cache, loading segments as it goes.
 
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 
 use bytes::Bytes;
 use rill_protocol::subject;
+use tracing::warn;
 
 use super::types::SubjectState;
 
@@ -102,6 +121,36 @@ impl SubjectTable {
         if let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) {
             self.by_name.remove(&e.name);
             self.free.push(id);
+        }
+    }
+
+    /// Sets every subject's state to empty (before counting them again).
+    fn clear_states(&mut self) {
+        for e in self.entries.iter_mut().flatten() {
+            e.state = SubjectState::default();
+        }
+    }
+
+    /// Counts one live message of subject `id` at `seq` (in sequence order).
+    fn count(&mut self, id: u32, seq: u64) {
+        if let Some(e) = self.entry_mut(id) {
+            if e.state.msgs == 0 {
+                e.state.first = seq;
+            }
+            e.state.msgs += 1;
+            e.state.last = seq;
+        }
+    }
+
+    /// Releases the subjects no message holds any more.
+    fn release_empty(&mut self) {
+        let empty: Vec<u32> = self
+            .iter()
+            .filter(|(_, _, st)| st.msgs == 0)
+            .map(|(id, _, _)| id)
+            .collect();
+        for id in empty {
+            self.release(id);
         }
     }
 
@@ -198,15 +247,89 @@ impl<'a> Matcher<'a> {
 /// Subject tables up to this size get a dense match cache.
 const DENSE_CACHE_MAX: usize = 64 * 1024;
 
+/// The slots of one segment, the first for its first live sequence.
+pub(crate) type Body<L> = VecDeque<Option<Slot<L>>>;
+
+/// Which segment a location belongs to: the file block of a record (the memory
+/// store keeps one segment). Segment ids increase with sequence.
+pub trait Placed {
+    /// The segment id.
+    fn unit(&self) -> u32;
+}
+
+/// Live count, accounted bytes, and first and last live sequence of a segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SegSummary {
+    pub(crate) msgs: u64,
+    pub(crate) bytes: u64,
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+}
+
+/// What a [`SegLoader`] read back: the live (seq, slot) pairs in sequence
+/// order, and the sequence ranges it found lost on the way.
+#[derive(Debug)]
+pub(crate) struct Loaded<L> {
+    pub(crate) slots: Vec<(u64, Slot<L>)>,
+    pub(crate) lost: Vec<(u64, u64)>,
+}
+
+impl<L> Default for Loaded<L> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            lost: Vec::new(),
+        }
+    }
+}
+
+/// Reads back the slots of a segment that is not held in memory (the file
+/// store's block index, or the block itself when the index is gone).
+pub(crate) trait SegLoader<L>: Send + std::fmt::Debug {
+    /// The live messages of segment `unit`, which `sum` describes; subject ids
+    /// are those of `subjects`.
+    fn load(&self, unit: u32, sum: &SegSummary, subjects: &SubjectTable) -> Loaded<L>;
+}
+
+/// One segment: a run of sequences whose slots are loaded together.
+struct Seg<L> {
+    unit: u32,
+    sum: SegSummary,
+    /// The slots from `sum.first` to `sum.last`; `None` while not in memory.
+    body: RefCell<Option<Body<L>>>,
+    /// The backend holds an index equal to this segment, so its body can be
+    /// dropped and loaded again.
+    saved: Cell<bool>,
+    /// When it was last used (for eviction).
+    used: Cell<u64>,
+}
+
+impl<L> Seg<L> {
+    fn held(&self) -> usize {
+        self.body
+            .try_borrow()
+            .map_or(0, |b| b.as_ref().map_or(0, VecDeque::len))
+    }
+}
+
 /// The shared sequence/subject index. See the module docs for invariants.
 pub struct Core<L> {
-    base: u64,
-    slots: VecDeque<Option<Slot<L>>>,
+    segs: VecDeque<Seg<L>>,
     last_seq: u64,
     last_ts: i64,
     msgs: u64,
     bytes: u64,
     pub(crate) subjects: SubjectTable,
+    loader: Option<Box<dyn SegLoader<L>>>,
+    /// At most this many slots are held in memory, beyond segments that are
+    /// not saved (see [`Core::set_cache_max`]).
+    cache_max: usize,
+    clock: Cell<u64>,
+    /// Sequence ranges loads found lost, until the store takes them.
+    lost: RefCell<Vec<(u64, u64)>>,
+    /// A load did not match its segment's summary: counts and subject state
+    /// are recomputed at the next change.
+    recount: Cell<bool>,
 }
 
 impl<L> std::fmt::Debug for Core<L> {
@@ -218,6 +341,7 @@ impl<L> std::fmt::Debug for Core<L> {
             .field("first_seq", &self.first_seq())
             .field("last_seq", &self.last_seq)
             .field("subjects", &self.subjects.len())
+            .field("segments", &self.segs.len())
             .finish()
     }
 }
@@ -225,16 +349,30 @@ impl<L> std::fmt::Debug for Core<L> {
 impl<L> Core<L> {
     /// An empty index whose next sequence is `first_seq` (at least 1).
     pub(crate) fn new(first_seq: u64) -> Self {
-        let first = first_seq.max(1);
         Self {
-            base: first,
-            slots: VecDeque::new(),
-            last_seq: first - 1,
+            segs: VecDeque::new(),
+            last_seq: first_seq.max(1) - 1,
             last_ts: 0,
             msgs: 0,
             bytes: 0,
             subjects: SubjectTable::default(),
+            loader: None,
+            cache_max: usize::MAX,
+            clock: Cell::new(0),
+            lost: RefCell::new(Vec::new()),
+            recount: Cell::new(false),
         }
+    }
+
+    /// Where segments that are not in memory are read from.
+    pub(crate) fn set_loader(&mut self, loader: Box<dyn SegLoader<L>>) {
+        self.loader = Some(loader);
+    }
+
+    /// Bounds the slots held in memory: saved segments beyond it are dropped,
+    /// least recently used first (the one in use is kept).
+    pub(crate) fn set_cache_max(&mut self, slots: usize) {
+        self.cache_max = slots.max(1);
     }
 
     pub(crate) fn msgs(&self) -> u64 {
@@ -256,49 +394,251 @@ impl<L> Core<L> {
     }
     /// First stored sequence, or `last_seq + 1` when empty.
     pub(crate) fn first_seq(&self) -> u64 {
-        if self.msgs == 0 {
-            self.last_seq + 1
-        } else {
-            self.base
+        self.segs.front().map_or(self.last_seq + 1, |s| s.sum.first)
+    }
+
+    /// Index of the segment holding `seq` in its range.
+    fn seg_at(&self, seq: u64) -> Option<usize> {
+        let i = self.seg_from(seq);
+        (self.segs.get(i)?.sum.first <= seq).then_some(i)
+    }
+
+    /// Index of the first segment whose last sequence is at least `seq`.
+    fn seg_from(&self, seq: u64) -> usize {
+        self.segs.partition_point(|s| s.sum.last < seq)
+    }
+
+    /// Segment `i`'s slots, loaded if they are not in memory (always `Some`).
+    fn body(&self, i: usize) -> Option<Ref<'_, Body<L>>> {
+        let seg = &self.segs[i];
+        self.clock.set(self.clock.get() + 1);
+        seg.used.set(self.clock.get());
+        if seg.body.borrow().is_none() {
+            self.load(i);
+        }
+        Ref::filter_map(seg.body.borrow(), Option::as_ref).ok()
+    }
+
+    /// Loads segment `i` from the loader, then keeps the cache within its bound.
+    fn load(&self, i: usize) {
+        let seg = &self.segs[i];
+        let got = match &self.loader {
+            Some(l) => l.load(seg.unit, &seg.sum, &self.subjects),
+            None => Loaded::default(),
+        };
+        let (body, sum) = build_body(seg.sum.first, seg.sum.last, got.slots);
+        if sum != seg.sum {
+            warn!(segment = seg.unit, expected = ?seg.sum, found = ?sum,
+                "index segment does not match what was recorded; counts are recomputed");
+            seg.saved.set(false);
+            self.recount.set(true);
+        }
+        self.lost.borrow_mut().extend(got.lost);
+        *seg.body.borrow_mut() = Some(body);
+        self.evict(i);
+    }
+
+    /// Drops the least recently used saved bodies (never segment `keep`, nor
+    /// one in use) until the held slots are within the bound.
+    fn evict(&self, keep: usize) {
+        let mut held: usize = self.segs.iter().map(Seg::held).sum();
+        while held > self.cache_max {
+            let victim = self
+                .segs
+                .iter()
+                .enumerate()
+                .filter(|(j, s)| *j != keep && s.saved.get() && s.held() > 0)
+                .filter(|(_, s)| s.body.try_borrow_mut().is_ok())
+                .min_by_key(|(_, s)| s.used.get())
+                .map(|(j, _)| j);
+            let Some(j) = victim else { return };
+            held -= self.segs[j].held();
+            if let Ok(mut b) = self.segs[j].body.try_borrow_mut() {
+                *b = None;
+            }
         }
     }
 
-    pub(crate) fn get(&self, seq: u64) -> Option<&Slot<L>> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        self.slots.get(i)?.as_ref()
+    /// Keeps the held slots within the bound (saved segments only).
+    pub(crate) fn trim(&self) {
+        self.evict(usize::MAX);
+    }
+
+    /// True when more slots are held than the bound allows.
+    pub(crate) fn over_bound(&self) -> bool {
+        self.segs.iter().map(Seg::held).sum::<usize>() > self.cache_max
+    }
+
+    /// Segments held in memory that the backend has no index of, oldest first.
+    pub(crate) fn unsaved_units(&self) -> Vec<u32> {
+        self.segs
+            .iter()
+            .filter(|s| !s.saved.get() && s.held() > 0)
+            .map(|s| s.unit)
+            .collect()
+    }
+
+    /// The backend now holds an index equal to segment `unit`.
+    pub(crate) fn mark_saved(&self, unit: u32) {
+        if let Some(s) = self.seg_of_unit(unit) {
+            s.saved.set(true);
+        }
+    }
+
+    /// True when segment `unit` holds messages the backend has no current index of.
+    pub(crate) fn needs_save(&self, unit: u32) -> bool {
+        self.seg_of_unit(unit).is_some_and(|s| !s.saved.get())
+    }
+
+    /// Number of segments with their slots in memory (tests).
+    #[cfg(test)]
+    pub(crate) fn loaded_segments(&self) -> usize {
+        self.segs.iter().filter(|s| s.held() > 0).count()
+    }
+
+    fn seg_of_unit(&self, unit: u32) -> Option<&Seg<L>> {
+        let i = self.segs.binary_search_by_key(&unit, |s| s.unit).ok()?;
+        self.segs.get(i)
+    }
+
+    /// Calls `f` with the first sequence and the slots of segment `unit`.
+    pub(crate) fn with_unit<R>(&self, unit: u32, f: impl FnOnce(u64, &Body<L>) -> R) -> Option<R> {
+        let i = self.segs.binary_search_by_key(&unit, |s| s.unit).ok()?;
+        let body = self.body(i)?;
+        Some(f(self.segs[i].sum.first, &body))
+    }
+
+    /// Ranges of sequences loads found lost since the last call.
+    pub(crate) fn take_lost(&self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut *self.lost.borrow_mut())
+    }
+
+    pub(crate) fn get(&self, seq: u64) -> Option<Ref<'_, Slot<L>>> {
+        let i = self.seg_at(seq)?;
+        let first = self.segs[i].sum.first;
+        let k = usize::try_from(seq - first).ok()?;
+        Ref::filter_map(self.body(i)?, |b| b.get(k)?.as_ref()).ok()
+    }
+
+    /// Segment `i`'s slots for changing them (loaded first; no longer saved).
+    fn body_mut(&mut self, i: usize) -> (&mut SegSummary, &mut Body<L>) {
+        if self.segs[i].body.get_mut().is_none() {
+            self.load(i);
+        }
+        let seg = &mut self.segs[i];
+        seg.saved.set(false);
+        (&mut seg.sum, seg.body.get_mut().get_or_insert_default())
     }
 
     pub(crate) fn get_mut(&mut self, seq: u64) -> Option<&mut Slot<L>> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        self.slots.get_mut(i)?.as_mut()
+        let i = self.seg_at(seq)?;
+        let (sum, body) = self.body_mut(i);
+        let k = usize::try_from(seq - sum.first).ok()?;
+        body.get_mut(k)?.as_mut()
     }
 
-    /// Live (seq, slot) pairs from `start` on, in order.
-    pub(crate) fn iter_from(&self, start: u64) -> impl Iterator<Item = (u64, &Slot<L>)> {
-        let skip = usize::try_from(start.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        let base = self.base;
-        self.slots
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .filter_map(move |(i, s)| s.as_ref().map(|s| (base + i as u64, s)))
+    /// Calls `f` with every live (seq, slot) from `start` on, in order, until it
+    /// returns false.
+    pub(crate) fn walk(&self, start: u64, mut f: impl FnMut(u64, &Slot<L>) -> bool) {
+        for i in self.seg_from(start)..self.segs.len() {
+            let first = self.segs[i].sum.first;
+            let skip = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
+            let Some(body) = self.body(i) else { continue };
+            for (k, s) in body.iter().enumerate().skip(skip) {
+                if let Some(s) = s
+                    && !f(first + k as u64, s)
+                {
+                    return;
+                }
+            }
+        }
     }
 
-    /// Adds a message. `seq` must be above `last_seq`.
-    pub(crate) fn insert(&mut self, seq: u64, subject: &str, size: u32, ts: i64, loc: L) {
-        debug_assert!(seq > self.last_seq);
-        let subj = self.subjects.intern(subject);
-        self.insert_known(seq, subj, size, ts, loc);
+    /// Like [`Core::walk`], downwards from `at`.
+    pub(crate) fn walk_back(&self, at: u64, mut f: impl FnMut(u64, &Slot<L>) -> bool) {
+        let end = self.seg_from(at).min(self.segs.len());
+        let end = match self.segs.get(end) {
+            Some(s) if s.sum.first <= at => end + 1,
+            _ => end,
+        };
+        for i in (0..end).rev() {
+            let first = self.segs[i].sum.first;
+            let Some(body) = self.body(i) else { continue };
+            let hi = usize::try_from(at - first).unwrap_or(usize::MAX);
+            for k in (0..body.len().min(hi.saturating_add(1))).rev() {
+                if let Some(Some(s)) = body.get(k)
+                    && !f(first + k as u64, s)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first live sequence and its slot.
+    pub(crate) fn first(&self) -> Option<(u64, Ref<'_, Slot<L>>)> {
+        let seq = self.segs.front()?.sum.first;
+        self.get(seq).map(|s| (seq, s))
+    }
+
+    /// The sequence of the `n`th live message (from 0).
+    pub(crate) fn nth(&self, n: u64) -> Option<u64> {
+        let mut left = n;
+        let mut at = None;
+        for seg in &self.segs {
+            if left >= seg.sum.msgs {
+                left -= seg.sum.msgs;
+                continue;
+            }
+            self.walk(seg.sum.first, |seq, _| {
+                if left == 0 {
+                    at = Some(seq);
+                    return false;
+                }
+                left -= 1;
+                true
+            });
+            break;
+        }
+        at
     }
 
     /// Adds a message whose subject id is already interned (restored from an index).
-    pub(crate) fn insert_known(&mut self, seq: u64, subj: u32, size: u32, ts: i64, loc: L) {
+    pub(crate) fn insert_known(&mut self, seq: u64, subj: u32, size: u32, ts: i64, loc: L)
+    where
+        L: Placed,
+    {
+        debug_assert!(seq > self.segs.back().map_or(0, |s| s.sum.last));
         let size = NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN);
-        if self.slots.is_empty() {
-            self.base = seq;
-        } else {
-            let gap = seq.saturating_sub(self.base + self.slots.len() as u64);
-            self.slots.extend((0..gap).map(|_| None));
+        let unit = loc.unit();
+        let slot = Slot {
+            subj,
+            size,
+            ts,
+            loc,
+        };
+        match self.segs.len().checked_sub(1) {
+            Some(i) if self.segs[i].unit == unit => {
+                let (sum, body) = self.body_mut(i);
+                let gap = seq.saturating_sub(sum.first + body.len() as u64);
+                body.extend((0..gap).map(|_| None));
+                body.push_back(Some(slot));
+                sum.last = seq;
+                sum.msgs += 1;
+                sum.bytes += u64::from(size.get());
+            }
+            _ => self.segs.push_back(Seg {
+                unit,
+                sum: SegSummary {
+                    msgs: 1,
+                    bytes: u64::from(size.get()),
+                    first: seq,
+                    last: seq,
+                },
+                body: RefCell::new(Some(VecDeque::from([Some(slot)]))),
+                saved: Cell::new(false),
+                used: Cell::new(self.clock.get()),
+            }),
         }
         if let Some(e) = self.subjects.entry_mut(subj) {
             if e.state.msgs == 0 {
@@ -307,12 +647,6 @@ impl<L> Core<L> {
             e.state.msgs += 1;
             e.state.last = seq;
         }
-        self.slots.push_back(Some(Slot {
-            subj,
-            size,
-            ts,
-            loc,
-        }));
         if seq >= self.last_seq {
             self.last_seq = seq;
             self.last_ts = ts;
@@ -321,9 +655,48 @@ impl<L> Core<L> {
         self.bytes += u64::from(size.get());
     }
 
-    /// Reserves room for `n` more slots.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.slots.reserve(n);
+    /// Adds a message. `seq` must be above `last_seq`.
+    pub(crate) fn insert(&mut self, seq: u64, subject: &str, size: u32, ts: i64, loc: L)
+    where
+        L: Placed,
+    {
+        debug_assert!(seq > self.last_seq);
+        let subj = self.subjects.intern(subject);
+        self.insert_known(seq, subj, size, ts, loc);
+    }
+
+    /// Adds a segment that is not in memory (its slots are loaded on first
+    /// use), with its summary and what it holds of each subject. The caller
+    /// advances the last sequence and time (to the block's).
+    pub(crate) fn add_cold(
+        &mut self,
+        unit: u32,
+        sum: SegSummary,
+        subjects: &[(&str, SubjectState)],
+    ) {
+        if sum.msgs == 0 {
+            return;
+        }
+        debug_assert!(sum.first > self.segs.back().map_or(0, |s| s.sum.last));
+        for (name, st) in subjects {
+            let id = self.subjects.intern(name);
+            if let Some(e) = self.subjects.entry_mut(id) {
+                if e.state.msgs == 0 {
+                    e.state.first = st.first;
+                }
+                e.state.msgs += st.msgs;
+                e.state.last = st.last;
+            }
+        }
+        self.segs.push_back(Seg {
+            unit,
+            sum,
+            body: RefCell::new(None),
+            saved: Cell::new(true),
+            used: Cell::new(0),
+        });
+        self.msgs += sum.msgs;
+        self.bytes += sum.bytes;
     }
 
     /// Interns a subject name, returning its id.
@@ -340,31 +713,36 @@ impl<L> Core<L> {
 
     /// Empties the index and makes `first` the next sequence (`last_seq` never goes down).
     pub(crate) fn reset(&mut self, first: u64) {
-        self.slots.clear();
+        self.segs.clear();
         self.subjects = SubjectTable::default();
         self.msgs = 0;
         self.bytes = 0;
         self.last_seq = self.last_seq.max(first.saturating_sub(1));
-        self.base = self.last_seq + 1;
     }
 
     /// Removes a message, keeping subject state exact. `None` if not stored.
     pub(crate) fn remove(&mut self, seq: u64) -> Option<Slot<L>> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        let slot = self.slots.get_mut(i)?.take()?;
+        let i = self.seg_at(seq)?;
+        let (sum, body) = self.body_mut(i);
+        let k = usize::try_from(seq - sum.first).ok()?;
+        let slot = body.get_mut(k)?.take()?;
+        let size = u64::from(slot.size.get());
+        sum.msgs = sum.msgs.saturating_sub(1);
+        sum.bytes = sum.bytes.saturating_sub(size);
+        while matches!(body.front(), Some(None)) {
+            body.pop_front();
+            sum.first += 1;
+        }
+        while matches!(body.back(), Some(None)) {
+            body.pop_back();
+            sum.last -= 1;
+        }
+        if body.is_empty() {
+            self.segs.remove(i);
+        }
         self.msgs -= 1;
-        self.bytes -= u64::from(slot.size.get());
+        self.bytes -= size;
         self.fix_subject(slot.subj, seq);
-        while matches!(self.slots.front(), Some(None)) {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        while matches!(self.slots.back(), Some(None)) {
-            self.slots.pop_back();
-        }
-        if self.slots.is_empty() {
-            self.base = self.last_seq + 1;
-        }
         Some(slot)
     }
 
@@ -402,15 +780,32 @@ impl<L> Core<L> {
 
     /// First (or last) sequence in `[lo, hi]` whose subject is `id`.
     fn scan(&self, lo: u64, hi: u64, id: u32, forward: bool) -> Option<u64> {
-        let lo_i = usize::try_from(lo.checked_sub(self.base)?).ok()?;
-        let hi_i = usize::try_from(hi.checked_sub(self.base)?).ok()?;
-        let hit = |i: &usize| matches!(self.slots.get(*i), Some(Some(s)) if s.subj == id);
-        let found = if forward {
-            (lo_i..=hi_i).find(hit)
+        if lo > hi {
+            return None;
+        }
+        let mut found = None;
+        if forward {
+            self.walk(lo, |seq, s| {
+                if seq > hi {
+                    return false;
+                }
+                if s.subj == id {
+                    found = Some(seq);
+                }
+                found.is_none()
+            });
         } else {
-            (lo_i..=hi_i).rev().find(hit)
-        };
-        found.map(|i| self.base + i as u64)
+            self.walk_back(hi, |seq, s| {
+                if seq < lo {
+                    return false;
+                }
+                if s.subj == id {
+                    found = Some(seq);
+                }
+                found.is_none()
+            });
+        }
+        found
     }
 
     pub(crate) fn subject_state(&self, name: &str) -> Option<SubjectState> {
@@ -430,12 +825,26 @@ impl<L> Core<L> {
             };
         }
         if m.is_all() {
-            return self.iter_from(start).next().map(|(s, _)| s);
+            let seg = self.segs.get(self.seg_from(start))?;
+            if start <= seg.sum.first {
+                return Some(seg.sum.first);
+            }
+            let mut found = None;
+            self.walk(start, |seq, _| {
+                found = Some(seq);
+                false
+            });
+            return found;
         }
         let table = &self.subjects;
-        self.iter_from(start)
-            .find(|(_, s)| m.matches_id(table, s.subj))
-            .map(|(s, _)| s)
+        let mut found = None;
+        self.walk(start, |seq, s| {
+            if m.matches_id(table, s.subj) {
+                found = Some(seq);
+            }
+            found.is_none()
+        });
+        found
     }
 
     /// Last live sequence at or below `at` whose subject the matcher accepts.
@@ -449,22 +858,21 @@ impl<L> Core<L> {
                 s => self.scan(st.first, s, id, false),
             };
         }
-        let hi = usize::try_from(at.checked_sub(self.base)?).ok()?;
-        let hi = hi.min(self.slots.len().checked_sub(1)?);
         let table = &self.subjects;
-        (0..=hi)
-            .rev()
-            .find(|&i| match self.slots.get(i) {
-                Some(Some(s)) => m.matches_id(table, s.subj),
-                _ => false,
-            })
-            .map(|i| self.base + i as u64)
+        let mut found = None;
+        self.walk_back(at, |seq, s| {
+            if m.matches_id(table, s.subj) {
+                found = Some(seq);
+            }
+            found.is_none()
+        });
+        found
     }
 
     /// Last live sequence whose subject the matcher accepts.
     pub(crate) fn last_matching(&self, m: &Matcher<'_>) -> Option<u64> {
         if m.is_all() {
-            return (self.msgs > 0).then(|| self.base + self.slots.len() as u64 - 1);
+            return self.segs.back().map(|s| s.sum.last);
         }
         if let Some(lit) = m.literal() {
             return self.subject_state(lit).map(|s| s.last);
@@ -493,11 +901,17 @@ impl<L> Core<L> {
     /// Sequences of matching messages, oldest first, below `below` (exclusive).
     pub(crate) fn matching_seqs(&self, m: &mut Matcher<'_>, below: u64) -> Vec<u64> {
         let table = &self.subjects;
-        self.iter_from(0)
-            .take_while(|(s, _)| *s < below)
-            .filter(|(_, slot)| m.matches_id(table, slot.subj))
-            .map(|(s, _)| s)
-            .collect()
+        let mut out = Vec::new();
+        self.walk(0, |seq, slot| {
+            if seq >= below {
+                return false;
+            }
+            if m.matches_id(table, slot.subj) {
+                out.push(seq);
+            }
+            true
+        });
+        out
     }
 
     /// Interior deleted sequences between first and last, ascending.
@@ -505,15 +919,14 @@ impl<L> Core<L> {
         if self.msgs == 0 {
             return Vec::new();
         }
-        let mut out: Vec<u64> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_none())
-            .map(|(i, _)| self.base + i as u64)
-            .collect();
-        let tail_from = self.base + self.slots.len() as u64;
-        out.extend(tail_from..=self.last_seq);
+        let mut out = Vec::new();
+        let mut next = self.first_seq();
+        self.walk(0, |seq, _| {
+            out.extend(next..seq);
+            next = seq + 1;
+            true
+        });
+        out.extend(next..=self.last_seq);
         out
     }
 
@@ -522,9 +935,89 @@ impl<L> Core<L> {
         if self.msgs == 0 {
             0
         } else {
-            self.last_seq - self.base + 1 - self.msgs
+            (self.last_seq + 1)
+                .saturating_sub(self.first_seq())
+                .saturating_sub(self.msgs)
         }
     }
+
+    /// After a load that did not match its summary: recomputes every segment's
+    /// summary, the totals and the subject states from the slots (loading each
+    /// segment in turn). Returns whether it had to.
+    pub(crate) fn recount_if_needed(&mut self) -> bool {
+        if !self.recount.replace(false) {
+            return false;
+        }
+        self.subjects.clear_states();
+        let (mut msgs, mut bytes) = (0, 0);
+        for i in 0..self.segs.len() {
+            let saved = self.segs[i].saved.get();
+            let live: Vec<(u64, u32, u64)> = {
+                let first = self.segs[i].sum.first;
+                let Some(body) = self.body(i) else { continue };
+                body.iter()
+                    .enumerate()
+                    .filter_map(|(k, s)| {
+                        s.as_ref()
+                            .map(|s| (first + k as u64, s.subj, u64::from(s.size.get())))
+                    })
+                    .collect()
+            };
+            let (sum, body) = self.body_mut(i);
+            *sum = SegSummary {
+                msgs: live.len() as u64,
+                bytes: live.iter().map(|l| l.2).sum(),
+                first: live.first().map_or(0, |l| l.0),
+                last: live.last().map_or(0, |l| l.0),
+            };
+            while matches!(body.front(), Some(None)) {
+                body.pop_front();
+            }
+            while matches!(body.back(), Some(None)) {
+                body.pop_back();
+            }
+            self.segs[i].saved.set(saved);
+            msgs += live.len() as u64;
+            bytes += live.iter().map(|l| l.2).sum::<u64>();
+            for (seq, subj, _) in live {
+                self.subjects.count(subj, seq);
+            }
+            self.evict(i);
+        }
+        self.segs.retain(|s| s.sum.msgs > 0);
+        self.subjects.release_empty();
+        self.msgs = msgs;
+        self.bytes = bytes;
+        true
+    }
+}
+
+/// Lays out `slots` (ascending) as a body from `first`; drops any outside
+/// `[first, last]` or out of order. Returns it with the summary it amounts to.
+fn build_body<L>(first: u64, last: u64, slots: Vec<(u64, Slot<L>)>) -> (Body<L>, SegSummary) {
+    let mut body = VecDeque::with_capacity(usize::try_from(last - first + 1).unwrap_or(0));
+    let mut sum = SegSummary {
+        first,
+        ..SegSummary::default()
+    };
+    for (seq, slot) in slots {
+        let next = first + body.len() as u64;
+        if seq < next || seq > last {
+            continue;
+        }
+        body.extend((next..seq).map(|_| None));
+        sum.msgs += 1;
+        sum.bytes += u64::from(slot.size.get());
+        sum.last = seq;
+        body.push_back(Some(slot));
+    }
+    if sum.msgs == 0 || !matches!(body.front(), Some(Some(_))) {
+        sum.first = body
+            .iter()
+            .position(Option::is_some)
+            .map_or(0, |k| first + k as u64);
+    }
+    (body, sum)
 }
 
 #[cfg(test)]

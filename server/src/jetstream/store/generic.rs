@@ -14,7 +14,7 @@ use rill_protocol::jsapi::Timestamp;
 use rill_protocol::subject;
 
 use super::StreamStore;
-use super::core::{Core, Matcher, Slot};
+use super::core::{Core, Matcher, Placed, Slot};
 use super::damage::Damage;
 use super::types::{
     Discard, LAST_SEQ, PurgeRequest, StoreConfig, StoreError, StoredMsg, StreamState, SubjectState,
@@ -26,7 +26,7 @@ use super::types::{
 /// [`Store`]) keeps the index.
 pub trait Backend: Send + Debug {
     /// Location of one message's bytes.
-    type Loc: Send + Debug;
+    type Loc: Send + Debug + Placed;
 
     /// Accounted size of a message (nats-server's formula for this kind of store).
     fn msg_size(&self, subj: usize, hdr: usize, payload: usize) -> u64;
@@ -152,15 +152,16 @@ impl<B: Backend> Store<B> {
         let Some(slot) = self.core.get(seq).filter(|_| !self.damage.is_pending(seq)) else {
             return Err(self.missing(seq));
         };
-        for bad in self.backend.verify(&self.core, slot) {
+        for bad in self.backend.verify(&self.core, &slot) {
             let size = self.core.get(bad).map_or(0, |s| u64::from(s.size.get()));
             self.damage.found(bad, size, "record does not validate");
         }
         if self.damage.is_pending(seq) {
             return Err(StoreError::Deleted);
         }
+        self.absorb_lost();
         let subject = self.core.subjects.name(slot.subj);
-        match self.backend.read(seq, subject, slot) {
+        match self.backend.read(seq, subject, &slot) {
             Err(StoreError::Corrupt(why)) => {
                 self.damage.found(seq, u64::from(slot.size.get()), &why);
                 Err(StoreError::Deleted)
@@ -169,9 +170,20 @@ impl<B: Backend> Store<B> {
         }
     }
 
+    /// Reports the ranges loads of index segments found lost.
+    fn absorb_lost(&self) {
+        for (first, last) in self.core.take_lost() {
+            self.damage.lost_range(first, last);
+        }
+    }
+
     /// Takes the damaged messages found by loads out of the index (they are
-    /// already reported lost). Runs before every change.
+    /// already reported lost), and recounts the index if a segment load found
+    /// it different from what was recorded. Runs before every change.
     fn settle_damage(&mut self) -> Result<(), StoreError> {
+        if self.core.recount_if_needed() {
+            self.absorb_lost();
+        }
         let seqs = self.damage.take_pending();
         if seqs.is_empty() {
             return Ok(());
@@ -305,7 +317,7 @@ impl<B: Backend> Store<B> {
         let cutoff = now.saturating_sub(age);
         let mut n = 0;
         loop {
-            let first = self.core.iter_from(0).next().map(|(q, s)| (q, s.ts));
+            let first = self.core.first().map(|(q, s)| (q, s.ts));
             let Some((seq, ts)) = first else { break };
             if ts > cutoff {
                 break;
@@ -525,8 +537,7 @@ impl<B: Backend> StreamStore for Store<B> {
             _ if keep == 0 => self.purge_all(),
             _ if keep >= self.core.msgs() => Ok(0),
             _ => {
-                let skip = usize::try_from(self.core.msgs() - keep).unwrap_or(usize::MAX);
-                let cut = self.core.iter_from(0).nth(skip).map(|(s, _)| s);
+                let cut = self.core.nth(self.core.msgs() - keep);
                 self.compact_inner(cut.unwrap_or(0))
             }
         }
@@ -560,13 +571,14 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
-        let ts_of = |seq: u64| self.core.get(seq).map_or(0, |s| s.ts);
+        let first_ts = self.core.get(first_seq).map_or(0, |s| s.ts);
+        self.absorb_lost();
         let (bad_msgs, bad_bytes) = self.damage.pending_totals();
         StreamState {
             msgs: self.core.msgs().saturating_sub(bad_msgs),
             bytes: self.core.bytes().saturating_sub(bad_bytes),
             first_seq,
-            first_ts: ts_of(first_seq),
+            first_ts,
             last_seq: self.core.last_seq(),
             last_ts: self.core.last_ts(),
             num_deleted: self.core.num_deleted(),
@@ -599,7 +611,7 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn next_expiry(&self) -> Option<i64> {
         let age = self.cfg.age_limit_ns()?;
-        let (_, slot) = self.core.iter_from(0).next()?;
+        let (_, slot) = self.core.first()?;
         Some(slot.ts.saturating_add(age))
     }
 

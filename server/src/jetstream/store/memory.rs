@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::core::{Core, Slot};
+use super::core::{Core, Placed, Slot};
 use super::generic::{Backend, Store};
 use super::types::{StoreConfig, StoreError, StoredMsg, file_msg_size, mem_msg_size};
 
@@ -14,6 +14,13 @@ use super::types::{StoreConfig, StoreError, StoredMsg, file_msg_size, mem_msg_si
 pub struct MemMsg {
     hdr: Option<Bytes>,
     payload: Bytes,
+}
+
+impl Placed for MemMsg {
+    /// The memory store keeps one segment.
+    fn unit(&self) -> u32 {
+        0
+    }
 }
 
 /// Backend that keeps messages in memory.

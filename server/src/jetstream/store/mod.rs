@@ -47,7 +47,7 @@ mod tests;
 pub use self::consumer::{
     ConsumerState, ConsumerStore, FileConsumerStore, MemConsumerStore, PendingAck, SequencePair,
 };
-pub use self::core::{Core, Slot};
+pub use self::core::{Core, Placed, Slot};
 pub use self::damage::{LOST_LIST_MAX, LostData};
 pub use self::file::{FileBackend, FileLoc, FileStore};
 pub use self::generic::{Backend, Store, now_ns, timestamp};
@@ -55,8 +55,9 @@ pub use self::memory::{MemBackend, MemMsg, MemStore};
 #[cfg(test)]
 pub use self::simdisk::SimDisk;
 pub use self::types::{
-    DEFAULT_BLOCK_SIZE, Discard, LAST_SEQ, PurgeRequest, StorageKind, StoreConfig, StoreError,
-    StoredMsg, StreamState, SubjectState, SyncPolicy, file_msg_size, mem_msg_size,
+    DEFAULT_BLOCK_SIZE, DEFAULT_INDEX_CACHE, Discard, LAST_SEQ, PurgeRequest, StorageKind,
+    StoreConfig, StoreError, StoredMsg, StreamState, SubjectState, SyncPolicy, file_msg_size,
+    mem_msg_size,
 };
 pub use self::vfs::{SharedVfs, StdFs, VFile, Vfs};
 

@@ -65,7 +65,15 @@ pub struct StoreConfig {
     pub block_size: u64,
     /// When the owner makes appends durable.
     pub sync: SyncPolicy,
+    /// Bytes of memory a file store holds at most for the index entries of
+    /// blocks it has an index file of (32 bytes a message); read when the store is
+    /// opened. Blocks changed since they were indexed stay in memory until the
+    /// next sync indexes them again.
+    pub index_cache: usize,
 }
+
+/// Default bound of a file store's index cache: 4 MiB (128 Ki messages).
+pub const DEFAULT_INDEX_CACHE: usize = 4 * 1024 * 1024;
 
 /// Default block size for file stores: 8 MiB.
 pub const DEFAULT_BLOCK_SIZE: u64 = 8 * 1024 * 1024;
@@ -83,6 +91,7 @@ impl Default for StoreConfig {
             storage: StorageKind::File,
             block_size: DEFAULT_BLOCK_SIZE,
             sync: SyncPolicy::Always,
+            index_cache: DEFAULT_INDEX_CACHE,
         }
     }
 }

@@ -114,6 +114,8 @@ pub(crate) struct Block {
     pub(crate) verified: std::cell::Cell<bool>,
     /// Bytes of the block its index file (`<id>.idx`) describes; 0 when it has none.
     pub(crate) indexed: u64,
+    /// Its index file is of format version 1 (rewritten in version 2 when it can be).
+    pub(crate) legacy_idx: bool,
 }
 
 impl fmt::Debug for Block {
@@ -144,6 +146,7 @@ impl Block {
             file,
             verified: std::cell::Cell::new(true),
             indexed: 0,
+            legacy_idx: false,
         }
     }
 

@@ -1,12 +1,14 @@
-//! Block index files (`<id>.idx`): where every live message of one block is,
-//! so an open adopts the block without reading its records (format in the
-//! parent module docs).
+//! Block index files (`<id>.idx`): what one block holds, so an open adopts the
+//! block without reading its records, and (format version 2) without reading
+//! its entries either: only the index's head is read at open; the entries are
+//! read when the block's messages are first used (see `lazy`).
 //!
 //! A block's index is written when the block is sealed (at the first sync after
-//! the store rolled over to a new block: the rotation checkpoint) and, for
-//! blocks without a current one, at a clean stop. So the clean stop writes the
-//! index of the active block only, and an open after a crash scans only what was
-//! written since the last checkpoint.
+//! the store rolled over to a new block: the rotation checkpoint), for blocks
+//! without a current one at a clean stop, and when the index cache is over its
+//! bound for blocks changed since they were indexed (so their entries can leave
+//! memory). So a clean stop writes the index of the active block only, and an
+//! open after a crash scans only what was written since the last checkpoint.
 //!
 //! An index is derived data and is not fsynced: it is written only after its
 //! block's bytes were, and it is checksummed, so a lost or torn one only means
@@ -15,6 +17,10 @@
 //! describes, and before a block is compacted, the index file is removed and
 //! the directory synced; an open removes (durably) every index it does not adopt.
 //! So an index file exists exactly for the blocks with `Block::indexed > 0`.
+//!
+//! Version 1 indexes (one checksum over everything, no per-subject head) are
+//! still read: such a block's entries are decoded at open and kept in memory
+//! until the index is written again in version 2.
 //!
 //! Owns the index files; the legacy whole-store snapshot is in `index`.
 
@@ -27,13 +33,20 @@ use super::block::{BLOCK_HDR, Block, Header, block_path, decode_header, newer_fo
 use super::index::{Entry, Reader, put_entry, put_varint, read_entry};
 use super::record::{self, STATE_LIVE};
 use super::{FileBackend, FileLoc};
-use crate::jetstream::store::core::Core;
-use crate::jetstream::store::types::StoreError;
+use crate::jetstream::store::core::{Core, SegSummary};
+use crate::jetstream::store::types::{StoreError, SubjectState};
+use crate::jetstream::store::vfs::VFile;
 
 /// Suffix of block index files.
 pub(super) const IDX_EXT: &str = ".idx";
 /// Magic of a block index file, version 1.
-const MAGIC: &[u8; 8] = b"RILLBIX\x01";
+const MAGIC_V1: &[u8; 8] = b"RILLBIX\x01";
+/// Magic of a block index file, version 2.
+const MAGIC: &[u8; 8] = b"RILLBIX\x02";
+/// Bytes of a version 2 head before its subjects.
+const HEAD_FIXED: usize = 108;
+/// Bytes read first when opening an index (most heads fit).
+const HEAD_PROBE: u64 = 4096;
 
 /// Path of block `id`'s index file in `dir`.
 pub(super) fn idx_path(dir: &Path, id: u32) -> PathBuf {
@@ -48,7 +61,240 @@ pub(super) fn parse_idx_name(name: &str) -> Option<u32> {
         .flatten()
 }
 
-/// A checked block index: the block as it was described, and its live messages
+/// The checked head of a version 2 index: the block as it was described,
+/// what it holds, and of each subject.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) id: u32,
+    first_seq: u64,
+    prev_ts: i64,
+    pub(crate) len: u64,
+    pub(crate) last_seq: u64,
+    last_ts: i64,
+    pub(crate) sum: SegSummary,
+    rec_bytes: u64,
+    newest: FileLoc,
+    pub(crate) subjects: Vec<(String, SubjectState)>,
+    head_len: usize,
+}
+
+/// Encodes block `b`'s index (version 2) from the live messages `core` holds of it.
+fn encode(b: &Block, core: &Core<FileLoc>) -> Vec<u8> {
+    let mut local: HashMap<u32, usize> = HashMap::new();
+    let mut subjects: Vec<(bytes::Bytes, SubjectState)> = Vec::new();
+    let mut body = Vec::with_capacity(b.live_msgs as usize * 9);
+    let mut prev = Entry::default();
+    let (mut sum, mut rec_bytes, mut newest) = (SegSummary::default(), 0, FileLoc::default());
+    core.with_unit(b.id, |first, slots| {
+        for (k, s) in slots.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let seq = first + k as u64;
+            let i = *local.entry(s.subj).or_insert_with(|| {
+                let st = SubjectState {
+                    msgs: 0,
+                    first: seq,
+                    last: seq,
+                };
+                subjects.push((core.subjects.name(s.subj), st));
+                subjects.len() - 1
+            });
+            subjects[i].1.msgs += 1;
+            subjects[i].1.last = seq;
+            let e = Entry {
+                seq,
+                subj: i as u32,
+                ts: s.ts,
+                size: s.size.get(),
+                loc: s.loc,
+            };
+            put_entry(&mut body, &prev, &e);
+            prev = e;
+            if sum.msgs == 0 {
+                sum.first = seq;
+            }
+            sum.msgs += 1;
+            sum.bytes += u64::from(s.size.get());
+            sum.last = seq;
+            rec_bytes += u64::from(s.loc.len);
+            newest = s.loc;
+        }
+    });
+    let mut out = Vec::with_capacity(HEAD_FIXED + subjects.len() * 16 + body.len() + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&b.id.to_le_bytes());
+    for v in [
+        b.first_seq,
+        b.prev_ts as u64,
+        b.len,
+        b.last_seq,
+        b.last_ts as u64,
+        sum.msgs,
+        sum.bytes,
+        rec_bytes,
+        sum.first,
+        sum.last,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&newest.off.to_le_bytes());
+    out.extend_from_slice(&newest.len.to_le_bytes());
+    out.extend_from_slice(&(subjects.len() as u32).to_le_bytes());
+    for (name, st) in &subjects {
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        put_varint(&mut out, st.msgs);
+        put_varint(&mut out, st.first - b.first_seq);
+        put_varint(&mut out, st.last - b.first_seq);
+    }
+    let head_len = out.len() + 4;
+    out[8..12].copy_from_slice(&(head_len as u32).to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let entries_at = out.len();
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out[entries_at..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The head length a version 2 index starts with (`None`: not version 2).
+fn head_len(data: &[u8]) -> Option<usize> {
+    let len = data.get(8..12)?;
+    (data.get(..8)? == MAGIC).then(|| u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+}
+
+/// Decodes and checks the head of a version 2 index (`data` holds at least the head).
+pub(crate) fn decode_head(data: &[u8]) -> Result<Head, String> {
+    let head_len = head_len(data).ok_or("index magic")?;
+    if head_len < HEAD_FIXED + 4 || head_len > data.len() {
+        return Err("index head length".into());
+    }
+    let (head, crc) = data[..head_len].split_at(head_len - 4);
+    if crc32fast::hash(head) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("index head checksum mismatch".into());
+    }
+    let mut r = Reader { buf: head, pos: 12 };
+    let id = r.u32()?;
+    let (first_seq, prev_ts, len) = (r.u64()?, r.u64()? as i64, r.u64()?);
+    let (last_seq, last_ts) = (r.u64()?, r.u64()? as i64);
+    let (msgs, bytes, rec_bytes) = (r.u64()?, r.u64()?, r.u64()?);
+    let sum = SegSummary {
+        msgs,
+        bytes,
+        first: r.u64()?,
+        last: r.u64()?,
+    };
+    let newest = FileLoc {
+        blk: id,
+        off: r.u32()?,
+        len: r.u32()?,
+    };
+    let n = r.u32()?;
+    let mut subjects = Vec::new();
+    let mut counted = 0u64;
+    for _ in 0..n {
+        let len = usize::from(r.u16()?);
+        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "subject not utf-8")?;
+        let st = SubjectState {
+            msgs: r.varint()?,
+            first: first_seq.checked_add(r.varint()?).ok_or("subject first")?,
+            last: first_seq.checked_add(r.varint()?).ok_or("subject last")?,
+        };
+        if st.msgs == 0 || st.first > st.last || st.first < sum.first || st.last > sum.last {
+            return Err(format!("index subject {name} is inconsistent"));
+        }
+        counted = counted.saturating_add(st.msgs);
+        subjects.push((name.to_owned(), st));
+    }
+    if r.pos != r.buf.len() {
+        return Err("trailing bytes in index head".into());
+    }
+    let in_block =
+        newest.off >= BLOCK_HDR as u32 && u64::from(newest.off) + u64::from(newest.len) <= len;
+    let ordered = first_seq <= sum.first && sum.first <= sum.last && sum.last <= last_seq;
+    if counted != msgs || (msgs > 0 && !(in_block && ordered)) {
+        return Err("index head is inconsistent".into());
+    }
+    Ok(Head {
+        id,
+        first_seq,
+        prev_ts,
+        len,
+        last_seq,
+        last_ts,
+        sum,
+        rec_bytes,
+        newest,
+        subjects,
+        head_len,
+    })
+}
+
+/// Decodes and checks the entries of a version 2 index whose head is `head`:
+/// their checksum, order, place in the block, and that they add up to the head.
+pub(crate) fn decode_entries(data: &[u8], head: &Head) -> Result<Vec<Entry>, String> {
+    let sect = data.get(head.head_len..).ok_or("index entries missing")?;
+    let body_len = sect.len().checked_sub(4).ok_or("index entries truncated")?;
+    let (body, crc) = sect.split_at(body_len);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("index entries checksum mismatch".into());
+    }
+    let n = usize::try_from(head.sum.msgs).map_err(|_| "message count")?;
+    // Every entry takes at least 7 bytes: a count the rest cannot hold is damage.
+    if n > body_len / 7 {
+        return Err("message count beyond the index".into());
+    }
+    let mut r = Reader { buf: body, pos: 0 };
+    let mut out = Vec::with_capacity(n);
+    let (mut prev, mut bytes) = (Entry::default(), 0u64);
+    for _ in 0..n {
+        let e = read_entry(&mut r, &prev)?;
+        let in_block = e.loc.blk == head.id
+            && e.loc.off >= BLOCK_HDR as u32
+            && u64::from(e.loc.off) + u64::from(e.loc.len) <= head.len;
+        let in_order = e.seq > prev.seq && e.seq >= head.sum.first && e.seq <= head.sum.last;
+        if !in_block || !in_order || e.subj as usize >= head.subjects.len() {
+            return Err(format!("index entry for seq {} is inconsistent", e.seq));
+        }
+        bytes = bytes.saturating_add(u64::from(e.size));
+        out.push(e);
+        prev = e;
+    }
+    let ends = out.first().map(|e| e.seq) == Some(head.sum.first) && prev.seq == head.sum.last;
+    if r.pos != r.buf.len() || bytes != head.sum.bytes || (n > 0 && !ends) {
+        return Err("index entries do not match its head".into());
+    }
+    Ok(out)
+}
+
+/// A whole version 2 index, decoded and checked (fuzzing, tests).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_v2(data: &[u8]) -> Result<(Head, Vec<Entry>), String> {
+    let head = decode_head(data)?;
+    let entries = decode_entries(data, &head)?;
+    Ok((head, entries))
+}
+
+/// What an index file holds, as far as an open reads it.
+enum IdxFile {
+    /// Version 1, decoded whole.
+    V1(BlockIndex),
+    /// Version 2: its head (the entries are read when needed).
+    V2(Head),
+}
+
+impl IdxFile {
+    /// (first_seq, prev_ts, len, last_seq, last_ts) of the block it describes.
+    fn block(&self) -> (u64, i64, u64, u64, i64) {
+        match self {
+            Self::V1(i) => (i.first_seq, i.prev_ts, i.len, i.last_seq, i.last_ts),
+            Self::V2(h) => (h.first_seq, h.prev_ts, h.len, h.last_seq, h.last_ts),
+        }
+    }
+}
+
+/// A checked version 1 block index: the block as it was described, and its live messages
 /// (each entry's `subj` indexes `subjects`), kept encoded: they are decoded
 /// again straight into the store's index when the block is adopted, so an open
 /// holds no per-message buffer beside it.
@@ -92,60 +338,7 @@ impl BlockIndex {
     }
 }
 
-/// Encodes the index of block `b` from the live messages `core` places in it.
-fn encode(b: &Block, core: &Core<FileLoc>) -> Vec<u8> {
-    let mut local: HashMap<u32, u32> = HashMap::new();
-    let mut names = Vec::new();
-    let mut body = Vec::with_capacity(b.live_msgs as usize * 9);
-    let mut prev = Entry::default();
-    let mut n = 0u64;
-    for (seq, s) in core.iter_from(b.first_seq) {
-        if seq > b.last_seq {
-            break;
-        }
-        if s.loc.blk != b.id {
-            continue;
-        }
-        let subj = *local.entry(s.subj).or_insert_with(|| {
-            names.push(core.subjects.name(s.subj));
-            (names.len() - 1) as u32
-        });
-        let e = Entry {
-            seq,
-            subj,
-            ts: s.ts,
-            size: s.size.get(),
-            loc: s.loc,
-        };
-        put_entry(&mut body, &prev, &e);
-        prev = e;
-        n += 1;
-    }
-    let mut out = Vec::with_capacity(64 + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&b.id.to_le_bytes());
-    for v in [
-        b.first_seq,
-        b.prev_ts as u64,
-        b.len,
-        b.last_seq,
-        b.last_ts as u64,
-    ] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&(names.len() as u32).to_le_bytes());
-    for name in &names {
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(name);
-    }
-    put_varint(&mut out, n);
-    out.extend_from_slice(&body);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
-}
-
-/// Decodes and checks a block index file: checksum, magic, and every entry in
+/// Decodes and checks a version 1 block index file: checksum, magic, and every entry in
 /// sequence order, inside the block and the range it describes.
 pub(crate) fn decode(mut data: Vec<u8>) -> Result<BlockIndex, String> {
     let body_len = data.len().checked_sub(4).ok_or("index too short")?;
@@ -156,7 +349,7 @@ pub(crate) fn decode(mut data: Vec<u8>) -> Result<BlockIndex, String> {
     }
     data.truncate(body_len);
     let mut r = Reader { buf: &data, pos: 0 };
-    if r.take(8)? != MAGIC {
+    if r.take(8)? != MAGIC_V1 {
         return Err("index magic".into());
     }
     let (id, first_seq, prev_ts) = (r.u32()?, r.u64()?, r.u64()? as i64);
@@ -206,13 +399,14 @@ pub(crate) fn decode(mut data: Vec<u8>) -> Result<BlockIndex, String> {
 }
 
 impl FileBackend {
-    /// Writes block `i`'s index if the one on disk (if any) describes less than
-    /// the whole block and the block's bytes are durable. Not fsynced (see the
-    /// module docs); a failure is logged and leaves the block to be scanned.
+    /// Writes block `i`'s index unless the one on disk is current, when the
+    /// block's bytes are durable. Not fsynced (see the module docs); a failure
+    /// is logged and leaves the block to be scanned.
     pub(super) fn write_block_index(&mut self, i: usize, core: &Core<FileLoc>) {
         let b = &self.blocks[i];
         let durable = b.flushed == b.len && !self.dirty.contains(&b.id) && !self.needs_retry();
-        if b.indexed >= b.len || b.len <= BLOCK_HDR as u64 || !durable {
+        let current = b.indexed >= b.len && !b.legacy_idx && !core.needs_save(b.id);
+        if current || b.len <= BLOCK_HDR as u64 || !durable {
             return;
         }
         let (id, len) = (b.id, b.len);
@@ -224,7 +418,11 @@ impl FileBackend {
             f.write_at(0, &data)
         });
         match written.and_then(|()| self.vfs.rename(&tmp, &path)) {
-            Ok(()) => self.blocks[i].indexed = len,
+            Ok(()) => {
+                self.blocks[i].indexed = len;
+                self.blocks[i].legacy_idx = false;
+                core.mark_saved(id);
+            }
             Err(e) => {
                 warn!(block = id, error = %e, "block index not written; the block will be scanned")
             }
@@ -240,6 +438,24 @@ impl FileBackend {
                 self.write_block_index(i, core);
             }
         }
+    }
+
+    /// Keeps the index cache within its bound: indexes the sealed blocks whose
+    /// entries changed since they were indexed, so they can leave memory, then
+    /// drops the least recently used. Call when everything is durable.
+    pub(super) fn keep_cache(&mut self, core: &Core<FileLoc>) {
+        if !core.over_bound() {
+            return;
+        }
+        let active = self.active_id();
+        for unit in core.unsaved_units() {
+            if Some(unit) != active
+                && let Some(i) = self.block_index(unit)
+            {
+                self.write_block_index(i, core);
+            }
+        }
+        core.trim();
     }
 
     /// Removes the index files of `ids` that have one; with `durable`, syncs the
@@ -259,6 +475,7 @@ impl FileBackend {
                 Err(e) => return Err(e.into()),
             }
             self.blocks[i].indexed = 0;
+            self.blocks[i].legacy_idx = false;
             removed = true;
         }
         if removed && durable {
@@ -267,37 +484,68 @@ impl FileBackend {
         Ok(())
     }
 
-    /// Reads block `id`'s index file; `None` when it is missing or does not
+    /// Reads what an open needs of block `id`'s index file: all of a version 1
+    /// index, the head of a version 2 one. `None` when it is missing or does not
     /// decode (logged): the block is scanned then.
-    fn read_block_index(&self, id: u32) -> Option<BlockIndex> {
-        let path = idx_path(&self.dir, id);
-        let data = match self.vfs.read_file(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+    fn read_index(&self, id: u32) -> Option<IdxFile> {
+        let read = || -> std::io::Result<Option<Vec<u8>>> {
+            let f = match self.vfs.open(&idx_path(&self.dir, id), false) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let flen = f.len()?;
+            let mut data = vec![0; usize::try_from(flen.min(HEAD_PROBE)).unwrap_or(0)];
+            f.read_at(0, &mut data)?;
+            let want = match head_len(&data) {
+                Some(h) => (h as u64).min(flen),
+                None => flen,
+            };
+            if want > data.len() as u64 {
+                data.resize(usize::try_from(want).unwrap_or(0), 0);
+                f.read_at(0, &mut data)?;
+            }
+            Ok(Some(data))
+        };
+        let data = match read() {
+            Ok(Some(d)) => d,
+            Ok(None) => return None,
             Err(e) => {
                 warn!(block = id, error = %e, "block index unreadable; scanning the block");
                 return None;
             }
         };
-        decode(data)
+        let decoded = if data.starts_with(MAGIC_V1) {
+            decode(data).map(IdxFile::V1)
+        } else {
+            decode_head(&data).map(IdxFile::V2)
+        };
+        let id_of = |f: &IdxFile| match f {
+            IdxFile::V1(i) => i.id,
+            IdxFile::V2(h) => h.id,
+        };
+        decoded
             .inspect_err(|why| warn!(block = id, %why, "block index ignored; scanning the block"))
             .ok()
-            .filter(|idx| idx.id == id)
+            .filter(|f| id_of(f) == id)
     }
 
     /// Adopts block `id` from its index file if it has one that matches the
-    /// block, then scans what was appended after it. `Ok(false)`: not adopted
-    /// (the caller scans the block). A checksummed index that does not match
-    /// still tells which messages were lost and the last sequence.
+    /// block: a version 2 index of a block that did not grow since leaves the
+    /// block's entries on disk (loaded on first use); otherwise they are read
+    /// now and what was appended after the index is scanned. `Ok(false)`: not
+    /// adopted (the caller scans the block). A checksummed index that does not
+    /// match still tells which messages were lost and the last sequence.
     pub(super) fn adopt_block(
         &mut self,
         id: u32,
         core: &mut Core<FileLoc>,
         is_last: bool,
     ) -> Result<bool, StoreError> {
-        let Some(idx) = self.read_block_index(id) else {
+        let Some(idx) = self.read_index(id) else {
             return Ok(false);
         };
+        let (first_seq, prev_ts, len, last_seq, last_ts) = idx.block();
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, false)?;
         let flen = file.len()?;
@@ -309,28 +557,59 @@ impl FileBackend {
         if let Header::Newer(v) = header {
             return Err(newer_format(&path, v));
         }
-        let checked = if header != Header::Valid(idx.first_seq, idx.prev_ts) {
+        let checked = if header != Header::Valid(first_seq, prev_ts) {
             Err("block header changed".to_string())
-        } else if flen < idx.len {
-            Err(format!("block shorter than indexed ({flen} < {})", idx.len))
+        } else if flen < len {
+            Err(format!("block shorter than indexed ({flen} < {len})"))
         } else {
-            check_entries(&idx, file.as_ref(), core)
+            match &idx {
+                IdxFile::V1(i) => check_entries(i, file.as_ref(), core),
+                IdxFile::V2(h) => check_head(h, file.as_ref(), core),
+            }
         };
         if let Err(why) = checked {
             warn!(block = id, %why, "block index does not match its block; scanning the block");
-            let floor = (idx.last_seq, idx.last_ts);
+            let floor = (last_seq, last_ts);
             if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
                 self.snapshot_floor = Some(floor);
             }
-            self.rejected.extend(idx.entries().map(|e| e.seq));
+            let listed = self.listed_seqs(&idx);
+            self.rejected.extend(listed);
             return Ok(false);
         }
         if let Some(after) = self.lost_tail_after.take()
-            && idx.first_seq > after + 1
+            && first_seq > after + 1
         {
-            self.lost.push((after + 1, idx.first_seq - 1));
+            self.lost.push((after + 1, first_seq - 1));
         }
-        let b = install(idx, file, core);
+        if first_seq > core.last_seq() {
+            core.skip_to(first_seq - 1);
+            core.set_last_ts(prev_ts);
+        }
+        let mut b = Block::empty(id, first_seq, prev_ts, file);
+        match idx {
+            IdxFile::V1(i) => {
+                install(i, &mut b, core);
+                b.legacy_idx = true;
+            }
+            IdxFile::V2(h) if flen == h.len => adopt_cold(&h, &mut b, core),
+            IdxFile::V2(h) => {
+                if !self.install_entries(&h, &mut b, core) {
+                    // Head fine, entries not: the block is scanned whole.
+                    return Ok(false);
+                }
+            }
+        }
+        if last_seq > core.last_seq() {
+            core.skip_to(last_seq);
+            core.set_last_ts(last_ts);
+        }
+        b.last_seq = last_seq;
+        b.last_ts = last_ts;
+        b.len = len;
+        b.flushed = len;
+        b.indexed = len;
+        b.verified.set(false);
         if flen > b.len {
             self.scan_into(b, core, is_last)?;
         } else {
@@ -338,49 +617,97 @@ impl FileBackend {
         }
         Ok(true)
     }
+
+    /// The sequences a rejected index lists (for the damage report).
+    fn listed_seqs(&self, idx: &IdxFile) -> Vec<u64> {
+        match idx {
+            IdxFile::V1(i) => i.entries().map(|e| e.seq).collect(),
+            IdxFile::V2(h) => self
+                .vfs
+                .read_file(&idx_path(&self.dir, h.id))
+                .ok()
+                .and_then(|data| decode_entries(&data, h).ok())
+                .map(|es| es.iter().map(|e| e.seq).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Reads a version 2 index's entries into `core` (a block that grew after
+    /// it was indexed). False when they do not decode.
+    fn install_entries(&self, h: &Head, b: &mut Block, core: &mut Core<FileLoc>) -> bool {
+        let entries = self
+            .vfs
+            .read_file(&idx_path(&self.dir, h.id))
+            .map_err(|e| e.to_string())
+            .and_then(|data| decode_entries(&data, h));
+        let entries = match entries {
+            Ok(es) => es,
+            Err(why) => {
+                warn!(block = h.id, %why, "block index entries unusable; scanning the block");
+                return false;
+            }
+        };
+        let ids: Vec<u32> = h.subjects.iter().map(|(n, _)| core.intern(n)).collect();
+        for e in entries {
+            core.insert_known(e.seq, ids[e.subj as usize], e.size, e.ts, e.loc);
+            b.live_msgs += 1;
+            b.live_bytes += u64::from(e.loc.len);
+        }
+        true
+    }
+}
+
+/// Adds a block's summary and subjects to `core`, leaving its entries on disk.
+fn adopt_cold(h: &Head, b: &mut Block, core: &mut Core<FileLoc>) {
+    let subjects: Vec<(&str, SubjectState)> =
+        h.subjects.iter().map(|(n, st)| (n.as_str(), *st)).collect();
+    core.add_cold(h.id, h.sum, &subjects);
+    b.live_msgs = h.sum.msgs;
+    b.live_bytes = h.rec_bytes;
+}
+
+/// The head continues the index built so far, and the newest message is where
+/// it says (a cheap check that the index belongs to this block; every record is
+/// verified on the block's first load).
+fn check_head(h: &Head, file: &dyn VFile, core: &Core<FileLoc>) -> Result<(), String> {
+    if h.sum.msgs == 0 {
+        return Ok(());
+    }
+    if h.sum.first <= core.last_seq() {
+        return Err(format!("seq {} not above the blocks before", h.sum.first));
+    }
+    check_newest(file, h.sum.last, h.newest)
+}
+
+/// The record at `loc` is the live message `seq`.
+fn check_newest(file: &dyn VFile, seq: u64, loc: FileLoc) -> Result<(), String> {
+    let mut rec = vec![0; loc.len as usize];
+    file.read_at(u64::from(loc.off), &mut rec)
+        .map_err(|e| e.to_string())?;
+    match record::parse(&rec) {
+        Ok(v) if v.seq == seq && v.state == STATE_LIVE && v.len == rec.len() => Ok(()),
+        _ => Err(format!("newest record (seq {seq}) does not validate")),
+    }
 }
 
 /// The entries continue the index built so far, and the newest one is where
 /// the index says (a cheap check that the index belongs to this block; every
 /// record is verified on the block's first load).
-fn check_entries(
-    idx: &BlockIndex,
-    file: &dyn crate::jetstream::store::vfs::VFile,
-    core: &Core<FileLoc>,
-) -> Result<(), String> {
+fn check_entries(idx: &BlockIndex, file: &dyn VFile, core: &Core<FileLoc>) -> Result<(), String> {
     let (Some(first), Some(newest)) = (idx.first, idx.newest) else {
         return Ok(());
     };
     if first.seq <= core.last_seq() {
         return Err(format!("seq {} not above the blocks before", first.seq));
     }
-    let mut rec = vec![0; newest.loc.len as usize];
-    file.read_at(u64::from(newest.loc.off), &mut rec)
-        .map_err(|e| e.to_string())?;
-    match record::parse(&rec) {
-        Ok(v) if v.seq == newest.seq && v.state == STATE_LIVE && v.len == rec.len() => Ok(()),
-        _ => Err(format!(
-            "newest record (seq {}) does not validate",
-            newest.seq
-        )),
-    }
+    check_newest(file, newest.seq, newest.loc)
 }
 
-/// Adds the index's messages to `core` and returns the block it describes (not
-/// yet verified).
-fn install(
-    idx: BlockIndex,
-    file: Box<dyn crate::jetstream::store::vfs::VFile>,
-    core: &mut Core<FileLoc>,
-) -> Block {
-    if idx.first_seq > core.last_seq() {
-        core.skip_to(idx.first_seq - 1);
-        core.set_last_ts(idx.prev_ts);
-    }
+/// Adds a version 1 index's messages to `core` and to block `b` (its entries
+/// stay in memory until the block is indexed again).
+fn install(idx: BlockIndex, b: &mut Block, core: &mut Core<FileLoc>) {
     // Interned on first use: a subject with no message must not appear.
     let mut ids: Vec<Option<u32>> = vec![None; idx.subjects.len()];
-    core.reserve(idx.n);
-    let mut b = Block::empty(idx.id, idx.first_seq, idx.prev_ts, file);
     for e in idx.entries() {
         let i = e.subj as usize;
         let subj = *ids[i].get_or_insert_with(|| core.intern(&idx.subjects[i]));
@@ -388,15 +715,4 @@ fn install(
         b.live_msgs += 1;
         b.live_bytes += u64::from(e.loc.len);
     }
-    if idx.last_seq > core.last_seq() {
-        core.skip_to(idx.last_seq);
-        core.set_last_ts(idx.last_ts);
-    }
-    b.last_seq = idx.last_seq;
-    b.last_ts = idx.last_ts;
-    b.len = idx.len;
-    b.flushed = idx.len;
-    b.indexed = idx.len;
-    b.verified.set(false);
-    b
 }

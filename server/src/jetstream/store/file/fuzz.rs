@@ -83,4 +83,16 @@ pub(crate) fn block_index(data: &[u8]) {
         assert!(idx.msgs() <= n / 7);
         assert!(idx.last_seq >= idx.msgs() as u64, "entries rise from 1");
     }
+    // Version 2: a head and entries, each checksummed; the entries add up to the head.
+    if let Ok((head, entries)) = blockidx::decode_v2(data) {
+        assert_eq!(entries.len() as u64, head.sum.msgs);
+        assert!(head.sum.msgs as usize <= data.len() / 7);
+        let bytes: u64 = entries.iter().map(|e| u64::from(e.size)).sum();
+        assert_eq!(bytes, head.sum.bytes);
+        assert!(
+            entries
+                .iter()
+                .all(|e| u64::from(e.loc.off) + u64::from(e.loc.len) <= head.len)
+        );
+    }
 }

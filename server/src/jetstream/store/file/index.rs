@@ -203,7 +203,7 @@ fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
     }
     out.extend_from_slice(&core.msgs().to_le_bytes());
     let mut prev = Entry::default();
-    for (seq, s) in core.iter_from(0) {
+    core.walk(0, |seq, s| {
         let e = Entry {
             seq,
             subj: remap[s.subj as usize],
@@ -213,7 +213,8 @@ fn encode(core: &Core<FileLoc>, blocks: &[Block]) -> Vec<u8> {
         };
         put_entry(&mut out, &prev, &e);
         prev = e;
-    }
+        true
+    });
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -257,7 +258,10 @@ impl FileBackend {
             .and_then(|()| self.check_newest(&core));
         if let Err(why) = checked {
             // What it lists tells the rebuild which messages the damage cost.
-            self.rejected.extend(core.iter_from(0).map(|(seq, _)| seq));
+            core.walk(0, |seq, _| {
+                self.rejected.push(seq);
+                true
+            });
             return Err(why);
         }
         self.snapshot_on_disk = true;
@@ -440,7 +444,6 @@ fn read_core(r: &mut Reader<'_>, metas: &[BlockMeta], v1: bool) -> Result<Core<F
     if nmsgs > (r.buf.len() - r.pos) / min_entry {
         return Err("message count beyond the snapshot".into());
     }
-    core.reserve(nmsgs);
     let mut prev = 0u64;
     let mut meta_i = 0usize;
     let mut last = Entry::default();

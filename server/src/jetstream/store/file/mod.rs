@@ -50,31 +50,47 @@
 //! the crc recomputed. A marker (S = H = P = 0) records a `skip_msgs` up to `seq`;
 //! its ts is the last message's timestamp.
 //!
-//! ## Block index (`<id>.idx`)
+//! ## Block index (`<id>.idx`), version 2
+//! A head, then the entries, each with its own checksum, so an open reads the
+//! head only.
 //! ```text
-//!   0   8 magic "RILLBIX\x01"
-//!   8   4 block id
-//!  12   8 first_seq, 20 8 prev_ts: the block's header, as it was
-//!  28   8 len: the bytes of the block it describes (a prefix if the block grew)
-//!  36   8 last_seq, 44 8 last_ts: the highest sequence recorded in those
+//!   0   8 magic "RILLBIX\x02"
+//!   8   4 H: length of the head (these fields, the subjects and the head's crc)
+//!  12   4 block id
+//!  16   8 first_seq, 24 8 prev_ts: the block's header, as it was
+//!  32   8 len: the bytes of the block it describes (a prefix if the block grew)
+//!  40   8 last_seq, 48 8 last_ts: the highest sequence recorded in those
 //!         bytes (markers and deleted records included) and its timestamp
-//!  52   4 number of subjects N, then N× { u16 length, bytes }
-//!   .   v number of messages M (LEB128), then M entries in sequence order:
-//!         the delta-coded entries of the snapshot below, block ids all equal
-//!   .   4 crc32 of everything before
+//!  56   8 live messages M, 64 8 their accounted bytes, 72 8 their record bytes
+//!  80   8 first live sequence, 88 8 last live sequence
+//!  96   4 offset, 100 4 length: the record of the last live sequence
+//! 104   4 number of subjects N, then N× { u16 length, bytes, varint messages,
+//!         varint first sequence - first_seq, varint last sequence - first_seq }
+//! H-4   4 crc32 of bytes 0..H-4
+//!   H   M entries in sequence order: the delta-coded entries of the snapshot
+//!         below, block ids all equal
+//!   .   4 crc32 of the entries
 //! ```
-//! It lists the live messages in the first `len` bytes. It is written when the
-//! block is sealed (at the first sync after the store rolled over: the rotation
-//! checkpoint) and, for every block without a current one, at a clean stop; it is
-//! not fsynced (written only after the block's bytes were; a lost or torn one
-//! just means a scan). Before a delete is written into the bytes it describes,
-//! and before a compaction, it is removed and the directory synced, so a valid
-//! index never describes a changed block. It is adopted only if its crc holds,
-//! the block's header is the one it records, the block is at least `len` long,
-//! its first message continues the blocks before and its newest message
-//! validates; bytes after `len` are scanned. An index that is not adopted is
-//! removed (durably) at open.
+//! Version 1 (`RILLBIX\x01`, written by earlier releases, still read) has no
+//! counts, last-record place or per-subject figures in its head, a LEB128
+//! entry count before the entries, and one crc32 over the whole file.
 //!
+//! It lists the live messages in the first `len` bytes. It is written when the
+//! block is sealed (at the first sync after the store rolled over to a new
+//! block: the rotation checkpoint), for every block without a current one at a
+//! clean stop, and at a sync for the blocks changed since they were indexed
+//! when the index cache is over its bound. It is not fsynced (written only
+//! after the block's bytes were; a lost or torn one just means a scan). Before
+//! a delete is written into the bytes it describes, and before a compaction, it
+//! is removed and the directory synced, so a valid index never describes a
+//! changed block. At open its head is adopted only if its crc holds, the
+//! block's header is the one it records, the block is at least `len` long, its
+//! first live message continues the blocks before and its last live record
+//! validates; bytes after `len` are scanned (the entries are then read at
+//! once). An index that is not adopted is removed (durably) at open. The
+//! entries are read when one of the block's messages is first used; if their
+//! crc or their sums do not match the head, the block is scanned instead.
+
 //! ## Index snapshot (`index.snap`, read only)
 //! Earlier releases wrote one whole-store snapshot at a clean stop instead of
 //! block indexes. It is still used when present (the checks below), and block
@@ -107,19 +123,30 @@
 //! so a stale snapshot is never trusted. A snapshot that is not used is removed.
 //!
 //! # What is read at open
-//! The directory listing; then per block, with a usable index: the index file,
-//! the block's header and length, its newest indexed record, and the bytes
-//! appended after what the index describes; without one, the whole block
-//! (every record checked). After a clean stop every block has a usable index;
-//! after a crash, every block sealed before the last sync does, so only the
-//! blocks written since the last rotation are scanned. The records of adopted
-//! blocks are trusted for *where* they are, not for their bytes: the first load
-//! from such a block reads the whole block once and checks every record the index
-//! places in it (`verify`). Every live message's index entry is held in memory
-//! (the `Core`), so the work of an open still grows with the number of messages,
-//! not only blocks: decoding ~8 bytes per message instead of reading and
-//! checking all of it.
+//! The directory listing; then per block, with a usable index: the index's
+//! head (a few hundred bytes, plus 10–20 per subject in the block), the block's
+//! header and length, and its last live record; if the block grew after it was
+//! indexed, also the index's entries and the bytes appended after what it
+//! describes. Without a usable index, the whole block (every record checked).
+//! After a clean stop every block has a usable index; after SIGKILL, every
+//! block sealed before the last sync does (after a power loss, those whose
+//! index reached the disk), so only the blocks written since the last rotation
+//! are scanned. So an open costs O(blocks + subjects), not O(messages), and
+//! holds no per-message state for adopted blocks: the `Core` keeps each block's
+//! summary and the subjects' state, and reads a block's entries (32 bytes a
+//! message in memory) when one of its messages is first used.
 //!
+//! # Index cache
+//! At most `StoreConfig::index_cache` bytes (default 4 MiB, 128 Ki messages, per
+//! stream) of entries of indexed blocks stay in memory; beyond it the least
+//! recently used block's entries are dropped (and read again from its index
+//! when needed). Entries of blocks changed since they were indexed (the active
+//! block, blocks with deletes) are kept until the next sync writes their index
+//! again (only when the cache is over its bound). The records of adopted blocks
+//! are trusted for *where* they are, not for their bytes: the first load from
+//! such a block reads the whole block once and checks every record the index
+//! places in it (`verify`).
+
 //! # Damage
 //! A record that fails validation costs that record only:
 //! - in a scan, the next valid record with a higher sequence is found by
@@ -127,6 +154,10 @@
 //! - found by a load (block verification, or bit rot while running), the message
 //!   is skipped by every load from then on and taken out of the index at the next
 //!   change.
+//!
+//! - found when a lazily loaded block's index entries fail and the scan that
+//!   replaces them cannot read a record the index head counted: the unreadable
+//!   ranges are lost; the counts and subjects are recomputed at the next change.
 //!
 //! Either way the loss is logged once and reported in `StreamState::lost`. A
 //! checksummed block index (or snapshot) that does not match its block still
@@ -142,6 +173,7 @@ mod durable;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzz;
 mod index;
+mod lazy;
 mod ops;
 pub(crate) mod record;
 mod recovery;
@@ -153,7 +185,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use self::block::Block;
-use super::core::{Core, Slot};
+use super::core::{Core, Placed, Slot};
 use super::generic::{Backend, Store};
 use super::types::{StoreConfig, StoreError, StoredMsg, file_msg_size};
 use super::vfs::SharedVfs;
@@ -164,6 +196,13 @@ pub struct FileLoc {
     pub(crate) blk: u32,
     pub(crate) off: u32,
     pub(crate) len: u32,
+}
+
+impl Placed for FileLoc {
+    /// A block is a segment of the index.
+    fn unit(&self) -> u32 {
+        self.blk
+    }
 }
 
 /// The last read-ahead window of one block.
@@ -232,6 +271,8 @@ const PENDING_MAX: usize = 4096;
 const MAX_BLOCK_SIZE: u64 = 1 << 30;
 /// Read-ahead window for loads.
 const READ_WINDOW: u64 = 64 * 1024;
+/// Bytes of memory one index slot takes (see `core`).
+const SLOT_BYTES: usize = 32;
 /// Smallest block size honoured.
 const MIN_BLOCK_SIZE: u64 = 256;
 
@@ -262,7 +303,12 @@ impl FileStore {
             unsynced: durable::Unsynced::default(),
             cache: Default::default(),
         };
-        let core = backend.recover()?;
+        let mut core = backend.recover()?;
+        core.set_loader(Box::new(lazy::IdxLoader {
+            vfs: backend.vfs.clone(),
+            dir: backend.dir.clone(),
+        }));
+        core.set_cache_max(cfg.index_cache / SLOT_BYTES);
         backend.last_ts = core.last_ts();
         // Reclaim blocks a crash left empty or thin (done by the limit pass below).
         backend.touched = backend.blocks.iter().map(|b| b.id).collect();
@@ -272,6 +318,7 @@ impl FileStore {
             store.damage.lost_range(first, last);
         }
         store.enforce_after_open()?;
+        store.backend.keep_cache(&store.core);
         Ok(store)
     }
 
@@ -306,6 +353,12 @@ impl FileStore {
             .iter()
             .filter(|b| b.indexed == b.len)
             .count()
+    }
+
+    /// Blocks whose index entries are in memory (tests).
+    #[cfg(test)]
+    pub(crate) fn loaded_blocks(&self) -> usize {
+        self.core.loaded_segments()
     }
 
     /// Forgets read-ahead bytes, so the next load reads the file (tests).
@@ -469,6 +522,7 @@ impl Backend for FileBackend {
     fn sync(&mut self, core: &Core<FileLoc>) -> Result<(), StoreError> {
         self.sync_all()?;
         self.index_sealed(core);
+        self.keep_cache(core);
         Ok(())
     }
 

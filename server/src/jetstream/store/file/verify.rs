@@ -1,6 +1,6 @@
-//! Lazy verification of blocks adopted from the index snapshot.
+//! Lazy verification of blocks adopted from an index (a block's, or the legacy snapshot).
 //!
-//! At open, a clean stop's snapshot is trusted for where records are, not for
+//! At open, an index is trusted for where records are, not for
 //! their bytes: reading them all would make open O(data). Instead the first
 //! load from such a block reads the whole block once, checks every record the
 //! index places in it (checksum, sequence, state, length, subject), and hands
@@ -38,17 +38,15 @@ impl FileBackend {
             return Vec::new();
         }
         let mut bad = Vec::new();
-        for (seq, s) in core.iter_from(b.first_seq) {
-            if seq > b.last_seq {
-                break;
+        core.with_unit(blk, |first, body| {
+            for (k, s) in body.iter().enumerate() {
+                let Some(s) = s else { continue };
+                let seq = first + k as u64;
+                if u64::from(s.loc.off) < b.flushed && !intact(&data, core, seq, s) {
+                    bad.push(seq);
+                }
             }
-            if s.loc.blk != blk || u64::from(s.loc.off) >= b.flushed {
-                continue;
-            }
-            if !intact(&data, core, seq, s) {
-                bad.push(seq);
-            }
-        }
+        });
         if !bad.is_empty() {
             warn!(
                 block = blk,

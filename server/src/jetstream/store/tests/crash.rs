@@ -54,8 +54,10 @@ struct Model {
 const ROOT: &str = "/sim/js";
 
 fn open(disk: &SimDisk, dir: &Path) -> FileStore {
+    // A small index cache, so blocks' entries leave memory between crashes.
     let cfg = StoreConfig {
         block_size: 700,
+        index_cache: 8 * 32,
         ..StoreConfig::default()
     };
     FileStore::open(dir, cfg, disk.shared()).expect("open")

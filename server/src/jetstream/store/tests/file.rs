@@ -306,7 +306,11 @@ fn damage_case(
     };
     let mut s = FileStore::open(dir, cfg.clone(), vfs.clone()).expect("open");
     fill(&mut s, 120);
-    let locs: Vec<(u64, FileLoc)> = s.core.iter_from(0).map(|(q, sl)| (q, sl.loc)).collect();
+    let mut locs: Vec<(u64, FileLoc)> = Vec::new();
+    s.core.walk(0, |q, sl| {
+        locs.push((q, sl.loc));
+        true
+    });
     s.remove(33).expect("remove");
     s.sync().expect("sync");
     if clean {

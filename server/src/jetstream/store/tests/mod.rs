@@ -4,6 +4,7 @@ mod crash;
 mod disk;
 mod file;
 mod fuzz;
+mod lazy;
 mod meta;
 mod prop;
 mod suite;

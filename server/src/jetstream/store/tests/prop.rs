@@ -144,8 +144,11 @@ fn open_file(dir: &Path, vfs: &SimDisk, cfg: StoreConfig) -> FileStore {
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let disk = SimDisk::new();
     let dir = Path::new("/sim/s");
+    // An index cache of three messages: every block's entries leave memory
+    // and are loaded again as the operations go.
     let cfg = StoreConfig {
         block_size: 600,
+        index_cache: 3 * 32,
         ..StoreConfig::default()
     };
     let mut oracle = MemStore::with_file_sizes(cfg.clone());

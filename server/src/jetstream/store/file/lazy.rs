@@ -1,0 +1,155 @@
+//! Loading a block's index entries when its messages are first used.
+//!
+//! An open adopts a block from the head of its version 2 index (see
+//! `blockidx`): the core knows the block's live count, bytes, first and last
+//! sequence and what it holds of each subject, not where each message is. The
+//! first use of one of its messages reads the index's entries back through
+//! [`IdxLoader`]; when they are gone or fail their checksum, the block itself is
+//! scanned (every record checked) instead, so a damaged index costs a scan and
+//! nothing else. If the block does not hold what the head recorded (both were
+//! damaged), the core keeps what the scan found, the sequences the scan could
+//! not read are reported lost, and the counts are recomputed at the next change.
+//!
+//! Owns nothing: it reads the files of the store's directory, never writes them.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use tracing::warn;
+
+use super::FileLoc;
+use super::block::{BLOCK_HDR, block_path};
+use super::blockidx::{decode_entries, decode_head, idx_path};
+use super::record::STATE_LIVE;
+use super::recovery::scan;
+use crate::jetstream::store::core::{Loaded, SegLoader, SegSummary, Slot, SubjectTable};
+use crate::jetstream::store::types::file_msg_size;
+use crate::jetstream::store::vfs::SharedVfs;
+
+/// Reads a block's slots back from its index file, or from the block.
+#[derive(Debug)]
+pub(super) struct IdxLoader {
+    pub(super) vfs: SharedVfs,
+    pub(super) dir: PathBuf,
+}
+
+impl SegLoader<FileLoc> for IdxLoader {
+    fn load(&self, unit: u32, sum: &SegSummary, subjects: &SubjectTable) -> Loaded<FileLoc> {
+        match self.read_entries(unit, sum, subjects) {
+            Ok(slots) => Loaded {
+                slots,
+                lost: Vec::new(),
+            },
+            Err(why) => {
+                warn!(block = unit, %why, "block index entries unusable; scanning the block");
+                self.scan_block(unit, sum, subjects)
+            }
+        }
+    }
+}
+
+impl IdxLoader {
+    /// The slots the index file lists, if it still describes `sum`.
+    fn read_entries(
+        &self,
+        unit: u32,
+        sum: &SegSummary,
+        subjects: &SubjectTable,
+    ) -> Result<Vec<(u64, Slot<FileLoc>)>, String> {
+        let data = self
+            .vfs
+            .read_file(&idx_path(&self.dir, unit))
+            .map_err(|e| e.to_string())?;
+        let head = decode_head(&data)?;
+        if head.id != unit || head.sum != *sum {
+            return Err("index no longer describes the block as opened".into());
+        }
+        let ids = head
+            .subjects
+            .iter()
+            .map(|(name, _)| {
+                subjects
+                    .id(name)
+                    .ok_or("index subject unknown to the store")
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let entries = decode_entries(&data, &head)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let slot = Slot {
+                    subj: ids[e.subj as usize],
+                    size: NonZeroU32::new(e.size).unwrap_or(NonZeroU32::MIN),
+                    ts: e.ts,
+                    loc: e.loc,
+                };
+                (e.seq, slot)
+            })
+            .collect())
+    }
+
+    /// The live records of block `unit` in `sum`'s range, every one checked,
+    /// and the ranges in it the scan could not read.
+    fn scan_block(&self, unit: u32, sum: &SegSummary, subjects: &SubjectTable) -> Loaded<FileLoc> {
+        let read = || -> std::io::Result<Vec<u8>> {
+            let f = self.vfs.open(&block_path(&self.dir, unit), false)?;
+            let mut data = vec![0; usize::try_from(f.len()?).unwrap_or(0)];
+            f.read_at(0, &mut data)?;
+            Ok(data)
+        };
+        let whole = (sum.first, sum.last);
+        let data = match read() {
+            Ok(d) if d.len() >= BLOCK_HDR => d,
+            Ok(_) => return lost_all(whole),
+            Err(e) => {
+                warn!(block = unit, error = %e, "block unreadable; its messages are lost");
+                return lost_all(whole);
+            }
+        };
+        let s = scan(&data, BLOCK_HDR, 0);
+        let mut out = Loaded::default();
+        for (at, v) in &s.records {
+            if v.state != STATE_LIVE || v.seq < sum.first || v.seq > sum.last {
+                continue;
+            }
+            let rec = &data[*at..*at + v.len];
+            let name = std::str::from_utf8(&rec[v.subj.clone()]).unwrap_or_default();
+            let (Some(subj), Ok(off), Ok(size)) = (
+                subjects.id(name),
+                u32::try_from(*at),
+                u32::try_from(file_msg_size(v.subj.len(), v.hdr.len(), v.payload.len())),
+            ) else {
+                continue;
+            };
+            let slot = Slot {
+                subj,
+                size: NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN),
+                ts: v.ts,
+                loc: FileLoc {
+                    blk: unit,
+                    off,
+                    len: v.len as u32,
+                },
+            };
+            out.slots.push((v.seq, slot));
+        }
+        for &(_, _, before, after) in &s.lost {
+            let (a, b) = ((before + 1).max(sum.first), (after - 1).min(sum.last));
+            if after > before + 1 && a <= b {
+                out.lost.push((a, b));
+            }
+        }
+        let found_last = out.slots.last().map_or(sum.first - 1, |(seq, _)| *seq);
+        if found_last < sum.last && s.good_end < data.len() {
+            out.lost.push((found_last + 1, sum.last));
+        }
+        out
+    }
+}
+
+fn lost_all((first, last): (u64, u64)) -> Loaded<FileLoc> {
+    Loaded {
+        slots: Vec::new(),
+        lost: vec![(first, last)],
+    }
+}
