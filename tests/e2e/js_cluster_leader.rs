@@ -53,10 +53,22 @@ pub(crate) async fn create_r3(client: &async_nats::Client, name: &str, body: &st
 /// makes a retry of a publish that was stored without an ack a duplicate); the
 /// sequence.
 pub(crate) async fn publish(client: &async_nats::Client, subject: &str) -> Option<u64> {
+    publish_with(client, subject, None).await
+}
+
+/// As [`publish`], with a `Nats-TTL` header when `ttl` is given.
+pub(crate) async fn publish_with(
+    client: &async_nats::Client,
+    subject: &str,
+    ttl: Option<&str>,
+) -> Option<u64> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", format!("{subject}-{id}").as_str());
+    if let Some(ttl) = ttl {
+        headers.insert("Nats-TTL", ttl);
+    }
     let deadline = Instant::now() + ELECTION;
     while Instant::now() < deadline {
         let req = client.request_with_headers(subject.to_string(), headers.clone(), "m".into());
@@ -82,7 +94,12 @@ fn index(cluster: &Cluster, name: &str) -> usize {
 }
 
 /// One stepdown request's answer; `None` when nothing answers within `wait`.
-async fn stepdown(node: &Node, stream: &str, body: &str, wait: Duration) -> Option<Value> {
+pub(crate) async fn stepdown(
+    node: &Node,
+    stream: &str,
+    body: &str,
+    wait: Duration,
+) -> Option<Value> {
     let client = node.client().await;
     let req = client.request(
         format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
@@ -93,7 +110,7 @@ async fn stepdown(node: &Node, stream: &str, body: &str, wait: Duration) -> Opti
 }
 
 /// Waits until the stream's leader is not `old`; the new one.
-async fn new_leader(cluster: &Cluster, stream: &str, old: &str) -> String {
+pub(crate) async fn new_leader(cluster: &Cluster, stream: &str, old: &str) -> String {
     let deadline = Instant::now() + ELECTION;
     loop {
         let leader = stream_leader(cluster, stream).await;

@@ -25,6 +25,7 @@ mod js_cluster_kv;
 mod js_cluster_leader;
 mod js_cluster_r1;
 mod js_cluster_sources;
+mod js_cluster_timers;
 mod js_consumers;
 mod js_consumers_bench;
 mod js_consumers_examples;

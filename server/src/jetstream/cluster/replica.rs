@@ -55,6 +55,12 @@
 //! applies it at the same place in the log, so the replicas stay identical; the
 //! leader's result is the API's answer.
 //!
+//! # Expiry, TTLs, delete markers, schedules
+//! A replica's stream never acts on its own timers. The leader looks every 250 ms
+//! whether one is due and proposes a [`StreamOp::Timers`] entry; every member applies
+//! it at the entry's time (`StreamCore::run_timers_at`), so messages expire, markers
+//! and scheduled messages are stored once, at the same sequences, on every replica.
+//!
 //! # Restarts, snapshots, catch-up
 //! A restarted member's machine is applied the log again from its last snapshot: an
 //! entry at or before the stream's last stored time is already in the store and
@@ -331,6 +337,7 @@ impl Replica {
         };
         let tasks = vec![
             tokio::spawn(ingest.run(rx)),
+            tokio::spawn(timers_while_leader(handle.clone(), Arc::clone(&lead))),
             tokio::spawn(lead_while_leader(
                 raft.clone(),
                 handle.clone(),
@@ -524,6 +531,39 @@ async fn lead_while_leader(
     }
 }
 
+/// How often the leader looks whether the stream's timers are due.
+const TIMERS_CHECK: Duration = Duration::from_millis(250);
+
+/// While this member leads and takes publishes: proposes [`StreamOp::Timers`] whenever
+/// the stream's next expiry, TTL or schedule is due, and waits for it to be applied
+/// before looking again. Replicas never act on their own timers (`timers_by_leader`
+/// of the stream), so a message expires once, at one place in the log, on every
+/// replica; a new leader takes over the timers where the old one stopped.
+async fn timers_while_leader(handle: StreamHandle, lead: Arc<Lead>) {
+    let mut tick = tokio::time::interval(TIMERS_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if lock(&lead.subs).is_empty() {
+            continue;
+        }
+        let due = handle.call(|core| Ok(core.timers_due())).await;
+        if !matches!(due, Ok(Some(at)) if at <= now_ns()) {
+            continue;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if lead
+            .ops
+            .send(Inbound::Op(StreamOp::Timers, tx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::time::timeout(COMMIT_WAIT, rx).await;
+    }
+}
+
 /// `STREAM.LEADER.STEPDOWN` on the leader's server: hands the leadership of the
 /// stream's group to `preferred` (or the member furthest along) and answers at once,
 /// as nats-server does; until the handover ends this member takes no publishes and
@@ -686,6 +726,9 @@ pub enum StreamOp {
     Purge(StreamPurgeRequest),
     /// `STREAM.MSG.DELETE`.
     Delete(MsgDeleteRequest),
+    /// The stream's timers (message expiry, TTLs, delete markers, schedules) as of the
+    /// entry's time: proposed by the leader's [`timers_while_leader`] when one is due.
+    Timers,
 }
 
 /// What applying a [`StreamOp`] gave: messages purged, or the error.
@@ -782,8 +825,12 @@ fn apply_entry(core: &mut StreamCore, entry: Entry) -> Option<Bytes> {
         // (every later entry has a later time); one after it is applied again, which
         // leaves the state as it is.
         Entry::Op { ts, .. } if ts <= core.store().state().last_ts => None,
-        Entry::Op { op, .. } => {
+        Entry::Op { ts, op } => {
             let done = match op {
+                StreamOp::Timers => {
+                    core.run_timers_at(ts);
+                    Ok(0)
+                }
                 StreamOp::Purge(req) => core.purge(&req),
                 StreamOp::Delete(req) => core
                     .delete_msg(req.seq, req.no_erase)

@@ -148,6 +148,10 @@ pub struct StreamCore {
     pub(super) batches: super::batch::Batches,
     /// Fast batches being received (see `fast`).
     pub(super) fast: super::fast::FastBatches,
+    /// A replicated stream's replica: message expiry, TTLs, delete markers and
+    /// schedules act only when its group's leader commits them
+    /// ([`StreamCore::run_timers_at`]), never on this replica's own timer.
+    pub(super) timers_by_leader: bool,
 }
 
 impl StreamCore {
@@ -473,26 +477,14 @@ impl StreamCore {
     /// nanoseconds until the next one is due (`None`: nothing scheduled).
     pub(super) fn on_timer(&mut self) -> Option<i64> {
         let now = now_ns();
-        let mut emptied = Vec::new();
-        if self.store.next_expiry().is_some_and(|t| t <= now) {
-            emptied = self.aged_subjects(now);
-            match self.store.expire(now) {
-                Ok(n) if n > 0 => self.dirty = true,
-                Ok(_) => {}
-                Err(e) => error!(stream = %self.name, error = %e, "expiry failed"),
-            }
+        let own = !self.timers_by_leader;
+        if own {
+            self.run_timers_at(now);
         }
-        for seq in self.ttls.take_due(now) {
-            emptied.extend(self.remove_expired(seq));
-        }
-        self.place_markers(emptied);
-        self.fire_schedules(now);
         self.batches.expire(now);
         self.fast.expire(now);
         let deadline = [
-            self.store.next_expiry(),
-            self.ttls.next(),
-            self.schedules.next(),
+            own.then(|| self.timers_due()).flatten(),
             self.batches.next_timeout(),
             self.fast.next_timeout(),
         ]
@@ -511,6 +503,39 @@ impl StreamCore {
             }
         }
         next.map(|n| n.max(1))
+    }
+
+    /// Message expiry (`max_age`, `Nats-TTL`), subject delete markers and message
+    /// schedules as of `now`: on the stream's own timer, or, for a replica of a
+    /// replicated stream, when its group's leader committed them (every replica then
+    /// acts at the same place in the log and at the same time).
+    pub fn run_timers_at(&mut self, now: i64) {
+        let mut emptied = Vec::new();
+        if self.store.next_expiry().is_some_and(|t| t <= now) {
+            emptied = self.aged_subjects(now);
+            match self.store.expire(now) {
+                Ok(n) if n > 0 => self.dirty = true,
+                Ok(_) => {}
+                Err(e) => error!(stream = %self.name, error = %e, "expiry failed"),
+            }
+        }
+        for seq in self.ttls.take_due(now) {
+            emptied.extend(self.remove_expired(seq));
+        }
+        self.place_markers(emptied, now);
+        self.fire_schedules(now);
+    }
+
+    /// When [`StreamCore::run_timers_at`] next has something to do.
+    pub fn timers_due(&self) -> Option<i64> {
+        [
+            self.store.next_expiry(),
+            self.ttls.next(),
+            self.schedules.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Clean shutdown: sync and checkpoint. `discard`: the stream's files are already in

@@ -137,19 +137,20 @@ impl StreamCore {
         self.ingest_from(Origin::Client, subject, hdrs, payload, now_ns())
     }
 
-    /// Checks and stores the message a schedule fires.
+    /// Checks and stores the message a schedule fires at `now`.
     pub(super) fn ingest_scheduled(
         &mut self,
         subject: &str,
         hdrs: &[u8],
         payload: &[u8],
+        now: i64,
     ) -> Result<PubAck, ApiError> {
         self.ingest_from(
             Origin::Scheduler,
             subject.as_bytes(),
             Some(hdrs),
             payload,
-            now_ns(),
+            now,
         )
     }
 

@@ -15,7 +15,6 @@ use rill_protocol::jsapi::Nanos;
 
 use super::core::StreamCore;
 use super::ttl::TTL_HEADER;
-use crate::jetstream::store::now_ns;
 
 /// The header naming why a marker was placed.
 pub(crate) const MARKER_REASON: &str = "Nats-Marker-Reason";
@@ -89,8 +88,8 @@ impl StreamCore {
         subject
     }
 
-    /// Stores a marker on each of `subjects` that no longer holds a message.
-    pub(super) fn place_markers(&mut self, subjects: Vec<String>) {
+    /// Stores a marker on each of `subjects` that no longer holds a message, at `now`.
+    pub(super) fn place_markers(&mut self, subjects: Vec<String>, now: i64) {
         let Some(ttl) = self.marker_ttl() else {
             return;
         };
@@ -99,7 +98,7 @@ impl StreamCore {
             if self.store.subject_state(&subject).is_some() {
                 continue;
             }
-            match self.append_stored(&subject, Some(&hdrs), &[], now_ns()) {
+            match self.append_stored(&subject, Some(&hdrs), &[], now) {
                 Ok((seq, ts)) => self.ttls.add(seq, ts, ttl.0),
                 Err(e) => {
                     tracing::error!(stream = %self.name, error = %e, "delete marker failed");

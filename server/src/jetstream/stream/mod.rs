@@ -265,6 +265,7 @@ fn open(
         schedules: schedule::Schedules::default(),
         batches: batch::Batches::new(p.batches),
         fast: fast::FastBatches::default(),
+        timers_by_leader: p.replicated,
     };
     if batch::repair_torn(core.store.as_mut()).map_err(|e| error::create_error(&e))? > 0 {
         core.dirty = true;

@@ -114,7 +114,7 @@ impl StreamCore {
             .then(|| schedule.spec.next(now))
             .flatten();
         let (hdrs, body) = self.firing(&m, &schedule, next);
-        if let Err(e) = self.ingest_scheduled(schedule.target, &hdrs, &body) {
+        if let Err(e) = self.ingest_scheduled(schedule.target, &hdrs, &body, now) {
             tracing::warn!(stream = %self.name, seq, error = %e, "scheduled message refused");
         }
         match next {
