@@ -464,9 +464,16 @@ impl<L> Core<L> {
         self.evict(usize::MAX);
     }
 
-    /// True when more slots are held than the bound allows.
-    pub(crate) fn over_bound(&self) -> bool {
-        self.segs.iter().map(Seg::held).sum::<usize>() > self.cache_max
+    /// True when more slots are held than the bound allows, not counting
+    /// segment `active` (the one appends go to, which stays in memory anyway).
+    pub(crate) fn over_bound(&self, active: Option<u32>) -> bool {
+        let held: usize = self
+            .segs
+            .iter()
+            .filter(|s| Some(s.unit) != active)
+            .map(Seg::held)
+            .sum();
+        held > self.cache_max
     }
 
     /// Segments held in memory that the backend has no index of, oldest first.

@@ -444,10 +444,14 @@ impl FileBackend {
     /// entries changed since they were indexed, so they can leave memory, then
     /// drops the least recently used. Call when everything is durable.
     pub(super) fn keep_cache(&mut self, core: &Core<FileLoc>) {
-        if !core.over_bound() {
+        // The active block does not count: with small messages its entries
+        // alone may pass the bound, and indexing the blocks whose messages are
+        // being deleted (a work queue's oldest) at every sync would cost an index
+        // write and a directory fsync (its removal) each time.
+        let active = self.active_id();
+        if !core.over_bound(active) {
             return;
         }
-        let active = self.active_id();
         for unit in core.unsaved_units() {
             if Some(unit) != active
                 && let Some(i) = self.block_index(unit)
