@@ -719,10 +719,28 @@ impl Subscriber for ResponseForward {
         0
     }
 
+    /// Routes the response to the requester's reply subject. A JetStream delivery (routed
+    /// by its deliver subject) is routed the same way, so a pull request made through an
+    /// imported `$JS.API` gets its messages and status heartbeats. The response's
+    /// own reply survives when the requester's account reaches it through a service
+    /// import of its own (a JetStream ack subject with `$JS.ACK.>` imported), as on
+    /// nats-server; other replies are dropped (nats-server maps them back through a
+    /// response route of the requester's account, which rill does not do).
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let Some(origin) = self.origin.upgrade() else {
             return Delivery::Dropped;
         };
-        origin.forward(&msg.with_subject(&self.reply).with_reply(None), false)
+        let reply = msg
+            .reply_bytes()
+            .filter(|r| origin.imports_service(std::str::from_utf8(r).unwrap_or_default()));
+        let msg = msg.with_reply(reply.as_ref());
+        let msg = match msg.routed_by {
+            // A stored message keeps showing its own subject; a status (heartbeat,
+            // timeout) shows the reply subject, as its own subject was the route.
+            Some(route) if route != msg.subject => msg.with_route(&self.reply),
+            Some(_) => msg.with_subject(&self.reply).with_route(&self.reply),
+            None => msg.with_subject(&self.reply),
+        };
+        origin.forward(&msg, false)
     }
 }

@@ -205,6 +205,13 @@ async fn a_client_fails_over_and_a_restarted_server_rejoins() {
         .expect("connect to n1");
     let urls = subscriber.server_info().connect_urls;
     assert_eq!(urls.len(), 3, "{urls:?}");
+    // /varz lists them too, as nats-server's does once routes are up.
+    let varz = cluster.node(0).monitor("/varz").await;
+    assert_eq!(
+        varz["connect_urls"].as_array().map(Vec::len),
+        Some(3),
+        "{varz}"
+    );
     let mut ticks = subscriber.subscribe("ticks").await.expect("sub");
     sync(&subscriber).await;
     let publisher = cluster.node(2).client().await;

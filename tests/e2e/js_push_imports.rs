@@ -97,6 +97,61 @@ async fn a_kv_watcher_in_an_importing_account_sees_the_entries() {
     assert_eq!(seen[0], ["C", "D"]);
 }
 
+/// A durable pull consumer of account A is fetched and acked from account B through the
+/// imported `$JS.API` (under a prefix) and `$JS.ACK.>`, its messages reaching B's inbox
+/// prefix through the stream import (nats.js's `jetstream - cross account pull`: rill
+/// delivered nothing, a response crossing back kept routing by A's response subject).
+#[tokio::test]
+async fn a_pull_consumer_is_fetched_and_acked_through_the_imported_api() {
+    let mut seen = Vec::new();
+    for kind in KINDS {
+        let (server, a) = bucket_in_a(kind).await;
+        let req = json!({"stream_name": "KV_hist", "config": {"durable_name": "me",
+            "ack_policy": "explicit"}});
+        let r = api(&a, "$JS.API.CONSUMER.CREATE.KV_hist.me", &req.to_string()).await;
+        assert!(r.get("error").is_none(), "{kind:?}: {r}");
+        let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
+            .custom_inbox_prefix("forB")
+            .connect(server.url())
+            .await
+            .expect("connect b");
+        let js = jetstream::with_prefix(b, "JS.A.API");
+        let consumer: jetstream::consumer::PullConsumer = js
+            .get_consumer_from_stream("me", "KV_hist")
+            .await
+            .expect("consumer via import");
+        // One message per request, as nats.js's `next()`: the export's responses are
+        // singletons, so nats-server ends a request's route after its first message.
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await
+                .expect("fetch");
+            let next = tokio::time::timeout(Duration::from_secs(5), batch.next())
+                .await
+                .unwrap_or_else(|_| panic!("{kind:?}: fetched {got:?}"));
+            let Some(msg) = next else {
+                break;
+            };
+            let msg = msg.expect("message");
+            got.push((
+                msg.subject.to_string(),
+                String::from_utf8_lossy(&msg.payload).into_owned(),
+            ));
+            msg.double_ack().await.expect("ack through the import");
+        }
+        let info = api(&a, "$JS.API.CONSUMER.INFO.KV_hist.me", "").await;
+        seen.push((got, info["ack_floor"]["stream_seq"].clone()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0].0.len(), 3, "{:?}", seen[0]);
+    assert_eq!(seen[0].1, 3);
+}
+
 /// The create reply of a push consumer whose deliver subject has interest reports the
 /// state before the first push: delivered `{0, start - 1}`, the message still pending.
 #[tokio::test]

@@ -91,6 +91,18 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     if let (Some(doc), Value::Object(rest)) = (doc.as_object_mut(), counters) {
         doc.extend(rest);
     }
+    // Where clients reach the cluster (omitted when empty, as nats-server): test
+    // harnesses such as nats.js's read them to see a cluster formed.
+    if let Some(cluster) = state.cluster() {
+        for (key, urls) in [
+            ("connect_urls", cluster.connect_urls()),
+            ("ws_connect_urls", cluster.ws_connect_urls()),
+        ] {
+            if !urls.is_empty() {
+                doc[key] = json!(urls);
+            }
+        }
+    }
     if let Some(js) = &config.jetstream {
         doc["jetstream"] = json!({
             "config": js_config(state),
