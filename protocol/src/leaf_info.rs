@@ -6,7 +6,10 @@
 //! negotiate S2 with a compression `INFO` of its own; when the hub says `off` (or says
 //! nothing), the leaf sends `CONNECT` straight away, with `compress_mode: "off"`. The
 //! hub then sends a second `INFO` with `connect_info: true` and the `remote_account`
-//! the leaf is bound to, followed by its `LS+` list.
+//! the leaf is bound to, followed by its `LS+` list. When the leaf's credentials carry
+//! permissions (a user JWT's `pub`/`sub`), that `INFO` also carries them as the leaf
+//! sees them: `export` what it may send the hub (the user's publish rules), `import`
+//! what it may take from it (the subscribe rules), each `{"allow":[..],"deny":[..]}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +80,25 @@ pub struct LeafInfo {
     /// Lame-duck mode.
     #[serde(skip_serializing_if = "is_false")]
     pub ldm: bool,
+    /// What the leaf may take from the hub (its user's subscribe permissions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import: Option<LeafPermission>,
+    /// What the leaf may send the hub (its user's publish permissions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<LeafPermission>,
+}
+
+/// One direction of a leaf's permissions in the hub's `INFO`: allowed and denied
+/// subjects (an empty list is left out, as nats-server leaves it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeafPermission {
+    /// Subjects allowed; none means every subject not denied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Subjects denied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
 }
 
 /// Leaf-node `CONNECT` (sent by the leaf).
@@ -145,5 +167,24 @@ mod tests {
         .expect("leaf CONNECT");
         assert_eq!(connect.compress_mode, "off");
         assert_eq!(connect.remote_account.as_deref(), Some("$G"));
+    }
+
+    #[test]
+    fn nats_server_connect_info_with_permissions_parses() {
+        let info: LeafInfo = serde_json::from_str(
+            r#"{"server_id":"NASQD3","server_name":"hub","version":"2.15.1","proto":3,"host":"127.0.0.1","port":39565,"headers":true,"auth_required":true,"max_payload":1048576,"client_id":5,"connect_info":true,"remote_account":"ACRVBU","api_lvl":5,"import":{"allow":["b.\u003e"],"deny":["b.no"]},"export":{"allow":["a.\u003e"]},"info_on_connect":true,"leafnode_urls":["127.0.0.1:39565"]}"#,
+        )
+        .expect("connect INFO");
+        let import = info.import.as_ref().expect("import");
+        assert_eq!(
+            (import.allow.as_slice(), import.deny.as_slice()),
+            (&["b.>".to_string()][..], &["b.no".to_string()][..])
+        );
+        assert_eq!(
+            info.export.as_ref().map(|e| e.allow.clone()),
+            Some(vec!["a.>".to_string()])
+        );
+        let json = serde_json::to_string(&info.export).expect("json");
+        assert_eq!(json, r#"{"allow":["a.>"]}"#);
     }
 }

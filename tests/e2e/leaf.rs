@@ -518,63 +518,6 @@ async fn hub_clients_reach_the_leafs_jetstream_domain() {
     assert_eq!(last.payload, Bytes::from_static(b"from hub"));
 }
 
-/// A rill leaf with a `.creds` remote joins a nats-server hub in operator mode: the hub
-/// checks the user JWT and the nonce signature, and binds the link to the user's account.
-#[tokio::test]
-async fn rill_leaf_with_creds_joins_an_operator_mode_nats_server_hub() {
-    let setup = crate::jwt_auth::Setup::new(serde_json::json!({}));
-    let hub = TestServer::with_config(
-        Nats,
-        &format!(
-            "{}leafnodes {{ listen: \"127.0.0.1:-1\" }}\n",
-            setup.config()
-        ),
-    )
-    .await;
-    let port = leaf_port(&hub).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let edge_creds = dir.path().join("edge.creds");
-    std::fs::write(
-        &edge_creds,
-        setup.app.user("edge", serde_json::json!({})).creds(),
-    )
-    .expect("write creds");
-    let leaf = leaf(
-        Rill,
-        "edge",
-        &format!(
-            "url: \"nats-leaf://127.0.0.1:{port}\", credentials: \"{}\"",
-            edge_creds.display()
-        ),
-        "",
-    )
-    .await;
-    check_for(WAIT, || async {
-        leaf.logs()
-            .contains("Leafnode connection created for account")
-    })
-    .await;
-    let app_creds = dir.path().join("app.creds");
-    std::fs::write(
-        &app_creds,
-        setup.app.user("app", serde_json::json!({})).creds(),
-    )
-    .expect("write creds");
-    let h = async_nats::ConnectOptions::with_credentials_file(&app_creds)
-        .await
-        .expect("read creds")
-        .connect(hub.url())
-        .await
-        .expect("hub client");
-    let l = leaf.client().await;
-    let mut sub = h.subscribe("telemetry").await.expect("sub");
-    wait_interest(&h, &l).await;
-    l.publish("telemetry", Bytes::from_static(b"42"))
-        .await
-        .expect("pub");
-    assert_eq!(next(&mut sub).await.payload, Bytes::from_static(b"42"));
-}
-
 /// What a raw leaf connection reads until `until` appears or the link closes (`true`
 /// when it closed).
 async fn read_leaf(conn: &mut tokio::net::TcpStream, until: &str) -> (String, bool) {

@@ -46,6 +46,7 @@ mod js_sources;
 mod js_streams;
 mod jwt_auth;
 mod jwt_imports;
+mod jwt_leaf;
 mod jwt_limits;
 mod jwt_resolver;
 mod jwt_system;

@@ -13,11 +13,13 @@
 //! password; a client that sends no credentials at all becomes `no_auth_user` when that is
 //! set. Passwords and tokens starting with `$2` are bcrypt hashes. With an auth callout
 //! ([`callout`]) the client's task then asks the callout service, whose answer replaces
-//! the outcome ([`Authenticator::callout_plan`] says when).
+//! the outcome ([`Authenticator::callout_plan`] says when). A leaf-node link keeps to its
+//! leaf user's permissions through [`leaf::LinkPermissions`].
 
 pub mod callout;
 pub mod cert;
 pub mod jwt;
+pub mod leaf;
 pub mod offload;
 pub mod permissions;
 
@@ -33,6 +35,7 @@ use crate::config::{self, Config, UserConfig};
 use crate::shared::GLOBAL_ACCOUNT;
 
 pub use cert::CertIdentity;
+pub use leaf::LinkPermissions;
 pub use permissions::Permissions;
 
 /// Why a CONNECT was refused. Deliberately coarse: the client only ever learns

@@ -15,11 +15,13 @@ use rill_protocol::{LeafConnect, LeafInfo, RouteDecoder, RouteMsg, RouteOp, enco
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use super::LeafNodes;
 use super::interest::LeafAccount;
 use super::link::{JsSides, LeafLink, LinkSetup, Peer, jetstream_denies};
+use crate::auth::LinkPermissions;
+use crate::auth::jwt::leaf::{LeafCredentials, LeafRefusal};
 use crate::client::CloseReason;
 use crate::config::{LeafUrl, RemoteLeaf};
 use crate::link::Link;
@@ -46,6 +48,8 @@ struct Accepted {
     prefix: String,
     /// The INFO we send (again, with `connect_info`, once CONNECT is accepted).
     info: LeafInfo,
+    /// It came in on the WebSocket port.
+    websocket: bool,
 }
 
 impl Accepted {
@@ -63,12 +67,17 @@ impl Accepted {
         info!("{prefix} - Leafnode connection created{how}");
         let mut info = leafs.own_info(local);
         info.client_id = Some(lid);
+        if state.jwt().is_some() {
+            // Operator mode: the leaf proves its user key by signing this.
+            info.nonce = Some(crate::link::random_id());
+        }
         Some(Self {
             state,
             lid,
             addr,
             prefix,
             info,
+            websocket: !how.is_empty(),
         })
     }
 }
@@ -139,26 +148,36 @@ async fn hub_side<R, W>(
     R: AsyncRead + Unpin + Send,
     W: crate::client::ClientWriter,
 {
+    if !info_sent && write_info(&mut writer, &accepted.info).await.is_err() {
+        return;
+    }
+    let timeout = leafs.auth_timeout().max(HANDSHAKE);
+    let mut hs = handshake(&accepted.state);
+    let deadline = Instant::now() + timeout;
+    let bound = match accept_connect(leafs, &accepted, &mut hs, &mut reader, deadline).await {
+        Ok(bound) => bound,
+        Err(refusal) => return refuse(&mut writer, &accepted.prefix, "Leafnode", refusal).await,
+    };
     let Accepted {
         state,
         lid,
         addr,
-        prefix,
         mut info,
+        ..
     } = accepted;
-    if !info_sent && write_info(&mut writer, &info).await.is_err() {
-        return;
-    }
-    let timeout = leafs.auth_timeout().max(HANDSHAKE);
-    let mut hs = handshake(&state);
-    let bound = match accept_connect(leafs, &mut hs, &mut reader, Instant::now() + timeout).await {
-        Ok(bound) => bound,
-        Err(refusal) => return refuse(&mut writer, &prefix, "Leafnode", refusal).await,
-    };
-    let (account, connect) = bound;
+    let (
+        Bound {
+            account,
+            permissions,
+        },
+        connect,
+    ) = bound;
     info.connect_info = true;
     info.remote_account = Some(account.clone());
     info.nonce = None;
+    if let Some(p) = &permissions {
+        (info.import, info.export) = LinkPermissions::info(p);
+    }
     if write_info(&mut writer, &info).await.is_err() {
         return;
     }
@@ -174,6 +193,7 @@ async fn hub_side<R, W>(
         max_pending: state.config().max_pending,
         deny_exports: Vec::new(),
         deny_imports: Vec::new(),
+        permissions: permissions.as_ref().map(LinkPermissions::hub),
     };
     let setup = with_jetstream(&state, setup, connect.domain.as_deref());
     run(leafs, &state, setup, reader, writer, hs).await;
@@ -208,24 +228,84 @@ fn with_jetstream(state: &ServerState, mut setup: LinkSetup, theirs: Option<&str
     setup
 }
 
-/// Reads CONNECT and checks its credentials; the bound account's name.
+/// Reads CONNECT and checks its credentials: the account the link is bound to and the
+/// permissions it keeps to.
 async fn accept_connect<R: AsyncRead + Unpin>(
     leafs: &LeafNodes,
+    accepted: &Accepted,
     hs: &mut Handshake,
     reader: &mut R,
     deadline: Instant,
-) -> Result<(String, LeafConnect), Refusal> {
+) -> Result<(Bound, LeafConnect), Refusal> {
     let connect: LeafConnect = hs.connect(reader, deadline).await?;
-    let account = leafs
-        .authorize(connect.user.as_deref(), connect.pass.as_deref())
-        .ok_or((
-            CloseReason::AuthenticationViolation,
-            Some("Authorization Violation".into()),
-        ))?;
+    let bound = match accepted.state.jwt() {
+        Some(jwt) => leafs.authorize_jwt(jwt, &connect, accepted)?,
+        None => Bound {
+            account: leafs
+                .authorize(connect.user.as_deref(), connect.pass.as_deref())
+                .ok_or_else(authorization_violation)?,
+            permissions: None,
+        },
+    };
     if connect.server_id == leafs.server_id {
         return Err((CloseReason::ProtocolViolation, Some("Loop detected".into())));
     }
-    Ok((account, connect))
+    Ok((bound, connect))
+}
+
+/// What an accepted leaf's credentials bind it to.
+struct Bound {
+    account: String,
+    /// The leaf user's permissions (JWT `pub`/`sub`), when it has any.
+    permissions: Option<crate::config::Permissions>,
+}
+
+fn authorization_violation() -> Refusal {
+    (
+        CloseReason::AuthenticationViolation,
+        Some("Authorization Violation".into()),
+    )
+}
+
+impl LeafNodes {
+    /// Operator mode: the leaf's user JWT, checked as nats-server does
+    /// ([`crate::auth::jwt::leaf`]), binds it to the user's account, within the account
+    /// JWT's leaf connection limit.
+    fn authorize_jwt(
+        &self,
+        jwt: &crate::auth::jwt::JwtAuth,
+        connect: &LeafConnect,
+        accepted: &Accepted,
+    ) -> Result<Bound, Refusal> {
+        let creds = LeafCredentials {
+            jwt: connect.jwt.as_deref(),
+            sig: connect.sig.as_deref(),
+            nonce: accepted.info.nonce.as_deref(),
+            ip: Some(accepted.addr.ip()),
+            websocket: accepted.websocket,
+        };
+        let links = self.links();
+        let on_account = |account: &str| links.iter().filter(|l| l.account == account).count();
+        let user = jwt.admit_leaf(&creds, on_account).map_err(|e| match e {
+            LeafRefusal::Denied(why) => {
+                debug!("{} - {why}", accepted.prefix);
+                authorization_violation()
+            }
+            LeafRefusal::TooMany => (
+                CloseReason::MaxAccountConnectionsExceeded,
+                Some("maximum account active connections exceeded".into()),
+            ),
+        })?;
+        debug!(
+            "{} - Authenticated JWT: Leafnode {:?} (claim-name: {:?}) by Account {:?}",
+            accepted.prefix, user.key, user.name, user.account
+        );
+        jwt.ensure_wired(&accepted.state.accounts, &user.account);
+        Ok(Bound {
+            account: user.account,
+            permissions: user.permissions,
+        })
+    }
 }
 
 /// A remote being dialled: its settings, the URL tried, its TLS.
@@ -345,6 +425,11 @@ where
     writer.write_all(&out).await.map_err(|e| e.to_string())?;
     writer.flush().await.map_err(|e| e.to_string())?;
     let lid = state.clients.next_cid();
+    info!("{addr} - lid:{lid} - Leafnode connection created for account: {account}");
+    let permissions = match hub.info_on_connect {
+        true => accepted_info(leafs, &mut hs, &mut reader, (addr, lid)).await?,
+        false => None,
+    };
     let setup = LinkSetup {
         lid,
         addr,
@@ -357,15 +442,43 @@ where
         max_pending: state.config().max_pending,
         deny_exports: remote.deny_exports.clone(),
         deny_imports: remote.deny_imports.clone(),
+        permissions,
     };
     let setup = with_jetstream(state, setup, hub.domain.as_deref());
-    info!(
-        "{addr} - lid:{lid} - Leafnode connection created for account: {}",
-        setup.account
-    );
     leafs.learn_urls(&hub.leafnode_urls);
     run(leafs, state, setup, reader, writer, hs).await;
     Ok(hub.server_id)
+}
+
+/// The hub's answer to our CONNECT, when its INFO said it would send one
+/// (`info_on_connect`): an INFO with `connect_info` (its `import`/`export`, when our
+/// credentials carry permissions, are what the link keeps to, as nats-server's leafs
+/// do), or the `-ERR` that refuses us (logged as nats-server's leafs log it). Waiting
+/// for it also keeps our interest from going out before the permissions are known.
+async fn accepted_info<R: AsyncRead + Unpin>(
+    leafs: &LeafNodes,
+    hs: &mut Handshake,
+    reader: &mut R,
+    (addr, lid): (SocketAddr, u64),
+) -> Result<Option<LinkPermissions>, String> {
+    match hs
+        .info::<LeafInfo, _>(reader, Instant::now() + HANDSHAKE)
+        .await
+    {
+        Ok(info) => {
+            leafs.learn_urls(&info.leafnode_urls);
+            Ok(LinkPermissions::leaf(
+                info.import.as_ref(),
+                info.export.as_ref(),
+            ))
+        }
+        Err(HandshakeError::Refused(text)) => {
+            error!("{addr} - lid:{lid} - Leafnode Error '{text}'");
+            info!("{addr} - lid:{lid} - Leafnode connection closed: Client Closed");
+            Err(format!("-ERR '{text}'"))
+        }
+        Err(e) => Err(format!("INFO from the hub after CONNECT: {e}")),
+    }
 }
 
 /// Registers the link, runs its read loop until it closes, and cleans up.

@@ -1,6 +1,7 @@
 //! The part of a leaf-node connection other tasks reach ([`LeafLink`]): its outbound
 //! queue, the account it is bound to, the other side's INFO or CONNECT, the interest
-//! the other side registered, its deny lists and the counters `/leafz` shows.
+//! the other side registered, its deny lists, the leaf user's permissions (see
+//! [`LinkPermissions`]) and the counters `/leafz` shows.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use rill_protocol::subject;
 
+use crate::auth::LinkPermissions;
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
 use crate::trace::record::{Conn, Kind};
@@ -48,6 +50,8 @@ pub(crate) struct LeafLink {
     deny_pub: Vec<String>,
     /// Subjects we do not take (nor ask for): the remote's `deny_imports`.
     deny_sub: Vec<String>,
+    /// The leaf user's permissions, when its credentials carry some.
+    permissions: Option<LinkPermissions>,
     /// What the other side asked for, to update weights and clean up when the link goes.
     pub(crate) subs: Mutex<HashMap<SubKey, LeafSub>>,
     /// Messages and bytes in and out, round-trip time.
@@ -65,6 +69,7 @@ pub(crate) struct LinkSetup {
     pub(crate) max_pending: usize,
     pub(crate) deny_exports: Vec<String>,
     pub(crate) deny_imports: Vec<String>,
+    pub(crate) permissions: Option<LinkPermissions>,
 }
 
 impl LeafLink {
@@ -79,6 +84,7 @@ impl LeafLink {
             peer: setup.peer,
             deny_pub: setup.deny_exports,
             deny_sub: setup.deny_imports,
+            permissions: setup.permissions,
             subs: Mutex::new(HashMap::new()),
             counters: LinkCounters::default(),
         }
@@ -86,30 +92,40 @@ impl LeafLink {
 
     /// True when messages on `subject` may go out on this link.
     pub(crate) fn may_send(&self, subject: &[u8]) -> bool {
-        !denied(&self.deny_pub, subject)
+        !denied(&self.deny_pub, subject) && self.permitted(subject, LinkPermissions::sends)
     }
 
     /// True when messages on `subject` may come in on this link.
     pub(crate) fn may_take(&self, subject: &[u8]) -> bool {
-        !denied(&self.deny_sub, subject)
+        !denied(&self.deny_sub, subject) && self.permitted(subject, LinkPermissions::takes)
     }
 
     /// True when interest in `filter` may be announced on this link: messages on it
     /// may come in.
     pub(crate) fn may_ask(&self, filter: &[u8]) -> bool {
-        let Ok(filter) = std::str::from_utf8(filter) else {
+        let Ok(text) = std::str::from_utf8(filter) else {
             return false;
         };
-        !self.deny_sub.iter().any(|d| subject::is_subset(filter, d))
+        !self.deny_sub.iter().any(|d| subject::is_subset(text, d))
+            && self.permitted(filter, LinkPermissions::asks)
     }
 
     /// True when the other side's interest in `filter` is honoured: messages on it may
     /// go out.
     pub(crate) fn may_serve(&self, filter: &[u8]) -> bool {
-        let Ok(filter) = std::str::from_utf8(filter) else {
+        let Ok(text) = std::str::from_utf8(filter) else {
             return false;
         };
-        !self.deny_pub.iter().any(|d| subject::is_subset(filter, d))
+        !self.deny_pub.iter().any(|d| subject::is_subset(text, d))
+            && self.permitted(filter, LinkPermissions::serves)
+    }
+
+    /// `check` of the leaf user's permissions on `subject` (true without any).
+    fn permitted(&self, subject: &[u8], check: fn(&LinkPermissions, &str) -> bool) -> bool {
+        let Some(permissions) = &self.permissions else {
+            return true;
+        };
+        std::str::from_utf8(subject).is_ok_and(|s| check(permissions, s))
     }
 }
 

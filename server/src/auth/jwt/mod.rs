@@ -18,6 +18,7 @@
 
 pub mod claims;
 pub mod imports;
+pub mod leaf;
 pub mod resolver;
 pub mod token;
 pub mod trust;
@@ -26,6 +27,7 @@ pub mod user;
 use std::sync::Arc;
 
 pub use claims::{AccountClaims, UserClaims};
+pub use leaf::LeafCredentials;
 pub use resolver::{Resolver, UpdateError};
 pub use token::{JwtError, Kind, decode, encode};
 pub use trust::Trust;
