@@ -101,10 +101,20 @@ pub(crate) async fn hold(server: &TestServer, user: &User) -> Conn {
     conn
 }
 
+/// The server's answer to a CONNECT and commands that end with `PING`: everything up
+/// to the `PONG`, or up to the close of a refused connection. Nothing is cut short by a
+/// fixed read window, so a slow answer on a loaded machine is read whole (the reason
+/// this test once failed under load: a 400 ms window missed a late `PONG` or close).
+/// An answered connection is then watched for [`QUIET`] to see that it stays open.
 async fn collect(conn: &mut Conn) -> (Vec<String>, bool) {
-    let got = conn.read_until(QUIET).await;
-    let closed = conn.is_closed_within(Duration::from_millis(200)).await;
-    let lines = String::from_utf8_lossy(&got)
+    let (got, closed) = conn.read_until_contains_or_close(b"PONG\r\n", WAIT).await;
+    let text = String::from_utf8_lossy(&got);
+    let closed = match closed {
+        Some(true) => true,
+        Some(false) => conn.is_closed_within(QUIET).await,
+        None => panic!("neither PONG nor a close within {WAIT:?}: {text:?}"),
+    };
+    let lines = text
         .split("\r\n")
         .filter(|l| !l.is_empty() && *l != "PING")
         .map(str::to_string)

@@ -113,6 +113,27 @@ impl Conn {
         out
     }
 
+    /// Reads until the accumulated bytes contain `needle` or the server closes the
+    /// connection, within `timeout`: the bytes read and whether the connection closed
+    /// (`None` when neither happened in time).
+    pub async fn read_until_contains_or_close(
+        &mut self,
+        needle: &[u8],
+        timeout: Duration,
+    ) -> (Vec<u8>, Option<bool>) {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut chunk = [0u8; 4096];
+        while !out.windows(needle.len()).any(|w| w == needle) {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&chunk[..n]),
+                Ok(_) => return (out, Some(true)),
+                Err(_) => return (out, None),
+            }
+        }
+        (out, Some(false))
+    }
+
     /// Returns true if the server closes the connection within `timeout` (bytes before EOF are ignored).
     pub async fn is_closed_within(&mut self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
