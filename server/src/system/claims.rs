@@ -7,7 +7,13 @@
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: the account JWT, as the body (full resolver);
 //! - `$SYS.REQ.CLAIMS.LIST`: the known account keys;
 //! - `$SYS.REQ.CLAIMS.DELETE` (directory resolvers): an operator-signed list of accounts
-//!   to delete.
+//!   to delete;
+//! - `$SYS.REQ.CLAIMS.PACK` (full resolvers): the catch-up between servers. Every
+//!   `interval` a full resolver asks the others, sending the hash of what it holds, and
+//!   one whose hash differs answers with every JWT it holds, a `<account>|<jwt>` line a
+//!   message, then an empty message; the asker keeps the newer ones as updates (see
+//!   [`crate::auth::jwt::resolver`]). So a server that was down while an update was
+//!   pushed has it within one interval of coming back, as with nats-server.
 //!
 //! Replies use nats-server's words: `{"data": {"account", "code": 200, "message": "jwt
 //! updated"}}`, or `{"error": {"account", "code": 500, "description": "jwt update resulted
@@ -44,6 +50,7 @@ pub(super) async fn claims_op(state: &Arc<ServerState>, system: &System, op: &st
     match op {
         "UPDATE" => update(state, system, None, req).await,
         "DELETE" => delete(state, system, req).await,
+        "PACK" => pack(state, req),
         "LIST" => {
             let Some(jwt) = state.jwt() else {
                 return;
@@ -182,4 +189,77 @@ fn lookup(state: &Arc<ServerState>, system: &System, acc: &str, req: &Request) {
     let payload = found.map_or_else(Bytes::new, |r| Bytes::from(r.jwt.clone()));
     let msg = Msg::new(reply, None, None, &payload);
     system.account.router.publish(0, true, &msg);
+}
+
+/// Where the answers to this server's pack requests come.
+pub(super) fn pack_inbox(state: &ServerState) -> String {
+    format!("$SYS._INBOX.{}.CLAIMS.PACK", state.server_id)
+}
+
+/// Publishes `payload` on `subject` (with `reply`) in the system account, as is.
+fn publish_raw(system: &System, subject: &[u8], reply: Option<&Bytes>, payload: Bytes) {
+    let subject = Bytes::copy_from_slice(subject);
+    let msg = Msg::new(&subject, reply, None, &payload);
+    system.account.router.publish(0, true, &msg);
+}
+
+/// Asks the other full resolvers for what this one lacks (every `interval`).
+pub(super) fn ask_pack(state: &ServerState, system: &System) {
+    let Some(jwt) = state.jwt() else {
+        return;
+    };
+    let hash = jwt.resolver.hash();
+    debug!("Checking store state: {}", hex(&hash));
+    let inbox = Bytes::from(pack_inbox(state));
+    let hash = Bytes::copy_from_slice(&hash);
+    publish_raw(system, b"$SYS.REQ.CLAIMS.PACK", Some(&inbox), hash);
+}
+
+/// `$SYS.REQ.CLAIMS.PACK`: nothing but the end message when the asker's hash is ours,
+/// else every JWT held, one a message, then the end message.
+fn pack(state: &ServerState, req: &Request) {
+    let (Some(jwt), Some(reply)) = (state.jwt(), &req.reply) else {
+        return;
+    };
+    if jwt.resolver.sync_interval().is_none() {
+        return;
+    }
+    let answer = |payload: Bytes| {
+        let msg = Msg::new(reply, None, None, &payload);
+        req.account.router.publish(0, true, &msg);
+    };
+    if req.payload[..] != jwt.resolver.hash() {
+        for line in jwt.resolver.pack() {
+            answer(Bytes::from(line));
+        }
+    }
+    answer(Bytes::new());
+}
+
+/// One message of an answer to our pack request: its newer JWTs are kept, and the
+/// accounts they change updated as a pushed update would (connections re-check,
+/// imports rewired, JetStream limits).
+pub(super) async fn packed(state: &Arc<ServerState>, req: &Request) {
+    let Some(jwt) = state.jwt() else {
+        return;
+    };
+    if req.payload.is_empty() {
+        return;
+    }
+    let changed = jwt
+        .resolver
+        .merge(&jwt.trust, &String::from_utf8_lossy(&req.payload));
+    if changed.is_empty() {
+        return;
+    }
+    debug!("Merging succeeded: {changed:?} updated");
+    state.clients.notify_auth_reload();
+    jwt.rewire_all(&state.accounts);
+    if let Some(js) = state.js_report() {
+        js.accounts_changed().await;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,8 +9,9 @@
 //!   administrative `KICK`, `LDM` and `RELOAD`, see [`admin`];
 //! - `$SYS.REQ.ACCOUNT.<account>.<KIND>` (`CONNZ`, `SUBSZ`, `LEAFZ`, `JSZ`, `INFO`,
 //!   `STATZ`, `CONNS`) and
-//!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, see
-//!   [`claims`].
+//!   the account JWT requests `CLAIMS.UPDATE`, `CLAIMS.LOOKUP`, `$SYS.REQ.CLAIMS.*`, and
+//!   with a full resolver the catch-up with the other servers (`CLAIMS.PACK` every
+//!   `interval`), see [`claims`].
 //!
 //! Every account also gets the requests nats-server imports into each account from the
 //! system account, answered in that account ([`imported`]): `$SYS.REQ.USER.INFO` (the
@@ -128,6 +129,12 @@ fn subjects(state: &ServerState) -> Vec<String> {
     if state.jwt().is_some_and(|j| j.resolver.has_dir()) {
         v.push("$SYS.REQ.CLAIMS.*".into());
     }
+    if state
+        .jwt()
+        .is_some_and(|j| j.resolver.sync_interval().is_some())
+    {
+        v.push(claims::pack_inbox(state));
+    }
     v
 }
 
@@ -244,6 +251,10 @@ async fn run(
     let mut heartbeat = tokio::time::interval(STATSZ_INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let jwt = state.jwt().cloned();
+    let mut catch_up = jwt
+        .as_ref()
+        .and_then(|j| j.resolver.sync_interval())
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     loop {
         let expiry = activation_expiry(jwt.as_deref());
         let sooner = async {
@@ -258,6 +269,7 @@ async fn run(
                 None => return,
             },
             _ = heartbeat.tick() => events::statsz_heartbeat(&state, &system),
+            () = tick(catch_up.as_mut()) => claims::ask_pack(&state, &system),
             () = expiry => {
                 if let Some(j) = &jwt {
                     j.rewire_all(&state.accounts);
@@ -266,6 +278,16 @@ async fn run(
             () = sooner => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// The next tick of an optional timer (forever without one).
+async fn tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -297,6 +319,7 @@ async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {
             requests::account(state, system, acc, kind, &req).await;
         }
         ["$SYS", "REQ", "CLAIMS", op] => claims::claims_op(state, system, op, &req).await,
+        ["$SYS", "_INBOX", _, "CLAIMS", "PACK"] => claims::packed(state, &req).await,
         ["$SYS", "ACCOUNT", acc, "CLAIMS", "UPDATE"] => {
             claims::account_op(state, system, acc, "UPDATE", &req).await;
         }

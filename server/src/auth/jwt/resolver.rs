@@ -9,6 +9,12 @@
 //!
 //! Every JWT is verified against the trusted operators before it is kept; an update that
 //! is older (by `iat`) than the JWT already held is refused, as nats-server does.
+//!
+//! Full resolvers catch up with each other (a server that was down while an update was
+//! pushed): every `interval` each asks the others with `$SYS.REQ.CLAIMS.PACK`, sending
+//! [`Resolver::hash`] of what it holds; one whose hash differs answers with its JWTs
+//! ([`Resolver::pack`], one `<account>|<jwt>` line a message, then an empty message),
+//! and the asking server keeps the newer ones ([`Resolver::merge`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -168,6 +174,59 @@ impl Resolver {
         accounts.insert(key, Arc::clone(&resolved));
         drop(accounts);
         Ok(resolved)
+    }
+
+    /// The catch-up interval of a full resolver; `None` for the others, which do not
+    /// catch up.
+    pub fn sync_interval(&self) -> Option<std::time::Duration> {
+        match &self.config {
+            ResolverConfig::Full(d) => Some(d.interval),
+            _ => None,
+        }
+    }
+
+    /// A digest of every JWT held, equal on two servers that hold the same ones
+    /// (in any order): the XOR of each JWT's SHA-256.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hash = [0u8; 32];
+        for account in locks::read(&self.accounts).values() {
+            let digest = ring::digest::digest(&ring::digest::SHA256, account.jwt.as_bytes());
+            for (h, d) in hash.iter_mut().zip(digest.as_ref()) {
+                *h ^= d;
+            }
+        }
+        hash
+    }
+
+    /// Every JWT held as a pack line `<account>|<jwt>`, sorted by account.
+    pub fn pack(&self) -> Vec<String> {
+        let mut lines: Vec<String> = locks::read(&self.accounts)
+            .iter()
+            .map(|(key, account)| format!("{key}|{}", account.jwt))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// Keeps the JWTs of a pack message (lines `<account>|<jwt>`) that are newer than
+    /// those held, as updates; the accounts that changed. Lines that do not verify, or
+    /// are not newer, are skipped (logged at debug).
+    pub fn merge(&self, trust: &Trust, pack: &str) -> Vec<String> {
+        let mut changed = Vec::new();
+        for line in pack.lines().filter(|l| !l.trim().is_empty()) {
+            let Some((key, jwt)) = line.split_once('|') else {
+                tracing::debug!("pack line without an account: skipped");
+                continue;
+            };
+            if self.lookup(key).is_some_and(|held| held.jwt == jwt.trim()) {
+                continue;
+            }
+            match self.update(trust, Some(key), jwt) {
+                Ok(_) => changed.push(key.to_string()),
+                Err(e) => tracing::debug!("pack entry for {key} skipped: {e}"),
+            }
+        }
+        changed
     }
 
     /// True when this resolver deletes accounts on request: a full one with
