@@ -1,8 +1,9 @@
 //! Replicated consumers (issue 20): a durable consumer of an R3 stream keeps its state
 //! in its own group, so it continues on another server when its leader is killed with
 //! SIGKILL, without redelivering what was acked (in-flight messages may come again, as
-//! on nats-server); CONSUMER.INFO shows the group's `cluster` block and
-//! CONSUMER.LEADER.STEPDOWN moves it. Three nats-server 2.15.1 first, then three rill
+//! on nats-server); CONSUMER.INFO shows the group's `cluster` block,
+//! CONSUMER.LEADER.STEPDOWN moves it, and every new leader is announced by
+//! nats-server's LEADER_ELECTED advisories. Three nats-server 2.15.1 first, then three rill
 //! servers, with the same checks.
 
 use std::collections::BTreeSet;
@@ -300,5 +301,91 @@ async fn a_durable_push_consumer_steps_down_and_survives_its_leader_as_on_nats_s
     assert_eq!(nats.1, (1..=5).collect(), "{nats:?}");
     assert_eq!(nats.2, (6..=8).collect(), "{nats:?}");
     let rill = push_failover_on(Rill).await;
+    assert_eq!(rill, nats);
+}
+
+/// One `*.LEADER_ELECTED` advisory: subject, type, stream, consumer, leader, members.
+type Elected = (String, String, String, String, String, usize);
+
+/// The advisories a replicated stream and its durable consumer send when their groups
+/// elect leaders: on create, and the consumer's again after a stepdown, naming the
+/// leader that STREAM.INFO / CONSUMER.INFO show and every member.
+async fn advisories_on(kind: ServerKind) -> (Elected, Elected, Elected) {
+    let cluster = three(kind).await;
+    let n1 = cluster.node(0).client().await;
+    let mut events = n1
+        .subscribe("$JS.EVENT.ADVISORY.*.LEADER_ELECTED.>")
+        .await
+        .expect("subscribe");
+    n1.flush().await.expect("flush");
+    r3_stream(cluster.node(0), "E", "e", 1).await;
+    let body = r#"{"stream_name":"E","config":{"durable_name":"ED","ack_policy":"explicit"}}"#;
+    let created = api(&n1, "$JS.API.CONSUMER.DURABLE.CREATE.E.ED", body).await;
+    assert!(created["error"].is_null(), "{kind:?}: {created}");
+    let first = leader(&consumer_info(cluster.node(0), "E", "ED", |i| !leader(i).is_empty()).await);
+    let stepdown = api(&n1, "$JS.API.CONSUMER.LEADER.STEPDOWN.E.ED", "").await;
+    assert_eq!(stepdown["success"], true, "{kind:?}: {stepdown}");
+    let second = leader(
+        &consumer_info(cluster.node(0), "E", "ED", |i| {
+            !leader(i).is_empty() && leader(i) != first
+        })
+        .await,
+    );
+    let stream_leader = crate::js_cluster::stream_leader(&cluster, "E").await;
+    let mut seen: Vec<Elected> = Vec::new();
+    let want = |seen: &[Elected]| {
+        seen.iter()
+            .any(|e| e.2 == "E" && e.3.is_empty() && e.4 == stream_leader)
+            && seen.iter().any(|e| e.3 == "ED" && e.4 == first)
+            && seen.iter().any(|e| e.3 == "ED" && e.4 == second)
+    };
+    let deadline = Instant::now() + ELECTION;
+    while !want(&seen) && Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(1), events.next()).await
+        else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&msg.payload).expect("JSON advisory");
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        seen.push((
+            msg.subject.to_string(),
+            text("type"),
+            text("stream"),
+            text("consumer"),
+            text("leader"),
+            v["replicas"].as_array().map_or(0, Vec::len),
+        ));
+    }
+    let pick = |f: &dyn Fn(&Elected) -> bool| {
+        let e = seen.iter().find(|e| f(e)).cloned();
+        let mut e = e.unwrap_or_else(|| panic!("{kind:?}: {seen:?}"));
+        e.4 = String::from("<leader>");
+        e
+    };
+    (
+        pick(&|e| e.3.is_empty() && e.4 == stream_leader),
+        pick(&|e| e.3 == "ED" && e.4 == first),
+        pick(&|e| e.3 == "ED" && e.4 == second),
+    )
+}
+
+#[tokio::test]
+async fn leader_elected_advisories_as_nats_server() {
+    let nats = advisories_on(Nats).await;
+    assert_eq!(
+        nats.0,
+        (
+            "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.E".into(),
+            "io.nats.jetstream.advisory.v1.stream_leader_elected".into(),
+            "E".into(),
+            String::new(),
+            "<leader>".into(),
+            3
+        )
+    );
+    assert_eq!(nats.1.0, "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.E.ED");
+    assert_eq!(nats.1.5, 3);
+    assert_eq!(nats.1, nats.2);
+    let rill = advisories_on(Rill).await;
     assert_eq!(rill, nats);
 }

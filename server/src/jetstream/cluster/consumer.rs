@@ -40,6 +40,10 @@
 //! LIST, answered by the stream's leader, add the replicated consumers led elsewhere
 //! (their info asked of their leaders).
 //!
+//! Each new leader publishes nats-server's
+//! `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.<stream>.<consumer>` once it runs the
+//! consumer.
+//!
 //! # Not yet
 //! Interest and work-queue streams remove acked messages on the consumer leader's
 //! replica only; the stream's `consumer_count` counts the consumers its leader's server
@@ -66,7 +70,7 @@ use self::state::{ConsumerMachine, ReplicatedStore};
 use super::replica::Standing;
 use super::{MetaGroup, lock, peer_id};
 use crate::jetstream::JetStreams;
-use crate::jetstream::consumer::{self, ConsumerHandle, service};
+use crate::jetstream::consumer::{self, ConsumerHandle, events, service};
 use crate::jetstream::store::{StdFs, now_ns};
 use crate::jetstream::stream::timestamp;
 use crate::raft::{self, LogStore, MachineStore, Network, Raft, node_id};
@@ -158,6 +162,8 @@ struct Member {
     /// A stepdown is handing the leadership over.
     stepping: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// This server's name.
+    me: String,
 }
 
 /// Starts applying the meta group's consumer assignments on this server: now, and
@@ -285,6 +291,7 @@ impl Member {
             since: Mutex::new(None),
             stepping: AtomicBool::new(false),
             task: Mutex::new(None),
+            me: meta.me().to_string(),
         });
         let jetstreams = lock(&meta.consumers.jetstreams).clone();
         let task = tokio::spawn(lead(Arc::clone(&member), jetstreams));
@@ -369,6 +376,9 @@ impl Member {
         let (handle, _) = consumer::start(spec).await.map_err(|e| e.description)?;
         *lock(&self.running) = Some(handle);
         *lock(&self.since) = Some(timestamp(now_ns()));
+        let (leader, members) = elected(&self.raft, "", &self.me);
+        let name = Some(a.config.name.as_str());
+        events::leader_elected(&js.account, &a.stream, name, &leader, &members);
         info!(consumer = %a.key(), "consumer group leader: running the consumer");
         Ok(())
     }
@@ -462,6 +472,22 @@ fn group_info(
         leader_since: if leading { since } else { None },
         replicas,
     }
+}
+
+/// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
+/// advisories list them (the leader too, current), as the leader sees them.
+pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
+    let info = group_info(raft, cluster, me, "", None);
+    let mut members = vec![PeerInfo {
+        name: info.leader.clone(),
+        current: true,
+        offline: false,
+        active: Nanos(0),
+        lag: 0,
+        peer: peer_id(&info.leader),
+    }];
+    members.extend(info.replicas);
+    (info.leader, members)
 }
 
 /// The committed assignment of consumer `consumer` of `stream` in `account`.

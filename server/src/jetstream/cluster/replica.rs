@@ -95,6 +95,7 @@ use super::meta::StreamAssignment;
 use super::{MetaGroup, lock, peer_id};
 use crate::account::Account;
 use crate::jetstream::JetStreams;
+use crate::jetstream::consumer::events;
 use crate::jetstream::store::{StdFs, now_ns};
 use crate::jetstream::stream::{StreamCore, StreamHandle, timestamp};
 use crate::raft::{self, Command, LogStore, Machine, MachineStore, Network, Raft, node_id};
@@ -511,6 +512,11 @@ async fn lead_while_leader(
                 let cfg = handle.config().await.unwrap_or_else(|_| cfg.clone());
                 lead.subscribe(&account, &cfg);
                 *lock(&lead.since) = Some(timestamp(now_ns()));
+                // nats-server's R1 streams have no group and send none.
+                let (leader, members) = super::consumer::elected(&raft, "", "");
+                if members.len() > 1 {
+                    events::leader_elected(&account, &cfg.name, None, &leader, &members);
+                }
                 heard = tokio::time::Instant::now();
                 info!(stream = %cfg.name, "stream group leader: taking publishes");
             }

@@ -241,3 +241,45 @@ pub fn paused(out: &Outbox, stream: &str, consumer: &str, paused: bool, until: T
         &body,
     );
 }
+
+/// nats-server's `*_leader_elected` advisory: a replicated stream's or consumer's group
+/// has a new leader; `replicas` lists every member, the leader too.
+#[derive(Serialize)]
+struct LeaderElectedAdvisory<'a> {
+    #[serde(flatten)]
+    header: EventHeader,
+    stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer: Option<&'a str>,
+    leader: &'a str,
+    replicas: &'a [rill_protocol::jsapi::PeerInfo],
+}
+
+/// Publishes `STREAM.LEADER_ELECTED.<stream>`, or with a consumer
+/// `CONSUMER.LEADER_ELECTED.<stream>.<consumer>`, in the stream's account.
+pub(crate) fn leader_elected(
+    account: &Arc<Account>,
+    stream: &str,
+    consumer: Option<&str>,
+    leader: &str,
+    replicas: &[rill_protocol::jsapi::PeerInfo],
+) {
+    let (kind, subject) = match consumer {
+        None => (
+            "io.nats.jetstream.advisory.v1.stream_leader_elected",
+            format!("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{stream}"),
+        ),
+        Some(c) => (
+            "io.nats.jetstream.advisory.v1.consumer_leader_elected",
+            format!("$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.{stream}.{c}"),
+        ),
+    };
+    let body = LeaderElectedAdvisory {
+        header: header(kind),
+        stream,
+        consumer,
+        leader,
+        replicas,
+    };
+    publish_json(&Outbox::new(Arc::clone(account)), &subject, &body);
+}
