@@ -441,8 +441,11 @@ impl<S: Source> Actor<S> {
                 .deliver(&req.reply, &status_msg(&req.reply, st, None));
             return;
         }
-        if let Err((reply, st)) = self.waiting.push(req, now) {
-            self.out.deliver(&reply, &status_msg(&reply, st, None));
+        match self.waiting.push(req, now) {
+            Ok(()) => self.priority.queued(now),
+            Err((reply, st)) => {
+                self.out.deliver(&reply, &status_msg(&reply, st, None));
+            }
         }
     }
 

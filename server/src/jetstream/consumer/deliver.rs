@@ -39,7 +39,9 @@ impl<S: Source> Actor<S> {
     /// Delivers as much as the targets, limits and stream allow right now.
     pub(super) async fn pump(&mut self) {
         let now = Instant::now();
+        let gathering = self.priority.gathering(now);
         while !self.is_paused()
+            && !gathering
             && let Some(target) = self.next_target(now)
         {
             let Some((msg, origin)) = self.next_msg().await else {

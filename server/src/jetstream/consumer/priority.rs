@@ -11,6 +11,15 @@
 //!   `$JS.API.CONSUMER.UNPIN` (reason `admin`); requests still carrying the old id then
 //!   get `423 Nats-Wrong-Pin-Id`, and the next request served is pinned with a new id.
 //! - `prioritized`: the waiting request with the lowest `priority` (0–9) is served first.
+//!   Requests that arrive together compete: a new request is served only after
+//!   [`GATHER`], so one sent beside it (in the same write, or by another task of the
+//!   same client a moment later) is waiting by then. nats-server gets this from its
+//!   read loop, which queues every request of one read before the consumer looks; rill
+//!   hands each request to the consumer as it is parsed, so without the pause the first
+//!   of two requests sent together was served before the second arrived, whatever
+//!   their priorities (nats.py's test_consumer_prioritized_messages_stream: two
+//!   `messages()` streams at priority 0 and 1 re-pull together every 100 ms and must
+//!   take 30 and 20 of 50; rill split them 20/30 in 3 of 6 runs).
 //!
 //! The request checks (`400` for a missing or unknown group, for fields of another policy,
 //! for a priority outside 0–9) are nats-server 2.15.1's, each seen over the wire.
@@ -28,6 +37,9 @@ use super::pull::PullRequest;
 use super::status;
 use crate::jetstream::store::now_ns;
 use rill_protocol::jsapi::Timestamp;
+
+/// How long a `prioritized` consumer lets new pull requests gather before serving.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// The checks of a pull request's priority fields against the consumer: `Err` is the
 /// `400` to answer.
@@ -70,6 +82,8 @@ pub(super) struct Priority {
     groups: Vec<String>,
     ttl: Duration,
     pin: Option<Pin>,
+    /// `prioritized`: requests that arrived are served from then on (see [`GATHER`]).
+    gathered: Option<Instant>,
 }
 
 impl Priority {
@@ -80,6 +94,26 @@ impl Priority {
             groups: cfg.priority_groups.clone(),
             ttl: cfg.priority_timeout.to_duration().unwrap_or_default(),
             pin: None,
+            gathered: None,
+        }
+    }
+
+    /// A request was queued (`prioritized`: it and those arriving with it are served
+    /// after [`GATHER`]).
+    pub(super) fn queued(&mut self, now: Instant) {
+        if self.by_priority() && self.gathered.is_none() {
+            self.gathered = Some(now + GATHER);
+        }
+    }
+
+    /// Whether requests are still gathering (`prioritized`), so none is served yet.
+    pub(super) fn gathering(&mut self, now: Instant) -> bool {
+        match self.gathered {
+            Some(at) if at > now => true,
+            _ => {
+                self.gathered = None;
+                false
+            }
         }
     }
 
@@ -178,9 +212,10 @@ impl Priority {
         Some((old, event))
     }
 
-    /// When the pin times out, if there is one.
+    /// When the pin times out or gathered requests are served, whichever comes first.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.pin.as_ref().map(|p| p.deadline)
+        let pin = self.pin.as_ref().map(|p| p.deadline);
+        pin.into_iter().chain(self.gathered).min()
     }
 
     /// Unpins a client that has not pulled within `priority_timeout` (`pulling`: it has a
@@ -272,6 +307,26 @@ mod tests {
             check(&none, &req).is_ok(),
             "a consumer without policy ignores both"
         );
+    }
+
+    #[test]
+    fn prioritized_requests_gather_before_they_are_served() {
+        let now = Instant::now();
+        let mut p = Priority::new(&cfg(PriorityPolicy::Prioritized));
+        assert!(!p.gathering(now));
+        p.queued(now);
+        p.queued(now + GATHER / 2);
+        assert_eq!(
+            p.deadline(),
+            Some(now + GATHER),
+            "the first request sets the time"
+        );
+        assert!(p.gathering(now + GATHER / 2));
+        assert!(!p.gathering(now + GATHER));
+        assert_eq!(p.deadline(), None);
+        let mut overflow = Priority::new(&cfg(PriorityPolicy::Overflow));
+        overflow.queued(now);
+        assert!(!overflow.gathering(now), "other policies serve at once");
     }
 
     #[test]
