@@ -65,16 +65,21 @@ async fn bucket_in_a(kind: ServerKind) -> (TestServer, async_nats::Client) {
     (server, a)
 }
 
+/// B's connection, its inboxes under the prefix A's stream export reaches.
+async fn connect_b(server: &TestServer) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
+        .custom_inbox_prefix("forB")
+        .connect(server.url())
+        .await
+        .expect("connect b")
+}
+
 #[tokio::test]
 async fn a_kv_watcher_in_an_importing_account_sees_the_entries() {
     let mut seen = Vec::new();
     for kind in KINDS {
         let (server, a) = bucket_in_a(kind).await;
-        let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
-            .custom_inbox_prefix("forB")
-            .connect(server.url())
-            .await
-            .expect("connect b");
+        let b = connect_b(&server).await;
         let js = jetstream::with_prefix(b, "JS.A.API");
         let store = js.get_key_value("hist").await.expect("bucket via import");
         let mut watch = store.watch_with_history("k").await.expect("watch");
@@ -110,11 +115,7 @@ async fn a_pull_consumer_is_fetched_and_acked_through_the_imported_api() {
             "ack_policy": "explicit"}});
         let r = api(&a, "$JS.API.CONSUMER.CREATE.KV_hist.me", &req.to_string()).await;
         assert!(r.get("error").is_none(), "{kind:?}: {r}");
-        let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
-            .custom_inbox_prefix("forB")
-            .connect(server.url())
-            .await
-            .expect("connect b");
+        let b = connect_b(&server).await;
         let js = jetstream::with_prefix(b, "JS.A.API");
         let consumer: jetstream::consumer::PullConsumer = js
             .get_consumer_from_stream("me", "KV_hist")
@@ -187,11 +188,7 @@ async fn a_push_consumer_create_reply_reports_the_state_before_the_first_deliver
 async fn a_push_consumer_waits_for_the_importing_subscriber() {
     for kind in KINDS {
         let (server, _a) = bucket_in_a(kind).await;
-        let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
-            .custom_inbox_prefix("forB")
-            .connect(server.url())
-            .await
-            .expect("connect b");
+        let b = connect_b(&server).await;
         let req = json!({"stream_name": "KV_hist", "config": {"deliver_subject": "forB.late",
             "deliver_policy": "last_per_subject", "filter_subject": "$KV.hist.k",
             "ack_policy": "none"}});
