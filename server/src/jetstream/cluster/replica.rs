@@ -74,19 +74,15 @@
 //! Consumers are per server; changing `num_replicas` is refused (10061).
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::future::BoxFuture;
+use bytes::Bytes;
 use openraft::{BasicNode, ServerState as RaftState};
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ErrorCode, MsgDeleteRequest, Nanos, PeerInfo, StreamConfig,
-    StreamPurgeRequest, Timestamp,
+    ApiError, ClusterInfo, ErrorCode, Nanos, PeerInfo, StreamConfig, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -97,14 +93,17 @@ use crate::account::Account;
 use crate::jetstream::JetStreams;
 use crate::jetstream::consumer::events;
 use crate::jetstream::store::{StdFs, now_ns};
-use crate::jetstream::stream::{StreamCore, StreamHandle, timestamp};
-use crate::raft::{self, Command, LogStore, Machine, MachineStore, Network, Raft, node_id};
+use crate::jetstream::stream::{StreamHandle, timestamp};
+use crate::raft::{self, Command, LogStore, MachineStore, Network, Raft, node_id};
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 mod assign;
 pub(super) mod catchup;
+mod entry;
 
 pub use assign::{create, delete, info, update};
+pub use entry::{OpAnswer, StreamOp};
+use entry::{StreamMachine, encode, encode_op};
 
 /// How long the leader waits for a publish to be committed before giving up on it
 /// (the client then times out).
@@ -723,200 +722,10 @@ impl Ingest {
     }
 }
 
-/// A change to a replicated stream other than a message, proposed by the API on the
-/// leader and applied by every member in log order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StreamOp {
-    /// `STREAM.PURGE` (filter, keep, seq).
-    Purge(StreamPurgeRequest),
-    /// `STREAM.MSG.DELETE`.
-    Delete(MsgDeleteRequest),
-    /// The stream's timers (message expiry, TTLs, delete markers, schedules) as of the
-    /// entry's time: proposed by the leader's [`timers_while_leader`] when one is due.
-    Timers,
-}
-
-/// What applying a [`StreamOp`] gave: messages purged, or the error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpAnswer {
-    /// Messages removed (0 for a delete).
-    #[serde(default)]
-    pub purged: u64,
-    /// Why it was refused.
-    #[serde(default)]
-    pub error: Option<ApiError>,
-}
-
-/// The subject length that marks an entry holding a [`StreamOp`].
-const OP_MARKER: u32 = u32::MAX;
-
-/// One entry of a stream's log, little-endian: a message is `[ts i64][subject len
-/// u32][headers len u32, u32::MAX for none][subject][headers][payload]`; a
-/// [`StreamOp`] is `[ts i64][u32::MAX][0 u32][op JSON]`.
-fn encode(ts: i64, subject: &[u8], headers: Option<&[u8]>, payload: &[u8]) -> Bytes {
-    let hlen = headers.map_or(0, <[u8]>::len);
-    let mut b = BytesMut::with_capacity(16 + subject.len() + hlen + payload.len());
-    b.put_i64_le(ts);
-    b.put_u32_le(u32::try_from(subject.len()).unwrap_or(u32::MAX - 1));
-    b.put_u32_le(headers.map_or(u32::MAX, |h| u32::try_from(h.len()).unwrap_or(0)));
-    b.put_slice(subject);
-    b.put_slice(headers.unwrap_or_default());
-    b.put_slice(payload);
-    b.freeze()
-}
-
-fn encode_op(ts: i64, op: &StreamOp) -> Bytes {
-    let json = serde_json::to_vec(op).unwrap_or_default();
-    let mut b = BytesMut::with_capacity(16 + json.len());
-    b.put_i64_le(ts);
-    b.put_u32_le(OP_MARKER);
-    b.put_u32_le(0);
-    b.put_slice(&json);
-    b.freeze()
-}
-
-/// A decoded entry.
-enum Entry {
-    Msg {
-        ts: i64,
-        subject: Bytes,
-        headers: Option<Bytes>,
-        payload: Bytes,
-    },
-    Op {
-        ts: i64,
-        op: StreamOp,
-    },
-}
-
-fn decode(mut raw: Bytes) -> Option<Entry> {
-    if raw.len() < 16 {
-        return None;
-    }
-    let ts = raw.get_i64_le();
-    let slen = raw.get_u32_le();
-    let hlen = raw.get_u32_le();
-    if slen == OP_MARKER {
-        let op = serde_json::from_slice(&raw).ok()?;
-        return Some(Entry::Op { ts, op });
-    }
-    let subject = raw.split_to((slen as usize).min(raw.len()));
-    let headers = match hlen {
-        u32::MAX => None,
-        n => Some(raw.split_to((n as usize).min(raw.len()))),
-    };
-    Some(Entry::Msg {
-        ts,
-        subject,
-        headers,
-        payload: raw,
-    })
-}
-
-/// Applies one committed entry to the stream; its answer (empty: none, an entry
-/// applied before a restart).
-fn apply_entry(core: &mut StreamCore, entry: Entry) -> Option<Bytes> {
-    match entry {
-        Entry::Msg {
-            ts,
-            subject,
-            headers,
-            payload,
-        } => {
-            let ack = core.apply_replicated(&subject, headers.as_deref(), &payload, ts)?;
-            serde_json::to_vec(&ack).ok().map(Bytes::from)
-        }
-        // An op at or before the last stored message was applied before a restart
-        // (every later entry has a later time); one after it is applied again, which
-        // leaves the state as it is.
-        Entry::Op { ts, .. } if ts <= core.store().state().last_ts => None,
-        Entry::Op { ts, op } => {
-            let done = match op {
-                StreamOp::Timers => {
-                    core.run_timers_at(ts);
-                    Ok(0)
-                }
-                StreamOp::Purge(req) => core.purge(&req),
-                StreamOp::Delete(req) => core
-                    .delete_msg(req.seq, req.no_erase)
-                    .map(|()| 0)
-                    .map_err(|e| clustered_delete_error(e, req.seq)),
-            };
-            let answer = match done {
-                Ok(purged) => OpAnswer {
-                    purged,
-                    error: None,
-                },
-                Err(e) => OpAnswer {
-                    purged: 0,
-                    error: Some(e),
-                },
-            };
-            serde_json::to_vec(&answer).ok().map(Bytes::from)
-        }
-    }
-}
-
-/// A stream group's machine: committed entries go into the stream's store; its
-/// snapshot is the stream's position ([`catchup`]).
-struct StreamMachine {
-    handle: StreamHandle,
-    source: catchup::Source,
-}
-
-impl Machine for StreamMachine {
-    fn apply(&mut self, batch: Vec<(u64, Bytes)>) -> BoxFuture<'_, io::Result<Vec<Bytes>>> {
-        let entries: Vec<Option<Entry>> = batch.into_iter().map(|(_, b)| decode(b)).collect();
-        Box::pin(async move {
-            let answers = self
-                .handle
-                .call(move |core| {
-                    Ok(entries
-                        .into_iter()
-                        .map(|e| e.and_then(|e| apply_entry(core, e)).unwrap_or_default())
-                        .collect::<Vec<Bytes>>())
-                })
-                .await
-                .map_err(|e| io::Error::other(e.description))?;
-            Ok(answers)
-        })
-    }
-
-    fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
-        Box::pin(async move {
-            let position = self
-                .handle
-                .call(StreamCore::durable_position)
-                .await
-                .map_err(|e| io::Error::other(e.description))?;
-            let snap = catchup::Snapshot::from(position);
-            Ok(Bytes::from(serde_json::to_vec(&snap)?))
-        })
-    }
-
-    fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        // The snapshot was taken from this store after a sync: the store holds it.
-        Box::pin(async move {
-            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
-            let last = self.handle.state().await.map_or(0, |s| s.last_seq);
-            catchup::check_restored(last, snap, self.handle.name().as_str());
-            Ok(())
-        })
-    }
-
-    fn install(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move {
-            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
-            catchup::catch_up(&self.handle, &self.source, snap).await
-        })
-    }
-}
-
 /// nats-server 2.15.1 in a cluster refuses deleting a sequence that is already gone
 /// with `400 / 10043 sequence <n> not found` (a standalone server: `500 / 10057 no
 /// message found`); past the last sequence both say `stream store EOF`.
-fn clustered_delete_error(e: ApiError, seq: u64) -> ApiError {
+pub(super) fn clustered_delete_error(e: ApiError, seq: u64) -> ApiError {
     if e.err_code == ErrorCode::STREAM_MSG_DELETE_FAILED.err_code
         && e.description == "no message found"
     {
@@ -959,42 +768,6 @@ fn unavailable() -> ApiError {
 mod tests {
     use super::assign::group_name;
     use super::*;
-
-    #[test]
-    fn entries_round_trip() {
-        let raw = encode(42, b"orders.1", Some(b"NATS/1.0\r\n\r\n"), b"hello");
-        let Some(Entry::Msg {
-            ts,
-            subject,
-            headers,
-            payload,
-        }) = decode(raw)
-        else {
-            panic!("a message entry");
-        };
-        assert_eq!(ts, 42);
-        assert_eq!(&subject[..], b"orders.1");
-        assert_eq!(headers.as_deref(), Some(&b"NATS/1.0\r\n\r\n"[..]));
-        assert_eq!(&payload[..], b"hello");
-        let Some(Entry::Msg {
-            headers, payload, ..
-        }) = decode(encode(7, b"a", None, b""))
-        else {
-            panic!("a message entry");
-        };
-        assert!(headers.is_none());
-        assert!(payload.is_empty());
-        assert!(decode(Bytes::from_static(b"short")).is_none());
-        let purge = StreamOp::Purge(StreamPurgeRequest {
-            filter: "a.>".into(),
-            keep: 2,
-            ..StreamPurgeRequest::default()
-        });
-        let Some(Entry::Op { ts, op }) = decode(encode_op(9, &purge)) else {
-            panic!("an op entry");
-        };
-        assert_eq!((ts, op), (9, purge));
-    }
 
     #[test]
     fn group_names_follow_nats_server() {

@@ -38,7 +38,7 @@ use tracing::{info, warn};
 
 use super::super::MetaGroup;
 use super::super::transport::RouteTransport;
-use super::{Entry, decode, encode};
+use super::entry::{Entry, decode, encode};
 use crate::jetstream::store::StoredMsg;
 use crate::jetstream::stream::{Position, StreamHandle};
 use crate::raft::Raft;
