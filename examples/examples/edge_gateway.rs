@@ -26,6 +26,7 @@
 //! and the hub's stream: `sources: [{ name: EDGE, external: { api: "$JS.edge.API" } }]`.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -64,24 +65,25 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     let edge_bin = std::env::var("EDGE_SERVER").unwrap_or(server);
 
     // The hub, the uplink relay in front of its leaf port, and the edge dialling the relay.
-    let (hub_port, leaf_port) = (free_port()?, free_port()?);
+    // Each server picks its own ports (`-1`); they are read back from its log.
     let hub_conf = format!(
-        "server_name: hub\nlisten: \"127.0.0.1:{hub_port}\"\n\
+        "server_name: hub\nlisten: \"127.0.0.1:-1\"\n\
          jetstream {{ store_dir: {:?}, domain: hub }}\n\
-         leafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n",
+         leafnodes {{ listen: \"127.0.0.1:-1\" }}\n",
         dir.join("hub")
     );
-    let _hub = Server::start(&hub_bin, &dir.join("hub.conf"), &hub_conf)?;
+    let hub_server = Server::start(&hub_bin, &dir.join("hub.conf"), &hub_conf)?;
+    let (hub_port, leaf_port) = (hub_server.port("client")?, hub_server.port("leafnode")?);
     let uplink = Uplink::start(([127, 0, 0, 1], leaf_port).into()).await?;
-    let edge_port = free_port()?;
     let edge_conf = format!(
-        "server_name: edge\nlisten: \"127.0.0.1:{edge_port}\"\n\
+        "server_name: edge\nlisten: \"127.0.0.1:-1\"\n\
          jetstream {{ store_dir: {:?}, domain: edge }}\n\
          leafnodes {{ reconnect: \"200ms\", remotes: [ {{ url: \"nats-leaf://{}\" }} ] }}\n",
         dir.join("edge"),
         uplink.addr
     );
-    let _edge = Server::start(&edge_bin, &dir.join("edge.conf"), &edge_conf)?;
+    let edge_server = Server::start(&edge_bin, &dir.join("edge.conf"), &edge_conf)?;
+    let edge_port = edge_server.port("client")?;
 
     let hub = connect(hub_port).await?;
     let edge = connect(edge_port).await?;
@@ -177,35 +179,59 @@ async fn count_readings(central: &stream::Stream) -> anyhow::Result<BTreeMap<u32
     Ok(count)
 }
 
-/// A server process, killed when dropped.
-struct Server(Child);
+/// A server process, killed when dropped, with the ports it bound.
+struct Server {
+    child: Child,
+    /// `(kind, port)` from its "Listening for <kind> connections on <addr>" log lines.
+    listening: Vec<(String, u16)>,
+}
 
 impl Server {
+    /// Starts `bin` with `conf` and reads its log until it is ready (or has exited). The
+    /// rest of the log is drained on a thread so the server never blocks on it.
     fn start(bin: &str, conf_path: &Path, conf: &str) -> anyhow::Result<Server> {
         std::fs::write(conf_path, conf)?;
-        let child = Command::new(PathBuf::from(bin))
+        let mut child = Command::new(PathBuf::from(bin))
             .arg("-c")
             .arg(conf_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("start {bin} (set RILL_SERVER)"))?;
-        Ok(Server(child))
+        let mut log = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let mut listening = Vec::new();
+        for line in log.by_ref() {
+            let line = line?;
+            if line.contains("Server is ready") {
+                break;
+            }
+            if let Some((kind, addr)) = line
+                .split_once("Listening for ")
+                .and_then(|(_, rest)| rest.split_once(" connections on "))
+            {
+                let port = addr.trim().rsplit(':').next().unwrap_or_default();
+                listening.push((kind.to_string(), port.parse()?));
+            }
+        }
+        std::thread::spawn(move || log.for_each(drop));
+        Ok(Server { child, listening })
+    }
+
+    /// The port this server listens on for `kind` ("client", "leafnode") connections.
+    fn port(&self, kind: &str) -> anyhow::Result<u16> {
+        self.listening
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|&(_, port)| port)
+            .with_context(|| format!("the server logged no {kind} listener"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-}
-
-/// A port nothing listens on now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Connects once the server at `port` accepts clients.
