@@ -7,11 +7,8 @@
 use std::time::{Duration, Instant};
 
 use rill_tests::ServerKind::{self, Nats, Rill};
-use rill_tests::cluster::{Cluster, Node};
+use rill_tests::cluster::{Cluster, ELECTION, Node, api, create_replicated};
 use serde_json::Value;
-
-/// How long the group may take to form or to elect a leader.
-pub(crate) const ELECTION: Duration = Duration::from_secs(20);
 
 async fn meta(node: &Node) -> Value {
     node.monitor("/jsz").await["meta_cluster"].clone()
@@ -47,11 +44,7 @@ async fn agreed_leader(cluster: &Cluster, size: u64, not: Option<&str>) -> Strin
 
 #[tokio::test]
 async fn three_servers_form_a_meta_group_that_survives_its_leader() {
-    let mut cluster = Cluster::start_with(&[Rill, Rill, Rill], |mut spec| {
-        spec.jetstream = true;
-        spec
-    })
-    .await;
+    let mut cluster = Cluster::jetstream(Rill, 3).await;
     let leader = agreed_leader(&cluster, 3, None).await;
     let i = cluster
         .nodes
@@ -107,14 +100,8 @@ async fn stepdown(client: &async_nats::Client, body: &'static str) -> Value {
 /// account, bad JSON and an unknown preferred server refused with its errors, and the
 /// leadership moves (to the preferred server when one is named).
 async fn meta_stepdown_on(kind: ServerKind) {
-    let cluster = Cluster::start_with(&[kind, kind, kind], |mut spec| {
-        spec.jetstream = true;
+    let cluster = Cluster::jetstream_with(kind, 3, |mut spec| {
         spec.config = Some(ACCOUNTS.to_string());
-        // nats-server wants configured routes when a system account is set; the seed
-        // node gets one that leads nowhere.
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
         spec
     })
     .await;
@@ -194,23 +181,6 @@ async fn meta_leader_stepdown_as_nats_server() {
     meta_stepdown_on(Rill).await;
 }
 
-/// A JetStream API request's JSON answer (retried while the cluster settles: no
-/// answer, or 503 while a leader is elected).
-pub(crate) async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let req = client.request(subject.to_string(), body.to_string().into());
-        if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), req).await {
-            let v: Value = serde_json::from_slice(&msg.payload).expect("JSON reply");
-            if v["error"]["code"] != 503 {
-                return v;
-            }
-        }
-        assert!(Instant::now() < deadline, "no answer to {subject}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Waits until `done` holds for the STREAM.INFO answer of `node`; returns it.
 pub(crate) async fn info_until(node: &Node, stream: &str, done: impl Fn(&Value) -> bool) -> Value {
     let client = node.client().await;
@@ -234,15 +204,7 @@ pub(crate) async fn info_until(node: &Node, stream: &str, done: impl Fn(&Value) 
 /// server (STREAM.INFO and MSG.GET on each), shows its `cluster` block, and is gone
 /// from every server once deleted on n1.
 async fn r3_stream_on(kind: ServerKind) {
-    let cluster = Cluster::start_with(&[kind, kind, kind], |mut spec| {
-        spec.jetstream = true;
-        // nats-server wants a configured route on every JetStream cluster member.
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
-        spec
-    })
-    .await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let first = cluster.node(1).client().await;
     let create =
         |replicas: u32| format!(r#"{{"name":"R","subjects":["r.>"],"num_replicas":{replicas}}}"#);
@@ -260,8 +222,7 @@ async fn r3_stream_on(kind: ServerKind) {
             "description": "maximum replicas is 5"}),
         "{kind:?}: {r7}"
     );
-    let created = api(&first, "$JS.API.STREAM.CREATE.R", &create(3)).await;
-    assert!(created["error"].is_null(), "{kind:?}: {created}");
+    let created = create_replicated(&first, "R", &create(3)).await;
     assert_eq!(created["config"]["num_replicas"], 3);
     let group = created["cluster"]["raft_group"]
         .as_str()
@@ -367,19 +328,10 @@ async fn contents(client: async_nats::Client, stream: &str, last: u64) -> Vec<(u
 /// the sequence its ack named, and the three replicas hold the same messages.
 #[tokio::test]
 async fn r3_stream_keeps_every_acked_message_when_its_leader_is_killed() {
-    let mut cluster = Cluster::start_with(&[Rill, Rill, Rill], |mut spec| {
-        spec.jetstream = true;
-        spec
-    })
-    .await;
+    let mut cluster = Cluster::jetstream(Rill, 3).await;
     let admin = cluster.node(0).client().await;
-    let created = api(
-        &admin,
-        "$JS.API.STREAM.CREATE.K",
-        r#"{"name":"K","subjects":["k.>"],"num_replicas":3}"#,
-    )
-    .await;
-    assert!(created["error"].is_null(), "{created}");
+    let body = r#"{"name":"K","subjects":["k.>"],"num_replicas":3}"#;
+    create_replicated(&admin, "K", body).await;
     let addrs: Vec<async_nats::ServerAddr> = cluster
         .urls()
         .iter()

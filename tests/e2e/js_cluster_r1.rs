@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use rill_tests::ServerKind::{self, Nats, Rill};
-use rill_tests::cluster::{Cluster, NodeSpec};
+use rill_tests::cluster::Cluster;
 
 /// How long the meta group may take to elect its first leader, and an answer to come.
 const WAIT: Duration = Duration::from_secs(15);
@@ -46,16 +46,7 @@ struct Seen {
 }
 
 async fn r1_stream_from_every_member(kind: ServerKind) -> Seen {
-    let cluster = Cluster::start_with(&[kind, kind, kind], |mut spec: NodeSpec| {
-        spec.jetstream = true;
-        // nats-server wants configured routes on a clustered JetStream server; the seed
-        // node gets one that leads nowhere.
-        if spec.name == "n1" {
-            spec.routes.push("nats://127.0.0.1:1".to_string());
-        }
-        spec
-    })
-    .await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let mut clients = Vec::new();
     for node in &cluster.nodes {
         clients.push(node.client().await);

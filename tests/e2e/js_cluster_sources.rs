@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use rill_tests::ServerKind::{self, Nats, Rill};
 use rill_tests::check_for;
-use rill_tests::cluster::Cluster;
+use rill_tests::cluster::{Cluster, api, create_replicated};
 use serde_json::{Value, json};
 
-use crate::js_cluster::{api, stream_leader};
-use crate::js_cluster_leader::{create_r3, publish, three};
+use crate::js_cluster::stream_leader;
+use crate::js_cluster_leader::publish;
 use crate::js_sources::stored;
 
 /// nats-server finds a made-again origin on its source retry timer (12 s on a quiet
@@ -69,10 +69,10 @@ async fn identity_from_every_member(cluster: &Cluster) -> Option<String> {
 }
 
 async fn source_of_r3_on(kind: ServerKind) -> Seen {
-    let cluster = three(kind).await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let origin = r#"{"name":"O","subjects":["o.>"],"num_replicas":3}"#;
     let first = cluster.node(0).client().await;
-    create_r3(&first, "O", origin).await;
+    create_replicated(&first, "O", origin).await;
     for i in 0..3 {
         assert!(publish(&first, &format!("o.old{i}")).await.is_some());
     }
@@ -92,7 +92,7 @@ async fn source_of_r3_on(kind: ServerKind) -> Seen {
     wait_msgs(&client, 3, FOLLOW).await;
 
     api(&first, "$JS.API.STREAM.DELETE.O", "").await;
-    create_r3(&first, "O", origin).await;
+    create_replicated(&first, "O", origin).await;
     for i in 0..2 {
         assert!(publish(&first, &format!("o.new{i}")).await.is_some());
     }

@@ -6,16 +6,15 @@
 use std::time::Duration;
 
 use rill_tests::ServerKind::{self, Nats, Rill};
+use rill_tests::cluster::{Cluster, api, create_replicated};
 use serde_json::Value;
 
 use crate::js_cluster::{info_until, stream_leader};
-use crate::js_cluster_leader::{
-    create_r3, each_replica, new_leader, publish_with, stepdown, three,
-};
+use crate::js_cluster_leader::{each_replica, new_leader, publish_with, stepdown};
 
 /// The stream's state without times, as its leader reports it.
 async fn state(client: async_nats::Client) -> Value {
-    let info = crate::js_cluster::api(&client, "$JS.API.STREAM.INFO.T", "").await;
+    let info = api(&client, "$JS.API.STREAM.INFO.T", "").await;
     let mut state = info["state"].clone();
     for time in ["first_ts", "last_ts"] {
         state.as_object_mut().expect("state").remove(time);
@@ -27,11 +26,11 @@ async fn state(client: async_nats::Client) -> Value {
 /// `max_age` and 1 s delete markers, moves the leadership once `t.b` expired, and
 /// returns each replica's state once everything (markers too) expired.
 async fn timers_on(kind: ServerKind) -> Vec<Value> {
-    let cluster = three(kind).await;
+    let cluster = Cluster::jetstream(kind, 3).await;
     let client = cluster.node(0).client().await;
     let config = r#"{"name":"T","subjects":["t.>"],"num_replicas":3,"max_age":3000000000,
         "allow_msg_ttl":true,"subject_delete_marker_ttl":1000000000}"#;
-    create_r3(&client, "T", config).await;
+    create_replicated(&client, "T", config).await;
     for (subject, ttl) in [("t.a", None), ("t.b", Some("1s")), ("t.c", Some("2s"))] {
         let seq = publish_with(&client, subject, ttl).await;
         assert!(seq.is_some(), "{kind:?}: {subject} acked");

@@ -1,10 +1,14 @@
 //! Several servers in one cluster on loopback (rill, nats-server, or a mix), for tests and
-//! benchmarks of routes.
+//! benchmarks of routes and of JetStream clustering.
 //!
 //! Each server picks its own client, monitoring and cluster ports (`-1`) and the harness reads
 //! them back from the server's ports file (`--ports_file_dir`), so nothing is guessed. A
 //! restarted node gets the ports it had, so peers and clients find it again. Every child is
 //! killed when its [`Node`] is dropped, and its captured logs are printed if the test panics.
+//!
+//! For JetStream clusters, [`Cluster::jetstream`] starts the servers as both kinds need them,
+//! [`api`] asks a `$JS.API` question through elections and [`create_replicated`] creates a
+//! replicated stream once every server has heard of the others.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +25,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a cluster may take to form a full mesh.
 pub const MESH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a JetStream group may take to form, elect a leader or settle.
+pub const ELECTION: Duration = Duration::from_secs(20);
 
 /// How to start one node.
 #[derive(Debug, Clone)]
@@ -458,6 +465,28 @@ impl Cluster {
         cluster
     }
 
+    /// `n` JetStream servers of `kind` (`n1`, `n2`, …). nats-server wants a configured route
+    /// on every member of a JetStream cluster: the seed gets one that leads nowhere.
+    pub async fn jetstream(kind: ServerKind, n: usize) -> Cluster {
+        Cluster::jetstream_with(kind, n, |spec| spec).await
+    }
+
+    /// As [`Cluster::jetstream`], with each node's spec adjusted by `adjust` first.
+    pub async fn jetstream_with(
+        kind: ServerKind,
+        n: usize,
+        adjust: impl Fn(NodeSpec) -> NodeSpec,
+    ) -> Cluster {
+        Cluster::start_with(&vec![kind; n], |mut spec| {
+            spec.jetstream = true;
+            if spec.name == "n1" {
+                spec.routes.push("nats://127.0.0.1:1".to_string());
+            }
+            adjust(spec)
+        })
+        .await
+    }
+
     /// Waits until every running node has a route to every other running node.
     pub async fn wait_mesh(&self) {
         let running = self.nodes.iter().filter(|n| n.pid().is_some()).count();
@@ -495,5 +524,53 @@ impl Cluster {
     /// Every node's client URL, for clients that fail over between them.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Node::url).collect()
+    }
+}
+
+/// A `$JS.API` request's JSON answer, asked again while the cluster settles (no answer
+/// within 5 s, or 503 while a leader is elected), for at most [`ELECTION`]. Only for
+/// requests that may be repeated: see [`api_once`].
+pub async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let req = client.request(subject.to_string(), body.to_string().into());
+        if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), req).await {
+            let v: Value = serde_json::from_slice(&msg.payload).expect("JSON reply");
+            if v["error"]["code"] != 503 {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "no answer to {subject}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `$JS.API` request sent once, its JSON answer awaited for up to [`ELECTION`]: for
+/// requests whose repetition answers differently (a delete, a purge), once the stream has
+/// a leader. A loaded machine may answer one later than [`api`]'s 5 s, and asking again
+/// then would see the first request's effect.
+pub async fn api_once(client: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let req = client.request(subject.to_string(), body.to_string().into());
+    match tokio::time::timeout(ELECTION, req).await {
+        Ok(Ok(msg)) => serde_json::from_slice(&msg.payload).expect("JSON reply"),
+        Ok(Err(e)) => panic!("{subject}: {e}"),
+        Err(_) => panic!("{subject}: no answer within {ELECTION:?}"),
+    }
+}
+
+/// Creates the stream `name` from the config `body` (replicated: `num_replicas` > 1) and
+/// returns the create's answer. Asked again while the servers have not all heard of each
+/// other yet: both kinds answer `no suitable peers for placement` (10005) then. Any other
+/// error fails the test.
+pub async fn create_replicated(client: &async_nats::Client, name: &str, body: &str) -> Value {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let created = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), body).await;
+        if created["error"].is_null() {
+            return created;
+        }
+        let settling = created["error"]["err_code"] == 10005 && Instant::now() < deadline;
+        assert!(settling, "create {name}: {created}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
