@@ -538,6 +538,9 @@ pub struct JetStreamConfig {
     pub strict: bool,
     /// Server-wide limits from `jetstream { limits {} }`.
     pub limits: JetStreamLimits,
+    /// `index_cache`: bytes of block index entries a file stream keeps in memory at
+    /// most (rill's own setting; `None` is the store's default, 4 MiB per stream).
+    pub index_cache: Option<usize>,
 }
 
 /// `jetstream { limits { … } }`: caps applied to every stream and consumer.
@@ -561,6 +564,7 @@ impl Default for JetStreamConfig {
             domain: None,
             strict: true,
             limits: JetStreamLimits::default(),
+            index_cache: None,
         }
     }
 }

@@ -330,6 +330,7 @@ impl JetStream {
             domain: self.domain().to_owned(),
             server_id: self.server_id.clone(),
             sync: self.sync_policy(),
+            index_cache: self.config.index_cache,
             replicated: false,
             batches: Arc::clone(&self.share.batches),
         }

@@ -180,6 +180,7 @@ fn jetstream_setting(
         "domain" => js.domain = Some(string(v, key)?),
         "strict" => js.strict = boolean(v, key)?,
         "limits" => jetstream_limits(js, v, warnings)?,
+        "index_cache" => js.index_cache = Some(index_cache(v, key)?),
         "key"
         | "ek"
         | "encryption_key"
@@ -234,6 +235,13 @@ fn jetstream_limits(
         }
     }
     Ok(())
+}
+
+/// `index_cache: 16MiB`: a size, not negative.
+fn index_cache(v: &ConfValue, key: &str) -> Result<usize, ConfigError> {
+    let n = size(v, key, true)?;
+    usize::try_from(n)
+        .map_err(|_| ConfigError::at(&v.pos, format!("'{key}' must not be negative, got {n}")))
 }
 
 /// `sync_interval: always` or a duration.

@@ -170,7 +170,7 @@ fn jetstream_forms() {
     assert!(ok("store_dir: /tmp/x").jetstream.is_none());
     let c = ok(
         "jetstream {\n  store_dir: /tmp/rill-js\n  max_memory_store: 64MiB\n  max_file_store: 10GiB\n  \
-        sync_interval: \"2m\"\n  domain: hub\n  strict: false\n  limits { max_request_batch: 100, duplicate_window: \"1m\" }\n}",
+        sync_interval: \"2m\"\n  domain: hub\n  strict: false\n  index_cache: 16MiB\n  limits { max_request_batch: 100, duplicate_window: \"1m\" }\n}",
     );
     insta::assert_debug_snapshot!(c.jetstream);
     let js = ok("jetstream { max_mem: \"1G\", store: /x, sync: always }")
@@ -180,6 +180,19 @@ fn jetstream_forms() {
         (js.max_memory_store, js.store_dir.to_str(), js.sync),
         (1_000_000_000, Some("/x"), SyncInterval::Always)
     );
+    let js = ok("jetstream { index_cache: 65536 }")
+        .jetstream
+        .expect("enabled");
+    assert_eq!(js.index_cache, Some(65536));
+    assert!(
+        ok("jetstream {}")
+            .jetstream
+            .expect("enabled")
+            .index_cache
+            .is_none()
+    );
+    let e = err("jetstream { index_cache: -1 }");
+    assert!(e.contains("'index_cache' must not be negative"), "{e}");
     let js = ok("jetstream: enabled\nstore_dir: /y")
         .jetstream
         .expect("enabled");

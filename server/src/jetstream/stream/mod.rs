@@ -142,11 +142,24 @@ pub(crate) struct Spawn {
     pub(crate) domain: String,
     pub(crate) server_id: String,
     pub(crate) sync: SyncPolicy,
+    /// `jetstream { index_cache }`: the file store's index cache bound, `None` for its default.
+    pub(crate) index_cache: Option<usize>,
     /// A replica of a replicated stream: its subjects are not subscribed here (see
     /// `StreamSubs::install`).
     pub(crate) replicated: bool,
     /// The server's open atomic batches (see `batch`).
     pub(crate) batches: Arc<ServerBatches>,
+}
+
+impl Spawn {
+    /// The store's config at open: the stream's limits and the server's store settings.
+    pub(crate) fn store_config(&self) -> StoreConfig {
+        let mut cfg = store_config(&self.cfg, self.sync);
+        if let Some(bytes) = self.index_cache {
+            cfg.index_cache = bytes;
+        }
+        cfg
+    }
 }
 
 /// Opens a stream and starts it on the stream pool; resolves once the store is open.
@@ -200,7 +213,7 @@ fn open(
     usage: Arc<AtomicU64>,
     last_seq_tx: watch::Sender<u64>,
 ) -> Result<StreamCore, ApiError> {
-    let store_cfg = store_config(&p.cfg, p.sync);
+    let store_cfg = p.store_config();
     let mut store: Box<dyn StreamStore> = match (&p.root, p.cfg.storage) {
         (Some(root), StorageType::File) => {
             let vfs = StdFs::shared();

@@ -44,7 +44,8 @@ impl ConsumerLink for Link {
     fn stop(&self) {}
 }
 
-async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<Inbox>) {
+/// A memory stream `T` on `t.>` with `retention`, in `account`.
+fn params(retention: RetentionPolicy, account: &Arc<Account>) -> Spawn {
     let cfg = StreamConfig {
         name: "T".into(),
         subjects: vec!["t.>".into()],
@@ -52,7 +53,23 @@ async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<I
         retention,
         ..StreamConfig::default()
     };
-    let cfg = check_stream_config(cfg, false).expect("valid config");
+    Spawn {
+        cfg: check_stream_config(cfg, false).expect("valid config"),
+        created: Timestamp::ZERO,
+        root: None,
+        create: true,
+        account: Arc::clone(account),
+        usage: AccountUsage::default(),
+        domain: String::new(),
+        server_id: "S".into(),
+        sync: SyncPolicy::Always,
+        index_cache: None,
+        replicated: false,
+        batches: Default::default(),
+    }
+}
+
+async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<Inbox>) {
     let account = Arc::new(Account::new("$G"));
     let inbox = Arc::new(Inbox::default());
     let sub = Subscription::new(
@@ -62,22 +79,19 @@ async fn start(retention: RetentionPolicy) -> (StreamHandle, Arc<Account>, Arc<I
         Arc::clone(&inbox) as Arc<dyn Subscriber>,
     );
     account.router.subscribe(&sub);
-    let (handle, _subs) = spawn(Spawn {
-        cfg,
-        created: Timestamp::ZERO,
-        root: None,
-        create: true,
-        account: Arc::clone(&account),
-        usage: AccountUsage::default(),
-        domain: String::new(),
-        server_id: "S".into(),
-        sync: SyncPolicy::Always,
-        replicated: false,
-        batches: Default::default(),
-    })
-    .await
-    .expect("spawn");
+    let (handle, _subs) = spawn(params(retention, &account)).await.expect("spawn");
     (handle, account, inbox)
+}
+
+#[test]
+fn the_store_opens_with_the_servers_index_cache() {
+    let account = Arc::new(Account::new("$G"));
+    let mut p = params(RetentionPolicy::Limits, &account);
+    let default = crate::jetstream::store::DEFAULT_INDEX_CACHE;
+    assert_eq!(p.store_config().index_cache, default);
+    p.index_cache = Some(64 * 1024);
+    let cfg = p.store_config();
+    assert_eq!((cfg.index_cache, cfg.max_msgs), (64 * 1024, -1));
 }
 
 fn publish(account: &Account, subject: &'static str) {
