@@ -15,6 +15,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod bind;
 pub mod client;
 pub mod config;
 mod fault;

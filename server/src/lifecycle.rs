@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -188,16 +187,12 @@ impl Server {
         state.accounts.wire(&config);
         let (stop_accepting, stop_rx) = watch::channel(false);
         start_monitoring(&state, &config, stop_rx.clone()).await?;
-        let listener = bind_clients(&config.host, config.port)
+        let crate::bind::Bound { listener, addr } = crate::bind::listen(&config.host, config.port)
             .await
             .map_err(|source| StartError::Listen {
                 addr: format!("{}:{}", config.host, config.port),
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.host.clone(),
-            source,
-        })?;
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
@@ -391,28 +386,6 @@ impl Server {
             tokio::time::sleep(step.min(Duration::from_secs(1))).await;
         }
     }
-}
-
-/// Binds the client listener with a deep accept backlog: std's default of 128
-/// drops SYNs when hundreds of clients connect at once (nats-server, through Go,
-/// gets the kernel's `somaxconn`).
-async fn bind_clients(host: &str, port: u16) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr) {
-            Ok(()) => return socket.listen(4096),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
-    }))
 }
 
 async fn self_wait(rx: &mut mpsc::Receiver<()>) {

@@ -55,7 +55,7 @@ pub(crate) async fn accept_each<F>(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => on_accept(stream, addr, done.clone()),
+                Ok((stream, addr)) => on_accept(stream, crate::bind::peer(addr), done.clone()),
                 Err(e) => {
                     error!("Error accepting {what} connection: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -622,3 +622,45 @@ fn unsupported_feature_warns_and_the_server_runs() {
     insta::assert_snapshot!("unsupported_warnings", warnings.join("\n"));
     assert_eq!(info(port)["port"], u64::from(port));
 }
+
+/// nats-server listens on IPv4 and IPv6 at once for the default host (`0.0.0.0`; `ss`
+/// shows `*:<port>`), so a client whose resolver gives `localhost` as `::1` first reaches it
+/// (nats.js `tls - custom ca` connects that way). /connz shows each peer's own address.
+#[tokio::test]
+async fn the_default_host_takes_ipv4_and_ipv6_clients_as_nats_server() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this host: only the IPv4 half can be checked");
+        return;
+    }
+    for kind in BOTH {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: false,
+            monitoring: true,
+            args: vec!["-a".into(), "0.0.0.0".into()],
+            ..ServerOpts::default()
+        })
+        .await;
+        let port = server.port();
+        let mut clients = Vec::new();
+        for host in ["127.0.0.1", "[::1]"] {
+            let client = async_nats::connect(format!("nats://{host}:{port}"))
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?}: connect to {host}: {e}"));
+            client.flush().await.expect("flush");
+            clients.push(client);
+        }
+        let connz = rill_tests::cluster::http_get(server.monitoring_port(), "/connz")
+            .await
+            .expect("/connz");
+        let connz: Value = serde_json::from_str(&connz).expect("json");
+        let mut ips: Vec<&str> = connz["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .filter_map(|c| c["ip"].as_str())
+            .collect();
+        ips.sort_unstable();
+        assert_eq!(ips, ["127.0.0.1", "::1"], "{kind:?}");
+    }
+}

@@ -4,8 +4,8 @@
 //! values come as `-flag value` or `-flag=value`, booleans as `-flag` or `-flag=false`,
 //! and several "short" names have more than one letter (`-js`, `-sd`, `-ms`, `-DV`).
 //! [`normalize_args`] rewrites such a command line into one long form (`--name=value`,
-//! `--name` for booleans) that the clap derive [`Flags`] reads. Flags override the
-//! config file; [`Flags::apply`] does that on a `Draft`.
+//! `--name` for booleans) that the clap derive [`Flags`] reads; a flag given twice takes
+//! its last value, as with Go's `flag`. Flags override the config file; [`Flags::apply`] does that on a `Draft`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -143,7 +143,8 @@ fn go_bool(s: &str) -> Result<bool, String> {
     rename_all = "snake_case",
     no_binary_name = true,
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_override_self = true
 )]
 pub struct Flags {
     /// `-a`: client listen host.
@@ -537,3 +538,30 @@ Common Options:
     -h, --help                       Show this message
     -v, --version                    Show version
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        Flags::parse_args(args.iter().map(OsString::from)).expect("flags")
+    }
+
+    /// Scripts append flags to a command line they were given; Go's `flag` keeps the last.
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let flags = parse(&[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "--addr=0.0.0.0",
+            "-p",
+            "-1",
+            "-js",
+            "-js",
+        ]);
+        assert_eq!(flags.addr.as_deref(), Some("0.0.0.0"));
+        assert_eq!(flags.port, Some(-1));
+    }
+}

@@ -87,7 +87,7 @@ impl Accepted {
 /// `tls_required`), as nats-server; then [`hub_side`].
 pub(super) async fn accept(leafs: Arc<LeafNodes>, mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(addr);
+    let local = stream.local_addr().map_or(addr, crate::bind::peer);
     let Some(accepted) = Accepted::new(&leafs, addr, Some(local), "") else {
         return;
     };

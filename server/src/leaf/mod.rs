@@ -45,7 +45,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rill_protocol::{LeafConnect, LeafInfo};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -120,11 +119,13 @@ impl LeafNodes {
             .map(|r| r.tls.as_ref().map(LinkTls::client).transpose())
             .collect::<Result<Vec<_>, _>>()
             .map_err(std::io::Error::other)?;
-        let listener = match cfg.port {
-            Some(port) => Some(TcpListener::bind((cfg.host.as_str(), port)).await?),
-            None => None,
+        let (listener, listen) = match cfg.port {
+            Some(port) => {
+                let bound = crate::bind::listen(&cfg.host, port).await?;
+                (Some(bound.listener), Some(bound.addr))
+            }
+            None => (None, None),
         };
-        let listen = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let loop_subject = format!("$LDS.{}", crate::link::random_id());
         let leafs = Arc::new(LeafNodes {
             state: Arc::downgrade(state),

@@ -42,7 +42,7 @@ pub(super) async fn solicit(
     stream: TcpStream,
 ) -> Result<String, String> {
     let _ = stream.set_nodelay(true);
-    let addr = stream.peer_addr().map_err(|e| e.to_string())?;
+    let addr = crate::bind::peer(stream.peer_addr().map_err(|e| e.to_string())?);
     let max_payload = leafs
         .state()
         .map_or(1024 * 1024, |s| s.config().max_payload);

@@ -51,8 +51,7 @@ pub async fn start(
     https: bool,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind((host, port)).await?;
-    let addr = listener.local_addr()?;
+    let crate::bind::Bound { listener, addr } = crate::bind::listen(host, port).await?;
     let scheme = if https { "https" } else { "http" };
     info!("Starting {scheme} monitor on {addr}");
     tokio::spawn(accept_loop(state, listener, https, stop));

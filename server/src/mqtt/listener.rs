@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -26,8 +26,7 @@ pub(crate) async fn start(
     stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind((mqtt.host.as_str(), mqtt.port)).await?;
-    let addr = listener.local_addr()?;
+    let crate::bind::Bound { listener, addr } = crate::bind::listen(&mqtt.host, mqtt.port).await?;
     let shown = match addr {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),

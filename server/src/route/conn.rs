@@ -46,7 +46,7 @@ pub(super) async fn accept(cluster: Arc<Cluster>, stream: TcpStream, addr: Socke
     let rid = state.clients.next_cid();
     let prefix = format!("{addr} - rid:{rid}");
     info!("{prefix} - Route connection created");
-    let local = stream.local_addr().unwrap_or(addr);
+    let local = stream.local_addr().map_or(addr, crate::bind::peer);
     let accepted = Accepted {
         state,
         rid,

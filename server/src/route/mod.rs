@@ -90,7 +90,6 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use bytes::BytesMut;
 use rill_protocol::{RouteInfo, encode};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -157,8 +156,10 @@ impl Cluster {
         let Some((cfg, port)) = config.cluster.clone().and_then(|c| c.port.map(|p| (c, p))) else {
             return Ok(None);
         };
-        let listener = TcpListener::bind((cfg.host.as_str(), port)).await?;
-        let listen = listener.local_addr()?;
+        let crate::bind::Bound {
+            listener,
+            addr: listen,
+        } = crate::bind::listen(&cfg.host, port).await?;
         let (name, dynamic) = match &cfg.name {
             Some(name) => (name.clone(), false),
             None => (crate::link::random_id(), true),

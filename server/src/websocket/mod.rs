@@ -92,16 +92,10 @@ pub async fn start(
     done: mpsc::Sender<()>,
 ) -> Result<SocketAddr, WsStartError> {
     let tls = ws.tls.as_ref().map(tls::acceptor).transpose()?;
-    let listener = TcpListener::bind((ws.host.as_str(), ws.port))
+    let crate::bind::Bound { listener, addr } = crate::bind::listen(&ws.host, ws.port)
         .await
         .map_err(|source| WsStartError::Listen {
             addr: format!("{}:{}", ws.host, ws.port),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| WsStartError::Listen {
-            addr: ws.host.clone(),
             source,
         })?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
@@ -136,7 +130,7 @@ async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let (ctx, done) = (Arc::clone(&ctx), done.clone());
                     tokio::spawn(async move {
-                        ctx.serve(stream, addr).await;
+                        ctx.serve(stream, crate::bind::peer(addr)).await;
                         drop(done);
                     });
                 }
