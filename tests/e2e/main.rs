@@ -50,6 +50,7 @@ mod jwt_leaf;
 mod jwt_limits;
 mod jwt_resolver;
 mod jwt_system;
+mod jwt_websocket;
 mod kv;
 mod leaf;
 mod leaf_cluster;

@@ -39,14 +39,20 @@ pub(crate) struct RawWs {
 impl RawWs {
     /// Upgrades, offering `extensions`; returns the client and the response head.
     pub(crate) async fn connect(url: &str, extensions: Option<&str>) -> (RawWs, String) {
-        let addr = url.trim_start_matches("ws://");
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
         let ext = extensions.map_or(String::new(), |e| {
             format!("Sec-WebSocket-Extensions: {e}\r\n")
         });
+        Self::connect_with(url, &ext).await
+    }
+
+    /// Upgrades with `headers` (whole `Name: value\r\n` lines) added to the request;
+    /// returns the client and the response head.
+    pub(crate) async fn connect_with(url: &str, headers: &str) -> (RawWs, String) {
+        let addr = url.trim_start_matches("ws://");
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
         let req = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         );
         stream
             .write_all(req.as_bytes())

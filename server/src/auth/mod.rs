@@ -276,8 +276,9 @@ impl Authenticator {
         Some(URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Checks a client's CONNECT: by its user JWT in operator mode, else as
-    /// [`Authenticator::authenticate`] does.
+    /// Checks a client's CONNECT: by its user JWT in operator mode (`conn_type`,
+    /// `STANDARD` or `WEBSOCKET`, checked against the JWT's allowed connection types),
+    /// else as [`Authenticator::authenticate`] does.
     ///
     /// # Errors
     /// [`AuthError`] when the credentials are refused.
@@ -286,7 +287,7 @@ impl Authenticator {
         connect: &Connect,
         nonce: Option<&str>,
         cert: Option<&CertIdentity>,
-        ip: Option<std::net::IpAddr>,
+        (ip, conn_type): (Option<std::net::IpAddr>, &str),
     ) -> Result<Identity, AuthError> {
         let Some(jwt) = &self.jwt else {
             return self.authenticate(connect, nonce, cert);
@@ -295,7 +296,7 @@ impl Authenticator {
             connect,
             nonce,
             ip,
-            conn_type: "STANDARD",
+            conn_type,
         };
         jwt.authenticate(&check)
             .map(Identity::from_jwt)

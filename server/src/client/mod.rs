@@ -386,9 +386,9 @@ impl Connection {
             self.peer.nonce.clone(),
             self.peer.cert.clone(),
         );
-        let ip = Some(self.peer.addr.ip());
+        let from = (Some(self.peer.addr.ip()), self.peer.conn_type());
         let rules = Arc::clone(&auth);
-        let check = move || auth.authenticate_client(&creds, nonce.as_deref(), cert.as_ref(), ip);
+        let check = move || auth.authenticate_client(&creds, nonce.as_deref(), cert.as_ref(), from);
         let mut outcome = offload::check(costly, check).await;
         if let Some(plan) = rules.callout_plan(&connect, &outcome) {
             outcome = self.callout(&plan, &connect).await;
@@ -440,10 +440,7 @@ impl Connection {
             nonce: self.peer.nonce.as_deref(),
             host: &host,
             cid: self.link.cid,
-            conn_type: match self.peer.websocket {
-                Some(_) => "WEBSOCKET",
-                None => "STANDARD",
-            },
+            conn_type: self.peer.conn_type(),
         };
         callout::authorize(&self.state, plan, &client)
             .await

@@ -64,6 +64,15 @@ impl Peer {
             .unwrap_or(config.auth_timeout)
     }
 
+    /// The connection type a user JWT's `allowed_connection_types` names this client
+    /// by, as nats-server: `WEBSOCKET` on the WebSocket port, else `STANDARD`.
+    pub fn conn_type(&self) -> &'static str {
+        match self.websocket {
+            Some(_) => "WEBSOCKET",
+            None => "STANDARD",
+        }
+    }
+
     /// Fills the credentials CONNECT left empty from the WebSocket request's cookies.
     pub fn complete_connect(&self, connect: &mut Connect) {
         if let Some(ws) = &self.websocket {

@@ -58,7 +58,7 @@ impl Connection {
             &self.connect,
             self.peer.nonce.as_deref(),
             self.peer.cert.as_ref(),
-            Some(self.peer.addr.ip()),
+            (Some(self.peer.addr.ip()), self.peer.conn_type()),
         ) {
             Ok(identity) => identity,
             Err(_) => {
