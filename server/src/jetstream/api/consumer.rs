@@ -126,7 +126,7 @@ pub(super) async fn create(
     };
     let others = configs_of(js, &scfg.name, &name).await;
     if let Some(meta) = js.share.meta()
-        && cluster::consumer::replicated(&cfg, &scfg)
+        && cluster::consumer::replicated(&cfg, &scfg)?
     {
         let mut cfg = cfg;
         cfg.name = name;

@@ -13,11 +13,13 @@
 //! group (log, heartbeats) per durable, is what nats-server pays too.
 //!
 //! # Which consumers
-//! A durable consumer of a stream of more than one replica, with `num_replicas` 0 (the
-//! stream's count, nats-server's default) or more than 1 ([`replicas`]); at most the
-//! stream's count (10126). Ephemeral and R1 consumers live on their stream leader's
-//! server as before (nats-server makes ephemerals R1 too; an ordered consumer's client
-//! makes a new one after a failover).
+//! As nats-server 2.15.1 decides ([`replicas`], [`replicated`]), for a stream of more
+//! than one replica: a durable with `num_replicas` 0 (the stream's count) or more than
+//! 1; an ephemeral with `num_replicas` more than 1; on an interest or work-queue stream
+//! every consumer, with the stream's count (another count is refused, 10134: each
+//! replica must know every consumer to remove what all acked). At most the stream's
+//! count (10126). Other consumers (R1) live on their stream leader's server as before
+//! (an ordered consumer's client makes a new one after a failover).
 //!
 //! # From create to a running consumer
 //! `CONSUMER.CREATE` reaches the stream's leader (`api::forward`), which checks the
@@ -44,12 +46,20 @@
 //! `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.<stream>.<consumer>` once it runs the
 //! consumer.
 //!
-//! # Not yet
-//! Interest and work-queue streams remove acked messages on the consumer leader's
-//! replica only; the stream's `consumer_count` counts the consumers its leader's server
-//! runs; `inactive_threshold` on a replicated consumer removes it on its leader only.
+//! # On every replica of the stream
+//! Each server holding a replica of the stream registers the consumer with it
+//! ([`link`]), so every replica counts it and knows what it still needs; every member
+//! hands what each committed entry acked to its replica, so an interest or work-queue
+//! stream removes acked messages on every replica, and a new stream leader does not
+//! hold them ([`state`]).
+//!
+//! # Deletion by inactivity
+//! `inactive_threshold` is watched by the running actor, on the leader; when it
+//! deletes itself, its member proposes the removal to the meta group, so every server
+//! removes its member and no later leader brings the consumer back.
 
 mod assign;
+pub mod link;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -59,20 +69,23 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ServerState as RaftState};
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ConsumerConfig, ErrorCode, Nanos, PeerInfo, StreamConfig, Timestamp,
+    ApiError, ClusterInfo, ConsumerConfig, ErrorCode, Nanos, PeerInfo, RetentionPolicy,
+    StreamConfig, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use self::state::{ConsumerMachine, ReplicatedStore};
+use self::link::GroupLink;
+use self::state::{Committed, ConsumerMachine, ReplicatedStore};
+use super::meta::{MetaAnswer, MetaOp};
 use super::replica::Standing;
 use super::{MetaGroup, lock, peer_id};
 use crate::jetstream::JetStreams;
 use crate::jetstream::consumer::{self, ConsumerHandle, events, service};
 use crate::jetstream::store::{StdFs, now_ns};
-use crate::jetstream::stream::timestamp;
+use crate::jetstream::stream::{StreamHandle, timestamp};
 use crate::raft::{self, LogStore, MachineStore, Network, Raft, node_id};
 
 pub use assign::{create, delete, leader_info, step_down};
@@ -84,6 +97,9 @@ const SNAPSHOT_EVERY: u64 = 1024;
 const REPLICATE_EVERY: Duration = Duration::from_millis(100);
 /// How often a member checks whether it should run or stop the consumer.
 const LEAD_CHECK: Duration = Duration::from_millis(250);
+/// How often the assignments are applied again without a change (a stream replica
+/// opened since is then given its consumers' links).
+const RELINK_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a replicated consumer lives: its config, its Raft group and the servers that
 /// hold a member.
@@ -121,26 +137,42 @@ pub fn key(account: &str, stream: &str, consumer: &str) -> String {
 }
 
 /// How many replicas a consumer with `cfg` on a stream with `stream` has: its
-/// `num_replicas`, else the stream's for a durable and one for an ephemeral (as
-/// nats-server).
+/// `num_replicas`, else the stream's for a durable or any consumer of an interest or
+/// work-queue stream, and one for an ephemeral of a limits stream (as nats-server).
 pub fn replicas(cfg: &ConsumerConfig, stream: &StreamConfig) -> usize {
     let n = match cfg.num_replicas {
         n if n > 0 => n,
-        _ if cfg.is_durable() => stream.num_replicas,
+        _ if cfg.is_durable() || stream.retention != RetentionPolicy::Limits => stream.num_replicas,
         _ => 1,
     };
     usize::try_from(n).unwrap_or(1).max(1)
 }
 
-/// Whether a consumer with `cfg` on `stream` is replicated (see the module doc).
-pub fn replicated(cfg: &ConsumerConfig, stream: &StreamConfig) -> bool {
-    cfg.is_durable() && stream.num_replicas > 1 && replicas(cfg, stream) > 1
+/// Whether a consumer with `cfg` on `stream` is replicated (see the module doc). A
+/// mirror's or source's consumer never is.
+///
+/// # Errors
+/// An interest or work-queue stream's consumer asking for another count of replicas
+/// than the stream's (400/10134, as nats-server).
+pub fn replicated(cfg: &ConsumerConfig, stream: &StreamConfig) -> Result<bool, ApiError> {
+    if cfg.direct || stream.num_replicas <= 1 {
+        return Ok(false);
+    }
+    if stream.retention != RetentionPolicy::Limits
+        && cfg.num_replicas > 0
+        && cfg.num_replicas != stream.num_replicas
+    {
+        return Err(ErrorCode::CONSUMER_REPLICAS_SHOULD_MATCH_STREAM.error());
+    }
+    Ok(replicas(cfg, stream) > 1)
 }
 
 /// This server's members of replicated consumers' groups, by assignment key.
 #[derive(Default)]
 pub struct Members {
     map: tokio::sync::Mutex<BTreeMap<String, Arc<Member>>>,
+    /// The consumers linked to a replica here without a member here, by key.
+    others: Mutex<BTreeMap<String, ConsumerAssignment>>,
     jetstreams: Mutex<Weak<JetStreams>>,
 }
 
@@ -155,13 +187,20 @@ struct Member {
     assignment: Mutex<ConsumerAssignment>,
     raft: Raft,
     sm: MachineStore<ConsumerMachine>,
+    /// The committed state (the group link's view).
+    committed: Committed,
+    /// The group link is registered with the stream's replica here.
+    linked: AtomicBool,
+    /// The consumer deleted itself (inactivity): its removal is being proposed.
+    ended: AtomicBool,
     /// The consumer's actor while this member leads.
     running: Mutex<Option<ConsumerHandle>>,
     /// When this member started leading.
     since: Mutex<Option<Timestamp>>,
     /// A stepdown is handing the leadership over.
     stepping: AtomicBool,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The leading loop and the remover of acked messages.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     /// This server's name.
     me: String,
 }
@@ -175,10 +214,13 @@ pub fn reconcile(meta: Arc<MetaGroup>, jetstreams: Weak<JetStreams>) {
         async move {
             let mut changes = meta.changes().await;
             let mut stop = meta.stop.clone();
+            let mut relink = tokio::time::interval(RELINK_EVERY);
+            relink.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 apply_assignments(&meta).await;
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { break },
+                    _ = relink.tick() => {}
                     _ = stop.changed() => break,
                 }
             }
@@ -191,16 +233,17 @@ pub fn reconcile(meta: Arc<MetaGroup>, jetstreams: Weak<JetStreams>) {
     lock(&meta.tasks).push(task);
 }
 
-/// Brings this server's members in line with the committed consumer assignments.
+/// Brings this server's members and links in line with the committed consumer
+/// assignments.
 async fn apply_assignments(meta: &Arc<MetaGroup>) {
     let me = meta.me().to_string();
-    let wanted: BTreeMap<String, ConsumerAssignment> = meta
+    let (wanted, others): (BTreeMap<_, _>, BTreeMap<_, _>) = meta
         .sm
         .with(|m| m.consumers.clone())
         .await
         .into_iter()
-        .filter(|(_, a)| a.peers.contains(&me))
-        .collect();
+        .partition(|(_, a)| a.peers.contains(&me));
+    link_others(meta, others).await;
     let mut map = meta.consumers.map.lock().await;
     let gone: Vec<String> = map
         .iter()
@@ -215,13 +258,65 @@ async fn apply_assignments(meta: &Arc<MetaGroup>) {
     }
     for (key, a) in wanted {
         match map.get(&key) {
-            Some(m) => m.update(a).await,
+            Some(m) => {
+                m.update(a).await;
+                let jetstreams = lock(&meta.consumers.jetstreams).clone();
+                m.link(&jetstreams);
+            }
             None => match Member::open(meta, a).await {
                 Ok(m) => {
                     map.insert(key, m);
                 }
                 Err(e) => warn!(consumer = %key, error = %e, "could not open a consumer's group"),
             },
+        }
+    }
+}
+
+/// Links the consumers of the streams replicated here that have no member here (see
+/// [`link`]), and unlinks those removed since.
+async fn link_others(meta: &MetaGroup, others: BTreeMap<String, ConsumerAssignment>) {
+    let js = lock(&meta.consumers.jetstreams).clone();
+    let before = std::mem::replace(&mut *lock(&meta.consumers.others), others.clone());
+    for (key, a) in &before {
+        if !others.contains_key(key)
+            && let Some(stream) = stream_here(&js, a)
+        {
+            let _ = stream.unregister_consumer(&a.config.name).await;
+        }
+    }
+    for a in others.values() {
+        if let Some(stream) = stream_here(&js, a)
+            && !stream.consumers().iter().any(|c| c.name() == a.config.name)
+        {
+            GroupLink::register(&stream, &a.config.name, filters(&a.config), None);
+        }
+    }
+}
+
+/// The replica of `a`'s stream on this server, if open.
+fn stream_here(jetstreams: &Weak<JetStreams>, a: &ConsumerAssignment) -> Option<StreamHandle> {
+    jetstreams.upgrade()?.account(&a.account)?.stream(&a.stream)
+}
+
+fn filters(cfg: &ConsumerConfig) -> Vec<String> {
+    cfg.filters().into_iter().map(str::to_string).collect()
+}
+
+/// Hands the stream sequences each committed entry acked to this server's replica of
+/// the stream, which removes them under interest or work-queue retention (a limits
+/// stream ignores them).
+async fn remove_acked(
+    mut acked: mpsc::UnboundedReceiver<Vec<u64>>,
+    jetstreams: Weak<JetStreams>,
+    a: ConsumerAssignment,
+) {
+    while let Some(mut seqs) = acked.recv().await {
+        while let Ok(more) = acked.try_recv() {
+            seqs.extend(more);
+        }
+        if let Some(stream) = stream_here(&jetstreams, &a) {
+            let _ = stream.remove_acked(seqs).await;
         }
     }
 }
@@ -260,7 +355,10 @@ impl Member {
         let dir = meta.raft_root.join(&a.group);
         let vfs = StdFs::shared();
         let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
-        let sm = MachineStore::open(vfs, &dir.join("sm"), ConsumerMachine::default())
+        let (acked_tx, acked) = mpsc::unbounded_channel();
+        let machine = ConsumerMachine::new(acked_tx);
+        let committed = Arc::clone(&machine.state);
+        let sm = MachineStore::open(vfs, &dir.join("sm"), machine)
             .await
             .map_err(|e| e.to_string())?;
         let cfg = Arc::new(raft::config(meta.cluster_name(), SNAPSHOT_EVERY)?);
@@ -283,20 +381,39 @@ impl Member {
             }
         }
         info!(consumer = %a.key(), group = %a.group, "consumer group member opened");
+        let jetstreams = lock(&meta.consumers.jetstreams).clone();
+        let remover = tokio::spawn(remove_acked(acked, jetstreams.clone(), a.clone()));
         let member = Arc::new(Member {
             assignment: Mutex::new(a),
             raft,
             sm,
+            committed,
+            linked: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             running: Mutex::new(None),
             since: Mutex::new(None),
             stepping: AtomicBool::new(false),
-            task: Mutex::new(None),
+            tasks: Mutex::new(vec![remover]),
             me: meta.me().to_string(),
         });
-        let jetstreams = lock(&meta.consumers.jetstreams).clone();
-        let task = tokio::spawn(lead(Arc::clone(&member), jetstreams));
-        *lock(&member.task) = Some(task);
+        member.link(&jetstreams);
+        let task = tokio::spawn(lead(Arc::clone(&member), jetstreams, Arc::downgrade(meta)));
+        lock(&member.tasks).push(task);
         Ok(member)
+    }
+
+    /// Registers the group link with the stream's replica here, unless the running
+    /// actor's link stands in for it or it is registered already.
+    fn link(&self, jetstreams: &Weak<JetStreams>) {
+        if self.running().is_some() || self.linked.load(Ordering::SeqCst) {
+            return;
+        }
+        let a = lock(&self.assignment).clone();
+        if let Some(stream) = stream_here(jetstreams, &a) {
+            let state = Some(Arc::clone(&self.committed));
+            GroupLink::register(&stream, &a.config.name, filters(&a.config), state);
+            self.linked.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Applies a changed config of the same group (to the actor when it runs here).
@@ -307,6 +424,8 @@ impl Member {
         }
         let cfg = a.config.clone();
         *lock(&self.assignment) = a;
+        // The filters may have changed.
+        self.linked.store(false, Ordering::SeqCst);
         if let Some(h) = self.running()
             && let Err(e) = h.update(cfg).await
         {
@@ -317,7 +436,7 @@ impl Member {
     /// Stops the member: its actor (`delete`: the consumer is gone, its waiting pulls
     /// are told so and its stream forgets it) and its Raft node.
     async fn stop(&self, meta: &MetaGroup, delete: bool) {
-        if let Some(t) = lock(&self.task).take() {
+        for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
         let running = lock(&self.running).take();
@@ -363,7 +482,7 @@ impl Member {
             .stream(&a.stream)
             .ok_or("the stream's replica is not open")?;
         let scfg = stream.config().await.map_err(|e| e.description)?;
-        let (state, started) = self.sm.with(|m| (m.state.clone(), m.started)).await;
+        let (state, started) = self.sm.with(|m| (m.state(), m.started)).await;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(state::propose(self.raft.clone(), rx));
         let mut spec = service::spec(&js, stream, &scfg, a.config.clone(), a.created, started)
@@ -375,6 +494,7 @@ impl Member {
         spec.sync_interval = spec.sync_interval.min(REPLICATE_EVERY);
         let (handle, _) = consumer::start(spec).await.map_err(|e| e.description)?;
         *lock(&self.running) = Some(handle);
+        self.linked.store(false, Ordering::SeqCst);
         *lock(&self.since) = Some(timestamp(now_ns()));
         let (leader, members) = elected(&self.raft, "", &self.me);
         let name = Some(a.config.name.as_str());
@@ -383,14 +503,48 @@ impl Member {
         Ok(())
     }
 
-    /// Stops the actor of a member that no longer leads (its state stays in the group).
-    async fn hand_back(&self) {
+    /// Stops the actor of a member that no longer leads (its state stays in the group);
+    /// the group link takes the actor's place in the stream's registry.
+    async fn hand_back(&self, jetstreams: &Weak<JetStreams>) {
         let running = lock(&self.running).take();
         *lock(&self.since) = None;
         if let Some(h) = running {
             h.stop(false).await;
             info!(consumer = %lock(&self.assignment).key(), "consumer group member stopped leading");
         }
+        self.link(jetstreams);
+    }
+
+    /// Whether the actor running here has deleted itself (inactivity, or its stream
+    /// went away): it stopped while this member led, and left the registry.
+    fn deleted_itself(&self, jetstreams: &Weak<JetStreams>) -> bool {
+        let closed = lock(&self.running)
+            .as_ref()
+            .is_some_and(ConsumerHandle::is_closed);
+        if !closed || self.stepping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let a = lock(&self.assignment).clone();
+        let js = jetstreams.upgrade().and_then(|all| all.account(&a.account));
+        js.is_some_and(|js| js.consumers.get(&a.stream, &a.config.name).is_none())
+    }
+
+    /// Proposes the removal of a consumer that deleted itself; whether the meta group
+    /// committed it (then every member stops; else [`lead`] tries again).
+    async fn propose_removal(&self, meta: &Weak<MetaGroup>) -> bool {
+        let Some(meta) = meta.upgrade() else {
+            return true;
+        };
+        let key = lock(&self.assignment).key();
+        let op = MetaOp::RemoveConsumer { key: key.clone() };
+        let done = matches!(
+            meta.propose(&op).await,
+            Ok(MetaAnswer::Done | MetaAnswer::NotFound)
+        );
+        if done {
+            info!(consumer = %key, "a replicated consumer deleted itself: removed everywhere");
+        }
+        done
     }
 
     /// nats-server's `cluster` block of CONSUMER.INFO as this member sees it.
@@ -400,13 +554,27 @@ impl Member {
     }
 }
 
-/// Runs the consumer while this member leads its group, stops it otherwise.
-async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>) {
+/// Runs the consumer while this member leads its group, stops it otherwise; once the
+/// consumer deleted itself, proposes its removal instead.
+async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>, meta: Weak<MetaGroup>) {
     let mut metrics = member.raft.metrics();
     let mut tick = tokio::time::interval(LEAD_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut told = false;
     loop {
+        if member.deleted_itself(&jetstreams) {
+            member.ended.store(true, Ordering::SeqCst);
+        }
+        if member.ended.load(Ordering::SeqCst) {
+            if member.propose_removal(&meta).await {
+                break;
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { break },
+                _ = tick.tick() => {}
+            }
+            continue;
+        }
         let leading = metrics.borrow_and_update().state == RaftState::Leader
             && !member.stepping.load(Ordering::SeqCst);
         match (leading, member.running().is_some()) {
@@ -418,7 +586,7 @@ async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>) {
                 }
                 Err(_) => {}
             },
-            (false, true) => member.hand_back().await,
+            (false, true) => member.hand_back(&jetstreams).await,
             _ => {}
         }
         tokio::select! {

@@ -13,10 +13,10 @@ use rill_protocol::jsapi::{
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::super::MetaGroup;
 use super::super::forward::{Forwarded, Route};
 use super::super::meta::{MetaAnswer, MetaOp};
 use super::super::replica::Standing;
+use super::super::{MetaGroup, lock};
 use super::{ConsumerAssignment, replicas, standing, unavailable};
 use crate::jetstream::consumer::{Outbox, events};
 use crate::jetstream::store::now_ns;
@@ -218,7 +218,8 @@ pub async fn step_down(
     if member.stepping.swap(true, Ordering::SeqCst) {
         return None;
     }
-    member.hand_back().await;
+    let jetstreams = lock(&meta.consumers.jetstreams).clone();
+    member.hand_back(&jetstreams).await;
     let transport: Arc<dyn raft::Transport> = meta.transport.clone();
     let net = Network::new(&member.group(), transport);
     tokio::spawn(async move {

@@ -10,8 +10,14 @@
 //! so an answered ack is on disk on a quorum. A delivery or a plain ack that was not
 //! committed when the leader died is at worst a redelivery on the next leader, as on
 //! nats-server.
+//!
+//! Every member applies the committed state to a [`Committed`] view its stream replica
+//! reads (interest retention asks it whether a message is still needed), and hands the
+//! acked stream sequences to its replica, so interest and work-queue streams remove
+//! acked messages on every replica, as nats-server's consumer followers do.
 
 use std::io;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::jetstream::store::{ConsumerState, ConsumerStore, PendingAck, SequencePair, StoreError};
+use crate::locks;
 use crate::raft::{Command, Machine, Raft};
 
 /// How long the proposer waits for an entry to be committed before giving up on it
@@ -98,14 +105,43 @@ fn apply_op(st: &mut ConsumerState, op: &StateOp) {
     }
 }
 
+/// A member's committed state, shared with the stream replica's link
+/// (`super::link`).
+pub type Committed = Arc<RwLock<ConsumerState>>;
+
+/// Whether a consumer in `state` still needs stream sequence `seq` (not yet delivered,
+/// or delivered and not acked): what interest retention asks.
+pub fn needs(state: &ConsumerState, seq: u64) -> bool {
+    seq > state.ack_floor.stream
+        && (seq > state.delivered.stream || state.pending.contains_key(&seq))
+}
+
 /// The group's machine: the consumer's state as committed.
 #[derive(Debug, Default)]
 pub struct ConsumerMachine {
     /// The state.
-    pub state: ConsumerState,
+    pub state: Committed,
     /// Whether any state was committed yet: the first leader of a new consumer
     /// computes its start position and commits it.
     pub started: bool,
+    /// Where the stream sequences acked by each applied entry go (to be removed from
+    /// the member's replica of an interest or work-queue stream).
+    pub acked: Option<mpsc::UnboundedSender<Vec<u64>>>,
+}
+
+impl ConsumerMachine {
+    /// A machine telling `acked` what each entry acked.
+    pub fn new(acked: mpsc::UnboundedSender<Vec<u64>>) -> Self {
+        ConsumerMachine {
+            acked: Some(acked),
+            ..ConsumerMachine::default()
+        }
+    }
+
+    /// The committed state now.
+    pub fn state(&self) -> ConsumerState {
+        locks::read(&self.state).clone()
+    }
 }
 
 /// A [`ConsumerMachine`]'s snapshot.
@@ -118,14 +154,24 @@ struct Snapshot {
 impl Machine for ConsumerMachine {
     fn apply(&mut self, batch: Vec<(u64, Bytes)>) -> BoxFuture<'_, io::Result<Vec<Bytes>>> {
         let mut out = Vec::with_capacity(batch.len());
-        for (_, raw) in batch {
-            // An entry that does not parse (a newer format) changes nothing here.
-            let ops: Vec<StateOp> = serde_json::from_slice(&raw).unwrap_or_default();
-            for op in &ops {
-                apply_op(&mut self.state, op);
-                self.started = true;
+        let mut acked = Vec::new();
+        {
+            let mut state = locks::write(&self.state);
+            for (_, raw) in batch {
+                // An entry that does not parse (a newer format) changes nothing here.
+                let ops: Vec<StateOp> = serde_json::from_slice(&raw).unwrap_or_default();
+                for op in &ops {
+                    apply_op(&mut state, op);
+                    if let StateOp::Ack(_, sseq) = op {
+                        acked.push(*sseq);
+                    }
+                    self.started = true;
+                }
+                out.push(Bytes::new());
             }
-            out.push(Bytes::new());
+        }
+        if let Some(tx) = self.acked.as_ref().filter(|_| !acked.is_empty()) {
+            let _ = tx.send(acked);
         }
         Box::pin(async move { Ok(out) })
     }
@@ -133,7 +179,7 @@ impl Machine for ConsumerMachine {
     fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
         let snap = Snapshot {
             started: self.started,
-            state: StateDoc::from(&self.state),
+            state: StateDoc::from(&*locks::read(&self.state)),
         };
         let data = serde_json::to_vec(&snap).map_err(io::Error::other);
         Box::pin(async move { data.map(Bytes::from) })
@@ -143,7 +189,7 @@ impl Machine for ConsumerMachine {
         let parsed = serde_json::from_slice::<Snapshot>(&data).map_err(io::Error::other);
         Box::pin(async move {
             let snap = parsed?;
-            self.state = ConsumerState::from(&snap.state);
+            *locks::write(&self.state) = ConsumerState::from(&snap.state);
             self.started = snap.started;
             Ok(())
         })
@@ -286,7 +332,8 @@ mod tests {
         assert_eq!(batch.waiters.len(), 1);
         assert_eq!(batch.ops.len(), 6);
 
-        let mut m = ConsumerMachine::default();
+        let (acked_tx, mut acked) = mpsc::unbounded_channel();
+        let mut m = ConsumerMachine::new(acked_tx);
         assert!(!m.started);
         let entry = Bytes::from(serde_json::to_vec(&batch.ops).unwrap());
         let empty = Bytes::from_static(b"[]");
@@ -294,16 +341,30 @@ mod tests {
             .await
             .unwrap();
         assert!(m.started);
-        assert_eq!(m.state, *store.state());
-        assert_eq!(m.state.ack_floor.stream, 5);
-        assert_eq!(m.state.pending.len(), 2);
-        assert_eq!(m.state.redelivered.get(&6), Some(&1));
+        let state = m.state();
+        assert_eq!(state, *store.state());
+        assert_eq!(state.ack_floor.stream, 5);
+        assert_eq!(state.pending.len(), 2);
+        assert_eq!(state.redelivered.get(&6), Some(&1));
+        assert_eq!(
+            acked.try_recv().unwrap(),
+            vec![5],
+            "the acked stream sequences"
+        );
+        assert!(
+            acked.try_recv().is_err(),
+            "entries without acks tell nothing"
+        );
+        assert!(!needs(&state, 5), "acked");
+        assert!(needs(&state, 6) && needs(&state, 7), "pending");
+        assert!(needs(&state, 8), "not delivered yet");
+        assert!(!needs(&state, 4), "below the start");
 
         let snap = m.snapshot().await.unwrap();
         let mut back = ConsumerMachine::default();
         back.restore(snap).await.unwrap();
         assert!(back.started);
-        assert_eq!(back.state, m.state);
+        assert_eq!(back.state(), m.state());
     }
 
     #[test]
