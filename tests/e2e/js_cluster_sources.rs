@@ -131,3 +131,89 @@ async fn a_source_of_an_r3_origin_carries_its_identity_and_follows_it_made_again
     assert!(nats.copies.iter().all(|c| c.3), "{nats:?}");
     assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
 }
+
+/// A stream's name and the sorted (name, cluster) pairs of its `alternates`.
+type StreamAlternates = (String, Vec<(String, String)>);
+
+/// What a client sees of mirrors in a cluster, asked on every member: the names and
+/// list of the account's streams (wherever they live) and the `alternates` of each
+/// stream's info (the stream and its mirrors; order aside: nats-server's order among
+/// streams of one cluster varies).
+#[derive(Debug, PartialEq)]
+struct Alternates {
+    /// `STREAM.NAMES` with the subject filter `A`, then without.
+    names: Vec<(Value, Value)>,
+    /// `STREAM.LIST`: (name, leader named, alternates absent) per stream.
+    list: Vec<Vec<(String, bool, bool)>>,
+    /// `STREAM.INFO` of each stream: sorted (name, cluster) pairs of its alternates.
+    alternates: Vec<Vec<StreamAlternates>>,
+}
+
+async fn alternates_on(kind: ServerKind) -> Alternates {
+    let cluster = Cluster::jetstream(kind, 3).await;
+    let first = cluster.node(0).client().await;
+    let second = cluster.node(1).client().await;
+    create_replicated(&first, "src", r#"{"name":"src","subjects":["A","B"]}"#).await;
+    create_replicated(
+        &second,
+        "mirror",
+        r#"{"name":"mirror","mirror":{"name":"src"}}"#,
+    )
+    .await;
+    create_replicated(&first, "lone", r#"{"name":"lone","subjects":["L"]}"#).await;
+    let mut seen = Alternates {
+        names: Vec::new(),
+        list: Vec::new(),
+        alternates: Vec::new(),
+    };
+    for node in &cluster.nodes {
+        let client = node.client().await;
+        let names = |filter: &'static str| {
+            let client = client.clone();
+            async move {
+                let body = json!({ "subject": filter }).to_string();
+                api(&client, "$JS.API.STREAM.NAMES", &body).await["streams"].clone()
+            }
+        };
+        seen.names.push((names("A").await, names("").await));
+        let list = api(&client, "$JS.API.STREAM.LIST", "").await;
+        let list = list["streams"].as_array().cloned().unwrap_or_default();
+        seen.list.push(
+            list.iter()
+                .map(|s| {
+                    let name = s["config"]["name"].as_str().unwrap_or_default().to_string();
+                    (
+                        name,
+                        s["cluster"]["leader"].is_string(),
+                        s["alternates"].is_null(),
+                    )
+                })
+                .collect(),
+        );
+        let mut infos = Vec::new();
+        for stream in ["lone", "mirror", "src"] {
+            let info = api(&client, &format!("$JS.API.STREAM.INFO.{stream}"), "").await;
+            let alts = info["alternates"].as_array().cloned().unwrap_or_default();
+            let mut alts: Vec<(String, String)> = alts
+                .iter()
+                .map(|a| (a["name"].to_string(), a["cluster"].to_string()))
+                .collect();
+            alts.sort();
+            infos.push((stream.to_string(), alts));
+        }
+        seen.alternates.push(infos);
+    }
+    seen
+}
+
+/// nats.js `jetstream - mirror alternates` and `streams - mirrors` (issue 21): a stream
+/// found by subject on any member, and the mirror among its alternates.
+#[tokio::test]
+async fn mirrors_are_alternates_and_every_member_lists_every_stream_as_nats_server() {
+    let nats = alternates_on(Nats).await;
+    let rill = alternates_on(Rill).await;
+    let src = nats.alternates[0].iter().find(|(s, _)| s == "src");
+    assert_eq!(src.map(|(_, a)| a.len()), Some(2), "{nats:?}");
+    assert_eq!(nats.names[1].0, json!(["src"]), "{nats:?}");
+    assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
+}

@@ -320,3 +320,113 @@ async fn edge_gateway_example() {
         );
     }
 }
+
+/// What a leaf client sees of a KV read replica of the hub's bucket (nats.js
+/// `kv - mirror cross domain`, issue 21).
+#[derive(Debug, PartialEq)]
+struct KvReplica {
+    /// Answers to publishes from the leaf under the hub's API prefix: a KV key
+    /// (stored at the origin: (stream, domain, seq)), an object-store subject and a
+    /// plain one (neither stored: no responders).
+    writes: Vec<String>,
+    /// The mirror's messages once it caught up.
+    mirrored: u64,
+    /// The value a direct get of the mirror returns for the key.
+    value: String,
+}
+
+/// A hub (domain `hub`) holding bucket `TEST` and a leaf (domain `leaf`) whose
+/// `KV_MIRROR` mirrors it through `$JS.hub.API`; a leaf client writes to the bucket
+/// as nats.js does for a mirrored bucket (`$JS.hub.API.$KV.TEST.<key>`).
+async fn kv_replica_on(kind: ServerKind) -> KvReplica {
+    let hub = TestServer::start_with(ServerOpts {
+        kind,
+        config: Some(
+            "server_name: HUB\njetstream { domain: hub }\nleafnodes { listen: \"127.0.0.1:-1\" }\n"
+                .into(),
+        ),
+        monitoring: true,
+        ..ServerOpts::default()
+    })
+    .await;
+    // nats-server's ports file does not list the leaf port; /varz does.
+    let varz = rill_tests::cluster::http_get(hub.monitoring_port(), "/varz").await;
+    let varz: serde_json::Value = serde_json::from_str(&varz.expect("/varz")).expect("JSON");
+    let url = format!("nats-leaf://127.0.0.1:{}", varz["leaf"]["port"]);
+    let leaf = edge(kind, &url).await;
+    wait_linked(&hub, 1).await;
+    let bucket = hub
+        .jetstream()
+        .await
+        .create_key_value(jetstream::kv::Config {
+            bucket: "TEST".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    bucket.put("name", "derek".into()).await.expect("put");
+    let ljs = leaf.jetstream().await;
+    ljs.create_stream(stream::Config {
+        name: "KV_MIRROR".into(),
+        mirror: Some(stream::Source {
+            name: "KV_TEST".into(),
+            external: Some(stream::External {
+                api_prefix: "$JS.hub.API".into(),
+                delivery_prefix: None,
+            }),
+            ..Default::default()
+        }),
+        mirror_direct: true,
+        allow_direct: true,
+        max_messages_per_subject: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("mirror");
+    let client = leaf.client().await;
+    crate::leaf::wait_interest(&hub.client().await, &client).await;
+    let mut writes = Vec::new();
+    for subject in [
+        "$JS.hub.API.$KV.TEST.name",
+        "$JS.hub.API.$O.X.C.a",
+        "$JS.hub.API.plain",
+    ] {
+        let answer = client.request(subject, "rip".into()).await;
+        writes.push(match answer {
+            Ok(m) => {
+                let ack: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+                format!("{} {} {}", ack["stream"], ack["domain"], ack["seq"])
+            }
+            Err(e) => format!("{:?}", e.kind()),
+        });
+    }
+    check_for(CATCH_UP, || async {
+        let info = ljs
+            .get_stream("KV_MIRROR")
+            .await
+            .expect("mirror")
+            .get_info()
+            .await;
+        info.is_ok_and(|i| i.state.last_sequence == 2)
+    })
+    .await;
+    let mirror = ljs.get_stream("KV_MIRROR").await.expect("mirror stream");
+    let mirrored = mirror.get_info().await.expect("info").state.messages;
+    let got = mirror
+        .direct_get_last_for_subject("$KV.TEST.name")
+        .await
+        .expect("direct get");
+    KvReplica {
+        writes,
+        mirrored,
+        value: String::from_utf8_lossy(&got.payload).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_kv_read_replica_across_domains_takes_writes_for_its_origin_as_nats_server() {
+    let nats = kv_replica_on(Nats).await;
+    let rill = kv_replica_on(Rill).await;
+    assert_eq!(nats.value, "rip", "{nats:?}");
+    assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
+}

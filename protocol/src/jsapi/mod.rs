@@ -58,10 +58,10 @@ pub use stream::{
 };
 pub use stream_api::{
     ClusterInfo, LostStreamData, MetaLeaderStepdownRequest, MetaLeaderStepdownResponse, PeerInfo,
-    StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo, StreamInfoRequest,
-    StreamInfoResponse, StreamLeaderStepdownRequest, StreamLeaderStepdownResponse,
-    StreamListResponse, StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse,
-    StreamSourceInfo, StreamState, StreamUpdateResponse,
+    StreamAlternate, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
+    StreamInfoRequest, StreamInfoResponse, StreamLeaderStepdownRequest,
+    StreamLeaderStepdownResponse, StreamListResponse, StreamNamesResponse, StreamPurgeRequest,
+    StreamPurgeResponse, StreamSourceInfo, StreamState, StreamUpdateResponse,
 };
 pub use time::{Nanos, Timestamp};
 

@@ -147,8 +147,25 @@ pub struct StreamInfo {
     /// Source states.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<StreamSourceInfo>,
+    /// The stream and its mirrors in the account, nearest first (`STREAM.INFO` in a
+    /// JetStream cluster only; clients read from the first, `best()` in nats.js).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternates: Vec<StreamAlternate>,
     /// Time of this snapshot.
     pub ts: Timestamp,
+}
+
+/// One entry of StreamInfo's `alternates`: a stream holding the same messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamAlternate {
+    /// The stream's name.
+    pub name: String,
+    /// Its JetStream domain, when it has one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+    /// The cluster it lives in.
+    pub cluster: String,
 }
 
 /// `STREAM.CREATE` / `STREAM.UPDATE` request: the config plus the `pedantic` flag

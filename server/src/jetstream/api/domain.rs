@@ -8,6 +8,14 @@
 //! imports another account's `$JS.API.>` instead gets no-responders at `$JS.X.API.>`
 //! (it must import that subject itself), as there.
 //!
+//! Only the API's own subjects are mapped, as nats-server 2.15.1 lists its domain
+//! mappings (`/accountz`): `INFO`, `ACCOUNT.>`, `STREAM.>`, `CONSUMER.>`, `DIRECT.>`,
+//! `META.>`, `SERVER.>`; and `$JS.X.API.$KV.>` / `$JS.X.API.$OBJ.>` onto `$KV.>` /
+//! `$OBJ.>`, so a KV bucket that mirrors another domain's bucket takes puts and deletes
+//! at its origin (clients write to `<mirror's external api>.$KV.<bucket>.<key>`). Any
+//! other subject under the prefix has no interest here (no responders, also from
+//! across a leaf link).
+//!
 //! Done as a subject mapping, not as a second set of handlers: one internal subscription
 //! on `$JS.X.API.>` republishes each request under `$JS.API.` into the same account, so
 //! every API subscriber (the dispatcher, each consumer's `MSG.NEXT`, each stream's direct
@@ -23,25 +31,48 @@ use crate::router::{Delivery, Msg, Subscriber, Subscription};
 /// The API prefix every request is mapped onto.
 const API: &str = "$JS.API.";
 
-/// The subscription that maps `$JS.<domain>.API.>` onto `$JS.API.>` in `account`;
-/// `None` without a domain. The caller keeps it with the API's other subscriptions.
-pub(super) fn subscribe(account: &Arc<Account>, domain: &str) -> Option<Arc<Subscription>> {
+/// The subjects under a domain's API prefix that are mapped, as nats-server's.
+const MAPPED: [&str; 9] = [
+    "INFO",
+    "ACCOUNT.>",
+    "STREAM.>",
+    "CONSUMER.>",
+    "DIRECT.>",
+    "META.>",
+    "SERVER.>",
+    "$KV.>",
+    "$OBJ.>",
+];
+
+/// Prefixes that a domain's API prefix maps onto themselves, not onto the API (KV and
+/// object store writes through a mirror of another domain's bucket).
+const OWN: [&[u8]; 2] = [b"$KV.", b"$OBJ."];
+
+/// The subscriptions that map `$JS.<domain>.API.<rest>` onto `$JS.API.<rest>` in
+/// `account` (one per [`MAPPED`] subject); none without a domain. The caller keeps them
+/// with the API's other subscriptions.
+pub(super) fn subscribe(account: &Arc<Account>, domain: &str) -> Vec<Arc<Subscription>> {
     if domain.is_empty() {
-        return None;
+        return Vec::new();
     }
     let prefix = format!("$JS.{domain}.API.");
     let owner = Arc::new(DomainMap {
         prefix: prefix.clone(),
         account: Arc::downgrade(account),
     });
-    let sub = Subscription::new(
-        Bytes::from_static(b"jsdomain"),
-        Bytes::from(format!("{prefix}>")),
-        None,
-        owner,
-    );
-    account.router.subscribe(&sub);
-    Some(sub)
+    MAPPED
+        .iter()
+        .map(|tail| {
+            let sub = Subscription::new(
+                Bytes::from_static(b"jsdomain"),
+                Bytes::from(format!("{prefix}{tail}")),
+                None,
+                Arc::clone(&owner) as Arc<dyn Subscriber>,
+            );
+            account.router.subscribe(&sub);
+            sub
+        })
+        .collect()
 }
 
 /// Republishes `$JS.<domain>.API.<rest>` as `$JS.API.<rest>` in the same account.
@@ -54,9 +85,13 @@ struct DomainMap {
 }
 
 impl DomainMap {
-    /// `$JS.API.<rest>` for `$JS.<domain>.API.<rest>`.
+    /// `$JS.API.<rest>` for `$JS.<domain>.API.<rest>`; `$KV.<key>` for
+    /// `$JS.<domain>.API.$KV.<key>` (and `$OBJ.` alike).
     fn map(&self, subject: &[u8]) -> Option<Bytes> {
         let rest = subject.strip_prefix(self.prefix.as_bytes())?;
+        if OWN.iter().any(|own| rest.starts_with(own)) {
+            return Some(Bytes::copy_from_slice(rest));
+        }
         let mut mapped = Vec::with_capacity(API.len() + rest.len());
         mapped.extend_from_slice(API.as_bytes());
         mapped.extend_from_slice(rest);
@@ -101,5 +136,13 @@ mod tests {
             Some(&b"$JS.API.STREAM.INFO.S"[..])
         );
         assert_eq!(map.map(b"$JS.API.INFO"), None);
+        assert_eq!(
+            map.map(b"$JS.hub.API.$KV.B.k.x").as_deref(),
+            Some(&b"$KV.B.k.x"[..])
+        );
+        assert_eq!(
+            map.map(b"$JS.hub.API.$OBJ.x").as_deref(),
+            Some(&b"$OBJ.x"[..])
+        );
     }
 }

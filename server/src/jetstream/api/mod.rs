@@ -348,7 +348,7 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         A::StreamInfo(name) => Reply::from(stream::info(js, name, req).await),
         A::StreamDelete(name) => Reply::from(stream::delete(js, name, req).await),
         A::StreamPurge(name) => Reply::from(stream::purge(js, name, req).await),
-        A::StreamNames => Reply::from(stream::names(js, req)),
+        A::StreamNames => Reply::from(stream::names(js, req).await),
         A::StreamList => Reply::from(stream::list(js, req).await),
         A::StreamMsgGet(name) => Reply::from(msg::get(js, name, req).await),
         A::StreamMsgDelete(name) => Reply::from(msg::delete(js, name, req).await),

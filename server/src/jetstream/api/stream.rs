@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use rill_protocol::jsapi::{
     API_LEVEL, ActionKind, ApiError, ApiSubject, ErrorCode, LIST_PAGE_LIMIT, NAMES_PAGE_LIMIT,
-    Paged, StreamConfig, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse,
-    StreamInfo, StreamInfoRequest, StreamInfoResponse, StreamLeaderStepdownRequest,
-    StreamLeaderStepdownResponse, StreamListResponse, StreamNamesRequest, StreamNamesResponse,
-    StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
+    Paged, StreamAlternate, StreamConfig, StreamConfigRequest, StreamCreateResponse,
+    StreamDeleteResponse, StreamInfo, StreamInfoRequest, StreamInfoResponse,
+    StreamLeaderStepdownRequest, StreamLeaderStepdownResponse, StreamListResponse,
+    StreamNamesRequest, StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse,
+    StreamUpdateResponse,
 };
 use rill_protocol::subject::filters_overlap;
 
@@ -200,6 +201,7 @@ pub(super) async fn info(
         let (mut info, paged) = replica::info(js, &meta, name, &body).await?;
         info.config.metadata =
             validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
+        info.alternates = alternates(js, &meta, name).await;
         return Ok(StreamInfoResponse { paged, info });
     }
     let handle = js
@@ -215,6 +217,47 @@ pub(super) async fn info(
         .await?;
     info.config.metadata = validate::reply_metadata(&info.config.metadata, NATS_VERSION, API_LEVEL);
     Ok(StreamInfoResponse { paged, info })
+}
+
+/// `alternates` of a clustered stream's info, as nats-server 2.15.1 lists them: the
+/// stream and every stream of the account that mirrors it (not through an external
+/// API), each with its cluster; none for a stream without mirrors. One cluster here, so none is nearer than another: the
+/// stream first, then its mirrors by name (nats-server's order among equals varies).
+async fn alternates(js: &JetStream, meta: &MetaGroup, name: &str) -> Vec<StreamAlternate> {
+    let alternate = |name: &str| StreamAlternate {
+        name: name.to_string(),
+        domain: js.domain().to_string(),
+        cluster: meta.cluster_name().to_string(),
+    };
+    let mirrors: Vec<StreamConfig> = account_assignments(js, meta)
+        .await
+        .into_iter()
+        .filter(|c| {
+            c.mirror
+                .as_ref()
+                .is_some_and(|m| m.name == name && m.external.is_none())
+        })
+        .collect();
+    if mirrors.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(alternate(name))
+        .chain(mirrors.iter().map(|c| alternate(&c.name)))
+        .collect()
+}
+
+/// The configs of this account's streams as the meta group assigned them, by name.
+async fn account_assignments(js: &JetStream, meta: &MetaGroup) -> Vec<StreamConfig> {
+    let account = js.account_name();
+    let mut configs: Vec<StreamConfig> = meta
+        .assignments()
+        .await
+        .into_values()
+        .filter(|a| a.account == account)
+        .map(|a| a.config)
+        .collect();
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs
 }
 
 pub(super) async fn delete(
@@ -260,18 +303,30 @@ pub(super) async fn purge(
     })
 }
 
-/// Stream configs matching the optional subject filter of a NAMES/LIST request.
-fn matching(js: &JetStream, subject: &str) -> Vec<Arc<StreamConfig>> {
-    js.stream_configs()
-        .into_iter()
+/// Stream configs matching the optional subject filter of a NAMES/LIST request: the
+/// account's streams on this server, or in a JetStream cluster every stream the meta
+/// group assigned, wherever it lives (as nats-server).
+async fn matching(js: &JetStream, subject: &str) -> Vec<Arc<StreamConfig>> {
+    let all = match js.share.meta() {
+        Some(meta) => account_assignments(js, meta)
+            .await
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
+        None => js.stream_configs(),
+    };
+    all.into_iter()
         .filter(|c| subject.is_empty() || c.subjects.iter().any(|s| filters_overlap(s, subject)))
         .collect()
 }
 
-pub(super) fn names(js: &Arc<JetStream>, req: &Request) -> Result<StreamNamesResponse, ApiError> {
+pub(super) async fn names(
+    js: &Arc<JetStream>,
+    req: &Request,
+) -> Result<StreamNamesResponse, ApiError> {
     req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
-    let all = matching(js, &body.subject);
+    let all = matching(js, &body.subject).await;
     let total = all.len();
     Ok(StreamNamesResponse {
         paged: Paged {
@@ -294,19 +349,13 @@ pub(super) async fn list(
 ) -> Result<StreamListResponse, ApiError> {
     req.check_level()?;
     let body: StreamNamesRequest = req.parse()?;
-    let all = matching(js, &body.subject);
+    let all = matching(js, &body.subject).await;
     let total = all.len();
     let mut streams = Vec::new();
     let mut missing = Vec::new();
     for cfg in all.into_iter().skip(body.offset).take(LIST_PAGE_LIMIT) {
-        match js.stream(&cfg.name) {
-            Some(h) => match h.info().await {
-                Ok(mut info) => {
-                    info.cluster = None;
-                    streams.push(info);
-                }
-                Err(_) => missing.push(cfg.name.clone()),
-            },
+        match listed_info(js, &cfg.name).await {
+            Some(info) => streams.push(info),
             None => missing.push(cfg.name.clone()),
         }
     }
@@ -320,6 +369,19 @@ pub(super) async fn list(
         missing,
         ..StreamListResponse::default()
     })
+}
+
+/// One stream of a `STREAM.LIST` page: here, its info without `cluster`; in a
+/// cluster, its leader's info with `cluster` and without `alternates`, as nats-server.
+async fn listed_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
+    if js.share.meta().is_some() {
+        let mut info = super::forward::stream_info(js, name).await?;
+        info.alternates.clear();
+        return Some(info);
+    }
+    let mut info = js.stream(name)?.info().await.ok()?;
+    info.cluster = None;
+    Some(info)
 }
 
 /// `STREAM.LEADER.STEPDOWN`: a replicated stream's leader (the request was forwarded
