@@ -119,6 +119,11 @@ pub(crate) fn next_line(
     }
 }
 
+/// UTF-8, checked with the ASCII fast path that nearly every subject takes.
+fn is_text(part: &[u8]) -> bool {
+    part.is_ascii() || std::str::from_utf8(part).is_ok()
+}
+
 pub(crate) fn parse_size(field: &[u8]) -> Option<usize> {
     if field.is_empty() || field.len() > 19 || !field.iter().all(u8::is_ascii_digit) {
         return None;
@@ -152,6 +157,8 @@ struct PendingMsg {
     hdr_len: Option<usize>,
     /// Payload length including headers.
     total_len: usize,
+    /// The subject and reply are UTF-8 (see [`ClientDecoder::decode`]).
+    text: bool,
 }
 
 impl PendingMsg {
@@ -178,6 +185,9 @@ impl PendingMsg {
         let Some(mut frame) = self.split_frame(buf)? else {
             return Ok(None);
         };
+        if !self.text {
+            return Err(ProtocolError::InvalidPublishSubject);
+        }
         frame.truncate(frame.len() - 2);
         Ok(Some(Publish::from_frame(
             frame,
@@ -291,7 +301,9 @@ fn parse_message(
     if total_len > max_payload {
         return Err(ProtocolError::MaxPayload);
     }
+    let text = is_text(subject) && reply.is_none_or(is_text);
     Ok(PendingMsg {
+        text,
         line_len,
         subject: range_in(buf, subject),
         reply: reply.map(|r| range_in(buf, r)),
@@ -342,17 +354,20 @@ impl ClientDecoder {
     ///
     /// # Errors
     /// A [`ProtocolError`] when the bytes break the protocol; the caller sends its
-    /// `-ERR` text (if any) and closes the connection when the error says so. After
-    /// an error the decoder's state is unspecified: close the connection.
+    /// `-ERR` text (if any) and closes the connection when the error says so
+    /// ([`ProtocolError::closes_connection`]). The one error that does not close is
+    /// [`ProtocolError::InvalidPublishSubject`] for a `PUB`/`HPUB` whose subject or reply
+    /// is not UTF-8: the whole op has been consumed and decoding goes on with the next.
+    /// (nats-server routes such subjects byte by byte; rill's subjects are text from
+    /// the wire inward, so it refuses them rather than drop them silently.) After any
+    /// other error the decoder's state is unspecified: close the connection.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtocolError> {
         if let Some(pending) = &self.pending {
-            return match pending.take_publish(buf)? {
-                Some(publish) => {
-                    self.pending = None;
-                    Ok(Some(ClientOp::Pub(publish)))
-                }
-                None => Ok(None),
-            };
+            let taken = pending.take_publish(buf);
+            if !matches!(taken, Ok(None)) {
+                self.pending = None;
+            }
+            return taken.map(|publish| publish.map(ClientOp::Pub));
         }
         let Some((line, line_len)) = next_line(buf, self.limits.max_control_line)? else {
             return Ok(None);

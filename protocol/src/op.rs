@@ -1,8 +1,9 @@
 //! The operations of the NATS client protocol, in both directions.
 //!
 //! Subjects, reply subjects, queue names and sids are raw `Bytes` slices of the
-//! read buffer (zero-copy). They are syntactically split but not validated as
-//! subjects here: validation rules depend on the connection (pedantic mode,
+//! read buffer (zero-copy). A [`Publish`] from [`crate::decode::ClientDecoder`] has a
+//! UTF-8 subject and reply (the decoder refuses others); beyond that they are split but
+//! not validated as subjects here: the rules depend on the connection (pedantic mode,
 //! permissions), so the server applies them with [`crate::subject`].
 
 use std::fmt;

@@ -129,6 +129,45 @@ fn error_lines_match_nats_server() {
     insta::assert_snapshot!(out);
 }
 
+/// A PUB whose subject or reply is not UTF-8 is refused with 'Invalid Publish Subject'
+/// once its whole frame is in (the connection stays: the error does not close it), and
+/// the next op decodes as usual, whether the frame came in one read or in pieces.
+#[test]
+fn a_publish_subject_that_is_not_text_is_refused_and_decoding_goes_on() {
+    let input: &[u8] = b"PUB a.\xff 2\r\nhi\r\nHPUB a _INBOX.\xc3 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPUB a.\xc3\xa9 2\r\nok\r\nPING\r\n";
+    for split in 0..=input.len() {
+        let mut dec = ClientDecoder::default();
+        let mut buf = BytesMut::new();
+        let (mut ops, mut errors) = (Vec::new(), Vec::new());
+        for chunk in [&input[..split], &input[split..]] {
+            buf.extend_from_slice(chunk);
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(Some(op)) => ops.push(op),
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(!e.closes_connection(), "{e}");
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            errors,
+            [const { ProtocolError::InvalidPublishSubject }; 2],
+            "split {split}"
+        );
+        assert!(buf.is_empty(), "split {split}");
+        match ops.as_slice() {
+            [ClientOp::Pub(p), ClientOp::Ping] => {
+                assert_eq!(p.subject(), "a.é".as_bytes());
+                assert_eq!(p.payload(), b"ok");
+            }
+            other => panic!("split {split}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn ping_pong_prefix_and_case() {
     let (ops, err, _) = decode_all(b"PINGXYZ\r\nping\r\nPoNg\r\nINFO {}\r\n+OK\r\n");
@@ -276,6 +315,8 @@ proptest! {
                 match dec.decode(&mut buf) {
                     Ok(Some(_)) => {}
                     Ok(None) => break,
+                    // The server goes on after a non-closing error: so does this.
+                    Err(e) if !e.closes_connection() => {}
                     Err(_) => break 'outer,
                 }
             }

@@ -327,3 +327,22 @@ async fn wildcard_publish_subjects_are_routed_literally_as_nats_server() {
         "pedantic false: {lax}\npedantic true: {strict}\npedantic omitted: {default}"
     ));
 }
+
+/// A publish subject (or reply) that is not UTF-8. nats-server 2.15.1 routes it byte by byte:
+/// a `SUB a.>` subscriber gets `MSG a.\xff 1 2` (recorded by hand, 2026-12-05). rill's subjects
+/// are text from the wire inward, so it refuses such a publish with `-ERR 'Invalid Publish
+/// Subject'` (nats-server's text for a subject it will not route) instead of dropping it
+/// silently, keeps the connection, and goes on with the next op; a verbose client gets no
+/// `+OK` for it.
+#[tokio::test]
+async fn a_publish_subject_that_is_not_text_is_refused_and_the_connection_goes_on() {
+    let server = TestServer::start_with(ServerOpts {
+        jetstream: false,
+        ..ServerOpts::default()
+    })
+    .await;
+    let input = b"SUB a.> 1\r\nPUB a.\xff 2\r\nhi\r\nPUB a.b _INBOX.\xc3 2\r\nhi\r\nPUB a.\xc3\xa9 2\r\nok\r\n";
+    let quiet = exchange(&server, b"CONNECT {\"verbose\":false}\r\n", input).await;
+    let verbose = exchange(&server, b"CONNECT {\"verbose\":true}\r\n", input).await;
+    insta::assert_snapshot!(format!("verbose false: {quiet}\nverbose true: {verbose}"));
+}

@@ -309,6 +309,8 @@ impl Connection {
             match self.decoder.decode(buf) {
                 Ok(Some(op)) => self.handle(op)?,
                 Ok(None) => return Ok(()),
+                // A publish subject that is not text: refused, the op consumed.
+                Err(e) if !e.closes_connection() => self.fail(&e),
                 Err(e) => {
                     self.fail(&e);
                     return Err(match e {
