@@ -350,21 +350,15 @@ pub(super) async fn leader_stepdown(
     let Some(meta) = js.share.meta() else {
         return super::unsupported::reply(api);
     };
-    let body = match req.parse::<rill_protocol::jsapi::StreamLeaderStepdownRequest>() {
-        Ok(b) => b,
-        Err(e) => return Some(stepdown_reply(Err(e))),
-    };
+    // A body that does not parse is taken as none, as nats-server 2.15.1 does.
+    let body = req
+        .parse::<rill_protocol::jsapi::StreamLeaderStepdownRequest>()
+        .unwrap_or_default();
     let done = match lookup(js, at) {
         Err(e) => Err(e),
         Ok(_) => match cluster::consumer::assignment(meta, js.account_name(), at.0, at.1).await {
             None => Ok(()),
-            Some(a) => {
-                let preferred = body
-                    .placement
-                    .map(|p| p.preferred)
-                    .filter(|p| !p.is_empty());
-                cluster::consumer::step_down(meta, &a, preferred.as_deref()).await?
-            }
+            Some(a) => cluster::consumer::step_down(meta, &a, body.placement.as_ref()).await?,
         },
     };
     Some(stepdown_reply(done))

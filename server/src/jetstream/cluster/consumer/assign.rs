@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_protocol::jsapi::{
-    ActionKind, ApiError, ConsumerAction, ConsumerConfig, ConsumerInfo, ErrorCode, StorageType,
-    StreamConfig,
+    ActionKind, ApiError, ConsumerAction, ConsumerConfig, ConsumerInfo, ErrorCode, Placement,
+    StorageType, StreamConfig,
 };
 use serde_json::Value;
 use tracing::{info, warn};
@@ -188,17 +188,31 @@ pub async fn leader_info(
 }
 
 /// `CONSUMER.LEADER.STEPDOWN` on the consumer leader's server: hands the leadership
-/// of the consumer's group to `preferred` (or the member furthest along) and answers
-/// at once; this member stops running the consumer meanwhile. `None`: no answer
-/// (this member does not lead, or is handing over already).
+/// of the consumer's group to the placement's `preferred` (or the member furthest
+/// along) and answers at once; this member stops running the consumer meanwhile.
+/// `None`: no answer (this member does not lead, or is handing over already).
+///
+/// A placement naming another cluster, or tags (rill servers have none), leaves no
+/// member to hand over to: 400/10005 `no replacement peer connected`, as nats-server.
 pub async fn step_down(
     meta: &Arc<MetaGroup>,
     a: &ConsumerAssignment,
-    preferred: Option<&str>,
+    placement: Option<&Placement>,
 ) -> Option<Result<(), ApiError>> {
     let member = meta.consumers.map.lock().await.get(&a.key()).cloned()?;
     if member.standing() != Standing::Leader {
         return None;
+    }
+    let preferred = placement
+        .map(|p| p.preferred.as_str())
+        .filter(|p| !p.is_empty());
+    let elsewhere = placement.is_some_and(|p| {
+        (!p.cluster.is_empty() && p.cluster != meta.cluster_name()) || !p.tags.is_empty()
+    });
+    if elsewhere && preferred.is_none() {
+        return Some(Err(
+            ErrorCode::CLUSTER_NO_PEERS.err("no replacement peer connected")
+        ));
     }
     let (target, name) = match super::super::successor(&member.raft, preferred) {
         Ok(t) => t,
