@@ -196,6 +196,13 @@ impl Server {
         state
             .client_port
             .store(u64::from(addr.port()), Ordering::Relaxed);
+        if config.port == 0 {
+            // As nats-server: a port picked at start (-1) is the running config's from now
+            // on, so a reload naming another port is reported against it.
+            let mut running = (*config).clone();
+            running.port = addr.port();
+            state.set_config(Arc::new(running));
+        }
         if let Some(js) = &config.jetstream {
             let vfs = jetstream::store::StdFs;
             jetstream::store::meta::check_store_dir(&vfs, &js.store_dir)

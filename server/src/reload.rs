@@ -57,6 +57,7 @@ pub(crate) async fn apply_reload(server: &Server, reload: &impl Reload) {
     for w in warnings {
         warn!("{w}");
     }
+    pick_up_bound_port(&current, &mut new);
     let diff = config::diff(&current, &new);
     for line in &diff.not_reloadable {
         warn!("{line} (keeping the running value until restart)");
@@ -92,6 +93,15 @@ pub(crate) async fn apply_reload(server: &Server, reload: &impl Reload) {
         state.accounts.set_mappings(&new);
     }
     info!("Reloaded server configuration");
+}
+
+/// A client port picked at start (`-1`) is the one the server runs on (the running
+/// config holds it, see lifecycle): a file that still says `-1` asks for no change, as on
+/// nats-server, which reports only a file naming another port (`old=35899, new=35900`).
+fn pick_up_bound_port(current: &Config, new: &mut Config) {
+    if new.port == 0 {
+        new.port = current.port;
+    }
 }
 
 /// True when a reload changes who may connect, to which account, or with which

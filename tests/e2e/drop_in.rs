@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rill_tests::{ServerKind, ServerOpts, TestServer, free_port};
+use rill_tests::{ServerKind, ServerOpts, TestServer};
 use serde_json::Value;
 
 /// How long a server may take to say it is ready, or a command to exit.
@@ -128,6 +128,17 @@ impl Running {
         wait_file(&self.log, needle)
     }
 
+    /// The client port it bound, from its `Listening for client connections on <host>:<port>`
+    /// line: the tests let the server pick it (`-p -1`, `listen: 127.0.0.1:-1`) rather than
+    /// choose one that another test's server may take first.
+    fn port(&self) -> u16 {
+        let log = self.log_text();
+        log.lines()
+            .find_map(|l| l.split_once("Listening for client connections on "))
+            .and_then(|(_, addr)| addr.trim().rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{:?} logged no client port:\n{log}", self.kind))
+    }
+
     /// `<exe> --signal <cmd>=<pid file>`, as scripts do.
     fn signal(&self, command: &str) {
         let spec = format!("{command}={}", self.pid_file().display());
@@ -221,14 +232,13 @@ fn config_with_include_and_variables_from_file_and_environment() {
             "NAME: \"drop-in\"\nhost: 127.0.0.1\nport: $DROPIN_PORT\n\
              include \"limits.conf\"\nserver_name: $NAME\n",
         );
-        let port = free_port();
-        let port_text = port.to_string();
         let server = Running::start(
             kind,
             dir.path(),
             &["-c", "main.conf"],
-            &[("DROPIN_PORT", &port_text)],
+            &[("DROPIN_PORT", "-1")],
         );
+        let port = server.port();
         let info = info(port);
         assert_eq!(info["port"], u64::from(port), "{kind:?}");
         assert_eq!(info["max_payload"], 2048, "{kind:?}");
@@ -250,10 +260,11 @@ fn flags_override_the_config_file() {
             "s.conf",
             "listen: 127.0.0.1:4443\nmax_payload: 4KB\n",
         );
-        let port = free_port().to_string();
-        let _server = Running::start(kind, dir.path(), &["-c", "s.conf", "-p", &port], &[]);
-        let info = info(port.parse().expect("port"));
-        assert_eq!(info["port"].to_string(), port, "{kind:?}");
+        let server = Running::start(kind, dir.path(), &["-c", "s.conf", "-p", "-1"], &[]);
+        let port = server.port();
+        assert_ne!(port, 4443, "{kind:?}: the flag overrides the file");
+        let info = info(port);
+        assert_eq!(info["port"], port, "{kind:?}");
         assert_eq!(info["max_payload"], 4096, "{kind:?}");
     }
 }
@@ -287,8 +298,8 @@ async fn harness_port_wins_over_the_file() {
 fn pid_file_and_log_file() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port().to_string();
-        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", &port], &[]);
+        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", "-1"], &[]);
+        let port = server.port();
         let pid = std::fs::read_to_string(server.pid_file()).expect("pid file");
         assert_eq!(pid.trim(), server.child.id().to_string(), "{kind:?}");
         let log = server.log_text();
@@ -308,11 +319,10 @@ fn pid_file_and_log_file() {
 fn logtime_false_drops_timestamps() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port().to_string();
         let server = Running::start(
             kind,
             dir.path(),
-            &["-a", "127.0.0.1", "-p", &port, "-T=false"],
+            &["-a", "127.0.0.1", "-p", "-1", "-T=false"],
             &[],
         );
         let pid = server.child.id();
@@ -476,10 +486,9 @@ fn unwritable_pid_file_is_fatal_like_nats_server() {
 fn store_dir_that_is_a_file_is_fatal() {
     let dir = tempdir();
     write(dir.path(), "afile", "not a directory");
-    let port = free_port().to_string();
     for kind in BOTH {
         for store in ["afile", "afile/sub"] {
-            let args = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", store];
+            let args = ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store];
             let out = run(kind, dir.path(), &args);
             assert_eq!(out.code, Some(1), "{kind:?}: {out:?}");
             let lines = messages(&out.stderr);
@@ -493,12 +502,12 @@ fn store_dir_that_is_a_file_is_fatal() {
 fn signal_reload_turns_on_debug_logging() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port();
-        let conf = format!("listen: 127.0.0.1:{port}\ndebug: false\n");
-        write(dir.path(), "s.conf", &conf);
+        write(dir.path(), "s.conf", "listen: 127.0.0.1:-1\ndebug: false\n");
         let server = Running::start(kind, dir.path(), &["-c", "s.conf"], &[]);
+        let port = server.port();
         drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
-        write(dir.path(), "s.conf", &format!("{conf}debug: true\n"));
+        let conf = format!("listen: 127.0.0.1:{port}\ndebug: true\n");
+        write(dir.path(), "s.conf", &conf);
         server.signal("reload");
         server.wait_log("Reloaded server configuration");
         let log = server.log_text();
@@ -521,11 +530,16 @@ fn signal_reload_turns_on_debug_logging() {
 fn reload_moves_the_log_file() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port();
-        let conf = format!("listen: 127.0.0.1:{port}\nlog_file: first.log\n");
-        write(dir.path(), "s.conf", &conf);
+        write(
+            dir.path(),
+            "s.conf",
+            "listen: 127.0.0.1:-1\nlog_file: first.log\n",
+        );
         let server = Running::spawn(kind, dir.path(), &["-c", "s.conf"], &[], "first.log");
-        let conf = format!("listen: 127.0.0.1:{port}\nlog_file: second.log\n");
+        let conf = format!(
+            "listen: 127.0.0.1:{}\nlog_file: second.log\n",
+            server.port()
+        );
         write(dir.path(), "s.conf", &conf);
         server.signal("reload");
         let second = wait_file(
@@ -542,14 +556,17 @@ fn reload_moves_the_log_file() {
 fn reload_with_a_broken_file_keeps_the_server_running() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port();
-        let conf = format!("listen: 127.0.0.1:{port}\nmax_payload: 2000\n");
-        write(dir.path(), "s.conf", &conf);
+        write(
+            dir.path(),
+            "s.conf",
+            "listen: 127.0.0.1:-1\nmax_payload: 2000\n",
+        );
         let server = Running::start(kind, dir.path(), &["-c", "s.conf"], &[]);
+        let conf = format!("listen: 127.0.0.1:{}\nmax_payload: 2000\n", server.port());
         write(dir.path(), "s.conf", &format!("{conf}foo {{\n"));
         server.signal("reload");
         server.wait_log("[ERR] Failed to reload server configuration: ");
-        assert_eq!(info(port)["max_payload"], 2000, "{kind:?}");
+        assert_eq!(info(server.port())["max_payload"], 2000, "{kind:?}");
     }
 }
 
@@ -557,8 +574,7 @@ fn reload_with_a_broken_file_keeps_the_server_running() {
 fn reload_without_a_config_file_is_refused() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port().to_string();
-        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", &port], &[]);
+        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", "-1"], &[]);
         server.signal("reload");
         server.wait_log(
             "[ERR] Failed to reload server configuration: \
@@ -570,10 +586,11 @@ fn reload_without_a_config_file_is_refused() {
 #[test]
 fn reload_keeps_fixed_settings_and_applies_the_rest() {
     let dir = tempdir();
-    let port = free_port();
-    let other = free_port();
-    write(dir.path(), "s.conf", &format!("listen: 127.0.0.1:{port}\n"));
+    write(dir.path(), "s.conf", "listen: 127.0.0.1:-1\n");
     let server = Running::start(ServerKind::Rill, dir.path(), &["-c", "s.conf"], &[]);
+    let port = server.port();
+    // A port the reload asks for and must not move to (never bound by anyone here).
+    let other = port.checked_add(1).unwrap_or(port - 1);
     let conf = format!("listen: 127.0.0.1:{other}\nlogtime: false\nmax_payload: 2000\n");
     write(dir.path(), "s.conf", &conf);
     server.signal("reload");
@@ -587,16 +604,16 @@ fn reload_keeps_fixed_settings_and_applies_the_rest() {
     tail = tail.replace(&port.to_string(), "<port>");
     tail = tail.replace(&other.to_string(), "<new port>");
     insta::assert_snapshot!("reload_lines", tail);
-    assert_eq!(info(port)["max_payload"], 2000);
-    assert!(TcpStream::connect(("127.0.0.1", other)).is_err());
+    let info = info(port);
+    assert_eq!(info["max_payload"], 2000);
+    assert_eq!(info["port"], port, "the listener stays where it was");
 }
 
 #[test]
 fn sigusr1_reopens_the_log_file() {
     for kind in BOTH {
         let dir = tempdir();
-        let port = free_port().to_string();
-        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", &port], &[]);
+        let server = Running::start(kind, dir.path(), &["-a", "127.0.0.1", "-p", "-1"], &[]);
         let rotated = dir.path().join("server.log.1");
         std::fs::rename(&server.log, &rotated).expect("rotate");
         server.signal("reopen");
@@ -610,10 +627,10 @@ fn sigusr1_reopens_the_log_file() {
 #[test]
 fn unsupported_feature_warns_and_the_server_runs() {
     let dir = tempdir();
-    let port = free_port();
-    let conf = format!("listen: 127.0.0.1:{port}\ngateway {{\n  port: 7222\n}}\ncluster {{}}\n");
-    write(dir.path(), "s.conf", &conf);
+    let conf = "listen: 127.0.0.1:-1\ngateway {\n  port: 7222\n}\ncluster {}\n";
+    write(dir.path(), "s.conf", conf);
     let server = Running::start(ServerKind::Rill, dir.path(), &["-c", "s.conf"], &[]);
+    let port = server.port();
     let log = server.log_text();
     let warnings: Vec<String> = messages(&log)
         .into_iter()

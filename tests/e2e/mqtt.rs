@@ -306,9 +306,8 @@ async fn connz_and_metrics_list_mqtt_clients() {
     if !paho() {
         return;
     }
-    let http = rill_tests::free_port();
-    let top = format!("http: 127.0.0.1:{http}");
-    on_both("", &top, async |kind, _server, port| {
+    on_both("", "http: 127.0.0.1:-1", async |kind, server, port| {
+        let http = server.monitoring_port();
         let steps = json!([
             {"op": "connect", "name": "d", "id": "boiler-7", "v": 4},
             {"op": "sub", "name": "d", "filter": "heat/#"},

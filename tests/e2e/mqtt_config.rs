@@ -32,24 +32,20 @@ fn check_ports_file(kind: ServerKind, server: &TestServer, port: u16) {
 
 #[tokio::test]
 async fn the_varz_mqtt_block_and_ports_file_match_nats_server() {
-    let http = rill_tests::free_port();
-    let top =
-        format!("http: 127.0.0.1:{http}\nauthorization {{ users: [{{user: bob, password: pw}}] }}");
+    let top = "http: 127.0.0.1:-1\nauthorization { users: [{user: bob, password: pw}] }";
     let extra = "ack_wait: \"10s\"\n max_ack_pending: 50\n no_auth_user: bob\n js_domain: hub\n \
                  authorization { timeout: 3 }";
-    let seen = on_both(extra, &top, async |kind, server, port| {
+    let seen = on_both(extra, top, async |kind, server, port| {
         check_ports_file(kind, &server, port);
-        varz_mqtt(http, port).await
+        varz_mqtt(server.monitoring_port(), port).await
     })
     .await;
     insta::assert_json_snapshot!("mqtt_varz", seen);
     // Unset and zero settings are left out, as nats-server leaves them out.
     let zero = "ack_wait: \"0s\"\n max_ack_pending: 0";
-    let seen = on_both(
-        zero,
-        &format!("http: 127.0.0.1:{http}"),
-        async |_, _, port| varz_mqtt(http, port).await,
-    )
+    let seen = on_both(zero, "http: 127.0.0.1:-1", async |_, server, port| {
+        varz_mqtt(server.monitoring_port(), port).await
+    })
     .await;
     assert_eq!(seen, json!({"host": "127.0.0.1", "tls_timeout": 2}));
 }
@@ -60,11 +56,8 @@ async fn mqtt_tls_with_mapped_client_certificates_matches_nats_server() {
         return;
     }
     let certs = Certs::generate();
-    let http = rill_tests::free_port();
-    let top = format!(
-        "http: 127.0.0.1:{http}\nauthorization {{ users: [\n  \
-         {{ user: \"device-42@iot.example\", permissions: {{ publish: \"dev.>\", subscribe: [\"dev\", \"dev.>\"] }} }}\n] }}"
-    );
+    let top = "http: 127.0.0.1:-1\nauthorization { users: [\n  \
+         { user: \"device-42@iot.example\", permissions: { publish: \"dev.>\", subscribe: [\"dev\", \"dev.>\"] } }\n] }";
     let extra = certs.tls_block("verify_and_map: true");
     let tls = |name: Option<&str>| {
         let path = |f: String| certs.path(&f).display().to_string();
@@ -87,7 +80,7 @@ async fn mqtt_tls_with_mapped_client_certificates_matches_nats_server() {
         {"op": "connect", "name": "nocert", "v": 4, "tls": tls(None)},
         {"op": "sleep", "secs": 0.3},
     ]);
-    let seen = on_both(&extra, &top, async |kind, server, port| {
+    let seen = on_both(&extra, top, async |kind, server, port| {
         assert!(
             server
                 .logs()
@@ -103,7 +96,7 @@ async fn mqtt_tls_with_mapped_client_certificates_matches_nats_server() {
             "unmapped_connack": out["unmapped"]["connack"],
             "rogue_refused": refused("rogue"),
             "nocert_refused": refused("nocert"),
-            "varz": varz_mqtt(http, port).await,
+            "varz": varz_mqtt(server.monitoring_port(), port).await,
         })
     })
     .await;
