@@ -282,8 +282,28 @@ where
     F: Fn(async_nats::Client) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
+    let all: Vec<String> = cluster.nodes.iter().map(|n| n.name().to_string()).collect();
+    each_member(cluster, stream, &all, read).await
+}
+
+/// As [`each_replica`], for the servers named in `members` only (a stream with fewer
+/// replicas than servers).
+pub(crate) async fn each_member<F, Fut, T>(
+    cluster: &Cluster,
+    stream: &str,
+    members: &[String],
+    read: F,
+) -> Vec<T>
+where
+    F: Fn(async_nats::Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let mut out = Vec::new();
-    for node in &cluster.nodes {
+    let nodes = cluster
+        .nodes
+        .iter()
+        .filter(|n| members.iter().any(|m| m == n.name()));
+    for node in nodes {
         let want = node.name().to_string();
         let body = format!(r#"{{"placement":{{"preferred":"{want}"}}}}"#);
         let deadline = Instant::now() + ELECTION;

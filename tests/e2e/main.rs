@@ -25,6 +25,7 @@ mod js_cluster_kv;
 mod js_cluster_leader;
 mod js_cluster_r1;
 mod js_cluster_retention;
+mod js_cluster_scale;
 mod js_cluster_sources;
 mod js_cluster_timers;
 mod js_consumers;

@@ -61,7 +61,8 @@ pub use stream_api::{
     StreamAlternate, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
     StreamInfoRequest, StreamInfoResponse, StreamLeaderStepdownRequest,
     StreamLeaderStepdownResponse, StreamListResponse, StreamNamesResponse, StreamPurgeRequest,
-    StreamPurgeResponse, StreamSourceInfo, StreamState, StreamUpdateResponse,
+    StreamPurgeResponse, StreamRemovePeerRequest, StreamRemovePeerResponse, StreamSourceInfo,
+    StreamState, StreamUpdateResponse,
 };
 pub use time::{Nanos, Timestamp};
 

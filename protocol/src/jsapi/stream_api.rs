@@ -362,3 +362,23 @@ pub struct StreamLeaderStepdownResponse {
 impl ApiBody for StreamLeaderStepdownResponse {
     const TYPE: &'static str = "io.nats.jetstream.api.v1.stream_leader_stepdown_response";
 }
+
+/// `STREAM.PEER.REMOVE` request: the server (`server_name`) whose replica goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamRemovePeerRequest {
+    /// The server's name.
+    pub peer: String,
+}
+
+/// `STREAM.PEER.REMOVE` reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRemovePeerResponse {
+    /// The peer was removed (and is being replaced).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub success: bool,
+}
+
+impl ApiBody for StreamRemovePeerResponse {
+    const TYPE: &'static str = "io.nats.jetstream.api.v1.stream_remove_peer_response";
+}

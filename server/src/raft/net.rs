@@ -5,10 +5,11 @@
 //! A call that fails or times out is `Unreachable` to openraft, which backs off and
 //! retries; the remote node's own refusal travels back as its `RaftError`.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -100,6 +101,8 @@ pub trait Transport: Send + Sync + Debug + 'static {
 pub struct Network {
     group: Arc<str>,
     transport: Arc<dyn Transport>,
+    /// When each member (by server name) last answered one of this member's RPCs.
+    heard: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Network {
@@ -108,7 +111,21 @@ impl Network {
         Network {
             group: group.into(),
             transport,
+            heard: Arc::default(),
         }
+    }
+
+    /// How long ago the member named `to` last answered an RPC of this member (a
+    /// leader's heartbeats reach every member each interval): nats-server's `active`
+    /// of a replica. `None` when it never answered.
+    pub fn last_heard(&self, to: &str) -> Option<Duration> {
+        let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        heard.get(to).map(Instant::elapsed)
+    }
+
+    fn answered(&self, by: &str) {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        heard.insert(by.to_string(), Instant::now());
     }
 }
 
@@ -149,6 +166,7 @@ impl Peer {
             .call(&self.to, &self.net.group, rpc, body.into(), ttl)
             .await
             .map_err(unreachable)?;
+        self.net.answered(&self.to);
         let answer: Result<Resp, RaftError<u64, E>> =
             serde_json::from_slice(&reply).map_err(|e| unreachable(io::Error::other(e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

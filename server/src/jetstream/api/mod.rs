@@ -382,9 +382,8 @@ async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Opti
         A::ConsumerLeaderStepdown { stream, consumer } => {
             return consumer::leader_stepdown(js, (stream, consumer), req, &api).await;
         }
-        A::StreamSnapshot(_) | A::StreamRestore(_) | A::StreamPeerRemove(_) => {
-            return unsupported::reply(&api);
-        }
+        A::StreamPeerRemove(name) => return stream::remove_peer(js, name, req, &api).await,
+        A::StreamSnapshot(_) | A::StreamRestore(_) => return unsupported::reply(&api),
         // Not implemented by rill: no reply.
         A::ConsumerUnpin { stream, consumer } => {
             Reply::from(consumer::unpin(js, (stream, consumer), req).await)

@@ -1,4 +1,4 @@
-//! `$JS.API.STREAM.{CREATE,UPDATE,INFO,DELETE,NAMES,LIST,PURGE,LEADER.STEPDOWN}`.
+//! `$JS.API.STREAM.{CREATE,UPDATE,INFO,DELETE,NAMES,LIST,PURGE,LEADER.STEPDOWN,PEER.REMOVE}`.
 //!
 //! Validation follows the call order documented in `jetstream::validate`.
 
@@ -10,7 +10,7 @@ use rill_protocol::jsapi::{
     StreamDeleteResponse, StreamInfo, StreamInfoRequest, StreamInfoResponse,
     StreamLeaderStepdownRequest, StreamLeaderStepdownResponse, StreamListResponse,
     StreamNamesRequest, StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse,
-    StreamUpdateResponse,
+    StreamRemovePeerRequest, StreamRemovePeerResponse, StreamUpdateResponse,
 };
 use rill_protocol::subject::filters_overlap;
 
@@ -384,6 +384,23 @@ async fn listed_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
     Some(info)
 }
 
+/// The assignment of the stream a request only a cluster serves is about (`None`: no
+/// such stream). `Err`: nats-server's refusal without clustering, or for a stream that
+/// is not assigned.
+async fn clustered(
+    js: &JetStream,
+    name: &str,
+    api: &ApiSubject<'_>,
+) -> Result<Option<(Arc<MetaGroup>, StreamAssignment)>, Option<Reply>> {
+    if js.share.meta().is_none() {
+        return Err(super::unsupported::reply(api));
+    }
+    match assigned(js, name).await {
+        None if js.stream(name).is_some() => Err(super::unsupported::reply(api)),
+        found => Ok(found),
+    }
+}
+
 /// `STREAM.LEADER.STEPDOWN`: a replicated stream's leader (the request was forwarded
 /// to its server, see `forward`) hands its leadership over and answers at once;
 /// nats-server's errors otherwise (`None`: no answer, as during an election).
@@ -393,13 +410,10 @@ pub(super) async fn leader_stepdown(
     req: &Request,
     api: &ApiSubject<'_>,
 ) -> Option<Reply> {
-    if js.share.meta().is_none() {
-        return super::unsupported::reply(api);
-    }
-    let result = match assigned(js, name).await {
-        None if js.stream(name).is_some() => return super::unsupported::reply(api),
-        None => Err(ErrorCode::STREAM_NOT_FOUND.error()),
-        Some((meta, a)) => match req.parse::<StreamLeaderStepdownRequest>() {
+    let result = match clustered(js, name, api).await {
+        Err(refusal) => return refusal,
+        Ok(None) => Err(ErrorCode::STREAM_NOT_FOUND.error()),
+        Ok(Some((meta, a))) => match req.parse::<StreamLeaderStepdownRequest>() {
             Err(e) => Err(e),
             Ok(body) => {
                 let preferred = body
@@ -413,4 +427,41 @@ pub(super) async fn leader_stepdown(
     Some(Reply::from(
         result.map(|()| StreamLeaderStepdownResponse { success: true }),
     ))
+}
+
+/// `STREAM.PEER.REMOVE`: a replicated stream's replica leaves the server named in the
+/// body for a spare one (`replica::remove_peer`), answered by the server that took the
+/// request (through the meta group). Without clustering, or for a stream that is not
+/// assigned, nats-server's refusal as for the other clustered requests.
+pub(super) async fn remove_peer(
+    js: &Arc<JetStream>,
+    name: &str,
+    req: &Request,
+    api: &ApiSubject<'_>,
+) -> Option<Reply> {
+    let result = match clustered(js, name, api).await {
+        Err(refusal) => return refusal,
+        Ok(None) => Err(ErrorCode::STREAM_NOT_FOUND.error()),
+        Ok(Some((meta, a))) => remove_peer_of(&meta, &a, req).await,
+    };
+    Some(Reply::from(
+        result.map(|()| StreamRemovePeerResponse { success: true }),
+    ))
+}
+
+/// The body checked as nats-server 2.15.1 checks it (none, or no peer: 400/10003 bad
+/// request), then the peer removed.
+async fn remove_peer_of(
+    meta: &Arc<MetaGroup>,
+    a: &StreamAssignment,
+    req: &Request,
+) -> Result<(), ApiError> {
+    if req.payload.trim_ascii().is_empty() {
+        return Err(ErrorCode::BAD_REQUEST.error());
+    }
+    let body: StreamRemovePeerRequest = req.parse()?;
+    if body.peer.is_empty() {
+        return Err(ErrorCode::BAD_REQUEST.error());
+    }
+    replica::remove_peer(meta, a, &body.peer).await
 }

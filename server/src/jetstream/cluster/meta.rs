@@ -33,8 +33,15 @@ pub struct StreamAssignment {
     /// names them); a new group for every create, so a re-created stream never meets
     /// an old log.
     pub group: String,
-    /// The servers holding a replica (`server_name`s), `config.num_replicas` of them.
+    /// The servers holding a replica (`server_name`s), `config.num_replicas` of them:
+    /// the group's voters once a membership change is done.
     pub peers: Vec<String>,
+    /// Servers dropped from `peers` (scaled down, or `STREAM.PEER.REMOVE`) that keep
+    /// their replica running until the group's leader has committed the membership
+    /// without them, so the group keeps its quorum meanwhile; the leader then clears
+    /// this list, and they delete their replica.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<String>,
     /// When the stream was created.
     pub created: Timestamp,
 }
@@ -63,6 +70,14 @@ pub enum MetaOp {
     Remove {
         /// `<account>/<stream>`.
         key: String,
+    },
+    /// The stream group's membership is its `peers`: the retiring servers may delete
+    /// their replicas. Ignored when the assignment's peers changed meanwhile.
+    Retired {
+        /// `<account>/<stream>`.
+        key: String,
+        /// The peers the group's voters now are.
+        peers: Vec<String>,
     },
     /// Creates a replicated consumer, or replaces its assignment when `group` is the
     /// same (an update); refused like [`MetaOp::Stream`] for another group, and when
@@ -134,6 +149,13 @@ impl MetaMachine {
                     MetaAnswer::Done
                 }
                 None => MetaAnswer::NotFound,
+            },
+            Ok(MetaOp::Retired { key, peers }) => match self.streams.get_mut(&key) {
+                Some(a) if a.peers == peers => {
+                    a.retiring.clear();
+                    MetaAnswer::Done
+                }
+                _ => MetaAnswer::NotFound,
             },
             Ok(MetaOp::Consumer(c)) => match self.consumers.get(&c.key()) {
                 _ if !self.streams.contains_key(&c.stream_key()) => MetaAnswer::NotFound,
@@ -232,6 +254,7 @@ mod tests {
             },
             group: group.into(),
             peers: vec!["n1".into(), "n2".into(), "n3".into()],
+            retiring: Vec::new(),
             created: Timestamp::default(),
         }
     }

@@ -1,7 +1,8 @@
-//! JetStream clustering (issue 20): the meta group, on the [`crate::raft`] engine, its
-//! Raft traffic carried over the route connections ([`transport`]).
+//! JetStream clustering (issue 20): the meta group, the stream groups and the consumer
+//! groups, all on the [`crate::raft`] engine (openraft), their Raft traffic carried
+//! over the route connections ([`transport`], nats-server's `$NRG.>`).
 //!
-//! # What runs today
+//! # The meta group
 //! A server with a `cluster {}` block, JetStream and a `server_name` (required, as
 //! nats-server requires it: the name is the server's stable Raft identity) joins the
 //! cluster's **meta group** (`_meta_`, log under `<store_dir>/$SYS/_js_/_meta_`):
@@ -15,25 +16,35 @@
 //!   (learner first, then voter), one per tick;
 //! - `/jsz` shows the group as nats-server's `meta_cluster` (name, leader, peer,
 //!   cluster_size, and the other members' `current`/`active` where the leader knows
-//!   them).
+//!   them); `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership
+//!   to another member ([`MetaGroup::step_down`], `api::meta`).
 //!
-//! - `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership to
-//!   another member ([`MetaGroup::step_down`], `api::meta`).
+//! Its machine ([`meta::MetaMachine`]) holds the **assignments**: every stream of the
+//! cluster (its config, its Raft group's name, the servers holding a replica) and every
+//! replicated consumer. `STREAM.CREATE`, `UPDATE` (scaling too), `DELETE` and
+//! `PEER.REMOVE` on any server place the replicas ([`MetaGroup::place`],
+//! [`MetaGroup::spare`]) and commit the new assignment through the meta leader
+//! ([`MetaGroup::propose`]; a member that is not the leader forwards the proposal,
+//! [`raft::Rpc::Propose`]).
 //!
-//! The group's machine ([`meta::MetaMachine`]) holds typed stream assignments; nothing
-//! proposes them yet: streams with `num_replicas` > 1 are still refused with
-//! nats-server's "replicas > 1 not supported in non-clustered mode" (10074). A member
-//! that is not the leader can already propose: [`raft::propose`] forwards the command
-//! to the leader over the same transport ([`raft::Rpc::Propose`]).
+//! # Stream groups ([`replica`])
+//! Every server applies the committed assignments: one named in a stream's opens its
+//! replica and its member of the stream's own group (`S-R3F-…`), whose log entries are
+//! the stream's messages. The group's leader subscribes the stream's subjects, proposes
+//! each publish and answers the PubAck once a quorum has the entry on disk; every
+//! replica applies the entries in log order through the stream's ordinary ingest, so
+//! dedupe, expected-sequence checks, limits, purges, deletes and timers give the same
+//! result everywhere ([`replica`] follows a publish from client to quorum to ack).
+//! Snapshots bound the log; a replica that was down or wiped catches up from its peers
+//! (`replica::catchup`); a membership change follows a changed assignment.
 //!
-//! # The path still to build (see issue 20)
-//! `STREAM.CREATE` with R3 → meta leader commits the assignment (any server forwards it
-//! through a `$NRG` call) → each assigned server creates the stream and its own group
-//! → a publish on a replica is proposed to the stream group's leader, which assigns the
-//! timestamp; every replica applies the entry through the stream's ordinary ingest path
-//! (`append_at` with the leader's timestamp, skipping entries at or below its stored
-//! watermark after a restart); the leader's apply answer becomes the PubAck, sent once
-//! a quorum has the entry on disk (the log's group commit).
+//! # Consumer groups ([`consumer`])
+//! A durable consumer of a replicated stream has its own group (`C-R3F-…`) holding its
+//! delivered and acked state, so it continues on another server after a failover.
+//!
+//! # Requests ([`forward`])
+//! `$JS.API` requests about a replicated stream or consumer are answered by its
+//! group's leader wherever they arrive, as in a nats-server cluster.
 
 pub mod consumer;
 pub mod forward;
@@ -275,6 +286,17 @@ impl MetaGroup {
         up.shuffle(&mut rand::rng());
         up.truncate(replicas);
         Some(up)
+    }
+
+    /// A JetStream server heard from recently (or this one) that is not in `taken`, at
+    /// random: where a replica goes when a stream grows or loses a peer. `None` when
+    /// every live server is taken.
+    pub fn spare(&self, taken: &[String]) -> Option<String> {
+        use rand::seq::IndexedRandom as _;
+        let mut up: Vec<String> = self.live_peers().into_keys().collect();
+        up.push(self.me.clone());
+        up.retain(|s| !taken.contains(s));
+        up.choose(&mut rand::rng()).cloned()
     }
 
     /// Whether the meta group has a leader this server knows of.

@@ -70,8 +70,11 @@
 //! needs purged entries (down meanwhile, or wiped) installs the leader's snapshot by
 //! copying the messages it lacks in bounded chunks ([`catchup`]).
 //!
-//! # Not yet
-//! Consumers are per server; changing `num_replicas` is refused (10061).
+//! # Scaling and peer removal
+//! `STREAM.UPDATE` with another `num_replicas` (R1 → R3 → R1; more than the live
+//! servers: 10005) and `STREAM.PEER.REMOVE` change the assignment's peers; the group's
+//! leader then changes the Raft membership to match and retires the servers dropped
+//! ([`members`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -100,8 +103,9 @@ use crate::router::{Delivery, Msg, Subscriber, Subscription};
 mod assign;
 pub(super) mod catchup;
 mod entry;
+mod members;
 
-pub use assign::{create, delete, info, update};
+pub use assign::{create, delete, info, remove_peer, update};
 pub use entry::{OpAnswer, StreamOp};
 use entry::{StreamMachine, encode, encode_op};
 
@@ -142,8 +146,10 @@ impl std::fmt::Debug for Replicas {
 
 /// This server's replica of one replicated stream and its member of the stream's group.
 struct Replica {
-    assignment: Mutex<StreamAssignment>,
+    assignment: Arc<Mutex<StreamAssignment>>,
     raft: Raft,
+    /// The group's network as this member's Raft uses it (when each member last answered).
+    net: Network,
     handle: StreamHandle,
     account: Arc<Account>,
     lead: Arc<Lead>,
@@ -178,6 +184,16 @@ pub enum Standing {
 pub(super) async fn standing(meta: &MetaGroup, key: &str) -> Standing {
     let replica = meta.replicas.map.lock().await.get(key).cloned();
     replica.map_or(Standing::Absent, |r| r.standing())
+}
+
+/// The leader of the stream `key`'s group as this server knows it (`None` when it
+/// holds no replica or knows no leader).
+pub(super) async fn leader_of(meta: &MetaGroup, key: &str) -> Option<String> {
+    match standing(meta, key).await {
+        Standing::Leader | Standing::Stepping => Some(meta.me().to_string()),
+        Standing::Follower(leader) => leader,
+        Standing::Absent => None,
+    }
 }
 
 /// Where this server stands in `group`.
@@ -218,13 +234,17 @@ async fn apply_assignments(meta: &Arc<MetaGroup>) {
     let Some(jetstreams) = lock(&meta.replicas.jetstreams).upgrade() else {
         return;
     };
-    let wanted: BTreeMap<String, StreamAssignment> = meta
-        .assignments()
-        .await
-        .into_iter()
-        .filter(|(_, a)| a.peers.iter().any(|p| p == meta.me()))
-        .collect();
+    let all = meta.assignments().await;
     let mut map = meta.replicas.map.lock().await;
+    // A retiring server keeps the replica it runs until the group no longer needs it.
+    let me = meta.me();
+    let wanted: BTreeMap<String, StreamAssignment> = all
+        .into_iter()
+        .filter(|(k, a)| {
+            a.peers.iter().any(|p| p == me)
+                || (a.retiring.iter().any(|p| p == me) && map.contains_key(k))
+        })
+        .collect();
     let gone: Vec<String> = map
         .iter()
         .filter(|(k, r)| wanted.get(*k).is_none_or(|a| a.group != r.group()))
@@ -298,15 +318,20 @@ impl Replica {
         let others: Vec<String> = a
             .peers
             .iter()
+            .chain(&a.retiring)
             .filter(|p| *p != meta.me())
             .cloned()
             .collect();
-        let raft = Raft::new(node_id(meta.me()), cfg, net_of(meta, &a.group), log, sm)
+        let net = net_of(meta, &a.group);
+        let raft = Raft::new(node_id(meta.me()), cfg, net.clone(), log, sm)
             .await
             .map_err(|e| e.to_string())?;
         source.set(raft.clone(), meta.transport.clone(), &a.group, meta.me());
         meta.transport.serve_group(&a.group, raft.clone());
+        // Only the first server of a group that never changed its members forms it: a
+        // server that joins later (scaling, a replaced peer) is added by the leader.
         if a.peers.first().map(String::as_str) == Some(meta.me())
+            && a.retiring.is_empty()
             && !raft.is_initialized().await.unwrap_or(true)
             && !raft::net::initialized_elsewhere(&net_of(meta, &a.group), &others, PROBE_WAIT).await
         {
@@ -329,6 +354,7 @@ impl Replica {
         });
         let account = Arc::clone(&js.account);
         let last_ts = Arc::new(AtomicI64::new(0));
+        let assignment = Arc::new(Mutex::new(a.clone()));
         let ingest = Ingest {
             raft: raft.clone(),
             account: Arc::clone(&account),
@@ -346,11 +372,18 @@ impl Replica {
                 a.config.clone(),
                 last_ts,
             )),
+            tokio::spawn(members::members_while_leader(
+                raft.clone(),
+                Arc::clone(&lead),
+                Arc::clone(&assignment),
+                Arc::downgrade(meta),
+            )),
         ];
         info!(stream = %a.config.name, group = %a.group, "stream replica opened");
         Ok(Arc::new(Replica {
-            assignment: Mutex::new(a),
+            assignment,
             raft,
+            net,
             handle,
             account,
             lead,
@@ -358,10 +391,12 @@ impl Replica {
         }))
     }
 
-    /// Applies a changed config of the same group.
+    /// Applies a changed assignment of the same group: its config, and its peers
+    /// (which the leader's [`members::members_while_leader`] follows).
     async fn update(&self, a: StreamAssignment, jetstreams: &JetStreams) {
         let old = lock(&self.assignment).config.clone();
         if old == a.config {
+            *lock(&self.assignment) = a;
             return;
         }
         let cfg = a.config.clone();
@@ -423,7 +458,11 @@ impl Replica {
                     name: n.addr.clone(),
                     current: leading && index >= last,
                     offline: leading && matched.is_none(),
-                    active: Nanos(0),
+                    active: Nanos(if leading {
+                        self.net.last_heard(&n.addr).map_or(0, duration_nanos)
+                    } else {
+                        0
+                    }),
                     lag: if leading {
                         last.saturating_sub(index)
                     } else {
@@ -758,6 +797,10 @@ pub async fn propose_op(meta: &MetaGroup, key: &str, op: StreamOp) -> Result<OpA
         .map_err(|_| unavailable())?
         .map_err(|_| unavailable())?;
     serde_json::from_slice(&raw).map_err(|_| unavailable())
+}
+
+fn duration_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn unavailable() -> ApiError {

@@ -1,7 +1,12 @@
-//! A stream's assignment from the API's side: `STREAM.CREATE`, `UPDATE`, `DELETE` and
-//! `INFO` of a stream in a JetStream cluster, through the meta group (placement, the
-//! committed assignment, waiting for the group's first leader), and the view a server
-//! answers with.
+//! A stream's assignment from the API's side: `STREAM.CREATE`, `UPDATE`, `DELETE`,
+//! `PEER.REMOVE` and `INFO` of a stream in a JetStream cluster, through the meta group
+//! (placement, the committed assignment, waiting for the group's first leader), and the
+//! view a server answers with.
+//!
+//! Scaling (`num_replicas` changed by an update) and removing a peer only change the
+//! assignment's `peers` (the servers dropped go to `retiring`); the group's leader then
+//! changes the group's membership to match (`super::members_while_leader`), and the
+//! answer does not wait for that, as nats-server's does not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +73,7 @@ pub async fn create(
         account: account.clone(),
         group: group_name(&cfg),
         peers,
+        retiring: Vec::new(),
         created: timestamp(now_ns()),
         config: cfg,
     };
@@ -138,20 +144,25 @@ async fn names_me(meta: &MetaGroup, key: &str) -> bool {
         .await
 }
 
-/// Updates a replicated stream (the new config checked against the old one).
+/// Updates a replicated stream (the new config checked against the old one); a
+/// changed `num_replicas` scales it ([`scaled`]).
 ///
 /// # Errors
-/// A changed replica count (10061), no meta leader (503/10008).
+/// More replicas than live servers (400/10005 `no suitable peers for placement`), no
+/// meta leader (503/10008).
 pub async fn update(
     js: &JetStream,
     meta: &Arc<MetaGroup>,
     old: &StreamAssignment,
     cfg: StreamConfig,
 ) -> Result<StreamInfo, ApiError> {
-    if cfg.num_replicas != old.config.num_replicas {
-        return Err(ErrorCode::STREAM_REPLICAS_NOT_UPDATABLE.error());
-    }
     let mut a = old.clone();
+    if cfg.num_replicas != old.config.num_replicas {
+        let replicas = usize::try_from(cfg.num_replicas).unwrap_or(1).max(1);
+        let leader = super::leader_of(meta, &old.key()).await;
+        a = scaled(meta, a, replicas, leader.as_deref())
+            .ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
+    }
     a.config = cfg;
     let want = a.config.clone();
     let key = a.key();
@@ -167,9 +178,80 @@ pub async fn update(
     if !applied {
         return Err(unavailable());
     }
-    Ok(info(js, meta, &want.name, &StreamInfoRequest::default())
+    // The committed config: this server's replica may not have applied it yet.
+    let mut info = info(js, meta, &want.name, &StreamInfoRequest::default())
         .await?
-        .0)
+        .0;
+    info.config = want;
+    Ok(info)
+}
+
+/// The assignment `a` with `replicas` peers: the current ones kept (the leader first
+/// when scaling down, then in their order), spares added when growing; the servers
+/// dropped are retiring. `None` when there are not enough live servers.
+fn scaled(
+    meta: &MetaGroup,
+    mut a: StreamAssignment,
+    replicas: usize,
+    leader: Option<&str>,
+) -> Option<StreamAssignment> {
+    let mut peers = a.peers.clone();
+    if let Some(i) = leader.and_then(|l| peers.iter().position(|p| p == l)) {
+        let leader = peers.remove(i);
+        peers.insert(0, leader);
+    }
+    peers.truncate(replicas);
+    while peers.len() < replicas {
+        let taken: Vec<String> = peers.iter().chain(&a.retiring).cloned().collect();
+        peers.push(meta.spare(&taken)?);
+    }
+    retire(&mut a, peers);
+    Some(a)
+}
+
+/// Makes `peers` the assignment's peers; the servers it drops are retiring.
+fn retire(a: &mut StreamAssignment, peers: Vec<String>) {
+    let mut retiring: Vec<String> = a.peers.iter().chain(&a.retiring).cloned().collect();
+    retiring.retain(|p| !peers.contains(p));
+    retiring.dedup();
+    a.peers = peers;
+    a.retiring = retiring;
+}
+
+/// `STREAM.PEER.REMOVE`: the server `peer` leaves the stream's group and a spare server
+/// (live, holding no replica of it) takes its place, as with nats-server 2.15.1; the
+/// answer comes once the new assignment is committed, before the replica moved.
+///
+/// # Errors
+/// `peer` not a member (400/10040), no spare server (503/10075 `peer remap failed`: with
+/// three servers an R3 stream keeps its peers), no meta leader (503/10008).
+pub async fn remove_peer(
+    meta: &Arc<MetaGroup>,
+    old: &StreamAssignment,
+    peer: &str,
+) -> Result<(), ApiError> {
+    let Some(i) = old.peers.iter().position(|p| p == peer) else {
+        return Err(ErrorCode::CLUSTER_PEER_NOT_MEMBER.error());
+    };
+    let taken: Vec<String> = old.peers.iter().chain(&old.retiring).cloned().collect();
+    let spare = meta
+        .spare(&taken)
+        .ok_or_else(|| ErrorCode::PEER_REMAP.error())?;
+    let mut a = old.clone();
+    let mut peers = old.peers.clone();
+    peers[i] = spare;
+    retire(&mut a, peers);
+    let (key, want) = (a.key(), a.peers.clone());
+    match meta.propose(&MetaOp::Stream(Box::new(a))).await {
+        Ok(MetaAnswer::Done) => {}
+        _ => return Err(unavailable()),
+    }
+    let applied = meta
+        .wait_applied(APPLY_WAIT, |all| {
+            all.get(&key).is_some_and(|a| a.peers == want)
+        })
+        .await;
+    if applied { Ok(()) } else { Err(unavailable()) }
 }
 
 /// Deletes a replicated stream everywhere.
