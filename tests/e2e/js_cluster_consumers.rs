@@ -3,8 +3,9 @@
 //! SIGKILL, without redelivering what was acked (in-flight messages may come again, as
 //! on nats-server); CONSUMER.INFO shows the group's `cluster` block,
 //! CONSUMER.LEADER.STEPDOWN moves it, and every new leader is announced by
-//! nats-server's LEADER_ELECTED advisories. Three nats-server 2.15.1 first, then three rill
-//! servers, with the same checks.
+//! nats-server's LEADER_ELECTED advisories; `/jsz?consumers=1` lists it on every member
+//! with its group. Three nats-server 2.15.1 first, then three rill servers, with the
+//! same checks.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -363,5 +364,86 @@ async fn leader_elected_advisories_as_nats_server() {
     assert_eq!(nats.1.5, 3);
     assert_eq!(nats.1, nats.2);
     let rill = advisories_on(Rill).await;
+    assert_eq!(rill, nats);
+}
+
+/// One server's `/jsz?consumers=1` detail of a consumer, the volatile parts redacted:
+/// whether this server leads it, and the members it lists compared with the other
+/// servers' names.
+fn jsz_detail(me: &str, all: &[String], d: &Value) -> Value {
+    let cluster = &d["cluster"];
+    let mut others: Vec<String> = cluster["replicas"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    others.sort();
+    let expected: Vec<String> = all.iter().filter(|n| *n != me).cloned().collect();
+    serde_json::json!({
+        "leads": cluster["leader"] == me,
+        "name": d["name"],
+        "stream_name": d["stream_name"],
+        "delivered": d["delivered"]["stream_seq"],
+        "ack_floor": d["ack_floor"]["stream_seq"],
+        "num_ack_pending": d["num_ack_pending"],
+        "num_pending": d["num_pending"],
+        "cluster": {
+            "name": cluster["name"],
+            "raft_group": cluster["raft_group"].as_str().map(|g| g.chars().take(6).collect::<String>()),
+            "leader_known": cluster["leader"].as_str().is_some_and(|l| all.iter().any(|n| n == l)),
+            "lists_the_other_servers": others == expected,
+        },
+    })
+}
+
+/// Every server's `/jsz?consumers=1` view of stream J's durable JD after 3 of 5
+/// messages were delivered and acked, and one more delivered (not acked), once the
+/// followers applied it.
+async fn jsz_on(kind: ServerKind) -> Vec<Value> {
+    let cluster = Cluster::jetstream(kind, 3).await;
+    r3_stream(cluster.node(0), "J", "j", 5).await;
+    let client = cluster.node(0).client().await;
+    let body = r#"{"stream_name":"J","config":{"durable_name":"JD","ack_policy":"explicit"}}"#;
+    let created = api(&client, "$JS.API.CONSUMER.DURABLE.CREATE.J.JD", body).await;
+    assert!(created["error"].is_null(), "{kind:?}: {created}");
+    let c = pull_consumer(&client, "J", "JD").await;
+    assert_eq!(
+        fetch(&c, 3, Duration::from_secs(5), true).await,
+        vec![1, 2, 3]
+    );
+    assert_eq!(fetch(&c, 1, Duration::from_secs(5), false).await, vec![4]);
+    let all: Vec<String> = cluster.nodes.iter().map(|n| n.name().to_string()).collect();
+    let mut views = Vec::new();
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + ELECTION;
+        loop {
+            let jsz = node.monitor("/jsz?consumers=1").await;
+            let detail = jsz["account_details"][0]["stream_detail"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == "J"))
+                .and_then(|s| s["consumer_detail"].as_array())
+                .and_then(|c| c.iter().find(|c| c["name"] == "JD"))
+                .map(|d| jsz_detail(node.name(), &all, d));
+            if let Some(d) = detail.filter(|d| d["delivered"] == 4 && d["ack_floor"] == 3) {
+                views.push(d);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{kind:?} {}: {jsz}", node.name());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The leader's view first (its num_pending counts the stream; a follower's is 0).
+    views.sort_by_key(|v| v["leads"] != true);
+    views
+}
+
+#[tokio::test]
+async fn jsz_lists_replicated_consumers_on_every_member_as_nats_server() {
+    let nats = jsz_on(Nats).await;
+    insta::assert_json_snapshot!("js_cluster_jsz_consumer_detail", nats);
+    let rill = jsz_on(Rill).await;
     assert_eq!(rill, nats);
 }

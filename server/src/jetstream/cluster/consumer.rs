@@ -60,6 +60,7 @@
 
 mod assign;
 pub mod link;
+pub mod report;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -547,6 +548,11 @@ impl Member {
         done
     }
 
+    /// The committed state.
+    fn committed_state(&self) -> crate::jetstream::store::ConsumerState {
+        crate::locks::read(&self.committed).clone()
+    }
+
     /// nats-server's `cluster` block of CONSUMER.INFO as this member sees it.
     fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
         let since = *lock(&self.since);
@@ -612,10 +618,11 @@ fn group_info(
     let leader = m.current_leader.as_ref().and_then(name_of);
     let last = m.last_log_index.unwrap_or_default();
     let leading = m.state == RaftState::Leader;
-    let shown_leader = leader.clone().unwrap_or_else(|| me.to_string());
+    // The other members (the leader answers INFO requests; a follower's view in
+    // /jsz lists the leader among them, as nats-server's).
     let replicas = membership
         .nodes()
-        .filter(|(_, n)| n.addr != shown_leader)
+        .filter(|(_, n)| n.addr != me)
         .map(|(id, n)| {
             let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
             let index = matched.flatten().map_or(0, |l| l.index);
@@ -645,7 +652,9 @@ fn group_info(
 /// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
 /// advisories list them (the leader too, current), as the leader sees them.
 pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
-    let info = group_info(raft, cluster, me, "", None);
+    let leader = group_info(raft, cluster, me, "", None).leader;
+    let seen_by = if leader.is_empty() { me } else { &leader };
+    let info = group_info(raft, cluster, seen_by, "", None);
     let mut members = vec![PeerInfo {
         name: info.leader.clone(),
         current: true,
