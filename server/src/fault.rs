@@ -12,6 +12,7 @@
 //! | `stream.delete` | a stream name | moving the stream's files into the trash fails |
 //! | `consumer.delete` | a consumer name | moving the consumer's files into the trash fails |
 //! | `stream.queue` | a stream name | that stream's ingest queue holds 4 commands (it overflows) |
+//! | `stream.sync` | a stream name | every sync of that stream's store fails |
 //!
 //! In release builds every check is a constant `false` and the variable is never read.
 

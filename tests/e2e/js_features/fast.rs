@@ -350,3 +350,66 @@ async fn batches_left_10s_without_a_message_are_dropped_like_nats_server() {
     insta::assert_json_snapshot!(rill);
     assert_eq!(rill, nats);
 }
+
+/// A fast batch of 25 with flow 10 on a stream of a server that syncs always.
+async fn synced_batch(kind: ServerKind, env: Vec<(String, String)>) -> Value {
+    let server = TestServer::start_with(ServerOpts {
+        kind,
+        config: Some("jetstream { sync_interval: always }\n".into()),
+        env,
+        ..ServerOpts::default()
+    })
+    .await;
+    let client = server.client().await;
+    create_all(&client).await;
+    let mut f = Fast::new(client).await;
+    let msgs: Vec<Msg> = (1..=25)
+        .map(|s| {
+            m(
+                s,
+                if s == 1 {
+                    0
+                } else if s == 25 {
+                    2
+                } else {
+                    1
+                },
+            )
+        })
+        .collect();
+    f.send("fb.a", "s1", "10", "ok", &msgs).await
+}
+
+/// With `sync_interval: always` a fast batch gets nats-server's replies (its flow acks
+/// leave after the fsyncs of the messages they acknowledge: strace of nats-server
+/// 2.15.1 in `stream::fast`'s doc), and rill sends none before the sync: with every
+/// sync failing (debug fault `stream.sync`) the acks at 10 and 20 come as errors and
+/// the batch's PubAck too (issue 22).
+#[tokio::test]
+async fn flow_acks_wait_for_the_sync_when_the_stream_syncs_always() {
+    let nats = synced_batch(ServerKind::Nats, Vec::new()).await;
+    let rill = synced_batch(ServerKind::Rill, Vec::new()).await;
+    assert_eq!(
+        nats[1],
+        json!(["s1.10.ok.10.1.$FI", {"type":"ack","seq":10,"msgs":10}])
+    );
+    assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
+
+    let fault = vec![("RILL_FAULTS".to_string(), "stream.sync=FB".to_string())];
+    let failing = synced_batch(ServerKind::Rill, fault).await;
+    let replies = failing.as_array().cloned().unwrap_or_default();
+    let kinds: Vec<(Value, Value)> = replies
+        .iter()
+        .map(|r| (r[1]["type"].clone(), r[1]["seq"].clone()))
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            (json!("ack"), json!(0)),
+            (json!("err"), json!(10)),
+            (json!("err"), json!(20))
+        ],
+        "{failing}"
+    );
+    assert_eq!(replies[3][1]["error"]["code"], json!(503), "{failing}");
+}

@@ -181,6 +181,7 @@ impl StreamCore {
         for m in self.rewrites.take() {
             self.send(&m.subject, Some(&m.headers), &m.payload);
         }
+        self.release_flows();
         for (reply, ack) in std::mem::take(&mut self.pending) {
             let body = serde_json::to_vec(&ack).unwrap_or_default();
             self.send(&reply, None, &Bytes::from(body));
@@ -199,9 +200,11 @@ impl StreamCore {
     /// Syncs the store; on failure every pending ack becomes an error.
     pub(super) fn sync_now(&mut self) {
         self.last_sync_ns = now_ns();
-        if let Err(e) = self.store.sync() {
+        let fault = crate::fault::io_if_armed("stream.sync", &self.name).map_err(StoreError::from);
+        if let Err(e) = fault.and_then(|()| self.store.sync()) {
             error!(stream = %self.name, error = %e, "sync failed");
             let err = error::publish_error(&e);
+            self.fast.sync_failed(&err);
             for (_, ack) in &mut self.pending {
                 *ack = PubAckResponse::err(self.name.clone(), err.clone());
             }
