@@ -164,3 +164,10 @@ pub struct BrowsedMsg {
     /// The payload.
     pub payload: bytes::Bytes,
 }
+
+/// Now, in nanoseconds since the unix epoch (0 before it, saturating far after).
+pub fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}

@@ -102,6 +102,7 @@ async fn connz_and_subsz_list_clients_and_subscriptions() {
         ".cid" => "[cid]", ".port" => "[port]", ".start" => "[time]", ".uptime" => "[uptime]",
         ".version" => "[version]", ".in_msgs" => "[n]", ".in_bytes" => "[n]", ".out_msgs" => "[n]",
         ".out_bytes" => "[n]", ".subscriptions" => "[n]", ".subscriptions_list" => "[list]",
+        ".last_activity" => "[time]", ".idle" => "[idle]", ".rtt" => "[rtt]",
     });
     let list: Vec<&str> = conn["subscriptions_list"]
         .as_array()
@@ -337,5 +338,87 @@ async fn varz_cpu_follows_the_load_like_nats_server() {
             cpu(&get_json(http, "/varz").await) < loaded
         })
         .await;
+    }
+}
+
+/// /connz shows each client's round trip (`rtt`, Go's duration text), its `last_activity`
+/// (CONNECT, SUB, messages in and out; not PING/PONG) and `idle`, and sorts by them, as
+/// nats-server 2.15.1 does. A protocol-1 client (async-nats) has an `rtt` at once: the
+/// time from INFO to its CONNECT. Checked on both servers.
+#[tokio::test]
+async fn connz_shows_round_trips_and_last_activity_as_nats_server() {
+    for kind in [ServerKind::Rill, ServerKind::Nats] {
+        let server = TestServer::start_with(ServerOpts {
+            kind,
+            jetstream: false,
+            monitoring: true,
+            ..ServerOpts::default()
+        })
+        .await;
+        let http = server.monitoring_port();
+        let connect = |name: &'static str| {
+            async_nats::ConnectOptions::new()
+                .name(name)
+                .connect(server.url())
+        };
+        let (sub, publisher) = (
+            connect("sub").await.expect("connect"),
+            connect("pub").await.expect("connect"),
+        );
+        let mut inbox = sub.subscribe("act").await.expect("subscribe");
+        sync(&sub).await;
+        let by_name = |connz: &Value| -> Vec<(String, Value)> {
+            let list = connz["connections"].as_array().expect("connections");
+            list.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_string(),
+                        c.clone(),
+                    )
+                })
+                .collect()
+        };
+        let before = get_json(http, "/connz").await;
+        for (name, c) in by_name(&before) {
+            let rtt = c["rtt"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind:?} {name}: {c}"));
+            assert!(
+                ["ns", "µs", "ms", "s"].iter().any(|u| rtt.ends_with(u)),
+                "{kind:?} {name}: {rtt}"
+            );
+            assert!(
+                c["last_activity"].is_string() && c["idle"].is_string(),
+                "{c}"
+            );
+        }
+        // The subscriber stays quiet for a while; then one message moves: the publisher's
+        // and the subscriber's last_activity pass the quiet time, and the idle sort puts
+        // the quietest first.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (first, _) = &by_name(&get_json(http, "/connz?sort=idle").await)[0];
+        let quiet_first = first.clone();
+        publisher.publish("act", "x".into()).await.expect("publish");
+        publisher.flush().await.expect("flush");
+        futures::StreamExt::next(&mut inbox)
+            .await
+            .expect("delivered");
+        let after = get_json(http, "/connz?sort=last").await;
+        for (name, c) in by_name(&after) {
+            let then = by_name(&before)
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| c["last_activity"].as_str().unwrap_or_default().to_string())
+                .expect("seen before");
+            let now = c["last_activity"].as_str().unwrap_or_default();
+            // RFC 3339 with the same offset: later sorts after.
+            assert!(now > then.as_str(), "{kind:?} {name}: {then} -> {now}");
+            assert_eq!(c["idle"], "0s", "{kind:?} {name}: {c}");
+        }
+        assert_eq!(
+            quiet_first, "pub",
+            "{kind:?}: the subscriber subscribed after the publisher connected"
+        );
+        drop(inbox);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -85,6 +85,11 @@ pub struct ClientLink {
     pub(super) responses: Mutex<super::grants::ReplyGrants>,
     /// The server's counters (slow consumers are counted at delivery).
     stats: Arc<Stats>,
+    /// The client's last CONNECT, SUB, UNSUB or message in (unix ns); messages out are
+    /// the outbound queue's ([`ClientLink::last_activity`]).
+    activity_ns: AtomicI64,
+    /// Round trip in ns, 0 until measured ([`ClientLink::rtt`]).
+    rtt_ns: AtomicU64,
 }
 
 impl ClientLink {
@@ -111,7 +116,39 @@ impl ClientLink {
             reload: Notify::new(),
             responses: Mutex::new(super::grants::ReplyGrants::default()),
             stats,
+            activity_ns: AtomicI64::new(crate::shared::unix_ns()),
+            rtt_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Notes activity from the client (CONNECT, SUB, UNSUB, messages in).
+    pub fn touch(&self) {
+        self.activity_ns
+            .store(crate::shared::unix_ns(), Ordering::Relaxed);
+    }
+
+    /// The last activity either way, as /connz's `last_activity` (nats-server counts
+    /// messages in and out, subscriptions and the CONNECT; PING/PONG do not count).
+    pub fn last_activity(&self) -> SystemTime {
+        let ns = self
+            .activity_ns
+            .load(Ordering::Relaxed)
+            .max(self.outbound.last_msg_written());
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+    }
+
+    /// The last round trip measured (`None` before the first).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self.rtt_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Records a measured round trip (at least 1 ns, so it reads as measured).
+    pub(super) fn set_rtt(&self, rtt: std::time::Duration) {
+        let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.rtt_ns.store(ns, Ordering::Relaxed);
     }
 
     /// The `<addr> - cid:<n>` prefix of this connection's log lines.

@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -86,6 +86,8 @@ struct Connection {
     connected: bool,
     decoder: ClientDecoder,
     pings_out: u32,
+    /// When the oldest unanswered PING went out (its PONG measures the round trip).
+    ping_sent: Option<Instant>,
     /// A subscriber whose backlog a delivery in this read pass pushed past its
     /// stall threshold; the read loop waits (bounded) for it to drain.
     stall: Option<Arc<dyn Subscriber>>,
@@ -126,6 +128,7 @@ impl Tally {
             return;
         }
         let t = std::mem::take(self);
+        link.touch();
         link.in_msgs.fetch_add(t.in_msgs, Ordering::Relaxed);
         link.in_bytes.fetch_add(t.in_bytes, Ordering::Relaxed);
         Stats::add(&stats.in_msgs, t.in_msgs);
@@ -185,6 +188,7 @@ where
         connected: false,
         decoder: ClientDecoder::new(limits),
         pings_out: 0,
+        ping_sent: None,
         stall: None,
         pending_connect: None,
         tally: Tally::default(),
@@ -282,6 +286,7 @@ impl Connection {
             return Err(CloseReason::StaleConnection);
         }
         self.pings_out += 1;
+        self.ping_sent.get_or_insert_with(Instant::now);
         self.link.outbound.push_raw(b"PING\r\n");
         Ok(())
     }
@@ -348,13 +353,33 @@ impl Connection {
                 subject,
                 queue,
                 sid,
-            } => self.on_sub(subject, queue, sid),
-            ClientOp::Unsub { sid, max } => self.on_unsub(&sid, max),
+            } => {
+                self.link.touch();
+                self.on_sub(subject, queue, sid);
+            }
+            ClientOp::Unsub { sid, max } => {
+                self.link.touch();
+                self.on_unsub(&sid, max);
+            }
             ClientOp::Ping => {
                 self.link.outbound.push_raw(b"PONG\r\n");
             }
-            ClientOp::Pong => self.pings_out = 0,
-            ClientOp::Connect(connect) => self.pending_connect = Some(connect),
+            ClientOp::Pong => {
+                self.pings_out = 0;
+                // The answer to our PING: its round trip (an unasked PONG measures nothing).
+                if let Some(sent) = self.ping_sent.take() {
+                    self.link.set_rtt(sent.elapsed());
+                }
+            }
+            ClientOp::Connect(connect) => {
+                if connect.protocol >= 1 {
+                    // As nats-server: a client of protocol 1 answers INFO with CONNECT at
+                    // once, so the time since INFO went out is a first round trip.
+                    let since = SystemTime::now().duration_since(self.link.started);
+                    self.link.set_rtt(since.unwrap_or_default());
+                }
+                self.pending_connect = Some(connect);
+            }
             ClientOp::Info | ClientOp::Ok => {}
         }
         Ok(())
@@ -421,6 +446,7 @@ impl Connection {
             info.account = identity.account;
             info.protocol = connect.protocol;
         }
+        self.link.touch();
         self.connect = connect;
         self.connected = true;
         self.ok();

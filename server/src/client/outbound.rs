@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -150,6 +150,8 @@ struct Queue {
     pending: usize,
     /// Set once closing: producers stop queueing.
     closing: bool,
+    /// A message frame was queued since the writer last took the queue.
+    msgs: bool,
 }
 
 impl Queue {
@@ -179,6 +181,8 @@ pub struct Outbound {
     closed: AtomicBool,
     /// Wakes the connection's read loop when the connection must close.
     pub close: Notify,
+    /// See [`Outbound::last_msg_written`].
+    msg_written: AtomicI64,
 }
 
 /// What a push did.
@@ -212,6 +216,7 @@ impl Outbound {
             reason: AtomicU8::new(CloseReason::Open as u8),
             closed: AtomicBool::new(false),
             close: Notify::new(),
+            msg_written: AtomicI64::new(0),
         }
     }
 
@@ -261,6 +266,7 @@ impl Outbound {
                 q.tail.put_slice(msg.payload);
             }
             q.tail.put_slice(b"\r\n");
+            q.msgs = true;
             head + total + 2
         })
     }
@@ -343,18 +349,26 @@ impl Outbound {
     }
 
     /// Takes everything queued, in order.
-    fn take(&self) -> (Vec<Bytes>, bool) {
+    /// The queued frames, whether the connection is closing, and whether a message frame
+    /// is among them.
+    fn take(&self) -> (Vec<Bytes>, bool, bool) {
         let mut q = locks::lock(&self.queue);
         if self.reason().is_slow_consumer() {
             // A slow consumer is cut off at once, as nats-server does: its backlog is dropped.
             q.chunks.clear();
             q.tail.clear();
             q.pending = 0;
-            return (Vec::new(), true);
+            return (Vec::new(), true, false);
         }
         q.seal_tail();
         let chunks: Vec<Bytes> = q.chunks.drain(..).collect();
-        (chunks, q.closing)
+        (chunks, q.closing, std::mem::take(&mut q.msgs))
+    }
+
+    /// When a message was last written to the connection (unix ns; 0: never), which
+    /// /connz's `last_activity` takes into account.
+    pub fn last_msg_written(&self) -> i64 {
+        self.msg_written.load(Ordering::Relaxed)
     }
 
     /// Accounts for `n` bytes written, waking stalled publishers when the backlog
@@ -398,7 +412,7 @@ impl Outbound {
         slow: Option<&(dyn Fn(SlowWrite) + Send + Sync)>,
     ) {
         'run: loop {
-            let (chunks, closing) = self.take();
+            let (chunks, closing, msgs) = self.take();
             let mut at = WriteAt::default();
             while at.idx < chunks.len() {
                 let before = at;
@@ -421,6 +435,11 @@ impl Outbound {
                         }
                     },
                 }
+            }
+            if msgs {
+                // Once per written batch, not per message: /connz's last_activity.
+                self.msg_written
+                    .store(crate::shared::unix_ns(), Ordering::Relaxed);
             }
             if !chunks.is_empty() {
                 continue;

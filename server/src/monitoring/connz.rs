@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::format::{rfc3339, uptime};
+use super::format::{go_duration, rfc3339, uptime};
 use crate::client::ClientLink;
 use crate::locks;
 use crate::server::ServerState;
@@ -49,6 +49,11 @@ fn sort_clients(clients: &mut [Arc<ClientLink>], sort: &str) {
         }
         "start" => clients.sort_by_key(|c| c.started),
         "uptime" => clients.sort_by_key(|c| c.started),
+        // nats-server: the most recently active first, the longest idle first, the
+        // slowest round trip first.
+        "last" => clients.sort_by_key(|c| std::cmp::Reverse(c.last_activity())),
+        "idle" => clients.sort_by_key(|c| c.last_activity()),
+        "rtt" => clients.sort_by_key(|c| std::cmp::Reverse(c.rtt())),
         _ => clients.sort_by_key(|c| c.cid),
     }
 }
@@ -112,7 +117,12 @@ fn connection(c: &ClientLink, now: SystemTime, subs: Subs) -> Value {
         "in_bytes": counter(&c.in_bytes),
         "out_bytes": counter(&c.out_bytes),
         "subscriptions": c.num_subs(),
+        "last_activity": rfc3339(c.last_activity()),
+        "idle": uptime(now.duration_since(c.last_activity()).unwrap_or_default()),
     });
+    if let Some(rtt) = c.rtt() {
+        doc["rtt"] = json!(go_duration(rtt));
+    }
     if let Some(id) = &info.mqtt_client {
         doc["type"] = json!("mqtt");
         doc["mqtt_client"] = json!(id);

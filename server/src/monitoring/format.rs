@@ -22,19 +22,22 @@ pub fn uptime(d: Duration) -> String {
     }
 }
 
-/// Go's `time.Duration.String()` for short durations: `523µs`, `1.5ms`, `2.25s`.
+/// Go's `time.Duration.String()` for short durations, exact as Go prints them:
+/// `523µs`, `1.5ms`, `3.91732ms`, `2.25s`.
 pub fn go_duration(d: Duration) -> String {
     let ns = d.as_nanos();
-    let trim = |v: f64| {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let exact = |unit: u128, digits: usize, suffix: &str| {
+        let frac = format!("{:0digits$}", ns % unit);
+        let frac = frac.trim_end_matches('0');
+        let dot = if frac.is_empty() { "" } else { "." };
+        format!("{}{dot}{frac}{suffix}", ns / unit)
     };
     match ns {
         0 => "0s".into(),
         n if n < 1_000 => format!("{n}ns"),
-        n if n < 1_000_000 => format!("{}µs", trim(n as f64 / 1e3)),
-        n if n < 1_000_000_000 => format!("{}ms", trim(n as f64 / 1e6)),
-        n => format!("{}s", trim(n as f64 / 1e9)),
+        n if n < 1_000_000 => exact(1_000, 3, "µs"),
+        n if n < 1_000_000_000 => exact(1_000_000, 6, "ms"),
+        _ => exact(1_000_000_000, 9, "s"),
     }
 }
 
@@ -47,6 +50,9 @@ mod tests {
         assert_eq!(uptime(Duration::from_secs(0)), "0s");
         assert_eq!(uptime(Duration::from_secs(303)), "5m3s");
         assert_eq!(uptime(Duration::from_secs(7201)), "2h0m1s");
+        assert_eq!(go_duration(Duration::from_nanos(3_917_320)), "3.91732ms");
+        assert_eq!(go_duration(Duration::from_nanos(343_161)), "343.161µs");
+        assert_eq!(go_duration(Duration::from_nanos(437_000)), "437µs");
         assert_eq!(uptime(Duration::from_secs(93_784)), "1d2h3m4s");
         assert_eq!(go_duration(Duration::from_micros(523)), "523µs");
         assert_eq!(go_duration(Duration::from_micros(1500)), "1.5ms");
