@@ -382,8 +382,15 @@ fn jsz_detail(me: &str, all: &[String], d: &Value) -> Value {
         .unwrap_or_default();
     others.sort();
     let expected: Vec<String> = all.iter().filter(|n| *n != me).cloned().collect();
+    let leads = cluster["leader"] == me;
+    // The leader hears from every member: `active` (ns since) is known for each.
+    let active = cluster["replicas"].as_array().is_some_and(|r| {
+        r.iter()
+            .all(|p| p["active"].as_u64().is_some_and(|a| a > 0))
+    });
     serde_json::json!({
-        "leads": cluster["leader"] == me,
+        "leads": leads,
+        "leader_hears_every_member": !leads || active,
         "name": d["name"],
         "stream_name": d["stream_name"],
         "delivered": d["delivered"]["stream_seq"],

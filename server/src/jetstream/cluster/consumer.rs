@@ -187,6 +187,8 @@ impl std::fmt::Debug for Members {
 struct Member {
     assignment: Mutex<ConsumerAssignment>,
     raft: Raft,
+    /// The group's network (when each member last answered: `active`).
+    net: Network,
     sm: MachineStore<ConsumerMachine>,
     /// The committed state (the group link's view).
     committed: Committed,
@@ -365,7 +367,7 @@ impl Member {
         let cfg = Arc::new(raft::config(meta.cluster_name(), SNAPSHOT_EVERY)?);
         let transport: Arc<dyn raft::Transport> = meta.transport.clone();
         let net = Network::new(&a.group, transport);
-        let raft = Raft::new(node_id(meta.me()), cfg, net, log, sm.clone())
+        let raft = Raft::new(node_id(meta.me()), cfg, net.clone(), log, sm.clone())
             .await
             .map_err(|e| e.to_string())?;
         meta.transport.serve_group(&a.group, raft.clone());
@@ -387,6 +389,7 @@ impl Member {
         let member = Arc::new(Member {
             assignment: Mutex::new(a),
             raft,
+            net,
             sm,
             committed,
             linked: AtomicBool::new(false),
@@ -556,7 +559,14 @@ impl Member {
     /// nats-server's `cluster` block of CONSUMER.INFO as this member sees it.
     fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
         let since = *lock(&self.since);
-        group_info(&self.raft, cluster, me, &self.group(), since)
+        group_info(
+            &self.raft,
+            Some(&self.net),
+            cluster,
+            me,
+            &self.group(),
+            since,
+        )
     }
 }
 
@@ -603,10 +613,11 @@ async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>, meta: Weak<Meta
 }
 
 /// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
-/// leader, since when (on the leader), and the other members with `current` and `lag`
-/// (known on the leader).
+/// leader, since when (on the leader), and the other members with `current`, `lag`
+/// and (given the group's `net`) `active`, known on the leader.
 fn group_info(
     raft: &Raft,
+    net: Option<&Network>,
     cluster: &str,
     me: &str,
     group: &str,
@@ -630,7 +641,11 @@ fn group_info(
                 name: n.addr.clone(),
                 current: leading && index >= last,
                 offline: leading && matched.is_none(),
-                active: Nanos(0),
+                active: Nanos(
+                    net.filter(|_| leading)
+                        .and_then(|net| net.last_heard(&n.addr))
+                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+                ),
                 lag: if leading {
                     last.saturating_sub(index)
                 } else {
@@ -652,9 +667,9 @@ fn group_info(
 /// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
 /// advisories list them (the leader too, current), as the leader sees them.
 pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
-    let leader = group_info(raft, cluster, me, "", None).leader;
+    let leader = group_info(raft, None, cluster, me, "", None).leader;
     let seen_by = if leader.is_empty() { me } else { &leader };
-    let info = group_info(raft, cluster, seen_by, "", None);
+    let info = group_info(raft, None, cluster, seen_by, "", None);
     let mut members = vec![PeerInfo {
         name: info.leader.clone(),
         current: true,
