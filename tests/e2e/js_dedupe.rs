@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
-use rill_tests::TestServer;
+use rill_tests::{ServerKind, ServerOpts, TestServer};
 use serde_json::{Value, json};
 
 use crate::js_streams::api;
@@ -70,6 +70,35 @@ async fn msg_id_dedupes_within_window_and_across_restart() {
     assert_eq!((ack.sequence, ack.duplicate), (2, false));
     let info = api(&c, "$JS.API.STREAM.INFO.D", "").await;
     assert_eq!(info["state"]["messages"], 2);
+}
+
+/// `Nats-Expected-Last-Msg-Id` compares with the id of the message stored last, also after a
+/// clean stop and after SIGKILL (rill reads it when first asked, not at open); the same answers as
+/// nats-server 2.15.1.
+#[tokio::test]
+async fn expected_last_msg_id_holds_across_a_restart_as_nats_server() {
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Nats, ServerKind::Rill] {
+        let mut answers = Vec::new();
+        for kill in [false, true] {
+            let mut server = TestServer::start_with(ServerOpts::kind(kind)).await;
+            let c = server.client().await;
+            create(&c, json!({"name": "L", "subjects": ["l.>"]})).await;
+            publish(&c, "l.a", &[("Nats-Msg-Id", "id1")], "1").await;
+            if kill {
+                server.kill();
+            }
+            server.restart().await;
+            let c = server.client().await;
+            for expected in ["zz", "id1", "id1", ""] {
+                let h = [("Nats-Expected-Last-Msg-Id", expected)];
+                answers.push(publish(&c, "l.a", &h, "x").await);
+            }
+        }
+        seen.push(answers);
+    }
+    assert_eq!(seen[1], seen[0], "rill (right) against nats-server (left)");
+    insta::assert_json_snapshot!("expected_last_msg_id_after_restart", seen[1]);
 }
 
 #[tokio::test]

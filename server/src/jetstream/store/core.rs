@@ -105,6 +105,13 @@ pub(crate) trait SegLoader<L>: Send + std::fmt::Debug {
     /// The live messages of segment `unit`, which `sum` describes; subject ids
     /// are those of `subjects`.
     fn load(&self, unit: u32, sum: &SegSummary, subjects: &SubjectTable) -> Loaded<L>;
+
+    /// The timestamp of `sum.first`, read without loading the segment (a
+    /// stream's info asks for it); `None` when it cannot be read that cheaply
+    /// and checked, and the segment is loaded instead.
+    fn first_ts(&self, _unit: u32, _sum: &SegSummary) -> Option<i64> {
+        None
+    }
 }
 
 /// One segment: a run of sequences whose slots are loaded together.
@@ -118,6 +125,11 @@ struct Seg<L> {
     saved: Cell<bool>,
     /// When it was last used (for eviction).
     used: Cell<u64>,
+    /// The sequence and slot of its last message when the backend knows them
+    /// without the body (it read that record when it adopted the segment), so
+    /// the last message of a stream is loaded without its segment. Dropped at
+    /// the segment's first change.
+    last: Option<(u64, Slot<L>)>,
 }
 
 impl<L> Seg<L> {
@@ -146,6 +158,9 @@ pub struct Core<L> {
     /// A load did not match its segment's summary: counts and subject state
     /// are recomputed at the next change.
     recount: Cell<bool>,
+    /// (sequence, timestamp) of a first message read without its segment
+    /// (a sequence's message never changes, so it holds while it is the first).
+    first_ts: Cell<Option<(u64, i64)>>,
 }
 
 impl<L> std::fmt::Debug for Core<L> {
@@ -177,6 +192,7 @@ impl<L> Core<L> {
             clock: Cell::new(0),
             lost: RefCell::new(Vec::new()),
             recount: Cell::new(false),
+            first_ts: Cell::new(None),
         }
     }
 
@@ -211,6 +227,31 @@ impl<L> Core<L> {
     /// First stored sequence, or `last_seq + 1` when empty.
     pub(crate) fn first_seq(&self) -> u64 {
         self.segs.front().map_or(self.last_seq + 1, |s| s.sum.first)
+    }
+
+    /// Timestamp of the first stored message (0 when empty). A first segment
+    /// out of memory is not loaded for it when the loader can read it alone.
+    pub(crate) fn first_ts(&self) -> i64 {
+        let Some(seg) = self.segs.front() else {
+            return 0;
+        };
+        let first = seg.sum.first;
+        if seg.held() == 0 {
+            if let Some((seq, ts)) = self.first_ts.get()
+                && seq == first
+            {
+                return ts;
+            }
+            if let Some(ts) = self
+                .loader
+                .as_ref()
+                .and_then(|l| l.first_ts(seg.unit, &seg.sum))
+            {
+                self.first_ts.set(Some((first, ts)));
+                return ts;
+            }
+        }
+        self.get(first).map_or(0, |s| s.ts)
     }
 
     /// Index of the segment holding `seq` in its range.
@@ -350,6 +391,8 @@ impl<L> Core<L> {
         }
         let seg = &mut self.segs[i];
         seg.saved.set(false);
+        // Changed (a compaction moves records): only the body tells where they are.
+        seg.last = None;
         (&mut seg.sum, seg.body.get_mut().get_or_insert_default())
     }
 
@@ -461,6 +504,7 @@ impl<L> Core<L> {
                 body: RefCell::new(Some(VecDeque::from([Some(slot)]))),
                 saved: Cell::new(false),
                 used: Cell::new(self.clock.get()),
+                last: None,
             }),
         }
         if let Some(e) = self.subjects.entry_mut(subj) {
@@ -517,9 +561,34 @@ impl<L> Core<L> {
             body: RefCell::new(None),
             saved: Cell::new(true),
             used: Cell::new(0),
+            last: None,
         });
         self.msgs += sum.msgs;
         self.bytes += sum.bytes;
+    }
+
+    /// The slot of the last segment's last message, known to the backend
+    /// without loading the segment (see [`Core::known_slot`]).
+    pub(crate) fn set_last_slot(&mut self, seq: u64, slot: Slot<L>) {
+        if let Some(seg) = self.segs.back_mut()
+            && seg.sum.last == seq
+        {
+            seg.last = Some((seq, slot));
+        }
+    }
+
+    /// The slot of `seq` when its segment is out of memory and `seq` is that
+    /// segment's last message as the backend recorded it: a load needs no body.
+    pub(crate) fn known_slot(&self, seq: u64) -> Option<Slot<L>>
+    where
+        L: Clone,
+    {
+        let seg = &self.segs[self.seg_at(seq)?];
+        if seg.held() > 0 || seg.sum.last != seq {
+            return None;
+        }
+        let (at, slot) = seg.last.as_ref()?;
+        (*at == seq).then(|| slot.clone())
     }
 
     /// Interns a subject name, returning its id.

@@ -26,7 +26,7 @@ use super::types::{
 /// [`Store`]) keeps the index.
 pub trait Backend: Send + Debug {
     /// Location of one message's bytes.
-    type Loc: Send + Debug + Placed;
+    type Loc: Send + Debug + Clone + Placed;
 
     /// Accounted size of a message (nats-server's formula for this kind of store).
     fn msg_size(&self, subj: usize, hdr: usize, payload: usize) -> u64;
@@ -149,6 +149,13 @@ impl<B: Backend> Store<B> {
     /// Loads one indexed message. A damaged one is reported and skipped from
     /// then on: the load says `Deleted` (it is gone, like a deleted message).
     fn load_slot(&self, seq: u64) -> Result<StoredMsg, StoreError> {
+        if !self.damage.is_pending(seq)
+            && let Some(slot) = self.core.known_slot(seq)
+        {
+            // A segment's last message read alone: its record is checked, the
+            // rest of its block when the segment is first loaded.
+            return self.read_slot(seq, &slot);
+        }
         let Some(slot) = self.core.get(seq).filter(|_| !self.damage.is_pending(seq)) else {
             return Err(self.missing(seq));
         };
@@ -159,9 +166,14 @@ impl<B: Backend> Store<B> {
         if self.damage.is_pending(seq) {
             return Err(StoreError::Deleted);
         }
+        self.read_slot(seq, &slot)
+    }
+
+    /// Reads the message `slot` places; a record that fails its checks is reported.
+    fn read_slot(&self, seq: u64, slot: &Slot<B::Loc>) -> Result<StoredMsg, StoreError> {
         self.absorb_lost();
         let subject = self.core.subjects.name(slot.subj);
-        match self.backend.read(seq, subject, &slot) {
+        match self.backend.read(seq, subject, slot) {
             Err(StoreError::Corrupt(why)) => {
                 self.damage.found(seq, u64::from(slot.size.get()), &why);
                 Err(StoreError::Deleted)
@@ -571,7 +583,7 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn state(&self) -> StreamState {
         let first_seq = self.core.first_seq();
-        let first_ts = self.core.get(first_seq).map_or(0, |s| s.ts);
+        let first_ts = self.core.first_ts();
         self.absorb_lost();
         let (bad_msgs, bad_bytes) = self.damage.pending_totals();
         StreamState {

@@ -144,7 +144,7 @@ impl StreamCore {
         self.sync_now();
         let st = self.store.state();
         self.dedupe.rebuild_later(st.last_seq);
-        self.last_msg_id = super::last_msg_id(self.store.as_ref());
+        self.last_msg_id = super::dedupe::LastMsgId::of_seq(st.last_seq);
         self.ttls = super::ttl::TtlSchedule::default();
         if self.cfg.allow_msg_ttl {
             self.ttls

@@ -121,7 +121,7 @@ pub struct StreamCore {
     pub(super) created: Timestamp,
     pub(super) store: Box<dyn StreamStore>,
     pub(super) dedupe: Dedupe,
-    pub(super) last_msg_id: String,
+    pub(super) last_msg_id: super::dedupe::LastMsgId,
     pub(super) ttls: super::ttl::TtlSchedule,
     pub(super) consumers: Consumers,
     pub(super) usage: Arc<AtomicU64>,

@@ -20,6 +20,46 @@ use crate::jetstream::store::{StoreError, StreamStore};
 /// Header carrying the publisher's message id.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
 
+/// The `Nats-Msg-Id` of the last message (`Nats-Expected-Last-Msg-Id` compares with it).
+/// After an open it is the id of the message stored last then, read when first asked:
+/// an open does not load the last block for a header few publishers send.
+#[derive(Debug, Default)]
+pub(crate) struct LastMsgId {
+    /// The sequence whose id is the answer until one is set.
+    at: u64,
+    id: std::cell::OnceCell<String>,
+}
+
+impl LastMsgId {
+    /// The id of the message at `seq`, read when first asked.
+    pub(crate) fn of_seq(seq: u64) -> Self {
+        Self {
+            at: seq,
+            id: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The id of the message just stored (`""`: none).
+    pub(crate) fn set(&mut self, id: &str) {
+        self.id = std::cell::OnceCell::from(id.to_owned());
+    }
+
+    /// The id (`""` when the message had none or is gone).
+    pub(crate) fn get(&self, store: &dyn StreamStore) -> &str {
+        self.id.get_or_init(|| {
+            store
+                .load(self.at)
+                .ok()
+                .and_then(|m| m.headers)
+                .and_then(|h| {
+                    headers::find(&h, MSG_ID)
+                        .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
+                })
+                .unwrap_or_default()
+        })
+    }
+}
+
 /// The window: id → (seq, ts), plus the ids in arrival order for expiry.
 #[derive(Debug, Default)]
 pub(crate) struct Dedupe {

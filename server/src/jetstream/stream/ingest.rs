@@ -215,7 +215,7 @@ impl StreamCore {
         let (seq, ts) = self
             .append_stored(subject, hdrs, payload, now)
             .map_err(|e| publish_error(&e))?;
-        self.last_msg_id = msg_id.unwrap_or_default().to_owned();
+        self.last_msg_id.set(msg_id.unwrap_or_default());
         if let Some(id) = msg_id {
             self.dedupe.insert(id.to_owned(), seq, ts);
         }
@@ -312,9 +312,11 @@ impl StreamCore {
         if find(h, EXPECTED_LAST_SEQ).is_some_and(|v| text(v).parse::<u64>().ok() != Some(last)) {
             return Err(ErrorCode::STREAM_WRONG_LAST_SEQUENCE.with(&[("seq", &last)]));
         }
-        if find(h, EXPECTED_LAST_MSG_ID).is_some_and(|v| text(v) != self.last_msg_id) {
-            let id = self.last_msg_id.as_str();
-            return Err(ErrorCode::STREAM_WRONG_LAST_MSG_ID.with(&[("id", &id)]));
+        if let Some(v) = find(h, EXPECTED_LAST_MSG_ID) {
+            let id = self.last_msg_id.get(self.store.as_ref());
+            if text(v) != id {
+                return Err(ErrorCode::STREAM_WRONG_LAST_MSG_ID.with(&[("id", &id)]));
+            }
         }
         if let Some(v) = find(h, EXPECTED_LAST_SUBJ_SEQ) {
             let subj = find(h, EXPECTED_LAST_SUBJ_SEQ_SUBJ).map_or(subject, text);

@@ -51,7 +51,7 @@ pub(crate) use self::batch::ServerBatches;
 pub use self::catchup::Position;
 pub use self::core::StreamCore;
 pub(crate) use self::core::{AccountUsage, Budget, Persist};
-use self::dedupe::Dedupe;
+use self::dedupe::{Dedupe, LastMsgId};
 pub use self::handle::StreamHandle;
 pub use self::link::{Batch, ConsumerLink};
 pub(crate) use self::source::{STREAM_IDENTITY, stream_identity};
@@ -241,7 +241,7 @@ fn open(
     let now = now_ns();
     let mut dedupe = Dedupe::new(p.cfg.duplicate_window.0);
     dedupe.rebuild_later(store.state().last_seq);
-    let last_msg_id = last_msg_id(store.as_ref());
+    let last_msg_id = LastMsgId::of_seq(store.state().last_seq);
     let mut ttls = ttl::TtlSchedule::default();
     if p.cfg.allow_msg_ttl {
         ttls.rebuild(store.as_ref())
@@ -288,19 +288,6 @@ fn open(
             .map_err(|e| error::create_error(&e))?;
     }
     Ok(core)
-}
-
-fn last_msg_id(store: &dyn StreamStore) -> String {
-    let last = store.state().last_seq;
-    store
-        .load(last)
-        .ok()
-        .and_then(|m| m.headers)
-        .and_then(|h| {
-            rill_protocol::headers::find(&h, dedupe::MSG_ID)
-                .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
-        })
-        .unwrap_or_default()
 }
 
 /// Reads a stored stream's config document.

@@ -25,6 +25,7 @@
 //! Owns the index files; the legacy whole-store snapshot is in `index`.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
@@ -33,9 +34,9 @@ use super::block::{BLOCK_HDR, Block, Header, block_path, decode_header, newer_fo
 use super::index::{Entry, Reader, put_entry, put_varint, read_entry};
 use super::record::{self, STATE_LIVE};
 use super::{FileBackend, FileLoc};
-use crate::jetstream::store::core::{Core, SegSummary};
-use crate::jetstream::store::types::{StoreError, SubjectState};
-use crate::jetstream::store::vfs::VFile;
+use crate::jetstream::store::core::{Core, SegSummary, Slot};
+use crate::jetstream::store::types::{StoreError, SubjectState, file_msg_size};
+use crate::jetstream::store::vfs::{SharedVfs, VFile};
 
 /// Suffix of block index files.
 pub(super) const IDX_EXT: &str = ".idx";
@@ -162,6 +163,48 @@ fn encode(b: &Block, core: &Core<FileLoc>) -> Vec<u8> {
 fn head_len(data: &[u8]) -> Option<usize> {
     let len = data.get(8..12)?;
     (data.get(..8)? == MAGIC).then(|| u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+}
+
+/// The first bytes of the index file at `path`: a version 2 index's head and
+/// `extra` bytes after it, or the whole file when it is not version 2. `None`
+/// when there is no file.
+pub(super) fn read_head(
+    vfs: &SharedVfs,
+    path: &Path,
+    extra: u64,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let f = match vfs.open(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let flen = f.len()?;
+    let mut data = vec![0; usize::try_from(flen.min(HEAD_PROBE)).unwrap_or(0)];
+    f.read_at(0, &mut data)?;
+    let want = match head_len(&data) {
+        Some(h) => (h as u64 + extra).min(flen),
+        None => flen,
+    };
+    if want > data.len() as u64 {
+        data.resize(usize::try_from(want).unwrap_or(0), 0);
+        f.read_at(0, &mut data)?;
+    } else {
+        data.truncate(usize::try_from(want).unwrap_or(0));
+    }
+    Ok(Some(data))
+}
+
+/// The first entry of a version 2 index whose head is `head`, from `data`
+/// holding at least the head and that entry. Not checked against the entries'
+/// crc (the caller reads the record it places and checks that).
+pub(crate) fn first_entry(data: &[u8], head: &Head) -> Result<Entry, String> {
+    let sect = data.get(head.head_len..).ok_or("index entries missing")?;
+    let e = read_entry(&mut Reader { buf: sect, pos: 0 }, &Entry::default())?;
+    let in_block = e.loc.blk == head.id && e.loc.off >= BLOCK_HDR as u32;
+    if e.seq != head.sum.first || !in_block {
+        return Err("first index entry is not the block's first message".into());
+    }
+    Ok(e)
 }
 
 /// Decodes and checks the head of a version 2 index (`data` holds at least the head).
@@ -492,26 +535,7 @@ impl FileBackend {
     /// index, the head of a version 2 one. `None` when it is missing or does not
     /// decode (logged): the block is scanned then.
     fn read_index(&self, id: u32) -> Option<IdxFile> {
-        let read = || -> std::io::Result<Option<Vec<u8>>> {
-            let f = match self.vfs.open(&idx_path(&self.dir, id), false) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let flen = f.len()?;
-            let mut data = vec![0; usize::try_from(flen.min(HEAD_PROBE)).unwrap_or(0)];
-            f.read_at(0, &mut data)?;
-            let want = match head_len(&data) {
-                Some(h) => (h as u64).min(flen),
-                None => flen,
-            };
-            if want > data.len() as u64 {
-                data.resize(usize::try_from(want).unwrap_or(0), 0);
-                f.read_at(0, &mut data)?;
-            }
-            Ok(Some(data))
-        };
-        let data = match read() {
+        let data = match read_head(&self.vfs, &idx_path(&self.dir, id), 0) {
             Ok(Some(d)) => d,
             Ok(None) => return None,
             Err(e) => {
@@ -567,20 +591,23 @@ impl FileBackend {
             Err(format!("block shorter than indexed ({flen} < {len})"))
         } else {
             match &idx {
-                IdxFile::V1(i) => check_entries(i, file.as_ref(), core),
+                IdxFile::V1(i) => check_entries(i, file.as_ref(), core).map(|()| None),
                 IdxFile::V2(h) => check_head(h, file.as_ref(), core),
             }
         };
-        if let Err(why) = checked {
-            warn!(block = id, %why, "block index does not match its block; scanning the block");
-            let floor = (last_seq, last_ts);
-            if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
-                self.snapshot_floor = Some(floor);
+        let newest = match checked {
+            Ok(newest) => newest,
+            Err(why) => {
+                warn!(block = id, %why, "block index does not match its block; scanning the block");
+                let floor = (last_seq, last_ts);
+                if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
+                    self.snapshot_floor = Some(floor);
+                }
+                let listed = self.listed_seqs(&idx);
+                self.rejected.extend(listed);
+                return Ok(false);
             }
-            let listed = self.listed_seqs(&idx);
-            self.rejected.extend(listed);
-            return Ok(false);
-        }
+        };
         if let Some(after) = self.lost_tail_after.take()
             && first_seq > after + 1
         {
@@ -596,7 +623,7 @@ impl FileBackend {
                 install(i, &mut b, core);
                 b.legacy_idx = true;
             }
-            IdxFile::V2(h) if flen == h.len => adopt_cold(&h, &mut b, core),
+            IdxFile::V2(h) if flen == h.len => adopt_cold(&h, newest, &mut b, core),
             IdxFile::V2(h) => {
                 if !self.install_entries(&h, &mut b, core) {
                     // Head fine, entries not: the block is scanned whole.
@@ -661,35 +688,60 @@ impl FileBackend {
     }
 }
 
-/// Adds a block's summary and subjects to `core`, leaving its entries on disk.
-fn adopt_cold(h: &Head, b: &mut Block, core: &mut Core<FileLoc>) {
+/// Adds a block's summary and subjects to `core`, leaving its entries on disk;
+/// its newest message, read by the check, is known without them.
+fn adopt_cold(h: &Head, newest: Option<Newest>, b: &mut Block, core: &mut Core<FileLoc>) {
     let subjects: Vec<(&str, SubjectState)> =
         h.subjects.iter().map(|(n, st)| (n.as_str(), *st)).collect();
     core.add_cold(h.id, h.sum, &subjects);
+    if let Some(n) = newest
+        && let Some(subj) = core.subjects.id(&n.subject)
+    {
+        let slot = Slot {
+            subj,
+            size: NonZeroU32::new(n.size).unwrap_or(NonZeroU32::MIN),
+            ts: n.ts,
+            loc: h.newest,
+        };
+        core.set_last_slot(h.sum.last, slot);
+    }
     b.live_msgs = h.sum.msgs;
     b.live_bytes = h.rec_bytes;
+}
+
+/// The newest live record of a block, as the check of its index read it.
+struct Newest {
+    ts: i64,
+    subject: String,
+    /// Accounted size.
+    size: u32,
 }
 
 /// The head continues the index built so far, and the newest message is where
 /// it says (a cheap check that the index belongs to this block; every record is
 /// verified on the block's first load).
-fn check_head(h: &Head, file: &dyn VFile, core: &Core<FileLoc>) -> Result<(), String> {
+fn check_head(h: &Head, file: &dyn VFile, core: &Core<FileLoc>) -> Result<Option<Newest>, String> {
     if h.sum.msgs == 0 {
-        return Ok(());
+        return Ok(None);
     }
     if h.sum.first <= core.last_seq() {
         return Err(format!("seq {} not above the blocks before", h.sum.first));
     }
-    check_newest(file, h.sum.last, h.newest)
+    check_newest(file, h.sum.last, h.newest).map(Some)
 }
 
 /// The record at `loc` is the live message `seq`.
-fn check_newest(file: &dyn VFile, seq: u64, loc: FileLoc) -> Result<(), String> {
+fn check_newest(file: &dyn VFile, seq: u64, loc: FileLoc) -> Result<Newest, String> {
     let mut rec = vec![0; loc.len as usize];
     file.read_at(u64::from(loc.off), &mut rec)
         .map_err(|e| e.to_string())?;
     match record::parse(&rec) {
-        Ok(v) if v.seq == seq && v.state == STATE_LIVE && v.len == rec.len() => Ok(()),
+        Ok(v) if v.seq == seq && v.state == STATE_LIVE && v.len == rec.len() => Ok(Newest {
+            ts: v.ts,
+            subject: String::from_utf8_lossy(&rec[v.subj.clone()]).into_owned(),
+            size: u32::try_from(file_msg_size(v.subj.len(), v.hdr.len(), v.payload.len()))
+                .unwrap_or(u32::MAX),
+        }),
         _ => Err(format!("newest record (seq {seq}) does not validate")),
     }
 }
@@ -704,7 +756,7 @@ fn check_entries(idx: &BlockIndex, file: &dyn VFile, core: &Core<FileLoc>) -> Re
     if first.seq <= core.last_seq() {
         return Err(format!("seq {} not above the blocks before", first.seq));
     }
-    check_newest(file, newest.seq, newest.loc)
+    check_newest(file, newest.seq, newest.loc).map(|_| ())
 }
 
 /// Adds a version 1 index's messages to `core` and to block `b` (its entries

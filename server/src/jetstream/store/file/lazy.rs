@@ -15,12 +15,12 @@
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::FileLoc;
 use super::block::{BLOCK_HDR, block_path};
-use super::blockidx::{decode_entries, decode_head, idx_path};
-use super::record::STATE_LIVE;
+use super::blockidx::{decode_entries, decode_head, first_entry, idx_path, read_head};
+use super::record::{self, STATE_LIVE};
 use super::recovery::scan;
 use crate::jetstream::store::core::{Loaded, SegLoader, SegSummary, Slot, SubjectTable};
 use crate::jetstream::store::types::file_msg_size;
@@ -46,9 +46,41 @@ impl SegLoader<FileLoc> for IdxLoader {
             }
         }
     }
+
+    fn first_ts(&self, unit: u32, sum: &SegSummary) -> Option<i64> {
+        self.read_first_ts(unit, sum)
+            .inspect_err(|why| debug!(block = unit, %why, "first message read with its block"))
+            .ok()
+    }
 }
 
+/// Bytes read after an index head for its first entry (seven varints).
+const FIRST_ENTRY_MAX: u64 = 70;
+
 impl IdxLoader {
+    /// The timestamp of the block's first live message: its place from the
+    /// index's first entry, its record read and checked (crc, sequence, live).
+    fn read_first_ts(&self, unit: u32, sum: &SegSummary) -> Result<i64, String> {
+        let data = read_head(&self.vfs, &idx_path(&self.dir, unit), FIRST_ENTRY_MAX)
+            .map_err(|e| e.to_string())?
+            .ok_or("no index")?;
+        let head = decode_head(&data)?;
+        if head.id != unit || head.sum != *sum {
+            return Err("index no longer describes the block as opened".into());
+        }
+        let e = first_entry(&data, &head)?;
+        let mut rec = vec![0; e.loc.len as usize];
+        self.vfs
+            .open(&block_path(&self.dir, unit), false)
+            .and_then(|f| f.read_at(u64::from(e.loc.off), &mut rec))
+            .map_err(|e| e.to_string())?;
+        let v = record::parse(&rec).map_err(|e| format!("record: {e:?}"))?;
+        if v.seq != sum.first || v.state != STATE_LIVE || v.len != rec.len() {
+            return Err("record is not the first message".into());
+        }
+        Ok(v.ts)
+    }
+
     /// The slots the index file lists, if it still describes `sum`.
     fn read_entries(
         &self,

@@ -134,7 +134,13 @@
 //! are scanned. So an open costs O(blocks + subjects), not O(messages), and
 //! holds no per-message state for adopted blocks: the `Core` keeps each block's
 //! summary and the subjects' state, and reads a block's entries (32 bytes a
-//! message in memory) when one of its messages is first used.
+//! message in memory) when one of its messages is first used. Two messages are
+//! read without their block's entries: the last one (its record was read and
+//! checked by the open, so the stream's open path reads it alone) and the
+//! first one's time for the stream's state (its place from the first entry of
+//! the block's index, its record read and checked; anything amiss and the
+//! entries are loaded instead). So a restarted stream answers `STREAM.INFO`
+//! having read no block's entries.
 //!
 //! # Index cache
 //! At most `StoreConfig::index_cache` bytes (default 4 MiB, 128 Ki messages, per

@@ -113,6 +113,51 @@ fn a_clean_stop_opens_with_no_entries_in_memory() {
     subjects_consistent(&s);
 }
 
+/// What a stream's info and an open of its stream read (the first message's
+/// time, the last message) come without loading any block's entries; removing
+/// the last message and damaging the first record leave both answers right.
+#[test]
+fn the_first_time_and_the_last_message_need_no_entries() {
+    let dir = Path::new("/d/s");
+    let disk = new_disk(dir);
+    let mut s = open(dir, &disk);
+    fill(&mut s, 1000);
+    s.close().expect("close");
+    let st = s.state();
+    let first = s.core.get(1).expect("1").loc;
+    drop(s);
+    let mut s = open(dir, &disk);
+    assert_eq!(s.state(), st);
+    let last = s.load(1000).expect("last");
+    assert_eq!((last.seq, &last.payload[..]), (1000, &body(1000)[..]));
+    assert_eq!(&last.subject[..], b"s.6");
+    assert_eq!(
+        s.loaded_blocks(),
+        0,
+        "nothing loaded for the info and the last message"
+    );
+    s.remove(1000).expect("remove the last");
+    assert_eq!(s.load(999).expect("999").seq, 999);
+    assert!(matches!(s.load(1000), Err(StoreError::Deleted)));
+    s.close().expect("close");
+    let st = s.state();
+    drop(s);
+    // The first record damaged: its time comes from its block's entries.
+    let f = disk
+        .open(&dir.join(format!("{:010}.blk", first.blk)), false)
+        .expect("blk");
+    f.write_at(u64::from(first.off) + 30, &[0x55; 3])
+        .expect("damage");
+    let s = open(dir, &disk);
+    assert_eq!(s.state().first_ts, st.first_ts);
+    assert_eq!(s.load(999).expect("999").seq, 999);
+    assert!(
+        matches!(s.load(1), Err(StoreError::Deleted)),
+        "the damaged record"
+    );
+    assert_eq!(s.state().lost.expect("reported").msgs, vec![1]);
+}
+
 /// After a kill, the blocks sealed before the last sync are opened from their
 /// index heads; only the active one is scanned. Nothing acknowledged is lost,
 /// and changes to lazily loaded blocks survive the next kill.
