@@ -299,6 +299,7 @@ async fn bench_compare_lists_scenarios_and_checks_programs() {
         "mqtt-q0-16",
         "mqtt-q1-16",
         "mqtt-idle-conns",
+        "restart-1m-100k",
     ] {
         assert!(out.contains(name), "{out}");
     }
@@ -445,8 +446,11 @@ async fn bench_compare_cluster_rows() {
 /// (a restarted server that answered with fewer messages than were acknowledged fails the run).
 #[tokio::test]
 async fn bench_compare_restart_rows() {
-    let (stdout, stderr) =
-        long_compare("restart-1m", "-a 127.0.0.1 -p {port} -js -sd {store}").await;
+    let (stdout, stderr) = long_compare(
+        "restart-1m,restart-1m-100k",
+        "-a 127.0.0.1 -p {port} -js -sd {store}",
+    )
+    .await;
     assert!(
         !stdout.contains("n/a: ") && !stdout.contains("the fill stored"),
         "the scenario ran and stored every message on both: {stdout}"
@@ -462,6 +466,13 @@ async fn bench_compare_restart_rows() {
     | restart-1m | RSS MiB after crash recovery | N | N | N (B/A) | N | N |
     | restart-1m | RSS MiB after clean restart | N | N | N (B/A) | N | N |
     | restart-1m | RSS MiB of the empty server | N | N | N (B/A) | N | N |
+    | restart-1m-100k | restart after SIGKILL (spawn → stream answers) | N | N | N (B/A) | N | N |
+    | restart-1m-100k | restart after clean stop (spawn → stream answers) | N | N | N (B/A) | N | N |
+    | restart-1m-100k | clean stop (SIGTERM → exit) | N | N | N (B/A) | N | N |
+    | restart-1m-100k | clean stop of an empty server | N | N | N (B/A) | N | N |
+    | restart-1m-100k | RSS MiB after crash recovery | N | N | N (B/A) | N | N |
+    | restart-1m-100k | RSS MiB after clean restart | N | N | N (B/A) | N | N |
+    | restart-1m-100k | RSS MiB of the empty server | N | N | N (B/A) | N | N |
     | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
     |---|---:|---:|
     | peak (VmHWM) at end | N | N |

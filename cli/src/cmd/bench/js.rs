@@ -6,6 +6,7 @@
 //! `fetch` and `ordered` first fill the stream (reported as phase `fill`), then time only the reading.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -65,6 +66,30 @@ pub(crate) struct StreamOpts {
     /// Keep the stream afterwards (it is deleted by default)
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Spread the messages over this many subjects, `<subject>.0` … `<subject>.<N-1>` in
+    /// turn (the stream then captures `<subject>.*`)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) subjects: u32,
+}
+
+impl StreamOpts {
+    /// The subjects the stream captures.
+    fn captured(&self) -> String {
+        match self.subjects {
+            1 => self.subject.clone(),
+            _ => format!("{}.*", self.subject),
+        }
+    }
+
+    /// The subjects published to, in turn.
+    fn published(&self) -> Vec<Subject> {
+        match self.subjects {
+            1 => vec![Subject::from(self.subject.as_str())],
+            n => (0..n)
+                .map(|i| Subject::from(format!("{}.{i}", self.subject)))
+                .collect(),
+        }
+    }
 }
 
 /// `rill bench js` subcommands.
@@ -156,7 +181,7 @@ async fn publish(target: &Target, args: &JsPubArgs) -> anyhow::Result<Report> {
     let (progress, ticker) = Progress::start("js pub", c.msgs, run::show_progress(c));
     let started = Instant::now();
     let (ok, errors, hist) =
-        publish_all(contexts, &args.stream.subject, c, window(args), &progress).await?;
+        publish_all(contexts, &args.stream, c, window(args), &progress).await?;
     let elapsed = started.elapsed();
     ticker.finish();
     guard.finish(&js).await?;
@@ -177,7 +202,7 @@ async fn publish(target: &Target, args: &JsPubArgs) -> anyhow::Result<Report> {
 /// Publishes `c.msgs` split over the contexts, each keeping up to `window` acks in flight.
 async fn publish_all(
     contexts: Vec<jetstream::Context>,
-    subject: &str,
+    opts: &StreamOpts,
     c: &Common,
     window: usize,
     progress: &Progress,
@@ -185,10 +210,11 @@ async fn publish_all(
     let bound = c.bound();
     let payload = run::payload(c.size);
     let n = contexts.len();
+    let subjects: Arc<[Subject]> = opts.published().into();
     let mut tasks = JoinSet::new();
     for (i, js) in contexts.into_iter().enumerate() {
         let job = PubJob {
-            subject: Subject::from(subject),
+            subjects: Arc::clone(&subjects),
             payload: payload.clone(),
             bound: Bound {
                 msgs: run::share(c.msgs, n, i),
@@ -210,7 +236,8 @@ async fn publish_all(
 }
 
 struct PubJob {
-    subject: Subject,
+    /// Published to in turn.
+    subjects: Arc<[Subject]>,
     payload: Bytes,
     bound: Bound,
     window: usize,
@@ -234,7 +261,8 @@ async fn js_publisher(
             settle(at, ack, &mut hist, &mut ok, &mut errors, &progress).await;
         }
         let at = Instant::now();
-        match js.publish(job.subject.clone(), job.payload.clone()).await {
+        let subject = &job.subjects[(sent % job.subjects.len() as u64) as usize];
+        match js.publish(subject.clone(), job.payload.clone()).await {
             Ok(ack) => inflight.push_back((at, ack)),
             Err(_) => errors += 1,
         }
@@ -393,7 +421,7 @@ async fn fill(target: &Target, opts: &StreamOpts, c: &Common) -> anyhow::Result<
     let js = jetstream::new(target.connect().await?);
     let progress = Progress::start("fill", 0, false).0;
     let started = Instant::now();
-    let (ok, errors, hist) = publish_all(vec![js], &opts.subject, c, 256, &progress).await?;
+    let (ok, errors, hist) = publish_all(vec![js], opts, c, 256, &progress).await?;
     if ok == 0 {
         bail!(
             "could not store any message in stream {:?} ({errors} errors)",
@@ -430,7 +458,7 @@ async fn create_stream(js: &jetstream::Context, opts: &StreamOpts) -> anyhow::Re
     }
     js.create_stream(stream::Config {
         name: opts.stream.clone(),
-        subjects: vec![opts.subject.clone()],
+        subjects: vec![opts.captured()],
         storage: opts.storage.nats(),
         ..Default::default()
     })

@@ -277,9 +277,9 @@ async fn run_one(
                 )
             })
         }
-        Kind::Restart => {
+        Kind::Restart { subjects } => {
             let limits = ((plan.msgs(s), s.size), plan.duration * 20);
-            let run = restart::run(&template, &plan.conn, limits.0, limits.1);
+            let run = restart::run(&template, &plan.conn, limits.0, subjects, limits.1);
             let timeout = plan.run_timeout() * 20;
             match tokio::time::timeout(timeout, run).await {
                 Ok(run) => run.map(|m| record_restart(results, s, side, &m)),
@@ -362,7 +362,7 @@ const CPU: &str = "server CPU ns/msg";
 const MIN_CPU: Duration = Duration::from_millis(200);
 
 fn reserve_rows(results: &mut Results, s: &Scenario) {
-    if matches!(s.kind, Kind::Restart) {
+    if matches!(s.kind, Kind::Restart { .. }) {
         for (metric, unit) in RESTART_ROWS {
             results.reserve((s.name, metric), unit, Better::Lower);
         }

@@ -2,7 +2,8 @@
 //! stream restarts, and what the stored messages cost in memory afterwards.
 //!
 //! On a fresh server of each side's command: its resident memory is read (the idle server), a file
-//! stream is filled with N messages (async publish, 256 acks in flight), and then
+//! stream is filled with N messages (async publish, 256 acks in flight; spread over the scenario's
+//! subjects in turn), and then
 //! 1. the server is killed with SIGKILL (a crash: nothing written since the fill was checkpointed),
 //!    started again on the same port and store, and timed from the spawn until `STREAM.INFO`
 //!    answers with all N messages ("restart after SIGKILL"); its memory is read once settled;
@@ -59,6 +60,7 @@ pub(super) async fn run(
     template: &str,
     conn: &ConnOpts,
     (n, size): (u64, usize),
+    subjects: u32,
     fill_cap: Duration,
 ) -> anyhow::Result<Measured> {
     let empty_stop_ms = empty_stop(template).await?;
@@ -66,7 +68,7 @@ pub(super) async fn run(
     tokio::time::sleep(SETTLE).await;
     let idle_kib = server.rss_kib(false)?;
     let target = Target::started(&server.url(), conn);
-    let fill = fill(&target, n, size, fill_cap).await?;
+    let fill = fill(&target, (n, size), subjects, fill_cap).await?;
     let stored = fill.phase("pub").map_or(0, |p| p.msgs);
     if stored == 0 {
         bail!("the fill stored no message");
@@ -105,8 +107,13 @@ async fn empty_stop(template: &str) -> anyhow::Result<f64> {
     Ok(ms(took))
 }
 
-/// Fills the stream with `n` messages and keeps it.
-async fn fill(target: &Target, n: u64, size: usize, cap: Duration) -> anyhow::Result<Report> {
+/// Fills the stream with `n` messages over `subjects` subjects and keeps it.
+async fn fill(
+    target: &Target,
+    (n, size): (u64, usize),
+    subjects: u32,
+    cap: Duration,
+) -> anyhow::Result<Report> {
     let args = JsPubArgs {
         stream: StreamOpts {
             stream: STREAM.into(),
@@ -114,6 +121,7 @@ async fn fill(target: &Target, n: u64, size: usize, cap: Duration) -> anyhow::Re
             storage: Storage::File,
             replace: false,
             keep: true,
+            subjects,
         },
         sync: false,
         window: 256,

@@ -98,9 +98,9 @@ pub(crate) enum Kind {
     /// `rill bench pubsub` on a fresh three-server cluster: the publisher on n1, this many
     /// subscribers on n2 and n3 (in one queue group with `queue`).
     Cluster { subs: usize, queue: bool },
-    /// A file stream of N messages on a fresh server: restart time after SIGKILL and after a clean
-    /// stop, clean stop time, and memory after each restart.
-    Restart,
+    /// A file stream of N messages spread over this many subjects on a fresh server: restart time
+    /// after SIGKILL and after a clean stop, clean stop time, and memory after each restart.
+    Restart { subjects: u32 },
 }
 
 impl Kind {
@@ -113,7 +113,7 @@ impl Kind {
                 | Kind::MqttIdle
                 | Kind::Streams { .. }
                 | Kind::Cluster { .. }
-                | Kind::Restart
+                | Kind::Restart { .. }
         )
     }
 }
@@ -244,7 +244,14 @@ pub(crate) const ALL: &[Scenario] = &[
     sc(
         "restart-1m",
         "1M stored 16 B messages: restart after SIGKILL / clean stop, stop time, RSS",
-        Kind::Restart,
+        Kind::Restart { subjects: 1 },
+        1_000_000,
+        16,
+    ),
+    sc(
+        "restart-1m-100k",
+        "1M stored 16 B messages on 100,000 subjects (10 each): restart, stop time, RSS",
+        Kind::Restart { subjects: 100_000 },
         1_000_000,
         16,
     ),
@@ -340,7 +347,7 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
             m!("p99 µs", "request", Field::P99),
             m!("p99.9 µs", "request", Field::P999),
         ],
-        Kind::IdleConns | Kind::MqttIdle | Kind::Restart => &[],
+        Kind::IdleConns | Kind::MqttIdle | Kind::Restart { .. } => &[],
         Kind::Streams { .. } => &[
             m!("creates/s", "create", Field::Rate),
             m!("create p50 µs", "create", Field::P50),
@@ -374,6 +381,7 @@ pub(crate) async fn run(
         storage: Storage::File,
         replace: true,
         keep: false,
+        subjects: 1,
     };
     match s.kind {
         Kind::Pub => {
@@ -409,7 +417,7 @@ pub(crate) async fn run(
         | Kind::MqttIdle
         | Kind::Streams { .. }
         | Kind::Cluster { .. }
-        | Kind::Restart => {
+        | Kind::Restart { .. } => {
             anyhow::bail!("{} is run by the comparison itself", s.name)
         }
         Kind::JsPubSync | Kind::JsPubAsync => {
@@ -459,7 +467,7 @@ pub(crate) fn headline_phase(kind: Kind) -> &'static str {
         Kind::Request => "request",
         Kind::IdleConns | Kind::MqttIdle => "",
         Kind::Mqtt { .. } => "sub",
-        Kind::JsPubSync | Kind::JsPubAsync | Kind::Restart => "pub",
+        Kind::JsPubSync | Kind::JsPubAsync | Kind::Restart { .. } => "pub",
         Kind::JsFetch => "fetch",
         Kind::JsOrdered => "ordered",
         Kind::Kv => "get",
