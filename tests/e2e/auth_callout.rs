@@ -31,7 +31,7 @@ const XKEY_HEADER: &str = "Nats-Server-Xkey";
 
 /// The callout service's keys and what it saw.
 #[derive(Clone)]
-struct Service {
+pub(crate) struct Service {
     /// Signs responses and user JWTs (the configured `issuer`).
     issuer: Arc<KeyPair>,
     /// Opens sealed requests when set.
@@ -42,11 +42,11 @@ struct Service {
     /// stays signed by `issuer`).
     user_signer: Option<Arc<KeyPair>>,
     /// The decoded request claims, in arrival order.
-    seen: Arc<Mutex<Vec<Value>>>,
+    pub(crate) seen: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Service {
-    fn new(issuer: KeyPair, xkey: Option<XKey>, target: &str) -> Self {
+    pub(crate) fn new(issuer: KeyPair, xkey: Option<XKey>, target: &str) -> Self {
         Self {
             issuer: Arc::new(issuer),
             xkey: xkey.map(Arc::new),
@@ -57,7 +57,7 @@ impl Service {
     }
 
     /// Serves requests on `client` until the test ends.
-    async fn start(self, client: async_nats::Client) {
+    pub(crate) async fn start(self, client: async_nats::Client) {
         let mut requests = client
             .subscribe("$SYS.REQ.USER.AUTH")
             .await
@@ -143,7 +143,7 @@ fn claims_of(token: &str) -> Value {
 }
 
 /// Server config mode: the service's user `auth` in account AUTH, clients placed in APP.
-fn config_mode(issuer: &KeyPair, xkey: Option<&XKey>) -> String {
+pub(crate) fn config_mode(issuer: &KeyPair, xkey: Option<&XKey>) -> String {
     let xkey = xkey.map_or(String::new(), |x| format!("xkey: {}", x.public_key()));
     format!(
         "accounts {{\n  AUTH {{ users: [ {{user: auth, password: pwd}} ] }}\n  APP {{}}\n}}\n\
@@ -152,7 +152,7 @@ fn config_mode(issuer: &KeyPair, xkey: Option<&XKey>) -> String {
     )
 }
 
-async fn service_client(server: &TestServer) -> async_nats::Client {
+pub(crate) async fn service_client(server: &TestServer) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password("auth".into(), "pwd".into())
         .connect(server.url())
         .await
@@ -191,7 +191,7 @@ async fn alice(server: &TestServer) -> async_nats::Client {
 
 /// The request claims with the values that differ per run or per server replaced by
 /// their kind, for the side-by-side snapshot.
-fn shape(claims: &Value) -> Value {
+pub(crate) fn shape(claims: &Value) -> Value {
     fn walk(v: &Value) -> Value {
         match v {
             Value::Object(m) => {

@@ -17,8 +17,6 @@ use crate::jwt_auth::{Setup, attempt};
 use crate::websocket::{ws_server, ws_url};
 use crate::websocket_frames::RawWs;
 
-const BINARY: u8 = 2;
-
 /// What the server answers a WebSocket client whose upgrade carries `cookie` (the
 /// `jwt` cookie's value, if any) and which sends `CONNECT` (signing the nonce as `signer`
 /// when given), then `then` and `PING`: the first line back.
@@ -33,20 +31,13 @@ async fn over_ws(
         format!("Cookie: theme=dark; jwt={c}\r\n")
     });
     let (mut ws, _) = RawWs::connect_with(url, &headers).await;
-    let (info, _) = ws.data_until(b"\r\n").await;
-    let info: serde_json::Value = serde_json::from_slice(&info[5..]).expect("INFO json");
+    let info = ws.info().await;
     let mut connect = connect;
     if let (Some(user), Some(nonce)) = (signer, info["nonce"].as_str()) {
         connect["sig"] = json!(user.sign_nonce(nonce));
     }
-    let line = format!("CONNECT {connect}\r\n{then}PING\r\n");
-    ws.send(true, false, BINARY, line.as_bytes()).await;
-    let (answer, _) = ws.data_until(b"\r\n").await;
-    String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let answer = ws.login(&connect, then, b"\r\n").await;
+    answer.lines().next().unwrap_or_default().to_string()
 }
 
 #[tokio::test]

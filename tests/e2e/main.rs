@@ -2,6 +2,7 @@
 
 mod auth;
 mod auth_callout;
+mod auth_callout_edge;
 mod bench;
 mod cli;
 mod cluster;
@@ -50,6 +51,7 @@ mod jwt_auth;
 mod jwt_imports;
 mod jwt_leaf;
 mod jwt_limits;
+mod jwt_mqtt;
 mod jwt_resolver;
 mod jwt_system;
 mod jwt_websocket;

@@ -115,6 +115,26 @@ impl RawWs {
         }
     }
 
+    /// Reads the server's INFO.
+    pub(crate) async fn info(&mut self) -> serde_json::Value {
+        let (info, _) = self.data_until(b"\r\n").await;
+        serde_json::from_slice(&info[5..]).expect("INFO json")
+    }
+
+    /// Sends `CONNECT <connect>`, then `then` and `PING` in one frame; returns the data
+    /// that came back up to `until`.
+    pub(crate) async fn login(
+        &mut self,
+        connect: &serde_json::Value,
+        then: &str,
+        until: &[u8],
+    ) -> String {
+        let line = format!("CONNECT {connect}\r\n{then}PING\r\n");
+        self.send(true, false, BINARY, line.as_bytes()).await;
+        let (answer, _) = self.data_until(until).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// Reads data frames (inflating compressed ones) until `marker` has arrived; control
     /// frames are returned alongside.
     pub(crate) async fn data_until(&mut self, marker: &[u8]) -> (Vec<u8>, Vec<Frame>) {

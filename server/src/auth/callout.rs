@@ -71,8 +71,10 @@ pub struct Client<'a> {
     pub host: &'a str,
     /// Its client id.
     pub cid: u64,
-    /// `STANDARD` or `WEBSOCKET` (allowed connection types).
+    /// `STANDARD`, `WEBSOCKET` or `MQTT` (allowed connection types).
     pub conn_type: &'a str,
+    /// An MQTT client's client id.
+    pub mqtt_id: Option<&'a str>,
 }
 
 impl Authenticator {
@@ -150,6 +152,8 @@ struct ClientInfo {
     kind: &'static str,
     #[serde(rename = "type")]
     kind_type: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    mqtt_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     nonce: String,
 }
@@ -270,11 +274,12 @@ fn request_token(
                 user: raw_user(c).into(),
                 name: c.name.clone().unwrap_or_default(),
                 kind: "Client",
-                kind_type: if client.conn_type == "WEBSOCKET" {
-                    "websocket"
-                } else {
-                    "nats"
+                kind_type: match client.conn_type {
+                    "WEBSOCKET" => "websocket",
+                    "MQTT" => "mqtt",
+                    _ => "nats",
                 },
+                mqtt_id: client.mqtt_id.unwrap_or_default().into(),
                 nonce: c.sig.as_ref().and(client.nonce).unwrap_or_default().into(),
             },
             connect_opts: ConnectOpts {

@@ -469,6 +469,7 @@ impl Connection {
             host: &host,
             cid: self.link.cid,
             conn_type: self.peer.conn_type(),
+            mqtt_id: None,
         };
         callout::authorize(&self.state, plan, &client)
             .await

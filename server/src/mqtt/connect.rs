@@ -4,8 +4,11 @@
 //!
 //! Credentials: the MQTT user name and password are a NATS user and password; a
 //! password alone is also tried as a token; a client certificate mapped with
-//! `verify_and_map` and `no_auth_user` work as for NATS clients. Refusals are CONNACK
-//! 0x05 "not authorized" (MQTT 5: 0x87), as from nats-server.
+//! `verify_and_map` and `no_auth_user` work as for NATS clients. In operator mode the
+//! password is the user JWT, checked as connection type `MQTT`: with no nonce to sign,
+//! only a bearer JWT is admitted (as nats-server 2.15.1). An auth callout service is
+//! asked as for NATS clients (its request's `client_info.type` is `mqtt`). Refusals are
+//! CONNACK 0x05 "not authorized" (MQTT 5: 0x87), as from nats-server.
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use tracing::{debug, error};
 use super::MqttService;
 use super::outlet::ClientLimits;
 use super::packet::{self, CodecError, Version, v5};
-use crate::auth::{Identity, offload};
+use crate::auth::{AuthError, Identity, callout, offload};
 use crate::client::{ClientLink, Peer};
 
 /// What a valid CONNECT settled.
@@ -74,7 +77,7 @@ pub(super) async fn accept<R: AsyncRead + Unpin>(
         "" => (generated_id(), true),
         id => (id.to_string(), false),
     };
-    let identity = match authenticate(service, peer, login.as_ref()).await {
+    let identity = match authenticate(service, (link, peer), &client_id, login.as_ref()).await {
         Some(identity) => identity,
         None => {
             error!("{} - MQTT authentication error", link.log_prefix());
@@ -168,29 +171,56 @@ pub(super) fn refuse(link: &ClientLink, version: Version, code: v5::ConnectRetur
     }
 }
 
+/// The connection type a user JWT's `allowed_connection_types` names MQTT clients by.
+const CONN_TYPE: &str = "MQTT";
+
 /// Checks the credentials as a NATS CONNECT carrying the same user, password (also
-/// tried as a token) and certificate.
+/// tried as a token and, in operator mode, as the user JWT) and certificate, then asks
+/// the auth callout service when one is configured for the client.
 /// A bcrypt check runs off the async workers (`auth::offload`).
 async fn authenticate(
     service: &MqttService,
-    peer: &Peer,
+    (link, peer): (&ClientLink, &Peer),
+    client_id: &str,
     login: Option<&v5::Login>,
 ) -> Option<Identity> {
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let password = login.and_then(|l| nonempty(&l.password));
+    let auth = service.authenticator();
     let connect = Connect {
         user: login.and_then(|l| nonempty(&l.username)),
-        pass: login.and_then(|l| nonempty(&l.password)),
-        auth_token: login.and_then(|l| nonempty(&l.password)),
+        pass: password.clone(),
+        auth_token: password.clone(),
+        jwt: password.filter(|_| auth.jwt().is_some()),
         ..Connect::default()
     };
-    let auth = service.authenticator();
     let costly = auth.is_costly(&connect);
+    let (check_auth, check_connect) = (auth.clone(), connect.clone());
     let cert = peer.cert.clone();
-    offload::check(costly, move || {
-        auth.authenticate(&connect, None, cert.as_ref())
+    let from = (Some(peer.addr.ip()), CONN_TYPE);
+    let mut outcome = offload::check(costly, move || {
+        check_auth.authenticate_client(&check_connect, None, cert.as_ref(), from)
     })
-    .await
-    .ok()
+    .await;
+    if let Some(plan) = auth.callout_plan(&connect, &outcome) {
+        let host = peer.addr.ip().to_string();
+        let client = callout::Client {
+            connect: &connect,
+            nonce: None,
+            host: &host,
+            cid: link.cid,
+            conn_type: CONN_TYPE,
+            mqtt_id: Some(client_id),
+        };
+        outcome = callout::authorize(&service.state, &plan, &client)
+            .await
+            .map_err(AuthError::Callout);
+    }
+    let identity = outcome.ok()?;
+    if let (Some(user), Some(jwt)) = (&identity.jwt, service.state.jwt()) {
+        jwt.ensure_wired(&service.state.accounts, &user.account);
+    }
+    Some(identity)
 }
 
 /// A client id for a client that sent none (MQTT 5 returns it in CONNACK).
