@@ -260,13 +260,13 @@ fn info_limits(info: &Value) -> String {
     shown.to_string()
 }
 
+/// One JetStream API request of a limits scenario: its label, the subject after
+/// `$JS.API.` and the body (`null` for none).
+type Step = (&'static str, String, Value);
+
 /// The steps of a JetStream limits scenario against a server whose APP account JWT has
 /// `limits`: each request's outcome, in order.
-async fn limits_steps(
-    kind: ServerKind,
-    limits: Value,
-    steps: &[(&str, &str, Value)],
-) -> Vec<String> {
+async fn limits_steps(kind: ServerKind, limits: Value, steps: &[Step]) -> Vec<String> {
     let setup = Setup::new(json!({ "limits": limits }));
     let server = TestServer::start_with(ServerOpts {
         kind,
@@ -284,7 +284,7 @@ async fn limits_steps(
             body.to_string()
         };
         let reply = request(&app, format!("$JS.API.{subject}"), body).await;
-        let shown = if *subject == "INFO" && reply.get("error").is_none() {
+        let shown = if subject == "INFO" && reply.get("error").is_none() {
             info_limits(&reply)
         } else {
             outcome(&reply)
@@ -294,24 +294,40 @@ async fn limits_steps(
     out
 }
 
-fn stream(name: &str, storage: &str, max_bytes: Option<i64>) -> Value {
+/// `$JS.API.INFO`.
+fn info(label: &'static str) -> Step {
+    (label, "INFO".into(), Value::Null)
+}
+
+/// `STREAM.<op>` (CREATE or UPDATE) of stream `name` on `name.>` with `storage` and
+/// `max_bytes`, if given.
+fn stream(
+    label: &'static str,
+    op: &str,
+    (name, storage, max_bytes): (&str, &str, Option<i64>),
+) -> Step {
     let mut cfg = json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
                          "storage": storage});
     if let Some(b) = max_bytes {
         cfg["max_bytes"] = json!(b);
     }
-    cfg
+    (label, format!("STREAM.{op}.{name}"), cfg)
 }
 
-fn consumer(stream: &str, name: &str, max_ack_pending: Option<i64>) -> (String, Value) {
+/// A `STREAM.CREATE` step.
+fn create(label: &'static str, name: &str, storage: &str, max_bytes: Option<i64>) -> Step {
+    stream(label, "CREATE", (name, storage, max_bytes))
+}
+
+/// `CONSUMER.CREATE` of an explicit-ack durable `name` on `stream`, with
+/// `max_ack_pending` if given.
+fn consumer(label: &'static str, stream: &str, name: &str, max_ack_pending: Option<i64>) -> Step {
     let mut cfg = json!({"durable_name": name, "ack_policy": "explicit"});
     if let Some(m) = max_ack_pending {
         cfg["max_ack_pending"] = json!(m);
     }
-    (
-        format!("CONSUMER.CREATE.{stream}.{name}"),
-        json!({"stream_name": stream, "config": cfg}),
-    )
+    let body = json!({"stream_name": stream, "config": cfg});
+    (label, format!("CONSUMER.CREATE.{stream}.{name}"), body)
 }
 
 /// The untiered JetStream limits of an account JWT, each refused with nats-server's error
@@ -322,69 +338,28 @@ async fn untiered_jetstream_limits_refuse_as_nats_server() {
     let limits = json!({"mem_storage": 8192, "disk_storage": 16384, "streams": 4, "consumer": 2,
                         "max_ack_pending": 10, "max_bytes_required": true,
                         "mem_max_stream_bytes": 4096, "disk_max_stream_bytes": 8192});
-    let c = |n: &str, m| consumer("A", n, m);
-    let (c1, c1b) = c("c1", Some(20));
-    let (c2, c2b) = c("c2", None);
-    let (c3, c3b) = c("c3", Some(5));
-    let (c4, c4b) = c("c4", Some(5));
     let steps = [
-        ("info", "INFO", Value::Null),
-        ("no max_bytes", "STREAM.CREATE.A", stream("A", "file", None)),
-        (
-            "file over stream max",
-            "STREAM.CREATE.A",
-            stream("A", "file", Some(10_000)),
-        ),
-        (
-            "file at stream max",
-            "STREAM.CREATE.A",
-            stream("A", "file", Some(8192)),
-        ),
-        (
-            "memory over stream max",
-            "STREAM.CREATE.B",
-            stream("B", "memory", Some(5000)),
-        ),
-        (
-            "memory at stream max",
-            "STREAM.CREATE.B",
-            stream("B", "memory", Some(4096)),
-        ),
-        (
-            "memory past account",
-            "STREAM.CREATE.M",
-            stream("M", "memory", Some(4097)),
-        ),
-        (
-            "file to account max",
-            "STREAM.CREATE.C",
-            stream("C", "file", Some(8192)),
-        ),
-        (
-            "file past account",
-            "STREAM.CREATE.D",
-            stream("D", "file", Some(1)),
-        ),
-        (
-            "memory fourth",
-            "STREAM.CREATE.E",
-            stream("E", "memory", Some(1024)),
-        ),
-        (
-            "fifth stream",
-            "STREAM.CREATE.F",
-            stream("F", "memory", Some(1)),
-        ),
-        (
+        info("info"),
+        create("no max_bytes", "A", "file", None),
+        create("file over stream max", "A", "file", Some(10_000)),
+        create("file at stream max", "A", "file", Some(8192)),
+        create("memory over stream max", "B", "memory", Some(5000)),
+        create("memory at stream max", "B", "memory", Some(4096)),
+        create("memory past account", "M", "memory", Some(4097)),
+        create("file to account max", "C", "file", Some(8192)),
+        create("file past account", "D", "file", Some(1)),
+        create("memory fourth", "E", "memory", Some(1024)),
+        create("fifth stream", "F", "memory", Some(1)),
+        stream(
             "update past stream max",
-            "STREAM.UPDATE.A",
-            stream("A", "file", Some(9000)),
+            "UPDATE",
+            ("A", "file", Some(9000)),
         ),
-        ("consumer ack pending over", c1.as_str(), c1b),
-        ("consumer", c2.as_str(), c2b),
-        ("consumer 2", c3.as_str(), c3b),
-        ("consumer 3", c4.as_str(), c4b),
-        ("info after", "INFO", Value::Null),
+        consumer("consumer ack pending over", "A", "c1", Some(20)),
+        consumer("consumer", "A", "c2", None),
+        consumer("consumer 2", "A", "c3", Some(5)),
+        consumer("consumer 3", "A", "c4", Some(5)),
+        info("info after"),
     ];
     let mut results = Vec::new();
     for kind in KINDS {
@@ -407,35 +382,18 @@ async fn tiered_jetstream_limits_as_nats_server() {
                "max_ack_pending": 7})
     };
     let both = json!({"tiered_limits": {"R1": tier(2, 8192), "R3": tier(5, 65536)}});
-    let (c1, c1b) = consumer("A", "c1", None);
-    let (c2, c2b) = consumer("A", "c2", None);
     let steps = [
-        ("info", "INFO", Value::Null),
-        ("first", "STREAM.CREATE.A", stream("A", "file", Some(4096))),
-        (
-            "too big",
-            "STREAM.CREATE.B",
-            stream("B", "file", Some(8192)),
-        ),
-        (
-            "second",
-            "STREAM.CREATE.B",
-            stream("B", "memory", Some(1024)),
-        ),
-        ("third", "STREAM.CREATE.C", stream("C", "memory", Some(1))),
-        ("consumer", c1.as_str(), c1b),
-        ("consumer 2", c2.as_str(), c2b),
-        ("info after", "INFO", Value::Null),
+        info("info"),
+        create("first", "A", "file", Some(4096)),
+        create("too big", "B", "file", Some(8192)),
+        create("second", "B", "memory", Some(1024)),
+        create("third", "C", "memory", Some(1)),
+        consumer("consumer", "A", "c1", None),
+        consumer("consumer 2", "A", "c2", None),
+        info("info after"),
     ];
     let r3_only = json!({"tiered_limits": {"R3": tier(5, 65536)}});
-    let r3_steps = [
-        ("info", "INFO", Value::Null),
-        (
-            "R1 stream",
-            "STREAM.CREATE.A",
-            stream("A", "file", Some(4096)),
-        ),
-    ];
+    let r3_steps = [info("info"), create("R1 stream", "A", "file", Some(4096))];
     let mut results = Vec::new();
     for kind in KINDS {
         let mut out = limits_steps(kind, both.clone(), &steps).await;
