@@ -46,7 +46,7 @@ struct Seen {
 }
 
 /// A hub of `kind` in operator mode (APP allows one leaf connection).
-async fn hub(kind: ServerKind, setup: &Setup) -> TestServer {
+pub(crate) async fn hub(kind: ServerKind, setup: &Setup) -> TestServer {
     TestServer::start_with(ServerOpts {
         kind,
         jetstream: false,
@@ -61,7 +61,7 @@ async fn hub(kind: ServerKind, setup: &Setup) -> TestServer {
 }
 
 /// A leaf of `kind` named `name` dialling `hub` with the creds file `creds`, if any.
-async fn leaf_of(
+pub(crate) async fn leaf_of(
     kind: ServerKind,
     name: &str,
     hub: &TestServer,
@@ -80,7 +80,11 @@ async fn leaf_of(
     .await
 }
 
-fn write_creds(dir: &Path, name: &str, user: &rill_tests::jwt::User) -> std::path::PathBuf {
+pub(crate) fn write_creds(
+    dir: &Path,
+    name: &str,
+    user: &rill_tests::jwt::User,
+) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.creds"));
     std::fs::write(&path, user.creds()).expect("write creds");
     path
@@ -155,7 +159,7 @@ async fn leaf_account(hub: &TestServer) -> Option<String> {
 }
 
 /// How many times the hub logged a leaf closed with `reason`.
-fn closed_with(hub: &TestServer, reason: &str) -> usize {
+pub(crate) fn closed_with(hub: &TestServer, reason: &str) -> usize {
     let line = format!("Leafnode connection closed: {reason}");
     hub.logs().matches(&line).count()
 }

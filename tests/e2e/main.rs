@@ -50,6 +50,7 @@ mod js_streams;
 mod jwt_auth;
 mod jwt_imports;
 mod jwt_leaf;
+mod jwt_leaf_edges;
 mod jwt_limits;
 mod jwt_mqtt;
 mod jwt_resolver;

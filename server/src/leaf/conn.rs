@@ -25,7 +25,7 @@ use crate::auth::jwt::leaf::{LeafCredentials, LeafRefusal};
 use crate::client::CloseReason;
 use crate::config::{LeafUrl, RemoteLeaf};
 use crate::link::Link;
-use crate::link::handshake::{Handshake, HandshakeError, Refusal, refuse};
+use crate::link::handshake::{Handshake, HandshakeError, Refusal, refuse_logged};
 use crate::link::reader::{Pings, Protocol, ReadLoop, Tally};
 use crate::link::tls::LinkTls;
 use crate::router::{Msg, Origin};
@@ -156,7 +156,10 @@ async fn hub_side<R, W>(
     let deadline = Instant::now() + timeout;
     let bound = match accept_connect(leafs, &accepted, &mut hs, &mut reader, deadline).await {
         Ok(bound) => bound,
-        Err(refusal) => return refuse(&mut writer, &accepted.prefix, "Leafnode", refusal).await,
+        Err((refusal, log)) => {
+            let prefix = &accepted.prefix;
+            return refuse_logged(&mut writer, prefix, "Leafnode", refusal, log.as_deref()).await;
+        }
     };
     let Accepted {
         state,
@@ -169,6 +172,7 @@ async fn hub_side<R, W>(
         Bound {
             account,
             permissions,
+            expires,
         },
         connect,
     ) = bound;
@@ -194,6 +198,7 @@ async fn hub_side<R, W>(
         deny_exports: Vec::new(),
         deny_imports: Vec::new(),
         permissions: permissions.as_ref().map(LinkPermissions::hub),
+        expires,
     };
     let setup = with_jetstream(&state, setup, connect.domain.as_deref());
     run(leafs, &state, setup, reader, writer, hs).await;
@@ -229,26 +234,40 @@ fn with_jetstream(state: &ServerState, mut setup: LinkSetup, theirs: Option<&str
 }
 
 /// Reads CONNECT and checks its credentials: the account the link is bound to and the
-/// permissions it keeps to.
+/// permissions it keeps to. A refusal comes with the line to log when it is not the
+/// error sent: for bad credentials nats-server logs `authentication error` (with
+/// ` - User "<name>"` when CONNECT named one) and sends `Authorization Violation`.
 async fn accept_connect<R: AsyncRead + Unpin>(
     leafs: &LeafNodes,
     accepted: &Accepted,
     hs: &mut Handshake,
     reader: &mut R,
     deadline: Instant,
-) -> Result<(Bound, LeafConnect), Refusal> {
-    let connect: LeafConnect = hs.connect(reader, deadline).await?;
+) -> Result<(Bound, LeafConnect), (Refusal, Option<String>)> {
+    let connect: LeafConnect = hs.connect(reader, deadline).await.map_err(|e| (e, None))?;
     let bound = match accepted.state.jwt() {
-        Some(jwt) => leafs.authorize_jwt(jwt, &connect, accepted)?,
-        None => Bound {
-            account: leafs
-                .authorize(connect.user.as_deref(), connect.pass.as_deref())
-                .ok_or_else(authorization_violation)?,
-            permissions: None,
-        },
+        Some(jwt) => leafs.authorize_jwt(jwt, &connect, accepted),
+        None => leafs
+            .authorize(connect.user.as_deref(), connect.pass.as_deref())
+            .map(|account| Bound {
+                account,
+                permissions: None,
+                expires: None,
+            })
+            .ok_or_else(authorization_violation),
     };
+    let bound = bound.map_err(|refusal| {
+        let log = (refusal.0 == CloseReason::AuthenticationViolation).then(|| {
+            match connect.user.as_deref().filter(|u| !u.is_empty()) {
+                Some(user) => format!("authentication error - User {user:?}"),
+                None => "authentication error".to_string(),
+            }
+        });
+        (refusal, log)
+    })?;
     if connect.server_id == leafs.server_id {
-        return Err((CloseReason::ProtocolViolation, Some("Loop detected".into())));
+        let refusal = (CloseReason::ProtocolViolation, Some("Loop detected".into()));
+        return Err((refusal, None));
     }
     Ok((bound, connect))
 }
@@ -258,6 +277,8 @@ struct Bound {
     account: String,
     /// The leaf user's permissions (JWT `pub`/`sub`), when it has any.
     permissions: Option<crate::config::Permissions>,
+    /// When the leaf user's JWT expires (unix seconds).
+    expires: Option<i64>,
 }
 
 fn authorization_violation() -> Refusal {
@@ -304,6 +325,7 @@ impl LeafNodes {
         Ok(Bound {
             account: user.account,
             permissions: user.permissions,
+            expires: user.expires,
         })
     }
 }
@@ -443,6 +465,7 @@ where
         deny_exports: remote.deny_exports.clone(),
         deny_imports: remote.deny_imports.clone(),
         permissions,
+        expires: None,
     };
     let setup = with_jetstream(state, setup, hub.domain.as_deref());
     leafs.learn_urls(&hub.leafnode_urls);
@@ -498,7 +521,9 @@ async fn run<R, W>(
     let Some(leaf_account) = leafs.accounts.get(&account.name) else {
         return;
     };
+    let expires = setup.expires;
     let link = Arc::new(LeafLink::new(setup));
+    let expiry = expires.map(|at| expire_at(Arc::clone(&link), at));
     let writer_task = crate::link::spawn_writer(
         &link,
         writer,
@@ -521,6 +546,9 @@ async fn run<R, W>(
         .run(reader, hs.buf, pings)
         .await;
     link.outbound.close_with(reason);
+    if let Some(timer) = expiry {
+        timer.abort();
+    }
     leaf_account.leave(&link);
     leafs.unregister(&link);
     let _ = tokio::time::timeout(
@@ -535,6 +563,24 @@ async fn run<R, W>(
         link.log_prefix(),
         reason.as_str()
     );
+}
+
+/// Ends a hub's link to a leaf whose user JWT expires at `at` (unix seconds), as
+/// nats-server 2.15.1: the leaf is sent `-ERR 'User Authentication Expired'` and the
+/// link closes with "Authentication Expired".
+fn expire_at(link: Arc<LeafLink>, at: i64) -> tokio::task::JoinHandle<()> {
+    let left = u64::try_from(at - crate::auth::jwt::token::now()).unwrap_or(0);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(left)).await;
+        debug!(
+            "{} - User Authentication Expired - Account:{}",
+            link.log_prefix(),
+            link.account
+        );
+        link.outbound
+            .push_raw(b"-ERR 'User Authentication Expired'\r\n");
+        link.outbound.close_with(CloseReason::AuthenticationExpired);
+    })
 }
 
 /// What a leaf link's read loop does with the ops it decodes.

@@ -70,6 +70,9 @@ pub(crate) struct LinkSetup {
     pub(crate) deny_exports: Vec<String>,
     pub(crate) deny_imports: Vec<String>,
     pub(crate) permissions: Option<LinkPermissions>,
+    /// When the leaf user's JWT expires (unix seconds; a hub in operator mode): the
+    /// link is closed then.
+    pub(crate) expires: Option<i64>,
 }
 
 impl LeafLink {

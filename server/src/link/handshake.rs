@@ -164,14 +164,25 @@ pub(crate) async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
     prefix: &str,
     kind: &str,
+    refusal: Refusal,
+) {
+    refuse_logged(writer, prefix, kind, refusal, None).await;
+}
+
+/// [`refuse`], logging `log` instead of the error sent when it is given.
+pub(crate) async fn refuse_logged<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    prefix: &str,
+    kind: &str,
     (reason, text): Refusal,
+    log: Option<&str>,
 ) {
     if let Some(text) = text {
         let mut buf = BytesMut::new();
         encode::err(&mut buf, &text);
         let _ = writer.write_all(&buf).await;
         let _ = writer.flush().await;
-        error!("{prefix} - {text}");
+        error!("{prefix} - {}", log.unwrap_or(&text));
     }
     info!("{prefix} - {kind} connection closed: {}", reason.as_str());
 }
