@@ -478,3 +478,37 @@ async fn bench_compare_restart_rows() {
     | peak (VmHWM) at end | N | N |
     ");
 }
+
+/// `rill bench schedules` (issue 22) with 100 schedules due 4 s after the start: every one is
+/// acked and fires once, with lateness percentiles, and the server's resident memory is read
+/// through `--pid`; on nats-server 2.15.1 and rill alike.
+#[tokio::test]
+async fn bench_schedules_json() {
+    for kind in [ServerKind::Nats, ServerKind::Rill] {
+        let (srv, cli) = setup(kind).await;
+        let pid = srv.pid().expect("server pid").to_string();
+        let args = [
+            "schedules",
+            "--msgs",
+            "100",
+            "--spread",
+            "1",
+            "--lead",
+            "4s",
+        ];
+        let report = bench(&cli, &[&args[..], &["--pid", &pid]].concat()).await;
+        assert_eq!(report["bench"], "schedules", "{kind:?}: {report:#}");
+        assert!(
+            report["params"]["rss_pending_kib"].as_u64() > Some(0),
+            "{report:#}"
+        );
+        let schedule = phase(&report, "schedule");
+        assert_eq!(
+            (&schedule["msgs"], &schedule["errors"]),
+            (&100.into(), &0.into())
+        );
+        let fire = phase(&report, "fire");
+        assert_eq!(fire["msgs"], 100, "{kind:?}: {fire:#}");
+        check_latency(fire, 100);
+    }
+}

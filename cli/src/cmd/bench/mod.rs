@@ -3,7 +3,8 @@
 //! two servers and runs the same scenarios against both in alternation.
 //!
 //! Layout: `run.rs` shared flags, bounds and helpers; `report.rs` results and their output; one file
-//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`, `streams.rs`, `mqtt.rs`); `compare/` the
+//! per benchmark family (`core.rs`, `request.rs`, `js.rs`, `kv.rs`, `streams.rs`, `schedules.rs`,
+//! `mqtt.rs`); `compare/` the
 //! side-by-side run.
 
 mod compare;
@@ -14,6 +15,7 @@ mod mqtt;
 mod report;
 mod request;
 mod run;
+mod schedules;
 mod streams;
 
 use crate::connect::ConnOpts;
@@ -35,6 +37,8 @@ pub(crate) enum Cmd {
     Kv(kv::KvArgs),
     /// Create many streams or KV buckets (create rate; memory and threads in `compare`)
     Streams(streams::StreamsArgs),
+    /// Message schedules at scale: N one-shot @at schedules firing (lateness p50/p99, server RSS)
+    Schedules(schedules::SchedulesArgs),
     /// MQTT publish to subscribe, QoS 0 or 1, on any MQTT server (--mqtt HOST:PORT)
     Mqtt(mqtt::MqttArgs),
     /// Start two servers and compare them side by side on the same scenarios
@@ -51,6 +55,7 @@ pub(crate) async fn run(conn: &ConnOpts, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Js(js_cmd) => (js::run(&target, js_cmd).await?, js_cmd.common().json),
         Cmd::Kv(args) => (kv::run(&target, args).await?, args.common.json),
         Cmd::Streams(args) => (streams::run(&target, args).await?, args.common.json),
+        Cmd::Schedules(args) => (schedules::run(&target, args).await?, args.common.json),
         Cmd::Mqtt(args) => (mqtt::run(args).await?, args.common.json),
         Cmd::Compare(args) => return compare::run(args, conn).await,
     };
