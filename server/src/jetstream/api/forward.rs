@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use rill_protocol::jsapi::{ApiSubject, StreamInfo, StreamInfoResponse};
+use rill_protocol::jsapi::ApiSubject;
 
-use super::{Reply, Request, handle, stream};
+use super::{Reply, Request, handle};
 use crate::jetstream::JetStream;
 use crate::jetstream::cluster::forward::{Answer, Forwarded, Route};
 use crate::jetstream::cluster::{MetaGroup, consumer};
@@ -111,25 +111,6 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
             headers: answer.headers.map(|h| h.0),
         }),
         None => Forwarding::Silent,
-    }
-}
-
-/// A stream's info as its leader shows it, asked here or of its leader's server
-/// (`STREAM.LIST` in a cluster); `None` when nobody answers.
-pub(super) async fn stream_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
-    let req = Request {
-        subject: format!("$JS.API.STREAM.INFO.{name}").into(),
-        reply: bytes::Bytes::new(),
-        headers: None,
-        payload: bytes::Bytes::new(),
-    };
-    match to_leader(js, &ApiSubject::StreamInfo(name), &req).await {
-        Forwarding::Here => stream::info(js, name, &req).await.ok().map(|r| r.info),
-        Forwarding::Answered(reply) if !reply.is_error => {
-            let answer: StreamInfoResponse = serde_json::from_slice(&reply.body).ok()?;
-            Some(answer.info)
-        }
-        Forwarding::Answered(_) | Forwarding::Silent => None,
     }
 }
 

@@ -14,6 +14,7 @@ use rill_protocol::jsapi::{
 };
 use rill_protocol::subject::filters_overlap;
 
+use super::forward::{Forwarding, to_leader};
 use super::{Reply, Request};
 use crate::jetstream::cluster::meta::StreamAssignment;
 use crate::jetstream::cluster::{MetaGroup, replica};
@@ -375,7 +376,7 @@ pub(super) async fn list(
 /// cluster, its leader's info with `cluster` and without `alternates`, as nats-server.
 async fn listed_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
     if js.share.meta().is_some() {
-        let mut info = super::forward::stream_info(js, name).await?;
+        let mut info = leader_info(js, name).await?;
         info.alternates.clear();
         return Some(info);
     }
@@ -464,4 +465,23 @@ async fn remove_peer_of(
         return Err(ErrorCode::BAD_REQUEST.error());
     }
     replica::remove_peer(meta, a, &body.peer).await
+}
+
+/// A stream's info as its leader shows it, asked here or of its leader's server
+/// (`STREAM.LIST` in a cluster); `None` when nobody answers.
+async fn leader_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
+    let req = Request {
+        subject: format!("$JS.API.STREAM.INFO.{name}").into(),
+        reply: bytes::Bytes::new(),
+        headers: None,
+        payload: bytes::Bytes::new(),
+    };
+    match to_leader(js, &ApiSubject::StreamInfo(name), &req).await {
+        Forwarding::Here => info(js, name, &req).await.ok().map(|r| r.info),
+        Forwarding::Answered(reply) if !reply.is_error => {
+            let answer: StreamInfoResponse = serde_json::from_slice(&reply.body).ok()?;
+            Some(answer.info)
+        }
+        Forwarding::Answered(_) | Forwarding::Silent => None,
+    }
 }

@@ -70,19 +70,19 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ServerState as RaftState};
 use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ConsumerConfig, ErrorCode, Nanos, PeerInfo, RetentionPolicy,
-    StreamConfig, Timestamp,
+    ApiError, ClusterInfo, ConsumerConfig, ErrorCode, RetentionPolicy, StreamConfig, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use self::link::GroupLink;
 use self::state::{Committed, ConsumerMachine, ReplicatedStore};
+use super::group::{elected, group_info};
+pub use super::meta::{ConsumerAssignment, consumer_key as key};
 use super::meta::{MetaAnswer, MetaOp};
 use super::replica::Standing;
-use super::{MetaGroup, lock, peer_id};
+use super::{MetaGroup, lock};
 use crate::jetstream::JetStreams;
 use crate::jetstream::consumer::{self, ConsumerHandle, events, service};
 use crate::jetstream::store::{StdFs, now_ns};
@@ -101,41 +101,6 @@ const LEAD_CHECK: Duration = Duration::from_millis(250);
 /// How often the assignments are applied again without a change (a stream replica
 /// opened since is then given its consumers' links).
 const RELINK_EVERY: Duration = Duration::from_secs(1);
-
-/// Where a replicated consumer lives: its config, its Raft group and the servers that
-/// hold a member.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConsumerAssignment {
-    /// The account's name.
-    pub account: String,
-    /// The stream's name.
-    pub stream: String,
-    /// The consumer's config (checked and stamped by the stream's leader).
-    pub config: ConsumerConfig,
-    /// The consumer's Raft group (`C-R<n><F|M>-<8 characters>`, as nats-server).
-    pub group: String,
-    /// The servers holding a member (a subset of the stream's replicas' servers).
-    pub peers: Vec<String>,
-    /// When the consumer was created.
-    pub created: Timestamp,
-}
-
-impl ConsumerAssignment {
-    /// The assignment's key.
-    pub fn key(&self) -> String {
-        key(&self.account, &self.stream, &self.config.name)
-    }
-
-    /// The key of its stream's assignment.
-    pub fn stream_key(&self) -> String {
-        super::meta::key(&self.account, &self.stream)
-    }
-}
-
-/// The key of consumer `consumer` of `stream` in `account`.
-pub fn key(account: &str, stream: &str, consumer: &str) -> String {
-    format!("{account}/{stream}/{consumer}")
-}
 
 /// How many replicas a consumer with `cfg` on a stream with `stream` has: its
 /// `num_replicas`, else the stream's for a durable or any consumer of an interest or
@@ -610,76 +575,6 @@ async fn lead(member: Arc<Member>, jetstreams: Weak<JetStreams>, meta: Weak<Meta
             _ = tick.tick() => {}
         }
     }
-}
-
-/// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
-/// leader, since when (on the leader), and the other members with `current`, `lag`
-/// and (given the group's `net`) `active`, known on the leader.
-fn group_info(
-    raft: &Raft,
-    net: Option<&Network>,
-    cluster: &str,
-    me: &str,
-    group: &str,
-    since: Option<Timestamp>,
-) -> ClusterInfo {
-    let m = raft.metrics().borrow().clone();
-    let membership = m.membership_config.membership();
-    let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
-    let leader = m.current_leader.as_ref().and_then(name_of);
-    let last = m.last_log_index.unwrap_or_default();
-    let leading = m.state == RaftState::Leader;
-    // The other members (the leader answers INFO requests; a follower's view in
-    // /jsz lists the leader among them, as nats-server's).
-    let replicas = membership
-        .nodes()
-        .filter(|(_, n)| n.addr != me)
-        .map(|(id, n)| {
-            let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
-            let index = matched.flatten().map_or(0, |l| l.index);
-            PeerInfo {
-                name: n.addr.clone(),
-                current: leading && index >= last,
-                offline: leading && matched.is_none(),
-                active: Nanos(
-                    net.filter(|_| leading)
-                        .and_then(|net| net.last_heard(&n.addr))
-                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-                ),
-                lag: if leading {
-                    last.saturating_sub(index)
-                } else {
-                    0
-                },
-                peer: peer_id(&n.addr),
-            }
-        })
-        .collect();
-    ClusterInfo {
-        name: cluster.to_string(),
-        raft_group: group.to_string(),
-        leader: leader.unwrap_or_default(),
-        leader_since: if leading { since } else { None },
-        replicas,
-    }
-}
-
-/// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
-/// advisories list them (the leader too, current), as the leader sees them.
-pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
-    let leader = group_info(raft, None, cluster, me, "", None).leader;
-    let seen_by = if leader.is_empty() { me } else { &leader };
-    let info = group_info(raft, None, cluster, seen_by, "", None);
-    let mut members = vec![PeerInfo {
-        name: info.leader.clone(),
-        current: true,
-        offline: false,
-        active: Nanos(0),
-        lag: 0,
-        peer: peer_id(&info.leader),
-    }];
-    members.extend(info.replicas);
-    (info.leader, members)
 }
 
 /// The committed assignment of consumer `consumer` of `stream` in `account`.

@@ -14,11 +14,10 @@ use std::io;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use rill_protocol::jsapi::{StreamConfig, Timestamp};
+use rill_protocol::jsapi::{ConsumerConfig, StreamConfig, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::consumer::ConsumerAssignment;
 use crate::raft::Machine;
 
 /// Where a replicated stream lives: its config, its Raft group and the servers that
@@ -234,6 +233,41 @@ impl Snapshot {
             consumers: BTreeMap::new(),
         })
     }
+}
+
+/// Where a replicated consumer lives: its config, its Raft group and the servers that
+/// hold a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerAssignment {
+    /// The account's name.
+    pub account: String,
+    /// The stream's name.
+    pub stream: String,
+    /// The consumer's config (checked and stamped by the stream's leader).
+    pub config: ConsumerConfig,
+    /// The consumer's Raft group (`C-R<n><F|M>-<8 characters>`, as nats-server).
+    pub group: String,
+    /// The servers holding a member (a subset of the stream's replicas' servers).
+    pub peers: Vec<String>,
+    /// When the consumer was created.
+    pub created: Timestamp,
+}
+
+impl ConsumerAssignment {
+    /// The assignment's key.
+    pub fn key(&self) -> String {
+        consumer_key(&self.account, &self.stream, &self.config.name)
+    }
+
+    /// The key of its stream's assignment.
+    pub fn stream_key(&self) -> String {
+        key(&self.account, &self.stream)
+    }
+}
+
+/// The key of consumer `consumer` of `stream` in `account`.
+pub fn consumer_key(account: &str, stream: &str, consumer: &str) -> String {
+    format!("{account}/{stream}/{consumer}")
 }
 
 #[cfg(test)]

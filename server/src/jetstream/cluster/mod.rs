@@ -48,6 +48,7 @@
 
 pub mod consumer;
 pub mod forward;
+mod group;
 pub mod meta;
 pub mod replica;
 mod transport;

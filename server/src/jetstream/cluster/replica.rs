@@ -103,11 +103,13 @@ use crate::router::{Delivery, Msg, Subscriber, Subscription};
 mod assign;
 pub(super) mod catchup;
 mod entry;
+mod machine;
 mod members;
 
 pub use assign::{create, delete, info, remove_peer, update};
 pub use entry::{OpAnswer, StreamOp};
-use entry::{StreamMachine, encode, encode_op};
+use entry::{encode, encode_op};
+use machine::StreamMachine;
 
 /// How long the leader waits for a publish to be committed before giving up on it
 /// (the client then times out).
@@ -551,7 +553,7 @@ async fn lead_while_leader(
                 lead.subscribe(&account, &cfg);
                 *lock(&lead.since) = Some(timestamp(now_ns()));
                 // nats-server's R1 streams have no group and send none.
-                let (leader, members) = super::consumer::elected(&raft, "", "");
+                let (leader, members) = super::group::elected(&raft, "", "");
                 if members.len() > 1 {
                     events::leader_elected(&account, &cfg.name, None, &leader, &members);
                 }

@@ -1,18 +1,13 @@
-//! A replicated stream's log entries and the state machine that applies them: a message
-//! or a [`StreamOp`] (purge, delete, timers), encoded little-endian, applied in log order
-//! to the member's [`StreamCore`]; the snapshot is the stream's position (see
-//! [`super::catchup`] for what installing one copies).
-
-use std::io;
+//! A replicated stream's log entries: a message or a [`StreamOp`] (purge, delete,
+//! timers), encoded little-endian, and how one applies to the member's [`StreamCore`]
+//! ([`apply_entry`]; the group's machine, [`super::machine`], applies them in log order).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::future::BoxFuture;
 use rill_protocol::jsapi::{ApiError, MsgDeleteRequest, StreamPurgeRequest};
 use serde::{Deserialize, Serialize};
 
-use super::{catchup, clustered_delete_error};
-use crate::jetstream::stream::{StreamCore, StreamHandle};
-use crate::raft::Machine;
+use super::clustered_delete_error;
+use crate::jetstream::stream::StreamCore;
 
 /// A change to a replicated stream other than a message, proposed by the API on the
 /// leader and applied by every member in log order.
@@ -146,61 +141,6 @@ pub(super) fn apply_entry(core: &mut StreamCore, entry: Entry) -> Option<Bytes> 
             };
             serde_json::to_vec(&answer).ok().map(Bytes::from)
         }
-    }
-}
-
-/// A stream group's machine: committed entries go into the stream's store; its
-/// snapshot is the stream's position ([`catchup`]).
-pub(super) struct StreamMachine {
-    pub(super) handle: StreamHandle,
-    pub(super) source: catchup::Source,
-}
-
-impl Machine for StreamMachine {
-    fn apply(&mut self, batch: Vec<(u64, Bytes)>) -> BoxFuture<'_, io::Result<Vec<Bytes>>> {
-        let entries: Vec<Option<Entry>> = batch.into_iter().map(|(_, b)| decode(b)).collect();
-        Box::pin(async move {
-            let answers = self
-                .handle
-                .call(move |core| {
-                    Ok(entries
-                        .into_iter()
-                        .map(|e| e.and_then(|e| apply_entry(core, e)).unwrap_or_default())
-                        .collect::<Vec<Bytes>>())
-                })
-                .await
-                .map_err(|e| io::Error::other(e.description))?;
-            Ok(answers)
-        })
-    }
-
-    fn snapshot(&mut self) -> BoxFuture<'_, io::Result<Bytes>> {
-        Box::pin(async move {
-            let position = self
-                .handle
-                .call(StreamCore::durable_position)
-                .await
-                .map_err(|e| io::Error::other(e.description))?;
-            let snap = catchup::Snapshot::from(position);
-            Ok(Bytes::from(serde_json::to_vec(&snap)?))
-        })
-    }
-
-    fn restore(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        // The snapshot was taken from this store after a sync: the store holds it.
-        Box::pin(async move {
-            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
-            let last = self.handle.state().await.map_or(0, |s| s.last_seq);
-            catchup::check_restored(last, snap, self.handle.name().as_str());
-            Ok(())
-        })
-    }
-
-    fn install(&mut self, data: Bytes) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move {
-            let snap: catchup::Snapshot = serde_json::from_slice(&data)?;
-            catchup::catch_up(&self.handle, &self.source, snap).await
-        })
     }
 }
 

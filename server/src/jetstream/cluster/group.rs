@@ -1,0 +1,79 @@
+//! What a Raft group shows of itself, for streams and consumers alike: nats-server's
+//! `cluster` block as a member sees it, and the members its `*_leader_elected`
+//! advisories list.
+
+use openraft::ServerState as RaftState;
+use rill_protocol::jsapi::{ClusterInfo, Nanos, PeerInfo, Timestamp};
+
+use super::peer_id;
+use crate::raft::{Network, Raft};
+
+/// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
+/// leader, since when (on the leader), and the other members with `current`, `lag`
+/// and (given the group's `net`) `active`, known on the leader.
+pub(super) fn group_info(
+    raft: &Raft,
+    net: Option<&Network>,
+    cluster: &str,
+    me: &str,
+    group: &str,
+    since: Option<Timestamp>,
+) -> ClusterInfo {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
+    let leader = m.current_leader.as_ref().and_then(name_of);
+    let last = m.last_log_index.unwrap_or_default();
+    let leading = m.state == RaftState::Leader;
+    // The other members (the leader answers INFO requests; a follower's view in
+    // /jsz lists the leader among them, as nats-server's).
+    let replicas = membership
+        .nodes()
+        .filter(|(_, n)| n.addr != me)
+        .map(|(id, n)| {
+            let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
+            let index = matched.flatten().map_or(0, |l| l.index);
+            PeerInfo {
+                name: n.addr.clone(),
+                current: leading && index >= last,
+                offline: leading && matched.is_none(),
+                active: Nanos(
+                    net.filter(|_| leading)
+                        .and_then(|net| net.last_heard(&n.addr))
+                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+                ),
+                lag: if leading {
+                    last.saturating_sub(index)
+                } else {
+                    0
+                },
+                peer: peer_id(&n.addr),
+            }
+        })
+        .collect();
+    ClusterInfo {
+        name: cluster.to_string(),
+        raft_group: group.to_string(),
+        leader: leader.unwrap_or_default(),
+        leader_since: if leading { since } else { None },
+        replicas,
+    }
+}
+
+/// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
+/// advisories list them (the leader too, current), as the leader sees them.
+pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
+    let leader = group_info(raft, None, cluster, me, "", None).leader;
+    let seen_by = if leader.is_empty() { me } else { &leader };
+    let info = group_info(raft, None, cluster, seen_by, "", None);
+    let mut members = vec![PeerInfo {
+        name: info.leader.clone(),
+        current: true,
+        offline: false,
+        active: Nanos(0),
+        lag: 0,
+        peer: peer_id(&info.leader),
+    }];
+    members.extend(info.replicas);
+    (info.leader, members)
+}
