@@ -309,14 +309,20 @@ async fn unenforced_tls_settings_stop_startup() {
 }
 
 /// Two connections that got INFO and stay in the TLS handshake. The harness's readiness probe may still
-/// hold a place until the server sees it close, so a refused pair is dropped and tried again.
+/// hold a place until the server sees it close, so a refused pair is dropped and tried again. nats-server
+/// refuses a connection over `max_connections` after its INFO (`-ERR 'maximum connections exceeded'`
+/// follows it), so a pair counts only once neither has heard more than INFO for a moment.
 async fn stalled_pair(port: u16) -> [Conn; 2] {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let first = Conn::try_connect(port).await;
-        let second = Conn::try_connect(port).await;
+        let mut first = Conn::try_connect(port).await;
+        let mut second = Conn::try_connect(port).await;
+        let admitted = match (&mut first, &mut second) {
+            (Ok(a), Ok(b)) => quiet(a).await && quiet(b).await,
+            _ => false,
+        };
         match (first, second) {
-            (Ok(a), Ok(b)) => return [a, b],
+            (Ok(a), Ok(b)) if admitted => return [a, b],
             (a, b) if tokio::time::Instant::now() < deadline => {
                 drop((a, b));
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -328,6 +334,13 @@ async fn stalled_pair(port: u16) -> [Conn; 2] {
             ),
         }
     }
+}
+
+/// True when the server says nothing more on `conn` for a moment (no `-ERR` after its INFO).
+async fn quiet(conn: &mut Conn) -> bool {
+    conn.try_read_line(Duration::from_millis(300))
+        .await
+        .is_none()
 }
 
 /// What a connection to `port` is told before the server closes it or `WAIT` passes.
