@@ -60,12 +60,19 @@ pub(super) fn group_info(
     }
 }
 
+/// The name of `raft`'s group leader, when one is known.
+pub(super) fn leader_name(raft: &Raft) -> Option<String> {
+    let m = raft.metrics().borrow().clone();
+    let leader = m.current_leader?;
+    let node = m.membership_config.membership().get_node(&leader)?;
+    Some(node.addr.clone())
+}
+
 /// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
 /// advisories list them (the leader too, current), as the leader sees them.
 pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
-    let leader = group_info(raft, None, cluster, me, "", None).leader;
-    let seen_by = if leader.is_empty() { me } else { &leader };
-    let info = group_info(raft, None, cluster, seen_by, "", None);
+    let seen_by = leader_name(raft).unwrap_or_else(|| me.to_string());
+    let info = group_info(raft, None, cluster, &seen_by, "", None);
     let mut members = vec![PeerInfo {
         name: info.leader.clone(),
         current: true,

@@ -83,15 +83,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::{BasicNode, ServerState as RaftState};
-use rill_protocol::jsapi::{
-    ApiError, ClusterInfo, ErrorCode, Nanos, PeerInfo, StreamConfig, Timestamp,
-};
+use rill_protocol::jsapi::{ApiError, ClusterInfo, ErrorCode, StreamConfig, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::group::{group_info, leader_name};
 use super::meta::StreamAssignment;
-use super::{MetaGroup, lock, peer_id};
+use super::{MetaGroup, lock};
 use crate::account::Account;
 use crate::jetstream::JetStreams;
 use crate::jetstream::consumer::events;
@@ -442,51 +441,35 @@ impl Replica {
         info!(stream = %a.config.name, group = %a.group, "stream replica removed");
     }
 
-    /// nats-server's `cluster` block of STREAM.INFO as this member sees it.
+    /// nats-server's `cluster` block of STREAM.INFO as this member sees it: the group's
+    /// block with the leader's view of the other members ([`group_info`]); a stream of
+    /// one replica shows no group and no leader_since, as on nats-server (where it has
+    /// none).
     fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
-        let leader = m.current_leader.as_ref().and_then(name_of);
-        let last = m.last_log_index.unwrap_or_default();
-        let leading = m.state == RaftState::Leader;
-        let replicas = membership
+        let seen_by = leader_name(&self.raft).unwrap_or_else(|| me.to_string());
+        let since = *lock(&self.lead.since);
+        let mut info = group_info(
+            &self.raft,
+            Some(&self.net),
+            cluster,
+            &seen_by,
+            &self.group(),
+            since,
+        );
+        let single = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
             .nodes()
-            .filter(|(_, n)| n.addr != leader.clone().unwrap_or_else(|| me.to_string()))
-            .map(|(id, n)| {
-                let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
-                let index = matched.flatten().map_or(0, |l| l.index);
-                PeerInfo {
-                    name: n.addr.clone(),
-                    current: leading && index >= last,
-                    offline: leading && matched.is_none(),
-                    active: Nanos(if leading {
-                        self.net.last_heard(&n.addr).map_or(0, duration_nanos)
-                    } else {
-                        0
-                    }),
-                    lag: if leading {
-                        last.saturating_sub(index)
-                    } else {
-                        0
-                    },
-                    peer: peer_id(&n.addr),
-                }
-            })
-            .collect();
-        // A stream of one replica shows no group, as on nats-server (where it has none).
-        let single = membership.nodes().count() == 1;
-        ClusterInfo {
-            name: cluster.to_string(),
-            raft_group: if single { String::new() } else { self.group() },
-            leader: leader.unwrap_or_default(),
-            leader_since: if leading && !single {
-                *lock(&self.lead.since)
-            } else {
-                None
-            },
-            replicas,
+            .count()
+            == 1;
+        if single {
+            info.raft_group.clear();
+            info.leader_since = None;
         }
+        info
     }
 }
 
@@ -799,10 +782,6 @@ pub async fn propose_op(meta: &MetaGroup, key: &str, op: StreamOp) -> Result<OpA
         .map_err(|_| unavailable())?
         .map_err(|_| unavailable())?;
     serde_json::from_slice(&raw).map_err(|_| unavailable())
-}
-
-fn duration_nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn unavailable() -> ApiError {
