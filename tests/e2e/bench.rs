@@ -325,7 +325,7 @@ async fn bench_compare_over_tls() {
     std::fs::write(&conf, certs.tls_block("")).expect("write config");
     let server = |bin: &str| format!("{bin} -a 127.0.0.1 -p {{port}} -c {}", conf.display());
     let rill = server(&rill_server_bin().display().to_string());
-    let nats = server("nats-server");
+    let nats = server(&rill_tests::nats_server_bin().display().to_string());
     let ca = certs.path("ca.pem").display().to_string();
     let cli = Cli::bare();
     let args = quick_compare(&[

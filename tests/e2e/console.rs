@@ -594,7 +594,7 @@ async fn http_and_https_ports_together_are_refused_as_by_nats_server() {
         certs.tls_block("")
     );
     std::fs::write(&conf, text).expect("write config");
-    for bin in [rill_server_bin(), PathBuf::from("nats-server")] {
+    for bin in [rill_server_bin(), rill_tests::nats_server_bin()] {
         let run = tokio::process::Command::new(&bin)
             .arg("-c")
             .arg(&conf)

