@@ -37,7 +37,10 @@ pub(crate) async fn publish_with(
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{subject}-{id}").as_str());
+    // Fixed width: the id's length counts in a stream's `bytes`, and the counter is
+    // shared by every test of the process (tests in parallel reach three digits in
+    // one cluster and not in the other it is compared with).
+    headers.insert("Nats-Msg-Id", format!("{subject}-{id:09}").as_str());
     if let Some(ttl) = ttl {
         headers.insert("Nats-TTL", ttl);
     }
