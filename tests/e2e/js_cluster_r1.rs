@@ -220,3 +220,115 @@ async fn r1_streams_serve_every_cluster_member_as_nats_server() {
         rill
     );
 }
+
+/// What a push consumer's subscriber on another member saw and left behind.
+#[derive(Debug, PartialEq)]
+struct AckedElsewhere {
+    delivered: Vec<Bytes>,
+    /// `num_ack_pending`, ack floor and `num_redelivered` once every ack went in.
+    after_acks: (usize, u64, usize),
+}
+
+/// An explicit-ack push consumer whose subscriber sits on another member than the
+/// stream: deliveries cross a route one way and acks the other, and the acks must
+/// reach the consumer (nothing stays pending, nothing is redelivered).
+async fn push_acked_from_another_member(kind: ServerKind) -> AckedElsewhere {
+    let cluster = Cluster::jetstream(kind, 3).await;
+    let mut clients = Vec::new();
+    for node in &cluster.nodes {
+        clients.push(node.client().await);
+    }
+    let js: Vec<jetstream::Context> = clients.iter().cloned().map(jetstream::new).collect();
+    let config = stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    };
+    let mut created = create_when_ready(&js[0], config).await;
+    let info = created.info().await.expect("stream info");
+    let leader = info
+        .cluster
+        .clone()
+        .and_then(|c| c.leader)
+        .expect("a leader");
+    let home = cluster
+        .nodes
+        .iter()
+        .position(|n| n.name() == leader)
+        .expect("the leader is a member");
+    let away = (home + 1) % cluster.nodes.len();
+
+    let mut deliveries = clients[away].subscribe("deliver.acked").await.expect("sub");
+    clients[away].flush().await.expect("flush");
+    cluster.nodes[home]
+        .wait_interest(cluster.nodes[away].name(), "deliver.acked")
+        .await;
+    js[home]
+        .get_stream("ORDERS")
+        .await
+        .expect("stream on its leader")
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("P".into()),
+            deliver_subject: "deliver.acked".into(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    for i in 1..=3 {
+        js[home]
+            .publish(format!("orders.{i}"), Bytes::from(format!("o{i}")))
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(WAIT, deliveries.next())
+            .await
+            .expect("a push delivery in time")
+            .expect("subscription open");
+        delivered.push(m.payload.clone());
+        let reply = m.reply.expect("ack reply");
+        clients[away]
+            .publish(reply, Bytes::new())
+            .await
+            .expect("ack");
+    }
+    clients[away].flush().await.expect("flush");
+
+    // The acks travel back over the route: wait (bounded) for the consumer to see them,
+    // then past one ack_wait, so an unacked message would have been redelivered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut consumer: consumer::PushConsumer = created
+        .get_consumer("P")
+        .await
+        .expect("consumer on the leader");
+    loop {
+        let state = consumer.info().await.expect("consumer info");
+        if state.num_ack_pending == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let state = consumer.info().await.expect("consumer info");
+    AckedElsewhere {
+        delivered,
+        after_acks: (
+            state.num_ack_pending,
+            state.ack_floor.stream_sequence,
+            state.num_redelivered,
+        ),
+    }
+}
+
+#[tokio::test]
+async fn push_acks_from_another_member_reach_the_consumer_as_nats_server() {
+    let nats = push_acked_from_another_member(Nats).await;
+    assert_eq!(nats.after_acks, (0, 3, 0), "{nats:?}");
+    let rill = push_acked_from_another_member(Rill).await;
+    assert_eq!(rill, nats);
+}
