@@ -113,6 +113,9 @@ pub trait JsReport: Send + Sync + std::fmt::Debug {
     fn jsz<'a>(&'a self, query: &'a HashMap<String, String>) -> BoxFuture<'a, serde_json::Value>;
     /// Per-stream and per-consumer gauges in the Prometheus text format.
     fn metrics(&self) -> BoxFuture<'_, String>;
+    /// `/healthz`: why this server is not current in its cluster's JetStream groups
+    /// (nats-server's message), `Ok` when it is or is not clustered.
+    fn health(&self) -> BoxFuture<'_, Result<(), String>>;
     /// The account JWTs changed (operator mode): accounts gain, lose or change JetStream.
     fn accounts_changed(&self) -> BoxFuture<'_, ()>;
     /// A bounded, read-only page of one stream's messages for the web console's message

@@ -280,6 +280,24 @@ impl JsReport for JetStreams {
         Box::pin(self.metrics_text())
     }
 
+    fn health(&self) -> BoxFuture<'_, Result<(), String>> {
+        use super::cluster::health;
+        Box::pin(async move {
+            match self.share.meta() {
+                Some(meta) => health::check(meta).await,
+                // A clustered server between its JetStream's start and its meta group's.
+                None if self
+                    .state
+                    .upgrade()
+                    .is_some_and(|s| health::clustered(&s.config())) =>
+                {
+                    Err(health::RECOVERING.into())
+                }
+                None => Ok(()),
+            }
+        })
+    }
+
     fn browse(&self, req: BrowseRequest) -> BoxFuture<'_, Result<BrowsePage, String>> {
         Box::pin(async move {
             let mut enabled = self.enabled();

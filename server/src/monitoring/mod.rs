@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
+use crate::jetstream::cluster::health as cluster_health;
 use crate::server::ServerState;
 
 pub use format::{go_duration, rfc3339, uptime};
@@ -165,7 +166,7 @@ async fn route(state: &Arc<ServerState>, req: &Request<Incoming>) -> Response<Fu
         "/accountz" => json(&varz::accountz(state)),
         "/leafz" => json(&varz::leafz(state, leafz_subs(&q), acc_of(&q))),
         "/jsz" => json(&varz::jsz(state, &q).await),
-        "/healthz" => healthz(state, &q),
+        "/healthz" => healthz(state, &q).await,
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -213,7 +214,10 @@ fn leafz_subs(q: &HashMap<String, String>) -> bool {
     q.get("subs").is_some_and(|v| v == "1" || v == "true")
 }
 
-fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
+/// `/healthz`: 200 `{"status":"ok"}`, or 503 when JetStream is required and off, or
+/// (without `js-enabled-only` / `js-server-only`) when this server is not current in its
+/// cluster's JetStream groups (nats-server's messages, `jetstream::cluster::health`).
+async fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
     let js_required = q.contains_key("js-enabled-only") || q.contains_key("js-server-only");
     if js_required && state.config().jetstream.is_none() {
         let body = serde_json::json!({
@@ -221,6 +225,18 @@ fn healthz(state: &Arc<ServerState>, q: &HashMap<String, String>) -> Response<Fu
             "status_code": 503,
             "error": "JetStream not enabled",
         });
+        return with_status(json(&body), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let current = match state.js_report() {
+        Some(report) => report.health().await,
+        // JetStream has not started yet.
+        None if cluster_health::clustered(&state.config()) => {
+            Err(cluster_health::RECOVERING.to_string())
+        }
+        None => Ok(()),
+    };
+    if !js_required && let Err(error) = current {
+        let body = serde_json::json!({ "status": "unavailable", "error": error });
         return with_status(json(&body), StatusCode::SERVICE_UNAVAILABLE);
     }
     json(&serde_json::json!({ "status": "ok" }))

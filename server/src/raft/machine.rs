@@ -12,6 +12,7 @@
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -76,12 +77,15 @@ struct Inner<M> {
 /// clone).
 pub struct MachineStore<M> {
     inner: Arc<Mutex<Inner<M>>>,
+    /// A snapshot from the leader is being installed (a catch-up).
+    installing: Arc<AtomicBool>,
 }
 
 impl<M> Clone for MachineStore<M> {
     fn clone(&self) -> Self {
         MachineStore {
             inner: self.inner.clone(),
+            installing: self.installing.clone(),
         }
     }
 }
@@ -131,7 +135,14 @@ impl<M: Machine> MachineStore<M> {
         };
         Ok(MachineStore {
             inner: Arc::new(Mutex::new(inner)),
+            installing: Arc::default(),
         })
+    }
+
+    /// Whether the machine is installing a snapshot the leader sent (`/healthz`: the
+    /// member is catching up).
+    pub fn installing(&self) -> bool {
+        self.installing.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on the machine (reads for reports and tests).
@@ -261,11 +272,10 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for MachineStore<M> {
     ) -> Result<(), StorageError> {
         let data = Bytes::from(snapshot.into_inner());
         let mut inner = self.inner.lock().await;
-        inner
-            .machine
-            .install(data.clone())
-            .await
-            .map_err(|e| sm_err(&e))?;
+        self.installing.store(true, Ordering::SeqCst);
+        let installed = inner.machine.install(data.clone()).await;
+        self.installing.store(false, Ordering::SeqCst);
+        installed.map_err(|e| sm_err(&e))?;
         inner.applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.keep(meta.clone(), data).map_err(|e| snap_err(&e))

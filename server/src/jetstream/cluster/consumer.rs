@@ -78,7 +78,7 @@ use tracing::{info, warn};
 
 use self::link::GroupLink;
 use self::state::{Committed, ConsumerMachine, ReplicatedStore};
-use super::group::{elected, group_info};
+use super::group::{Local, elected, group_info};
 pub use super::meta::{ConsumerAssignment, consumer_key as key};
 use super::meta::{MetaAnswer, MetaOp};
 use super::replica::Standing;
@@ -155,6 +155,8 @@ struct Member {
     /// The group's network (when each member last answered: `active`).
     net: Network,
     sm: MachineStore<ConsumerMachine>,
+    /// When its Raft was opened (`/healthz`).
+    opened: tokio::time::Instant,
     /// The committed state (the group link's view).
     committed: Committed,
     /// The group link is registered with the stream's replica here.
@@ -335,6 +337,7 @@ impl Member {
         let raft = Raft::new(node_id(meta.me()), cfg, net.clone(), log, sm.clone())
             .await
             .map_err(|e| e.to_string())?;
+        let opened = tokio::time::Instant::now();
         meta.transport.serve_group(&a.group, raft.clone());
         if a.peers.first().map(String::as_str) == Some(meta.me())
             && !raft.is_initialized().await.unwrap_or(true)
@@ -356,6 +359,7 @@ impl Member {
             raft,
             net,
             sm,
+            opened,
             committed,
             linked: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -604,6 +608,26 @@ pub async fn of_stream(
                 .collect()
         })
         .await
+}
+
+/// This server's members of consumer groups, for `/healthz`.
+pub(super) async fn locals(meta: &MetaGroup) -> Vec<Local> {
+    let map = meta.consumers.map.lock().await;
+    map.iter()
+        .map(|(key, m)| {
+            let a = lock(&m.assignment);
+            Local {
+                key: key.clone(),
+                name: format!(
+                    "consumer '{} > {} > {}'",
+                    a.account, a.stream, a.config.name
+                ),
+                raft: m.raft.clone(),
+                installing: m.sm.installing(),
+                opened: m.opened,
+            }
+        })
+        .collect()
 }
 
 /// Where this server stands in the group of the consumer `key`.

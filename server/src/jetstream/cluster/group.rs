@@ -1,9 +1,12 @@
-//! What a Raft group shows of itself, for streams and consumers alike: nats-server's
-//! `cluster` block as a member sees it, and the members its `*_leader_elected`
-//! advisories list.
+//! What a Raft group shows of itself, for the meta, stream and consumer groups alike:
+//! nats-server's `cluster` block as a member sees it, the members its
+//! `*_leader_elected` advisories list, and whether a member is current (`/healthz`).
+
+use std::time::Duration;
 
 use openraft::ServerState as RaftState;
 use rill_protocol::jsapi::{ClusterInfo, Nanos, PeerInfo, Timestamp};
+use tokio::time::Instant;
 
 use super::peer_id;
 use crate::raft::{Network, Raft};
@@ -83,4 +86,66 @@ pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<Peer
     }];
     members.extend(info.replicas);
     (info.leader, members)
+}
+
+/// A follower that has not heard its leader for this long does not count it as its
+/// leader (openraft's followers start an election after 1 to 2 s without one).
+const LEADER_SILENT: Duration = Duration::from_secs(3);
+
+/// This server's member of a stream's or consumer's group, as `/healthz` looks at it.
+pub(super) struct Local {
+    /// The assignment's key.
+    pub(super) key: String,
+    /// What nats-server's messages call it: `stream '<account> > <stream>'` or
+    /// `consumer '<account> > <stream> > <consumer>'`.
+    pub(super) name: String,
+    /// The member's Raft.
+    pub(super) raft: Raft,
+    /// Its machine is installing the leader's snapshot.
+    pub(super) installing: bool,
+    /// When its Raft was opened here.
+    pub(super) opened: Instant,
+}
+
+/// Whether a member of a Raft group is current, as `/healthz` asks it of each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Health {
+    /// It leads, or follows a leader it hears and has applied all that is committed.
+    Current,
+    /// It knows no leader (an election, a lost quorum), has not heard its leader since
+    /// it opened (a restarted member remembers the leader it voted for) or for
+    /// [`LEADER_SILENT`], or its Raft stopped.
+    NoLeader,
+    /// It follows a leader but has not applied every committed entry yet, or is
+    /// installing the leader's snapshot (a catch-up).
+    Behind,
+}
+
+/// How `raft`'s member stands: see [`Health`]. `installing`: its machine is installing
+/// a snapshot; `opened`: when the member's Raft was opened (after `Raft::new`).
+pub(super) async fn health(raft: &Raft, installing: bool, opened: Instant) -> Health {
+    let m = raft.metrics().borrow().clone();
+    if m.running_state.is_err() || m.current_leader.is_none() {
+        return Health::NoLeader;
+    }
+    if m.state == RaftState::Leader {
+        return Health::Current;
+    }
+    if installing {
+        return Health::Behind;
+    }
+    let state = raft
+        .with_raft_state(|st| (st.committed, st.vote_last_modified()))
+        .await;
+    let Ok((committed, heard)) = state else {
+        return Health::NoLeader;
+    };
+    if heard.is_none_or(|t| t <= opened || t.elapsed() > LEADER_SILENT) {
+        return Health::NoLeader;
+    }
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    if committed.map_or(0, |l| l.index) > applied {
+        return Health::Behind;
+    }
+    Health::Current
 }

@@ -16,7 +16,8 @@
 //!   (learner first, then voter), one per tick;
 //! - `/jsz` shows the group as nats-server's `meta_cluster` (name, leader, peer,
 //!   cluster_size, and the other members' `current`/`active` where the leader knows
-//!   them); `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership
+//!   them); `/healthz` says whether this server is current in it and in each stream and
+//!   consumer group it holds a member of ([`health`]); `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership
 //!   to another member ([`MetaGroup::step_down`], `api::meta`).
 //!
 //! Its machine ([`meta::MetaMachine`]) holds the **assignments**: every stream of the
@@ -49,6 +50,7 @@
 pub mod consumer;
 pub mod forward;
 mod group;
+pub mod health;
 pub mod meta;
 pub mod replica;
 mod transport;
@@ -121,6 +123,8 @@ pub struct MetaGroup {
     /// Answers `$JS.API` requests forwarded to this server's stream leaders
     /// ([`forward`]).
     api: std::sync::OnceLock<forward::ApiServer>,
+    /// When the group's Raft was opened ([`health`]).
+    opened: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -194,6 +198,7 @@ impl MetaGroup {
             replicas: replica::Replicas::default(),
             consumers: consumer::Members::default(),
             api: std::sync::OnceLock::new(),
+            opened: tokio::time::Instant::now(),
         });
         let weak = Arc::downgrade(&group);
         group.transport.serve_api(Arc::new(move |name, body| {

@@ -88,7 +88,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::group::{group_info, leader_name};
+use super::group::{Local, group_info, leader_name};
 use super::meta::StreamAssignment;
 use super::{MetaGroup, lock};
 use crate::account::Account;
@@ -149,6 +149,10 @@ impl std::fmt::Debug for Replicas {
 struct Replica {
     assignment: Arc<Mutex<StreamAssignment>>,
     raft: Raft,
+    /// The group's machine (whether it installs a snapshot: `/healthz`).
+    sm: MachineStore<StreamMachine>,
+    /// When its Raft was opened (`/healthz`).
+    opened: tokio::time::Instant,
     /// The group's network as this member's Raft uses it (when each member last answered).
     net: Network,
     handle: StreamHandle,
@@ -203,6 +207,23 @@ pub(super) async fn standing_in_group(meta: &MetaGroup, group: &str) -> Standing
     let replica = map.values().find(|r| r.group() == group).cloned();
     drop(map);
     replica.map_or(Standing::Absent, |r| r.standing())
+}
+
+/// This server's members of stream groups, for `/healthz`.
+pub(super) async fn locals(meta: &MetaGroup) -> Vec<Local> {
+    let map = meta.replicas.map.lock().await;
+    map.iter()
+        .map(|(key, r)| {
+            let a = lock(&r.assignment);
+            Local {
+                key: key.clone(),
+                name: format!("stream '{} > {}'", a.account, a.config.name),
+                raft: r.raft.clone(),
+                installing: r.sm.installing(),
+                opened: r.opened,
+            }
+        })
+        .collect()
 }
 
 /// Starts applying the meta group's assignments on this server: now, and after every
@@ -324,9 +345,10 @@ impl Replica {
             .cloned()
             .collect();
         let net = net_of(meta, &a.group);
-        let raft = Raft::new(node_id(meta.me()), cfg, net.clone(), log, sm)
+        let raft = Raft::new(node_id(meta.me()), cfg, net.clone(), log, sm.clone())
             .await
             .map_err(|e| e.to_string())?;
+        let opened = tokio::time::Instant::now();
         source.set(raft.clone(), meta.transport.clone(), &a.group, meta.me());
         meta.transport.serve_group(&a.group, raft.clone());
         // Only the first server of a group that never changed its members forms it: a
@@ -384,6 +406,8 @@ impl Replica {
         Ok(Arc::new(Replica {
             assignment,
             raft,
+            sm,
+            opened,
             net,
             handle,
             account,
