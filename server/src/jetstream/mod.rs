@@ -145,7 +145,10 @@ impl JetStream {
         limits: Option<AccountJetStreamLimits>,
     ) -> Arc<JetStream> {
         let js = Arc::new(Self::new(state, (config, share), account, limits, true));
-        if let Err(e) = std::fs::create_dir_all(&js.root) {
+        // Durable once here (the directory and every one above it), so that a stream or
+        // consumer create syncs only the directories it adds.
+        if let Err(e) = meta::create_root(StdFs::shared().as_ref(), &js.config.store_dir, &js.root)
+        {
             warn!(
                 "Could not create JetStream store directory {}: {e}",
                 js.root.display()

@@ -245,16 +245,40 @@ fn read_checked(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>, (StoreError, bool)
     Ok(config)
 }
 
-/// Creates `dir` and makes its entry and those of its parents up to `root` durable.
-fn create_dir_durable(vfs: &dyn Vfs, root: &Path, dir: &Path) -> Result<(), StoreError> {
-    vfs.create_dir_all(dir)?;
-    for a in dir.ancestors() {
+/// Creates the store root `root` (an account's JetStream directory) at start and makes its
+/// entry and those of every directory above it durable, once, so that later creates inside it
+/// need only sync the directories they add (see [`create_dir_durable`]).
+///
+/// # Errors
+/// I/O errors creating `root` or syncing a directory inside `store_dir` (`root`'s part of the
+/// path that is rill's); syncs above it are best effort.
+pub fn create_root(vfs: &dyn Vfs, store_dir: &Path, root: &Path) -> Result<(), StoreError> {
+    vfs.create_dir_all(root)?;
+    for a in root.ancestors() {
         if let Some(parent) = a.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Directories above the store root may not be ours to sync: best effort there.
+            // Directories above the store directory may not be ours to sync: best effort there.
             match vfs.sync_dir(parent) {
-                Err(e) if a.starts_with(root) => return Err(e.into()),
+                Err(e) if a.starts_with(store_dir) => return Err(e.into()),
                 _ => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents, and makes each new directory's entry durable by
+/// syncing the directory that holds it. Directories that existed already are not synced
+/// again: inside the store they were made durable when created (here, or by [`create_root`]
+/// at start), and syncing every ancestor up to `/` cost a stream create eight fsyncs.
+fn create_dir_durable(vfs: &dyn Vfs, dir: &Path) -> Result<(), StoreError> {
+    let new: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !vfs.exists(a))
+        .collect();
+    vfs.create_dir_all(dir)?;
+    for a in new {
+        if let Some(parent) = a.parent().filter(|p| !p.as_os_str().is_empty()) {
+            vfs.sync_dir(parent)?;
         }
     }
     Ok(())
@@ -273,7 +297,6 @@ fn set_aside_damaged(vfs: &dyn Vfs, path: &Path) -> Result<(), StoreError> {
 
 fn create_entry(
     vfs: &dyn Vfs,
-    root: &Path,
     dir: &Path,
     config: &[u8],
     subdirs: &[&str],
@@ -293,12 +316,13 @@ fn create_entry(
             }
         }
     }
+    create_dir_durable(vfs, dir)?;
     for sub in subdirs {
         vfs.create_dir_all(&dir.join(sub))?;
     }
-    create_dir_durable(vfs, root, dir)?;
-    for sub in subdirs {
-        vfs.sync_dir(&dir.join(sub))?;
+    if !subdirs.is_empty() {
+        // Their entries live in `dir`: one sync makes them all durable.
+        vfs.sync_dir(dir)?;
     }
     write_config(vfs, dir, config)
 }
@@ -315,7 +339,7 @@ pub fn create_stream(
 ) -> Result<PathBuf, StoreError> {
     validate_name(name)?;
     let dir = stream_dir(root, name);
-    create_entry(vfs, root, &dir, config, &["msgs", "consumers"], &[])?;
+    create_entry(vfs, &dir, config, &["msgs", "consumers"], &[])?;
     Ok(dir)
 }
 
@@ -462,7 +486,7 @@ pub fn create_consumer(
     validate_name(stream)?;
     validate_name(name)?;
     let dir = consumer_dir(root, stream, name);
-    create_entry(vfs, root, &dir, config, &[], &[LOG_NAME])?;
+    create_entry(vfs, &dir, config, &[], &[LOG_NAME])?;
     Ok(dir)
 }
 

@@ -65,8 +65,16 @@ impl FileBackend {
     /// usable; otherwise block by block, adopting each block from its index file
     /// when that matches and scanning it when not.
     pub(super) fn recover(&mut self) -> Result<Core<FileLoc>, StoreError> {
+        let existed = self.vfs.exists(&self.dir);
         self.vfs.create_dir_all(&self.dir)?;
-        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // A directory that existed was made durable when it was created (by the stream's
+        // create, or by an earlier open here): syncing its parent at every open cost each
+        // stream an fsync per restart.
+        if let Some(parent) = self
+            .dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !existed)
+        {
             // Make the store directory's own entry durable.
             self.vfs.sync_dir(parent)?;
         }
