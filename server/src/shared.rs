@@ -103,6 +103,14 @@ pub trait LeafReport: Send + Sync + std::fmt::Debug {
         socket: WsSocket,
         addr: std::net::SocketAddr,
     ) -> BoxFuture<'static, ()>;
+    /// An account JWT changed (operator mode): each accepted leaf's JWT user is checked
+    /// again and the link closed when it no longer passes.
+    fn recheck_jwt(&self, auth: &crate::auth::jwt::JwtAuth);
+    /// The ids of the accepted leaf links bound to `account` (counted against its JWT's
+    /// `conn` limit on an update).
+    fn account_links(&self, account: &str) -> Vec<u64>;
+    /// Closes leaf link `lid`, over its account's connection limit.
+    fn close_over_limit(&self, lid: u64);
 }
 
 /// What JetStream reports to monitoring. JetStream registers it with the server state when

@@ -180,7 +180,11 @@ fn sys_client_opts(setup: &Setup) -> (String, String) {
     (user.jwt.clone(), user.key.seed().expect("seed"))
 }
 
-async fn connect_jwt(server: &TestServer, jwt: String, seed: String) -> async_nats::Client {
+pub(crate) async fn connect_jwt(
+    server: &TestServer,
+    jwt: String,
+    seed: String,
+) -> async_nats::Client {
     let key = std::sync::Arc::new(nkeys::KeyPair::from_seed(&seed).expect("seed"));
     async_nats::ConnectOptions::with_jwt(jwt, move |nonce| {
         let key = key.clone();

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_protocol::{ProtocolError, Publish};
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::{CloseReason, Connection};
 use crate::auth::jwt::claims::NO_LIMIT;
-use crate::auth::jwt::{JwtUser, user::Revocation};
+use crate::auth::jwt::{JwtAuth, JwtUser, user::Revocation};
 use crate::locks;
+use crate::server::ServerState;
+
+/// What a connection over its account's `conn` limit is sent.
+const TOO_MANY: &[u8] = b"-ERR 'maximum account active connections exceeded'\r\n";
 
 /// The JWT side of a connection.
 #[derive(Debug)]
@@ -46,9 +50,7 @@ impl Connection {
                 "{} - maximum account active connections exceeded",
                 self.link.log_prefix()
             );
-            self.link
-                .outbound
-                .push_raw(b"-ERR 'maximum account active connections exceeded'\r\n");
+            self.link.outbound.push_raw(TOO_MANY);
             return Err(CloseReason::MaxAccountConnectionsExceeded);
         }
         if let (Some(user), Some(jwt)) = (&user, self.state.jwt()) {
@@ -134,29 +136,87 @@ impl Connection {
         let (Some(session), Some(auth)) = (&self.jwt, self.state.jwt()) else {
             return Ok(());
         };
-        let bearer = self.connect.sig.is_none();
-        match auth.recheck(&session.user, bearer) {
-            Ok(()) => Ok(()),
-            Err(Revocation::Revoked) => {
-                debug!("{} - User Authentication Revoked", self.link.log_prefix());
-                self.link
-                    .outbound
-                    .push_raw(b"-ERR 'User Authentication Revoked'\r\n");
-                Err(CloseReason::Revocation)
-            }
-            Err(Revocation::Violation) => {
-                self.fail(&ProtocolError::AuthorizationViolation);
-                Err(CloseReason::AuthenticationViolation)
-            }
-            Err(Revocation::AccountExpired) => {
-                debug!(
-                    "{} - Account Authentication Expired",
-                    self.link.log_prefix()
+        let Err(why) = auth.recheck(&session.user) else {
+            return Ok(());
+        };
+        let (err, reason) = revoked(&self.link.log_prefix(), &session.user, why);
+        if let Some(err) = err {
+            self.link.outbound.push_raw(err);
+        }
+        Err(reason)
+    }
+}
+
+/// Logs why a connection (a client, or a leaf on its hub) whose `user` failed its
+/// re-check after an account JWT update must go, as nats-server 2.15.1 logs it, and
+/// returns the `-ERR` to send (none: it closes without a word) and the close reason.
+pub(crate) fn revoked(
+    prefix: &str,
+    user: &JwtUser,
+    why: Revocation,
+) -> (Option<&'static [u8]>, CloseReason) {
+    let account = &user.account;
+    match why {
+        Revocation::Revoked => {
+            let key = &user.key;
+            debug!("{prefix} - User Authentication Revoked - Account:{account} - jwt:{key}");
+            let err = b"-ERR 'User Authentication Revoked'\r\n";
+            (Some(err), CloseReason::Revocation)
+        }
+        Revocation::Bearer => {
+            debug!("{prefix} - Bearer User JWT not allowed");
+            error!("{prefix} - authentication error - JWT User {:?}", user.key);
+            let err = b"-ERR 'Authorization Violation'\r\n";
+            (Some(err), CloseReason::AuthenticationViolation)
+        }
+        Revocation::SignerChanged => (None, CloseReason::AuthenticationViolation),
+        Revocation::AccountExpired => {
+            debug!("{prefix} - Account Authentication Expired");
+            let err = b"-ERR 'Account Authentication Expired'\r\n";
+            (Some(err), CloseReason::AuthenticationExpired)
+        }
+    }
+}
+
+/// Applies `account`'s JWT `conn` limit after the JWT changed, as nats-server 2.15.1
+/// (measured): the account's clients and accepted leafs on this server count together
+/// (at connect time leafs do not count), the oldest keep their place and the rest are
+/// sent `-ERR 'maximum account active connections exceeded'` and closed. With a limit
+/// of 1 over a leaf then two clients, the leaf stays; with 2, the second client goes.
+pub(crate) fn close_over_limit(state: &ServerState, auth: &JwtAuth, account: &str) {
+    let limit = auth
+        .resolver
+        .lookup(account)
+        .map_or(NO_LIMIT, |a| a.claims.nats.limits.conn);
+    let Ok(limit) = usize::try_from(limit) else {
+        return;
+    };
+    let clients: Vec<_> = state
+        .clients
+        .all()
+        .into_iter()
+        .filter(|c| locks::read(&c.info).account == account)
+        .collect();
+    let leafs = state.leafs();
+    let lids = leafs.map(|l| l.account_links(account)).unwrap_or_default();
+    let mut ids: Vec<u64> = clients.iter().map(|c| c.cid).chain(lids).collect();
+    ids.sort_unstable();
+    for id in ids.into_iter().skip(limit) {
+        match clients.iter().find(|c| c.cid == id) {
+            Some(client) => {
+                error!(
+                    "{} - maximum account active connections exceeded - Account:{account}",
+                    client.log_prefix()
                 );
-                self.link
+                client.outbound.push_raw(TOO_MANY);
+                client
                     .outbound
-                    .push_raw(b"-ERR 'Account Authentication Expired'\r\n");
-                Err(CloseReason::AuthenticationExpired)
+                    .close_with(CloseReason::MaxAccountConnectionsExceeded);
+            }
+            None => {
+                if let Some(leafs) = leafs {
+                    leafs.close_over_limit(id);
+                }
             }
         }
     }

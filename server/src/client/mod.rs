@@ -28,7 +28,7 @@
 
 pub mod events;
 mod grants;
-mod jwt;
+pub(crate) mod jwt;
 pub mod link;
 pub mod outbound;
 mod peer;

@@ -172,7 +172,7 @@ async fn hub_side<R, W>(
         Bound {
             account,
             permissions,
-            expires,
+            user,
         },
         connect,
     ) = bound;
@@ -198,7 +198,7 @@ async fn hub_side<R, W>(
         deny_exports: Vec::new(),
         deny_imports: Vec::new(),
         permissions: permissions.as_ref().map(LinkPermissions::hub),
-        expires,
+        user: user.map(Arc::new),
     };
     let setup = with_jetstream(&state, setup, connect.domain.as_deref());
     run(leafs, &state, setup, reader, writer, hs).await;
@@ -252,7 +252,7 @@ async fn accept_connect<R: AsyncRead + Unpin>(
             .map(|account| Bound {
                 account,
                 permissions: None,
-                expires: None,
+                user: None,
             })
             .ok_or_else(authorization_violation),
     };
@@ -277,8 +277,8 @@ struct Bound {
     account: String,
     /// The leaf user's permissions (JWT `pub`/`sub`), when it has any.
     permissions: Option<crate::config::Permissions>,
-    /// When the leaf user's JWT expires (unix seconds).
-    expires: Option<i64>,
+    /// The leaf's JWT user (operator mode).
+    user: Option<crate::auth::jwt::JwtUser>,
 }
 
 fn authorization_violation() -> Refusal {
@@ -323,9 +323,9 @@ impl LeafNodes {
         );
         jwt.ensure_wired(&accepted.state.accounts, &user.account);
         Ok(Bound {
-            account: user.account,
-            permissions: user.permissions,
-            expires: user.expires,
+            account: user.account.clone(),
+            permissions: user.permissions.clone(),
+            user: Some(user),
         })
     }
 }
@@ -465,7 +465,7 @@ where
         deny_exports: remote.deny_exports.clone(),
         deny_imports: remote.deny_imports.clone(),
         permissions,
-        expires: None,
+        user: None,
     };
     let setup = with_jetstream(state, setup, hub.domain.as_deref());
     leafs.learn_urls(&hub.leafnode_urls);
@@ -521,7 +521,7 @@ async fn run<R, W>(
     let Some(leaf_account) = leafs.accounts.get(&account.name) else {
         return;
     };
-    let expires = setup.expires;
+    let expires = setup.user.as_ref().and_then(|u| u.expires);
     let link = Arc::new(LeafLink::new(setup));
     let expiry = expires.map(|at| expire_at(Arc::clone(&link), at));
     let writer_task = crate::link::spawn_writer(

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rill_protocol::subject;
 
 use crate::auth::LinkPermissions;
+use crate::auth::jwt::JwtUser;
 use crate::client::Outbound;
 use crate::link::{Link, LinkCounters};
 use crate::trace::record::{Conn, Kind};
@@ -52,6 +53,9 @@ pub(crate) struct LeafLink {
     deny_sub: Vec<String>,
     /// The leaf user's permissions, when its credentials carry some.
     permissions: Option<LinkPermissions>,
+    /// The leaf's JWT user (a hub in operator mode): re-checked when its account JWT
+    /// changes, and the link closed when the JWT expires.
+    pub(crate) user: Option<Arc<JwtUser>>,
     /// What the other side asked for, to update weights and clean up when the link goes.
     pub(crate) subs: Mutex<HashMap<SubKey, LeafSub>>,
     /// Messages and bytes in and out, round-trip time.
@@ -70,9 +74,8 @@ pub(crate) struct LinkSetup {
     pub(crate) deny_exports: Vec<String>,
     pub(crate) deny_imports: Vec<String>,
     pub(crate) permissions: Option<LinkPermissions>,
-    /// When the leaf user's JWT expires (unix seconds; a hub in operator mode): the
-    /// link is closed then.
-    pub(crate) expires: Option<i64>,
+    /// The leaf's JWT user (a hub in operator mode).
+    pub(crate) user: Option<Arc<JwtUser>>,
 }
 
 impl LeafLink {
@@ -88,6 +91,7 @@ impl LeafLink {
             deny_pub: setup.deny_exports,
             deny_sub: setup.deny_imports,
             permissions: setup.permissions,
+            user: setup.user,
             subs: Mutex::new(HashMap::new()),
             counters: LinkCounters::default(),
         }

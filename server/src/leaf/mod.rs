@@ -38,6 +38,7 @@ mod dial;
 mod interest;
 mod link;
 mod report;
+mod revoke;
 mod ws;
 
 use std::net::SocketAddr;

@@ -19,6 +19,18 @@ impl LeafReport for LeafNodes {
         super::ws::accept(self, socket, addr)
     }
 
+    fn recheck_jwt(&self, auth: &crate::auth::jwt::JwtAuth) {
+        super::revoke::recheck(self, auth);
+    }
+
+    fn account_links(&self, account: &str) -> Vec<u64> {
+        super::revoke::account_links(self, account)
+    }
+
+    fn close_over_limit(&self, lid: u64) {
+        super::revoke::close_over_limit(self, lid);
+    }
+
     fn num_leafs(&self) -> usize {
         self.links().len()
     }

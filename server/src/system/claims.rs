@@ -1,9 +1,9 @@
 //! Account JWT requests on the system account (operator mode):
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.UPDATE` and `$SYS.REQ.CLAIMS.UPDATE` (what `nsc push`
 //!   sends), and the older `$SYS.ACCOUNT.<acc>.CLAIMS.UPDATE` event: the JWT in the body
-//!   replaces the account's claims without a restart; the account's connections then
-//!   re-check themselves (revocations take effect at once) and JetStream takes the
-//!   account's new limits;
+//!   replaces the account's claims without a restart; the account's connections (clients
+//!   and accepted leafs) then re-check themselves (revocations take effect at once), those
+//!   past its `conn` limit close, and JetStream takes the account's new limits;
 //! - `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: the account JWT, as the body (full resolver);
 //! - `$SYS.REQ.CLAIMS.LIST`: the known account keys;
 //! - `$SYS.REQ.CLAIMS.DELETE` (directory resolvers): an operator-signed list of accounts
@@ -26,7 +26,7 @@ use serde_json::{Map, json};
 use tracing::{debug, error};
 
 use super::{Request, System, respond};
-use crate::auth::jwt::UpdateError;
+use crate::auth::jwt::{JwtAuth, UpdateError};
 use crate::router::Msg;
 use crate::server::ServerState;
 
@@ -84,14 +84,7 @@ async fn update(state: &Arc<ServerState>, system: &System, acc: Option<&str>, re
         Ok(resolved) => {
             let key = resolved.claims.data.sub.clone();
             debug!("jwt updated - {key}");
-            // Every connection re-checks itself; those of other accounts find nothing
-            // changed.
-            state.clients.notify_auth_reload();
-            // Imports follow: the importer's own, and those of accounts importing from it.
-            jwt.rewire_all(&state.accounts);
-            if let Some(js) = state.js_report() {
-                js.accounts_changed().await;
-            }
+            changed(state, jwt, std::slice::from_ref(&key)).await;
             body.insert(
                 "data".into(),
                 json!({"account": key, "code": 200, "message": "jwt updated"}),
@@ -136,11 +129,7 @@ async fn delete(state: &Arc<ServerState>, system: &System, req: &Request) {
         .collect();
     let deleted = accounts.len() - errors.len();
     debug!("{by} deleted {deleted} accounts");
-    state.clients.notify_auth_reload();
-    jwt.rewire_all(&state.accounts);
-    if let Some(js) = state.js_report() {
-        js.accounts_changed().await;
-    }
+    changed(state, jwt, &[]).await;
     if errors.is_empty() {
         respond_status(
             state,
@@ -253,7 +242,22 @@ pub(super) async fn packed(state: &Arc<ServerState>, req: &Request) {
         return;
     }
     debug!("Merging succeeded: {changed:?} updated");
+    self::changed(state, jwt, &changed).await;
+}
+
+/// What follows a change of account JWTs (`accounts` updated; every account may have
+/// been deleted): every connection re-checks itself (those of other accounts find
+/// nothing changed), accepted leafs too; the updated accounts' `conn` limits close the
+/// connections past them; imports are rewired (the importer's own, and those of
+/// accounts importing from it); JetStream takes the new limits.
+async fn changed(state: &Arc<ServerState>, jwt: &JwtAuth, accounts: &[String]) {
     state.clients.notify_auth_reload();
+    if let Some(leafs) = state.leafs() {
+        leafs.recheck_jwt(jwt);
+    }
+    for account in accounts {
+        crate::client::jwt::close_over_limit(state, jwt, account);
+    }
     jwt.rewire_all(&state.accounts);
     if let Some(js) = state.js_report() {
         js.accounts_changed().await;

@@ -68,6 +68,11 @@ pub struct JwtUser {
     pub payload: i64,
     /// Permissions; `None` when the user may do anything.
     pub permissions: Option<config::Permissions>,
+    /// The JWT is a bearer token (`bearer_token`).
+    pub bearer: bool,
+    /// The account signing key that issued the JWT as it was then (`None`: the
+    /// account's identity key); the connection ends when the account drops or changes it.
+    pub signer: Option<SigningKey>,
 }
 
 /// Why a user JWT was refused (logged, never told to the client).
@@ -137,11 +142,12 @@ impl JwtAuth {
     }
 
     /// Re-checks a connected JWT user against its account's current claims (after a claim
-    /// update): `Err` says why it must go.
+    /// update), as nats-server 2.15.1 does: `Err` says why it must go.
     ///
     /// # Errors
-    /// [`Revocation`]: revoked, no longer allowed, or the account deleted or expired.
-    pub fn recheck(&self, user: &JwtUser, bearer: bool) -> Result<(), Revocation> {
+    /// [`Revocation`]: the account deleted or expired, a bearer JWT the account now
+    /// refuses, the user revoked, or its signing key removed or its scope changed.
+    pub fn recheck(&self, user: &JwtUser) -> Result<(), Revocation> {
         let Some(account) = self.resolver.lookup(&user.account) else {
             return Err(Revocation::AccountExpired);
         };
@@ -149,11 +155,16 @@ impl JwtAuth {
         if ac.data.expired(super::token::now()) {
             return Err(Revocation::AccountExpired);
         }
-        if bearer && ac.nats.limits.disallow_bearer {
-            return Err(Revocation::Violation);
+        if user.bearer && ac.nats.limits.disallow_bearer {
+            return Err(Revocation::Bearer);
         }
         if ac.revoked(&user.key, user.issued_at) {
             return Err(Revocation::Revoked);
+        }
+        if let Some(signer) = &user.signer
+            && ac.signing_key(signer.key()) != Some(signer)
+        {
+            return Err(Revocation::SignerChanged);
         }
         Ok(())
     }
@@ -209,6 +220,8 @@ pub fn callout_user(
             subs: NO_LIMIT,
             payload: NO_LIMIT,
             permissions: convert(&uc.nats.limits.permissions).or_else(|| defaults.cloned()),
+            bearer: uc.nats.limits.bearer_token,
+            signer: None,
         },
     };
     if let Some(account) = account {
@@ -219,13 +232,18 @@ pub fn callout_user(
     Ok(user)
 }
 
-/// How a re-check ends a connection.
+/// How a re-check ends a connection (client or leaf), as nats-server 2.15.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
-    /// `-ERR 'User Authentication Revoked'`.
+    /// `-ERR 'User Authentication Revoked'`, closed as "Credentials Revoked".
     Revoked,
-    /// `-ERR 'Authorization Violation'`.
-    Violation,
+    /// The account now disallows bearer tokens: `-ERR 'Authorization Violation'`,
+    /// logged `Bearer User JWT not allowed` and `authentication error - JWT User
+    /// "<key>"`, closed as "Authentication Failure".
+    Bearer,
+    /// The signing key that issued the JWT is gone or its scope changed: closed as
+    /// "Authentication Failure" without a word.
+    SignerChanged,
     /// `-ERR 'Account Authentication Expired'`: the account JWT was deleted
     /// (`$SYS.REQ.CLAIMS.DELETE`) or has expired.
     AccountExpired,
@@ -478,6 +496,8 @@ fn build_user(
         subs: min_limit(limits.limits.subs.unwrap_or(0), al.subs),
         payload: min_limit(limits.limits.payload.unwrap_or(0), al.payload),
         permissions,
+        bearer: limits.bearer_token,
+        signer: account.claims.signing_key(&uc.data.iss).cloned(),
     }
 }
 
