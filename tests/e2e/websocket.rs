@@ -384,3 +384,82 @@ async fn a_websocket_listener_without_tls_must_say_no_tls() {
         );
     }
 }
+
+/// What one server showed for the block keys of
+/// [`host_handshake_timeout_and_token_keys_as_nats_server`].
+#[derive(Debug, PartialEq, Eq)]
+struct Keys {
+    /// The `Listening for websocket clients on` line names `ws://<host>:<port>`.
+    listening_line: bool,
+    /// A TCP connection that never sends the upgrade is closed, after at least the
+    /// timeout.
+    silent_closed_in_time: bool,
+    /// Token over WebSocket: the right one, none, a wrong one.
+    token: [bool; 3],
+}
+
+/// The `websocket {}` keys no other test covers, side by side with nats-server 2.15.1:
+/// `host` (the listener binds it and logs `Listening for websocket clients on
+/// ws://127.0.0.1:<port>`), `handshake_timeout` (a connection that sends no upgrade
+/// within it is closed) and `authorization { token }` (WebSocket clients need it).
+#[tokio::test]
+async fn host_handshake_timeout_and_token_keys_as_nats_server() {
+    let timeout = Duration::from_secs(1);
+    let mut seen = Vec::new();
+    for kind in [ServerKind::Nats, ServerKind::Rill] {
+        let block = "host: 127.0.0.1\nport: -1\nno_tls: true\nhandshake_timeout: \"1s\"\n\
+                     authorization { token: s3cr3t }";
+        let server = ws_server(kind, block, "").await;
+        let port = server.ports().websocket.expect("websocket port");
+        let line = format!("Listening for websocket clients on ws://127.0.0.1:{port}");
+        let listening_line = server.logs().contains(&line);
+        let opened = std::time::Instant::now();
+        let closed = silent_connection_closed(port, timeout * 4).await;
+        let took = opened.elapsed();
+        eprintln!("{kind:?}: a silent connection closed {closed} after {took:?}");
+        let url = ws_url(&server);
+        let connects = async |token: Option<&str>| {
+            let options = match token {
+                Some(t) => async_nats::ConnectOptions::with_token(t.into()),
+                None => async_nats::ConnectOptions::new(),
+            };
+            options.max_reconnects(0).connect(&url).await.is_ok()
+        };
+        let token = [
+            connects(Some("s3cr3t")).await,
+            connects(None).await,
+            connects(Some("wrong")).await,
+        ];
+        seen.push(Keys {
+            listening_line,
+            silent_closed_in_time: closed && took >= timeout,
+            token,
+        });
+    }
+    let expected = Keys {
+        listening_line: true,
+        silent_closed_in_time: true,
+        token: [true, false, false],
+    };
+    assert_eq!(seen[0], expected, "nats-server");
+    assert_eq!(seen[1], expected, "rill");
+}
+
+/// Connects to `port`, sends nothing and says whether the server closed the connection
+/// within `wait`.
+async fn silent_connection_closed(port: u16, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 512];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(wait, read_to_end).await.is_ok()
+}
