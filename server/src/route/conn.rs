@@ -268,7 +268,7 @@ impl Protocol for Reader<'_> {
         match op {
             RouteOp::Msg(msg) => self.deliver(&msg, tally),
             RouteOp::Sub(sub) => {
-                if let Some(links) = self.cluster.hub.get(&sub.account) {
+                if let Some(links) = self.cluster.hub.get_or_make(&sub.account) {
                     links.add_remote(self.link, sub.subject, sub.queue, sub.weight);
                 }
             }

@@ -237,6 +237,24 @@ impl Hub {
         locks::lock(&self.accounts).get(name).cloned()
     }
 
+    /// The links of `account`, made now if this server has no such account yet: a peer's
+    /// `RS+` is sent once, and the account it names may be created here only later (the
+    /// system account is created after the routes start; JWT accounts on first use), so
+    /// the interest is kept and the account gets these links when it is created
+    /// ([`RemoteFactory::remote_for`]). No account is created here.
+    pub(crate) fn get_or_make(&self, account: &[u8]) -> Option<Arc<AccountLinks>> {
+        Some(self.links_of(std::str::from_utf8(account).ok()?))
+    }
+
+    /// The links of the account called `name`, made on first use.
+    fn links_of(&self, name: &str) -> Arc<AccountLinks> {
+        let mut accounts = locks::lock(&self.accounts);
+        let links = accounts
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(AccountLinks::new(name, Arc::clone(&self.peers))));
+        Arc::clone(links)
+    }
+
     /// Every account's links.
     pub(crate) fn all(&self) -> Vec<Arc<AccountLinks>> {
         locks::lock(&self.accounts).values().cloned().collect()
@@ -245,11 +263,7 @@ impl Hub {
 
 impl RemoteFactory for Hub {
     fn remote_for(&self, account: &str) -> Arc<dyn Remote> {
-        let mut accounts = locks::lock(&self.accounts);
-        let links = accounts
-            .entry(account.to_string())
-            .or_insert_with(|| Arc::new(AccountLinks::new(account, Arc::clone(&self.peers))));
-        Arc::clone(links) as Arc<dyn Remote>
+        self.links_of(account) as Arc<dyn Remote>
     }
 }
 
@@ -280,6 +294,26 @@ mod tests {
             Arc::new(Owner(owner)),
         );
         per_server(&sub)
+    }
+
+    /// A peer's `RS+` for an account this server creates only later (the system
+    /// account comes after the routes; the `$NRG.HELLO` of the JetStream meta group was
+    /// never forwarded to a peer whose `RS+` arrived first) is kept for that account.
+    #[test]
+    fn interest_in_an_account_created_later_is_kept() {
+        let hub = Hub::new(Arc::new(Peers::default()));
+        let addr = "127.0.0.1:1".parse().expect("addr");
+        let info = rill_protocol::RouteInfo {
+            server_id: "PEER".into(),
+            ..Default::default()
+        };
+        let link = Arc::new(RouteLink::new(1, (addr, addr), 1 << 20, true, true, info));
+        assert!(hub.get(b"$SYS").is_none(), "no such account yet");
+        let links = hub.get_or_make(b"$SYS").expect("links");
+        links.add_remote(&link, Bytes::from_static(b"$NRG.HELLO"), None, 1);
+        let remote = hub.remote_for("$SYS");
+        assert!(remote.has_interest(b"$NRG.HELLO"));
+        assert!(!remote.has_interest(b"$NRG.OTHER"));
     }
 
     #[test]
