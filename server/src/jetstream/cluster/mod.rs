@@ -83,6 +83,10 @@ const PEER_GONE: Duration = Duration::from_secs(5);
 /// Snapshot the meta group every this many entries.
 const SNAPSHOT_EVERY: u64 = 1024;
 
+/// How long the leader waits for a joining server to catch up before it looks again
+/// at the next tick.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a forwarded meta proposal may take.
 const PROPOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -407,9 +411,17 @@ impl MetaGroup {
         };
         let id = node_id(&name);
         let node = BasicNode { addr: name.clone() };
-        if let Err(e) = self.raft.add_learner(id, node, true).await {
-            warn!(peer = %name, error = %e, "could not add a server to the JetStream meta group");
-            return;
+        let added = tokio::time::timeout(JOIN_WAIT, self.raft.add_learner(id, node, true)).await;
+        match added {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(peer = %name, error = %e, "could not add a server to the JetStream meta group");
+                return;
+            }
+            Err(_) => {
+                warn!(peer = %name, "a server joining the JetStream meta group has not caught up yet");
+                return;
+            }
         }
         let mut all = voters.clone();
         all.insert(id);
@@ -547,7 +559,17 @@ async fn membership(
         tokio::select! {
             _ = tick.tick() => {
                 ticks = ticks.saturating_add(1);
-                group.tick(ticks).await;
+                // A tick may wait (a joiner catching up as a learner): hellos are still
+                // heard meanwhile, else every peer looks gone after PEER_GONE and
+                // placement answers 'no suitable peers' until the tick ends.
+                let work = group.tick(ticks);
+                tokio::pin!(work);
+                loop {
+                    tokio::select! {
+                        () = &mut work => break,
+                        Some(hello) = hellos.recv() => group.heard(hello),
+                    }
+                }
             }
             Some(hello) = hellos.recv() => group.heard(hello),
             _ = stop.changed() => break,
