@@ -681,3 +681,68 @@ async fn the_default_host_takes_ipv4_and_ipv6_clients_as_nats_server() {
         assert_eq!(ips, ["127.0.0.1", "::1"], "{kind:?}");
     }
 }
+
+/// SIGUSR2 sent the moment the server says `Server is ready` (nats.py's launcher sends it
+/// as soon as it has connected, in its lame-duck tests) puts the server in lame-duck mode;
+/// rill trapped its signals only after writing the ports file, so such a signal met the
+/// default action and ended the process (status: signal 12).
+#[test]
+fn sigusr2_right_after_ready_means_lame_duck_as_nats_server() {
+    for kind in BOTH {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let conf = dir.path().join("ldm.conf");
+            std::fs::write(
+                &conf,
+                "lame_duck_grace_period: \"100ms\"\nlame_duck_duration: \"30s\"\n",
+            )
+            .expect("config");
+            let mut child = Command::new(kind.bin())
+                .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+                .arg(&conf)
+                .arg("--ports_file_dir")
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", kind.bin().display()));
+            let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+            let mut log = Vec::new();
+            for line in lines.by_ref() {
+                let line = line.expect("log line");
+                let ready = line.contains("Server is ready");
+                log.push(line);
+                if ready {
+                    break;
+                }
+            }
+            let sent = Command::new("kill")
+                .args(["-USR2", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(sent.success());
+            let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+            let deadline = Instant::now() + WAIT;
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{} still running after SIGUSR2", exe_name(kind));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            log.extend(rest.join().expect("log reader"));
+            let log = log.join("\n");
+            assert!(
+                status.success(),
+                "{}: {status:?} after SIGUSR2\n{log}",
+                exe_name(kind)
+            );
+            assert!(log.contains("Entering lame duck mode"), "{log}");
+        }
+    }
+}
