@@ -47,6 +47,8 @@ pub(super) struct Actor<S: Source> {
     pub(super) buf: VecDeque<StoredMsg>,
     /// Matching messages after `read_pos`, as of the last read.
     pub(super) count: Option<super::source::PendingCount>,
+    /// The next cursor read, parked at the stream while everything was read.
+    pub(super) parked: super::parked::Parked,
     /// `last_per_subject` start sequences still to deliver.
     pub(super) lps: VecDeque<u64>,
     pub(super) waiting: WaitQueue,
@@ -125,6 +127,7 @@ impl<S: Source> Actor<S> {
                     Some(m) => self.inbound_batch(m, &mut inbound),
                     None => break,
                 },
+                a = self.parked.answer() => self.parked_read(a),
                 r = self.last_seq.changed() => if r.is_err() { break },
                 r = background_sync(&mut self.syncing) => self.synced(r),
                 () = subscribed, if awaiting => {},

@@ -14,6 +14,7 @@ use tracing::warn;
 use super::ack::ack_subject;
 use super::actor::{Actor, status_msg};
 use super::outbox::OutMsg;
+use super::parked;
 use super::pull::PullRequest;
 use super::source::{ReadRange, Source, read_more};
 use super::status;
@@ -136,6 +137,11 @@ impl<S: Source> Actor<S> {
         let upto = *self.last_seq.borrow();
         if self.read_pos > upto {
             self.count = None;
+            let from = parked::From {
+                start: self.read_pos,
+                filters: self.filters.clone(),
+            };
+            self.parked.park(&self.src, upto, from, READ_BATCH);
             return;
         }
         let (start, filters, prev) = (self.read_pos, self.filters.clone(), self.count);
@@ -156,6 +162,24 @@ impl<S: Source> Actor<S> {
             self.buf.extend(msgs);
             self.read_pos = after.max(self.read_pos);
             self.count = Some(count);
+        }
+    }
+
+    /// The answer of the read parked in `refill`: taken when the cursor is still where
+    /// the read started and nothing else was read meanwhile.
+    pub(super) fn parked_read(&mut self, answer: parked::Answer) {
+        let here = parked::From {
+            start: self.read_pos,
+            filters: self.filters.clone(),
+        };
+        match answer.read {
+            Ok((msgs, after, count)) if answer.from == here && self.buf.is_empty() => {
+                self.buf.extend(msgs);
+                self.read_pos = after.max(self.read_pos);
+                self.count = Some(count);
+            }
+            Ok(_) => {}
+            Err(_) => self.parked.failed(*self.last_seq.borrow()),
         }
     }
 

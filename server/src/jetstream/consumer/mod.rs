@@ -35,6 +35,7 @@ mod admin;
 mod deliver;
 pub mod events;
 mod outbox;
+mod parked;
 mod priority;
 mod pull;
 mod push;

@@ -5,6 +5,7 @@
 //! Owns no state: the consumers live in `JetStream::consumers` (a [`Registry`]) and in
 //! each stream's link registry.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,19 @@ impl Source for StreamHandle {
         F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
     {
         self.call(move |core| Ok(f(core.store()))).await
+    }
+
+    fn read_after<R, F>(
+        &self,
+        seen: u64,
+        f: F,
+    ) -> impl Future<Output = Result<R, ApiError>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
+    {
+        let stream = self.clone();
+        async move { StreamHandle::read_after(&stream, seen, f).await }
     }
 
     fn last_seq_watch(&self) -> watch::Receiver<u64> {

@@ -22,6 +22,18 @@ pub trait Source: Clone + Send + Sync + 'static {
         R: Send + 'static,
         F: FnOnce(&dyn StreamStore) -> R + Send + 'static;
 
+    /// Like [`Source::read`], but runs once the stream's last sequence is past `seen`:
+    /// at once if it is already, else with the batch that makes a later message
+    /// durable, before that batch's PubAcks (see `parked`).
+    fn read_after<R, F>(
+        &self,
+        seen: u64,
+        f: F,
+    ) -> impl Future<Output = Result<R, ApiError>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static;
+
     /// The stream's last sequence; changes after every durable append.
     fn last_seq_watch(&self) -> watch::Receiver<u64>;
 

@@ -224,6 +224,7 @@ pub async fn start<S: Source>(
         read_pos,
         buf: VecDeque::new(),
         count: None,
+        parked: super::parked::Parked::default(),
         lps,
         push,
         last_activity: now,

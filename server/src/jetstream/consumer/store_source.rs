@@ -1,6 +1,7 @@
 //! [`StoreSource`]: a bare store as a consumer's [`Source`], the test double the consumer actor
 //! tests run over instead of a stream actor. Compiled for tests only.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use rill_protocol::jsapi::{ApiError, ErrorCode};
@@ -62,6 +63,22 @@ impl Source for StoreSource {
     {
         let s = locks::lock(&self.store);
         Ok(f(s.as_ref()))
+    }
+
+    fn read_after<R, F>(
+        &self,
+        seen: u64,
+        f: F,
+    ) -> impl Future<Output = Result<R, ApiError>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
+    {
+        let (source, mut last) = (self.clone(), self.last.subscribe());
+        async move {
+            let _ = last.wait_for(|v| *v > seen).await;
+            source.read(f).await
+        }
     }
 
     fn last_seq_watch(&self) -> watch::Receiver<u64> {

@@ -152,6 +152,8 @@ pub struct StreamCore {
     /// schedules act only when its group's leader commits them
     /// ([`StreamCore::run_timers_at`]), never on this replica's own timer.
     pub(super) timers_by_leader: bool,
+    /// Consumers' reads waiting for the next message (see `parked`).
+    pub(super) parked: super::parked::ParkedReads,
 }
 
 impl StreamCore {
@@ -172,12 +174,28 @@ impl StreamCore {
             .publish(0, true, &Msg::new(subject, None, headers, body));
     }
 
-    /// Makes the batch durable (SyncPolicy::Always), then sends its PubAcks and
-    /// announces the new last sequence.
+    /// Makes the batch durable (SyncPolicy::Always), announces the new last sequence,
+    /// then sends the batch's PubAcks.
+    ///
+    /// Consumers get the batch before the acks go out (their parked reads run, then the
+    /// watch wakes the others), as nats-server's have the message as its ack leaves: a
+    /// mirror or source (a push consumer here) copies it while the ack travels, so a
+    /// client that reads a mirror right after its PubAck finds the write there.
+    /// Durability is unchanged: nothing is read, announced or acked before the sync.
     pub(super) fn flush(&mut self) {
         if self.dirty && self.sync == SyncPolicy::Always {
             self.sync_now();
         }
+        let state = self.store.state();
+        let old = self.usage.swap(state.bytes, Ordering::Relaxed);
+        self.account.adjust(old, state.bytes);
+        let last = state.last_seq;
+        self.parked.run_due(self.store.as_ref(), last);
+        self.last_seq_tx.send_if_modified(|v| {
+            let changed = *v != last;
+            *v = last;
+            changed
+        });
         for m in self.rewrites.take() {
             self.send(&m.subject, Some(&m.headers), &m.payload);
         }
@@ -186,15 +204,6 @@ impl StreamCore {
             let body = serde_json::to_vec(&ack).unwrap_or_default();
             self.send(&reply, None, &Bytes::from(body));
         }
-        let state = self.store.state();
-        let old = self.usage.swap(state.bytes, Ordering::Relaxed);
-        self.account.adjust(old, state.bytes);
-        let last = state.last_seq;
-        self.last_seq_tx.send_if_modified(|v| {
-            let changed = *v != last;
-            *v = last;
-            changed
-        });
     }
 
     /// Syncs the store; on failure every pending ack becomes an error.

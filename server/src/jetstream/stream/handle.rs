@@ -31,7 +31,7 @@ use super::core::StreamCore;
 use super::link::{Batch, ConsumerLink, Consumers};
 use super::queue::QueueTx;
 use crate::jetstream::error;
-use crate::jetstream::store::{StoreError, StoredMsg, StreamState};
+use crate::jetstream::store::{StoreError, StoredMsg, StreamState, StreamStore};
 use crate::locks;
 
 /// A cloneable, thread-safe handle to one stream's actor.
@@ -179,6 +179,27 @@ impl StreamHandle {
     pub async fn load_last(&self, subject: String) -> Result<Option<StoredMsg>, ApiError> {
         self.call(move |core| absent_is_none(core.store().load_last(&subject)))
             .await
+    }
+
+    /// Runs `f` on the stream's actor once its last sequence is past `seen`: at once if
+    /// it is already, else in the flush that makes a later message durable, before that
+    /// batch's PubAcks (a read parked at the stream's end, see `parked`).
+    pub async fn read_after<R, F>(&self, seen: u64, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn StreamStore) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let park = move |core: &mut StreamCore| {
+            if core.store().state().last_seq > seen {
+                let _ = tx.send(f(core.store()));
+            } else {
+                core.parked.park(seen, f, tx);
+            }
+        };
+        self.send(Command::Call(Box::new(park))).await?;
+        rx.await
+            .map_err(|_| ErrorCode::STREAM_GENERAL.err("stream request failed"))
     }
 
     /// Watches the stream's last sequence: it changes after each durable batch.

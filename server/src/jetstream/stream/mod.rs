@@ -24,6 +24,7 @@ mod handle;
 mod ingest;
 mod link;
 mod markers;
+mod parked;
 mod pool;
 mod queue;
 mod schedule;
@@ -279,6 +280,7 @@ fn open(
         batches: batch::Batches::new(p.batches),
         fast: fast::FastBatches::default(),
         timers_by_leader: p.replicated,
+        parked: parked::ParkedReads::default(),
     };
     if batch::repair_torn(core.store.as_mut()).map_err(|e| error::create_error(&e))? > 0 {
         core.dirty = true;
