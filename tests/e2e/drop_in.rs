@@ -49,22 +49,29 @@ fn run(kind: ServerKind, dir: &Path, args: &[&str]) -> Output {
         .stderr(std::fs::File::create(&err).expect("stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", kind.bin().display()));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} {args:?} did not exit", exe_name(kind));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, || {
+        format!("{} {args:?} did not exit", exe_name(kind))
+    });
     Output {
         code: status.code(),
         stdout: std::fs::read_to_string(out).unwrap_or_default(),
         stderr: std::fs::read_to_string(err).unwrap_or_default(),
+    }
+}
+
+/// Waits up to [`WAIT`] for `child` to exit; kills it and panics with `stuck()` if not.
+fn wait_exit(child: &mut Child, stuck: impl Fn() -> String) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}", stuck());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -723,18 +730,9 @@ fn sigusr2_right_after_ready_means_lame_duck_as_nats_server() {
                 .expect("kill");
             assert!(sent.success());
             let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-            let deadline = Instant::now() + WAIT;
-            let status = loop {
-                if let Some(status) = child.try_wait().expect("wait") {
-                    break status;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{} still running after SIGUSR2", exe_name(kind));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let status = wait_exit(&mut child, || {
+                format!("{} still running after SIGUSR2", exe_name(kind))
+            });
             log.extend(rest.join().expect("log reader"));
             let log = log.join("\n");
             assert!(

@@ -45,7 +45,16 @@ struct Seen {
     deleted: String,
 }
 
-async fn r1_stream_from_every_member(kind: ServerKind) -> Seen {
+/// Three servers of `kind`, a client and a JetStream context on each, and the stream
+/// `ORDERS` (`orders.>`, one replica) created through n1.
+async fn orders_on_three(
+    kind: ServerKind,
+) -> (
+    Cluster,
+    Vec<async_nats::Client>,
+    Vec<jetstream::Context>,
+    stream::Stream,
+) {
     let cluster = Cluster::jetstream(kind, 3).await;
     let mut clients = Vec::new();
     for node in &cluster.nodes {
@@ -57,7 +66,12 @@ async fn r1_stream_from_every_member(kind: ServerKind) -> Seen {
         subjects: vec!["orders.>".into()],
         ..Default::default()
     };
-    let mut created = create_when_ready(&js[0], config).await;
+    let created = create_when_ready(&js[0], config).await;
+    (cluster, clients, js, created)
+}
+
+async fn r1_stream_from_every_member(kind: ServerKind) -> Seen {
+    let (_cluster, clients, js, mut created) = orders_on_three(kind).await;
     let leader = created.info().await.expect("info").cluster.clone();
     let leader_is_creator = leader.and_then(|c| c.leader).as_deref() == Some("n1");
 
@@ -233,18 +247,7 @@ struct AckedElsewhere {
 /// stream: deliveries cross a route one way and acks the other, and the acks must
 /// reach the consumer (nothing stays pending, nothing is redelivered).
 async fn push_acked_from_another_member(kind: ServerKind) -> AckedElsewhere {
-    let cluster = Cluster::jetstream(kind, 3).await;
-    let mut clients = Vec::new();
-    for node in &cluster.nodes {
-        clients.push(node.client().await);
-    }
-    let js: Vec<jetstream::Context> = clients.iter().cloned().map(jetstream::new).collect();
-    let config = stream::Config {
-        name: "ORDERS".into(),
-        subjects: vec!["orders.>".into()],
-        ..Default::default()
-    };
-    let mut created = create_when_ready(&js[0], config).await;
+    let (cluster, clients, js, mut created) = orders_on_three(kind).await;
     let info = created.info().await.expect("stream info");
     let leader = info
         .cluster
