@@ -512,3 +512,56 @@ async fn bench_schedules_json() {
         check_latency(fire, 100);
     }
 }
+
+/// `rill bench js pub --replicas 3` and `js fetch --replicas 3` on a three-server cluster of
+/// each kind: the benchmark stream is an R3 stream (its leader reports two followers and
+/// every message), as `--replicas` asks.
+async fn js_replicated_on(kind: ServerKind) {
+    use rill_tests::cluster::{Cluster, api, create_replicated};
+    let cluster = Cluster::jetstream(kind, 3).await;
+    let client = cluster.node(0).client().await;
+    // The cluster places R3 streams (the bench itself does not retry a 10005).
+    let ready = r#"{"name":"READY","subjects":["ready"],"num_replicas":3}"#;
+    create_replicated(&client, "READY", ready).await;
+    let cli = Cli::new(cluster.node(1).url());
+    let args = [
+        "js",
+        "pub",
+        "--replicas",
+        "3",
+        "--msgs",
+        "200",
+        "--size",
+        "16",
+        "--keep",
+    ];
+    let report = bench(&cli, &args).await;
+    assert_eq!(report["params"]["replicas"], 3, "{kind:?}");
+    check_phase(phase(&report, "pub"), 200, 16);
+    let info = api(&client, "$JS.API.STREAM.INFO.benchstream", "").await;
+    assert_eq!(info["config"]["num_replicas"], 3, "{kind:?}: {info}");
+    assert_eq!(info["state"]["messages"], 200, "{kind:?}: {info}");
+    let followers = info["cluster"]["replicas"].as_array().map(Vec::len);
+    assert_eq!(followers, Some(2), "{kind:?}: {info}");
+    let args = [
+        "js",
+        "fetch",
+        "--replicas",
+        "3",
+        "--replace",
+        "--msgs",
+        "300",
+        "--batch",
+        "50",
+        "--size",
+        "8",
+    ];
+    let report = bench(&cli, &args).await;
+    check_phase(phase(&report, "fetch"), 300, 8);
+}
+
+#[tokio::test]
+async fn bench_js_on_an_r3_stream_both_servers() {
+    js_replicated_on(ServerKind::Nats).await;
+    js_replicated_on(ServerKind::Rill).await;
+}

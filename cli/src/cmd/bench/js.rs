@@ -70,6 +70,9 @@ pub(crate) struct StreamOpts {
     /// turn (the stream then captures `<subject>.*`)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) subjects: u32,
+    /// Replicas of the stream in a JetStream cluster (`num_replicas`)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub(crate) replicas: u32,
 }
 
 impl StreamOpts {
@@ -189,6 +192,7 @@ async fn publish(target: &Target, args: &JsPubArgs) -> anyhow::Result<Report> {
         bench: "js-pub".into(),
         url: target.display(),
         params: json!({"stream": args.stream.stream, "storage": args.stream.storage.name(),
+            "replicas": args.stream.replicas,
             "sync": args.sync, "window": window(args), "pubs": args.pubs, "msgs": c.msgs,
             "size": c.size}),
         phases: vec![
@@ -322,6 +326,7 @@ async fn fetch(target: &Target, args: &JsFetchArgs) -> anyhow::Result<Report> {
         bench: "js-fetch".into(),
         url: target.display(),
         params: json!({"stream": args.stream.stream, "storage": args.stream.storage.name(),
+            "replicas": args.stream.replicas,
             "batch": args.batch, "ack": args.ack, "msgs": c.msgs, "size": c.size}),
         phases: vec![
             fill,
@@ -408,6 +413,7 @@ async fn ordered(target: &Target, args: &JsOrderedArgs) -> anyhow::Result<Report
         bench: "js-ordered".into(),
         url: target.display(),
         params: json!({"stream": args.stream.stream, "storage": args.stream.storage.name(),
+            "replicas": args.stream.replicas,
             "msgs": c.msgs, "size": c.size}),
         phases: vec![
             fill,
@@ -460,6 +466,7 @@ async fn create_stream(js: &jetstream::Context, opts: &StreamOpts) -> anyhow::Re
         name: opts.stream.clone(),
         subjects: vec![opts.captured()],
         storage: opts.storage.nats(),
+        num_replicas: usize::try_from(opts.replicas).unwrap_or(1),
         ..Default::default()
     })
     .await

@@ -122,6 +122,7 @@ async fn fill(
             replace: false,
             keep: true,
             subjects,
+            replicas: 1,
         },
         sync: false,
         window: 256,

@@ -382,6 +382,7 @@ pub(crate) async fn run(
         replace: true,
         keep: false,
         subjects: 1,
+        replicas: 1,
     };
     match s.kind {
         Kind::Pub => {
