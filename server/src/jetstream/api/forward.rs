@@ -110,6 +110,9 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
             is_error: answer.is_error,
             headers: answer.headers.map(|h| h.0),
         }),
+        // The meta leader did not answer about a stream unassigned here (it stepped
+        // down meanwhile): answer from this server's own state.
+        None if MetaGroup::is_meta_group(&group) => Forwarding::Here,
         None => Forwarding::Silent,
     }
 }

@@ -11,7 +11,10 @@
 //! - this server holds no replica: the request goes to the group's members in turn,
 //!   and only the leader answers (the others send an empty answer at once);
 //! - no leader is known (an election runs, or the leader is handing over after a
-//!   stepdown): no answer, as nats-server gives none then.
+//!   stepdown): no answer, as nats-server gives none then;
+//! - this server has no assignment for the stream: the meta leader answers (it has
+//!   applied every committed create, which this server may not have yet), or this
+//!   server when it leads the meta group, knows no leader, or the leader is silent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +80,7 @@ impl MetaGroup {
     /// Who answers requests about `stream` of `account` (see the module doc).
     pub async fn route(&self, account: &str, stream: &str) -> Route {
         let Some(a) = self.assignment(account, stream).await else {
-            return Route::Here;
+            return self.route_unassigned();
         };
         match replica::standing(self, &a.key()).await {
             Standing::Leader => Route::Here,
@@ -92,6 +95,29 @@ impl MetaGroup {
                 to: a.peers,
             },
         }
+    }
+
+    /// Who answers about a stream this server holds no assignment for. That need not be
+    /// an unknown stream: a create acknowledged through another server a moment ago may
+    /// not be applied here yet (a quorum of two had it, this server was the third), so a
+    /// `STREAM.INFO` or consumer create that follows it at once got 10059 here. The meta
+    /// leader has applied every committed create: it answers (forwarded in the meta
+    /// group, [`MetaGroup::is_meta_group`]); this server answers when it leads the meta
+    /// group itself or knows no leader.
+    fn route_unassigned(&self) -> Route {
+        match super::group::leader_name(&self.raft) {
+            Some(leader) if leader != self.me() => Route::There {
+                group: super::GROUP.to_string(),
+                to: vec![leader],
+            },
+            _ => Route::Here,
+        }
+    }
+
+    /// Whether `group` names the meta group (a request forwarded for a stream the
+    /// server that took it had no assignment for; see [`MetaGroup::route`]).
+    pub fn is_meta_group(group: &str) -> bool {
+        group == super::GROUP
     }
 
     /// Sends `req` to the leader among `to`; its answer, `None` when none answered.
@@ -123,9 +149,13 @@ pub(super) async fn serve(meta: Arc<MetaGroup>, group: String, body: Bytes) -> B
     let Some(server) = meta.api.get().cloned() else {
         return Bytes::new();
     };
-    if replica::standing_in_group(&meta, &group).await != Standing::Leader
-        && !super::consumer::leads_group(&meta, &group).await
-    {
+    let leads = if MetaGroup::is_meta_group(&group) {
+        super::group::leader_name(&meta.raft).as_deref() == Some(meta.me())
+    } else {
+        replica::standing_in_group(&meta, &group).await == Standing::Leader
+            || super::consumer::leads_group(&meta, &group).await
+    };
+    if !leads {
         return Bytes::new();
     }
     let Ok(req) = serde_json::from_slice::<Forwarded>(&body) else {
