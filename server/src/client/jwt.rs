@@ -11,7 +11,7 @@ use std::time::Duration;
 use rill_protocol::{ProtocolError, Publish};
 use tracing::{debug, error};
 
-use super::{CloseReason, Connection};
+use super::{ClientLink, CloseReason, Connection};
 use crate::auth::jwt::claims::NO_LIMIT;
 use crate::auth::jwt::{JwtAuth, JwtUser, user::Revocation};
 use crate::locks;
@@ -74,21 +74,7 @@ impl Connection {
     /// True when `account`'s JWT limits its connections and other clients of this server
     /// already use them all.
     fn account_full(&self, account: &str) -> bool {
-        let limit = self
-            .state
-            .jwt()
-            .and_then(|j| j.resolver.lookup(account))
-            .map_or(NO_LIMIT, |a| a.claims.nats.limits.conn);
-        let Ok(limit) = usize::try_from(limit) else {
-            return false;
-        };
-        let others = self
-            .state
-            .clients
-            .all()
-            .into_iter()
-            .filter(|c| c.cid != self.link.cid && locks::read(&c.info).account == account);
-        others.count() >= limit
+        account_full(&self.state, account, self.link.cid)
     }
 
     fn expiry_timer(&self, at: i64) -> tokio::task::JoinHandle<()> {
@@ -147,6 +133,54 @@ impl Connection {
     }
 }
 
+/// True when `account`'s JWT limits its connections and clients of this server other
+/// than `cid` (NATS and MQTT alike) already use them all.
+pub(crate) fn account_full(state: &ServerState, account: &str, cid: u64) -> bool {
+    let limit = state
+        .jwt()
+        .and_then(|j| j.resolver.lookup(account))
+        .map_or(NO_LIMIT, |a| a.claims.nats.limits.conn);
+    let Ok(limit) = usize::try_from(limit) else {
+        return false;
+    };
+    let clients = state.clients.all();
+    let others = clients
+        .iter()
+        .filter(|c| c.cid != cid && in_account(c, account));
+    others.count() >= limit
+}
+
+/// True when `client` is a live connection of `account` (one that is closing, whose
+/// cleanup may take a moment, no longer counts).
+fn in_account(client: &ClientLink, account: &str) -> bool {
+    !client.outbound.is_closed() && locks::read(&client.info).account == account
+}
+
+/// When the connection of `user` must end (its JWT's expiry or the end of its
+/// connect-time window), on tokio's clock.
+pub(crate) fn expiry(user: &JwtUser) -> Option<tokio::time::Instant> {
+    let at = user.expires?;
+    let left = u64::try_from(at - crate::auth::jwt::token::now()).unwrap_or(0);
+    Some(tokio::time::Instant::now() + Duration::from_secs(left))
+}
+
+/// Re-checks the JWT user of a connection that is sent no `-ERR` (an MQTT device) after
+/// an account JWT update, logged as a client's re-check.
+///
+/// # Errors
+/// The close reason when the user was revoked or no longer passes.
+pub(crate) fn recheck_quietly(
+    state: &ServerState,
+    prefix: &str,
+    user: &JwtUser,
+) -> Result<(), CloseReason> {
+    let Some(auth) = state.jwt() else {
+        return Ok(());
+    };
+    auth.recheck(user)
+        .map_err(|why| revoked(prefix, user, why).1)
+}
+
 /// Logs why a connection (a client, or a leaf on its hub) whose `user` failed its
 /// re-check after an account JWT update must go, as nats-server 2.15.1 logs it, and
 /// returns the `-ERR` to send (none: it closes without a word) and the close reason.
@@ -181,8 +215,9 @@ pub(crate) fn revoked(
 /// Applies `account`'s JWT `conn` limit after the JWT changed, as nats-server 2.15.1
 /// (measured): the account's clients and accepted leafs on this server count together
 /// (at connect time leafs do not count), the oldest keep their place and the rest are
-/// sent `-ERR 'maximum account active connections exceeded'` and closed. With a limit
-/// of 1 over a leaf then two clients, the leaf stays; with 2, the second client goes.
+/// sent `-ERR 'maximum account active connections exceeded'` (MQTT devices none) and
+/// closed. With a limit of 1 over a leaf then two clients, the leaf stays; with 2, the
+/// second client goes.
 pub(crate) fn close_over_limit(state: &ServerState, auth: &JwtAuth, account: &str) {
     let limit = auth
         .resolver
@@ -195,7 +230,7 @@ pub(crate) fn close_over_limit(state: &ServerState, auth: &JwtAuth, account: &st
         .clients
         .all()
         .into_iter()
-        .filter(|c| locks::read(&c.info).account == account)
+        .filter(|c| in_account(c, account))
         .collect();
     let leafs = state.leafs();
     let lids = leafs.map(|l| l.account_links(account)).unwrap_or_default();
@@ -208,7 +243,9 @@ pub(crate) fn close_over_limit(state: &ServerState, auth: &JwtAuth, account: &st
                     "{} - maximum account active connections exceeded - Account:{account}",
                     client.log_prefix()
                 );
-                client.outbound.push_raw(TOO_MANY);
+                if !client.is_mqtt() {
+                    client.outbound.push_raw(TOO_MANY);
+                }
                 client
                     .outbound
                     .close_with(CloseReason::MaxAccountConnectionsExceeded);

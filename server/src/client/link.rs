@@ -166,6 +166,11 @@ impl ClientLink {
         self.reload.notify_one();
     }
 
+    /// Waits until the connection is asked to re-check itself ([`Self::auth_reloaded`]).
+    pub async fn reload_asked(&self) {
+        self.reload.notified().await;
+    }
+
     /// The permissions in force (`None`: anything goes).
     pub fn permissions(&self) -> Option<Arc<Permissions>> {
         locks::read(&self.perms).clone()

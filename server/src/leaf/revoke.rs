@@ -38,7 +38,7 @@ pub(super) fn account_links(leafs: &LeafNodes, account: &str) -> Vec<u64> {
     let links = leafs.links();
     let bound = links
         .iter()
-        .filter(|l| !l.solicited && l.account == account);
+        .filter(|l| !l.solicited && !l.is_closed() && l.account == account);
     bound.map(|l| l.lid).collect()
 }
 

@@ -24,6 +24,7 @@ use super::session::Session;
 use super::store::Held2;
 use crate::account::Account;
 use crate::auth::Permissions;
+use crate::auth::jwt::JwtUser;
 use crate::client::{ClientLink, CloseReason, Peer};
 use crate::locks;
 use crate::router::Subscription;
@@ -65,6 +66,9 @@ pub(super) struct MqttConn {
     pub max_packet: usize,
     /// The stored session (subscriptions, QoS 1 consumers).
     pub session: Option<Session>,
+    /// The device's JWT user (operator mode): its expiry ends the connection, and it is
+    /// re-checked after an account JWT update.
+    pub jwt: Option<Arc<JwtUser>>,
 }
 
 /// Serves one accepted connection (plain or TLS) until it closes.
@@ -129,6 +133,7 @@ impl MqttConn {
             let mut info = locks::write(&link.info);
             info.user = a.identity.user.clone();
             info.mqtt_client = Some(a.client_id.clone());
+            info.account.clone_from(&a.identity.account);
         }
         Stats::add(&state.stats.total_connections, 1);
         state.clients.register(Arc::clone(&link));
@@ -157,6 +162,7 @@ impl MqttConn {
             qos2: HashMap::new(),
             max_packet: max,
             session: Some(session),
+            jwt: a.identity.jwt.clone(),
         };
         conn.connack(&a, present);
         conn.restore_subscriptions().await;
@@ -205,6 +211,9 @@ impl MqttConn {
         let link = Arc::clone(&self.link);
         let idle = tokio::time::sleep(grace);
         let mut idle = pin!(idle);
+        let expiry = self.jwt.as_deref().and_then(crate::client::jwt::expiry);
+        let expired = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now));
+        let mut expired = pin!(expired);
         loop {
             if buf.capacity() - buf.len() < READ_CHUNK / 2 {
                 buf.reserve(READ_CHUNK);
@@ -231,6 +240,18 @@ impl MqttConn {
                     return Ended::Lost(CloseReason::StaleConnection);
                 }
                 _ = link.outbound.close.notified() => return Ended::Lost(link.outbound.reason()),
+                () = &mut expired, if expiry.is_some() => {
+                    debug!("{} - User Authentication Expired", link.log_prefix());
+                    return Ended::Lost(CloseReason::AuthenticationExpired);
+                }
+                () = link.reload_asked() => {
+                    if let Some(user) = &self.jwt {
+                        let (state, prefix) = (&self.service.state, link.log_prefix());
+                        if let Err(reason) = crate::client::jwt::recheck_quietly(state, &prefix, user) {
+                            return Ended::Lost(reason);
+                        }
+                    }
+                }
             }
         }
     }

@@ -84,6 +84,16 @@ pub(super) async fn accept<R: AsyncRead + Unpin>(
             return refuse(v5::ConnectReturnCode::NotAuthorized);
         }
     };
+    if identity.jwt.is_some()
+        && crate::client::jwt::account_full(&service.state, &identity.account, link.cid)
+    {
+        // As nats-server 2.15.1: closed without a CONNACK.
+        error!(
+            "{} - maximum account active connections exceeded",
+            link.log_prefix()
+        );
+        return None;
+    }
     let props = connect.properties.unwrap_or_default();
     let session_expiry = match version {
         Version::V5 => props.session_expiry_interval.unwrap_or(0),
