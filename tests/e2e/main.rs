@@ -26,6 +26,7 @@ mod js_cluster_health;
 mod js_cluster_kv;
 mod js_cluster_leader;
 mod js_cluster_partition;
+mod js_cluster_placement;
 mod js_cluster_r1;
 mod js_cluster_retention;
 mod js_cluster_scale;

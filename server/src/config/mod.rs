@@ -57,6 +57,8 @@ pub struct Config {
     pub port: u16,
     /// Server name, reported in INFO; defaults to the server id.
     pub server_name: Option<String>,
+    /// `server_tags`, lower-cased: what stream placement (`placement.tags`) matches.
+    pub server_tags: Vec<String>,
     /// Address advertised to clients instead of the listen address.
     pub client_advertise: Option<String>,
     /// Largest message payload accepted (headers included).
@@ -133,6 +135,7 @@ impl Default for Config {
             host: "0.0.0.0".into(),
             port: 4222,
             server_name: None,
+            server_tags: Vec::new(),
             client_advertise: None,
             max_payload: MIB,
             max_pending: 64 * MIB,

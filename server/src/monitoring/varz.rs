@@ -116,6 +116,9 @@ pub(super) async fn varz(state: &Arc<ServerState>) -> Value {
     if let Some(name) = &config.server_name {
         doc["server_name"] = json!(name);
     }
+    if !config.server_tags.is_empty() {
+        doc["tags"] = json!(config.server_tags);
+    }
     doc
 }
 

@@ -198,7 +198,6 @@ const REFUSED: &[&str] = &[
 /// and ignored.
 const UNSUPPORTED: &[&str] = &[
     "gateway",
-    "server_tags",
     "server_metadata",
     "syslog",
     "remote_syslog",

@@ -20,6 +20,13 @@ impl Draft {
             "port" => self.port = Some(int(v, lower)?),
             "host" | "net" => c.host = string(v, lower)?,
             "server_name" => c.server_name = Some(string(v, lower)?),
+            // One string is one tag (nats-server splits nothing); kept lower-cased.
+            "server_tags" => {
+                c.server_tags = value::strings(v, lower)?
+                    .iter()
+                    .map(|t| t.to_lowercase())
+                    .collect();
+            }
             "client_advertise" => c.client_advertise = Some(string(v, lower)?),
             "max_payload" => c.max_payload = int32_size(v, lower)?,
             "max_pending" => c.max_pending = positive_size(v, lower)?,

@@ -84,7 +84,14 @@ async fn replicated_create(
     js.check_resources(&cfg)?;
     validate::stamp_stream_metadata(&mut cfg);
     let name = cfg.name.clone();
-    let info = replica::create(js, meta, cfg).await?;
+    let mut info = replica::create(js, meta, cfg).await?;
+    // Placed on other servers only (placement tags): their leader's view, as
+    // nats-server answers, instead of one that names no leader.
+    if info.cluster.as_ref().is_some_and(|c| c.leader.is_empty())
+        && let Some(leader) = leader_info(js, &name).await
+    {
+        info = leader;
+    }
     events::stream_action(&js.account, &name, ActionKind::Create);
     Ok(StreamCreateResponse {
         info: replicated_info(info),

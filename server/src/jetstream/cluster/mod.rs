@@ -52,6 +52,7 @@ pub mod forward;
 mod group;
 pub mod health;
 pub mod meta;
+pub mod placement;
 pub mod replica;
 mod transport;
 
@@ -68,6 +69,8 @@ use tracing::{info, warn};
 
 use self::meta::MetaMachine;
 use self::transport::{HELLO, Hello, RouteTransport};
+use rill_protocol::jsapi::{ApiError, Placement};
+
 use crate::jetstream::store::StdFs;
 use crate::raft::{self, LogStore, MachineStore, Network, Raft, node_id};
 use crate::server::ServerState;
@@ -104,6 +107,10 @@ pub enum Stepdown {
     Failed,
 }
 
+/// A server heard on `$NRG.HELLO`: member of a formed group, when last heard, its
+/// `server_tags`.
+type Heard = (bool, Instant, Vec<String>);
+
 /// This server's member of the cluster's meta group.
 pub struct MetaGroup {
     raft: Raft,
@@ -113,8 +120,11 @@ pub struct MetaGroup {
     seeded: bool,
     sm: MachineStore<MetaMachine>,
     transport: Arc<RouteTransport>,
-    /// Servers heard on `$NRG.HELLO`: name → (member of a formed group, last heard).
-    peers: Mutex<BTreeMap<String, (bool, Instant)>>,
+    /// Servers heard on `$NRG.HELLO`: name → (member of a formed group, last heard,
+    /// its `server_tags`).
+    peers: Mutex<BTreeMap<String, Heard>>,
+    /// This server's `server_tags` (for placement).
+    tags: Vec<String>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Where this server's Raft groups keep their logs (`<store_dir>/$SYS/_js_`).
     raft_root: std::path::PathBuf,
@@ -196,6 +206,7 @@ impl MetaGroup {
             sm,
             transport,
             peers: Mutex::new(BTreeMap::new()),
+            tags: config.server_tags.clone(),
             tasks: Mutex::new(vec![serve_task]),
             raft_root,
             stop: stop.clone(),
@@ -283,30 +294,48 @@ impl MetaGroup {
         Ok(serde_json::from_slice(&answer).unwrap_or(meta::MetaAnswer::Bad))
     }
 
-    /// The servers a new stream of `replicas` copies goes on: this one and the
-    /// JetStream servers heard from recently, in random order. `None` when there are
-    /// not enough.
-    pub fn place(&self, replicas: usize) -> Option<Vec<String>> {
-        use rand::seq::SliceRandom as _;
-        let mut up: Vec<String> = self.live_peers().into_keys().collect();
-        up.push(self.me.clone());
-        if up.len() < replicas {
-            return None;
-        }
-        up.shuffle(&mut rand::rng());
-        up.truncate(replicas);
-        Some(up)
+    /// The servers a new stream of `replicas` copies goes on, among this one and the
+    /// JetStream servers heard from recently, as its `placement` asks (see `placement`).
+    ///
+    /// # Errors
+    /// 400/10005 `no suitable peers for placement` (with the tags when some were asked).
+    pub fn place(
+        &self,
+        replicas: usize,
+        placement: Option<&Placement>,
+    ) -> Result<Vec<String>, ApiError> {
+        placement::place(&self.candidates(), replicas, &self.cluster, placement)
     }
 
-    /// A JetStream server heard from recently (or this one) that is not in `taken`, at
-    /// random: where a replica goes when a stream grows or loses a peer. `None` when
-    /// every live server is taken.
-    pub fn spare(&self, taken: &[String]) -> Option<String> {
-        use rand::seq::IndexedRandom as _;
-        let mut up: Vec<String> = self.live_peers().into_keys().collect();
-        up.push(self.me.clone());
-        up.retain(|s| !taken.contains(s));
-        up.choose(&mut rand::rng()).cloned()
+    /// A JetStream server heard from recently (or this one) that is not in `taken` and
+    /// fits `placement`, at random: where a replica goes when a stream grows or loses a
+    /// peer. `None` when there is none.
+    pub fn spare(&self, taken: &[String], placement: Option<&Placement>) -> Option<String> {
+        let mut free = self.candidates();
+        free.retain(|c| !taken.contains(&c.name));
+        placement::spare(&free, placement)
+    }
+
+    /// Whether every server of `peers` fits `placement` (see `placement`).
+    pub fn fits(&self, peers: &[String], placement: Option<&Placement>) -> bool {
+        placement::fits(&self.candidates(), peers, placement)
+    }
+
+    /// This server, then the servers heard from recently, with their tags.
+    fn candidates(&self) -> Vec<placement::Candidate> {
+        let me = placement::Candidate {
+            name: self.me.clone(),
+            tags: self.tags.clone(),
+        };
+        let now_live = lock(&self.peers)
+            .iter()
+            .filter(|(_, (_, seen, _))| seen.elapsed() < PEER_GONE)
+            .map(|(name, (_, _, tags))| placement::Candidate {
+                name: name.clone(),
+                tags: tags.clone(),
+            })
+            .collect::<Vec<_>>();
+        std::iter::once(me).chain(now_live).collect()
     }
 
     /// Whether the meta group has a leader this server knows of.
@@ -350,15 +379,16 @@ impl MetaGroup {
     }
 
     fn heard(&self, hello: Hello) {
-        lock(&self.peers).insert(hello.name, (hello.member, Instant::now()));
+        let tags = placement::normalize(&hello.tags);
+        lock(&self.peers).insert(hello.name, (hello.member, Instant::now(), tags));
     }
 
     /// Servers heard recently: name → member.
     fn live_peers(&self) -> BTreeMap<String, bool> {
         lock(&self.peers)
             .iter()
-            .filter(|(_, (_, seen))| seen.elapsed() < PEER_GONE)
-            .map(|(name, (member, _))| (name.clone(), *member))
+            .filter(|(_, (_, seen, _))| seen.elapsed() < PEER_GONE)
+            .map(|(name, (member, _, _))| (name.clone(), *member))
             .collect()
     }
 
@@ -369,6 +399,7 @@ impl MetaGroup {
         let hello = Hello {
             name: self.me.clone(),
             member,
+            tags: self.tags.clone(),
         };
         if let Ok(body) = serde_json::to_vec(&hello) {
             self.transport.publish(HELLO, None, Bytes::from(body));

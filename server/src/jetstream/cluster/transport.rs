@@ -44,6 +44,9 @@ pub(super) struct Hello {
     pub(super) name: String,
     /// Whether it is a member of an initialized meta group.
     pub(super) member: bool,
+    /// Its `server_tags` (stream placement); absent from servers that have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) tags: Vec<String>,
 }
 
 #[derive(Debug)]

@@ -62,13 +62,8 @@ pub async fn create(
     }
     let subjects = cfg.subjects.clone();
     let replicas = usize::try_from(cfg.num_replicas).unwrap_or(0);
-    // One replica stays where it was asked for, next to the client that made it.
-    let peers = match replicas {
-        1 => Some(vec![meta.me().to_string()]),
-        n => meta.place(n),
-    };
-    let peers =
-        peers.ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
+    // One replica without tags stays where it was asked for, next to the client.
+    let peers = meta.place(replicas, cfg.placement.as_ref())?;
     let a = StreamAssignment {
         account: account.clone(),
         group: group_name(&cfg),
@@ -145,7 +140,8 @@ async fn names_me(meta: &MetaGroup, key: &str) -> bool {
 }
 
 /// Updates a replicated stream (the new config checked against the old one); a
-/// changed `num_replicas` scales it ([`scaled`]).
+/// changed `num_replicas` scales it ([`scaled`]); a changed `placement` is checked
+/// ([`placement_kept`]).
 ///
 /// # Errors
 /// More replicas than live servers (400/10005 `no suitable peers for placement`), no
@@ -157,9 +153,13 @@ pub async fn update(
     cfg: StreamConfig,
 ) -> Result<StreamInfo, ApiError> {
     let mut a = old.clone();
+    if cfg.placement != old.config.placement {
+        placement_kept(meta, old, &cfg)?;
+    }
     if cfg.num_replicas != old.config.num_replicas {
         let replicas = usize::try_from(cfg.num_replicas).unwrap_or(1).max(1);
         let leader = super::leader_of(meta, &old.key()).await;
+        a.config.placement.clone_from(&cfg.placement);
         a = scaled(meta, a, replicas, leader.as_deref())
             .ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
     }
@@ -186,6 +186,26 @@ pub async fn update(
     Ok(info)
 }
 
+/// A new `placement` for a stream: refused as nats-server 2.15.1 refuses it when no
+/// servers fit (400/10005 `no suitable peers for placement[, tags not matched [...]]`);
+/// accepted when the stream's servers fit it already. A placement its servers do not
+/// fit asks nats-server to move the stream; rill cannot move one yet and says so
+/// (400/10011 `tags placement not supported for operation`) rather than keep a
+/// placement it does not honour.
+fn placement_kept(
+    meta: &MetaGroup,
+    old: &StreamAssignment,
+    cfg: &StreamConfig,
+) -> Result<(), ApiError> {
+    let replicas = usize::try_from(cfg.num_replicas).unwrap_or(1).max(1);
+    meta.place(replicas, cfg.placement.as_ref())?;
+    if meta.fits(&old.peers, cfg.placement.as_ref()) {
+        Ok(())
+    } else {
+        Err(ErrorCode::CLUSTER_TAGS.error())
+    }
+}
+
 /// The assignment `a` with `replicas` peers: the current ones kept (the leader first
 /// when scaling down, then in their order), spares added when growing; the servers
 /// dropped are retiring. `None` when there are not enough live servers.
@@ -195,6 +215,8 @@ fn scaled(
     replicas: usize,
     leader: Option<&str>,
 ) -> Option<StreamAssignment> {
+    let placement = a.config.placement.clone();
+    let placement = placement.as_ref();
     let mut peers = a.peers.clone();
     if let Some(i) = leader.and_then(|l| peers.iter().position(|p| p == l)) {
         let leader = peers.remove(i);
@@ -203,7 +225,7 @@ fn scaled(
     peers.truncate(replicas);
     while peers.len() < replicas {
         let taken: Vec<String> = peers.iter().chain(&a.retiring).cloned().collect();
-        peers.push(meta.spare(&taken)?);
+        peers.push(meta.spare(&taken, placement)?);
     }
     retire(&mut a, peers);
     Some(a)
@@ -235,7 +257,7 @@ pub async fn remove_peer(
     };
     let taken: Vec<String> = old.peers.iter().chain(&old.retiring).cloned().collect();
     let spare = meta
-        .spare(&taken)
+        .spare(&taken, old.config.placement.as_ref())
         .ok_or_else(|| ErrorCode::PEER_REMAP.error())?;
     let mut a = old.clone();
     let mut peers = old.peers.clone();
