@@ -592,6 +592,15 @@ impl<L> Core<L> {
         (*at == seq).then(|| slot.clone())
     }
 
+    /// Sets a subject's state for the whole store (restored from a summary,
+    /// before segments are added with [`Core::add_cold`] and no subjects).
+    pub(crate) fn restore_subject(&mut self, name: &str, st: SubjectState) {
+        let id = self.subjects.intern(name);
+        if let Some(e) = self.subjects.entry_mut(id) {
+            e.state = st;
+        }
+    }
+
     /// Interns a subject name, returning its id.
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
         self.subjects.intern(name)

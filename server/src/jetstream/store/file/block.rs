@@ -87,6 +87,31 @@ pub(crate) fn newer_format(path: &Path, version: u32) -> super::super::types::St
     ))
 }
 
+/// Bytes of a block index head before its subjects (see `blockidx`).
+pub(crate) const STAMP_FIXED: usize = 108;
+
+/// What the subject summary records of a block's index (see `summary`): the
+/// fixed part of its head (the block's length, counts, first and last
+/// sequence, ...) and the head's checksum, which covers the block's subject
+/// list too. So an open tells the index the summary was made from by reading
+/// 112 bytes of it instead of its subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) fixed: [u8; STAMP_FIXED],
+    pub(crate) crc: u32,
+}
+
+impl Stamp {
+    /// Bytes of a stamp in the summary.
+    pub(crate) const LEN: usize = STAMP_FIXED + 4;
+
+    /// The block id it names.
+    pub(crate) fn id(&self) -> u32 {
+        let f = &self.fixed;
+        u32::from_le_bytes([f[12], f[13], f[14], f[15]])
+    }
+}
+
 /// One block: an open file plus accounting.
 pub(crate) struct Block {
     /// Block id (also its file name).
@@ -116,6 +141,9 @@ pub(crate) struct Block {
     pub(crate) indexed: u64,
     /// Its index file is of format version 1 (rewritten in version 2 when it can be).
     pub(crate) legacy_idx: bool,
+    /// The stamp of its index file while that is current (version 2, written
+    /// or adopted as it is); what the subject summary lists of it.
+    pub(crate) stamp: Option<Stamp>,
 }
 
 impl fmt::Debug for Block {
@@ -147,6 +175,7 @@ impl Block {
             verified: std::cell::Cell::new(true),
             indexed: 0,
             legacy_idx: false,
+            stamp: None,
         }
     }
 

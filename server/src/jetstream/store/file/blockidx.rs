@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
-use super::block::{BLOCK_HDR, Block, Header, block_path, decode_header, newer_format};
+use super::block::{
+    BLOCK_HDR, Block, Header, STAMP_FIXED, Stamp, block_path, decode_header, newer_format,
+};
 use super::index::{Entry, Reader, put_entry, put_varint, read_entry};
 use super::record::{self, STATE_LIVE};
 use super::{FileBackend, FileLoc};
@@ -45,7 +47,7 @@ const MAGIC_V1: &[u8; 8] = b"RILLBIX\x01";
 /// Magic of a block index file, version 2.
 const MAGIC: &[u8; 8] = b"RILLBIX\x02";
 /// Bytes of a version 2 head before its subjects.
-const HEAD_FIXED: usize = 108;
+const HEAD_FIXED: usize = STAMP_FIXED;
 /// Bytes read first when opening an index (most heads fit).
 const HEAD_PROBE: u64 = 4096;
 
@@ -75,8 +77,37 @@ pub(crate) struct Head {
     pub(crate) sum: SegSummary,
     rec_bytes: u64,
     newest: FileLoc,
+    /// Its subjects; empty when only the fixed part was decoded ([`decode_fixed`]).
     pub(crate) subjects: Vec<(String, SubjectState)>,
     head_len: usize,
+}
+
+/// The stamp of the version 2 index whose head `data` holds (unchecked).
+fn stamp_of(data: &[u8]) -> Option<Stamp> {
+    let h = head_len(data)?;
+    let crc = data.get(h.checked_sub(4)?..h)?;
+    Some(Stamp {
+        fixed: data.get(..HEAD_FIXED)?.try_into().ok()?,
+        crc: u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]),
+    })
+}
+
+/// Reads the stamp of the index file at `path`: its first bytes and the head's
+/// checksum (two small reads; the subjects between them are not read).
+pub(super) fn read_stamp(vfs: &SharedVfs, path: &Path) -> std::io::Result<Stamp> {
+    let f = vfs.open(path, false)?;
+    let mut fixed = [0; HEAD_FIXED];
+    f.read_at(0, &mut fixed)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a version 2 index");
+    let h = head_len(&fixed)
+        .filter(|&h| h >= HEAD_FIXED + 4)
+        .ok_or_else(bad)?;
+    let mut crc = [0; 4];
+    f.read_at(h as u64 - 4, &mut crc)?;
+    Ok(Stamp {
+        fixed,
+        crc: u32::from_le_bytes(crc),
+    })
 }
 
 /// Encodes block `b`'s index (version 2) from the live messages `core` holds of it.
@@ -217,6 +248,51 @@ pub(crate) fn decode_head(data: &[u8]) -> Result<Head, String> {
     if crc32fast::hash(head) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err("index head checksum mismatch".into());
     }
+    let (mut h, n) = fixed_fields(head)?;
+    let mut r = Reader {
+        buf: head,
+        pos: HEAD_FIXED,
+    };
+    let mut counted = 0u64;
+    for _ in 0..n {
+        let len = usize::from(r.u16()?);
+        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "subject not utf-8")?;
+        let st = SubjectState {
+            msgs: r.varint()?,
+            first: h
+                .first_seq
+                .checked_add(r.varint()?)
+                .ok_or("subject first")?,
+            last: h.first_seq.checked_add(r.varint()?).ok_or("subject last")?,
+        };
+        if st.msgs == 0 || st.first > st.last || st.first < h.sum.first || st.last > h.sum.last {
+            return Err(format!("index subject {name} is inconsistent"));
+        }
+        counted = counted.saturating_add(st.msgs);
+        h.subjects.push((name.to_owned(), st));
+    }
+    if r.pos != r.buf.len() {
+        return Err("trailing bytes in index head".into());
+    }
+    if counted != h.sum.msgs {
+        return Err("index head is inconsistent".into());
+    }
+    Ok(h)
+}
+
+/// The head a stamp records, without its subjects. The stamp's bytes are
+/// trusted (the summary that holds it is checksummed); the fields are checked.
+pub(crate) fn decode_fixed(stamp: &Stamp) -> Result<Head, String> {
+    if head_len(&stamp.fixed).is_none() {
+        return Err("index magic".into());
+    }
+    fixed_fields(&stamp.fixed).map(|(h, _)| h)
+}
+
+/// The fields of a head before its subjects, checked against each other, and
+/// the number of subjects that follow.
+fn fixed_fields(head: &[u8]) -> Result<(Head, u32), String> {
+    let head_len = head_len(head).ok_or("index magic")?;
     let mut r = Reader { buf: head, pos: 12 };
     let id = r.u32()?;
     let (first_seq, prev_ts, len) = (r.u64()?, r.u64()? as i64, r.u64()?);
@@ -234,32 +310,13 @@ pub(crate) fn decode_head(data: &[u8]) -> Result<Head, String> {
         len: r.u32()?,
     };
     let n = r.u32()?;
-    let mut subjects = Vec::new();
-    let mut counted = 0u64;
-    for _ in 0..n {
-        let len = usize::from(r.u16()?);
-        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "subject not utf-8")?;
-        let st = SubjectState {
-            msgs: r.varint()?,
-            first: first_seq.checked_add(r.varint()?).ok_or("subject first")?,
-            last: first_seq.checked_add(r.varint()?).ok_or("subject last")?,
-        };
-        if st.msgs == 0 || st.first > st.last || st.first < sum.first || st.last > sum.last {
-            return Err(format!("index subject {name} is inconsistent"));
-        }
-        counted = counted.saturating_add(st.msgs);
-        subjects.push((name.to_owned(), st));
-    }
-    if r.pos != r.buf.len() {
-        return Err("trailing bytes in index head".into());
-    }
     let in_block =
         newest.off >= BLOCK_HDR as u32 && u64::from(newest.off) + u64::from(newest.len) <= len;
     let ordered = first_seq <= sum.first && sum.first <= sum.last && sum.last <= last_seq;
-    if counted != msgs || (msgs > 0 && !(in_block && ordered)) {
+    if msgs > 0 && !(in_block && ordered) {
         return Err("index head is inconsistent".into());
     }
-    Ok(Head {
+    let head = Head {
         id,
         first_seq,
         prev_ts,
@@ -269,9 +326,10 @@ pub(crate) fn decode_head(data: &[u8]) -> Result<Head, String> {
         sum,
         rec_bytes,
         newest,
-        subjects,
+        subjects: Vec::new(),
         head_len,
-    })
+    };
+    Ok((head, n))
 }
 
 /// Decodes and checks the entries of a version 2 index whose head is `head`:
@@ -323,16 +381,45 @@ pub(crate) fn decode_v2(data: &[u8]) -> Result<(Head, Vec<Entry>), String> {
 enum IdxFile {
     /// Version 1, decoded whole.
     V1(BlockIndex),
-    /// Version 2: its head (the entries are read when needed).
-    V2(Head),
+    /// Version 2: its head and stamp (the entries are read when needed).
+    V2(Head, Stamp),
+}
+
+/// What an index says of its block: the header it had (first sequence,
+/// previous timestamp), the length indexed, and the last sequence and its time
+/// in those bytes.
+#[derive(Debug, Clone, Copy)]
+struct Described {
+    first_seq: u64,
+    prev_ts: i64,
+    len: u64,
+    last_seq: u64,
+    last_ts: i64,
+}
+
+impl Head {
+    fn described(&self) -> Described {
+        Described {
+            first_seq: self.first_seq,
+            prev_ts: self.prev_ts,
+            len: self.len,
+            last_seq: self.last_seq,
+            last_ts: self.last_ts,
+        }
+    }
 }
 
 impl IdxFile {
-    /// (first_seq, prev_ts, len, last_seq, last_ts) of the block it describes.
-    fn block(&self) -> (u64, i64, u64, u64, i64) {
+    fn described(&self) -> Described {
         match self {
-            Self::V1(i) => (i.first_seq, i.prev_ts, i.len, i.last_seq, i.last_ts),
-            Self::V2(h) => (h.first_seq, h.prev_ts, h.len, h.last_seq, h.last_ts),
+            Self::V1(i) => Described {
+                first_seq: i.first_seq,
+                prev_ts: i.prev_ts,
+                len: i.len,
+                last_seq: i.last_seq,
+                last_ts: i.last_ts,
+            },
+            Self::V2(h, _) => h.described(),
         }
     }
 }
@@ -464,6 +551,7 @@ impl FileBackend {
             Ok(()) => {
                 self.blocks[i].indexed = len;
                 self.blocks[i].legacy_idx = false;
+                self.blocks[i].stamp = stamp_of(&data);
                 core.mark_saved(id);
             }
             Err(e) => {
@@ -523,6 +611,7 @@ impl FileBackend {
             }
             self.blocks[i].indexed = 0;
             self.blocks[i].legacy_idx = false;
+            self.blocks[i].stamp = None;
             removed = true;
         }
         if removed && durable {
@@ -546,11 +635,14 @@ impl FileBackend {
         let decoded = if data.starts_with(MAGIC_V1) {
             decode(data).map(IdxFile::V1)
         } else {
-            decode_head(&data).map(IdxFile::V2)
+            decode_head(&data).and_then(|h| {
+                let stamp = stamp_of(&data).ok_or("index head length")?;
+                Ok(IdxFile::V2(h, stamp))
+            })
         };
         let id_of = |f: &IdxFile| match f {
             IdxFile::V1(i) => i.id,
-            IdxFile::V2(h) => h.id,
+            IdxFile::V2(h, _) => h.id,
         };
         decoded
             .inspect_err(|why| warn!(block = id, %why, "block index ignored; scanning the block"))
@@ -573,7 +665,92 @@ impl FileBackend {
         let Some(idx) = self.read_index(id) else {
             return Ok(false);
         };
-        let (first_seq, prev_ts, len, last_seq, last_ts) = idx.block();
+        let d = idx.described();
+        let (file, flen, checked) = self.open_indexed(id, d)?;
+        let checked = checked.and_then(|()| match &idx {
+            IdxFile::V1(i) => check_entries(i, file.as_ref(), core).map(|()| None),
+            IdxFile::V2(h, _) => check_head(h, file.as_ref(), core),
+        });
+        let newest = match checked {
+            Ok(newest) => newest,
+            Err(why) => {
+                warn!(block = id, %why, "block index does not match its block; scanning the block");
+                let floor = (d.last_seq, d.last_ts);
+                if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
+                    self.snapshot_floor = Some(floor);
+                }
+                let listed = self.listed_seqs(&idx);
+                self.rejected.extend(listed);
+                return Ok(false);
+            }
+        };
+        if let Some(after) = self.lost_tail_after.take()
+            && d.first_seq > after + 1
+        {
+            self.lost.push((after + 1, d.first_seq - 1));
+        }
+        let mut b = start_indexed(id, d, file, core);
+        match idx {
+            IdxFile::V1(i) => {
+                install(i, &mut b, core);
+                b.legacy_idx = true;
+            }
+            IdxFile::V2(h, stamp) if flen == h.len => {
+                adopt_cold(&h, newest, &mut b, core);
+                b.stamp = Some(stamp);
+            }
+            IdxFile::V2(h, _) => {
+                if !self.install_entries(&h, &mut b, core) {
+                    // Head fine, entries not: the block is scanned whole.
+                    return Ok(false);
+                }
+            }
+        }
+        end_indexed(&mut b, d, core);
+        if flen > b.len {
+            self.scan_into(b, core, is_last)?;
+        } else {
+            self.blocks.push(b);
+        }
+        Ok(true)
+    }
+
+    /// Adopts the block a subject summary stamped, if its index file and the
+    /// block are as they were then (its subjects come from the summary). `Err`
+    /// says why not; nothing is changed but `core` then.
+    pub(super) fn adopt_stamped(
+        &mut self,
+        stamp: &Stamp,
+        core: &mut Core<FileLoc>,
+    ) -> Result<(), String> {
+        let h = decode_fixed(stamp)?;
+        match read_stamp(&self.vfs, &idx_path(&self.dir, h.id)) {
+            Ok(s) if s == *stamp => {}
+            _ => return Err(format!("block {}'s index is not the one summed", h.id)),
+        }
+        let d = h.described();
+        let (file, flen, checked) = self.open_indexed(h.id, d).map_err(|e| e.to_string())?;
+        checked?;
+        if flen != h.len {
+            return Err(format!("block {} changed after it was indexed", h.id));
+        }
+        let newest = check_head(&h, file.as_ref(), core)?;
+        let mut b = start_indexed(h.id, d, file, core);
+        adopt_cold(&h, newest, &mut b, core);
+        b.stamp = Some(stamp.clone());
+        end_indexed(&mut b, d, core);
+        self.blocks.push(b);
+        Ok(())
+    }
+
+    /// Opens block `id` for adoption from an index that describes it as `d`:
+    /// the file, its length, and whether its header and length fit `d`.
+    #[allow(clippy::type_complexity)]
+    fn open_indexed(
+        &self,
+        id: u32,
+        d: Described,
+    ) -> Result<(Box<dyn VFile>, u64, Result<(), String>), StoreError> {
         let path = block_path(&self.dir, id);
         let file = self.vfs.open(&path, false)?;
         let flen = file.len()?;
@@ -585,75 +762,21 @@ impl FileBackend {
         if let Header::Newer(v) = header {
             return Err(newer_format(&path, v));
         }
-        let checked = if header != Header::Valid(first_seq, prev_ts) {
+        let checked = if header != Header::Valid(d.first_seq, d.prev_ts) {
             Err("block header changed".to_string())
-        } else if flen < len {
-            Err(format!("block shorter than indexed ({flen} < {len})"))
+        } else if flen < d.len {
+            Err(format!("block shorter than indexed ({flen} < {})", d.len))
         } else {
-            match &idx {
-                IdxFile::V1(i) => check_entries(i, file.as_ref(), core).map(|()| None),
-                IdxFile::V2(h) => check_head(h, file.as_ref(), core),
-            }
+            Ok(())
         };
-        let newest = match checked {
-            Ok(newest) => newest,
-            Err(why) => {
-                warn!(block = id, %why, "block index does not match its block; scanning the block");
-                let floor = (last_seq, last_ts);
-                if self.snapshot_floor.is_none_or(|f| f.0 < floor.0) {
-                    self.snapshot_floor = Some(floor);
-                }
-                let listed = self.listed_seqs(&idx);
-                self.rejected.extend(listed);
-                return Ok(false);
-            }
-        };
-        if let Some(after) = self.lost_tail_after.take()
-            && first_seq > after + 1
-        {
-            self.lost.push((after + 1, first_seq - 1));
-        }
-        if first_seq > core.last_seq() {
-            core.skip_to(first_seq - 1);
-            core.set_last_ts(prev_ts);
-        }
-        let mut b = Block::empty(id, first_seq, prev_ts, file);
-        match idx {
-            IdxFile::V1(i) => {
-                install(i, &mut b, core);
-                b.legacy_idx = true;
-            }
-            IdxFile::V2(h) if flen == h.len => adopt_cold(&h, newest, &mut b, core),
-            IdxFile::V2(h) => {
-                if !self.install_entries(&h, &mut b, core) {
-                    // Head fine, entries not: the block is scanned whole.
-                    return Ok(false);
-                }
-            }
-        }
-        if last_seq > core.last_seq() {
-            core.skip_to(last_seq);
-            core.set_last_ts(last_ts);
-        }
-        b.last_seq = last_seq;
-        b.last_ts = last_ts;
-        b.len = len;
-        b.flushed = len;
-        b.indexed = len;
-        b.verified.set(false);
-        if flen > b.len {
-            self.scan_into(b, core, is_last)?;
-        } else {
-            self.blocks.push(b);
-        }
-        Ok(true)
+        Ok((file, flen, checked))
     }
 
     /// The sequences a rejected index lists (for the damage report).
     fn listed_seqs(&self, idx: &IdxFile) -> Vec<u64> {
         match idx {
             IdxFile::V1(i) => i.entries().map(|e| e.seq).collect(),
-            IdxFile::V2(h) => self
+            IdxFile::V2(h, _) => self
                 .vfs
                 .read_file(&idx_path(&self.dir, h.id))
                 .ok()
@@ -688,8 +811,34 @@ impl FileBackend {
     }
 }
 
+/// A block adopted from an index that describes it as `d`, before its
+/// messages are added: the sequences below it are assigned.
+fn start_indexed(id: u32, d: Described, file: Box<dyn VFile>, core: &mut Core<FileLoc>) -> Block {
+    if d.first_seq > core.last_seq() {
+        core.skip_to(d.first_seq - 1);
+        core.set_last_ts(d.prev_ts);
+    }
+    Block::empty(id, d.first_seq, d.prev_ts, file)
+}
+
+/// Finishes a block adopted from an index that describes it as `d`: its
+/// last sequence and length are the index's, its records not yet verified.
+fn end_indexed(b: &mut Block, d: Described, core: &mut Core<FileLoc>) {
+    if d.last_seq > core.last_seq() {
+        core.skip_to(d.last_seq);
+        core.set_last_ts(d.last_ts);
+    }
+    b.last_seq = d.last_seq;
+    b.last_ts = d.last_ts;
+    b.len = d.len;
+    b.flushed = d.len;
+    b.indexed = d.len;
+    b.verified.set(false);
+}
+
 /// Adds a block's summary and subjects to `core`, leaving its entries on disk;
-/// its newest message, read by the check, is known without them.
+/// its newest message, read by the check, is known without them. A head
+/// decoded without its subjects (a summary holds them) adds none.
 fn adopt_cold(h: &Head, newest: Option<Newest>, b: &mut Block, core: &mut Core<FileLoc>) {
     let subjects: Vec<(&str, SubjectState)> =
         h.subjects.iter().map(|(n, st)| (n.as_str(), *st)).collect();

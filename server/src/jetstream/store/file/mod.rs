@@ -1,7 +1,8 @@
 //! The file store: append-only block files with per-record checksums, an
 //! in-memory sequence index, crash recovery and per-block index files for fast opens.
 //!
-//! Owns every file in its directory (`*.blk`, `*.idx`, `index.snap`, `*.tmp`).
+//! Owns every file in its directory (`*.blk`, `*.idx`, `subjects.sum`,
+//! `index.snap`, `*.tmp`).
 //! Does not own stream/consumer configuration (see `meta`) or consumer state.
 //!
 //! # On-disk format (all integers little-endian)
@@ -10,6 +11,7 @@
 //! ```text
 //! <dir>/0000000001.blk   block files, ids increasing with sequence, 10-digit names
 //! <dir>/0000000001.idx   optional index of the block with the same id
+//! <dir>/subjects.sum     optional subject summary, written at a clean stop
 //! <dir>/index.snap       optional whole-store index snapshot (written by earlier releases)
 //! <dir>/*.tmp            leftovers of an interrupted compaction/index write (removed on open)
 //! ```
@@ -91,6 +93,25 @@
 //! entries are read when one of the block's messages is first used; if their
 //! crc or their sums do not match the head, the block is scanned instead.
 
+//! ## Subject summary (`subjects.sum`), version 1
+//! Every subject's figures for the whole store, written at a clean stop after
+//! the block indexes (when every block has a current one; otherwise an older
+//! summary is removed), not fsynced.
+//! ```text
+//!   0   8 magic "RILLSUB\x01"
+//!   8   4 number of blocks B, then B× the stamp of the block's index: the
+//!         first 108 bytes of its head (magic to subject count) and the head's
+//!         crc32 (112 bytes)
+//!   .   4 number of subjects N, then N× { u16 length, bytes, varint messages,
+//!         varint first sequence, varint last sequence - first sequence }
+//!   .   4 crc32 of everything before
+//! ```
+//! An open uses it only if its crc holds, the block files are exactly the
+//! blocks it lists, in order, each with an index file whose stamp is the one
+//! listed and a block as the index describes it (header, length, last live
+//! record), and its subjects count the blocks' messages; then no block's
+//! subject list is read. Otherwise it is ignored (see `summary`).
+
 //! ## Index snapshot (`index.snap`, read only)
 //! Earlier releases wrote one whole-store snapshot at a clean stop instead of
 //! block indexes. It is still used when present (the checks below), and block
@@ -123,16 +144,19 @@
 //! so a stale snapshot is never trusted. A snapshot that is not used is removed.
 //!
 //! # What is read at open
-//! The directory listing; then per block, with a usable index: the index's
-//! head (a few hundred bytes, plus 10–20 per subject in the block), the block's
-//! header and length, and its last live record; if the block grew after it was
-//! indexed, also the index's entries and the bytes appended after what it
-//! describes. Without a usable index, the whole block (every record checked).
-//! After a clean stop every block has a usable index; after SIGKILL, every
-//! block sealed before the last sync does (after a power loss, those whose
-//! index reached the disk), so only the blocks written since the last rotation
-//! are scanned. So an open costs O(blocks + subjects), not O(messages), and
-//! holds no per-message state for adopted blocks: the `Core` keeps each block's
+//! After a clean stop, with a usable subject summary: the summary (10–20
+//! bytes per subject), then per block its index's stamp (112 bytes), the
+//! block's header and length, and its last live record: O(blocks + subjects).
+//! Otherwise the directory listing; then per block, with a usable index: the
+//! index's head (a few hundred bytes, plus 10–20 per subject in the block),
+//! the block's header and length, and its last live record; if the block grew
+//! after it was indexed, also the index's entries and the bytes appended after
+//! what it describes. Without a usable index, the whole block (every record
+//! checked). After SIGKILL, every block sealed before the last sync has a
+//! usable index (after a power loss, those whose index reached the disk), so
+//! only the blocks written since the last rotation are scanned: O(blocks ×
+//! subjects per block), not O(messages). Either way an open holds no
+//! per-message state for adopted blocks: the `Core` keeps each block's
 //! summary and the subjects' state, and reads a block's entries (32 bytes a
 //! message in memory) when one of its messages is first used. Two messages are
 //! read without their block's entries: the last one (its record was read and
@@ -183,6 +207,7 @@ mod lazy;
 mod ops;
 pub(crate) mod record;
 mod recovery;
+mod summary;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -263,6 +288,8 @@ pub struct FileBackend {
     sealed: Vec<u32>,
     /// Written but not yet proven durable (see `durable`).
     unsynced: durable::Unsynced,
+    /// The open took the subjects from the subject summary (see `summary`).
+    from_summary: bool,
     cache: std::cell::RefCell<ReadCache>,
 }
 
@@ -307,6 +334,7 @@ impl FileStore {
             rejected: Vec::new(),
             sealed: Vec::new(),
             unsynced: durable::Unsynced::default(),
+            from_summary: false,
             cache: Default::default(),
         };
         let mut core = backend.recover()?;
@@ -359,6 +387,12 @@ impl FileStore {
             .iter()
             .filter(|b| b.indexed == b.len)
             .count()
+    }
+
+    /// The open took the subjects from the subject summary (tests).
+    #[cfg(test)]
+    pub(crate) fn opened_from_summary(&self) -> bool {
+        self.backend.from_summary
     }
 
     /// Blocks whose index entries are in memory (tests).
@@ -537,6 +571,7 @@ impl Backend for FileBackend {
         for i in 0..self.blocks.len() {
             self.write_block_index(i, core);
         }
+        self.write_summary(core);
         // An earlier release's snapshot: the block indexes replace it.
         self.invalidate_snapshot()
     }

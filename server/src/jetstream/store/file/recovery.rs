@@ -6,12 +6,13 @@
 use tracing::{info, warn};
 
 use super::block::{
-    BLOCK_HDR, Block, Header, block_path, decode_header, encode_header, newer_format,
+    BLOCK_HDR, Block, Header, Stamp, block_path, decode_header, encode_header, newer_format,
     parse_block_name,
 };
 use super::blockidx::{idx_path, parse_idx_name};
 use super::index::SNAPSHOT_NAME;
 use super::record::{self, RecordView, STATE_LIVE};
+use super::summary::{self, SUMMARY_NAME};
 use super::{FileBackend, FileLoc};
 use crate::jetstream::store::core::Core;
 use crate::jetstream::store::types::{StoreError, file_msg_size};
@@ -107,6 +108,12 @@ impl FileBackend {
                 self.invalidate_snapshot()?;
             }
         }
+        if let Some(core) = self.recover_summed(&ids, &indexed) {
+            self.from_summary = true;
+            info!(dir = %self.dir.display(), msgs = core.msgs(), blocks = ids.len(),
+                subjects = core.subjects.len(), "file store opened from its subject summary");
+            return Ok(core);
+        }
         self.blocks.clear();
         let mut core = Core::new(1);
         let n = ids.len();
@@ -129,6 +136,58 @@ impl FileBackend {
         self.apply_snapshot_floor(&mut core)?;
         info!(dir = %self.dir.display(), msgs = core.msgs(), blocks = n, adopted,
             "file store opened");
+        Ok(core)
+    }
+
+    /// Opens the store from its subject summary (see `summary`) when there is
+    /// one and it describes the blocks `ids`, all indexed (`indexed`), exactly:
+    /// each block is adopted from its index's fixed head, the subjects are the
+    /// summary's. `None` (and no block kept) otherwise: the caller reads the
+    /// blocks' own subject lists. A summary not used stays until the next clean
+    /// stop replaces it (so an open changes nothing on disk for it).
+    fn recover_summed(&mut self, ids: &[u32], indexed: &[u32]) -> Option<Core<FileLoc>> {
+        let data = match self.vfs.read_file(&self.dir.join(SUMMARY_NAME)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                warn!(dir = %self.dir.display(), error = %e, "subject summary unreadable");
+                return None;
+            }
+        };
+        let used = summary::decode(data).and_then(|s| self.adopt_summed(&s, ids, indexed));
+        used.inspect_err(|why| {
+            info!(dir = %self.dir.display(), %why, "subject summary ignored; reading each block's subjects");
+            self.blocks.clear();
+        })
+        .ok()
+    }
+
+    /// The core of the blocks `s` stamped, when they are exactly `ids` and
+    /// every one is indexed as stamped.
+    fn adopt_summed(
+        &mut self,
+        s: &summary::Summary,
+        ids: &[u32],
+        indexed: &[u32],
+    ) -> Result<Core<FileLoc>, String> {
+        let stamped: Vec<u32> = s.stamps.iter().map(Stamp::id).collect();
+        if stamped != ids || indexed != ids {
+            return Err("the blocks on disk are not the ones summed".into());
+        }
+        let mut core = Core::new(1);
+        for (name, st) in s.subjects() {
+            core.restore_subject(name, st);
+        }
+        for stamp in &s.stamps {
+            self.adopt_stamped(stamp, &mut core)?;
+        }
+        if core.msgs() != s.msgs() {
+            return Err(format!(
+                "the blocks hold {} messages, the subjects {}",
+                core.msgs(),
+                s.msgs()
+            ));
+        }
         Ok(core)
     }
 

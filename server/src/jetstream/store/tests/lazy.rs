@@ -17,17 +17,17 @@ fn open_with(dir: &Path, disk: &SimDisk, index_cache: usize) -> FileStore {
     FileStore::open(dir, cfg, disk.shared()).expect("open")
 }
 
-fn open(dir: &Path, disk: &SimDisk) -> FileStore {
+pub(super) fn open(dir: &Path, disk: &SimDisk) -> FileStore {
     open_with(dir, disk, DEFAULT_INDEX_CACHE)
 }
 
-fn body(seq: u64) -> Vec<u8> {
+pub(super) fn body(seq: u64) -> Vec<u8> {
     format!("payload-{seq}-")
         .repeat(1 + (seq % 3) as usize)
         .into_bytes()
 }
 
-fn fill(s: &mut FileStore, n: u64) {
+pub(super) fn fill(s: &mut FileStore, n: u64) {
     for i in 1..=n {
         s.append(&format!("s.{}", i % 7), None, &body(i))
             .expect("append");
@@ -35,7 +35,7 @@ fn fill(s: &mut FileStore, n: u64) {
     s.sync().expect("sync");
 }
 
-fn all(s: &FileStore) -> Vec<(u64, String, Vec<u8>)> {
+pub(super) fn all(s: &FileStore) -> Vec<(u64, String, Vec<u8>)> {
     std::iter::successors(s.load_next(1, ">").ok(), |m| {
         s.load_next(m.seq + 1, ">").ok()
     })
@@ -48,7 +48,7 @@ fn all(s: &FileStore) -> Vec<(u64, String, Vec<u8>)> {
 
 /// A disk whose store directory's own entries are durable (so a power loss
 /// keeps the store).
-fn new_disk(dir: &Path) -> SimDisk {
+pub(super) fn new_disk(dir: &Path) -> SimDisk {
     let disk = SimDisk::new();
     disk.create_dir_all(dir).expect("mkdir");
     for d in dir.ancestors().skip(1) {
@@ -59,7 +59,7 @@ fn new_disk(dir: &Path) -> SimDisk {
 
 /// SIGKILL: the store is not dropped (nothing buffered is written); what it
 /// wrote stays (the OS has it).
-fn kill(s: FileStore) {
+pub(super) fn kill(s: FileStore) {
     std::mem::forget(s);
 }
 
@@ -70,13 +70,13 @@ fn power_loss(s: FileStore, disk: &SimDisk) {
     disk.crash();
 }
 
-fn idx_of(dir: &Path, blk: u32) -> PathBuf {
+pub(super) fn idx_of(dir: &Path, blk: u32) -> PathBuf {
     dir.join(format!("{blk:010}.idx"))
 }
 
 /// The subjects' counts add up to the stream's, and each subject's first and
 /// last message are stored under it.
-fn subjects_consistent(s: &FileStore) {
+pub(super) fn subjects_consistent(s: &FileStore) {
     let subjects = s.subjects(">");
     let total: u64 = subjects.iter().map(|(_, st)| st.msgs).sum();
     assert_eq!(total, s.state().msgs);

@@ -8,3 +8,4 @@ mod lazy;
 mod meta;
 mod prop;
 mod suite;
+mod summary;
