@@ -1,13 +1,30 @@
 //! The subject table of a stream's index (one id per subject, its live state) and the
 //! [`Matcher`] that tests subject ids against a consumer's or a request's filters, with
 //! a per-id cache.
+//!
+//! # Memory
+//! A stream may hold millions of subjects (a KV bucket's keys), so a subject costs its
+//! name's bytes and about 62 bytes beside: its entry (the name as a [`Bytes`] and its
+//! state, 56 bytes) and 4 bytes plus a control byte in the name index, a hash table of
+//! ids (the names are not kept twice). Names are copied into shared chunks of
+//! [`CHUNK`] bytes, not one allocation each, and handed out as slices of their chunk
+//! (a reference count, no copy). Names of released subjects stay in their chunk; when
+//! the chunks taken since the last compaction pass twice the live names' bytes (checked
+//! at every intern and release; amortized O(1) each), the live names are copied into
+//! fresh chunks, so the table holds at most about three times its names' bytes (and
+//! what messages handed out still refer to).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use hashbrown::HashTable;
 use rill_protocol::subject;
 
 use super::SubjectState;
+
+/// Bytes of one chunk of subject names.
+const CHUNK: usize = 4096;
 
 /// One interned subject and its live state.
 #[derive(Debug, Clone)]
@@ -19,14 +36,27 @@ pub(super) struct SubjEntry {
 /// Interned subjects with their state; ids of subjects that emptied are reused.
 #[derive(Debug, Default)]
 pub(crate) struct SubjectTable {
-    by_name: HashMap<Bytes, u32>,
+    /// Live ids, found by their name's hash (`hasher`).
+    index: HashTable<u32>,
+    hasher: RandomState,
     entries: Vec<Option<SubjEntry>>,
     free: Vec<u32>,
+    /// Where new names are copied (the unused rest of the current chunk).
+    chunk: BytesMut,
+    /// Bytes of the chunks taken since the last compaction, and of live names.
+    chunk_bytes: usize,
+    name_bytes: usize,
 }
 
 impl SubjectTable {
     pub(crate) fn id(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name.as_bytes()).copied()
+        let name = name.as_bytes();
+        let hash = self.hasher.hash_one(name);
+        self.index.find(hash, |&id| self.name_is(id, name)).copied()
+    }
+
+    fn name_is(&self, id: u32, name: &[u8]) -> bool {
+        self.entry(id).is_some_and(|e| e.name == name)
     }
 
     pub(super) fn entry(&self, id: u32) -> Option<&SubjEntry> {
@@ -37,7 +67,7 @@ impl SubjectTable {
         self.entries.get_mut(id as usize).and_then(Option::as_mut)
     }
 
-    /// Name of a live subject id (empty if unknown).
+    /// Name of a live subject id (empty if unknown): a slice of its chunk.
     pub(crate) fn name(&self, id: u32) -> Bytes {
         self.entry(id).map(|e| e.name.clone()).unwrap_or_default()
     }
@@ -46,9 +76,8 @@ impl SubjectTable {
         if let Some(id) = self.id(name) {
             return id;
         }
-        let bytes = Bytes::copy_from_slice(name.as_bytes());
         let entry = SubjEntry {
-            name: bytes.clone(),
+            name: self.copy_name(name.as_bytes()),
             state: SubjectState::default(),
         };
         let id = match self.free.pop() {
@@ -61,17 +90,66 @@ impl SubjectTable {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.by_name.insert(bytes, id);
+        let Self {
+            index,
+            hasher,
+            entries,
+            ..
+        } = self;
+        let hash = hasher.hash_one(name.as_bytes());
+        index.insert_unique(hash, id, |&id| {
+            hasher.hash_one(
+                entries[id as usize]
+                    .as_ref()
+                    .map_or(&b""[..], |e| &e.name[..]),
+            )
+        });
+        self.name_bytes += name.len();
+        self.compact_if_sparse();
         id
     }
 
-    pub(super) fn release(&mut self, id: u32) {
-        if let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) {
-            self.by_name.remove(&e.name);
-            self.free.push(id);
+    /// A copy of `name` in the current chunk (a new chunk when it is full).
+    fn copy_name(&mut self, name: &[u8]) -> Bytes {
+        if self.chunk.capacity() < name.len() {
+            let size = CHUNK.max(name.len());
+            self.chunk = BytesMut::with_capacity(size);
+            self.chunk_bytes += size;
+        }
+        self.chunk.extend_from_slice(name);
+        self.chunk.split().freeze()
+    }
+
+    /// Copies the live names into fresh chunks when the chunks taken since the
+    /// last time hold more than twice their bytes (released names pile up).
+    fn compact_if_sparse(&mut self) {
+        if self.chunk_bytes <= 2 * self.name_bytes + 4 * CHUNK {
+            return;
+        }
+        self.chunk = BytesMut::new();
+        self.chunk_bytes = 0;
+        for i in 0..self.entries.len() {
+            if let Some(name) = self.entries[i].as_ref().map(|e| e.name.clone()) {
+                let copy = self.copy_name(&name);
+                if let Some(e) = self.entries[i].as_mut() {
+                    e.name = copy;
+                }
+            }
         }
     }
 
+    pub(super) fn release(&mut self, id: u32) {
+        let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(&e.name[..]);
+        if let Ok(found) = self.index.find_entry(hash, |&i| i == id) {
+            found.remove();
+        }
+        self.name_bytes -= e.name.len();
+        self.free.push(id);
+        self.compact_if_sparse();
+    }
     /// Sets every subject's state to empty (before counting them again).
     pub(super) fn clear_states(&mut self) {
         for e in self.entries.iter_mut().flatten() {
@@ -104,7 +182,7 @@ impl SubjectTable {
 
     /// Number of live subjects.
     pub(crate) fn len(&self) -> usize {
-        self.by_name.len()
+        self.index.len()
     }
 
     /// One past the largest id ever handed out.
@@ -194,3 +272,41 @@ impl<'a> Matcher<'a> {
 
 /// Subject tables up to this size get a dense match cache.
 const DENSE_CACHE_MAX: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::{CHUNK, SubjectTable};
+
+    /// Names are found by id and id by name through interning, release and
+    /// reuse; the chunks of released names are given back by compaction, so
+    /// churn keeps the table within a few times its live names' bytes.
+    #[test]
+    fn churn_keeps_names_right_and_chunks_bounded() {
+        let mut t = SubjectTable::default();
+        let mut live = std::collections::BTreeMap::new();
+        for round in 0..20u32 {
+            for k in 0..2000u32 {
+                let name = format!("kv.bucket.{round}.{k}");
+                live.insert(t.intern(&name), name);
+            }
+            // Keep one name in a hundred: the rest of each chunk is dead.
+            let gone: Vec<u32> = live.keys().copied().filter(|id| id % 100 != 7).collect();
+            for id in gone {
+                t.release(id);
+                live.remove(&id);
+            }
+            assert!(
+                t.chunk_bytes <= 2 * t.name_bytes + 5 * CHUNK,
+                "round {round}: {} chunk bytes for {} name bytes",
+                t.chunk_bytes,
+                t.name_bytes
+            );
+        }
+        assert_eq!(t.len(), live.len());
+        for (&id, name) in &live {
+            assert_eq!(&t.name(id)[..], name.as_bytes());
+            assert_eq!(t.id(name), Some(id));
+        }
+        assert_eq!(t.id("kv.bucket.0.0"), None);
+    }
+}
