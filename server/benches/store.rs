@@ -1,7 +1,8 @@
 //! Store benchmarks: append (group commit and lazy sync), load by sequence,
 //! next-by-filter over 1M messages, open/recover time with every block indexed
 //! (after a clean stop), with the sealed ones indexed (after a crash) and with
-//! none, the clean stop itself, and the replay path (a consumer reading every
+//! none, with 100k subjects from the subject summary and without it, the clean
+//! stop itself, and the replay path (a consumer reading every
 //! message in order after a restart).
 
 use std::hint::black_box;
@@ -175,6 +176,38 @@ fn bench_open(c: &mut Criterion) {
     );
 }
 
+/// Open after a clean stop of 1M messages on 100,000 subjects (10 each, round
+/// robin, so every block holds every subject): from the subject summary, and
+/// without it (each block index's subject list read).
+fn bench_open_many_subjects(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    for i in 0..BIG {
+        s.append(&format!("bench.{}", i % 100_000), None, &[7u8; 16])
+            .expect("append");
+    }
+    s.close().expect("close");
+    drop(s);
+    let summary = dir.path().join("subjects.sum");
+    assert!(summary.exists(), "a clean stop writes the summary");
+    let mut g = c.benchmark_group("open_1M_msgs_100k_subjects");
+    g.sample_size(10);
+    g.bench_function("with_subject_summary", |b| {
+        b.iter(|| {
+            let s = open(dir.path());
+            assert_eq!(s.state().num_subjects, 100_000);
+        })
+    });
+    std::fs::remove_file(&summary).expect("rm summary");
+    g.bench_function("from_block_indexes", |b| {
+        b.iter(|| {
+            let s = open(dir.path());
+            assert_eq!(s.state().num_subjects, 100_000);
+        })
+    });
+    g.finish();
+}
+
 /// The clean stop of a 1M-message store after a few appends: the indexes of
 /// the blocks that lack one (the active block's) are written.
 fn bench_close(c: &mut Criterion) {
@@ -232,6 +265,7 @@ criterion_group!(
     bench_load,
     bench_next_by_filter,
     bench_open,
+    bench_open_many_subjects,
     bench_close,
     bench_replay
 );
