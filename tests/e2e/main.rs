@@ -23,6 +23,7 @@ mod js_accounts;
 mod js_cluster;
 mod js_cluster_consumers;
 mod js_cluster_health;
+mod js_cluster_jsz;
 mod js_cluster_kv;
 mod js_cluster_leader;
 mod js_cluster_partition;

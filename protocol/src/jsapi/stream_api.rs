@@ -93,6 +93,13 @@ pub struct ClusterInfo {
     /// Leader since.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_since: Option<Timestamp>,
+    /// The group's Raft traffic runs in the system account (a replicated group on
+    /// nats-server 2.15: true; absent for one replica).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub system_account: bool,
+    /// The account carrying the group's Raft traffic (`$SYS`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub traffic_account: String,
     /// Other replicas.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<PeerInfo>,

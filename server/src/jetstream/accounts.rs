@@ -269,8 +269,7 @@ impl JsReport for JetStreams {
         Box::pin(async move {
             let mut doc = self.jsz_doc(query).await;
             if let Some(meta) = self.share.meta() {
-                doc["meta_cluster"] = meta.report();
-                super::cluster::consumer::report::jsz(meta, &mut doc).await;
+                super::cluster::report::jsz(meta, &mut doc).await;
             }
             doc
         })

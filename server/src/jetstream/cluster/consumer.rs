@@ -78,7 +78,7 @@ use tracing::{info, warn};
 
 use self::link::GroupLink;
 use self::state::{Committed, ConsumerMachine, ReplicatedStore};
-use super::group::{Local, elected, group_info};
+use super::group::{Local, Place, elected, group_info};
 pub use super::meta::{ConsumerAssignment, consumer_key as key};
 use super::meta::{MetaAnswer, MetaOp};
 use super::replica::Standing;
@@ -469,7 +469,7 @@ impl Member {
         *lock(&self.running) = Some(handle);
         self.linked.store(false, Ordering::SeqCst);
         *lock(&self.since) = Some(timestamp(now_ns()));
-        let (leader, members) = elected(&self.raft, "", &self.me);
+        let (leader, members) = elected(&self.raft, &self.me);
         let name = Some(a.config.name.as_str());
         events::leader_elected(&js.account, &a.stream, name, &leader, &members);
         info!(consumer = %a.key(), "consumer group leader: running the consumer");
@@ -526,13 +526,13 @@ impl Member {
     }
 
     /// nats-server's `cluster` block of CONSUMER.INFO as this member sees it.
-    fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
+    fn cluster_info(&self, meta: &MetaGroup) -> ClusterInfo {
         let since = *lock(&self.since);
         group_info(
             &self.raft,
             Some(&self.net),
-            cluster,
-            me,
+            Place::of(meta),
+            meta.me(),
             &self.group(),
             since,
         )
@@ -662,7 +662,7 @@ pub async fn cluster_info(
         .get(&key(account, stream, consumer))
         .cloned();
     match member {
-        Some(m) => m.cluster_info(meta.cluster_name(), meta.me()),
+        Some(m) => m.cluster_info(meta),
         None => ClusterInfo {
             name: meta.cluster_name().to_string(),
             leader: meta.me().to_string(),

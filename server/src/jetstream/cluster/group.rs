@@ -11,13 +11,33 @@ use tokio::time::Instant;
 use super::peer_id;
 use crate::raft::{Network, Raft};
 
+/// Where a group's block is shown: the cluster's name and the account carrying the
+/// group's Raft traffic (the system account; empty: none shown).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Place<'a> {
+    /// The cluster's name.
+    pub(super) cluster: &'a str,
+    /// The system account's name.
+    pub(super) traffic: &'a str,
+}
+
+impl<'a> Place<'a> {
+    /// `meta`'s cluster and system account.
+    pub(super) fn of(meta: &'a super::MetaGroup) -> Place<'a> {
+        Place {
+            cluster: meta.cluster_name(),
+            traffic: meta.system_account(),
+        }
+    }
+}
+
 /// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
-/// leader, since when (on the leader), and the other members with `current`, `lag`
-/// and (given the group's `net`) `active`, known on the leader.
+/// leader, since when (on the leader), the traffic account, and the other members with
+/// `current`, `lag` and (given the group's `net`) `active`, known on the leader.
 pub(super) fn group_info(
     raft: &Raft,
     net: Option<&Network>,
-    cluster: &str,
+    place: Place<'_>,
     me: &str,
     group: &str,
     since: Option<Timestamp>,
@@ -55,10 +75,12 @@ pub(super) fn group_info(
         })
         .collect();
     ClusterInfo {
-        name: cluster.to_string(),
+        name: place.cluster.to_string(),
         raft_group: group.to_string(),
         leader: leader.unwrap_or_default(),
         leader_since: if leading { since } else { None },
+        system_account: !place.traffic.is_empty(),
+        traffic_account: place.traffic.to_string(),
         replicas,
     }
 }
@@ -73,9 +95,9 @@ pub(super) fn leader_name(raft: &Raft) -> Option<String> {
 
 /// The leader of `raft`'s group and every member as nats-server's `*_leader_elected`
 /// advisories list them (the leader too, current), as the leader sees them.
-pub(crate) fn elected(raft: &Raft, cluster: &str, me: &str) -> (String, Vec<PeerInfo>) {
+pub(crate) fn elected(raft: &Raft, me: &str) -> (String, Vec<PeerInfo>) {
     let seen_by = leader_name(raft).unwrap_or_else(|| me.to_string());
-    let info = group_info(raft, None, cluster, &seen_by, "", None);
+    let info = group_info(raft, None, Place::default(), &seen_by, "", None);
     let mut members = vec![PeerInfo {
         name: info.leader.clone(),
         current: true,

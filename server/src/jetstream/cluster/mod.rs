@@ -14,9 +14,7 @@
 //!   the others wait to be added. A restarted member finds its membership in its log;
 //! - **growing**: the leader adds every announced server that is not yet a voter
 //!   (learner first, then voter), one per tick;
-//! - `/jsz` shows the group as nats-server's `meta_cluster` (name, leader, peer,
-//!   cluster_size, and the other members' `current`/`active` where the leader knows
-//!   them); `/healthz` says whether this server is current in it and in each stream and
+//! - `/jsz` shows the group as nats-server's `meta_cluster` ([`report`]); `/healthz` says whether this server is current in it and in each stream and
 //!   consumer group it holds a member of ([`health`]); `$JS.API.META.LEADER.STEPDOWN` from the system account hands the leadership
 //!   to another member ([`MetaGroup::step_down`], `api::meta`).
 //!
@@ -54,6 +52,7 @@ pub mod health;
 pub mod meta;
 pub mod placement;
 pub mod replica;
+pub mod report;
 mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,7 +61,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use openraft::{BasicNode, ServerState as RaftState};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -139,6 +137,10 @@ pub struct MetaGroup {
     api: std::sync::OnceLock<forward::ApiServer>,
     /// When the group's Raft was opened ([`health`]).
     opened: tokio::time::Instant,
+    /// The group's network (when each member last answered: [`report`]).
+    net: Network,
+    /// The group's log (the entries since the last snapshot: [`report`]).
+    log: LogStore,
 }
 
 impl std::fmt::Debug for MetaGroup {
@@ -188,7 +190,7 @@ impl MetaGroup {
         let dir = raft_root.join(GROUP);
         let cluster_name = cluster.name.clone().unwrap_or_default();
         let opened = open_raft(&dir, &me, &cluster_name, &transport).await;
-        let (raft, sm) = match opened {
+        let (raft, sm, net, log) = match opened {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "could not open the JetStream meta group");
@@ -214,6 +216,8 @@ impl MetaGroup {
             consumers: consumer::Members::default(),
             api: std::sync::OnceLock::new(),
             opened: tokio::time::Instant::now(),
+            net,
+            log,
         });
         let weak = Arc::downgrade(&group);
         group.transport.serve_api(Arc::new(move |name, body| {
@@ -461,41 +465,6 @@ impl MetaGroup {
             Err(e) => warn!(peer = %name, error = %e, "could not make a server a meta group voter"),
         }
     }
-
-    /// nats-server's `/jsz` `meta_cluster` object.
-    pub fn report(&self) -> Value {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let name_of = |id: &u64| membership.get_node(id).map(|n| n.addr.clone());
-        let leader = m.current_leader.as_ref().and_then(name_of);
-        let last = m.last_log_index.unwrap_or_default();
-        let replicas: Vec<Value> = membership
-            .nodes()
-            .filter(|(_, n)| n.addr != self.me)
-            .map(|(id, n)| {
-                let mut r = json!({ "name": n.addr, "peer": peer_id(&n.addr) });
-                if let Some(matched) = m.replication.as_ref().and_then(|rep| rep.get(id)) {
-                    let index = matched.map_or(0, |l| l.index);
-                    r["current"] = json!(index >= last);
-                    r["lag"] = json!(last.saturating_sub(index));
-                }
-                r
-            })
-            .collect();
-        let mut doc = json!({
-            "name": self.cluster,
-            "peer": peer_id(&self.me),
-            "cluster_size": membership.voter_ids().count(),
-            "pending": 0,
-        });
-        if let Some(leader) = leader {
-            doc["leader"] = json!(leader);
-        }
-        if !replicas.is_empty() {
-            doc["replicas"] = json!(replicas);
-        }
-        doc
-    }
 }
 
 /// The member of `raft`'s group to hand the leadership to: `preferred` when given,
@@ -557,12 +526,15 @@ pub(crate) async fn hand_over(
         .map_err(|_| Stepdown::Failed)
 }
 
+/// The meta group's Raft, its machine, network and log.
+type Opened = (Raft, MachineStore<MetaMachine>, Network, LogStore);
+
 async fn open_raft(
     dir: &std::path::Path,
     me: &str,
     cluster: &str,
     transport: &Arc<RouteTransport>,
-) -> Result<(Raft, MachineStore<MetaMachine>), String> {
+) -> Result<Opened, String> {
     let vfs = StdFs::shared();
     let log = LogStore::open(vfs.clone(), &dir.join("log")).map_err(|e| e.to_string())?;
     let sm = MachineStore::open(vfs, &dir.join("sm"), MetaMachine::default())
@@ -571,10 +543,10 @@ async fn open_raft(
     let cfg = Arc::new(raft::config(cluster, SNAPSHOT_EVERY)?);
     let transport: Arc<dyn raft::Transport> = transport.clone();
     let net = Network::new(GROUP, transport);
-    let raft = Raft::new(node_id(me), cfg, net, log, sm.clone())
+    let raft = Raft::new(node_id(me), cfg, net.clone(), log.clone(), sm.clone())
         .await
         .map_err(|e| e.to_string())?;
-    Ok((raft, sm))
+    Ok((raft, sm, net, log))
 }
 
 /// Announces this server, forms or grows the group, until `stop`; then stops Raft.

@@ -88,7 +88,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::group::{Local, group_info, leader_name};
+use super::group::{Local, Place, group_info};
 use super::meta::StreamAssignment;
 use super::{MetaGroup, lock};
 use crate::account::Account;
@@ -207,6 +207,14 @@ pub(super) async fn standing_in_group(meta: &MetaGroup, group: &str) -> Standing
     let replica = map.values().find(|r| r.group() == group).cloned();
     drop(map);
     replica.map_or(Standing::Absent, |r| r.standing())
+}
+
+/// The `cluster` block of this server's replica of the stream `key` as this member
+/// sees it (`/jsz`: the other members, the leader among them on a follower); `None`
+/// when it holds no replica.
+pub(super) async fn member_info(meta: &MetaGroup, key: &str) -> Option<ClusterInfo> {
+    let replica = meta.replicas.map.lock().await.get(key).cloned()?;
+    Some(replica.cluster_info(meta, meta.me()))
 }
 
 /// This server's members of stream groups, for `/healthz`.
@@ -465,18 +473,17 @@ impl Replica {
         info!(stream = %a.config.name, group = %a.group, "stream replica removed");
     }
 
-    /// nats-server's `cluster` block of STREAM.INFO as this member sees it: the group's
-    /// block with the leader's view of the other members ([`group_info`]); a stream of
-    /// one replica shows no group and no leader_since, as on nats-server (where it has
-    /// none).
-    fn cluster_info(&self, cluster: &str, me: &str) -> ClusterInfo {
-        let seen_by = leader_name(&self.raft).unwrap_or_else(|| me.to_string());
+    /// nats-server's `cluster` block of STREAM.INFO: the group's block with the other
+    /// members as `seen_by` sees them ([`group_info`]: the leader for STREAM.INFO, this
+    /// server in `/jsz`); a stream of one replica shows no group, no leader_since and no
+    /// traffic account, as on nats-server (where it has none).
+    fn cluster_info(&self, meta: &MetaGroup, seen_by: &str) -> ClusterInfo {
         let since = *lock(&self.lead.since);
         let mut info = group_info(
             &self.raft,
             Some(&self.net),
-            cluster,
-            &seen_by,
+            Place::of(meta),
+            seen_by,
             &self.group(),
             since,
         );
@@ -492,6 +499,8 @@ impl Replica {
         if single {
             info.raft_group.clear();
             info.leader_since = None;
+            info.system_account = false;
+            info.traffic_account.clear();
         }
         info
     }
@@ -560,7 +569,7 @@ async fn lead_while_leader(
                 lead.subscribe(&account, &cfg);
                 *lock(&lead.since) = Some(timestamp(now_ns()));
                 // nats-server's R1 streams have no group and send none.
-                let (leader, members) = super::group::elected(&raft, "", "");
+                let (leader, members) = super::group::elected(&raft, "");
                 if members.len() > 1 {
                     events::leader_elected(&account, &cfg.name, None, &leader, &members);
                 }

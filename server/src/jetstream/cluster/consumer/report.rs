@@ -73,7 +73,7 @@ fn follower_info(meta: &MetaGroup, a: &ConsumerAssignment, m: &Member) -> Consum
         ack_floor: pair(st.ack_floor),
         num_ack_pending: st.pending.len() as u64,
         num_redelivered: st.redelivered.len() as u64,
-        cluster: Some(m.cluster_info(meta.cluster_name(), meta.me())),
+        cluster: Some(m.cluster_info(meta)),
         ts: timestamp(now_ns()),
         ..ConsumerInfo::default()
     }

@@ -17,6 +17,7 @@ use rill_protocol::jsapi::{
 };
 
 use super::super::MetaGroup;
+use super::super::group::leader_name;
 use super::super::meta::{MetaAnswer, MetaOp, StreamAssignment};
 use super::{APPLY_WAIT, Standing, standing, unavailable};
 use crate::jetstream::JetStream;
@@ -328,7 +329,8 @@ pub async fn info(
                         Ok(core.info(req.deleted_details, subjects))
                     })
                     .await?;
-                info.cluster = Some(r.cluster_info(meta.cluster_name(), meta.me()));
+                let seen_by = leader_name(&r.raft).unwrap_or_else(|| meta.me().to_string());
+                info.cluster = Some(r.cluster_info(meta, &seen_by));
                 return Ok((info, paged));
             }
             None if !a.peers.iter().any(|p| p == meta.me()) => {
