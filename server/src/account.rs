@@ -11,7 +11,8 @@
 //!   republishes the request into the exporter with a fresh `_R_.` reply subject, whose
 //!   one-shot subscription carries the response back to the requester's own reply subject
 //!   (so the exporter never sees the importer's inboxes). Unanswered response routes expire
-//!   after two minutes, nats-server's default response threshold.
+//!   after two minutes, nats-server's default response threshold. Each request carries a
+//!   `Nats-Request-Info` header saying who asked (see [`Requesters`]).
 //!
 //! Imports come from two places, wired apart: the config's `accounts {}` ([`Accounts::wire`],
 //! at start and reload) and account JWTs in operator mode ([`Accounts::wire_jwt`], when an
@@ -32,10 +33,11 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rill_protocol::headers::HeaderMap;
 use rill_protocol::subject;
 use tracing::warn;
 
@@ -46,6 +48,9 @@ use crate::shared::GLOBAL_ACCOUNT;
 
 /// How long a service response route waits for its response, by default.
 const RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+
+/// The header a request crossing a service import gets, saying who asked.
+pub const REQUEST_INFO: &str = "Nats-Request-Info";
 
 /// Deepest chain of cross-account forwards (guards against import cycles).
 const MAX_HOPS: u32 = 8;
@@ -198,6 +203,20 @@ impl Account {
     }
 }
 
+/// Who sends the requests that cross service imports, as nats-server 2.15.1 tells the
+/// exporter in a `Nats-Request-Info` header (JSON, replacing any the requester set):
+/// `{"acc":<requester's account>,"rtt":<its round trip, ns>}`, or with `share: true` on
+/// the import the requester's whole client info (start, host, id, acc, user, name, lang,
+/// ver, rtt, server, kind, client_type). The server's client table answers.
+pub trait Requesters: Send + Sync + std::fmt::Debug {
+    /// The header's value for the local connection whose owner id is `publisher`;
+    /// `None` for internal publishers and messages from other servers.
+    fn request_info(&self, publisher: u64, share: bool) -> Option<String>;
+}
+
+/// Where the service forwarders find the [`Requesters`], set once when the server starts.
+type RequestersCell = Arc<OnceLock<Arc<dyn Requesters>>>;
+
 /// The account table: every account by name, the default account (`$G`) always among them.
 /// Accounts are created on first use (a configured account at start or reload, or an
 /// account a user joins) and never removed while the server runs.
@@ -209,6 +228,8 @@ pub struct Accounts {
     remotes: RwLock<Vec<Arc<dyn RemoteFactory>>>,
     /// Run on each account as it is created (see [`Accounts::each_account`]).
     hooks: RwLock<Vec<AccountHook>>,
+    /// Who sends requests, for the service imports' `Nats-Request-Info`.
+    requesters: RequestersCell,
 }
 
 /// Something every account gets when it is created, such as the system account's
@@ -240,6 +261,7 @@ impl Default for Accounts {
             by_name: RwLock::new(by_name),
             remotes: RwLock::new(Vec::new()),
             hooks: RwLock::new(Vec::new()),
+            requesters: RequestersCell::default(),
         }
     }
 }
@@ -296,6 +318,11 @@ impl Accounts {
         for acc in self.all() {
             acc.router.attach(remotes.remote_for(&acc.name));
         }
+    }
+
+    /// Tells the service imports who sends requests (once, when the server starts).
+    pub fn set_requesters(&self, requesters: Arc<dyn Requesters>) {
+        let _ = self.requesters.set(requesters);
     }
 
     /// Every account.
@@ -400,7 +427,7 @@ fn rewire(accounts: &Accounts, importer: &Arc<Account>, wanted: &[ImportSpec], f
         let exporter = accounts.get(&spec.config.account);
         let mut w = match spec.config.kind {
             ExportKind::Stream => wire_stream(&exporter, Arc::clone(importer), spec),
-            ExportKind::Service => wire_service(importer, exporter, spec),
+            ExportKind::Service => wire_service(importer, exporter, spec, &accounts.requesters),
         };
         w.from_jwt = from_jwt;
         wired.push(w);
@@ -485,7 +512,12 @@ fn wire_stream(exporter: &Arc<Account>, importer: Arc<Account>, spec: &ImportSpe
     }
 }
 
-fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, spec: &ImportSpec) -> WiredImport {
+fn wire_service(
+    importer: &Arc<Account>,
+    exporter: Arc<Account>,
+    spec: &ImportSpec,
+    requesters: &RequestersCell,
+) -> WiredImport {
     let import = &spec.config;
     let local = import
         .local_subject()
@@ -500,6 +532,8 @@ fn wire_service(importer: &Arc<Account>, exporter: Arc<Account>, spec: &ImportSp
         token: response_token(),
         next: AtomicU64::new(1),
         allow_trace: spec.allow_trace,
+        share: import.share,
+        requesters: Arc::clone(requesters),
     });
     let sub = internal_sub(
         &importer.router,
@@ -625,9 +659,28 @@ struct ServiceForward {
     next: AtomicU64,
     /// Message traces cross into the exporter.
     allow_trace: bool,
+    /// The import shares the requester's whole client info (`share: true`).
+    share: bool,
+    requesters: RequestersCell,
 }
 
 impl ServiceForward {
+    /// `msg`'s header block with `Nats-Request-Info` set (one the requester sent
+    /// replaced), when its publisher is a client of this server; `None` otherwise, or
+    /// when its block does not parse (it crosses as it is).
+    fn with_request_info(&self, msg: &Msg<'_>) -> Option<Bytes> {
+        let info = self
+            .requesters
+            .get()?
+            .request_info(msg.publisher, self.share)?;
+        let mut headers = match msg.headers {
+            Some(block) => HeaderMap::parse(block).ok()?,
+            None => HeaderMap::new(),
+        };
+        headers.insert(REQUEST_INFO, info);
+        Some(headers.to_bytes())
+    }
+
     /// Drops response routes older than the threshold.
     fn expire(&self) {
         let mut pending = locks::lock(&self.pending);
@@ -662,6 +715,11 @@ impl Subscriber for ServiceForward {
         }
         let Some(msg) = crossing(msg, self.allow_trace) else {
             return Delivery::Queued;
+        };
+        let headers = self.with_request_info(&msg);
+        let msg = match &headers {
+            Some(block) => msg.with_headers(block),
+            None => msg,
         };
         let Some(reply) = msg.reply else {
             return self.target.forward(&msg.with_subject(&remote), false);

@@ -8,13 +8,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::SystemTime;
 
 use rill_protocol::Info;
 use rill_protocol::compat::{NATS_VERSION, info_api_level};
 
-use crate::account::Accounts;
+use crate::account::{Accounts, Requesters};
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtAuth;
 use crate::client::events::{EventSink, NoEvents};
@@ -78,7 +78,7 @@ impl ServerState {
             .server_name
             .clone()
             .unwrap_or_else(|| server_id.clone());
-        Arc::new(Self {
+        let state = Arc::new(Self {
             client_port: AtomicU64::new(u64::from(config.port)),
             auth: RwLock::new(Arc::new(Authenticator::new(&config).with_jwt(jwt.clone()))),
             tls: RwLock::new(None),
@@ -101,7 +101,10 @@ impl ServerState {
             cluster: OnceLock::new(),
             reload: tokio::sync::Notify::new(),
             leafs: OnceLock::new(),
-        })
+        });
+        let requesters = ClientRequesters(Arc::downgrade(&state));
+        state.accounts.set_requesters(Arc::new(requesters));
+        state
     }
 
     /// Operator mode, when configured.
@@ -297,5 +300,17 @@ impl ServerState {
                 .unwrap_or_default();
         }
         info
+    }
+}
+
+/// The client table, telling service imports who sent a request (`Nats-Request-Info`).
+#[derive(Debug)]
+struct ClientRequesters(Weak<ServerState>);
+
+impl Requesters for ClientRequesters {
+    fn request_info(&self, publisher: u64, share: bool) -> Option<String> {
+        let state = self.0.upgrade()?;
+        let client = state.clients.get(publisher)?;
+        Some(client.request_info(&state.server_name, share))
     }
 }

@@ -35,6 +35,7 @@ mod peer;
 mod perms;
 pub mod registry;
 mod reload;
+mod request_info;
 mod trace;
 
 use std::collections::HashMap;

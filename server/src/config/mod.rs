@@ -412,6 +412,9 @@ pub struct ImportConfig {
     pub prefix: Option<String>,
     /// A stream import lets message traces cross into the importer (`allow_trace`).
     pub allow_trace: bool,
+    /// A service import tells the exporter the requester's whole client info in
+    /// `Nats-Request-Info`, not only its account and round trip (`share`).
+    pub share: bool,
 }
 
 impl ImportConfig {

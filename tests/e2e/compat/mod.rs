@@ -13,11 +13,13 @@
 //! - `tls_available`: `allow_non_tls`, clients with and without TLS on one port.
 //! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
 //! - `trace`: message tracing (`Nats-Trace-Dest`), one server and a route, as nats-server.
+//! - `request_info`: `Nats-Request-Info` on requests crossing a service import.
 
 mod api;
 mod domain;
 mod limits;
 mod pull;
+mod request_info;
 mod resub;
 mod stored;
 mod tls_available;

@@ -196,6 +196,7 @@ fn import_config(kind: ExportKind, import: &Import, remote: &str) -> ImportConfi
         to,
         prefix,
         allow_trace: false,
+        share: import.share,
     }
 }
 

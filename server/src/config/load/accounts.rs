@@ -126,6 +126,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
     let mut to = None;
     let mut prefix = None;
     let mut allow_trace = false;
+    let mut share = false;
     for e in m.entries() {
         let key = e.key.to_ascii_lowercase();
         match key.as_str() {
@@ -133,7 +134,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
             "service" => source = Some((ExportKind::Service, import_source(&e.value, &key)?)),
             "to" => to = Some(string(&e.value, &key)?),
             "prefix" => prefix = Some(string(&e.value, &key)?),
-            "share" => {}
+            "share" => share = value::boolean(&e.value, &key)?,
             "allow_trace" => allow_trace = value::boolean(&e.value, &key)?,
             _ => value::unknown(e)?,
         }
@@ -148,6 +149,7 @@ fn import(v: &ConfValue) -> Result<ImportConfig, ConfigError> {
         to,
         prefix,
         allow_trace,
+        share,
     })
 }
 

@@ -118,10 +118,11 @@ fn accounts_with_users_exports_imports_and_jetstream() {
         A: { jetstream: enabled, users: [{user: a, password: a}], exports: [{stream: \"a.>\"}, {service: \"svc\", accounts: [B]}] }\n\
         B { jetstream { max_mem: 1G, max_file: \"10GB\", max_streams: 5, max_consumers: 10 }\n\
             users [ {user: b, password: b, permissions: {publish: \"b.>\", allow_responses: true}} ]\n\
-            imports [ {stream: {account: A, subject: \"a.>\"}, prefix: from_a}, {service: {account: A, subject: svc}, to: asvc} ] }\n\
+            imports [ {stream: {account: A, subject: \"a.>\"}, prefix: from_a}, {service: {account: A, subject: svc}, to: asvc, share: true} ] }\n\
         }\nno_auth_user: a\n");
     assert_eq!(c.accounts[0].exports[1].kind, ExportKind::Service);
     assert_eq!(c.accounts[1].users[0].account.as_deref(), Some("B"));
+    assert!(!c.accounts[1].imports[0].share && c.accounts[1].imports[1].share);
     insta::assert_debug_snapshot!(c.accounts);
 }
 
