@@ -25,7 +25,7 @@ const MAX_BACKOFF: u32 = 8;
 
 /// Dials `remote` (the `index`-th) until the server stops.
 pub(super) async fn keep_dialing(leafs: Arc<LeafNodes>, index: usize, remote: RemoteLeaf) {
-    let _done = leafs.done.clone();
+    let _done = leafs.done.hold();
     let mut stop = leafs.stop.clone();
     let delay = leafs.config.reconnect;
     let mut failures: u32 = 0;

@@ -90,7 +90,7 @@ pub struct LeafNodes {
     loops: Mutex<Vec<(String, tokio::time::Instant)>>,
     stop: watch::Receiver<bool>,
     /// Held by every leaf task, so shutdown waits for them.
-    done: mpsc::Sender<()>,
+    done: crate::link::Done,
 }
 
 impl LeafNodes {
@@ -141,7 +141,7 @@ impl LeafNodes {
             learned: Mutex::new(Vec::new()),
             loops: Mutex::new(Vec::new()),
             stop,
-            done,
+            done: crate::link::Done::new(done.clone()),
             config: cfg,
         });
         state
@@ -154,7 +154,7 @@ impl LeafNodes {
             }
             crate::link::serve_listener(
                 listener,
-                (leafs.stop.clone(), leafs.done.clone()),
+                (leafs.stop.clone(), done),
                 "leafnode",
                 Arc::clone(&leafs),
                 conn::accept,
@@ -320,6 +320,7 @@ impl LeafNodes {
 
     /// Closes every link (server shutdown).
     pub fn shutdown(&self) {
+        self.done.release();
         for link in self.links() {
             link.outbound.close_with(CloseReason::ServerShutdown);
         }

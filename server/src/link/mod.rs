@@ -14,7 +14,8 @@
 //!   member, and queueing one message per target link.
 //! - here: the [`Link`] trait both link types implement (and their [`Subscriber`] side,
 //!   `link_subscriber!`), [`LinkCounters`], the accept loop both listeners run
-//!   ([`serve_listener`]), and host and port helpers for what a listener advertises.
+//!   ([`serve_listener`]), the [`Done`] token their tasks hold so shutdown waits for
+//!   them, and host and port helpers for what a listener advertises.
 
 pub(crate) mod forward;
 pub(crate) mod handshake;
@@ -22,8 +23,8 @@ pub(crate) mod reader;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -35,6 +36,30 @@ use crate::monitoring::format::go_duration;
 use crate::router::Subscriber;
 use crate::stats::Stats;
 use crate::trace::record::Conn;
+
+/// The shutdown token of one kind of link (routes, leaf nodes): every task of that kind
+/// holds a clone of the server's `done` sender, and the server's shutdown waits until
+/// all are dropped. The kind's own table keeps the sender only until
+/// [`Done::release`] (its shutdown), or the server would wait for the table itself (5 s,
+/// then 'Some connections did not close in time').
+#[derive(Debug)]
+pub(crate) struct Done(Mutex<Option<mpsc::Sender<()>>>);
+
+impl Done {
+    pub(crate) fn new(done: mpsc::Sender<()>) -> Self {
+        Self(Mutex::new(Some(done)))
+    }
+
+    /// A clone for a task to hold while it runs (`None` once the server stops).
+    pub(crate) fn hold(&self) -> Option<mpsc::Sender<()>> {
+        crate::locks::lock(&self.0).clone()
+    }
+
+    /// Drops the table's own sender: the server stops.
+    pub(crate) fn release(&self) {
+        crate::locks::lock(&self.0).take();
+    }
+}
 
 /// Messages and bytes in and out of one link, and its last round-trip time.
 #[derive(Debug, Default)]

@@ -47,7 +47,7 @@ enum Dialed {
 
 /// Keeps the seed route `url` up until the server stops.
 pub(super) async fn keep_dialing(cluster: Arc<Cluster>, url: RouteUrl) {
-    let _done = cluster.done.clone();
+    let _done = cluster.done.hold();
     let mut stop = cluster.stop.clone();
     let mut known: Option<String> = None;
     let mut attempt: u32 = 0;
@@ -97,7 +97,7 @@ pub(super) async fn keep_dialing(cluster: Arc<Cluster>, url: RouteUrl) {
 /// Tries a route learned by gossip a few times; never redials it after it closes (the
 /// peer, once back, dials its seeds and gossip brings the mesh together again).
 pub(super) async fn dial_implicit(cluster: Arc<Cluster>, url: RouteUrl) {
-    let _done = cluster.done.clone();
+    let _done = cluster.done.hold();
     let attempts = match cluster.config.connect_retries {
         0 => IMPLICIT_ATTEMPTS,
         n => n + 1,

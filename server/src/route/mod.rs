@@ -137,7 +137,7 @@ pub struct Cluster {
     dialing: Mutex<HashSet<String>>,
     stop: watch::Receiver<bool>,
     /// Held by every route task, so shutdown waits for them.
-    done: mpsc::Sender<()>,
+    done: crate::link::Done,
 }
 
 impl Cluster {
@@ -178,7 +178,7 @@ impl Cluster {
             peers,
             dialing: Mutex::new(HashSet::new()),
             stop,
-            done,
+            done: crate::link::Done::new(done.clone()),
             config: cfg,
         });
         state
@@ -189,7 +189,7 @@ impl Cluster {
         info!("Listening for route connections on {listen}");
         crate::link::serve_listener(
             listener,
-            (cluster.stop.clone(), cluster.done.clone()),
+            (cluster.stop.clone(), done),
             "route",
             Arc::clone(&cluster),
             conn::accept,
@@ -418,6 +418,7 @@ impl Cluster {
 
     /// Closes every route (server shutdown).
     pub fn shutdown(&self) {
+        self.done.release();
         self.peers
             .for_each(|link| link.outbound.close_with(CloseReason::ServerShutdown));
     }

@@ -14,6 +14,7 @@
 //! - `stored`: a message published to a wildcard subject is stored (KV purge markers).
 //! - `trace`: message tracing (`Nats-Trace-Dest`), one server and a route, as nats-server.
 //! - `request_info`: `Nats-Request-Info` on requests crossing a service import.
+//! - `stop`: servers with routes or leaf nodes exit at once on SIGTERM.
 
 mod api;
 mod domain;
@@ -21,6 +22,7 @@ mod limits;
 mod pull;
 mod request_info;
 mod resub;
+mod stop;
 mod stored;
 mod tls_available;
 mod trace;
