@@ -127,8 +127,27 @@ impl<L> Core<L> {
         out
     }
 
-    /// Sequences of matching messages, oldest first, below `below` (exclusive).
+    /// Sequences of matching messages, oldest first, below `below` (exclusive). A
+    /// literal filter walks only its subject's range (a roll-up of one subject, as each
+    /// schedule is stored, must not read the whole stream).
     pub(crate) fn matching_seqs(&self, m: &mut Matcher<'_>, below: u64) -> Vec<u64> {
+        if let Some(lit) = m.literal() {
+            let Some(st) = self.subject_state(lit) else {
+                return Vec::new();
+            };
+            let id = self.subjects.id(lit).unwrap_or(u32::MAX);
+            let mut out = Vec::new();
+            self.walk(st.first, |seq, slot| {
+                if seq >= below || seq > st.last {
+                    return false;
+                }
+                if slot.subj == id {
+                    out.push(seq);
+                }
+                true
+            });
+            return out;
+        }
         let table = &self.subjects;
         let mut out = Vec::new();
         self.walk(0, |seq, slot| {
