@@ -197,6 +197,7 @@
 //! acknowledged, or cannot be told apart from such a write). Damaged block
 //! headers are scanned past. Nothing is deleted because it looks odd.
 
+mod adopt;
 mod block;
 mod blockidx;
 mod durable;
