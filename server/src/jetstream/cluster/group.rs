@@ -85,6 +85,16 @@ pub(super) fn group_info(
     }
 }
 
+/// How many members `raft`'s group has (voters and learners).
+pub(super) fn member_count(raft: &Raft) -> usize {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .nodes()
+        .count()
+}
+
 /// The name of `raft`'s group leader, when one is known.
 pub(super) fn leader_name(raft: &Raft) -> Option<String> {
     let m = raft.metrics().borrow().clone();

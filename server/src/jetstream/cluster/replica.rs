@@ -487,15 +487,7 @@ impl Replica {
             &self.group(),
             since,
         );
-        let single = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .count()
-            == 1;
+        let single = super::group::member_count(&self.raft) == 1;
         if single {
             info.raft_group.clear();
             info.leader_since = None;

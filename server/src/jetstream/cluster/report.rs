@@ -100,16 +100,7 @@ fn last_snapshot_time(meta: &MetaGroup) -> String {
 /// The Raft groups of more than one member this server belongs to: the meta group,
 /// its replicas of replicated streams, its members of replicated consumers.
 async fn ha_assets(meta: &MetaGroup) -> usize {
-    let replicated = |l: &super::group::Local| {
-        l.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .count()
-            > 1
-    };
+    let replicated = |l: &super::group::Local| super::group::member_count(&l.raft) > 1;
     let streams = replica::locals(meta).await;
     let consumers = consumer::locals(meta).await;
     1 + streams.iter().filter(|l| replicated(l)).count()
