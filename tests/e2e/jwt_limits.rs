@@ -394,10 +394,14 @@ async fn tiered_jetstream_limits_as_nats_server() {
     ];
     let r3_only = json!({"tiered_limits": {"R3": tier(5, 65536)}});
     let r3_steps = [info("info"), create("R1 stream", "A", "file", Some(4096))];
+    // A tier that leaves max_ack_pending (and the largest streams) unset.
+    let r1_plain = json!({"tiered_limits": {"R1": {"mem_storage": 4096, "disk_storage": 8192,
+                                                   "streams": 2, "consumer": 1}}});
     let mut results = Vec::new();
     for kind in KINDS {
         let mut out = limits_steps(kind, both.clone(), &steps).await;
         out.extend(limits_steps(kind, r3_only.clone(), &r3_steps).await);
+        out.extend(limits_steps(kind, r1_plain.clone(), &[info("info")]).await);
         results.push(out);
     }
     assert_eq!(

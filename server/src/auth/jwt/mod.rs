@@ -91,8 +91,9 @@ impl JwtAuth {
 }
 
 /// An account JWT's `tiered_limits`: the `R1` tier's limits in force (nothing allowed
-/// without one) and every tier listed. A tier's unset largest stream is unlimited (-1),
-/// as nats-server lists it.
+/// without one) and every tier listed. A tier's unset largest stream and unset
+/// max_ack_pending are unlimited (-1), as nats-server lists them (the top-level limits
+/// keep their 0).
 fn tiered(
     tiers: &std::collections::BTreeMap<String, claims::JetStreamLimits>,
 ) -> AccountJetStreamLimits {
@@ -103,6 +104,7 @@ fn tiered(
             for max in [
                 &mut limits.memory_max_stream_bytes,
                 &mut limits.store_max_stream_bytes,
+                &mut limits.max_ack_pending,
             ] {
                 if *max == 0 {
                     *max = -1;
