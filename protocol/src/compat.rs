@@ -22,7 +22,7 @@
 //! | 2.10 | 0 | consumer `filter_subjects`, stream/consumer `metadata`, `first_seq`, compression, subject transforms, default consumer limits | yes |
 //! | 2.11 | 1 | per-message TTL, subject delete markers, consumer pause, priority groups (overflow, pinned client, `UNPIN`), batch direct get, message tracing, `Nats-Required-Api-Level` | yes |
 //! | 2.12 | 2 | counters, atomic batch publish, message schedules, `prioritized` priority policy, async persist mode, mirror removal (a mirror becomes a normal stream) | yes (async persist is accepted and stored as synchronously as the default) |
-//! | 2.14 | 4 | consumer reset, fast batch publish, ack flow control | reset only (`allow_batched` is refused) |
+//! | 2.14 | 4 | consumer reset, fast batch publish, ack flow control | consumer reset and fast batch publish (`allow_batched`); the release is not claimed until the rest is checked against 2.14 |
 //!
 //! So rill reports 2.12.0 and API level 2. The clients' own gates were checked: nats.js
 //! switches on batch direct gets and priority groups at 2.11.0 and consumer reset at
