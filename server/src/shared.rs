@@ -104,8 +104,9 @@ pub trait LeafReport: Send + Sync + std::fmt::Debug {
         addr: std::net::SocketAddr,
     ) -> BoxFuture<'static, ()>;
     /// An account JWT changed (operator mode): each accepted leaf's JWT user is checked
-    /// again and the link closed when it no longer passes.
-    fn recheck_jwt(&self, auth: &crate::auth::jwt::JwtAuth);
+    /// again (against the server's operator trust) and the link closed when it no longer
+    /// passes.
+    fn recheck_jwt(&self);
     /// The ids of the accepted leaf links bound to `account` (counted against its JWT's
     /// `conn` limit on an update).
     fn account_links(&self, account: &str) -> Vec<u64>;

@@ -19,8 +19,13 @@ impl LeafReport for LeafNodes {
         super::ws::accept(self, socket, addr)
     }
 
-    fn recheck_jwt(&self, auth: &crate::auth::jwt::JwtAuth) {
-        super::revoke::recheck(self, auth);
+    fn recheck_jwt(&self) {
+        let Some(state) = self.state() else {
+            return;
+        };
+        if let Some(auth) = state.jwt() {
+            super::revoke::recheck(self, auth);
+        }
     }
 
     fn account_links(&self, account: &str) -> Vec<u64> {

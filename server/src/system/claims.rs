@@ -253,7 +253,7 @@ pub(super) async fn packed(state: &Arc<ServerState>, req: &Request) {
 async fn changed(state: &Arc<ServerState>, jwt: &JwtAuth, accounts: &[String]) {
     state.clients.notify_auth_reload();
     if let Some(leafs) = state.leafs() {
-        leafs.recheck_jwt(jwt);
+        leafs.recheck_jwt();
     }
     for account in accounts {
         crate::client::jwt::close_over_limit(state, jwt, account);
