@@ -120,7 +120,7 @@ pub(crate) fn next_line(
 }
 
 /// UTF-8, checked with the ASCII fast path that nearly every subject takes.
-fn is_text(part: &[u8]) -> bool {
+pub(crate) fn is_text(part: &[u8]) -> bool {
     part.is_ascii() || std::str::from_utf8(part).is_ok()
 }
 

@@ -36,7 +36,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::decode::{field, next_line, op_is, parse_size, range_in, split_op};
+use crate::decode::{field, is_text, next_line, op_is, parse_size, range_in, split_op};
 use crate::error::ProtocolError;
 use crate::limits::DecoderLimits;
 use crate::op::Publish;
@@ -102,6 +102,8 @@ struct Pending {
     queues: Vec<Range<usize>>,
     hdr_len: Option<usize>,
     total_len: usize,
+    /// The subject and reply are UTF-8 (see [`RouteDecoder::decode`]).
+    text: bool,
 }
 
 impl Pending {
@@ -119,6 +121,9 @@ impl Pending {
             return Err(ProtocolError::UnknownOp);
         }
         let mut frame = buf.split_to(frame_len).freeze();
+        if !self.text {
+            return Err(ProtocolError::InvalidPublishSubject);
+        }
         frame.truncate(frame_len - 2);
         let account = frame.slice(self.account.clone());
         let queues = self.queues.iter().map(|q| frame.slice(q.clone())).collect();
@@ -175,7 +180,12 @@ impl RouteDecoder {
     ///
     /// # Errors
     /// A [`ProtocolError`] when the bytes break the route protocol; the caller closes
-    /// the route. The decoder's state is unspecified afterwards.
+    /// the link and the decoder's state is unspecified afterwards. Two errors do not
+    /// close ([`ProtocolError::closes_connection`]): [`ProtocolError::InvalidPublishSubject`]
+    /// for a message whose subject or reply is not UTF-8 and [`ProtocolError::InvalidSubject`]
+    /// for interest in such a subject or queue. The op has been consumed whole and decoding
+    /// goes on with the next: nats-server routes such subjects byte by byte, rill's
+    /// subjects are text from every wire inward, so the link drops them and says so.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<RouteOp>, ProtocolError> {
         if self.pending.is_none() {
             let Some((line, line_len)) = next_line(buf, self.limits.max_control_line)? else {
@@ -200,11 +210,11 @@ impl RouteDecoder {
         let Some(pending) = &self.pending else {
             return Ok(None);
         };
-        let Some(msg) = pending.take(buf)? else {
-            return Ok(None);
-        };
-        self.pending = None;
-        Ok(Some(RouteOp::Msg(msg)))
+        let taken = pending.take(buf);
+        if !matches!(taken, Ok(None)) {
+            self.pending = None;
+        }
+        taken.map(|msg| msg.map(RouteOp::Msg))
     }
 }
 
@@ -271,6 +281,7 @@ fn parse_msg(
         false => None,
     };
     Ok(Pending {
+        text: is_text(subject) && reply.is_none_or(is_text),
         line_len,
         account: range_in(buf, account),
         subject: range_in(buf, subject),
@@ -349,6 +360,9 @@ fn parse_sub(
         ([a, s, q], _) => (a, s, Some(q), 1),
         _ => return Err(bad(op, "wrong number of arguments")),
     };
+    if !is_text(subject) || queue.is_some_and(|q| !is_text(q)) {
+        return Err(ProtocolError::InvalidSubject);
+    }
     Ok(RouteSub {
         account: part(account),
         subject: part(subject),
@@ -607,6 +621,43 @@ PING\r\nPONG\r\n-ERR 'Rejecting connection, cluster name \"C1\" does not match \
                 "{:?} decoded",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    /// A subject or reply that is not UTF-8 (nats-server passes such bytes on) costs that
+    /// op alone: the error does not close the link and the next op decodes.
+    #[test]
+    fn subjects_that_are_not_text_drop_their_op_alone() {
+        let cases: [(&[u8], bool, ProtocolError); 5] = [
+            (
+                b"RMSG $G a\xff 2\r\nhi\r\n",
+                false,
+                ProtocolError::InvalidPublishSubject,
+            ),
+            (
+                b"HMSG $G a r\xc3 0 2\r\nhi\r\n",
+                false,
+                ProtocolError::InvalidPublishSubject,
+            ),
+            (
+                b"LMSG \xfe.x 2\r\nhi\r\n",
+                true,
+                ProtocolError::InvalidPublishSubject,
+            ),
+            (b"RS+ $G a.\xff\r\n", false, ProtocolError::InvalidSubject),
+            (b"LS+ a q\xff 1\r\n", true, ProtocolError::InvalidSubject),
+        ];
+        for (bad, leaf, want) in cases {
+            let mut decoder = match leaf {
+                true => RouteDecoder::leaf(DecoderLimits::default()),
+                false => RouteDecoder::new(DecoderLimits::default()),
+            };
+            let mut buf = BytesMut::from(bad);
+            buf.extend_from_slice(b"PING\r\n");
+            let err = decoder.decode(&mut buf).expect_err("refused");
+            assert_eq!(err, want, "{:?}", String::from_utf8_lossy(bad));
+            assert!(!err.closes_connection());
+            assert_eq!(decoder.decode(&mut buf), Ok(Some(RouteOp::Ping)));
         }
     }
 

@@ -600,3 +600,47 @@ async fn a_rill_hub_closes_a_leaf_asking_for_its_jetstream_api() {
 async fn a_nats_server_hub_closes_a_leaf_asking_for_its_jetstream_api() {
     hub_closes_a_leaf_asking_for_its_jetstream_api(Nats).await;
 }
+
+/// A leaf link's op whose subject is not UTF-8 (nats-server passes such bytes on; rill's
+/// subjects are text from every wire inward) is dropped alone and logged: the link stays
+/// up, the interest and message around it flow, a hub client never sees the bad subject.
+#[tokio::test]
+async fn a_rill_hub_drops_a_leaf_op_whose_subject_is_not_text() {
+    use tokio::io::AsyncWriteExt;
+    let hub = TestServer::start_with(ServerOpts {
+        config: Some("server_name: hub\nleafnodes { listen: \"127.0.0.1:-1\" }\n".into()),
+        ..ServerOpts::kind(Rill)
+    })
+    .await;
+    let client = hub.client().await;
+    let mut bad = client.subscribe("bad.*").await.expect("subscribe");
+    let mut seen = client.subscribe("good").await.expect("subscribe");
+    sync(&client).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", leaf_port(&hub).await))
+        .await
+        .expect("leaf port");
+    read_leaf(&mut conn, "\r\n").await;
+    let connect = r#"CONNECT {"name":"probe","hub":false,"headers":true}"#;
+    conn.write_all(format!("{connect}\r\nPING\r\n").as_bytes())
+        .await
+        .expect("connect");
+    assert!(read_leaf(&mut conn, "PONG").await.0.contains("PONG"));
+    conn.write_all(b"LS+ bad.\xff\r\nLMSG bad.\xfe 2\r\nno\r\nLMSG good 2\r\nok\r\nPING\r\n")
+        .await
+        .expect("ops");
+    let (answer, closed) = read_leaf(&mut conn, "PONG").await;
+    assert!(!closed && !answer.contains("-ERR"), "{answer}");
+    let got = tokio::time::timeout(WAIT, seen.next())
+        .await
+        .expect("a message")
+        .expect("subscription open");
+    assert_eq!(&got.payload[..], b"ok");
+    sync(&client).await;
+    assert!(futures::FutureExt::now_or_never(bad.next()).is_none());
+    check_for(WAIT, || async {
+        let logs = hub.logs();
+        logs.contains("Leafnode op dropped: Invalid Subject")
+            && logs.contains("Leafnode op dropped: Invalid Publish Subject")
+    })
+    .await;
+}

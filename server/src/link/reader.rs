@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use rill_protocol::{RouteDecoder, RouteOp};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::Link;
 use super::handshake::READ_CHUNK;
@@ -157,6 +157,11 @@ impl<'a, P: Protocol> ReadLoop<'a, P> {
                 Ok(Some(RouteOp::Pong)) => self.pong(),
                 Ok(Some(op)) => self.protocol.handle(op, &mut self.tally),
                 Ok(None) => break Ok(()),
+                Err(e) if !e.closes_connection() => {
+                    // A subject that is not text: that op alone is dropped.
+                    let prefix = self.protocol.link().log_prefix();
+                    warn!("{prefix} - {} op dropped: {e}", self.kind);
+                }
                 Err(e) => {
                     let prefix = self.protocol.link().log_prefix();
                     error!("{prefix} - {} protocol error: {e}", self.kind);
