@@ -29,6 +29,7 @@ mod js_cluster_leader;
 mod js_cluster_partition;
 mod js_cluster_placement;
 mod js_cluster_r1;
+mod js_cluster_repair;
 mod js_cluster_retention;
 mod js_cluster_scale;
 mod js_cluster_sources;

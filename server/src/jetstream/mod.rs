@@ -423,9 +423,32 @@ impl JetStream {
         }
         let stored =
             cfg.storage == StorageType::File && meta::stream_dir(&self.root, &cfg.name).exists();
-        let mut params = self.spawn_params(cfg.clone(), created, !stored);
-        params.replicated = true;
-        let (handle, subs) = stream::spawn(params).await?;
+        let spawn = |create| {
+            let mut params = self.spawn_params(cfg.clone(), created, create);
+            params.replicated = true;
+            stream::spawn(params)
+        };
+        let (mut handle, mut subs) = spawn(!stored).await?;
+        // A store that found damage at open would serve holes its group's other
+        // replicas do not have: it is emptied, and its group refills it
+        // (`cluster::replica::catchup`).
+        if let Some(lost) = handle.state().await?.lost {
+            warn!(
+                stream = %cfg.name,
+                lost = lost.count,
+                "stream replica's store is damaged: emptied, to be refilled from its group"
+            );
+            subs.remove(&self.account);
+            close(&handle, false).await;
+            self.file_usage.adjust(handle.usage_bytes(), 0);
+            let trash = {
+                let (root, name) = (self.root.clone(), cfg.name.clone());
+                blocking(move || meta::trash_messages(StdFs::shared().as_ref(), &root, &name))
+                    .await?
+            };
+            self.remove_trash(trash).await;
+            (handle, subs) = spawn(false).await?;
+        }
         self.insert(Entry {
             handle: handle.clone(),
             cfg: Arc::new(cfg),

@@ -70,6 +70,14 @@
 //! needs purged entries (down meanwhile, or wiped) installs the leader's snapshot by
 //! copying the messages it lacks in bounded chunks ([`catchup`]).
 //!
+//! # Damage
+//! A replica whose store found damage at open (a record that fails its checksum, a
+//! block cut short) keeps its Raft log and vote but not its messages: a store with
+//! damage is emptied (`JetStream::open_replica`), and a store behind the group's own
+//! snapshot (emptied, or its tail cut) is refilled from the other members up to the
+//! snapshot before any entry is applied ([`machine`]); the log then brings the rest.
+//! So a repaired replica holds what the others hold, never a hole they do not have.
+//!
 //! # Scaling and peer removal
 //! `STREAM.UPDATE` with another `num_replicas` (R1 → R3 → R1; more than the live
 //! servers: 10005) and `STREAM.PEER.REMOVE` change the assignment's peers; the group's
@@ -340,6 +348,7 @@ impl Replica {
         let machine = StreamMachine {
             handle: handle.clone(),
             source: source.clone(),
+            pending: None,
         };
         let sm = MachineStore::open(vfs, &dir.join("sm"), machine)
             .await
@@ -393,6 +402,7 @@ impl Replica {
             last_ts: Arc::clone(&last_ts),
         };
         let tasks = vec![
+            tokio::spawn(resume(sm.clone(), a.config.name.clone())),
             tokio::spawn(ingest.run(rx)),
             tokio::spawn(timers_while_leader(handle.clone(), Arc::clone(&lead))),
             tokio::spawn(lead_while_leader(
@@ -582,6 +592,14 @@ async fn lead_while_leader(
             changed = metrics.changed() => if changed.is_err() { break },
             _ = tick.tick() => ticked = true,
         }
+    }
+}
+
+/// Refills a replica's store that is behind the group's own snapshot (emptied for
+/// damage) as soon as the group runs, whether or not an entry comes.
+async fn resume(sm: MachineStore<StreamMachine>, stream: String) {
+    if let Err(e) = sm.resume().await {
+        warn!(%stream, error = %e, "stream replica could not be refilled from its group");
     }
 }
 

@@ -450,6 +450,29 @@ pub fn trash_stream(vfs: &dyn Vfs, root: &Path, name: &str) -> Result<Trash, Sto
     trash_entry(vfs, &streams_dir(root), name)
 }
 
+/// Moves a stream's messages (its `msgs` directory) into the trash of the streams
+/// directory, which a restart empties: the stream's config and consumers stay, and its
+/// next open finds an empty store (a damaged replica, refilled by its group).
+///
+/// # Errors
+/// `NotFound`, `InvalidName`, I/O errors (then nothing changed).
+pub fn trash_messages(vfs: &dyn Vfs, root: &Path, name: &str) -> Result<Trash, StoreError> {
+    validate_name(name)?;
+    let dir = stream_msgs_dir(root, name);
+    if !vfs.exists(&dir) {
+        return Err(StoreError::NotFound);
+    }
+    let parent = streams_dir(root);
+    let trash = parent.join(trash_name());
+    vfs.rename(&dir, &trash)?;
+    vfs.sync_dir(&stream_dir(root, name))?;
+    vfs.sync_dir(&parent)?;
+    Ok(Trash {
+        parent,
+        path: trash,
+    })
+}
+
 /// Moves a consumer's directory into the trash (see [`trash_stream`]).
 ///
 /// # Errors

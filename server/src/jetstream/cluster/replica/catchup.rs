@@ -357,18 +357,20 @@ pub(super) async fn catch_up(
     Ok(())
 }
 
-/// Logs a replica whose store is behind its own snapshot (lost writes or damage): the
-/// entries in between are gone from the log, and only a snapshot from the leader
-/// brings them back.
-pub(super) fn check_restored(handle_last: u64, snap: Snapshot, stream: &str) {
-    if handle_last < snap.last_seq {
+/// Whether a replica's store (at `handle_last`) is behind its own snapshot (emptied
+/// for damage, or its tail lost): the entries in between are gone from the log, and
+/// only the other members bring them back (logged).
+pub(super) fn behind(handle_last: u64, snap: Snapshot, stream: &str) -> bool {
+    let behind = handle_last < snap.last_seq;
+    if behind {
         warn!(
             stream,
             store = handle_last,
             snapshot = snap.last_seq,
-            "stream replica's store is behind its snapshot"
+            "stream replica's store is behind its snapshot: refilled from its group"
         );
     }
+    behind
 }
 
 #[cfg(test)]
