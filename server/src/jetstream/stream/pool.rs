@@ -22,7 +22,11 @@
 //! clear). A pool thread that finishes a run clears `scheduled` and then asks the job
 //! whether commands are pending, taking it again if so. Both sides use sequentially
 //! consistent atomics, so either the sender sees the flag clear or the thread sees the
-//! command.
+//! command. A timer that falls due is the same: the thread that takes it queues the job
+//! only when `scheduled` is clear (else the job is queued or running and re-arms its own
+//! timers at the end of the run), so a finished run clears `scheduled` before it arms
+//! the job's next timer: armed first, a timer due at once could be taken by another
+//! thread in between and dropped, and the job would sleep until something woke it.
 //!
 //! # Waking no more threads than needed
 //! Every wake-up of a sleeping thread is a system call and, on a busy host, a wait for
@@ -189,10 +193,12 @@ impl Pool {
                 error!("a stream's batch failed (panicked); the stream carries on");
                 None
             });
+            // Cleared before arming: a thread that takes the new timer while `scheduled`
+            // is still set would drop it, taking the job for queued or running.
+            job.slot().scheduled.store(false, Ordering::SeqCst);
             if let Some(at) = timer {
                 self.arm(&job, at);
             }
-            job.slot().scheduled.store(false, Ordering::SeqCst);
             // Work that came in during the run: this thread takes the job again, unless
             // a sender set `scheduled` first (then the job is queued and a thread woken).
             job = if job.pending() && !job.slot().scheduled.swap(true, Ordering::SeqCst) {
@@ -314,6 +320,14 @@ mod tests {
         })
     }
 
+    /// A [`Counter`] whose timer is due as soon as a run ends.
+    fn backlog(timers: usize) -> Arc<Counter> {
+        Arc::new(Counter {
+            again: Duration::ZERO,
+            ..Arc::into_inner(counter(timers)).expect("fresh")
+        })
+    }
+
     fn wait_for(what: impl Fn() -> bool) {
         let until = Instant::now() + Duration::from_secs(20);
         while !what() {
@@ -332,6 +346,25 @@ mod tests {
         wait_for(|| c.runs.load(Ordering::SeqCst) == 4);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(c.runs.load(Ordering::SeqCst), 4);
+    }
+
+    /// A job whose timer is due at once after every run (a backlog worked through one
+    /// batch per run, as due message schedules are) runs again every time: a thread
+    /// that wakes for the new timer while the run is still ending must not swallow it.
+    #[test]
+    fn a_timer_due_at_once_after_a_run_is_never_lost() {
+        let jobs: Vec<Arc<Counter>> = (0..threads())
+            .map(|_| {
+                let c = backlog(2000);
+                c.queued.store(1, Ordering::SeqCst);
+                c
+            })
+            .collect();
+        for c in &jobs {
+            let job: Arc<dyn Job> = c.clone();
+            wake(&job);
+        }
+        wait_for(|| jobs.iter().all(|c| c.runs.load(Ordering::SeqCst) == 2001));
     }
 
     /// Always has more work, for `left` runs.
