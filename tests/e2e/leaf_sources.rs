@@ -25,7 +25,7 @@ const CATCH_UP: Duration = Duration::from_secs(45);
 
 /// A hub in JetStream domain `hub` whose leaf port is `leaf_port` (fixed, so that the
 /// proxy in front of it still reaches it after a restart).
-async fn hub(kind: ServerKind, leaf_port: u16) -> TestServer {
+pub(crate) async fn hub(kind: ServerKind, leaf_port: u16) -> TestServer {
     TestServer::start_with(ServerOpts {
         kind,
         monitoring: true,
@@ -39,7 +39,7 @@ async fn hub(kind: ServerKind, leaf_port: u16) -> TestServer {
 }
 
 /// An edge server in JetStream domain `edge`, a leaf of whatever listens at `url`.
-async fn edge(kind: ServerKind, url: &str) -> TestServer {
+pub(crate) async fn edge(kind: ServerKind, url: &str) -> TestServer {
     TestServer::start_with(ServerOpts {
         kind,
         monitoring: true,

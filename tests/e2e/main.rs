@@ -50,6 +50,8 @@ mod js_nats_py;
 mod js_priority;
 mod js_push_imports;
 mod js_republish;
+mod js_source_info;
+mod js_source_update;
 mod js_sources;
 mod js_streams;
 mod jwt_auth;

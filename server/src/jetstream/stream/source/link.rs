@@ -3,6 +3,12 @@
 //! messages to the stream's actor in batches. Any break (no reply, a gap in the
 //! consumer sequence, three missed heartbeats, a store error) ends the session; the
 //! next one starts from what the stream actually stored.
+//!
+//! `STREAM.INFO` shows a session's error as nats-server 2.15.1 does (recorded): the
+//! origin's answer refusing the consumer (`stream not found` while the origin is missing
+//! or deleted) and a store error, never a break of the link itself (a silent origin, an
+//! unanswered create, an account that does not import the origin's API), which it
+//! retries without a word.
 
 use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
@@ -100,17 +106,32 @@ pub(super) async fn run(origin: Origin, account: Arc<Account>, tx: QueueTx) {
         let Some(resume) = call(&tx, move |core| core.origin_resume(&o)).await else {
             return;
         };
-        let error = session(&origin, &account, &tx, resume).await;
-        tracing::debug!(stream = %origin.stream, origin = %origin.cfg.name, %error, "copy session ended");
-        let key = origin.iname.clone();
-        if call(&tx, move |core| core.origins.failed(&key, error))
-            .await
-            .is_none()
-        {
-            return;
+        let ended = session(&origin, &account, &tx, resume).await;
+        let (stream, from) = (&origin.stream, &origin.cfg.name);
+        match ended {
+            Ended::Broke(why) => tracing::debug!(%stream, %from, why, "copy session ended"),
+            Ended::Refused(error) => {
+                tracing::debug!(%stream, %from, %error, "copy session ended");
+                let key = origin.iname.clone();
+                if call(&tx, move |core| core.origins.failed(&key, error))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+            }
         }
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// Why a session ended.
+enum Ended {
+    /// The origin refused the consumer, or the copy could not store: shown in
+    /// `STREAM.INFO` until the next contact.
+    Refused(ApiError),
+    /// The link broke (silence, no answer, a gap): only retried.
+    Broke(&'static str),
 }
 
 /// A private subscription in the account, removed on drop.
@@ -241,7 +262,7 @@ fn deliver_subject(o: &Origin) -> String {
 }
 
 /// One consumer's life; returns why it ended.
-async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resume) -> ApiError {
+async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resume) -> Ended {
     let (dtx, mut rx) = mpsc::channel(BUFFER);
     // A durable sourcing consumer (`consumer`) exists already: only listen to it.
     let durable = o.cfg.consumer.as_ref().map(|c| c.deliver_subject.clone());
@@ -269,7 +290,7 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
         if let Some(id) = identity {
             let (origin, known) = (o.clone(), id.clone());
             if call(tx, move |core| core.same_origin(&origin, &known)).await != Some(true) {
-                return ErrorCode::STREAM_GENERAL.err("source stream was deleted and made again");
+                return Ended::Broke("source stream was deleted and made again");
             }
             session_origin.identity = Some(id);
         }
@@ -284,8 +305,8 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
     loop {
         let first = match tokio::time::timeout(QUIET, rx.recv()).await {
             Ok(Some(d)) => d,
-            Ok(None) => return ErrorCode::STREAM_GENERAL.err("source subscription closed"),
-            Err(_) => return ErrorCode::STREAM_GENERAL.err("source heartbeat missed"),
+            Ok(None) => return Ended::Broke("source subscription closed"),
+            Err(_) => return Ended::Broke("source heartbeat missed"),
         };
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -294,9 +315,8 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
                 Err(_) => break,
             }
         }
-        match handle(o, account, tx, batch, &mut expect_cseq).await {
-            Ok(()) => {}
-            Err(e) => return e,
+        if let Err(e) = handle(o, account, tx, batch, &mut expect_cseq).await {
+            return e;
         }
     }
 }
@@ -307,26 +327,28 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
 async fn await_created(
     rx: &mut mpsc::Receiver<Delivered>,
     reply: &Bytes,
-) -> Result<(Vec<Delivered>, Option<String>), ApiError> {
+) -> Result<(Vec<Delivered>, Option<String>), Ended> {
     let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
     let mut early = Vec::new();
     loop {
         let d = tokio::time::timeout_at(deadline, rx.recv())
             .await
-            .map_err(|_| ErrorCode::STREAM_GENERAL.err("source consumer create timed out"))?
-            .ok_or_else(|| ErrorCode::STREAM_GENERAL.err("source subscription closed"))?;
+            .map_err(|_| Ended::Broke("source consumer create timed out"))?
+            .ok_or(Ended::Broke("source subscription closed"))?;
         if d.subject != *reply {
             early.push(d);
             continue;
         }
         if d.headers.as_deref().and_then(status) == Some(503) {
-            return Err(ErrorCode::STREAM_GENERAL.err("no responders for the source's API"));
+            return Err(Ended::Broke("no responders for the source's API"));
         }
         let v: Value = serde_json::from_slice(&d.payload).unwrap_or(Value::Null);
         return match v.get("error") {
-            Some(e) => Err(serde_json::from_value(e.clone()).unwrap_or_else(|_| {
-                ErrorCode::STREAM_GENERAL.err("source consumer create failed")
-            })),
+            Some(e) => Err(Ended::Refused(
+                serde_json::from_value(e.clone()).unwrap_or_else(|_| {
+                    ErrorCode::STREAM_GENERAL.err("source consumer create failed")
+                }),
+            )),
             None => {
                 let identity = d
                     .headers
@@ -348,7 +370,7 @@ async fn handle(
     tx: &QueueTx,
     batch: Vec<Delivered>,
     expect_cseq: &mut Option<u64>,
-) -> Result<(), ApiError> {
+) -> Result<(), Ended> {
     let mut msgs = Vec::new();
     let mut fc_replies = Vec::new();
     let mut heartbeat = false;
@@ -364,7 +386,7 @@ async fn handle(
             continue;
         };
         if expect_cseq.is_some_and(|want| m.cseq != want) {
-            return Err(ErrorCode::STREAM_GENERAL.err("source consumer sequence gap"));
+            return Err(Ended::Broke("source consumer sequence gap"));
         }
         *expect_cseq = Some(m.cseq + 1);
         msgs.push(m);
@@ -375,8 +397,8 @@ async fn handle(
     })
     .await;
     match stored {
-        None => return Err(ErrorCode::STREAM_NOT_FOUND.error()),
-        Some(Err(e)) => return Err(e),
+        None => return Err(Ended::Broke("the copying stream is gone")),
+        Some(Err(e)) => return Err(Ended::Refused(e)),
         Some(Ok(())) => {}
     }
     for r in fc_replies {
