@@ -139,14 +139,24 @@ pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
         ClientOp::Connect(c) => connect(buf, c),
         ClientOp::Pub(p) => match p.headers() {
             None => {
-                put_op_subject_reply(buf, b"PUB ", p.subject(), p.reply());
+                put_op_subject_reply(
+                    buf,
+                    b"PUB ",
+                    p.subject().as_bytes(),
+                    p.reply().map(str::as_bytes),
+                );
                 put_usize(buf, p.payload().len());
                 buf.put_slice(b"\r\n");
                 buf.put_slice(p.payload());
                 buf.put_slice(b"\r\n");
             }
             Some(headers) => {
-                put_op_subject_reply(buf, b"HPUB ", p.subject(), p.reply());
+                put_op_subject_reply(
+                    buf,
+                    b"HPUB ",
+                    p.subject().as_bytes(),
+                    p.reply().map(str::as_bytes),
+                );
                 put_usize(buf, headers.len());
                 buf.put_u8(b' ');
                 put_usize(buf, headers.len() + p.payload().len());

@@ -106,19 +106,14 @@ pub struct Publish {
 
 impl Publish {
     /// A message from its parts (copied into one buffer): for tools and tests.
-    pub fn new(
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-    ) -> Self {
-        let reply_len = reply.map_or(0, <[u8]>::len);
+    pub fn new(subject: &str, reply: Option<&str>, headers: Option<&[u8]>, payload: &[u8]) -> Self {
+        let reply_len = reply.map_or(0, str::len);
         let hdr_len = headers.map(<[u8]>::len);
         let mut buf = BytesMut::with_capacity(
             subject.len() + reply_len + hdr_len.unwrap_or(0) + payload.len(),
         );
-        buf.put_slice(subject);
-        buf.put_slice(reply.unwrap_or_default());
+        buf.put_slice(subject.as_bytes());
+        buf.put_slice(reply.unwrap_or_default().as_bytes());
         buf.put_slice(headers.unwrap_or_default());
         buf.put_slice(payload);
         let body = subject.len() + reply_len;
@@ -131,7 +126,8 @@ impl Publish {
         }
     }
 
-    /// Locates the parts in a decoded frame: `frame` ends where the payload ends.
+    /// Locates the parts in a decoded frame: `frame` ends where the payload ends. The
+    /// decoders call it only once they have found `subject` and `reply` to be UTF-8.
     pub(crate) fn from_frame(
         frame: Bytes,
         subject: Range<usize>,
@@ -149,13 +145,13 @@ impl Publish {
     }
 
     /// The subject it was published to.
-    pub fn subject(&self) -> &[u8] {
-        &self.frame[self.subject.clone()]
+    pub fn subject(&self) -> &str {
+        text(&self.frame[self.subject.clone()])
     }
 
     /// The reply subject, if any.
-    pub fn reply(&self) -> Option<&[u8]> {
-        self.reply.clone().map(|r| &self.frame[r])
+    pub fn reply(&self) -> Option<&str> {
+        self.reply.clone().map(|r| text(&self.frame[r]))
     }
 
     /// The raw header block (`NATS/1.0…\r\n\r\n`), for `HPUB`.
@@ -188,11 +184,19 @@ impl fmt::Debug for Publish {
         // Rendered like `Bytes` (b"..."), part by part.
         let show = |b: &[u8]| Bytes::copy_from_slice(b);
         let mut d = f.debug_struct("Publish");
-        d.field("subject", &show(self.subject()))
-            .field("reply", &self.reply().map(show));
+        d.field("subject", &show(self.subject().as_bytes()))
+            .field("reply", &self.reply().map(|r| show(r.as_bytes())));
         if let Some(h) = self.headers() {
             d.field("headers", &show(h));
         }
         d.field("payload", &show(self.payload())).finish()
     }
+}
+
+/// A part the decoder found to be UTF-8 (or [`Publish::new`] got as text), as text. The
+/// fallback is unreachable: every [`Publish`] is made from text.
+fn text(part: &[u8]) -> &str {
+    let text = std::str::from_utf8(part);
+    debug_assert!(text.is_ok(), "a Publish holds text");
+    text.unwrap_or_default()
 }

@@ -533,7 +533,7 @@ PING\r\nPONG\r\n-ERR 'Rejecting connection, cluster name \"C1\" does not match \
             })
         );
         let queued = msg_of(&whole[4]);
-        assert_eq!(queued.publish.reply(), Some(&b"r.1"[..]));
+        assert_eq!(queued.publish.reply(), Some("r.1"));
         assert_eq!(queued.queues, vec![Bytes::from_static(b"q1")]);
         let with_headers = msg_of(&whole[6]);
         assert_eq!(
@@ -544,7 +544,7 @@ PING\r\nPONG\r\n-ERR 'Rejecting connection, cluster name \"C1\" does not match \
         let plain = msg_of(&whole[7]);
         assert_eq!(
             (plain.publish.reply(), plain.queues.len()),
-            (Some(&b"_INBOX.a.b"[..]), 0)
+            (Some("_INBOX.a.b"), 0)
         );
         assert_eq!(
             whole[11],
@@ -702,8 +702,8 @@ LMSG foo 5\r\nhello\r\nLMSG bar.x + rep.1 q1 4\r\nqmsg\r\n";
                     let queues: Vec<&[u8]> = m.queues.iter().map(|q| &q[..]).collect();
                     let head = MsgHead {
                         account: b"",
-                        subject: m.publish.subject(),
-                        reply: m.publish.reply(),
+                        subject: m.publish.subject().as_bytes(),
+                        reply: m.publish.reply().map(str::as_bytes),
                         queues: &queues,
                         hdr_len: m.publish.headers().map(<[u8]>::len),
                         total_len: m.publish.headers().map_or(0, <[u8]>::len)

@@ -43,7 +43,9 @@ use tracing::warn;
 
 use crate::config::{Config, ExportConfig, ExportKind, ImportConfig, MsgTraceConfig};
 use crate::locks;
-use crate::router::{Delivery, Msg, Origin, RemoteFactory, Router, Subscriber, Subscription};
+use crate::router::{
+    ByteString, Delivery, Msg, Origin, RemoteFactory, Router, Subscriber, Subscription,
+};
 use crate::shared::GLOBAL_ACCOUNT;
 
 /// How long a service response route waits for its response, by default.
@@ -597,10 +599,13 @@ impl Subscriber for StreamForward {
         if hops >= MAX_HOPS {
             return false;
         }
-        let text = std::str::from_utf8(subject).unwrap_or_default();
+        // Interest is asked by bytes; a subject that is not text reaches nothing.
+        let Ok(subject) = std::str::from_utf8(subject) else {
+            return false;
+        };
         let mapped = match &self.to {
-            Some(to) => map_subject(&self.from, to, text),
-            None => text.to_owned(),
+            Some(to) => map_subject(&self.from, to, subject),
+            None => subject.to_owned(),
         };
         HOPS.with(|h| h.set(hops + 1));
         let reached = self.target.router.has_interest(mapped.as_bytes());
@@ -612,10 +617,10 @@ impl Subscriber for StreamForward {
         // A push delivery is mapped by the subject it is routed by, and keeps showing
         // the stored message's subject.
         let routed = msg.routed_by.unwrap_or(msg.subject);
-        let mapped = self.to.as_ref().map(|to| {
-            let text = std::str::from_utf8(routed).unwrap_or_default();
-            Bytes::from(map_subject(&self.from, to, text))
-        });
+        let mapped = self
+            .to
+            .as_ref()
+            .map(|to| ByteString::from(map_subject(&self.from, to, routed)));
         if let Some(trace) = msg.trace {
             trace.stream_export(&self.target.name, mapped.as_deref().unwrap_or(routed));
         }
@@ -708,8 +713,7 @@ impl Subscriber for ServiceForward {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let text = std::str::from_utf8(msg.subject).unwrap_or_default();
-        let remote = Bytes::from(map_subject(&self.local, &self.remote, text));
+        let remote = ByteString::from(map_subject(&self.local, &self.remote, msg.subject));
         if let Some(trace) = msg.trace {
             trace.service_import(&self.target.name, msg.subject, &remote);
         }
@@ -726,17 +730,12 @@ impl Subscriber for ServiceForward {
         };
         self.expire();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let route = Bytes::from(format!("_R_.{}.{n}", self.token));
+        let route = ByteString::from(format!("_R_.{}.{n}", self.token));
         let back = Arc::new(ResponseForward {
-            reply: Bytes::copy_from_slice(reply),
+            reply: ByteString::from(reply),
             origin: Weak::clone(&self.origin),
         });
-        let route_sub = internal_sub(
-            &self.target.router,
-            &String::from_utf8_lossy(&route),
-            back,
-            Scope::Cluster,
-        );
+        let route_sub = internal_sub(&self.target.router, &route, back, Scope::Cluster);
         if !self.responses.stream {
             self.target.router.auto_unsubscribe(&route_sub, 1);
         }
@@ -768,7 +767,7 @@ fn response_token() -> String {
 /// Carries one service response back to the requester's reply subject.
 #[derive(Debug)]
 struct ResponseForward {
-    reply: Bytes,
+    reply: ByteString,
     origin: Weak<Account>,
 }
 
@@ -788,9 +787,7 @@ impl Subscriber for ResponseForward {
         let Some(origin) = self.origin.upgrade() else {
             return Delivery::Dropped;
         };
-        let reply = msg
-            .reply_bytes()
-            .filter(|r| origin.imports_service(std::str::from_utf8(r).unwrap_or_default()));
+        let reply = msg.reply_text().filter(|r| origin.imports_service(r));
         let msg = msg.with_reply(reply.as_ref());
         let msg = match msg.routed_by {
             // A stored message keeps showing its own subject; a status (heartbeat,

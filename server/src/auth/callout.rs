@@ -36,6 +36,7 @@ use super::jwt::resolver::ResolvedAccount;
 use super::jwt::token::{self, Kind};
 use super::jwt::user::callout_user;
 use super::{AuthError, Authenticator, Identity, Permissions};
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 use crate::server::{ServerState, VERSION};
 use crate::shared::GLOBAL_ACCOUNT;
@@ -352,16 +353,21 @@ async fn exchange(
     let account = state.accounts.get(account);
     let mut id = [0u8; 12];
     rand::rng().fill(&mut id);
-    let reply = Bytes::from(format!(
+    let reply = ByteString::from(format!(
         "$SYS._INBOX.{}.{}",
         &state.server_id[..8.min(state.server_id.len())],
         URL_SAFE_NO_PAD.encode(id)
     ));
     let (tx, rx) = oneshot::channel();
     let owner: Arc<dyn Subscriber> = Arc::new(OneReply(Mutex::new(Some(tx))));
-    let sub = Subscription::new(Bytes::from_static(b"callout"), reply.clone(), None, owner);
+    let sub = Subscription::new(
+        Bytes::from_static(b"callout"),
+        reply.clone().into_bytes(),
+        None,
+        owner,
+    );
     account.router.subscribe(&sub);
-    let subject = Bytes::from_static(SUBJECT.as_bytes());
+    let subject = ByteString::from_static(SUBJECT);
     let msg = Msg::new(&subject, Some(&reply), headers.as_ref(), &payload);
     account.router.publish(0, true, &msg);
     let body = tokio::time::timeout(timeout, rx)

@@ -63,7 +63,7 @@ use trace::describe;
 use crate::account::Account;
 use crate::auth::{AuthError, Identity, Permissions, callout, offload};
 use crate::locks;
-use crate::router::{Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Msg, Subscriber, Subscription};
 use crate::server::ServerState;
 use crate::stats::Stats;
 use crate::trace::record::{Conn, Kind};
@@ -483,10 +483,7 @@ impl Connection {
         // mode; the error does not stop delivery. A subject with an empty token is
         // never delivered; a request to one gets no-responders, as from nats-server.
         // Verbose clients get +OK after the -ERR, before delivery.
-        if self.connect.pedantic
-            && !std::str::from_utf8(publish.subject())
-                .is_ok_and(|t| subject::validate_publish(t).is_ok())
-        {
+        if self.connect.pedantic && subject::validate_publish(publish.subject()).is_err() {
             self.fail(&ProtocolError::InvalidPublishSubject);
         }
         // The account's `mappings {}` rewrite the subject first; permissions and
@@ -495,8 +492,7 @@ impl Connection {
         let subject = mapped.as_deref().unwrap_or(publish.subject());
         let begun = self.begin_trace(publish);
         if self.perms.is_some() && !self.can_publish(subject) {
-            let violation =
-                ProtocolError::PublishViolation(String::from_utf8_lossy(subject).into_owned());
+            let violation = ProtocolError::PublishViolation(subject.to_owned());
             if let Some(trace) = begun.trace() {
                 trace.refused(violation.to_string());
             }
@@ -513,7 +509,7 @@ impl Connection {
             msg = msg.with_subject(mapped);
             trace.inspect(|t| t.mapped(mapped));
         }
-        if subject::has_empty_token(subject) {
+        if subject::has_empty_token(subject.as_bytes()) {
             self.answer_unrouted(subject, &msg);
             return;
         }
@@ -548,8 +544,8 @@ impl Connection {
     }
 
     /// A request nobody received gets no-responders when the client asked for them.
-    fn answer_unrouted(&self, subject: &[u8], msg: &Msg<'_>) {
-        if let Some(reply) = msg.reply_bytes()
+    fn answer_unrouted(&self, subject: &str, msg: &Msg<'_>) {
+        if let Some(reply) = msg.reply_text()
             && self.connect.no_responders
             && self.connect.headers
         {
@@ -558,28 +554,29 @@ impl Connection {
     }
 
     /// Checks publish permissions (cached per subject) and `allow_responses` grants.
-    fn can_publish(&mut self, subject: &[u8]) -> bool {
+    fn can_publish(&mut self, subject: &str) -> bool {
         let Some(perms) = &self.perms else {
             return true;
         };
-        let allowed = match self.pub_cache.get(subject) {
+        let allowed = match self.pub_cache.get(subject.as_bytes()) {
             Some(&ok) => ok,
             None => {
-                let ok = perms.can_publish(std::str::from_utf8(subject).unwrap_or_default());
+                let ok = perms.can_publish(subject);
                 if self.pub_cache.len() >= PERM_CACHE_MAX {
                     self.pub_cache.clear();
                 }
-                self.pub_cache.insert(Bytes::copy_from_slice(subject), ok);
+                self.pub_cache
+                    .insert(Bytes::copy_from_slice(subject.as_bytes()), ok);
                 ok
             }
         };
-        allowed || (perms.responses().is_some() && self.link.take_response(subject))
+        allowed || (perms.responses().is_some() && self.link.take_response(subject.as_bytes()))
     }
 
     /// Sends the 503 status to the requester's own inbox subscription.
-    fn no_responders(&self, subject: &[u8], reply: &Bytes) {
+    fn no_responders(&self, subject: &str, reply: &ByteString) {
         let mut headers = HeaderMap::with_status(503, None);
-        headers.append("Nats-Subject", String::from_utf8_lossy(subject));
+        headers.append("Nats-Subject", subject);
         let headers = headers.to_bytes();
         let empty = Bytes::new();
         let msg = Msg::new(reply, None, Some(&headers), &empty);

@@ -234,9 +234,10 @@ impl Outbound {
         let headers = msg.headers.filter(|_| with_headers);
         let hdr_len = headers.map(<[u8]>::len);
         let total = hdr_len.unwrap_or(0) + msg.payload.len();
-        let head = msg.subject.len() + sid.len() + msg.reply.map_or(0, <[u8]>::len) + 32;
+        let head = msg.subject.len() + sid.len() + msg.reply.map_or(0, str::len) + 32;
         self.push_frame(head, msg, with_headers, |tail| {
-            encode::msg_head(tail, msg.subject, sid, msg.reply, hdr_len, total);
+            let (subject, reply) = (msg.subject.as_bytes(), msg.reply.map(str::as_bytes));
+            encode::msg_head(tail, subject, sid, reply, hdr_len, total);
         })
     }
 
@@ -525,6 +526,7 @@ async fn write_all<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::ByteString;
     use std::sync::Arc;
 
     use tokio::io::AsyncReadExt;
@@ -532,7 +534,7 @@ mod tests {
     const KIB: usize = 1024;
 
     fn push_kib(out: &Outbound) -> Pushed {
-        let subject = Bytes::from_static(b"foo");
+        let subject = ByteString::from_static("foo");
         let payload = Bytes::from(vec![b'x'; KIB]);
         out.push_msg(b"1", &Msg::new(&subject, None, None, &payload), true)
     }

@@ -38,14 +38,12 @@ impl ClientLink {
     /// Applies subscribe denies to a delivery and records an `allow_responses` grant for
     /// its reply subject. False when the message must not be delivered.
     pub(super) fn permit_delivery(&self, perms: &Permissions, msg: &Msg<'_>) -> bool {
-        if perms.filters_deliveries()
-            && perms.denies_delivery(std::str::from_utf8(msg.subject).unwrap_or_default())
-        {
+        if perms.filters_deliveries() && perms.denies_delivery(msg.subject) {
             return false;
         }
         if let (Some(grant), Some(reply)) = (perms.responses(), msg.reply) {
             let expires = Instant::now() + grant.expires;
-            locks::lock(&self.responses).grant(reply, grant.max, expires);
+            locks::lock(&self.responses).grant(reply.as_bytes(), grant.max, expires);
         }
         true
     }

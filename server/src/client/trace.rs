@@ -14,11 +14,8 @@ pub(super) fn describe(op: &ClientOp) -> String {
     match op {
         ClientOp::Connect(c) => format!("CONNECT {}", serde_json::to_string(c).unwrap_or_default()),
         ClientOp::Pub(p) => {
-            let subject = String::from_utf8_lossy(p.subject());
-            let reply = p
-                .reply()
-                .map(|r| format!(" {}", String::from_utf8_lossy(r)))
-                .unwrap_or_default();
+            let subject = p.subject();
+            let reply = p.reply().map(|r| format!(" {r}")).unwrap_or_default();
             match p.headers() {
                 None => format!("PUB {subject}{reply} {}", p.payload().len()),
                 Some(h) => format!(

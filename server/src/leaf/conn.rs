@@ -675,7 +675,7 @@ impl Reader<'_> {
     /// Hands a message from the other side to the bound account.
     fn deliver(&mut self, leaf_msg: &RouteMsg, tally: &mut Tally) {
         let msg = Msg::from_publish(&leaf_msg.publish);
-        if !self.link.may_take(msg.subject) {
+        if !self.link.may_take(msg.subject.as_bytes()) {
             return;
         }
         let msg = crate::link::forward::arrived(msg);

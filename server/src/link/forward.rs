@@ -25,7 +25,7 @@ use crate::locks;
 use crate::router::{Forwarded, Msg, Sublist, Subscriber};
 
 /// The reply prefix of JetStream acks: only such replies carry a stored subject.
-const JS_ACK: &[u8] = b"$JS.ACK.";
+const JS_ACK: &str = "$JS.ACK.";
 
 /// One entry of an account's remote interest: `link` wants messages on a subject (for
 /// a queue group: with this weight, the group's member count behind the link).
@@ -83,8 +83,10 @@ pub(crate) fn drop_interest<L>(
     queue: Option<&Bytes>,
     entry: &RemoteSub<L>,
 ) {
-    let text = std::str::from_utf8(subject).unwrap_or_default();
-    remote.remove(text, queue, entry);
+    // The link decoders refuse interest that is not text.
+    if let Ok(text) = std::str::from_utf8(subject) {
+        remote.remove(text, queue, entry);
+    }
 }
 
 /// One member of `members` (live links not `skip`ped), drawn in proportion to its weight.
@@ -126,7 +128,7 @@ pub(crate) fn forward<L: Link>(
     (skip, may_send): (impl Fn(&L) -> bool, impl Fn(&L, &[u8]) -> bool),
     account: &[u8],
 ) -> Forwarded {
-    let subject = msg.routing();
+    let subject = msg.routing().as_bytes();
     let result = remote.matches(subject);
     if result.is_empty() {
         return Forwarded::default();
@@ -173,7 +175,7 @@ pub(crate) fn arrived(msg: Msg<'_>) -> Msg<'_> {
     let Some(reply) = msg.reply.filter(|r| r.starts_with(JS_ACK)) else {
         return msg;
     };
-    let Some(at) = reply.iter().rposition(|&b| b == b'@') else {
+    let Some(at) = reply.rfind('@') else {
         return msg;
     };
     if at + 1 == reply.len() {
@@ -246,7 +248,7 @@ fn send_msg<L: Link>(link: &L, account: &[u8], msg: &Msg<'_>, queues: &[&[u8]]) 
     let joined;
     let (subject, reply) = match (msg.routed_by, msg.reply) {
         (Some(route), Some(r)) if route != msg.subject && r.starts_with(JS_ACK) => {
-            joined = [r, b"@", msg.subject].concat();
+            joined = [r, "@", msg.subject].concat();
             (route, Some(&joined[..]))
         }
         (Some(route), reply) => (route, reply),
@@ -254,8 +256,8 @@ fn send_msg<L: Link>(link: &L, account: &[u8], msg: &Msg<'_>, queues: &[&[u8]]) 
     };
     let head = MsgHead {
         account,
-        subject,
-        reply,
+        subject: subject.as_bytes(),
+        reply: reply.map(str::as_bytes),
         queues,
         hdr_len: msg.headers.map(<[u8]>::len),
         total_len: msg.size(),

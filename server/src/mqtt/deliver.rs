@@ -59,7 +59,7 @@ impl Subscriber for MqttSub {
         if self.comes_by_jetstream(msg) || props::expiry_left(msg.headers) == Some(0) {
             return Delivery::Dropped;
         }
-        let topic = subject_to_topic(msg.subject_str());
+        let topic = subject_to_topic(msg.subject);
         if self.hides(&topic) {
             return Delivery::Dropped;
         }
@@ -147,10 +147,13 @@ pub(crate) fn ack_now(account: &Account, ack: &Bytes) {
     if ack.is_empty() {
         return;
     }
+    let Some(ack) = crate::router::text(ack) else {
+        return;
+    };
     let empty = Bytes::new();
     account
         .router
-        .publish(0, true, &Msg::new(ack, None, None, &empty));
+        .publish(0, true, &Msg::new(&ack, None, None, &empty));
 }
 
 /// A stored message's identity across redeliveries, from its ack subject
@@ -178,8 +181,6 @@ fn redelivered(ack: &[u8]) -> bool {
 }
 
 /// The subject a stored QoS 1 message was published on, without the `$MQTT.msgs.` prefix.
-fn stored_subject(subject: &[u8]) -> Option<&str> {
-    std::str::from_utf8(subject)
-        .ok()?
-        .strip_prefix(super::store::MSGS_PREFIX)
+fn stored_subject(subject: &str) -> Option<&str> {
+    subject.strip_prefix(super::store::MSGS_PREFIX)
 }

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::outlet::Outlet;
 use super::packet::v5;
 use crate::account::Account;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 
 /// Waiters older than this are dropped (their reply never came).
 const STALE: Duration = Duration::from_secs(120);
@@ -76,7 +76,7 @@ impl Subscriber for Replies {
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let Some(n) = msg
-            .subject_str()
+            .subject
             .rsplit('.')
             .next()
             .and_then(|t| t.parse::<u64>().ok())
@@ -185,7 +185,7 @@ impl Jsa {
         }
     }
 
-    fn wait(&self, waiter: Waiter) -> Bytes {
+    fn wait(&self, waiter: Waiter) -> ByteString {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut waiting = self
             .replies
@@ -196,18 +196,18 @@ impl Jsa {
             waiting.retain(|_, (at, _)| at.elapsed() < STALE);
         }
         waiting.insert(n, (Instant::now(), waiter));
-        Bytes::from(format!("{}{n}", self.prefix))
+        ByteString::from(format!("{}{n}", self.prefix))
     }
 
     /// Publishes into the account (internal publisher: no echo rules).
     pub(crate) fn publish(
         &self,
         subject: &str,
-        reply: Option<&Bytes>,
+        reply: Option<&ByteString>,
         headers: Option<&Bytes>,
         payload: &Bytes,
     ) {
-        let subject = Bytes::copy_from_slice(subject.as_bytes());
+        let subject = ByteString::from(subject);
         self.account
             .router
             .publish(0, true, &Msg::new(&subject, reply, headers, payload));

@@ -148,13 +148,12 @@ pub(crate) fn to_mqtt(
         }
     }
     if let Some(reply) = msg.reply {
-        let reply = String::from_utf8_lossy(reply);
-        match split_reply(&reply) {
+        match split_reply(reply) {
             Some((corr, response)) => {
                 p.response_topic = Some(subject_to_topic(response));
                 p.correlation_data = Some(corr);
             }
-            None => p.response_topic = Some(subject_to_topic(&reply)),
+            None => p.response_topic = Some(subject_to_topic(reply)),
         }
     }
     p.subscription_identifiers.extend(sub_id);

@@ -25,7 +25,7 @@ use super::props;
 use super::store::{Held2, MqttStore};
 use super::topic::topic_to_subject;
 use crate::client::CloseReason;
-use crate::router::Msg;
+use crate::router::{ByteString, Msg};
 use crate::stats::Stats;
 
 /// A message an MQTT client published, converted for NATS.
@@ -33,7 +33,7 @@ use crate::stats::Stats;
 struct Inbound {
     subject: String,
     topic: String,
-    reply: Option<Bytes>,
+    reply: Option<ByteString>,
     headers: Bytes,
     payload: Bytes,
     qos: QoS,
@@ -44,7 +44,7 @@ impl Inbound {
     fn of(subject: String, p: &v5::Publish) -> Self {
         let reply = p.properties.as_ref().and_then(|x| {
             let response = topic_to_subject(x.response_topic.as_deref()?).ok()?;
-            Some(Bytes::from(props::reply_subject(response, x)))
+            Some(ByteString::from(props::reply_subject(response, x)))
         });
         Self {
             subject,
@@ -62,10 +62,7 @@ impl Inbound {
             pkid,
             subject: self.subject.clone(),
             topic: self.topic.clone(),
-            reply: self
-                .reply
-                .as_ref()
-                .map(|r| String::from_utf8_lossy(r).into_owned()),
+            reply: self.reply.as_ref().map(ByteString::to_string),
             headers: STANDARD.encode(&self.headers),
             payload: STANDARD.encode(&self.payload),
             retain: self.retain,
@@ -77,7 +74,7 @@ impl Inbound {
         Self {
             headers: decode(&h.headers),
             payload: decode(&h.payload),
-            reply: h.reply.map(Bytes::from),
+            reply: h.reply.map(ByteString::from),
             subject: h.subject,
             topic: h.topic,
             qos: QoS::ExactlyOnce,
@@ -213,8 +210,8 @@ impl MqttConn {
     /// retained.
     fn route(&self, m: &Inbound) {
         // The account's `mappings {}` apply to MQTT publishes too (as nats-server).
-        let subject = (self.account.router.mappings().map(m.subject.as_bytes()))
-            .unwrap_or_else(|| Bytes::copy_from_slice(m.subject.as_bytes()));
+        let subject = (self.account.router.mappings().map(&m.subject))
+            .unwrap_or_else(|| ByteString::from(m.subject.as_str()));
         let msg = Msg::new(&subject, m.reply.as_ref(), Some(&m.headers), &m.payload);
         let fanout = self.account.router.publish(self.link.cid, true, &msg);
         let size = msg.size() as u64;
@@ -229,13 +226,7 @@ impl MqttConn {
             && let Some(session) = &self.session
         {
             let store = &session.store;
-            store.retain(
-                msg.subject_str(),
-                &m.topic,
-                m.qos as u8,
-                &m.headers,
-                &m.payload,
-            );
+            store.retain(msg.subject, &m.topic, m.qos as u8, &m.headers, &m.payload);
         }
     }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::props::{REPLY_PREFIX, split_reply, with_correlation};
 use crate::account::Account;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 
 /// The subscriber on `$MQTT.reply.>` of one account.
 #[derive(Debug)]
@@ -26,12 +26,12 @@ impl Subscriber for ReplyRelay {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let Some((corr, response)) = split_reply(msg.subject_str()) else {
+        let Some((corr, response)) = split_reply(msg.subject) else {
             return Delivery::Dropped;
         };
-        let subject = Bytes::copy_from_slice(response.as_bytes());
+        let subject = ByteString::from(response);
         let headers = with_correlation(msg.headers, &corr);
-        let reply = msg.reply_bytes();
+        let reply = msg.reply_text();
         let payload = msg.payload_bytes();
         let relayed = Msg::new(&subject, reply.as_ref(), Some(&headers), &payload);
         self.account.router.publish(0, true, &relayed);

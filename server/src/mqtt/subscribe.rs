@@ -20,7 +20,7 @@ use super::props;
 use super::store::StoredSub;
 use super::topic::{filter_to_subjects, is_reserved};
 use crate::locks;
-use crate::router::{Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Msg, Subscriber, Subscription};
 
 /// A filter split into its shared-subscription group (MQTT 5) and the filter proper.
 fn shared(filter: &str, version: Version) -> Result<(Option<&str>, &str), ()> {
@@ -250,7 +250,7 @@ impl MqttConn {
             }
             let qos = qos_of(r.qos.min(held.qos as u8));
             let mut p = publish_packet(&r.topic, qos, true, r.payload.clone());
-            let subject = Bytes::copy_from_slice(r.topic.as_bytes());
+            let subject = ByteString::from(r.topic.as_str());
             let msg = Msg::new(&subject, None, r.headers.as_ref(), &r.payload);
             p.properties = props::to_mqtt(&self.outlet, &msg, None);
             if qos != QoS::AtMostOnce {

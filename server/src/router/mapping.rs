@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
+use bytestring::ByteString;
 use rand::RngExt;
 use rill_protocol::mapping::Mapping;
 
@@ -46,17 +46,16 @@ impl Mappings {
 
     /// The subject `subject` is published to after mapping, or `None` when no mapping
     /// applies (or the draw kept the original subject).
-    pub fn map(&self, subject: &[u8]) -> Option<Bytes> {
+    pub fn map(&self, subject: &str) -> Option<ByteString> {
         if self.is_empty() {
             return None;
         }
-        let subject = std::str::from_utf8(subject).ok()?;
         let state = Arc::clone(&crate::locks::read(&self.state));
         let mapping = state.list.iter().find(|m| m.matches(subject))?;
         let mut rand = |n: u32| rand::rng().random_range(0..n.max(1));
         mapping
             .select(subject, state.cluster.as_deref(), &mut rand)
-            .map(Bytes::from)
+            .map(ByteString::from)
     }
 }
 
@@ -72,7 +71,7 @@ mod tests {
     fn the_first_matching_mapping_applies_once() {
         let m = Mappings::default();
         assert!(m.is_empty());
-        assert_eq!(m.map(b"a.x"), None);
+        assert_eq!(m.map("a.x"), None);
         m.set(
             vec![
                 mapping("a.*", "b.$1"),
@@ -81,9 +80,9 @@ mod tests {
             ],
             None,
         );
-        assert_eq!(m.map(b"a.x").as_deref(), Some(&b"b.x"[..]));
-        assert_eq!(m.map(b"z"), None);
+        assert_eq!(m.map("a.x").as_deref(), Some("b.x"));
+        assert_eq!(m.map("z"), None);
         m.set(Vec::new(), None);
-        assert_eq!(m.map(b"a.x"), None);
+        assert_eq!(m.map("a.x"), None);
     }
 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use bytestring::ByteString;
 use rand::RngExt;
 use rill_protocol::Publish;
 
@@ -31,13 +32,14 @@ use crate::shared::BoxFuture;
 use crate::trace::record::Trace;
 
 /// A message as it is routed: borrowed parts, readable as slices and shareable as
-/// `Bytes` without copying.
+/// `Bytes` without copying. Its subjects are text: every wire's decoder refuses others
+/// and internal publishers name theirs with [`ByteString`].
 #[derive(Debug, Clone, Copy)]
 pub struct Msg<'a> {
     /// The literal subject it was published to.
-    pub subject: &'a [u8],
+    pub subject: &'a str,
     /// Reply subject, if any.
-    pub reply: Option<&'a [u8]>,
+    pub reply: Option<&'a str>,
     /// Raw header block, if any.
     pub headers: Option<&'a [u8]>,
     /// Payload.
@@ -45,7 +47,7 @@ pub struct Msg<'a> {
     /// The subject a JetStream push delivery is routed by (its deliver subject) while
     /// it shows the stored message's subject; `None` for an ordinary publish, routed
     /// by `subject`. A stream import maps and routes by it (see [`Router::deliver_routed`]).
-    pub routed_by: Option<&'a [u8]>,
+    pub routed_by: Option<&'a str>,
     /// The owner id of the local connection that published it, as [`Router::publish`]
     /// saw it (0 for internal publishers and messages from other servers): the system
     /// account's `$SYS.REQ.USER.INFO` answers the requester with it.
@@ -64,8 +66,8 @@ enum Source<'a> {
     Frame(&'a Bytes),
     /// Each part is its own buffer (internal publishers).
     Parts {
-        subject: &'a Bytes,
-        reply: Option<&'a Bytes>,
+        subject: &'a ByteString,
+        reply: Option<&'a ByteString>,
         headers: Option<&'a Bytes>,
         payload: &'a Bytes,
     },
@@ -74,8 +76,8 @@ enum Source<'a> {
 impl<'a> Msg<'a> {
     /// A message from separately owned parts.
     pub fn new(
-        subject: &'a Bytes,
-        reply: Option<&'a Bytes>,
+        subject: &'a ByteString,
+        reply: Option<&'a ByteString>,
         headers: Option<&'a Bytes>,
         payload: &'a Bytes,
     ) -> Self {
@@ -111,7 +113,7 @@ impl<'a> Msg<'a> {
     }
 
     /// The same message under another subject, as imports remap it.
-    pub fn with_subject(mut self, subject: &'a Bytes) -> Self {
+    pub fn with_subject(mut self, subject: &'a ByteString) -> Self {
         self.subject = subject;
         if let Source::Parts { subject: s, .. } = &mut self.source {
             *s = subject;
@@ -120,7 +122,7 @@ impl<'a> Msg<'a> {
     }
 
     /// The same message, routed by `route` while it shows its own subject.
-    pub fn with_route(mut self, route: &'a [u8]) -> Self {
+    pub fn with_route(mut self, route: &'a str) -> Self {
         self.routed_by = Some(route);
         self
     }
@@ -141,7 +143,7 @@ impl<'a> Msg<'a> {
     }
 
     /// The same message with another reply subject (or none).
-    pub fn with_reply(mut self, reply: Option<&'a Bytes>) -> Self {
+    pub fn with_reply(mut self, reply: Option<&'a ByteString>) -> Self {
         self.reply = reply.map(|r| &r[..]);
         if let Source::Parts { reply: r, .. } = &mut self.source {
             *r = reply;
@@ -156,29 +158,34 @@ impl<'a> Msg<'a> {
 
     /// The subject it is routed by: its deliver subject for a push delivery, else its
     /// own subject.
-    pub fn routing(&self) -> &'a [u8] {
+    pub fn routing(&self) -> &'a str {
         self.routed_by.unwrap_or(self.subject)
-    }
-
-    /// The subject as text (subjects are validated UTF-8 where it matters).
-    pub fn subject_str(&self) -> &'a str {
-        std::str::from_utf8(self.subject).unwrap_or_default()
     }
 
     /// The subject, shared.
     pub fn subject_bytes(&self) -> Bytes {
+        self.subject_text().into_bytes()
+    }
+
+    /// The subject, shared, as text.
+    pub fn subject_text(&self) -> ByteString {
         match self.source {
             Source::Parts { subject, .. } => subject.clone(),
-            source => source.share(self.subject),
+            source => source.share_text(self.subject),
         }
     }
 
     /// The reply subject, shared.
     pub fn reply_bytes(&self) -> Option<Bytes> {
+        self.reply_text().map(ByteString::into_bytes)
+    }
+
+    /// The reply subject, shared, as text.
+    pub fn reply_text(&self) -> Option<ByteString> {
         let reply = self.reply?;
         Some(match self.source {
             Source::Parts { reply: Some(r), .. } => r.clone(),
-            source => source.share(reply),
+            source => source.share_text(reply),
         })
     }
 
@@ -202,6 +209,13 @@ impl<'a> Msg<'a> {
     }
 }
 
+/// A subject kept as bytes by a layer that does not carry text yet (JetStream's stored
+/// messages and consumer state, written from text), as text to route by; `None` when it
+/// is not UTF-8, which such a message is then not routed for.
+pub fn text(subject: &Bytes) -> Option<ByteString> {
+    ByteString::try_from(subject.clone()).ok()
+}
+
 impl Source<'_> {
     /// `part` as `Bytes`: a shared slice of the frame, or a copy when it is not in it
     /// (a remapped subject).
@@ -209,6 +223,18 @@ impl Source<'_> {
         match self {
             Source::Frame(frame) if contains(frame, part) => frame.slice_ref(part),
             _ => Bytes::copy_from_slice(part),
+        }
+    }
+
+    /// Text `part` as a [`ByteString`], shared as [`Source::share`] shares bytes.
+    fn share_text(self, part: &str) -> ByteString {
+        match self {
+            // A slice of the frame that is `part`'s own memory: text already.
+            Source::Frame(frame) if contains(frame, part.as_bytes()) => {
+                ByteString::try_from(frame.slice_ref(part.as_bytes()))
+                    .unwrap_or_else(|_| ByteString::from(part))
+            }
+            _ => ByteString::from(part),
         }
     }
 }
@@ -522,9 +548,9 @@ impl Router {
     /// delivery, routed by its deliver subject. The attached links get it too, routed by
     /// `route` (`origin` as for [`Router::publish_from`]: an import's copy goes to no
     /// route). Returns how many subscriptions and links got it.
-    pub fn deliver_routed(&self, origin: Origin, route: &[u8], msg: &Msg<'_>) -> usize {
+    pub fn deliver_routed(&self, origin: Origin, route: &str, msg: &Msg<'_>) -> usize {
         let msg = msg.with_route(route);
-        let result = self.sublist().matches(route);
+        let result = self.sublist().matches(route.as_bytes());
         let mut n = 0;
         for SubRef(sub) in &result.plain {
             n += usize::from(sub.owner.deliver(sub, &msg) != Delivery::Dropped);
@@ -577,7 +603,7 @@ impl Router {
         queues: Option<&[&[u8]]>,
         skip: &impl Fn(&Subscription) -> bool,
     ) -> Fanout {
-        let result = self.subs.matches(msg.routing());
+        let result = self.subs.matches(msg.routing().as_bytes());
         let remote = self.remote.get();
         let mut fanout = Fanout::default();
         // Queue groups a local member got it for; only gathered for the links.
@@ -608,7 +634,7 @@ impl Router {
     /// Delivers `msg` only to subscriptions of `owner` that match its subject
     /// (no-responders status messages go back to the requester alone).
     pub fn publish_to_owner(&self, owner: u64, msg: &Msg<'_>) -> usize {
-        let result = self.subs.matches(msg.subject);
+        let result = self.subs.matches(msg.subject.as_bytes());
         let mine = result
             .plain
             .iter()
@@ -666,14 +692,14 @@ mod tests {
     #[test]
     fn a_published_message_shares_its_frame_and_copies_only_remapped_parts() {
         let publish = Publish::new(
-            b"orders.new",
-            Some(b"_INBOX.1"),
+            "orders.new",
+            Some("_INBOX.1"),
             Some(b"NATS/1.0\r\n\r\n"),
             b"hi",
         );
         let frame = publish.frame().as_ptr_range();
         let msg = Msg::from_publish(&publish);
-        assert_eq!(msg.subject_str(), "orders.new");
+        assert_eq!(msg.subject, "orders.new");
         assert_eq!(msg.size(), 2 + 12);
         for shared in [msg.subject_bytes(), msg.payload_bytes()] {
             assert!(frame.contains(&shared.as_ptr()), "{shared:?} was copied");
@@ -684,9 +710,9 @@ mod tests {
             Some(&b"NATS/1.0\r\n\r\n"[..])
         );
 
-        let remapped = Bytes::from_static(b"billing.orders.new");
+        let remapped = ByteString::from_static("billing.orders.new");
         let moved = msg.with_subject(&remapped).with_reply(None);
-        assert_eq!(moved.subject_bytes(), remapped);
+        assert_eq!(moved.subject_text(), remapped);
         assert!(!frame.contains(&moved.subject_bytes().as_ptr()));
         assert_eq!(moved.reply_bytes(), None);
         assert!(frame.contains(&moved.payload_bytes().as_ptr()));
@@ -694,7 +720,7 @@ mod tests {
 
     #[test]
     fn a_message_from_parts_hands_out_those_parts() {
-        let (subject, payload) = (Bytes::from_static(b"a.b"), Bytes::from(vec![7u8; 8]));
+        let (subject, payload) = (ByteString::from_static("a.b"), Bytes::from(vec![7u8; 8]));
         let msg = Msg::new(&subject, None, None, &payload);
         assert_eq!(msg.payload_bytes().as_ptr(), payload.as_ptr());
         assert_eq!(msg.subject_bytes().as_ptr(), subject.as_ptr());

@@ -230,6 +230,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::router::ByteString;
     use crate::router::{Delivery, Router};
 
     /// Records what the router tells it; takes every message.
@@ -265,7 +266,7 @@ mod tests {
             self.forwarded
                 .lock()
                 .unwrap()
-                .push((msg.subject_str().into(), origin, served));
+                .push((msg.subject.into(), origin, served));
             Forwarded {
                 links: 1,
                 backlogged: None,
@@ -335,7 +336,7 @@ mod tests {
         // An auto-unsubscribe after the last allowed delivery is a removal too.
         router.auto_unsubscribe(&queued, 1);
         let body = Bytes::from_static(b"x");
-        let subject = Bytes::from_static(b"a.b");
+        let subject = ByteString::from_static("a.b");
         router.publish(0, true, &Msg::new(&subject, None, None, &body));
         let seen = recorder.interest.lock().unwrap().clone();
         let q = Some("q".to_string());
@@ -366,7 +367,7 @@ mod tests {
         router.subscribe(&sub(&other, "orders.*", Some("served")));
         // The publisher's own member does not count with echo off: the group is not served.
         router.subscribe(&sub(&me, "orders.*", Some("own")));
-        let subject = Bytes::from_static(b"orders.new");
+        let subject = ByteString::from_static("orders.new");
         let body = Bytes::from_static(b"x");
         let fanout = router.publish(1, false, &Msg::new(&subject, None, None, &body));
         assert_eq!(fanout.delivered, 2, "one local member plus the links");
@@ -386,7 +387,7 @@ mod tests {
         router.subscribe(&sub(&owner, "x", None));
         router.subscribe(&sub(&owner, "x", Some("named")));
         router.subscribe(&sub(&owner, "x", Some("other")));
-        let subject = Bytes::from_static(b"x");
+        let subject = ByteString::from_static("x");
         let body = Bytes::from_static(b"x");
         let msg = Msg::new(&subject, None, None, &body);
         router.publish_from(Origin::Route, &msg, Some(&[b"named"]));
@@ -405,7 +406,7 @@ mod tests {
         assert_eq!(router.remote().map(Links::len), Some(2));
         let owner = Arc::new(Counter::default());
         router.subscribe(&sub(&owner, "x", None));
-        let subject = Bytes::from_static(b"y");
+        let subject = ByteString::from_static("y");
         let body = Bytes::from_static(b"x");
         let fanout = router.publish(0, true, &Msg::new(&subject, None, None, &body));
         assert_eq!(fanout.delivered, 2, "one per link kind");
@@ -450,7 +451,7 @@ mod tests {
         let router = Router::new();
         let owner = Arc::new(Counter::default());
         router.subscribe(&sub(&owner, "x", Some("q")));
-        let subject = Bytes::from_static(b"x");
+        let subject = ByteString::from_static("x");
         let body = Bytes::from_static(b"x");
         let fanout = router.publish(0, true, &Msg::new(&subject, None, None, &body));
         assert_eq!(fanout.delivered, 1);

@@ -208,10 +208,8 @@ impl<T: Clone + PartialEq> Sublist<T> {
             cache.entries.remove(filter.as_bytes());
         } else {
             cache.entries.retain(|subject, _| {
-                !rill_protocol::subject::matches(
-                    filter,
-                    std::str::from_utf8(subject).unwrap_or_default(),
-                )
+                !std::str::from_utf8(subject)
+                    .is_ok_and(|s| rill_protocol::subject::matches(filter, s))
             });
         }
     }

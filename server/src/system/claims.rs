@@ -27,7 +27,7 @@ use tracing::{debug, error};
 
 use super::{Request, System, respond};
 use crate::auth::jwt::{JwtAuth, UpdateError};
-use crate::router::Msg;
+use crate::router::{ByteString, Msg};
 use crate::server::ServerState;
 
 /// `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.<op>` (and the older update event).
@@ -186,8 +186,8 @@ pub(super) fn pack_inbox(state: &ServerState) -> String {
 }
 
 /// Publishes `payload` on `subject` (with `reply`) in the system account, as is.
-fn publish_raw(system: &System, subject: &[u8], reply: Option<&Bytes>, payload: Bytes) {
-    let subject = Bytes::copy_from_slice(subject);
+fn publish_raw(system: &System, subject: &str, reply: Option<&ByteString>, payload: Bytes) {
+    let subject = ByteString::from(subject);
     let msg = Msg::new(&subject, reply, None, &payload);
     system.account.router.publish(0, true, &msg);
 }
@@ -199,9 +199,9 @@ pub(super) fn ask_pack(state: &ServerState, system: &System) {
     };
     let hash = jwt.resolver.hash();
     debug!("Checking store state: {}", hex(&hash));
-    let inbox = Bytes::from(pack_inbox(state));
+    let inbox = ByteString::from(pack_inbox(state));
     let hash = Bytes::copy_from_slice(&hash);
-    publish_raw(system, b"$SYS.REQ.CLAIMS.PACK", Some(&inbox), hash);
+    publish_raw(system, "$SYS.REQ.CLAIMS.PACK", Some(&inbox), hash);
 }
 
 /// `$SYS.REQ.CLAIMS.PACK`: nothing but the end message when the asker's hash is ours,

@@ -46,7 +46,7 @@ use tracing::debug;
 
 use crate::account::{Account, AccountHook};
 use crate::monitoring::rfc3339;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 use crate::server::{ServerState, VERSION};
 
 /// Requests waiting for the system task.
@@ -61,7 +61,7 @@ pub struct Request {
     /// Subject.
     pub subject: String,
     /// Reply subject, if any.
-    pub reply: Option<Bytes>,
+    pub reply: Option<ByteString>,
     /// Body.
     pub payload: Bytes,
     /// The account it was asked in, where the reply goes: the system account, or an
@@ -102,8 +102,8 @@ impl Subscriber for SysSubscriber {
             return Delivery::Dropped;
         };
         let req = Request {
-            subject: String::from_utf8_lossy(msg.subject).into_owned(),
-            reply: msg.reply.map(Bytes::copy_from_slice),
+            subject: msg.subject.to_owned(),
+            reply: msg.reply_text(),
             payload: Bytes::copy_from_slice(msg.payload),
             account,
             publisher: msg.publisher,
@@ -218,7 +218,7 @@ impl System {
         let Ok(json) = serde_json::to_vec(body) else {
             return;
         };
-        let subject = Bytes::from(subject.to_string());
+        let subject = ByteString::from(subject);
         let payload = Bytes::from(json);
         let msg = Msg::new(&subject, None, None, &payload);
         self.account.router.publish(0, true, &msg);

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use rill_protocol::HeaderMap;
 use rill_protocol::headers::find;
 use serde::Serialize;
@@ -251,7 +252,7 @@ pub type Sender = Box<dyn FnOnce(&Trace) + Send>;
 
 /// What happened to one traced message on this server.
 pub struct Trace {
-    dest: Bytes,
+    dest: ByteString,
     only: bool,
     /// The account it entered in (egress events name another one).
     account: String,
@@ -300,7 +301,7 @@ impl Trace {
             .map(|h| String::from_utf8_lossy(h).into_owned())
             .filter(|h| !h.is_empty());
         Arc::new(Self {
-            dest: Bytes::from(origin.dest),
+            dest: ByteString::from(origin.dest),
             only: origin.only,
             account: origin.account,
             hop,
@@ -311,7 +312,7 @@ impl Trace {
     }
 
     /// The report subject.
-    pub fn dest(&self) -> &Bytes {
+    pub fn dest(&self) -> &ByteString {
         &self.dest
     }
 
@@ -325,12 +326,12 @@ impl Trace {
     }
 
     /// It entered over `conn` in its account on `subj`; `error` when refused there.
-    pub fn ingress(&self, conn: Conn, subj: &[u8], error: Option<String>) {
+    pub fn ingress(&self, conn: Conn, subj: &str, error: Option<String>) {
         self.add(Event::Ingress {
             ts: now(),
             conn,
             acc: self.account.clone(),
-            subj: text(subj),
+            subj: subj.to_string(),
             error,
         });
     }
@@ -344,29 +345,29 @@ impl Trace {
     }
 
     /// A mapping moved it to `to`.
-    pub fn mapped(&self, to: &[u8]) {
+    pub fn mapped(&self, to: &str) {
         self.add(Event::Mapping {
             ts: now(),
-            to: text(to),
+            to: to.to_string(),
         });
     }
 
     /// A stream export carried it into `acc` as `to`.
-    pub fn stream_export(&self, acc: &str, to: &[u8]) {
+    pub fn stream_export(&self, acc: &str, to: &str) {
         self.add(Event::StreamExport {
             ts: now(),
             acc: acc.to_string(),
-            to: text(to),
+            to: to.to_string(),
         });
     }
 
     /// A service import carried it from `from` to `to` in `acc`.
-    pub fn service_import(&self, acc: &str, from: &[u8], to: &[u8]) {
+    pub fn service_import(&self, acc: &str, from: &str, to: &str) {
         self.add(Event::ServiceImport {
             ts: now(),
             acc: acc.to_string(),
-            from: text(from),
-            to: text(to),
+            from: from.to_string(),
+            to: to.to_string(),
         });
     }
 
@@ -550,7 +551,7 @@ mod tests {
                 locks::lock(&into).push(t.report(server));
             }),
         );
-        trace.ingress(Conn::new(Kind::Route, 3, "S1".into()), b"x", None);
+        trace.ingress(Conn::new(Kind::Route, 3, "S1".into()), "x", None);
         let out = trace.egress_link(Conn::new(Kind::Leaf, 4, "L".into()), b"NATS/1.0\r\n\r\n");
         assert_eq!(&out[..], b"NATS/1.0\r\nNats-Trace-Hop: 2.1\r\n\r\n");
         trace.egress_client(Conn::new(Kind::Client, 5, String::new()), "B", b"x", None);

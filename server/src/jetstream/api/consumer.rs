@@ -328,8 +328,7 @@ pub(super) fn next_missing(js: &JetStream, at: (&str, &str), req: &Request) {
     if js.consumers.get(at.0, at.1).is_some() {
         return;
     }
-    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
-    let headers = status::no_responders(subject);
+    let headers = status::no_responders(&req.subject);
     let empty = Bytes::new();
     js.account
         .router

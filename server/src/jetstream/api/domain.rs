@@ -26,6 +26,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 
 use crate::account::Account;
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 /// The API prefix every request is mapped onto.
@@ -46,7 +47,7 @@ const MAPPED: [&str; 9] = [
 
 /// Prefixes that a domain's API prefix maps onto themselves, not onto the API (KV and
 /// object store writes through a mirror of another domain's bucket).
-const OWN: [&[u8]; 2] = [b"$KV.", b"$OBJ."];
+const OWN: [&str; 2] = ["$KV.", "$OBJ."];
 
 /// The subscriptions that map `$JS.<domain>.API.<rest>` onto `$JS.API.<rest>` in
 /// `account` (one per [`MAPPED`] subject); none without a domain. The caller keeps them
@@ -87,15 +88,12 @@ struct DomainMap {
 impl DomainMap {
     /// `$JS.API.<rest>` for `$JS.<domain>.API.<rest>`; `$KV.<key>` for
     /// `$JS.<domain>.API.$KV.<key>` (and `$OBJ.` alike).
-    fn map(&self, subject: &[u8]) -> Option<Bytes> {
-        let rest = subject.strip_prefix(self.prefix.as_bytes())?;
+    fn map(&self, subject: &str) -> Option<ByteString> {
+        let rest = subject.strip_prefix(self.prefix.as_str())?;
         if OWN.iter().any(|own| rest.starts_with(own)) {
-            return Some(Bytes::copy_from_slice(rest));
+            return Some(ByteString::from(rest));
         }
-        let mut mapped = Vec::with_capacity(API.len() + rest.len());
-        mapped.extend_from_slice(API.as_bytes());
-        mapped.extend_from_slice(rest);
-        Some(Bytes::from(mapped))
+        Some(ByteString::from(format!("{API}{rest}")))
     }
 }
 
@@ -109,7 +107,7 @@ impl Subscriber for DomainMap {
             return Delivery::Dropped;
         };
         // nats-server maps the domain only where it answers the API itself.
-        if account.imports_service(std::str::from_utf8(&mapped).unwrap_or_default()) {
+        if account.imports_service(&mapped) {
             return Delivery::Dropped;
         }
         let fanout = account.router.publish(0, true, &msg.with_subject(&mapped));
@@ -132,17 +130,14 @@ mod tests {
             account: Weak::new(),
         };
         assert_eq!(
-            map.map(b"$JS.hub.API.STREAM.INFO.S").as_deref(),
-            Some(&b"$JS.API.STREAM.INFO.S"[..])
+            map.map("$JS.hub.API.STREAM.INFO.S").as_deref(),
+            Some("$JS.API.STREAM.INFO.S")
         );
-        assert_eq!(map.map(b"$JS.API.INFO"), None);
+        assert_eq!(map.map("$JS.API.INFO"), None);
         assert_eq!(
-            map.map(b"$JS.hub.API.$KV.B.k.x").as_deref(),
-            Some(&b"$KV.B.k.x"[..])
+            map.map("$JS.hub.API.$KV.B.k.x").as_deref(),
+            Some("$KV.B.k.x")
         );
-        assert_eq!(
-            map.map(b"$JS.hub.API.$OBJ.x").as_deref(),
-            Some(&b"$OBJ.x"[..])
-        );
+        assert_eq!(map.map("$JS.hub.API.$OBJ.x").as_deref(), Some("$OBJ.x"));
     }
 }

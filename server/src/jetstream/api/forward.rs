@@ -23,6 +23,7 @@ use crate::jetstream::JetStream;
 use crate::jetstream::cluster::forward::{Answer, Forwarded, Route};
 use crate::jetstream::cluster::{MetaGroup, consumer};
 use crate::raft::Command;
+use crate::router::ByteString;
 
 /// How long a request about a new stream of one replica waits for its group's leader.
 const FIRST_LEADER: Duration = Duration::from_secs(2);
@@ -100,7 +101,7 @@ pub(super) async fn to_leader(js: &JetStream, api: &ApiSubject<'_>, req: &Reques
     }
     let forwarded = Forwarded {
         account: js.account_name().to_string(),
-        subject: Command(req.subject.clone()),
+        subject: Command(req.subject.clone().into_bytes()),
         headers: req.headers.clone().map(Command),
         payload: Command(req.payload.clone()),
     };
@@ -139,13 +140,12 @@ async fn route(meta: &MetaGroup, account: &str, stream: &str) -> Route {
 /// answer.
 pub(crate) async fn answer(js: Arc<JetStream>, req: Forwarded) -> Option<Answer> {
     let req = Request {
-        subject: req.subject.0,
-        reply: bytes::Bytes::new(),
+        subject: ByteString::try_from(req.subject.0).ok()?,
+        reply: ByteString::new(),
         headers: req.headers.map(|h| h.0),
         payload: req.payload.0,
     };
-    let subject = std::str::from_utf8(&req.subject).ok()?;
-    let api = ApiSubject::parse(subject).ok()?;
+    let api = ApiSubject::parse(&req.subject).ok()?;
     let reply = handle(&js, api, &req).await?;
     Some(Answer {
         body: Command(reply.body.into()),

@@ -53,7 +53,7 @@ use tracing::{debug, error};
 pub(crate) use self::locks::ApiLocks;
 use super::{JetStream, validate};
 use crate::fault;
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 
 /// Queue depth of API requests waiting for a dispatcher (per queue).
 const QUEUE: usize = 4096;
@@ -64,9 +64,9 @@ pub const IN_FLIGHT: usize = 64;
 #[derive(Debug)]
 pub struct Request {
     /// Full subject (`$JS.API.STREAM.INFO.S`).
-    pub subject: Bytes,
-    /// Reply subject.
-    pub reply: Bytes,
+    pub subject: ByteString,
+    /// Reply subject (empty for a request forwarded from another server).
+    pub reply: ByteString,
     /// Header block, if any.
     pub headers: Option<Bytes>,
     /// Body.
@@ -173,11 +173,9 @@ struct ApiSubscriber {
 }
 
 /// True for requests that change streams or consumers (they queue apart from reads).
-fn is_write(subject: &[u8]) -> bool {
+fn is_write(subject: &str) -> bool {
     use ApiSubject as A;
-    let Ok(api) = std::str::from_utf8(subject).map(ApiSubject::parse) else {
-        return false;
-    };
+    let api = ApiSubject::parse(subject);
     matches!(
         api,
         Ok(A::StreamCreate(_)
@@ -199,11 +197,11 @@ impl Subscriber for ApiSubscriber {
     }
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
-        let Some(reply) = msg.reply_bytes().filter(|r| !r.is_empty()) else {
+        let Some(reply) = msg.reply_text().filter(|r| !r.is_empty()) else {
             return Delivery::Queued;
         };
         let req = Request {
-            subject: msg.subject_bytes(),
+            subject: msg.subject_text(),
             reply,
             headers: msg.headers_bytes(),
             payload: msg.payload_bytes(),
@@ -257,7 +255,7 @@ pub(super) fn start(js: &Arc<JetStream>) -> Vec<Arc<Subscription>> {
 /// that panicked with `500`. Aborts what is still running when the queue closes.
 async fn serve(js: Weak<JetStream>, mut rx: mpsc::Receiver<Request>) {
     let mut tasks = JoinSet::new();
-    let mut running: HashMap<tokio::task::Id, (Bytes, Bytes)> = HashMap::new();
+    let mut running: HashMap<tokio::task::Id, (ByteString, ByteString)> = HashMap::new();
     loop {
         tokio::select! {
             req = rx.recv(), if tasks.len() < IN_FLIGHT => {
@@ -281,8 +279,7 @@ async fn serve(js: Weak<JetStream>, mut rx: mpsc::Receiver<Request>) {
 }
 
 /// Answers a request whose handler panicked (or was cancelled) with `500`.
-fn failed(js: &JetStream, (subject, reply): (Bytes, Bytes), e: &JoinError) {
-    let subject = String::from_utf8_lossy(&subject);
+fn failed(js: &JetStream, (subject, reply): (ByteString, ByteString), e: &JoinError) {
     error!(%subject, error = %e, "JetStream API request failed");
     let err = ErrorCode::STREAM_GENERAL.err("internal error handling the request");
     send(
@@ -292,9 +289,9 @@ fn failed(js: &JetStream, (subject, reply): (Bytes, Bytes), e: &JoinError) {
     );
 }
 
-#[tracing::instrument(skip_all, fields(subject = %String::from_utf8_lossy(&req.subject)))]
+#[tracing::instrument(skip_all, fields(subject = %req.subject))]
 async fn dispatch(js: &Arc<JetStream>, req: &Request) {
-    let subject = std::str::from_utf8(&req.subject).unwrap_or_default();
+    let subject = &req.subject[..];
     fault::panic_if_armed("api.panic", subject);
     let api = match ApiSubject::parse(subject) {
         Ok(api) => api,
@@ -331,7 +328,7 @@ async fn dispatch(js: &Arc<JetStream>, req: &Request) {
 }
 
 /// Publishes a reply and counts it.
-fn send(js: &JetStream, to: &Bytes, reply: Reply) {
+fn send(js: &JetStream, to: &ByteString, reply: Reply) {
     js.count(reply.is_error);
     let payload = Bytes::from(reply.body);
     let msg = Msg::new(to, None, reply.headers.as_ref(), &payload);

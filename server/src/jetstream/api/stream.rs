@@ -479,7 +479,7 @@ async fn remove_peer_of(
 async fn leader_info(js: &Arc<JetStream>, name: &str) -> Option<StreamInfo> {
     let req = Request {
         subject: format!("$JS.API.STREAM.INFO.{name}").into(),
-        reply: bytes::Bytes::new(),
+        reply: crate::router::ByteString::new(),
         headers: None,
         payload: bytes::Bytes::new(),
     };

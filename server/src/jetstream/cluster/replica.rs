@@ -105,6 +105,7 @@ use crate::jetstream::consumer::events;
 use crate::jetstream::store::{StdFs, now_ns};
 use crate::jetstream::stream::{StreamHandle, timestamp};
 use crate::raft::{self, Command, LogStore, MachineStore, Network, Raft, node_id};
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 mod assign;
@@ -367,8 +368,7 @@ impl Replica {
             .map_err(|e| e.to_string())?;
         let opened = tokio::time::Instant::now();
         source.set(raft.clone(), meta.transport.clone(), &a.group, meta.me());
-        meta.transport
-            .serve_group(&a.group, raft.clone(), net.clone());
+        meta.transport.serve_group(&a.group, raft.clone());
         // Only the first server of a group that never changed its members forms it: a
         // server that joins later (scaling, a replaced peer) is added by the leader.
         if a.peers.first().map(String::as_str) == Some(meta.me())
@@ -688,7 +688,7 @@ enum Inbound {
     /// A publish on the stream's subjects.
     Publish {
         subject: Bytes,
-        reply: Option<Bytes>,
+        reply: Option<ByteString>,
         headers: Option<Bytes>,
         payload: Bytes,
     },
@@ -710,7 +710,7 @@ impl Subscriber for LeaderIngest {
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let inbound = Inbound::Publish {
             subject: msg.subject_bytes(),
-            reply: msg.reply_bytes(),
+            reply: msg.reply_text(),
             headers: msg.headers_bytes(),
             payload: msg.payload_bytes(),
         };
@@ -724,7 +724,7 @@ impl Subscriber for LeaderIngest {
 /// Where a committed entry's answer goes.
 enum AnswerTo {
     /// A publisher's reply subject (the PubAck).
-    Reply(Bytes),
+    Reply(ByteString),
     /// The API request that proposed a purge or delete.
     Api(tokio::sync::oneshot::Sender<Bytes>),
 }

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::account::Account;
-use crate::raft::{Network, Raft, Rpc, Transport, serve};
-use crate::router::{Delivery, Msg, Subscriber, Subscription};
+use crate::raft::{Raft, Rpc, Transport, serve};
+use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 
 /// Inbound messages waiting for the transport task.
 const QUEUE: usize = 4096;
@@ -52,7 +52,7 @@ pub(super) struct Hello {
 #[derive(Debug)]
 struct Inbound {
     subject: String,
-    reply: Option<Bytes>,
+    reply: Option<ByteString>,
     payload: Bytes,
 }
 
@@ -68,8 +68,8 @@ impl Subscriber for NrgSubscriber {
 
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let inbound = Inbound {
-            subject: String::from_utf8_lossy(msg.subject).into_owned(),
-            reply: msg.reply.map(Bytes::copy_from_slice),
+            subject: msg.subject.to_owned(),
+            reply: msg.reply_text(),
             payload: Bytes::copy_from_slice(msg.payload),
         };
         match self.tx.try_send(inbound) {
@@ -97,7 +97,7 @@ pub(super) struct RouteTransport {
     me: String,
     next: AtomicU64,
     pending: Pending,
-    groups: Mutex<HashMap<String, (Raft, Network)>>,
+    groups: Mutex<HashMap<String, Raft>>,
     hellos: mpsc::Sender<Hello>,
     api: std::sync::OnceLock<ApiHook>,
     catchup: std::sync::OnceLock<ApiHook>,
@@ -152,10 +152,9 @@ impl RouteTransport {
         (transport, hello_rx, task)
     }
 
-    /// Serves `group`'s RPCs addressed to this server with `raft`; `net` (the group's
-    /// network here) hears of the leader's AppendEntries, by sender.
-    pub(super) fn serve_group(&self, group: &str, raft: Raft, net: Network) {
-        lock(&self.groups).insert(group.to_string(), (raft, net));
+    /// Serves `group`'s RPCs addressed to this server with `raft`.
+    pub(super) fn serve_group(&self, group: &str, raft: Raft) {
+        lock(&self.groups).insert(group.to_string(), raft);
     }
 
     /// Serves forwarded API requests with `hook` (set once).
@@ -197,8 +196,8 @@ impl RouteTransport {
 
     /// Publishes on `subject` in the transport's account.
     pub(super) fn publish(&self, subject: &str, reply: Option<&str>, payload: Bytes) {
-        let subject = Bytes::from(subject.to_string());
-        let reply = reply.map(|r| Bytes::from(r.to_string()));
+        let subject = ByteString::from(subject);
+        let reply = reply.map(ByteString::from);
         let msg = Msg::new(&subject, reply.as_ref(), None, &payload);
         self.account.router.publish(0, true, &msg);
     }
@@ -231,56 +230,37 @@ impl RouteTransport {
                 let (me, group) = (Arc::clone(self), (*group).to_string());
                 tasks.spawn(async move {
                     let answer = hook(group, msg.payload).await;
-                    me.publish(&String::from_utf8_lossy(&reply), None, answer);
+                    me.publish(&reply, None, answer);
                 });
             }
             ["$NRG", _, group, rpc] => {
-                let served = lock(&self.groups).get(*group).cloned();
-                let rpc_kind = Rpc::parse(rpc);
-                let raft = served.map(|(raft, net)| {
-                    if rpc_kind == Some(Rpc::Append)
-                        && let Some(from) = msg.reply.as_deref().and_then(sender)
-                    {
-                        net.heard_from(from);
-                    }
-                    raft
-                });
+                let raft = lock(&self.groups).get(*group).cloned();
                 if raft.is_none()
                     && let Some(reply) = &msg.reply
                 {
                     // Not (yet) a member here: say so at once (a probe gets `false`,
                     // anything else an empty answer the caller retries after its
                     // backoff), rather than letting the caller wait out its timeout.
-                    let answer = if rpc_kind == Some(Rpc::Probe) {
+                    let answer = if Rpc::parse(rpc) == Some(Rpc::Probe) {
                         crate::raft::net::not_initialized()
                     } else {
                         Bytes::new()
                     };
-                    self.publish(&String::from_utf8_lossy(reply), None, answer);
+                    self.publish(reply, None, answer);
                     return;
                 }
-                let (Some(raft), Some(rpc), Some(reply)) = (raft, rpc_kind, msg.reply) else {
+                let (Some(raft), Some(rpc), Some(reply)) = (raft, Rpc::parse(rpc), msg.reply)
+                else {
                     return;
                 };
                 let me = Arc::clone(self);
                 tasks.spawn(async move {
                     let answer = serve(&raft, rpc, &msg.payload).await;
-                    let reply = String::from_utf8_lossy(&reply).into_owned();
                     me.publish(&reply, None, answer);
                 });
             }
             _ => {}
         }
-    }
-}
-
-/// The server that sent a call, from its reply subject (`$NRG.<sender>.R.<n>`).
-fn sender(reply: &[u8]) -> Option<&str> {
-    let reply = std::str::from_utf8(reply).ok()?;
-    let mut tokens = reply.split('.');
-    match (tokens.next(), tokens.next(), tokens.next()) {
-        (Some("$NRG"), Some(from), Some("R")) => Some(from),
-        _ => None,
     }
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::account::Account;
-use crate::router::{Delivery, Msg, Origin, Subscriber, Subscription};
+use crate::router::{ByteString, Delivery, Msg, Origin, Subscriber, Subscription, text};
 
 /// Publishing side of a consumer, bound to one account.
 #[derive(Debug, Clone)]
@@ -53,18 +53,25 @@ impl Outbox {
     /// Delivers `msg` to the subscriptions matching `route` (one member per queue
     /// group), here and over links to other servers. Returns how many got it.
     pub(crate) fn deliver(&self, route: &Bytes, msg: &OutMsg) -> usize {
-        let m = Msg::new(
-            &msg.subject,
-            msg.reply.as_ref(),
-            msg.headers.as_ref(),
-            &msg.payload,
-        );
-        self.account.router.deliver_routed(Origin::Local, route, &m)
+        let (Some(subject), Some(route)) = (text(&msg.subject), text(route)) else {
+            return 0;
+        };
+        let reply = match &msg.reply {
+            Some(r) => match text(r) {
+                Some(r) => Some(r),
+                None => return 0,
+            },
+            None => None,
+        };
+        let m = Msg::new(&subject, reply.as_ref(), msg.headers.as_ref(), &msg.payload);
+        self.account
+            .router
+            .deliver_routed(Origin::Local, &route, &m)
     }
 
     /// A plain publish (routed and presented by `subject`).
     pub(crate) fn publish(&self, subject: &str, headers: Option<Bytes>, payload: Bytes) {
-        let subject = Bytes::copy_from_slice(subject.as_bytes());
+        let subject = ByteString::from(subject);
         self.account.router.publish(
             0,
             true,
@@ -74,10 +81,13 @@ impl Outbox {
 
     /// Answers an ack sent as a request: an empty message to `reply`.
     pub(crate) fn reply(&self, reply: &Bytes) {
+        let Some(reply) = text(reply) else {
+            return;
+        };
         let empty = Bytes::new();
         self.account
             .router
-            .publish(0, true, &Msg::new(reply, None, None, &empty));
+            .publish(0, true, &Msg::new(&reply, None, None, &empty));
     }
 
     /// The account it publishes into.

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::account::Account;
 use crate::jetstream::store::{MemStore, StorageKind, StoreConfig, StreamStore};
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 #[derive(Debug, Clone)]
@@ -39,8 +40,8 @@ impl Subscriber for Collect {
     }
     fn deliver(&self, _sub: &Subscription, m: &Msg<'_>) -> Delivery {
         let _ = self.0.send(Got {
-            subject: String::from_utf8_lossy(m.subject).into_owned(),
-            reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+            subject: m.subject.to_owned(),
+            reply: m.reply.map(str::to_owned),
             headers: m.headers_bytes(),
             payload: m.payload_bytes(),
         });
@@ -69,8 +70,8 @@ fn listen(account: &Arc<Account>, subject: &str) -> mpsc::UnboundedReceiver<Got>
 }
 
 fn publish(account: &Account, subject: &str, reply: Option<&str>, payload: &[u8]) {
-    let s = Bytes::copy_from_slice(subject.as_bytes());
-    let r = reply.map(|r| Bytes::copy_from_slice(r.as_bytes()));
+    let s = ByteString::from(subject);
+    let r = reply.map(ByteString::from);
     let p = Bytes::copy_from_slice(payload);
     account
         .router

@@ -169,9 +169,12 @@ impl StreamCore {
 
     /// Publishes `body` to `subject` from the server (acks, API replies).
     pub(super) fn send(&self, subject: &Bytes, headers: Option<&Bytes>, body: &Bytes) {
+        let Some(subject) = crate::router::text(subject) else {
+            return;
+        };
         self.router
             .router
-            .publish(0, true, &Msg::new(subject, None, headers, body));
+            .publish(0, true, &Msg::new(&subject, None, headers, body));
     }
 
     /// Makes the batch durable (SyncPolicy::Always), announces the new last sequence,

@@ -10,6 +10,7 @@ use rill_protocol::jsapi::{RetentionPolicy, StorageType, StreamConfig, Timestamp
 
 use super::*;
 use crate::jetstream::validate::check_stream_config;
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 #[derive(Debug, Default)]
@@ -99,8 +100,8 @@ fn publish(account: &Account, subject: &'static str) {
         9,
         true,
         &Msg::new(
-            &Bytes::from_static(subject.as_bytes()),
-            Some(&Bytes::from_static(b"inbox")),
+            &ByteString::from_static(subject),
+            Some(&ByteString::from_static("inbox")),
             None,
             &Bytes::from_static(b"x"),
         ),

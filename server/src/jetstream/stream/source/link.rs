@@ -26,6 +26,7 @@ use crate::account::Account;
 use crate::jetstream::stream::Command;
 use crate::jetstream::stream::core::StreamCore;
 use crate::jetstream::stream::queue::QueueTx;
+use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
 
 /// Heartbeat asked of the origin's consumer.
@@ -47,7 +48,7 @@ const BATCH: usize = 512;
 #[derive(Debug)]
 struct Delivered {
     subject: Bytes,
-    reply: Option<Bytes>,
+    reply: Option<ByteString>,
     headers: Option<Bytes>,
     payload: Bytes,
 }
@@ -65,7 +66,7 @@ impl Subscriber for Inbox {
     fn deliver(&self, _sub: &Subscription, msg: &Msg<'_>) -> Delivery {
         let d = Delivered {
             subject: msg.subject_bytes(),
-            reply: msg.reply_bytes(),
+            reply: msg.reply_text(),
             headers: msg.headers_bytes(),
             payload: msg.payload_bytes(),
         };
@@ -276,7 +277,7 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
         let _replies = Sub::new(account, reply.clone(), dtx);
         let (subject, body) = create_request(o, &account.name, &deliver, &resume);
         let body = Bytes::from(body.to_string());
-        let (subject, reply) = (Bytes::from(subject), Bytes::from(reply));
+        let (subject, reply) = (ByteString::from(subject), ByteString::from(reply));
         account
             .router
             .publish(0, true, &Msg::new(&subject, Some(&reply), None, &body));
@@ -326,7 +327,7 @@ async fn session(o: &Origin, account: &Arc<Account>, tx: &QueueTx, resume: Resum
 /// identity (`Nats-Stream-Identity`) when it gave one.
 async fn await_created(
     rx: &mut mpsc::Receiver<Delivered>,
-    reply: &Bytes,
+    reply: &str,
 ) -> Result<(Vec<Delivered>, Option<String>), Ended> {
     let deadline = tokio::time::Instant::now() + CREATE_TIMEOUT;
     let mut early = Vec::new();
@@ -335,7 +336,7 @@ async fn await_created(
             .await
             .map_err(|_| Ended::Broke("source consumer create timed out"))?
             .ok_or(Ended::Broke("source subscription closed"))?;
-        if d.subject != *reply {
+        if d.subject != reply.as_bytes() {
             early.push(d);
             continue;
         }
@@ -382,7 +383,12 @@ async fn handle(
             }
             continue;
         }
-        let Some(m) = Incoming::parse(d.subject, d.reply.as_deref(), d.headers, d.payload) else {
+        let Some(m) = Incoming::parse(
+            d.subject,
+            d.reply.as_deref().map(str::as_bytes),
+            d.headers,
+            d.payload,
+        ) else {
             continue;
         };
         if expect_cseq.is_some_and(|want| m.cseq != want) {
