@@ -2,7 +2,8 @@
 //! (issue 20), side by side with nats-server 2.15.1: `meta_cluster` with
 //! `quorum_needed`, `pending*` and `snapshot`, `ha_assets`, and the blocks of replicated
 //! groups with `system_account` and `traffic_account` (none for one replica), on the
-//! leaders and on every member's `/jsz`.
+//! leaders and on every member's `/jsz`, where a follower lists its leader as current with
+//! the time since it heard it.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,44 @@ fn stream_block(doc: &Value, name: &str) -> Value {
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == name))
         .map_or(Value::Null, |s| s["cluster"].clone())
+}
+
+/// The `cluster` block of consumer `name` of stream `stream` in a `/jsz` document.
+fn consumer_block(doc: &Value, stream: &str, name: &str) -> Value {
+    doc["account_details"][0]["stream_detail"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == stream))
+        .and_then(|s| s["consumer_detail"].as_array())
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .map_or(Value::Null, |c| c["cluster"].clone())
+}
+
+/// How a follower's block lists the other members: whether each is the leader,
+/// `current`, and whether `active` is set (nats-server 2.15.1: the leader current and
+/// heard from, the other follower neither).
+fn as_a_follower_sees(block: &Value) -> Value {
+    let leader = &block["leader"];
+    let mut seen: Vec<Value> = block["replicas"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|p| {
+                    json!({"leader": p["name"] == *leader, "current": p["current"],
+                        "active": p["active"].as_u64().unwrap_or_default() > 0})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.sort_by_key(Value::to_string);
+    json!(seen)
+}
+
+/// The first document in which `block` is a follower's (no `leader_since`).
+fn on_a_follower(docs: &[Value], block: impl Fn(&Value) -> Value) -> Value {
+    docs.iter()
+        .map(block)
+        .find(|b| b["leader_since"].is_null() && b["replicas"].is_array())
+        .map_or(Value::Null, |b| as_a_follower_sees(&b))
 }
 
 async fn on(kind: ServerKind) -> Value {
@@ -131,6 +170,11 @@ async fn on(kind: ServerKind) -> Value {
                 .map(|p| json!([keys(p), p["current"]])).collect::<Vec<_>>()),
             "replica_keys_on_a_follower": follower["meta_cluster"]["replicas"].as_array()
                 .map(|r| r.iter().map(keys).collect::<Vec<_>>()),
+        },
+        "followers_see": {
+            "meta": as_a_follower_sees(&follower["meta_cluster"]),
+            "stream": on_a_follower(&docs, |d| stream_block(d, "S")),
+            "consumer": on_a_follower(&docs, |d| consumer_block(d, "S", "D")),
         },
         "ha_assets": docs.iter().map(|d| d["ha_assets"].clone()).collect::<Vec<_>>(),
         "stream_info_cluster_keys": {"S": keys(&s["cluster"]), "R1": keys(&r1["cluster"])},

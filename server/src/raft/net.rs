@@ -115,15 +115,17 @@ impl Network {
         }
     }
 
-    /// How long ago the member named `to` last answered an RPC of this member (a
-    /// leader's heartbeats reach every member each interval): nats-server's `active`
-    /// of a replica. `None` when it never answered.
+    /// How long ago the member named `to` was last heard from ([`Network::heard_from`]:
+    /// a leader's heartbeats reach every member each interval, and a follower hears
+    /// them): nats-server's `active` of a replica. `None` when it never was.
     pub fn last_heard(&self, to: &str) -> Option<Duration> {
         let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         heard.get(to).map(Instant::elapsed)
     }
 
-    fn answered(&self, by: &str) {
+    /// Notes that the member named `by` was heard from now: it answered an RPC of this
+    /// member, or (on a follower) its leader's AppendEntries arrived.
+    pub fn heard_from(&self, by: &str) {
         let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         heard.insert(by.to_string(), Instant::now());
     }
@@ -166,7 +168,7 @@ impl Peer {
             .call(&self.to, &self.net.group, rpc, body.into(), ttl)
             .await
             .map_err(unreachable)?;
-        self.net.answered(&self.to);
+        self.net.heard_from(&self.to);
         let answer: Result<Resp, RaftError<u64, E>> =
             serde_json::from_slice(&reply).map_err(|e| unreachable(io::Error::other(e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

@@ -338,7 +338,8 @@ impl Member {
             .await
             .map_err(|e| e.to_string())?;
         let opened = tokio::time::Instant::now();
-        meta.transport.serve_group(&a.group, raft.clone());
+        meta.transport
+            .serve_group(&a.group, raft.clone(), net.clone());
         if a.peers.first().map(String::as_str) == Some(meta.me())
             && !raft.is_initialized().await.unwrap_or(true)
         {

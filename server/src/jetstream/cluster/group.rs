@@ -33,7 +33,10 @@ impl<'a> Place<'a> {
 
 /// nats-server's `cluster` block for a group as `raft`'s member sees it: name, group,
 /// leader, since when (on the leader), the traffic account, and the other members with
-/// `current`, `lag` and (given the group's `net`) `active`, known on the leader.
+/// `current`, `lag` and (given the group's `net`) `active`, known on the leader. A
+/// follower knows only its leader, as nats-server 2.15.1's: current while it hears it
+/// (within [`LEADER_SILENT`]), `active` the time since; the other followers are
+/// `current: false`, `active: 0`.
 pub(super) fn group_info(
     raft: &Raft,
     net: Option<&Network>,
@@ -56,15 +59,16 @@ pub(super) fn group_info(
         .map(|(id, n)| {
             let matched = m.replication.as_ref().and_then(|r| r.get(id).copied());
             let index = matched.flatten().map_or(0, |l| l.index);
+            let my_leader = !leading && m.current_leader == Some(*id);
+            let heard = net
+                .filter(|_| leading || my_leader)
+                .and_then(|net| net.last_heard(&n.addr));
             PeerInfo {
                 name: n.addr.clone(),
-                current: leading && index >= last,
+                current: (leading && index >= last)
+                    || (my_leader && heard.is_some_and(|d| d < LEADER_SILENT)),
                 offline: leading && matched.is_none(),
-                active: Nanos(
-                    net.filter(|_| leading)
-                        .and_then(|net| net.last_heard(&n.addr))
-                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-                ),
+                active: Nanos(heard.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
                 lag: if leading {
                     last.saturating_sub(index)
                 } else {

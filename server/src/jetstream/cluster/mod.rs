@@ -198,7 +198,7 @@ impl MetaGroup {
                 return None;
             }
         };
-        transport.serve_group(GROUP, raft.clone());
+        transport.serve_group(GROUP, raft.clone(), net.clone());
         let group = Arc::new(MetaGroup {
             raft,
             me,

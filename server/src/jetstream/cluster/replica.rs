@@ -368,7 +368,8 @@ impl Replica {
             .map_err(|e| e.to_string())?;
         let opened = tokio::time::Instant::now();
         source.set(raft.clone(), meta.transport.clone(), &a.group, meta.me());
-        meta.transport.serve_group(&a.group, raft.clone());
+        meta.transport
+            .serve_group(&a.group, raft.clone(), net.clone());
         // Only the first server of a group that never changed its members forms it: a
         // server that joins later (scaling, a replaced peer) is added by the leader.
         if a.peers.first().map(String::as_str) == Some(meta.me())

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::account::Account;
-use crate::raft::{Raft, Rpc, Transport, serve};
+use crate::raft::{Network, Raft, Rpc, Transport, serve};
 use crate::router::{ByteString, Delivery, Msg, Subscriber, Subscription};
 
 /// Inbound messages waiting for the transport task.
@@ -97,7 +97,7 @@ pub(super) struct RouteTransport {
     me: String,
     next: AtomicU64,
     pending: Pending,
-    groups: Mutex<HashMap<String, Raft>>,
+    groups: Mutex<HashMap<String, (Raft, Network)>>,
     hellos: mpsc::Sender<Hello>,
     api: std::sync::OnceLock<ApiHook>,
     catchup: std::sync::OnceLock<ApiHook>,
@@ -152,9 +152,10 @@ impl RouteTransport {
         (transport, hello_rx, task)
     }
 
-    /// Serves `group`'s RPCs addressed to this server with `raft`.
-    pub(super) fn serve_group(&self, group: &str, raft: Raft) {
-        lock(&self.groups).insert(group.to_string(), raft);
+    /// Serves `group`'s RPCs addressed to this server with `raft`; `net` (the group's
+    /// network here) hears of the leader's AppendEntries, by sender.
+    pub(super) fn serve_group(&self, group: &str, raft: Raft, net: Network) {
+        lock(&self.groups).insert(group.to_string(), (raft, net));
     }
 
     /// Serves forwarded API requests with `hook` (set once).
@@ -234,14 +235,23 @@ impl RouteTransport {
                 });
             }
             ["$NRG", _, group, rpc] => {
-                let raft = lock(&self.groups).get(*group).cloned();
+                let served = lock(&self.groups).get(*group).cloned();
+                let rpc_kind = Rpc::parse(rpc);
+                let raft = served.map(|(raft, net)| {
+                    if rpc_kind == Some(Rpc::Append)
+                        && let Some(from) = msg.reply.as_deref().and_then(sender)
+                    {
+                        net.heard_from(from);
+                    }
+                    raft
+                });
                 if raft.is_none()
                     && let Some(reply) = &msg.reply
                 {
                     // Not (yet) a member here: say so at once (a probe gets `false`,
                     // anything else an empty answer the caller retries after its
                     // backoff), rather than letting the caller wait out its timeout.
-                    let answer = if Rpc::parse(rpc) == Some(Rpc::Probe) {
+                    let answer = if rpc_kind == Some(Rpc::Probe) {
                         crate::raft::net::not_initialized()
                     } else {
                         Bytes::new()
@@ -249,8 +259,7 @@ impl RouteTransport {
                     self.publish(reply, None, answer);
                     return;
                 }
-                let (Some(raft), Some(rpc), Some(reply)) = (raft, Rpc::parse(rpc), msg.reply)
-                else {
+                let (Some(raft), Some(rpc), Some(reply)) = (raft, rpc_kind, msg.reply) else {
                     return;
                 };
                 let me = Arc::clone(self);
@@ -261,6 +270,15 @@ impl RouteTransport {
             }
             _ => {}
         }
+    }
+}
+
+/// The server that sent a call, from its reply subject (`$NRG.<sender>.R.<n>`).
+fn sender(reply: &str) -> Option<&str> {
+    let mut tokens = reply.split('.');
+    match (tokens.next(), tokens.next(), tokens.next()) {
+        (Some("$NRG"), Some(from), Some("R")) => Some(from),
+        _ => None,
     }
 }
 
