@@ -103,7 +103,7 @@ use crate::account::Account;
 use crate::jetstream::JetStreams;
 use crate::jetstream::consumer::events;
 use crate::jetstream::store::{StdFs, now_ns};
-use crate::jetstream::stream::{StreamHandle, timestamp};
+use crate::jetstream::stream::{StreamCore, StreamHandle, timestamp};
 use crate::raft::{self, Command, LogStore, MachineStore, Network, Raft, node_id};
 use crate::router::ByteString;
 use crate::router::{Delivery, Msg, Subscriber, Subscription};
@@ -612,17 +612,28 @@ const TIMERS_CHECK: Duration = Duration::from_millis(250);
 /// the stream's next expiry, TTL or schedule is due, and waits for it to be applied
 /// before looking again. Replicas never act on their own timers (`timers_by_leader`
 /// of the stream), so a message expires once, at one place in the log, on every
-/// replica; a new leader takes over the timers where the old one stopped.
+/// replica; a new leader takes over the timers where the old one stopped. A round that
+/// changed the stream may have left more due (it fires at most 1,024 schedules): the
+/// next is proposed at once, not a tick later; one that changed nothing waits the tick.
 async fn timers_while_leader(handle: StreamHandle, lead: Arc<Lead>) {
     let mut tick = tokio::time::interval(TIMERS_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut moved = false;
     loop {
-        tick.tick().await;
+        if !moved {
+            tick.tick().await;
+        }
+        moved = false;
         if lock(&lead.subs).is_empty() {
             continue;
         }
-        let due = handle.call(|core| Ok(core.timers_due())).await;
-        if !matches!(due, Ok(Some(at)) if at <= now_ns()) {
+        let due = handle
+            .call(|core| Ok((core.timers_due(), shape(core))))
+            .await;
+        let Ok((Some(at), before)) = due else {
+            continue;
+        };
+        if at > now_ns() {
             continue;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -635,7 +646,17 @@ async fn timers_while_leader(handle: StreamHandle, lead: Arc<Lead>) {
             return;
         }
         let _ = tokio::time::timeout(COMMIT_WAIT, rx).await;
+        moved = handle
+            .call(|core| Ok(shape(core)))
+            .await
+            .is_ok_and(|after| after != before);
     }
+}
+
+/// What a timer round changes: the stream's last sequence and message count.
+fn shape(core: &StreamCore) -> (u64, u64) {
+    let state = core.store().state();
+    (state.last_seq, state.msgs)
 }
 
 /// `STREAM.LEADER.STEPDOWN` on the leader's server: hands the leadership of the

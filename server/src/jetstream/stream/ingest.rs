@@ -205,7 +205,7 @@ impl StreamCore {
         let counter = self.counter_value(subject, hdrs, payload)?;
         let counted = counter.as_ref().map(|c| counter::body(&c.value));
         let payload = counted.as_deref().unwrap_or(payload);
-        let checked = self.check_headers(hdrs, subject, from)?;
+        let checked = self.check_headers(hdrs, subject, from, now)?;
         let hdrs = checked.headers.as_deref().or(hdrs);
         let carried = counter.as_ref().and_then(|c| c.headers(hdrs));
         let hdrs = carried.as_deref().or(hdrs);
@@ -234,21 +234,23 @@ impl StreamCore {
         Ok(ack)
     }
 
-    /// The `Nats-Expected-*`, schedule, `Nats-Rollup` and `Nats-TTL` checks: the
-    /// roll-up, the TTL, the schedule and, when the block changes (a schedule's roll-up,
-    /// a TTL raised to the delete marker TTL), the headers to store.
+    /// The `Nats-Expected-*`, schedule, `Nats-Rollup` and `Nats-TTL` checks of a
+    /// message stored at `now`: the roll-up, the TTL, the schedule and, when the block
+    /// changes (a schedule's roll-up, a TTL raised to the delete marker TTL), the
+    /// headers to store.
     fn check_headers(
         &self,
         hdrs: Option<&[u8]>,
         subject: &str,
         from: Origin,
+        now: i64,
     ) -> Result<Checked, ApiError> {
         let Some(h) = hdrs else {
             return Ok(Checked::default());
         };
         self.check_expected(h, subject)?;
         let schedule = match from {
-            Origin::Client => self.check_schedule(h, subject)?,
+            Origin::Client => self.check_schedule(h, subject, now)?,
             Origin::Scheduler => None,
         };
         let mut rollup = self.check_rollup(h)?;

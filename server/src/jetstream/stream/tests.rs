@@ -193,3 +193,32 @@ async fn interest_keeps_what_a_consumer_needs() {
     handle.unregister_consumer("c").await.expect("unregister");
     assert_eq!(handle.state().await.expect("state").msgs, 0);
 }
+
+/// A replica applies a schedule at the time its leader stored it: its first due time
+/// counts from then, not from when the replica got to it, so the leader's timer
+/// rounds find it due on every replica alike.
+#[tokio::test]
+async fn a_replicated_schedule_is_due_from_its_entrys_time() {
+    let account = Arc::new(Account::new("$G"));
+    let mut p = params(RetentionPolicy::Limits, &account);
+    p.cfg.allow_msg_schedules = true;
+    p.replicated = true;
+    let (handle, _subs) = spawn(p).await.expect("spawn");
+    let stored = crate::jetstream::store::now_ns() - 3_600_000_000_000;
+    let due = handle
+        .call(move |core| {
+            let h = b"NATS/1.0\r\nNats-Schedule: @every 1m\r\nNats-Schedule-Target: t.out\r\n\r\n";
+            let ack = core.apply_replicated(b"t.s", Some(h), b"x", stored);
+            assert!(ack.is_some_and(|a| a.error.is_none()));
+            Ok(core.timers_due())
+        })
+        .await
+        .expect("call");
+    // A minute after `stored`, to the whole second (an hour later when counted from
+    // the replica's clock).
+    let minute = stored + 59_000_000_000..=stored + 60_000_000_000;
+    assert!(
+        due.is_some_and(|d| minute.contains(&d)),
+        "{due:?} vs {stored}"
+    );
+}

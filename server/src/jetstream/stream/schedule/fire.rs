@@ -15,13 +15,15 @@ use super::{
     FIRE_BATCH, NEXT, PURGE, ROLLUP, SCHEDULE_ROLLUP, SCHEDULE_TTL, SCHEDULER, SOURCE, Schedule,
     TARGET, TIME_ZONE, header, pattern,
 };
-use crate::jetstream::store::{StoreError, StoredMsg, StreamStore, now_ns};
+use crate::jetstream::store::{StoreError, StoredMsg, StreamStore};
 use crate::jetstream::stream::core::StreamCore;
 use crate::jetstream::stream::ttl::{self, TTL_HEADER};
 
 impl StreamCore {
-    /// The schedule checks of a client's publish (see the module doc); the schedule's
-    /// first due time when the message holds one.
+    /// The schedule checks of a client's publish stored at `now` (see the module doc);
+    /// the schedule's first due time when the message holds one, counted from `now`:
+    /// a replica applying the publish later than its leader stored it schedules it
+    /// for the same time (the leader's timer rounds then fire it on every replica).
     ///
     /// # Errors
     /// nats-server's `MESSAGE_SCHEDULES_*` errors.
@@ -29,6 +31,7 @@ impl StreamCore {
         &self,
         h: &[u8],
         subject: &str,
+        now: i64,
     ) -> Result<Option<i64>, ApiError> {
         if find(h, SCHEDULER).is_some() || find(h, NEXT).is_some() {
             return Err(ErrorCode::MESSAGE_SCHEDULES_SCHEDULER_INVALID.error());
@@ -40,7 +43,7 @@ impl StreamCore {
             return Err(ErrorCode::MESSAGE_SCHEDULES_DISABLED.error());
         }
         let schedule = self.read_schedule(h, subject)?;
-        Ok(schedule.spec.next(now_ns()))
+        Ok(schedule.spec.next(now))
     }
 
     /// Parses and checks the schedule a message's headers hold.
