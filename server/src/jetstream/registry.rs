@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rill_protocol::jsapi::{AccountTier, StorageType, StreamConfig};
+use rill_protocol::jsapi::{AccountTier, StorageType, StreamConfig, StreamName};
 
 use super::stream::{StreamHandle, StreamSubs};
 use super::validate::OwnedFilters;
@@ -26,7 +26,7 @@ pub(super) struct Entry {
 /// The streams of one account, by name.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<StreamName, Entry>,
     /// Every stream's subjects, by stream name.
     subjects: OwnedFilters,
     /// The `max_bytes` reserved by the file and the memory streams (wide enough that
@@ -51,13 +51,19 @@ impl Registry {
 
     /// Registers `entry` (replacing a stream of the same name).
     pub(super) fn insert(&mut self, entry: Entry) {
-        self.remove(&entry.cfg.name);
-        let owner: Arc<str> = Arc::from(entry.cfg.name.as_str());
+        let name = entry.handle.name().clone();
+        debug_assert_eq!(
+            name,
+            entry.cfg.name.as_str(),
+            "a handle runs its config's stream"
+        );
+        self.remove(&name);
+        let owner: Arc<str> = Arc::from(name.as_str());
         for s in &entry.cfg.subjects {
             self.subjects.insert(&owner, s);
         }
         *self.reserved_mut(entry.cfg.storage) += reserved(&entry.cfg);
-        self.entries.insert(entry.cfg.name.clone(), entry);
+        self.entries.insert(name, entry);
     }
 
     /// Takes stream `name` out.

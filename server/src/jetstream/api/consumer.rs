@@ -255,7 +255,7 @@ async fn listed_names(js: &JetStream, stream: &str) -> Vec<String> {
         .consumers
         .listed(stream)
         .into_iter()
-        .map(|(n, _)| n)
+        .map(|(n, _)| n.into_string())
         .collect();
     if let Some(meta) = js.share.meta() {
         let replicated = cluster::consumer::of_stream(meta, js.account_name(), stream).await;

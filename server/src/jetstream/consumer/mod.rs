@@ -56,8 +56,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rill_protocol::jsapi::{
-    ApiError, ConsumerConfig, ConsumerInfo, ConsumerPauseResponse, ConsumerResetResponse,
-    ConsumerUnpinResponse, ErrorCode, Timestamp,
+    ApiError, ConsumerConfig, ConsumerInfo, ConsumerName, ConsumerPauseResponse,
+    ConsumerResetResponse, ConsumerUnpinResponse, ErrorCode, StreamName, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,9 +106,9 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub struct Shared {
     /// Stream name.
-    pub stream: String,
+    pub stream: StreamName,
     /// Consumer name.
-    pub name: String,
+    pub name: ConsumerName,
     /// A mirror's or source's internal consumer (`direct`): left out of CONSUMER.NAMES,
     /// CONSUMER.LIST and the stream's `consumer_count`, as nats-server does.
     pub direct: bool,
@@ -235,10 +235,13 @@ impl ConsumerHandle {
     }
 }
 
+/// Consumers by stream, then by name.
+type ByStream = BTreeMap<StreamName, BTreeMap<ConsumerName, ConsumerHandle>>;
+
 /// The running consumers by stream and name. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    inner: Arc<Mutex<BTreeMap<String, BTreeMap<String, ConsumerHandle>>>>,
+    inner: Arc<Mutex<ByStream>>,
 }
 
 impl Registry {
@@ -247,9 +250,7 @@ impl Registry {
         Self::default()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, ConsumerHandle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByStream> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -259,7 +260,7 @@ impl Registry {
     }
 
     /// Every consumer of `stream`, by name.
-    pub fn list(&self, stream: &str) -> Vec<(String, ConsumerHandle)> {
+    pub fn list(&self, stream: &str) -> Vec<(ConsumerName, ConsumerHandle)> {
         self.lock()
             .get(stream)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -268,7 +269,7 @@ impl Registry {
 
     /// The consumers of `stream` that CONSUMER.NAMES and CONSUMER.LIST show: all but
     /// mirrors' and sources' internal (`direct`) ones.
-    pub fn listed(&self, stream: &str) -> Vec<(String, ConsumerHandle)> {
+    pub fn listed(&self, stream: &str) -> Vec<(ConsumerName, ConsumerHandle)> {
         let mut all = self.list(stream);
         all.retain(|(_, h)| !h.shared.direct);
         all

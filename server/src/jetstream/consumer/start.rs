@@ -191,8 +191,8 @@ pub async fn start<S: Source>(
         .map(str::to_owned)
         .collect();
     let shared = Arc::new(Shared {
-        stream: spec.stream.as_str().to_owned(),
-        name: spec.name.as_str().to_owned(),
+        stream: spec.stream.clone(),
+        name: spec.name.clone(),
         direct: spec.config.direct,
         filters: Mutex::new(filters.clone()),
         next_unread: AtomicU64::new(lps.front().copied().unwrap_or(read_pos)),
