@@ -26,6 +26,7 @@ mod js_cluster_health;
 mod js_cluster_jsz;
 mod js_cluster_kv;
 mod js_cluster_leader;
+mod js_cluster_move;
 mod js_cluster_partition;
 mod js_cluster_placement;
 mod js_cluster_r1;

@@ -50,6 +50,7 @@ pub mod forward;
 mod group;
 pub mod health;
 pub mod meta;
+mod moving;
 pub mod placement;
 pub mod replica;
 pub mod report;

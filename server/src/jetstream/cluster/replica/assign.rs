@@ -3,10 +3,11 @@
 //! (placement, the committed assignment, waiting for the group's first leader), and the
 //! view a server answers with.
 //!
-//! Scaling (`num_replicas` changed by an update) and removing a peer only change the
-//! assignment's `peers` (the servers dropped go to `retiring`); the group's leader then
-//! changes the group's membership to match (`super::members_while_leader`), and the
-//! answer does not wait for that, as nats-server's does not.
+//! Scaling (`num_replicas` changed by an update), moving (a `placement` the stream's
+//! servers do not fit) and removing a peer only change the assignment's `peers` (the
+//! servers dropped go to `retiring`); the group's leader then changes the group's
+//! membership to match (`super::members_while_leader`), and the answer does not wait
+//! for that, as nats-server's does not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use rill_protocol::jsapi::{
 use super::super::MetaGroup;
 use super::super::group::leader_name;
 use super::super::meta::{MetaAnswer, MetaOp, StreamAssignment};
+use super::super::moving;
 use super::{APPLY_WAIT, Standing, standing, unavailable};
 use crate::jetstream::JetStream;
 use crate::jetstream::store::now_ns;
@@ -141,8 +143,8 @@ async fn names_me(meta: &MetaGroup, key: &str) -> bool {
 }
 
 /// Updates a replicated stream (the new config checked against the old one); a
-/// changed `num_replicas` scales it ([`scaled`]); a changed `placement` is checked
-/// ([`placement_kept`]).
+/// changed `placement` is checked and may move the stream ([`placed`]); a changed
+/// `num_replicas` scales it ([`scaled`]).
 ///
 /// # Errors
 /// More replicas than live servers (400/10005 `no suitable peers for placement`), no
@@ -155,7 +157,7 @@ pub async fn update(
 ) -> Result<StreamInfo, ApiError> {
     let mut a = old.clone();
     if cfg.placement != old.config.placement {
-        placement_kept(meta, old, &cfg)?;
+        placed(js, meta, &mut a, &cfg).await?;
     }
     if cfg.num_replicas != old.config.num_replicas {
         let replicas = usize::try_from(cfg.num_replicas).unwrap_or(1).max(1);
@@ -189,22 +191,42 @@ pub async fn update(
 
 /// A new `placement` for a stream: refused as nats-server 2.15.1 refuses it when no
 /// servers fit (400/10005 `no suitable peers for placement[, tags not matched [...]]`);
-/// accepted when the stream's servers fit it already. A placement its servers do not
-/// fit asks nats-server to move the stream; rill cannot move one yet and says so
-/// (400/10011 `tags placement not supported for operation`) rather than keep a
-/// placement it does not honour.
-fn placement_kept(
-    meta: &MetaGroup,
-    old: &StreamAssignment,
+/// kept when the stream's servers fit it already; else the stream moves to servers
+/// that fit (`super::super::moving`), unless it has consumers (400/10011 `tags
+/// placement not supported for operation`: they would not follow it).
+async fn placed(
+    js: &JetStream,
+    meta: &Arc<MetaGroup>,
+    a: &mut StreamAssignment,
     cfg: &StreamConfig,
 ) -> Result<(), ApiError> {
     let replicas = usize::try_from(cfg.num_replicas).unwrap_or(1).max(1);
-    meta.place(replicas, cfg.placement.as_ref())?;
-    if meta.fits(&old.peers, cfg.placement.as_ref()) {
-        Ok(())
-    } else {
-        Err(ErrorCode::CLUSTER_TAGS.error())
+    let placement = cfg.placement.as_ref();
+    meta.place(replicas, placement)?;
+    if meta.fits(&a.peers, placement) {
+        return Ok(());
     }
+    let req = StreamInfoRequest::default();
+    let local = info(js, meta, &a.config.name, &req)
+        .await?
+        .0
+        .state
+        .consumer_count;
+    if moving::has_consumers(meta, a, local).await {
+        return Err(ErrorCode::CLUSTER_TAGS.error());
+    }
+    let leader = super::leader_of(meta, &a.key()).await;
+    let moved = moving::peers(
+        meta,
+        &a.peers,
+        &a.retiring,
+        leader.as_deref(),
+        a.peers.len(),
+        placement,
+    )
+    .ok_or_else(|| ErrorCode::CLUSTER_NO_PEERS.err("no suitable peers for placement"))?;
+    retire(a, moved);
+    Ok(())
 }
 
 /// The assignment `a` with `replicas` peers: the current ones kept (the leader first
