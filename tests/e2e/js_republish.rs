@@ -1,6 +1,7 @@
 //! A stream's `subject_transform` and `republish`, against rill and nats-server side by
 //! side: the subject messages are stored under, and the core NATS copies republished
-//! once stored (subject, headers, payload; `headers_only` with `Nats-Msg-Size`).
+//! once stored (subject, headers, payload; `headers_only` with `Nats-Msg-Size`), KV
+//! buckets with `republish` included.
 
 use std::time::Duration;
 
@@ -151,4 +152,76 @@ async fn invalid_transforms_and_republish_cycles_get_nats_servers_errors() {
         assert!(errors[0].is_object(), "{case}: {errors:?}");
         assert_eq!(errors[0], errors[1], "{case}");
     }
+}
+
+/// Creates KV bucket `bucket` with `republish` through async-nats, listens on
+/// `listen`, puts, updates, deletes and purges a key, and returns what arrived and the
+/// bucket stream's `republish` config.
+async fn kv_republished(
+    kind: ServerKind,
+    bucket: &str,
+    republish: async_nats::jetstream::stream::Republish,
+    listen: &str,
+) -> Vec<String> {
+    use async_nats::jetstream::kv;
+    let server = TestServer::start_with(ServerOpts::kind(kind)).await;
+    let c = server.client().await;
+    let js = async_nats::jetstream::new(c.clone());
+    let kv = js
+        .create_key_value(kv::Config {
+            bucket: bucket.to_owned(),
+            history: 5,
+            republish: Some(republish),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    let mut sub = c.subscribe(listen.to_owned()).await.expect("subscribe");
+    sync(&c).await;
+    kv.put("hello.world", "Hello World!".into())
+        .await
+        .expect("put");
+    kv.put("hello.world", "again".into()).await.expect("update");
+    kv.put("other", "x".into()).await.expect("put");
+    kv.delete("hello.world").await.expect("delete");
+    kv.purge("other").await.expect("purge");
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let m = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: in time, after {out:?}"));
+        out.push(show(&m.expect("open")));
+    }
+    let info = api(&c, &format!("$JS.API.STREAM.INFO.KV_{bucket}"), "").await;
+    out.push(format!("config: {}", info["config"]["republish"]));
+    out
+}
+
+/// nats.py `test_kv_republish` as an e2e test (issue 21): a KV bucket with
+/// `republish` hands every put, delete and purge to core subscribers once stored (the
+/// KV operation headers included), whole or headers only.
+#[tokio::test]
+async fn kv_buckets_republish_as_nats_server() {
+    use async_nats::jetstream::stream::Republish;
+    let whole = || Republish {
+        source: ">".into(),
+        destination: "bar.>".into(),
+        headers_only: false,
+    };
+    let headers = || Republish {
+        source: ">".into(),
+        destination: "quux.>".into(),
+        headers_only: true,
+    };
+    let mut seen = Vec::new();
+    for (bucket, republish, listen) in [
+        ("TEST_UPDATE", whole(), "bar.>"),
+        ("HEADERS", headers(), "quux.>"),
+    ] {
+        let rill = kv_republished(ServerKind::Rill, bucket, republish.clone(), listen).await;
+        let nats = kv_republished(ServerKind::Nats, bucket, republish, listen).await;
+        assert_eq!(rill, nats, "rill (left) and nats-server (right) differ");
+        seen.push(rill);
+    }
+    insta::assert_debug_snapshot!(seen);
 }
