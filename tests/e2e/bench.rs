@@ -441,6 +441,38 @@ async fn bench_compare_cluster_rows() {
     ");
 }
 
+/// `rill bench compare`'s JetStream cluster rows: a fresh three-server JetStream cluster of
+/// each command per run, publishing on n1 to an R3 file stream once the meta group has a
+/// leader (each ack means a quorum stored it); every publish is acked on both.
+#[tokio::test]
+async fn bench_compare_cluster_js_rows() {
+    let (stdout, _) = long_compare(
+        "cluster-js-r3-sync,cluster-js-r3-async",
+        "-a 127.0.0.1 -p {port} -js -sd {store}",
+    )
+    .await;
+    assert!(
+        !stdout.contains("n/a: ") && !stdout.contains("messages arrived"),
+        "every JetStream cluster scenario ran and was acked on both: {stdout}"
+    );
+    // A quick run's CPU time is too short to count on every run: that row is left out.
+    let table = redact_table(&stdout);
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| !l.contains("server CPU"))
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"), @r"
+    | scenario | metric | A: rill-server median | B: nats-server median | ratio (>1: A better) | A spread (min–max) | B spread (min–max) |
+    |---|---|---:|---:|---:|---:|---:|
+    | cluster-js-r3-sync | p50 µs | N | N | N (B/A) | N | N |
+    | cluster-js-r3-sync | p99 µs | N | N | N (B/A) | N | N |
+    | cluster-js-r3-async | msgs/s | N | N | N (A/B) | N | N |
+    | memory (RSS after scenario) | A: rill-server MiB | B: nats-server MiB |
+    |---|---:|---:|
+    | peak (VmHWM) at end | N | N |
+    ");
+}
+
 /// `compare`'s restart rows: a file stream filled on a fresh server of each kind, killed with
 /// SIGKILL and restarted, stopped cleanly and restarted; every row has a number on both servers
 /// (a restarted server that answered with fewer messages than were acknowledged fails the run).

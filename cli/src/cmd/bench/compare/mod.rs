@@ -295,6 +295,16 @@ async fn run_one(
                 summary(s, &report)
             })
         }
+        Kind::ClusterJs { replicas, sync } => {
+            let limits = (plan.msgs(s), plan.duration, plan.run_timeout());
+            let shape = cluster::JsShape { replicas, sync };
+            let run = cluster::js_publish(&template, &plan.conn, s, shape, limits).await;
+            run.map(|(report, cpu)| {
+                record(results, s, side, &report);
+                record_cpu(results, s, side, &report, cpu);
+                summary(s, &report)
+            })
+        }
         Kind::Cluster { subs, queue } => {
             let limits = (plan.msgs(s), plan.duration, plan.run_timeout());
             let shape = cluster::Shape { subs, queue };

@@ -98,6 +98,9 @@ pub(crate) enum Kind {
     /// `rill bench pubsub` on a fresh three-server cluster: the publisher on n1, this many
     /// subscribers on n2 and n3 (in one queue group with `queue`).
     Cluster { subs: usize, queue: bool },
+    /// `rill bench js pub` on a fresh three-server JetStream cluster: publishes on n1 to a file
+    /// stream of this many replicas (each ack once a quorum has the message on disk).
+    ClusterJs { replicas: u32, sync: bool },
     /// A file stream of N messages spread over this many subjects on a fresh server: restart time
     /// after SIGKILL and after a clean stop, clean stop time, and memory after each restart.
     Restart { subjects: u32 },
@@ -113,6 +116,7 @@ impl Kind {
                 | Kind::MqttIdle
                 | Kind::Streams { .. }
                 | Kind::Cluster { .. }
+                | Kind::ClusterJs { .. }
                 | Kind::Restart { .. }
         )
     }
@@ -276,6 +280,26 @@ pub(crate) const ALL: &[Scenario] = &[
         16,
     ),
     sc(
+        "cluster-js-r3-sync",
+        "3-server JetStream cluster: sync publish on n1 to an R3 file stream, 16 B",
+        Kind::ClusterJs {
+            replicas: 3,
+            sync: true,
+        },
+        5_000,
+        16,
+    ),
+    sc(
+        "cluster-js-r3-async",
+        "3-server JetStream cluster: async publish (window 256) on n1 to an R3 file stream, 16 B",
+        Kind::ClusterJs {
+            replicas: 3,
+            sync: false,
+        },
+        200_000,
+        16,
+    ),
+    sc(
         "mqtt-q0-16",
         "MQTT 1 publisher : 1 subscriber, QoS 0, 16 B",
         Kind::Mqtt { qos: 0 },
@@ -353,11 +377,13 @@ pub(crate) fn metrics(kind: Kind) -> &'static [Metric] {
             m!("create p50 µs", "create", Field::P50),
         ],
         Kind::Mqtt { .. } => &[m!("msgs/s received", "sub", Field::Rate)],
-        Kind::JsPubSync => &[
+        Kind::JsPubSync | Kind::ClusterJs { sync: true, .. } => &[
             m!("p50 µs", "pub", Field::P50),
             m!("p99 µs", "pub", Field::P99),
         ],
-        Kind::JsPubAsync => &[m!("msgs/s", "pub", Field::Rate)],
+        Kind::JsPubAsync | Kind::ClusterJs { sync: false, .. } => {
+            &[m!("msgs/s", "pub", Field::Rate)]
+        }
         Kind::JsFetch => &[m!("msgs/s", "fetch", Field::Rate)],
         Kind::JsOrdered => &[m!("msgs/s", "ordered", Field::Rate)],
         Kind::Kv => &[
@@ -418,6 +444,7 @@ pub(crate) async fn run(
         | Kind::MqttIdle
         | Kind::Streams { .. }
         | Kind::Cluster { .. }
+        | Kind::ClusterJs { .. }
         | Kind::Restart { .. } => {
             anyhow::bail!("{} is run by the comparison itself", s.name)
         }
@@ -468,7 +495,7 @@ pub(crate) fn headline_phase(kind: Kind) -> &'static str {
         Kind::Request => "request",
         Kind::IdleConns | Kind::MqttIdle => "",
         Kind::Mqtt { .. } => "sub",
-        Kind::JsPubSync | Kind::JsPubAsync | Kind::Restart { .. } => "pub",
+        Kind::JsPubSync | Kind::JsPubAsync | Kind::ClusterJs { .. } | Kind::Restart { .. } => "pub",
         Kind::JsFetch => "fetch",
         Kind::JsOrdered => "ordered",
         Kind::Kv => "get",
