@@ -219,11 +219,10 @@ pub(super) fn read_head(
     Ok(Some(data))
 }
 
-/// The first entry of a version 2 index whose head is `head`, from `data`
-/// holding at least the head and that entry. Not checked against the entries'
-/// crc (the caller reads the record it places and checks that).
-pub(crate) fn first_entry(data: &[u8], head: &Head) -> Result<Entry, String> {
-    let sect = data.get(head.head_len..).ok_or("index entries missing")?;
+/// The first entry of a version 2 index whose head is `head`, from `sect`: the
+/// bytes after the head, holding at least that entry. Not checked against the
+/// entries' crc (the caller reads the record it places and checks that).
+pub(crate) fn first_entry(sect: &[u8], head: &Head) -> Result<Entry, String> {
     let e = read_entry(&mut Reader { buf: sect, pos: 0 }, &Entry::default())?;
     let in_block = e.loc.blk == head.id && e.loc.off >= BLOCK_HDR as u32;
     if e.seq != head.sum.first || !in_block {

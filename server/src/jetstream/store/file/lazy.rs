@@ -19,7 +19,10 @@ use tracing::{debug, warn};
 
 use super::FileLoc;
 use super::block::{BLOCK_HDR, block_path};
-use super::blockidx::{decode_entries, decode_head, first_entry, idx_path, read_head};
+use super::blockidx::{
+    HEAD_FIXED, Head, decode_entries, decode_head, first_entry, fixed_fields, idx_path,
+};
+use super::index::Entry;
 use super::record::{self, STATE_LIVE};
 use super::recovery::scan;
 use crate::jetstream::store::core::{Loaded, SegLoader, SegSummary, Slot, SubjectTable};
@@ -61,14 +64,10 @@ impl IdxLoader {
     /// The timestamp of the block's first live message: its place from the
     /// index's first entry, its record read and checked (crc, sequence, live).
     fn read_first_ts(&self, unit: u32, sum: &SegSummary) -> Result<i64, String> {
-        let data = read_head(&self.vfs, &idx_path(&self.dir, unit), FIRST_ENTRY_MAX)
-            .map_err(|e| e.to_string())?
-            .ok_or("no index")?;
-        let head = decode_head(&data)?;
+        let (head, e) = self.read_first_entry(unit)?;
         if head.id != unit || head.sum != *sum {
             return Err("index no longer describes the block as opened".into());
         }
-        let e = first_entry(&data, &head)?;
         let mut rec = vec![0; e.loc.len as usize];
         self.vfs
             .open(&block_path(&self.dir, unit), false)
@@ -79,6 +78,27 @@ impl IdxLoader {
             return Err("record is not the first message".into());
         }
         Ok(v.ts)
+    }
+
+    /// The fixed part of the block's index head and the index's first entry: two
+    /// small reads, not the head's subjects (a block of 100,000 subjects has a head
+    /// of megabytes, which this read and decoded whole at every open). Not checked
+    /// against the head's checksum: the record the entry places is checked instead.
+    fn read_first_entry(&self, unit: u32) -> Result<(Head, Entry), String> {
+        let f = self
+            .vfs
+            .open(&idx_path(&self.dir, unit), false)
+            .map_err(|e| e.to_string())?;
+        let flen = f.len().map_err(|e| e.to_string())?;
+        let mut fixed = vec![0; HEAD_FIXED];
+        f.read_at(0, &mut fixed).map_err(|e| e.to_string())?;
+        let (head, _) = fixed_fields(&fixed)?;
+        let start = head.head_len as u64;
+        let n = flen.saturating_sub(start).min(FIRST_ENTRY_MAX);
+        let mut sect = vec![0; usize::try_from(n).unwrap_or(0)];
+        f.read_at(start, &mut sect).map_err(|e| e.to_string())?;
+        let e = first_entry(&sect, &head)?;
+        Ok((head, e))
     }
 
     /// The slots the index file lists, if it still describes `sum`.
