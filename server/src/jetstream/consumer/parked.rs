@@ -52,15 +52,23 @@ impl fmt::Debug for Parked {
 }
 
 impl Parked {
-    /// Parks the next read of up to `max` messages from `from` at `src`, which the
-    /// consumer has read up to `seen` (its watch's value); nothing when a read is
-    /// parked already or the last one failed at `seen`.
-    pub(super) fn park<S: Source>(&mut self, src: &S, seen: u64, from: From, max: usize) {
-        if self.read.is_some() || self.failed_at == Some(seen) {
+    /// Parks the next read of up to `max` messages from `from` at `src`, to run once
+    /// the stream holds a message at `from.start` or later; nothing when a read is
+    /// parked already or the last one failed while the watch said `watch`.
+    ///
+    /// The read waits for the stream to grow past `from.start - 1`, what the consumer
+    /// has read, not past the watch's value: the stream answers a parked read before it
+    /// moves the watch, so a consumer that took that answer and parks again may still
+    /// see the old value. A read parked there answered at once, empty, and the next
+    /// one was parked only after that round trip; under load the next write often came
+    /// first and reached the consumer through the watch, after its PubAck, every other
+    /// write (CI: stale mirror reads after writes 1, 3, 5, ...).
+    pub(super) fn park<S: Source>(&mut self, src: &S, watch: u64, from: From, max: usize) {
+        if self.read.is_some() || self.failed_at == Some(watch) {
             return;
         }
         let (start, filters) = (from.start, from.filters.clone());
-        let read = src.read_after(seen, move |s: &dyn StreamStore| {
+        let read = src.read_after(start.saturating_sub(1), move |s: &dyn StreamStore| {
             let range = ReadRange {
                 start,
                 upto: s.state().last_seq,
@@ -89,5 +97,48 @@ impl Parked {
     /// Notes that the parked read failed while the watch said `seen`.
     pub(super) fn failed(&mut self, seen: u64) {
         self.failed_at = Some(seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::jetstream::consumer::StoreSource;
+    use crate::jetstream::store::{MemStore, StoreConfig};
+
+    fn from(start: u64) -> From {
+        From {
+            start,
+            filters: Vec::new(),
+        }
+    }
+
+    /// The stream answers a parked read before it moves its watch, so the consumer may
+    /// park its next read while the watch still shows the sequence before: that read
+    /// must wait for the next message, not answer at once with nothing.
+    #[tokio::test]
+    async fn a_read_parked_behind_a_late_watch_waits_for_the_next_message() {
+        let src = StoreSource::new(Box::new(MemStore::new(StoreConfig::default())), false);
+        for _ in 0..2 {
+            src.append("a", None, b"x").expect("append");
+        }
+        let mut parked = Parked::default();
+        parked.park(&src, 1, from(3), 16);
+        assert!(
+            parked.answer().now_or_never().is_none(),
+            "answered before the stream grew past what was read"
+        );
+        src.append("a", None, b"y").expect("append");
+        let answer = tokio::time::timeout(Duration::from_secs(5), parked.answer())
+            .await
+            .expect("answered once the stream grew");
+        assert_eq!(answer.from, from(3));
+        let (msgs, after, _) = answer.read.expect("read");
+        assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [3]);
+        assert_eq!(after, 4);
     }
 }
