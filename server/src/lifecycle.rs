@@ -257,6 +257,7 @@ impl Server {
             state.set_event_sink(sys);
             task
         });
+        system::expiry::start(&state, stop_rx.clone(), done_tx.clone());
         // After the routes and the system account: the meta group's Raft traffic
         // travels on `$NRG` subjects over the routes.
         if let Some(js) = &jetstream

@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(5);
 const KINDS: [ServerKind; 2] = [ServerKind::Rill, ServerKind::Nats];
 
 /// A full-resolver config over `dir` with the system account preloaded.
-fn full_config(setup: &Setup, dir: &Path, extra: &str) -> String {
+pub(crate) fn full_config(setup: &Setup, dir: &Path, extra: &str) -> String {
     let op = setup
         .operator
         .jwt(json!({"system_account": setup.sys.public()}));
@@ -33,7 +33,7 @@ fn full_config(setup: &Setup, dir: &Path, extra: &str) -> String {
 }
 
 /// Connects with a user JWT, signing the nonce with its seed.
-async fn connect_user(url: String, user: &User) -> Result<async_nats::Client, String> {
+pub(crate) async fn connect_user(url: String, user: &User) -> Result<async_nats::Client, String> {
     let key = std::sync::Arc::new(
         nkeys::KeyPair::from_seed(&user.key.seed().expect("seed")).expect("seed"),
     );

@@ -56,6 +56,7 @@ mod js_source_update;
 mod js_sources;
 mod js_streams;
 mod jwt_auth;
+mod jwt_expiry;
 mod jwt_imports;
 mod jwt_leaf;
 mod jwt_leaf_edges;

@@ -250,7 +250,7 @@ pub(super) async fn packed(state: &Arc<ServerState>, req: &Request) {
 /// nothing changed), accepted leafs too; the updated accounts' `conn` limits close the
 /// connections past them; imports are rewired (the importer's own, and those of
 /// accounts importing from it); JetStream takes the new limits.
-async fn changed(state: &Arc<ServerState>, jwt: &JwtAuth, accounts: &[String]) {
+pub(super) async fn changed(state: &Arc<ServerState>, jwt: &JwtAuth, accounts: &[String]) {
     state.clients.notify_auth_reload();
     if let Some(leafs) = state.leafs() {
         leafs.recheck_jwt();

@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod claims;
 pub mod events;
+pub mod expiry;
 pub mod imported;
 pub mod requests;
 
@@ -256,13 +257,6 @@ async fn run(
         .and_then(|j| j.resolver.sync_interval())
         .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     loop {
-        let expiry = activation_expiry(jwt.as_deref());
-        let sooner = async {
-            match &jwt {
-                Some(j) => j.wiring.sooner.notified().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             req = rx.recv() => match req {
                 Some(req) => handle(&state, &system, req).await,
@@ -270,12 +264,6 @@ async fn run(
             },
             _ = heartbeat.tick() => events::statsz_heartbeat(&state, &system),
             () = tick(catch_up.as_mut()) => claims::ask_pack(&state, &system),
-            () = expiry => {
-                if let Some(j) = &jwt {
-                    j.rewire_all(&state.accounts);
-                }
-            }
-            () = sooner => {}
             _ = stop.changed() => return,
         }
     }
@@ -289,17 +277,6 @@ async fn tick(timer: Option<&mut tokio::time::Interval>) {
         }
         None => std::future::pending().await,
     }
-}
-
-/// Sleeps until the first activation token of a wired import expires (operator mode), so
-/// that import stops then; forever when none expires.
-async fn activation_expiry(jwt: Option<&crate::auth::jwt::JwtAuth>) {
-    let Some(at) = jwt.and_then(|j| j.wiring.next_expiry()) else {
-        return std::future::pending().await;
-    };
-    let wait = u64::try_from(at - crate::auth::jwt::token::now()).unwrap_or(0);
-    // Past the second the token expires in, so it counts as expired when rechecked.
-    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(50)).await;
 }
 
 async fn handle(state: &Arc<ServerState>, system: &System, req: Request) {

@@ -19,7 +19,9 @@
 //! import is not wired (logged).
 //!
 //! [`Wiring`] keeps which accounts have their JWT imports wired, so that a claim update
-//! (of the importer or an exporter) or an expiring activation rewires them.
+//! (of the importer or an exporter) or an expiring activation rewires them; it also
+//! keeps when a wired account's own JWT expires, so that its connections are re-checked
+//! then (and closed, as nats-server 2.15.1: `-ERR 'Account Authentication Expired'`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,16 +38,18 @@ use crate::account::{Accounts, ImportSpec, Responses};
 use crate::config::{ExportKind, ImportConfig};
 use crate::locks;
 
-/// The accounts whose JWT imports are wired, each with its first activation expiry.
+/// The accounts whose JWT imports are wired, each with the first time its standing
+/// changes by itself: an activation of its imports or its own JWT expiring.
 #[derive(Debug, Default)]
 pub struct Wiring {
     wired: Mutex<HashMap<String, Option<i64>>>,
-    /// Rung when an account is wired with an activation expiring sooner than any before.
+    /// Rung when an account is wired with an expiry sooner than any before.
     pub sooner: tokio::sync::Notify,
 }
 
 impl Wiring {
-    /// The earliest activation expiry (unix seconds) of any wired import.
+    /// The earliest expiry (unix seconds) of a wired account's JWT or of an activation of
+    /// its imports.
     pub fn next_expiry(&self) -> Option<i64> {
         locks::lock(&self.wired).values().flatten().min().copied()
     }
@@ -72,7 +76,12 @@ impl JwtAuth {
     fn wire_account(&self, accounts: &Accounts, key: &str) {
         let now = token::now();
         let (wanted, expiry) = match self.resolver.lookup(key) {
-            Some(account) => self.allowed_imports(&account.claims, now),
+            Some(account) => {
+                let (wanted, first) = self.allowed_imports(&account.claims, now);
+                let own = account.claims.data.exp;
+                let own = (own > now).then_some(own);
+                (wanted, first.into_iter().chain(own).min())
+            }
             None => (Vec::new(), None),
         };
         accounts.wire_jwt(key, &wanted);
