@@ -194,3 +194,75 @@ async fn jsz_and_cluster_blocks_show_the_groups_as_nats_server() {
     let rill = on(Rill).await;
     assert_eq!(rill, nats);
 }
+
+/// Each server's `$JS.API.INFO` counts (streams, consumers, memory, storage), once all
+/// three report the bytes every server's `/jsz` holds, summed (a server hears its peers'
+/// shares after a while: nats-server 2.15.1 within about two seconds).
+async fn account_info_everywhere(cluster: &Cluster) -> Vec<Value> {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let (mut memory, mut storage) = (0, 0);
+        for node in &cluster.nodes {
+            let jsz = node.monitor("/jsz").await;
+            memory += jsz["memory"].as_u64().unwrap_or_default();
+            storage += jsz["storage"].as_u64().unwrap_or_default();
+        }
+        let mut seen = Vec::new();
+        for node in &cluster.nodes {
+            let info = api(&node.client().await, "$JS.API.INFO", "").await;
+            seen.push(
+                json!({"streams": info["streams"], "consumers": info["consumers"],
+                "memory": info["memory"], "storage": info["storage"]}),
+            );
+        }
+        let summed = seen
+            .iter()
+            .all(|s| *s == seen[0] && s["memory"] == memory && s["storage"] == storage);
+        if summed {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never the sum of every server's bytes ({memory}, {storage}): {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An R3 file stream, an R3 memory stream and an R1 file stream with messages, a
+/// replicated durable and an R1 durable: every server's `$JS.API.INFO` reports the
+/// account's totals over the cluster (every replica's bytes), not its own share.
+async fn account_info_on(kind: ServerKind) -> Vec<Value> {
+    let cluster = Cluster::jetstream(kind, 3).await;
+    let client = cluster.node(0).client().await;
+    for (name, storage, replicas) in [("S", "file", 3), ("M", "memory", 3), ("T", "file", 1)] {
+        let subject = name.to_lowercase();
+        let body = json!({"name": name, "subjects": [format!("{subject}.>")],
+            "storage": storage, "num_replicas": replicas});
+        create_replicated(&client, name, &body.to_string()).await;
+    }
+    let js = jetstream::new(client.clone());
+    for subject in ["s.1", "s.2", "s.3", "m.1", "t.1"] {
+        js.publish(subject, "hello".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    for (stream, name) in [("S", "D"), ("T", "E")] {
+        let body = json!({"stream_name": stream, "config": {
+            "durable_name": name, "ack_policy": "explicit"}});
+        let subject = format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}");
+        let created = api(&client, &subject, &body.to_string()).await;
+        assert!(created["error"].is_null(), "{kind:?} {name}: {created}");
+    }
+    account_info_everywhere(&cluster).await
+}
+
+#[tokio::test]
+async fn account_info_counts_the_whole_cluster_as_nats_server() {
+    let nats = account_info_on(Nats).await;
+    assert_eq!(nats[0]["streams"], 3, "{nats:?}");
+    let rill = account_info_on(Rill).await;
+    assert_eq!(rill, nats);
+}

@@ -14,7 +14,7 @@ use crate::jetstream::JetStream;
 /// streams' byte counts (read without a hop: see `StreamHandle::usage`), in one pass
 /// that copies nothing (clients such as async-nats ask for it before every KV bucket
 /// create).
-pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
+pub(super) async fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
     if let Err(e) = req.check_level() {
         return Reply::from(Err::<AccountInfo, _>(e));
     }
@@ -38,6 +38,10 @@ pub(super) fn info(js: &Arc<JetStream>, req: &Request) -> Reply {
         ..AccountTier::default()
     };
     js.add_usage(&mut usage);
+    // In a cluster, the account's totals over every server (as nats-server 2.15.1).
+    if let Some(meta) = js.share.meta() {
+        crate::jetstream::cluster::usage::totals(meta, js.account_name(), &mut usage).await;
+    }
     let tiers = tiers(&l, &usage);
     let body = AccountInfo {
         usage,

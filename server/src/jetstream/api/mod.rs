@@ -339,7 +339,7 @@ fn send(js: &JetStream, to: &ByteString, reply: Reply) {
 async fn handle(js: &Arc<JetStream>, api: ApiSubject<'_>, req: &Request) -> Option<Reply> {
     use ApiSubject as A;
     Some(match api {
-        A::Info => account::info(js, req),
+        A::Info => account::info(js, req).await,
         A::StreamCreate(name) => Reply::from(stream::create(js, name, req).await),
         A::StreamUpdate(name) => Reply::from(stream::update(js, name, req).await),
         A::StreamInfo(name) => Reply::from(stream::info(js, name, req).await),

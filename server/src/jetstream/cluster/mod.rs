@@ -55,6 +55,7 @@ pub mod placement;
 pub mod replica;
 pub mod report;
 mod transport;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -106,9 +107,17 @@ pub enum Stepdown {
     Failed,
 }
 
-/// A server heard on `$NRG.HELLO`: member of a formed group, when last heard, its
-/// `server_tags`.
-type Heard = (bool, Instant, Vec<String>);
+/// A server heard on `$NRG.HELLO`.
+struct Heard {
+    /// A member of a formed meta group.
+    member: bool,
+    /// When it was last heard.
+    at: Instant,
+    /// Its `server_tags`, normalized (placement).
+    tags: Vec<String>,
+    /// Its share of each account's usage (`$JS.API.INFO`).
+    usage: BTreeMap<String, usage::Usage>,
+}
 
 /// This server's member of the cluster's meta group.
 pub struct MetaGroup {
@@ -119,8 +128,7 @@ pub struct MetaGroup {
     seeded: bool,
     sm: MachineStore<MetaMachine>,
     transport: Arc<RouteTransport>,
-    /// Servers heard on `$NRG.HELLO`: name → (member of a formed group, last heard,
-    /// its `server_tags`).
+    /// Servers heard on `$NRG.HELLO`, by name.
     peers: Mutex<BTreeMap<String, Heard>>,
     /// This server's `server_tags` (for placement).
     tags: Vec<String>,
@@ -334,10 +342,10 @@ impl MetaGroup {
         };
         let now_live = lock(&self.peers)
             .iter()
-            .filter(|(_, (_, seen, _))| seen.elapsed() < PEER_GONE)
-            .map(|(name, (_, _, tags))| placement::Candidate {
+            .filter(|(_, h)| h.at.elapsed() < PEER_GONE)
+            .map(|(name, h)| placement::Candidate {
                 name: name.clone(),
-                tags: tags.clone(),
+                tags: h.tags.clone(),
             })
             .collect::<Vec<_>>();
         std::iter::once(me).chain(now_live).collect()
@@ -384,16 +392,21 @@ impl MetaGroup {
     }
 
     fn heard(&self, hello: Hello) {
-        let tags = placement::normalize(&hello.tags);
-        lock(&self.peers).insert(hello.name, (hello.member, Instant::now(), tags));
+        let heard = Heard {
+            member: hello.member,
+            at: Instant::now(),
+            tags: placement::normalize(&hello.tags),
+            usage: hello.usage,
+        };
+        lock(&self.peers).insert(hello.name, heard);
     }
 
     /// Servers heard recently: name → member.
     fn live_peers(&self) -> BTreeMap<String, bool> {
         lock(&self.peers)
             .iter()
-            .filter(|(_, (_, seen, _))| seen.elapsed() < PEER_GONE)
-            .map(|(name, (member, _, _))| (name.clone(), *member))
+            .filter(|(_, h)| h.at.elapsed() < PEER_GONE)
+            .map(|(name, h)| (name.clone(), h.member))
             .collect()
     }
 
@@ -405,6 +418,7 @@ impl MetaGroup {
             name: self.me.clone(),
             member,
             tags: self.tags.clone(),
+            usage: usage::local(self).await,
         };
         if let Ok(body) = serde_json::to_vec(&hello) {
             self.transport.publish(HELLO, None, Bytes::from(body));

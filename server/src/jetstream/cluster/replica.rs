@@ -145,7 +145,7 @@ fn net_of(meta: &MetaGroup, group: &str) -> Network {
 #[derive(Default)]
 pub struct Replicas {
     map: tokio::sync::Mutex<BTreeMap<String, Arc<Replica>>>,
-    jetstreams: Mutex<Weak<JetStreams>>,
+    pub(super) jetstreams: Mutex<Weak<JetStreams>>,
 }
 
 impl std::fmt::Debug for Replicas {

@@ -16,7 +16,7 @@
 //! One task reads the bounded inbound queue; each RPC is served on a task of its own
 //! (held in a `JoinSet`), so a slow append never delays a vote.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,9 @@ pub(super) struct Hello {
     /// Its `server_tags` (stream placement); absent from servers that have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) tags: Vec<String>,
+    /// Its share of each JetStream account's usage (`super::usage`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) usage: BTreeMap<String, super::usage::Usage>,
 }
 
 #[derive(Debug)]
