@@ -90,6 +90,20 @@ fn cpu(servers: &[Server]) -> Option<Duration> {
     servers.iter().map(|s| s.cpu_time().ok()).sum()
 }
 
+/// Runs `bench` within `timeout`: its report and the CPU time `servers` used meanwhile.
+async fn measured(
+    servers: &[Server],
+    timeout: Duration,
+    bench: impl Future<Output = anyhow::Result<Report>>,
+) -> anyhow::Result<(Report, Option<Duration>)> {
+    let before = cpu(servers);
+    let report = tokio::time::timeout(timeout, bench)
+        .await
+        .with_context(|| format!("no result within {timeout:?}"))??;
+    let used = before.zip(cpu(servers)).map(|(b, a)| a - b);
+    Ok((report, used))
+}
+
 /// What one cluster run does: `subs` subscribers (in one queue group with `queue`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shape {
@@ -116,12 +130,7 @@ pub(super) async fn throughput(
         sub_servers: servers[1..].iter().map(Server::url).collect(),
         common: Common::quiet(msgs, s.size, duration),
     };
-    let before = cpu(&servers);
-    let report = tokio::time::timeout(timeout, core::pubsub(&target, &args))
-        .await
-        .with_context(|| format!("no result within {timeout:?}"))??;
-    let used = before.zip(cpu(&servers)).map(|(b, a)| a - b);
-    Ok((report, used))
+    measured(&servers, timeout, core::pubsub(&target, &args)).await
 }
 
 /// What one JetStream cluster run does: publish to a stream of `replicas`, each publish
@@ -160,12 +169,7 @@ pub(super) async fn js_publish(
         pubs: 1,
         common: Common::quiet(msgs, s.size, duration),
     };
-    let before = cpu(&servers);
-    let report = tokio::time::timeout(timeout, js::run(&target, &js::JsCmd::Pub(args)))
-        .await
-        .with_context(|| format!("no result within {timeout:?}"))??;
-    let used = before.zip(cpu(&servers)).map(|(b, a)| a - b);
-    Ok((report, used))
+    measured(&servers, timeout, js::run(&target, &js::JsCmd::Pub(args))).await
 }
 
 /// Waits until the meta group has a leader that places streams: a memory stream created

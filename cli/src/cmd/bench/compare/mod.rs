@@ -289,31 +289,19 @@ async fn run_one(
         Kind::Mqtt { qos } => {
             let (msgs, cap, timeout) = (plan.msgs(s), plan.duration, plan.run_timeout());
             let run = mqtt::throughput(&template, s, qos, msgs, cap, timeout).await;
-            run.map(|(report, cpu)| {
-                record(results, s, side, &report);
-                record_cpu(results, s, side, &report, cpu);
-                summary(s, &report)
-            })
+            record_measured(results, s, side, run)
         }
         Kind::ClusterJs { replicas, sync } => {
             let limits = (plan.msgs(s), plan.duration, plan.run_timeout());
             let shape = cluster::JsShape { replicas, sync };
             let run = cluster::js_publish(&template, &plan.conn, s, shape, limits).await;
-            run.map(|(report, cpu)| {
-                record(results, s, side, &report);
-                record_cpu(results, s, side, &report, cpu);
-                summary(s, &report)
-            })
+            record_measured(results, s, side, run)
         }
         Kind::Cluster { subs, queue } => {
             let limits = (plan.msgs(s), plan.duration, plan.run_timeout());
             let shape = cluster::Shape { subs, queue };
             let run = cluster::throughput(&template, &plan.conn, s, shape, limits).await;
-            run.map(|(report, cpu)| {
-                record(results, s, side, &report);
-                record_cpu(results, s, side, &report, cpu);
-                summary(s, &report)
-            })
+            record_measured(results, s, side, run)
         }
         _ => {
             let cpu_before = server.cpu_time().ok();
@@ -487,6 +475,20 @@ fn unit(field: Field) -> Unit {
 }
 
 /// Pushes the scenario's metrics; notes lost messages and errors.
+/// Records a run measured with its servers' CPU time; the progress line.
+fn record_measured(
+    results: &mut Results,
+    s: &Scenario,
+    side: Side,
+    run: anyhow::Result<(Report, Option<Duration>)>,
+) -> anyhow::Result<String> {
+    run.map(|(report, cpu)| {
+        record(results, s, side, &report);
+        record_cpu(results, s, side, &report, cpu);
+        summary(s, &report)
+    })
+}
+
 fn record(results: &mut Results, s: &Scenario, side: Side, report: &Report) {
     for m in scenario::metrics(s.kind) {
         if let Some(v) = m.value(report) {
