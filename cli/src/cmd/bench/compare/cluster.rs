@@ -52,8 +52,28 @@ fn node_conf(i: usize, ports: &[u16], mesh: bool) -> String {
     )
 }
 
-/// Three fresh servers of `template` in one cluster, once every one sees the others.
+/// Attempts at starting a cluster: its route ports are picked before the servers bind them
+/// (each server must know the others'), so another process may take one meanwhile.
+const START_ATTEMPTS: usize = 3;
+
+/// Three fresh servers of `template` in one cluster, once every one sees the others. A
+/// node that exits while starting (a route port taken in the meantime) costs one more
+/// attempt with new ports.
 pub(super) async fn start(template: &str, mesh: bool) -> anyhow::Result<Vec<Server>> {
+    let mut attempt = 1;
+    loop {
+        match start_nodes(template, mesh).await {
+            Err(e) if attempt < START_ATTEMPTS => {
+                eprintln!("cluster start attempt {attempt} failed, retrying: {e:#}");
+                attempt += 1;
+            }
+            started => return started,
+        }
+    }
+}
+
+/// [`start`]'s one attempt.
+async fn start_nodes(template: &str, mesh: bool) -> anyhow::Result<Vec<Server>> {
     let ports = (0..NODES)
         .map(|_| free_port())
         .collect::<anyhow::Result<Vec<u16>>>()?;
