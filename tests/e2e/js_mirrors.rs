@@ -305,7 +305,8 @@ accounts {
 }
 "#;
 
-async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
+/// A client of `server` as `user` (password: the same).
+pub(crate) async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
         .connect(server.url())
         .await

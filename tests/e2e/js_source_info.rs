@@ -13,10 +13,11 @@
 
 use std::time::Duration;
 
-use rill_tests::{ServerOpts, TestServer, check_for, side_by_side, side_by_side_with};
+use rill_tests::{ServerOpts, check_for, side_by_side, side_by_side_with};
 use serde_json::{Value, json};
 
 use crate::js_dedupe::publish;
+use crate::js_mirrors::connect_as;
 use crate::js_sources::{create, info};
 use crate::js_streams::api;
 
@@ -89,13 +90,6 @@ accounts {
   COPY { jetstream: enabled, users: [{user: c, password: c}] }
 }
 "#;
-
-async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
-        .connect(server.url())
-        .await
-        .expect("connect")
-}
 
 /// A copy whose `external` API prefix nothing answers (the origin's account exports
 /// nothing) shows no error: nats-server 2.15.1 showed none for 40 s. The wait below is
